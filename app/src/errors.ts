@@ -1,0 +1,36 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** An error that maps to an HTTP response `{error, details?}`; `type` feeds agent_errors_total. */
+export class AppError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    message: string,
+    readonly type: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const upstreamTimeout = (service: string, ms: number) =>
+  new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
+
+export const upstreamFailure = (service: string, reason: string) =>
+  new AppError(502, `${service} request failed: ${reason}`, `${service}_error`);
+
+export const dependencyUnavailable = (service: string, reason: string) =>
+  new AppError(503, `${service} unavailable: ${reason}`, `${service}_unavailable`);
+
+export const isAbortError = (err: unknown): boolean =>
+  err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+
+/** Short, secret-free description of an unknown error. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const causeCode = typeof cause?.code === "string" ? cause.code : undefined;
+    return [err.message, typeof code === "string" ? code : causeCode].filter(Boolean).join(" ");
+  }
+  return String(err);
+}

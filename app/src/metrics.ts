@@ -1,0 +1,86 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Metric names and labels are a contract with monitoring/ (alerts and dashboards query exactly these). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "http_requests_total",
+      help: "HTTP requests by method, route pattern and status",
+      labelNames: ["method", "route", "status"] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "HTTP request duration by method, route pattern and status",
+      labelNames: ["method", "route", "status"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    agentDuration: new Histogram({
+      name: "agent_execution_duration_seconds",
+      help: "Time spent answering a query, by agent and query complexity",
+      labelNames: ["agent_name", "query_type"] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120],
+      registers,
+    }),
+    agentTokens: new Histogram({
+      name: "agent_token_usage",
+      help: "Tokens (prompt + completion) used per agent execution",
+      labelNames: ["agent_name", "model"] as const,
+      buckets: [50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000],
+      registers,
+    }),
+    agentErrors: new Counter({
+      name: "agent_errors_total",
+      help: "Agent execution errors by type",
+      labelNames: ["agent_name", "error_type"] as const,
+      registers,
+    }),
+    activeQueries: new Gauge({
+      name: "active_queries",
+      help: "Queries currently being answered",
+      registers,
+    }),
+    toolCalls: new Counter({
+      name: "tool_calls_total",
+      help: "Calls to upstream tools (embedding, vector search, chat) by outcome",
+      labelNames: ["tool_name", "success"] as const,
+      registers,
+    }),
+    toolDuration: new Histogram({
+      name: "tool_duration_seconds",
+      help: "Upstream tool call duration",
+      labelNames: ["tool_name"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: "cache_requests_total",
+      help: "Cache lookups by cache and result (hit, miss, error)",
+      labelNames: ["cache", "result"] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Times an upstream call into tool_calls_total / tool_duration_seconds. */
+export async function timeTool<T>(metrics: Metrics, toolName: string, call: () => Promise<T>): Promise<T> {
+  const stop = metrics.toolDuration.startTimer({ tool_name: toolName });
+  try {
+    const result = await call();
+    metrics.toolCalls.inc({ tool_name: toolName, success: "true" });
+    return result;
+  } catch (err) {
+    metrics.toolCalls.inc({ tool_name: toolName, success: "false" });
+    throw err;
+  } finally {
+    stop();
+  }
+}

@@ -1,0 +1,157 @@
+import { createHash } from "node:crypto";
+import { QdrantClient } from "@qdrant/js-client-rest";
+import { AppError, describe, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import { timeTool, type Metrics } from "../metrics.ts";
+
+export type FilterValue = string | number | boolean;
+export type MetadataFilter = Record<string, FilterValue | Array<string | number>>;
+
+export interface ChunkPoint {
+  documentId: string;
+  chunkIndex: number;
+  title: string | null;
+  text: string;
+  metadata: Record<string, unknown>;
+  vector: number[];
+}
+
+export interface ChunkHit {
+  documentId: string;
+  score: number;
+  title: string | null;
+  text: string;
+}
+
+type PayloadSchema = "keyword" | "integer" | "float" | "bool";
+
+/** Metadata lives under payload.metadata; a filter `{lang: "en", tag: ["a", "b"]}` must match every key. */
+export function toQdrantFilter(filter: MetadataFilter | undefined) {
+  const entries = Object.entries(filter ?? {});
+  if (entries.length === 0) return undefined;
+  return {
+    must: entries.map(([key, value]) =>
+      Array.isArray(value)
+        ? { key: `metadata.${key}`, match: { any: value as string[] } }
+        : { key: `metadata.${key}`, match: { value } },
+    ),
+  };
+}
+
+/** Qdrant point ids are UUIDs or integers; a chunk's id is derived from (document, index) so re-ingest overwrites. */
+export function chunkPointId(documentId: string, chunkIndex: number): string {
+  const h = createHash("sha256").update(`${documentId}\u0000${chunkIndex}`).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+export function payloadSchemaOf(value: unknown): PayloadSchema | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (typeof v === "string") return "keyword";
+  if (typeof v === "boolean") return "bool";
+  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "float";
+  return undefined;
+}
+
+function toAppError(err: unknown, timeoutMs: number): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof Error && err.name === "QdrantClientTimeoutError") return upstreamTimeout("qdrant", timeoutMs);
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === "number") return upstreamFailure("qdrant", `HTTP ${status}`);
+  return upstreamFailure("qdrant", describe(err));
+}
+
+export function createQdrant(opts: { url: string; apiKey?: string | undefined; collection: string; timeoutMs: number; metrics: Metrics }) {
+  const client = new QdrantClient({
+    url: opts.url,
+    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    timeout: opts.timeoutMs,
+    checkCompatibility: false,
+  });
+  const name = opts.collection;
+  let collectionReady = false;
+  const indexedFields = new Set<string>();
+
+  const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await timeTool(opts.metrics, tool, fn);
+    } catch (err) {
+      throw toAppError(err, opts.timeoutMs);
+    }
+  };
+
+  const createIndex = async (field: string, schema: PayloadSchema) => {
+    if (indexedFields.has(field)) return;
+    await call("qdrant_index", () => client.createPayloadIndex(name, { field_name: field, field_schema: schema, wait: true }));
+    indexedFields.add(field);
+  };
+
+  async function exists(): Promise<boolean> {
+    if (collectionReady) return true;
+    const res = await call("qdrant_collection", () => client.collectionExists(name));
+    collectionReady = res.exists;
+    return collectionReady;
+  }
+
+  /** Creates the collection with the embedding size on first use; refuses a collection of another size. */
+  async function ensureCollection(dimension: number): Promise<void> {
+    if (!(await exists())) {
+      try {
+        await call("qdrant_collection", () => client.createCollection(name, { vectors: { size: dimension, distance: "Cosine" } }));
+      } catch (err) {
+        // Another replica may have created it between our check and create.
+        if (!(await call("qdrant_collection", () => client.collectionExists(name))).exists) throw err;
+      }
+      collectionReady = true;
+    }
+    const info = await call("qdrant_collection", () => client.getCollection(name));
+    const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
+    if (size !== undefined && size !== dimension) {
+      throw new AppError(500, `collection ${name} holds ${size}-dimensional vectors but the embedding model returns ${dimension}`, "config_error");
+    }
+    await createIndex("document_id", "keyword");
+  }
+
+  return {
+    async upsert(points: ChunkPoint[]): Promise<void> {
+      if (points.length === 0) return;
+      await ensureCollection(points[0]!.vector.length);
+      for (const p of points) {
+        for (const [key, value] of Object.entries(p.metadata)) {
+          const schema = payloadSchemaOf(value);
+          if (schema) await createIndex(`metadata.${key}`, schema);
+        }
+      }
+      await call("qdrant_upsert", () =>
+        client.upsert(name, {
+          wait: true,
+          points: points.map((p) => ({
+            id: chunkPointId(p.documentId, p.chunkIndex),
+            vector: p.vector,
+            payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
+          })),
+        }),
+      );
+    },
+
+    async deleteDocument(documentId: string): Promise<void> {
+      if (!(await exists())) return;
+      await call("qdrant_delete", () =>
+        client.delete(name, { wait: true, filter: { must: [{ key: "document_id", match: { value: documentId } }] } }),
+      );
+    },
+
+    async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[]> {
+      if (!(await exists())) return [];
+      const res = await call("qdrant_query", () =>
+        client.query(name, { query: vector, filter: toQdrantFilter(filter), limit, with_payload: true }),
+      );
+      return res.points.map((p) => {
+        const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
+        return { documentId: String(payload.document_id ?? p.id), score: p.score, title: payload.title ?? null, text: payload.text ?? "" };
+      });
+    },
+
+    ready: () => client.api().readyz({}),
+  };
+}
+
+export type QdrantService = ReturnType<typeof createQdrant>;

@@ -1,0 +1,109 @@
+// Pulumi mocks for the offline plan and the tests: every resource gets `{...inputs, arn, id}` plus the few
+// computed outputs the program reads (endpoints, OIDC issuer, node group ASG names); invokes answer the
+// data sources the program uses. An invoke we do not know fails loudly rather than returning nothing.
+import type * as pulumi from "@pulumi/pulumi";
+
+export const MOCK_ACCOUNT_ID = "123456789012";
+
+export interface RecordedRegistration {
+  type: string;
+  name: string;
+  custom: boolean;
+  inputs: Record<string, unknown>;
+}
+
+type Outputs = (args: pulumi.runtime.MockResourceArgs, region: string) => Record<string, unknown>;
+
+// Computed outputs per type token, beyond `{...inputs, arn, id}`.
+const COMPUTED: Record<string, Outputs> = {
+  "aws:eks/cluster:Cluster": ({ name: logical, inputs }, region) => {
+    const name = String(inputs.name ?? logical);
+    return {
+    endpoint: `https://${name}.gr7.${region}.eks.amazonaws.com`,
+    certificateAuthority: { data: Buffer.from("mock-ca").toString("base64") },
+    identities: [{ oidcs: [{ issuer: `https://oidc.eks.${region}.amazonaws.com/id/MOCK${name.toUpperCase()}` }] }],
+    vpcConfig: { ...(inputs.vpcConfig as object), clusterSecurityGroupId: `sg-${name}-cluster` },
+    };
+  },
+  "aws:eks/nodeGroup:NodeGroup": ({ name }) => ({
+    resources: [{ autoscalingGroups: [{ name: `eks-${name}-asg` }], remoteAccessSecurityGroupId: "" }],
+  }),
+  "aws:rds/instance:Instance": ({ name }, region) => ({
+    address: `${name}.mock.${region}.rds.amazonaws.com`,
+    endpoint: `${name}.mock.${region}.rds.amazonaws.com:5432`,
+    port: 5432,
+  }),
+  "aws:elasticache/replicationGroup:ReplicationGroup": ({ name }, region) => ({
+    primaryEndpointAddress: `master.${name}.mock.${region}.cache.amazonaws.com`,
+    readerEndpointAddress: `replica.${name}.mock.${region}.cache.amazonaws.com`,
+    port: 6379,
+  }),
+  "aws:ecr/repository:Repository": ({ name, inputs }, region) => ({
+    repositoryUrl: `${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${inputs.name ?? name}`,
+  }),
+  "aws:kms/key:Key": ({ name }) => ({ keyId: `key-${name}` }),
+  "aws:s3/bucketV2:BucketV2": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
+  "aws:s3/bucket:Bucket": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
+  "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ({ inputs }) => ({ url: inputs.url }),
+  "docker:index/image:Image": ({ inputs }) => ({
+    repoDigest: `${String(inputs.imageName).split(":")[0]}@sha256:${"0".repeat(64)}`,
+  }),
+  "docker-build:index:Image": ({ inputs }) => ({
+    digest: `sha256:${"0".repeat(64)}`,
+    ref: `${String((inputs.tags as string[] | undefined)?.[0] ?? "image").split(":")[0]}@sha256:${"0".repeat(64)}`,
+  }),
+};
+
+type Invoke = (inputs: Record<string, any>, region: string) => Record<string, unknown>;
+
+const INVOKES: Record<string, Invoke> = {
+  "aws:index/getAvailabilityZones:getAvailabilityZones": (_, region) => ({
+    names: ["a", "b", "c", "d"].map((z) => `${region}${z}`),
+    zoneIds: ["1", "2", "3", "4"].map((z) => `use1-az${z}`),
+    id: region,
+  }),
+  "aws:index/getCallerIdentity:getCallerIdentity": () => ({
+    accountId: MOCK_ACCOUNT_ID,
+    arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`,
+    userId: "AIDAMOCK",
+    id: MOCK_ACCOUNT_ID,
+  }),
+  "aws:index/getRegion:getRegion": (_, region) => ({ name: region, region, id: region }),
+  "aws:index/getPartition:getPartition": () => ({ partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" }),
+  "aws:ssm/getParameter:getParameter": (inputs) => ({ name: inputs.name, value: "ami-0mock0000000000000", type: "String", id: inputs.name }),
+  "aws:ecr/getAuthorizationToken:getAuthorizationToken": (_, region) => ({
+    userName: "AWS",
+    password: "mock-ecr-password",
+    authorizationToken: Buffer.from("AWS:mock-ecr-password").toString("base64"),
+    proxyEndpoint: `https://${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com`,
+    expiresAt: "2099-01-01T00:00:00Z",
+    region,
+    id: region,
+  }),
+  "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ json: JSON.stringify(inputs), id: "policy" }),
+  "tls:index/getCertificate:getCertificate": () => ({
+    certificates: [{ sha1Fingerprint: "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" }],
+    id: "cert",
+  }),
+};
+
+/** Records every registration and answers like the cloud would, with made-up identifiers. */
+export class PlanMocks implements pulumi.runtime.Mocks {
+  readonly registrations: RecordedRegistration[] = [];
+
+  constructor(private readonly region: string) {}
+
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
+    this.registrations.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs: args.inputs });
+    const id = `${args.name}-id`;
+    const computed = COMPUTED[args.type]?.(args, this.region) ?? {};
+    const arn = `arn:aws:mock:${this.region}:${MOCK_ACCOUNT_ID}:${args.type.split(":").pop()}/${args.name}`;
+    return { id, state: { ...args.inputs, arn, id, name: args.inputs.name ?? args.name, ...computed } };
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+    const invoke = INVOKES[args.token];
+    if (!invoke) throw new Error(`offline plan: no mock answer for invoke ${args.token}; add one in infra/plan/mocks.ts`);
+    return invoke(args.inputs, this.region);
+  }
+}

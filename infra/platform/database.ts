@@ -1,0 +1,169 @@
+// RDS PostgreSQL 16 in private subnets: tuned parameter group (guide 000 scaled to the instance), encrypted
+// gp3, Multi-AZ and read replicas per tier, master password generated and kept in Secrets Manager.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { Tier } from "../tiers.ts";
+import { storedSecret } from "./secrets.ts";
+
+export interface DatabaseArgs {
+  identifier: string;
+  vpcId: pulumi.Input<string>;
+  subnetIds: pulumi.Input<string>[];
+  /** Only this security group (the EKS nodes') may connect. */
+  clientSecurityGroupId: pulumi.Input<string>;
+  kmsKeyArn: pulumi.Input<string>;
+  sizes: Tier["database"];
+  /** Dev: no final snapshot, no deletion protection, no `protect`. */
+  disposable: boolean;
+  /** Create the database from this snapshot (restore path). */
+  snapshotIdentifier?: string;
+  /** Tags that put the instance into an AWS Backup selection. */
+  backupTags: Record<string, string>;
+}
+
+export const DB_NAME = "agent";
+export const DB_USER = "agent";
+export const DB_PORT = 5432;
+
+// Memory of the classes our tiers use (GiB), for the guide's tuning. Unknown class: a clear error.
+const DB_MEMORY_GIB: Record<string, number> = {
+  "db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
+  "db.m6i.large": 8, "db.m6i.xlarge": 16, "db.m6i.2xlarge": 32, "db.m6g.large": 8, "db.m6g.xlarge": 16,
+  "db.r6i.large": 16, "db.r6i.xlarge": 32, "db.r6i.2xlarge": 64, "db.r6i.4xlarge": 128, "db.r6i.8xlarge": 256,
+  "db.r6g.large": 16, "db.r6g.xlarge": 32, "db.r6g.2xlarge": 64, "db.r6g.4xlarge": 128,
+};
+
+/**
+ * Guide 000 runs postgres with max_connections=200, shared_buffers=2GB, effective_cache_size=6GB,
+ * work_mem=16MB, maintenance_work_mem=512MB on an 8 GB host: 25 % / 75 % of RAM, RAM/16, and
+ * 40 % of RAM spread over the connections. The same ratios scale to any instance.
+ */
+export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
+  const gib = DB_MEMORY_GIB[instanceClass];
+  if (!gib) {
+    throw new Error(`database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`);
+  }
+  const kib = gib * 1024 * 1024;
+  return {
+    max_connections: maxConnections,
+    shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages
+    effective_cache_size: Math.floor((kib * 0.75) / 8), // 8 kB pages
+    work_mem: Math.floor((kib * 0.4) / maxConnections / 4), // kB; a query may use several work_mem buffers
+    maintenance_work_mem: Math.min(Math.floor(kib / 16), 2 * 1024 * 1024), // kB, capped at 2 GB
+  };
+}
+
+export class Database extends pulumi.ComponentResource {
+  readonly address: pulumi.Output<string>;
+  readonly port: pulumi.Output<number>;
+  readonly endpoint: pulumi.Output<string>;
+  readonly replicaAddresses: pulumi.Output<string>[];
+  readonly secretArn: pulumi.Output<string>;
+  /** Secret output: the generated master password, for the app's connection string. */
+  readonly password: pulumi.Output<string>;
+  readonly instance: aws.rds.Instance;
+
+  constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:platform:Database", name, {}, opts);
+    const o = { parent: this };
+    const s = args.sizes;
+
+    // RDS rejects '/', '@', '"' and spaces in master passwords.
+    const password = new random.RandomPassword(`${name}-master`, { length: 32, special: true, overrideSpecial: "!#%^*-_=+" }, o);
+    this.password = password.result;
+
+    const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, o);
+    const sg = new aws.ec2.SecurityGroup(`${name}-sg`, {
+      vpcId: args.vpcId,
+      description: "PostgreSQL from the EKS nodes only",
+      ingress: [{ protocol: "tcp", fromPort: DB_PORT, toPort: DB_PORT, securityGroups: [args.clientSecurityGroupId], description: "EKS nodes" }],
+      egress: [],
+    }, o);
+
+    const tuning = postgresTuning(s.instanceClass, s.maxConnections);
+    const params = new aws.rds.ParameterGroup(`${name}-params`, {
+      family: "postgres16",
+      description: "agent-stack tuning (guide 000, scaled to the instance)",
+      parameters: [
+        ...Object.entries(tuning).map(([pname, value]) => ({ name: pname, value: String(value), applyMethod: "pending-reboot" })),
+        { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
+        { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
+      ],
+    }, o);
+
+    const protect = !args.disposable;
+    this.instance = new aws.rds.Instance(`${name}`, {
+      identifier: args.identifier,
+      engine: "postgres",
+      engineVersion: "16",
+      instanceClass: s.instanceClass,
+      allocatedStorage: s.allocatedStorageGb,
+      maxAllocatedStorage: s.maxAllocatedStorageGb,
+      storageType: "gp3",
+      storageEncrypted: true,
+      kmsKeyId: args.kmsKeyArn,
+      dbName: args.snapshotIdentifier ? undefined : DB_NAME,
+      username: args.snapshotIdentifier ? undefined : DB_USER,
+      password: password.result,
+      snapshotIdentifier: args.snapshotIdentifier,
+      port: DB_PORT,
+      dbSubnetGroupName: subnets.name,
+      vpcSecurityGroupIds: [sg.id],
+      parameterGroupName: params.name,
+      publiclyAccessible: false,
+      multiAz: s.multiAz,
+      backupRetentionPeriod: s.backupRetentionDays,
+      backupWindow: "03:00-04:00", // UTC, inside the off-peak window
+      maintenanceWindow: "sun:04:30-sun:05:30",
+      copyTagsToSnapshot: true,
+      deletionProtection: s.deletionProtection && protect,
+      skipFinalSnapshot: !protect,
+      finalSnapshotIdentifier: protect ? `${args.identifier}-final` : undefined,
+      performanceInsightsEnabled: s.performanceInsights,
+      performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
+      enabledCloudwatchLogsExports: ["postgresql"],
+      autoMinorVersionUpgrade: true,
+      caCertIdentifier: "rds-ca-rsa2048-g1",
+      tags: args.backupTags,
+    }, { ...o, protect });
+    this.address = this.instance.address;
+    this.port = this.instance.port;
+    this.endpoint = this.instance.endpoint;
+
+    this.replicaAddresses = [];
+    for (let i = 0; i < s.readReplicas; i++) {
+      const replica = new aws.rds.Instance(`${name}-replica-${i}`, {
+        identifier: `${args.identifier}-replica-${i}`,
+        replicateSourceDb: this.instance.identifier,
+        instanceClass: s.instanceClass,
+        storageType: "gp3",
+        storageEncrypted: true,
+        kmsKeyId: args.kmsKeyArn,
+        vpcSecurityGroupIds: [sg.id],
+        parameterGroupName: params.name,
+        publiclyAccessible: false,
+        skipFinalSnapshot: true,
+        performanceInsightsEnabled: s.performanceInsights,
+        performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
+        autoMinorVersionUpgrade: true,
+        caCertIdentifier: "rds-ca-rsa2048-g1",
+      }, { ...o, protect });
+      this.replicaAddresses.push(replica.address);
+    }
+
+    this.secretArn = storedSecret(`${name}-credentials`, {
+      description: `PostgreSQL master credentials for ${args.identifier}`,
+      kmsKeyArn: args.kmsKeyArn,
+      value: pulumi.jsonStringify({
+        engine: "postgres",
+        username: DB_USER,
+        password: password.result,
+        host: this.address,
+        port: this.port,
+        dbname: DB_NAME,
+      }),
+    }, o).arn;
+    this.registerOutputs({ address: this.address, secretArn: this.secretArn });
+  }
+}

@@ -1,0 +1,61 @@
+// IAM building blocks shared by every component: service trust policies and IRSA roles
+// (a Kubernetes service account assuming an AWS role through the cluster's OIDC provider).
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export function serviceTrustPolicy(service: string): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }],
+  });
+}
+
+export interface OidcProvider {
+  arn: pulumi.Input<string>;
+  /** Issuer URL with or without https://. */
+  url: pulumi.Input<string>;
+}
+
+export interface IrsaRoleArgs {
+  oidc: OidcProvider;
+  namespace: string;
+  serviceAccount: string;
+  /** Managed policy ARNs to attach. */
+  managedPolicyArns?: string[];
+  /** Inline policy document (JSON). */
+  inlinePolicy?: pulumi.Input<string>;
+}
+
+/** An IAM role only the given service account of the given namespace can assume. */
+export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): aws.iam.Role {
+  const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
+  const role = new aws.iam.Role(
+    name,
+    {
+      assumeRolePolicy: pulumi.all([args.oidc.arn, issuer]).apply(([arn, host]) =>
+        JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Principal: { Federated: arn },
+              Action: "sts:AssumeRoleWithWebIdentity",
+              Condition: {
+                StringEquals: {
+                  [`${host}:sub`]: `system:serviceaccount:${args.namespace}:${args.serviceAccount}`,
+                  [`${host}:aud`]: "sts.amazonaws.com",
+                },
+              },
+            },
+          ],
+        }),
+      ),
+    },
+    opts,
+  );
+  (args.managedPolicyArns ?? []).forEach(
+    (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts),
+  );
+  if (args.inlinePolicy) new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy: args.inlinePolicy }, opts);
+  return role;
+}

@@ -1,0 +1,122 @@
+// VPC over 2-3 AZs: public subnets for the ALB and NAT, private subnets for nodes, RDS and ElastiCache.
+// NAT: one for dev (cost), one per AZ elsewhere (an AZ outage must not cut egress).
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { serviceTrustPolicy } from "./iam.ts";
+
+export interface NetworkArgs {
+  clusterName: string;
+  azCount: number;
+  natGateways: "single" | "perAz";
+  flowLogs: boolean;
+  cidr?: string;
+}
+
+export class Network extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  readonly vpcCidr: string;
+  readonly publicSubnetIds: pulumi.Output<string>[];
+  readonly privateSubnetIds: pulumi.Output<string>[];
+  readonly privateRouteTableIds: pulumi.Output<string>[];
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:platform:Network", name, {}, opts);
+    const o = { parent: this };
+    this.vpcCidr = args.cidr ?? "10.0.0.0/16";
+    const [a, b] = this.vpcCidr.split(".");
+    const clusterTag = { [`kubernetes.io/cluster/${args.clusterName}`]: "shared" };
+
+    const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
+      cidrBlock: this.vpcCidr,
+      enableDnsHostnames: true,
+      enableDnsSupport: true,
+      tags: { Name: `${args.clusterName}-vpc` },
+    }, o);
+    this.vpcId = vpc.id;
+    // Lock down the default security group: nothing should ever use it.
+    new aws.ec2.DefaultSecurityGroup(`${name}-default-sg`, { vpcId: vpc.id, ingress: [], egress: [] }, o);
+
+    const zones = aws.getAvailabilityZonesOutput({ state: "available" }, o);
+    const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, o);
+    const publicRt = new aws.ec2.RouteTable(`${name}-public-rt`, {
+      vpcId: vpc.id,
+      routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }],
+    }, o);
+
+    const publicSubnets: aws.ec2.Subnet[] = [];
+    const natIds: pulumi.Output<string>[] = [];
+    this.privateSubnetIds = [];
+    this.privateRouteTableIds = [];
+    for (let i = 0; i < args.azCount; i++) {
+      const az = zones.names[i];
+      // /20 public subnets at the bottom, /18 private subnets above them (room for many pod IPs).
+      const pub = new aws.ec2.Subnet(`${name}-public-${i}`, {
+        vpcId: vpc.id,
+        availabilityZone: az,
+        cidrBlock: `${a}.${b}.${i * 16}.0/20`,
+        mapPublicIpOnLaunch: false,
+        tags: { ...clusterTag, "kubernetes.io/role/elb": "1", Name: `${args.clusterName}-public-${i}` },
+      }, o);
+      new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
+      publicSubnets.push(pub);
+      if (args.natGateways === "perAz" || i === 0) {
+        const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: "vpc" }, o);
+        const nat = new aws.ec2.NatGateway(`${name}-nat-${i}`, { allocationId: eip.id, subnetId: pub.id }, { ...o, dependsOn: [igw] });
+        natIds.push(nat.id);
+      }
+      const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
+        vpcId: vpc.id,
+        availabilityZone: az,
+        cidrBlock: `${a}.${b}.${64 * (i + 1)}.0/18`,
+        mapPublicIpOnLaunch: false,
+        tags: { ...clusterTag, "kubernetes.io/role/internal-elb": "1", Name: `${args.clusterName}-private-${i}` },
+      }, o);
+      const rt = new aws.ec2.RouteTable(`${name}-private-rt-${i}`, {
+        vpcId: vpc.id,
+        routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: natIds[Math.min(i, natIds.length - 1)] }],
+      }, o);
+      new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: priv.id, routeTableId: rt.id }, o);
+      this.privateSubnetIds.push(priv.id);
+      this.privateRouteTableIds.push(rt.id);
+    }
+    this.publicSubnetIds = publicSubnets.map((s) => s.id);
+
+    // Image layers, backups and Loki chunks go to S3 without paying NAT data processing.
+    new aws.ec2.VpcEndpoint(`${name}-s3`, {
+      vpcId: vpc.id,
+      serviceName: pulumi.interpolate`com.amazonaws.${aws.getRegionOutput({}, o).region}.s3`,
+      vpcEndpointType: "Gateway",
+      routeTableIds: this.privateRouteTableIds,
+    }, o);
+
+    if (args.flowLogs) this.addFlowLogs(name, vpc, o);
+    this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds });
+  }
+
+  private addFlowLogs(name: string, vpc: aws.ec2.Vpc, o: pulumi.CustomResourceOptions) {
+    const logs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { retentionInDays: 30 }, o);
+    const role = new aws.iam.Role(`${name}-flow-logs`, {
+      assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com"),
+    }, o);
+    new aws.iam.RolePolicy(`${name}-flow-logs`, {
+      role: role.id,
+      policy: logs.arn.apply((arn) =>
+        JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{
+            Effect: "Allow",
+            Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            Resource: [arn, `${arn}:*`],
+          }],
+        }),
+      ),
+    }, o);
+    new aws.ec2.FlowLog(`${name}-flow-logs`, {
+      vpcId: vpc.id,
+      trafficType: "REJECT",
+      logDestinationType: "cloud-watch-logs",
+      logDestination: logs.arn,
+      iamRoleArn: role.arn,
+    }, o);
+  }
+}
