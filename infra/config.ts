@@ -18,17 +18,22 @@ const nodeGroup = z
     min: count,
     desired: count,
     max: positive,
-  diskGb: z.number().int().min(20),
+    diskGb: z.number().int().min(20),
   })
   .strict()
-  .refine((g) => g.min <= g.desired && g.desired <= g.max, {
-    message: "needs min <= desired <= max",
+  .superRefine((g, ctx) => {
+    if (g.min > g.max) ctx.addIssue({ code: "custom", path: ["min"], message: `${g.min} is above max ${g.max}; needs min <= desired <= max` });
+    else if (g.desired < g.min || g.desired > g.max) {
+      ctx.addIssue({ code: "custom", path: ["desired"], message: `${g.desired} is outside min ${g.min}..max ${g.max}; needs min <= desired <= max` });
+    }
   });
 
 const window = z
   .object({ days: z.array(z.enum(DAYS)).min(1), start: hhmm, end: hhmm })
   .strict()
-  .refine((w) => w.start !== w.end, { message: "start and end must differ" });
+  .superRefine((w, ctx) => {
+    if (w.start === w.end) ctx.addIssue({ code: "custom", path: ["end"], message: `${w.end} equals start; a window's start and end must differ` });
+  });
 
 const tierSchema = z
   .object({
@@ -50,8 +55,14 @@ const tierSchema = z
         maxConnections: z.number().int().min(20),
       })
       .strict()
-      .refine((d) => d.allocatedStorageGb <= d.maxAllocatedStorageGb, {
-        message: "needs allocatedStorageGb <= maxAllocatedStorageGb",
+      .superRefine((d, ctx) => {
+        if (d.allocatedStorageGb > d.maxAllocatedStorageGb) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["allocatedStorageGb"],
+            message: `${d.allocatedStorageGb} is above maxAllocatedStorageGb ${d.maxAllocatedStorageGb}`,
+          });
+        }
       }),
     cache: z
       .object({
@@ -71,7 +82,11 @@ const tierSchema = z
         memoryLimit: quantity,
       })
       .strict()
-      .refine((a) => a.minReplicas <= a.maxReplicas, { message: "needs minReplicas <= maxReplicas" }),
+      .superRefine((a, ctx) => {
+        if (a.minReplicas > a.maxReplicas) {
+          ctx.addIssue({ code: "custom", path: ["minReplicas"], message: `${a.minReplicas} is above maxReplicas ${a.maxReplicas}` });
+        }
+      }),
     ollama: z
       .object({
         replicas: count,
@@ -96,7 +111,9 @@ const tierSchema = z
       .strict(),
     schedule: z
       .object({
-        timezone: z.string().refine(isIanaTimeZone, { message: "an IANA time zone like Europe/Berlin or UTC" }),
+        timezone: z.string().superRefine((tz, ctx) => {
+          if (!isIanaTimeZone(tz)) ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC` });
+        }),
         offPeak: window.nullable(),
         offPeakSizes: z
           .object({ generalNodes: count, gpuNodes: count, apiMinReplicas: positive, ollamaReplicas: count })
@@ -120,15 +137,17 @@ const tierSchema = z
   .strict()
   .superRefine((t, ctx) => {
     const sizes = t.schedule.offPeakSizes;
-    const check = (ok: boolean, path: string[], message: string) => {
-      if (!ok) ctx.addIssue({ code: "custom", path: ["schedule", "offPeakSizes", ...path], message });
+    const atMost = (key: keyof typeof sizes, peak: number, peakKey: string) => {
+      if (sizes[key] > peak) {
+        ctx.addIssue({ code: "custom", path: ["schedule", "offPeakSizes", key], message: `${sizes[key]} is above the peak size ${peakKey} = ${peak}` });
+      }
     };
-    check(sizes.generalNodes <= t.nodeGroups.general.desired, ["generalNodes"], "must be <= nodeGroups.general.desired");
-    check(sizes.gpuNodes <= (t.nodeGroups.gpu?.desired ?? 0), ["gpuNodes"], "must be <= nodeGroups.gpu.desired (0 without a gpu group)");
-    check(sizes.apiMinReplicas <= t.api.minReplicas, ["apiMinReplicas"], "must be <= api.minReplicas");
-    check(sizes.ollamaReplicas <= t.ollama.replicas, ["ollamaReplicas"], "must be <= ollama.replicas");
+    atMost("generalNodes", t.nodeGroups.general.desired, "nodeGroups.general.desired");
+    atMost("gpuNodes", t.nodeGroups.gpu?.desired ?? 0, "nodeGroups.gpu.desired");
+    atMost("apiMinReplicas", t.api.minReplicas, "api.minReplicas");
+    atMost("ollamaReplicas", t.ollama.replicas, "ollama.replicas");
     if (t.ollama.gpu && !t.nodeGroups.gpu) {
-      ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "is true but the tier has no gpu node group" });
+      ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "true needs a gpu node group; set nodeGroups.gpu or ollama.gpu: false" });
     }
   });
 
@@ -252,15 +271,26 @@ function unwrap(s: any): any {
 
 function describe(issue: z.core.$ZodIssue, root: unknown, prefix: string, schema: z.ZodType): string {
   const key = prefix + issue.path.map(String).join(".");
-  if (issue.code === "unrecognized_keys") {
-    const allowed = allowedKeys(schema, issue.path).join(", ");
-    return issue.keys.map((k) => `${prefix}${[...issue.path, k].join(".")} is not a known key; allowed: ${allowed}`).join("\n");
-  }
   const got = valueAt(root, issue.path);
-  const shown = got === undefined ? "nothing" : JSON.stringify(got);
-  if (issue.code === "invalid_value") {
-    return `${key}: ${shown} is not allowed; allowed: ${issue.values.map(String).join(", ")}`;
+  const shown = JSON.stringify(got);
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const allowed = allowedKeys(schema, issue.path).join(", ");
+      return issue.keys.map((k) => `${prefix}${[...issue.path, k].join(".")} is not a known key; allowed: ${allowed}`).join("\n");
+    }
+    case "invalid_value": {
+      const allowed = issue.values.map(String).join(", ");
+      return got === undefined ? `${key} is required; allowed: ${allowed}` : `${key}: ${shown} is not allowed; allowed: ${allowed}`;
+    }
+    case "too_small":
+      return `${key}: got ${shown}; allowed: ${issue.origin === "array" ? "at least" : ">="} ${issue.minimum}${issue.origin === "array" ? " items" : ""}`;
+    case "too_big":
+      return `${key}: got ${shown}; allowed: <= ${issue.maximum}`;
+    case "invalid_type":
+      return got === undefined ? `${key} is required (${issue.expected})` : `${key}: got ${shown}; allowed: ${issue.expected}`;
+    case "custom":
+      return `${key}: ${issue.message}`;
+    default:
+      return `${key}: got ${shown}; allowed: ${issue.message}`;
   }
-  if (issue.code === "invalid_type" && got === undefined) return `${key} is required (expected ${issue.expected})`;
-  return `${key}: got ${shown}; expected ${issue.message}`;
 }

@@ -84,7 +84,7 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
   }
   return {
     stack: options.stack,
-    tier: String(await pulumi.output(rawOutputs.tier ?? "").promise()),
+    tier: String((await settle(rawOutputs.tier)).value ?? ""),
     region,
     resources,
     outputs: await resolveOutputs(rawOutputs),
@@ -115,11 +115,17 @@ function maskSecrets(value: unknown): unknown {
   return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, maskSecrets(v)]));
 }
 
+/** An output's value and secretness; Output's promise() is runtime-internal, hence the cast. */
+async function settle(value: unknown): Promise<{ value: unknown; secret: boolean }> {
+  const out = pulumi.output(value) as unknown as { promise(): Promise<unknown>; isSecret: Promise<boolean> };
+  return { value: await out.promise(), secret: await out.isSecret };
+}
+
 async function resolveOutputs(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   const resolved: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(outputs)) {
-    const out = pulumi.output(value);
-    resolved[key] = (await out.isSecret) ? SECRET_PLACEHOLDER : await out.promise();
+    const settled = await settle(value);
+    resolved[key] = settled.secret ? SECRET_PLACEHOLDER : maskSecrets(settled.value);
   }
   return resolved;
 }

@@ -4,6 +4,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 
 export const MOCK_ACCOUNT_ID = "123456789012";
+export const MOCK_SECRET_PREFIX = "mock-secret-";
 
 export interface RecordedRegistration {
   type: string;
@@ -42,6 +43,8 @@ const COMPUTED: Record<string, Outputs> = {
     repositoryUrl: `${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${inputs.name ?? name}`,
   }),
   "aws:kms/key:Key": ({ name }) => ({ keyId: `key-${name}` }),
+  // Known values so tests can prove a generated secret never reaches a resource input in plain text.
+  "random:index/randomPassword:RandomPassword": ({ name }) => ({ result: `${MOCK_SECRET_PREFIX}${name}` }),
   "aws:s3/bucketV2:BucketV2": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
   "aws:s3/bucket:Bucket": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
   "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ({ inputs }) => ({ url: inputs.url }),

@@ -132,10 +132,19 @@ export function createQdrant(opts: { url: string; apiKey?: string | undefined; c
       );
     },
 
-    async deleteDocument(documentId: string): Promise<void> {
+    /** Deletes a document's chunks with chunk_index >= fromIndex (0: all of them). */
+    async deleteChunks(documentId: string, fromIndex: number): Promise<void> {
       if (!(await exists())) return;
       await call("qdrant_delete", () =>
-        client.delete(name, { wait: true, filter: { must: [{ key: "document_id", match: { value: documentId } }] } }),
+        client.delete(name, {
+          wait: true,
+          filter: {
+            must: [
+              { key: "document_id", match: { value: documentId } },
+              { key: "chunk_index", range: { gte: fromIndex } },
+            ],
+          },
+        }),
       );
     },
 

@@ -1,0 +1,36 @@
+import { ConfigError, loadConfig } from "./config.ts";
+import { describe } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { startServer } from "./start.ts";
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}
+
+const log = createLogger(config.LOG_LEVEL);
+try {
+  const server = await startServer(config, log);
+  let signalled = false;
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, "shutting down");
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: describe(err) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+} catch (err) {
+  log.fatal({ err: describe(err) }, "start-up failed");
+  process.exit(1);
+}

@@ -1,0 +1,31 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ZodError } from "zod";
+import { AppError, describe } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+/** Every error becomes JSON `{error, details?}`; only unexpected ones are 500 and logged with their stack. */
+export const onError = (log: Logger) => (err: Error, c: Context) => {
+  if (err instanceof AppError) {
+    return c.json({ error: err.message, ...(err.details === undefined ? {} : { details: err.details }) }, err.status);
+  }
+  if (err instanceof HTTPException) {
+    if (err.res) return err.getResponse(); // bearer-auth builds its own JSON response with WWW-Authenticate
+    return c.json({ error: err.message || "request failed" }, err.status);
+  }
+  log.error({ err, req_id: c.get("requestId") }, "unhandled error");
+  return c.json({ error: "internal error", details: { request_id: c.get("requestId") } }, 500);
+};
+
+export const notFound = (c: Context) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
+
+type ValidationResult = { success: true } | { success: false; error: ZodError; target: string };
+
+/** zod-openapi validation hook: a 400 whose message names the first bad field, with every issue in details. */
+export const validationHook = (result: ValidationResult, c: Context) => {
+  if (result.success) return;
+  const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+  const first = issues[0];
+  const where = first?.path ? `${first.path}: ` : "";
+  return c.json({ error: `invalid ${result.target}: ${where}${first?.message ?? describe(result.error)}`, details: issues }, 400);
+};

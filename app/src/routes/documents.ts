@@ -1,0 +1,54 @@
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Rag } from "../services/rag.ts";
+import {
+  DocumentsRequestSchema,
+  DocumentsResponseSchema,
+  ErrorSchema,
+  errorResponses,
+  IdParamSchema,
+  jsonBody,
+  jsonResponse,
+  upstreamErrorResponses,
+} from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
+
+const ingestRoute = createRoute({
+  method: "post",
+  path: "/api/v1/documents",
+  tags: ["documents"],
+  summary: "Ingest documents",
+  description:
+    "Chunks each text, embeds the chunks through Ollama (batched), upserts them to Qdrant and records the document. " +
+    "Sending an existing id replaces that document.",
+  security: [{ bearerAuth: [] }],
+  request: { body: jsonBody(DocumentsRequestSchema) },
+  responses: { 201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"), ...errorResponses, ...upstreamErrorResponses },
+});
+
+const deleteRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/documents/{id}",
+  tags: ["documents"],
+  summary: "Delete a document and its chunks",
+  security: [{ bearerAuth: [] }],
+  request: { params: IdParamSchema },
+  responses: {
+    200: jsonResponse(z.object({ id: z.string(), deleted: z.literal(true) }), "Deleted"),
+    404: jsonResponse(ErrorSchema, "No such document"),
+    ...errorResponses,
+    ...upstreamErrorResponses,
+  },
+});
+
+export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, rag: Rag) {
+  app.openapi(ingestRoute, async (c) => {
+    const { documents } = c.req.valid("json");
+    return c.json({ documents: await rag.ingest(documents, c.get("principal").id) }, 201);
+  });
+
+  app.openapi(deleteRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    if (!(await rag.remove(id))) return c.json({ error: `document ${id} not found` }, 404);
+    return c.json({ id, deleted: true as const }, 200);
+  });
+}

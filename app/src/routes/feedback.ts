@@ -1,0 +1,48 @@
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Store } from "../services/store.ts";
+import { ErrorSchema, errorResponses, FeedbackRequestSchema, FeedbackSummarySchema, jsonBody, jsonResponse } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
+
+const submitRoute = createRoute({
+  method: "post",
+  path: "/api/v1/feedback",
+  tags: ["feedback"],
+  summary: "Rate an answer (guide 004 feedback loop)",
+  security: [{ bearerAuth: [] }],
+  request: { body: jsonBody(FeedbackRequestSchema) },
+  responses: {
+    201: jsonResponse(z.object({ request_id: z.string(), recorded: z.literal(true) }), "Recorded"),
+    404: jsonResponse(ErrorSchema, "No answer with this request_id for this key"),
+    ...errorResponses,
+  },
+});
+
+const summaryRoute = createRoute({
+  method: "get",
+  path: "/api/v1/admin/feedback/summary",
+  tags: ["admin"],
+  summary: "Feedback counts and average score by model (admin scope)",
+  security: [{ bearerAuth: [] }],
+  responses: {
+    200: jsonResponse(FeedbackSummarySchema, "Summary"),
+    403: jsonResponse(ErrorSchema, "Key lacks the admin scope"),
+    ...errorResponses,
+  },
+});
+
+export function registerFeedbackRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
+  app.openapi(submitRoute, async (c) => {
+    const input = c.req.valid("json");
+    if (!(await store.insertFeedback(input, c.get("principal").id))) {
+      return c.json({ error: `no answer with request_id ${input.request_id} for this API key` }, 404);
+    }
+    return c.json({ request_id: input.request_id, recorded: true as const }, 201);
+  });
+
+  app.openapi(summaryRoute, async (c) => {
+    const byModel = await store.feedbackSummary();
+    const total = byModel.reduce((n, m) => n + m.count, 0);
+    const sum = byModel.reduce((s, m) => s + m.avg_score * m.count, 0);
+    return c.json({ total, average_score: total ? Math.round((sum / total) * 100) / 100 : null, by_model: byModel }, 200);
+  });
+}

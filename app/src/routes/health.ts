@@ -1,0 +1,105 @@
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { describe } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { jsonResponse, ReadySchema } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+export interface Probe {
+  /** A failing critical probe makes the instance not ready (503). */
+  critical: boolean;
+  check: () => Promise<unknown>;
+}
+
+const liveRoute = createRoute({
+  method: "get",
+  path: "/health",
+  tags: ["health"],
+  summary: "Liveness: the process serves HTTP (no dependency is called)",
+  responses: { 200: jsonResponse(z.object({ status: z.literal("ok") }), "Alive") },
+});
+
+const readyRoute = createRoute({
+  method: "get",
+  path: "/health/ready",
+  tags: ["health"],
+  summary: "Readiness: one probe per dependency, each with a timeout",
+  responses: {
+    200: jsonResponse(ReadySchema, "Every critical dependency answers"),
+    503: jsonResponse(ReadySchema, "A critical dependency failed, or the instance is shutting down"),
+  },
+});
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+async function runProbe(probe: Probe, timeoutMs: number) {
+  const started = performance.now();
+  const latency = () => Math.round(performance.now() - started);
+  try {
+    await withTimeout(probe.check(), timeoutMs);
+    return { status: "ok" as const, critical: probe.critical, latency_ms: latency() };
+  } catch (err) {
+    return { status: "fail" as const, critical: probe.critical, latency_ms: latency(), error: describe(err) };
+  }
+}
+
+export interface HealthDeps {
+  probes: Record<string, Probe>;
+  probeTimeoutMs: number;
+  metrics: Metrics;
+  isShuttingDown: () => boolean;
+}
+
+export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps) {
+  app.openapi(liveRoute, (c) => c.json({ status: "ok" as const }, 200));
+
+  app.openapi(readyRoute, async (c) => {
+    const names = Object.keys(deps.probes);
+    const results = await Promise.all(names.map((n) => runProbe(deps.probes[n]!, deps.probeTimeoutMs)));
+    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
+    const criticalFailed = results.some((r) => r.critical && r.status === "fail");
+    if (criticalFailed || deps.isShuttingDown()) {
+      if (deps.isShuttingDown()) checks.shutdown = { status: "fail", critical: true, latency_ms: 0, error: "shutting down" };
+      return c.json({ status: "not_ready" as const, checks }, 503);
+    }
+    const degraded = results.some((r) => r.status === "fail");
+    return c.json({ status: degraded ? ("degraded" as const) : ("ready" as const), checks }, 200);
+  });
+
+  app.get("/metrics", async (c) => {
+    c.header("Content-Type", deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+
+  /** Guide 001 agent card: who this agent is, what it exposes and how to authenticate. */
+  app.get("/.well-known/agent.json", (c) => {
+    const origin = new URL(c.req.url).origin;
+    return c.json({
+      name: "agent-api",
+      description: "Retrieval-augmented question answering over ingested documents, served by self-hosted models.",
+      version: pkg.version,
+      url: origin,
+      documentation: `${origin}/docs`,
+      openapi: `${origin}/openapi.json`,
+      capabilities: { streaming: true, sessions: true, feedback: true },
+      authentication: { schemes: ["bearer"], header: "Authorization", format: "Bearer <API key>" },
+      endpoints: [
+        { method: "POST", path: "/api/v1/query", description: "Ask a question (JSON or Server-Sent Events)" },
+        { method: "POST", path: "/api/v1/documents", description: "Ingest documents" },
+        { method: "DELETE", path: "/api/v1/documents/{id}", description: "Delete a document" },
+        { method: "GET", path: "/api/v1/sessions/{id}", description: "A session's turns" },
+        { method: "POST", path: "/api/v1/feedback", description: "Rate an answer" },
+        { method: "GET", path: "/api/v1/admin/feedback/summary", description: "Feedback by model (admin)" },
+        { method: "GET", path: "/health", description: "Liveness" },
+        { method: "GET", path: "/health/ready", description: "Readiness" },
+        { method: "GET", path: "/metrics", description: "Prometheus metrics" },
+      ],
+    });
+  });
+}

@@ -1,0 +1,61 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import { AppError } from "../errors.ts";
+import type { Rag } from "../services/rag.ts";
+import type { Logger } from "../log.ts";
+import { errorResponses, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
+
+const route = createRoute({
+  method: "post",
+  path: "/api/v1/query",
+  tags: ["query"],
+  summary: "Answer a question from the ingested documents",
+  description:
+    "Retrieves the closest chunks (optionally filtered by metadata), trims them to the token budget, routes to a " +
+    "model by question complexity and answers. The turn is stored before the response is sent. With `stream: true` " +
+    "the answer is sent as Server-Sent Events: `meta` (ids, model, sources), one `token` per chunk of text, then " +
+    "`done` (the full response) or `error`.",
+  security: [{ bearerAuth: [] }],
+  request: { body: jsonBody(QueryRequestSchema) },
+  responses: {
+    200: {
+      description: "The answer (JSON), or an SSE stream when `stream` is true",
+      content: {
+        "application/json": { schema: QueryResponseSchema },
+        "text/event-stream": { schema: { type: "string" } },
+      },
+    },
+    ...errorResponses,
+    ...upstreamErrorResponses,
+  },
+});
+
+export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger) {
+  app.openapi(route, async (c) => {
+    const input = c.req.valid("json");
+    const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"));
+    if (!input.stream) return c.json(await rag.complete(prepared), 200);
+
+    return streamSSE(c, async (stream) => {
+      await stream.writeSSE({
+        event: "meta",
+        data: JSON.stringify({
+          request_id: prepared.requestId,
+          session_id: prepared.sessionId,
+          model: prepared.model,
+          sources: prepared.sources,
+          cached: prepared.cachedAnswer !== undefined,
+        }),
+      });
+      try {
+        const result = await rag.complete(prepared, (token) => stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }));
+        await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
+      } catch (err) {
+        if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
+        const message = err instanceof AppError ? err.message : "internal error";
+        await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
+      }
+    }) as never;
+  });
+}

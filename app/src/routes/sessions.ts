@@ -1,0 +1,33 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Store } from "../services/store.ts";
+import { ErrorSchema, errorResponses, IdParamSchema, jsonResponse, SessionResponseSchema } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
+
+const route = createRoute({
+  method: "get",
+  path: "/api/v1/sessions/{id}",
+  tags: ["sessions"],
+  summary: "The turns of one of the caller's sessions, oldest first",
+  security: [{ bearerAuth: [] }],
+  request: { params: IdParamSchema },
+  responses: {
+    200: jsonResponse(SessionResponseSchema, "The session"),
+    404: jsonResponse(ErrorSchema, "No such session for this key"),
+    ...errorResponses,
+  },
+});
+
+export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
+  app.openapi(route, async (c) => {
+    const { id } = c.req.valid("param");
+    const turns = await store.sessionTurns(id, c.get("principal").id);
+    if (!turns) return c.json({ error: `session ${id} not found` }, 404);
+    return c.json(
+      {
+        session_id: id,
+        turns: turns.map(({ session_id: _session, created_at, ...turn }) => ({ ...turn, created_at: created_at.toISOString() })),
+      },
+      200,
+    );
+  });
+}

@@ -1,0 +1,171 @@
+import { z } from "@hono/zod-openapi";
+
+/** Guide 003: questions longer than this are refused. */
+export const MAX_QUERY_CHARS = 5000;
+
+const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const idMessage = "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'";
+const metadataKey = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, { error: "metadata keys must be 1-64 letters, digits or '_'" });
+
+export const ErrorSchema = z
+  .object({
+    error: z.string().openapi({ example: "invalid body: query: must be at most 5000 characters" }),
+    details: z.unknown().optional(),
+  })
+  .openapi("Error");
+
+const filterValue = z.union([z.string().max(256), z.number().int(), z.boolean()]);
+const filterList = z.array(z.union([z.string().max(256), z.number().int()])).min(1).max(100);
+
+export const FilterSchema = z
+  .record(metadataKey, z.union([filterValue, filterList]))
+  .refine((f) => Object.keys(f).length <= 16, { error: "at most 16 filter keys" })
+  .openapi("Filter", {
+    description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
+    example: { lang: "en", team: ["search", "infra"] },
+  });
+
+export const QueryRequestSchema = z
+  .strictObject({
+    query: z
+      .string()
+      .max(MAX_QUERY_CHARS, { error: `must be at most ${MAX_QUERY_CHARS} characters` })
+      .trim()
+      .min(1, { error: "must not be empty" }),
+    session_id: z.string().regex(idPattern, { error: idMessage }).optional(),
+    filter: FilterSchema.optional(),
+    top_k: z.number().int().min(1).max(50).optional(),
+    stream: z.boolean().optional(),
+  })
+  .openapi("QueryRequest");
+
+export const SourceSchema = z
+  .object({ id: z.string(), score: z.number(), title: z.string().nullable(), text: z.string() })
+  .openapi("Source");
+
+export const QueryResponseSchema = z
+  .object({
+    answer: z.string(),
+    sources: z.array(SourceSchema),
+    session_id: z.string(),
+    request_id: z.string(),
+    model: z.string(),
+    usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int() }),
+    cached: z.boolean(),
+  })
+  .openapi("QueryResponse");
+
+const metadataValue = z.union([
+  z.string().max(1000),
+  z.number(),
+  z.boolean(),
+  z.array(z.union([z.string().max(256), z.number()])).max(100),
+]);
+
+export const DocumentSchema = z
+  .strictObject({
+    id: z.string().regex(idPattern, { error: idMessage }).optional(),
+    title: z.string().max(500).optional(),
+    text: z
+      .string()
+      .max(1_000_000)
+      .refine((t) => t.trim().length > 0, { error: "must not be empty" }),
+    metadata: z
+      .record(metadataKey, metadataValue)
+      .refine((m) => Object.keys(m).length <= 32, { error: "at most 32 metadata keys" })
+      .optional(),
+  })
+  .openapi("Document");
+
+export const DocumentsRequestSchema = z
+  .strictObject({ documents: z.array(DocumentSchema).min(1).max(100) })
+  .refine(
+    ({ documents }) => {
+      const ids = documents.flatMap((d) => (d.id ? [d.id] : []));
+      return new Set(ids).size === ids.length;
+    },
+    { error: "document ids must be unique within a request", path: ["documents"] },
+  )
+  .openapi("DocumentsRequest");
+
+export const DocumentsResponseSchema = z
+  .object({ documents: z.array(z.object({ id: z.string(), chunks: z.number().int() })) })
+  .openapi("DocumentsResponse");
+
+export const IdParamSchema = z.object({
+  id: z.string().regex(idPattern, { error: idMessage }).openapi({ param: { name: "id", in: "path" }, example: "doc-1" }),
+});
+
+export const TurnSchema = z
+  .object({
+    request_id: z.string(),
+    question: z.string(),
+    answer: z.string(),
+    sources: z.array(SourceSchema),
+    model: z.string(),
+    prompt_tokens: z.number().int(),
+    completion_tokens: z.number().int(),
+    latency_ms: z.number().int(),
+    cached: z.boolean(),
+    created_at: z.string(),
+  })
+  .openapi("Turn");
+
+export const SessionResponseSchema = z
+  .object({ session_id: z.string(), turns: z.array(TurnSchema) })
+  .openapi("Session");
+
+export const FeedbackRequestSchema = z
+  .strictObject({
+    request_id: z.string().min(1).max(255),
+    quality_score: z.number().int().min(1).max(5),
+    is_correct: z.boolean().optional(),
+    comment: z.string().max(5000).optional(),
+  })
+  .openapi("FeedbackRequest");
+
+export const FeedbackSummarySchema = z
+  .object({
+    total: z.number().int(),
+    average_score: z.number().nullable(),
+    by_model: z.array(
+      z.object({ model: z.string(), count: z.number().int(), avg_score: z.number(), correct: z.number().int(), incorrect: z.number().int() }),
+    ),
+  })
+  .openapi("FeedbackSummary");
+
+export const CheckSchema = z.object({
+  status: z.enum(["ok", "fail"]),
+  critical: z.boolean(),
+  latency_ms: z.number(),
+  error: z.string().optional(),
+});
+
+export const ReadySchema = z
+  .object({ status: z.enum(["ready", "degraded", "not_ready"]), checks: z.record(z.string(), CheckSchema) })
+  .openapi("Readiness");
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  content: { "application/json": { schema } },
+  required: true,
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+/** The error responses every authenticated route can give. */
+export const errorResponses = {
+  400: jsonResponse(ErrorSchema, "Malformed request"),
+  401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
+  413: jsonResponse(ErrorSchema, "Body too large"),
+  415: jsonResponse(ErrorSchema, "Body is not JSON"),
+  429: jsonResponse(ErrorSchema, "Rate limit exceeded"),
+  503: jsonResponse(ErrorSchema, "A dependency is unavailable"),
+} as const;
+
+export const upstreamErrorResponses = {
+  502: jsonResponse(ErrorSchema, "Ollama or Qdrant failed"),
+  504: jsonResponse(ErrorSchema, "Ollama or Qdrant did not answer in time"),
+} as const;

@@ -1,0 +1,77 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { swaggerUI } from "@hono/swagger-ui";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { timeout } from "hono/timeout";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
+import { notFound, onError, validationHook } from "./middleware/errors.ts";
+import { observe } from "./middleware/observe.ts";
+import { rateLimit } from "./middleware/ratelimit.ts";
+import { registerDocumentRoutes } from "./routes/documents.ts";
+import { registerFeedbackRoutes } from "./routes/feedback.ts";
+import { registerHealthRoutes, type Probe } from "./routes/health.ts";
+import { registerQueryRoutes } from "./routes/query.ts";
+import { registerSessionRoutes } from "./routes/sessions.ts";
+import type { Rag } from "./services/rag.ts";
+import type { RateLimiter } from "./services/ratelimit.ts";
+import type { Store } from "./services/store.ts";
+import type { AppEnv } from "./types.ts";
+import pkg from "../package.json" with { type: "json" };
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  store: Store;
+  rag: Rag;
+  rateLimiter: RateLimiter;
+  authenticate: Authenticate;
+  probes: Record<string, Probe>;
+  isShuttingDown: () => boolean;
+}
+
+/** The whole HTTP surface, built from injected dependencies (tests and the benchmark build it the same way). */
+export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
+  const { config, log, metrics } = deps;
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  // Ids are always ours: a client-chosen X-Request-Id could collide with another turn's request_id.
+  app.use(requestId({ headerName: "" }));
+  app.use(observe(metrics, log));
+  app.use(secureHeaders());
+
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: config.BODY_LIMIT_BYTES,
+      onError: (c) => c.json({ error: `request body exceeds ${config.BODY_LIMIT_BYTES} bytes` }, 413),
+    }),
+    timeout(config.REQUEST_TIMEOUT_MS, () => new HTTPException(504, { message: `request took longer than ${config.REQUEST_TIMEOUT_MS} ms` })),
+    requireApiKey(deps.authenticate),
+    rateLimit(deps.rateLimiter, 60),
+  );
+  app.use("/api/v1/admin/*", requireScope("admin"));
+
+  registerHealthRoutes(app, { probes: deps.probes, probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS, metrics, isShuttingDown: deps.isShuttingDown });
+  registerQueryRoutes(app, deps.rag, log);
+  registerDocumentRoutes(app, deps.rag);
+  registerSessionRoutes(app, deps.store);
+  registerFeedbackRoutes(app, deps.store);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key from API_KEYS, ADMIN_API_KEYS or the api_keys table",
+  });
+  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "Agent API", version: pkg.version } });
+  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+
+  app.notFound(notFound);
+  app.onError(onError(log));
+  return app;
+}

@@ -1,0 +1,260 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Config } from "../config.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Cache } from "./cache.ts";
+import { chunkText } from "./chunking.ts";
+import { compressContextWindow } from "./context.ts";
+import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
+import type { MetadataFilter, QdrantService } from "./qdrant.ts";
+import { classifyQuery, modelFor, type QueryType } from "./router.ts";
+import type { Source, Store } from "./store.ts";
+
+export const AGENT_NAME = "rag";
+/** Bumped on every ingest and delete; cached answers from an older generation are ignored. */
+const GENERATION_KEY = "rag:generation";
+
+export interface QueryInput {
+  query: string;
+  session_id?: string | undefined;
+  filter?: MetadataFilter | undefined;
+  top_k?: number | undefined;
+}
+
+export interface DocumentInput {
+  id?: string | undefined;
+  title?: string | undefined;
+  text: string;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+export interface QueryResult {
+  answer: string;
+  sources: Source[];
+  session_id: string;
+  request_id: string;
+  model: string;
+  usage: { prompt_tokens: number; completion_tokens: number };
+  cached: boolean;
+}
+
+interface CachedAnswer {
+  generation: string;
+  answer: string;
+  sources: Source[];
+}
+
+/** A query whose retrieval is done (or whose answer came from the cache), ready to be answered. */
+export interface PreparedQuery {
+  requestId: string;
+  sessionId: string;
+  owner: string;
+  question: string;
+  queryType: QueryType;
+  model: string;
+  sources: Source[];
+  messages: ChatMessage[];
+  cacheKey: string;
+  generation: string;
+  cachedAnswer?: string;
+  startedAt: number;
+  stopTimer: () => void;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+export const normalizeQuery = (query: string) => query.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+
+/** Same filter, same key: object keys and list members are sorted. */
+export function canonicalFilter(filter: MetadataFilter | undefined): string {
+  const entries = Object.entries(filter ?? {})
+    .map(([k, v]) => [k, Array.isArray(v) ? [...v].map(String).sort() : v] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(entries);
+}
+
+function buildMessages(question: string, sources: Source[]): ChatMessage[] {
+  const context = sources.length
+    ? sources.map((s, i) => `[${i + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`).join("\n\n")
+    : "(no matching documents)";
+  return [
+    {
+      role: "system",
+      content:
+        "Answer the question using only the numbered context below and cite it like [1]. " +
+        "If the context does not contain the answer, say that you do not know.\n\nContext:\n" +
+        context,
+    },
+    { role: "user", content: question },
+  ];
+}
+
+export interface RagDeps {
+  config: Config;
+  store: Store;
+  cache: Cache;
+  ollama: OllamaService;
+  qdrant: QdrantService;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export function createRag({ config, store, cache, ollama, qdrant, metrics, log }: RagDeps) {
+  const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
+  const bumpGeneration = () => cache.write("response", (c) => c.incr(GENERATION_KEY));
+
+  async function embedQuery(text: string): Promise<number[]> {
+    const key = `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
+    const cached = await cache.lookup("embedding", async (c) => {
+      const raw = await c.get(key);
+      return raw ? (JSON.parse(raw) as number[]) : undefined;
+    });
+    if (cached) return cached;
+    const [vector] = await ollama.embed([text]);
+    cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
+    return vector!;
+  }
+
+  /** Reads the answer and the corpus generation in one round trip. */
+  async function lookupAnswer(cacheKey: string): Promise<{ generation: string; hit?: CachedAnswer }> {
+    let generation = "0";
+    const hit = await cache.lookup("response", async (c) => {
+      const [raw, gen] = await c.mGet([cacheKey, GENERATION_KEY]);
+      generation = gen ?? "0";
+      const entry = raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
+      return entry && entry.generation === generation ? entry : undefined;
+    });
+    return hit ? { generation, hit } : { generation };
+  }
+
+  function countError(err: unknown): void {
+    metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
+  }
+
+  /** Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed. */
+  async function prepare(input: QueryInput, owner: string, requestId: string): Promise<PreparedQuery> {
+    const startedAt = performance.now();
+    const question = input.query.trim();
+    const queryType = classifyQuery(question);
+    const model = modelFor(queryType, models);
+    const topK = input.top_k ?? config.DEFAULT_TOP_K;
+    const cacheKey = `response:${sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]))}`;
+    metrics.activeQueries.inc();
+    const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
+    const base = { requestId, sessionId: input.session_id ?? randomUUID(), owner, question, queryType, model, cacheKey, startedAt, stopTimer };
+    try {
+      const { generation, hit } = await lookupAnswer(cacheKey);
+      if (hit) return { ...base, generation, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
+      const vector = await embedQuery(question);
+      const hits = await qdrant.search(vector, input.filter, topK);
+      const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
+      const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
+      return { ...base, generation, sources, messages: buildMessages(question, sources) };
+    } catch (err) {
+      countError(err);
+      stopTimer();
+      metrics.activeQueries.dec();
+      throw err;
+    }
+  }
+
+  /** Generates the answer (token by token when `onToken` is given), persists the turn, then returns the response. */
+  async function complete(p: PreparedQuery, onToken?: (token: string) => Promise<void>): Promise<QueryResult> {
+    try {
+      let chat: ChatResult;
+      if (p.cachedAnswer !== undefined) {
+        chat = { content: p.cachedAnswer, promptTokens: 0, completionTokens: 0 };
+        if (onToken) await onToken(p.cachedAnswer);
+      } else if (onToken) {
+        const stream = ollama.chatStream(p.model, p.messages);
+        let next = await stream.next();
+        while (!next.done) {
+          await onToken(next.value);
+          next = await stream.next();
+        }
+        chat = next.value;
+      } else {
+        chat = await ollama.chat(p.model, p.messages);
+      }
+      const cached = p.cachedAnswer !== undefined;
+      if (!cached) metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
+
+      const result: QueryResult = {
+        answer: chat.content,
+        sources: p.sources,
+        session_id: p.sessionId,
+        request_id: p.requestId,
+        model: p.model,
+        usage: { prompt_tokens: chat.promptTokens, completion_tokens: chat.completionTokens },
+        cached,
+      };
+      await store.recordTurn(p.owner, {
+        request_id: p.requestId,
+        session_id: p.sessionId,
+        question: p.question,
+        answer: result.answer,
+        sources: result.sources,
+        model: p.model,
+        prompt_tokens: chat.promptTokens,
+        completion_tokens: chat.completionTokens,
+        latency_ms: Math.round(performance.now() - p.startedAt),
+        cached,
+      });
+      if (!cached) {
+        const entry: CachedAnswer = { generation: p.generation, answer: result.answer, sources: result.sources };
+        cache.write("response", (c) => c.set(p.cacheKey, JSON.stringify(entry), { EX: config.RESPONSE_CACHE_TTL_SECONDS }));
+      }
+      return result;
+    } catch (err) {
+      countError(err);
+      throw err;
+    } finally {
+      p.stopTimer();
+      metrics.activeQueries.dec();
+    }
+  }
+
+  /** Chunks, embeds (batched), upserts to Qdrant, then records each document in Postgres. */
+  async function ingest(docs: DocumentInput[], owner: string): Promise<Array<{ id: string; chunks: number }>> {
+    const prepared = docs.map((d) => ({
+      id: d.id ?? randomUUID(),
+      title: d.title ?? null,
+      metadata: d.metadata ?? {},
+      chunks: chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS),
+    }));
+    const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
+    let offset = 0;
+    for (const doc of prepared) {
+      const points = doc.chunks.map((text, chunkIndex) => ({
+        documentId: doc.id,
+        chunkIndex,
+        title: doc.title,
+        text,
+        metadata: doc.metadata,
+        vector: vectors[offset + chunkIndex]!,
+      }));
+      offset += doc.chunks.length;
+      await qdrant.upsert(points);
+      // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
+      await qdrant.deleteChunks(doc.id, doc.chunks.length);
+      await store.upsertDocument({ id: doc.id, title: doc.title, metadata: doc.metadata, chunk_count: doc.chunks.length }, owner);
+    }
+    bumpGeneration();
+    log.info({ documents: prepared.length, chunks: offset }, "documents ingested");
+    return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
+  }
+
+  /** Removes a document's chunks and record; false when there is no such document. */
+  async function remove(id: string): Promise<boolean> {
+    if (!(await store.documentExists(id))) return false;
+    await qdrant.deleteChunks(id, 0);
+    const deleted = await store.deleteDocument(id);
+    bumpGeneration();
+    return deleted;
+  }
+
+  return { prepare, complete, ingest, remove };
+}
+
+export type Rag = ReturnType<typeof createRag>;

@@ -1,0 +1,46 @@
+// Names, ports, images and chart versions of everything the workloads deploy. Other components (the
+// off-peak scaler, the Qdrant snapshot job, monitoring) refer to these, so they live in one place.
+
+export const NAMESPACES = { agent: "agent", monitoring: "monitoring" } as const;
+
+/** The label every workload's selector, Service and NetworkPolicy matches on. */
+export const NAME_LABEL = "app.kubernetes.io/name";
+
+export const API = { name: "agent-api", port: 8080, portName: "http" } as const;
+export const OLLAMA = { name: "ollama", kind: "StatefulSet", port: 11434 } as const;
+export const QDRANT = {
+  name: "qdrant",
+  kind: "StatefulSet",
+  headless: "qdrant-headless",
+  ports: { http: 6333, grpc: 6334, p2p: 6335 },
+} as const;
+
+/** Label a pod carries to be let through Qdrant's NetworkPolicy besides the API (e.g. the snapshot CronJob). */
+export const QDRANT_CLIENT_LABEL = { "agent-stack/qdrant-client": "true" } as const;
+
+export const SECRETS = {
+  /** DATABASE_URL, REDIS_URL, API_KEYS: read by the API with envFrom. */
+  api: "agent-api-env",
+  /** Qdrant's API key under `key`: read by Qdrant, the API and the snapshot job. */
+  qdrantApiKey: { name: "qdrant-api-key", key: "api-key" },
+} as const;
+
+export const STORAGE_CLASS = "gp3-encrypted";
+
+/** Pinned images; the API image is built from this repository and pinned by digest. */
+export const IMAGES = {
+  ollama: "ollama/ollama:0.12.10",
+  qdrant: "qdrant/qdrant:v1.15.5",
+} as const;
+
+/** Pinned Helm charts, installed into kube-system. */
+export const CHARTS = {
+  albController: { chart: "aws-load-balancer-controller", version: "1.14.0", repo: "https://aws.github.io/eks-charts" },
+  metricsServer: { chart: "metrics-server", version: "3.12.2", repo: "https://kubernetes-sigs.github.io/metrics-server/" },
+  nvidiaDevicePlugin: { chart: "nvidia-device-plugin", version: "0.17.1", repo: "https://nvidia.github.io/k8s-device-plugin" },
+} as const;
+
+/** In-cluster URL of a Service in the agent namespace. */
+export function serviceUrl(service: string, port: number): string {
+  return `http://${service}.${NAMESPACES.agent}.svc.cluster.local:${port}`;
+}

@@ -1,0 +1,55 @@
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import type { Hono } from "hono";
+
+export interface Listening {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves a Hono app on 127.0.0.1 (port 0 = any free port). close() also drops keep-alive connections. */
+export function listen(app: Hono, port = 0): Promise<Listening> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+      resolve({
+        url: `http://127.0.0.1:${info.port}`,
+        port: info.port,
+        close: () =>
+          new Promise<void>((done) => {
+            (server as Server).close(() => done());
+            (server as Server).closeAllConnections();
+          }),
+      });
+    }) as Server;
+    server.once("error", reject);
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Failure and latency knobs shared by both fakes; tests flip them while the fake runs. */
+export interface Knobs {
+  /** Added before every answer (ms). */
+  latencyMs: number;
+  /** When set, every API request gets this HTTP status with the service's error body. */
+  failStatus: number | null;
+}
+
+/** Keeps the last `max` handler durations (ms) so a benchmark can subtract the fakes' own time. */
+export class Timings {
+  readonly samples: number[] = [];
+  constructor(private readonly max = 100_000) {}
+  add(ms: number) {
+    if (this.samples.length < this.max) this.samples.push(ms);
+  }
+  clear() {
+    this.samples.length = 0;
+  }
+  median(): number {
+    if (this.samples.length === 0) return 0;
+    const s = [...this.samples].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)]!;
+  }
+}

@@ -1,0 +1,218 @@
+import { Hono, type Context } from "hono";
+import { listen, sleep, Timings, type Knobs, type Listening } from "./http.ts";
+import { matches, score, type Filter, type PointId, type StoredPoint } from "./qdrant-filter.ts";
+
+export interface FakeQdrantOptions {
+  port?: number;
+  /** When set, requests must carry it in the `api-key` header (or as a bearer token). */
+  apiKey?: string;
+  latencyMs?: number;
+}
+
+interface Collection {
+  size: number;
+  distance: string;
+  points: Map<string, StoredPoint>;
+  payloadSchema: Map<string, string>;
+  snapshots: Array<{ name: string; creation_time: string; size: number; checksum: string }>;
+}
+
+export interface FakeQdrant extends Listening {
+  knobs: Knobs;
+  collections: Map<string, Collection>;
+  calls: Record<string, number>;
+  timings: Timings;
+}
+
+const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+const validId = (id: unknown): id is PointId =>
+  (typeof id === "number" && Number.isInteger(id) && id >= 0) || (typeof id === "string" && UUID.test(id));
+
+/** A small HTTP server speaking Qdrant's REST API with its `{result, status, time}` envelope and error bodies. */
+export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<FakeQdrant> {
+  const knobs: Knobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null };
+  const collections = new Map<string, Collection>();
+  const calls: Record<string, number> = {};
+  const timings = new Timings();
+  let operationId = 0;
+
+  const ok = (c: Context, result: unknown, started: number) =>
+    c.json({ result, status: "ok", time: (performance.now() - started) / 1000 });
+  const fail = (c: Context, status: number, error: string) => c.json({ status: { error }, time: 0 }, status as 400);
+  const updated = () => ({ operation_id: ++operationId, status: "completed" });
+  const collectionOf = (c: Context) => collections.get(c.req.param("name")!);
+  const missing = (c: Context) => fail(c, 404, `Not found: Collection \`${c.req.param("name")}\` doesn't exist!`);
+  const body = async <T>(c: Context): Promise<T | null> => c.req.json<T>().catch(() => null);
+
+  const app = new Hono<{ Variables: { started: number } }>();
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    c.set("started", started);
+    const route = c.req.path.replace(/^\/collections\/[^/]+/, "/collections/:name");
+    calls[route] = (calls[route] ?? 0) + 1;
+    if (opts.apiKey) {
+      const given = c.req.header("api-key") ?? c.req.header("authorization")?.replace(/^Bearer /, "");
+      if (given !== opts.apiKey) return c.text("Must provide an API key or an Authorization bearer token", 401);
+    }
+    if (knobs.latencyMs > 0) await sleep(knobs.latencyMs);
+    if (knobs.failStatus !== null) return fail(c, knobs.failStatus, "Service internal error: fake failure");
+    await next();
+    timings.add(performance.now() - started);
+  });
+
+  app.get("/", (c) => c.json({ title: "qdrant - vector search engine", version: "1.15.0", commit: "fake" }));
+  app.get("/healthz", (c) => c.text("healthz check passed"));
+  app.get("/livez", (c) => c.text("healthz check passed"));
+  app.get("/readyz", (c) => c.text("all shards are ready"));
+
+  app.get("/collections", (c) => ok(c, { collections: [...collections.keys()].map((name) => ({ name })) }, c.get("started")));
+
+  app.get("/collections/:name/exists", (c) => ok(c, { exists: collections.has(c.req.param("name")) }, c.get("started")));
+
+  app.get("/collections/:name", (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    return ok(
+      c,
+      {
+        status: "green",
+        optimizer_status: "ok",
+        points_count: col.points.size,
+        indexed_vectors_count: 0,
+        segments_count: 1,
+        config: {
+          params: { vectors: { size: col.size, distance: col.distance }, shard_number: 1, replication_factor: 1, write_consistency_factor: 1, on_disk_payload: true },
+          hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
+          optimizer_config: { deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0, flush_interval_sec: 5 },
+          wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
+        },
+        payload_schema: Object.fromEntries([...col.payloadSchema].map(([field, type]) => [field, { data_type: type, params: { type }, points: col.points.size }])),
+      },
+      c.get("started"),
+    );
+  });
+
+  app.put("/collections/:name", async (c) => {
+    const name = c.req.param("name");
+    const req = await body<{ vectors?: { size?: number; distance?: string } }>(c);
+    const size = req?.vectors?.size;
+    const distance = req?.vectors?.distance;
+    if (!Number.isInteger(size) || (size as number) < 1 || !["Cosine", "Dot", "Euclid", "Manhattan"].includes(distance ?? "")) {
+      return fail(c, 400, "Wrong input: vectors must be {size: positive integer, distance: Cosine|Dot|Euclid|Manhattan}");
+    }
+    if (collections.has(name)) return fail(c, 409, `Wrong input: Collection \`${name}\` already exists!`);
+    collections.set(name, { size: size as number, distance: distance!, points: new Map(), payloadSchema: new Map(), snapshots: [] });
+    return ok(c, true, c.get("started"));
+  });
+
+  app.delete("/collections/:name", (c) => ok(c, collections.delete(c.req.param("name")), c.get("started")));
+
+  app.put("/collections/:name/index", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = await body<{ field_name?: string; field_schema?: string | { type: string } }>(c);
+    if (!req?.field_name || !req.field_schema) return fail(c, 400, "Wrong input: field_name and field_schema are required");
+    col.payloadSchema.set(req.field_name, typeof req.field_schema === "string" ? req.field_schema : req.field_schema.type);
+    return ok(c, updated(), c.get("started"));
+  });
+
+  app.put("/collections/:name/points", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = await body<{ points?: Array<{ id: unknown; vector: unknown; payload?: Record<string, unknown> }> }>(c);
+    if (!req || !Array.isArray(req.points)) return fail(c, 400, "Format error in JSON body: expected `points` list");
+    for (const p of req.points) {
+      if (!validId(p.id)) return fail(c, 400, `Format error in JSON body: value ${JSON.stringify(p.id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`);
+      if (!Array.isArray(p.vector) || p.vector.length !== col.size) {
+        return fail(c, 400, `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(p.vector) ? p.vector.length : 0}`);
+      }
+    }
+    for (const p of req.points) {
+      col.points.set(String(p.id), { id: p.id as PointId, vector: p.vector as number[], payload: p.payload ?? {} });
+    }
+    return ok(c, updated(), c.get("started"));
+  });
+
+  const select = (col: Collection, filter: Filter | undefined) => [...col.points.values()].filter((p) => matches(filter, p));
+
+  app.post("/collections/:name/points/delete", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = await body<{ points?: PointId[]; filter?: Filter }>(c);
+    if (!req || (!req.points && !req.filter)) return fail(c, 400, "Format error in JSON body: expected `points` or `filter`");
+    const doomed = req.points ? req.points.map(String) : select(col, req.filter).map((p) => String(p.id));
+    for (const id of doomed) col.points.delete(id);
+    return ok(c, updated(), c.get("started"));
+  });
+
+  const shape = (p: StoredPoint, withPayload: unknown, withVector: unknown) => ({
+    id: p.id,
+    version: 1,
+    ...(withPayload ? { payload: p.payload } : {}),
+    ...(withVector ? { vector: p.vector } : {}),
+  });
+
+  app.post("/collections/:name/points/query", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = await body<{ query?: unknown; filter?: Filter; limit?: number; offset?: number; with_payload?: unknown; with_vector?: unknown; score_threshold?: number }>(c);
+    if (!req) return fail(c, 400, "Format error in JSON body");
+    const limit = req.limit ?? 10;
+    const offset = req.offset ?? 0;
+    let candidates: StoredPoint[];
+    try {
+      candidates = select(col, req.filter);
+    } catch (err) {
+      return fail(c, 400, `Format error in JSON body: ${(err as Error).message}`);
+    }
+    if (req.query === undefined) {
+      const points = candidates.slice(offset, offset + limit).map((p) => ({ ...shape(p, req.with_payload, req.with_vector), score: 0 }));
+      return ok(c, { points }, c.get("started"));
+    }
+    const vector = req.query;
+    if (!Array.isArray(vector) || vector.length !== col.size) {
+      return fail(c, 400, `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(vector) ? vector.length : 0}`);
+    }
+    const ascending = col.distance === "Euclid" || col.distance === "Manhattan";
+    const points = candidates
+      .map((p) => ({ p, s: score(col.distance, vector as number[], p.vector) }))
+      .filter(({ s }) => req.score_threshold === undefined || (ascending ? s <= req.score_threshold : s >= req.score_threshold))
+      .sort((a, b) => (ascending ? a.s - b.s : b.s - a.s))
+      .slice(offset, offset + limit)
+      .map(({ p, s }) => ({ ...shape(p, req.with_payload, req.with_vector), score: s }));
+    return ok(c, { points }, c.get("started"));
+  });
+
+  app.post("/collections/:name/points/scroll", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = (await body<{ filter?: Filter; limit?: number; with_payload?: unknown; with_vector?: unknown }>(c)) ?? {};
+    const points = select(col, req.filter).slice(0, req.limit ?? 10).map((p) => shape(p, req.with_payload ?? true, req.with_vector));
+    return ok(c, { points, next_page_offset: null }, c.get("started"));
+  });
+
+  app.post("/collections/:name/points/count", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = (await body<{ filter?: Filter }>(c)) ?? {};
+    return ok(c, { count: select(col, req.filter).length }, c.get("started"));
+  });
+
+  app.post("/collections/:name/snapshots", (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const snapshot = { name: `${c.req.param("name")}-${Date.now()}.snapshot`, creation_time: new Date().toISOString(), size: col.points.size * 1024, checksum: "0".repeat(64) };
+    col.snapshots.push(snapshot);
+    return ok(c, snapshot, c.get("started"));
+  });
+
+  app.get("/collections/:name/snapshots", (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    return ok(c, col.snapshots, c.get("started"));
+  });
+
+  app.notFound((c) => fail(c, 404, `Not found: ${c.req.path}`));
+  const server = await listen(app as unknown as Hono, opts.port);
+  return { ...server, knobs, collections, calls, timings };
+}

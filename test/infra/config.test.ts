@@ -1,0 +1,77 @@
+// Stack config validation: every bad value names the key, the value and what is allowed.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError, parseStackConfig } from "../../infra/config.ts";
+import { TIERS } from "../../infra/tiers.ts";
+
+const base = { "aws:region": "us-east-1", "agent-stack:tier": "medium" };
+const withOverrides = (o: unknown) => ({ ...base, "agent-stack:overrides": JSON.stringify(o) });
+
+function failure(raw: Record<string, string>): string {
+  try {
+    parseStackConfig(raw, "test");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err.message;
+  }
+  assert.fail("config was accepted");
+}
+
+test("a valid stack gets its tier's sizes", () => {
+  const config = parseStackConfig(base, "prod");
+  assert.deepEqual(config.sizes, TIERS.medium);
+  assert.equal(config.kubernetesVersion, "1.33");
+  assert.equal(config.region, "us-east-1");
+});
+
+test("an override replaces one value and keeps the rest of the tier", () => {
+  const config = parseStackConfig(withOverrides({ nodeGroups: { general: { max: 8 } }, database: { readReplicas: 2 } }), "prod");
+  assert.equal(config.sizes.nodeGroups.general.max, 8);
+  assert.equal(config.sizes.nodeGroups.general.min, TIERS.medium.nodeGroups.general.min);
+  assert.equal(config.sizes.database.readReplicas, 2);
+  assert.equal(config.sizes.database.instanceClass, TIERS.medium.database.instanceClass);
+});
+
+test("an unknown tier lists the tiers", () => {
+  assert.equal(failure({ ...base, "agent-stack:tier": "huge" }), 'agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large');
+});
+
+test("a missing tier is required", () => {
+  assert.match(failure({ "aws:region": "us-east-1" }), /^agent-stack:tier is required; allowed: dev, small, medium, large$/);
+});
+
+test("a negative count names the key, the value and the bound", () => {
+  assert.equal(failure(withOverrides({ nodeGroups: { gpu: { min: -1 } } })), "agent-stack:overrides.nodeGroups.gpu.min: got -1; allowed: >= 0");
+});
+
+test("a min above a max names both", () => {
+  assert.match(failure(withOverrides({ nodeGroups: { general: { min: 6 } } })), /agent-stack:overrides\.nodeGroups\.general\.min: 6 is above max 5/);
+  assert.match(failure(withOverrides({ api: { minReplicas: 12 } })), /agent-stack:overrides\.api\.minReplicas: 12 is above maxReplicas 10/);
+});
+
+test("an unknown key under our namespace lists the allowed keys", () => {
+  const message = failure({ ...base, "agent-stack:nodeCount": "3" });
+  assert.match(message, /^agent-stack:nodeCount is not a known key; allowed: tier, overrides, kubernetesVersion/);
+});
+
+test("an unknown key inside overrides lists the keys allowed there", () => {
+  assert.match(failure(withOverrides({ database: { sizeGb: 5 } })), /^agent-stack:overrides\.database\.sizeGb is not a known key; allowed: instanceClass, allocatedStorageGb/);
+});
+
+test("keys of other namespaces are not ours to judge", () => {
+  assert.doesNotThrow(() => parseStackConfig({ ...base, "aws:profile": "x", "kubernetes:context": "y" }, "prod"));
+});
+
+test("a missing region says how to set it", () => {
+  assert.match(failure({ "agent-stack:tier": "dev" }), /aws:region is not set/);
+});
+
+test("removing the GPU group while Ollama still wants one is caught", () => {
+  const message = failure(withOverrides({ nodeGroups: { gpu: null } }));
+  assert.match(message, /ollama\.gpu: true needs a gpu node group/);
+});
+
+test("all problems are reported at once", () => {
+  const message = failure(withOverrides({ nodeGroups: { gpu: { min: -1 } }, cache: { nodes: 0 } }));
+  assert.equal(message.split("\n").length, 2);
+});

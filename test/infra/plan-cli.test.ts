@@ -1,0 +1,81 @@
+// The offline plan as a user runs it: JSON contract, unknown stacks, secure config values.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
+
+function plan(...args: string[]) {
+  return spawnSync(process.execPath, ["--import", "tsx", "infra/plan/cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+}
+
+test("--format json prints the DESIGN.md contract for prod", () => {
+  const run = plan("--stack", "prod", "--format", "json");
+  assert.equal(run.status, 0, run.stderr);
+  const json = JSON.parse(run.stdout);
+  assert.equal(json.stack, "prod");
+  assert.equal(json.tier, "medium");
+  assert.ok(Array.isArray(json.resources) && json.resources.length > 50);
+  for (const r of json.resources) assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
+  assert.ok("cost" in json && "policies" in json);
+  const types = new Set(json.resources.map((r: any) => r.type));
+  for (const t of ["aws:ec2/vpc:Vpc", "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup", "aws:ecr/repository:Repository"]) {
+    assert.ok(types.has(t), `missing ${t}`);
+  }
+});
+
+test("an unknown stack fails with the list of stacks", () => {
+  const run = plan("--stack", "nope");
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /unknown stack "nope"; stacks in this project: dev, prod/);
+  assert.equal(run.stdout, "");
+});
+
+test("a bad config value fails before any resource, naming the key and the allowed values", () => {
+  const run = plan("--stack", "dev", "--config", "agent-stack:tier=huge");
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large/);
+  assert.equal(run.stdout, "");
+});
+
+test("--config evaluates another tier without editing the stack file", () => {
+  const run = plan("--stack", "dev", "--config", "agent-stack:tier=small", "--format", "json");
+  assert.equal(run.status, 0, run.stderr);
+  const json = JSON.parse(run.stdout);
+  assert.equal(json.tier, "small");
+  assert.ok(json.resources.some((r: any) => r.inputs.amiType === "AL2023_x86_64_NVIDIA"));
+});
+
+test("a stack name that has no file is rejected before anything runs", () => {
+  assert.throws(() => loadStackFile("other", REPO_ROOT), UnknownStackError);
+  assert.throws(() => loadStackFile(undefined, REPO_ROOT), /no stack given \(--stack <name>\); stacks in this project: dev, prod/);
+});
+
+test("secure values are passed as [secret] and marked secret; structured values as JSON", () => {
+  const root = mkdtempSync(join(tmpdir(), "plan-"));
+  writeFileSync(join(root, "Pulumi.s.yaml"), [
+    "config:",
+    "  aws:region: eu-west-1",
+    "  agent-stack:alertSlackWebhookUrl:",
+    "    secure: v1:abcdef",
+    "  agent-stack:overrides:",
+    "    api:",
+    "      maxReplicas: 4",
+  ].join("\n"));
+  const file = loadStackFile("s", root);
+  assert.equal(file.config["agent-stack:alertSlackWebhookUrl"], "[secret]");
+  assert.deepEqual(file.secretKeys, ["agent-stack:alertSlackWebhookUrl"]);
+  assert.deepEqual(JSON.parse(file.config["agent-stack:overrides"]), { api: { maxReplicas: 4 } });
+});
+
+test("table format groups by component and shows the sizes that matter", () => {
+  const run = plan("--stack", "dev");
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^stack dev · tier dev/);
+  assert.match(run.stdout, /\ncluster \(\d+\)\n/);
+  assert.match(run.stdout, /t3\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
+  assert.match(run.stdout, /db\.t4g\.small single-AZ/);
+});

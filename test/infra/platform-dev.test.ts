@@ -1,0 +1,53 @@
+// The dev stack under mocks: one small node, no GPU, single-AZ burstable data stores, easy to tear down.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
+
+const plan = await runPlan({ stack: "dev" });
+
+test("dev is one general node group of one burstable node, with no GPU or vector group", () => {
+  assert.equal(plan.tier, "dev");
+  const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
+  assert.deepEqual(groups.map((g) => inputs(g).labels.role), ["general"]);
+  const g = inputs(groups[0]);
+  assert.match(g.instanceTypes[0], /^t3\./);
+  assert.equal(g.scalingConfig.desiredSize, 1);
+  assert.equal(g.amiType, "AL2023_x86_64_STANDARD");
+  assert.equal(g.taints, undefined);
+});
+
+test("dev RDS is single-AZ burstable without replicas, and can be destroyed", () => {
+  const dbs = ofType(plan, "aws:rds/instance:Instance");
+  assert.equal(dbs.length, 1);
+  const db = inputs(dbs[0]);
+  assert.match(db.instanceClass, /^db\.t4g\./);
+  assert.equal(db.multiAz, false);
+  assert.equal(db.storageEncrypted, true);
+  assert.equal(db.skipFinalSnapshot, true);
+  assert.equal(db.deletionProtection, false);
+  assert.equal(dbs[0].options.protect, undefined);
+});
+
+test("dev cache is one burstable node without failover, still TLS and encrypted", () => {
+  const c = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
+  assert.match(c.nodeType, /^cache\.t4g\./);
+  assert.equal(c.numCacheClusters, 1);
+  assert.equal(c.automaticFailoverEnabled, false);
+  assert.equal(c.transitEncryptionEnabled, true);
+  assert.equal(c.atRestEncryptionEnabled, true);
+});
+
+test("dev network: two AZs and a single NAT gateway", () => {
+  assert.equal(ofType(plan, "aws:ec2/natGateway:NatGateway").length, 1);
+  assert.equal(ofType(plan, "aws:ec2/subnet:Subnet").length, 4);
+  const privateRoutes = ofType(plan, "aws:ec2/routeTable:RouteTable").filter((r) => r.name.includes("private"));
+  assert.equal(new Set(privateRoutes.map((r) => inputs(r).routes[0].natGatewayId)).size, 1);
+});
+
+test("dev ECR can be force-deleted; launch templates still require IMDSv2", () => {
+  assert.equal(inputs(one(plan, "aws:ecr/repository:Repository")).forceDelete, true);
+  for (const t of ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate")) assert.equal(inputs(t).metadataOptions.httpTokens, "required");
+  assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX));
+});

@@ -1,0 +1,154 @@
+// The prod stack (tier medium) under mocks: the guide's production shape, encrypted and closed.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
+import { SECRET_PLACEHOLDER } from "../../infra/plan/types.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
+
+const plan = await runPlan({ stack: "prod" });
+const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
+const group = (role: string) => inputs(nodeGroups.find((g) => inputs(g).labels?.role === role)!);
+
+test("prod is tier medium with the guide's node groups", () => {
+  assert.equal(plan.tier, "medium");
+  assert.deepEqual(nodeGroups.map((g) => inputs(g).labels.role).sort(), ["general", "gpu", "monitoring", "vector"]);
+  assert.deepEqual(group("general").instanceTypes, ["c6i.2xlarge"]);
+  assert.deepEqual(group("vector").instanceTypes, ["r6i.2xlarge"]);
+  assert.equal(group("vector").scalingConfig.desiredSize, 3);
+  assert.deepEqual(group("monitoring").instanceTypes, ["t3.large"]);
+});
+
+test("the GPU group is g5 on the NVIDIA AMI and tainted so only GPU pods land there", () => {
+  const gpu = group("gpu");
+  assert.match(gpu.instanceTypes[0], /^g5\./);
+  assert.equal(gpu.amiType, "AL2023_x86_64_NVIDIA");
+  assert.deepEqual(gpu.taints, [{ key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" }]);
+  assert.equal(gpu.scalingConfig.desiredSize, 2);
+});
+
+test("node groups leave the desired size to schedules and autoscalers", () => {
+  for (const g of nodeGroups) assert.deepEqual(g.options.ignoreChanges, ["scalingConfig.desiredSize"], g.name);
+});
+
+test("every launch template requires IMDSv2 and encrypts a gp3 root volume, and every group uses one", () => {
+  const templates = ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate");
+  assert.equal(templates.length, nodeGroups.length);
+  for (const t of templates) {
+    assert.equal(inputs(t).metadataOptions.httpTokens, "required", t.name);
+    const ebs = inputs(t).blockDeviceMappings[0].ebs;
+    assert.equal(ebs.encrypted, "true", t.name);
+    assert.equal(ebs.volumeType, "gp3", t.name);
+  }
+  for (const g of nodeGroups) assert.ok(inputs(g).launchTemplate?.id, `${g.name} has no launch template`);
+});
+
+test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replica of the primary", () => {
+  const dbs = ofType(plan, "aws:rds/instance:Instance");
+  const primary = dbs.find((d) => !inputs(d).replicateSourceDb)!;
+  const replicas = dbs.filter((d) => inputs(d).replicateSourceDb);
+  const p = inputs(primary);
+  assert.equal(p.engine, "postgres");
+  assert.match(p.engineVersion, /^16/);
+  assert.equal(p.instanceClass, "db.r6i.2xlarge");
+  assert.equal(p.multiAz, true);
+  assert.equal(p.storageType, "gp3");
+  assert.equal(p.storageEncrypted, true);
+  assert.ok(p.kmsKeyId);
+  assert.equal(p.publiclyAccessible, false);
+  assert.equal(p.deletionProtection, true);
+  assert.equal(p.skipFinalSnapshot, false);
+  assert.ok(p.finalSnapshotIdentifier);
+  assert.equal(p.performanceInsightsEnabled, true);
+  assert.ok(p.backupRetentionPeriod >= 7);
+  assert.equal(primary.options.protect, true);
+  assert.equal(replicas.length, 1);
+  assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
+  assert.equal(inputs(replicas[0]).storageEncrypted, true);
+});
+
+test("the parameter group carries the guide's tuning scaled to a 64 GiB instance", () => {
+  const params = Object.fromEntries(
+    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup")).parameters.map((p: any) => [p.name, Number(p.value)]),
+  );
+  assert.equal(params.shared_buffers, (64 * 1024 * 1024 * 0.25) / 8); // 16 GiB in 8 kB pages
+  assert.equal(params.effective_cache_size, (64 * 1024 * 1024 * 0.75) / 8);
+  assert.equal(params.maintenance_work_mem, 2 * 1024 * 1024); // RAM/16 capped at 2 GB
+  assert.equal(params.max_connections, 400);
+  assert.equal(params["rds.force_ssl"], 1);
+});
+
+test("ElastiCache: TLS with a secret auth token, encrypted at rest, failover across AZs, allkeys-lru", () => {
+  const c = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
+  assert.equal(c.transitEncryptionEnabled, true);
+  assert.equal(c.atRestEncryptionEnabled, true);
+  assert.ok(c.kmsKeyId);
+  assert.equal(c.authToken, SECRET_PLACEHOLDER);
+  assert.equal(c.numCacheClusters, 2);
+  assert.equal(c.automaticFailoverEnabled, true);
+  assert.equal(c.multiAzEnabled, true);
+  assert.ok(c.snapshotRetentionLimit > 0);
+  const params = inputs(one(plan, "aws:elasticache/parameterGroup:ParameterGroup")).parameters;
+  assert.deepEqual(params, [{ name: "maxmemory-policy", value: "allkeys-lru" }]);
+});
+
+test("secrets live in Secrets Manager under a customer key, EKS secrets are envelope-encrypted, keys rotate", () => {
+  const secrets = ofType(plan, "aws:secretsmanager/secret:Secret");
+  assert.ok(secrets.length >= 2);
+  for (const s of secrets) assert.ok(inputs(s).kmsKeyId, s.name);
+  const eks = inputs(one(plan, "aws:eks/cluster:Cluster"));
+  assert.deepEqual(eks.encryptionConfig.resources, ["secrets"]);
+  assert.ok(eks.encryptionConfig.provider.keyArn);
+  assert.ok(eks.enabledClusterLogTypes.includes("audit"));
+  for (const k of ofType(plan, "aws:kms/key:Key")) assert.equal(inputs(k).enableKeyRotation, true, k.name);
+});
+
+test("no security group opens PostgreSQL or Redis beyond the VPC", () => {
+  const vpcCidr = inputs(one(plan, "aws:ec2/vpc:Vpc")).cidrBlock;
+  const net = vpcCidr.split("/")[0].split(".").slice(0, 2).join(".");
+  for (const sg of ofType(plan, "aws:ec2/securityGroup:SecurityGroup")) {
+    for (const rule of inputs(sg).ingress ?? []) {
+      const covers = (port: number) => rule.protocol === "-1" || (rule.fromPort <= port && port <= rule.toPort);
+      if (!covers(5432) && !covers(6379)) continue;
+      for (const cidr of rule.cidrBlocks ?? []) assert.ok(cidr.startsWith(`${net}.`), `${sg.name} opens to ${cidr}`);
+      assert.ok((rule.securityGroups ?? []).length > 0 || (rule.cidrBlocks ?? []).length > 0, `${sg.name} rule has no source`);
+    }
+  }
+  const dbSg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", "database-sg"));
+  assert.deepEqual(dbSg.ingress.map((r: any) => [r.fromPort, r.cidrBlocks]), [[5432, undefined]]);
+});
+
+test("generated passwords reach resources only as secrets, never as plain text", () => {
+  assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
+  assert.equal(inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => !inputs(d).replicateSourceDb)!).password, SECRET_PLACEHOLDER);
+  for (const v of ofType(plan, "aws:secretsmanager/secretVersion:SecretVersion")) assert.equal(inputs(v).secretString, SECRET_PLACEHOLDER);
+});
+
+test("network: three AZs, a NAT gateway per AZ, private subnets for data, S3 gateway endpoint", () => {
+  assert.equal(ofType(plan, "aws:ec2/natGateway:NatGateway").length, 3);
+  const subnets = ofType(plan, "aws:ec2/subnet:Subnet");
+  assert.equal(subnets.length, 6);
+  assert.ok(subnets.every((s) => inputs(s).mapPublicIpOnLaunch === false));
+  assert.equal(inputs(one(plan, "aws:ec2/vpcEndpoint:VpcEndpoint")).vpcEndpointType, "Gateway");
+});
+
+test("ECR scans on push, tags are immutable, old images expire", () => {
+  const repo = inputs(one(plan, "aws:ecr/repository:Repository"));
+  assert.equal(repo.imageScanningConfiguration.scanOnPush, true);
+  assert.equal(repo.imageTagMutability, "IMMUTABLE");
+  const rule = JSON.parse(inputs(one(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy")).policy).rules[0];
+  assert.equal(rule.selection.countNumber, 50);
+});
+
+test("every AWS resource is tagged through the provider's default tags", () => {
+  const provider = inputs(one(plan, "pulumi:providers:aws"));
+  const tags = JSON.parse(typeof provider.defaultTags === "string" ? provider.defaultTags : JSON.stringify(provider.defaultTags)).tags;
+  assert.deepEqual({ project: tags.project, stack: tags.stack, tier: tags.tier }, { project: "agent-stack", stack: "prod", tier: "medium" });
+});
+
+test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", () => {
+  for (const key of ["vpcId", "clusterName", "clusterEndpoint", "dbEndpoint", "dbSecretArn", "cacheEndpoint", "cacheSecretArn", "ecrRepositoryUrl", "tier"]) {
+    assert.ok(plan.outputs[key], `output ${key} missing`);
+  }
+  assert.equal(plan.outputs.kubeconfig, SECRET_PLACEHOLDER);
+});
