@@ -166,6 +166,9 @@ const stackSchema = z
   })
   .strict();
 
+/** Every plain key the program reads under our namespace. */
+export const STACK_KEYS = Object.keys(stackSchema.shape);
+
 /** Keys under our namespace that hold secrets; read with `requireSecret`, never parsed into plain config. */
 export const SECRET_KEYS = ["alertSlackWebhookUrl", "alertPagerdutyKey"] as const;
 

@@ -75,3 +75,16 @@ test("all problems are reported at once", () => {
   const message = failure(withOverrides({ nodeGroups: { gpu: { min: -1 } }, cache: { nodes: 0 } }));
   assert.equal(message.split("\n").length, 2);
 });
+
+test("the README's config table matches the schema and the tiers (npm run docs:config)", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { withConfigTable } = await import("../../infra/config-table.ts");
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  assert.equal(readme, withConfigTable(readme), "README.md config table is stale: run npm run docs:config");
+});
+
+test("the README documents exactly the keys the program reads", async () => {
+  const { STACK_KEYS, SECRET_KEYS } = await import("../../infra/config.ts");
+  const { DOCUMENTED_KEYS } = await import("../../infra/config-table.ts");
+  assert.deepEqual(DOCUMENTED_KEYS.map(([k]) => k).sort(), [...STACK_KEYS, ...SECRET_KEYS].sort());
+});

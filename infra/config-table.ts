@@ -1,0 +1,64 @@
+// Renders the README's config reference from the schema's defaults and the tiers, so it cannot drift:
+// `npm run docs:config` rewrites the block between the markers; a test fails when it is stale.
+import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { PROJECT } from "./config.ts";
+import { TIER_NAMES, TIERS } from "./tiers.ts";
+
+export const BEGIN = "<!-- config-table:begin -->";
+export const END = "<!-- config-table:end -->";
+
+export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = [
+  ["tier", "(required)", `one of ${TIER_NAMES.join(", ")}; fixes every size below`],
+  ["overrides", "{}", "deep partial of the tier: any single value below, e.g. `{\"nodeGroups\":{\"general\":{\"max\":8}}}`"],
+  ["kubernetesVersion", "1.33", "EKS control-plane version"],
+  ["endpointPublicAccessCidrs", '["0.0.0.0/0"]', "CIDRs allowed to reach the public EKS API endpoint"],
+  ["flowLogs", "false", "VPC flow logs (rejected traffic) to CloudWatch"],
+  ["domain", "(none)", "DNS name for the API; enables HTTPS with an ACM certificate"],
+  ["notifyEmail", "(none)", "email for budget and alert notifications"],
+  ["restore", "{}", "`{\"rdsSnapshotId\": \"...\"}` creates the database from a snapshot"],
+  ["ci", "{}", "`{\"githubRepo\": \"owner/name\"}` creates the GitHub OIDC deploy role"],
+  ["alertSlackWebhookUrl", "(none)", "secret (`pulumi config set --secret`): Alertmanager chat receiver"],
+  ["alertPagerdutyKey", "(none)", "secret: Alertmanager paging receiver"],
+];
+
+function leaves(value: unknown, path: string[] = []): [string, unknown][] {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    return Object.entries(value).flatMap(([k, v]) => leaves(v, [...path, k]));
+  }
+  return [[path.join("."), value]];
+}
+
+function cell(value: unknown): string {
+  if (value === null) return "—";
+  if (Array.isArray(value)) return value.join(", ");
+  return String(value).replace(/\|/g, "\\|");
+}
+
+export function renderConfigTable(): string {
+  const lines = ["| key | default | meaning |", "|---|---|---|"];
+  for (const [key, fallback, what] of DOCUMENTED_KEYS) lines.push(`| \`${PROJECT}:${key}\` | ${cell(fallback)} | ${what} |`);
+  lines.push("", `Tier sizes, each overridable under \`${PROJECT}:overrides\` (— : absent in that tier):`, "");
+  lines.push(`| overrides key | ${TIER_NAMES.join(" | ")} |`, `|---|${TIER_NAMES.map(() => "---").join("|")}|`);
+  const perTier = TIER_NAMES.map((t) => {
+    const { name: _name, guide: _guide, ...sizes } = TIERS[t];
+    return new Map(leaves(sizes));
+  });
+  // Medium has every group, so its key order leads; a null group in another tier leaves a bare prefix key.
+  const all = [...new Set([perTier[TIER_NAMES.indexOf("medium")], ...perTier].flatMap((m) => [...m.keys()]))];
+  const keys = all.filter((k) => k && !all.some((other) => other.startsWith(`${k}.`)));
+  for (const key of keys) lines.push(`| \`${key}\` | ${perTier.map((m) => cell(m.has(key) ? m.get(key) : null)).join(" | ")} |`);
+  return lines.join("\n");
+}
+
+export function withConfigTable(readme: string): string {
+  const start = readme.indexOf(BEGIN);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`README.md lacks the ${BEGIN} ... ${END} markers`);
+  return `${readme.slice(0, start + BEGIN.length)}\n${renderConfigTable()}\n${readme.slice(end)}`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const path = fileURLToPath(new URL("../README.md", import.meta.url));
+  writeFileSync(path, withConfigTable(readFileSync(path, "utf8")));
+}

@@ -1,0 +1,78 @@
+// Pod building blocks shared by the workloads: labels, placement on node groups, hardening, resources.
+import * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import { GPU_TAINT, NODE_ROLE_LABEL, type NodeRole } from "../platform/cluster.ts";
+import { NAME_LABEL } from "./names.ts";
+
+type Toleration = k8s.types.input.core.v1.Toleration;
+
+export function labelsFor(name: string): Record<string, string> {
+  return { [NAME_LABEL]: name, "app.kubernetes.io/part-of": "agent-stack", "app.kubernetes.io/managed-by": "pulumi" };
+}
+
+export function selectorFor(name: string): { matchLabels: Record<string, string> } {
+  return { matchLabels: { [NAME_LABEL]: name } };
+}
+
+/** EKS spells taint effects NO_SCHEDULE; Kubernetes spells them NoSchedule. */
+const TAINT_EFFECT = { NO_SCHEDULE: "NoSchedule", NO_EXECUTE: "NoExecute", PREFER_NO_SCHEDULE: "PreferNoSchedule" } as const;
+
+export const GPU_TOLERATION: Toleration = {
+  key: GPU_TAINT.key,
+  operator: "Equal",
+  value: GPU_TAINT.value,
+  effect: TAINT_EFFECT[GPU_TAINT.effect],
+};
+
+/** Pins a pod to one node group (`role` label); GPU nodes are tainted, so their pods tolerate that. */
+export function placement(role: NodeRole): { nodeSelector: Record<string, string>; tolerations?: Toleration[] } {
+  return { nodeSelector: { [NODE_ROLE_LABEL]: role }, ...(role === "gpu" ? { tolerations: [GPU_TOLERATION] } : {}) };
+}
+
+/** Container hardening every workload gets; images that need root still lose every capability. */
+export function lockedDown(runAsRoot = false): k8s.types.input.core.v1.SecurityContext {
+  return {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+    ...(runAsRoot ? { runAsNonRoot: false } : { runAsNonRoot: true }),
+  };
+}
+
+export function nonRootPod(uid: number, gid = uid): k8s.types.input.core.v1.PodSecurityContext {
+  return { runAsNonRoot: true, runAsUser: uid, runAsGroup: gid, fsGroup: gid, seccompProfile: { type: "RuntimeDefault" } };
+}
+
+export interface Sizes {
+  cpuRequest: string;
+  memoryRequest: string;
+  /** Omitted for latency-bound servers (Ollama, Qdrant): a CPU limit throttles them and buys nothing. */
+  cpuLimit?: string;
+  memoryLimit: string;
+}
+
+export function resources(s: Sizes, extended: Record<string, string> = {}): k8s.types.input.core.v1.ResourceRequirements {
+  return {
+    requests: { cpu: s.cpuRequest, memory: s.memoryRequest, ...extended },
+    limits: { ...(s.cpuLimit ? { cpu: s.cpuLimit } : {}), memory: s.memoryLimit, ...extended },
+  };
+}
+
+/** Writable scratch space for containers with a read-only root filesystem. */
+export const TMP = {
+  volume: { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+  mount: { name: "tmp", mountPath: "/tmp" },
+} as const;
+
+/** Keeps all but one replica up through node drains and upgrades. */
+export function disruptionBudget(
+  name: string,
+  namespace: pulumi.Input<string>,
+  opts: pulumi.CustomResourceOptions,
+): k8s.policy.v1.PodDisruptionBudget {
+  return new k8s.policy.v1.PodDisruptionBudget(name, {
+    metadata: { name, namespace, labels: labelsFor(name) },
+    spec: { maxUnavailable: 1, selector: selectorFor(name) },
+  }, opts);
+}

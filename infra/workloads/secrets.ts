@@ -1,0 +1,54 @@
+// The app's credentials as Kubernetes Secrets: connection strings built from the RDS and ElastiCache
+// outputs, a generated bootstrap API key and a generated Qdrant API key. Pods read them with
+// envFrom/secretKeyRef only; nothing secret goes into plain env or ConfigMaps.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { SECRETS } from "./names.ts";
+import { labelsFor } from "./pod.ts";
+
+export interface AppSecretsArgs {
+  namespace: pulumi.Input<string>;
+  database: {
+    address: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    name: string;
+    user: string;
+    password: pulumi.Input<string>;
+  };
+  cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
+}
+
+export class AppSecrets extends pulumi.ComponentResource {
+  readonly apiSecretName: pulumi.Output<string>;
+  readonly qdrantApiKey: { name: pulumi.Output<string>; key: string };
+
+  constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:AppSecrets", name, {}, opts);
+    const o = { parent: this };
+
+    // The app accepts keys of 16+ characters; letters and digits keep them safe in headers and URLs.
+    const bootstrapKey = new random.RandomPassword(`${name}-api-bootstrap-key`, { length: 48, special: false }, o);
+    const qdrantKey = new random.RandomPassword(`${name}-qdrant-api-key`, { length: 48, special: false }, o);
+
+    const db = args.database;
+    const databaseUrl = pulumi.interpolate`postgresql://${db.user}:${pulumi.output(db.password).apply(encodeURIComponent)}@${db.address}:${db.port}/${db.name}?sslmode=require`;
+    // ElastiCache has in-transit encryption on: rediss://, with the AUTH token as the password.
+    const redisUrl = pulumi.interpolate`rediss://:${pulumi.output(args.cache.authToken).apply(encodeURIComponent)}@${args.cache.address}:${args.cache.port}`;
+
+    const apiSecret = new k8s.core.v1.Secret(SECRETS.api, {
+      metadata: { name: SECRETS.api, namespace: args.namespace, labels: labelsFor(SECRETS.api) },
+      type: "Opaque",
+      stringData: pulumi.secret({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, API_KEYS: bootstrapKey.result }),
+    }, o);
+    const qdrantSecret = new k8s.core.v1.Secret(SECRETS.qdrantApiKey.name, {
+      metadata: { name: SECRETS.qdrantApiKey.name, namespace: args.namespace, labels: labelsFor(SECRETS.qdrantApiKey.name) },
+      type: "Opaque",
+      stringData: pulumi.secret({ [SECRETS.qdrantApiKey.key]: qdrantKey.result }),
+    }, o);
+
+    this.apiSecretName = apiSecret.metadata.name;
+    this.qdrantApiKey = { name: qdrantSecret.metadata.name, key: SECRETS.qdrantApiKey.key };
+    this.registerOutputs({ apiSecretName: this.apiSecretName, qdrantApiKeySecretName: this.qdrantApiKey.name });
+  }
+}

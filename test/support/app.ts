@@ -1,0 +1,118 @@
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig, type Config } from "../../app/src/config.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { startServer, type RunningServer } from "../../app/src/start.ts";
+import { startFakes, type Fakes } from "./fakes.ts";
+import { startPostgres, type PostgresServer } from "./postgres.ts";
+import { spawnTracked, stopProcess, waitFor } from "./process.ts";
+import { startRedis, type RedisServer } from "./redis.ts";
+
+export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** Keys every test app accepts: USER_KEY has the query scope, ADMIN_KEY also admin. */
+export const USER_KEY = "test-user-key-0123456789";
+export const OTHER_KEY = "test-other-key-0123456789";
+export const ADMIN_KEY = "test-admin-key-0123456789";
+
+/** Model names the fakes answer to; routing picks one by question complexity. */
+export const MODELS = { EMBED_MODEL: "fake-embed", MODEL_SMALL: "fake-small", MODEL_DEFAULT: "fake-default", MODEL_LARGE: "fake-large" };
+
+/** A complete environment for the app, pointing at the given servers; `overrides` wins. */
+export function appEnv(urls: { databaseUrl: string; redisUrl: string; ollamaUrl: string; qdrantUrl: string }, overrides: Record<string, string> = {}) {
+  return {
+    DATABASE_URL: urls.databaseUrl,
+    REDIS_URL: urls.redisUrl,
+    OLLAMA_URL: urls.ollamaUrl,
+    QDRANT_URL: urls.qdrantUrl,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    API_KEYS: `${USER_KEY},${OTHER_KEY}`,
+    ADMIN_API_KEYS: ADMIN_KEY,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...MODELS,
+    ...overrides,
+  };
+}
+
+export interface TestApp {
+  url: string;
+  config: Config;
+  server: RunningServer;
+  stop(): Promise<void>;
+}
+
+/** Runs the real app in this process (same composition root as `npm run app`) on a free port. */
+export async function startApp(env: Record<string, string>): Promise<TestApp> {
+  const config = loadConfig(env);
+  const server = await startServer(config, createLogger(config.LOG_LEVEL));
+  return { url: server.url, config, server, stop: () => server.close(1_000) };
+}
+
+export interface SpawnedApp {
+  url: string;
+  child: ChildProcess;
+  /** Everything the process wrote so far. */
+  output(): { stdout: string; stderr: string };
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+/** Runs app/src/main.ts as its own process (what `npm run app` runs), e.g. to send it signals. */
+export function spawnAppProcess(env: Record<string, string>): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exited: SpawnedApp["exited"] } {
+  const child = spawnTracked(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "app/src/main.ts")], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? "", ...env },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output: () => ({ stdout, stderr }), exited };
+}
+
+/** Spawns the app with a fixed port and waits until /health answers. */
+export async function spawnApp(env: Record<string, string>): Promise<SpawnedApp> {
+  const proc = spawnAppProcess(env);
+  const url = `http://127.0.0.1:${env.PORT}`;
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  await waitFor("spawned app", async () => {
+    if (exited) throw new Error(`app exited during start-up: ${proc.output().stderr}${proc.output().stdout}`);
+    return (await fetch(`${url}/health`)).ok;
+  }, 30_000);
+  return { url, ...proc, stop: () => stopProcess(proc.child, "SIGKILL") };
+}
+
+export interface Stack {
+  url: string;
+  app: TestApp;
+  pg: PostgresServer;
+  redis: RedisServer;
+  fakes: Fakes;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** Postgres + Redis + fakes + the app in this process: what most app tests need. */
+export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  const env = appEnv({ databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
+  const app = await startApp(env);
+  return {
+    url: app.url,
+    app,
+    pg,
+    redis,
+    fakes,
+    env,
+    stop: async () => {
+      await app.stop();
+      await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+    },
+  };
+}

@@ -1,0 +1,48 @@
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`. */
+export function api(baseUrl: string, key?: string) {
+  const send = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> => {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, headers: res.headers, body: parsed as T, text };
+  };
+  return {
+    get: <T = any>(path: string, headers?: Record<string, string>) => send<T>("GET", path, undefined, headers),
+    post: <T = any>(path: string, body: unknown, headers?: Record<string, string>) => send<T>("POST", path, body, headers),
+    del: <T = any>(path: string) => send<T>("DELETE", path),
+    send,
+  };
+}
+
+/** Parses a Server-Sent Events body into {event, data} records. */
+export function parseSse(text: string): Array<{ event: string; data: any }> {
+  return text
+    .split("\n\n")
+    .filter((block) => block.trim())
+    .map((block) => {
+      const lines = block.split("\n");
+      const event = lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message";
+      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      return { event, data: JSON.parse(data) };
+    });
+}

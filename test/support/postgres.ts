@@ -1,0 +1,76 @@
+import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { freePort, spawnTracked, stopProcess, waitFor } from "./process.ts";
+
+const BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
+
+export interface PostgresServer {
+  url: string;
+  port: number;
+  /** Stops the server, keeping its data, so start() can bring it back (an outage). */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Stops the server for good and deletes its data directory. */
+  stop(): Promise<void>;
+}
+
+/** The uid/gid to run as: initdb and postgres refuse root, so root runs them as the `postgres` user. */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+/** A throwaway PostgreSQL cluster on a free loopback port (trust auth, fsync off). */
+export async function startPostgres(): Promise<PostgresServer> {
+  if (!existsSync(path.join(BIN, "postgres"))) throw new Error(`PostgreSQL binaries not found in ${BIN} (set PG_BIN)`);
+  const user = serverUser();
+  const dir = await mkdtemp(path.join(tmpdir(), "agent-pg-"));
+  await chmod(dir, 0o755);
+  if (user) await chown(dir, user.uid, user.gid);
+  const data = path.join(dir, "data");
+  const init = spawnSync(path.join(BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"], {
+    ...user,
+    encoding: "utf8",
+  });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  const port = await freePort();
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let child: ChildProcess | undefined;
+
+  const start = async () => {
+    child = spawnTracked(
+      path.join(BIN, "postgres"),
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+      { ...user },
+    );
+    child.stdout?.resume();
+    child.stderr?.resume();
+    await waitFor("postgres", async () => spawnSync(path.join(BIN, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]).status === 0);
+  };
+  // SIGINT is Postgres' "fast" shutdown: open connections are cut, as in an outage.
+  const halt = async () => {
+    if (child) await stopProcess(child, "SIGINT");
+    child = undefined;
+  };
+
+  await start();
+  return {
+    url,
+    port,
+    halt,
+    start,
+    restart: async () => {
+      await halt();
+      await start();
+    },
+    stop: async () => {
+      await halt();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import type { ChildProcess } from "node:child_process";
+import { connect } from "node:net";
+import { freePort, spawnTracked, stopProcess, waitFor } from "./process.ts";
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  /** Stops the server (an outage); start() brings it back, empty. */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function pong(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("error", () => resolve(false));
+    socket.once("data", (d) => {
+      socket.destroy();
+      resolve(d.toString().startsWith("+PONG"));
+    });
+    socket.write("PING\r\n");
+  });
+}
+
+/** A throwaway redis-server on a free loopback port, without persistence. */
+export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
+    if (opts.password) args.push("--requirepass", opts.password);
+    child = spawnTracked(process.env.REDIS_SERVER ?? "redis-server", args);
+    child.stdout?.resume();
+    child.stderr?.resume();
+    await waitFor("redis", async () => {
+      if (!opts.password) return pong(port);
+      return new Promise((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        s.once("error", () => resolve(false));
+        s.once("connect", () => {
+          s.destroy();
+          resolve(true);
+        });
+      });
+    });
+  };
+  const halt = async () => {
+    if (child) await stopProcess(child, "SIGTERM");
+    child = undefined;
+  };
+  await start();
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
+  return {
+    url: `redis://${auth}127.0.0.1:${port}`,
+    port,
+    halt,
+    start,
+    restart: async () => {
+      await halt();
+      await start();
+    },
+    stop: halt,
+  };
+}
