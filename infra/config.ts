@@ -1,7 +1,7 @@
 // Typed, validated stack configuration. `parseStackConfig` is pure (raw key/value map in, typed config
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { z } from "zod";
-import { DAYS, TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
+import { DAYS, TIER_NAMES, TIERS, type Tier, type TierName, type Window } from "./tiers.ts";
 
 export const PROJECT = "agent-stack";
 
@@ -115,6 +115,7 @@ const tierSchema = z
           if (!isIanaTimeZone(tz)) ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC` });
         }),
         offPeak: window.nullable(),
+        // apiMinReplicas >= 1: the API PodDisruptionBudget keeps one pod available, so 0 would block every drain.
         offPeakSizes: z
           .object({ generalNodes: count, gpuNodes: count, apiMinReplicas: positive, ollamaReplicas: count })
           .strict(),
@@ -126,7 +127,10 @@ const tierSchema = z
         daily: z.object({ keepDays: positive }).strict(),
         weekly: z.object({ keepWeeks: positive }).strict(),
         monthly: z.object({ keepMonths: positive }).strict(),
-        qdrantSnapshotCron: z.string().regex(/^(\S+\s+){4}\S+$/, "a five-field cron expression"),
+        qdrantSnapshotCron: z.string().superRefine((expr, ctx) => {
+          const parsed = cronFiringMinutes(expr);
+          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `"${expr}" is not a five-field cron expression: ${parsed}` });
+        }),
         glacierAfterDays: positive,
         expireAfterDays: positive,
       })
@@ -149,7 +153,33 @@ const tierSchema = z
     if (t.ollama.gpu && !t.nodeGroups.gpu) {
       ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "true needs a gpu node group; set nodeGroups.gpu or ollama.gpu: false" });
     }
+    checkScheduleFits(t, ctx);
   });
+
+/** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
+function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
+  const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  if (offPeak && t.ollama.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
+    issue(["schedule", "offPeakSizes", "gpuNodes"], `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`);
+  }
+  if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {
+    issue(["backups", "expireAfterDays"], `${t.backups.expireAfterDays} must be above glacierAfterDays ${t.backups.glacierAfterDays}`);
+  }
+  if (!workHoursOnly) return;
+  const work = windowRanges(workHoursOnly);
+  const shown = `workHoursOnly (${describeWindow(workHoursOnly)})`;
+  if (offPeak && !windowRanges(offPeak).every(([s, e]) => work.some(([ws, we]) => ws <= s && e <= we))) {
+    issue(["schedule", "offPeak"], `${describeWindow(offPeak)} overlaps the hours outside ${shown}, when everything is off; put it inside work hours or set one of them to null`);
+  }
+  if (t.database.readReplicas > 0) {
+    issue(["database", "readReplicas"], `${t.database.readReplicas}: RDS cannot stop an instance with read replicas, and ${shown} stops it at night; needs 0`);
+  }
+  const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);
+  if (typeof firings !== "string" && !firings.every((m) => work.some(([ws, we]) => ws <= m && m < we))) {
+    issue(["backups", "qdrantSnapshotCron"], `"${t.backups.qdrantSnapshotCron}" can fire outside ${shown}, when the cluster is off; pick a time inside work hours`);
+  }
+}
 
 const stackSchema = z
   .object({
@@ -161,6 +191,8 @@ const stackSchema = z
     flowLogs: z.boolean().default(false),
     domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
     notifyEmail: z.email().optional(),
+    /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
+    budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
     restore: z.object({ rdsSnapshotId: z.string().min(1).optional() }).strict().default({}),
     ci: z.object({ githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional() }).strict().default({}),
   })
@@ -243,13 +275,79 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** Intl also accepts "utc" or "europe/berlin"; AWS and Kubernetes (Go's tzdata) want the exact spelling. */
 function isIanaTimeZone(tz: string): boolean {
   try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
+    const canonical = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+    return tz === canonical || tz.toLowerCase() !== canonical.toLowerCase();
   } catch {
     return false;
   }
+}
+
+// Schedule arithmetic in minutes of the week, Monday 00:00 = 0, all in the tier's time zone.
+const DAY_MINUTES = 24 * 60;
+const WEEK_MINUTES = 7 * DAY_MINUTES;
+
+const toMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** A window's occurrences as [start, end) ranges; one ending past midnight runs into the next day. */
+function windowRanges(w: Window): [number, number][] {
+  const start = toMinutes(w.start);
+  const length = (toMinutes(w.end) - start + DAY_MINUTES) % DAY_MINUTES;
+  return w.days.flatMap((day): [number, number][] => {
+    const s = DAYS.indexOf(day) * DAY_MINUTES + start;
+    const e = s + length;
+    return e <= WEEK_MINUTES ? [[s, e]] : [[s, WEEK_MINUTES], [0, e - WEEK_MINUTES]];
+  });
+}
+
+function describeWindow(w: Window): string {
+  return `${w.days.join(",")} ${w.start}-${w.end}`;
+}
+
+const CRON_FIELDS = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  { name: "month", min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], first: 1 },
+  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], first: 0 },
+];
+
+/**
+ * The minutes of the week a five-field cron can fire at, or why it is not one. Day of month and month are
+ * checked but not followed: a cron restricted by them is taken to fire on any day, which is the safe side
+ * for "does it ever fire outside work hours".
+ */
+function cronFiringMinutes(expr: string): number[] | string {
+  const parts = expr.trim().split(/\s+/);
+  if (parts.length !== 5) return `has ${parts.length} fields; needs minute hour day-of-month month day-of-week`;
+  const values: number[][] = [];
+  for (const [i, field] of CRON_FIELDS.entries()) {
+    const parsed = cronField(parts[i].toUpperCase(), field);
+    if (typeof parsed === "string") return `${field.name} "${parts[i]}" ${parsed}`;
+    values.push(parsed);
+  }
+  const [minutes, hours, , , weekdays] = values;
+  const anyDay = parts[2] !== "*" || parts[4] === "*";
+  const days = anyDay ? [0, 1, 2, 3, 4, 5, 6] : [...new Set(weekdays.map((d) => (d + 6) % 7))]; // cron 0/7 = Sunday
+  return days.flatMap((d) => hours.flatMap((h) => minutes.map((m) => d * DAY_MINUTES + h * 60 + m)));
+}
+
+function cronField(text: string, f: (typeof CRON_FIELDS)[number]): number[] | string {
+  const value = (v: string) => (f.names?.includes(v) ? f.names.indexOf(v) + f.first! : /^\d+$/.test(v) ? Number(v) : NaN);
+  const out: number[] = [];
+  for (const item of text.split(",")) {
+    const m = /^(\*|(\w+)(?:-(\w+))?)(?:\/(\d+))?$/.exec(item);
+    if (!m) return "is not a number, range, list or step";
+    const lo = m[1] === "*" ? f.min : value(m[2]);
+    const hi = m[1] === "*" ? f.max : m[3] !== undefined ? value(m[3]) : m[4] !== undefined ? f.max : lo;
+    const step = m[4] === undefined ? 1 : Number(m[4]);
+    if (![lo, hi].every((v) => Number.isInteger(v) && v >= f.min && v <= f.max)) return `is outside ${f.min}-${f.max}`;
+    if (lo > hi || step < 1) return "has an empty range or a step below 1";
+    for (let v = lo; v <= hi; v += step) out.push(v);
+  }
+  return out;
 }
 
 function valueAt(root: unknown, path: PropertyKey[]): unknown {

@@ -2,11 +2,17 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, parseStackConfig, type StackConfig } from "./config.ts";
+import { Backups } from "./platform/backups.ts";
+import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
 import { Cluster } from "./platform/cluster.ts";
-import { Database } from "./platform/database.ts";
+import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
 import { Registry } from "./platform/registry.ts";
+import { describeSchedule, OffPeakSchedules } from "./platform/schedules.ts";
+import { Workloads } from "./workloads/index.ts";
+import { OffPeakScaler } from "./workloads/offpeak.ts";
+import { QdrantSnapshots } from "./workloads/qdrant-snapshots.ts";
 
 export interface BuiltStack {
   config: StackConfig;
@@ -19,6 +25,8 @@ export async function buildStack(): Promise<BuiltStack> {
   const { sizes } = config;
   const prefix = `${PROJECT}-${config.stack}`;
   const disposable = sizes.name === "dev";
+  // AWS Backup takes everything carrying this tag: the RDS instance and the Qdrant EBS volumes.
+  const backupTag = { key: "backup", value: prefix };
 
   const provider = new aws.Provider("aws", {
     region: config.region as aws.Region,
@@ -61,7 +69,7 @@ export async function buildStack(): Promise<BuiltStack> {
     sizes: sizes.database,
     disposable,
     snapshotIdentifier: config.restore.rdsSnapshotId,
-    backupTags: { backup: prefix },
+    backupTags: { [backupTag.key]: backupTag.value },
   }, opts);
 
   const cache = new Cache("cache", {
@@ -80,6 +88,72 @@ export async function buildStack(): Promise<BuiltStack> {
     forceDelete: disposable,
   }, opts);
 
+  const backups = new Backups("backups", {
+    prefix,
+    kmsKeyArn: dataKey.arn,
+    sizes: sizes.backups,
+    schedule: sizes.schedule,
+    disposable,
+    selectionTag: backupTag,
+  }, opts);
+
+  new OffPeakSchedules("schedules", {
+    schedule: sizes.schedule,
+    nodeGroupSpecs: sizes.nodeGroups,
+    nodeGroups: cluster.nodeGroups,
+    database: { identifier: database.instance.identifier, arn: database.instance.arn },
+  }, opts);
+
+  const budget = new Budget("budget", {
+    name: prefix,
+    monthlyUsd: sizes.budget.monthlyUsd,
+    stack: config.stack,
+    notifyEmail: config.notifyEmail,
+    snsTopicArn: config.budgetSnsTopicArn,
+  }, opts);
+
+  const workloads = new Workloads("workloads", {
+    clusterName: cluster.name,
+    kubeconfig: cluster.kubeconfig,
+    oidc: cluster.oidc,
+    nodeGroups: Object.values(cluster.nodeGroups),
+    region: config.region,
+    vpcId: network.vpcId,
+    vpcCidr: network.vpcCidr,
+    sizes,
+    domain: config.domain,
+    disposable,
+    backupTag,
+    database: { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password },
+    cache: { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken },
+    repositoryUrl: registry.repositoryUrl,
+  }, opts);
+
+  const k8sOpts: pulumi.ComponentResourceOptions = { providers: { aws: provider, kubernetes: workloads.provider } };
+  if (sizes.schedule.offPeak) {
+    new OffPeakScaler("offpeak", {
+      namespace: workloads.namespaces.agent,
+      window: sizes.schedule.offPeak,
+      timezone: sizes.schedule.timezone,
+      peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
+      offPeak: sizes.schedule.offPeakSizes,
+      ollama: workloads.ollamaWorkload,
+    }, k8sOpts);
+  }
+  new QdrantSnapshots("qdrant-snapshots", {
+    namespace: workloads.namespaces.agent,
+    cron: sizes.backups.qdrantSnapshotCron,
+    timezone: sizes.schedule.timezone,
+    replicas: sizes.qdrant.replicas,
+    apiKeySecret: workloads.qdrantApiKeySecret,
+    bucketName: backups.bucketName,
+    bucketArn: backups.bucketArn,
+    kmsKeyArn: dataKey.arn,
+    region: config.region,
+    oidc: cluster.oidc,
+    scratchGb: sizes.qdrant.storageGb,
+  }, k8sOpts);
+
   return {
     config,
     outputs: {
@@ -95,6 +169,14 @@ export async function buildStack(): Promise<BuiltStack> {
       cacheEndpoint: cache.primaryAddress,
       cacheSecretArn: cache.secretArn,
       ecrRepositoryUrl: registry.repositoryUrl,
+      apiUrl: workloads.apiUrl,
+      imageDigest: workloads.imageDigest,
+      schedule: describeSchedule(sizes),
+      dbInstanceId: database.instance.identifier,
+      cacheReplicationGroupId: prefix,
+      backupBucket: backups.bucketName,
+      backupVault: backups.vaultName,
+      budget: budget.summary,
     },
   };
 }

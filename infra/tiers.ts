@@ -93,7 +93,7 @@ export interface Tier {
     daily: { keepDays: number };
     weekly: { keepWeeks: number };
     monthly: { keepMonths: number };
-    /** Cron (UTC) of the Qdrant snapshot CronJob. */
+    /** Five-field cron of the Qdrant snapshot CronJob, in schedule.timezone; with workHoursOnly it must fire inside them. */
     qdrantSnapshotCron: string;
     glacierAfterDays: number;
     expireAfterDays: number;
@@ -149,7 +149,8 @@ export const TIERS: Record<TierName, Tier> = {
       offPeakSizes: { generalNodes: 1, gpuNodes: 0, apiMinReplicas: 1, ollamaReplicas: 1 },
       workHoursOnly: { days: WEEKDAYS, start: "08:00", end: "20:00" },
     },
-    backups: { ...RETENTION, qdrantSnapshotCron: "0 3 * * 0", glacierAfterDays: 30, expireAfterDays: 90 },
+    // G000-BACKUP "Qdrant Backup (Weekly)": Wednesday noon, while dev is up (the cluster is off at night and weekends).
+    backups: { ...RETENTION, qdrantSnapshotCron: "0 12 * * 3", glacierAfterDays: 30, expireAfterDays: 90 },
     budget: { monthlyUsd: 250 },
     guide: { monthlyUsd: 50, reference: "000 Deployment Sizes: Development, 1 server, no GPU, $50/month" },
   },

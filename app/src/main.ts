@@ -1,9 +1,6 @@
-import { ConfigError, loadConfig } from "./config.ts";
-import { describe } from "./errors.ts";
-import { createLogger } from "./log.ts";
-import { startServer } from "./start.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (err) {
@@ -11,6 +8,11 @@ try {
   process.stderr.write(`${err.message}\n`);
   process.exit(1);
 }
+
+// Loaded only once the environment is valid, so a bad variable is reported without loading the server.
+const { createLogger } = await import("./log.ts");
+const { describe } = await import("./errors.ts");
+const { startServer } = await import("./start.ts");
 
 const log = createLogger(config.LOG_LEVEL);
 try {

@@ -17,8 +17,13 @@ export function isKnown(value: unknown): boolean {
 
 /** The value at a dotted path ("scalingConfig.desiredSize", "blockDeviceMappings.0.ebs"), or undefined. */
 export function at(root: unknown, path: string): unknown {
+  return atKeys(root, path.split("."));
+}
+
+/** The value under these keys, for keys that contain dots themselves (tags, annotations). */
+export function atKeys(root: unknown, keys: string[]): unknown {
   let v: unknown = root;
-  for (const key of path.split(".")) {
+  for (const key of keys) {
     if (v === null || typeof v !== "object") return undefined;
     v = (v as Record<string, unknown>)[key];
   }

@@ -26,6 +26,8 @@ export const SECRETS = {
 } as const;
 
 export const STORAGE_CLASS = "gp3-encrypted";
+/** Same, and its volumes carry the AWS Backup selection tag (Qdrant's data). */
+export const BACKED_UP_STORAGE_CLASS = "gp3-encrypted-backup";
 
 /** Pinned images; the API image is built from this repository and pinned by digest. */
 export const IMAGES = {

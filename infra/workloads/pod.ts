@@ -29,14 +29,14 @@ export function placement(role: NodeRole): { nodeSelector: Record<string, string
   return { nodeSelector: { [NODE_ROLE_LABEL]: role }, ...(role === "gpu" ? { tolerations: [GPU_TOLERATION] } : {}) };
 }
 
-/** Container hardening every workload gets; images that need root still lose every capability. */
-export function lockedDown(runAsRoot = false): k8s.types.input.core.v1.SecurityContext {
+/** Container hardening every workload gets. */
+export function lockedDown(): k8s.types.input.core.v1.SecurityContext {
   return {
+    runAsNonRoot: true,
     allowPrivilegeEscalation: false,
     readOnlyRootFilesystem: true,
     capabilities: { drop: ["ALL"] },
     seccompProfile: { type: "RuntimeDefault" },
-    ...(runAsRoot ? { runAsNonRoot: false } : { runAsNonRoot: true }),
   };
 }
 
@@ -64,6 +64,16 @@ export const TMP = {
   volume: { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
   mount: { name: "tmp", mountPath: "/tmp" },
 } as const;
+
+/** One replica per node: a node failure takes at most one. "preferred" still schedules when nodes run out. */
+export function spreadOverNodes(name: string, mode: "required" | "preferred"): k8s.types.input.core.v1.Affinity {
+  const term = { topologyKey: "kubernetes.io/hostname", labelSelector: selectorFor(name) };
+  return {
+    podAntiAffinity: mode === "required"
+      ? { requiredDuringSchedulingIgnoredDuringExecution: [term] }
+      : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] },
+  };
+}
 
 /** Keeps all but one replica up through node drains and upgrades. */
 export function disruptionBudget(

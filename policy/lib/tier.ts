@@ -1,7 +1,7 @@
 // Which tier (dev, small, medium, large) a resource belongs to, without pulumi.getStack(): the policy's own
 // config `tier` wins; otherwise the `tier` tag the program puts in the AWS provider's defaultTags
 // (infra/stack.ts); otherwise the resource's own `tags.tier`.
-import type { PolicyConfigJSONSchema, PolicyProviderResource, PolicyResource } from "@pulumi/policy";
+import type { PolicyConfigSchema, PolicyProviderResource, PolicyResource } from "@pulumi/policy";
 import { asRecord, decodeJson } from "./values.ts";
 
 export const AWS_PROVIDER_TYPE = "pulumi:providers:aws";
@@ -12,7 +12,7 @@ export interface TierConfig {
 }
 
 /** Config properties shared by every policy that treats some tiers (dev) more leniently. */
-export const TIER_CONFIG_SCHEMA: Record<keyof TierConfig, PolicyConfigJSONSchema> = {
+export const TIER_CONFIG_SCHEMA: Record<keyof TierConfig, PolicyConfigSchema["properties"][string]> = {
   tier: {
     type: "string",
     description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags.",

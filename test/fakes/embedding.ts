@@ -19,15 +19,13 @@ function fnv1a(text: string): number {
 }
 
 /**
- * Deterministic hashed bag-of-words embedding: each content word adds ±1 to one of `dim` buckets, then the
- * vector is L2-normalised. Texts sharing words get a high cosine similarity, unrelated texts about zero.
+ * Deterministic hashed bag-of-words embedding: each content word adds 1 to one of `dim` buckets, then the vector
+ * is L2-normalised. Texts sharing words get a high cosine similarity, unrelated texts about zero (only bucket
+ * collisions add similarity; unsigned counts so words never cancel each other out).
  */
 export function embedText(text: string, dim: number): number[] {
   const v = new Array<number>(dim).fill(0);
-  for (const w of words(text)) {
-    const h = fnv1a(w);
-    v[h % dim]! += h & 0x80000000 ? -1 : 1;
-  }
+  for (const w of words(text)) v[fnv1a(w) % dim]! += 1;
   const norm = Math.hypot(...v);
   return norm === 0 ? v : v.map((x) => x / norm);
 }

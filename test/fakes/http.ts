@@ -37,19 +37,19 @@ export interface Knobs {
   failStatus: number | null;
 }
 
-/** Keeps the last `max` handler durations (ms) so a benchmark can subtract the fakes' own time. */
+/** Handler durations (ms) per route, so a benchmark can subtract the fakes' own time. */
 export class Timings {
-  readonly samples: number[] = [];
-  constructor(private readonly max = 100_000) {}
-  add(ms: number) {
-    if (this.samples.length < this.max) this.samples.push(ms);
+  readonly byRoute = new Map<string, number[]>();
+  add(route: string, ms: number) {
+    const samples = this.byRoute.get(route) ?? [];
+    if (samples.length < 100_000) samples.push(ms);
+    this.byRoute.set(route, samples);
   }
   clear() {
-    this.samples.length = 0;
+    this.byRoute.clear();
   }
-  median(): number {
-    if (this.samples.length === 0) return 0;
-    const s = [...this.samples].sort((a, b) => a - b);
-    return s[Math.floor(s.length / 2)]!;
+  median(route: string): number {
+    const s = [...(this.byRoute.get(route) ?? [])].sort((a, b) => a - b);
+    return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!;
   }
 }

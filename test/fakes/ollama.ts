@@ -58,7 +58,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     if (knobs.latencyMs > 0) await sleep(knobs.latencyMs);
     if (knobs.failStatus !== null) return ollamaError(c, knobs.failStatus, "the model failed to generate a response");
     await next();
-    timings.add(performance.now() - started);
+    timings.add(c.req.path, performance.now() - started);
   });
 
   app.get("/api/version", (c) => c.json({ version: "0.12.0" }));

@@ -57,7 +57,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (knobs.latencyMs > 0) await sleep(knobs.latencyMs);
     if (knobs.failStatus !== null) return fail(c, knobs.failStatus, "Service internal error: fake failure");
     await next();
-    timings.add(performance.now() - started);
+    timings.add(route, performance.now() - started);
   });
 
   app.get("/", (c) => c.json({ title: "qdrant - vector search engine", version: "1.15.0", commit: "fake" }));

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parser } from "@prometheus-io/lezer-promql";
 import YAML from "yaml";
+import { spawnTracked, stopProcess } from "../support/process.ts";
 
 const dir = (rel: string) => fileURLToPath(new URL(`../../monitoring/${rel}`, import.meta.url));
 export const RULES_DIR = dir("prometheus/rules");
@@ -134,4 +135,13 @@ export function metricNames(expr: string): string[] {
   });
   if (error !== undefined) throw new Error(`PromQL does not parse at ${error}: ${expr}`);
   return [...names];
+}
+
+/** Starts a long-running binary (killed if the test process dies first); output is kept for failure messages. */
+export function startDaemon(file: string, args: string[]) {
+  const child = spawnTracked(file, args);
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => (output += d));
+  child.stderr?.on("data", (d: Buffer) => (output += d));
+  return { output: () => output, stop: () => stopProcess(child) };
 }

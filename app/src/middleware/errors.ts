@@ -19,13 +19,20 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
 
 export const notFound = (c: Context) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
 
+const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parameter", query: "query string", header: "header" };
+
 type ValidationResult = { success: true } | { success: false; error: ZodError; target: string };
 
 /** zod-openapi validation hook: a 400 whose message names the first bad field, with every issue in details. */
 export const validationHook = (result: ValidationResult, c: Context) => {
   if (result.success) return;
-  const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+  const issues = result.error.issues.map((i) => ({
+    path: i.path.join("."),
+    // A bad record key reports "Invalid key in record"; the key schema's own message says why.
+    message: i.code === "invalid_key" ? (i.issues[0]?.message ?? i.message) : i.message,
+  }));
   const first = issues[0];
   const where = first?.path ? `${first.path}: ` : "";
-  return c.json({ error: `invalid ${result.target}: ${where}${first?.message ?? describe(result.error)}`, details: issues }, 400);
+  const part = TARGET_NAMES[result.target] ?? result.target;
+  return c.json({ error: `invalid ${part}: ${where}${first?.message ?? describe(result.error)}`, details: issues }, 400);
 };

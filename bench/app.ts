@@ -1,0 +1,121 @@
+/**
+ * `npm run bench:app`: autocannon against the real app on real Postgres + Redis with zero-latency fakes.
+ *
+ * This file plays two roles so the load generator never shares an event loop with the server:
+ * - parent (default): starts Postgres and Redis, spawns itself as the server child, drives autocannon, prints results;
+ * - child (BENCH_CHILD=1): runs the app, the Ollama/Qdrant fakes and a bare Hono route in one process.
+ *
+ * Reported: cache-hit query req/s and p99 next to the bare route (same process, same run) and their ratio; the full
+ * RAG path's p50 minus the fakes' own p50 handler time (embed + vector query + chat) = the app's overhead.
+ * BENCH_SECONDS (default 5) bounds each run; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs.
+ */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import { Hono } from "hono";
+import { listen } from "../test/fakes/http.ts";
+import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
+import { startFakes } from "../test/support/fakes.ts";
+import { startPostgres } from "../test/support/postgres.ts";
+import { startRedis } from "../test/support/redis.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const CACHED_QUESTION = "What causes the tides?";
+
+async function runServerChild(): Promise<void> {
+  const fakes = await startFakes();
+  const app = await startApp(
+    appEnv(
+      { databaseUrl: process.env.BENCH_DATABASE_URL!, redisUrl: process.env.BENCH_REDIS_URL!, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+      { RATE_LIMIT_PER_MINUTE: "1000000000", LOG_LEVEL: "silent", DB_POOL_MAX: "20" },
+    ),
+  );
+  const bare = new Hono();
+  bare.get("/bare", (c) => c.json({ ok: true }));
+  bare.get("/fake-timings", (c) =>
+    c.json({
+      embed: fakes.ollama.timings.median("/api/embed"),
+      chat: fakes.ollama.timings.median("/api/chat"),
+      query: fakes.qdrant.timings.median("/collections/:name/points/query"),
+    }),
+  );
+  bare.post("/fake-timings/reset", (c) => {
+    fakes.ollama.timings.clear();
+    fakes.qdrant.timings.clear();
+    return c.json({ ok: true });
+  });
+  const bareServer = await listen(bare);
+  process.stdout.write(`${JSON.stringify({ appUrl: app.url, bareUrl: bareServer.url })}\n`);
+  process.once("SIGTERM", async () => {
+    await app.stop();
+    await Promise.all([bareServer.close(), fakes.stop()]);
+    process.exit(0);
+  });
+}
+
+type Run = Awaited<ReturnType<typeof autocannon>>;
+
+async function load(title: string, opts: autocannon.Options): Promise<Run> {
+  const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts, title });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${title}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result;
+}
+
+async function runParent(): Promise<void> {
+  const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+    env: { ...process.env, BENCH_CHILD: "1", BENCH_DATABASE_URL: pg.url, BENCH_REDIS_URL: redis.url },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    const firstLine = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once("line", resolve);
+      child.once("exit", (code) => reject(new Error(`server child exited with ${code}`)));
+    });
+    const { appUrl, bareUrl } = JSON.parse(firstLine) as { appUrl: string; bareUrl: string };
+    const headers = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${appUrl}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<{ cached?: boolean }>;
+    };
+    await post("/api/v1/documents", {
+      documents: Array.from({ length: 50 }, (_, i) => ({ id: `doc-${i}`, title: `Doc ${i}`, text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.` })),
+    });
+    await post("/api/v1/query", { query: CACHED_QUESTION });
+    if (!(await post("/api/v1/query", { query: CACHED_QUESTION })).cached) throw new Error("warm-up query was not cached");
+
+    const bare = await load("bare Hono route", { url: `${bareUrl}/bare` });
+    const hit = await load("cache-hit query", { url: `${appUrl}/api/v1/query`, method: "POST", headers, body: JSON.stringify({ query: CACHED_QUESTION }) });
+
+    await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
+    let n = 0;
+    const rag = await load("full RAG query (unique questions)", {
+      url: `${appUrl}/api/v1/query`,
+      connections: 1,
+      requests: [{ method: "POST", headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: `Question ${n++} about tides and gravity` }) }) }],
+    });
+    const fake = (await (await fetch(`${bareUrl}/fake-timings`)).json()) as { embed: number; chat: number; query: number };
+    const fakeP50 = fake.embed + fake.query + fake.chat;
+
+    const f = (x: number) => x.toFixed(2);
+    console.log(`\nbenchmark: ${SECONDS} s per run, ${CONNECTIONS} connections (full RAG path: 1 connection)`);
+    console.table({
+      "bare Hono route": { "req/s": Math.round(bare.requests.average), "p50 ms": bare.latency.p50, "p99 ms": bare.latency.p99 },
+      "cache-hit query": { "req/s": Math.round(hit.requests.average), "p50 ms": hit.latency.p50, "p99 ms": hit.latency.p99 },
+      "full RAG query": { "req/s": Math.round(rag.requests.average), "p50 ms": rag.latency.p50, "p99 ms": rag.latency.p99 },
+    });
+    console.log(`cache-hit / bare throughput ratio: ${f(hit.requests.average / bare.requests.average)}`);
+    console.log(`fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`);
+    console.log(`full RAG p50 overhead over the fakes: ${f(rag.latency.p50 - fakeP50)} ms (p50 ${rag.latency.p50} ms - ${f(fakeP50)} ms)`);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+    await Promise.all([pg.stop(), redis.stop()]);
+  }
+}
+
+if (process.env.BENCH_CHILD === "1") await runServerChild();
+else await runParent();

@@ -1,0 +1,7 @@
+// Public API of the cost estimator (used by infra/plan/cli.ts and the cost CLI).
+export { estimateCost, type CostEstimate, type EstimateOptions, type UnpricedResource } from "./estimate.ts";
+export { renderCostMarkdown, renderCostTable } from "./render.ts";
+export { diffCosts, renderDiffMarkdown, renderDiffTable, type CostDiff } from "./diff.ts";
+export { plansFromPreview, type PreviewDigest } from "./preview.ts";
+export { budgetCheck, type BudgetCheck } from "./budget.ts";
+export { CATALOG } from "./catalog.ts";

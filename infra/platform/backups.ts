@@ -1,0 +1,192 @@
+// Backups (guide 000 "Backup and Disaster Recovery", guide 002 "Retention: 7 daily, 4 weekly, 12 monthly"):
+// an AWS Backup vault and plan over everything carrying the backup tag (the RDS instance, the Qdrant EBS
+// volumes), and the S3 bucket the Qdrant snapshot CronJob uploads to. RDS point-in-time recovery is the
+// instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { DAYS, type Day, type Tier } from "../tiers.ts";
+import { serviceTrustPolicy } from "./iam.ts";
+import { endDays, schedulerCron } from "./schedules.ts";
+
+export interface BackupsArgs {
+  /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
+  prefix: string;
+  kmsKeyArn: pulumi.Input<string>;
+  sizes: Tier["backups"];
+  schedule: Tier["schedule"];
+  /** Dev: bucket and vault are deleted with the stack; elsewhere they are protected. */
+  disposable: boolean;
+  /** Resources tagged `key=value` are backed up by the plan. */
+  selectionTag: { key: string; value: string };
+}
+
+/** Key prefix of the Qdrant snapshots in the bucket: qdrant/<YYYY-MM-DD>/<node>/<collection>/<snapshot>. */
+export const QDRANT_SNAPSHOT_PREFIX = "qdrant/";
+
+const BACKUP_ROLE_POLICIES = [
+  "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+  "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+];
+
+/** EventBridge cron numbers its days from Sunday = 1. */
+const EVENTBRIDGE_DAY: Record<Day, number> = { SUN: 1, MON: 2, TUE: 3, WED: 4, THU: 5, FRI: 6, SAT: 7 };
+
+/** Off-peak start of every rule for always-on tiers: inside the guide's 00:00-06:00, before RDS's 03:00 window. */
+const OFF_PEAK_BACKUP_UTC = "01:00";
+
+export interface BackupRule {
+  ruleName: "daily" | "weekly" | "monthly";
+  schedule: string;
+  scheduleExpressionTimezone: string;
+  deleteAfterDays: number;
+}
+
+export class Backups extends pulumi.ComponentResource {
+  readonly bucketName: pulumi.Output<string>;
+  readonly bucketArn: pulumi.Output<string>;
+  readonly vaultName: pulumi.Output<string>;
+  readonly planId: pulumi.Output<string>;
+
+  constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:platform:Backups", name, {}, opts);
+    const o = { parent: this };
+    const keep = { ...o, protect: !args.disposable };
+
+    const vault = new aws.backup.Vault(`${name}-vault`, {
+      name: args.prefix,
+      kmsKeyArn: args.kmsKeyArn,
+      forceDestroy: args.disposable,
+    }, keep);
+    this.vaultName = vault.name;
+
+    const plan = new aws.backup.Plan(`${name}-plan`, {
+      name: args.prefix,
+      rules: backupRules(args.sizes, args.schedule).map((r) => ({
+        ruleName: r.ruleName,
+        targetVaultName: vault.name,
+        schedule: r.schedule,
+        scheduleExpressionTimezone: r.scheduleExpressionTimezone,
+        startWindow: 60,
+        // Generous: a first EBS snapshot of a large Qdrant volume takes hours; later ones are incremental.
+        completionWindow: 8 * 60,
+        lifecycle: { deleteAfter: r.deleteAfterDays },
+        recoveryPointTags: { rule: r.ruleName },
+      })),
+    }, o);
+    this.planId = plan.id;
+
+    const role = new aws.iam.Role(`${name}-backup`, {
+      description: "AWS Backup: snapshot and restore the tagged RDS instance and Qdrant volumes",
+      assumeRolePolicy: serviceTrustPolicy("backup.amazonaws.com"),
+    }, o);
+    const attachments = BACKUP_ROLE_POLICIES.map(
+      (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-backup-${i}`, { role: role.name, policyArn }, o),
+    );
+    new aws.backup.Selection(`${name}-selection`, {
+      name: `${args.prefix}-tagged`,
+      planId: plan.id,
+      iamRoleArn: role.arn,
+      selectionTags: [{ type: "STRINGEQUALS", key: args.selectionTag.key, value: args.selectionTag.value }],
+    }, { ...o, dependsOn: attachments });
+
+    const bucket = this.bucket(name, args);
+    this.bucketName = bucket.bucket;
+    this.bucketArn = bucket.arn;
+    this.registerOutputs({ bucketName: this.bucketName, vaultName: this.vaultName, planId: this.planId });
+  }
+
+  /** Versioned, KMS-encrypted, private, TLS-only; objects go to Glacier, then expire. */
+  private bucket(name: string, args: BackupsArgs): aws.s3.Bucket {
+    const o = { parent: this };
+    const account = aws.getCallerIdentityOutput({}, o).accountId;
+    const bucket = new aws.s3.Bucket(`${name}-bucket`, {
+      bucket: pulumi.interpolate`${args.prefix}-backups-${account}`,
+      forceDestroy: args.disposable,
+    }, { ...o, protect: !args.disposable });
+
+    new aws.s3.BucketOwnershipControls(`${name}-bucket`, {
+      bucket: bucket.id,
+      rule: { objectOwnership: "BucketOwnerEnforced" },
+    }, o);
+    const publicAccess = new aws.s3.BucketPublicAccessBlock(`${name}-bucket`, {
+      bucket: bucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    }, o);
+    new aws.s3.BucketVersioning(`${name}-bucket`, {
+      bucket: bucket.id,
+      versioningConfiguration: { status: "Enabled" },
+    }, o);
+    new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-bucket`, {
+      bucket: bucket.id,
+      rules: [{
+        applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn },
+        bucketKeyEnabled: true, // one KMS data key per bucket and period instead of a KMS call per object
+      }],
+    }, o);
+    new aws.s3.BucketPolicy(`${name}-bucket`, {
+      bucket: bucket.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [{
+          Sid: "DenyInsecureTransport",
+          Effect: "Deny",
+          Principal: "*",
+          Action: "s3:*",
+          Resource: [bucket.arn, pulumi.interpolate`${bucket.arn}/*`],
+          Condition: { Bool: { "aws:SecureTransport": "false" } },
+        }],
+      }),
+    }, { ...o, dependsOn: [publicAccess] });
+    new aws.s3.BucketLifecycleConfiguration(`${name}-bucket`, {
+      bucket: bucket.id,
+      rules: [{
+        id: "glacier-then-expire",
+        status: "Enabled",
+        filter: { prefix: "" },
+        transitions: [{ days: args.sizes.glacierAfterDays, storageClass: "GLACIER" }],
+        expiration: { days: args.sizes.expireAfterDays },
+        // Versioning keeps overwritten and deleted objects; they go after the shortest retention we promise.
+        noncurrentVersionExpiration: { noncurrentDays: args.sizes.daily.keepDays },
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
+      }],
+    }, o);
+    return bucket;
+  }
+}
+
+/**
+ * The plan's three rules, all starting at the same time: when they coincide (a Sunday, the 1st) AWS Backup
+ * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
+ * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
+ */
+export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]): BackupRule[] {
+  const retention = {
+    daily: sizes.daily.keepDays,
+    weekly: sizes.weekly.keepWeeks * 7,
+    monthly: Math.ceil((sizes.monthly.keepMonths * 365) / 12),
+  };
+  const w = schedule.workHoursOnly;
+  const at = w ? midpoint(w.start, w.end) : OFF_PEAK_BACKUP_UTC;
+  const days = !w ? [...DAYS] : at < w.start ? endDays(w) : w.days;
+  const weeklyDay: Day = w ? DAYS.find((d) => days.includes(d))! : "SUN";
+  const [h, m] = at.split(":").map(Number);
+  const rule = (ruleName: BackupRule["ruleName"], cron: string, deleteAfterDays: number): BackupRule =>
+    ({ ruleName, schedule: cron, scheduleExpressionTimezone: w ? schedule.timezone : "UTC", deleteAfterDays });
+  return [
+    rule("daily", schedulerCron(at, days), retention.daily),
+    rule("weekly", schedulerCron(at, [weeklyDay]), retention.weekly),
+    // Work-hours-only: the first <work day> of the month ("2#1" = first Monday), never a day the environment is off.
+    rule("monthly", w ? `cron(${m} ${h} ? * ${EVENTBRIDGE_DAY[weeklyDay]}#1 *)` : `cron(${m} ${h} 1 * ? *)`, retention.monthly),
+  ];
+}
+
+/** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
+function midpoint(start: string, end: string): string {
+  const toMin = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
+  const length = (toMin(end) - toMin(start) + 1440) % 1440;
+  const hour = Math.floor(((toMin(start) + length / 2) % 1440) / 60);
+  return `${String(hour).padStart(2, "0")}:00`;
+}

@@ -1,0 +1,179 @@
+// Off-peak scale-down and work-hours-only operation of the AWS side, declared per tier (tiers.ts `schedule`):
+// scheduled actions on the node groups' Auto Scaling groups and, for work-hours-only tiers, RDS stopped at
+// night by EventBridge Scheduler. The Kubernetes side (API HPA minimum, Ollama replicas) is workloads/offpeak.ts.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { DAYS, type Day, type NodeGroupSpec, type Tier, type Window } from "../tiers.ts";
+import type { NodeRole } from "./cluster.ts";
+import { serviceTrustPolicy } from "./iam.ts";
+
+type Schedule = Tier["schedule"];
+
+export interface OffPeakSchedulesArgs {
+  schedule: Schedule;
+  /** Peak sizes of every node group in the tier. */
+  nodeGroupSpecs: Tier["nodeGroups"];
+  nodeGroups: Partial<Record<NodeRole, aws.eks.NodeGroup>>;
+  /** The instance work-hours-only tiers stop at night. */
+  database: { identifier: pulumi.Input<string>; arn: pulumi.Input<string> };
+}
+
+/** An ASG scheduled action's sizes; -1 leaves a size as it is. */
+export interface AsgSizes {
+  minSize: number;
+  desiredCapacity: number;
+  maxSize: number;
+}
+
+const UNCHANGED = -1;
+const CRON_DAY: Record<Day, number> = { SUN: 0, MON: 1, TUE: 2, WED: 3, THU: 4, FRI: 5, SAT: 6 };
+/** Off-peak applies to these groups; vector (Qdrant) and monitoring keep their size around the clock. */
+const OFF_PEAK_SIZE: Partial<Record<NodeRole, "generalNodes" | "gpuNodes">> = { general: "generalNodes", gpu: "gpuNodes" };
+
+export class OffPeakSchedules extends pulumi.ComponentResource {
+  constructor(name: string, args: OffPeakSchedulesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:platform:OffPeakSchedules", name, {}, opts);
+    const { schedule } = args;
+    const o = { parent: this };
+
+    for (const [role, group] of Object.entries(args.nodeGroups) as [NodeRole, aws.eks.NodeGroup][]) {
+      const spec = args.nodeGroupSpecs[role]!;
+      const asgName = group.resources.apply((r) => r[0].autoscalingGroups![0].name!);
+      const action = (suffix: string, hhmm: string, days: Day[], sizes: AsgSizes) =>
+        new aws.autoscaling.Schedule(`${name}-${role}-${suffix}`, {
+          autoscalingGroupName: asgName,
+          scheduledActionName: suffix,
+          recurrence: cron(hhmm, days),
+          timeZone: schedule.timezone,
+          ...sizes,
+        }, o);
+
+      const offPeakKey = OFF_PEAK_SIZE[role];
+      if (schedule.offPeak && offPeakKey) {
+        const w = schedule.offPeak;
+        const [down, up] = scaleTo(spec, schedule.offPeakSizes[offPeakKey]);
+        action("offpeak-down", w.start, w.days, down);
+        action("offpeak-up", w.end, endDays(w), up);
+      }
+      if (schedule.workHoursOnly) {
+        const w = schedule.workHoursOnly;
+        const [off, on] = scaleTo(spec, 0);
+        action("workhours-off", w.end, endDays(w), off);
+        action("workhours-on", w.start, w.days, on);
+      }
+    }
+
+    if (schedule.workHoursOnly) this.stopDatabaseOutsideWorkHours(name, schedule.workHoursOnly, schedule.timezone, args.database);
+    this.registerOutputs({});
+  }
+
+  private stopDatabaseOutsideWorkHours(name: string, w: Window, timezone: string, db: OffPeakSchedulesArgs["database"]): void {
+    const o = { parent: this };
+    const role = new aws.iam.Role(`${name}-rds-scheduler`, {
+      description: "EventBridge Scheduler: stop and start the dev database outside work hours",
+      assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
+    }, o);
+    new aws.iam.RolePolicy(`${name}-rds-scheduler`, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Action: ["rds:StopDBInstance", "rds:StartDBInstance"], Resource: db.arn }],
+      }),
+    }, o);
+    const rdsAction = (suffix: string, api: "stopDBInstance" | "startDBInstance", hhmm: string, days: Day[]) =>
+      new aws.scheduler.Schedule(`${name}-rds-${suffix}`, {
+        description: `${api} for the database (workHoursOnly)`,
+        scheduleExpression: schedulerCron(hhmm, days),
+        scheduleExpressionTimezone: timezone,
+        flexibleTimeWindow: { mode: "OFF" },
+        target: {
+          arn: `arn:aws:scheduler:::aws-sdk:rds:${api}`,
+          roleArn: role.arn,
+          input: pulumi.jsonStringify({ DbInstanceIdentifier: db.identifier }),
+        },
+      }, o);
+    rdsAction("stop", "stopDBInstance", w.end, endDays(w));
+    rdsAction("start", "startDBInstance", w.start, w.days);
+  }
+}
+
+/**
+ * The down/up pair that takes a group from its peak size to `size` and back. The minimum only moves when the
+ * new size is below it (an ASG rejects desired < min); the maximum never moves.
+ */
+export function scaleTo(spec: NodeGroupSpec, size: number): [down: AsgSizes, up: AsgSizes] {
+  const lowersMin = size < spec.min;
+  return [
+    { minSize: lowersMin ? size : UNCHANGED, desiredCapacity: size, maxSize: UNCHANGED },
+    { minSize: lowersMin ? spec.min : UNCHANGED, desiredCapacity: spec.desired, maxSize: UNCHANGED },
+  ];
+}
+
+/** Standard five-field cron (what ASG recurrences and Kubernetes CronJobs take): "0 20 * * 1-5". */
+export function cron(hhmm: string, days: Day[]): string {
+  const [h, m] = hhmm.split(":").map(Number);
+  const numbers = [...new Set(days.map((d) => CRON_DAY[d]))].sort((a, b) => a - b);
+  return `${m} ${h} * * ${numbers.length === 7 ? "*" : runs(numbers).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}`;
+}
+
+/** EventBridge Scheduler's six-field cron: "cron(0 20 ? * MON-FRI *)". */
+export function schedulerCron(hhmm: string, days: Day[]): string {
+  const [h, m] = hhmm.split(":").map(Number);
+  const numbers = [...new Set(days.map((d) => CRON_DAY[d]))].sort((a, b) => a - b);
+  if (numbers.length === 7) return `cron(${m} ${h} * * ? *)`;
+  const name = (n: number) => DAYS.find((d) => CRON_DAY[d] === n)!;
+  const list = runs(numbers).map(([a, b]) => (a === b ? name(a) : `${name(a)}-${name(b)}`)).join(",");
+  return `cron(${m} ${h} ? * ${list} *)`;
+}
+
+/** The days a window's end falls on: the next day for a window that runs past midnight. */
+export function endDays(w: Window): Day[] {
+  if (w.end > w.start) return w.days;
+  return w.days.map((d) => DAYS[(DAYS.indexOf(d) + 1) % DAYS.length]);
+}
+
+/** Consecutive runs in sorted numbers: [1,2,3,5] -> [[1,3],[5,5]]. */
+function runs(sorted: number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const n of sorted) {
+    const last = out.at(-1);
+    if (last && last[1] === n - 1) last[1] = n;
+    else out.push([n, n]);
+  }
+  return out;
+}
+
+export function describeDays(days: Day[]): string {
+  const ordered = DAYS.filter((d) => days.includes(d));
+  if (ordered.length === 7) return "every day";
+  const idx = ordered.map((d) => DAYS.indexOf(d));
+  return runs(idx).map(([a, b]) => (a === b ? DAYS[a] : b === a + 1 ? `${DAYS[a]},${DAYS[b]}` : `${DAYS[a]}-${DAYS[b]}`)).join(",");
+}
+
+/** When each group is at which size, in words (the `schedule` stack output). */
+export function describeSchedule(t: Pick<Tier, "schedule" | "nodeGroups" | "api" | "ollama">): string[] {
+  const { schedule, nodeGroups: specs } = t;
+  const tz = `(${schedule.timezone})`;
+  const lines: string[] = [];
+  if (schedule.offPeak) {
+    const w = schedule.offPeak;
+    const s = schedule.offPeakSizes;
+    const changes = [
+      `general nodes ${specs.general.desired} -> ${s.generalNodes}`,
+      ...(specs.gpu ? [`gpu nodes ${specs.gpu.desired} -> ${s.gpuNodes}`] : []),
+      `API min replicas ${t.api.minReplicas} -> ${s.apiMinReplicas}`,
+      `Ollama replicas ${t.ollama.replicas} -> ${s.ollamaReplicas}`,
+    ];
+    lines.push(`off-peak ${describeDays(w.days)} ${w.start}-${w.end} ${tz}: ${changes.join(", ")}; peak sizes again at ${w.end}`);
+  }
+  if (schedule.workHoursOnly) {
+    const w = schedule.workHoursOnly;
+    const groups = (Object.entries(specs) as [NodeRole, NodeGroupSpec | null][])
+      .filter(([, spec]) => spec)
+      .map(([role, spec]) => `${role} nodes ${spec!.desired}`);
+    lines.push(`on ${describeDays(w.days)} ${w.start}-${w.end} ${tz}: ${groups.join(", ")}, database running`);
+    lines.push(`off outside those hours (nights and weekends): every node group at 0, database stopped`);
+  }
+  if (lines.length === 0) lines.push("always on at peak sizes (no off-peak window)");
+  return lines;
+}

@@ -1,0 +1,100 @@
+// Cluster add-ons the workloads need, as pinned Helm releases in kube-system: the AWS Load Balancer
+// Controller (turns the API's Ingress into an ALB; IRSA role with the upstream IAM policy), metrics-server
+// (CPU/memory metrics for the API's HPA) and, in tiers with GPUs, NVIDIA's device plugin.
+import { readFileSync } from "node:fs";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
+import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { CHARTS } from "./names.ts";
+import { GPU_TOLERATION, placement } from "./pod.ts";
+
+/** docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller v2.14. */
+const ALB_CONTROLLER_POLICY = JSON.stringify(
+  JSON.parse(readFileSync(new URL("./alb-controller-iam-policy.json", import.meta.url), "utf8")),
+);
+const ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller";
+const SYSTEM_NAMESPACE = "kube-system";
+
+export interface ClusterAddonsArgs {
+  clusterName: pulumi.Input<string>;
+  region: string;
+  vpcId: pulumi.Input<string>;
+  oidc: OidcProvider;
+  /** Installs the NVIDIA device plugin on the gpu nodes. */
+  gpu: boolean;
+  /** Dev: one controller replica instead of two. */
+  disposable: boolean;
+}
+
+export class ClusterAddons extends pulumi.ComponentResource {
+  /** The ALB controller; its webhooks must be up before Ingresses and agent pods are created. */
+  readonly albController: k8s.helm.v3.Release;
+
+  constructor(name: string, args: ClusterAddonsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:ClusterAddons", name, {}, opts);
+    const o = { parent: this };
+
+    const albRole = irsaRole(`${name}-alb-controller`, {
+      oidc: args.oidc,
+      namespace: SYSTEM_NAMESPACE,
+      serviceAccount: ALB_SERVICE_ACCOUNT,
+      inlinePolicy: ALB_CONTROLLER_POLICY,
+    }, o);
+    this.albController = release(`${name}-alb-controller`, CHARTS.albController, {
+      clusterName: args.clusterName,
+      region: args.region,
+      vpcId: args.vpcId,
+      replicaCount: args.disposable ? 1 : 2,
+      serviceAccount: {
+        create: true,
+        name: ALB_SERVICE_ACCOUNT,
+        annotations: { "eks.amazonaws.com/role-arn": albRole.arn },
+      },
+      // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
+      enableServiceMutatorWebhook: false,
+      ...placement("general"),
+      resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
+    }, o);
+
+    release(`${name}-metrics-server`, CHARTS.metricsServer, {
+      ...placement("general"),
+      resources: { requests: { cpu: "100m", memory: "200Mi" }, limits: { cpu: "500m", memory: "400Mi" } },
+    }, o);
+
+    if (args.gpu) {
+      release(`${name}-nvidia-device-plugin`, CHARTS.nvidiaDevicePlugin, {
+        // Replaces the chart's default affinity, which wants node-feature-discovery labels EKS nodes lack.
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: NODE_ROLE_LABEL, operator: "In", values: ["gpu"] }] }],
+            },
+          },
+        },
+        tolerations: [GPU_TOLERATION, { key: "CriticalAddonsOnly", operator: "Exists" }],
+        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "200m", memory: "128Mi" } },
+      }, o);
+    }
+    this.registerOutputs({});
+  }
+}
+
+function release(
+  name: string,
+  chart: { chart: string; version: string; repo: string },
+  values: Record<string, unknown>,
+  opts: pulumi.CustomResourceOptions,
+): k8s.helm.v3.Release {
+  return new k8s.helm.v3.Release(name, {
+    name: chart.chart,
+    chart: chart.chart,
+    version: chart.version,
+    repositoryOpts: { repo: chart.repo },
+    namespace: SYSTEM_NAMESPACE,
+    values,
+    atomic: true,
+    cleanupOnFail: true,
+    timeout: 600,
+  }, opts);
+}

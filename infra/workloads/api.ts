@@ -1,0 +1,108 @@
+// The Hono agent API: Deployment (no replica count: the HPA in api-autoscaler.ts owns it), Service,
+// PodDisruptionBudget and a token-less ServiceAccount. Credentials come from Secrets only.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { Tier } from "../tiers.ts";
+import { API, NAME_LABEL } from "./names.ts";
+import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
+
+/** uid/gid the API runs as (the `node` user of the official Node.js images). */
+const API_UID = 1000;
+const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
+
+export interface ApiArgs {
+  namespace: pulumi.Input<string>;
+  /** repository@sha256:... */
+  imageRef: pulumi.Input<string>;
+  sizes: Tier["api"];
+  models: Tier["ollama"]["models"];
+  /** Secret with DATABASE_URL, REDIS_URL and API_KEYS. */
+  envSecretName: pulumi.Input<string>;
+  qdrantApiKey: { name: pulumi.Input<string>; key: string };
+  qdrantUrl: string;
+  ollamaUrl: string;
+}
+
+export class Api extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+
+  constructor(name: string, args: ApiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:Api", name, {}, opts);
+    const o = { parent: this };
+    const labels = labelsFor(API.name);
+    const metadata = { name: API.name, namespace: args.namespace, labels };
+
+    const serviceAccount = new k8s.core.v1.ServiceAccount(API.name, {
+      metadata,
+      automountServiceAccountToken: false,
+    }, o);
+
+    const port = { name: API.portName, containerPort: API.port, protocol: "TCP" };
+    const probe = (path: string) => ({ httpGet: { path, port: API.portName } });
+
+    this.deployment = new k8s.apps.v1.Deployment(API.name, {
+      metadata,
+      spec: {
+        selector: selectorFor(API.name),
+        revisionHistoryLimit: 5,
+        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: serviceAccount.metadata.name,
+            automountServiceAccountToken: false,
+            securityContext: nonRootPod(API_UID),
+            ...placement("general"),
+            topologySpreadConstraints: ["topology.kubernetes.io/zone", "kubernetes.io/hostname"].map((topologyKey) => ({
+              maxSkew: 1,
+              topologyKey,
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: selectorFor(API.name),
+            })),
+            // preStop (10 s for the ALB to deregister the pod) + the app's 10 s drain + margin.
+            terminationGracePeriodSeconds: 30,
+            containers: [{
+              name: "api",
+              image: args.imageRef,
+              imagePullPolicy: "IfNotPresent",
+              ports: [port],
+              envFrom: [{ secretRef: { name: args.envSecretName } }],
+              env: [
+                { name: "PORT", value: String(API.port) },
+                { name: "NODE_ENV", value: "production" },
+                { name: "QDRANT_URL", value: args.qdrantUrl },
+                { name: "OLLAMA_URL", value: args.ollamaUrl },
+                { name: "EMBED_MODEL", value: args.models.embed },
+                { name: "MODEL_SMALL", value: args.models.small },
+                { name: "MODEL_DEFAULT", value: args.models.default },
+                { name: "MODEL_LARGE", value: args.models.large },
+                { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.qdrantApiKey.name, key: args.qdrantApiKey.key } } },
+              ],
+              resources: resources(args.sizes),
+              startupProbe: { ...probe(HEALTH.liveness), periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 2 },
+              livenessProbe: { ...probe(HEALTH.liveness), periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
+              readinessProbe: { ...probe(HEALTH.readiness), periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 },
+              lifecycle: { preStop: { sleep: { seconds: 10 } } },
+              securityContext: lockedDown(),
+              volumeMounts: [TMP.mount],
+            }],
+            volumes: [TMP.volume],
+          },
+        },
+      },
+    }, o);
+
+    this.service = new k8s.core.v1.Service(API.name, {
+      metadata,
+      spec: {
+        type: "ClusterIP",
+        selector: { [NAME_LABEL]: API.name },
+        ports: [{ name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" }],
+      },
+    }, o);
+
+    disruptionBudget(API.name, args.namespace, o);
+    this.registerOutputs({});
+  }
+}

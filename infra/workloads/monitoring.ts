@@ -1,0 +1,315 @@
+// The monitoring stack (guide 000 "Monitoring and Observability"): kube-prometheus-stack (Prometheus,
+// Alertmanager, Grafana, kube-state-metrics, node-exporter), Loki with Grafana Alloy shipping pod logs,
+// exporters for RDS PostgreSQL, ElastiCache and NVIDIA GPUs, and ServiceMonitors for the API and Qdrant.
+// Rules, dashboards, the Alertmanager config and the Alloy config are the plain files in monitoring/,
+// read at deploy time. Ollama has no Prometheus endpoint, so it is watched through pod and GPU metrics.
+import { readdirSync, readFileSync } from "node:fs";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import YAML from "yaml";
+import {
+  RECEIVER_SECRET_KEYS,
+  RECEIVER_SECRET_NAME,
+  renderAlertmanagerConfig,
+} from "../../monitoring/alertmanager/render.ts";
+import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
+import { placement, resources, type Sizes } from "./pod.ts";
+
+const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
+
+/** Pinned charts of the monitoring stack. */
+export const MONITORING_CHARTS = {
+  kubePrometheusStack: { chart: "kube-prometheus-stack", version: "81.4.5", repo: "https://prometheus-community.github.io/helm-charts" },
+  loki: { chart: "loki", version: "6.29.0", repo: "https://grafana.github.io/helm-charts" },
+  alloy: { chart: "alloy", version: "0.12.5", repo: "https://grafana.github.io/helm-charts" },
+  postgresExporter: { chart: "prometheus-postgres-exporter", version: "7.3.0", repo: "https://prometheus-community.github.io/helm-charts" },
+  redisExporter: { chart: "prometheus-redis-exporter", version: "6.20.0", repo: "https://prometheus-community.github.io/helm-charts" },
+  dcgmExporter: { chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" },
+} as const;
+
+type Chart = (typeof MONITORING_CHARTS)[keyof typeof MONITORING_CHARTS];
+
+/**
+ * Helm release name of kube-prometheus-stack. Its Prometheus selects PrometheusRules and ServiceMonitors
+ * (in every namespace) carrying `release: <this>`.
+ */
+export const KPS_RELEASE = "kube-prometheus-stack";
+const SELECTED_BY_PROMETHEUS = { release: KPS_RELEASE };
+
+/** Label the Grafana sidecar loads dashboards from. */
+export const DASHBOARD_LABEL = { key: "grafana_dashboard", value: "1" } as const;
+
+/** Keys the exporters read from the Secrets named in MonitoringArgs.postgres / .redis. */
+export const EXPORTER_SECRET_KEY = "password";
+
+export interface MonitoringSizing {
+  /** Prometheus TSDB retention (guide 000: 30 d). */
+  retentionDays: number;
+  /** Prometheus persistent volume (gp3 StorageClass); retention by size stops at 85 % of it. */
+  storageGb: number;
+  prometheusReplicas: number;
+  /** Prometheus container; the other components are small and fixed. */
+  resources: Sizes;
+  /** singleBinary: Loki keeps logs on its volume (dev); s3: chunks and index in the bucket of `loki`. */
+  lokiMode: "singleBinary" | "s3";
+  /** Defaults to retentionDays. */
+  lokiRetentionDays?: number;
+  /** Where the monitoring pods run: `{ role: "monitoring" }` in prod tiers, `{}` where only the general group exists. */
+  nodeSelector: Record<string, string>;
+  /** The tier has GPU nodes: deploy the DCGM exporter there. */
+  gpu: boolean;
+}
+
+export interface MonitoringArgs {
+  provider: k8s.Provider;
+  namespace: pulumi.Input<string>;
+  sizing: MonitoringSizing;
+  /** Required with lokiMode "s3": the log bucket and the IRSA role Loki's service account assumes. */
+  loki?: { bucketName: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
+  /** RDS endpoint; the exporter's password is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
+  postgres: { host: pulumi.Input<string>; port: pulumi.Input<number>; database: string; user: string; secretName: pulumi.Input<string> };
+  /** ElastiCache endpoint; the AUTH token is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
+  redis: { host: pulumi.Input<string>; port: pulumi.Input<number>; tls: boolean; secretName: pulumi.Input<string> };
+  /** Receivers left out are dropped from the Alertmanager config (see monitoring/alertmanager/render.ts). */
+  alerting: {
+    slackWebhookUrl?: pulumi.Input<string>;
+    pagerdutyKey?: pulumi.Input<string>;
+    email?: { to: string; from: string; smarthost: string; username?: string; password?: pulumi.Input<string> };
+  };
+}
+
+export class Monitoring extends pulumi.ComponentResource {
+  readonly grafanaAdminPassword: pulumi.Output<string>;
+  readonly grafanaAdminSecretName: pulumi.Output<string>;
+
+  constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:Monitoring", name, {}, opts);
+    const o = { parent: this, provider: args.provider };
+    const { sizing, namespace } = args;
+    if (sizing.lokiMode === "s3" && !args.loki) throw new Error("Monitoring: lokiMode 's3' needs args.loki (bucketName, region, roleArn)");
+    const onNodes = { nodeSelector: sizing.nodeSelector };
+
+    const adminPassword = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent: this });
+    const grafanaAdmin = new k8s.core.v1.Secret(`${name}-grafana-admin`, {
+      metadata: { name: "grafana-admin", namespace },
+      type: "Opaque",
+      stringData: pulumi.secret({ "admin-user": "admin", "admin-password": adminPassword.result }),
+    }, o);
+
+    const receiverSecrets = new k8s.core.v1.Secret(`${name}-alertmanager-receivers`, {
+      metadata: { name: RECEIVER_SECRET_NAME, namespace },
+      type: "Opaque",
+      stringData: pulumi.secret(receiverSecretData(args.alerting)),
+    }, o);
+
+    const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}) =>
+      new k8s.helm.v3.Release(`${name}-${id}`, {
+        name: id,
+        chart: chart.chart,
+        version: chart.version,
+        repositoryOpts: { repo: chart.repo },
+        namespace,
+        values,
+        atomic: true,
+        cleanupOnFail: true,
+        timeout: 900,
+      }, { ...o, ...extra });
+
+    const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
+      crds: { enabled: true },
+      // monitoring/prometheus/rules replaces these three of the chart's own alerts.
+      defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true } },
+      prometheus: {
+        prometheusSpec: {
+          replicas: sizing.prometheusReplicas,
+          retention: `${sizing.retentionDays}d`,
+          retentionSize: `${Math.floor(sizing.storageGb * 0.85)}GB`,
+          resources: resources(sizing.resources),
+          storageSpec: volumeClaim(sizing.storageGb),
+          ...onNodes,
+        },
+      },
+      alertmanager: {
+        config: renderAlertmanagerConfig(readFileSync(monitoringFile("alertmanager/alertmanager.yml"), "utf8"), {
+          slack: Boolean(args.alerting.slackWebhookUrl),
+          pagerduty: Boolean(args.alerting.pagerdutyKey),
+          email: args.alerting.email && { ...args.alerting.email, password: Boolean(args.alerting.email.password) },
+        }),
+        alertmanagerSpec: {
+          replicas: Math.min(sizing.prometheusReplicas, 2),
+          secrets: [RECEIVER_SECRET_NAME],
+          storage: volumeClaim(2),
+          resources: small("50m", "64Mi", "256Mi"),
+          ...onNodes,
+        },
+      },
+      grafana: {
+        admin: { existingSecret: grafanaAdmin.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
+        sidecar: { dashboards: { enabled: true, label: DASHBOARD_LABEL.key, labelValue: DASHBOARD_LABEL.value } },
+        // Loki's gateway Service lives in the same namespace.
+        additionalDataSources: [{ name: "Loki", type: "loki", uid: "loki", access: "proxy", url: "http://loki-gateway" }],
+        resources: small("100m", "256Mi", "512Mi"),
+        ...onNodes,
+      },
+      prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },
+      "kube-state-metrics": { resources: small("50m", "128Mi", "512Mi"), ...onNodes },
+      // A DaemonSet: it must also run on the tainted GPU nodes.
+      "prometheus-node-exporter": { tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
+    }, { dependsOn: [receiverSecrets] });
+    const afterCrds = { dependsOn: [kps] };
+
+    for (const file of monitoringFiles("prometheus/rules", ".yml")) {
+      const base = file.replace(/\.yml$/, "");
+      new k8s.apiextensions.CustomResource(`${name}-rules-${base}`, {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: { name: `agent-stack-${base}`, namespace, labels: SELECTED_BY_PROMETHEUS },
+        spec: YAML.parse(readFileSync(monitoringFile(`prometheus/rules/${file}`), "utf8")),
+      }, { ...o, ...afterCrds });
+    }
+
+    for (const file of monitoringFiles("grafana/dashboards", ".json")) {
+      const base = file.replace(/\.json$/, "");
+      new k8s.core.v1.ConfigMap(`${name}-dashboard-${base}`, {
+        metadata: { name: `grafana-dashboard-${base}`, namespace, labels: { [DASHBOARD_LABEL.key]: DASHBOARD_LABEL.value } },
+        data: { [file]: readFileSync(monitoringFile(`grafana/dashboards/${file}`), "utf8") },
+      }, o);
+    }
+
+    // In the agent namespace: the Qdrant API key Secret they read must sit beside them.
+    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.portName, path: "/metrics" }, o, afterCrds);
+    serviceMonitor(`${name}-${QDRANT.name}`, QDRANT.name, {
+      port: "http",
+      path: "/metrics",
+      authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
+      // One target per peer: the headless Service selects the same pods.
+      relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
+    }, o, afterCrds);
+
+    const loki = release("loki", MONITORING_CHARTS.loki, lokiValues(args), afterCrds);
+    release("alloy", MONITORING_CHARTS.alloy, {
+      // One replica tails every pod through the Kubernetes API: no host mounts, no per-node agent.
+      controller: { type: "deployment", replicas: 1, ...onNodes },
+      alloy: {
+        configMap: { create: true, content: readFileSync(monitoringFile("logs/config.alloy"), "utf8") },
+        resources: small("50m", "128Mi", "512Mi"),
+      },
+    }, { dependsOn: [loki] });
+
+    const exporterMonitor = { enabled: true, labels: SELECTED_BY_PROMETHEUS };
+    release("postgres-exporter", MONITORING_CHARTS.postgresExporter, {
+      config: {
+        datasource: {
+          host: args.postgres.host,
+          port: pulumi.output(args.postgres.port).apply(String),
+          database: args.postgres.database,
+          user: args.postgres.user,
+          passwordSecret: { name: args.postgres.secretName, key: EXPORTER_SECRET_KEY },
+          sslmode: "require",
+        },
+      },
+      serviceMonitor: exporterMonitor,
+      resources: small("50m", "64Mi", "128Mi"),
+      ...onNodes,
+    }, afterCrds);
+    release("redis-exporter", MONITORING_CHARTS.redisExporter, {
+      redisAddress: pulumi.interpolate`${args.redis.tls ? "rediss" : "redis"}://${args.redis.host}:${args.redis.port}`,
+      auth: { enabled: true, secret: { name: args.redis.secretName, key: EXPORTER_SECRET_KEY } },
+      serviceMonitor: exporterMonitor,
+      resources: small("50m", "64Mi", "128Mi"),
+      ...onNodes,
+    }, afterCrds);
+    if (sizing.gpu) {
+      release("dcgm-exporter", MONITORING_CHARTS.dcgmExporter, {
+        serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
+        resources: small("100m", "256Mi", "512Mi"),
+        ...placement("gpu"),
+      }, afterCrds);
+    }
+
+    this.grafanaAdminPassword = pulumi.secret(adminPassword.result);
+    this.grafanaAdminSecretName = grafanaAdmin.metadata.name;
+    this.registerOutputs({ grafanaAdminSecretName: this.grafanaAdminSecretName });
+  }
+}
+
+/** Data of the receivers Secret: only the secrets the stack has (alertmanager.yml's *_file paths). */
+function receiverSecretData(alerting: MonitoringArgs["alerting"]): Record<string, pulumi.Input<string>> {
+  const data: Record<string, pulumi.Input<string>> = {};
+  if (alerting.slackWebhookUrl) data[RECEIVER_SECRET_KEYS.slack] = alerting.slackWebhookUrl;
+  if (alerting.pagerdutyKey) data[RECEIVER_SECRET_KEYS.pagerduty] = alerting.pagerdutyKey;
+  if (alerting.email?.password) data[RECEIVER_SECRET_KEYS.smtpPassword] = alerting.email.password;
+  return data;
+}
+
+function lokiValues(args: MonitoringArgs): pulumi.Inputs {
+  const { sizing } = args;
+  const s3 = sizing.lokiMode === "s3" ? args.loki! : undefined;
+  const store = s3 ? "s3" : "filesystem";
+  const onNodes = { nodeSelector: sizing.nodeSelector };
+  return {
+    deploymentMode: "SingleBinary",
+    loki: {
+      auth_enabled: false,
+      commonConfig: { replication_factor: 1 },
+      schemaConfig: {
+        configs: [{ from: "2024-04-01", store: "tsdb", object_store: store, schema: "v13", index: { prefix: "loki_index_", period: "24h" } }],
+      },
+      storage: s3
+        ? { type: "s3", bucketNames: { chunks: s3.bucketName, ruler: s3.bucketName, admin: s3.bucketName }, s3: { region: s3.region } }
+        : { type: "filesystem" },
+      limits_config: { retention_period: `${(sizing.lokiRetentionDays ?? sizing.retentionDays) * 24}h` },
+      compactor: { retention_enabled: true, delete_request_store: store },
+    },
+    // With s3 the volume only holds the WAL and compactor scratch; without it, every log line.
+    singleBinary: { replicas: 1, persistence: { enabled: true, size: "10Gi", storageClass: STORAGE_CLASS }, resources: small("100m", "256Mi", "1Gi"), ...onNodes },
+    read: { replicas: 0 },
+    write: { replicas: 0 },
+    backend: { replicas: 0 },
+    gateway: onNodes,
+    // The chart's memcached caches default to 8 GiB; not worth it at this log volume.
+    chunksCache: { enabled: false },
+    resultsCache: { enabled: false },
+    lokiCanary: { enabled: false },
+    test: { enabled: false },
+    minio: { enabled: false },
+    serviceAccount: s3 ? { annotations: { "eks.amazonaws.com/role-arn": s3.roleArn } } : {},
+  };
+}
+
+function serviceMonitor(
+  resourceName: string,
+  service: string,
+  endpoint: Record<string, unknown>,
+  o: pulumi.CustomResourceOptions,
+  extra: pulumi.CustomResourceOptions,
+): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(resourceName, {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "ServiceMonitor",
+    metadata: { name: service, namespace: NAMESPACES.agent, labels: SELECTED_BY_PROMETHEUS },
+    spec: {
+      // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
+      jobLabel: NAME_LABEL,
+      selector: { matchLabels: { [NAME_LABEL]: service } },
+      endpoints: [{ interval: "30s", ...endpoint }],
+    },
+  }, { ...o, ...extra });
+}
+
+function volumeClaim(gb: number) {
+  return {
+    volumeClaimTemplate: {
+      spec: { storageClassName: STORAGE_CLASS, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: `${gb}Gi` } } },
+    },
+  };
+}
+
+function small(cpuRequest: string, memoryRequest: string, memoryLimit: string) {
+  return resources({ cpuRequest, memoryRequest, memoryLimit });
+}
+
+function monitoringFiles(dir: string, suffix: string): string[] {
+  return readdirSync(monitoringFile(dir)).filter((f) => f.endsWith(suffix)).sort();
+}

@@ -1,0 +1,44 @@
+// Ingress rules of the agent namespace: nothing gets in unless listed here. The ALB (anywhere in the
+// VPC) reaches the API; only the API reaches Ollama and Qdrant (plus pods labelled as Qdrant clients,
+// e.g. the snapshot job); Qdrant peers reach each other on the p2p port; only the monitoring namespace
+// scrapes metrics ports. Kubelet probes come from the node and are always allowed.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { API, NAME_LABEL, NAMESPACES, OLLAMA, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
+import { labelsFor, selectorFor } from "./pod.ts";
+
+type Rule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
+
+export interface NetworkPoliciesArgs {
+  namespace: pulumi.Input<string>;
+  /** Where the ALB's addresses come from. */
+  vpcCidr: string;
+}
+
+export class NetworkPolicies extends pulumi.ComponentResource {
+  constructor(name: string, args: NetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:NetworkPolicies", name, {}, opts);
+    const policy = (policyName: string, podSelector: object, ingress: Rule[]) =>
+      new k8s.networking.v1.NetworkPolicy(policyName, {
+        metadata: { name: policyName, namespace: args.namespace, labels: labelsFor(policyName) },
+        spec: { podSelector, policyTypes: ["Ingress"], ingress },
+      }, { parent: this });
+    const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
+    const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
+    const fromApi = pods({ [NAME_LABEL]: API.name });
+    const fromMonitoring = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring } } };
+
+    policy("default-deny-ingress", {}, []);
+    policy(`${API.name}-ingress`, selectorFor(API.name), [
+      { from: [{ ipBlock: { cidr: args.vpcCidr } }], ports: tcp(API.port) },
+      { from: [fromMonitoring], ports: tcp(API.port) },
+    ]);
+    policy(`${OLLAMA.name}-ingress`, selectorFor(OLLAMA.name), [{ from: [fromApi], ports: tcp(OLLAMA.port) }]);
+    policy(`${QDRANT.name}-ingress`, selectorFor(QDRANT.name), [
+      { from: [fromApi, pods(QDRANT_CLIENT_LABEL)], ports: tcp(QDRANT.ports.http, QDRANT.ports.grpc) },
+      { from: [pods({ [NAME_LABEL]: QDRANT.name })], ports: tcp(QDRANT.ports.p2p) },
+      { from: [fromMonitoring], ports: tcp(QDRANT.ports.http) },
+    ]);
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,103 @@
+// Off-peak scale-down of the workloads (guide 000 scale_down_during_low_traffic: 00:00-06:00, API 5->2,
+// Ollama 3->1): two CronJobs patch the API HPA's minReplicas and Ollama's replica count at the window's
+// start and back at its end. Their ServiceAccount may only get and patch that one HPA and that one scale
+// subresource. Pulumi ignores both fields (api-autoscaler.ts, ollama.ts), so `pulumi up` keeps the CronJobs'
+// values. The node groups follow the same window in platform/schedules.ts.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { cron, endDays } from "../platform/schedules.ts";
+import type { Tier, Window } from "../tiers.ts";
+import { API } from "./names.ts";
+import { labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+
+export interface OffPeakScalerArgs {
+  namespace: pulumi.Input<string>;
+  window: Window;
+  timezone: string;
+  /** Peak sizes (api.minReplicas, ollama.replicas) and the off-peak ones. */
+  peak: { apiMinReplicas: number; ollamaReplicas: number };
+  offPeak: Pick<Tier["schedule"]["offPeakSizes"], "apiMinReplicas" | "ollamaReplicas">;
+  ollama: { kind: "Deployment" | "StatefulSet"; name: string };
+}
+
+export const OFFPEAK_SCALER = "offpeak-scaler";
+/** Official kubectl image: kubectl only, no shell. Pinned; within one minor of the cluster. */
+export const KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.33.3";
+const UID = 65532;
+
+export class OffPeakScaler extends pulumi.ComponentResource {
+  constructor(name: string, args: OffPeakScalerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:OffPeakScaler", name, {}, opts);
+    const o = { parent: this };
+    const labels = labelsFor(OFFPEAK_SCALER);
+    const ollamaResource = `${args.ollama.kind.toLowerCase()}s`;
+
+    const account = new k8s.core.v1.ServiceAccount(OFFPEAK_SCALER, {
+      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+    }, o);
+    const role = new k8s.rbac.v1.Role(OFFPEAK_SCALER, {
+      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+      rules: [
+        { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], resourceNames: [API.name], verbs: ["get", "patch"] },
+        { apiGroups: ["apps"], resources: [`${ollamaResource}/scale`], resourceNames: [args.ollama.name], verbs: ["get", "patch"] },
+      ],
+    }, o);
+    new k8s.rbac.v1.RoleBinding(OFFPEAK_SCALER, {
+      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+      subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: args.namespace }],
+    }, o);
+
+    const patch = (container: string, resource: string, target: string, body: object, subresource?: string) => ({
+      name: container,
+      image: KUBECTL_IMAGE,
+      command: ["/bin/kubectl"],
+      args: [
+        "patch", resource, target, ...(subresource ? [`--subresource=${subresource}`] : []),
+        "--namespace", args.namespace, "--type=merge", `--patch=${JSON.stringify(body)}`,
+      ],
+      env: [{ name: "HOME", value: TMP.mount.mountPath }], // kubectl's discovery cache
+      resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+      securityContext: lockedDown(),
+      volumeMounts: [TMP.mount],
+    });
+    const cronJob = (jobName: string, schedule: string, sizes: { apiMinReplicas: number; ollamaReplicas: number }) =>
+      new k8s.batch.v1.CronJob(jobName, {
+        metadata: { name: jobName, namespace: args.namespace, labels },
+        spec: {
+          schedule,
+          timeZone: args.timezone,
+          concurrencyPolicy: "Forbid",
+          // A run missed by up to an hour (control-plane hiccup) still happens.
+          startingDeadlineSeconds: 3600,
+          successfulJobsHistoryLimit: 1,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: {
+            spec: {
+              backoffLimit: 4,
+              activeDeadlineSeconds: 600,
+              template: {
+                metadata: { labels },
+                spec: {
+                  serviceAccountName: account.metadata.name,
+                  restartPolicy: "OnFailure",
+                  securityContext: nonRootPod(UID),
+                  ...placement("general"),
+                  // Two containers, one per target: the image has no shell to chain commands.
+                  containers: [
+                    patch("api-hpa", "horizontalpodautoscaler", API.name, { spec: { minReplicas: sizes.apiMinReplicas } }),
+                    patch("ollama", ollamaResource, args.ollama.name, { spec: { replicas: sizes.ollamaReplicas } }, "scale"),
+                  ],
+                  volumes: [TMP.volume],
+                },
+              },
+            },
+          },
+        },
+      }, o);
+
+    cronJob("offpeak-scale-down", cron(args.window.start, args.window.days), args.offPeak);
+    cronJob("offpeak-scale-up", cron(args.window.end, endDays(args.window)), args.peak);
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,142 @@
+// Ollama, the model server. A StatefulSet so every replica keeps its own gp3 volume of pulled models.
+// GPU tiers: on the tainted gpu nodes with one nvidia.com/gpu each; dev: CPU-only on the general node.
+// An init container pulls the tier's models before the server starts, and the readiness probe only
+// passes once /api/tags (`ollama list`) lists every one of them.
+// The official image defaults to root; Ollama only needs a writable $HOME, so it runs as an unprivileged
+// user with HOME (keys and models) on its volume, no capabilities and a read-only root filesystem.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { Tier } from "../tiers.ts";
+import { IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
+import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
+
+/** Guide 000 "Docker Compose" and "Issue 4: Slow first response" (keep models loaded). */
+export const OLLAMA_ENV = { OLLAMA_NUM_PARALLEL: "4", OLLAMA_MAX_LOADED_MODELS: "2", OLLAMA_KEEP_ALIVE: "24h" } as const;
+
+const OLLAMA_UID = 1000;
+/** $HOME of the server: Ollama keeps its key and models under $HOME/.ollama. */
+const HOME_DIR = "/data";
+const GPU_RESOURCE = "nvidia.com/gpu";
+
+/** Starts a local server, pulls $REQUIRED_MODELS into the volume, stops the server. */
+const PULL_MODELS = `set -e
+ollama serve & server=$!
+until ollama list >/dev/null 2>&1; do sleep 1; done
+for model in $REQUIRED_MODELS; do ollama pull "$model"; done
+kill "$server"; wait "$server" || true`;
+
+/** Ready only when every model in $REQUIRED_MODELS is listed by the server. */
+const MODELS_LOADED = `names=$(ollama list | awk 'NR > 1 { print $1 }') || exit 1
+for model in $REQUIRED_MODELS; do echo "$names" | grep -qxF "$model" || exit 1; done`;
+
+export interface OllamaArgs {
+  namespace: pulumi.Input<string>;
+  sizes: Tier["ollama"];
+  storageClassName: pulumi.Input<string>;
+}
+
+export class Ollama extends pulumi.ComponentResource {
+  constructor(name: string, args: OllamaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:Ollama", name, {}, opts);
+    const o = { parent: this };
+    const s = args.sizes;
+    const labels = labelsFor(OLLAMA.name);
+    const metadata = { name: OLLAMA.name, namespace: args.namespace, labels };
+    const gpu: Record<string, string> = s.gpu ? { [GPU_RESOURCE]: "1" } : {};
+    const requiredModels = { name: "REQUIRED_MODELS", value: modelRefs(s.models).join(" ") };
+    const home = { name: "HOME", value: HOME_DIR };
+    const volumeMounts = [{ name: "models", mountPath: HOME_DIR }, TMP.mount];
+
+    const service = new k8s.core.v1.Service(OLLAMA.name, {
+      metadata,
+      spec: {
+        type: "ClusterIP",
+        selector: { [NAME_LABEL]: OLLAMA.name },
+        ports: [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }],
+      },
+    }, o);
+
+    new k8s.apps.v1.StatefulSet(OLLAMA.name, {
+      metadata,
+      spec: {
+        replicas: s.replicas,
+        serviceName: service.metadata.name,
+        podManagementPolicy: "Parallel",
+        selector: selectorFor(OLLAMA.name),
+        template: {
+          metadata: { labels },
+          spec: {
+            automountServiceAccountToken: false,
+            securityContext: nonRootPod(OLLAMA_UID),
+            ...placement(s.gpu ? "gpu" : "general"),
+            affinity: spreadOverNodes(OLLAMA.name, "preferred"),
+            terminationGracePeriodSeconds: 60,
+            initContainers: [{
+              name: "pull-models",
+              image: IMAGES.ollama,
+              command: ["/bin/sh", "-c", PULL_MODELS],
+              env: [
+                { name: "OLLAMA_HOST", value: `127.0.0.1:${OLLAMA.port}` },
+                home,
+                requiredModels,
+                // The image asks the NVIDIA runtime for every GPU; pulling needs none.
+                { name: "NVIDIA_VISIBLE_DEVICES", value: "void" },
+              ],
+              resources: resources({ cpuRequest: "250m", memoryRequest: "512Mi", cpuLimit: "1", memoryLimit: "1Gi" }),
+              securityContext: lockedDown(),
+              volumeMounts,
+            }],
+            containers: [{
+              name: "ollama",
+              image: IMAGES.ollama,
+              ports: [{ name: "http", containerPort: OLLAMA.port, protocol: "TCP" }],
+              env: [
+                { name: "OLLAMA_HOST", value: `0.0.0.0:${OLLAMA.port}` },
+                home,
+                ...Object.entries(OLLAMA_ENV).map(([envName, value]) => ({ name: envName, value })),
+                requiredModels,
+              ],
+              resources: resources(s, gpu),
+              startupProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, failureThreshold: 60 },
+              livenessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 15, timeoutSeconds: 5, failureThreshold: 4 },
+              readinessProbe: {
+                exec: { command: ["/bin/sh", "-c", MODELS_LOADED] },
+                periodSeconds: 10,
+                timeoutSeconds: 5,
+                failureThreshold: 3,
+              },
+              securityContext: lockedDown(),
+              volumeMounts,
+            }],
+            volumes: [TMP.volume],
+          },
+        },
+        volumeClaimTemplates: [{
+          metadata: { name: "models", labels },
+          spec: {
+            accessModes: ["ReadWriteOnce"],
+            storageClassName: args.storageClassName,
+            resources: { requests: { storage: `${s.storageGb}Gi` } },
+          },
+        }],
+        // Scaled down off-peak: keep the volumes so the morning scale-up finds its models.
+        persistentVolumeClaimRetentionPolicy: { whenScaled: "Retain", whenDeleted: "Retain" },
+      },
+    }, {
+      ...o,
+      // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it.
+      ignoreChanges: ["spec.replicas"],
+      // First start pulls tens of GB of models before the pods turn ready.
+      customTimeouts: { create: "60m", update: "60m" },
+    });
+
+    if (s.replicas > 1) disruptionBudget(OLLAMA.name, args.namespace, o);
+    this.registerOutputs({});
+  }
+}
+
+/** The tier's distinct models as `ollama list` names them (an untagged name means `:latest`). */
+export function modelRefs(models: Tier["ollama"]["models"]): string[] {
+  return [...new Set(Object.values(models).map((m) => (m.includes(":") ? m : `${m}:latest`)))];
+}
+

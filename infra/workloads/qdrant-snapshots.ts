@@ -1,0 +1,138 @@
+// Qdrant backups (guide 000 "Qdrant Backup (Weekly)": POST /collections/<name>/snapshots, download it):
+// a CronJob that snapshots every collection on every Qdrant node and uploads the files to the backup
+// bucket (script: qdrant-snapshot.sh). Its IRSA role may only write under qdrant/ in that bucket. The
+// backup-freshness alert (monitoring/prometheus/rules/backups.yml) watches this CronJob by name.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { readFileSync } from "node:fs";
+import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
+import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
+import { labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+
+export interface QdrantSnapshotsArgs {
+  namespace: pulumi.Input<string>;
+  /** Five-field cron (tiers.ts backups.qdrantSnapshotCron) and the zone it is read in. */
+  cron: string;
+  timezone: string;
+  /** Qdrant nodes (StatefulSet replicas); each holds its own shards, so each is snapshotted. */
+  replicas: number;
+  apiKeySecret: { name: pulumi.Input<string>; key: string };
+  bucketName: pulumi.Input<string>;
+  bucketArn: pulumi.Input<string>;
+  /** The bucket's SSE-KMS key: uploads need a data key from it. */
+  kmsKeyArn: pulumi.Input<string>;
+  region: string;
+  oidc: OidcProvider;
+  /** Upper bound of one downloaded snapshot (the node's Qdrant volume size). */
+  scratchGb: number;
+}
+
+/** Name the backup-freshness alert and the runbook refer to. */
+export const QDRANT_SNAPSHOT_JOB = "qdrant-snapshot";
+/** aws-cli v2 on Amazon Linux 2023: bash, curl, sha256sum. Pinned; bump deliberately. */
+export const AWS_CLI_IMAGE = "amazon/aws-cli:2.27.63";
+const SCRIPT = readFileSync(new URL("./qdrant-snapshot.sh", import.meta.url), "utf8");
+const UID = 1000;
+
+export class QdrantSnapshots extends pulumi.ComponentResource {
+  readonly roleArn: pulumi.Output<string>;
+
+  constructor(name: string, args: QdrantSnapshotsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:QdrantSnapshots", name, {}, opts);
+    const o = { parent: this };
+    const labels = labelsFor(QDRANT_SNAPSHOT_JOB);
+
+    const role = irsaRole(`${name}-role`, {
+      oidc: args.oidc,
+      namespace: NAMESPACES.agent,
+      serviceAccount: QDRANT_SNAPSHOT_JOB,
+      inlinePolicy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: "s3:PutObject", Resource: pulumi.interpolate`${args.bucketArn}/${QDRANT_SNAPSHOT_PREFIX}*` },
+          {
+            Effect: "Allow",
+            Action: ["kms:GenerateDataKey", "kms:Decrypt"], // Decrypt: multipart uploads of SSE-KMS objects
+            Resource: args.kmsKeyArn,
+            Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
+          },
+        ],
+      }),
+    }, o);
+    this.roleArn = role.arn;
+
+    const account = new k8s.core.v1.ServiceAccount(QDRANT_SNAPSHOT_JOB, {
+      metadata: {
+        name: QDRANT_SNAPSHOT_JOB,
+        namespace: args.namespace,
+        labels,
+        annotations: { "eks.amazonaws.com/role-arn": role.arn },
+      },
+      automountServiceAccountToken: false, // the job never talks to the Kubernetes API
+    }, o);
+    const script = new k8s.core.v1.ConfigMap(`${QDRANT_SNAPSHOT_JOB}-script`, {
+      metadata: { name: `${QDRANT_SNAPSHOT_JOB}-script`, namespace: args.namespace, labels },
+      data: { "qdrant-snapshot.sh": SCRIPT },
+    }, o);
+
+    const nodes = Array.from({ length: args.replicas }, (_, i) => `${QDRANT.name}-${i}`);
+    const nodeUrls = pulumi.output(args.namespace).apply((ns) =>
+      nodes.map((n) => `${n}=http://${n}.${QDRANT.headless}.${ns}.svc.cluster.local:${QDRANT.ports.http}`).join(" "),
+    );
+
+    new k8s.batch.v1.CronJob(QDRANT_SNAPSHOT_JOB, {
+      metadata: { name: QDRANT_SNAPSHOT_JOB, namespace: args.namespace, labels },
+      spec: {
+        schedule: args.cron,
+        timeZone: args.timezone,
+        concurrencyPolicy: "Forbid",
+        startingDeadlineSeconds: 3600,
+        successfulJobsHistoryLimit: 1,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          spec: {
+            backoffLimit: 1,
+            activeDeadlineSeconds: 6 * 3600,
+            template: {
+              metadata: { labels: { ...labels, ...QDRANT_CLIENT_LABEL } },
+              spec: {
+                serviceAccountName: account.metadata.name,
+                restartPolicy: "Never",
+                securityContext: nonRootPod(UID),
+                ...placement("general"),
+                containers: [{
+                  name: "snapshot",
+                  image: AWS_CLI_IMAGE,
+                  command: ["/bin/bash", "/scripts/qdrant-snapshot.sh"],
+                  env: [
+                    { name: "QDRANT_NODES", value: nodeUrls },
+                    { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.apiKeySecret.name, key: args.apiKeySecret.key } } },
+                    { name: "S3_URI", value: pulumi.interpolate`s3://${args.bucketName}/${QDRANT_SNAPSHOT_PREFIX.replace(/\/$/, "")}` },
+                    { name: "SCRATCH_DIR", value: "/scratch" },
+                    { name: "AWS_REGION", value: args.region },
+                    { name: "HOME", value: TMP.mount.mountPath },
+                  ],
+                  resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
+                  securityContext: lockedDown(),
+                  volumeMounts: [
+                    { name: "script", mountPath: "/scripts", readOnly: true },
+                    { name: "scratch", mountPath: "/scratch" },
+                    TMP.mount,
+                  ],
+                }],
+                volumes: [
+                  { name: "script", configMap: { name: script.metadata.name, defaultMode: 0o555 } },
+                  // On the node's disk: one snapshot at a time, deleted right after its upload.
+                  { name: "scratch", emptyDir: { sizeLimit: `${args.scratchGb}Gi` } },
+                  TMP.volume,
+                ],
+              },
+            },
+          },
+        },
+      },
+    }, o);
+    this.registerOutputs({ roleArn: this.roleArn });
+  }
+}

@@ -1,0 +1,180 @@
+// Runs the policy pack over an offline plan (infra/plan) without the Pulumi CLI: each resource policy's
+// validateResource gets the arguments the engine would build (type, name, urn, props = inputs, opts,
+// provider, isType/asType, getConfig with schema defaults, notApplicable) and each stack policy's
+// validateStack gets every resource with parent, provider and property dependencies.
+import type {
+  Policies,
+  Policy,
+  PolicyPackConfig,
+  PolicyProviderResource,
+  PolicyResource,
+  PolicyResourceOptions,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+import { PROJECT } from "../infra/config.ts";
+import { MOCK_ACCOUNT_ID } from "../infra/plan/mocks.ts";
+import type { Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
+import { resolvePackConfig } from "./lib/pack-config.ts";
+import { asArray } from "./lib/values.ts";
+import { policies as packPolicies } from "./policies/index.ts";
+
+export interface RunPoliciesOptions {
+  /** Policy pack config, the `--policy-pack-config` JSON format: { "all"?: level, "<policy>": level | { enforcementLevel?, ...props } }. */
+  config?: PolicyPackConfig;
+  /** Policies to run; default: the whole pack. */
+  policies?: Policies;
+}
+
+class NotApplicable extends Error {}
+
+export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyReport {
+  const policies = opts.policies ?? packPolicies;
+  const configs = resolvePackConfig(policies, opts.config);
+  const resources = toPolicyResources(plan);
+  const stackUrn = `urn:pulumi:${plan.stack}::${PROJECT}::pulumi:pulumi:Stack::${PROJECT}-${plan.stack}`;
+  const violations: PolicyViolation[] = [];
+
+  for (const policy of policies) {
+    const { enforcementLevel, properties } = configs.get(policy.name)!;
+    if (enforcementLevel === "disabled") continue;
+    const level = enforcementLevel === "advisory" ? "advisory" : "mandatory"; // the engine reports remediate as mandatory
+    const reporter = (urn: string) => (message: string, reportedUrn?: string) =>
+      violations.push({ policy: policy.name, resource: reportedUrn ?? urn, level, message });
+    const common = {
+      stackTags: new Map<string, string>() as ReadonlyMap<string, string>,
+      getConfig: <T extends object>() => structuredClone(properties) as T,
+      notApplicable: (reason?: string): never => {
+        throw new NotApplicable(reason);
+      },
+    };
+
+    if (isStackPolicy(policy)) {
+      call(policy, stackUrn, () => policy.validateStack({ ...common, resources }, reporter(stackUrn)));
+      continue;
+    }
+    const validations = asArray((policy as ResourceValidationPolicy).validateResource);
+    const onlyType = validations.length === 1 ? pulumiTypeOf(validations[0]) : undefined;
+    for (const resource of resources) {
+      if (onlyType && onlyType !== resource.type) continue;
+      const args: ResourceValidationArgs = {
+        ...common,
+        type: resource.type,
+        name: resource.name,
+        urn: resource.urn,
+        props: resource.props,
+        opts: resource.opts,
+        provider: resource.provider,
+        isType: resource.isType,
+        asType: resource.asType as ResourceValidationArgs["asType"],
+      };
+      for (const validate of validations) call(policy, resource.urn, () => validate(args, reporter(resource.urn)));
+    }
+  }
+  return { violations };
+}
+
+function isStackPolicy(policy: Policy): policy is StackValidationPolicy {
+  return typeof (policy as StackValidationPolicy).validateStack === "function";
+}
+
+function pulumiTypeOf(value: unknown): string | undefined {
+  const t = (value as { __pulumiType?: unknown })?.__pulumiType;
+  return typeof t === "string" && t !== "" ? t : undefined;
+}
+
+/** Runs one validation; "not applicable" is silent, a promise or a crash is an error naming policy and resource. */
+function call(policy: Policy, urn: string, validate: () => unknown) {
+  try {
+    const result = validate();
+    if (result && typeof (result as Promise<unknown>).then === "function") {
+      throw new Error("returned a promise; offline validations must be synchronous");
+    }
+  } catch (err) {
+    if (err instanceof NotApplicable) return;
+    throw new Error(`policy ${policy.name} failed on ${urn}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The engine's isType: the class's Pulumi type token, else its isInstance. */
+function isTypeOf(type: string, resourceClass: unknown): boolean {
+  const token = pulumiTypeOf(resourceClass);
+  if (token) return token === type;
+  const isInstance = (resourceClass as { isInstance?: (o: unknown) => boolean })?.isInstance;
+  return typeof isInstance === "function" && isInstance({ __pulumiType: type }) === true;
+}
+
+/** Every planned resource as a stack policy sees it, linked to its parent, provider and dependencies. */
+export function toPolicyResources(plan: Plan): PolicyResource[] {
+  const providers = new Map<string, PolicyProviderResource>();
+  for (const r of plan.resources) {
+    const pkg = r.type.startsWith("pulumi:providers:") ? r.type.slice("pulumi:providers:".length) : undefined;
+    // The plan does not record which provider a resource used; each package has one in our program.
+    if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props: r.inputs });
+  }
+  const resources = plan.resources.map((r): PolicyResource => {
+    const props = r.inputs as Record<string, any>;
+    return {
+      type: r.type,
+      name: r.name,
+      urn: r.urn,
+      props,
+      opts: optionsOf(r),
+      provider: r.type.startsWith("pulumi:") ? undefined : providers.get(r.type.split(":")[0]),
+      dependencies: [],
+      propertyDependencies: {},
+      isType: (resourceClass: unknown) => isTypeOf(r.type, resourceClass),
+      asType: ((resourceClass: unknown) => (isTypeOf(r.type, resourceClass) ? props : undefined)) as PolicyResource["asType"],
+    };
+  });
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  const byIdentifier = identifierIndex(plan, resources);
+  plan.resources.forEach((planned, i) => {
+    const resource = resources[i];
+    resource.parent = planned.parent ? byUrn.get(planned.parent) : undefined;
+    for (const [key, value] of Object.entries(planned.inputs)) {
+      const deps = [...new Set(stringsIn(value).flatMap((s) => byIdentifier.get(s) ?? []))].filter((d) => d !== resource);
+      if (deps.length > 0) resource.propertyDependencies[key] = deps;
+    }
+    resource.dependencies = [...new Set(Object.values(resource.propertyDependencies).flat())];
+  });
+  return resources;
+}
+
+function optionsOf(r: PlannedResource): PolicyResourceOptions {
+  return {
+    protect: r.options.protect ?? false,
+    ignoreChanges: r.options.ignoreChanges ?? [],
+    aliases: [],
+    customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+    additionalSecretOutputs: [],
+    parent: r.parent,
+  };
+}
+
+/**
+ * The values another resource's input holds when it refers to a resource: its id and arn as PlanMocks makes
+ * them up (infra/plan/mocks.ts: `${name}-id`, `arn:aws:mock:<region>:<account>:<Type>/<name>`), and its
+ * physical name when set. The engine knows property dependencies; the offline plan recovers them this way.
+ */
+function identifierIndex(plan: Plan, resources: PolicyResource[]): Map<string, PolicyResource[]> {
+  const index = new Map<string, PolicyResource[]>();
+  const add = (key: unknown, r: PolicyResource) => {
+    if (typeof key === "string" && key !== "") index.set(key, [...(index.get(key) ?? []), r]);
+  };
+  plan.resources.forEach((planned, i) => {
+    const r = resources[i];
+    add(`${planned.name}-id`, r);
+    add(`arn:aws:mock:${plan.region}:${MOCK_ACCOUNT_ID}:${planned.type.split(":").pop()}/${planned.name}`, r);
+    for (const key of ["name", "bucket", "identifier", "clusterIdentifier"]) add(planned.inputs[key], r);
+  });
+  return index;
+}
+
+function stringsIn(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(stringsIn);
+  if (typeof value === "object" && value !== null) return Object.values(value).flatMap(stringsIn);
+  return [];
+}

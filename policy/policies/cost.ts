@@ -1,0 +1,181 @@
+// Cost guards: instance types from the tier's allow-list (infra/tiers.ts), GPU types only in the tainted gpu
+// node group, and the stack's estimated monthly cost (infra/cost) within its budget.
+import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { estimateCost } from "../../infra/cost/index.ts";
+import { PROJECT } from "../../infra/config.ts";
+import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import { TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
+import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
+import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
+import { asArray, asNumber, asRecord, decodeJson } from "../lib/values.ts";
+
+/** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with. */
+export function tierAllowList(tier: TierName): string[] {
+  const upTo = TIER_NAMES.slice(0, TIER_NAMES.indexOf(tier) + 1).map((t) => TIERS[t]);
+  const types = upTo.flatMap((t) => [
+    ...Object.values(t.nodeGroups).flatMap((g) => g?.instanceTypes ?? []),
+    t.database.instanceClass,
+    t.cache.nodeType,
+  ]);
+  return [...new Set(types)].sort();
+}
+
+function isTierName(tier: string | undefined): tier is TierName {
+  return (TIER_NAMES as readonly string[]).includes(tier ?? "");
+}
+
+/** The instance types a resource asks for, by type token. */
+const SIZED: Record<string, (props: Record<string, any>) => string[]> = {
+  "aws:eks/nodeGroup:NodeGroup": (p) => asArray<string>(p.instanceTypes),
+  "aws:ec2/launchTemplate:LaunchTemplate": (p) => asArray<string>(p.instanceType),
+  "aws:ec2/instance:Instance": (p) => asArray<string>(p.instanceType),
+  "aws:autoscaling/group:Group": (p) => asArray<any>(p.mixedInstancesPolicy?.launchTemplate?.overrides).map((o) => o.instanceType).filter(Boolean),
+  "aws:rds/instance:Instance": (p) => asArray<string>(p.instanceClass),
+  "aws:rds/clusterInstance:ClusterInstance": (p) => asArray<string>(p.instanceClass),
+  "aws:elasticache/replicationGroup:ReplicationGroup": (p) => asArray<string>(p.nodeType),
+  "aws:elasticache/cluster:Cluster": (p) => asArray<string>(p.nodeType),
+};
+
+export const instanceTypesAllowed: ResourceValidationPolicy = {
+  name: "instance-types-allowed",
+  description: "EC2, RDS and ElastiCache types come from the allow-list of the stack's tier (the types infra/tiers.ts sizes that tier and smaller ones with).",
+  enforcementLevel: "mandatory",
+  configSchema: {
+    properties: {
+      tier: { type: "string", description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags." },
+      additionalTypes: { type: "array", items: { type: "string" }, default: [], description: "Types allowed on top of the tier's list (for a reviewed override)." },
+    },
+  },
+  validateResource: validateResourceOfTypes(Object.keys(SIZED), (props, args, report) => {
+    const config = args.getConfig<{ tier?: string; additionalTypes: string[] }>();
+    const types = SIZED[args.type](props);
+    if (types.length === 0) return;
+    const tier = tierOf(config, args.provider, props);
+    if (!isTierName(tier)) {
+      report(`cannot tell the tier (${tier ?? "no tier tag"}): tag the AWS provider's defaultTags with tier=${TIER_NAMES.join("|")} or set this policy's tier.`);
+      return;
+    }
+    const allowed = new Set([...tierAllowList(tier), ...config.additionalTypes]);
+    const outside = types.filter((t) => !allowed.has(t));
+    if (outside.length > 0) {
+      report(`${outside.join(", ")} not allowed in tier ${tier}; allowed: ${[...allowed].join(", ")} (add reviewed exceptions to this policy's additionalTypes).`);
+    }
+  }),
+};
+
+interface GpuConfig {
+  gpuTypePattern: string;
+  gpuRoleLabel: string;
+  gpuRole: string;
+}
+
+export const gpuOnlyInGpuGroup: ResourceValidationPolicy = {
+  name: "gpu-only-in-gpu-group",
+  description: "GPU instance types appear only in the gpu node group, which holds nothing but GPU types and is tainted so other pods stay off it.",
+  enforcementLevel: "mandatory",
+  configSchema: {
+    properties: {
+      gpuTypePattern: { type: "string", default: "^(g[0-9][a-z]*|p[0-9][a-z]*|gr[0-9]|inf[0-9]|trn[0-9]|dl[0-9][a-z]*)\\.", description: "Regular expression matching GPU/accelerator instance types." },
+      gpuRoleLabel: { type: "string", default: "role", description: "Node label naming a node group's role." },
+      gpuRole: { type: "string", default: "gpu", description: "Role label value of the gpu group." },
+    },
+  },
+  validateResource: validateResourceOfTypes(
+    ["aws:eks/nodeGroup:NodeGroup", "aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance"],
+    (props, args, report) => {
+      const config = args.getConfig<GpuConfig>();
+      const isGpuType = (t: string) => new RegExp(config.gpuTypePattern).test(t);
+      const types = SIZED[args.type](props);
+      if (args.type !== "aws:eks/nodeGroup:NodeGroup") {
+        const gpu = types.filter(isGpuType);
+        if (gpu.length > 0) report(`GPU type ${gpu.join(", ")} outside an EKS gpu node group; GPU capacity belongs in the gpu group.`);
+        return;
+      }
+      const inGpuGroup = asRecord(props.labels)[config.gpuRoleLabel] === config.gpuRole;
+      if (!inGpuGroup) {
+        const gpu = types.filter(isGpuType);
+        if (gpu.length > 0) report(`GPU type ${gpu.join(", ")} in a node group labelled ${config.gpuRoleLabel}=${asRecord(props.labels)[config.gpuRoleLabel] ?? "(none)"}; only the ${config.gpuRole} group may use GPUs.`);
+        return;
+      }
+      const cpuOnly = types.filter((t) => !isGpuType(t));
+      if (cpuOnly.length > 0) report(`the gpu group includes non-GPU types ${cpuOnly.join(", ")}.`);
+      const tainted = asArray<any>(props.taints).some((t) => t.effect === "NO_SCHEDULE" || t.effect === "NO_EXECUTE");
+      if (!tainted) report("the gpu group has no NO_SCHEDULE taint, so any pod can take the expensive GPU nodes.");
+    },
+  ),
+};
+
+/** Top-level component ("network", "cluster", ...) above a resource; "stack" for roots. */
+function componentOf(resource: PolicyResource): string {
+  let root = resource;
+  while (root.parent && root.parent.type !== "pulumi:pulumi:Stack") root = root.parent;
+  return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
+}
+
+/** The stack, rebuilt from a stack policy's resources as the cost estimator reads it. */
+export function planFromResources(resources: PolicyResource[], tier: string | undefined): Plan {
+  const provider = resources.find((r) => r.type === AWS_PROVIDER_TYPE);
+  const stack = /^urn:pulumi:([^:]+)::/.exec(resources[0]?.urn ?? "")?.[1] ?? "";
+  const planned: PlannedResource[] = resources
+    .filter((r) => r.type !== "pulumi:pulumi:Stack")
+    .map((r) => ({
+      type: r.type,
+      name: r.name,
+      urn: r.urn,
+      parent: r.parent?.urn,
+      component: componentOf(r),
+      inputs: r.props,
+      custom: !r.type.startsWith(`${PROJECT}:`),
+      options: { protect: r.opts?.protect || undefined, ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined },
+    }));
+  return {
+    stack,
+    tier: tier ?? "",
+    region: String(decodeJson(provider?.props.region) ?? "us-east-1"),
+    resources: planned,
+    outputs: {},
+    cost: null,
+    policies: null,
+  };
+}
+
+/** The budget a stack must fit: policy config, else the stack's AWS Budget in USD, else the tier's. */
+function budgetOf(config: { monthlyBudgetUsd?: number }, resources: PolicyResource[], tier: string | undefined): { usd: number; source: string } | undefined {
+  if (config.monthlyBudgetUsd !== undefined) return { usd: config.monthlyBudgetUsd, source: "policy config monthlyBudgetUsd" };
+  const budget = ofTypes(resources, ["aws:budgets/budget:Budget"]).find((b) => b.props.limitUnit === "USD" && (b.props.timeUnit ?? "MONTHLY") === "MONTHLY");
+  const limit = asNumber(budget?.props.limitAmount);
+  if (budget && limit !== undefined) return { usd: limit, source: `AWS Budget ${budget.name}` };
+  if (isTierName(tier)) return { usd: TIERS[tier].budget.monthlyUsd, source: `tier ${tier} budget` };
+  return undefined;
+}
+
+export const stackWithinBudget: StackValidationPolicy = {
+  name: "stack-within-budget",
+  description: "The stack's estimated monthly cost (infra/cost, off-peak schedules counted) is within its budget.",
+  enforcementLevel: "mandatory",
+  configSchema: {
+    properties: {
+      tier: { type: "string", description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags." },
+      monthlyBudgetUsd: { type: "number", exclusiveMinimum: 0, description: "Budget override; default: the stack's aws.budgets.Budget, else the tier's budget." },
+    },
+  },
+  validateStack: (args, report) => {
+    const config = args.getConfig<{ tier?: string; monthlyBudgetUsd?: number }>();
+    const tier = stackTierOf(config, args.resources);
+    const budget = budgetOf(config, args.resources, tier);
+    if (!budget) {
+      report(`no budget known (tier ${tier ?? "unknown"}, no AWS Budget in USD): set this policy's monthlyBudgetUsd or tag the AWS provider with tier.`);
+      return;
+    }
+    const cost = estimateCost(planFromResources(args.resources, tier));
+    if (cost.monthlyUsd > budget.usd) {
+      const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
+      report(
+        `estimated $${cost.monthlyUsd.toFixed(0)}/month exceeds the $${budget.usd.toFixed(0)} budget (${budget.source}); ` +
+          `largest: ${top.map((i) => `${i.name} $${i.monthlyUsd.toFixed(0)}`).join(", ")}.`,
+      );
+    }
+  },
+};
+
+export const costPolicies = [instanceTypesAllowed, gpuOnlyInGpuGroup, stackWithinBudget];

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, test } from "node:test";
+import postgres from "postgres";
+import { ADMIN_KEY, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { api } from "../support/http.ts";
+
+const LIMIT = 5;
+const DB_KEY = "db-stored-key-abcdefghijklmnop";
+const DB_ADMIN_KEY = "db-stored-admin-key-abcdefghijkl";
+const REVOKED_KEY = "db-revoked-key-abcdefghijklmnop";
+const FRESH_KEY = "db-fresh-key-abcdefghijklmnopqr";
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+let stack: Stack;
+
+before(async () => {
+  stack = await startStack({ RATE_LIMIT_PER_MINUTE: String(LIMIT) });
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  await sql`INSERT INTO api_keys (name, key_hash, scopes) VALUES
+    ('ci', ${sha256(DB_KEY)}, '{query}'),
+    ('ops', ${sha256(DB_ADMIN_KEY)}, '{query,admin}'),
+    ('fresh', ${sha256(FRESH_KEY)}, '{query}')`;
+  await sql`INSERT INTO api_keys (name, key_hash, revoked_at) VALUES ('old', ${sha256(REVOKED_KEY)}, now())`;
+  const stored = await sql`SELECT key_hash FROM api_keys`;
+  assert.ok(stored.every((r) => !String(r.key_hash).includes("db-")), "only hashes are stored");
+  await sql.end();
+});
+after(() => stack.stop());
+
+test("a request without a key is refused with 401 and a reason", async () => {
+  for (const [method, path] of [["GET", "/api/v1/sessions/x"], ["POST", "/api/v1/query"], ["GET", "/api/v1/admin/feedback/summary"]] as const) {
+    const res = await api(stack.url).send(method, path, method === "POST" ? { query: "hi" } : undefined);
+    assert.equal(res.status, 401, `${method} ${path}`);
+    assert.match(res.body.error, /missing Authorization: Bearer/);
+    assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
+  }
+});
+
+test("a wrong or revoked key gets 401, a malformed header 400", async () => {
+  const wrong = await api(stack.url, "not-a-real-key-0123456789").get("/api/v1/sessions/x");
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.body.error, "invalid API key");
+  assert.equal((await api(stack.url, REVOKED_KEY).get("/api/v1/sessions/x")).status, 401);
+
+  const basic = await api(stack.url).get("/api/v1/sessions/x", { authorization: "Basic dXNlcjpwYXNz" });
+  assert.equal(basic.status, 400);
+  assert.match(basic.body.error, /malformed Authorization header/);
+});
+
+test("keys from API_KEYS, ADMIN_API_KEYS and the api_keys table are accepted", async () => {
+  for (const key of [USER_KEY, ADMIN_KEY, DB_KEY, DB_ADMIN_KEY]) {
+    const res = await api(stack.url, key).get("/api/v1/sessions/none");
+    assert.equal(res.status, 404, `key ${key.slice(0, 8)}: ${res.text}`);
+  }
+});
+
+test("admin routes need the admin scope", async () => {
+  for (const key of [USER_KEY, DB_KEY]) {
+    const res = await api(stack.url, key).get("/api/v1/admin/feedback/summary");
+    assert.equal(res.status, 403);
+    assert.match(res.body.error, /lacks the 'admin' scope/);
+  }
+  for (const key of [ADMIN_KEY, DB_ADMIN_KEY]) {
+    const res = await api(stack.url, key).get("/api/v1/admin/feedback/summary");
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.body, { total: 0, average_score: null, by_model: [] });
+  }
+});
+
+test("health, metrics, docs and the agent card need no key", async () => {
+  for (const path of ["/health", "/health/ready", "/metrics", "/openapi.json", "/.well-known/agent.json"]) {
+    assert.equal((await api(stack.url).get(path)).status, 200, path);
+  }
+});
+
+test("each key has its own sliding-window limit with RateLimit headers; past it, 429 with Retry-After", async () => {
+  const limited = api(stack.url, OTHER_KEY);
+  const remaining: number[] = [];
+  for (let i = 0; i < LIMIT; i++) {
+    const res = await limited.get("/api/v1/sessions/none");
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("ratelimit-limit"), String(LIMIT));
+    assert.equal(res.headers.get("ratelimit-policy"), `${LIMIT};w=60`);
+    remaining.push(Number(res.headers.get("ratelimit-remaining")));
+  }
+  assert.deepEqual(remaining, [4, 3, 2, 1, 0]);
+
+  const refused = await limited.get("/api/v1/sessions/none");
+  assert.equal(refused.status, 429);
+  assert.match(refused.body.error, /rate limit of 5 requests per 60 s exceeded/);
+  const retryAfter = Number(refused.headers.get("retry-after"));
+  assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+  assert.equal(refused.headers.get("ratelimit-remaining"), "0");
+
+  const other = await api(stack.url, FRESH_KEY).get("/api/v1/sessions/none");
+  assert.equal(other.status, 404, "another key is not limited");
+  assert.equal(other.headers.get("ratelimit-remaining"), String(LIMIT - 1));
+});

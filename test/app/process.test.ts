@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import postgres from "postgres";
+import { appEnv, spawnApp, spawnAppProcess, USER_KEY } from "../support/app.ts";
+import { startFakes } from "../support/fakes.ts";
+import { api } from "../support/http.ts";
+import { startPostgres } from "../support/postgres.ts";
+import { freePort } from "../support/process.ts";
+import { startRedis } from "../support/redis.ts";
+
+const urls = {
+  databaseUrl: "postgres://postgres@127.0.0.1:1/postgres",
+  redisUrl: "redis://127.0.0.1:1",
+  ollamaUrl: "http://127.0.0.1:1",
+  qdrantUrl: "http://127.0.0.1:1",
+};
+
+test("a bad or missing environment variable stops start-up with one line naming it", async () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: "not-a-port" }, /^invalid environment: PORT must be an integer$/],
+    [{ DATABASE_URL: "" }, /^invalid environment: DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\/$/],
+    [{ REDIS_URL: "http://127.0.0.1:6379" }, /^invalid environment: REDIS_URL must be a URL/],
+    [{ API_KEYS: "short" }, /^invalid environment: API_KEYS every key must be at least 16 characters$/],
+  ];
+  const runs = cases.map(async ([override, expected]) => {
+    const proc = spawnAppProcess(appEnv(urls, override));
+    const { code } = await proc.exited;
+    const { stdout, stderr } = proc.output();
+    assert.notEqual(code, 0);
+    assert.equal(stdout, "");
+    const lines = stderr.trim().split("\n");
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0]!, expected);
+  });
+  const missing = (async () => {
+    const env: Record<string, string> = appEnv(urls);
+    delete env.MODEL_LARGE;
+    const proc = spawnAppProcess(env);
+    assert.equal((await proc.exited).code, 1);
+    assert.equal(proc.output().stderr.trim(), "invalid environment: MODEL_LARGE is required");
+  })();
+  await Promise.all([...runs, missing]);
+});
+
+test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", async () => {
+  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis({ password: "redis-pass-5678" }), startFakes()]);
+  const port = await freePort();
+  const databaseUrl = pg.url.replace("postgres@", "postgres:pg-pass-1234@"); // trust auth ignores the password
+  const app = await spawnApp(
+    appEnv({ databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, { PORT: String(port), LOG_LEVEL: "info" }),
+  );
+  try {
+    const user = api(app.url, USER_KEY);
+    assert.equal((await user.post("/api/v1/documents", { documents: [{ id: "d", text: "Shutdown drains requests." }] })).status, 201);
+    assert.equal((await api(app.url, "leaked-looking-key-0123456789").get("/api/v1/sessions/x")).status, 401);
+
+    fakes.ollama.knobs.latencyMs = 1200;
+    const slow = user.post("/api/v1/query", { query: "What does shutdown drain?", session_id: "drain" });
+    while (!fakes.ollama.calls["/api/embed"] || fakes.ollama.calls["/api/embed"] < 2) await new Promise((r) => setTimeout(r, 20));
+    app.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    await assert.rejects(fetch(`${app.url}/health`), "no new connections after SIGTERM");
+
+    const res = await slow;
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.body.answer, /Shutdown drains requests/);
+    const { code, signal } = await app.exited;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
+
+    const sql = postgres(pg.url, { onnotice: () => {} });
+    const turns = await sql`SELECT request_id FROM turns WHERE session_id = 'drain'`;
+    assert.deepEqual(turns.map((t) => t.request_id), [res.body.request_id], "the drained request's turn was stored");
+    const clients = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'agent-api'`;
+    assert.equal(clients[0]!.n, 0, "the app closed its Postgres connections");
+    await sql.end();
+
+    const { stdout } = app.output();
+    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.some((l) => l.msg === "request" && l.req_id), "JSON access log with request ids");
+    assert.ok(lines.some((l) => l.msg === "shutting down"));
+    for (const secret of [USER_KEY, "leaked-looking-key-0123456789", "pg-pass-1234", "redis-pass-5678"]) {
+      assert.ok(!stdout.includes(secret), `log leaks ${secret}`);
+    }
+  } finally {
+    fakes.ollama.knobs.latencyMs = 0;
+    await app.stop();
+    await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+  }
+});

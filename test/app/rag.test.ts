@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { ADMIN_KEY, MODELS, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { api, parseSse } from "../support/http.ts";
+import { metricValue, scrape } from "../support/metrics.ts";
+
+let stack: Stack;
+let user: ReturnType<typeof api>;
+
+const DOCS = [
+  { id: "qdrant-intro", title: "Qdrant", text: "Qdrant is a vector database that stores embeddings and payloads for similarity search.", metadata: { lang: "en", team: "search" } },
+  { id: "redis-intro", title: "Redis", text: "Redis is an in-memory key value store used for caching and rate limiting counters.", metadata: { lang: "en", team: "platform" } },
+  { id: "postgres-de", title: "PostgreSQL", text: "PostgreSQL ist eine relationale Datenbank mit Transaktionen und Indexen.", metadata: { lang: "de", team: "platform" } },
+  { id: "ollama-intro", title: "Ollama", text: "Ollama serves local language models on GPU nodes for chat and embeddings.", metadata: { lang: "en", team: "ml", tier: 2 } },
+];
+
+before(async () => {
+  stack = await startStack();
+  user = api(stack.url, USER_KEY);
+  const res = await user.post("/api/v1/documents", { documents: DOCS });
+  assert.equal(res.status, 201, res.text);
+});
+after(() => stack.stop());
+
+test("ingest returns ids and chunk counts, and creates the collection with payload indexes", async () => {
+  const res = await user.post("/api/v1/documents", {
+    documents: [{ text: "A document without an id about lighthouses on rocky coasts.", metadata: { topic: "sea" } }],
+  });
+  assert.equal(res.status, 201, res.text);
+  assert.equal(res.body.documents.length, 1);
+  assert.match(res.body.documents[0].id, /^[0-9a-f-]{36}$/);
+  assert.equal(res.body.documents[0].chunks, 1);
+
+  const collection = stack.fakes.qdrant.collections.get("documents");
+  assert.ok(collection, "collection created on first ingest");
+  assert.equal(collection.size, 256, "vector size taken from the embedding model");
+  assert.equal(collection.payloadSchema.get("document_id"), "keyword");
+  assert.equal(collection.payloadSchema.get("metadata.lang"), "keyword");
+  assert.equal(collection.payloadSchema.get("metadata.tier"), "integer");
+});
+
+test("a query returns the ingested source and an answer built from it", async () => {
+  const res = await user.post("/api/v1/query", { query: "Which vector database stores embeddings?" });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(Object.keys(res.body).sort(), ["answer", "cached", "model", "request_id", "session_id", "sources", "usage"]);
+  assert.equal(res.body.sources[0].id, "qdrant-intro");
+  assert.equal(res.body.sources[0].title, "Qdrant");
+  assert.equal(res.body.sources[0].text, DOCS[0]!.text);
+  assert.ok(res.body.sources[0].score > res.body.sources[1].score);
+  assert.match(res.body.answer, /Qdrant is a vector database/);
+  assert.equal(res.body.cached, false);
+  assert.equal(res.body.request_id, res.headers.get("x-request-id"));
+  assert.ok(res.body.usage.prompt_tokens > 0 && res.body.usage.completion_tokens > 0);
+});
+
+test("a filter limits retrieval to matching metadata (single value and any-of list)", async () => {
+  const de = await user.post("/api/v1/query", { query: "Which database has transactions?", filter: { lang: "de" } });
+  assert.equal(de.status, 200, de.text);
+  assert.deepEqual(de.body.sources.map((s: { id: string }) => s.id), ["postgres-de"]);
+
+  const anyOf = await user.post("/api/v1/query", { query: "vector database embeddings", filter: { team: ["platform", "ml"] } });
+  assert.equal(anyOf.status, 200, anyOf.text);
+  const ids = anyOf.body.sources.map((s: { id: string }) => s.id);
+  assert.ok(ids.length > 0);
+  assert.ok(!ids.includes("qdrant-intro"), `qdrant-intro is team search: ${ids}`);
+
+  const none = await user.post("/api/v1/query", { query: "anything", filter: { team: "nobody" } });
+  assert.deepEqual(none.body.sources, []);
+  assert.match(none.body.answer, /do not know/);
+});
+
+test("a repeated query (any case and spacing) is answered from the cache without calling the model", async () => {
+  const first = await user.post("/api/v1/query", { query: "What does Redis store?" });
+  assert.equal(first.body.cached, false);
+  const chats = stack.fakes.ollama.calls["/api/chat"];
+  const hitsBefore = metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "hit" });
+
+  const again = await user.post("/api/v1/query", { query: "  what does   REDIS store?" });
+  assert.equal(again.status, 200);
+  assert.equal(again.body.cached, true);
+  assert.equal(again.body.answer, first.body.answer);
+  assert.deepEqual(again.body.sources, first.body.sources);
+  assert.notEqual(again.body.request_id, first.body.request_id);
+  assert.deepEqual(again.body.usage, { prompt_tokens: 0, completion_tokens: 0 });
+  assert.equal(stack.fakes.ollama.calls["/api/chat"], chats, "no model call on a hit");
+  const hitsAfter = metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "hit" });
+  assert.equal(hitsAfter, hitsBefore + 1);
+
+  const filtered = await user.post("/api/v1/query", { query: "What does Redis store?", filter: { lang: "en" } });
+  assert.equal(filtered.body.cached, false, "another filter is another cache entry");
+});
+
+test("ingesting or deleting a document invalidates cached answers", async () => {
+  await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
+  assert.equal((await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" })).body.cached, true);
+  const ingest = await user.post("/api/v1/documents", { documents: [{ id: "lighthouse", text: "Lighthouses guide ships along the coast at night." }] });
+  assert.equal(ingest.status, 201);
+  const fresh = await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
+  assert.equal(fresh.body.cached, false);
+  assert.equal(fresh.body.sources[0].id, "lighthouse");
+});
+
+test("query embeddings are cached: another filter on the same question embeds nothing new", async () => {
+  await user.post("/api/v1/query", { query: "How are language models served?" });
+  const embeds = stack.fakes.ollama.calls["/api/embed"];
+  const res = await user.post("/api/v1/query", { query: "How are language models served?", filter: { team: "ml" } });
+  assert.equal(res.body.cached, false);
+  assert.equal(res.body.sources[0].id, "ollama-intro");
+  assert.equal(stack.fakes.ollama.calls["/api/embed"], embeds);
+});
+
+test("the model is routed by question complexity", async () => {
+  const cases: Array<[string, string]> = [
+    ["What is Qdrant?", MODELS.MODEL_SMALL],
+    ["How should the payload index be configured for the keyword fields we filter on?", MODELS.MODEL_DEFAULT],
+    ["Compare Redis and PostgreSQL for storing rate limiting counters", MODELS.MODEL_LARGE],
+  ];
+  for (const [query, model] of cases) {
+    const res = await user.post("/api/v1/query", { query });
+    assert.equal(res.body.model, model, query);
+    assert.equal(stack.fakes.ollama.chatModels.at(-1), model, "the routed model is the one asked");
+  }
+});
+
+test("a session lists its turns oldest first, and only to the key that owns it", async () => {
+  const session_id = "session-history-1";
+  const first = await user.post("/api/v1/query", { query: "What is Redis used for?", session_id });
+  const second = await user.post("/api/v1/query", { query: "What is Ollama?", session_id });
+  assert.equal(first.body.session_id, session_id);
+
+  const res = await user.get(`/api/v1/sessions/${session_id}`);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.session_id, session_id);
+  assert.deepEqual(res.body.turns.map((t: { request_id: string }) => t.request_id), [first.body.request_id, second.body.request_id]);
+  const turn = res.body.turns[0];
+  assert.equal(turn.question, "What is Redis used for?");
+  assert.equal(turn.answer, first.body.answer);
+  assert.deepEqual(turn.sources.map((s: { id: string }) => s.id), first.body.sources.map((s: { id: string }) => s.id));
+  assert.equal(turn.model, first.body.model);
+  assert.equal(turn.prompt_tokens, first.body.usage.prompt_tokens);
+  assert.ok(Number.isInteger(turn.latency_ms) && turn.latency_ms >= 0);
+  assert.ok(Date.parse(turn.created_at) <= Date.parse(res.body.turns[1].created_at));
+
+  const other = api(stack.url, OTHER_KEY);
+  assert.equal((await other.get(`/api/v1/sessions/${session_id}`)).status, 404);
+  const hijack = await other.post("/api/v1/query", { query: "What is Redis used for?", session_id });
+  assert.equal(hijack.status, 403, hijack.text);
+  assert.equal((await user.get("/api/v1/sessions/no-such-session")).status, 404);
+});
+
+test("feedback is recorded per answer and summarised by model for admins", async () => {
+  const small = await user.post("/api/v1/query", { query: "What is PostgreSQL?" });
+  const large = await user.post("/api/v1/query", { query: "Compare Qdrant and PostgreSQL for similarity search" });
+  for (const [request_id, quality_score, is_correct] of [
+    [small.body.request_id, 5, true],
+    [small.body.request_id, 3, false],
+    [large.body.request_id, 2, undefined],
+  ] as const) {
+    const res = await user.post("/api/v1/feedback", { request_id, quality_score, is_correct, comment: "ok" });
+    assert.equal(res.status, 201, res.text);
+  }
+  const unknown = await user.post("/api/v1/feedback", { request_id: "no-such-request", quality_score: 4 });
+  assert.equal(unknown.status, 404);
+  const foreign = await api(stack.url, OTHER_KEY).post("/api/v1/feedback", { request_id: small.body.request_id, quality_score: 1 });
+  assert.equal(foreign.status, 404, "feedback only on the caller's own answers");
+
+  const summary = await api(stack.url, ADMIN_KEY).get("/api/v1/admin/feedback/summary");
+  assert.equal(summary.status, 200, summary.text);
+  assert.equal(summary.body.total, 3);
+  assert.equal(summary.body.average_score, 3.33);
+  const byModel = Object.fromEntries(summary.body.by_model.map((m: { model: string }) => [m.model, m]));
+  assert.deepEqual(byModel[MODELS.MODEL_SMALL], { model: MODELS.MODEL_SMALL, count: 2, avg_score: 4, correct: 1, incorrect: 1 });
+  assert.deepEqual(byModel[MODELS.MODEL_LARGE], { model: MODELS.MODEL_LARGE, count: 1, avg_score: 2, correct: 0, incorrect: 0 });
+});
+
+test("stream: true sends meta, token by token, then done, and stores the turn", async () => {
+  stack.fakes.ollama.knobs.tokenDelayMs = 5;
+  try {
+    const res = await user.post("/api/v1/query", { query: "What does Ollama serve?", stream: true, session_id: "stream-1" });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = parseSse(res.text);
+    assert.equal(events[0]!.event, "meta");
+    assert.equal(events[0]!.data.sources[0].id, "ollama-intro");
+    const tokens = events.filter((e) => e.event === "token").map((e) => e.data.content as string);
+    assert.ok(tokens.length > 3, `expected several token events, got ${tokens.length}`);
+    const done = events.at(-1)!;
+    assert.equal(done.event, "done");
+    assert.equal(tokens.join(""), done.data.answer);
+    assert.equal(done.data.cached, false);
+    assert.ok(done.data.usage.completion_tokens > 0);
+
+    const session = await user.get("/api/v1/sessions/stream-1");
+    assert.equal(session.body.turns.length, 1);
+    assert.equal(session.body.turns[0].request_id, done.data.request_id);
+    assert.equal(session.body.turns[0].answer, done.data.answer);
+  } finally {
+    stack.fakes.ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
+test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {
+  const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(" ");
+  const created = await user.post("/api/v1/documents", { documents: [{ id: "glaciers", text: long }] });
+  assert.ok(created.body.documents[0].chunks > 1, "long text is chunked");
+  const points = () => [...stack.fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "glaciers").length;
+  assert.equal(points(), created.body.documents[0].chunks);
+
+  const replaced = await user.post("/api/v1/documents", { documents: [{ id: "glaciers", text: "Glaciers are slow rivers of ice." }] });
+  assert.equal(replaced.body.documents[0].chunks, 1);
+  assert.equal(points(), 1);
+
+  const del = await user.del("/api/v1/documents/glaciers");
+  assert.equal(del.status, 200, del.text);
+  assert.deepEqual(del.body, { id: "glaciers", deleted: true });
+  assert.equal(points(), 0);
+  const res = await user.post("/api/v1/query", { query: "Glaciers are slow rivers of ice" });
+  assert.ok(!res.body.sources.some((s: { id: string }) => s.id === "glaciers"));
+  assert.equal((await user.del("/api/v1/documents/glaciers")).status, 404);
+});
+
+test("OpenAPI document, Swagger UI and agent card describe the API", async () => {
+  const open = await api(stack.url).get("/openapi.json");
+  assert.equal(open.status, 200);
+  assert.equal(open.body.openapi, "3.1.0");
+  for (const path of ["/api/v1/query", "/api/v1/documents", "/api/v1/documents/{id}", "/api/v1/sessions/{id}", "/api/v1/feedback", "/api/v1/admin/feedback/summary", "/health", "/health/ready"]) {
+    assert.ok(open.body.paths[path], `missing ${path}`);
+  }
+  assert.equal(open.body.components.securitySchemes.bearerAuth.scheme, "bearer");
+  assert.equal(open.body.components.schemas.QueryRequest.properties.query.maxLength, 5000);
+  assert.equal(open.body.components.schemas.QueryRequest.additionalProperties, false);
+
+  const docs = await api(stack.url).get("/docs");
+  assert.equal(docs.status, 200);
+  assert.match(docs.text, /swagger-ui/i);
+
+  const card = await api(stack.url).get("/.well-known/agent.json");
+  assert.equal(card.status, 200);
+  assert.equal(card.body.name, "agent-api");
+  assert.match(card.body.version, /^\d+\.\d+\.\d+$/);
+  assert.deepEqual(card.body.authentication.schemes, ["bearer"]);
+  assert.ok(card.body.endpoints.some((e: { path: string }) => e.path === "/api/v1/query"));
+});
+
+test("health is dependency-free, readiness reports each dependency", async () => {
+  const live = await api(stack.url).get("/health");
+  assert.deepEqual([live.status, live.body], [200, { status: "ok" }]);
+  const ready = await api(stack.url).get("/health/ready");
+  assert.equal(ready.status, 200);
+  assert.equal(ready.body.status, "ready");
+  assert.deepEqual(Object.keys(ready.body.checks).sort(), ["ollama", "postgres", "qdrant", "redis"]);
+  assert.equal(ready.body.checks.postgres.critical, true);
+  assert.equal(ready.body.checks.redis.critical, false);
+  for (const check of Object.values(ready.body.checks) as Array<{ status: string }>) assert.equal(check.status, "ok");
+});
+
+test("/metrics exposes the agreed metric names with route patterns as labels", async () => {
+  await user.get("/api/v1/sessions/session-history-1");
+  const text = await scrape(stack.url);
+  for (const name of [
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+    "agent_execution_duration_seconds_bucket",
+    "agent_token_usage_bucket",
+    "active_queries",
+    "tool_calls_total",
+    "tool_duration_seconds_bucket",
+    "cache_requests_total",
+    "process_cpu_seconds_total",
+    "nodejs_eventloop_lag_seconds",
+  ]) {
+    assert.match(text, new RegExp(`^${name}[{ ]`, "m"), `missing ${name}`);
+  }
+  assert.ok(metricValue(text, "http_requests_total", { method: "GET", route: "/api/v1/sessions/:id", status: "200" }) >= 1);
+  assert.ok(!text.includes("session-history-1"), "raw paths never become label values");
+  assert.ok(metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "complex" }) >= 1);
+  assert.ok(metricValue(text, "agent_token_usage_count", { agent_name: "rag", model: MODELS.MODEL_LARGE }) >= 1);
+  assert.ok(metricValue(text, "tool_calls_total", { tool_name: "qdrant_query", success: "true" }) >= 1);
+  assert.equal(metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }), 1, "the refused session hijack");
+  assert.equal(metricValue(text, "active_queries"), 0);
+  assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);
+});

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { api, parseSse } from "../support/http.ts";
+import { metricValue, scrape } from "../support/metrics.ts";
+import { waitFor } from "../support/process.ts";
+
+const LIMIT = 40;
+let stack: Stack;
+let user: ReturnType<typeof api>;
+
+before(async () => {
+  stack = await startStack({
+    OLLAMA_TIMEOUT_MS: "400",
+    QDRANT_TIMEOUT_MS: "400",
+    REDIS_COMMAND_TIMEOUT_MS: "100",
+    READY_PROBE_TIMEOUT_MS: "500",
+    DB_CONNECT_TIMEOUT_MS: "1000",
+    RATE_LIMIT_PER_MINUTE: String(LIMIT),
+  });
+  user = api(stack.url, USER_KEY);
+  const res = await user.post("/api/v1/documents", {
+    documents: [
+      { id: "tides", text: "Tides are caused by the gravitational pull of the moon on the oceans." },
+      { id: "volcanoes", text: "Volcanoes erupt when magma rises through cracks in the crust." },
+    ],
+  });
+  assert.equal(res.status, 201, res.text);
+});
+after(() => stack.stop());
+
+const ready = () => api(stack.url).get("/health/ready");
+
+test("with Redis stopped, queries still succeed uncached and the rate limit falls back to a per-process limit", async () => {
+  const question = { query: "What causes tides in the oceans?" };
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, false);
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+
+  await stack.redis.halt();
+  const during = await user.post("/api/v1/query", question);
+  assert.equal(during.status, 200, during.text);
+  assert.equal(during.body.cached, false, "a cache error is a miss");
+  assert.equal(during.body.sources[0].id, "tides");
+  const other = await user.post("/api/v1/query", { query: "Why do volcanoes erupt?" });
+  assert.equal(other.status, 200, other.text);
+  assert.equal(other.body.sources[0].id, "volcanoes");
+
+  const readiness = await ready();
+  assert.equal(readiness.status, 200, "Redis is not critical");
+  assert.equal(readiness.body.status, "degraded");
+  assert.equal(readiness.body.checks.redis.status, "fail");
+  assert.ok(metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "error" }) >= 2);
+
+  const limited = api(stack.url, OTHER_KEY);
+  for (let i = 0; i < LIMIT; i++) {
+    const res = await limited.get("/api/v1/sessions/none");
+    assert.equal(res.status, 404, `request ${i}: ${res.text}`);
+    assert.equal(res.headers.get("ratelimit-remaining"), String(LIMIT - i - 1));
+  }
+  const refused = await limited.get("/api/v1/sessions/none");
+  assert.equal(refused.status, 429, "the per-process limit still applies");
+  assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+
+  await stack.redis.start();
+  await waitFor("redis reconnect", async () => (await ready()).body.checks.redis.status === "ok", 10_000);
+  const again = { query: "How does the moon pull the oceans?" };
+  assert.equal((await user.post("/api/v1/query", again)).body.cached, false);
+  assert.equal((await user.post("/api/v1/query", again)).body.cached, true, "caching resumes once Redis is back");
+});
+
+test("with Postgres stopped, readiness is 503 and writes fail with 503; after restart nothing acknowledged is lost", async () => {
+  const session_id = "pg-outage";
+  const before = await user.post("/api/v1/query", { query: "What moves the tides?", session_id });
+  assert.equal(before.status, 200, before.text);
+
+  await stack.pg.halt();
+  try {
+    const readiness = await ready();
+    assert.equal(readiness.status, 503);
+    assert.equal(readiness.body.status, "not_ready");
+    assert.equal(readiness.body.checks.postgres.status, "fail");
+    assert.ok(readiness.body.checks.postgres.error);
+    assert.equal((await api(stack.url).get("/health")).status, 200, "liveness does not depend on Postgres");
+
+    const refused = await user.post("/api/v1/query", { query: "Where does magma come from?", session_id });
+    assert.equal(refused.status, 503, refused.text);
+    assert.match(refused.body.error, /^postgres unavailable: /);
+    const ingest = await user.post("/api/v1/documents", { documents: [{ id: "deserts", text: "Deserts get little rain." }] });
+    assert.equal(ingest.status, 503, ingest.text);
+    assert.match(ingest.body.error, /^postgres unavailable: /);
+  } finally {
+    await stack.pg.start();
+  }
+
+  await waitFor("postgres ready", async () => (await ready()).status === 200, 10_000);
+  const afterRestart = await user.post("/api/v1/query", { query: "What erupts from volcanoes?", session_id });
+  assert.equal(afterRestart.status, 200, afterRestart.text);
+  const session = await user.get(`/api/v1/sessions/${session_id}`);
+  assert.deepEqual(
+    session.body.turns.map((t: { request_id: string }) => t.request_id),
+    [before.body.request_id, afterRestart.body.request_id],
+    "every acknowledged turn is stored, the refused one is not",
+  );
+});
+
+test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502; both are counted", async () => {
+  stack.fakes.ollama.knobs.latencyMs = 1500;
+  try {
+    const started = Date.now();
+    const slow = await user.post("/api/v1/query", { query: "A question nobody asked before about glaciers" });
+    assert.equal(slow.status, 504, slow.text);
+    assert.match(slow.body.error, /^ollama did not answer within 400 ms/);
+    assert.ok(Date.now() - started < 1400, "the timeout cut the wait short");
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+  }
+  stack.fakes.ollama.knobs.failStatus = 500;
+  try {
+    const failed = await user.post("/api/v1/query", { query: "Another fresh question about deserts" });
+    assert.equal(failed.status, 502, failed.text);
+    assert.match(failed.body.error, /^ollama request failed: HTTP 500: the model failed to generate a response/);
+  } finally {
+    stack.fakes.ollama.knobs.failStatus = null;
+  }
+  const metrics = await scrape(stack.url);
+  assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_timeout" }), 1);
+  assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_error" }), 1);
+  assert.ok(metricValue(metrics, "tool_calls_total", { tool_name: "ollama_embed", success: "false" }) >= 2);
+  assert.equal((await user.post("/api/v1/query", { query: "Another fresh question about deserts" })).status, 200, "recovers");
+});
+
+test("a failing or slow Qdrant gives 502 or 504 with a reason", async () => {
+  stack.fakes.qdrant.knobs.failStatus = 503;
+  try {
+    const failed = await user.post("/api/v1/query", { query: "Qdrant outage question" });
+    assert.equal(failed.status, 502, failed.text);
+    assert.match(failed.body.error, /^qdrant request failed: HTTP 503/);
+  } finally {
+    stack.fakes.qdrant.knobs.failStatus = null;
+  }
+  stack.fakes.qdrant.knobs.latencyMs = 1500;
+  try {
+    const slow = await user.post("/api/v1/query", { query: "Qdrant slow question" });
+    assert.equal(slow.status, 504, slow.text);
+    assert.match(slow.body.error, /^qdrant did not answer within 400 ms/);
+  } finally {
+    stack.fakes.qdrant.knobs.latencyMs = 0;
+  }
+});
+
+test("a model failure while streaming ends the stream with an error event and stores no turn", async () => {
+  const question = "Tell me about the crust of volcanoes";
+  // Warm the embedding cache so only the chat call reaches the failing model.
+  await user.post("/api/v1/query", { query: question, filter: { none: "x" } });
+  stack.fakes.ollama.knobs.failStatus = 500;
+  try {
+    const res = await user.post("/api/v1/query", { query: question, stream: true, session_id: "stream-fail" });
+    assert.equal(res.status, 200);
+    const events = parseSse(res.text);
+    assert.deepEqual(events.map((e) => e.event), ["meta", "error"]);
+    assert.match(events[1]!.data.error, /^ollama request failed: HTTP 500/);
+  } finally {
+    stack.fakes.ollama.knobs.failStatus = null;
+  }
+  assert.equal((await user.get("/api/v1/sessions/stream-fail")).status, 404, "no turn, so no session");
+});

@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError, loadConfig } from "../../app/src/config.ts";
+import { chunkText } from "../../app/src/services/chunking.ts";
+import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
+import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
+import { canonicalFilter, normalizeQuery } from "../../app/src/services/rag.ts";
+import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
+import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
+import type { Cache } from "../../app/src/services/cache.ts";
+
+const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
+
+test("chunkText keeps short texts whole and splits long ones within the size, with overlap", () => {
+  assert.deepEqual(chunkText("  One short text.  ", 200, 20), ["One short text."]);
+  assert.deepEqual(chunkText("   \n  ", 200, 20), []);
+
+  const text = Array.from({ length: 40 }, (_, i) => sentence(i)).join(" ");
+  const chunks = chunkText(text, 200, 60);
+  assert.ok(chunks.length > 5, `expected several chunks, got ${chunks.length}`);
+  for (const c of chunks) assert.ok(c.length <= 200 && c.length > 0, `chunk of ${c.length} chars`);
+  for (let i = 0; i < 40; i++) assert.ok(chunks.some((c) => c.includes(sentence(i))), `sentence ${i} lost`);
+  // Each chunk after the first starts with text carried over from the end of the previous one.
+  const carried = (prev: string, cur: string) => {
+    for (let k = Math.min(prev.length, cur.length); k > 0; k--) if (prev.endsWith(cur.slice(0, k))) return k;
+    return 0;
+  };
+  for (let i = 1; i < chunks.length; i++) {
+    assert.ok(carried(chunks[i - 1]!, chunks[i]!) >= 20, `chunk ${i} does not start with the end of chunk ${i - 1}`);
+  }
+  assert.ok(chunkText(text, 200, 0).every((c, i, all) => i === 0 || carried(all[i - 1]!, c) === 0), "overlap 0 carries nothing");
+});
+
+test("chunkText cuts a text without sentence boundaries at words, and over-long words by size", () => {
+  const words = Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ");
+  const chunks = chunkText(words, 100, 0);
+  assert.ok(chunks.every((c) => c.length <= 100));
+  assert.equal(chunks.join(" ").split(" ").length, 300);
+  const long = chunkText("x".repeat(250), 100, 10);
+  assert.deepEqual(long.map((c) => c.length), [100, 100, 50]);
+});
+
+test("classifyQuery routes by complexity and modelFor maps to the configured models", () => {
+  const models = { small: "s", default: "d", large: "l" };
+  assert.equal(classifyQuery("What is Qdrant?"), "simple");
+  assert.equal(classifyQuery("How do I configure the payload index for a keyword field in my collection?"), "medium");
+  assert.equal(classifyQuery("Compare HNSW and flat indexes"), "complex");
+  assert.equal(classifyQuery("What is it? And why?"), "complex");
+  assert.equal(classifyQuery("word ".repeat(61)), "complex");
+  assert.equal(modelFor("simple", models), "s");
+  assert.equal(modelFor("medium", models), "d");
+  assert.equal(modelFor("complex", models), "l");
+});
+
+test("compressContextWindow keeps the best chunks in rank order within the token budget", () => {
+  const chunk = (score: number, chars: number) => ({ score, text: "x".repeat(chars) });
+  const picked = compressContextWindow([chunk(0.2, 400), chunk(0.9, 400), chunk(0.5, 400), chunk(0.7, 400)], 300);
+  assert.deepEqual(picked.map((c) => c.score), [0.9, 0.7, 0.5]);
+  assert.equal(estimateTokens("x".repeat(400)), 100);
+  // The first chunk that does not fit ends the context, even if a later one would fit.
+  const stop = compressContextWindow([chunk(0.9, 400), chunk(0.8, 2000), chunk(0.1, 4)], 200);
+  assert.deepEqual(stop.map((c) => c.score), [0.9]);
+});
+
+test("metadata filters map to Qdrant conditions under payload.metadata", () => {
+  assert.equal(toQdrantFilter(undefined), undefined);
+  assert.equal(toQdrantFilter({}), undefined);
+  assert.deepEqual(toQdrantFilter({ lang: "en", team: ["a", "b"], public: true }), {
+    must: [
+      { key: "metadata.lang", match: { value: "en" } },
+      { key: "metadata.team", match: { any: ["a", "b"] } },
+      { key: "metadata.public", match: { value: true } },
+    ],
+  });
+  assert.equal(payloadSchemaOf("x"), "keyword");
+  assert.equal(payloadSchemaOf(3), "integer");
+  assert.equal(payloadSchemaOf(2.5), "float");
+  assert.equal(payloadSchemaOf(false), "bool");
+  assert.equal(payloadSchemaOf(["a"]), "keyword");
+  assert.equal(payloadSchemaOf({ nested: 1 }), undefined);
+});
+
+test("cache keys ignore case, spacing, filter key order and list order", () => {
+  assert.equal(normalizeQuery("  What   IS\tQdrant? "), "what is qdrant?");
+  assert.equal(canonicalFilter({ b: ["y", "x"], a: 1 }), canonicalFilter({ a: 1, b: ["x", "y"] }));
+  assert.notEqual(canonicalFilter({ a: 1 }), canonicalFilter({ a: 2 }));
+  assert.equal(canonicalFilter(undefined), canonicalFilter({}));
+});
+
+test("chunk point ids are stable UUIDs per (document, index)", () => {
+  const id = chunkPointId("doc-1", 0);
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  assert.equal(chunkPointId("doc-1", 0), id);
+  assert.notEqual(chunkPointId("doc-1", 1), id);
+  assert.notEqual(chunkPointId("doc-2", 0), id);
+});
+
+const base = {
+  DATABASE_URL: "postgres://u:p@db:5432/app",
+  REDIS_URL: "rediss://:token@cache:6379",
+  QDRANT_URL: "http://qdrant:6333",
+  OLLAMA_URL: "http://ollama:11434",
+  API_KEYS: "k".repeat(20),
+  EMBED_MODEL: "e",
+  MODEL_SMALL: "s",
+  MODEL_DEFAULT: "d",
+  MODEL_LARGE: "l",
+};
+
+test("loadConfig applies defaults and parses key lists", () => {
+  const config = loadConfig({ ...base, API_KEYS: ` ${"a".repeat(16)} , ${"b".repeat(16)} ,`, PORT: "9000" });
+  assert.deepEqual(config.API_KEYS, ["a".repeat(16), "b".repeat(16)]);
+  assert.deepEqual(config.ADMIN_API_KEYS, []);
+  assert.equal(config.PORT, 9000);
+  assert.equal(config.RATE_LIMIT_PER_MINUTE, 60);
+  assert.equal(config.EMBED_CACHE_TTL_SECONDS, 86_400);
+});
+
+test("loadConfig names every bad variable on one line", () => {
+  const cases: Array<[Record<string, string | undefined>, RegExp]> = [
+    [{ ...base, DATABASE_URL: undefined }, /DATABASE_URL is required/],
+    [{ ...base, REDIS_URL: "http://cache:6379" }, /REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\//],
+    [{ ...base, PORT: "eighty" }, /PORT must be an integer/],
+    [{ ...base, PORT: "70000" }, /PORT must be <= 65535/],
+    [{ ...base, API_KEYS: "short" }, /API_KEYS every key must be at least 16 characters/],
+    [{ ...base, API_KEYS: "" }, /API_KEYS is required/],
+    [{ ...base, MODEL_LARGE: " " }, /MODEL_LARGE is required/],
+    [{ ...base, OLLAMA_TIMEOUT_MS: "10" }, /OLLAMA_TIMEOUT_MS must be >= 50/],
+  ];
+  for (const [env, expected] of cases) {
+    assert.throws(() => loadConfig(env), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, expected);
+      assert.ok(!err.message.includes("\n"), "message must be one line");
+      assert.ok(!err.message.includes("token") && !err.message.includes("u:p@"), "message must not echo secrets");
+      return true;
+    });
+  }
+});
+
+test("the rate limiter enforces the same limit per process when Redis fails", async () => {
+  const failingCache = { client: { eval: async () => Promise.reject(new Error("ECONNREFUSED")) } } as unknown as Cache;
+  const limiter = createRateLimiter(failingCache, 3, 60_000);
+  const decisions = [];
+  for (let i = 0; i < 4; i++) decisions.push(await limiter.check("key-a"));
+  assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, false]);
+  assert.deepEqual(decisions.map((d) => d.remaining), [2, 1, 0, 0]);
+  assert.ok(decisions.every((d) => d.store === "memory"));
+  assert.ok(decisions[3]!.resetSeconds >= 1 && decisions[3]!.resetSeconds <= 60);
+  assert.equal((await limiter.check("key-b")).allowed, true, "keys are limited separately");
+});

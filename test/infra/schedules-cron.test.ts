@@ -1,0 +1,66 @@
+// The schedule arithmetic behind the node-group, RDS, CronJob and backup schedules: no Pulumi involved.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { backupRules } from "../../infra/platform/backups.ts";
+import { cron, describeSchedule, endDays, scaleTo, schedulerCron } from "../../infra/platform/schedules.ts";
+import { TIERS } from "../../infra/tiers.ts";
+
+const WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI"] as const;
+
+test("five-field cron: every day is *, weekdays a range, Sunday 0", () => {
+  assert.equal(cron("00:00", ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]), "0 0 * * *");
+  assert.equal(cron("20:30", [...WEEKDAYS]), "30 20 * * 1-5");
+  assert.equal(cron("06:05", ["SAT", "SUN"]), "5 6 * * 0,6");
+  assert.equal(cron("07:00", ["MON", "WED", "THU"]), "0 7 * * 1,3-4");
+});
+
+test("EventBridge cron: six fields, ? in day of month, day names", () => {
+  assert.equal(schedulerCron("20:00", [...WEEKDAYS]), "cron(0 20 ? * MON-FRI *)");
+  assert.equal(schedulerCron("08:15", ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]), "cron(15 8 * * ? *)");
+  assert.equal(schedulerCron("09:00", ["SAT", "SUN"]), "cron(0 9 ? * SUN,SAT *)");
+});
+
+test("a window past midnight ends on the following days", () => {
+  assert.deepEqual(endDays({ days: ["FRI", "SAT", "SUN"], start: "22:00", end: "06:00" }), ["SAT", "SUN", "MON"]);
+  assert.deepEqual(endDays({ days: [...WEEKDAYS], start: "08:00", end: "20:00" }), [...WEEKDAYS]);
+});
+
+test("scaling below the group's minimum moves the minimum too, and back; the maximum never moves", () => {
+  const spec = { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND" as const, min: 3, desired: 3, max: 5, diskGb: 100 };
+  assert.deepEqual(scaleTo(spec, 2), [
+    { minSize: 2, desiredCapacity: 2, maxSize: -1 },
+    { minSize: 3, desiredCapacity: 3, maxSize: -1 },
+  ]);
+  assert.deepEqual(scaleTo({ ...spec, min: 1, desired: 2 }, 1), [
+    { minSize: -1, desiredCapacity: 1, maxSize: -1 },
+    { minSize: -1, desiredCapacity: 2, maxSize: -1 },
+  ]);
+});
+
+test("the schedule in words says when each group is at which size", () => {
+  assert.deepEqual(describeSchedule(TIERS.medium), [
+    "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
+  ]);
+  assert.deepEqual(describeSchedule(TIERS.dev), [
+    "on MON-FRI 08:00-20:00 (UTC): general nodes 1, database running",
+    "off outside those hours (nights and weekends): every node group at 0, database stopped",
+  ]);
+});
+
+test("backup rules keep 7 days, 4 weeks and 12 months; always-on tiers back up at 01:00 UTC", () => {
+  const rules = backupRules(TIERS.medium.backups, TIERS.medium.schedule);
+  assert.deepEqual(rules.map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.deleteAfterDays]), [
+    ["daily", "cron(0 1 * * ? *)", "UTC", 7],
+    ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28],
+    ["monthly", "cron(0 1 1 * ? *)", "UTC", 365],
+  ]);
+});
+
+test("a work-hours-only tier backs up mid-way through work hours on work days, in its own zone", () => {
+  const schedule = { ...TIERS.dev.schedule, timezone: "Europe/Berlin" };
+  assert.deepEqual(backupRules(TIERS.dev.backups, schedule).map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone]), [
+    ["daily", "cron(0 14 ? * MON-FRI *)", "Europe/Berlin"],
+    ["weekly", "cron(0 14 ? * MON *)", "Europe/Berlin"],
+    ["monthly", "cron(0 14 ? * 2#1 *)", "Europe/Berlin"], // first Monday: the 1st may fall on a weekend
+  ]);
+});

@@ -1,0 +1,103 @@
+// Off-peak scale-down of the prod stack (tier medium, guide 000: 00:00-06:00, API and Ollama down) under mocks.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { TIERS } from "../../infra/tiers.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
+
+const plan = await runPlan({ stack: "prod" });
+const tier = TIERS.medium;
+const ASG_SCHEDULE = "aws:autoscaling/schedule:Schedule";
+
+function asgActions(group: string) {
+  const asg = `eks-cluster-${group}-asg`;
+  const actions = ofType(plan, ASG_SCHEDULE).map(inputs).filter((a) => a.autoscalingGroupName === asg);
+  return Object.fromEntries(actions.map((a) => [a.scheduledActionName, a]));
+}
+
+test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, every day, in the tier's zone", () => {
+  const { "offpeak-down": down, "offpeak-up": up, ...rest } = asgActions("general");
+  assert.deepEqual(rest, {});
+  assert.deepEqual(
+    [down.recurrence, down.timeZone, down.minSize, down.desiredCapacity, down.maxSize],
+    ["0 0 * * *", "UTC", tier.schedule.offPeakSizes.generalNodes, tier.schedule.offPeakSizes.generalNodes, -1],
+  );
+  assert.deepEqual(
+    [up.recurrence, up.timeZone, up.minSize, up.desiredCapacity, up.maxSize],
+    ["0 6 * * *", "UTC", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
+  );
+});
+
+test("gpu nodes go 2 -> 1 off-peak; their minimum (1) already allows it and is left alone", () => {
+  const { "offpeak-down": down, "offpeak-up": up } = asgActions("gpu");
+  assert.deepEqual([down.recurrence, down.minSize, down.desiredCapacity, down.maxSize], ["0 0 * * *", -1, 1, -1]);
+  assert.deepEqual([up.recurrence, up.minSize, up.desiredCapacity, up.maxSize], ["0 6 * * *", -1, tier.nodeGroups.gpu!.desired, -1]);
+});
+
+test("Qdrant (vector) and monitoring nodes keep their size around the clock", () => {
+  assert.deepEqual(asgActions("vector"), {});
+  assert.deepEqual(asgActions("monitoring"), {});
+  assert.equal(ofType(plan, ASG_SCHEDULE).length, 4);
+});
+
+test("prod never stops its database", () => {
+  assert.equal(ofType(plan, "aws:scheduler/schedule:Schedule").length, 0);
+});
+
+function cronJob(name: string) {
+  const spec = inputs(one(plan, "kubernetes:batch/v1:CronJob", name)).spec;
+  const pod = spec.jobTemplate.spec.template.spec;
+  const argsOf = (container: string) => pod.containers.find((c: any) => c.name === container).args as string[];
+  return { spec, pod, argsOf };
+}
+
+test("CronJobs lower the API HPA minimum and Ollama's replicas at 00:00 and restore them at 06:00", () => {
+  const down = cronJob("offpeak-scale-down");
+  const up = cronJob("offpeak-scale-up");
+  assert.deepEqual([down.spec.schedule, down.spec.timeZone], ["0 0 * * *", "UTC"]);
+  assert.deepEqual([up.spec.schedule, up.spec.timeZone], ["0 6 * * *", "UTC"]);
+  const patchOf = (args: string[]) => JSON.parse(args.find((a) => a.startsWith("--patch="))!.slice("--patch=".length));
+  assert.deepEqual(down.argsOf("api-hpa").slice(0, 3), ["patch", "horizontalpodautoscaler", "agent-api"]);
+  assert.deepEqual(patchOf(down.argsOf("api-hpa")), { spec: { minReplicas: tier.schedule.offPeakSizes.apiMinReplicas } });
+  assert.deepEqual(patchOf(up.argsOf("api-hpa")), { spec: { minReplicas: tier.api.minReplicas } });
+  assert.deepEqual(down.argsOf("ollama").slice(0, 4), ["patch", "statefulsets", "ollama", "--subresource=scale"]);
+  assert.deepEqual(patchOf(down.argsOf("ollama")), { spec: { replicas: tier.schedule.offPeakSizes.ollamaReplicas } });
+  assert.deepEqual(patchOf(up.argsOf("ollama")), { spec: { replicas: tier.ollama.replicas } });
+});
+
+test("the scaler runs a pinned kubectl as its own ServiceAccount, non-root, on general nodes", () => {
+  for (const name of ["offpeak-scale-down", "offpeak-scale-up"]) {
+    const { pod } = cronJob(name);
+    assert.equal(pod.serviceAccountName, "offpeak-scaler");
+    assert.equal(pod.nodeSelector.role, "general");
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    for (const c of pod.containers) {
+      assert.match(c.image, /^registry\.k8s\.io\/kubectl:v\d+\.\d+\.\d+$/);
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    }
+  }
+});
+
+test("its Role may only get and patch that one HPA and Ollama's scale subresource", () => {
+  const role = inputs(one(plan, "kubernetes:rbac.authorization.k8s.io/v1:Role", "offpeak-scaler"));
+  assert.deepEqual(role.rules, [
+    { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], resourceNames: ["agent-api"], verbs: ["get", "patch"] },
+    { apiGroups: ["apps"], resources: ["statefulsets/scale"], resourceNames: ["ollama"], verbs: ["get", "patch"] },
+  ]);
+  const binding = inputs(one(plan, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "offpeak-scaler"));
+  assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "offpeak-scaler", namespace: "agent" }]);
+  assert.equal(binding.roleRef.name, "offpeak-scaler");
+});
+
+test("pulumi up leaves the fields the CronJobs own alone", () => {
+  const hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "agent-api");
+  assert.ok(hpa.options.ignoreChanges?.includes("spec.minReplicas"));
+  const ollama = one(plan, "kubernetes:apps/v1:StatefulSet", "ollama");
+  assert.ok(ollama.options.ignoreChanges?.includes("spec.replicas"));
+});
+
+test("the schedule stack output says it in words", () => {
+  assert.deepEqual(plan.outputs.schedule, [
+    "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
+  ]);
+});

@@ -1,0 +1,135 @@
+// The dev stack's workloads (tier dev) under mocks: everything on the one general node, CPU-only Ollama
+// with the small models, a single Qdrant, the HPA at dev size, and the same hardening as prod.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
+import type { PlannedResource } from "../../infra/plan/types.ts";
+import { containersOf, parseImage, podSpecOf, WORKLOAD_TYPES, type Container } from "../../policy/lib/k8s.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
+
+const plan = await runPlan({ stack: "dev" });
+const workloads = plan.resources.filter((r) => r.component === "workloads");
+const k8sWorkloads = workloads.filter((r) => WORKLOAD_TYPES.includes(r.type));
+const pod = (r: PlannedResource) => podSpecOf(r.type, inputs(r))!;
+const container = (r: PlannedResource, name: string) => containersOf(pod(r)).find((c) => c.name === name)!;
+const envOf = (c: Container) => Object.fromEntries((c.env as { name: string }[]).map((e) => [e.name, e as Record<string, any>]));
+
+const deployment = one(plan, "kubernetes:apps/v1:Deployment", "agent-api");
+const api = container(deployment, "api");
+const ollama = one(plan, "kubernetes:apps/v1:StatefulSet", "ollama");
+const qdrant = one(plan, "kubernetes:apps/v1:StatefulSet", "qdrant");
+
+test("dev builds the same app/Dockerfile for linux/amd64 into its own repository and runs it by digest", () => {
+  const image = inputs(one(plan, "docker:index/image:Image"));
+  assert.deepEqual(image.build, { context: "app", dockerfile: "app/Dockerfile", platform: "linux/amd64" });
+  assert.match(image.imageName, /\/agent-stack-dev-api:src-[0-9a-f]{12}$/);
+  assert.match(api.image!, /\/agent-stack-dev-api@sha256:[0-9a-f]{64}$/);
+  assert.match(String(plan.outputs.imageDigest), /^sha256:[0-9a-f]{64}$/);
+});
+
+test("the dev API: probes, hardening, Secret-only credentials and the CPU models", () => {
+  assert.equal((api.startupProbe as any).httpGet.path, "/health");
+  assert.equal((api.livenessProbe as any).httpGet.path, "/health");
+  assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
+  assert.equal(pod(deployment).securityContext.runAsNonRoot, true);
+  assert.equal(api.securityContext!.readOnlyRootFilesystem, true);
+  assert.deepEqual(api.envFrom, [{ secretRef: { name: "agent-api-env" } }]);
+  const env = envOf(api);
+  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS", "QDRANT_API_KEY"]) {
+    assert.ok(!env[name] || env[name].value === undefined, `${name} is set in plain env`);
+  }
+  assert.ok(!JSON.stringify(workloads).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
+  assert.deepEqual(
+    [env.MODEL_SMALL.value, env.MODEL_DEFAULT.value, env.MODEL_LARGE.value, env.EMBED_MODEL.value],
+    ["qwen2.5:0.5b", "qwen2.5:1.5b", "qwen2.5:1.5b", "nomic-embed-text"],
+  );
+  assert.deepEqual(api.resources, { requests: { cpu: "250m", memory: "256Mi" }, limits: { cpu: "1", memory: "512Mi" } });
+  assert.equal(inputs(deployment).spec.replicas, undefined);
+});
+
+test("HPA at dev size (1 to 2) with the guide's targets and scaling behaviour", () => {
+  const hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "agent-api");
+  const spec = inputs(hpa).spec;
+  assert.equal(spec.minReplicas, 1);
+  assert.equal(spec.maxReplicas, 2);
+  assert.deepEqual(
+    spec.metrics.map((m: any) => [m.resource.name, m.resource.target.averageUtilization]),
+    [["cpu", 70], ["memory", 80]],
+  );
+  assert.deepEqual(spec.behavior.scaleUp.policies, [{ type: "Percent", value: 50, periodSeconds: 60 }]);
+  assert.equal(spec.behavior.scaleUp.stabilizationWindowSeconds, 60);
+  assert.deepEqual(spec.behavior.scaleDown.policies, [{ type: "Percent", value: 10, periodSeconds: 60 }]);
+  assert.equal(spec.behavior.scaleDown.stabilizationWindowSeconds, 300);
+  assert.deepEqual(hpa.options.ignoreChanges, ["spec.minReplicas"]);
+});
+
+test("dev Ollama runs on the CPU of the general node: no GPU request, no toleration, no device plugin", () => {
+  assert.equal(inputs(ollama).spec.replicas, 1);
+  assert.deepEqual(ollama.options.ignoreChanges, ["spec.replicas"]);
+  assert.deepEqual(pod(ollama).nodeSelector, { role: "general" });
+  assert.equal(pod(ollama).tolerations, undefined);
+  for (const c of containersOf(pod(ollama))) {
+    assert.ok(!JSON.stringify(c.resources).includes("nvidia.com/gpu"), `${c.name} requests a GPU`);
+  }
+  assert.deepEqual(container(ollama, "ollama").resources, { requests: { cpu: "1", memory: "3Gi" }, limits: { memory: "6Gi" } });
+  const releases = ofType(plan, "kubernetes:helm.sh/v3:Release").map((r) => inputs(r).chart);
+  assert.ok(!releases.includes("nvidia-device-plugin"));
+  assert.ok(releases.includes("aws-load-balancer-controller") && releases.includes("metrics-server"));
+});
+
+test("dev Ollama pulls only the small CPU models and keeps them on a 20 GiB volume", () => {
+  const required = envOf(container(ollama, "pull-models")).REQUIRED_MODELS.value.split(" ").sort();
+  assert.deepEqual(required, ["nomic-embed-text:latest", "qwen2.5:0.5b", "qwen2.5:1.5b"]);
+  assert.equal(inputs(ollama).spec.volumeClaimTemplates[0].spec.resources.requests.storage, "20Gi");
+  const env = envOf(container(ollama, "ollama"));
+  assert.deepEqual([env.OLLAMA_NUM_PARALLEL.value, env.OLLAMA_MAX_LOADED_MODELS.value, env.OLLAMA_KEEP_ALIVE.value], ["4", "2", "24h"]);
+});
+
+test("dev Qdrant: one replica on the general node, not clustered, 10 GiB, API key from the Secret", () => {
+  const spec = inputs(qdrant).spec;
+  assert.equal(spec.replicas, 1);
+  assert.deepEqual(pod(qdrant).nodeSelector, { role: "general" });
+  assert.equal(pod(qdrant).affinity, undefined);
+  const server = container(qdrant, "qdrant");
+  assert.equal(server.command, undefined, "a single node needs no bootstrap");
+  const env = envOf(server);
+  assert.equal(env.QDRANT__CLUSTER__ENABLED.value, "false");
+  assert.deepEqual(env.QDRANT__SERVICE__API_KEY.valueFrom, { secretKeyRef: { name: "qdrant-api-key", key: "api-key" } });
+  assert.equal(spec.volumeClaimTemplates[0].spec.resources.requests.storage, "10Gi");
+  assert.equal((server.readinessProbe as any).httpGet.path, "/readyz");
+});
+
+test("single-replica Ollama and Qdrant get no disruption budget (it would block node drains); the API keeps one", () => {
+  const budgets = ofType(plan, "kubernetes:policy/v1:PodDisruptionBudget").map((r) => r.name);
+  assert.deepEqual(budgets, ["agent-api"]);
+});
+
+test("dev has the same network policies as prod", () => {
+  const names = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => r.name).sort();
+  assert.deepEqual(names, ["agent-api-ingress", "default-deny-ingress", "ollama-ingress", "qdrant-ingress"]);
+  const toOllama = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "ollama-ingress")).spec.ingress;
+  assert.deepEqual(toOllama[0].from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } } }]);
+});
+
+test("every dev workload container has requests and limits and runs hardened from a pinned image", () => {
+  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "ollama", "qdrant"]);
+  for (const r of k8sWorkloads) {
+    assert.equal(pod(r).securityContext.runAsNonRoot, true, r.name);
+    for (const c of containersOf(pod(r))) {
+      const label = `${r.name}/${c.name}`;
+      assert.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${label} lacks requests`);
+      assert.ok(c.resources?.limits?.memory, `${label} lacks a memory limit`);
+      assert.equal(c.securityContext?.allowPrivilegeEscalation, false, label);
+      assert.deepEqual(c.securityContext?.capabilities, { drop: ["ALL"] }, label);
+      const { tag, digest } = parseImage(c.image!);
+      assert.ok(digest || (tag && tag !== "latest"), `${label} image ${c.image} is not pinned`);
+    }
+  }
+});
+
+test("dev volumes are deleted with their claims; the ALB controller runs one replica", () => {
+  for (const sc of ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass")) assert.equal(inputs(sc).reclaimPolicy, "Delete");
+  assert.equal(inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-alb-controller")).values.replicaCount, 1);
+  assert.equal(plan.outputs.apiUrl, "http://pending-alb-hostname.invalid");
+});

@@ -1,0 +1,318 @@
+// The prod stack's workloads (tier medium) under mocks: the app image, the API with its HPA and ALB,
+// GPU Ollama, clustered Qdrant, network policies and the hardening every container must carry.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
+import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
+import { containersOf, parseImage, podSpecOf, WORKLOAD_TYPES, type Container } from "../../policy/lib/k8s.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
+
+const plan = await runPlan({ stack: "prod" });
+const workloads = plan.resources.filter((r) => r.component === "workloads");
+const k8sWorkloads = workloads.filter((r) => WORKLOAD_TYPES.includes(r.type));
+const pod = (r: PlannedResource) => podSpecOf(r.type, inputs(r))!;
+const container = (r: PlannedResource, name: string) => containersOf(pod(r)).find((c) => c.name === name)!;
+const envOf = (c: Container) => Object.fromEntries((c.env as { name: string }[]).map((e) => [e.name, e as Record<string, any>]));
+
+const deployment = one(plan, "kubernetes:apps/v1:Deployment", "agent-api");
+const api = container(deployment, "api");
+const ollama = one(plan, "kubernetes:apps/v1:StatefulSet", "ollama");
+const qdrant = one(plan, "kubernetes:apps/v1:StatefulSet", "qdrant");
+const policy = (name: string) => inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", name)).spec;
+
+test("the API image is app/Dockerfile built for linux/amd64 and pushed to the stack's ECR repository", () => {
+  const image = inputs(one(plan, "docker:index/image:Image"));
+  assert.deepEqual(image.build, { context: "app", dockerfile: "app/Dockerfile", platform: "linux/amd64" });
+  // ECR tags are immutable, so the tag must change with the source: a content hash, never "latest".
+  assert.match(image.imageName, /^\d{12}\.dkr\.ecr\.us-east-1\.amazonaws\.com\/agent-stack-prod-api:src-[0-9a-f]{12}$/);
+  assert.equal(image.registry, SECRET_PLACEHOLDER, "registry credentials must be a secret");
+});
+
+test("the Deployment runs the pushed image by digest and the stack exports that digest", () => {
+  assert.match(api.image!, /^\d{12}\.dkr\.ecr\.us-east-1\.amazonaws\.com\/agent-stack-prod-api@sha256:[0-9a-f]{64}$/);
+  assert.equal(plan.outputs.imageDigest, api.image!.split("@")[1]);
+});
+
+test("API probes: startup and liveness on /health, readiness on /health/ready, all on the 8080 port", () => {
+  assert.deepEqual(api.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+  assert.equal(envOf(api).PORT.value, "8080");
+  assert.equal((api.startupProbe as any).httpGet.path, "/health");
+  assert.equal((api.livenessProbe as any).httpGet.path, "/health");
+  assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
+  for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) assert.equal((api[probe] as any).httpGet.port, "http");
+});
+
+test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {
+  const podSecurity = pod(deployment).securityContext;
+  assert.equal(podSecurity.runAsNonRoot, true);
+  assert.ok(podSecurity.runAsUser > 0);
+  assert.deepEqual(podSecurity.seccompProfile, { type: "RuntimeDefault" });
+  assert.equal(api.securityContext!.readOnlyRootFilesystem, true);
+  assert.equal(api.securityContext!.allowPrivilegeEscalation, false);
+  assert.deepEqual(api.securityContext!.capabilities, { drop: ["ALL"] });
+  assert.equal(pod(deployment).automountServiceAccountToken, false);
+});
+
+test("API credentials come from Secrets only; nothing generated appears in plain text", () => {
+  assert.deepEqual(api.envFrom, [{ secretRef: { name: "agent-api-env" } }]);
+  const secret = inputs(one(plan, "kubernetes:core/v1:Secret", "agent-api-env"));
+  assert.equal(secret.metadata.namespace, "agent");
+  assert.equal(secret.stringData, SECRET_PLACEHOLDER);
+  const env = envOf(api);
+  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS", "QDRANT_API_KEY"]) {
+    assert.ok(!env[name] || env[name].value === undefined, `${name} is set in plain env`);
+  }
+  assert.deepEqual(env.QDRANT_API_KEY.valueFrom, { secretKeyRef: { name: "qdrant-api-key", key: "api-key" } });
+  assert.ok(!JSON.stringify(workloads).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
+  assert.equal(ofType(plan, "kubernetes:core/v1:ConfigMap").filter((r) => r.component === "workloads").length, 0);
+});
+
+test("the API reaches Qdrant and Ollama through their Services and gets the tier's GPU models", () => {
+  const env = envOf(api);
+  assert.equal(env.QDRANT_URL.value, "http://qdrant.agent.svc.cluster.local:6333");
+  assert.equal(env.OLLAMA_URL.value, "http://ollama.agent.svc.cluster.local:11434");
+  assert.deepEqual(
+    [env.MODEL_SMALL.value, env.MODEL_DEFAULT.value, env.MODEL_LARGE.value, env.EMBED_MODEL.value],
+    ["llama3.2:3b", "llama3.1:8b", "qwen2.5:32b", "nomic-embed-text"],
+  );
+});
+
+test("the HPA owns the API's replica count: the Deployment sets none", () => {
+  assert.equal(inputs(deployment).spec.replicas, undefined);
+  assert.equal(inputs(deployment).spec.strategy.rollingUpdate.maxUnavailable, 0);
+});
+
+test("API placement: general nodes, spread over zones, sized per tier, with a disruption budget", () => {
+  assert.deepEqual(pod(deployment).nodeSelector, { role: "general" });
+  const zones = pod(deployment).topologySpreadConstraints.find((c: any) => c.topologyKey === "topology.kubernetes.io/zone");
+  assert.deepEqual(zones.labelSelector, { matchLabels: { "app.kubernetes.io/name": "agent-api" } });
+  assert.deepEqual(api.resources, { requests: { cpu: "1", memory: "1Gi" }, limits: { cpu: "2", memory: "2Gi" } });
+  assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "agent-api")).spec.maxUnavailable, 1);
+});
+
+test("the API Service is agent-api:8080 named http, selecting the API pods", () => {
+  const service = inputs(one(plan, "kubernetes:core/v1:Service", "agent-api"));
+  assert.equal(service.metadata.namespace, "agent");
+  assert.deepEqual(service.spec.selector, { "app.kubernetes.io/name": "agent-api" });
+  assert.deepEqual(service.spec.ports, [{ name: "http", port: 8080, targetPort: "http", protocol: "TCP" }]);
+});
+
+test("HPA: guide 000 Auto-Scaling Rules, 3 to 10 replicas, CPU 70 %, memory 80 %", () => {
+  const hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "agent-api");
+  const spec = inputs(hpa).spec;
+  assert.deepEqual(spec.scaleTargetRef, { apiVersion: "apps/v1", kind: "Deployment", name: "agent-api" });
+  assert.equal(spec.minReplicas, 3);
+  assert.equal(spec.maxReplicas, 10);
+  const target = (name: string) => spec.metrics.find((m: any) => m.resource.name === name).resource.target;
+  assert.deepEqual(target("cpu"), { type: "Utilization", averageUtilization: 70 });
+  assert.deepEqual(target("memory"), { type: "Utilization", averageUtilization: 80 });
+  assert.deepEqual(spec.behavior.scaleUp, {
+    stabilizationWindowSeconds: 60,
+    policies: [{ type: "Percent", value: 50, periodSeconds: 60 }],
+  });
+  assert.deepEqual(spec.behavior.scaleDown, {
+    stabilizationWindowSeconds: 300,
+    policies: [{ type: "Percent", value: 10, periodSeconds: 60 }],
+  });
+  assert.deepEqual(hpa.options.ignoreChanges, ["spec.minReplicas"], "the off-peak job owns minReplicas at night");
+});
+
+test("the HPA has CPU and memory metrics to read: metrics-server is installed", () => {
+  const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-metrics-server"));
+  assert.match(release.version, /^\d+\.\d+\.\d+$/);
+});
+
+test("Ollama: two replicas on the GPU nodes, one GPU each, tolerating the GPU taint", () => {
+  const spec = inputs(ollama).spec;
+  assert.equal(spec.replicas, 2);
+  assert.deepEqual(ollama.options.ignoreChanges, ["spec.replicas"], "the off-peak job owns replicas at night");
+  assert.deepEqual(pod(ollama).nodeSelector, { role: "gpu" });
+  assert.deepEqual(pod(ollama).tolerations, [{ key: "nvidia.com/gpu", operator: "Equal", value: "true", effect: "NoSchedule" }]);
+  const server = container(ollama, "ollama");
+  assert.equal(server.resources!.requests!["nvidia.com/gpu"], "1");
+  assert.equal(server.resources!.limits!["nvidia.com/gpu"], "1");
+  assert.deepEqual(server.resources!.requests, { cpu: "4", memory: "24Gi", "nvidia.com/gpu": "1" });
+  assert.equal(server.resources!.limits!.memory, "56Gi");
+});
+
+test("Ollama keeps models loaded per the guide and on a 200 GiB gp3 volume per replica", () => {
+  const env = envOf(container(ollama, "ollama"));
+  assert.equal(env.OLLAMA_NUM_PARALLEL.value, "4");
+  assert.equal(env.OLLAMA_MAX_LOADED_MODELS.value, "2");
+  assert.equal(env.OLLAMA_KEEP_ALIVE.value, "24h");
+  const [claim] = inputs(ollama).spec.volumeClaimTemplates;
+  assert.equal(claim.spec.resources.requests.storage, "200Gi");
+  assert.equal(claim.spec.storageClassName, "gp3-encrypted");
+  const mounts = (c: Container) => (c.volumeMounts as any[]).find((m) => m.name === claim.metadata.name).mountPath;
+  assert.equal(mounts(container(ollama, "ollama")), env.HOME.value, "models live under $HOME/.ollama on the volume");
+});
+
+test("Ollama pulls every tier model before starting and is ready only when all are listed", () => {
+  const pull = container(ollama, "pull-models");
+  const required = envOf(pull).REQUIRED_MODELS.value.split(" ").sort();
+  assert.deepEqual(required, ["llama3.1:8b", "llama3.2:3b", "nomic-embed-text:latest", "qwen2.5:32b"]);
+  assert.match((pull.command as string[]).join(" "), /ollama pull "\$model"/);
+  const server = container(ollama, "ollama");
+  assert.equal(envOf(server).REQUIRED_MODELS.value, envOf(pull).REQUIRED_MODELS.value);
+  const readiness = (server.readinessProbe as any).exec.command.join(" ");
+  assert.match(readiness, /ollama list/);
+  assert.match(readiness, /\$REQUIRED_MODELS/);
+});
+
+test("the NVIDIA device plugin runs on the GPU nodes, pinned and tolerating their taint", () => {
+  const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-nvidia-device-plugin"));
+  assert.equal(release.chart, "nvidia-device-plugin");
+  assert.equal(release.repositoryOpts.repo, "https://nvidia.github.io/k8s-device-plugin");
+  assert.match(release.version, /^\d+\.\d+\.\d+$/);
+  assert.ok(release.values.tolerations.some((t: any) => t.key === "nvidia.com/gpu" && t.effect === "NoSchedule"));
+  const term = release.values.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0];
+  assert.deepEqual(term.matchExpressions, [{ key: "role", operator: "In", values: ["gpu"] }]);
+});
+
+test("Qdrant: three clustered replicas on the vector nodes, one per node, 500 GiB each", () => {
+  const spec = inputs(qdrant).spec;
+  assert.equal(spec.replicas, 3);
+  assert.equal(spec.serviceName, "qdrant-headless");
+  assert.deepEqual(pod(qdrant).nodeSelector, { role: "vector" });
+  const antiAffinity = pod(qdrant).affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  assert.equal(antiAffinity[0].topologyKey, "kubernetes.io/hostname");
+  assert.equal(spec.volumeClaimTemplates[0].spec.resources.requests.storage, "500Gi");
+  const server = container(qdrant, "qdrant");
+  const env = envOf(server);
+  assert.equal(env.QDRANT__CLUSTER__ENABLED.value, "true");
+  assert.equal(env.QDRANT__CLUSTER__P2P__PORT.value, "6335");
+  const start = (server.command as string[]).join(" ");
+  assert.match(start, /--bootstrap "http:\/\/qdrant-0\.qdrant-headless:6335"/);
+  assert.match(start, /--uri "\$uri"/);
+  assert.deepEqual(env.QDRANT__SERVICE__API_KEY.valueFrom, { secretKeyRef: { name: "qdrant-api-key", key: "api-key" } });
+  assert.equal((server.readinessProbe as any).httpGet.path, "/readyz");
+  assert.equal((server.livenessProbe as any).httpGet.path, "/livez");
+  assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "qdrant")).spec.maxUnavailable, 1);
+});
+
+test("Qdrant Services: qdrant (http 6333, grpc 6334) and a headless one publishing peers before they are ready", () => {
+  const service = inputs(one(plan, "kubernetes:core/v1:Service", "qdrant")).spec;
+  assert.deepEqual(service.ports.map((p: any) => [p.name, p.port]), [["http", 6333], ["grpc", 6334]]);
+  const headless = inputs(one(plan, "kubernetes:core/v1:Service", "qdrant-headless")).spec;
+  assert.equal(headless.clusterIP, "None");
+  assert.equal(headless.publishNotReadyAddresses, true);
+  assert.ok(headless.ports.some((p: any) => p.name === "p2p" && p.port === 6335));
+  assert.deepEqual(headless.selector, { "app.kubernetes.io/name": "qdrant" });
+});
+
+test("network policies: deny by default; only the API reaches Ollama and Qdrant; ALB and monitoring reach the API", () => {
+  assert.deepEqual(policy("default-deny-ingress"), { podSelector: {}, policyTypes: ["Ingress"], ingress: [] });
+  const fromApi = { podSelector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } } };
+  const ports = (rule: any) => rule.ports.map((p: any) => p.port);
+
+  const toOllama = policy("ollama-ingress").ingress;
+  assert.deepEqual(toOllama, [{ from: [fromApi], ports: [{ protocol: "TCP", port: 11434 }] }]);
+
+  const toQdrant = policy("qdrant-ingress").ingress;
+  const clients = toQdrant.find((r: any) => ports(r).includes(6333) && r.from.some((f: any) => f.podSelector));
+  assert.ok(clients.from.some((f: any) => JSON.stringify(f) === JSON.stringify(fromApi)));
+  assert.ok(clients.from.every((f: any) => !f.ipBlock && !f.namespaceSelector), "Qdrant must not be open beyond its clients");
+  const peers = toQdrant.find((r: any) => ports(r).includes(6335));
+  assert.deepEqual(peers.from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "qdrant" } } }]);
+  const scrape = toQdrant.find((r: any) => r.from.some((f: any) => f.namespaceSelector));
+  assert.deepEqual(scrape.from, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
+  assert.deepEqual(ports(scrape), [6333]);
+
+  const toApi = policy("agent-api-ingress").ingress;
+  assert.deepEqual(toApi[0], { from: [{ ipBlock: { cidr: "10.0.0.0/16" } }], ports: [{ protocol: "TCP", port: 8080 }] });
+  assert.ok(toApi.every((r: any) => JSON.stringify(ports(r)) === "[8080]"));
+});
+
+test("every workload container has CPU and memory requests and a memory limit", () => {
+  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "ollama", "qdrant"]);
+  for (const r of k8sWorkloads) {
+    for (const c of containersOf(pod(r))) {
+      const label = `${r.name}/${c.name}`;
+      assert.ok(c.resources?.requests?.cpu, `${label} has no CPU request`);
+      assert.ok(c.resources?.requests?.memory, `${label} has no memory request`);
+      assert.ok(c.resources?.limits?.memory, `${label} has no memory limit`);
+    }
+  }
+});
+
+test("every workload container runs non-root, unprivileged, read-only, from a pinned image", () => {
+  for (const r of k8sWorkloads) {
+    assert.equal(pod(r).securityContext.runAsNonRoot, true, r.name);
+    for (const c of containersOf(pod(r))) {
+      const label = `${r.name}/${c.name}`;
+      assert.equal(c.securityContext?.allowPrivilegeEscalation, false, label);
+      assert.equal(c.securityContext?.readOnlyRootFilesystem, true, label);
+      assert.deepEqual(c.securityContext?.capabilities, { drop: ["ALL"] }, label);
+      const { tag, digest } = parseImage(c.image!);
+      assert.ok(digest || (tag && tag !== "latest"), `${label} image ${c.image} is not pinned`);
+    }
+  }
+});
+
+test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeout; plain HTTP without a domain", () => {
+  const ingress = inputs(one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api"));
+  const a = ingress.metadata.annotations;
+  assert.equal(ingress.spec.ingressClassName, "alb");
+  assert.equal(a["alb.ingress.kubernetes.io/scheme"], "internet-facing");
+  assert.equal(a["alb.ingress.kubernetes.io/target-type"], "ip");
+  assert.equal(a["alb.ingress.kubernetes.io/healthcheck-path"], "/health");
+  assert.match(a["alb.ingress.kubernetes.io/load-balancer-attributes"], /(^|,)idle_timeout\.timeout_seconds=300(,|$)/);
+  assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }]);
+  assert.equal(a["alb.ingress.kubernetes.io/certificate-arn"], undefined);
+  assert.deepEqual(ingress.spec.rules[0].http.paths[0].backend, { service: { name: "agent-api", port: { name: "http" } } });
+  assert.equal(ofType(plan, "aws:acm/certificate:Certificate").length, 0);
+  assert.equal(plan.outputs.apiUrl, "http://pending-alb-hostname.invalid");
+});
+
+test("the ALB controller is a pinned chart whose service account assumes an IRSA role with the controller policy", () => {
+  const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-alb-controller"));
+  assert.equal(release.chart, "aws-load-balancer-controller");
+  assert.equal(release.repositoryOpts.repo, "https://aws.github.io/eks-charts");
+  assert.match(release.version, /^\d+\.\d+\.\d+$/);
+  assert.equal(release.namespace, "kube-system");
+  assert.equal(release.values.clusterName, "agent-stack-prod");
+  const role = one(plan, "aws:iam/role:Role", "workloads-addons-alb-controller");
+  assert.equal(release.values.serviceAccount.annotations["eks.amazonaws.com/role-arn"], `arn:aws:mock:us-east-1:123456789012:Role/${role.name}`);
+  const trust = JSON.parse(inputs(role).assumeRolePolicy).Statement[0].Condition.StringEquals;
+  assert.ok(Object.values(trust).includes("system:serviceaccount:kube-system:aws-load-balancer-controller"));
+  const policyDoc = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-alb-controller-inline")).policy);
+  const actions = policyDoc.Statement.flatMap((s: any) => s.Action);
+  for (const action of ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:RegisterTargets", "ec2:CreateSecurityGroup"]) {
+    assert.ok(actions.includes(action), `controller policy lacks ${action}`);
+  }
+});
+
+test("storage: encrypted gp3 classes bound where the pod lands, keeping volumes in prod; one is the default", () => {
+  const classes = ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").map(inputs);
+  const isDefault = (sc: any) => sc.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true";
+  assert.deepEqual(classes.filter(isDefault).map((sc) => sc.metadata.name), ["gp3-encrypted"]);
+  for (const sc of classes) {
+    assert.equal(sc.provisioner, "ebs.csi.aws.com");
+    assert.equal(sc.parameters.type, "gp3");
+    assert.equal(sc.parameters.encrypted, "true");
+    assert.equal(sc.volumeBindingMode, "WaitForFirstConsumer");
+    assert.equal(sc.reclaimPolicy, "Retain");
+  }
+});
+
+test("Qdrant's volumes carry the tag the AWS Backup plan selects; the re-downloadable model volumes do not", () => {
+  const selection = inputs(one(plan, "aws:backup/selection:Selection")).selectionTags[0];
+  const classOf = (r: PlannedResource) => inputs(r).spec.volumeClaimTemplates[0].spec.storageClassName;
+  const tags = (className: string) =>
+    inputs(one(plan, "kubernetes:storage.k8s.io/v1:StorageClass", className)).parameters.tagSpecification_1;
+  assert.equal(tags(classOf(qdrant)), `${selection.key}=${selection.value}`);
+  assert.equal(tags(classOf(ollama)), undefined);
+});
+
+test("namespaces agent and monitoring, all through one server-side-apply provider from the cluster's kubeconfig", () => {
+  const names = ofType(plan, "kubernetes:core/v1:Namespace").map((n) => inputs(n).metadata.name).sort();
+  assert.deepEqual(names, ["agent", "monitoring"]);
+  const provider = inputs(one(plan, "pulumi:providers:kubernetes"));
+  assert.equal(provider.enableServerSideApply, "true");
+  assert.equal(provider.kubeconfig, SECRET_PLACEHOLDER);
+  for (const r of workloads.filter((w) => w.type.startsWith("kubernetes:") && !w.type.startsWith("kubernetes:helm"))) {
+    if (r.type.endsWith(":Namespace") || r.type.endsWith(":StorageClass")) continue;
+    assert.equal(inputs(r).metadata.namespace, "agent", `${r.type} ${r.name}`);
+  }
+});

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import YAML from "yaml";
+import {
+  RECEIVER_SECRET_DIR,
+  RECEIVER_SECRET_KEYS,
+  renderAlertmanagerConfig,
+  type ReceiverSecrets,
+} from "../../monitoring/alertmanager/render.ts";
+import { freePort, waitFor } from "../support/process.ts";
+import { ALERTMANAGER_FILE, run, startDaemon, tempDir } from "./lib.ts";
+
+const source = readFileSync(ALERTMANAGER_FILE, "utf8");
+const work = tempDir("alertmanager-test");
+after(() => rmSync(work, { recursive: true, force: true }));
+
+async function checkConfig(file: string) {
+  const { code, output } = await run("amtool", ["check-config", file]);
+  assert.equal(code, 0, output);
+}
+
+function writeRendered(name: string, secrets: ReceiverSecrets) {
+  const rendered = renderAlertmanagerConfig(source, secrets);
+  const file = join(work, `${name}.yml`);
+  writeFileSync(file, YAML.stringify(rendered));
+  return { rendered, file };
+}
+
+// [expected receiver, alert labels]
+const ROUTES: Array<[string, string[]]> = [
+  ["pager", ["alertname=ServiceDown", "severity=critical", "job=agent-api"]],
+  ["pager", ["alertname=DatabaseConnectionPoolExhausted", "severity=critical"]],
+  ["chat", ["alertname=HighLatency", "severity=warning", "job=agent-api"]],
+  ["chat", ["alertname=QdrantSnapshotMissing", "severity=warning", "namespace=agent"]],
+  ["chat", ["alertname=SomethingUnlabelled"]],
+  ["null", ["alertname=Watchdog", "severity=none"]],
+  ["null", ["alertname=KubeMemoryOvercommit", "severity=info"]],
+];
+
+describe("alertmanager.yml", () => {
+  it("passes amtool check-config", () => checkConfig(ALERTMANAGER_FILE));
+
+  for (const [receiver, labels] of ROUTES) {
+    it(`routes {${labels.join(", ")}} to ${receiver}`, async () => {
+      const { code, output } = await run("amtool", [
+        "config", "routes", "test", `--config.file=${ALERTMANAGER_FILE}`, `--verify.receivers=${receiver}`, ...labels,
+      ]);
+      assert.equal(code, 0, output);
+    });
+  }
+
+  it("reads every secret from the mounted receivers Secret", () => {
+    const files = [...source.matchAll(/\w+_file:\s*(\S+)/g)].map((m) => m[1]);
+    const expected = Object.values(RECEIVER_SECRET_KEYS).map((k) => `${RECEIVER_SECRET_DIR}/${k}`);
+    assert.deepEqual([...new Set(files)].sort(), expected.sort());
+    assert.doesNotMatch(source, /hooks\.slack\.com|api_url:|routing_key:|service_key:|auth_password:/);
+  });
+});
+
+describe("renderAlertmanagerConfig", () => {
+  it("drops every integration when the stack has no receiver secrets", async () => {
+    const { rendered, file } = writeRendered("none", { slack: false, pagerduty: false });
+    await checkConfig(file);
+    for (const r of rendered.receivers!) assert.deepEqual(Object.keys(r), ["name"], r.name);
+    assert.deepEqual(Object.keys(rendered.global!).filter((k) => k.startsWith("smtp_")), []);
+  });
+
+  it("keeps Slack for critical alerts when there is no PagerDuty key", async () => {
+    const { rendered, file } = writeRendered("slack", { slack: true, pagerduty: false });
+    await checkConfig(file);
+    const pager = rendered.receivers!.find((r) => r.name === "pager")!;
+    assert.deepEqual(Object.keys(pager).sort(), ["name", "slack_configs"]);
+  });
+
+  it("fills the stack's email settings when everything is configured", async () => {
+    const email = { to: "oncall@corp.test", from: "am@corp.test", smarthost: "smtp.corp.test:587", username: "am", password: true };
+    const { rendered, file } = writeRendered("all", { slack: true, pagerduty: true, email });
+    await checkConfig(file);
+    const chat = rendered.receivers!.find((r) => r.name === "chat")!;
+    assert.deepEqual((chat.email_configs as Array<{ to: string }>).map((e) => e.to), ["oncall@corp.test"]);
+    assert.equal(rendered.global!.smtp_smarthost, "smtp.corp.test:587");
+    assert.equal(rendered.global!.smtp_auth_password_file, `${RECEIVER_SECRET_DIR}/${RECEIVER_SECRET_KEYS.smtpPassword}`);
+    assert.doesNotMatch(YAML.stringify(rendered), /example\.com/);
+  });
+});
+
+describe("a real Alertmanager with this config", () => {
+  let am: ReturnType<typeof startDaemon>;
+  let url: string;
+
+  before(async () => {
+    // No integrations: nothing is sent anywhere, only routing and inhibition run.
+    const { file } = writeRendered("inhibit", { slack: false, pagerduty: false });
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    am = startDaemon("/usr/bin/prometheus-alertmanager", [
+      `--config.file=${file}`, `--storage.path=${join(work, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=",
+    ]);
+    await waitFor("Alertmanager", async () => (await fetch(`${url}/-/ready`)).ok, 15_000).catch((err) => {
+      throw new Error(`${err}\n${am.output()}`);
+    });
+  });
+  after(() => am?.stop());
+
+  it("lets ServiceDown inhibit the same job's latency and error alerts only", async () => {
+    const alert = (labels: Record<string, string>) => ({ labels, annotations: {}, startsAt: new Date().toISOString() });
+    const res = await fetch(`${url}/api/v2/alerts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        alert({ alertname: "ServiceDown", severity: "critical", job: "agent-api", instance: "10.0.1.10:3000" }),
+        alert({ alertname: "HighLatency", severity: "warning", job: "agent-api" }),
+        alert({ alertname: "HighErrorRate", severity: "warning", job: "agent-api" }),
+        alert({ alertname: "HighLatency", severity: "warning", job: "agent-api-canary" }),
+        alert({ alertname: "HighCPU", severity: "warning", job: "agent-api", instance: "ip-10-0-1-5" }),
+      ]),
+    });
+    assert.equal(res.status, 200);
+
+    type Listed = { labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } };
+    const state = (alerts: Listed[], name: string, job: string) =>
+      alerts.find((a) => a.labels.alertname === name && a.labels.job === job)?.status.state;
+    let alerts: Listed[] = [];
+    await waitFor("HighLatency to be inhibited", async () => {
+      alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
+      return state(alerts, "HighLatency", "agent-api") === "suppressed";
+    }, 10_000);
+
+    assert.equal(state(alerts, "HighErrorRate", "agent-api"), "suppressed");
+    assert.equal(state(alerts, "HighLatency", "agent-api-canary"), "active");
+    assert.equal(state(alerts, "HighCPU", "agent-api"), "active");
+    assert.equal(state(alerts, "ServiceDown", "agent-api"), "active");
+  });
+});

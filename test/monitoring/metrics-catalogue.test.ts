@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { catalogueEntry, METRICS } from "../../monitoring/metrics-catalogue.ts";
+import { allRules, dashboardExprs, dashboards, grafanaQueryToPromQL, metricNames, substituteGrafanaVariables } from "./lib.ts";
+
+const recorded = new Set(allRules().flatMap((r) => (r.rule.record ? [r.rule.record] : [])));
+
+const uses = [
+  ...allRules().map(({ file, rule }) => ({ where: `${file} ${rule.alert ?? rule.record}`, expr: rule.expr })),
+  ...dashboards().flatMap(({ file, dashboard }) =>
+    dashboardExprs(dashboard).map(({ where, expr }) => ({ where: `${file} ${where}`, expr: substituteGrafanaVariables(grafanaQueryToPromQL(expr)) })),
+  ),
+].flatMap(({ where, expr }) => metricNames(expr).map((name) => ({ where, name })));
+
+describe("metric catalogue", () => {
+  it("lists (or our rules record) every metric a rule or dashboard queries", () => {
+    const unknown = uses.filter(({ name }) => !recorded.has(name) && !catalogueEntry(name));
+    assert.deepEqual(unknown, []);
+  });
+
+  it("lists no metric that nothing queries", () => {
+    const used = new Set(uses.map(({ name }) => catalogueEntry(name)?.family).filter(Boolean));
+    assert.deepEqual(Object.keys(METRICS).filter((name) => !used.has(name)), []);
+  });
+
+  it("resolves histogram series only for histograms", () => {
+    assert.equal(catalogueEntry("agent_token_usage_sum")?.family, "agent_token_usage");
+    assert.equal(catalogueEntry("http_requests_total_count"), undefined);
+    assert.equal(catalogueEntry("not_a_metric"), undefined);
+  });
+
+  it("covers the app contract's metric names exactly (DESIGN.md App contract)", () => {
+    const app = Object.entries(METRICS).filter(([, e]) => e.source === "app").map(([name]) => name).sort();
+    assert.deepEqual(app, [
+      "active_queries", "agent_errors_total", "agent_execution_duration_seconds", "agent_token_usage",
+      "cache_requests_total", "http_request_duration_seconds", "http_requests_total", "tool_calls_total", "tool_duration_seconds",
+    ]);
+  });
+});

@@ -1,0 +1,72 @@
+// Cost policies: instance allow-lists per tier, GPU placement, and the stack budget with the real estimator.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { gpuOnlyInGpuGroup, instanceTypesAllowed, stackWithinBudget, tierAllowList } from "../../policy/policies/cost.ts";
+import { check, resource } from "./support.ts";
+
+const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, unknown> = {}) =>
+  resource("aws:eks/nodeGroup:NodeGroup", name, {
+    clusterName: "c",
+    instanceTypes,
+    capacityType: "ON_DEMAND",
+    scalingConfig: { minSize: 1, desiredSize: 1, maxSize: 2 },
+    labels: { role: name },
+    ...extra,
+  });
+
+test("tierAllowList: a tier allows its own and smaller tiers' types, never bigger ones", () => {
+  const dev = tierAllowList("dev");
+  const medium = tierAllowList("medium");
+  assert.ok(dev.includes("t3.xlarge") && dev.includes("db.t4g.small") && dev.includes("cache.t4g.micro"));
+  assert.ok(!dev.includes("g5.4xlarge"));
+  assert.ok(medium.includes("g5.4xlarge") && medium.includes("t3.xlarge") && medium.includes("db.r6i.2xlarge"));
+  assert.ok(!medium.includes("db.r6i.4xlarge"), "large's database class");
+});
+
+test("instance-types-allowed: types outside the tier's list fail, with additionalTypes as the reviewed escape hatch", () => {
+  assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["t3.xlarge"])], { tier: "dev" }), []);
+  const [v] = check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev" });
+  assert.match(v.message, /c6i\.2xlarge not allowed in tier dev/);
+  assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev", config: { additionalTypes: ["c6i.2xlarge"] } }), []);
+  const db = resource("aws:rds/instance:Instance", "db", { instanceClass: "db.r6i.4xlarge" });
+  assert.equal(check(instanceTypesAllowed, [db], { tier: "medium" }).length, 1);
+  const cache = resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache", { nodeType: "cache.r6g.large" });
+  assert.deepEqual(check(instanceTypesAllowed, [cache], { tier: "medium" }), []);
+});
+
+test("instance-types-allowed: without a tier tag the policy cannot decide and says how to fix it", () => {
+  const [v] = check(instanceTypesAllowed, [nodeGroup("general", ["t3.xlarge"])], { tier: undefined });
+  assert.match(v.message, /cannot tell the tier/);
+});
+
+const tainted = { taints: [{ key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" }] };
+
+test("gpu-only-in-gpu-group: GPU types only in the tainted gpu group, and only GPU types there", () => {
+  assert.deepEqual(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"], tainted), nodeGroup("general", ["c6i.2xlarge"])]), []);
+  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("general", ["c6i.2xlarge", "g5.xlarge"])])[0].message, /GPU type g5\.xlarge in a node group labelled role=general/);
+  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"])])[0].message, /no NO_SCHEDULE taint/);
+  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge", "c6i.large"], tainted)])[0].message, /non-GPU types c6i\.large/);
+  const template = resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { instanceType: "p4d.24xlarge" });
+  assert.match(check(gpuOnlyInGpuGroup, [template])[0].message, /outside an EKS gpu node group/);
+  assert.deepEqual(check(gpuOnlyInGpuGroup, [resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { instanceType: "c6i.large" })]), []);
+});
+
+// Ten GPU nodes cost thousands a month at any on-demand price; one small node costs far less than $1,000.
+const expensive = [nodeGroup("gpu", ["g5.4xlarge"], { ...tainted, scalingConfig: { minSize: 10, desiredSize: 10, maxSize: 10 } })];
+
+test("stack-within-budget: the estimate is compared with the tier's budget, an AWS Budget or the configured one", () => {
+  const [overTier] = check(stackWithinBudget, expensive, { tier: "small" });
+  assert.equal(overTier.level, "mandatory");
+  assert.match(overTier.message, /estimated \$\d+\/month exceeds the \$\d+ budget \(tier small budget\); largest: gpu \$\d+/);
+  assert.equal(overTier.resource, "urn:pulumi:test::agent-stack::pulumi:pulumi:Stack::agent-stack-test");
+
+  const budget = resource("aws:budgets/budget:Budget", "monthly", { budgetType: "COST", limitAmount: "100000", limitUnit: "USD", timeUnit: "MONTHLY" });
+  assert.deepEqual(check(stackWithinBudget, [...expensive, budget], { tier: "small" }), [], "the stack's own AWS Budget is the limit");
+  assert.match(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 500 } })[0].message, /\$500 budget \(policy config/);
+  assert.deepEqual(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 1_000_000 } }), []);
+  assert.deepEqual(check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small" }), []);
+});
+
+test("stack-within-budget: without a tier or budget it asks for one", () => {
+  assert.match(check(stackWithinBudget, expensive, { tier: undefined })[0].message, /no budget known/);
+});

