@@ -7,7 +7,8 @@
  *
  * Reported: cache-hit query req/s and p99 next to the bare route (same process, same run) and their ratio; the full
  * RAG path's p50 minus the fakes' own p50 handler time (embed + vector query + chat) = the app's overhead.
- * BENCH_SECONDS (default 5) bounds each run; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs.
+ * BENCH_SECONDS (default 5) bounds each run; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
+ * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node.
  */
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -65,7 +66,8 @@ async function load(title: string, opts: autocannon.Options): Promise<Run> {
 
 async function runParent(): Promise<void> {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url)], {
     env: { ...process.env, BENCH_CHILD: "1", BENCH_DATABASE_URL: pg.url, BENCH_REDIS_URL: redis.url },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -2,7 +2,7 @@
 // `npm run docs:config` rewrites the block between the markers; a test fails when it is stale.
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { PROJECT } from "./config.ts";
+import { KUBERNETES_VERSION, PROJECT } from "./config.ts";
 import { TIER_NAMES, TIERS } from "./tiers.ts";
 
 export const BEGIN = "<!-- config-table:begin -->";
@@ -11,13 +11,14 @@ export const END = "<!-- config-table:end -->";
 export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = [
   ["tier", "(required)", `one of ${TIER_NAMES.join(", ")}; fixes every size below`],
   ["overrides", "{}", "deep partial of the tier: any single value below, e.g. `{\"nodeGroups\":{\"general\":{\"max\":8}}}`"],
-  ["kubernetesVersion", "1.33", "EKS control-plane version"],
+  ["kubernetesVersion", KUBERNETES_VERSION, "EKS control-plane version (keep it in standard support: extended support is 6x the price)"],
   ["endpointPublicAccessCidrs", '["0.0.0.0/0"]', "CIDRs allowed to reach the public EKS API endpoint"],
   ["flowLogs", "false", "VPC flow logs (rejected traffic) to CloudWatch"],
   ["domain", "(none)", "DNS name for the API; enables HTTPS with an ACM certificate"],
   ["notifyEmail", "(none)", "email for budget and alert notifications"],
+  ["budgetSnsTopicArn", "(none)", "SNS topic for budget notifications (with or instead of notifyEmail)"],
   ["restore", "{}", "`{\"rdsSnapshotId\": \"...\"}` creates the database from a snapshot"],
-  ["ci", "{}", "`{\"githubRepo\": \"owner/name\"}` creates the GitHub OIDC deploy role"],
+  ["ci", "{}", "`{\"githubRepo\": \"owner/name\"}` creates the GitHub Actions deploy and preview roles (`oidcProviderArn` reuses the account's GitHub OIDC provider)"],
   ["alertSlackWebhookUrl", "(none)", "secret (`pulumi config set --secret`): Alertmanager chat receiver"],
   ["alertPagerdutyKey", "(none)", "secret: Alertmanager paging receiver"],
 ];

@@ -4,6 +4,8 @@ import { z } from "zod";
 import { DAYS, TIER_NAMES, TIERS, type Tier, type TierName, type Window } from "./tiers.ts";
 
 export const PROJECT = "agent-stack";
+/** EKS version: in standard support until 2027-03 (extended support costs $0.60/h instead of $0.10/h). */
+export const KUBERNETES_VERSION = "1.35";
 
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
@@ -49,6 +51,7 @@ const tierSchema = z
         maxAllocatedStorageGb: z.number().int().min(20),
         multiAz: z.boolean(),
         readReplicas: count.max(5),
+        replicaInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.xlarge"),
         backupRetentionDays: z.number().int().min(1).max(35),
         performanceInsights: z.boolean(),
         deletionProtection: z.boolean(),
@@ -105,6 +108,10 @@ const tierSchema = z
       .object({
         retentionDays: positive,
         prometheusStorageGb: positive,
+        prometheusReplicas: z.number().int().min(1).max(3),
+        prometheusCpuRequest: quantity,
+        prometheusMemoryRequest: quantity,
+        prometheusMemoryLimit: quantity,
         lokiMode: z.enum(["singleBinary", "s3"]),
         lokiRetentionDays: positive,
       })
@@ -186,7 +193,7 @@ const stackSchema = z
     tier: z.enum(TIER_NAMES),
     /** Deep partial of the tier, merged over it, then validated as a whole. */
     overrides: z.record(z.string(), z.unknown()).default({}),
-    kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.33").default("1.33"),
+    kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35").default(KUBERNETES_VERSION),
     endpointPublicAccessCidrs: z.array(cidr).default(["0.0.0.0/0"]),
     flowLogs: z.boolean().default(false),
     domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
@@ -194,7 +201,14 @@ const stackSchema = z
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
     budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
     restore: z.object({ rdsSnapshotId: z.string().min(1).optional() }).strict().default({}),
-    ci: z.object({ githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional() }).strict().default({}),
+    ci: z
+      .object({
+        githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional(),
+        /** The account's existing GitHub OIDC provider; without it the stack creates one. */
+        oidcProviderArn: z.string().regex(/^arn:aws:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, "the ARN of the token.actions.githubusercontent.com OIDC provider").optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

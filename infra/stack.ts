@@ -5,12 +5,14 @@ import { PROJECT, parseStackConfig, type StackConfig } from "./config.ts";
 import { Backups } from "./platform/backups.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
+import { CiRoles } from "./platform/ci-roles.ts";
 import { Cluster } from "./platform/cluster.ts";
 import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
 import { Registry } from "./platform/registry.ts";
 import { describeSchedule, OffPeakSchedules } from "./platform/schedules.ts";
 import { Workloads } from "./workloads/index.ts";
+import { Observability } from "./workloads/observability.ts";
 import { OffPeakScaler } from "./workloads/offpeak.ts";
 import { QdrantSnapshots } from "./workloads/qdrant-snapshots.ts";
 
@@ -22,6 +24,8 @@ export interface BuiltStack {
 /** Reads the stack's config and declares every resource; the return value's outputs are the stack outputs. */
 export async function buildStack(): Promise<BuiltStack> {
   const config = parseStackConfig(pulumi.runtime.allConfig(), pulumi.getStack());
+  // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS).
+  const secretConfig = new pulumi.Config(PROJECT);
   const { sizes } = config;
   const prefix = `${PROJECT}-${config.stack}`;
   const disposable = sizes.name === "dev";
@@ -59,6 +63,10 @@ export async function buildStack(): Promise<BuiltStack> {
     nodeGroups: sizes.nodeGroups,
     logRetentionDays: disposable ? 7 : 90,
   }, opts);
+
+  const ci = config.ci.githubRepo
+    ? new CiRoles("ci", { githubRepo: config.ci.githubRepo, stack: config.stack, clusterName: cluster.name, oidcProviderArn: config.ci.oidcProviderArn }, opts)
+    : undefined;
 
   const database = new Database("database", {
     identifier: prefix,
@@ -138,8 +146,26 @@ export async function buildStack(): Promise<BuiltStack> {
       peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
       offPeak: sizes.schedule.offPeakSizes,
       ollama: workloads.ollamaWorkload,
+      kubernetesVersion: config.kubernetesVersion,
     }, k8sOpts);
   }
+  const observability = new Observability("observability", {
+    provider: workloads.provider,
+    prefix,
+    region: config.region,
+    sizes,
+    namespace: workloads.namespaces.monitoring,
+    oidc: cluster.oidc,
+    kmsKeyArn: dataKey.arn,
+    disposable,
+    database: { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password },
+    cache: { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken },
+    alerting: {
+      slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
+      pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
+    },
+  }, k8sOpts);
+
   new QdrantSnapshots("qdrant-snapshots", {
     namespace: workloads.namespaces.agent,
     cron: sizes.backups.qdrantSnapshotCron,
@@ -177,6 +203,9 @@ export async function buildStack(): Promise<BuiltStack> {
       backupBucket: backups.bucketName,
       backupVault: backups.vaultName,
       budget: budget.summary,
+      grafanaAdminSecret: observability.grafanaAdminSecretName,
+      ...(observability.logBucket ? { logBucket: observability.logBucket } : {}),
+      ...(ci ? { ciDeployRoleArn: ci.deployRoleArn, ciPreviewRoleArn: ci.previewRoleArn } : {}),
     },
   };
 }

@@ -49,6 +49,8 @@ export interface Tier {
     maxAllocatedStorageGb: number;
     multiAz: boolean;
     readReplicas: number;
+    /** Replicas serve session reads only; the Multi-AZ standby, not a replica, takes over on failure. */
+    replicaInstanceClass: string;
     backupRetentionDays: number;
     performanceInsights: boolean;
     deletionProtection: boolean;
@@ -77,6 +79,10 @@ export interface Tier {
   monitoring: {
     retentionDays: number;
     prometheusStorageGb: number;
+    prometheusReplicas: number;
+    prometheusCpuRequest: string;
+    prometheusMemoryRequest: string;
+    prometheusMemoryLimit: string;
     lokiMode: "singleBinary" | "s3";
     lokiRetentionDays: number;
   };
@@ -132,6 +138,7 @@ export const TIERS: Record<TierName, Tier> = {
       maxAllocatedStorageGb: 50,
       multiAz: false,
       readReplicas: 0,
+      replicaInstanceClass: "db.t4g.small",
       backupRetentionDays: 7,
       performanceInsights: false,
       deletionProtection: false,
@@ -142,7 +149,10 @@ export const TIERS: Record<TierName, Tier> = {
     api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
     ollama: { replicas: 1, gpu: false, models: CPU_MODELS, storageGb: 20, cpuRequest: "1", memoryRequest: "3Gi", memoryLimit: "6Gi" },
     qdrant: { replicas: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "512Mi", memoryLimit: "2Gi" },
-    monitoring: { retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7 },
+    monitoring: {
+      retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7,
+      prometheusReplicas: 1, prometheusCpuRequest: "200m", prometheusMemoryRequest: "512Mi", prometheusMemoryLimit: "1Gi",
+    },
     schedule: {
       timezone: "UTC",
       offPeak: null,
@@ -176,6 +186,7 @@ export const TIERS: Record<TierName, Tier> = {
       maxAllocatedStorageGb: 500,
       multiAz: true,
       readReplicas: 0,
+      replicaInstanceClass: "db.m6i.large",
       backupRetentionDays: 7,
       performanceInsights: true,
       deletionProtection: true,
@@ -188,7 +199,11 @@ export const TIERS: Record<TierName, Tier> = {
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
     ollama: { replicas: 1, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "28Gi" },
     qdrant: { replicas: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "8Gi", memoryLimit: "24Gi" },
-    monitoring: { retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14 },
+    monitoring: {
+      retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14,
+      // One t3.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
+      prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "2Gi", prometheusMemoryLimit: "3Gi",
+    },
     schedule: {
       timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
@@ -196,7 +211,7 @@ export const TIERS: Record<TierName, Tier> = {
       workHoursOnly: null,
     },
     backups: { ...RETENTION, qdrantSnapshotCron: "0 3 * * *", glacierAfterDays: 30, expireAfterDays: 400 },
-    budget: { monthlyUsd: 2500 },
+    budget: { monthlyUsd: 2750 },
     guide: { monthlyUsd: 2000, reference: "000 Deployment Sizes: Small Production, 3-5 servers, 1 GPU, $2,000/month" },
   },
 
@@ -221,6 +236,8 @@ export const TIERS: Record<TierName, Tier> = {
       maxAllocatedStorageGb: 1000,
       multiAz: true,
       readReplicas: 1,
+      // G000-HW-MED "Replica: 8 cores, 32GB": db.r6i.xlarge is 4 vCPU / 32 GiB, half the primary's price.
+      replicaInstanceClass: "db.r6i.xlarge",
       backupRetentionDays: 14,
       performanceInsights: true,
       deletionProtection: true,
@@ -234,7 +251,10 @@ export const TIERS: Record<TierName, Tier> = {
     ollama: { replicas: 2, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     qdrant: { replicas: 3, storageGb: 500, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "56Gi" },
-    monitoring: { retentionDays: 30, prometheusStorageGb: 100, lokiMode: "s3", lokiRetentionDays: 30 }, // G000-PROM
+    monitoring: {
+      retentionDays: 30, prometheusStorageGb: 100, lokiMode: "s3", lokiRetentionDays: 30, // G000-PROM
+      prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "3Gi", prometheusMemoryLimit: "4Gi",
+    },
     schedule: {
       timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
@@ -243,7 +263,7 @@ export const TIERS: Record<TierName, Tier> = {
       workHoursOnly: null,
     },
     backups: { ...RETENTION, qdrantSnapshotCron: "0 3 * * *", glacierAfterDays: 30, expireAfterDays: 400 },
-    budget: { monthlyUsd: 6000 },
+    budget: { monthlyUsd: 7000 },
     guide: { monthlyUsd: 5680, reference: "000 Self-Hosted on AWS: ~$5,680/month (before data transfer)" },
   },
 
@@ -252,8 +272,9 @@ export const TIERS: Record<TierName, Tier> = {
     name: "large",
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
-      general: { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 8, max: 12, diskGb: 100 },
-      vector: { instanceTypes: ["r6i.4xlarge"], capacityType: "ON_DEMAND", min: 5, desired: 5, max: 5, diskGb: 50 },
+      general: { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 100 },
+      // G000-HW-MED Qdrant nodes (8 cores, 32GB) scaled out rather than up: 5 x r6i.2xlarge.
+      vector: { instanceTypes: ["r6i.2xlarge"], capacityType: "ON_DEMAND", min: 5, desired: 5, max: 5, diskGb: 50 },
       gpu: { instanceTypes: ["g5.4xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 6, max: 10, diskGb: 200 },
       monitoring: { instanceTypes: ["t3.xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 2, max: 2, diskGb: 50 },
     },
@@ -262,7 +283,8 @@ export const TIERS: Record<TierName, Tier> = {
       allocatedStorageGb: 1000,
       maxAllocatedStorageGb: 4000,
       multiAz: true,
-      readReplicas: 2,
+      readReplicas: 1,
+      replicaInstanceClass: "db.r6i.2xlarge",
       backupRetentionDays: 30,
       performanceInsights: true,
       deletionProtection: true,
@@ -273,7 +295,11 @@ export const TIERS: Record<TierName, Tier> = {
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
     ollama: { replicas: 6, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
     qdrant: { replicas: 5, storageGb: 1000, cpuRequest: "4", memoryRequest: "48Gi", memoryLimit: "112Gi" },
-    monitoring: { retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30 },
+    monitoring: {
+      retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,
+      // Two t3.xlarge monitoring nodes: one Prometheus replica on each.
+      prometheusReplicas: 2, prometheusCpuRequest: "1", prometheusMemoryRequest: "6Gi", prometheusMemoryLimit: "8Gi",
+    },
     schedule: {
       timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" },
@@ -281,7 +307,7 @@ export const TIERS: Record<TierName, Tier> = {
       workHoursOnly: null,
     },
     backups: { ...RETENTION, qdrantSnapshotCron: "0 3 * * *", glacierAfterDays: 30, expireAfterDays: 400 },
-    budget: { monthlyUsd: 14000 },
+    budget: { monthlyUsd: 17000 },
     guide: { monthlyUsd: 10000, reference: "000 Deployment Sizes: Large Production, 20+ servers, 6+ GPUs, $10,000+/month" },
   },
 };

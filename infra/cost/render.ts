@@ -14,8 +14,11 @@ function pct(part: number, whole: number): string {
   return whole === 0 ? "0 %" : `${((part / whole) * 100).toFixed(1)} %`;
 }
 
+/** What the renderers read: the estimate, whose usage block a bare report may lack (usageLine checks). */
+type Renderable = CostEstimate;
+
 /** A report from a JSON file may lack the estimator's extra keys; give them neutral values. */
-function complete(report: CostReport): CostEstimate {
+function complete(report: CostReport): Renderable {
   const r = report as Partial<CostEstimate> & CostReport;
   const components =
     r.components ??
@@ -34,7 +37,7 @@ function complete(report: CostReport): CostEstimate {
     region: r.region ?? "",
     hoursPerMonth: r.hoursPerMonth ?? 730,
     prices: r.prices ?? null,
-    usage: r.usage ?? (undefined as never),
+    usage: r.usage as CostEstimate["usage"],
     components,
     free: r.free ?? [],
     unpriced: (report.unpriced ?? []).map((u) => ({ reason: "", ...u })),
@@ -50,21 +53,21 @@ function guideFigure(guide: { monthlyUsd: number; reference: string }): string {
   return `${WHOLE.format(guide.monthlyUsd)}${/\$[\d,]+\+/.test(guide.reference) ? "+" : ""}/month`;
 }
 
-function guideComparison(r: CostEstimate): string | undefined {
+function guideComparison(r: Renderable): string | undefined {
   if (!r.guide) return undefined;
   const diff = r.onDemandMonthlyUsd - r.guide.monthlyUsd;
   const side = diff >= 0 ? "above" : "below";
   return `${guideFigure(r.guide)} (${r.guide.reference}); on-demand estimate is ${pct(Math.abs(diff), r.guide.monthlyUsd)} ${side} it`;
 }
 
-function budgetStatus(r: CostEstimate): { text: string; over: boolean } | undefined {
+function budgetStatus(r: Renderable): { text: string; over: boolean } | undefined {
   if (!r.budget) return undefined;
   const over = r.monthlyUsd > r.budget.monthlyUsd;
   const gap = Math.abs(r.monthlyUsd - r.budget.monthlyUsd);
   return { text: `${WHOLE.format(r.budget.monthlyUsd)}/month (tier ${r.tier}): ${over ? `OVER by ${money(gap)}` : `${money(gap)} headroom`}`, over };
 }
 
-function usageLine(r: CostEstimate): string | undefined {
+function usageLine(r: Renderable): string | undefined {
   if (!r.usage) return undefined;
   const u = r.usage.values;
   const s3 = u.s3.default;
@@ -85,7 +88,7 @@ function shortType(type: string): string {
   return pkg === "kubernetes" ? `k8s:${name}` : `${pkg}:${(mod ?? "").split("/")[0]}:${name}`;
 }
 
-function header(r: CostEstimate): string {
+function header(r: Renderable): string {
   const prices = r.prices ? `${r.prices.region} prices of ${r.prices.date}` : "no price table";
   return `${prices} · ${r.hoursPerMonth} h/month · data transfer out not counted`;
 }

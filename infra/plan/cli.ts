@@ -2,8 +2,10 @@
 // Exit codes: 0 ok, 1 mandatory policy violation, 2 bad usage / unknown stack / bad config.
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
+import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
 import { runPlan } from "./harness.ts";
 import { renderMarkdown, renderTable } from "./report.ts";
+import { review } from "./review.ts";
 import { UnknownStackError } from "./stackfile.ts";
 
 const FORMATS = ["table", "json", "markdown"] as const;
@@ -33,9 +35,10 @@ async function main(): Promise<number> {
     }
     config[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const plan = await runPlan({ stack: values.stack as string, config });
+  const plan = review(await runPlan({ stack: values.stack as string, config }));
   if (format === "json") console.log(JSON.stringify(plan, null, 2));
-  else console.log(format === "markdown" ? renderMarkdown(plan) : renderTable(plan));
+  else if (format === "markdown") console.log(renderMarkdown(plan, renderCostMarkdown(plan.cost!)));
+  else console.log(renderTable(plan, renderCostTable(plan.cost!)));
   return plan.policies?.violations.some((v) => v.level === "mandatory") ? 1 : 0;
 }
 

@@ -4,6 +4,7 @@
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 import { endDays, schedulerCron } from "./schedules.ts";
@@ -97,52 +98,13 @@ export class Backups extends pulumi.ComponentResource {
 
   /** Versioned, KMS-encrypted, private, TLS-only; objects go to Glacier, then expire. */
   private bucket(name: string, args: BackupsArgs): aws.s3.Bucket {
-    const o = { parent: this };
-    const account = aws.getCallerIdentityOutput({}, o).accountId;
-    const bucket = new aws.s3.Bucket(`${name}-bucket`, {
-      bucket: pulumi.interpolate`${args.prefix}-backups-${account}`,
-      forceDestroy: args.disposable,
-    }, { ...o, protect: !args.disposable });
-
-    new aws.s3.BucketOwnershipControls(`${name}-bucket`, {
-      bucket: bucket.id,
-      rule: { objectOwnership: "BucketOwnerEnforced" },
-    }, o);
-    const publicAccess = new aws.s3.BucketPublicAccessBlock(`${name}-bucket`, {
-      bucket: bucket.id,
-      blockPublicAcls: true,
-      blockPublicPolicy: true,
-      ignorePublicAcls: true,
-      restrictPublicBuckets: true,
-    }, o);
-    new aws.s3.BucketVersioning(`${name}-bucket`, {
-      bucket: bucket.id,
-      versioningConfiguration: { status: "Enabled" },
-    }, o);
-    new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-bucket`, {
-      bucket: bucket.id,
-      rules: [{
-        applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn },
-        bucketKeyEnabled: true, // one KMS data key per bucket and period instead of a KMS call per object
-      }],
-    }, o);
-    new aws.s3.BucketPolicy(`${name}-bucket`, {
-      bucket: bucket.id,
-      policy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: [{
-          Sid: "DenyInsecureTransport",
-          Effect: "Deny",
-          Principal: "*",
-          Action: "s3:*",
-          Resource: [bucket.arn, pulumi.interpolate`${bucket.arn}/*`],
-          Condition: { Bool: { "aws:SecureTransport": "false" } },
-        }],
-      }),
-    }, { ...o, dependsOn: [publicAccess] });
-    new aws.s3.BucketLifecycleConfiguration(`${name}-bucket`, {
-      bucket: bucket.id,
-      rules: [{
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
+    return privateBucket(`${name}-bucket`, {
+      bucketName: pulumi.interpolate`${args.prefix}-backups-${account}`,
+      kmsKeyArn: args.kmsKeyArn,
+      versioned: true,
+      disposable: args.disposable,
+      lifecycleRules: [{
         id: "glacier-then-expire",
         status: "Enabled",
         filter: { prefix: "" },
@@ -152,8 +114,7 @@ export class Backups extends pulumi.ComponentResource {
         noncurrentVersionExpiration: { noncurrentDays: args.sizes.daily.keepDays },
         abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
       }],
-    }, o);
-    return bucket;
+    }, { parent: this });
   }
 }
 

@@ -111,6 +111,8 @@ export class Cluster extends pulumi.ComponentResource {
         addonName: addon,
         resolveConflictsOnUpdate: "OVERWRITE",
         serviceAccountRoleArn: addon === "aws-ebs-csi-driver" ? ebsRole.arn : undefined,
+        // The VPC CNI enforces NetworkPolicies only when asked to.
+        configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" }) : undefined,
       }, { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] });
     }
 

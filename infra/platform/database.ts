@@ -81,16 +81,11 @@ export class Database extends pulumi.ComponentResource {
       egress: [],
     }, o);
 
-    const tuning = postgresTuning(s.instanceClass, s.maxConnections);
-    const params = new aws.rds.ParameterGroup(`${name}-params`, {
-      family: "postgres16",
-      description: "agent-stack tuning (guide 000, scaled to the instance)",
-      parameters: [
-        ...Object.entries(tuning).map(([pname, value]) => ({ name: pname, value: String(value), applyMethod: "pending-reboot" })),
-        { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
-        { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
-      ],
-    }, o);
+    // Each instance gets the guide's tuning for its own memory size.
+    const params = this.parameterGroup(`${name}-params`, s.instanceClass, s.maxConnections);
+    const replicaParams = s.replicaInstanceClass === s.instanceClass
+      ? params
+      : s.readReplicas > 0 ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections) : params;
 
     const protect = !args.disposable;
     this.instance = new aws.rds.Instance(`${name}`, {
@@ -136,12 +131,12 @@ export class Database extends pulumi.ComponentResource {
       const replica = new aws.rds.Instance(`${name}-replica-${i}`, {
         identifier: `${args.identifier}-replica-${i}`,
         replicateSourceDb: this.instance.identifier,
-        instanceClass: s.instanceClass,
+        instanceClass: s.replicaInstanceClass,
         storageType: "gp3",
         storageEncrypted: true,
         kmsKeyId: args.kmsKeyArn,
         vpcSecurityGroupIds: [sg.id],
-        parameterGroupName: params.name,
+        parameterGroupName: replicaParams.name,
         publiclyAccessible: false,
         skipFinalSnapshot: true,
         performanceInsightsEnabled: s.performanceInsights,
@@ -165,5 +160,21 @@ export class Database extends pulumi.ComponentResource {
       }),
     }, o).arn;
     this.registerOutputs({ address: this.address, secretArn: this.secretArn });
+  }
+
+  private parameterGroup(name: string, instanceClass: string, maxConnections: number): aws.rds.ParameterGroup {
+    return new aws.rds.ParameterGroup(name, {
+      family: "postgres16",
+      description: `agent-stack tuning for ${instanceClass} (guide 000, scaled to the instance)`,
+      parameters: [
+        ...Object.entries(postgresTuning(instanceClass, maxConnections)).map(([pname, value]) => ({
+          name: pname,
+          value: String(value),
+          applyMethod: "pending-reboot",
+        })),
+        { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
+        { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
+      ],
+    }, { parent: this });
   }
 }

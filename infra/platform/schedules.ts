@@ -70,7 +70,7 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
   private stopDatabaseOutsideWorkHours(name: string, w: Window, timezone: string, db: OffPeakSchedulesArgs["database"]): void {
     const o = { parent: this };
     const role = new aws.iam.Role(`${name}-rds-scheduler`, {
-      description: "EventBridge Scheduler: stop and start the dev database outside work hours",
+      description: "EventBridge Scheduler: stop and start the database outside work hours",
       assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
     }, o);
     new aws.iam.RolePolicy(`${name}-rds-scheduler`, {

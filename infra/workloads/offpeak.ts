@@ -18,11 +18,13 @@ export interface OffPeakScalerArgs {
   peak: { apiMinReplicas: number; ollamaReplicas: number };
   offPeak: Pick<Tier["schedule"]["offPeakSizes"], "apiMinReplicas" | "ollamaReplicas">;
   ollama: { kind: "Deployment" | "StatefulSet"; name: string };
+  /** The cluster's minor version ("1.35"): kubectl is pinned to its first release. */
+  kubernetesVersion: string;
 }
 
 export const OFFPEAK_SCALER = "offpeak-scaler";
-/** Official kubectl image: kubectl only, no shell. Pinned; within one minor of the cluster. */
-export const KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.33.3";
+/** Official kubectl image (kubectl only, no shell), pinned to the cluster's version so it stays within the supported skew. */
+export const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
 const UID = 65532;
 
 export class OffPeakScaler extends pulumi.ComponentResource {
@@ -50,7 +52,7 @@ export class OffPeakScaler extends pulumi.ComponentResource {
 
     const patch = (container: string, resource: string, target: string, body: object, subresource?: string) => ({
       name: container,
-      image: KUBECTL_IMAGE,
+      image: kubectlImage(args.kubernetesVersion),
       command: ["/bin/kubectl"],
       args: [
         "patch", resource, target, ...(subresource ? [`--subresource=${subresource}`] : []),

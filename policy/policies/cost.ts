@@ -15,6 +15,7 @@ export function tierAllowList(tier: TierName): string[] {
   const types = upTo.flatMap((t) => [
     ...Object.values(t.nodeGroups).flatMap((g) => g?.instanceTypes ?? []),
     t.database.instanceClass,
+    t.database.replicaInstanceClass,
     t.cache.nodeType,
   ]);
   return [...new Set(types)].sort();
@@ -144,7 +145,7 @@ function budgetOf(config: { monthlyBudgetUsd?: number }, resources: PolicyResour
   if (config.monthlyBudgetUsd !== undefined) return { usd: config.monthlyBudgetUsd, source: "policy config monthlyBudgetUsd" };
   const budget = ofTypes(resources, ["aws:budgets/budget:Budget"]).find((b) => b.props.limitUnit === "USD" && (b.props.timeUnit ?? "MONTHLY") === "MONTHLY");
   const limit = asNumber(budget?.props.limitAmount);
-  if (budget && limit !== undefined) return { usd: limit, source: `AWS Budget ${budget.name}` };
+  if (budget && limit !== undefined) return { usd: limit, source: `aws.budgets.Budget ${budget.props.name ?? budget.name}` };
   if (isTierName(tier)) return { usd: TIERS[tier].budget.monthlyUsd, source: `tier ${tier} budget` };
   return undefined;
 }

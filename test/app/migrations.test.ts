@@ -5,11 +5,13 @@ import { appEnv, startApp } from "../support/app.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { startRedis } from "../support/redis.ts";
 
-test("replicas starting at once apply each migration exactly once (advisory lock)", async () => {
+test("replicas starting at once apply each migration exactly once (advisory lock)", { timeout: 60_000 }, async () => {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
   const env = appEnv({ databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: "http://127.0.0.1:1", qdrantUrl: "http://127.0.0.1:1" });
-  const apps = await Promise.all([startApp(env), startApp(env), startApp(env), startApp(env)]);
+  const started = await Promise.allSettled([startApp(env), startApp(env), startApp(env), startApp(env)]);
+  const apps = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   try {
+    for (const s of started) if (s.status === "rejected") throw s.reason;
     for (const app of apps) assert.equal((await fetch(`${app.url}/health/ready`)).status, 200);
     const sql = postgres(pg.url, { onnotice: () => {} });
     const applied = await sql`SELECT name FROM schema_migrations`;

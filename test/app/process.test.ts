@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
-import { appEnv, spawnApp, spawnAppProcess, USER_KEY } from "../support/app.ts";
+import { appEnv, spawnApp, spawnAppProcess, USER_KEY, type SpawnedApp } from "../support/app.ts";
 import { startFakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
 import { startPostgres } from "../support/postgres.ts";
@@ -15,7 +15,7 @@ const urls = {
   qdrantUrl: "http://127.0.0.1:1",
 };
 
-test("a bad or missing environment variable stops start-up with one line naming it", async () => {
+test("a bad or missing environment variable stops start-up with one line naming it", { timeout: 60_000 }, async () => {
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: "not-a-port" }, /^invalid environment: PORT must be an integer$/],
     [{ DATABASE_URL: "" }, /^invalid environment: DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\/$/],
@@ -42,14 +42,15 @@ test("a bad or missing environment variable stops start-up with one line naming 
   await Promise.all([...runs, missing]);
 });
 
-test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", async () => {
+test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", { timeout: 90_000 }, async () => {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis({ password: "redis-pass-5678" }), startFakes()]);
   const port = await freePort();
   const databaseUrl = pg.url.replace("postgres@", "postgres:pg-pass-1234@"); // trust auth ignores the password
-  const app = await spawnApp(
-    appEnv({ databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, { PORT: String(port), LOG_LEVEL: "info" }),
-  );
+  let app: SpawnedApp | undefined;
   try {
+    app = await spawnApp(
+      appEnv({ databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, { PORT: String(port), LOG_LEVEL: "info" }),
+    );
     const user = api(app.url, USER_KEY);
     assert.equal((await user.post("/api/v1/documents", { documents: [{ id: "d", text: "Shutdown drains requests." }] })).status, 201);
     assert.equal((await api(app.url, "leaked-looking-key-0123456789").get("/api/v1/sessions/x")).status, 401);
@@ -83,7 +84,7 @@ test("SIGTERM lets an in-flight request finish, refuses new ones, closes connect
     }
   } finally {
     fakes.ollama.knobs.latencyMs = 0;
-    await app.stop();
+    await app?.stop();
     await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
   }
 });

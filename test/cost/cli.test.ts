@@ -6,6 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { HOURS_PER_MONTH, loadPrices } from "../../infra/cost/prices.ts";
+import { money } from "../../infra/cost/render.ts";
+import { TIERS } from "../../infra/tiers.ts";
 import { nodeGroupWithTemplate, plan } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -22,49 +25,55 @@ function planFile(name: string, tier: string, gpuNodes: number): string {
   return file;
 }
 
-// One g5.4xlarge with 200 GB gp3: $1.624 × 730 + 200 × $0.08 = $1,201.52 a month.
+// One g5.4xlarge with a 200 GB gp3 root volume ($1.624 × 730 + 200 × $0.08 = $1,201.52 at the 2026-11-24 prices).
+const prices = loadPrices("us-east-1");
+const perNode = Math.round((prices.usd("ec2:g5.4xlarge") * HOURS_PER_MONTH + 200 * prices.usd("ebs:gp3")) * 100) / 100;
+const esc = (text: string) => text.replace(/[$.*+?()[\]{}|^]/g, "\\$&");
 const oneGpu = planFile("one", "medium", 1);
-const sixGpus = planFile("six", "medium", 6);
+// Enough GPU nodes to go over the medium tier's budget, whatever it is set to.
+const manyNodes = Math.floor(TIERS.medium.budget.monthlyUsd / perNode) + 1;
+const overBudget = planFile("many", "medium", manyNodes);
 
 describe("npm run cost", () => {
   it("prices a plan file and passes when within --max-monthly", () => {
-    const r = cost(oneGpu, "--max-monthly", "1500");
+    const r = cost(oneGpu, "--max-monthly", String(perNode + 300));
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /total\s+\$1,201\.52\s+\$1,201\.52/);
-    assert.match(r.stderr, /within budget: estimated \$1,201\.52\/month/);
+    assert.match(r.stdout, new RegExp(`total\\s+${esc(money(perNode))}\\s+${esc(money(perNode))}`));
+    assert.match(r.stderr, new RegExp(`within budget: estimated ${esc(money(perNode))}/month`));
   });
 
   it("exits 1 with the reason when the estimate is above --max-monthly", () => {
     const r = cost(oneGpu, "--max-monthly", "1000");
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /over budget: estimated \$1,201\.52\/month .* is above \$1,000\.00\/month, --max-monthly, by \$201\.52/);
+    assert.match(r.stderr, new RegExp(`over budget: estimated ${esc(money(perNode))}/month .* is above \\$1,000\\.00/month, --max-monthly, by ${esc(money(perNode - 1000))}`));
   });
 
   it("defaults to the budget of the plan's tier", () => {
-    const r = cost(sixGpus);
+    const r = cost(overBudget);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /above \$6,000\.00\/month, the budget of tier medium/);
+    assert.match(r.stderr, new RegExp(`above ${esc(money(TIERS.medium.budget.monthlyUsd))}/month, the budget of tier medium`));
     assert.equal(cost(oneGpu).code, 0);
   });
 
   it("prints JSON and markdown", () => {
     const json = JSON.parse(cost(oneGpu, "--format", "json", "--max-monthly", "1e6").stdout);
-    assert.equal(json.monthlyUsd, 1201.52);
+    assert.equal(json.monthlyUsd, perNode);
     assert.equal(json.items[0].type, "aws:eks/nodeGroup:NodeGroup");
-    assert.match(cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6").stdout, /^#### Cost: \*\*\$1,201\.52\/month\*\*/);
+    assert.match(cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6").stdout, new RegExp(`^#### Cost: \\*\\*${esc(money(perNode))}/month\\*\\*`));
   });
 
   it("diff: what head adds to base", () => {
-    const r = cost("diff", oneGpu, sixGpus, "--max-monthly", "1e6");
+    const r = cost("diff", oneGpu, overBudget, "--max-monthly", "1e6");
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /\$1,201\.52 -> \$7,209\.12\/month with schedules: \+\$6,007\.60/);
+    assert.match(r.stdout, new RegExp(`${esc(money(perNode))} -> ${esc(money(manyNodes * perNode))}/month with schedules: \\+${esc(money((manyNodes - 1) * perNode))}`));
     assert.match(r.stdout, /changed\s+gpu\s+aws:eks:NodeGroup .* scalingConfig/);
   });
 
   it("--preview-json: prices a pulumi preview and guards the head total", () => {
     const fixture = "test/cost/fixtures/preview-update.json";
-    const over = cost("--preview-json", fixture);
-    assert.equal(over.code, 1, "the head of the prod preview is above the medium budget");
+    const over = cost("--preview-json", fixture, "--max-monthly", "1000");
+    assert.equal(over.code, 1, over.stderr);
+    assert.match(over.stderr, /over budget: estimated \$[\d,.]+\/month/);
     assert.match(over.stdout, /cost diff prod -> prod/);
     assert.match(over.stdout, /UNPRICED in head: aws:eks\/nodeGroup:NodeGroup cluster-batch/);
     assert.equal(cost("--preview-json", fixture, "--max-monthly", "100000").code, 0);

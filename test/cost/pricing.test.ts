@@ -220,6 +220,13 @@ describe("the catalog decides: priced, free, or unpriced", () => {
     assert.equal(item(r, "eks-1.33").monthlyUsd, 438);
   });
 
+  it("a region without a price table: priced types are unpriced with the reason, free ones stay free", () => {
+    const r = estimateCost(plan([resource("aws:kms/key:Key", "key"), resource("aws:iam/role:Role", "role")], "medium", "mars-north-1"));
+    assert.equal(r.items.length, 0);
+    assert.match(r.unpriced[0].reason, /no price table for region "mars-north-1"/);
+    assert.equal(r.free.length, 1);
+  });
+
   it("totals are the sum of the items; a plan of free resources costs $0 with nothing unpriced", () => {
     const r = estimate([resource("aws:iam/role:Role", "role"), resource("aws:kms/key:Key", "key"), resource("aws:kms/key:Key", "key2")]);
     assert.equal(r.monthlyUsd, 2);

@@ -52,7 +52,7 @@ test("the selection takes every resource carrying the database's backup tag, wit
   ]);
 });
 
-test("the Qdrant volumes carry the backup tag too", { todo: "workloads: a Qdrant StorageClass with tagSpecification_1: backup=<prefix>" }, () => {
+test("the Qdrant volumes carry the backup tag too", () => {
   const [tag] = inputs(one(plan, "aws:backup/selection:Selection")).selectionTags;
   const qdrant = inputs(one(plan, "kubernetes:apps/v1:StatefulSet", "qdrant"));
   const className = qdrant.spec.volumeClaimTemplates[0].spec.storageClassName;

@@ -20,7 +20,7 @@ function failure(raw: Record<string, string>): string {
 test("a valid stack gets its tier's sizes", () => {
   const config = parseStackConfig(base, "prod");
   assert.deepEqual(config.sizes, TIERS.medium);
-  assert.equal(config.kubernetesVersion, "1.33");
+  assert.equal(config.kubernetesVersion, "1.35");
   assert.equal(config.region, "us-east-1");
 });
 

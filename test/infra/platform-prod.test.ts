@@ -63,13 +63,14 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   assert.ok(p.backupRetentionPeriod >= 7);
   assert.equal(primary.options.protect, true);
   assert.equal(replicas.length, 1);
+  assert.equal(inputs(replicas[0]).instanceClass, "db.r6i.xlarge");
   assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
   assert.equal(inputs(replicas[0]).storageEncrypted, true);
 });
 
 test("the parameter group carries the guide's tuning scaled to a 64 GiB instance", () => {
   const params = Object.fromEntries(
-    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup")).parameters.map((p: any) => [p.name, Number(p.value)]),
+    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", "database-params")).parameters.map((p: any) => [p.name, Number(p.value)]),
   );
   assert.equal(params.shared_buffers, (64 * 1024 * 1024 * 0.25) / 8); // 16 GiB in 8 kB pages
   assert.equal(params.effective_cache_size, (64 * 1024 * 1024 * 0.75) / 8);
@@ -151,4 +152,17 @@ test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", (
     assert.ok(plan.outputs[key], `output ${key} missing`);
   }
   assert.equal(plan.outputs.kubeconfig, SECRET_PLACEHOLDER);
+});
+
+test("the half-size replica gets tuning for its own memory, not the primary's", () => {
+  const shared = (name: string) =>
+    Number(inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find((p: any) => p.name === "shared_buffers").value);
+  assert.equal(shared("database-replica-params"), shared("database-params") / 2);
+  const replica = ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!;
+  assert.equal(inputs(replica).parameterGroupName, "database-replica-params");
+});
+
+test("the VPC CNI enforces NetworkPolicies", () => {
+  const cni = inputs(one(plan, "aws:eks/addon:Addon", "cluster-vpc-cni"));
+  assert.equal(JSON.parse(cni.configurationValues).enableNetworkPolicy, "true");
 });

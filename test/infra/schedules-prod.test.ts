@@ -1,6 +1,7 @@
 // Off-peak scale-down of the prod stack (tier medium, guide 000: 00:00-06:00, API and Ollama down) under mocks.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { KUBERNETES_VERSION } from "../../infra/config.ts";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
@@ -65,14 +66,14 @@ test("CronJobs lower the API HPA minimum and Ollama's replicas at 00:00 and rest
   assert.deepEqual(patchOf(up.argsOf("ollama")), { spec: { replicas: tier.ollama.replicas } });
 });
 
-test("the scaler runs a pinned kubectl as its own ServiceAccount, non-root, on general nodes", () => {
+test("the scaler runs the cluster's kubectl version as its own ServiceAccount, non-root, on general nodes", () => {
   for (const name of ["offpeak-scale-down", "offpeak-scale-up"]) {
     const { pod } = cronJob(name);
     assert.equal(pod.serviceAccountName, "offpeak-scaler");
     assert.equal(pod.nodeSelector.role, "general");
     assert.equal(pod.securityContext.runAsNonRoot, true);
     for (const c of pod.containers) {
-      assert.match(c.image, /^registry\.k8s\.io\/kubectl:v\d+\.\d+\.\d+$/);
+      assert.equal(c.image, `registry.k8s.io/kubectl:v${KUBERNETES_VERSION}.0`); // same minor as the cluster
       assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     }
   }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gpuOnlyInGpuGroup, instanceTypesAllowed, stackWithinBudget, tierAllowList } from "../../policy/policies/cost.ts";
+import { TIER_NAMES, TIERS } from "../../infra/tiers.ts";
 import { check, resource } from "./support.ts";
 
 const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, unknown> = {}) =>
@@ -21,6 +22,15 @@ test("tierAllowList: a tier allows its own and smaller tiers' types, never bigge
   assert.ok(!dev.includes("g5.4xlarge"));
   assert.ok(medium.includes("g5.4xlarge") && medium.includes("t3.xlarge") && medium.includes("db.r6i.2xlarge"));
   assert.ok(!medium.includes("db.r6i.4xlarge"), "large's database class");
+});
+
+test("tierAllowList covers every instance, database and cache type a tier names (no sized field forgotten)", () => {
+  const typesIn = (v: unknown): string[] =>
+    typeof v === "string" ? (/^(db\.|cache\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(v) ? [v] : []) : typeof v === "object" && v ? Object.values(v).flatMap(typesIn) : [];
+  for (const tier of TIER_NAMES) {
+    const allowed = new Set(tierAllowList(tier));
+    assert.deepEqual(typesIn(TIERS[tier]).filter((t) => !allowed.has(t)), [], tier);
+  }
 });
 
 test("instance-types-allowed: types outside the tier's list fail, with additionalTypes as the reviewed escape hatch", () => {
@@ -62,6 +72,8 @@ test("stack-within-budget: the estimate is compared with the tier's budget, an A
 
   const budget = resource("aws:budgets/budget:Budget", "monthly", { budgetType: "COST", limitAmount: "100000", limitUnit: "USD", timeUnit: "MONTHLY" });
   assert.deepEqual(check(stackWithinBudget, [...expensive, budget], { tier: "small" }), [], "the stack's own AWS Budget is the limit");
+  const tight = resource("aws:budgets/budget:Budget", "budget", { name: "agent-stack-test", limitAmount: "100.00", limitUnit: "USD", timeUnit: "MONTHLY" });
+  assert.match(check(stackWithinBudget, [...expensive, tight], { tier: "large" })[0].message, /\$100 budget \(aws\.budgets\.Budget agent-stack-test\)/);
   assert.match(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 500 } })[0].message, /\$500 budget \(policy config/);
   assert.deepEqual(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 1_000_000 } }), []);
   assert.deepEqual(check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small" }), []);

@@ -20,6 +20,21 @@ const { Empty } = requireFromPolicy("google-protobuf/google/protobuf/empty_pb");
 const POLICY_DIR = fileURLToPath(new URL("../../policy/", import.meta.url));
 const RUNNER = createRequire(import.meta.url).resolve("@pulumi/pulumi/cmd/run-policy-pack");
 
+const PROVIDER_URN = "urn:pulumi:prod::agent-stack::pulumi:providers:aws::aws";
+
+function awsProviderProps(tier: string) {
+  return { region: "us-east-1", defaultTags: JSON.stringify({ tags: { tier } }) };
+}
+
+function awsProvider(tier: string) {
+  const provider = new pb.AnalyzerProviderResource();
+  provider.setType("pulumi:providers:aws");
+  provider.setName("aws");
+  provider.setUrn(PROVIDER_URN);
+  provider.setProperties(Struct.fromJavaScript(awsProviderProps(tier)));
+  return provider;
+}
+
 let pack: ChildProcess;
 let client: any;
 
@@ -73,21 +88,41 @@ test("Analyze reports an unencrypted, single-AZ, public database in a medium-tie
   }
   await unary("configure", configure);
 
-  const provider = new pb.AnalyzerProviderResource();
-  provider.setType("pulumi:providers:aws");
-  provider.setName("aws");
-  provider.setUrn("urn:pulumi:prod::agent-stack::pulumi:providers:aws::aws");
-  provider.setProperties(Struct.fromJavaScript({ region: "us-east-1", defaultTags: JSON.stringify({ tags: { tier: "medium" } }) }));
   const request = new pb.AnalyzeRequest();
   request.setType("aws:rds/instance:Instance");
   request.setName("database");
   request.setUrn("urn:pulumi:prod::agent-stack::aws:rds/instance:Instance::database");
   request.setProperties(Struct.fromJavaScript({ engine: "postgres", instanceClass: "db.r6i.2xlarge", storageEncrypted: false, publiclyAccessible: true, multiAz: false, backupRetentionPeriod: 14, deletionProtection: true }));
   request.setOptions(new pb.AnalyzerResourceOptions());
-  request.setProvider(provider);
+  request.setProvider(awsProvider("medium"));
 
   const response = await unary<any>("analyze", request);
   const found = response.getDiagnosticsList().map((d: any) => `${d.getPolicyname()}:${d.getEnforcementlevel()}`).sort();
   const mandatory = pb.EnforcementLevel.MANDATORY;
   assert.deepEqual(found, [`rds-multi-az:${mandatory}`, `rds-not-public:${mandatory}`, `rds-storage-encrypted:${mandatory}`]);
+});
+
+test("AnalyzeStack runs the stack policies, the cost estimator included, from the pack's directory", async () => {
+  const stackResource = (type: string, name: string, props: Record<string, unknown>) => {
+    const r = new pb.AnalyzerResource();
+    r.setType(type);
+    r.setName(name);
+    r.setUrn(`urn:pulumi:prod::agent-stack::${type}::${name}`);
+    r.setProperties(Struct.fromJavaScript(props));
+    r.setOptions(new pb.AnalyzerResourceOptions());
+    if (!type.startsWith("pulumi:")) r.setProvider(awsProvider("dev"));
+    return r;
+  };
+  const request = new pb.AnalyzeStackRequest();
+  request.setResourcesList([
+    stackResource("pulumi:providers:aws", "aws", awsProviderProps("dev")),
+    stackResource("aws:rds/instance:Instance", "database", { engine: "postgres", instanceClass: "db.t4g.small", allocatedStorage: 20, storageType: "gp3", tags: { backup: "agent-stack-prod" } }),
+    stackResource("aws:eks/nodeGroup:NodeGroup", "gpu", { instanceTypes: ["g5.4xlarge"], capacityType: "ON_DEMAND", scalingConfig: { minSize: 4, desiredSize: 4, maxSize: 4 }, labels: { role: "gpu" } }),
+  ]);
+  const response = await unary<any>("analyzeStack", request);
+  const found = response.getDiagnosticsList().map((d: any) => `${d.getPolicyname()} ${d.getUrn()}`).sort();
+  assert.deepEqual(found, [
+    "rds-in-backup-plan urn:pulumi:prod::agent-stack::aws:rds/instance:Instance::database",
+    "stack-within-budget ",
+  ]);
 });

@@ -36,6 +36,11 @@ test("policy/README.md lists every policy with its level", () => {
   }
 });
 
+test("policy/README.md's summary counts the policies and their levels", () => {
+  const count = (level: string) => policies.filter((p) => p.enforcementLevel === level).length;
+  assert.ok(read("README.md").includes(`${policies.length} policies: ${count("mandatory")} mandatory, ${count("advisory")} advisory.`));
+});
+
 test("PulumiPolicy.yaml and package.json point the CLI at the tsx entry", () => {
   const project = parse(read("PulumiPolicy.yaml"));
   assert.equal(project.runtime, "nodejs");

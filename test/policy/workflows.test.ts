@@ -43,9 +43,9 @@ test("every third-party action is pinned to a commit SHA with its version, or at
 test("ci runs the tests and the offline plan of dev and prod on pull requests and pushes", () => {
   const ci = workflow("ci.yml");
   assert.ok("pull_request" in ci.on && "push" in ci.on);
-  const testRuns = ci.jobs.test.steps.map((s: any) => s.run ?? "").join("\n");
-  for (const pkg of ["postgresql", "redis-server", "prometheus", "prometheus-alertmanager"]) assert.match(testRuns, new RegExp(`\\b${pkg}\\b`));
-  assert.match(testRuns, /npm ci[\s\S]*npm test/);
+  const testRuns = ci.jobs.test.steps.map((s: any) => s.run ?? "");
+  assert.ok(testRuns.includes("bash .ci/run"), "the repository's CI entry point (apt packages, npm ci, npm test)");
+  assert.ok(testRuns.includes("npm run typecheck"));
   assert.deepEqual(ci.jobs.plan.strategy.matrix.stack, ["dev", "prod"]);
   assert.match(ci.jobs.plan.steps.at(-1).run, /npm run --silent plan -- --stack "\$STACK"/);
   assert.match(ci.jobs.plan.steps.at(-1).run, /pipefail/, "a violation fails the step through the pipe");

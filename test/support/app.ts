@@ -100,9 +100,22 @@ export interface Stack {
 
 /** Postgres + Redis + fakes + the app in this process: what most app tests need. */
 export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
-  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  const started = await Promise.allSettled([startPostgres(), startRedis(), startFakes()]);
+  const stopStarted = () => Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    await stopStarted();
+    throw failed.reason;
+  }
+  const [pg, redis, fakes] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [PostgresServer, RedisServer, Fakes];
   const env = appEnv({ databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
-  const app = await startApp(env);
+  let app: TestApp;
+  try {
+    app = await startApp(env);
+  } catch (err) {
+    await stopStarted();
+    throw err;
+  }
   return {
     url: app.url,
     app,

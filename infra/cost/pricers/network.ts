@@ -13,7 +13,7 @@ export function natGateway(nat: PlannedResource, ctx: PricingContext): Pricing {
   return steady(hours + data, `730 h + ${round(gb)} GB processed (${ctx.usage.natGbPerMonth} GB/month over ${gateways} gateway(s))`);
 }
 
-export function publicIpv4(eip: PlannedResource, ctx: PricingContext): Pricing {
+export function publicIpv4(_eip: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("vpc:public-ipv4-hour") * ctx.hoursPerMonth, "public IPv4 address, 730 h");
 }
 

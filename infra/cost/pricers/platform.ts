@@ -32,11 +32,11 @@ export function eksCluster(r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd(key) * ctx.hoursPerMonth, detail);
 }
 
-export function kmsKey(r: PlannedResource, ctx: PricingContext): Pricing {
+export function kmsKey(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("kms:key"), "customer managed key (requests not counted)");
 }
 
-export function secret(r: PlannedResource, ctx: PricingContext): Pricing {
+export function secret(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("secretsmanager:secret"), "secret (API calls not counted)");
 }
 
@@ -49,14 +49,14 @@ export function logGroup(r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(monthly, `usage: ${ingestGb} GB/month ingested, kept ${retentionDays ? `${retentionDays} d` : "forever (counted as 12 months)"}`);
 }
 
-export function metricAlarm(r: PlannedResource, ctx: PricingContext): Pricing {
+export function metricAlarm(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("cloudwatch:alarm"), "standard-resolution alarm");
 }
 
-export function dashboard(r: PlannedResource, ctx: PricingContext): Pricing {
+export function dashboard(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("cloudwatch:dashboard"), "dashboard (the account's first 3 are free; not counted)");
 }
 
-export function hostedZone(r: PlannedResource, ctx: PricingContext): Pricing {
+export function hostedZone(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.prices.usd("route53:hosted-zone"), "hosted zone (queries not counted)");
 }

@@ -105,12 +105,12 @@ export function s3Bucket(r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(monthly, `usage: ${u.standardGb} GB Standard + ${u.glacierGb} GB Glacier Flexible Retrieval`);
 }
 
-export function backupVault(r: PlannedResource, ctx: PricingContext): Pricing {
+export function backupVault(_r: PlannedResource, ctx: PricingContext): Pricing {
   const gb = ctx.usage.backupGb;
   return steady(gb * ctx.prices.usd("backup:rds-snapshot"), `usage: ${gb} GB of RDS recovery points at ${usd(ctx.prices.usd("backup:rds-snapshot"))}/GB-month`);
 }
 
-export function ecrRepository(r: PlannedResource, ctx: PricingContext): Pricing {
+export function ecrRepository(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.usage.ecrGb * ctx.prices.usd("ecr:storage"), `usage: ${ctx.usage.ecrGb} GB of images`);
 }
 

@@ -1,0 +1,111 @@
+// Connects the monitoring stack (monitoring.ts) to this environment: sizing from the tier, Loki's S3
+// bucket and IRSA role in prod tiers, the exporters' credentials as Secrets, alert receivers from secret config.
+import * as aws from "@pulumi/aws";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { privateBucket } from "../platform/private-bucket.ts";
+import type { Tier } from "../tiers.ts";
+import { EXPORTER_SECRET_KEY, Monitoring, type MonitoringSizing } from "./monitoring.ts";
+import { NAMESPACES } from "./names.ts";
+
+export interface ObservabilityArgs {
+  provider: k8s.Provider;
+  prefix: string;
+  region: string;
+  sizes: Tier;
+  namespace: pulumi.Input<string>;
+  oidc: OidcProvider;
+  kmsKeyArn: pulumi.Input<string>;
+  disposable: boolean;
+  database: { address: pulumi.Input<string>; port: pulumi.Input<number>; name: string; user: string; password: pulumi.Input<string> };
+  cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
+  alerting: { slackWebhookUrl?: pulumi.Input<string>; pagerdutyKey?: pulumi.Input<string> };
+}
+
+/** Loki's service account in the monitoring namespace (the chart names it after the release). */
+const LOKI_SERVICE_ACCOUNT = "loki";
+
+export function monitoringSizing(sizes: Tier): MonitoringSizing {
+  const m = sizes.monitoring;
+  return {
+    retentionDays: m.retentionDays,
+    storageGb: m.prometheusStorageGb,
+    prometheusReplicas: m.prometheusReplicas,
+    resources: { cpuRequest: m.prometheusCpuRequest, memoryRequest: m.prometheusMemoryRequest, memoryLimit: m.prometheusMemoryLimit },
+    lokiMode: m.lokiMode,
+    lokiRetentionDays: m.lokiRetentionDays,
+    nodeSelector: sizes.nodeGroups.monitoring ? { role: "monitoring" } : {},
+    gpu: sizes.nodeGroups.gpu !== null,
+  };
+}
+
+export class Observability extends pulumi.ComponentResource {
+  readonly grafanaAdminSecretName: pulumi.Output<string>;
+  readonly logBucket?: pulumi.Output<string>;
+
+  constructor(name: string, args: ObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:workloads:Observability", name, {}, opts);
+    const o = { parent: this };
+    const sizing = monitoringSizing(args.sizes);
+
+    let loki: { bucketName: pulumi.Output<string>; region: string; roleArn: pulumi.Output<string> } | undefined;
+    if (sizing.lokiMode === "s3") {
+      const account = aws.getCallerIdentityOutput({}, o).accountId;
+      const bucket = privateBucket(`${name}-logs`, {
+        bucketName: pulumi.interpolate`${args.prefix}-logs-${account}`,
+        kmsKeyArn: args.kmsKeyArn,
+        versioned: false,
+        disposable: args.disposable,
+        // Loki's compactor deletes by retention; this only catches what it leaves behind.
+        lifecycleRules: [{
+          id: "expire-after-retention",
+          status: "Enabled",
+          filter: { prefix: "" },
+          expiration: { days: args.sizes.monitoring.lokiRetentionDays + 7 },
+          abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
+        }],
+      }, o);
+      const role = irsaRole(`${name}-loki`, {
+        oidc: args.oidc,
+        namespace: NAMESPACES.monitoring,
+        serviceAccount: LOKI_SERVICE_ACCOUNT,
+        inlinePolicy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            { Effect: "Allow", Action: ["s3:ListBucket"], Resource: bucket.arn },
+            { Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: pulumi.interpolate`${bucket.arn}/*` },
+            { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: args.kmsKeyArn },
+          ],
+        }),
+      }, o);
+      loki = { bucketName: bucket.bucket, region: args.region, roleArn: role.arn };
+      this.logBucket = bucket.bucket;
+    }
+
+    const exporterSecret = (id: string, password: pulumi.Input<string>) =>
+      new k8s.core.v1.Secret(`${name}-${id}`, {
+        metadata: { name: id, namespace: args.namespace },
+        type: "Opaque",
+        stringData: { [EXPORTER_SECRET_KEY]: pulumi.secret(password) },
+      }, o).metadata.name;
+
+    const monitoring = new Monitoring(`${name}-stack`, {
+      provider: args.provider,
+      namespace: args.namespace,
+      sizing,
+      loki,
+      postgres: {
+        host: args.database.address,
+        port: args.database.port,
+        database: args.database.name,
+        user: args.database.user,
+        secretName: exporterSecret("postgres-exporter", args.database.password),
+      },
+      redis: { host: args.cache.address, port: args.cache.port, tls: true, secretName: exporterSecret("redis-exporter", args.cache.authToken) },
+      alerting: args.alerting,
+    }, o);
+    this.grafanaAdminSecretName = monitoring.grafanaAdminSecretName;
+    this.registerOutputs({ grafanaAdminSecretName: this.grafanaAdminSecretName });
+  }
+}

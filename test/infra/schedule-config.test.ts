@@ -1,0 +1,114 @@
+// Schedule, backup and budget config: every bad value is refused with one message naming the key and why.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError, parseStackConfig } from "../../infra/config.ts";
+import { TIER_NAMES } from "../../infra/tiers.ts";
+
+const raw = (tier: string, overrides: unknown = {}, extra: Record<string, string> = {}) => ({
+  "aws:region": "us-east-1",
+  "agent-stack:tier": tier,
+  "agent-stack:overrides": JSON.stringify(overrides),
+  ...extra,
+});
+
+function failure(r: Record<string, string>): string {
+  try {
+    parseStackConfig(r, "test");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err.message;
+  }
+  assert.fail("config was accepted");
+}
+
+const offPeak = (w: object) => ({ schedule: { offPeak: { days: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], start: "00:00", end: "06:00", ...w } } });
+
+test("every tier's schedule, backups and budget are valid as shipped", () => {
+  for (const tier of TIER_NAMES) assert.doesNotThrow(() => parseStackConfig(raw(tier), tier), tier);
+});
+
+test("a time that is not HH:MM", () => {
+  assert.equal(
+    failure(raw("medium", offPeak({ start: "24:00" }))),
+    'agent-stack:overrides.schedule.offPeak.start: got "24:00"; allowed: a time HH:MM (00:00-23:59)',
+  );
+  assert.match(failure(raw("medium", offPeak({ end: "6:00" }))), /schedule\.offPeak\.end: got "6:00"; allowed: a time HH:MM/);
+});
+
+test("a window whose start equals its end", () => {
+  assert.equal(
+    failure(raw("medium", offPeak({ start: "06:00" }))),
+    "agent-stack:overrides.schedule.offPeak.end: 06:00 equals start; a window's start and end must differ",
+  );
+});
+
+test("off-peak sizes above the peak sizes", () => {
+  const message = failure(raw("medium", { schedule: { offPeakSizes: { generalNodes: 4, apiMinReplicas: 5 } } }));
+  assert.match(message, /schedule\.offPeakSizes\.generalNodes: 4 is above the peak size nodeGroups\.general\.desired = 3/);
+  assert.match(message, /schedule\.offPeakSizes\.apiMinReplicas: 5 is above the peak size api\.minReplicas = 3/);
+});
+
+test("an off-peak API minimum of 0 (the PodDisruptionBudget needs one pod)", () => {
+  assert.equal(
+    failure(raw("medium", { schedule: { offPeakSizes: { apiMinReplicas: 0 } } })),
+    "agent-stack:overrides.schedule.offPeakSizes.apiMinReplicas: got 0; allowed: >= 1",
+  );
+});
+
+test("off-peak Ollama on GPUs with no GPU node left", () => {
+  assert.match(
+    failure(raw("medium", { schedule: { offPeakSizes: { gpuNodes: 0 } } })),
+    /schedule\.offPeakSizes\.gpuNodes: 0 leaves the 1 off-peak Ollama replica\(s\) without a GPU node; needs >= 1/,
+  );
+});
+
+test("a time zone that is not an IANA name, or not spelled as one", () => {
+  for (const tz of ["Mars/Olympus", "GMT+1", "europe/berlin"]) {
+    assert.equal(
+      failure(raw("medium", { schedule: { timezone: tz } })),
+      `agent-stack:overrides.schedule.timezone: "${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC`,
+    );
+  }
+  assert.equal(parseStackConfig(raw("medium", { schedule: { timezone: "America/New_York" } }), "t").sizes.schedule.timezone, "America/New_York");
+});
+
+test("an off-peak window in the hours work-hours-only switches everything off", () => {
+  assert.match(
+    failure(raw("dev", offPeak({}))),
+    /^agent-stack:overrides\.schedule\.offPeak: MON,TUE,WED,THU,FRI,SAT,SUN 00:00-06:00 overlaps the hours outside workHoursOnly \(MON,TUE,WED,THU,FRI 08:00-20:00\)/,
+  );
+  // Inside work hours it is fine (a lunch-time dip).
+  const ok = parseStackConfig(raw("dev", offPeak({ days: ["MON", "FRI"], start: "12:00", end: "13:30" })), "dev");
+  assert.equal(ok.sizes.schedule.offPeak?.start, "12:00");
+});
+
+test("work-hours-only with RDS read replicas (RDS cannot stop such an instance)", () => {
+  assert.match(failure(raw("dev", { database: { readReplicas: 1 } })), /database\.readReplicas: 1: RDS cannot stop an instance with read replicas/);
+});
+
+test("a Qdrant snapshot cron that is not one, or that fires while work-hours-only has the cluster off", () => {
+  const cron = (c: string) => failure(raw("dev", { backups: { qdrantSnapshotCron: c } }));
+  assert.match(cron("0 12 * *"), /backups\.qdrantSnapshotCron: "0 12 \* \*" is not a five-field cron expression: has 4 fields/);
+  assert.match(cron("0 24 * * 3"), /hour "24" is outside 0-23/);
+  assert.match(cron("0 3 * * 0"), /backups\.qdrantSnapshotCron: "0 3 \* \* 0" can fire outside workHoursOnly/);
+  assert.match(cron("0 12 * * SAT"), /can fire outside workHoursOnly/);
+  assert.match(cron("0 12 1 * *"), /can fire outside workHoursOnly/, "the 1st of a month can be a Sunday");
+  assert.doesNotThrow(() => parseStackConfig(raw("dev", { backups: { qdrantSnapshotCron: "30 9 * * MON-FRI" } }), "dev"));
+  assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { qdrantSnapshotCron: "0 2 * * 0" } }), "prod"));
+});
+
+test("backups that expire before they reach Glacier", () => {
+  assert.equal(
+    failure(raw("medium", { backups: { expireAfterDays: 30 } })),
+    "agent-stack:overrides.backups.expireAfterDays: 30 must be above glacierAfterDays 30",
+  );
+});
+
+test("budget: an override must be a positive amount; the SNS topic must be an SNS ARN", () => {
+  assert.match(failure(raw("medium", { budget: { monthlyUsd: 0 } })), /^agent-stack:overrides\.budget\.monthlyUsd: got 0/);
+  assert.equal(parseStackConfig(raw("medium", { budget: { monthlyUsd: 9000 } }), "prod").sizes.budget.monthlyUsd, 9000);
+  assert.match(
+    failure(raw("medium", {}, { "agent-stack:budgetSnsTopicArn": "budget-alerts" })),
+    /^agent-stack:budgetSnsTopicArn: got "budget-alerts"; allowed: an SNS topic ARN/,
+  );
+});
