@@ -2,7 +2,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, parseStackConfig, type StackConfig } from "./config.ts";
-import { Backups } from "./platform/backups.ts";
+import { Backups, rdsBackupWindow } from "./platform/backups.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
 import { CiRoles } from "./platform/ci-roles.ts";
@@ -77,6 +77,7 @@ export async function buildStack(): Promise<BuiltStack> {
     sizes: sizes.database,
     disposable,
     snapshotIdentifier: config.restore.rdsSnapshotId,
+    backupWindow: rdsBackupWindow(sizes.schedule),
     backupTags: { [backupTag.key]: backupTag.value },
   }, opts);
 

@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
 import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
+import { exitAfterFlush } from "./exit.ts";
 import { runPlan } from "./harness.ts";
 import { renderMarkdown, renderTable } from "./report.ts";
 import { review } from "./review.ts";
@@ -43,7 +44,7 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  exitAfterFlush,
   (err: unknown) => {
     if (err instanceof UnknownStackError || err instanceof ConfigError || (err instanceof Error && err.name === "TypeError" && "code" in err)) {
       console.error(`plan: ${(err as Error).message}`);

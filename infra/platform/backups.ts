@@ -123,6 +123,31 @@ export class Backups extends pulumi.ComponentResource {
  * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
  * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
  */
+/**
+ * RDS's own daily backup window (UTC, one hour). A work-hours-only database is stopped at night, so its
+ * window sits mid-way through the work hours (converted from the tier's time zone at today's offset).
+ */
+export function rdsBackupWindow(schedule: Tier["schedule"]): string {
+  const w = schedule.workHoursOnly;
+  if (!w) return "03:00-04:00"; // inside the off-peak window, before the Backup plan's 01:00 run has finished copying
+  const localMinutes = Number(midpoint(w.start, w.end).slice(0, 2)) * 60;
+  const utcMinutes = (localMinutes - utcOffsetMinutes(schedule.timezone, new Date()) + 1440) % 1440;
+  const start = Math.ceil(utcMinutes / 60) % 24; // on the next whole UTC hour, still inside the work hours
+  const hh = (h: number) => String(h % 24).padStart(2, "0");
+  return `${hh(start)}:00-${hh(start + 1)}:00`;
+}
+
+/** Minutes the zone is ahead of UTC at `at` (Asia/Kolkata: 330). */
+function utcOffsetMinutes(timeZone: string, at: Date): number {
+  const minutesOfDay = (zone: string) => {
+    const parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+    const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
+    return get("hour") * 60 + get("minute");
+  };
+  const diff = (minutesOfDay(timeZone) - minutesOfDay("UTC") + 1440) % 1440;
+  return diff > 720 ? diff - 1440 : diff;
+}
+
 export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]): BackupRule[] {
   const retention = {
     daily: sizes.daily.keepDays,
@@ -145,7 +170,7 @@ export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]):
 }
 
 /** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
-function midpoint(start: string, end: string): string {
+export function midpoint(start: string, end: string): string {
   const toMin = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
   const length = (toMin(end) - toMin(start) + 1440) % 1440;
   const hour = Math.floor(((toMin(start) + length / 2) % 1440) / 60);

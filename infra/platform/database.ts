@@ -18,6 +18,8 @@ export interface DatabaseArgs {
   disposable: boolean;
   /** Create the database from this snapshot (restore path). */
   snapshotIdentifier?: string;
+  /** RDS automated backup window, UTC ("hh:mm-hh:mm"), when the instance is running. */
+  backupWindow: string;
   /** Tags that put the instance into an AWS Backup selection. */
   backupTags: Record<string, string>;
 }
@@ -109,7 +111,7 @@ export class Database extends pulumi.ComponentResource {
       publiclyAccessible: false,
       multiAz: s.multiAz,
       backupRetentionPeriod: s.backupRetentionDays,
-      backupWindow: "03:00-04:00", // UTC, inside the off-peak window
+      backupWindow: args.backupWindow,
       maintenanceWindow: "sun:04:30-sun:05:30",
       copyTagsToSnapshot: true,
       deletionProtection: s.deletionProtection && protect,

@@ -5,11 +5,13 @@ import { api } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 
 const BODY_LIMIT = 64 * 1024;
+// Generous: the 100-document boundary case must finish well inside it on a loaded CI machine.
+const REQUEST_TIMEOUT = 5000;
 let stack: Stack;
 let user: ReturnType<typeof api>;
 
 before(async () => {
-  stack = await startStack({ BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_PER_MINUTE: "10000" });
+  stack = await startStack({ BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_PER_MINUTE: "10000", REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT) });
   user = api(stack.url, USER_KEY);
 });
 after(() => stack.stop());
@@ -87,4 +89,15 @@ test("the boundaries themselves are accepted: a 5000-character query, top_k 50, 
   const many = await user.post("/api/v1/documents", { documents: Array.from({ length: 100 }, (_, i) => ({ text: `document ${i}` })) });
   assert.equal(many.status, 201, many.text);
   assert.equal(many.body.documents.length, 100);
+});
+
+test("a request still running after REQUEST_TIMEOUT_MS is answered 504 with a reason", async () => {
+  stack.fakes.ollama.knobs.latencyMs = REQUEST_TIMEOUT + 1000; // below OLLAMA_TIMEOUT_MS, above the request timeout
+  try {
+    const res = await user.post("/api/v1/query", { query: "a question that takes too long" });
+    assert.equal(res.status, 504, res.text);
+    assert.equal(res.body.error, `request took longer than ${REQUEST_TIMEOUT} ms`);
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+  }
 });

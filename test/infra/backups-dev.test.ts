@@ -30,13 +30,13 @@ test("the Qdrant snapshot runs weekly, inside work hours", () => {
 });
 
 test("bucket and vault go with the stack", () => {
-  const bucket = one(plan, "aws:s3/bucket:Bucket");
+  const bucket = one(plan, "aws:s3/bucket:Bucket", "backups-bucket");
   assert.equal(inputs(bucket).forceDestroy, true);
   assert.equal(bucket.options.protect, undefined);
   const vault = one(plan, "aws:backup/vault:Vault");
   assert.equal(inputs(vault).forceDestroy, true);
   assert.equal(vault.options.protect, undefined);
-  const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")).rules;
+  const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket")).rules;
   assert.deepEqual([rule.transitions[0].days, rule.expiration.days], [tier.backups.glacierAfterDays, tier.backups.expireAfterDays]);
 });
 

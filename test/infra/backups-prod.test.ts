@@ -9,7 +9,7 @@ import { inputs, ofType, one } from "../support/plan.ts";
 const plan = await runPlan({ stack: "prod" });
 const tier = TIERS.medium;
 const dataKeyArn = "arn:aws:mock:us-east-1:123456789012:Key/data";
-const bucketArn = `arn:aws:mock:us-east-1:123456789012:Bucket/${one(plan, "aws:s3/bucket:Bucket").name}`;
+const bucketArn = `arn:aws:mock:us-east-1:123456789012:Bucket/${one(plan, "aws:s3/bucket:Bucket", "backups-bucket").name}`;
 
 test("the vault is encrypted with the data key and protected", () => {
   const vault = one(plan, "aws:backup/vault:Vault");
@@ -71,7 +71,7 @@ test("RDS keeps point-in-time recovery on its own; ElastiCache keeps daily snaps
 });
 
 test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", () => {
-  const bucket = one(plan, "aws:s3/bucket:Bucket");
+  const bucket = one(plan, "aws:s3/bucket:Bucket", "backups-bucket");
   assert.equal(bucket.options.protect, true);
   assert.equal(inputs(bucket).forceDestroy, false);
   assert.equal(inputs(bucket).bucket, "agent-stack-prod-backups-123456789012");
@@ -88,7 +88,7 @@ test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", 
 });
 
 test("bucket objects move to Glacier and expire after the tier's days", () => {
-  const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")).rules;
+  const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket")).rules;
   assert.equal(rule.status, "Enabled");
   assert.deepEqual(rule.transitions, [{ days: tier.backups.glacierAfterDays, storageClass: "GLACIER" }]);
   assert.deepEqual(rule.expiration, { days: tier.backups.expireAfterDays });
@@ -142,4 +142,14 @@ test("restore handles are stack outputs", () => {
   assert.equal(plan.outputs.backupVault, "agent-stack-prod");
   assert.equal(plan.outputs.dbInstanceId, "agent-stack-prod");
   assert.equal(plan.outputs.cacheReplicationGroupId, "agent-stack-prod");
+});
+
+test("Loki's log bucket in prod is private, KMS-encrypted and expires what Loki leaves behind", () => {
+  const name = "observability-logs";
+  const of = (type: string) => inputs(one(plan, type, name));
+  assert.equal(of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").restrictPublicBuckets, true);
+  assert.equal(of("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").rules[0].applyServerSideEncryptionByDefault.sseAlgorithm, "aws:kms");
+  assert.equal(of("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").rules[0].expiration.days, 30 + 7);
+  const role = inputs(one(plan, "aws:iam/role:Role", "observability-loki"));
+  assert.match(role.assumeRolePolicy, /system:serviceaccount:monitoring:loki/);
 });

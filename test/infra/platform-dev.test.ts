@@ -51,3 +51,8 @@ test("dev ECR can be force-deleted; launch templates still require IMDSv2", () =
   for (const t of ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate")) assert.equal(inputs(t).metadataOptions.httpTokens, "required");
   assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX));
 });
+
+test("dev's RDS backs up while it runs: its backup window is inside work hours, not at night", () => {
+  const db = inputs(one(plan, "aws:rds/instance:Instance"));
+  assert.equal(db.backupWindow, "14:00-15:00"); // mid-way through 08:00-20:00 UTC
+});

@@ -166,3 +166,8 @@ test("the VPC CNI enforces NetworkPolicies", () => {
   const cni = inputs(one(plan, "aws:eks/addon:Addon", "cluster-vpc-cni"));
   assert.equal(JSON.parse(cni.configurationValues).enableNetworkPolicy, "true");
 });
+
+test("prod's RDS backs up inside the off-peak window", () => {
+  const db = inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => !inputs(d).replicateSourceDb)!);
+  assert.equal(db.backupWindow, "03:00-04:00");
+});

@@ -8,5 +8,6 @@ export { metricValue, scrape } from "./metrics.ts";
 export { startPostgres } from "./postgres.ts";
 export type { PostgresServer } from "./postgres.ts";
 export { freePort, waitFor } from "./process.ts";
+export type { ManagedServer } from "./process.ts";
 export { startRedis } from "./redis.ts";
 export type { RedisServer } from "./redis.ts";

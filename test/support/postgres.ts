@@ -3,20 +3,11 @@ import { existsSync } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, spawnTracked, stopProcess, waitFor } from "./process.ts";
+import { freePort, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
 const BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
 
-export interface PostgresServer {
-  url: string;
-  port: number;
-  /** Stops the server, keeping its data, so start() can bring it back (an outage). */
-  halt(): Promise<void>;
-  start(): Promise<void>;
-  restart(): Promise<void>;
-  /** Stops the server for good and deletes its data directory. */
-  stop(): Promise<void>;
-}
+export type PostgresServer = ManagedServer;
 
 /** The uid/gid to run as: initdb and postgres refuse root, so root runs them as the `postgres` user. */
 function serverUser(): { uid: number; gid: number } | undefined {

@@ -43,3 +43,15 @@ export function stopProcess(child: ChildProcess, signal: NodeJS.Signals = "SIGTE
     child.kill(signal);
   });
 }
+
+/** A server process a test can take down and bring back (an outage), then stop for good. */
+export interface ManagedServer {
+  url: string;
+  port: number;
+  /** Stops the server, keeping its data, so start() can bring it back. */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Stops the server for good and removes what it left on disk. */
+  stop(): Promise<void>;
+}

@@ -1,16 +1,9 @@
 import type { ChildProcess } from "node:child_process";
 import { connect } from "node:net";
-import { freePort, spawnTracked, stopProcess, waitFor } from "./process.ts";
+import { freePort, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
-export interface RedisServer {
-  url: string;
-  port: number;
-  /** Stops the server (an outage); start() brings it back, empty. */
-  halt(): Promise<void>;
-  start(): Promise<void>;
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
+/** Redis keeps no data across halt(): it runs without persistence. */
+export type RedisServer = ManagedServer;
 
 function pong(port: number): Promise<boolean> {
   return new Promise((resolve) => {
