@@ -1,4 +1,4 @@
-// GitHub Actions access for the delivery pipeline (.github/workflows, policy/README-ci-setup.md): a deploy
+// GitHub Actions access for the delivery pipeline (.github/workflows, README "Delivery pipeline"): a deploy
 // role only this repository's `<stack>` environment can assume, a read-only preview role for pull requests,
 // and EKS access entries so `pulumi up` / `pulumi preview` reach the cluster's API.
 import * as aws from "@pulumi/aws";

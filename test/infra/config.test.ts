@@ -1,21 +1,14 @@
 // Stack config validation: every bad value names the key, the value and what is allowed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, parseStackConfig } from "../../infra/config.ts";
+import { configFailure } from "../support/config.ts";
+import { parseStackConfig } from "../../infra/config.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const base = { "aws:region": "us-east-1", "agent-stack:tier": "medium" };
 const withOverrides = (o: unknown) => ({ ...base, "agent-stack:overrides": JSON.stringify(o) });
 
-function failure(raw: Record<string, string>): string {
-  try {
-    parseStackConfig(raw, "test");
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.message;
-  }
-  assert.fail("config was accepted");
-}
+const failure = configFailure;
 
 test("a valid stack gets its tier's sizes", () => {
   const config = parseStackConfig(base, "prod");

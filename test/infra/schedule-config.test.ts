@@ -1,7 +1,8 @@
 // Schedule, backup and budget config: every bad value is refused with one message naming the key and why.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, parseStackConfig } from "../../infra/config.ts";
+import { configFailure } from "../support/config.ts";
+import { parseStackConfig } from "../../infra/config.ts";
 import { TIER_NAMES } from "../../infra/tiers.ts";
 
 const raw = (tier: string, overrides: unknown = {}, extra: Record<string, string> = {}) => ({
@@ -11,15 +12,7 @@ const raw = (tier: string, overrides: unknown = {}, extra: Record<string, string
   ...extra,
 });
 
-function failure(r: Record<string, string>): string {
-  try {
-    parseStackConfig(r, "test");
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.message;
-  }
-  assert.fail("config was accepted");
-}
+const failure = configFailure;
 
 const offPeak = (w: object) => ({ schedule: { offPeak: { days: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], start: "00:00", end: "06:00", ...w } } });
 

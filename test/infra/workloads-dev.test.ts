@@ -7,18 +7,10 @@ import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import type { PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, podSpecOf, WORKLOAD_TYPES, type Container } from "../../policy/lib/k8s.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
+import { workloadView } from "../support/workloads.ts";
 
 const plan = await runPlan({ stack: "dev" });
-const workloads = plan.resources.filter((r) => r.component === "workloads");
-const k8sWorkloads = workloads.filter((r) => WORKLOAD_TYPES.includes(r.type));
-const pod = (r: PlannedResource) => podSpecOf(r.type, inputs(r))!;
-const container = (r: PlannedResource, name: string) => containersOf(pod(r)).find((c) => c.name === name)!;
-const envOf = (c: Container) => Object.fromEntries((c.env as { name: string }[]).map((e) => [e.name, e as Record<string, any>]));
-
-const deployment = one(plan, "kubernetes:apps/v1:Deployment", "agent-api");
-const api = container(deployment, "api");
-const ollama = one(plan, "kubernetes:apps/v1:StatefulSet", "ollama");
-const qdrant = one(plan, "kubernetes:apps/v1:StatefulSet", "qdrant");
+const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
 
 test("dev builds the same app/Dockerfile for linux/amd64 into its own repository and runs it by digest", () => {
   const image = inputs(one(plan, "docker:index/image:Image"));
