@@ -79,3 +79,17 @@ test("table format groups by component and shows the sizes that matter", () => {
   assert.match(run.stdout, /t3\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
   assert.match(run.stdout, /db\.t4g\.small single-AZ/);
 });
+
+test("the plan carries its cost and policy verdict, and a mandatory violation fails it", () => {
+  const ok = plan("--stack", "dev", "--format", "json");
+  assert.equal(ok.status, 0, ok.stderr);
+  const json = JSON.parse(ok.stdout);
+  assert.ok(json.cost.monthlyUsd > 0 && json.cost.onDemandMonthlyUsd >= json.cost.monthlyUsd);
+  assert.deepEqual(json.cost.unpriced, []);
+  assert.deepEqual(json.policies.violations.filter((v: any) => v.level === "mandatory"), []);
+
+  const bad = plan("--stack", "dev", "--config", 'agent-stack:overrides={"database":{"backupRetentionDays":1}}', "--format", "json");
+  assert.equal(bad.status, 1);
+  const violations = JSON.parse(bad.stdout).policies.violations;
+  assert.ok(violations.some((v: any) => v.policy === "rds-backup-retention" && v.level === "mandatory"), JSON.stringify(violations));
+});

@@ -1,0 +1,28 @@
+// Checks shared by the dev and prod observability tests: what the monitoring stack puts into a real plan.
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import type { Plan } from "../../infra/plan/types.ts";
+import { inputs, ofType, one } from "./plan.ts";
+
+const files = (dir: string) => readdirSync(new URL(`../../monitoring/${dir}`, import.meta.url));
+
+export function assertMonitoringDeployed(plan: Plan, expect: { retentionDays: number; storageGb: number; loki: "filesystem" | "s3"; gpu: boolean }) {
+  const releases = ofType(plan, "kubernetes:helm.sh/v3:Release").filter((r) => r.component === "observability");
+  const charts = releases.map((r) => inputs(r).chart).sort();
+  const expected = ["alloy", "kube-prometheus-stack", "loki", "prometheus-postgres-exporter", "prometheus-redis-exporter", ...(expect.gpu ? ["dcgm-exporter"] : [])];
+  assert.deepEqual(charts, expected.sort());
+  for (const r of releases) assert.match(inputs(r).version, /^\d+\.\d+\.\d+$/, `${r.name} chart version is not pinned`);
+
+  const spec = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.prometheus.prometheusSpec;
+  assert.equal(spec.retention, `${expect.retentionDays}d`);
+  assert.equal(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage, `${expect.storageGb}Gi`);
+
+  const lokiStorage = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values.loki.storage.type;
+  assert.equal(lokiStorage, expect.loki);
+
+  assert.equal(ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").length, files("prometheus/rules").length);
+  const dashboards = ofType(plan, "kubernetes:core/v1:ConfigMap").filter((c) => inputs(c).metadata?.labels?.grafana_dashboard === "1");
+  assert.equal(dashboards.length, files("grafana/dashboards").length);
+  const monitors = ofType(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((m) => inputs(m).metadata.name).sort();
+  assert.deepEqual(monitors, ["agent-api", "qdrant"]);
+}
