@@ -279,10 +279,18 @@ function decode(value: string): unknown {
 }
 
 function deepMerge(base: unknown, over: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : likeBase(base, over);
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
   return out;
+}
+
+/** `pulumi config set --path` may store 8 or true as strings; read them as the type the tier has there. */
+function likeBase(base: unknown, over: unknown): unknown {
+  if (typeof over !== "string") return over;
+  if (typeof base === "number" && /^-?\d+(\.\d+)?$/.test(over)) return Number(over);
+  if (typeof base === "boolean" && (over === "true" || over === "false")) return over === "true";
+  return over;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { cron, endDays } from "../platform/schedules.ts";
 import type { Tier, Window } from "../tiers.ts";
 import { API } from "./names.ts";
-import { labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
 
 export interface OffPeakScalerArgs {
   namespace: pulumi.Input<string>;
@@ -67,13 +67,7 @@ export class OffPeakScaler extends pulumi.ComponentResource {
       new k8s.batch.v1.CronJob(jobName, {
         metadata: { name: jobName, namespace: args.namespace, labels },
         spec: {
-          schedule,
-          timeZone: args.timezone,
-          concurrencyPolicy: "Forbid",
-          // A run missed by up to an hour (control-plane hiccup) still happens.
-          startingDeadlineSeconds: 3600,
-          successfulJobsHistoryLimit: 1,
-          failedJobsHistoryLimit: 3,
+          ...cronTiming(schedule, args.timezone),
           jobTemplate: {
             spec: {
               backoffLimit: 4,

@@ -86,3 +86,16 @@ export function disruptionBudget(
     spec: { maxUnavailable: 1, selector: selectorFor(name) },
   }, opts);
 }
+
+/** When a CronJob runs: one run at a time, a run missed by up to an hour (control-plane hiccup) still
+ * happens, the last success and a few failures kept for `kubectl logs`. */
+export function cronTiming(schedule: string, timeZone: string) {
+  return {
+    schedule,
+    timeZone,
+    concurrencyPolicy: "Forbid",
+    startingDeadlineSeconds: 3600,
+    successfulJobsHistoryLimit: 1,
+    failedJobsHistoryLimit: 3,
+  } satisfies Partial<k8s.types.input.batch.v1.CronJobSpec>;
+}

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
-import { labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
 
 export interface QdrantSnapshotsArgs {
   namespace: pulumi.Input<string>;
@@ -84,12 +84,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
     new k8s.batch.v1.CronJob(QDRANT_SNAPSHOT_JOB, {
       metadata: { name: QDRANT_SNAPSHOT_JOB, namespace: args.namespace, labels },
       spec: {
-        schedule: args.cron,
-        timeZone: args.timezone,
-        concurrencyPolicy: "Forbid",
-        startingDeadlineSeconds: 3600,
-        successfulJobsHistoryLimit: 1,
-        failedJobsHistoryLimit: 3,
+        ...cronTiming(args.cron, args.timezone),
         jobTemplate: {
           spec: {
             backoffLimit: 1,

@@ -81,3 +81,11 @@ test("the README documents exactly the keys the program reads", async () => {
   const { DOCUMENTED_KEYS } = await import("../../infra/config-table.ts");
   assert.deepEqual(DOCUMENTED_KEYS.map(([k]) => k).sort(), [...STACK_KEYS, ...SECRET_KEYS].sort());
 });
+
+test("numbers and booleans given as strings (pulumi config set --path) are read as the tier's types", () => {
+  const config = parseStackConfig(withOverrides({ nodeGroups: { general: { max: "8" } }, database: { multiAz: "false" }, api: { cpuRequest: "2" } }), "prod");
+  assert.equal(config.sizes.nodeGroups.general.max, 8);
+  assert.equal(config.sizes.database.multiAz, false);
+  assert.equal(config.sizes.api.cpuRequest, "2");
+  assert.match(failure(withOverrides({ nodeGroups: { general: { max: "eight" } } })), /nodeGroups\.general\.max: got "eight"; allowed: number/);
+});
