@@ -1,0 +1,260 @@
+// The tier schema: every size a stack can override, with the rules that span sections (off-peak sizes
+// within peak sizes, schedules that fit work hours, backup timing). infra/config.ts merges overrides over
+// a tier and validates the result with `tierSchema`.
+import { z } from "zod";
+import { DAYS, TIER_NAMES, type Tier, type Window } from "./tiers.ts";
+
+const count = z.number().int().min(0);
+const positive = z.number().int().min(1);
+const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "a Kubernetes quantity like 500m, 2 or 512Mi");
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time HH:MM (00:00-23:59)");
+
+const nodeGroup = z
+  .object({
+    instanceTypes: z.array(z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/, "an EC2 instance type like c6i.2xlarge")).min(1),
+    capacityType: z.enum(["ON_DEMAND", "SPOT"]),
+    min: count,
+    desired: count,
+    max: positive,
+    diskGb: z.number().int().min(20),
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    if (g.min > g.max) ctx.addIssue({ code: "custom", path: ["min"], message: `${g.min} is above max ${g.max}; needs min <= desired <= max` });
+    else if (g.desired < g.min || g.desired > g.max) {
+      ctx.addIssue({ code: "custom", path: ["desired"], message: `${g.desired} is outside min ${g.min}..max ${g.max}; needs min <= desired <= max` });
+    }
+  });
+
+const window = z
+  .object({ days: z.array(z.enum(DAYS)).min(1), start: hhmm, end: hhmm })
+  .strict()
+  .superRefine((w, ctx) => {
+    if (w.start === w.end) ctx.addIssue({ code: "custom", path: ["end"], message: `${w.end} equals start; a window's start and end must differ` });
+  });
+
+export const tierSchema = z
+  .object({
+    name: z.enum(TIER_NAMES),
+    network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz"]) }).strict(),
+    nodeGroups: z
+      .object({ general: nodeGroup, vector: nodeGroup.nullable(), gpu: nodeGroup.nullable(), monitoring: nodeGroup.nullable() })
+      .strict(),
+    database: z
+      .object({
+        instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.2xlarge"),
+        allocatedStorageGb: z.number().int().min(20),
+        maxAllocatedStorageGb: z.number().int().min(20),
+        multiAz: z.boolean(),
+        readReplicas: count.max(5),
+        replicaInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.xlarge"),
+        backupRetentionDays: z.number().int().min(1).max(35),
+        performanceInsights: z.boolean(),
+        deletionProtection: z.boolean(),
+        maxConnections: z.number().int().min(20),
+      })
+      .strict()
+      .superRefine((d, ctx) => {
+        if (d.allocatedStorageGb > d.maxAllocatedStorageGb) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["allocatedStorageGb"],
+            message: `${d.allocatedStorageGb} is above maxAllocatedStorageGb ${d.maxAllocatedStorageGb}`,
+          });
+        }
+      }),
+    cache: z
+      .object({
+        nodeType: z.string().regex(/^cache\.[a-z0-9]+\.[a-z0-9]+$/, "an ElastiCache node type like cache.r6g.large"),
+        nodes: z.number().int().min(1).max(6),
+        snapshotRetentionDays: z.number().int().min(0).max(35),
+      })
+      .strict(),
+    registry: z.object({ keepImages: positive }).strict(),
+    api: z
+      .object({
+        minReplicas: positive,
+        maxReplicas: positive,
+        cpuRequest: quantity,
+        memoryRequest: quantity,
+        cpuLimit: quantity,
+        memoryLimit: quantity,
+      })
+      .strict()
+      .superRefine((a, ctx) => {
+        if (a.minReplicas > a.maxReplicas) {
+          ctx.addIssue({ code: "custom", path: ["minReplicas"], message: `${a.minReplicas} is above maxReplicas ${a.maxReplicas}` });
+        }
+      }),
+    ollama: z
+      .object({
+        replicas: count,
+        gpu: z.boolean(),
+        models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
+        storageGb: positive,
+        cpuRequest: quantity,
+        memoryRequest: quantity,
+        memoryLimit: quantity,
+      })
+      .strict(),
+    qdrant: z
+      .object({ replicas: positive, storageGb: positive, cpuRequest: quantity, memoryRequest: quantity, memoryLimit: quantity })
+      .strict(),
+    monitoring: z
+      .object({
+        retentionDays: positive,
+        prometheusStorageGb: positive,
+        prometheusReplicas: z.number().int().min(1).max(3),
+        prometheusCpuRequest: quantity,
+        prometheusMemoryRequest: quantity,
+        prometheusMemoryLimit: quantity,
+        lokiMode: z.enum(["singleBinary", "s3"]),
+        lokiRetentionDays: positive,
+      })
+      .strict(),
+    schedule: z
+      .object({
+        timezone: z.string().superRefine((tz, ctx) => {
+          if (!isIanaTimeZone(tz)) ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC` });
+        }),
+        offPeak: window.nullable(),
+        // apiMinReplicas >= 1: the API PodDisruptionBudget keeps one pod available, so 0 would block every drain.
+        offPeakSizes: z
+          .object({ generalNodes: count, gpuNodes: count, apiMinReplicas: positive, ollamaReplicas: count })
+          .strict(),
+        workHoursOnly: window.nullable(),
+      })
+      .strict(),
+    backups: z
+      .object({
+        daily: z.object({ keepDays: positive }).strict(),
+        weekly: z.object({ keepWeeks: positive }).strict(),
+        monthly: z.object({ keepMonths: positive }).strict(),
+        qdrantSnapshotCron: z.string().superRefine((expr, ctx) => {
+          const parsed = cronFiringMinutes(expr);
+          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `"${expr}" is not a five-field cron expression: ${parsed}` });
+        }),
+        glacierAfterDays: positive,
+        expireAfterDays: positive,
+      })
+      .strict(),
+    budget: z.object({ monthlyUsd: z.number().positive() }).strict(),
+    guide: z.object({ monthlyUsd: z.number(), reference: z.string() }).strict(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    const sizes = t.schedule.offPeakSizes;
+    const atMost = (key: keyof typeof sizes, peak: number, peakKey: string) => {
+      if (sizes[key] > peak) {
+        ctx.addIssue({ code: "custom", path: ["schedule", "offPeakSizes", key], message: `${sizes[key]} is above the peak size ${peakKey} = ${peak}` });
+      }
+    };
+    atMost("generalNodes", t.nodeGroups.general.desired, "nodeGroups.general.desired");
+    atMost("gpuNodes", t.nodeGroups.gpu?.desired ?? 0, "nodeGroups.gpu.desired");
+    atMost("apiMinReplicas", t.api.minReplicas, "api.minReplicas");
+    atMost("ollamaReplicas", t.ollama.replicas, "ollama.replicas");
+    if (t.ollama.gpu && !t.nodeGroups.gpu) {
+      ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "true needs a gpu node group; set nodeGroups.gpu or ollama.gpu: false" });
+    }
+    checkScheduleFits(t, ctx);
+  });
+
+/** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
+function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
+  const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  if (offPeak && t.ollama.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
+    issue(["schedule", "offPeakSizes", "gpuNodes"], `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`);
+  }
+  if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {
+    issue(["backups", "expireAfterDays"], `${t.backups.expireAfterDays} must be above glacierAfterDays ${t.backups.glacierAfterDays}`);
+  }
+  if (!workHoursOnly) return;
+  const work = windowRanges(workHoursOnly);
+  const shown = `workHoursOnly (${describeWindow(workHoursOnly)})`;
+  if (offPeak && !windowRanges(offPeak).every(([s, e]) => work.some(([ws, we]) => ws <= s && e <= we))) {
+    issue(["schedule", "offPeak"], `${describeWindow(offPeak)} overlaps the hours outside ${shown}, when everything is off; put it inside work hours or set one of them to null`);
+  }
+  if (t.database.readReplicas > 0) {
+    issue(["database", "readReplicas"], `${t.database.readReplicas}: RDS cannot stop an instance with read replicas, and ${shown} stops it at night; needs 0`);
+  }
+  const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);
+  if (typeof firings !== "string" && !firings.every((m) => work.some(([ws, we]) => ws <= m && m < we))) {
+    issue(["backups", "qdrantSnapshotCron"], `"${t.backups.qdrantSnapshotCron}" can fire outside ${shown}, when the cluster is off; pick a time inside work hours`);
+  }
+}
+
+/** Intl also accepts "utc" or "europe/berlin"; AWS and Kubernetes (Go's tzdata) want the exact spelling. */
+function isIanaTimeZone(tz: string): boolean {
+  try {
+    const canonical = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+    return tz === canonical || tz.toLowerCase() !== canonical.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+// Schedule arithmetic in minutes of the week, Monday 00:00 = 0, all in the tier's time zone.
+const DAY_MINUTES = 24 * 60;
+const WEEK_MINUTES = 7 * DAY_MINUTES;
+
+const toMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** A window's occurrences as [start, end) ranges; one ending past midnight runs into the next day. */
+function windowRanges(w: Window): [number, number][] {
+  const start = toMinutes(w.start);
+  const length = (toMinutes(w.end) - start + DAY_MINUTES) % DAY_MINUTES;
+  return w.days.flatMap((day): [number, number][] => {
+    const s = DAYS.indexOf(day) * DAY_MINUTES + start;
+    const e = s + length;
+    return e <= WEEK_MINUTES ? [[s, e]] : [[s, WEEK_MINUTES], [0, e - WEEK_MINUTES]];
+  });
+}
+
+function describeWindow(w: Window): string {
+  return `${w.days.join(",")} ${w.start}-${w.end}`;
+}
+
+const CRON_FIELDS = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  { name: "month", min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], first: 1 },
+  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], first: 0 },
+];
+
+/**
+ * The minutes of the week a five-field cron can fire at, or why it is not one. Day of month and month are
+ * checked but not followed: a cron restricted by them is taken to fire on any day, which is the safe side
+ * for "does it ever fire outside work hours".
+ */
+function cronFiringMinutes(expr: string): number[] | string {
+  const parts = expr.trim().split(/\s+/);
+  if (parts.length !== 5) return `has ${parts.length} fields; needs minute hour day-of-month month day-of-week`;
+  const values: number[][] = [];
+  for (const [i, field] of CRON_FIELDS.entries()) {
+    const parsed = cronField(parts[i].toUpperCase(), field);
+    if (typeof parsed === "string") return `${field.name} "${parts[i]}" ${parsed}`;
+    values.push(parsed);
+  }
+  const [minutes, hours, , , weekdays] = values;
+  const anyDay = parts[2] !== "*" || parts[4] === "*";
+  const days = anyDay ? [0, 1, 2, 3, 4, 5, 6] : [...new Set(weekdays.map((d) => (d + 6) % 7))]; // cron 0/7 = Sunday
+  return days.flatMap((d) => hours.flatMap((h) => minutes.map((m) => d * DAY_MINUTES + h * 60 + m)));
+}
+
+function cronField(text: string, f: (typeof CRON_FIELDS)[number]): number[] | string {
+  const value = (v: string) => (f.names?.includes(v) ? f.names.indexOf(v) + f.first! : /^\d+$/.test(v) ? Number(v) : NaN);
+  const out: number[] = [];
+  for (const item of text.split(",")) {
+    const m = /^(\*|(\w+)(?:-(\w+))?)(?:\/(\d+))?$/.exec(item);
+    if (!m) return "is not a number, range, list or step";
+    const lo = m[1] === "*" ? f.min : value(m[2]);
+    const hi = m[1] === "*" ? f.max : m[3] !== undefined ? value(m[3]) : m[4] !== undefined ? f.max : lo;
+    const step = m[4] === undefined ? 1 : Number(m[4]);
+    if (![lo, hi].every((v) => Number.isInteger(v) && v >= f.min && v <= f.max)) return `is outside ${f.min}-${f.max}`;
+    if (lo > hi || step < 1) return "has an empty range or a step below 1";
+    for (let v = lo; v <= hi; v += step) out.push(v);
+  }
+  return out;
+}
