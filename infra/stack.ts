@@ -123,6 +123,7 @@ export async function buildStack(): Promise<BuiltStack> {
 
   const workloads = new Workloads("workloads", {
     clusterName: cluster.name,
+    kubernetesVersion: config.kubernetesVersion,
     kubeconfig: cluster.kubeconfig,
     oidc: cluster.oidc,
     nodeGroups: Object.values(cluster.nodeGroups),

@@ -57,7 +57,7 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
       }
       if (schedule.workHoursOnly) {
         const w = schedule.workHoursOnly;
-        const [off, on] = scaleTo(spec, 0);
+        const [off, on] = switchOff(spec);
         action("workhours-off", w.end, endDays(w), off);
         action("workhours-on", w.start, w.days, on);
       }
@@ -106,6 +106,17 @@ export function scaleTo(spec: NodeGroupSpec, size: number): [down: AsgSizes, up:
   return [
     { minSize: lowersMin ? size : UNCHANGED, desiredCapacity: size, maxSize: UNCHANGED },
     { minSize: lowersMin ? spec.min : UNCHANGED, desiredCapacity: spec.desired, maxSize: UNCHANGED },
+  ];
+}
+
+/**
+ * Outside work hours the group is off: max 0 too, so nothing (the cluster autoscaler, a manual scale)
+ * can bring a node back before the "on" action restores the group's own sizes.
+ */
+export function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
+  return [
+    { minSize: 0, desiredCapacity: 0, maxSize: 0 },
+    { minSize: spec.min, desiredCapacity: spec.desired, maxSize: spec.max },
   ];
 }
 

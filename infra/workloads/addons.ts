@@ -14,10 +14,13 @@ const ALB_CONTROLLER_POLICY = JSON.stringify(
   JSON.parse(readFileSync(new URL("./alb-controller-iam-policy.json", import.meta.url), "utf8")),
 );
 const ALB_SERVICE_ACCOUNT = "aws-load-balancer-controller";
+const AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler";
 const SYSTEM_NAMESPACE = "kube-system";
 
 export interface ClusterAddonsArgs {
   clusterName: pulumi.Input<string>;
+  /** The cluster's minor version: the autoscaler's image must match it. */
+  kubernetesVersion: string;
   region: string;
   vpcId: pulumi.Input<string>;
   oidc: OidcProvider;
@@ -57,6 +60,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
       resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
     }, o);
 
+    this.clusterAutoscaler(name, args);
+
     release(`${name}-metrics-server`, CHARTS.metricsServer, {
       ...placement("general"),
       resources: { requests: { cpu: "100m", memory: "200Mi" }, limits: { cpu: "500m", memory: "400Mi" } },
@@ -77,6 +82,62 @@ export class ClusterAddons extends pulumi.ComponentResource {
       }, o);
     }
     this.registerOutputs({});
+  }
+
+  /**
+   * Grows a node group (up to its max) when pods are pending and shrinks idle nodes. Managed node groups tag
+   * their ASGs for auto-discovery; the role may only resize ASGs of this cluster. Schedules move min/desired
+   * (and max, when a work-hours tier is off), and the autoscaler stays inside whatever they set.
+   */
+  private clusterAutoscaler(name: string, args: ClusterAddonsArgs) {
+    const o = { parent: this };
+    const role = irsaRole(`${name}-cluster-autoscaler`, {
+      oidc: args.oidc,
+      namespace: SYSTEM_NAMESPACE,
+      serviceAccount: AUTOSCALER_SERVICE_ACCOUNT,
+      inlinePolicy: pulumi.output(args.clusterName).apply((cluster) => JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+            Resource: "*",
+            Condition: { StringEquals: { [`aws:ResourceTag/k8s.io/cluster-autoscaler/${cluster}`]: "owned" } },
+          },
+          {
+            Effect: "Allow",
+            Action: [
+              "autoscaling:DescribeAutoScalingGroups",
+              "autoscaling:DescribeAutoScalingInstances",
+              "autoscaling:DescribeLaunchConfigurations",
+              "autoscaling:DescribeScalingActivities",
+              "autoscaling:DescribeTags",
+              "ec2:DescribeImages",
+              "ec2:DescribeInstanceTypes",
+              "ec2:DescribeLaunchTemplateVersions",
+              "ec2:GetInstanceTypesFromInstanceRequirements",
+              "eks:DescribeNodegroup",
+            ],
+            Resource: "*",
+          },
+        ],
+      })),
+    }, o);
+    release(`${name}-cluster-autoscaler`, CHARTS.clusterAutoscaler, {
+      cloudProvider: "aws",
+      awsRegion: args.region,
+      autoDiscovery: { clusterName: args.clusterName },
+      image: { tag: `v${args.kubernetesVersion}.0` },
+      rbac: { serviceAccount: { name: AUTOSCALER_SERVICE_ACCOUNT, annotations: { "eks.amazonaws.com/role-arn": role.arn } } },
+      extraArgs: {
+        "balance-similar-node-groups": true,
+        expander: "least-waste",
+        "skip-nodes-with-system-pods": false,
+        "scale-down-unneeded-time": "10m",
+      },
+      ...placement("general"),
+      resources: { requests: { cpu: "100m", memory: "300Mi" }, limits: { cpu: "500m", memory: "600Mi" } },
+    }, o);
   }
 }
 

@@ -19,6 +19,7 @@ import { AppSecrets, type AppSecretsArgs } from "./secrets.ts";
 
 export interface WorkloadsArgs {
   clusterName: pulumi.Input<string>;
+  kubernetesVersion: string;
   kubeconfig: pulumi.Input<string>;
   oidc: OidcProvider;
   /** Nothing is deployed before the nodes exist. */
@@ -66,6 +67,7 @@ export class Workloads extends pulumi.ComponentResource {
     const namespace = base.agentNamespace;
     const addons = new ClusterAddons(`${name}-addons`, {
       clusterName: args.clusterName,
+      kubernetesVersion: args.kubernetesVersion,
       region: args.region,
       vpcId: args.vpcId,
       oidc: args.oidc,

@@ -39,6 +39,7 @@ export const IMAGES = {
 export const CHARTS = {
   albController: { chart: "aws-load-balancer-controller", version: "1.14.0", repo: "https://aws.github.io/eks-charts" },
   metricsServer: { chart: "metrics-server", version: "3.12.2", repo: "https://kubernetes-sigs.github.io/metrics-server/" },
+  clusterAutoscaler: { chart: "cluster-autoscaler", version: "9.38.0", repo: "https://kubernetes.github.io/autoscaler" },
   nvidiaDevicePlugin: { chart: "nvidia-device-plugin", version: "0.17.1", repo: "https://nvidia.github.io/k8s-device-plugin" },
 } as const;
 

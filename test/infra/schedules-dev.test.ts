@@ -13,10 +13,10 @@ test("the general node group goes to zero at 20:00 and back at 08:00, Monday to 
   assert.deepEqual(Object.keys(actions).sort(), ["workhours-off", "workhours-on"]);
   const off = actions["workhours-off"];
   const on = actions["workhours-on"];
-  assert.deepEqual([off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize], ["0 20 * * 1-5", "UTC", 0, 0, -1]);
+  assert.deepEqual([off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize], ["0 20 * * 1-5", "UTC", 0, 0, 0]);
   assert.deepEqual(
     [on.recurrence, on.timeZone, on.minSize, on.desiredCapacity, on.maxSize],
-    ["0 8 * * 1-5", "UTC", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
+    ["0 8 * * 1-5", "UTC", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, tier.nodeGroups.general.max],
   );
 });
 

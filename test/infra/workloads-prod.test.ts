@@ -308,3 +308,12 @@ test("namespaces agent and monitoring, all through one server-side-apply provide
     assert.equal(inputs(r).metadata.namespace, "agent", `${r.type} ${r.name}`);
   }
 });
+
+test("the cluster autoscaler grows node groups within their max, and may resize only this cluster's ASGs", () => {
+  const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-cluster-autoscaler"));
+  assert.equal(release.values.autoDiscovery.clusterName, "agent-stack-prod");
+  assert.equal(release.values.image.tag, "v1.35.0");
+  const [resize] = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-cluster-autoscaler-inline")).policy).Statement;
+  assert.deepEqual(resize.Action.sort(), ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]);
+  assert.deepEqual(resize.Condition.StringEquals, { "aws:ResourceTag/k8s.io/cluster-autoscaler/agent-stack-prod": "owned" });
+});
