@@ -198,6 +198,8 @@ export async function buildStack(): Promise<BuiltStack> {
       cacheSecretArn: cache.secretArn,
       ecrRepositoryUrl: registry.repositoryUrl,
       apiUrl: workloads.apiUrl,
+      // With `domain` set: the DNS records that validate its ACM certificate (create them in your zone).
+      ...(config.domain ? { certificateValidationRecords: workloads.certificateValidationRecords } : {}),
       imageDigest: workloads.imageDigest,
       schedule: describeSchedule(sizes),
       dbInstanceId: database.instance.identifier,

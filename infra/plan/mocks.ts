@@ -43,6 +43,14 @@ const COMPUTED: Record<string, Outputs> = {
     repositoryUrl: `${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${inputs.name ?? name}`,
   }),
   "aws:kms/key:Key": ({ name }) => ({ keyId: `key-${name}` }),
+  "aws:acm/certificate:Certificate": ({ inputs }) => ({
+    domainValidationOptions: [{
+      domainName: inputs.domainName,
+      resourceRecordName: `_mock.${inputs.domainName}.`,
+      resourceRecordType: "CNAME",
+      resourceRecordValue: "_mock.acm-validations.aws.",
+    }],
+  }),
   // Known values so tests can prove a generated secret never reaches a resource input in plain text.
   "random:index/randomPassword:RandomPassword": ({ name }) => ({ result: `${MOCK_SECRET_PREFIX}${name}` }),
   "aws:s3/bucketV2:BucketV2": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),

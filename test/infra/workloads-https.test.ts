@@ -31,3 +31,9 @@ test("the Ingress answers for the domain and keeps the streaming idle timeout", 
 test("apiUrl is the https URL of the domain", () => {
   assert.equal(plan.outputs.apiUrl, `https://${DOMAIN}`);
 });
+
+test("the certificate's DNS validation records are a stack output, to create in the domain's zone", () => {
+  assert.deepEqual(plan.outputs.certificateValidationRecords, [
+    { name: `_mock.${DOMAIN}.`, type: "CNAME", value: "_mock.acm-validations.aws." },
+  ]);
+});
