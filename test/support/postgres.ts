@@ -1,11 +1,19 @@
 import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
-const BIN = process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin";
+/** PG_BIN, else the newest server Debian installed (bookworm ships 15, trixie 17). */
+const bin = (tool: string) => path.join(process.env.PG_BIN ?? newestPostgresBin(), tool);
+
+function newestPostgresBin(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  if (versions.length === 0) throw new Error(`no PostgreSQL server under ${root}: run \`npm run test:deps\` (or set PG_BIN)`);
+  return path.join(root, versions[0], "bin");
+}
 
 export type PostgresServer = ManagedServer;
 
@@ -18,13 +26,13 @@ function serverUser(): { uid: number; gid: number } | undefined {
 
 /** A throwaway PostgreSQL cluster on a free loopback port (trust auth, fsync off). */
 export async function startPostgres(): Promise<PostgresServer> {
-  if (!existsSync(path.join(BIN, "postgres"))) throw new Error(`PostgreSQL binaries not found in ${BIN} (set PG_BIN)`);
+  if (!existsSync(bin("postgres"))) throw new Error(`PostgreSQL binaries not found at ${bin("postgres")} (set PG_BIN)`);
   const user = serverUser();
   const dir = await mkdtemp(path.join(tmpdir(), "agent-pg-"));
   await chmod(dir, 0o755);
   if (user) await chown(dir, user.uid, user.gid);
   const data = path.join(dir, "data");
-  const init = spawnSync(path.join(BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"], {
+  const init = spawnSync(bin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"], {
     ...user,
     encoding: "utf8",
   });
@@ -35,13 +43,13 @@ export async function startPostgres(): Promise<PostgresServer> {
 
   const start = async () => {
     child = spawnTracked(
-      path.join(BIN, "postgres"),
+      bin("postgres"),
       ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
       { ...user },
     );
     child.stdout?.resume();
     child.stderr?.resume();
-    await waitFor("postgres", async () => spawnSync(path.join(BIN, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]).status === 0);
+    await waitFor("postgres", async () => spawnSync(bin("pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]).status === 0);
   };
   // SIGINT is Postgres' "fast" shutdown: open connections are cut, as in an outage.
   const halt = async () => {
