@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
+import { freePort, managedServer, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
 /** PG_BIN, else the newest server Debian installed (bookworm ships 15, trixie 17). */
 const bin = (tool: string) => path.join(process.env.PG_BIN ?? newestPostgresBin(), tool);
@@ -57,19 +57,5 @@ export async function startPostgres(): Promise<PostgresServer> {
     child = undefined;
   };
 
-  await start();
-  return {
-    url,
-    port,
-    halt,
-    start,
-    restart: async () => {
-      await halt();
-      await start();
-    },
-    stop: async () => {
-      await halt();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return managedServer(url, port, { start, halt, cleanUp: () => rm(dir, { recursive: true, force: true }) });
 }

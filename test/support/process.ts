@@ -55,3 +55,26 @@ export interface ManagedServer {
   /** Stops the server for good and removes what it left on disk. */
   stop(): Promise<void>;
 }
+
+/** A ManagedServer from its start and halt steps: started once before it is returned. */
+export async function managedServer(
+  url: string,
+  port: number,
+  steps: { start(): Promise<void>; halt(): Promise<void>; cleanUp?(): Promise<void> },
+): Promise<ManagedServer> {
+  await steps.start();
+  return {
+    url,
+    port,
+    halt: steps.halt,
+    start: steps.start,
+    restart: async () => {
+      await steps.halt();
+      await steps.start();
+    },
+    stop: async () => {
+      await steps.halt();
+      await steps.cleanUp?.();
+    },
+  };
+}

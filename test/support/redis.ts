@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { connect } from "node:net";
-import { freePort, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
+import { freePort, managedServer, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
 /** Redis keeps no data across halt(): it runs without persistence. */
 export type RedisServer = ManagedServer;
@@ -43,17 +43,6 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     if (child) await stopProcess(child, "SIGTERM");
     child = undefined;
   };
-  await start();
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
-  return {
-    url: `redis://${auth}127.0.0.1:${port}`,
-    port,
-    halt,
-    start,
-    restart: async () => {
-      await halt();
-      await start();
-    },
-    stop: halt,
-  };
+  return managedServer(`redis://${auth}127.0.0.1:${port}`, port, { start, halt });
 }
