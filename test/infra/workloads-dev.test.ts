@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
-import type { PlannedResource } from "../../infra/plan/types.ts";
-import { containersOf, parseImage, podSpecOf, WORKLOAD_TYPES, type Container } from "../../policy/lib/k8s.ts";
+import { containersOf, parseImage } from "../../policy/lib/k8s.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
