@@ -15,7 +15,7 @@ export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = 
   ["endpointPublicAccessCidrs", '["0.0.0.0/0"]', "CIDRs allowed to reach the public EKS API endpoint"],
   ["flowLogs", "false", "VPC flow logs (rejected traffic) to CloudWatch"],
   ["domain", "(none)", "DNS name for the API; enables HTTPS with an ACM certificate"],
-  ["notifyEmail", "(none)", "email for budget and alert notifications"],
+  ["notifyEmail", "(none)", "email for the budget notifications (alerts go to Slack and PagerDuty, below)"],
   ["budgetSnsTopicArn", "(none)", "SNS topic for budget notifications (with or instead of notifyEmail)"],
   ["restore", "{}", "`{\"rdsSnapshotId\": \"...\"}` creates the database from a snapshot"],
   ["ci", "{}", "`{\"githubRepo\": \"owner/name\"}` creates the GitHub Actions deploy and preview roles (`oidcProviderArn` reuses the account's GitHub OIDC provider)"],
