@@ -6,8 +6,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { type Chart, helmRelease } from "./helm.ts";
 import { CHARTS } from "./names.ts";
-import { GPU_TOLERATION, placement } from "./pod.ts";
+import { GPU_TOLERATION, placement, resources } from "./pod.ts";
 
 /** docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller v2.14. */
 const ALB_CONTROLLER_POLICY = JSON.stringify(
@@ -57,14 +58,14 @@ export class ClusterAddons extends pulumi.ComponentResource {
       // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
       enableServiceMutatorWebhook: false,
       ...placement("general"),
-      resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
+      resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
     }, o);
 
     this.clusterAutoscaler(name, args);
 
     release(`${name}-metrics-server`, CHARTS.metricsServer, {
       ...placement("general"),
-      resources: { requests: { cpu: "100m", memory: "200Mi" }, limits: { cpu: "500m", memory: "400Mi" } },
+      resources: resources({ cpuRequest: "100m", memoryRequest: "200Mi", cpuLimit: "500m", memoryLimit: "400Mi" }),
     }, o);
 
     if (args.gpu) {
@@ -78,7 +79,7 @@ export class ClusterAddons extends pulumi.ComponentResource {
           },
         },
         tolerations: [GPU_TOLERATION, { key: "CriticalAddonsOnly", operator: "Exists" }],
-        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "200m", memory: "128Mi" } },
+        resources: resources({ cpuRequest: "50m", memoryRequest: "64Mi", cpuLimit: "200m", memoryLimit: "128Mi" }),
       }, o);
     }
     this.registerOutputs({});
@@ -136,26 +137,12 @@ export class ClusterAddons extends pulumi.ComponentResource {
         "scale-down-unneeded-time": "10m",
       },
       ...placement("general"),
-      resources: { requests: { cpu: "100m", memory: "300Mi" }, limits: { cpu: "500m", memory: "600Mi" } },
+      resources: resources({ cpuRequest: "100m", memoryRequest: "300Mi", cpuLimit: "500m", memoryLimit: "600Mi" }),
     }, o);
   }
 }
 
-function release(
-  name: string,
-  chart: { chart: string; version: string; repo: string },
-  values: Record<string, unknown>,
-  opts: pulumi.CustomResourceOptions,
-): k8s.helm.v3.Release {
-  return new k8s.helm.v3.Release(name, {
-    name: chart.chart,
-    chart: chart.chart,
-    version: chart.version,
-    repositoryOpts: { repo: chart.repo },
-    namespace: SYSTEM_NAMESPACE,
-    values,
-    atomic: true,
-    cleanupOnFail: true,
-    timeout: 600,
-  }, opts);
+/** Charts of this file go into kube-system under their chart's name. */
+function release(name: string, chart: Chart, values: pulumi.Inputs, opts: pulumi.CustomResourceOptions): k8s.helm.v3.Release {
+  return helmRelease(name, { name: chart.chart, namespace: SYSTEM_NAMESPACE, chart, values, timeoutSeconds: 600 }, opts);
 }

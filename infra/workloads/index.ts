@@ -41,12 +41,9 @@ export interface WorkloadsArgs {
 export class Workloads extends pulumi.ComponentResource {
   readonly provider: k8s.Provider;
   readonly namespaces: { agent: pulumi.Output<string>; monitoring: pulumi.Output<string> };
-  readonly storageClassName: pulumi.Output<string>;
   readonly apiUrl: pulumi.Output<string>;
   readonly imageRef: pulumi.Output<string>;
   readonly imageDigest: pulumi.Output<string>;
-  readonly qdrantServiceUrl: string;
-  readonly ollamaServiceUrl: string;
   /** The Secret (and key) holding QDRANT_API_KEY. */
   readonly qdrantApiKeySecret: { name: pulumi.Output<string>; key: string };
   /** What the off-peak scaler patches (spec.replicas). */
@@ -89,8 +86,6 @@ export class Workloads extends pulumi.ComponentResource {
     }, afterAlbController);
     new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, storageClassName: base.storageClassName }, afterAlbController);
 
-    this.qdrantServiceUrl = serviceUrl(QDRANT.name, QDRANT.ports.http);
-    this.ollamaServiceUrl = serviceUrl(OLLAMA.name, OLLAMA.port);
     const api = new Api(`${name}-api`, {
       namespace,
       imageRef: image.imageRef,
@@ -98,8 +93,8 @@ export class Workloads extends pulumi.ComponentResource {
       models: sizes.ollama.models,
       envSecretName: secrets.apiSecretName,
       qdrantApiKey: secrets.qdrantApiKey,
-      qdrantUrl: this.qdrantServiceUrl,
-      ollamaUrl: this.ollamaServiceUrl,
+      qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
+      ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),
     }, afterAlbController);
     new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
     const ingress = new ApiIngress(`${name}-api-ingress`, { namespace, service: api.service, domain: args.domain }, afterAlbController);
@@ -107,7 +102,6 @@ export class Workloads extends pulumi.ComponentResource {
     new NetworkPolicies(`${name}-network-policies`, { namespace, vpcCidr: args.vpcCidr }, o);
 
     this.namespaces = { agent: namespace, monitoring: base.monitoringNamespace };
-    this.storageClassName = base.storageClassName;
     this.apiUrl = ingress.apiUrl;
     this.imageRef = image.imageRef;
     this.imageDigest = image.digest;

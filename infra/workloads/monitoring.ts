@@ -13,8 +13,9 @@ import {
   RECEIVER_SECRET_NAME,
   renderAlertmanagerConfig,
 } from "../../monitoring/alertmanager/render.ts";
+import { type Chart, helmRelease } from "./helm.ts";
 import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
-import { placement, resources, type Sizes } from "./pod.ts";
+import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
 
@@ -28,14 +29,15 @@ export const MONITORING_CHARTS = {
   dcgmExporter: { chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" },
 } as const;
 
-type Chart = (typeof MONITORING_CHARTS)[keyof typeof MONITORING_CHARTS];
-
 /**
  * Helm release name of kube-prometheus-stack. Its Prometheus selects PrometheusRules and ServiceMonitors
  * (in every namespace) carrying `release: <this>`.
  */
 export const KPS_RELEASE = "kube-prometheus-stack";
 const SELECTED_BY_PROMETHEUS = { release: KPS_RELEASE };
+
+/** Helm release name of Loki; the chart names Loki's service account (the IRSA subject in S3 mode) after it. */
+export const LOKI_RELEASE = "loki";
 
 /** Label the Grafana sidecar loads dashboards from. */
 export const DASHBOARD_LABEL = { key: "grafana_dashboard", value: "1" } as const;
@@ -80,7 +82,6 @@ export interface MonitoringArgs {
 }
 
 export class Monitoring extends pulumi.ComponentResource {
-  readonly grafanaAdminPassword: pulumi.Output<string>;
   readonly grafanaAdminSecretName: pulumi.Output<string>;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -104,17 +105,7 @@ export class Monitoring extends pulumi.ComponentResource {
     }, o);
 
     const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}) =>
-      new k8s.helm.v3.Release(`${name}-${id}`, {
-        name: id,
-        chart: chart.chart,
-        version: chart.version,
-        repositoryOpts: { repo: chart.repo },
-        namespace,
-        values,
-        atomic: true,
-        cleanupOnFail: true,
-        timeout: 900,
-      }, { ...o, ...extra });
+      helmRelease(`${name}-${id}`, { name: id, namespace, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
 
     const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
       crds: { enabled: true },
@@ -187,7 +178,7 @@ export class Monitoring extends pulumi.ComponentResource {
       relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
     }, o, afterCrds);
 
-    const loki = release("loki", MONITORING_CHARTS.loki, lokiValues(args), afterCrds);
+    const loki = release(LOKI_RELEASE, MONITORING_CHARTS.loki, lokiValues(args), afterCrds);
     release("alloy", MONITORING_CHARTS.alloy, {
       // One replica tails every pod through the Kubernetes API: no host mounts, no per-node agent.
       controller: { type: "deployment", replicas: 1, ...onNodes },
@@ -228,7 +219,6 @@ export class Monitoring extends pulumi.ComponentResource {
       }, afterCrds);
     }
 
-    this.grafanaAdminPassword = pulumi.secret(adminPassword.result);
     this.grafanaAdminSecretName = grafanaAdmin.metadata.name;
     this.registerOutputs({ grafanaAdminSecretName: this.grafanaAdminSecretName });
   }
@@ -292,18 +282,14 @@ function serviceMonitor(
     spec: {
       // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
       jobLabel: NAME_LABEL,
-      selector: { matchLabels: { [NAME_LABEL]: service } },
+      selector: selectorFor(service),
       endpoints: [{ interval: "30s", ...endpoint }],
     },
   }, { ...o, ...extra });
 }
 
 function volumeClaim(gb: number) {
-  return {
-    volumeClaimTemplate: {
-      spec: { storageClassName: STORAGE_CLASS, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: `${gb}Gi` } } },
-    },
-  };
+  return { volumeClaimTemplate: { spec: claimSpec(STORAGE_CLASS, gb) } };
 }
 
 function small(cpuRequest: string, memoryRequest: string, memoryLimit: string) {

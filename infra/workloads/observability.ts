@@ -6,8 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { privateBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
-import { EXPORTER_SECRET_KEY, Monitoring, type MonitoringSizing } from "./monitoring.ts";
+import { EXPORTER_SECRET_KEY, LOKI_RELEASE, Monitoring, type MonitoringSizing } from "./monitoring.ts";
 import { NAMESPACES } from "./names.ts";
+import { placement } from "./pod.ts";
 
 export interface ObservabilityArgs {
   provider: k8s.Provider;
@@ -23,10 +24,7 @@ export interface ObservabilityArgs {
   alerting: { slackWebhookUrl?: pulumi.Input<string>; pagerdutyKey?: pulumi.Input<string> };
 }
 
-/** Loki's service account in the monitoring namespace (the chart names it after the release). */
-const LOKI_SERVICE_ACCOUNT = "loki";
-
-export function monitoringSizing(sizes: Tier): MonitoringSizing {
+function monitoringSizing(sizes: Tier): MonitoringSizing {
   const m = sizes.monitoring;
   return {
     retentionDays: m.retentionDays,
@@ -35,7 +33,7 @@ export function monitoringSizing(sizes: Tier): MonitoringSizing {
     resources: { cpuRequest: m.prometheusCpuRequest, memoryRequest: m.prometheusMemoryRequest, memoryLimit: m.prometheusMemoryLimit },
     lokiMode: m.lokiMode,
     lokiRetentionDays: m.lokiRetentionDays,
-    nodeSelector: sizes.nodeGroups.monitoring ? { role: "monitoring" } : {},
+    nodeSelector: sizes.nodeGroups.monitoring ? placement("monitoring").nodeSelector : {},
     gpu: sizes.nodeGroups.gpu !== null,
   };
 }
@@ -69,7 +67,8 @@ export class Observability extends pulumi.ComponentResource {
       const role = irsaRole(`${name}-loki`, {
         oidc: args.oidc,
         namespace: NAMESPACES.monitoring,
-        serviceAccount: LOKI_SERVICE_ACCOUNT,
+        // The chart names Loki's service account after the release.
+        serviceAccount: LOKI_RELEASE,
         inlinePolicy: pulumi.jsonStringify({
           Version: "2012-10-17",
           Statement: [

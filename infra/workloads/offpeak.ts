@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { cron, endDays } from "../platform/schedules.ts";
 import type { Tier, Window } from "../tiers.ts";
 import { API } from "./names.ts";
-import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
 export interface OffPeakScalerArgs {
   namespace: pulumi.Input<string>;
@@ -24,7 +24,7 @@ export interface OffPeakScalerArgs {
 
 export const OFFPEAK_SCALER = "offpeak-scaler";
 /** Official kubectl image (kubectl only, no shell), pinned to the cluster's version so it stays within the supported skew. */
-export const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
+const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
 const UID = 65532;
 
 export class OffPeakScaler extends pulumi.ComponentResource {
@@ -59,7 +59,7 @@ export class OffPeakScaler extends pulumi.ComponentResource {
         "--namespace", args.namespace, "--type=merge", `--patch=${JSON.stringify(body)}`,
       ],
       env: [{ name: "HOME", value: TMP.mount.mountPath }], // kubectl's discovery cache
-      resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+      resources: resources({ cpuRequest: "10m", memoryRequest: "32Mi", memoryLimit: "128Mi" }),
       securityContext: lockedDown(),
       volumeMounts: [TMP.mount],
     });

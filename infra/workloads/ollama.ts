@@ -8,7 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
-import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
+import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
 
 /** Guide 000 "Docker Compose" and "Issue 4: Slow first response" (keep models loaded). */
 export const OLLAMA_ENV = { OLLAMA_NUM_PARALLEL: "4", OLLAMA_MAX_LOADED_MODELS: "2", OLLAMA_KEEP_ALIVE: "24h" } as const;
@@ -111,14 +111,7 @@ export class Ollama extends pulumi.ComponentResource {
             volumes: [TMP.volume],
           },
         },
-        volumeClaimTemplates: [{
-          metadata: { name: "models", labels },
-          spec: {
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: args.storageClassName,
-            resources: { requests: { storage: `${s.storageGb}Gi` } },
-          },
-        }],
+        volumeClaimTemplates: [{ metadata: { name: "models", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
         // Scaled down off-peak: keep the volumes so the morning scale-up finds its models.
         persistentVolumeClaimRetentionPolicy: { whenScaled: "Retain", whenDeleted: "Retain" },
       },
@@ -136,7 +129,7 @@ export class Ollama extends pulumi.ComponentResource {
 }
 
 /** The tier's distinct models as `ollama list` names them (an untagged name means `:latest`). */
-export function modelRefs(models: Tier["ollama"]["models"]): string[] {
+function modelRefs(models: Tier["ollama"]["models"]): string[] {
   return [...new Set(Object.values(models).map((m) => (m.includes(":") ? m : `${m}:latest`)))];
 }
 

@@ -59,6 +59,11 @@ export function resources(s: Sizes, extended: Record<string, string> = {}): k8s.
   };
 }
 
+/** Spec of a ReadWriteOnce volume claim of `gb` GiB. */
+export function claimSpec(storageClassName: pulumi.Input<string>, gb: number): k8s.types.input.core.v1.PersistentVolumeClaimSpec {
+  return { accessModes: ["ReadWriteOnce"], storageClassName, resources: { requests: { storage: `${gb}Gi` } } };
+}
+
 /** Writable scratch space for containers with a read-only root filesystem. */
 export const TMP = {
   volume: { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
-import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, TMP } from "./pod.ts";
+import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
 export interface QdrantSnapshotsArgs {
   namespace: pulumi.Input<string>;
@@ -36,8 +36,6 @@ const SCRIPT = readFileSync(new URL("./qdrant-snapshot.sh", import.meta.url), "u
 const UID = 1000;
 
 export class QdrantSnapshots extends pulumi.ComponentResource {
-  readonly roleArn: pulumi.Output<string>;
-
   constructor(name: string, args: QdrantSnapshotsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:QdrantSnapshots", name, {}, opts);
     const o = { parent: this };
@@ -60,7 +58,6 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
         ],
       }),
     }, o);
-    this.roleArn = role.arn;
 
     const account = new k8s.core.v1.ServiceAccount(QDRANT_SNAPSHOT_JOB, {
       metadata: {
@@ -108,7 +105,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
                     { name: "AWS_REGION", value: args.region },
                     { name: "HOME", value: TMP.mount.mountPath },
                   ],
-                  resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
+                  resources: resources({ cpuRequest: "100m", memoryRequest: "256Mi", memoryLimit: "512Mi" }),
                   securityContext: lockedDown(),
                   volumeMounts: [
                     { name: "script", mountPath: "/scripts", readOnly: true },
@@ -128,6 +125,6 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
         },
       },
     }, o);
-    this.registerOutputs({ roleArn: this.roleArn });
+    this.registerOutputs({});
   }
 }

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeRole } from "../platform/cluster.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, QDRANT } from "./names.ts";
-import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
+import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
 
 const QDRANT_UID = 1000;
 const DIRS = { storage: "/qdrant/storage", snapshots: "/qdrant/snapshots", init: "/qdrant/init" } as const;
@@ -99,14 +99,7 @@ export class Qdrant extends pulumi.ComponentResource {
             volumes: [{ name: "init", emptyDir: {} }, TMP.volume],
           },
         },
-        volumeClaimTemplates: [{
-          metadata: { name: "data", labels },
-          spec: {
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: args.storageClassName,
-            resources: { requests: { storage: `${s.storageGb}Gi` } },
-          },
-        }],
+        volumeClaimTemplates: [{ metadata: { name: "data", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
       },
     }, o);
 
