@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 import { KUBERNETES_VERSION, PROJECT } from "./config.ts";
 import { TIER_NAMES, TIERS } from "./tiers.ts";
 
-export const BEGIN = "<!-- config-table:begin -->";
-export const END = "<!-- config-table:end -->";
+const BEGIN = "<!-- config-table:begin -->";
+const END = "<!-- config-table:end -->";
 
 export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = [
   ["tier", "(required)", `one of ${TIER_NAMES.join(", ")}; fixes every size below`],
@@ -36,7 +36,7 @@ function cell(value: unknown): string {
   return String(value).replace(/\|/g, "\\|");
 }
 
-export function renderConfigTable(): string {
+function renderConfigTable(): string {
   const lines = ["| key | default | meaning |", "|---|---|---|"];
   for (const [key, fallback, what] of DOCUMENTED_KEYS) lines.push(`| \`${PROJECT}:${key}\` | ${cell(fallback)} | ${what} |`);
   lines.push("", `Tier sizes, each overridable under \`${PROJECT}:overrides\` (— : absent in that tier):`, "");

@@ -121,6 +121,10 @@ export async function buildStack(): Promise<BuiltStack> {
     snsTopicArn: config.budgetSnsTopicArn,
   }, opts);
 
+  // What the API and the exporters connect with.
+  const dbConnection = { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password };
+  const cacheConnection = { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken };
+
   const workloads = new Workloads("workloads", {
     clusterName: cluster.name,
     kubernetesVersion: config.kubernetesVersion,
@@ -134,8 +138,8 @@ export async function buildStack(): Promise<BuiltStack> {
     domain: config.domain,
     disposable,
     backupTag,
-    database: { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password },
-    cache: { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken },
+    database: dbConnection,
+    cache: cacheConnection,
     repositoryUrl: registry.repositoryUrl,
   }, opts);
 
@@ -160,8 +164,8 @@ export async function buildStack(): Promise<BuiltStack> {
     oidc: cluster.oidc,
     kmsKeyArn: dataKey.arn,
     disposable,
-    database: { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password },
-    cache: { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken },
+    database: dbConnection,
+    cache: cacheConnection,
     alerting: {
       slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
       pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),

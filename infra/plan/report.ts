@@ -35,12 +35,12 @@ function containers(podSpec: any, replicas: unknown): string | undefined {
   return replicas === undefined ? images : `${images} x${replicas}`;
 }
 
-export function summarize(r: PlannedResource): string {
+function summarize(r: PlannedResource): string {
   return SUMMARIES[r.type]?.(r.inputs as Record<string, any>) ?? "";
 }
 
 /** Resources grouped by top-level component, components in first-seen order; component resources omitted. */
-export function byComponent(plan: Plan): Map<string, PlannedResource[]> {
+function byComponent(plan: Plan): Map<string, PlannedResource[]> {
   const groups = new Map<string, PlannedResource[]>();
   for (const r of plan.resources) {
     if (!r.custom) continue;

@@ -119,11 +119,6 @@ export class Backups extends pulumi.ComponentResource {
 }
 
 /**
- * The plan's three rules, all starting at the same time: when they coincide (a Sunday, the 1st) AWS Backup
- * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
- * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
- */
-/**
  * RDS's own daily backup window (UTC, one hour). A work-hours-only database is stopped at night, so its
  * window sits mid-way through the work hours (converted from the tier's time zone at today's offset).
  */
@@ -148,6 +143,11 @@ function utcOffsetMinutes(timeZone: string, at: Date): number {
   return diff > 720 ? diff - 1440 : diff;
 }
 
+/**
+ * The plan's three rules, all starting at the same time: when they coincide (a Sunday, the 1st) AWS Backup
+ * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
+ * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
+ */
 export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]): BackupRule[] {
   const retention = {
     daily: sizes.daily.keepDays,
@@ -170,7 +170,7 @@ export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]):
 }
 
 /** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
-export function midpoint(start: string, end: string): string {
+function midpoint(start: string, end: string): string {
   const toMin = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
   const length = (toMin(end) - toMin(start) + 1440) % 1440;
   const hour = Math.floor(((toMin(start) + length / 2) % 1440) / 60);

@@ -12,7 +12,7 @@ export interface BudgetArgs {
   snsTopicArn?: string;
 }
 
-export const BUDGET_ALERTS = [
+const BUDGET_ALERTS = [
   { thresholdPercent: 80, notificationType: "ACTUAL" },
   { thresholdPercent: 100, notificationType: "FORECASTED" },
 ] as const;
@@ -47,16 +47,14 @@ export class Budget extends pulumi.ComponentResource {
         : [],
     }, { parent: this });
 
-    const notifies = subscribed
-      ? [...emails, ...topics].join(", ")
-      : "nobody: set agent-stack:notifyEmail or agent-stack:budgetSnsTopicArn to receive the alerts";
-    if (!subscribed) pulumi.log.warn(`budget ${args.name}: no alert is sent; ${notifies.replace("nobody: ", "")}`, this);
+    const howToSubscribe = "set agent-stack:notifyEmail or agent-stack:budgetSnsTopicArn to receive the alerts";
+    if (!subscribed) pulumi.log.warn(`budget ${args.name}: no alert is sent; ${howToSubscribe}`, this);
     this.summary = {
       monthlyUsd: args.monthlyUsd,
       // Cost allocation tags count only once activated in the Billing console (once per account).
       scope: `costs tagged stack=${args.stack} (activate the "stack" cost allocation tag once per account)`,
       alerts: BUDGET_ALERTS.map((a) => `${a.thresholdPercent} % ${a.notificationType.toLowerCase()}`),
-      notifies,
+      notifies: subscribed ? [...emails, ...topics].join(", ") : `nobody: ${howToSubscribe}`,
     };
     this.registerOutputs({ summary: this.summary });
   }

@@ -3,6 +3,7 @@
 // and EKS access entries so `pulumi up` / `pulumi preview` reach the cluster's API.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { webIdentityTrustPolicy } from "./iam.ts";
 
 export interface CiRolesArgs {
   /** owner/name of the GitHub repository. */
@@ -13,7 +14,7 @@ export interface CiRolesArgs {
   oidcProviderArn?: string;
 }
 
-export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
+const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
 
 export class CiRoles extends pulumi.ComponentResource {
   readonly deployRoleArn: pulumi.Output<string>;
@@ -23,21 +24,8 @@ export class CiRoles extends pulumi.ComponentResource {
     super("agent-stack:platform:CiRoles", name, {}, opts);
     const o = { parent: this };
     const providerArn = args.oidcProviderArn
-      ? pulumi.output(args.oidcProviderArn)
-      : new aws.iam.OpenIdConnectProvider(`${name}-github`, { url: `https://${GITHUB_OIDC_HOST}`, clientIdLists: ["sts.amazonaws.com"] }, o).arn;
-
-    const trust = (subject: string) =>
-      providerArn.apply((arn) =>
-        JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{
-            Effect: "Allow",
-            Principal: { Federated: arn },
-            Action: "sts:AssumeRoleWithWebIdentity",
-            Condition: { StringEquals: { [`${GITHUB_OIDC_HOST}:aud`]: "sts.amazonaws.com", [`${GITHUB_OIDC_HOST}:sub`]: subject } },
-          }],
-        }),
-      );
+      ?? new aws.iam.OpenIdConnectProvider(`${name}-github`, { url: `https://${GITHUB_OIDC_HOST}`, clientIdLists: ["sts.amazonaws.com"] }, o).arn;
+    const trust = (subject: string) => webIdentityTrustPolicy(providerArn, GITHUB_OIDC_HOST, subject);
 
     // `pulumi up` creates VPCs, IAM roles, KMS keys, RDS, ...: start broad, narrow to what the program uses.
     const deploy = new aws.iam.Role(`${name}-deploy`, {

@@ -85,9 +85,9 @@ export class Database extends pulumi.ComponentResource {
 
     // Each instance gets the guide's tuning for its own memory size.
     const params = this.parameterGroup(`${name}-params`, s.instanceClass, s.maxConnections);
-    const replicaParams = s.replicaInstanceClass === s.instanceClass
-      ? params
-      : s.readReplicas > 0 ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections) : params;
+    const replicaParams = s.readReplicas > 0 && s.replicaInstanceClass !== s.instanceClass
+      ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections)
+      : params;
 
     const protect = !args.disposable;
     this.instance = new aws.rds.Instance(`${name}`, {
@@ -167,7 +167,8 @@ export class Database extends pulumi.ComponentResource {
   private parameterGroup(name: string, instanceClass: string, maxConnections: number): aws.rds.ParameterGroup {
     return new aws.rds.ParameterGroup(name, {
       family: "postgres16",
-      description: `agent-stack tuning for ${instanceClass} (guide 000, scaled to the instance)`,
+      // A parameter group's description cannot change in place: keep it fixed, or a new class replaces the group.
+      description: "agent-stack tuning (guide 000, scaled to the instance)",
       parameters: [
         ...Object.entries(postgresTuning(instanceClass, maxConnections)).map(([pname, value]) => ({
           name: pname,

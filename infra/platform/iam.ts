@@ -26,33 +26,31 @@ export interface IrsaRoleArgs {
   inlinePolicy?: pulumi.Input<string>;
 }
 
+/**
+ * Trust policy for web-identity tokens of an OIDC provider (an EKS cluster's, GitHub Actions'): the token's
+ * `sub` must be `subject` and its `aud` sts.amazonaws.com. `issuer` is the provider's host, without https://.
+ */
+export function webIdentityTrustPolicy(providerArn: pulumi.Input<string>, issuer: pulumi.Input<string>, subject: string): pulumi.Output<string> {
+  return pulumi.all([providerArn, issuer]).apply(([arn, host]) =>
+    JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { Federated: arn },
+          Action: "sts:AssumeRoleWithWebIdentity",
+          Condition: { StringEquals: { [`${host}:sub`]: subject, [`${host}:aud`]: "sts.amazonaws.com" } },
+        },
+      ],
+    }),
+  );
+}
+
 /** An IAM role only the given service account of the given namespace can assume. */
 export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): aws.iam.Role {
   const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
-  const role = new aws.iam.Role(
-    name,
-    {
-      assumeRolePolicy: pulumi.all([args.oidc.arn, issuer]).apply(([arn, host]) =>
-        JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Principal: { Federated: arn },
-              Action: "sts:AssumeRoleWithWebIdentity",
-              Condition: {
-                StringEquals: {
-                  [`${host}:sub`]: `system:serviceaccount:${args.namespace}:${args.serviceAccount}`,
-                  [`${host}:aud`]: "sts.amazonaws.com",
-                },
-              },
-            },
-          ],
-        }),
-      ),
-    },
-    opts,
-  );
+  const subject = `system:serviceaccount:${args.namespace}:${args.serviceAccount}`;
+  const role = new aws.iam.Role(name, { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject) }, opts);
   (args.managedPolicyArns ?? []).forEach(
     (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts),
   );

@@ -113,7 +113,7 @@ export function scaleTo(spec: NodeGroupSpec, size: number): [down: AsgSizes, up:
  * Outside work hours the group is off: max 0 too, so nothing (the cluster autoscaler, a manual scale)
  * can bring a node back before the "on" action restores the group's own sizes.
  */
-export function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
+function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
   return [
     { minSize: 0, desiredCapacity: 0, maxSize: 0 },
     { minSize: spec.min, desiredCapacity: spec.desired, maxSize: spec.max },
@@ -123,18 +123,21 @@ export function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
 /** Standard five-field cron (what ASG recurrences and Kubernetes CronJobs take): "0 20 * * 1-5". */
 export function cron(hhmm: string, days: Day[]): string {
   const [h, m] = hhmm.split(":").map(Number);
-  const numbers = [...new Set(days.map((d) => CRON_DAY[d]))].sort((a, b) => a - b);
-  return `${m} ${h} * * ${numbers.length === 7 ? "*" : runs(numbers).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}`;
+  return `${m} ${h} * * ${dayOfWeek(days, String) ?? "*"}`;
 }
 
 /** EventBridge Scheduler's six-field cron: "cron(0 20 ? * MON-FRI *)". */
 export function schedulerCron(hhmm: string, days: Day[]): string {
   const [h, m] = hhmm.split(":").map(Number);
+  const list = dayOfWeek(days, (n) => DAYS.find((d) => CRON_DAY[d] === n)!);
+  return list ? `cron(${m} ${h} ? * ${list} *)` : `cron(${m} ${h} * * ? *)`;
+}
+
+/** A cron day-of-week field, Sunday first, runs as ranges ("1,3-4"); null for every day. */
+function dayOfWeek(days: Day[], label: (cronDay: number) => string): string | null {
   const numbers = [...new Set(days.map((d) => CRON_DAY[d]))].sort((a, b) => a - b);
-  if (numbers.length === 7) return `cron(${m} ${h} * * ? *)`;
-  const name = (n: number) => DAYS.find((d) => CRON_DAY[d] === n)!;
-  const list = runs(numbers).map(([a, b]) => (a === b ? name(a) : `${name(a)}-${name(b)}`)).join(",");
-  return `cron(${m} ${h} ? * ${list} *)`;
+  if (numbers.length === 7) return null;
+  return runs(numbers).map(([a, b]) => (a === b ? label(a) : `${label(a)}-${label(b)}`)).join(",");
 }
 
 /** The days a window's end falls on: the next day for a window that runs past midnight. */
@@ -154,7 +157,7 @@ function runs(sorted: number[]): [number, number][] {
   return out;
 }
 
-export function describeDays(days: Day[]): string {
+function describeDays(days: Day[]): string {
   const ordered = DAYS.filter((d) => days.includes(d));
   if (ordered.length === 7) return "every day";
   const idx = ordered.map((d) => DAYS.indexOf(d));

@@ -2,12 +2,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { rdsBackupWindow } from "../../infra/platform/backups.ts";
+import { TIERS } from "../../infra/tiers.ts";
+
+const schedule = TIERS.dev.schedule;
 
 test("work hours in a zone east of UTC move the UTC window earlier", () => {
   // Asia/Kolkata has no DST: 14:00 local is 08:30 UTC; the window starts on the UTC hour.
-  assert.equal(rdsBackupWindow({ timezone: "Asia/Kolkata", offPeak: null, offPeakSizes: { generalNodes: 1, gpuNodes: 0, apiMinReplicas: 1, ollamaReplicas: 1 }, workHoursOnly: { days: ["MON"], start: "08:00", end: "20:00" } }), "09:00-10:00");
+  assert.equal(rdsBackupWindow({ ...schedule, timezone: "Asia/Kolkata", workHoursOnly: { days: ["MON"], start: "08:00", end: "20:00" } }), "09:00-10:00");
 });
 
 test("always-on tiers back up in the off-peak night", () => {
-  assert.equal(rdsBackupWindow({ timezone: "UTC", offPeak: { days: ["MON"], start: "00:00", end: "06:00" }, offPeakSizes: { generalNodes: 1, gpuNodes: 0, apiMinReplicas: 1, ollamaReplicas: 1 }, workHoursOnly: null }), "03:00-04:00");
+  assert.equal(rdsBackupWindow({ ...schedule, timezone: "UTC", offPeak: { days: ["MON"], start: "00:00", end: "06:00" }, workHoursOnly: null }), "03:00-04:00");
 });

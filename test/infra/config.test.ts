@@ -1,14 +1,12 @@
 // Stack config validation: every bad value names the key, the value and what is allowed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { configFailure } from "../support/config.ts";
+import { configFailure as failure } from "../support/config.ts";
 import { parseStackConfig } from "../../infra/config.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const base = { "aws:region": "us-east-1", "agent-stack:tier": "medium" };
 const withOverrides = (o: unknown) => ({ ...base, "agent-stack:overrides": JSON.stringify(o) });
-
-const failure = configFailure;
 
 test("a valid stack gets its tier's sizes", () => {
   const config = parseStackConfig(base, "prod");

@@ -1,7 +1,7 @@
 // Schedule, backup and budget config: every bad value is refused with one message naming the key and why.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { configFailure } from "../support/config.ts";
+import { configFailure as failure } from "../support/config.ts";
 import { parseStackConfig } from "../../infra/config.ts";
 import { TIER_NAMES } from "../../infra/tiers.ts";
 
@@ -11,8 +11,6 @@ const raw = (tier: string, overrides: unknown = {}, extra: Record<string, string
   "agent-stack:overrides": JSON.stringify(overrides),
   ...extra,
 });
-
-const failure = configFailure;
 
 const offPeak = (w: object) => ({ schedule: { offPeak: { days: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], start: "00:00", end: "06:00", ...w } } });
 
