@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { exitAfterFlush } from "../infra/plan/exit.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -85,7 +86,7 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  exitAfterFlush,
   (err: unknown) => {
     console.error(`bench:plan: ${(err as Error).message}`);
     process.exit(1);

@@ -11,11 +11,12 @@ import type {
   PolicyResourceOptions,
   ResourceValidationArgs,
   ResourceValidationPolicy,
+  StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
 import { PROJECT } from "../infra/config.ts";
 import { MOCK_ACCOUNT_ID } from "../infra/plan/mocks.ts";
-import type { Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
+import type { CostReport, Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
 import { resolvePackConfig } from "./lib/pack-config.ts";
 import { asArray } from "./lib/values.ts";
 import { policies as packPolicies } from "./policies/index.ts";
@@ -25,6 +26,13 @@ export interface RunPoliciesOptions {
   config?: PolicyPackConfig;
   /** Policies to run; default: the whole pack. */
   policies?: Policies;
+  /** The plan's cost when it is already estimated (infra/plan/review.ts); stack policies get it as `cost`. */
+  cost?: CostReport;
+}
+
+/** What the offline runner hands a stack policy: the engine's arguments, plus the plan's cost when known. */
+export interface OfflineStackArgs extends StackValidationArgs {
+  cost?: CostReport;
 }
 
 class NotApplicable extends Error {}
@@ -51,7 +59,8 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
     };
 
     if (isStackPolicy(policy)) {
-      call(policy, stackUrn, () => policy.validateStack({ ...common, resources }, reporter(stackUrn)));
+      const args: OfflineStackArgs = { ...common, resources, cost: opts.cost };
+      call(policy, stackUrn, () => policy.validateStack(args, reporter(stackUrn)));
       continue;
     }
     const validations = asArray((policy as ResourceValidationPolicy).validateResource);

@@ -1,7 +1,8 @@
 // Cost diff of two plans (base -> head): resources added, removed and changed (inputs or monthly cost), each
 // with its monthly delta, and the total delta. Resources are matched by URN, else by type and name.
 import type { CostReport, PlannedResource } from "../plan/types.ts";
-import { money } from "./render.ts";
+import { cents } from "./model.ts";
+import { money, shortType } from "./render.ts";
 
 export interface CostedPlan {
   stack: string;
@@ -36,7 +37,6 @@ export interface CostDiff {
   notes: string[];
 }
 
-const cents = (n: number) => Math.round(n * 100) / 100;
 const keyOf = (r: { urn?: string; type: string; name: string }) => r.urn || `${r.type}::${r.name}`;
 
 function pricingOf(report: CostReport, r: PlannedResource): ResourceChange["pricing"] {
@@ -110,11 +110,6 @@ function deltaCell(c: ResourceChange): string {
 
 function signed(n: number): string {
   return `${n > 0 ? "+" : n < 0 ? "-" : "±"}${money(Math.abs(n))}`;
-}
-
-function shortType(type: string): string {
-  const [pkg, mod, name] = type.split(":");
-  return pkg === "kubernetes" ? `k8s:${name}` : `${pkg}:${(mod ?? "").split("/")[0]}:${name}`;
 }
 
 function summary(d: CostDiff): string {

@@ -5,7 +5,7 @@ import type { CostItem, CostReport, Plan, PlannedResource } from "../plan/types.
 import { TIERS, type TierName } from "../tiers.ts";
 import { catalogEntry } from "./catalog.ts";
 import { Unpriceable } from "./inputs.ts";
-import { isFree, type PricingContext } from "./model.ts";
+import { cents, isFree, type PricingContext } from "./model.ts";
 import { HOURS_PER_MONTH, loadPrices, type PriceTable } from "./prices.ts";
 import { indexSchedules, type ScheduleSummary } from "./schedule/targets.ts";
 import { usageFor, type Usage } from "./usage.ts";
@@ -50,8 +50,6 @@ export interface EstimateOptions {
   prices?: PriceTable;
   usage?: Usage;
 }
-
-const cents = (n: number) => Math.round(n * 100) / 100;
 
 /** The project's own component resources only group others; anything else non-custom hides its children. */
 function isOwnComponent(r: PlannedResource): boolean {

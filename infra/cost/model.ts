@@ -47,6 +47,11 @@ export function free(reason: string): Free {
   return { free: reason };
 }
 
+/** Rounded to the cent. */
+export function cents(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
 /** A unit price as written in price lists: "$0.34", "$1.624", "$0.0832". */
 export function usd(n: number): string {
   return `$${Number(n.toFixed(4))}`;

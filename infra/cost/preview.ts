@@ -79,7 +79,7 @@ interface UrnParts {
   name: string;
 }
 
-export function parseUrn(urn: string): UrnParts {
+function parseUrn(urn: string): UrnParts {
   const m = /^urn:pulumi:([^:]*)::([^:]*)::(.*?)::(.*)$/.exec(urn);
   if (!m) throw new Error(`"${urn}" is not a Pulumi URN`);
   const qualified = m[3].split("$");

@@ -83,7 +83,8 @@ function usageLine(r: Renderable): string | undefined {
   ].join(" · ") + ` (tier ${r.usage.tier}${r.usage.assumed ? ", assumed" : ""}; infra/cost/usage.ts)`;
 }
 
-function shortType(type: string): string {
+/** "aws:ec2:NatGateway", "k8s:Deployment": a type token short enough for a table column. */
+export function shortType(type: string): string {
   const [pkg, mod, name] = type.split(":");
   return pkg === "kubernetes" ? `k8s:${name}` : `${pkg}:${(mod ?? "").split("/")[0]}:${name}`;
 }

@@ -4,5 +4,7 @@ import { estimateCost } from "../cost/index.ts";
 import type { Plan } from "./types.ts";
 
 export function review(plan: Plan): Plan {
-  return { ...plan, cost: estimateCost(plan), policies: runPolicies(plan) };
+  const cost = estimateCost(plan);
+  // The budget policy reuses this estimate instead of pricing the plan again.
+  return { ...plan, cost, policies: runPolicies(plan, { cost }) };
 }

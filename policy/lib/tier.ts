@@ -26,7 +26,7 @@ export const TIER_CONFIG_SCHEMA: Record<keyof TierConfig, PolicyConfigSchema["pr
 };
 
 /** The tags an AWS provider adds to every resource (`defaultTags.tags`). */
-export function providerDefaultTags(provider: Pick<PolicyProviderResource, "props"> | undefined): Record<string, string> {
+function providerDefaultTags(provider: Pick<PolicyProviderResource, "props"> | undefined): Record<string, string> {
   const defaultTags = asRecord(decodeJson(provider?.props?.defaultTags));
   return asRecord(defaultTags.tags) as Record<string, string>;
 }

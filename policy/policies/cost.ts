@@ -4,6 +4,7 @@ import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } 
 import { estimateCost } from "../../infra/cost/index.ts";
 import { PROJECT } from "../../infra/config.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import type { OfflineStackArgs } from "../offline.ts";
 import { TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
@@ -114,7 +115,7 @@ function componentOf(resource: PolicyResource): string {
 }
 
 /** The stack, rebuilt from a stack policy's resources as the cost estimator reads it. */
-export function planFromResources(resources: PolicyResource[], tier: string | undefined): Plan {
+function planFromResources(resources: PolicyResource[], tier: string | undefined): Plan {
   const provider = resources.find((r) => r.type === AWS_PROVIDER_TYPE);
   const stack = /^urn:pulumi:([^:]+)::/.exec(resources[0]?.urn ?? "")?.[1] ?? "";
   const planned: PlannedResource[] = resources
@@ -160,7 +161,7 @@ export const stackWithinBudget: StackValidationPolicy = {
       monthlyBudgetUsd: { type: "number", exclusiveMinimum: 0, description: "Budget override; default: the stack's aws.budgets.Budget, else the tier's budget." },
     },
   },
-  validateStack: (args, report) => {
+  validateStack: (args: OfflineStackArgs, report) => {
     const config = args.getConfig<{ tier?: string; monthlyBudgetUsd?: number }>();
     const tier = stackTierOf(config, args.resources);
     const budget = budgetOf(config, args.resources, tier);
@@ -168,7 +169,8 @@ export const stackWithinBudget: StackValidationPolicy = {
       report(`no budget known (tier ${tier ?? "unknown"}, no AWS Budget in USD): set this policy's monthlyBudgetUsd or tag the AWS provider with tier.`);
       return;
     }
-    const cost = estimateCost(planFromResources(args.resources, tier));
+    // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here.
+    const cost = args.cost && args.cost.tier === (tier ?? "") ? args.cost : estimateCost(planFromResources(args.resources, tier));
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(

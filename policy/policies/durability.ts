@@ -13,14 +13,12 @@ import { asArray, asNumber, isTrue } from "../lib/values.ts";
 
 const RDS_TYPES = ["aws:rds/instance:Instance", "aws:rds/cluster:Cluster"] as const;
 
-/** Read replicas are recreated from their source; retention, protection and backups belong to the source. */
-function isReplica(props: Record<string, any>): boolean {
-  return Boolean(props.replicateSourceDb);
-}
-
-/** Aurora cluster members: backups and deletion protection are the cluster's. */
-function isClusterMember(props: Record<string, any>): boolean {
-  return Boolean(props.clusterIdentifier);
+/**
+ * Read replicas (recreated from their source) and Aurora cluster members: retention, protection, Multi-AZ and
+ * backups belong to the source or the cluster, so the durability policies skip them.
+ */
+function isReplicaOrClusterMember(props: Record<string, any>): boolean {
+  return Boolean(props.replicateSourceDb) || Boolean(props.clusterIdentifier);
 }
 
 export const rdsBackupRetention: ResourceValidationPolicy = {
@@ -33,7 +31,7 @@ export const rdsBackupRetention: ResourceValidationPolicy = {
     },
   },
   validateResource: validateResourceOfTypes(RDS_TYPES, (db, args, report) => {
-    if (isReplica(db) || isClusterMember(db)) return;
+    if (isReplicaOrClusterMember(db)) return;
     const { minRetentionDays } = args.getConfig<{ minRetentionDays: number }>();
     const days = asNumber(db.backupRetentionPeriod);
     if (days === undefined) report(`backupRetentionPeriod is not set (AWS default 1 day); at least ${minRetentionDays} required.`);
@@ -47,7 +45,7 @@ export const rdsDeletionProtection: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateResource: validateResourceOfTypes(RDS_TYPES, (db, args, report) => {
-    if (isReplica(db) || isClusterMember(db)) return;
+    if (isReplicaOrClusterMember(db)) return;
     const config = args.getConfig<TierConfig>();
     const tier = tierOf(config, args.provider, db);
     if (isRelaxed(config, tier)) return;
@@ -62,7 +60,7 @@ export const rdsMultiAz: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateResource: validateResourceOfType(aws.rds.Instance, (db, args, report) => {
-    if (isReplica(db) || isClusterMember(db)) return;
+    if (isReplicaOrClusterMember(db)) return;
     const config = args.getConfig<TierConfig>();
     const tier = tierOf(config, args.provider, db);
     if (isRelaxed(config, tier)) return;
@@ -118,7 +116,7 @@ export const rdsInBackupPlan: StackValidationPolicy = {
   validateStack: (args, report) => {
     const selections = ofTypes(args.resources, ["aws:backup/selection:Selection"]);
     for (const db of ofTypes(args.resources, RDS_TYPES)) {
-      if (isReplica(db.props) || isClusterMember(db.props)) continue;
+      if (isReplicaOrClusterMember(db.props)) continue;
       if (!selections.some((s) => selects(s, db))) {
         const tags = Object.entries(effectiveTags(db)).map(([k, v]) => `${k}=${v}`).join(", ");
         report(`database ${db.name} is in no AWS Backup selection (its tags: ${tags || "none"}): add an aws.backup.Selection that picks it.`, db.urn);

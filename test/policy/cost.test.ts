@@ -82,3 +82,10 @@ test("stack-within-budget: the estimate is compared with the tier's budget, an A
 test("stack-within-budget: without a tier or budget it asks for one", () => {
   assert.match(check(stackWithinBudget, expensive, { tier: undefined })[0].message, /no budget known/);
 });
+
+test("stack-within-budget: offline it judges the cost review() already estimated, unless it is for another tier", () => {
+  const small = [nodeGroup("general", ["t3.large"])];
+  const estimated = { currency: "USD" as const, monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000, items: [{ type: "aws:eks/nodeGroup:NodeGroup", name: "reviewed", component: "stack", monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000 }], unpriced: [] };
+  assert.match(check(stackWithinBudget, small, { tier: "small", cost: { ...estimated, tier: "small" } })[0].message, /estimated \$1000000\/month .* largest: reviewed \$1000000/);
+  assert.deepEqual(check(stackWithinBudget, small, { tier: "small", cost: { ...estimated, tier: "large" } }), [], "a cost for another tier is estimated again");
+});

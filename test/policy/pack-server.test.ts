@@ -1,13 +1,13 @@
 // The pack as the Pulumi CLI runs it: @pulumi/pulumi's policy-pack runner loads policy/ (index.cjs -> tsx ->
 // index.ts), the pack serves gRPC, and we call it like the engine does: GetAnalyzerInfo, Configure, Analyze.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { once } from "node:events";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { resolvePackConfig } from "../../policy/lib/pack-config.ts";
 import { policies } from "../../policy/policies/index.ts";
+import { spawnTracked, stopProcess } from "../support/process.ts";
 
 // The same grpc and protobuf copies the pack's server uses.
 const requireFromPolicy = createRequire(createRequire(import.meta.url).resolve("@pulumi/policy"));
@@ -44,7 +44,7 @@ function unary<T>(method: string, request: unknown): Promise<T> {
 
 before(async () => {
   // How the nodejs language host starts a policy pack: node <run-policy-pack> <engine address> <pack dir>, in the pack dir.
-  pack = spawn(process.execPath, [RUNNER, "127.0.0.1:1", "."], { cwd: POLICY_DIR, stdio: ["ignore", "pipe", "pipe"] });
+  pack = spawnTracked(process.execPath, [RUNNER, "127.0.0.1:1", "."], { cwd: POLICY_DIR });
   let stderr = "";
   pack.stderr!.on("data", (d) => (stderr += d));
   let stdout = "";
@@ -61,10 +61,7 @@ before(async () => {
 
 after(async () => {
   client?.close();
-  if (pack && pack.exitCode === null) {
-    pack.kill();
-    await once(pack, "exit");
-  }
+  if (pack) await stopProcess(pack);
 });
 
 test("the served pack is agent-stack with every policy, their levels and config schemas", async () => {

@@ -1,6 +1,6 @@
 // Builds small plans for calling single policies through the offline runner, the way the engine would.
 import type { Policy } from "@pulumi/policy";
-import type { Plan, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
+import type { CostReport, Plan, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
 import { runPolicies } from "../../policy/offline.ts";
 
 export const STACK = "test";
@@ -33,13 +33,15 @@ export interface CheckOptions {
   tier?: string | undefined;
   /** This policy's config properties. */
   config?: Record<string, unknown>;
+  /** The plan's cost as review() estimated it, handed to stack policies. */
+  cost?: CostReport;
 }
 
 /** Runs one policy over the resources (plus an AWS provider) and returns its violations. */
 export function check(policy: Policy, resources: PlannedResource[], options: CheckOptions = {}): PolicyViolation[] {
   const tier = "tier" in options ? options.tier : "medium";
   const config = options.config ? { [policy.name]: options.config } : undefined;
-  return runPolicies(planOf(resources, tier), { policies: [policy], config }).violations;
+  return runPolicies(planOf(resources, tier), { policies: [policy], config, cost: options.cost }).violations;
 }
 
 /** The messages reported against one resource. */

@@ -2,7 +2,7 @@
 // volume) and plain EC2 instances.
 import type { PlannedResource } from "../../plan/types.ts";
 import { at, needString, optionalNumber, optionalString } from "../inputs.ts";
-import { steady, usd, type Charge, type PricingContext } from "../model.ts";
+import { cents, steady, usd, type Charge, type PricingContext } from "../model.ts";
 
 interface RootVolume {
   gb: number;
@@ -41,7 +41,7 @@ export function nodeGroup(ng: PlannedResource, ctx: PricingContext): Charge {
   if (Array.isArray(types) && types.length > 1) notes.push(`priced as the first of ${types.join(", ")}`);
   if (ng.inputs.capacityType === "SPOT") notes.push("SPOT priced at on-demand (upper bound)");
   const sizes = profile.schedules.length
-    ? `${round2(profile.averageNodes)} nodes on average (full size ${profile.fullNodes})`
+    ? `${cents(profile.averageNodes)} nodes on average (full size ${profile.fullNodes})`
     : `${profile.fullNodes} node${profile.fullNodes === 1 ? "" : "s"}`;
   return {
     monthlyUsd: profile.averageNodes * perNodeMonth,
@@ -57,8 +57,4 @@ export function ec2Instance(r: PlannedResource, ctx: PricingContext): Charge {
   const type = optionalString(r.inputs, "rootBlockDevice.volumeType") ?? "gp3";
   const monthly = hourly * ctx.hoursPerMonth + gb * ctx.prices.usd(`ebs:${type}`);
   return steady(monthly, `${instanceType} ${usd(hourly)}/h + ${gb} GB ${type} root`);
-}
-
-function round2(n: number): number {
-  return Math.round(n * 100) / 100;
 }

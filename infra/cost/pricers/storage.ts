@@ -2,7 +2,7 @@
 // their EBS volume type's GB-month price, plus S3, AWS Backup, ECR and EBS volumes from the usage file.
 import type { PlannedResource } from "../../plan/types.ts";
 import { at, atKeys, needNumber, optionalNumber, optionalString, quantityToGib, Unpriceable } from "../inputs.ts";
-import { free, steady, usd, type Pricing, type PricingContext } from "../model.ts";
+import { cents, free, steady, usd, type Pricing, type PricingContext } from "../model.ts";
 import { byLogicalName } from "../usage.ts";
 
 const EBS_PROVISIONERS = new Set(["ebs.csi.aws.com", "kubernetes.io/aws-ebs"]);
@@ -37,7 +37,7 @@ function priceVolumes(volumes: Volume[], ctx: PricingContext): Pricing {
   for (const v of volumes) {
     const { type, note } = volumeType(v.storageClass, ctx);
     monthly += v.count * v.gib * ctx.prices.usd(`ebs:${type}`);
-    parts.push(`${v.count > 1 ? `${v.count} × ` : ""}${round(v.gib)} GiB ${type} (${v.where}${note ? `; ${note}` : ""})`);
+    parts.push(`${v.count > 1 ? `${v.count} × ` : ""}${cents(v.gib)} GiB ${type} (${v.where}${note ? `; ${note}` : ""})`);
   }
   return steady(monthly, parts.join(" + "));
 }
@@ -67,7 +67,7 @@ export function statefulSet(r: PlannedResource, ctx: PricingContext): Pricing {
 }
 
 /** Persistent volumes a chart's values ask for: `persistence` / `persistentVolume` blocks and `volumeClaimTemplate`s. */
-export function helmValueVolumes(values: unknown, path = "values", replicas = 1): Volume[] {
+function helmValueVolumes(values: unknown, path = "values", replicas = 1): Volume[] {
   if (values === null || typeof values !== "object") return [];
   const obj = values as Record<string, unknown>;
   const here = optionalNumber(obj, "replicas") ?? optionalNumber(obj, "replicaCount") ?? replicas;
@@ -112,8 +112,4 @@ export function backupVault(_r: PlannedResource, ctx: PricingContext): Pricing {
 
 export function ecrRepository(_r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(ctx.usage.ecrGb * ctx.prices.usd("ecr:storage"), `usage: ${ctx.usage.ecrGb} GB of images`);
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
 }

@@ -5,14 +5,15 @@
 // Sizes and hours come from these resources, never from the tier config. A schedule that matches nothing is
 // reported (its saving is not counted); a schedule we cannot read (L/W/# cron, rate()) is reported too.
 import type { PlannedResource } from "../../plan/types.ts";
+import type { PreviewResource } from "../preview.ts";
 import { at, isKnown, needNumber, optionalNumber, optionalString } from "../inputs.ts";
 import { CronError, parseAwsCron, parseUnixCron, type CronSpec } from "./cron.ts";
 import { simulate, type TimedAction } from "./simulate.ts";
 
 export const ASG_SCHEDULE = "aws:autoscaling/schedule:Schedule";
 export const SCHEDULER_SCHEDULE = "aws:scheduler/schedule:Schedule";
-export const NODE_GROUP = "aws:eks/nodeGroup:NodeGroup";
-export const RDS_INSTANCE = "aws:rds/instance:Instance";
+const NODE_GROUP = "aws:eks/nodeGroup:NodeGroup";
+const RDS_INSTANCE = "aws:rds/instance:Instance";
 
 export interface CapacityProfile {
   /** Time-weighted mean node count. */
@@ -55,7 +56,7 @@ interface AsgState {
 /** Auto Scaling group names a node group may have: the mocks' `eks-<name>-asg`, the real one from outputs. */
 function asgNames(ng: PlannedResource): { exact: Set<string>; prefix: string } {
   const exact = new Set([`eks-${ng.name}-asg`]);
-  const outputs = (ng as PlannedResource & { outputs?: Record<string, unknown> }).outputs;
+  const outputs = (ng as PreviewResource).outputs;
   for (const res of (at(outputs, "resources") as unknown[] | undefined) ?? []) {
     for (const g of (at(res, "autoscalingGroups") as unknown[] | undefined) ?? []) {
       const name = at(g, "name");
@@ -146,7 +147,7 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
   for (const s of resources.filter((r) => r.type === ASG_SCHEDULE)) {
     const asgName = optionalString(s.inputs, "autoscalingGroupName");
     // Before the first apply the name is unknown; a preview still says which resource it comes from.
-    const from = (s as PlannedResource & { propertyDependencies?: Record<string, string[]> }).propertyDependencies?.autoscalingGroupName ?? [];
+    const from = (s as PreviewResource).propertyDependencies?.autoscalingGroupName ?? [];
     const ng = asgName === undefined ? nodeGroups.find((n) => from.includes(n.urn)) : nodeGroups.find((n) => matchesAsg(asgName, n));
     if (!ng) {
       warnings.push(
