@@ -37,6 +37,8 @@ export async function buildStack(): Promise<BuiltStack> {
     defaultTags: { tags: { project: PROJECT, stack: config.stack, tier: sizes.name, "managed-by": "pulumi" } },
   });
   const opts: pulumi.ComponentResourceOptions = { providers: { aws: provider } };
+  // Globally unique S3 bucket names carry the account id.
+  const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
 
   // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, backups).
   const dataKey = new aws.kms.Key("data", {
@@ -48,6 +50,7 @@ export async function buildStack(): Promise<BuiltStack> {
 
   const network = new Network("network", {
     clusterName: prefix,
+    region: config.region,
     azCount: sizes.network.azCount,
     natGateways: sizes.network.natGateways,
     flowLogs: config.flowLogs,
@@ -99,6 +102,7 @@ export async function buildStack(): Promise<BuiltStack> {
 
   const backups = new Backups("backups", {
     prefix,
+    accountId,
     kmsKeyArn: dataKey.arn,
     sizes: sizes.backups,
     schedule: sizes.schedule,
@@ -158,6 +162,7 @@ export async function buildStack(): Promise<BuiltStack> {
   const observability = new Observability("observability", {
     provider: workloads.provider,
     prefix,
+    accountId,
     region: config.region,
     sizes,
     namespace: workloads.namespaces.monitoring,

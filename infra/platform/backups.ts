@@ -12,6 +12,8 @@ import { endDays, schedulerCron } from "./schedules.ts";
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
   prefix: string;
+  /** Makes the bucket name unique across accounts. */
+  accountId: pulumi.Input<string>;
   kmsKeyArn: pulumi.Input<string>;
   sizes: Tier["backups"];
   schedule: Tier["schedule"];
@@ -98,9 +100,8 @@ export class Backups extends pulumi.ComponentResource {
 
   /** Versioned, KMS-encrypted, private, TLS-only; objects go to Glacier, then expire. */
   private bucket(name: string, args: BackupsArgs): aws.s3.Bucket {
-    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
     return privateBucket(`${name}-bucket`, {
-      bucketName: pulumi.interpolate`${args.prefix}-backups-${account}`,
+      bucketName: pulumi.interpolate`${args.prefix}-backups-${args.accountId}`,
       kmsKeyArn: args.kmsKeyArn,
       versioned: true,
       disposable: args.disposable,

@@ -6,6 +6,7 @@ import { serviceTrustPolicy } from "./iam.ts";
 
 export interface NetworkArgs {
   clusterName: string;
+  region: string;
   azCount: number;
   natGateways: "single" | "perAz";
   flowLogs: boolean;
@@ -84,7 +85,7 @@ export class Network extends pulumi.ComponentResource {
     // Image layers, backups and Loki chunks go to S3 without paying NAT data processing.
     new aws.ec2.VpcEndpoint(`${name}-s3`, {
       vpcId: vpc.id,
-      serviceName: pulumi.interpolate`com.amazonaws.${aws.getRegionOutput({}, o).region}.s3`,
+      serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: "Gateway",
       routeTableIds: this.privateRouteTableIds,
     }, o);

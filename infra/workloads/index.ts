@@ -68,7 +68,8 @@ export class Workloads extends pulumi.ComponentResource {
       region: args.region,
       vpcId: args.vpcId,
       oidc: args.oidc,
-      gpu: sizes.ollama.gpu,
+      // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
+      gpu: sizes.nodeGroups.gpu !== null,
       disposable: args.disposable,
     }, o);
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.

@@ -1,6 +1,5 @@
 // Connects the monitoring stack (monitoring.ts) to this environment: sizing from the tier, Loki's S3
 // bucket and IRSA role in prod tiers, the exporters' credentials as Secrets, alert receivers from secret config.
-import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
@@ -13,6 +12,8 @@ import { placement } from "./pod.ts";
 export interface ObservabilityArgs {
   provider: k8s.Provider;
   prefix: string;
+  /** Makes the log bucket's name unique across accounts. */
+  accountId: pulumi.Input<string>;
   region: string;
   sizes: Tier;
   namespace: pulumi.Input<string>;
@@ -49,9 +50,8 @@ export class Observability extends pulumi.ComponentResource {
 
     let loki: { bucketName: pulumi.Output<string>; region: string; roleArn: pulumi.Output<string> } | undefined;
     if (sizing.lokiMode === "s3") {
-      const account = aws.getCallerIdentityOutput({}, o).accountId;
       const bucket = privateBucket(`${name}-logs`, {
-        bucketName: pulumi.interpolate`${args.prefix}-logs-${account}`,
+        bucketName: pulumi.interpolate`${args.prefix}-logs-${args.accountId}`,
         kmsKeyArn: args.kmsKeyArn,
         versioned: false,
         disposable: args.disposable,
