@@ -311,3 +311,12 @@ export const TIERS: Record<TierName, Tier> = {
     guide: { monthlyUsd: 10000, reference: "000 Deployment Sizes: Large Production, 20+ servers, 6+ GPUs, $10,000+/month" },
   },
 };
+
+export function isTierName(name: string | undefined): name is TierName {
+  return (TIER_NAMES as readonly string[]).includes(name ?? "");
+}
+
+/** The tier a plan or report names, if it is one of ours. */
+export function tierNamed(name: string | undefined): Tier | undefined {
+  return isTierName(name) ? TIERS[name] : undefined;
+}

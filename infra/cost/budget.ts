@@ -1,6 +1,6 @@
 // The budget guard: the estimate (with schedules) against --max-monthly, or the tier's budget from infra/tiers.ts.
 import type { CostReport } from "../plan/types.ts";
-import { TIERS, type TierName } from "../tiers.ts";
+import { tierNamed } from "../tiers.ts";
 import { money } from "./render.ts";
 
 export interface BudgetCheck {
@@ -10,7 +10,7 @@ export interface BudgetCheck {
 }
 
 export function budgetCheck(cost: CostReport, tier: string, maxMonthlyUsd?: number): BudgetCheck {
-  const tierBudget = (TIERS as Record<string, (typeof TIERS)[TierName] | undefined>)[tier]?.budget.monthlyUsd;
+  const tierBudget = tierNamed(tier)?.budget.monthlyUsd;
   const limitUsd = maxMonthlyUsd ?? tierBudget;
   const source = maxMonthlyUsd !== undefined ? "--max-monthly" : `the budget of tier ${tier} (infra/tiers.ts; --max-monthly overrides)`;
   if (limitUsd === undefined) return { limitUsd, over: false, message: `no budget to check: tier "${tier}" is unknown and no --max-monthly was given` };

@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { PROJECT } from "../config.ts";
-import { exitAfterFlush } from "../plan/exit.ts";
+import { exitAfterFlush, isUsageError } from "../plan/exit.ts";
 import type { CostReport, Plan } from "../plan/types.ts";
 import { budgetCheck } from "./budget.ts";
 import { diffCosts, renderDiffMarkdown, renderDiffTable, type CostDiff } from "./diff.ts";
@@ -126,9 +126,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   exitAfterFlush,
   (err: unknown) => {
-    const e = err as Error & { code?: string };
-    if (err instanceof UsageError || e.code?.startsWith("ERR_PARSE_ARGS") || ["UnknownStackError", "ConfigError"].includes(e.name)) {
-      console.error(`cost: ${e.message}`);
+    if (isUsageError(err)) {
+      console.error(`cost: ${err.message}`);
       process.exit(2);
     }
     console.error(err);

@@ -2,7 +2,7 @@
 // items (priced), free (by catalog reason) or unpriced (with the reason); nothing is silently $0.
 import { PROJECT } from "../config.ts";
 import type { CostItem, CostReport, Plan, PlannedResource } from "../plan/types.ts";
-import { TIERS, type TierName } from "../tiers.ts";
+import { tierNamed, type TierName } from "../tiers.ts";
 import { catalogEntry } from "./catalog.ts";
 import { Unpriceable } from "./inputs.ts";
 import { cents, isFree, type PricingContext } from "./model.ts";
@@ -147,7 +147,7 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     c.onDemandMonthlyUsd += item.onDemandMonthlyUsd;
     components.set(item.component, c);
   }
-  const tier = TIERS[plan.tier as TierName] as (typeof TIERS)[TierName] | undefined;
+  const tier = tierNamed(plan.tier);
   const total = (key: "monthlyUsd" | "onDemandMonthlyUsd") => cents(items.reduce((sum, i) => sum + i[key], 0));
 
   return {

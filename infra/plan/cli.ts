@@ -1,13 +1,11 @@
 // `npm run plan -- --stack <name> [--format table|json|markdown]`: the offline review of a stack.
 // Exit codes: 0 ok, 1 mandatory policy violation, 2 bad usage / unknown stack / bad config.
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config.ts";
 import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
-import { exitAfterFlush } from "./exit.ts";
+import { exitAfterFlush, isUsageError } from "./exit.ts";
 import { runPlan } from "./harness.ts";
 import { renderMarkdown, renderTable } from "./report.ts";
 import { review } from "./review.ts";
-import { UnknownStackError } from "./stackfile.ts";
 
 const FORMATS = ["table", "json", "markdown"] as const;
 type Format = (typeof FORMATS)[number];
@@ -46,8 +44,8 @@ async function main(): Promise<number> {
 main().then(
   exitAfterFlush,
   (err: unknown) => {
-    if (err instanceof UnknownStackError || err instanceof ConfigError || (err instanceof Error && err.name === "TypeError" && "code" in err)) {
-      console.error(`plan: ${(err as Error).message}`);
+    if (isUsageError(err)) {
+      console.error(`plan: ${err.message}`);
       process.exit(2);
     }
     console.error(err);

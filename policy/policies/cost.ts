@@ -5,7 +5,7 @@ import { estimateCost } from "../../infra/cost/index.ts";
 import { PROJECT } from "../../infra/config.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import type { OfflineStackArgs } from "../offline.ts";
-import { TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
+import { isTierName, TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber, asRecord, decodeJson } from "../lib/values.ts";
@@ -22,9 +22,6 @@ export function tierAllowList(tier: TierName): string[] {
   return [...new Set(types)].sort();
 }
 
-function isTierName(tier: string | undefined): tier is TierName {
-  return (TIER_NAMES as readonly string[]).includes(tier ?? "");
-}
 
 /** The instance types a resource asks for, by type token. */
 const SIZED: Record<string, (props: Record<string, any>) => string[]> = {
