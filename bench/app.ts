@@ -18,6 +18,7 @@ import { Hono } from "hono";
 import { listen } from "../test/fakes/http.ts";
 import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
+import { api } from "../test/support/http.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { startRedis } from "../test/support/redis.ts";
 
@@ -78,10 +79,11 @@ async function runParent(): Promise<void> {
     });
     const { appUrl, bareUrl } = JSON.parse(firstLine) as { appUrl: string; bareUrl: string };
     const headers = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
+    const user = api(appUrl, USER_KEY);
     const post = async (path: string, body: unknown) => {
-      const res = await fetch(`${appUrl}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<{ cached?: boolean }>;
+      const res = await user.post<{ cached?: boolean }>(path, body);
+      if (res.status >= 300) throw new Error(`${path}: ${res.status} ${res.text}`);
+      return res.body;
     };
     await post("/api/v1/documents", {
       documents: Array.from({ length: 50 }, (_, i) => ({ id: `doc-${i}`, title: `Doc ${i}`, text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.` })),

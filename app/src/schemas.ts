@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 
 /** Guide 003: questions longer than this are refused. */
 export const MAX_QUERY_CHARS = 5000;
@@ -156,7 +156,7 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 });
 
 /** The error responses every authenticated route can give. */
-export const errorResponses = {
+const errorResponses = {
   400: jsonResponse(ErrorSchema, "Malformed request"),
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
   413: jsonResponse(ErrorSchema, "Body too large"),
@@ -164,6 +164,10 @@ export const errorResponses = {
   429: jsonResponse(ErrorSchema, "Rate limit exceeded"),
   503: jsonResponse(ErrorSchema, "A dependency is unavailable"),
 } as const;
+
+/** A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back. */
+export const apiRoute = <P extends string, R extends Omit<RouteConfig, "path" | "security"> & { path: P }>(config: R) =>
+  createRoute({ ...config, security: [{ bearerAuth: [] }], responses: { ...config.responses, ...errorResponses } });
 
 export const upstreamErrorResponses = {
   502: jsonResponse(ErrorSchema, "Ollama or Qdrant failed"),

@@ -1,6 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -9,6 +8,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
+import { limitBody } from "./middleware/bodylimit.ts";
 import { notFound, onError, validationHook } from "./middleware/errors.ts";
 import { observe } from "./middleware/observe.ts";
 import { rateLimit } from "./middleware/ratelimit.ts";
@@ -47,13 +47,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.use(
     "/api/*",
-    bodyLimit({
-      maxSize: config.BODY_LIMIT_BYTES,
-      onError: (c) => c.json({ error: `request body exceeds ${config.BODY_LIMIT_BYTES} bytes` }, 413),
-    }),
+    limitBody(config.BODY_LIMIT_BYTES),
     timeout(config.REQUEST_TIMEOUT_MS, () => new HTTPException(504, { message: `request took longer than ${config.REQUEST_TIMEOUT_MS} ms` })),
     requireApiKey(deps.authenticate),
-    rateLimit(deps.rateLimiter, 60),
+    rateLimit(deps.rateLimiter),
   );
   app.use("/api/v1/admin/*", requireScope("admin"));
 

@@ -24,6 +24,9 @@ export interface FakeQdrant extends Listening {
   timings: Timings;
 }
 
+/** Each request's start time, for the `time` field of Qdrant's envelope. */
+type FakeEnv = { Variables: { started: number } };
+
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const validId = (id: unknown): id is PointId =>
   (typeof id === "number" && Number.isInteger(id) && id >= 0) || (typeof id === "string" && UUID.test(id));
@@ -36,15 +39,14 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   const timings = new Timings();
   let operationId = 0;
 
-  const ok = (c: Context, result: unknown, started: number) =>
-    c.json({ result, status: "ok", time: (performance.now() - started) / 1000 });
+  const ok = (c: Context<FakeEnv>, result: unknown) => c.json({ result, status: "ok", time: (performance.now() - c.get("started")) / 1000 });
   const fail = (c: Context, status: number, error: string) => c.json({ status: { error }, time: 0 }, status as 400);
   const updated = () => ({ operation_id: ++operationId, status: "completed" });
   const collectionOf = (c: Context) => collections.get(c.req.param("name")!);
   const missing = (c: Context) => fail(c, 404, `Not found: Collection \`${c.req.param("name")}\` doesn't exist!`);
   const body = async <T>(c: Context): Promise<T | null> => c.req.json<T>().catch(() => null);
 
-  const app = new Hono<{ Variables: { started: number } }>();
+  const app = new Hono<FakeEnv>();
   app.use("*", async (c, next) => {
     const started = performance.now();
     c.set("started", started);
@@ -65,9 +67,9 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   app.get("/livez", (c) => c.text("healthz check passed"));
   app.get("/readyz", (c) => c.text("all shards are ready"));
 
-  app.get("/collections", (c) => ok(c, { collections: [...collections.keys()].map((name) => ({ name })) }, c.get("started")));
+  app.get("/collections", (c) => ok(c, { collections: [...collections.keys()].map((name) => ({ name })) }));
 
-  app.get("/collections/:name/exists", (c) => ok(c, { exists: collections.has(c.req.param("name")) }, c.get("started")));
+  app.get("/collections/:name/exists", (c) => ok(c, { exists: collections.has(c.req.param("name")) }));
 
   app.get("/collections/:name", (c) => {
     const col = collectionOf(c);
@@ -88,7 +90,6 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
         },
         payload_schema: Object.fromEntries([...col.payloadSchema].map(([field, type]) => [field, { data_type: type, params: { type }, points: col.points.size }])),
       },
-      c.get("started"),
     );
   });
 
@@ -102,10 +103,10 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     }
     if (collections.has(name)) return fail(c, 409, `Wrong input: Collection \`${name}\` already exists!`);
     collections.set(name, { size: size as number, distance: distance!, points: new Map(), payloadSchema: new Map(), snapshots: [] });
-    return ok(c, true, c.get("started"));
+    return ok(c, true);
   });
 
-  app.delete("/collections/:name", (c) => ok(c, collections.delete(c.req.param("name")), c.get("started")));
+  app.delete("/collections/:name", (c) => ok(c, collections.delete(c.req.param("name"))));
 
   app.put("/collections/:name/index", async (c) => {
     const col = collectionOf(c);
@@ -113,7 +114,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     const req = await body<{ field_name?: string; field_schema?: string | { type: string } }>(c);
     if (!req?.field_name || !req.field_schema) return fail(c, 400, "Wrong input: field_name and field_schema are required");
     col.payloadSchema.set(req.field_name, typeof req.field_schema === "string" ? req.field_schema : req.field_schema.type);
-    return ok(c, updated(), c.get("started"));
+    return ok(c, updated());
   });
 
   app.put("/collections/:name/points", async (c) => {
@@ -130,7 +131,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     for (const p of req.points) {
       col.points.set(String(p.id), { id: p.id as PointId, vector: p.vector as number[], payload: p.payload ?? {} });
     }
-    return ok(c, updated(), c.get("started"));
+    return ok(c, updated());
   });
 
   const select = (col: Collection, filter: Filter | undefined) => [...col.points.values()].filter((p) => matches(filter, p));
@@ -142,7 +143,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (!req || (!req.points && !req.filter)) return fail(c, 400, "Format error in JSON body: expected `points` or `filter`");
     const doomed = req.points ? req.points.map(String) : select(col, req.filter).map((p) => String(p.id));
     for (const id of doomed) col.points.delete(id);
-    return ok(c, updated(), c.get("started"));
+    return ok(c, updated());
   });
 
   const shape = (p: StoredPoint, withPayload: unknown, withVector: unknown) => ({
@@ -167,7 +168,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     }
     if (req.query === undefined) {
       const points = candidates.slice(offset, offset + limit).map((p) => ({ ...shape(p, req.with_payload, req.with_vector), score: 0 }));
-      return ok(c, { points }, c.get("started"));
+      return ok(c, { points });
     }
     const vector = req.query;
     if (!Array.isArray(vector) || vector.length !== col.size) {
@@ -180,7 +181,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
       .sort((a, b) => (ascending ? a.s - b.s : b.s - a.s))
       .slice(offset, offset + limit)
       .map(({ p, s }) => ({ ...shape(p, req.with_payload, req.with_vector), score: s }));
-    return ok(c, { points }, c.get("started"));
+    return ok(c, { points });
   });
 
   app.post("/collections/:name/points/scroll", async (c) => {
@@ -188,14 +189,14 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (!col) return missing(c);
     const req = (await body<{ filter?: Filter; limit?: number; with_payload?: unknown; with_vector?: unknown }>(c)) ?? {};
     const points = select(col, req.filter).slice(0, req.limit ?? 10).map((p) => shape(p, req.with_payload ?? true, req.with_vector));
-    return ok(c, { points, next_page_offset: null }, c.get("started"));
+    return ok(c, { points, next_page_offset: null });
   });
 
   app.post("/collections/:name/points/count", async (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
     const req = (await body<{ filter?: Filter }>(c)) ?? {};
-    return ok(c, { count: select(col, req.filter).length }, c.get("started"));
+    return ok(c, { count: select(col, req.filter).length });
   });
 
   app.post("/collections/:name/snapshots", (c) => {
@@ -203,13 +204,13 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (!col) return missing(c);
     const snapshot = { name: `${c.req.param("name")}-${Date.now()}.snapshot`, creation_time: new Date().toISOString(), size: col.points.size * 1024, checksum: "0".repeat(64) };
     col.snapshots.push(snapshot);
-    return ok(c, snapshot, c.get("started"));
+    return ok(c, snapshot);
   });
 
   app.get("/collections/:name/snapshots", (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
-    return ok(c, col.snapshots, c.get("started"));
+    return ok(c, col.snapshots);
   });
 
   app.notFound((c) => fail(c, 404, `Not found: ${c.req.path}`));

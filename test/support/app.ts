@@ -60,7 +60,7 @@ export interface SpawnedApp {
 }
 
 /** Runs app/src/main.ts as its own process (what `npm run app` runs), e.g. to send it signals. */
-export function spawnAppProcess(env: Record<string, string>): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exited: SpawnedApp["exited"] } {
+export function spawnAppProcess(env: Record<string, string>): Omit<SpawnedApp, "url" | "stop"> {
   const child = spawnTracked(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "app/src/main.ts")], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? "", ...env },
@@ -69,7 +69,7 @@ export function spawnAppProcess(env: Record<string, string>): { child: ChildProc
   let stderr = "";
   child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+  const exited = new Promise<Awaited<SpawnedApp["exited"]>>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
   return { child, output: () => ({ stdout, stderr }), exited };

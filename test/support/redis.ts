@@ -5,13 +5,14 @@ import { freePort, managedServer, spawnTracked, stopProcess, waitFor, type Manag
 /** Redis keeps no data across halt(): it runs without persistence. */
 export type RedisServer = ManagedServer;
 
-function pong(port: number): Promise<boolean> {
+/** True once the server answers PING: PONG, or NOAUTH when it wants a password. */
+function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
     socket.once("error", () => resolve(false));
     socket.once("data", (d) => {
       socket.destroy();
-      resolve(d.toString().startsWith("+PONG"));
+      resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
     });
     socket.write("PING\r\n");
   });
@@ -27,17 +28,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     child = spawnTracked(process.env.REDIS_SERVER ?? "redis-server", args);
     child.stdout?.resume();
     child.stderr?.resume();
-    await waitFor("redis", async () => {
-      if (!opts.password) return pong(port);
-      return new Promise((resolve) => {
-        const s = connect(port, "127.0.0.1");
-        s.once("error", () => resolve(false));
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-      });
-    });
+    await waitFor("redis", () => answers(port));
   };
   const halt = async () => {
     if (child) await stopProcess(child, "SIGTERM");

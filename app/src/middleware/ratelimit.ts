@@ -3,8 +3,9 @@ import type { RateLimiter } from "../services/ratelimit.ts";
 import type { AppEnv } from "../types.ts";
 
 /** Per-key limit with IETF RateLimit-* headers; 429 carries Retry-After. */
-export const rateLimit = (limiter: RateLimiter, windowSeconds: number) =>
-  createMiddleware<AppEnv>(async (c, next) => {
+export const rateLimit = (limiter: RateLimiter) => {
+  const windowSeconds = limiter.windowMs / 1000;
+  return createMiddleware<AppEnv>(async (c, next) => {
     const d = await limiter.check(c.get("principal").id);
     c.header("RateLimit-Policy", `${d.limit};w=${windowSeconds}`);
     c.header("RateLimit-Limit", String(d.limit));
@@ -19,3 +20,4 @@ export const rateLimit = (limiter: RateLimiter, windowSeconds: number) =>
     }
     await next();
   });
+};

@@ -1,10 +1,10 @@
-import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Rag } from "../services/rag.ts";
 import {
+  apiRoute,
   DocumentsRequestSchema,
   DocumentsResponseSchema,
   ErrorSchema,
-  errorResponses,
   IdParamSchema,
   jsonBody,
   jsonResponse,
@@ -12,7 +12,7 @@ import {
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
-const ingestRoute = createRoute({
+const ingestRoute = apiRoute({
   method: "post",
   path: "/api/v1/documents",
   tags: ["documents"],
@@ -20,22 +20,19 @@ const ingestRoute = createRoute({
   description:
     "Chunks each text, embeds the chunks through Ollama (batched), upserts them to Qdrant and records the document. " +
     "Sending an existing id replaces that document.",
-  security: [{ bearerAuth: [] }],
   request: { body: jsonBody(DocumentsRequestSchema) },
-  responses: { 201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"), ...errorResponses, ...upstreamErrorResponses },
+  responses: { 201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"), ...upstreamErrorResponses },
 });
 
-const deleteRoute = createRoute({
+const deleteRoute = apiRoute({
   method: "delete",
   path: "/api/v1/documents/{id}",
   tags: ["documents"],
   summary: "Delete a document and its chunks",
-  security: [{ bearerAuth: [] }],
   request: { params: IdParamSchema },
   responses: {
     200: jsonResponse(z.object({ id: z.string(), deleted: z.literal(true) }), "Deleted"),
     404: jsonResponse(ErrorSchema, "No such document"),
-    ...errorResponses,
     ...upstreamErrorResponses,
   },
 });

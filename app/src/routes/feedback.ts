@@ -1,32 +1,28 @@
-import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
-import { ErrorSchema, errorResponses, FeedbackRequestSchema, FeedbackSummarySchema, jsonBody, jsonResponse } from "../schemas.ts";
+import { apiRoute, ErrorSchema, FeedbackRequestSchema, FeedbackSummarySchema, jsonBody, jsonResponse } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
-const submitRoute = createRoute({
+const submitRoute = apiRoute({
   method: "post",
   path: "/api/v1/feedback",
   tags: ["feedback"],
   summary: "Rate an answer (guide 004 feedback loop)",
-  security: [{ bearerAuth: [] }],
   request: { body: jsonBody(FeedbackRequestSchema) },
   responses: {
     201: jsonResponse(z.object({ request_id: z.string(), recorded: z.literal(true) }), "Recorded"),
     404: jsonResponse(ErrorSchema, "No answer with this request_id for this key"),
-    ...errorResponses,
   },
 });
 
-const summaryRoute = createRoute({
+const summaryRoute = apiRoute({
   method: "get",
   path: "/api/v1/admin/feedback/summary",
   tags: ["admin"],
   summary: "Feedback counts and average score by model (admin scope)",
-  security: [{ bearerAuth: [] }],
   responses: {
     200: jsonResponse(FeedbackSummarySchema, "Summary"),
     403: jsonResponse(ErrorSchema, "Key lacks the admin scope"),
-    ...errorResponses,
   },
 });
 

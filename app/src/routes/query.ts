@@ -1,12 +1,12 @@
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { AppError } from "../errors.ts";
 import type { Rag } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
-import { errorResponses, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
+import { apiRoute, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
-const route = createRoute({
+const route = apiRoute({
   method: "post",
   path: "/api/v1/query",
   tags: ["query"],
@@ -16,7 +16,6 @@ const route = createRoute({
     "model by question complexity and answers. The turn is stored before the response is sent. With `stream: true` " +
     "the answer is sent as Server-Sent Events: `meta` (ids, model, sources), one `token` per chunk of text, then " +
     "`done` (the full response) or `error`.",
-  security: [{ bearerAuth: [] }],
   request: { body: jsonBody(QueryRequestSchema) },
   responses: {
     200: {
@@ -26,7 +25,6 @@ const route = createRoute({
         "text/event-stream": { schema: { type: "string" } },
       },
     },
-    ...errorResponses,
     ...upstreamErrorResponses,
   },
 });

@@ -1,19 +1,17 @@
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
-import { ErrorSchema, errorResponses, IdParamSchema, jsonResponse, SessionResponseSchema } from "../schemas.ts";
+import { apiRoute, ErrorSchema, IdParamSchema, jsonResponse, SessionResponseSchema } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
-const route = createRoute({
+const route = apiRoute({
   method: "get",
   path: "/api/v1/sessions/{id}",
   tags: ["sessions"],
   summary: "The turns of one of the caller's sessions, oldest first",
-  security: [{ bearerAuth: [] }],
   request: { params: IdParamSchema },
   responses: {
     200: jsonResponse(SessionResponseSchema, "The session"),
     404: jsonResponse(ErrorSchema, "No such session for this key"),
-    ...errorResponses,
   },
 });
 

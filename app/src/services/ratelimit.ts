@@ -56,6 +56,8 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   }
 
   return {
+    windowMs,
+
     async check(key: string): Promise<RateDecision> {
       try {
         const [allowed, count, resetMs] = (await cache.client.eval(SLIDING_WINDOW_SCRIPT, {
