@@ -26,10 +26,22 @@ export interface ComponentCost {
   component: string;
   monthlyUsd: number;
   onDemandMonthlyUsd: number;
+  /** 730 h with every autoscaled group at its maximum (and bursts at their ceiling). */
+  maxMonthlyUsd: number;
+}
+
+/** A priced resource: the plan contract's item plus the at-maximum figure. */
+export interface PricedItem extends CostItem {
+  maxMonthlyUsd: number;
 }
 
 /** The CostReport of the plan contract, with what the renderers and the CLI need beside it. */
 export interface CostEstimate extends CostReport {
+  items: PricedItem[];
+  /** The bill if every node group ran at its maximum size all month: on-demand is not an upper bound with autoscalers. */
+  maxMonthlyUsd: number;
+  /** Expected figures (not list prices) the estimate used, with their sources: the Spot discount. */
+  assumptions: { name: string; value: number; unit: string; source: string; date: string }[];
   stack: string;
   tier: string;
   region: string;
@@ -90,7 +102,7 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     schedules,
   };
 
-  const items: CostItem[] = [];
+  const items: PricedItem[] = [];
   const unpriced: UnpricedResource[] = [];
   const free = new Map<string, FreeGroup>();
   const addFree = (type: string, reason: string) => {
@@ -131,6 +143,7 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
           component: r.component,
           monthlyUsd: cents(priced.monthlyUsd),
           onDemandMonthlyUsd: cents(priced.onDemandMonthlyUsd),
+          maxMonthlyUsd: cents(Math.max(priced.maxMonthlyUsd ?? priced.onDemandMonthlyUsd, priced.onDemandMonthlyUsd)),
           detail: priced.detail,
         });
       }
@@ -142,18 +155,30 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
 
   const components = new Map<string, ComponentCost>();
   for (const item of items) {
-    const c = components.get(item.component) ?? { component: item.component, monthlyUsd: 0, onDemandMonthlyUsd: 0 };
+    const c = components.get(item.component) ?? { component: item.component, monthlyUsd: 0, onDemandMonthlyUsd: 0, maxMonthlyUsd: 0 };
     c.monthlyUsd += item.monthlyUsd;
     c.onDemandMonthlyUsd += item.onDemandMonthlyUsd;
+    c.maxMonthlyUsd += item.maxMonthlyUsd;
     components.set(item.component, c);
   }
   const tier = tierNamed(plan.tier);
-  const total = (key: "monthlyUsd" | "onDemandMonthlyUsd") => cents(items.reduce((sum, i) => sum + i[key], 0));
+  const total = (key: "monthlyUsd" | "onDemandMonthlyUsd" | "maxMonthlyUsd") => cents(items.reduce((sum, i) => sum + i[key], 0));
+  const spotUsed = plan.resources.some((r) => r.type === "aws:eks/nodeGroup:NodeGroup" && r.inputs.capacityType === "SPOT");
+  const assumptions: CostEstimate["assumptions"] = [];
+  if (spotUsed && prices) {
+    try {
+      assumptions.push({ name: "spot-discount", ...prices.assumption("spot-discount") });
+    } catch {
+      // reported as unpriced on the node group
+    }
+  }
 
   return {
     currency: "USD",
     monthlyUsd: total("monthlyUsd"),
     onDemandMonthlyUsd: total("onDemandMonthlyUsd"),
+    maxMonthlyUsd: total("maxMonthlyUsd"),
+    assumptions,
     items,
     unpriced,
     stack: plan.stack,
@@ -162,7 +187,12 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     hoursPerMonth: HOURS_PER_MONTH,
     prices: prices ? { region: prices.region, date: prices.date } : null,
     usage: { tier: usage.tier, assumed: usage.assumed, values: usageValues },
-    components: [...components.values()].map((c) => ({ ...c, monthlyUsd: cents(c.monthlyUsd), onDemandMonthlyUsd: cents(c.onDemandMonthlyUsd) })),
+    components: [...components.values()].map((c) => ({
+      ...c,
+      monthlyUsd: cents(c.monthlyUsd),
+      onDemandMonthlyUsd: cents(c.onDemandMonthlyUsd),
+      maxMonthlyUsd: cents(c.maxMonthlyUsd),
+    })),
     free: [...free.values()],
     schedules: schedules.summaries(),
     guide: tier ? { ...tier.guide } : null,

@@ -8,6 +8,8 @@ import type { Usage } from "./usage.ts";
 export interface Charge {
   monthlyUsd: number;
   onDemandMonthlyUsd: number;
+  /** 730 h with every autoscaled group at its maximum and every burst at its ceiling; on-demand when absent. */
+  maxMonthlyUsd?: number;
   detail: string;
 }
 

@@ -10,23 +10,37 @@ export const HOURS_PER_MONTH = 730;
 const entrySchema = z
   .object({ usd: z.number().nonnegative(), unit: z.string().min(1), source: z.string().min(1), date: z.iso.date() })
   .strict();
+/** A figure that is not a list price but an expectation (the Spot discount), with where it comes from. */
+const assumptionSchema = z
+  .object({ value: z.number().nonnegative(), unit: z.string().min(1), source: z.string().min(1), date: z.iso.date() })
+  .strict();
 const tableSchema = z
   .object({
     region: z.string().min(1),
     currency: z.literal("USD"),
     date: z.iso.date(),
     prices: z.record(z.string(), entrySchema),
+    assumptions: z.record(z.string(), assumptionSchema).default({}),
   })
   .strict();
 
 export type PriceEntry = z.infer<typeof entrySchema>;
+export type PriceAssumption = z.infer<typeof assumptionSchema>;
 
 export class PriceTable {
   constructor(
     readonly region: string,
     readonly date: string,
     private readonly entries: Record<string, PriceEntry>,
+    private readonly assumptions: Record<string, PriceAssumption> = {},
   ) {}
+
+  /** An expected figure the table records beside its list prices; Unpriceable when absent. */
+  assumption(key: string): PriceAssumption {
+    const a = this.assumptions[key];
+    if (!a) throw new Unpriceable(`no assumption "${key}" in the ${this.region} table (infra/cost/prices/${this.region}.json)`);
+    return a;
+  }
 
   /** The USD price for a key; Unpriceable when the table has no such key. */
   usd(key: string): number {
@@ -69,7 +83,7 @@ export function loadPrices(region: string): PriceTable {
   const parsed = tableSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
   if (!parsed.success) throw new Error(`infra/cost/prices/${region}.json: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   if (parsed.data.region !== region) throw new Error(`infra/cost/prices/${region}.json says region "${parsed.data.region}"`);
-  const table = new PriceTable(region, parsed.data.date, parsed.data.prices);
+  const table = new PriceTable(region, parsed.data.date, parsed.data.prices, parsed.data.assumptions);
   cache.set(region, table);
   return table;
 }

@@ -20,18 +20,24 @@ type Renderable = CostEstimate;
 /** A report from a JSON file may lack the estimator's extra keys; give them neutral values. */
 function complete(report: CostReport): Renderable {
   const r = report as Partial<CostEstimate> & CostReport;
+  // Reports written before the at-maximum figure existed: the maximum is the on-demand figure.
+  const items = report.items.map((i) => ({ ...i, maxMonthlyUsd: (i as { maxMonthlyUsd?: number }).maxMonthlyUsd ?? i.onDemandMonthlyUsd }));
   const components =
-    r.components ??
+    r.components?.map((c) => ({ ...c, maxMonthlyUsd: c.maxMonthlyUsd ?? c.onDemandMonthlyUsd })) ??
     Object.values(
-      report.items.reduce<Record<string, { component: string; monthlyUsd: number; onDemandMonthlyUsd: number }>>((acc, i) => {
-        const c = (acc[i.component] ??= { component: i.component, monthlyUsd: 0, onDemandMonthlyUsd: 0 });
+      items.reduce<Record<string, { component: string; monthlyUsd: number; onDemandMonthlyUsd: number; maxMonthlyUsd: number }>>((acc, i) => {
+        const c = (acc[i.component] ??= { component: i.component, monthlyUsd: 0, onDemandMonthlyUsd: 0, maxMonthlyUsd: 0 });
         c.monthlyUsd += i.monthlyUsd;
         c.onDemandMonthlyUsd += i.onDemandMonthlyUsd;
+        c.maxMonthlyUsd += i.maxMonthlyUsd;
         return acc;
       }, {}),
     );
   return {
     ...r,
+    items,
+    maxMonthlyUsd: r.maxMonthlyUsd ?? report.onDemandMonthlyUsd,
+    assumptions: r.assumptions ?? [],
     stack: r.stack ?? "",
     tier: r.tier ?? "",
     region: r.region ?? "",
@@ -80,6 +86,8 @@ function usageLine(r: Renderable): string | undefined {
     `cache snapshots ${u.snapshotGb} GB`,
     `S3 ${s3.standardGb} GB Standard + ${s3.glacierGb} GB Glacier per bucket`,
     `ECR ${u.ecrGb} GB`,
+    ...(u.ebsBackupGbPerVolumeGb === undefined ? [] : [`EBS backups ${u.ebsBackupGbPerVolumeGb} GB per backed-up volume GB`]),
+    ...(u.burstableCpuUtilization === undefined ? [] : [`burstable CPU ${Math.round(u.burstableCpuUtilization * 100)} % average`]),
   ].join(" · ") + ` (tier ${r.usage.tier}${r.usage.assumed ? ", assumed" : ""}; infra/cost/usage.ts)`;
 }
 
@@ -94,16 +102,26 @@ function header(r: Renderable): string {
   return `${prices} · ${r.hoursPerMonth} h/month · data transfer out not counted`;
 }
 
+/** Expected figures that are not list prices (the Spot discount), with their sources. */
+function assumptionLines(r: Renderable): string[] {
+  return r.assumptions.map((a) => `assumption ${a.name}: ${a.value} (${a.unit}; ${a.source}; recorded ${a.date})`);
+}
+
+const COLUMNS_NOTE =
+  "with schedules: expected bill (schedules, Spot at its expected discount) · on-demand: 730 h at full size, list prices · at max: every node group at its maximum size, bursts at their ceiling";
+
 export function renderCostTable(report: CostReport): string {
   const r = complete(report);
   const lines = [`cost · ${header(r)}`];
   const rows = [
-    ["component", "on-demand", "with schedules", "saving"],
-    ...r.components.map((c) => [c.component, money(c.onDemandMonthlyUsd), money(c.monthlyUsd), saving(c.onDemandMonthlyUsd, c.monthlyUsd)]),
-    ["total", money(r.onDemandMonthlyUsd), money(r.monthlyUsd), saving(r.onDemandMonthlyUsd, r.monthlyUsd)],
+    ["component", "on-demand", "with schedules", "saving", "at max"],
+    ...r.components.map((c) => [c.component, money(c.onDemandMonthlyUsd), money(c.monthlyUsd), saving(c.onDemandMonthlyUsd, c.monthlyUsd), money(c.maxMonthlyUsd)]),
+    ["total", money(r.onDemandMonthlyUsd), money(r.monthlyUsd), saving(r.onDemandMonthlyUsd, r.monthlyUsd), money(r.maxMonthlyUsd)],
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   for (const row of rows) lines.push(`  ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ")}`);
+  lines.push(`  ${COLUMNS_NOTE}`);
+  for (const a of assumptionLines(r)) lines.push(`  ${a}`);
   const guide = guideComparison(r);
   if (guide) lines.push(`  guide   ${guide}`);
   const budget = budgetStatus(r);
@@ -155,12 +173,15 @@ export function renderCostMarkdown(report: CostReport): string {
     "",
     `_${header(r)}_`,
     "",
-    "| component | on-demand | with schedules | saving |",
-    "|---|---:|---:|---:|",
-    ...r.components.map((c) => `| ${cell(c.component)} | ${money(c.onDemandMonthlyUsd)} | ${money(c.monthlyUsd)} | ${saving(c.onDemandMonthlyUsd, c.monthlyUsd)} |`),
-    `| **total** | **${money(r.onDemandMonthlyUsd)}** | **${money(r.monthlyUsd)}** | **${saving(r.onDemandMonthlyUsd, r.monthlyUsd)}** |`,
+    "| component | on-demand | with schedules | saving | at max |",
+    "|---|---:|---:|---:|---:|",
+    ...r.components.map((c) => `| ${cell(c.component)} | ${money(c.onDemandMonthlyUsd)} | ${money(c.monthlyUsd)} | ${saving(c.onDemandMonthlyUsd, c.monthlyUsd)} | ${money(c.maxMonthlyUsd)} |`),
+    `| **total** | **${money(r.onDemandMonthlyUsd)}** | **${money(r.monthlyUsd)}** | **${saving(r.onDemandMonthlyUsd, r.monthlyUsd)}** | **${money(r.maxMonthlyUsd)}** |`,
+    "",
+    `_${COLUMNS_NOTE}_`,
     "",
   ];
+  for (const a of assumptionLines(r)) lines.push(`- ${cell(a)}`);
   const guide = guideComparison(r);
   if (guide) lines.push(`- Guide figure for tier \`${r.tier}\`: ${guide}`);
   const budget = budgetStatus(r);

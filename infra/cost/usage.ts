@@ -23,6 +23,13 @@ export interface Usage {
   rdsLogGbPerMonth: number;
   /** GB of recovery points in each AWS Backup vault (RDS snapshots; 7 daily, 4 weekly, 12 monthly, incremental). */
   backupGb: number;
+  /**
+   * GB of EBS recovery points kept per GB of backed-up volume (Qdrant's): incremental snapshots store the used
+   * blocks once plus what changed between the 23 kept points; 1.0 means "about one volume's size".
+   */
+  ebsBackupGbPerVolumeGb: number;
+  /** Average CPU (0-1) of a burstable (T-family) instance, for the surplus credits of unlimited mode. */
+  burstableCpuUtilization: number;
   /** GB of ElastiCache snapshots beyond the one free snapshot per cluster. */
   snapshotGb: number;
   /** Per S3 bucket, by a substring of its logical name; `default` for the rest. */
@@ -39,6 +46,8 @@ export const USAGE: Record<TierName, Usage> = {
     logGbPerMonth: { default: 0.5, byName: { cluster: 2, flow: 0.5 } },
     rdsLogGbPerMonth: 0.5,
     backupGb: 10,
+    ebsBackupGbPerVolumeGb: 1,
+    burstableCpuUtilization: 0.2,
     snapshotGb: 0,
     s3: { default: { standardGb: 5, glacierGb: 0 }, byName: {} },
     ecrGb: 2,
@@ -50,6 +59,8 @@ export const USAGE: Record<TierName, Usage> = {
     logGbPerMonth: { default: 2, byName: { cluster: 15, flow: 3 } },
     rdsLogGbPerMonth: 5,
     backupGb: 150,
+    ebsBackupGbPerVolumeGb: 1,
+    burstableCpuUtilization: 0.25,
     snapshotGb: 2,
     s3: { default: { standardGb: 100, glacierGb: 200 }, byName: {} },
     ecrGb: 10,
@@ -61,6 +72,8 @@ export const USAGE: Record<TierName, Usage> = {
     logGbPerMonth: { default: 5, byName: { cluster: 30, flow: 5 } },
     rdsLogGbPerMonth: 10,
     backupGb: 600,
+    ebsBackupGbPerVolumeGb: 1,
+    burstableCpuUtilization: 0.25,
     snapshotGb: 10,
     s3: { default: { standardGb: 300, glacierGb: 1000 }, byName: {} },
     ecrGb: 20,
@@ -72,6 +85,8 @@ export const USAGE: Record<TierName, Usage> = {
     logGbPerMonth: { default: 10, byName: { cluster: 80, flow: 10 } },
     rdsLogGbPerMonth: 25,
     backupGb: 2000,
+    ebsBackupGbPerVolumeGb: 1,
+    burstableCpuUtilization: 0.25,
     snapshotGb: 30,
     s3: { default: { standardGb: 1000, glacierGb: 4000 }, byName: {} },
     ecrGb: 40,

@@ -48,7 +48,7 @@ describe("renderCostMarkdown", () => {
 
   it("leads with the monthly figure and the saving, then a component table", () => {
     assert.match(md, /^#### Cost: \*\*\$1,032\.25\/month\*\* with schedules · \$1,126\.00 on-demand · saving \$93\.75 \(8\.3 %\)/);
-    assert.match(md, /\| component \| on-demand \| with schedules \| saving \|\n\|---\|---:\|---:\|---:\|/);
+    assert.match(md, /\| component \| on-demand \| with schedules \| saving \| at max \|\n\|---\|---:\|---:\|---:\|---:\|/);
     assert.match(md, /\| \*\*total\*\* \| \*\*\$1,126\.00\*\* \| \*\*\$1,032\.25\*\* \|/);
   });
 
@@ -66,5 +66,7 @@ describe("renderCostMarkdown", () => {
     const bare = { currency: "USD" as const, monthlyUsd: 10, onDemandMonthlyUsd: 12, items: [{ type: "aws:kms/key:Key", name: "k", component: "stack", monthlyUsd: 10, onDemandMonthlyUsd: 12 }], unpriced: [] };
     assert.match(renderCostMarkdown(bare), /\| stack \| \$12\.00 \| \$10\.00 \| \$2\.00 \(16\.7 %\) \|/);
     assert.match(renderCostTable(bare), /total\s+\$12\.00\s+\$10\.00/);
+    // A report without the at-maximum figure shows its on-demand figure there.
+    assert.match(renderCostMarkdown(bare), /\| \*\*total\*\* \| \*\*\$12\.00\*\* \| \*\*\$10\.00\*\* \| \*\*\$2\.00 \(16\.7 %\)\*\* \| \*\*\$12\.00\*\* \|/);
   });
 });

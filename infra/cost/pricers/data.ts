@@ -3,6 +3,7 @@
 import type { PlannedResource } from "../../plan/types.ts";
 import { isKnown, needNumber, needString, optionalNumber, optionalString, Unpriceable } from "../inputs.ts";
 import { free, usd, type Pricing, type PricingContext } from "../model.ts";
+import { unlimitedCredits } from "./burstable.ts";
 
 /** The RDS instance a replica reads from (`replicateSourceDb`: the source's identifier or ARN). */
 function replicaSource(replica: PlannedResource, ctx: PricingContext): PlannedResource | undefined {
@@ -38,16 +39,20 @@ export function rdsInstance(db: PlannedResource, ctx: PricingContext): Pricing {
   const logsMonthly = Array.isArray(exports) && exports.length > 0 ? ctx.usage.rdsLogGbPerMonth * ctx.prices.usd("cloudwatch:logs-ingest") : 0;
 
   const run = ctx.schedules.rdsInstance(db);
-  const instanceMonthly = hourly * ctx.hoursPerMonth;
+  // RDS db.t3/db.t4g always run in unlimited mode: surplus credits are billed on top of the hourly price.
+  const credits = unlimitedCredits(instanceClass, "rds", ctx.usage.burstableCpuUtilization, ctx.prices);
+  const instanceMonthly = (hourly + (credits?.expectedHourly ?? 0)) * ctx.hoursPerMonth;
   const notes = [
     `${instanceClass} ${multiAz ? "Multi-AZ" : "single-AZ"}${isReplica ? " read replica" : ""} ${usd(hourly)}/h`,
     `${storageGb} GB ${storageType} ${usd(storageMonthly)}/month (billed while stopped)`,
   ];
   if (logsMonthly > 0) notes.push(`${ctx.usage.rdsLogGbPerMonth} GB/month of exported logs`);
+  if (credits) notes.push(credits.note);
   if (run.runningFraction < 1) notes.push(`runs ${(run.runningFraction * 100).toFixed(1)} % of hours (stop/start schedule)`);
   return {
     monthlyUsd: instanceMonthly * run.runningFraction + storageMonthly + logsMonthly,
     onDemandMonthlyUsd: instanceMonthly + storageMonthly + logsMonthly,
+    maxMonthlyUsd: (hourly + (credits?.worstHourly ?? 0)) * ctx.hoursPerMonth + storageMonthly + logsMonthly,
     detail: notes.join("; "),
   };
 }

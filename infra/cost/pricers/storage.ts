@@ -105,9 +105,75 @@ export function s3Bucket(r: PlannedResource, ctx: PricingContext): Pricing {
   return steady(monthly, `usage: ${u.standardGb} GB Standard + ${u.glacierGb} GB Glacier Flexible Retrieval`);
 }
 
+/** The `key=value` tags AWS Backup selections pick resources by. */
+function selectionTags(ctx: PricingContext): Set<string> {
+  const tags = new Set<string>();
+  for (const sel of ctx.ofType("aws:backup/selection:Selection")) {
+    for (const t of (sel.inputs.selectionTags as unknown[] | undefined) ?? []) {
+      const key = optionalString((t as Record<string, unknown>) ?? {}, "key");
+      const value = optionalString((t as Record<string, unknown>) ?? {}, "value");
+      if (key !== undefined && value !== undefined) tags.add(`${key}=${value}`);
+    }
+  }
+  return tags;
+}
+
+/** Storage classes whose volumes the EBS CSI driver tags with a selected tag (`tagSpecification_N: key=value`). */
+function backedUpClasses(tags: Set<string>, ctx: PricingContext): Set<string> {
+  const names = new Set<string>();
+  for (const sc of ctx.ofType("kubernetes:storage.k8s.io/v1:StorageClass")) {
+    const params = (at(sc.inputs, "parameters") as Record<string, unknown> | undefined) ?? {};
+    const tagged = Object.entries(params).some(([k, v]) => k.startsWith("tagSpecification_") && typeof v === "string" && tags.has(v.replace(/\s/g, "")));
+    const name = at(sc.inputs, "metadata.name");
+    if (tagged && typeof name === "string") names.add(name);
+  }
+  return names;
+}
+
+/** GiB of EBS volumes the plan's backup selections cover: claims of tagged storage classes, tagged EBS volumes. */
+function backedUpVolumeGib(ctx: PricingContext): { gib: number; parts: string[] } {
+  const tags = selectionTags(ctx);
+  if (tags.size === 0) return { gib: 0, parts: [] };
+  const classes = backedUpClasses(tags, ctx);
+  let gib = 0;
+  const parts: string[] = [];
+  const add = (v: Volume, owner: string) => {
+    if (v.storageClass === undefined || !classes.has(v.storageClass)) return;
+    gib += v.count * v.gib;
+    parts.push(`${owner} ${v.count > 1 ? `${v.count} × ` : ""}${cents(v.gib)} GiB`);
+  };
+  for (const ss of ctx.ofType("kubernetes:apps/v1:StatefulSet")) {
+    const replicas = optionalNumber(ss.inputs, "spec.replicas") ?? 1;
+    for (const t of (at(ss.inputs, "spec.volumeClaimTemplates") as unknown[] | undefined) ?? []) add(claimVolume(at(t, "spec"), replicas, ""), ss.name);
+  }
+  for (const pvc of ctx.ofType("kubernetes:core/v1:PersistentVolumeClaim")) add(claimVolume(at(pvc.inputs, "spec"), 1, ""), pvc.name);
+  for (const vol of ctx.ofType("aws:ebs/volume:Volume")) {
+    const t = (vol.inputs.tags as Record<string, unknown> | undefined) ?? {};
+    if (Object.entries(t).some(([k, v]) => tags.has(`${k}=${String(v)}`))) {
+      const size = optionalNumber(vol.inputs, "size") ?? 0;
+      gib += size;
+      parts.push(`${vol.name} ${size} GiB`);
+    }
+  }
+  return { gib, parts };
+}
+
 export function backupVault(_r: PlannedResource, ctx: PricingContext): Pricing {
-  const gb = ctx.usage.backupGb;
-  return steady(gb * ctx.prices.usd("backup:rds-snapshot"), `usage: ${gb} GB of RDS recovery points at ${usd(ctx.prices.usd("backup:rds-snapshot"))}/GB-month`);
+  const vaults = ctx.ofType("aws:backup/vault:Vault").length;
+  const rdsGb = ctx.usage.backupGb;
+  const rdsRate = ctx.prices.usd("backup:rds-snapshot");
+  const notes = [`usage: ${rdsGb} GB of RDS recovery points at ${usd(rdsRate)}/GB-month`];
+  let monthly = rdsGb * rdsRate;
+  const ebs = backedUpVolumeGib(ctx);
+  if (ebs.gib > 0) {
+    const gb = (ebs.gib * ctx.usage.ebsBackupGbPerVolumeGb) / vaults;
+    const rate = ctx.prices.usd("backup:ebs-snapshot");
+    monthly += gb * rate;
+    notes.push(
+      `${cents(gb)} GB of EBS recovery points at ${usd(rate)}/GB-month (${ctx.usage.ebsBackupGbPerVolumeGb} GB per GB of the selected volumes: ${ebs.parts.join(", ")}${vaults > 1 ? `; split over ${vaults} vaults` : ""})`,
+    );
+  }
+  return steady(monthly, notes.join(" + "));
 }
 
 export function ecrRepository(_r: PlannedResource, ctx: PricingContext): Pricing {
