@@ -126,19 +126,21 @@ export const TIERS: Record<TierName, Tier> = {
     name: "dev",
     network: { azCount: 2, natGateways: "single" },
     nodeGroups: {
-      // One burstable node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB.
-      general: { instanceTypes: ["t3.xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 2, diskGb: 50 },
+      // One Spot Graviton node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB, not burstable (CPU
+      // inference would run a T instance out of credits). Two types so a Spot shortage of one does not stop dev.
+      general: { instanceTypes: ["m7g.xlarge", "m6g.xlarge"], capacityType: "SPOT", min: 1, desired: 1, max: 2, diskGb: 30 },
       vector: null,
       gpu: null,
       monitoring: null,
     },
     database: {
-      instanceClass: "db.t4g.small",
+      // 2 vCPU / 1 GiB: enough for sessions and keys of one developer; RDS T classes are always unlimited (credits priced).
+      instanceClass: "db.t4g.micro",
       allocatedStorageGb: 20,
       maxAllocatedStorageGb: 50,
       multiAz: false,
       readReplicas: 0,
-      replicaInstanceClass: "db.t4g.small",
+      replicaInstanceClass: "db.t4g.micro",
       backupRetentionDays: 7,
       performanceInsights: false,
       deletionProtection: false,
@@ -171,22 +173,23 @@ export const TIERS: Record<TierName, Tier> = {
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       // G000-HW-MIN "API Servers (3x): CPU 4 cores, RAM 8GB, Storage 50GB" -> c6i.xlarge (4 vCPU / 8 GiB).
-      general: { instanceTypes: ["c6i.xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 5, diskGb: 50 },
-      // G000-HW-MIN "Qdrant: 4 cores, 16GB, 200GB" -> r6i.xlarge (4 vCPU / 32 GiB; r6i.large has 2 vCPU).
-      vector: { instanceTypes: ["r6i.xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 2, diskGb: 50 },
+      // Graviton c7g.xlarge: same 4 vCPU / 8 GiB as c6i.xlarge, 15 % cheaper (multi-arch API image).
+      general: { instanceTypes: ["c7g.xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 5, diskGb: 50 },
+      // G000-HW-MIN "Qdrant: 4 cores, 16GB, 200GB" -> r7g.xlarge (4 vCPU / 32 GiB, Graviton; r7g.large has 2 vCPU).
+      vector: { instanceTypes: ["r7g.xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 2, diskGb: 30 },
       // G000-HW-MIN "Ollama: 8 cores, 32GB, T4 or better (16GB VRAM), 100GB" -> g5.2xlarge (A10G 24 GB).
       gpu: { instanceTypes: ["g5.2xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 2, diskGb: 100 },
-      // G000-HW-MIN "Monitoring: 4 cores, 8GB" -> t3.large is enough at this scale (G000-AWS uses it for medium).
-      monitoring: { instanceTypes: ["t3.large"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 1, diskGb: 50 },
+      // G000-HW-MIN "Monitoring: 4 cores, 8GB" -> t4g.large (2 vCPU / 8 GiB, standard credits) is enough at this scale.
+      monitoring: { instanceTypes: ["t4g.large"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 1, diskGb: 30 },
     },
     database: {
-      // G000-HW-MIN "PostgreSQL: 4 cores, 16GB, 500GB" -> db.m6i.xlarge; storage grows to 500 GB on demand.
-      instanceClass: "db.m6i.xlarge",
+      // G000-HW-MIN "PostgreSQL: 4 cores, 16GB, 500GB" -> db.m7g.xlarge (Graviton); storage grows to 500 GB on demand.
+      instanceClass: "db.m7g.xlarge",
       allocatedStorageGb: 100,
       maxAllocatedStorageGb: 500,
       multiAz: true,
       readReplicas: 0,
-      replicaInstanceClass: "db.m6i.large",
+      replicaInstanceClass: "db.m7g.large",
       backupRetentionDays: 7,
       performanceInsights: true,
       deletionProtection: true,
@@ -220,24 +223,27 @@ export const TIERS: Record<TierName, Tier> = {
     name: "medium",
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
-      // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5"; the guide prices 5, we run 3 and allow 5.
-      general: { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 5, diskGb: 100 },
-      // G000-AWS "Vector DB: EC2 r6i.2xlarge, Count: 3".
-      vector: { instanceTypes: ["r6i.2xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 3, diskGb: 50 },
-      // G000-AWS "GPU Inference: EC2 g5.4xlarge (NVIDIA A10G), Count: 2".
-      gpu: { instanceTypes: ["g5.4xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 2, max: 3, diskGb: 200 },
-      // G000-AWS "Monitoring: EC2 t3.large".
-      monitoring: { instanceTypes: ["t3.large"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 1, diskGb: 50 },
+      // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5": the Graviton c7g.2xlarge has the same 8 vCPU / 16 GiB for
+      // 15 % less (multi-arch API image). The guide prices 5; we run 3 and the autoscaler goes to 5 at peak.
+      general: { instanceTypes: ["c7g.2xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 5, diskGb: 50 },
+      // G000-AWS "Vector DB: EC2 r6i.2xlarge, Count: 3" -> r7g.2xlarge: same 8 vCPU / 64 GiB, Graviton, 15 % less.
+      vector: { instanceTypes: ["r7g.2xlarge"], capacityType: "ON_DEMAND", min: 3, desired: 3, max: 3, diskGb: 30 },
+      // G000-AWS "GPU Inference: EC2 g5.4xlarge (NVIDIA A10G), Count: 2" -> g5.2xlarge: the same A10G 24 GB, 8 vCPU /
+      // 32 GiB (Ollama serves from the GPU; the 16 vCPU / 64 GiB of the 4xlarge sat idle). 2 by day, 3 at peak.
+      gpu: { instanceTypes: ["g5.2xlarge"], capacityType: "ON_DEMAND", min: 1, desired: 2, max: 3, diskGb: 100 },
+      // G000-AWS "Monitoring: EC2 t3.large" -> t4g.large (2 vCPU / 8 GiB, standard credits: never billed beyond the hour).
+      monitoring: { instanceTypes: ["t4g.large"], capacityType: "ON_DEMAND", min: 1, desired: 1, max: 1, diskGb: 30 },
     },
     database: {
-      // G000-AWS "RDS PostgreSQL db.r6i.2xlarge Multi-AZ"; G000-HW-MED "Primary + Replica, 1TB SSD".
-      instanceClass: "db.r6i.2xlarge",
+      // G000-AWS "RDS PostgreSQL db.r6i.2xlarge Multi-AZ"; G000-HW-MED "Primary: 8 cores, 32GB RAM" -> db.m7g.2xlarge
+      // Multi-AZ (8 vCPU / 32 GiB, Graviton). G000-HW-MED "Primary + Replica, 1TB SSD".
+      instanceClass: "db.m7g.2xlarge",
       allocatedStorageGb: 500,
       maxAllocatedStorageGb: 1000,
       multiAz: true,
       readReplicas: 1,
-      // G000-HW-MED "Replica: 8 cores, 32GB": db.r6i.xlarge is 4 vCPU / 32 GiB, half the primary's price.
-      replicaInstanceClass: "db.r6i.xlarge",
+      // G000-HW-MED "Replica: 8 cores, 32GB": db.r6g.xlarge is 4 vCPU / 32 GiB (Graviton), session reads only.
+      replicaInstanceClass: "db.r6g.xlarge",
       backupRetentionDays: 14,
       performanceInsights: true,
       deletionProtection: true,
@@ -248,7 +254,9 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 2, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
+    // Models (qwen2.5:32b 20 GB, llama3.1:8b 4.9 GB, llama3.2:3b 2 GB, nomic-embed-text) take ~27 GB: 100 GiB each.
+    // Memory within a g5.2xlarge's 32 GiB: the weights live in the A10G's 24 GB.
+    ollama: { replicas: 2, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "4", memoryRequest: "16Gi", memoryLimit: "28Gi" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     qdrant: { replicas: 3, storageGb: 500, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "56Gi" },
     monitoring: {
@@ -272,19 +280,19 @@ export const TIERS: Record<TierName, Tier> = {
     name: "large",
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
-      general: { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 100 },
-      // G000-HW-MED Qdrant nodes (8 cores, 32GB) scaled out rather than up: 5 x r6i.2xlarge.
-      vector: { instanceTypes: ["r6i.2xlarge"], capacityType: "ON_DEMAND", min: 5, desired: 5, max: 5, diskGb: 50 },
-      gpu: { instanceTypes: ["g5.4xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 6, max: 10, diskGb: 200 },
-      monitoring: { instanceTypes: ["t3.xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 2, max: 2, diskGb: 50 },
+      general: { instanceTypes: ["c7g.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 50 },
+      // G000-HW-MED Qdrant nodes (8 cores, 32GB) scaled out rather than up: 5 x r7g.2xlarge.
+      vector: { instanceTypes: ["r7g.2xlarge"], capacityType: "ON_DEMAND", min: 5, desired: 5, max: 5, diskGb: 30 },
+      gpu: { instanceTypes: ["g5.2xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 6, max: 10, diskGb: 100 },
+      monitoring: { instanceTypes: ["t4g.xlarge"], capacityType: "ON_DEMAND", min: 2, desired: 2, max: 2, diskGb: 30 },
     },
     database: {
-      instanceClass: "db.r6i.4xlarge",
+      instanceClass: "db.r6g.4xlarge",
       allocatedStorageGb: 1000,
       maxAllocatedStorageGb: 4000,
       multiAz: true,
       readReplicas: 1,
-      replicaInstanceClass: "db.r6i.2xlarge",
+      replicaInstanceClass: "db.r6g.2xlarge",
       backupRetentionDays: 30,
       performanceInsights: true,
       deletionProtection: true,
@@ -293,7 +301,7 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 6, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
+    ollama: { replicas: 6, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "4", memoryRequest: "16Gi", memoryLimit: "28Gi" },
     qdrant: { replicas: 5, storageGb: 1000, cpuRequest: "4", memoryRequest: "48Gi", memoryLimit: "112Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,

@@ -148,6 +148,9 @@ export class Cluster extends pulumi.ComponentResource {
         ebs: { volumeSize: spec.diskGb, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" },
       }],
       tagSpecifications: [{ resourceType: "instance", tags: cluster.name.apply((n) => ({ Name: `${n}-${role}`, role })) }],
+      // T instances launch in unlimited mode, which bills surplus CPU credits beyond the hourly price; standard
+      // throttles to the baseline instead (EC2 API CreditSpecification: standard | unlimited; T types only).
+      creditSpecification: spec.instanceTypes.every((t) => /^t\d/.test(t)) ? { cpuCredits: "standard" } : undefined,
     }, o);
     const gpu = role === "gpu";
     return new aws.eks.NodeGroup(`${name}-${role}`, {
@@ -157,7 +160,7 @@ export class Cluster extends pulumi.ComponentResource {
       subnetIds,
       instanceTypes: spec.instanceTypes,
       capacityType: spec.capacityType,
-      amiType: gpu ? "AL2023_x86_64_NVIDIA" : "AL2023_x86_64_STANDARD",
+      amiType: gpu ? "AL2023_x86_64_NVIDIA" : amiTypeFor(name, role, spec.instanceTypes),
       scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
       launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
       labels: { [NODE_ROLE_LABEL]: role },
@@ -170,6 +173,20 @@ export class Cluster extends pulumi.ComponentResource {
       ignoreChanges: ["scalingConfig.desiredSize"],
     });
   }
+}
+
+/** Graviton families carry a "g" after the generation digit: c7g, r7g, m6gd, t4g (not the GPU family g5). */
+export function isGraviton(instanceType: string): boolean {
+  return /^[a-z]+\d+g[a-z]*\./.test(instanceType);
+}
+
+/** The EKS AMI for a CPU group: ARM for Graviton types, x86 otherwise; one group cannot mix the two. */
+function amiTypeFor(name: string, role: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
+  const arm = instanceTypes.filter(isGraviton);
+  if (arm.length > 0 && arm.length < instanceTypes.length) {
+    throw new Error(`${name}-${role}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`);
+  }
+  return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";
 }
 
 function kubeconfigFor(clusterName: string, endpoint: string, caData: string): string {

@@ -32,6 +32,7 @@ export const DB_PORT = 5432;
 const DB_MEMORY_GIB: Record<string, number> = {
   "db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
   "db.m6i.large": 8, "db.m6i.xlarge": 16, "db.m6i.2xlarge": 32, "db.m6g.large": 8, "db.m6g.xlarge": 16,
+  "db.m7g.large": 8, "db.m7g.xlarge": 16, "db.m7g.2xlarge": 32,
   "db.r6i.large": 16, "db.r6i.xlarge": 32, "db.r6i.2xlarge": 64, "db.r6i.4xlarge": 128, "db.r6i.8xlarge": 256,
   "db.r6g.large": 16, "db.r6g.xlarge": 32, "db.r6g.2xlarge": 64, "db.r6g.4xlarge": 128,
 };

@@ -1,17 +1,20 @@
-// The API image: built from app/ for the nodes' architecture and pushed to ECR. The Deployment runs it
-// by digest, so every build that changes the image rolls the pods.
+// The API image: built from app/ for linux/amd64 and linux/arm64 (one multi-platform manifest list, so the pods
+// run on Graviton and x86 node groups alike) and pushed to ECR. The Deployment runs it by digest, so every build
+// that changes the image rolls the pods. @pulumi/docker's Image builds one platform only; @pulumi/docker-build's
+// Image takes `platforms` (buildx --platform) and pushes with `push: true` (node_modules/@pulumi/docker-build
+// image.d.ts, v0.0.22: "Multi-platform image", "Registry export").
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as aws from "@pulumi/aws";
-import * as docker from "@pulumi/docker";
+import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The app's Docker build, relative to the repository root (Pulumi's working directory). */
-export const APP_BUILD = { context: "app", dockerfile: "app/Dockerfile", platform: "linux/amd64" } as const;
+export const APP_BUILD = { context: "app", dockerfile: "app/Dockerfile", platforms: ["linux/amd64", "linux/arm64"] } as const;
 
 export interface AppImageArgs {
   repositoryUrl: pulumi.Input<string>;
@@ -28,20 +31,21 @@ export class AppImage extends pulumi.ComponentResource {
     const auth = aws.ecr.getAuthorizationTokenOutput({}, { parent: this });
     const repositoryUrl = pulumi.output(args.repositoryUrl);
 
-    const image = new docker.Image(name, {
+    const server = repositoryUrl.apply((url) => url.split("/")[0]);
+    const image = new dockerBuild.Image(name, {
       // ECR tags are immutable: tag by source content, so an unchanged app/ never re-pushes a tag.
-      imageName: pulumi.interpolate`${repositoryUrl}:src-${sourceHash(APP_BUILD.context)}`,
-      build: { context: APP_BUILD.context, dockerfile: APP_BUILD.dockerfile, platform: APP_BUILD.platform },
-      registry: {
-        server: repositoryUrl.apply((url) => url.split("/")[0]),
-        username: auth.userName,
-        password: pulumi.secret(auth.password),
-      },
+      tags: [pulumi.interpolate`${repositoryUrl}:src-${sourceHash(APP_BUILD.context)}`],
+      context: { location: APP_BUILD.context },
+      dockerfile: { location: APP_BUILD.dockerfile },
+      platforms: [...APP_BUILD.platforms],
+      push: true,
+      registries: [{ address: server, username: auth.userName, password: pulumi.secret(auth.password) }],
       buildOnPreview: false,
     }, { parent: this });
 
-    this.imageRef = image.repoDigest;
-    this.digest = image.repoDigest.apply((ref) => ref.slice(ref.indexOf("@") + 1));
+    // `ref` is the pushed tag with its digest (repository:tag@sha256:...); the Deployment pins the digest alone.
+    this.imageRef = pulumi.all([repositoryUrl, image.digest]).apply(([url, digest]) => `${url}@${digest}`);
+    this.digest = image.digest;
     this.registerOutputs({ imageRef: this.imageRef, digest: this.digest });
   }
 }
