@@ -36,7 +36,7 @@ const window = z
 export const tierSchema = z
   .object({
     name: z.enum(TIER_NAMES),
-    network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz"]) }).strict(),
+    network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz", "instance"]) }).strict(),
     nodeGroups: z
       .object({ general: nodeGroup, vector: nodeGroup.nullable(), gpu: nodeGroup.nullable(), monitoring: nodeGroup.nullable() })
       .strict(),

@@ -35,7 +35,8 @@ export interface Window {
 
 export interface Tier {
   name: TierName;
-  network: { azCount: number; natGateways: "single" | "perAz" };
+  /** NAT: a gateway per AZ, one gateway, or one NAT instance (dev: ~$7 instead of ~$37 a month). */
+  network: { azCount: number; natGateways: "single" | "perAz" | "instance" };
   /** null: the group does not exist in this tier. */
   nodeGroups: {
     general: NodeGroupSpec;
@@ -124,7 +125,9 @@ export const TIERS: Record<TierName, Tier> = {
   // it gets as close as a managed cluster allows: one node, burstable db/cache, off nights and weekends.
   dev: {
     name: "dev",
-    network: { azCount: 2, natGateways: "single" },
+    // A NAT instance, not a gateway: nodes stay in private subnets (the policies forbid public node IPs); egress
+    // (image pulls, model downloads) depends on one t4g.nano in one AZ (platform/nat-instance.ts).
+    network: { azCount: 2, natGateways: "instance" },
     nodeGroups: {
       // One Spot Graviton node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB, not burstable (CPU
       // inference would run a T instance out of credits). Two types so a Spot shortage of one does not stop dev.

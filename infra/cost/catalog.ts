@@ -54,6 +54,7 @@ export const CATALOG: Record<string, CatalogEntry> = {
   "aws:lb/targetGroup:TargetGroup": { free: "priced with its load balancer" },
   "aws:ec2/vpc:Vpc": { free: FREE_NETWORK },
   "aws:ec2/subnet:Subnet": { free: FREE_NETWORK },
+  "aws:ec2/networkInterface:NetworkInterface": { free: "network interfaces have no charge; a public IPv4 on one is priced on its EIP" },
   "aws:ec2/internetGateway:InternetGateway": { free: FREE_NETWORK },
   "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway": { free: FREE_NETWORK },
   "aws:ec2/routeTable:RouteTable": { free: FREE_NETWORK },

@@ -1,14 +1,16 @@
 // VPC over 2-3 AZs: public subnets for the ALB and NAT, private subnets for nodes, RDS and ElastiCache.
-// NAT: one for dev (cost), one per AZ elsewhere (an AZ outage must not cut egress).
+// NAT: one gateway per AZ in production (an AZ outage must not cut egress), one gateway ("single") or one NAT
+// instance ("instance", nat-instance.ts) where cost matters more than availability.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { serviceTrustPolicy } from "./iam.ts";
+import { NatInstance } from "./nat-instance.ts";
 
 export interface NetworkArgs {
   clusterName: string;
   region: string;
   azCount: number;
-  natGateways: "single" | "perAz";
+  natGateways: "single" | "perAz" | "instance";
   flowLogs: boolean;
   cidr?: string;
 }
@@ -60,7 +62,10 @@ export class Network extends pulumi.ComponentResource {
       }, o);
       new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
       publicSubnets.push(pub);
-      if (args.natGateways === "perAz" || i === 0) {
+      if (args.natGateways === "instance" && i === 0) {
+        const nat = new NatInstance(`${name}-nat`, { vpcId: vpc.id, vpcCidr: this.vpcCidr, subnetId: pub.id }, { ...o, dependsOn: [igw] });
+        natIds.push(nat.networkInterfaceId);
+      } else if (args.natGateways !== "instance" && (args.natGateways === "perAz" || i === 0)) {
         const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: "vpc" }, o);
         const nat = new aws.ec2.NatGateway(`${name}-nat-${i}`, { allocationId: eip.id, subnetId: pub.id }, { ...o, dependsOn: [igw] });
         natIds.push(nat.id);
@@ -74,7 +79,12 @@ export class Network extends pulumi.ComponentResource {
       }, o);
       const rt = new aws.ec2.RouteTable(`${name}-private-rt-${i}`, {
         vpcId: vpc.id,
-        routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: natIds[Math.min(i, natIds.length - 1)] }],
+        routes: [{
+          cidrBlock: "0.0.0.0/0",
+          ...(args.natGateways === "instance"
+            ? { networkInterfaceId: natIds[0] }
+            : { natGatewayId: natIds[Math.min(i, natIds.length - 1)] }),
+        }],
       }, o);
       new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: priv.id, routeTableId: rt.id }, o);
       this.privateSubnetIds.push(priv.id);

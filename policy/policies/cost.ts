@@ -6,6 +6,7 @@ import { PROJECT } from "../../infra/config.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import type { OfflineStackArgs } from "../offline.ts";
 import { isTierName, TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
+import { NAT_INSTANCE_TYPE } from "../../infra/platform/nat-instance.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber, asRecord, decodeJson } from "../lib/values.ts";
@@ -18,6 +19,7 @@ export function tierAllowList(tier: TierName): string[] {
     t.database.instanceClass,
     t.database.replicaInstanceClass,
     t.cache.nodeType,
+    ...(t.network.natGateways === "instance" ? [NAT_INSTANCE_TYPE] : []),
   ]);
   return [...new Set(types)].sort();
 }
