@@ -14,6 +14,7 @@ export const SOURCES = {
   "redis-exporter": "prometheus-redis-exporter chart (oliver006/redis_exporter)",
   qdrant: "Qdrant /metrics on port 6333 (qdrant.tech/documentation/guides/monitoring)",
   "dcgm-exporter": "NVIDIA dcgm-exporter chart, default counters (GPU tiers only)",
+  stack: "the stack's own cost-estimate PrometheusRule (monitoring/cost-estimate.ts), constants from the plan's estimate",
 } as const;
 
 export type MetricSource = keyof typeof SOURCES;
@@ -84,6 +85,8 @@ export const METRICS: Record<string, MetricEntry> = {
   DCGM_FI_DEV_FB_FREE: m("dcgm-exporter", "gauge"),
   DCGM_FI_DEV_GPU_TEMP: m("dcgm-exporter", "gauge"),
   DCGM_FI_DEV_POWER_USAGE: m("dcgm-exporter", "gauge"),
+
+  "component:estimated_cost_usd_per_hour:plan": m("stack", "gauge"),
 };
 
 /** The catalogue entry a queried series name belongs to (histogram suffixes resolved), if any. */

@@ -13,6 +13,7 @@ import {
   RECEIVER_SECRET_NAME,
   renderAlertmanagerConfig,
 } from "../../monitoring/alertmanager/render.ts";
+import { CostMetrics } from "./cost-metrics.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
@@ -159,6 +160,8 @@ export class Monitoring extends pulumi.ComponentResource {
         spec: YAML.parse(readFileSync(monitoringFile(`prometheus/rules/${file}`), "utf8")),
       }, { ...o, ...afterCrds });
     }
+
+    new CostMetrics(`${name}-cost`, { namespace, labels: SELECTED_BY_PROMETHEUS, stack: pulumi.getStack() }, { ...o, ...afterCrds });
 
     for (const file of monitoringFiles("grafana/dashboards", ".json")) {
       const base = file.replace(/\.json$/, "");

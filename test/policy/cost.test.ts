@@ -18,10 +18,11 @@ const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, 
 test("tierAllowList: a tier allows its own and smaller tiers' types, never bigger ones", () => {
   const dev = tierAllowList("dev");
   const medium = tierAllowList("medium");
-  assert.ok(dev.includes("t3.xlarge") && dev.includes("db.t4g.small") && dev.includes("cache.t4g.micro"));
-  assert.ok(!dev.includes("g5.4xlarge"));
-  assert.ok(medium.includes("g5.4xlarge") && medium.includes("t3.xlarge") && medium.includes("db.r6i.2xlarge"));
-  assert.ok(!medium.includes("db.r6i.4xlarge"), "large's database class");
+  assert.ok(dev.includes("m7g.xlarge") && dev.includes("db.t4g.micro") && dev.includes("cache.t4g.micro"));
+  assert.ok(dev.includes("t4g.nano"), "dev's NAT instance");
+  assert.ok(!dev.includes("g5.2xlarge"));
+  assert.ok(medium.includes("g5.2xlarge") && medium.includes("m7g.xlarge") && medium.includes("db.m7g.2xlarge"));
+  assert.ok(!medium.includes("db.r6g.4xlarge"), "large's database class");
 });
 
 test("tierAllowList covers every instance, database and cache type a tier names (no sized field forgotten)", () => {
@@ -34,11 +35,11 @@ test("tierAllowList covers every instance, database and cache type a tier names 
 });
 
 test("instance-types-allowed: types outside the tier's list fail, with additionalTypes as the reviewed escape hatch", () => {
-  assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["t3.xlarge"])], { tier: "dev" }), []);
+  assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["m7g.xlarge"])], { tier: "dev" }), []);
   const [v] = check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev" });
   assert.match(v.message, /c6i\.2xlarge not allowed in tier dev/);
   assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev", config: { additionalTypes: ["c6i.2xlarge"] } }), []);
-  const db = resource("aws:rds/instance:Instance", "db", { instanceClass: "db.r6i.4xlarge" });
+  const db = resource("aws:rds/instance:Instance", "db", { instanceClass: "db.r6g.4xlarge" });
   assert.equal(check(instanceTypesAllowed, [db], { tier: "medium" }).length, 1);
   const cache = resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache", { nodeType: "cache.r6g.large" });
   assert.deepEqual(check(instanceTypesAllowed, [cache], { tier: "medium" }), []);

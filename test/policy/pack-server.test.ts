@@ -89,7 +89,7 @@ test("Analyze reports an unencrypted, single-AZ, public database in a medium-tie
   request.setType("aws:rds/instance:Instance");
   request.setName("database");
   request.setUrn("urn:pulumi:prod::agent-stack::aws:rds/instance:Instance::database");
-  request.setProperties(Struct.fromJavaScript({ engine: "postgres", instanceClass: "db.r6i.2xlarge", storageEncrypted: false, publiclyAccessible: true, multiAz: false, backupRetentionPeriod: 14, deletionProtection: true }));
+  request.setProperties(Struct.fromJavaScript({ engine: "postgres", instanceClass: "db.m7g.2xlarge", storageEncrypted: false, publiclyAccessible: true, multiAz: false, backupRetentionPeriod: 14, deletionProtection: true }));
   request.setOptions(new pb.AnalyzerResourceOptions());
   request.setProvider(awsProvider("medium"));
 
