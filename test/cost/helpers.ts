@@ -49,6 +49,13 @@ export const TEST_PRICES = new PriceTable("us-east-1", "2026-11-24", {
   "s3:glacier-flexible": entry(0.004, "GB-month"),
   "backup:rds-snapshot": entry(0.1, "GB-month"),
   "kms:key": entry(1, "key-month"),
+  "ec2:t3.large": entry(0.1, "instance-hour"),
+  "ec2:cpu-credit-vcpu-hour": entry(0.05, "vCPU-hour"),
+  "rds:postgres:db.t4g.micro:single-az": entry(0.02, "instance-hour"),
+  "rds:cpu-credit-vcpu-hour": entry(0.1, "vCPU-hour"),
+  "backup:ebs-snapshot": entry(0.05, "GB-month"),
+}, {
+  "spot-discount": { value: 0.6, unit: "share saved", source: "https://example.test/spot", date: "2026-11-24" },
 });
 
 /** A node group as the cluster component declares it, with its launch template (root volume). */

@@ -48,6 +48,30 @@ describe("price tables", () => {
     assert.equal(usEast.usd("vpc:public-ipv4-hour"), 0.005);
   });
 
+  it("eu-west-1 prices c6i at its own list prices, not c5's (issue 15)", () => {
+    const eu = loadPrices("eu-west-1");
+    assert.deepEqual(["large", "xlarge", "2xlarge", "4xlarge"].map((s) => eu.usd(`ec2:c6i.${s}`)), [0.0912, 0.1824, 0.3648, 0.7296]);
+  });
+
+  it("Graviton types are priced from a dated source, below their x86 twins (same vCPU and memory)", () => {
+    for (const [arm, x86] of [["c7g.2xlarge", "c6i.2xlarge"], ["r7g.2xlarge", "r6i.2xlarge"], ["t4g.large", "t3.large"]]) {
+      const e = usEast.entry(`ec2:${arm}`)!;
+      assert.match(e.source, /karpenter-provider-aws.*generated from the AWS Price List API at 2026-07-20/, arm);
+      assert.ok(usEast.usd(`ec2:${arm}`) < usEast.usd(`ec2:${x86}`), `${arm} vs ${x86}`);
+    }
+    assert.equal(usEast.usd("ec2:c7g.2xlarge"), 0.29);
+    assert.equal(usEast.usd("ec2:g5.2xlarge"), 1.212);
+  });
+
+  it("records the Spot discount as a dated, sourced assumption in every region", () => {
+    for (const region of availableRegions()) {
+      const spot = loadPrices(region).assumption("spot-discount");
+      assert.ok(spot.value > 0 && spot.value < 0.9, `${region}: ${spot.value}`);
+      assert.match(spot.source, /https?:\/\//);
+      assert.match(spot.date, /^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+
   it("an unknown region is an error naming the regions that have tables", () => {
     assert.throws(() => loadPrices("mars-north-1"), /no price table for region "mars-north-1"; tables exist for: .*us-east-1/);
   });

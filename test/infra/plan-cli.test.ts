@@ -76,8 +76,8 @@ test("table format groups by component and shows the sizes that matter", () => {
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /^stack dev · tier dev/);
   assert.match(run.stdout, /\ncluster \(\d+\)\n/);
-  assert.match(run.stdout, /t3\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
-  assert.match(run.stdout, /db\.t4g\.small single-AZ/);
+  assert.match(run.stdout, /m7g\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
+  assert.match(run.stdout, /db\.t4g\.micro single-AZ/);
 });
 
 test("the plan carries its cost and policy verdict, and a mandatory violation fails it", () => {

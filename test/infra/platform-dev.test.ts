@@ -7,14 +7,15 @@ import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "dev" });
 
-test("dev is one general node group of one burstable node, with no GPU or vector group", () => {
+test("dev is one general node group of one Spot Graviton node, with no GPU or vector group", () => {
   assert.equal(plan.tier, "dev");
   const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
   assert.deepEqual(groups.map((g) => inputs(g).labels.role), ["general"]);
   const g = inputs(groups[0]);
-  assert.match(g.instanceTypes[0], /^t3\./);
+  assert.deepEqual(g.instanceTypes, ["m7g.xlarge", "m6g.xlarge"]);
+  assert.equal(g.capacityType, "SPOT");
   assert.equal(g.scalingConfig.desiredSize, 1);
-  assert.equal(g.amiType, "AL2023_x86_64_STANDARD");
+  assert.equal(g.amiType, "AL2023_ARM_64_STANDARD", "Graviton types need the ARM AMI");
   assert.equal(g.taints, undefined);
 });
 
@@ -39,11 +40,29 @@ test("dev cache is one burstable node without failover, still TLS and encrypted"
   assert.equal(c.atRestEncryptionEnabled, true);
 });
 
-test("dev network: two AZs and a single NAT gateway", () => {
-  assert.equal(ofType(plan, "aws:ec2/natGateway:NatGateway").length, 1);
+test("dev network: two AZs, no NAT gateway; private subnets reach the internet through one NAT instance", () => {
+  assert.equal(ofType(plan, "aws:ec2/natGateway:NatGateway").length, 0);
   assert.equal(ofType(plan, "aws:ec2/subnet:Subnet").length, 4);
+  const nat = inputs(one(plan, "aws:ec2/instance:Instance"));
+  assert.equal(nat.instanceType, "t4g.nano");
+  assert.deepEqual(nat.creditSpecification, { cpuCredits: "standard" });
+  assert.equal(nat.metadataOptions.httpTokens, "required");
+  assert.equal(nat.associatePublicIpAddress, undefined, "the address is an EIP on the interface, not a launch-time public IP");
+  assert.match(nat.userData, /net\.ipv4\.ip_forward = 1/);
+  assert.match(nat.userData, /MASQUERADE/);
+  const eni = one(plan, "aws:ec2/networkInterface:NetworkInterface");
+  assert.equal(inputs(eni).sourceDestCheck, false, "a NAT must forward traffic that is not its own");
+  assert.equal(nat.primaryNetworkInterface.networkInterfaceId, `${eni.name}-id`, "the instance runs on that interface (mock ids: <name>-id)");
+  assert.equal(inputs(one(plan, "aws:ec2/eip:Eip")).networkInterface, nat.primaryNetworkInterface.networkInterfaceId);
   const privateRoutes = ofType(plan, "aws:ec2/routeTable:RouteTable").filter((r) => r.name.includes("private"));
-  assert.equal(new Set(privateRoutes.map((r) => inputs(r).routes[0].natGatewayId)).size, 1);
+  assert.equal(privateRoutes.length, 2);
+  for (const r of privateRoutes) {
+    assert.equal(inputs(r).routes[0].networkInterfaceId, nat.primaryNetworkInterface.networkInterfaceId, r.name);
+    assert.equal(inputs(r).routes[0].natGatewayId, undefined, r.name);
+  }
+  // Only the VPC may send traffic through it.
+  const sg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", "network-nat-sg"));
+  assert.deepEqual(sg.ingress.map((i: any) => i.cidrBlocks), [["10.0.0.0/16"]]);
 });
 
 test("dev ECR can be force-deleted; launch templates still require IMDSv2", () => {

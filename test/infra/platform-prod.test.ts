@@ -13,15 +13,27 @@ const group = (role: string) => inputs(nodeGroups.find((g) => inputs(g).labels?.
 test("prod is tier medium with the guide's node groups", () => {
   assert.equal(plan.tier, "medium");
   assert.deepEqual(nodeGroups.map((g) => inputs(g).labels.role).sort(), ["general", "gpu", "monitoring", "vector"]);
-  assert.deepEqual(group("general").instanceTypes, ["c6i.2xlarge"]);
-  assert.deepEqual(group("vector").instanceTypes, ["r6i.2xlarge"]);
+  // Issue 15: the guide's capacity on Graviton (same vCPU and memory as c6i/r6i/t3, ARM AMI).
+  assert.deepEqual(group("general").instanceTypes, ["c7g.2xlarge"]);
+  assert.deepEqual([group("general").scalingConfig.maxSize, group("general").amiType], [5, "AL2023_ARM_64_STANDARD"]);
+  assert.deepEqual(group("vector").instanceTypes, ["r7g.2xlarge"]);
   assert.equal(group("vector").scalingConfig.desiredSize, 3);
-  assert.deepEqual(group("monitoring").instanceTypes, ["t3.large"]);
+  assert.equal(group("vector").amiType, "AL2023_ARM_64_STANDARD");
+  assert.deepEqual(group("monitoring").instanceTypes, ["t4g.large"]);
+  assert.equal(group("monitoring").amiType, "AL2023_ARM_64_STANDARD");
+});
+
+test("burstable groups launch with standard CPU credits (never billed beyond the hour); others set none", () => {
+  const templates = ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate");
+  const credits = Object.fromEntries(templates.map((t) => [t.name, inputs(t).creditSpecification?.cpuCredits]));
+  assert.deepEqual(credits, { "cluster-general": undefined, "cluster-vector": undefined, "cluster-gpu": undefined, "cluster-monitoring": "standard" });
 });
 
 test("the GPU group is g5 on the NVIDIA AMI and tainted so only GPU pods land there", () => {
   const gpu = group("gpu");
-  assert.match(gpu.instanceTypes[0], /^g5\./);
+  // g5.2xlarge: one A10G 24 GB, 8 vCPU / 32 GiB; 2 by day, 3 at peak.
+  assert.deepEqual(gpu.instanceTypes, ["g5.2xlarge"]);
+  assert.equal(gpu.scalingConfig.maxSize, 3);
   assert.equal(gpu.amiType, "AL2023_x86_64_NVIDIA");
   assert.deepEqual(gpu.taints, [{ key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" }]);
   assert.equal(gpu.scalingConfig.desiredSize, 2);
@@ -50,7 +62,7 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   const p = inputs(primary);
   assert.equal(p.engine, "postgres");
   assert.match(p.engineVersion, /^16/);
-  assert.equal(p.instanceClass, "db.r6i.2xlarge");
+  assert.equal(p.instanceClass, "db.m7g.2xlarge"); // 8 vCPU / 32 GiB Graviton, Multi-AZ
   assert.equal(p.multiAz, true);
   assert.equal(p.storageType, "gp3");
   assert.equal(p.storageEncrypted, true);
@@ -63,17 +75,17 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   assert.ok(p.backupRetentionPeriod >= 7);
   assert.equal(primary.options.protect, true);
   assert.equal(replicas.length, 1);
-  assert.equal(inputs(replicas[0]).instanceClass, "db.r6i.xlarge");
+  assert.equal(inputs(replicas[0]).instanceClass, "db.r6g.xlarge");
   assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
   assert.equal(inputs(replicas[0]).storageEncrypted, true);
 });
 
-test("the parameter group carries the guide's tuning scaled to a 64 GiB instance", () => {
+test("the parameter group carries the guide's tuning scaled to a 32 GiB instance (db.m7g.2xlarge)", () => {
   const params = Object.fromEntries(
     inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", "database-params")).parameters.map((p: any) => [p.name, Number(p.value)]),
   );
-  assert.equal(params.shared_buffers, (64 * 1024 * 1024 * 0.25) / 8); // 16 GiB in 8 kB pages
-  assert.equal(params.effective_cache_size, (64 * 1024 * 1024 * 0.75) / 8);
+  assert.equal(params.shared_buffers, (32 * 1024 * 1024 * 0.25) / 8); // 8 GiB in 8 kB pages
+  assert.equal(params.effective_cache_size, (32 * 1024 * 1024 * 0.75) / 8);
   assert.equal(params.maintenance_work_mem, 2 * 1024 * 1024); // RAM/16 capped at 2 GB
   assert.equal(params.max_connections, 400);
   assert.equal(params["rds.force_ssl"], 1);
@@ -154,10 +166,10 @@ test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", (
   assert.equal(plan.outputs.kubeconfig, SECRET_PLACEHOLDER);
 });
 
-test("the half-size replica gets tuning for its own memory, not the primary's", () => {
+test("the replica gets tuning for its own memory (db.r6g.xlarge, 32 GiB) in its own parameter group", () => {
   const shared = (name: string) =>
     Number(inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find((p: any) => p.name === "shared_buffers").value);
-  assert.equal(shared("database-replica-params"), shared("database-params") / 2);
+  assert.equal(shared("database-replica-params"), (32 * 1024 * 1024 * 0.25) / 8);
   const replica = ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!;
   assert.equal(inputs(replica).parameterGroupName, "database-replica-params");
 });
