@@ -76,7 +76,7 @@ test("table format groups by component and shows the sizes that matter", () => {
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /^stack dev · tier dev/);
   assert.match(run.stdout, /\ncluster \(\d+\)\n/);
-  assert.match(run.stdout, /m7g\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
+  assert.match(run.stdout, /m7g\.xlarge,m6g\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
   assert.match(run.stdout, /db\.t4g\.micro single-AZ/);
 });
 
