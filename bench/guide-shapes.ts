@@ -19,8 +19,9 @@ const group = (instanceType: string, min: number, desired: number, max: number, 
 
 export const GUIDE_SHAPES: Record<string, { reference: string; overrides: Record<string, unknown> }> = {
   dev: {
-    reference: "000 Deployment Sizes 'Development: 1 server, no GPU': one on-demand t3.xlarge, db.t4g.small",
+    reference: "000 Deployment Sizes 'Development: 1 server, no GPU': one on-demand t3.xlarge, a NAT gateway, db.t4g.small",
     overrides: {
+      network: { natGateways: "single" },
       nodeGroups: { general: group("t3.xlarge", 1, 1, 2, 50) },
       database: { instanceClass: "db.t4g.small", replicaInstanceClass: "db.t4g.small" },
     },
