@@ -11,10 +11,10 @@ import { workloadView } from "../support/workloads.ts";
 const plan = await runPlan({ stack: "dev" });
 const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
 
-test("dev builds the same app/Dockerfile for linux/amd64 into its own repository and runs it by digest", () => {
-  const image = inputs(one(plan, "docker:index/image:Image"));
-  assert.deepEqual(image.build, { context: "app", dockerfile: "app/Dockerfile", platform: "linux/amd64" });
-  assert.match(image.imageName, /\/agent-stack-dev-api:src-[0-9a-f]{12}$/);
+test("dev builds the same multi-arch app/Dockerfile (its node is Graviton) into its own repository and runs it by digest", () => {
+  const image = inputs(one(plan, "docker-build:index:Image"));
+  assert.deepEqual([image.context, image.dockerfile, image.platforms], [{ location: "app" }, { location: "app/Dockerfile" }, ["linux/amd64", "linux/arm64"]]);
+  assert.match(image.tags[0], /\/agent-stack-dev-api:src-[0-9a-f]{12}$/);
   assert.match(api.image!, /\/agent-stack-dev-api@sha256:[0-9a-f]{64}$/);
   assert.match(String(plan.outputs.imageDigest), /^sha256:[0-9a-f]{64}$/);
 });

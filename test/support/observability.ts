@@ -20,7 +20,10 @@ export function assertMonitoringDeployed(plan: Plan, expect: { retentionDays: nu
   const lokiStorage = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values.loki.storage.type;
   assert.equal(lokiStorage, expect.loki);
 
-  assert.equal(ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").length, files("prometheus/rules").length);
+  // One PrometheusRule per rule file, plus the stack's own cost estimate (monitoring/cost/<stack>.json).
+  const rules = ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => inputs(r).metadata.name);
+  assert.equal(rules.length, files("prometheus/rules").length + 1);
+  assert.ok(rules.includes("agent-stack-cost-estimate"), rules.join(", "));
   const dashboards = ofType(plan, "kubernetes:core/v1:ConfigMap").filter((c) => inputs(c).metadata?.labels?.grafana_dashboard === "1");
   assert.equal(dashboards.length, files("grafana/dashboards").length);
   const monitors = ofType(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((m) => inputs(m).metadata.name).sort();
