@@ -1,8 +1,11 @@
 // Typed, validated stack configuration. `parseStackConfig` is pure (raw key/value map in, typed config
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { z } from "zod";
+import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
 import { TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
+import { defaultTimeZone, isIanaTimeZone } from "./time.ts";
+import { USAGE } from "./usage.ts";
 
 export const PROJECT = "agent-stack";
 /** EKS version: in standard support until 2027-03 (extended support costs $0.60/h instead of $0.10/h). */
@@ -18,6 +21,11 @@ const stackSchema = z
     kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35").default(KUBERNETES_VERSION),
     endpointPublicAccessCidrs: z.array(cidr).default(["0.0.0.0/0"]),
     flowLogs: z.boolean().default(false),
+    /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */
+    timeZone: z
+      .string()
+      .refine(isIanaTimeZone, "an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC")
+      .optional(),
     domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
     notifyEmail: z.email().optional(),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
@@ -40,11 +48,13 @@ export const STACK_KEYS = Object.keys(stackSchema.shape);
 /** Keys under our namespace that hold secrets; read with `requireSecret`, never parsed into plain config. */
 export const SECRET_KEYS = ["alertSlackWebhookUrl", "alertPagerdutyKey"] as const;
 
-export type StackSettings = Omit<z.infer<typeof stackSchema>, "overrides">;
+export type StackSettings = Omit<z.infer<typeof stackSchema>, "overrides" | "timeZone">;
 export interface StackConfig extends StackSettings {
   stack: string;
   region: string;
   tier: TierName;
+  /** The stack's `timeZone`, else its region's. */
+  timeZone: string;
   sizes: Tier;
 }
 
@@ -79,8 +89,20 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
     problems.push(...sizes.error.issues.map((i) => describe(i, merged, `${PROJECT}:overrides.`, tierSchema)));
   }
   if (problems.length > 0 || !sizes.success) throw new ConfigError(problems.join("\n"));
-  const { overrides: _overrides, ...rest } = settings.data;
-  return { ...rest, stack, region: region!, sizes: sizes.data as Tier };
+  const { overrides: _overrides, timeZone, ...rest } = settings.data;
+  return { ...rest, stack, region: region!, timeZone: timeZone ?? defaultTimeZone(region!), sizes: sizes.data as Tier };
+}
+
+/** What the plan records of the resolved config: the facts cost and policy read instead of a tier preset. */
+export function planConfigOf(config: StackConfig): PlanConfig {
+  return {
+    tier: config.sizes.name,
+    region: config.region,
+    timeZone: config.timeZone,
+    budget: { ...config.sizes.budget },
+    usage: structuredClone(USAGE[config.tier]),
+    guide: { ...config.sizes.guide },
+  };
 }
 
 function splitKey(fullKey: string): [string, string] {

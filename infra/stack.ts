@@ -80,7 +80,7 @@ export async function buildStack(): Promise<BuiltStack> {
     sizes: sizes.database,
     disposable,
     snapshotIdentifier: config.restore.rdsSnapshotId,
-    backupWindow: rdsBackupWindow(sizes.schedule),
+    backupWindow: rdsBackupWindow(sizes.schedule, config.timeZone),
     backupTags: { [backupTag.key]: backupTag.value },
   }, opts);
 
@@ -106,12 +106,14 @@ export async function buildStack(): Promise<BuiltStack> {
     kmsKeyArn: dataKey.arn,
     sizes: sizes.backups,
     schedule: sizes.schedule,
+    timeZone: config.timeZone,
     disposable,
     selectionTag: backupTag,
   }, opts);
 
   new OffPeakSchedules("schedules", {
     schedule: sizes.schedule,
+    timeZone: config.timeZone,
     nodeGroupSpecs: sizes.nodeGroups,
     nodeGroups: cluster.nodeGroups,
     database: { identifier: database.instance.identifier, arn: database.instance.arn },
@@ -152,7 +154,7 @@ export async function buildStack(): Promise<BuiltStack> {
     new OffPeakScaler("offpeak", {
       namespace: workloads.namespaces.agent,
       window: sizes.schedule.offPeak,
-      timezone: sizes.schedule.timezone,
+      timeZone: config.timeZone,
       peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
       offPeak: sizes.schedule.offPeakSizes,
       ollama: workloads.ollamaWorkload,
@@ -180,7 +182,7 @@ export async function buildStack(): Promise<BuiltStack> {
   new QdrantSnapshots("qdrant-snapshots", {
     namespace: workloads.namespaces.agent,
     cron: sizes.backups.qdrantSnapshotCron,
-    timezone: sizes.schedule.timezone,
+    timezone: config.timeZone,
     replicas: sizes.qdrant.replicas,
     apiKeySecret: workloads.qdrantApiKeySecret,
     bucketName: backups.bucketName,
@@ -210,7 +212,7 @@ export async function buildStack(): Promise<BuiltStack> {
       // With `domain` set: the DNS records that validate its ACM certificate (create them in your zone).
       ...(config.domain ? { certificateValidationRecords: workloads.certificateValidationRecords } : {}),
       imageDigest: workloads.imageDigest,
-      schedule: describeSchedule(sizes),
+      schedule: describeSchedule(sizes, config.timeZone),
       dbInstanceId: database.instance.identifier,
       cacheReplicationGroupId: prefix,
       backupBucket: backups.bucketName,

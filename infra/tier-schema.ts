@@ -2,7 +2,8 @@
 // within peak sizes, schedules that fit work hours, backup timing). infra/config.ts merges overrides over
 // a tier and validates the result with `tierSchema`.
 import { z } from "zod";
-import { DAYS, TIER_NAMES, type Tier, type Window } from "./tiers.ts";
+import { DAYS, describeWindow, firingMinutesOfWeek, CronError, windowRanges } from "./time.ts";
+import { TIER_NAMES, type Tier } from "./tiers.ts";
 
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
@@ -114,9 +115,6 @@ export const tierSchema = z
       .strict(),
     schedule: z
       .object({
-        timezone: z.string().superRefine((tz, ctx) => {
-          if (!isIanaTimeZone(tz)) ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC` });
-        }),
         offPeak: window.nullable(),
         // apiMinReplicas >= 1: the API PodDisruptionBudget keeps one pod available, so 0 would block every drain.
         offPeakSizes: z
@@ -132,7 +130,7 @@ export const tierSchema = z
         monthly: z.object({ keepMonths: positive }).strict(),
         qdrantSnapshotCron: z.string().superRefine((expr, ctx) => {
           const parsed = cronFiringMinutes(expr);
-          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `"${expr}" is not a five-field cron expression: ${parsed}` });
+          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `not a five-field cron expression: ${parsed}` });
         }),
         glacierAfterDays: positive,
         expireAfterDays: positive,
@@ -184,77 +182,12 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   }
 }
 
-/** Intl also accepts "utc" or "europe/berlin"; AWS and Kubernetes (Go's tzdata) want the exact spelling. */
-function isIanaTimeZone(tz: string): boolean {
-  try {
-    const canonical = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
-    return tz === canonical || tz.toLowerCase() !== canonical.toLowerCase();
-  } catch {
-    return false;
-  }
-}
-
-// Schedule arithmetic in minutes of the week, Monday 00:00 = 0, all in the tier's time zone.
-const DAY_MINUTES = 24 * 60;
-const WEEK_MINUTES = 7 * DAY_MINUTES;
-
-const toMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
-
-/** A window's occurrences as [start, end) ranges; one ending past midnight runs into the next day. */
-function windowRanges(w: Window): [number, number][] {
-  const start = toMinutes(w.start);
-  const length = (toMinutes(w.end) - start + DAY_MINUTES) % DAY_MINUTES;
-  return w.days.flatMap((day): [number, number][] => {
-    const s = DAYS.indexOf(day) * DAY_MINUTES + start;
-    const e = s + length;
-    return e <= WEEK_MINUTES ? [[s, e]] : [[s, WEEK_MINUTES], [0, e - WEEK_MINUTES]];
-  });
-}
-
-function describeWindow(w: Window): string {
-  return `${w.days.join(",")} ${w.start}-${w.end}`;
-}
-
-const CRON_FIELDS = [
-  { name: "minute", min: 0, max: 59 },
-  { name: "hour", min: 0, max: 23 },
-  { name: "day of month", min: 1, max: 31 },
-  { name: "month", min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], first: 1 },
-  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], first: 0 },
-];
-
-/**
- * The minutes of the week a five-field cron can fire at, or why it is not one. Day of month and month are
- * checked but not followed: a cron restricted by them is taken to fire on any day, which is the safe side
- * for "does it ever fire outside work hours".
- */
+/** The minutes of the week a five-field cron fires at (time.ts, croner), or why it is not one. */
 function cronFiringMinutes(expr: string): number[] | string {
-  const parts = expr.trim().split(/\s+/);
-  if (parts.length !== 5) return `has ${parts.length} fields; needs minute hour day-of-month month day-of-week`;
-  const values: number[][] = [];
-  for (const [i, field] of CRON_FIELDS.entries()) {
-    const parsed = cronField(parts[i].toUpperCase(), field);
-    if (typeof parsed === "string") return `${field.name} "${parts[i]}" ${parsed}`;
-    values.push(parsed);
+  try {
+    return firingMinutesOfWeek(expr);
+  } catch (err) {
+    if (err instanceof CronError) return err.message;
+    throw err;
   }
-  const [minutes, hours, , , weekdays] = values;
-  const anyDay = parts[2] !== "*" || parts[4] === "*";
-  const days = anyDay ? [0, 1, 2, 3, 4, 5, 6] : [...new Set(weekdays.map((d) => (d + 6) % 7))]; // cron 0/7 = Sunday
-  return days.flatMap((d) => hours.flatMap((h) => minutes.map((m) => d * DAY_MINUTES + h * 60 + m)));
-}
-
-function cronField(text: string, f: (typeof CRON_FIELDS)[number]): number[] | string {
-  const value = (v: string) => (f.names?.includes(v) ? f.names.indexOf(v) + f.first! : /^\d+$/.test(v) ? Number(v) : NaN);
-  const out: number[] = [];
-  for (const item of text.split(",")) {
-    const m = /^(\*|(\w+)(?:-(\w+))?)(?:\/(\d+))?$/.exec(item);
-    if (!m) return "is not a number, range, list or step";
-    const lo = m[1] === "*" ? f.min : value(m[2]);
-    const hi = m[1] === "*" ? f.max : m[3] !== undefined ? value(m[3]) : m[4] !== undefined ? f.max : lo;
-    const step = m[4] === undefined ? 1 : Number(m[4]);
-    if (![lo, hi].every((v) => Number.isInteger(v) && v >= f.min && v <= f.max)) return `is outside ${f.min}-${f.max}`;
-    if (lo > hi || step < 1) return "has an empty range or a step below 1";
-    for (let v = lo; v <= hi; v += step) out.push(v);
-  }
-  return out;
 }

@@ -14,8 +14,9 @@
 export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
 export type TierName = (typeof TIER_NAMES)[number];
 
-export const DAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] as const;
-export type Day = (typeof DAYS)[number];
+import { DAYS, type Day, type Window } from "./time.ts";
+
+export { DAYS, type Day, type Window };
 
 export interface NodeGroupSpec {
   instanceTypes: string[];
@@ -24,13 +25,6 @@ export interface NodeGroupSpec {
   desired: number;
   max: number;
   diskGb: number;
-}
-
-/** A recurring window, local time in the schedule's time zone; end may be past midnight (end < start). */
-export interface Window {
-  days: Day[];
-  start: string;
-  end: string;
 }
 
 export interface Tier {
@@ -87,8 +81,6 @@ export interface Tier {
     lokiRetentionDays: number;
   };
   schedule: {
-    /** IANA time zone the windows are read in. */
-    timezone: string;
     /** Daily scale-down window with the sizes below (G000-OFFPEAK); null: none. */
     offPeak: Window | null;
     offPeakSizes: { generalNodes: number; gpuNodes: number; apiMinReplicas: number; ollamaReplicas: number };
@@ -99,7 +91,7 @@ export interface Tier {
     daily: { keepDays: number };
     weekly: { keepWeeks: number };
     monthly: { keepMonths: number };
-    /** Five-field cron of the Qdrant snapshot CronJob, in schedule.timezone; with workHoursOnly it must fire inside them. */
+    /** Five-field cron of the Qdrant snapshot CronJob, in the stack's timeZone; with workHoursOnly it must fire inside them. */
     qdrantSnapshotCron: string;
     glacierAfterDays: number;
     expireAfterDays: number;
@@ -154,7 +146,6 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusReplicas: 1, prometheusCpuRequest: "200m", prometheusMemoryRequest: "512Mi", prometheusMemoryLimit: "1Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: null,
       offPeakSizes: { generalNodes: 1, gpuNodes: 0, apiMinReplicas: 1, ollamaReplicas: 1 },
       workHoursOnly: { days: WEEKDAYS, start: "08:00", end: "20:00" },
@@ -205,7 +196,6 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "2Gi", prometheusMemoryLimit: "3Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
       offPeakSizes: { generalNodes: 2, gpuNodes: 1, apiMinReplicas: 2, ollamaReplicas: 1 },
       workHoursOnly: null,
@@ -256,7 +246,6 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "3Gi", prometheusMemoryLimit: "4Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
       // G000-OFFPEAK "api_replicas: 2 (down from 5)", "ollama_replicas: 1 (down from 3)".
       offPeakSizes: { generalNodes: 2, gpuNodes: 1, apiMinReplicas: 2, ollamaReplicas: 1 },
@@ -301,7 +290,6 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusReplicas: 2, prometheusCpuRequest: "1", prometheusMemoryRequest: "6Gi", prometheusMemoryLimit: "8Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" },
       offPeakSizes: { generalNodes: 4, gpuNodes: 2, apiMinReplicas: 4, ollamaReplicas: 2 },
       workHoursOnly: null,
@@ -319,4 +307,16 @@ export function isTierName(name: string | undefined): name is TierName {
 /** The tier a plan or report names, if it is one of ours. */
 export function tierNamed(name: string | undefined): Tier | undefined {
   return isTierName(name) ? TIERS[name] : undefined;
+}
+
+/** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with: the policy pack's allow-list. */
+export function instanceTypeAllowList(tier: TierName): string[] {
+  const upTo = TIER_NAMES.slice(0, TIER_NAMES.indexOf(tier) + 1).map((t) => TIERS[t]);
+  const types = upTo.flatMap((t) => [
+    ...Object.values(t.nodeGroups).flatMap((g) => g?.instanceTypes ?? []),
+    t.database.instanceClass,
+    t.database.replicaInstanceClass,
+    t.cache.nodeType,
+  ]);
+  return [...new Set(types)].sort();
 }

@@ -69,7 +69,7 @@ function budgetStatus(r: Renderable): { text: string; over: boolean } | undefine
 
 function usageLine(r: Renderable): string | undefined {
   if (!r.usage) return undefined;
-  const u = r.usage.values;
+  const u = r.usage;
   const s3 = u.s3.default;
   return [
     `NAT ${u.natGbPerMonth} GB/month`,
@@ -80,7 +80,7 @@ function usageLine(r: Renderable): string | undefined {
     `cache snapshots ${u.snapshotGb} GB`,
     `S3 ${s3.standardGb} GB Standard + ${s3.glacierGb} GB Glacier per bucket`,
     `ECR ${u.ecrGb} GB`,
-  ].join(" · ") + ` (tier ${r.usage.tier}${r.usage.assumed ? ", assumed" : ""}; infra/cost/usage.ts)`;
+  ].join(" · ") + ` (the stack's config.usage, from infra/usage.ts)`;
 }
 
 /** "aws:ec2:NatGateway", "k8s:Deployment": a type token short enough for a table column. */

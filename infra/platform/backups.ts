@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
-import { endDays, schedulerCron } from "./schedules.ts";
+import { endDays, eventBridgeCron as schedulerCron, utcOffsetMinutes } from "../time.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
@@ -17,6 +17,8 @@ export interface BackupsArgs {
   kmsKeyArn: pulumi.Input<string>;
   sizes: Tier["backups"];
   schedule: Tier["schedule"];
+  /** The stack's IANA time zone: the rules run in it. */
+  timeZone: string;
   /** Dev: bucket and vault are deleted with the stack; elsewhere they are protected. */
   disposable: boolean;
   /** Resources tagged `key=value` are backed up by the plan. */
@@ -35,7 +37,7 @@ const BACKUP_ROLE_POLICIES = [
 const EVENTBRIDGE_DAY: Record<Day, number> = { SUN: 1, MON: 2, TUE: 3, WED: 4, THU: 5, FRI: 6, SAT: 7 };
 
 /** Off-peak start of every rule for always-on tiers: inside the guide's 00:00-06:00, before RDS's 03:00 window. */
-const OFF_PEAK_BACKUP_UTC = "01:00";
+const OFF_PEAK_BACKUP = "01:00";
 
 export interface BackupRule {
   ruleName: "daily" | "weekly" | "monthly";
@@ -64,7 +66,7 @@ export class Backups extends pulumi.ComponentResource {
 
     const plan = new aws.backup.Plan(`${name}-plan`, {
       name: args.prefix,
-      rules: backupRules(args.sizes, args.schedule).map((r) => ({
+      rules: backupRules(args.sizes, args.schedule, args.timeZone).map((r) => ({
         ruleName: r.ruleName,
         targetVaultName: vault.name,
         schedule: r.schedule,
@@ -120,48 +122,37 @@ export class Backups extends pulumi.ComponentResource {
 }
 
 /**
- * RDS's own daily backup window (UTC, one hour). A work-hours-only database is stopped at night, so its
- * window sits mid-way through the work hours (converted from the tier's time zone at today's offset).
+ * RDS's own daily backup window (UTC, one hour), converted from the stack's time zone at today's offset.
+ * Always on: 03:00 local, inside the off-peak window, after the Backup plan's 01:00 run. A work-hours-only
+ * database is stopped at night, so its window sits mid-way through the work hours.
  */
-export function rdsBackupWindow(schedule: Tier["schedule"]): string {
+export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  if (!w) return "03:00-04:00"; // inside the off-peak window, before the Backup plan's 01:00 run has finished copying
-  const localMinutes = Number(midpoint(w.start, w.end).slice(0, 2)) * 60;
-  const utcMinutes = (localMinutes - utcOffsetMinutes(schedule.timezone, new Date()) + 1440) % 1440;
+  const localMinutes = w ? Number(midpoint(w.start, w.end).slice(0, 2)) * 60 : 3 * 60;
+  const utcMinutes = (localMinutes - utcOffsetMinutes(timeZone, new Date()) + 1440) % 1440;
   const start = Math.ceil(utcMinutes / 60) % 24; // on the next whole UTC hour, still inside the work hours
   const hh = (h: number) => String(h % 24).padStart(2, "0");
   return `${hh(start)}:00-${hh(start + 1)}:00`;
 }
 
-/** Minutes the zone is ahead of UTC at `at` (Asia/Kolkata: 330). */
-function utcOffsetMinutes(timeZone: string, at: Date): number {
-  const minutesOfDay = (zone: string) => {
-    const parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
-    const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
-    return get("hour") * 60 + get("minute");
-  };
-  const diff = (minutesOfDay(timeZone) - minutesOfDay("UTC") + 1440) % 1440;
-  return diff > 720 ? diff - 1440 : diff;
-}
-
 /**
  * The plan's three rules, all starting at the same time: when they coincide (a Sunday, the 1st) AWS Backup
- * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
+ * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00; a
  * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
  */
-export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]): BackupRule[] {
+export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"], timeZone: string): BackupRule[] {
   const retention = {
     daily: sizes.daily.keepDays,
     weekly: sizes.weekly.keepWeeks * 7,
     monthly: Math.ceil((sizes.monthly.keepMonths * 365) / 12),
   };
   const w = schedule.workHoursOnly;
-  const at = w ? midpoint(w.start, w.end) : OFF_PEAK_BACKUP_UTC;
+  const at = w ? midpoint(w.start, w.end) : OFF_PEAK_BACKUP;
   const days = !w ? [...DAYS] : at < w.start ? endDays(w) : w.days;
   const weeklyDay: Day = w ? DAYS.find((d) => days.includes(d))! : "SUN";
   const [h, m] = at.split(":").map(Number);
   const rule = (ruleName: BackupRule["ruleName"], cron: string, deleteAfterDays: number): BackupRule =>
-    ({ ruleName, schedule: cron, scheduleExpressionTimezone: w ? schedule.timezone : "UTC", deleteAfterDays });
+    ({ ruleName, schedule: cron, scheduleExpressionTimezone: timeZone, deleteAfterDays });
   return [
     rule("daily", schedulerCron(at, days), retention.daily),
     rule("weekly", schedulerCron(at, [weeklyDay]), retention.weekly),

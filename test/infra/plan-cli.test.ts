@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
 
 function plan(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "infra/plan/cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
 }
 
 test("--format json prints the DESIGN.md contract for prod", () => {

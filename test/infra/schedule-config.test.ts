@@ -53,14 +53,20 @@ test("off-peak Ollama on GPUs with no GPU node left", () => {
   );
 });
 
-test("a time zone that is not an IANA name, or not spelled as one", () => {
+test("agent-stack:timeZone: an IANA name spelled exactly, else a message naming the key", () => {
   for (const tz of ["Mars/Olympus", "GMT+1", "europe/berlin"]) {
     assert.equal(
-      failure(raw("medium", { schedule: { timezone: tz } })),
-      `agent-stack:overrides.schedule.timezone: "${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC`,
+      failure(raw("medium", {}, { "agent-stack:timeZone": tz })),
+      `agent-stack:timeZone: an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC`,
     );
   }
-  assert.equal(parseStackConfig(raw("medium", { schedule: { timezone: "America/New_York" } }), "t").sizes.schedule.timezone, "America/New_York");
+  assert.equal(parseStackConfig(raw("medium", {}, { "agent-stack:timeZone": "Europe/Berlin" }), "t").timeZone, "Europe/Berlin");
+});
+
+test("agent-stack:timeZone defaults to the region's zone, UTC for a region not in the table", () => {
+  assert.equal(parseStackConfig(raw("medium"), "t").timeZone, "America/New_York");
+  assert.equal(parseStackConfig(raw("medium", {}, { "aws:region": "eu-central-1" }), "t").timeZone, "Europe/Berlin");
+  assert.equal(parseStackConfig(raw("medium", {}, { "aws:region": "xx-nowhere-9" }), "t").timeZone, "UTC");
 });
 
 test("an off-peak window in the hours work-hours-only switches everything off", () => {

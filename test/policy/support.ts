@@ -2,6 +2,7 @@
 import type { Policy } from "@pulumi/policy";
 import type { CostReport, Plan, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
 import { runPolicies } from "../../policy/offline.ts";
+import { linkReferences } from "../support/plan.ts";
 
 export const STACK = "test";
 
@@ -25,7 +26,8 @@ export function awsProvider(tier: string | undefined): PlannedResource {
 }
 
 export function planOf(resources: PlannedResource[], tier: string | undefined): Plan {
-  return { stack: STACK, tier: tier ?? "", region: "us-east-1", resources: [awsProvider(tier), ...resources], outputs: {}, cost: null, policies: null };
+  const linked = linkReferences([awsProvider(tier), ...resources]);
+  return { stack: STACK, tier: tier ?? "", region: "us-east-1", config: null, resources: linked, outputs: {}, cost: null, policies: null };
 }
 
 export interface CheckOptions {
