@@ -31,6 +31,7 @@ interface Request {
   urn?: string;
 }
 
+const STACK_TYPE = "pulumi:pulumi:Stack";
 let used = false;
 
 export async function runPlan(options: PlanOptions): Promise<Plan> {
@@ -54,22 +55,31 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
   await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   if (requests.length !== mocks.registrations.length) throw new Error("offline plan: registrations and requests do not line up");
 
+  // The mock monitor's URNs name only the direct parent's type; the engine's name every ancestor's but the
+  // stack's. Record the engine's form, so URNs match a real preview's.
   const byUrn = new Map(requests.map((r) => [r.urn, r]));
+  const realUrn = (mockUrn: string): string => {
+    const req = byUrn.get(mockUrn);
+    if (!req) return mockUrn;
+    const chain: string[] = [];
+    for (let p = byUrn.get(req.parent); p && p.type !== STACK_TYPE; p = byUrn.get(p.parent)) chain.unshift(p.type);
+    return `urn:pulumi:${options.stack}::${PROJECT}::${[...chain, req.type].join("$")}::${req.name}`;
+  };
   const resources: PlannedResource[] = [];
   mocks.registrations.forEach((reg, i) => {
     const req = requests[i];
-    if (reg.type === "pulumi:pulumi:Stack") return;
-    const parent = byUrn.get(req.parent)?.type === "pulumi:pulumi:Stack" ? undefined : req.parent || undefined;
+    if (reg.type === STACK_TYPE) return;
+    const parent = byUrn.get(req.parent)?.type === STACK_TYPE ? undefined : req.parent || undefined;
     resources.push({
       type: reg.type,
       name: reg.name,
-      urn: req.urn!,
-      parent,
+      urn: realUrn(req.urn!),
+      parent: parent && realUrn(parent),
       component: topComponent(req, byUrn),
       inputs: maskSecrets(reg.inputs) as Record<string, unknown>,
       custom: reg.custom,
-      dependsOn: req.dependsOn,
-      propertyDependencies: req.propertyDependencies,
+      dependsOn: req.dependsOn.map(realUrn),
+      propertyDependencies: Object.fromEntries(Object.entries(req.propertyDependencies).map(([k, urns]) => [k, urns.map(realUrn)])),
       options: req.options,
     });
   });
@@ -124,7 +134,7 @@ function recordRequests(): Request[] {
 /** The name of the top-level component a resource sits under; "stack" for resources at the root. */
 function topComponent(req: Request, byUrn: Map<string | undefined, Request>): string {
   let root = req;
-  for (let p = byUrn.get(req.parent); p && p.type !== "pulumi:pulumi:Stack"; p = byUrn.get(p.parent)) root = p;
+  for (let p = byUrn.get(req.parent); p && p.type !== STACK_TYPE; p = byUrn.get(p.parent)) root = p;
   return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
 }
 
