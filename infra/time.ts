@@ -89,7 +89,13 @@ export function utcOffsetMinutes(timeZone: string, at: Date): number {
       .formatToParts(at)
       .map((p) => [p.type, p.value]),
   );
-  const local = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+  const local = Date.UTC(
+    Number(parts.year),
+    Number(parts.month) - 1,
+    Number(parts.day),
+    Number(parts.hour),
+    Number(parts.minute),
+  );
   return Math.round((local - Math.floor(at.getTime() / 60_000) * 60_000) / 60_000);
 }
 
@@ -205,7 +211,8 @@ export function parseCron(expression: string, dialect: CronDialect, timeZone = "
     options = { mode: "5-part", alternativeWeekdays: false };
   } else {
     const m = /^cron\((.*)\)$/.exec(expression.trim());
-    if (!m) throw new CronError(`"${expression}" is not a cron(...) expression; rate() and at() schedules are not recurring windows`);
+    if (!m)
+      throw new CronError(`"${expression}" is not a cron(...) expression; rate() and at() schedules are not recurring windows`);
     if (m[1].trim().split(/\s+/).length !== 6) {
       throw new CronError(`"${expression}" needs 6 fields (min hour day-of-month month day-of-week year)`);
     }

@@ -11,10 +11,10 @@ import type {
   PolicyResourceOptions,
   ResourceValidationArgs,
   ResourceValidationPolicy,
-  StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import type { CostReport, Plan, PlanConfig, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
+import type { CostReport, Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
+import type { OfflineStackArgs } from "./lib/offline-args.ts";
 import { resolvePackConfig } from "./lib/pack-config.ts";
 import { asArray } from "./lib/values.ts";
 import { policies as packPolicies } from "./policies/index.ts";
@@ -28,12 +28,7 @@ export interface RunPoliciesOptions {
   cost?: CostReport;
 }
 
-/** What the offline runner hands a stack policy: the engine's arguments, plus the plan's cost and resolved config. */
-export interface OfflineStackArgs extends StackValidationArgs {
-  cost?: CostReport;
-  /** The stack's resolved config (budget after overrides, ...); absent under the engine. */
-  planConfig?: PlanConfig;
-}
+export type { OfflineStackArgs };
 
 class NotApplicable extends Error {}
 

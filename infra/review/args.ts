@@ -7,7 +7,8 @@ export class UsageError extends Error {
 }
 
 export function formatOf(value: string | undefined): Format {
-  if (!FORMATS.includes(value as Format)) throw new UsageError(`--format: "${value}" is not a format; allowed: ${FORMATS.join(", ")}`);
+  if (!FORMATS.includes(value as Format))
+    throw new UsageError(`--format: "${value}" is not a format; allowed: ${FORMATS.join(", ")}`);
   return value as Format;
 }
 

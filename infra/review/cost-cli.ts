@@ -44,7 +44,9 @@ function readJson<T>(file: string, what: string): T {
 function readPlan(file: string): Plan & { cost: CostReport } {
   const plan = readJson<Plan>(file, "plan");
   if (!Array.isArray(plan.resources) || typeof plan.stack !== "string") {
-    throw new UsageError(`plan ${file} is not a plan (no stack/resources); make one with \`npm run plan -- --stack <s> --format json\``);
+    throw new UsageError(
+      `plan ${file} is not a plan (no stack/resources); make one with \`npm run plan -- --stack <s> --format json\``,
+    );
   }
   // The cost printed with the plan is the one of its commit; a plan without one is priced now.
   return { ...plan, cost: plan.cost?.items ? plan.cost : estimateCost(plan) };
@@ -89,7 +91,8 @@ async function main(argv: string[]): Promise<number> {
   let maxMonthly: number | undefined;
   if (values["max-monthly"] !== undefined) {
     maxMonthly = Number(values["max-monthly"]);
-    if (!Number.isFinite(maxMonthly) || maxMonthly < 0) throw new UsageError(`--max-monthly: "${values["max-monthly"]}" is not an amount in USD`);
+    if (!Number.isFinite(maxMonthly) || maxMonthly < 0)
+      throw new UsageError(`--max-monthly: "${values["max-monthly"]}" is not an amount in USD`);
   }
 
   if (positionals[0] === "diff") {
@@ -100,7 +103,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (values["preview-json"] !== undefined) {
     const digest = readJson<PreviewDigest>(values["preview-json"], "preview");
-    if (!Array.isArray(digest.steps)) throw new UsageError(`${values["preview-json"]} has no steps[]; make it with \`pulumi preview --json\``);
+    if (!Array.isArray(digest.steps))
+      throw new UsageError(`${values["preview-json"]} has no steps[]; make it with \`pulumi preview --json\``);
     const { base, head, notes } = previewPlans(digest);
     const baseCost = estimateCost(base);
     const headCost = estimateCost(head);
@@ -126,14 +130,11 @@ async function main(argv: string[]): Promise<number> {
   );
 }
 
-main(process.argv.slice(2)).then(
-  exitAfterFlush,
-  (err: unknown) => {
-    if (isUsageError(err)) {
-      console.error(`cost: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(err);
+main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
+  if (isUsageError(err)) {
+    console.error(`cost: ${err.message}`);
     process.exit(2);
-  },
-);
+  }
+  console.error(err);
+  process.exit(2);
+});

@@ -4,7 +4,7 @@
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { estimateCost } from "../../infra/cost/index.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
-import type { OfflineStackArgs } from "../offline.ts";
+import type { OfflineStackArgs } from "../lib/offline-args.ts";
 import { INSTANCE_TYPES } from "../lib/instance-types.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";

@@ -9,7 +9,11 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const OVERRIDE = ["--stack", "prod", "--config", 'agent-stack:overrides={"budget":{"monthlyUsd":5000}}'];
 
 function run(cli: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", `infra/review/${cli}`, ...args], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", `infra/review/${cli}`, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
   return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
 }
 

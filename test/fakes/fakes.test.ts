@@ -48,7 +48,7 @@ test("fake Ollama: /api/embed (batched), /api/chat (plain and NDJSON stream), /a
   assert.ok(plain.prompt_eval_count > 0 && plain.eval_count > 0);
 
   const parts: string[] = [];
-  let last;
+  let last: { done: boolean; eval_count?: number } | undefined;
   for await (const part of await client.chat({ model: "tiny", messages, stream: true })) {
     parts.push(part.message.content);
     last = part;
