@@ -90,7 +90,7 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
   }
   if (problems.length > 0 || !sizes.success) throw new ConfigError(problems.join("\n"));
   const { overrides: _overrides, timeZone, ...rest } = settings.data;
-  return { ...rest, stack, region: region!, timeZone: timeZone ?? defaultTimeZone(region!), sizes: sizes.data as Tier };
+  return { ...rest, stack, region: region!, timeZone: timeZone ?? defaultTimeZone(region!), sizes: sizes.data };
 }
 
 /** What the plan records of the resolved config: the facts cost and policy read instead of a tier preset. */

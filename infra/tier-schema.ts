@@ -1,9 +1,11 @@
 // The tier schema: every size a stack can override, with the rules that span sections (off-peak sizes
-// within peak sizes, schedules that fit work hours, backup timing). infra/config.ts merges overrides over
-// a tier and validates the result with `tierSchema`.
+// within peak sizes, schedules that fit work hours, backup timing). The `Tier` type is inferred from it;
+// infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
-import { DAYS, describeWindow, firingMinutesOfWeek, CronError, windowRanges } from "./time.ts";
-import { TIER_NAMES, type Tier } from "./tiers.ts";
+import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowRanges } from "./time.ts";
+
+export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
+export type TierName = (typeof TIER_NAMES)[number];
 
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
@@ -37,6 +39,8 @@ const window = z
 export const tierSchema = z
   .object({
     name: z.enum(TIER_NAMES),
+    /** The tier has GPU nodes (nodeGroups.gpu) and Ollama runs on them: the one answer to "is there a GPU?". */
+    gpu: z.boolean(),
     network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz"]) }).strict(),
     nodeGroups: z
       .object({ general: nodeGroup, vector: nodeGroup.nullable(), gpu: nodeGroup.nullable(), monitoring: nodeGroup.nullable() })
@@ -90,7 +94,6 @@ export const tierSchema = z
     ollama: z
       .object({
         replicas: count,
-        gpu: z.boolean(),
         models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
         storageGb: positive,
         cpuRequest: quantity,
@@ -130,7 +133,7 @@ export const tierSchema = z
         monthly: z.object({ keepMonths: positive }).strict(),
         qdrantSnapshotCron: z.string().superRefine((expr, ctx) => {
           const parsed = cronFiringMinutes(expr);
-          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `not a five-field cron expression: ${parsed}` });
+          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
         }),
         glacierAfterDays: positive,
         expireAfterDays: positive,
@@ -151,17 +154,23 @@ export const tierSchema = z
     atMost("gpuNodes", t.nodeGroups.gpu?.desired ?? 0, "nodeGroups.gpu.desired");
     atMost("apiMinReplicas", t.api.minReplicas, "api.minReplicas");
     atMost("ollamaReplicas", t.ollama.replicas, "ollama.replicas");
-    if (t.ollama.gpu && !t.nodeGroups.gpu) {
-      ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "true needs a gpu node group; set nodeGroups.gpu or ollama.gpu: false" });
+    if (t.gpu !== (t.nodeGroups.gpu !== null)) {
+      const message = t.gpu
+        ? "true needs a gpu node group; set nodeGroups.gpu or gpu: false"
+        : "false, but nodeGroups.gpu is set; set gpu: true or nodeGroups.gpu: null";
+      ctx.addIssue({ code: "custom", path: ["gpu"], message });
     }
     checkScheduleFits(t, ctx);
   });
+
+export type Tier = z.infer<typeof tierSchema>;
+export type NodeGroupSpec = z.infer<typeof nodeGroup>;
 
 /** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
 function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-  if (offPeak && t.ollama.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
+  if (offPeak && t.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
     issue(["schedule", "offPeakSizes", "gpuNodes"], `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`);
   }
   if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {

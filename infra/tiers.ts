@@ -11,95 +11,12 @@
 //   G002-BACKUP  002 "Backup & Recovery": "Retention: 7 daily, 4 weekly, 12 monthly"
 // A stack overrides any single value with `agent-stack:overrides` (see infra/config.ts).
 
-export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
-export type TierName = (typeof TIER_NAMES)[number];
+import { DAYS, type Day } from "./time.ts";
+import { type NodeGroupSpec, type Tier, TIER_NAMES, type TierName } from "./tier-schema.ts";
 
-import { DAYS, type Day, type Window } from "./time.ts";
-
-export { DAYS, type Day, type Window };
-
-export interface NodeGroupSpec {
-  instanceTypes: string[];
-  capacityType: "ON_DEMAND" | "SPOT";
-  min: number;
-  desired: number;
-  max: number;
-  diskGb: number;
-}
-
-export interface Tier {
-  name: TierName;
-  network: { azCount: number; natGateways: "single" | "perAz" };
-  /** null: the group does not exist in this tier. */
-  nodeGroups: {
-    general: NodeGroupSpec;
-    vector: NodeGroupSpec | null;
-    gpu: NodeGroupSpec | null;
-    monitoring: NodeGroupSpec | null;
-  };
-  database: {
-    instanceClass: string;
-    allocatedStorageGb: number;
-    maxAllocatedStorageGb: number;
-    multiAz: boolean;
-    readReplicas: number;
-    /** Replicas serve session reads only; the Multi-AZ standby, not a replica, takes over on failure. */
-    replicaInstanceClass: string;
-    backupRetentionDays: number;
-    performanceInsights: boolean;
-    deletionProtection: boolean;
-    maxConnections: number;
-  };
-  cache: { nodeType: string; nodes: number; snapshotRetentionDays: number };
-  registry: { keepImages: number };
-  api: {
-    minReplicas: number;
-    maxReplicas: number;
-    cpuRequest: string;
-    memoryRequest: string;
-    cpuLimit: string;
-    memoryLimit: string;
-  };
-  ollama: {
-    replicas: number;
-    gpu: boolean;
-    models: { small: string; default: string; large: string; embed: string };
-    storageGb: number;
-    cpuRequest: string;
-    memoryRequest: string;
-    memoryLimit: string;
-  };
-  qdrant: { replicas: number; storageGb: number; cpuRequest: string; memoryRequest: string; memoryLimit: string };
-  monitoring: {
-    retentionDays: number;
-    prometheusStorageGb: number;
-    prometheusReplicas: number;
-    prometheusCpuRequest: string;
-    prometheusMemoryRequest: string;
-    prometheusMemoryLimit: string;
-    lokiMode: "singleBinary" | "s3";
-    lokiRetentionDays: number;
-  };
-  schedule: {
-    /** Daily scale-down window with the sizes below (G000-OFFPEAK); null: none. */
-    offPeak: Window | null;
-    offPeakSizes: { generalNodes: number; gpuNodes: number; apiMinReplicas: number; ollamaReplicas: number };
-    /** Dev: the whole environment is off outside these hours (node groups to zero, RDS stopped). */
-    workHoursOnly: Window | null;
-  };
-  backups: {
-    daily: { keepDays: number };
-    weekly: { keepWeeks: number };
-    monthly: { keepMonths: number };
-    /** Five-field cron of the Qdrant snapshot CronJob, in the stack's timeZone; with workHoursOnly it must fire inside them. */
-    qdrantSnapshotCron: string;
-    glacierAfterDays: number;
-    expireAfterDays: number;
-  };
-  budget: { monthlyUsd: number };
-  /** The guide's own monthly figure for this size, shown beside our estimate. */
-  guide: { monthlyUsd: number; reference: string };
-}
+// The shape and its rules live in tier-schema.ts (the Tier type is inferred from the schema); the values here.
+export { DAYS, type Day, type NodeGroupSpec, type Tier, TIER_NAMES, type TierName };
+export type { Window } from "./time.ts";
 
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
@@ -116,6 +33,7 @@ export const TIERS: Record<TierName, Tier> = {
   // it gets as close as a managed cluster allows: one node, burstable db/cache, off nights and weekends.
   dev: {
     name: "dev",
+    gpu: false,
     network: { azCount: 2, natGateways: "single" },
     nodeGroups: {
       // One burstable node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB.
@@ -139,7 +57,7 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.t4g.micro", nodes: 1, snapshotRetentionDays: 1 },
     registry: { keepImages: 10 },
     api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
-    ollama: { replicas: 1, gpu: false, models: CPU_MODELS, storageGb: 20, cpuRequest: "1", memoryRequest: "3Gi", memoryLimit: "6Gi" },
+    ollama: { replicas: 1, models: CPU_MODELS, storageGb: 20, cpuRequest: "1", memoryRequest: "3Gi", memoryLimit: "6Gi" },
     qdrant: { replicas: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "512Mi", memoryLimit: "2Gi" },
     monitoring: {
       retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7,
@@ -159,6 +77,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-SIZES "Small Production: 3-5 servers, 1 GPU, $2,000/month"; node sizes from G000-HW-MIN.
   small: {
     name: "small",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       // G000-HW-MIN "API Servers (3x): CPU 4 cores, RAM 8GB, Storage 50GB" -> c6i.xlarge (4 vCPU / 8 GiB).
@@ -188,7 +107,7 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 30 },
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
-    ollama: { replicas: 1, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "28Gi" },
+    ollama: { replicas: 1, models: GPU_MODELS, storageGb: 100, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "28Gi" },
     qdrant: { replicas: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "8Gi", memoryLimit: "24Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14,
@@ -208,6 +127,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-AWS (~$5,680/month) and G000-HW-MED.
   medium: {
     name: "medium",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5"; the guide prices 5, we run 3 and allow 5.
@@ -238,7 +158,7 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 2, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
+    ollama: { replicas: 2, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     qdrant: { replicas: 3, storageGb: 500, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "56Gi" },
     monitoring: {
@@ -259,6 +179,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-SIZES "Large Production: 20+ servers, 6+ GPUs, $10,000+/month": medium scaled up.
   large: {
     name: "large",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       general: { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 100 },
@@ -282,7 +203,7 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 6, gpu: true, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
+    ollama: { replicas: 6, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
     qdrant: { replicas: 5, storageGb: 1000, cpuRequest: "4", memoryRequest: "48Gi", memoryLimit: "112Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,

@@ -125,7 +125,7 @@ function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
 }
 
 /** When each group is at which size, in words (the `schedule` stack output). */
-export function describeSchedule(t: Pick<Tier, "schedule" | "nodeGroups" | "api" | "ollama">, timeZone: string): string[] {
+export function describeSchedule(t: Pick<Tier, "gpu" | "schedule" | "nodeGroups" | "api" | "ollama">, timeZone: string): string[] {
   const { schedule, nodeGroups: specs } = t;
   const tz = `(${timeZone})`;
   const lines: string[] = [];
@@ -134,7 +134,7 @@ export function describeSchedule(t: Pick<Tier, "schedule" | "nodeGroups" | "api"
     const s = schedule.offPeakSizes;
     const changes = [
       `general nodes ${specs.general.desired} -> ${s.generalNodes}`,
-      ...(specs.gpu ? [`gpu nodes ${specs.gpu.desired} -> ${s.gpuNodes}`] : []),
+      ...(t.gpu && specs.gpu ? [`gpu nodes ${specs.gpu.desired} -> ${s.gpuNodes}`] : []),
       `API min replicas ${t.api.minReplicas} -> ${s.apiMinReplicas}`,
       `Ollama replicas ${t.ollama.replicas} -> ${s.ollamaReplicas}`,
     ];

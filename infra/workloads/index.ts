@@ -69,7 +69,7 @@ export class Workloads extends pulumi.ComponentResource {
       vpcId: args.vpcId,
       oidc: args.oidc,
       // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
-      gpu: sizes.nodeGroups.gpu !== null,
+      gpu: sizes.gpu,
       disposable: args.disposable,
     }, o);
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.
@@ -85,7 +85,7 @@ export class Workloads extends pulumi.ComponentResource {
       storageClassName: base.backedUpStorageClassName,
       apiKey: secrets.qdrantApiKey,
     }, afterAlbController);
-    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, storageClassName: base.storageClassName }, afterAlbController);
+    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu, storageClassName: base.storageClassName }, afterAlbController);
 
     const api = new Api(`${name}-api`, {
       namespace,

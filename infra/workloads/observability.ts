@@ -35,7 +35,7 @@ function monitoringSizing(sizes: Tier): MonitoringSizing {
     lokiMode: m.lokiMode,
     lokiRetentionDays: m.lokiRetentionDays,
     nodeSelector: sizes.nodeGroups.monitoring ? placement("monitoring").nodeSelector : {},
-    gpu: sizes.nodeGroups.gpu !== null,
+    gpu: sizes.gpu,
   };
 }
 

@@ -32,6 +32,8 @@ for model in $REQUIRED_MODELS; do echo "$names" | grep -qxF "$model" || exit 1; 
 export interface OllamaArgs {
   namespace: pulumi.Input<string>;
   sizes: Tier["ollama"];
+  /** The tier's `gpu`: on the gpu nodes with one GPU each, else CPU-only on the general nodes. */
+  gpu: boolean;
   storageClassName: pulumi.Input<string>;
 }
 
@@ -42,7 +44,7 @@ export class Ollama extends pulumi.ComponentResource {
     const s = args.sizes;
     const labels = labelsFor(OLLAMA.name);
     const metadata = { name: OLLAMA.name, namespace: args.namespace, labels };
-    const gpu: Record<string, string> = s.gpu ? { [GPU_RESOURCE]: "1" } : {};
+    const gpu: Record<string, string> = args.gpu ? { [GPU_RESOURCE]: "1" } : {};
     const requiredModels = { name: "REQUIRED_MODELS", value: modelRefs(s.models).join(" ") };
     const home = { name: "HOME", value: HOME_DIR };
     const volumeMounts = [{ name: "models", mountPath: HOME_DIR }, TMP.mount];
@@ -68,7 +70,7 @@ export class Ollama extends pulumi.ComponentResource {
           spec: {
             automountServiceAccountToken: false,
             securityContext: nonRootPod(OLLAMA_UID),
-            ...placement(s.gpu ? "gpu" : "general"),
+            ...placement(args.gpu ? "gpu" : "general"),
             affinity: spreadOverNodes(OLLAMA.name, "preferred"),
             terminationGracePeriodSeconds: 60,
             initContainers: [{
