@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { cron, endDays } from "../platform/schedules.ts";
 import type { Tier, Window } from "../tiers.ts";
+import { kubectlImage } from "../versions.ts";
 import { API } from "./names.ts";
 import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
@@ -23,8 +24,6 @@ export interface OffPeakScalerArgs {
 }
 
 export const OFFPEAK_SCALER = "offpeak-scaler";
-/** Official kubectl image (kubectl only, no shell), pinned to the cluster's version so it stays within the supported skew. */
-const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
 const UID = 65532;
 
 export class OffPeakScaler extends pulumi.ComponentResource {
