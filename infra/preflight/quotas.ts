@@ -3,7 +3,8 @@
 // --service-code ec2`: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances" L-1216C47A,
 // "Running On-Demand G and VT instances" L-DB2E81BA, "Running On-Demand P instances" L-417A185B,
 // "Running On-Demand Inf instances" L-1945791B; Spot: "All Standard (...) Spot Instance Requests" L-34B43A08,
-// "All G and VT Spot Instance Requests" L-3819A6DF, "All P Spot Instance Requests" L-7212CCBC.
+// "All G and VT Spot Instance Requests" L-3819A6DF, "All P Spot Instance Requests" L-7212CCBC. (Not checkable
+// against AWS here; the same code-name pairs appear in many public quota scripts.)
 
 export interface Quota {
   code: string;
