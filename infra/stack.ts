@@ -52,6 +52,7 @@ export async function buildStack(): Promise<BuiltStack> {
     clusterName: prefix,
     region: config.region,
     azCount: sizes.network.azCount,
+    instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
     natGateways: sizes.network.natGateways,
     flowLogs: config.flowLogs,
   }, opts);
@@ -147,6 +148,7 @@ export async function buildStack(): Promise<BuiltStack> {
     database: dbConnection,
     cache: cacheConnection,
     repositoryUrl: registry.repositoryUrl,
+    internetEdge: network.internetEdge,
   }, opts);
 
   const k8sOpts: pulumi.ComponentResourceOptions = { providers: { aws: provider, kubernetes: workloads.provider } };

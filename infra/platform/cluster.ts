@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
+import { EKS_ADDONS } from "../versions.ts";
 import { irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
@@ -51,7 +52,9 @@ export class Cluster extends pulumi.ComponentResource {
     this.kmsKeyArn = key.arn;
 
     const role = new aws.iam.Role(`${name}-control-plane`, { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com") }, o);
-    new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
+    // The provider docs require the cluster to depend on this attachment: otherwise EKS can be created before
+    // the role may manage it, and on destroy the policy can go first and the cluster deletion fails.
+    const clusterPolicy = new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
       role: role.name,
       policyArn: "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
     }, o);
@@ -75,7 +78,7 @@ export class Cluster extends pulumi.ComponentResource {
       encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
       enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
       accessConfig: { authenticationMode: "API_AND_CONFIG_MAP", bootstrapClusterCreatorAdminPermissions: true },
-    }, { ...o, dependsOn: [logs] });
+    }, { ...o, dependsOn: [logs, clusterPolicy] });
     this.name = cluster.name;
     this.endpoint = cluster.endpoint;
     this.nodeSecurityGroupId = cluster.vpcConfig.apply((v) => v.clusterSecurityGroupId!);
@@ -105,10 +108,13 @@ export class Cluster extends pulumi.ComponentResource {
       managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
     }, o);
     const firstGroup = Object.values(this.nodeGroups);
-    for (const addon of ["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"]) {
+    for (const [addon, version] of Object.entries(EKS_ADDONS)) {
       new aws.eks.Addon(`${name}-${addon}`, {
         clusterName: cluster.name,
         addonName: addon,
+        addonVersion: version ?? undefined,
+        // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
+        resolveConflictsOnCreate: "OVERWRITE",
         resolveConflictsOnUpdate: "OVERWRITE",
         serviceAccountRoleArn: addon === "aws-ebs-csi-driver" ? ebsRole.arn : undefined,
         // The VPC CNI enforces NetworkPolicies only when asked to.

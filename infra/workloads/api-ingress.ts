@@ -16,6 +16,12 @@ export interface ApiIngressArgs {
   service: k8s.core.v1.Service;
   /** Public DNS name (config `domain`); without it the ALB serves plain HTTP on its own hostname. */
   domain?: string;
+  /**
+   * What must outlive the Ingress on `pulumi destroy`: the ALB controller (it removes the ALB, its target
+   * groups and security groups, then the Ingress's finalizer) and the VPC's public edge (the ALB sits there).
+   * The Ingress depends on them itself: children do not inherit their component's dependsOn.
+   */
+  deleteBefore?: pulumi.Resource[];
 }
 
 export class ApiIngress extends pulumi.ComponentResource {
@@ -74,7 +80,7 @@ export class ApiIngress extends pulumi.ComponentResource {
           },
         }],
       },
-    }, o);
+    }, { ...o, dependsOn: args.deleteBefore ?? [] });
 
     this.apiUrl = args.domain
       ? pulumi.output(`https://${args.domain}`)

@@ -36,6 +36,8 @@ export interface WorkloadsArgs {
   database: AppSecretsArgs["database"];
   cache: AppSecretsArgs["cache"];
   repositoryUrl: pulumi.Input<string>;
+  /** The VPC's internet gateway and public subnets: the Ingress's ALB must be gone before they are deleted. */
+  internetEdge?: pulumi.Resource[];
 }
 
 export class Workloads extends pulumi.ComponentResource {
@@ -98,7 +100,12 @@ export class Workloads extends pulumi.ComponentResource {
       ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),
     }, afterAlbController);
     new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
-    const ingress = new ApiIngress(`${name}-api-ingress`, { namespace, service: api.service, domain: args.domain }, afterAlbController);
+    const ingress = new ApiIngress(`${name}-api-ingress`, {
+      namespace,
+      service: api.service,
+      domain: args.domain,
+      deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
+    }, afterAlbController);
 
     new NetworkPolicies(`${name}-network-policies`, { namespace, vpcCidr: args.vpcCidr }, o);
 

@@ -13,20 +13,21 @@ import {
   RECEIVER_SECRET_NAME,
   renderAlertmanagerConfig,
 } from "../../monitoring/alertmanager/render.ts";
+import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
 
-/** Pinned charts of the monitoring stack. */
+/** Pinned charts of the monitoring stack (versions and their sources: infra/versions.ts). */
 export const MONITORING_CHARTS = {
-  kubePrometheusStack: { chart: "kube-prometheus-stack", version: "81.4.5", repo: "https://prometheus-community.github.io/helm-charts" },
-  loki: { chart: "loki", version: "6.29.0", repo: "https://grafana.github.io/helm-charts" },
-  alloy: { chart: "alloy", version: "0.12.5", repo: "https://grafana.github.io/helm-charts" },
-  postgresExporter: { chart: "prometheus-postgres-exporter", version: "7.3.0", repo: "https://prometheus-community.github.io/helm-charts" },
-  redisExporter: { chart: "prometheus-redis-exporter", version: "6.20.0", repo: "https://prometheus-community.github.io/helm-charts" },
-  dcgmExporter: { chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" },
+  kubePrometheusStack: CHARTS.kubePrometheusStack,
+  loki: CHARTS.loki,
+  alloy: CHARTS.alloy,
+  postgresExporter: CHARTS.postgresExporter,
+  redisExporter: CHARTS.redisExporter,
+  dcgmExporter: CHARTS.dcgmExporter,
 } as const;
 
 /**

@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
 import { endDays, unixCron, type Window } from "../time.ts";
+import { kubectlImage } from "../versions.ts";
 import { API } from "./names.ts";
 import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
@@ -24,8 +25,6 @@ export interface OffPeakScalerArgs {
 }
 
 export const OFFPEAK_SCALER = "offpeak-scaler";
-/** Official kubectl image (kubectl only, no shell), pinned to the cluster's version so it stays within the supported skew. */
-const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
 const UID = 65532;
 
 export class OffPeakScaler extends pulumi.ComponentResource {

@@ -49,20 +49,23 @@ export class Ollama extends pulumi.ComponentResource {
     const home = { name: "HOME", value: HOME_DIR };
     const volumeMounts = [{ name: "models", mountPath: HOME_DIR }, TMP.mount];
 
-    const service = new k8s.core.v1.Service(OLLAMA.name, {
+    const ports = [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }];
+    // The API's entry: load-balanced over the ready pods.
+    new k8s.core.v1.Service(OLLAMA.name, {
       metadata,
-      spec: {
-        type: "ClusterIP",
-        selector: { [NAME_LABEL]: OLLAMA.name },
-        ports: [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }],
-      },
+      spec: { type: "ClusterIP", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
+    }, o);
+    // The StatefulSet's governing Service: headless, so each pod gets a stable DNS name (ollama-0.ollama-headless).
+    const headless = new k8s.core.v1.Service(OLLAMA.headless, {
+      metadata: { ...metadata, name: OLLAMA.headless },
+      spec: { clusterIP: "None", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
     }, o);
 
     new k8s.apps.v1.StatefulSet(OLLAMA.name, {
       metadata,
       spec: {
         replicas: s.replicas,
-        serviceName: service.metadata.name,
+        serviceName: headless.metadata.name,
         podManagementPolicy: "Parallel",
         selector: selectorFor(OLLAMA.name),
         template: {

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { IMAGES } from "../versions.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
 import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
@@ -31,7 +32,7 @@ export interface QdrantSnapshotsArgs {
 /** Name the backup-freshness alert and the runbook refer to. */
 export const QDRANT_SNAPSHOT_JOB = "qdrant-snapshot";
 /** aws-cli v2 on Amazon Linux 2023: bash, curl, sha256sum. Pinned; bump deliberately. */
-export const AWS_CLI_IMAGE = "amazon/aws-cli:2.27.63";
+export const AWS_CLI_IMAGE = IMAGES.awsCli;
 const SCRIPT = readFileSync(new URL("./qdrant-snapshot.sh", import.meta.url), "utf8");
 const UID = 1000;
 

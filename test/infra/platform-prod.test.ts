@@ -65,7 +65,12 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   assert.equal(replicas.length, 1);
   assert.equal(inputs(replicas[0]).instanceClass, "db.r6i.xlarge");
   assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
-  assert.equal(inputs(replicas[0]).storageEncrypted, true);
+});
+
+test("the same-region read replica names no KMS key: RDS refuses one and encrypts it with the primary's", () => {
+  const replica = inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!);
+  assert.equal(replica.kmsKeyId, undefined);
+  assert.equal(replica.storageEncrypted, undefined);
 });
 
 test("the parameter group carries the guide's tuning scaled to a 64 GiB instance", () => {
