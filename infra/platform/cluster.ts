@@ -13,6 +13,7 @@ export interface ClusterArgs {
   vpcId: pulumi.Input<string>;
   publicSubnetIds: pulumi.Input<string>[];
   privateSubnetIds: pulumi.Input<string>[];
+  /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
   logRetentionDays: number;
@@ -69,8 +70,8 @@ export class Cluster extends pulumi.ComponentResource {
       vpcConfig: {
         subnetIds: [...args.privateSubnetIds, ...args.publicSubnetIds],
         endpointPrivateAccess: true,
-        endpointPublicAccess: true,
-        publicAccessCidrs: args.endpointPublicAccessCidrs,
+        endpointPublicAccess: args.endpointPublicAccessCidrs.length > 0,
+        publicAccessCidrs: args.endpointPublicAccessCidrs.length > 0 ? args.endpointPublicAccessCidrs : undefined,
       },
       encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
       enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
@@ -140,8 +141,9 @@ export class Cluster extends pulumi.ComponentResource {
       metadataOptions: {
         httpEndpoint: "enabled",
         httpTokens: "required",
-        // 2 hops: pods that still need instance metadata (e.g. the VPC CNI) sit one hop behind the node.
-        httpPutResponseHopLimit: 2,
+        // 1 hop: only host-network processes (kubelet, the VPC CNI's aws-node) reach IMDS; pods get no node
+        // credentials and call AWS through their own IRSA roles.
+        httpPutResponseHopLimit: 1,
       },
       blockDeviceMappings: [{
         deviceName: "/dev/xvda",

@@ -17,6 +17,8 @@ export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly vpcCidr: string;
   readonly publicSubnetIds: pulumi.Output<string>[];
+  /** Where internet-facing load balancers live; NetworkPolicies admit the ALB from these. */
+  readonly publicSubnetCidrs: pulumi.Output<string>[] = [];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
 
@@ -60,6 +62,7 @@ export class Network extends pulumi.ComponentResource {
       }, o);
       new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
       publicSubnets.push(pub);
+      this.publicSubnetCidrs.push(pub.cidrBlock.apply((c) => c!));
       if (args.natGateways === "perAz" || i === 0) {
         const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: "vpc" }, o);
         const nat = new aws.ec2.NatGateway(`${name}-nat-${i}`, { allocationId: eip.id, subnetId: pub.id }, { ...o, dependsOn: [igw] });

@@ -70,6 +70,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
   return {
     provider: new k8s.Provider(`${name}-k8s`, { kubeconfig: "{}" }),
     namespace: "monitoring",
+    hostNamespace: "monitoring-host",
     sizing,
     postgres: { host: "agent.mock.rds.amazonaws.com", port: 5432, database: "agent", user: "agent", secretName: "postgres-exporter" },
     redis: { host: "master.agent.mock.cache.amazonaws.com", port: 6379, tls: true, secretName: "redis-exporter" },
