@@ -105,13 +105,22 @@ export class Cluster extends pulumi.ComponentResource {
       serviceAccount: "ebs-csi-controller-sa",
       managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
     }, o);
+    // The VPC CNI (aws-node) calls EC2 through its own role too; the node role keeps the CNI policy only for
+    // the nodes' first minutes, before the add-on takes over the self-managed aws-node.
+    const cniRole = irsaRole(`${name}-vpc-cni`, {
+      oidc: this.oidc,
+      namespace: "kube-system",
+      serviceAccount: "aws-node",
+      managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+    }, o);
+    const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
     const firstGroup = Object.values(this.nodeGroups);
     for (const addon of ["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"]) {
       new aws.eks.Addon(`${name}-${addon}`, {
         clusterName: cluster.name,
         addonName: addon,
         resolveConflictsOnUpdate: "OVERWRITE",
-        serviceAccountRoleArn: addon === "aws-ebs-csi-driver" ? ebsRole.arn : undefined,
+        serviceAccountRoleArn: addonRoles[addon],
         // The VPC CNI enforces NetworkPolicies only when asked to.
         configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" }) : undefined,
       }, { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] });
