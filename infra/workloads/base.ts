@@ -1,7 +1,7 @@
-// What every workload sits on: the `agent`, `monitoring` and `monitoring-host` namespaces (each with its Pod
-// Security level) and the StorageClasses: the default
-// one (encrypted gp3 through the EBS CSI driver, bound where the pod lands) and the same with the AWS Backup
-// selection tag on every volume, for data that must be backed up (Qdrant).
+// What every workload sits on: the `agent`, `monitoring` and `monitoring-host` namespaces, each with its Pod
+// Security level, and the StorageClasses: the default one (encrypted gp3 through the EBS CSI driver, bound
+// where the pod lands) and the same with the AWS Backup selection tag on every volume, for data that must be
+// backed up (Qdrant).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { BACKED_UP_STORAGE_CLASS, NAMESPACES, STORAGE_CLASS } from "./names.ts";

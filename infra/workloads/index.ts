@@ -1,6 +1,6 @@
 // Everything that runs on the cluster, composed in order: Kubernetes provider -> namespaces and storage
-// -> add-ons (ALB controller, metrics-server, GPU device plugin) -> image and secrets -> Qdrant, Ollama,
-// the API with its autoscaler and ALB ingress -> network policies.
+// -> add-ons (ALB controller, metrics-server, GPU device plugin) -> image, database roles (a Job) and secrets
+// -> Qdrant, Ollama, the API with its autoscaler and ALB ingress -> network policies.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { OidcProvider } from "../platform/iam.ts";
