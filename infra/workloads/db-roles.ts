@@ -68,7 +68,7 @@ export class DatabaseRoles extends pulumi.ComponentResource {
     this.app = login("app");
     this.monitor = login("monitor");
 
-    [args.namespace, ...args.caNamespaces].forEach((namespace, i) =>
+    const caBundles = [args.namespace, ...args.caNamespaces].map((namespace, i) =>
       new k8s.core.v1.ConfigMap(`${name}-ca-${i}`, {
         metadata: { name: RDS_CA.configMap, namespace, labels: labelsFor(RDS_CA.configMap) },
         data: { [RDS_CA.key]: rdsCaBundle() },
@@ -136,7 +136,7 @@ export class DatabaseRoles extends pulumi.ComponentResource {
           },
         },
       },
-    }, o);
+    }, { ...o, dependsOn: caBundles });
     this.registerOutputs({});
   }
 }
