@@ -251,6 +251,34 @@ export const backupVaultProtected: StackValidationPolicy = {
   }),
 };
 
+/** Every `sslmode` key anywhere in a value, with its path. */
+function sslModes(value: unknown, path: string[] = []): [string, unknown][] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => sslModes(v, [...path, String(i)]));
+  if (typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) => (k.toLowerCase() === "sslmode" ? [[[...path, k].join("."), v] as [string, unknown]] : sslModes(v, [...path, k])));
+}
+
+export const databaseTlsVerified: StackValidationPolicy = {
+  name: "database-tls-verified",
+  description: "Outside relaxed tiers, PostgreSQL clients the plan configures verify the server: every Helm value `sslmode` and container env PGSSLMODE is verify-full.",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    for (const release of resources.filter((r) => r.type.startsWith("kubernetes:helm.sh/"))) {
+      for (const [path, mode] of sslModes(decodeJson(release.props.values))) {
+        if (mode !== "verify-full") report(`${release.name}: values.${path} is ${JSON.stringify(mode)}; use verify-full with the RDS CA bundle.`, release.urn);
+      }
+    }
+    for (const w of resources.filter((r) => WORKLOAD_TYPES.includes(r.type))) {
+      const pod = podSpecOf(w.type, w.props);
+      for (const c of pod ? containersOf(pod) : []) {
+        const mode = asArray<any>(c.env).find((e) => e?.name === "PGSSLMODE")?.value;
+        if (mode !== undefined && mode !== "verify-full") report(`${w.name} ${containerLabel(c)}: PGSSLMODE is ${mode}; use verify-full.`, w.urn);
+      }
+    }
+  }),
+};
+
 export const securityPolicies = [
   productionHttps,
   networkPolicyNarrowerThanVpc,
@@ -259,4 +287,5 @@ export const securityPolicies = [
   restrictedNamespaceWorkloads,
   ciLeastPrivilege,
   backupVaultProtected,
+  databaseTlsVerified,
 ];

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import {
   backupVaultProtected,
   ciLeastPrivilege,
+  databaseTlsVerified,
   metricsNotIngressRouted,
   namespacePodSecurity,
   networkPolicyNarrowerThanVpc,
@@ -141,4 +142,18 @@ test("backup-vault-protected: a vault without a lock, or on the data's key, fail
   assert.match(check(backupVaultProtected, [vault(dataKey), lock, rds])[0].message, /shares its KMS key with db/);
   assert.deepEqual(check(backupVaultProtected, [vault(vaultKey), lock, rds]), []);
   assert.deepEqual(check(backupVaultProtected, [vault(dataKey), rds], { tier: "dev" }), []);
+});
+
+const exporter = (sslmode: string) =>
+  resource("kubernetes:helm.sh/v3:Release", "postgres-exporter", { values: { config: { datasource: { host: "db", sslmode } } } });
+
+test("database-tls-verified: sslmode require (encrypted, server unverified) fails; verify-full passes", () => {
+  const [v] = check(databaseTlsVerified, [exporter("require")]);
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /values\.config\.datasource\.sslmode is "require"; use verify-full/);
+  assert.deepEqual(check(databaseTlsVerified, [exporter("verify-full")]), []);
+  const job = (mode: string) => deployment("db-roles", "agent", { containers: [{ name: "psql", env: [{ name: "PGSSLMODE", value: mode }] }] });
+  assert.match(check(databaseTlsVerified, [job("prefer")])[0].message, /PGSSLMODE is prefer/);
+  assert.deepEqual(check(databaseTlsVerified, [job("verify-full")]), []);
+  assert.deepEqual(check(databaseTlsVerified, [exporter("disable")], { tier: "dev" }), []);
 });
