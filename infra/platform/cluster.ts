@@ -105,8 +105,8 @@ export class Cluster extends pulumi.ComponentResource {
       serviceAccount: "ebs-csi-controller-sa",
       managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
     }, o);
-    // The VPC CNI (aws-node) calls EC2 through its own role too; the node role keeps the CNI policy only for
-    // the nodes' first minutes, before the add-on takes over the self-managed aws-node.
+    // The VPC CNI (aws-node) calls EC2 through its own role too. The node role keeps the CNI policy: a new
+    // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
     const cniRole = irsaRole(`${name}-vpc-cni`, {
       oidc: this.oidc,
       namespace: "kube-system",
