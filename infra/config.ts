@@ -19,7 +19,8 @@ const stackSchema = z
     /** Deep partial of the tier, merged over it, then validated as a whole. */
     overrides: z.record(z.string(), z.unknown()).default({}),
     kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35").default(KUBERNETES_VERSION),
-    endpointPublicAccessCidrs: z.array(cidr).default(["0.0.0.0/0"]),
+    /** CIDRs the public EKS endpoint admits; [] turns it off. Default: open in dev, off in production tiers. */
+    endpointPublicAccessCidrs: z.array(cidr).optional(),
     flowLogs: z.boolean().default(false),
     /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */
     timeZone: z
@@ -27,6 +28,12 @@ const stackSchema = z
       .refine(isIanaTimeZone, "an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC")
       .optional(),
     domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
+    /** Route 53 hosted zone of `domain`: the certificate's validation records go there, in the same `pulumi up`. */
+    hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,32}$/, "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ").optional(),
+    /** Serve the API's /docs and /openapi.json (the app's DOCS_ENABLED); off by default. */
+    docsEnabled: z.boolean().default(false),
+    /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
+    backupVaultLock: z.enum(["governance", "compliance", "off"]).optional(),
     notifyEmail: z.email().optional(),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
     budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
@@ -34,11 +41,13 @@ const stackSchema = z
     ci: z
       .object({
         githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional(),
-        /** The account's existing GitHub OIDC provider; without it the stack creates one. */
+        /** This stack creates the account-wide GitHub OIDC provider; exactly one stack per account sets it. */
+        ownsOidcProvider: z.boolean().default(false),
+        /** The account's GitHub OIDC provider; without it (and not the owner) the stack looks it up by URL. */
         oidcProviderArn: z.string().regex(/^arn:aws:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, "the ARN of the token.actions.githubusercontent.com OIDC provider").optional(),
       })
       .strict()
-      .default({}),
+      .default({ ownsOidcProvider: false }),
   })
   .strict();
 
@@ -89,6 +98,8 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
     problems.push(...sizes.error.issues.map((i) => describe(i, merged, `${PROJECT}:overrides.`, tierSchema)));
   }
   if (problems.length > 0 || !sizes.success) throw new ConfigError(problems.join("\n"));
+  problems.push(...crossKeyProblems(settings.data));
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const { overrides: _overrides, timeZone, ...rest } = settings.data;
   return { ...rest, stack, region: region!, timeZone: timeZone ?? defaultTimeZone(region!), sizes: sizes.data };
 }
@@ -103,6 +114,22 @@ export function planConfigOf(config: StackConfig): PlanConfig {
     usage: structuredClone(USAGE[config.tier]),
     guide: { ...config.sizes.guide },
   };
+}
+
+/** Rules between keys (each message names the keys and what to set). */
+function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
+  const problems: string[] = [];
+  if (s.domain && !s.hostedZoneId) {
+    problems.push(
+      `${PROJECT}:domain is set but ${PROJECT}:hostedZoneId is not: the ALB cannot use a certificate that is not validated; ` +
+        `set ${PROJECT}:hostedZoneId to the Route 53 hosted zone of ${s.domain} (the validation records are created there)`,
+    );
+  }
+  if (s.hostedZoneId && !s.domain) problems.push(`${PROJECT}:hostedZoneId is set without ${PROJECT}:domain; set the DNS name the API is served on`);
+  if (s.ci.ownsOidcProvider && s.ci.oidcProviderArn) {
+    problems.push(`${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`);
+  }
+  return problems;
 }
 
 function splitKey(fullKey: string): [string, string] {

@@ -40,7 +40,7 @@ export async function buildStack(): Promise<BuiltStack> {
   // Globally unique S3 bucket names carry the account id.
   const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
 
-  // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, backups).
+  // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, S3); the backup vault has its own.
   const dataKey = new aws.kms.Key("data", {
     description: `${prefix} data at rest`,
     enableKeyRotation: true,
@@ -63,13 +63,22 @@ export async function buildStack(): Promise<BuiltStack> {
     vpcId: network.vpcId,
     publicSubnetIds: network.publicSubnetIds,
     privateSubnetIds: network.privateSubnetIds,
-    endpointPublicAccessCidrs: config.endpointPublicAccessCidrs,
+    // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
+    endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
     nodeGroups: sizes.nodeGroups,
     logRetentionDays: disposable ? 7 : 90,
   }, opts);
 
   const ci = config.ci.githubRepo
-    ? new CiRoles("ci", { githubRepo: config.ci.githubRepo, stack: config.stack, clusterName: cluster.name, oidcProviderArn: config.ci.oidcProviderArn }, opts)
+    ? new CiRoles("ci", {
+      githubRepo: config.ci.githubRepo,
+      stack: config.stack,
+      prefix,
+      clusterName: cluster.name,
+      accountId,
+      region: config.region,
+      oidcProvider: config.ci.ownsOidcProvider ? "create" : (config.ci.oidcProviderArn ?? "lookup"),
+    }, opts)
     : undefined;
 
   const database = new Database("database", {
@@ -106,6 +115,7 @@ export async function buildStack(): Promise<BuiltStack> {
     accountId,
     kmsKeyArn: dataKey.arn,
     sizes: sizes.backups,
+    vaultLock: config.backupVaultLock ?? (disposable ? "off" : "governance"),
     schedule: sizes.schedule,
     timeZone: config.timeZone,
     disposable,
@@ -129,7 +139,7 @@ export async function buildStack(): Promise<BuiltStack> {
   }, opts);
 
   // What the API and the exporters connect with.
-  const dbConnection = { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password };
+  const dbMaster = { address: database.address, port: database.port, name: DB_NAME, masterUser: DB_USER, masterPassword: database.password };
   const cacheConnection = { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken };
 
   const workloads = new Workloads("workloads", {
@@ -140,12 +150,13 @@ export async function buildStack(): Promise<BuiltStack> {
     nodeGroups: Object.values(cluster.nodeGroups),
     region: config.region,
     vpcId: network.vpcId,
-    vpcCidr: network.vpcCidr,
+    loadBalancerCidrs: network.publicSubnetCidrs,
     sizes,
-    domain: config.domain,
+    domain: config.domain && config.hostedZoneId ? { name: config.domain, hostedZoneId: config.hostedZoneId } : undefined,
+    docsEnabled: config.docsEnabled,
     disposable,
     backupTag,
-    database: dbConnection,
+    database: dbMaster,
     cache: cacheConnection,
     repositoryUrl: registry.repositoryUrl,
     internetEdge: network.internetEdge,
@@ -170,10 +181,11 @@ export async function buildStack(): Promise<BuiltStack> {
     region: config.region,
     sizes,
     namespace: workloads.namespaces.monitoring,
+    hostNamespace: workloads.namespaces.monitoringHost,
     oidc: cluster.oidc,
     kmsKeyArn: dataKey.arn,
     disposable,
-    database: dbConnection,
+    database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
     cache: cacheConnection,
     alerting: {
       slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
@@ -211,8 +223,6 @@ export async function buildStack(): Promise<BuiltStack> {
       cacheSecretArn: cache.secretArn,
       ecrRepositoryUrl: registry.repositoryUrl,
       apiUrl: workloads.apiUrl,
-      // With `domain` set: the DNS records that validate its ACM certificate (create them in your zone).
-      ...(config.domain ? { certificateValidationRecords: workloads.certificateValidationRecords } : {}),
       imageDigest: workloads.imageDigest,
       schedule: describeSchedule(sizes, config.timeZone),
       dbInstanceId: database.instance.identifier,

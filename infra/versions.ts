@@ -53,6 +53,8 @@ export const IMAGES = {
   qdrant: "qdrant/qdrant:v1.15.5",
   // aws/aws-cli git tag 2.27.63 (Docker Hub amazon/aws-cli tags are the release numbers).
   awsCli: "amazon/aws-cli:2.27.63",
+  // psql for the DB-roles Job; tag listed by docker-library/official-images (library/postgres).
+  postgresClient: "postgres:16.10-alpine",
 } as const;
 
 /** The cluster autoscaler's image; its minor must equal the cluster's (autoscaler README, "Releases"). */

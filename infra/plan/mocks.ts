@@ -114,6 +114,10 @@ const INVOKES: Record<string, Invoke> = {
     region,
     id: region,
   }),
+  "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": (inputs) => {
+    const host = String(inputs.url ?? "").replace(/^https:\/\//, "");
+    return { arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:oidc-provider/${host}`, url: host, clientIdLists: ["sts.amazonaws.com"], id: host };
+  },
   "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ json: JSON.stringify(inputs), id: "policy" }),
   "tls:index/getCertificate:getCertificate": () => ({
     certificates: [{ sha1Fingerprint: "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" }],

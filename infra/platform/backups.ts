@@ -2,6 +2,8 @@
 // an AWS Backup vault and plan over everything carrying the backup tag (the RDS instance, the Qdrant EBS
 // volumes), and the S3 bucket the Qdrant snapshot CronJob uploads to. RDS point-in-time recovery is the
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
+// The vault has its own protected KMS key (not the data key: losing or disabling one must not take both the
+// data and its backups) and, outside dev, a Backup Vault Lock so no deployer can delete recovery points early.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
@@ -14,8 +16,15 @@ export interface BackupsArgs {
   prefix: string;
   /** Makes the bucket name unique across accounts. */
   accountId: pulumi.Input<string>;
+  /** Encrypts the Qdrant snapshot bucket (the data key); the vault gets a key of its own. */
   kmsKeyArn: pulumi.Input<string>;
   sizes: Tier["backups"];
+  /**
+   * Backup Vault Lock. governance: recovery points stay for the shortest retention unless someone with
+   * backup:DeleteBackupVaultLockConfiguration removes the lock; compliance: after VAULT_LOCK_COOLING_OFF_DAYS
+   * nobody can (not even the root user); off: no lock (dev).
+   */
+  vaultLock: "governance" | "compliance" | "off";
   schedule: Tier["schedule"];
   /** The stack's IANA time zone: the rules run in it. */
   timeZone: string;
@@ -39,6 +48,11 @@ const EVENTBRIDGE_DAY: Record<Day, number> = { SUN: 1, MON: 2, TUE: 3, WED: 4, T
 /** Off-peak start of every rule for always-on tiers: inside the guide's 00:00-06:00, before RDS's 03:00 window. */
 const OFF_PEAK_BACKUP = "01:00";
 
+/** Tag of the vault's key; the deploy role's permissions boundary refuses to disable or delete such keys. */
+export const VAULT_KEY_TAG = { key: "purpose", value: "backup-vault" } as const;
+/** Compliance mode: days to undo the lock before it becomes immutable (AWS minimum: 3). */
+export const VAULT_LOCK_COOLING_OFF_DAYS = 3;
+
 export interface BackupRule {
   ruleName: "daily" | "weekly" | "monthly";
   schedule: string;
@@ -57,16 +71,34 @@ export class Backups extends pulumi.ComponentResource {
     const o = { parent: this };
     const keep = { ...o, protect: !args.disposable };
 
+    const vaultKey = new aws.kms.Key(`${name}-vault-key`, {
+      description: `${args.prefix} AWS Backup vault`,
+      enableKeyRotation: true,
+      deletionWindowInDays: args.disposable ? 7 : 30,
+      tags: { [VAULT_KEY_TAG.key]: VAULT_KEY_TAG.value },
+    }, keep);
+    new aws.kms.Alias(`${name}-vault-key`, { name: `alias/${args.prefix}-backup-vault`, targetKeyId: vaultKey.keyId }, o);
     const vault = new aws.backup.Vault(`${name}-vault`, {
       name: args.prefix,
-      kmsKeyArn: args.kmsKeyArn,
+      kmsKeyArn: vaultKey.arn,
       forceDestroy: args.disposable,
     }, keep);
     this.vaultName = vault.name;
+    const rules = backupRules(args.sizes, args.schedule, args.timeZone);
+    if (args.vaultLock !== "off") {
+      const retention = rules.map((r) => r.deleteAfterDays);
+      new aws.backup.VaultLockConfiguration(`${name}-vault-lock`, {
+        backupVaultName: vault.name,
+        minRetentionDays: Math.min(...retention),
+        maxRetentionDays: Math.max(...retention),
+        // Omitted: governance mode; set: compliance mode once the cooling-off days have passed.
+        changeableForDays: args.vaultLock === "compliance" ? VAULT_LOCK_COOLING_OFF_DAYS : undefined,
+      }, keep);
+    }
 
     const plan = new aws.backup.Plan(`${name}-plan`, {
       name: args.prefix,
-      rules: backupRules(args.sizes, args.schedule, args.timeZone).map((r) => ({
+      rules: rules.map((r) => ({
         ruleName: r.ruleName,
         targetVaultName: vault.name,
         schedule: r.schedule,

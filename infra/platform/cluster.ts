@@ -14,6 +14,7 @@ export interface ClusterArgs {
   vpcId: pulumi.Input<string>;
   publicSubnetIds: pulumi.Input<string>[];
   privateSubnetIds: pulumi.Input<string>[];
+  /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
   logRetentionDays: number;
@@ -72,8 +73,8 @@ export class Cluster extends pulumi.ComponentResource {
       vpcConfig: {
         subnetIds: [...args.privateSubnetIds, ...args.publicSubnetIds],
         endpointPrivateAccess: true,
-        endpointPublicAccess: true,
-        publicAccessCidrs: args.endpointPublicAccessCidrs,
+        endpointPublicAccess: args.endpointPublicAccessCidrs.length > 0,
+        publicAccessCidrs: args.endpointPublicAccessCidrs.length > 0 ? args.endpointPublicAccessCidrs : undefined,
       },
       encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
       enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
@@ -107,6 +108,15 @@ export class Cluster extends pulumi.ComponentResource {
       serviceAccount: "ebs-csi-controller-sa",
       managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
     }, o);
+    // The VPC CNI (aws-node) calls EC2 through its own role too. The node role keeps the CNI policy: a new
+    // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
+    const cniRole = irsaRole(`${name}-vpc-cni`, {
+      oidc: this.oidc,
+      namespace: "kube-system",
+      serviceAccount: "aws-node",
+      managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+    }, o);
+    const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
     const firstGroup = Object.values(this.nodeGroups);
     for (const [addon, version] of Object.entries(EKS_ADDONS)) {
       new aws.eks.Addon(`${name}-${addon}`, {
@@ -116,7 +126,7 @@ export class Cluster extends pulumi.ComponentResource {
         // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
         resolveConflictsOnCreate: "OVERWRITE",
         resolveConflictsOnUpdate: "OVERWRITE",
-        serviceAccountRoleArn: addon === "aws-ebs-csi-driver" ? ebsRole.arn : undefined,
+        serviceAccountRoleArn: addonRoles[addon],
         // The VPC CNI enforces NetworkPolicies only when asked to.
         configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" }) : undefined,
       }, { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] });
@@ -146,8 +156,9 @@ export class Cluster extends pulumi.ComponentResource {
       metadataOptions: {
         httpEndpoint: "enabled",
         httpTokens: "required",
-        // 2 hops: pods that still need instance metadata (e.g. the VPC CNI) sit one hop behind the node.
-        httpPutResponseHopLimit: 2,
+        // 1 hop: only host-network processes (kubelet, the VPC CNI's aws-node) reach IMDS; pods get no node
+        // credentials and call AWS through their own IRSA roles.
+        httpPutResponseHopLimit: 1,
       },
       blockDeviceMappings: [{
         deviceName: "/dev/xvda",

@@ -21,6 +21,8 @@ export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly vpcCidr: string;
   readonly publicSubnetIds: pulumi.Output<string>[];
+  /** Where internet-facing load balancers live; NetworkPolicies admit the ALB from these. */
+  readonly publicSubnetCidrs: pulumi.Output<string>[] = [];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
   /** The zone IDs the subnets are in, in subnet order. */
@@ -84,6 +86,7 @@ export class Network extends pulumi.ComponentResource {
       const pubAssoc = new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
       publicSubnets.push(pub);
       publicAssociations.push(pubAssoc);
+      this.publicSubnetCidrs.push(pub.cidrBlock.apply((c) => c!));
       if (args.natGateways === "perAz" || i === 0) {
         const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: "vpc" }, o);
         const nat = new aws.ec2.NatGateway(`${name}-nat-${i}`, { allocationId: eip.id, subnetId: pub.id }, { ...o, dependsOn: [igw] });

@@ -15,6 +15,7 @@ import {
 } from "../../monitoring/alertmanager/render.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
+import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
@@ -67,10 +68,15 @@ export interface MonitoringSizing {
 export interface MonitoringArgs {
   provider: k8s.Provider;
   namespace: pulumi.Input<string>;
+  /** Pod Security "privileged" namespace for the exporters that read the node (node-exporter, DCGM). */
+  hostNamespace: pulumi.Input<string>;
   sizing: MonitoringSizing;
   /** Required with lokiMode "s3": the log bucket and the IRSA role Loki's service account assumes. */
   loki?: { bucketName: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
-  /** RDS endpoint; the exporter's password is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
+  /**
+   * RDS endpoint and the read-only monitor role; its password is under EXPORTER_SECRET_KEY of `secretName` in
+   * `namespace`, the RDS CA bundle in the RDS_CA ConfigMap there (verify-full).
+   */
   postgres: { host: pulumi.Input<string>; port: pulumi.Input<number>; database: string; user: string; secretName: pulumi.Input<string> };
   /** ElastiCache endpoint; the AUTH token is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
   redis: { host: pulumi.Input<string>; port: pulumi.Input<number>; tls: boolean; secretName: pulumi.Input<string> };
@@ -105,8 +111,8 @@ export class Monitoring extends pulumi.ComponentResource {
       stringData: pulumi.secret(receiverSecretData(args.alerting)),
     }, o);
 
-    const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}) =>
-      helmRelease(`${name}-${id}`, { name: id, namespace, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
+    const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}, ns = namespace) =>
+      helmRelease(`${name}-${id}`, { name: id, namespace: ns, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
 
     const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
       crds: { enabled: true },
@@ -146,8 +152,9 @@ export class Monitoring extends pulumi.ComponentResource {
       },
       prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },
       "kube-state-metrics": { resources: small("50m", "128Mi", "512Mi"), ...onNodes },
-      // A DaemonSet: it must also run on the tainted GPU nodes.
-      "prometheus-node-exporter": { tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
+      // A DaemonSet: it must also run on the tainted GPU nodes. Host network, PID and root filesystem: it
+      // lives in the privileged host namespace (prometheus-node-exporter chart 4.51: namespaceOverride).
+      "prometheus-node-exporter": { namespaceOverride: args.hostNamespace, tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
     }, { dependsOn: [receiverSecrets] });
     const afterCrds = { dependsOn: [kps] };
 
@@ -170,7 +177,7 @@ export class Monitoring extends pulumi.ComponentResource {
     }
 
     // In the agent namespace: the Qdrant API key Secret they read must sit beside them.
-    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.portName, path: "/metrics" }, o, afterCrds);
+    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" }, o, afterCrds);
     serviceMonitor(`${name}-${QDRANT.name}`, QDRANT.name, {
       port: "http",
       path: "/metrics",
@@ -198,9 +205,13 @@ export class Monitoring extends pulumi.ComponentResource {
           database: args.postgres.database,
           user: args.postgres.user,
           passwordSecret: { name: args.postgres.secretName, key: EXPORTER_SECRET_KEY },
-          sslmode: "require",
+          // Chart 7.3.0 builds the URI as ...?sslmode=<sslmode>&<extraParams>; lib/pq reads sslrootcert.
+          sslmode: "verify-full",
+          extraParams: `sslrootcert=${RDS_CA_FILE}`,
         },
       },
+      extraVolumes: [{ name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
+      extraVolumeMounts: [{ name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
       serviceMonitor: exporterMonitor,
       resources: small("50m", "64Mi", "128Mi"),
       ...onNodes,
@@ -213,11 +224,12 @@ export class Monitoring extends pulumi.ComponentResource {
       ...onNodes,
     }, afterCrds);
     if (sizing.gpu) {
+      // Reads the GPUs through the node's devices and kubelet socket: the privileged host namespace.
       release("dcgm-exporter", MONITORING_CHARTS.dcgmExporter, {
         serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
         resources: small("100m", "256Mi", "512Mi"),
         ...placement("gpu"),
-      }, afterCrds);
+      }, afterCrds, args.hostNamespace);
     }
 
     this.grafanaAdminSecretName = grafanaAdmin.metadata.name;

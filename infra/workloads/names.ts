@@ -1,12 +1,14 @@
 // Names and ports of everything the workloads deploy (versions: infra/versions.ts). Other components (the
 // off-peak scaler, the Qdrant snapshot job, monitoring) refer to these, so they live in one place.
 
-export const NAMESPACES = { agent: "agent", monitoring: "monitoring" } as const;
+/** `monitoringHost`: exporters that need the node (hostPath, hostNetwork, devices), under Pod Security "privileged". */
+export const NAMESPACES = { agent: "agent", monitoring: "monitoring", monitoringHost: "monitoring-host" } as const;
 
 /** The label every workload's selector, Service and NetworkPolicy matches on. */
 export const NAME_LABEL = "app.kubernetes.io/name";
 
-export const API = { name: "agent-api", port: 8080, portName: "http" } as const;
+/** `metricsPort`: the app's METRICS_PORT; /metrics is served only there, and the Ingress never routes to it. */
+export const API = { name: "agent-api", port: 8080, portName: "http", metricsPort: 9464, metricsPortName: "metrics" } as const;
 export const OLLAMA = { name: "ollama", kind: "StatefulSet", headless: "ollama-headless", port: 11434 } as const;
 export const QDRANT = {
   name: "qdrant",
@@ -19,7 +21,7 @@ export const QDRANT = {
 export const QDRANT_CLIENT_LABEL = { "agent-stack/qdrant-client": "true" } as const;
 
 export const SECRETS = {
-  /** DATABASE_URL, REDIS_URL, API_KEYS: read by the API with envFrom. */
+  /** DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL, API_KEYS: read by the API with envFrom. */
   api: "agent-api-env",
   /** Qdrant's API key under `key`: read by Qdrant, the API and the snapshot job. */
   qdrantApiKey: { name: "qdrant-api-key", key: "api-key" },

@@ -17,9 +17,12 @@ export interface ObservabilityArgs {
   region: string;
   sizes: Tier;
   namespace: pulumi.Input<string>;
+  /** Pod Security "privileged" namespace for node-exporter and the DCGM exporter. */
+  hostNamespace: pulumi.Input<string>;
   oidc: OidcProvider;
   kmsKeyArn: pulumi.Input<string>;
   disposable: boolean;
+  /** The exporter's login: the read-only monitor role (db-roles.ts), never the master user. */
   database: { address: pulumi.Input<string>; port: pulumi.Input<number>; name: string; user: string; password: pulumi.Input<string> };
   cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
   alerting: { slackWebhookUrl?: pulumi.Input<string>; pagerdutyKey?: pulumi.Input<string> };
@@ -92,6 +95,7 @@ export class Observability extends pulumi.ComponentResource {
     const monitoring = new Monitoring(`${name}-stack`, {
       provider: args.provider,
       namespace: args.namespace,
+      hostNamespace: args.hostNamespace,
       sizing,
       loki,
       postgres: {

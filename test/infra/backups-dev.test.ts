@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { TIERS } from "../../infra/tiers.ts";
-import { inputs, one } from "../support/plan.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "dev" });
 const tier = TIERS.dev;
@@ -36,6 +36,7 @@ test("bucket and vault go with the stack", () => {
   const vault = one(plan, "aws:backup/vault:Vault");
   assert.equal(inputs(vault).forceDestroy, true);
   assert.equal(vault.options.protect, undefined);
+  assert.equal(ofType(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration").length, 0, "dev: no vault lock");
   const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket")).rules;
   assert.deepEqual([rule.transitions[0].days, rule.expiration.days], [tier.backups.glacierAfterDays, tier.backups.expireAfterDays]);
 });

@@ -11,11 +11,23 @@ const tier = TIERS.medium;
 const dataKeyArn = "arn:aws:mock:us-east-1:123456789012:Key/data";
 const bucketArn = `arn:aws:mock:us-east-1:123456789012:Bucket/${one(plan, "aws:s3/bucket:Bucket", "backups-bucket").name}`;
 
-test("the vault is encrypted with the data key and protected", () => {
+test("the vault has its own protected, rotated KMS key, not the data key, and is protected itself", () => {
   const vault = one(plan, "aws:backup/vault:Vault");
-  assert.equal(inputs(vault).kmsKeyArn, dataKeyArn);
+  const key = one(plan, "aws:kms/key:Key", "backups-vault-key");
+  assert.equal(inputs(vault).kmsKeyArn, `arn:aws:mock:us-east-1:123456789012:Key/${key.name}`);
+  assert.notEqual(inputs(vault).kmsKeyArn, dataKeyArn);
+  assert.deepEqual([key.options.protect, inputs(key).enableKeyRotation, inputs(key).deletionWindowInDays], [true, true, 30]);
+  assert.equal(inputs(key).tags.purpose, "backup-vault");
   assert.equal(inputs(vault).forceDestroy, false);
   assert.equal(vault.options.protect, true);
+});
+
+test("Backup Vault Lock in governance mode keeps recovery points for the shortest rule's retention", () => {
+  const lock = one(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration");
+  assert.equal(inputs(lock).backupVaultName, inputs(one(plan, "aws:backup/vault:Vault")).name);
+  assert.equal(inputs(lock).changeableForDays, undefined, "governance mode: no changeableForDays");
+  assert.deepEqual([inputs(lock).minRetentionDays, inputs(lock).maxRetentionDays], [7, 365]);
+  assert.equal(lock.options.protect, true);
 });
 
 test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started off-peak (01:00 UTC)", () => {

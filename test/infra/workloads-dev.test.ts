@@ -104,7 +104,7 @@ test("dev has the same network policies as prod", () => {
 });
 
 test("every dev workload container has requests and limits and runs hardened from a pinned image", () => {
-  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "ollama", "qdrant"]);
+  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "db-roles", "ollama", "qdrant"]);
   for (const r of k8sWorkloads) {
     assert.equal(pod(r).securityContext.runAsNonRoot, true, r.name);
     for (const c of containersOf(pod(r))) {

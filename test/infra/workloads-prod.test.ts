@@ -26,9 +26,11 @@ test("the Deployment runs the pushed image by digest and the stack exports that 
   assert.equal(plan.outputs.imageDigest, api.image!.split("@")[1]);
 });
 
-test("API probes: startup and liveness on /health, readiness on /health/ready, all on the 8080 port", () => {
-  assert.deepEqual(api.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+test("API probes: startup and liveness on /health, readiness on /health/ready, all on the 8080 port; metrics on 9464", () => {
+  assert.deepEqual(api.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }, { name: "metrics", containerPort: 9464, protocol: "TCP" }]);
   assert.equal(envOf(api).PORT.value, "8080");
+  assert.equal(envOf(api).METRICS_PORT.value, "9464");
+  assert.equal(envOf(api).DOCS_ENABLED.value, "false", "docs only when agent-stack:docsEnabled turns them on");
   assert.equal((api.startupProbe as any).httpGet.path, "/health");
   assert.equal((api.livenessProbe as any).httpGet.path, "/health");
   assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
@@ -52,12 +54,14 @@ test("API credentials come from Secrets only; nothing generated appears in plain
   assert.equal(secret.metadata.namespace, "agent");
   assert.equal(secret.stringData, SECRET_PLACEHOLDER);
   const env = envOf(api);
-  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS", "QDRANT_API_KEY"]) {
+  for (const name of ["DATABASE_URL", "DATABASE_MIGRATE_URL", "REDIS_URL", "API_KEYS", "QDRANT_API_KEY"]) {
     assert.ok(!env[name] || env[name].value === undefined, `${name} is set in plain env`);
   }
   assert.deepEqual(env.QDRANT_API_KEY.valueFrom, { secretKeyRef: { name: "qdrant-api-key", key: "api-key" } });
   assert.ok(!JSON.stringify(workloads).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
-  assert.equal(ofType(plan, "kubernetes:core/v1:ConfigMap").filter((r) => r.component === "workloads").length, 0);
+  // The only ConfigMaps: the public RDS CA bundle and the DB-roles SQL (no credential in either).
+  const configMaps = ofType(plan, "kubernetes:core/v1:ConfigMap").filter((r) => r.component === "workloads");
+  assert.deepEqual([...new Set(configMaps.map((r) => inputs(r).metadata.name))].sort(), ["db-roles-sql", "rds-ca-bundle"]);
 });
 
 test("the API reaches Qdrant and Ollama through their Services and gets the tier's GPU models", () => {
@@ -83,11 +87,17 @@ test("API placement: general nodes, spread over zones, sized per tier, with a di
   assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "agent-api")).spec.maxUnavailable, 1);
 });
 
-test("the API Service is agent-api:8080 named http, selecting the API pods", () => {
+test("the API Service is agent-api:8080 named http plus 9464 named metrics, which the Ingress never routes", () => {
   const service = inputs(one(plan, "kubernetes:core/v1:Service", "agent-api"));
   assert.equal(service.metadata.namespace, "agent");
   assert.deepEqual(service.spec.selector, { "app.kubernetes.io/name": "agent-api" });
-  assert.deepEqual(service.spec.ports, [{ name: "http", port: 8080, targetPort: "http", protocol: "TCP" }]);
+  assert.deepEqual(service.spec.ports, [
+    { name: "http", port: 8080, targetPort: "http", protocol: "TCP" },
+    { name: "metrics", port: 9464, targetPort: "metrics", protocol: "TCP" },
+  ]);
+  const ingress = inputs(one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api"));
+  const routed = ingress.spec.rules.flatMap((r: any) => r.http.paths.map((p: any) => p.backend.service.port));
+  assert.deepEqual(routed, [{ name: "http" }]);
 });
 
 test("HPA: guide 000 Auto-Scaling Rules, 3 to 10 replicas, CPU 70 %, memory 80 %", () => {
@@ -211,13 +221,16 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
   assert.deepEqual(scrape.from, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
   assert.deepEqual(ports(scrape), [6333]);
 
+  // The ALB's subnets (public, one per zone) reach the serving port; monitoring reaches only the metrics port.
   const toApi = policy("agent-api-ingress").ingress;
-  assert.deepEqual(toApi[0], { from: [{ ipBlock: { cidr: "10.0.0.0/16" } }], ports: [{ protocol: "TCP", port: 8080 }] });
-  assert.ok(toApi.every((r: any) => JSON.stringify(ports(r)) === "[8080]"));
+  assert.deepEqual(toApi, [
+    { from: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"].map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: "TCP", port: 8080 }] },
+    { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }], ports: [{ protocol: "TCP", port: 9464 }] },
+  ]);
 });
 
 test("every workload container has CPU and memory requests and a memory limit", () => {
-  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "ollama", "qdrant"]);
+  assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "db-roles", "ollama", "qdrant"]);
   for (const r of k8sWorkloads) {
     for (const c of containersOf(pod(r))) {
       const label = `${r.name}/${c.name}`;
@@ -242,7 +255,7 @@ test("every workload container runs non-root, unprivileged, read-only, from a pi
   }
 });
 
-test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeout; plain HTTP without a domain", () => {
+test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeout; prod's file names a domain: HTTPS only", () => {
   const ingress = inputs(one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api"));
   const a = ingress.metadata.annotations;
   assert.equal(ingress.spec.ingressClassName, "alb");
@@ -250,11 +263,12 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
   assert.equal(a["alb.ingress.kubernetes.io/target-type"], "ip");
   assert.equal(a["alb.ingress.kubernetes.io/healthcheck-path"], "/health");
   assert.match(a["alb.ingress.kubernetes.io/load-balancer-attributes"], /(^|,)idle_timeout\.timeout_seconds=300(,|$)/);
-  assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }]);
-  assert.equal(a["alb.ingress.kubernetes.io/certificate-arn"], undefined);
+  assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
+  assert.equal(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
+  assert.ok(a["alb.ingress.kubernetes.io/certificate-arn"]);
   assert.deepEqual(ingress.spec.rules[0].http.paths[0].backend, { service: { name: "agent-api", port: { name: "http" } } });
-  assert.equal(ofType(plan, "aws:acm/certificate:Certificate").length, 0);
-  assert.equal(plan.outputs.apiUrl, "http://pending-alb-hostname.invalid");
+  assert.equal(ofType(plan, "aws:acm/certificateValidation:CertificateValidation").length, 1);
+  assert.equal(plan.outputs.apiUrl, "https://agents.example.com");
 });
 
 test("the ALB controller is a pinned chart whose service account assumes an IRSA role with the controller policy", () => {
@@ -297,14 +311,15 @@ test("Qdrant's volumes carry the tag the AWS Backup plan selects; the re-downloa
   assert.equal(tags(classOf(ollama)), undefined);
 });
 
-test("namespaces agent and monitoring, all through one server-side-apply provider from the cluster's kubeconfig", () => {
+test("namespaces agent, monitoring and monitoring-host, all through one server-side-apply provider from the cluster's kubeconfig", () => {
   const names = ofType(plan, "kubernetes:core/v1:Namespace").map((n) => inputs(n).metadata.name).sort();
-  assert.deepEqual(names, ["agent", "monitoring"]);
+  assert.deepEqual(names, ["agent", "monitoring", "monitoring-host"]);
   const provider = inputs(one(plan, "pulumi:providers:kubernetes"));
   assert.equal(provider.enableServerSideApply, "true");
   assert.equal(provider.kubeconfig, SECRET_PLACEHOLDER);
   for (const r of workloads.filter((w) => w.type.startsWith("kubernetes:") && !w.type.startsWith("kubernetes:helm"))) {
     if (r.type.endsWith(":Namespace") || r.type.endsWith(":StorageClass")) continue;
+    if (inputs(r).metadata.name === "rds-ca-bundle" && inputs(r).metadata.namespace === "monitoring") continue; // the exporter's copy
     assert.equal(inputs(r).metadata.namespace, "agent", `${r.type} ${r.name}`);
   }
 });

@@ -58,7 +58,8 @@ test("preview runs pulumi preview with the policy pack per stack, through OIDC, 
   assert.equal(job.permissions["id-token"], "write");
   assert.deepEqual(job.strategy.matrix.stack, ["dev", "prod"]);
   const aws = job.steps.find((s: any) => s.uses?.startsWith("aws-actions/configure-aws-credentials"));
-  assert.match(aws.with["role-to-assume"], /vars\.AWS_PREVIEW_ROLE_ARN/);
+  // One preview role per stack (each stack creates its own), never one variable for both.
+  assert.equal(aws.with["role-to-assume"], "${{ matrix.stack == 'prod' && vars.AWS_PREVIEW_ROLE_ARN_PROD || vars.AWS_PREVIEW_ROLE_ARN_DEV }}");
   const pulumi = job.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
   assert.equal(pulumi.with.command, "preview");
   assert.equal(pulumi.with.policyPacks, "policy");
