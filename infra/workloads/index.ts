@@ -36,6 +36,8 @@ export interface WorkloadsArgs {
   database: AppSecretsArgs["database"];
   cache: AppSecretsArgs["cache"];
   repositoryUrl: pulumi.Input<string>;
+  /** The stack's cost tags: the ALB controller puts them on every load balancer it creates. */
+  resourceTags: Record<string, string>;
 }
 
 export class Workloads extends pulumi.ComponentResource {
@@ -71,6 +73,7 @@ export class Workloads extends pulumi.ComponentResource {
       // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
       gpu: sizes.nodeGroups.gpu !== null,
       disposable: args.disposable,
+      resourceTags: args.resourceTags,
     }, o);
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.
     const afterAlbController = { ...o, dependsOn: [addons.albController] };
@@ -85,13 +88,14 @@ export class Workloads extends pulumi.ComponentResource {
       storageClassName: base.backedUpStorageClassName,
       apiKey: secrets.qdrantApiKey,
     }, afterAlbController);
-    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, storageClassName: base.storageClassName }, afterAlbController);
+    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama }, afterAlbController);
 
     const api = new Api(`${name}-api`, {
       namespace,
       imageRef: image.imageRef,
       sizes: sizes.api,
       models: sizes.ollama.models,
+      qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
       envSecretName: secrets.apiSecretName,
       qdrantApiKey: secrets.qdrantApiKey,
       qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
