@@ -15,6 +15,8 @@ export interface CiRolesArgs {
 }
 
 const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
+/** Longest deploy session: deploy-stack.yml asks for exactly this (role-duration-seconds), its job timeout is below. */
+export const DEPLOY_SESSION_SECONDS = 3 * 3600;
 
 export class CiRoles extends pulumi.ComponentResource {
   readonly deployRoleArn: pulumi.Output<string>;
@@ -31,7 +33,7 @@ export class CiRoles extends pulumi.ComponentResource {
     const deploy = new aws.iam.Role(`${name}-deploy`, {
       description: `pulumi up of stack ${args.stack} from GitHub Actions (environment ${args.stack})`,
       assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
-      maxSessionDuration: 3 * 3600,
+      maxSessionDuration: DEPLOY_SESSION_SECONDS,
     }, o);
     new aws.iam.RolePolicyAttachment(`${name}-deploy`, { role: deploy.name, policyArn: "arn:aws:iam::aws:policy/AdministratorAccess" }, o);
     // A pull request runs its own workflow files, so whatever it can assume must be read-only.
