@@ -185,10 +185,10 @@ export function capacityReport(tier: Tier): CapacityReport {
   const ollamaHost = tier.ollama.gpu ? hostOf(tier, "gpu") : { role: "general", spec: tier.nodeGroups.general };
 
   // Memory: the pods pinned to each group (one Qdrant and one Ollama per node at most).
-  const perRole = new Map<string, { spec: NodeGroupSpec; pods: [string, string][] }>();
+  const perRole = new Map<string, { spec: NodeGroupSpec; pods: { pod: string; quantity: string; key: string }[] }>();
   const add = (role: string, spec: NodeGroupSpec, pod: string, quantity: string, key: string) => {
     const entry = perRole.get(role) ?? { spec, pods: [] };
-    entry.pods.push([pod, `${quantity} (${key})`]);
+    entry.pods.push({ pod, quantity, key });
     perRole.set(role, entry);
   };
   add(qdrantHost.role, qdrantHost.spec, "qdrant", tier.qdrant.memoryLimit, "qdrant.memoryLimit");
@@ -201,11 +201,11 @@ export function capacityReport(tier: Tier): CapacityReport {
         continue;
       }
       const { budgetMib, steps } = podMemoryBudget(shape);
-      const asked = pods.reduce((sum, [, q]) => sum + quantityMib(q.split(" ")[0]), 0);
-      const shown = pods.map(([pod, q]) => `${pod} ${q}`).join(" + ");
+      const asked = pods.reduce((sum, p) => sum + quantityMib(p.quantity), 0);
+      const shown = pods.map((p) => `${p.pod} ${p.quantity} (${p.key})`).join(" + ");
       lines.push(`memory ${role} node ${type}: ${steps}; requests ${shown} = ${asked} MiB, ${budgetMib - asked} MiB left for other pods`);
       if (asked > budgetMib) {
-        problems.push(`${pods.map(([, q]) => q.split(" ")[1].slice(1, -1)).join(" + ")}: ${shown} = ${asked} MiB does not fit a ${type} node (${steps}); lower it or pick a larger nodeGroups.${role} instance type`);
+        problems.push(`${pods.map((p) => p.key).join(" + ")}: ${shown} = ${asked} MiB does not fit a ${type} node (${steps}); lower it or pick a larger nodeGroups.${role} instance type`);
       }
     }
   }
