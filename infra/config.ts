@@ -34,7 +34,8 @@ const stackSchema = z
     docsEnabled: z.boolean().default(false),
     /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
     backupVaultLock: z.enum(["governance", "compliance", "off"]).optional(),
-    notifyEmail: z.email().optional(),
+    /** One address or a list: each is subscribed to the stack's SNS topic (alerts and budget). */
+    notifyEmail: z.union([z.email(), z.array(z.email()).min(1)]).optional(),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
     budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
     restore: z.object({ rdsSnapshotId: z.string().min(1).optional() }).strict().default({}),
@@ -130,6 +131,26 @@ function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
     problems.push(`${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`);
   }
   return problems;
+}
+
+/** The addresses of `notifyEmail`, one or many. */
+export function notifyEmails(config: Pick<StackSettings, "notifyEmail">): string[] {
+  const v = config.notifyEmail;
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/**
+ * A stack must reach a person: an e-mail for the SNS topic, or a Slack or PagerDuty secret. Checked when the
+ * stack is built (the plan fails with this message), not by parseStackConfig, which also serves partial configs.
+ */
+export function requireAlertReceiver(config: StackConfig, raw: Record<string, string>): void {
+  const secrets = SECRET_KEYS.filter((k) => raw[`${PROJECT}:${k}`] !== undefined);
+  if (notifyEmails(config).length > 0 || secrets.length > 0) return;
+  throw new ConfigError(
+    `stack ${config.stack} has no alert receiver, so alerts and budget warnings would reach nobody; set ${PROJECT}:notifyEmail ` +
+      `(an address or a list, subscribed to the stack's SNS topic: \`pulumi config set ${PROJECT}:notifyEmail oncall@example.com\`), ` +
+      `or a secret ${SECRET_KEYS.map((k) => `${PROJECT}:${k}`).join(" or ")} (\`pulumi config set --secret ...\`)`,
+  );
 }
 
 function splitKey(fullKey: string): [string, string] {

@@ -1,7 +1,8 @@
 // Composes the whole environment in order: config -> platform (AWS) -> workloads (Kubernetes) -> outputs.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, parseStackConfig, type StackConfig } from "./config.ts";
+import { capacityReport } from "./capacity.ts";
+import { ConfigError, notifyEmails, PROJECT, parseStackConfig, requireAlertReceiver, type StackConfig } from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
@@ -9,6 +10,7 @@ import { CiRoles } from "./platform/ci-roles.ts";
 import { Cluster } from "./platform/cluster.ts";
 import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
+import { Notifications } from "./platform/notifications.ts";
 import { Registry } from "./platform/registry.ts";
 import { describeSchedule, OffPeakSchedules } from "./platform/schedules.ts";
 import { Workloads } from "./workloads/index.ts";
@@ -23,19 +25,22 @@ export interface BuiltStack {
 
 /** Reads the stack's config and declares every resource; the return value's outputs are the stack outputs. */
 export async function buildStack(): Promise<BuiltStack> {
-  const config = parseStackConfig(pulumi.runtime.allConfig(), pulumi.getStack());
+  const rawConfig = pulumi.runtime.allConfig();
+  const config = parseStackConfig(rawConfig, pulumi.getStack());
+  requireAlertReceiver(config, rawConfig);
   // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS).
   const secretConfig = new pulumi.Config(PROJECT);
   const { sizes } = config;
+  const capacity = capacityReport(sizes);
+  if (capacity.problems.length > 0) throw new ConfigError(capacity.problems.map((p) => `${PROJECT}:overrides.${p}`).join("\n"));
   const prefix = `${PROJECT}-${config.stack}`;
   const disposable = sizes.name === "dev";
   // AWS Backup takes everything carrying this tag: the RDS instance and the Qdrant EBS volumes.
   const backupTag = { key: "backup", value: prefix };
 
-  const provider = new aws.Provider("aws", {
-    region: config.region as aws.Region,
-    defaultTags: { tags: { project: PROJECT, stack: config.stack, tier: sizes.name, "managed-by": "pulumi" } },
-  });
+  // On every resource Pulumi creates, and (launch templates, ALB controller, EBS CSI driver) on what runs from them.
+  const resourceTags = { project: PROJECT, stack: config.stack, tier: sizes.name, "managed-by": "pulumi" };
+  const provider = new aws.Provider("aws", { region: config.region as aws.Region, defaultTags: { tags: resourceTags } });
   const opts: pulumi.ComponentResourceOptions = { providers: { aws: provider } };
   // Globally unique S3 bucket names carry the account id.
   const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
@@ -67,6 +72,7 @@ export async function buildStack(): Promise<BuiltStack> {
     endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
     nodeGroups: sizes.nodeGroups,
     logRetentionDays: disposable ? 7 : 90,
+    resourceTags,
   }, opts);
 
   const ci = config.ci.githubRepo
@@ -125,17 +131,17 @@ export async function buildStack(): Promise<BuiltStack> {
   new OffPeakSchedules("schedules", {
     schedule: sizes.schedule,
     timeZone: config.timeZone,
-    nodeGroupSpecs: sizes.nodeGroups,
     nodeGroups: cluster.nodeGroups,
     database: { identifier: database.instance.identifier, arn: database.instance.arn },
   }, opts);
 
+  const notifications = new Notifications("notifications", { prefix, accountId, emails: notifyEmails(config) }, opts);
   const budget = new Budget("budget", {
     name: prefix,
     monthlyUsd: sizes.budget.monthlyUsd,
     stack: config.stack,
-    notifyEmail: config.notifyEmail,
-    snsTopicArn: config.budgetSnsTopicArn,
+    topic: { arn: notifications.topicArn, subscribers: notifications.subscribers },
+    extraSnsTopicArn: config.budgetSnsTopicArn,
   }, opts);
 
   // What the API and the exporters connect with.
@@ -147,7 +153,8 @@ export async function buildStack(): Promise<BuiltStack> {
     kubernetesVersion: config.kubernetesVersion,
     kubeconfig: cluster.kubeconfig,
     oidc: cluster.oidc,
-    nodeGroups: Object.values(cluster.nodeGroups),
+    nodeGroups: cluster.nodeGroups.map((g) => g.group),
+    resourceTags,
     region: config.region,
     vpcId: network.vpcId,
     loadBalancerCidrs: network.publicSubnetCidrs,
@@ -190,6 +197,7 @@ export async function buildStack(): Promise<BuiltStack> {
     alerting: {
       slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
       pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
+      sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
     },
   }, k8sOpts);
 
@@ -230,6 +238,9 @@ export async function buildStack(): Promise<BuiltStack> {
       backupBucket: backups.bucketName,
       backupVault: backups.vaultName,
       budget: budget.summary,
+      notificationTopicArn: notifications.topicArn,
+      // The memory arithmetic of the stateful pods and the GPU (infra/capacity.ts); `npm run plan` prints it.
+      capacity: capacity.lines,
       grafanaAdminSecret: observability.grafanaAdminSecretName,
       ...(observability.logBucket ? { logBucket: observability.logBucket } : {}),
       ...(ci ? { ciDeployRoleArn: ci.deployRoleArn, ciPreviewRoleArn: ci.previewRoleArn } : {}),

@@ -95,15 +95,38 @@ export const tierSchema = z
       .object({
         replicas: count,
         models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
+        numParallel: positive.max(16),
+        contextLength: z.number().int().min(512).max(131072),
+        kvCacheType: z.enum(["f16", "q8_0"]),
         storageGb: positive,
         cpuRequest: quantity,
         memoryRequest: quantity,
         memoryLimit: quantity,
       })
-      .strict(),
+      .strict()
+      .superRefine((o, ctx) => {
+        if (o.memoryRequest !== o.memoryLimit) {
+          ctx.addIssue({ code: "custom", path: ["memoryRequest"], message: `${o.memoryRequest} differs from memoryLimit ${o.memoryLimit}; Ollama's requests must equal its limits (Guaranteed QoS, never squeezed)` });
+        }
+      }),
     qdrant: z
-      .object({ replicas: positive, storageGb: positive, cpuRequest: quantity, memoryRequest: quantity, memoryLimit: quantity })
-      .strict(),
+      .object({
+        replicas: positive,
+        replicationFactor: positive,
+        writeConsistency: positive,
+        storageGb: positive,
+        cpuRequest: quantity,
+        memoryRequest: quantity,
+        memoryLimit: quantity,
+      })
+      .strict()
+      .superRefine((q, ctx) => {
+        const issue = (key: string, message: string) => ctx.addIssue({ code: "custom", path: [key], message });
+        if (q.replicationFactor > q.replicas) issue("replicationFactor", `${q.replicationFactor} is above replicas ${q.replicas}; a shard has at most one copy per peer`);
+        else if (q.replicas >= 2 && q.replicationFactor < 2) issue("replicationFactor", `${q.replicationFactor} keeps one copy of each shard on ${q.replicas} peers, so a drain takes data offline; needs >= 2`);
+        if (q.writeConsistency > q.replicationFactor) issue("writeConsistency", `${q.writeConsistency} is above replicationFactor ${q.replicationFactor}; needs 1..replicationFactor`);
+        if (q.memoryRequest !== q.memoryLimit) issue("memoryRequest", `${q.memoryRequest} differs from memoryLimit ${q.memoryLimit}; Qdrant's requests must equal its limits (Guaranteed QoS, never squeezed)`);
+      }),
     monitoring: z
       .object({
         retentionDays: positive,

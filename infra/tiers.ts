@@ -21,8 +21,14 @@ export type { Window } from "./time.ts";
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
 
-// Models: Ollama tags. Dev runs on CPU, so it gets the smallest useful chat model.
-const GPU_MODELS = { small: "llama3.2:3b", default: "llama3.1:8b", large: "qwen2.5:32b", embed: "nomic-embed-text" };
+// Models: Ollama tags. Dev runs on CPU, so it gets the smallest useful chat model. On a GPU, all four stay
+// resident on one 24 GB A10G: qwen2.5:32b (20 GB of weights) cannot share it with the others and their KV
+// caches, so the large route uses qwen2.5:14b (9 GB); infra/capacity.ts checks the sum at plan time.
+const GPU_MODELS = { small: "llama3.2:3b", default: "llama3.1:8b", large: "qwen2.5:14b", embed: "nomic-embed-text" };
+// Guide 000 "Docker Compose": OLLAMA_NUM_PARALLEL=4. 4096 tokens of context per request; the q8_0 KV cache
+// (half of f16) is what lets 4 models x 4 requests x 4096 tokens fit beside their weights.
+const GPU_SERVING = { numParallel: 4, contextLength: 4096, kvCacheType: "q8_0" } as const;
+const CPU_SERVING = { numParallel: 2, contextLength: 4096, kvCacheType: "f16" } as const;
 const CPU_MODELS = { small: "qwen2.5:0.5b", default: "qwen2.5:1.5b", large: "qwen2.5:1.5b", embed: "nomic-embed-text" };
 
 // G002-BACKUP: 7 daily, 4 weekly, 12 monthly in every tier; AWS Backup storage is cheap next to losing data.
@@ -57,8 +63,9 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.t4g.micro", nodes: 1, snapshotRetentionDays: 1 },
     registry: { keepImages: 10 },
     api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
-    ollama: { replicas: 1, models: CPU_MODELS, storageGb: 20, cpuRequest: "1", memoryRequest: "3Gi", memoryLimit: "6Gi" },
-    qdrant: { replicas: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "512Mi", memoryLimit: "2Gi" },
+    // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
+    ollama: { replicas: 1, models: CPU_MODELS, ...CPU_SERVING, storageGb: 20, cpuRequest: "1", memoryRequest: "5Gi", memoryLimit: "5Gi" },
+    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "1Gi", memoryLimit: "1Gi" },
     monitoring: {
       retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7,
       prometheusReplicas: 1, prometheusCpuRequest: "200m", prometheusMemoryRequest: "512Mi", prometheusMemoryLimit: "1Gi",
@@ -107,8 +114,9 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 30 },
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
-    ollama: { replicas: 1, models: GPU_MODELS, storageGb: 100, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "28Gi" },
-    qdrant: { replicas: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "8Gi", memoryLimit: "24Gi" },
+    // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
+    ollama: { replicas: 1, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "2", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "27Gi", memoryLimit: "27Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14,
       // One t3.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
@@ -158,9 +166,11 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 2, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
+    ollama: { replicas: 2, models: GPU_MODELS, ...GPU_SERVING, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
-    qdrant: { replicas: 3, storageGb: 500, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "56Gi" },
+    // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
+    // available while a peer is down. Requests == limits on the 64 GiB r6i.2xlarge (infra/capacity.ts).
+    qdrant: { replicas: 3, replicationFactor: 2, writeConsistency: 1, storageGb: 500, cpuRequest: "2", memoryRequest: "56Gi", memoryLimit: "56Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 100, lokiMode: "s3", lokiRetentionDays: 30, // G000-PROM
       prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "3Gi", prometheusMemoryLimit: "4Gi",
@@ -203,8 +213,9 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 6, models: GPU_MODELS, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "56Gi" },
-    qdrant: { replicas: 5, storageGb: 1000, cpuRequest: "4", memoryRequest: "48Gi", memoryLimit: "112Gi" },
+    ollama: { replicas: 6, models: GPU_MODELS, ...GPU_SERVING, storageGb: 200, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    // Three copies, two acknowledgements: a write survives one peer down and is on a majority.
+    qdrant: { replicas: 5, replicationFactor: 3, writeConsistency: 2, storageGb: 1000, cpuRequest: "4", memoryRequest: "56Gi", memoryLimit: "56Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,
       // Two t3.xlarge monitoring nodes: one Prometheus replica on each.

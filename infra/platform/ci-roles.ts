@@ -43,6 +43,8 @@ export const FORBIDDEN_POLICY_ARNS = [
   "arn:aws:iam::aws:policy/IAMFullAccess",
   "arn:aws:iam::aws:policy/PowerUserAccess",
 ];
+/** Longest deploy session: deploy-stack.yml asks for exactly this (role-duration-seconds), its job timeout is below. */
+export const DEPLOY_SESSION_SECONDS = 3 * 3600;
 
 export class CiRoles extends pulumi.ComponentResource {
   readonly deployRoleArn: pulumi.Output<string>;
@@ -110,7 +112,7 @@ export class CiRoles extends pulumi.ComponentResource {
       assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
       permissionsBoundary: boundary.arn,
       // The deploy job may run 90 minutes (Ollama's create timeout alone is 60); rollback runs after it.
-      maxSessionDuration: 3 * 3600,
+      maxSessionDuration: DEPLOY_SESSION_SECONDS,
     }, o);
     new aws.iam.RolePolicy(`${name}-deploy`, {
       role: deploy.id,

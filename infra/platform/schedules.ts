@@ -5,7 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { type Day, describeDays, endDays, eventBridgeCron, unixCron, type Window } from "../time.ts";
-import type { NodeRole } from "./cluster.ts";
+import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
 type Schedule = Tier["schedule"];
@@ -14,9 +14,8 @@ export interface OffPeakSchedulesArgs {
   schedule: Schedule;
   /** The stack's IANA time zone: Auto Scaling `timeZone`, EventBridge Scheduler `scheduleExpressionTimezone`. */
   timeZone: string;
-  /** Peak sizes of every node group in the tier. */
-  nodeGroupSpecs: Tier["nodeGroups"];
-  nodeGroups: Partial<Record<NodeRole, aws.eks.NodeGroup>>;
+  /** Every node group with its peak sizes (a zonal role has one group per zone, each with its share). */
+  nodeGroups: NodeGroupInstance[];
   /** The instance work-hours-only tiers stop at night. */
   database: { identifier: pulumi.Input<string>; arn: pulumi.Input<string> };
 }
@@ -38,11 +37,10 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
     const { schedule } = args;
     const o = { parent: this };
 
-    for (const [role, group] of Object.entries(args.nodeGroups) as [NodeRole, aws.eks.NodeGroup][]) {
-      const spec = args.nodeGroupSpecs[role]!;
+    for (const { role, key, spec, group } of args.nodeGroups) {
       const asgName = group.resources.apply((r) => r[0].autoscalingGroups![0].name!);
       const action = (suffix: string, hhmm: string, days: Day[], sizes: AsgSizes) =>
-        new aws.autoscaling.Schedule(`${name}-${role}-${suffix}`, {
+        new aws.autoscaling.Schedule(`${name}-${key}-${suffix}`, {
           autoscalingGroupName: asgName,
           scheduledActionName: suffix,
           recurrence: unixCron(hhmm, days),

@@ -30,6 +30,8 @@ export interface ClusterAddonsArgs {
   gpu: boolean;
   /** Dev: one controller replica instead of two. */
   disposable: boolean;
+  /** Tags for every AWS resource the ALB controller creates (the budget filters on `stack`). */
+  resourceTags: Record<string, string>;
 }
 
 export class ClusterAddons extends pulumi.ComponentResource {
@@ -53,6 +55,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
       },
       // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
       enableServiceMutatorWebhook: false,
+      // --default-tags on every ALB, target group and security group (chart templates/deployment.yaml).
+      defaultTags: args.resourceTags,
       ...placement("general"),
       resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
     }, { ...o, dependsOn: [alb.policy] });
@@ -131,6 +135,9 @@ export class ClusterAddons extends pulumi.ComponentResource {
       image: { repository: `${image.registry}/${image.repository}`, tag: image.tag },
       rbac: { serviceAccount: { name: AUTOSCALER_SERVICE_ACCOUNT, annotations: { "eks.amazonaws.com/role-arn": autoscaler.role.arn } } },
       extraArgs: {
+        // Per-zone node groups of a role (platform/cluster.ts) scale together; they share one launch
+        // template, so their nodes' labels match (processors/nodegroupset/aws_nodegroups.go ignores
+        // eks.amazonaws.com/nodegroup and the zone labels) and the autoscaler treats them as one set.
         "balance-similar-node-groups": true,
         expander: "least-waste",
         "skip-nodes-with-system-pods": false,

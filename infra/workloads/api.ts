@@ -17,6 +17,8 @@ export interface ApiArgs {
   imageRef: pulumi.Input<string>;
   sizes: Tier["api"];
   models: Tier["ollama"]["models"];
+  /** Collections are created with these (the app reads QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY). */
+  qdrantReplication: { factor: number; writeConsistency: number };
   /** Secret with DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL and API_KEYS. */
   envSecretName: pulumi.Input<string>;
   /** Serve /docs and /openapi.json (config `docsEnabled`). */
@@ -84,6 +86,8 @@ export class Api extends pulumi.ComponentResource {
                 { name: "MODEL_SMALL", value: args.models.small },
                 { name: "MODEL_DEFAULT", value: args.models.default },
                 { name: "MODEL_LARGE", value: args.models.large },
+                { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
+                { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                 { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.qdrantApiKey.name, key: args.qdrantApiKey.key } } },
               ],
               resources: resources(args.sizes),

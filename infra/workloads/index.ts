@@ -43,6 +43,8 @@ export interface WorkloadsArgs {
   repositoryUrl: pulumi.Input<string>;
   /** The VPC's internet gateway and public subnets: the Ingress's ALB must be gone before they are deleted. */
   internetEdge?: pulumi.Resource[];
+  /** The stack's cost tags: the ALB controller puts them on every load balancer it creates. */
+  resourceTags: Record<string, string>;
 }
 
 export class Workloads extends pulumi.ComponentResource {
@@ -79,6 +81,7 @@ export class Workloads extends pulumi.ComponentResource {
       // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
       gpu: sizes.gpu,
       disposable: args.disposable,
+      resourceTags: args.resourceTags,
     }, o);
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.
     const afterAlbController = { ...o, dependsOn: [addons.albController] };
@@ -103,13 +106,14 @@ export class Workloads extends pulumi.ComponentResource {
       storageClassName: base.backedUpStorageClassName,
       apiKey: secrets.qdrantApiKey,
     }, afterAlbController);
-    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu, storageClassName: base.storageClassName }, afterAlbController);
+    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu }, afterAlbController);
 
     const api = new Api(`${name}-api`, {
       namespace,
       imageRef: image.imageRef,
       sizes: sizes.api,
       models: sizes.ollama.models,
+      qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
       envSecretName: secrets.apiSecretName,
       docsEnabled: args.docsEnabled,
       qdrantApiKey: secrets.qdrantApiKey,

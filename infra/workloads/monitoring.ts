@@ -41,6 +41,31 @@ const SELECTED_BY_PROMETHEUS = { release: KPS_RELEASE };
 /** Helm release name of Loki; the chart names Loki's service account (the IRSA subject in S3 mode) after it. */
 export const LOKI_RELEASE = "loki";
 
+/** Alertmanager's service account (kube-prometheus-stack values alertmanager.serviceAccount.name). */
+export const ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager";
+
+/**
+ * EKS runs the control plane out of reach: kube-controller-manager, kube-scheduler and etcd have no endpoint a
+ * pod can scrape, and kube-proxy's metrics listen on 127.0.0.1:10249 (the EKS add-on's kube-proxy-config;
+ * its configuration schema has no metricsBindAddress, and edits to the ConfigMap are overwritten by add-on
+ * updates). Scraping them only feeds `absent()` alerts (KubeControllerManagerDown, KubeSchedulerDown,
+ * KubeProxyDown, etcd's) that fire for ever. Keys checked in kube-prometheus-stack values.yaml (tags 81.4.3
+ * and 88.5.3): `<component>.enabled` and `defaultRules.rules.<group>`; the rule templates need both.
+ */
+export const EKS_HIDDEN_TARGETS = {
+  kubeControllerManager: { enabled: false },
+  kubeScheduler: { enabled: false },
+  kubeEtcd: { enabled: false },
+  kubeProxy: { enabled: false },
+} as const;
+export const EKS_HIDDEN_RULES = {
+  kubeControllerManager: false,
+  kubeSchedulerAlerting: false,
+  kubeSchedulerRecording: false,
+  etcd: false,
+  kubeProxy: false,
+} as const;
+
 /** Label the Grafana sidecar loads dashboards from. */
 export const DASHBOARD_LABEL = { key: "grafana_dashboard", value: "1" } as const;
 
@@ -84,6 +109,8 @@ export interface MonitoringArgs {
   alerting: {
     slackWebhookUrl?: pulumi.Input<string>;
     pagerdutyKey?: pulumi.Input<string>;
+    /** The stack's SNS topic; Alertmanager's service account assumes `roleArn` (IRSA) to publish to it. */
+    sns?: { topicArn: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
     email?: { to: string; from: string; smarthost: string; username?: string; password?: pulumi.Input<string> };
   };
 }
@@ -117,7 +144,12 @@ export class Monitoring extends pulumi.ComponentResource {
     const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
       crds: { enabled: true },
       // monitoring/prometheus/rules replaces these three of the chart's own alerts.
-      defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true } },
+      defaultRules: {
+        create: true,
+        disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true },
+        rules: EKS_HIDDEN_RULES,
+      },
+      ...EKS_HIDDEN_TARGETS,
       prometheus: {
         prometheusSpec: {
           replicas: sizing.prometheusReplicas,
@@ -133,7 +165,14 @@ export class Monitoring extends pulumi.ComponentResource {
           slack: Boolean(args.alerting.slackWebhookUrl),
           pagerduty: Boolean(args.alerting.pagerdutyKey),
           email: args.alerting.email && { ...args.alerting.email, password: Boolean(args.alerting.email.password) },
+          sns: args.alerting.sns && { topicArn: args.alerting.sns.topicArn, region: args.alerting.sns.region },
         }),
+        // Named, so the IRSA role can trust exactly this service account.
+        serviceAccount: {
+          create: true,
+          name: ALERTMANAGER_SERVICE_ACCOUNT,
+          annotations: args.alerting.sns ? { "eks.amazonaws.com/role-arn": args.alerting.sns.roleArn } : {},
+        },
         alertmanagerSpec: {
           replicas: Math.min(sizing.prometheusReplicas, 2),
           secrets: [RECEIVER_SECRET_NAME],

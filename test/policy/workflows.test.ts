@@ -77,7 +77,9 @@ test("deploy: main deploys dev, tags and manual dispatch deploy prod, each throu
   assert.deepEqual(deploy.on.push.tags, ["v*"]);
   assert.deepEqual(deploy.on.workflow_dispatch.inputs.stack.options, ["dev", "prod"]);
   assert.equal(deploy.jobs.dev.with.stack, "dev");
-  assert.match(deploy.jobs.dev.if, /refs\/heads\/main/);
+  // main reaches dev through the work-hours gate (issue 13: dev is off at night and on weekends).
+  assert.match(deploy.jobs["dev-gate"].if, /refs\/heads\/main/);
+  assert.equal(deploy.jobs.dev.needs, "dev-gate");
   assert.equal(deploy.jobs.prod.with.stack, "prod");
   assert.match(deploy.jobs.prod.if, /refs\/tags\/v/);
   assert.doesNotMatch(deploy.jobs.prod.if, /refs\/heads\/main/, "a push to main never deploys prod");
