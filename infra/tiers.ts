@@ -236,10 +236,6 @@ export function isTierName(name: string | undefined): name is TierName {
   return (TIER_NAMES as readonly string[]).includes(name ?? "");
 }
 
-/** The tier a plan or report names, if it is one of ours. */
-export function tierNamed(name: string | undefined): Tier | undefined {
-  return isTierName(name) ? TIERS[name] : undefined;
-}
 
 /** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with: the policy pack's allow-list. */
 export function instanceTypeAllowList(tier: TierName): string[] {

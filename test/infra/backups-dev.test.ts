@@ -12,9 +12,9 @@ const tier = TIERS.dev;
 test("AWS Backup runs mid-way through work hours on work days, keeping 7 days / 4 weeks / 12 months", () => {
   const rules = inputs(one(plan, "aws:backup/plan:Plan")).rules;
   assert.deepEqual(rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter]), [
-    ["daily", "cron(0 14 ? * MON-FRI *)", "UTC", 7],
-    ["weekly", "cron(0 14 ? * MON *)", "UTC", 28],
-    ["monthly", "cron(0 14 ? * 2#1 *)", "UTC", 365],
+    ["daily", "cron(0 14 ? * MON-FRI *)", "America/New_York", 7],
+    ["weekly", "cron(0 14 ? * MON *)", "America/New_York", 28],
+    ["monthly", "cron(0 14 ? * 2#1 *)", "America/New_York", 365],
   ]);
 });
 

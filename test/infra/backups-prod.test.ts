@@ -30,15 +30,15 @@ test("Backup Vault Lock in governance mode keeps recovery points for the shortes
   assert.equal(lock.options.protect, true);
 });
 
-test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started off-peak (01:00 UTC)", () => {
+test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started off-peak (01:00 in the stack's zone, New York)", () => {
   const plan_ = inputs(one(plan, "aws:backup/plan:Plan"));
   const vaultName = inputs(one(plan, "aws:backup/vault:Vault")).name;
   assert.deepEqual(
     plan_.rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter, r.targetVaultName]),
     [
-      ["daily", "cron(0 1 * * ? *)", "UTC", 7, vaultName],
-      ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28, vaultName],
-      ["monthly", "cron(0 1 1 * ? *)", "UTC", 365, vaultName],
+      ["daily", "cron(0 1 * * ? *)", "America/New_York", 7, vaultName],
+      ["weekly", "cron(0 1 ? * SUN *)", "America/New_York", 28, vaultName],
+      ["monthly", "cron(0 1 1 * ? *)", "America/New_York", 365, vaultName],
     ],
   );
   for (const r of plan_.rules) assert.ok(r.completionWindow > r.startWindow, "a job must be able to finish after it starts");
@@ -114,7 +114,7 @@ const env = Object.fromEntries(snapshotPod.containers[0].env.map((e: any) => [e.
 test("the Qdrant snapshot CronJob runs on the tier's schedule, one run at a time, with a pinned image", () => {
   assert.equal(snapshotJob.metadata.name, "qdrant-snapshot"); // the backup-freshness alert matches this name
   assert.equal(snapshotJob.metadata.namespace, "agent");
-  assert.deepEqual([snapshotJob.spec.schedule, snapshotJob.spec.timeZone], [tier.backups.qdrantSnapshotCron, "UTC"]);
+  assert.deepEqual([snapshotJob.spec.schedule, snapshotJob.spec.timeZone], [tier.backups.qdrantSnapshotCron, "America/New_York"]);
   assert.equal(snapshotJob.spec.concurrencyPolicy, "Forbid");
   assert.equal(snapshotPod.restartPolicy, "Never");
   assert.match(snapshotPod.containers[0].image, /^amazon\/aws-cli:\d+\.\d+\.\d+$/);
