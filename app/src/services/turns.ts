@@ -1,0 +1,122 @@
+import { AppError } from "../errors.ts";
+import { storableJson } from "../text.ts";
+import { isConnectionError, withDeadline, type Sql } from "./db.ts";
+
+export interface Source {
+  id: string;
+  score: number;
+  title: string | null;
+  text: string;
+}
+
+export interface Turn {
+  request_id: string;
+  session_id: string;
+  question: string;
+  answer: string;
+  sources: Source[];
+  model: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  latency_ms: number;
+  cached: boolean;
+}
+
+interface Pending {
+  owner: string;
+  turn: Turn;
+  attempt: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Turns per statement: bounds the statement size (a turn carries its sources) under a burst. */
+const MAX_BATCH = 200;
+
+/**
+ * Group commit: a turn is written by the first statement that can take it, together with every other turn that
+ * arrived while the previous statement was running, and its promise resolves only once that statement committed.
+ * At low load a turn is written alone and at once; under load one commit serves many requests.
+ */
+export function createTurnWriter(sql: Sql, timeoutMs: number) {
+  let queue: Pending[] = [];
+  let flushing = false;
+
+  /**
+   * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
+   * batch wins a new session), and a turn whose session belongs to another key is not inserted.
+   */
+  const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
+    const rows = batch.map((p, ord) => ({ ...storableJson(p.turn), owner: p.owner, ord }));
+    const inserted = await withDeadline(
+      sql<{ request_id: string }[]>`
+        WITH input AS (
+          SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
+            request_id text, session_id text, owner text, question text, answer text, sources jsonb, model text,
+            prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, ord integer)
+        ), new_sessions AS (
+          INSERT INTO sessions (id, owner)
+          SELECT DISTINCT ON (session_id) session_id, owner FROM input ORDER BY session_id, ord
+          ON CONFLICT (id) DO NOTHING RETURNING id, owner
+        ), owners AS (
+          SELECT id, owner FROM new_sessions
+          UNION ALL
+          SELECT id, owner FROM sessions WHERE id IN (SELECT session_id FROM input)
+        )
+        INSERT INTO turns (request_id, session_id, question, answer, sources, model,
+                           prompt_tokens, completion_tokens, latency_ms, cached)
+        SELECT i.request_id, i.session_id, i.question, i.answer, i.sources, i.model,
+               i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached
+        FROM input i
+        WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
+        ORDER BY i.ord
+        RETURNING request_id`,
+      timeoutMs,
+    );
+    return new Set(inserted.map((r) => r.request_id));
+  };
+
+  const settle = (batch: Pending[], inserted: Set<string>) => {
+    for (const p of batch) {
+      if (inserted.has(p.turn.request_id)) p.resolve();
+      // A session created concurrently by another statement is invisible to this statement's snapshot: retry once.
+      else if (p.attempt === 0) queue.push({ ...p, attempt: 1 });
+      else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
+    }
+  };
+
+  async function write(batch: Pending[]): Promise<void> {
+    try {
+      settle(batch, await insertBatch(batch));
+    } catch (err) {
+      if (batch.length === 1 || isConnectionError(err) || err instanceof AppError) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      // A statement error caused by one turn must not fail the others: write them one by one.
+      for (const p of batch) await write([p]);
+    }
+  }
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(MAX_BATCH);
+      await write(batch);
+    }
+    flushing = false;
+  }
+
+  return {
+    /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
+    record(owner: string, turn: Turn): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ owner, turn, attempt: 0, resolve, reject });
+        if (!flushing) void flush();
+      });
+    },
+  };
+}
+
+export type TurnWriter = ReturnType<typeof createTurnWriter>;
