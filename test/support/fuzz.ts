@@ -151,6 +151,5 @@ export function malformedRequests(authorization: string): string[] {
     post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: -1`),
     post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 17`),
     `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${body}\r\n0\r\n\r\n`,
-    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json; charset=utf-16\r\nContent-Length: ${body.length}`),
   ];
 }
