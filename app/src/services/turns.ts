@@ -1,4 +1,4 @@
-import { AppError } from "../errors.ts";
+import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import { isConnectionError, withDeadline, type Sql } from "./db.ts";
 
@@ -26,6 +26,8 @@ interface Pending {
   owner: string;
   turn: Turn;
   attempt: number;
+  /** Set once the turn's deadline passed or it was settled: it is skipped if still queued. */
+  done: boolean;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -80,7 +82,10 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     for (const p of batch) {
       if (inserted.has(p.turn.request_id)) p.resolve();
       // A session created concurrently by another statement is invisible to this statement's snapshot: retry once.
-      else if (p.attempt === 0) queue.push({ ...p, attempt: 1 });
+      else if (p.attempt === 0) {
+        p.attempt = 1;
+        queue.push(p);
+      }
       else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
     }
   };
@@ -101,9 +106,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   async function flush(): Promise<void> {
     flushing = true;
     while (queue.length > 0) {
-      const batch = queue.slice(0, MAX_BATCH);
-      queue = queue.slice(MAX_BATCH);
-      await write(batch);
+      const batch = queue.filter((p) => !p.done).slice(0, MAX_BATCH);
+      queue = queue.filter((p) => !p.done).slice(MAX_BATCH);
+      if (batch.length > 0) await write(batch);
     }
     flushing = false;
   }
@@ -112,7 +117,26 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
     record(owner: string, turn: Turn): Promise<void> {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ owner, turn, attempt: 0, resolve, reject });
+        // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
+        // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
+        const timer = setTimeout(() => {
+          pending.done = true;
+          reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const settle = (fn: () => void) => {
+          clearTimeout(timer);
+          if (!pending.done) fn();
+          pending.done = true;
+        };
+        const pending: Pending = {
+          owner,
+          turn,
+          attempt: 0,
+          done: false,
+          resolve: () => settle(resolve),
+          reject: (err) => settle(() => reject(err)),
+        };
+        queue.push(pending);
         if (!flushing) void flush();
       });
     },
