@@ -1,5 +1,5 @@
 import { createServer, STATUS_CODES, type Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { describe } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -25,6 +25,9 @@ function onClientError(metrics: Metrics) {
     );
   };
 }
+
+/** How long an idle keep-alive connection may still bring one last request during a drain. */
+const IDLE_GRACE_MS = 1_000;
 
 export interface HttpServer {
   server: Server;
@@ -80,8 +83,11 @@ export async function listenHttp(
      */
     async close(graceMs: number): Promise<boolean> {
       draining = true;
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // net.Server's close: stop listening without http.Server's immediate closeIdleConnections(). Closing an idle
+      // keep-alive connection races a request the client is writing on it (the client sees a reset); left open a
+      // moment, such a request is answered with Connection: close instead.
+      const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      const idle = setTimeout(() => server.closeIdleConnections(), Math.min(IDLE_GRACE_MS, graceMs));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), graceMs);
@@ -93,6 +99,7 @@ export async function listenHttp(
         return true;
       } finally {
         clearTimeout(timer);
+        clearTimeout(idle);
       }
     },
   };
