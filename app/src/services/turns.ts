@@ -34,6 +34,8 @@ interface Pending {
 
 /** Turns per statement: bounds the statement size (a turn carries its sources) under a burst. */
 const MAX_BATCH = 200;
+/** Statements in flight at once: one keeps a single Postgres backend (one core) busy; two use a second core. */
+const MAX_IN_FLIGHT = 2;
 
 /**
  * Group commit: a turn is written by the first statement that can take it, together with every other turn that
@@ -42,7 +44,7 @@ const MAX_BATCH = 200;
  */
 export function createTurnWriter(sql: Sql, timeoutMs: number) {
   let queue: Pending[] = [];
-  let flushing = false;
+  let inFlight = 0;
 
   /**
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
@@ -103,14 +105,19 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     }
   }
 
-  async function flush(): Promise<void> {
-    flushing = true;
-    while (queue.length > 0) {
-      const batch = queue.filter((p) => !p.done).slice(0, MAX_BATCH);
-      queue = queue.filter((p) => !p.done).slice(MAX_BATCH);
-      if (batch.length > 0) await write(batch);
+  /** Starts statements while there are turns waiting and a slot free; each finished statement starts the next. */
+  function flush(): void {
+    while (inFlight < MAX_IN_FLIGHT) {
+      queue = queue.filter((p) => !p.done);
+      if (queue.length === 0) return;
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(MAX_BATCH);
+      inFlight++;
+      void write(batch).finally(() => {
+        inFlight--;
+        flush();
+      });
     }
-    flushing = false;
   }
 
   return {
@@ -137,7 +144,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           reject: (err) => settle(() => reject(err)),
         };
         queue.push(pending);
-        if (!flushing) void flush();
+        flush();
       });
     },
   };
