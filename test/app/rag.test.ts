@@ -15,7 +15,7 @@ const DOCS = [
 ];
 
 before(async () => {
-  stack = await startStack({ DOCS_ENABLED: "true" });
+  stack = await startStack({ DOCS_ENABLED: "true", QDRANT_REPLICATION_FACTOR: "3", QDRANT_WRITE_CONSISTENCY: "2" });
   user = api(stack.url, USER_KEY);
   const res = await user.post("/api/v1/documents", { documents: DOCS });
   assert.equal(res.status, 201, res.text);
@@ -34,6 +34,7 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
   const collection = stack.fakes.qdrant.collections.get("documents");
   assert.ok(collection, "collection created on first ingest");
   assert.equal(collection.size, 256, "vector size taken from the embedding model");
+  assert.deepEqual([collection.replicationFactor, collection.writeConsistencyFactor], [3, 2], "QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY");
   assert.equal(collection.payloadSchema.get("document_id"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.lang"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.tier"), "integer");
