@@ -11,6 +11,7 @@
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node.
  */
 import { spawn } from "node:child_process";
+import { cpus, loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
@@ -111,9 +112,10 @@ async function runParent(): Promise<void> {
       "cache-hit query": { "req/s": Math.round(hit.requests.average), "p50 ms": hit.latency.p50, "p99 ms": hit.latency.p99 },
       "full RAG query": { "req/s": Math.round(rag.requests.average), "p50 ms": rag.latency.p50, "p99 ms": rag.latency.p99 },
     });
-    console.log(`cache-hit / bare throughput ratio: ${f(hit.requests.average / bare.requests.average)}`);
+    console.log(`cache-hit / bare throughput ratio: ${f(hit.requests.average / bare.requests.average)} (goal >= 0.50)`);
     console.log(`fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`);
-    console.log(`full RAG p50 overhead over the fakes: ${f(rag.latency.p50 - fakeP50)} ms (p50 ${rag.latency.p50} ms - ${f(fakeP50)} ms)`);
+    console.log(`full RAG p50 overhead over the fakes: ${f(rag.latency.p50 - fakeP50)} ms (p50 ${rag.latency.p50} ms - ${f(fakeP50)} ms; goal <= 2 ms)`);
+    console.log(`load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores (ratios from a busy machine are noise)`);
   } finally {
     child.kill("SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));

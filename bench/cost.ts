@@ -4,7 +4,7 @@
 // One plan per child process (Pulumi's runtime is process-global). Not a test: it prints numbers.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { exitAfterFlush } from "../infra/plan/exit.ts";
+import { exitAfterFlush } from "../infra/review/exit.ts";
 import { TIER_NAMES } from "../infra/tiers.ts";
 import { GUIDE_SHAPES } from "./guide-shapes.ts";
 

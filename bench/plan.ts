@@ -1,11 +1,11 @@
 // `npm run bench:plan`: wall time of the offline plan of the prod stack (program + cost + policies, as
-// `npx tsx infra/plan/cli.ts --stack prod --format json`) beside the floor of a bare process that only imports
+// `npx tsx infra/review/plan-cli.ts --stack prod --format json`) beside the floor of a bare process that only imports
 // @pulumi/pulumi, @pulumi/aws and @pulumi/kubernetes, spawned the same way, interleaved in the same run.
 // Not a test: it prints the numbers and the ratio. `--runs N` (default 3).
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { exitAfterFlush } from "../infra/plan/exit.ts";
+import { exitAfterFlush } from "../infra/review/exit.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -60,7 +60,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const runs = Number(values.runs);
-  const planArgs = ["infra/plan/cli.ts", "--stack", "prod", "--format", "json"];
+  const planArgs = ["infra/review/plan-cli.ts", "--stack", "prod", "--format", "json"];
   const floorMs: number[] = [];
   const planMs: number[] = [];
   let last: Run | undefined;

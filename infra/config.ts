@@ -1,8 +1,11 @@
 // Typed, validated stack configuration. `parseStackConfig` is pure (raw key/value map in, typed config
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { z } from "zod";
+import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
 import { TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
+import { defaultTimeZone, isIanaTimeZone } from "./time.ts";
+import { USAGE } from "./usage.ts";
 
 export const PROJECT = "agent-stack";
 /** EKS version: in standard support until 2027-03 (extended support costs $0.60/h instead of $0.10/h). */
@@ -16,21 +19,36 @@ const stackSchema = z
     /** Deep partial of the tier, merged over it, then validated as a whole. */
     overrides: z.record(z.string(), z.unknown()).default({}),
     kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35").default(KUBERNETES_VERSION),
-    endpointPublicAccessCidrs: z.array(cidr).default(["0.0.0.0/0"]),
+    /** CIDRs the public EKS endpoint admits; [] turns it off. Default: open in dev, off in production tiers. */
+    endpointPublicAccessCidrs: z.array(cidr).optional(),
     flowLogs: z.boolean().default(false),
+    /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */
+    timeZone: z
+      .string()
+      .refine(isIanaTimeZone, "an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC")
+      .optional(),
     domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
-    notifyEmail: z.email().optional(),
+    /** Route 53 hosted zone of `domain`: the certificate's validation records go there, in the same `pulumi up`. */
+    hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,32}$/, "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ").optional(),
+    /** Serve the API's /docs and /openapi.json (the app's DOCS_ENABLED); off by default. */
+    docsEnabled: z.boolean().default(false),
+    /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
+    backupVaultLock: z.enum(["governance", "compliance", "off"]).optional(),
+    /** One address or a list: each is subscribed to the stack's SNS topic (alerts and budget). */
+    notifyEmail: z.union([z.email(), z.array(z.email()).min(1)]).optional(),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
     budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
     restore: z.object({ rdsSnapshotId: z.string().min(1).optional() }).strict().default({}),
     ci: z
       .object({
         githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional(),
-        /** The account's existing GitHub OIDC provider; without it the stack creates one. */
+        /** This stack creates the account-wide GitHub OIDC provider; exactly one stack per account sets it. */
+        ownsOidcProvider: z.boolean().default(false),
+        /** The account's GitHub OIDC provider; without it (and not the owner) the stack looks it up by URL. */
         oidcProviderArn: z.string().regex(/^arn:aws:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, "the ARN of the token.actions.githubusercontent.com OIDC provider").optional(),
       })
       .strict()
-      .default({}),
+      .default({ ownsOidcProvider: false }),
   })
   .strict();
 
@@ -40,11 +58,13 @@ export const STACK_KEYS = Object.keys(stackSchema.shape);
 /** Keys under our namespace that hold secrets; read with `requireSecret`, never parsed into plain config. */
 export const SECRET_KEYS = ["alertSlackWebhookUrl", "alertPagerdutyKey"] as const;
 
-export type StackSettings = Omit<z.infer<typeof stackSchema>, "overrides">;
+export type StackSettings = Omit<z.infer<typeof stackSchema>, "overrides" | "timeZone">;
 export interface StackConfig extends StackSettings {
   stack: string;
   region: string;
   tier: TierName;
+  /** The stack's `timeZone`, else its region's. */
+  timeZone: string;
   sizes: Tier;
 }
 
@@ -79,8 +99,58 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
     problems.push(...sizes.error.issues.map((i) => describe(i, merged, `${PROJECT}:overrides.`, tierSchema)));
   }
   if (problems.length > 0 || !sizes.success) throw new ConfigError(problems.join("\n"));
-  const { overrides: _overrides, ...rest } = settings.data;
-  return { ...rest, stack, region: region!, sizes: sizes.data as Tier };
+  problems.push(...crossKeyProblems(settings.data));
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
+  const { overrides: _overrides, timeZone, ...rest } = settings.data;
+  return { ...rest, stack, region: region!, timeZone: timeZone ?? defaultTimeZone(region!), sizes: sizes.data };
+}
+
+/** What the plan records of the resolved config: the facts cost and policy read instead of a tier preset. */
+export function planConfigOf(config: StackConfig): PlanConfig {
+  return {
+    tier: config.sizes.name,
+    region: config.region,
+    timeZone: config.timeZone,
+    budget: { ...config.sizes.budget },
+    usage: structuredClone(USAGE[config.tier]),
+    guide: { ...config.sizes.guide },
+  };
+}
+
+/** Rules between keys (each message names the keys and what to set). */
+function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
+  const problems: string[] = [];
+  if (s.domain && !s.hostedZoneId) {
+    problems.push(
+      `${PROJECT}:domain is set but ${PROJECT}:hostedZoneId is not: the ALB cannot use a certificate that is not validated; ` +
+        `set ${PROJECT}:hostedZoneId to the Route 53 hosted zone of ${s.domain} (the validation records are created there)`,
+    );
+  }
+  if (s.hostedZoneId && !s.domain) problems.push(`${PROJECT}:hostedZoneId is set without ${PROJECT}:domain; set the DNS name the API is served on`);
+  if (s.ci.ownsOidcProvider && s.ci.oidcProviderArn) {
+    problems.push(`${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`);
+  }
+  return problems;
+}
+
+/** The addresses of `notifyEmail`, one or many. */
+export function notifyEmails(config: Pick<StackSettings, "notifyEmail">): string[] {
+  const v = config.notifyEmail;
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/**
+ * A stack must reach a person: an e-mail for the SNS topic, or a Slack or PagerDuty secret. Checked when the
+ * stack is built (the plan fails with this message), not by parseStackConfig, which also serves partial configs.
+ */
+export function requireAlertReceiver(config: StackConfig, raw: Record<string, string>): void {
+  const secrets = SECRET_KEYS.filter((k) => raw[`${PROJECT}:${k}`] !== undefined);
+  if (notifyEmails(config).length > 0 || secrets.length > 0) return;
+  throw new ConfigError(
+    `stack ${config.stack} has no alert receiver, so alerts and budget warnings would reach nobody; set ${PROJECT}:notifyEmail ` +
+      `(an address or a list, subscribed to the stack's SNS topic: \`pulumi config set ${PROJECT}:notifyEmail oncall@example.com\`), ` +
+      `or a secret ${SECRET_KEYS.map((k) => `${PROJECT}:${k}`).join(" or ")} (\`pulumi config set --secret ...\`)`,
+  );
 }
 
 function splitKey(fullKey: string): [string, string] {

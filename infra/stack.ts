@@ -1,7 +1,8 @@
 // Composes the whole environment in order: config -> platform (AWS) -> workloads (Kubernetes) -> outputs.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, parseStackConfig, type StackConfig } from "./config.ts";
+import { capacityReport } from "./capacity.ts";
+import { ConfigError, notifyEmails, PROJECT, parseStackConfig, requireAlertReceiver, type StackConfig } from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
@@ -9,6 +10,7 @@ import { CiRoles } from "./platform/ci-roles.ts";
 import { Cluster } from "./platform/cluster.ts";
 import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
+import { Notifications } from "./platform/notifications.ts";
 import { Registry } from "./platform/registry.ts";
 import { describeSchedule, OffPeakSchedules } from "./platform/schedules.ts";
 import { Workloads } from "./workloads/index.ts";
@@ -23,24 +25,27 @@ export interface BuiltStack {
 
 /** Reads the stack's config and declares every resource; the return value's outputs are the stack outputs. */
 export async function buildStack(): Promise<BuiltStack> {
-  const config = parseStackConfig(pulumi.runtime.allConfig(), pulumi.getStack());
+  const rawConfig = pulumi.runtime.allConfig();
+  const config = parseStackConfig(rawConfig, pulumi.getStack());
+  requireAlertReceiver(config, rawConfig);
   // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS).
   const secretConfig = new pulumi.Config(PROJECT);
   const { sizes } = config;
+  const capacity = capacityReport(sizes);
+  if (capacity.problems.length > 0) throw new ConfigError(capacity.problems.map((p) => `${PROJECT}:overrides.${p}`).join("\n"));
   const prefix = `${PROJECT}-${config.stack}`;
   const disposable = sizes.name === "dev";
   // AWS Backup takes everything carrying this tag: the RDS instance and the Qdrant EBS volumes.
   const backupTag = { key: "backup", value: prefix };
 
-  const provider = new aws.Provider("aws", {
-    region: config.region as aws.Region,
-    defaultTags: { tags: { project: PROJECT, stack: config.stack, tier: sizes.name, "managed-by": "pulumi" } },
-  });
+  // On every resource Pulumi creates, and (launch templates, ALB controller, EBS CSI driver) on what runs from them.
+  const resourceTags = { project: PROJECT, stack: config.stack, tier: sizes.name, "managed-by": "pulumi" };
+  const provider = new aws.Provider("aws", { region: config.region as aws.Region, defaultTags: { tags: resourceTags } });
   const opts: pulumi.ComponentResourceOptions = { providers: { aws: provider } };
   // Globally unique S3 bucket names carry the account id.
   const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
 
-  // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, backups).
+  // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, S3); the backup vault has its own.
   const dataKey = new aws.kms.Key("data", {
     description: `${prefix} data at rest`,
     enableKeyRotation: true,
@@ -52,6 +57,7 @@ export async function buildStack(): Promise<BuiltStack> {
     clusterName: prefix,
     region: config.region,
     azCount: sizes.network.azCount,
+    instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
     natGateways: sizes.network.natGateways,
     flowLogs: config.flowLogs,
   }, opts);
@@ -62,13 +68,23 @@ export async function buildStack(): Promise<BuiltStack> {
     vpcId: network.vpcId,
     publicSubnetIds: network.publicSubnetIds,
     privateSubnetIds: network.privateSubnetIds,
-    endpointPublicAccessCidrs: config.endpointPublicAccessCidrs,
+    // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
+    endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
     nodeGroups: sizes.nodeGroups,
     logRetentionDays: disposable ? 7 : 90,
+    resourceTags,
   }, opts);
 
   const ci = config.ci.githubRepo
-    ? new CiRoles("ci", { githubRepo: config.ci.githubRepo, stack: config.stack, clusterName: cluster.name, oidcProviderArn: config.ci.oidcProviderArn }, opts)
+    ? new CiRoles("ci", {
+      githubRepo: config.ci.githubRepo,
+      stack: config.stack,
+      prefix,
+      clusterName: cluster.name,
+      accountId,
+      region: config.region,
+      oidcProvider: config.ci.ownsOidcProvider ? "create" : (config.ci.oidcProviderArn ?? "lookup"),
+    }, opts)
     : undefined;
 
   const database = new Database("database", {
@@ -80,7 +96,7 @@ export async function buildStack(): Promise<BuiltStack> {
     sizes: sizes.database,
     disposable,
     snapshotIdentifier: config.restore.rdsSnapshotId,
-    backupWindow: rdsBackupWindow(sizes.schedule),
+    backupWindow: rdsBackupWindow(sizes.schedule, config.timeZone),
     backupTags: { [backupTag.key]: backupTag.value },
   }, opts);
 
@@ -105,28 +121,31 @@ export async function buildStack(): Promise<BuiltStack> {
     accountId,
     kmsKeyArn: dataKey.arn,
     sizes: sizes.backups,
+    vaultLock: config.backupVaultLock ?? (disposable ? "off" : "governance"),
     schedule: sizes.schedule,
+    timeZone: config.timeZone,
     disposable,
     selectionTag: backupTag,
   }, opts);
 
   new OffPeakSchedules("schedules", {
     schedule: sizes.schedule,
-    nodeGroupSpecs: sizes.nodeGroups,
+    timeZone: config.timeZone,
     nodeGroups: cluster.nodeGroups,
     database: { identifier: database.instance.identifier, arn: database.instance.arn },
   }, opts);
 
+  const notifications = new Notifications("notifications", { prefix, accountId, emails: notifyEmails(config) }, opts);
   const budget = new Budget("budget", {
     name: prefix,
     monthlyUsd: sizes.budget.monthlyUsd,
     stack: config.stack,
-    notifyEmail: config.notifyEmail,
-    snsTopicArn: config.budgetSnsTopicArn,
+    topic: { arn: notifications.topicArn, subscribers: notifications.subscribers },
+    extraSnsTopicArn: config.budgetSnsTopicArn,
   }, opts);
 
   // What the API and the exporters connect with.
-  const dbConnection = { address: database.address, port: database.port, name: DB_NAME, user: DB_USER, password: database.password };
+  const dbMaster = { address: database.address, port: database.port, name: DB_NAME, masterUser: DB_USER, masterPassword: database.password };
   const cacheConnection = { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken };
 
   const workloads = new Workloads("workloads", {
@@ -134,17 +153,20 @@ export async function buildStack(): Promise<BuiltStack> {
     kubernetesVersion: config.kubernetesVersion,
     kubeconfig: cluster.kubeconfig,
     oidc: cluster.oidc,
-    nodeGroups: Object.values(cluster.nodeGroups),
+    nodeGroups: cluster.nodeGroups.map((g) => g.group),
+    resourceTags,
     region: config.region,
     vpcId: network.vpcId,
-    vpcCidr: network.vpcCidr,
+    loadBalancerCidrs: network.publicSubnetCidrs,
     sizes,
-    domain: config.domain,
+    domain: config.domain && config.hostedZoneId ? { name: config.domain, hostedZoneId: config.hostedZoneId } : undefined,
+    docsEnabled: config.docsEnabled,
     disposable,
     backupTag,
-    database: dbConnection,
+    database: dbMaster,
     cache: cacheConnection,
     repositoryUrl: registry.repositoryUrl,
+    internetEdge: network.internetEdge,
   }, opts);
 
   const k8sOpts: pulumi.ComponentResourceOptions = { providers: { aws: provider, kubernetes: workloads.provider } };
@@ -152,7 +174,7 @@ export async function buildStack(): Promise<BuiltStack> {
     new OffPeakScaler("offpeak", {
       namespace: workloads.namespaces.agent,
       window: sizes.schedule.offPeak,
-      timezone: sizes.schedule.timezone,
+      timeZone: config.timeZone,
       peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
       offPeak: sizes.schedule.offPeakSizes,
       ollama: workloads.ollamaWorkload,
@@ -166,21 +188,23 @@ export async function buildStack(): Promise<BuiltStack> {
     region: config.region,
     sizes,
     namespace: workloads.namespaces.monitoring,
+    hostNamespace: workloads.namespaces.monitoringHost,
     oidc: cluster.oidc,
     kmsKeyArn: dataKey.arn,
     disposable,
-    database: dbConnection,
+    database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
     cache: cacheConnection,
     alerting: {
       slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
       pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
+      sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
     },
   }, k8sOpts);
 
   new QdrantSnapshots("qdrant-snapshots", {
     namespace: workloads.namespaces.agent,
     cron: sizes.backups.qdrantSnapshotCron,
-    timezone: sizes.schedule.timezone,
+    timezone: config.timeZone,
     replicas: sizes.qdrant.replicas,
     apiKeySecret: workloads.qdrantApiKeySecret,
     bucketName: backups.bucketName,
@@ -207,15 +231,16 @@ export async function buildStack(): Promise<BuiltStack> {
       cacheSecretArn: cache.secretArn,
       ecrRepositoryUrl: registry.repositoryUrl,
       apiUrl: workloads.apiUrl,
-      // With `domain` set: the DNS records that validate its ACM certificate (create them in your zone).
-      ...(config.domain ? { certificateValidationRecords: workloads.certificateValidationRecords } : {}),
       imageDigest: workloads.imageDigest,
-      schedule: describeSchedule(sizes),
+      schedule: describeSchedule(sizes, config.timeZone),
       dbInstanceId: database.instance.identifier,
       cacheReplicationGroupId: prefix,
       backupBucket: backups.bucketName,
       backupVault: backups.vaultName,
       budget: budget.summary,
+      notificationTopicArn: notifications.topicArn,
+      // The memory arithmetic of the stateful pods and the GPU (infra/capacity.ts); `npm run plan` prints it.
+      capacity: capacity.lines,
       grafanaAdminSecret: observability.grafanaAdminSecretName,
       ...(observability.logBucket ? { logBucket: observability.logBucket } : {}),
       ...(ci ? { ciDeployRoleArn: ci.deployRoleArn, ciPreviewRoleArn: ci.previewRoleArn } : {}),

@@ -1,8 +1,11 @@
 // The tier schema: every size a stack can override, with the rules that span sections (off-peak sizes
-// within peak sizes, schedules that fit work hours, backup timing). infra/config.ts merges overrides over
-// a tier and validates the result with `tierSchema`.
+// within peak sizes, schedules that fit work hours, backup timing). The `Tier` type is inferred from it;
+// infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
-import { DAYS, TIER_NAMES, type Tier, type Window } from "./tiers.ts";
+import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowRanges } from "./time.ts";
+
+export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
+export type TierName = (typeof TIER_NAMES)[number];
 
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
@@ -36,6 +39,8 @@ const window = z
 export const tierSchema = z
   .object({
     name: z.enum(TIER_NAMES),
+    /** The tier has GPU nodes (nodeGroups.gpu) and Ollama runs on them: the one answer to "is there a GPU?". */
+    gpu: z.boolean(),
     network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz", "instance"]) }).strict(),
     nodeGroups: z
       .object({ general: nodeGroup, vector: nodeGroup.nullable(), gpu: nodeGroup.nullable(), monitoring: nodeGroup.nullable() })
@@ -89,17 +94,39 @@ export const tierSchema = z
     ollama: z
       .object({
         replicas: count,
-        gpu: z.boolean(),
         models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
+        numParallel: positive.max(16),
+        contextLength: z.number().int().min(512).max(131072),
+        kvCacheType: z.enum(["f16", "q8_0"]),
         storageGb: positive,
         cpuRequest: quantity,
         memoryRequest: quantity,
         memoryLimit: quantity,
       })
-      .strict(),
+      .strict()
+      .superRefine((o, ctx) => {
+        if (o.memoryRequest !== o.memoryLimit) {
+          ctx.addIssue({ code: "custom", path: ["memoryRequest"], message: `${o.memoryRequest} differs from memoryLimit ${o.memoryLimit}; Ollama's requests must equal its limits (Guaranteed QoS, never squeezed)` });
+        }
+      }),
     qdrant: z
-      .object({ replicas: positive, storageGb: positive, cpuRequest: quantity, memoryRequest: quantity, memoryLimit: quantity })
-      .strict(),
+      .object({
+        replicas: positive,
+        replicationFactor: positive,
+        writeConsistency: positive,
+        storageGb: positive,
+        cpuRequest: quantity,
+        memoryRequest: quantity,
+        memoryLimit: quantity,
+      })
+      .strict()
+      .superRefine((q, ctx) => {
+        const issue = (key: string, message: string) => ctx.addIssue({ code: "custom", path: [key], message });
+        if (q.replicationFactor > q.replicas) issue("replicationFactor", `${q.replicationFactor} is above replicas ${q.replicas}; a shard has at most one copy per peer`);
+        else if (q.replicas >= 2 && q.replicationFactor < 2) issue("replicationFactor", `${q.replicationFactor} keeps one copy of each shard on ${q.replicas} peers, so a drain takes data offline; needs >= 2`);
+        if (q.writeConsistency > q.replicationFactor) issue("writeConsistency", `${q.writeConsistency} is above replicationFactor ${q.replicationFactor}; needs 1..replicationFactor`);
+        if (q.memoryRequest !== q.memoryLimit) issue("memoryRequest", `${q.memoryRequest} differs from memoryLimit ${q.memoryLimit}; Qdrant's requests must equal its limits (Guaranteed QoS, never squeezed)`);
+      }),
     monitoring: z
       .object({
         retentionDays: positive,
@@ -114,9 +141,6 @@ export const tierSchema = z
       .strict(),
     schedule: z
       .object({
-        timezone: z.string().superRefine((tz, ctx) => {
-          if (!isIanaTimeZone(tz)) ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC` });
-        }),
         offPeak: window.nullable(),
         // apiMinReplicas >= 1: the API PodDisruptionBudget keeps one pod available, so 0 would block every drain.
         offPeakSizes: z
@@ -132,7 +156,7 @@ export const tierSchema = z
         monthly: z.object({ keepMonths: positive }).strict(),
         qdrantSnapshotCron: z.string().superRefine((expr, ctx) => {
           const parsed = cronFiringMinutes(expr);
-          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: `"${expr}" is not a five-field cron expression: ${parsed}` });
+          if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
         }),
         glacierAfterDays: positive,
         expireAfterDays: positive,
@@ -153,17 +177,23 @@ export const tierSchema = z
     atMost("gpuNodes", t.nodeGroups.gpu?.desired ?? 0, "nodeGroups.gpu.desired");
     atMost("apiMinReplicas", t.api.minReplicas, "api.minReplicas");
     atMost("ollamaReplicas", t.ollama.replicas, "ollama.replicas");
-    if (t.ollama.gpu && !t.nodeGroups.gpu) {
-      ctx.addIssue({ code: "custom", path: ["ollama", "gpu"], message: "true needs a gpu node group; set nodeGroups.gpu or ollama.gpu: false" });
+    if (t.gpu !== (t.nodeGroups.gpu !== null)) {
+      const message = t.gpu
+        ? "true needs a gpu node group; set nodeGroups.gpu or gpu: false"
+        : "false, but nodeGroups.gpu is set; set gpu: true or nodeGroups.gpu: null";
+      ctx.addIssue({ code: "custom", path: ["gpu"], message });
     }
     checkScheduleFits(t, ctx);
   });
+
+export type Tier = z.infer<typeof tierSchema>;
+export type NodeGroupSpec = z.infer<typeof nodeGroup>;
 
 /** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
 function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-  if (offPeak && t.ollama.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
+  if (offPeak && t.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
     issue(["schedule", "offPeakSizes", "gpuNodes"], `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`);
   }
   if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {
@@ -184,77 +214,12 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   }
 }
 
-/** Intl also accepts "utc" or "europe/berlin"; AWS and Kubernetes (Go's tzdata) want the exact spelling. */
-function isIanaTimeZone(tz: string): boolean {
-  try {
-    const canonical = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
-    return tz === canonical || tz.toLowerCase() !== canonical.toLowerCase();
-  } catch {
-    return false;
-  }
-}
-
-// Schedule arithmetic in minutes of the week, Monday 00:00 = 0, all in the tier's time zone.
-const DAY_MINUTES = 24 * 60;
-const WEEK_MINUTES = 7 * DAY_MINUTES;
-
-const toMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
-
-/** A window's occurrences as [start, end) ranges; one ending past midnight runs into the next day. */
-function windowRanges(w: Window): [number, number][] {
-  const start = toMinutes(w.start);
-  const length = (toMinutes(w.end) - start + DAY_MINUTES) % DAY_MINUTES;
-  return w.days.flatMap((day): [number, number][] => {
-    const s = DAYS.indexOf(day) * DAY_MINUTES + start;
-    const e = s + length;
-    return e <= WEEK_MINUTES ? [[s, e]] : [[s, WEEK_MINUTES], [0, e - WEEK_MINUTES]];
-  });
-}
-
-function describeWindow(w: Window): string {
-  return `${w.days.join(",")} ${w.start}-${w.end}`;
-}
-
-const CRON_FIELDS = [
-  { name: "minute", min: 0, max: 59 },
-  { name: "hour", min: 0, max: 23 },
-  { name: "day of month", min: 1, max: 31 },
-  { name: "month", min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], first: 1 },
-  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], first: 0 },
-];
-
-/**
- * The minutes of the week a five-field cron can fire at, or why it is not one. Day of month and month are
- * checked but not followed: a cron restricted by them is taken to fire on any day, which is the safe side
- * for "does it ever fire outside work hours".
- */
+/** The minutes of the week a five-field cron fires at (time.ts, croner), or why it is not one. */
 function cronFiringMinutes(expr: string): number[] | string {
-  const parts = expr.trim().split(/\s+/);
-  if (parts.length !== 5) return `has ${parts.length} fields; needs minute hour day-of-month month day-of-week`;
-  const values: number[][] = [];
-  for (const [i, field] of CRON_FIELDS.entries()) {
-    const parsed = cronField(parts[i].toUpperCase(), field);
-    if (typeof parsed === "string") return `${field.name} "${parts[i]}" ${parsed}`;
-    values.push(parsed);
+  try {
+    return firingMinutesOfWeek(expr);
+  } catch (err) {
+    if (err instanceof CronError) return err.message;
+    throw err;
   }
-  const [minutes, hours, , , weekdays] = values;
-  const anyDay = parts[2] !== "*" || parts[4] === "*";
-  const days = anyDay ? [0, 1, 2, 3, 4, 5, 6] : [...new Set(weekdays.map((d) => (d + 6) % 7))]; // cron 0/7 = Sunday
-  return days.flatMap((d) => hours.flatMap((h) => minutes.map((m) => d * DAY_MINUTES + h * 60 + m)));
-}
-
-function cronField(text: string, f: (typeof CRON_FIELDS)[number]): number[] | string {
-  const value = (v: string) => (f.names?.includes(v) ? f.names.indexOf(v) + f.first! : /^\d+$/.test(v) ? Number(v) : NaN);
-  const out: number[] = [];
-  for (const item of text.split(",")) {
-    const m = /^(\*|(\w+)(?:-(\w+))?)(?:\/(\d+))?$/.exec(item);
-    if (!m) return "is not a number, range, list or step";
-    const lo = m[1] === "*" ? f.min : value(m[2]);
-    const hi = m[1] === "*" ? f.max : m[3] !== undefined ? value(m[3]) : m[4] !== undefined ? f.max : lo;
-    const step = m[4] === undefined ? 1 : Number(m[4]);
-    if (![lo, hi].every((v) => Number.isInteger(v) && v >= f.min && v <= f.max)) return `is outside ${f.min}-${f.max}`;
-    if (lo > hi || step < 1) return "has an empty range or a step below 1";
-    for (let v = lo; v <= hi; v += step) out.push(v);
-  }
-  return out;
 }

@@ -11,110 +11,27 @@
 //   G002-BACKUP  002 "Backup & Recovery": "Retention: 7 daily, 4 weekly, 12 monthly"
 // A stack overrides any single value with `agent-stack:overrides` (see infra/config.ts).
 
-export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
-export type TierName = (typeof TIER_NAMES)[number];
+import { DAYS, type Day } from "./time.ts";
+import { type NodeGroupSpec, type Tier, TIER_NAMES, type TierName } from "./tier-schema.ts";
 
-export const DAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] as const;
-export type Day = (typeof DAYS)[number];
+// The shape and its rules live in tier-schema.ts (the Tier type is inferred from the schema); the values here.
+export { DAYS, type Day, type NodeGroupSpec, type Tier, TIER_NAMES, type TierName };
+export type { Window } from "./time.ts";
 
-export interface NodeGroupSpec {
-  instanceTypes: string[];
-  capacityType: "ON_DEMAND" | "SPOT";
-  min: number;
-  desired: number;
-  max: number;
-  diskGb: number;
-}
-
-/** A recurring window, local time in the schedule's time zone; end may be past midnight (end < start). */
-export interface Window {
-  days: Day[];
-  start: string;
-  end: string;
-}
-
-export interface Tier {
-  name: TierName;
-  /** NAT: a gateway per AZ, one gateway, or one NAT instance (dev: ~$7 instead of ~$37 a month). */
-  network: { azCount: number; natGateways: "single" | "perAz" | "instance" };
-  /** null: the group does not exist in this tier. */
-  nodeGroups: {
-    general: NodeGroupSpec;
-    vector: NodeGroupSpec | null;
-    gpu: NodeGroupSpec | null;
-    monitoring: NodeGroupSpec | null;
-  };
-  database: {
-    instanceClass: string;
-    allocatedStorageGb: number;
-    maxAllocatedStorageGb: number;
-    multiAz: boolean;
-    readReplicas: number;
-    /** Replicas serve session reads only; the Multi-AZ standby, not a replica, takes over on failure. */
-    replicaInstanceClass: string;
-    backupRetentionDays: number;
-    performanceInsights: boolean;
-    deletionProtection: boolean;
-    maxConnections: number;
-  };
-  cache: { nodeType: string; nodes: number; snapshotRetentionDays: number };
-  registry: { keepImages: number };
-  api: {
-    minReplicas: number;
-    maxReplicas: number;
-    cpuRequest: string;
-    memoryRequest: string;
-    cpuLimit: string;
-    memoryLimit: string;
-  };
-  ollama: {
-    replicas: number;
-    gpu: boolean;
-    models: { small: string; default: string; large: string; embed: string };
-    storageGb: number;
-    cpuRequest: string;
-    memoryRequest: string;
-    memoryLimit: string;
-  };
-  qdrant: { replicas: number; storageGb: number; cpuRequest: string; memoryRequest: string; memoryLimit: string };
-  monitoring: {
-    retentionDays: number;
-    prometheusStorageGb: number;
-    prometheusReplicas: number;
-    prometheusCpuRequest: string;
-    prometheusMemoryRequest: string;
-    prometheusMemoryLimit: string;
-    lokiMode: "singleBinary" | "s3";
-    lokiRetentionDays: number;
-  };
-  schedule: {
-    /** IANA time zone the windows are read in. */
-    timezone: string;
-    /** Daily scale-down window with the sizes below (G000-OFFPEAK); null: none. */
-    offPeak: Window | null;
-    offPeakSizes: { generalNodes: number; gpuNodes: number; apiMinReplicas: number; ollamaReplicas: number };
-    /** Dev: the whole environment is off outside these hours (node groups to zero, RDS stopped). */
-    workHoursOnly: Window | null;
-  };
-  backups: {
-    daily: { keepDays: number };
-    weekly: { keepWeeks: number };
-    monthly: { keepMonths: number };
-    /** Five-field cron of the Qdrant snapshot CronJob, in schedule.timezone; with workHoursOnly it must fire inside them. */
-    qdrantSnapshotCron: string;
-    glacierAfterDays: number;
-    expireAfterDays: number;
-  };
-  budget: { monthlyUsd: number };
-  /** The guide's own monthly figure for this size, shown beside our estimate. */
-  guide: { monthlyUsd: number; reference: string };
-}
+/** The instance type of every NAT instance (network.natGateways "instance"; platform/nat-instance.ts). */
+export const NAT_INSTANCE_TYPE = "t4g.nano";
 
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
 
-// Models: Ollama tags. Dev runs on CPU, so it gets the smallest useful chat model.
-const GPU_MODELS = { small: "llama3.2:3b", default: "llama3.1:8b", large: "qwen2.5:32b", embed: "nomic-embed-text" };
+// Models: Ollama tags. Dev runs on CPU, so it gets the smallest useful chat model. On a GPU, all four stay
+// resident on one 24 GB A10G: qwen2.5:32b (20 GB of weights) cannot share it with the others and their KV
+// caches, so the large route uses qwen2.5:14b (9 GB); infra/capacity.ts checks the sum at plan time.
+const GPU_MODELS = { small: "llama3.2:3b", default: "llama3.1:8b", large: "qwen2.5:14b", embed: "nomic-embed-text" };
+// Guide 000 "Docker Compose": OLLAMA_NUM_PARALLEL=4. 4096 tokens of context per request; the q8_0 KV cache
+// (half of f16) is what lets 4 models x 4 requests x 4096 tokens fit beside their weights.
+const GPU_SERVING = { numParallel: 4, contextLength: 4096, kvCacheType: "q8_0" } as const;
+const CPU_SERVING = { numParallel: 2, contextLength: 4096, kvCacheType: "f16" } as const;
 const CPU_MODELS = { small: "qwen2.5:0.5b", default: "qwen2.5:1.5b", large: "qwen2.5:1.5b", embed: "nomic-embed-text" };
 
 // G002-BACKUP: 7 daily, 4 weekly, 12 monthly in every tier; AWS Backup storage is cheap next to losing data.
@@ -125,6 +42,7 @@ export const TIERS: Record<TierName, Tier> = {
   // it gets as close as a managed cluster allows: one node, burstable db/cache, off nights and weekends.
   dev: {
     name: "dev",
+    gpu: false,
     // A NAT instance, not a gateway: nodes stay in private subnets (the policies forbid public node IPs); egress
     // (image pulls, model downloads) depends on one t4g.nano in one AZ (platform/nat-instance.ts).
     network: { azCount: 2, natGateways: "instance" },
@@ -152,14 +70,14 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.t4g.micro", nodes: 1, snapshotRetentionDays: 1 },
     registry: { keepImages: 10 },
     api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
-    ollama: { replicas: 1, gpu: false, models: CPU_MODELS, storageGb: 20, cpuRequest: "1", memoryRequest: "3Gi", memoryLimit: "6Gi" },
-    qdrant: { replicas: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "512Mi", memoryLimit: "2Gi" },
+    // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
+    ollama: { replicas: 1, models: CPU_MODELS, ...CPU_SERVING, storageGb: 20, cpuRequest: "1", memoryRequest: "5Gi", memoryLimit: "5Gi" },
+    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "1Gi", memoryLimit: "1Gi" },
     monitoring: {
       retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7,
       prometheusReplicas: 1, prometheusCpuRequest: "200m", prometheusMemoryRequest: "512Mi", prometheusMemoryLimit: "1Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: null,
       offPeakSizes: { generalNodes: 1, gpuNodes: 0, apiMinReplicas: 1, ollamaReplicas: 1 },
       workHoursOnly: { days: WEEKDAYS, start: "08:00", end: "20:00" },
@@ -173,6 +91,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-SIZES "Small Production: 3-5 servers, 1 GPU, $2,000/month"; node sizes from G000-HW-MIN.
   small: {
     name: "small",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       // G000-HW-MIN "API Servers (3x): CPU 4 cores, RAM 8GB, Storage 50GB" -> c6i.xlarge (4 vCPU / 8 GiB).
@@ -203,15 +122,15 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 30 },
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
-    ollama: { replicas: 1, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "28Gi" },
-    qdrant: { replicas: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "8Gi", memoryLimit: "24Gi" },
+    // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
+    ollama: { replicas: 1, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "2", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "27Gi", memoryLimit: "27Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14,
       // One t3.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
       prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "2Gi", prometheusMemoryLimit: "3Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
       offPeakSizes: { generalNodes: 2, gpuNodes: 1, apiMinReplicas: 2, ollamaReplicas: 1 },
       workHoursOnly: null,
@@ -224,6 +143,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-AWS (~$5,680/month) and G000-HW-MED.
   medium: {
     name: "medium",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5": the Graviton c7g.2xlarge has the same 8 vCPU / 16 GiB for
@@ -257,17 +177,16 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    // Models (qwen2.5:32b 20 GB, llama3.1:8b 4.9 GB, llama3.2:3b 2 GB, nomic-embed-text) take ~27 GB: 100 GiB each.
-    // Memory within a g5.2xlarge's 32 GiB: the weights live in the A10G's 24 GB.
-    ollama: { replicas: 2, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "4", memoryRequest: "16Gi", memoryLimit: "28Gi" },
+    ollama: { replicas: 2, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
-    qdrant: { replicas: 3, storageGb: 500, cpuRequest: "2", memoryRequest: "16Gi", memoryLimit: "56Gi" },
+    // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
+    // available while a peer is down. Requests == limits on the 64 GiB r6i.2xlarge (infra/capacity.ts).
+    qdrant: { replicas: 3, replicationFactor: 2, writeConsistency: 1, storageGb: 500, cpuRequest: "2", memoryRequest: "56Gi", memoryLimit: "56Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 100, lokiMode: "s3", lokiRetentionDays: 30, // G000-PROM
       prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "3Gi", prometheusMemoryLimit: "4Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
       // G000-OFFPEAK "api_replicas: 2 (down from 5)", "ollama_replicas: 1 (down from 3)".
       offPeakSizes: { generalNodes: 2, gpuNodes: 1, apiMinReplicas: 2, ollamaReplicas: 1 },
@@ -281,6 +200,7 @@ export const TIERS: Record<TierName, Tier> = {
   // G000-SIZES "Large Production: 20+ servers, 6+ GPUs, $10,000+/month": medium scaled up.
   large: {
     name: "large",
+    gpu: true,
     network: { azCount: 3, natGateways: "perAz" },
     nodeGroups: {
       general: { instanceTypes: ["c7g.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 50 },
@@ -304,15 +224,15 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 6, gpu: true, models: GPU_MODELS, storageGb: 100, cpuRequest: "4", memoryRequest: "16Gi", memoryLimit: "28Gi" },
-    qdrant: { replicas: 5, storageGb: 1000, cpuRequest: "4", memoryRequest: "48Gi", memoryLimit: "112Gi" },
+    ollama: { replicas: 6, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    // Three copies, two acknowledgements: a write survives one peer down and is on a majority.
+    qdrant: { replicas: 5, replicationFactor: 3, writeConsistency: 2, storageGb: 1000, cpuRequest: "4", memoryRequest: "56Gi", memoryLimit: "56Gi" },
     monitoring: {
       retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,
       // Two t3.xlarge monitoring nodes: one Prometheus replica on each.
       prometheusReplicas: 2, prometheusCpuRequest: "1", prometheusMemoryRequest: "6Gi", prometheusMemoryLimit: "8Gi",
     },
     schedule: {
-      timezone: "UTC",
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" },
       offPeakSizes: { generalNodes: 4, gpuNodes: 2, apiMinReplicas: 4, ollamaReplicas: 2 },
       workHoursOnly: null,
@@ -327,7 +247,16 @@ export function isTierName(name: string | undefined): name is TierName {
   return (TIER_NAMES as readonly string[]).includes(name ?? "");
 }
 
-/** The tier a plan or report names, if it is one of ours. */
-export function tierNamed(name: string | undefined): Tier | undefined {
-  return isTierName(name) ? TIERS[name] : undefined;
+
+/** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with: the policy pack's allow-list. */
+export function instanceTypeAllowList(tier: TierName): string[] {
+  const upTo = TIER_NAMES.slice(0, TIER_NAMES.indexOf(tier) + 1).map((t) => TIERS[t]);
+  const types = upTo.flatMap((t) => [
+    ...Object.values(t.nodeGroups).flatMap((g) => g?.instanceTypes ?? []),
+    t.database.instanceClass,
+    t.database.replicaInstanceClass,
+    t.cache.nodeType,
+    ...(t.network.natGateways === "instance" ? [NAT_INSTANCE_TYPE] : []),
+  ]);
+  return [...new Set(types)].sort();
 }

@@ -11,12 +11,10 @@ import type {
   PolicyResourceOptions,
   ResourceValidationArgs,
   ResourceValidationPolicy,
-  StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
-import { PROJECT } from "../infra/config.ts";
-import { MOCK_ACCOUNT_ID } from "../infra/plan/mocks.ts";
 import type { CostReport, Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
+import type { OfflineStackArgs } from "./lib/offline-args.ts";
 import { resolvePackConfig } from "./lib/pack-config.ts";
 import { asArray } from "./lib/values.ts";
 import { policies as packPolicies } from "./policies/index.ts";
@@ -26,14 +24,11 @@ export interface RunPoliciesOptions {
   config?: PolicyPackConfig;
   /** Policies to run; default: the whole pack. */
   policies?: Policies;
-  /** The plan's cost when it is already estimated (infra/plan/review.ts); stack policies get it as `cost`. */
+  /** The plan's cost when it is already estimated (infra/review/review.ts); stack policies get it as `cost`. */
   cost?: CostReport;
 }
 
-/** What the offline runner hands a stack policy: the engine's arguments, plus the plan's cost when known. */
-export interface OfflineStackArgs extends StackValidationArgs {
-  cost?: CostReport;
-}
+export type { OfflineStackArgs };
 
 class NotApplicable extends Error {}
 
@@ -41,7 +36,8 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
   const policies = opts.policies ?? packPolicies;
   const configs = resolvePackConfig(policies, opts.config);
   const resources = toPolicyResources(plan);
-  const stackUrn = `urn:pulumi:${plan.stack}::${PROJECT}::pulumi:pulumi:Stack::${PROJECT}-${plan.stack}`;
+  const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(plan.resources[0]?.urn ?? "")?.[1] ?? "project";
+  const stackUrn = `urn:pulumi:${plan.stack}::${project}::pulumi:pulumi:Stack::${project}-${plan.stack}`;
   const violations: PolicyViolation[] = [];
 
   for (const policy of policies) {
@@ -59,7 +55,7 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
     };
 
     if (isStackPolicy(policy)) {
-      const args: OfflineStackArgs = { ...common, resources, cost: opts.cost };
+      const args: OfflineStackArgs = { ...common, resources, cost: opts.cost, planConfig: plan.config ?? undefined };
       call(policy, stackUrn, () => policy.validateStack(args, reporter(stackUrn)));
       continue;
     }
@@ -138,15 +134,16 @@ export function toPolicyResources(plan: Plan): PolicyResource[] {
     };
   });
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
-  const byIdentifier = identifierIndex(plan, resources);
   plan.resources.forEach((planned, i) => {
     const resource = resources[i];
     resource.parent = planned.parent ? byUrn.get(planned.parent) : undefined;
-    for (const [key, value] of Object.entries(planned.inputs)) {
-      const deps = [...new Set(stringsIn(value).flatMap((s) => byIdentifier.get(s) ?? []))].filter((d) => d !== resource);
+    // The dependencies the plan recorded (the harness reads them from the engine's register requests).
+    for (const [key, urns] of Object.entries(planned.propertyDependencies ?? {})) {
+      const deps = [...new Set(urns.flatMap((u) => byUrn.get(u) ?? []))].filter((d) => d !== resource);
       if (deps.length > 0) resource.propertyDependencies[key] = deps;
     }
-    resource.dependencies = [...new Set(Object.values(resource.propertyDependencies).flat())];
+    const all = [...Object.values(resource.propertyDependencies).flat(), ...(planned.dependsOn ?? []).flatMap((u) => byUrn.get(u) ?? [])];
+    resource.dependencies = [...new Set(all)].filter((d) => d !== resource);
   });
   return resources;
 }
@@ -160,30 +157,4 @@ function optionsOf(r: PlannedResource): PolicyResourceOptions {
     additionalSecretOutputs: [],
     parent: r.parent,
   };
-}
-
-/**
- * The values another resource's input holds when it refers to a resource: its id and arn as PlanMocks makes
- * them up (infra/plan/mocks.ts: `${name}-id`, `arn:aws:mock:<region>:<account>:<Type>/<name>`), and its
- * physical name when set. The engine knows property dependencies; the offline plan recovers them this way.
- */
-function identifierIndex(plan: Plan, resources: PolicyResource[]): Map<string, PolicyResource[]> {
-  const index = new Map<string, PolicyResource[]>();
-  const add = (key: unknown, r: PolicyResource) => {
-    if (typeof key === "string" && key !== "") index.set(key, [...(index.get(key) ?? []), r]);
-  };
-  plan.resources.forEach((planned, i) => {
-    const r = resources[i];
-    add(`${planned.name}-id`, r);
-    add(`arn:aws:mock:${plan.region}:${MOCK_ACCOUNT_ID}:${planned.type.split(":").pop()}/${planned.name}`, r);
-    for (const key of ["name", "bucket", "identifier", "clusterIdentifier"]) add(planned.inputs[key], r);
-  });
-  return index;
-}
-
-function stringsIn(value: unknown): string[] {
-  if (typeof value === "string") return [value];
-  if (Array.isArray(value)) return value.flatMap(stringsIn);
-  if (typeof value === "object" && value !== null) return Object.values(value).flatMap(stringsIn);
-  return [];
 }

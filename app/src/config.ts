@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 const urlWithProtocol = (...protocols: string[]) =>
@@ -20,6 +21,25 @@ const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
     .max(max, { error: `must be <= ${max}` })
     .default(fallback);
 
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"], { error: "must be true or false" })
+    .default(fallback ? "true" : "false")
+    .transform((v) => v === "true" || v === "1");
+
+/** A readable file's contents (e.g. a CA bundle), read once at start-up. */
+const fileContents = z
+  .string()
+  .min(1, { error: "must be a file path" })
+  .transform((file, ctx) => {
+    try {
+      return { file, contents: readFileSync(file, "utf8") };
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"}: ${file})` });
+      return z.NEVER;
+    }
+  });
+
 const required = z.string({ error: "is required" }).trim().min(1, { error: "is required" });
 
 const keyList = z
@@ -31,14 +51,26 @@ const keyList = z
 /** Every environment variable the app reads. Defaults are for tunables only; connection strings and models are required. */
 export const envSchema = z.object({
   DATABASE_URL: urlWithProtocol("postgres:", "postgresql:"),
+  /** Owner role for migrations (DDL); DATABASE_URL's runtime role then needs DML only. Defaults to DATABASE_URL. */
+  DATABASE_MIGRATE_URL: urlWithProtocol("postgres:", "postgresql:").optional(),
+  /** PEM CA bundle: both database URLs connect over TLS with certificate and host name verified (verify-full). */
+  DATABASE_CA_FILE: fileContents.optional(),
   REDIS_URL: urlWithProtocol("redis:", "rediss:"),
   /** ElastiCache AUTH token when it is not embedded in REDIS_URL. */
   REDIS_PASSWORD: z.string().optional(),
   QDRANT_URL: urlWithProtocol("http:", "https:"),
   QDRANT_API_KEY: z.string().optional(),
   QDRANT_COLLECTION: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "must match [A-Za-z0-9_-]{1,64}" }).default("documents"),
+  /** Copies of each shard when the app creates the collection (Qdrant `replication_factor`). */
+  QDRANT_REPLICATION_FACTOR: int(1, 1, 100),
+  /** Replicas that must acknowledge a write (Qdrant `write_consistency_factor`); at most the replication factor. */
+  QDRANT_WRITE_CONSISTENCY: int(1, 1, 100),
   OLLAMA_URL: urlWithProtocol("http:", "https:"),
   PORT: int(8080, 0, 65535),
+  /** /metrics (and readiness details) listen here, never on PORT, which the load balancer exposes. */
+  METRICS_PORT: int(9464, 0, 65535),
+  /** Serve /docs and /openapi.json on PORT. */
+  DOCS_ENABLED: bool(false),
   HOST: z.string().default("0.0.0.0"),
   /** Comma-separated bootstrap keys with the `query` scope. */
   API_KEYS: keyList.refine((keys) => keys.length > 0, { error: "is required (comma-separated keys)" }),
@@ -55,7 +87,9 @@ export const envSchema = z.object({
   QDRANT_TIMEOUT_MS: int(5_000, 50),
   REDIS_COMMAND_TIMEOUT_MS: int(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),
-  DB_CONNECT_TIMEOUT_MS: int(5_000, 100),
+  DB_CONNECT_TIMEOUT_MS: int(2_000, 100),
+  /** Deadline of one database statement; past it (or with Postgres unreachable) a request is a 503. */
+  DB_QUERY_TIMEOUT_MS: int(1_000, 50),
   READY_PROBE_TIMEOUT_MS: int(1_000, 50),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
@@ -68,13 +102,26 @@ export const envSchema = z.object({
   CHUNK_OVERLAP_CHARS: int(150, 0),
 });
 
+const checkedSchema = envSchema.superRefine((env, ctx) => {
+  if (env.QDRANT_WRITE_CONSISTENCY > env.QDRANT_REPLICATION_FACTOR) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["QDRANT_WRITE_CONSISTENCY"],
+      message: `must be <= QDRANT_REPLICATION_FACTOR (${env.QDRANT_REPLICATION_FACTOR})`,
+    });
+  }
+  if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    ctx.addIssue({ code: "custom", path: ["METRICS_PORT"], message: "must differ from PORT (PORT is public, metrics are not)" });
+  }
+});
+
 export type Config = z.infer<typeof envSchema>;
 
 export class ConfigError extends Error {}
 
 /** Parses the environment; throws ConfigError with one line naming each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const result = envSchema.safeParse(env);
+  const result = checkedSchema.safeParse(env);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`);
   throw new ConfigError(`invalid environment: ${problems.join("; ")}`);

@@ -1,7 +1,11 @@
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
+import { isStorable, UNSTORABLE_MESSAGE } from "./text.ts";
 
 /** Guide 003: questions longer than this are refused. */
 export const MAX_QUERY_CHARS = 5000;
+
+/** Every free-text request field: Postgres refuses NUL and lone surrogates, so they are a 400 naming the field. */
+const text = () => z.string().refine(isStorable, { error: UNSTORABLE_MESSAGE });
 
 const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const idMessage = "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'";
@@ -14,8 +18,8 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
-const filterValue = z.union([z.string().max(256), z.number().int(), z.boolean()]);
-const filterList = z.array(z.union([z.string().max(256), z.number().int()])).min(1).max(100);
+const filterValue = z.union([text().max(256), z.number().int(), z.boolean()]);
+const filterList = z.array(z.union([text().max(256), z.number().int()])).min(1).max(100);
 
 export const FilterSchema = z
   .record(metadataKey, z.union([filterValue, filterList]))
@@ -27,8 +31,7 @@ export const FilterSchema = z
 
 export const QueryRequestSchema = z
   .strictObject({
-    query: z
-      .string()
+    query: text()
       .max(MAX_QUERY_CHARS, { error: `must be at most ${MAX_QUERY_CHARS} characters` })
       .trim()
       .min(1, { error: "must not be empty" }),
@@ -56,18 +59,17 @@ export const QueryResponseSchema = z
   .openapi("QueryResponse");
 
 const metadataValue = z.union([
-  z.string().max(1000),
+  text().max(1000),
   z.number(),
   z.boolean(),
-  z.array(z.union([z.string().max(256), z.number()])).max(100),
+  z.array(z.union([text().max(256), z.number()])).max(100),
 ]);
 
 export const DocumentSchema = z
   .strictObject({
     id: z.string().regex(idPattern, { error: idMessage }).optional(),
-    title: z.string().max(500).optional(),
-    text: z
-      .string()
+    title: text().max(500).optional(),
+    text: text()
       .max(1_000_000)
       .refine((t) => t.trim().length > 0, { error: "must not be empty" }),
     metadata: z
@@ -117,10 +119,10 @@ export const SessionResponseSchema = z
 
 export const FeedbackRequestSchema = z
   .strictObject({
-    request_id: z.string().min(1).max(255),
+    request_id: text().min(1).max(255),
     quality_score: z.number().int().min(1).max(5),
     is_correct: z.boolean().optional(),
-    comment: z.string().max(5000).optional(),
+    comment: text().max(5000).optional(),
   })
   .openapi("FeedbackRequest");
 
@@ -142,7 +144,10 @@ export const CheckSchema = z.object({
 });
 
 export const ReadySchema = z
-  .object({ status: z.enum(["ready", "degraded", "not_ready"]), checks: z.record(z.string(), CheckSchema) })
+  .object({
+    status: z.enum(["ready", "degraded", "not_ready"]),
+    checks: z.record(z.string(), CheckSchema).optional().openapi({ description: "Per dependency: on METRICS_PORT only" }),
+  })
   .openapi("Readiness");
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({

@@ -54,19 +54,26 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   );
   app.use("/api/v1/admin/*", requireScope("admin"));
 
-  registerHealthRoutes(app, { probes: deps.probes, probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS, metrics, isShuttingDown: deps.isShuttingDown });
+  registerHealthRoutes(app, {
+    probes: deps.probes,
+    probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
+    isShuttingDown: deps.isShuttingDown,
+    docsEnabled: config.DOCS_ENABLED,
+  });
   registerQueryRoutes(app, deps.rag, log);
   registerDocumentRoutes(app, deps.rag);
   registerSessionRoutes(app, deps.store);
   registerFeedbackRoutes(app, deps.store);
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
-    type: "http",
-    scheme: "bearer",
-    description: "An API key from API_KEYS, ADMIN_API_KEYS or the api_keys table",
-  });
-  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "Agent API", version: pkg.version } });
-  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+  if (config.DOCS_ENABLED) {
+    app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+      type: "http",
+      scheme: "bearer",
+      description: "An API key from API_KEYS, ADMIN_API_KEYS or the api_keys table",
+    });
+    app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "Agent API", version: pkg.version } });
+    app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+  }
 
   app.notFound(notFound);
   app.onError(onError(log));

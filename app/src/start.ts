@@ -1,14 +1,14 @@
 import { fileURLToPath } from "node:url";
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
 import type { Config } from "./config.ts";
+import { listenHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createAuthenticator } from "./middleware/auth.ts";
+import { buildOpsApp } from "./ops.ts";
 import { buildApp } from "./server.ts";
 import { createCache } from "./services/cache.ts";
-import { createDb, migrate } from "./services/db.ts";
+import { createCorpusVersion } from "./services/corpus.ts";
+import { createDb, migrate, type Sql } from "./services/db.ts";
 import { createOllama } from "./services/ollama.ts";
 import { createQdrant } from "./services/qdrant.ts";
 import { createRag } from "./services/rag.ts";
@@ -21,14 +21,30 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta
 export interface RunningServer {
   url: string;
   port: number;
+  /** The METRICS_PORT listener: /metrics and detailed readiness. */
+  metricsUrl: string;
   /** Stops accepting, lets in-flight requests finish (at most `graceMs`), then closes Postgres and Redis. */
   close(graceMs?: number): Promise<void>;
+}
+
+/** Migrations run as DATABASE_MIGRATE_URL's role (DDL) when set, so DATABASE_URL's role needs DML only. */
+async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<void> {
+  const owner = config.DATABASE_MIGRATE_URL
+    ? createDb(config.DATABASE_MIGRATE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca: config.DATABASE_CA_FILE?.contents })
+    : sql;
+  try {
+    const applied = await migrate(owner, MIGRATIONS_DIR);
+    log.info({ applied, role: config.DATABASE_MIGRATE_URL ? "DATABASE_MIGRATE_URL" : "DATABASE_URL" }, "migrations done");
+  } finally {
+    if (owner !== sql) await owner.end({ timeout: 5 });
+  }
 }
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
-  const sql = createDb(config.DATABASE_URL, { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS });
+  const ca = config.DATABASE_CA_FILE?.contents;
+  const sql = createDb(config.DATABASE_URL, { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
   const cache = createCache({
     url: config.REDIS_URL,
     password: config.REDIS_PASSWORD,
@@ -36,15 +52,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     log,
   });
+  const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
+  let corpus;
   try {
-    const applied = await migrate(sql, MIGRATIONS_DIR);
-    log.info({ applied }, "migrations done");
+    await runMigrations(config, sql, log);
+    corpus = await createCorpusVersion(sql, store, log);
   } catch (err) {
     await Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
     throw err;
   }
 
-  const store = createStore(sql);
   const ollama = createOllama({
     url: config.OLLAMA_URL,
     timeoutMs: config.OLLAMA_TIMEOUT_MS,
@@ -56,54 +73,49 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     url: config.QDRANT_URL,
     apiKey: config.QDRANT_API_KEY,
     collection: config.QDRANT_COLLECTION,
+    replicationFactor: config.QDRANT_REPLICATION_FACTOR,
+    writeConsistencyFactor: config.QDRANT_WRITE_CONSISTENCY,
     timeoutMs: config.QDRANT_TIMEOUT_MS,
     metrics,
   });
   let shuttingDown = false;
-  const app = buildApp({
-    config,
-    log,
-    metrics,
-    store,
-    rag: createRag({ config, store, cache, ollama, qdrant, metrics, log }),
-    rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
-    authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
+  const health = {
     probes: {
       postgres: { critical: true, check: () => store.ping() },
       redis: { critical: false, check: () => cache.ping() },
       qdrant: { critical: false, check: () => qdrant.ready() },
       ollama: { critical: false, check: () => ollama.version() },
     },
+    probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
     isShuttingDown: () => shuttingDown,
+  };
+  const app = buildApp({
+    config,
+    log,
+    metrics,
+    store,
+    rag: createRag({ config, store, cache, corpus, ollama, qdrant, metrics, log }),
+    rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
+    authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
+    probes: health.probes,
+    isShuttingDown: health.isShuttingDown,
   });
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
-    s.once("error", reject);
-  });
-  const port = (server.address() as AddressInfo).port;
+  const main = await listenHttp(app.fetch, { port: config.PORT, host: config.HOST, metrics, log });
+  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { port: config.METRICS_PORT, host: config.HOST, metrics, log });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
-  log.info({ port }, "listening");
+  log.info({ port: main.port, metrics_port: ops.port }, "listening");
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
-    port,
+    url: `http://${host}:${main.port}`,
+    port: main.port,
+    metricsUrl: `http://${host}:${ops.port}`,
     close(graceMs = config.SHUTDOWN_TIMEOUT_MS) {
       closing ??= (async () => {
         shuttingDown = true;
-        const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<"timeout">((resolve) => {
-          timer = setTimeout(() => resolve("timeout"), graceMs);
-        });
-        if ((await Promise.race([drained, timedOut])) === "timeout") {
-          log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
-          server.closeAllConnections();
-          await drained;
-        }
-        clearTimeout(timer);
+        if (await main.close(graceMs)) log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
+        await ops.close(0);
         await Promise.allSettled([sql.end({ timeout: 5 }), cache.close()]);
         log.info("stopped");
       })();

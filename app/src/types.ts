@@ -1,3 +1,4 @@
+import type { HttpBindings } from "@hono/node-server";
 import type { RequestIdVariables } from "hono/request-id";
 
 /** Who is calling: `id` is derived from the key (never the key itself) and names the caller in Redis and Postgres. */
@@ -6,4 +7,5 @@ export interface Principal {
   scopes: ReadonlySet<string>;
 }
 
-export type AppEnv = { Variables: RequestIdVariables & { principal: Principal } };
+/** Bindings are absent when the app is called without Node's server (app.request in a unit test). */
+export type AppEnv = { Bindings: Partial<HttpBindings>; Variables: RequestIdVariables & { principal: Principal } };

@@ -1,6 +1,6 @@
-// The budget guard: the estimate (with schedules) against --max-monthly, or the tier's budget from infra/tiers.ts.
-import type { CostReport } from "../plan/types.ts";
-import { tierNamed } from "../tiers.ts";
+// The budget guard: the estimate (with schedules) against --max-monthly, or the budget the plan carries
+// (the stack's resolved `budget.monthlyUsd`, overrides included).
+import type { CostEstimate } from "./estimate.ts";
 import { money } from "./render.ts";
 
 export interface BudgetCheck {
@@ -9,11 +9,10 @@ export interface BudgetCheck {
   message: string;
 }
 
-export function budgetCheck(cost: CostReport, tier: string, maxMonthlyUsd?: number): BudgetCheck {
-  const tierBudget = tierNamed(tier)?.budget.monthlyUsd;
-  const limitUsd = maxMonthlyUsd ?? tierBudget;
-  const source = maxMonthlyUsd !== undefined ? "--max-monthly" : `the budget of tier ${tier} (infra/tiers.ts; --max-monthly overrides)`;
-  if (limitUsd === undefined) return { limitUsd, over: false, message: `no budget to check: tier "${tier}" is unknown and no --max-monthly was given` };
+export function budgetCheck(cost: Pick<CostEstimate, "monthlyUsd" | "onDemandMonthlyUsd" | "unpriced" | "budget" | "stack">, maxMonthlyUsd?: number): BudgetCheck {
+  const limitUsd = maxMonthlyUsd ?? cost.budget?.monthlyUsd;
+  const source = maxMonthlyUsd !== undefined ? "--max-monthly" : `the budget of stack ${cost.stack} (config budget.monthlyUsd; --max-monthly overrides)`;
+  if (limitUsd === undefined) return { limitUsd, over: false, message: "no budget to check: the plan carries no budget (config.budget) and no --max-monthly was given" };
   const estimate = `estimated ${money(cost.monthlyUsd)}/month (with schedules; ${money(cost.onDemandMonthlyUsd)} on-demand)`;
   const over = cost.monthlyUsd > limitUsd;
   const unpriced = cost.unpriced.length ? `; ${cost.unpriced.length} unpriced resource(s) are not included` : "";

@@ -118,6 +118,7 @@ export const CATALOG: Record<string, CatalogEntry> = {
   "aws:sns/topicSubscription:TopicSubscription": { free: FREE_CONFIG },
   "aws:sns/topicPolicy:TopicPolicy": { free: FREE_CONFIG },
   "aws:budgets/budget:Budget": { free: "AWS Budgets without actions are free" },
+  "aws:costexplorer/costAllocationTag:CostAllocationTag": { free: "activating a cost allocation tag is free" },
 
   // Kubernetes objects: workloads run on the node groups; only volumes and load balancers cost
   "kubernetes:apps/v1:StatefulSet": { price: statefulSet },

@@ -1,14 +1,12 @@
 // estimateCost: prices every resource of a plan through the catalog. Each resource ends up in exactly one of
 // items (priced), free (by catalog reason) or unpriced (with the reason); nothing is silently $0.
-import { PROJECT } from "../config.ts";
 import type { CostItem, CostReport, Plan, PlannedResource } from "../plan/types.ts";
-import { tierNamed, type TierName } from "../tiers.ts";
 import { catalogEntry } from "./catalog.ts";
 import { Unpriceable } from "./inputs.ts";
 import { cents, isFree, type PricingContext } from "./model.ts";
 import { HOURS_PER_MONTH, loadPrices, type PriceTable } from "./prices.ts";
 import { indexSchedules, type ScheduleSummary } from "./schedule/targets.ts";
-import { usageFor, type Usage } from "./usage.ts";
+import type { Usage } from "./usage.ts";
 
 export interface UnpricedResource {
   type: string;
@@ -47,7 +45,8 @@ export interface CostEstimate extends CostReport {
   region: string;
   hoursPerMonth: number;
   prices: { region: string; date: string } | null;
-  usage: { tier: TierName; assumed: boolean; values: Usage };
+  /** The plan's usage assumptions (config.usage); null when the plan carries none. */
+  usage: Usage | null;
   components: ComponentCost[];
   free: FreeGroup[];
   unpriced: UnpricedResource[];
@@ -65,16 +64,17 @@ export interface EstimateOptions {
 
 /** The project's own component resources only group others; anything else non-custom hides its children. */
 function isOwnComponent(r: PlannedResource): boolean {
-  const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(r.urn)?.[1] ?? PROJECT;
-  return !r.custom && r.type.startsWith(`${project}:`);
+  const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(r.urn)?.[1];
+  return !r.custom && project !== undefined && r.type.startsWith(`${project}:`);
 }
+
+const NO_USAGE = "the plan carries no usage assumptions (config.usage); resources billed by usage are not priced";
 
 export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEstimate {
   const region = plan.region || "us-east-1";
-  const usage = usageFor(plan.tier);
-  const usageValues = options.usage ?? usage.usage;
+  const usageValues = options.usage ?? plan.config?.usage ?? null;
   const warnings: string[] = [];
-  if (usage.assumed) warnings.push(`tier "${plan.tier}" has no usage assumptions; medium's are used`);
+  if (!usageValues) warnings.push(NO_USAGE);
 
   let prices: PriceTable | undefined = options.prices;
   let pricesError: string | undefined;
@@ -95,7 +95,10 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     region,
     tier: plan.tier,
     prices: prices!,
-    usage: usageValues,
+    get usage(): Usage {
+      if (!usageValues) throw new Unpriceable(NO_USAGE);
+      return usageValues;
+    },
     hoursPerMonth: HOURS_PER_MONTH,
     resources: plan.resources,
     ofType: (type) => byType.get(type) ?? [],
@@ -161,7 +164,6 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     c.maxMonthlyUsd += item.maxMonthlyUsd;
     components.set(item.component, c);
   }
-  const tier = tierNamed(plan.tier);
   const total = (key: "monthlyUsd" | "onDemandMonthlyUsd" | "maxMonthlyUsd") => cents(items.reduce((sum, i) => sum + i[key], 0));
   const spotUsed = plan.resources.some((r) => r.type === "aws:eks/nodeGroup:NodeGroup" && r.inputs.capacityType === "SPOT");
   const assumptions: CostEstimate["assumptions"] = [];
@@ -186,7 +188,7 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     region,
     hoursPerMonth: HOURS_PER_MONTH,
     prices: prices ? { region: prices.region, date: prices.date } : null,
-    usage: { tier: usage.tier, assumed: usage.assumed, values: usageValues },
+    usage: usageValues,
     components: [...components.values()].map((c) => ({
       ...c,
       monthlyUsd: cents(c.monthlyUsd),
@@ -195,8 +197,8 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
     })),
     free: [...free.values()],
     schedules: schedules.summaries(),
-    guide: tier ? { ...tier.guide } : null,
-    budget: tier ? { ...tier.budget } : null,
+    guide: plan.config?.guide ? { ...plan.config.guide } : null,
+    budget: plan.config ? { ...plan.config.budget } : null,
     warnings,
   };
 }

@@ -1,4 +1,4 @@
-// Public API of the cost estimator (used by infra/plan/cli.ts and the cost CLI).
+// Public API of the cost estimator (used by the review layer, infra/review/, and the budget policy).
 export { estimateCost, type CostEstimate, type EstimateOptions, type UnpricedResource } from "./estimate.ts";
 export { renderCostMarkdown, renderCostTable } from "./render.ts";
 export { diffCosts, renderDiffMarkdown, renderDiffTable, type CostDiff } from "./diff.ts";

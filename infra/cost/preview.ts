@@ -124,7 +124,6 @@ export function plansFromPreview(digest: PreviewDigest): PreviewPlans {
   const tier = tierKey ? config[tierKey] : "";
   const region = config["aws:region"] ?? "us-east-1";
   if (!config["aws:region"]) notes.push("the preview's config has no aws:region; priced as us-east-1");
-  if (!tierKey) notes.push("the preview's config names no tier; no budget and medium's usage assumptions");
 
   const states = new Map<string, PreviewState>();
   for (const s of steps) for (const st of [s.oldState, s.newState]) if (st?.urn) states.set(st.urn, st);
@@ -150,6 +149,8 @@ export function plansFromPreview(digest: PreviewDigest): PreviewPlans {
   if (!steps.some((s) => s.op === "same")) {
     notes.push("the preview lists no unchanged resources (run `pulumi preview --json --show-sames` for full totals); totals cover the changed resources, the delta is complete");
   }
-  const plan = (resources: PlannedResource[]): Plan => ({ stack, tier, region, resources, outputs: {}, cost: null, policies: null });
+  // The resolved config (budget, usage, time zone) comes from the review layer, which reads digest.config
+  // through the program's own config parser (infra/review/preview-config.ts).
+  const plan = (resources: PlannedResource[]): Plan => ({ stack, tier, region, config: null, resources, outputs: {}, cost: null, policies: null });
   return { base: plan([...base.values()]), head: plan([...head.values()]), ops, notes };
 }

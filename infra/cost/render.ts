@@ -75,7 +75,7 @@ function budgetStatus(r: Renderable): { text: string; over: boolean } | undefine
 
 function usageLine(r: Renderable): string | undefined {
   if (!r.usage) return undefined;
-  const u = r.usage.values;
+  const u = r.usage;
   const s3 = u.s3.default;
   return [
     `NAT ${u.natGbPerMonth} GB/month`,
@@ -86,9 +86,9 @@ function usageLine(r: Renderable): string | undefined {
     `cache snapshots ${u.snapshotGb} GB`,
     `S3 ${s3.standardGb} GB Standard + ${s3.glacierGb} GB Glacier per bucket`,
     `ECR ${u.ecrGb} GB`,
-    ...(u.ebsBackupGbPerVolumeGb === undefined ? [] : [`EBS backups ${u.ebsBackupGbPerVolumeGb} GB per backed-up volume GB`]),
-    ...(u.burstableCpuUtilization === undefined ? [] : [`burstable CPU ${Math.round(u.burstableCpuUtilization * 100)} % average`]),
-  ].join(" · ") + ` (tier ${r.usage.tier}${r.usage.assumed ? ", assumed" : ""}; infra/cost/usage.ts)`;
+    `EBS backups ${u.ebsBackupGbPerVolumeGb} GB per backed-up volume GB`,
+    `burstable CPU ${Math.round(u.burstableCpuUtilization * 100)} % average`,
+  ].join(" · ") + ` (the stack's config.usage, from infra/usage.ts)`;
 }
 
 /** "aws:ec2:NatGateway", "k8s:Deployment": a type token short enough for a table column. */

@@ -3,7 +3,7 @@
 // Pulumi's runtime is process-global: one runPlan per process (tests: one stack per test file).
 import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings.js";
-import { PROJECT } from "../config.ts";
+import { PROJECT, planConfigOf } from "../config.ts";
 import { PlanMocks } from "./mocks.ts";
 import { loadStackFile } from "./stackfile.ts";
 import { SECRET_PLACEHOLDER, type Plan, type PlannedResource } from "./types.ts";
@@ -19,13 +19,19 @@ export interface PlanOptions {
   root?: string;
 }
 
-interface Registered {
+/** What the engine would record of one registration, read from the RegisterResource request. */
+interface Request {
   type: string;
   name: string;
-  parent?: Registered;
+  parent: string;
+  custom: boolean;
+  dependsOn: string[];
+  propertyDependencies: Record<string, string[]>;
   options: PlannedResource["options"];
+  urn?: string;
 }
 
+const STACK_TYPE = "pulumi:pulumi:Stack";
 let used = false;
 
 export async function runPlan(options: PlanOptions): Promise<Plan> {
@@ -38,73 +44,98 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
 
   const mocks = new PlanMocks(region);
   await pulumi.runtime.setMocks(mocks, PROJECT, options.stack, false);
-  const registered = new Map<pulumi.Resource, Registered>();
+  const requests = recordRequests();
   const { buildStack } = await import("../stack.ts");
 
-  let rawOutputs: Record<string, unknown> = {};
+  let built: Awaited<ReturnType<typeof buildStack>> | undefined;
   await pulumi.runtime.runInPulumiStack(async () => {
-    pulumi.runtime.registerStackTransformation((args) => {
-      registered.set(args.resource, {
-        type: args.type,
-        name: args.name,
-        parent: args.opts.parent ? registered.get(args.opts.parent) : undefined,
-        options: {
-          protect: args.opts.protect || undefined,
-          ignoreChanges: args.opts.ignoreChanges?.length ? args.opts.ignoreChanges : undefined,
-          retainOnDelete: args.opts.retainOnDelete || undefined,
-        },
-      });
-      return undefined;
-    });
-    const built = await buildStack();
-    rawOutputs = built.outputs;
+    built = await buildStack();
     return built.outputs;
   });
   await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  if (requests.length !== mocks.registrations.length) throw new Error("offline plan: registrations and requests do not line up");
 
-  const byKey = new Map<string, Registered[]>();
-  for (const r of registered.values()) {
-    const key = `${r.type}::${r.name}`;
-    byKey.set(key, [...(byKey.get(key) ?? []), r]);
-  }
+  // The mock monitor's URNs name only the direct parent's type; the engine's name every ancestor's but the
+  // stack's. Record the engine's form, so URNs match a real preview's.
+  const byUrn = new Map(requests.map((r) => [r.urn, r]));
+  const realUrn = (mockUrn: string): string => {
+    const req = byUrn.get(mockUrn);
+    if (!req) return mockUrn;
+    const chain: string[] = [];
+    for (let p = byUrn.get(req.parent); p && p.type !== STACK_TYPE; p = byUrn.get(p.parent)) chain.unshift(p.type);
+    return `urn:pulumi:${options.stack}::${PROJECT}::${[...chain, req.type].join("$")}::${req.name}`;
+  };
   const resources: PlannedResource[] = [];
-  for (const reg of mocks.registrations) {
-    if (reg.type === "pulumi:pulumi:Stack") continue;
-    const meta = byKey.get(`${reg.type}::${reg.name}`)?.shift();
+  mocks.registrations.forEach((reg, i) => {
+    const req = requests[i];
+    if (reg.type === STACK_TYPE) return;
+    const parent = byUrn.get(req.parent)?.type === STACK_TYPE ? undefined : req.parent || undefined;
     resources.push({
       type: reg.type,
       name: reg.name,
-      urn: urnOf(meta, reg.type, reg.name, options.stack),
-      parent: meta?.parent ? urnOf(meta.parent, meta.parent.type, meta.parent.name, options.stack) : undefined,
-      component: topComponent(meta),
+      urn: realUrn(req.urn!),
+      parent: parent && realUrn(parent),
+      component: topComponent(req, byUrn),
       inputs: maskSecrets(reg.inputs) as Record<string, unknown>,
       custom: reg.custom,
-      options: meta?.options ?? {},
+      dependsOn: req.dependsOn.map(realUrn),
+      propertyDependencies: Object.fromEntries(Object.entries(req.propertyDependencies).map(([k, urns]) => [k, urns.map(realUrn)])),
+      options: req.options,
     });
-  }
+  });
+  const stackConfig = planConfigOf(built!.config);
   return {
     stack: options.stack,
-    tier: String((await settle(rawOutputs.tier)).value ?? ""),
+    tier: stackConfig.tier,
     region,
+    config: stackConfig,
     resources,
-    outputs: await resolveOutputs(rawOutputs),
+    outputs: await resolveOutputs(built!.outputs),
     cost: null,
     policies: null,
   };
 }
 
-/** The name of the top-level component a resource sits under; "stack" for resources at the root. */
-function topComponent(meta: Registered | undefined): string {
-  if (!meta) return "stack";
-  let root = meta;
-  while (root.parent) root = root.parent;
-  return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
+/**
+ * Wraps the mock monitor so every RegisterResource request is recorded in call order (the order the mocks'
+ * newResource sees them) with its URN, parent and dependencies: what `pulumi preview --json` shows per state.
+ */
+function recordRequests(): Request[] {
+  const requests: Request[] = [];
+  const monitor = (settings as unknown as { getMonitor(): any }).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: (err: unknown, resp: any) => void) => {
+    const request: Request = {
+      type: req.getType(),
+      name: req.getName(),
+      parent: req.getParent(),
+      custom: req.getCustom(),
+      dependsOn: [...new Set<string>(req.getDependenciesList())],
+      propertyDependencies: Object.fromEntries(
+        [...req.getPropertydependenciesMap().entries()]
+          .map(([key, deps]: [string, any]): [string, string[]] => [key, deps.getUrnsList()])
+          .filter(([, urns]) => urns.length > 0),
+      ),
+      options: {
+        protect: req.getProtect() || undefined,
+        ignoreChanges: req.getIgnorechangesList().length ? req.getIgnorechangesList() : undefined,
+        retainOnDelete: req.getRetainondelete() || undefined,
+      },
+    };
+    requests.push(request);
+    register(req, (err: unknown, resp: any) => {
+      if (resp) request.urn = resp.getUrn();
+      callback(err, resp);
+    });
+  };
+  return requests;
 }
 
-function urnOf(meta: Registered | undefined, type: string, name: string, stack: string): string {
-  const chain: string[] = [];
-  for (let p = meta?.parent; p; p = p.parent) chain.unshift(p.type);
-  return `urn:pulumi:${stack}::${PROJECT}::${[...chain, type].join("$")}::${name}`;
+/** The name of the top-level component a resource sits under; "stack" for resources at the root. */
+function topComponent(req: Request, byUrn: Map<string | undefined, Request>): string {
+  let root = req;
+  for (let p = byUrn.get(req.parent); p && p.type !== STACK_TYPE; p = byUrn.get(p.parent)) root = p;
+  return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
 }
 
 function maskSecrets(value: unknown): unknown {

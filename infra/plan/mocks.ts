@@ -67,12 +67,35 @@ const COMPUTED: Record<string, Outputs> = {
 
 type Invoke = (inputs: Record<string, any>, region: string) => Record<string, unknown>;
 
+/**
+ * Six zones whose names and IDs do not line up (as in a real account). In us-east-1 the fifth name is
+ * use1-az3, which EKS refuses, and the second (use1-az6) offers no g5/g6: the first three names are a wrong pick.
+ */
+export function mockZones(region: string): { name: string; zoneId: string }[] {
+  const prefix = { "us-east-1": "use1", "us-west-2": "usw2", "eu-west-1": "euw1" }[region] ?? region.replace(/-/g, "");
+  return [4, 6, 1, 2, 3, 5].map((n, i) => ({ name: `${region}${"abcdef"[i]}`, zoneId: `${prefix}-az${n}` }));
+}
+export const MOCK_ZONE_WITHOUT_GPUS = 1;
+const MOCK_GPU_TYPE = /^g[56]\./;
+
 const INVOKES: Record<string, Invoke> = {
-  "aws:index/getAvailabilityZones:getAvailabilityZones": (_, region) => ({
-    names: ["a", "b", "c", "d"].map((z) => `${region}${z}`),
-    zoneIds: ["1", "2", "3", "4"].map((z) => `use1-az${z}`),
-    id: region,
-  }),
+  "aws:index/getAvailabilityZones:getAvailabilityZones": (inputs, region) => {
+    const zones = mockZones(region).filter((z) => !(inputs.excludeZoneIds ?? []).includes(z.zoneId));
+    return { names: zones.map((z) => z.name), zoneIds: zones.map((z) => z.zoneId), id: region };
+  },
+  // Like the EC2 API: one (type, zone ID) pair per offering of a requested type; GPU types miss one zone.
+  "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": (inputs, region) => {
+    const types: string[] = inputs.filters?.find((f: { name: string }) => f.name === "instance-type")?.values ?? [];
+    const pairs = mockZones(region).flatMap((z) =>
+      types.filter((t) => !(MOCK_GPU_TYPE.test(t) && z.zoneId === mockZones(region)[MOCK_ZONE_WITHOUT_GPUS].zoneId))
+        .map((t) => ({ t, zoneId: z.zoneId })));
+    return {
+      instanceTypes: pairs.map((p) => p.t),
+      locations: pairs.map((p) => p.zoneId),
+      locationTypes: pairs.map(() => "availability-zone-id"),
+      id: region,
+    };
+  },
   "aws:index/getCallerIdentity:getCallerIdentity": () => ({
     accountId: MOCK_ACCOUNT_ID,
     arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:user/mock`,
@@ -91,6 +114,10 @@ const INVOKES: Record<string, Invoke> = {
     region,
     id: region,
   }),
+  "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": (inputs) => {
+    const host = String(inputs.url ?? "").replace(/^https:\/\//, "");
+    return { arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:oidc-provider/${host}`, url: host, clientIdLists: ["sts.amazonaws.com"], id: host };
+  },
   "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ json: JSON.stringify(inputs), id: "policy" }),
   "tls:index/getCertificate:getCertificate": () => ({
     certificates: [{ sha1Fingerprint: "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" }],

@@ -61,6 +61,12 @@ function policyLines(plan: Plan): string[] {
   return [`policies: ${v.length} violation(s)`, ...v.map((x) => `  [${x.level}] ${x.policy} ${x.resource}: ${x.message}`)];
 }
 
+/** The `capacity` stack output (infra/capacity.ts): memory and GPU budgets, one line each. */
+function capacityLines(plan: Plan): string[] {
+  const capacity = plan.outputs?.capacity;
+  return Array.isArray(capacity) && capacity.length ? ["capacity", ...capacity.map((l) => `  ${l}`), ""] : [];
+}
+
 export function renderTable(plan: Plan, costSection?: string): string {
   const lines = [`stack ${plan.stack} · tier ${plan.tier} · ${plan.region} · ${plan.resources.filter((r) => r.custom).length} resources`, ""];
   for (const [component, resources] of byComponent(plan)) {
@@ -72,6 +78,7 @@ export function renderTable(plan: Plan, costSection?: string): string {
     lines.push("");
   }
   if (costSection) lines.push(costSection, "");
+  lines.push(...capacityLines(plan));
   lines.push(...policyLines(plan));
   return lines.join("\n");
 }

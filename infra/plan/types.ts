@@ -16,6 +16,10 @@ export interface PlannedResource {
   inputs: Record<string, unknown>;
   /** Whether the resource is a custom (cloud) resource or a component. */
   custom: boolean;
+  /** URNs this resource waits for on create (and that wait for it on delete): explicit dependsOn plus every input's source. */
+  dependsOn?: string[];
+  /** Input property -> URNs of the resources its value comes from (as in `pulumi preview --json` states). */
+  propertyDependencies?: Record<string, string[]>;
   /** Resource options that matter for review. */
   options: { protect?: boolean; ignoreChanges?: string[]; retainOnDelete?: boolean };
 }
@@ -53,10 +57,64 @@ export interface PolicyReport {
   [extra: string]: unknown;
 }
 
-export interface Plan {
-  stack: string;
+/** Usage assumptions: the quantities a plan cannot tell (traffic, data volumes), monthly averages. */
+export interface Usage {
+  /** GB processed by all NAT gateways together (model and package downloads, external APIs; S3 goes through the gateway endpoint). */
+  natGbPerMonth: number;
+  /** Average load balancer capacity units per ALB per hour (guide 000: ALB "~$20/month + data transfer"). */
+  albLcuPerHour: number;
+  /** Average NLB capacity units per NLB per hour (only for Services of type LoadBalancer). */
+  nlbLcuPerHour: number;
+  /** GB ingested per month into each CloudWatch log group, by a substring of its logical name; `default` for the rest. */
+  logGbPerMonth: { default: number; byName: Record<string, number> };
+  /** GB per month RDS exports to CloudWatch Logs (postgresql log) when `enabledCloudwatchLogsExports` is set. */
+  rdsLogGbPerMonth: number;
+  /** GB of recovery points in each AWS Backup vault (RDS snapshots; 7 daily, 4 weekly, 12 monthly, incremental). */
+  backupGb: number;
+  /**
+   * GB of EBS recovery points kept per GB of backed-up volume (Qdrant's): incremental snapshots store the used
+   * blocks once plus what changed between the 23 kept points; 1.0 means "about one volume's size".
+   */
+  ebsBackupGbPerVolumeGb: number;
+  /** Average CPU (0-1) of a burstable (T-family) instance, for the surplus credits of unlimited mode. */
+  burstableCpuUtilization: number;
+  /** GB of ElastiCache snapshots beyond the one free snapshot per cluster. */
+  snapshotGb: number;
+  /** Per S3 bucket, by a substring of its logical name; `default` for the rest. */
+  s3: { default: S3Usage; byName: Record<string, S3Usage> };
+  /** GB of images in each ECR repository (the lifecycle policy keeps the last N). */
+  ecrGb: number;
+}
+
+export interface S3Usage {
+  /** GB in S3 Standard (Loki chunks, Qdrant snapshots, recent backups). */
+  standardGb: number;
+  /** GB after the lifecycle rule moved them to Glacier Flexible Retrieval. */
+  glacierGb: number;
+}
+
+/**
+ * The stack's configuration as the program resolved it (tier merged with overrides): the facts cost and
+ * policy need beside the resources. Both read these, never a tier preset; `tier` is a label only.
+ */
+export interface PlanConfig {
   tier: string;
   region: string;
+  /** IANA time zone every schedule of the stack is read in. */
+  timeZone: string;
+  budget: { monthlyUsd: number };
+  usage: Usage;
+  /** The guide's own monthly figure for this size, shown beside the estimate. */
+  guide?: { monthlyUsd: number; reference: string };
+}
+
+export interface Plan {
+  stack: string;
+  /** The tier's name, a label (same as config.tier). */
+  tier: string;
+  region: string;
+  /** Resolved stack config; null for a plan made from resources alone (then no budget and no usage-based prices). */
+  config: PlanConfig | null;
   resources: PlannedResource[];
   /** Stack outputs, secrets shown as SECRET_PLACEHOLDER. */
   outputs: Record<string, unknown>;

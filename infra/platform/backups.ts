@@ -2,21 +2,32 @@
 // an AWS Backup vault and plan over everything carrying the backup tag (the RDS instance, the Qdrant EBS
 // volumes), and the S3 bucket the Qdrant snapshot CronJob uploads to. RDS point-in-time recovery is the
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
+// The vault has its own protected KMS key (not the data key: losing or disabling one must not take both the
+// data and its backups) and, outside dev, a Backup Vault Lock so no deployer can delete recovery points early.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
-import { endDays, schedulerCron } from "./schedules.ts";
+import { endDays, eventBridgeCron as schedulerCron, utcOffsetMinutes } from "../time.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
   prefix: string;
   /** Makes the bucket name unique across accounts. */
   accountId: pulumi.Input<string>;
+  /** Encrypts the Qdrant snapshot bucket (the data key); the vault gets a key of its own. */
   kmsKeyArn: pulumi.Input<string>;
   sizes: Tier["backups"];
+  /**
+   * Backup Vault Lock. governance: recovery points stay for the shortest retention unless someone with
+   * backup:DeleteBackupVaultLockConfiguration removes the lock; compliance: after VAULT_LOCK_COOLING_OFF_DAYS
+   * nobody can (not even the root user); off: no lock (dev).
+   */
+  vaultLock: "governance" | "compliance" | "off";
   schedule: Tier["schedule"];
+  /** The stack's IANA time zone: the rules run in it. */
+  timeZone: string;
   /** Dev: bucket and vault are deleted with the stack; elsewhere they are protected. */
   disposable: boolean;
   /** Resources tagged `key=value` are backed up by the plan. */
@@ -35,7 +46,12 @@ const BACKUP_ROLE_POLICIES = [
 const EVENTBRIDGE_DAY: Record<Day, number> = { SUN: 1, MON: 2, TUE: 3, WED: 4, THU: 5, FRI: 6, SAT: 7 };
 
 /** Off-peak start of every rule for always-on tiers: inside the guide's 00:00-06:00, before RDS's 03:00 window. */
-const OFF_PEAK_BACKUP_UTC = "01:00";
+const OFF_PEAK_BACKUP = "01:00";
+
+/** Tag of the vault's key; the deploy role's permissions boundary refuses to disable or delete such keys. */
+export const VAULT_KEY_TAG = { key: "purpose", value: "backup-vault" } as const;
+/** Compliance mode: days to undo the lock before it becomes immutable (AWS minimum: 3). */
+export const VAULT_LOCK_COOLING_OFF_DAYS = 3;
 
 export interface BackupRule {
   ruleName: "daily" | "weekly" | "monthly";
@@ -55,16 +71,34 @@ export class Backups extends pulumi.ComponentResource {
     const o = { parent: this };
     const keep = { ...o, protect: !args.disposable };
 
+    const vaultKey = new aws.kms.Key(`${name}-vault-key`, {
+      description: `${args.prefix} AWS Backup vault`,
+      enableKeyRotation: true,
+      deletionWindowInDays: args.disposable ? 7 : 30,
+      tags: { [VAULT_KEY_TAG.key]: VAULT_KEY_TAG.value },
+    }, keep);
+    new aws.kms.Alias(`${name}-vault-key`, { name: `alias/${args.prefix}-backup-vault`, targetKeyId: vaultKey.keyId }, o);
     const vault = new aws.backup.Vault(`${name}-vault`, {
       name: args.prefix,
-      kmsKeyArn: args.kmsKeyArn,
+      kmsKeyArn: vaultKey.arn,
       forceDestroy: args.disposable,
     }, keep);
     this.vaultName = vault.name;
+    const rules = backupRules(args.sizes, args.schedule, args.timeZone);
+    if (args.vaultLock !== "off") {
+      const retention = rules.map((r) => r.deleteAfterDays);
+      new aws.backup.VaultLockConfiguration(`${name}-vault-lock`, {
+        backupVaultName: vault.name,
+        minRetentionDays: Math.min(...retention),
+        maxRetentionDays: Math.max(...retention),
+        // Omitted: governance mode; set: compliance mode once the cooling-off days have passed.
+        changeableForDays: args.vaultLock === "compliance" ? VAULT_LOCK_COOLING_OFF_DAYS : undefined,
+      }, keep);
+    }
 
     const plan = new aws.backup.Plan(`${name}-plan`, {
       name: args.prefix,
-      rules: backupRules(args.sizes, args.schedule).map((r) => ({
+      rules: rules.map((r) => ({
         ruleName: r.ruleName,
         targetVaultName: vault.name,
         schedule: r.schedule,
@@ -120,48 +154,37 @@ export class Backups extends pulumi.ComponentResource {
 }
 
 /**
- * RDS's own daily backup window (UTC, one hour). A work-hours-only database is stopped at night, so its
- * window sits mid-way through the work hours (converted from the tier's time zone at today's offset).
+ * RDS's own daily backup window (UTC, one hour), converted from the stack's time zone at today's offset.
+ * Always on: 03:00 local, inside the off-peak window, after the Backup plan's 01:00 run. A work-hours-only
+ * database is stopped at night, so its window sits mid-way through the work hours.
  */
-export function rdsBackupWindow(schedule: Tier["schedule"]): string {
+export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  if (!w) return "03:00-04:00"; // inside the off-peak window, before the Backup plan's 01:00 run has finished copying
-  const localMinutes = Number(midpoint(w.start, w.end).slice(0, 2)) * 60;
-  const utcMinutes = (localMinutes - utcOffsetMinutes(schedule.timezone, new Date()) + 1440) % 1440;
+  const localMinutes = w ? Number(midpoint(w.start, w.end).slice(0, 2)) * 60 : 3 * 60;
+  const utcMinutes = (localMinutes - utcOffsetMinutes(timeZone, new Date()) + 1440) % 1440;
   const start = Math.ceil(utcMinutes / 60) % 24; // on the next whole UTC hour, still inside the work hours
   const hh = (h: number) => String(h % 24).padStart(2, "0");
   return `${hh(start)}:00-${hh(start + 1)}:00`;
 }
 
-/** Minutes the zone is ahead of UTC at `at` (Asia/Kolkata: 330). */
-function utcOffsetMinutes(timeZone: string, at: Date): number {
-  const minutesOfDay = (zone: string) => {
-    const parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
-    const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
-    return get("hour") * 60 + get("minute");
-  };
-  const diff = (minutesOfDay(timeZone) - minutesOfDay("UTC") + 1440) % 1440;
-  return diff > 720 ? diff - 1440 : diff;
-}
-
 /**
  * The plan's three rules, all starting at the same time: when they coincide (a Sunday, the 1st) AWS Backup
- * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00 UTC; a
+ * keeps one recovery point with the longest retention. Always-on tiers back up off-peak at 01:00; a
  * work-hours-only tier mid-way through its work hours, in its own time zone, while the database runs.
  */
-export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"]): BackupRule[] {
+export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"], timeZone: string): BackupRule[] {
   const retention = {
     daily: sizes.daily.keepDays,
     weekly: sizes.weekly.keepWeeks * 7,
     monthly: Math.ceil((sizes.monthly.keepMonths * 365) / 12),
   };
   const w = schedule.workHoursOnly;
-  const at = w ? midpoint(w.start, w.end) : OFF_PEAK_BACKUP_UTC;
+  const at = w ? midpoint(w.start, w.end) : OFF_PEAK_BACKUP;
   const days = !w ? [...DAYS] : at < w.start ? endDays(w) : w.days;
   const weeklyDay: Day = w ? DAYS.find((d) => days.includes(d))! : "SUN";
   const [h, m] = at.split(":").map(Number);
   const rule = (ruleName: BackupRule["ruleName"], cron: string, deleteAfterDays: number): BackupRule =>
-    ({ ruleName, schedule: cron, scheduleExpressionTimezone: w ? schedule.timezone : "UTC", deleteAfterDays });
+    ({ ruleName, schedule: cron, scheduleExpressionTimezone: timeZone, deleteAfterDays });
   return [
     rule("daily", schedulerCron(at, days), retention.daily),
     rule("weekly", schedulerCron(at, [weeklyDay]), retention.weekly),

@@ -1,16 +1,24 @@
 // Monthly cost budget per stack: alerts at 80 % of actual and 100 % of forecast spend (tiers.ts `budget`,
-// overridable with `agent-stack:overrides {"budget": {"monthlyUsd": N}}`).
+// overridable with `agent-stack:overrides {"budget": {"monthlyUsd": N}}`), sent to the stack's SNS topic.
+// It counts costs tagged stack=<stack>: the tag is activated for cost allocation here, and it reaches the
+// EC2 instances and volumes (launch templates), the ALB (controller default tags) and the EBS volumes of
+// volume claims (EBS CSI extra tags) besides everything Pulumi creates (provider default tags).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface BudgetArgs {
   name: string;
   monthlyUsd: number;
-  /** Only costs tagged `stack=<stack>` count (the provider's default tags put it on every resource). */
+  /** Only costs tagged `stack=<stack>` count. */
   stack: string;
-  notifyEmail?: string;
-  snsTopicArn?: string;
+  /** The stack's notifications topic (platform/notifications.ts) and who is subscribed to it. */
+  topic: { arn: pulumi.Input<string>; subscribers: string[] };
+  /** Another SNS topic to notify as well (agent-stack:budgetSnsTopicArn). */
+  extraSnsTopicArn?: string;
 }
+
+/** The tag the budget filters on. */
+export const COST_TAG = "stack";
 
 const BUDGET_ALERTS = [
   { thresholdPercent: 80, notificationType: "ACTUAL" },
@@ -23,9 +31,12 @@ export class Budget extends pulumi.ComponentResource {
 
   constructor(name: string, args: BudgetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:Budget", name, {}, opts);
-    const emails = args.notifyEmail ? [args.notifyEmail] : [];
-    const topics = args.snsTopicArn ? [args.snsTopicArn] : [];
-    const subscribed = emails.length + topics.length > 0;
+    const topics = [args.topic.arn, ...(args.extraSnsTopicArn ? [args.extraSnsTopicArn] : [])];
+
+    // Account-wide: every stack in the account declares the same activation, and none may deactivate it for
+    // the others on destroy. AWS only knows a tag key once tagged usage has reached billing (up to 24 h after
+    // the first tagged resource): a first `pulumi up` in a fresh account may fail here; run it again a day later.
+    const tag = new aws.costexplorer.CostAllocationTag(`${name}-tag`, { tagKey: COST_TAG, status: "Active" }, { parent: this, retainOnDelete: true });
 
     new aws.budgets.Budget(name, {
       name: args.name,
@@ -33,28 +44,26 @@ export class Budget extends pulumi.ComponentResource {
       limitAmount: args.monthlyUsd.toFixed(2),
       limitUnit: "USD",
       timeUnit: "MONTHLY",
-      costFilters: [{ name: "TagKeyValue", values: [`user:stack$${args.stack}`] }],
-      // AWS rejects a notification without a subscriber, so none are declared until one is configured.
-      notifications: subscribed
-        ? BUDGET_ALERTS.map((a) => ({
-            comparisonOperator: "GREATER_THAN",
-            threshold: a.thresholdPercent,
-            thresholdType: "PERCENTAGE",
-            notificationType: a.notificationType,
-            subscriberEmailAddresses: emails,
-            subscriberSnsTopicArns: topics,
-          }))
-        : [],
-    }, { parent: this });
+      costFilters: [{ name: "TagKeyValue", values: [`user:${COST_TAG}$${args.stack}`] }],
+      notifications: BUDGET_ALERTS.map((a) => ({
+        comparisonOperator: "GREATER_THAN",
+        threshold: a.thresholdPercent,
+        thresholdType: "PERCENTAGE",
+        notificationType: a.notificationType,
+        subscriberSnsTopicArns: topics,
+      })),
+    }, { parent: this, dependsOn: [tag] });
 
-    const howToSubscribe = "set agent-stack:notifyEmail or agent-stack:budgetSnsTopicArn to receive the alerts";
-    if (!subscribed) pulumi.log.warn(`budget ${args.name}: no alert is sent; ${howToSubscribe}`, this);
+    const people = args.topic.subscribers;
+    if (people.length === 0) pulumi.log.warn(`budget ${args.name}: the SNS topic has no e-mail subscriber; set agent-stack:notifyEmail to hear about it`, this);
     this.summary = {
       monthlyUsd: args.monthlyUsd,
-      // Cost allocation tags count only once activated in the Billing console (once per account).
-      scope: `costs tagged stack=${args.stack} (activate the "stack" cost allocation tag once per account)`,
+      scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by this stack)`,
       alerts: BUDGET_ALERTS.map((a) => `${a.thresholdPercent} % ${a.notificationType.toLowerCase()}`),
-      notifies: subscribed ? [...emails, ...topics].join(", ") : `nobody: ${howToSubscribe}`,
+      notifies: [
+        `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`,
+        ...(args.extraSnsTopicArn ? [args.extraSnsTopicArn] : []),
+      ].join(", "),
     };
     this.registerOutputs({ summary: this.summary });
   }

@@ -1,54 +1,156 @@
-// GitHub Actions access for the delivery pipeline (.github/workflows, README "Delivery pipeline"): a deploy
-// role only this repository's `<stack>` environment can assume, a read-only preview role for pull requests,
-// and EKS access entries so `pulumi up` / `pulumi preview` reach the cluster's API.
+// GitHub Actions access for the delivery pipeline (.github/workflows, README "Delivery pipeline"):
+// - deploy role: only this repository's `<stack>` environment can assume it; a scoped policy (the services the
+//   program manages, no IAM users or access keys) under a permissions boundary that also forbids changing the
+//   CI roles themselves, attaching administrator policies, and deleting backups or their lock and key;
+// - preview role (pull requests): read-only, scoped to this stack (tag `stack`), never a Secret value, and
+//   view-only Kubernetes access (AmazonEKSViewPolicy excludes Secrets);
+// - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { VAULT_KEY_TAG } from "./backups.ts";
 import { webIdentityTrustPolicy } from "./iam.ts";
+
+export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
+export const GITHUB_OIDC_URL = `https://${GITHUB_OIDC_HOST}`;
 
 export interface CiRolesArgs {
   /** owner/name of the GitHub repository. */
   githubRepo: string;
   stack: string;
+  /** `<project>-<stack>`: names the roles and the boundary, and the S3 buckets the program creates. */
+  prefix: string;
   clusterName: pulumi.Input<string>;
-  /** Reuse the account's GitHub OIDC provider (there can be only one per account). */
-  oidcProviderArn?: string;
+  accountId: pulumi.Input<string>;
+  region: string;
+  /** "create": this stack owns the account-wide provider; "lookup": find it by URL; else its ARN. */
+  oidcProvider: "create" | "lookup" | string;
 }
 
-const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
+/** Services `pulumi up` manages for this program (infra/platform, infra/workloads). */
+const MANAGED_SERVICES = [
+  "acm", "autoscaling", "backup", "backup-storage", "budgets", "ce", "ec2", "ecr", "eks", "elasticache",
+  "elasticloadbalancing", "events", "kms", "logs", "rds", "route53", "scheduler", "secretsmanager", "sns", "ssm", "sts",
+];
+/** IAM actions the program needs: roles, their policies, OIDC providers; no users, groups or access keys. */
+const IAM_ROLE_ACTIONS = [
+  "iam:*Role", "iam:*RolePolicy", "iam:*RolePolicies", "iam:*RoleTags", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+  "iam:*Policy", "iam:*PolicyVersion", "iam:*PolicyVersions", "iam:ListPolicies", "iam:ListRoles", "iam:ListEntitiesForPolicy",
+  "iam:*OpenIDConnectProvider*", "iam:ListOpenIDConnectProviders", "iam:CreateServiceLinkedRole", "iam:GetInstanceProfile",
+];
+/** Managed policies nothing this role creates may carry. */
+export const FORBIDDEN_POLICY_ARNS = [
+  "arn:aws:iam::aws:policy/AdministratorAccess",
+  "arn:aws:iam::aws:policy/IAMFullAccess",
+  "arn:aws:iam::aws:policy/PowerUserAccess",
+];
+/** Longest deploy session: deploy-stack.yml asks for exactly this (role-duration-seconds), its job timeout is below. */
+export const DEPLOY_SESSION_SECONDS = 3 * 3600;
 
 export class CiRoles extends pulumi.ComponentResource {
   readonly deployRoleArn: pulumi.Output<string>;
   readonly previewRoleArn: pulumi.Output<string>;
+  readonly oidcProviderArn: pulumi.Output<string>;
 
   constructor(name: string, args: CiRolesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:CiRoles", name, {}, opts);
     const o = { parent: this };
-    const providerArn = args.oidcProviderArn
-      ?? new aws.iam.OpenIdConnectProvider(`${name}-github`, { url: `https://${GITHUB_OIDC_HOST}`, clientIdLists: ["sts.amazonaws.com"] }, o).arn;
-    const trust = (subject: string) => webIdentityTrustPolicy(providerArn, GITHUB_OIDC_HOST, subject);
+    this.oidcProviderArn = this.oidcProvider(name, args.oidcProvider);
+    const trust = (subject: string) => webIdentityTrustPolicy(this.oidcProviderArn, GITHUB_OIDC_HOST, subject);
+    const names = { deploy: `${args.prefix}-ci-deploy`, preview: `${args.prefix}-ci-preview`, boundary: `${args.prefix}-ci-deploy-boundary` };
+    const arns = {
+      ciRoles: pulumi.interpolate`arn:aws:iam::${args.accountId}:role/${args.prefix}-ci-*`,
+      boundary: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${names.boundary}`,
+      cluster: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
+    };
 
-    // `pulumi up` creates VPCs, IAM roles, KMS keys, RDS, ...: start broad, narrow to what the program uses.
+    const boundary = new aws.iam.Policy(`${name}-deploy-boundary`, {
+      name: names.boundary,
+      description: `Ceiling of what the ${args.stack} deploy role can ever do`,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          ...deployAllowStatements(args.prefix),
+          {
+            Sid: "NoChangesToTheCiRolesOrThisBoundary",
+            Effect: "Deny",
+            Action: ["iam:*"],
+            Resource: [arns.ciRoles, arns.boundary],
+          },
+          {
+            Sid: "NoAdministratorPolicies",
+            Effect: "Deny",
+            Action: ["iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:AttachGroupPolicy"],
+            Resource: "*",
+            Condition: { ArnEquals: { "iam:PolicyARN": FORBIDDEN_POLICY_ARNS } },
+          },
+          {
+            Sid: "NoIdentitiesOutsideRoles",
+            Effect: "Deny",
+            Action: ["iam:*User*", "iam:*Group*", "iam:*AccessKey*", "iam:*LoginProfile", "organizations:*", "account:*"],
+            Resource: "*",
+          },
+          {
+            Sid: "BackupsOutliveDeploys",
+            Effect: "Deny",
+            Action: ["backup:DeleteBackupVaultLockConfiguration", "backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle", "backup:DeleteBackupVault"],
+            Resource: "*",
+          },
+          {
+            Sid: "BackupVaultKeyStays",
+            Effect: "Deny",
+            Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
+            Resource: "*",
+            Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
+          },
+        ],
+      }),
+    }, o);
+
     const deploy = new aws.iam.Role(`${name}-deploy`, {
+      name: names.deploy,
       description: `pulumi up of stack ${args.stack} from GitHub Actions (environment ${args.stack})`,
       assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
-      maxSessionDuration: 3 * 3600,
+      permissionsBoundary: boundary.arn,
+      // The deploy job may run 90 minutes (Ollama's create timeout alone is 60); rollback runs after it.
+      maxSessionDuration: DEPLOY_SESSION_SECONDS,
     }, o);
-    new aws.iam.RolePolicyAttachment(`${name}-deploy`, { role: deploy.name, policyArn: "arn:aws:iam::aws:policy/AdministratorAccess" }, o);
+    new aws.iam.RolePolicy(`${name}-deploy`, {
+      role: deploy.id,
+      policy: JSON.stringify({ Version: "2012-10-17", Statement: deployAllowStatements(args.prefix) }),
+    }, o);
+
     // A pull request runs its own workflow files, so whatever it can assume must be read-only.
     const preview = new aws.iam.Role(`${name}-preview`, {
-      description: `pulumi preview of stack ${args.stack} from pull requests (read-only)`,
+      name: names.preview,
+      description: `pulumi preview of stack ${args.stack} from pull requests (read-only, no secret values)`,
       assumeRolePolicy: trust(`repo:${args.githubRepo}:pull_request`),
     }, o);
-    new aws.iam.RolePolicyAttachment(`${name}-preview`, { role: preview.name, policyArn: "arn:aws:iam::aws:policy/ReadOnlyAccess" }, o);
+    new aws.iam.RolePolicy(`${name}-preview`, {
+      role: preview.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: previewStatements(args.stack, arns.cluster, this.oidcProviderArn, args.region),
+      }),
+    }, o);
 
     this.clusterAccess(`${name}-deploy`, args.clusterName, deploy.arn, "AmazonEKSClusterAdminPolicy", { type: "cluster" });
-    this.clusterAccess(`${name}-preview`, args.clusterName, preview.arn, "AmazonEKSEditPolicy", {
-      type: "namespace",
-      namespaces: ["agent", "monitoring"],
-    });
+    // View: get/list/watch of most objects, never Secrets; no exec, no port-forward.
+    this.clusterAccess(`${name}-preview`, args.clusterName, preview.arn, "AmazonEKSViewPolicy", { type: "cluster" });
     this.deployRoleArn = deploy.arn;
     this.previewRoleArn = preview.arn;
     this.registerOutputs({ deployRoleArn: this.deployRoleArn, previewRoleArn: this.previewRoleArn });
+  }
+
+  private oidcProvider(name: string, mode: CiRolesArgs["oidcProvider"]): pulumi.Output<string> {
+    if (mode === "create") {
+      // Account-wide: deleting this stack would remove every stack's CI access, so it is protected.
+      return new aws.iam.OpenIdConnectProvider(`${name}-github`, {
+        url: GITHUB_OIDC_URL,
+        clientIdLists: ["sts.amazonaws.com"],
+      }, { parent: this, protect: true }).arn;
+    }
+    if (mode === "lookup") return aws.iam.getOpenIdConnectProviderOutput({ url: GITHUB_OIDC_URL }, { parent: this }).arn;
+    return pulumi.output(mode);
   }
 
   private clusterAccess(
@@ -66,4 +168,52 @@ export class CiRoles extends pulumi.ComponentResource {
       accessScope,
     }, { parent: this, dependsOn: [entry] });
   }
+}
+
+/** What the deploy role may do: the managed services, IAM for roles only, S3 on the stack's own buckets. */
+function deployAllowStatements(prefix: string) {
+  return [
+    { Sid: "ManagedServices", Effect: "Allow", Action: MANAGED_SERVICES.map((s) => `${s}:*`), Resource: "*" },
+    { Sid: "IamRolesAndPolicies", Effect: "Allow", Action: IAM_ROLE_ACTIONS, Resource: "*" },
+    {
+      Sid: "StackBuckets",
+      Effect: "Allow",
+      Action: ["s3:*"],
+      Resource: [`arn:aws:s3:::${prefix}-*`, `arn:aws:s3:::${prefix}-*/*`],
+    },
+    { Sid: "ListBuckets", Effect: "Allow", Action: ["s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock"], Resource: "*" },
+  ];
+}
+
+/**
+ * What a preview needs: the data sources the program reads (caller, zones, instance offerings, public SSM
+ * parameters, the GitHub OIDC provider), the cluster to log in to, and reads of this stack's own resources
+ * (tag `stack`, from the provider's default tags). No Get of secret values, no kms:Decrypt, no writes.
+ */
+function previewStatements(stack: string, clusterArn: pulumi.Input<string>, oidcProviderArn: pulumi.Input<string>, region: string) {
+  const ownStack = { StringEquals: { "aws:ResourceTag/stack": stack } };
+  return [
+    {
+      Sid: "DataSources",
+      Effect: "Allow",
+      Action: ["sts:GetCallerIdentity", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "iam:ListOpenIDConnectProviders"],
+      Resource: "*",
+    },
+    { Sid: "PublicParameters", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: `arn:aws:ssm:${region}::parameter/aws/service/*` },
+    { Sid: "GithubProvider", Effect: "Allow", Action: ["iam:GetOpenIDConnectProvider"], Resource: oidcProviderArn },
+    { Sid: "Cluster", Effect: "Allow", Action: ["eks:DescribeCluster"], Resource: clusterArn },
+    {
+      Sid: "OwnStackReadOnly",
+      Effect: "Allow",
+      Action: [
+        "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
+        "eks:Describe*", "eks:List*", "rds:Describe*", "rds:ListTagsForResource", "elasticache:Describe*",
+        "elasticache:ListTagsForResource", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+        "secretsmanager:DescribeSecret", "backup:Get*", "backup:Describe*", "ecr:Describe*",
+        "logs:Describe*", "sns:GetTopicAttributes", "budgets:View*",
+      ],
+      Resource: "*",
+      Condition: ownStack,
+    },
+  ];
 }

@@ -1,8 +1,14 @@
 // EKS control plane (pinned version, KMS envelope encryption of secrets, control-plane logs, OIDC for IRSA)
 // and the managed node groups: general (API), vector (Qdrant), gpu (Ollama), monitoring.
+// Zones: an EBS volume lives in one zone, and a group spanning several zones may bring its next node up in
+// another, stranding the pod. Roles that host EBS-backed StatefulSets (vector, monitoring, and general where
+// it hosts them) get one node group per zone, or a single zone where the role has a single node; the cluster
+// autoscaler keeps per-zone groups even (balance-similar-node-groups, workloads/addons.ts). The gpu group
+// spans every zone: Ollama keeps its models on the instance store, not on EBS.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
+import { EKS_ADDONS } from "../versions.ts";
 import { irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
@@ -13,14 +19,70 @@ export interface ClusterArgs {
   vpcId: pulumi.Input<string>;
   publicSubnetIds: pulumi.Input<string>[];
   privateSubnetIds: pulumi.Input<string>[];
+  /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
   logRetentionDays: number;
+  /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
+  resourceTags: Record<string, string>;
+}
+
+/** One managed node group: a whole role, or the role's share in one zone (`zone`: index of the private subnet). */
+export interface NodeGroupInstance {
+  role: NodeRole;
+  /** "general", or "vector-0" for the vector role's group in the first zone. */
+  key: string;
+  zone?: number;
+  spec: NodeGroupSpec;
+  group: aws.eks.NodeGroup;
 }
 
 /** Label every node group carries (`role: <name>`); workloads select on it. */
 export const NODE_ROLE_LABEL = "role";
 export const GPU_TAINT = { key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" } as const;
+/** Qdrant's nodes take only pods that tolerate this (Qdrant and DaemonSets). */
+export const VECTOR_TAINT = { key: "dedicated", value: "vector", effect: "NO_SCHEDULE" } as const;
+const TAINTS: Partial<Record<NodeRole, { key: string; value: string; effect: "NO_SCHEDULE" }>> = { gpu: GPU_TAINT, vector: VECTOR_TAINT };
+
+/**
+ * Roles whose pods keep EBS volumes: Qdrant's role (vector, or general without one) and the monitoring stack's
+ * (monitoring, or general without one).
+ */
+export function zonalRoles(groups: Tier["nodeGroups"]): NodeRole[] {
+  const roles = new Set<NodeRole>([groups.vector ? "vector" : "general", groups.monitoring ? "monitoring" : "general"]);
+  return [...roles];
+}
+
+/**
+ * A zonal role's groups: one group in the first zone when the role has one node at peak, else one group per
+ * zone (up to the role's peak size) with min/desired/max dealt out so the totals stay the tier's.
+ */
+export function splitOverZones(spec: NodeGroupSpec, zoneCount: number): NodeGroupSpec[] {
+  const zones = spec.desired <= 1 ? 1 : Math.min(zoneCount, spec.desired);
+  const share = (total: number, i: number) => Math.floor(total / zones) + (i < total % zones ? 1 : 0);
+  return Array.from({ length: zones }, (_, i) => ({ ...spec, min: share(spec.min, i), desired: share(spec.desired, i), max: Math.max(1, share(spec.max, i)) }));
+}
+
+/**
+ * nodeadm NodeConfig (amazon-eks-ami nodeadm/doc/api.md, LocalStorageOptions): RAID0 over the instance-store
+ * NVMe disks, mounted under /mnt/k8s-disks with the kubelet's and containerd's directories on it, so emptyDir
+ * volumes (Ollama's models) sit on the g5's local NVMe. EKS merges this MIME part with its own.
+ */
+const LOCAL_STORAGE_USER_DATA = Buffer.from(`MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="//"
+
+--//
+Content-Type: application/node.eks.aws
+
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  instance:
+    localStorage:
+      strategy: RAID0
+
+--//--
+`).toString("base64");
 
 const NODE_POLICIES = [
   "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -36,7 +98,7 @@ export class Cluster extends pulumi.ComponentResource {
   readonly oidc: OidcProvider;
   /** Security group EKS puts on every managed node; databases admit traffic from it. */
   readonly nodeSecurityGroupId: pulumi.Output<string>;
-  readonly nodeGroups: Partial<Record<NodeRole, aws.eks.NodeGroup>>;
+  readonly nodeGroups: NodeGroupInstance[];
   readonly kmsKeyArn: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -51,7 +113,9 @@ export class Cluster extends pulumi.ComponentResource {
     this.kmsKeyArn = key.arn;
 
     const role = new aws.iam.Role(`${name}-control-plane`, { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com") }, o);
-    new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
+    // The provider docs require the cluster to depend on this attachment: otherwise EKS can be created before
+    // the role may manage it, and on destroy the policy can go first and the cluster deletion fails.
+    const clusterPolicy = new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
       role: role.name,
       policyArn: "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
     }, o);
@@ -69,13 +133,13 @@ export class Cluster extends pulumi.ComponentResource {
       vpcConfig: {
         subnetIds: [...args.privateSubnetIds, ...args.publicSubnetIds],
         endpointPrivateAccess: true,
-        endpointPublicAccess: true,
-        publicAccessCidrs: args.endpointPublicAccessCidrs,
+        endpointPublicAccess: args.endpointPublicAccessCidrs.length > 0,
+        publicAccessCidrs: args.endpointPublicAccessCidrs.length > 0 ? args.endpointPublicAccessCidrs : undefined,
       },
       encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
       enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
       accessConfig: { authenticationMode: "API_AND_CONFIG_MAP", bootstrapClusterCreatorAdminPermissions: true },
-    }, { ...o, dependsOn: [logs] });
+    }, { ...o, dependsOn: [logs, clusterPolicy] });
     this.name = cluster.name;
     this.endpoint = cluster.endpoint;
     this.nodeSecurityGroupId = cluster.vpcConfig.apply((v) => v.clusterSecurityGroupId!);
@@ -91,10 +155,24 @@ export class Cluster extends pulumi.ComponentResource {
       (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-node-${i}`, { role: nodeRole.name, policyArn }, o),
     );
 
-    this.nodeGroups = {};
+    this.nodeGroups = [];
+    const zonal = zonalRoles(args.nodeGroups);
     for (const [role, spec] of Object.entries(args.nodeGroups) as [NodeRole, NodeGroupSpec | null][]) {
       if (!spec) continue;
-      this.nodeGroups[role] = this.nodeGroup(name, role, spec, cluster, nodeRole, args.privateSubnetIds, attachments);
+      // One launch template per role: per-zone groups then carry the same node labels (the autoscaler's
+      // similarity check compares them), and one edit rolls every zone.
+      const template = this.launchTemplate(name, role, spec, cluster, args.resourceTags);
+      const common = { cluster, nodeRole, template, dependsOn: attachments };
+      if (!zonal.includes(role)) {
+        this.nodeGroups.push({ role, key: role, spec, group: this.nodeGroup(`${name}-${role}`, role, role, spec, args.privateSubnetIds, common) });
+        continue;
+      }
+      const shares = splitOverZones(spec, args.privateSubnetIds.length);
+      shares.forEach((zoneSpec, zone) => {
+        const key = shares.length === 1 ? role : `${role}-${zone}`;
+        const group = this.nodeGroup(`${name}-${key}`, role, key, zoneSpec, [args.privateSubnetIds[zone]], common);
+        this.nodeGroups.push({ role, key, zone, spec: zoneSpec, group });
+      });
     }
 
     // Add-ons: EBS CSI (gp3 volumes for Qdrant, Ollama models, Prometheus) needs its own IRSA role.
@@ -104,15 +182,31 @@ export class Cluster extends pulumi.ComponentResource {
       serviceAccount: "ebs-csi-controller-sa",
       managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
     }, o);
-    const firstGroup = Object.values(this.nodeGroups);
-    for (const addon of ["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"]) {
+    // The VPC CNI (aws-node) calls EC2 through its own role too. The node role keeps the CNI policy: a new
+    // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
+    const cniRole = irsaRole(`${name}-vpc-cni`, {
+      oidc: this.oidc,
+      namespace: "kube-system",
+      serviceAccount: "aws-node",
+      managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+    }, o);
+    const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
+    const firstGroup = this.nodeGroups.map((g) => g.group);
+    for (const [addon, version] of Object.entries(EKS_ADDONS)) {
       new aws.eks.Addon(`${name}-${addon}`, {
         clusterName: cluster.name,
         addonName: addon,
+        addonVersion: version ?? undefined,
+        // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
+        resolveConflictsOnCreate: "OVERWRITE",
         resolveConflictsOnUpdate: "OVERWRITE",
-        serviceAccountRoleArn: addon === "aws-ebs-csi-driver" ? ebsRole.arn : undefined,
+        serviceAccountRoleArn: addonRoles[addon],
         // The VPC CNI enforces NetworkPolicies only when asked to.
-        configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" }) : undefined,
+        configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" })
+          // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
+          // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
+          : addon === "aws-ebs-csi-driver" ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
+          : undefined,
       }, { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] });
     }
 
@@ -124,51 +218,63 @@ export class Cluster extends pulumi.ComponentResource {
     this.registerOutputs({ name: this.name, endpoint: this.endpoint, kubeconfig: this.kubeconfig });
   }
 
-  private nodeGroup(
+  private launchTemplate(
     name: string,
     role: NodeRole,
     spec: NodeGroupSpec,
     cluster: aws.eks.Cluster,
-    nodeRole: aws.iam.Role,
-    subnetIds: pulumi.Input<string>[],
-    dependsOn: pulumi.Resource[],
-  ): aws.eks.NodeGroup {
-    const o = { parent: this };
-    const template = new aws.ec2.LaunchTemplate(`${name}-${role}`, {
-      description: `${role} nodes: IMDSv2 only, encrypted gp3 root volume`,
+    resourceTags: Record<string, string>,
+  ): aws.ec2.LaunchTemplate {
+    const gpu = role === "gpu";
+    // Provider default tags stop at the template; these reach what the node group launches.
+    const tags = cluster.name.apply((n) => ({ ...resourceTags, Name: `${n}-${role}`, role }));
+    return new aws.ec2.LaunchTemplate(`${name}-${role}`, {
+      description: `${role} nodes: IMDSv2 only, encrypted gp3 root volume${gpu ? ", instance-store NVMe for pod volumes" : ""}`,
       updateDefaultVersion: true,
       metadataOptions: {
         httpEndpoint: "enabled",
         httpTokens: "required",
-        // 2 hops: pods that still need instance metadata (e.g. the VPC CNI) sit one hop behind the node.
-        httpPutResponseHopLimit: 2,
+        // 1 hop: only host-network processes (kubelet, the VPC CNI's aws-node) reach IMDS; pods get no node
+        // credentials and call AWS through their own IRSA roles.
+        httpPutResponseHopLimit: 1,
       },
       blockDeviceMappings: [{
         deviceName: "/dev/xvda",
         ebs: { volumeSize: spec.diskGb, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" },
       }],
-      tagSpecifications: [{ resourceType: "instance", tags: cluster.name.apply((n) => ({ Name: `${n}-${role}`, role })) }],
+      tagSpecifications: (["instance", "volume", "network-interface"] as const).map((resourceType) => ({ resourceType, tags })),
+      userData: gpu ? LOCAL_STORAGE_USER_DATA : undefined,
       // T instances launch in unlimited mode, which bills surplus CPU credits beyond the hourly price; standard
       // throttles to the baseline instead (EC2 API CreditSpecification: standard | unlimited; T types only).
       creditSpecification: spec.instanceTypes.every((t) => /^t\d/.test(t)) ? { cpuCredits: "standard" } : undefined,
-    }, o);
-    const gpu = role === "gpu";
-    return new aws.eks.NodeGroup(`${name}-${role}`, {
-      clusterName: cluster.name,
-      nodeGroupName: role,
-      nodeRoleArn: nodeRole.arn,
+    }, { parent: this });
+  }
+
+  private nodeGroup(
+    resourceName: string,
+    role: NodeRole,
+    nodeGroupName: string,
+    spec: NodeGroupSpec,
+    subnetIds: pulumi.Input<string>[],
+    c: { cluster: aws.eks.Cluster; nodeRole: aws.iam.Role; template: aws.ec2.LaunchTemplate; dependsOn: pulumi.Resource[] },
+  ): aws.eks.NodeGroup {
+    const taint = TAINTS[role];
+    return new aws.eks.NodeGroup(resourceName, {
+      clusterName: c.cluster.name,
+      nodeGroupName,
+      nodeRoleArn: c.nodeRole.arn,
       subnetIds,
       instanceTypes: spec.instanceTypes,
       capacityType: spec.capacityType,
-      amiType: gpu ? "AL2023_x86_64_NVIDIA" : amiTypeFor(name, role, spec.instanceTypes),
+      amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(resourceName, spec.instanceTypes),
       scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
-      launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
+      launchTemplate: { id: c.template.id, version: c.template.latestVersion.apply(String) },
       labels: { [NODE_ROLE_LABEL]: role },
-      taints: gpu ? [GPU_TAINT] : undefined,
+      taints: taint ? [taint] : undefined,
       updateConfig: { maxUnavailable: 1 },
     }, {
-      ...o,
-      dependsOn,
+      parent: this,
+      dependsOn: c.dependsOn,
       // Schedules and autoscalers own the live size; `pulumi up` must not reset it.
       ignoreChanges: ["scalingConfig.desiredSize"],
     });
@@ -181,10 +287,10 @@ export function isGraviton(instanceType: string): boolean {
 }
 
 /** The EKS AMI for a CPU group: ARM for Graviton types, x86 otherwise; one group cannot mix the two. */
-function amiTypeFor(name: string, role: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
+function amiTypeFor(name: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
   const arm = instanceTypes.filter(isGraviton);
   if (arm.length > 0 && arm.length < instanceTypes.length) {
-    throw new Error(`${name}-${role}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`);
+    throw new Error(`${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`);
   }
   return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";
 }

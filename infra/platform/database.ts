@@ -136,8 +136,9 @@ export class Database extends pulumi.ComponentResource {
         replicateSourceDb: this.instance.identifier,
         instanceClass: s.replicaInstanceClass,
         storageType: "gp3",
-        storageEncrypted: true,
-        kmsKeyId: args.kmsKeyArn,
+        // Neither kmsKeyId nor storageEncrypted: a same-region replica is always encrypted with its source's
+        // key. The RDS API (CreateDBInstanceReadReplica, KmsKeyId) says not to specify a key in the same
+        // region (RDS answers InvalidParameterCombination), and it has no StorageEncrypted parameter at all.
         vpcSecurityGroupIds: [sg.id],
         parameterGroupName: replicaParams.name,
         publiclyAccessible: false,

@@ -51,9 +51,9 @@ export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.Componen
   const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
   const subject = `system:serviceaccount:${args.namespace}:${args.serviceAccount}`;
   const role = new aws.iam.Role(name, { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject) }, opts);
-  (args.managedPolicyArns ?? []).forEach(
-    (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts),
-  );
+  for (const [i, policyArn] of (args.managedPolicyArns ?? []).entries()) {
+    new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts);
+  }
   if (args.inlinePolicy) new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy: args.inlinePolicy }, opts);
   return role;
 }

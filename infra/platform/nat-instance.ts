@@ -8,9 +8,8 @@
 // tables can point at it); source/destination checking is off on that interface so it may forward.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { NAT_INSTANCE_TYPE } from "../tiers.ts";
 
-/** The instance type of every NAT instance (policy/policies/cost.ts allows it in tiers that use one). */
-export const NAT_INSTANCE_TYPE = "t4g.nano";
 /** Latest Amazon Linux 2023 for arm64 (docs.aws.amazon.com/linux/al2023/ug/ec2.html#launch-from-ssm). */
 const AL2023_ARM64_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64";
 

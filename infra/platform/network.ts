@@ -1,15 +1,19 @@
-// VPC over 2-3 AZs: public subnets for the ALB and NAT, private subnets for nodes, RDS and ElastiCache.
+// VPC over 2-3 AZs (chosen by zone ID: platform/zones.ts): public subnets for the ALB and NAT, private
+// subnets for nodes, RDS and ElastiCache.
 // NAT: one gateway per AZ in production (an AZ outage must not cut egress), one gateway ("single") or one NAT
 // instance ("instance", nat-instance.ts) where cost matters more than availability.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { serviceTrustPolicy } from "./iam.ts";
 import { NatInstance } from "./nat-instance.ts";
+import { chooseZones, EKS_UNSUPPORTED_ZONE_IDS } from "./zones.ts";
 
 export interface NetworkArgs {
   clusterName: string;
   region: string;
   azCount: number;
+  /** Every instance type the node groups use: each chosen zone must offer all of them. */
+  instanceTypes: string[];
   natGateways: "single" | "perAz" | "instance";
   flowLogs: boolean;
   cidr?: string;
@@ -19,8 +23,17 @@ export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly vpcCidr: string;
   readonly publicSubnetIds: pulumi.Output<string>[];
+  /** Where internet-facing load balancers live; NetworkPolicies admit the ALB from these. */
+  readonly publicSubnetCidrs: pulumi.Output<string>[] = [];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
+  /** The zone IDs the subnets are in, in subnet order. */
+  readonly zoneIds: pulumi.Output<string[]>;
+  /**
+   * What an internet-facing load balancer needs (internet gateway, public subnets and their routes). Whatever
+   * makes the ALB controller create one depends on these, so `pulumi destroy` removes the ALB first.
+   */
+  readonly internetEdge: pulumi.Resource[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:Network", name, {}, opts);
@@ -39,7 +52,18 @@ export class Network extends pulumi.ComponentResource {
     // Lock down the default security group: nothing should ever use it.
     new aws.ec2.DefaultSecurityGroup(`${name}-default-sg`, { vpcId: vpc.id, ingress: [], egress: [] }, o);
 
-    const zones = aws.getAvailabilityZonesOutput({ state: "available" }, o);
+    const available = aws.getAvailabilityZonesOutput({
+      state: "available",
+      excludeZoneIds: EKS_UNSUPPORTED_ZONE_IDS,
+      filters: [{ name: "zone-type", values: ["availability-zone"] }], // no Local or Wavelength Zones
+    }, o);
+    const offerings = aws.ec2.getInstanceTypeOfferingsOutput({
+      locationType: "availability-zone-id",
+      filters: [{ name: "instance-type", values: args.instanceTypes }],
+    }, o);
+    const zones = pulumi.all([available, offerings]).apply(([az, off]) =>
+      chooseZones({ names: az.names, zoneIds: az.zoneIds, offerings: off }, args.instanceTypes, args.azCount, args.region));
+    this.zoneIds = zones.apply((z) => z.map((zone) => zone.zoneId));
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, o);
     const publicRt = new aws.ec2.RouteTable(`${name}-public-rt`, {
       vpcId: vpc.id,
@@ -47,21 +71,24 @@ export class Network extends pulumi.ComponentResource {
     }, o);
 
     const publicSubnets: aws.ec2.Subnet[] = [];
+    const publicAssociations: aws.ec2.RouteTableAssociation[] = [];
     const natIds: pulumi.Output<string>[] = [];
     this.privateSubnetIds = [];
     this.privateRouteTableIds = [];
     for (let i = 0; i < args.azCount; i++) {
-      const az = zones.names[i];
+      const az = zones.apply((z) => z[i].zoneId);
       // /20 public subnets at the bottom, /18 private subnets above them (room for many pod IPs).
       const pub = new aws.ec2.Subnet(`${name}-public-${i}`, {
         vpcId: vpc.id,
-        availabilityZone: az,
+        availabilityZoneId: az,
         cidrBlock: `${a}.${b}.${i * 16}.0/20`,
         mapPublicIpOnLaunch: false,
         tags: { ...clusterTag, "kubernetes.io/role/elb": "1", Name: `${args.clusterName}-public-${i}` },
       }, o);
-      new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
+      const pubAssoc = new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
       publicSubnets.push(pub);
+      publicAssociations.push(pubAssoc);
+      this.publicSubnetCidrs.push(pub.cidrBlock.apply((c) => c!));
       if (args.natGateways === "instance" && i === 0) {
         const nat = new NatInstance(`${name}-nat`, { vpcId: vpc.id, vpcCidr: this.vpcCidr, subnetId: pub.id }, { ...o, dependsOn: [igw] });
         natIds.push(nat.networkInterfaceId);
@@ -72,7 +99,7 @@ export class Network extends pulumi.ComponentResource {
       }
       const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
         vpcId: vpc.id,
-        availabilityZone: az,
+        availabilityZoneId: az,
         cidrBlock: `${a}.${b}.${64 * (i + 1)}.0/18`,
         mapPublicIpOnLaunch: false,
         tags: { ...clusterTag, "kubernetes.io/role/internal-elb": "1", Name: `${args.clusterName}-private-${i}` },
@@ -91,6 +118,7 @@ export class Network extends pulumi.ComponentResource {
       this.privateRouteTableIds.push(rt.id);
     }
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
+    this.internetEdge = [vpc, igw, publicRt, ...publicSubnets, ...publicAssociations];
 
     // Image layers, backups and Loki chunks go to S3 without paying NAT data processing.
     new aws.ec2.VpcEndpoint(`${name}-s3`, {

@@ -3,17 +3,19 @@
 // night by EventBridge Scheduler. The Kubernetes side (API HPA minimum, Ollama replicas) is workloads/offpeak.ts.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { DAYS, type Day, type NodeGroupSpec, type Tier, type Window } from "../tiers.ts";
-import type { NodeRole } from "./cluster.ts";
+import type { NodeGroupSpec, Tier } from "../tiers.ts";
+import { type Day, describeDays, endDays, eventBridgeCron, unixCron, type Window } from "../time.ts";
+import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
 type Schedule = Tier["schedule"];
 
 export interface OffPeakSchedulesArgs {
   schedule: Schedule;
-  /** Peak sizes of every node group in the tier. */
-  nodeGroupSpecs: Tier["nodeGroups"];
-  nodeGroups: Partial<Record<NodeRole, aws.eks.NodeGroup>>;
+  /** The stack's IANA time zone: Auto Scaling `timeZone`, EventBridge Scheduler `scheduleExpressionTimezone`. */
+  timeZone: string;
+  /** Every node group with its peak sizes (a zonal role has one group per zone, each with its share). */
+  nodeGroups: NodeGroupInstance[];
   /** The instance work-hours-only tiers stop at night. */
   database: { identifier: pulumi.Input<string>; arn: pulumi.Input<string> };
 }
@@ -26,7 +28,6 @@ export interface AsgSizes {
 }
 
 const UNCHANGED = -1;
-const CRON_DAY: Record<Day, number> = { SUN: 0, MON: 1, TUE: 2, WED: 3, THU: 4, FRI: 5, SAT: 6 };
 /** Off-peak applies to these groups; vector (Qdrant) and monitoring keep their size around the clock. */
 const OFF_PEAK_SIZE: Partial<Record<NodeRole, "generalNodes" | "gpuNodes">> = { general: "generalNodes", gpu: "gpuNodes" };
 
@@ -36,15 +37,15 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
     const { schedule } = args;
     const o = { parent: this };
 
-    for (const [role, group] of Object.entries(args.nodeGroups) as [NodeRole, aws.eks.NodeGroup][]) {
-      const spec = args.nodeGroupSpecs[role]!;
+    for (const { role, key, spec, group } of args.nodeGroups) {
       const asgName = group.resources.apply((r) => r[0].autoscalingGroups![0].name!);
       const action = (suffix: string, hhmm: string, days: Day[], sizes: AsgSizes) =>
-        new aws.autoscaling.Schedule(`${name}-${role}-${suffix}`, {
+        new aws.autoscaling.Schedule(`${name}-${key}-${suffix}`, {
           autoscalingGroupName: asgName,
           scheduledActionName: suffix,
-          recurrence: cron(hhmm, days),
-          timeZone: schedule.timezone,
+          recurrence: unixCron(hhmm, days),
+          // @pulumi/aws autoscaling.Schedule `timeZone`: "an IANA time zone"; the recurrence is read in it (DST included).
+          timeZone: args.timeZone,
           ...sizes,
         }, o);
 
@@ -63,7 +64,7 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
       }
     }
 
-    if (schedule.workHoursOnly) this.stopDatabaseOutsideWorkHours(name, schedule.workHoursOnly, schedule.timezone, args.database);
+    if (schedule.workHoursOnly) this.stopDatabaseOutsideWorkHours(name, schedule.workHoursOnly, args.timeZone, args.database);
     this.registerOutputs({});
   }
 
@@ -83,7 +84,8 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
     const rdsAction = (suffix: string, api: "stopDBInstance" | "startDBInstance", hhmm: string, days: Day[]) =>
       new aws.scheduler.Schedule(`${name}-rds-${suffix}`, {
         description: `${api} for the database (workHoursOnly)`,
-        scheduleExpression: schedulerCron(hhmm, days),
+        scheduleExpression: eventBridgeCron(hhmm, days),
+        // @pulumi/aws scheduler.Schedule `scheduleExpressionTimezone`: the zone the cron is evaluated in (default UTC).
         scheduleExpressionTimezone: timezone,
         flexibleTimeWindow: { mode: "OFF" },
         target: {
@@ -120,61 +122,17 @@ function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
   ];
 }
 
-/** Standard five-field cron (what ASG recurrences and Kubernetes CronJobs take): "0 20 * * 1-5". */
-export function cron(hhmm: string, days: Day[]): string {
-  const [h, m] = hhmm.split(":").map(Number);
-  return `${m} ${h} * * ${dayOfWeek(days, String) ?? "*"}`;
-}
-
-/** EventBridge Scheduler's six-field cron: "cron(0 20 ? * MON-FRI *)". */
-export function schedulerCron(hhmm: string, days: Day[]): string {
-  const [h, m] = hhmm.split(":").map(Number);
-  const list = dayOfWeek(days, (n) => DAYS.find((d) => CRON_DAY[d] === n)!);
-  return list ? `cron(${m} ${h} ? * ${list} *)` : `cron(${m} ${h} * * ? *)`;
-}
-
-/** A cron day-of-week field, Sunday first, runs as ranges ("1,3-4"); null for every day. */
-function dayOfWeek(days: Day[], label: (cronDay: number) => string): string | null {
-  const numbers = [...new Set(days.map((d) => CRON_DAY[d]))].sort((a, b) => a - b);
-  if (numbers.length === 7) return null;
-  return runs(numbers).map(([a, b]) => (a === b ? label(a) : `${label(a)}-${label(b)}`)).join(",");
-}
-
-/** The days a window's end falls on: the next day for a window that runs past midnight. */
-export function endDays(w: Window): Day[] {
-  if (w.end > w.start) return w.days;
-  return w.days.map((d) => DAYS[(DAYS.indexOf(d) + 1) % DAYS.length]);
-}
-
-/** Consecutive runs in sorted numbers: [1,2,3,5] -> [[1,3],[5,5]]. */
-function runs(sorted: number[]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const n of sorted) {
-    const last = out.at(-1);
-    if (last && last[1] === n - 1) last[1] = n;
-    else out.push([n, n]);
-  }
-  return out;
-}
-
-function describeDays(days: Day[]): string {
-  const ordered = DAYS.filter((d) => days.includes(d));
-  if (ordered.length === 7) return "every day";
-  const idx = ordered.map((d) => DAYS.indexOf(d));
-  return runs(idx).map(([a, b]) => (a === b ? DAYS[a] : b === a + 1 ? `${DAYS[a]},${DAYS[b]}` : `${DAYS[a]}-${DAYS[b]}`)).join(",");
-}
-
 /** When each group is at which size, in words (the `schedule` stack output). */
-export function describeSchedule(t: Pick<Tier, "schedule" | "nodeGroups" | "api" | "ollama">): string[] {
+export function describeSchedule(t: Pick<Tier, "gpu" | "schedule" | "nodeGroups" | "api" | "ollama">, timeZone: string): string[] {
   const { schedule, nodeGroups: specs } = t;
-  const tz = `(${schedule.timezone})`;
+  const tz = `(${timeZone})`;
   const lines: string[] = [];
   if (schedule.offPeak) {
     const w = schedule.offPeak;
     const s = schedule.offPeakSizes;
     const changes = [
       `general nodes ${specs.general.desired} -> ${s.generalNodes}`,
-      ...(specs.gpu ? [`gpu nodes ${specs.gpu.desired} -> ${s.gpuNodes}`] : []),
+      ...(t.gpu && specs.gpu ? [`gpu nodes ${specs.gpu.desired} -> ${s.gpuNodes}`] : []),
       `API min replicas ${t.api.minReplicas} -> ${s.apiMinReplicas}`,
       `Ollama replicas ${t.ollama.replicas} -> ${s.ollamaReplicas}`,
     ];

@@ -2,12 +2,13 @@
 // Controller (turns the API's Ingress into an ALB; IRSA role with the upstream IAM policy), metrics-server
 // (CPU/memory metrics for the API's HPA) and, in tiers with GPUs, NVIDIA's device plugin.
 import { readFileSync } from "node:fs";
+import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { CHARTS, CLUSTER_AUTOSCALER, parseImageRef } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
-import { CHARTS } from "./names.ts";
 import { GPU_TOLERATION, placement, resources } from "./pod.ts";
 
 /** docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller v2.14. */
@@ -29,6 +30,8 @@ export interface ClusterAddonsArgs {
   gpu: boolean;
   /** Dev: one controller replica instead of two. */
   disposable: boolean;
+  /** Tags for every AWS resource the ALB controller creates (the budget filters on `stack`). */
+  resourceTags: Record<string, string>;
 }
 
 export class ClusterAddons extends pulumi.ComponentResource {
@@ -39,12 +42,7 @@ export class ClusterAddons extends pulumi.ComponentResource {
     super("agent-stack:workloads:ClusterAddons", name, {}, opts);
     const o = { parent: this };
 
-    const albRole = irsaRole(`${name}-alb-controller`, {
-      oidc: args.oidc,
-      namespace: SYSTEM_NAMESPACE,
-      serviceAccount: ALB_SERVICE_ACCOUNT,
-      inlinePolicy: ALB_CONTROLLER_POLICY,
-    }, o);
+    const alb = roleWithPolicy(`${name}-alb-controller`, args.oidc, ALB_SERVICE_ACCOUNT, ALB_CONTROLLER_POLICY, o);
     this.albController = release(`${name}-alb-controller`, CHARTS.albController, {
       clusterName: args.clusterName,
       region: args.region,
@@ -53,13 +51,15 @@ export class ClusterAddons extends pulumi.ComponentResource {
       serviceAccount: {
         create: true,
         name: ALB_SERVICE_ACCOUNT,
-        annotations: { "eks.amazonaws.com/role-arn": albRole.arn },
+        annotations: { "eks.amazonaws.com/role-arn": alb.role.arn },
       },
       // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
       enableServiceMutatorWebhook: false,
+      // --default-tags on every ALB, target group and security group (chart templates/deployment.yaml).
+      defaultTags: args.resourceTags,
       ...placement("general"),
       resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
-    }, o);
+    }, { ...o, dependsOn: [alb.policy] });
 
     this.clusterAutoscaler(name, args);
 
@@ -92,11 +92,15 @@ export class ClusterAddons extends pulumi.ComponentResource {
    */
   private clusterAutoscaler(name: string, args: ClusterAddonsArgs) {
     const o = { parent: this };
-    const role = irsaRole(`${name}-cluster-autoscaler`, {
-      oidc: args.oidc,
-      namespace: SYSTEM_NAMESPACE,
-      serviceAccount: AUTOSCALER_SERVICE_ACCOUNT,
-      inlinePolicy: pulumi.output(args.clusterName).apply((cluster) => JSON.stringify({
+    if (args.kubernetesVersion !== CLUSTER_AUTOSCALER.kubernetesMinor) {
+      throw new Error(
+        `kubernetesVersion ${args.kubernetesVersion}: the pinned cluster autoscaler (${CLUSTER_AUTOSCALER.image}) serves ` +
+          `Kubernetes ${CLUSTER_AUTOSCALER.kubernetesMinor} only. Set agent-stack:kubernetesVersion to ` +
+          `${CLUSTER_AUTOSCALER.kubernetesMinor}, or bump CLUSTER_AUTOSCALER and CHARTS.clusterAutoscaler together in infra/versions.ts.`,
+      );
+    }
+    const autoscaler = roleWithPolicy(`${name}-cluster-autoscaler`, args.oidc, AUTOSCALER_SERVICE_ACCOUNT,
+      pulumi.output(args.clusterName).apply((cluster) => JSON.stringify({
         Version: "2012-10-17",
         Statement: [
           {
@@ -122,15 +126,18 @@ export class ClusterAddons extends pulumi.ComponentResource {
             Resource: "*",
           },
         ],
-      })),
-    }, o);
+      })), o);
+    const image = parseImageRef(CLUSTER_AUTOSCALER.image);
     release(`${name}-cluster-autoscaler`, CHARTS.clusterAutoscaler, {
       cloudProvider: "aws",
       awsRegion: args.region,
       autoDiscovery: { clusterName: args.clusterName },
-      image: { tag: `v${args.kubernetesVersion}.0` },
-      rbac: { serviceAccount: { name: AUTOSCALER_SERVICE_ACCOUNT, annotations: { "eks.amazonaws.com/role-arn": role.arn } } },
+      image: { repository: `${image.registry}/${image.repository}`, tag: image.tag },
+      rbac: { serviceAccount: { name: AUTOSCALER_SERVICE_ACCOUNT, annotations: { "eks.amazonaws.com/role-arn": autoscaler.role.arn } } },
       extraArgs: {
+        // Per-zone node groups of a role (platform/cluster.ts) scale together; they share one launch
+        // template, so their nodes' labels match (processors/nodegroupset/aws_nodegroups.go ignores
+        // eks.amazonaws.com/nodegroup and the zone labels) and the autoscaler treats them as one set.
         "balance-similar-node-groups": true,
         expander: "least-waste",
         "skip-nodes-with-system-pods": false,
@@ -138,8 +145,17 @@ export class ClusterAddons extends pulumi.ComponentResource {
       },
       ...placement("general"),
       resources: resources({ cpuRequest: "100m", memoryRequest: "300Mi", cpuLimit: "500m", memoryLimit: "600Mi" }),
-    }, o);
+    }, { ...o, dependsOn: [autoscaler.policy] });
   }
+}
+
+/**
+ * An IRSA role for a kube-system service account with its inline policy, returned too: the controller's release
+ * depends on the policy, or its first AWS calls race the policy's creation (and its destroy outlives it).
+ */
+function roleWithPolicy(name: string, oidc: OidcProvider, serviceAccount: string, policy: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
+  const role = irsaRole(name, { oidc, namespace: SYSTEM_NAMESPACE, serviceAccount }, opts);
+  return { role, policy: new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy }, opts) };
 }
 
 /** Charts of this file go into kube-system under their chart's name. */

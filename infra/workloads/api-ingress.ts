@@ -1,6 +1,9 @@
 // The API's public entry: an internet-facing ALB (through the AWS Load Balancer Controller) sending
-// traffic straight to the API pods. With a domain: an ACM certificate (DNS validation), HTTPS, and HTTP
-// redirected to HTTPS. The idle timeout is the guide's proxy_read_timeout 300s, for streamed answers.
+// traffic straight to the API pods. With a domain: an ACM certificate validated in the same `pulumi up`
+// (its DNS records in the domain's Route 53 zone, then aws.acm.CertificateValidation, which the listener
+// waits for), HTTPS only on a TLS 1.3/1.2 policy, and HTTP redirected to HTTPS. Annotation names: the
+// controller's docs/guide/ingress/annotations.md (v2.14). The idle timeout is the guide's
+// proxy_read_timeout 300s, for streamed answers.
 import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -10,37 +13,40 @@ import { labelsFor } from "./pod.ts";
 /** What apiUrl says while the ALB has no hostname yet (and always under the offline plan's mocks). */
 export const PENDING_ALB_URL = "http://pending-alb-hostname.invalid";
 const IDLE_TIMEOUT_SECONDS = 300;
+/** TLS 1.3 and 1.2 only: AWS's recommended ALB policy (Elastic Load Balancing "Security policies"). */
+export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 export interface ApiIngressArgs {
   namespace: pulumi.Input<string>;
   service: k8s.core.v1.Service;
-  /** Public DNS name (config `domain`); without it the ALB serves plain HTTP on its own hostname. */
-  domain?: string;
+  /**
+   * Public DNS name (config `domain`) and its Route 53 hosted zone (config `hostedZoneId`); without them the
+   * ALB serves plain HTTP on its own hostname (dev only: the policy pack refuses that in production tiers).
+   */
+  domain?: { name: string; hostedZoneId: string };
+  /**
+   * What must outlive the Ingress on `pulumi destroy`: the ALB controller (it removes the ALB, its target
+   * groups and security groups, then the Ingress's finalizer) and the VPC's public edge (the ALB sits there).
+   * The Ingress depends on them itself: children do not inherit their component's dependsOn.
+   */
+  deleteBefore?: pulumi.Resource[];
 }
 
 export class ApiIngress extends pulumi.ComponentResource {
   readonly apiUrl: pulumi.Output<string>;
-  /** CNAME records to create in the domain's DNS zone so ACM issues the certificate (empty without a domain). */
-  readonly certificateValidationRecords: pulumi.Output<{ name: string; type: string; value: string }[]>;
 
   constructor(name: string, args: ApiIngressArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:ApiIngress", name, {}, opts);
     const o = { parent: this };
 
-    const certificate = args.domain
-      ? new aws.acm.Certificate(name, { domainName: args.domain, validationMethod: "DNS" }, o)
-      : undefined;
-    this.certificateValidationRecords = certificate
-      ? certificate.domainValidationOptions.apply((opts) =>
-        (opts ?? []).map((v) => ({ name: v.resourceRecordName!, type: v.resourceRecordType!, value: v.resourceRecordValue! })))
-      : pulumi.output([]);
+    const certificateArn = args.domain ? this.validatedCertificate(name, args.domain) : undefined;
 
-    const tls: Record<string, pulumi.Input<string>> = certificate
+    const tls: Record<string, pulumi.Input<string>> = certificateArn
       ? {
         "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }, { HTTPS: 443 }]),
         "alb.ingress.kubernetes.io/ssl-redirect": "443",
-        "alb.ingress.kubernetes.io/certificate-arn": certificate.arn,
-        "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "alb.ingress.kubernetes.io/certificate-arn": certificateArn,
+        "alb.ingress.kubernetes.io/ssl-policy": TLS_POLICY,
       }
       : { "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }]) };
 
@@ -64,7 +70,7 @@ export class ApiIngress extends pulumi.ComponentResource {
       spec: {
         ingressClassName: "alb",
         rules: [{
-          ...(args.domain ? { host: args.domain } : {}),
+          ...(args.domain ? { host: args.domain.name } : {}),
           http: {
             paths: [{
               path: "/",
@@ -74,14 +80,34 @@ export class ApiIngress extends pulumi.ComponentResource {
           },
         }],
       },
-    }, o);
+    }, { ...o, dependsOn: args.deleteBefore ?? [] });
 
     this.apiUrl = args.domain
-      ? pulumi.output(`https://${args.domain}`)
+      ? pulumi.output(`https://${args.domain.name}`)
       : ingress.status.apply((status) => {
         const hostname = status?.loadBalancer?.ingress?.[0]?.hostname;
         return hostname ? `http://${hostname}` : PENDING_ALB_URL;
       });
     this.registerOutputs({ apiUrl: this.apiUrl });
+  }
+
+  /** The certificate's ARN once ACM has issued it: DNS records in the zone, then the validation waits. */
+  private validatedCertificate(name: string, domain: { name: string; hostedZoneId: string }): pulumi.Output<string> {
+    const o = { parent: this };
+    const certificate = new aws.acm.Certificate(name, { domainName: domain.name, validationMethod: "DNS" }, o);
+    // One record per domain name on the certificate (only `domain` here, so the count is known before apply).
+    const record = new aws.route53.Record(`${name}-validation`, {
+      zoneId: domain.hostedZoneId,
+      name: certificate.domainValidationOptions[0].resourceRecordName,
+      type: certificate.domainValidationOptions[0].resourceRecordType,
+      records: [certificate.domainValidationOptions[0].resourceRecordValue],
+      ttl: 300,
+      allowOverwrite: true,
+    }, o);
+    const validation = new aws.acm.CertificateValidation(name, {
+      certificateArn: certificate.arn,
+      validationRecordFqdns: [record.fqdn],
+    }, o);
+    return validation.certificateArn;
   }
 }

@@ -3,6 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
+import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import { API, NAME_LABEL } from "./names.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
@@ -16,8 +17,12 @@ export interface ApiArgs {
   imageRef: pulumi.Input<string>;
   sizes: Tier["api"];
   models: Tier["ollama"]["models"];
-  /** Secret with DATABASE_URL, REDIS_URL and API_KEYS. */
+  /** Collections are created with these (the app reads QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY). */
+  qdrantReplication: { factor: number; writeConsistency: number };
+  /** Secret with DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL and API_KEYS. */
   envSecretName: pulumi.Input<string>;
+  /** Serve /docs and /openapi.json (config `docsEnabled`). */
+  docsEnabled: boolean;
   qdrantApiKey: { name: pulumi.Input<string>; key: string };
   qdrantUrl: string;
   ollamaUrl: string;
@@ -39,6 +44,7 @@ export class Api extends pulumi.ComponentResource {
     }, o);
 
     const port = { name: API.portName, containerPort: API.port, protocol: "TCP" };
+    const metricsPort = { name: API.metricsPortName, containerPort: API.metricsPort, protocol: "TCP" };
     const probe = (path: string) => ({ httpGet: { path, port: API.portName } });
 
     this.deployment = new k8s.apps.v1.Deployment(API.name, {
@@ -66,10 +72,13 @@ export class Api extends pulumi.ComponentResource {
               name: "api",
               image: args.imageRef,
               imagePullPolicy: "IfNotPresent",
-              ports: [port],
+              ports: [port, metricsPort],
               envFrom: [{ secretRef: { name: args.envSecretName } }],
               env: [
                 { name: "PORT", value: String(API.port) },
+                { name: "METRICS_PORT", value: String(API.metricsPort) },
+                { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
+                { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                 { name: "NODE_ENV", value: "production" },
                 { name: "QDRANT_URL", value: args.qdrantUrl },
                 { name: "OLLAMA_URL", value: args.ollamaUrl },
@@ -77,6 +86,8 @@ export class Api extends pulumi.ComponentResource {
                 { name: "MODEL_SMALL", value: args.models.small },
                 { name: "MODEL_DEFAULT", value: args.models.default },
                 { name: "MODEL_LARGE", value: args.models.large },
+                { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
+                { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                 { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.qdrantApiKey.name, key: args.qdrantApiKey.key } } },
               ],
               resources: resources(args.sizes),
@@ -85,9 +96,9 @@ export class Api extends pulumi.ComponentResource {
               readinessProbe: { ...probe(HEALTH.readiness), periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 },
               lifecycle: { preStop: { sleep: { seconds: 10 } } },
               securityContext: lockedDown(),
-              volumeMounts: [TMP.mount],
+              volumeMounts: [TMP.mount, { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
             }],
-            volumes: [TMP.volume],
+            volumes: [TMP.volume, { name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
           },
         },
       },
@@ -98,7 +109,11 @@ export class Api extends pulumi.ComponentResource {
       spec: {
         type: "ClusterIP",
         selector: { [NAME_LABEL]: API.name },
-        ports: [{ name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" }],
+        // The Ingress routes only `http`; the ServiceMonitor scrapes only `metrics`.
+        ports: [
+          { name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" },
+          { name: API.metricsPortName, port: API.metricsPort, targetPort: API.metricsPortName, protocol: "TCP" },
+        ],
       },
     }, o);
 

@@ -1,6 +1,7 @@
-// What every workload sits on: the `agent` and `monitoring` namespaces and the StorageClasses: the default
-// one (encrypted gp3 through the EBS CSI driver, bound where the pod lands) and the same with the AWS Backup
-// selection tag on every volume, for data that must be backed up (Qdrant).
+// What every workload sits on: the `agent`, `monitoring` and `monitoring-host` namespaces, each with its Pod
+// Security level, and the StorageClasses: the default one (encrypted gp3 through the EBS CSI driver, bound
+// where the pod lands) and the same with the AWS Backup selection tag on every volume, for data that must be
+// backed up (Qdrant).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { BACKED_UP_STORAGE_CLASS, NAMESPACES, STORAGE_CLASS } from "./names.ts";
@@ -12,9 +13,32 @@ export interface ClusterBaseArgs {
   backupTag: { key: string; value: string };
 }
 
+export type PodSecurityLevel = "restricted" | "baseline" | "privileged";
+
+/**
+ * Pod Security Standards level each of our namespaces enforces. agent: every pod there meets "restricted".
+ * monitoring: the stack's charts run as "baseline" pods. monitoring-host: node-exporter and the DCGM exporter
+ * read the node (host network/PID, hostPath, GPU devices), so their namespace says "privileged" openly.
+ */
+export const POD_SECURITY: Record<string, PodSecurityLevel> = {
+  [NAMESPACES.agent]: "restricted",
+  [NAMESPACES.monitoring]: "baseline",
+  [NAMESPACES.monitoringHost]: "privileged",
+};
+
+/** enforce at the level; warn and audit at "restricted", so every gap below it shows at deploy time. */
+export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+  return {
+    "pod-security.kubernetes.io/enforce": level,
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+  };
+}
+
 export class ClusterBase extends pulumi.ComponentResource {
   readonly agentNamespace: pulumi.Output<string>;
   readonly monitoringNamespace: pulumi.Output<string>;
+  readonly monitoringHostNamespace: pulumi.Output<string>;
   readonly storageClassName: pulumi.Output<string>;
   readonly backedUpStorageClassName: pulumi.Output<string>;
 
@@ -22,23 +46,16 @@ export class ClusterBase extends pulumi.ComponentResource {
     super("agent-stack:workloads:ClusterBase", name, {}, opts);
     const o = { parent: this };
 
-    const agent = new k8s.core.v1.Namespace(NAMESPACES.agent, {
-      metadata: {
-        name: NAMESPACES.agent,
-        labels: {
-          // Our pods meet "restricted"; enforcing only "baseline" keeps other teams' jobs here from being
-          // rejected at night, while `warn` shows every violation at deploy time.
-          "pod-security.kubernetes.io/enforce": "baseline",
-          "pod-security.kubernetes.io/warn": "restricted",
-          "pod-security.kubernetes.io/audit": "restricted",
-          // The ALB controller holds API pods back from Ready until the ALB reports them healthy.
-          "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-        },
-      },
-    }, o);
-    const monitoring = new k8s.core.v1.Namespace(NAMESPACES.monitoring, {
-      metadata: { name: NAMESPACES.monitoring },
-    }, o);
+    const namespace = (name: string, extraLabels: Record<string, string> = {}) =>
+      new k8s.core.v1.Namespace(name, {
+        metadata: { name, labels: { ...podSecurityLabels(POD_SECURITY[name]), ...extraLabels } },
+      }, o);
+    const agent = namespace(NAMESPACES.agent, {
+      // The ALB controller holds API pods back from Ready until the ALB reports them healthy.
+      "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+    });
+    const monitoring = namespace(NAMESPACES.monitoring);
+    const monitoringHost = namespace(NAMESPACES.monitoringHost);
 
     const gp3 = (className: string, annotations: Record<string, string>, extraParameters: Record<string, string>) =>
       new k8s.storage.v1.StorageClass(className, {
@@ -54,6 +71,7 @@ export class ClusterBase extends pulumi.ComponentResource {
 
     this.agentNamespace = agent.metadata.name;
     this.monitoringNamespace = monitoring.metadata.name;
+    this.monitoringHostNamespace = monitoringHost.metadata.name;
     this.storageClassName = storageClass.metadata.name;
     this.backedUpStorageClassName = backedUp.metadata.name;
     this.registerOutputs({ agentNamespace: this.agentNamespace, monitoringNamespace: this.monitoringNamespace });

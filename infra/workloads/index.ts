@@ -1,6 +1,6 @@
 // Everything that runs on the cluster, composed in order: Kubernetes provider -> namespaces and storage
-// -> add-ons (ALB controller, metrics-server, GPU device plugin) -> image and secrets -> Qdrant, Ollama,
-// the API with its autoscaler and ALB ingress -> network policies.
+// -> add-ons (ALB controller, metrics-server, GPU device plugin) -> image, database roles (a Job) and secrets
+// -> Qdrant, Ollama, the API with its autoscaler and ALB ingress -> network policies.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { OidcProvider } from "../platform/iam.ts";
@@ -10,6 +10,7 @@ import { Api } from "./api.ts";
 import { ApiAutoscaler } from "./api-autoscaler.ts";
 import { ApiIngress } from "./api-ingress.ts";
 import { ClusterBase } from "./base.ts";
+import { DatabaseRoles, type DatabaseRolesArgs, databaseUrl, type RoleLogin } from "./db-roles.ts";
 import { AppImage } from "./image.ts";
 import { OLLAMA, QDRANT, serviceUrl } from "./names.ts";
 import { NetworkPolicies } from "./network-policies.ts";
@@ -26,21 +27,31 @@ export interface WorkloadsArgs {
   nodeGroups: pulumi.Resource[];
   region: string;
   vpcId: pulumi.Input<string>;
-  vpcCidr: string;
+  /** The public subnets' CIDRs: the only addresses (the ALB's) admitted to the API's serving port. */
+  loadBalancerCidrs: pulumi.Input<string>[];
   sizes: Tier;
-  /** Config `domain`: serve HTTPS on it. */
-  domain?: string;
+  /** Config `domain` and `hostedZoneId`: serve HTTPS on it with a certificate validated in that zone. */
+  domain?: { name: string; hostedZoneId: string };
+  /** Config `docsEnabled`: the API serves /docs and /openapi.json. */
+  docsEnabled: boolean;
   disposable: boolean;
   /** AWS Backup's selection tag; Qdrant's volumes carry it. */
   backupTag: { key: string; value: string };
-  database: AppSecretsArgs["database"];
+  /** The RDS instance and its master login; the workloads log in as the roles DatabaseRoles creates. */
+  database: DatabaseRolesArgs["database"];
   cache: AppSecretsArgs["cache"];
   repositoryUrl: pulumi.Input<string>;
+  /** The VPC's internet gateway and public subnets: the Ingress's ALB must be gone before they are deleted. */
+  internetEdge?: pulumi.Resource[];
+  /** The stack's cost tags: the ALB controller puts them on every load balancer it creates. */
+  resourceTags: Record<string, string>;
 }
 
 export class Workloads extends pulumi.ComponentResource {
   readonly provider: k8s.Provider;
-  readonly namespaces: { agent: pulumi.Output<string>; monitoring: pulumi.Output<string> };
+  readonly namespaces: { agent: pulumi.Output<string>; monitoring: pulumi.Output<string>; monitoringHost: pulumi.Output<string> };
+  /** The exporter's login (read-only statistics), for the monitoring stack. */
+  readonly databaseMonitor: RoleLogin;
   readonly apiUrl: pulumi.Output<string>;
   readonly imageRef: pulumi.Output<string>;
   readonly imageDigest: pulumi.Output<string>;
@@ -48,7 +59,6 @@ export class Workloads extends pulumi.ComponentResource {
   readonly qdrantApiKeySecret: { name: pulumi.Output<string>; key: string };
   /** What the off-peak scaler patches (spec.replicas). */
   readonly ollamaWorkload = { kind: OLLAMA.kind, name: OLLAMA.name } as const;
-  readonly certificateValidationRecords: pulumi.Output<{ name: string; type: string; value: string }[]>;
 
   constructor(name: string, args: WorkloadsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:Workloads", name, {}, opts);
@@ -69,14 +79,25 @@ export class Workloads extends pulumi.ComponentResource {
       vpcId: args.vpcId,
       oidc: args.oidc,
       // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
-      gpu: sizes.nodeGroups.gpu !== null,
+      gpu: sizes.gpu,
       disposable: args.disposable,
+      resourceTags: args.resourceTags,
     }, o);
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.
     const afterAlbController = { ...o, dependsOn: [addons.albController] };
 
     const image = new AppImage(`${name}-image`, { repositoryUrl: args.repositoryUrl }, o);
-    const secrets = new AppSecrets(`${name}-secrets`, { namespace, database: args.database, cache: args.cache }, o);
+    const dbRoles = new DatabaseRoles(`${name}-db-roles`, {
+      namespace,
+      caNamespaces: [base.monitoringNamespace],
+      database: args.database,
+    }, o);
+    const secrets = new AppSecrets(`${name}-secrets`, {
+      namespace,
+      databaseUrl: databaseUrl(dbRoles.app, args.database),
+      databaseMigrateUrl: databaseUrl(dbRoles.owner, args.database),
+      cache: args.cache,
+    }, o);
 
     new Qdrant(`${name}-qdrant`, {
       namespace,
@@ -85,29 +106,36 @@ export class Workloads extends pulumi.ComponentResource {
       storageClassName: base.backedUpStorageClassName,
       apiKey: secrets.qdrantApiKey,
     }, afterAlbController);
-    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, storageClassName: base.storageClassName }, afterAlbController);
+    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu }, afterAlbController);
 
     const api = new Api(`${name}-api`, {
       namespace,
       imageRef: image.imageRef,
       sizes: sizes.api,
       models: sizes.ollama.models,
+      qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
       envSecretName: secrets.apiSecretName,
+      docsEnabled: args.docsEnabled,
       qdrantApiKey: secrets.qdrantApiKey,
       qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
       ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),
-    }, afterAlbController);
+    }, { ...afterAlbController, dependsOn: [addons.albController, dbRoles.job] });
     new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
-    const ingress = new ApiIngress(`${name}-api-ingress`, { namespace, service: api.service, domain: args.domain }, afterAlbController);
+    const ingress = new ApiIngress(`${name}-api-ingress`, {
+      namespace,
+      service: api.service,
+      domain: args.domain,
+      deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
+    }, afterAlbController);
 
-    new NetworkPolicies(`${name}-network-policies`, { namespace, vpcCidr: args.vpcCidr }, o);
+    new NetworkPolicies(`${name}-network-policies`, { namespace, loadBalancerCidrs: args.loadBalancerCidrs }, o);
 
-    this.namespaces = { agent: namespace, monitoring: base.monitoringNamespace };
+    this.namespaces = { agent: namespace, monitoring: base.monitoringNamespace, monitoringHost: base.monitoringHostNamespace };
+    this.databaseMonitor = dbRoles.monitor;
     this.apiUrl = ingress.apiUrl;
     this.imageRef = image.imageRef;
     this.imageDigest = image.digest;
     this.qdrantApiKeySecret = secrets.qdrantApiKey;
-    this.certificateValidationRecords = ingress.certificateValidationRecords;
     this.registerOutputs({ apiUrl: this.apiUrl, imageRef: this.imageRef, imageDigest: this.imageDigest });
   }
 }

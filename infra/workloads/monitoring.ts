@@ -14,20 +14,22 @@ import {
   renderAlertmanagerConfig,
 } from "../../monitoring/alertmanager/render.ts";
 import { CostMetrics } from "./cost-metrics.ts";
+import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
+import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
 
-/** Pinned charts of the monitoring stack. */
+/** Pinned charts of the monitoring stack (versions and their sources: infra/versions.ts). */
 export const MONITORING_CHARTS = {
-  kubePrometheusStack: { chart: "kube-prometheus-stack", version: "81.4.5", repo: "https://prometheus-community.github.io/helm-charts" },
-  loki: { chart: "loki", version: "6.29.0", repo: "https://grafana.github.io/helm-charts" },
-  alloy: { chart: "alloy", version: "0.12.5", repo: "https://grafana.github.io/helm-charts" },
-  postgresExporter: { chart: "prometheus-postgres-exporter", version: "7.3.0", repo: "https://prometheus-community.github.io/helm-charts" },
-  redisExporter: { chart: "prometheus-redis-exporter", version: "6.20.0", repo: "https://prometheus-community.github.io/helm-charts" },
-  dcgmExporter: { chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" },
+  kubePrometheusStack: CHARTS.kubePrometheusStack,
+  loki: CHARTS.loki,
+  alloy: CHARTS.alloy,
+  postgresExporter: CHARTS.postgresExporter,
+  redisExporter: CHARTS.redisExporter,
+  dcgmExporter: CHARTS.dcgmExporter,
 } as const;
 
 /**
@@ -39,6 +41,31 @@ const SELECTED_BY_PROMETHEUS = { release: KPS_RELEASE };
 
 /** Helm release name of Loki; the chart names Loki's service account (the IRSA subject in S3 mode) after it. */
 export const LOKI_RELEASE = "loki";
+
+/** Alertmanager's service account (kube-prometheus-stack values alertmanager.serviceAccount.name). */
+export const ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager";
+
+/**
+ * EKS runs the control plane out of reach: kube-controller-manager, kube-scheduler and etcd have no endpoint a
+ * pod can scrape, and kube-proxy's metrics listen on 127.0.0.1:10249 (the EKS add-on's kube-proxy-config;
+ * its configuration schema has no metricsBindAddress, and edits to the ConfigMap are overwritten by add-on
+ * updates). Scraping them only feeds `absent()` alerts (KubeControllerManagerDown, KubeSchedulerDown,
+ * KubeProxyDown, etcd's) that fire for ever. Keys checked in kube-prometheus-stack values.yaml (tags 81.4.3
+ * and 88.5.3): `<component>.enabled` and `defaultRules.rules.<group>`; the rule templates need both.
+ */
+export const EKS_HIDDEN_TARGETS = {
+  kubeControllerManager: { enabled: false },
+  kubeScheduler: { enabled: false },
+  kubeEtcd: { enabled: false },
+  kubeProxy: { enabled: false },
+} as const;
+export const EKS_HIDDEN_RULES = {
+  kubeControllerManager: false,
+  kubeSchedulerAlerting: false,
+  kubeSchedulerRecording: false,
+  etcd: false,
+  kubeProxy: false,
+} as const;
 
 /** Label the Grafana sidecar loads dashboards from. */
 export const DASHBOARD_LABEL = { key: "grafana_dashboard", value: "1" } as const;
@@ -67,10 +94,15 @@ export interface MonitoringSizing {
 export interface MonitoringArgs {
   provider: k8s.Provider;
   namespace: pulumi.Input<string>;
+  /** Pod Security "privileged" namespace for the exporters that read the node (node-exporter, DCGM). */
+  hostNamespace: pulumi.Input<string>;
   sizing: MonitoringSizing;
   /** Required with lokiMode "s3": the log bucket and the IRSA role Loki's service account assumes. */
   loki?: { bucketName: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
-  /** RDS endpoint; the exporter's password is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
+  /**
+   * RDS endpoint and the read-only monitor role; its password is under EXPORTER_SECRET_KEY of `secretName` in
+   * `namespace`, the RDS CA bundle in the RDS_CA ConfigMap there (verify-full).
+   */
   postgres: { host: pulumi.Input<string>; port: pulumi.Input<number>; database: string; user: string; secretName: pulumi.Input<string> };
   /** ElastiCache endpoint; the AUTH token is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
   redis: { host: pulumi.Input<string>; port: pulumi.Input<number>; tls: boolean; secretName: pulumi.Input<string> };
@@ -78,6 +110,8 @@ export interface MonitoringArgs {
   alerting: {
     slackWebhookUrl?: pulumi.Input<string>;
     pagerdutyKey?: pulumi.Input<string>;
+    /** The stack's SNS topic; Alertmanager's service account assumes `roleArn` (IRSA) to publish to it. */
+    sns?: { topicArn: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
     email?: { to: string; from: string; smarthost: string; username?: string; password?: pulumi.Input<string> };
   };
 }
@@ -105,13 +139,18 @@ export class Monitoring extends pulumi.ComponentResource {
       stringData: pulumi.secret(receiverSecretData(args.alerting)),
     }, o);
 
-    const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}) =>
-      helmRelease(`${name}-${id}`, { name: id, namespace, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
+    const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}, ns = namespace) =>
+      helmRelease(`${name}-${id}`, { name: id, namespace: ns, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
 
     const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
       crds: { enabled: true },
       // monitoring/prometheus/rules replaces these three of the chart's own alerts.
-      defaultRules: { create: true, disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true } },
+      defaultRules: {
+        create: true,
+        disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true },
+        rules: EKS_HIDDEN_RULES,
+      },
+      ...EKS_HIDDEN_TARGETS,
       prometheus: {
         prometheusSpec: {
           replicas: sizing.prometheusReplicas,
@@ -127,7 +166,14 @@ export class Monitoring extends pulumi.ComponentResource {
           slack: Boolean(args.alerting.slackWebhookUrl),
           pagerduty: Boolean(args.alerting.pagerdutyKey),
           email: args.alerting.email && { ...args.alerting.email, password: Boolean(args.alerting.email.password) },
+          sns: args.alerting.sns && { topicArn: args.alerting.sns.topicArn, region: args.alerting.sns.region },
         }),
+        // Named, so the IRSA role can trust exactly this service account.
+        serviceAccount: {
+          create: true,
+          name: ALERTMANAGER_SERVICE_ACCOUNT,
+          annotations: args.alerting.sns ? { "eks.amazonaws.com/role-arn": args.alerting.sns.roleArn } : {},
+        },
         alertmanagerSpec: {
           replicas: Math.min(sizing.prometheusReplicas, 2),
           secrets: [RECEIVER_SECRET_NAME],
@@ -146,8 +192,9 @@ export class Monitoring extends pulumi.ComponentResource {
       },
       prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },
       "kube-state-metrics": { resources: small("50m", "128Mi", "512Mi"), ...onNodes },
-      // A DaemonSet: it must also run on the tainted GPU nodes.
-      "prometheus-node-exporter": { tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
+      // A DaemonSet: it must also run on the tainted GPU nodes. Host network, PID and root filesystem: it
+      // lives in the privileged host namespace (prometheus-node-exporter chart 4.51: namespaceOverride).
+      "prometheus-node-exporter": { namespaceOverride: args.hostNamespace, tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
     }, { dependsOn: [receiverSecrets] });
     const afterCrds = { dependsOn: [kps] };
 
@@ -172,7 +219,7 @@ export class Monitoring extends pulumi.ComponentResource {
     }
 
     // In the agent namespace: the Qdrant API key Secret they read must sit beside them.
-    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.portName, path: "/metrics" }, o, afterCrds);
+    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" }, o, afterCrds);
     serviceMonitor(`${name}-${QDRANT.name}`, QDRANT.name, {
       port: "http",
       path: "/metrics",
@@ -200,9 +247,13 @@ export class Monitoring extends pulumi.ComponentResource {
           database: args.postgres.database,
           user: args.postgres.user,
           passwordSecret: { name: args.postgres.secretName, key: EXPORTER_SECRET_KEY },
-          sslmode: "require",
+          // Chart 7.3.0 builds the URI as ...?sslmode=<sslmode>&<extraParams>; lib/pq reads sslrootcert.
+          sslmode: "verify-full",
+          extraParams: `sslrootcert=${RDS_CA_FILE}`,
         },
       },
+      extraVolumes: [{ name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
+      extraVolumeMounts: [{ name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
       serviceMonitor: exporterMonitor,
       resources: small("50m", "64Mi", "128Mi"),
       ...onNodes,
@@ -215,11 +266,12 @@ export class Monitoring extends pulumi.ComponentResource {
       ...onNodes,
     }, afterCrds);
     if (sizing.gpu) {
+      // Reads the GPUs through the node's devices and kubelet socket: the privileged host namespace.
       release("dcgm-exporter", MONITORING_CHARTS.dcgmExporter, {
         serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
         resources: small("100m", "256Mi", "512Mi"),
         ...placement("gpu"),
-      }, afterCrds);
+      }, afterCrds, args.hostNamespace);
     }
 
     this.grafanaAdminSecretName = grafanaAdmin.metadata.name;

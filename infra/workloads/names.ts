@@ -1,13 +1,15 @@
-// Names, ports, images and chart versions of everything the workloads deploy. Other components (the
+// Names and ports of everything the workloads deploy (versions: infra/versions.ts). Other components (the
 // off-peak scaler, the Qdrant snapshot job, monitoring) refer to these, so they live in one place.
 
-export const NAMESPACES = { agent: "agent", monitoring: "monitoring" } as const;
+/** `monitoringHost`: exporters that need the node (hostPath, hostNetwork, devices), under Pod Security "privileged". */
+export const NAMESPACES = { agent: "agent", monitoring: "monitoring", monitoringHost: "monitoring-host" } as const;
 
 /** The label every workload's selector, Service and NetworkPolicy matches on. */
 export const NAME_LABEL = "app.kubernetes.io/name";
 
-export const API = { name: "agent-api", port: 8080, portName: "http" } as const;
-export const OLLAMA = { name: "ollama", kind: "StatefulSet", port: 11434 } as const;
+/** `metricsPort`: the app's METRICS_PORT; /metrics is served only there, and the Ingress never routes to it. */
+export const API = { name: "agent-api", port: 8080, portName: "http", metricsPort: 9464, metricsPortName: "metrics" } as const;
+export const OLLAMA = { name: "ollama", kind: "StatefulSet", headless: "ollama-headless", port: 11434 } as const;
 export const QDRANT = {
   name: "qdrant",
   kind: "StatefulSet",
@@ -19,7 +21,7 @@ export const QDRANT = {
 export const QDRANT_CLIENT_LABEL = { "agent-stack/qdrant-client": "true" } as const;
 
 export const SECRETS = {
-  /** DATABASE_URL, REDIS_URL, API_KEYS: read by the API with envFrom. */
+  /** DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL, API_KEYS: read by the API with envFrom. */
   api: "agent-api-env",
   /** Qdrant's API key under `key`: read by Qdrant, the API and the snapshot job. */
   qdrantApiKey: { name: "qdrant-api-key", key: "api-key" },
@@ -29,19 +31,8 @@ export const STORAGE_CLASS = "gp3-encrypted";
 /** Same, and its volumes carry the AWS Backup selection tag (Qdrant's data). */
 export const BACKED_UP_STORAGE_CLASS = "gp3-encrypted-backup";
 
-/** Pinned images; the API image is built from this repository and pinned by digest. */
-export const IMAGES = {
-  ollama: "ollama/ollama:0.12.10",
-  qdrant: "qdrant/qdrant:v1.15.5",
-} as const;
-
-/** Pinned Helm charts, installed into kube-system. */
-export const CHARTS = {
-  albController: { chart: "aws-load-balancer-controller", version: "1.14.0", repo: "https://aws.github.io/eks-charts" },
-  metricsServer: { chart: "metrics-server", version: "3.12.2", repo: "https://kubernetes-sigs.github.io/metrics-server/" },
-  clusterAutoscaler: { chart: "cluster-autoscaler", version: "9.38.0", repo: "https://kubernetes.github.io/autoscaler" },
-  nvidiaDevicePlugin: { chart: "nvidia-device-plugin", version: "0.17.1", repo: "https://nvidia.github.io/k8s-device-plugin" },
-} as const;
+/** Pinned images (the API image is built from this repository and pinned by digest): see infra/versions.ts. */
+export { IMAGES } from "../versions.ts";
 
 /** In-cluster URL of a Service in the agent namespace. */
 export function serviceUrl(service: string, port: number): string {

@@ -1,5 +1,6 @@
-// Ingress rules of the agent namespace: nothing gets in unless listed here. The ALB (anywhere in the
-// VPC) reaches the API; only the API reaches Ollama and Qdrant (plus pods labelled as Qdrant clients,
+// Ingress rules of the agent namespace: nothing gets in unless listed here. The ALB (its nodes sit in the
+// public subnets; with target-type ip it connects to the pods from there) reaches the API's serving port, and
+// only the monitoring namespace reaches its metrics port; only the API reaches Ollama and Qdrant (plus pods labelled as Qdrant clients,
 // e.g. the snapshot job); Qdrant peers reach each other on the p2p port; only the monitoring namespace
 // scrapes metrics ports. Kubelet probes come from the node and are always allowed.
 import * as k8s from "@pulumi/kubernetes";
@@ -11,8 +12,8 @@ type Rule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
 
 export interface NetworkPoliciesArgs {
   namespace: pulumi.Input<string>;
-  /** Where the ALB's addresses come from. */
-  vpcCidr: string;
+  /** Where the ALB's addresses come from: the public subnets' CIDRs (never the whole VPC, i.e. every pod). */
+  loadBalancerCidrs: pulumi.Input<string>[];
 }
 
 export class NetworkPolicies extends pulumi.ComponentResource {
@@ -30,8 +31,8 @@ export class NetworkPolicies extends pulumi.ComponentResource {
 
     policy("default-deny-ingress", {}, []);
     policy(`${API.name}-ingress`, selectorFor(API.name), [
-      { from: [{ ipBlock: { cidr: args.vpcCidr } }], ports: tcp(API.port) },
-      { from: [fromMonitoring], ports: tcp(API.port) },
+      { from: args.loadBalancerCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: tcp(API.port) },
+      { from: [fromMonitoring], ports: tcp(API.metricsPort) },
     ]);
     policy(`${OLLAMA.name}-ingress`, selectorFor(OLLAMA.name), [{ from: [fromApi], ports: tcp(OLLAMA.port) }]);
     policy(`${QDRANT.name}-ingress`, selectorFor(QDRANT.name), [

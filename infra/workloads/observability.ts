@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { privateBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
-import { EXPORTER_SECRET_KEY, LOKI_RELEASE, Monitoring, type MonitoringSizing } from "./monitoring.ts";
+import { ALERTMANAGER_SERVICE_ACCOUNT, EXPORTER_SECRET_KEY, LOKI_RELEASE, Monitoring, type MonitoringSizing } from "./monitoring.ts";
 import { NAMESPACES } from "./names.ts";
 import { placement } from "./pod.ts";
 
@@ -17,12 +17,20 @@ export interface ObservabilityArgs {
   region: string;
   sizes: Tier;
   namespace: pulumi.Input<string>;
+  /** Pod Security "privileged" namespace for node-exporter and the DCGM exporter. */
+  hostNamespace: pulumi.Input<string>;
   oidc: OidcProvider;
   kmsKeyArn: pulumi.Input<string>;
   disposable: boolean;
+  /** The exporter's login: the read-only monitor role (db-roles.ts), never the master user. */
   database: { address: pulumi.Input<string>; port: pulumi.Input<number>; name: string; user: string; password: pulumi.Input<string> };
   cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
-  alerting: { slackWebhookUrl?: pulumi.Input<string>; pagerdutyKey?: pulumi.Input<string> };
+  alerting: {
+    slackWebhookUrl?: pulumi.Input<string>;
+    pagerdutyKey?: pulumi.Input<string>;
+    /** The stack's notifications topic and the IAM policy that may publish to it (platform/notifications.ts). */
+    sns: { topicArn: pulumi.Input<string>; publishPolicy: pulumi.Input<string> };
+  };
 }
 
 function monitoringSizing(sizes: Tier): MonitoringSizing {
@@ -35,7 +43,7 @@ function monitoringSizing(sizes: Tier): MonitoringSizing {
     lokiMode: m.lokiMode,
     lokiRetentionDays: m.lokiRetentionDays,
     nodeSelector: sizes.nodeGroups.monitoring ? placement("monitoring").nodeSelector : {},
-    gpu: sizes.nodeGroups.gpu !== null,
+    gpu: sizes.gpu,
   };
 }
 
@@ -89,9 +97,18 @@ export class Observability extends pulumi.ComponentResource {
         stringData: { [EXPORTER_SECRET_KEY]: pulumi.secret(password) },
       }, o).metadata.name;
 
+    // Alertmanager publishes to the SNS topic with SigV4 signed by this role's web-identity credentials.
+    const alertmanagerRole = irsaRole(`${name}-alertmanager`, {
+      oidc: args.oidc,
+      namespace: NAMESPACES.monitoring,
+      serviceAccount: ALERTMANAGER_SERVICE_ACCOUNT,
+      inlinePolicy: args.alerting.sns.publishPolicy,
+    }, o);
+
     const monitoring = new Monitoring(`${name}-stack`, {
       provider: args.provider,
       namespace: args.namespace,
+      hostNamespace: args.hostNamespace,
       sizing,
       loki,
       postgres: {
@@ -102,7 +119,11 @@ export class Observability extends pulumi.ComponentResource {
         secretName: exporterSecret("postgres-exporter", args.database.password),
       },
       redis: { host: args.cache.address, port: args.cache.port, tls: true, secretName: exporterSecret("redis-exporter", args.cache.authToken) },
-      alerting: args.alerting,
+      alerting: {
+        slackWebhookUrl: args.alerting.slackWebhookUrl,
+        pagerdutyKey: args.alerting.pagerdutyKey,
+        sns: { topicArn: args.alerting.sns.topicArn, region: args.region, roleArn: alertmanagerRole.arn },
+      },
     }, o);
     this.grafanaAdminSecretName = monitoring.grafanaAdminSecretName;
     this.registerOutputs({ grafanaAdminSecretName: this.grafanaAdminSecretName });

@@ -5,15 +5,17 @@
 // values. The node groups follow the same window in platform/schedules.ts.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { cron, endDays } from "../platform/schedules.ts";
-import type { Tier, Window } from "../tiers.ts";
+import type { Tier } from "../tiers.ts";
+import { endDays, unixCron, type Window } from "../time.ts";
+import { kubectlImage } from "../versions.ts";
 import { API } from "./names.ts";
 import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
 export interface OffPeakScalerArgs {
   namespace: pulumi.Input<string>;
   window: Window;
-  timezone: string;
+  /** The stack's IANA time zone (CronJob `timeZone`). */
+  timeZone: string;
   /** Peak sizes (api.minReplicas, ollama.replicas) and the off-peak ones. */
   peak: { apiMinReplicas: number; ollamaReplicas: number };
   offPeak: Pick<Tier["schedule"]["offPeakSizes"], "apiMinReplicas" | "ollamaReplicas">;
@@ -23,8 +25,6 @@ export interface OffPeakScalerArgs {
 }
 
 export const OFFPEAK_SCALER = "offpeak-scaler";
-/** Official kubectl image (kubectl only, no shell), pinned to the cluster's version so it stays within the supported skew. */
-const kubectlImage = (kubernetesVersion: string) => `registry.k8s.io/kubectl:v${kubernetesVersion}.0`;
 const UID = 65532;
 
 export class OffPeakScaler extends pulumi.ComponentResource {
@@ -67,7 +67,7 @@ export class OffPeakScaler extends pulumi.ComponentResource {
       new k8s.batch.v1.CronJob(jobName, {
         metadata: { name: jobName, namespace: args.namespace, labels },
         spec: {
-          ...cronTiming(schedule, args.timezone),
+          ...cronTiming(schedule, args.timeZone),
           jobTemplate: {
             spec: {
               backoffLimit: 4,
@@ -92,8 +92,8 @@ export class OffPeakScaler extends pulumi.ComponentResource {
         },
       }, o);
 
-    cronJob("offpeak-scale-down", cron(args.window.start, args.window.days), args.offPeak);
-    cronJob("offpeak-scale-up", cron(args.window.end, endDays(args.window)), args.peak);
+    cronJob("offpeak-scale-down", unixCron(args.window.start, args.window.days), args.offPeak);
+    cronJob("offpeak-scale-up", unixCron(args.window.end, endDays(args.window)), args.peak);
     this.registerOutputs({});
   }
 }

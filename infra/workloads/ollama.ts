@@ -1,17 +1,36 @@
-// Ollama, the model server. A StatefulSet so every replica keeps its own gp3 volume of pulled models.
+// Ollama, the model server, as a StatefulSet (stable pod names for the off-peak scaler).
 // GPU tiers: on the tainted gpu nodes with one nvidia.com/gpu each; dev: CPU-only on the general node.
-// An init container pulls the tier's models before the server starts, and the readiness probe only
-// passes once /api/tags (`ollama list`) lists every one of them.
+// Models are data that can be fetched again, so they live on no EBS volume (a zonal volume would pin the pod
+// to one zone): on the g5's NVMe instance store, which the GPU nodes mount under the kubelet's directory
+// (platform/cluster.ts), as an emptyDir. An init container pulls the tier's models before the server starts,
+// and the readiness probe only passes once /api/tags (`ollama list`) lists every one of them.
 // The official image defaults to root; Ollama only needs a writable $HOME, so it runs as an unprivileged
 // user with HOME (keys and models) on its volume, no capabilities and a read-only root filesystem.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { modelRef } from "../capacity.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
-import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
+import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, spreadOverZones, TMP } from "./pod.ts";
 
-/** Guide 000 "Docker Compose" and "Issue 4: Slow first response" (keep models loaded). */
-export const OLLAMA_ENV = { OLLAMA_NUM_PARALLEL: "4", OLLAMA_MAX_LOADED_MODELS: "2", OLLAMA_KEEP_ALIVE: "24h" } as const;
+/** Guide 000 "Issue 4: Slow first response" (keep models loaded). */
+export const OLLAMA_ENV = { OLLAMA_KEEP_ALIVE: "24h" } as const;
+
+/**
+ * Serving settings from the tier: every distinct model stays resident (infra/capacity.ts checks that they fit
+ * the GPU together with their KV caches), each with numParallel slots of contextLength tokens.
+ */
+export function servingEnv(s: Tier["ollama"]): Record<string, string> {
+  return {
+    ...OLLAMA_ENV,
+    OLLAMA_MAX_LOADED_MODELS: String(modelRefs(s.models).length),
+    OLLAMA_NUM_PARALLEL: String(s.numParallel),
+    OLLAMA_CONTEXT_LENGTH: String(s.contextLength),
+    OLLAMA_KV_CACHE_TYPE: s.kvCacheType,
+    // A quantised KV cache needs flash attention.
+    OLLAMA_FLASH_ATTENTION: s.kvCacheType === "f16" ? "0" : "1",
+  };
+}
 
 const OLLAMA_UID = 1000;
 /** $HOME of the server: Ollama keeps its key and models under $HOME/.ollama. */
@@ -32,7 +51,8 @@ for model in $REQUIRED_MODELS; do echo "$names" | grep -qxF "$model" || exit 1; 
 export interface OllamaArgs {
   namespace: pulumi.Input<string>;
   sizes: Tier["ollama"];
-  storageClassName: pulumi.Input<string>;
+  /** The tier's `gpu`: on the gpu nodes with one GPU each, else CPU-only on the general nodes. */
+  gpu: boolean;
 }
 
 export class Ollama extends pulumi.ComponentResource {
@@ -42,25 +62,28 @@ export class Ollama extends pulumi.ComponentResource {
     const s = args.sizes;
     const labels = labelsFor(OLLAMA.name);
     const metadata = { name: OLLAMA.name, namespace: args.namespace, labels };
-    const gpu: Record<string, string> = s.gpu ? { [GPU_RESOURCE]: "1" } : {};
+    const gpu: Record<string, string> = args.gpu ? { [GPU_RESOURCE]: "1" } : {};
     const requiredModels = { name: "REQUIRED_MODELS", value: modelRefs(s.models).join(" ") };
     const home = { name: "HOME", value: HOME_DIR };
     const volumeMounts = [{ name: "models", mountPath: HOME_DIR }, TMP.mount];
 
-    const service = new k8s.core.v1.Service(OLLAMA.name, {
+    const ports = [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }];
+    // The API's entry: load-balanced over the ready pods.
+    new k8s.core.v1.Service(OLLAMA.name, {
       metadata,
-      spec: {
-        type: "ClusterIP",
-        selector: { [NAME_LABEL]: OLLAMA.name },
-        ports: [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }],
-      },
+      spec: { type: "ClusterIP", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
+    }, o);
+    // The StatefulSet's governing Service: headless, so each pod gets a stable DNS name (ollama-0.ollama-headless).
+    const headless = new k8s.core.v1.Service(OLLAMA.headless, {
+      metadata: { ...metadata, name: OLLAMA.headless },
+      spec: { clusterIP: "None", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
     }, o);
 
     new k8s.apps.v1.StatefulSet(OLLAMA.name, {
       metadata,
       spec: {
         replicas: s.replicas,
-        serviceName: service.metadata.name,
+        serviceName: headless.metadata.name,
         podManagementPolicy: "Parallel",
         selector: selectorFor(OLLAMA.name),
         template: {
@@ -68,8 +91,10 @@ export class Ollama extends pulumi.ComponentResource {
           spec: {
             automountServiceAccountToken: false,
             securityContext: nonRootPod(OLLAMA_UID),
-            ...placement(s.gpu ? "gpu" : "general"),
+            ...placement(args.gpu ? "gpu" : "general"),
             affinity: spreadOverNodes(OLLAMA.name, "preferred"),
+            // Replicas over zones as well as nodes: the gpu group spans every zone (no volume pins it).
+            topologySpreadConstraints: [spreadOverZones(OLLAMA.name, "ScheduleAnyway")],
             terminationGracePeriodSeconds: 60,
             initContainers: [{
               name: "pull-models",
@@ -93,7 +118,7 @@ export class Ollama extends pulumi.ComponentResource {
               env: [
                 { name: "OLLAMA_HOST", value: `0.0.0.0:${OLLAMA.port}` },
                 home,
-                ...Object.entries(OLLAMA_ENV).map(([envName, value]) => ({ name: envName, value })),
+                ...Object.entries(servingEnv(s)).map(([envName, value]) => ({ name: envName, value })),
                 requiredModels,
               ],
               resources: resources(s, gpu),
@@ -108,18 +133,16 @@ export class Ollama extends pulumi.ComponentResource {
               securityContext: lockedDown(),
               volumeMounts,
             }],
-            volumes: [TMP.volume],
+            // On the node's instance store (GPU nodes) or root volume (dev); pulled again on every start.
+            volumes: [{ name: "models", emptyDir: { sizeLimit: `${s.storageGb}Gi` } }, TMP.volume],
           },
         },
-        volumeClaimTemplates: [{ metadata: { name: "models", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
-        // Scaled down off-peak: keep the volumes so the morning scale-up finds its models.
-        persistentVolumeClaimRetentionPolicy: { whenScaled: "Retain", whenDeleted: "Retain" },
       },
     }, {
       ...o,
       // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it.
       ignoreChanges: ["spec.replicas"],
-      // First start pulls tens of GB of models before the pods turn ready.
+      // Every start pulls the models (about 16 GB on a GPU tier) before the pods turn ready.
       customTimeouts: { create: "60m", update: "60m" },
     });
 
@@ -130,6 +153,6 @@ export class Ollama extends pulumi.ComponentResource {
 
 /** The tier's distinct models as `ollama list` names them (an untagged name means `:latest`). */
 function modelRefs(models: Tier["ollama"]["models"]): string[] {
-  return [...new Set(Object.values(models).map((m) => (m.includes(":") ? m : `${m}:latest`)))];
+  return [...new Set(Object.values(models).map(modelRef))];
 }
 

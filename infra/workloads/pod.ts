@@ -1,7 +1,7 @@
 // Pod building blocks shared by the workloads: labels, placement on node groups, hardening, resources.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { GPU_TAINT, NODE_ROLE_LABEL, type NodeRole } from "../platform/cluster.ts";
+import { GPU_TAINT, NODE_ROLE_LABEL, type NodeRole, VECTOR_TAINT } from "../platform/cluster.ts";
 import { NAME_LABEL } from "./names.ts";
 
 type Toleration = k8s.types.input.core.v1.Toleration;
@@ -17,16 +17,18 @@ export function selectorFor(name: string): { matchLabels: Record<string, string>
 /** EKS spells taint effects NO_SCHEDULE; Kubernetes spells them NoSchedule. */
 const TAINT_EFFECT = { NO_SCHEDULE: "NoSchedule", NO_EXECUTE: "NoExecute", PREFER_NO_SCHEDULE: "PreferNoSchedule" } as const;
 
-export const GPU_TOLERATION: Toleration = {
-  key: GPU_TAINT.key,
-  operator: "Equal",
-  value: GPU_TAINT.value,
-  effect: TAINT_EFFECT[GPU_TAINT.effect],
-};
+function toleration(taint: { key: string; value: string; effect: keyof typeof TAINT_EFFECT }): Toleration {
+  return { key: taint.key, operator: "Equal", value: taint.value, effect: TAINT_EFFECT[taint.effect] };
+}
 
-/** Pins a pod to one node group (`role` label); GPU nodes are tainted, so their pods tolerate that. */
+export const GPU_TOLERATION: Toleration = toleration(GPU_TAINT);
+export const VECTOR_TOLERATION: Toleration = toleration(VECTOR_TAINT);
+const TOLERATIONS: Partial<Record<NodeRole, Toleration>> = { gpu: GPU_TOLERATION, vector: VECTOR_TOLERATION };
+
+/** Pins a pod to one node group (`role` label); GPU and vector nodes are tainted, so their pods tolerate that. */
 export function placement(role: NodeRole): { nodeSelector: Record<string, string>; tolerations?: Toleration[] } {
-  return { nodeSelector: { [NODE_ROLE_LABEL]: role }, ...(role === "gpu" ? { tolerations: [GPU_TOLERATION] } : {}) };
+  const t = TOLERATIONS[role];
+  return { nodeSelector: { [NODE_ROLE_LABEL]: role }, ...(t ? { tolerations: [t] } : {}) };
 }
 
 /** Container hardening every workload gets. */
@@ -78,6 +80,11 @@ export function spreadOverNodes(name: string, mode: "required" | "preferred"): k
       ? { requiredDuringSchedulingIgnoredDuringExecution: [term] }
       : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] },
   };
+}
+
+/** Replicas spread over zones: DoNotSchedule for data that must survive a zone, ScheduleAnyway otherwise. */
+export function spreadOverZones(name: string, whenUnsatisfiable: "DoNotSchedule" | "ScheduleAnyway"): k8s.types.input.core.v1.TopologySpreadConstraint {
+  return { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable, labelSelector: selectorFor(name) };
 }
 
 /** Keeps all but one replica up through node drains and upgrades. */

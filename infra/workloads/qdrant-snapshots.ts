@@ -7,8 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { IMAGES } from "../versions.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
-import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
+import { claimSpec, cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
 export interface QdrantSnapshotsArgs {
   namespace: pulumi.Input<string>;
@@ -31,9 +32,11 @@ export interface QdrantSnapshotsArgs {
 /** Name the backup-freshness alert and the runbook refer to. */
 export const QDRANT_SNAPSHOT_JOB = "qdrant-snapshot";
 /** aws-cli v2 on Amazon Linux 2023: bash, curl, sha256sum. Pinned; bump deliberately. */
-export const AWS_CLI_IMAGE = "amazon/aws-cli:2.27.63";
+export const AWS_CLI_IMAGE = IMAGES.awsCli;
 const SCRIPT = readFileSync(new URL("./qdrant-snapshot.sh", import.meta.url), "utf8");
 const UID = 1000;
+/** gp3, deleted with its claim: the snapshot job's scratch space. */
+export const SCRATCH_STORAGE_CLASS = "gp3-scratch";
 
 export class QdrantSnapshots extends pulumi.ComponentResource {
   constructor(name: string, args: QdrantSnapshotsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -71,6 +74,15 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
     const script = new k8s.core.v1.ConfigMap(`${QDRANT_SNAPSHOT_JOB}-script`, {
       metadata: { name: `${QDRANT_SNAPSHOT_JOB}-script`, namespace: args.namespace, labels },
       data: { "qdrant-snapshot.sh": SCRIPT },
+    }, o);
+
+    // Scratch volumes must not outlive their job, whatever the stack's default class keeps.
+    const scratch = new k8s.storage.v1.StorageClass(SCRATCH_STORAGE_CLASS, {
+      metadata: { name: SCRATCH_STORAGE_CLASS, labels },
+      provisioner: "ebs.csi.aws.com",
+      parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4" },
+      volumeBindingMode: "WaitForFirstConsumer",
+      reclaimPolicy: "Delete",
     }, o);
 
     const nodes = Array.from({ length: args.replicas }, (_, i) => `${QDRANT.name}-${i}`);
@@ -115,8 +127,13 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
                 }],
                 volumes: [
                   { name: "script", configMap: { name: script.metadata.name, defaultMode: 0o555 } },
-                  // On the node's disk: one snapshot at a time, deleted right after its upload.
-                  { name: "scratch", emptyDir: { sizeLimit: `${args.scratchGb}Gi` } },
+                  // One snapshot at a time, deleted right after its upload, on a volume of its own sized to the
+                  // data (a node's Qdrant volume): an emptyDir on the node's disk could fill it and evict the
+                  // API. Generic ephemeral volume: created with the pod, deleted with it (class reclaims Delete).
+                  {
+                    name: "scratch",
+                    ephemeral: { volumeClaimTemplate: { metadata: { labels }, spec: claimSpec(scratch.metadata.name, args.scratchGb) } },
+                  },
                   TMP.volume,
                 ],
               },

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeRole } from "../platform/cluster.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, QDRANT } from "./names.ts";
-import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, TMP } from "./pod.ts";
+import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, spreadOverZones, TMP } from "./pod.ts";
 
 const QDRANT_UID = 1000;
 const DIRS = { storage: "/qdrant/storage", snapshots: "/qdrant/snapshots", init: "/qdrant/init" } as const;
@@ -76,7 +76,11 @@ export class Qdrant extends pulumi.ComponentResource {
             automountServiceAccountToken: false,
             securityContext: nonRootPod(QDRANT_UID),
             ...placement(args.nodeRole),
-            ...(clustered ? { affinity: spreadOverNodes(QDRANT.name, "required") } : {}),
+            // Peers on different nodes and zones (one vector node group per zone): with replicationFactor >= 2
+            // a node or a zone going away leaves a copy of every shard.
+            ...(clustered
+              ? { affinity: spreadOverNodes(QDRANT.name, "required"), topologySpreadConstraints: [spreadOverZones(QDRANT.name, "DoNotSchedule")] }
+              : {}),
             terminationGracePeriodSeconds: 60,
             containers: [{
               name: "qdrant",

@@ -9,13 +9,9 @@ import { labelsFor } from "./pod.ts";
 
 export interface AppSecretsArgs {
   namespace: pulumi.Input<string>;
-  database: {
-    address: pulumi.Input<string>;
-    port: pulumi.Input<number>;
-    name: string;
-    user: string;
-    password: pulumi.Input<string>;
-  };
+  /** The runtime role's URL (DML only) and the owner's, for migrations; both secret outputs. */
+  databaseUrl: pulumi.Input<string>;
+  databaseMigrateUrl: pulumi.Input<string>;
   cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
 }
 
@@ -31,15 +27,18 @@ export class AppSecrets extends pulumi.ComponentResource {
     const bootstrapKey = new random.RandomPassword(`${name}-api-bootstrap-key`, { length: 48, special: false }, o);
     const qdrantKey = new random.RandomPassword(`${name}-qdrant-api-key`, { length: 48, special: false }, o);
 
-    const db = args.database;
-    const databaseUrl = pulumi.interpolate`postgresql://${db.user}:${pulumi.output(db.password).apply(encodeURIComponent)}@${db.address}:${db.port}/${db.name}?sslmode=require`;
     // ElastiCache has in-transit encryption on: rediss://, with the AUTH token as the password.
     const redisUrl = pulumi.interpolate`rediss://:${pulumi.output(args.cache.authToken).apply(encodeURIComponent)}@${args.cache.address}:${args.cache.port}`;
 
     const apiSecret = new k8s.core.v1.Secret(SECRETS.api, {
       metadata: { name: SECRETS.api, namespace: args.namespace, labels: labelsFor(SECRETS.api) },
       type: "Opaque",
-      stringData: pulumi.secret({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, API_KEYS: bootstrapKey.result }),
+      stringData: pulumi.secret({
+        DATABASE_URL: args.databaseUrl,
+        DATABASE_MIGRATE_URL: args.databaseMigrateUrl,
+        REDIS_URL: redisUrl,
+        API_KEYS: bootstrapKey.result,
+      }),
     }, o);
     const qdrantSecret = new k8s.core.v1.Secret(SECRETS.qdrantApiKey.name, {
       metadata: { name: SECRETS.qdrantApiKey.name, namespace: args.namespace, labels: labelsFor(SECRETS.qdrantApiKey.name) },

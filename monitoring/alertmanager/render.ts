@@ -24,10 +24,17 @@ export interface EmailSettings {
   password: boolean;
 }
 
+/** The stack's notifications topic; the topic ARN may be a Pulumi output (this module only places it). */
+export interface SnsSettings {
+  topicArn: unknown;
+  region: string;
+}
+
 export interface ReceiverSecrets {
   slack: boolean;
   pagerduty: boolean;
   email?: EmailSettings;
+  sns?: SnsSettings;
 }
 
 type Config = {
@@ -52,6 +59,12 @@ export function renderAlertmanagerConfig(source: string, secrets: ReceiverSecret
     if (!secrets.slack) delete receiver.slack_configs;
     if (!secrets.pagerduty) delete receiver.pagerduty_configs;
     if (!email) delete receiver.email_configs;
+    const sns = secrets.sns;
+    if (!sns) delete receiver.sns_configs;
+    // Copies: the YAML anchor makes every receiver share one object.
+    if (sns && receiver.sns_configs) {
+      receiver.sns_configs = (receiver.sns_configs as Array<Record<string, unknown>>).map((c) => ({ ...c, topic_arn: sns.topicArn, sigv4: { region: sns.region } }));
+    }
     const emails = receiver.email_configs as Array<Record<string, unknown>> | undefined;
     for (const e of emails ?? []) e.to = email!.to;
   }

@@ -28,7 +28,13 @@ export const imdsv2Required: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      maxHopLimit: { type: "integer", minimum: 1, maximum: 64, default: 2, description: "Largest httpPutResponseHopLimit (2 lets the VPC CNI and aws-node reach IMDS)." },
+      maxHopLimit: {
+        type: "integer",
+        minimum: 1,
+        maximum: 64,
+        default: 1,
+        description: "Largest httpPutResponseHopLimit (1: only host-network processes such as kubelet and aws-node reach IMDS; pods use IRSA).",
+      },
     },
   },
   validateResource: [

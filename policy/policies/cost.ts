@@ -1,27 +1,21 @@
-// Cost guards: instance types from the tier's allow-list (infra/tiers.ts), GPU types only in the tainted gpu
-// node group, and the stack's estimated monthly cost (infra/cost) within its budget.
+// Cost guards: instance types from the tier's allow-list (lib/instance-types.ts, generated from the tiers),
+// GPU types only in the tainted gpu node group, and the stack's estimated monthly cost (infra/cost) within the
+// budget the stack resolved (the plan's config, else its AWS Budget).
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { estimateCost } from "../../infra/cost/index.ts";
-import { PROJECT } from "../../infra/config.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
-import type { OfflineStackArgs } from "../offline.ts";
-import { isTierName, TIER_NAMES, TIERS, type TierName } from "../../infra/tiers.ts";
-import { NAT_INSTANCE_TYPE } from "../../infra/platform/nat-instance.ts";
+import type { OfflineStackArgs } from "../lib/offline-args.ts";
+import { INSTANCE_TYPES } from "../lib/instance-types.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber, asRecord, decodeJson } from "../lib/values.ts";
 
+const TIER_NAMES = Object.keys(INSTANCE_TYPES);
+const isTierName = (tier: string | undefined): tier is string => tier !== undefined && Object.hasOwn(INSTANCE_TYPES, tier);
+
 /** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with. */
-export function tierAllowList(tier: TierName): string[] {
-  const upTo = TIER_NAMES.slice(0, TIER_NAMES.indexOf(tier) + 1).map((t) => TIERS[t]);
-  const types = upTo.flatMap((t) => [
-    ...Object.values(t.nodeGroups).flatMap((g) => g?.instanceTypes ?? []),
-    t.database.instanceClass,
-    t.database.replicaInstanceClass,
-    t.cache.nodeType,
-    ...(t.network.natGateways === "instance" ? [NAT_INSTANCE_TYPE] : []),
-  ]);
-  return [...new Set(types)].sort();
+export function tierAllowList(tier: string): string[] {
+  return INSTANCE_TYPES[tier] ?? [];
 }
 
 
@@ -106,11 +100,16 @@ export const gpuOnlyInGpuGroup: ResourceValidationPolicy = {
   ),
 };
 
+/** The project, from a URN. */
+function projectOf(urn: string): string {
+  return /^urn:pulumi:[^:]*::([^:]+)::/.exec(urn)?.[1] ?? "";
+}
+
 /** Top-level component ("network", "cluster", ...) above a resource; "stack" for roots. */
 function componentOf(resource: PolicyResource): string {
   let root = resource;
   while (root.parent && root.parent.type !== "pulumi:pulumi:Stack") root = root.parent;
-  return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
+  return root.type.startsWith(`${projectOf(root.urn)}:`) ? root.name : "stack";
 }
 
 /** The stack, rebuilt from a stack policy's resources as the cost estimator reads it. */
@@ -126,13 +125,14 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
       parent: r.parent?.urn,
       component: componentOf(r),
       inputs: r.props,
-      custom: !r.type.startsWith(`${PROJECT}:`),
+      custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
       options: { protect: r.opts?.protect || undefined, ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined },
     }));
   return {
     stack,
     tier: tier ?? "",
     region: String(decodeJson(provider?.props.region) ?? "us-east-1"),
+    config: null,
     resources: planned,
     outputs: {},
     cost: null,
@@ -140,15 +140,18 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
   };
 }
 
-/** The budget a stack must fit: policy config, else the stack's AWS Budget in USD, else the tier's. */
-function budgetOf(config: { monthlyBudgetUsd?: number }, resources: PolicyResource[], tier: string | undefined): { usd: number; source: string } | undefined {
+/** The budget a stack must fit: policy config, else the plan's resolved config, else the stack's AWS Budget in USD. */
+function budgetOf(config: { monthlyBudgetUsd?: number }, args: OfflineStackArgs): { usd: number; source: string } | undefined {
   if (config.monthlyBudgetUsd !== undefined) return { usd: config.monthlyBudgetUsd, source: "policy config monthlyBudgetUsd" };
+  if (args.planConfig) return { usd: args.planConfig.budget.monthlyUsd, source: "the stack's budget.monthlyUsd" };
+  const resources = args.resources;
   const budget = ofTypes(resources, ["aws:budgets/budget:Budget"]).find((b) => b.props.limitUnit === "USD" && (b.props.timeUnit ?? "MONTHLY") === "MONTHLY");
   const limit = asNumber(budget?.props.limitAmount);
   if (budget && limit !== undefined) return { usd: limit, source: `aws.budgets.Budget ${budget.props.name ?? budget.name}` };
-  if (isTierName(tier)) return { usd: TIERS[tier].budget.monthlyUsd, source: `tier ${tier} budget` };
   return undefined;
 }
+
+const dollars = (usd: number) => `$${Math.round(usd).toLocaleString("en-US")}`;
 
 export const stackWithinBudget: StackValidationPolicy = {
   name: "stack-within-budget",
@@ -157,24 +160,24 @@ export const stackWithinBudget: StackValidationPolicy = {
   configSchema: {
     properties: {
       tier: { type: "string", description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags." },
-      monthlyBudgetUsd: { type: "number", exclusiveMinimum: 0, description: "Budget override; default: the stack's aws.budgets.Budget, else the tier's budget." },
+      monthlyBudgetUsd: { type: "number", exclusiveMinimum: 0, description: "Budget override; default: the budget the plan carries (the stack's resolved config), else the stack's aws.budgets.Budget." },
     },
   },
   validateStack: (args: OfflineStackArgs, report) => {
     const config = args.getConfig<{ tier?: string; monthlyBudgetUsd?: number }>();
     const tier = stackTierOf(config, args.resources);
-    const budget = budgetOf(config, args.resources, tier);
+    const budget = budgetOf(config, args);
     if (!budget) {
-      report(`no budget known (tier ${tier ?? "unknown"}, no AWS Budget in USD): set this policy's monthlyBudgetUsd or tag the AWS provider with tier.`);
+      report(`no budget known (tier ${tier ?? "unknown"}: no resolved config and no AWS Budget in USD): set this policy's monthlyBudgetUsd.`);
       return;
     }
     // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here.
-    const cost = args.cost && args.cost.tier === (tier ?? "") ? args.cost : estimateCost(planFromResources(args.resources, tier));
+    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier));
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(
-        `estimated $${cost.monthlyUsd.toFixed(0)}/month exceeds the $${budget.usd.toFixed(0)} budget (${budget.source}); ` +
-          `largest: ${top.map((i) => `${i.name} $${i.monthlyUsd.toFixed(0)}`).join(", ")}.`,
+        `estimated ${dollars(cost.monthlyUsd)}/month exceeds the ${dollars(budget.usd)} budget (${budget.source}); ` +
+          `largest: ${top.map((i) => `${i.name} ${dollars(i.monthlyUsd)}`).join(", ")}.`,
       );
     }
   },

@@ -158,7 +158,7 @@ export const eksEndpointAccess: ResourceValidationPolicy = {
 export const eksEndpointNotWorldOpen: ResourceValidationPolicy = {
   name: "eks-endpoint-not-world-open",
   description: "Outside dev, the EKS public endpoint is not open to the whole internet (IAM still authenticates, but the API server is exposed).",
-  enforcementLevel: "advisory",
+  enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateResource: validateResourceOfType(aws.eks.Cluster, (cluster, args, report) => {
     const config = args.getConfig<TierConfig>();
@@ -166,8 +166,8 @@ export const eksEndpointNotWorldOpen: ResourceValidationPolicy = {
     if (isRelaxed(config, tier)) return;
     if (publicCidrsOf(cluster.vpcConfig).includes(ANY_IPV4)) {
       report(
-        `tier ${tier ?? "(unknown)"}: the public API endpoint is open to ${ANY_IPV4}. Restrict it with agent-stack:endpointPublicAccessCidrs ` +
-          "(the deploy workflow then needs runners inside those ranges, e.g. self-hosted runners in the VPC).",
+        `tier ${tier ?? "(unknown)"}: the public API endpoint is open to ${ANY_IPV4}. Turn it off (agent-stack:endpointPublicAccessCidrs: []) ` +
+          "or list your runners' egress ranges there (README \"Reaching a private endpoint\").",
       );
     }
   }),

@@ -8,6 +8,7 @@ import { encryptionPolicies } from "./encryption.ts";
 import { exposurePolicies } from "./exposure.ts";
 import { kubernetesPolicies } from "./kubernetes.ts";
 import { registryPolicies } from "./registry.ts";
+import { securityPolicies } from "./security.ts";
 
 export const policies: Policies = [
   ...encryptionPolicies,
@@ -16,5 +17,6 @@ export const policies: Policies = [
   ...durabilityPolicies,
   ...registryPolicies,
   ...kubernetesPolicies,
+  ...securityPolicies,
   ...costPolicies,
 ];

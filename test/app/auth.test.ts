@@ -68,10 +68,20 @@ test("admin routes need the admin scope", async () => {
   }
 });
 
-test("health, metrics, docs and the agent card need no key", async () => {
-  for (const path of ["/health", "/health/ready", "/metrics", "/openapi.json", "/.well-known/agent.json"]) {
+test("health and the agent card need no key; metrics live on METRICS_PORT only, docs only with DOCS_ENABLED", async () => {
+  for (const path of ["/health", "/health/ready", "/.well-known/agent.json"]) {
     assert.equal((await api(stack.url).get(path)).status, 200, path);
   }
+  for (const path of ["/metrics", "/openapi.json", "/docs"]) {
+    const res = await api(stack.url).get(path);
+    assert.equal(res.status, 404, `${path} must not be served on PORT: ${res.text.slice(0, 100)}`);
+  }
+  const card = await api(stack.url).get("/.well-known/agent.json");
+  assert.equal(card.body.openapi, undefined, "the card does not point at disabled docs");
+  assert.notEqual(new URL(stack.metricsUrl).port, new URL(stack.url).port);
+  const metrics = await api(stack.metricsUrl).get("/metrics");
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.text, /^http_requests_total\{/m);
 });
 
 test("each key has its own sliding-window limit with RateLimit headers; past it, 429 with Retry-After", async () => {

@@ -15,7 +15,7 @@ const DOCS = [
 ];
 
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ DOCS_ENABLED: "true", QDRANT_REPLICATION_FACTOR: "3", QDRANT_WRITE_CONSISTENCY: "2" });
   user = api(stack.url, USER_KEY);
   const res = await user.post("/api/v1/documents", { documents: DOCS });
   assert.equal(res.status, 201, res.text);
@@ -34,6 +34,7 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
   const collection = stack.fakes.qdrant.collections.get("documents");
   assert.ok(collection, "collection created on first ingest");
   assert.equal(collection.size, 256, "vector size taken from the embedding model");
+  assert.deepEqual([collection.replicationFactor, collection.writeConsistencyFactor], [3, 2], "QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY");
   assert.equal(collection.payloadSchema.get("document_id"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.lang"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.tier"), "integer");
@@ -73,7 +74,7 @@ test("a repeated query (any case and spacing) is answered from the cache without
   const first = await user.post("/api/v1/query", { query: "What does Redis store?" });
   assert.equal(first.body.cached, false);
   const chats = stack.fakes.ollama.calls["/api/chat"];
-  const hitsBefore = metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "hit" });
+  const hitsBefore = metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "hit" });
 
   const again = await user.post("/api/v1/query", { query: "  what does   REDIS store?" });
   assert.equal(again.status, 200);
@@ -83,7 +84,7 @@ test("a repeated query (any case and spacing) is answered from the cache without
   assert.notEqual(again.body.request_id, first.body.request_id);
   assert.deepEqual(again.body.usage, { prompt_tokens: 0, completion_tokens: 0 });
   assert.equal(stack.fakes.ollama.calls["/api/chat"], chats, "no model call on a hit");
-  const hitsAfter = metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "hit" });
+  const hitsAfter = metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "hit" });
   assert.equal(hitsAfter, hitsBefore + 1);
 
   const filtered = await user.post("/api/v1/query", { query: "What does Redis store?", filter: { lang: "en" } });
@@ -242,10 +243,12 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   assert.ok(card.body.endpoints.some((e: { path: string }) => e.path === "/api/v1/query"));
 });
 
-test("health is dependency-free, readiness reports each dependency", async () => {
+test("health is dependency-free, readiness reports each dependency on the metrics port only", async () => {
   const live = await api(stack.url).get("/health");
   assert.deepEqual([live.status, live.body], [200, { status: "ok" }]);
-  const ready = await api(stack.url).get("/health/ready");
+  const publicReady = await api(stack.url).get("/health/ready");
+  assert.deepEqual([publicReady.status, publicReady.body], [200, { status: "ready" }], "no per-dependency detail on PORT");
+  const ready = await api(stack.metricsUrl).get("/health/ready");
   assert.equal(ready.status, 200);
   assert.equal(ready.body.status, "ready");
   assert.deepEqual(Object.keys(ready.body.checks).sort(), ["ollama", "postgres", "qdrant", "redis"]);
@@ -256,7 +259,7 @@ test("health is dependency-free, readiness reports each dependency", async () =>
 
 test("/metrics exposes the agreed metric names with route patterns as labels", async () => {
   await user.get("/api/v1/sessions/session-history-1");
-  const text = await scrape(stack.url);
+  const text = await scrape(stack.metricsUrl);
   for (const name of [
     "http_requests_total",
     "http_request_duration_seconds_bucket",

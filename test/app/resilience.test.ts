@@ -29,7 +29,8 @@ before(async () => {
 });
 after(() => stack.stop());
 
-const ready = () => api(stack.url).get("/health/ready");
+/** Detailed readiness (METRICS_PORT); the public one has the same status code. */
+const ready = () => api(stack.metricsUrl).get("/health/ready");
 
 test("with Redis stopped, queries still succeed uncached and the rate limit falls back to a per-process limit", async () => {
   const question = { query: "What causes tides in the oceans?" };
@@ -49,7 +50,7 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   assert.equal(readiness.status, 200, "Redis is not critical");
   assert.equal(readiness.body.status, "degraded");
   assert.equal(readiness.body.checks.redis.status, "fail");
-  assert.ok(metricValue(await scrape(stack.url), "cache_requests_total", { cache: "response", result: "error" }) >= 2);
+  assert.ok(metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "error" }) >= 2);
 
   const limited = api(stack.url, OTHER_KEY);
   for (let i = 0; i < LIMIT; i++) {
@@ -122,7 +123,7 @@ test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502;
   } finally {
     stack.fakes.ollama.knobs.failStatus = null;
   }
-  const metrics = await scrape(stack.url);
+  const metrics = await scrape(stack.metricsUrl);
   assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_timeout" }), 1);
   assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_error" }), 1);
   assert.ok(metricValue(metrics, "tool_calls_total", { tool_name: "ollama_embed", success: "false" }) >= 2);

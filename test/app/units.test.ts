@@ -6,6 +6,8 @@ import { compressContextWindow, estimateTokens } from "../../app/src/services/co
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { canonicalFilter, normalizeQuery } from "../../app/src/services/rag.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
+import { createDb } from "../../app/src/services/db.ts";
+import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
 import type { Cache } from "../../app/src/services/cache.ts";
 
@@ -114,6 +116,29 @@ test("loadConfig applies defaults and parses key lists", () => {
   assert.equal(config.PORT, 9000);
   assert.equal(config.RATE_LIMIT_PER_MINUTE, 60);
   assert.equal(config.EMBED_CACHE_TTL_SECONDS, 86_400);
+  assert.equal(config.METRICS_PORT, 9464);
+  assert.equal(config.DOCS_ENABLED, false);
+  assert.equal(config.QDRANT_REPLICATION_FACTOR, 1);
+  assert.equal(config.QDRANT_WRITE_CONSISTENCY, 1);
+  assert.equal(config.DATABASE_MIGRATE_URL, undefined);
+  assert.equal(loadConfig({ ...base, DOCS_ENABLED: "true" }).DOCS_ENABLED, true);
+  const withCa = loadConfig({ ...base, DATABASE_CA_FILE: new URL(import.meta.url).pathname });
+  assert.match(withCa.DATABASE_CA_FILE!.contents, /^import assert/, "the file is read at start-up");
+});
+
+test("DATABASE_CA_FILE means TLS with the chain and host name verified (postgres.js ssl object)", async () => {
+  const sql = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000, ca: "PEM" });
+  assert.deepEqual(sql.options.ssl, { ca: "PEM", rejectUnauthorized: true });
+  const plain = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000 });
+  assert.equal(plain.options.ssl, false);
+  await Promise.all([sql.end(), plain.end()]);
+});
+
+test("the storable-text rule: NUL and unpaired surrogates are found and replaced, valid pairs kept", () => {
+  for (const bad of ["a\u0000b", "\ud800", "x\udc00", "\ud83d", "ok\udfff\ud800"]) assert.equal(isStorable(bad), false, JSON.stringify(bad));
+  for (const good of ["plain", "😀", "\ud83d\ude00", "\uffff", ""]) assert.equal(isStorable(good), true, JSON.stringify(good));
+  assert.equal(storable("a\u0000b\ud800c😀"), "a\ufffdb\ufffdc😀");
+  assert.deepEqual(storableJson({ t: ["\u0000"], "k\ud800": 1, n: null }), { t: ["\ufffd"], "k\ufffd": 1, n: null });
 });
 
 test("loadConfig names every bad variable on one line", () => {
@@ -126,6 +151,12 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, API_KEYS: "" }, /API_KEYS is required/],
     [{ ...base, MODEL_LARGE: " " }, /MODEL_LARGE is required/],
     [{ ...base, OLLAMA_TIMEOUT_MS: "10" }, /OLLAMA_TIMEOUT_MS must be >= 50/],
+    [{ ...base, METRICS_PORT: "8080" }, /METRICS_PORT must differ from PORT/],
+    [{ ...base, DOCS_ENABLED: "yes" }, /DOCS_ENABLED must be true or false/],
+    [{ ...base, QDRANT_REPLICATION_FACTOR: "0" }, /QDRANT_REPLICATION_FACTOR must be >= 1/],
+    [{ ...base, QDRANT_REPLICATION_FACTOR: "2", QDRANT_WRITE_CONSISTENCY: "3" }, /QDRANT_WRITE_CONSISTENCY must be <= QDRANT_REPLICATION_FACTOR \(2\)/],
+    [{ ...base, DATABASE_MIGRATE_URL: "mysql://owner@db/app" }, /DATABASE_MIGRATE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//],
+    [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
   ];
   for (const [env, expected] of cases) {
     assert.throws(() => loadConfig(env), (err: Error) => {
@@ -139,7 +170,7 @@ test("loadConfig names every bad variable on one line", () => {
 });
 
 test("the rate limiter enforces the same limit per process when Redis fails", async () => {
-  const failingCache = { client: { eval: async () => Promise.reject(new Error("ECONNREFUSED")) } } as unknown as Cache;
+  const failingCache = { client: { slidingWindow: async () => Promise.reject(new Error("ECONNREFUSED")) } } as unknown as Cache;
   const limiter = createRateLimiter(failingCache, 3, 60_000);
   const decisions = [];
   for (let i = 0; i < 4; i++) decisions.push(await limiter.check("key-a"));

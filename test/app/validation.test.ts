@@ -70,7 +70,7 @@ test("every malformed request gets a 4xx with a reason, never a 5xx", async () =
     assert.equal(typeof res.body, "object", `${name}: JSON body`);
     assert.match(res.body.error, reason, `${name}: ${res.body.error}`);
   }
-  const metrics = await scrape(stack.url);
+  const metrics = await scrape(stack.metricsUrl);
   for (const status of ["500", "502", "503", "504"]) assert.equal(metricValue(metrics, "http_requests_total", { status }), 0);
   assert.equal((await api(stack.url).get("/health")).status, 200);
 });

@@ -15,7 +15,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "cost-cli-"));
 
 function cost(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/cost/cli.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/review/cost-cli.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -48,10 +48,10 @@ describe("npm run cost", () => {
     assert.match(r.stderr, new RegExp(`over budget: estimated ${esc(money(perNode))}/month .* is above \\$1,000\\.00/month, --max-monthly, by ${esc(money(perNode - 1000))}`));
   });
 
-  it("defaults to the budget of the plan's tier", () => {
+  it("defaults to the budget the plan carries (config.budget)", () => {
     const r = cost(overBudget);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`above ${esc(money(TIERS.medium.budget.monthlyUsd))}/month, the budget of tier medium`));
+    assert.match(r.stderr, new RegExp(`above ${esc(money(TIERS.medium.budget.monthlyUsd))}/month, the budget of stack test`));
     assert.equal(cost(oneGpu).code, 0);
   });
 

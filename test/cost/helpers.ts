@@ -2,6 +2,9 @@
 // round numbers so every expected value can be worked out by hand.
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import { PriceTable } from "../../infra/cost/prices.ts";
+import { isTierName, TIERS } from "../../infra/tiers.ts";
+import { USAGE } from "../../infra/usage.ts";
+import { linkReferences } from "../support/plan.ts";
 
 export function resource(type: string, name: string, inputs: Record<string, unknown> = {}, extra: Partial<PlannedResource> = {}): PlannedResource {
   return {
@@ -16,8 +19,12 @@ export function resource(type: string, name: string, inputs: Record<string, unkn
   };
 }
 
+/** A plan as the harness records it: references linked, and the tier's resolved config (none for an unknown tier). */
 export function plan(resources: PlannedResource[], tier = "medium", region = "us-east-1"): Plan {
-  return { stack: "test", tier, region, resources, outputs: {}, cost: null, policies: null };
+  const config = isTierName(tier)
+    ? { tier, region, timeZone: "UTC", budget: { ...TIERS[tier].budget }, usage: USAGE[tier], guide: { ...TIERS[tier].guide } }
+    : null;
+  return { stack: "test", tier, region, config, resources: linkReferences(resources), outputs: {}, cost: null, policies: null };
 }
 
 const entry = (usd: number, unit: string) => ({ usd, unit, source: "test", date: "2026-11-24" });

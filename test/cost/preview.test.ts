@@ -5,9 +5,10 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { diffCosts } from "../../infra/cost/diff.ts";
 import { estimateCost } from "../../infra/cost/estimate.ts";
-import { plansFromPreview, type PreviewDigest } from "../../infra/cost/preview.ts";
+import type { PreviewDigest } from "../../infra/cost/preview.ts";
+import { previewPlans as plansFromPreview } from "../../infra/review/preview-config.ts";
 import { HOURS_PER_MONTH, loadPrices } from "../../infra/cost/prices.ts";
-import { USAGE } from "../../infra/cost/usage.ts";
+import { USAGE } from "../../infra/usage.ts";
 
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as PreviewDigest;
 const prices = loadPrices("us-east-1");

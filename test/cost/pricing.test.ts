@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
 import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
-import { USAGE } from "../../infra/cost/usage.ts";
+import { USAGE } from "../../infra/usage.ts";
 import { asgSchedule, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
 
 const estimate = (resources: Parameters<typeof plan>[0], tier = "medium") => estimateCost(plan(resources, tier), { prices: TEST_PRICES });

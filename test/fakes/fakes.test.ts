@@ -48,7 +48,7 @@ test("fake Ollama: /api/embed (batched), /api/chat (plain and NDJSON stream), /a
   assert.ok(plain.prompt_eval_count > 0 && plain.eval_count > 0);
 
   const parts: string[] = [];
-  let last;
+  let last: { done: boolean; eval_count?: number } | undefined;
   for await (const part of await client.chat({ model: "tiny", messages, stream: true })) {
     parts.push(part.message.content);
     last = part;
@@ -131,6 +131,11 @@ test("fake Qdrant: errors use Qdrant's {status: {error}} body; bad ids and dimen
   assert.match(((await missing.json()) as { status: { error: string } }).status.error, /Collection `nope` doesn't exist/);
 
   await client.createCollection("dims", { vectors: { size: 2, distance: "Dot" } });
+  assert.equal(qdrant.collections.get("dims")!.replicationFactor, 1, "Qdrant's default");
+  await assert.rejects(client.createCollection("bad-rf", { vectors: { size: 2, distance: "Dot" }, replication_factor: 0 }), /400|Bad Request/);
+  await client.createCollection("replicated", { vectors: { size: 2, distance: "Dot" }, replication_factor: 3, write_consistency_factor: 2 });
+  const params = (await client.getCollection("replicated")).config.params;
+  assert.deepEqual([params.replication_factor, params.write_consistency_factor], [3, 2]);
   await assert.rejects(client.upsert("dims", { wait: true, points: [{ id: 1, vector: [1, 2, 3] }] }), /400|Bad Request/);
   await assert.rejects(client.upsert("dims", { wait: true, points: [{ id: "not-a-uuid", vector: [1, 2] }] }), /400|Bad Request/);
 

@@ -12,6 +12,9 @@ export interface FakeQdrantOptions {
 interface Collection {
   size: number;
   distance: string;
+  /** As sent at creation (Qdrant's defaults: 1). */
+  replicationFactor: number;
+  writeConsistencyFactor: number;
   points: Map<string, StoredPoint>;
   payloadSchema: Map<string, string>;
   snapshots: Array<{ name: string; creation_time: string; size: number; checksum: string }>;
@@ -83,7 +86,13 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
         indexed_vectors_count: 0,
         segments_count: 1,
         config: {
-          params: { vectors: { size: col.size, distance: col.distance }, shard_number: 1, replication_factor: 1, write_consistency_factor: 1, on_disk_payload: true },
+          params: {
+            vectors: { size: col.size, distance: col.distance },
+            shard_number: 1,
+            replication_factor: col.replicationFactor,
+            write_consistency_factor: col.writeConsistencyFactor,
+            on_disk_payload: true,
+          },
           hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
           optimizer_config: { deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0, flush_interval_sec: 5 },
           wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
@@ -95,14 +104,27 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
 
   app.put("/collections/:name", async (c) => {
     const name = c.req.param("name");
-    const req = await body<{ vectors?: { size?: number; distance?: string } }>(c);
+    const req = await body<{ vectors?: { size?: number; distance?: string }; replication_factor?: unknown; write_consistency_factor?: unknown }>(c);
     const size = req?.vectors?.size;
     const distance = req?.vectors?.distance;
     if (!Number.isInteger(size) || (size as number) < 1 || !["Cosine", "Dot", "Euclid", "Manhattan"].includes(distance ?? "")) {
       return fail(c, 400, "Wrong input: vectors must be {size: positive integer, distance: Cosine|Dot|Euclid|Manhattan}");
     }
+    // Optional unsigned integers, minimum 1, default 1 (api.qdrant.tech create-collection).
+    const factors = { replication_factor: req?.replication_factor ?? 1, write_consistency_factor: req?.write_consistency_factor ?? 1 };
+    for (const [field, v] of Object.entries(factors)) {
+      if (!Number.isInteger(v) || (v as number) < 1) return fail(c, 400, `Validation error in JSON body: [${field}: value ${JSON.stringify(v)} invalid, must be 1 or larger]`);
+    }
     if (collections.has(name)) return fail(c, 409, `Wrong input: Collection \`${name}\` already exists!`);
-    collections.set(name, { size: size as number, distance: distance!, points: new Map(), payloadSchema: new Map(), snapshots: [] });
+    collections.set(name, {
+      size: size as number,
+      distance: distance!,
+      replicationFactor: factors.replication_factor as number,
+      writeConsistencyFactor: factors.write_consistency_factor as number,
+      points: new Map(),
+      payloadSchema: new Map(),
+      snapshots: [],
+    });
     return ok(c, true);
   });
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { TIERS } from "../../infra/tiers.ts";
-import { inputs, one } from "../support/plan.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "dev" });
 const tier = TIERS.dev;
@@ -12,9 +12,9 @@ const tier = TIERS.dev;
 test("AWS Backup runs mid-way through work hours on work days, keeping 7 days / 4 weeks / 12 months", () => {
   const rules = inputs(one(plan, "aws:backup/plan:Plan")).rules;
   assert.deepEqual(rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter]), [
-    ["daily", "cron(0 14 ? * MON-FRI *)", "UTC", 7],
-    ["weekly", "cron(0 14 ? * MON *)", "UTC", 28],
-    ["monthly", "cron(0 14 ? * 2#1 *)", "UTC", 365],
+    ["daily", "cron(0 14 ? * MON-FRI *)", "America/New_York", 7],
+    ["weekly", "cron(0 14 ? * MON *)", "America/New_York", 28],
+    ["monthly", "cron(0 14 ? * 2#1 *)", "America/New_York", 365],
   ]);
 });
 
@@ -36,6 +36,7 @@ test("bucket and vault go with the stack", () => {
   const vault = one(plan, "aws:backup/vault:Vault");
   assert.equal(inputs(vault).forceDestroy, true);
   assert.equal(vault.options.protect, undefined);
+  assert.equal(ofType(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration").length, 0, "dev: no vault lock");
   const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket")).rules;
   assert.deepEqual([rule.transitions[0].days, rule.expiration.days], [tier.backups.glacierAfterDays, tier.backups.expireAfterDays]);
 });

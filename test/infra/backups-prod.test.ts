@@ -11,22 +11,34 @@ const tier = TIERS.medium;
 const dataKeyArn = "arn:aws:mock:us-east-1:123456789012:Key/data";
 const bucketArn = `arn:aws:mock:us-east-1:123456789012:Bucket/${one(plan, "aws:s3/bucket:Bucket", "backups-bucket").name}`;
 
-test("the vault is encrypted with the data key and protected", () => {
+test("the vault has its own protected, rotated KMS key, not the data key, and is protected itself", () => {
   const vault = one(plan, "aws:backup/vault:Vault");
-  assert.equal(inputs(vault).kmsKeyArn, dataKeyArn);
+  const key = one(plan, "aws:kms/key:Key", "backups-vault-key");
+  assert.equal(inputs(vault).kmsKeyArn, `arn:aws:mock:us-east-1:123456789012:Key/${key.name}`);
+  assert.notEqual(inputs(vault).kmsKeyArn, dataKeyArn);
+  assert.deepEqual([key.options.protect, inputs(key).enableKeyRotation, inputs(key).deletionWindowInDays], [true, true, 30]);
+  assert.equal(inputs(key).tags.purpose, "backup-vault");
   assert.equal(inputs(vault).forceDestroy, false);
   assert.equal(vault.options.protect, true);
 });
 
-test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started off-peak (01:00 UTC)", () => {
+test("Backup Vault Lock in governance mode keeps recovery points for the shortest rule's retention", () => {
+  const lock = one(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration");
+  assert.equal(inputs(lock).backupVaultName, inputs(one(plan, "aws:backup/vault:Vault")).name);
+  assert.equal(inputs(lock).changeableForDays, undefined, "governance mode: no changeableForDays");
+  assert.deepEqual([inputs(lock).minRetentionDays, inputs(lock).maxRetentionDays], [7, 365]);
+  assert.equal(lock.options.protect, true);
+});
+
+test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started off-peak (01:00 in the stack's zone, New York)", () => {
   const plan_ = inputs(one(plan, "aws:backup/plan:Plan"));
   const vaultName = inputs(one(plan, "aws:backup/vault:Vault")).name;
   assert.deepEqual(
     plan_.rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter, r.targetVaultName]),
     [
-      ["daily", "cron(0 1 * * ? *)", "UTC", 7, vaultName],
-      ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28, vaultName],
-      ["monthly", "cron(0 1 1 * ? *)", "UTC", 365, vaultName],
+      ["daily", "cron(0 1 * * ? *)", "America/New_York", 7, vaultName],
+      ["weekly", "cron(0 1 ? * SUN *)", "America/New_York", 28, vaultName],
+      ["monthly", "cron(0 1 1 * ? *)", "America/New_York", 365, vaultName],
     ],
   );
   for (const r of plan_.rules) assert.ok(r.completionWindow > r.startWindow, "a job must be able to finish after it starts");
@@ -102,7 +114,7 @@ const env = Object.fromEntries(snapshotPod.containers[0].env.map((e: any) => [e.
 test("the Qdrant snapshot CronJob runs on the tier's schedule, one run at a time, with a pinned image", () => {
   assert.equal(snapshotJob.metadata.name, "qdrant-snapshot"); // the backup-freshness alert matches this name
   assert.equal(snapshotJob.metadata.namespace, "agent");
-  assert.deepEqual([snapshotJob.spec.schedule, snapshotJob.spec.timeZone], [tier.backups.qdrantSnapshotCron, "UTC"]);
+  assert.deepEqual([snapshotJob.spec.schedule, snapshotJob.spec.timeZone], [tier.backups.qdrantSnapshotCron, "America/New_York"]);
   assert.equal(snapshotJob.spec.concurrencyPolicy, "Forbid");
   assert.equal(snapshotPod.restartPolicy, "Never");
   assert.match(snapshotPod.containers[0].image, /^amazon\/aws-cli:\d+\.\d+\.\d+$/);

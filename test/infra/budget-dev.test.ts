@@ -1,5 +1,4 @@
-// A budget override and no notification channel: the budget still exists and the stack output says who is
-// (not) told.
+// A budget override on dev: the budget still notifies the stack's topic and the stack output says who is told.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
@@ -13,9 +12,11 @@ test("overrides.budget.monthlyUsd replaces the tier's amount", () => {
   assert.equal((plan.outputs.budget as any).monthlyUsd, 400);
 });
 
-test("without notifyEmail or budgetSnsTopicArn the budget has no notification, and the output says how to add one", () => {
-  assert.deepEqual(budget.notifications, []);
+test("the budget always notifies the stack's SNS topic, which mails dev's address; the output says so", () => {
+  const topic = one(plan, "aws:sns/topic:Topic");
+  assert.equal(budget.notifications.length, 2);
+  for (const n of budget.notifications) assert.deepEqual(n.subscriberSnsTopicArns, [`arn:aws:mock:us-east-1:123456789012:Topic/${topic.name}`]);
   const summary = plan.outputs.budget as { notifies: string; alerts: string[] };
-  assert.match(summary.notifies, /^nobody: set agent-stack:notifyEmail or agent-stack:budgetSnsTopicArn/);
+  assert.equal(summary.notifies, "the stack's SNS topic (dev-alerts@example.com)");
   assert.deepEqual(summary.alerts, ["80 % actual", "100 % forecasted"]);
 });

@@ -17,14 +17,16 @@ test("a monthly USD cost budget of the tier's amount, for this stack's costs onl
   assert.deepEqual(budget.costFilters, [{ name: "TagKeyValue", values: ["user:stack$prod"] }]);
 });
 
-test("alerts at 80 % of actual and 100 % of forecast spend go to the email and the SNS topic", () => {
+test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's topic (which mails the address) and the extra topic", () => {
   assert.deepEqual(
     budget.notifications.map((n: any) => [n.notificationType, n.comparisonOperator, n.threshold, n.thresholdType]),
     [["ACTUAL", "GREATER_THAN", 80, "PERCENTAGE"], ["FORECASTED", "GREATER_THAN", 100, "PERCENTAGE"]],
   );
+  const own = `arn:aws:mock:us-east-1:123456789012:Topic/${one(plan, "aws:sns/topic:Topic").name}`;
   for (const n of budget.notifications) {
-    assert.deepEqual(n.subscriberEmailAddresses, [EMAIL]);
-    assert.deepEqual(n.subscriberSnsTopicArns, [TOPIC]);
+    assert.equal(n.subscriberEmailAddresses, undefined, "e-mail goes through the topic, not twice");
+    assert.deepEqual(n.subscriberSnsTopicArns, [own, TOPIC]);
   }
-  assert.equal((plan.outputs.budget as any).notifies, `${EMAIL}, ${TOPIC}`);
+  assert.equal(inputs(one(plan, "aws:sns/topicSubscription:TopicSubscription")).endpoint, EMAIL);
+  assert.equal((plan.outputs.budget as any).notifies, `the stack's SNS topic (${EMAIL}), ${TOPIC}`);
 });

@@ -1,12 +1,19 @@
-// With agent-stack:ci set, the stack creates the GitHub Actions roles the workflows assume.
+// With agent-stack:ci set, the stack creates the GitHub Actions roles the workflows assume: a deploy role with a
+// scoped policy under a permissions boundary, a read-only preview role, and (in the owner stack only) the
+// account-wide GitHub OIDC provider.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
+import { configFailure } from "../support/config.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents" }) } });
+const ci = (extra: Record<string, unknown> = {}) => ({ "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ...extra }) });
+const plan = await runPlan({ stack: "prod", config: ci() });
 const role = (name: string) => inputs(one(plan, "aws:iam/role:Role", name));
 const trust = (name: string) => JSON.parse(role(name).assumeRolePolicy).Statement[0];
+const inlinePolicy = (name: string) => JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", name)).policy);
+const GITHUB_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider";
 
 test("only the repository's prod environment may assume the deploy role", () => {
   const s = trust("ci-deploy");
@@ -15,22 +22,54 @@ test("only the repository's prod environment may assume the deploy role", () => 
   assert.equal(s.Condition.StringEquals["token.actions.githubusercontent.com:aud"], "sts.amazonaws.com");
 });
 
-test("pull requests get a read-only preview role", () => {
-  assert.equal(trust("ci-preview").Condition.StringEquals["token.actions.githubusercontent.com:sub"], "repo:acme/agents:pull_request");
-  const attached = ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").find((a) => a.name === "ci-preview")!;
-  assert.equal(inputs(attached).policyArn, "arn:aws:iam::aws:policy/ReadOnlyAccess");
+test("no role carries AdministratorAccess or ReadOnlyAccess; the deploy role has a scoped policy and a permissions boundary", () => {
+  const attached = ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => inputs(a).policyArn);
+  for (const arn of [...FORBIDDEN_POLICY_ARNS, "arn:aws:iam::aws:policy/ReadOnlyAccess"]) assert.ok(!attached.includes(arn), arn);
+  const boundary = one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary");
+  assert.equal(role("ci-deploy").permissionsBoundary, `arn:aws:mock:us-east-1:123456789012:Policy/${boundary.name}`);
+  const actions = inlinePolicy("ci-deploy").Statement.flatMap((s: any) => s.Action);
+  assert.ok(!actions.includes("*") && !actions.includes("iam:*"), "no wildcard over everything or all of IAM");
+  const denies = JSON.parse(inputs(boundary).policy).Statement.filter((s: any) => s.Effect === "Deny");
+  const denied = (sid: string) => denies.find((s: any) => s.Sid === sid);
+  assert.deepEqual(denied("NoAdministratorPolicies").Condition.ArnEquals["iam:PolicyARN"], FORBIDDEN_POLICY_ARNS);
+  assert.deepEqual(denied("NoChangesToTheCiRolesOrThisBoundary").Resource, [
+    "arn:aws:iam::123456789012:role/agent-stack-prod-ci-*",
+    "arn:aws:iam::123456789012:policy/agent-stack-prod-ci-deploy-boundary",
+  ]);
+  assert.ok(denied("BackupsOutliveDeploys").Action.includes("backup:DeleteBackupVaultLockConfiguration"));
 });
 
-test("both roles reach the cluster through EKS access entries, preview only in the app namespaces", () => {
+test("pull requests get a preview role that reads only this stack's resources and no secret value", () => {
+  assert.equal(trust("ci-preview").Condition.StringEquals["token.actions.githubusercontent.com:sub"], "repo:acme/agents:pull_request");
+  const statements = inlinePolicy("ci-preview").Statement;
+  const actions: string[] = statements.flatMap((s: any) => s.Action);
+  for (const forbidden of ["secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameters", "s3:GetObject"]) {
+    assert.ok(!actions.includes(forbidden), forbidden);
+  }
+  assert.ok(actions.every((a) => /:(Get|Describe|List|View)/.test(a)), "read actions only");
+  const ownStack = statements.find((s: any) => s.Sid === "OwnStackReadOnly");
+  assert.deepEqual(ownStack.Condition, { StringEquals: { "aws:ResourceTag/stack": "prod" } });
+  assert.ok(ownStack.Action.includes("iam:GetRole"));
+});
+
+test("the preview role views the cluster (no Secrets, no exec); the deploy role administers it", () => {
   const assoc = ofType(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation");
-  const preview = inputs(assoc.find((a) => a.name === "ci-preview")!);
-  assert.deepEqual(preview.accessScope, { type: "namespace", namespaces: ["agent", "monitoring"] });
+  assert.match(inputs(assoc.find((a) => a.name === "ci-preview")!).policyArn, /\/AmazonEKSViewPolicy$/);
   assert.match(inputs(assoc.find((a) => a.name === "ci-deploy")!).policyArn, /AmazonEKSClusterAdminPolicy$/);
   assert.equal(ofType(plan, "aws:eks/accessEntry:AccessEntry").length, 2);
 });
 
-test("the GitHub OIDC provider is created and the role ARNs are stack outputs", () => {
-  assert.equal(inputs(one(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "ci-github")).url, "https://token.actions.githubusercontent.com");
+test("a stack that does not own the GitHub OIDC provider looks it up and trusts its ARN (ci-roles-owner.test.ts: the owner)", () => {
+  assert.deepEqual(ofType(plan, GITHUB_PROVIDER).map((r) => r.name), ["cluster-oidc"], "a non-owner creates none");
+  assert.equal(trust("ci-deploy").Principal.Federated, "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com");
+  assert.equal(trust("ci-preview").Principal.Federated, "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com");
   assert.ok(plan.outputs.ciDeployRoleArn);
   assert.ok(plan.outputs.ciPreviewRoleArn);
+});
+
+test("owning the provider and naming its ARN at once is a config error naming both keys", () => {
+  assert.match(
+    configFailure({ "aws:region": "us-east-1", "agent-stack:tier": "medium", ...ci({ ownsOidcProvider: true, oidcProviderArn: "arn:aws:iam::210987654321:oidc-provider/token.actions.githubusercontent.com" }) }),
+    /agent-stack:ci\.ownsOidcProvider and agent-stack:ci\.oidcProviderArn/,
+  );
 });

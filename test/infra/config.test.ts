@@ -57,9 +57,9 @@ test("a missing region says how to set it", () => {
   assert.match(failure({ "agent-stack:tier": "dev" }), /aws:region is not set/);
 });
 
-test("removing the GPU group while Ollama still wants one is caught", () => {
-  const message = failure(withOverrides({ nodeGroups: { gpu: null } }));
-  assert.match(message, /ollama\.gpu: true needs a gpu node group/);
+test("the tier's one GPU flag and its gpu node group must agree, either way", () => {
+  assert.match(failure(withOverrides({ nodeGroups: { gpu: null } })), /overrides\.gpu: true needs a gpu node group; set nodeGroups\.gpu or gpu: false/);
+  assert.match(failure(withOverrides({ gpu: false })), /overrides\.gpu: false, but nodeGroups\.gpu is set/);
 });
 
 test("all problems are reported at once", () => {

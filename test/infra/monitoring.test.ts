@@ -70,6 +70,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
   return {
     provider: new k8s.Provider(`${name}-k8s`, { kubeconfig: "{}" }),
     namespace: "monitoring",
+    hostNamespace: "monitoring-host",
     sizing,
     postgres: { host: "agent.mock.rds.amazonaws.com", port: 5432, database: "agent", user: "agent", secretName: "postgres-exporter" },
     redis: { host: "master.agent.mock.cache.amazonaws.com", port: 6379, tls: true, secretName: "redis-exporter" },
@@ -121,8 +122,10 @@ describe("Monitoring component", () => {
     for (const r of releases("prod")) {
       assert.match(r.inputs.version, /^\d+\.\d+\.\d+$/, r.inputs.name);
       assert.equal(r.inputs.repositoryOpts.repo, expected[r.inputs.name], r.inputs.name);
-      assert.equal(r.inputs.namespace, "monitoring");
+      // Node-level exporters go to the Pod Security "privileged" namespace; the rest stay in "monitoring" (baseline).
+      assert.equal(r.inputs.namespace, r.inputs.name === "dcgm-exporter" ? "monitoring-host" : "monitoring", r.inputs.name);
     }
+    assert.equal(release("prod", "kube-prometheus-stack").values["prometheus-node-exporter"].namespaceOverride, "monitoring-host");
   });
 
   it("deploys the DCGM exporter only on tiers with GPUs, tolerating the GPU taint", () => {
@@ -177,7 +180,7 @@ describe("Monitoring component", () => {
     assert.equal(api.metadata.labels.release, "kube-prometheus-stack");
     assert.deepEqual(api.spec.selector.matchLabels, { "app.kubernetes.io/name": "agent-api" });
     assert.equal(api.spec.jobLabel, "app.kubernetes.io/name");
-    assert.deepEqual([api.spec.endpoints[0].port, api.spec.endpoints[0].path], ["http", "/metrics"]);
+    assert.deepEqual([api.spec.endpoints[0].port, api.spec.endpoints[0].path], ["metrics", "/metrics"], "the port the Ingress never routes");
     const qdrant = monitors.find((m) => m.inputs.metadata.name === "qdrant")!.inputs.spec.endpoints[0];
     assert.deepEqual([qdrant.port, qdrant.path, qdrant.authorization.type], ["http", "/metrics", "Bearer"]);
   });
@@ -235,7 +238,11 @@ describe("Monitoring component", () => {
     assert.deepEqual(pg.config.datasource.passwordSecret, { name: "postgres-exporter", key: "password" });
     assert.equal(pg.config.datasource.host, "agent.mock.rds.amazonaws.com");
     assert.equal(pg.config.datasource.port, "5432");
-    assert.equal(pg.config.datasource.sslmode, "require");
+    // verify-full against the RDS CA bundle mounted from the rds-ca-bundle ConfigMap.
+    assert.equal(pg.config.datasource.sslmode, "verify-full");
+    assert.equal(pg.config.datasource.extraParams, "sslrootcert=/etc/rds-ca/rds-ca-bundle.pem");
+    assert.deepEqual(pg.extraVolumes, [{ name: "rds-ca", configMap: { name: "rds-ca-bundle" } }]);
+    assert.deepEqual(pg.extraVolumeMounts, [{ name: "rds-ca", mountPath: "/etc/rds-ca", readOnly: true }]);
     const redis = release("dev", "redis-exporter").values;
     assert.equal(redis.redisAddress, "rediss://master.agent.mock.cache.amazonaws.com:6379");
     assert.deepEqual(redis.auth, { enabled: true, secret: { name: "redis-exporter", key: "password" } });

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
 
 function plan(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "infra/plan/cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
 }
 
 test("--format json prints the DESIGN.md contract for prod", () => {
@@ -42,7 +42,9 @@ test("a bad config value fails before any resource, naming the key and the allow
 });
 
 test("--config evaluates another tier without editing the stack file", () => {
-  const run = plan("--stack", "dev", "--config", "agent-stack:tier=small", "--format", "json");
+  // A production tier needs its domain and hosted zone (policy production-https); dev's file has none.
+  const run = plan("--stack", "dev", "--config", "agent-stack:tier=small", "--config", "agent-stack:domain=api.example.com",
+    "--config", "agent-stack:hostedZoneId=Z0EXAMPLE", "--format", "json");
   assert.equal(run.status, 0, run.stderr);
   const json = JSON.parse(run.stdout);
   assert.equal(json.tier, "small");

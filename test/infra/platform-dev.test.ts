@@ -2,10 +2,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { utcOffsetMinutes } from "../../infra/time.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "dev" });
+
+/** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
+const newYorkStartHour = (window: string) => (Number(window.slice(0, 2)) + 24 + utcOffsetMinutes("America/New_York", new Date()) / 60) % 24;
 
 test("dev is one general node group of one Spot Graviton node, with no GPU or vector group", () => {
   assert.equal(plan.tier, "dev");
@@ -73,5 +77,7 @@ test("dev ECR can be force-deleted; launch templates still require IMDSv2", () =
 
 test("dev's RDS backs up while it runs: its backup window is inside work hours, not at night", () => {
   const db = inputs(one(plan, "aws:rds/instance:Instance"));
-  assert.equal(db.backupWindow, "14:00-15:00"); // mid-way through 08:00-20:00 UTC
+  // Mid-way through 08:00-20:00 in the stack's zone (us-east-1: America/New_York), on the UTC hour.
+  assert.equal(newYorkStartHour(db.backupWindow), 14, db.backupWindow);
 });
+

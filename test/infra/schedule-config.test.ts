@@ -53,14 +53,20 @@ test("off-peak Ollama on GPUs with no GPU node left", () => {
   );
 });
 
-test("a time zone that is not an IANA name, or not spelled as one", () => {
+test("agent-stack:timeZone: an IANA name spelled exactly, else a message naming the key", () => {
   for (const tz of ["Mars/Olympus", "GMT+1", "europe/berlin"]) {
     assert.equal(
-      failure(raw("medium", { schedule: { timezone: tz } })),
-      `agent-stack:overrides.schedule.timezone: "${tz}" is not an IANA time zone; allowed: names like Europe/Berlin or UTC`,
+      failure(raw("medium", {}, { "agent-stack:timeZone": tz })),
+      `agent-stack:timeZone: an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC`,
     );
   }
-  assert.equal(parseStackConfig(raw("medium", { schedule: { timezone: "America/New_York" } }), "t").sizes.schedule.timezone, "America/New_York");
+  assert.equal(parseStackConfig(raw("medium", {}, { "agent-stack:timeZone": "Europe/Berlin" }), "t").timeZone, "Europe/Berlin");
+});
+
+test("agent-stack:timeZone defaults to the region's zone, UTC for a region not in the table", () => {
+  assert.equal(parseStackConfig(raw("medium"), "t").timeZone, "America/New_York");
+  assert.equal(parseStackConfig(raw("medium", {}, { "aws:region": "eu-central-1" }), "t").timeZone, "Europe/Berlin");
+  assert.equal(parseStackConfig(raw("medium", {}, { "aws:region": "xx-nowhere-9" }), "t").timeZone, "UTC");
 });
 
 test("an off-peak window in the hours work-hours-only switches everything off", () => {
@@ -79,8 +85,8 @@ test("work-hours-only with RDS read replicas (RDS cannot stop such an instance)"
 
 test("a Qdrant snapshot cron that is not one, or that fires while work-hours-only has the cluster off", () => {
   const cron = (c: string) => failure(raw("dev", { backups: { qdrantSnapshotCron: c } }));
-  assert.match(cron("0 12 * *"), /backups\.qdrantSnapshotCron: "0 12 \* \*" is not a five-field cron expression: has 4 fields/);
-  assert.match(cron("0 24 * * 3"), /hour "24" is outside 0-23/);
+  assert.match(cron("0 12 * *"), /backups\.qdrantSnapshotCron: "0 12 \* \*" is not a 5-field cron expression \(min hour day-of-month month day-of-week\)/);
+  assert.match(cron("0 24 * * 3"), /backups\.qdrantSnapshotCron: "0 24 \* \* 3": Invalid value for hour: 24/);
   assert.match(cron("0 3 * * 0"), /backups\.qdrantSnapshotCron: "0 3 \* \* 0" can fire outside workHoursOnly/);
   assert.match(cron("0 12 * * SAT"), /can fire outside workHoursOnly/);
   assert.match(cron("0 12 1 * *"), /can fire outside workHoursOnly/, "the 1st of a month can be a Sunday");

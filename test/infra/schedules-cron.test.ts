@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { backupRules } from "../../infra/platform/backups.ts";
-import { cron, describeSchedule, endDays, scaleTo, schedulerCron } from "../../infra/platform/schedules.ts";
+import { describeSchedule, scaleTo } from "../../infra/platform/schedules.ts";
+import { endDays, eventBridgeCron as schedulerCron, unixCron as cron } from "../../infra/time.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI"] as const;
@@ -38,17 +39,17 @@ test("scaling below the group's minimum moves the minimum too, and back; the max
 });
 
 test("the schedule in words says when each group is at which size", () => {
-  assert.deepEqual(describeSchedule(TIERS.medium), [
+  assert.deepEqual(describeSchedule(TIERS.medium, "UTC"), [
     "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
   ]);
-  assert.deepEqual(describeSchedule(TIERS.dev), [
+  assert.deepEqual(describeSchedule(TIERS.dev, "UTC"), [
     "on MON-FRI 08:00-20:00 (UTC): general nodes 1, database running",
     "off outside those hours (nights and weekends): every node group at 0, database stopped",
   ]);
 });
 
 test("backup rules keep 7 days, 4 weeks and 12 months; always-on tiers back up at 01:00 UTC", () => {
-  const rules = backupRules(TIERS.medium.backups, TIERS.medium.schedule);
+  const rules = backupRules(TIERS.medium.backups, TIERS.medium.schedule, "UTC");
   assert.deepEqual(rules.map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.deleteAfterDays]), [
     ["daily", "cron(0 1 * * ? *)", "UTC", 7],
     ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28],
@@ -57,8 +58,7 @@ test("backup rules keep 7 days, 4 weeks and 12 months; always-on tiers back up a
 });
 
 test("a work-hours-only tier backs up mid-way through work hours on work days, in its own zone", () => {
-  const schedule = { ...TIERS.dev.schedule, timezone: "Europe/Berlin" };
-  assert.deepEqual(backupRules(TIERS.dev.backups, schedule).map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone]), [
+  assert.deepEqual(backupRules(TIERS.dev.backups, TIERS.dev.schedule, "Europe/Berlin").map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone]), [
     ["daily", "cron(0 14 ? * MON-FRI *)", "Europe/Berlin"],
     ["weekly", "cron(0 14 ? * MON *)", "Europe/Berlin"],
     ["monthly", "cron(0 14 ? * 2#1 *)", "Europe/Berlin"], // first Monday: the 1st may fall on a weekend

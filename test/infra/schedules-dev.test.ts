@@ -13,10 +13,10 @@ test("the general node group goes to zero at 20:00 and back at 08:00, Monday to 
   assert.deepEqual(Object.keys(actions).sort(), ["workhours-off", "workhours-on"]);
   const off = actions["workhours-off"];
   const on = actions["workhours-on"];
-  assert.deepEqual([off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize], ["0 20 * * 1-5", "UTC", 0, 0, 0]);
+  assert.deepEqual([off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize], ["0 20 * * 1-5", "America/New_York", 0, 0, 0]);
   assert.deepEqual(
     [on.recurrence, on.timeZone, on.minSize, on.desiredCapacity, on.maxSize],
-    ["0 8 * * 1-5", "UTC", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, tier.nodeGroups.general.max],
+    ["0 8 * * 1-5", "America/New_York", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, tier.nodeGroups.general.max],
   );
 });
 
@@ -25,8 +25,8 @@ test("RDS is stopped at 20:00 and started at 08:00 on work days through EventBri
   const stop = byArn["arn:aws:scheduler:::aws-sdk:rds:stopDBInstance"];
   const start = byArn["arn:aws:scheduler:::aws-sdk:rds:startDBInstance"];
   assert.equal(Object.keys(byArn).length, 2);
-  assert.deepEqual([stop.scheduleExpression, stop.scheduleExpressionTimezone], ["cron(0 20 ? * MON-FRI *)", "UTC"]);
-  assert.deepEqual([start.scheduleExpression, start.scheduleExpressionTimezone], ["cron(0 8 ? * MON-FRI *)", "UTC"]);
+  assert.deepEqual([stop.scheduleExpression, stop.scheduleExpressionTimezone], ["cron(0 20 ? * MON-FRI *)", "America/New_York"]);
+  assert.deepEqual([start.scheduleExpression, start.scheduleExpressionTimezone], ["cron(0 8 ? * MON-FRI *)", "America/New_York"]);
   const db = inputs(one(plan, "aws:rds/instance:Instance"));
   for (const s of [stop, start]) assert.deepEqual(JSON.parse(s.target.input), { DbInstanceIdentifier: db.identifier });
 });
@@ -52,7 +52,7 @@ test("no off-peak CronJobs in dev: outside work hours nothing runs at all", () =
 
 test("the schedule stack output says when dev is on and off", () => {
   assert.deepEqual(plan.outputs.schedule, [
-    "on MON-FRI 08:00-20:00 (UTC): general nodes 1, database running",
+    "on MON-FRI 08:00-20:00 (America/New_York): general nodes 1, database running",
     "off outside those hours (nights and weekends): every node group at 0, database stopped",
   ]);
 });

@@ -4,28 +4,58 @@ import { test } from "node:test";
 import { KUBERNETES_VERSION } from "../../infra/config.ts";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { TIERS } from "../../infra/tiers.ts";
+import { localTime, parseCron } from "../../infra/time.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "prod" });
 const tier = TIERS.medium;
 const ASG_SCHEDULE = "aws:autoscaling/schedule:Schedule";
 
+/** The scheduled actions on a node group's ASG: those whose autoscalingGroupName the plan records as coming from it. */
 function asgActions(group: string) {
-  const asg = `eks-cluster-${group}-asg`;
-  const actions = ofType(plan, ASG_SCHEDULE).map(inputs).filter((a) => a.autoscalingGroupName === asg);
-  return Object.fromEntries(actions.map((a) => [a.scheduledActionName, a]));
+  const nodeGroup = one(plan, "aws:eks/nodeGroup:NodeGroup", `cluster-${group}`);
+  const actions = ofType(plan, ASG_SCHEDULE).filter((a) => a.propertyDependencies?.autoscalingGroupName?.includes(nodeGroup.urn));
+  for (const a of actions) assert.ok(a.dependsOn?.includes(nodeGroup.urn), `${a.name} depends on ${nodeGroup.urn}`);
+  return Object.fromEntries(actions.map((a) => [inputs(a).scheduledActionName, inputs(a)]));
 }
 
-test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, every day, in the tier's zone", () => {
+test("the plan records each resource's URN, parent URN and dependencies", () => {
+  const down = one(plan, ASG_SCHEDULE, "schedules-general-offpeak-down");
+  assert.equal(down.urn, "urn:pulumi:prod::agent-stack::agent-stack:platform:OffPeakSchedules$aws:autoscaling/schedule:Schedule::schedules-general-offpeak-down");
+  assert.equal(down.parent, "urn:pulumi:prod::agent-stack::agent-stack:platform:OffPeakSchedules::schedules");
+  assert.ok(plan.resources.some((r) => r.urn === down.parent && !r.custom));
+  const urns = new Set(plan.resources.map((r) => r.urn));
+  const dangling = plan.resources.flatMap((r) => (r.dependsOn ?? []).filter((u) => !urns.has(u)).map((u) => `${r.name} -> ${u}`));
+  assert.deepEqual(dangling, []);
+});
+
+test("prod (us-east-1, no timeZone set) runs its schedules in America/New_York: off-peak is night in New York", () => {
+  assert.equal(plan.config?.timeZone, "America/New_York");
+  const { "offpeak-down": down, "offpeak-up": up } = asgActions("general");
+  const week = [new Date(Date.UTC(2024, 6, 1)), new Date(Date.UTC(2024, 6, 8))] as const; // a summer week (EDT)
+  const downs = parseCron(down.recurrence, "unix", down.timeZone).firings(...week);
+  const ups = parseCron(up.recurrence, "unix", up.timeZone).firings(...week);
+  assert.equal(downs.length, 7);
+  for (const t of downs) {
+    assert.equal(localTime("America/New_York", t).hour, 0);
+    assert.equal(t.getUTCHours(), 4, "midnight in New York is 04:00 UTC in summer, not 00:00 UTC (20:00 the evening before)");
+  }
+  for (const t of ups) assert.equal(localTime("America/New_York", t).hour, 6);
+  for (const cronJob of ofType(plan, "kubernetes:batch/v1:CronJob").filter((j) => j.name.startsWith("offpeak-"))) {
+    assert.equal(inputs(cronJob).spec.timeZone, "America/New_York", cronJob.name);
+  }
+});
+
+test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, every day, in the stack's zone", () => {
   const { "offpeak-down": down, "offpeak-up": up, ...rest } = asgActions("general");
   assert.deepEqual(rest, {});
   assert.deepEqual(
     [down.recurrence, down.timeZone, down.minSize, down.desiredCapacity, down.maxSize],
-    ["0 0 * * *", "UTC", tier.schedule.offPeakSizes.generalNodes, tier.schedule.offPeakSizes.generalNodes, -1],
+    ["0 0 * * *", "America/New_York", tier.schedule.offPeakSizes.generalNodes, tier.schedule.offPeakSizes.generalNodes, -1],
   );
   assert.deepEqual(
     [up.recurrence, up.timeZone, up.minSize, up.desiredCapacity, up.maxSize],
-    ["0 6 * * *", "UTC", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
+    ["0 6 * * *", "America/New_York", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
   );
 });
 
@@ -55,8 +85,8 @@ function cronJob(name: string) {
 test("CronJobs lower the API HPA minimum and Ollama's replicas at 00:00 and restore them at 06:00", () => {
   const down = cronJob("offpeak-scale-down");
   const up = cronJob("offpeak-scale-up");
-  assert.deepEqual([down.spec.schedule, down.spec.timeZone], ["0 0 * * *", "UTC"]);
-  assert.deepEqual([up.spec.schedule, up.spec.timeZone], ["0 6 * * *", "UTC"]);
+  assert.deepEqual([down.spec.schedule, down.spec.timeZone], ["0 0 * * *", "America/New_York"]);
+  assert.deepEqual([up.spec.schedule, up.spec.timeZone], ["0 6 * * *", "America/New_York"]);
   const patchOf = (args: string[]) => JSON.parse(args.find((a) => a.startsWith("--patch="))!.slice("--patch=".length));
   assert.deepEqual(down.argsOf("api-hpa").slice(0, 3), ["patch", "horizontalpodautoscaler", "agent-api"]);
   assert.deepEqual(patchOf(down.argsOf("api-hpa")), { spec: { minReplicas: tier.schedule.offPeakSizes.apiMinReplicas } });
@@ -99,6 +129,6 @@ test("pulumi up leaves the fields the CronJobs own alone", () => {
 
 test("the schedule stack output says it in words", () => {
   assert.deepEqual(plan.outputs.schedule, [
-    "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
+    "off-peak every day 00:00-06:00 (America/New_York): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
   ]);
 });

@@ -1,12 +1,15 @@
-// The prod stack with config `domain` set: an ACM certificate (DNS validation) on the ALB, HTTPS with
-// HTTP redirected to it, the host rule, and apiUrl on the domain.
+// The prod stack with config `domain` and `hostedZoneId` set: an ACM certificate validated in the same
+// `pulumi up` (Route 53 record + CertificateValidation) on the ALB, HTTPS with HTTP redirected to it, the host
+// rule, and apiUrl on the domain. A domain without a zone is refused at config time.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { configFailure } from "../support/config.ts";
 import { inputs, one } from "../support/plan.ts";
 
-const DOMAIN = "agents.example.com";
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:domain": DOMAIN } });
+const DOMAIN = "api.acme.test";
+const ZONE = "Z0ACMETEST";
+const plan = await runPlan({ stack: "prod", config: { "agent-stack:domain": DOMAIN, "agent-stack:hostedZoneId": ZONE } });
 const certificate = one(plan, "aws:acm/certificate:Certificate");
 const ingress = inputs(one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api"));
 const annotations = ingress.metadata.annotations;
@@ -32,8 +35,16 @@ test("apiUrl is the https URL of the domain", () => {
   assert.equal(plan.outputs.apiUrl, `https://${DOMAIN}`);
 });
 
-test("the certificate's DNS validation records are a stack output, to create in the domain's zone", () => {
-  assert.deepEqual(plan.outputs.certificateValidationRecords, [
-    { name: `_mock.${DOMAIN}.`, type: "CNAME", value: "_mock.acm-validations.aws." },
-  ]);
+test("the certificate is validated in the same up: its record in the hosted zone, then CertificateValidation", () => {
+  const record = inputs(one(plan, "aws:route53/record:Record"));
+  assert.deepEqual([record.zoneId, record.name, record.type, record.records], [ZONE, `_mock.${DOMAIN}.`, "CNAME", ["_mock.acm-validations.aws."]]);
+  const validation = inputs(one(plan, "aws:acm/certificateValidation:CertificateValidation"));
+  assert.equal(validation.certificateArn, `arn:aws:mock:us-east-1:123456789012:Certificate/${certificate.name}`);
+  assert.equal(plan.outputs.certificateValidationRecords, undefined, "nothing left to create by hand");
+});
+
+test("a domain without its hosted zone is a config error that says what to set", () => {
+  const message = configFailure({ "aws:region": "us-east-1", "agent-stack:tier": "medium", "agent-stack:domain": DOMAIN });
+  assert.match(message, /agent-stack:domain is set but agent-stack:hostedZoneId is not/);
+  assert.match(message, /Route 53 hosted zone of api\.acme\.test/);
 });

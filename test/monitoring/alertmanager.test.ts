@@ -51,6 +51,21 @@ describe("alertmanager.yml", () => {
     });
   }
 
+  it("sends both receivers to the stack's SNS topic with SigV4 in its region, and passes amtool", async () => {
+    const topic = "arn:aws:sns:eu-west-1:123456789012:agent-stack-prod-notifications";
+    const { rendered, file } = writeRendered("sns", { slack: false, pagerduty: false, sns: { topicArn: topic, region: "eu-west-1" } });
+    await checkConfig(file);
+    for (const name of ["pager", "chat"]) {
+      const r = rendered.receivers!.find((x) => x.name === name)!;
+      assert.deepEqual((r.sns_configs as any[]).map((c) => [c.topic_arn, c.sigv4]), [[topic, { region: "eu-west-1" }]], name);
+      assert.equal(r.slack_configs, undefined);
+    }
+    // Without a topic the SNS integration is dropped (and the config stays valid).
+    const { rendered: none, file: noneFile } = writeRendered("no-sns", { slack: true, pagerduty: false });
+    await checkConfig(noneFile);
+    assert.ok(none.receivers!.every((r) => r.sns_configs === undefined));
+  });
+
   it("reads every secret from the mounted receivers Secret", () => {
     const files = [...source.matchAll(/\w+_file:\s*(\S+)/g)].map((m) => m[1]);
     const expected = Object.values(RECEIVER_SECRET_KEYS).map((k) => `${RECEIVER_SECRET_DIR}/${k}`);

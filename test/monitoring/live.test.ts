@@ -46,7 +46,7 @@ before(async () => {
     global: { scrape_interval: "1s", evaluation_interval: "1s" },
     rule_files: ruleFiles(),
     // The job name the ServiceMonitor gives the API in the cluster.
-    scrape_configs: [{ job_name: "agent-api", static_configs: [{ targets: [new URL(stack.url).host] }] }],
+    scrape_configs: [{ job_name: "agent-api", static_configs: [{ targets: [new URL(stack.metricsUrl).host] }] }],
   }));
   prometheus = startDaemon("/usr/bin/prometheus", [
     `--config.file=${config}`, `--storage.tsdb.path=${join(work, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn",
@@ -65,7 +65,7 @@ after(async () => {
 describe("the running app's /metrics", () => {
   it("exports every app metric of the catalogue, with the catalogued type", async () => {
     await traffic();
-    const exposition = await scrape(stack.url);
+    const exposition = await scrape(stack.metricsUrl);
     const types = Object.fromEntries([...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]));
     const app = Object.entries(METRICS).filter(([, e]) => e.source === "app");
     assert.ok(app.length > 0);

@@ -6,8 +6,11 @@ import { check, messagesFor, resource } from "./support.ts";
 
 const template = (inputs: Record<string, unknown>) => resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", inputs);
 
-test("imdsv2-required: tokens required and a small hop limit", () => {
-  assert.deepEqual(check(imdsv2Required, [template({ metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 } })]), []);
+test("imdsv2-required: tokens required and hop limit 1, so pods cannot reach the node role's credentials", () => {
+  assert.deepEqual(check(imdsv2Required, [template({ metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 } })]), []);
+  const [two] = check(imdsv2Required, [template({ metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 } })]);
+  assert.equal(two.level, "mandatory");
+  assert.match(two.message, /httpPutResponseHopLimit is 2; at most 1/);
   assert.match(check(imdsv2Required, [template({ metadataOptions: { httpTokens: "optional" } })])[0].message, /IMDSv1 is allowed/);
   assert.equal(check(imdsv2Required, [template({})]).length, 1, "unset means optional");
   assert.match(check(imdsv2Required, [template({ metadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 3 } })])[0].message, /hop/i);

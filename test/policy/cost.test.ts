@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gpuOnlyInGpuGroup, instanceTypesAllowed, stackWithinBudget, tierAllowList } from "../../policy/policies/cost.ts";
-import { TIER_NAMES, TIERS } from "../../infra/tiers.ts";
+import type { PlanConfig } from "../../infra/plan/types.ts";
+import { instanceTypeAllowList, TIER_NAMES, TIERS } from "../../infra/tiers.ts";
+import { USAGE } from "../../infra/usage.ts";
 import { check, resource } from "./support.ts";
 
 const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, unknown> = {}) =>
@@ -32,6 +34,13 @@ test("tierAllowList covers every instance, database and cache type a tier names 
     const allowed = new Set(tierAllowList(tier));
     assert.deepEqual(typesIn(TIERS[tier]).filter((t) => !allowed.has(t)), [], tier);
   }
+});
+
+test("the pack's generated allow-lists (policy/lib/instance-types.ts) match the tiers: run npm run docs:config when stale", async () => {
+  const { INSTANCE_TYPES_FILE, renderInstanceTypes } = await import("../../infra/config-table.ts");
+  const { readFileSync } = await import("node:fs");
+  assert.equal(readFileSync(INSTANCE_TYPES_FILE, "utf8"), renderInstanceTypes());
+  for (const tier of TIER_NAMES) assert.deepEqual(tierAllowList(tier), instanceTypeAllowList(tier), tier);
 });
 
 test("instance-types-allowed: types outside the tier's list fail, with additionalTypes as the reviewed escape hatch", () => {
@@ -65,10 +74,14 @@ test("gpu-only-in-gpu-group: GPU types only in the tainted gpu group, and only G
 // Ten GPU nodes cost thousands a month at any on-demand price; one small node costs far less than $1,000.
 const expensive = [nodeGroup("gpu", ["g5.4xlarge"], { ...tainted, scalingConfig: { minSize: 10, desiredSize: 10, maxSize: 10 } })];
 
-test("stack-within-budget: the estimate is compared with the tier's budget, an AWS Budget or the configured one", () => {
-  const [overTier] = check(stackWithinBudget, expensive, { tier: "small" });
+const resolved = (monthlyUsd: number): PlanConfig => ({ tier: "small", region: "us-east-1", timeZone: "UTC", budget: { monthlyUsd }, usage: USAGE.small });
+
+test("stack-within-budget: the estimate is compared with the budget the plan carries, an AWS Budget or the configured one", () => {
+  const [overTier] = check(stackWithinBudget, expensive, { tier: "small", planConfig: resolved(2750) });
   assert.equal(overTier.level, "mandatory");
-  assert.match(overTier.message, /estimated \$\d+\/month exceeds the \$\d+ budget \(tier small budget\); largest: gpu \$\d+/);
+  assert.match(overTier.message, /estimated \$[\d,]+\/month exceeds the \$2,750 budget \(the stack's budget\.monthlyUsd\); largest: gpu \$[\d,]+/);
+  // An override the stack resolved wins over any preset: the tier's name is only a label.
+  assert.match(check(stackWithinBudget, expensive, { tier: "large", planConfig: resolved(2750) })[0].message, /\$2,750 budget/);
   assert.equal(overTier.resource, "urn:pulumi:test::agent-stack::pulumi:pulumi:Stack::agent-stack-test");
 
   const budget = resource("aws:budgets/budget:Budget", "monthly", { budgetType: "COST", limitAmount: "100000", limitUnit: "USD", timeUnit: "MONTHLY" });
@@ -77,16 +90,15 @@ test("stack-within-budget: the estimate is compared with the tier's budget, an A
   assert.match(check(stackWithinBudget, [...expensive, tight], { tier: "large" })[0].message, /\$100 budget \(aws\.budgets\.Budget agent-stack-test\)/);
   assert.match(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 500 } })[0].message, /\$500 budget \(policy config/);
   assert.deepEqual(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 1_000_000 } }), []);
-  assert.deepEqual(check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small" }), []);
+  assert.deepEqual(check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small", planConfig: resolved(2750) }), []);
 });
 
 test("stack-within-budget: without a tier or budget it asks for one", () => {
   assert.match(check(stackWithinBudget, expensive, { tier: undefined })[0].message, /no budget known/);
 });
 
-test("stack-within-budget: offline it judges the cost review() already estimated, unless it is for another tier", () => {
+test("stack-within-budget: offline it judges the cost review() already estimated", () => {
   const small = [nodeGroup("general", ["t3.large"])];
   const estimated = { currency: "USD" as const, monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000, items: [{ type: "aws:eks/nodeGroup:NodeGroup", name: "reviewed", component: "stack", monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000 }], unpriced: [] };
-  assert.match(check(stackWithinBudget, small, { tier: "small", cost: { ...estimated, tier: "small" } })[0].message, /estimated \$1000000\/month .* largest: reviewed \$1000000/);
-  assert.deepEqual(check(stackWithinBudget, small, { tier: "small", cost: { ...estimated, tier: "large" } }), [], "a cost for another tier is estimated again");
+  assert.match(check(stackWithinBudget, small, { tier: "small", planConfig: resolved(2750), cost: estimated })[0].message, /estimated \$1,000,000\/month .* largest: reviewed \$1,000,000/);
 });

@@ -73,10 +73,13 @@ test("eks-endpoint-access: private access on, public CIDRs inside the configured
   assert.match(check(eksEndpointAccess, [cluster({ endpointPrivateAccess: false, endpointPublicAccess: false })])[0].message, /endpointPrivateAccess/);
 });
 
-test("eks-endpoint-not-world-open: advisory outside dev; dev and closed endpoints pass", () => {
+test("eks-endpoint-not-world-open: mandatory outside dev; dev and closed endpoints pass", () => {
   const open = cluster({ endpointPrivateAccess: true, endpointPublicAccess: true, publicAccessCidrs: ["0.0.0.0/0"] });
   const [v] = check(eksEndpointNotWorldOpen, [open], { tier: "medium" });
-  assert.equal(v.level, "advisory");
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /endpointPublicAccessCidrs: \[\]/);
+  assert.equal(check(eksEndpointNotWorldOpen, [cluster({ endpointPrivateAccess: true })], { tier: "small" }).length, 1, "unset CIDRs: world-open");
+  assert.deepEqual(check(eksEndpointNotWorldOpen, [cluster({ endpointPrivateAccess: true, endpointPublicAccess: true, publicAccessCidrs: ["203.0.113.0/24"] })], { tier: "large" }), []);
   assert.match(v.message, /tier medium/);
   assert.deepEqual(check(eksEndpointNotWorldOpen, [open], { tier: "dev" }), []);
   assert.deepEqual(check(eksEndpointNotWorldOpen, [cluster({ endpointPrivateAccess: true, endpointPublicAccess: false })]), []);

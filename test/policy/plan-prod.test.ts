@@ -20,8 +20,6 @@ test("prod is checked as tier medium: the tier-relaxed policies apply to its dat
   assert.deepEqual(strict.violations.filter((v) => v.policy.startsWith("rds-")), []);
 });
 
-test("prod's advisories are known ones", () => {
-  // The EKS endpoint is open to the internet by default (agent-stack:endpointPublicAccessCidrs); see policy/README.md.
-  const known = new Set(["eks-endpoint-not-world-open"]);
-  assert.deepEqual(report.violations.filter((v) => v.level === "advisory" && !known.has(v.policy)), []);
+test("prod has no advisory either: its endpoint is private, its API HTTPS-only", () => {
+  assert.deepEqual(describe("advisory"), []);
 });

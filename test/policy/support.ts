@@ -1,7 +1,8 @@
 // Builds small plans for calling single policies through the offline runner, the way the engine would.
 import type { Policy } from "@pulumi/policy";
-import type { CostReport, Plan, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
+import type { CostReport, Plan, PlanConfig, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
 import { runPolicies } from "../../policy/offline.ts";
+import { linkReferences } from "../support/plan.ts";
 
 export const STACK = "test";
 
@@ -24,8 +25,9 @@ export function awsProvider(tier: string | undefined): PlannedResource {
   return resource("pulumi:providers:aws", "aws", { region: "us-east-1", defaultTags: JSON.stringify({ tags }) });
 }
 
-export function planOf(resources: PlannedResource[], tier: string | undefined): Plan {
-  return { stack: STACK, tier: tier ?? "", region: "us-east-1", resources: [awsProvider(tier), ...resources], outputs: {}, cost: null, policies: null };
+export function planOf(resources: PlannedResource[], tier: string | undefined, config: PlanConfig | null = null): Plan {
+  const linked = linkReferences([awsProvider(tier), ...resources]);
+  return { stack: STACK, tier: tier ?? "", region: "us-east-1", config, resources: linked, outputs: {}, cost: null, policies: null };
 }
 
 export interface CheckOptions {
@@ -35,13 +37,15 @@ export interface CheckOptions {
   config?: Record<string, unknown>;
   /** The plan's cost as review() estimated it, handed to stack policies. */
   cost?: CostReport;
+  /** The stack's resolved config the plan carries (budget, ...). */
+  planConfig?: PlanConfig;
 }
 
 /** Runs one policy over the resources (plus an AWS provider) and returns its violations. */
 export function check(policy: Policy, resources: PlannedResource[], options: CheckOptions = {}): PolicyViolation[] {
   const tier = "tier" in options ? options.tier : "medium";
   const config = options.config ? { [policy.name]: options.config } : undefined;
-  return runPolicies(planOf(resources, tier), { policies: [policy], config, cost: options.cost }).violations;
+  return runPolicies(planOf(resources, tier, options.planConfig), { policies: [policy], config, cost: options.cost }).violations;
 }
 
 /** The messages reported against one resource. */

@@ -58,7 +58,8 @@ test("preview runs pulumi preview with the policy pack per stack, through OIDC, 
   assert.equal(job.permissions["id-token"], "write");
   assert.deepEqual(job.strategy.matrix.stack, ["dev", "prod"]);
   const aws = job.steps.find((s: any) => s.uses?.startsWith("aws-actions/configure-aws-credentials"));
-  assert.match(aws.with["role-to-assume"], /vars\.AWS_PREVIEW_ROLE_ARN/);
+  // One preview role per stack (each stack creates its own), never one variable for both.
+  assert.equal(aws.with["role-to-assume"], "${{ matrix.stack == 'prod' && vars.AWS_PREVIEW_ROLE_ARN_PROD || vars.AWS_PREVIEW_ROLE_ARN_DEV }}");
   const pulumi = job.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
   assert.equal(pulumi.with.command, "preview");
   assert.equal(pulumi.with.policyPacks, "policy");
@@ -76,7 +77,9 @@ test("deploy: main deploys dev, tags and manual dispatch deploy prod, each throu
   assert.deepEqual(deploy.on.push.tags, ["v*"]);
   assert.deepEqual(deploy.on.workflow_dispatch.inputs.stack.options, ["dev", "prod"]);
   assert.equal(deploy.jobs.dev.with.stack, "dev");
-  assert.match(deploy.jobs.dev.if, /refs\/heads\/main/);
+  // main reaches dev through the work-hours gate (issue 13: dev is off at night and on weekends).
+  assert.match(deploy.jobs["dev-gate"].if, /refs\/heads\/main/);
+  assert.equal(deploy.jobs.dev.needs, "dev-gate");
   assert.equal(deploy.jobs.prod.with.stack, "prod");
   assert.match(deploy.jobs.prod.if, /refs\/tags\/v/);
   assert.doesNotMatch(deploy.jobs.prod.if, /refs\/heads\/main/, "a push to main never deploys prod");

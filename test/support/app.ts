@@ -27,6 +27,7 @@ export function appEnv(urls: { databaseUrl: string; redisUrl: string; ollamaUrl:
     OLLAMA_URL: urls.ollamaUrl,
     QDRANT_URL: urls.qdrantUrl,
     PORT: "0",
+    METRICS_PORT: "0",
     HOST: "127.0.0.1",
     API_KEYS: `${USER_KEY},${OTHER_KEY}`,
     ADMIN_API_KEYS: ADMIN_KEY,
@@ -38,6 +39,8 @@ export function appEnv(urls: { databaseUrl: string; redisUrl: string; ollamaUrl:
 
 export interface TestApp {
   url: string;
+  /** METRICS_PORT: /metrics and detailed readiness. */
+  metricsUrl: string;
   config: Config;
   server: RunningServer;
   stop(): Promise<void>;
@@ -47,7 +50,7 @@ export interface TestApp {
 export async function startApp(env: Record<string, string>): Promise<TestApp> {
   const config = loadConfig(env);
   const server = await startServer(config, createLogger(config.LOG_LEVEL));
-  return { url: server.url, config, server, stop: () => server.close(1_000) };
+  return { url: server.url, metricsUrl: server.metricsUrl, config, server, stop: () => server.close(1_000) };
 }
 
 export interface SpawnedApp {
@@ -90,6 +93,7 @@ export async function spawnApp(env: Record<string, string>): Promise<SpawnedApp>
 
 export interface Stack {
   url: string;
+  metricsUrl: string;
   app: TestApp;
   pg: PostgresServer;
   redis: RedisServer;
@@ -118,6 +122,7 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
   }
   return {
     url: app.url,
+    metricsUrl: app.metricsUrl,
     app,
     pg,
     redis,

@@ -18,3 +18,48 @@ export function one(plan: Plan, type: string, name?: string): PlannedResource {
 export function inputs(r: PlannedResource): Record<string, any> {
   return r.inputs as Record<string, any>;
 }
+
+/**
+ * Synthetic plans refer to other resources the way the mocks name them (`<name>-id`, the node group ASG
+ * `eks-<name>-asg`, an RDS identifier); the offline plan records such references as property dependencies.
+ * This gives hand-written resources the same dependencies, so cost and policy see what a real plan shows.
+ */
+export function linkReferences(resources: PlannedResource[]): PlannedResource[] {
+  const byRef = new Map<string, string>();
+  // A reference names something declared before it: the first resource with a name wins.
+  const add = (ref: string, urn: string) => byRef.has(ref) || byRef.set(ref, urn);
+  for (const r of resources) {
+    add(`${r.name}-id`, r.urn);
+    if (r.type === "aws:eks/nodeGroup:NodeGroup") add(`eks-${r.name}-asg`, r.urn);
+    if (typeof r.inputs.identifier === "string") add(r.inputs.identifier, r.urn);
+  }
+  const stringsIn = (v: unknown): string[] =>
+    typeof v === "string"
+      ? [v, ...jsonStrings(v)]
+      : Array.isArray(v)
+        ? v.flatMap(stringsIn)
+        : v && typeof v === "object"
+          ? Object.values(v).flatMap(stringsIn)
+          : [];
+  return resources.map((r) => {
+    if (r.propertyDependencies) return r;
+    const deps: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(r.inputs)) {
+      const urns = [...new Set(stringsIn(value).flatMap((s) => byRef.get(s) ?? []))].filter((u) => u !== r.urn);
+      if (urns.length > 0) deps[key] = urns;
+    }
+    return { ...r, propertyDependencies: deps, dependsOn: [...new Set(Object.values(deps).flat())] };
+  });
+}
+
+function jsonStrings(text: string): string[] {
+  if (!/^\s*[{[]/.test(text)) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const walk = (v: unknown): string[] =>
+      typeof v === "string" ? [v] : v && typeof v === "object" ? Object.values(v).flatMap(walk) : [];
+    return walk(parsed);
+  } catch {
+    return [];
+  }
+}

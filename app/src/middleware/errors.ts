@@ -1,11 +1,15 @@
 import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { CLIENT_CLOSED, clientGone } from "./observe.ts";
 
 /** Every error becomes JSON `{error, details?}`; only unexpected ones are 500 and logged with their stack. */
 export const onError = (log: Logger) => (err: Error, c: Context) => {
+  // Reading the body of a request whose client hung up fails ("aborted"); nobody is there to answer, and it is not ours.
+  if (clientGone(c)) return c.json({ error: "client closed request" }, CLIENT_CLOSED as ContentfulStatusCode);
   if (err instanceof AppError) {
     return c.json({ error: err.message, ...(err.details === undefined ? {} : { details: err.details }) }, err.status);
   }

@@ -1,6 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { describe } from "../errors.ts";
-import type { Metrics } from "../metrics.ts";
 import { jsonResponse, ReadySchema } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 import pkg from "../../package.json" with { type: "json" };
@@ -52,29 +51,34 @@ async function runProbe(probe: Probe, timeoutMs: number) {
 export interface HealthDeps {
   probes: Record<string, Probe>;
   probeTimeoutMs: number;
-  metrics: Metrics;
   isShuttingDown: () => boolean;
 }
 
-export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps) {
+export type Readiness = { status: "ready" | "degraded" | "not_ready"; checks: Record<string, Awaited<ReturnType<typeof runProbe>>> };
+
+/** Runs every probe; 503 when a critical one failed or the instance is shutting down. */
+export async function readiness(deps: HealthDeps): Promise<{ code: 200 | 503; body: Readiness }> {
+  const names = Object.keys(deps.probes);
+  const results = await Promise.all(names.map((n) => runProbe(deps.probes[n]!, deps.probeTimeoutMs)));
+  const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
+  const criticalFailed = results.some((r) => r.critical && r.status === "fail");
+  if (criticalFailed || deps.isShuttingDown()) {
+    if (deps.isShuttingDown()) checks.shutdown = { status: "fail", critical: true, latency_ms: 0, error: "shutting down" };
+    return { code: 503, body: { status: "not_ready", checks } };
+  }
+  return { code: 200, body: { status: results.some((r) => r.status === "fail") ? "degraded" : "ready", checks } };
+}
+
+/**
+ * Liveness, readiness and the agent card on the public port. Readiness keeps its status code there but shows no
+ * per-dependency detail (error strings name hosts and ports); the detail is on METRICS_PORT (see ops.ts).
+ */
+export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps & { docsEnabled: boolean }) {
   app.openapi(liveRoute, (c) => c.json({ status: "ok" as const }, 200));
 
   app.openapi(readyRoute, async (c) => {
-    const names = Object.keys(deps.probes);
-    const results = await Promise.all(names.map((n) => runProbe(deps.probes[n]!, deps.probeTimeoutMs)));
-    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
-    const criticalFailed = results.some((r) => r.critical && r.status === "fail");
-    if (criticalFailed || deps.isShuttingDown()) {
-      if (deps.isShuttingDown()) checks.shutdown = { status: "fail", critical: true, latency_ms: 0, error: "shutting down" };
-      return c.json({ status: "not_ready" as const, checks }, 503);
-    }
-    const degraded = results.some((r) => r.status === "fail");
-    return c.json({ status: degraded ? ("degraded" as const) : ("ready" as const), checks }, 200);
-  });
-
-  app.get("/metrics", async (c) => {
-    c.header("Content-Type", deps.metrics.registry.contentType);
-    return c.body(await deps.metrics.registry.metrics());
+    const { code, body } = await readiness(deps);
+    return c.json({ status: body.status }, code);
   });
 
   /** Guide 001 agent card: who this agent is, what it exposes and how to authenticate. */
@@ -85,8 +89,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps)
       description: "Retrieval-augmented question answering over ingested documents, served by self-hosted models.",
       version: pkg.version,
       url: origin,
-      documentation: `${origin}/docs`,
-      openapi: `${origin}/openapi.json`,
+      ...(deps.docsEnabled ? { documentation: `${origin}/docs`, openapi: `${origin}/openapi.json` } : {}),
       capabilities: { streaming: true, sessions: true, feedback: true },
       authentication: { schemes: ["bearer"], header: "Authorization", format: "Bearer <API key>" },
       endpoints: [
@@ -98,7 +101,6 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps)
         { method: "GET", path: "/api/v1/admin/feedback/summary", description: "Feedback by model (admin)" },
         { method: "GET", path: "/health", description: "Liveness" },
         { method: "GET", path: "/health/ready", description: "Readiness" },
-        { method: "GET", path: "/metrics", description: "Prometheus metrics" },
       ],
     });
   });

@@ -2,8 +2,11 @@ import { createClient } from "redis";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { slidingWindow } from "./ratelimit.ts";
 
-export type RedisClient = ReturnType<typeof createClient>;
+const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
+
+export type RedisClient = ReturnType<typeof connect>;
 
 export interface CacheOptions {
   url: string;
@@ -18,7 +21,7 @@ export interface CacheOptions {
  * while disconnected (no offline queue, short timeout), and every failure is reported as a miss.
  */
 export function createCache({ url, password, commandTimeoutMs, metrics, log }: CacheOptions) {
-  const client: RedisClient = createClient({
+  const client: RedisClient = connect({
     url,
     ...(password ? { password } : {}),
     disableOfflineQueue: true,

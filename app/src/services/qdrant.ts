@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { AppError, describe, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
+import { storable } from "../text.ts";
 
 export type FilterValue = string | number | boolean;
 export type MetadataFilter = Record<string, FilterValue | Array<string | number>>;
@@ -59,7 +60,18 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
   return upstreamFailure("qdrant", describe(err));
 }
 
-export function createQdrant(opts: { url: string; apiKey?: string | undefined; collection: string; timeoutMs: number; metrics: Metrics }) {
+export interface QdrantOptions {
+  url: string;
+  apiKey?: string | undefined;
+  collection: string;
+  /** Used only when the app creates the collection: Qdrant `replication_factor` and `write_consistency_factor`. */
+  replicationFactor: number;
+  writeConsistencyFactor: number;
+  timeoutMs: number;
+  metrics: Metrics;
+}
+
+export function createQdrant(opts: QdrantOptions) {
   const client = new QdrantClient({
     url: opts.url,
     ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
@@ -95,7 +107,14 @@ export function createQdrant(opts: { url: string; apiKey?: string | undefined; c
   async function ensureCollection(dimension: number): Promise<void> {
     if (!(await exists())) {
       try {
-        await call("qdrant_collection", () => client.createCollection(name, { vectors: { size: dimension, distance: "Cosine" } }));
+        // PUT /collections/{name} (api.qdrant.tech create-collection): both factors default to 1, minimum 1.
+        await call("qdrant_collection", () =>
+          client.createCollection(name, {
+            vectors: { size: dimension, distance: "Cosine" },
+            replication_factor: opts.replicationFactor,
+            write_consistency_factor: opts.writeConsistencyFactor,
+          }),
+        );
       } catch (err) {
         // Another replica may have created it between our check and create.
         if (!(await call("qdrant_collection", () => client.collectionExists(name))).exists) throw err;
@@ -155,7 +174,9 @@ export function createQdrant(opts: { url: string; apiKey?: string | undefined; c
       );
       return res.points.map((p) => {
         const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
-        return { documentId: String(payload.document_id ?? p.id), score: p.score, title: payload.title ?? null, text: payload.text ?? "" };
+        // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
+        const title = typeof payload.title === "string" ? storable(payload.title) : null;
+        return { documentId: String(payload.document_id ?? p.id), score: p.score, title, text: storable(String(payload.text ?? "")) };
       });
     },
 

@@ -5,6 +5,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Cache } from "./cache.ts";
 import { chunkText } from "./chunking.ts";
+import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow } from "./context.ts";
 import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
@@ -12,8 +13,6 @@ import { classifyQuery, modelFor, type QueryType } from "./router.ts";
 import type { Source, Store } from "./store.ts";
 
 export const AGENT_NAME = "rag";
-/** Bumped on every ingest and delete; cached answers from an older generation are ignored. */
-const GENERATION_KEY = "rag:generation";
 
 export interface QueryInput {
   query: string;
@@ -40,7 +39,6 @@ export interface QueryResult {
 }
 
 interface CachedAnswer {
-  generation: string;
   answer: string;
   sources: Source[];
 }
@@ -55,8 +53,8 @@ export interface PreparedQuery {
   model: string;
   sources: Source[];
   messages: ChatMessage[];
+  /** Includes the corpus version, so an ingest or delete makes every older entry unreachable. */
   cacheKey: string;
-  generation: string;
   cachedAnswer?: string;
   startedAt: number;
   stopTimer: () => void;
@@ -94,15 +92,15 @@ export interface RagDeps {
   config: Config;
   store: Store;
   cache: Cache;
+  corpus: CorpusVersion;
   ollama: OllamaService;
   qdrant: QdrantService;
   metrics: Metrics;
   log: Logger;
 }
 
-export function createRag({ config, store, cache, ollama, qdrant, metrics, log }: RagDeps) {
+export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics, log }: RagDeps) {
   const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
-  const bumpGeneration = () => cache.write("response", (c) => c.incr(GENERATION_KEY));
 
   async function embedQuery(text: string): Promise<number[]> {
     const key = `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
@@ -116,17 +114,11 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
     return vector!;
   }
 
-  /** Reads the answer and the corpus generation in one round trip. */
-  async function lookupAnswer(cacheKey: string): Promise<{ generation: string; hit?: CachedAnswer }> {
-    let generation = "0";
-    const hit = await cache.lookup("response", async (c) => {
-      const [raw, gen] = await c.mGet([cacheKey, GENERATION_KEY]);
-      generation = gen ?? "0";
-      const entry = raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
-      return entry && entry.generation === generation ? entry : undefined;
+  const lookupAnswer = (cacheKey: string): Promise<CachedAnswer | undefined> =>
+    cache.lookup("response", async (c) => {
+      const raw = await c.get(cacheKey);
+      return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
     });
-    return hit ? { generation, hit } : { generation };
-  }
 
   function countError(err: unknown): void {
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
@@ -139,18 +131,18 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
-    const cacheKey = `response:${sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]))}`;
+    const cacheKey = `response:${corpus.current()}:${sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]))}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
     const base = { requestId, sessionId: input.session_id ?? randomUUID(), owner, question, queryType, model, cacheKey, startedAt, stopTimer };
     try {
-      const { generation, hit } = await lookupAnswer(cacheKey);
-      if (hit) return { ...base, generation, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
+      const hit = await lookupAnswer(cacheKey);
+      if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
       const vector = await embedQuery(question);
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
-      return { ...base, generation, sources, messages: buildMessages(question, sources) };
+      return { ...base, sources, messages: buildMessages(question, sources) };
     } catch (err) {
       countError(err);
       stopTimer();
@@ -202,7 +194,7 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
         cached,
       });
       if (!cached) {
-        const entry: CachedAnswer = { generation: p.generation, answer: result.answer, sources: result.sources };
+        const entry: CachedAnswer = { answer: result.answer, sources: result.sources };
         cache.write("response", (c) => c.set(p.cacheKey, JSON.stringify(entry), { EX: config.RESPONSE_CACHE_TTL_SECONDS }));
       }
       return result;
@@ -215,7 +207,11 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
     }
   }
 
-  /** Chunks, embeds (batched), upserts to Qdrant, then records each document in Postgres. */
+  /**
+   * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
+   * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
+   * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched.
+   */
   async function ingest(docs: DocumentInput[], owner: string): Promise<Array<{ id: string; chunks: number }>> {
     const prepared = docs.map((d) => ({
       id: d.id ?? randomUUID(),
@@ -224,6 +220,10 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
       chunks: chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS),
     }));
     const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
+    await store.upsertDocuments(
+      prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
+      owner,
+    );
     let offset = 0;
     for (const doc of prepared) {
       const points = doc.chunks.map((text, chunkIndex) => ({
@@ -238,19 +238,18 @@ export function createRag({ config, store, cache, ollama, qdrant, metrics, log }
       await qdrant.upsert(points);
       // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
       await qdrant.deleteChunks(doc.id, doc.chunks.length);
-      await store.upsertDocument({ id: doc.id, title: doc.title, metadata: doc.metadata, chunk_count: doc.chunks.length }, owner);
     }
-    bumpGeneration();
+    await corpus.bump();
     log.info({ documents: prepared.length, chunks: offset }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
   }
 
-  /** Removes a document's chunks and record; false when there is no such document. */
+  /** Removes a document's chunks, then its record (a failure in between leaves the record, so a retry works). */
   async function remove(id: string): Promise<boolean> {
     if (!(await store.documentExists(id))) return false;
     await qdrant.deleteChunks(id, 0);
     const deleted = await store.deleteDocument(id);
-    bumpGeneration();
+    await corpus.bump();
     return deleted;
   }
 

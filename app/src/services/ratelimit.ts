@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { defineScript, type CommandParser } from "redis";
 import type { Cache } from "./cache.ts";
 
 export interface RateDecision {
@@ -33,11 +33,31 @@ local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
 return {allowed, count, reset}`;
 
+/**
+ * Registered on the Redis client (cache.ts): node-redis sends EVALSHA with the script's SHA1 and falls back to EVAL
+ * (which loads it) only on NOSCRIPT, so the script text crosses the network once per server, not once per request.
+ */
+export const slidingWindow = defineScript({
+  SCRIPT: SLIDING_WINDOW_SCRIPT,
+  NUMBER_OF_KEYS: 1,
+  parseCommand(parser: CommandParser, key: string, windowMs: string, limit: string, member: string) {
+    parser.pushKey(key);
+    parser.push(windowMs, limit, member);
+  },
+  transformReply: (reply: unknown) => reply as [number, number, number],
+});
+
+/** Unique per request within the window: the process's random prefix and a counter (cheaper than a UUID each). */
+const memberPrefix = `${process.pid}:${Math.random().toString(36).slice(2)}:`;
+let memberSeq = 0;
+
 const MAX_MEMORY_KEYS = 10_000;
 
 /** Per-key limit in Redis; while Redis fails, the same limit is enforced per process instead of failing requests. */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
   const memory = new Map<string, number[]>();
+  const windowString = String(windowMs);
+  const limitString = String(limit);
 
   function checkInMemory(key: string): RateDecision {
     const now = Date.now();
@@ -60,10 +80,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
     async check(key: string): Promise<RateDecision> {
       try {
-        const [allowed, count, resetMs] = (await cache.client.eval(SLIDING_WINDOW_SCRIPT, {
-          keys: [`ratelimit:${key}`],
-          arguments: [String(windowMs), String(limit), randomUUID()],
-        })) as [number, number, number];
+        const [allowed, count, resetMs] = await cache.client.slidingWindow(`ratelimit:${key}`, windowString, limitString, memberPrefix + memberSeq++);
         return decision(allowed === 1, count, resetMs, "redis");
       } catch {
         return checkInMemory(key);

@@ -1,25 +1,8 @@
-import { AppError } from "../errors.ts";
-import { withDb, type Sql } from "./db.ts";
+import { storableJson } from "../text.ts";
+import { withDeadline, type Sql } from "./db.ts";
+import { createTurnWriter, type Turn } from "./turns.ts";
 
-export interface Source {
-  id: string;
-  score: number;
-  title: string | null;
-  text: string;
-}
-
-export interface Turn {
-  request_id: string;
-  session_id: string;
-  question: string;
-  answer: string;
-  sources: Source[];
-  model: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  latency_ms: number;
-  cached: boolean;
-}
+export type { Source, Turn } from "./turns.ts";
 
 export interface StoredTurn extends Turn {
   created_at: Date;
@@ -47,82 +30,89 @@ export interface ModelFeedback {
   incorrect: number;
 }
 
-/** All SQL the app runs, in one place. Every call maps a lost connection to a 503. */
-export function createStore(sql: Sql) {
-  const insertTurn = (owner: string, t: Turn) => sql<{ id: string }[]>`
-    WITH new_session AS (
-      INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
-      ON CONFLICT (id) DO NOTHING RETURNING owner
-    ), session_owner AS (
-      SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
-    )
-    INSERT INTO turns (request_id, session_id, question, answer, sources, model,
-                       prompt_tokens, completion_tokens, latency_ms, cached)
-    SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sql.json(t.sources as never)}, ${t.model},
-           ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}
-    FROM session_owner WHERE owner = ${owner}
-    RETURNING id`;
+/** Reports and other whole-table reads get this many times the per-statement deadline. */
+const SLOW_READ_FACTOR = 10;
+
+/**
+ * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
+ * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
+ */
+export function createStore(sql: Sql, timeoutMs: number) {
+  const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(query, ms);
+  const turns = createTurnWriter(sql, timeoutMs);
 
   return {
-    ping: () => withDb(() => sql`SELECT 1`),
+    ping: () => run(sql`SELECT 1`),
 
-    /** Stores a turn, creating its session for `owner` on first use; another key's session is refused. */
-    recordTurn: (owner: string, turn: Turn) =>
-      withDb(async () => {
-        // A session created concurrently by this same key is invisible to the first statement's snapshot: retry once.
-        for (let attempt = 0; attempt < 2; attempt++) {
-          if ((await insertTurn(owner, turn)).length === 1) return;
-        }
-        throw new AppError(403, "session_id belongs to another API key", "session_forbidden");
-      }),
+    /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
+    recordTurn: (owner: string, turn: Turn) => turns.record(owner, turn),
 
     /** A session's turns oldest first, or null when it does not exist for this owner. */
-    sessionTurns: (sessionId: string, owner: string) =>
-      withDb(async () => {
-        const [session] = await sql<{ owner: string }[]>`SELECT owner FROM sessions WHERE id = ${sessionId}`;
-        if (!session || session.owner !== owner) return null;
-        return sql<StoredTurn[]>`
+    sessionTurns: async (sessionId: string, owner: string) => {
+      const [session] = await run(sql<{ owner: string }[]>`SELECT owner FROM sessions WHERE id = ${sessionId}`);
+      if (!session || session.owner !== owner) return null;
+      return run(
+        sql<StoredTurn[]>`
           SELECT request_id, session_id, question, answer, sources, model, prompt_tokens,
                  completion_tokens, latency_ms, cached, created_at
-          FROM turns WHERE session_id = ${sessionId} ORDER BY created_at, id`;
-      }),
+          FROM turns WHERE session_id = ${sessionId} ORDER BY created_at, id`,
+        timeoutMs * SLOW_READ_FACTOR,
+      );
+    },
 
-    upsertDocument: (doc: DocumentRecord, createdBy: string) =>
-      withDb(
-        () => sql`
-          INSERT INTO documents (id, title, metadata, chunk_count, created_by)
-          VALUES (${doc.id}, ${doc.title}, ${sql.json(doc.metadata as never)}, ${doc.chunk_count}, ${createdBy})
-          ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
-            chunk_count = EXCLUDED.chunk_count, updated_at = now()`,
-      ),
+    /** Records documents (before their chunks go to Qdrant, so every stored chunk has a record to delete it by). */
+    upsertDocuments: async (docs: DocumentRecord[], createdBy: string) => {
+      const rows = storableJson(docs.map((d) => ({ ...d, created_by: createdBy })));
+      await run(sql`
+        INSERT INTO documents (id, title, metadata, chunk_count, created_by)
+        SELECT id, title, metadata, chunk_count, created_by
+        FROM jsonb_to_recordset(${sql.json(rows as never)})
+          AS t(id text, title text, metadata jsonb, chunk_count integer, created_by text)
+        ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
+          chunk_count = EXCLUDED.chunk_count, updated_at = now()`);
+    },
 
-    documentExists: (id: string) =>
-      withDb(async () => (await sql`SELECT 1 FROM documents WHERE id = ${id}`).length === 1),
+    documentExists: async (id: string) => (await run(sql`SELECT 1 FROM documents WHERE id = ${id}`)).length === 1,
 
-    deleteDocument: (id: string) =>
-      withDb(async () => (await sql`DELETE FROM documents WHERE id = ${id}`).count === 1),
+    deleteDocument: async (id: string) => (await run(sql`DELETE FROM documents WHERE id = ${id}`)).count === 1,
+
+    /** The corpus version every cached answer is keyed by (migration 002). */
+    corpusVersion: async () => {
+      const [row] = await run(sql<{ version: string }[]>`SELECT version::text FROM corpus_version`);
+      return Number(row!.version);
+    },
+
+    /** Bumps the corpus version after an ingest or delete and tells the other replicas (NOTIFY corpus_version). */
+    bumpCorpusVersion: async () => {
+      const [row] = await run(sql<{ version: string }[]>`
+        WITH bumped AS (UPDATE corpus_version SET version = version + 1 RETURNING version)
+        SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`);
+      return Number(row!.version);
+    },
 
     /** Records feedback on a turn of one of the caller's sessions; false when there is no such turn. */
-    insertFeedback: (fb: FeedbackInput, owner: string) =>
-      withDb(async () => {
-        const rows = await sql`
-          INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
-          SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
-          FROM turns t JOIN sessions s ON s.id = t.session_id
-          WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
-          RETURNING id`;
-        return rows.length === 1;
-      }),
+    insertFeedback: async (input: FeedbackInput, owner: string) => {
+      const fb = storableJson(input);
+      const rows = await run(sql`
+        INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
+        SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
+        FROM turns t JOIN sessions s ON s.id = t.session_id
+        WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
+        RETURNING id`);
+      return rows.length === 1;
+    },
 
-    feedbackSummary: () =>
-      withDb(async () => {
-        const rows = await sql<{ model: string; count: string; avg_score: string; correct: string; incorrect: string }[]>`
+    feedbackSummary: async () => {
+      const rows = await run(
+        sql<{ model: string; count: string; avg_score: string; correct: string; incorrect: string }[]>`
           SELECT t.model, count(*) AS count, avg(f.quality_score) AS avg_score,
                  count(*) FILTER (WHERE f.is_correct) AS correct,
                  count(*) FILTER (WHERE NOT f.is_correct) AS incorrect
           FROM feedback f JOIN turns t ON t.request_id = f.request_id
-          GROUP BY t.model ORDER BY t.model`;
-        return rows.map(
+          GROUP BY t.model ORDER BY t.model`,
+        timeoutMs * SLOW_READ_FACTOR,
+      );
+      return rows.map(
           (r): ModelFeedback => ({
             model: r.model,
             count: Number(r.count),
@@ -130,16 +120,15 @@ export function createStore(sql: Sql) {
             correct: Number(r.correct),
             incorrect: Number(r.incorrect),
           }),
-        );
-      }),
+      );
+    },
 
     /** Scopes of a stored, unrevoked key looked up by its SHA-256 hash. */
-    findApiKey: (keyHash: string) =>
-      withDb(async () => {
-        const [row] = await sql<{ id: string; scopes: string[] }[]>`
-          SELECT id, scopes FROM api_keys WHERE key_hash = ${keyHash} AND revoked_at IS NULL`;
-        return row ?? null;
-      }),
+    findApiKey: async (keyHash: string) => {
+      const [row] = await run(sql<{ id: string; scopes: string[] }[]>`
+        SELECT id, scopes FROM api_keys WHERE key_hash = ${keyHash} AND revoked_at IS NULL`);
+      return row ?? null;
+    },
   };
 }
 

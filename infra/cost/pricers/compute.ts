@@ -13,13 +13,20 @@ interface RootVolume {
   source: string;
 }
 
-/** The launch template a node group uses: by id (mocks: `<logical name>-id`), by name, or by logical name. */
+/**
+ * The launch template a node group uses: the one its `launchTemplate` input comes from (the plan's recorded
+ * property dependencies), else by the real id of an existing one (a preview's outputs), else by name.
+ */
 function launchTemplateOf(ng: PlannedResource, ctx: PricingContext): PlannedResource | undefined {
+  const templates = ctx.ofType("aws:ec2/launchTemplate:LaunchTemplate");
+  const from = ng.propertyDependencies?.launchTemplate ?? [];
   const id = optionalString(ng.inputs, "launchTemplate.id");
   const name = optionalString(ng.inputs, "launchTemplate.name");
-  return ctx
-    .ofType("aws:ec2/launchTemplate:LaunchTemplate")
-    .find((lt) => (id !== undefined && `${lt.name}-id` === id) || (name !== undefined && lt.inputs.name === name) || lt.name === ng.name);
+  return (
+    templates.find((lt) => from.includes(lt.urn)) ??
+    templates.find((lt) => id !== undefined && (lt as { outputs?: { id?: unknown } }).outputs?.id === id) ??
+    templates.find((lt) => name !== undefined && lt.inputs.name === name)
+  );
 }
 
 function rootVolume(ng: PlannedResource, ctx: PricingContext): RootVolume {

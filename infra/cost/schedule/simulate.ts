@@ -1,12 +1,11 @@
-// Simulates scheduled actions minute by minute and averages a measured quantity (nodes, "running") over a
-// reference period: one week when every expression repeats weekly, 52 weeks otherwise, after a warm-up so the
-// state at the start of the period is the one the schedules leave behind. Each action's expression is read in
-// its own IANA time zone (DST included), so windows crossing midnight or set in local time come out right.
-import { cronMatches, type CronSpec, type LocalTime } from "./cron.ts";
+// Simulates scheduled actions and averages a measured quantity (nodes, "running") over a reference year of 52
+// weeks, after a warm-up so the state at the start is the one the schedules leave behind. Each action's cron is
+// read in its own IANA time zone by the time module (croner; DST included), so windows crossing midnight or set
+// in local time come out right. Events, not minutes: a daily schedule is 364 state changes a year.
+import type { CronSchedule } from "../../time.ts";
 
 export interface TimedAction<S> {
-  cron: CronSpec;
-  timeZone: string;
+  cron: CronSchedule;
   apply: (state: S) => S;
 }
 
@@ -15,84 +14,40 @@ export interface SimulationResult {
   average: number;
   peak: number;
   minimum: number;
-  /** Length of the measured period in hours (168 for a week). */
+  /** Length of the measured period in hours. */
   periodHours: number;
 }
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const WEEK = 7 * 24 * HOUR;
+const HOUR = 3_600_000;
+const WEEK = 168 * HOUR;
+const WEEKS = 52;
+const WARM_UP_WEEKS = 5;
 /** Monday 2024-01-01 00:00 UTC: the measured period starts on a Monday. */
 const REFERENCE_START = Date.UTC(2024, 0, 1);
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-US", {
-      timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric",
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
-/** Milliseconds to add to UTC to get local wall-clock time in the zone, at this instant. */
-function offsetAt(timeZone: string, utcMs: number): number {
-  const parts = Object.fromEntries(formatter(timeZone).formatToParts(new Date(utcMs)).map((p) => [p.type, p.value]));
-  const local = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
-  return local - utcMs;
-}
-
-class LocalClock {
-  private readonly offsets = new Map<number, number>();
-  constructor(private readonly timeZone: string) {}
-
-  at(utcMs: number): LocalTime {
-    const hourKey = Math.floor(utcMs / HOUR);
-    let offset = this.offsets.get(hourKey);
-    if (offset === undefined) {
-      offset = offsetAt(this.timeZone, hourKey * HOUR);
-      this.offsets.set(hourKey, offset);
-    }
-    const d = new Date(utcMs + offset);
-    return {
-      minute: d.getUTCMinutes(),
-      hour: d.getUTCHours(),
-      dayOfMonth: d.getUTCDate(),
-      month: d.getUTCMonth() + 1,
-      dayOfWeek: d.getUTCDay(),
-    };
-  }
-}
-
 export function simulate<S>(initial: S, actions: TimedAction<S>[], measure: (state: S) => number): SimulationResult {
-  const weekly = actions.every((a) => a.cron.weekly);
-  const weeks = weekly ? 1 : 52;
-  const warmUpWeeks = weekly ? 1 : 5;
-  const clocks = new Map<string, LocalClock>();
-  const clockFor = (tz: string) => {
-    let c = clocks.get(tz);
-    if (!c) clocks.set(tz, (c = new LocalClock(tz)));
-    return c;
-  };
+  const warmUp = new Date(REFERENCE_START - WARM_UP_WEEKS * WEEK);
+  const end = REFERENCE_START + WEEKS * WEEK;
+  const events = actions
+    .flatMap((action, order) => action.cron.firings(warmUp, new Date(end)).map((t) => ({ t: t.getTime(), order, action })))
+    .sort((a, b) => a.t - b.t || a.order - b.order);
 
   let state = initial;
+  let i = 0;
+  for (; i < events.length && events[i].t <= REFERENCE_START; i++) state = events[i].action.apply(state);
   let sum = 0;
-  let samples = 0;
-  let peak = -Infinity;
-  let minimum = Infinity;
-  const end = REFERENCE_START + weeks * WEEK;
-  for (let t = REFERENCE_START - warmUpWeeks * WEEK; t < end; t += MINUTE) {
-    for (const action of actions) {
-      if (cronMatches(action.cron, clockFor(action.timeZone).at(t))) state = action.apply(state);
-    }
-    if (t < REFERENCE_START) continue;
-    const v = measure(state);
-    sum += v;
-    samples++;
-    if (v > peak) peak = v;
-    if (v < minimum) minimum = v;
+  let from = REFERENCE_START;
+  let value = measure(state);
+  let peak = value;
+  let minimum = value;
+  for (; i < events.length; i++) {
+    sum += value * (events[i].t - from);
+    from = events[i].t;
+    state = events[i].action.apply(state);
+    value = measure(state);
+    peak = Math.max(peak, value);
+    minimum = Math.min(minimum, value);
   }
-  return { average: sum / samples, peak, minimum, periodHours: weeks * 168 };
+  sum += value * (end - from);
+  return { average: sum / (end - REFERENCE_START), peak, minimum, periodHours: WEEKS * 168 };
 }

@@ -7,7 +7,7 @@
 import type { PlannedResource } from "../../plan/types.ts";
 import type { PreviewResource } from "../preview.ts";
 import { at, isKnown, needNumber, optionalNumber, optionalString } from "../inputs.ts";
-import { CronError, parseAwsCron, parseUnixCron, type CronSpec } from "./cron.ts";
+import { CronError, type CronDialect, type CronSchedule, parseCron } from "../../time.ts";
 import { simulate, type TimedAction } from "./simulate.ts";
 
 export const ASG_SCHEDULE = "aws:autoscaling/schedule:Schedule";
@@ -53,24 +53,25 @@ interface AsgState {
   max: number;
 }
 
-/** Auto Scaling group names a node group may have: the mocks' `eks-<name>-asg`, the real one from outputs. */
-function asgNames(ng: PlannedResource): { exact: Set<string>; prefix: string } {
-  const exact = new Set([`eks-${ng.name}-asg`]);
-  const outputs = (ng as PreviewResource).outputs;
-  for (const res of (at(outputs, "resources") as unknown[] | undefined) ?? []) {
-    for (const g of (at(res, "autoscalingGroups") as unknown[] | undefined) ?? []) {
-      const name = at(g, "name");
-      if (typeof name === "string" && isKnown(name)) exact.add(name);
-    }
-  }
-  // EKS names the group eks-<nodeGroupName>-<uuid>.
-  return { exact, prefix: `eks-${optionalString(ng.inputs, "nodeGroupName") ?? ng.name}-` };
+/** The node group whose Auto Scaling group a schedule acts on: the source of its `autoscalingGroupName` input
+ * (the plan's recorded property dependencies, or a preview's), else by the real ASG name in a node group's outputs. */
+function nodeGroupOf(schedule: PlannedResource, nodeGroups: PlannedResource[]): PlannedResource | undefined {
+  const from = schedule.propertyDependencies?.autoscalingGroupName ?? [];
+  const byDependency = nodeGroups.find((n) => from.includes(n.urn));
+  if (byDependency) return byDependency;
+  const asgName = optionalString(schedule.inputs, "autoscalingGroupName");
+  return asgName === undefined ? undefined : nodeGroups.find((n) => asgNamesInOutputs(n).includes(asgName));
 }
 
-function matchesAsg(asgName: string, ng: PlannedResource): boolean {
-  const { exact, prefix } = asgNames(ng);
-  if (exact.has(asgName)) return true;
-  return asgName.startsWith(prefix) && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(asgName.slice(prefix.length));
+function asgNamesInOutputs(ng: PlannedResource): string[] {
+  const names: string[] = [];
+  for (const res of (at((ng as PreviewResource).outputs, "resources") as unknown[] | undefined) ?? []) {
+    for (const g of (at(res, "autoscalingGroups") as unknown[] | undefined) ?? []) {
+      const name = at(g, "name");
+      if (typeof name === "string" && isKnown(name)) names.push(name);
+    }
+  }
+  return names;
 }
 
 /** A size input of a scheduled action: undefined and -1 mean "leave unchanged". */
@@ -79,13 +80,12 @@ function sizeInput(inputs: Record<string, unknown>, key: string): number | undef
   return n === undefined || n < 0 ? undefined : n;
 }
 
-function asgAction(s: PlannedResource, cron: CronSpec): TimedAction<AsgState> {
+function asgAction(s: PlannedResource, cron: CronSchedule): TimedAction<AsgState> {
   const min = sizeInput(s.inputs, "minSize");
   const max = sizeInput(s.inputs, "maxSize");
   const desired = sizeInput(s.inputs, "desiredCapacity");
   return {
     cron,
-    timeZone: optionalString(s.inputs, "timeZone") ?? "UTC",
     apply: (state) => {
       const next = { min: min ?? state.min, max: max ?? state.max, desired: desired ?? state.desired };
       next.desired = Math.min(Math.max(next.desired, next.min), next.max);
@@ -125,16 +125,16 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
   const warnings: string[] = [];
   const nodeGroups = resources.filter((r) => r.type === NODE_GROUP);
   const rdsInstances = resources.filter((r) => r.type === RDS_INSTANCE);
-  const asgByNodeGroup = new Map<PlannedResource, { schedule: PlannedResource; cron: CronSpec }[]>();
-  const rdsByInstance = new Map<PlannedResource, { schedule: PlannedResource; cron: CronSpec; action: RdsAction }[]>();
+  const asgByNodeGroup = new Map<PlannedResource, { schedule: PlannedResource; cron: CronSchedule }[]>();
+  const rdsByInstance = new Map<PlannedResource, { schedule: PlannedResource; cron: CronSchedule; action: RdsAction }[]>();
 
-  const parse = (s: PlannedResource, expression: unknown, parser: (e: string) => CronSpec): CronSpec | undefined => {
+  const parse = (s: PlannedResource, expression: unknown, dialect: CronDialect, timeZone: string): CronSchedule | undefined => {
     if (typeof expression !== "string" || !isKnown(expression)) {
       warnings.push(`schedule ${s.name}: its expression is not known; its effect is not counted`);
       return undefined;
     }
     try {
-      return parser(expression);
+      return parseCron(expression, dialect, timeZone);
     } catch (err) {
       if (err instanceof CronError) {
         warnings.push(`schedule ${s.name}: ${err.message}; its effect is not counted`);
@@ -146,9 +146,7 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
 
   for (const s of resources.filter((r) => r.type === ASG_SCHEDULE)) {
     const asgName = optionalString(s.inputs, "autoscalingGroupName");
-    // Before the first apply the name is unknown; a preview still says which resource it comes from.
-    const from = (s as PreviewResource).propertyDependencies?.autoscalingGroupName ?? [];
-    const ng = asgName === undefined ? nodeGroups.find((n) => from.includes(n.urn)) : nodeGroups.find((n) => matchesAsg(asgName, n));
+    const ng = nodeGroupOf(s, nodeGroups);
     if (!ng) {
       warnings.push(
         asgName === undefined
@@ -158,7 +156,7 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
       continue;
     }
     if (isKnown(s.inputs.startTime) || isKnown(s.inputs.endTime)) warnings.push(`schedule ${s.name}: startTime/endTime are ignored; the recurrence is taken as permanent`);
-    const cron = parse(s, s.inputs.recurrence, parseUnixCron);
+    const cron = parse(s, s.inputs.recurrence, "unix", optionalString(s.inputs, "timeZone") ?? "UTC");
     if (cron) asgByNodeGroup.set(ng, [...(asgByNodeGroup.get(ng) ?? []), { schedule: s, cron }]);
   }
 
@@ -166,12 +164,15 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
     const target = rdsActionOf(s);
     if (!target) continue; // not an RDS stop/start: nothing to simulate
     if (optionalString(s.inputs, "state") === "DISABLED") continue;
-    const db = rdsInstances.find((r) => target.identifier !== undefined && (r.inputs.identifier === target.identifier || r.name === target.identifier));
+    const from = s.propertyDependencies?.target ?? [];
+    const db =
+      rdsInstances.find((r) => from.includes(r.urn)) ??
+      rdsInstances.find((r) => target.identifier !== undefined && r.inputs.identifier === target.identifier);
     if (!db) {
       warnings.push(`schedule ${s.name}: RDS instance "${target.identifier ?? "unknown"}" is not in this plan; its effect is not counted`);
       continue;
     }
-    const cron = parse(s, s.inputs.scheduleExpression, parseAwsCron);
+    const cron = parse(s, s.inputs.scheduleExpression, "eventbridge", optionalString(s.inputs, "scheduleExpressionTimezone") ?? "UTC");
     if (cron) rdsByInstance.set(db, [...(rdsByInstance.get(db) ?? []), { schedule: s, cron, action: target.action }]);
   }
 
@@ -206,9 +207,8 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
     const scheduled = rdsByInstance.get(db) ?? [];
     let profile: RunProfile = { runningFraction: 1, schedules: [] };
     if (scheduled.length > 0) {
-      const actions = scheduled.map(({ schedule, cron, action }): TimedAction<boolean> => ({
+      const actions = scheduled.map(({ cron, action }): TimedAction<boolean> => ({
         cron,
-        timeZone: optionalString(schedule.inputs, "scheduleExpressionTimezone") ?? "UTC",
         apply: () => action === "start",
       }));
       const result = simulate(true, actions, (running) => (running ? 1 : 0));

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
 import { PriceTable } from "../../infra/cost/prices.ts";
-import { USAGE, type Usage } from "../../infra/cost/usage.ts";
+import type { Usage } from "../../infra/plan/types.ts";
+import { USAGE } from "../../infra/usage.ts";
 import { renderCostMarkdown, renderCostTable } from "../../infra/cost/render.ts";
 import { close, nodeGroupWithTemplate, plan, resource, TEST_PRICES } from "./helpers.ts";
 

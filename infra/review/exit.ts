@@ -8,5 +8,8 @@ export function exitAfterFlush(code: number): void {
 export function isUsageError(err: unknown): err is Error {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
-  return ["UnknownStackError", "ConfigError", "UsageError"].includes(err.name) || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"));
+  return (
+    ["UnknownStackError", "ConfigError", "UsageError"].includes(err.name) ||
+    (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
+  );
 }

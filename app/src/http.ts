@@ -1,0 +1,106 @@
+import { createServer, STATUS_CODES, type Server } from "node:http";
+import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
+import { getRequestListener, RequestError } from "@hono/node-server";
+import { describe } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+const jsonError = (status: number, error: string) =>
+  new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
+
+/** Node's HTTP parser refused the bytes (the app never sees them): answer like the app would, then close. */
+function onClientError(metrics: Metrics) {
+  return (err: NodeJS.ErrnoException, socket: Socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const reason = (err as { reason?: string }).reason ?? err.message;
+    const body = JSON.stringify({ error: `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}` });
+    metrics.httpRequests.inc({ method: "unknown", route: "unmatched", status: String(status) });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+}
+
+/** How long an idle keep-alive connection may still bring one last request during a drain. */
+const IDLE_GRACE_MS = 1_000;
+
+export interface HttpServer {
+  server: Server;
+  port: number;
+  /** Graceful stop: see `drain`. Resolves when every connection is gone; true when the grace period ran out. */
+  close(graceMs: number): Promise<boolean>;
+}
+
+/**
+ * Serves a fetch handler on Node's HTTP server with every refusal as JSON: parser errors (`clientError`) and the
+ * adapter's own (bad Host header, bad URL: @hono/node-server's errorHandler) are 4xx `{error}` instead of an empty body.
+ */
+export async function listenHttp(
+  fetch: (req: Request) => Response | Promise<Response>,
+  opts: { port: number; host: string; metrics: Metrics; log: Logger },
+): Promise<HttpServer> {
+  const listener = getRequestListener(fetch, {
+    hostname: opts.host,
+    errorHandler: (err) => {
+      if (err instanceof RequestError) {
+        opts.metrics.httpRequests.inc({ method: "unknown", route: "unmatched", status: "400" });
+        return jsonError(400, `malformed request: ${err.message}`);
+      }
+      opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
+      return jsonError(500, "internal error");
+    },
+  });
+  const server = createServer(listener);
+  // Longer than the ALB's 60 s idle timeout: a target closing an idle connection first is a 502 at the load balancer.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  let draining = false;
+  // Every response sent while draining closes its connection, so a keep-alive client sends its next request to
+  // another replica instead of to a server about to cut it. (Listener order: before the app writes anything.)
+  server.prependListener("request", (_req, res) => {
+    if (draining) res.setHeader("Connection", "close");
+  });
+  server.on("clientError", onClientError(opts.metrics));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    /**
+     * Stops accepting connections, closes idle keep-alive ones, answers requests in flight (and any that arrive on
+     * an open connection meanwhile) with `Connection: close`, and only at the end of the grace period cuts what is left.
+     */
+    async close(graceMs: number): Promise<boolean> {
+      draining = true;
+      // net.Server's close: stop listening without http.Server's immediate closeIdleConnections(). Closing an idle
+      // keep-alive connection races a request the client is writing on it (the client sees a reset); left open a
+      // moment, such a request is answered with Connection: close instead.
+      const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      const idle = setTimeout(() => server.closeIdleConnections(), Math.min(IDLE_GRACE_MS, graceMs));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), graceMs);
+      });
+      try {
+        if ((await Promise.race([drained, timedOut])) !== "timeout") return false;
+        server.closeAllConnections();
+        await drained;
+        return true;
+      } finally {
+        clearTimeout(timer);
+        clearTimeout(idle);
+      }
+    },
+  };
+}

@@ -1,0 +1,21 @@
+import { Hono } from "hono";
+import type { Metrics } from "./metrics.ts";
+import { readiness, type HealthDeps } from "./routes/health.ts";
+
+/**
+ * The operator's listener on METRICS_PORT (not exposed by the load balancer): Prometheus scrapes /metrics here, and
+ * /health/ready answers with each dependency's status, latency and error.
+ */
+export function buildOpsApp(deps: HealthDeps & { metrics: Metrics }): Hono {
+  const app = new Hono();
+  app.get("/metrics", async (c) => {
+    c.header("Content-Type", deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+  app.get("/health/ready", async (c) => {
+    const { code, body } = await readiness(deps);
+    return c.json(body, code);
+  });
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path} on the metrics port` }, 404));
+  return app;
+}

@@ -1,0 +1,175 @@
+import { AppError, dependencyUnavailable } from "../errors.ts";
+import { storableJson } from "../text.ts";
+import { isConnectionError, withDeadline, type Sql } from "./db.ts";
+
+export interface Source {
+  id: string;
+  score: number;
+  title: string | null;
+  text: string;
+}
+
+export interface Turn {
+  request_id: string;
+  session_id: string;
+  question: string;
+  answer: string;
+  sources: Source[];
+  model: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  latency_ms: number;
+  cached: boolean;
+}
+
+interface Pending {
+  owner: string;
+  turn: Turn;
+  attempt: number;
+  /** Set once the turn's deadline passed or it was settled: it is skipped if still queued. */
+  done: boolean;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Turns per statement: bounds the statement size (a turn carries its sources) under a burst. */
+const MAX_BATCH = 200;
+/** Statements in flight at once: one keeps a single Postgres backend (one core) busy; two use a second core. */
+const MAX_IN_FLIGHT = 2;
+
+/**
+ * Group commit: a turn is written by the first statement that can take it, together with every other turn that
+ * arrived while the previous statement was running, and its promise resolves only once that statement committed.
+ * At low load a turn is written alone and at once; under load one commit serves many requests.
+ */
+export function createTurnWriter(sql: Sql, timeoutMs: number) {
+  let queue: Pending[] = [];
+  let inFlight = 0;
+
+  /**
+   * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
+   * batch wins a new session), and a turn whose session belongs to another key is not inserted.
+   */
+  const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
+    const rows = batch.map((p, ord) => ({ ...storableJson(p.turn), owner: p.owner, ord }));
+    const inserted = await withDeadline(
+      sql<{ request_id: string }[]>`
+        WITH input AS (
+          SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
+            request_id text, session_id text, owner text, question text, answer text, sources jsonb, model text,
+            prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, ord integer)
+        ), new_sessions AS (
+          INSERT INTO sessions (id, owner)
+          SELECT DISTINCT ON (session_id) session_id, owner FROM input ORDER BY session_id, ord
+          ON CONFLICT (id) DO NOTHING RETURNING id, owner
+        ), owners AS (
+          SELECT id, owner FROM new_sessions
+          UNION ALL
+          SELECT id, owner FROM sessions WHERE id IN (SELECT session_id FROM input)
+        )
+        INSERT INTO turns (request_id, session_id, question, answer, sources, model,
+                           prompt_tokens, completion_tokens, latency_ms, cached)
+        SELECT i.request_id, i.session_id, i.question, i.answer, i.sources, i.model,
+               i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached
+        FROM input i
+        WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
+        ORDER BY i.ord
+        RETURNING request_id`,
+      timeoutMs,
+    );
+    return new Set(inserted.map((r) => r.request_id));
+  };
+
+  /** The same rules for a single turn: a cheaper statement, for the common case of a turn arriving alone. */
+  const insertOne = async ({ owner, turn }: Pending): Promise<Set<string>> => {
+    const t = storableJson(turn);
+    const inserted = await withDeadline(
+      sql<{ request_id: string }[]>`
+        WITH new_session AS (
+          INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
+          ON CONFLICT (id) DO NOTHING RETURNING owner
+        ), session_owner AS (
+          SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
+        )
+        INSERT INTO turns (request_id, session_id, question, answer, sources, model,
+                           prompt_tokens, completion_tokens, latency_ms, cached)
+        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sql.json(t.sources as never)}, ${t.model},
+               ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}
+        FROM session_owner WHERE owner = ${owner}
+        RETURNING request_id`,
+      timeoutMs,
+    );
+    return new Set(inserted.map((r) => r.request_id));
+  };
+
+  const settle = (batch: Pending[], inserted: Set<string>) => {
+    for (const p of batch) {
+      if (inserted.has(p.turn.request_id)) p.resolve();
+      // A session created concurrently by another statement is invisible to this statement's snapshot: retry once.
+      else if (p.attempt === 0) {
+        p.attempt = 1;
+        queue.push(p);
+      }
+      else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
+    }
+  };
+
+  async function write(batch: Pending[]): Promise<void> {
+    try {
+      settle(batch, await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch)));
+    } catch (err) {
+      if (batch.length === 1 || isConnectionError(err) || err instanceof AppError) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      // A statement error caused by one turn must not fail the others: write them one by one.
+      for (const p of batch) await write([p]);
+    }
+  }
+
+  /** Starts statements while there are turns waiting and a slot free; each finished statement starts the next. */
+  function flush(): void {
+    while (inFlight < MAX_IN_FLIGHT) {
+      queue = queue.filter((p) => !p.done);
+      if (queue.length === 0) return;
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(MAX_BATCH);
+      inFlight++;
+      void write(batch).finally(() => {
+        inFlight--;
+        flush();
+      });
+    }
+  }
+
+  return {
+    /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
+    record(owner: string, turn: Turn): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
+        // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
+        const timer = setTimeout(() => {
+          pending.done = true;
+          reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const settle = (fn: () => void) => {
+          clearTimeout(timer);
+          if (!pending.done) fn();
+          pending.done = true;
+        };
+        const pending: Pending = {
+          owner,
+          turn,
+          attempt: 0,
+          done: false,
+          resolve: () => settle(resolve),
+          reject: (err) => settle(() => reject(err)),
+        };
+        queue.push(pending);
+        flush();
+      });
+    },
+  };
+}
+
+export type TurnWriter = ReturnType<typeof createTurnWriter>;

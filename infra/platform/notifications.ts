@@ -1,0 +1,64 @@
+// The stack's default path to a person, with no third-party account: one SNS topic with an e-mail
+// subscription per configured address. AWS Budgets and Alertmanager (SNS receiver, SigV4 through its own
+// IRSA role) publish to it; Slack and PagerDuty stay optional extras on the Alertmanager side.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface NotificationsArgs {
+  /** Topic name: `<project>-<stack>-notifications`. */
+  prefix: string;
+  accountId: pulumi.Input<string>;
+  /** Each gets an e-mail subscription (AWS mails a confirmation link first). */
+  emails: string[];
+}
+
+export class Notifications extends pulumi.ComponentResource {
+  readonly topicArn: pulumi.Output<string>;
+  /** Addresses subscribed, for the stack outputs. */
+  readonly subscribers: string[];
+
+  constructor(name: string, args: NotificationsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-stack:platform:Notifications", name, {}, opts);
+    const o = { parent: this };
+
+    // Not encrypted with a KMS key: AWS Budgets cannot publish to a topic under the AWS-managed SNS key, and
+    // alert texts carry no data beyond alert names and runbook links. TLS protects them in transit.
+    const topic = new aws.sns.Topic(name, { name: `${args.prefix}-notifications` }, o);
+    new aws.sns.TopicPolicy(name, {
+      arn: topic.arn,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "BudgetsPublish",
+            Effect: "Allow",
+            Principal: { Service: "budgets.amazonaws.com" },
+            Action: "SNS:Publish",
+            Resource: topic.arn,
+            Condition: { StringEquals: { "aws:SourceAccount": args.accountId } },
+          },
+          {
+            Sid: "AccountManages",
+            Effect: "Allow",
+            Principal: { AWS: pulumi.interpolate`arn:aws:iam::${args.accountId}:root` },
+            Action: ["SNS:Publish", "SNS:Subscribe", "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:ListSubscriptionsByTopic"],
+            Resource: topic.arn,
+          },
+        ],
+      }),
+    }, o);
+    args.emails.forEach((endpoint, i) => new aws.sns.TopicSubscription(`${name}-email-${i}`, { topic: topic.arn, protocol: "email", endpoint }, o));
+
+    this.topicArn = topic.arn;
+    this.subscribers = args.emails;
+    this.registerOutputs({ topicArn: this.topicArn });
+  }
+
+  /** IAM policy that lets a role publish to the topic and nothing else (Alertmanager's IRSA role). */
+  publishPolicy(): pulumi.Output<string> {
+    return pulumi.jsonStringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "sns:Publish", Resource: this.topicArn }],
+    });
+  }
+}

@@ -1,0 +1,24 @@
+// Flags shared by the review CLIs (`npm run plan`, `npm run cost`).
+export const FORMATS = ["table", "json", "markdown"] as const;
+export type Format = (typeof FORMATS)[number];
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export function formatOf(value: string | undefined): Format {
+  if (!FORMATS.includes(value as Format))
+    throw new UsageError(`--format: "${value}" is not a format; allowed: ${FORMATS.join(", ")}`);
+  return value as Format;
+}
+
+/** `--config key=value` pairs (repeatable), as `pulumi config set` would store them: what-if without editing a file. */
+export function configFlags(pairs: string[]): Record<string, string> {
+  const config: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new UsageError(`--config: "${pair}" is not key=value (e.g. agent-stack:tier=small)`);
+    config[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return config;
+}

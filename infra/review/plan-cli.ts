@@ -1,0 +1,35 @@
+// `npm run plan -- --stack <name> [--format table|json|markdown] [--config key=value ...]`: the offline review
+// of a stack. Exit codes: 0 ok, 1 mandatory policy violation, 2 bad usage / unknown stack / bad config.
+import { parseArgs } from "node:util";
+import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
+import { runPlan } from "../plan/harness.ts";
+import { renderMarkdown, renderTable } from "../plan/report.ts";
+import { configFlags, formatOf } from "./args.ts";
+import { exitAfterFlush, isUsageError } from "./exit.ts";
+import { review } from "./review.ts";
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      stack: { type: "string", short: "s" },
+      format: { type: "string", short: "f", default: "table" },
+      config: { type: "string", short: "c", multiple: true, default: [] },
+    },
+    strict: true,
+  });
+  const format = formatOf(values.format);
+  const plan = review(await runPlan({ stack: values.stack as string, config: configFlags(values.config as string[]) }));
+  if (format === "json") console.log(JSON.stringify(plan, null, 2));
+  else if (format === "markdown") console.log(renderMarkdown(plan, renderCostMarkdown(plan.cost!)));
+  else console.log(renderTable(plan, renderCostTable(plan.cost!)));
+  return plan.policies?.violations.some((v) => v.level === "mandatory") ? 1 : 0;
+}
+
+main().then(exitAfterFlush, (err: unknown) => {
+  if (isUsageError(err)) {
+    console.error(`plan: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,291 @@
+// Secure by default (issue 14), each rule readable from the plan and mandatory outside the relaxed tiers (dev):
+// HTTPS on a validated certificate, NetworkPolicies narrower than the VPC, metrics never on an Ingress-routed
+// port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
+// without administrator or edit access, and a backup vault with its own key and a Vault Lock.
+import type { PolicyResource, ReportViolation, StackValidationPolicy } from "@pulumi/policy";
+import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
+import { containerLabel, containersOf, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
+import { isRelaxed, stackTierOf, TIER_CONFIG_SCHEMA, type TierConfig } from "../lib/tier.ts";
+import { ofTypes, refersTo } from "../lib/validate.ts";
+import { asArray, asRecord, decodeJson, isFalse, isTrue } from "../lib/values.ts";
+
+const T = {
+  ingress: "kubernetes:networking.k8s.io/v1:Ingress",
+  service: "kubernetes:core/v1:Service",
+  namespace: "kubernetes:core/v1:Namespace",
+  networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  serviceMonitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+  certificate: "aws:acm/certificate:Certificate",
+  certificateValidation: "aws:acm/certificateValidation:CertificateValidation",
+  vpc: "aws:ec2/vpc:Vpc",
+  role: "aws:iam/role:Role",
+  rolePolicyAttachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+  accessPolicyAssociation: "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+  vault: "aws:backup/vault:Vault",
+  vaultLock: "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
+} as const;
+
+const ALB = "alb.ingress.kubernetes.io";
+
+/** Runs `check` only for stacks whose tier is not relaxed; the tier goes into messages. */
+function productionStack(check: (resources: PolicyResource[], tier: string, report: ReportViolation, config: any) => void): StackValidationPolicy["validateStack"] {
+  return (args, report) => {
+    const config = args.getConfig<TierConfig>();
+    const tier = stackTierOf(config, args.resources);
+    if (isRelaxed(config, tier)) return;
+    check(args.resources, tier ?? "(unknown)", report, config);
+  };
+}
+
+const metadataOf = (r: PolicyResource) => asRecord(r.props.metadata);
+
+export const productionHttps: StackValidationPolicy = {
+  name: "production-https",
+  description: "Outside relaxed tiers, every internet-facing ALB Ingress serves HTTPS only (a validated ACM certificate, a TLS 1.2+ policy, HTTP redirected).",
+  enforcementLevel: "mandatory",
+  configSchema: {
+    properties: {
+      ...TIER_CONFIG_SCHEMA,
+      allowedSslPolicies: {
+        type: "array",
+        items: { type: "string" },
+        default: ["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"],
+        description: "ALB security policies that allow only TLS 1.2 and 1.3.",
+      },
+    },
+  },
+  validateStack: productionStack((resources, tier, report, config: { allowedSslPolicies: string[] }) => {
+    for (const ingress of ofTypes(resources, [T.ingress])) {
+      const a = asRecord(metadataOf(ingress).annotations);
+      if (a[`${ALB}/scheme`] !== "internet-facing") continue;
+      const listen = asArray<Record<string, number>>(decodeJson(a[`${ALB}/listen-ports`] ?? '[{"HTTP":80}]') as any);
+      if (!listen.some((l) => "HTTPS" in l) || !a[`${ALB}/certificate-arn`]) {
+        report(
+          `tier ${tier}: Ingress ${ingress.name} serves the API over plain HTTP on the internet, so API keys travel in clear text. ` +
+            "Set agent-stack:domain (the API's DNS name) and agent-stack:hostedZoneId (its Route 53 hosted zone): the program then " +
+            "validates an ACM certificate in the same up and serves HTTPS only.",
+          ingress.urn,
+        );
+        continue;
+      }
+      if (listen.some((l) => "HTTP" in l) && a[`${ALB}/ssl-redirect`] !== "443") {
+        report(`Ingress ${ingress.name} listens on HTTP without redirecting it: set ${ALB}/ssl-redirect: "443".`, ingress.urn);
+      }
+      if (!config.allowedSslPolicies.includes(a[`${ALB}/ssl-policy`])) {
+        report(`Ingress ${ingress.name} has ssl-policy ${a[`${ALB}/ssl-policy`] ?? "(unset: ELBSecurityPolicy-2016-08, TLS 1.0+)"}; allowed: ${config.allowedSslPolicies.join(", ")}.`, ingress.urn);
+      }
+    }
+    const validations = ofTypes(resources, [T.certificateValidation]);
+    for (const cert of ofTypes(resources, [T.certificate])) {
+      if (!validations.some((v) => refersTo(v, "certificateArn", cert))) {
+        report(`certificate ${cert.name} is not validated in this stack (the ALB cannot use it while PENDING_VALIDATION): add its DNS records and an aws.acm.CertificateValidation.`, cert.urn);
+      }
+    }
+  }),
+};
+
+export const networkPolicyNarrowerThanVpc: StackValidationPolicy = {
+  name: "network-policy-narrower-than-vpc",
+  description: "Outside relaxed tiers, no NetworkPolicy ipBlock admits the whole VPC range (every pod) or the internet; name the load balancer's subnets instead.",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    const vpcCidrs = ofTypes(resources, [T.vpc]).map((v) => String(v.props.cidrBlock));
+    for (const np of ofTypes(resources, [T.networkPolicy])) {
+      const rules = asArray<any>(asRecord(np.props.spec).ingress);
+      for (const cidr of rules.flatMap((r) => asArray<any>(r.from)).map((f) => f?.ipBlock?.cidr).filter((c): c is string => typeof c === "string")) {
+        const covered = vpcCidrs.filter((vpc) => cidrContains(cidr, vpc));
+        if (cidr === ANY_IPV4 || covered.length > 0) {
+          report(`NetworkPolicy ${np.name} admits ${cidr}${covered.length ? `, the whole VPC ${covered.join(", ")} (every pod)` : ""}: admit the load balancer's subnets and named namespaces only.`, np.urn);
+        }
+      }
+    }
+  }),
+};
+
+export const metricsNotIngressRouted: StackValidationPolicy = {
+  name: "metrics-not-ingress-routed",
+  description: "Outside relaxed tiers, no Ingress routes to a Service port that a ServiceMonitor scrapes (metrics stay off the internet).",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    const services = ofTypes(resources, [T.service]);
+    const monitors = ofTypes(resources, [T.serviceMonitor]);
+    for (const ingress of ofTypes(resources, [T.ingress])) {
+      const spec = asRecord(ingress.props.spec);
+      const backends = [spec.defaultBackend, ...asArray<any>(spec.rules).flatMap((r) => asArray<any>(r?.http?.paths).map((p) => p.backend))]
+        .map((b) => b?.service)
+        .filter(Boolean);
+      for (const backend of backends) {
+        const service = services.find((s) => metadataOf(s).name === backend.name && metadataOf(s).namespace === metadataOf(ingress).namespace);
+        if (!service) continue;
+        const port = asArray<any>(asRecord(service.props.spec).ports).find((p) => p.name === backend.port?.name || p.port === backend.port?.number);
+        if (!port) continue;
+        const labels = asRecord(metadataOf(service).labels);
+        const scraping = monitors.filter((m) => {
+          const selector = asRecord(asRecord(asRecord(m.props.spec).selector).matchLabels);
+          const sameService = Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+          return sameService && asArray<any>(asRecord(m.props.spec).endpoints).some((e) => e.port === port.name || e.targetPort === port.port);
+        });
+        for (const m of scraping) {
+          report(`Ingress ${ingress.name} routes to port ${port.name ?? port.port} of Service ${backend.name}, which ServiceMonitor ${m.name} scrapes: serve metrics on a separate port the Ingress never routes to.`, ingress.urn);
+        }
+      }
+    }
+  }),
+};
+
+const LEVELS = ["restricted", "baseline", "privileged"];
+const ENFORCE = "pod-security.kubernetes.io/enforce";
+
+export const namespacePodSecurity: StackValidationPolicy = {
+  name: "namespace-pod-security",
+  description: "Outside relaxed tiers, every Namespace states its Pod Security level (enforce label); the listed namespaces enforce restricted.",
+  enforcementLevel: "mandatory",
+  configSchema: {
+    properties: {
+      ...TIER_CONFIG_SCHEMA,
+      restrictedNamespaces: { type: "array", items: { type: "string" }, default: ["agent"], description: "Namespaces that must enforce restricted." },
+    },
+  },
+  validateStack: productionStack((resources, _tier, report, config: { restrictedNamespaces: string[] }) => {
+    for (const ns of ofTypes(resources, [T.namespace])) {
+      const name = metadataOf(ns).name ?? ns.name;
+      const level = asRecord(metadataOf(ns).labels)[ENFORCE];
+      if (!LEVELS.includes(level)) {
+        report(`namespace ${name} has no ${ENFORCE} label (one of ${LEVELS.join(", ")}): the cluster default (privileged) applies silently.`, ns.urn);
+      } else if (config.restrictedNamespaces.includes(name) && level !== "restricted") {
+        report(`namespace ${name} enforces ${level}; it must enforce restricted (every pod there can meet it).`, ns.urn);
+      }
+    }
+  }),
+};
+
+/** What Pod Security "restricted" rejects in a pod spec (v1.25+ profile), in words. */
+function restrictedGaps(pod: Record<string, any>): string[] {
+  const gaps: string[] = [];
+  for (const host of ["hostNetwork", "hostPID", "hostIPC"]) if (isTrue(pod[host])) gaps.push(`${host}: true`);
+  for (const v of asArray<any>(pod.volumes)) if (v?.hostPath) gaps.push(`hostPath volume ${v.name}`);
+  const podCtx = asRecord(pod.securityContext);
+  for (const c of containersOf(pod)) {
+    const ctx = asRecord(c.securityContext);
+    const label = containerLabel(c);
+    if (!isTrue(ctx.runAsNonRoot ?? podCtx.runAsNonRoot) || isFalse(ctx.runAsNonRoot)) gaps.push(`${label}: runAsNonRoot not true`);
+    if (!isFalse(ctx.allowPrivilegeEscalation)) gaps.push(`${label}: allowPrivilegeEscalation not false`);
+    if (!asArray<string>(asRecord(ctx.capabilities).drop).includes("ALL")) gaps.push(`${label}: capabilities do not drop ALL`);
+    const added = asArray<string>(asRecord(ctx.capabilities).add).filter((cap) => cap !== "NET_BIND_SERVICE");
+    if (added.length > 0) gaps.push(`${label}: adds ${added.join(", ")}`);
+    if (isTrue(ctx.privileged)) gaps.push(`${label}: privileged`);
+    const seccomp = asRecord(ctx.seccompProfile).type ?? asRecord(podCtx.seccompProfile).type;
+    if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") gaps.push(`${label}: no RuntimeDefault seccomp profile`);
+  }
+  return gaps;
+}
+
+export const restrictedNamespaceWorkloads: StackValidationPolicy = {
+  name: "restricted-namespace-workloads",
+  description: "Every workload in a namespace that enforces Pod Security restricted meets restricted (else the API server rejects its pods at deploy time).",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const restricted = new Set(
+      ofTypes(args.resources, [T.namespace])
+        .filter((n) => asRecord(metadataOf(n).labels)[ENFORCE] === "restricted")
+        .map((n) => metadataOf(n).name),
+    );
+    for (const w of args.resources.filter((r) => WORKLOAD_TYPES.includes(r.type))) {
+      if (!restricted.has(metadataOf(w).namespace)) continue;
+      const pod = podSpecOf(w.type, w.props);
+      const gaps = pod ? restrictedGaps(pod) : [];
+      if (gaps.length > 0) report(`${w.name} in namespace ${metadataOf(w).namespace} (restricted): ${gaps.join("; ")}.`, w.urn);
+    }
+  },
+};
+
+const ADMIN_POLICIES = ["arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMFullAccess", "arn:aws:iam::aws:policy/PowerUserAccess"];
+const EDIT_ACCESS = /\/(AmazonEKSEditPolicy|AmazonEKSAdminPolicy)$/;
+
+export const ciLeastPrivilege: StackValidationPolicy = {
+  name: "ci-least-privilege",
+  description: "Outside relaxed tiers: no role has AdministratorAccess (or IAM/PowerUser full access); no EKS Edit/Admin access entry (a pull-request role would read Secrets and exec into pods); GitHub deploy roles have a permissions boundary.",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    for (const a of ofTypes(resources, [T.rolePolicyAttachment])) {
+      if (ADMIN_POLICIES.includes(a.props.policyArn)) report(`${a.name} attaches ${a.props.policyArn}: give the role a scoped policy instead.`, a.urn);
+    }
+    for (const a of ofTypes(resources, [T.accessPolicyAssociation])) {
+      if (EDIT_ACCESS.test(String(a.props.policyArn))) {
+        report(`${a.name} grants ${String(a.props.policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`, a.urn);
+      }
+    }
+    for (const role of ofTypes(resources, [T.role])) {
+      const trust = String(role.props.assumeRolePolicy ?? "");
+      if (trust.includes("token.actions.githubusercontent.com") && trust.includes(":environment:") && !role.props.permissionsBoundary) {
+        report(`GitHub deploy role ${role.name} has no permissions boundary: set permissionsBoundary.`, role.urn);
+      }
+    }
+  }),
+};
+
+export const backupVaultProtected: StackValidationPolicy = {
+  name: "backup-vault-protected",
+  description: "Outside relaxed tiers, every backup vault has a Vault Lock and a KMS key of its own (not the key that encrypts the data it backs up).",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    const locks = ofTypes(resources, [T.vaultLock]);
+    for (const vault of ofTypes(resources, [T.vault])) {
+      if (!locks.some((l) => l.props.backupVaultName === vault.props.name || refersTo(l, "backupVaultName", vault))) {
+        report(`backup vault ${vault.name} has no Vault Lock, so whoever can deploy can delete its recovery points: add an aws.backup.VaultLockConfiguration (governance or compliance).`, vault.urn);
+      }
+      const key = vault.props.kmsKeyArn;
+      if (!key) {
+        report(`backup vault ${vault.name} uses the AWS-managed key: give it a customer-managed key of its own.`, vault.urn);
+        continue;
+      }
+      const sharers = resources.filter((r) => r !== vault && r.type !== T.vault && Object.values(r.props).includes(key));
+      if (sharers.length > 0) {
+        report(`backup vault ${vault.name} shares its KMS key with ${sharers.map((s) => s.name).join(", ")}: one key lost or disabled would take the data and its backups; give the vault its own key.`, vault.urn);
+      }
+    }
+  }),
+};
+
+/** Every `sslmode` key anywhere in a value, with its path. */
+function sslModes(value: unknown, path: string[] = []): [string, unknown][] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => sslModes(v, [...path, String(i)]));
+  if (typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) => (k.toLowerCase() === "sslmode" ? [[[...path, k].join("."), v] as [string, unknown]] : sslModes(v, [...path, k])));
+}
+
+export const databaseTlsVerified: StackValidationPolicy = {
+  name: "database-tls-verified",
+  description: "Outside relaxed tiers, PostgreSQL clients the plan configures verify the server: every Helm value `sslmode` and container env PGSSLMODE is verify-full.",
+  enforcementLevel: "mandatory",
+  configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
+  validateStack: productionStack((resources, _tier, report) => {
+    for (const release of resources.filter((r) => r.type.startsWith("kubernetes:helm.sh/"))) {
+      for (const [path, mode] of sslModes(decodeJson(release.props.values))) {
+        if (mode !== "verify-full") report(`${release.name}: values.${path} is ${JSON.stringify(mode)}; use verify-full with the RDS CA bundle.`, release.urn);
+      }
+    }
+    for (const w of resources.filter((r) => WORKLOAD_TYPES.includes(r.type))) {
+      const pod = podSpecOf(w.type, w.props);
+      for (const c of pod ? containersOf(pod) : []) {
+        const mode = asArray<any>(c.env).find((e) => e?.name === "PGSSLMODE")?.value;
+        if (mode !== undefined && mode !== "verify-full") report(`${w.name} ${containerLabel(c)}: PGSSLMODE is ${mode}; use verify-full.`, w.urn);
+      }
+    }
+  }),
+};
+
+export const securityPolicies = [
+  productionHttps,
+  networkPolicyNarrowerThanVpc,
+  metricsNotIngressRouted,
+  namespacePodSecurity,
+  restrictedNamespaceWorkloads,
+  ciLeastPrivilege,
+  backupVaultProtected,
+  databaseTlsVerified,
+];

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { after, before, test } from "node:test";
+import { startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { api } from "../support/http.ts";
+import { metricValue, scrape } from "../support/metrics.ts";
+import { waitFor } from "../support/process.ts";
+
+let stack: Stack;
+
+before(async () => {
+  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000" });
+  const res = await api(stack.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "tides", text: "Tides follow the moon." }] });
+  assert.equal(res.status, 201, res.text);
+});
+after(() => stack.stop());
+
+/** Sends `head` and part of a body, then hangs up: a client that gave up mid-upload. */
+function hangUpMidBody(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write(
+        `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":"ti`,
+      );
+      setTimeout(() => socket.destroy(), 100);
+    });
+    socket.on("close", () => resolve());
+    socket.on("error", () => {});
+  });
+}
+
+test("a client that hangs up mid-body or mid-answer is counted as 499, never as 500", async () => {
+  const port = Number(new URL(stack.url).port);
+  for (let i = 0; i < 3; i++) await hangUpMidBody(port);
+
+  stack.fakes.ollama.knobs.latencyMs = 400;
+  try {
+    const controller = new AbortController();
+    const pending = fetch(`${stack.url}/api/v1/query`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ query: "What do tides follow, asked by an impatient client?" }),
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(), 150);
+    await assert.rejects(pending);
+    await waitFor("the aborted query to finish server-side", async () =>
+      metricValue(await scrape(stack.metricsUrl), "http_requests_total", { route: "/api/v1/query", status: "499" }) >= 4,
+    );
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+  }
+  const metrics = await scrape(stack.metricsUrl);
+  assert.equal(metricValue(metrics, "http_requests_total", { status: "500" }), 0, "no 5xx for a client's hang-up");
+  assert.equal(metricValue(metrics, "http_requests_total", { route: "/api/v1/query", status: "499" }), 4);
+  assert.equal(metricValue(metrics, "agent_errors_total"), 0, "the agent error rate is untouched");
+});

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { fuzzBody, fuzzRawJson, malformedRequests, prng, rawRequest } from "../support/fuzz.ts";
+import { api } from "../support/http.ts";
+import { metricValue, scrape } from "../support/metrics.ts";
+
+const FUZZ_REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
+const SEED = Number(process.env.FUZZ_SEED ?? 17);
+const CONCURRENCY = 8;
+
+let stack: Stack;
+let user: ReturnType<typeof api>;
+
+before(async () => {
+  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "1000000" });
+  user = api(stack.url, USER_KEY);
+  const res = await user.post("/api/v1/documents", {
+    documents: [
+      { id: "tides", title: "Tides", text: "Tides are caused by the gravitational pull of the moon.", metadata: { lang: "en" } },
+      { id: "poison", title: "Poison", text: "Poisoned chunk about lighthouse keepers and fog horns." },
+    ],
+  });
+  assert.equal(res.status, 201, res.text);
+});
+after(() => stack.stop());
+
+const isJsonError = (text: string) => {
+  try {
+    const body = JSON.parse(text) as { error?: unknown };
+    return typeof body.error === "string" && body.error.length > 0;
+  } catch {
+    return false;
+  }
+};
+
+test("NUL and unpaired surrogates are refused at the edge with a 400 naming the field", async () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ["/api/v1/query", { query: "tides\u0000" }, /invalid body: query: must not contain NUL/],
+    ["/api/v1/query", { query: "tides", filter: { lang: "\ud800" } }, /filter\.lang: must not contain NUL/],
+    ["/api/v1/documents", { documents: [{ text: "ok", title: "a\udc00" }] }, /documents\.0\.title: must not contain/],
+    ["/api/v1/documents", { documents: [{ text: "a\u0000b" }] }, /documents\.0\.text: must not contain/],
+    ["/api/v1/documents", { documents: [{ text: "ok", metadata: { tag: ["x", "\u0000"] } }] }, /documents\.0\.metadata\.tag\.1: must not contain/],
+    ["/api/v1/feedback", { request_id: "r\u0000", quality_score: 3 }, /request_id: must not contain/],
+    ["/api/v1/feedback", { request_id: "r", quality_score: 3, comment: "\ud83d" }, /comment: must not contain/],
+  ];
+  for (const [path, body, reason] of cases) {
+    const res = await user.post(path, body);
+    assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}: ${res.text}`);
+    assert.match(res.body.error, reason);
+  }
+  const pair = await user.post("/api/v1/query", { query: "tides 😀" });
+  assert.equal(pair.status, 200, `a valid surrogate pair is fine: ${pair.text}`);
+});
+
+test("a stored chunk with characters Postgres refuses cannot break retrieval", async () => {
+  // Data written before the edge rule (or by another writer) straight into Qdrant.
+  const points = stack.fakes.qdrant.collections.get("documents")!.points;
+  const poisoned = [...points.values()].find((p) => p.payload.document_id === "poison")!;
+  poisoned.payload = { ...poisoned.payload, title: "Poi\u0000son", text: `${poisoned.payload.text as string} \u0000 \ud800 end` };
+
+  for (const key of [USER_KEY]) {
+    const res = await api(stack.url, key).post("/api/v1/query", { query: "Poisoned chunk about lighthouse keepers and fog horns.", session_id: "poison" });
+    assert.equal(res.status, 200, res.text);
+    const source = res.body.sources.find((s: { id: string }) => s.id === "poison");
+    assert.equal(source.title, "Poi\ufffdson");
+    assert.match(source.text, /\ufffd \ufffd end$/);
+  }
+  const session = await user.get("/api/v1/sessions/poison");
+  assert.equal(session.status, 200, session.text);
+  assert.equal(session.body.turns.length, 1);
+});
+
+test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, { timeout: 240_000 }, async () => {
+  const r = prng(SEED);
+  const routes = ["/api/v1/query", "/api/v1/documents", "/api/v1/feedback"];
+  const contentTypes = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "", "application/json; charset=latin1"];
+  const failures: string[] = [];
+  let sent = 0;
+  const one = async () => {
+    const kind = r.int(10);
+    let method = "POST";
+    let path = r.pick(routes);
+    let body: string | undefined;
+    const headers: Record<string, string> = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
+    if (kind < 6) body = JSON.stringify(fuzzBody(r, path));
+    else if (kind < 8) body = fuzzRawJson(r);
+    else if (kind === 8) {
+      method = r.pick(["GET", "DELETE"]);
+      // Percent-encoded as a client may send it, including a lone surrogate half (%ED%A0%80) and a stray '%'.
+      const id = r.pick(["ok-1", "%00", "%ED%A0%80", "a%20b", "x".repeat(129), "..", "%", "%25", "%F0%9F%98%80", "%C0%AF"]);
+      path = r.pick(["/api/v1/sessions/", "/api/v1/documents/"]) + id;
+      if (method === "GET" && path.startsWith("/api/v1/documents/")) method = "DELETE";
+      if (method === "DELETE" && path.startsWith("/api/v1/sessions/")) method = "GET";
+      delete headers["content-type"];
+    } else {
+      body = JSON.stringify(fuzzBody(r, path));
+      headers["content-type"] = r.pick(contentTypes);
+      if (r.chance(0.3)) headers.authorization = r.pick(["Bearer", "Basic abc", `Bearer ${USER_KEY}\u00ff`, "Bearer \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"]);
+    }
+    if (headers["content-type"] === "") delete headers["content-type"];
+    let status = 0;
+    let text = "";
+    try {
+      const res = await fetch(`${stack.url}${path}`, { method, headers, body });
+      status = res.status;
+      text = await res.text();
+    } catch (err) {
+      failures.push(`${method} ${path} ${body?.slice(0, 120)}: client error ${(err as Error).message}`);
+      return;
+    }
+    sent++;
+    if (status >= 500 || (status >= 400 && !isJsonError(text))) failures.push(`${method} ${path} ${JSON.stringify(body?.slice(0, 160))}: ${status} ${text.slice(0, 200)}`);
+  };
+  let remaining = FUZZ_REQUESTS;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (remaining-- > 0) await one();
+    }),
+  );
+  assert.deepEqual(failures.slice(0, 15), [], `${failures.length} of ${FUZZ_REQUESTS} failed (seed ${SEED})`);
+  assert.equal(sent, FUZZ_REQUESTS);
+  const metrics = await scrape(stack.metricsUrl);
+  for (const status of ["500", "502", "503", "504"]) assert.equal(metricValue(metrics, "http_requests_total", { status }), 0, `http_requests_total{status="${status}"}`);
+});
+
+test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too", async () => {
+  const port = Number(new URL(stack.url).port);
+  for (const raw of malformedRequests(`Authorization: Bearer ${USER_KEY}`)) {
+    const res = await rawRequest(port, raw);
+    const what = JSON.stringify(raw.slice(0, 80));
+    assert.ok(res, `${what}: no HTTP response`);
+    assert.ok(res.status >= 400 && res.status < 500, `${what}: ${res.status} ${res.body}`);
+    assert.match(res.headers["content-type"] ?? "", /^application\/json/, `${what}: ${res.status} ${res.body}`);
+    assert.ok(isJsonError(res.body), `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+});

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { appEnv, startApp, USER_KEY, type TestApp } from "../support/app.ts";
+import { startFakes, type Fakes } from "../support/fakes.ts";
+import { api } from "../support/http.ts";
+import { startPostgres, type PostgresServer } from "../support/postgres.ts";
+import { waitFor } from "../support/process.ts";
+import { startRedis, type RedisServer } from "../support/redis.ts";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+
+// Timing bounds are the issue's (nothing over 5 s) with room for a loaded 2-core CI machine, where a healthy query
+// here can take 2 s; the 503 itself comes from DB_QUERY_TIMEOUT_MS (1 s), which the error message names.
+const MAX_MS = 5_000;
+
+/** The app reaches Postgres and Redis through proxies, so a test can stage partitions and blips that keep the data. */
+let pg: PostgresServer;
+let redis: RedisServer;
+let fakes: Fakes;
+let pgProxy: TcpProxy;
+let redisProxy: TcpProxy;
+let app: TestApp;
+let user: ReturnType<typeof api>;
+
+before(async () => {
+  [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
+  app = await startApp(
+    appEnv(
+      {
+        databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
+        redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
+        ollamaUrl: fakes.ollama.url,
+        qdrantUrl: fakes.qdrant.url,
+      },
+      { RATE_LIMIT_PER_MINUTE: "10000", REDIS_COMMAND_TIMEOUT_MS: "100" },
+    ),
+  );
+  user = api(app.url, USER_KEY);
+  const res = await user.post("/api/v1/documents", { documents: [{ id: "tides", text: "Tides are caused by the moon's gravity." }] });
+  assert.equal(res.status, 201, res.text);
+});
+after(async () => {
+  await app?.stop();
+  await Promise.all([pgProxy?.close(), redisProxy?.close()]);
+  await Promise.all([pg?.stop(), redis?.stop(), fakes?.stop()]);
+});
+
+const timed = async <T>(call: () => Promise<T>) => {
+  const started = performance.now();
+  const result = await call();
+  return { result, ms: performance.now() - started };
+};
+const publicReady = () => api(app.url).get("/health/ready");
+
+test("Postgres partitioned: JSON 503 within about a second, nothing over 5 s, not ready; back within seconds", async () => {
+  pgProxy.blackhole();
+  try {
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => timed(() => user.post("/api/v1/query", { query: `Partition question number ${i} about tides?` }))),
+    );
+    for (const { result, ms } of answers) {
+      assert.equal(result.status, 503, result.text);
+      assert.equal(result.body.error, "postgres unavailable: no answer within 1000 ms");
+      assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    }
+    const { result: ready, ms } = await timed(publicReady);
+    assert.equal(ready.status, 503);
+    assert.deepEqual(ready.body, { status: "not_ready" });
+    assert.ok(ms < MAX_MS, `readiness answered in ${Math.round(ms)} ms`);
+  } finally {
+    pgProxy.restore();
+  }
+  const { ms: recovery } = await timed(() => waitFor("ready again", async () => (await publicReady()).status === 200, 5_000));
+  assert.ok(recovery < 3_000, `ready again after ${Math.round(recovery)} ms`);
+  assert.equal((await user.post("/api/v1/query", { query: "What causes the tides after the partition?" })).status, 200);
+});
+
+test("Postgres killed: 503 at once, readiness false, and back within seconds of the restart", async () => {
+  await pg.halt();
+  try {
+    await new Promise((r) => setTimeout(r, 300)); // let the pool notice and start backing off
+    for (let i = 0; i < 5; i++) {
+      const { result, ms } = await timed(() => user.post("/api/v1/query", { query: `Outage question ${i} about the moon?` }));
+      assert.equal(result.status, 503, result.text);
+      assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    }
+    assert.equal((await publicReady()).status, 503);
+    // Long enough for postgres.js' default backoff (3^n/100 s, shared by the pool) to grow to several seconds.
+    await new Promise((r) => setTimeout(r, 4_000));
+  } finally {
+    await pg.start();
+  }
+  const { ms: recovery } = await timed(() => waitFor("ready again", async () => (await publicReady()).status === 200, 10_000));
+  assert.ok(recovery < 3_000, `ready again after ${Math.round(recovery)} ms`);
+});
+
+test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so nothing is left undeletable", async () => {
+  fakes.ollama.knobs.latencyMs = 600;
+  const embedsBefore = fakes.ollama.calls["/api/embed"] ?? 0;
+  let ingest;
+  try {
+    ingest = user.post("/api/v1/documents", { documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }] });
+    await waitFor("the embedding call", async () => (fakes.ollama.calls["/api/embed"] ?? 0) > embedsBefore, 5_000);
+    await pg.halt();
+  } finally {
+    fakes.ollama.knobs.latencyMs = 0;
+  }
+  const res = await ingest;
+  await pg.start();
+  assert.equal(res.status, 503, res.text);
+  await waitFor("ready again", async () => (await publicReady()).status === 200, 10_000);
+
+  const chunks = [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan");
+  assert.equal(chunks.length, 0, "the failed ingest left no searchable chunk");
+  const query = await user.post("/api/v1/query", { query: "Lighthouses guide ships along rocky coasts." });
+  assert.ok(!query.body.sources.some((s: { id: string }) => s.id === "orphan"));
+
+  const retried = await user.post("/api/v1/documents", { documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }] });
+  assert.equal(retried.status, 201, retried.text);
+  assert.equal((await user.del("/api/v1/documents/orphan")).status, 200, "an ingested document can always be deleted");
+  assert.equal([...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan").length, 0);
+});
+
+test("an ingest during a Redis blip still invalidates cached answers (the corpus version lives in Postgres)", async () => {
+  const question = { query: "What do volcanoes and tides have in common?", top_k: 5 };
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, false);
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+
+  redisProxy.cut(); // the connection drops; Redis keeps every cached answer
+  try {
+    const ingest = await user.post("/api/v1/documents", { documents: [{ id: "volcanoes", text: "Volcanoes and tides both answer to forces deep inside and around the Earth." }] });
+    assert.equal(ingest.status, 201, ingest.text);
+  } finally {
+    redisProxy.restore();
+  }
+  await waitFor("redis reconnect", async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status === "ok", 10_000);
+
+  const after = await user.post("/api/v1/query", question);
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.body.cached, false, "the answer cached before the ingest is not served");
+  assert.ok(after.body.sources.some((s: { id: string }) => s.id === "volcanoes"), "the new document is retrieved");
+});

@@ -1,0 +1,57 @@
+// Issue 13 item 8: deploy credentials outlast the job, and dev is deployed only while it is up.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import YAML from "yaml";
+import { DEPLOY_SESSION_SECONDS } from "../../infra/platform/ci-roles.ts";
+import { TIERS } from "../../infra/tiers.ts";
+import { shouldDeploy, windowState } from "../../scripts/stack-awake.ts";
+
+const workflow = (name: string) => YAML.parse(readFileSync(new URL(`../../.github/workflows/${name}`, import.meta.url), "utf8"));
+
+test("the deploy job's credentials last its whole timeout, within the deploy role's maximum session", () => {
+  const job = workflow("deploy-stack.yml").jobs.deploy;
+  const creds = job.steps.find((s: any) => String(s.uses).startsWith("aws-actions/configure-aws-credentials"));
+  const seconds = Number(creds.with["role-duration-seconds"]);
+  assert.ok(seconds >= job["timeout-minutes"] * 60, `${seconds} s of credentials for a ${job["timeout-minutes"]} min job`);
+  assert.ok(seconds <= DEPLOY_SESSION_SECONDS, `${seconds} s is above the role's MaxSessionDuration ${DEPLOY_SESSION_SECONDS}`);
+  // The job must have room for the Ollama update (60 min timeout) and the rollback's second update.
+  assert.ok(job["timeout-minutes"] >= 2 * 60 + 2 * 15, `${job["timeout-minutes"]} min leaves no room for a rollback`);
+});
+
+test("dev deploys go through the gate; prod does not", () => {
+  const jobs = workflow("deploy.yml").jobs;
+  assert.equal(jobs.dev.needs, "dev-gate");
+  assert.match(jobs.dev.if, /needs\.dev-gate\.outputs\.deploy == 'true'/);
+  assert.ok(jobs["dev-gate"].steps.some((s: any) => String(s.run).includes("scripts/stack-awake.ts --stack dev")));
+  assert.equal(jobs.prod.needs, undefined);
+});
+
+const dev = TIERS.dev.schedule.workHoursOnly!;
+const at = (iso: string) => new Date(iso);
+
+test("dev is up on weekdays 08:00-20:00 in its time zone, and a push outside is skipped with the reason", () => {
+  assert.equal(windowState(dev, "UTC", at("2026-12-01T10:00:00Z")).awake, true); // Tuesday
+  assert.equal(windowState(dev, "UTC", at("2026-12-01T21:00:00Z")).awake, false);
+  assert.equal(windowState(dev, "UTC", at("2026-12-05T10:00:00Z")).awake, false); // Saturday
+  // New York: 13:30 UTC is 08:30 local (EST), inside; 12:30 UTC is 07:30, outside.
+  assert.equal(windowState(dev, "America/New_York", at("2026-12-01T13:30:00Z")).awake, true);
+  assert.equal(windowState(dev, "America/New_York", at("2026-12-01T12:30:00Z")).awake, false);
+  const night = shouldDeploy(windowState(dev, "UTC", at("2026-12-01T23:00:00Z")), "push");
+  assert.equal(night.deploy, false);
+  assert.match(night.reason, /^outside its work hours \(Tue 23:00 UTC\)/);
+  assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T10:00:00Z")), "push").deploy, true);
+});
+
+test("the hourly schedule deploys once, in the first hour of work hours", () => {
+  assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T08:20:00Z")), "schedule").deploy, true);
+  assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T09:20:00Z")), "schedule").deploy, false);
+  assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-05T08:20:00Z")), "schedule").deploy, false);
+});
+
+test("a window past midnight and a stack without work hours", () => {
+  const late = { days: ["FRI" as const], start: "22:00", end: "02:00" };
+  assert.equal(windowState(late, "UTC", at("2026-12-05T01:00:00Z")).awake, true); // Saturday 01:00, Friday's window
+  assert.equal(windowState(late, "UTC", at("2026-12-05T03:00:00Z")).awake, false);
+  assert.equal(windowState(null, "UTC", at("2026-12-05T03:00:00Z")).awake, true);
+});

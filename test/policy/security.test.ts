@@ -1,0 +1,159 @@
+// The secure-by-default policies (policy/policies/security.ts), each called with a compliant and a violating
+// plan, as mandatory outside dev and skipped in dev where the issue says "production tiers".
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  backupVaultProtected,
+  ciLeastPrivilege,
+  databaseTlsVerified,
+  metricsNotIngressRouted,
+  namespacePodSecurity,
+  networkPolicyNarrowerThanVpc,
+  productionHttps,
+  restrictedNamespaceWorkloads,
+} from "../../policy/policies/security.ts";
+import { check, resource } from "./support.ts";
+
+const ALB = "alb.ingress.kubernetes.io";
+const ingress = (annotations: Record<string, string>, port: Record<string, unknown> = { name: "http" }) =>
+  resource("kubernetes:networking.k8s.io/v1:Ingress", "agent-api", {
+    metadata: { name: "agent-api", namespace: "agent", annotations: { [`${ALB}/scheme`]: "internet-facing", ...annotations } },
+    spec: { rules: [{ http: { paths: [{ path: "/", backend: { service: { name: "agent-api", port } } }] } }] },
+  });
+const certificate = resource("aws:acm/certificate:Certificate", "cert", { domainName: "api.example.com", validationMethod: "DNS" });
+// The offline runner links a property to the resource whose (mock) id or ARN it holds, as the engine would.
+const certArn = "arn:aws:mock:us-east-1:123456789012:Certificate/cert";
+const validation = resource("aws:acm/certificateValidation:CertificateValidation", "cert-validation", { certificateArn: certArn });
+const https = {
+  [`${ALB}/listen-ports`]: JSON.stringify([{ HTTP: 80 }, { HTTPS: 443 }]),
+  [`${ALB}/ssl-redirect`]: "443",
+  [`${ALB}/certificate-arn`]: certArn,
+  [`${ALB}/ssl-policy`]: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+};
+const certWithArn = certificate;
+
+test("production-https: plain HTTP in a production tier fails with what to set; dev passes", () => {
+  const [v] = check(productionHttps, [ingress({ [`${ALB}/listen-ports`]: JSON.stringify([{ HTTP: 80 }]) })], { tier: "small" });
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /tier small: .*plain HTTP.*agent-stack:domain.*agent-stack:hostedZoneId/);
+  assert.deepEqual(check(productionHttps, [ingress({})], { tier: "dev" }), []);
+});
+
+test("production-https: HTTPS with a validated certificate, redirect and a TLS 1.2+ policy passes; each gap fails", () => {
+  assert.deepEqual(check(productionHttps, [ingress(https), certWithArn, validation]), []);
+  const messages = (annotations: Record<string, string>, extra = [certWithArn, validation]) =>
+    check(productionHttps, [ingress({ ...https, ...annotations }), ...extra]).map((v) => v.message);
+  assert.match(messages({ [`${ALB}/ssl-redirect`]: "" })[0], /without redirecting/);
+  assert.match(messages({ [`${ALB}/ssl-policy`]: "ELBSecurityPolicy-2016-08" })[0], /ssl-policy ELBSecurityPolicy-2016-08/);
+  assert.match(messages({}, [certWithArn])[0], /certificate cert is not validated in this stack/);
+});
+
+const vpc = resource("aws:ec2/vpc:Vpc", "vpc", { cidrBlock: "10.0.0.0/16" });
+const netpol = (cidrs: string[]) =>
+  resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "agent-api-ingress", {
+    metadata: { name: "agent-api-ingress", namespace: "agent" },
+    spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: 8080 }] }] },
+  });
+
+test("network-policy-narrower-than-vpc: the VPC range (or wider) fails; the public subnets pass", () => {
+  const [v] = check(networkPolicyNarrowerThanVpc, [vpc, netpol(["10.0.0.0/16"])]);
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /admits 10\.0\.0\.0\/16, the whole VPC 10\.0\.0\.0\/16 \(every pod\)/);
+  assert.equal(check(networkPolicyNarrowerThanVpc, [vpc, netpol(["10.0.0.0/8"])]).length, 1, "wider than the VPC");
+  assert.equal(check(networkPolicyNarrowerThanVpc, [vpc, netpol(["0.0.0.0/0"])]).length, 1);
+  assert.deepEqual(check(networkPolicyNarrowerThanVpc, [vpc, netpol(["10.0.0.0/20", "10.0.16.0/20"])]), []);
+});
+
+const service = resource("kubernetes:core/v1:Service", "agent-api", {
+  metadata: { name: "agent-api", namespace: "agent", labels: { "app.kubernetes.io/name": "agent-api" } },
+  spec: { ports: [{ name: "http", port: 8080 }, { name: "metrics", port: 9464 }] },
+});
+const monitor = (port: string) =>
+  resource("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "sm", {
+    metadata: { name: "agent-api", namespace: "agent" },
+    spec: { selector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } }, endpoints: [{ port, path: "/metrics" }] },
+  });
+
+test("metrics-not-ingress-routed: scraping the port the Ingress routes fails; a separate metrics port passes", () => {
+  const [v] = check(metricsNotIngressRouted, [ingress(https), service, monitor("http")]);
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /routes to port http of Service agent-api, which ServiceMonitor sm scrapes/);
+  assert.deepEqual(check(metricsNotIngressRouted, [ingress(https), service, monitor("metrics")]), []);
+  assert.equal(check(metricsNotIngressRouted, [ingress(https, { number: 8080 }), service, monitor("http")]).length, 1, "by port number too");
+});
+
+const namespace = (name: string, labels: Record<string, string>) =>
+  resource("kubernetes:core/v1:Namespace", name, { metadata: { name, labels } });
+const enforce = (level: string) => ({ "pod-security.kubernetes.io/enforce": level });
+
+test("namespace-pod-security: every namespace states its level; agent enforces restricted", () => {
+  assert.match(check(namespacePodSecurity, [namespace("monitoring", {})])[0].message, /no pod-security\.kubernetes\.io\/enforce label/);
+  const [baseline] = check(namespacePodSecurity, [namespace("agent", enforce("baseline"))]);
+  assert.equal(baseline.level, "mandatory");
+  assert.match(baseline.message, /namespace agent enforces baseline; it must enforce restricted/);
+  assert.deepEqual(check(namespacePodSecurity, [namespace("agent", enforce("restricted")), namespace("monitoring-host", enforce("privileged"))]), []);
+  assert.deepEqual(check(namespacePodSecurity, [namespace("monitoring", {})], { tier: "dev" }), []);
+});
+
+const deployment = (name: string, ns: string, pod: Record<string, unknown>) =>
+  resource("kubernetes:apps/v1:Deployment", name, { metadata: { name, namespace: ns }, spec: { template: { spec: pod } } });
+const hardened = {
+  securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+  containers: [{ name: "app", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } }],
+};
+
+test("restricted-namespace-workloads: a pod the restricted level would reject fails the plan, before the API server does", () => {
+  const agent = namespace("agent", enforce("restricted"));
+  assert.deepEqual(check(restrictedNamespaceWorkloads, [agent, deployment("api", "agent", hardened)]), []);
+  const exporter = { ...hardened, hostNetwork: true, volumes: [{ name: "root", hostPath: { path: "/" } }], containers: [{ name: "x" }] };
+  const [v] = check(restrictedNamespaceWorkloads, [agent, deployment("node-exporter", "agent", exporter)]);
+  assert.match(v.message, /hostNetwork: true; hostPath volume root; container "x": allowPrivilegeEscalation not false; container "x": capabilities do not drop ALL/);
+  assert.deepEqual(check(restrictedNamespaceWorkloads, [namespace("monitoring-host", enforce("privileged")), deployment("node-exporter", "monitoring-host", exporter)]), []);
+});
+
+const attach = (policyArn: string) => resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "ci-deploy", { role: "r", policyArn });
+const access = (policy: string) =>
+  resource("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "ci-preview", { policyArn: `arn:aws:eks::aws:cluster-access-policy/${policy}` });
+const githubRole = (permissionsBoundary?: string) =>
+  resource("aws:iam/role:Role", "ci-deploy", {
+    assumeRolePolicy: JSON.stringify({ Statement: [{ Condition: { StringEquals: { "token.actions.githubusercontent.com:sub": "repo:a/b:environment:prod" } } }] }),
+    ...(permissionsBoundary ? { permissionsBoundary } : {}),
+  });
+
+test("ci-least-privilege: AdministratorAccess, EKS Edit for previews and an unbounded deploy role each fail", () => {
+  const [admin] = check(ciLeastPrivilege, [attach("arn:aws:iam::aws:policy/AdministratorAccess")]);
+  assert.equal(admin.level, "mandatory");
+  assert.match(admin.message, /attaches arn:aws:iam::aws:policy\/AdministratorAccess/);
+  assert.match(check(ciLeastPrivilege, [access("AmazonEKSEditPolicy")])[0].message, /AmazonEKSEditPolicy, which reads Secrets/);
+  assert.match(check(ciLeastPrivilege, [githubRole()])[0].message, /no permissions boundary/);
+  assert.deepEqual(check(ciLeastPrivilege, [access("AmazonEKSViewPolicy"), access("AmazonEKSClusterAdminPolicy"), githubRole("arn:aws:iam::1:policy/b")]), []);
+});
+
+const dataKey = "arn:aws:kms:us-east-1:123456789012:key/data";
+const vaultKey = "arn:aws:kms:us-east-1:123456789012:key/vault";
+const vault = (kmsKeyArn: string) => resource("aws:backup/vault:Vault", "vault", { name: "agent-stack-prod", kmsKeyArn });
+const lock = resource("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "lock", { backupVaultName: "agent-stack-prod", minRetentionDays: 7 });
+const rds = resource("aws:rds/instance:Instance", "db", { kmsKeyId: dataKey });
+
+test("backup-vault-protected: a vault without a lock, or on the data's key, fails; its own key and a lock pass", () => {
+  const [unlocked] = check(backupVaultProtected, [vault(vaultKey), rds]);
+  assert.equal(unlocked.level, "mandatory");
+  assert.match(unlocked.message, /has no Vault Lock/);
+  assert.match(check(backupVaultProtected, [vault(dataKey), lock, rds])[0].message, /shares its KMS key with db/);
+  assert.deepEqual(check(backupVaultProtected, [vault(vaultKey), lock, rds]), []);
+  assert.deepEqual(check(backupVaultProtected, [vault(dataKey), rds], { tier: "dev" }), []);
+});
+
+const exporter = (sslmode: string) =>
+  resource("kubernetes:helm.sh/v3:Release", "postgres-exporter", { values: { config: { datasource: { host: "db", sslmode } } } });
+
+test("database-tls-verified: sslmode require (encrypted, server unverified) fails; verify-full passes", () => {
+  const [v] = check(databaseTlsVerified, [exporter("require")]);
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /values\.config\.datasource\.sslmode is "require"; use verify-full/);
+  assert.deepEqual(check(databaseTlsVerified, [exporter("verify-full")]), []);
+  const job = (mode: string) => deployment("db-roles", "agent", { containers: [{ name: "psql", env: [{ name: "PGSSLMODE", value: mode }] }] });
+  assert.match(check(databaseTlsVerified, [job("prefer")])[0].message, /PGSSLMODE is prefer/);
+  assert.deepEqual(check(databaseTlsVerified, [job("verify-full")]), []);
+  assert.deepEqual(check(databaseTlsVerified, [exporter("disable")], { tier: "dev" }), []);
+});

@@ -1,0 +1,155 @@
+import { connect } from "node:net";
+
+/** Small seeded PRNG (mulberry32): a failing fuzz run can be replayed with the same seed. */
+export function prng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (n: number) => Math.floor(next() * n);
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  return { next, int, pick, chance: (p: number) => next() < p };
+}
+
+export type Rng = ReturnType<typeof prng>;
+
+/** Strings Postgres text/jsonb, JSON parsers and naive code trip over. */
+const NASTY = [
+  "\u0000",
+  "a\u0000b",
+  "\ud800",
+  "x\udfffy",
+  "\udbff\udfff", // a valid pair (U+10FFFF)
+  "😀",
+  "\uffff",
+  "\u202e",
+  "' OR 1=1 --",
+  "%00",
+  "\\u0000",
+  "$ne",
+  "__proto__",
+  "constructor",
+  "".padEnd(300, "x"),
+  " ",
+  "",
+  "\n\r\t",
+  "<script>",
+];
+
+function value(r: Rng, depth: number): unknown {
+  switch (r.int(depth > 2 ? 5 : 8)) {
+    case 0:
+      return r.pick(NASTY) + (r.chance(0.5) ? "question about tides?" : "");
+    case 1:
+      return r.pick([0, -1, 1.5, 1e308, -0, 2 ** 53 + 1, 50, 5]);
+    case 2:
+      return r.chance(0.5);
+    case 3:
+      return null;
+    case 4:
+      return "word ".repeat(r.int(20)) + r.pick(NASTY);
+    case 5:
+      return Array.from({ length: r.int(4) }, () => value(r, depth + 1));
+    default: {
+      const o: Record<string, unknown> = {};
+      for (let i = r.int(4); i > 0; i--) o[r.chance(0.7) ? r.pick(["lang", "tag", "a", "n"]) : r.pick(NASTY)] = value(r, depth + 1);
+      return o;
+    }
+  }
+}
+
+/** A body that is mostly the right shape for `route`, with one or more fields replaced by hostile values. */
+export function fuzzBody(r: Rng, route: string): unknown {
+  const shapes: Record<string, () => Record<string, unknown>> = {
+    "/api/v1/query": () => ({ query: "What causes tides?", top_k: 3 }),
+    "/api/v1/documents": () => ({ documents: [{ id: `doc-${r.int(5)}`, title: "Title", text: "Tides follow the moon.", metadata: { lang: "en" } }] }),
+    "/api/v1/feedback": () => ({ request_id: "r-1", quality_score: 4, comment: "ok" }),
+  };
+  const base = (shapes[route] ?? shapes["/api/v1/query"]!)();
+  const target = route === "/api/v1/documents" ? ((base.documents as Array<Record<string, unknown>>)[0] as Record<string, unknown>) : base;
+  const keys = Object.keys(target);
+  for (let i = 1 + r.int(2); i > 0; i--) {
+    if (r.chance(0.8)) target[r.pick(keys)] = value(r, 0);
+    else target[r.pick(["filter", "session_id", "metadata", "is_correct", "stream", "extra"])] = value(r, 0);
+  }
+  return base;
+}
+
+/** Raw JSON text with escapes JSON.stringify never writes (lone surrogates, NUL) or that are invalid. */
+export function fuzzRawJson(r: Rng): string {
+  const esc = r.pick(["\\u0000", "\\ud800", "\\udc00x", "\\uDBFF", "\\u00", "\\x00", "\\", "\\uZZZZ", "\u0000", "\\ud83d\\ude00"]);
+  return r.pick([
+    `{"query":"tides ${esc}"}`,
+    `{"documents":[{"text":"t ${esc}","title":"${esc}"}]}`,
+    `{"documents":[{"text":"t","metadata":{"lang":"${esc}"}}]}`,
+    `{"request_id":"${esc}","quality_score":3,"comment":"${esc}"}`,
+    `{"query":"x","filter":{"lang":"${esc}"}}`,
+    `{"query":"x","session_id":"${esc}"}`,
+    `{"query":"x",`,
+    `[${esc}]`,
+    `{"query":1e999999}`,
+    '{"query":"a"}'.repeat(2),
+  ]);
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Sends raw bytes on a fresh connection and reads the first response (or null when the server closes silently). */
+export function rawRequest(port: number, bytes: string | Buffer, timeoutMs = 3000): Promise<RawResponse | null> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = Buffer.alloc(0);
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      const text = data.toString("latin1");
+      const m = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(text);
+      if (!m) return resolve(null);
+      const headers = Object.fromEntries(
+        m[2]!.split("\r\n").map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+      );
+      resolve({ status: Number(m[1]), headers, body: m[3]! });
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on("data", (d) => {
+      data = Buffer.concat([data, d]);
+      const text = data.toString("latin1");
+      const head = text.indexOf("\r\n\r\n");
+      const length = /\r\ncontent-length: *(\d+)/i.exec(text)?.[1];
+      if (head !== -1 && length !== undefined && data.length >= head + 4 + Number(length)) done();
+    });
+    socket.on("end", done);
+    socket.on("error", done);
+    socket.write(bytes);
+  });
+}
+
+/** Requests Node's HTTP parser or the server adapter refuse before the app sees them. */
+export function malformedRequests(authorization: string): string[] {
+  const body = '{"query":"tides"}';
+  const post = (head: string) => `${head}\r\n\r\n${body}`;
+  return [
+    "GARBAGE\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nBad Header Without Colon\r\n\r\n",
+    "GET /\u0000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+    "GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
+    "GET /api\\v1/query HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /health HTTP/1.1\r\nHost: bad host name\r\n\r\n",
+    "GET /health HTTP/1.1\r\nHost: a@b\r\n\r\n",
+    "GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET health HTTP/1.1\r\nHost: x\r\n\r\n",
+    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nContent-Length: 6`),
+    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: -1`),
+    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 17`),
+    `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${body}\r\n0\r\n\r\n`,
+  ];
+}
