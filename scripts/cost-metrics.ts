@@ -11,7 +11,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 function estimate(stack: string): Promise<CostEstimate> {
   return new Promise((resolve, reject) => {
-    const child = spawn("npx", ["tsx", "infra/cost/cli.ts", "--stack", stack, "--format", "json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("npx", ["tsx", "infra/review/cost-cli.ts", "--stack", stack, "--format", "json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));

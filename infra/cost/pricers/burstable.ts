@@ -35,10 +35,12 @@ export interface CreditCharge {
   note: string;
 }
 
-/** Surplus credits of one unlimited-mode instance; `averageCpu` is the usage file's assumption (0-1). */
-export function unlimitedCredits(type: string, service: "ec2" | "rds", averageCpu: number, prices: PriceTable): CreditCharge | undefined {
+/** Surplus credits of one unlimited-mode instance; `usage` gives the stack's burstableCpuUtilization (0-1). */
+export function unlimitedCredits(type: string, service: "ec2" | "rds", usage: () => { burstableCpuUtilization: number }, prices: PriceTable): CreditCharge | undefined {
   const burst = burstProfile(type);
   if (!burst) return undefined;
+  // Read only for burstable types: other resources price without usage assumptions.
+  const averageCpu = usage().burstableCpuUtilization;
   const rate = prices.usd(`${service}:cpu-credit-vcpu-hour`);
   const expectedHourly = burst.vcpus * Math.max(0, averageCpu - burst.baseline) * rate;
   const worstHourly = burst.vcpus * (1 - burst.baseline) * rate;

@@ -63,7 +63,7 @@ export function nodeGroup(ng: PlannedResource, ctx: PricingContext): Charge {
   let creditHourly = 0;
   let worstCreditHourly = 0;
   const lt = launchTemplateOf(ng, ctx);
-  const credits = creditMode(lt) === "unlimited" ? unlimitedCredits(instanceType, "ec2", ctx.usage.burstableCpuUtilization, ctx.prices) : undefined;
+  const credits = creditMode(lt) === "unlimited" ? unlimitedCredits(instanceType, "ec2", () => ctx.usage, ctx.prices) : undefined;
   if (credits) {
     creditHourly = credits.expectedHourly;
     worstCreditHourly = credits.worstHourly;
@@ -89,7 +89,7 @@ export function ec2Instance(r: PlannedResource, ctx: PricingContext): Charge {
   const type = optionalString(r.inputs, "rootBlockDevice.volumeType") ?? "gp3";
   const disk = gb * ctx.prices.usd(`ebs:${type}`);
   const unlimited = optionalString(r.inputs, "creditSpecification.cpuCredits") !== "standard";
-  const credits = unlimited ? unlimitedCredits(instanceType, "ec2", ctx.usage.burstableCpuUtilization, ctx.prices) : undefined;
+  const credits = unlimited ? unlimitedCredits(instanceType, "ec2", () => ctx.usage, ctx.prices) : undefined;
   const monthly = (hourly + (credits?.expectedHourly ?? 0)) * ctx.hoursPerMonth + disk;
   const detail = [`${instanceType} ${usd(hourly)}/h + ${gb} GB ${type} root`, ...(credits ? [credits.note] : [])].join("; ");
   return { ...steady(monthly, detail), maxMonthlyUsd: (hourly + (credits?.worstHourly ?? 0)) * ctx.hoursPerMonth + disk };

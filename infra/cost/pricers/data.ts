@@ -40,7 +40,7 @@ export function rdsInstance(db: PlannedResource, ctx: PricingContext): Pricing {
 
   const run = ctx.schedules.rdsInstance(db);
   // RDS db.t3/db.t4g always run in unlimited mode: surplus credits are billed on top of the hourly price.
-  const credits = unlimitedCredits(instanceClass, "rds", ctx.usage.burstableCpuUtilization, ctx.prices);
+  const credits = unlimitedCredits(instanceClass, "rds", () => ctx.usage, ctx.prices);
   const instanceMonthly = (hourly + (credits?.expectedHourly ?? 0)) * ctx.hoursPerMonth;
   const notes = [
     `${instanceClass} ${multiAz ? "Multi-AZ" : "single-AZ"}${isReplica ? " read replica" : ""} ${usd(hourly)}/h`,
