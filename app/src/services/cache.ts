@@ -2,7 +2,7 @@ import { createClient } from "redis";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { slidingWindow } from "./ratelimit.ts";
+import { slidingWindow } from "./sliding-window.ts";
 
 const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
 
