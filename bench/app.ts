@@ -31,7 +31,12 @@ async function runServerChild(): Promise<void> {
   const fakes = await startFakes();
   const app = await startApp(
     appEnv(
-      { databaseUrl: process.env.BENCH_DATABASE_URL!, redisUrl: process.env.BENCH_REDIS_URL!, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+      {
+        databaseUrl: process.env.BENCH_DATABASE_URL!,
+        redisUrl: process.env.BENCH_REDIS_URL!,
+        ollamaUrl: fakes.ollama.url,
+        qdrantUrl: fakes.qdrant.url,
+      },
       { RATE_LIMIT_PER_MINUTE: "1000000000", LOG_LEVEL: "silent", DB_POOL_MAX: "20" },
     ),
   );
@@ -87,20 +92,35 @@ async function runParent(): Promise<void> {
       return res.body;
     };
     await post("/api/v1/documents", {
-      documents: Array.from({ length: 50 }, (_, i) => ({ id: `doc-${i}`, title: `Doc ${i}`, text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.` })),
+      documents: Array.from({ length: 50 }, (_, i) => ({
+        id: `doc-${i}`,
+        title: `Doc ${i}`,
+        text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`,
+      })),
     });
     await post("/api/v1/query", { query: CACHED_QUESTION });
     if (!(await post("/api/v1/query", { query: CACHED_QUESTION })).cached) throw new Error("warm-up query was not cached");
 
     const bare = await load("bare Hono route", { url: `${bareUrl}/bare` });
-    const hit = await load("cache-hit query", { url: `${appUrl}/api/v1/query`, method: "POST", headers, body: JSON.stringify({ query: CACHED_QUESTION }) });
+    const hit = await load("cache-hit query", {
+      url: `${appUrl}/api/v1/query`,
+      method: "POST",
+      headers,
+      body: JSON.stringify({ query: CACHED_QUESTION }),
+    });
 
     await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
     let n = 0;
     const rag = await load("full RAG query (unique questions)", {
       url: `${appUrl}/api/v1/query`,
       connections: 1,
-      requests: [{ method: "POST", headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: `Question ${n++} about tides and gravity` }) }) }],
+      requests: [
+        {
+          method: "POST",
+          headers,
+          setupRequest: (req) => ({ ...req, body: JSON.stringify({ query: `Question ${n++} about tides and gravity` }) }),
+        },
+      ],
     });
     const fake = (await (await fetch(`${bareUrl}/fake-timings`)).json()) as { embed: number; chat: number; query: number };
     const fakeP50 = fake.embed + fake.query + fake.chat;
@@ -113,9 +133,17 @@ async function runParent(): Promise<void> {
       "full RAG query": { "req/s": Math.round(rag.requests.average), "p50 ms": rag.latency.p50, "p99 ms": rag.latency.p99 },
     });
     console.log(`cache-hit / bare throughput ratio: ${f(hit.requests.average / bare.requests.average)} (goal >= 0.50)`);
-    console.log(`fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`);
-    console.log(`full RAG p50 overhead over the fakes: ${f(rag.latency.p50 - fakeP50)} ms (p50 ${rag.latency.p50} ms - ${f(fakeP50)} ms; goal <= 2 ms)`);
-    console.log(`load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores (ratios from a busy machine are noise)`);
+    console.log(
+      `fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`,
+    );
+    console.log(
+      `full RAG p50 overhead over the fakes: ${f(rag.latency.p50 - fakeP50)} ms (p50 ${rag.latency.p50} ms - ${f(fakeP50)} ms; goal <= 2 ms)`,
+    );
+    console.log(
+      `load average while measuring: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")} on ${cpus().length} cores (ratios from a busy machine are noise)`,
+    );
   } finally {
     child.kill("SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));

@@ -38,7 +38,9 @@ function planCost(tier: string, overrides?: Record<string, unknown>): Promise<Co
 const usd = (n: number) => `$${n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 
 async function main(): Promise<number> {
-  const rows: string[][] = [["tier", "on-demand", "guide shape", "ratio", "with schedules", "guide shape", "ratio", "at max", "guide at max"]];
+  const rows: string[][] = [
+    ["tier", "on-demand", "guide shape", "ratio", "with schedules", "guide shape", "ratio", "at max", "guide at max"],
+  ];
   for (const tier of TIER_NAMES) {
     const shape = GUIDE_SHAPES[tier];
     const [ours, guide] = [await planCost(tier), await planCost(tier, shape.overrides)];
@@ -57,7 +59,9 @@ async function main(): Promise<number> {
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
-  console.log("\nus-east-1 list prices of infra/cost/prices/us-east-1.json, 730 h/month; Spot at the table's expected discount in 'with schedules' only.");
+  console.log(
+    "\nus-east-1 list prices of infra/cost/prices/us-east-1.json, 730 h/month; Spot at the table's expected discount in 'with schedules' only.",
+  );
   return 0;
 }
 

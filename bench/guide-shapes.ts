@@ -53,7 +53,8 @@ export const GUIDE_SHAPES: Record<string, { reference: string; overrides: Record
     },
   },
   large: {
-    reference: "000 Deployment Sizes 'Large Production': medium's types scaled out (c6i.2xlarge x6-12, r6i.2xlarge x5, g5.4xlarge x6, t3.xlarge x2, db.r6i.4xlarge)",
+    reference:
+      "000 Deployment Sizes 'Large Production': medium's types scaled out (c6i.2xlarge x6-12, r6i.2xlarge x5, g5.4xlarge x6, t3.xlarge x2, db.r6i.4xlarge)",
     overrides: {
       nodeGroups: {
         general: group("c6i.2xlarge", 6, 6, 12, 100),

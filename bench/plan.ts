@@ -78,17 +78,20 @@ async function main(): Promise<number> {
   const f = stats(floorMs);
   const p = stats(planMs);
   console.log("");
-  console.log(`floor (import @pulumi/pulumi, @pulumi/aws, @pulumi/kubernetes): median ${fmt(f.median)}  min ${fmt(f.min)}  mean ${fmt(f.mean)}`);
-  console.log(`plan --stack prod --format json:                            median ${fmt(p.median)}  min ${fmt(p.min)}  mean ${fmt(p.mean)}`);
+  console.log(
+    `floor (import @pulumi/pulumi, @pulumi/aws, @pulumi/kubernetes): median ${fmt(f.median)}  min ${fmt(f.min)}  mean ${fmt(f.mean)}`,
+  );
+  console.log(
+    `plan --stack prod --format json:                            median ${fmt(p.median)}  min ${fmt(p.min)}  mean ${fmt(p.mean)}`,
+  );
   console.log(`  (${evaluated(last!.stdout)})`);
-  console.log(`ratio plan / floor (medians): ${(p.median / f.median).toFixed(2)}x; the plan's own work: ${fmt(p.median - f.median)}`);
+  console.log(
+    `ratio plan / floor (medians): ${(p.median / f.median).toFixed(2)}x; the plan's own work: ${fmt(p.median - f.median)}`,
+  );
   return 0;
 }
 
-main().then(
-  exitAfterFlush,
-  (err: unknown) => {
-    console.error(`bench:plan: ${(err as Error).message}`);
-    process.exit(1);
-  },
-);
+main().then(exitAfterFlush, (err: unknown) => {
+  console.error(`bench:plan: ${(err as Error).message}`);
+  process.exit(1);
+});

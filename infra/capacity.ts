@@ -16,7 +16,12 @@ const MIB_PER_GIB = 1024;
  * The kernel and firmware keep some of the nominal memory before the kubelet sees it: counted as 5 %
  * (an assumption on the safe side; it is ~2-5 % from small to large instances).
  */
-export const NODE_OVERHEAD = { kernelShare: 0.05, evictionMiB: 100, kubeReservedPerPodMiB: 11, kubeReservedBaseMiB: 255 } as const;
+export const NODE_OVERHEAD = {
+  kernelShare: 0.05,
+  evictionMiB: 100,
+  kubeReservedPerPodMiB: 11,
+  kubeReservedBaseMiB: 255,
+} as const;
 /** Memory requests of the DaemonSets on every node (VPC CNI, kube-proxy, EBS CSI node, node-exporter, and on GPU
  * nodes the device plugin and DCGM exporter at 64 + 256 MiB): 1 GiB covers them with room to spare. */
 export const DAEMONSET_RESERVE_MIB = 1024;
@@ -115,14 +120,70 @@ export interface ModelSize {
  * architecture: the model's Hugging Face config.json (num_hidden_layers, num_key_value_heads, head_dim).
  */
 export const MODEL_SIZES: Record<string, ModelSize> = {
-  "qwen2.5:0.5b": { weightsGb: 0.398, layers: 24, kvHeads: 2, headDim: 64, maxContext: 32768, source: "ollama.com/library/qwen2.5:0.5b; Qwen/Qwen2.5-0.5B-Instruct" },
-  "qwen2.5:1.5b": { weightsGb: 0.986, layers: 28, kvHeads: 2, headDim: 128, maxContext: 32768, source: "ollama.com/library/qwen2.5:1.5b; Qwen/Qwen2.5-1.5B-Instruct" },
-  "qwen2.5:7b": { weightsGb: 4.7, layers: 28, kvHeads: 4, headDim: 128, maxContext: 32768, source: "ollama.com/library/qwen2.5:7b; Qwen/Qwen2.5-7B-Instruct" },
-  "qwen2.5:14b": { weightsGb: 9.0, layers: 48, kvHeads: 8, headDim: 128, maxContext: 32768, source: "ollama.com/library/qwen2.5:14b; Qwen/Qwen2.5-14B-Instruct" },
-  "qwen2.5:32b": { weightsGb: 20, layers: 64, kvHeads: 8, headDim: 128, maxContext: 32768, source: "ollama.com/library/qwen2.5:32b; Qwen/Qwen2.5-32B-Instruct" },
-  "llama3.2:3b": { weightsGb: 2.0, layers: 28, kvHeads: 8, headDim: 128, maxContext: 131072, source: "ollama.com/library/llama3.2:3b; meta-llama/Llama-3.2-3B-Instruct" },
-  "llama3.1:8b": { weightsGb: 4.9, layers: 32, kvHeads: 8, headDim: 128, maxContext: 131072, source: "ollama.com/library/llama3.1:8b; meta-llama/Llama-3.1-8B-Instruct" },
-  "nomic-embed-text:latest": { weightsGb: 0.274, layers: 12, kvHeads: 12, headDim: 64, maxContext: 2048, source: "ollama.com/library/nomic-embed-text; nomic-ai/nomic-embed-text-v1.5" },
+  "qwen2.5:0.5b": {
+    weightsGb: 0.398,
+    layers: 24,
+    kvHeads: 2,
+    headDim: 64,
+    maxContext: 32768,
+    source: "ollama.com/library/qwen2.5:0.5b; Qwen/Qwen2.5-0.5B-Instruct",
+  },
+  "qwen2.5:1.5b": {
+    weightsGb: 0.986,
+    layers: 28,
+    kvHeads: 2,
+    headDim: 128,
+    maxContext: 32768,
+    source: "ollama.com/library/qwen2.5:1.5b; Qwen/Qwen2.5-1.5B-Instruct",
+  },
+  "qwen2.5:7b": {
+    weightsGb: 4.7,
+    layers: 28,
+    kvHeads: 4,
+    headDim: 128,
+    maxContext: 32768,
+    source: "ollama.com/library/qwen2.5:7b; Qwen/Qwen2.5-7B-Instruct",
+  },
+  "qwen2.5:14b": {
+    weightsGb: 9.0,
+    layers: 48,
+    kvHeads: 8,
+    headDim: 128,
+    maxContext: 32768,
+    source: "ollama.com/library/qwen2.5:14b; Qwen/Qwen2.5-14B-Instruct",
+  },
+  "qwen2.5:32b": {
+    weightsGb: 20,
+    layers: 64,
+    kvHeads: 8,
+    headDim: 128,
+    maxContext: 32768,
+    source: "ollama.com/library/qwen2.5:32b; Qwen/Qwen2.5-32B-Instruct",
+  },
+  "llama3.2:3b": {
+    weightsGb: 2.0,
+    layers: 28,
+    kvHeads: 8,
+    headDim: 128,
+    maxContext: 131072,
+    source: "ollama.com/library/llama3.2:3b; meta-llama/Llama-3.2-3B-Instruct",
+  },
+  "llama3.1:8b": {
+    weightsGb: 4.9,
+    layers: 32,
+    kvHeads: 8,
+    headDim: 128,
+    maxContext: 131072,
+    source: "ollama.com/library/llama3.1:8b; meta-llama/Llama-3.1-8B-Instruct",
+  },
+  "nomic-embed-text:latest": {
+    weightsGb: 0.274,
+    layers: 12,
+    kvHeads: 12,
+    headDim: 64,
+    maxContext: 2048,
+    source: "ollama.com/library/nomic-embed-text; nomic-ai/nomic-embed-text-v1.5",
+  },
 };
 
 /** Bytes per cached K or V element: f16 2, q8_0 8.5 bits (a 32-value block is 34 bytes). */
@@ -150,7 +211,8 @@ export interface ModelBudget {
 export function residentModels(ollama: Tier["ollama"]): ModelBudget[] | string {
   const models = [...new Set(Object.values(ollama.models).map(modelRef))];
   const missing = models.filter((m) => !MODEL_SIZES[m]);
-  if (missing.length) return `model ${missing.join(", ")} is not in infra/capacity.ts MODEL_SIZES (known: ${Object.keys(MODEL_SIZES).join(", ")}); add its size and architecture with their source`;
+  if (missing.length)
+    return `model ${missing.join(", ")} is not in infra/capacity.ts MODEL_SIZES (known: ${Object.keys(MODEL_SIZES).join(", ")}); add its size and architecture with their source`;
   return models.map((model) => {
     const m = MODEL_SIZES[model];
     const tokens = Math.min(ollama.contextLength, m.maxContext) * ollama.numParallel;
@@ -203,9 +265,13 @@ export function capacityReport(tier: Tier): CapacityReport {
       const { budgetMib, steps } = podMemoryBudget(shape);
       const asked = pods.reduce((sum, p) => sum + quantityMib(p.quantity), 0);
       const shown = pods.map((p) => `${p.pod} ${p.quantity} (${p.key})`).join(" + ");
-      lines.push(`memory ${role} node ${type}: ${steps}; requests ${shown} = ${asked} MiB, ${budgetMib - asked} MiB left for other pods`);
+      lines.push(
+        `memory ${role} node ${type}: ${steps}; requests ${shown} = ${asked} MiB, ${budgetMib - asked} MiB left for other pods`,
+      );
       if (asked > budgetMib) {
-        problems.push(`${pods.map((p) => p.key).join(" + ")}: ${shown} = ${asked} MiB does not fit a ${type} node (${steps}); lower it or pick a larger nodeGroups.${role} instance type`);
+        problems.push(
+          `${pods.map((p) => p.key).join(" + ")}: ${shown} = ${asked} MiB does not fit a ${type} node (${steps}); lower it or pick a larger nodeGroups.${role} instance type`,
+        );
       }
     }
   }
@@ -234,10 +300,15 @@ export function capacityReport(tier: Tier): CapacityReport {
   const total = resident.reduce((s, m) => s + m.weightsMib + m.kvMib + m.overheadMib, 0);
   const setting = `${resident.length} models resident, ${o.numParallel} parallel x ${o.contextLength} tokens, KV ${o.kvCacheType}`;
   lines.push(`models (${setting}) on ${where} = ${capacityMib} MiB`);
-  for (const m of resident) lines.push(`  ${m.model}: ${m.weightsMib} weights + ${m.kvMib} KV + ${m.overheadMib} buffers = ${m.weightsMib + m.kvMib + m.overheadMib} MiB`);
+  for (const m of resident)
+    lines.push(
+      `  ${m.model}: ${m.weightsMib} weights + ${m.kvMib} KV + ${m.overheadMib} buffers = ${m.weightsMib + m.kvMib + m.overheadMib} MiB`,
+    );
   lines.push(`  total ${total} MiB of ${capacityMib} MiB, ${capacityMib - total} MiB free`);
   if (total > capacityMib) {
-    problems.push(`ollama.models: ${setting} need ${total} MiB but ${where} leaves ${capacityMib} MiB; pick smaller models, lower ollama.numParallel or ollama.contextLength, or set ollama.kvCacheType q8_0`);
+    problems.push(
+      `ollama.models: ${setting} need ${total} MiB but ${where} leaves ${capacityMib} MiB; pick smaller models, lower ollama.numParallel or ollama.contextLength, or set ollama.kvCacheType q8_0`,
+    );
   }
   return { lines, problems };
 }

@@ -18,7 +18,10 @@ const stackSchema = z
     tier: z.enum(TIER_NAMES),
     /** Deep partial of the tier, merged over it, then validated as a whole. */
     overrides: z.record(z.string(), z.unknown()).default({}),
-    kubernetesVersion: z.string().regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35").default(KUBERNETES_VERSION),
+    kubernetesVersion: z
+      .string()
+      .regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35")
+      .default(KUBERNETES_VERSION),
     /** CIDRs the public EKS endpoint admits; [] turns it off. Default: open in dev, off in production tiers. */
     endpointPublicAccessCidrs: z.array(cidr).optional(),
     flowLogs: z.boolean().default(false),
@@ -27,9 +30,15 @@ const stackSchema = z
       .string()
       .refine(isIanaTimeZone, "an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC")
       .optional(),
-    domain: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com").optional(),
+    domain: z
+      .string()
+      .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com")
+      .optional(),
     /** Route 53 hosted zone of `domain`: the certificate's validation records go there, in the same `pulumi up`. */
-    hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,32}$/, "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ").optional(),
+    hostedZoneId: z
+      .string()
+      .regex(/^Z[A-Z0-9]{1,32}$/, "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ")
+      .optional(),
     /** Serve the API's /docs and /openapi.json (the app's DOCS_ENABLED); off by default. */
     docsEnabled: z.boolean().default(false),
     /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
@@ -37,15 +46,33 @@ const stackSchema = z
     /** One address or a list: each is subscribed to the stack's SNS topic (alerts and budget). */
     notifyEmail: z.union([z.email(), z.array(z.email()).min(1)]).optional(),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
-    budgetSnsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/, "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts").optional(),
-    restore: z.object({ rdsSnapshotId: z.string().min(1).optional() }).strict().default({}),
+    budgetSnsTopicArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/,
+        "an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:budget-alerts",
+      )
+      .optional(),
+    restore: z
+      .object({ rdsSnapshotId: z.string().min(1).optional() })
+      .strict()
+      .default({}),
     ci: z
       .object({
-        githubRepo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "owner/name").optional(),
+        githubRepo: z
+          .string()
+          .regex(/^[\w.-]+\/[\w.-]+$/, "owner/name")
+          .optional(),
         /** This stack creates the account-wide GitHub OIDC provider; exactly one stack per account sets it. */
         ownsOidcProvider: z.boolean().default(false),
         /** The account's GitHub OIDC provider; without it (and not the owner) the stack looks it up by URL. */
-        oidcProviderArn: z.string().regex(/^arn:aws:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, "the ARN of the token.actions.githubusercontent.com OIDC provider").optional(),
+        oidcProviderArn: z
+          .string()
+          .regex(
+            /^arn:aws:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/,
+            "the ARN of the token.actions.githubusercontent.com OIDC provider",
+          )
+          .optional(),
       })
       .strict()
       .default({ ownsOidcProvider: false }),
@@ -126,9 +153,12 @@ function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
         `set ${PROJECT}:hostedZoneId to the Route 53 hosted zone of ${s.domain} (the validation records are created there)`,
     );
   }
-  if (s.hostedZoneId && !s.domain) problems.push(`${PROJECT}:hostedZoneId is set without ${PROJECT}:domain; set the DNS name the API is served on`);
+  if (s.hostedZoneId && !s.domain)
+    problems.push(`${PROJECT}:hostedZoneId is set without ${PROJECT}:domain; set the DNS name the API is served on`);
   if (s.ci.ownsOidcProvider && s.ci.oidcProviderArn) {
-    problems.push(`${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`);
+    problems.push(
+      `${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`,
+    );
   }
   return problems;
 }
@@ -220,7 +250,9 @@ function describe(issue: z.core.$ZodIssue, root: unknown, prefix: string, schema
     }
     case "invalid_value": {
       const allowed = issue.values.map(String).join(", ");
-      return got === undefined ? `${key} is required; allowed: ${allowed}` : `${key}: ${shown} is not allowed; allowed: ${allowed}`;
+      return got === undefined
+        ? `${key} is required; allowed: ${allowed}`
+        : `${key}: ${shown} is not allowed; allowed: ${allowed}`;
     }
     case "too_small":
       return `${key}: got ${shown}; allowed: ${issue.origin === "array" ? "at least" : ">="} ${issue.minimum}${issue.origin === "array" ? " items" : ""}`;

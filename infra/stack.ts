@@ -46,174 +46,236 @@ export async function buildStack(): Promise<BuiltStack> {
   const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
 
   // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, S3); the backup vault has its own.
-  const dataKey = new aws.kms.Key("data", {
-    description: `${prefix} data at rest`,
-    enableKeyRotation: true,
-    deletionWindowInDays: disposable ? 7 : 30,
-  }, { provider });
+  const dataKey = new aws.kms.Key(
+    "data",
+    {
+      description: `${prefix} data at rest`,
+      enableKeyRotation: true,
+      deletionWindowInDays: disposable ? 7 : 30,
+    },
+    { provider },
+  );
   new aws.kms.Alias("data", { name: `alias/${prefix}-data`, targetKeyId: dataKey.keyId }, { provider });
 
-  const network = new Network("network", {
-    clusterName: prefix,
-    region: config.region,
-    azCount: sizes.network.azCount,
-    instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
-    natGateways: sizes.network.natGateways,
-    flowLogs: config.flowLogs,
-  }, opts);
+  const network = new Network(
+    "network",
+    {
+      clusterName: prefix,
+      region: config.region,
+      azCount: sizes.network.azCount,
+      instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
+      natGateways: sizes.network.natGateways,
+      flowLogs: config.flowLogs,
+    },
+    opts,
+  );
 
-  const cluster = new Cluster("cluster", {
-    clusterName: prefix,
-    kubernetesVersion: config.kubernetesVersion,
-    vpcId: network.vpcId,
-    publicSubnetIds: network.publicSubnetIds,
-    privateSubnetIds: network.privateSubnetIds,
-    // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
-    endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
-    nodeGroups: sizes.nodeGroups,
-    logRetentionDays: disposable ? 7 : 90,
-    resourceTags,
-  }, opts);
+  const cluster = new Cluster(
+    "cluster",
+    {
+      clusterName: prefix,
+      kubernetesVersion: config.kubernetesVersion,
+      vpcId: network.vpcId,
+      publicSubnetIds: network.publicSubnetIds,
+      privateSubnetIds: network.privateSubnetIds,
+      // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
+      endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
+      nodeGroups: sizes.nodeGroups,
+      logRetentionDays: disposable ? 7 : 90,
+      resourceTags,
+    },
+    opts,
+  );
 
   const ci = config.ci.githubRepo
-    ? new CiRoles("ci", {
-      githubRepo: config.ci.githubRepo,
-      stack: config.stack,
-      prefix,
-      clusterName: cluster.name,
-      accountId,
-      region: config.region,
-      oidcProvider: config.ci.ownsOidcProvider ? "create" : (config.ci.oidcProviderArn ?? "lookup"),
-    }, opts)
+    ? new CiRoles(
+        "ci",
+        {
+          githubRepo: config.ci.githubRepo,
+          stack: config.stack,
+          prefix,
+          clusterName: cluster.name,
+          accountId,
+          region: config.region,
+          oidcProvider: config.ci.ownsOidcProvider ? "create" : (config.ci.oidcProviderArn ?? "lookup"),
+        },
+        opts,
+      )
     : undefined;
 
-  const database = new Database("database", {
-    identifier: prefix,
-    vpcId: network.vpcId,
-    subnetIds: network.privateSubnetIds,
-    clientSecurityGroupId: cluster.nodeSecurityGroupId,
-    kmsKeyArn: dataKey.arn,
-    sizes: sizes.database,
-    disposable,
-    snapshotIdentifier: config.restore.rdsSnapshotId,
-    backupWindow: rdsBackupWindow(sizes.schedule, config.timeZone),
-    backupTags: { [backupTag.key]: backupTag.value },
-  }, opts);
+  const database = new Database(
+    "database",
+    {
+      identifier: prefix,
+      vpcId: network.vpcId,
+      subnetIds: network.privateSubnetIds,
+      clientSecurityGroupId: cluster.nodeSecurityGroupId,
+      kmsKeyArn: dataKey.arn,
+      sizes: sizes.database,
+      disposable,
+      snapshotIdentifier: config.restore.rdsSnapshotId,
+      backupWindow: rdsBackupWindow(sizes.schedule, config.timeZone),
+      backupTags: { [backupTag.key]: backupTag.value },
+    },
+    opts,
+  );
 
-  const cache = new Cache("cache", {
-    replicationGroupId: prefix,
-    vpcId: network.vpcId,
-    subnetIds: network.privateSubnetIds,
-    clientSecurityGroupId: cluster.nodeSecurityGroupId,
-    kmsKeyArn: dataKey.arn,
-    sizes: sizes.cache,
-  }, opts);
+  const cache = new Cache(
+    "cache",
+    {
+      replicationGroupId: prefix,
+      vpcId: network.vpcId,
+      subnetIds: network.privateSubnetIds,
+      clientSecurityGroupId: cluster.nodeSecurityGroupId,
+      kmsKeyArn: dataKey.arn,
+      sizes: sizes.cache,
+    },
+    opts,
+  );
 
-  const registry = new Registry("registry", {
-    repositoryName: `${prefix}-api`,
-    kmsKeyArn: dataKey.arn,
-    keepImages: sizes.registry.keepImages,
-    forceDelete: disposable,
-  }, opts);
+  const registry = new Registry(
+    "registry",
+    {
+      repositoryName: `${prefix}-api`,
+      kmsKeyArn: dataKey.arn,
+      keepImages: sizes.registry.keepImages,
+      forceDelete: disposable,
+    },
+    opts,
+  );
 
-  const backups = new Backups("backups", {
-    prefix,
-    accountId,
-    kmsKeyArn: dataKey.arn,
-    sizes: sizes.backups,
-    vaultLock: config.backupVaultLock ?? (disposable ? "off" : "governance"),
-    schedule: sizes.schedule,
-    timeZone: config.timeZone,
-    disposable,
-    selectionTag: backupTag,
-  }, opts);
+  const backups = new Backups(
+    "backups",
+    {
+      prefix,
+      accountId,
+      kmsKeyArn: dataKey.arn,
+      sizes: sizes.backups,
+      vaultLock: config.backupVaultLock ?? (disposable ? "off" : "governance"),
+      schedule: sizes.schedule,
+      timeZone: config.timeZone,
+      disposable,
+      selectionTag: backupTag,
+    },
+    opts,
+  );
 
-  new OffPeakSchedules("schedules", {
-    schedule: sizes.schedule,
-    timeZone: config.timeZone,
-    nodeGroups: cluster.nodeGroups,
-    database: { identifier: database.instance.identifier, arn: database.instance.arn },
-  }, opts);
+  new OffPeakSchedules(
+    "schedules",
+    {
+      schedule: sizes.schedule,
+      timeZone: config.timeZone,
+      nodeGroups: cluster.nodeGroups,
+      database: { identifier: database.instance.identifier, arn: database.instance.arn },
+    },
+    opts,
+  );
 
   const notifications = new Notifications("notifications", { prefix, accountId, emails: notifyEmails(config) }, opts);
-  const budget = new Budget("budget", {
-    name: prefix,
-    monthlyUsd: sizes.budget.monthlyUsd,
-    stack: config.stack,
-    topic: { arn: notifications.topicArn, subscribers: notifications.subscribers },
-    extraSnsTopicArn: config.budgetSnsTopicArn,
-  }, opts);
+  const budget = new Budget(
+    "budget",
+    {
+      name: prefix,
+      monthlyUsd: sizes.budget.monthlyUsd,
+      stack: config.stack,
+      topic: { arn: notifications.topicArn, subscribers: notifications.subscribers },
+      extraSnsTopicArn: config.budgetSnsTopicArn,
+    },
+    opts,
+  );
 
   // What the API and the exporters connect with.
-  const dbMaster = { address: database.address, port: database.port, name: DB_NAME, masterUser: DB_USER, masterPassword: database.password };
+  const dbMaster = {
+    address: database.address,
+    port: database.port,
+    name: DB_NAME,
+    masterUser: DB_USER,
+    masterPassword: database.password,
+  };
   const cacheConnection = { address: cache.primaryAddress, port: cache.port, authToken: cache.authToken };
 
-  const workloads = new Workloads("workloads", {
-    clusterName: cluster.name,
-    kubernetesVersion: config.kubernetesVersion,
-    kubeconfig: cluster.kubeconfig,
-    oidc: cluster.oidc,
-    nodeGroups: cluster.nodeGroups.map((g) => g.group),
-    resourceTags,
-    region: config.region,
-    vpcId: network.vpcId,
-    loadBalancerCidrs: network.publicSubnetCidrs,
-    sizes,
-    domain: config.domain && config.hostedZoneId ? { name: config.domain, hostedZoneId: config.hostedZoneId } : undefined,
-    docsEnabled: config.docsEnabled,
-    disposable,
-    backupTag,
-    database: dbMaster,
-    cache: cacheConnection,
-    repositoryUrl: registry.repositoryUrl,
-    internetEdge: network.internetEdge,
-  }, opts);
+  const workloads = new Workloads(
+    "workloads",
+    {
+      clusterName: cluster.name,
+      kubernetesVersion: config.kubernetesVersion,
+      kubeconfig: cluster.kubeconfig,
+      oidc: cluster.oidc,
+      nodeGroups: cluster.nodeGroups.map((g) => g.group),
+      resourceTags,
+      region: config.region,
+      vpcId: network.vpcId,
+      loadBalancerCidrs: network.publicSubnetCidrs,
+      sizes,
+      domain: config.domain && config.hostedZoneId ? { name: config.domain, hostedZoneId: config.hostedZoneId } : undefined,
+      docsEnabled: config.docsEnabled,
+      disposable,
+      backupTag,
+      database: dbMaster,
+      cache: cacheConnection,
+      repositoryUrl: registry.repositoryUrl,
+      internetEdge: network.internetEdge,
+    },
+    opts,
+  );
 
   const k8sOpts: pulumi.ComponentResourceOptions = { providers: { aws: provider, kubernetes: workloads.provider } };
   if (sizes.schedule.offPeak) {
-    new OffPeakScaler("offpeak", {
-      namespace: workloads.namespaces.agent,
-      window: sizes.schedule.offPeak,
-      timeZone: config.timeZone,
-      peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
-      offPeak: sizes.schedule.offPeakSizes,
-      ollama: workloads.ollamaWorkload,
-      kubernetesVersion: config.kubernetesVersion,
-    }, k8sOpts);
+    new OffPeakScaler(
+      "offpeak",
+      {
+        namespace: workloads.namespaces.agent,
+        window: sizes.schedule.offPeak,
+        timeZone: config.timeZone,
+        peak: { apiMinReplicas: sizes.api.minReplicas, ollamaReplicas: sizes.ollama.replicas },
+        offPeak: sizes.schedule.offPeakSizes,
+        ollama: workloads.ollamaWorkload,
+        kubernetesVersion: config.kubernetesVersion,
+      },
+      k8sOpts,
+    );
   }
-  const observability = new Observability("observability", {
-    provider: workloads.provider,
-    prefix,
-    accountId,
-    region: config.region,
-    sizes,
-    namespace: workloads.namespaces.monitoring,
-    hostNamespace: workloads.namespaces.monitoringHost,
-    oidc: cluster.oidc,
-    kmsKeyArn: dataKey.arn,
-    disposable,
-    database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
-    cache: cacheConnection,
-    alerting: {
-      slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
-      pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
-      sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
+  const observability = new Observability(
+    "observability",
+    {
+      provider: workloads.provider,
+      prefix,
+      accountId,
+      region: config.region,
+      sizes,
+      namespace: workloads.namespaces.monitoring,
+      hostNamespace: workloads.namespaces.monitoringHost,
+      oidc: cluster.oidc,
+      kmsKeyArn: dataKey.arn,
+      disposable,
+      database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
+      cache: cacheConnection,
+      alerting: {
+        slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
+        pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
+        sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
+      },
     },
-  }, k8sOpts);
+    k8sOpts,
+  );
 
-  new QdrantSnapshots("qdrant-snapshots", {
-    namespace: workloads.namespaces.agent,
-    cron: sizes.backups.qdrantSnapshotCron,
-    timezone: config.timeZone,
-    replicas: sizes.qdrant.replicas,
-    apiKeySecret: workloads.qdrantApiKeySecret,
-    bucketName: backups.bucketName,
-    bucketArn: backups.bucketArn,
-    kmsKeyArn: dataKey.arn,
-    region: config.region,
-    oidc: cluster.oidc,
-    scratchGb: sizes.qdrant.storageGb,
-  }, k8sOpts);
+  new QdrantSnapshots(
+    "qdrant-snapshots",
+    {
+      namespace: workloads.namespaces.agent,
+      cron: sizes.backups.qdrantSnapshotCron,
+      timezone: config.timeZone,
+      replicas: sizes.qdrant.replicas,
+      apiKeySecret: workloads.qdrantApiKeySecret,
+      bucketName: backups.bucketName,
+      bucketArn: backups.bucketArn,
+      kmsKeyArn: dataKey.arn,
+      region: config.region,
+      oidc: cluster.oidc,
+      scratchGb: sizes.qdrant.storageGb,
+    },
+    k8sOpts,
+  );
 
   return {
     config,

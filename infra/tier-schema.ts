@@ -23,9 +23,14 @@ const nodeGroup = z
   })
   .strict()
   .superRefine((g, ctx) => {
-    if (g.min > g.max) ctx.addIssue({ code: "custom", path: ["min"], message: `${g.min} is above max ${g.max}; needs min <= desired <= max` });
+    if (g.min > g.max)
+      ctx.addIssue({ code: "custom", path: ["min"], message: `${g.min} is above max ${g.max}; needs min <= desired <= max` });
     else if (g.desired < g.min || g.desired > g.max) {
-      ctx.addIssue({ code: "custom", path: ["desired"], message: `${g.desired} is outside min ${g.min}..max ${g.max}; needs min <= desired <= max` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["desired"],
+        message: `${g.desired} is outside min ${g.min}..max ${g.max}; needs min <= desired <= max`,
+      });
     }
   });
 
@@ -33,7 +38,8 @@ const window = z
   .object({ days: z.array(z.enum(DAYS)).min(1), start: hhmm, end: hhmm })
   .strict()
   .superRefine((w, ctx) => {
-    if (w.start === w.end) ctx.addIssue({ code: "custom", path: ["end"], message: `${w.end} equals start; a window's start and end must differ` });
+    if (w.start === w.end)
+      ctx.addIssue({ code: "custom", path: ["end"], message: `${w.end} equals start; a window's start and end must differ` });
   });
 
 export const tierSchema = z
@@ -88,7 +94,11 @@ export const tierSchema = z
       .strict()
       .superRefine((a, ctx) => {
         if (a.minReplicas > a.maxReplicas) {
-          ctx.addIssue({ code: "custom", path: ["minReplicas"], message: `${a.minReplicas} is above maxReplicas ${a.maxReplicas}` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["minReplicas"],
+            message: `${a.minReplicas} is above maxReplicas ${a.maxReplicas}`,
+          });
         }
       }),
     ollama: z
@@ -106,7 +116,11 @@ export const tierSchema = z
       .strict()
       .superRefine((o, ctx) => {
         if (o.memoryRequest !== o.memoryLimit) {
-          ctx.addIssue({ code: "custom", path: ["memoryRequest"], message: `${o.memoryRequest} differs from memoryLimit ${o.memoryLimit}; Ollama's requests must equal its limits (Guaranteed QoS, never squeezed)` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["memoryRequest"],
+            message: `${o.memoryRequest} differs from memoryLimit ${o.memoryLimit}; Ollama's requests must equal its limits (Guaranteed QoS, never squeezed)`,
+          });
         }
       }),
     qdrant: z
@@ -122,10 +136,26 @@ export const tierSchema = z
       .strict()
       .superRefine((q, ctx) => {
         const issue = (key: string, message: string) => ctx.addIssue({ code: "custom", path: [key], message });
-        if (q.replicationFactor > q.replicas) issue("replicationFactor", `${q.replicationFactor} is above replicas ${q.replicas}; a shard has at most one copy per peer`);
-        else if (q.replicas >= 2 && q.replicationFactor < 2) issue("replicationFactor", `${q.replicationFactor} keeps one copy of each shard on ${q.replicas} peers, so a drain takes data offline; needs >= 2`);
-        if (q.writeConsistency > q.replicationFactor) issue("writeConsistency", `${q.writeConsistency} is above replicationFactor ${q.replicationFactor}; needs 1..replicationFactor`);
-        if (q.memoryRequest !== q.memoryLimit) issue("memoryRequest", `${q.memoryRequest} differs from memoryLimit ${q.memoryLimit}; Qdrant's requests must equal its limits (Guaranteed QoS, never squeezed)`);
+        if (q.replicationFactor > q.replicas)
+          issue(
+            "replicationFactor",
+            `${q.replicationFactor} is above replicas ${q.replicas}; a shard has at most one copy per peer`,
+          );
+        else if (q.replicas >= 2 && q.replicationFactor < 2)
+          issue(
+            "replicationFactor",
+            `${q.replicationFactor} keeps one copy of each shard on ${q.replicas} peers, so a drain takes data offline; needs >= 2`,
+          );
+        if (q.writeConsistency > q.replicationFactor)
+          issue(
+            "writeConsistency",
+            `${q.writeConsistency} is above replicationFactor ${q.replicationFactor}; needs 1..replicationFactor`,
+          );
+        if (q.memoryRequest !== q.memoryLimit)
+          issue(
+            "memoryRequest",
+            `${q.memoryRequest} differs from memoryLimit ${q.memoryLimit}; Qdrant's requests must equal its limits (Guaranteed QoS, never squeezed)`,
+          );
       }),
     monitoring: z
       .object({
@@ -170,7 +200,11 @@ export const tierSchema = z
     const sizes = t.schedule.offPeakSizes;
     const atMost = (key: keyof typeof sizes, peak: number, peakKey: string) => {
       if (sizes[key] > peak) {
-        ctx.addIssue({ code: "custom", path: ["schedule", "offPeakSizes", key], message: `${sizes[key]} is above the peak size ${peakKey} = ${peak}` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["schedule", "offPeakSizes", key],
+          message: `${sizes[key]} is above the peak size ${peakKey} = ${peak}`,
+        });
       }
     };
     atMost("generalNodes", t.nodeGroups.general.desired, "nodeGroups.general.desired");
@@ -194,23 +228,38 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
   if (offPeak && t.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
-    issue(["schedule", "offPeakSizes", "gpuNodes"], `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`);
+    issue(
+      ["schedule", "offPeakSizes", "gpuNodes"],
+      `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`,
+    );
   }
   if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {
-    issue(["backups", "expireAfterDays"], `${t.backups.expireAfterDays} must be above glacierAfterDays ${t.backups.glacierAfterDays}`);
+    issue(
+      ["backups", "expireAfterDays"],
+      `${t.backups.expireAfterDays} must be above glacierAfterDays ${t.backups.glacierAfterDays}`,
+    );
   }
   if (!workHoursOnly) return;
   const work = windowRanges(workHoursOnly);
   const shown = `workHoursOnly (${describeWindow(workHoursOnly)})`;
   if (offPeak && !windowRanges(offPeak).every(([s, e]) => work.some(([ws, we]) => ws <= s && e <= we))) {
-    issue(["schedule", "offPeak"], `${describeWindow(offPeak)} overlaps the hours outside ${shown}, when everything is off; put it inside work hours or set one of them to null`);
+    issue(
+      ["schedule", "offPeak"],
+      `${describeWindow(offPeak)} overlaps the hours outside ${shown}, when everything is off; put it inside work hours or set one of them to null`,
+    );
   }
   if (t.database.readReplicas > 0) {
-    issue(["database", "readReplicas"], `${t.database.readReplicas}: RDS cannot stop an instance with read replicas, and ${shown} stops it at night; needs 0`);
+    issue(
+      ["database", "readReplicas"],
+      `${t.database.readReplicas}: RDS cannot stop an instance with read replicas, and ${shown} stops it at night; needs 0`,
+    );
   }
   const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);
   if (typeof firings !== "string" && !firings.every((m) => work.some(([ws, we]) => ws <= m && m < we))) {
-    issue(["backups", "qdrantSnapshotCron"], `"${t.backups.qdrantSnapshotCron}" can fire outside ${shown}, when the cluster is off; pick a time inside work hours`);
+    issue(
+      ["backups", "qdrantSnapshotCron"],
+      `"${t.backups.qdrantSnapshotCron}" can fire outside ${shown}, when the cluster is off; pick a time inside work hours`,
+    );
   }
 }
 

@@ -71,11 +71,33 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 10 },
     api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
     // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
-    ollama: { replicas: 1, models: CPU_MODELS, ...CPU_SERVING, storageGb: 20, cpuRequest: "1", memoryRequest: "5Gi", memoryLimit: "5Gi" },
-    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 10, cpuRequest: "250m", memoryRequest: "1Gi", memoryLimit: "1Gi" },
+    ollama: {
+      replicas: 1,
+      models: CPU_MODELS,
+      ...CPU_SERVING,
+      storageGb: 20,
+      cpuRequest: "1",
+      memoryRequest: "5Gi",
+      memoryLimit: "5Gi",
+    },
+    qdrant: {
+      replicas: 1,
+      replicationFactor: 1,
+      writeConsistency: 1,
+      storageGb: 10,
+      cpuRequest: "250m",
+      memoryRequest: "1Gi",
+      memoryLimit: "1Gi",
+    },
     monitoring: {
-      retentionDays: 7, prometheusStorageGb: 20, lokiMode: "singleBinary", lokiRetentionDays: 7,
-      prometheusReplicas: 1, prometheusCpuRequest: "200m", prometheusMemoryRequest: "512Mi", prometheusMemoryLimit: "1Gi",
+      retentionDays: 7,
+      prometheusStorageGb: 20,
+      lokiMode: "singleBinary",
+      lokiRetentionDays: 7,
+      prometheusReplicas: 1,
+      prometheusCpuRequest: "200m",
+      prometheusMemoryRequest: "512Mi",
+      prometheusMemoryLimit: "1Gi",
     },
     schedule: {
       offPeak: null,
@@ -123,12 +145,34 @@ export const TIERS: Record<TierName, Tier> = {
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
     // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
-    ollama: { replicas: 1, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "2", memoryRequest: "24Gi", memoryLimit: "24Gi" },
-    qdrant: { replicas: 1, replicationFactor: 1, writeConsistency: 1, storageGb: 200, cpuRequest: "1", memoryRequest: "27Gi", memoryLimit: "27Gi" },
+    ollama: {
+      replicas: 1,
+      models: GPU_MODELS,
+      ...GPU_SERVING,
+      storageGb: 100,
+      cpuRequest: "2",
+      memoryRequest: "24Gi",
+      memoryLimit: "24Gi",
+    },
+    qdrant: {
+      replicas: 1,
+      replicationFactor: 1,
+      writeConsistency: 1,
+      storageGb: 200,
+      cpuRequest: "1",
+      memoryRequest: "27Gi",
+      memoryLimit: "27Gi",
+    },
     monitoring: {
-      retentionDays: 30, prometheusStorageGb: 50, lokiMode: "s3", lokiRetentionDays: 14,
+      retentionDays: 30,
+      prometheusStorageGb: 50,
+      lokiMode: "s3",
+      lokiRetentionDays: 14,
       // One t3.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
-      prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "2Gi", prometheusMemoryLimit: "3Gi",
+      prometheusReplicas: 1,
+      prometheusCpuRequest: "500m",
+      prometheusMemoryRequest: "2Gi",
+      prometheusMemoryLimit: "3Gi",
     },
     schedule: {
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
@@ -177,14 +221,36 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 2, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    ollama: {
+      replicas: 2,
+      models: GPU_MODELS,
+      ...GPU_SERVING,
+      storageGb: 100,
+      cpuRequest: "4",
+      memoryRequest: "24Gi",
+      memoryLimit: "24Gi",
+    },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
     // available while a peer is down. Requests == limits on the 64 GiB r6i.2xlarge (infra/capacity.ts).
-    qdrant: { replicas: 3, replicationFactor: 2, writeConsistency: 1, storageGb: 500, cpuRequest: "2", memoryRequest: "56Gi", memoryLimit: "56Gi" },
+    qdrant: {
+      replicas: 3,
+      replicationFactor: 2,
+      writeConsistency: 1,
+      storageGb: 500,
+      cpuRequest: "2",
+      memoryRequest: "56Gi",
+      memoryLimit: "56Gi",
+    },
     monitoring: {
-      retentionDays: 30, prometheusStorageGb: 100, lokiMode: "s3", lokiRetentionDays: 30, // G000-PROM
-      prometheusReplicas: 1, prometheusCpuRequest: "500m", prometheusMemoryRequest: "3Gi", prometheusMemoryLimit: "4Gi",
+      retentionDays: 30,
+      prometheusStorageGb: 100,
+      lokiMode: "s3",
+      lokiRetentionDays: 30, // G000-PROM
+      prometheusReplicas: 1,
+      prometheusCpuRequest: "500m",
+      prometheusMemoryRequest: "3Gi",
+      prometheusMemoryLimit: "4Gi",
     },
     schedule: {
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" }, // G000-OFFPEAK
@@ -224,13 +290,35 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: { replicas: 6, models: GPU_MODELS, ...GPU_SERVING, storageGb: 100, cpuRequest: "4", memoryRequest: "24Gi", memoryLimit: "24Gi" },
+    ollama: {
+      replicas: 6,
+      models: GPU_MODELS,
+      ...GPU_SERVING,
+      storageGb: 100,
+      cpuRequest: "4",
+      memoryRequest: "24Gi",
+      memoryLimit: "24Gi",
+    },
     // Three copies, two acknowledgements: a write survives one peer down and is on a majority.
-    qdrant: { replicas: 5, replicationFactor: 3, writeConsistency: 2, storageGb: 1000, cpuRequest: "4", memoryRequest: "56Gi", memoryLimit: "56Gi" },
+    qdrant: {
+      replicas: 5,
+      replicationFactor: 3,
+      writeConsistency: 2,
+      storageGb: 1000,
+      cpuRequest: "4",
+      memoryRequest: "56Gi",
+      memoryLimit: "56Gi",
+    },
     monitoring: {
-      retentionDays: 30, prometheusStorageGb: 250, lokiMode: "s3", lokiRetentionDays: 30,
+      retentionDays: 30,
+      prometheusStorageGb: 250,
+      lokiMode: "s3",
+      lokiRetentionDays: 30,
       // Two t3.xlarge monitoring nodes: one Prometheus replica on each.
-      prometheusReplicas: 2, prometheusCpuRequest: "1", prometheusMemoryRequest: "6Gi", prometheusMemoryLimit: "8Gi",
+      prometheusReplicas: 2,
+      prometheusCpuRequest: "1",
+      prometheusMemoryRequest: "6Gi",
+      prometheusMemoryLimit: "8Gi",
     },
     schedule: {
       offPeak: { days: EVERY_DAY, start: "00:00", end: "06:00" },
@@ -246,7 +334,6 @@ export const TIERS: Record<TierName, Tier> = {
 export function isTierName(name: string | undefined): name is TierName {
   return (TIER_NAMES as readonly string[]).includes(name ?? "");
 }
-
 
 /** Every EC2, RDS and ElastiCache type a tier (or any smaller tier) is sized with: the policy pack's allow-list. */
 export function instanceTypeAllowList(tier: TierName): string[] {

@@ -34,13 +34,15 @@ export function readCostEstimate(stack: string): CostEstimateFile | undefined {
 /** The PrometheusRule spec: one constant recording rule per component. */
 export function costEstimateRuleSpec(estimate: CostEstimateFile): { groups: unknown[] } {
   return {
-    groups: [{
-      name: "agent-stack.cost-estimate",
-      rules: Object.entries(estimate.hourlyUsdByComponent).map(([component, usd]) => ({
-        record: COST_ESTIMATE_METRIC,
-        expr: `vector(${usd})`,
-        labels: { component, stack: estimate.stack },
-      })),
-    }],
+    groups: [
+      {
+        name: "agent-stack.cost-estimate",
+        rules: Object.entries(estimate.hourlyUsdByComponent).map(([component, usd]) => ({
+          record: COST_ESTIMATE_METRIC,
+          expr: `vector(${usd})`,
+          labels: { component, stack: estimate.stack },
+        })),
+      },
+    ],
   };
 }

@@ -142,7 +142,10 @@ export function toPolicyResources(plan: Plan): PolicyResource[] {
       const deps = [...new Set(urns.flatMap((u) => byUrn.get(u) ?? []))].filter((d) => d !== resource);
       if (deps.length > 0) resource.propertyDependencies[key] = deps;
     }
-    const all = [...Object.values(resource.propertyDependencies).flat(), ...(planned.dependsOn ?? []).flatMap((u) => byUrn.get(u) ?? [])];
+    const all = [
+      ...Object.values(resource.propertyDependencies).flat(),
+      ...(planned.dependsOn ?? []).flatMap((u) => byUrn.get(u) ?? []),
+    ];
     resource.dependencies = [...new Set(all)].filter((d) => d !== resource);
   });
   return resources;

@@ -11,12 +11,19 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 function estimate(stack: string): Promise<CostEstimate> {
   return new Promise((resolve, reject) => {
-    const child = spawn("npx", ["tsx", "infra/review/cost-cli.ts", "--stack", stack, "--format", "json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("npx", ["tsx", "infra/review/cost-cli.ts", "--stack", stack, "--format", "json"], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
-    child.on("close", (code) => (code === 0 || code === 1 ? resolve(JSON.parse(out)) : reject(new Error(`cost of ${stack} failed (${code}): ${err.slice(-1000)}`))));
+    child.on("close", (code) =>
+      code === 0 || code === 1
+        ? resolve(JSON.parse(out))
+        : reject(new Error(`cost of ${stack} failed (${code}): ${err.slice(-1000)}`)),
+    );
   });
 }
 
@@ -24,5 +31,7 @@ const stacks = readdirSync(ROOT).flatMap((f) => /^Pulumi\.([\w-]+)\.yaml$/.exec(
 for (const stack of stacks) {
   const file = costEstimateFile(await estimate(stack));
   writeFileSync(costEstimatePath(stack), `${JSON.stringify(file, null, 2)}\n`);
-  console.log(`monitoring/cost/${stack}.json: $${file.monthlyUsd}/month, ${Object.keys(file.hourlyUsdByComponent).length} components`);
+  console.log(
+    `monitoring/cost/${stack}.json: $${file.monthlyUsd}/month, ${Object.keys(file.hourlyUsdByComponent).length} components`,
+  );
 }

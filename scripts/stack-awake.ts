@@ -35,8 +35,16 @@ export function windowState(w: Window | null, timeZone: string, now: Date): Awak
 }
 
 export function shouldDeploy(state: Awake, event: string): { deploy: boolean; reason: string } {
-  if (!state.awake) return { deploy: false, reason: `outside its work hours (${state.local}): nodes are at zero and the database is stopped; the first scheduled run after they open deploys main` };
-  if (event === "schedule" && !state.opening) return { deploy: false, reason: `scheduled catch-up runs only in the first ${OPENING_MINUTES} min of work hours (${state.local})` };
+  if (!state.awake)
+    return {
+      deploy: false,
+      reason: `outside its work hours (${state.local}): nodes are at zero and the database is stopped; the first scheduled run after they open deploys main`,
+    };
+  if (event === "schedule" && !state.opening)
+    return {
+      deploy: false,
+      reason: `scheduled catch-up runs only in the first ${OPENING_MINUTES} min of work hours (${state.local})`,
+    };
   return { deploy: true, reason: `inside its work hours (${state.local})` };
 }
 
@@ -47,5 +55,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { schedule } = config.sizes;
   const verdict = shouldDeploy(windowState(schedule.workHoursOnly, config.timeZone, new Date()), values.event!);
   console.log(`deploy=${verdict.deploy}: ${values.stack} is ${verdict.reason}`);
-  if (process.env.GITHUB_OUTPUT) appendFileSync(process.env.GITHUB_OUTPUT, `deploy=${verdict.deploy}\nreason=${verdict.reason}\n`);
+  if (process.env.GITHUB_OUTPUT)
+    appendFileSync(process.env.GITHUB_OUTPUT, `deploy=${verdict.deploy}\nreason=${verdict.reason}\n`);
 }

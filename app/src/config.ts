@@ -45,7 +45,12 @@ const required = z.string({ error: "is required" }).trim().min(1, { error: "is r
 const keyList = z
   .string()
   .default("")
-  .transform((raw) => raw.split(",").map((k) => k.trim()).filter(Boolean))
+  .transform((raw) =>
+    raw
+      .split(",")
+      .map((k) => k.trim())
+      .filter(Boolean),
+  )
   .refine((keys) => keys.every((k) => k.length >= 16), { error: "every key must be at least 16 characters" });
 
 /** Every environment variable the app reads. Defaults are for tunables only; connection strings and models are required. */
@@ -60,7 +65,10 @@ export const envSchema = z.object({
   REDIS_PASSWORD: z.string().optional(),
   QDRANT_URL: urlWithProtocol("http:", "https:"),
   QDRANT_API_KEY: z.string().optional(),
-  QDRANT_COLLECTION: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "must match [A-Za-z0-9_-]{1,64}" }).default("documents"),
+  QDRANT_COLLECTION: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "must match [A-Za-z0-9_-]{1,64}" })
+    .default("documents"),
   /** Copies of each shard when the app creates the collection (Qdrant `replication_factor`). */
   QDRANT_REPLICATION_FACTOR: int(1, 1, 100),
   /** Replicas that must acknowledge a write (Qdrant `write_consistency_factor`); at most the replication factor. */

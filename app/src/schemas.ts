@@ -19,7 +19,10 @@ export const ErrorSchema = z
   .openapi("Error");
 
 const filterValue = z.union([text().max(256), z.number().int(), z.boolean()]);
-const filterList = z.array(z.union([text().max(256), z.number().int()])).min(1).max(100);
+const filterList = z
+  .array(z.union([text().max(256), z.number().int()]))
+  .min(1)
+  .max(100);
 
 export const FilterSchema = z
   .record(metadataKey, z.union([filterValue, filterList]))
@@ -95,7 +98,10 @@ export const DocumentsResponseSchema = z
   .openapi("DocumentsResponse");
 
 export const IdParamSchema = z.object({
-  id: z.string().regex(idPattern, { error: idMessage }).openapi({ param: { name: "id", in: "path" }, example: "doc-1" }),
+  id: z
+    .string()
+    .regex(idPattern, { error: idMessage })
+    .openapi({ param: { name: "id", in: "path" }, example: "doc-1" }),
 });
 
 export const TurnSchema = z
@@ -113,9 +119,7 @@ export const TurnSchema = z
   })
   .openapi("Turn");
 
-export const SessionResponseSchema = z
-  .object({ session_id: z.string(), turns: z.array(TurnSchema) })
-  .openapi("Session");
+export const SessionResponseSchema = z.object({ session_id: z.string(), turns: z.array(TurnSchema) }).openapi("Session");
 
 export const FeedbackRequestSchema = z
   .strictObject({
@@ -131,7 +135,13 @@ export const FeedbackSummarySchema = z
     total: z.number().int(),
     average_score: z.number().nullable(),
     by_model: z.array(
-      z.object({ model: z.string(), count: z.number().int(), avg_score: z.number(), correct: z.number().int(), incorrect: z.number().int() }),
+      z.object({
+        model: z.string(),
+        count: z.number().int(),
+        avg_score: z.number(),
+        correct: z.number().int(),
+        incorrect: z.number().int(),
+      }),
     ),
   })
   .openapi("FeedbackSummary");

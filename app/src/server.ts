@@ -48,7 +48,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use(
     "/api/*",
     limitBody(config.BODY_LIMIT_BYTES),
-    timeout(config.REQUEST_TIMEOUT_MS, () => new HTTPException(504, { message: `request took longer than ${config.REQUEST_TIMEOUT_MS} ms` })),
+    timeout(
+      config.REQUEST_TIMEOUT_MS,
+      () => new HTTPException(504, { message: `request took longer than ${config.REQUEST_TIMEOUT_MS} ms` }),
+    ),
     requireApiKey(deps.authenticate),
     rateLimit(deps.rateLimiter),
   );

@@ -30,7 +30,11 @@ export interface RunningServer {
 /** Migrations run as DATABASE_MIGRATE_URL's role (DDL) when set, so DATABASE_URL's role needs DML only. */
 async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<void> {
   const owner = config.DATABASE_MIGRATE_URL
-    ? createDb(config.DATABASE_MIGRATE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca: config.DATABASE_CA_FILE?.contents })
+    ? createDb(config.DATABASE_MIGRATE_URL, {
+        max: 1,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        ca: config.DATABASE_CA_FILE?.contents,
+      })
     : sql;
   try {
     const applied = await migrate(owner, MIGRATIONS_DIR);
@@ -53,7 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
-  let corpus;
+  let corpus: Awaited<ReturnType<typeof createCorpusVersion>>;
   try {
     await runMigrations(config, sql, log);
     corpus = await createCorpusVersion(sql, store, log);
@@ -102,7 +106,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
 
   const main = await listenHttp(app.fetch, { port: config.PORT, host: config.HOST, metrics, log });
-  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { port: config.METRICS_PORT, host: config.HOST, metrics, log });
+  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, {
+    port: config.METRICS_PORT,
+    host: config.HOST,
+    metrics,
+    log,
+  });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");
 
@@ -114,7 +123,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close(graceMs = config.SHUTDOWN_TIMEOUT_MS) {
       closing ??= (async () => {
         shuttingDown = true;
-        if (await main.close(graceMs)) log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
+        if (await main.close(graceMs))
+          log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         await ops.close(0);
         await Promise.allSettled([sql.end({ timeout: 5 }), cache.close()]);
         log.info("stopped");

@@ -4,6 +4,7 @@
  * 400 naming the field); anything else headed for storage (model output, chunks already in Qdrant) is normalised
  * with `storable`, so no stored or retrieved text can make a statement fail.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what Postgres text and jsonb refuse.
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, "g");
 

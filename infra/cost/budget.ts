@@ -9,10 +9,21 @@ export interface BudgetCheck {
   message: string;
 }
 
-export function budgetCheck(cost: Pick<CostEstimate, "monthlyUsd" | "onDemandMonthlyUsd" | "unpriced" | "budget" | "stack">, maxMonthlyUsd?: number): BudgetCheck {
+export function budgetCheck(
+  cost: Pick<CostEstimate, "monthlyUsd" | "onDemandMonthlyUsd" | "unpriced" | "budget" | "stack">,
+  maxMonthlyUsd?: number,
+): BudgetCheck {
   const limitUsd = maxMonthlyUsd ?? cost.budget?.monthlyUsd;
-  const source = maxMonthlyUsd !== undefined ? "--max-monthly" : `the budget of stack ${cost.stack} (config budget.monthlyUsd; --max-monthly overrides)`;
-  if (limitUsd === undefined) return { limitUsd, over: false, message: "no budget to check: the plan carries no budget (config.budget) and no --max-monthly was given" };
+  const source =
+    maxMonthlyUsd !== undefined
+      ? "--max-monthly"
+      : `the budget of stack ${cost.stack} (config budget.monthlyUsd; --max-monthly overrides)`;
+  if (limitUsd === undefined)
+    return {
+      limitUsd,
+      over: false,
+      message: "no budget to check: the plan carries no budget (config.budget) and no --max-monthly was given",
+    };
   const estimate = `estimated ${money(cost.monthlyUsd)}/month (with schedules; ${money(cost.onDemandMonthlyUsd)} on-demand)`;
   const over = cost.monthlyUsd > limitUsd;
   const unpriced = cost.unpriced.length ? `; ${cost.unpriced.length} unpriced resource(s) are not included` : "";

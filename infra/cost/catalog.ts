@@ -8,7 +8,15 @@ import { ec2Instance, nodeGroup } from "./pricers/compute.ts";
 import { cacheCluster, cacheReplicationGroup, rdsInstance } from "./pricers/data.ts";
 import { awsLoadBalancer, ingress, kubernetesService, natGateway, publicIpv4, vpcEndpoint } from "./pricers/network.ts";
 import { dashboard, eksCluster, hostedZone, kmsKey, logGroup, metricAlarm, secret } from "./pricers/platform.ts";
-import { backupVault, ebsVolume, ecrRepository, helmRelease, persistentVolumeClaim, s3Bucket, statefulSet } from "./pricers/storage.ts";
+import {
+  backupVault,
+  ebsVolume,
+  ecrRepository,
+  helmRelease,
+  persistentVolumeClaim,
+  s3Bucket,
+  statefulSet,
+} from "./pricers/storage.ts";
 
 const FREE_NETWORK = "VPC plumbing has no charge";
 const FREE_IAM = "IAM has no charge";
@@ -23,7 +31,9 @@ export const CATALOG: Record<string, CatalogEntry> = {
   "aws:ec2/instance:Instance": { price: ec2Instance },
   "aws:ec2/launchTemplate:LaunchTemplate": { free: "priced with the node group that uses it (root volume)" },
   "aws:autoscaling/schedule:Schedule": { free: "no charge; changes its node group's hours (priced there)" },
-  "aws:scheduler/schedule:Schedule": { free: "EventBridge Scheduler: 14 M invocations/month free; stop/start changes the RDS hours (priced there)" },
+  "aws:scheduler/schedule:Schedule": {
+    free: "EventBridge Scheduler: 14 M invocations/month free; stop/start changes the RDS hours (priced there)",
+  },
   "aws:scheduler/scheduleGroup:ScheduleGroup": { free: FREE_CONFIG },
 
   // Kubernetes control plane
@@ -54,7 +64,9 @@ export const CATALOG: Record<string, CatalogEntry> = {
   "aws:lb/targetGroup:TargetGroup": { free: "priced with its load balancer" },
   "aws:ec2/vpc:Vpc": { free: FREE_NETWORK },
   "aws:ec2/subnet:Subnet": { free: FREE_NETWORK },
-  "aws:ec2/networkInterface:NetworkInterface": { free: "network interfaces have no charge; a public IPv4 on one is priced on its EIP" },
+  "aws:ec2/networkInterface:NetworkInterface": {
+    free: "network interfaces have no charge; a public IPv4 on one is priced on its EIP",
+  },
   "aws:ec2/internetGateway:InternetGateway": { free: FREE_NETWORK },
   "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway": { free: FREE_NETWORK },
   "aws:ec2/routeTable:RouteTable": { free: FREE_NETWORK },

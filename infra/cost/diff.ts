@@ -53,7 +53,13 @@ function costByResource(report: CostReport): Map<string, number> {
 /** JSON with sorted object keys, so equal inputs compare equal whatever their key order. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v) =>
-    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, v[k]]),
+        )
+      : v,
   );
 }
 
@@ -74,7 +80,17 @@ export function diffCosts(base: CostedPlan, head: CostedPlan, notes: string[] = 
     const b = baseByKey.get(key);
     const headUsd = costOf(headCost, h);
     if (!b) {
-      changes.push({ change: "added", type: h.type, name: h.name, component: h.component, baseMonthlyUsd: 0, headMonthlyUsd: headUsd, deltaMonthlyUsd: cents(headUsd), changedInputs: [], pricing: pricingOf(head.cost, h) });
+      changes.push({
+        change: "added",
+        type: h.type,
+        name: h.name,
+        component: h.component,
+        baseMonthlyUsd: 0,
+        headMonthlyUsd: headUsd,
+        deltaMonthlyUsd: cents(headUsd),
+        changedInputs: [],
+        pricing: pricingOf(head.cost, h),
+      });
       continue;
     }
     const baseUsd = costOf(baseCost, b);
@@ -83,15 +99,40 @@ export function diffCosts(base: CostedPlan, head: CostedPlan, notes: string[] = 
       unchanged++;
       continue;
     }
-    changes.push({ change: "changed", type: h.type, name: h.name, component: h.component, baseMonthlyUsd: baseUsd, headMonthlyUsd: headUsd, deltaMonthlyUsd: cents(headUsd - baseUsd), changedInputs: keys, pricing: pricingOf(head.cost, h) });
+    changes.push({
+      change: "changed",
+      type: h.type,
+      name: h.name,
+      component: h.component,
+      baseMonthlyUsd: baseUsd,
+      headMonthlyUsd: headUsd,
+      deltaMonthlyUsd: cents(headUsd - baseUsd),
+      changedInputs: keys,
+      pricing: pricingOf(head.cost, h),
+    });
   }
   for (const [key, b] of baseByKey) {
     if (headByKey.has(key)) continue;
     const baseUsd = costOf(baseCost, b);
-    changes.push({ change: "removed", type: b.type, name: b.name, component: b.component, baseMonthlyUsd: baseUsd, headMonthlyUsd: 0, deltaMonthlyUsd: cents(-baseUsd), changedInputs: [], pricing: pricingOf(base.cost, b) });
+    changes.push({
+      change: "removed",
+      type: b.type,
+      name: b.name,
+      component: b.component,
+      baseMonthlyUsd: baseUsd,
+      headMonthlyUsd: 0,
+      deltaMonthlyUsd: cents(-baseUsd),
+      changedInputs: [],
+      pricing: pricingOf(base.cost, b),
+    });
   }
   const rank = { priced: 0, unpriced: 1, free: 2 };
-  changes.sort((x, y) => Math.abs(y.deltaMonthlyUsd) - Math.abs(x.deltaMonthlyUsd) || rank[x.pricing] - rank[y.pricing] || x.name.localeCompare(y.name));
+  changes.sort(
+    (x, y) =>
+      Math.abs(y.deltaMonthlyUsd) - Math.abs(x.deltaMonthlyUsd) ||
+      rank[x.pricing] - rank[y.pricing] ||
+      x.name.localeCompare(y.name),
+  );
   return {
     base: { stack: base.stack, monthlyUsd: base.cost.monthlyUsd, onDemandMonthlyUsd: base.cost.onDemandMonthlyUsd },
     head: { stack: head.stack, monthlyUsd: head.cost.monthlyUsd, onDemandMonthlyUsd: head.cost.onDemandMonthlyUsd },
@@ -113,16 +154,27 @@ function signed(n: number): string {
 }
 
 function summary(d: CostDiff): string {
-  const rel = d.base.monthlyUsd ? ` (${d.deltaMonthlyUsd >= 0 ? "+" : ""}${((d.deltaMonthlyUsd / d.base.monthlyUsd) * 100).toFixed(1)} %)` : "";
+  const rel = d.base.monthlyUsd
+    ? ` (${d.deltaMonthlyUsd >= 0 ? "+" : ""}${((d.deltaMonthlyUsd / d.base.monthlyUsd) * 100).toFixed(1)} %)`
+    : "";
   return `${money(d.base.monthlyUsd)} -> ${money(d.head.monthlyUsd)}/month with schedules: ${signed(d.deltaMonthlyUsd)}${rel}; on-demand ${signed(d.deltaOnDemandMonthlyUsd)}`;
 }
 
 export function renderDiffTable(d: CostDiff): string {
   const lines = [`cost diff ${d.base.stack} -> ${d.head.stack}: ${summary(d)}`];
   if (d.changes.length) {
-    const rows = d.changes.map((c) => [c.change, c.name, shortType(c.type), money(c.baseMonthlyUsd), money(c.headMonthlyUsd), deltaCell(c), c.changedInputs.join(",")]);
+    const rows = d.changes.map((c) => [
+      c.change,
+      c.name,
+      shortType(c.type),
+      money(c.baseMonthlyUsd),
+      money(c.headMonthlyUsd),
+      deltaCell(c),
+      c.changedInputs.join(","),
+    ]);
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) lines.push(`  ${r.map((x, i) => (i >= 3 && i <= 5 ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join("  ")}`.trimEnd());
+    for (const r of rows)
+      lines.push(`  ${r.map((x, i) => (i >= 3 && i <= 5 ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join("  ")}`.trimEnd());
   } else lines.push("  no resource changes");
   lines.push(`  ${d.unchanged} resource(s) unchanged`);
   for (const u of d.unpriced) lines.push(`  UNPRICED in head: ${u.type} ${u.name}${u.reason ? `: ${u.reason}` : ""}`);
@@ -135,7 +187,9 @@ export function renderDiffMarkdown(d: CostDiff): string {
   if (d.changes.length) {
     lines.push("| change | resource | type | before | after | delta | changed inputs |", "|---|---|---|---:|---:|---:|---|");
     for (const c of d.changes) {
-      lines.push(`| ${c.change} | ${c.name} | \`${shortType(c.type)}\` | ${money(c.baseMonthlyUsd)} | ${money(c.headMonthlyUsd)} | ${deltaCell(c)} | ${c.changedInputs.join(", ")} |`);
+      lines.push(
+        `| ${c.change} | ${c.name} | \`${shortType(c.type)}\` | ${money(c.baseMonthlyUsd)} | ${money(c.headMonthlyUsd)} | ${deltaCell(c)} | ${c.changedInputs.join(", ")} |`,
+      );
     }
     lines.push("");
   } else lines.push("No resource changes.", "");

@@ -12,7 +12,9 @@ export function costEstimateFile(estimate: CostEstimate): CostEstimateFile {
     monthlyUsd: estimate.monthlyUsd,
     hoursPerMonth: estimate.hoursPerMonth,
     hourlyUsdByComponent: Object.fromEntries(
-      [...estimate.components].sort((a, b) => a.component.localeCompare(b.component)).map((c) => [c.component, hourly(c.monthlyUsd)]),
+      [...estimate.components]
+        .sort((a, b) => a.component.localeCompare(b.component))
+        .map((c) => [c.component, hourly(c.monthlyUsd)]),
     ),
   };
 }

@@ -158,7 +158,12 @@ export function estimateCost(plan: Plan, options: EstimateOptions = {}): CostEst
 
   const components = new Map<string, ComponentCost>();
   for (const item of items) {
-    const c = components.get(item.component) ?? { component: item.component, monthlyUsd: 0, onDemandMonthlyUsd: 0, maxMonthlyUsd: 0 };
+    const c = components.get(item.component) ?? {
+      component: item.component,
+      monthlyUsd: 0,
+      onDemandMonthlyUsd: 0,
+      maxMonthlyUsd: 0,
+    };
     c.monthlyUsd += item.monthlyUsd;
     c.onDemandMonthlyUsd += item.onDemandMonthlyUsd;
     c.maxMonthlyUsd += item.maxMonthlyUsd;

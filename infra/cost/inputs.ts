@@ -70,8 +70,18 @@ export function quantityToGib(quantity: unknown): number {
   if (!m) throw new Unpriceable(`storage size "${quantity}" is not a Kubernetes quantity`);
   const value = Number(m[1]);
   const factor: Record<string, number> = {
-    "": 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50,
-    k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15,
+    "": 1,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    Pi: 2 ** 50,
+    k: 1e3,
+    K: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    P: 1e15,
   };
   return (value * factor[m[2] ?? ""]) / 2 ** 30;
 }

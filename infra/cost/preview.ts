@@ -87,7 +87,10 @@ function parseUrn(urn: string): UrnParts {
 }
 
 /** A plan resource, plus what only a preview knows: outputs of existing resources and property dependencies. */
-export type PreviewResource = PlannedResource & { outputs?: Record<string, unknown>; propertyDependencies?: Record<string, string[]> };
+export type PreviewResource = PlannedResource & {
+  outputs?: Record<string, unknown>;
+  propertyDependencies?: Record<string, string[]>;
+};
 
 function toPlanned(state: PreviewState, urn: string, states: Map<string, PreviewState>, project: string): PreviewResource {
   const { name } = parseUrn(urn);
@@ -120,7 +123,8 @@ export function plansFromPreview(digest: PreviewDigest): PreviewPlans {
   const notes: string[] = [];
   const first = steps.find((s) => s.urn)?.urn;
   const { stack, project } = first ? parseUrn(first) : { stack: "preview", project: "" };
-  const tierKey = Object.keys(config).find((k) => k === `${project}:tier`) ?? Object.keys(config).find((k) => k.endsWith(":tier"));
+  const tierKey =
+    Object.keys(config).find((k) => k === `${project}:tier`) ?? Object.keys(config).find((k) => k.endsWith(":tier"));
   const tier = tierKey ? config[tierKey] : "";
   const region = config["aws:region"] ?? "us-east-1";
   if (!config["aws:region"]) notes.push("the preview's config has no aws:region; priced as us-east-1");
@@ -140,17 +144,29 @@ export function plansFromPreview(digest: PreviewDigest): PreviewPlans {
       notes.push(`step op "${step.op}" on ${step.urn} is not known; read as an update`);
       sides = SIDES.update;
     }
-    const pick = (which: "old" | "new" | null) => (which === "old" ? step.oldState ?? step.newState : which === "new" ? step.newState ?? step.oldState : undefined);
+    const pick = (which: "old" | "new" | null) =>
+      which === "old" ? (step.oldState ?? step.newState) : which === "new" ? (step.newState ?? step.oldState) : undefined;
     const b = pick(sides.base);
     const h = pick(sides.head);
     if (b) base.set(step.urn, toPlanned(b, step.urn, states, project));
     if (h) head.set(step.urn, toPlanned(h, step.urn, states, project));
   }
   if (!steps.some((s) => s.op === "same")) {
-    notes.push("the preview lists no unchanged resources (run `pulumi preview --json --show-sames` for full totals); totals cover the changed resources, the delta is complete");
+    notes.push(
+      "the preview lists no unchanged resources (run `pulumi preview --json --show-sames` for full totals); totals cover the changed resources, the delta is complete",
+    );
   }
   // The resolved config (budget, usage, time zone) comes from the review layer, which reads digest.config
   // through the program's own config parser (infra/review/preview-config.ts).
-  const plan = (resources: PlannedResource[]): Plan => ({ stack, tier, region, config: null, resources, outputs: {}, cost: null, policies: null });
+  const plan = (resources: PlannedResource[]): Plan => ({
+    stack,
+    tier,
+    region,
+    config: null,
+    resources,
+    outputs: {},
+    cost: null,
+    policies: null,
+  });
   return { base: plan([...base.values()]), head: plan([...head.values()]), ops, notes };
 }

@@ -78,10 +78,15 @@ export function loadPrices(region: string): PriceTable {
   if (cached) return cached;
   const file = new URL(`${region}.json`, PRICES_DIR);
   if (!/^[a-z0-9-]+$/.test(region) || !existsSync(file)) {
-    throw new Error(`no price table for region "${region}"; tables exist for: ${availableRegions().join(", ")} (add one: infra/cost/prices/README.md)`);
+    throw new Error(
+      `no price table for region "${region}"; tables exist for: ${availableRegions().join(", ")} (add one: infra/cost/prices/README.md)`,
+    );
   }
   const parsed = tableSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
-  if (!parsed.success) throw new Error(`infra/cost/prices/${region}.json: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!parsed.success)
+    throw new Error(
+      `infra/cost/prices/${region}.json: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   if (parsed.data.region !== region) throw new Error(`infra/cost/prices/${region}.json says region "${parsed.data.region}"`);
   const table = new PriceTable(region, parsed.data.date, parsed.data.prices, parsed.data.assumptions);
   cache.set(region, table);

@@ -3,7 +3,12 @@
 import type { CostReport } from "../plan/types.ts";
 import type { CostEstimate } from "./estimate.ts";
 
-const MONEY = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const MONEY = new Intl.NumberFormat("en-US", {
+  style: "currency",
+  currency: "USD",
+  minimumFractionDigits: 2,
+  maximumFractionDigits: 2,
+});
 const WHOLE = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
 
 export function money(n: number): string {
@@ -21,17 +26,23 @@ type Renderable = CostEstimate;
 function complete(report: CostReport): Renderable {
   const r = report as Partial<CostEstimate> & CostReport;
   // Reports written before the at-maximum figure existed: the maximum is the on-demand figure.
-  const items = report.items.map((i) => ({ ...i, maxMonthlyUsd: (i as { maxMonthlyUsd?: number }).maxMonthlyUsd ?? i.onDemandMonthlyUsd }));
+  const items = report.items.map((i) => ({
+    ...i,
+    maxMonthlyUsd: (i as { maxMonthlyUsd?: number }).maxMonthlyUsd ?? i.onDemandMonthlyUsd,
+  }));
   const components =
     r.components?.map((c) => ({ ...c, maxMonthlyUsd: c.maxMonthlyUsd ?? c.onDemandMonthlyUsd })) ??
     Object.values(
-      items.reduce<Record<string, { component: string; monthlyUsd: number; onDemandMonthlyUsd: number; maxMonthlyUsd: number }>>((acc, i) => {
-        const c = (acc[i.component] ??= { component: i.component, monthlyUsd: 0, onDemandMonthlyUsd: 0, maxMonthlyUsd: 0 });
-        c.monthlyUsd += i.monthlyUsd;
-        c.onDemandMonthlyUsd += i.onDemandMonthlyUsd;
-        c.maxMonthlyUsd += i.maxMonthlyUsd;
-        return acc;
-      }, {}),
+      items.reduce<Record<string, { component: string; monthlyUsd: number; onDemandMonthlyUsd: number; maxMonthlyUsd: number }>>(
+        (acc, i) => {
+          const c = (acc[i.component] ??= { component: i.component, monthlyUsd: 0, onDemandMonthlyUsd: 0, maxMonthlyUsd: 0 });
+          c.monthlyUsd += i.monthlyUsd;
+          c.onDemandMonthlyUsd += i.onDemandMonthlyUsd;
+          c.maxMonthlyUsd += i.maxMonthlyUsd;
+          return acc;
+        },
+        {},
+      ),
     );
   return {
     ...r,
@@ -70,17 +81,22 @@ function budgetStatus(r: Renderable): { text: string; over: boolean } | undefine
   if (!r.budget) return undefined;
   const over = r.monthlyUsd > r.budget.monthlyUsd;
   const gap = Math.abs(r.monthlyUsd - r.budget.monthlyUsd);
-  return { text: `${WHOLE.format(r.budget.monthlyUsd)}/month (tier ${r.tier}): ${over ? `OVER by ${money(gap)}` : `${money(gap)} headroom`}`, over };
+  return {
+    text: `${WHOLE.format(r.budget.monthlyUsd)}/month (tier ${r.tier}): ${over ? `OVER by ${money(gap)}` : `${money(gap)} headroom`}`,
+    over,
+  };
 }
 
 function usageLine(r: Renderable): string | undefined {
   if (!r.usage) return undefined;
   const u = r.usage;
   const s3 = u.s3.default;
-  return [
+  return `${[
     `NAT ${u.natGbPerMonth} GB/month`,
     `ALB ${u.albLcuPerHour} LCU/h`,
-    `logs ${u.logGbPerMonth.default} GB/month per group (${Object.entries(u.logGbPerMonth.byName).map(([k, v]) => `${k} ${v}`).join(", ")})`,
+    `logs ${u.logGbPerMonth.default} GB/month per group (${Object.entries(u.logGbPerMonth.byName)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")})`,
     `RDS logs ${u.rdsLogGbPerMonth} GB/month`,
     `backup ${u.backupGb} GB`,
     `cache snapshots ${u.snapshotGb} GB`,
@@ -88,7 +104,7 @@ function usageLine(r: Renderable): string | undefined {
     `ECR ${u.ecrGb} GB`,
     `EBS backups ${u.ebsBackupGbPerVolumeGb} GB per backed-up volume GB`,
     `burstable CPU ${Math.round(u.burstableCpuUtilization * 100)} % average`,
-  ].join(" · ") + ` (the stack's config.usage, from infra/usage.ts)`;
+  ].join(" · ")} (the stack's config.usage, from infra/usage.ts)`;
 }
 
 /** "aws:ec2:NatGateway", "k8s:Deployment": a type token short enough for a table column. */
@@ -115,11 +131,24 @@ export function renderCostTable(report: CostReport): string {
   const lines = [`cost · ${header(r)}`];
   const rows = [
     ["component", "on-demand", "with schedules", "saving", "at max"],
-    ...r.components.map((c) => [c.component, money(c.onDemandMonthlyUsd), money(c.monthlyUsd), saving(c.onDemandMonthlyUsd, c.monthlyUsd), money(c.maxMonthlyUsd)]),
-    ["total", money(r.onDemandMonthlyUsd), money(r.monthlyUsd), saving(r.onDemandMonthlyUsd, r.monthlyUsd), money(r.maxMonthlyUsd)],
+    ...r.components.map((c) => [
+      c.component,
+      money(c.onDemandMonthlyUsd),
+      money(c.monthlyUsd),
+      saving(c.onDemandMonthlyUsd, c.monthlyUsd),
+      money(c.maxMonthlyUsd),
+    ]),
+    [
+      "total",
+      money(r.onDemandMonthlyUsd),
+      money(r.monthlyUsd),
+      saving(r.onDemandMonthlyUsd, r.monthlyUsd),
+      money(r.maxMonthlyUsd),
+    ],
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) lines.push(`  ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ")}`);
+  for (const row of rows)
+    lines.push(`  ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ")}`);
   lines.push(`  ${COLUMNS_NOTE}`);
   for (const a of assumptionLines(r)) lines.push(`  ${a}`);
   const guide = guideComparison(r);
@@ -134,7 +163,9 @@ export function renderCostTable(report: CostReport): string {
     const wType = Math.max(...sorted.map((i) => shortType(i.type).length));
     const wMoney = Math.max(...sorted.map((i) => money(i.onDemandMonthlyUsd).length));
     for (const i of sorted) {
-      lines.push(`    ${i.name.padEnd(wName)}  ${shortType(i.type).padEnd(wType)}  ${money(i.monthlyUsd).padStart(wMoney)} / ${money(i.onDemandMonthlyUsd).padStart(wMoney)}  ${i.detail ?? ""}`.trimEnd());
+      lines.push(
+        `    ${i.name.padEnd(wName)}  ${shortType(i.type).padEnd(wType)}  ${money(i.monthlyUsd).padStart(wMoney)} / ${money(i.onDemandMonthlyUsd).padStart(wMoney)}  ${i.detail ?? ""}`.trimEnd(),
+      );
     }
   }
   if (r.schedules.length) {
@@ -147,7 +178,9 @@ export function renderCostTable(report: CostReport): string {
   const usage = usageLine(r);
   if (usage) lines.push("", `  usage assumptions: ${usage}`);
   const freeCount = r.free.reduce((n, f) => n + f.count, 0);
-  lines.push(`  free: ${freeCount} resources of ${new Set(r.free.map((f) => f.type)).size} types (catalog: infra/cost/catalog.ts)`);
+  lines.push(
+    `  free: ${freeCount} resources of ${new Set(r.free.map((f) => f.type)).size} types (catalog: infra/cost/catalog.ts)`,
+  );
   if (r.unpriced.length) {
     lines.push(`  UNPRICED: ${r.unpriced.length} resource(s), not in the totals:`);
     for (const u of r.unpriced) lines.push(`    ${u.type} ${u.name}${u.reason ? `: ${u.reason}` : ""}`);
@@ -175,7 +208,10 @@ export function renderCostMarkdown(report: CostReport): string {
     "",
     "| component | on-demand | with schedules | saving | at max |",
     "|---|---:|---:|---:|---:|",
-    ...r.components.map((c) => `| ${cell(c.component)} | ${money(c.onDemandMonthlyUsd)} | ${money(c.monthlyUsd)} | ${saving(c.onDemandMonthlyUsd, c.monthlyUsd)} | ${money(c.maxMonthlyUsd)} |`),
+    ...r.components.map(
+      (c) =>
+        `| ${cell(c.component)} | ${money(c.onDemandMonthlyUsd)} | ${money(c.monthlyUsd)} | ${saving(c.onDemandMonthlyUsd, c.monthlyUsd)} | ${money(c.maxMonthlyUsd)} |`,
+    ),
     `| **total** | **${money(r.onDemandMonthlyUsd)}** | **${money(r.monthlyUsd)}** | **${saving(r.onDemandMonthlyUsd, r.monthlyUsd)}** | **${money(r.maxMonthlyUsd)}** |`,
     "",
     `_${COLUMNS_NOTE}_`,
@@ -187,15 +223,23 @@ export function renderCostMarkdown(report: CostReport): string {
   const budget = budgetStatus(r);
   if (budget) lines.push(`- Budget: ${budget.over ? `**${budget.text}**` : budget.text}`);
   if (r.unpriced.length) {
-    lines.push(`- **Unpriced (${r.unpriced.length}, not in the totals):** ${r.unpriced.map((u) => `\`${u.type}\` ${u.name}${u.reason ? ` (${cell(u.reason)})` : ""}`).join("; ")}`);
+    lines.push(
+      `- **Unpriced (${r.unpriced.length}, not in the totals):** ${r.unpriced.map((u) => `\`${u.type}\` ${u.name}${u.reason ? ` (${cell(u.reason)})` : ""}`).join("; ")}`,
+    );
   }
   for (const w of r.warnings) lines.push(`- Warning: ${cell(w)}`);
   if (r.items.length) {
     const freeCount = r.free.reduce((n, f) => n + f.count, 0);
-    lines.push("", `<details><summary>Resources: ${r.items.length} priced, ${freeCount} free, ${r.unpriced.length} unpriced</summary>`, "");
+    lines.push(
+      "",
+      `<details><summary>Resources: ${r.items.length} priced, ${freeCount} free, ${r.unpriced.length} unpriced</summary>`,
+      "",
+    );
     lines.push("| resource | type | with schedules | on-demand | how |", "|---|---|---:|---:|---|");
     for (const i of [...r.items].sort((a, b) => b.onDemandMonthlyUsd - a.onDemandMonthlyUsd)) {
-      lines.push(`| ${cell(i.name)} | \`${shortType(i.type)}\` | ${money(i.monthlyUsd)} | ${money(i.onDemandMonthlyUsd)} | ${cell(i.detail ?? "")} |`);
+      lines.push(
+        `| ${cell(i.name)} | \`${shortType(i.type)}\` | ${money(i.monthlyUsd)} | ${money(i.onDemandMonthlyUsd)} | ${cell(i.detail ?? "")} |`,
+      );
     }
     lines.push("", "</details>");
   }

@@ -79,7 +79,9 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
       inputs: maskSecrets(reg.inputs) as Record<string, unknown>,
       custom: reg.custom,
       dependsOn: req.dependsOn.map(realUrn),
-      propertyDependencies: Object.fromEntries(Object.entries(req.propertyDependencies).map(([k, urns]) => [k, urns.map(realUrn)])),
+      propertyDependencies: Object.fromEntries(
+        Object.entries(req.propertyDependencies).map(([k, urns]) => [k, urns.map(realUrn)]),
+      ),
       options: req.options,
     });
   });

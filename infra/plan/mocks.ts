@@ -20,10 +20,10 @@ const COMPUTED: Record<string, Outputs> = {
   "aws:eks/cluster:Cluster": ({ name: logical, inputs }, region) => {
     const name = String(inputs.name ?? logical);
     return {
-    endpoint: `https://${name}.gr7.${region}.eks.amazonaws.com`,
-    certificateAuthority: { data: Buffer.from("mock-ca").toString("base64") },
-    identities: [{ oidcs: [{ issuer: `https://oidc.eks.${region}.amazonaws.com/id/MOCK${name.toUpperCase()}` }] }],
-    vpcConfig: { ...(inputs.vpcConfig as object), clusterSecurityGroupId: `sg-${name}-cluster` },
+      endpoint: `https://${name}.gr7.${region}.eks.amazonaws.com`,
+      certificateAuthority: { data: Buffer.from("mock-ca").toString("base64") },
+      identities: [{ oidcs: [{ issuer: `https://oidc.eks.${region}.amazonaws.com/id/MOCK${name.toUpperCase()}` }] }],
+      vpcConfig: { ...(inputs.vpcConfig as object), clusterSecurityGroupId: `sg-${name}-cluster` },
     };
   },
   "aws:eks/nodeGroup:NodeGroup": ({ name }) => ({
@@ -44,12 +44,14 @@ const COMPUTED: Record<string, Outputs> = {
   }),
   "aws:kms/key:Key": ({ name }) => ({ keyId: `key-${name}` }),
   "aws:acm/certificate:Certificate": ({ inputs }) => ({
-    domainValidationOptions: [{
-      domainName: inputs.domainName,
-      resourceRecordName: `_mock.${inputs.domainName}.`,
-      resourceRecordType: "CNAME",
-      resourceRecordValue: "_mock.acm-validations.aws.",
-    }],
+    domainValidationOptions: [
+      {
+        domainName: inputs.domainName,
+        resourceRecordName: `_mock.${inputs.domainName}.`,
+        resourceRecordType: "CNAME",
+        resourceRecordValue: "_mock.acm-validations.aws.",
+      },
+    ],
   }),
   // Known values so tests can prove a generated secret never reaches a resource input in plain text.
   "random:index/randomPassword:RandomPassword": ({ name }) => ({ result: `${MOCK_SECRET_PREFIX}${name}` }),
@@ -87,8 +89,10 @@ const INVOKES: Record<string, Invoke> = {
   "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": (inputs, region) => {
     const types: string[] = inputs.filters?.find((f: { name: string }) => f.name === "instance-type")?.values ?? [];
     const pairs = mockZones(region).flatMap((z) =>
-      types.filter((t) => !(MOCK_GPU_TYPE.test(t) && z.zoneId === mockZones(region)[MOCK_ZONE_WITHOUT_GPUS].zoneId))
-        .map((t) => ({ t, zoneId: z.zoneId })));
+      types
+        .filter((t) => !(MOCK_GPU_TYPE.test(t) && z.zoneId === mockZones(region)[MOCK_ZONE_WITHOUT_GPUS].zoneId))
+        .map((t) => ({ t, zoneId: z.zoneId })),
+    );
     return {
       instanceTypes: pairs.map((p) => p.t),
       locations: pairs.map((p) => p.zoneId),
@@ -104,7 +108,12 @@ const INVOKES: Record<string, Invoke> = {
   }),
   "aws:index/getRegion:getRegion": (_, region) => ({ name: region, region, id: region }),
   "aws:index/getPartition:getPartition": () => ({ partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" }),
-  "aws:ssm/getParameter:getParameter": (inputs) => ({ name: inputs.name, value: "ami-0mock0000000000000", type: "String", id: inputs.name }),
+  "aws:ssm/getParameter:getParameter": (inputs) => ({
+    name: inputs.name,
+    value: "ami-0mock0000000000000",
+    type: "String",
+    id: inputs.name,
+  }),
   "aws:ecr/getAuthorizationToken:getAuthorizationToken": (_, region) => ({
     userName: "AWS",
     password: "mock-ecr-password",
@@ -116,7 +125,12 @@ const INVOKES: Record<string, Invoke> = {
   }),
   "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": (inputs) => {
     const host = String(inputs.url ?? "").replace(/^https:\/\//, "");
-    return { arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:oidc-provider/${host}`, url: host, clientIdLists: ["sts.amazonaws.com"], id: host };
+    return {
+      arn: `arn:aws:iam::${MOCK_ACCOUNT_ID}:oidc-provider/${host}`,
+      url: host,
+      clientIdLists: ["sts.amazonaws.com"],
+      id: host,
+    };
   },
   "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ json: JSON.stringify(inputs), id: "policy" }),
   "tls:index/getCertificate:getCertificate": () => ({

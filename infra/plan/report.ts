@@ -68,7 +68,10 @@ function capacityLines(plan: Plan): string[] {
 }
 
 export function renderTable(plan: Plan, costSection?: string): string {
-  const lines = [`stack ${plan.stack} · tier ${plan.tier} · ${plan.region} · ${plan.resources.filter((r) => r.custom).length} resources`, ""];
+  const lines = [
+    `stack ${plan.stack} · tier ${plan.tier} · ${plan.region} · ${plan.resources.filter((r) => r.custom).length} resources`,
+    "",
+  ];
   for (const [component, resources] of byComponent(plan)) {
     lines.push(`${component} (${resources.length})`);
     const rows = resources.map((r) => [shortType(r.type), r.name, summarize(r)]);

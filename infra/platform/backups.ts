@@ -71,60 +71,84 @@ export class Backups extends pulumi.ComponentResource {
     const o = { parent: this };
     const keep = { ...o, protect: !args.disposable };
 
-    const vaultKey = new aws.kms.Key(`${name}-vault-key`, {
-      description: `${args.prefix} AWS Backup vault`,
-      enableKeyRotation: true,
-      deletionWindowInDays: args.disposable ? 7 : 30,
-      tags: { [VAULT_KEY_TAG.key]: VAULT_KEY_TAG.value },
-    }, keep);
+    const vaultKey = new aws.kms.Key(
+      `${name}-vault-key`,
+      {
+        description: `${args.prefix} AWS Backup vault`,
+        enableKeyRotation: true,
+        deletionWindowInDays: args.disposable ? 7 : 30,
+        tags: { [VAULT_KEY_TAG.key]: VAULT_KEY_TAG.value },
+      },
+      keep,
+    );
     new aws.kms.Alias(`${name}-vault-key`, { name: `alias/${args.prefix}-backup-vault`, targetKeyId: vaultKey.keyId }, o);
-    const vault = new aws.backup.Vault(`${name}-vault`, {
-      name: args.prefix,
-      kmsKeyArn: vaultKey.arn,
-      forceDestroy: args.disposable,
-    }, keep);
+    const vault = new aws.backup.Vault(
+      `${name}-vault`,
+      {
+        name: args.prefix,
+        kmsKeyArn: vaultKey.arn,
+        forceDestroy: args.disposable,
+      },
+      keep,
+    );
     this.vaultName = vault.name;
     const rules = backupRules(args.sizes, args.schedule, args.timeZone);
     if (args.vaultLock !== "off") {
       const retention = rules.map((r) => r.deleteAfterDays);
-      new aws.backup.VaultLockConfiguration(`${name}-vault-lock`, {
-        backupVaultName: vault.name,
-        minRetentionDays: Math.min(...retention),
-        maxRetentionDays: Math.max(...retention),
-        // Omitted: governance mode; set: compliance mode once the cooling-off days have passed.
-        changeableForDays: args.vaultLock === "compliance" ? VAULT_LOCK_COOLING_OFF_DAYS : undefined,
-      }, keep);
+      new aws.backup.VaultLockConfiguration(
+        `${name}-vault-lock`,
+        {
+          backupVaultName: vault.name,
+          minRetentionDays: Math.min(...retention),
+          maxRetentionDays: Math.max(...retention),
+          // Omitted: governance mode; set: compliance mode once the cooling-off days have passed.
+          changeableForDays: args.vaultLock === "compliance" ? VAULT_LOCK_COOLING_OFF_DAYS : undefined,
+        },
+        keep,
+      );
     }
 
-    const plan = new aws.backup.Plan(`${name}-plan`, {
-      name: args.prefix,
-      rules: rules.map((r) => ({
-        ruleName: r.ruleName,
-        targetVaultName: vault.name,
-        schedule: r.schedule,
-        scheduleExpressionTimezone: r.scheduleExpressionTimezone,
-        startWindow: 60,
-        // Generous: a first EBS snapshot of a large Qdrant volume takes hours; later ones are incremental.
-        completionWindow: 8 * 60,
-        lifecycle: { deleteAfter: r.deleteAfterDays },
-        recoveryPointTags: { rule: r.ruleName },
-      })),
-    }, o);
+    const plan = new aws.backup.Plan(
+      `${name}-plan`,
+      {
+        name: args.prefix,
+        rules: rules.map((r) => ({
+          ruleName: r.ruleName,
+          targetVaultName: vault.name,
+          schedule: r.schedule,
+          scheduleExpressionTimezone: r.scheduleExpressionTimezone,
+          startWindow: 60,
+          // Generous: a first EBS snapshot of a large Qdrant volume takes hours; later ones are incremental.
+          completionWindow: 8 * 60,
+          lifecycle: { deleteAfter: r.deleteAfterDays },
+          recoveryPointTags: { rule: r.ruleName },
+        })),
+      },
+      o,
+    );
     this.planId = plan.id;
 
-    const role = new aws.iam.Role(`${name}-backup`, {
-      description: "AWS Backup: snapshot and restore the tagged RDS instance and Qdrant volumes",
-      assumeRolePolicy: serviceTrustPolicy("backup.amazonaws.com"),
-    }, o);
+    const role = new aws.iam.Role(
+      `${name}-backup`,
+      {
+        description: "AWS Backup: snapshot and restore the tagged RDS instance and Qdrant volumes",
+        assumeRolePolicy: serviceTrustPolicy("backup.amazonaws.com"),
+      },
+      o,
+    );
     const attachments = BACKUP_ROLE_POLICIES.map(
       (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-backup-${i}`, { role: role.name, policyArn }, o),
     );
-    new aws.backup.Selection(`${name}-selection`, {
-      name: `${args.prefix}-tagged`,
-      planId: plan.id,
-      iamRoleArn: role.arn,
-      selectionTags: [{ type: "STRINGEQUALS", key: args.selectionTag.key, value: args.selectionTag.value }],
-    }, { ...o, dependsOn: attachments });
+    new aws.backup.Selection(
+      `${name}-selection`,
+      {
+        name: `${args.prefix}-tagged`,
+        planId: plan.id,
+        iamRoleArn: role.arn,
+        selectionTags: [{ type: "STRINGEQUALS", key: args.selectionTag.key, value: args.selectionTag.value }],
+      },
+      { ...o, dependsOn: attachments },
+    );
 
     const bucket = this.bucket(name, args);
     this.bucketName = bucket.bucket;
@@ -134,22 +158,28 @@ export class Backups extends pulumi.ComponentResource {
 
   /** Versioned, KMS-encrypted, private, TLS-only; objects go to Glacier, then expire. */
   private bucket(name: string, args: BackupsArgs): aws.s3.Bucket {
-    return privateBucket(`${name}-bucket`, {
-      bucketName: pulumi.interpolate`${args.prefix}-backups-${args.accountId}`,
-      kmsKeyArn: args.kmsKeyArn,
-      versioned: true,
-      disposable: args.disposable,
-      lifecycleRules: [{
-        id: "glacier-then-expire",
-        status: "Enabled",
-        filter: { prefix: "" },
-        transitions: [{ days: args.sizes.glacierAfterDays, storageClass: "GLACIER" }],
-        expiration: { days: args.sizes.expireAfterDays },
-        // Versioning keeps overwritten and deleted objects; they go after the shortest retention we promise.
-        noncurrentVersionExpiration: { noncurrentDays: args.sizes.daily.keepDays },
-        abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
-      }],
-    }, { parent: this });
+    return privateBucket(
+      `${name}-bucket`,
+      {
+        bucketName: pulumi.interpolate`${args.prefix}-backups-${args.accountId}`,
+        kmsKeyArn: args.kmsKeyArn,
+        versioned: true,
+        disposable: args.disposable,
+        lifecycleRules: [
+          {
+            id: "glacier-then-expire",
+            status: "Enabled",
+            filter: { prefix: "" },
+            transitions: [{ days: args.sizes.glacierAfterDays, storageClass: "GLACIER" }],
+            expiration: { days: args.sizes.expireAfterDays },
+            // Versioning keeps overwritten and deleted objects; they go after the shortest retention we promise.
+            noncurrentVersionExpiration: { noncurrentDays: args.sizes.daily.keepDays },
+            abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
+          },
+        ],
+      },
+      { parent: this },
+    );
   }
 }
 
@@ -183,8 +213,12 @@ export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"], 
   const days = !w ? [...DAYS] : at < w.start ? endDays(w) : w.days;
   const weeklyDay: Day = w ? DAYS.find((d) => days.includes(d))! : "SUN";
   const [h, m] = at.split(":").map(Number);
-  const rule = (ruleName: BackupRule["ruleName"], cron: string, deleteAfterDays: number): BackupRule =>
-    ({ ruleName, schedule: cron, scheduleExpressionTimezone: timeZone, deleteAfterDays });
+  const rule = (ruleName: BackupRule["ruleName"], cron: string, deleteAfterDays: number): BackupRule => ({
+    ruleName,
+    schedule: cron,
+    scheduleExpressionTimezone: timeZone,
+    deleteAfterDays,
+  });
   return [
     rule("daily", schedulerCron(at, days), retention.daily),
     rule("weekly", schedulerCron(at, [weeklyDay]), retention.weekly),

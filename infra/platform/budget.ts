@@ -36,26 +36,38 @@ export class Budget extends pulumi.ComponentResource {
     // Account-wide: every stack in the account declares the same activation, and none may deactivate it for
     // the others on destroy. AWS only knows a tag key once tagged usage has reached billing (up to 24 h after
     // the first tagged resource): a first `pulumi up` in a fresh account may fail here; run it again a day later.
-    const tag = new aws.costexplorer.CostAllocationTag(`${name}-tag`, { tagKey: COST_TAG, status: "Active" }, { parent: this, retainOnDelete: true });
+    const tag = new aws.costexplorer.CostAllocationTag(
+      `${name}-tag`,
+      { tagKey: COST_TAG, status: "Active" },
+      { parent: this, retainOnDelete: true },
+    );
 
-    new aws.budgets.Budget(name, {
-      name: args.name,
-      budgetType: "COST",
-      limitAmount: args.monthlyUsd.toFixed(2),
-      limitUnit: "USD",
-      timeUnit: "MONTHLY",
-      costFilters: [{ name: "TagKeyValue", values: [`user:${COST_TAG}$${args.stack}`] }],
-      notifications: BUDGET_ALERTS.map((a) => ({
-        comparisonOperator: "GREATER_THAN",
-        threshold: a.thresholdPercent,
-        thresholdType: "PERCENTAGE",
-        notificationType: a.notificationType,
-        subscriberSnsTopicArns: topics,
-      })),
-    }, { parent: this, dependsOn: [tag] });
+    new aws.budgets.Budget(
+      name,
+      {
+        name: args.name,
+        budgetType: "COST",
+        limitAmount: args.monthlyUsd.toFixed(2),
+        limitUnit: "USD",
+        timeUnit: "MONTHLY",
+        costFilters: [{ name: "TagKeyValue", values: [`user:${COST_TAG}$${args.stack}`] }],
+        notifications: BUDGET_ALERTS.map((a) => ({
+          comparisonOperator: "GREATER_THAN",
+          threshold: a.thresholdPercent,
+          thresholdType: "PERCENTAGE",
+          notificationType: a.notificationType,
+          subscriberSnsTopicArns: topics,
+        })),
+      },
+      { parent: this, dependsOn: [tag] },
+    );
 
     const people = args.topic.subscribers;
-    if (people.length === 0) pulumi.log.warn(`budget ${args.name}: the SNS topic has no e-mail subscriber; set agent-stack:notifyEmail to hear about it`, this);
+    if (people.length === 0)
+      pulumi.log.warn(
+        `budget ${args.name}: the SNS topic has no e-mail subscriber; set agent-stack:notifyEmail to hear about it`,
+        this,
+      );
     this.summary = {
       monthlyUsd: args.monthlyUsd,
       scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by this stack)`,

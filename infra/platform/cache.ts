@@ -36,49 +36,73 @@ export class Cache extends pulumi.ComponentResource {
     this.authToken = token.result;
 
     const subnets = new aws.elasticache.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, o);
-    const sg = new aws.ec2.SecurityGroup(`${name}-sg`, {
-      vpcId: args.vpcId,
-      description: "Valkey/Redis from the EKS nodes only",
-      ingress: [{ protocol: "tcp", fromPort: CACHE_PORT, toPort: CACHE_PORT, securityGroups: [args.clientSecurityGroupId], description: "EKS nodes" }],
-      egress: [],
-    }, o);
-    const params = new aws.elasticache.ParameterGroup(`${name}-params`, {
-      family: CACHE_ENGINE.family,
-      description: "agent-stack: evict least-recently-used keys when full (guides 000/002)",
-      parameters: [{ name: "maxmemory-policy", value: "allkeys-lru" }],
-    }, o);
+    const sg = new aws.ec2.SecurityGroup(
+      `${name}-sg`,
+      {
+        vpcId: args.vpcId,
+        description: "Valkey/Redis from the EKS nodes only",
+        ingress: [
+          {
+            protocol: "tcp",
+            fromPort: CACHE_PORT,
+            toPort: CACHE_PORT,
+            securityGroups: [args.clientSecurityGroupId],
+            description: "EKS nodes",
+          },
+        ],
+        egress: [],
+      },
+      o,
+    );
+    const params = new aws.elasticache.ParameterGroup(
+      `${name}-params`,
+      {
+        family: CACHE_ENGINE.family,
+        description: "agent-stack: evict least-recently-used keys when full (guides 000/002)",
+        parameters: [{ name: "maxmemory-policy", value: "allkeys-lru" }],
+      },
+      o,
+    );
 
-    const group = new aws.elasticache.ReplicationGroup(`${name}`, {
-      replicationGroupId: args.replicationGroupId,
-      description: "agent-stack response, embedding and rate-limit cache",
-      engine: CACHE_ENGINE.engine,
-      engineVersion: CACHE_ENGINE.version,
-      nodeType: s.nodeType,
-      numCacheClusters: s.nodes,
-      automaticFailoverEnabled: replicated,
-      multiAzEnabled: replicated,
-      port: CACHE_PORT,
-      parameterGroupName: params.name,
-      subnetGroupName: subnets.name,
-      securityGroupIds: [sg.id],
-      atRestEncryptionEnabled: true,
-      kmsKeyId: args.kmsKeyArn,
-      transitEncryptionEnabled: true,
-      authToken: token.result,
-      snapshotRetentionLimit: s.snapshotRetentionDays,
-      snapshotWindow: "02:00-03:00", // UTC, off-peak
-      maintenanceWindow: "sun:05:00-sun:06:00",
-      autoMinorVersionUpgrade: true,
-      applyImmediately: false,
-    }, o);
+    const group = new aws.elasticache.ReplicationGroup(
+      `${name}`,
+      {
+        replicationGroupId: args.replicationGroupId,
+        description: "agent-stack response, embedding and rate-limit cache",
+        engine: CACHE_ENGINE.engine,
+        engineVersion: CACHE_ENGINE.version,
+        nodeType: s.nodeType,
+        numCacheClusters: s.nodes,
+        automaticFailoverEnabled: replicated,
+        multiAzEnabled: replicated,
+        port: CACHE_PORT,
+        parameterGroupName: params.name,
+        subnetGroupName: subnets.name,
+        securityGroupIds: [sg.id],
+        atRestEncryptionEnabled: true,
+        kmsKeyId: args.kmsKeyArn,
+        transitEncryptionEnabled: true,
+        authToken: token.result,
+        snapshotRetentionLimit: s.snapshotRetentionDays,
+        snapshotWindow: "02:00-03:00", // UTC, off-peak
+        maintenanceWindow: "sun:05:00-sun:06:00",
+        autoMinorVersionUpgrade: true,
+        applyImmediately: false,
+      },
+      o,
+    );
     this.primaryAddress = group.primaryEndpointAddress;
     this.port = group.port.apply((p) => p ?? CACHE_PORT);
 
-    this.secretArn = storedSecret(`${name}-auth`, {
-      description: `Valkey auth token for ${args.replicationGroupId}`,
-      kmsKeyArn: args.kmsKeyArn,
-      value: pulumi.jsonStringify({ host: this.primaryAddress, port: this.port, authToken: token.result, tls: true }),
-    }, o).arn;
+    this.secretArn = storedSecret(
+      `${name}-auth`,
+      {
+        description: `Valkey auth token for ${args.replicationGroupId}`,
+        kmsKeyArn: args.kmsKeyArn,
+        value: pulumi.jsonStringify({ host: this.primaryAddress, port: this.port, authToken: token.result, tls: true }),
+      },
+      o,
+    ).arn;
     this.registerOutputs({ primaryAddress: this.primaryAddress, secretArn: this.secretArn });
   }
 }

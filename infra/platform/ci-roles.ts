@@ -28,14 +28,47 @@ export interface CiRolesArgs {
 
 /** Services `pulumi up` manages for this program (infra/platform, infra/workloads). */
 const MANAGED_SERVICES = [
-  "acm", "autoscaling", "backup", "backup-storage", "budgets", "ce", "ec2", "ecr", "eks", "elasticache",
-  "elasticloadbalancing", "events", "kms", "logs", "rds", "route53", "scheduler", "secretsmanager", "sns", "ssm", "sts",
+  "acm",
+  "autoscaling",
+  "backup",
+  "backup-storage",
+  "budgets",
+  "ce",
+  "ec2",
+  "ecr",
+  "eks",
+  "elasticache",
+  "elasticloadbalancing",
+  "events",
+  "kms",
+  "logs",
+  "rds",
+  "route53",
+  "scheduler",
+  "secretsmanager",
+  "sns",
+  "ssm",
+  "sts",
 ];
 /** IAM actions the program needs: roles, their policies, OIDC providers; no users, groups or access keys. */
 const IAM_ROLE_ACTIONS = [
-  "iam:*Role", "iam:*RolePolicy", "iam:*RolePolicies", "iam:*RoleTags", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
-  "iam:*Policy", "iam:*PolicyVersion", "iam:*PolicyVersions", "iam:ListPolicies", "iam:ListRoles", "iam:ListEntitiesForPolicy",
-  "iam:*OpenIDConnectProvider*", "iam:ListOpenIDConnectProviders", "iam:CreateServiceLinkedRole", "iam:GetInstanceProfile",
+  "iam:*Role",
+  "iam:*RolePolicy",
+  "iam:*RolePolicies",
+  "iam:*RoleTags",
+  "iam:TagRole",
+  "iam:UntagRole",
+  "iam:PassRole",
+  "iam:*Policy",
+  "iam:*PolicyVersion",
+  "iam:*PolicyVersions",
+  "iam:ListPolicies",
+  "iam:ListRoles",
+  "iam:ListEntitiesForPolicy",
+  "iam:*OpenIDConnectProvider*",
+  "iam:ListOpenIDConnectProviders",
+  "iam:CreateServiceLinkedRole",
+  "iam:GetInstanceProfile",
 ];
 /** Managed policies nothing this role creates may carry. */
 export const FORBIDDEN_POLICY_ARNS = [
@@ -56,82 +89,111 @@ export class CiRoles extends pulumi.ComponentResource {
     const o = { parent: this };
     this.oidcProviderArn = this.oidcProvider(name, args.oidcProvider);
     const trust = (subject: string) => webIdentityTrustPolicy(this.oidcProviderArn, GITHUB_OIDC_HOST, subject);
-    const names = { deploy: `${args.prefix}-ci-deploy`, preview: `${args.prefix}-ci-preview`, boundary: `${args.prefix}-ci-deploy-boundary` };
+    const names = {
+      deploy: `${args.prefix}-ci-deploy`,
+      preview: `${args.prefix}-ci-preview`,
+      boundary: `${args.prefix}-ci-deploy-boundary`,
+    };
     const arns = {
       ciRoles: pulumi.interpolate`arn:aws:iam::${args.accountId}:role/${args.prefix}-ci-*`,
       boundary: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${names.boundary}`,
       cluster: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
     };
 
-    const boundary = new aws.iam.Policy(`${name}-deploy-boundary`, {
-      name: names.boundary,
-      description: `Ceiling of what the ${args.stack} deploy role can ever do`,
-      policy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: [
-          ...deployAllowStatements(args.prefix),
-          {
-            Sid: "NoChangesToTheCiRolesOrThisBoundary",
-            Effect: "Deny",
-            Action: ["iam:*"],
-            Resource: [arns.ciRoles, arns.boundary],
-          },
-          {
-            Sid: "NoAdministratorPolicies",
-            Effect: "Deny",
-            Action: ["iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:AttachGroupPolicy"],
-            Resource: "*",
-            Condition: { ArnEquals: { "iam:PolicyARN": FORBIDDEN_POLICY_ARNS } },
-          },
-          {
-            Sid: "NoIdentitiesOutsideRoles",
-            Effect: "Deny",
-            Action: ["iam:*User*", "iam:*Group*", "iam:*AccessKey*", "iam:*LoginProfile", "organizations:*", "account:*"],
-            Resource: "*",
-          },
-          {
-            Sid: "BackupsOutliveDeploys",
-            Effect: "Deny",
-            Action: ["backup:DeleteBackupVaultLockConfiguration", "backup:DeleteRecoveryPoint", "backup:UpdateRecoveryPointLifecycle", "backup:DeleteBackupVault"],
-            Resource: "*",
-          },
-          {
-            Sid: "BackupVaultKeyStays",
-            Effect: "Deny",
-            Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
-            Resource: "*",
-            Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
-          },
-        ],
-      }),
-    }, o);
+    const boundary = new aws.iam.Policy(
+      `${name}-deploy-boundary`,
+      {
+        name: names.boundary,
+        description: `Ceiling of what the ${args.stack} deploy role can ever do`,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            ...deployAllowStatements(args.prefix),
+            {
+              Sid: "NoChangesToTheCiRolesOrThisBoundary",
+              Effect: "Deny",
+              Action: ["iam:*"],
+              Resource: [arns.ciRoles, arns.boundary],
+            },
+            {
+              Sid: "NoAdministratorPolicies",
+              Effect: "Deny",
+              Action: ["iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:AttachGroupPolicy"],
+              Resource: "*",
+              Condition: { ArnEquals: { "iam:PolicyARN": FORBIDDEN_POLICY_ARNS } },
+            },
+            {
+              Sid: "NoIdentitiesOutsideRoles",
+              Effect: "Deny",
+              Action: ["iam:*User*", "iam:*Group*", "iam:*AccessKey*", "iam:*LoginProfile", "organizations:*", "account:*"],
+              Resource: "*",
+            },
+            {
+              Sid: "BackupsOutliveDeploys",
+              Effect: "Deny",
+              Action: [
+                "backup:DeleteBackupVaultLockConfiguration",
+                "backup:DeleteRecoveryPoint",
+                "backup:UpdateRecoveryPointLifecycle",
+                "backup:DeleteBackupVault",
+              ],
+              Resource: "*",
+            },
+            {
+              Sid: "BackupVaultKeyStays",
+              Effect: "Deny",
+              Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
+              Resource: "*",
+              Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
+            },
+          ],
+        }),
+      },
+      o,
+    );
 
-    const deploy = new aws.iam.Role(`${name}-deploy`, {
-      name: names.deploy,
-      description: `pulumi up of stack ${args.stack} from GitHub Actions (environment ${args.stack})`,
-      assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
-      permissionsBoundary: boundary.arn,
-      // The deploy job may run 90 minutes (Ollama's create timeout alone is 60); rollback runs after it.
-      maxSessionDuration: DEPLOY_SESSION_SECONDS,
-    }, o);
-    new aws.iam.RolePolicy(`${name}-deploy`, {
-      role: deploy.id,
-      policy: JSON.stringify({ Version: "2012-10-17", Statement: deployAllowStatements(args.prefix) }),
-    }, o);
+    const deploy = new aws.iam.Role(
+      `${name}-deploy`,
+      {
+        name: names.deploy,
+        description: `pulumi up of stack ${args.stack} from GitHub Actions (environment ${args.stack})`,
+        assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
+        permissionsBoundary: boundary.arn,
+        // The deploy job may run 90 minutes (Ollama's create timeout alone is 60); rollback runs after it.
+        maxSessionDuration: DEPLOY_SESSION_SECONDS,
+      },
+      o,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-deploy`,
+      {
+        role: deploy.id,
+        policy: JSON.stringify({ Version: "2012-10-17", Statement: deployAllowStatements(args.prefix) }),
+      },
+      o,
+    );
 
     // A pull request runs its own workflow files, so whatever it can assume must be read-only.
-    const preview = new aws.iam.Role(`${name}-preview`, {
-      name: names.preview,
-      description: `pulumi preview of stack ${args.stack} from pull requests (read-only, no secret values)`,
-      assumeRolePolicy: trust(`repo:${args.githubRepo}:pull_request`),
-    }, o);
-    new aws.iam.RolePolicy(`${name}-preview`, {
-      role: preview.id,
-      policy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: previewStatements(args.stack, arns.cluster, this.oidcProviderArn, args.region),
-      }),
-    }, o);
+    const preview = new aws.iam.Role(
+      `${name}-preview`,
+      {
+        name: names.preview,
+        description: `pulumi preview of stack ${args.stack} from pull requests (read-only, no secret values)`,
+        assumeRolePolicy: trust(`repo:${args.githubRepo}:pull_request`),
+      },
+      o,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-preview`,
+      {
+        role: preview.id,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: previewStatements(args.stack, arns.cluster, this.oidcProviderArn, args.region),
+        }),
+      },
+      o,
+    );
 
     this.clusterAccess(`${name}-deploy`, args.clusterName, deploy.arn, "AmazonEKSClusterAdminPolicy", { type: "cluster" });
     // View: get/list/watch of most objects, never Secrets; no exec, no port-forward.
@@ -144,10 +206,14 @@ export class CiRoles extends pulumi.ComponentResource {
   private oidcProvider(name: string, mode: CiRolesArgs["oidcProvider"]): pulumi.Output<string> {
     if (mode === "create") {
       // Account-wide: deleting this stack would remove every stack's CI access, so it is protected.
-      return new aws.iam.OpenIdConnectProvider(`${name}-github`, {
-        url: GITHUB_OIDC_URL,
-        clientIdLists: ["sts.amazonaws.com"],
-      }, { parent: this, protect: true }).arn;
+      return new aws.iam.OpenIdConnectProvider(
+        `${name}-github`,
+        {
+          url: GITHUB_OIDC_URL,
+          clientIdLists: ["sts.amazonaws.com"],
+        },
+        { parent: this, protect: true },
+      ).arn;
     }
     if (mode === "lookup") return aws.iam.getOpenIdConnectProviderOutput({ url: GITHUB_OIDC_URL }, { parent: this }).arn;
     return pulumi.output(mode);
@@ -161,12 +227,16 @@ export class CiRoles extends pulumi.ComponentResource {
     accessScope: aws.types.input.eks.AccessPolicyAssociationAccessScope,
   ) {
     const entry = new aws.eks.AccessEntry(name, { clusterName, principalArn, type: "STANDARD" }, { parent: this });
-    new aws.eks.AccessPolicyAssociation(name, {
-      clusterName,
-      principalArn,
-      policyArn: `arn:aws:eks::aws:cluster-access-policy/${policy}`,
-      accessScope,
-    }, { parent: this, dependsOn: [entry] });
+    new aws.eks.AccessPolicyAssociation(
+      name,
+      {
+        clusterName,
+        principalArn,
+        policyArn: `arn:aws:eks::aws:cluster-access-policy/${policy}`,
+        accessScope,
+      },
+      { parent: this, dependsOn: [entry] },
+    );
   }
 }
 
@@ -190,27 +260,57 @@ function deployAllowStatements(prefix: string) {
  * parameters, the GitHub OIDC provider), the cluster to log in to, and reads of this stack's own resources
  * (tag `stack`, from the provider's default tags). No Get of secret values, no kms:Decrypt, no writes.
  */
-function previewStatements(stack: string, clusterArn: pulumi.Input<string>, oidcProviderArn: pulumi.Input<string>, region: string) {
+function previewStatements(
+  stack: string,
+  clusterArn: pulumi.Input<string>,
+  oidcProviderArn: pulumi.Input<string>,
+  region: string,
+) {
   const ownStack = { StringEquals: { "aws:ResourceTag/stack": stack } };
   return [
     {
       Sid: "DataSources",
       Effect: "Allow",
-      Action: ["sts:GetCallerIdentity", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "iam:ListOpenIDConnectProviders"],
+      Action: [
+        "sts:GetCallerIdentity",
+        "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeInstanceTypeOfferings",
+        "iam:ListOpenIDConnectProviders",
+      ],
       Resource: "*",
     },
-    { Sid: "PublicParameters", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: `arn:aws:ssm:${region}::parameter/aws/service/*` },
+    {
+      Sid: "PublicParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter"],
+      Resource: `arn:aws:ssm:${region}::parameter/aws/service/*`,
+    },
     { Sid: "GithubProvider", Effect: "Allow", Action: ["iam:GetOpenIDConnectProvider"], Resource: oidcProviderArn },
     { Sid: "Cluster", Effect: "Allow", Action: ["eks:DescribeCluster"], Resource: clusterArn },
     {
       Sid: "OwnStackReadOnly",
       Effect: "Allow",
       Action: [
-        "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
-        "eks:Describe*", "eks:List*", "rds:Describe*", "rds:ListTagsForResource", "elasticache:Describe*",
-        "elasticache:ListTagsForResource", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
-        "secretsmanager:DescribeSecret", "backup:Get*", "backup:Describe*", "ecr:Describe*",
-        "logs:Describe*", "sns:GetTopicAttributes", "budgets:View*",
+        "iam:GetRole",
+        "iam:GetRolePolicy",
+        "iam:ListRolePolicies",
+        "iam:ListAttachedRolePolicies",
+        "eks:Describe*",
+        "eks:List*",
+        "rds:Describe*",
+        "rds:ListTagsForResource",
+        "elasticache:Describe*",
+        "elasticache:ListTagsForResource",
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyRotationStatus",
+        "secretsmanager:DescribeSecret",
+        "backup:Get*",
+        "backup:Describe*",
+        "ecr:Describe*",
+        "logs:Describe*",
+        "sns:GetTopicAttributes",
+        "budgets:View*",
       ],
       Resource: "*",
       Condition: ownStack,

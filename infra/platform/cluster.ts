@@ -42,7 +42,10 @@ export const NODE_ROLE_LABEL = "role";
 export const GPU_TAINT = { key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" } as const;
 /** Qdrant's nodes take only pods that tolerate this (Qdrant and DaemonSets). */
 export const VECTOR_TAINT = { key: "dedicated", value: "vector", effect: "NO_SCHEDULE" } as const;
-const TAINTS: Partial<Record<NodeRole, { key: string; value: string; effect: "NO_SCHEDULE" }>> = { gpu: GPU_TAINT, vector: VECTOR_TAINT };
+const TAINTS: Partial<Record<NodeRole, { key: string; value: string; effect: "NO_SCHEDULE" }>> = {
+  gpu: GPU_TAINT,
+  vector: VECTOR_TAINT,
+};
 
 /**
  * Roles whose pods keep EBS volumes: Qdrant's role (vector, or general without one) and the monitoring stack's
@@ -60,7 +63,12 @@ export function zonalRoles(groups: Tier["nodeGroups"]): NodeRole[] {
 export function splitOverZones(spec: NodeGroupSpec, zoneCount: number): NodeGroupSpec[] {
   const zones = spec.desired <= 1 ? 1 : Math.min(zoneCount, spec.desired);
   const share = (total: number, i: number) => Math.floor(total / zones) + (i < total % zones ? 1 : 0);
-  return Array.from({ length: zones }, (_, i) => ({ ...spec, min: share(spec.min, i), desired: share(spec.desired, i), max: Math.max(1, share(spec.max, i)) }));
+  return Array.from({ length: zones }, (_, i) => ({
+    ...spec,
+    min: share(spec.min, i),
+    desired: share(spec.desired, i),
+    max: Math.max(1, share(spec.max, i)),
+  }));
 }
 
 /**
@@ -105,49 +113,69 @@ export class Cluster extends pulumi.ComponentResource {
     super("agent-stack:platform:Cluster", name, {}, opts);
     const o = { parent: this };
 
-    const key = new aws.kms.Key(`${name}-secrets`, {
-      description: `${args.clusterName} EKS secrets envelope encryption`,
-      enableKeyRotation: true,
-      deletionWindowInDays: 7,
-    }, o);
+    const key = new aws.kms.Key(
+      `${name}-secrets`,
+      {
+        description: `${args.clusterName} EKS secrets envelope encryption`,
+        enableKeyRotation: true,
+        deletionWindowInDays: 7,
+      },
+      o,
+    );
     this.kmsKeyArn = key.arn;
 
     const role = new aws.iam.Role(`${name}-control-plane`, { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com") }, o);
     // The provider docs require the cluster to depend on this attachment: otherwise EKS can be created before
     // the role may manage it, and on destroy the policy can go first and the cluster deletion fails.
-    const clusterPolicy = new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
-      role: role.name,
-      policyArn: "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
-    }, o);
+    const clusterPolicy = new aws.iam.RolePolicyAttachment(
+      `${name}-control-plane`,
+      {
+        role: role.name,
+        policyArn: "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+      },
+      o,
+    );
 
     // Created up front so its retention is ours, not "never expire".
-    const logs = new aws.cloudwatch.LogGroup(`${name}-logs`, {
-      name: `/aws/eks/${args.clusterName}/cluster`,
-      retentionInDays: args.logRetentionDays,
-    }, o);
-
-    const cluster = new aws.eks.Cluster(`${name}`, {
-      name: args.clusterName,
-      version: args.kubernetesVersion,
-      roleArn: role.arn,
-      vpcConfig: {
-        subnetIds: [...args.privateSubnetIds, ...args.publicSubnetIds],
-        endpointPrivateAccess: true,
-        endpointPublicAccess: args.endpointPublicAccessCidrs.length > 0,
-        publicAccessCidrs: args.endpointPublicAccessCidrs.length > 0 ? args.endpointPublicAccessCidrs : undefined,
+    const logs = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      {
+        name: `/aws/eks/${args.clusterName}/cluster`,
+        retentionInDays: args.logRetentionDays,
       },
-      encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
-      enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
-      accessConfig: { authenticationMode: "API_AND_CONFIG_MAP", bootstrapClusterCreatorAdminPermissions: true },
-    }, { ...o, dependsOn: [logs, clusterPolicy] });
+      o,
+    );
+
+    const cluster = new aws.eks.Cluster(
+      `${name}`,
+      {
+        name: args.clusterName,
+        version: args.kubernetesVersion,
+        roleArn: role.arn,
+        vpcConfig: {
+          subnetIds: [...args.privateSubnetIds, ...args.publicSubnetIds],
+          endpointPrivateAccess: true,
+          endpointPublicAccess: args.endpointPublicAccessCidrs.length > 0,
+          publicAccessCidrs: args.endpointPublicAccessCidrs.length > 0 ? args.endpointPublicAccessCidrs : undefined,
+        },
+        encryptionConfig: { provider: { keyArn: key.arn }, resources: ["secrets"] },
+        enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+        accessConfig: { authenticationMode: "API_AND_CONFIG_MAP", bootstrapClusterCreatorAdminPermissions: true },
+      },
+      { ...o, dependsOn: [logs, clusterPolicy] },
+    );
     this.name = cluster.name;
     this.endpoint = cluster.endpoint;
     this.nodeSecurityGroupId = cluster.vpcConfig.apply((v) => v.clusterSecurityGroupId!);
 
-    const oidcProvider = new aws.iam.OpenIdConnectProvider(`${name}-oidc`, {
-      url: cluster.identities.apply((ids) => ids[0].oidcs![0].issuer!),
-      clientIdLists: ["sts.amazonaws.com"],
-    }, o);
+    const oidcProvider = new aws.iam.OpenIdConnectProvider(
+      `${name}-oidc`,
+      {
+        url: cluster.identities.apply((ids) => ids[0].oidcs![0].issuer!),
+        clientIdLists: ["sts.amazonaws.com"],
+      },
+      o,
+    );
     this.oidc = { arn: oidcProvider.arn, url: oidcProvider.url };
 
     const nodeRole = new aws.iam.Role(`${name}-node`, { assumeRolePolicy: serviceTrustPolicy("ec2.amazonaws.com") }, o);
@@ -164,7 +192,12 @@ export class Cluster extends pulumi.ComponentResource {
       const template = this.launchTemplate(name, role, spec, cluster, args.resourceTags);
       const common = { cluster, nodeRole, template, dependsOn: attachments };
       if (!zonal.includes(role)) {
-        this.nodeGroups.push({ role, key: role, spec, group: this.nodeGroup(`${name}-${role}`, role, role, spec, args.privateSubnetIds, common) });
+        this.nodeGroups.push({
+          role,
+          key: role,
+          spec,
+          group: this.nodeGroup(`${name}-${role}`, role, role, spec, args.privateSubnetIds, common),
+        });
         continue;
       }
       const shares = splitOverZones(spec, args.privateSubnetIds.length);
@@ -176,44 +209,59 @@ export class Cluster extends pulumi.ComponentResource {
     }
 
     // Add-ons: EBS CSI (gp3 volumes for Qdrant, Ollama models, Prometheus) needs its own IRSA role.
-    const ebsRole = irsaRole(`${name}-ebs-csi`, {
-      oidc: this.oidc,
-      namespace: "kube-system",
-      serviceAccount: "ebs-csi-controller-sa",
-      managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
-    }, o);
+    const ebsRole = irsaRole(
+      `${name}-ebs-csi`,
+      {
+        oidc: this.oidc,
+        namespace: "kube-system",
+        serviceAccount: "ebs-csi-controller-sa",
+        managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+      },
+      o,
+    );
     // The VPC CNI (aws-node) calls EC2 through its own role too. The node role keeps the CNI policy: a new
     // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
-    const cniRole = irsaRole(`${name}-vpc-cni`, {
-      oidc: this.oidc,
-      namespace: "kube-system",
-      serviceAccount: "aws-node",
-      managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
-    }, o);
+    const cniRole = irsaRole(
+      `${name}-vpc-cni`,
+      {
+        oidc: this.oidc,
+        namespace: "kube-system",
+        serviceAccount: "aws-node",
+        managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+      },
+      o,
+    );
     const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
     const firstGroup = this.nodeGroups.map((g) => g.group);
     for (const [addon, version] of Object.entries(EKS_ADDONS)) {
-      new aws.eks.Addon(`${name}-${addon}`, {
-        clusterName: cluster.name,
-        addonName: addon,
-        addonVersion: version ?? undefined,
-        // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
-        resolveConflictsOnCreate: "OVERWRITE",
-        resolveConflictsOnUpdate: "OVERWRITE",
-        serviceAccountRoleArn: addonRoles[addon],
-        // The VPC CNI enforces NetworkPolicies only when asked to.
-        configurationValues: addon === "vpc-cni" ? JSON.stringify({ enableNetworkPolicy: "true" })
-          // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
-          // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
-          : addon === "aws-ebs-csi-driver" ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
-          : undefined,
-      }, { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] });
+      new aws.eks.Addon(
+        `${name}-${addon}`,
+        {
+          clusterName: cluster.name,
+          addonName: addon,
+          addonVersion: version ?? undefined,
+          // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
+          resolveConflictsOnCreate: "OVERWRITE",
+          resolveConflictsOnUpdate: "OVERWRITE",
+          serviceAccountRoleArn: addonRoles[addon],
+          // The VPC CNI enforces NetworkPolicies only when asked to.
+          configurationValues:
+            addon === "vpc-cni"
+              ? JSON.stringify({ enableNetworkPolicy: "true" })
+              : // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
+                // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
+                addon === "aws-ebs-csi-driver"
+                ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
+                : undefined,
+        },
+        { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] },
+      );
     }
 
     this.kubeconfig = pulumi.secret(
-      pulumi.all([cluster.name, cluster.endpoint, cluster.certificateAuthority]).apply(([clusterName, endpoint, ca]) =>
-        kubeconfigFor(clusterName, endpoint, ca.data!),
-      ),
+      pulumi
+        .all([cluster.name, cluster.endpoint, cluster.certificateAuthority])
+        .apply(([clusterName, endpoint, ca]) => kubeconfigFor(clusterName, endpoint, ca.data!)),
     );
     this.registerOutputs({ name: this.name, endpoint: this.endpoint, kubeconfig: this.kubeconfig });
   }
@@ -228,26 +276,32 @@ export class Cluster extends pulumi.ComponentResource {
     const gpu = role === "gpu";
     // Provider default tags stop at the template; these reach what the node group launches.
     const tags = cluster.name.apply((n) => ({ ...resourceTags, Name: `${n}-${role}`, role }));
-    return new aws.ec2.LaunchTemplate(`${name}-${role}`, {
-      description: `${role} nodes: IMDSv2 only, encrypted gp3 root volume${gpu ? ", instance-store NVMe for pod volumes" : ""}`,
-      updateDefaultVersion: true,
-      metadataOptions: {
-        httpEndpoint: "enabled",
-        httpTokens: "required",
-        // 1 hop: only host-network processes (kubelet, the VPC CNI's aws-node) reach IMDS; pods get no node
-        // credentials and call AWS through their own IRSA roles.
-        httpPutResponseHopLimit: 1,
+    return new aws.ec2.LaunchTemplate(
+      `${name}-${role}`,
+      {
+        description: `${role} nodes: IMDSv2 only, encrypted gp3 root volume${gpu ? ", instance-store NVMe for pod volumes" : ""}`,
+        updateDefaultVersion: true,
+        metadataOptions: {
+          httpEndpoint: "enabled",
+          httpTokens: "required",
+          // 1 hop: only host-network processes (kubelet, the VPC CNI's aws-node) reach IMDS; pods get no node
+          // credentials and call AWS through their own IRSA roles.
+          httpPutResponseHopLimit: 1,
+        },
+        blockDeviceMappings: [
+          {
+            deviceName: "/dev/xvda",
+            ebs: { volumeSize: spec.diskGb, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" },
+          },
+        ],
+        tagSpecifications: (["instance", "volume", "network-interface"] as const).map((resourceType) => ({ resourceType, tags })),
+        userData: gpu ? LOCAL_STORAGE_USER_DATA : undefined,
+        // T instances launch in unlimited mode, which bills surplus CPU credits beyond the hourly price; standard
+        // throttles to the baseline instead (EC2 API CreditSpecification: standard | unlimited; T types only).
+        creditSpecification: spec.instanceTypes.every((t) => /^t\d/.test(t)) ? { cpuCredits: "standard" } : undefined,
       },
-      blockDeviceMappings: [{
-        deviceName: "/dev/xvda",
-        ebs: { volumeSize: spec.diskGb, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" },
-      }],
-      tagSpecifications: (["instance", "volume", "network-interface"] as const).map((resourceType) => ({ resourceType, tags })),
-      userData: gpu ? LOCAL_STORAGE_USER_DATA : undefined,
-      // T instances launch in unlimited mode, which bills surplus CPU credits beyond the hourly price; standard
-      // throttles to the baseline instead (EC2 API CreditSpecification: standard | unlimited; T types only).
-      creditSpecification: spec.instanceTypes.every((t) => /^t\d/.test(t)) ? { cpuCredits: "standard" } : undefined,
-    }, { parent: this });
+      { parent: this },
+    );
   }
 
   private nodeGroup(
@@ -259,25 +313,29 @@ export class Cluster extends pulumi.ComponentResource {
     c: { cluster: aws.eks.Cluster; nodeRole: aws.iam.Role; template: aws.ec2.LaunchTemplate; dependsOn: pulumi.Resource[] },
   ): aws.eks.NodeGroup {
     const taint = TAINTS[role];
-    return new aws.eks.NodeGroup(resourceName, {
-      clusterName: c.cluster.name,
-      nodeGroupName,
-      nodeRoleArn: c.nodeRole.arn,
-      subnetIds,
-      instanceTypes: spec.instanceTypes,
-      capacityType: spec.capacityType,
-      amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(resourceName, spec.instanceTypes),
-      scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
-      launchTemplate: { id: c.template.id, version: c.template.latestVersion.apply(String) },
-      labels: { [NODE_ROLE_LABEL]: role },
-      taints: taint ? [taint] : undefined,
-      updateConfig: { maxUnavailable: 1 },
-    }, {
-      parent: this,
-      dependsOn: c.dependsOn,
-      // Schedules and autoscalers own the live size; `pulumi up` must not reset it.
-      ignoreChanges: ["scalingConfig.desiredSize"],
-    });
+    return new aws.eks.NodeGroup(
+      resourceName,
+      {
+        clusterName: c.cluster.name,
+        nodeGroupName,
+        nodeRoleArn: c.nodeRole.arn,
+        subnetIds,
+        instanceTypes: spec.instanceTypes,
+        capacityType: spec.capacityType,
+        amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(resourceName, spec.instanceTypes),
+        scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
+        launchTemplate: { id: c.template.id, version: c.template.latestVersion.apply(String) },
+        labels: { [NODE_ROLE_LABEL]: role },
+        taints: taint ? [taint] : undefined,
+        updateConfig: { maxUnavailable: 1 },
+      },
+      {
+        parent: this,
+        dependsOn: c.dependsOn,
+        // Schedules and autoscalers own the live size; `pulumi up` must not reset it.
+        ignoreChanges: ["scalingConfig.desiredSize"],
+      },
+    );
   }
 }
 
@@ -290,7 +348,9 @@ export function isGraviton(instanceType: string): boolean {
 function amiTypeFor(name: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
   const arm = instanceTypes.filter(isGraviton);
   if (arm.length > 0 && arm.length < instanceTypes.length) {
-    throw new Error(`${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`);
+    throw new Error(
+      `${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
+    );
   }
   return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";
 }
@@ -302,15 +362,17 @@ function kubeconfigFor(clusterName: string, endpoint: string, caData: string): s
     clusters: [{ name: clusterName, cluster: { server: endpoint, "certificate-authority-data": caData } }],
     contexts: [{ name: clusterName, context: { cluster: clusterName, user: clusterName } }],
     "current-context": clusterName,
-    users: [{
-      name: clusterName,
-      user: {
-        exec: {
-          apiVersion: "client.authentication.k8s.io/v1beta1",
-          command: "aws",
-          args: ["eks", "get-token", "--cluster-name", clusterName, "--output", "json"],
+    users: [
+      {
+        name: clusterName,
+        user: {
+          exec: {
+            apiVersion: "client.authentication.k8s.io/v1beta1",
+            command: "aws",
+            args: ["eks", "get-token", "--cluster-name", clusterName, "--output", "json"],
+          },
         },
       },
-    }],
+    ],
   });
 }

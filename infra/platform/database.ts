@@ -30,11 +30,27 @@ export const DB_PORT = 5432;
 
 // Memory of the classes our tiers use (GiB), for the guide's tuning. Unknown class: a clear error.
 const DB_MEMORY_GIB: Record<string, number> = {
-  "db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
-  "db.m6i.large": 8, "db.m6i.xlarge": 16, "db.m6i.2xlarge": 32, "db.m6g.large": 8, "db.m6g.xlarge": 16,
-  "db.m7g.large": 8, "db.m7g.xlarge": 16, "db.m7g.2xlarge": 32,
-  "db.r6i.large": 16, "db.r6i.xlarge": 32, "db.r6i.2xlarge": 64, "db.r6i.4xlarge": 128, "db.r6i.8xlarge": 256,
-  "db.r6g.large": 16, "db.r6g.xlarge": 32, "db.r6g.2xlarge": 64, "db.r6g.4xlarge": 128,
+  "db.t4g.micro": 1,
+  "db.t4g.small": 2,
+  "db.t4g.medium": 4,
+  "db.t4g.large": 8,
+  "db.m6i.large": 8,
+  "db.m6i.xlarge": 16,
+  "db.m6i.2xlarge": 32,
+  "db.m6g.large": 8,
+  "db.m6g.xlarge": 16,
+  "db.m7g.large": 8,
+  "db.m7g.xlarge": 16,
+  "db.m7g.2xlarge": 32,
+  "db.r6i.large": 16,
+  "db.r6i.xlarge": 32,
+  "db.r6i.2xlarge": 64,
+  "db.r6i.4xlarge": 128,
+  "db.r6i.8xlarge": 256,
+  "db.r6g.large": 16,
+  "db.r6g.xlarge": 32,
+  "db.r6g.2xlarge": 64,
+  "db.r6g.4xlarge": 128,
 };
 
 /**
@@ -45,7 +61,9 @@ const DB_MEMORY_GIB: Record<string, number> = {
 export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
   const gib = DB_MEMORY_GIB[instanceClass];
   if (!gib) {
-    throw new Error(`database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`);
+    throw new Error(
+      `database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`,
+    );
   }
   const kib = gib * 1024 * 1024;
   return {
@@ -77,109 +95,138 @@ export class Database extends pulumi.ComponentResource {
     this.password = password.result;
 
     const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, o);
-    const sg = new aws.ec2.SecurityGroup(`${name}-sg`, {
-      vpcId: args.vpcId,
-      description: "PostgreSQL from the EKS nodes only",
-      ingress: [{ protocol: "tcp", fromPort: DB_PORT, toPort: DB_PORT, securityGroups: [args.clientSecurityGroupId], description: "EKS nodes" }],
-      egress: [],
-    }, o);
+    const sg = new aws.ec2.SecurityGroup(
+      `${name}-sg`,
+      {
+        vpcId: args.vpcId,
+        description: "PostgreSQL from the EKS nodes only",
+        ingress: [
+          {
+            protocol: "tcp",
+            fromPort: DB_PORT,
+            toPort: DB_PORT,
+            securityGroups: [args.clientSecurityGroupId],
+            description: "EKS nodes",
+          },
+        ],
+        egress: [],
+      },
+      o,
+    );
 
     // Each instance gets the guide's tuning for its own memory size.
     const params = this.parameterGroup(`${name}-params`, s.instanceClass, s.maxConnections);
-    const replicaParams = s.readReplicas > 0 && s.replicaInstanceClass !== s.instanceClass
-      ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections)
-      : params;
+    const replicaParams =
+      s.readReplicas > 0 && s.replicaInstanceClass !== s.instanceClass
+        ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections)
+        : params;
 
     const protect = !args.disposable;
-    this.instance = new aws.rds.Instance(`${name}`, {
-      identifier: args.identifier,
-      engine: "postgres",
-      engineVersion: "16",
-      instanceClass: s.instanceClass,
-      allocatedStorage: s.allocatedStorageGb,
-      maxAllocatedStorage: s.maxAllocatedStorageGb,
-      storageType: "gp3",
-      storageEncrypted: true,
-      kmsKeyId: args.kmsKeyArn,
-      dbName: args.snapshotIdentifier ? undefined : DB_NAME,
-      username: args.snapshotIdentifier ? undefined : DB_USER,
-      password: password.result,
-      snapshotIdentifier: args.snapshotIdentifier,
-      port: DB_PORT,
-      dbSubnetGroupName: subnets.name,
-      vpcSecurityGroupIds: [sg.id],
-      parameterGroupName: params.name,
-      publiclyAccessible: false,
-      multiAz: s.multiAz,
-      backupRetentionPeriod: s.backupRetentionDays,
-      backupWindow: args.backupWindow,
-      maintenanceWindow: "sun:04:30-sun:05:30",
-      copyTagsToSnapshot: true,
-      deletionProtection: s.deletionProtection && protect,
-      skipFinalSnapshot: !protect,
-      finalSnapshotIdentifier: protect ? `${args.identifier}-final` : undefined,
-      performanceInsightsEnabled: s.performanceInsights,
-      performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
-      enabledCloudwatchLogsExports: ["postgresql"],
-      autoMinorVersionUpgrade: true,
-      caCertIdentifier: "rds-ca-rsa2048-g1",
-      tags: args.backupTags,
-    }, { ...o, protect });
+    this.instance = new aws.rds.Instance(
+      `${name}`,
+      {
+        identifier: args.identifier,
+        engine: "postgres",
+        engineVersion: "16",
+        instanceClass: s.instanceClass,
+        allocatedStorage: s.allocatedStorageGb,
+        maxAllocatedStorage: s.maxAllocatedStorageGb,
+        storageType: "gp3",
+        storageEncrypted: true,
+        kmsKeyId: args.kmsKeyArn,
+        dbName: args.snapshotIdentifier ? undefined : DB_NAME,
+        username: args.snapshotIdentifier ? undefined : DB_USER,
+        password: password.result,
+        snapshotIdentifier: args.snapshotIdentifier,
+        port: DB_PORT,
+        dbSubnetGroupName: subnets.name,
+        vpcSecurityGroupIds: [sg.id],
+        parameterGroupName: params.name,
+        publiclyAccessible: false,
+        multiAz: s.multiAz,
+        backupRetentionPeriod: s.backupRetentionDays,
+        backupWindow: args.backupWindow,
+        maintenanceWindow: "sun:04:30-sun:05:30",
+        copyTagsToSnapshot: true,
+        deletionProtection: s.deletionProtection && protect,
+        skipFinalSnapshot: !protect,
+        finalSnapshotIdentifier: protect ? `${args.identifier}-final` : undefined,
+        performanceInsightsEnabled: s.performanceInsights,
+        performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
+        enabledCloudwatchLogsExports: ["postgresql"],
+        autoMinorVersionUpgrade: true,
+        caCertIdentifier: "rds-ca-rsa2048-g1",
+        tags: args.backupTags,
+      },
+      { ...o, protect },
+    );
     this.address = this.instance.address;
     this.port = this.instance.port;
     this.endpoint = this.instance.endpoint;
 
     this.replicaAddresses = [];
     for (let i = 0; i < s.readReplicas; i++) {
-      const replica = new aws.rds.Instance(`${name}-replica-${i}`, {
-        identifier: `${args.identifier}-replica-${i}`,
-        replicateSourceDb: this.instance.identifier,
-        instanceClass: s.replicaInstanceClass,
-        storageType: "gp3",
-        // Neither kmsKeyId nor storageEncrypted: a same-region replica is always encrypted with its source's
-        // key. The RDS API (CreateDBInstanceReadReplica, KmsKeyId) says not to specify a key in the same
-        // region (RDS answers InvalidParameterCombination), and it has no StorageEncrypted parameter at all.
-        vpcSecurityGroupIds: [sg.id],
-        parameterGroupName: replicaParams.name,
-        publiclyAccessible: false,
-        skipFinalSnapshot: true,
-        performanceInsightsEnabled: s.performanceInsights,
-        performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
-        autoMinorVersionUpgrade: true,
-        caCertIdentifier: "rds-ca-rsa2048-g1",
-      }, { ...o, protect });
+      const replica = new aws.rds.Instance(
+        `${name}-replica-${i}`,
+        {
+          identifier: `${args.identifier}-replica-${i}`,
+          replicateSourceDb: this.instance.identifier,
+          instanceClass: s.replicaInstanceClass,
+          storageType: "gp3",
+          // Neither kmsKeyId nor storageEncrypted: a same-region replica is always encrypted with its source's
+          // key. The RDS API (CreateDBInstanceReadReplica, KmsKeyId) says not to specify a key in the same
+          // region (RDS answers InvalidParameterCombination), and it has no StorageEncrypted parameter at all.
+          vpcSecurityGroupIds: [sg.id],
+          parameterGroupName: replicaParams.name,
+          publiclyAccessible: false,
+          skipFinalSnapshot: true,
+          performanceInsightsEnabled: s.performanceInsights,
+          performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
+          autoMinorVersionUpgrade: true,
+          caCertIdentifier: "rds-ca-rsa2048-g1",
+        },
+        { ...o, protect },
+      );
       this.replicaAddresses.push(replica.address);
     }
 
-    this.secretArn = storedSecret(`${name}-credentials`, {
-      description: `PostgreSQL master credentials for ${args.identifier}`,
-      kmsKeyArn: args.kmsKeyArn,
-      value: pulumi.jsonStringify({
-        engine: "postgres",
-        username: DB_USER,
-        password: password.result,
-        host: this.address,
-        port: this.port,
-        dbname: DB_NAME,
-      }),
-    }, o).arn;
+    this.secretArn = storedSecret(
+      `${name}-credentials`,
+      {
+        description: `PostgreSQL master credentials for ${args.identifier}`,
+        kmsKeyArn: args.kmsKeyArn,
+        value: pulumi.jsonStringify({
+          engine: "postgres",
+          username: DB_USER,
+          password: password.result,
+          host: this.address,
+          port: this.port,
+          dbname: DB_NAME,
+        }),
+      },
+      o,
+    ).arn;
     this.registerOutputs({ address: this.address, secretArn: this.secretArn });
   }
 
   private parameterGroup(name: string, instanceClass: string, maxConnections: number): aws.rds.ParameterGroup {
-    return new aws.rds.ParameterGroup(name, {
-      family: "postgres16",
-      // A parameter group's description cannot change in place: keep it fixed, or a new class replaces the group.
-      description: "agent-stack tuning (guide 000, scaled to the instance)",
-      parameters: [
-        ...Object.entries(postgresTuning(instanceClass, maxConnections)).map(([pname, value]) => ({
-          name: pname,
-          value: String(value),
-          applyMethod: "pending-reboot",
-        })),
-        { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
-        { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
-      ],
-    }, { parent: this });
+    return new aws.rds.ParameterGroup(
+      name,
+      {
+        family: "postgres16",
+        // A parameter group's description cannot change in place: keep it fixed, or a new class replaces the group.
+        description: "agent-stack tuning (guide 000, scaled to the instance)",
+        parameters: [
+          ...Object.entries(postgresTuning(instanceClass, maxConnections)).map(([pname, value]) => ({
+            name: pname,
+            value: String(value),
+            applyMethod: "pending-reboot",
+          })),
+          { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
+          { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
+        ],
+      },
+      { parent: this },
+    );
   }
 }

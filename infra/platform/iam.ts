@@ -30,7 +30,11 @@ export interface IrsaRoleArgs {
  * Trust policy for web-identity tokens of an OIDC provider (an EKS cluster's, GitHub Actions'): the token's
  * `sub` must be `subject` and its `aud` sts.amazonaws.com. `issuer` is the provider's host, without https://.
  */
-export function webIdentityTrustPolicy(providerArn: pulumi.Input<string>, issuer: pulumi.Input<string>, subject: string): pulumi.Output<string> {
+export function webIdentityTrustPolicy(
+  providerArn: pulumi.Input<string>,
+  issuer: pulumi.Input<string>,
+  subject: string,
+): pulumi.Output<string> {
   return pulumi.all([providerArn, issuer]).apply(([arn, host]) =>
     JSON.stringify({
       Version: "2012-10-17",

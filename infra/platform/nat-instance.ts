@@ -43,31 +43,45 @@ export class NatInstance extends pulumi.ComponentResource {
   constructor(name: string, args: NatInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:NatInstance", name, {}, opts);
     const o = { parent: this };
-    const sg = new aws.ec2.SecurityGroup(`${name}-sg`, {
-      vpcId: args.vpcId,
-      description: "NAT instance: forwards traffic from inside the VPC, nothing from outside",
-      ingress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: [args.vpcCidr], description: "egress of the private subnets" }],
-      egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], description: "to the internet" }],
-    }, o);
-    const eni = new aws.ec2.NetworkInterface(`${name}-eni`, {
-      subnetId: args.subnetId,
-      securityGroups: [sg.id],
-      sourceDestCheck: false,
-      description: "NAT instance primary interface",
-    }, o);
+    const sg = new aws.ec2.SecurityGroup(
+      `${name}-sg`,
+      {
+        vpcId: args.vpcId,
+        description: "NAT instance: forwards traffic from inside the VPC, nothing from outside",
+        ingress: [
+          { protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: [args.vpcCidr], description: "egress of the private subnets" },
+        ],
+        egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], description: "to the internet" }],
+      },
+      o,
+    );
+    const eni = new aws.ec2.NetworkInterface(
+      `${name}-eni`,
+      {
+        subnetId: args.subnetId,
+        securityGroups: [sg.id],
+        sourceDestCheck: false,
+        description: "NAT instance primary interface",
+      },
+      o,
+    );
     const ami = aws.ssm.getParameterOutput({ name: AL2023_ARM64_AMI_PARAMETER }, o);
-    const instance = new aws.ec2.Instance(`${name}`, {
-      ami: ami.value,
-      instanceType: NAT_INSTANCE_TYPE,
-      primaryNetworkInterface: { networkInterfaceId: eni.id },
-      // Standard credits: a busy NAT is throttled to the baseline instead of billing surplus credits.
-      creditSpecification: { cpuCredits: "standard" },
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
-      rootBlockDevice: { volumeSize: 8, volumeType: "gp3", encrypted: true },
-      userData: natUserData(args.vpcCidr),
-      userDataReplaceOnChange: true,
-      tags: { Name: `${name}-nat` },
-    }, o);
+    const instance = new aws.ec2.Instance(
+      `${name}`,
+      {
+        ami: ami.value,
+        instanceType: NAT_INSTANCE_TYPE,
+        primaryNetworkInterface: { networkInterfaceId: eni.id },
+        // Standard credits: a busy NAT is throttled to the baseline instead of billing surplus credits.
+        creditSpecification: { cpuCredits: "standard" },
+        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+        rootBlockDevice: { volumeSize: 8, volumeType: "gp3", encrypted: true },
+        userData: natUserData(args.vpcCidr),
+        userDataReplaceOnChange: true,
+        tags: { Name: `${name}-nat` },
+      },
+      o,
+    );
     new aws.ec2.Eip(`${name}-eip`, { domain: "vpc", networkInterface: eni.id }, { ...o, dependsOn: [instance] });
     this.networkInterfaceId = eni.id;
     this.registerOutputs({ networkInterfaceId: this.networkInterfaceId });

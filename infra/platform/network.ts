@@ -42,33 +42,50 @@ export class Network extends pulumi.ComponentResource {
     const [a, b] = this.vpcCidr.split(".");
     const clusterTag = { [`kubernetes.io/cluster/${args.clusterName}`]: "shared" };
 
-    const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
-      cidrBlock: this.vpcCidr,
-      enableDnsHostnames: true,
-      enableDnsSupport: true,
-      tags: { Name: `${args.clusterName}-vpc` },
-    }, o);
+    const vpc = new aws.ec2.Vpc(
+      `${name}-vpc`,
+      {
+        cidrBlock: this.vpcCidr,
+        enableDnsHostnames: true,
+        enableDnsSupport: true,
+        tags: { Name: `${args.clusterName}-vpc` },
+      },
+      o,
+    );
     this.vpcId = vpc.id;
     // Lock down the default security group: nothing should ever use it.
     new aws.ec2.DefaultSecurityGroup(`${name}-default-sg`, { vpcId: vpc.id, ingress: [], egress: [] }, o);
 
-    const available = aws.getAvailabilityZonesOutput({
-      state: "available",
-      excludeZoneIds: EKS_UNSUPPORTED_ZONE_IDS,
-      filters: [{ name: "zone-type", values: ["availability-zone"] }], // no Local or Wavelength Zones
-    }, o);
-    const offerings = aws.ec2.getInstanceTypeOfferingsOutput({
-      locationType: "availability-zone-id",
-      filters: [{ name: "instance-type", values: args.instanceTypes }],
-    }, o);
-    const zones = pulumi.all([available, offerings]).apply(([az, off]) =>
-      chooseZones({ names: az.names, zoneIds: az.zoneIds, offerings: off }, args.instanceTypes, args.azCount, args.region));
+    const available = aws.getAvailabilityZonesOutput(
+      {
+        state: "available",
+        excludeZoneIds: EKS_UNSUPPORTED_ZONE_IDS,
+        filters: [{ name: "zone-type", values: ["availability-zone"] }], // no Local or Wavelength Zones
+      },
+      o,
+    );
+    const offerings = aws.ec2.getInstanceTypeOfferingsOutput(
+      {
+        locationType: "availability-zone-id",
+        filters: [{ name: "instance-type", values: args.instanceTypes }],
+      },
+      o,
+    );
+    const zones = pulumi
+      .all([available, offerings])
+      .apply(([az, off]) =>
+        chooseZones({ names: az.names, zoneIds: az.zoneIds, offerings: off }, args.instanceTypes, args.azCount, args.region),
+      );
     this.zoneIds = zones.apply((z) => z.map((zone) => zone.zoneId));
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, o);
-    const publicRt = new aws.ec2.RouteTable(`${name}-public-rt`, {
-      vpcId: vpc.id,
-      routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }],
-    }, o);
+    const publicRt = new aws.ec2.RouteTable(
+      `${name}-public-rt`,
+      {
+        vpcId: vpc.id,
+        routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }],
+      },
+      o,
+    );
 
     const publicSubnets: aws.ec2.Subnet[] = [];
     const publicAssociations: aws.ec2.RouteTableAssociation[] = [];
@@ -78,41 +95,67 @@ export class Network extends pulumi.ComponentResource {
     for (let i = 0; i < args.azCount; i++) {
       const az = zones.apply((z) => z[i].zoneId);
       // /20 public subnets at the bottom, /18 private subnets above them (room for many pod IPs).
-      const pub = new aws.ec2.Subnet(`${name}-public-${i}`, {
-        vpcId: vpc.id,
-        availabilityZoneId: az,
-        cidrBlock: `${a}.${b}.${i * 16}.0/20`,
-        mapPublicIpOnLaunch: false,
-        tags: { ...clusterTag, "kubernetes.io/role/elb": "1", Name: `${args.clusterName}-public-${i}` },
-      }, o);
-      const pubAssoc = new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: pub.id, routeTableId: publicRt.id }, o);
+      const pub = new aws.ec2.Subnet(
+        `${name}-public-${i}`,
+        {
+          vpcId: vpc.id,
+          availabilityZoneId: az,
+          cidrBlock: `${a}.${b}.${i * 16}.0/20`,
+          mapPublicIpOnLaunch: false,
+          tags: { ...clusterTag, "kubernetes.io/role/elb": "1", Name: `${args.clusterName}-public-${i}` },
+        },
+        o,
+      );
+      const pubAssoc = new aws.ec2.RouteTableAssociation(
+        `${name}-public-${i}`,
+        { subnetId: pub.id, routeTableId: publicRt.id },
+        o,
+      );
       publicSubnets.push(pub);
       publicAssociations.push(pubAssoc);
       this.publicSubnetCidrs.push(pub.cidrBlock.apply((c) => c!));
       if (args.natGateways === "instance" && i === 0) {
-        const nat = new NatInstance(`${name}-nat`, { vpcId: vpc.id, vpcCidr: this.vpcCidr, subnetId: pub.id }, { ...o, dependsOn: [igw] });
+        const nat = new NatInstance(
+          `${name}-nat`,
+          { vpcId: vpc.id, vpcCidr: this.vpcCidr, subnetId: pub.id },
+          { ...o, dependsOn: [igw] },
+        );
         natIds.push(nat.networkInterfaceId);
       } else if (args.natGateways !== "instance" && (args.natGateways === "perAz" || i === 0)) {
         const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: "vpc" }, o);
-        const nat = new aws.ec2.NatGateway(`${name}-nat-${i}`, { allocationId: eip.id, subnetId: pub.id }, { ...o, dependsOn: [igw] });
+        const nat = new aws.ec2.NatGateway(
+          `${name}-nat-${i}`,
+          { allocationId: eip.id, subnetId: pub.id },
+          { ...o, dependsOn: [igw] },
+        );
         natIds.push(nat.id);
       }
-      const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
-        vpcId: vpc.id,
-        availabilityZoneId: az,
-        cidrBlock: `${a}.${b}.${64 * (i + 1)}.0/18`,
-        mapPublicIpOnLaunch: false,
-        tags: { ...clusterTag, "kubernetes.io/role/internal-elb": "1", Name: `${args.clusterName}-private-${i}` },
-      }, o);
-      const rt = new aws.ec2.RouteTable(`${name}-private-rt-${i}`, {
-        vpcId: vpc.id,
-        routes: [{
-          cidrBlock: "0.0.0.0/0",
-          ...(args.natGateways === "instance"
-            ? { networkInterfaceId: natIds[0] }
-            : { natGatewayId: natIds[Math.min(i, natIds.length - 1)] }),
-        }],
-      }, o);
+      const priv = new aws.ec2.Subnet(
+        `${name}-private-${i}`,
+        {
+          vpcId: vpc.id,
+          availabilityZoneId: az,
+          cidrBlock: `${a}.${b}.${64 * (i + 1)}.0/18`,
+          mapPublicIpOnLaunch: false,
+          tags: { ...clusterTag, "kubernetes.io/role/internal-elb": "1", Name: `${args.clusterName}-private-${i}` },
+        },
+        o,
+      );
+      const rt = new aws.ec2.RouteTable(
+        `${name}-private-rt-${i}`,
+        {
+          vpcId: vpc.id,
+          routes: [
+            {
+              cidrBlock: "0.0.0.0/0",
+              ...(args.natGateways === "instance"
+                ? { networkInterfaceId: natIds[0] }
+                : { natGatewayId: natIds[Math.min(i, natIds.length - 1)] }),
+            },
+          ],
+        },
+        o,
+      );
       new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: priv.id, routeTableId: rt.id }, o);
       this.privateSubnetIds.push(priv.id);
       this.privateRouteTableIds.push(rt.id);
@@ -121,12 +164,16 @@ export class Network extends pulumi.ComponentResource {
     this.internetEdge = [vpc, igw, publicRt, ...publicSubnets, ...publicAssociations];
 
     // Image layers, backups and Loki chunks go to S3 without paying NAT data processing.
-    new aws.ec2.VpcEndpoint(`${name}-s3`, {
-      vpcId: vpc.id,
-      serviceName: `com.amazonaws.${args.region}.s3`,
-      vpcEndpointType: "Gateway",
-      routeTableIds: this.privateRouteTableIds,
-    }, o);
+    new aws.ec2.VpcEndpoint(
+      `${name}-s3`,
+      {
+        vpcId: vpc.id,
+        serviceName: `com.amazonaws.${args.region}.s3`,
+        vpcEndpointType: "Gateway",
+        routeTableIds: this.privateRouteTableIds,
+      },
+      o,
+    );
 
     if (args.flowLogs) this.addFlowLogs(name, vpc, o);
     this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds });
@@ -134,28 +181,42 @@ export class Network extends pulumi.ComponentResource {
 
   private addFlowLogs(name: string, vpc: aws.ec2.Vpc, o: pulumi.CustomResourceOptions) {
     const logs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { retentionInDays: 30 }, o);
-    const role = new aws.iam.Role(`${name}-flow-logs`, {
-      assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com"),
-    }, o);
-    new aws.iam.RolePolicy(`${name}-flow-logs`, {
-      role: role.id,
-      policy: logs.arn.apply((arn) =>
-        JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{
-            Effect: "Allow",
-            Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            Resource: [arn, `${arn}:*`],
-          }],
-        }),
-      ),
-    }, o);
-    new aws.ec2.FlowLog(`${name}-flow-logs`, {
-      vpcId: vpc.id,
-      trafficType: "REJECT",
-      logDestinationType: "cloud-watch-logs",
-      logDestination: logs.arn,
-      iamRoleArn: role.arn,
-    }, o);
+    const role = new aws.iam.Role(
+      `${name}-flow-logs`,
+      {
+        assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com"),
+      },
+      o,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-flow-logs`,
+      {
+        role: role.id,
+        policy: logs.arn.apply((arn) =>
+          JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Effect: "Allow",
+                Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                Resource: [arn, `${arn}:*`],
+              },
+            ],
+          }),
+        ),
+      },
+      o,
+    );
+    new aws.ec2.FlowLog(
+      `${name}-flow-logs`,
+      {
+        vpcId: vpc.id,
+        trafficType: "REJECT",
+        logDestinationType: "cloud-watch-logs",
+        logDestination: logs.arn,
+        iamRoleArn: role.arn,
+      },
+      o,
+    );
   }
 }

@@ -24,30 +24,42 @@ export class Notifications extends pulumi.ComponentResource {
     // Not encrypted with a KMS key: AWS Budgets cannot publish to a topic under the AWS-managed SNS key, and
     // alert texts carry no data beyond alert names and runbook links. TLS protects them in transit.
     const topic = new aws.sns.Topic(name, { name: `${args.prefix}-notifications` }, o);
-    new aws.sns.TopicPolicy(name, {
-      arn: topic.arn,
-      policy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Sid: "BudgetsPublish",
-            Effect: "Allow",
-            Principal: { Service: "budgets.amazonaws.com" },
-            Action: "SNS:Publish",
-            Resource: topic.arn,
-            Condition: { StringEquals: { "aws:SourceAccount": args.accountId } },
-          },
-          {
-            Sid: "AccountManages",
-            Effect: "Allow",
-            Principal: { AWS: pulumi.interpolate`arn:aws:iam::${args.accountId}:root` },
-            Action: ["SNS:Publish", "SNS:Subscribe", "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:ListSubscriptionsByTopic"],
-            Resource: topic.arn,
-          },
-        ],
-      }),
-    }, o);
-    args.emails.forEach((endpoint, i) => new aws.sns.TopicSubscription(`${name}-email-${i}`, { topic: topic.arn, protocol: "email", endpoint }, o));
+    new aws.sns.TopicPolicy(
+      name,
+      {
+        arn: topic.arn,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "BudgetsPublish",
+              Effect: "Allow",
+              Principal: { Service: "budgets.amazonaws.com" },
+              Action: "SNS:Publish",
+              Resource: topic.arn,
+              Condition: { StringEquals: { "aws:SourceAccount": args.accountId } },
+            },
+            {
+              Sid: "AccountManages",
+              Effect: "Allow",
+              Principal: { AWS: pulumi.interpolate`arn:aws:iam::${args.accountId}:root` },
+              Action: [
+                "SNS:Publish",
+                "SNS:Subscribe",
+                "SNS:GetTopicAttributes",
+                "SNS:SetTopicAttributes",
+                "SNS:ListSubscriptionsByTopic",
+              ],
+              Resource: topic.arn,
+            },
+          ],
+        }),
+      },
+      o,
+    );
+    for (const [i, endpoint] of args.emails.entries()) {
+      new aws.sns.TopicSubscription(`${name}-email-${i}`, { topic: topic.arn, protocol: "email", endpoint }, o);
+    }
 
     this.topicArn = topic.arn;
     this.subscribers = args.emails;

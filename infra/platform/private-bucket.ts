@@ -13,39 +13,59 @@ export interface PrivateBucketArgs {
 }
 
 export function privateBucket(name: string, args: PrivateBucketArgs, o: pulumi.CustomResourceOptions): aws.s3.Bucket {
-  const bucket = new aws.s3.Bucket(name, { bucket: args.bucketName, forceDestroy: args.disposable }, { ...o, protect: !args.disposable });
+  const bucket = new aws.s3.Bucket(
+    name,
+    { bucket: args.bucketName, forceDestroy: args.disposable },
+    { ...o, protect: !args.disposable },
+  );
   new aws.s3.BucketOwnershipControls(name, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, o);
-  const publicAccess = new aws.s3.BucketPublicAccessBlock(name, {
-    bucket: bucket.id,
-    blockPublicAcls: true,
-    blockPublicPolicy: true,
-    ignorePublicAcls: true,
-    restrictPublicBuckets: true,
-  }, o);
+  const publicAccess = new aws.s3.BucketPublicAccessBlock(
+    name,
+    {
+      bucket: bucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    },
+    o,
+  );
   if (args.versioned) {
     new aws.s3.BucketVersioning(name, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, o);
   }
-  new aws.s3.BucketServerSideEncryptionConfiguration(name, {
-    bucket: bucket.id,
-    rules: [{
-      applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn },
-      bucketKeyEnabled: true, // one KMS data key per bucket and period instead of a KMS call per object
-    }],
-  }, o);
-  new aws.s3.BucketPolicy(name, {
-    bucket: bucket.id,
-    policy: pulumi.jsonStringify({
-      Version: "2012-10-17",
-      Statement: [{
-        Sid: "DenyInsecureTransport",
-        Effect: "Deny",
-        Principal: "*",
-        Action: "s3:*",
-        Resource: [bucket.arn, pulumi.interpolate`${bucket.arn}/*`],
-        Condition: { Bool: { "aws:SecureTransport": "false" } },
-      }],
-    }),
-  }, { ...o, dependsOn: [publicAccess] });
+  new aws.s3.BucketServerSideEncryptionConfiguration(
+    name,
+    {
+      bucket: bucket.id,
+      rules: [
+        {
+          applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn },
+          bucketKeyEnabled: true, // one KMS data key per bucket and period instead of a KMS call per object
+        },
+      ],
+    },
+    o,
+  );
+  new aws.s3.BucketPolicy(
+    name,
+    {
+      bucket: bucket.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "DenyInsecureTransport",
+            Effect: "Deny",
+            Principal: "*",
+            Action: "s3:*",
+            Resource: [bucket.arn, pulumi.interpolate`${bucket.arn}/*`],
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          },
+        ],
+      }),
+    },
+    { ...o, dependsOn: [publicAccess] },
+  );
   new aws.s3.BucketLifecycleConfiguration(name, { bucket: bucket.id, rules: args.lifecycleRules }, o);
   return bucket;
 }

@@ -17,24 +17,34 @@ export class Registry extends pulumi.ComponentResource {
   constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:Registry", name, {}, opts);
     const o = { parent: this };
-    const repo = new aws.ecr.Repository(`${name}`, {
-      name: args.repositoryName,
-      imageTagMutability: "IMMUTABLE",
-      imageScanningConfiguration: { scanOnPush: true },
-      encryptionConfigurations: [{ encryptionType: "KMS", kmsKey: args.kmsKeyArn }],
-      forceDelete: args.forceDelete,
-    }, o);
-    new aws.ecr.LifecyclePolicy(`${name}`, {
-      repository: repo.name,
-      policy: JSON.stringify({
-        rules: [{
-          rulePriority: 1,
-          description: `keep the last ${args.keepImages} images`,
-          selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: args.keepImages },
-          action: { type: "expire" },
-        }],
-      }),
-    }, o);
+    const repo = new aws.ecr.Repository(
+      `${name}`,
+      {
+        name: args.repositoryName,
+        imageTagMutability: "IMMUTABLE",
+        imageScanningConfiguration: { scanOnPush: true },
+        encryptionConfigurations: [{ encryptionType: "KMS", kmsKey: args.kmsKeyArn }],
+        forceDelete: args.forceDelete,
+      },
+      o,
+    );
+    new aws.ecr.LifecyclePolicy(
+      `${name}`,
+      {
+        repository: repo.name,
+        policy: JSON.stringify({
+          rules: [
+            {
+              rulePriority: 1,
+              description: `keep the last ${args.keepImages} images`,
+              selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: args.keepImages },
+              action: { type: "expire" },
+            },
+          ],
+        }),
+      },
+      o,
+    );
     this.repositoryUrl = repo.repositoryUrl;
     this.repositoryName = repo.name;
     this.registerOutputs({ repositoryUrl: this.repositoryUrl });

@@ -40,14 +40,18 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
     for (const { role, key, spec, group } of args.nodeGroups) {
       const asgName = group.resources.apply((r) => r[0].autoscalingGroups![0].name!);
       const action = (suffix: string, hhmm: string, days: Day[], sizes: AsgSizes) =>
-        new aws.autoscaling.Schedule(`${name}-${key}-${suffix}`, {
-          autoscalingGroupName: asgName,
-          scheduledActionName: suffix,
-          recurrence: unixCron(hhmm, days),
-          // @pulumi/aws autoscaling.Schedule `timeZone`: "an IANA time zone"; the recurrence is read in it (DST included).
-          timeZone: args.timeZone,
-          ...sizes,
-        }, o);
+        new aws.autoscaling.Schedule(
+          `${name}-${key}-${suffix}`,
+          {
+            autoscalingGroupName: asgName,
+            scheduledActionName: suffix,
+            recurrence: unixCron(hhmm, days),
+            // @pulumi/aws autoscaling.Schedule `timeZone`: "an IANA time zone"; the recurrence is read in it (DST included).
+            timeZone: args.timeZone,
+            ...sizes,
+          },
+          o,
+        );
 
       const offPeakKey = OFF_PEAK_SIZE[role];
       if (schedule.offPeak && offPeakKey) {
@@ -70,30 +74,42 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
 
   private stopDatabaseOutsideWorkHours(name: string, w: Window, timezone: string, db: OffPeakSchedulesArgs["database"]): void {
     const o = { parent: this };
-    const role = new aws.iam.Role(`${name}-rds-scheduler`, {
-      description: "EventBridge Scheduler: stop and start the database outside work hours",
-      assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
-    }, o);
-    new aws.iam.RolePolicy(`${name}-rds-scheduler`, {
-      role: role.id,
-      policy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: ["rds:StopDBInstance", "rds:StartDBInstance"], Resource: db.arn }],
-      }),
-    }, o);
+    const role = new aws.iam.Role(
+      `${name}-rds-scheduler`,
+      {
+        description: "EventBridge Scheduler: stop and start the database outside work hours",
+        assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
+      },
+      o,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-rds-scheduler`,
+      {
+        role: role.id,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Action: ["rds:StopDBInstance", "rds:StartDBInstance"], Resource: db.arn }],
+        }),
+      },
+      o,
+    );
     const rdsAction = (suffix: string, api: "stopDBInstance" | "startDBInstance", hhmm: string, days: Day[]) =>
-      new aws.scheduler.Schedule(`${name}-rds-${suffix}`, {
-        description: `${api} for the database (workHoursOnly)`,
-        scheduleExpression: eventBridgeCron(hhmm, days),
-        // @pulumi/aws scheduler.Schedule `scheduleExpressionTimezone`: the zone the cron is evaluated in (default UTC).
-        scheduleExpressionTimezone: timezone,
-        flexibleTimeWindow: { mode: "OFF" },
-        target: {
-          arn: `arn:aws:scheduler:::aws-sdk:rds:${api}`,
-          roleArn: role.arn,
-          input: pulumi.jsonStringify({ DbInstanceIdentifier: db.identifier }),
+      new aws.scheduler.Schedule(
+        `${name}-rds-${suffix}`,
+        {
+          description: `${api} for the database (workHoursOnly)`,
+          scheduleExpression: eventBridgeCron(hhmm, days),
+          // @pulumi/aws scheduler.Schedule `scheduleExpressionTimezone`: the zone the cron is evaluated in (default UTC).
+          scheduleExpressionTimezone: timezone,
+          flexibleTimeWindow: { mode: "OFF" },
+          target: {
+            arn: `arn:aws:scheduler:::aws-sdk:rds:${api}`,
+            roleArn: role.arn,
+            input: pulumi.jsonStringify({ DbInstanceIdentifier: db.identifier }),
+          },
         },
-      }, o);
+        o,
+      );
     rdsAction("stop", "stopDBInstance", w.end, endDays(w));
     rdsAction("start", "startDBInstance", w.start, w.days);
   }
@@ -123,7 +139,10 @@ function switchOff(spec: NodeGroupSpec): [off: AsgSizes, on: AsgSizes] {
 }
 
 /** When each group is at which size, in words (the `schedule` stack output). */
-export function describeSchedule(t: Pick<Tier, "gpu" | "schedule" | "nodeGroups" | "api" | "ollama">, timeZone: string): string[] {
+export function describeSchedule(
+  t: Pick<Tier, "gpu" | "schedule" | "nodeGroups" | "api" | "ollama">,
+  timeZone: string,
+): string[] {
   const { schedule, nodeGroups: specs } = t;
   const tz = `(${timeZone})`;
   const lines: string[] = [];

@@ -8,12 +8,20 @@ export interface StoredSecretArgs {
   value: pulumi.Input<string>;
 }
 
-export function storedSecret(name: string, args: StoredSecretArgs, opts: pulumi.CustomResourceOptions): aws.secretsmanager.Secret {
-  const secret = new aws.secretsmanager.Secret(name, {
-    description: args.description,
-    kmsKeyId: args.kmsKeyArn,
-    recoveryWindowInDays: 7,
-  }, opts);
+export function storedSecret(
+  name: string,
+  args: StoredSecretArgs,
+  opts: pulumi.CustomResourceOptions,
+): aws.secretsmanager.Secret {
+  const secret = new aws.secretsmanager.Secret(
+    name,
+    {
+      description: args.description,
+      kmsKeyId: args.kmsKeyArn,
+      recoveryWindowInDays: 7,
+    },
+    opts,
+  );
   new aws.secretsmanager.SecretVersion(name, { secretId: secret.id, secretString: pulumi.secret(args.value) }, opts);
   return secret;
 }

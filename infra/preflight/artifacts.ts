@@ -22,23 +22,31 @@ const MANIFEST_TYPES = [
 /** One check per chart; each repository's index.yaml is fetched once. */
 export async function checkCharts(pins: ChartPin[], http: HttpOptions): Promise<CheckResult[]> {
   const indexes = new Map<string, Promise<string>>();
-  return Promise.all(pins.map(async (pin): Promise<CheckResult> => {
-    const check = `chart: ${pin.chart} ${pin.version}`;
-    const url = `${pin.repo.replace(/\/$/, "")}/index.yaml`;
-    try {
-      if (!indexes.has(url)) indexes.set(url, getText(http.rewrite(url), http.timeoutMs));
-      const versions = chartVersions(await indexes.get(url)!, pin.chart);
-      if (versions.includes(pin.version)) return { check, status: "ok", detail: `listed in ${url}` };
-      const newest = [...versions].sort(byVersionDesc).slice(0, 3).join(", ");
-      return {
-        check, status: "fail",
-        detail: versions.length ? `${url} has no ${pin.version} (newest: ${newest})` : `${url} has no chart named ${pin.chart}`,
-        fix: "Pin a released version in infra/versions.ts (CHARTS)",
-      };
-    } catch (err) {
-      return { check, status: "fail", detail: `could not read ${url}: ${message(err)}`, fix: "Check the repository URL and this machine's HTTPS access" };
-    }
-  }));
+  return Promise.all(
+    pins.map(async (pin): Promise<CheckResult> => {
+      const check = `chart: ${pin.chart} ${pin.version}`;
+      const url = `${pin.repo.replace(/\/$/, "")}/index.yaml`;
+      try {
+        if (!indexes.has(url)) indexes.set(url, getText(http.rewrite(url), http.timeoutMs));
+        const versions = chartVersions(await indexes.get(url)!, pin.chart);
+        if (versions.includes(pin.version)) return { check, status: "ok", detail: `listed in ${url}` };
+        const newest = [...versions].sort(byVersionDesc).slice(0, 3).join(", ");
+        return {
+          check,
+          status: "fail",
+          detail: versions.length ? `${url} has no ${pin.version} (newest: ${newest})` : `${url} has no chart named ${pin.chart}`,
+          fix: "Pin a released version in infra/versions.ts (CHARTS)",
+        };
+      } catch (err) {
+        return {
+          check,
+          status: "fail",
+          detail: `could not read ${url}: ${message(err)}`,
+          fix: "Check the repository URL and this machine's HTTPS access",
+        };
+      }
+    }),
+  );
 }
 
 /**
@@ -53,10 +61,18 @@ export function chartVersions(indexYaml: string, chart: string): string[] {
   let current: string | undefined;
   let item: number | undefined;
   for (const line of indexYaml.split("\n")) {
-    if (/^\S/.test(line)) { inEntries = line.startsWith("entries:"); current = undefined; continue; }
+    if (/^\S/.test(line)) {
+      inEntries = line.startsWith("entries:");
+      current = undefined;
+      continue;
+    }
     if (!inEntries) continue;
     const key = /^ {2}(["']?)([^\s"':-][^\s"':]*)\1:\s*$/.exec(line);
-    if (key) { current = key[2]; item = undefined; continue; }
+    if (key) {
+      current = key[2];
+      item = undefined;
+      continue;
+    }
     if (current !== chart) continue;
     item ??= /^( *)- /.exec(line)?.[1].length;
     if (item === undefined) continue;
@@ -68,32 +84,56 @@ export function chartVersions(indexYaml: string, chart: string): string[] {
 
 /** One check per image: the tag exists, and its digest is the pinned one when a digest is pinned. */
 export async function checkImages(refs: string[], http: HttpOptions): Promise<CheckResult[]> {
-  return Promise.all(refs.map(async (ref): Promise<CheckResult> => {
-    const check = `image: ${ref.split("@")[0]}`;
-    const image = parseImageRef(ref);
-    try {
-      const digest = await manifestDigest(image, http);
-      if (!digest) return { check, status: "fail", detail: `tag ${image.tag} not found in ${image.registry}/${image.repository}`, fix: "Pin a published tag in infra/versions.ts (IMAGES)" };
-      if (image.digest && image.digest !== digest) {
-        return { check, status: "fail", detail: `tag ${image.tag} now points to ${digest}, pinned ${image.digest}`, fix: "The tag was moved: review the new image, then update the digest in infra/versions.ts" };
+  return Promise.all(
+    refs.map(async (ref): Promise<CheckResult> => {
+      const check = `image: ${ref.split("@")[0]}`;
+      const image = parseImageRef(ref);
+      try {
+        const digest = await manifestDigest(image, http);
+        if (!digest)
+          return {
+            check,
+            status: "fail",
+            detail: `tag ${image.tag} not found in ${image.registry}/${image.repository}`,
+            fix: "Pin a published tag in infra/versions.ts (IMAGES)",
+          };
+        if (image.digest && image.digest !== digest) {
+          return {
+            check,
+            status: "fail",
+            detail: `tag ${image.tag} now points to ${digest}, pinned ${image.digest}`,
+            fix: "The tag was moved: review the new image, then update the digest in infra/versions.ts",
+          };
+        }
+        if (image.digest) return { check, status: "ok", detail: `tag and pinned digest match (${digest})` };
+        return {
+          check,
+          status: "warn",
+          detail: `tag ${image.tag} exists as ${digest}`,
+          fix: `Pin it by digest in infra/versions.ts: ${ref}@${digest}`,
+        };
+      } catch (err) {
+        return {
+          check,
+          status: "fail",
+          detail: `could not ask ${image.registry}: ${message(err)}`,
+          fix: "Check the registry name and this machine's HTTPS access",
+        };
       }
-      if (image.digest) return { check, status: "ok", detail: `tag and pinned digest match (${digest})` };
-      return { check, status: "warn", detail: `tag ${image.tag} exists as ${digest}`, fix: `Pin it by digest in infra/versions.ts: ${ref}@${digest}` };
-    } catch (err) {
-      return { check, status: "fail", detail: `could not ask ${image.registry}: ${message(err)}`, fix: "Check the registry name and this machine's HTTPS access" };
-    }
-  }));
+    }),
+  );
 }
 
 /** The manifest digest a registry serves for the tag, or undefined when it has no such tag. */
 async function manifestDigest(image: ReturnType<typeof parseImageRef>, http: HttpOptions): Promise<string | undefined> {
   const host = image.registry === "docker.io" ? "registry-1.docker.io" : image.registry;
   const url = http.rewrite(`https://${host}/v2/${image.repository}/manifests/${image.tag}`);
-  const head = (auth?: string) => fetch(url, {
-    method: "HEAD",
-    headers: { Accept: MANIFEST_TYPES, ...(auth ? { Authorization: auth } : {}) },
-    signal: AbortSignal.timeout(http.timeoutMs),
-  });
+  const head = (auth?: string) =>
+    fetch(url, {
+      method: "HEAD",
+      headers: { Accept: MANIFEST_TYPES, ...(auth ? { Authorization: auth } : {}) },
+      signal: AbortSignal.timeout(http.timeoutMs),
+    });
   let res = await head();
   if (res.status === 401) {
     const token = await anonymousToken(res.headers.get("www-authenticate") ?? "", image.repository, http.timeoutMs);
@@ -125,7 +165,11 @@ async function getText(url: string, timeoutMs: number): Promise<string> {
 
 /** Newest first by numeric major.minor.patch (pre-release suffixes ignored). */
 function byVersionDesc(a: string, b: string): number {
-  const parts = (v: string) => v.split(/[.-]/).slice(0, 3).map((p) => Number.parseInt(p, 10) || 0);
+  const parts = (v: string) =>
+    v
+      .split(/[.-]/)
+      .slice(0, 3)
+      .map((p) => Number.parseInt(p, 10) || 0);
   const [x, y] = [parts(a), parts(b)];
   return y[0] - x[0] || y[1] - x[1] || y[2] - x[2];
 }

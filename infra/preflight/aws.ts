@@ -1,6 +1,12 @@
 // Checks against the live AWS account, with the deployer's credentials (AWS SDK v3, read-only calls).
 import { DescribeClusterCommand, DescribeAddonVersionsCommand, EKSClient } from "@aws-sdk/client-eks";
-import { type _InstanceType, DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeInstanceTypesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import {
+  type _InstanceType,
+  DescribeAvailabilityZonesCommand,
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeInstanceTypesCommand,
+  EC2Client,
+} from "@aws-sdk/client-ec2";
 import { IAMClient, ListOpenIDConnectProvidersCommand, ListOpenIDConnectProviderTagsCommand } from "@aws-sdk/client-iam";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { ListHostedZonesCommand, Route53Client } from "@aws-sdk/client-route-53";
@@ -42,13 +48,20 @@ export async function whoAmI(region: string): Promise<Identity> {
 export async function checkQuotas(needs: StackNeeds): Promise<CheckResult[]> {
   const ec2 = new EC2Client({ region: needs.region });
   const described = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: needs.instanceTypes as _InstanceType[] }));
-  const vcpus = new Map<string, number>((described.InstanceTypes ?? []).map((t) => [t.InstanceType!, t.VCpuInfo?.DefaultVCpus ?? 0]));
+  const vcpus = new Map<string, number>(
+    (described.InstanceTypes ?? []).map((t) => [t.InstanceType!, t.VCpuInfo?.DefaultVCpus ?? 0]),
+  );
   const needed = new Map<string, { name: string; vcpus: number; groups: string[] }>();
   const results: CheckResult[] = [];
   for (const g of needs.groups) {
     const quota = quotaFor(g.instanceTypes[0], g.spot);
     if (!quota) {
-      results.push({ check: `quota: ${g.role} nodes`, status: "warn", detail: `no vCPU quota known for ${g.instanceTypes[0]}`, fix: "Check its EC2 quota in the Service Quotas console" });
+      results.push({
+        check: `quota: ${g.role} nodes`,
+        status: "warn",
+        detail: `no vCPU quota known for ${g.instanceTypes[0]}`,
+        fix: "Check its EC2 quota in the Service Quotas console",
+      });
       continue;
     }
     const per = Math.max(...g.instanceTypes.map((t) => vcpus.get(t) ?? 0));
@@ -62,9 +75,11 @@ export async function checkQuotas(needs: StackNeeds): Promise<CheckResult[]> {
     const value = await quotaValue(sq, code);
     const check = `quota: ${need.name.replace(/^Running /, "").replace(/ instances$/, "")} vCPUs (${code})`;
     const detail = `needs ${need.vcpus} at max size (${need.groups.join(", ")}), quota ${value}`;
-    results.push(value >= need.vcpus
-      ? { check, status: "ok", detail: `${detail}; instances already running elsewhere in the account count too` }
-      : { check, status: "fail", detail, fix: `Request an increase: ${requestCommand(code, need.vcpus, needs.region)}` });
+    results.push(
+      value >= need.vcpus
+        ? { check, status: "ok", detail: `${detail}; instances already running elsewhere in the account count too` }
+        : { check, status: "fail", detail, fix: `Request an increase: ${requestCommand(code, need.vcpus, needs.region)}` },
+    );
   }
   return results;
 }
@@ -82,17 +97,24 @@ async function quotaValue(sq: ServiceQuotasClient, code: string): Promise<number
 export async function checkZones(needs: StackNeeds): Promise<CheckResult> {
   const ec2 = new EC2Client({ region: needs.region });
   const check = `zones: ${needs.azCount} offering ${needs.instanceTypes.join(", ")}`;
-  const zones = await ec2.send(new DescribeAvailabilityZonesCommand({
-    Filters: [{ Name: "zone-type", Values: ["availability-zone"] }, { Name: "state", Values: ["available"] }],
-  }));
+  const zones = await ec2.send(
+    new DescribeAvailabilityZonesCommand({
+      Filters: [
+        { Name: "zone-type", Values: ["availability-zone"] },
+        { Name: "state", Values: ["available"] },
+      ],
+    }),
+  );
   const offerings = { instanceTypes: [] as string[], locations: [] as string[] };
   let token: string | undefined;
   do {
-    const page = await ec2.send(new DescribeInstanceTypeOfferingsCommand({
-      LocationType: "availability-zone-id",
-      Filters: [{ Name: "instance-type", Values: needs.instanceTypes }],
-      NextToken: token,
-    }));
+    const page = await ec2.send(
+      new DescribeInstanceTypeOfferingsCommand({
+        LocationType: "availability-zone-id",
+        Filters: [{ Name: "instance-type", Values: needs.instanceTypes }],
+        NextToken: token,
+      }),
+    );
     for (const o of page.InstanceTypeOfferings ?? []) {
       offerings.instanceTypes.push(o.InstanceType!);
       offerings.locations.push(o.Location!);
@@ -101,7 +123,12 @@ export async function checkZones(needs: StackNeeds): Promise<CheckResult> {
   } while (token);
   const list = zones.AvailabilityZones ?? [];
   try {
-    const chosen = chooseZones({ names: list.map((z) => z.ZoneName!), zoneIds: list.map((z) => z.ZoneId!), offerings }, needs.instanceTypes, needs.azCount, needs.region);
+    const chosen = chooseZones(
+      { names: list.map((z) => z.ZoneName!), zoneIds: list.map((z) => z.ZoneId!), offerings },
+      needs.instanceTypes,
+      needs.azCount,
+      needs.region,
+    );
     return { check, status: "ok", detail: chosen.map((z) => `${z.zoneId} (${z.name})`).join(", ") };
   } catch (err) {
     return { check, status: "fail", detail: message(err) };
@@ -122,57 +149,87 @@ export async function checkClashes(needs: StackNeeds, identity: Identity): Promi
   const checks: Promise<CheckResult>[] = [];
   const otherStack = "Pick another stack name, or delete/import the existing one";
 
-  checks.push((async () => {
-    const check = `name: EKS cluster ${needs.clusterName}`;
-    try {
-      const { cluster } = await new EKSClient({ region: needs.region }).send(new DescribeClusterCommand({ name: needs.clusterName }));
-      return clash(check, "the cluster", ownedBy(Object.entries(cluster?.tags ?? {}).map(([key, value]) => ({ key, value })), needs.stack), otherStack);
-    } catch (err) {
-      if ((err as Error).name === "ResourceNotFoundException") return { check, status: "ok", detail: "free" };
-      throw err;
-    }
-  })());
-
-  for (const id of needs.dbIdentifiers) {
-    checks.push((async () => {
-      const check = `name: RDS instance ${id}`;
+  checks.push(
+    (async () => {
+      const check = `name: EKS cluster ${needs.clusterName}`;
       try {
-        const { DBInstances } = await new RDSClient({ region: needs.region }).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
-        const tags = (DBInstances?.[0]?.TagList ?? []).map((t) => ({ key: t.Key, value: t.Value }));
-        return clash(check, "the instance", ownedBy(tags, needs.stack), otherStack);
+        const { cluster } = await new EKSClient({ region: needs.region }).send(
+          new DescribeClusterCommand({ name: needs.clusterName }),
+        );
+        return clash(
+          check,
+          "the cluster",
+          ownedBy(
+            Object.entries(cluster?.tags ?? {}).map(([key, value]) => ({ key, value })),
+            needs.stack,
+          ),
+          otherStack,
+        );
       } catch (err) {
-        if ((err as Error).name === "DBInstanceNotFoundFault") return { check, status: "ok", detail: "free" };
+        if ((err as Error).name === "ResourceNotFoundException") return { check, status: "ok", detail: "free" };
         throw err;
       }
-    })());
+    })(),
+  );
+
+  for (const id of needs.dbIdentifiers) {
+    checks.push(
+      (async () => {
+        const check = `name: RDS instance ${id}`;
+        try {
+          const { DBInstances } = await new RDSClient({ region: needs.region }).send(
+            new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }),
+          );
+          const tags = (DBInstances?.[0]?.TagList ?? []).map((t) => ({ key: t.Key, value: t.Value }));
+          return clash(check, "the instance", ownedBy(tags, needs.stack), otherStack);
+        } catch (err) {
+          if ((err as Error).name === "DBInstanceNotFoundFault") return { check, status: "ok", detail: "free" };
+          throw err;
+        }
+      })(),
+    );
   }
 
   const s3 = new S3Client({ region: needs.region });
   for (const bucket of needs.bucketNames(identity.accountId)) {
-    checks.push((async () => {
-      const check = `name: S3 bucket ${bucket}`;
-      try {
-        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
-      } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if (status === 404 || (err as Error).name === "NotFound") return { check, status: "ok", detail: "free" };
-        if (status === 403) return { check, status: "fail", detail: "the name is taken by another account", fix: otherStack };
-        throw err;
-      }
-      let tags: { key?: string; value?: string }[] = [];
-      try {
-        tags = ((await s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet ?? []).map((t) => ({ key: t.Key, value: t.Value }));
-      } catch {
-        // NoSuchTagSet: an untagged bucket is not ours.
-      }
-      return clash(check, "the bucket", ownedBy(tags, needs.stack), otherStack);
-    })());
+    checks.push(
+      (async () => {
+        const check = `name: S3 bucket ${bucket}`;
+        try {
+          await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+        } catch (err) {
+          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+          if (status === 404 || (err as Error).name === "NotFound") return { check, status: "ok", detail: "free" };
+          if (status === 403) return { check, status: "fail", detail: "the name is taken by another account", fix: otherStack };
+          throw err;
+        }
+        let tags: { key?: string; value?: string }[] = [];
+        try {
+          tags = ((await s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet ?? []).map((t) => ({
+            key: t.Key,
+            value: t.Value,
+          }));
+        } catch {
+          // NoSuchTagSet: an untagged bucket is not ours.
+        }
+        return clash(check, "the bucket", ownedBy(tags, needs.stack), otherStack);
+      })(),
+    );
   }
 
   if (needs.githubOidc !== "none") checks.push(checkGithubOidc(needs));
-  return Promise.all(checks.map((p, i) => p.catch((err): CheckResult => ({
-    check: `name check ${i + 1}`, status: "fail", detail: message(err), fix: "Grant the deployer read access (eks:DescribeCluster, rds:DescribeDBInstances, s3:ListBucket, iam:ListOpenIDConnectProviders)",
-  }))));
+  return Promise.all(
+    checks.map((p, i) =>
+      p.catch(
+        (err): CheckResult => ({
+          check: `name check ${i + 1}`,
+          status: "fail",
+          detail: message(err),
+          fix: "Grant the deployer read access (eks:DescribeCluster, rds:DescribeDBInstances, s3:ListBucket, iam:ListOpenIDConnectProviders)",
+        }),
+      ),
+    ),
+  );
 }
 
 /** Exactly one owner of the account-wide GitHub OIDC provider: a stack that would create it must not find one. */
@@ -184,29 +241,57 @@ async function checkGithubOidc(needs: StackNeeds): Promise<CheckResult> {
   if (needs.githubOidc === "existing") {
     return arn
       ? { check, status: "ok", detail: `exists (${arn}); the stack uses it` }
-      : { check, status: "fail", detail: "ci.oidcProviderArn is set but the account has no such provider", fix: "Unset agent-stack:ci.oidcProviderArn so this stack creates it, or create it first" };
+      : {
+          check,
+          status: "fail",
+          detail: "ci.oidcProviderArn is set but the account has no such provider",
+          fix: "Unset agent-stack:ci.oidcProviderArn so this stack creates it, or create it first",
+        };
   }
   if (!arn) return { check, status: "ok", detail: "none yet; this stack creates it" };
   const { Tags } = await iam.send(new ListOpenIDConnectProviderTagsCommand({ OpenIDConnectProviderArn: arn }));
-  return clash(check, `the provider (${arn})`, ownedBy((Tags ?? []).map((t) => ({ key: t.Key, value: t.Value })), needs.stack),
-    `Use it instead of creating another: pulumi config set --path agent-stack:ci.oidcProviderArn ${arn}`);
+  return clash(
+    check,
+    `the provider (${arn})`,
+    ownedBy(
+      (Tags ?? []).map((t) => ({ key: t.Key, value: t.Value })),
+      needs.stack,
+    ),
+    `Use it instead of creating another: pulumi config set --path agent-stack:ci.oidcProviderArn ${arn}`,
+  );
 }
 
 /** Each managed add-on has a version for the cluster's Kubernetes version (and the pinned one, if pinned). */
 export async function checkAddons(needs: StackNeeds): Promise<CheckResult[]> {
   const eks = new EKSClient({ region: needs.region });
-  return Promise.all(Object.entries(needs.addons).map(async ([name, pinned]): Promise<CheckResult> => {
-    const check = `EKS add-on: ${name}${pinned ? ` ${pinned}` : ""}`;
-    const { addons } = await eks.send(new DescribeAddonVersionsCommand({ addonName: name, kubernetesVersion: needs.kubernetesVersion }));
-    const versions = addons?.[0]?.addonVersions ?? [];
-    const isDefault = (v: (typeof versions)[number]) => v.compatibilities?.some((c) => c.clusterVersion === needs.kubernetesVersion && c.defaultVersion);
-    const fallback = versions.find(isDefault)?.addonVersion ?? versions[0]?.addonVersion;
-    if (!fallback) return { check, status: "fail", detail: `no version for Kubernetes ${needs.kubernetesVersion}`, fix: "Use a Kubernetes version EKS supports (agent-stack:kubernetesVersion)" };
-    if (pinned && !versions.some((v) => v.addonVersion === pinned)) {
-      return { check, status: "fail", detail: `${pinned} is not offered for Kubernetes ${needs.kubernetesVersion}`, fix: `Pin one that is (default: ${fallback}) in infra/versions.ts (EKS_ADDONS)` };
-    }
-    return { check, status: "ok", detail: pinned ? "offered" : `EKS default ${fallback}` };
-  }));
+  return Promise.all(
+    Object.entries(needs.addons).map(async ([name, pinned]): Promise<CheckResult> => {
+      const check = `EKS add-on: ${name}${pinned ? ` ${pinned}` : ""}`;
+      const { addons } = await eks.send(
+        new DescribeAddonVersionsCommand({ addonName: name, kubernetesVersion: needs.kubernetesVersion }),
+      );
+      const versions = addons?.[0]?.addonVersions ?? [];
+      const isDefault = (v: (typeof versions)[number]) =>
+        v.compatibilities?.some((c) => c.clusterVersion === needs.kubernetesVersion && c.defaultVersion);
+      const fallback = versions.find(isDefault)?.addonVersion ?? versions[0]?.addonVersion;
+      if (!fallback)
+        return {
+          check,
+          status: "fail",
+          detail: `no version for Kubernetes ${needs.kubernetesVersion}`,
+          fix: "Use a Kubernetes version EKS supports (agent-stack:kubernetesVersion)",
+        };
+      if (pinned && !versions.some((v) => v.addonVersion === pinned)) {
+        return {
+          check,
+          status: "fail",
+          detail: `${pinned} is not offered for Kubernetes ${needs.kubernetesVersion}`,
+          fix: `Pin one that is (default: ${fallback}) in infra/versions.ts (EKS_ADDONS)`,
+        };
+      }
+      return { check, status: "ok", detail: pinned ? "offered" : `EKS default ${fallback}` };
+    }),
+  );
 }
 
 /** With a domain: a public hosted zone in this account serves it (or a parent of it). */
@@ -218,11 +303,19 @@ export async function checkHostedZone(needs: StackNeeds): Promise<CheckResult | 
   let marker: string | undefined;
   do {
     const page = await route53.send(new ListHostedZonesCommand({ Marker: marker }));
-    for (const z of page.HostedZones ?? []) if (!z.Config?.PrivateZone) zones.push({ name: z.Name!.replace(/\.$/, ""), id: z.Id! });
+    for (const z of page.HostedZones ?? [])
+      if (!z.Config?.PrivateZone) zones.push({ name: z.Name!.replace(/\.$/, ""), id: z.Id! });
     marker = page.IsTruncated ? page.NextMarker : undefined;
   } while (marker);
-  const match = zones.filter((z) => needs.domain === z.name || needs.domain!.endsWith(`.${z.name}`)).sort((a, b) => b.name.length - a.name.length)[0];
+  const match = zones
+    .filter((z) => needs.domain === z.name || needs.domain!.endsWith(`.${z.name}`))
+    .sort((a, b) => b.name.length - a.name.length)[0];
   return match
     ? { check, status: "ok", detail: `${match.name} (${match.id.replace("/hostedzone/", "")})` }
-    : { check, status: "fail", detail: "no public hosted zone in this account serves it", fix: `Create one (aws route53 create-hosted-zone --name ${needs.domain} --caller-reference $(date +%s)) and delegate it, or unset agent-stack:domain` };
+    : {
+        check,
+        status: "fail",
+        detail: "no public hosted zone in this account serves it",
+        fix: `Create one (aws route53 create-hosted-zone --name ${needs.domain} --caller-reference $(date +%s)) and delegate it, or unset agent-stack:domain`,
+      };
 }

@@ -23,7 +23,8 @@ async function main(): Promise<number> {
     strict: true,
   });
   if (!values.stack) throw new UsageError("--stack is required, e.g. npm run preflight -- --stack prod");
-  if (!FORMATS.includes(values.format!)) throw new UsageError(`--format: "${values.format}" is not a format; allowed: ${FORMATS.join(", ")}`);
+  if (!FORMATS.includes(values.format!))
+    throw new UsageError(`--format: "${values.format}" is not a format; allowed: ${FORMATS.join(", ")}`);
   const file = loadStackFile(values.stack);
   const config = { ...file.config, ...configFlags(values.config as string[]) };
   const needs = needsOf(parseStackConfig(config, file.stack));

@@ -48,7 +48,10 @@ export function needsOf(config: StackConfig): StackNeeds {
     azCount: sizes.network.azCount,
     clusterName: prefix,
     dbIdentifiers: [prefix, ...Array.from({ length: sizes.database.readReplicas }, (_, i) => `${prefix}-replica-${i}`)],
-    bucketNames: (accountId) => [`${prefix}-backups-${accountId}`, ...(sizes.monitoring.lokiMode === "s3" ? [`${prefix}-logs-${accountId}`] : [])],
+    bucketNames: (accountId) => [
+      `${prefix}-backups-${accountId}`,
+      ...(sizes.monitoring.lokiMode === "s3" ? [`${prefix}-logs-${accountId}`] : []),
+    ],
     githubOidc: !config.ci.githubRepo ? "none" : config.ci.oidcProviderArn ? "existing" : "create",
     domain: config.domain,
     charts,

@@ -26,8 +26,16 @@ const SPOT: Record<string, Quota> = {
 /** The vCPU quota an instance type counts against, or undefined for families this table does not know. */
 export function quotaFor(instanceType: string, spot: boolean): Quota | undefined {
   const family = /^([a-z]+)/.exec(instanceType)?.[1] ?? "";
-  const group = family === "inf" ? "inf" : family === "vt" || family === "g" ? "g" : family === "p" ? "p"
-    : /^[acdhimrtz]$/.test(family) ? "standard" : undefined;
+  const group =
+    family === "inf"
+      ? "inf"
+      : family === "vt" || family === "g"
+        ? "g"
+        : family === "p"
+          ? "p"
+          : /^[acdhimrtz]$/.test(family)
+            ? "standard"
+            : undefined;
   return group ? (spot ? SPOT : ON_DEMAND)[group] : undefined;
 }
 

@@ -19,6 +19,11 @@ export function renderTable(results: CheckResult[]): string {
   const line = (cells: string[]) => `${cells[0].padEnd(widths[0])}  ${cells[1].padEnd(widths[1])}  ${cells[2]}`;
   const failed = results.filter((r) => r.status === "fail").length;
   const warned = results.filter((r) => r.status === "warn").length;
-  return [line(header), line(["-".repeat(widths[0]), "-".repeat(widths[1]), "-".repeat(18)]), ...rows.map(line), "",
-    `${results.length} checks: ${failed} failed, ${warned} warnings.`].join("\n");
+  return [
+    line(header),
+    line(["-".repeat(widths[0]), "-".repeat(widths[1]), "-".repeat(18)]),
+    ...rows.map(line),
+    "",
+    `${results.length} checks: ${failed} failed, ${warned} warnings.`,
+  ].join("\n");
 }

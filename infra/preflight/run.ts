@@ -19,9 +19,14 @@ export async function runPreflight(needs: StackNeeds, http: HttpOptions = DEFAUL
     checkCharts(needs.charts, http),
     checkImages(needs.images, http),
   ]);
-  const regionNote = process.env.AWS_REGION && process.env.AWS_REGION !== needs.region ? ` (AWS_REGION=${process.env.AWS_REGION} is ignored)` : "";
+  const regionNote =
+    process.env.AWS_REGION && process.env.AWS_REGION !== needs.region ? ` (AWS_REGION=${process.env.AWS_REGION} is ignored)` : "";
   return [
-    { check: "credentials", status: "ok", detail: `account ${identity.accountId} as ${identity.arn}, region ${needs.region}${regionNote}` },
+    {
+      check: "credentials",
+      status: "ok",
+      detail: `account ${identity.accountId} as ${identity.arn}, region ${needs.region}${regionNote}`,
+    },
     ...groups.flat().filter((r): r is CheckResult => r !== undefined),
   ];
 }

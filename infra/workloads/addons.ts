@@ -3,7 +3,7 @@
 // (CPU/memory metrics for the API's HPA) and, in tiers with GPUs, NVIDIA's device plugin.
 import { readFileSync } from "node:fs";
 import * as aws from "@pulumi/aws";
-import * as k8s from "@pulumi/kubernetes";
+import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
@@ -43,44 +43,59 @@ export class ClusterAddons extends pulumi.ComponentResource {
     const o = { parent: this };
 
     const alb = roleWithPolicy(`${name}-alb-controller`, args.oidc, ALB_SERVICE_ACCOUNT, ALB_CONTROLLER_POLICY, o);
-    this.albController = release(`${name}-alb-controller`, CHARTS.albController, {
-      clusterName: args.clusterName,
-      region: args.region,
-      vpcId: args.vpcId,
-      replicaCount: args.disposable ? 1 : 2,
-      serviceAccount: {
-        create: true,
-        name: ALB_SERVICE_ACCOUNT,
-        annotations: { "eks.amazonaws.com/role-arn": alb.role.arn },
+    this.albController = release(
+      `${name}-alb-controller`,
+      CHARTS.albController,
+      {
+        clusterName: args.clusterName,
+        region: args.region,
+        vpcId: args.vpcId,
+        replicaCount: args.disposable ? 1 : 2,
+        serviceAccount: {
+          create: true,
+          name: ALB_SERVICE_ACCOUNT,
+          annotations: { "eks.amazonaws.com/role-arn": alb.role.arn },
+        },
+        // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
+        enableServiceMutatorWebhook: false,
+        // --default-tags on every ALB, target group and security group (chart templates/deployment.yaml).
+        defaultTags: args.resourceTags,
+        ...placement("general"),
+        resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
       },
-      // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
-      enableServiceMutatorWebhook: false,
-      // --default-tags on every ALB, target group and security group (chart templates/deployment.yaml).
-      defaultTags: args.resourceTags,
-      ...placement("general"),
-      resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
-    }, { ...o, dependsOn: [alb.policy] });
+      { ...o, dependsOn: [alb.policy] },
+    );
 
     this.clusterAutoscaler(name, args);
 
-    release(`${name}-metrics-server`, CHARTS.metricsServer, {
-      ...placement("general"),
-      resources: resources({ cpuRequest: "100m", memoryRequest: "200Mi", cpuLimit: "500m", memoryLimit: "400Mi" }),
-    }, o);
+    release(
+      `${name}-metrics-server`,
+      CHARTS.metricsServer,
+      {
+        ...placement("general"),
+        resources: resources({ cpuRequest: "100m", memoryRequest: "200Mi", cpuLimit: "500m", memoryLimit: "400Mi" }),
+      },
+      o,
+    );
 
     if (args.gpu) {
-      release(`${name}-nvidia-device-plugin`, CHARTS.nvidiaDevicePlugin, {
-        // Replaces the chart's default affinity, which wants node-feature-discovery labels EKS nodes lack.
-        affinity: {
-          nodeAffinity: {
-            requiredDuringSchedulingIgnoredDuringExecution: {
-              nodeSelectorTerms: [{ matchExpressions: [{ key: NODE_ROLE_LABEL, operator: "In", values: ["gpu"] }] }],
+      release(
+        `${name}-nvidia-device-plugin`,
+        CHARTS.nvidiaDevicePlugin,
+        {
+          // Replaces the chart's default affinity, which wants node-feature-discovery labels EKS nodes lack.
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [{ matchExpressions: [{ key: NODE_ROLE_LABEL, operator: "In", values: ["gpu"] }] }],
+              },
             },
           },
+          tolerations: [GPU_TOLERATION, { key: "CriticalAddonsOnly", operator: "Exists" }],
+          resources: resources({ cpuRequest: "50m", memoryRequest: "64Mi", cpuLimit: "200m", memoryLimit: "128Mi" }),
         },
-        tolerations: [GPU_TOLERATION, { key: "CriticalAddonsOnly", operator: "Exists" }],
-        resources: resources({ cpuRequest: "50m", memoryRequest: "64Mi", cpuLimit: "200m", memoryLimit: "128Mi" }),
-      }, o);
+        o,
+      );
     }
     this.registerOutputs({});
   }
@@ -99,53 +114,70 @@ export class ClusterAddons extends pulumi.ComponentResource {
           `${CLUSTER_AUTOSCALER.kubernetesMinor}, or bump CLUSTER_AUTOSCALER and CHARTS.clusterAutoscaler together in infra/versions.ts.`,
       );
     }
-    const autoscaler = roleWithPolicy(`${name}-cluster-autoscaler`, args.oidc, AUTOSCALER_SERVICE_ACCOUNT,
-      pulumi.output(args.clusterName).apply((cluster) => JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Effect: "Allow",
-            Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-            Resource: "*",
-            Condition: { StringEquals: { [`aws:ResourceTag/k8s.io/cluster-autoscaler/${cluster}`]: "owned" } },
-          },
-          {
-            Effect: "Allow",
-            Action: [
-              "autoscaling:DescribeAutoScalingGroups",
-              "autoscaling:DescribeAutoScalingInstances",
-              "autoscaling:DescribeLaunchConfigurations",
-              "autoscaling:DescribeScalingActivities",
-              "autoscaling:DescribeTags",
-              "ec2:DescribeImages",
-              "ec2:DescribeInstanceTypes",
-              "ec2:DescribeLaunchTemplateVersions",
-              "ec2:GetInstanceTypesFromInstanceRequirements",
-              "eks:DescribeNodegroup",
-            ],
-            Resource: "*",
-          },
-        ],
-      })), o);
+    const autoscaler = roleWithPolicy(
+      `${name}-cluster-autoscaler`,
+      args.oidc,
+      AUTOSCALER_SERVICE_ACCOUNT,
+      pulumi.output(args.clusterName).apply((cluster) =>
+        JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+              Resource: "*",
+              Condition: { StringEquals: { [`aws:ResourceTag/k8s.io/cluster-autoscaler/${cluster}`]: "owned" } },
+            },
+            {
+              Effect: "Allow",
+              Action: [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+                "eks:DescribeNodegroup",
+              ],
+              Resource: "*",
+            },
+          ],
+        }),
+      ),
+      o,
+    );
     const image = parseImageRef(CLUSTER_AUTOSCALER.image);
-    release(`${name}-cluster-autoscaler`, CHARTS.clusterAutoscaler, {
-      cloudProvider: "aws",
-      awsRegion: args.region,
-      autoDiscovery: { clusterName: args.clusterName },
-      image: { repository: `${image.registry}/${image.repository}`, tag: image.tag },
-      rbac: { serviceAccount: { name: AUTOSCALER_SERVICE_ACCOUNT, annotations: { "eks.amazonaws.com/role-arn": autoscaler.role.arn } } },
-      extraArgs: {
-        // Per-zone node groups of a role (platform/cluster.ts) scale together; they share one launch
-        // template, so their nodes' labels match (processors/nodegroupset/aws_nodegroups.go ignores
-        // eks.amazonaws.com/nodegroup and the zone labels) and the autoscaler treats them as one set.
-        "balance-similar-node-groups": true,
-        expander: "least-waste",
-        "skip-nodes-with-system-pods": false,
-        "scale-down-unneeded-time": "10m",
+    release(
+      `${name}-cluster-autoscaler`,
+      CHARTS.clusterAutoscaler,
+      {
+        cloudProvider: "aws",
+        awsRegion: args.region,
+        autoDiscovery: { clusterName: args.clusterName },
+        image: { repository: `${image.registry}/${image.repository}`, tag: image.tag },
+        rbac: {
+          serviceAccount: {
+            name: AUTOSCALER_SERVICE_ACCOUNT,
+            annotations: { "eks.amazonaws.com/role-arn": autoscaler.role.arn },
+          },
+        },
+        extraArgs: {
+          // Per-zone node groups of a role (platform/cluster.ts) scale together; they share one launch
+          // template, so their nodes' labels match (processors/nodegroupset/aws_nodegroups.go ignores
+          // eks.amazonaws.com/nodegroup and the zone labels) and the autoscaler treats them as one set.
+          "balance-similar-node-groups": true,
+          expander: "least-waste",
+          "skip-nodes-with-system-pods": false,
+          "scale-down-unneeded-time": "10m",
+        },
+        ...placement("general"),
+        resources: resources({ cpuRequest: "100m", memoryRequest: "300Mi", cpuLimit: "500m", memoryLimit: "600Mi" }),
       },
-      ...placement("general"),
-      resources: resources({ cpuRequest: "100m", memoryRequest: "300Mi", cpuLimit: "500m", memoryLimit: "600Mi" }),
-    }, { ...o, dependsOn: [autoscaler.policy] });
+      { ...o, dependsOn: [autoscaler.policy] },
+    );
   }
 }
 
@@ -153,7 +185,13 @@ export class ClusterAddons extends pulumi.ComponentResource {
  * An IRSA role for a kube-system service account with its inline policy, returned too: the controller's release
  * depends on the policy, or its first AWS calls race the policy's creation (and its destroy outlives it).
  */
-function roleWithPolicy(name: string, oidc: OidcProvider, serviceAccount: string, policy: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
+function roleWithPolicy(
+  name: string,
+  oidc: OidcProvider,
+  serviceAccount: string,
+  policy: pulumi.Input<string>,
+  opts: pulumi.CustomResourceOptions,
+) {
   const role = irsaRole(name, { oidc, namespace: SYSTEM_NAMESPACE, serviceAccount }, opts);
   return { role, policy: new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy }, opts) };
 }

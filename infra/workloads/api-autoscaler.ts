@@ -33,20 +33,24 @@ export class ApiAutoscaler extends pulumi.ComponentResource {
       policies: [{ type: "Percent", value: r.percent, periodSeconds: r.periodSeconds }],
     });
 
-    new k8s.autoscaling.v2.HorizontalPodAutoscaler(API.name, {
-      metadata: { name: API.name, namespace: args.namespace, labels: labelsFor(API.name) },
-      spec: {
-        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: args.deployment.metadata.name },
-        minReplicas: args.sizes.minReplicas,
-        maxReplicas: args.sizes.maxReplicas,
-        metrics: [utilization("cpu", HPA_RULES.cpuUtilization), utilization("memory", HPA_RULES.memoryUtilization)],
-        behavior: { scaleUp: rule(HPA_RULES.scaleUp), scaleDown: rule(HPA_RULES.scaleDown) },
+    new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+      API.name,
+      {
+        metadata: { name: API.name, namespace: args.namespace, labels: labelsFor(API.name) },
+        spec: {
+          scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: args.deployment.metadata.name },
+          minReplicas: args.sizes.minReplicas,
+          maxReplicas: args.sizes.maxReplicas,
+          metrics: [utilization("cpu", HPA_RULES.cpuUtilization), utilization("memory", HPA_RULES.memoryUtilization)],
+          behavior: { scaleUp: rule(HPA_RULES.scaleUp), scaleDown: rule(HPA_RULES.scaleDown) },
+        },
       },
-    }, {
-      parent: this,
-      // The off-peak CronJob lowers minReplicas at night; `pulumi up` must not undo it.
-      ignoreChanges: ["spec.minReplicas"],
-    });
+      {
+        parent: this,
+        // The off-peak CronJob lowers minReplicas at night; `pulumi up` must not undo it.
+        ignoreChanges: ["spec.minReplicas"],
+      },
+    );
     this.registerOutputs({});
   }
 }

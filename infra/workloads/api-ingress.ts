@@ -43,51 +43,58 @@ export class ApiIngress extends pulumi.ComponentResource {
 
     const tls: Record<string, pulumi.Input<string>> = certificateArn
       ? {
-        "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }, { HTTPS: 443 }]),
-        "alb.ingress.kubernetes.io/ssl-redirect": "443",
-        "alb.ingress.kubernetes.io/certificate-arn": certificateArn,
-        "alb.ingress.kubernetes.io/ssl-policy": TLS_POLICY,
-      }
+          "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }, { HTTPS: 443 }]),
+          "alb.ingress.kubernetes.io/ssl-redirect": "443",
+          "alb.ingress.kubernetes.io/certificate-arn": certificateArn,
+          "alb.ingress.kubernetes.io/ssl-policy": TLS_POLICY,
+        }
       : { "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }]) };
 
-    const ingress = new k8s.networking.v1.Ingress(API.name, {
-      metadata: {
-        name: API.name,
-        namespace: args.namespace,
-        labels: labelsFor(API.name),
-        annotations: {
-          "alb.ingress.kubernetes.io/scheme": "internet-facing",
-          "alb.ingress.kubernetes.io/target-type": "ip",
-          "alb.ingress.kubernetes.io/healthcheck-path": "/health",
-          "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "15",
-          "alb.ingress.kubernetes.io/success-codes": "200",
-          "alb.ingress.kubernetes.io/load-balancer-attributes":
-            `idle_timeout.timeout_seconds=${IDLE_TIMEOUT_SECONDS},routing.http.drop_invalid_header_fields.enabled=true`,
-          "alb.ingress.kubernetes.io/target-group-attributes": "deregistration_delay.timeout_seconds=30",
-          ...tls,
+    const ingress = new k8s.networking.v1.Ingress(
+      API.name,
+      {
+        metadata: {
+          name: API.name,
+          namespace: args.namespace,
+          labels: labelsFor(API.name),
+          annotations: {
+            "alb.ingress.kubernetes.io/scheme": "internet-facing",
+            "alb.ingress.kubernetes.io/target-type": "ip",
+            "alb.ingress.kubernetes.io/healthcheck-path": "/health",
+            "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "15",
+            "alb.ingress.kubernetes.io/success-codes": "200",
+            "alb.ingress.kubernetes.io/load-balancer-attributes": `idle_timeout.timeout_seconds=${IDLE_TIMEOUT_SECONDS},routing.http.drop_invalid_header_fields.enabled=true`,
+            "alb.ingress.kubernetes.io/target-group-attributes": "deregistration_delay.timeout_seconds=30",
+            ...tls,
+          },
+        },
+        spec: {
+          ingressClassName: "alb",
+          rules: [
+            {
+              ...(args.domain ? { host: args.domain.name } : {}),
+              http: {
+                paths: [
+                  {
+                    path: "/",
+                    pathType: "Prefix",
+                    backend: { service: { name: args.service.metadata.name, port: { name: API.portName } } },
+                  },
+                ],
+              },
+            },
+          ],
         },
       },
-      spec: {
-        ingressClassName: "alb",
-        rules: [{
-          ...(args.domain ? { host: args.domain.name } : {}),
-          http: {
-            paths: [{
-              path: "/",
-              pathType: "Prefix",
-              backend: { service: { name: args.service.metadata.name, port: { name: API.portName } } },
-            }],
-          },
-        }],
-      },
-    }, { ...o, dependsOn: args.deleteBefore ?? [] });
+      { ...o, dependsOn: args.deleteBefore ?? [] },
+    );
 
     this.apiUrl = args.domain
       ? pulumi.output(`https://${args.domain.name}`)
       : ingress.status.apply((status) => {
-        const hostname = status?.loadBalancer?.ingress?.[0]?.hostname;
-        return hostname ? `http://${hostname}` : PENDING_ALB_URL;
-      });
+          const hostname = status?.loadBalancer?.ingress?.[0]?.hostname;
+          return hostname ? `http://${hostname}` : PENDING_ALB_URL;
+        });
     this.registerOutputs({ apiUrl: this.apiUrl });
   }
 
@@ -96,18 +103,26 @@ export class ApiIngress extends pulumi.ComponentResource {
     const o = { parent: this };
     const certificate = new aws.acm.Certificate(name, { domainName: domain.name, validationMethod: "DNS" }, o);
     // One record per domain name on the certificate (only `domain` here, so the count is known before apply).
-    const record = new aws.route53.Record(`${name}-validation`, {
-      zoneId: domain.hostedZoneId,
-      name: certificate.domainValidationOptions[0].resourceRecordName,
-      type: certificate.domainValidationOptions[0].resourceRecordType,
-      records: [certificate.domainValidationOptions[0].resourceRecordValue],
-      ttl: 300,
-      allowOverwrite: true,
-    }, o);
-    const validation = new aws.acm.CertificateValidation(name, {
-      certificateArn: certificate.arn,
-      validationRecordFqdns: [record.fqdn],
-    }, o);
+    const record = new aws.route53.Record(
+      `${name}-validation`,
+      {
+        zoneId: domain.hostedZoneId,
+        name: certificate.domainValidationOptions[0].resourceRecordName,
+        type: certificate.domainValidationOptions[0].resourceRecordType,
+        records: [certificate.domainValidationOptions[0].resourceRecordValue],
+        ttl: 300,
+        allowOverwrite: true,
+      },
+      o,
+    );
+    const validation = new aws.acm.CertificateValidation(
+      name,
+      {
+        certificateArn: certificate.arn,
+        validationRecordFqdns: [record.fqdn],
+      },
+      o,
+    );
     return validation.certificateArn;
   }
 }

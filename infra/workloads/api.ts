@@ -38,84 +38,101 @@ export class Api extends pulumi.ComponentResource {
     const labels = labelsFor(API.name);
     const metadata = { name: API.name, namespace: args.namespace, labels };
 
-    const serviceAccount = new k8s.core.v1.ServiceAccount(API.name, {
-      metadata,
-      automountServiceAccountToken: false,
-    }, o);
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      API.name,
+      {
+        metadata,
+        automountServiceAccountToken: false,
+      },
+      o,
+    );
 
     const port = { name: API.portName, containerPort: API.port, protocol: "TCP" };
     const metricsPort = { name: API.metricsPortName, containerPort: API.metricsPort, protocol: "TCP" };
     const probe = (path: string) => ({ httpGet: { path, port: API.portName } });
 
-    this.deployment = new k8s.apps.v1.Deployment(API.name, {
-      metadata,
-      spec: {
-        selector: selectorFor(API.name),
-        revisionHistoryLimit: 5,
-        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: serviceAccount.metadata.name,
-            automountServiceAccountToken: false,
-            securityContext: nonRootPod(API_UID),
-            ...placement("general"),
-            topologySpreadConstraints: ["topology.kubernetes.io/zone", "kubernetes.io/hostname"].map((topologyKey) => ({
-              maxSkew: 1,
-              topologyKey,
-              whenUnsatisfiable: "ScheduleAnyway",
-              labelSelector: selectorFor(API.name),
-            })),
-            // preStop (10 s for the ALB to deregister the pod) + the app's 10 s drain + margin.
-            terminationGracePeriodSeconds: 30,
-            containers: [{
-              name: "api",
-              image: args.imageRef,
-              imagePullPolicy: "IfNotPresent",
-              ports: [port, metricsPort],
-              envFrom: [{ secretRef: { name: args.envSecretName } }],
-              env: [
-                { name: "PORT", value: String(API.port) },
-                { name: "METRICS_PORT", value: String(API.metricsPort) },
-                { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
-                { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
-                { name: "NODE_ENV", value: "production" },
-                { name: "QDRANT_URL", value: args.qdrantUrl },
-                { name: "OLLAMA_URL", value: args.ollamaUrl },
-                { name: "EMBED_MODEL", value: args.models.embed },
-                { name: "MODEL_SMALL", value: args.models.small },
-                { name: "MODEL_DEFAULT", value: args.models.default },
-                { name: "MODEL_LARGE", value: args.models.large },
-                { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
-                { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
-                { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.qdrantApiKey.name, key: args.qdrantApiKey.key } } },
+    this.deployment = new k8s.apps.v1.Deployment(
+      API.name,
+      {
+        metadata,
+        spec: {
+          selector: selectorFor(API.name),
+          revisionHistoryLimit: 5,
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: serviceAccount.metadata.name,
+              automountServiceAccountToken: false,
+              securityContext: nonRootPod(API_UID),
+              ...placement("general"),
+              topologySpreadConstraints: ["topology.kubernetes.io/zone", "kubernetes.io/hostname"].map((topologyKey) => ({
+                maxSkew: 1,
+                topologyKey,
+                whenUnsatisfiable: "ScheduleAnyway",
+                labelSelector: selectorFor(API.name),
+              })),
+              // preStop (10 s for the ALB to deregister the pod) + the app's 10 s drain + margin.
+              terminationGracePeriodSeconds: 30,
+              containers: [
+                {
+                  name: "api",
+                  image: args.imageRef,
+                  imagePullPolicy: "IfNotPresent",
+                  ports: [port, metricsPort],
+                  envFrom: [{ secretRef: { name: args.envSecretName } }],
+                  env: [
+                    { name: "PORT", value: String(API.port) },
+                    { name: "METRICS_PORT", value: String(API.metricsPort) },
+                    { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
+                    { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
+                    { name: "NODE_ENV", value: "production" },
+                    { name: "QDRANT_URL", value: args.qdrantUrl },
+                    { name: "OLLAMA_URL", value: args.ollamaUrl },
+                    { name: "EMBED_MODEL", value: args.models.embed },
+                    { name: "MODEL_SMALL", value: args.models.small },
+                    { name: "MODEL_DEFAULT", value: args.models.default },
+                    { name: "MODEL_LARGE", value: args.models.large },
+                    { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
+                    { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
+                    {
+                      name: "QDRANT_API_KEY",
+                      valueFrom: { secretKeyRef: { name: args.qdrantApiKey.name, key: args.qdrantApiKey.key } },
+                    },
+                  ],
+                  resources: resources(args.sizes),
+                  startupProbe: { ...probe(HEALTH.liveness), periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 2 },
+                  livenessProbe: { ...probe(HEALTH.liveness), periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
+                  readinessProbe: { ...probe(HEALTH.readiness), periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 },
+                  lifecycle: { preStop: { sleep: { seconds: 10 } } },
+                  securityContext: lockedDown(),
+                  volumeMounts: [TMP.mount, { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
+                },
               ],
-              resources: resources(args.sizes),
-              startupProbe: { ...probe(HEALTH.liveness), periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 2 },
-              livenessProbe: { ...probe(HEALTH.liveness), periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
-              readinessProbe: { ...probe(HEALTH.readiness), periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 },
-              lifecycle: { preStop: { sleep: { seconds: 10 } } },
-              securityContext: lockedDown(),
-              volumeMounts: [TMP.mount, { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
-            }],
-            volumes: [TMP.volume, { name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
+              volumes: [TMP.volume, { name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
+            },
           },
         },
       },
-    }, o);
+      o,
+    );
 
-    this.service = new k8s.core.v1.Service(API.name, {
-      metadata,
-      spec: {
-        type: "ClusterIP",
-        selector: { [NAME_LABEL]: API.name },
-        // The Ingress routes only `http`; the ServiceMonitor scrapes only `metrics`.
-        ports: [
-          { name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" },
-          { name: API.metricsPortName, port: API.metricsPort, targetPort: API.metricsPortName, protocol: "TCP" },
-        ],
+    this.service = new k8s.core.v1.Service(
+      API.name,
+      {
+        metadata,
+        spec: {
+          type: "ClusterIP",
+          selector: { [NAME_LABEL]: API.name },
+          // The Ingress routes only `http`; the ServiceMonitor scrapes only `metrics`.
+          ports: [
+            { name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" },
+            { name: API.metricsPortName, port: API.metricsPort, targetPort: API.metricsPortName, protocol: "TCP" },
+          ],
+        },
       },
-    }, o);
+      o,
+    );
 
     disruptionBudget(API.name, args.namespace, o);
     this.registerOutputs({});

@@ -47,9 +47,13 @@ export class ClusterBase extends pulumi.ComponentResource {
     const o = { parent: this };
 
     const namespace = (name: string, extraLabels: Record<string, string> = {}) =>
-      new k8s.core.v1.Namespace(name, {
-        metadata: { name, labels: { ...podSecurityLabels(POD_SECURITY[name]), ...extraLabels } },
-      }, o);
+      new k8s.core.v1.Namespace(
+        name,
+        {
+          metadata: { name, labels: { ...podSecurityLabels(POD_SECURITY[name]), ...extraLabels } },
+        },
+        o,
+      );
     const agent = namespace(NAMESPACES.agent, {
       // The ALB controller holds API pods back from Ready until the ALB reports them healthy.
       "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
@@ -58,14 +62,18 @@ export class ClusterBase extends pulumi.ComponentResource {
     const monitoringHost = namespace(NAMESPACES.monitoringHost);
 
     const gp3 = (className: string, annotations: Record<string, string>, extraParameters: Record<string, string>) =>
-      new k8s.storage.v1.StorageClass(className, {
-        metadata: { name: className, annotations },
-        provisioner: "ebs.csi.aws.com",
-        parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4", ...extraParameters },
-        volumeBindingMode: "WaitForFirstConsumer",
-        allowVolumeExpansion: true,
-        reclaimPolicy: args.disposable ? "Delete" : "Retain",
-      }, o);
+      new k8s.storage.v1.StorageClass(
+        className,
+        {
+          metadata: { name: className, annotations },
+          provisioner: "ebs.csi.aws.com",
+          parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4", ...extraParameters },
+          volumeBindingMode: "WaitForFirstConsumer",
+          allowVolumeExpansion: true,
+          reclaimPolicy: args.disposable ? "Delete" : "Retain",
+        },
+        o,
+      );
     const storageClass = gp3(STORAGE_CLASS, { "storageclass.kubernetes.io/is-default-class": "true" }, {});
     const backedUp = gp3(BACKED_UP_STORAGE_CLASS, {}, { tagSpecification_1: `${args.backupTag.key}=${args.backupTag.value}` });
 

@@ -16,15 +16,22 @@ export class CostMetrics extends pulumi.ComponentResource {
     super("agent-stack:workloads:CostMetrics", name, {}, opts);
     const estimate = readCostEstimate(args.stack);
     if (!estimate) {
-      pulumi.log.warn(`no monitoring/cost/${args.stack}.json: cost per 1,000 queries has no estimate to divide; run \`npm run cost:metrics\``, this);
+      pulumi.log.warn(
+        `no monitoring/cost/${args.stack}.json: cost per 1,000 queries has no estimate to divide; run \`npm run cost:metrics\``,
+        this,
+      );
       return;
     }
-    new k8s.apiextensions.CustomResource(`${name}-estimate`, {
-      apiVersion: "monitoring.coreos.com/v1",
-      kind: "PrometheusRule",
-      metadata: { name: "agent-stack-cost-estimate", namespace: args.namespace, labels: args.labels },
-      spec: costEstimateRuleSpec(estimate),
-    }, { parent: this });
+    new k8s.apiextensions.CustomResource(
+      `${name}-estimate`,
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        metadata: { name: "agent-stack-cost-estimate", namespace: args.namespace, labels: args.labels },
+        spec: costEstimateRuleSpec(estimate),
+      },
+      { parent: this },
+    );
     this.registerOutputs({});
   }
 }

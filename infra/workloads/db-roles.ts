@@ -68,75 +68,95 @@ export class DatabaseRoles extends pulumi.ComponentResource {
     this.app = login("app");
     this.monitor = login("monitor");
 
-    const caBundles = [args.namespace, ...args.caNamespaces].map((namespace, i) =>
-      new k8s.core.v1.ConfigMap(`${name}-ca-${i}`, {
-        metadata: { name: RDS_CA.configMap, namespace, labels: labelsFor(RDS_CA.configMap) },
-        data: { [RDS_CA.key]: rdsCaBundle() },
-      }, o));
+    const caBundles = [args.namespace, ...args.caNamespaces].map(
+      (namespace, i) =>
+        new k8s.core.v1.ConfigMap(
+          `${name}-ca-${i}`,
+          {
+            metadata: { name: RDS_CA.configMap, namespace, labels: labelsFor(RDS_CA.configMap) },
+            data: { [RDS_CA.key]: rdsCaBundle() },
+          },
+          o,
+        ),
+    );
 
     const db = args.database;
-    const secret = new k8s.core.v1.Secret(`${name}-env`, {
-      metadata: { name: `${DB_ROLES_JOB}-env`, namespace: args.namespace, labels },
-      type: "Opaque",
-      stringData: pulumi.secret({
-        PGHOST: db.address,
-        PGPORT: pulumi.output(db.port).apply(String),
-        PGDATABASE: db.name,
-        PGUSER: db.masterUser,
-        PGPASSWORD: db.masterPassword,
-        OWNER_USER: this.owner.user,
-        OWNER_PASSWORD: this.owner.password,
-        APP_USER: this.app.user,
-        APP_PASSWORD: this.app.password,
-        MONITOR_USER: this.monitor.user,
-        MONITOR_PASSWORD: this.monitor.password,
-      }),
-    }, o);
-    const script = new k8s.core.v1.ConfigMap(`${name}-sql`, {
-      metadata: { name: `${DB_ROLES_JOB}-sql`, namespace: args.namespace, labels },
-      data: { "db-roles.sql": SQL },
-    }, o);
+    const secret = new k8s.core.v1.Secret(
+      `${name}-env`,
+      {
+        metadata: { name: `${DB_ROLES_JOB}-env`, namespace: args.namespace, labels },
+        type: "Opaque",
+        stringData: pulumi.secret({
+          PGHOST: db.address,
+          PGPORT: pulumi.output(db.port).apply(String),
+          PGDATABASE: db.name,
+          PGUSER: db.masterUser,
+          PGPASSWORD: db.masterPassword,
+          OWNER_USER: this.owner.user,
+          OWNER_PASSWORD: this.owner.password,
+          APP_USER: this.app.user,
+          APP_PASSWORD: this.app.password,
+          MONITOR_USER: this.monitor.user,
+          MONITOR_PASSWORD: this.monitor.password,
+        }),
+      },
+      o,
+    );
+    const script = new k8s.core.v1.ConfigMap(
+      `${name}-sql`,
+      {
+        metadata: { name: `${DB_ROLES_JOB}-sql`, namespace: args.namespace, labels },
+        data: { "db-roles.sql": SQL },
+      },
+      o,
+    );
 
     // A Job's pod template cannot change in place: a new SQL (or image) replaces the Job, which runs it again.
-    this.job = new k8s.batch.v1.Job(DB_ROLES_JOB, {
-      metadata: { namespace: args.namespace, labels },
-      spec: {
-        backoffLimit: 6,
-        activeDeadlineSeconds: 900,
-        template: {
-          metadata: { labels },
-          spec: {
-            restartPolicy: "OnFailure",
-            automountServiceAccountToken: false,
-            securityContext: nonRootPod(PSQL_UID),
-            ...placement("general"),
-            containers: [{
-              name: "psql",
-              image: IMAGES.postgresClient,
-              command: ["psql", "-X", "-f", "/sql/db-roles.sql"],
-              envFrom: [{ secretRef: { name: secret.metadata.name } }],
-              env: [
-                { name: "PGSSLMODE", value: "verify-full" },
-                { name: "PGSSLROOTCERT", value: RDS_CA_FILE },
-                { name: "HOME", value: TMP.mount.mountPath },
+    this.job = new k8s.batch.v1.Job(
+      DB_ROLES_JOB,
+      {
+        metadata: { namespace: args.namespace, labels },
+        spec: {
+          backoffLimit: 6,
+          activeDeadlineSeconds: 900,
+          template: {
+            metadata: { labels },
+            spec: {
+              restartPolicy: "OnFailure",
+              automountServiceAccountToken: false,
+              securityContext: nonRootPod(PSQL_UID),
+              ...placement("general"),
+              containers: [
+                {
+                  name: "psql",
+                  image: IMAGES.postgresClient,
+                  command: ["psql", "-X", "-f", "/sql/db-roles.sql"],
+                  envFrom: [{ secretRef: { name: secret.metadata.name } }],
+                  env: [
+                    { name: "PGSSLMODE", value: "verify-full" },
+                    { name: "PGSSLROOTCERT", value: RDS_CA_FILE },
+                    { name: "HOME", value: TMP.mount.mountPath },
+                  ],
+                  resources: resources({ cpuRequest: "50m", memoryRequest: "64Mi", memoryLimit: "128Mi" }),
+                  securityContext: lockedDown(),
+                  volumeMounts: [
+                    { name: "sql", mountPath: "/sql", readOnly: true },
+                    { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true },
+                    TMP.mount,
+                  ],
+                },
               ],
-              resources: resources({ cpuRequest: "50m", memoryRequest: "64Mi", memoryLimit: "128Mi" }),
-              securityContext: lockedDown(),
-              volumeMounts: [
-                { name: "sql", mountPath: "/sql", readOnly: true },
-                { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true },
-                TMP.mount,
+              volumes: [
+                { name: "sql", configMap: { name: script.metadata.name } },
+                { name: "rds-ca", configMap: { name: RDS_CA.configMap } },
+                TMP.volume,
               ],
-            }],
-            volumes: [
-              { name: "sql", configMap: { name: script.metadata.name } },
-              { name: "rds-ca", configMap: { name: RDS_CA.configMap } },
-              TMP.volume,
-            ],
+            },
           },
         },
       },
-    }, { ...o, dependsOn: caBundles });
+      { ...o, dependsOn: caBundles },
+    );
     this.registerOutputs({});
   }
 }
@@ -144,5 +164,7 @@ export class DatabaseRoles extends pulumi.ComponentResource {
 /** postgresql:// URL of a role, TLS verified against the RDS CA (the pod mounts RDS_CA_FILE). */
 export function databaseUrl(login: RoleLogin, database: DatabaseRolesArgs["database"]): pulumi.Output<string> {
   const password = login.password.apply(encodeURIComponent);
-  return pulumi.secret(pulumi.interpolate`postgresql://${login.user}:${password}@${database.address}:${database.port}/${database.name}?sslmode=verify-full`);
+  return pulumi.secret(
+    pulumi.interpolate`postgresql://${login.user}:${password}@${database.address}:${database.port}/${database.name}?sslmode=verify-full`,
+  );
 }

@@ -19,15 +19,19 @@ export interface ReleaseArgs {
 }
 
 export function helmRelease(resourceName: string, args: ReleaseArgs, opts: pulumi.CustomResourceOptions): k8s.helm.v3.Release {
-  return new k8s.helm.v3.Release(resourceName, {
-    name: args.name,
-    chart: args.chart.chart,
-    version: args.chart.version,
-    repositoryOpts: { repo: args.chart.repo },
-    namespace: args.namespace,
-    values: args.values,
-    atomic: true,
-    cleanupOnFail: true,
-    timeout: args.timeoutSeconds,
-  }, opts);
+  return new k8s.helm.v3.Release(
+    resourceName,
+    {
+      name: args.name,
+      chart: args.chart.chart,
+      version: args.chart.version,
+      repositoryOpts: { repo: args.chart.repo },
+      namespace: args.namespace,
+      values: args.values,
+      atomic: true,
+      cleanupOnFail: true,
+      timeout: args.timeoutSeconds,
+    },
+    opts,
+  );
 }

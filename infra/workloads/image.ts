@@ -32,16 +32,20 @@ export class AppImage extends pulumi.ComponentResource {
     const repositoryUrl = pulumi.output(args.repositoryUrl);
 
     const server = repositoryUrl.apply((url) => url.split("/")[0]);
-    const image = new dockerBuild.Image(name, {
-      // ECR tags are immutable: tag by source content, so an unchanged app/ never re-pushes a tag.
-      tags: [pulumi.interpolate`${repositoryUrl}:src-${sourceHash(APP_BUILD.context)}`],
-      context: { location: APP_BUILD.context },
-      dockerfile: { location: APP_BUILD.dockerfile },
-      platforms: [...APP_BUILD.platforms],
-      push: true,
-      registries: [{ address: server, username: auth.userName, password: pulumi.secret(auth.password) }],
-      buildOnPreview: false,
-    }, { parent: this });
+    const image = new dockerBuild.Image(
+      name,
+      {
+        // ECR tags are immutable: tag by source content, so an unchanged app/ never re-pushes a tag.
+        tags: [pulumi.interpolate`${repositoryUrl}:src-${sourceHash(APP_BUILD.context)}`],
+        context: { location: APP_BUILD.context },
+        dockerfile: { location: APP_BUILD.dockerfile },
+        platforms: [...APP_BUILD.platforms],
+        push: true,
+        registries: [{ address: server, username: auth.userName, password: pulumi.secret(auth.password) }],
+        buildOnPreview: false,
+      },
+      { parent: this },
+    );
 
     // `ref` is the pushed tag with its digest (repository:tag@sha256:...); the Deployment pins the digest alone.
     this.imageRef = pulumi.all([repositoryUrl, image.digest]).apply(([url, digest]) => `${url}@${digest}`);

@@ -64,69 +64,97 @@ export class Workloads extends pulumi.ComponentResource {
     super("agent-stack:workloads:Workloads", name, {}, opts);
     const { sizes } = args;
 
-    this.provider = new k8s.Provider(`${name}-k8s`, {
-      kubeconfig: args.kubeconfig,
-      enableServerSideApply: true,
-    }, { parent: this, dependsOn: args.nodeGroups });
+    this.provider = new k8s.Provider(
+      `${name}-k8s`,
+      {
+        kubeconfig: args.kubeconfig,
+        enableServerSideApply: true,
+      },
+      { parent: this, dependsOn: args.nodeGroups },
+    );
     const o = { parent: this, providers: { kubernetes: this.provider } };
 
     const base = new ClusterBase(`${name}-base`, { disposable: args.disposable, backupTag: args.backupTag }, o);
     const namespace = base.agentNamespace;
-    const addons = new ClusterAddons(`${name}-addons`, {
-      clusterName: args.clusterName,
-      kubernetesVersion: args.kubernetesVersion,
-      region: args.region,
-      vpcId: args.vpcId,
-      oidc: args.oidc,
-      // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
-      gpu: sizes.gpu,
-      disposable: args.disposable,
-      resourceTags: args.resourceTags,
-    }, o);
+    const addons = new ClusterAddons(
+      `${name}-addons`,
+      {
+        clusterName: args.clusterName,
+        kubernetesVersion: args.kubernetesVersion,
+        region: args.region,
+        vpcId: args.vpcId,
+        oidc: args.oidc,
+        // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
+        gpu: sizes.gpu,
+        disposable: args.disposable,
+        resourceTags: args.resourceTags,
+      },
+      o,
+    );
     // The ALB controller's webhooks intercept pods and Ingresses in the agent namespace.
     const afterAlbController = { ...o, dependsOn: [addons.albController] };
 
     const image = new AppImage(`${name}-image`, { repositoryUrl: args.repositoryUrl }, o);
-    const dbRoles = new DatabaseRoles(`${name}-db-roles`, {
-      namespace,
-      caNamespaces: [base.monitoringNamespace],
-      database: args.database,
-    }, o);
-    const secrets = new AppSecrets(`${name}-secrets`, {
-      namespace,
-      databaseUrl: databaseUrl(dbRoles.app, args.database),
-      databaseMigrateUrl: databaseUrl(dbRoles.owner, args.database),
-      cache: args.cache,
-    }, o);
+    const dbRoles = new DatabaseRoles(
+      `${name}-db-roles`,
+      {
+        namespace,
+        caNamespaces: [base.monitoringNamespace],
+        database: args.database,
+      },
+      o,
+    );
+    const secrets = new AppSecrets(
+      `${name}-secrets`,
+      {
+        namespace,
+        databaseUrl: databaseUrl(dbRoles.app, args.database),
+        databaseMigrateUrl: databaseUrl(dbRoles.owner, args.database),
+        cache: args.cache,
+      },
+      o,
+    );
 
-    new Qdrant(`${name}-qdrant`, {
-      namespace,
-      sizes: sizes.qdrant,
-      nodeRole: sizes.nodeGroups.vector ? "vector" : "general",
-      storageClassName: base.backedUpStorageClassName,
-      apiKey: secrets.qdrantApiKey,
-    }, afterAlbController);
+    new Qdrant(
+      `${name}-qdrant`,
+      {
+        namespace,
+        sizes: sizes.qdrant,
+        nodeRole: sizes.nodeGroups.vector ? "vector" : "general",
+        storageClassName: base.backedUpStorageClassName,
+        apiKey: secrets.qdrantApiKey,
+      },
+      afterAlbController,
+    );
     new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu }, afterAlbController);
 
-    const api = new Api(`${name}-api`, {
-      namespace,
-      imageRef: image.imageRef,
-      sizes: sizes.api,
-      models: sizes.ollama.models,
-      qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
-      envSecretName: secrets.apiSecretName,
-      docsEnabled: args.docsEnabled,
-      qdrantApiKey: secrets.qdrantApiKey,
-      qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
-      ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),
-    }, { ...afterAlbController, dependsOn: [addons.albController, dbRoles.job] });
+    const api = new Api(
+      `${name}-api`,
+      {
+        namespace,
+        imageRef: image.imageRef,
+        sizes: sizes.api,
+        models: sizes.ollama.models,
+        qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
+        envSecretName: secrets.apiSecretName,
+        docsEnabled: args.docsEnabled,
+        qdrantApiKey: secrets.qdrantApiKey,
+        qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
+        ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),
+      },
+      { ...afterAlbController, dependsOn: [addons.albController, dbRoles.job] },
+    );
     new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
-    const ingress = new ApiIngress(`${name}-api-ingress`, {
-      namespace,
-      service: api.service,
-      domain: args.domain,
-      deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
-    }, afterAlbController);
+    const ingress = new ApiIngress(
+      `${name}-api-ingress`,
+      {
+        namespace,
+        service: api.service,
+        domain: args.domain,
+        deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
+      },
+      afterAlbController,
+    );
 
     new NetworkPolicies(`${name}-network-policies`, { namespace, loadBalancerCidrs: args.loadBalancerCidrs }, o);
 

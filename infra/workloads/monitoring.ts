@@ -8,11 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import YAML from "yaml";
-import {
-  RECEIVER_SECRET_KEYS,
-  RECEIVER_SECRET_NAME,
-  renderAlertmanagerConfig,
-} from "../../monitoring/alertmanager/render.ts";
+import { RECEIVER_SECRET_KEYS, RECEIVER_SECRET_NAME, renderAlertmanagerConfig } from "../../monitoring/alertmanager/render.ts";
 import { CostMetrics } from "./cost-metrics.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
@@ -103,7 +99,13 @@ export interface MonitoringArgs {
    * RDS endpoint and the read-only monitor role; its password is under EXPORTER_SECRET_KEY of `secretName` in
    * `namespace`, the RDS CA bundle in the RDS_CA ConfigMap there (verify-full).
    */
-  postgres: { host: pulumi.Input<string>; port: pulumi.Input<number>; database: string; user: string; secretName: pulumi.Input<string> };
+  postgres: {
+    host: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    database: string;
+    user: string;
+    secretName: pulumi.Input<string>;
+  };
   /** ElastiCache endpoint; the AUTH token is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
   redis: { host: pulumi.Input<string>; port: pulumi.Input<number>; tls: boolean; secretName: pulumi.Input<string> };
   /** Receivers left out are dropped from the Alertmanager config (see monitoring/alertmanager/render.ts). */
@@ -123,155 +125,211 @@ export class Monitoring extends pulumi.ComponentResource {
     super("agent-stack:workloads:Monitoring", name, {}, opts);
     const o = { parent: this, provider: args.provider };
     const { sizing, namespace } = args;
-    if (sizing.lokiMode === "s3" && !args.loki) throw new Error("Monitoring: lokiMode 's3' needs args.loki (bucketName, region, roleArn)");
+    if (sizing.lokiMode === "s3" && !args.loki)
+      throw new Error("Monitoring: lokiMode 's3' needs args.loki (bucketName, region, roleArn)");
     const onNodes = { nodeSelector: sizing.nodeSelector };
 
     const adminPassword = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent: this });
-    const grafanaAdmin = new k8s.core.v1.Secret(`${name}-grafana-admin`, {
-      metadata: { name: "grafana-admin", namespace },
-      type: "Opaque",
-      stringData: pulumi.secret({ "admin-user": "admin", "admin-password": adminPassword.result }),
-    }, o);
+    const grafanaAdmin = new k8s.core.v1.Secret(
+      `${name}-grafana-admin`,
+      {
+        metadata: { name: "grafana-admin", namespace },
+        type: "Opaque",
+        stringData: pulumi.secret({ "admin-user": "admin", "admin-password": adminPassword.result }),
+      },
+      o,
+    );
 
-    const receiverSecrets = new k8s.core.v1.Secret(`${name}-alertmanager-receivers`, {
-      metadata: { name: RECEIVER_SECRET_NAME, namespace },
-      type: "Opaque",
-      stringData: pulumi.secret(receiverSecretData(args.alerting)),
-    }, o);
+    const receiverSecrets = new k8s.core.v1.Secret(
+      `${name}-alertmanager-receivers`,
+      {
+        metadata: { name: RECEIVER_SECRET_NAME, namespace },
+        type: "Opaque",
+        stringData: pulumi.secret(receiverSecretData(args.alerting)),
+      },
+      o,
+    );
 
     const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}, ns = namespace) =>
       helmRelease(`${name}-${id}`, { name: id, namespace: ns, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
 
-    const kps = release(KPS_RELEASE, MONITORING_CHARTS.kubePrometheusStack, {
-      crds: { enabled: true },
-      // monitoring/prometheus/rules replaces these three of the chart's own alerts.
-      defaultRules: {
-        create: true,
-        disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true },
-        rules: EKS_HIDDEN_RULES,
-      },
-      ...EKS_HIDDEN_TARGETS,
-      prometheus: {
-        prometheusSpec: {
-          replicas: sizing.prometheusReplicas,
-          retention: `${sizing.retentionDays}d`,
-          retentionSize: `${Math.floor(sizing.storageGb * 0.85)}GB`,
-          resources: resources(sizing.resources),
-          storageSpec: volumeClaim(sizing.storageGb),
-          ...onNodes,
-        },
-      },
-      alertmanager: {
-        config: renderAlertmanagerConfig(readFileSync(monitoringFile("alertmanager/alertmanager.yml"), "utf8"), {
-          slack: Boolean(args.alerting.slackWebhookUrl),
-          pagerduty: Boolean(args.alerting.pagerdutyKey),
-          email: args.alerting.email && { ...args.alerting.email, password: Boolean(args.alerting.email.password) },
-          sns: args.alerting.sns && { topicArn: args.alerting.sns.topicArn, region: args.alerting.sns.region },
-        }),
-        // Named, so the IRSA role can trust exactly this service account.
-        serviceAccount: {
+    const kps = release(
+      KPS_RELEASE,
+      MONITORING_CHARTS.kubePrometheusStack,
+      {
+        crds: { enabled: true },
+        // monitoring/prometheus/rules replaces these three of the chart's own alerts.
+        defaultRules: {
           create: true,
-          name: ALERTMANAGER_SERVICE_ACCOUNT,
-          annotations: args.alerting.sns ? { "eks.amazonaws.com/role-arn": args.alerting.sns.roleArn } : {},
+          disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true },
+          rules: EKS_HIDDEN_RULES,
         },
-        alertmanagerSpec: {
-          replicas: Math.min(sizing.prometheusReplicas, 2),
-          secrets: [RECEIVER_SECRET_NAME],
-          storage: volumeClaim(2),
-          resources: small("50m", "64Mi", "256Mi"),
+        ...EKS_HIDDEN_TARGETS,
+        prometheus: {
+          prometheusSpec: {
+            replicas: sizing.prometheusReplicas,
+            retention: `${sizing.retentionDays}d`,
+            retentionSize: `${Math.floor(sizing.storageGb * 0.85)}GB`,
+            resources: resources(sizing.resources),
+            storageSpec: volumeClaim(sizing.storageGb),
+            ...onNodes,
+          },
+        },
+        alertmanager: {
+          config: renderAlertmanagerConfig(readFileSync(monitoringFile("alertmanager/alertmanager.yml"), "utf8"), {
+            slack: Boolean(args.alerting.slackWebhookUrl),
+            pagerduty: Boolean(args.alerting.pagerdutyKey),
+            email: args.alerting.email && { ...args.alerting.email, password: Boolean(args.alerting.email.password) },
+            sns: args.alerting.sns && { topicArn: args.alerting.sns.topicArn, region: args.alerting.sns.region },
+          }),
+          // Named, so the IRSA role can trust exactly this service account.
+          serviceAccount: {
+            create: true,
+            name: ALERTMANAGER_SERVICE_ACCOUNT,
+            annotations: args.alerting.sns ? { "eks.amazonaws.com/role-arn": args.alerting.sns.roleArn } : {},
+          },
+          alertmanagerSpec: {
+            replicas: Math.min(sizing.prometheusReplicas, 2),
+            secrets: [RECEIVER_SECRET_NAME],
+            storage: volumeClaim(2),
+            resources: small("50m", "64Mi", "256Mi"),
+            ...onNodes,
+          },
+        },
+        grafana: {
+          admin: { existingSecret: grafanaAdmin.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
+          sidecar: { dashboards: { enabled: true, label: DASHBOARD_LABEL.key, labelValue: DASHBOARD_LABEL.value } },
+          // Loki's gateway Service lives in the same namespace.
+          additionalDataSources: [{ name: "Loki", type: "loki", uid: "loki", access: "proxy", url: "http://loki-gateway" }],
+          resources: small("100m", "256Mi", "512Mi"),
           ...onNodes,
         },
+        prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },
+        "kube-state-metrics": { resources: small("50m", "128Mi", "512Mi"), ...onNodes },
+        // A DaemonSet: it must also run on the tainted GPU nodes. Host network, PID and root filesystem: it
+        // lives in the privileged host namespace (prometheus-node-exporter chart 4.51: namespaceOverride).
+        "prometheus-node-exporter": {
+          namespaceOverride: args.hostNamespace,
+          tolerations: [{ operator: "Exists", effect: "NoSchedule" }],
+        },
       },
-      grafana: {
-        admin: { existingSecret: grafanaAdmin.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
-        sidecar: { dashboards: { enabled: true, label: DASHBOARD_LABEL.key, labelValue: DASHBOARD_LABEL.value } },
-        // Loki's gateway Service lives in the same namespace.
-        additionalDataSources: [{ name: "Loki", type: "loki", uid: "loki", access: "proxy", url: "http://loki-gateway" }],
-        resources: small("100m", "256Mi", "512Mi"),
-        ...onNodes,
-      },
-      prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },
-      "kube-state-metrics": { resources: small("50m", "128Mi", "512Mi"), ...onNodes },
-      // A DaemonSet: it must also run on the tainted GPU nodes. Host network, PID and root filesystem: it
-      // lives in the privileged host namespace (prometheus-node-exporter chart 4.51: namespaceOverride).
-      "prometheus-node-exporter": { namespaceOverride: args.hostNamespace, tolerations: [{ operator: "Exists", effect: "NoSchedule" }] },
-    }, { dependsOn: [receiverSecrets] });
+      { dependsOn: [receiverSecrets] },
+    );
     const afterCrds = { dependsOn: [kps] };
 
     for (const file of monitoringFiles("prometheus/rules", ".yml")) {
       const base = file.replace(/\.yml$/, "");
-      new k8s.apiextensions.CustomResource(`${name}-rules-${base}`, {
-        apiVersion: "monitoring.coreos.com/v1",
-        kind: "PrometheusRule",
-        metadata: { name: `agent-stack-${base}`, namespace, labels: SELECTED_BY_PROMETHEUS },
-        spec: YAML.parse(readFileSync(monitoringFile(`prometheus/rules/${file}`), "utf8")),
-      }, { ...o, ...afterCrds });
+      new k8s.apiextensions.CustomResource(
+        `${name}-rules-${base}`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "PrometheusRule",
+          metadata: { name: `agent-stack-${base}`, namespace, labels: SELECTED_BY_PROMETHEUS },
+          spec: YAML.parse(readFileSync(monitoringFile(`prometheus/rules/${file}`), "utf8")),
+        },
+        { ...o, ...afterCrds },
+      );
     }
 
-    new CostMetrics(`${name}-cost`, { namespace, labels: SELECTED_BY_PROMETHEUS, stack: pulumi.getStack() }, { ...o, ...afterCrds });
+    new CostMetrics(
+      `${name}-cost`,
+      { namespace, labels: SELECTED_BY_PROMETHEUS, stack: pulumi.getStack() },
+      { ...o, ...afterCrds },
+    );
 
     for (const file of monitoringFiles("grafana/dashboards", ".json")) {
       const base = file.replace(/\.json$/, "");
-      new k8s.core.v1.ConfigMap(`${name}-dashboard-${base}`, {
-        metadata: { name: `grafana-dashboard-${base}`, namespace, labels: { [DASHBOARD_LABEL.key]: DASHBOARD_LABEL.value } },
-        data: { [file]: readFileSync(monitoringFile(`grafana/dashboards/${file}`), "utf8") },
-      }, o);
+      new k8s.core.v1.ConfigMap(
+        `${name}-dashboard-${base}`,
+        {
+          metadata: { name: `grafana-dashboard-${base}`, namespace, labels: { [DASHBOARD_LABEL.key]: DASHBOARD_LABEL.value } },
+          data: { [file]: readFileSync(monitoringFile(`grafana/dashboards/${file}`), "utf8") },
+        },
+        o,
+      );
     }
 
     // In the agent namespace: the Qdrant API key Secret they read must sit beside them.
     serviceMonitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" }, o, afterCrds);
-    serviceMonitor(`${name}-${QDRANT.name}`, QDRANT.name, {
-      port: "http",
-      path: "/metrics",
-      authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
-      // One target per peer: the headless Service selects the same pods.
-      relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
-    }, o, afterCrds);
+    serviceMonitor(
+      `${name}-${QDRANT.name}`,
+      QDRANT.name,
+      {
+        port: "http",
+        path: "/metrics",
+        authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
+        // One target per peer: the headless Service selects the same pods.
+        relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
+      },
+      o,
+      afterCrds,
+    );
 
     const loki = release(LOKI_RELEASE, MONITORING_CHARTS.loki, lokiValues(args), afterCrds);
-    release("alloy", MONITORING_CHARTS.alloy, {
-      // One replica tails every pod through the Kubernetes API: no host mounts, no per-node agent.
-      controller: { type: "deployment", replicas: 1, ...onNodes },
-      alloy: {
-        configMap: { create: true, content: readFileSync(monitoringFile("logs/config.alloy"), "utf8") },
-        resources: small("50m", "128Mi", "512Mi"),
-      },
-    }, { dependsOn: [loki] });
-
-    const exporterMonitor = { enabled: true, labels: SELECTED_BY_PROMETHEUS };
-    release("postgres-exporter", MONITORING_CHARTS.postgresExporter, {
-      config: {
-        datasource: {
-          host: args.postgres.host,
-          port: pulumi.output(args.postgres.port).apply(String),
-          database: args.postgres.database,
-          user: args.postgres.user,
-          passwordSecret: { name: args.postgres.secretName, key: EXPORTER_SECRET_KEY },
-          // Chart 7.3.0 builds the URI as ...?sslmode=<sslmode>&<extraParams>; lib/pq reads sslrootcert.
-          sslmode: "verify-full",
-          extraParams: `sslrootcert=${RDS_CA_FILE}`,
+    release(
+      "alloy",
+      MONITORING_CHARTS.alloy,
+      {
+        // One replica tails every pod through the Kubernetes API: no host mounts, no per-node agent.
+        controller: { type: "deployment", replicas: 1, ...onNodes },
+        alloy: {
+          configMap: { create: true, content: readFileSync(monitoringFile("logs/config.alloy"), "utf8") },
+          resources: small("50m", "128Mi", "512Mi"),
         },
       },
-      extraVolumes: [{ name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
-      extraVolumeMounts: [{ name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
-      serviceMonitor: exporterMonitor,
-      resources: small("50m", "64Mi", "128Mi"),
-      ...onNodes,
-    }, afterCrds);
-    release("redis-exporter", MONITORING_CHARTS.redisExporter, {
-      redisAddress: pulumi.interpolate`${args.redis.tls ? "rediss" : "redis"}://${args.redis.host}:${args.redis.port}`,
-      auth: { enabled: true, secret: { name: args.redis.secretName, key: EXPORTER_SECRET_KEY } },
-      serviceMonitor: exporterMonitor,
-      resources: small("50m", "64Mi", "128Mi"),
-      ...onNodes,
-    }, afterCrds);
+      { dependsOn: [loki] },
+    );
+
+    const exporterMonitor = { enabled: true, labels: SELECTED_BY_PROMETHEUS };
+    release(
+      "postgres-exporter",
+      MONITORING_CHARTS.postgresExporter,
+      {
+        config: {
+          datasource: {
+            host: args.postgres.host,
+            port: pulumi.output(args.postgres.port).apply(String),
+            database: args.postgres.database,
+            user: args.postgres.user,
+            passwordSecret: { name: args.postgres.secretName, key: EXPORTER_SECRET_KEY },
+            // Chart 7.3.0 builds the URI as ...?sslmode=<sslmode>&<extraParams>; lib/pq reads sslrootcert.
+            sslmode: "verify-full",
+            extraParams: `sslrootcert=${RDS_CA_FILE}`,
+          },
+        },
+        extraVolumes: [{ name: "rds-ca", configMap: { name: RDS_CA.configMap } }],
+        extraVolumeMounts: [{ name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
+        serviceMonitor: exporterMonitor,
+        resources: small("50m", "64Mi", "128Mi"),
+        ...onNodes,
+      },
+      afterCrds,
+    );
+    release(
+      "redis-exporter",
+      MONITORING_CHARTS.redisExporter,
+      {
+        redisAddress: pulumi.interpolate`${args.redis.tls ? "rediss" : "redis"}://${args.redis.host}:${args.redis.port}`,
+        auth: { enabled: true, secret: { name: args.redis.secretName, key: EXPORTER_SECRET_KEY } },
+        serviceMonitor: exporterMonitor,
+        resources: small("50m", "64Mi", "128Mi"),
+        ...onNodes,
+      },
+      afterCrds,
+    );
     if (sizing.gpu) {
       // Reads the GPUs through the node's devices and kubelet socket: the privileged host namespace.
-      release("dcgm-exporter", MONITORING_CHARTS.dcgmExporter, {
-        serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
-        resources: small("100m", "256Mi", "512Mi"),
-        ...placement("gpu"),
-      }, afterCrds, args.hostNamespace);
+      release(
+        "dcgm-exporter",
+        MONITORING_CHARTS.dcgmExporter,
+        {
+          serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
+          resources: small("100m", "256Mi", "512Mi"),
+          ...placement("gpu"),
+        },
+        afterCrds,
+        args.hostNamespace,
+      );
     }
 
     this.grafanaAdminSecretName = grafanaAdmin.metadata.name;
@@ -299,16 +357,33 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
       auth_enabled: false,
       commonConfig: { replication_factor: 1 },
       schemaConfig: {
-        configs: [{ from: "2024-04-01", store: "tsdb", object_store: store, schema: "v13", index: { prefix: "loki_index_", period: "24h" } }],
+        configs: [
+          {
+            from: "2024-04-01",
+            store: "tsdb",
+            object_store: store,
+            schema: "v13",
+            index: { prefix: "loki_index_", period: "24h" },
+          },
+        ],
       },
       storage: s3
-        ? { type: "s3", bucketNames: { chunks: s3.bucketName, ruler: s3.bucketName, admin: s3.bucketName }, s3: { region: s3.region } }
+        ? {
+            type: "s3",
+            bucketNames: { chunks: s3.bucketName, ruler: s3.bucketName, admin: s3.bucketName },
+            s3: { region: s3.region },
+          }
         : { type: "filesystem" },
       limits_config: { retention_period: `${(sizing.lokiRetentionDays ?? sizing.retentionDays) * 24}h` },
       compactor: { retention_enabled: true, delete_request_store: store },
     },
     // With s3 the volume only holds the WAL and compactor scratch; without it, every log line.
-    singleBinary: { replicas: 1, persistence: { enabled: true, size: "10Gi", storageClass: STORAGE_CLASS }, resources: small("100m", "256Mi", "1Gi"), ...onNodes },
+    singleBinary: {
+      replicas: 1,
+      persistence: { enabled: true, size: "10Gi", storageClass: STORAGE_CLASS },
+      resources: small("100m", "256Mi", "1Gi"),
+      ...onNodes,
+    },
     read: { replicas: 0 },
     write: { replicas: 0 },
     backend: { replicas: 0 },
@@ -330,17 +405,21 @@ function serviceMonitor(
   o: pulumi.CustomResourceOptions,
   extra: pulumi.CustomResourceOptions,
 ): k8s.apiextensions.CustomResource {
-  return new k8s.apiextensions.CustomResource(resourceName, {
-    apiVersion: "monitoring.coreos.com/v1",
-    kind: "ServiceMonitor",
-    metadata: { name: service, namespace: NAMESPACES.agent, labels: SELECTED_BY_PROMETHEUS },
-    spec: {
-      // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
-      jobLabel: NAME_LABEL,
-      selector: selectorFor(service),
-      endpoints: [{ interval: "30s", ...endpoint }],
+  return new k8s.apiextensions.CustomResource(
+    resourceName,
+    {
+      apiVersion: "monitoring.coreos.com/v1",
+      kind: "ServiceMonitor",
+      metadata: { name: service, namespace: NAMESPACES.agent, labels: SELECTED_BY_PROMETHEUS },
+      spec: {
+        // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
+        jobLabel: NAME_LABEL,
+        selector: selectorFor(service),
+        endpoints: [{ interval: "30s", ...endpoint }],
+      },
     },
-  }, { ...o, ...extra });
+    { ...o, ...extra },
+  );
 }
 
 function volumeClaim(gb: number) {
@@ -352,5 +431,7 @@ function small(cpuRequest: string, memoryRequest: string, memoryLimit: string) {
 }
 
 function monitoringFiles(dir: string, suffix: string): string[] {
-  return readdirSync(monitoringFile(dir)).filter((f) => f.endsWith(suffix)).sort();
+  return readdirSync(monitoringFile(dir))
+    .filter((f) => f.endsWith(suffix))
+    .sort();
 }

@@ -20,10 +20,14 @@ export class NetworkPolicies extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:NetworkPolicies", name, {}, opts);
     const policy = (policyName: string, podSelector: object, ingress: Rule[]) =>
-      new k8s.networking.v1.NetworkPolicy(policyName, {
-        metadata: { name: policyName, namespace: args.namespace, labels: labelsFor(policyName) },
-        spec: { podSelector, policyTypes: ["Ingress"], ingress },
-      }, { parent: this });
+      new k8s.networking.v1.NetworkPolicy(
+        policyName,
+        {
+          metadata: { name: policyName, namespace: args.namespace, labels: labelsFor(policyName) },
+          spec: { podSelector, policyTypes: ["Ingress"], ingress },
+        },
+        { parent: this },
+      );
     const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
     const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
     const fromApi = pods({ [NAME_LABEL]: API.name });

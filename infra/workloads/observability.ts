@@ -5,7 +5,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { privateBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
-import { ALERTMANAGER_SERVICE_ACCOUNT, EXPORTER_SECRET_KEY, LOKI_RELEASE, Monitoring, type MonitoringSizing } from "./monitoring.ts";
+import {
+  ALERTMANAGER_SERVICE_ACCOUNT,
+  EXPORTER_SECRET_KEY,
+  LOKI_RELEASE,
+  Monitoring,
+  type MonitoringSizing,
+} from "./monitoring.ts";
 import { NAMESPACES } from "./names.ts";
 import { placement } from "./pod.ts";
 
@@ -23,7 +29,13 @@ export interface ObservabilityArgs {
   kmsKeyArn: pulumi.Input<string>;
   disposable: boolean;
   /** The exporter's login: the read-only monitor role (db-roles.ts), never the master user. */
-  database: { address: pulumi.Input<string>; port: pulumi.Input<number>; name: string; user: string; password: pulumi.Input<string> };
+  database: {
+    address: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    name: string;
+    user: string;
+    password: pulumi.Input<string>;
+  };
   cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
   alerting: {
     slackWebhookUrl?: pulumi.Input<string>;
@@ -39,7 +51,11 @@ function monitoringSizing(sizes: Tier): MonitoringSizing {
     retentionDays: m.retentionDays,
     storageGb: m.prometheusStorageGb,
     prometheusReplicas: m.prometheusReplicas,
-    resources: { cpuRequest: m.prometheusCpuRequest, memoryRequest: m.prometheusMemoryRequest, memoryLimit: m.prometheusMemoryLimit },
+    resources: {
+      cpuRequest: m.prometheusCpuRequest,
+      memoryRequest: m.prometheusMemoryRequest,
+      memoryLimit: m.prometheusMemoryLimit,
+    },
     lokiMode: m.lokiMode,
     lokiRetentionDays: m.lokiRetentionDays,
     nodeSelector: sizes.nodeGroups.monitoring ? placement("monitoring").nodeSelector : {},
@@ -58,73 +74,104 @@ export class Observability extends pulumi.ComponentResource {
 
     let loki: { bucketName: pulumi.Output<string>; region: string; roleArn: pulumi.Output<string> } | undefined;
     if (sizing.lokiMode === "s3") {
-      const bucket = privateBucket(`${name}-logs`, {
-        bucketName: pulumi.interpolate`${args.prefix}-logs-${args.accountId}`,
-        kmsKeyArn: args.kmsKeyArn,
-        versioned: false,
-        disposable: args.disposable,
-        // Loki's compactor deletes by retention; this only catches what it leaves behind.
-        lifecycleRules: [{
-          id: "expire-after-retention",
-          status: "Enabled",
-          filter: { prefix: "" },
-          expiration: { days: args.sizes.monitoring.lokiRetentionDays + 7 },
-          abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
-        }],
-      }, o);
-      const role = irsaRole(`${name}-loki`, {
-        oidc: args.oidc,
-        namespace: NAMESPACES.monitoring,
-        // The chart names Loki's service account after the release.
-        serviceAccount: LOKI_RELEASE,
-        inlinePolicy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            { Effect: "Allow", Action: ["s3:ListBucket"], Resource: bucket.arn },
-            { Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: pulumi.interpolate`${bucket.arn}/*` },
-            { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: args.kmsKeyArn },
+      const bucket = privateBucket(
+        `${name}-logs`,
+        {
+          bucketName: pulumi.interpolate`${args.prefix}-logs-${args.accountId}`,
+          kmsKeyArn: args.kmsKeyArn,
+          versioned: false,
+          disposable: args.disposable,
+          // Loki's compactor deletes by retention; this only catches what it leaves behind.
+          lifecycleRules: [
+            {
+              id: "expire-after-retention",
+              status: "Enabled",
+              filter: { prefix: "" },
+              expiration: { days: args.sizes.monitoring.lokiRetentionDays + 7 },
+              abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
+            },
           ],
-        }),
-      }, o);
+        },
+        o,
+      );
+      const role = irsaRole(
+        `${name}-loki`,
+        {
+          oidc: args.oidc,
+          namespace: NAMESPACES.monitoring,
+          // The chart names Loki's service account after the release.
+          serviceAccount: LOKI_RELEASE,
+          inlinePolicy: pulumi.jsonStringify({
+            Version: "2012-10-17",
+            Statement: [
+              { Effect: "Allow", Action: ["s3:ListBucket"], Resource: bucket.arn },
+              {
+                Effect: "Allow",
+                Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                Resource: pulumi.interpolate`${bucket.arn}/*`,
+              },
+              { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: args.kmsKeyArn },
+            ],
+          }),
+        },
+        o,
+      );
       loki = { bucketName: bucket.bucket, region: args.region, roleArn: role.arn };
       this.logBucket = bucket.bucket;
     }
 
     const exporterSecret = (id: string, password: pulumi.Input<string>) =>
-      new k8s.core.v1.Secret(`${name}-${id}`, {
-        metadata: { name: id, namespace: args.namespace },
-        type: "Opaque",
-        stringData: { [EXPORTER_SECRET_KEY]: pulumi.secret(password) },
-      }, o).metadata.name;
+      new k8s.core.v1.Secret(
+        `${name}-${id}`,
+        {
+          metadata: { name: id, namespace: args.namespace },
+          type: "Opaque",
+          stringData: { [EXPORTER_SECRET_KEY]: pulumi.secret(password) },
+        },
+        o,
+      ).metadata.name;
 
     // Alertmanager publishes to the SNS topic with SigV4 signed by this role's web-identity credentials.
-    const alertmanagerRole = irsaRole(`${name}-alertmanager`, {
-      oidc: args.oidc,
-      namespace: NAMESPACES.monitoring,
-      serviceAccount: ALERTMANAGER_SERVICE_ACCOUNT,
-      inlinePolicy: args.alerting.sns.publishPolicy,
-    }, o);
+    const alertmanagerRole = irsaRole(
+      `${name}-alertmanager`,
+      {
+        oidc: args.oidc,
+        namespace: NAMESPACES.monitoring,
+        serviceAccount: ALERTMANAGER_SERVICE_ACCOUNT,
+        inlinePolicy: args.alerting.sns.publishPolicy,
+      },
+      o,
+    );
 
-    const monitoring = new Monitoring(`${name}-stack`, {
-      provider: args.provider,
-      namespace: args.namespace,
-      hostNamespace: args.hostNamespace,
-      sizing,
-      loki,
-      postgres: {
-        host: args.database.address,
-        port: args.database.port,
-        database: args.database.name,
-        user: args.database.user,
-        secretName: exporterSecret("postgres-exporter", args.database.password),
+    const monitoring = new Monitoring(
+      `${name}-stack`,
+      {
+        provider: args.provider,
+        namespace: args.namespace,
+        hostNamespace: args.hostNamespace,
+        sizing,
+        loki,
+        postgres: {
+          host: args.database.address,
+          port: args.database.port,
+          database: args.database.name,
+          user: args.database.user,
+          secretName: exporterSecret("postgres-exporter", args.database.password),
+        },
+        redis: {
+          host: args.cache.address,
+          port: args.cache.port,
+          tls: true,
+          secretName: exporterSecret("redis-exporter", args.cache.authToken),
+        },
+        alerting: {
+          slackWebhookUrl: args.alerting.slackWebhookUrl,
+          pagerdutyKey: args.alerting.pagerdutyKey,
+          sns: { topicArn: args.alerting.sns.topicArn, region: args.region, roleArn: alertmanagerRole.arn },
+        },
       },
-      redis: { host: args.cache.address, port: args.cache.port, tls: true, secretName: exporterSecret("redis-exporter", args.cache.authToken) },
-      alerting: {
-        slackWebhookUrl: args.alerting.slackWebhookUrl,
-        pagerdutyKey: args.alerting.pagerdutyKey,
-        sns: { topicArn: args.alerting.sns.topicArn, region: args.region, roleArn: alertmanagerRole.arn },
-      },
-    }, o);
+      o,
+    );
     this.grafanaAdminSecretName = monitoring.grafanaAdminSecretName;
     this.registerOutputs({ grafanaAdminSecretName: this.grafanaAdminSecretName });
   }

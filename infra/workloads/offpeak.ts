@@ -34,29 +34,57 @@ export class OffPeakScaler extends pulumi.ComponentResource {
     const labels = labelsFor(OFFPEAK_SCALER);
     const ollamaResource = `${args.ollama.kind.toLowerCase()}s`;
 
-    const account = new k8s.core.v1.ServiceAccount(OFFPEAK_SCALER, {
-      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
-    }, o);
-    const role = new k8s.rbac.v1.Role(OFFPEAK_SCALER, {
-      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
-      rules: [
-        { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], resourceNames: [API.name], verbs: ["get", "patch"] },
-        { apiGroups: ["apps"], resources: [`${ollamaResource}/scale`], resourceNames: [args.ollama.name], verbs: ["get", "patch"] },
-      ],
-    }, o);
-    new k8s.rbac.v1.RoleBinding(OFFPEAK_SCALER, {
-      metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
-      subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: args.namespace }],
-    }, o);
+    const account = new k8s.core.v1.ServiceAccount(
+      OFFPEAK_SCALER,
+      {
+        metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+      },
+      o,
+    );
+    const role = new k8s.rbac.v1.Role(
+      OFFPEAK_SCALER,
+      {
+        metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+        rules: [
+          {
+            apiGroups: ["autoscaling"],
+            resources: ["horizontalpodautoscalers"],
+            resourceNames: [API.name],
+            verbs: ["get", "patch"],
+          },
+          {
+            apiGroups: ["apps"],
+            resources: [`${ollamaResource}/scale`],
+            resourceNames: [args.ollama.name],
+            verbs: ["get", "patch"],
+          },
+        ],
+      },
+      o,
+    );
+    new k8s.rbac.v1.RoleBinding(
+      OFFPEAK_SCALER,
+      {
+        metadata: { name: OFFPEAK_SCALER, namespace: args.namespace, labels },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: args.namespace }],
+      },
+      o,
+    );
 
     const patch = (container: string, resource: string, target: string, body: object, subresource?: string) => ({
       name: container,
       image: kubectlImage(args.kubernetesVersion),
       command: ["/bin/kubectl"],
       args: [
-        "patch", resource, target, ...(subresource ? [`--subresource=${subresource}`] : []),
-        "--namespace", args.namespace, "--type=merge", `--patch=${JSON.stringify(body)}`,
+        "patch",
+        resource,
+        target,
+        ...(subresource ? [`--subresource=${subresource}`] : []),
+        "--namespace",
+        args.namespace,
+        "--type=merge",
+        `--patch=${JSON.stringify(body)}`,
       ],
       env: [{ name: "HOME", value: TMP.mount.mountPath }], // kubectl's discovery cache
       resources: resources({ cpuRequest: "10m", memoryRequest: "32Mi", memoryLimit: "128Mi" }),
@@ -64,33 +92,37 @@ export class OffPeakScaler extends pulumi.ComponentResource {
       volumeMounts: [TMP.mount],
     });
     const cronJob = (jobName: string, schedule: string, sizes: { apiMinReplicas: number; ollamaReplicas: number }) =>
-      new k8s.batch.v1.CronJob(jobName, {
-        metadata: { name: jobName, namespace: args.namespace, labels },
-        spec: {
-          ...cronTiming(schedule, args.timeZone),
-          jobTemplate: {
-            spec: {
-              backoffLimit: 4,
-              activeDeadlineSeconds: 600,
-              template: {
-                metadata: { labels },
-                spec: {
-                  serviceAccountName: account.metadata.name,
-                  restartPolicy: "OnFailure",
-                  securityContext: nonRootPod(UID),
-                  ...placement("general"),
-                  // Two containers, one per target: the image has no shell to chain commands.
-                  containers: [
-                    patch("api-hpa", "horizontalpodautoscaler", API.name, { spec: { minReplicas: sizes.apiMinReplicas } }),
-                    patch("ollama", ollamaResource, args.ollama.name, { spec: { replicas: sizes.ollamaReplicas } }, "scale"),
-                  ],
-                  volumes: [TMP.volume],
+      new k8s.batch.v1.CronJob(
+        jobName,
+        {
+          metadata: { name: jobName, namespace: args.namespace, labels },
+          spec: {
+            ...cronTiming(schedule, args.timeZone),
+            jobTemplate: {
+              spec: {
+                backoffLimit: 4,
+                activeDeadlineSeconds: 600,
+                template: {
+                  metadata: { labels },
+                  spec: {
+                    serviceAccountName: account.metadata.name,
+                    restartPolicy: "OnFailure",
+                    securityContext: nonRootPod(UID),
+                    ...placement("general"),
+                    // Two containers, one per target: the image has no shell to chain commands.
+                    containers: [
+                      patch("api-hpa", "horizontalpodautoscaler", API.name, { spec: { minReplicas: sizes.apiMinReplicas } }),
+                      patch("ollama", ollamaResource, args.ollama.name, { spec: { replicas: sizes.ollamaReplicas } }, "scale"),
+                    ],
+                    volumes: [TMP.volume],
+                  },
                 },
               },
             },
           },
         },
-      }, o);
+        o,
+      );
 
     cronJob("offpeak-scale-down", unixCron(args.window.start, args.window.days), args.offPeak);
     cronJob("offpeak-scale-up", unixCron(args.window.end, endDays(args.window)), args.peak);

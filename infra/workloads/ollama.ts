@@ -11,7 +11,18 @@ import * as pulumi from "@pulumi/pulumi";
 import { modelRef } from "../capacity.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
-import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, spreadOverZones, TMP } from "./pod.ts";
+import {
+  disruptionBudget,
+  labelsFor,
+  lockedDown,
+  nonRootPod,
+  placement,
+  resources,
+  selectorFor,
+  spreadOverNodes,
+  spreadOverZones,
+  TMP,
+} from "./pod.ts";
 
 /** Guide 000 "Issue 4: Slow first response" (keep models loaded). */
 export const OLLAMA_ENV = { OLLAMA_KEEP_ALIVE: "24h" } as const;
@@ -69,82 +80,103 @@ export class Ollama extends pulumi.ComponentResource {
 
     const ports = [{ name: "http", port: OLLAMA.port, targetPort: "http", protocol: "TCP" }];
     // The API's entry: load-balanced over the ready pods.
-    new k8s.core.v1.Service(OLLAMA.name, {
-      metadata,
-      spec: { type: "ClusterIP", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
-    }, o);
+    new k8s.core.v1.Service(
+      OLLAMA.name,
+      {
+        metadata,
+        spec: { type: "ClusterIP", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
+      },
+      o,
+    );
     // The StatefulSet's governing Service: headless, so each pod gets a stable DNS name (ollama-0.ollama-headless).
-    const headless = new k8s.core.v1.Service(OLLAMA.headless, {
-      metadata: { ...metadata, name: OLLAMA.headless },
-      spec: { clusterIP: "None", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
-    }, o);
+    const headless = new k8s.core.v1.Service(
+      OLLAMA.headless,
+      {
+        metadata: { ...metadata, name: OLLAMA.headless },
+        spec: { clusterIP: "None", selector: { [NAME_LABEL]: OLLAMA.name }, ports },
+      },
+      o,
+    );
 
-    new k8s.apps.v1.StatefulSet(OLLAMA.name, {
-      metadata,
-      spec: {
-        replicas: s.replicas,
-        serviceName: headless.metadata.name,
-        podManagementPolicy: "Parallel",
-        selector: selectorFor(OLLAMA.name),
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            securityContext: nonRootPod(OLLAMA_UID),
-            ...placement(args.gpu ? "gpu" : "general"),
-            affinity: spreadOverNodes(OLLAMA.name, "preferred"),
-            // Replicas over zones as well as nodes: the gpu group spans every zone (no volume pins it).
-            topologySpreadConstraints: [spreadOverZones(OLLAMA.name, "ScheduleAnyway")],
-            terminationGracePeriodSeconds: 60,
-            initContainers: [{
-              name: "pull-models",
-              image: IMAGES.ollama,
-              command: ["/bin/sh", "-c", PULL_MODELS],
-              env: [
-                { name: "OLLAMA_HOST", value: `127.0.0.1:${OLLAMA.port}` },
-                home,
-                requiredModels,
-                // The image asks the NVIDIA runtime for every GPU; pulling needs none.
-                { name: "NVIDIA_VISIBLE_DEVICES", value: "void" },
+    new k8s.apps.v1.StatefulSet(
+      OLLAMA.name,
+      {
+        metadata,
+        spec: {
+          replicas: s.replicas,
+          serviceName: headless.metadata.name,
+          podManagementPolicy: "Parallel",
+          selector: selectorFor(OLLAMA.name),
+          template: {
+            metadata: { labels },
+            spec: {
+              automountServiceAccountToken: false,
+              securityContext: nonRootPod(OLLAMA_UID),
+              ...placement(args.gpu ? "gpu" : "general"),
+              affinity: spreadOverNodes(OLLAMA.name, "preferred"),
+              // Replicas over zones as well as nodes: the gpu group spans every zone (no volume pins it).
+              topologySpreadConstraints: [spreadOverZones(OLLAMA.name, "ScheduleAnyway")],
+              terminationGracePeriodSeconds: 60,
+              initContainers: [
+                {
+                  name: "pull-models",
+                  image: IMAGES.ollama,
+                  command: ["/bin/sh", "-c", PULL_MODELS],
+                  env: [
+                    { name: "OLLAMA_HOST", value: `127.0.0.1:${OLLAMA.port}` },
+                    home,
+                    requiredModels,
+                    // The image asks the NVIDIA runtime for every GPU; pulling needs none.
+                    { name: "NVIDIA_VISIBLE_DEVICES", value: "void" },
+                  ],
+                  resources: resources({ cpuRequest: "250m", memoryRequest: "512Mi", cpuLimit: "1", memoryLimit: "1Gi" }),
+                  securityContext: lockedDown(),
+                  volumeMounts,
+                },
               ],
-              resources: resources({ cpuRequest: "250m", memoryRequest: "512Mi", cpuLimit: "1", memoryLimit: "1Gi" }),
-              securityContext: lockedDown(),
-              volumeMounts,
-            }],
-            containers: [{
-              name: "ollama",
-              image: IMAGES.ollama,
-              ports: [{ name: "http", containerPort: OLLAMA.port, protocol: "TCP" }],
-              env: [
-                { name: "OLLAMA_HOST", value: `0.0.0.0:${OLLAMA.port}` },
-                home,
-                ...Object.entries(servingEnv(s)).map(([envName, value]) => ({ name: envName, value })),
-                requiredModels,
+              containers: [
+                {
+                  name: "ollama",
+                  image: IMAGES.ollama,
+                  ports: [{ name: "http", containerPort: OLLAMA.port, protocol: "TCP" }],
+                  env: [
+                    { name: "OLLAMA_HOST", value: `0.0.0.0:${OLLAMA.port}` },
+                    home,
+                    ...Object.entries(servingEnv(s)).map(([envName, value]) => ({ name: envName, value })),
+                    requiredModels,
+                  ],
+                  resources: resources(s, gpu),
+                  startupProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, failureThreshold: 60 },
+                  livenessProbe: {
+                    httpGet: { path: "/", port: "http" },
+                    periodSeconds: 15,
+                    timeoutSeconds: 5,
+                    failureThreshold: 4,
+                  },
+                  readinessProbe: {
+                    exec: { command: ["/bin/sh", "-c", MODELS_LOADED] },
+                    periodSeconds: 10,
+                    timeoutSeconds: 5,
+                    failureThreshold: 3,
+                  },
+                  securityContext: lockedDown(),
+                  volumeMounts,
+                },
               ],
-              resources: resources(s, gpu),
-              startupProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, failureThreshold: 60 },
-              livenessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 15, timeoutSeconds: 5, failureThreshold: 4 },
-              readinessProbe: {
-                exec: { command: ["/bin/sh", "-c", MODELS_LOADED] },
-                periodSeconds: 10,
-                timeoutSeconds: 5,
-                failureThreshold: 3,
-              },
-              securityContext: lockedDown(),
-              volumeMounts,
-            }],
-            // On the node's instance store (GPU nodes) or root volume (dev); pulled again on every start.
-            volumes: [{ name: "models", emptyDir: { sizeLimit: `${s.storageGb}Gi` } }, TMP.volume],
+              // On the node's instance store (GPU nodes) or root volume (dev); pulled again on every start.
+              volumes: [{ name: "models", emptyDir: { sizeLimit: `${s.storageGb}Gi` } }, TMP.volume],
+            },
           },
         },
       },
-    }, {
-      ...o,
-      // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it.
-      ignoreChanges: ["spec.replicas"],
-      // Every start pulls the models (about 16 GB on a GPU tier) before the pods turn ready.
-      customTimeouts: { create: "60m", update: "60m" },
-    });
+      {
+        ...o,
+        // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it.
+        ignoreChanges: ["spec.replicas"],
+        // Every start pulls the models (about 16 GB on a GPU tier) before the pods turn ready.
+        customTimeouts: { create: "60m", update: "60m" },
+      },
+    );
 
     if (s.replicas > 1) disruptionBudget(OLLAMA.name, args.namespace, o);
     this.registerOutputs({});
@@ -155,4 +187,3 @@ export class Ollama extends pulumi.ComponentResource {
 function modelRefs(models: Tier["ollama"]["models"]): string[] {
   return [...new Set(Object.values(models).map(modelRef))];
 }
-

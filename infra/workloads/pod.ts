@@ -76,14 +76,18 @@ export const TMP = {
 export function spreadOverNodes(name: string, mode: "required" | "preferred"): k8s.types.input.core.v1.Affinity {
   const term = { topologyKey: "kubernetes.io/hostname", labelSelector: selectorFor(name) };
   return {
-    podAntiAffinity: mode === "required"
-      ? { requiredDuringSchedulingIgnoredDuringExecution: [term] }
-      : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] },
+    podAntiAffinity:
+      mode === "required"
+        ? { requiredDuringSchedulingIgnoredDuringExecution: [term] }
+        : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] },
   };
 }
 
 /** Replicas spread over zones: DoNotSchedule for data that must survive a zone, ScheduleAnyway otherwise. */
-export function spreadOverZones(name: string, whenUnsatisfiable: "DoNotSchedule" | "ScheduleAnyway"): k8s.types.input.core.v1.TopologySpreadConstraint {
+export function spreadOverZones(
+  name: string,
+  whenUnsatisfiable: "DoNotSchedule" | "ScheduleAnyway",
+): k8s.types.input.core.v1.TopologySpreadConstraint {
   return { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable, labelSelector: selectorFor(name) };
 }
 
@@ -93,10 +97,14 @@ export function disruptionBudget(
   namespace: pulumi.Input<string>,
   opts: pulumi.CustomResourceOptions,
 ): k8s.policy.v1.PodDisruptionBudget {
-  return new k8s.policy.v1.PodDisruptionBudget(name, {
-    metadata: { name, namespace, labels: labelsFor(name) },
-    spec: { maxUnavailable: 1, selector: selectorFor(name) },
-  }, opts);
+  return new k8s.policy.v1.PodDisruptionBudget(
+    name,
+    {
+      metadata: { name, namespace, labels: labelsFor(name) },
+      spec: { maxUnavailable: 1, selector: selectorFor(name) },
+    },
+    opts,
+  );
 }
 
 /** When a CronJob runs: one run at a time, a run missed by up to an hour (control-plane hiccup) still

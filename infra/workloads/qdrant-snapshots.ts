@@ -44,104 +44,140 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
     const o = { parent: this };
     const labels = labelsFor(QDRANT_SNAPSHOT_JOB);
 
-    const role = irsaRole(`${name}-role`, {
-      oidc: args.oidc,
-      namespace: NAMESPACES.agent,
-      serviceAccount: QDRANT_SNAPSHOT_JOB,
-      inlinePolicy: pulumi.jsonStringify({
-        Version: "2012-10-17",
-        Statement: [
-          { Effect: "Allow", Action: "s3:PutObject", Resource: pulumi.interpolate`${args.bucketArn}/${QDRANT_SNAPSHOT_PREFIX}*` },
-          {
-            Effect: "Allow",
-            Action: ["kms:GenerateDataKey", "kms:Decrypt"], // Decrypt: multipart uploads of SSE-KMS objects
-            Resource: args.kmsKeyArn,
-            Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
-          },
-        ],
-      }),
-    }, o);
-
-    const account = new k8s.core.v1.ServiceAccount(QDRANT_SNAPSHOT_JOB, {
-      metadata: {
-        name: QDRANT_SNAPSHOT_JOB,
-        namespace: args.namespace,
-        labels,
-        annotations: { "eks.amazonaws.com/role-arn": role.arn },
+    const role = irsaRole(
+      `${name}-role`,
+      {
+        oidc: args.oidc,
+        namespace: NAMESPACES.agent,
+        serviceAccount: QDRANT_SNAPSHOT_JOB,
+        inlinePolicy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Action: "s3:PutObject",
+              Resource: pulumi.interpolate`${args.bucketArn}/${QDRANT_SNAPSHOT_PREFIX}*`,
+            },
+            {
+              Effect: "Allow",
+              Action: ["kms:GenerateDataKey", "kms:Decrypt"], // Decrypt: multipart uploads of SSE-KMS objects
+              Resource: args.kmsKeyArn,
+              Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
+            },
+          ],
+        }),
       },
-      automountServiceAccountToken: false, // the job never talks to the Kubernetes API
-    }, o);
-    const script = new k8s.core.v1.ConfigMap(`${QDRANT_SNAPSHOT_JOB}-script`, {
-      metadata: { name: `${QDRANT_SNAPSHOT_JOB}-script`, namespace: args.namespace, labels },
-      data: { "qdrant-snapshot.sh": SCRIPT },
-    }, o);
-
-    // Scratch volumes must not outlive their job, whatever the stack's default class keeps.
-    const scratch = new k8s.storage.v1.StorageClass(SCRATCH_STORAGE_CLASS, {
-      metadata: { name: SCRATCH_STORAGE_CLASS, labels },
-      provisioner: "ebs.csi.aws.com",
-      parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4" },
-      volumeBindingMode: "WaitForFirstConsumer",
-      reclaimPolicy: "Delete",
-    }, o);
-
-    const nodes = Array.from({ length: args.replicas }, (_, i) => `${QDRANT.name}-${i}`);
-    const nodeUrls = pulumi.output(args.namespace).apply((ns) =>
-      nodes.map((n) => `${n}=http://${n}.${QDRANT.headless}.${ns}.svc.cluster.local:${QDRANT.ports.http}`).join(" "),
+      o,
     );
 
-    new k8s.batch.v1.CronJob(QDRANT_SNAPSHOT_JOB, {
-      metadata: { name: QDRANT_SNAPSHOT_JOB, namespace: args.namespace, labels },
-      spec: {
-        ...cronTiming(args.cron, args.timezone),
-        jobTemplate: {
-          spec: {
-            backoffLimit: 1,
-            activeDeadlineSeconds: 6 * 3600,
-            template: {
-              metadata: { labels: { ...labels, ...QDRANT_CLIENT_LABEL } },
-              spec: {
-                serviceAccountName: account.metadata.name,
-                restartPolicy: "Never",
-                securityContext: nonRootPod(UID),
-                ...placement("general"),
-                containers: [{
-                  name: "snapshot",
-                  image: AWS_CLI_IMAGE,
-                  command: ["/bin/bash", "/scripts/qdrant-snapshot.sh"],
-                  env: [
-                    { name: "QDRANT_NODES", value: nodeUrls },
-                    { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: args.apiKeySecret.name, key: args.apiKeySecret.key } } },
-                    { name: "S3_URI", value: pulumi.interpolate`s3://${args.bucketName}/${QDRANT_SNAPSHOT_PREFIX.replace(/\/$/, "")}` },
-                    { name: "SCRATCH_DIR", value: "/scratch" },
-                    { name: "AWS_REGION", value: args.region },
-                    { name: "HOME", value: TMP.mount.mountPath },
+    const account = new k8s.core.v1.ServiceAccount(
+      QDRANT_SNAPSHOT_JOB,
+      {
+        metadata: {
+          name: QDRANT_SNAPSHOT_JOB,
+          namespace: args.namespace,
+          labels,
+          annotations: { "eks.amazonaws.com/role-arn": role.arn },
+        },
+        automountServiceAccountToken: false, // the job never talks to the Kubernetes API
+      },
+      o,
+    );
+    const script = new k8s.core.v1.ConfigMap(
+      `${QDRANT_SNAPSHOT_JOB}-script`,
+      {
+        metadata: { name: `${QDRANT_SNAPSHOT_JOB}-script`, namespace: args.namespace, labels },
+        data: { "qdrant-snapshot.sh": SCRIPT },
+      },
+      o,
+    );
+
+    // Scratch volumes must not outlive their job, whatever the stack's default class keeps.
+    const scratch = new k8s.storage.v1.StorageClass(
+      SCRATCH_STORAGE_CLASS,
+      {
+        metadata: { name: SCRATCH_STORAGE_CLASS, labels },
+        provisioner: "ebs.csi.aws.com",
+        parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4" },
+        volumeBindingMode: "WaitForFirstConsumer",
+        reclaimPolicy: "Delete",
+      },
+      o,
+    );
+
+    const nodes = Array.from({ length: args.replicas }, (_, i) => `${QDRANT.name}-${i}`);
+    const nodeUrls = pulumi
+      .output(args.namespace)
+      .apply((ns) =>
+        nodes.map((n) => `${n}=http://${n}.${QDRANT.headless}.${ns}.svc.cluster.local:${QDRANT.ports.http}`).join(" "),
+      );
+
+    new k8s.batch.v1.CronJob(
+      QDRANT_SNAPSHOT_JOB,
+      {
+        metadata: { name: QDRANT_SNAPSHOT_JOB, namespace: args.namespace, labels },
+        spec: {
+          ...cronTiming(args.cron, args.timezone),
+          jobTemplate: {
+            spec: {
+              backoffLimit: 1,
+              activeDeadlineSeconds: 6 * 3600,
+              template: {
+                metadata: { labels: { ...labels, ...QDRANT_CLIENT_LABEL } },
+                spec: {
+                  serviceAccountName: account.metadata.name,
+                  restartPolicy: "Never",
+                  securityContext: nonRootPod(UID),
+                  ...placement("general"),
+                  containers: [
+                    {
+                      name: "snapshot",
+                      image: AWS_CLI_IMAGE,
+                      command: ["/bin/bash", "/scripts/qdrant-snapshot.sh"],
+                      env: [
+                        { name: "QDRANT_NODES", value: nodeUrls },
+                        {
+                          name: "QDRANT_API_KEY",
+                          valueFrom: { secretKeyRef: { name: args.apiKeySecret.name, key: args.apiKeySecret.key } },
+                        },
+                        {
+                          name: "S3_URI",
+                          value: pulumi.interpolate`s3://${args.bucketName}/${QDRANT_SNAPSHOT_PREFIX.replace(/\/$/, "")}`,
+                        },
+                        { name: "SCRATCH_DIR", value: "/scratch" },
+                        { name: "AWS_REGION", value: args.region },
+                        { name: "HOME", value: TMP.mount.mountPath },
+                      ],
+                      resources: resources({ cpuRequest: "100m", memoryRequest: "256Mi", memoryLimit: "512Mi" }),
+                      securityContext: lockedDown(),
+                      volumeMounts: [
+                        { name: "script", mountPath: "/scripts", readOnly: true },
+                        { name: "scratch", mountPath: "/scratch" },
+                        TMP.mount,
+                      ],
+                    },
                   ],
-                  resources: resources({ cpuRequest: "100m", memoryRequest: "256Mi", memoryLimit: "512Mi" }),
-                  securityContext: lockedDown(),
-                  volumeMounts: [
-                    { name: "script", mountPath: "/scripts", readOnly: true },
-                    { name: "scratch", mountPath: "/scratch" },
-                    TMP.mount,
+                  volumes: [
+                    { name: "script", configMap: { name: script.metadata.name, defaultMode: 0o555 } },
+                    // One snapshot at a time, deleted right after its upload, on a volume of its own sized to the
+                    // data (a node's Qdrant volume): an emptyDir on the node's disk could fill it and evict the
+                    // API. Generic ephemeral volume: created with the pod, deleted with it (class reclaims Delete).
+                    {
+                      name: "scratch",
+                      ephemeral: {
+                        volumeClaimTemplate: { metadata: { labels }, spec: claimSpec(scratch.metadata.name, args.scratchGb) },
+                      },
+                    },
+                    TMP.volume,
                   ],
-                }],
-                volumes: [
-                  { name: "script", configMap: { name: script.metadata.name, defaultMode: 0o555 } },
-                  // One snapshot at a time, deleted right after its upload, on a volume of its own sized to the
-                  // data (a node's Qdrant volume): an emptyDir on the node's disk could fill it and evict the
-                  // API. Generic ephemeral volume: created with the pod, deleted with it (class reclaims Delete).
-                  {
-                    name: "scratch",
-                    ephemeral: { volumeClaimTemplate: { metadata: { labels }, spec: claimSpec(scratch.metadata.name, args.scratchGb) } },
-                  },
-                  TMP.volume,
-                ],
+                },
               },
             },
           },
         },
       },
-    }, o);
+      o,
+    );
     this.registerOutputs({});
   }
 }

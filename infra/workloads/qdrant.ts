@@ -6,7 +6,19 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeRole } from "../platform/cluster.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, QDRANT } from "./names.ts";
-import { claimSpec, disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, spreadOverNodes, spreadOverZones, TMP } from "./pod.ts";
+import {
+  claimSpec,
+  disruptionBudget,
+  labelsFor,
+  lockedDown,
+  nonRootPod,
+  placement,
+  resources,
+  selectorFor,
+  spreadOverNodes,
+  spreadOverZones,
+  TMP,
+} from "./pod.ts";
 
 const QDRANT_UID = 1000;
 const DIRS = { storage: "/qdrant/storage", snapshots: "/qdrant/snapshots", init: "/qdrant/init" } as const;
@@ -35,20 +47,28 @@ export class Qdrant extends pulumi.ComponentResource {
     const ports = (names: (keyof typeof QDRANT.ports)[]) =>
       names.map((p) => ({ name: p, port: QDRANT.ports[p], targetPort: p, protocol: "TCP" }));
 
-    new k8s.core.v1.Service(QDRANT.name, {
-      metadata: { name: QDRANT.name, namespace: args.namespace, labels },
-      spec: { type: "ClusterIP", selector: { [NAME_LABEL]: QDRANT.name }, ports: ports(["http", "grpc"]) },
-    }, o);
-    const headless = new k8s.core.v1.Service(QDRANT.headless, {
-      metadata: { name: QDRANT.headless, namespace: args.namespace, labels },
-      spec: {
-        clusterIP: "None",
-        // Peers must find each other before any of them is ready.
-        publishNotReadyAddresses: true,
-        selector: { [NAME_LABEL]: QDRANT.name },
-        ports: ports(["http", "grpc", "p2p"]),
+    new k8s.core.v1.Service(
+      QDRANT.name,
+      {
+        metadata: { name: QDRANT.name, namespace: args.namespace, labels },
+        spec: { type: "ClusterIP", selector: { [NAME_LABEL]: QDRANT.name }, ports: ports(["http", "grpc"]) },
       },
-    }, o);
+      o,
+    );
+    const headless = new k8s.core.v1.Service(
+      QDRANT.headless,
+      {
+        metadata: { name: QDRANT.headless, namespace: args.namespace, labels },
+        spec: {
+          clusterIP: "None",
+          // Peers must find each other before any of them is ready.
+          publishNotReadyAddresses: true,
+          selector: { [NAME_LABEL]: QDRANT.name },
+          ports: ports(["http", "grpc", "p2p"]),
+        },
+      },
+      o,
+    );
 
     const env = [
       { name: "QDRANT__SERVICE__API_KEY", valueFrom: { secretKeyRef: { name: args.apiKey.name, key: args.apiKey.key } } },
@@ -63,49 +83,62 @@ export class Qdrant extends pulumi.ComponentResource {
     ];
     const probe = (path: string) => ({ httpGet: { path, port: "http" } });
 
-    new k8s.apps.v1.StatefulSet(QDRANT.name, {
-      metadata: { name: QDRANT.name, namespace: args.namespace, labels },
-      spec: {
-        replicas: s.replicas,
-        serviceName: headless.metadata.name,
-        podManagementPolicy: "Parallel",
-        selector: selectorFor(QDRANT.name),
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            securityContext: nonRootPod(QDRANT_UID),
-            ...placement(args.nodeRole),
-            // Peers on different nodes and zones (one vector node group per zone): with replicationFactor >= 2
-            // a node or a zone going away leaves a copy of every shard.
-            ...(clustered
-              ? { affinity: spreadOverNodes(QDRANT.name, "required"), topologySpreadConstraints: [spreadOverZones(QDRANT.name, "DoNotSchedule")] }
-              : {}),
-            terminationGracePeriodSeconds: 60,
-            containers: [{
-              name: "qdrant",
-              image: IMAGES.qdrant,
-              ...(clustered ? { command: ["/bin/sh", "-c", START_CLUSTER_NODE] } : {}),
-              ports: Object.entries(QDRANT.ports).map(([portName, containerPort]) => ({ name: portName, containerPort, protocol: "TCP" })),
-              env,
-              resources: resources(s),
-              startupProbe: { ...probe("/livez"), periodSeconds: 5, failureThreshold: 60 },
-              livenessProbe: { ...probe("/livez"), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
-              readinessProbe: { ...probe("/readyz"), periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
-              securityContext: lockedDown(),
-              volumeMounts: [
-                { name: "data", mountPath: DIRS.storage, subPath: "storage" },
-                { name: "data", mountPath: DIRS.snapshots, subPath: "snapshots" },
-                { name: "init", mountPath: DIRS.init },
-                TMP.mount,
+    new k8s.apps.v1.StatefulSet(
+      QDRANT.name,
+      {
+        metadata: { name: QDRANT.name, namespace: args.namespace, labels },
+        spec: {
+          replicas: s.replicas,
+          serviceName: headless.metadata.name,
+          podManagementPolicy: "Parallel",
+          selector: selectorFor(QDRANT.name),
+          template: {
+            metadata: { labels },
+            spec: {
+              automountServiceAccountToken: false,
+              securityContext: nonRootPod(QDRANT_UID),
+              ...placement(args.nodeRole),
+              // Peers on different nodes and zones (one vector node group per zone): with replicationFactor >= 2
+              // a node or a zone going away leaves a copy of every shard.
+              ...(clustered
+                ? {
+                    affinity: spreadOverNodes(QDRANT.name, "required"),
+                    topologySpreadConstraints: [spreadOverZones(QDRANT.name, "DoNotSchedule")],
+                  }
+                : {}),
+              terminationGracePeriodSeconds: 60,
+              containers: [
+                {
+                  name: "qdrant",
+                  image: IMAGES.qdrant,
+                  ...(clustered ? { command: ["/bin/sh", "-c", START_CLUSTER_NODE] } : {}),
+                  ports: Object.entries(QDRANT.ports).map(([portName, containerPort]) => ({
+                    name: portName,
+                    containerPort,
+                    protocol: "TCP",
+                  })),
+                  env,
+                  resources: resources(s),
+                  startupProbe: { ...probe("/livez"), periodSeconds: 5, failureThreshold: 60 },
+                  livenessProbe: { ...probe("/livez"), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
+                  readinessProbe: { ...probe("/readyz"), periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
+                  securityContext: lockedDown(),
+                  volumeMounts: [
+                    { name: "data", mountPath: DIRS.storage, subPath: "storage" },
+                    { name: "data", mountPath: DIRS.snapshots, subPath: "snapshots" },
+                    { name: "init", mountPath: DIRS.init },
+                    TMP.mount,
+                  ],
+                },
               ],
-            }],
-            volumes: [{ name: "init", emptyDir: {} }, TMP.volume],
+              volumes: [{ name: "init", emptyDir: {} }, TMP.volume],
+            },
           },
+          volumeClaimTemplates: [{ metadata: { name: "data", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
         },
-        volumeClaimTemplates: [{ metadata: { name: "data", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
       },
-    }, o);
+      o,
+    );
 
     if (clustered) disruptionBudget(QDRANT.name, args.namespace, o);
     this.registerOutputs({});

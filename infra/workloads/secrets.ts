@@ -30,21 +30,29 @@ export class AppSecrets extends pulumi.ComponentResource {
     // ElastiCache has in-transit encryption on: rediss://, with the AUTH token as the password.
     const redisUrl = pulumi.interpolate`rediss://:${pulumi.output(args.cache.authToken).apply(encodeURIComponent)}@${args.cache.address}:${args.cache.port}`;
 
-    const apiSecret = new k8s.core.v1.Secret(SECRETS.api, {
-      metadata: { name: SECRETS.api, namespace: args.namespace, labels: labelsFor(SECRETS.api) },
-      type: "Opaque",
-      stringData: pulumi.secret({
-        DATABASE_URL: args.databaseUrl,
-        DATABASE_MIGRATE_URL: args.databaseMigrateUrl,
-        REDIS_URL: redisUrl,
-        API_KEYS: bootstrapKey.result,
-      }),
-    }, o);
-    const qdrantSecret = new k8s.core.v1.Secret(SECRETS.qdrantApiKey.name, {
-      metadata: { name: SECRETS.qdrantApiKey.name, namespace: args.namespace, labels: labelsFor(SECRETS.qdrantApiKey.name) },
-      type: "Opaque",
-      stringData: pulumi.secret({ [SECRETS.qdrantApiKey.key]: qdrantKey.result }),
-    }, o);
+    const apiSecret = new k8s.core.v1.Secret(
+      SECRETS.api,
+      {
+        metadata: { name: SECRETS.api, namespace: args.namespace, labels: labelsFor(SECRETS.api) },
+        type: "Opaque",
+        stringData: pulumi.secret({
+          DATABASE_URL: args.databaseUrl,
+          DATABASE_MIGRATE_URL: args.databaseMigrateUrl,
+          REDIS_URL: redisUrl,
+          API_KEYS: bootstrapKey.result,
+        }),
+      },
+      o,
+    );
+    const qdrantSecret = new k8s.core.v1.Secret(
+      SECRETS.qdrantApiKey.name,
+      {
+        metadata: { name: SECRETS.qdrantApiKey.name, namespace: args.namespace, labels: labelsFor(SECRETS.qdrantApiKey.name) },
+        type: "Opaque",
+        stringData: pulumi.secret({ [SECRETS.qdrantApiKey.key]: qdrantKey.result }),
+      },
+      o,
+    );
 
     this.apiSecretName = apiSecret.metadata.name;
     this.qdrantApiKey = { name: qdrantSecret.metadata.name, key: SECRETS.qdrantApiKey.key };

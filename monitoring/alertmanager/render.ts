@@ -63,7 +63,11 @@ export function renderAlertmanagerConfig(source: string, secrets: ReceiverSecret
     if (!sns) delete receiver.sns_configs;
     // Copies: the YAML anchor makes every receiver share one object.
     if (sns && receiver.sns_configs) {
-      receiver.sns_configs = (receiver.sns_configs as Array<Record<string, unknown>>).map((c) => ({ ...c, topic_arn: sns.topicArn, sigv4: { region: sns.region } }));
+      receiver.sns_configs = (receiver.sns_configs as Array<Record<string, unknown>>).map((c) => ({
+        ...c,
+        topic_arn: sns.topicArn,
+        sigv4: { region: sns.region },
+      }));
     }
     const emails = receiver.email_configs as Array<Record<string, unknown>> | undefined;
     for (const e of emails ?? []) e.to = email!.to;

@@ -22,7 +22,10 @@ export class PolicyConfigError extends Error {
 export function resolvePackConfig(policies: Policies, given: PolicyPackConfig = {}): Map<string, ResolvedPolicyConfig> {
   const names = new Set(policies.map((p) => p.name));
   const unknown = Object.keys(given).filter((k) => k !== "all" && !names.has(k));
-  if (unknown.length > 0) throw new PolicyConfigError(`policy pack config names unknown policies ${unknown.join(", ")}; policies: ${[...names].join(", ")}`);
+  if (unknown.length > 0)
+    throw new PolicyConfigError(
+      `policy pack config names unknown policies ${unknown.join(", ")}; policies: ${[...names].join(", ")}`,
+    );
   const allLevel = levelOf("all", given.all);
 
   const resolved = new Map<string, ResolvedPolicyConfig>();
@@ -31,9 +34,13 @@ export function resolvePackConfig(policies: Policies, given: PolicyPackConfig = 
     const entry = given[policy.name];
     const { enforcementLevel: _level, ...values } = typeof entry === "object" && entry !== null ? entry : {};
     const properties: Record<string, unknown> = {};
-    for (const [key, prop] of Object.entries(schema)) if (prop.default !== undefined) properties[key] = structuredClone(prop.default);
+    for (const [key, prop] of Object.entries(schema))
+      if (prop.default !== undefined) properties[key] = structuredClone(prop.default);
     for (const [key, value] of Object.entries(values)) {
-      if (!(key in schema)) throw new PolicyConfigError(`${policy.name}: "${key}" is not a config property; allowed: ${Object.keys(schema).join(", ") || "none"}`);
+      if (!(key in schema))
+        throw new PolicyConfigError(
+          `${policy.name}: "${key}" is not a config property; allowed: ${Object.keys(schema).join(", ") || "none"}`,
+        );
       checkType(policy.name, key, schema[key], value);
       properties[key] = value;
     }
@@ -49,7 +56,8 @@ export function resolvePackConfig(policies: Policies, given: PolicyPackConfig = 
 
 function levelOf(name: string, entry: PolicyPackConfig[string] | undefined): EnforcementLevel | undefined {
   const level = typeof entry === "string" ? entry : entry?.enforcementLevel;
-  if (level !== undefined && !LEVELS.includes(level)) throw new PolicyConfigError(`${name}: enforcement level "${level}" is not one of ${LEVELS.join(", ")}`);
+  if (level !== undefined && !LEVELS.includes(level))
+    throw new PolicyConfigError(`${name}: enforcement level "${level}" is not one of ${LEVELS.join(", ")}`);
   return level;
 }
 

@@ -18,13 +18,16 @@ function checkMetadataOptions(options: any, config: ImdsConfig, report: (m: stri
   if (options?.httpTokens !== "required") report('IMDSv1 is allowed: set metadataOptions.httpTokens: "required".');
   const hops = asNumber(options?.httpPutResponseHopLimit);
   if (hops !== undefined && hops > config.maxHopLimit) {
-    report(`metadataOptions.httpPutResponseHopLimit is ${hops}; at most ${config.maxHopLimit} (containers should not reach node credentials).`);
+    report(
+      `metadataOptions.httpPutResponseHopLimit is ${hops}; at most ${config.maxHopLimit} (containers should not reach node credentials).`,
+    );
   }
 }
 
 export const imdsv2Required: ResourceValidationPolicy = {
   name: "imdsv2-required",
-  description: "Instances and launch templates require IMDSv2 session tokens with a small hop limit; node groups use a launch template that says so.",
+  description:
+    "Instances and launch templates require IMDSv2 session tokens with a small hop limit; node groups use a launch template that says so.",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
@@ -33,7 +36,8 @@ export const imdsv2Required: ResourceValidationPolicy = {
         minimum: 1,
         maximum: 64,
         default: 1,
-        description: "Largest httpPutResponseHopLimit (1: only host-network processes such as kubelet and aws-node reach IMDS; pods use IRSA).",
+        description:
+          "Largest httpPutResponseHopLimit (1: only host-network processes such as kubelet and aws-node reach IMDS; pods use IRSA).",
       },
     },
   },
@@ -45,26 +49,32 @@ export const imdsv2Required: ResourceValidationPolicy = {
       checkMetadataOptions(instance.metadataOptions, args.getConfig<ImdsConfig>(), report);
     }),
     validateResourceOfType(aws.eks.NodeGroup, (group, _args, report) => {
-      if (!group.launchTemplate) report("node group has no launch template, so IMDS settings are the AMI's defaults: use a launch template with httpTokens: \"required\".");
+      if (!group.launchTemplate)
+        report(
+          'node group has no launch template, so IMDS settings are the AMI\'s defaults: use a launch template with httpTokens: "required".',
+        );
     }),
   ],
 };
 
 export const noPublicIpOnNodes: ResourceValidationPolicy = {
   name: "no-public-ip-on-nodes",
-  description: "Instances, launch templates and subnets never hand out public IPs (the NAT gateway and load balancers face the internet).",
+  description:
+    "Instances, launch templates and subnets never hand out public IPs (the NAT gateway and load balancers face the internet).",
   enforcementLevel: "mandatory",
   validateResource: [
     validateResourceOfType(aws.ec2.LaunchTemplate, (template, _args, report) => {
       for (const nic of asArray(template.networkInterfaces)) {
-        if (isTrue(nic.associatePublicIpAddress)) report("a network interface associates a public IP: remove associatePublicIpAddress.");
+        if (isTrue(nic.associatePublicIpAddress))
+          report("a network interface associates a public IP: remove associatePublicIpAddress.");
       }
     }),
     validateResourceOfType(aws.ec2.Instance, (instance, _args, report) => {
       if (isTrue(instance.associatePublicIpAddress)) report("instance gets a public IP: set associatePublicIpAddress: false.");
     }),
     validateResourceOfType(aws.ec2.Subnet, (subnet, _args, report) => {
-      if (isTrue(subnet.mapPublicIpOnLaunch)) report("subnet gives every instance launched in it a public IP: set mapPublicIpOnLaunch: false.");
+      if (isTrue(subnet.mapPublicIpOnLaunch))
+        report("subnet gives every instance launched in it a public IP: set mapPublicIpOnLaunch: false.");
     }),
   ],
 };
@@ -83,21 +93,26 @@ function publicSubnets(resources: PolicyResource[]): Set<string> {
     }
   }
   for (const subnet of ofTypes(resources, ["aws:ec2/subnet:Subnet"])) {
-    if (asRecord(subnet.props.tags)["kubernetes.io/role/elb"] === "1" || isTrue(subnet.props.mapPublicIpOnLaunch)) result.add(subnet.urn);
+    if (asRecord(subnet.props.tags)["kubernetes.io/role/elb"] === "1" || isTrue(subnet.props.mapPublicIpOnLaunch))
+      result.add(subnet.urn);
   }
   return result;
 }
 
 export const nodeGroupsInPrivateSubnets: StackValidationPolicy = {
   name: "node-groups-in-private-subnets",
-  description: "EKS node groups run only in private subnets (no route to an internet gateway, not tagged for public load balancers).",
+  description:
+    "EKS node groups run only in private subnets (no route to an internet gateway, not tagged for public load balancers).",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const exposed = publicSubnets(args.resources);
     for (const group of ofTypes(args.resources, ["aws:eks/nodeGroup:NodeGroup"])) {
       const bad = referencedBy(group, "subnetIds").filter((s) => exposed.has(s.urn));
       if (bad.length > 0) {
-        report(`node group ${group.name} uses public subnets ${bad.map((s) => s.name).join(", ")}: use the private subnets.`, group.urn);
+        report(
+          `node group ${group.name} uses public subnets ${bad.map((s) => s.name).join(", ")}: use the private subnets.`,
+          group.urn,
+        );
       }
     }
   },

@@ -18,13 +18,15 @@ export function tierAllowList(tier: string): string[] {
   return INSTANCE_TYPES[tier] ?? [];
 }
 
-
 /** The instance types a resource asks for, by type token. */
 const SIZED: Record<string, (props: Record<string, any>) => string[]> = {
   "aws:eks/nodeGroup:NodeGroup": (p) => asArray<string>(p.instanceTypes),
   "aws:ec2/launchTemplate:LaunchTemplate": (p) => asArray<string>(p.instanceType),
   "aws:ec2/instance:Instance": (p) => asArray<string>(p.instanceType),
-  "aws:autoscaling/group:Group": (p) => asArray<any>(p.mixedInstancesPolicy?.launchTemplate?.overrides).map((o) => o.instanceType).filter(Boolean),
+  "aws:autoscaling/group:Group": (p) =>
+    asArray<any>(p.mixedInstancesPolicy?.launchTemplate?.overrides)
+      .map((o) => o.instanceType)
+      .filter(Boolean),
   "aws:rds/instance:Instance": (p) => asArray<string>(p.instanceClass),
   "aws:rds/clusterInstance:ClusterInstance": (p) => asArray<string>(p.instanceClass),
   "aws:elasticache/replicationGroup:ReplicationGroup": (p) => asArray<string>(p.nodeType),
@@ -33,12 +35,18 @@ const SIZED: Record<string, (props: Record<string, any>) => string[]> = {
 
 export const instanceTypesAllowed: ResourceValidationPolicy = {
   name: "instance-types-allowed",
-  description: "EC2, RDS and ElastiCache types come from the allow-list of the stack's tier (the types infra/tiers.ts sizes that tier and smaller ones with).",
+  description:
+    "EC2, RDS and ElastiCache types come from the allow-list of the stack's tier (the types infra/tiers.ts sizes that tier and smaller ones with).",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
       tier: { type: "string", description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags." },
-      additionalTypes: { type: "array", items: { type: "string" }, default: [], description: "Types allowed on top of the tier's list (for a reviewed override)." },
+      additionalTypes: {
+        type: "array",
+        items: { type: "string" },
+        default: [],
+        description: "Types allowed on top of the tier's list (for a reviewed override).",
+      },
     },
   },
   validateResource: validateResourceOfTypes(Object.keys(SIZED), (props, args, report) => {
@@ -47,13 +55,17 @@ export const instanceTypesAllowed: ResourceValidationPolicy = {
     if (types.length === 0) return;
     const tier = tierOf(config, args.provider, props);
     if (!isTierName(tier)) {
-      report(`cannot tell the tier (${tier ?? "no tier tag"}): tag the AWS provider's defaultTags with tier=${TIER_NAMES.join("|")} or set this policy's tier.`);
+      report(
+        `cannot tell the tier (${tier ?? "no tier tag"}): tag the AWS provider's defaultTags with tier=${TIER_NAMES.join("|")} or set this policy's tier.`,
+      );
       return;
     }
     const allowed = new Set([...tierAllowList(tier), ...config.additionalTypes]);
     const outside = types.filter((t) => !allowed.has(t));
     if (outside.length > 0) {
-      report(`${outside.join(", ")} not allowed in tier ${tier}; allowed: ${[...allowed].join(", ")} (add reviewed exceptions to this policy's additionalTypes).`);
+      report(
+        `${outside.join(", ")} not allowed in tier ${tier}; allowed: ${[...allowed].join(", ")} (add reviewed exceptions to this policy's additionalTypes).`,
+      );
     }
   }),
 };
@@ -66,11 +78,16 @@ interface GpuConfig {
 
 export const gpuOnlyInGpuGroup: ResourceValidationPolicy = {
   name: "gpu-only-in-gpu-group",
-  description: "GPU instance types appear only in the gpu node group, which holds nothing but GPU types and is tainted so other pods stay off it.",
+  description:
+    "GPU instance types appear only in the gpu node group, which holds nothing but GPU types and is tainted so other pods stay off it.",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      gpuTypePattern: { type: "string", default: "^(g[0-9][a-z]*|p[0-9][a-z]*|gr[0-9]|inf[0-9]|trn[0-9]|dl[0-9][a-z]*)\\.", description: "Regular expression matching GPU/accelerator instance types." },
+      gpuTypePattern: {
+        type: "string",
+        default: "^(g[0-9][a-z]*|p[0-9][a-z]*|gr[0-9]|inf[0-9]|trn[0-9]|dl[0-9][a-z]*)\\.",
+        description: "Regular expression matching GPU/accelerator instance types.",
+      },
       gpuRoleLabel: { type: "string", default: "role", description: "Node label naming a node group's role." },
       gpuRole: { type: "string", default: "gpu", description: "Role label value of the gpu group." },
     },
@@ -83,13 +100,17 @@ export const gpuOnlyInGpuGroup: ResourceValidationPolicy = {
       const types = SIZED[args.type](props);
       if (args.type !== "aws:eks/nodeGroup:NodeGroup") {
         const gpu = types.filter(isGpuType);
-        if (gpu.length > 0) report(`GPU type ${gpu.join(", ")} outside an EKS gpu node group; GPU capacity belongs in the gpu group.`);
+        if (gpu.length > 0)
+          report(`GPU type ${gpu.join(", ")} outside an EKS gpu node group; GPU capacity belongs in the gpu group.`);
         return;
       }
       const inGpuGroup = asRecord(props.labels)[config.gpuRoleLabel] === config.gpuRole;
       if (!inGpuGroup) {
         const gpu = types.filter(isGpuType);
-        if (gpu.length > 0) report(`GPU type ${gpu.join(", ")} in a node group labelled ${config.gpuRoleLabel}=${asRecord(props.labels)[config.gpuRoleLabel] ?? "(none)"}; only the ${config.gpuRole} group may use GPUs.`);
+        if (gpu.length > 0)
+          report(
+            `GPU type ${gpu.join(", ")} in a node group labelled ${config.gpuRoleLabel}=${asRecord(props.labels)[config.gpuRoleLabel] ?? "(none)"}; only the ${config.gpuRole} group may use GPUs.`,
+          );
         return;
       }
       const cpuOnly = types.filter((t) => !isGpuType(t));
@@ -126,7 +147,10 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
       component: componentOf(r),
       inputs: r.props,
       custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
-      options: { protect: r.opts?.protect || undefined, ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined },
+      options: {
+        protect: r.opts?.protect || undefined,
+        ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined,
+      },
     }));
   return {
     stack,
@@ -145,7 +169,9 @@ function budgetOf(config: { monthlyBudgetUsd?: number }, args: OfflineStackArgs)
   if (config.monthlyBudgetUsd !== undefined) return { usd: config.monthlyBudgetUsd, source: "policy config monthlyBudgetUsd" };
   if (args.planConfig) return { usd: args.planConfig.budget.monthlyUsd, source: "the stack's budget.monthlyUsd" };
   const resources = args.resources;
-  const budget = ofTypes(resources, ["aws:budgets/budget:Budget"]).find((b) => b.props.limitUnit === "USD" && (b.props.timeUnit ?? "MONTHLY") === "MONTHLY");
+  const budget = ofTypes(resources, ["aws:budgets/budget:Budget"]).find(
+    (b) => b.props.limitUnit === "USD" && (b.props.timeUnit ?? "MONTHLY") === "MONTHLY",
+  );
   const limit = asNumber(budget?.props.limitAmount);
   if (budget && limit !== undefined) return { usd: limit, source: `aws.budgets.Budget ${budget.props.name ?? budget.name}` };
   return undefined;
@@ -160,7 +186,12 @@ export const stackWithinBudget: StackValidationPolicy = {
   configSchema: {
     properties: {
       tier: { type: "string", description: "The stack's tier; default: the `tier` tag in the AWS provider's defaultTags." },
-      monthlyBudgetUsd: { type: "number", exclusiveMinimum: 0, description: "Budget override; default: the budget the plan carries (the stack's resolved config), else the stack's aws.budgets.Budget." },
+      monthlyBudgetUsd: {
+        type: "number",
+        exclusiveMinimum: 0,
+        description:
+          "Budget override; default: the budget the plan carries (the stack's resolved config), else the stack's aws.budgets.Budget.",
+      },
     },
   },
   validateStack: (args: OfflineStackArgs, report) => {
@@ -168,7 +199,9 @@ export const stackWithinBudget: StackValidationPolicy = {
     const tier = stackTierOf(config, args.resources);
     const budget = budgetOf(config, args);
     if (!budget) {
-      report(`no budget known (tier ${tier ?? "unknown"}: no resolved config and no AWS Budget in USD): set this policy's monthlyBudgetUsd.`);
+      report(
+        `no budget known (tier ${tier ?? "unknown"}: no resolved config and no AWS Budget in USD): set this policy's monthlyBudgetUsd.`,
+      );
       return;
     }
     // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here.

@@ -27,14 +27,21 @@ export const rdsBackupRetention: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      minRetentionDays: { type: "integer", minimum: 1, maximum: 35, default: 7, description: "Shortest allowed backupRetentionPeriod." },
+      minRetentionDays: {
+        type: "integer",
+        minimum: 1,
+        maximum: 35,
+        default: 7,
+        description: "Shortest allowed backupRetentionPeriod.",
+      },
     },
   },
   validateResource: validateResourceOfTypes(RDS_TYPES, (db, args, report) => {
     if (isReplicaOrClusterMember(db)) return;
     const { minRetentionDays } = args.getConfig<{ minRetentionDays: number }>();
     const days = asNumber(db.backupRetentionPeriod);
-    if (days === undefined) report(`backupRetentionPeriod is not set (AWS default 1 day); at least ${minRetentionDays} required.`);
+    if (days === undefined)
+      report(`backupRetentionPeriod is not set (AWS default 1 day); at least ${minRetentionDays} required.`);
     else if (days < minRetentionDays) report(`backups are kept ${days} days; at least ${minRetentionDays} required.`);
   }),
 };
@@ -49,8 +56,10 @@ export const rdsDeletionProtection: ResourceValidationPolicy = {
     const config = args.getConfig<TierConfig>();
     const tier = tierOf(config, args.provider, db);
     if (isRelaxed(config, tier)) return;
-    if (!isTrue(db.deletionProtection)) report(`tier ${tier ?? "(unknown)"}: deletion protection is off: set deletionProtection: true.`);
-    if (isTrue(db.skipFinalSnapshot)) report(`tier ${tier ?? "(unknown)"}: skipFinalSnapshot is true: deleting the database would lose its data.`);
+    if (!isTrue(db.deletionProtection))
+      report(`tier ${tier ?? "(unknown)"}: deletion protection is off: set deletionProtection: true.`);
+    if (isTrue(db.skipFinalSnapshot))
+      report(`tier ${tier ?? "(unknown)"}: skipFinalSnapshot is true: deleting the database would lose its data.`);
   }),
 };
 
@@ -71,7 +80,12 @@ export const rdsMultiAz: ResourceValidationPolicy = {
 /** AWS Backup's StringLike: `*` matches any run of characters. */
 function likeMatches(pattern: string, value: string | undefined): boolean {
   if (value === undefined) return false;
-  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
   return re.test(value);
 }
 
@@ -111,15 +125,21 @@ function selects(selection: PolicyResource, db: PolicyResource): boolean {
 
 export const rdsInBackupPlan: StackValidationPolicy = {
   name: "rds-in-backup-plan",
-  description: "Every RDS primary is picked by an AWS Backup selection (by tag or resource), so it has long-term backups beyond automated snapshots.",
+  description:
+    "Every RDS primary is picked by an AWS Backup selection (by tag or resource), so it has long-term backups beyond automated snapshots.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const selections = ofTypes(args.resources, ["aws:backup/selection:Selection"]);
     for (const db of ofTypes(args.resources, RDS_TYPES)) {
       if (isReplicaOrClusterMember(db.props)) continue;
       if (!selections.some((s) => selects(s, db))) {
-        const tags = Object.entries(effectiveTags(db)).map(([k, v]) => `${k}=${v}`).join(", ");
-        report(`database ${db.name} is in no AWS Backup selection (its tags: ${tags || "none"}): add an aws.backup.Selection that picks it.`, db.urn);
+        const tags = Object.entries(effectiveTags(db))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(", ");
+        report(
+          `database ${db.name} is in no AWS Backup selection (its tags: ${tags || "none"}): add an aws.backup.Selection that picks it.`,
+          db.urn,
+        );
       }
     }
   },
@@ -131,7 +151,13 @@ export const elasticacheSnapshotRetention: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      minRetentionDays: { type: "integer", minimum: 1, maximum: 35, default: 1, description: "Shortest allowed snapshotRetentionLimit." },
+      minRetentionDays: {
+        type: "integer",
+        minimum: 1,
+        maximum: 35,
+        default: 1,
+        description: "Shortest allowed snapshotRetentionLimit.",
+      },
     },
   },
   validateResource: validateResourceOfType(aws.elasticache.ReplicationGroup, (group, args, report) => {
@@ -141,4 +167,10 @@ export const elasticacheSnapshotRetention: ResourceValidationPolicy = {
   }),
 };
 
-export const durabilityPolicies = [rdsBackupRetention, rdsDeletionProtection, rdsMultiAz, rdsInBackupPlan, elasticacheSnapshotRetention];
+export const durabilityPolicies = [
+  rdsBackupRetention,
+  rdsDeletionProtection,
+  rdsMultiAz,
+  rdsInBackupPlan,
+  elasticacheSnapshotRetention,
+];

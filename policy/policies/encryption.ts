@@ -1,11 +1,7 @@
 // Encryption at rest and in transit: RDS, EBS (launch templates, volumes, node groups, EBS CSI storage
 // classes), ElastiCache, S3, EKS secrets, KMS key rotation.
 import * as aws from "@pulumi/aws";
-import {
-  validateResourceOfType,
-  type ResourceValidationPolicy,
-  type StackValidationPolicy,
-} from "@pulumi/policy";
+import { validateResourceOfType, type ResourceValidationPolicy, type StackValidationPolicy } from "@pulumi/policy";
 import { ofTypes, referencedBy, validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber, asRecord, isTrue } from "../lib/values.ts";
 
@@ -17,7 +13,11 @@ export const rdsStorageEncrypted: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      requireCustomerManagedKey: { type: "boolean", default: true, description: "Require kmsKeyId (not the AWS-managed aws/rds key)." },
+      requireCustomerManagedKey: {
+        type: "boolean",
+        default: true,
+        description: "Require kmsKeyId (not the AWS-managed aws/rds key).",
+      },
     },
   },
   validateResource: validateResourceOfTypes(["aws:rds/instance:Instance", "aws:rds/cluster:Cluster"], (db, args, report) => {
@@ -28,22 +28,26 @@ export const rdsStorageEncrypted: ResourceValidationPolicy = {
       report("storage is not encrypted: set storageEncrypted: true (it cannot be turned on after creation).");
       return;
     }
-    if (requireCustomerManagedKey && !db.kmsKeyId) report("storage is encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
+    if (requireCustomerManagedKey && !db.kmsKeyId)
+      report("storage is encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
   }),
 };
 
 export const ebsEncrypted: ResourceValidationPolicy = {
   name: "ebs-encrypted",
-  description: "EBS volumes are encrypted: launch template and instance block devices, volumes, node groups and EBS CSI storage classes.",
+  description:
+    "EBS volumes are encrypted: launch template and instance block devices, volumes, node groups and EBS CSI storage classes.",
   enforcementLevel: "mandatory",
   validateResource: [
     validateResourceOfType(aws.ec2.LaunchTemplate, (template, _args, report) => {
       for (const mapping of asArray(template.blockDeviceMappings)) {
-        if (mapping.ebs && !isTrue(mapping.ebs.encrypted)) report(`block device ${mapping.deviceName ?? "?"} is not encrypted: set ebs.encrypted: "true".`);
+        if (mapping.ebs && !isTrue(mapping.ebs.encrypted))
+          report(`block device ${mapping.deviceName ?? "?"} is not encrypted: set ebs.encrypted: "true".`);
       }
     }),
     validateResourceOfType(aws.ec2.Instance, (instance, _args, report) => {
-      if (!isTrue(instance.rootBlockDevice?.encrypted)) report("root block device is not encrypted: set rootBlockDevice.encrypted: true.");
+      if (!isTrue(instance.rootBlockDevice?.encrypted))
+        report("root block device is not encrypted: set rootBlockDevice.encrypted: true.");
       for (const device of asArray(instance.ebsBlockDevices)) {
         if (!isTrue(device.encrypted)) report(`EBS block device ${device.deviceName} is not encrypted.`);
       }
@@ -52,7 +56,10 @@ export const ebsEncrypted: ResourceValidationPolicy = {
       if (!isTrue(volume.encrypted)) report("volume is not encrypted: set encrypted: true.");
     }),
     validateResourceOfType(aws.eks.NodeGroup, (group, _args, report) => {
-      if (!group.launchTemplate) report("node group has no launch template, so its root volume uses the account's default (possibly unencrypted) EBS settings: give it a launch template with an encrypted volume.");
+      if (!group.launchTemplate)
+        report(
+          "node group has no launch template, so its root volume uses the account's default (possibly unencrypted) EBS settings: give it a launch template with an encrypted volume.",
+        );
     }),
     validateResourceOfTypes(["kubernetes:storage.k8s.io/v1:StorageClass"], (sc, _args, report) => {
       if (sc.provisioner === "ebs.csi.aws.com" && !isTrue(asRecord(sc.parameters).encrypted)) {
@@ -64,7 +71,8 @@ export const ebsEncrypted: ResourceValidationPolicy = {
 
 export const elasticacheEncryptedAtRest: ResourceValidationPolicy = {
   name: "elasticache-encrypted-at-rest",
-  description: "ElastiCache replication groups encrypt data at rest with a customer-managed KMS key; standalone clusters (no encryption at rest) are not used.",
+  description:
+    "ElastiCache replication groups encrypt data at rest with a customer-managed KMS key; standalone clusters (no encryption at rest) are not used.",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
@@ -75,10 +83,12 @@ export const elasticacheEncryptedAtRest: ResourceValidationPolicy = {
     validateResourceOfType(aws.elasticache.ReplicationGroup, (group, args, report) => {
       const { requireCustomerManagedKey } = args.getConfig<{ requireCustomerManagedKey: boolean }>();
       if (!isTrue(group.atRestEncryptionEnabled)) report("encryption at rest is off: set atRestEncryptionEnabled: true.");
-      else if (requireCustomerManagedKey && !group.kmsKeyId) report("encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
+      else if (requireCustomerManagedKey && !group.kmsKeyId)
+        report("encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
     }),
     validateResourceOfType(aws.elasticache.Cluster, (cluster, _args, report) => {
-      if (!cluster.replicationGroupId) report("a standalone cache cluster cannot encrypt data at rest: use an aws.elasticache.ReplicationGroup.");
+      if (!cluster.replicationGroupId)
+        report("a standalone cache cluster cannot encrypt data at rest: use an aws.elasticache.ReplicationGroup.");
     }),
   ],
 };
@@ -120,7 +130,13 @@ export const kmsKeyRotation: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      maxRotationPeriodDays: { type: "integer", minimum: 90, maximum: 2560, default: 365, description: "Longest allowed rotationPeriodInDays." },
+      maxRotationPeriodDays: {
+        type: "integer",
+        minimum: 90,
+        maximum: 2560,
+        default: 365,
+        description: "Longest allowed rotationPeriodInDays.",
+      },
     },
   },
   validateResource: validateResourceOfType(aws.kms.Key, (key, args, report) => {
@@ -148,7 +164,8 @@ const KMS_ALGORITHMS = ["aws:kms", "aws:kms:dsse"];
 
 export const s3BucketEncrypted: StackValidationPolicy = {
   name: "s3-bucket-encrypted",
-  description: "Every S3 bucket declares default server-side encryption (a BucketServerSideEncryptionConfiguration), with KMS when configured.",
+  description:
+    "Every S3 bucket declares default server-side encryption (a BucketServerSideEncryptionConfiguration), with KMS when configured.",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
@@ -166,7 +183,10 @@ export const s3BucketEncrypted: StackValidationPolicy = {
       ];
       const algorithms = rules.map((r: any) => r?.applyServerSideEncryptionByDefault?.sseAlgorithm).filter(Boolean);
       if (algorithms.length === 0) {
-        report(`bucket ${bucket.name} has no default encryption: add an aws.s3.BucketServerSideEncryptionConfiguration for it.`, bucket.urn);
+        report(
+          `bucket ${bucket.name} has no default encryption: add an aws.s3.BucketServerSideEncryptionConfiguration for it.`,
+          bucket.urn,
+        );
       } else if (requireKms && !algorithms.some((a: string) => KMS_ALGORITHMS.includes(a))) {
         report(`bucket ${bucket.name} uses ${algorithms.join(", ")}; SSE-KMS (aws:kms) is required.`, bucket.urn);
       }

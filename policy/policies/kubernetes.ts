@@ -2,7 +2,15 @@
 // limits, non-root, unprivileged, images pinned. Helm releases are checked for a pinned chart version only:
 // their rendered workloads are not visible to a policy pack.
 import type { ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
-import { containerLabel, containersOf, DIGEST_PATTERN, parseImage, podSpecOf, WORKLOAD_TYPES, type Container } from "../lib/k8s.ts";
+import {
+  containerLabel,
+  containersOf,
+  DIGEST_PATTERN,
+  parseImage,
+  podSpecOf,
+  WORKLOAD_TYPES,
+  type Container,
+} from "../lib/k8s.ts";
 import { validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber } from "../lib/values.ts";
 
@@ -20,7 +28,9 @@ const EXEMPT_SCHEMA = {
 };
 
 /** Runs `check` on every container of a workload's pod spec. */
-function eachContainer(check: (c: Container, pod: Record<string, any>, args: ResourceValidationArgs, report: (m: string) => void) => void) {
+function eachContainer(
+  check: (c: Container, pod: Record<string, any>, args: ResourceValidationArgs, report: (m: string) => void) => void,
+) {
   return validateResourceOfTypes(WORKLOAD_TYPES, (props, args, report) => {
     const pod = podSpecOf(args.type, props);
     if (!pod) return;
@@ -35,7 +45,11 @@ export const k8sResourcesSet: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
-      requireCpuLimit: { type: "boolean", default: false, description: "Also require limits.cpu (off: CPU limits throttle latency-sensitive pods)." },
+      requireCpuLimit: {
+        type: "boolean",
+        default: false,
+        description: "Also require limits.cpu (off: CPU limits throttle latency-sensitive pods).",
+      },
     },
   },
   validateResource: eachContainer((c, _pod, args, report) => {
@@ -54,7 +68,8 @@ export const k8sResourcesSet: ResourceValidationPolicy = {
 
 export const k8sRunAsNonRoot: ResourceValidationPolicy = {
   name: "k8s-run-as-non-root",
-  description: "Every container runs as a non-root user (runAsNonRoot: true or a non-zero runAsUser, on the container or the pod).",
+  description:
+    "Every container runs as a non-root user (runAsNonRoot: true or a non-zero runAsUser, on the container or the pod).",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...EXEMPT_SCHEMA } },
   validateResource: eachContainer((c, pod, _args, report) => {
@@ -62,7 +77,9 @@ export const k8sRunAsNonRoot: ResourceValidationPolicy = {
     const runAsNonRoot = c.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
     if (runAsUser === 0) report(`${containerLabel(c)} runs as root (runAsUser: 0).`);
     else if (runAsNonRoot !== true && !(runAsUser !== undefined && runAsUser > 0)) {
-      report(`${containerLabel(c)} may run as root: set securityContext.runAsNonRoot: true (and a non-zero runAsUser if the image's user is root).`);
+      report(
+        `${containerLabel(c)} may run as root: set securityContext.runAsNonRoot: true (and a non-zero runAsUser if the image's user is root).`,
+      );
     }
   }),
 };
@@ -74,7 +91,12 @@ export const k8sNoPrivileged: ResourceValidationPolicy = {
   configSchema: {
     properties: {
       ...EXEMPT_SCHEMA,
-      forbiddenCapabilities: { type: "array", items: { type: "string" }, default: ["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"], description: "Capabilities no container may add." },
+      forbiddenCapabilities: {
+        type: "array",
+        items: { type: "string" },
+        default: ["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"],
+        description: "Capabilities no container may add.",
+      },
     },
   },
   validateResource: eachContainer((c, _pod, args, report) => {
@@ -94,7 +116,12 @@ export const k8sImagePinned: ResourceValidationPolicy = {
   configSchema: {
     properties: {
       requireDigest: { type: "boolean", default: false, description: "Require @sha256 digests, not tags." },
-      movingTags: { type: "array", items: { type: "string" }, default: ["latest", "stable", "main", "master", "edge", "nightly"], description: "Tags that do not pin a version." },
+      movingTags: {
+        type: "array",
+        items: { type: "string" },
+        default: ["latest", "stable", "main", "master", "edge", "nightly"],
+        description: "Tags that do not pin a version.",
+      },
     },
   },
   validateResource: eachContainer((c, _pod, args, report) => {
@@ -109,8 +136,10 @@ export const k8sImagePinned: ResourceValidationPolicy = {
       return;
     }
     if (requireDigest) report(`${containerLabel(c)} image ${c.image} is not pinned by digest (@sha256:...).`);
-    else if (tag === undefined) report(`${containerLabel(c)} image ${c.image} has no tag, so it means :latest: pin a version or digest.`);
-    else if (movingTags.includes(tag)) report(`${containerLabel(c)} image ${c.image} uses the moving tag "${tag}": pin a version or digest.`);
+    else if (tag === undefined)
+      report(`${containerLabel(c)} image ${c.image} has no tag, so it means :latest: pin a version or digest.`);
+    else if (movingTags.includes(tag))
+      report(`${containerLabel(c)} image ${c.image} uses the moving tag "${tag}": pin a version or digest.`);
   }),
 };
 
@@ -123,7 +152,8 @@ export const helmChartVersionPinned: ResourceValidationPolicy = {
   validateResource: validateResourceOfTypes(HELM_TYPES, (release, _args, report) => {
     const version = typeof release.version === "string" ? release.version.trim() : "";
     if (version === "") report(`chart ${release.chart ?? "?"} has no version: set version to an exact chart version.`);
-    else if (!/^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/.test(version)) report(`chart ${release.chart ?? "?"} version "${version}" is a range: pin an exact version.`);
+    else if (!/^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/.test(version))
+      report(`chart ${release.chart ?? "?"} version "${version}" is a range: pin an exact version.`);
   }),
 };
 

@@ -8,7 +8,8 @@ export const ecrScanOnPush: ResourceValidationPolicy = {
   description: "ECR repositories scan every image for vulnerabilities when it is pushed.",
   enforcementLevel: "mandatory",
   validateResource: validateResourceOfType(aws.ecr.Repository, (repo, _args, report) => {
-    if (!isTrue(repo.imageScanningConfiguration?.scanOnPush)) report("images are not scanned on push: set imageScanningConfiguration.scanOnPush: true.");
+    if (!isTrue(repo.imageScanningConfiguration?.scanOnPush))
+      report("images are not scanned on push: set imageScanningConfiguration.scanOnPush: true.");
   }),
 };
 
@@ -17,7 +18,8 @@ export const ecrImmutableTags: ResourceValidationPolicy = {
   description: "ECR repositories make tags immutable, so a deployed tag always names the same image.",
   enforcementLevel: "advisory",
   validateResource: validateResourceOfType(aws.ecr.Repository, (repo, _args, report) => {
-    if (!String(repo.imageTagMutability ?? "MUTABLE").startsWith("IMMUTABLE")) report('tags can be overwritten: set imageTagMutability: "IMMUTABLE".');
+    if (!String(repo.imageTagMutability ?? "MUTABLE").startsWith("IMMUTABLE"))
+      report('tags can be overwritten: set imageTagMutability: "IMMUTABLE".');
   }),
 };
 

@@ -28,7 +28,9 @@ const T = {
 const ALB = "alb.ingress.kubernetes.io";
 
 /** Runs `check` only for stacks whose tier is not relaxed; the tier goes into messages. */
-function productionStack(check: (resources: PolicyResource[], tier: string, report: ReportViolation, config: any) => void): StackValidationPolicy["validateStack"] {
+function productionStack(
+  check: (resources: PolicyResource[], tier: string, report: ReportViolation, config: any) => void,
+): StackValidationPolicy["validateStack"] {
   return (args, report) => {
     const config = args.getConfig<TierConfig>();
     const tier = stackTierOf(config, args.resources);
@@ -41,7 +43,8 @@ const metadataOf = (r: PolicyResource) => asRecord(r.props.metadata);
 
 export const productionHttps: StackValidationPolicy = {
   name: "production-https",
-  description: "Outside relaxed tiers, every internet-facing ALB Ingress serves HTTPS only (a validated ACM certificate, a TLS 1.2+ policy, HTTP redirected).",
+  description:
+    "Outside relaxed tiers, every internet-facing ALB Ingress serves HTTPS only (a validated ACM certificate, a TLS 1.2+ policy, HTTP redirected).",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
@@ -49,7 +52,11 @@ export const productionHttps: StackValidationPolicy = {
       allowedSslPolicies: {
         type: "array",
         items: { type: "string" },
-        default: ["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"],
+        default: [
+          "ELBSecurityPolicy-TLS13-1-2-2021-06",
+          "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+          "ELBSecurityPolicy-TLS13-1-3-2021-06",
+        ],
         description: "ALB security policies that allow only TLS 1.2 and 1.3.",
       },
     },
@@ -72,13 +79,19 @@ export const productionHttps: StackValidationPolicy = {
         report(`Ingress ${ingress.name} listens on HTTP without redirecting it: set ${ALB}/ssl-redirect: "443".`, ingress.urn);
       }
       if (!config.allowedSslPolicies.includes(a[`${ALB}/ssl-policy`])) {
-        report(`Ingress ${ingress.name} has ssl-policy ${a[`${ALB}/ssl-policy`] ?? "(unset: ELBSecurityPolicy-2016-08, TLS 1.0+)"}; allowed: ${config.allowedSslPolicies.join(", ")}.`, ingress.urn);
+        report(
+          `Ingress ${ingress.name} has ssl-policy ${a[`${ALB}/ssl-policy`] ?? "(unset: ELBSecurityPolicy-2016-08, TLS 1.0+)"}; allowed: ${config.allowedSslPolicies.join(", ")}.`,
+          ingress.urn,
+        );
       }
     }
     const validations = ofTypes(resources, [T.certificateValidation]);
     for (const cert of ofTypes(resources, [T.certificate])) {
       if (!validations.some((v) => refersTo(v, "certificateArn", cert))) {
-        report(`certificate ${cert.name} is not validated in this stack (the ALB cannot use it while PENDING_VALIDATION): add its DNS records and an aws.acm.CertificateValidation.`, cert.urn);
+        report(
+          `certificate ${cert.name} is not validated in this stack (the ALB cannot use it while PENDING_VALIDATION): add its DNS records and an aws.acm.CertificateValidation.`,
+          cert.urn,
+        );
       }
     }
   }),
@@ -86,17 +99,24 @@ export const productionHttps: StackValidationPolicy = {
 
 export const networkPolicyNarrowerThanVpc: StackValidationPolicy = {
   name: "network-policy-narrower-than-vpc",
-  description: "Outside relaxed tiers, no NetworkPolicy ipBlock admits the whole VPC range (every pod) or the internet; name the load balancer's subnets instead.",
+  description:
+    "Outside relaxed tiers, no NetworkPolicy ipBlock admits the whole VPC range (every pod) or the internet; name the load balancer's subnets instead.",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     const vpcCidrs = ofTypes(resources, [T.vpc]).map((v) => String(v.props.cidrBlock));
     for (const np of ofTypes(resources, [T.networkPolicy])) {
       const rules = asArray<any>(asRecord(np.props.spec).ingress);
-      for (const cidr of rules.flatMap((r) => asArray<any>(r.from)).map((f) => f?.ipBlock?.cidr).filter((c): c is string => typeof c === "string")) {
+      for (const cidr of rules
+        .flatMap((r) => asArray<any>(r.from))
+        .map((f) => f?.ipBlock?.cidr)
+        .filter((c): c is string => typeof c === "string")) {
         const covered = vpcCidrs.filter((vpc) => cidrContains(cidr, vpc));
         if (cidr === ANY_IPV4 || covered.length > 0) {
-          report(`NetworkPolicy ${np.name} admits ${cidr}${covered.length ? `, the whole VPC ${covered.join(", ")} (every pod)` : ""}: admit the load balancer's subnets and named namespaces only.`, np.urn);
+          report(
+            `NetworkPolicy ${np.name} admits ${cidr}${covered.length ? `, the whole VPC ${covered.join(", ")} (every pod)` : ""}: admit the load balancer's subnets and named namespaces only.`,
+            np.urn,
+          );
         }
       }
     }
@@ -105,7 +125,8 @@ export const networkPolicyNarrowerThanVpc: StackValidationPolicy = {
 
 export const metricsNotIngressRouted: StackValidationPolicy = {
   name: "metrics-not-ingress-routed",
-  description: "Outside relaxed tiers, no Ingress routes to a Service port that a ServiceMonitor scrapes (metrics stay off the internet).",
+  description:
+    "Outside relaxed tiers, no Ingress routes to a Service port that a ServiceMonitor scrapes (metrics stay off the internet).",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
@@ -113,22 +134,35 @@ export const metricsNotIngressRouted: StackValidationPolicy = {
     const monitors = ofTypes(resources, [T.serviceMonitor]);
     for (const ingress of ofTypes(resources, [T.ingress])) {
       const spec = asRecord(ingress.props.spec);
-      const backends = [spec.defaultBackend, ...asArray<any>(spec.rules).flatMap((r) => asArray<any>(r?.http?.paths).map((p) => p.backend))]
+      const backends = [
+        spec.defaultBackend,
+        ...asArray<any>(spec.rules).flatMap((r) => asArray<any>(r?.http?.paths).map((p) => p.backend)),
+      ]
         .map((b) => b?.service)
         .filter(Boolean);
       for (const backend of backends) {
-        const service = services.find((s) => metadataOf(s).name === backend.name && metadataOf(s).namespace === metadataOf(ingress).namespace);
+        const service = services.find(
+          (s) => metadataOf(s).name === backend.name && metadataOf(s).namespace === metadataOf(ingress).namespace,
+        );
         if (!service) continue;
-        const port = asArray<any>(asRecord(service.props.spec).ports).find((p) => p.name === backend.port?.name || p.port === backend.port?.number);
+        const port = asArray<any>(asRecord(service.props.spec).ports).find(
+          (p) => p.name === backend.port?.name || p.port === backend.port?.number,
+        );
         if (!port) continue;
         const labels = asRecord(metadataOf(service).labels);
         const scraping = monitors.filter((m) => {
           const selector = asRecord(asRecord(asRecord(m.props.spec).selector).matchLabels);
           const sameService = Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
-          return sameService && asArray<any>(asRecord(m.props.spec).endpoints).some((e) => e.port === port.name || e.targetPort === port.port);
+          return (
+            sameService &&
+            asArray<any>(asRecord(m.props.spec).endpoints).some((e) => e.port === port.name || e.targetPort === port.port)
+          );
         });
         for (const m of scraping) {
-          report(`Ingress ${ingress.name} routes to port ${port.name ?? port.port} of Service ${backend.name}, which ServiceMonitor ${m.name} scrapes: serve metrics on a separate port the Ingress never routes to.`, ingress.urn);
+          report(
+            `Ingress ${ingress.name} routes to port ${port.name ?? port.port} of Service ${backend.name}, which ServiceMonitor ${m.name} scrapes: serve metrics on a separate port the Ingress never routes to.`,
+            ingress.urn,
+          );
         }
       }
     }
@@ -140,12 +174,18 @@ const ENFORCE = "pod-security.kubernetes.io/enforce";
 
 export const namespacePodSecurity: StackValidationPolicy = {
   name: "namespace-pod-security",
-  description: "Outside relaxed tiers, every Namespace states its Pod Security level (enforce label); the listed namespaces enforce restricted.",
+  description:
+    "Outside relaxed tiers, every Namespace states its Pod Security level (enforce label); the listed namespaces enforce restricted.",
   enforcementLevel: "mandatory",
   configSchema: {
     properties: {
       ...TIER_CONFIG_SCHEMA,
-      restrictedNamespaces: { type: "array", items: { type: "string" }, default: ["agent"], description: "Namespaces that must enforce restricted." },
+      restrictedNamespaces: {
+        type: "array",
+        items: { type: "string" },
+        default: ["agent"],
+        description: "Namespaces that must enforce restricted.",
+      },
     },
   },
   validateStack: productionStack((resources, _tier, report, config: { restrictedNamespaces: string[] }) => {
@@ -153,7 +193,10 @@ export const namespacePodSecurity: StackValidationPolicy = {
       const name = metadataOf(ns).name ?? ns.name;
       const level = asRecord(metadataOf(ns).labels)[ENFORCE];
       if (!LEVELS.includes(level)) {
-        report(`namespace ${name} has no ${ENFORCE} label (one of ${LEVELS.join(", ")}): the cluster default (privileged) applies silently.`, ns.urn);
+        report(
+          `namespace ${name} has no ${ENFORCE} label (one of ${LEVELS.join(", ")}): the cluster default (privileged) applies silently.`,
+          ns.urn,
+        );
       } else if (config.restrictedNamespaces.includes(name) && level !== "restricted") {
         report(`namespace ${name} enforces ${level}; it must enforce restricted (every pod there can meet it).`, ns.urn);
       }
@@ -170,7 +213,8 @@ function restrictedGaps(pod: Record<string, any>): string[] {
   for (const c of containersOf(pod)) {
     const ctx = asRecord(c.securityContext);
     const label = containerLabel(c);
-    if (!isTrue(ctx.runAsNonRoot ?? podCtx.runAsNonRoot) || isFalse(ctx.runAsNonRoot)) gaps.push(`${label}: runAsNonRoot not true`);
+    if (!isTrue(ctx.runAsNonRoot ?? podCtx.runAsNonRoot) || isFalse(ctx.runAsNonRoot))
+      gaps.push(`${label}: runAsNonRoot not true`);
     if (!isFalse(ctx.allowPrivilegeEscalation)) gaps.push(`${label}: allowPrivilegeEscalation not false`);
     if (!asArray<string>(asRecord(ctx.capabilities).drop).includes("ALL")) gaps.push(`${label}: capabilities do not drop ALL`);
     const added = asArray<string>(asRecord(ctx.capabilities).add).filter((cap) => cap !== "NET_BIND_SERVICE");
@@ -184,7 +228,8 @@ function restrictedGaps(pod: Record<string, any>): string[] {
 
 export const restrictedNamespaceWorkloads: StackValidationPolicy = {
   name: "restricted-namespace-workloads",
-  description: "Every workload in a namespace that enforces Pod Security restricted meets restricted (else the API server rejects its pods at deploy time).",
+  description:
+    "Every workload in a namespace that enforces Pod Security restricted meets restricted (else the API server rejects its pods at deploy time).",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const restricted = new Set(
@@ -201,26 +246,39 @@ export const restrictedNamespaceWorkloads: StackValidationPolicy = {
   },
 };
 
-const ADMIN_POLICIES = ["arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMFullAccess", "arn:aws:iam::aws:policy/PowerUserAccess"];
+const ADMIN_POLICIES = [
+  "arn:aws:iam::aws:policy/AdministratorAccess",
+  "arn:aws:iam::aws:policy/IAMFullAccess",
+  "arn:aws:iam::aws:policy/PowerUserAccess",
+];
 const EDIT_ACCESS = /\/(AmazonEKSEditPolicy|AmazonEKSAdminPolicy)$/;
 
 export const ciLeastPrivilege: StackValidationPolicy = {
   name: "ci-least-privilege",
-  description: "Outside relaxed tiers: no role has AdministratorAccess (or IAM/PowerUser full access); no EKS Edit/Admin access entry (a pull-request role would read Secrets and exec into pods); GitHub deploy roles have a permissions boundary.",
+  description:
+    "Outside relaxed tiers: no role has AdministratorAccess (or IAM/PowerUser full access); no EKS Edit/Admin access entry (a pull-request role would read Secrets and exec into pods); GitHub deploy roles have a permissions boundary.",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     for (const a of ofTypes(resources, [T.rolePolicyAttachment])) {
-      if (ADMIN_POLICIES.includes(a.props.policyArn)) report(`${a.name} attaches ${a.props.policyArn}: give the role a scoped policy instead.`, a.urn);
+      if (ADMIN_POLICIES.includes(a.props.policyArn))
+        report(`${a.name} attaches ${a.props.policyArn}: give the role a scoped policy instead.`, a.urn);
     }
     for (const a of ofTypes(resources, [T.accessPolicyAssociation])) {
       if (EDIT_ACCESS.test(String(a.props.policyArn))) {
-        report(`${a.name} grants ${String(a.props.policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`, a.urn);
+        report(
+          `${a.name} grants ${String(a.props.policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`,
+          a.urn,
+        );
       }
     }
     for (const role of ofTypes(resources, [T.role])) {
       const trust = String(role.props.assumeRolePolicy ?? "");
-      if (trust.includes("token.actions.githubusercontent.com") && trust.includes(":environment:") && !role.props.permissionsBoundary) {
+      if (
+        trust.includes("token.actions.githubusercontent.com") &&
+        trust.includes(":environment:") &&
+        !role.props.permissionsBoundary
+      ) {
         report(`GitHub deploy role ${role.name} has no permissions boundary: set permissionsBoundary.`, role.urn);
       }
     }
@@ -229,14 +287,18 @@ export const ciLeastPrivilege: StackValidationPolicy = {
 
 export const backupVaultProtected: StackValidationPolicy = {
   name: "backup-vault-protected",
-  description: "Outside relaxed tiers, every backup vault has a Vault Lock and a KMS key of its own (not the key that encrypts the data it backs up).",
+  description:
+    "Outside relaxed tiers, every backup vault has a Vault Lock and a KMS key of its own (not the key that encrypts the data it backs up).",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     const locks = ofTypes(resources, [T.vaultLock]);
     for (const vault of ofTypes(resources, [T.vault])) {
       if (!locks.some((l) => l.props.backupVaultName === vault.props.name || refersTo(l, "backupVaultName", vault))) {
-        report(`backup vault ${vault.name} has no Vault Lock, so whoever can deploy can delete its recovery points: add an aws.backup.VaultLockConfiguration (governance or compliance).`, vault.urn);
+        report(
+          `backup vault ${vault.name} has no Vault Lock, so whoever can deploy can delete its recovery points: add an aws.backup.VaultLockConfiguration (governance or compliance).`,
+          vault.urn,
+        );
       }
       const key = vault.props.kmsKeyArn;
       if (!key) {
@@ -245,7 +307,10 @@ export const backupVaultProtected: StackValidationPolicy = {
       }
       const sharers = resources.filter((r) => r !== vault && r.type !== T.vault && Object.values(r.props).includes(key));
       if (sharers.length > 0) {
-        report(`backup vault ${vault.name} shares its KMS key with ${sharers.map((s) => s.name).join(", ")}: one key lost or disabled would take the data and its backups; give the vault its own key.`, vault.urn);
+        report(
+          `backup vault ${vault.name} shares its KMS key with ${sharers.map((s) => s.name).join(", ")}: one key lost or disabled would take the data and its backups; give the vault its own key.`,
+          vault.urn,
+        );
       }
     }
   }),
@@ -255,25 +320,33 @@ export const backupVaultProtected: StackValidationPolicy = {
 function sslModes(value: unknown, path: string[] = []): [string, unknown][] {
   if (Array.isArray(value)) return value.flatMap((v, i) => sslModes(v, [...path, String(i)]));
   if (typeof value !== "object" || value === null) return [];
-  return Object.entries(value).flatMap(([k, v]) => (k.toLowerCase() === "sslmode" ? [[[...path, k].join("."), v] as [string, unknown]] : sslModes(v, [...path, k])));
+  return Object.entries(value).flatMap(([k, v]) =>
+    k.toLowerCase() === "sslmode" ? [[[...path, k].join("."), v] as [string, unknown]] : sslModes(v, [...path, k]),
+  );
 }
 
 export const databaseTlsVerified: StackValidationPolicy = {
   name: "database-tls-verified",
-  description: "Outside relaxed tiers, PostgreSQL clients the plan configures verify the server: every Helm value `sslmode` and container env PGSSLMODE is verify-full.",
+  description:
+    "Outside relaxed tiers, PostgreSQL clients the plan configures verify the server: every Helm value `sslmode` and container env PGSSLMODE is verify-full.",
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     for (const release of resources.filter((r) => r.type.startsWith("kubernetes:helm.sh/"))) {
       for (const [path, mode] of sslModes(decodeJson(release.props.values))) {
-        if (mode !== "verify-full") report(`${release.name}: values.${path} is ${JSON.stringify(mode)}; use verify-full with the RDS CA bundle.`, release.urn);
+        if (mode !== "verify-full")
+          report(
+            `${release.name}: values.${path} is ${JSON.stringify(mode)}; use verify-full with the RDS CA bundle.`,
+            release.urn,
+          );
       }
     }
     for (const w of resources.filter((r) => WORKLOAD_TYPES.includes(r.type))) {
       const pod = podSpecOf(w.type, w.props);
       for (const c of pod ? containersOf(pod) : []) {
         const mode = asArray<any>(c.env).find((e) => e?.name === "PGSSLMODE")?.value;
-        if (mode !== undefined && mode !== "verify-full") report(`${w.name} ${containerLabel(c)}: PGSSLMODE is ${mode}; use verify-full.`, w.urn);
+        if (mode !== undefined && mode !== "verify-full")
+          report(`${w.name} ${containerLabel(c)}: PGSSLMODE is ${mode}; use verify-full.`, w.urn);
       }
     }
   }),

@@ -10,7 +10,9 @@ let stack: Stack;
 
 before(async () => {
   stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000" });
-  const res = await api(stack.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "tides", text: "Tides follow the moon." }] });
+  const res = await api(stack.url, USER_KEY).post("/api/v1/documents", {
+    documents: [{ id: "tides", text: "Tides follow the moon." }],
+  });
   assert.equal(res.status, 201, res.text);
 });
 after(() => stack.stop());
@@ -44,8 +46,10 @@ test("a client that hangs up mid-body or mid-answer is counted as 499, never as 
     });
     setTimeout(() => controller.abort(), 150);
     await assert.rejects(pending);
-    await waitFor("the aborted query to finish server-side", async () =>
-      metricValue(await scrape(stack.metricsUrl), "http_requests_total", { route: "/api/v1/query", status: "499" }) >= 4,
+    await waitFor(
+      "the aborted query to finish server-side",
+      async () =>
+        metricValue(await scrape(stack.metricsUrl), "http_requests_total", { route: "/api/v1/query", status: "499" }) >= 4,
     );
   } finally {
     stack.fakes.ollama.knobs.latencyMs = 0;

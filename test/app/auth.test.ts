@@ -23,13 +23,20 @@ before(async () => {
     ('fresh', ${sha256(FRESH_KEY)}, '{query}')`;
   await sql`INSERT INTO api_keys (name, key_hash, revoked_at) VALUES ('old', ${sha256(REVOKED_KEY)}, now())`;
   const stored = await sql`SELECT key_hash FROM api_keys`;
-  assert.ok(stored.every((r) => !String(r.key_hash).includes("db-")), "only hashes are stored");
+  assert.ok(
+    stored.every((r) => !String(r.key_hash).includes("db-")),
+    "only hashes are stored",
+  );
   await sql.end();
 });
 after(() => stack.stop());
 
 test("a request without a key is refused with 401 and a reason", async () => {
-  for (const [method, path] of [["GET", "/api/v1/sessions/x"], ["POST", "/api/v1/query"], ["GET", "/api/v1/admin/feedback/summary"]] as const) {
+  for (const [method, path] of [
+    ["GET", "/api/v1/sessions/x"],
+    ["POST", "/api/v1/query"],
+    ["GET", "/api/v1/admin/feedback/summary"],
+  ] as const) {
     const res = await api(stack.url).send(method, path, method === "POST" ? { query: "hi" } : undefined);
     assert.equal(res.status, 401, `${method} ${path}`);
     assert.match(res.body.error, /missing Authorization: Bearer/);

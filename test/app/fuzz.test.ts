@@ -40,7 +40,11 @@ test("NUL and unpaired surrogates are refused at the edge with a 400 naming the 
     ["/api/v1/query", { query: "tides", filter: { lang: "\ud800" } }, /filter\.lang: must not contain NUL/],
     ["/api/v1/documents", { documents: [{ text: "ok", title: "a\udc00" }] }, /documents\.0\.title: must not contain/],
     ["/api/v1/documents", { documents: [{ text: "a\u0000b" }] }, /documents\.0\.text: must not contain/],
-    ["/api/v1/documents", { documents: [{ text: "ok", metadata: { tag: ["x", "\u0000"] } }] }, /documents\.0\.metadata\.tag\.1: must not contain/],
+    [
+      "/api/v1/documents",
+      { documents: [{ text: "ok", metadata: { tag: ["x", "\u0000"] } }] },
+      /documents\.0\.metadata\.tag\.1: must not contain/,
+    ],
     ["/api/v1/feedback", { request_id: "r\u0000", quality_score: 3 }, /request_id: must not contain/],
     ["/api/v1/feedback", { request_id: "r", quality_score: 3, comment: "\ud83d" }, /comment: must not contain/],
   ];
@@ -60,7 +64,10 @@ test("a stored chunk with characters Postgres refuses cannot break retrieval", a
   poisoned.payload = { ...poisoned.payload, title: "Poi\u0000son", text: `${poisoned.payload.text as string} \u0000 \ud800 end` };
 
   for (const key of [USER_KEY]) {
-    const res = await api(stack.url, key).post("/api/v1/query", { query: "Poisoned chunk about lighthouse keepers and fog horns.", session_id: "poison" });
+    const res = await api(stack.url, key).post("/api/v1/query", {
+      query: "Poisoned chunk about lighthouse keepers and fog horns.",
+      session_id: "poison",
+    });
     assert.equal(res.status, 200, res.text);
     const source = res.body.sources.find((s: { id: string }) => s.id === "poison");
     assert.equal(source.title, "Poi\ufffdson");
@@ -74,7 +81,14 @@ test("a stored chunk with characters Postgres refuses cannot break retrieval", a
 test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, { timeout: 240_000 }, async () => {
   const r = prng(SEED);
   const routes = ["/api/v1/query", "/api/v1/documents", "/api/v1/feedback"];
-  const contentTypes = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "", "application/json; charset=latin1"];
+  const contentTypes = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "",
+    "application/json; charset=latin1",
+  ];
   const failures: string[] = [];
   let sent = 0;
   const one = async () => {
@@ -96,7 +110,13 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
     } else {
       body = JSON.stringify(fuzzBody(r, path));
       headers["content-type"] = r.pick(contentTypes);
-      if (r.chance(0.3)) headers.authorization = r.pick(["Bearer", "Basic abc", `Bearer ${USER_KEY}\u00ff`, "Bearer \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"]);
+      if (r.chance(0.3))
+        headers.authorization = r.pick([
+          "Bearer",
+          "Basic abc",
+          `Bearer ${USER_KEY}\u00ff`,
+          "Bearer \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
+        ]);
     }
     if (headers["content-type"] === "") delete headers["content-type"];
     let status = 0;
@@ -110,7 +130,8 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
       return;
     }
     sent++;
-    if (status >= 500 || (status >= 400 && !isJsonError(text))) failures.push(`${method} ${path} ${JSON.stringify(body?.slice(0, 160))}: ${status} ${text.slice(0, 200)}`);
+    if (status >= 500 || (status >= 400 && !isJsonError(text)))
+      failures.push(`${method} ${path} ${JSON.stringify(body?.slice(0, 160))}: ${status} ${text.slice(0, 200)}`);
   };
   let remaining = FUZZ_REQUESTS;
   await Promise.all(
@@ -121,7 +142,8 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
   assert.deepEqual(failures.slice(0, 15), [], `${failures.length} of ${FUZZ_REQUESTS} failed (seed ${SEED})`);
   assert.equal(sent, FUZZ_REQUESTS);
   const metrics = await scrape(stack.metricsUrl);
-  for (const status of ["500", "502", "503", "504"]) assert.equal(metricValue(metrics, "http_requests_total", { status }), 0, `http_requests_total{status="${status}"}`);
+  for (const status of ["500", "502", "503", "504"])
+    assert.equal(metricValue(metrics, "http_requests_total", { status }), 0, `http_requests_total{status="${status}"}`);
 });
 
 test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too", async () => {

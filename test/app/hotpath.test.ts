@@ -48,14 +48,21 @@ test("group commit: concurrent turns share statements, each resolves only once c
       ...turns.map((t) => writer.record("owner-a", t)),
       writer.record("owner-a", turn("owned-by-b", 99)),
     ]);
-    assert.ok(results.slice(0, 60).every((r) => r.status === "fulfilled"), JSON.stringify(results.filter((r) => r.status === "rejected")));
+    assert.ok(
+      results.slice(0, 60).every((r) => r.status === "fulfilled"),
+      JSON.stringify(results.filter((r) => r.status === "rejected")),
+    );
     const foreign = results[60]!;
     assert.equal(foreign.status, "rejected");
     assert.match(String((foreign as PromiseRejectedResult).reason.message), /belongs to another API key/);
 
-    const stored = await sql`SELECT request_id, answer, sources FROM turns WHERE request_id IN ${sql(turns.map((t) => t.request_id))}`;
+    const stored =
+      await sql`SELECT request_id, answer, sources FROM turns WHERE request_id IN ${sql(turns.map((t) => t.request_id))}`;
     assert.equal(stored.length, 60, "every acknowledged turn is in Postgres");
-    assert.ok(stored.every((r) => !r.answer.includes("\u0000") && !JSON.stringify(r.sources).includes("\\ud800")), "unstorable text normalised");
+    assert.ok(
+      stored.every((r) => !r.answer.includes("\u0000") && !JSON.stringify(r.sources).includes("\\ud800")),
+      "unstorable text normalised",
+    );
     // 1 for the setup turn, then at most a handful of statements for 61 turns (2 in flight, the rest batched).
     assert.ok(turnInserts.length <= 12, `${turnInserts.length} INSERT statements for 62 turns`);
   } finally {
@@ -70,7 +77,7 @@ test("the rate-limit script is sent once and then run by its SHA1 (EVALSHA)", as
     await redis.sendCommand(["CONFIG", "RESETSTAT"]);
     const user = api(stack.url, USER_KEY);
     for (let i = 0; i < 20; i++) assert.equal((await user.get("/api/v1/sessions/none")).status, 404);
-    const stats = await redis.sendCommand(["INFO", "commandstats"]) as string;
+    const stats = (await redis.sendCommand(["INFO", "commandstats"])) as string;
     const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
     assert.equal(calls("evalsha"), 20, stats);
     assert.ok(calls("eval") <= 1, "the script text goes once (on NOSCRIPT), not per request");

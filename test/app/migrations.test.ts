@@ -7,7 +7,12 @@ import { startRedis } from "../support/redis.ts";
 
 test("replicas starting at once apply each migration exactly once (advisory lock)", { timeout: 60_000 }, async () => {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-  const env = appEnv({ databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: "http://127.0.0.1:1", qdrantUrl: "http://127.0.0.1:1" });
+  const env = appEnv({
+    databaseUrl: pg.url,
+    redisUrl: redis.url,
+    ollamaUrl: "http://127.0.0.1:1",
+    qdrantUrl: "http://127.0.0.1:1",
+  });
   const started = await Promise.allSettled([startApp(env), startApp(env), startApp(env), startApp(env)]);
   const apps = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   try {
@@ -15,9 +20,15 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     for (const app of apps) assert.equal((await fetch(`${app.url}/health/ready`)).status, 200);
     const sql = postgres(pg.url, { onnotice: () => {} });
     const applied = await sql`SELECT name FROM schema_migrations`;
-    assert.deepEqual(applied.map((r) => r.name), ["001_init.sql", "002_corpus_version.sql"]);
+    assert.deepEqual(
+      applied.map((r) => r.name),
+      ["001_init.sql", "002_corpus_version.sql"],
+    );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
-    assert.deepEqual(tables.map((t) => t.tablename), ["api_keys", "corpus_version", "documents", "feedback", "schema_migrations", "sessions", "turns"]);
+    assert.deepEqual(
+      tables.map((t) => t.tablename),
+      ["api_keys", "corpus_version", "documents", "feedback", "schema_migrations", "sessions", "turns"],
+    );
     const indexes = await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'turns'`;
     assert.ok(indexes.some((i) => i.indexname === "turns_session_created_idx"));
     await sql.end();
@@ -27,7 +38,9 @@ test("replicas starting at once apply each migration exactly once (advisory lock
   }
 });
 
-test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's role needs DML only", { timeout: 60_000 }, async () => {
+test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's role needs DML only", {
+  timeout: 60_000,
+}, async () => {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
   const admin = postgres(pg.url, { onnotice: () => {} });
   const roleUrl = (role: string) => pg.url.replace("postgres@", `${role}@`);
@@ -40,13 +53,21 @@ test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's rol
       GRANT USAGE ON SCHEMA public TO app_runtime;
       ALTER DEFAULT PRIVILEGES FOR ROLE app_owner GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app_runtime;
       ALTER DEFAULT PRIVILEGES FOR ROLE app_owner GRANT USAGE ON SEQUENCES TO app_runtime;`);
-    const urls = { databaseUrl: roleUrl("app_runtime"), redisUrl: redis.url, ollamaUrl: "http://127.0.0.1:1", qdrantUrl: "http://127.0.0.1:1" };
+    const urls = {
+      databaseUrl: roleUrl("app_runtime"),
+      redisUrl: redis.url,
+      ollamaUrl: "http://127.0.0.1:1",
+      qdrantUrl: "http://127.0.0.1:1",
+    };
 
     await assert.rejects(startApp(appEnv(urls)), /permission denied for schema public/, "the runtime role cannot run DDL");
     const app = await startApp(appEnv(urls, { DATABASE_MIGRATE_URL: roleUrl("app_owner") }));
     try {
       const owners = await admin`SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'`;
-      assert.deepEqual(owners.map((o) => o.tableowner), ["app_owner"]);
+      assert.deepEqual(
+        owners.map((o) => o.tableowner),
+        ["app_owner"],
+      );
       assert.equal((await fetch(`${app.url}/health/ready`)).status, 200, "the runtime role reads and writes");
     } finally {
       await app.stop();

@@ -36,7 +36,9 @@ before(async () => {
     ),
   );
   user = api(app.url, USER_KEY);
-  const res = await user.post("/api/v1/documents", { documents: [{ id: "tides", text: "Tides are caused by the moon's gravity." }] });
+  const res = await user.post("/api/v1/documents", {
+    documents: [{ id: "tides", text: "Tides are caused by the moon's gravity." }],
+  });
   assert.equal(res.status, 201, res.text);
 });
 after(async () => {
@@ -56,7 +58,9 @@ test("Postgres partitioned: JSON 503 within about a second, nothing over 5 s, no
   pgProxy.blackhole();
   try {
     const answers = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => timed(() => user.post("/api/v1/query", { query: `Partition question number ${i} about tides?` }))),
+      Array.from({ length: 8 }, (_, i) =>
+        timed(() => user.post("/api/v1/query", { query: `Partition question number ${i} about tides?` })),
+      ),
     );
     for (const { result, ms } of answers) {
       assert.equal(result.status, 503, result.text);
@@ -97,9 +101,11 @@ test("Postgres killed: 503 at once, readiness false, and back within seconds of 
 test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so nothing is left undeletable", async () => {
   fakes.ollama.knobs.latencyMs = 600;
   const embedsBefore = fakes.ollama.calls["/api/embed"] ?? 0;
-  let ingest;
+  let ingest: ReturnType<typeof user.post> | undefined;
   try {
-    ingest = user.post("/api/v1/documents", { documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }] });
+    ingest = user.post("/api/v1/documents", {
+      documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }],
+    });
     await waitFor("the embedding call", async () => (fakes.ollama.calls["/api/embed"] ?? 0) > embedsBefore, 5_000);
     await pg.halt();
   } finally {
@@ -110,15 +116,22 @@ test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so
   assert.equal(res.status, 503, res.text);
   await waitFor("ready again", async () => (await publicReady()).status === 200, 10_000);
 
-  const chunks = [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan");
+  const chunks = [...fakes.qdrant.collections.get("documents")!.points.values()].filter(
+    (p) => p.payload.document_id === "orphan",
+  );
   assert.equal(chunks.length, 0, "the failed ingest left no searchable chunk");
   const query = await user.post("/api/v1/query", { query: "Lighthouses guide ships along rocky coasts." });
   assert.ok(!query.body.sources.some((s: { id: string }) => s.id === "orphan"));
 
-  const retried = await user.post("/api/v1/documents", { documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }] });
+  const retried = await user.post("/api/v1/documents", {
+    documents: [{ id: "orphan", text: "Lighthouses guide ships along rocky coasts." }],
+  });
   assert.equal(retried.status, 201, retried.text);
   assert.equal((await user.del("/api/v1/documents/orphan")).status, 200, "an ingested document can always be deleted");
-  assert.equal([...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan").length, 0);
+  assert.equal(
+    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan").length,
+    0,
+  );
 });
 
 test("an ingest during a Redis blip still invalidates cached answers (the corpus version lives in Postgres)", async () => {
@@ -128,15 +141,24 @@ test("an ingest during a Redis blip still invalidates cached answers (the corpus
 
   redisProxy.cut(); // the connection drops; Redis keeps every cached answer
   try {
-    const ingest = await user.post("/api/v1/documents", { documents: [{ id: "volcanoes", text: "Volcanoes and tides both answer to forces deep inside and around the Earth." }] });
+    const ingest = await user.post("/api/v1/documents", {
+      documents: [{ id: "volcanoes", text: "Volcanoes and tides both answer to forces deep inside and around the Earth." }],
+    });
     assert.equal(ingest.status, 201, ingest.text);
   } finally {
     redisProxy.restore();
   }
-  await waitFor("redis reconnect", async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status === "ok", 10_000);
+  await waitFor(
+    "redis reconnect",
+    async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status === "ok",
+    10_000,
+  );
 
   const after = await user.post("/api/v1/query", question);
   assert.equal(after.status, 200, after.text);
   assert.equal(after.body.cached, false, "the answer cached before the ingest is not served");
-  assert.ok(after.body.sources.some((s: { id: string }) => s.id === "volcanoes"), "the new document is retrieved");
+  assert.ok(
+    after.body.sources.some((s: { id: string }) => s.id === "volcanoes"),
+    "the new document is retrieved",
+  );
 });

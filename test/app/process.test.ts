@@ -43,17 +43,25 @@ test("a bad or missing environment variable stops start-up with one line naming 
   await Promise.all([...runs, missing]);
 });
 
-test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", { timeout: 90_000 }, async () => {
+test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", {
+  timeout: 90_000,
+}, async () => {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis({ password: "redis-pass-5678" }), startFakes()]);
   const port = await freePort();
   const databaseUrl = pg.url.replace("postgres@", "postgres:pg-pass-1234@"); // trust auth ignores the password
   let app: SpawnedApp | undefined;
   try {
     app = await spawnApp(
-      appEnv({ databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, { PORT: String(port), LOG_LEVEL: "info" }),
+      appEnv(
+        { databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+        { PORT: String(port), LOG_LEVEL: "info" },
+      ),
     );
     const user = api(app.url, USER_KEY);
-    assert.equal((await user.post("/api/v1/documents", { documents: [{ id: "d", text: "Shutdown drains requests." }] })).status, 201);
+    assert.equal(
+      (await user.post("/api/v1/documents", { documents: [{ id: "d", text: "Shutdown drains requests." }] })).status,
+      201,
+    );
     assert.equal((await api(app.url, "leaked-looking-key-0123456789").get("/api/v1/sessions/x")).status, 401);
 
     fakes.ollama.knobs.latencyMs = 1200;
@@ -72,14 +80,24 @@ test("SIGTERM lets an in-flight request finish, refuses new ones, closes connect
 
     const sql = postgres(pg.url, { onnotice: () => {} });
     const turns = await sql`SELECT request_id FROM turns WHERE session_id = 'drain'`;
-    assert.deepEqual(turns.map((t) => t.request_id), [res.body.request_id], "the drained request's turn was stored");
+    assert.deepEqual(
+      turns.map((t) => t.request_id),
+      [res.body.request_id],
+      "the drained request's turn was stored",
+    );
     const clients = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'agent-api'`;
     assert.equal(clients[0]!.n, 0, "the app closed its Postgres connections");
     await sql.end();
 
     const { stdout } = app.output();
-    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(lines.some((l) => l.msg === "request" && l.req_id), "JSON access log with request ids");
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(
+      lines.some((l) => l.msg === "request" && l.req_id),
+      "JSON access log with request ids",
+    );
     assert.ok(lines.some((l) => l.msg === "shutting down"));
     for (const secret of [USER_KEY, "leaked-looking-key-0123456789", "pg-pass-1234", "redis-pass-5678"]) {
       assert.ok(!stdout.includes(secret), `log leaks ${secret}`);
@@ -102,11 +120,17 @@ async function keepAliveClient(url: string, name: string, sigterm: () => number 
       const req = http.request(`${url}/api/v1/query`, {
         method: "POST",
         agent,
-        headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        headers: {
+          authorization: `Bearer ${USER_KEY}`,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        },
       });
       req.on("response", (res) => {
         res.resume();
-        res.on("end", () => resolve({ status: res.statusCode, connection: res.headers.connection, afterSigterm: (sigterm() ?? Infinity) < sentAt }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode, connection: res.headers.connection, afterSigterm: (sigterm() ?? Infinity) < sentAt }),
+        );
       });
       // A failure on a reused keep-alive connection means a request the server may have taken; on a fresh one
       // (refused, or reset from the listen backlog as the listener closes) it never reached the app.
@@ -122,7 +146,9 @@ async function keepAliveClient(url: string, name: string, sigterm: () => number 
   return outcomes;
 }
 
-test("SIGTERM with keep-alive clients: answers in flight with Connection: close, accepts nothing more, cuts nothing, exits 0 early", { timeout: 90_000 }, async () => {
+test("SIGTERM with keep-alive clients: answers in flight with Connection: close, accepts nothing more, cuts nothing, exits 0 early", {
+  timeout: 90_000,
+}, async () => {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
   const port = await freePort();
   const graceMs = 8_000;
@@ -148,16 +174,25 @@ test("SIGTERM with keep-alive clients: answers in flight with Connection: close,
     assert.ok(exitMs < graceMs / 2, `exited ${Math.round(exitMs)} ms after SIGTERM: the drain waited for the deadline`);
     const answered = outcomes.filter((o) => o.status !== undefined);
     assert.ok(answered.length >= 6, "the clients were served before SIGTERM");
-    assert.ok(answered.every((o) => o.status === 200), JSON.stringify(answered.filter((o) => o.status !== 200)));
+    assert.ok(
+      answered.every((o) => o.status === 200),
+      JSON.stringify(answered.filter((o) => o.status !== 200)),
+    );
     // The signal reaches the process a moment after it is sent, so one request per connection may still be taken;
     // it is answered and closes its connection, and the client's next attempt finds the port closed.
     const servedAfter = outcomes.filter((o) => o.afterSigterm && o.status !== undefined);
     assert.ok(servedAfter.length <= 6, `keep-alive connections kept being served after SIGTERM: ${servedAfter.length}`);
-    assert.ok(servedAfter.every((o) => o.connection === "close"), JSON.stringify(servedAfter));
+    assert.ok(
+      servedAfter.every((o) => o.connection === "close"),
+      JSON.stringify(servedAfter),
+    );
     const cut = outcomes.filter((o) => o.error && o.reused);
     assert.deepEqual(cut, [], "no request sent on an open connection was cut");
     const last = (await Promise.all(clients)).map((c) => c.at(-2));
-    assert.ok(last.every((o) => o?.connection === "close"), `the answer in flight at SIGTERM closes its connection: ${JSON.stringify(last)}`);
+    assert.ok(
+      last.every((o) => o?.connection === "close"),
+      `the answer in flight at SIGTERM closes its connection: ${JSON.stringify(last)}`,
+    );
   } finally {
     fakes.ollama.knobs.latencyMs = 0;
     await app?.stop();

@@ -8,10 +8,30 @@ let stack: Stack;
 let user: ReturnType<typeof api>;
 
 const DOCS = [
-  { id: "qdrant-intro", title: "Qdrant", text: "Qdrant is a vector database that stores embeddings and payloads for similarity search.", metadata: { lang: "en", team: "search" } },
-  { id: "redis-intro", title: "Redis", text: "Redis is an in-memory key value store used for caching and rate limiting counters.", metadata: { lang: "en", team: "platform" } },
-  { id: "postgres-de", title: "PostgreSQL", text: "PostgreSQL ist eine relationale Datenbank mit Transaktionen und Indexen.", metadata: { lang: "de", team: "platform" } },
-  { id: "ollama-intro", title: "Ollama", text: "Ollama serves local language models on GPU nodes for chat and embeddings.", metadata: { lang: "en", team: "ml", tier: 2 } },
+  {
+    id: "qdrant-intro",
+    title: "Qdrant",
+    text: "Qdrant is a vector database that stores embeddings and payloads for similarity search.",
+    metadata: { lang: "en", team: "search" },
+  },
+  {
+    id: "redis-intro",
+    title: "Redis",
+    text: "Redis is an in-memory key value store used for caching and rate limiting counters.",
+    metadata: { lang: "en", team: "platform" },
+  },
+  {
+    id: "postgres-de",
+    title: "PostgreSQL",
+    text: "PostgreSQL ist eine relationale Datenbank mit Transaktionen und Indexen.",
+    metadata: { lang: "de", team: "platform" },
+  },
+  {
+    id: "ollama-intro",
+    title: "Ollama",
+    text: "Ollama serves local language models on GPU nodes for chat and embeddings.",
+    metadata: { lang: "en", team: "ml", tier: 2 },
+  },
 ];
 
 before(async () => {
@@ -34,7 +54,11 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
   const collection = stack.fakes.qdrant.collections.get("documents");
   assert.ok(collection, "collection created on first ingest");
   assert.equal(collection.size, 256, "vector size taken from the embedding model");
-  assert.deepEqual([collection.replicationFactor, collection.writeConsistencyFactor], [3, 2], "QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY");
+  assert.deepEqual(
+    [collection.replicationFactor, collection.writeConsistencyFactor],
+    [3, 2],
+    "QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY",
+  );
   assert.equal(collection.payloadSchema.get("document_id"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.lang"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.tier"), "integer");
@@ -57,7 +81,10 @@ test("a query returns the ingested source and an answer built from it", async ()
 test("a filter limits retrieval to matching metadata (single value and any-of list)", async () => {
   const de = await user.post("/api/v1/query", { query: "Which database has transactions?", filter: { lang: "de" } });
   assert.equal(de.status, 200, de.text);
-  assert.deepEqual(de.body.sources.map((s: { id: string }) => s.id), ["postgres-de"]);
+  assert.deepEqual(
+    de.body.sources.map((s: { id: string }) => s.id),
+    ["postgres-de"],
+  );
 
   const anyOf = await user.post("/api/v1/query", { query: "vector database embeddings", filter: { team: ["platform", "ml"] } });
   assert.equal(anyOf.status, 200, anyOf.text);
@@ -94,7 +121,9 @@ test("a repeated query (any case and spacing) is answered from the cache without
 test("ingesting or deleting a document invalidates cached answers", async () => {
   await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
   assert.equal((await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" })).body.cached, true);
-  const ingest = await user.post("/api/v1/documents", { documents: [{ id: "lighthouse", text: "Lighthouses guide ships along the coast at night." }] });
+  const ingest = await user.post("/api/v1/documents", {
+    documents: [{ id: "lighthouse", text: "Lighthouses guide ships along the coast at night." }],
+  });
   assert.equal(ingest.status, 201);
   const fresh = await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
   assert.equal(fresh.body.cached, false);
@@ -132,11 +161,17 @@ test("a session lists its turns oldest first, and only to the key that owns it",
   const res = await user.get(`/api/v1/sessions/${session_id}`);
   assert.equal(res.status, 200, res.text);
   assert.equal(res.body.session_id, session_id);
-  assert.deepEqual(res.body.turns.map((t: { request_id: string }) => t.request_id), [first.body.request_id, second.body.request_id]);
+  assert.deepEqual(
+    res.body.turns.map((t: { request_id: string }) => t.request_id),
+    [first.body.request_id, second.body.request_id],
+  );
   const turn = res.body.turns[0];
   assert.equal(turn.question, "What is Redis used for?");
   assert.equal(turn.answer, first.body.answer);
-  assert.deepEqual(turn.sources.map((s: { id: string }) => s.id), first.body.sources.map((s: { id: string }) => s.id));
+  assert.deepEqual(
+    turn.sources.map((s: { id: string }) => s.id),
+    first.body.sources.map((s: { id: string }) => s.id),
+  );
   assert.equal(turn.model, first.body.model);
   assert.equal(turn.prompt_tokens, first.body.usage.prompt_tokens);
   assert.ok(Number.isInteger(turn.latency_ms) && turn.latency_ms >= 0);
@@ -162,7 +197,10 @@ test("feedback is recorded per answer and summarised by model for admins", async
   }
   const unknown = await user.post("/api/v1/feedback", { request_id: "no-such-request", quality_score: 4 });
   assert.equal(unknown.status, 404);
-  const foreign = await api(stack.url, OTHER_KEY).post("/api/v1/feedback", { request_id: small.body.request_id, quality_score: 1 });
+  const foreign = await api(stack.url, OTHER_KEY).post("/api/v1/feedback", {
+    request_id: small.body.request_id,
+    quality_score: 1,
+  });
   assert.equal(foreign.status, 404, "feedback only on the caller's own answers");
 
   const summary = await api(stack.url, ADMIN_KEY).get("/api/v1/admin/feedback/summary");
@@ -201,13 +239,19 @@ test("stream: true sends meta, token by token, then done, and stores the turn", 
 });
 
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {
-  const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(" ");
+  const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(
+    " ",
+  );
   const created = await user.post("/api/v1/documents", { documents: [{ id: "glaciers", text: long }] });
   assert.ok(created.body.documents[0].chunks > 1, "long text is chunked");
-  const points = () => [...stack.fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "glaciers").length;
+  const points = () =>
+    [...stack.fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "glaciers")
+      .length;
   assert.equal(points(), created.body.documents[0].chunks);
 
-  const replaced = await user.post("/api/v1/documents", { documents: [{ id: "glaciers", text: "Glaciers are slow rivers of ice." }] });
+  const replaced = await user.post("/api/v1/documents", {
+    documents: [{ id: "glaciers", text: "Glaciers are slow rivers of ice." }],
+  });
   assert.equal(replaced.body.documents[0].chunks, 1);
   assert.equal(points(), 1);
 
@@ -224,7 +268,16 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   const open = await api(stack.url).get("/openapi.json");
   assert.equal(open.status, 200);
   assert.equal(open.body.openapi, "3.1.0");
-  for (const path of ["/api/v1/query", "/api/v1/documents", "/api/v1/documents/{id}", "/api/v1/sessions/{id}", "/api/v1/feedback", "/api/v1/admin/feedback/summary", "/health", "/health/ready"]) {
+  for (const path of [
+    "/api/v1/query",
+    "/api/v1/documents",
+    "/api/v1/documents/{id}",
+    "/api/v1/sessions/{id}",
+    "/api/v1/feedback",
+    "/api/v1/admin/feedback/summary",
+    "/health",
+    "/health/ready",
+  ]) {
     assert.ok(open.body.paths[path], `missing ${path}`);
   }
   assert.equal(open.body.components.securitySchemes.bearerAuth.scheme, "bearer");
@@ -279,7 +332,11 @@ test("/metrics exposes the agreed metric names with route patterns as labels", a
   assert.ok(metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "complex" }) >= 1);
   assert.ok(metricValue(text, "agent_token_usage_count", { agent_name: "rag", model: MODELS.MODEL_LARGE }) >= 1);
   assert.ok(metricValue(text, "tool_calls_total", { tool_name: "qdrant_query", success: "true" }) >= 1);
-  assert.equal(metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }), 1, "the refused session hijack");
+  assert.equal(
+    metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }),
+    1,
+    "the refused session hijack",
+  );
   assert.equal(metricValue(text, "active_queries"), 0);
   assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);
 });

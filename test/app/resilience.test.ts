@@ -158,7 +158,10 @@ test("a model failure while streaming ends the stream with an error event and st
     const res = await user.post("/api/v1/query", { query: question, stream: true, session_id: "stream-fail" });
     assert.equal(res.status, 200);
     const events = parseSse(res.text);
-    assert.deepEqual(events.map((e) => e.event), ["meta", "error"]);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ["meta", "error"],
+    );
     assert.match(events[1]!.data.error, /^ollama request failed: HTTP 500/);
   } finally {
     stack.fakes.ollama.knobs.failStatus = null;

@@ -21,7 +21,11 @@ test("chunkText keeps short texts whole and splits long ones within the size, wi
   const chunks = chunkText(text, 200, 60);
   assert.ok(chunks.length > 5, `expected several chunks, got ${chunks.length}`);
   for (const c of chunks) assert.ok(c.length <= 200 && c.length > 0, `chunk of ${c.length} chars`);
-  for (let i = 0; i < 40; i++) assert.ok(chunks.some((c) => c.includes(sentence(i))), `sentence ${i} lost`);
+  for (let i = 0; i < 40; i++)
+    assert.ok(
+      chunks.some((c) => c.includes(sentence(i))),
+      `sentence ${i} lost`,
+    );
   // Each chunk after the first starts with text carried over from the end of the previous one.
   const carried = (prev: string, cur: string) => {
     for (let k = Math.min(prev.length, cur.length); k > 0; k--) if (prev.endsWith(cur.slice(0, k))) return k;
@@ -30,7 +34,10 @@ test("chunkText keeps short texts whole and splits long ones within the size, wi
   for (let i = 1; i < chunks.length; i++) {
     assert.ok(carried(chunks[i - 1]!, chunks[i]!) >= 20, `chunk ${i} does not start with the end of chunk ${i - 1}`);
   }
-  assert.ok(chunkText(text, 200, 0).every((c, i, all) => i === 0 || carried(all[i - 1]!, c) === 0), "overlap 0 carries nothing");
+  assert.ok(
+    chunkText(text, 200, 0).every((c, i, all) => i === 0 || carried(all[i - 1]!, c) === 0),
+    "overlap 0 carries nothing",
+  );
 });
 
 test("chunkText cuts a text without sentence boundaries at words, and over-long words by size", () => {
@@ -39,7 +46,10 @@ test("chunkText cuts a text without sentence boundaries at words, and over-long 
   assert.ok(chunks.every((c) => c.length <= 100));
   assert.equal(chunks.join(" ").split(" ").length, 300);
   const long = chunkText("x".repeat(250), 100, 10);
-  assert.deepEqual(long.map((c) => c.length), [100, 100, 50]);
+  assert.deepEqual(
+    long.map((c) => c.length),
+    [100, 100, 50],
+  );
 });
 
 test("classifyQuery routes by complexity and modelFor maps to the configured models", () => {
@@ -57,11 +67,17 @@ test("classifyQuery routes by complexity and modelFor maps to the configured mod
 test("compressContextWindow keeps the best chunks in rank order within the token budget", () => {
   const chunk = (score: number, chars: number) => ({ score, text: "x".repeat(chars) });
   const picked = compressContextWindow([chunk(0.2, 400), chunk(0.9, 400), chunk(0.5, 400), chunk(0.7, 400)], 300);
-  assert.deepEqual(picked.map((c) => c.score), [0.9, 0.7, 0.5]);
+  assert.deepEqual(
+    picked.map((c) => c.score),
+    [0.9, 0.7, 0.5],
+  );
   assert.equal(estimateTokens("x".repeat(400)), 100);
   // The first chunk that does not fit ends the context, even if a later one would fit.
   const stop = compressContextWindow([chunk(0.9, 400), chunk(0.8, 2000), chunk(0.1, 4)], 200);
-  assert.deepEqual(stop.map((c) => c.score), [0.9]);
+  assert.deepEqual(
+    stop.map((c) => c.score),
+    [0.9],
+  );
 });
 
 test("metadata filters map to Qdrant conditions under payload.metadata", () => {
@@ -135,7 +151,8 @@ test("DATABASE_CA_FILE means TLS with the chain and host name verified (postgres
 });
 
 test("the storable-text rule: NUL and unpaired surrogates are found and replaced, valid pairs kept", () => {
-  for (const bad of ["a\u0000b", "\ud800", "x\udc00", "\ud83d", "ok\udfff\ud800"]) assert.equal(isStorable(bad), false, JSON.stringify(bad));
+  for (const bad of ["a\u0000b", "\ud800", "x\udc00", "\ud83d", "ok\udfff\ud800"])
+    assert.equal(isStorable(bad), false, JSON.stringify(bad));
   for (const good of ["plain", "😀", "\ud83d\ude00", "\uffff", ""]) assert.equal(isStorable(good), true, JSON.stringify(good));
   assert.equal(storable("a\u0000b\ud800c😀"), "a\ufffdb\ufffdc😀");
   assert.deepEqual(storableJson({ t: ["\u0000"], "k\ud800": 1, n: null }), { t: ["\ufffd"], "k\ufffd": 1, n: null });
@@ -154,18 +171,27 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, METRICS_PORT: "8080" }, /METRICS_PORT must differ from PORT/],
     [{ ...base, DOCS_ENABLED: "yes" }, /DOCS_ENABLED must be true or false/],
     [{ ...base, QDRANT_REPLICATION_FACTOR: "0" }, /QDRANT_REPLICATION_FACTOR must be >= 1/],
-    [{ ...base, QDRANT_REPLICATION_FACTOR: "2", QDRANT_WRITE_CONSISTENCY: "3" }, /QDRANT_WRITE_CONSISTENCY must be <= QDRANT_REPLICATION_FACTOR \(2\)/],
-    [{ ...base, DATABASE_MIGRATE_URL: "mysql://owner@db/app" }, /DATABASE_MIGRATE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//],
+    [
+      { ...base, QDRANT_REPLICATION_FACTOR: "2", QDRANT_WRITE_CONSISTENCY: "3" },
+      /QDRANT_WRITE_CONSISTENCY must be <= QDRANT_REPLICATION_FACTOR \(2\)/,
+    ],
+    [
+      { ...base, DATABASE_MIGRATE_URL: "mysql://owner@db/app" },
+      /DATABASE_MIGRATE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//,
+    ],
     [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
   ];
   for (const [env, expected] of cases) {
-    assert.throws(() => loadConfig(env), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, expected);
-      assert.ok(!err.message.includes("\n"), "message must be one line");
-      assert.ok(!err.message.includes("token") && !err.message.includes("u:p@"), "message must not echo secrets");
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(env),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, expected);
+        assert.ok(!err.message.includes("\n"), "message must be one line");
+        assert.ok(!err.message.includes("token") && !err.message.includes("u:p@"), "message must not echo secrets");
+        return true;
+      },
+    );
   }
 });
 
@@ -174,8 +200,14 @@ test("the rate limiter enforces the same limit per process when Redis fails", as
   const limiter = createRateLimiter(failingCache, 3, 60_000);
   const decisions = [];
   for (let i = 0; i < 4; i++) decisions.push(await limiter.check("key-a"));
-  assert.deepEqual(decisions.map((d) => d.allowed), [true, true, true, false]);
-  assert.deepEqual(decisions.map((d) => d.remaining), [2, 1, 0, 0]);
+  assert.deepEqual(
+    decisions.map((d) => d.allowed),
+    [true, true, true, false],
+  );
+  assert.deepEqual(
+    decisions.map((d) => d.remaining),
+    [2, 1, 0, 0],
+  );
   assert.ok(decisions.every((d) => d.store === "memory"));
   assert.ok(decisions[3]!.resetSeconds >= 1 && decisions[3]!.resetSeconds <= 60);
   assert.equal((await limiter.check("key-b")).allowed, true, "keys are limited separately");

@@ -11,12 +11,24 @@ let stack: Stack;
 let user: ReturnType<typeof api>;
 
 before(async () => {
-  stack = await startStack({ BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_PER_MINUTE: "10000", REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT) });
+  stack = await startStack({
+    BODY_LIMIT_BYTES: String(BODY_LIMIT),
+    RATE_LIMIT_PER_MINUTE: "10000",
+    REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT),
+  });
   user = api(stack.url, USER_KEY);
 });
 after(() => stack.stop());
 
-type Case = [name: string, method: string, path: string, body: unknown, status: number, reason: RegExp, headers?: Record<string, string>];
+type Case = [
+  name: string,
+  method: string,
+  path: string,
+  body: unknown,
+  status: number,
+  reason: RegExp,
+  headers?: Record<string, string>,
+];
 
 const doc = { id: "d1", text: "some text" };
 const cases: Case[] = [
@@ -28,7 +40,14 @@ const cases: Case[] = [
   ["missing query", "POST", "/api/v1/query", {}, 400, /query/],
   ["query of wrong type", "POST", "/api/v1/query", { query: 42 }, 400, /query: .*string/],
   ["blank query", "POST", "/api/v1/query", { query: "   " }, 400, /query: must not be empty/],
-  ["query over 5000 characters", "POST", "/api/v1/query", { query: "a".repeat(5001) }, 400, /query: must be at most 5000 characters/],
+  [
+    "query over 5000 characters",
+    "POST",
+    "/api/v1/query",
+    { query: "a".repeat(5001) },
+    400,
+    /query: must be at most 5000 characters/,
+  ],
   ["unknown field", "POST", "/api/v1/query", { query: "x", temperature: 2 }, 400, /temperature/],
   ["top_k zero", "POST", "/api/v1/query", { query: "x", top_k: 0 }, 400, /top_k/],
   ["top_k too big", "POST", "/api/v1/query", { query: "x", top_k: 51 }, 400, /top_k/],
@@ -42,21 +61,49 @@ const cases: Case[] = [
   ["filter nested object", "POST", "/api/v1/query", { query: "x", filter: { lang: { $ne: "en" } } }, 400, /filter/],
   ["filter empty list", "POST", "/api/v1/query", { query: "x", filter: { lang: [] } }, 400, /filter/],
   ["filter list of floats", "POST", "/api/v1/query", { query: "x", filter: { n: [1.5] } }, 400, /filter/],
-  ["body over the limit", "POST", "/api/v1/documents", { documents: [{ text: "x".repeat(BODY_LIMIT) }] }, 413, /exceeds 65536 bytes/],
+  [
+    "body over the limit",
+    "POST",
+    "/api/v1/documents",
+    { documents: [{ text: "x".repeat(BODY_LIMIT) }] },
+    413,
+    /exceeds 65536 bytes/,
+  ],
   ["no documents", "POST", "/api/v1/documents", { documents: [] }, 400, /documents/],
   ["documents not a list", "POST", "/api/v1/documents", { documents: doc }, 400, /documents/],
   ["document without text", "POST", "/api/v1/documents", { documents: [{ id: "d1" }] }, 400, /documents\.0\.text/],
-  ["document with blank text", "POST", "/api/v1/documents", { documents: [{ text: " \n " }] }, 400, /documents\.0\.text: must not be empty/],
+  [
+    "document with blank text",
+    "POST",
+    "/api/v1/documents",
+    { documents: [{ text: " \n " }] },
+    400,
+    /documents\.0\.text: must not be empty/,
+  ],
   ["document with unknown field", "POST", "/api/v1/documents", { documents: [{ ...doc, body: "x" }] }, 400, /body/],
   ["duplicate document ids", "POST", "/api/v1/documents", { documents: [doc, doc] }, 400, /unique/],
   ["bad document id", "POST", "/api/v1/documents", { documents: [{ id: "has space", text: "t" }] }, 400, /documents\.0\.id/],
   ["nested metadata", "POST", "/api/v1/documents", { documents: [{ text: "t", metadata: { a: { b: 1 } } }] }, 400, /metadata/],
-  ["too many documents", "POST", "/api/v1/documents", { documents: Array.from({ length: 101 }, () => ({ text: "t" })) }, 400, /documents/],
+  [
+    "too many documents",
+    "POST",
+    "/api/v1/documents",
+    { documents: Array.from({ length: 101 }, () => ({ text: "t" })) },
+    400,
+    /documents/,
+  ],
   ["feedback score 0", "POST", "/api/v1/feedback", { request_id: "r", quality_score: 0 }, 400, /quality_score/],
   ["feedback score 6", "POST", "/api/v1/feedback", { request_id: "r", quality_score: 6 }, 400, /quality_score/],
   ["feedback score 3.5", "POST", "/api/v1/feedback", { request_id: "r", quality_score: 3.5 }, 400, /quality_score/],
   ["feedback without request_id", "POST", "/api/v1/feedback", { quality_score: 3 }, 400, /request_id/],
-  ["feedback is_correct string", "POST", "/api/v1/feedback", { request_id: "r", quality_score: 3, is_correct: "yes" }, 400, /is_correct/],
+  [
+    "feedback is_correct string",
+    "POST",
+    "/api/v1/feedback",
+    { request_id: "r", quality_score: 3, is_correct: "yes" },
+    400,
+    /is_correct/,
+  ],
   ["bad document id in path", "DELETE", "/api/v1/documents/bad%20id", undefined, 400, /invalid path parameter: id/],
   ["session id too long in path", "GET", `/api/v1/sessions/${"s".repeat(200)}`, undefined, 400, /invalid path parameter: id/],
   ["unknown route", "GET", "/api/v1/nothing-here", undefined, 404, /no route for GET \/api\/v1\/nothing-here/],
@@ -84,9 +131,11 @@ test("validation errors list every issue in details", async () => {
 });
 
 test("the boundaries themselves are accepted: a 5000-character query, top_k 50, 100 documents", async () => {
-  const query = await user.post("/api/v1/query", { query: "a".repeat(4999) + "?", top_k: 50 });
+  const query = await user.post("/api/v1/query", { query: `${"a".repeat(4999)}?`, top_k: 50 });
   assert.equal(query.status, 200, query.text);
-  const many = await user.post("/api/v1/documents", { documents: Array.from({ length: 100 }, (_, i) => ({ text: `document ${i}` })) });
+  const many = await user.post("/api/v1/documents", {
+    documents: Array.from({ length: 100 }, (_, i) => ({ text: `document ${i}` })),
+  });
   assert.equal(many.status, 201, many.text);
   assert.equal(many.body.documents.length, 100);
 });

@@ -15,7 +15,11 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "cost-cli-"));
 
 function cost(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/review/cost-cli.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/review/cost-cli.ts", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -45,7 +49,12 @@ describe("npm run cost", () => {
   it("exits 1 with the reason when the estimate is above --max-monthly", () => {
     const r = cost(oneGpu, "--max-monthly", "1000");
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`over budget: estimated ${esc(money(perNode))}/month .* is above \\$1,000\\.00/month, --max-monthly, by ${esc(money(perNode - 1000))}`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `over budget: estimated ${esc(money(perNode))}/month .* is above \\$1,000\\.00/month, --max-monthly, by ${esc(money(perNode - 1000))}`,
+      ),
+    );
   });
 
   it("defaults to the budget the plan carries (config.budget)", () => {
@@ -59,13 +68,21 @@ describe("npm run cost", () => {
     const json = JSON.parse(cost(oneGpu, "--format", "json", "--max-monthly", "1e6").stdout);
     assert.equal(json.monthlyUsd, perNode);
     assert.equal(json.items[0].type, "aws:eks/nodeGroup:NodeGroup");
-    assert.match(cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6").stdout, new RegExp(`^#### Cost: \\*\\*${esc(money(perNode))}/month\\*\\*`));
+    assert.match(
+      cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6").stdout,
+      new RegExp(`^#### Cost: \\*\\*${esc(money(perNode))}/month\\*\\*`),
+    );
   });
 
   it("diff: what head adds to base", () => {
     const r = cost("diff", oneGpu, overBudget, "--max-monthly", "1e6");
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`${esc(money(perNode))} -> ${esc(money(manyNodes * perNode))}/month with schedules: \\+${esc(money((manyNodes - 1) * perNode))}`));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `${esc(money(perNode))} -> ${esc(money(manyNodes * perNode))}/month with schedules: \\+${esc(money((manyNodes - 1) * perNode))}`,
+      ),
+    );
     assert.match(r.stdout, /changed\s+gpu\s+aws:eks:NodeGroup .* scalingConfig/);
   });
 

@@ -24,7 +24,9 @@ describe("the published cost estimate (prod)", () => {
   });
 
   it("the plan deploys one constant recording rule per component, selected by Prometheus", () => {
-    const rule = ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").find((r) => inputs(r).metadata.name === "agent-stack-cost-estimate");
+    const rule = ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").find(
+      (r) => inputs(r).metadata.name === "agent-stack-cost-estimate",
+    );
     assert.ok(rule, "no agent-stack-cost-estimate PrometheusRule in the plan");
     assert.equal(inputs(rule).metadata.labels.release, "kube-prometheus-stack");
     const rules = inputs(rule).spec.groups[0].rules as Array<{ record: string; expr: string; labels: Record<string, string> }>;

@@ -33,11 +33,15 @@ export function describeStackCoverage(stack: string, options: CoverageOptions = 
     });
 
     it("every schedule acts on a node group or RDS instance of the plan", () => {
-      assert.deepEqual(report.warnings.filter((w) => w.startsWith("schedule ")), []);
+      assert.deepEqual(
+        report.warnings.filter((w) => w.startsWith("schedule ")),
+        [],
+      );
     });
 
     it("schedules never cost more than running 730 h at full size", () => {
-      for (const i of report.items) assert.ok(i.monthlyUsd <= i.onDemandMonthlyUsd + 0.005, `${i.name}: ${i.monthlyUsd} > ${i.onDemandMonthlyUsd}`);
+      for (const i of report.items)
+        assert.ok(i.monthlyUsd <= i.onDemandMonthlyUsd + 0.005, `${i.name}: ${i.monthlyUsd} > ${i.onDemandMonthlyUsd}`);
       assert.ok(report.monthlyUsd <= report.onDemandMonthlyUsd);
     });
 
@@ -45,7 +49,10 @@ export function describeStackCoverage(stack: string, options: CoverageOptions = 
       const scheduled = plan.resources.filter((r) => r.type === ASG_SCHEDULE || r.type === SCHEDULER_SCHEDULE);
       if (scheduled.length === 0) return t.skip(`no schedules in the ${stack} plan yet`);
       assert.ok(report.schedules.length > 0, "schedules exist but none was matched to what it scales");
-      assert.ok(report.monthlyUsd < report.onDemandMonthlyUsd, `with schedules ${report.monthlyUsd} is not below on-demand ${report.onDemandMonthlyUsd}`);
+      assert.ok(
+        report.monthlyUsd < report.onDemandMonthlyUsd,
+        `with schedules ${report.monthlyUsd} is not below on-demand ${report.onDemandMonthlyUsd}`,
+      );
     });
 
     it("every priced resource costs something, and the totals add up", () => {

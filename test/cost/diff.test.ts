@@ -11,7 +11,11 @@ function costed(resources: Parameters<typeof plan>[0]) {
 }
 
 describe("diffCosts", () => {
-  const base = costed([...nodeGroupWithTemplate("general", "m.x", 2, 100), resource("aws:kms/key:Key", "old-key"), resource("aws:iam/role:Role", "role")]);
+  const base = costed([
+    ...nodeGroupWithTemplate("general", "m.x", 2, 100),
+    resource("aws:kms/key:Key", "old-key"),
+    resource("aws:iam/role:Role", "role"),
+  ]);
   const head = costed([
     ...nodeGroupWithTemplate("general", "m.x", 3, 100),
     resource("aws:eks/cluster:Cluster", "eks", { version: "1.35" }),

@@ -10,7 +10,8 @@ import { previewPlans as plansFromPreview } from "../../infra/review/preview-con
 import { HOURS_PER_MONTH, loadPrices } from "../../infra/cost/prices.ts";
 import { USAGE } from "../../infra/usage.ts";
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as PreviewDigest;
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as PreviewDigest;
 const prices = loadPrices("us-east-1");
 const h = HOURS_PER_MONTH;
 
@@ -18,7 +19,15 @@ function priced(name: string) {
   const { base, head, notes, ops } = plansFromPreview(fixture(name));
   const baseCost = estimateCost(base);
   const headCost = estimateCost(head);
-  return { base, head, notes, ops, baseCost, headCost, diff: diffCosts({ ...base, cost: baseCost }, { ...head, cost: headCost }, notes) };
+  return {
+    base,
+    head,
+    notes,
+    ops,
+    baseCost,
+    headCost,
+    diff: diffCosts({ ...base, cost: baseCost }, { ...head, cost: headCost }, notes),
+  };
 }
 
 describe("preview of an update (prod, --show-sames)", () => {
@@ -40,13 +49,24 @@ describe("preview of an update (prod, --show-sames)", () => {
     assert.ok(names(p.head).has("NodeGroup/cluster-batch") && !names(p.base).has("NodeGroup/cluster-batch"));
     assert.ok(names(p.base).has("NatGateway/network-nat-2") && !names(p.head).has("NatGateway/network-nat-2"));
     assert.ok(names(p.base).has("Instance/database") && names(p.head).has("Instance/database"));
-    assert.ok(!names(p.head).has("Vpc/shared-vpc") && !names(p.base).has("Vpc/shared-vpc"), "a read resource is not this stack's cost");
+    assert.ok(
+      !names(p.head).has("Vpc/shared-vpc") && !names(p.base).has("Vpc/shared-vpc"),
+      "a read resource is not this stack's cost",
+    );
     assert.ok(![...names(p.head)].some((n) => n.startsWith("Stack/")), "the root stack is skipped");
-    assert.equal(p.ops.get("urn:pulumi:prod::agent-stack::agent-stack:platform:Cache$aws:elasticache/replicationGroup:ReplicationGroup::cache"), "replace");
+    assert.equal(
+      p.ops.get(
+        "urn:pulumi:prod::agent-stack::agent-stack:platform:Cache$aws:elasticache/replicationGroup:ReplicationGroup::cache",
+      ),
+      "replace",
+    );
   });
 
   it("an update of instance class is priced from old and new inputs", () => {
-    assert.equal(change("database", "aws:rds/instance:Instance").deltaMonthlyUsd, (prices.usd("rds:postgres:db.r6i.4xlarge:multi-az") - prices.usd("rds:postgres:db.r6i.2xlarge:multi-az")) * h);
+    assert.equal(
+      change("database", "aws:rds/instance:Instance").deltaMonthlyUsd,
+      (prices.usd("rds:postgres:db.r6i.4xlarge:multi-az") - prices.usd("rds:postgres:db.r6i.2xlarge:multi-az")) * h,
+    );
   });
 
   it("one more GPU node is one more g5.4xlarge and its 200 GB root volume", () => {
@@ -72,16 +92,28 @@ describe("preview of an update (prod, --show-sames)", () => {
   it("deleting a NAT gateway removes it and its address, and moves its traffic to the one left", () => {
     assert.equal(change("network-nat-2", "aws:ec2/natGateway:NatGateway").change, "removed");
     assert.equal(change("network-nat-2", "aws:ec2/eip:Eip").deltaMonthlyUsd, -prices.usd("vpc:public-ipv4-hour") * h);
-    assert.equal(change("network-nat-0", "aws:ec2/natGateway:NatGateway").deltaMonthlyUsd, (USAGE.medium.natGbPerMonth / 2) * prices.usd("vpc:nat-gateway-gb"));
+    assert.equal(
+      change("network-nat-0", "aws:ec2/natGateway:NatGateway").deltaMonthlyUsd,
+      (USAGE.medium.natGbPerMonth / 2) * prices.usd("vpc:nat-gateway-gb"),
+    );
   });
 
   it("an input unknown until apply makes that resource unpriced, with the reason, not $0", () => {
-    assert.deepEqual(p.headCost.unpriced, [{ type: "aws:eks/nodeGroup:NodeGroup", name: "cluster-batch", reason: "scalingConfig.desiredSize is not known until apply" }]);
+    assert.deepEqual(p.headCost.unpriced, [
+      {
+        type: "aws:eks/nodeGroup:NodeGroup",
+        name: "cluster-batch",
+        reason: "scalingConfig.desiredSize is not known until apply",
+      },
+    ]);
     assert.equal(change("cluster-batch", "aws:eks/nodeGroup:NodeGroup").pricing, "unpriced");
   });
 
   it("secrets and unknown names do not stop pricing what does not depend on them", () => {
-    assert.ok(p.headCost.items.some((i) => i.name === "database"), "the RDS instance with a [secret] password is priced");
+    assert.ok(
+      p.headCost.items.some((i) => i.name === "database"),
+      "the RDS instance with a [secret] password is priced",
+    );
     assert.equal(change("backups-bucket", "aws:s3/bucketV2:BucketV2").change, "added");
     assert.equal(change("database-credentials", "aws:secretsmanager/secretVersion:SecretVersion").pricing, "free");
   });
@@ -109,7 +141,10 @@ describe("preview of a first deploy (dev, no sames)", () => {
 
   it("matches schedules whose ASG name is unknown through the preview's property dependencies", () => {
     const ng = p.headCost.items.find((i) => i.name === "cluster-general" && i.type === "aws:eks/nodeGroup:NodeGroup")!;
-    assert.ok(Math.abs(ng.monthlyUsd - (ng.onDemandMonthlyUsd * 60) / 168) < 0.01, `${ng.monthlyUsd} vs ${ng.onDemandMonthlyUsd}`);
+    assert.ok(
+      Math.abs(ng.monthlyUsd - (ng.onDemandMonthlyUsd * 60) / 168) < 0.01,
+      `${ng.monthlyUsd} vs ${ng.onDemandMonthlyUsd}`,
+    );
     assert.deepEqual(p.headCost.warnings, []);
   });
 

@@ -30,15 +30,22 @@ describe("price tables", () => {
       for (const group of Object.values(tier.nodeGroups)) {
         for (const t of group?.instanceTypes ?? []) assert.ok(usEast.has(`ec2:${t}`), `${tier.name}: ec2:${t}`);
       }
-      for (const az of ["single-az", "multi-az"]) assert.ok(usEast.has(`rds:postgres:${tier.database.instanceClass}:${az}`), `${tier.name}: ${tier.database.instanceClass} ${az}`);
-      for (const engine of ["valkey", "redis"]) assert.ok(usEast.has(`elasticache:${engine}:${tier.cache.nodeType}`), `${tier.name}: ${engine} ${tier.cache.nodeType}`);
+      for (const az of ["single-az", "multi-az"])
+        assert.ok(
+          usEast.has(`rds:postgres:${tier.database.instanceClass}:${az}`),
+          `${tier.name}: ${tier.database.instanceClass} ${az}`,
+        );
+      for (const engine of ["valkey", "redis"])
+        assert.ok(usEast.has(`elasticache:${engine}:${tier.cache.nodeType}`), `${tier.name}: ${engine} ${tier.cache.nodeType}`);
     }
   });
 
   it("Multi-AZ is twice single-AZ; Valkey is 20 % below Redis OSS", () => {
     assert.equal(usEast.usd("rds:postgres:db.r6i.2xlarge:multi-az"), 2 * usEast.usd("rds:postgres:db.r6i.2xlarge:single-az"));
     assert.equal(usEast.usd("rds:storage:gp3:multi-az"), 2 * usEast.usd("rds:storage:gp3:single-az"));
-    assert.ok(Math.abs(usEast.usd("elasticache:valkey:cache.r6g.large") - 0.8 * usEast.usd("elasticache:redis:cache.r6g.large")) < 1e-9);
+    assert.ok(
+      Math.abs(usEast.usd("elasticache:valkey:cache.r6g.large") - 0.8 * usEast.usd("elasticache:redis:cache.r6g.large")) < 1e-9,
+    );
   });
 
   it("the figures the guide quotes are close to the table (guide 000 Self-Hosted on AWS)", () => {
@@ -50,11 +57,18 @@ describe("price tables", () => {
 
   it("eu-west-1 prices c6i at its own list prices, not c5's (issue 15)", () => {
     const eu = loadPrices("eu-west-1");
-    assert.deepEqual(["large", "xlarge", "2xlarge", "4xlarge"].map((s) => eu.usd(`ec2:c6i.${s}`)), [0.0912, 0.1824, 0.3648, 0.7296]);
+    assert.deepEqual(
+      ["large", "xlarge", "2xlarge", "4xlarge"].map((s) => eu.usd(`ec2:c6i.${s}`)),
+      [0.0912, 0.1824, 0.3648, 0.7296],
+    );
   });
 
   it("Graviton types are priced from a dated source, below their x86 twins (same vCPU and memory)", () => {
-    for (const [arm, x86] of [["c7g.2xlarge", "c6i.2xlarge"], ["r7g.2xlarge", "r6i.2xlarge"], ["t4g.large", "t3.large"]]) {
+    for (const [arm, x86] of [
+      ["c7g.2xlarge", "c6i.2xlarge"],
+      ["r7g.2xlarge", "r6i.2xlarge"],
+      ["t4g.large", "t3.large"],
+    ]) {
       const e = usEast.entry(`ec2:${arm}`)!;
       assert.match(e.source, /karpenter-provider-aws.*generated from the AWS Price List API at 2026-07-20/, arm);
       assert.ok(usEast.usd(`ec2:${arm}`) < usEast.usd(`ec2:${x86}`), `${arm} vs ${x86}`);

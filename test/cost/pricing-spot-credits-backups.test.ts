@@ -37,15 +37,26 @@ describe("Spot node groups", () => {
 
   it("shows the discount as a dated, sourced assumption in the report", () => {
     const r = estimate(spot());
-    assert.deepEqual(r.assumptions, [{ name: "spot-discount", value: 0.6, unit: "share saved", source: "https://example.test/spot", date: "2026-11-24" }]);
-    assert.match(renderCostTable(r), /assumption spot-discount: 0\.6 \(share saved; https:\/\/example\.test\/spot; recorded 2026-11-24\)/);
+    assert.deepEqual(r.assumptions, [
+      { name: "spot-discount", value: 0.6, unit: "share saved", source: "https://example.test/spot", date: "2026-11-24" },
+    ]);
+    assert.match(
+      renderCostTable(r),
+      /assumption spot-discount: 0\.6 \(share saved; https:\/\/example\.test\/spot; recorded 2026-11-24\)/,
+    );
     assert.deepEqual(estimate(nodeGroupWithTemplate("od", "m.x", 1, 100)).assumptions, [], "no Spot, no assumption");
   });
 
   it("a table without the assumption leaves the Spot group unpriced rather than guessing", () => {
-    const bare = new PriceTable("us-east-1", "2026-11-24", { "ec2:m.x": { usd: 0.5, unit: "h", source: "t", date: "2026-11-24" }, "ebs:gp3": { usd: 0.1, unit: "GB", source: "t", date: "2026-11-24" } });
+    const bare = new PriceTable("us-east-1", "2026-11-24", {
+      "ec2:m.x": { usd: 0.5, unit: "h", source: "t", date: "2026-11-24" },
+      "ebs:gp3": { usd: 0.1, unit: "GB", source: "t", date: "2026-11-24" },
+    });
     const r = estimate(spot(), {}, bare);
-    assert.deepEqual(r.unpriced.map((u) => u.name), ["spot"]);
+    assert.deepEqual(
+      r.unpriced.map((u) => u.name),
+      ["spot"],
+    );
     assert.match(r.unpriced[0].reason, /no assumption "spot-discount"/);
   });
 });
@@ -69,7 +80,13 @@ describe("T-family CPU credits", () => {
   });
 
   it("RDS T classes always run unlimited: credits are counted, scaled by the hours the instance runs", () => {
-    const db = resource("aws:rds/instance:Instance", "db", { engine: "postgres", instanceClass: "db.t4g.micro", allocatedStorage: 20, storageType: "gp3", identifier: "db" });
+    const db = resource("aws:rds/instance:Instance", "db", {
+      engine: "postgres",
+      instanceClass: "db.t4g.micro",
+      allocatedStorage: 20,
+      storageType: "gp3",
+      identifier: "db",
+    });
     const r = estimate([db], { burstableCpuUtilization: 0.3 });
     // db.t4g.micro: 2 vCPU, 10 % baseline: (0.02 + 2 × 0.2 × 0.1) × 730 + 20 GB × $0.1.
     assert.ok(close(item(r, "db").onDemandMonthlyUsd, 0.06 * 730 + 2), String(item(r, "db").onDemandMonthlyUsd));
@@ -80,14 +97,34 @@ describe("T-family CPU credits", () => {
 describe("backup vault", () => {
   const tagged = [
     resource("aws:backup/vault:Vault", "vault", {}),
-    resource("aws:backup/selection:Selection", "sel", { selectionTags: [{ type: "STRINGEQUALS", key: "backup", value: "prod" }] }),
-    resource("kubernetes:storage.k8s.io/v1:StorageClass", "backed-up", { metadata: { name: "gp3-backup" }, provisioner: "ebs.csi.aws.com", parameters: { type: "gp3", tagSpecification_1: "backup=prod" } }),
-    resource("kubernetes:storage.k8s.io/v1:StorageClass", "plain", { metadata: { name: "gp3" }, provisioner: "ebs.csi.aws.com", parameters: { type: "gp3" } }),
+    resource("aws:backup/selection:Selection", "sel", {
+      selectionTags: [{ type: "STRINGEQUALS", key: "backup", value: "prod" }],
+    }),
+    resource("kubernetes:storage.k8s.io/v1:StorageClass", "backed-up", {
+      metadata: { name: "gp3-backup" },
+      provisioner: "ebs.csi.aws.com",
+      parameters: { type: "gp3", tagSpecification_1: "backup=prod" },
+    }),
+    resource("kubernetes:storage.k8s.io/v1:StorageClass", "plain", {
+      metadata: { name: "gp3" },
+      provisioner: "ebs.csi.aws.com",
+      parameters: { type: "gp3" },
+    }),
     resource("kubernetes:apps/v1:StatefulSet", "qdrant", {
-      spec: { replicas: 3, volumeClaimTemplates: [{ metadata: { name: "data" }, spec: { storageClassName: "gp3-backup", resources: { requests: { storage: "100Gi" } } } }] },
+      spec: {
+        replicas: 3,
+        volumeClaimTemplates: [
+          { metadata: { name: "data" }, spec: { storageClassName: "gp3-backup", resources: { requests: { storage: "100Gi" } } } },
+        ],
+      },
     }),
     resource("kubernetes:apps/v1:StatefulSet", "ollama", {
-      spec: { replicas: 2, volumeClaimTemplates: [{ metadata: { name: "models" }, spec: { storageClassName: "gp3", resources: { requests: { storage: "200Gi" } } } }] },
+      spec: {
+        replicas: 2,
+        volumeClaimTemplates: [
+          { metadata: { name: "models" }, spec: { storageClassName: "gp3", resources: { requests: { storage: "200Gi" } } } },
+        ],
+      },
     }),
   ];
 
@@ -100,7 +137,10 @@ describe("backup vault", () => {
   });
 
   it("without a selection tag on any class, only the RDS recovery points count", () => {
-    const r = estimate(tagged.filter((t) => t.name !== "sel"), { backupGb: 10 });
+    const r = estimate(
+      tagged.filter((t) => t.name !== "sel"),
+      { backupGb: 10 },
+    );
     assert.ok(close(item(r, "vault").monthlyUsd, 1));
   });
 });
@@ -110,8 +150,14 @@ describe("cost at every group's maximum", () => {
     const r = estimate([...nodeGroupWithTemplate("a", "m.x", 2, 100, 1, 5), ...nodeGroupWithTemplate("b", "m.x", 1, 100, 1, 1)]);
     assert.equal(r.onDemandMonthlyUsd, 3 * 375);
     assert.equal(r.maxMonthlyUsd, 6 * 375);
-    assert.deepEqual(r.components.map((c) => c.maxMonthlyUsd), [6 * 375]);
+    assert.deepEqual(
+      r.components.map((c) => c.maxMonthlyUsd),
+      [6 * 375],
+    );
     assert.match(renderCostTable(r), /total\s+\$1,125\.00\s+\$1,125\.00\s+-\s+\$2,250\.00/);
-    assert.match(renderCostMarkdown(r), /\| \*\*total\*\* \| \*\*\$1,125\.00\*\* \| \*\*\$1,125\.00\*\* \| \*\*-\*\* \| \*\*\$2,250\.00\*\* \|/);
+    assert.match(
+      renderCostMarkdown(r),
+      /\| \*\*total\*\* \| \*\*\$1,125\.00\*\* \| \*\*\$1,125\.00\*\* \| \*\*-\*\* \| \*\*\$2,250\.00\*\* \|/,
+    );
   });
 });

@@ -6,10 +6,14 @@ import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
 import { USAGE } from "../../infra/usage.ts";
 import { asgSchedule, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
 
-const estimate = (resources: Parameters<typeof plan>[0], tier = "medium") => estimateCost(plan(resources, tier), { prices: TEST_PRICES });
+const estimate = (resources: Parameters<typeof plan>[0], tier = "medium") =>
+  estimateCost(plan(resources, tier), { prices: TEST_PRICES });
 const item = (report: ReturnType<typeof estimate>, name: string, type?: string) => {
   const found = report.items.find((i) => i.name === name && (!type || i.type === type));
-  assert.ok(found, `no cost item ${name}; items: ${report.items.map((i) => i.name).join(", ")}; unpriced: ${JSON.stringify(report.unpriced)}`);
+  assert.ok(
+    found,
+    `no cost item ${name}; items: ${report.items.map((i) => i.name).join(", ")}; unpriced: ${JSON.stringify(report.unpriced)}`,
+  );
   return found;
 };
 
@@ -34,11 +38,14 @@ describe("node groups", () => {
   });
 
   it("weekday work hours only (min and desired to 0 outside 08:00-20:00 MON-FRI): 60 of 168 hours", () => {
-    const r = estimate([
-      ...nodeGroupWithTemplate("general", "m.x", 1, 100),
-      asgSchedule("up", "general", "0 8 * * 1-5", { min: 1, desired: 1 }),
-      asgSchedule("down", "general", "0 20 * * 1-5", { min: 0, desired: 0 }),
-    ], "dev");
+    const r = estimate(
+      [
+        ...nodeGroupWithTemplate("general", "m.x", 1, 100),
+        asgSchedule("up", "general", "0 8 * * 1-5", { min: 1, desired: 1 }),
+        asgSchedule("down", "general", "0 20 * * 1-5", { min: 0, desired: 0 }),
+      ],
+      "dev",
+    );
     assert.ok(Math.abs(item(r, "general").monthlyUsd - (375 * 60) / 168) < 0.01);
     assert.equal(item(r, "general").onDemandMonthlyUsd, 375);
   });
@@ -72,7 +79,10 @@ describe("node groups", () => {
   it("an instance type missing from the price table is unpriced, never $0", () => {
     const r = estimate(nodeGroupWithTemplate("odd", "z9.huge", 1, 20));
     assert.equal(r.items.length, 0);
-    assert.deepEqual(r.unpriced.map((u) => [u.name, u.reason]), [["odd", "no price for ec2:z9.huge in the us-east-1 table (infra/cost/prices/us-east-1.json)"]]);
+    assert.deepEqual(
+      r.unpriced.map((u) => [u.name, u.reason]),
+      [["odd", "no price for ec2:z9.huge in the us-east-1 table (infra/cost/prices/us-east-1.json)"]],
+    );
   });
 
   it("a desired size still unknown at preview is unpriced with the reason", () => {
@@ -85,7 +95,15 @@ describe("node groups", () => {
 
 describe("RDS", () => {
   const primary = (extra: Record<string, unknown> = {}) =>
-    resource("aws:rds/instance:Instance", "db", { identifier: "agent-db", engine: "postgres", instanceClass: "db.x", allocatedStorage: 500, storageType: "gp3", multiAz: true, ...extra });
+    resource("aws:rds/instance:Instance", "db", {
+      identifier: "agent-db",
+      engine: "postgres",
+      instanceClass: "db.x",
+      allocatedStorage: 500,
+      storageType: "gp3",
+      multiAz: true,
+      ...extra,
+    });
 
   it("Multi-AZ doubles instance and storage rates: $2 × 730 + 500 GB × $0.20", () => {
     assert.equal(item(estimate([primary()]), "db").monthlyUsd, 1460 + 100);
@@ -96,7 +114,12 @@ describe("RDS", () => {
   });
 
   it("a read replica is its own single-AZ instance with the source's storage", () => {
-    const replica = resource("aws:rds/instance:Instance", "db-replica-0", { identifier: "agent-db-replica-0", replicateSourceDb: "agent-db", instanceClass: "db.x", storageType: "gp3" });
+    const replica = resource("aws:rds/instance:Instance", "db-replica-0", {
+      identifier: "agent-db-replica-0",
+      replicateSourceDb: "agent-db",
+      instanceClass: "db.x",
+      storageType: "gp3",
+    });
     const r = estimate([primary(), replica]);
     assert.equal(item(r, "db-replica-0").monthlyUsd, 730 + 50);
     assert.equal(r.monthlyUsd, 1560 + 780);
@@ -104,11 +127,14 @@ describe("RDS", () => {
 
   it("a stop/start schedule (weekdays 08:00-20:00) cuts instance hours, not storage", () => {
     const db = primary({ identifier: "agent-dev", instanceClass: "db.t", multiAz: false, allocatedStorage: 20 });
-    const r = estimate([
-      db,
-      rdsSchedule("db-stop", "agent-dev", "stop", "cron(0 20 ? * MON-FRI *)"),
-      rdsSchedule("db-start", "agent-dev", "start", "cron(0 8 ? * MON-FRI *)"),
-    ], "dev");
+    const r = estimate(
+      [
+        db,
+        rdsSchedule("db-stop", "agent-dev", "stop", "cron(0 20 ? * MON-FRI *)"),
+        rdsSchedule("db-start", "agent-dev", "start", "cron(0 8 ? * MON-FRI *)"),
+      ],
+      "dev",
+    );
     const it_ = item(r, "db");
     assert.ok(Math.abs(it_.monthlyUsd - (0.1 * 730 * 60) / 168 - 2) < 0.01, String(it_.monthlyUsd));
     assert.equal(it_.onDemandMonthlyUsd, 73 + 2);
@@ -124,7 +150,12 @@ describe("RDS", () => {
 describe("ElastiCache", () => {
   it("node type × nodes, Valkey at its own (lower) rate", () => {
     const group = (engine: string) =>
-      resource("aws:elasticache/replicationGroup:ReplicationGroup", `cache-${engine}`, { engine, nodeType: "cache.x", numCacheClusters: 2, snapshotRetentionLimit: 1 });
+      resource("aws:elasticache/replicationGroup:ReplicationGroup", `cache-${engine}`, {
+        engine,
+        nodeType: "cache.x",
+        numCacheClusters: 2,
+        snapshotRetentionLimit: 1,
+      });
     const r = estimate([group("valkey"), group("redis")]);
     assert.equal(item(r, "cache-valkey").monthlyUsd, 2 * 0.08 * 730);
     assert.equal(item(r, "cache-redis").monthlyUsd, 2 * 0.1 * 730);
@@ -132,7 +163,13 @@ describe("ElastiCache", () => {
 
   it("cluster mode: shards × (replicas + 1), plus snapshots beyond the free one", () => {
     const r = estimate([
-      resource("aws:elasticache/replicationGroup:ReplicationGroup", "c", { engine: "valkey", nodeType: "cache.x", numNodeGroups: 2, replicasPerNodeGroup: 1, snapshotRetentionLimit: 7 }),
+      resource("aws:elasticache/replicationGroup:ReplicationGroup", "c", {
+        engine: "valkey",
+        nodeType: "cache.x",
+        numNodeGroups: 2,
+        replicasPerNodeGroup: 1,
+        snapshotRetentionLimit: 7,
+      }),
     ]);
     assert.equal(item(r, "c").monthlyUsd, 4 * 0.08 * 730 + USAGE.medium.snapshotGb * 0.1);
   });
@@ -146,10 +183,16 @@ describe("network, load balancers, volumes", () => {
 
   it("an ALB Ingress is one ALB; a second Ingress of the same group shares it", () => {
     const ann = { "alb.ingress.kubernetes.io/group.name": "public", "alb.ingress.kubernetes.io/scheme": "internet-facing" };
-    const ing = (name: string) => resource("kubernetes:networking.k8s.io/v1:Ingress", name, { metadata: { annotations: ann }, spec: { ingressClassName: "alb" } });
+    const ing = (name: string) =>
+      resource("kubernetes:networking.k8s.io/v1:Ingress", name, {
+        metadata: { annotations: ann },
+        spec: { ingressClassName: "alb" },
+      });
     const r = estimate([ing("api"), ing("docs")]);
     // hours + LCU + 2 public IPv4 (no public subnets in the plan: the 2-AZ minimum)
-    assert.ok(Math.abs(item(r, "api").monthlyUsd - (0.02 * 730 + USAGE.medium.albLcuPerHour * 0.01 * 730 + 2 * 0.005 * 730)) < 0.01);
+    assert.ok(
+      Math.abs(item(r, "api").monthlyUsd - (0.02 * 730 + USAGE.medium.albLcuPerHour * 0.01 * 730 + 2 * 0.005 * 730)) < 0.01,
+    );
     assert.equal(r.items.filter((i) => i.name === "docs").length, 0);
     assert.match(r.free.map((f) => f.reason).join("\n"), /shares the ALB of ingress group "public", priced on api/);
   });
@@ -162,7 +205,11 @@ describe("network, load balancers, volumes", () => {
 
   it("StatefulSet volume claims × replicas, at the storage class's EBS type", () => {
     const r = estimate([
-      resource("kubernetes:storage.k8s.io/v1:StorageClass", "gp2-class", { metadata: { name: "slow" }, provisioner: "ebs.csi.aws.com", parameters: { type: "gp2" } }),
+      resource("kubernetes:storage.k8s.io/v1:StorageClass", "gp2-class", {
+        metadata: { name: "slow" },
+        provisioner: "ebs.csi.aws.com",
+        parameters: { type: "gp2" },
+      }),
       resource("kubernetes:apps/v1:StatefulSet", "qdrant", {
         spec: {
           replicas: 3,
@@ -177,7 +224,11 @@ describe("network, load balancers, volumes", () => {
   });
 
   it("a PVC of 1Ti is 1024 GiB", () => {
-    const r = estimate([resource("kubernetes:core/v1:PersistentVolumeClaim", "models", { spec: { storageClassName: "gp3", resources: { requests: { storage: "1Ti" } } } })]);
+    const r = estimate([
+      resource("kubernetes:core/v1:PersistentVolumeClaim", "models", {
+        spec: { storageClassName: "gp3", resources: { requests: { storage: "1Ti" } } },
+      }),
+    ]);
     assert.equal(item(r, "models").monthlyUsd, 102.4);
   });
 
@@ -186,12 +237,20 @@ describe("network, load balancers, volumes", () => {
       resource("kubernetes:helm.sh/v3:Release", "monitoring", {
         chart: "kube-prometheus-stack",
         values: {
-          prometheus: { prometheusSpec: { replicas: 2, storageSpec: { volumeClaimTemplate: { spec: { resources: { requests: { storage: "100Gi" } } } } } } },
+          prometheus: {
+            prometheusSpec: {
+              replicas: 2,
+              storageSpec: { volumeClaimTemplate: { spec: { resources: { requests: { storage: "100Gi" } } } } },
+            },
+          },
           grafana: { persistence: { enabled: true, size: "10Gi" } },
           alertmanager: { alertmanagerSpec: { storage: {} } },
         },
       }),
-      resource("kubernetes:helm.sh/v3:Release", "loki", { chart: "loki", values: { singleBinary: { replicas: 1, persistence: { enabled: false, size: "50Gi" } } } }),
+      resource("kubernetes:helm.sh/v3:Release", "loki", {
+        chart: "loki",
+        values: { singleBinary: { replicas: 1, persistence: { enabled: false, size: "50Gi" } } },
+      }),
     ]);
     assert.equal(item(r, "monitoring").monthlyUsd, 2 * 100 * 0.1 + 10 * 0.1);
     assert.equal(r.items.filter((i) => i.name === "loki").length, 0, "disabled persistence is not billed");
@@ -200,8 +259,12 @@ describe("network, load balancers, volumes", () => {
 
 describe("the catalog decides: priced, free, or unpriced", () => {
   it("a type outside the catalog is unpriced, named, with the reason", () => {
-    const r = estimate([resource("aws:opensearch/domain:Domain", "search", { clusterConfig: { instanceType: "r6g.large.search" } })]);
-    assert.deepEqual(r.unpriced, [{ type: "aws:opensearch/domain:Domain", name: "search", reason: "type not in the cost catalog (infra/cost/catalog.ts)" }]);
+    const r = estimate([
+      resource("aws:opensearch/domain:Domain", "search", { clusterConfig: { instanceType: "r6g.large.search" } }),
+    ]);
+    assert.deepEqual(r.unpriced, [
+      { type: "aws:opensearch/domain:Domain", name: "search", reason: "type not in the cost catalog (infra/cost/catalog.ts)" },
+    ]);
   });
 
   it("the project's own components are free; another package's component is unpriced (its children are invisible)", () => {
@@ -210,7 +273,10 @@ describe("the catalog decides: priced, free, or unpriced", () => {
       resource("kubernetes:helm.sh/v4:Chart", "remote", {}, { custom: false }),
     ]);
     assert.equal(r.free.length, 1);
-    assert.deepEqual(r.unpriced.map((u) => u.type), ["kubernetes:helm.sh/v4:Chart"]);
+    assert.deepEqual(
+      r.unpriced.map((u) => u.type),
+      ["kubernetes:helm.sh/v4:Chart"],
+    );
   });
 
   it("EKS control plane: standard rate, or extended support once the version left standard support", () => {
@@ -221,14 +287,20 @@ describe("the catalog decides: priced, free, or unpriced", () => {
   });
 
   it("a region without a price table: priced types are unpriced with the reason, free ones stay free", () => {
-    const r = estimateCost(plan([resource("aws:kms/key:Key", "key"), resource("aws:iam/role:Role", "role")], "medium", "mars-north-1"));
+    const r = estimateCost(
+      plan([resource("aws:kms/key:Key", "key"), resource("aws:iam/role:Role", "role")], "medium", "mars-north-1"),
+    );
     assert.equal(r.items.length, 0);
     assert.match(r.unpriced[0].reason, /no price table for region "mars-north-1"/);
     assert.equal(r.free.length, 1);
   });
 
   it("totals are the sum of the items; a plan of free resources costs $0 with nothing unpriced", () => {
-    const r = estimate([resource("aws:iam/role:Role", "role"), resource("aws:kms/key:Key", "key"), resource("aws:kms/key:Key", "key2")]);
+    const r = estimate([
+      resource("aws:iam/role:Role", "role"),
+      resource("aws:kms/key:Key", "key"),
+      resource("aws:kms/key:Key", "key2"),
+    ]);
     assert.equal(r.monthlyUsd, 2);
     assert.equal(r.onDemandMonthlyUsd, 2);
     assert.deepEqual(r.free, [{ type: "aws:iam/role:Role", count: 1, reason: "IAM has no charge" }]);

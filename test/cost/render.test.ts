@@ -24,7 +24,12 @@ describe("renderCostTable", () => {
   it("puts the guide's figure and the tier's budget beside the estimate", () => {
     assert.match(text, /guide\s+\$5,680\/month \(000 Self-Hosted on AWS/);
     const budget = TIERS.medium.budget.monthlyUsd;
-    assert.match(text, new RegExp(`budget\\s+\\$${budget.toLocaleString("en-US")}/month \\(tier medium\\): \\$${money(budget - 1032.25).slice(1)} headroom`));
+    assert.match(
+      text,
+      new RegExp(
+        `budget\\s+\\$${budget.toLocaleString("en-US")}/month \\(tier medium\\): \\$${money(budget - 1032.25).slice(1)} headroom`,
+      ),
+    );
   });
 
   it("lists the schedules it read and the usage assumptions", () => {
@@ -38,8 +43,13 @@ describe("renderCostTable", () => {
   });
 
   it("names unpriced resources and says they are not in the totals", () => {
-    const t = renderCostTable(estimateCost(plan([resource("aws:opensearch/domain:Domain", "search")], "dev"), { prices: TEST_PRICES }));
-    assert.match(t, /UNPRICED: 1 resource\(s\), not in the totals:\n\s+aws:opensearch\/domain:Domain search: type not in the cost catalog/);
+    const t = renderCostTable(
+      estimateCost(plan([resource("aws:opensearch/domain:Domain", "search")], "dev"), { prices: TEST_PRICES }),
+    );
+    assert.match(
+      t,
+      /UNPRICED: 1 resource\(s\), not in the totals:\n\s+aws:opensearch\/domain:Domain search: type not in the cost catalog/,
+    );
   });
 });
 
@@ -47,7 +57,10 @@ describe("renderCostMarkdown", () => {
   const md = renderCostMarkdown(estimateCost(plan(scheduled, "small"), { prices: TEST_PRICES }));
 
   it("leads with the monthly figure and the saving, then a component table", () => {
-    assert.match(md, /^#### Cost: \*\*\$1,032\.25\/month\*\* with schedules · \$1,126\.00 on-demand · saving \$93\.75 \(8\.3 %\)/);
+    assert.match(
+      md,
+      /^#### Cost: \*\*\$1,032\.25\/month\*\* with schedules · \$1,126\.00 on-demand · saving \$93\.75 \(8\.3 %\)/,
+    );
     assert.match(md, /\| component \| on-demand \| with schedules \| saving \| at max \|\n\|---\|---:\|---:\|---:\|---:\|/);
     assert.match(md, /\| \*\*total\*\* \| \*\*\$1,126\.00\*\* \| \*\*\$1,032\.25\*\* \|/);
   });
@@ -63,10 +76,19 @@ describe("renderCostMarkdown", () => {
   });
 
   it("renders a bare CostReport read back from JSON", () => {
-    const bare = { currency: "USD" as const, monthlyUsd: 10, onDemandMonthlyUsd: 12, items: [{ type: "aws:kms/key:Key", name: "k", component: "stack", monthlyUsd: 10, onDemandMonthlyUsd: 12 }], unpriced: [] };
+    const bare = {
+      currency: "USD" as const,
+      monthlyUsd: 10,
+      onDemandMonthlyUsd: 12,
+      items: [{ type: "aws:kms/key:Key", name: "k", component: "stack", monthlyUsd: 10, onDemandMonthlyUsd: 12 }],
+      unpriced: [],
+    };
     assert.match(renderCostMarkdown(bare), /\| stack \| \$12\.00 \| \$10\.00 \| \$2\.00 \(16\.7 %\) \|/);
     assert.match(renderCostTable(bare), /total\s+\$12\.00\s+\$10\.00/);
     // A report without the at-maximum figure shows its on-demand figure there.
-    assert.match(renderCostMarkdown(bare), /\| \*\*total\*\* \| \*\*\$12\.00\*\* \| \*\*\$10\.00\*\* \| \*\*\$2\.00 \(16\.7 %\)\*\* \| \*\*\$12\.00\*\* \|/);
+    assert.match(
+      renderCostMarkdown(bare),
+      /\| \*\*total\*\* \| \*\*\$12\.00\*\* \| \*\*\$10\.00\*\* \| \*\*\$2\.00 \(16\.7 %\)\*\* \| \*\*\$12\.00\*\* \|/,
+    );
   });
 });

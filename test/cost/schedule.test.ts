@@ -19,7 +19,13 @@ const firings = (expr: string, dialect: "unix" | "eventbridge", timeZone = "UTC"
 
 describe("cron expressions", () => {
   it("reads Unix day-of-week numbers and names, 7 being Sunday", () => {
-    assert.deepEqual(firings("0 6 * * 1-5", "unix"), ["2024-01-01T06:00", "2024-01-02T06:00", "2024-01-03T06:00", "2024-01-04T06:00", "2024-01-05T06:00"]);
+    assert.deepEqual(firings("0 6 * * 1-5", "unix"), [
+      "2024-01-01T06:00",
+      "2024-01-02T06:00",
+      "2024-01-03T06:00",
+      "2024-01-04T06:00",
+      "2024-01-05T06:00",
+    ]);
     assert.deepEqual(firings("0 6 * * SUN,7", "unix"), ["2024-01-07T06:00"]);
     assert.equal(firings("*/15 0-1 * * *", "unix").filter((t) => t.startsWith("2024-01-01")).length, 8);
   });

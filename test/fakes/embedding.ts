@@ -1,5 +1,7 @@
 const STOPWORDS = new Set(
-  "a an and are as at be by do does for from how in is it of on or that the this to was what when where which who why with".split(" "),
+  "a an and are as at be by do does for from how in is it of on or that the this to was what when where which who why with".split(
+    " ",
+  ),
 );
 
 export function words(text: string): string[] {

@@ -58,7 +58,10 @@ test("fake Ollama: /api/embed (batched), /api/chat (plain and NDJSON stream), /a
   assert.equal(last?.done, true);
   assert.equal(last?.eval_count, plain.eval_count);
 
-  assert.deepEqual((await client.list()).models.map((m) => m.name), ["tiny", "embedder"]);
+  assert.deepEqual(
+    (await client.list()).models.map((m) => m.name),
+    ["tiny", "embedder"],
+  );
   assert.match((await client.version()).version, /^\d+\.\d+\.\d+$/);
 });
 
@@ -74,7 +77,10 @@ test("fake Ollama: errors use Ollama's {error} body and status; knobs add latenc
   assert.ok(typeof ((await raw.json()) as { error: string }).error === "string");
 
   ollama.knobs.failStatus = 500;
-  await assert.rejects(client.embed({ model: "embedder", input: "x" }), (err: { status_code: number }) => err.status_code === 500);
+  await assert.rejects(
+    client.embed({ model: "embedder", input: "x" }),
+    (err: { status_code: number }) => err.status_code === 500,
+  );
   ollama.knobs.failStatus = null;
   ollama.knobs.latencyMs = 200;
   const started = Date.now();
@@ -90,7 +96,10 @@ test("fake Qdrant: collections, payload index, upsert, filtered cosine query, de
   assert.equal((await client.collectionExists("docs")).exists, true);
   await assert.rejects(client.createCollection("docs", { vectors: { size: 3, distance: "Cosine" } }));
   await client.createPayloadIndex("docs", { field_name: "meta.lang", field_schema: "keyword", wait: true });
-  assert.equal((await client.getCollection("docs")).config.params.vectors && qdrant.collections.get("docs")!.payloadSchema.get("meta.lang"), "keyword");
+  assert.equal(
+    (await client.getCollection("docs")).config.params.vectors && qdrant.collections.get("docs")!.payloadSchema.get("meta.lang"),
+    "keyword",
+  );
 
   await client.upsert("docs", {
     wait: true,
@@ -104,9 +113,20 @@ test("fake Qdrant: collections, payload index, upsert, filtered cosine query, de
   const ids = async (filter?: Record<string, unknown>) =>
     (await client.query("docs", { query: [1, 0, 0], filter, limit: 10, with_payload: true })).points.map((p) => p.id);
   assert.deepEqual(await ids(), [1, 2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"], "ranked by cosine");
-  assert.deepEqual(await ids({ must: [{ key: "meta.lang", match: { value: "en" } }] }), [1, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]);
+  assert.deepEqual(await ids({ must: [{ key: "meta.lang", match: { value: "en" } }] }), [
+    1,
+    "5c56c793-69f3-4fbf-87e6-c4bf54c28c26",
+  ]);
   assert.deepEqual(await ids({ must: [{ key: "meta.tags", match: { any: ["b"] } }] }), [1, 2]);
-  assert.deepEqual(await ids({ should: [{ key: "meta.n", match: { value: 2 } }, { key: "meta.n", match: { value: 3 } }] }), [2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]);
+  assert.deepEqual(
+    await ids({
+      should: [
+        { key: "meta.n", match: { value: 2 } },
+        { key: "meta.n", match: { value: 3 } },
+      ],
+    }),
+    [2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"],
+  );
   assert.deepEqual(await ids({ must_not: [{ key: "meta.lang", match: { value: "en" } }] }), [2]);
   assert.deepEqual(await ids({ must: [{ key: "meta.lang", match: { except: ["en"] } }] }), [2]);
   assert.deepEqual(await ids({ must: [{ key: "meta.n", range: { gte: 2 } }] }), [2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]);
@@ -132,8 +152,15 @@ test("fake Qdrant: errors use Qdrant's {status: {error}} body; bad ids and dimen
 
   await client.createCollection("dims", { vectors: { size: 2, distance: "Dot" } });
   assert.equal(qdrant.collections.get("dims")!.replicationFactor, 1, "Qdrant's default");
-  await assert.rejects(client.createCollection("bad-rf", { vectors: { size: 2, distance: "Dot" }, replication_factor: 0 }), /400|Bad Request/);
-  await client.createCollection("replicated", { vectors: { size: 2, distance: "Dot" }, replication_factor: 3, write_consistency_factor: 2 });
+  await assert.rejects(
+    client.createCollection("bad-rf", { vectors: { size: 2, distance: "Dot" }, replication_factor: 0 }),
+    /400|Bad Request/,
+  );
+  await client.createCollection("replicated", {
+    vectors: { size: 2, distance: "Dot" },
+    replication_factor: 3,
+    write_consistency_factor: 2,
+  });
   const params = (await client.getCollection("replicated")).config.params;
   assert.deepEqual([params.replication_factor, params.write_consistency_factor], [3, 2]);
   await assert.rejects(client.upsert("dims", { wait: true, points: [{ id: 1, vector: [1, 2, 3] }] }), /400|Bad Request/);

@@ -49,7 +49,8 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   const calls: Record<string, number> = {};
   const chatModels: string[] = [];
   const timings = new Timings();
-  const known = (model: string) => !opts.models || opts.models.includes(model) || opts.models.includes(model.replace(/:latest$/, ""));
+  const known = (model: string) =>
+    !opts.models || opts.models.includes(model) || opts.models.includes(model.replace(/:latest$/, ""));
 
   const app = new Hono();
   app.use("/api/*", async (c, next) => {
@@ -82,7 +83,8 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     if (!body.model) return ollamaError(c, 400, "model is required");
     if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
-    if (!Array.isArray(inputs) || inputs.some((i) => typeof i !== "string")) return ollamaError(c, 400, "input must be a string or a list of strings");
+    if (!Array.isArray(inputs) || inputs.some((i) => typeof i !== "string"))
+      return ollamaError(c, 400, "input must be a string or a list of strings");
     return c.json({
       model: body.model,
       embeddings: inputs.map((text) => embedText(text, dim)),
@@ -121,7 +123,12 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     return stream(c, async (s) => {
       for (const piece of pieces) {
         if (knobs.tokenDelayMs > 0) await sleep(knobs.tokenDelayMs);
-        const chunk = { model: body.model, created_at: new Date().toISOString(), message: { role: "assistant", content: piece }, done: false };
+        const chunk = {
+          model: body.model,
+          created_at: new Date().toISOString(),
+          message: { role: "assistant", content: piece },
+          done: false,
+        };
         await s.write(`${JSON.stringify(chunk)}\n`);
       }
       await s.write(`${JSON.stringify({ ...final, message: { role: "assistant", content: "" } })}\n`);

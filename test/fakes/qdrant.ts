@@ -42,7 +42,8 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   const timings = new Timings();
   let operationId = 0;
 
-  const ok = (c: Context<FakeEnv>, result: unknown) => c.json({ result, status: "ok", time: (performance.now() - c.get("started")) / 1000 });
+  const ok = (c: Context<FakeEnv>, result: unknown) =>
+    c.json({ result, status: "ok", time: (performance.now() - c.get("started")) / 1000 });
   const fail = (c: Context, status: number, error: string) => c.json({ status: { error }, time: 0 }, status as 400);
   const updated = () => ({ operation_id: ++operationId, status: "completed" });
   const collectionOf = (c: Context) => collections.get(c.req.param("name")!);
@@ -77,43 +78,55 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   app.get("/collections/:name", (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
-    return ok(
-      c,
-      {
-        status: "green",
-        optimizer_status: "ok",
-        points_count: col.points.size,
-        indexed_vectors_count: 0,
-        segments_count: 1,
-        config: {
-          params: {
-            vectors: { size: col.size, distance: col.distance },
-            shard_number: 1,
-            replication_factor: col.replicationFactor,
-            write_consistency_factor: col.writeConsistencyFactor,
-            on_disk_payload: true,
-          },
-          hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
-          optimizer_config: { deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0, flush_interval_sec: 5 },
-          wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
+    return ok(c, {
+      status: "green",
+      optimizer_status: "ok",
+      points_count: col.points.size,
+      indexed_vectors_count: 0,
+      segments_count: 1,
+      config: {
+        params: {
+          vectors: { size: col.size, distance: col.distance },
+          shard_number: 1,
+          replication_factor: col.replicationFactor,
+          write_consistency_factor: col.writeConsistencyFactor,
+          on_disk_payload: true,
         },
-        payload_schema: Object.fromEntries([...col.payloadSchema].map(([field, type]) => [field, { data_type: type, params: { type }, points: col.points.size }])),
+        hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
+        optimizer_config: {
+          deleted_threshold: 0.2,
+          vacuum_min_vector_number: 1000,
+          default_segment_number: 0,
+          flush_interval_sec: 5,
+        },
+        wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
       },
-    );
+      payload_schema: Object.fromEntries(
+        [...col.payloadSchema].map(([field, type]) => [field, { data_type: type, params: { type }, points: col.points.size }]),
+      ),
+    });
   });
 
   app.put("/collections/:name", async (c) => {
     const name = c.req.param("name");
-    const req = await body<{ vectors?: { size?: number; distance?: string }; replication_factor?: unknown; write_consistency_factor?: unknown }>(c);
+    const req = await body<{
+      vectors?: { size?: number; distance?: string };
+      replication_factor?: unknown;
+      write_consistency_factor?: unknown;
+    }>(c);
     const size = req?.vectors?.size;
     const distance = req?.vectors?.distance;
     if (!Number.isInteger(size) || (size as number) < 1 || !["Cosine", "Dot", "Euclid", "Manhattan"].includes(distance ?? "")) {
       return fail(c, 400, "Wrong input: vectors must be {size: positive integer, distance: Cosine|Dot|Euclid|Manhattan}");
     }
     // Optional unsigned integers, minimum 1, default 1 (api.qdrant.tech create-collection).
-    const factors = { replication_factor: req?.replication_factor ?? 1, write_consistency_factor: req?.write_consistency_factor ?? 1 };
+    const factors = {
+      replication_factor: req?.replication_factor ?? 1,
+      write_consistency_factor: req?.write_consistency_factor ?? 1,
+    };
     for (const [field, v] of Object.entries(factors)) {
-      if (!Number.isInteger(v) || (v as number) < 1) return fail(c, 400, `Validation error in JSON body: [${field}: value ${JSON.stringify(v)} invalid, must be 1 or larger]`);
+      if (!Number.isInteger(v) || (v as number) < 1)
+        return fail(c, 400, `Validation error in JSON body: [${field}: value ${JSON.stringify(v)} invalid, must be 1 or larger]`);
     }
     if (collections.has(name)) return fail(c, 409, `Wrong input: Collection \`${name}\` already exists!`);
     collections.set(name, {
@@ -145,9 +158,18 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     const req = await body<{ points?: Array<{ id: unknown; vector: unknown; payload?: Record<string, unknown> }> }>(c);
     if (!req || !Array.isArray(req.points)) return fail(c, 400, "Format error in JSON body: expected `points` list");
     for (const p of req.points) {
-      if (!validId(p.id)) return fail(c, 400, `Format error in JSON body: value ${JSON.stringify(p.id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`);
+      if (!validId(p.id))
+        return fail(
+          c,
+          400,
+          `Format error in JSON body: value ${JSON.stringify(p.id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`,
+        );
       if (!Array.isArray(p.vector) || p.vector.length !== col.size) {
-        return fail(c, 400, `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(p.vector) ? p.vector.length : 0}`);
+        return fail(
+          c,
+          400,
+          `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(p.vector) ? p.vector.length : 0}`,
+        );
       }
     }
     for (const p of req.points) {
@@ -178,7 +200,15 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   app.post("/collections/:name/points/query", async (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
-    const req = await body<{ query?: unknown; filter?: Filter; limit?: number; offset?: number; with_payload?: unknown; with_vector?: unknown; score_threshold?: number }>(c);
+    const req = await body<{
+      query?: unknown;
+      filter?: Filter;
+      limit?: number;
+      offset?: number;
+      with_payload?: unknown;
+      with_vector?: unknown;
+      score_threshold?: number;
+    }>(c);
     if (!req) return fail(c, 400, "Format error in JSON body");
     const limit = req.limit ?? 10;
     const offset = req.offset ?? 0;
@@ -189,12 +219,18 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
       return fail(c, 400, `Format error in JSON body: ${(err as Error).message}`);
     }
     if (req.query === undefined) {
-      const points = candidates.slice(offset, offset + limit).map((p) => ({ ...shape(p, req.with_payload, req.with_vector), score: 0 }));
+      const points = candidates
+        .slice(offset, offset + limit)
+        .map((p) => ({ ...shape(p, req.with_payload, req.with_vector), score: 0 }));
       return ok(c, { points });
     }
     const vector = req.query;
     if (!Array.isArray(vector) || vector.length !== col.size) {
-      return fail(c, 400, `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(vector) ? vector.length : 0}`);
+      return fail(
+        c,
+        400,
+        `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(vector) ? vector.length : 0}`,
+      );
     }
     const ascending = col.distance === "Euclid" || col.distance === "Manhattan";
     const points = candidates
@@ -210,7 +246,9 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     const col = collectionOf(c);
     if (!col) return missing(c);
     const req = (await body<{ filter?: Filter; limit?: number; with_payload?: unknown; with_vector?: unknown }>(c)) ?? {};
-    const points = select(col, req.filter).slice(0, req.limit ?? 10).map((p) => shape(p, req.with_payload ?? true, req.with_vector));
+    const points = select(col, req.filter)
+      .slice(0, req.limit ?? 10)
+      .map((p) => shape(p, req.with_payload ?? true, req.with_vector));
     return ok(c, { points, next_page_offset: null });
   });
 
@@ -224,7 +262,12 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   app.post("/collections/:name/snapshots", (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
-    const snapshot = { name: `${c.req.param("name")}-${Date.now()}.snapshot`, creation_time: new Date().toISOString(), size: col.points.size * 1024, checksum: "0".repeat(64) };
+    const snapshot = {
+      name: `${c.req.param("name")}-${Date.now()}.snapshot`,
+      creation_time: new Date().toISOString(),
+      size: col.points.size * 1024,
+      checksum: "0".repeat(64),
+    };
     col.snapshots.push(snapshot);
     return ok(c, snapshot);
   });

@@ -11,11 +11,14 @@ const tier = TIERS.dev;
 
 test("AWS Backup runs mid-way through work hours on work days, keeping 7 days / 4 weeks / 12 months", () => {
   const rules = inputs(one(plan, "aws:backup/plan:Plan")).rules;
-  assert.deepEqual(rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter]), [
-    ["daily", "cron(0 14 ? * MON-FRI *)", "America/New_York", 7],
-    ["weekly", "cron(0 14 ? * MON *)", "America/New_York", 28],
-    ["monthly", "cron(0 14 ? * 2#1 *)", "America/New_York", 365],
-  ]);
+  assert.deepEqual(
+    rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter]),
+    [
+      ["daily", "cron(0 14 ? * MON-FRI *)", "America/New_York", 7],
+      ["weekly", "cron(0 14 ? * MON *)", "America/New_York", 28],
+      ["monthly", "cron(0 14 ? * 2#1 *)", "America/New_York", 365],
+    ],
+  );
 });
 
 test("the Qdrant snapshot runs weekly, inside work hours", () => {
@@ -38,7 +41,10 @@ test("bucket and vault go with the stack", () => {
   assert.equal(vault.options.protect, undefined);
   assert.equal(ofType(plan, "aws:backup/vaultLockConfiguration:VaultLockConfiguration").length, 0, "dev: no vault lock");
   const [rule] = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket")).rules;
-  assert.deepEqual([rule.transitions[0].days, rule.expiration.days], [tier.backups.glacierAfterDays, tier.backups.expireAfterDays]);
+  assert.deepEqual(
+    [rule.transitions[0].days, rule.expiration.days],
+    [tier.backups.glacierAfterDays, tier.backups.expireAfterDays],
+  );
 });
 
 test("the database is in the backup selection even though it is stopped at night", () => {

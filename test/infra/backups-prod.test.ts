@@ -34,7 +34,13 @@ test("the plan keeps 7 daily, 4 weekly and 12 monthly recovery points, started o
   const plan_ = inputs(one(plan, "aws:backup/plan:Plan"));
   const vaultName = inputs(one(plan, "aws:backup/vault:Vault")).name;
   assert.deepEqual(
-    plan_.rules.map((r: any) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.lifecycle.deleteAfter, r.targetVaultName]),
+    plan_.rules.map((r: any) => [
+      r.ruleName,
+      r.schedule,
+      r.scheduleExpressionTimezone,
+      r.lifecycle.deleteAfter,
+      r.targetVaultName,
+    ]),
     [
       ["daily", "cron(0 1 * * ? *)", "America/New_York", 7, vaultName],
       ["weekly", "cron(0 1 ? * SUN *)", "America/New_York", 28, vaultName],
@@ -69,7 +75,9 @@ test("the Qdrant volumes carry the backup tag too", () => {
   const qdrant = inputs(one(plan, "kubernetes:apps/v1:StatefulSet", "qdrant"));
   const className = qdrant.spec.volumeClaimTemplates[0].spec.storageClassName;
   const storageClass = inputs(one(plan, "kubernetes:storage.k8s.io/v1:StorageClass", className));
-  const tags = Object.entries(storageClass.parameters ?? {}).filter(([k]) => k.startsWith("tagSpecification_")).map(([, v]) => v);
+  const tags = Object.entries(storageClass.parameters ?? {})
+    .filter(([k]) => k.startsWith("tagSpecification_"))
+    .map(([, v]) => v);
   assert.ok(tags.includes(`${tag.key}=${tag.value}`), `StorageClass ${className} does not tag volumes ${tag.key}=${tag.value}`);
 });
 
@@ -92,7 +100,8 @@ test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", 
   const sse = forBucket("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").rules[0];
   assert.deepEqual(sse.applyServerSideEncryptionByDefault, { sseAlgorithm: "aws:kms", kmsMasterKeyId: dataKeyArn });
   const block = forBucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock");
-  for (const key of ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]) assert.equal(block[key], true, key);
+  for (const key of ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"])
+    assert.equal(block[key], true, key);
   assert.equal(forBucket("aws:s3/bucketOwnershipControls:BucketOwnershipControls").rule.objectOwnership, "BucketOwnerEnforced");
   const [deny] = JSON.parse(forBucket("aws:s3/bucketPolicy:BucketPolicy").policy).Statement;
   assert.deepEqual([deny.Effect, deny.Action, deny.Condition], ["Deny", "s3:*", { Bool: { "aws:SecureTransport": "false" } }]);
@@ -138,7 +147,10 @@ test("its ServiceAccount assumes an IRSA role that may only put objects under qd
   const roleArn = account.metadata.annotations["eks.amazonaws.com/role-arn"] as string;
   const roleName = roleArn.split("/").pop()!;
   const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement[0];
-  assert.equal(Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1], "system:serviceaccount:agent:qdrant-snapshot");
+  assert.equal(
+    Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1],
+    "system:serviceaccount:agent:qdrant-snapshot",
+  );
 
   const policy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
   const s3 = policy.Statement.filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("s3:")));
@@ -160,7 +172,11 @@ test("Loki's log bucket in prod is private, KMS-encrypted and expires what Loki 
   const name = "observability-logs";
   const of = (type: string) => inputs(one(plan, type, name));
   assert.equal(of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").restrictPublicBuckets, true);
-  assert.equal(of("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").rules[0].applyServerSideEncryptionByDefault.sseAlgorithm, "aws:kms");
+  assert.equal(
+    of("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").rules[0]
+      .applyServerSideEncryptionByDefault.sseAlgorithm,
+    "aws:kms",
+  );
   assert.equal(of("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").rules[0].expiration.days, 30 + 7);
   const role = inputs(one(plan, "aws:iam/role:Role", "observability-loki"));
   assert.match(role.assumeRolePolicy, /system:serviceaccount:monitoring:loki/);

@@ -55,7 +55,9 @@ async function fakeQdrant(collections: string[], badChecksum: string[] = []): Pr
       const data = randomBytes(2048 + n);
       snapshots.set(name, data);
       created.set(name, data);
-      const checksum = createHash("sha256").update(badChecksum.includes(parts[1]) ? "other" : data).digest("hex");
+      const checksum = createHash("sha256")
+        .update(badChecksum.includes(parts[1]) ? "other" : data)
+        .digest("hex");
       return json(res, 200, {
         result: { name, creation_time: "2025-01-01T03:00:00", size: data.length, checksum },
         status: "ok",
@@ -94,25 +96,35 @@ async function runScript(nodes: Record<string, string>, env: Record<string, stri
   const dir = mkdtempSync(join(tmpdir(), "qdrant-snapshot-"));
   const [bin, s3, scratch] = ["bin", "s3", "scratch"].map((d) => join(dir, d));
   for (const d of [bin, s3, scratch]) execFileSync("mkdir", ["-p", d]);
-  writeFileSync(join(bin, "aws"), `#!/bin/bash
+  writeFileSync(
+    join(bin, "aws"),
+    `#!/bin/bash
 [[ $1 == s3 && $2 == cp ]] || { echo "fake aws: unexpected $*" >&2; exit 2; }
 src=\${@: -2:1}; dst=\${@: -1}
 if [[ -n \${FAIL_UPLOAD:-} && $dst == *"$FAIL_UPLOAD"* ]]; then echo "upload failed: $dst" >&2; exit 1; fi
 key=\${dst#s3://backups/}
 mkdir -p "${s3}/$(dirname "$key")" && cp "$src" "${s3}/$key"
-`);
+`,
+  );
   chmodSync(join(bin, "aws"), 0o755);
   const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile("bash", [SCRIPT], {
-      env: {
-        PATH: `${bin}:${process.env.PATH}`,
-        QDRANT_NODES: Object.entries(nodes).map(([name, url]) => `${name}=${url}`).join(" "),
-        QDRANT_API_KEY: API_KEY,
-        S3_URI: "s3://backups/qdrant",
-        SCRATCH_DIR: scratch,
-        ...env,
+    execFile(
+      "bash",
+      [SCRIPT],
+      {
+        env: {
+          PATH: `${bin}:${process.env.PATH}`,
+          QDRANT_NODES: Object.entries(nodes)
+            .map(([name, url]) => `${name}=${url}`)
+            .join(" "),
+          QDRANT_API_KEY: API_KEY,
+          S3_URI: "s3://backups/qdrant",
+          SCRATCH_DIR: scratch,
+          ...env,
+        },
       },
-    }, (err, _stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }));
+      (err, _stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }),
+    );
   });
   const objects = new Map<string, Buffer>();
   for (const entry of readdirSync(s3, { recursive: true, withFileTypes: true })) {
@@ -126,7 +138,9 @@ mkdir -p "${s3}/$(dirname "$key")" && cp "$src" "${s3}/$key"
 
 const today = () => new Date().toISOString().slice(0, 10);
 
-test("every collection on every node is uploaded under qdrant/<date>/<node>/<collection>/, then deleted locally", { skip }, async () => {
+test("every collection on every node is uploaded under qdrant/<date>/<node>/<collection>/, then deleted locally", {
+  skip,
+}, async () => {
   const q0 = await fakeQdrant(["documents", "chunks"]);
   const q1 = await fakeQdrant(["documents"]);
   try {
@@ -140,22 +154,31 @@ test("every collection on every node is uploaded under qdrant/<date>/<node>/<col
     assert.equal(expected.length, 3);
     assert.deepEqual([...run.objects.keys()].sort(), expected.map(([key]) => key).sort());
     for (const [key, data] of expected) assert.ok(run.objects.get(key)!.equals(data), `${key} differs from the snapshot`);
-    for (const node of [q0, q1]) for (const snaps of node.stored.values()) assert.equal(snaps.size, 0, "a snapshot was left on the node");
+    for (const node of [q0, q1])
+      for (const snaps of node.stored.values()) assert.equal(snaps.size, 0, "a snapshot was left on the node");
     assert.deepEqual(run.scratchLeft, []);
   } finally {
     await Promise.all([q0.close(), q1.close()]);
   }
 });
 
-test("a failed upload, a bad checksum or an unreachable node fail the job, and the rest is still backed up", { skip }, async () => {
+test("a failed upload, a bad checksum or an unreachable node fail the job, and the rest is still backed up", {
+  skip,
+}, async () => {
   const q0 = await fakeQdrant(["documents", "chunks"]);
   const q1 = await fakeQdrant(["documents"], ["documents"]);
   const gone = await fakeQdrant([]);
   await gone.close();
   try {
-    const run = await runScript({ "qdrant-0": q0.url, "qdrant-1": q1.url, "qdrant-2": gone.url }, { FAIL_UPLOAD: "/qdrant-0/chunks/" });
+    const run = await runScript(
+      { "qdrant-0": q0.url, "qdrant-1": q1.url, "qdrant-2": gone.url },
+      { FAIL_UPLOAD: "/qdrant-0/chunks/" },
+    );
     assert.equal(run.code, 1);
-    assert.deepEqual([...run.objects.keys()].map((k) => k.split("/").slice(2, 4).join("/")), ["qdrant-0/documents"]);
+    assert.deepEqual(
+      [...run.objects.keys()].map((k) => k.split("/").slice(2, 4).join("/")),
+      ["qdrant-0/documents"],
+    );
     assert.match(run.stderr, /qdrant-0\/chunks: .* was not uploaded/);
     assert.match(run.stderr, /checksum mismatch/);
     assert.match(run.stderr, /qdrant-2: listing collections failed/);

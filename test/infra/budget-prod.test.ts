@@ -7,7 +7,10 @@ import { inputs, one } from "../support/plan.ts";
 
 const EMAIL = "oncall@example.com";
 const TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts";
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:notifyEmail": EMAIL, "agent-stack:budgetSnsTopicArn": TOPIC } });
+const plan = await runPlan({
+  stack: "prod",
+  config: { "agent-stack:notifyEmail": EMAIL, "agent-stack:budgetSnsTopicArn": TOPIC },
+});
 const budget = inputs(one(plan, "aws:budgets/budget:Budget"));
 
 test("a monthly USD cost budget of the tier's amount, for this stack's costs only", () => {
@@ -20,7 +23,10 @@ test("a monthly USD cost budget of the tier's amount, for this stack's costs onl
 test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's topic (which mails the address) and the extra topic", () => {
   assert.deepEqual(
     budget.notifications.map((n: any) => [n.notificationType, n.comparisonOperator, n.threshold, n.thresholdType]),
-    [["ACTUAL", "GREATER_THAN", 80, "PERCENTAGE"], ["FORECASTED", "GREATER_THAN", 100, "PERCENTAGE"]],
+    [
+      ["ACTUAL", "GREATER_THAN", 80, "PERCENTAGE"],
+      ["FORECASTED", "GREATER_THAN", 100, "PERCENTAGE"],
+    ],
   );
   const own = `arn:aws:mock:us-east-1:123456789012:Topic/${one(plan, "aws:sns/topic:Topic").name}`;
   for (const n of budget.notifications) {

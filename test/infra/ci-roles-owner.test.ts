@@ -4,7 +4,10 @@ import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { inputs, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ownsOidcProvider: true }) } });
+const plan = await runPlan({
+  stack: "prod",
+  config: { "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ownsOidcProvider: true }) },
+});
 
 test("the owner creates the provider, protected, and its roles trust it", () => {
   const provider = one(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "ci-github");

@@ -8,7 +8,9 @@ import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const ci = (extra: Record<string, unknown> = {}) => ({ "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ...extra }) });
+const ci = (extra: Record<string, unknown> = {}) => ({
+  "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ...extra }),
+});
 const plan = await runPlan({ stack: "prod", config: ci() });
 const role = (name: string) => inputs(one(plan, "aws:iam/role:Role", name));
 const trust = (name: string) => JSON.parse(role(name).assumeRolePolicy).Statement[0];
@@ -40,13 +42,19 @@ test("no role carries AdministratorAccess or ReadOnlyAccess; the deploy role has
 });
 
 test("pull requests get a preview role that reads only this stack's resources and no secret value", () => {
-  assert.equal(trust("ci-preview").Condition.StringEquals["token.actions.githubusercontent.com:sub"], "repo:acme/agents:pull_request");
+  assert.equal(
+    trust("ci-preview").Condition.StringEquals["token.actions.githubusercontent.com:sub"],
+    "repo:acme/agents:pull_request",
+  );
   const statements = inlinePolicy("ci-preview").Statement;
   const actions: string[] = statements.flatMap((s: any) => s.Action);
   for (const forbidden of ["secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameters", "s3:GetObject"]) {
     assert.ok(!actions.includes(forbidden), forbidden);
   }
-  assert.ok(actions.every((a) => /:(Get|Describe|List|View)/.test(a)), "read actions only");
+  assert.ok(
+    actions.every((a) => /:(Get|Describe|List|View)/.test(a)),
+    "read actions only",
+  );
   const ownStack = statements.find((s: any) => s.Sid === "OwnStackReadOnly");
   assert.deepEqual(ownStack.Condition, { StringEquals: { "aws:ResourceTag/stack": "prod" } });
   assert.ok(ownStack.Action.includes("iam:GetRole"));
@@ -60,16 +68,33 @@ test("the preview role views the cluster (no Secrets, no exec); the deploy role 
 });
 
 test("a stack that does not own the GitHub OIDC provider looks it up and trusts its ARN (ci-roles-owner.test.ts: the owner)", () => {
-  assert.deepEqual(ofType(plan, GITHUB_PROVIDER).map((r) => r.name), ["cluster-oidc"], "a non-owner creates none");
-  assert.equal(trust("ci-deploy").Principal.Federated, "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com");
-  assert.equal(trust("ci-preview").Principal.Federated, "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com");
+  assert.deepEqual(
+    ofType(plan, GITHUB_PROVIDER).map((r) => r.name),
+    ["cluster-oidc"],
+    "a non-owner creates none",
+  );
+  assert.equal(
+    trust("ci-deploy").Principal.Federated,
+    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+  );
+  assert.equal(
+    trust("ci-preview").Principal.Federated,
+    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+  );
   assert.ok(plan.outputs.ciDeployRoleArn);
   assert.ok(plan.outputs.ciPreviewRoleArn);
 });
 
 test("owning the provider and naming its ARN at once is a config error naming both keys", () => {
   assert.match(
-    configFailure({ "aws:region": "us-east-1", "agent-stack:tier": "medium", ...ci({ ownsOidcProvider: true, oidcProviderArn: "arn:aws:iam::210987654321:oidc-provider/token.actions.githubusercontent.com" }) }),
+    configFailure({
+      "aws:region": "us-east-1",
+      "agent-stack:tier": "medium",
+      ...ci({
+        ownsOidcProvider: true,
+        oidcProviderArn: "arn:aws:iam::210987654321:oidc-provider/token.actions.githubusercontent.com",
+      }),
+    }),
     /agent-stack:ci\.ownsOidcProvider and agent-stack:ci\.oidcProviderArn/,
   );
 });

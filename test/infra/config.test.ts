@@ -24,7 +24,10 @@ test("an override replaces one value and keeps the rest of the tier", () => {
 });
 
 test("an unknown tier lists the tiers", () => {
-  assert.equal(failure({ ...base, "agent-stack:tier": "huge" }), 'agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large');
+  assert.equal(
+    failure({ ...base, "agent-stack:tier": "huge" }),
+    'agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large',
+  );
 });
 
 test("a missing tier is required", () => {
@@ -32,12 +35,21 @@ test("a missing tier is required", () => {
 });
 
 test("a negative count names the key, the value and the bound", () => {
-  assert.equal(failure(withOverrides({ nodeGroups: { gpu: { min: -1 } } })), "agent-stack:overrides.nodeGroups.gpu.min: got -1; allowed: >= 0");
+  assert.equal(
+    failure(withOverrides({ nodeGroups: { gpu: { min: -1 } } })),
+    "agent-stack:overrides.nodeGroups.gpu.min: got -1; allowed: >= 0",
+  );
 });
 
 test("a min above a max names both", () => {
-  assert.match(failure(withOverrides({ nodeGroups: { general: { min: 6 } } })), /agent-stack:overrides\.nodeGroups\.general\.min: 6 is above max 5/);
-  assert.match(failure(withOverrides({ api: { minReplicas: 12 } })), /agent-stack:overrides\.api\.minReplicas: 12 is above maxReplicas 10/);
+  assert.match(
+    failure(withOverrides({ nodeGroups: { general: { min: 6 } } })),
+    /agent-stack:overrides\.nodeGroups\.general\.min: 6 is above max 5/,
+  );
+  assert.match(
+    failure(withOverrides({ api: { minReplicas: 12 } })),
+    /agent-stack:overrides\.api\.minReplicas: 12 is above maxReplicas 10/,
+  );
 });
 
 test("an unknown key under our namespace lists the allowed keys", () => {
@@ -46,7 +58,10 @@ test("an unknown key under our namespace lists the allowed keys", () => {
 });
 
 test("an unknown key inside overrides lists the keys allowed there", () => {
-  assert.match(failure(withOverrides({ database: { sizeGb: 5 } })), /^agent-stack:overrides\.database\.sizeGb is not a known key; allowed: instanceClass, allocatedStorageGb/);
+  assert.match(
+    failure(withOverrides({ database: { sizeGb: 5 } })),
+    /^agent-stack:overrides\.database\.sizeGb is not a known key; allowed: instanceClass, allocatedStorageGb/,
+  );
 });
 
 test("keys of other namespaces are not ours to judge", () => {
@@ -58,7 +73,10 @@ test("a missing region says how to set it", () => {
 });
 
 test("the tier's one GPU flag and its gpu node group must agree, either way", () => {
-  assert.match(failure(withOverrides({ nodeGroups: { gpu: null } })), /overrides\.gpu: true needs a gpu node group; set nodeGroups\.gpu or gpu: false/);
+  assert.match(
+    failure(withOverrides({ nodeGroups: { gpu: null } })),
+    /overrides\.gpu: true needs a gpu node group; set nodeGroups\.gpu or gpu: false/,
+  );
   assert.match(failure(withOverrides({ gpu: false })), /overrides\.gpu: false, but nodeGroups\.gpu is set/);
 });
 
@@ -81,9 +99,15 @@ test("the README documents exactly the keys the program reads", async () => {
 });
 
 test("numbers and booleans given as strings (pulumi config set --path) are read as the tier's types", () => {
-  const config = parseStackConfig(withOverrides({ nodeGroups: { general: { max: "8" } }, database: { multiAz: "false" }, api: { cpuRequest: "2" } }), "prod");
+  const config = parseStackConfig(
+    withOverrides({ nodeGroups: { general: { max: "8" } }, database: { multiAz: "false" }, api: { cpuRequest: "2" } }),
+    "prod",
+  );
   assert.equal(config.sizes.nodeGroups.general.max, 8);
   assert.equal(config.sizes.database.multiAz, false);
   assert.equal(config.sizes.api.cpuRequest, "2");
-  assert.match(failure(withOverrides({ nodeGroups: { general: { max: "eight" } } })), /nodeGroups\.general\.max: got "eight"; allowed: number/);
+  assert.match(
+    failure(withOverrides({ nodeGroups: { general: { max: "eight" } } })),
+    /nodeGroups\.general\.max: got "eight"; allowed: number/,
+  );
 });

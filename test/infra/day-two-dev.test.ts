@@ -9,12 +9,17 @@ const plan = await runPlan({ stack: "dev" });
 
 test("dev's only group (it hosts every volume) sits in one zone", () => {
   const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
-  assert.deepEqual(groups.map((g) => inputs(g).labels.role), ["general"]);
+  assert.deepEqual(
+    groups.map((g) => inputs(g).labels.role),
+    ["general"],
+  );
   assert.deepEqual(inputs(groups[0]).subnetIds, ["network-private-0-id"]);
 });
 
 test("dev's StatefulSets: Qdrant keeps its claim on the general group, Ollama has none", () => {
-  const sets = Object.fromEntries(ofType(plan, "kubernetes:apps/v1:StatefulSet").map((s) => [inputs(s).metadata.name, inputs(s).spec]));
+  const sets = Object.fromEntries(
+    ofType(plan, "kubernetes:apps/v1:StatefulSet").map((s) => [inputs(s).metadata.name, inputs(s).spec]),
+  );
   assert.equal(sets.qdrant.template.spec.nodeSelector.role, "general");
   assert.equal(sets.qdrant.volumeClaimTemplates.length, 1);
   assert.equal(sets.ollama.volumeClaimTemplates, undefined);

@@ -16,11 +16,23 @@ test("a stack that names no receiver fails the plan and says what to set", () =>
   const root = mkdtempSync(join(tmpdir(), "no-receiver-"));
   writeFileSync(join(root, "Pulumi.lonely.yaml"), "config:\n  aws:region: us-east-1\n  agent-stack:tier: dev\n");
   // runPlan reads stack files from `root`; the CLI from the repository, so this one goes through the harness.
-  const run = spawnSync(process.execPath, ["--import", "tsx", "-e", `
+  const run = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "-e",
+      `
     import("${join(REPO_ROOT, "infra/plan/harness.ts")}").then((h) => h.runPlan({ stack: "lonely", root: ${JSON.stringify(root)} }))
-      .then(() => process.exit(0), (e) => { console.error(e.name + ": " + e.message); process.exit(3); });`], { cwd: REPO_ROOT, encoding: "utf8" });
+      .then(() => process.exit(0), (e) => { console.error(e.name + ": " + e.message); process.exit(3); });`,
+    ],
+    { cwd: REPO_ROOT, encoding: "utf8" },
+  );
   assert.equal(run.status, 3, run.stdout + run.stderr);
-  assert.match(run.stderr, /ConfigError: stack lonely has no alert receiver, so alerts and budget warnings would reach nobody; set agent-stack:notifyEmail/);
+  assert.match(
+    run.stderr,
+    /ConfigError: stack lonely has no alert receiver, so alerts and budget warnings would reach nobody; set agent-stack:notifyEmail/,
+  );
   assert.match(run.stderr, /agent-stack:alertSlackWebhookUrl or agent-stack:alertPagerdutyKey/);
 });
 
@@ -28,19 +40,30 @@ test("the example stack files each name a receiver", () => {
   for (const stack of ["dev", "prod"]) {
     const run = plan("--stack", stack, "--format", "json");
     assert.equal(run.status, 0, run.stderr);
-    assert.ok(JSON.parse(run.stdout).resources.some((r: any) => r.type === "aws:sns/topicSubscription:TopicSubscription"), stack);
+    assert.ok(
+      JSON.parse(run.stdout).resources.some((r: any) => r.type === "aws:sns/topicSubscription:TopicSubscription"),
+      stack,
+    );
   }
 });
 
 test("models that do not fit the GPU fail the plan with the memory budget (exit 2)", () => {
-  const run = plan("--stack", "prod", "--config", `agent-stack:overrides=${JSON.stringify({ ollama: { models: { large: "qwen2.5:32b" }, kvCacheType: "f16" } })}`);
+  const run = plan(
+    "--stack",
+    "prod",
+    "--config",
+    `agent-stack:overrides=${JSON.stringify({ ollama: { models: { large: "qwen2.5:32b" }, kvCacheType: "f16" } })}`,
+  );
   assert.equal(run.status, 2, run.stdout + run.stderr);
-  assert.match(run.stderr, /agent-stack:overrides\.ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need \d+ MiB but NVIDIA A10G on g5\.4xlarge/);
+  assert.match(
+    run.stderr,
+    /agent-stack:overrides\.ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need \d+ MiB but NVIDIA A10G on g5\.4xlarge/,
+  );
 });
 
 test("the table report prints the memory budget", () => {
   const run = plan("--stack", "prod");
   assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /\ncapacity\n  memory vector node r6i\.2xlarge: 65536 MiB - .* = 60242 MiB; requests qdrant 56Gi/);
-  assert.match(run.stdout, /    total \d+ MiB of 22516 MiB, \d+ MiB free/);
+  assert.match(run.stdout, /\ncapacity\n {2}memory vector node r6i\.2xlarge: 65536 MiB - .* = 60242 MiB; requests qdrant 56Gi/);
+  assert.match(run.stdout, / {4}total \d+ MiB of 22516 MiB, \d+ MiB free/);
 });

@@ -10,13 +10,18 @@ import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await runPlan({ stack: "prod" });
-const stackFile = YAML.parse((await import("node:fs")).readFileSync(new URL("../../Pulumi.prod.yaml", import.meta.url), "utf8")).config;
+const stackFile = YAML.parse(
+  (await import("node:fs")).readFileSync(new URL("../../Pulumi.prod.yaml", import.meta.url), "utf8"),
+).config;
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
-const subnetZone = new Map(ofType(plan, "aws:ec2/subnet:Subnet").map((s) => [`${s.name}-id`, inputs(s).availabilityZone as string]));
+const subnetZone = new Map(
+  ofType(plan, "aws:ec2/subnet:Subnet").map((s) => [`${s.name}-id`, inputs(s).availabilityZone as string]),
+);
 const zonesOf = (g: PlannedResource) => new Set((inputs(g).subnetIds as string[]).map((id) => subnetZone.get(id)!));
 const groupsOf = (role: string) => nodeGroups.filter((g) => inputs(g).labels.role === role);
 const kps = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values;
-const statefulSet = (name: string) => inputs(ofType(plan, "kubernetes:apps/v1:StatefulSet").find((s) => inputs(s).metadata.name === name)!);
+const statefulSet = (name: string) =>
+  inputs(ofType(plan, "kubernetes:apps/v1:StatefulSet").find((s) => inputs(s).metadata.name === name)!);
 
 test("every pod with an EBS volume claim is pinned to node groups that each sit in one zone", () => {
   // Kubernetes StatefulSets with claims, and the chart-made ones (Prometheus, Alertmanager, Loki) by their node selector.
@@ -24,13 +29,18 @@ test("every pod with an EBS volume claim is pinned to node groups that each sit 
     .filter((s) => (inputs(s).spec.volumeClaimTemplates ?? []).length > 0)
     .map((s) => [inputs(s).metadata.name, inputs(s).spec.template.spec.nodeSelector?.role]);
   const loki = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values.singleBinary;
-  pinned.push(["prometheus", kps.prometheus.prometheusSpec.nodeSelector?.role], ["alertmanager", kps.alertmanager.alertmanagerSpec.nodeSelector?.role], ["loki", loki.nodeSelector?.role]);
+  pinned.push(
+    ["prometheus", kps.prometheus.prometheusSpec.nodeSelector?.role],
+    ["alertmanager", kps.alertmanager.alertmanagerSpec.nodeSelector?.role],
+    ["loki", loki.nodeSelector?.role],
+  );
   assert.ok(pinned.some(([name]) => name === "qdrant"));
   for (const [name, role] of pinned) {
     assert.ok(role, `${name} has no node selector: it could land on any group`);
     const groups = groupsOf(role);
     assert.ok(groups.length > 0, `${name}: no node group with role ${role}`);
-    for (const g of groups) assert.equal(zonesOf(g).size, 1, `${name} runs on ${g.name}, which spans ${[...zonesOf(g)].join(", ")}`);
+    for (const g of groups)
+      assert.equal(zonesOf(g).size, 1, `${name} runs on ${g.name}, which spans ${[...zonesOf(g)].join(", ")}`);
   }
 });
 
@@ -38,12 +48,21 @@ test("Qdrant's three peers get one vector group per zone; Ollama keeps no volume
   const vector = groupsOf("vector");
   assert.equal(vector.length, 3);
   assert.equal(new Set(vector.flatMap((g) => [...zonesOf(g)])).size, 3);
-  assert.equal(vector.reduce((n, g) => n + inputs(g).scalingConfig.desiredSize, 0), TIERS.medium.nodeGroups.vector!.desired);
+  assert.equal(
+    vector.reduce((n, g) => n + inputs(g).scalingConfig.desiredSize, 0),
+    TIERS.medium.nodeGroups.vector!.desired,
+  );
   const ollama = statefulSet("ollama");
   assert.equal(ollama.spec.volumeClaimTemplates, undefined);
-  assert.ok(ollama.spec.template.spec.volumes.some((v: any) => v.name === "models" && v.emptyDir), "models on an emptyDir");
+  assert.ok(
+    ollama.spec.template.spec.volumes.some((v: any) => v.name === "models" && v.emptyDir),
+    "models on an emptyDir",
+  );
   assert.ok(zonesOf(groupsOf("gpu")[0]).size >= 2, "the gpu group spans zones");
-  assert.deepEqual(ollama.spec.template.spec.topologySpreadConstraints.map((c: any) => c.topologyKey), ["topology.kubernetes.io/zone"]);
+  assert.deepEqual(
+    ollama.spec.template.spec.topologySpreadConstraints.map((c: any) => c.topologyKey),
+    ["topology.kubernetes.io/zone"],
+  );
 });
 
 test("GPU nodes put the kubelet's directories on the instance-store NVMe (RAID0), so emptyDir is local NVMe", () => {
@@ -64,10 +83,16 @@ test("Qdrant: replication factor >= 2 reaches the API, peers spread over zones, 
   const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
   const env = Object.fromEntries(api.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
   assert.ok(Number(env.QDRANT_REPLICATION_FACTOR) >= 2, `QDRANT_REPLICATION_FACTOR=${env.QDRANT_REPLICATION_FACTOR}`);
-  assert.ok(Number(env.QDRANT_WRITE_CONSISTENCY) >= 1 && Number(env.QDRANT_WRITE_CONSISTENCY) <= Number(env.QDRANT_REPLICATION_FACTOR));
+  assert.ok(
+    Number(env.QDRANT_WRITE_CONSISTENCY) >= 1 && Number(env.QDRANT_WRITE_CONSISTENCY) <= Number(env.QDRANT_REPLICATION_FACTOR),
+  );
   const pod = statefulSet("qdrant").spec.template.spec;
-  assert.deepEqual(pod.topologySpreadConstraints.map((c: any) => [c.topologyKey, c.whenUnsatisfiable]), [["topology.kubernetes.io/zone", "DoNotSchedule"]]);
-  for (const g of groupsOf("vector")) assert.deepEqual(inputs(g).taints, [{ key: "dedicated", value: "vector", effect: "NO_SCHEDULE" }]);
+  assert.deepEqual(
+    pod.topologySpreadConstraints.map((c: any) => [c.topologyKey, c.whenUnsatisfiable]),
+    [["topology.kubernetes.io/zone", "DoNotSchedule"]],
+  );
+  for (const g of groupsOf("vector"))
+    assert.deepEqual(inputs(g).taints, [{ key: "dedicated", value: "vector", effect: "NO_SCHEDULE" }]);
   assert.ok(pod.tolerations.some((t: any) => t.key === "dedicated" && t.value === "vector" && t.effect === "NoSchedule"));
 });
 
@@ -101,10 +126,16 @@ test("alerts and the budget go to the stack's SNS topic, which mails the stack f
   const receivers = kps.alertmanager.config.receivers;
   for (const name of ["pager", "chat"]) {
     const sns = receivers.find((r: any) => r.name === name).sns_configs;
-    assert.deepEqual(sns.map((c: any) => [c.topic_arn, c.sigv4.region]), [[topicArn, "us-east-1"]], name);
+    assert.deepEqual(
+      sns.map((c: any) => [c.topic_arn, c.sigv4.region]),
+      [[topicArn, "us-east-1"]],
+      name,
+    );
   }
   const sa = kps.alertmanager.serviceAccount;
-  const roleName = ofType(plan, "aws:iam/role:Role").find((r) => inputs(r).assumeRolePolicy.includes(`system:serviceaccount:monitoring:${sa.name}`))!.name;
+  const roleName = ofType(plan, "aws:iam/role:Role").find((r) =>
+    inputs(r).assumeRolePolicy.includes(`system:serviceaccount:monitoring:${sa.name}`),
+  )!.name;
   assert.equal(sa.annotations["eks.amazonaws.com/role-arn"], `arn:aws:mock:us-east-1:123456789012:Role/${roleName}`);
   const rolePolicy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
   assert.deepEqual(rolePolicy.Statement, [{ Effect: "Allow", Action: "sns:Publish", Resource: topicArn }]);
@@ -118,7 +149,9 @@ test("the stack tag is an active cost allocation tag and reaches instances, volu
     const specs = Object.fromEntries(inputs(t).tagSpecifications.map((s: any) => [s.resourceType, s.tags]));
     for (const type of ["instance", "volume"]) assert.equal(specs[type]?.stack, "prod", `${t.name} ${type}`);
   }
-  const alb = inputs(ofType(plan, "kubernetes:helm.sh/v3:Release").find((r) => inputs(r).chart === "aws-load-balancer-controller")!);
+  const alb = inputs(
+    ofType(plan, "kubernetes:helm.sh/v3:Release").find((r) => inputs(r).chart === "aws-load-balancer-controller")!,
+  );
   assert.equal(alb.values.defaultTags.stack, "prod");
   const ebs = inputs(ofType(plan, "aws:eks/addon:Addon").find((a) => inputs(a).addonName === "aws-ebs-csi-driver")!);
   assert.equal(JSON.parse(ebs.configurationValues).controller.extraVolumeTags.stack, "prod");
@@ -130,17 +163,24 @@ test("the snapshot job's scratch space is a generic ephemeral volume of the data
   assert.equal(scratch.emptyDir, undefined);
   const claim = scratch.ephemeral.volumeClaimTemplate.spec;
   assert.equal(claim.resources.requests.storage, `${TIERS.medium.qdrant.storageGb}Gi`);
-  const sc = inputs(ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").find((c) => inputs(c).metadata.name === claim.storageClassName)!);
+  const sc = inputs(
+    ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").find((c) => inputs(c).metadata.name === claim.storageClassName)!,
+  );
   assert.equal(sc.reclaimPolicy, "Delete");
 });
 
 test("the plan shows the memory and GPU budgets, and every resident model fits the A10G", () => {
   const lines = plan.outputs.capacity as string[];
-  assert.ok(lines.some((l) => /^memory vector node r6i\.2xlarge: .* = \d+ MiB; requests qdrant 56Gi/.test(l)), lines.join("\n"));
+  assert.ok(
+    lines.some((l) => /^memory vector node r6i\.2xlarge: .* = \d+ MiB; requests qdrant 56Gi/.test(l)),
+    lines.join("\n"),
+  );
   const total = lines.find((l) => /^\s+total/.test(l))!;
   const [, used, of] = /total (\d+) MiB of (\d+) MiB/.exec(total)!.map(Number);
   assert.ok(used <= of, total);
-  const ollama = Object.fromEntries(statefulSet("ollama").spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+  const ollama = Object.fromEntries(
+    statefulSet("ollama").spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]),
+  );
   assert.equal(ollama.OLLAMA_MAX_LOADED_MODELS, "4", "every model of the tier stays resident");
   assert.equal(ollama.OLLAMA_NUM_PARALLEL, "4");
   assert.equal(ollama.OLLAMA_KV_CACHE_TYPE, "q8_0");

@@ -13,13 +13,25 @@ let pg: PostgresServer;
 function psql(user: string, sql: string, extra: string[] = [], env: Record<string, string> = {}) {
   const run = spawnSync("psql", ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", ...extra, ...(sql ? ["-c", sql] : [])], {
     encoding: "utf8",
-    env: { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(pg.port), PGUSER: user, PGDATABASE: user === "postgres" ? "postgres" : "agent", ...env },
+    env: {
+      ...process.env,
+      PGHOST: "127.0.0.1",
+      PGPORT: String(pg.port),
+      PGUSER: user,
+      PGDATABASE: user === "postgres" ? "postgres" : "agent",
+      ...env,
+    },
   });
   return { ok: run.status === 0, out: run.stdout.trim(), err: run.stderr.trim() };
 }
 
 function bootstrap(passwordSuffix: string) {
-  const env = { ...ROLES, OWNER_PASSWORD: `owner-${passwordSuffix}`, APP_PASSWORD: `app-${passwordSuffix}`, MONITOR_PASSWORD: `monitor-${passwordSuffix}` };
+  const env = {
+    ...ROLES,
+    OWNER_PASSWORD: `owner-${passwordSuffix}`,
+    APP_PASSWORD: `app-${passwordSuffix}`,
+    MONITOR_PASSWORD: `monitor-${passwordSuffix}`,
+  };
   const run = psql("agent", "", ["-f", SQL_FILE], env);
   assert.ok(run.ok, run.err);
 }
@@ -31,7 +43,8 @@ before(async () => {
     "CREATE ROLE agent LOGIN CREATEROLE",
     "GRANT pg_monitor TO agent WITH ADMIN OPTION",
     "CREATE DATABASE agent OWNER agent",
-  ]) assert.ok(psql("postgres", sql).ok);
+  ])
+    assert.ok(psql("postgres", sql).ok);
   // A stack whose migrations ran as the master before the roles existed.
   assert.ok(psql("agent", "CREATE TABLE sessions (id bigserial PRIMARY KEY, body text)").ok);
 });
@@ -47,7 +60,10 @@ test("runs twice without error and resets passwords on the second run", () => {
 });
 
 test("the master's old tables move to the owner; the runtime role gets DML on them and on the owner's new ones", () => {
-  assert.equal(psql("postgres", "SELECT tableowner FROM pg_tables WHERE tablename = 'sessions'", ["-d", "agent"]).out, "agent_owner");
+  assert.equal(
+    psql("postgres", "SELECT tableowner FROM pg_tables WHERE tablename = 'sessions'", ["-d", "agent"]).out,
+    "agent_owner",
+  );
   const owner = (sql: string) => psql("agent_owner", sql);
   assert.ok(owner("CREATE TABLE turns (id bigserial PRIMARY KEY, n int)").ok, "owner runs migrations");
   const app = (sql: string) => psql("agent_app", sql);

@@ -18,35 +18,63 @@ const find = (type: string, name?: string) => {
 
 test("the EKS cluster depends on its role's AmazonEKSClusterPolicy attachment", () => {
   const cluster = find("aws:eks/cluster:Cluster");
-  assert.ok(cluster.dependsOn.includes("aws:iam/rolePolicyAttachment:RolePolicyAttachment::cluster-control-plane"), cluster.dependsOn.join());
+  assert.ok(
+    cluster.dependsOn.includes("aws:iam/rolePolicyAttachment:RolePolicyAttachment::cluster-control-plane"),
+    cluster.dependsOn.join(),
+  );
 });
 
 test("the ALB controller and the cluster autoscaler wait for their IAM policies", () => {
   for (const addon of ["alb-controller", "cluster-autoscaler"]) {
     const release = find("kubernetes:helm.sh/v3:Release", `workloads-addons-${addon}`);
-    assert.ok(release.dependsOn.includes(`aws:iam/rolePolicy:RolePolicy::workloads-addons-${addon}-inline`), `${addon}: ${release.dependsOn.join()}`);
+    assert.ok(
+      release.dependsOn.includes(`aws:iam/rolePolicy:RolePolicy::workloads-addons-${addon}-inline`),
+      `${addon}: ${release.dependsOn.join()}`,
+    );
   }
 });
 
 test("the Ingress depends on the ALB controller and the VPC's public edge, so destroy removes it (and its ALB) first", () => {
   const ingress = find("kubernetes:networking.k8s.io/v1:Ingress");
-  assert.ok(ingress.dependsOn.includes("kubernetes:helm.sh/v3:Release::workloads-addons-alb-controller"), ingress.dependsOn.join());
+  assert.ok(
+    ingress.dependsOn.includes("kubernetes:helm.sh/v3:Release::workloads-addons-alb-controller"),
+    ingress.dependsOn.join(),
+  );
   assert.ok(ingress.dependsOn.includes("aws:ec2/internetGateway:InternetGateway::network-igw"), ingress.dependsOn.join());
-  for (const i of [0, 1, 2]) assert.ok(ingress.dependsOn.includes(`aws:ec2/subnet:Subnet::network-public-${i}`), `public subnet ${i}`);
+  for (const i of [0, 1, 2])
+    assert.ok(ingress.dependsOn.includes(`aws:ec2/subnet:Subnet::network-public-${i}`), `public subnet ${i}`);
 });
 
 test("zones: by zone ID, never one EKS refuses, only those offering every instance type", () => {
   const zones = mockZones("us-east-1");
   const facts = (lacking: Record<string, string[]>) => {
-    const pairs = zones.flatMap((z) => ["c6i.2xlarge", "g5.4xlarge"].filter((t) => !lacking[z.zoneId]?.includes(t)).map((t) => [t, z.zoneId]));
-    return { names: zones.map((z) => z.name), zoneIds: zones.map((z) => z.zoneId), offerings: { instanceTypes: pairs.map((p) => p[0]), locations: pairs.map((p) => p[1]) } };
+    const pairs = zones.flatMap((z) =>
+      ["c6i.2xlarge", "g5.4xlarge"].filter((t) => !lacking[z.zoneId]?.includes(t)).map((t) => [t, z.zoneId]),
+    );
+    return {
+      names: zones.map((z) => z.name),
+      zoneIds: zones.map((z) => z.zoneId),
+      offerings: { instanceTypes: pairs.map((p) => p[0]), locations: pairs.map((p) => p[1]) },
+    };
   };
   const picked = chooseZones(facts({ "use1-az6": ["g5.4xlarge"] }), ["c6i.2xlarge", "g5.4xlarge"], 3, "us-east-1");
-  assert.deepEqual(picked.map((z) => z.zoneId), ["use1-az1", "use1-az2", "use1-az4"]);
-  assert.deepEqual(picked.map((z) => z.name), ["us-east-1c", "us-east-1d", "us-east-1a"]);
+  assert.deepEqual(
+    picked.map((z) => z.zoneId),
+    ["use1-az1", "use1-az2", "use1-az4"],
+  );
+  assert.deepEqual(
+    picked.map((z) => z.name),
+    ["us-east-1c", "us-east-1d", "us-east-1a"],
+  );
   assert.ok(EKS_UNSUPPORTED_ZONE_IDS.includes("use1-az3"));
   assert.throws(
-    () => chooseZones(facts({ "use1-az1": ["g5.4xlarge"], "use1-az2": ["g5.4xlarge"], "use1-az6": ["g5.4xlarge"] }), ["c6i.2xlarge", "g5.4xlarge"], 3, "us-east-1"),
+    () =>
+      chooseZones(
+        facts({ "use1-az1": ["g5.4xlarge"], "use1-az2": ["g5.4xlarge"], "use1-az6": ["g5.4xlarge"] }),
+        ["c6i.2xlarge", "g5.4xlarge"],
+        3,
+        "us-east-1",
+      ),
     /needs 3 availability zones offering c6i.2xlarge, g5.4xlarge, found 2 \(use1-az1: g5.4xlarge; .*overrides\.nodeGroups/,
   );
 });

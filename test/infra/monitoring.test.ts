@@ -37,14 +37,19 @@ const MOCK_PASSWORD = "mock-generated-password";
 const SLACK_URL = "https://hooks.slack.test/services/T0/B0/secret-token";
 const PAGERDUTY_KEY = "pd-routing-key-secret";
 
-await pulumi.runtime.setMocks({
-  newResource(args) {
-    recorded.push({ type: args.type, name: args.name, inputs: reveal(args.inputs), raw: args.inputs });
-    const computed = args.type === "random:index/randomPassword:RandomPassword" ? { result: MOCK_PASSWORD } : {};
-    return { id: `${args.name}-id`, state: { ...args.inputs, ...computed } };
+await pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      recorded.push({ type: args.type, name: args.name, inputs: reveal(args.inputs), raw: args.inputs });
+      const computed = args.type === "random:index/randomPassword:RandomPassword" ? { result: MOCK_PASSWORD } : {};
+      return { id: `${args.name}-id`, state: { ...args.inputs, ...computed } };
+    },
+    call: (args) => args.inputs,
   },
-  call: (args) => args.inputs,
-}, "agent-stack", "test", false);
+  "agent-stack",
+  "test",
+  false,
+);
 
 const DEV: MonitoringSizing = {
   retentionDays: 7,
@@ -72,7 +77,13 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
     namespace: "monitoring",
     hostNamespace: "monitoring-host",
     sizing,
-    postgres: { host: "agent.mock.rds.amazonaws.com", port: 5432, database: "agent", user: "agent", secretName: "postgres-exporter" },
+    postgres: {
+      host: "agent.mock.rds.amazonaws.com",
+      port: 5432,
+      database: "agent",
+      user: "agent",
+      secretName: "postgres-exporter",
+    },
     redis: { host: "master.agent.mock.cache.amazonaws.com", port: 6379, tls: true, secretName: "redis-exporter" },
     alerting: {},
     ...extra,
@@ -80,10 +91,13 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
 }
 
 const dev = new Monitoring("dev", args("dev", DEV));
-const prod = new Monitoring("prod", args("prod", PROD, {
-  loki: { bucketName: "agent-stack-prod-logs", region: "us-east-1", roleArn: "arn:aws:iam::123456789012:role/prod-loki" },
-  alerting: { slackWebhookUrl: pulumi.secret(SLACK_URL), pagerdutyKey: pulumi.secret(PAGERDUTY_KEY) },
-}));
+const prod = new Monitoring(
+  "prod",
+  args("prod", PROD, {
+    loki: { bucketName: "agent-stack-prod-logs", region: "us-east-1", roleArn: "arn:aws:iam::123456789012:role/prod-loki" },
+    alerting: { slackWebhookUrl: pulumi.secret(SLACK_URL), pagerdutyKey: pulumi.secret(PAGERDUTY_KEY) },
+  }),
+);
 const devUrn = await new Promise<string>((resolve) => dev.urn.apply(resolve));
 await new Promise<string>((resolve) => prod.urn.apply(resolve));
 // Internal to @pulumi/pulumi (no typings): resolves once every registration has reached the mocks.
@@ -96,10 +110,12 @@ const release = (stack: string, helmName: string) => {
   assert.equal(found.length, 1, `${stack}: one release ${helmName}, found ${releases(stack).map((r) => r.inputs.name)}`);
   return found[0].inputs;
 };
-const customResources = (stack: string, kind: string) =>
-  of(stack, "kubernetes:monitoring.coreos.com/v1:" + kind);
+const customResources = (stack: string, kind: string) => of(stack, `kubernetes:monitoring.coreos.com/v1:${kind}`);
 const monitoringDir = (dir: string) => new URL(`../../monitoring/${dir}/`, import.meta.url);
-const filesIn = (dir: string, suffix: string) => readdirSync(monitoringDir(dir)).filter((f) => f.endsWith(suffix)).sort();
+const filesIn = (dir: string, suffix: string) =>
+  readdirSync(monitoringDir(dir))
+    .filter((f) => f.endsWith(suffix))
+    .sort();
 
 const work = mkdtempSync(join(tmpdir(), "monitoring-mocks-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -118,18 +134,29 @@ describe("Monitoring component", () => {
       "redis-exporter": "https://prometheus-community.github.io/helm-charts",
       "dcgm-exporter": "https://nvidia.github.io/dcgm-exporter/helm-charts",
     };
-    assert.deepEqual(releases("prod").map((r) => r.inputs.name).sort(), Object.keys(expected).sort());
+    assert.deepEqual(
+      releases("prod")
+        .map((r) => r.inputs.name)
+        .sort(),
+      Object.keys(expected).sort(),
+    );
     for (const r of releases("prod")) {
       assert.match(r.inputs.version, /^\d+\.\d+\.\d+$/, r.inputs.name);
       assert.equal(r.inputs.repositoryOpts.repo, expected[r.inputs.name], r.inputs.name);
       // Node-level exporters go to the Pod Security "privileged" namespace; the rest stay in "monitoring" (baseline).
       assert.equal(r.inputs.namespace, r.inputs.name === "dcgm-exporter" ? "monitoring-host" : "monitoring", r.inputs.name);
     }
-    assert.equal(release("prod", "kube-prometheus-stack").values["prometheus-node-exporter"].namespaceOverride, "monitoring-host");
+    assert.equal(
+      release("prod", "kube-prometheus-stack").values["prometheus-node-exporter"].namespaceOverride,
+      "monitoring-host",
+    );
   });
 
   it("deploys the DCGM exporter only on tiers with GPUs, tolerating the GPU taint", () => {
-    assert.equal(releases("dev").some((r) => r.inputs.name === "dcgm-exporter"), false);
+    assert.equal(
+      releases("dev").some((r) => r.inputs.name === "dcgm-exporter"),
+      false,
+    );
     const dcgm = release("prod", "dcgm-exporter").values;
     assert.ok(dcgm.tolerations.some((t: any) => t.key === "nvidia.com/gpu" && t.effect === "NoSchedule"));
     assert.deepEqual(dcgm.nodeSelector, { role: "gpu" });
@@ -180,7 +207,11 @@ describe("Monitoring component", () => {
     assert.equal(api.metadata.labels.release, "kube-prometheus-stack");
     assert.deepEqual(api.spec.selector.matchLabels, { "app.kubernetes.io/name": "agent-api" });
     assert.equal(api.spec.jobLabel, "app.kubernetes.io/name");
-    assert.deepEqual([api.spec.endpoints[0].port, api.spec.endpoints[0].path], ["metrics", "/metrics"], "the port the Ingress never routes");
+    assert.deepEqual(
+      [api.spec.endpoints[0].port, api.spec.endpoints[0].path],
+      ["metrics", "/metrics"],
+      "the port the Ingress never routes",
+    );
     const qdrant = monitors.find((m) => m.inputs.metadata.name === "qdrant")!.inputs.spec.endpoints[0];
     assert.deepEqual([qdrant.port, qdrant.path, qdrant.authorization.type], ["http", "/metrics", "Bearer"]);
   });
@@ -211,10 +242,21 @@ describe("Monitoring component", () => {
       writeFileSync(file, YAML.stringify(config));
       const { code, output } = await run("amtool", ["check-config", file]);
       assert.equal(code, 0, output);
-      return Object.fromEntries(config.receivers.map((r: any) => [r.name, Object.keys(r).filter((k) => k !== "name").sort()]));
+      return Object.fromEntries(
+        config.receivers.map((r: any) => [
+          r.name,
+          Object.keys(r)
+            .filter((k) => k !== "name")
+            .sort(),
+        ]),
+      );
     };
     assert.deepEqual(await receiverKinds("dev"), { null: [], pager: [], chat: [] });
-    assert.deepEqual(await receiverKinds("prod"), { null: [], pager: ["pagerduty_configs", "slack_configs"], chat: ["slack_configs"] });
+    assert.deepEqual(await receiverKinds("prod"), {
+      null: [],
+      pager: ["pagerduty_configs", "slack_configs"],
+      chat: ["slack_configs"],
+    });
   });
 
   it("runs Loki as a single binary on its volume in dev and on S3 through IRSA in prod", () => {

@@ -6,14 +6,18 @@ import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { assertMonitoringDeployed } from "../support/observability.ts";
 import { inputs, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:alertSlackWebhookUrl": "https://hooks.slack.test/T000/B000/XXXX" } });
+const plan = await runPlan({
+  stack: "prod",
+  config: { "agent-stack:alertSlackWebhookUrl": "https://hooks.slack.test/T000/B000/XXXX" },
+});
 
 test("prod deploys the pinned monitoring releases, rules, dashboards and monitors at the guide's 30 days", () => {
   assertMonitoringDeployed(plan, { retentionDays: 30, storageGb: 100, loki: "s3", gpu: true });
 });
 
 test("monitoring runs on the monitoring nodes", () => {
-  const spec = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.prometheus.prometheusSpec;
+  const spec = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.prometheus
+    .prometheusSpec;
   assert.deepEqual(spec.nodeSelector, { role: "monitoring" });
 });
 

@@ -8,7 +8,10 @@ import { test } from "node:test";
 import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
 
 function plan(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+  });
 }
 
 test("--format json prints the DESIGN.md contract for prod", () => {
@@ -18,11 +21,18 @@ test("--format json prints the DESIGN.md contract for prod", () => {
   assert.equal(json.stack, "prod");
   assert.equal(json.tier, "medium");
   assert.ok(Array.isArray(json.resources) && json.resources.length > 50);
-  for (const r of json.resources) assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
+  for (const r of json.resources)
+    assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
   assert.ok("cost" in json && "policies" in json);
   const types = new Set(json.resources.map((r: any) => r.type));
-  for (const t of ["aws:ec2/vpc:Vpc", "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:rds/instance:Instance",
-    "aws:elasticache/replicationGroup:ReplicationGroup", "aws:ecr/repository:Repository"]) {
+  for (const t of [
+    "aws:ec2/vpc:Vpc",
+    "aws:eks/cluster:Cluster",
+    "aws:eks/nodeGroup:NodeGroup",
+    "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:ecr/repository:Repository",
+  ]) {
     assert.ok(types.has(t), `missing ${t}`);
   }
 });
@@ -43,8 +53,18 @@ test("a bad config value fails before any resource, naming the key and the allow
 
 test("--config evaluates another tier without editing the stack file", () => {
   // A production tier needs its domain and hosted zone (policy production-https); dev's file has none.
-  const run = plan("--stack", "dev", "--config", "agent-stack:tier=small", "--config", "agent-stack:domain=api.example.com",
-    "--config", "agent-stack:hostedZoneId=Z0EXAMPLE", "--format", "json");
+  const run = plan(
+    "--stack",
+    "dev",
+    "--config",
+    "agent-stack:tier=small",
+    "--config",
+    "agent-stack:domain=api.example.com",
+    "--config",
+    "agent-stack:hostedZoneId=Z0EXAMPLE",
+    "--format",
+    "json",
+  );
   assert.equal(run.status, 0, run.stderr);
   const json = JSON.parse(run.stdout);
   assert.equal(json.tier, "small");
@@ -53,20 +73,26 @@ test("--config evaluates another tier without editing the stack file", () => {
 
 test("a stack name that has no file is rejected before anything runs", () => {
   assert.throws(() => loadStackFile("other", REPO_ROOT), UnknownStackError);
-  assert.throws(() => loadStackFile(undefined, REPO_ROOT), /no stack given \(--stack <name>\); stacks in this project: dev, prod/);
+  assert.throws(
+    () => loadStackFile(undefined, REPO_ROOT),
+    /no stack given \(--stack <name>\); stacks in this project: dev, prod/,
+  );
 });
 
 test("secure values are passed as [secret] and marked secret; structured values as JSON", () => {
   const root = mkdtempSync(join(tmpdir(), "plan-"));
-  writeFileSync(join(root, "Pulumi.s.yaml"), [
-    "config:",
-    "  aws:region: eu-west-1",
-    "  agent-stack:alertSlackWebhookUrl:",
-    "    secure: v1:abcdef",
-    "  agent-stack:overrides:",
-    "    api:",
-    "      maxReplicas: 4",
-  ].join("\n"));
+  writeFileSync(
+    join(root, "Pulumi.s.yaml"),
+    [
+      "config:",
+      "  aws:region: eu-west-1",
+      "  agent-stack:alertSlackWebhookUrl:",
+      "    secure: v1:abcdef",
+      "  agent-stack:overrides:",
+      "    api:",
+      "      maxReplicas: 4",
+    ].join("\n"),
+  );
   const file = loadStackFile("s", root);
   assert.equal(file.config["agent-stack:alertSlackWebhookUrl"], "[secret]");
   assert.deepEqual(file.secretKeys, ["agent-stack:alertSlackWebhookUrl"]);
@@ -88,10 +114,23 @@ test("the plan carries its cost and policy verdict, and a mandatory violation fa
   const json = JSON.parse(ok.stdout);
   assert.ok(json.cost.monthlyUsd > 0 && json.cost.onDemandMonthlyUsd >= json.cost.monthlyUsd);
   assert.deepEqual(json.cost.unpriced, []);
-  assert.deepEqual(json.policies.violations.filter((v: any) => v.level === "mandatory"), []);
+  assert.deepEqual(
+    json.policies.violations.filter((v: any) => v.level === "mandatory"),
+    [],
+  );
 
-  const bad = plan("--stack", "dev", "--config", 'agent-stack:overrides={"database":{"backupRetentionDays":1}}', "--format", "json");
+  const bad = plan(
+    "--stack",
+    "dev",
+    "--config",
+    'agent-stack:overrides={"database":{"backupRetentionDays":1}}',
+    "--format",
+    "json",
+  );
   assert.equal(bad.status, 1);
   const violations = JSON.parse(bad.stdout).policies.violations;
-  assert.ok(violations.some((v: any) => v.policy === "rds-backup-retention" && v.level === "mandatory"), JSON.stringify(violations));
+  assert.ok(
+    violations.some((v: any) => v.policy === "rds-backup-retention" && v.level === "mandatory"),
+    JSON.stringify(violations),
+  );
 });

@@ -9,12 +9,16 @@ import { inputs, ofType, one } from "../support/plan.ts";
 const plan = await runPlan({ stack: "dev" });
 
 /** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
-const newYorkStartHour = (window: string) => (Number(window.slice(0, 2)) + 24 + utcOffsetMinutes("America/New_York", new Date()) / 60) % 24;
+const newYorkStartHour = (window: string) =>
+  (Number(window.slice(0, 2)) + 24 + utcOffsetMinutes("America/New_York", new Date()) / 60) % 24;
 
 test("dev is one general node group of one Spot Graviton node, with no GPU or vector group", () => {
   assert.equal(plan.tier, "dev");
   const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
-  assert.deepEqual(groups.map((g) => inputs(g).labels.role), ["general"]);
+  assert.deepEqual(
+    groups.map((g) => inputs(g).labels.role),
+    ["general"],
+  );
   const g = inputs(groups[0]);
   assert.deepEqual(g.instanceTypes, ["m7g.xlarge", "m6g.xlarge"]);
   assert.equal(g.capacityType, "SPOT");
@@ -56,7 +60,11 @@ test("dev network: two AZs, no NAT gateway; private subnets reach the internet t
   assert.match(nat.userData, /MASQUERADE/);
   const eni = one(plan, "aws:ec2/networkInterface:NetworkInterface");
   assert.equal(inputs(eni).sourceDestCheck, false, "a NAT must forward traffic that is not its own");
-  assert.equal(nat.primaryNetworkInterface.networkInterfaceId, `${eni.name}-id`, "the instance runs on that interface (mock ids: <name>-id)");
+  assert.equal(
+    nat.primaryNetworkInterface.networkInterfaceId,
+    `${eni.name}-id`,
+    "the instance runs on that interface (mock ids: <name>-id)",
+  );
   assert.equal(inputs(one(plan, "aws:ec2/eip:Eip")).networkInterface, nat.primaryNetworkInterface.networkInterfaceId);
   const privateRoutes = ofType(plan, "aws:ec2/routeTable:RouteTable").filter((r) => r.name.includes("private"));
   assert.equal(privateRoutes.length, 2);
@@ -66,12 +74,16 @@ test("dev network: two AZs, no NAT gateway; private subnets reach the internet t
   }
   // Only the VPC may send traffic through it.
   const sg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", "network-nat-sg"));
-  assert.deepEqual(sg.ingress.map((i: any) => i.cidrBlocks), [["10.0.0.0/16"]]);
+  assert.deepEqual(
+    sg.ingress.map((i: any) => i.cidrBlocks),
+    [["10.0.0.0/16"]],
+  );
 });
 
 test("dev ECR can be force-deleted; launch templates still require IMDSv2", () => {
   assert.equal(inputs(one(plan, "aws:ecr/repository:Repository")).forceDelete, true);
-  for (const t of ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate")) assert.equal(inputs(t).metadataOptions.httpTokens, "required");
+  for (const t of ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate"))
+    assert.equal(inputs(t).metadataOptions.httpTokens, "required");
   assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX));
 });
 
@@ -80,4 +92,3 @@ test("dev's RDS backs up while it runs: its backup window is inside work hours, 
   // Mid-way through 08:00-20:00 in the stack's zone (us-east-1: America/New_York), on the UTC hour.
   assert.equal(newYorkStartHour(db.backupWindow), 14, db.backupWindow);
 });
-

@@ -12,18 +12,29 @@ const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
 const group = (role: string) => inputs(nodeGroups.find((g) => inputs(g).labels?.role === role)!);
 
 /** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
-const newYorkStartHour = (window: string) => (Number(window.slice(0, 2)) + 24 + utcOffsetMinutes("America/New_York", new Date()) / 60) % 24;
+const newYorkStartHour = (window: string) =>
+  (Number(window.slice(0, 2)) + 24 + utcOffsetMinutes("America/New_York", new Date()) / 60) % 24;
 
 test("prod is tier medium with the guide's node groups", () => {
   assert.equal(plan.tier, "medium");
   // Issue 13: the vector role is one group per zone (three of one node each).
-  assert.deepEqual(nodeGroups.map((g) => inputs(g).labels.role).sort(), ["general", "gpu", "monitoring", "vector", "vector", "vector"]);
+  assert.deepEqual(nodeGroups.map((g) => inputs(g).labels.role).sort(), [
+    "general",
+    "gpu",
+    "monitoring",
+    "vector",
+    "vector",
+    "vector",
+  ]);
   // Issue 15: the guide's capacity on Graviton (same vCPU and memory as c6i/r6i/t3, ARM AMI).
   assert.deepEqual(group("general").instanceTypes, ["c7g.2xlarge"]);
   assert.deepEqual([group("general").scalingConfig.maxSize, group("general").amiType], [5, "AL2023_ARM_64_STANDARD"]);
   assert.deepEqual(group("vector").instanceTypes, ["r7g.2xlarge"]);
   const vector = nodeGroups.filter((g) => inputs(g).labels.role === "vector");
-  assert.equal(vector.reduce((n, g) => n + inputs(g).scalingConfig.desiredSize, 0), 3);
+  assert.equal(
+    vector.reduce((n, g) => n + inputs(g).scalingConfig.desiredSize, 0),
+    3,
+  );
   for (const g of vector) assert.equal(inputs(g).amiType, "AL2023_ARM_64_STANDARD");
   assert.deepEqual(group("monitoring").instanceTypes, ["t4g.large"]);
   assert.equal(group("monitoring").amiType, "AL2023_ARM_64_STANDARD");
@@ -32,7 +43,12 @@ test("prod is tier medium with the guide's node groups", () => {
 test("burstable groups launch with standard CPU credits (never billed beyond the hour); others set none", () => {
   const templates = ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate");
   const credits = Object.fromEntries(templates.map((t) => [t.name, inputs(t).creditSpecification?.cpuCredits]));
-  assert.deepEqual(credits, { "cluster-general": undefined, "cluster-vector": undefined, "cluster-gpu": undefined, "cluster-monitoring": "standard" });
+  assert.deepEqual(credits, {
+    "cluster-general": undefined,
+    "cluster-vector": undefined,
+    "cluster-gpu": undefined,
+    "cluster-monitoring": "standard",
+  });
 });
 
 test("the GPU group is g5 on the NVIDIA AMI and tainted so only GPU pods land there", () => {
@@ -94,7 +110,10 @@ test("the same-region read replica names no KMS key: RDS refuses one and encrypt
 
 test("the parameter group carries the guide's tuning scaled to a 32 GiB instance (db.m7g.2xlarge)", () => {
   const params = Object.fromEntries(
-    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", "database-params")).parameters.map((p: any) => [p.name, Number(p.value)]),
+    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", "database-params")).parameters.map((p: any) => [
+      p.name,
+      Number(p.value),
+    ]),
   );
   assert.equal(params.shared_buffers, (32 * 1024 * 1024 * 0.25) / 8); // 8 GiB in 8 kB pages
   assert.equal(params.effective_cache_size, (32 * 1024 * 1024 * 0.75) / 8);
@@ -140,13 +159,20 @@ test("no security group opens PostgreSQL or Redis beyond the VPC", () => {
     }
   }
   const dbSg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", "database-sg"));
-  assert.deepEqual(dbSg.ingress.map((r: any) => [r.fromPort, r.cidrBlocks]), [[5432, undefined]]);
+  assert.deepEqual(
+    dbSg.ingress.map((r: any) => [r.fromPort, r.cidrBlocks]),
+    [[5432, undefined]],
+  );
 });
 
 test("generated passwords reach resources only as secrets, never as plain text", () => {
   assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
-  assert.equal(inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => !inputs(d).replicateSourceDb)!).password, SECRET_PLACEHOLDER);
-  for (const v of ofType(plan, "aws:secretsmanager/secretVersion:SecretVersion")) assert.equal(inputs(v).secretString, SECRET_PLACEHOLDER);
+  assert.equal(
+    inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => !inputs(d).replicateSourceDb)!).password,
+    SECRET_PLACEHOLDER,
+  );
+  for (const v of ofType(plan, "aws:secretsmanager/secretVersion:SecretVersion"))
+    assert.equal(inputs(v).secretString, SECRET_PLACEHOLDER);
 });
 
 test("network: three AZs, a NAT gateway per AZ, private subnets for data, S3 gateway endpoint", () => {
@@ -167,12 +193,27 @@ test("ECR scans on push, tags are immutable, old images expire", () => {
 
 test("every AWS resource is tagged through the provider's default tags", () => {
   const provider = inputs(one(plan, "pulumi:providers:aws"));
-  const tags = JSON.parse(typeof provider.defaultTags === "string" ? provider.defaultTags : JSON.stringify(provider.defaultTags)).tags;
-  assert.deepEqual({ project: tags.project, stack: tags.stack, tier: tags.tier }, { project: "agent-stack", stack: "prod", tier: "medium" });
+  const tags = JSON.parse(
+    typeof provider.defaultTags === "string" ? provider.defaultTags : JSON.stringify(provider.defaultTags),
+  ).tags;
+  assert.deepEqual(
+    { project: tags.project, stack: tags.stack, tier: tags.tier },
+    { project: "agent-stack", stack: "prod", tier: "medium" },
+  );
 });
 
 test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", () => {
-  for (const key of ["vpcId", "clusterName", "clusterEndpoint", "dbEndpoint", "dbSecretArn", "cacheEndpoint", "cacheSecretArn", "ecrRepositoryUrl", "tier"]) {
+  for (const key of [
+    "vpcId",
+    "clusterName",
+    "clusterEndpoint",
+    "dbEndpoint",
+    "dbSecretArn",
+    "cacheEndpoint",
+    "cacheSecretArn",
+    "ecrRepositoryUrl",
+    "tier",
+  ]) {
     assert.ok(plan.outputs[key], `output ${key} missing`);
   }
   assert.equal(plan.outputs.kubeconfig, SECRET_PLACEHOLDER);
@@ -180,7 +221,10 @@ test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", (
 
 test("the replica gets tuning for its own memory (db.r6g.xlarge, 32 GiB) in its own parameter group", () => {
   const shared = (name: string) =>
-    Number(inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find((p: any) => p.name === "shared_buffers").value);
+    Number(
+      inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find((p: any) => p.name === "shared_buffers")
+        .value,
+    );
   assert.equal(shared("database-replica-params"), (32 * 1024 * 1024 * 0.25) / 8);
   const replica = ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!;
   assert.equal(inputs(replica).parameterGroupName, "database-replica-params");
@@ -195,4 +239,3 @@ test("prod's RDS backs up inside the off-peak window", () => {
   const db = inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => !inputs(d).replicateSourceDb)!);
   assert.equal(newYorkStartHour(db.backupWindow), 3, db.backupWindow); // 03:00 New York, not 03:00 UTC (22:00)
 });
-

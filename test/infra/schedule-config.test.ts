@@ -12,7 +12,9 @@ const raw = (tier: string, overrides: unknown = {}, extra: Record<string, string
   ...extra,
 });
 
-const offPeak = (w: object) => ({ schedule: { offPeak: { days: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], start: "00:00", end: "06:00", ...w } } });
+const offPeak = (w: object) => ({
+  schedule: { offPeak: { days: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], start: "00:00", end: "06:00", ...w } },
+});
 
 test("every tier's schedule, backups and budget are valid as shipped", () => {
   for (const tier of TIER_NAMES) assert.doesNotThrow(() => parseStackConfig(raw(tier), tier), tier);
@@ -80,12 +82,18 @@ test("an off-peak window in the hours work-hours-only switches everything off", 
 });
 
 test("work-hours-only with RDS read replicas (RDS cannot stop such an instance)", () => {
-  assert.match(failure(raw("dev", { database: { readReplicas: 1 } })), /database\.readReplicas: 1: RDS cannot stop an instance with read replicas/);
+  assert.match(
+    failure(raw("dev", { database: { readReplicas: 1 } })),
+    /database\.readReplicas: 1: RDS cannot stop an instance with read replicas/,
+  );
 });
 
 test("a Qdrant snapshot cron that is not one, or that fires while work-hours-only has the cluster off", () => {
   const cron = (c: string) => failure(raw("dev", { backups: { qdrantSnapshotCron: c } }));
-  assert.match(cron("0 12 * *"), /backups\.qdrantSnapshotCron: "0 12 \* \*" is not a 5-field cron expression \(min hour day-of-month month day-of-week\)/);
+  assert.match(
+    cron("0 12 * *"),
+    /backups\.qdrantSnapshotCron: "0 12 \* \*" is not a 5-field cron expression \(min hour day-of-month month day-of-week\)/,
+  );
   assert.match(cron("0 24 * * 3"), /backups\.qdrantSnapshotCron: "0 24 \* \* 3": Invalid value for hour: 24/);
   assert.match(cron("0 3 * * 0"), /backups\.qdrantSnapshotCron: "0 3 \* \* 0" can fire outside workHoursOnly/);
   assert.match(cron("0 12 * * SAT"), /can fire outside workHoursOnly/);

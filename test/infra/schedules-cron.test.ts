@@ -50,17 +50,27 @@ test("the schedule in words says when each group is at which size", () => {
 
 test("backup rules keep 7 days, 4 weeks and 12 months; always-on tiers back up at 01:00 UTC", () => {
   const rules = backupRules(TIERS.medium.backups, TIERS.medium.schedule, "UTC");
-  assert.deepEqual(rules.map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.deleteAfterDays]), [
-    ["daily", "cron(0 1 * * ? *)", "UTC", 7],
-    ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28],
-    ["monthly", "cron(0 1 1 * ? *)", "UTC", 365],
-  ]);
+  assert.deepEqual(
+    rules.map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone, r.deleteAfterDays]),
+    [
+      ["daily", "cron(0 1 * * ? *)", "UTC", 7],
+      ["weekly", "cron(0 1 ? * SUN *)", "UTC", 28],
+      ["monthly", "cron(0 1 1 * ? *)", "UTC", 365],
+    ],
+  );
 });
 
 test("a work-hours-only tier backs up mid-way through work hours on work days, in its own zone", () => {
-  assert.deepEqual(backupRules(TIERS.dev.backups, TIERS.dev.schedule, "Europe/Berlin").map((r) => [r.ruleName, r.schedule, r.scheduleExpressionTimezone]), [
-    ["daily", "cron(0 14 ? * MON-FRI *)", "Europe/Berlin"],
-    ["weekly", "cron(0 14 ? * MON *)", "Europe/Berlin"],
-    ["monthly", "cron(0 14 ? * 2#1 *)", "Europe/Berlin"], // first Monday: the 1st may fall on a weekend
-  ]);
+  assert.deepEqual(
+    backupRules(TIERS.dev.backups, TIERS.dev.schedule, "Europe/Berlin").map((r) => [
+      r.ruleName,
+      r.schedule,
+      r.scheduleExpressionTimezone,
+    ]),
+    [
+      ["daily", "cron(0 14 ? * MON-FRI *)", "Europe/Berlin"],
+      ["weekly", "cron(0 14 ? * MON *)", "Europe/Berlin"],
+      ["monthly", "cron(0 14 ? * 2#1 *)", "Europe/Berlin"], // first Monday: the 1st may fall on a weekend
+    ],
+  );
 });

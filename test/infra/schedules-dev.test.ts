@@ -9,14 +9,25 @@ const plan = await runPlan({ stack: "dev" });
 const tier = TIERS.dev;
 
 test("the general node group goes to zero at 20:00 and back at 08:00, Monday to Friday", () => {
-  const actions = Object.fromEntries(ofType(plan, "aws:autoscaling/schedule:Schedule").map((r) => [inputs(r).scheduledActionName, inputs(r)]));
+  const actions = Object.fromEntries(
+    ofType(plan, "aws:autoscaling/schedule:Schedule").map((r) => [inputs(r).scheduledActionName, inputs(r)]),
+  );
   assert.deepEqual(Object.keys(actions).sort(), ["workhours-off", "workhours-on"]);
   const off = actions["workhours-off"];
   const on = actions["workhours-on"];
-  assert.deepEqual([off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize], ["0 20 * * 1-5", "America/New_York", 0, 0, 0]);
+  assert.deepEqual(
+    [off.recurrence, off.timeZone, off.minSize, off.desiredCapacity, off.maxSize],
+    ["0 20 * * 1-5", "America/New_York", 0, 0, 0],
+  );
   assert.deepEqual(
     [on.recurrence, on.timeZone, on.minSize, on.desiredCapacity, on.maxSize],
-    ["0 8 * * 1-5", "America/New_York", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, tier.nodeGroups.general.max],
+    [
+      "0 8 * * 1-5",
+      "America/New_York",
+      tier.nodeGroups.general.min,
+      tier.nodeGroups.general.desired,
+      tier.nodeGroups.general.max,
+    ],
   );
 });
 
@@ -35,11 +46,17 @@ test("the scheduler's role is trusted by scheduler.amazonaws.com and may only st
   const roleArn = inputs(ofType(plan, "aws:scheduler/schedule:Schedule")[0]).target.roleArn as string;
   const roleName = roleArn.split("/").pop()!;
   const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy);
-  assert.deepEqual(trust.Statement.map((s: any) => [s.Principal.Service, s.Action]), [["scheduler.amazonaws.com", "sts:AssumeRole"]]);
+  assert.deepEqual(
+    trust.Statement.map((s: any) => [s.Principal.Service, s.Action]),
+    [["scheduler.amazonaws.com", "sts:AssumeRole"]],
+  );
 
   const policies = ofType(plan, "aws:iam/rolePolicy:RolePolicy").filter((p) => inputs(p).role === `${roleName}-id`);
   assert.equal(policies.length, 1);
-  assert.equal(ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").filter((a) => inputs(a).role === roleName).length, 0);
+  assert.equal(
+    ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").filter((a) => inputs(a).role === roleName).length,
+    0,
+  );
   const statements = JSON.parse(inputs(policies[0]).policy).Statement;
   const dbArn = `arn:aws:mock:us-east-1:123456789012:Instance/${one(plan, "aws:rds/instance:Instance").name}`;
   assert.deepEqual(statements, [{ Effect: "Allow", Action: ["rds:StopDBInstance", "rds:StartDBInstance"], Resource: dbArn }]);

@@ -21,7 +21,10 @@ function asgActions(group: string) {
 
 test("the plan records each resource's URN, parent URN and dependencies", () => {
   const down = one(plan, ASG_SCHEDULE, "schedules-general-offpeak-down");
-  assert.equal(down.urn, "urn:pulumi:prod::agent-stack::agent-stack:platform:OffPeakSchedules$aws:autoscaling/schedule:Schedule::schedules-general-offpeak-down");
+  assert.equal(
+    down.urn,
+    "urn:pulumi:prod::agent-stack::agent-stack:platform:OffPeakSchedules$aws:autoscaling/schedule:Schedule::schedules-general-offpeak-down",
+  );
   assert.equal(down.parent, "urn:pulumi:prod::agent-stack::agent-stack:platform:OffPeakSchedules::schedules");
   assert.ok(plan.resources.some((r) => r.urn === down.parent && !r.custom));
   const urns = new Set(plan.resources.map((r) => r.urn));
@@ -62,7 +65,10 @@ test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, 
 test("gpu nodes go 2 -> 1 off-peak; their minimum (1) already allows it and is left alone", () => {
   const { "offpeak-down": down, "offpeak-up": up } = asgActions("gpu");
   assert.deepEqual([down.recurrence, down.minSize, down.desiredCapacity, down.maxSize], ["0 0 * * *", -1, 1, -1]);
-  assert.deepEqual([up.recurrence, up.minSize, up.desiredCapacity, up.maxSize], ["0 6 * * *", -1, tier.nodeGroups.gpu!.desired, -1]);
+  assert.deepEqual(
+    [up.recurrence, up.minSize, up.desiredCapacity, up.maxSize],
+    ["0 6 * * *", -1, tier.nodeGroups.gpu!.desired, -1],
+  );
 });
 
 test("Qdrant (vector) and monitoring nodes keep their size around the clock", () => {
@@ -112,7 +118,12 @@ test("the scaler runs the cluster's kubectl version as its own ServiceAccount, n
 test("its Role may only get and patch that one HPA and Ollama's scale subresource", () => {
   const role = inputs(one(plan, "kubernetes:rbac.authorization.k8s.io/v1:Role", "offpeak-scaler"));
   assert.deepEqual(role.rules, [
-    { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], resourceNames: ["agent-api"], verbs: ["get", "patch"] },
+    {
+      apiGroups: ["autoscaling"],
+      resources: ["horizontalpodautoscalers"],
+      resourceNames: ["agent-api"],
+      verbs: ["get", "patch"],
+    },
     { apiGroups: ["apps"], resources: ["statefulsets/scale"], resourceNames: ["ollama"], verbs: ["get", "patch"] },
   ]);
   const binding = inputs(one(plan, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "offpeak-scaler"));

@@ -29,7 +29,9 @@ test("every add-on and job that calls AWS has its own IRSA role (no node credent
   assert.ok(release("workloads-addons-alb-controller").region, "region from values, not IMDS");
   assert.ok(release("workloads-addons-cluster-autoscaler").rbac.serviceAccount.annotations[ROLE_ARN]);
   assert.ok(release("observability-stack-loki").serviceAccount.annotations[ROLE_ARN]);
-  const snapshotAccount = ofType(plan, "kubernetes:core/v1:ServiceAccount").find((s) => inputs(s).metadata.name === "qdrant-snapshot")!;
+  const snapshotAccount = ofType(plan, "kubernetes:core/v1:ServiceAccount").find(
+    (s) => inputs(s).metadata.name === "qdrant-snapshot",
+  )!;
   assert.ok(inputs(snapshotAccount).metadata.annotations[ROLE_ARN]);
   // Alloy tails pods through the Kubernetes API and calls no AWS API: no role, no host mounts.
   assert.equal(release("observability-stack-alloy").serviceAccount, undefined);
@@ -43,10 +45,12 @@ test("prod's EKS endpoint is private only: private access on, public access off"
 });
 
 test("every namespace states its Pod Security level: agent restricted, monitoring baseline, monitoring-host privileged", () => {
-  const levels = Object.fromEntries(ofType(plan, "kubernetes:core/v1:Namespace").map((n) => [
-    inputs(n).metadata.name,
-    inputs(n).metadata.labels["pod-security.kubernetes.io/enforce"],
-  ]));
+  const levels = Object.fromEntries(
+    ofType(plan, "kubernetes:core/v1:Namespace").map((n) => [
+      inputs(n).metadata.name,
+      inputs(n).metadata.labels["pod-security.kubernetes.io/enforce"],
+    ]),
+  );
   assert.deepEqual(levels, { agent: "restricted", monitoring: "baseline", "monitoring-host": "privileged" });
 });
 
@@ -60,7 +64,10 @@ test("a Job creates the database roles as the master user, over verify-full TLS,
   assert.equal(inputs(one(plan, "kubernetes:core/v1:Secret", "workloads-db-roles-env")).metadata.namespace, "agent");
   const sql = inputs(one(plan, "kubernetes:core/v1:ConfigMap", "workloads-db-roles-sql")).data["db-roles.sql"];
   assert.match(sql, /GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO :"app_user"/);
-  assert.equal(ofType(plan, "random:index/randomPassword:RandomPassword").filter((r) => /db-roles-(owner|app|monitor)$/.test(r.name)).length, 3);
+  assert.equal(
+    ofType(plan, "random:index/randomPassword:RandomPassword").filter((r) => /db-roles-(owner|app|monitor)$/.test(r.name)).length,
+    3,
+  );
 });
 
 test("the API and the exporter mount the RDS CA bundle; it holds the region's RSA2048 G1 root", () => {
@@ -68,7 +75,10 @@ test("the API and the exporter mount the RDS CA bundle; it holds the region's RS
   assert.deepEqual(bundles.map((b) => inputs(b).metadata.namespace).sort(), ["agent", "monitoring"]);
   const pem: string = inputs(bundles[0]).data["rds-ca-bundle.pem"];
   const subjects = pem.split(/(?=-----BEGIN CERTIFICATE-----)/).map((c) => new X509Certificate(c).subject);
-  assert.ok(subjects.some((s) => s.includes("Amazon RDS us-east-1 Root CA RSA2048 G1")), "rds-ca-rsa2048-g1, the instance's caCertIdentifier");
+  assert.ok(
+    subjects.some((s) => s.includes("Amazon RDS us-east-1 Root CA RSA2048 G1")),
+    "rds-ca-rsa2048-g1, the instance's caCertIdentifier",
+  );
   assert.equal(envOf(api).DATABASE_CA_FILE.value, "/etc/rds-ca/rds-ca-bundle.pem");
   assert.ok((pod(deployment).volumes as any[]).some((v) => v.configMap?.name === "rds-ca-bundle"));
 });

@@ -11,12 +11,16 @@ import { inputs, ofType } from "../support/plan.ts";
 const upstream = JSON.parse(readFileSync(new URL("../fixtures/upstream-chart-releases.json", import.meta.url), "utf8")) as {
   charts: Record<string, { versions: { version: string; appVersion?: string }[] }>;
 };
-const releasesOf = (pin: { repo: string; chart: string }) => upstream.charts[`${pin.repo.replace(/\/$/, "")} ${pin.chart}`]?.versions ?? [];
+const releasesOf = (pin: { repo: string; chart: string }) =>
+  upstream.charts[`${pin.repo.replace(/\/$/, "")} ${pin.chart}`]?.versions ?? [];
 const plan = await runPlan({ stack: "prod" });
 
 test("every chart pin is a released version of its chart repository", () => {
   for (const [key, pin] of Object.entries(CHARTS)) {
-    assert.ok(releasesOf(pin).some((r) => r.version === pin.version), `${key}: ${pin.chart} ${pin.version} was never released`);
+    assert.ok(
+      releasesOf(pin).some((r) => r.version === pin.version),
+      `${key}: ${pin.chart} ${pin.version} was never released`,
+    );
   }
 });
 
@@ -53,10 +57,17 @@ test("every container image of the plan is a pin from infra/versions.ts or the s
 });
 
 test("image references parse into registry, repository and tag", () => {
-  assert.deepEqual(parseImageRef("ollama/ollama:0.12.10"), { registry: "docker.io", repository: "ollama/ollama", tag: "0.12.10" });
+  assert.deepEqual(parseImageRef("ollama/ollama:0.12.10"), {
+    registry: "docker.io",
+    repository: "ollama/ollama",
+    tag: "0.12.10",
+  });
   assert.deepEqual(parseImageRef("busybox"), { registry: "docker.io", repository: "library/busybox", tag: "latest" });
   assert.deepEqual(parseImageRef("registry.k8s.io/kubectl:v1.35.0@sha256:ab"), {
-    registry: "registry.k8s.io", repository: "kubectl", tag: "v1.35.0", digest: "sha256:ab",
+    registry: "registry.k8s.io",
+    repository: "kubectl",
+    tag: "v1.35.0",
+    digest: "sha256:ab",
   });
   assert.deepEqual(parseImageRef("localhost:5000/a/b:1"), { registry: "localhost:5000", repository: "a/b", tag: "1" });
 });

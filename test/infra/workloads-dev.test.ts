@@ -13,7 +13,10 @@ const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama,
 
 test("dev builds the same multi-arch app/Dockerfile (its node is Graviton) into its own repository and runs it by digest", () => {
   const image = inputs(one(plan, "docker-build:index:Image"));
-  assert.deepEqual([image.context, image.dockerfile, image.platforms], [{ location: "app" }, { location: "app/Dockerfile" }, ["linux/amd64", "linux/arm64"]]);
+  assert.deepEqual(
+    [image.context, image.dockerfile, image.platforms],
+    [{ location: "app" }, { location: "app/Dockerfile" }, ["linux/amd64", "linux/arm64"]],
+  );
   assert.match(image.tags[0], /\/agent-stack-dev-api:src-[0-9a-f]{12}$/);
   assert.match(api.image!, /\/agent-stack-dev-api@sha256:[0-9a-f]{64}$/);
   assert.match(String(plan.outputs.imageDigest), /^sha256:[0-9a-f]{64}$/);
@@ -46,7 +49,10 @@ test("HPA at dev size (1 to 2) with the guide's targets and scaling behaviour", 
   assert.equal(spec.maxReplicas, 2);
   assert.deepEqual(
     spec.metrics.map((m: any) => [m.resource.name, m.resource.target.averageUtilization]),
-    [["cpu", 70], ["memory", 80]],
+    [
+      ["cpu", 70],
+      ["memory", 80],
+    ],
   );
   assert.deepEqual(spec.behavior.scaleUp.policies, [{ type: "Percent", value: 50, periodSeconds: 60 }]);
   assert.equal(spec.behavior.scaleUp.stabilizationWindowSeconds, 60);
@@ -76,7 +82,10 @@ test("dev Ollama pulls only the small CPU models into a 20 GiB emptyDir (no zona
   assert.equal(inputs(ollama).spec.volumeClaimTemplates, undefined);
   assert.deepEqual(pod(ollama).volumes.find((v: any) => v.name === "models").emptyDir, { sizeLimit: "20Gi" });
   const env = envOf(container(ollama, "ollama"));
-  assert.deepEqual([env.OLLAMA_NUM_PARALLEL.value, env.OLLAMA_MAX_LOADED_MODELS.value, env.OLLAMA_KEEP_ALIVE.value], ["2", "3", "24h"]);
+  assert.deepEqual(
+    [env.OLLAMA_NUM_PARALLEL.value, env.OLLAMA_MAX_LOADED_MODELS.value, env.OLLAMA_KEEP_ALIVE.value],
+    ["2", "3", "24h"],
+  );
 });
 
 test("dev Qdrant: one replica on the general node, not clustered, 10 GiB, API key from the Secret", () => {
@@ -99,7 +108,9 @@ test("single-replica Ollama and Qdrant get no disruption budget (it would block 
 });
 
 test("dev has the same network policies as prod", () => {
-  const names = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy").map((r) => r.name).sort();
+  const names = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    .map((r) => r.name)
+    .sort();
   assert.deepEqual(names, ["agent-api-ingress", "default-deny-ingress", "ollama-ingress", "qdrant-ingress"]);
   const toOllama = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "ollama-ingress")).spec.ingress;
   assert.deepEqual(toOllama[0].from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } } }]);

@@ -22,7 +22,10 @@ test("an ACM certificate for the domain, validated through DNS", () => {
 test("the ALB listens on 80 and 443 with that certificate and redirects HTTP to HTTPS", () => {
   assert.deepEqual(JSON.parse(annotations["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
   assert.equal(annotations["alb.ingress.kubernetes.io/ssl-redirect"], "443");
-  assert.equal(annotations["alb.ingress.kubernetes.io/certificate-arn"], `arn:aws:mock:us-east-1:123456789012:Certificate/${certificate.name}`);
+  assert.equal(
+    annotations["alb.ingress.kubernetes.io/certificate-arn"],
+    `arn:aws:mock:us-east-1:123456789012:Certificate/${certificate.name}`,
+  );
   assert.match(annotations["alb.ingress.kubernetes.io/ssl-policy"], /^ELBSecurityPolicy-TLS13-/);
 });
 
@@ -37,7 +40,10 @@ test("apiUrl is the https URL of the domain", () => {
 
 test("the certificate is validated in the same up: its record in the hosted zone, then CertificateValidation", () => {
   const record = inputs(one(plan, "aws:route53/record:Record"));
-  assert.deepEqual([record.zoneId, record.name, record.type, record.records], [ZONE, `_mock.${DOMAIN}.`, "CNAME", ["_mock.acm-validations.aws."]]);
+  assert.deepEqual(
+    [record.zoneId, record.name, record.type, record.records],
+    [ZONE, `_mock.${DOMAIN}.`, "CNAME", ["_mock.acm-validations.aws."]],
+  );
   const validation = inputs(one(plan, "aws:acm/certificateValidation:CertificateValidation"));
   assert.equal(validation.certificateArn, `arn:aws:mock:us-east-1:123456789012:Certificate/${certificate.name}`);
   assert.equal(plan.outputs.certificateValidationRecords, undefined, "nothing left to create by hand");

@@ -31,7 +31,10 @@ test("the Deployment runs the pushed image by digest and the stack exports that 
 });
 
 test("API probes: startup and liveness on /health, readiness on /health/ready, all on the 8080 port; metrics on 9464", () => {
-  assert.deepEqual(api.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }, { name: "metrics", containerPort: 9464, protocol: "TCP" }]);
+  assert.deepEqual(api.ports, [
+    { name: "http", containerPort: 8080, protocol: "TCP" },
+    { name: "metrics", containerPort: 9464, protocol: "TCP" },
+  ]);
   assert.equal(envOf(api).PORT.value, "8080");
   assert.equal(envOf(api).METRICS_PORT.value, "9464");
   assert.equal(envOf(api).DOCS_ENABLED.value, "false", "docs only when agent-stack:docsEnabled turns them on");
@@ -199,7 +202,13 @@ test("Qdrant: three clustered replicas on the vector nodes, one per node, 500 Gi
 
 test("Qdrant Services: qdrant (http 6333, grpc 6334) and a headless one publishing peers before they are ready", () => {
   const service = inputs(one(plan, "kubernetes:core/v1:Service", "qdrant")).spec;
-  assert.deepEqual(service.ports.map((p: any) => [p.name, p.port]), [["http", 6333], ["grpc", 6334]]);
+  assert.deepEqual(
+    service.ports.map((p: any) => [p.name, p.port]),
+    [
+      ["http", 6333],
+      ["grpc", 6334],
+    ],
+  );
   const headless = inputs(one(plan, "kubernetes:core/v1:Service", "qdrant-headless")).spec;
   assert.equal(headless.clusterIP, "None");
   assert.equal(headless.publishNotReadyAddresses, true);
@@ -218,7 +227,10 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
   const toQdrant = policy("qdrant-ingress").ingress;
   const clients = toQdrant.find((r: any) => ports(r).includes(6333) && r.from.some((f: any) => f.podSelector));
   assert.ok(clients.from.some((f: any) => JSON.stringify(f) === JSON.stringify(fromApi)));
-  assert.ok(clients.from.every((f: any) => !f.ipBlock && !f.namespaceSelector), "Qdrant must not be open beyond its clients");
+  assert.ok(
+    clients.from.every((f: any) => !f.ipBlock && !f.namespaceSelector),
+    "Qdrant must not be open beyond its clients",
+  );
   const peers = toQdrant.find((r: any) => ports(r).includes(6335));
   assert.deepEqual(peers.from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "qdrant" } } }]);
   const scrape = toQdrant.find((r: any) => r.from.some((f: any) => f.namespaceSelector));
@@ -228,8 +240,14 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
   // The ALB's subnets (public, one per zone) reach the serving port; monitoring reaches only the metrics port.
   const toApi = policy("agent-api-ingress").ingress;
   assert.deepEqual(toApi, [
-    { from: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"].map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: "TCP", port: 8080 }] },
-    { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }], ports: [{ protocol: "TCP", port: 9464 }] },
+    {
+      from: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"].map((cidr) => ({ ipBlock: { cidr } })),
+      ports: [{ protocol: "TCP", port: 8080 }],
+    },
+    {
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+      ports: [{ protocol: "TCP", port: 9464 }],
+    },
   ]);
 });
 
@@ -283,21 +301,35 @@ test("the ALB controller is a pinned chart whose service account assumes an IRSA
   assert.equal(release.namespace, "kube-system");
   assert.equal(release.values.clusterName, "agent-stack-prod");
   const role = one(plan, "aws:iam/role:Role", "workloads-addons-alb-controller");
-  assert.equal(release.values.serviceAccount.annotations["eks.amazonaws.com/role-arn"], `arn:aws:mock:us-east-1:123456789012:Role/${role.name}`);
+  assert.equal(
+    release.values.serviceAccount.annotations["eks.amazonaws.com/role-arn"],
+    `arn:aws:mock:us-east-1:123456789012:Role/${role.name}`,
+  );
   const trust = JSON.parse(inputs(role).assumeRolePolicy).Statement[0].Condition.StringEquals;
   assert.ok(Object.values(trust).includes("system:serviceaccount:kube-system:aws-load-balancer-controller"));
-  const policyDoc = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-alb-controller-inline")).policy);
+  const policyDoc = JSON.parse(
+    inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-alb-controller-inline")).policy,
+  );
   const actions = policyDoc.Statement.flatMap((s: any) => s.Action);
-  for (const action of ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:RegisterTargets", "ec2:CreateSecurityGroup"]) {
+  for (const action of [
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:RegisterTargets",
+    "ec2:CreateSecurityGroup",
+  ]) {
     assert.ok(actions.includes(action), `controller policy lacks ${action}`);
   }
 });
 
 test("storage: encrypted gp3 classes bound where the pod lands, keeping volumes in prod; one is the default", () => {
   // The snapshot job's scratch class deletes its volumes on purpose (day-two-prod.test.ts).
-  const classes = ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").map(inputs).filter((sc) => sc.metadata.name !== "gp3-scratch");
+  const classes = ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass")
+    .map(inputs)
+    .filter((sc) => sc.metadata.name !== "gp3-scratch");
   const isDefault = (sc: any) => sc.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true";
-  assert.deepEqual(classes.filter(isDefault).map((sc) => sc.metadata.name), ["gp3-encrypted"]);
+  assert.deepEqual(
+    classes.filter(isDefault).map((sc) => sc.metadata.name),
+    ["gp3-encrypted"],
+  );
   for (const sc of classes) {
     assert.equal(sc.provisioner, "ebs.csi.aws.com");
     assert.equal(sc.parameters.type, "gp3");
@@ -317,7 +349,9 @@ test("Qdrant's volumes carry the tag the AWS Backup plan selects; the re-downloa
 });
 
 test("namespaces agent, monitoring and monitoring-host, all through one server-side-apply provider from the cluster's kubeconfig", () => {
-  const names = ofType(plan, "kubernetes:core/v1:Namespace").map((n) => inputs(n).metadata.name).sort();
+  const names = ofType(plan, "kubernetes:core/v1:Namespace")
+    .map((n) => inputs(n).metadata.name)
+    .sort();
   assert.deepEqual(names, ["agent", "monitoring", "monitoring-host"]);
   const provider = inputs(one(plan, "pulumi:providers:kubernetes"));
   assert.equal(provider.enableServerSideApply, "true");
@@ -333,7 +367,9 @@ test("the cluster autoscaler grows node groups within their max, and may resize 
   const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-cluster-autoscaler"));
   assert.equal(release.values.autoDiscovery.clusterName, "agent-stack-prod");
   assert.equal(release.values.image.tag, "v1.35.0");
-  const [resize] = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-cluster-autoscaler-inline")).policy).Statement;
+  const [resize] = JSON.parse(
+    inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "workloads-addons-cluster-autoscaler-inline")).policy,
+  ).Statement;
   assert.deepEqual(resize.Action.sort(), ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]);
   assert.deepEqual(resize.Condition.StringEquals, { "aws:ResourceTag/k8s.io/cluster-autoscaler/agent-stack-prod": "owned" });
 });

@@ -45,7 +45,12 @@ describe("alertmanager.yml", () => {
   for (const [receiver, labels] of ROUTES) {
     it(`routes {${labels.join(", ")}} to ${receiver}`, async () => {
       const { code, output } = await run("amtool", [
-        "config", "routes", "test", `--config.file=${ALERTMANAGER_FILE}`, `--verify.receivers=${receiver}`, ...labels,
+        "config",
+        "routes",
+        "test",
+        `--config.file=${ALERTMANAGER_FILE}`,
+        `--verify.receivers=${receiver}`,
+        ...labels,
       ]);
       assert.equal(code, 0, output);
     });
@@ -53,11 +58,19 @@ describe("alertmanager.yml", () => {
 
   it("sends both receivers to the stack's SNS topic with SigV4 in its region, and passes amtool", async () => {
     const topic = "arn:aws:sns:eu-west-1:123456789012:agent-stack-prod-notifications";
-    const { rendered, file } = writeRendered("sns", { slack: false, pagerduty: false, sns: { topicArn: topic, region: "eu-west-1" } });
+    const { rendered, file } = writeRendered("sns", {
+      slack: false,
+      pagerduty: false,
+      sns: { topicArn: topic, region: "eu-west-1" },
+    });
     await checkConfig(file);
     for (const name of ["pager", "chat"]) {
       const r = rendered.receivers!.find((x) => x.name === name)!;
-      assert.deepEqual((r.sns_configs as any[]).map((c) => [c.topic_arn, c.sigv4]), [[topic, { region: "eu-west-1" }]], name);
+      assert.deepEqual(
+        (r.sns_configs as any[]).map((c) => [c.topic_arn, c.sigv4]),
+        [[topic, { region: "eu-west-1" }]],
+        name,
+      );
       assert.equal(r.slack_configs, undefined);
     }
     // Without a topic the SNS integration is dropped (and the config stays valid).
@@ -79,7 +92,10 @@ describe("renderAlertmanagerConfig", () => {
     const { rendered, file } = writeRendered("none", { slack: false, pagerduty: false });
     await checkConfig(file);
     for (const r of rendered.receivers!) assert.deepEqual(Object.keys(r), ["name"], r.name);
-    assert.deepEqual(Object.keys(rendered.global!).filter((k) => k.startsWith("smtp_")), []);
+    assert.deepEqual(
+      Object.keys(rendered.global!).filter((k) => k.startsWith("smtp_")),
+      [],
+    );
   });
 
   it("keeps Slack for critical alerts when there is no PagerDuty key", async () => {
@@ -90,11 +106,20 @@ describe("renderAlertmanagerConfig", () => {
   });
 
   it("fills the stack's email settings when everything is configured", async () => {
-    const email = { to: "oncall@corp.test", from: "am@corp.test", smarthost: "smtp.corp.test:587", username: "am", password: true };
+    const email = {
+      to: "oncall@corp.test",
+      from: "am@corp.test",
+      smarthost: "smtp.corp.test:587",
+      username: "am",
+      password: true,
+    };
     const { rendered, file } = writeRendered("all", { slack: true, pagerduty: true, email });
     await checkConfig(file);
     const chat = rendered.receivers!.find((r) => r.name === "chat")!;
-    assert.deepEqual((chat.email_configs as Array<{ to: string }>).map((e) => e.to), ["oncall@corp.test"]);
+    assert.deepEqual(
+      (chat.email_configs as Array<{ to: string }>).map((e) => e.to),
+      ["oncall@corp.test"],
+    );
     assert.equal(rendered.global!.smtp_smarthost, "smtp.corp.test:587");
     assert.equal(rendered.global!.smtp_auth_password_file, `${RECEIVER_SECRET_DIR}/${RECEIVER_SECRET_KEYS.smtpPassword}`);
     assert.doesNotMatch(YAML.stringify(rendered), /example\.com/);
@@ -111,8 +136,10 @@ describe("a real Alertmanager with this config", () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     am = startDaemon("/usr/bin/prometheus-alertmanager", [
-      `--config.file=${file}`, `--storage.path=${join(work, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=",
+      `--config.file=${file}`,
+      `--storage.path=${join(work, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--cluster.listen-address=",
     ]);
     await waitFor("Alertmanager", async () => (await fetch(`${url}/-/ready`)).ok, 15_000).catch((err) => {
       throw new Error(`${err}\n${am.output()}`);
@@ -139,10 +166,14 @@ describe("a real Alertmanager with this config", () => {
     const state = (alerts: Listed[], name: string, job: string) =>
       alerts.find((a) => a.labels.alertname === name && a.labels.job === job)?.status.state;
     let alerts: Listed[] = [];
-    await waitFor("HighLatency to be inhibited", async () => {
-      alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
-      return state(alerts, "HighLatency", "agent-api") === "suppressed";
-    }, 10_000);
+    await waitFor(
+      "HighLatency to be inhibited",
+      async () => {
+        alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
+        return state(alerts, "HighLatency", "agent-api") === "suppressed";
+      },
+      10_000,
+    );
 
     assert.equal(state(alerts, "HighErrorRate", "agent-api"), "suppressed");
     assert.equal(state(alerts, "HighLatency", "agent-api-canary"), "active");

@@ -23,7 +23,11 @@ describe("Grafana dashboards", () => {
   after(() => rmSync(work, { recursive: true, force: true }));
 
   it("are the three the issue asks for, with unique uids", () => {
-    assert.deepEqual(all.map((d) => d.dashboard.uid).sort(), ["agent-cost-tokens", "agent-infrastructure", "agent-system-overview"]);
+    assert.deepEqual(all.map((d) => d.dashboard.uid).sort(), [
+      "agent-cost-tokens",
+      "agent-infrastructure",
+      "agent-system-overview",
+    ]);
   });
 
   it("System Overview shows request rate, success rate, p95 latency, active queries and errors", () => {
@@ -39,13 +43,18 @@ describe("Grafana dashboards", () => {
   });
 
   it("Infrastructure has a row each for nodes, PostgreSQL, Redis, Qdrant and GPU", () => {
-    const rows = allPanels(byUid("agent-infrastructure")!).filter((p) => p.type === "row").map((p) => p.title);
+    const rows = allPanels(byUid("agent-infrastructure")!)
+      .filter((p) => p.type === "row")
+      .map((p) => p.title);
     assert.deepEqual(rows, ["Nodes and pods", "PostgreSQL", "Redis", "Qdrant", "GPU"]);
   });
 
   it("query through the data source variable, so they work with any Prometheus data source uid", () => {
     for (const { file, dashboard } of all) {
-      assert.ok(dashboard.templating.list.some((v) => v.name === "datasource" && v.type === "datasource"), file);
+      assert.ok(
+        dashboard.templating.list.some((v) => v.name === "datasource" && v.type === "datasource"),
+        file,
+      );
       for (const p of allPanels(dashboard).filter((p) => p.type !== "row")) {
         assert.deepEqual(p.datasource, { type: "prometheus", uid: "${datasource}" }, `${file}: ${p.title}`);
         assert.ok((p.targets ?? []).length > 0, `${file}: ${p.title} has no query`);

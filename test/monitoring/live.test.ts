@@ -32,7 +32,10 @@ async function sample(query: string): Promise<number | undefined> {
 
 async function traffic() {
   const client = api(stack.url, USER_KEY);
-  assert.equal((await client.post("/api/v1/documents", { documents: [{ text: "Qdrant stores vectors. Ollama runs models." }] })).status, 201);
+  assert.equal(
+    (await client.post("/api/v1/documents", { documents: [{ text: "Qdrant stores vectors. Ollama runs models." }] })).status,
+    201,
+  );
   for (let i = 0; i < 2; i++) assert.equal((await client.post("/api/v1/query", { query: "What stores vectors?" })).status, 200);
 }
 
@@ -41,15 +44,21 @@ before(async () => {
   const port = await freePort();
   promUrl = `http://127.0.0.1:${port}`;
   const config = join(work, "prometheus.yml");
-  writeFileSync(config, YAML.stringify({
-    // Seconds instead of the cluster's 30 s, so the test sees scrapes and evaluations quickly.
-    global: { scrape_interval: "1s", evaluation_interval: "1s" },
-    rule_files: ruleFiles(),
-    // The job name the ServiceMonitor gives the API in the cluster.
-    scrape_configs: [{ job_name: "agent-api", static_configs: [{ targets: [new URL(stack.metricsUrl).host] }] }],
-  }));
+  writeFileSync(
+    config,
+    YAML.stringify({
+      // Seconds instead of the cluster's 30 s, so the test sees scrapes and evaluations quickly.
+      global: { scrape_interval: "1s", evaluation_interval: "1s" },
+      rule_files: ruleFiles(),
+      // The job name the ServiceMonitor gives the API in the cluster.
+      scrape_configs: [{ job_name: "agent-api", static_configs: [{ targets: [new URL(stack.metricsUrl).host] }] }],
+    }),
+  );
   prometheus = startDaemon("/usr/bin/prometheus", [
-    `--config.file=${config}`, `--storage.tsdb.path=${join(work, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn",
+    `--config.file=${config}`,
+    `--storage.tsdb.path=${join(work, "data")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    "--log.level=warn",
   ]);
   await waitFor("Prometheus", async () => (await fetch(`${promUrl}/-/ready`)).ok, 20_000).catch((err) => {
     throw new Error(`${err}\n${prometheus.output()}`);
@@ -76,23 +85,41 @@ describe("the running app's /metrics", () => {
 describe("a real Prometheus with monitoring/prometheus/rules", () => {
   it("scrapes the app as job agent-api", async () => {
     type Targets = { activeTargets: Array<{ labels: { job: string }; health: string; lastError: string }> };
-    await waitFor("agent-api target up", async () => {
-      const { activeTargets } = await promApi<Targets>("targets");
-      return activeTargets.some((t) => t.labels.job === "agent-api" && t.health === "up");
-    }, 15_000);
+    await waitFor(
+      "agent-api target up",
+      async () => {
+        const { activeTargets } = await promApi<Targets>("targets");
+        return activeTargets.some((t) => t.labels.job === "agent-api" && t.health === "up");
+      },
+      15_000,
+    );
   });
 
   it("loads every rule group and evaluates every rule without error", async () => {
-    type Rules = { groups: Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string; lastEvaluation: string }> }> };
+    type Rules = {
+      groups: Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string; lastEvaluation: string }> }>;
+    };
     let groups: Rules["groups"] = [];
-    await waitFor("every rule evaluated", async () => {
-      groups = (await promApi<Rules>("rules")).groups;
-      return groups.flatMap((g) => g.rules).every((r) => !r.lastEvaluation.startsWith("0001-"));
-    }, 15_000);
+    await waitFor(
+      "every rule evaluated",
+      async () => {
+        groups = (await promApi<Rules>("rules")).groups;
+        return groups.flatMap((g) => g.rules).every((r) => !r.lastEvaluation.startsWith("0001-"));
+      },
+      15_000,
+    );
     const loaded = groups.flatMap((g) => g.rules.map((r) => r.name)).sort();
-    assert.deepEqual(loaded, allRules().map((r) => r.rule.alert ?? r.rule.record!).sort());
+    assert.deepEqual(
+      loaded,
+      allRules()
+        .map((r) => r.rule.alert ?? r.rule.record!)
+        .sort(),
+    );
     const failing = groups.flatMap((g) => g.rules).filter((r) => r.health !== "ok");
-    assert.deepEqual(failing.map((r) => `${r.name}: ${r.lastError}`), []);
+    assert.deepEqual(
+      failing.map((r) => `${r.name}: ${r.lastError}`),
+      [],
+    );
   });
 
   it("records the app's traffic as the rates the dashboards read", async () => {
@@ -113,10 +140,14 @@ describe("a real Prometheus with monitoring/prometheus/rules", () => {
 /** Waits until the query has one sample that is a number (a ratio of zero rates is NaN). */
 async function waitForSample(query: string): Promise<number> {
   let value: number | undefined;
-  await waitFor(query, async () => {
-    value = await sample(query);
-    return value !== undefined && !Number.isNaN(value) && value !== 0;
-  }, 15_000).catch(async (err) => {
+  await waitFor(
+    query,
+    async () => {
+      value = await sample(query);
+      return value !== undefined && !Number.isNaN(value) && value !== 0;
+    },
+    15_000,
+  ).catch(async (err) => {
     throw new Error(`${err} (last value ${value})`);
   });
   return value!;

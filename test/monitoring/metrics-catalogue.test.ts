@@ -8,7 +8,10 @@ const recorded = new Set(allRules().flatMap((r) => (r.rule.record ? [r.rule.reco
 const uses = [
   ...allRules().map(({ file, rule }) => ({ where: `${file} ${rule.alert ?? rule.record}`, expr: rule.expr })),
   ...dashboards().flatMap(({ file, dashboard }) =>
-    dashboardExprs(dashboard).map(({ where, expr }) => ({ where: `${file} ${where}`, expr: substituteGrafanaVariables(grafanaQueryToPromQL(expr)) })),
+    dashboardExprs(dashboard).map(({ where, expr }) => ({
+      where: `${file} ${where}`,
+      expr: substituteGrafanaVariables(grafanaQueryToPromQL(expr)),
+    })),
   ),
 ].flatMap(({ where, expr }) => metricNames(expr).map((name) => ({ where, name })));
 
@@ -20,7 +23,10 @@ describe("metric catalogue", () => {
 
   it("lists no metric that nothing queries", () => {
     const used = new Set(uses.map(({ name }) => catalogueEntry(name)?.family).filter(Boolean));
-    assert.deepEqual(Object.keys(METRICS).filter((name) => !used.has(name)), []);
+    assert.deepEqual(
+      Object.keys(METRICS).filter((name) => !used.has(name)),
+      [],
+    );
   });
 
   it("resolves histogram series only for histograms", () => {
@@ -30,10 +36,20 @@ describe("metric catalogue", () => {
   });
 
   it("covers the app contract's metric names exactly (DESIGN.md App contract)", () => {
-    const app = Object.entries(METRICS).filter(([, e]) => e.source === "app").map(([name]) => name).sort();
+    const app = Object.entries(METRICS)
+      .filter(([, e]) => e.source === "app")
+      .map(([name]) => name)
+      .sort();
     assert.deepEqual(app, [
-      "active_queries", "agent_errors_total", "agent_execution_duration_seconds", "agent_token_usage",
-      "cache_requests_total", "http_request_duration_seconds", "http_requests_total", "tool_calls_total", "tool_duration_seconds",
+      "active_queries",
+      "agent_errors_total",
+      "agent_execution_duration_seconds",
+      "agent_token_usage",
+      "cache_requests_total",
+      "http_request_duration_seconds",
+      "http_requests_total",
+      "tool_calls_total",
+      "tool_duration_seconds",
     ]);
   });
 });

@@ -26,9 +26,22 @@ describe("Prometheus rule files", () => {
   it("cover the alerts the guides ask for", () => {
     const names = alerts.map((a) => a.rule.alert);
     for (const required of [
-      "HighErrorRate", "HighLatency", "ServiceDown", "HighTokenUsage", "DatabaseConnectionPoolExhausted",
-      "QdrantHighLatency", "HighCPU", "HighMemory", "LowCacheHitRate", "HighApiLatency",
-      "GpuHighUtilization", "GpuMemoryHigh", "NodeNotReady", "PodCrashLooping", "PodNotReady", "QdrantSnapshotMissing",
+      "HighErrorRate",
+      "HighLatency",
+      "ServiceDown",
+      "HighTokenUsage",
+      "DatabaseConnectionPoolExhausted",
+      "QdrantHighLatency",
+      "HighCPU",
+      "HighMemory",
+      "LowCacheHitRate",
+      "HighApiLatency",
+      "GpuHighUtilization",
+      "GpuMemoryHigh",
+      "NodeNotReady",
+      "PodCrashLooping",
+      "PodNotReady",
+      "QdrantSnapshotMissing",
     ]) {
       assert.ok(names.includes(required), `missing alert ${required}`);
     }
@@ -67,8 +80,14 @@ describe("Prometheus rule files", () => {
     });
     for (const { file, rule } of alerts) {
       const mine = cases.filter((c) => c.alertname === rule.alert && c.loaded.includes(file));
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${rule.alert} has no firing test`);
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${rule.alert} has no silent test`);
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${rule.alert} has no firing test`,
+      );
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${rule.alert} has no silent test`,
+      );
     }
   });
 });

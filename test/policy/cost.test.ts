@@ -29,10 +29,20 @@ test("tierAllowList: a tier allows its own and smaller tiers' types, never bigge
 
 test("tierAllowList covers every instance, database and cache type a tier names (no sized field forgotten)", () => {
   const typesIn = (v: unknown): string[] =>
-    typeof v === "string" ? (/^(db\.|cache\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(v) ? [v] : []) : typeof v === "object" && v ? Object.values(v).flatMap(typesIn) : [];
+    typeof v === "string"
+      ? /^(db\.|cache\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(v)
+        ? [v]
+        : []
+      : typeof v === "object" && v
+        ? Object.values(v).flatMap(typesIn)
+        : [];
   for (const tier of TIER_NAMES) {
     const allowed = new Set(tierAllowList(tier));
-    assert.deepEqual(typesIn(TIERS[tier]).filter((t) => !allowed.has(t)), [], tier);
+    assert.deepEqual(
+      typesIn(TIERS[tier]).filter((t) => !allowed.has(t)),
+      [],
+      tier,
+    );
   }
 });
 
@@ -47,7 +57,13 @@ test("instance-types-allowed: types outside the tier's list fail, with additiona
   assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["m7g.xlarge"])], { tier: "dev" }), []);
   const [v] = check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev" });
   assert.match(v.message, /c6i\.2xlarge not allowed in tier dev/);
-  assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev", config: { additionalTypes: ["c6i.2xlarge"] } }), []);
+  assert.deepEqual(
+    check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], {
+      tier: "dev",
+      config: { additionalTypes: ["c6i.2xlarge"] },
+    }),
+    [],
+  );
   const db = resource("aws:rds/instance:Instance", "db", { instanceClass: "db.r6g.4xlarge" });
   assert.equal(check(instanceTypesAllowed, [db], { tier: "medium" }).length, 1);
   const cache = resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache", { nodeType: "cache.r6g.large" });
@@ -62,35 +78,81 @@ test("instance-types-allowed: without a tier tag the policy cannot decide and sa
 const tainted = { taints: [{ key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" }] };
 
 test("gpu-only-in-gpu-group: GPU types only in the tainted gpu group, and only GPU types there", () => {
-  assert.deepEqual(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"], tainted), nodeGroup("general", ["c6i.2xlarge"])]), []);
-  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("general", ["c6i.2xlarge", "g5.xlarge"])])[0].message, /GPU type g5\.xlarge in a node group labelled role=general/);
+  assert.deepEqual(
+    check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"], tainted), nodeGroup("general", ["c6i.2xlarge"])]),
+    [],
+  );
+  assert.match(
+    check(gpuOnlyInGpuGroup, [nodeGroup("general", ["c6i.2xlarge", "g5.xlarge"])])[0].message,
+    /GPU type g5\.xlarge in a node group labelled role=general/,
+  );
   assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"])])[0].message, /no NO_SCHEDULE taint/);
-  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge", "c6i.large"], tainted)])[0].message, /non-GPU types c6i\.large/);
+  assert.match(
+    check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge", "c6i.large"], tainted)])[0].message,
+    /non-GPU types c6i\.large/,
+  );
   const template = resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { instanceType: "p4d.24xlarge" });
   assert.match(check(gpuOnlyInGpuGroup, [template])[0].message, /outside an EKS gpu node group/);
-  assert.deepEqual(check(gpuOnlyInGpuGroup, [resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { instanceType: "c6i.large" })]), []);
+  assert.deepEqual(
+    check(gpuOnlyInGpuGroup, [resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { instanceType: "c6i.large" })]),
+    [],
+  );
 });
 
 // Ten GPU nodes cost thousands a month at any on-demand price; one small node costs far less than $1,000.
-const expensive = [nodeGroup("gpu", ["g5.4xlarge"], { ...tainted, scalingConfig: { minSize: 10, desiredSize: 10, maxSize: 10 } })];
+const expensive = [
+  nodeGroup("gpu", ["g5.4xlarge"], { ...tainted, scalingConfig: { minSize: 10, desiredSize: 10, maxSize: 10 } }),
+];
 
-const resolved = (monthlyUsd: number): PlanConfig => ({ tier: "small", region: "us-east-1", timeZone: "UTC", budget: { monthlyUsd }, usage: USAGE.small });
+const resolved = (monthlyUsd: number): PlanConfig => ({
+  tier: "small",
+  region: "us-east-1",
+  timeZone: "UTC",
+  budget: { monthlyUsd },
+  usage: USAGE.small,
+});
 
 test("stack-within-budget: the estimate is compared with the budget the plan carries, an AWS Budget or the configured one", () => {
   const [overTier] = check(stackWithinBudget, expensive, { tier: "small", planConfig: resolved(2750) });
   assert.equal(overTier.level, "mandatory");
-  assert.match(overTier.message, /estimated \$[\d,]+\/month exceeds the \$2,750 budget \(the stack's budget\.monthlyUsd\); largest: gpu \$[\d,]+/);
+  assert.match(
+    overTier.message,
+    /estimated \$[\d,]+\/month exceeds the \$2,750 budget \(the stack's budget\.monthlyUsd\); largest: gpu \$[\d,]+/,
+  );
   // An override the stack resolved wins over any preset: the tier's name is only a label.
   assert.match(check(stackWithinBudget, expensive, { tier: "large", planConfig: resolved(2750) })[0].message, /\$2,750 budget/);
   assert.equal(overTier.resource, "urn:pulumi:test::agent-stack::pulumi:pulumi:Stack::agent-stack-test");
 
-  const budget = resource("aws:budgets/budget:Budget", "monthly", { budgetType: "COST", limitAmount: "100000", limitUnit: "USD", timeUnit: "MONTHLY" });
-  assert.deepEqual(check(stackWithinBudget, [...expensive, budget], { tier: "small" }), [], "the stack's own AWS Budget is the limit");
-  const tight = resource("aws:budgets/budget:Budget", "budget", { name: "agent-stack-test", limitAmount: "100.00", limitUnit: "USD", timeUnit: "MONTHLY" });
-  assert.match(check(stackWithinBudget, [...expensive, tight], { tier: "large" })[0].message, /\$100 budget \(aws\.budgets\.Budget agent-stack-test\)/);
-  assert.match(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 500 } })[0].message, /\$500 budget \(policy config/);
+  const budget = resource("aws:budgets/budget:Budget", "monthly", {
+    budgetType: "COST",
+    limitAmount: "100000",
+    limitUnit: "USD",
+    timeUnit: "MONTHLY",
+  });
+  assert.deepEqual(
+    check(stackWithinBudget, [...expensive, budget], { tier: "small" }),
+    [],
+    "the stack's own AWS Budget is the limit",
+  );
+  const tight = resource("aws:budgets/budget:Budget", "budget", {
+    name: "agent-stack-test",
+    limitAmount: "100.00",
+    limitUnit: "USD",
+    timeUnit: "MONTHLY",
+  });
+  assert.match(
+    check(stackWithinBudget, [...expensive, tight], { tier: "large" })[0].message,
+    /\$100 budget \(aws\.budgets\.Budget agent-stack-test\)/,
+  );
+  assert.match(
+    check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 500 } })[0].message,
+    /\$500 budget \(policy config/,
+  );
   assert.deepEqual(check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd: 1_000_000 } }), []);
-  assert.deepEqual(check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small", planConfig: resolved(2750) }), []);
+  assert.deepEqual(
+    check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small", planConfig: resolved(2750) }),
+    [],
+  );
 });
 
 test("stack-within-budget: without a tier or budget it asks for one", () => {
@@ -99,6 +161,23 @@ test("stack-within-budget: without a tier or budget it asks for one", () => {
 
 test("stack-within-budget: offline it judges the cost review() already estimated", () => {
   const small = [nodeGroup("general", ["t3.large"])];
-  const estimated = { currency: "USD" as const, monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000, items: [{ type: "aws:eks/nodeGroup:NodeGroup", name: "reviewed", component: "stack", monthlyUsd: 1_000_000, onDemandMonthlyUsd: 1_000_000 }], unpriced: [] };
-  assert.match(check(stackWithinBudget, small, { tier: "small", planConfig: resolved(2750), cost: estimated })[0].message, /estimated \$1,000,000\/month .* largest: reviewed \$1,000,000/);
+  const estimated = {
+    currency: "USD" as const,
+    monthlyUsd: 1_000_000,
+    onDemandMonthlyUsd: 1_000_000,
+    items: [
+      {
+        type: "aws:eks/nodeGroup:NodeGroup",
+        name: "reviewed",
+        component: "stack",
+        monthlyUsd: 1_000_000,
+        onDemandMonthlyUsd: 1_000_000,
+      },
+    ],
+    unpriced: [],
+  };
+  assert.match(
+    check(stackWithinBudget, small, { tier: "small", planConfig: resolved(2750), cost: estimated })[0].message,
+    /estimated \$1,000,000\/month .* largest: reviewed \$1,000,000/,
+  );
 });

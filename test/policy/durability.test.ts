@@ -11,7 +11,8 @@ import {
 import { ecrImmutableTags, ecrScanOnPush } from "../../policy/policies/registry.ts";
 import { check, messagesFor, resource } from "./support.ts";
 
-const db = (inputs: Record<string, unknown>, name = "db") => resource("aws:rds/instance:Instance", name, { engine: "postgres", identifier: `agent-${name}`, ...inputs });
+const db = (inputs: Record<string, unknown>, name = "db") =>
+  resource("aws:rds/instance:Instance", name, { engine: "postgres", identifier: `agent-${name}`, ...inputs });
 
 test("rds-backup-retention: at least 7 days by default, configurable; replicas are skipped", () => {
   assert.deepEqual(check(rdsBackupRetention, [db({ backupRetentionPeriod: 7 })]), []);
@@ -23,12 +24,25 @@ test("rds-backup-retention: at least 7 days by default, configurable; replicas a
 
 test("rds-deletion-protection: required outside dev, read from the provider's tier tag", () => {
   const unprotected = db({ deletionProtection: false, skipFinalSnapshot: true });
-  assert.deepEqual(check(rdsDeletionProtection, [db({ deletionProtection: true, skipFinalSnapshot: false })], { tier: "medium" }), []);
+  assert.deepEqual(
+    check(rdsDeletionProtection, [db({ deletionProtection: true, skipFinalSnapshot: false })], { tier: "medium" }),
+    [],
+  );
   const messages = check(rdsDeletionProtection, [unprotected], { tier: "medium" }).map((v) => v.message);
-  assert.deepEqual(messages.map((m) => /deletion protection|skipFinalSnapshot/.exec(m)?.[0]), ["deletion protection", "skipFinalSnapshot"]);
+  assert.deepEqual(
+    messages.map((m) => /deletion protection|skipFinalSnapshot/.exec(m)?.[0]),
+    ["deletion protection", "skipFinalSnapshot"],
+  );
   assert.deepEqual(check(rdsDeletionProtection, [unprotected], { tier: "dev" }), []);
-  assert.equal(check(rdsDeletionProtection, [unprotected], { tier: "dev", config: { tier: "small" } }).length, 2, "policy config tier wins");
-  assert.equal(check(rdsDeletionProtection, [unprotected], { tier: "small", config: { relaxedTiers: ["dev", "small"] } }).length, 0);
+  assert.equal(
+    check(rdsDeletionProtection, [unprotected], { tier: "dev", config: { tier: "small" } }).length,
+    2,
+    "policy config tier wins",
+  );
+  assert.equal(
+    check(rdsDeletionProtection, [unprotected], { tier: "small", config: { relaxedTiers: ["dev", "small"] } }).length,
+    0,
+  );
 });
 
 test("rds-multi-az: required outside dev; replicas are exempt", () => {
@@ -41,11 +55,15 @@ test("rds-multi-az: required outside dev; replicas are exempt", () => {
 test("rds-in-backup-plan: a selection by tag (provider default tags included), condition or resource covers the database", () => {
   const primary = db({ tags: { backup: "agent-stack-prod" } });
   const replica = db({ replicateSourceDb: "agent-db" }, "replica");
-  const selection = (inputs: Record<string, unknown>) => resource("aws:backup/selection:Selection", "sel", { planId: "plan-id", iamRoleArn: "role", ...inputs });
+  const selection = (inputs: Record<string, unknown>) =>
+    resource("aws:backup/selection:Selection", "sel", { planId: "plan-id", iamRoleArn: "role", ...inputs });
   const byTag = selection({ selectionTags: [{ type: "STRINGEQUALS", key: "backup", value: "agent-stack-prod" }] });
   assert.deepEqual(check(rdsInBackupPlan, [primary, replica, byTag]), []);
   // The provider's defaultTags count: tier=medium comes from the AWS provider, not the instance.
-  const byDefaultTag = selection({ resources: ["*"], conditions: [{ stringEquals: [{ key: "aws:ResourceTag/tier", value: "medium" }] }] });
+  const byDefaultTag = selection({
+    resources: ["*"],
+    conditions: [{ stringEquals: [{ key: "aws:ResourceTag/tier", value: "medium" }] }],
+  });
   assert.deepEqual(check(rdsInBackupPlan, [primary, byDefaultTag]), []);
   const byArn = selection({ resources: ["arn:aws:rds:us-east-1:123456789012:db:agent-*"] });
   assert.deepEqual(check(rdsInBackupPlan, [primary, byArn]), []);
@@ -54,13 +72,17 @@ test("rds-in-backup-plan: a selection by tag (provider default tags included), c
   const violations = check(rdsInBackupPlan, [primary, replica, wrongTag]);
   assert.equal(violations.length, 1);
   assert.match(messagesFor(violations, primary)[0], /in no AWS Backup selection \(its tags: .*backup=agent-stack-prod/);
-  const failedCondition = selection({ resources: ["*"], conditions: [{ stringEquals: [{ key: "aws:ResourceTag/tier", value: "large" }] }] });
+  const failedCondition = selection({
+    resources: ["*"],
+    conditions: [{ stringEquals: [{ key: "aws:ResourceTag/tier", value: "large" }] }],
+  });
   assert.equal(check(rdsInBackupPlan, [primary, failedCondition]).length, 1);
   assert.equal(check(rdsInBackupPlan, [primary]).length, 1, "no selection at all");
 });
 
 test("elasticache-snapshot-retention: snapshots kept at least a day", () => {
-  const cache = (snapshotRetentionLimit: unknown) => resource("aws:elasticache/replicationGroup:ReplicationGroup", "c", { snapshotRetentionLimit });
+  const cache = (snapshotRetentionLimit: unknown) =>
+    resource("aws:elasticache/replicationGroup:ReplicationGroup", "c", { snapshotRetentionLimit });
   assert.deepEqual(check(elasticacheSnapshotRetention, [cache(1)]), []);
   assert.match(check(elasticacheSnapshotRetention, [cache(0)])[0].message, /is 0; at least 1/);
   assert.equal(check(elasticacheSnapshotRetention, [cache(undefined)]).length, 1);

@@ -22,7 +22,10 @@ test("rds-storage-encrypted: encrypted with a customer key passes; unencrypted o
   assert.equal(plain.level, "mandatory");
   assert.match(plain.message, /storageEncrypted: true/);
   assert.match(check(rdsStorageEncrypted, [db({ storageEncrypted: true })])[0].message, /kmsKeyId/);
-  assert.deepEqual(check(rdsStorageEncrypted, [db({ storageEncrypted: true })], { config: { requireCustomerManagedKey: false } }), []);
+  assert.deepEqual(
+    check(rdsStorageEncrypted, [db({ storageEncrypted: true })], { config: { requireCustomerManagedKey: false } }),
+    [],
+  );
 });
 
 test("rds-storage-encrypted: a same-region replica inherits its source's encryption", () => {
@@ -32,7 +35,9 @@ test("rds-storage-encrypted: a same-region replica inherits its source's encrypt
 
 test("ebs-encrypted: launch template volumes must be encrypted (string or boolean flag)", () => {
   const template = (encrypted: unknown) =>
-    resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", { blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { volumeSize: 50, encrypted } }] });
+    resource("aws:ec2/launchTemplate:LaunchTemplate", "lt", {
+      blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { volumeSize: 50, encrypted } }],
+    });
   assert.deepEqual(check(ebsEncrypted, [template("true")]), []);
   assert.deepEqual(check(ebsEncrypted, [template(true)]), []);
   const [v] = check(ebsEncrypted, [template("false")]);
@@ -52,11 +57,18 @@ test("ebs-encrypted: volumes, node groups without a launch template and EBS CSI 
 });
 
 const cache = (inputs: Record<string, unknown>) =>
-  resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache", { engine: "valkey", nodeType: "cache.r6g.large", ...inputs });
+  resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache", {
+    engine: "valkey",
+    nodeType: "cache.r6g.large",
+    ...inputs,
+  });
 
 test("elasticache-encrypted-at-rest: needs atRestEncryptionEnabled and a customer key; standalone clusters fail", () => {
   assert.deepEqual(check(elasticacheEncryptedAtRest, [cache({ atRestEncryptionEnabled: true, kmsKeyId: KEY })]), []);
-  assert.match(check(elasticacheEncryptedAtRest, [cache({ atRestEncryptionEnabled: false })])[0].message, /atRestEncryptionEnabled/);
+  assert.match(
+    check(elasticacheEncryptedAtRest, [cache({ atRestEncryptionEnabled: false })])[0].message,
+    /atRestEncryptionEnabled/,
+  );
   assert.match(check(elasticacheEncryptedAtRest, [cache({ atRestEncryptionEnabled: true })])[0].message, /kmsKeyId/);
   const standalone = resource("aws:elasticache/cluster:Cluster", "memcached", { engine: "memcached" });
   assert.match(check(elasticacheEncryptedAtRest, [standalone])[0].message, /ReplicationGroup/);
@@ -68,7 +80,12 @@ test("elasticache-encrypted-in-transit: TLS required and clients authenticated",
   assert.equal(messages.length, 2);
   assert.match(messages[0], /TLS is off/);
   assert.match(messages[1], /authToken/);
-  assert.match(check(elasticacheEncryptedInTransit, [cache({ transitEncryptionEnabled: true, transitEncryptionMode: "preferred", authToken: "x" })])[0].message, /required/);
+  assert.match(
+    check(elasticacheEncryptedInTransit, [
+      cache({ transitEncryptionEnabled: true, transitEncryptionMode: "preferred", authToken: "x" }),
+    ])[0].message,
+    /required/,
+  );
 });
 
 test("eks-secrets-encrypted: secrets envelope-encrypted with a KMS key", () => {
@@ -83,8 +100,16 @@ test("kms-key-rotation: symmetric keys rotate, within the configured period; asy
   assert.deepEqual(check(kmsKeyRotation, [key({ enableKeyRotation: true })]), []);
   assert.match(check(kmsKeyRotation, [key({ enableKeyRotation: false })])[0].message, /enableKeyRotation/);
   assert.deepEqual(check(kmsKeyRotation, [key({ customerMasterKeySpec: "RSA_2048", keyUsage: "SIGN_VERIFY" })]), []);
-  assert.match(check(kmsKeyRotation, [key({ enableKeyRotation: true, rotationPeriodInDays: 730 })])[0].message, /730 days; at most 365/);
-  assert.deepEqual(check(kmsKeyRotation, [key({ enableKeyRotation: true, rotationPeriodInDays: 730 })], { config: { maxRotationPeriodDays: 730 } }), []);
+  assert.match(
+    check(kmsKeyRotation, [key({ enableKeyRotation: true, rotationPeriodInDays: 730 })])[0].message,
+    /730 days; at most 365/,
+  );
+  assert.deepEqual(
+    check(kmsKeyRotation, [key({ enableKeyRotation: true, rotationPeriodInDays: 730 })], {
+      config: { maxRotationPeriodDays: 730 },
+    }),
+    [],
+  );
 });
 
 test("s3-bucket-encrypted: each bucket needs its own default-encryption configuration", () => {

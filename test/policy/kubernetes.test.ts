@@ -1,7 +1,13 @@
 // Kubernetes workload policies, each called with a compliant and a violating workload of every kind.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { helmChartVersionPinned, k8sImagePinned, k8sNoPrivileged, k8sResourcesSet, k8sRunAsNonRoot } from "../../policy/policies/kubernetes.ts";
+import {
+  helmChartVersionPinned,
+  k8sImagePinned,
+  k8sNoPrivileged,
+  k8sResourcesSet,
+  k8sRunAsNonRoot,
+} from "../../policy/policies/kubernetes.ts";
 import { parseImage } from "../../policy/lib/k8s.ts";
 import { check, resource } from "./support.ts";
 
@@ -20,7 +26,9 @@ const KINDS: Record<string, (pod: unknown) => Record<string, unknown>> = {
   "kubernetes:apps/v1:StatefulSet": (pod) => ({ spec: { template: { spec: pod } } }),
   "kubernetes:apps/v1:DaemonSet": (pod) => ({ spec: { template: { spec: pod } } }),
   "kubernetes:batch/v1:Job": (pod) => ({ spec: { template: { spec: pod } } }),
-  "kubernetes:batch/v1:CronJob": (pod) => ({ spec: { schedule: "0 3 * * *", jobTemplate: { spec: { template: { spec: pod } } } } }),
+  "kubernetes:batch/v1:CronJob": (pod) => ({
+    spec: { schedule: "0 3 * * *", jobTemplate: { spec: { template: { spec: pod } } } },
+  }),
 };
 
 const workloads = (pod: unknown) => Object.entries(KINDS).map(([type, wrap]) => resource(type, "w", wrap(pod)));
@@ -31,12 +39,17 @@ test("k8s-resources-set: every workload kind needs cpu/memory requests and a mem
   const violations = check(k8sResourcesSet, workloads(podSpec([noLimits])));
   assert.equal(violations.length, Object.keys(KINDS).length);
   for (const v of violations) assert.equal(v.message, 'container "app" has no requests.memory, limits.memory.');
-  assert.equal(check(k8sResourcesSet, workloads(podSpec([goodContainer])), { config: { requireCpuLimit: true } }).length, Object.keys(KINDS).length);
+  assert.equal(
+    check(k8sResourcesSet, workloads(podSpec([goodContainer])), { config: { requireCpuLimit: true } }).length,
+    Object.keys(KINDS).length,
+  );
 });
 
 test("k8s-resources-set: init containers count", () => {
   const pod = podSpec([goodContainer], { initContainers: [{ name: "migrate", image: "app:1" }] });
-  const [v] = check(k8sResourcesSet, [resource("kubernetes:apps/v1:Deployment", "api", KINDS["kubernetes:apps/v1:Deployment"](pod))]);
+  const [v] = check(k8sResourcesSet, [
+    resource("kubernetes:apps/v1:Deployment", "api", KINDS["kubernetes:apps/v1:Deployment"](pod)),
+  ]);
   assert.match(v.message, /container "migrate" has no requests\.cpu, requests\.memory, limits\.memory/);
 });
 
@@ -71,16 +84,24 @@ test("k8s-image-pinned: tags and digests pin; no tag, latest and malformed diges
   assert.match(check(k8sImagePinned, withImage("registry:5000/app"))[0].message, /no tag/, "a registry port is not a tag");
   assert.match(check(k8sImagePinned, withImage("qdrant/qdrant:latest"))[0].message, /moving tag "latest"/);
   assert.match(check(k8sImagePinned, withImage("app@sha256:123"))[0].message, /malformed digest/);
-  assert.equal(check(k8sImagePinned, withImage("ollama/ollama:0.12.10"), { config: { requireDigest: true } }).length, Object.keys(KINDS).length);
+  assert.equal(
+    check(k8sImagePinned, withImage("ollama/ollama:0.12.10"), { config: { requireDigest: true } }).length,
+    Object.keys(KINDS).length,
+  );
 });
 
 test("parseImage splits registry ports, tags and digests", () => {
-  assert.deepEqual(parseImage("registry:5000/team/app:1.2@sha256:abc"), { repository: "registry:5000/team/app", tag: "1.2", digest: "sha256:abc" });
+  assert.deepEqual(parseImage("registry:5000/team/app:1.2@sha256:abc"), {
+    repository: "registry:5000/team/app",
+    tag: "1.2",
+    digest: "sha256:abc",
+  });
   assert.deepEqual(parseImage("busybox"), { repository: "busybox", tag: undefined, digest: undefined });
 });
 
 test("helm-chart-version-pinned: exact versions pass, ranges and missing versions are advised against", () => {
-  const release = (version: unknown) => resource("kubernetes:helm.sh/v3:Release", "metrics-server", { chart: "metrics-server", version });
+  const release = (version: unknown) =>
+    resource("kubernetes:helm.sh/v3:Release", "metrics-server", { chart: "metrics-server", version });
   assert.deepEqual(check(helmChartVersionPinned, [release("3.12.2")]), []);
   const [missing] = check(helmChartVersionPinned, [release(undefined)]);
   assert.equal(missing.level, "advisory");

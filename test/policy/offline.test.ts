@@ -8,7 +8,12 @@ import { runPolicies, toPolicyResources } from "../../policy/offline.ts";
 import { planOf, resource } from "./support.ts";
 
 const bucket = resource("aws:s3/bucket:Bucket", "logs", { bucket: "agent-logs" });
-const block = resource("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "logs-pab", { bucket: "logs-id" }, { parent: "urn:pulumi:test::agent-stack::agent-stack:platform:Backups::backups" });
+const block = resource(
+  "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+  "logs-pab",
+  { bucket: "logs-id" },
+  { parent: "urn:pulumi:test::agent-stack::agent-stack:platform:Backups::backups" },
+);
 const component = resource("agent-stack:platform:Backups", "backups", {}, { custom: false });
 
 /** Reports each bucket with the config it received. */
@@ -29,11 +34,16 @@ test("getConfig returns the schema defaults, overlaid with the configured values
 
 test("enforcement levels: the policy's own, then `all`, then the policy's entry; disabled policies do not run", () => {
   const plan = planOf([bucket], "dev");
-  const level = (config?: Record<string, unknown>) => runPolicies(plan, { policies: [echoConfig], config: config as never }).violations.map((v) => v.level);
+  const level = (config?: Record<string, unknown>) =>
+    runPolicies(plan, { policies: [echoConfig], config: config as never }).violations.map((v) => v.level);
   assert.deepEqual(level(), ["advisory"]);
   assert.deepEqual(level({ all: "mandatory" }), ["mandatory"]);
   assert.deepEqual(level({ all: "mandatory", "echo-config": "advisory" }), ["advisory"]);
-  assert.deepEqual(level({ "echo-config": { enforcementLevel: "remediate" } }), ["mandatory"], "the engine reports remediate as mandatory");
+  assert.deepEqual(
+    level({ "echo-config": { enforcementLevel: "remediate" } }),
+    ["mandatory"],
+    "the engine reports remediate as mandatory",
+  );
   assert.deepEqual(level({ "echo-config": "disabled" }), []);
 });
 
@@ -53,19 +63,39 @@ test("validations see the engine's arguments: inputs, urn, provider with default
     description: "test",
     validateResource: (args) => {
       if (!args.isType(aws.s3.BucketPublicAccessBlock)) args.notApplicable("not a block");
-      seen.push({ urn: args.urn, props: args.props, asType: args.asType(aws.s3.BucketPublicAccessBlock), provider: args.provider?.urn, parent: args.opts.parent });
+      seen.push({
+        urn: args.urn,
+        props: args.props,
+        asType: args.asType(aws.s3.BucketPublicAccessBlock),
+        provider: args.provider?.urn,
+        parent: args.opts.parent,
+      });
     },
   };
   assert.deepEqual(runPolicies(planOf([bucket, block], "medium"), { policies: [spy] }).violations, []);
-  assert.deepEqual(seen, [{ urn: block.urn, props: block.inputs, asType: block.inputs, provider: "urn:pulumi:test::agent-stack::pulumi:providers:aws::aws", parent: block.parent }]);
+  assert.deepEqual(seen, [
+    {
+      urn: block.urn,
+      props: block.inputs,
+      asType: block.inputs,
+      provider: "urn:pulumi:test::agent-stack::pulumi:providers:aws::aws",
+      parent: block.parent,
+    },
+  ]);
 });
 
 test("stack resources link parents and recover property dependencies from the mocks' ids", () => {
   const resources = toPolicyResources(planOf([component, bucket, block], "medium"));
   const pab = resources.find((r) => r.name === "logs-pab")!;
   assert.equal(pab.parent?.name, "backups");
-  assert.deepEqual(pab.propertyDependencies.bucket.map((r) => r.name), ["logs"]);
-  assert.deepEqual(pab.dependencies.map((r) => r.name), ["logs"]);
+  assert.deepEqual(
+    pab.propertyDependencies.bucket.map((r) => r.name),
+    ["logs"],
+  );
+  assert.deepEqual(
+    pab.dependencies.map((r) => r.name),
+    ["logs"],
+  );
   assert.equal(resources.find((r) => r.name === "logs")!.provider?.props.region, "us-east-1");
 });
 
@@ -77,13 +107,27 @@ test("stack violations without a resource are reported against the stack", () =>
     validateStack: (args, report) => report(`${args.resources.length} resources`),
   };
   assert.deepEqual(runPolicies(planOf([bucket], "dev"), { policies: [stackWide] }).violations, [
-    { policy: "stack-wide", resource: "urn:pulumi:test::agent-stack::pulumi:pulumi:Stack::agent-stack-test", level: "mandatory", message: "2 resources" },
+    {
+      policy: "stack-wide",
+      resource: "urn:pulumi:test::agent-stack::pulumi:pulumi:Stack::agent-stack-test",
+      level: "mandatory",
+      message: "2 resources",
+    },
   ]);
 });
 
 test("a crashing or asynchronous policy is an error naming the policy and the resource", () => {
-  const crash: ResourceValidationPolicy = { name: "crash", description: "test", validateResource: () => { throw new Error("boom"); } };
-  assert.throws(() => runPolicies(planOf([bucket], "dev"), { policies: [crash] }), /policy crash failed on urn:pulumi:test::agent-stack::pulumi:providers:aws::aws: boom/);
+  const crash: ResourceValidationPolicy = {
+    name: "crash",
+    description: "test",
+    validateResource: () => {
+      throw new Error("boom");
+    },
+  };
+  assert.throws(
+    () => runPolicies(planOf([bucket], "dev"), { policies: [crash] }),
+    /policy crash failed on urn:pulumi:test::agent-stack::pulumi:providers:aws::aws: boom/,
+  );
   const slow: ResourceValidationPolicy = { name: "slow", description: "test", validateResource: async () => {} };
   assert.throws(() => runPolicies(planOf([bucket], "dev"), { policies: [slow] }), /must be synchronous/);
 });

@@ -39,7 +39,9 @@ let pack: ChildProcess;
 let client: any;
 
 function unary<T>(method: string, request: unknown): Promise<T> {
-  return new Promise((resolve, reject) => client[method](request, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) =>
+    client[method](request, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))),
+  );
 }
 
 before(async () => {
@@ -68,7 +70,10 @@ test("the served pack is agent-stack with every policy, their levels and config 
   const info = await unary<any>("getAnalyzerInfo", new Empty());
   assert.equal(info.getName(), "agent-stack");
   const served = info.getPoliciesList().map((p: any) => p.getName());
-  assert.deepEqual(served, policies.map((p) => p.name));
+  assert.deepEqual(
+    served,
+    policies.map((p) => p.name),
+  );
   const retention = info.getPoliciesList().find((p: any) => p.getName() === "rds-backup-retention");
   assert.equal(retention.getEnforcementlevel(), pb.EnforcementLevel.MANDATORY);
   assert.equal(retention.getConfigschema().getProperties().toJavaScript().minRetentionDays.default, 7);
@@ -89,12 +94,25 @@ test("Analyze reports an unencrypted, single-AZ, public database in a medium-tie
   request.setType("aws:rds/instance:Instance");
   request.setName("database");
   request.setUrn("urn:pulumi:prod::agent-stack::aws:rds/instance:Instance::database");
-  request.setProperties(Struct.fromJavaScript({ engine: "postgres", instanceClass: "db.m7g.2xlarge", storageEncrypted: false, publiclyAccessible: true, multiAz: false, backupRetentionPeriod: 14, deletionProtection: true }));
+  request.setProperties(
+    Struct.fromJavaScript({
+      engine: "postgres",
+      instanceClass: "db.m7g.2xlarge",
+      storageEncrypted: false,
+      publiclyAccessible: true,
+      multiAz: false,
+      backupRetentionPeriod: 14,
+      deletionProtection: true,
+    }),
+  );
   request.setOptions(new pb.AnalyzerResourceOptions());
   request.setProvider(awsProvider("medium"));
 
   const response = await unary<any>("analyze", request);
-  const found = response.getDiagnosticsList().map((d: any) => `${d.getPolicyname()}:${d.getEnforcementlevel()}`).sort();
+  const found = response
+    .getDiagnosticsList()
+    .map((d: any) => `${d.getPolicyname()}:${d.getEnforcementlevel()}`)
+    .sort();
   const mandatory = pb.EnforcementLevel.MANDATORY;
   assert.deepEqual(found, [`rds-multi-az:${mandatory}`, `rds-not-public:${mandatory}`, `rds-storage-encrypted:${mandatory}`]);
 });
@@ -113,11 +131,25 @@ test("AnalyzeStack runs the stack policies, the cost estimator included, from th
   const request = new pb.AnalyzeStackRequest();
   request.setResourcesList([
     stackResource("pulumi:providers:aws", "aws", awsProviderProps("dev")),
-    stackResource("aws:rds/instance:Instance", "database", { engine: "postgres", instanceClass: "db.t4g.small", allocatedStorage: 20, storageType: "gp3", tags: { backup: "agent-stack-prod" } }),
-    stackResource("aws:eks/nodeGroup:NodeGroup", "gpu", { instanceTypes: ["g5.4xlarge"], capacityType: "ON_DEMAND", scalingConfig: { minSize: 4, desiredSize: 4, maxSize: 4 }, labels: { role: "gpu" } }),
+    stackResource("aws:rds/instance:Instance", "database", {
+      engine: "postgres",
+      instanceClass: "db.t4g.small",
+      allocatedStorage: 20,
+      storageType: "gp3",
+      tags: { backup: "agent-stack-prod" },
+    }),
+    stackResource("aws:eks/nodeGroup:NodeGroup", "gpu", {
+      instanceTypes: ["g5.4xlarge"],
+      capacityType: "ON_DEMAND",
+      scalingConfig: { minSize: 4, desiredSize: 4, maxSize: 4 },
+      labels: { role: "gpu" },
+    }),
   ]);
   const response = await unary<any>("analyzeStack", request);
-  const found = response.getDiagnosticsList().map((d: any) => `${d.getPolicyname()} ${d.getUrn()}`).sort();
+  const found = response
+    .getDiagnosticsList()
+    .map((d: any) => `${d.getPolicyname()} ${d.getUrn()}`)
+    .sort();
   assert.deepEqual(found, [
     "rds-in-backup-plan urn:pulumi:prod::agent-stack::aws:rds/instance:Instance::database",
     "stack-within-budget ",

@@ -32,13 +32,16 @@ test("policy/README.md lists every policy with its level", () => {
     const row = readme.split("\n").find((line) => line.startsWith(`| \`${p.name}\` |`));
     assert.ok(row, `${p.name} is in the README table`);
     assert.ok(row.includes(`| ${p.enforcementLevel} |`), `${p.name} is listed as ${p.enforcementLevel}`);
-    for (const key of Object.keys(p.configSchema?.properties ?? {})) assert.ok(row.includes(`\`${key}\``), `${p.name}'s config ${key} is documented`);
+    for (const key of Object.keys(p.configSchema?.properties ?? {}))
+      assert.ok(row.includes(`\`${key}\``), `${p.name}'s config ${key} is documented`);
   }
 });
 
 test("policy/README.md's summary counts the policies and their levels", () => {
   const count = (level: string) => policies.filter((p) => p.enforcementLevel === level).length;
-  assert.ok(read("README.md").includes(`${policies.length} policies: ${count("mandatory")} mandatory, ${count("advisory")} advisory.`));
+  assert.ok(
+    read("README.md").includes(`${policies.length} policies: ${count("mandatory")} mandatory, ${count("advisory")} advisory.`),
+  );
 });
 
 test("PulumiPolicy.yaml and package.json point the CLI at the tsx entry", () => {

@@ -10,18 +10,29 @@ const report = runPolicies(plan);
 
 test("dev has no mandatory policy violation", () => {
   const mandatory = report.violations.filter((v) => v.level === "mandatory");
-  assert.deepEqual(mandatory.map((v) => `${v.policy} ${v.resource.split("::").pop()}: ${v.message}`), []);
+  assert.deepEqual(
+    mandatory.map((v) => `${v.policy} ${v.resource.split("::").pop()}: ${v.message}`),
+    [],
+  );
 });
 
 test("dev passes the durability policies only because its tier is relaxed", () => {
   assert.equal(plan.tier, "dev");
-  const asMedium = runPolicies(plan, { config: { "rds-multi-az": { tier: "medium" }, "rds-deletion-protection": { tier: "medium" } } });
+  const asMedium = runPolicies(plan, {
+    config: { "rds-multi-az": { tier: "medium" }, "rds-deletion-protection": { tier: "medium" } },
+  });
   const policies = new Set(asMedium.violations.filter((v) => v.level === "mandatory").map((v) => v.policy));
   assert.ok(policies.has("rds-multi-az"), "dev's database is single-AZ");
   assert.ok(policies.has("rds-deletion-protection"), "dev's database is disposable");
 });
 
 test("dev's instance, database and cache types are within the dev allow-list", () => {
-  assert.ok(plan.resources.some((r) => r.type === "aws:eks/nodeGroup:NodeGroup"), "the plan has node groups to check");
-  assert.deepEqual(report.violations.filter((v) => v.policy === "instance-types-allowed"), []);
+  assert.ok(
+    plan.resources.some((r) => r.type === "aws:eks/nodeGroup:NodeGroup"),
+    "the plan has node groups to check",
+  );
+  assert.deepEqual(
+    report.violations.filter((v) => v.policy === "instance-types-allowed"),
+    [],
+  );
 });

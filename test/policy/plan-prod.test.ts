@@ -16,8 +16,13 @@ test("prod has no mandatory policy violation", () => {
 test("prod is checked as tier medium: the tier-relaxed policies apply to its database", () => {
   assert.equal(plan.tier, "medium");
   // The same database judged with dev's leniency removed from the config still passes: prod is compliant by itself.
-  const strict = runPolicies(plan, { config: { "rds-multi-az": { relaxedTiers: [] }, "rds-deletion-protection": { relaxedTiers: [] } } });
-  assert.deepEqual(strict.violations.filter((v) => v.policy.startsWith("rds-")), []);
+  const strict = runPolicies(plan, {
+    config: { "rds-multi-az": { relaxedTiers: [] }, "rds-deletion-protection": { relaxedTiers: [] } },
+  });
+  assert.deepEqual(
+    strict.violations.filter((v) => v.policy.startsWith("rds-")),
+    [],
+  );
 });
 
 test("prod has no advisory either: its endpoint is private, its API HTTPS-only", () => {

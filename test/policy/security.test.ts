@@ -20,10 +20,15 @@ const ingress = (annotations: Record<string, string>, port: Record<string, unkno
     metadata: { name: "agent-api", namespace: "agent", annotations: { [`${ALB}/scheme`]: "internet-facing", ...annotations } },
     spec: { rules: [{ http: { paths: [{ path: "/", backend: { service: { name: "agent-api", port } } }] } }] },
   });
-const certificate = resource("aws:acm/certificate:Certificate", "cert", { domainName: "api.example.com", validationMethod: "DNS" });
+const certificate = resource("aws:acm/certificate:Certificate", "cert", {
+  domainName: "api.example.com",
+  validationMethod: "DNS",
+});
 // The offline runner links a property to the resource whose (mock) id or ARN it holds, as the engine would.
 const certArn = "arn:aws:mock:us-east-1:123456789012:Certificate/cert";
-const validation = resource("aws:acm/certificateValidation:CertificateValidation", "cert-validation", { certificateArn: certArn });
+const validation = resource("aws:acm/certificateValidation:CertificateValidation", "cert-validation", {
+  certificateArn: certArn,
+});
 const https = {
   [`${ALB}/listen-ports`]: JSON.stringify([{ HTTP: 80 }, { HTTPS: 443 }]),
   [`${ALB}/ssl-redirect`]: "443",
@@ -52,7 +57,11 @@ const vpc = resource("aws:ec2/vpc:Vpc", "vpc", { cidrBlock: "10.0.0.0/16" });
 const netpol = (cidrs: string[]) =>
   resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "agent-api-ingress", {
     metadata: { name: "agent-api-ingress", namespace: "agent" },
-    spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: 8080 }] }] },
+    spec: {
+      podSelector: {},
+      policyTypes: ["Ingress"],
+      ingress: [{ from: cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: 8080 }] }],
+    },
   });
 
 test("network-policy-narrower-than-vpc: the VPC range (or wider) fails; the public subnets pass", () => {
@@ -66,7 +75,12 @@ test("network-policy-narrower-than-vpc: the VPC range (or wider) fails; the publ
 
 const service = resource("kubernetes:core/v1:Service", "agent-api", {
   metadata: { name: "agent-api", namespace: "agent", labels: { "app.kubernetes.io/name": "agent-api" } },
-  spec: { ports: [{ name: "http", port: 8080 }, { name: "metrics", port: 9464 }] },
+  spec: {
+    ports: [
+      { name: "http", port: 8080 },
+      { name: "metrics", port: 9464 },
+    ],
+  },
 });
 const monitor = (port: string) =>
   resource("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "sm", {
@@ -79,7 +93,11 @@ test("metrics-not-ingress-routed: scraping the port the Ingress routes fails; a 
   assert.equal(v.level, "mandatory");
   assert.match(v.message, /routes to port http of Service agent-api, which ServiceMonitor sm scrapes/);
   assert.deepEqual(check(metricsNotIngressRouted, [ingress(https), service, monitor("metrics")]), []);
-  assert.equal(check(metricsNotIngressRouted, [ingress(https, { number: 8080 }), service, monitor("http")]).length, 1, "by port number too");
+  assert.equal(
+    check(metricsNotIngressRouted, [ingress(https, { number: 8080 }), service, monitor("http")]).length,
+    1,
+    "by port number too",
+  );
 });
 
 const namespace = (name: string, labels: Record<string, string>) =>
@@ -87,11 +105,17 @@ const namespace = (name: string, labels: Record<string, string>) =>
 const enforce = (level: string) => ({ "pod-security.kubernetes.io/enforce": level });
 
 test("namespace-pod-security: every namespace states its level; agent enforces restricted", () => {
-  assert.match(check(namespacePodSecurity, [namespace("monitoring", {})])[0].message, /no pod-security\.kubernetes\.io\/enforce label/);
+  assert.match(
+    check(namespacePodSecurity, [namespace("monitoring", {})])[0].message,
+    /no pod-security\.kubernetes\.io\/enforce label/,
+  );
   const [baseline] = check(namespacePodSecurity, [namespace("agent", enforce("baseline"))]);
   assert.equal(baseline.level, "mandatory");
   assert.match(baseline.message, /namespace agent enforces baseline; it must enforce restricted/);
-  assert.deepEqual(check(namespacePodSecurity, [namespace("agent", enforce("restricted")), namespace("monitoring-host", enforce("privileged"))]), []);
+  assert.deepEqual(
+    check(namespacePodSecurity, [namespace("agent", enforce("restricted")), namespace("monitoring-host", enforce("privileged"))]),
+    [],
+  );
   assert.deepEqual(check(namespacePodSecurity, [namespace("monitoring", {})], { tier: "dev" }), []);
 });
 
@@ -105,18 +129,37 @@ const hardened = {
 test("restricted-namespace-workloads: a pod the restricted level would reject fails the plan, before the API server does", () => {
   const agent = namespace("agent", enforce("restricted"));
   assert.deepEqual(check(restrictedNamespaceWorkloads, [agent, deployment("api", "agent", hardened)]), []);
-  const exporter = { ...hardened, hostNetwork: true, volumes: [{ name: "root", hostPath: { path: "/" } }], containers: [{ name: "x" }] };
+  const exporter = {
+    ...hardened,
+    hostNetwork: true,
+    volumes: [{ name: "root", hostPath: { path: "/" } }],
+    containers: [{ name: "x" }],
+  };
   const [v] = check(restrictedNamespaceWorkloads, [agent, deployment("node-exporter", "agent", exporter)]);
-  assert.match(v.message, /hostNetwork: true; hostPath volume root; container "x": allowPrivilegeEscalation not false; container "x": capabilities do not drop ALL/);
-  assert.deepEqual(check(restrictedNamespaceWorkloads, [namespace("monitoring-host", enforce("privileged")), deployment("node-exporter", "monitoring-host", exporter)]), []);
+  assert.match(
+    v.message,
+    /hostNetwork: true; hostPath volume root; container "x": allowPrivilegeEscalation not false; container "x": capabilities do not drop ALL/,
+  );
+  assert.deepEqual(
+    check(restrictedNamespaceWorkloads, [
+      namespace("monitoring-host", enforce("privileged")),
+      deployment("node-exporter", "monitoring-host", exporter),
+    ]),
+    [],
+  );
 });
 
-const attach = (policyArn: string) => resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "ci-deploy", { role: "r", policyArn });
+const attach = (policyArn: string) =>
+  resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "ci-deploy", { role: "r", policyArn });
 const access = (policy: string) =>
-  resource("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "ci-preview", { policyArn: `arn:aws:eks::aws:cluster-access-policy/${policy}` });
+  resource("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "ci-preview", {
+    policyArn: `arn:aws:eks::aws:cluster-access-policy/${policy}`,
+  });
 const githubRole = (permissionsBoundary?: string) =>
   resource("aws:iam/role:Role", "ci-deploy", {
-    assumeRolePolicy: JSON.stringify({ Statement: [{ Condition: { StringEquals: { "token.actions.githubusercontent.com:sub": "repo:a/b:environment:prod" } } }] }),
+    assumeRolePolicy: JSON.stringify({
+      Statement: [{ Condition: { StringEquals: { "token.actions.githubusercontent.com:sub": "repo:a/b:environment:prod" } } }],
+    }),
     ...(permissionsBoundary ? { permissionsBoundary } : {}),
   });
 
@@ -126,13 +169,23 @@ test("ci-least-privilege: AdministratorAccess, EKS Edit for previews and an unbo
   assert.match(admin.message, /attaches arn:aws:iam::aws:policy\/AdministratorAccess/);
   assert.match(check(ciLeastPrivilege, [access("AmazonEKSEditPolicy")])[0].message, /AmazonEKSEditPolicy, which reads Secrets/);
   assert.match(check(ciLeastPrivilege, [githubRole()])[0].message, /no permissions boundary/);
-  assert.deepEqual(check(ciLeastPrivilege, [access("AmazonEKSViewPolicy"), access("AmazonEKSClusterAdminPolicy"), githubRole("arn:aws:iam::1:policy/b")]), []);
+  assert.deepEqual(
+    check(ciLeastPrivilege, [
+      access("AmazonEKSViewPolicy"),
+      access("AmazonEKSClusterAdminPolicy"),
+      githubRole("arn:aws:iam::1:policy/b"),
+    ]),
+    [],
+  );
 });
 
 const dataKey = "arn:aws:kms:us-east-1:123456789012:key/data";
 const vaultKey = "arn:aws:kms:us-east-1:123456789012:key/vault";
 const vault = (kmsKeyArn: string) => resource("aws:backup/vault:Vault", "vault", { name: "agent-stack-prod", kmsKeyArn });
-const lock = resource("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "lock", { backupVaultName: "agent-stack-prod", minRetentionDays: 7 });
+const lock = resource("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "lock", {
+  backupVaultName: "agent-stack-prod",
+  minRetentionDays: 7,
+});
 const rds = resource("aws:rds/instance:Instance", "db", { kmsKeyId: dataKey });
 
 test("backup-vault-protected: a vault without a lock, or on the data's key, fails; its own key and a lock pass", () => {
@@ -152,7 +205,8 @@ test("database-tls-verified: sslmode require (encrypted, server unverified) fail
   assert.equal(v.level, "mandatory");
   assert.match(v.message, /values\.config\.datasource\.sslmode is "require"; use verify-full/);
   assert.deepEqual(check(databaseTlsVerified, [exporter("verify-full")]), []);
-  const job = (mode: string) => deployment("db-roles", "agent", { containers: [{ name: "psql", env: [{ name: "PGSSLMODE", value: mode }] }] });
+  const job = (mode: string) =>
+    deployment("db-roles", "agent", { containers: [{ name: "psql", env: [{ name: "PGSSLMODE", value: mode }] }] });
   assert.match(check(databaseTlsVerified, [job("prefer")])[0].message, /PGSSLMODE is prefer/);
   assert.deepEqual(check(databaseTlsVerified, [job("verify-full")]), []);
   assert.deepEqual(check(databaseTlsVerified, [exporter("disable")], { tier: "dev" }), []);

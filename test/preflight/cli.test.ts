@@ -31,9 +31,16 @@ test("usage errors exit 2 with one sentence", () => {
 
 test("no AWS credentials exit 2 saying how to sign in", () => {
   const r = run(["--stack", "prod"], {
-    AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_SESSION_TOKEN: "", AWS_PROFILE: "",
-    AWS_CONFIG_FILE: "/nonexistent", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent", AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONTAINER_CREDENTIALS_FULL_URI: "", AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "", AWS_WEB_IDENTITY_TOKEN_FILE: "",
+    AWS_ACCESS_KEY_ID: "",
+    AWS_SECRET_ACCESS_KEY: "",
+    AWS_SESSION_TOKEN: "",
+    AWS_PROFILE: "",
+    AWS_CONFIG_FILE: "/nonexistent",
+    AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
+    AWS_WEB_IDENTITY_TOKEN_FILE: "",
   });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^preflight: no usable AWS credentials \(.*\)\. Sign in first/m);
@@ -41,7 +48,10 @@ test("no AWS credentials exit 2 saying how to sign in", () => {
 });
 
 test("the deploy workflow runs the preflight after getting credentials and before any pulumi command", () => {
-  const steps = YAML.parse(readFileSync(".github/workflows/deploy-stack.yml", "utf8")).jobs.deploy.steps as { uses?: string; run?: string }[];
+  const steps = YAML.parse(readFileSync(".github/workflows/deploy-stack.yml", "utf8")).jobs.deploy.steps as {
+    uses?: string;
+    run?: string;
+  }[];
   const index = (match: (s: { uses?: string; run?: string }) => boolean) => steps.findIndex(match);
   const preflight = index((s) => /npm run preflight -- --stack "\$STACK"/.test(s.run ?? ""));
   assert.ok(preflight > 0, "no preflight step");

@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { after, beforeEach, test } from "node:test";
 import { DescribeAddonVersionsCommand, DescribeClusterCommand, EKSClient } from "@aws-sdk/client-eks";
-import { DescribeAvailabilityZonesCommand, DescribeInstanceTypeOfferingsCommand, DescribeInstanceTypesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import {
+  DescribeAvailabilityZonesCommand,
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeInstanceTypesCommand,
+  EC2Client,
+} from "@aws-sdk/client-ec2";
 import { IAMClient, ListOpenIDConnectProvidersCommand, ListOpenIDConnectProviderTagsCommand } from "@aws-sdk/client-iam";
 import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { ListHostedZonesCommand, Route53Client } from "@aws-sdk/client-route-53";
@@ -34,7 +39,9 @@ const prodNeeds = (extra: Record<string, string> = {}): StackNeeds => {
 /** vCPUs by size, as DescribeInstanceTypes reports them for the c/r/t/g families. */
 const vcpusOf = (type: string) => ({ large: 2, xlarge: 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32 })[type.split(".")[1]] ?? 1;
 const maxVcpus = (needs: StackNeeds, family: RegExp) =>
-  needs.groups.filter((g) => family.test(g.instanceTypes[0])).reduce((sum, g) => sum + g.max * Math.max(...g.instanceTypes.map(vcpusOf)), 0);
+  needs.groups
+    .filter((g) => family.test(g.instanceTypes[0]))
+    .reduce((sum, g) => sum + g.max * Math.max(...g.instanceTypes.map(vcpusOf)), 0);
 
 const sts = mockClient(STSClient);
 const ec2 = mockClient(EC2Client);
@@ -44,7 +51,8 @@ const rds = mockClient(RDSClient);
 const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
 const route53 = mockClient(Route53Client);
-const awsError = (name: string, status = 400) => Object.assign(new Error(`${name} (mock)`), { name, $metadata: { httpStatusCode: status } });
+const awsError = (name: string, status = 400) =>
+  Object.assign(new Error(`${name} (mock)`), { name, $metadata: { httpStatusCode: status } });
 
 /** A fresh account in us-east-1: standard quota 640, G quota 0, nothing of this stack's names taken. */
 function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
@@ -54,20 +62,35 @@ function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
     InstanceTypes: input.InstanceTypes.map((t) => ({ InstanceType: t, VCpuInfo: { DefaultVCpus: vcpusOf(t) } })),
   }));
   const zones = mockZones("us-east-1");
-  ec2.on(DescribeAvailabilityZonesCommand).resolves({ AvailabilityZones: zones.map((z) => ({ ZoneName: z.name, ZoneId: z.zoneId, State: "available" })) });
+  ec2
+    .on(DescribeAvailabilityZonesCommand)
+    .resolves({ AvailabilityZones: zones.map((z) => ({ ZoneName: z.name, ZoneId: z.zoneId, State: "available" })) });
   ec2.on(DescribeInstanceTypeOfferingsCommand).callsFake((input: { Filters: { Values: string[] }[] }) => ({
-    InstanceTypeOfferings: zones.flatMap((z) => input.Filters[0].Values
-      .filter((t) => !(/^g/.test(t) && (options.zonesWithoutGpu ?? ["use1-az6"]).includes(z.zoneId)))
-      .map((t) => ({ InstanceType: t, Location: z.zoneId, LocationType: "availability-zone-id" }))),
+    InstanceTypeOfferings: zones.flatMap((z) =>
+      input.Filters[0].Values.filter((t) => !(/^g/.test(t) && (options.zonesWithoutGpu ?? ["use1-az6"]).includes(z.zoneId))).map(
+        (t) => ({ InstanceType: t, Location: z.zoneId, LocationType: "availability-zone-id" }),
+      ),
+    ),
   }));
   quotas.on(GetServiceQuotaCommand, { QuotaCode: "L-1216C47A" }).resolves({ Quota: { QuotaCode: "L-1216C47A", Value: 640 } });
   quotas.on(GetServiceQuotaCommand, { QuotaCode: "L-DB2E81BA" }).resolves({ Quota: { QuotaCode: "L-DB2E81BA", Value: 0 } });
   eks.on(DescribeClusterCommand).rejects(awsError("ResourceNotFoundException", 404));
   eks.on(DescribeAddonVersionsCommand).callsFake((input: { addonName: string; kubernetesVersion: string }) => ({
-    addons: [{ addonName: input.addonName, addonVersions: [
-      { addonVersion: "v1.0.1-eksbuild.1", compatibilities: [{ clusterVersion: input.kubernetesVersion, defaultVersion: false }] },
-      { addonVersion: "v1.0.0-eksbuild.2", compatibilities: [{ clusterVersion: input.kubernetesVersion, defaultVersion: true }] },
-    ] }],
+    addons: [
+      {
+        addonName: input.addonName,
+        addonVersions: [
+          {
+            addonVersion: "v1.0.1-eksbuild.1",
+            compatibilities: [{ clusterVersion: input.kubernetesVersion, defaultVersion: false }],
+          },
+          {
+            addonVersion: "v1.0.0-eksbuild.2",
+            compatibilities: [{ clusterVersion: input.kubernetesVersion, defaultVersion: true }],
+          },
+        ],
+      },
+    ],
   }));
   rds.on(DescribeDBInstancesCommand).rejects(awsError("DBInstanceNotFoundFault", 404));
   s3.on(HeadBucketCommand).rejects(awsError("NotFound", 404));
@@ -92,11 +115,18 @@ test("a fresh account: the G-family quota of 0 fails with its code and the reque
   publishAll(needs);
   const results = await runPreflight(needs, http);
   const failed = results.filter((r) => r.status === "fail");
-  assert.deepEqual(failed.map((r) => r.check), ["quota: On-Demand G and VT vCPUs (L-DB2E81BA)"], renderTable(results));
+  assert.deepEqual(
+    failed.map((r) => r.check),
+    ["quota: On-Demand G and VT vCPUs (L-DB2E81BA)"],
+    renderTable(results),
+  );
   const gpu = maxVcpus(needs, /^g/);
   assert.ok(gpu > 0);
   assert.match(failed[0].detail, new RegExp(`needs ${gpu} at max size .*quota 0`));
-  assert.equal(failed[0].fix, `Request an increase: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value ${gpu} --region us-east-1`);
+  assert.equal(
+    failed[0].fix,
+    `Request an increase: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value ${gpu} --region us-east-1`,
+  );
   const standard = byCheck(results, "quota: On-Demand Standard")[0];
   assert.equal(standard.status, "ok");
   assert.match(standard.detail, new RegExp(`needs ${maxVcpus(needs, /^[acdhimrtz]/)} at max size`));
@@ -118,9 +148,13 @@ test("zones: EKS's refused zone and the zone without g5 are skipped; too few lef
 test("names: a foreign RDS instance, a bucket name taken elsewhere and an untagged GitHub OIDC provider fail; our own cluster passes", async () => {
   const needs = prodNeeds({ "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents" }) });
   publishAll(needs);
-  rds.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: "agent-stack-prod" }).resolves({ DBInstances: [{ DBInstanceIdentifier: "agent-stack-prod", TagList: [{ Key: "team", Value: "other" }] }] });
+  rds
+    .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: "agent-stack-prod" })
+    .resolves({ DBInstances: [{ DBInstanceIdentifier: "agent-stack-prod", TagList: [{ Key: "team", Value: "other" }] }] });
   s3.on(HeadBucketCommand, { Bucket: `agent-stack-prod-backups-${ACCOUNT}` }).rejects(awsError("Forbidden", 403));
-  eks.on(DescribeClusterCommand).resolves({ cluster: { name: "agent-stack-prod", tags: { project: "agent-stack", stack: "prod" } } });
+  eks
+    .on(DescribeClusterCommand)
+    .resolves({ cluster: { name: "agent-stack-prod", tags: { project: "agent-stack", stack: "prod" } } });
   const oidcArn = `arn:aws:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
   iam.on(ListOpenIDConnectProvidersCommand).resolves({ OpenIDConnectProviderList: [{ Arn: oidcArn }] });
   iam.on(ListOpenIDConnectProviderTagsCommand).resolves({ Tags: [] });
@@ -131,7 +165,10 @@ test("names: a foreign RDS instance, a bucket name taken elsewhere and an untagg
   assert.equal(status("name: EKS cluster agent-stack-prod"), "ok");
   const oidc = results.find((r) => r.check.startsWith("account: GitHub OIDC"))!;
   assert.equal(oidc.status, "fail");
-  assert.equal(oidc.fix, `Use it instead of creating another: pulumi config set --path agent-stack:ci.oidcProviderArn ${oidcArn}`);
+  assert.equal(
+    oidc.fix,
+    `Use it instead of creating another: pulumi config set --path agent-stack:ci.oidcProviderArn ${oidcArn}`,
+  );
 });
 
 test("EKS add-ons: EKS's default for the cluster version is reported; an add-on with no version fails", async () => {
@@ -162,7 +199,10 @@ test("DNS: with a domain, a public hosted zone of a parent name passes; none fai
 
 test("no credentials: runPreflight throws CredentialError (the CLI's exit 2), nothing else is asked", async () => {
   sts.on(GetCallerIdentityCommand).rejects(awsError("ExpiredToken"));
-  await assert.rejects(runPreflight(prodNeeds(), http), (err) => err instanceof CredentialError && /no usable AWS credentials \(ExpiredToken/.test(err.message));
+  await assert.rejects(
+    runPreflight(prodNeeds(), http),
+    (err) => err instanceof CredentialError && /no usable AWS credentials \(ExpiredToken/.test(err.message),
+  );
   assert.equal(ec2.calls().length, 0);
 });
 
@@ -170,18 +210,26 @@ test("charts: every pin of the stack is in its repository's index.yaml; an unrel
   const ok = await checkCharts(prodNeeds().charts, http);
   assert.ok(ok.length >= 9);
   for (const r of ok) assert.equal(r.status, "ok", `${r.check}: ${r.detail}`);
-  const [bad] = await checkCharts([{ chart: "kube-prometheus-stack", version: "81.4.5", repo: "https://prometheus-community.github.io/helm-charts" }], http);
+  const [bad] = await checkCharts(
+    [{ chart: "kube-prometheus-stack", version: "81.4.5", repo: "https://prometheus-community.github.io/helm-charts" }],
+    http,
+  );
   assert.equal(bad.status, "fail");
   assert.match(bad.detail, /has no 81\.4\.5 \(newest: 81\.6\.9, /);
-  const [missing] = await checkCharts([{ chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" }], http);
+  const [missing] = await checkCharts(
+    [{ chart: "dcgm-exporter", version: "4.8.3", repo: "https://nvidia.github.io/dcgm-exporter/helm-charts" }],
+    http,
+  );
   assert.match(missing.detail, /has no 4\.8\.3 \(newest: 4\.8\.2/);
 });
 
 test("chartVersions reads only the chart's own versions, not its dependencies'", () => {
-  const yaml = "apiVersion: v1\nentries:\n  a:\n  - appVersion: 1\n    dependencies:\n    - name: b\n      version: 9.9.9\n    version: 1.2.3\n  - version: \"1.2.2\"\n  b:\n  - version: 5.0.0\ngenerated: x\n";
+  const yaml =
+    'apiVersion: v1\nentries:\n  a:\n  - appVersion: 1\n    dependencies:\n    - name: b\n      version: 9.9.9\n    version: 1.2.3\n  - version: "1.2.2"\n  b:\n  - version: 5.0.0\ngenerated: x\n';
   assert.deepEqual(chartVersions(yaml, "a"), ["1.2.3", "1.2.2"]);
   assert.deepEqual(chartVersions(yaml, "b"), ["5.0.0"]);
-  const indented = "entries:\n  a:\n    - name: a\n      dependencies:\n        - version: 9.9.9\n      version: 2.0.0\n    - version: 1.0.0\n";
+  const indented =
+    "entries:\n  a:\n    - name: a\n      dependencies:\n        - version: 9.9.9\n      version: 2.0.0\n    - version: 1.0.0\n";
   assert.deepEqual(chartVersions(indented, "a"), ["2.0.0", "1.0.0"]);
 });
 
@@ -189,12 +237,15 @@ test("images: tags resolve to digests through anonymous tokens; a missing tag or
   upstream.tags.clear();
   upstream.tags.set("registry-1.docker.io/ollama/ollama:0.12.10", `sha256:${"1".repeat(64)}`);
   upstream.tags.set("registry.k8s.io/kubectl:v1.35.0", `sha256:${"2".repeat(64)}`);
-  const [unpinned, pinned, moved, gone] = await checkImages([
-    "ollama/ollama:0.12.10",
-    `registry.k8s.io/kubectl:v1.35.0@sha256:${"2".repeat(64)}`,
-    `ollama/ollama:0.12.10@sha256:${"3".repeat(64)}`,
-    "qdrant/qdrant:v0.0.0",
-  ], http);
+  const [unpinned, pinned, moved, gone] = await checkImages(
+    [
+      "ollama/ollama:0.12.10",
+      `registry.k8s.io/kubectl:v1.35.0@sha256:${"2".repeat(64)}`,
+      `ollama/ollama:0.12.10@sha256:${"3".repeat(64)}`,
+      "qdrant/qdrant:v0.0.0",
+    ],
+    http,
+  );
   assert.equal(unpinned.status, "warn");
   assert.equal(unpinned.fix, `Pin it by digest in infra/versions.ts: ollama/ollama:0.12.10@sha256:${"1".repeat(64)}`);
   assert.equal(pinned.status, "ok");

@@ -26,14 +26,22 @@ function indexes(): Map<string, string> {
     const [repo, chart] = key.split(" ");
     const entries = byRepo.get(repo) ?? {};
     entries[chart] = versions.map((v) => ({
-      apiVersion: "v2", appVersion: v.appVersion ?? "1.0.0", name: chart, version: v.version,
+      apiVersion: "v2",
+      appVersion: v.appVersion ?? "1.0.0",
+      name: chart,
+      version: v.version,
       // A dependency's version must not count as a release of the chart itself.
       dependencies: [{ name: "crds", version: "99.9.9", repository: "" }],
       urls: [`${repo}/${chart}-${v.version}.tgz`],
     }));
     byRepo.set(repo, entries);
   }
-  return new Map([...byRepo].map(([repo, entries]) => [repo.replace(/^https:\/\//, ""), YAML.stringify({ apiVersion: "v1", entries }, { indentSeq: false })]));
+  return new Map(
+    [...byRepo].map(([repo, entries]) => [
+      repo.replace(/^https:\/\//, ""),
+      YAML.stringify({ apiVersion: "v1", entries }, { indentSeq: false }),
+    ]),
+  );
 }
 
 export async function startUpstream(): Promise<Upstream> {
@@ -59,7 +67,11 @@ export async function startUpstream(): Promise<Upstream> {
     if (manifest) {
       const [, host, repository, tag] = manifest;
       if (host === "registry-1.docker.io" && req.headers.authorization !== `Bearer anon:repository:${repository}:pull`) {
-        res.writeHead(401, { "www-authenticate": `Bearer realm="${base}auth/token",service="registry.docker.io",scope="repository:${repository}:pull"` }).end();
+        res
+          .writeHead(401, {
+            "www-authenticate": `Bearer realm="${base}auth/token",service="registry.docker.io",scope="repository:${repository}:pull"`,
+          })
+          .end();
         return;
       }
       const digest = tags.get(`${host}/${repository}:${tag}`);

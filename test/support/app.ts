@@ -17,10 +17,18 @@ export const OTHER_KEY = "test-other-key-0123456789";
 export const ADMIN_KEY = "test-admin-key-0123456789";
 
 /** Model names the fakes answer to; routing picks one by question complexity. */
-export const MODELS = { EMBED_MODEL: "fake-embed", MODEL_SMALL: "fake-small", MODEL_DEFAULT: "fake-default", MODEL_LARGE: "fake-large" };
+export const MODELS = {
+  EMBED_MODEL: "fake-embed",
+  MODEL_SMALL: "fake-small",
+  MODEL_DEFAULT: "fake-default",
+  MODEL_LARGE: "fake-large",
+};
 
 /** A complete environment for the app, pointing at the given servers; `overrides` wins. */
-export function appEnv(urls: { databaseUrl: string; redisUrl: string; ollamaUrl: string; qdrantUrl: string }, overrides: Record<string, string> = {}) {
+export function appEnv(
+  urls: { databaseUrl: string; redisUrl: string; ollamaUrl: string; qdrantUrl: string },
+  overrides: Record<string, string> = {},
+) {
   return {
     DATABASE_URL: urls.databaseUrl,
     REDIS_URL: urls.redisUrl,
@@ -84,10 +92,14 @@ export async function spawnApp(env: Record<string, string>): Promise<SpawnedApp>
   const url = `http://127.0.0.1:${env.PORT}`;
   let exited = false;
   void proc.exited.then(() => (exited = true));
-  await waitFor("spawned app", async () => {
-    if (exited) throw new Error(`app exited during start-up: ${proc.output().stderr}${proc.output().stdout}`);
-    return (await fetch(`${url}/health`)).ok;
-  }, 30_000);
+  await waitFor(
+    "spawned app",
+    async () => {
+      if (exited) throw new Error(`app exited during start-up: ${proc.output().stderr}${proc.output().stdout}`);
+      return (await fetch(`${url}/health`)).ok;
+    },
+    30_000,
+  );
   return { url, ...proc, stop: () => stopProcess(proc.child, "SIGKILL") };
 }
 
@@ -111,8 +123,15 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     await stopStarted();
     throw failed.reason;
   }
-  const [pg, redis, fakes] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [PostgresServer, RedisServer, Fakes];
-  const env = appEnv({ databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
+  const [pg, redis, fakes] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
+    PostgresServer,
+    RedisServer,
+    Fakes,
+  ];
+  const env = appEnv(
+    { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+    overrides,
+  );
   let app: TestApp;
   try {
     app = await startApp(env);

@@ -56,7 +56,8 @@ function value(r: Rng, depth: number): unknown {
       return Array.from({ length: r.int(4) }, () => value(r, depth + 1));
     default: {
       const o: Record<string, unknown> = {};
-      for (let i = r.int(4); i > 0; i--) o[r.chance(0.7) ? r.pick(["lang", "tag", "a", "n"]) : r.pick(NASTY)] = value(r, depth + 1);
+      for (let i = r.int(4); i > 0; i--)
+        o[r.chance(0.7) ? r.pick(["lang", "tag", "a", "n"]) : r.pick(NASTY)] = value(r, depth + 1);
       return o;
     }
   }
@@ -66,11 +67,14 @@ function value(r: Rng, depth: number): unknown {
 export function fuzzBody(r: Rng, route: string): unknown {
   const shapes: Record<string, () => Record<string, unknown>> = {
     "/api/v1/query": () => ({ query: "What causes tides?", top_k: 3 }),
-    "/api/v1/documents": () => ({ documents: [{ id: `doc-${r.int(5)}`, title: "Title", text: "Tides follow the moon.", metadata: { lang: "en" } }] }),
+    "/api/v1/documents": () => ({
+      documents: [{ id: `doc-${r.int(5)}`, title: "Title", text: "Tides follow the moon.", metadata: { lang: "en" } }],
+    }),
     "/api/v1/feedback": () => ({ request_id: "r-1", quality_score: 4, comment: "ok" }),
   };
   const base = (shapes[route] ?? shapes["/api/v1/query"]!)();
-  const target = route === "/api/v1/documents" ? ((base.documents as Array<Record<string, unknown>>)[0] as Record<string, unknown>) : base;
+  const target =
+    route === "/api/v1/documents" ? ((base.documents as Array<Record<string, unknown>>)[0] as Record<string, unknown>) : base;
   const keys = Object.keys(target);
   for (let i = 1 + r.int(2); i > 0; i--) {
     if (r.chance(0.8)) target[r.pick(keys)] = value(r, 0);
@@ -81,7 +85,18 @@ export function fuzzBody(r: Rng, route: string): unknown {
 
 /** Raw JSON text with escapes JSON.stringify never writes (lone surrogates, NUL) or that are invalid. */
 export function fuzzRawJson(r: Rng): string {
-  const esc = r.pick(["\\u0000", "\\ud800", "\\udc00x", "\\uDBFF", "\\u00", "\\x00", "\\", "\\uZZZZ", "\u0000", "\\ud83d\\ude00"]);
+  const esc = r.pick([
+    "\\u0000",
+    "\\ud800",
+    "\\udc00x",
+    "\\uDBFF",
+    "\\u00",
+    "\\x00",
+    "\\",
+    "\\uZZZZ",
+    "\u0000",
+    "\\ud83d\\ude00",
+  ]);
   return r.pick([
     `{"query":"tides ${esc}"}`,
     `{"documents":[{"text":"t ${esc}","title":"${esc}"}]}`,
@@ -147,9 +162,13 @@ export function malformedRequests(authorization: string): string[] {
     "GET /health HTTP/1.1\r\nHost: a@b\r\n\r\n",
     "GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET health HTTP/1.1\r\nHost: x\r\n\r\n",
-    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nContent-Length: 6`),
+    post(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nContent-Length: 6`,
+    ),
     post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: -1`),
-    post(`POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 17`),
+    post(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 17`,
+    ),
     `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${body}\r\n0\r\n\r\n`,
   ];
 }

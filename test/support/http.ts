@@ -7,7 +7,12 @@ export interface ApiResponse<T = any> {
 
 /** Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`. */
 export function api(baseUrl: string, key?: string) {
-  const send = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> => {
+  const send = async <T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> => {
     const res = await fetch(`${baseUrl}${path}`, {
       method,
       headers: {
@@ -42,7 +47,10 @@ export function parseSse(text: string): Array<{ event: string; data: any }> {
     .map((block) => {
       const lines = block.split("\n");
       const event = lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message";
-      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      const data = lines
+        .filter((l) => l.startsWith("data: "))
+        .map((l) => l.slice(6))
+        .join("\n");
       return { event, data: JSON.parse(data) };
     });
 }

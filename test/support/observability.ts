@@ -6,14 +6,25 @@ import { inputs, ofType, one } from "./plan.ts";
 
 const files = (dir: string) => readdirSync(new URL(`../../monitoring/${dir}`, import.meta.url));
 
-export function assertMonitoringDeployed(plan: Plan, expect: { retentionDays: number; storageGb: number; loki: "filesystem" | "s3"; gpu: boolean }) {
+export function assertMonitoringDeployed(
+  plan: Plan,
+  expect: { retentionDays: number; storageGb: number; loki: "filesystem" | "s3"; gpu: boolean },
+) {
   const releases = ofType(plan, "kubernetes:helm.sh/v3:Release").filter((r) => r.component === "observability");
   const charts = releases.map((r) => inputs(r).chart).sort();
-  const expected = ["alloy", "kube-prometheus-stack", "loki", "prometheus-postgres-exporter", "prometheus-redis-exporter", ...(expect.gpu ? ["dcgm-exporter"] : [])];
+  const expected = [
+    "alloy",
+    "kube-prometheus-stack",
+    "loki",
+    "prometheus-postgres-exporter",
+    "prometheus-redis-exporter",
+    ...(expect.gpu ? ["dcgm-exporter"] : []),
+  ];
   assert.deepEqual(charts, expected.sort());
   for (const r of releases) assert.match(inputs(r).version, /^\d+\.\d+\.\d+$/, `${r.name} chart version is not pinned`);
 
-  const spec = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.prometheus.prometheusSpec;
+  const spec = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.prometheus
+    .prometheusSpec;
   assert.equal(spec.retention, `${expect.retentionDays}d`);
   assert.equal(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage, `${expect.storageGb}Gi`);
 
@@ -24,8 +35,12 @@ export function assertMonitoringDeployed(plan: Plan, expect: { retentionDays: nu
   const rules = ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => inputs(r).metadata.name);
   assert.equal(rules.length, files("prometheus/rules").length + 1);
   assert.ok(rules.includes("agent-stack-cost-estimate"), rules.join(", "));
-  const dashboards = ofType(plan, "kubernetes:core/v1:ConfigMap").filter((c) => inputs(c).metadata?.labels?.grafana_dashboard === "1");
+  const dashboards = ofType(plan, "kubernetes:core/v1:ConfigMap").filter(
+    (c) => inputs(c).metadata?.labels?.grafana_dashboard === "1",
+  );
   assert.equal(dashboards.length, files("grafana/dashboards").length);
-  const monitors = ofType(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor").map((m) => inputs(m).metadata.name).sort();
+  const monitors = ofType(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    .map((m) => inputs(m).metadata.name)
+    .sort();
   assert.deepEqual(monitors, ["agent-api", "qdrant"]);
 }

@@ -9,7 +9,10 @@ export function ofType(plan: Plan, type: string): PlannedResource[] {
 export function one(plan: Plan, type: string, name?: string): PlannedResource {
   const found = ofType(plan, type).filter((r) => name === undefined || r.name === name);
   if (found.length !== 1) {
-    const names = ofType(plan, type).map((r) => r.name).join(", ") || "none";
+    const names =
+      ofType(plan, type)
+        .map((r) => r.name)
+        .join(", ") || "none";
     throw new Error(`expected one ${type}${name ? ` named ${name}` : ""}, found ${found.length} (${names})`);
   }
   return found[0];

@@ -10,7 +10,11 @@ const bin = (tool: string) => path.join(process.env.PG_BIN ?? newestPostgresBin(
 
 function newestPostgresBin(): string {
   const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   if (versions.length === 0) throw new Error(`no PostgreSQL server under ${root}: run \`npm run test:deps\` (or set PG_BIN)`);
   return path.join(root, versions[0], "bin");
 }
@@ -44,12 +48,30 @@ export async function startPostgres(): Promise<PostgresServer> {
   const start = async () => {
     child = spawnTracked(
       bin("postgres"),
-      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+      [
+        "-D",
+        data,
+        "-p",
+        String(port),
+        "-k",
+        dir,
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+      ],
       { ...user },
     );
     child.stdout?.resume();
     child.stderr?.resume();
-    await waitFor("postgres", async () => spawnSync(bin("pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]).status === 0);
+    await waitFor(
+      "postgres",
+      async () => spawnSync(bin("pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]).status === 0,
+    );
   };
   // SIGINT is Postgres' "fast" shutdown: open connections are cut, as in an outage.
   const halt = async () => {

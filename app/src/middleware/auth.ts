@@ -16,7 +16,10 @@ const DB_KEY_CACHE_MAX = 10_000;
 export function createAuthenticator(apiKeys: string[], adminKeys: string[], store: Store) {
   const bootstrap = new Map<string, Principal>();
   // Admin keys last: a key in both lists gets both scopes.
-  for (const [keys, scopes] of [[apiKeys, ["query"]], [adminKeys, ["query", "admin"]]] as const) {
+  for (const [keys, scopes] of [
+    [apiKeys, ["query"]],
+    [adminKeys, ["query", "admin"]],
+  ] as const) {
     for (const key of keys) {
       const hash = hashKey(key);
       bootstrap.set(hash, { id: `key:${hash.slice(0, 16)}`, scopes: new Set(scopes) });

@@ -14,7 +14,8 @@ export const limitBody = (maxSize: number) => {
   return createMiddleware(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
     const length = c.req.header("content-length");
-    if (length === undefined || !/^\d+$/.test(length) || c.req.header("transfer-encoding") !== undefined) return counting(c, next);
+    if (length === undefined || !/^\d+$/.test(length) || c.req.header("transfer-encoding") !== undefined)
+      return counting(c, next);
     // Node's HTTP parser reads no more than Content-Length, so the header is the body's size.
     if (Number(length) > maxSize) return tooLarge(c);
     await next();

@@ -14,7 +14,10 @@ export const rateLimit = (limiter: RateLimiter) => {
     if (!d.allowed) {
       c.header("Retry-After", String(d.resetSeconds));
       return c.json(
-        { error: `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`, details: { retry_after_seconds: d.resetSeconds } },
+        {
+          error: `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`,
+          details: { retry_after_seconds: d.resetSeconds },
+        },
         429,
       );
     }

@@ -54,7 +54,10 @@ export interface HealthDeps {
   isShuttingDown: () => boolean;
 }
 
-export type Readiness = { status: "ready" | "degraded" | "not_ready"; checks: Record<string, Awaited<ReturnType<typeof runProbe>>> };
+export type Readiness = {
+  status: "ready" | "degraded" | "not_ready";
+  checks: Record<string, Awaited<ReturnType<typeof runProbe>>>;
+};
 
 /** Runs every probe; 503 when a critical one failed or the instance is shutting down. */
 export async function readiness(deps: HealthDeps): Promise<{ code: 200 | 503; body: Readiness }> {

@@ -47,7 +47,9 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
         }),
       });
       try {
-        const result = await rag.complete(prepared, (token) => stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }));
+        const result = await rag.complete(prepared, (token) =>
+          stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }),
+        );
         await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");

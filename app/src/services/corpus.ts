@@ -19,10 +19,14 @@ export async function createCorpusVersion(sql: Sql, store: Store, log: Logger) {
     store.corpusVersion().then(advance, (err: unknown) => log.warn({ err: describe(err) }, "corpus version refresh failed"));
 
   let first = true;
-  await sql.listen(CHANNEL, (payload) => advance(Number(payload)), () => {
-    if (!first) void refresh();
-    first = false;
-  });
+  await sql.listen(
+    CHANNEL,
+    (payload) => advance(Number(payload)),
+    () => {
+      if (!first) void refresh();
+      first = false;
+    },
+  );
 
   return {
     current: () => version,

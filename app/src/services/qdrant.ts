@@ -124,7 +124,11 @@ export function createQdrant(opts: QdrantOptions) {
     const info = await call("qdrant_collection", () => client.getCollection(name));
     const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
     if (size !== undefined && size !== dimension) {
-      throw new AppError(500, `collection ${name} holds ${size}-dimensional vectors but the embedding model returns ${dimension}`, "config_error");
+      throw new AppError(
+        500,
+        `collection ${name} holds ${size}-dimensional vectors but the embedding model returns ${dimension}`,
+        "config_error",
+      );
     }
     await createIndex("document_id", "keyword");
   }
@@ -176,7 +180,12 @@ export function createQdrant(opts: QdrantOptions) {
         const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
         const title = typeof payload.title === "string" ? storable(payload.title) : null;
-        return { documentId: String(payload.document_id ?? p.id), score: p.score, title, text: storable(String(payload.text ?? "")) };
+        return {
+          documentId: String(payload.document_id ?? p.id),
+          score: p.score,
+          title,
+          text: storable(String(payload.text ?? "")),
+        };
       });
     },
 

@@ -134,7 +134,17 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const cacheKey = `response:${corpus.current()}:${sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]))}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
-    const base = { requestId, sessionId: input.session_id ?? randomUUID(), owner, question, queryType, model, cacheKey, startedAt, stopTimer };
+    const base = {
+      requestId,
+      sessionId: input.session_id ?? randomUUID(),
+      owner,
+      question,
+      queryType,
+      model,
+      cacheKey,
+      startedAt,
+      stopTimer,
+    };
     try {
       const hit = await lookupAnswer(cacheKey);
       if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
@@ -170,7 +180,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         chat = await ollama.chat(p.model, p.messages);
       }
       const cached = p.cachedAnswer !== undefined;
-      if (!cached) metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
+      if (!cached)
+        metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
 
       const result: QueryResult = {
         answer: chat.content,

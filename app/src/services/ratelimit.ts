@@ -42,7 +42,12 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
     async check(key: string): Promise<RateDecision> {
       try {
-        const [allowed, count, resetMs] = await cache.client.slidingWindow(`ratelimit:${key}`, windowString, limitString, memberPrefix + memberSeq++);
+        const [allowed, count, resetMs] = await cache.client.slidingWindow(
+          `ratelimit:${key}`,
+          windowString,
+          limitString,
+          memberPrefix + memberSeq++,
+        );
         return decision(allowed === 1, count, resetMs, "redis");
       } catch {
         return checkInMemory(key);

@@ -113,13 +113,13 @@ export function createStore(sql: Sql, timeoutMs: number) {
         timeoutMs * SLOW_READ_FACTOR,
       );
       return rows.map(
-          (r): ModelFeedback => ({
-            model: r.model,
-            count: Number(r.count),
-            avg_score: Math.round(Number(r.avg_score) * 100) / 100,
-            correct: Number(r.correct),
-            incorrect: Number(r.incorrect),
-          }),
+        (r): ModelFeedback => ({
+          model: r.model,
+          count: Number(r.count),
+          avg_score: Math.round(Number(r.avg_score) * 100) / 100,
+          correct: Number(r.correct),
+          incorrect: Number(r.incorrect),
+        }),
       );
     },
 

@@ -109,8 +109,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       else if (p.attempt === 0) {
         p.attempt = 1;
         queue.push(p);
-      }
-      else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
+      } else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
     }
   };
 

@@ -36,7 +36,12 @@ export interface CreditCharge {
 }
 
 /** Surplus credits of one unlimited-mode instance; `usage` gives the stack's burstableCpuUtilization (0-1). */
-export function unlimitedCredits(type: string, service: "ec2" | "rds", usage: () => { burstableCpuUtilization: number }, prices: PriceTable): CreditCharge | undefined {
+export function unlimitedCredits(
+  type: string,
+  service: "ec2" | "rds",
+  usage: () => { burstableCpuUtilization: number },
+  prices: PriceTable,
+): CreditCharge | undefined {
   const burst = burstProfile(type);
   if (!burst) return undefined;
   // Read only for burstable types: other resources price without usage assumptions.

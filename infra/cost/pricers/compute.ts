@@ -35,7 +35,8 @@ function rootVolume(ng: PlannedResource, ctx: PricingContext): RootVolume {
   const lt = launchTemplateOf(ng, ctx);
   const ebs = at(lt?.inputs, "blockDeviceMappings.0.ebs") as Record<string, unknown> | undefined;
   const gb = ebs ? optionalNumber(ebs, "volumeSize") : undefined;
-  if (lt && gb !== undefined) return { gb, type: optionalString(ebs!, "volumeType") ?? "gp2", source: `launch template ${lt.name}` };
+  if (lt && gb !== undefined)
+    return { gb, type: optionalString(ebs!, "volumeType") ?? "gp2", source: `launch template ${lt.name}` };
   return { gb: 20, type: "gp2", source: "EKS default (no disk size found)" };
 }
 
@@ -58,7 +59,9 @@ export function nodeGroup(ng: PlannedResource, ctx: PricingContext): Charge {
   if (ng.inputs.capacityType === "SPOT") {
     const spot = ctx.prices.assumption("spot-discount");
     expectedHourly = hourly * (1 - spot.value);
-    notes.push(`SPOT: expected ${usd(expectedHourly)}/h, ${Math.round(spot.value * 100)} % below list (assumption of ${spot.date}); on-demand and maximum at list price`);
+    notes.push(
+      `SPOT: expected ${usd(expectedHourly)}/h, ${Math.round(spot.value * 100)} % below list (assumption of ${spot.date}); on-demand and maximum at list price`,
+    );
   }
   let creditHourly = 0;
   let worstCreditHourly = 0;

@@ -28,15 +28,19 @@ export function rdsInstance(db: PlannedResource, ctx: PricingContext): Pricing {
   const az = multiAz ? "multi-az" : "single-az";
   const hourly = ctx.prices.usd(`rds:${engine}:${instanceClass}:${az}`);
 
-  const storageGb = optionalNumber(db.inputs, "allocatedStorage") ?? (source ? optionalNumber(source.inputs, "allocatedStorage") : undefined);
+  const storageGb =
+    optionalNumber(db.inputs, "allocatedStorage") ?? (source ? optionalNumber(source.inputs, "allocatedStorage") : undefined);
   if (storageGb === undefined) {
-    throw new Unpriceable(isReplica ? "replica: allocatedStorage of its source instance not found in the plan" : "allocatedStorage is not set");
+    throw new Unpriceable(
+      isReplica ? "replica: allocatedStorage of its source instance not found in the plan" : "allocatedStorage is not set",
+    );
   }
   const storageType = optionalString(db.inputs, "storageType") ?? optionalString(source?.inputs ?? {}, "storageType") ?? "gp2";
   const storageMonthly = storageGb * ctx.prices.usd(`rds:storage:${storageType}:${az}`);
 
   const exports = db.inputs.enabledCloudwatchLogsExports;
-  const logsMonthly = Array.isArray(exports) && exports.length > 0 ? ctx.usage.rdsLogGbPerMonth * ctx.prices.usd("cloudwatch:logs-ingest") : 0;
+  const logsMonthly =
+    Array.isArray(exports) && exports.length > 0 ? ctx.usage.rdsLogGbPerMonth * ctx.prices.usd("cloudwatch:logs-ingest") : 0;
 
   const run = ctx.schedules.rdsInstance(db);
   // RDS db.t3/db.t4g always run in unlimited mode: surplus credits are billed on top of the hourly price.
@@ -60,7 +64,8 @@ export function rdsInstance(db: PlannedResource, ctx: PricingContext): Pricing {
 /** ElastiCache engines as they appear in price keys; Valkey nodes are ~20 % cheaper than Redis OSS. */
 function engineKey(r: PlannedResource): string {
   const engine = optionalString(r.inputs, "engine") ?? "redis";
-  if (engine !== "valkey" && engine !== "redis") throw new Unpriceable(`ElastiCache engine "${engine}" has no prices in the table`);
+  if (engine !== "valkey" && engine !== "redis")
+    throw new Unpriceable(`ElastiCache engine "${engine}" has no prices in the table`);
   return engine;
 }
 

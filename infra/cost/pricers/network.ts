@@ -10,7 +10,10 @@ export function natGateway(nat: PlannedResource, ctx: PricingContext): Pricing {
   const gb = ctx.usage.natGbPerMonth / gateways;
   const hours = ctx.prices.usd("vpc:nat-gateway-hour") * ctx.hoursPerMonth;
   const data = gb * ctx.prices.usd("vpc:nat-gateway-gb");
-  return steady(hours + data, `730 h + ${round(gb)} GB processed (${ctx.usage.natGbPerMonth} GB/month over ${gateways} gateway(s))`);
+  return steady(
+    hours + data,
+    `730 h + ${round(gb)} GB processed (${ctx.usage.natGbPerMonth} GB/month over ${gateways} gateway(s))`,
+  );
 }
 
 export function publicIpv4(_eip: PlannedResource, ctx: PricingContext): Pricing {
@@ -21,12 +24,17 @@ export function vpcEndpoint(ep: PlannedResource, ctx: PricingContext): Pricing {
   const kind = optionalString(ep.inputs, "vpcEndpointType") ?? "Gateway";
   if (kind === "Gateway") return free("gateway endpoints (S3, DynamoDB) have no charge");
   const subnets = Array.isArray(ep.inputs.subnetIds) ? ep.inputs.subnetIds.length : 1;
-  return steady(subnets * ctx.prices.usd("vpc:interface-endpoint-hour") * ctx.hoursPerMonth, `${kind} endpoint in ${subnets} AZ(s), data processing not counted`);
+  return steady(
+    subnets * ctx.prices.usd("vpc:interface-endpoint-hour") * ctx.hoursPerMonth,
+    `${kind} endpoint in ${subnets} AZ(s), data processing not counted`,
+  );
 }
 
 /** AZs a load balancer spans: the plan's public subnets tagged for ELB, else 2 (the minimum for an ALB). */
 function loadBalancerAzs(ctx: PricingContext): number {
-  const publicSubnets = ctx.ofType("aws:ec2/subnet:Subnet").filter((s) => atKeys(s.inputs, ["tags", "kubernetes.io/role/elb"]) !== undefined);
+  const publicSubnets = ctx
+    .ofType("aws:ec2/subnet:Subnet")
+    .filter((s) => atKeys(s.inputs, ["tags", "kubernetes.io/role/elb"]) !== undefined);
   return Math.max(2, publicSubnets.length);
 }
 
@@ -55,7 +63,11 @@ function annotations(r: PlannedResource): Record<string, unknown> {
 
 function isAlbIngress(r: PlannedResource): boolean {
   const a = annotations(r);
-  return at(r.inputs, "spec.ingressClassName") === "alb" || a["kubernetes.io/ingress.class"] === "alb" || Object.keys(a).some((k) => k.startsWith(ALB_PREFIX));
+  return (
+    at(r.inputs, "spec.ingressClassName") === "alb" ||
+    a["kubernetes.io/ingress.class"] === "alb" ||
+    Object.keys(a).some((k) => k.startsWith(ALB_PREFIX))
+  );
 }
 
 function ingressGroup(r: PlannedResource): string | undefined {
@@ -71,7 +83,12 @@ export function ingress(r: PlannedResource, ctx: PricingContext): Pricing {
     if (first && first !== r) return free(`shares the ALB of ingress group "${group}", priced on ${first.name}`);
   }
   const internetFacing = annotations(r)[`${ALB_PREFIX}scheme`] === "internet-facing"; // controller default: internal
-  return loadBalancer("alb", internetFacing, ctx, group ? `for ingress group "${group}"` : "created by the AWS Load Balancer Controller");
+  return loadBalancer(
+    "alb",
+    internetFacing,
+    ctx,
+    group ? `for ingress group "${group}"` : "created by the AWS Load Balancer Controller",
+  );
 }
 
 export function kubernetesService(r: PlannedResource, ctx: PricingContext): Pricing {
@@ -81,7 +98,8 @@ export function kubernetesService(r: PlannedResource, ctx: PricingContext): Pric
   const nlb = lbType === "nlb" || lbType === "external" || lbType === "nlb-ip";
   const scheme = a["service.beta.kubernetes.io/aws-load-balancer-scheme"];
   // The in-tree controller makes internet-facing CLBs; the AWS Load Balancer Controller defaults to internal.
-  const internetFacing = scheme === "internet-facing" || (!nlb && a["service.beta.kubernetes.io/aws-load-balancer-internal"] !== "true");
+  const internetFacing =
+    scheme === "internet-facing" || (!nlb && a["service.beta.kubernetes.io/aws-load-balancer-internal"] !== "true");
   return loadBalancer(nlb ? "nlb" : "clb", internetFacing, ctx, "for a Service of type LoadBalancer");
 }
 
@@ -95,4 +113,3 @@ export function awsLoadBalancer(r: PlannedResource, ctx: PricingContext): Pricin
 function round(n: number): number {
   return Math.round(n * 10) / 10;
 }
-

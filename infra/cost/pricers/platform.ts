@@ -45,8 +45,12 @@ export function logGroup(r: PlannedResource, ctx: PricingContext): Pricing {
   const retentionDays = optionalNumber(r.inputs, "retentionInDays");
   // Steady state: a month's ingest is kept retention/30 months; "never expire" is counted as a year.
   const keptMonths = retentionDays ? retentionDays / 30 : 12;
-  const monthly = ingestGb * ctx.prices.usd("cloudwatch:logs-ingest") + ingestGb * keptMonths * ctx.prices.usd("cloudwatch:logs-storage");
-  return steady(monthly, `usage: ${ingestGb} GB/month ingested, kept ${retentionDays ? `${retentionDays} d` : "forever (counted as 12 months)"}`);
+  const monthly =
+    ingestGb * ctx.prices.usd("cloudwatch:logs-ingest") + ingestGb * keptMonths * ctx.prices.usd("cloudwatch:logs-storage");
+  return steady(
+    monthly,
+    `usage: ${ingestGb} GB/month ingested, kept ${retentionDays ? `${retentionDays} d` : "forever (counted as 12 months)"}`,
+  );
 }
 
 export function metricAlarm(_r: PlannedResource, ctx: PricingContext): Pricing {

@@ -12,11 +12,14 @@ function volumeType(storageClassName: string | undefined, ctx: PricingContext): 
   const classes = ctx.ofType("kubernetes:storage.k8s.io/v1:StorageClass");
   const named =
     storageClassName === undefined
-      ? classes.find((c) => atKeys(c.inputs, ["metadata", "annotations", "storageclass.kubernetes.io/is-default-class"]) === "true")
+      ? classes.find(
+          (c) => atKeys(c.inputs, ["metadata", "annotations", "storageclass.kubernetes.io/is-default-class"]) === "true",
+        )
       : classes.find((c) => at(c.inputs, "metadata.name") === storageClassName);
   if (named) {
     const provisioner = optionalString(named.inputs, "provisioner") ?? "ebs.csi.aws.com";
-    if (!EBS_PROVISIONERS.has(provisioner)) throw new Unpriceable(`storage class ${String(at(named.inputs, "metadata.name"))} uses ${provisioner}, which has no price`);
+    if (!EBS_PROVISIONERS.has(provisioner))
+      throw new Unpriceable(`storage class ${String(at(named.inputs, "metadata.name"))} uses ${provisioner}, which has no price`);
     // The EBS CSI driver defaults to gp3, the in-tree provisioner to gp2.
     return { type: optionalString(named.inputs, "parameters.type") ?? (provisioner === "ebs.csi.aws.com" ? "gp3" : "gp2") };
   }
@@ -61,7 +64,9 @@ export function statefulSet(r: PlannedResource, ctx: PricingContext): Pricing {
   const replicas = optionalNumber(r.inputs, "spec.replicas") ?? 1;
   // Claims outlive scale-downs, so the full replica count is billed all month.
   return priceVolumes(
-    templates.map((t) => claimVolume(at(t, "spec"), replicas, `volumeClaimTemplate ${String(at(t, "metadata.name") ?? "")}`.trim())),
+    templates.map((t) =>
+      claimVolume(at(t, "spec"), replicas, `volumeClaimTemplate ${String(at(t, "metadata.name") ?? "")}`.trim()),
+    ),
     ctx,
   );
 }
@@ -76,7 +81,12 @@ function helmValueVolumes(values: unknown, path = "values", replicas = 1): Volum
     if (value === null || typeof value !== "object" || Array.isArray(value)) continue;
     const v = value as Record<string, unknown>;
     if ((key === "persistence" || key === "persistentVolume") && v.size !== undefined && v.enabled !== false) {
-      found.push({ gib: quantityToGib(v.size), count: here, storageClass: optionalString(v, "storageClass") ?? optionalString(v, "storageClassName"), where: `${path}.${key}` });
+      found.push({
+        gib: quantityToGib(v.size),
+        count: here,
+        storageClass: optionalString(v, "storageClass") ?? optionalString(v, "storageClassName"),
+        where: `${path}.${key}`,
+      });
     } else if (key === "volumeClaimTemplate" && at(v, "spec.resources.requests.storage") !== undefined) {
       found.push(claimVolume(v.spec, here, `${path}.${key}`));
     } else {
@@ -88,7 +98,10 @@ function helmValueVolumes(values: unknown, path = "values", replicas = 1): Volum
 
 export function helmRelease(r: PlannedResource, ctx: PricingContext): Pricing {
   const volumes = helmValueVolumes(r.inputs.values);
-  if (volumes.length === 0) return free("no persistent volumes in its values; its pods run on the node groups (chart templates are not expanded offline)");
+  if (volumes.length === 0)
+    return free(
+      "no persistent volumes in its values; its pods run on the node groups (chart templates are not expanded offline)",
+    );
   const priced = priceVolumes(volumes, ctx);
   return "free" in priced ? priced : { ...priced, detail: `chart ${String(r.inputs.chart ?? r.name)}: ${priced.detail}` };
 }
@@ -123,7 +136,9 @@ function backedUpClasses(tags: Set<string>, ctx: PricingContext): Set<string> {
   const names = new Set<string>();
   for (const sc of ctx.ofType("kubernetes:storage.k8s.io/v1:StorageClass")) {
     const params = (at(sc.inputs, "parameters") as Record<string, unknown> | undefined) ?? {};
-    const tagged = Object.entries(params).some(([k, v]) => k.startsWith("tagSpecification_") && typeof v === "string" && tags.has(v.replace(/\s/g, "")));
+    const tagged = Object.entries(params).some(
+      ([k, v]) => k.startsWith("tagSpecification_") && typeof v === "string" && tags.has(v.replace(/\s/g, "")),
+    );
     const name = at(sc.inputs, "metadata.name");
     if (tagged && typeof name === "string") names.add(name);
   }
@@ -144,9 +159,11 @@ function backedUpVolumeGib(ctx: PricingContext): { gib: number; parts: string[] 
   };
   for (const ss of ctx.ofType("kubernetes:apps/v1:StatefulSet")) {
     const replicas = optionalNumber(ss.inputs, "spec.replicas") ?? 1;
-    for (const t of (at(ss.inputs, "spec.volumeClaimTemplates") as unknown[] | undefined) ?? []) add(claimVolume(at(t, "spec"), replicas, ""), ss.name);
+    for (const t of (at(ss.inputs, "spec.volumeClaimTemplates") as unknown[] | undefined) ?? [])
+      add(claimVolume(at(t, "spec"), replicas, ""), ss.name);
   }
-  for (const pvc of ctx.ofType("kubernetes:core/v1:PersistentVolumeClaim")) add(claimVolume(at(pvc.inputs, "spec"), 1, ""), pvc.name);
+  for (const pvc of ctx.ofType("kubernetes:core/v1:PersistentVolumeClaim"))
+    add(claimVolume(at(pvc.inputs, "spec"), 1, ""), pvc.name);
   for (const vol of ctx.ofType("aws:ebs/volume:Volume")) {
     const t = (vol.inputs.tags as Record<string, unknown> | undefined) ?? {};
     if (Object.entries(t).some(([k, v]) => tags.has(`${k}=${String(v)}`))) {

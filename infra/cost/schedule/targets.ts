@@ -97,7 +97,9 @@ function asgAction(s: PlannedResource, cron: CronSchedule): TimedAction<AsgState
 function describeAsgSchedule(s: PlannedResource): string {
   const i = s.inputs;
   const sizes = (["minSize", "desiredCapacity", "maxSize"] as const)
-    .map((k) => (sizeInput(i, k) === undefined ? undefined : `${k === "desiredCapacity" ? "desired" : k.replace("Size", "")} ${i[k]}`))
+    .map((k) =>
+      sizeInput(i, k) === undefined ? undefined : `${k === "desiredCapacity" ? "desired" : k.replace("Size", "")} ${i[k]}`,
+    )
     .filter(Boolean)
     .join(", ");
   return `${s.name}: "${String(i.recurrence)}" ${optionalString(i, "timeZone") ?? "UTC"} -> ${sizes || "no size change"}`;
@@ -155,7 +157,8 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
       );
       continue;
     }
-    if (isKnown(s.inputs.startTime) || isKnown(s.inputs.endTime)) warnings.push(`schedule ${s.name}: startTime/endTime are ignored; the recurrence is taken as permanent`);
+    if (isKnown(s.inputs.startTime) || isKnown(s.inputs.endTime))
+      warnings.push(`schedule ${s.name}: startTime/endTime are ignored; the recurrence is taken as permanent`);
     const cron = parse(s, s.inputs.recurrence, "unix", optionalString(s.inputs, "timeZone") ?? "UTC");
     if (cron) asgByNodeGroup.set(ng, [...(asgByNodeGroup.get(ng) ?? []), { schedule: s, cron }]);
   }
@@ -169,10 +172,17 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
       rdsInstances.find((r) => from.includes(r.urn)) ??
       rdsInstances.find((r) => target.identifier !== undefined && r.inputs.identifier === target.identifier);
     if (!db) {
-      warnings.push(`schedule ${s.name}: RDS instance "${target.identifier ?? "unknown"}" is not in this plan; its effect is not counted`);
+      warnings.push(
+        `schedule ${s.name}: RDS instance "${target.identifier ?? "unknown"}" is not in this plan; its effect is not counted`,
+      );
       continue;
     }
-    const cron = parse(s, s.inputs.scheduleExpression, "eventbridge", optionalString(s.inputs, "scheduleExpressionTimezone") ?? "UTC");
+    const cron = parse(
+      s,
+      s.inputs.scheduleExpression,
+      "eventbridge",
+      optionalString(s.inputs, "scheduleExpressionTimezone") ?? "UTC",
+    );
     if (cron) rdsByInstance.set(db, [...(rdsByInstance.get(db) ?? []), { schedule: s, cron, action: target.action }]);
   }
 
@@ -189,7 +199,11 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
     const scheduled = asgByNodeGroup.get(ng) ?? [];
     let profile: CapacityProfile = { averageNodes: declared, fullNodes: declared, schedules: [] };
     if (scheduled.length > 0) {
-      const result = simulate(initial, scheduled.map(({ schedule, cron }) => asgAction(schedule, cron)), (s) => s.desired);
+      const result = simulate(
+        initial,
+        scheduled.map(({ schedule, cron }) => asgAction(schedule, cron)),
+        (s) => s.desired,
+      );
       profile = {
         averageNodes: result.average,
         fullNodes: Math.max(declared, result.peak),
@@ -207,10 +221,12 @@ export function indexSchedules(resources: readonly PlannedResource[]): ScheduleI
     const scheduled = rdsByInstance.get(db) ?? [];
     let profile: RunProfile = { runningFraction: 1, schedules: [] };
     if (scheduled.length > 0) {
-      const actions = scheduled.map(({ cron, action }): TimedAction<boolean> => ({
-        cron,
-        apply: () => action === "start",
-      }));
+      const actions = scheduled.map(
+        ({ cron, action }): TimedAction<boolean> => ({
+          cron,
+          apply: () => action === "start",
+        }),
+      );
       const result = simulate(true, actions, (running) => (running ? 1 : 0));
       profile = {
         runningFraction: result.average,
