@@ -23,7 +23,7 @@ test("the guide's qwen2.5:32b beside llama3.1:8b with 4 parallel 4096-token f16 
   const [problem] = capacityReport(old).problems;
   assert.match(
     problem,
-    /^ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need (\d+) MiB but NVIDIA A10G on g5\.4xlarge: 23028 MiB - 512 CUDA context leaves 22516 MiB/,
+    /^ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need (\d+) MiB but NVIDIA A10G on g5\.2xlarge: 23028 MiB - 512 CUDA context leaves 22516 MiB/,
   );
   // 32b alone: 20 GB of weights + 64 layers x 8 heads x 128 x 2 (K,V) x 2 bytes x 16384 tokens = 4 GiB of KV.
   const big = (residentModels(old.ollama) as any[]).find((m) => m.model === "qwen2.5:32b");
@@ -38,11 +38,11 @@ test("an unknown model or instance type names the table to extend", () => {
   assert.match(String(instanceShape("x9.huge")), /instance type x9\.huge is not in infra\/capacity\.ts/);
 });
 
-test("the large tier's old 112 Gi Qdrant does not fit its 64 GiB r6i.2xlarge; the arithmetic is shown", () => {
+test("the large tier's old 112 Gi Qdrant does not fit its 64 GiB r7g.2xlarge; the arithmetic is shown", () => {
   const old: Tier = { ...TIERS.large, qdrant: { ...TIERS.large.qdrant, memoryRequest: "112Gi", memoryLimit: "112Gi" } };
   assert.match(
     capacityReport(old).problems[0],
-    /^qdrant\.memoryLimit: qdrant 112Gi \(qdrant\.memoryLimit\) = 114688 MiB does not fit a r6i\.2xlarge node \(65536 MiB - 3277 kernel/,
+    /^qdrant\.memoryLimit: qdrant 112Gi \(qdrant\.memoryLimit\) = 114688 MiB does not fit a r7g\.2xlarge node \(65536 MiB - 3277 kernel/,
   );
   assert.equal(podMemoryBudget(instanceShape("r6i.2xlarge") as any).budgetMib, 65536 - 3277 - (11 * 58 + 255) - 100 - 1024);
 });

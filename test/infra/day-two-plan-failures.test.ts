@@ -9,7 +9,10 @@ import { test } from "node:test";
 import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 
 function plan(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "infra/plan/cli.ts", ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+  });
 }
 
 test("a stack that names no receiver fails the plan and says what to set", () => {
@@ -57,13 +60,13 @@ test("models that do not fit the GPU fail the plan with the memory budget (exit 
   assert.equal(run.status, 2, run.stdout + run.stderr);
   assert.match(
     run.stderr,
-    /agent-stack:overrides\.ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need \d+ MiB but NVIDIA A10G on g5\.4xlarge/,
+    /agent-stack:overrides\.ollama\.models: 4 models resident, 4 parallel x 4096 tokens, KV f16 need \d+ MiB but NVIDIA A10G on g5\.2xlarge/,
   );
 });
 
 test("the table report prints the memory budget", () => {
   const run = plan("--stack", "prod");
   assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /\ncapacity\n {2}memory vector node r6i\.2xlarge: 65536 MiB - .* = 60242 MiB; requests qdrant 56Gi/);
+  assert.match(run.stdout, /\ncapacity\n {2}memory vector node r7g\.2xlarge: 65536 MiB - .* = 60242 MiB; requests qdrant 56Gi/);
   assert.match(run.stdout, / {4}total \d+ MiB of 22516 MiB, \d+ MiB free/);
 });

@@ -15,7 +15,7 @@ const stackFile = YAML.parse(
 ).config;
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
 const subnetZone = new Map(
-  ofType(plan, "aws:ec2/subnet:Subnet").map((s) => [`${s.name}-id`, inputs(s).availabilityZone as string]),
+  ofType(plan, "aws:ec2/subnet:Subnet").map((s) => [`${s.name}-id`, inputs(s).availabilityZoneId as string]),
 );
 const zonesOf = (g: PlannedResource) => new Set((inputs(g).subnetIds as string[]).map((id) => subnetZone.get(id)!));
 const groupsOf = (role: string) => nodeGroups.filter((g) => inputs(g).labels.role === role);
@@ -172,7 +172,7 @@ test("the snapshot job's scratch space is a generic ephemeral volume of the data
 test("the plan shows the memory and GPU budgets, and every resident model fits the A10G", () => {
   const lines = plan.outputs.capacity as string[];
   assert.ok(
-    lines.some((l) => /^memory vector node r6i\.2xlarge: .* = \d+ MiB; requests qdrant 56Gi/.test(l)),
+    lines.some((l) => /^memory vector node r7g\.2xlarge: .* = \d+ MiB; requests qdrant 56Gi/.test(l)),
     lines.join("\n"),
   );
   const total = lines.find((l) => /^\s+total/.test(l))!;

@@ -24,8 +24,9 @@ const certificate = resource("aws:acm/certificate:Certificate", "cert", {
   domainName: "api.example.com",
   validationMethod: "DNS",
 });
-// The offline runner links a property to the resource whose (mock) id or ARN it holds, as the engine would.
-const certArn = "arn:aws:mock:us-east-1:123456789012:Certificate/cert";
+// Synthetic plans refer to a resource by its mock id (test/support/plan.ts linkReferences), as a real plan's
+// property dependencies would.
+const certArn = "cert-id";
 const validation = resource("aws:acm/certificateValidation:CertificateValidation", "cert-validation", {
   certificateArn: certArn,
 });

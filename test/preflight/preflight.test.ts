@@ -95,7 +95,11 @@ function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
   rds.on(DescribeDBInstancesCommand).rejects(awsError("DBInstanceNotFoundFault", 404));
   s3.on(HeadBucketCommand).rejects(awsError("NotFound", 404));
   iam.on(ListOpenIDConnectProvidersCommand).resolves({ OpenIDConnectProviderList: [] });
-  route53.on(ListHostedZonesCommand).resolves({ HostedZones: [], IsTruncated: false });
+  // The public zone of the stack's domain (Pulumi.prod.yaml names agents.example.com) is set up before a first up.
+  route53.on(ListHostedZonesCommand).resolves({
+    HostedZones: [{ Id: "/hostedzone/Z123", Name: "example.com.", CallerReference: "b", Config: { PrivateZone: false } }],
+    IsTruncated: false,
+  });
 }
 
 function publishAll(needs: StackNeeds) {
@@ -184,6 +188,7 @@ test("EKS add-ons: EKS's default for the cluster version is reported; an add-on 
 test("DNS: with a domain, a public hosted zone of a parent name passes; none fails with the command to create one", async () => {
   const needs = prodNeeds({ "agent-stack:domain": "agents.example.com" });
   publishAll(needs);
+  route53.on(ListHostedZonesCommand).resolves({ HostedZones: [], IsTruncated: false });
   assert.equal(byCheck(await runPreflight(needs, http), "DNS:")[0].status, "fail");
   route53.on(ListHostedZonesCommand).resolves({
     HostedZones: [
