@@ -115,6 +115,7 @@ export async function buildStack(): Promise<BuiltStack> {
       disposable,
       snapshotIdentifier: config.restore.rdsSnapshotId,
       backupWindow: rdsBackupWindow(sizes.schedule, config.timeZone),
+      timeZone: config.timeZone,
       backupTags: { [backupTag.key]: backupTag.value },
     },
     opts,
@@ -129,6 +130,7 @@ export async function buildStack(): Promise<BuiltStack> {
       clientSecurityGroupId: cluster.nodeSecurityGroupId,
       kmsKeyArn: dataKey.arn,
       sizes: sizes.cache,
+      timeZone: config.timeZone,
     },
     opts,
   );

@@ -183,6 +183,33 @@ export function windowRanges(w: Window): [number, number][] {
   });
 }
 
+// ---- AWS maintenance and snapshot windows (UTC strings) ----
+
+/**
+ * The zone's standard-time UTC offset (the smaller of mid-January's and mid-July's). Windows printed from it
+ * stay the same all year, so a preview in July shows no diff against one in January; they move one local hour
+ * with daylight saving.
+ */
+export function standardUtcOffsetMinutes(timeZone: string): number {
+  const at = (month: number) => utcOffsetMinutes(timeZone, new Date(Date.UTC(2026, month, 15, 12)));
+  return Math.min(at(0), at(6));
+}
+
+/**
+ * A window starting at local `start` (hh:mm) and lasting `minutes`, as AWS reads it in UTC: "hh:mm-hh:mm",
+ * or with `day` "ddd:hh:mm-ddd:hh:mm" (ElastiCache and RDS maintenance windows).
+ */
+export function utcWindow(start: string, minutes: number, timeZone: string, day?: Day): string {
+  const local = (day ? DAYS.indexOf(day) * DAY_MINUTES : 0) + toMinutes(start);
+  const from = (local - standardUtcOffsetMinutes(timeZone) + WEEK_MINUTES) % WEEK_MINUTES;
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const print = (m: number) => {
+    const hhmm = `${pad(Math.floor((m % DAY_MINUTES) / 60))}:${pad(m % 60)}`;
+    return day ? `${DAYS[Math.floor(m / DAY_MINUTES)].toLowerCase()}:${hhmm}` : hhmm;
+  };
+  return `${print(from)}-${print((from + minutes) % WEEK_MINUTES)}`;
+}
+
 // ---- reading cron ----
 
 export class CronError extends Error {

@@ -2,6 +2,7 @@
 // auth token, at-rest encryption, failover + Multi-AZ from two nodes up, allkeys-lru (guides 000/002).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { utcWindow } from "../time.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { storedSecret } from "./secrets.ts";
@@ -13,6 +14,8 @@ export interface CacheArgs {
   clientSecurityGroupId: pulumi.Input<string>;
   kmsKeyArn: pulumi.Input<string>;
   sizes: Tier["cache"];
+  /** The stack's IANA time zone: snapshots and maintenance run at night there. */
+  timeZone: string;
 }
 
 export const CACHE_PORT = 6379;
@@ -84,8 +87,9 @@ export class Cache extends pulumi.ComponentResource {
         transitEncryptionEnabled: true,
         authToken: token.result,
         snapshotRetentionLimit: s.snapshotRetentionDays,
-        snapshotWindow: "02:00-03:00", // UTC, off-peak
-        maintenanceWindow: "sun:05:00-sun:06:00",
+        // Off-peak in the stack's zone (AWS reads both in UTC; they must not overlap).
+        snapshotWindow: utcWindow("02:00", 60, args.timeZone),
+        maintenanceWindow: utcWindow("05:00", 60, args.timeZone, "SUN"),
         autoMinorVersionUpgrade: true,
         applyImmediately: false,
       },

@@ -2,6 +2,7 @@
 // gp3, Multi-AZ and read replicas per tier, master password generated and kept in Secrets Manager.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { utcWindow } from "../time.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { storedSecret } from "./secrets.ts";
@@ -20,6 +21,8 @@ export interface DatabaseArgs {
   snapshotIdentifier?: string;
   /** RDS automated backup window, UTC ("hh:mm-hh:mm"), when the instance is running. */
   backupWindow: string;
+  /** The stack's IANA time zone: maintenance runs early on Sunday there. */
+  timeZone: string;
   /** Tags that put the instance into an AWS Backup selection. */
   backupTags: Record<string, string>;
 }
@@ -146,7 +149,7 @@ export class Database extends pulumi.ComponentResource {
         multiAz: s.multiAz,
         backupRetentionPeriod: s.backupRetentionDays,
         backupWindow: args.backupWindow,
-        maintenanceWindow: "sun:04:30-sun:05:30",
+        maintenanceWindow: utcWindow("04:30", 60, args.timeZone, "SUN"),
         copyTagsToSnapshot: true,
         deletionProtection: s.deletionProtection && protect,
         skipFinalSnapshot: !protect,

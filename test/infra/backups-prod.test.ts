@@ -87,7 +87,10 @@ test("RDS keeps point-in-time recovery on its own; ElastiCache keeps daily snaps
   assert.equal(db.copyTagsToSnapshot, true);
   const cache = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
   assert.equal(cache.snapshotRetentionLimit, tier.cache.snapshotRetentionDays);
-  assert.match(cache.snapshotWindow, /^0[0-5]:\d\d-0[0-6]:\d\d$/);
+  // 02:00-03:00 and Sunday 05:00 in New York (standard time, UTC-5), printed in UTC as AWS reads them.
+  assert.equal(cache.snapshotWindow, "07:00-08:00");
+  assert.equal(cache.maintenanceWindow, "sun:10:00-sun:11:00");
+  assert.equal(db.maintenanceWindow, "sun:09:30-sun:10:30");
 });
 
 test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", () => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { backupRules } from "../../infra/platform/backups.ts";
 import { describeSchedule, scaleTo } from "../../infra/platform/schedules.ts";
-import { endDays, eventBridgeCron as schedulerCron, unixCron as cron } from "../../infra/time.ts";
+import { endDays, eventBridgeCron as schedulerCron, unixCron as cron, utcWindow } from "../../infra/time.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI"] as const;
@@ -73,4 +73,14 @@ test("a work-hours-only tier backs up mid-way through work hours on work days, i
       ["monthly", "cron(0 14 ? * 2#1 *)", "Europe/Berlin"], // first Monday: the 1st may fall on a weekend
     ],
   );
+});
+
+test("AWS windows: local off-peak hours in UTC at the zone's standard offset, across midnight and the week", () => {
+  assert.equal(utcWindow("02:00", 60, "America/New_York"), "07:00-08:00");
+  assert.equal(utcWindow("02:00", 60, "UTC"), "02:00-03:00");
+  // Tokyo is UTC+9: early Sunday there is Saturday evening in UTC.
+  assert.equal(utcWindow("05:00", 60, "Asia/Tokyo", "SUN"), "sat:20:00-sat:21:00");
+  assert.equal(utcWindow("23:30", 60, "UTC", "SUN"), "sun:23:30-mon:00:30");
+  // Sydney's standard time is UTC+10 (July); its summer offset (+11) does not move the window.
+  assert.equal(utcWindow("02:00", 60, "Australia/Sydney"), "16:00-17:00");
 });
