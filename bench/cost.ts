@@ -17,7 +17,7 @@ interface Cost {
 }
 
 function planCost(tier: string, overrides?: Record<string, unknown>): Promise<Cost> {
-  const args = ["tsx", "infra/plan/cli.ts", "--stack", "prod", "--format", "json", "--config", `agent-stack:tier=${tier}`];
+  const args = ["tsx", "infra/review/plan-cli.ts", "--stack", "prod", "--format", "json", "--config", `agent-stack:tier=${tier}`];
   if (overrides) args.push("--config", `agent-stack:overrides=${JSON.stringify(overrides)}`);
   return new Promise((resolve, reject) => {
     const child = spawn("npx", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
