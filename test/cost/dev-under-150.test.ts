@@ -15,7 +15,7 @@ test("dev declares no Ingress and no load balancer: nothing creates an ALB", () 
   assert.deepEqual(ofType(plan, "aws:lb/loadBalancer:LoadBalancer").map((r) => r.name), []);
   const loadBalancerServices = ofType(plan, "kubernetes:core/v1:Service").filter((r) => (r.inputs as any).spec?.type === "LoadBalancer");
   assert.deepEqual(loadBalancerServices.map((r) => r.name), []);
-  assert.ok(!estimate.items.some((i) => /ALB|load balancer/i.test(i.detail)), "an item is still priced as a load balancer");
+  assert.ok(!estimate.items.some((i) => /ALB|load balancer/i.test(i.detail ?? "")), "an item is still priced as a load balancer");
 });
 
 test(`dev costs at most $${ISSUE_15_DEV_TARGET_USD}/month with schedules, with the whole stack running`, () => {
