@@ -19,9 +19,11 @@ const group = (instanceType: string, min: number, desired: number, max: number, 
 
 export const GUIDE_SHAPES: Record<string, { reference: string; overrides: Record<string, unknown> }> = {
   dev: {
-    reference: "000 Deployment Sizes 'Development: 1 server, no GPU': one on-demand t3.xlarge, a NAT gateway, db.t4g.small",
+    reference:
+      "000 Deployment Sizes 'Development: 1 server, no GPU': one on-demand t3.xlarge, a NAT gateway, an ALB, db.t4g.small",
     overrides: {
-      network: { natGateways: "single" },
+      // The ALB stays in the guide's shape (a served endpoint, as every guide deployment has); dev itself has none.
+      network: { natGateways: "single", publicIngress: true },
       nodeGroups: { general: group("t3.xlarge", 1, 1, 2, 50) },
       database: { instanceClass: "db.t4g.small", replicaInstanceClass: "db.t4g.small" },
     },
@@ -49,7 +51,7 @@ export const GUIDE_SHAPES: Record<string, { reference: string; overrides: Record
         monitoring: group("t3.large", 1, 1, 1, 50),
       },
       database: { instanceClass: "db.r6i.2xlarge", readReplicas: 0, replicaInstanceClass: "db.r6i.xlarge" },
-      ollama: { storageGb: 200, memoryRequest: "24Gi", memoryLimit: "56Gi" },
+      ollama: { storageGb: 200 }, // the tier's Ollama memory (requests == limits) fits the larger node; memory is not priced
     },
   },
   large: {
@@ -63,7 +65,7 @@ export const GUIDE_SHAPES: Record<string, { reference: string; overrides: Record
         monitoring: group("t3.xlarge", 2, 2, 2, 50),
       },
       database: { instanceClass: "db.r6i.4xlarge", replicaInstanceClass: "db.r6i.2xlarge" },
-      ollama: { storageGb: 200, memoryRequest: "24Gi", memoryLimit: "56Gi" },
+      ollama: { storageGb: 200 }, // the tier's Ollama memory (requests == limits) fits the larger node; memory is not priced
     },
   },
 };

@@ -47,7 +47,17 @@ export const tierSchema = z
     name: z.enum(TIER_NAMES),
     /** The tier has GPU nodes (nodeGroups.gpu) and Ollama runs on them: the one answer to "is there a GPU?". */
     gpu: z.boolean(),
-    network: z.object({ azCount: z.number().int().min(2).max(3), natGateways: z.enum(["single", "perAz", "instance"]) }).strict(),
+    network: z
+      .object({
+        azCount: z.number().int().min(2).max(3),
+        natGateways: z.enum(["single", "perAz", "instance"]),
+        /**
+         * The API's public entry: an internet-facing ALB (an Ingress through the AWS Load Balancer Controller).
+         * false (dev only): no Ingress, no ALB; the API is reached with `kubectl port-forward` (README "Reaching the API").
+         */
+        publicIngress: z.boolean(),
+      })
+      .strict(),
     nodeGroups: z
       .object({ general: nodeGroup, vector: nodeGroup.nullable(), gpu: nodeGroup.nullable(), monitoring: nodeGroup.nullable() })
       .strict(),
@@ -216,6 +226,13 @@ export const tierSchema = z
         ? "true needs a gpu node group; set nodeGroups.gpu or gpu: false"
         : "false, but nodeGroups.gpu is set; set gpu: true or nodeGroups.gpu: null";
       ctx.addIssue({ code: "custom", path: ["gpu"], message });
+    }
+    if (t.name !== "dev" && !t.network.publicIngress) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "publicIngress"],
+        message: `false in tier ${t.name}: a production tier serves its API through the internet-facing ALB; only dev may go without it (set true)`,
+      });
     }
     checkScheduleFits(t, ctx);
   });

@@ -45,7 +45,9 @@ export const TIERS: Record<TierName, Tier> = {
     gpu: false,
     // A NAT instance, not a gateway: nodes stay in private subnets (the policies forbid public node IPs); egress
     // (image pulls, model downloads) depends on one t4g.nano in one AZ (platform/nat-instance.ts).
-    network: { azCount: 2, natGateways: "instance" },
+    // No ALB ($24/month, about 15 % of dev's bill): the API is reached with `kubectl port-forward` through the
+    // cluster's API server (README "Reaching the API"); nothing in dev is reachable from the internet.
+    network: { azCount: 2, natGateways: "instance", publicIngress: false },
     nodeGroups: {
       // One Spot Graviton node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB, not burstable (CPU
       // inference would run a T instance out of credits). Two types so a Spot shortage of one does not stop dev.
@@ -114,7 +116,7 @@ export const TIERS: Record<TierName, Tier> = {
   small: {
     name: "small",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz" },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
     nodeGroups: {
       // G000-HW-MIN "API Servers (3x): CPU 4 cores, RAM 8GB, Storage 50GB" -> c6i.xlarge (4 vCPU / 8 GiB).
       // Graviton c7g.xlarge: same 4 vCPU / 8 GiB as c6i.xlarge, 15 % cheaper (multi-arch API image).
@@ -188,7 +190,7 @@ export const TIERS: Record<TierName, Tier> = {
   medium: {
     name: "medium",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz" },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
     nodeGroups: {
       // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5": the Graviton c7g.2xlarge has the same 8 vCPU / 16 GiB for
       // 15 % less (multi-arch API image). The guide prices 5; we run 3 and the autoscaler goes to 5 at peak.
@@ -267,7 +269,7 @@ export const TIERS: Record<TierName, Tier> = {
   large: {
     name: "large",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz" },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
     nodeGroups: {
       general: { instanceTypes: ["c7g.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 50 },
       // G000-HW-MED Qdrant nodes (8 cores, 32GB) scaled out rather than up: 5 x r7g.2xlarge.

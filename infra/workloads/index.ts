@@ -1,6 +1,6 @@
 // Everything that runs on the cluster, composed in order: Kubernetes provider -> namespaces and storage
 // -> add-ons (ALB controller, metrics-server, GPU device plugin) -> image, database roles (a Job) and secrets
-// -> Qdrant, Ollama, the API with its autoscaler and ALB ingress -> network policies.
+// -> Qdrant, Ollama, the API with its autoscaler and (tier network.publicIngress) ALB ingress -> network policies.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { OidcProvider } from "../platform/iam.ts";
@@ -12,7 +12,7 @@ import { ApiIngress } from "./api-ingress.ts";
 import { ClusterBase } from "./base.ts";
 import { DatabaseRoles, type DatabaseRolesArgs, databaseUrl, type RoleLogin } from "./db-roles.ts";
 import { AppImage } from "./image.ts";
-import { OLLAMA, QDRANT, serviceUrl } from "./names.ts";
+import { OLLAMA, PORT_FORWARD_API_URL, QDRANT, serviceUrl } from "./names.ts";
 import { NetworkPolicies } from "./network-policies.ts";
 import { Ollama } from "./ollama.ts";
 import { Qdrant } from "./qdrant.ts";
@@ -27,7 +27,7 @@ export interface WorkloadsArgs {
   nodeGroups: pulumi.Resource[];
   region: string;
   vpcId: pulumi.Input<string>;
-  /** The public subnets' CIDRs: the only addresses (the ALB's) admitted to the API's serving port. */
+  /** The public subnets' CIDRs: the only addresses (the ALB's) admitted to the API's serving port, when there is an ALB. */
   loadBalancerCidrs: pulumi.Input<string>[];
   sizes: Tier;
   /** Config `domain` and `hostedZoneId`: serve HTTPS on it with a certificate validated in that zone. */
@@ -145,22 +145,25 @@ export class Workloads extends pulumi.ComponentResource {
       { ...afterAlbController, dependsOn: [addons.albController, dbRoles.job] },
     );
     new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
-    const ingress = new ApiIngress(
-      `${name}-api-ingress`,
-      {
-        namespace,
-        service: api.service,
-        domain: args.domain,
-        deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
-      },
-      afterAlbController,
-    );
+    // Without a public entry (dev) there is no Ingress, so no ALB, and nothing from the VPC reaches the serving port.
+    const ingress = sizes.network.publicIngress
+      ? new ApiIngress(
+          `${name}-api-ingress`,
+          {
+            namespace,
+            service: api.service,
+            domain: args.domain,
+            deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
+          },
+          afterAlbController,
+        )
+      : undefined;
 
-    new NetworkPolicies(`${name}-network-policies`, { namespace, loadBalancerCidrs: args.loadBalancerCidrs }, o);
+    new NetworkPolicies(`${name}-network-policies`, { namespace, loadBalancerCidrs: ingress ? args.loadBalancerCidrs : [] }, o);
 
     this.namespaces = { agent: namespace, monitoring: base.monitoringNamespace, monitoringHost: base.monitoringHostNamespace };
     this.databaseMonitor = dbRoles.monitor;
-    this.apiUrl = ingress.apiUrl;
+    this.apiUrl = ingress ? ingress.apiUrl : pulumi.output(PORT_FORWARD_API_URL);
     this.imageRef = image.imageRef;
     this.imageDigest = image.digest;
     this.qdrantApiKeySecret = secrets.qdrantApiKey;

@@ -9,6 +9,11 @@ export const NAME_LABEL = "app.kubernetes.io/name";
 
 /** `metricsPort`: the app's METRICS_PORT; /metrics is served only there, and the Ingress never routes to it. */
 export const API = { name: "agent-api", port: 8080, portName: "http", metricsPort: 9464, metricsPortName: "metrics" } as const;
+/**
+ * The apiUrl of a stack with no public entry (tier network.publicIngress: false): the command that reaches the API
+ * through the cluster's API server instead. The deploy workflow's readiness check reads the "port-forward:" prefix.
+ */
+export const PORT_FORWARD_API_URL = `port-forward: kubectl -n ${NAMESPACES.agent} port-forward svc/${API.name} ${API.port}:${API.port}`;
 export const OLLAMA = { name: "ollama", kind: "StatefulSet", headless: "ollama-headless", port: 11434 } as const;
 export const QDRANT = {
   name: "qdrant",

@@ -1,5 +1,8 @@
 // Ingress rules of the agent namespace: nothing gets in unless listed here. The ALB (its nodes sit in the
-// public subnets; with target-type ip it connects to the pods from there) reaches the API's serving port, and
+// public subnets; with target-type ip it connects to the pods from there) reaches the API's serving port (a stack
+// without an ALB admits nothing there: `kubectl port-forward` needs no rule, as the container runtime dials the
+// port on the pod's own loopback, containerd internal/cri/server/sandbox_portforward_linux.go, and loopback never
+// crosses the pod's veth where the VPC CNI's eBPF policy programs sit), and
 // only the monitoring namespace reaches its metrics port; only the API reaches Ollama and Qdrant (plus pods labelled as Qdrant clients,
 // e.g. the snapshot job); Qdrant peers reach each other on the p2p port; only the monitoring namespace
 // scrapes metrics ports. Kubelet probes come from the node and are always allowed.
@@ -12,7 +15,10 @@ type Rule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
 
 export interface NetworkPoliciesArgs {
   namespace: pulumi.Input<string>;
-  /** Where the ALB's addresses come from: the public subnets' CIDRs (never the whole VPC, i.e. every pod). */
+  /**
+   * Where the ALB's addresses come from: the public subnets' CIDRs (never the whole VPC, i.e. every pod).
+   * [] when there is no ALB: then no rule admits anything to the serving port.
+   */
   loadBalancerCidrs: pulumi.Input<string>[];
 }
 
@@ -34,8 +40,13 @@ export class NetworkPolicies extends pulumi.ComponentResource {
     const fromMonitoring = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring } } };
 
     policy("default-deny-ingress", {}, []);
+    // Never a rule with an empty `from`: Kubernetes reads that as "from everywhere".
+    const fromLoadBalancer: Rule[] =
+      args.loadBalancerCidrs.length > 0
+        ? [{ from: args.loadBalancerCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: tcp(API.port) }]
+        : [];
     policy(`${API.name}-ingress`, selectorFor(API.name), [
-      { from: args.loadBalancerCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: tcp(API.port) },
+      ...fromLoadBalancer,
       { from: [fromMonitoring], ports: tcp(API.metricsPort) },
     ]);
     policy(`${OLLAMA.name}-ingress`, selectorFor(OLLAMA.name), [{ from: [fromApi], ports: tcp(OLLAMA.port) }]);

@@ -111,3 +111,29 @@ test("numbers and booleans given as strings (pulumi config set --path) are read 
     /nodeGroups\.general\.max: got "eight"; allowed: number/,
   );
 });
+
+test("only dev may go without the public ALB entry: a production tier refuses network.publicIngress false", () => {
+  for (const tier of ["small", "medium", "large"]) {
+    const config = {
+      "aws:region": "us-east-1",
+      "agent-stack:tier": tier,
+      "agent-stack:overrides": JSON.stringify({ network: { publicIngress: false } }),
+    };
+    assert.match(
+      failure(config),
+      new RegExp(
+        `agent-stack:overrides\\.network\\.publicIngress: false in tier ${tier}: .*only dev may go without it \\(set true\\)`,
+      ),
+    );
+  }
+  assert.equal(
+    parseStackConfig({ "aws:region": "us-east-1", "agent-stack:tier": "dev" }, "dev").sizes.network.publicIngress,
+    false,
+  );
+  const devWithAlb = {
+    "aws:region": "us-east-1",
+    "agent-stack:tier": "dev",
+    "agent-stack:overrides": JSON.stringify({ network: { publicIngress: true } }),
+  };
+  assert.equal(parseStackConfig(devWithAlb, "dev").sizes.network.publicIngress, true);
+});

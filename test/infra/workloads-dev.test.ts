@@ -135,5 +135,17 @@ test("every dev workload container has requests and limits and runs hardened fro
 test("dev volumes are deleted with their claims; the ALB controller runs one replica", () => {
   for (const sc of ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass")) assert.equal(inputs(sc).reclaimPolicy, "Delete");
   assert.equal(inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-alb-controller")).values.replicaCount, 1);
-  assert.equal(plan.outputs.apiUrl, "http://pending-alb-hostname.invalid");
+});
+
+test("dev has no public entry: no Ingress, apiUrl says how to port-forward, nothing from the VPC reaches the serving port", () => {
+  assert.deepEqual(ofType(plan, "kubernetes:networking.k8s.io/v1:Ingress"), []);
+  assert.equal(plan.outputs.apiUrl, "port-forward: kubectl -n agent port-forward svc/agent-api 8080:8080");
+  // Only monitoring, on the metrics port; no rule with an empty `from` (that would admit every source).
+  const toApi = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "agent-api-ingress")).spec.ingress;
+  assert.deepEqual(toApi, [
+    {
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+      ports: [{ protocol: "TCP", port: 9464 }],
+    },
+  ]);
 });
