@@ -3,7 +3,7 @@
 // Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 bad usage, bad config or no credentials.
 import { parseArgs } from "node:util";
 import { parseStackConfig } from "../config.ts";
-import { configFlags, UsageError } from "../review/args.ts";
+import { configFlags, STACK_FLAGS, UsageError } from "../review/args.ts";
 import { exitAfterFlush, isUsageError } from "../review/exit.ts";
 import { loadStackFile } from "../plan/stackfile.ts";
 import { CredentialError } from "./aws.ts";
@@ -15,11 +15,7 @@ const FORMATS = ["table", "json"];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: {
-      stack: { type: "string", short: "s" },
-      format: { type: "string", short: "f", default: "table" },
-      config: { type: "string", short: "c", multiple: true, default: [] },
-    },
+    options: STACK_FLAGS,
     strict: true,
   });
   if (!values.stack) throw new UsageError("--stack is required, e.g. npm run preflight -- --stack prod");

@@ -2,6 +2,13 @@
 export const FORMATS = ["table", "json", "markdown"] as const;
 export type Format = (typeof FORMATS)[number];
 
+/** The flags every stack CLI (plan, cost, preflight) takes, for `node:util` parseArgs. */
+export const STACK_FLAGS = {
+  stack: { type: "string", short: "s" },
+  format: { type: "string", short: "f", default: "table" },
+  config: { type: "string", short: "c", multiple: true, default: [] as string[] },
+} as const;
+
 export class UsageError extends Error {
   override name = "UsageError";
 }

@@ -23,7 +23,7 @@ import {
   renderDiffTable,
 } from "../cost/index.ts";
 import type { CostReport, Plan } from "../plan/types.ts";
-import { configFlags, type Format, formatOf, UsageError } from "./args.ts";
+import { configFlags, type Format, formatOf, STACK_FLAGS, UsageError } from "./args.ts";
 import { exitAfterFlush, isUsageError } from "./exit.ts";
 import { previewPlans } from "./preview-config.ts";
 
@@ -79,10 +79,8 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
-      stack: { type: "string", short: "s" },
+      ...STACK_FLAGS,
       tier: { type: "string" },
-      config: { type: "string", short: "c", multiple: true, default: [] },
-      format: { type: "string", short: "f", default: "table" },
       "max-monthly": { type: "string" },
       "preview-json": { type: "string" },
     },

@@ -4,17 +4,13 @@ import { parseArgs } from "node:util";
 import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
 import { runPlan } from "../plan/harness.ts";
 import { renderMarkdown, renderTable } from "../plan/report.ts";
-import { configFlags, formatOf } from "./args.ts";
+import { configFlags, formatOf, STACK_FLAGS } from "./args.ts";
 import { exitAfterFlush, isUsageError } from "./exit.ts";
 import { review } from "./review.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: {
-      stack: { type: "string", short: "s" },
-      format: { type: "string", short: "f", default: "table" },
-      config: { type: "string", short: "c", multiple: true, default: [] },
-    },
+    options: STACK_FLAGS,
     strict: true,
   });
   const format = formatOf(values.format);
