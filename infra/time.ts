@@ -165,12 +165,27 @@ export function describeWindow(w: Window): string {
 
 const DAY_MINUTES = 24 * 60;
 const WEEK_MINUTES = 7 * DAY_MINUTES;
-const toMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** "14:30" -> 870 (minutes after midnight). */
+export function minutesOf(hhmm: string): number {
+  return Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+}
+
+/** 870 -> "14:30"; wraps past midnight. */
+export function hhmmOf(minutes: number): string {
+  const m = ((minutes % DAY_MINUTES) + DAY_MINUTES) % DAY_MINUTES;
+  return `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+}
+
+/** A window's length in minutes (one ending past midnight runs into the next day). */
+export function windowLength(w: Pick<Window, "start" | "end">): number {
+  return (minutesOf(w.end) - minutesOf(w.start) + DAY_MINUTES) % DAY_MINUTES;
+}
 
 /** A window's occurrences as [start, end) minutes of the week; one ending past midnight runs into the next day. */
 export function windowRanges(w: Window): [number, number][] {
-  const start = toMinutes(w.start);
-  const length = (toMinutes(w.end) - start + DAY_MINUTES) % DAY_MINUTES;
+  const start = minutesOf(w.start);
+  const length = windowLength(w);
   return w.days.flatMap((day): [number, number][] => {
     const s = DAYS.indexOf(day) * DAY_MINUTES + start;
     const e = s + length;
@@ -200,13 +215,9 @@ export function standardUtcOffsetMinutes(timeZone: string): number {
  * or with `day` "ddd:hh:mm-ddd:hh:mm" (ElastiCache and RDS maintenance windows).
  */
 export function utcWindow(start: string, minutes: number, timeZone: string, day?: Day): string {
-  const local = (day ? DAYS.indexOf(day) * DAY_MINUTES : 0) + toMinutes(start);
+  const local = (day ? DAYS.indexOf(day) * DAY_MINUTES : 0) + minutesOf(start);
   const from = (local - standardUtcOffsetMinutes(timeZone) + WEEK_MINUTES) % WEEK_MINUTES;
-  const pad = (n: number) => String(n).padStart(2, "0");
-  const print = (m: number) => {
-    const hhmm = `${pad(Math.floor((m % DAY_MINUTES) / 60))}:${pad(m % 60)}`;
-    return day ? `${DAYS[Math.floor(m / DAY_MINUTES)].toLowerCase()}:${hhmm}` : hhmm;
-  };
+  const print = (m: number) => (day ? `${DAYS[Math.floor(m / DAY_MINUTES)].toLowerCase()}:${hhmmOf(m)}` : hhmmOf(m));
   return `${print(from)}-${print((from + minutes) % WEEK_MINUTES)}`;
 }
 

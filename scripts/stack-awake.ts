@@ -7,7 +7,7 @@ import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseStackConfig } from "../infra/config.ts";
 import { loadStackFile } from "../infra/plan/stackfile.ts";
-import { DAYS, localTime, type Window, windowRanges } from "../infra/time.ts";
+import { DAYS, hhmmOf, localTime, minutesOf, type Window, windowLength, windowRanges } from "../infra/time.ts";
 
 /** Minutes after the window opens during which a scheduled run still counts as "the morning run". */
 export const OPENING_MINUTES = 60;
@@ -23,14 +23,11 @@ export interface Awake {
 export function windowState(w: Window | null, timeZone: string, now: Date): Awake {
   const { hour, minute, dayOfWeek } = localTime(timeZone, now);
   const day = DAYS[(dayOfWeek + 6) % 7]; // localTime counts from Sunday, DAYS from Monday
-  const hhmm = (m: number) => `${String(Math.floor(m / 60) % 24).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
-  const local = `${day[0]}${day.slice(1).toLowerCase()} ${hhmm(hour * 60 + minute)} ${timeZone}`;
+  const local = `${day[0]}${day.slice(1).toLowerCase()} ${hhmmOf(hour * 60 + minute)} ${timeZone}`;
   if (!w) return { awake: true, opening: false, local };
   const at = DAYS.indexOf(day) * 24 * 60 + hour * 60 + minute; // minutes of the week, as windowRanges counts them
   const within = (x: Window) => windowRanges(x).some(([s, e]) => at >= s && at < e);
-  const [start, end] = [w.start, w.end].map((t) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5)));
-  const length = (end - start + 24 * 60) % (24 * 60);
-  const opening = { ...w, end: hhmm(start + Math.min(OPENING_MINUTES, length)) };
+  const opening = { ...w, end: hhmmOf(minutesOf(w.start) + Math.min(OPENING_MINUTES, windowLength(w))) };
   return { awake: within(w), opening: within(opening), local };
 }
 

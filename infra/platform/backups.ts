@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
-import { endDays, eventBridgeCron as schedulerCron, utcOffsetMinutes } from "../time.ts";
+import { endDays, eventBridgeCron as schedulerCron, hhmmOf, minutesOf, utcOffsetMinutes, windowLength } from "../time.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
@@ -190,11 +190,10 @@ export class Backups extends pulumi.ComponentResource {
  */
 export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  const localMinutes = w ? Number(midpoint(w.start, w.end).slice(0, 2)) * 60 : 3 * 60;
+  const localMinutes = w ? minutesOf(midpoint(w.start, w.end)) : 3 * 60;
   const utcMinutes = (localMinutes - utcOffsetMinutes(timeZone, new Date()) + 1440) % 1440;
   const start = Math.ceil(utcMinutes / 60) % 24; // on the next whole UTC hour, still inside the work hours
-  const hh = (h: number) => String(h % 24).padStart(2, "0");
-  return `${hh(start)}:00-${hh(start + 1)}:00`;
+  return `${hhmmOf(start * 60)}-${hhmmOf((start + 1) * 60)}`;
 }
 
 /**
@@ -229,8 +228,6 @@ export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"], 
 
 /** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
 function midpoint(start: string, end: string): string {
-  const toMin = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
-  const length = (toMin(end) - toMin(start) + 1440) % 1440;
-  const hour = Math.floor(((toMin(start) + length / 2) % 1440) / 60);
-  return `${String(hour).padStart(2, "0")}:00`;
+  const middle = minutesOf(start) + windowLength({ start, end }) / 2;
+  return hhmmOf(Math.floor(middle / 60) * 60);
 }
