@@ -53,7 +53,8 @@ export const IMAGES = {
   qdrant: "qdrant/qdrant:v1.15.5",
   // aws/aws-cli git tag 2.27.63 (Docker Hub amazon/aws-cli tags are the release numbers).
   awsCli: "amazon/aws-cli:2.27.63",
-  // psql for the DB-roles Job; tag listed by docker-library/official-images (library/postgres).
+  // psql for the DB-roles Job: official library/postgres tag 16.10-alpine (docker-library/official-images;
+  // public repos pin it by digest, e.g. @sha256:0296606…). The preflight resolves and checks its digest.
   postgresClient: "postgres:16.10-alpine",
 } as const;
 
