@@ -8,7 +8,8 @@
  * Reported: cache-hit query req/s and p99 next to the bare route (same process, same run) and their ratio; the full
  * RAG path's p50 minus the fakes' own p50 handler time (embed + vector query + chat) = the app's overhead.
  * BENCH_SECONDS (default 5) bounds each run; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
- * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node.
+ * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit runs only the
+ * cache-hit load (to profile it alone; no ratios printed).
  */
 import { spawn } from "node:child_process";
 import { cpus, loadavg } from "node:os";
@@ -101,13 +102,19 @@ async function runParent(): Promise<void> {
     await post("/api/v1/query", { query: CACHED_QUESTION });
     if (!(await post("/api/v1/query", { query: CACHED_QUESTION })).cached) throw new Error("warm-up query was not cached");
 
-    const bare = await load("bare Hono route", { url: `${bareUrl}/bare` });
-    const hit = await load("cache-hit query", {
+    const hitOptions: autocannon.Options = {
       url: `${appUrl}/api/v1/query`,
       method: "POST",
       headers,
       body: JSON.stringify({ query: CACHED_QUESTION }),
-    });
+    };
+    if (process.env.BENCH_ONLY === "hit") {
+      const hit = await load("cache-hit query", hitOptions);
+      console.log(`cache-hit query alone: ${Math.round(hit.requests.average)} req/s, p50 ${hit.latency.p50} ms`);
+      return;
+    }
+    const bare = await load("bare Hono route", { url: `${bareUrl}/bare` });
+    const hit = await load("cache-hit query", hitOptions);
 
     await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
     let n = 0;
