@@ -102,6 +102,9 @@ export const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   RESPONSE_CACHE_TTL_SECONDS: int(600, 1),
+  /** Hot cached answers also kept in each replica (no Redis round trip); 0 turns the local copy off. */
+  RESPONSE_LOCAL_CACHE_ENTRIES: int(1_000, 0, 100_000),
+  RESPONSE_LOCAL_CACHE_TTL_SECONDS: int(30, 1),
   EMBED_CACHE_TTL_SECONDS: int(86_400, 1),
   EMBED_BATCH_SIZE: int(32, 1, 2048),
   CONTEXT_TOKEN_BUDGET: int(4_000, 100),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { createClient } from "redis";
 import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -38,7 +39,10 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
 
   await stack.redis.halt();
-  const during = await user.post("/api/v1/query", question);
+  const held = await user.post("/api/v1/query", question);
+  assert.equal(held.body.cached, true, "an answer this replica holds is still served without Redis");
+  // Another top_k is another cache key: not held here, and Redis cannot answer.
+  const during = await user.post("/api/v1/query", { ...question, top_k: 3 });
   assert.equal(during.status, 200, during.text);
   assert.equal(during.body.cached, false, "a cache error is a miss");
   assert.equal(during.body.sources[0].id, "tides");
@@ -66,7 +70,15 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   await waitFor("redis reconnect", async () => (await ready()).body.checks.redis.status === "ok", 10_000);
   const again = { query: "How does the moon pull the oceans?" };
   assert.equal((await user.post("/api/v1/query", again)).body.cached, false);
-  assert.equal((await user.post("/api/v1/query", again)).body.cached, true, "caching resumes once Redis is back");
+  assert.equal((await user.post("/api/v1/query", again)).body.cached, true);
+  const redis = createClient({ url: stack.redis.url });
+  await redis.connect();
+  try {
+    // The restarted Redis started empty: an answer in it is one written since, so caching in Redis resumed.
+    await waitFor("an answer cached in Redis", async () => (await redis.keys("response:*")).length > 0, 5_000);
+  } finally {
+    await redis.close();
+  }
 });
 
 test("with Postgres stopped, readiness is 503 and writes fail with 503; after restart nothing acknowledged is lost", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../app/src/config.ts";
+import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
@@ -211,4 +212,48 @@ test("the rate limiter enforces the same limit per process when Redis fails", as
   assert.ok(decisions.every((d) => d.store === "memory"));
   assert.ok(decisions[3]!.resetSeconds >= 1 && decisions[3]!.resetSeconds <= 60);
   assert.equal((await limiter.check("key-b")).allowed, true, "keys are limited separately");
+});
+
+/** A Cache whose Redis is a Map, counting GETs (what the local copy saves). */
+function mapCache() {
+  const redis = new Map<string, string>();
+  let gets = 0;
+  const client = {
+    get: async (k: string) => {
+      gets++;
+      return redis.get(k) ?? null;
+    },
+    set: async (k: string, v: string) => redis.set(k, v),
+  };
+  const cache = {
+    lookup: async (_name: string, read: (c: typeof client) => Promise<unknown>) => read(client),
+    write: (_name: string, op: (c: typeof client) => Promise<unknown>) => void op(client),
+    count: () => {},
+  } as unknown as Cache;
+  return { cache, redis, gets: () => gets };
+}
+
+const answer = (text: string) => ({ answer: text, sources: [{ id: "d", score: 1, title: null, text: "chunk" }] });
+
+test("hot answers are held in the process (no Redis GET), at most RESPONSE_LOCAL_CACHE_ENTRIES of them", async () => {
+  const { cache, redis, gets } = mapCache();
+  const answers = createAnswerCache(cache, { ttlSeconds: 600, localEntries: 2, localTtlSeconds: 30 });
+  answers.set("a", answer("A"));
+  answers.set("b", answer("B"));
+  assert.equal((await answers.get("a"))?.answer, "A");
+  assert.equal(gets(), 0, "held locally");
+  answers.set("c", answer("C")); // evicts b, the least recently used
+  assert.equal((await answers.get("b"))?.answer, "B", "still in Redis");
+  assert.equal(gets(), 1);
+  assert.equal(redis.size, 3, "every answer is written to Redis for the other replicas");
+  assert.equal(await answers.get("missing"), undefined);
+});
+
+test("RESPONSE_LOCAL_CACHE_ENTRIES=0 reads every answer from Redis", async () => {
+  const { cache, gets } = mapCache();
+  const answers = createAnswerCache(cache, { ttlSeconds: 600, localEntries: 0, localTtlSeconds: 30 });
+  answers.set("a", answer("A"));
+  assert.equal((await answers.get("a"))?.answer, "A");
+  assert.equal((await answers.get("a"))?.answer, "A");
+  assert.equal(gets(), 2);
 });

@@ -59,6 +59,11 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       }
     },
 
+    /** Counts a lookup answered without Redis (a local copy), so hit rates cover both. */
+    count(cache: string, result: "hit" | "miss"): void {
+      metrics.cacheRequests.inc({ cache, result });
+    },
+
     /** Fire-and-forget write: a failed cache write never fails or delays a request. */
     write(cache: string, op: (c: RedisClient) => Promise<unknown>): void {
       op(client).catch((err: unknown) => log.debug({ err: describe(err), cache }, "cache write failed"));

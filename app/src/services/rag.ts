@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { createAnswerCache } from "./answer-cache.ts";
 import type { Cache } from "./cache.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
@@ -36,11 +37,6 @@ export interface QueryResult {
   model: string;
   usage: { prompt_tokens: number; completion_tokens: number };
   cached: boolean;
-}
-
-interface CachedAnswer {
-  answer: string;
-  sources: Source[];
 }
 
 /** A query whose retrieval is done (or whose answer came from the cache), ready to be answered. */
@@ -114,11 +110,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     return vector!;
   }
 
-  const lookupAnswer = (cacheKey: string): Promise<CachedAnswer | undefined> =>
-    cache.lookup("response", async (c) => {
-      const raw = await c.get(cacheKey);
-      return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
-    });
+  const answers = createAnswerCache(cache, {
+    ttlSeconds: config.RESPONSE_CACHE_TTL_SECONDS,
+    localEntries: config.RESPONSE_LOCAL_CACHE_ENTRIES,
+    localTtlSeconds: config.RESPONSE_LOCAL_CACHE_TTL_SECONDS,
+  });
 
   function countError(err: unknown): void {
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
@@ -146,7 +142,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       stopTimer,
     };
     try {
-      const hit = await lookupAnswer(cacheKey);
+      const hit = await answers.get(cacheKey);
       if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
       const vector = await embedQuery(question);
       const hits = await qdrant.search(vector, input.filter, topK);
@@ -204,10 +200,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         latency_ms: Math.round(performance.now() - p.startedAt),
         cached,
       });
-      if (!cached) {
-        const entry: CachedAnswer = { answer: result.answer, sources: result.sources };
-        cache.write("response", (c) => c.set(p.cacheKey, JSON.stringify(entry), { EX: config.RESPONSE_CACHE_TTL_SECONDS }));
-      }
+      if (!cached) answers.set(p.cacheKey, { answer: result.answer, sources: result.sources });
       return result;
     } catch (err) {
       countError(err);

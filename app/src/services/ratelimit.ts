@@ -9,17 +9,42 @@ export interface RateDecision {
   store: "redis" | "memory";
 }
 
-/** Unique per request within the window: the process's random prefix and a counter (cheaper than a UUID each). */
+/** Unique per lease within the window: the process's random prefix and a counter (cheaper than a UUID each). */
 const memberPrefix = `${process.pid}:${Math.random().toString(36).slice(2)}:`;
-let memberSeq = 0;
+let leaseSeq = 0;
 
 const MAX_MEMORY_KEYS = 10_000;
 
-/** Per-key limit in Redis; while Redis fails, the same limit is enforced per process instead of failing requests. */
+/** How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow. */
+export const LEASE_MS = 100;
+/** Share of a key's limit one replica may hold ahead of use: the most the limit can be under-used by. */
+const LEASE_SHARE = 0.05;
+const MAX_LEASE = 1_000;
+
+/** Admissions this replica took from the Redis log ahead of use, for one key. */
+interface Lease {
+  tokens: number;
+  /** What Redis said was left in the window once this lease was taken. */
+  remainingAfter: number;
+  resetAt: number;
+  expiresAt: number;
+  size: number;
+  pending?: Promise<number> | undefined;
+}
+
+/**
+ * Per-key sliding-window limit in Redis, shared by every replica. A key seen at a high rate takes admissions in
+ * leases (doubling while each lease lasts under LEASE_MS, at most LEASE_SHARE of the limit) and answers from the
+ * lease without a Redis round trip; a key at a low rate or a small limit takes one at a time, exactly as before.
+ * Leased admissions are logged in Redis when taken, so replicas together never admit more than the limit; an unused
+ * lease expires after LEASE_MS. While Redis fails, the same limit is enforced per process instead of failing requests.
+ */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
   const memory = new Map<string, number[]>();
+  const leases = new Map<string, Lease>();
   const windowString = String(windowMs);
   const limitString = String(limit);
+  const maxLease = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit * LEASE_SHARE)));
 
   function checkInMemory(key: string): RateDecision {
     const now = Date.now();
@@ -30,11 +55,61 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     memory.set(key, hits);
     if (memory.size > MAX_MEMORY_KEYS) memory.delete(memory.keys().next().value!);
     const resetMs = hits.length > 0 ? hits[0]! + windowMs - now : windowMs;
-    return decision(allowed, hits.length, resetMs, "memory");
+    return decision(allowed, limit - hits.length, resetMs, "memory");
   }
 
-  function decision(allowed: boolean, count: number, resetMs: number, store: RateDecision["store"]): RateDecision {
-    return { allowed, limit, remaining: Math.max(0, limit - count), resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)), store };
+  function decision(allowed: boolean, remaining: number, resetMs: number, store: RateDecision["store"]): RateDecision {
+    return { allowed, limit, remaining: Math.max(0, remaining), resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)), store };
+  }
+
+  /** Takes `lease.size` admissions (or what is left of the limit) from Redis; resolves to the number granted. */
+  async function renew(key: string, lease: Lease): Promise<number> {
+    const [granted, count, resetMs] = await cache.client.slidingWindow(
+      `ratelimit:${key}`,
+      windowString,
+      limitString,
+      `${memberPrefix}${leaseSeq++}:`,
+      String(lease.size),
+    );
+    const now = Date.now();
+    lease.tokens = granted;
+    lease.remainingAfter = limit - count;
+    lease.resetAt = now + resetMs;
+    lease.expiresAt = now + LEASE_MS;
+    return granted;
+  }
+
+  function leaseFor(key: string): Lease {
+    let lease = leases.get(key);
+    if (!lease) {
+      lease = { tokens: 0, remainingAfter: limit, resetAt: 0, expiresAt: 0, size: 1 };
+      leases.set(key, lease);
+      if (leases.size > MAX_MEMORY_KEYS) leases.delete(leases.keys().next().value!);
+    }
+    return lease;
+  }
+
+  async function checkInRedis(key: string): Promise<RateDecision> {
+    const lease = leaseFor(key);
+    for (;;) {
+      const now = Date.now();
+      if (lease.tokens > 0 && now < lease.expiresAt) {
+        lease.tokens--;
+        return decision(true, lease.remainingAfter + lease.tokens, lease.resetAt - now, "redis");
+      }
+      if (!lease.pending) {
+        // A lease used up before it expired means this key is busy here: take twice as many next time.
+        const usedUp = lease.tokens === 0 && now < lease.expiresAt;
+        lease.size = usedUp ? Math.min(maxLease, lease.size * 2) : Math.max(1, lease.size >> 1);
+        lease.tokens = 0;
+        const pending = renew(key, lease).finally(() => {
+          if (lease.pending === pending) lease.pending = undefined;
+        });
+        lease.pending = pending;
+      }
+      // Every request waiting for this lease takes from it, or asks for the next one if it ran out.
+      if ((await lease.pending) === 0) return decision(false, 0, lease.resetAt - Date.now(), "redis");
+    }
   }
 
   return {
@@ -42,13 +117,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
     async check(key: string): Promise<RateDecision> {
       try {
-        const [allowed, count, resetMs] = await cache.client.slidingWindow(
-          `ratelimit:${key}`,
-          windowString,
-          limitString,
-          memberPrefix + memberSeq++,
-        );
-        return decision(allowed === 1, count, resetMs, "redis");
+        return await checkInRedis(key);
       } catch {
         return checkInMemory(key);
       }

@@ -2,8 +2,9 @@
 import { type CommandParser, defineScript } from "redis";
 
 /**
- * Sliding-window log in one sorted set per key: drop entries older than the window, count, admit if under the
- * limit. Runs atomically in Redis and uses the server clock so replicas with skewed clocks agree.
+ * Sliding-window log in one sorted set per key: drop entries older than the window, count, then admit up to
+ * ARGV[4] requests at once while under the limit (one entry each, so the log's size is the count). Runs atomically in
+ * Redis and uses the server clock so replicas with skewed clocks agree. Returns {granted, count, reset ms}.
  */
 const SLIDING_WINDOW_SCRIPT = `
 local t = redis.call('TIME')
@@ -12,17 +13,23 @@ local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  count = count + 1
-  allowed = 1
+local granted = math.max(0, math.min(tonumber(ARGV[4]), limit - count))
+local i = 1
+while i <= granted do
+  local args = {}
+  for j = i, math.min(granted, i + 499) do
+    args[#args + 1] = now
+    args[#args + 1] = ARGV[3] .. j
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
+  i = i + 500
 end
+count = count + granted
 redis.call('PEXPIRE', KEYS[1], window)
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {allowed, count, reset}`;
+return {granted, count, reset}`;
 
 /**
  * Registered on the Redis client (cache.ts): node-redis sends EVALSHA with the script's SHA1 and falls back to EVAL
@@ -31,9 +38,9 @@ return {allowed, count, reset}`;
 export const slidingWindow = defineScript({
   SCRIPT: SLIDING_WINDOW_SCRIPT,
   NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, windowMs: string, limit: string, member: string) {
+  parseCommand(parser: CommandParser, key: string, windowMs: string, limit: string, memberPrefix: string, wanted: string) {
     parser.pushKey(key);
-    parser.push(windowMs, limit, member);
+    parser.push(windowMs, limit, memberPrefix, wanted);
   },
   transformReply: (reply: unknown) => reply as [number, number, number],
 });

@@ -34,8 +34,11 @@ interface Pending {
 
 /** Turns per statement: bounds the statement size (a turn carries its sources) under a burst. */
 const MAX_BATCH = 200;
-/** Statements in flight at once: one keeps a single Postgres backend (one core) busy; two use a second core. */
-const MAX_IN_FLIGHT = 2;
+/**
+ * Statements in flight at once. One: every turn arriving meanwhile joins the next statement. A second one in flight
+ * halves the batches, and each statement's round trip costs more client CPU than the rows it carries.
+ */
+const MAX_IN_FLIGHT = 1;
 
 /**
  * Group commit: a turn is written by the first statement that can take it, together with every other turn that
@@ -52,6 +55,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
    */
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
     const rows = batch.map((p, ord) => ({ ...storableJson(p.turn), owner: p.owner, ord }));
+    // Looked up by an array parameter, not by joining the input: the planner cannot size a jsonb_to_recordset and
+    // hash-joined it against a sequential scan of every session, so each batch got slower as the table grew.
+    const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql<{ request_id: string }[]>`
         WITH input AS (
@@ -65,7 +71,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         ), owners AS (
           SELECT id, owner FROM new_sessions
           UNION ALL
-          SELECT id, owner FROM sessions WHERE id IN (SELECT session_id FROM input)
+          SELECT id, owner FROM sessions WHERE id = ANY(${sessionIds}::text[])
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources, model,
                            prompt_tokens, completion_tokens, latency_ms, cached)
