@@ -15,12 +15,28 @@ export const isStorable = (text: string): boolean => !UNSTORABLE.test(text);
 /** Replaces each unstorable character with U+FFFD; returns the same string when there is none. */
 export const storable = (text: string): string => (UNSTORABLE.test(text) ? text.replace(UNSTORABLE_ALL, "\ufffd") : text);
 
-/** `storable` applied to every string (and object key) inside a JSON value. */
+/** `storable` applied to every string (and object key) inside a JSON value; returns the same value when none changes. */
 export function storableJson<T>(value: T): T {
   if (typeof value === "string") return storable(value) as T;
-  if (Array.isArray(value)) return value.map(storableJson) as T;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = storableJson(value[i]);
+      if (item !== value[i]) (copy ??= value.slice())[i] = item;
+    }
+    return (copy ?? value) as T;
+  }
   if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storableJson(v)])) as T;
+    const source = value as Record<string, unknown>;
+    const keys = Object.keys(source);
+    let copy: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const [key, item] = [storable(k), storableJson(source[k])];
+      if (!copy && (key !== k || item !== source[k])) copy = Object.fromEntries(keys.slice(0, i).map((p) => [p, source[p]]));
+      if (copy) copy[key] = item;
+    }
+    return (copy ?? value) as T;
   }
   return value;
 }

@@ -156,7 +156,11 @@ test("the storable-text rule: NUL and unpaired surrogates are found and replaced
     assert.equal(isStorable(bad), false, JSON.stringify(bad));
   for (const good of ["plain", "😀", "\ud83d\ude00", "\uffff", ""]) assert.equal(isStorable(good), true, JSON.stringify(good));
   assert.equal(storable("a\u0000b\ud800c😀"), "a\ufffdb\ufffdc😀");
-  assert.deepEqual(storableJson({ t: ["\u0000"], "k\ud800": 1, n: null }), { t: ["\ufffd"], "k\ufffd": 1, n: null });
+  const dirty = { a: "ok", t: ["fine", "\u0000"], "k\ud800": 1, n: null };
+  assert.deepEqual(storableJson(dirty), { a: "ok", t: ["fine", "\ufffd"], "k\ufffd": 1, n: null });
+  assert.deepEqual(dirty.t, ["fine", "\u0000"], "the input is not modified");
+  const clean = { a: ["x", { b: "y" }], n: 1 };
+  assert.equal(storableJson(clean), clean, "nothing to replace: the same object, no copy");
 });
 
 test("loadConfig names every bad variable on one line", () => {
