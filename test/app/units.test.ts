@@ -5,7 +5,10 @@ import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
-import { canonicalFilter, normalizeQuery } from "../../app/src/services/rag.ts";
+import { canonicalFilter, createRag, normalizeQuery } from "../../app/src/services/rag.ts";
+import { createMetrics } from "../../app/src/metrics.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { appEnv } from "../support/app.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createDb } from "../../app/src/services/db.ts";
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
@@ -260,4 +263,41 @@ test("RESPONSE_LOCAL_CACHE_ENTRIES=0 reads every answer from Redis", async () =>
   assert.equal((await answers.get("a"))?.answer, "A");
   assert.equal((await answers.get("a"))?.answer, "A");
   assert.equal(gets(), 2);
+});
+
+test("a question not held in the process looks up its answer and its embedding in the same Redis round trip", async () => {
+  const requested: string[] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const client = {
+    get: async (key: string) => {
+      requested.push(key.split(":")[0]!);
+      await gate;
+      return null;
+    },
+    set: async () => "OK",
+  };
+  const cache = {
+    lookup: async (_name: string, read: (c: typeof client) => Promise<unknown>) => read(client),
+    write: () => {},
+    count: () => {},
+  } as unknown as Cache;
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  const rag = createRag({
+    config: loadConfig(appEnv(urls)),
+    cache,
+    store: {} as never,
+    corpus: { current: () => 1 } as never,
+    ollama: { embed: async () => [[0.1, 0.2]] } as never,
+    qdrant: { search: async () => [] } as never,
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+  });
+  const prepared = rag.prepare({ query: "Where do tides come from?" }, "key:a", "r1");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(requested.sort(), ["embedding", "response"], "both GETs are out before either answers");
+  release();
+  assert.equal((await prepared).sources.length, 0);
 });

@@ -38,20 +38,27 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
         })
       : undefined;
 
+  /** The answer held in this process, if any (no I/O). */
+  function held(key: string): CachedAnswer | undefined {
+    const entry = local?.get(key);
+    if (entry) cache.count("response", "hit");
+    return entry;
+  }
+
+  /** The answer in Redis (counted as a hit, miss or error), then held here too. */
+  async function fetch(key: string): Promise<CachedAnswer | undefined> {
+    const found = await cache.lookup("response", async (c) => {
+      const raw = await c.get(key);
+      return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
+    });
+    if (found) local?.set(key, found);
+    return found;
+  }
+
   return {
-    async get(key: string): Promise<CachedAnswer | undefined> {
-      const held = local?.get(key);
-      if (held) {
-        cache.count("response", "hit");
-        return held;
-      }
-      const found = await cache.lookup("response", async (c) => {
-        const raw = await c.get(key);
-        return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
-      });
-      if (found) local?.set(key, found);
-      return found;
-    },
+    held,
+    fetch,
+    get: async (key: string) => held(key) ?? (await fetch(key)),
 
     set(key: string, entry: CachedAnswer): void {
       local?.set(key, entry);

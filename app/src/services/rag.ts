@@ -98,15 +98,17 @@ export interface RagDeps {
 export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics, log }: RagDeps) {
   const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
 
-  async function embedQuery(text: string): Promise<number[]> {
-    const key = `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
-    const cached = await cache.lookup("embedding", async (c) => {
-      const raw = await c.get(key);
+  const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
+
+  const cachedEmbedding = (text: string): Promise<number[] | undefined> =>
+    cache.lookup("embedding", async (c) => {
+      const raw = await c.get(embeddingKey(text));
       return raw ? (JSON.parse(raw) as number[]) : undefined;
     });
-    if (cached) return cached;
+
+  async function embedQuery(text: string): Promise<number[]> {
     const [vector] = await ollama.embed([text]);
-    cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
+    cache.write("embedding", (c) => c.set(embeddingKey(text), JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
     return vector!;
   }
 
@@ -142,9 +144,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       stopTimer,
     };
     try {
-      const hit = await answers.get(cacheKey);
+      const held = answers.held(cacheKey);
+      if (held) return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
+      // Both lookups in one Redis round trip: on a miss the embedding is needed next.
+      const [hit, cachedVector] = await Promise.all([answers.fetch(cacheKey), cachedEmbedding(question)]);
       if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
-      const vector = await embedQuery(question);
+      const vector = cachedVector ?? (await embedQuery(question));
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
