@@ -155,6 +155,37 @@ test("a key with a small limit is checked in Redis on every request, so RateLimi
   }
 });
 
+test("once a key's window is full, refusals are answered without Redis until its oldest entry leaves", async () => {
+  const redis = createClient({ url: stack.redis.url });
+  await redis.connect();
+  const cache = createCache({
+    url: stack.redis.url,
+    commandTimeoutMs: 1_000,
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+  });
+  try {
+    await connected(cache);
+    const limiter = createRateLimiter(cache, 3, 2_000);
+    const key = `full-${randomUUID()}`;
+    await limiter.check(`warm-${key}`); // the script is loaded (EVAL on NOSCRIPT) before counting
+    await redis.sendCommand(["CONFIG", "RESETSTAT"]);
+    const decisions = [];
+    for (let i = 0; i < 20; i++) decisions.push(await limiter.check(key));
+    assert.deepEqual(
+      decisions.map((d) => d.allowed),
+      [true, true, true, ...Array(17).fill(false)],
+    );
+    assert.ok(decisions.slice(3).every((d) => d.resetSeconds >= 1 && d.resetSeconds <= 2));
+    assert.equal(await commandCalls(redis, "evalsha"), 4, "three admissions and the first refusal");
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    assert.equal((await limiter.check(key)).allowed, true, "admitted again once the window moved on");
+  } finally {
+    await redis.close();
+    await cache.close();
+  }
+});
+
 test("a batch of turns finds its sessions by index, not by scanning every session", async () => {
   const statements: Array<{ query: string; parameters: unknown[] }> = [];
   const sql = postgres(stack.pg.url, {

@@ -24,6 +24,8 @@ const MAX_LEASE = 1_000;
 /** Admissions this replica took from the Redis log ahead of use, for one key. */
 interface Lease {
   tokens: number;
+  /** Admissions Redis granted to the last renewal; 0 means the window was full until `resetAt`. */
+  granted: number;
   /** What Redis said was left in the window once this lease was taken. */
   remainingAfter: number;
   resetAt: number;
@@ -73,6 +75,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     );
     const now = Date.now();
     lease.tokens = granted;
+    lease.granted = granted;
     lease.remainingAfter = limit - count;
     lease.resetAt = now + resetMs;
     lease.expiresAt = now + LEASE_MS;
@@ -82,7 +85,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   function leaseFor(key: string): Lease {
     let lease = leases.get(key);
     if (!lease) {
-      lease = { tokens: 0, remainingAfter: limit, resetAt: 0, expiresAt: 0, size: 1 };
+      lease = { tokens: 0, granted: 0, remainingAfter: limit, resetAt: 0, expiresAt: 0, size: 1 };
       leases.set(key, lease);
       if (leases.size > MAX_MEMORY_KEYS) leases.delete(leases.keys().next().value!);
     }
@@ -97,9 +100,12 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
         lease.tokens--;
         return decision(true, lease.remainingAfter + lease.tokens, lease.resetAt - now, "redis");
       }
+      // A full window frees its first slot when its oldest entry leaves (`resetAt`): until then every replica's
+      // answer is no, so it is given here without asking Redis again.
+      if (lease.granted === 0 && now < lease.resetAt && !lease.pending) return decision(false, 0, lease.resetAt - now, "redis");
       if (!lease.pending) {
         // A lease used up before it expired means this key is busy here: take twice as many next time.
-        const usedUp = lease.tokens === 0 && now < lease.expiresAt;
+        const usedUp = lease.granted > 0 && lease.tokens === 0 && now < lease.expiresAt;
         lease.size = usedUp ? Math.min(maxLease, lease.size * 2) : Math.max(1, lease.size >> 1);
         lease.tokens = 0;
         const pending = renew(key, lease).finally(() => {
