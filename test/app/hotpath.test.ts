@@ -68,8 +68,8 @@ test("group commit: concurrent turns share statements, each resolves only once c
       stored.every((r) => !r.answer.includes("\u0000") && !JSON.stringify(r.sources).includes("\\ud800")),
       "unstorable text normalised",
     );
-    // 1 for the setup turn, then at most a handful of statements for 61 turns (one in flight, the rest batched).
-    assert.ok(turnInserts.length <= 12, `${turnInserts.length} INSERT statements for 62 turns`);
+    // 1 for the setup turn, 1 for the 61 turns recorded in the same event-loop turn, 1 retry for the foreign session.
+    assert.ok(turnInserts.length <= 3, `${turnInserts.length} INSERT statements for 62 turns`);
   } finally {
     await sql.end();
   }

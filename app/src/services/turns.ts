@@ -132,6 +132,20 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     }
   }
 
+  /**
+   * Flushes once the current event-loop turn is over: the requests Node read in one go record their turns in the
+   * same turn, so they leave in one statement instead of the first alone and the rest after it.
+   */
+  let flushScheduled = false;
+  function scheduleFlush(): void {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(() => {
+      flushScheduled = false;
+      flush();
+    });
+  }
+
   /** Starts statements while there are turns waiting and a slot free; each finished statement starts the next. */
   function flush(): void {
     while (inFlight < MAX_IN_FLIGHT) {
@@ -171,7 +185,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           reject: (err) => settle(() => reject(err)),
         };
         queue.push(pending);
-        flush();
+        scheduleFlush();
       });
     },
   };
