@@ -17,7 +17,7 @@ export interface AnswerCacheOptions {
 }
 
 /** Bound on the local copy's memory: characters of answers and source texts across all entries. */
-const LOCAL_MAX_CHARS = 32 * 1024 * 1024;
+const LOCAL_MAX_CHARS = 16 * 1024 * 1024;
 
 const sizeOf = (entry: CachedAnswer) => entry.answer.length + entry.sources.reduce((n, s) => n + s.text.length, 1);
 
