@@ -125,15 +125,27 @@ test("the Ollama deadline cuts an upstream that never answers, and a stream that
   }
 });
 
+const atLeast7291 = (version: string) => {
+  const [major, minor, patch] = version.split(".").map(Number) as [number, number, number];
+  return major > 7 || (major === 7 && (minor > 29 || (minor === 29 && patch >= 1)));
+};
+
 test("the Qdrant client runs on the app's undici, the release without a timer tick per reused connection", () => {
   // @qdrant/js-client-rest 1.19.0 pins undici 7.29.0, whose idle-socket check delays every request on a reused
-  // keep-alive connection by a setTimeout(0) (nodejs/undici#5493; fixed in 7.29.1 by #5769). package.json's
-  // `overrides` gives it the app's undici instead; this fails if the override is dropped or the pin comes back.
+  // keep-alive connection by a setTimeout(0) (nodejs/undici#5493; fixed in 7.29.1 by #5769). The `overrides` in
+  // package.json and app/package.json give it the app's undici instead; this fails if one is dropped.
   const fromQdrant = createRequire(require.resolve("@qdrant/js-client-rest")).resolve("undici/package.json");
   const fromApp = require.resolve("undici/package.json");
   assert.equal(fromQdrant, fromApp);
-  const [major, minor, patch] = (JSON.parse(readFileSync(fromApp, "utf8")) as { version: string }).version
-    .split(".")
-    .map(Number) as [number, number, number];
-  assert.ok(major > 7 || (major === 7 && (minor > 29 || (minor === 29 && patch >= 1))), `undici ${major}.${minor}.${patch}`);
+  const installed = (JSON.parse(readFileSync(fromApp, "utf8")) as { version: string }).version;
+  assert.ok(atLeast7291(installed), `undici ${installed}`);
+
+  // The image installs from app/package-lock.json: one undici there too, the same release line.
+  const imageLock = JSON.parse(readFileSync(new URL("../../app/package-lock.json", import.meta.url), "utf8")) as {
+    packages: Record<string, { version?: string }>;
+  };
+  const nested = Object.keys(imageLock.packages).filter((p) => p.endsWith("/node_modules/undici"));
+  assert.deepEqual(nested, [], "no second undici under a dependency in the image");
+  const imageUndici = imageLock.packages["node_modules/undici"]?.version ?? "missing";
+  assert.ok(atLeast7291(imageUndici), `image undici ${imageUndici}`);
 });
