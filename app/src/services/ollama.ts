@@ -1,4 +1,5 @@
 import { Ollama, type Message } from "ollama";
+import { Agent, type Dispatcher, type RequestInit as UndiciRequestInit, fetch as undiciFetch } from "undici";
 import { AppError, describe, isAbortError, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 
@@ -10,12 +11,23 @@ export interface ChatResult {
 
 export type ChatMessage = Message;
 
-/** fetch with a per-request deadline that also covers reading a streamed body; keeps the caller's own signal. */
-export function fetchWithTimeout(timeoutMs: number): typeof fetch {
+/**
+ * The Ollama client's transport: undici's own fetch over one keep-alive Agent per client (the `ollama` library takes
+ * any fetch: README "Custom client", `fetch` option). Not the global fetch: Node's bundled fetch uses whatever
+ * global dispatcher the first imported undici installed, and undici 7.28.0-7.29.0 delays every request on a reused
+ * connection by a setTimeout(0) (~1.3 ms; nodejs/undici#5493, fixed by a setImmediate in 7.29.1, #5769).
+ * Every request gets a deadline that also covers reading a streamed body; the caller's own signal is kept.
+ */
+export function fetchWithTimeout(timeoutMs: number, dispatcher: Dispatcher = new Agent()): typeof fetch {
   return (input, init) => {
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
-    return fetch(input, { ...init, signal });
+    // undici's Request/Response are the web types Node's globals are built from; only their TypeScript names differ.
+    return undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+      ...(init as UndiciRequestInit),
+      signal,
+      dispatcher,
+    }) as unknown as Promise<Response>;
   };
 }
 

@@ -72,6 +72,9 @@ export interface QdrantOptions {
 }
 
 export function createQdrant(opts: QdrantOptions) {
+  // Transport: Node's fetch over the client's own keep-alive undici Agent (js-client-rest 1.19.0
+  // dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own AbortController middleware
+  // (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json (see ollama.ts for why).
   const client = new QdrantClient({
     url: opts.url,
     ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),

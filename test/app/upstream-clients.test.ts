@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { after, before, test } from "node:test";
+import { AppError } from "../../app/src/errors.ts";
+import { createMetrics } from "../../app/src/metrics.ts";
+import { createOllama } from "../../app/src/services/ollama.ts";
+import { createQdrant } from "../../app/src/services/qdrant.ts";
+import { startFakes, type Fakes } from "../support/fakes.ts";
+
+/** A TCP pass-through in front of a fake that counts the client connections it accepts. */
+async function countingProxy(targetPort: number) {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((client) => {
+    connections++;
+    const target = connect(targetPort, "127.0.0.1");
+    for (const s of [client, target]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => sockets.delete(s));
+    }
+    client.pipe(target).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Accepts connections and reads requests but never answers: an upstream that hangs. */
+async function stalledServer() {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.resume();
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const require = createRequire(import.meta.url);
+
+let fakes: Fakes;
+before(async () => {
+  fakes = await startFakes();
+});
+after(() => fakes.stop());
+
+const ollamaAt = (url: string, timeoutMs = 5_000) =>
+  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, metrics: createMetrics() });
+
+test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
+  const ollamaProxy = await countingProxy(fakes.ollama.port);
+  const qdrantProxy = await countingProxy(fakes.qdrant.port);
+  try {
+    const ollama = ollamaAt(ollamaProxy.url);
+    const qdrant = createQdrant({
+      url: qdrantProxy.url,
+      collection: "reuse",
+      replicationFactor: 1,
+      writeConsistencyFactor: 1,
+      timeoutMs: 5_000,
+      metrics: createMetrics(),
+    });
+    const [vector] = await ollama.embed(["tides follow the moon"]);
+    await qdrant.upsert([{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
+    const round = async (i: number) => {
+      await ollama.embed([`question ${i}`]);
+      assert.equal((await qdrant.search(vector!, undefined, 3)).length, 1);
+      await ollama.chat("fake-small", [{ role: "user", content: `question ${i}` }]);
+    };
+    for (let i = 0; i < 3; i++) await round(i);
+    // A call may start while undici still finishes the previous response on its socket; the Agent then opens a
+    // second one. What must not happen is a connection per call: the count stays put over the next 60 calls.
+    const opened = { ollama: ollamaProxy.connections(), qdrant: qdrantProxy.connections() };
+    assert.ok(opened.ollama <= 2 && opened.qdrant <= 2, JSON.stringify(opened));
+    for (let i = 3; i < 23; i++) await round(i);
+    assert.deepEqual({ ollama: ollamaProxy.connections(), qdrant: qdrantProxy.connections() }, opened);
+  } finally {
+    await Promise.all([ollamaProxy.close(), qdrantProxy.close()]);
+  }
+});
+
+test("the Ollama deadline cuts an upstream that never answers, and a stream that stalls mid-body", async () => {
+  const stalled = await stalledServer();
+  try {
+    const ollama = ollamaAt(stalled.url, 200);
+    for (const call of [() => ollama.embed(["hello"]), () => ollama.chat("fake-small", [{ role: "user", content: "hi" }])]) {
+      const started = Date.now();
+      await assert.rejects(call(), (err) => err instanceof AppError && err.type === "ollama_timeout");
+      assert.ok(Date.now() - started < 2_000, "cut at the deadline, not at undici's 300 s header timeout");
+    }
+  } finally {
+    await stalled.close();
+  }
+
+  fakes.ollama.knobs.tokenDelayMs = 5_000;
+  try {
+    const ollama = ollamaAt(fakes.ollama.url, 300);
+    const stream = ollama.chatStream("fake-small", [{ role: "system", content: "[1] Tides: the moon pulls" }]);
+    await assert.rejects(
+      (async () => {
+        for (let next = await stream.next(); !next.done; next = await stream.next());
+      })(),
+      (err) => err instanceof AppError && err.type === "ollama_timeout",
+    );
+  } finally {
+    fakes.ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
+const atLeast7291 = (version: string) => {
+  const [major, minor, patch] = version.split(".").map(Number) as [number, number, number];
+  return major > 7 || (major === 7 && (minor > 29 || (minor === 29 && patch >= 1)));
+};
+
+test("the Qdrant client runs on the app's undici, the release without a timer tick per reused connection", () => {
+  // @qdrant/js-client-rest 1.19.0 pins undici 7.29.0, whose idle-socket check delays every request on a reused
+  // keep-alive connection by a setTimeout(0) (nodejs/undici#5493; fixed in 7.29.1 by #5769). The `overrides` in
+  // package.json and app/package.json give it the app's undici instead; this fails if one is dropped.
+  const fromQdrant = createRequire(require.resolve("@qdrant/js-client-rest")).resolve("undici/package.json");
+  const fromApp = require.resolve("undici/package.json");
+  assert.equal(fromQdrant, fromApp);
+  const installed = (JSON.parse(readFileSync(fromApp, "utf8")) as { version: string }).version;
+  assert.ok(atLeast7291(installed), `undici ${installed}`);
+
+  // The image installs from app/package-lock.json: one undici there too, the same release line.
+  const imageLock = JSON.parse(readFileSync(new URL("../../app/package-lock.json", import.meta.url), "utf8")) as {
+    packages: Record<string, { version?: string }>;
+  };
+  const nested = Object.keys(imageLock.packages).filter((p) => p.endsWith("/node_modules/undici"));
+  assert.deepEqual(nested, [], "no second undici under a dependency in the image");
+  const imageUndici = imageLock.packages["node_modules/undici"]?.version ?? "missing";
+  assert.ok(atLeast7291(imageUndici), `image undici ${imageUndici}`);
+});
