@@ -247,22 +247,24 @@ test("hot answers are held in the process (no Redis GET), at most RESPONSE_LOCAL
   const answers = createAnswerCache(cache, { ttlSeconds: 600, localEntries: 2, localTtlSeconds: 30 });
   answers.set("a", answer("A"));
   answers.set("b", answer("B"));
-  assert.equal((await answers.get("a"))?.answer, "A");
-  assert.equal(gets(), 0, "held locally");
+  assert.equal(answers.held("a")?.answer, "A");
   answers.set("c", answer("C")); // evicts b, the least recently used
-  assert.equal((await answers.get("b"))?.answer, "B", "still in Redis");
+  assert.equal(answers.held("b"), undefined, "evicted here");
+  assert.equal((await answers.fetch("b"))?.answer, "B", "still in Redis");
+  assert.equal(answers.held("b")?.answer, "B", "held again once fetched");
   assert.equal(gets(), 1);
   assert.equal(redis.size, 3, "every answer is written to Redis for the other replicas");
-  assert.equal(await answers.get("missing"), undefined);
+  assert.equal(await answers.fetch("missing"), undefined);
 });
 
-test("RESPONSE_LOCAL_CACHE_ENTRIES=0 reads every answer from Redis", async () => {
+test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Redis", async () => {
   const { cache, gets } = mapCache();
   const answers = createAnswerCache(cache, { ttlSeconds: 600, localEntries: 0, localTtlSeconds: 30 });
   answers.set("a", answer("A"));
-  assert.equal((await answers.get("a"))?.answer, "A");
-  assert.equal((await answers.get("a"))?.answer, "A");
-  assert.equal(gets(), 2);
+  assert.equal(answers.held("a"), undefined);
+  assert.equal((await answers.fetch("a"))?.answer, "A");
+  assert.equal(answers.held("a"), undefined);
+  assert.equal(gets(), 1);
 });
 
 test("a question not held in the process looks up its answer and its embedding in the same Redis round trip", async () => {

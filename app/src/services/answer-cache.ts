@@ -58,7 +58,6 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
   return {
     held,
     fetch,
-    get: async (key: string) => held(key) ?? (await fetch(key)),
 
     set(key: string, entry: CachedAnswer): void {
       local?.set(key, entry);

@@ -16,7 +16,7 @@ let leaseSeq = 0;
 const MAX_MEMORY_KEYS = 10_000;
 
 /** How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow. */
-export const LEASE_MS = 100;
+const LEASE_MS = 100;
 /** Share of a key's limit one replica may hold ahead of use: the most the limit can be under-used by. */
 const LEASE_SHARE = 0.05;
 const MAX_LEASE = 1_000;
