@@ -267,24 +267,26 @@ test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Re
   assert.equal(gets(), 1);
 });
 
-test("a question not held in the process looks up its answer and its embedding in the same Redis round trip", async () => {
+/** createRag over a Redis whose GET answers `answerFor(key)` once `gate` opens; what it requested and counted. */
+function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<void>) {
   const requested: string[] = [];
-  let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const counted: string[] = [];
   const client = {
     get: async (key: string) => {
       requested.push(key.split(":")[0]!);
       await gate;
-      return null;
+      return answerFor(key);
     },
     set: async () => "OK",
   };
   const cache = {
+    read: async (_name: string, read: (c: typeof client) => Promise<unknown>) => {
+      const value = await read(client);
+      return { value, result: value === undefined ? "miss" : "hit" };
+    },
     lookup: async (_name: string, read: (c: typeof client) => Promise<unknown>) => read(client),
     write: () => {},
-    count: () => {},
+    count: (name: string, result: string) => counted.push(`${name} ${result}`),
   } as unknown as Cache;
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const rag = createRag({
@@ -297,9 +299,27 @@ test("a question not held in the process looks up its answer and its embedding i
     metrics: createMetrics(),
     log: createLogger("silent"),
   });
+  return { rag, requested, counted };
+}
+
+test("a question not held in the process looks up its answer and its embedding in the same Redis round trip", async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const { rag, requested, counted } = ragOverRedis(() => null, gate);
   const prepared = rag.prepare({ query: "Where do tides come from?" }, "key:a", "r1");
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(requested.sort(), ["embedding", "response"], "both GETs are out before either answers");
   release();
   assert.equal((await prepared).sources.length, 0);
+  assert.deepEqual(counted, ["embedding miss"], "the embedding read is counted once it is used");
+});
+
+test("an answer found in Redis leaves the embedding read alongside it uncounted", async () => {
+  const answer = JSON.stringify({ answer: "The moon.", sources: [] });
+  const { rag, counted } = ragOverRedis((key) => (key.startsWith("response:") ? answer : "[0.1,0.2]"), Promise.resolve());
+  const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
+  assert.equal(prepared.cachedAnswer, "The moon.");
+  assert.deepEqual(counted, [], "no embedding lookup is counted for a question answered from the cache");
 });

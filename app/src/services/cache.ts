@@ -8,6 +8,11 @@ const connect = (options: Parameters<typeof createClient>[0]) => createClient({ 
 
 export type RedisClient = ReturnType<typeof connect>;
 
+export interface CacheRead<T> {
+  value: T | undefined;
+  result: "hit" | "miss" | "error";
+}
+
 export interface CacheOptions {
   url: string;
   password?: string | undefined;
@@ -43,25 +48,32 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
   client.on("ready", () => log.info("redis connected"));
   client.connect().catch(() => {});
 
+  /** A lookup without counting it: for a read that may turn out unneeded (`count` it if used). */
+  async function read<T>(cache: string, op: (c: RedisClient) => Promise<T | undefined>): Promise<CacheRead<T>> {
+    try {
+      const value = await op(client);
+      return { value, result: value === undefined ? "miss" : "hit" };
+    } catch (err) {
+      log.debug({ err: describe(err), cache }, "cache read failed");
+      return { value: undefined, result: "error" };
+    }
+  }
+
+  /** Counts a lookup (hit rates also cover reads answered without Redis, e.g. a local copy). */
+  function count(cache: string, result: CacheRead<unknown>["result"]): void {
+    metrics.cacheRequests.inc({ cache, result });
+  }
+
   return {
     client,
+    read,
+    count,
 
     /** Reads through `read`; undefined is a miss. Errors are counted and reported as misses. */
-    async lookup<T>(cache: string, read: (c: RedisClient) => Promise<T | undefined>): Promise<T | undefined> {
-      try {
-        const value = await read(client);
-        metrics.cacheRequests.inc({ cache, result: value === undefined ? "miss" : "hit" });
-        return value;
-      } catch (err) {
-        metrics.cacheRequests.inc({ cache, result: "error" });
-        log.debug({ err: describe(err), cache }, "cache read failed");
-        return undefined;
-      }
-    },
-
-    /** Counts a lookup answered without Redis (a local copy), so hit rates cover both. */
-    count(cache: string, result: "hit" | "miss"): void {
-      metrics.cacheRequests.inc({ cache, result });
+    async lookup<T>(cache: string, op: (c: RedisClient) => Promise<T | undefined>): Promise<T | undefined> {
+      const { value, result } = await read(cache, op);
+      count(cache, result);
+      return value;
     },
 
     /** Fire-and-forget write: a failed cache write never fails or delays a request. */

@@ -100,11 +100,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
 
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
 
-  const cachedEmbedding = (text: string): Promise<number[] | undefined> =>
-    cache.lookup("embedding", async (c) => {
-      const raw = await c.get(embeddingKey(text));
-      return raw ? (JSON.parse(raw) as number[]) : undefined;
-    });
+  /** The cached vector as stored (JSON), read alongside the answer and counted and parsed only if needed. */
+  const cachedEmbedding = (text: string) => cache.read("embedding", async (c) => (await c.get(embeddingKey(text))) ?? undefined);
 
   async function embedQuery(text: string): Promise<number[]> {
     const [vector] = await ollama.embed([text]);
@@ -149,7 +146,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       // Both lookups in one Redis round trip: on a miss the embedding is needed next.
       const [hit, cachedVector] = await Promise.all([answers.fetch(cacheKey), cachedEmbedding(question)]);
       if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
-      const vector = cachedVector ?? (await embedQuery(question));
+      cache.count("embedding", cachedVector.result);
+      const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question);
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
