@@ -58,6 +58,18 @@ export const IMAGES = {
   postgresClient: "postgres:16.10-alpine",
 } as const;
 
+/**
+ * AWS-managed engines, pinned to a major (AWS installs that major's newest minor and patches it in the maintenance
+ * window). The parameter-group family must match the major.
+ */
+export const MANAGED_ENGINES = {
+  // RDS for PostgreSQL release notes (postgresql-versions): 16.x minors through 16.11 in 2026, in standard support;
+  // RDS User Guide "Working with parameter groups": family postgres16.
+  postgres: { engine: "postgres", version: "16", family: "postgres16" },
+  // ElastiCache User Guide "Engine specific parameters": Valkey 8.0, 8.1 and 8.2, parameter group family valkey8.
+  cache: { engine: "valkey", version: "8.0", family: "valkey8" },
+} as const;
+
 /** The cluster autoscaler's image; its minor must equal the cluster's (autoscaler README, "Releases"). */
 export const CLUSTER_AUTOSCALER = {
   /** Default of CHARTS.clusterAutoscaler's values.yaml at that tag; set explicitly so the pair is visible. */

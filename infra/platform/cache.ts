@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { utcWindow } from "../time.ts";
+import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { storedSecret } from "./secrets.ts";
@@ -19,7 +20,6 @@ export interface CacheArgs {
 }
 
 export const CACHE_PORT = 6379;
-export const CACHE_ENGINE = { engine: "valkey", version: "8.0", family: "valkey8" } as const;
 
 export class Cache extends pulumi.ComponentResource {
   readonly primaryAddress: pulumi.Output<string>;
@@ -60,7 +60,7 @@ export class Cache extends pulumi.ComponentResource {
     const params = new aws.elasticache.ParameterGroup(
       `${name}-params`,
       {
-        family: CACHE_ENGINE.family,
+        family: MANAGED_ENGINES.cache.family,
         description: "agent-stack: evict least-recently-used keys when full (guides 000/002)",
         parameters: [{ name: "maxmemory-policy", value: "allkeys-lru" }],
       },
@@ -72,8 +72,8 @@ export class Cache extends pulumi.ComponentResource {
       {
         replicationGroupId: args.replicationGroupId,
         description: "agent-stack response, embedding and rate-limit cache",
-        engine: CACHE_ENGINE.engine,
-        engineVersion: CACHE_ENGINE.version,
+        engine: MANAGED_ENGINES.cache.engine,
+        engineVersion: MANAGED_ENGINES.cache.version,
         nodeType: s.nodeType,
         numCacheClusters: s.nodes,
         automaticFailoverEnabled: replicated,

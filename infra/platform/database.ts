@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { utcWindow } from "../time.ts";
+import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { storedSecret } from "./secrets.ts";
@@ -129,8 +130,8 @@ export class Database extends pulumi.ComponentResource {
       `${name}`,
       {
         identifier: args.identifier,
-        engine: "postgres",
-        engineVersion: "16",
+        engine: MANAGED_ENGINES.postgres.engine,
+        engineVersion: MANAGED_ENGINES.postgres.version,
         instanceClass: s.instanceClass,
         allocatedStorage: s.allocatedStorageGb,
         maxAllocatedStorage: s.maxAllocatedStorageGb,
@@ -216,7 +217,7 @@ export class Database extends pulumi.ComponentResource {
     return new aws.rds.ParameterGroup(
       name,
       {
-        family: "postgres16",
+        family: MANAGED_ENGINES.postgres.family,
         // A parameter group's description cannot change in place: keep it fixed, or a new class replaces the group.
         description: "agent-stack tuning (guide 000, scaled to the instance)",
         parameters: [
