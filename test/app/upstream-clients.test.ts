@@ -1,58 +1,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { AppError } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createOllama } from "../../app/src/services/ollama.ts";
 import { createQdrant } from "../../app/src/services/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
-
-/** A TCP pass-through in front of a fake that counts the client connections it accepts. */
-async function countingProxy(targetPort: number) {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server: Server = createServer((client) => {
-    connections++;
-    const target = connect(targetPort, "127.0.0.1");
-    for (const s of [client, target]) {
-      sockets.add(s);
-      s.on("error", () => {});
-      s.on("close", () => sockets.delete(s));
-    }
-    client.pipe(target).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** Accepts connections and reads requests but never answers: an upstream that hangs. */
-async function stalledServer() {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.resume();
-    socket.on("error", () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -66,8 +21,8 @@ const ollamaAt = (url: string, timeoutMs = 5_000) =>
   createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, metrics: createMetrics() });
 
 test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
-  const ollamaProxy = await countingProxy(fakes.ollama.port);
-  const qdrantProxy = await countingProxy(fakes.qdrant.port);
+  const ollamaProxy = await startTcpProxy(fakes.ollama.port);
+  const qdrantProxy = await startTcpProxy(fakes.qdrant.port);
   try {
     const ollama = ollamaAt(ollamaProxy.url);
     const qdrant = createQdrant({
@@ -98,7 +53,9 @@ test("sequential Ollama and Qdrant calls reuse their keep-alive connections inst
 });
 
 test("the Ollama deadline cuts an upstream that never answers, and a stream that stalls mid-body", async () => {
-  const stalled = await stalledServer();
+  // Accepts connections and reads requests but never answers: an upstream that hangs.
+  const stalled = await startTcpProxy(fakes.ollama.port);
+  stalled.blackhole();
   try {
     const ollama = ollamaAt(stalled.url, 200);
     for (const call of [() => ollama.embed(["hello"]), () => ollama.chat("fake-small", [{ role: "user", content: "hi" }])]) {

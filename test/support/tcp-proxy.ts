@@ -6,6 +6,9 @@ import { connect, createServer, type Socket } from "node:net";
  */
 export interface TcpProxy {
   port: number;
+  url: string;
+  /** Client connections accepted so far (in any mode). */
+  connections(): number;
   /** Refuses new connections and resets the open ones. */
   cut(): void;
   /** Accepts connections but forwards nothing, and stalls the open ones: calls hang until their own timeouts. */
@@ -17,9 +20,11 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let mode: "pass" | "cut" | "blackhole" = "pass";
+  let accepted = 0;
   const pairs = new Set<{ client: Socket; upstream?: Socket }>();
 
   const server = createServer((client) => {
+    accepted++;
     client.on("error", () => {});
     const pair: { client: Socket; upstream?: Socket } = { client };
     pairs.add(pair);
@@ -48,6 +53,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
 
   return {
     port,
+    url: `http://127.0.0.1:${port}`,
+    connections: () => accepted,
     cut() {
       mode = "cut";
       resetAll();
