@@ -34,7 +34,6 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
           maxSize: LOCAL_MAX_CHARS,
           sizeCalculation: sizeOf,
           ttl: Math.min(opts.localTtlSeconds, opts.ttlSeconds) * 1000,
-          ttlAutopurge: false,
         })
       : undefined;
 

@@ -101,11 +101,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
 
   /** The cached vector as stored (JSON), read alongside the answer and counted and parsed only if needed. */
-  const cachedEmbedding = (text: string) => cache.read("embedding", async (c) => (await c.get(embeddingKey(text))) ?? undefined);
+  const cachedEmbedding = (key: string) => cache.read("embedding", async (c) => (await c.get(key)) ?? undefined);
 
-  async function embedQuery(text: string): Promise<number[]> {
+  async function embedQuery(text: string, key: string): Promise<number[]> {
     const [vector] = await ollama.embed([text]);
-    cache.write("embedding", (c) => c.set(embeddingKey(text), JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
+    cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
     return vector!;
   }
 
@@ -144,10 +144,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const held = answers.held(cacheKey);
       if (held) return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
       // Both lookups in one Redis round trip: on a miss the embedding is needed next.
-      const [hit, cachedVector] = await Promise.all([answers.fetch(cacheKey), cachedEmbedding(question)]);
+      const vectorKey = embeddingKey(question);
+      const [hit, cachedVector] = await Promise.all([answers.fetch(cacheKey), cachedEmbedding(vectorKey)]);
       if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
       cache.count("embedding", cachedVector.result);
-      const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question);
+      const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question, vectorKey);
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));

@@ -107,7 +107,6 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
         // A lease used up before it expired means this key is busy here: take twice as many next time.
         const usedUp = lease.granted > 0 && lease.tokens === 0 && now < lease.expiresAt;
         lease.size = usedUp ? Math.min(maxLease, lease.size * 2) : Math.max(1, lease.size >> 1);
-        lease.tokens = 0;
         const pending = renew(key, lease).finally(() => {
           if (lease.pending === pending) lease.pending = undefined;
         });
