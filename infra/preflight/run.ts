@@ -1,6 +1,7 @@
 // The preflight: every check of a stack against the live account and the upstream registries, in parallel.
 import { checkCharts, checkImages, DEFAULT_HTTP, type HttpOptions, message } from "./artifacts.ts";
 import { checkAddons, checkClashes, checkHostedZone, checkQuotas, checkZones, whoAmI } from "./aws.ts";
+import { checkEngines } from "./engines.ts";
 import type { StackNeeds } from "./needs.ts";
 import type { CheckResult } from "./report.ts";
 
@@ -15,6 +16,7 @@ export async function runPreflight(needs: StackNeeds, http: HttpOptions = DEFAUL
     guarded("zones", readAccess, () => checkZones(needs)),
     guarded("names", readAccess, () => checkClashes(needs, identity)),
     guarded("EKS add-ons", readAccess, () => checkAddons(needs)),
+    guarded("database engines", readAccess, () => checkEngines(needs)),
     guarded("DNS", readAccess, () => checkHostedZone(needs)),
     checkCharts(needs.charts, http),
     checkImages(needs.images, http),

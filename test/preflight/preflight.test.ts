@@ -10,7 +10,8 @@ import {
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { IAMClient, ListOpenIDConnectProvidersCommand, ListOpenIDConnectProviderTagsCommand } from "@aws-sdk/client-iam";
-import { DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
+import { DescribeCacheEngineVersionsCommand, ElastiCacheClient } from "@aws-sdk/client-elasticache";
+import { DescribeDBEngineVersionsCommand, DescribeDBInstancesCommand, RDSClient } from "@aws-sdk/client-rds";
 import { ListHostedZonesCommand, Route53Client } from "@aws-sdk/client-route-53";
 import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetServiceQuotaCommand, ServiceQuotasClient } from "@aws-sdk/client-service-quotas";
@@ -51,12 +52,13 @@ const rds = mockClient(RDSClient);
 const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
 const route53 = mockClient(Route53Client);
+const elasticache = mockClient(ElastiCacheClient);
 const awsError = (name: string, status = 400) =>
   Object.assign(new Error(`${name} (mock)`), { name, $metadata: { httpStatusCode: status } });
 
 /** A fresh account in us-east-1: standard quota 640, G quota 0, nothing of this stack's names taken. */
 function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
-  for (const m of [sts, ec2, quotas, eks, rds, s3, iam, route53]) m.reset();
+  for (const m of [sts, ec2, quotas, eks, rds, s3, iam, route53, elasticache]) m.reset();
   sts.on(GetCallerIdentityCommand).resolves({ Account: ACCOUNT, Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/deployer/ci` });
   ec2.on(DescribeInstanceTypesCommand).callsFake((input: { InstanceTypes: string[] }) => ({
     InstanceTypes: input.InstanceTypes.map((t) => ({ InstanceType: t, VCpuInfo: { DefaultVCpus: vcpusOf(t) } })),
@@ -93,6 +95,19 @@ function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
     ],
   }));
   rds.on(DescribeDBInstancesCommand).rejects(awsError("DBInstanceNotFoundFault", 404));
+  rds.on(DescribeDBEngineVersionsCommand).resolves({
+    DBEngineVersions: [
+      { EngineVersion: "15.15", DBParameterGroupFamily: "postgres15" },
+      { EngineVersion: "16.11", DBParameterGroupFamily: "postgres16" },
+      { EngineVersion: "17.7", DBParameterGroupFamily: "postgres17" },
+    ],
+  });
+  elasticache.on(DescribeCacheEngineVersionsCommand).resolves({
+    CacheEngineVersions: [
+      { Engine: "valkey", EngineVersion: "7.2", CacheParameterGroupFamily: "valkey7" },
+      { Engine: "valkey", EngineVersion: "8.0", CacheParameterGroupFamily: "valkey8" },
+    ],
+  });
   s3.on(HeadBucketCommand).rejects(awsError("NotFound", 404));
   iam.on(ListOpenIDConnectProvidersCommand).resolves({ OpenIDConnectProviderList: [] });
   // The public zone of the stack's domain (Pulumi.prod.yaml names agents.example.com) is set up before a first up.
@@ -183,6 +198,34 @@ test("EKS add-ons: EKS's default for the cluster version is reported; an add-on 
   assert.equal(results.length, 4);
   assert.equal(results.find((r) => r.check === "EKS add-on: vpc-cni")?.detail, "EKS default v1.0.0-eksbuild.2");
   assert.equal(results.find((r) => r.check === "EKS add-on: coredns")?.status, "fail");
+});
+
+test("database engines: the pinned majors pass; a version the region no longer offers or a wrong family fails", async () => {
+  const needs = prodNeeds();
+  publishAll(needs);
+  const first = await runPreflight(needs, http);
+  const passing = [...byCheck(first, "RDS engine"), ...byCheck(first, "ElastiCache engine")];
+  assert.deepEqual(
+    passing.map((r) => [r.check, r.status]),
+    [
+      ["RDS engine: postgres 16", "ok"],
+      ["ElastiCache engine: valkey 8.0", "ok"],
+    ],
+  );
+  rds
+    .on(DescribeDBEngineVersionsCommand)
+    .resolves({ DBEngineVersions: [{ EngineVersion: "17.7", DBParameterGroupFamily: "postgres17" }] });
+  elasticache
+    .on(DescribeCacheEngineVersionsCommand)
+    .resolves({ CacheEngineVersions: [{ EngineVersion: "8.0", CacheParameterGroupFamily: "valkey9" }] });
+  const results = await runPreflight(needs, http);
+  const [db] = byCheck(results, "RDS engine");
+  const [kv] = byCheck(results, "ElastiCache engine");
+  assert.equal(db!.status, "fail");
+  assert.match(db!.detail, /postgres 16 is not offered/);
+  assert.equal(kv!.status, "fail");
+  assert.match(kv!.detail, /family valkey8 does not match \(offered: valkey9\)/);
+  assert.match(kv!.fix!, /MANAGED_ENGINES/);
 });
 
 test("DNS: with a domain, a public hosted zone of a parent name passes; none fails with the command to create one", async () => {
