@@ -29,6 +29,9 @@ import { startRedis } from "../test/support/redis.ts";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const CACHED_QUESTION = "What causes the tides?";
+/** Chunk-sized (the default CHUNK_SIZE_CHARS is 1,200): a query's sources and its stored turn weigh what they do in use. */
+const documentText = (i: number) =>
+  `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}. `.repeat(16).slice(0, 1_150);
 
 async function runServerChild(): Promise<void> {
   const fakes = await startFakes();
@@ -114,7 +117,12 @@ async function runParent(): Promise<void> {
   });
   try {
     const firstLine = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once("line", resolve);
+      // The first JSON line: node flags such as --trace-gc print to the same stdout.
+      const lines = createInterface({ input: child.stdout! });
+      lines.on("line", (line) => {
+        if (line.startsWith("{")) resolve(line);
+        else process.stderr.write(`${line}\n`);
+      });
       child.once("exit", (code) => reject(new Error(`server child exited with ${code}`)));
     });
     const { appUrl, bareUrl } = JSON.parse(firstLine) as { appUrl: string; bareUrl: string };
@@ -129,7 +137,7 @@ async function runParent(): Promise<void> {
       documents: Array.from({ length: 50 }, (_, i) => ({
         id: `doc-${i}`,
         title: `Doc ${i}`,
-        text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`,
+        text: documentText(i),
       })),
     });
     await post("/api/v1/query", { query: CACHED_QUESTION });

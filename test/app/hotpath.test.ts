@@ -61,8 +61,9 @@ test("group commit: concurrent turns share statements, each resolves only once c
     assert.equal(foreign.status, "rejected");
     assert.match(String((foreign as PromiseRejectedResult).reason.message), /belongs to another API key/);
 
-    const stored =
-      await sql`SELECT request_id, answer, sources FROM turns WHERE request_id IN ${sql(turns.map((t) => t.request_id))}`;
+    const stored = await sql`
+      SELECT t.request_id, t.answer, s.sources FROM turns t JOIN source_sets s ON s.hash = t.sources_hash
+      WHERE t.request_id IN ${sql(turns.map((t) => t.request_id))}`;
     assert.equal(stored.length, 60, "every acknowledged turn is in Postgres");
     assert.ok(
       stored.every((r) => !r.answer.includes("\u0000") && !JSON.stringify(r.sources).includes("\\ud800")),
@@ -73,6 +74,63 @@ test("group commit: concurrent turns share statements, each resolves only once c
   } finally {
     await sql.end();
   }
+});
+
+test("a list of sources is stored once: later turns with the same sources send and store only its hash", async () => {
+  const turnInserts: unknown[][] = [];
+  const sql = postgres(stack.pg.url, {
+    onnotice: () => {},
+    max: 4,
+    debug: (_conn, query, params) => {
+      if (/INSERT INTO turns/.test(query)) turnInserts.push(params);
+    },
+  });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 5_000);
+    const text = `chunk text ${randomUUID()}`;
+    // A new array each time, as a Redis cache hit parses it: the content decides, not the object.
+    const hit = (i: number): Turn => ({ ...turn(randomUUID(), i), sources: [{ id: "d", score: 0.9, title: "T", text }] });
+    await writer.record("owner-a", hit(0));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => writer.record("owner-a", hit(i + 1))));
+    await writer.record("owner-a", hit(21));
+
+    const carrying = turnInserts.filter((params) => JSON.stringify(params).includes(text)).length;
+    assert.equal(carrying, 1, `the sources went out in ${carrying} of ${turnInserts.length} statements`);
+    const [sets] = await sql`SELECT count(*)::int AS n FROM source_sets WHERE sources->0->>'text' = ${text}`;
+    assert.equal(sets!.n, 1, "one source_sets row for 22 turns with the same sources");
+    const [turns] = await sql`
+      SELECT count(*)::int AS n FROM turns t JOIN source_sets s ON s.hash = t.sources_hash
+      WHERE s.sources->0->>'text' = ${text}`;
+    assert.equal(turns!.n, 22);
+  } finally {
+    await sql.end();
+  }
+});
+
+test("GET /api/v1/sessions/:id returns each turn's sources, cached turns included", async () => {
+  const user = api(stack.url, USER_KEY);
+  const ingest = await user.post("/api/v1/documents", {
+    documents: [{ id: "sources-once", title: "Tides", text: "The moon causes tides." }],
+  });
+  assert.equal(ingest.status, 201, ingest.text);
+  const query = "What do stored sources look like?";
+  const first = await user.post<{ session_id: string; sources: unknown[] }>("/api/v1/query", { query });
+  assert.equal(first.status, 200, first.text);
+  assert.ok(first.body.sources.length > 0);
+  const again = await user.post<{ cached: boolean }>("/api/v1/query", { query, session_id: first.body.session_id });
+  assert.equal(again.body.cached, true, again.text);
+  const session = await user.get<{ turns: Array<{ sources: unknown[]; cached: boolean }> }>(
+    `/api/v1/sessions/${first.body.session_id}`,
+  );
+  assert.equal(session.status, 200, session.text);
+  assert.deepEqual(
+    session.body.turns.map((t) => [t.cached, t.sources]),
+    [
+      [false, first.body.sources],
+      [true, first.body.sources],
+    ],
+  );
 });
 
 /** The app's cache client connects in the background and refuses commands until then. */

@@ -22,12 +22,12 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     const applied = await sql`SELECT name FROM schema_migrations`;
     assert.deepEqual(
       applied.map((r) => r.name),
-      ["001_init.sql", "002_corpus_version.sql"],
+      ["001_init.sql", "002_corpus_version.sql", "003_source_sets.sql"],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
     assert.deepEqual(
       tables.map((t) => t.tablename),
-      ["api_keys", "corpus_version", "documents", "feedback", "schema_migrations", "sessions", "turns"],
+      ["api_keys", "corpus_version", "documents", "feedback", "schema_migrations", "sessions", "source_sets", "turns"],
     );
     const indexes = await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'turns'`;
     assert.ok(indexes.some((i) => i.indexname === "turns_session_created_idx"));

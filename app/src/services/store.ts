@@ -53,9 +53,10 @@ export function createStore(sql: Sql, timeoutMs: number) {
       if (!session || session.owner !== owner) return null;
       return run(
         sql<StoredTurn[]>`
-          SELECT request_id, session_id, question, answer, sources, model, prompt_tokens,
-                 completion_tokens, latency_ms, cached, created_at
-          FROM turns WHERE session_id = ${sessionId} ORDER BY created_at, id`,
+          SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
+                 t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.created_at
+          FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
+          WHERE t.session_id = ${sessionId} ORDER BY t.created_at, t.id`,
         timeoutMs * SLOW_READ_FACTOR,
       );
     },

@@ -1,13 +1,9 @@
 import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import { isConnectionError, withDeadline, type Sql } from "./db.ts";
+import { createSourceSets, type Source, type SourceSet } from "./source-sets.ts";
 
-export interface Source {
-  id: string;
-  score: number;
-  title: string | null;
-  text: string;
-}
+export type { Source };
 
 export interface Turn {
   request_id: string;
@@ -25,6 +21,7 @@ export interface Turn {
 interface Pending {
   owner: string;
   turn: Turn;
+  sources: SourceSet;
   attempt: number;
   /** Set once the turn's deadline passed or it was settled: it is skipped if still queued. */
   done: boolean;
@@ -32,7 +29,7 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-/** Turns per statement: bounds the statement size (a turn carries its sources) under a burst. */
+/** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
 /**
  * Statements in flight at once. One: every turn arriving meanwhile joins the next statement. A second one in flight
@@ -48,21 +45,36 @@ const MAX_IN_FLIGHT = 1;
 export function createTurnWriter(sql: Sql, timeoutMs: number) {
   let queue: Pending[] = [];
   let inFlight = 0;
+  const sourceSets = createSourceSets();
+
+  /** Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. */
+  const newSourceSets = (batch: Pending[]) => sql`
+    new_sets AS (
+      INSERT INTO source_sets (hash, sources)
+      SELECT hash, sources FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
+        AS s(hash text, sources jsonb)
+      ON CONFLICT (hash) DO NOTHING
+    )`;
 
   /**
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
    * batch wins a new session), and a turn whose session belongs to another key is not inserted.
    */
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
-    const rows = batch.map((p, ord) => ({ ...storableJson(p.turn), owner: p.owner, ord }));
+    const rows = batch.map(({ turn: { sources: _, ...turn }, owner, sources }, ord) => ({
+      ...storableJson(turn),
+      sources_hash: sources.hash,
+      owner,
+      ord,
+    }));
     // Looked up by an array parameter, not by joining the input: the planner cannot size a jsonb_to_recordset and
     // hash-joined it against a sequential scan of every session, so each batch got slower as the table grew.
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql<{ request_id: string }[]>`
-        WITH input AS (
+        WITH ${newSourceSets(batch)}, input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
-            request_id text, session_id text, owner text, question text, answer text, sources jsonb, model text,
+            request_id text, session_id text, owner text, question text, answer text, sources_hash text, model text,
             prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, ord integer)
         ), new_sessions AS (
           INSERT INTO sessions (id, owner)
@@ -73,9 +85,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           UNION ALL
           SELECT id, owner FROM sessions WHERE id = ANY(${sessionIds}::text[])
         )
-        INSERT INTO turns (request_id, session_id, question, answer, sources, model,
+        INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached)
-        SELECT i.request_id, i.session_id, i.question, i.answer, i.sources, i.model,
+        SELECT i.request_id, i.session_id, i.question, i.answer, i.sources_hash, i.model,
                i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached
         FROM input i
         WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
@@ -87,19 +99,21 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   };
 
   /** The same rules for a single turn: a cheaper statement, for the common case of a turn arriving alone. */
-  const insertOne = async ({ owner, turn }: Pending): Promise<Set<string>> => {
+  const insertOne = async (p: Pending): Promise<Set<string>> => {
+    const { owner, sources } = p;
+    const { sources: _, ...turn } = p.turn;
     const t = storableJson(turn);
     const inserted = await withDeadline(
       sql<{ request_id: string }[]>`
-        WITH new_session AS (
+        WITH ${newSourceSets([p])}, new_session AS (
           INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
           ON CONFLICT (id) DO NOTHING RETURNING owner
         ), session_owner AS (
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
         )
-        INSERT INTO turns (request_id, session_id, question, answer, sources, model,
+        INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached)
-        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sql.json(t.sources as never)}, ${t.model},
+        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sources.hash}, ${t.model},
                ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}
         FROM session_owner WHERE owner = ${owner}
         RETURNING request_id`,
@@ -121,7 +135,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
 
   async function write(batch: Pending[]): Promise<void> {
     try {
-      settle(batch, await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch)));
+      const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
+      sourceSets.committed(batch.map((p) => p.sources));
+      settle(batch, inserted);
     } catch (err) {
       if (batch.length === 1 || isConnectionError(err) || err instanceof AppError) {
         for (const p of batch) p.reject(err);
@@ -179,6 +195,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         const pending: Pending = {
           owner,
           turn,
+          sources: sourceSets.of(turn.sources),
           attempt: 0,
           done: false,
           resolve: () => settle(resolve),
