@@ -20,7 +20,8 @@ export interface Turn {
 
 interface Pending {
   owner: string;
-  turn: Turn;
+  /** The turn as written to `turns`: its sources go to source_sets, and the turn keeps their hash. */
+  turn: Omit<Turn, "sources">;
   sources: SourceSet;
   attempt: number;
   /** Set once the turn's deadline passed or it was settled: it is skipped if still queued. */
@@ -61,7 +62,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
    * batch wins a new session), and a turn whose session belongs to another key is not inserted.
    */
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
-    const rows = batch.map(({ turn: { sources: _, ...turn }, owner, sources }, ord) => ({
+    const rows = batch.map(({ turn, owner, sources }, ord) => ({
       ...storableJson(turn),
       sources_hash: sources.hash,
       owner,
@@ -101,8 +102,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   /** The same rules for a single turn: a cheaper statement, for the common case of a turn arriving alone. */
   const insertOne = async (p: Pending): Promise<Set<string>> => {
     const { owner, sources } = p;
-    const { sources: _, ...turn } = p.turn;
-    const t = storableJson(turn);
+    const t = storableJson(p.turn);
     const inserted = await withDeadline(
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets([p])}, new_session AS (
@@ -179,7 +179,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
 
   return {
     /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
-    record(owner: string, turn: Turn): Promise<void> {
+    record(owner: string, { sources, ...turn }: Turn): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
         // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
@@ -195,7 +195,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         const pending: Pending = {
           owner,
           turn,
-          sources: sourceSets.of(turn.sources),
+          sources: sourceSets.of(sources),
           attempt: 0,
           done: false,
           resolve: () => settle(resolve),
