@@ -32,6 +32,14 @@ const GPU_MODELS = { small: "llama3.2:3b", default: "llama3.1:8b", large: "qwen2
 // (half of f16) is what lets 4 models x 4 requests x 4096 tokens fit beside their weights.
 const GPU_SERVING = { numParallel: 4, contextLength: 4096, kvCacheType: "q8_0" } as const;
 const CPU_SERVING = { numParallel: 2, contextLength: 4096, kvCacheType: "f16" } as const;
+// One Ollama pod per g5.2xlarge (A10G 24 GB; infra/capacity.ts checks the models fit): the same pod in every GPU tier.
+const GPU_OLLAMA = {
+  models: GPU_MODELS,
+  ...GPU_SERVING,
+  storageGb: 100,
+  memoryRequest: "24Gi",
+  memoryLimit: "24Gi",
+} as const;
 const CPU_MODELS = { small: "qwen2.5:0.5b", default: "qwen2.5:1.5b", large: "qwen2.5:1.5b", embed: "nomic-embed-text" };
 
 // G002-BACKUP: 7 daily, 4 weekly, 12 monthly in every tier; AWS Backup storage is cheap next to losing data.
@@ -147,15 +155,7 @@ export const TIERS: Record<TierName, Tier> = {
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
     // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
-    ollama: {
-      replicas: 1,
-      models: GPU_MODELS,
-      ...GPU_SERVING,
-      storageGb: 100,
-      cpuRequest: "2",
-      memoryRequest: "24Gi",
-      memoryLimit: "24Gi",
-    },
+    ollama: { replicas: 1, ...GPU_OLLAMA, cpuRequest: "2" },
     qdrant: {
       replicas: 1,
       replicationFactor: 1,
@@ -223,15 +223,7 @@ export const TIERS: Record<TierName, Tier> = {
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
     api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: {
-      replicas: 2,
-      models: GPU_MODELS,
-      ...GPU_SERVING,
-      storageGb: 100,
-      cpuRequest: "4",
-      memoryRequest: "24Gi",
-      memoryLimit: "24Gi",
-    },
+    ollama: { replicas: 2, ...GPU_OLLAMA, cpuRequest: "4" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
     // available while a peer is down. Requests == limits on the 64 GiB r6i.2xlarge (infra/capacity.ts).
@@ -292,15 +284,7 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
     api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
-    ollama: {
-      replicas: 6,
-      models: GPU_MODELS,
-      ...GPU_SERVING,
-      storageGb: 100,
-      cpuRequest: "4",
-      memoryRequest: "24Gi",
-      memoryLimit: "24Gi",
-    },
+    ollama: { replicas: 6, ...GPU_OLLAMA, cpuRequest: "4" },
     // Three copies, two acknowledgements: a write survives one peer down and is on a majority.
     qdrant: {
       replicas: 5,
