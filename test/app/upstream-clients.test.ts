@@ -4,8 +4,11 @@ import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 import { AppError } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
-import { createOllama } from "../../app/src/services/ollama.ts";
+import { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { createOllama, fetchOverRequest } from "../../app/src/services/ollama.ts";
 import { createQdrant } from "../../app/src/services/qdrant.ts";
+import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 
@@ -79,6 +82,53 @@ test("the Ollama deadline cuts an upstream that never answers, and a stream that
     );
   } finally {
     fakes.ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
+test("the Ollama transport answers as fetch would: status, headers, JSON read whole, ndjson streamed, 204 bodiless", {
+  timeout: 10_000,
+}, async () => {
+  let sendSecondLine!: () => void;
+  const secondLine = new Promise<void>((resolve) => {
+    sendSecondLine = resolve;
+  });
+  const app = new Hono()
+    .post("/json", async (c) => {
+      c.header("X-Echo", await c.req.text());
+      c.header("Set-Cookie", "a=1");
+      c.header("Set-Cookie", "b=2", { append: true });
+      return c.json({ error: "model not found" }, 404);
+    })
+    .get("/empty", (c) => c.body(null, 204))
+    .get("/ndjson", (c) => {
+      c.header("Content-Type", "application/x-ndjson");
+      return stream(c, async (s) => {
+        await s.write('{"n":1}\n');
+        await secondLine;
+        await s.write('{"n":2}\n');
+      });
+    });
+  const server = await listen(app);
+  try {
+    const fetch = fetchOverRequest(2_000);
+    const json = await fetch(`${server.url}/json`, { method: "POST", body: "sent", headers: { "content-type": "text/plain" } });
+    assert.deepEqual([json.status, json.statusText, json.ok], [404, "Not Found", false]);
+    assert.equal(json.headers.get("x-echo"), "sent");
+    assert.deepEqual(json.headers.getSetCookie(), ["a=1", "b=2"]);
+    assert.deepEqual(await json.json(), { error: "model not found" });
+
+    const empty = await fetch(`${server.url}/empty`);
+    assert.deepEqual([empty.status, empty.body], [204, null]);
+
+    // The first line arrives while the server still holds the second: the body is streamed, not read whole.
+    const reader = (await fetch(`${server.url}/ndjson`)).body!.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":1}\n');
+    sendSecondLine();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n');
+    assert.equal((await reader.read()).done, true);
+  } finally {
+    sendSecondLine();
+    await server.close();
   }
 });
 
