@@ -7,11 +7,13 @@
  *
  * Reported: cache-hit query req/s and p99 next to the bare route (same process, same run) and their ratio; the full
  * RAG path's p50 (one request at a time, timed to fractions of a millisecond) minus the fakes' own p50 handler time
- * (embed + vector query + chat) = the app's overhead.
+ * (embed + vector query + chat) = the app's overhead. Each row also gives the server child's CPU time (user + system)
+ * per request: far less noisy on a shared machine than req/s. A third route (same-bytes) reads the hit's request
+ * body and answers the hit's response object without the app, so the hit's row can be read against its own bytes.
  * BENCH_SECONDS (default 3) bounds each run; BENCH_ROUNDS (default 3) alternations of the bare route and the cache hit
  * give the median ratio; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit or =rag runs only the
- * cache-hit load or the full RAG loop (to profile one alone; no ratios printed).
+ * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed).
  */
 import { spawn } from "node:child_process";
 import { Agent, request } from "node:http";
@@ -19,7 +21,8 @@ import { cpus, loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import type { Config } from "../app/src/config.ts";
 import { listen } from "../test/fakes/http.ts";
 import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
@@ -50,6 +53,18 @@ async function runServerChild(): Promise<void> {
   );
   const bare = new Hono();
   bare.get("/bare", (c) => c.json({ ok: true }));
+  bare.post("/upstream-floor", upstreamFloor(app.config, fakes.ollama.url, fakes.qdrant.url));
+  bare.get("/cpu", (c) => c.json(process.cpuUsage()));
+  // The cache hit's own bytes without the app: a JSON request body read, the hit's response object serialized.
+  let hitResponse: unknown = {};
+  bare.put("/same-bytes", async (c) => {
+    hitResponse = await c.req.json();
+    return c.json({ ok: true });
+  });
+  bare.post("/same-bytes", async (c) => {
+    await c.req.json();
+    return c.json(hitResponse);
+  });
   bare.get("/fake-timings", (c) =>
     c.json({
       embed: fakes.ollama.timings.median("/api/embed"),
@@ -71,19 +86,77 @@ async function runServerChild(): Promise<void> {
   });
 }
 
-type Run = Awaited<ReturnType<typeof autocannon>>;
-
-async function load(title: string, opts: autocannon.Options): Promise<Run> {
-  const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts, title });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${title}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return result;
+/** An autocannon result and the server child's CPU time (user + system, microseconds) per request during it. */
+/**
+ * The full RAG path's floor on this machine: one inbound request and the same three upstream calls (embed, vector
+ * query, chat with the retrieved text as context) over plain keep-alive node:http, against the same in-process fakes,
+ * with none of the app (no middleware, Redis, Postgres, client libraries or fetch).
+ */
+function upstreamFloor(config: Config, ollamaUrl: string, qdrantUrl: string) {
+  const agent = new Agent({ keepAlive: true });
+  const postJson = <T>(url: string, body: unknown) =>
+    new Promise<T>((resolve, reject) => {
+      const payload = JSON.stringify(body);
+      const headers = { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) };
+      const req = request(url, { method: "POST", agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.once("end", () => {
+          if (res.statusCode === 200) resolve(JSON.parse(Buffer.concat(chunks).toString()) as T);
+          else reject(new Error(`${url}: HTTP ${res.statusCode}`));
+        });
+      });
+      req.once("error", reject);
+      req.end(payload);
+    });
+  type Point = { id: string; score: number; payload: { text: string } };
+  return async (c: Context) => {
+    const { query } = await c.req.json<{ query: string }>();
+    const { embeddings } = await postJson<{ embeddings: number[][] }>(`${ollamaUrl}/api/embed`, {
+      model: config.EMBED_MODEL,
+      input: [query],
+    });
+    const { result } = await postJson<{ result: { points: Point[] } }>(
+      `${qdrantUrl}/collections/${config.QDRANT_COLLECTION}/points/query`,
+      { query: embeddings[0], limit: config.DEFAULT_TOP_K, with_payload: true },
+    );
+    const context = result.points.map((p) => p.payload.text).join("\n\n");
+    const chat = await postJson<{ message: { content: string } }>(`${ollamaUrl}/api/chat`, {
+      model: config.MODEL_DEFAULT,
+      messages: [
+        { role: "system", content: context },
+        { role: "user", content: query },
+      ],
+      stream: false,
+    });
+    return c.json({ answer: chat.message.content, sources: result.points });
+  };
 }
 
+type Run = Awaited<ReturnType<typeof autocannon>> & { cpuMicros: number };
+
+/** The server child's CPU time so far, in microseconds (read through its bare server). */
+async function serverCpu(bareUrl: string): Promise<number> {
+  const { user, system } = (await (await fetch(`${bareUrl}/cpu`)).json()) as NodeJS.CpuUsage;
+  return user + system;
+}
+
+async function load(title: string, bareUrl: string, opts: autocannon.Options): Promise<Run> {
+  const before = await serverCpu(bareUrl);
+  const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts, title });
+  const cpuMicros = ((await serverCpu(bareUrl)) - before) / result.requests.total;
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${title}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { ...result, cpuMicros };
+}
+
+/** Untimed requests before a sequential run: the code on that path is compiled by V8's optimizer before it is timed. */
+const WARMUP_REQUESTS = 300;
+
 /**
- * One connection, one request at a time, for SECONDS: latency percentiles in fractions of a millisecond (autocannon's
- * histogram keeps whole milliseconds, too coarse for a 2 ms goal).
+ * One connection, one request at a time, for SECONDS after WARMUP_REQUESTS: latency percentiles in fractions of a
+ * millisecond (autocannon's histogram keeps whole milliseconds, too coarse for a 2 ms goal).
  */
-async function sequentialLatency(url: string, headers: Record<string, string>, body: () => string) {
+async function sequentialLatency(url: string, bareUrl: string, headers: Record<string, string>, body: () => string) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const post = (payload: string) =>
     new Promise<number>((resolve, reject) => {
@@ -98,6 +171,8 @@ async function sequentialLatency(url: string, headers: Record<string, string>, b
       req.once("error", reject);
       req.end(payload);
     });
+  for (let i = 0; i < WARMUP_REQUESTS; i++) await post(body());
+  const cpuBefore = await serverCpu(bareUrl);
   const times: number[] = [];
   const until = performance.now() + SECONDS * 1000;
   try {
@@ -105,9 +180,10 @@ async function sequentialLatency(url: string, headers: Record<string, string>, b
   } finally {
     agent.destroy();
   }
+  const cpuMicros = ((await serverCpu(bareUrl)) - cpuBefore) / times.length;
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
-  return { p50: at(0.5), p99: at(0.99), perSecond: times.length / SECONDS };
+  return { p50: at(0.5), p99: at(0.99), perSecond: times.length / SECONDS, cpuMicros };
 }
 
 async function runParent(): Promise<void> {
@@ -143,7 +219,9 @@ async function runParent(): Promise<void> {
       })),
     });
     await post("/api/v1/query", { query: CACHED_QUESTION });
-    if (!(await post("/api/v1/query", { query: CACHED_QUESTION })).cached) throw new Error("warm-up query was not cached");
+    const cachedResponse = await post("/api/v1/query", { query: CACHED_QUESTION });
+    if (!cachedResponse.cached) throw new Error("warm-up query was not cached");
+    await fetch(`${bareUrl}/same-bytes`, { method: "PUT", body: JSON.stringify(cachedResponse) });
 
     const hitOptions: autocannon.Options = {
       url: `${appUrl}/api/v1/query`,
@@ -152,41 +230,67 @@ async function runParent(): Promise<void> {
       body: JSON.stringify({ query: CACHED_QUESTION }),
     };
     if (process.env.BENCH_ONLY === "hit") {
-      const hit = await load("cache-hit query", hitOptions);
-      console.log(`cache-hit query alone: ${Math.round(hit.requests.average)} req/s, p50 ${hit.latency.p50} ms`);
+      const hit = await load("cache-hit query", bareUrl, hitOptions);
+      console.log(
+        `cache-hit query alone: ${Math.round(hit.requests.average)} req/s, p50 ${hit.latency.p50} ms, ` +
+          `server CPU ${Math.round(hit.cpuMicros)} us/request`,
+      );
       return;
     }
     let n = 0;
-    const ragLatency = () =>
-      sequentialLatency(`${appUrl}/api/v1/query`, headers, () =>
-        JSON.stringify({ query: `Question ${n++} about tides and gravity` }),
-      );
+    const ragLatency = (url = `${appUrl}/api/v1/query`) =>
+      sequentialLatency(url, bareUrl, headers, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
     if (process.env.BENCH_ONLY === "rag") {
       const rag = await ragLatency();
-      console.log(`full RAG query alone: p50 ${rag.p50.toFixed(2)} ms, ${Math.round(rag.perSecond)} req/s`);
+      const floor = await ragLatency(`${bareUrl}/upstream-floor`);
+      console.log(
+        `full RAG query alone: p50 ${rag.p50.toFixed(2)} ms, ${Math.round(rag.perSecond)} req/s, ` +
+          `server CPU ${Math.round(rag.cpuMicros)} us/request; its floor: p50 ${floor.p50.toFixed(2)} ms, ` +
+          `server CPU ${Math.round(floor.cpuMicros)} us/request`,
+      );
       return;
     }
     // Alternated, and the median round reported: this machine's speed drifts (the bare route alone has swung 2x
     // between runs), and a ratio is only worth what its two halves have in common.
-    const rounds: Array<{ bare: Run; hit: Run; ratio: number }> = [];
+    const rounds: Array<{ bare: Run; sameBytes: Run; hit: Run; ratio: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const bare = await load("bare Hono route", { url: `${bareUrl}/bare` });
-      const hit = await load("cache-hit query", hitOptions);
-      rounds.push({ bare, hit, ratio: hit.requests.average / bare.requests.average });
+      const bare = await load("bare Hono route", bareUrl, { url: `${bareUrl}/bare` });
+      const sameBytes = await load("bare route, same bytes", bareUrl, { ...hitOptions, url: `${bareUrl}/same-bytes` });
+      const hit = await load("cache-hit query", bareUrl, hitOptions);
+      rounds.push({ bare, sameBytes, hit, ratio: hit.requests.average / bare.requests.average });
     }
-    const { bare, hit, ratio } = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds.length / 2)]!;
+    const { bare, sameBytes, hit, ratio } = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds.length / 2)]!;
 
     await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
     const rag = await ragLatency();
     const fake = (await (await fetch(`${bareUrl}/fake-timings`)).json()) as { embed: number; chat: number; query: number };
     const fakeP50 = fake.embed + fake.query + fake.chat;
+    const floor = await ragLatency(`${bareUrl}/upstream-floor`);
 
     const f = (x: number) => x.toFixed(2);
     console.log(`\nbenchmark: ${SECONDS} s per run, ${CONNECTIONS} connections (full RAG path: 1 connection); median round`);
+    const row = (r: Run) => ({
+      "req/s": Math.round(r.requests.average),
+      "p50 ms": r.latency.p50,
+      "p99 ms": r.latency.p99,
+      "server CPU us/req": Math.round(r.cpuMicros),
+    });
     console.table({
-      "bare Hono route": { "req/s": Math.round(bare.requests.average), "p50 ms": bare.latency.p50, "p99 ms": bare.latency.p99 },
-      "cache-hit query": { "req/s": Math.round(hit.requests.average), "p50 ms": hit.latency.p50, "p99 ms": hit.latency.p99 },
-      "full RAG query": { "req/s": Math.round(rag.perSecond), "p50 ms": f(rag.p50), "p99 ms": f(rag.p99) },
+      "bare Hono route": row(bare),
+      "bare route, cache hit's bytes": row(sameBytes),
+      "cache-hit query": row(hit),
+      "full RAG query": {
+        "req/s": Math.round(rag.perSecond),
+        "p50 ms": f(rag.p50),
+        "p99 ms": f(rag.p99),
+        "server CPU us/req": Math.round(rag.cpuMicros),
+      },
+      "RAG floor: 3 upstream calls": {
+        "req/s": Math.round(floor.perSecond),
+        "p50 ms": f(floor.p50),
+        "p99 ms": f(floor.p99),
+        "server CPU us/req": Math.round(floor.cpuMicros),
+      },
     });
     console.log(
       `cache-hit / bare throughput ratio: ${f(ratio)} (median of ${ROUNDS} rounds: ${rounds
@@ -194,10 +298,19 @@ async function runParent(): Promise<void> {
         .join(", ")}; goal >= 0.50)`,
     );
     console.log(
+      `cache-hit / bare route with the hit's bytes: ${f(hit.requests.average / sameBytes.requests.average)} ` +
+        `(what the app adds over reading the request and writing the response); server CPU per request ` +
+        `${Math.round(hit.cpuMicros)} / ${Math.round(sameBytes.cpuMicros)} / ${Math.round(bare.cpuMicros)} us (hit / same bytes / bare)`,
+    );
+    console.log(
       `fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`,
     );
     console.log(
       `full RAG p50 overhead over the fakes: ${f(rag.p50 - fakeP50)} ms (p50 ${f(rag.p50)} ms - ${f(fakeP50)} ms; goal <= 2 ms)`,
+    );
+    console.log(
+      `full RAG p50 over its floor (the request and the three upstream calls over plain HTTP, without the app): ` +
+        `${f(rag.p50 - floor.p50)} ms (${f(rag.p50)} - ${f(floor.p50)} ms)`,
     );
     console.log(
       `load average while measuring: ${loadavg()
