@@ -86,7 +86,6 @@ async function runServerChild(): Promise<void> {
   });
 }
 
-/** An autocannon result and the server child's CPU time (user + system, microseconds) per request during it. */
 /**
  * The full RAG path's floor on this machine: one inbound request and the same three upstream calls (embed, vector
  * query, chat with the retrieved text as context) over plain keep-alive node:http, against the same in-process fakes,
@@ -133,6 +132,7 @@ function upstreamFloor(config: Config, ollamaUrl: string, qdrantUrl: string) {
   };
 }
 
+/** An autocannon result and the server child's CPU time (user + system, microseconds) per request during it. */
 type Run = Awaited<ReturnType<typeof autocannon>> & { cpuMicros: number };
 
 /** The server child's CPU time so far, in microseconds (read through its bare server). */
