@@ -40,7 +40,7 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
     });
     const headers = new Headers();
     for (const [name, value] of Object.entries(res.headers)) {
-      for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, v);
+      for (const v of [value ?? []].flat()) headers.append(name, v);
     }
     let body: ConstructorParameters<typeof Response>[0];
     if (NULL_BODY_STATUSES.has(res.statusCode)) {
