@@ -46,8 +46,9 @@ test("sequential Ollama and Qdrant calls reuse their keep-alive connections inst
     for (let i = 0; i < 3; i++) await round(i);
     // A call may start while undici still finishes the previous response on its socket; the Agent then opens a
     // second one. What must not happen is a connection per call: the count stays put over the next 60 calls.
+    // Qdrant has two pools: the client's (upsert) and the query's own.
     const opened = { ollama: ollamaProxy.connections(), qdrant: qdrantProxy.connections() };
-    assert.ok(opened.ollama <= 2 && opened.qdrant <= 2, JSON.stringify(opened));
+    assert.ok(opened.ollama <= 2 && opened.qdrant <= 3, JSON.stringify(opened));
     for (let i = 3; i < 23; i++) await round(i);
     assert.deepEqual({ ollama: ollamaProxy.connections(), qdrant: qdrantProxy.connections() }, opened);
   } finally {
@@ -82,6 +83,47 @@ test("the Ollama deadline cuts an upstream that never answers, and a stream that
     );
   } finally {
     fakes.ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
+test("a Qdrant search is cut at its deadline mid-body, and a refused one carries Qdrant's reason", {
+  timeout: 10_000,
+}, async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const refusal = "Wrong input: Vector dimension error: expected dim: 4, got 3";
+  const qdrant = new Hono()
+    .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
+    .post("/collections/stalls/points/query", (c) =>
+      stream(c, async (s) => {
+        await s.write('{"result":{"points":[');
+        await held;
+      }),
+    )
+    .post("/collections/refuses/points/query", (c) => c.json({ status: { error: refusal }, time: 0 }, 400));
+  const server = await listen(qdrant);
+  const search = (collection: string) =>
+    createQdrant({
+      url: server.url,
+      collection,
+      replicationFactor: 1,
+      writeConsistencyFactor: 1,
+      timeoutMs: 300,
+      metrics: createMetrics(),
+    }).search([1, 0, 0], undefined, 3);
+  try {
+    const started = Date.now();
+    await assert.rejects(search("stalls"), (err) => err instanceof AppError && err.type === "qdrant_timeout");
+    assert.ok(Date.now() - started < 2_000, "cut at the deadline while the body was still arriving");
+    await assert.rejects(
+      search("refuses"),
+      (err) => err instanceof AppError && err.status === 502 && err.message === `qdrant request failed: HTTP 400: ${refusal}`,
+    );
+  } finally {
+    release();
+    await server.close();
   }
 });
 

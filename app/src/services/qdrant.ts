@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { QdrantClient } from "@qdrant/js-client-rest";
-import { AppError, describe, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
+import { Agent, request } from "undici";
+import { AppError, describe, isAbortError, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { storable } from "../text.ts";
 
@@ -54,7 +55,9 @@ export function payloadSchemaOf(value: unknown): PayloadSchema | undefined {
 
 function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
-  if (err instanceof Error && err.name === "QdrantClientTimeoutError") return upstreamTimeout("qdrant", timeoutMs);
+  if (isAbortError(err) || (err instanceof Error && err.name === "QdrantClientTimeoutError")) {
+    return upstreamTimeout("qdrant", timeoutMs);
+  }
   const status = (err as { status?: unknown }).status;
   if (typeof status === "number") return upstreamFailure("qdrant", `HTTP ${status}`);
   return upstreamFailure("qdrant", describe(err));
@@ -72,9 +75,10 @@ export interface QdrantOptions {
 }
 
 export function createQdrant(opts: QdrantOptions) {
-  // Transport: Node's fetch over the client's own keep-alive undici Agent (js-client-rest 1.19.0
-  // dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own AbortController middleware
-  // (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json (see ollama.ts for why).
+  // Everything but the query (see queryPoints): the client, over Node's fetch and its own keep-alive undici Agent
+  // (js-client-rest 1.19.0 dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own
+  // AbortController middleware (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json
+  // (see ollama.ts for why).
   const client = new QdrantClient({
     url: opts.url,
     ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
@@ -82,6 +86,9 @@ export function createQdrant(opts: QdrantOptions) {
     checkCompatibility: false,
   });
   const name = opts.collection;
+  const queryUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points/query`;
+  const queryHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
+  const queryAgent = new Agent();
   let collectionReady = false;
   const indexedFields = new Set<string>();
 
@@ -136,6 +143,30 @@ export function createQdrant(opts: QdrantOptions) {
     await createIndex("document_id", "keyword");
   }
 
+  /**
+   * The query path's one call, POST /collections/{name}/points/query (api.qdrant.tech "Query points"; the answer is
+   * `{result: {points}}`), over undici's `request` API instead of the client. The client sends it through fetch and
+   * parses the answer with a reviver called on every JSON value: 1.1-1.2 ms of CPU per search on this 2-core VM
+   * against the same fake, 0.23-0.27 ms this way. The deadline covers reading the body.
+   */
+  async function queryPoints(body: Schemas["QueryRequest"]): Promise<Schemas["ScoredPoint"][]> {
+    const res = await request(queryUrl, {
+      method: "POST",
+      headers: queryHeaders,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(opts.timeoutMs),
+      dispatcher: queryAgent,
+    });
+    if (res.statusCode !== 200) {
+      const reason = ((await res.body.json().catch(() => undefined)) as { status?: { error?: unknown } } | undefined)?.status
+        ?.error;
+      throw upstreamFailure("qdrant", `HTTP ${res.statusCode}${typeof reason === "string" ? `: ${reason}` : ""}`);
+    }
+    const answer = (await res.body.json()) as { result?: { points?: Schemas["ScoredPoint"][] } };
+    if (!Array.isArray(answer.result?.points)) throw upstreamFailure("qdrant", "query answer without result.points");
+    return answer.result.points;
+  }
+
   return {
     async upsert(points: ChunkPoint[]): Promise<void> {
       if (points.length === 0) return;
@@ -176,10 +207,10 @@ export function createQdrant(opts: QdrantOptions) {
 
     async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[]> {
       if (!(await exists())) return [];
-      const res = await call("qdrant_query", () =>
-        client.query(name, { query: vector, filter: toQdrantFilter(filter), limit, with_payload: true }),
+      const points = await call("qdrant_query", () =>
+        queryPoints({ query: vector, filter: toQdrantFilter(filter), limit, with_payload: true }),
       );
-      return res.points.map((p) => {
+      return points.map((p) => {
         const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
         const title = typeof payload.title === "string" ? storable(payload.title) : null;
