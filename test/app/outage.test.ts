@@ -162,3 +162,24 @@ test("an ingest during a Redis blip still invalidates cached answers (the corpus
     "the new document is retrieved",
   );
 });
+
+test("Redis hung (connection open, no answers): queries answer uncached within the command deadline", async () => {
+  const redisReady = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status;
+  redisProxy.blackhole();
+  try {
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        timed(() => user.post("/api/v1/query", { query: `Hung cache question number ${i} about tides?` })),
+      ),
+    );
+    for (const { result, ms } of answers) {
+      assert.equal(result.status, 200, result.text);
+      assert.equal(result.body.cached, false, "a lookup past the deadline is a miss");
+      assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    }
+    assert.equal(await redisReady(), "fail");
+  } finally {
+    redisProxy.restore();
+  }
+  await waitFor("redis reconnect", async () => (await redisReady()) === "ok", 10_000);
+});

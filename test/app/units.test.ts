@@ -204,7 +204,7 @@ test("loadConfig names every bad variable on one line", () => {
 });
 
 test("the rate limiter enforces the same limit per process when Redis fails", async () => {
-  const failingCache = { client: { slidingWindow: async () => Promise.reject(new Error("ECONNREFUSED")) } } as unknown as Cache;
+  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
   const limiter = createRateLimiter(failingCache, 3, 60_000);
   const decisions = [];
   for (let i = 0; i < 4; i++) decisions.push(await limiter.check("key-a"));

@@ -21,16 +21,23 @@ export interface CacheOptions {
   log: Logger;
 }
 
+/** Commands waiting for Redis, at most: past it a command fails at once, so a long stall cannot grow the queue. */
+const MAX_QUEUED_COMMANDS = 10_000;
+
 /**
  * Redis as a best-effort cache: TLS and password come from a rediss:// URL (or REDIS_PASSWORD), commands fail fast
- * while disconnected (no offline queue, short timeout), and every failure is reported as a miss.
+ * while disconnected (no offline queue) or past the command deadline (`run`), and every failure is reported as a miss.
  */
 export function createCache({ url, password, commandTimeoutMs, metrics, log }: CacheOptions) {
   const client: RedisClient = connect({
     url,
     ...(password ? { password } : {}),
     disableOfflineQueue: true,
-    commandOptions: { timeout: commandTimeoutMs },
+    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+    // Off (its default is 5 s): node-redis' per-command timeout stops counting once the command is written
+    // (redis/node-redis#3008: "Once a command is sent over the wire, the timeout is deleted"), and it arms an
+    // AbortSignal.timeout per command. `run` bounds each operation instead.
+    commandOptions: { timeout: 0 },
     socket: {
       connectTimeout: Math.max(commandTimeoutMs, 1000),
       reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
@@ -48,10 +55,29 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
   client.on("ready", () => log.info("redis connected"));
   client.connect().catch(() => {});
 
+  /**
+   * Runs Redis commands within REDIS_COMMAND_TIMEOUT_MS, waiting for the reply included: a Redis that keeps the
+   * connection open but does not answer stalled every request that touched it. A command past the deadline is
+   * left to finish or fail on its own.
+   */
+  async function run<T>(op: (c: RedisClient) => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        op(client),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`redis did not answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** A lookup without counting it: for a read that may turn out unneeded (`count` it if used). */
   async function read<T>(cache: string, op: (c: RedisClient) => Promise<T | undefined>): Promise<CacheRead<T>> {
     try {
-      const value = await op(client);
+      const value = await run(op);
       return { value, result: value === undefined ? "miss" : "hit" };
     } catch (err) {
       log.debug({ err: describe(err), cache }, "cache read failed");
@@ -65,7 +91,7 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
   }
 
   return {
-    client,
+    run,
     read,
     count,
 
@@ -78,10 +104,10 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
 
     /** Fire-and-forget write: a failed cache write never fails or delays a request. */
     write(cache: string, op: (c: RedisClient) => Promise<unknown>): void {
-      op(client).catch((err: unknown) => log.debug({ err: describe(err), cache }, "cache write failed"));
+      run(op).catch((err: unknown) => log.debug({ err: describe(err), cache }, "cache write failed"));
     },
 
-    ping: () => client.ping(),
+    ping: () => run((c) => c.ping()),
 
     async close(): Promise<void> {
       if (client.isOpen) await client.close().catch(() => client.destroy());

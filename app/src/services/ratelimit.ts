@@ -66,12 +66,8 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
   /** Takes `lease.size` admissions (or what is left of the limit) from Redis; resolves to the number granted. */
   async function renew(key: string, lease: Lease): Promise<number> {
-    const [granted, count, resetMs] = await cache.client.slidingWindow(
-      `ratelimit:${key}`,
-      windowString,
-      limitString,
-      `${memberPrefix}${leaseSeq++}:`,
-      String(lease.size),
+    const [granted, count, resetMs] = await cache.run((c) =>
+      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, `${memberPrefix}${leaseSeq++}:`, String(lease.size)),
     );
     const now = Date.now();
     lease.tokens = granted;
