@@ -20,6 +20,15 @@ before(async () => {
 });
 after(() => fakes.stop());
 
+/** A promise a test opens by hand: a fake upstream holds its answer until then (Node 20 has no Promise.withResolvers). */
+function gate() {
+  let open!: () => void;
+  const passed = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { passed, open };
+}
+
 const ollamaAt = (url: string, timeoutMs = 5_000) =>
   createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, metrics: createMetrics() });
 
@@ -89,17 +98,14 @@ test("the Ollama deadline cuts an upstream that never answers, and a stream that
 test("a Qdrant search is cut at its deadline mid-body, and a refused one carries Qdrant's reason", {
   timeout: 10_000,
 }, async () => {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const held = gate();
   const refusal = "Wrong input: Vector dimension error: expected dim: 4, got 3";
   const qdrant = new Hono()
     .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
     .post("/collections/stalls/points/query", (c) =>
       stream(c, async (s) => {
         await s.write('{"result":{"points":[');
-        await held;
+        await held.passed;
       }),
     )
     .post("/collections/refuses/points/query", (c) => c.json({ status: { error: refusal }, time: 0 }, 400));
@@ -122,7 +128,7 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
       (err) => err instanceof AppError && err.status === 502 && err.message === `qdrant request failed: HTTP 400: ${refusal}`,
     );
   } finally {
-    release();
+    held.open();
     await server.close();
   }
 });
@@ -130,10 +136,7 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
 test("the Ollama transport answers as fetch would: status, headers, JSON read whole, ndjson streamed, 204 bodiless", {
   timeout: 10_000,
 }, async () => {
-  let sendSecondLine!: () => void;
-  const secondLine = new Promise<void>((resolve) => {
-    sendSecondLine = resolve;
-  });
+  const secondLine = gate();
   const app = new Hono()
     .post("/json", async (c) => {
       c.header("X-Echo", await c.req.text());
@@ -146,7 +149,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
       c.header("Content-Type", "application/x-ndjson");
       return stream(c, async (s) => {
         await s.write('{"n":1}\n');
-        await secondLine;
+        await secondLine.passed;
         await s.write('{"n":2}\n');
       });
     });
@@ -165,11 +168,11 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
     // The first line arrives while the server still holds the second: the body is streamed, not read whole.
     const reader = (await fetch(`${server.url}/ndjson`)).body!.getReader();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":1}\n');
-    sendSecondLine();
+    secondLine.open();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n');
     assert.equal((await reader.read()).done, true);
   } finally {
-    sendSecondLine();
+    secondLine.open();
     await server.close();
   }
 });
