@@ -163,8 +163,9 @@ test("an ingest during a Redis blip still invalidates cached answers (the corpus
   );
 });
 
-test("Redis hung (connection open, no answers): queries answer uncached within the command deadline", async () => {
+test("Redis hung (connection open, no answers): queries answer uncached within the command deadline, and the app reconnects", async () => {
   const redisReady = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status;
+  const connectionsBefore = redisProxy.connections();
   redisProxy.blackhole();
   try {
     const answers = await Promise.all(
@@ -178,6 +179,8 @@ test("Redis hung (connection open, no answers): queries answer uncached within t
       assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
     }
     assert.equal(await redisReady(), "fail");
+    // TCP would hold the silent connection for minutes: the app gave up on it and opened another.
+    assert.ok(redisProxy.connections() > connectionsBefore, "a new connection after the missed deadlines");
   } finally {
     redisProxy.restore();
   }

@@ -23,37 +23,57 @@ export interface CacheOptions {
 
 /** Commands waiting for Redis, at most: past it a command fails at once, so a long stall cannot grow the queue. */
 const MAX_QUEUED_COMMANDS = 10_000;
+/** Operations in a row without an answer within the deadline, after which the connection is taken for dead. */
+const MISSES_BEFORE_RECONNECT = 3;
 
 /**
  * Redis as a best-effort cache: TLS and password come from a rediss:// URL (or REDIS_PASSWORD), commands fail fast
  * while disconnected (no offline queue) or past the command deadline (`run`), and every failure is reported as a miss.
  */
 export function createCache({ url, password, commandTimeoutMs, metrics, log }: CacheOptions) {
-  const client: RedisClient = connect({
-    url,
-    ...(password ? { password } : {}),
-    disableOfflineQueue: true,
-    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
-    // Off (its default is 5 s): node-redis' per-command timeout stops counting once the command is written
-    // (redis/node-redis#3008: "Once a command is sent over the wire, the timeout is deleted"), and it arms an
-    // AbortSignal.timeout per command. `run` bounds each operation instead.
-    commandOptions: { timeout: 0 },
-    socket: {
-      connectTimeout: Math.max(commandTimeoutMs, 1000),
-      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
-    },
-  });
-
   let lastErrorLog = 0;
-  client.on("error", (err: unknown) => {
-    // The client emits on every reconnect attempt; one line every 10 s is enough.
-    if (Date.now() - lastErrorLog > 10_000) {
-      lastErrorLog = Date.now();
-      log.warn({ err: describe(err) }, "redis error");
-    }
-  });
-  client.on("ready", () => log.info("redis connected"));
-  client.connect().catch(() => {});
+  const open = (): RedisClient => {
+    const c = connect({
+      url,
+      ...(password ? { password } : {}),
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      // Off (its default is 5 s): node-redis' per-command timeout stops counting once the command is written
+      // (redis/node-redis#3008: "Once a command is sent over the wire, the timeout is deleted"), and it arms an
+      // AbortSignal.timeout per command. `run` bounds each operation instead.
+      commandOptions: { timeout: 0 },
+      socket: {
+        connectTimeout: Math.max(commandTimeoutMs, 1000),
+        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
+      },
+    });
+    c.on("error", (err: unknown) => {
+      // The client emits on every reconnect attempt; one line every 10 s is enough.
+      if (Date.now() - lastErrorLog > 10_000) {
+        lastErrorLog = Date.now();
+        log.warn({ err: describe(err) }, "redis error");
+      }
+    });
+    c.on("ready", () => log.info("redis connected"));
+    c.connect().catch(() => {});
+    return c;
+  };
+  let client = open();
+  let missedInARow = 0;
+
+  /**
+   * A connection that stopped answering (a network partition, a node gone in a failover) stays open until TCP gives
+   * up, which takes minutes, and every operation would wait out the deadline until then. A new connection fails at
+   * once while Redis cannot be reached (no offline queue), so requests skip the cache without waiting, and it is
+   * used as soon as Redis answers again.
+   */
+  function reconnect(): void {
+    log.warn({ missed: missedInARow }, "redis stopped answering: opening a new connection");
+    const dead = client;
+    client = open();
+    missedInARow = 0;
+    dead.destroy();
+  }
 
   /**
    * Runs Redis commands within REDIS_COMMAND_TIMEOUT_MS, waiting for the reply included: a Redis that keeps the
@@ -61,14 +81,24 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
    * left to finish or fail on its own.
    */
   async function run<T>(op: (c: RedisClient) => Promise<T>): Promise<T> {
+    const used = client;
     let timer: NodeJS.Timeout | undefined;
+    let missed = false;
     try {
-      return await Promise.race([
-        op(client),
+      const result = await Promise.race([
+        op(used),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`redis did not answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+          timer = setTimeout(() => {
+            missed = true;
+            reject(new Error(`redis did not answer within ${commandTimeoutMs} ms`));
+          }, commandTimeoutMs);
         }),
       ]);
+      missedInARow = 0;
+      return result;
+    } catch (err) {
+      if (missed && used === client && ++missedInARow >= MISSES_BEFORE_RECONNECT) reconnect();
+      throw err;
     } finally {
       clearTimeout(timer);
     }
