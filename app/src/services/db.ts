@@ -120,8 +120,7 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): void };
 /**
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
  * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
- * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage. Sent ones that
- * miss count towards dropping silent connections, see noteAnswer.)
+ * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage.)
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
