@@ -2,8 +2,7 @@ import { connect, createServer, type Socket } from "node:net";
 
 /**
  * A loopback TCP proxy a test puts between the app and Postgres or Redis to stage network faults the server process
- * cannot: a blip that keeps the server's data (`cut`), a partition where packets vanish (`blackhole`), or a failover
- * whose old node went silent while the new one answers (`silenceOpen`).
+ * cannot: a blip that keeps the server's data (`cut`), or a partition where packets vanish (`blackhole`).
  */
 export interface TcpProxy {
   port: number;
@@ -14,8 +13,6 @@ export interface TcpProxy {
   cut(): void;
   /** Accepts connections but forwards nothing, and stalls the open ones: calls hang until their own timeouts. */
   blackhole(): void;
-  /** The open connections stop forwarding in both directions, and are never reset; new ones are forwarded. */
-  silenceOpen(): void;
   /** Forwards again; connections stalled by blackhole() are reset. */
   restore(): void;
   close(): Promise<void>;
@@ -69,14 +66,6 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         upstream?.unpipe();
         upstream?.pause();
         client.resume();
-      }
-    },
-    silenceOpen() {
-      for (const { client, upstream } of pairs) {
-        client.unpipe();
-        upstream?.unpipe();
-        client.pause();
-        upstream?.pause();
       }
     },
     restore() {

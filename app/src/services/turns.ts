@@ -72,7 +72,6 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     // hash-joined it against a sequential scan of every session, so each batch got slower as the table grew.
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
-      sql,
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets(batch)}, input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
@@ -105,7 +104,6 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     const { owner, sources } = p;
     const t = storableJson(p.turn);
     const inserted = await withDeadline(
-      sql,
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets([p])}, new_session AS (
           INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
