@@ -61,7 +61,7 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /** Internal postgres.js query state: `active` once the statement went out on a connection. */
-type QueryState = { active?: boolean; cancel(): void };
+type QueryState = { active?: boolean; cancel(): Promise<void> | void };
 
 /**
  * Runs one statement with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A statement
@@ -72,7 +72,9 @@ export function withDeadline<T>(query: Promise<T> & QueryState, timeoutMs: numbe
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      if (!query.active) query.cancel();
+      // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
+      // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
+      if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
       reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
     }, timeoutMs);
   });
