@@ -86,6 +86,22 @@ async function runServerChild(): Promise<void> {
   });
 }
 
+/** One POST over node:http on a keep-alive `agent`; resolves to the whole body of a 200, rejects on any other status. */
+function post(agent: Agent, url: string, headers: Record<string, string>, payload: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const length = String(Buffer.byteLength(payload));
+    const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": length } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.once("end", () =>
+        res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${url}: HTTP ${res.statusCode}`)),
+      );
+    });
+    req.once("error", reject);
+    req.end(payload);
+  });
+}
+
 /**
  * The full RAG path's floor on this machine: one inbound request and the same three upstream calls (embed, vector
  * query, chat with the retrieved text as context) over plain keep-alive node:http, against the same in-process fakes,
@@ -93,21 +109,8 @@ async function runServerChild(): Promise<void> {
  */
 function upstreamFloor(config: Config, ollamaUrl: string, qdrantUrl: string) {
   const agent = new Agent({ keepAlive: true });
-  const postJson = <T>(url: string, body: unknown) =>
-    new Promise<T>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const headers = { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) };
-      const req = request(url, { method: "POST", agent, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.once("end", () => {
-          if (res.statusCode === 200) resolve(JSON.parse(Buffer.concat(chunks).toString()) as T);
-          else reject(new Error(`${url}: HTTP ${res.statusCode}`));
-        });
-      });
-      req.once("error", reject);
-      req.end(payload);
-    });
+  const postJson = async <T>(url: string, body: unknown) =>
+    JSON.parse((await post(agent, url, { "content-type": "application/json" }, JSON.stringify(body))).toString()) as T;
   type Point = { id: string; score: number; payload: { text: string } };
   return async (c: Context) => {
     const { query } = await c.req.json<{ query: string }>();
@@ -158,25 +161,17 @@ const WARMUP_REQUESTS = 300;
  */
 async function sequentialLatency(url: string, bareUrl: string, headers: Record<string, string>, body: () => string) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const post = (payload: string) =>
-    new Promise<number>((resolve, reject) => {
-      const started = performance.now();
-      const length = String(Buffer.byteLength(payload));
-      const req = request(url, { method: "POST", agent, headers: { ...headers, "content-length": length } }, (res) => {
-        res.resume();
-        res.once("end", () =>
-          res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`HTTP ${res.statusCode}`)),
-        );
-      });
-      req.once("error", reject);
-      req.end(payload);
-    });
-  for (let i = 0; i < WARMUP_REQUESTS; i++) await post(body());
+  const timed = async (payload: string) => {
+    const started = performance.now();
+    await post(agent, url, headers, payload);
+    return performance.now() - started;
+  };
+  for (let i = 0; i < WARMUP_REQUESTS; i++) await timed(body());
   const cpuBefore = await serverCpu(bareUrl);
   const times: number[] = [];
   const until = performance.now() + SECONDS * 1000;
   try {
-    while (performance.now() < until) times.push(await post(body()));
+    while (performance.now() < until) times.push(await timed(body()));
   } finally {
     agent.destroy();
   }
