@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import { appEnv, startApp, USER_KEY, type TestApp } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
-import { startPostgres, type PostgresServer } from "../support/postgres.ts";
+import { startPostgres, terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -96,6 +96,34 @@ test("Postgres killed: 503 at once, readiness false, and back within seconds of 
   }
   const { ms: recovery } = await timed(() => waitFor("ready again", async () => (await publicReady()).status === 200, 10_000));
   assert.ok(recovery < 3_000, `ready again after ${Math.round(recovery)} ms`);
+});
+
+test("Postgres dropping each connection as it starts (a restart or failover): 503s, and the process stays up", async () => {
+  // postgres.js 3.4.9 runs a type query as each connection's first statement and drops its promise: an error there is
+  // an unhandled rejection, which ends a Node process (porsager/postgres#1192, #1223).
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", record);
+  try {
+    pgProxy.cutAtFirstRequest(terminationNotice());
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { result, ms } = await timed(() => user.post("/api/v1/query", { query: `Failover question ${i} on tides?` }));
+        assert.equal(result.status, 503, result.text);
+        assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+      }
+    } finally {
+      pgProxy.restore();
+    }
+    await waitFor(
+      "queries answered again",
+      async () => (await user.post("/api/v1/query", { query: "What causes the tides after the failover?" })).status === 200,
+      5_000,
+    );
+    assert.deepEqual(unhandled.map(String), []);
+  } finally {
+    process.off("unhandledRejection", record);
+  }
 });
 
 test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so nothing is left undeletable", async () => {

@@ -81,3 +81,15 @@ export async function startPostgres(): Promise<PostgresServer> {
 
   return managedServer(url, port, { start, halt, cleanUp: () => rm(dir, { recursive: true, force: true }) });
 }
+
+/**
+ * The ErrorResponse a backend sends as it is terminated (pg_terminate_backend, or every backend at a fast shutdown):
+ * FATAL 57P01. Wire format: 'E', an int32 length, then (field code, NUL-terminated text) pairs and a final NUL.
+ */
+export function terminationNotice(): Buffer {
+  const fields = Buffer.from("SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0", "utf8");
+  const header = Buffer.alloc(5);
+  header.write("E", 0);
+  header.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([header, fields]);
+}

@@ -2,7 +2,8 @@ import { connect, createServer, type Socket } from "node:net";
 
 /**
  * A loopback TCP proxy a test puts between the app and Postgres or Redis to stage network faults the server process
- * cannot: a blip that keeps the server's data (`cut`), or a partition where packets vanish (`blackhole`).
+ * cannot: a blip that keeps the server's data (`cut`), a partition where packets vanish (`blackhole`), or a server
+ * that drops each new connection as it starts to use it (`cutAtFirstRequest`).
  */
 export interface TcpProxy {
   port: number;
@@ -13,13 +14,21 @@ export interface TcpProxy {
   cut(): void;
   /** Accepts connections but forwards nothing, and stalls the open ones: calls hang until their own timeouts. */
   blackhole(): void;
+  /**
+   * Resets the open connections; each new one is forwarded through its opening exchange (the client's first write and
+   * the server's answers) and, when the client writes again (its first statement or command), gets `farewell` (what
+   * the server says as it drops a connection) and is reset. A database restarting or failing over does this to a pool
+   * that is reconnecting.
+   */
+  cutAtFirstRequest(farewell?: Buffer): void;
   /** Forwards again; connections stalled by blackhole() are reset. */
   restore(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  let mode: "pass" | "cut" | "blackhole" = "pass";
+  let mode: "pass" | "cut" | "blackhole" | "cutAtFirstRequest" = "pass";
+  let farewell: Buffer | undefined;
   let accepted = 0;
   const pairs = new Set<{ client: Socket; upstream?: Socket }>();
 
@@ -38,8 +47,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     pair.upstream = upstream;
     upstream.on("error", () => client.destroy());
     upstream.once("close", () => client.destroy());
-    client.pipe(upstream);
     upstream.pipe(client);
+    if (mode !== "cutAtFirstRequest") return void client.pipe(upstream);
+    let writes = 0;
+    client.on("data", (chunk: Buffer) => {
+      if (++writes === 1) return void upstream.write(chunk);
+      upstream.unpipe(client);
+      client.end(farewell ?? Buffer.alloc(0), () => client.destroy());
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
@@ -67,6 +82,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         upstream?.pause();
         client.resume();
       }
+    },
+    cutAtFirstRequest(bytes) {
+      mode = "cutAtFirstRequest";
+      farewell = bytes;
+      resetAll();
     },
     restore() {
       if (mode === "blackhole") resetAll();

@@ -25,6 +25,11 @@ export function createDb(url: string, opts: DbOptions): Sql {
     backoff: reconnectBackoff,
     idle_timeout: 60,
     onnotice: () => {},
+    // Off: postgres.js (3.4.9) otherwise runs a pg_type query as every new connection's first statement and drops its
+    // promise, so that query failing (a backend terminated in a restart or failover) is an unhandled rejection, which
+    // ends the process (porsager/postgres#1192, #1205, #1223, open). Without the fetched types it has no array
+    // parsers or serializers: the app's statements pass and read lists as jsonb instead.
+    fetch_types: false,
     connection: { application_name: "agent-api" },
     // postgres.js passes the object to tls.connect with servername = the URL's host, so the name is checked too.
     ...(opts.ca ? { ssl: { ca: opts.ca, rejectUnauthorized: true } } : {}),

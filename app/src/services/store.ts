@@ -127,7 +127,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
     /** Scopes of a stored, unrevoked key looked up by its SHA-256 hash. */
     findApiKey: async (keyHash: string) => {
       const [row] = await run(sql<{ id: string; scopes: string[] }[]>`
-        SELECT id, scopes FROM api_keys WHERE key_hash = ${keyHash} AND revoked_at IS NULL`);
+        SELECT id, to_jsonb(scopes) AS scopes FROM api_keys WHERE key_hash = ${keyHash} AND revoked_at IS NULL`);
       return row ?? null;
     },
   };

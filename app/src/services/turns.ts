@@ -68,8 +68,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       owner,
       ord,
     }));
-    // Looked up by an array parameter, not by joining the input: the planner cannot size a jsonb_to_recordset and
-    // hash-joined it against a sequential scan of every session, so each batch got slower as the table grew.
+    // Looked up as `= ANY(ARRAY(...))`, not by joining the input or `IN (SELECT ...)`: the planner cannot size a jsonb
+    // set-returning function and hash-joined it against a sequential scan of every session, so each batch got slower
+    // as the table grew; an array built first is an index scan. (jsonb, not text[]: see fetch_types in db.ts.)
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql<{ request_id: string }[]>`
@@ -84,7 +85,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         ), owners AS (
           SELECT id, owner FROM new_sessions
           UNION ALL
-          SELECT id, owner FROM sessions WHERE id = ANY(${sessionIds}::text[])
+          SELECT id, owner FROM sessions WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(sessionIds)})))
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached)
