@@ -214,3 +214,38 @@ test("Redis hung (connection open, no answers): queries answer uncached within t
   }
   await waitFor("redis reconnect", async () => (await redisReady()) === "ok", 10_000);
 });
+
+test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {
+  // A pool of one, so the silent connection is all the pool has, as a busy pool's connections all are.
+  const proxy = await startTcpProxy(pg.port);
+  const small = await startApp(
+    appEnv(
+      {
+        databaseUrl: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`,
+        redisUrl: redis.url,
+        ollamaUrl: fakes.ollama.url,
+        qdrantUrl: fakes.qdrant.url,
+      },
+      { DB_POOL_MAX: "1", RATE_LIMIT_PER_MINUTE: "10000" },
+    ),
+  );
+  try {
+    const client = api(small.url, USER_KEY);
+    assert.equal((await client.post("/api/v1/query", { query: "What causes the tides before the failover?" })).status, 200);
+    const connectionsBefore = proxy.connections();
+    proxy.silenceOpen();
+    const { result, ms } = await timed(() => client.post("/api/v1/query", { query: "What causes the tides in the failover?" }));
+    assert.equal(result.status, 503, result.text);
+    assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    // TCP would keep the silent connection for minutes: the app drops it after a few missed deadlines.
+    await waitFor(
+      "queries answered on a new connection",
+      async () => (await client.post("/api/v1/query", { query: "What causes the tides after the failover?" })).status === 200,
+      10_000,
+    );
+    assert.ok(proxy.connections() > connectionsBefore, "a new connection was opened");
+  } finally {
+    await small.stop();
+    await proxy.close();
+  }
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Socket } from "node:net";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../app/src/config.ts";
 import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
@@ -149,6 +150,11 @@ test("loadConfig applies defaults and parses key lists", () => {
 test("DATABASE_CA_FILE means TLS with the chain and host name verified (postgres.js ssl object)", async () => {
   const sql = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000, ca: "PEM" });
   assert.deepEqual(sql.options.ssl, { ca: "PEM", rejectUnauthorized: true });
+  // The app opens the sockets (db.ts): postgres.js verifies the certificate against the name each socket carries.
+  const socket = (sql.options as unknown as { socket(o: unknown): Socket & { host?: string } }).socket(sql.options);
+  socket.on("error", () => {});
+  assert.equal(socket.host, "db.example");
+  socket.destroy();
   const plain = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000 });
   assert.equal(plain.options.ssl, false);
   await Promise.all([sql.end(), plain.end()]);

@@ -2,8 +2,9 @@ import { connect, createServer, type Socket } from "node:net";
 
 /**
  * A loopback TCP proxy a test puts between the app and Postgres or Redis to stage network faults the server process
- * cannot: a blip that keeps the server's data (`cut`), a partition where packets vanish (`blackhole`), or a server
- * that drops each new connection as it starts to use it (`cutAtFirstRequest`).
+ * cannot: a blip that keeps the server's data (`cut`), a partition where packets vanish (`blackhole`), a failover
+ * whose old node went silent while the new one answers (`silenceOpen`), or a server that drops each new connection as
+ * it starts to use it (`cutAtFirstRequest`).
  */
 export interface TcpProxy {
   port: number;
@@ -21,6 +22,8 @@ export interface TcpProxy {
    * that is reconnecting.
    */
   cutAtFirstRequest(farewell?: Buffer): void;
+  /** The open connections stop forwarding in both directions, and are never reset; new ones are forwarded. */
+  silenceOpen(): void;
   /** Forwards again; connections stalled by blackhole() are reset. */
   restore(): void;
   close(): Promise<void>;
@@ -87,6 +90,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       mode = "cutAtFirstRequest";
       farewell = bytes;
       resetAll();
+    },
+    silenceOpen() {
+      for (const { client, upstream } of pairs) {
+        client.unpipe();
+        upstream?.unpipe();
+        client.pause();
+        upstream?.pause();
+      }
     },
     restore() {
       if (mode === "blackhole") resetAll();

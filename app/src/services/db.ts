@@ -1,4 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
 import path from "node:path";
 import postgres from "postgres";
 import { dependencyUnavailable } from "../errors.ts";
@@ -18,8 +19,37 @@ export interface DbOptions {
  */
 export const reconnectBackoff = (retries: number) => Math.min(0.05 * 2 ** retries, 0.5);
 
+/** Statements in a row that went out and got no answer by their deadline, after which the pool's connections are dropped. */
+const SILENT_MISSES_BEFORE_RECONNECT = 3;
+
+/** The sockets a pool has open, and how many sent statements in a row missed their deadline. */
+interface PoolSockets {
+  open: Set<Socket>;
+  missedInARow: number;
+}
+const poolSockets = new WeakMap<Sql, PoolSockets>();
+
+/**
+ * Opens a connection's socket as postgres.js does (net.connect; it then runs its startup or TLS handshake over it,
+ * under connect_timeout), and keeps it where `withDeadline` can close it. postgres.js documents the `socket` option
+ * (README "Custom socket": a function returning a duplex stream) but not in its types.
+ */
+function socketOpener(open: Set<Socket>) {
+  return ({ host, port, path: socketPath }: { host: string[]; port: number[]; path?: string | false }): Socket => {
+    const socket = socketPath ? connect(socketPath) : connect(port[0]!, host[0]);
+    // As on postgres.js' own sockets: its errors print them, and its TLS handshake checks the server certificate
+    // against `socket.host` (servername), so without it the host name would go unverified.
+    Object.assign(socket, { host: host[0], port: port[0] });
+    // Pruned here, not on 'close': postgres.js removes every listener from the socket when it starts TLS on it.
+    for (const old of open) if (old.destroyed) open.delete(old);
+    open.add(socket);
+    return socket;
+  };
+}
+
 export function createDb(url: string, opts: DbOptions): Sql {
-  return postgres(url, {
+  const pool: PoolSockets = { open: new Set(), missedInARow: 0 };
+  const sql = postgres(url, {
     max: opts.max,
     connect_timeout: opts.connectTimeoutMs / 1000,
     backoff: reconnectBackoff,
@@ -33,7 +63,28 @@ export function createDb(url: string, opts: DbOptions): Sql {
     connection: { application_name: "agent-api" },
     // postgres.js passes the object to tls.connect with servername = the URL's host, so the name is checked too.
     ...(opts.ca ? { ssl: { ca: opts.ca, rejectUnauthorized: true } } : {}),
+    ...({ socket: socketOpener(pool.open) } as object),
   });
+  poolSockets.set(sql, pool);
+  return sql;
+}
+
+/**
+ * A connection that stopped answering (a partition, a node gone in a failover that did not reset it) stays open until
+ * TCP gives up, about 15 minutes, and postgres.js keeps sending statements to it: every one of them missed its
+ * deadline. Past a few misses in a row, every socket of the pool is closed. postgres.js then reconnects (DNS now
+ * names the new node), and statements on the closed sockets fail as connection errors, which are 503s anyway.
+ */
+function noteAnswer(sql: Sql, answered: "in time" | "missed on a connection"): void {
+  const pool = poolSockets.get(sql);
+  if (!pool) return;
+  if (answered === "in time") {
+    pool.missedInARow = 0;
+    return;
+  }
+  if (++pool.missedInARow < SILENT_MISSES_BEFORE_RECONNECT) return;
+  pool.missedInARow = 0;
+  for (const socket of pool.open) socket.destroy();
 }
 
 /** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
@@ -65,25 +116,33 @@ export function isConnectionError(err: unknown): boolean {
   return typeof code === "string" && CONNECTION_ERROR_CODES.test(code);
 }
 
-/** Internal postgres.js query state: `active` once the statement went out on a connection. */
-type QueryState = { active?: boolean; cancel(): Promise<void> | void };
+/**
+ * Internal postgres.js query state (src/index.js `cancel`): `state` once a connection took the statement (it is
+ * written at once, behind the ones before it), `active` while it is the one the connection is running.
+ */
+type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> | void };
 
 /**
- * Runs one statement with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A statement
- * still waiting for a connection is taken out of the queue, so a request answered 503 never writes later. (One
- * already sent is left to finish: cancelling it opens a new connection, which fails in an outage.)
+ * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
+ * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
+ * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage.)
  */
-export function withDeadline<T>(query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
+export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      if (query.state) noteAnswer(sql, "missed on a connection");
       // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
       // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
       if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
       reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
     }, timeoutMs);
   });
-  return Promise.race([query, deadline])
+  const answered = query.then((rows) => {
+    noteAnswer(sql, "in time");
+    return rows;
+  });
+  return Promise.race([answered, deadline])
     .catch((err: unknown) => {
       if (isConnectionError(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
       throw err;

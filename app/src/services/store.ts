@@ -38,7 +38,7 @@ const SLOW_READ_FACTOR = 10;
  * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
  */
 export function createStore(sql: Sql, timeoutMs: number) {
-  const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(query, ms);
+  const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(sql, query, ms);
   const turns = createTurnWriter(sql, timeoutMs);
 
   return {

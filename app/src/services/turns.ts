@@ -73,6 +73,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     // as the table grew; an array built first is an index scan. (jsonb, not text[]: see fetch_types in db.ts.)
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
+      sql,
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets(batch)}, input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
@@ -105,6 +106,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     const { owner, sources } = p;
     const t = storableJson(p.turn);
     const inserted = await withDeadline(
+      sql,
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets([p])}, new_session AS (
           INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
