@@ -22,7 +22,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     const applied = await sql`SELECT name FROM schema_migrations`;
     assert.deepEqual(
       applied.map((r) => r.name),
-      ["001_init.sql", "002_corpus_version.sql", "003_source_sets.sql"],
+      ["001_init.sql", "002_corpus_version.sql", "003_source_sets.sql", "004_lz4_toast.sql"],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
     assert.deepEqual(
@@ -31,6 +31,14 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     );
     const indexes = await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'turns'`;
     assert.ok(indexes.some((i) => i.indexname === "turns_session_created_idx"));
+    // A commit's large values are compressed with lz4 ('l'), not pglz: pglz spends its time even on text it then stores raw.
+    const compression = await sql`
+      SELECT attrelid::regclass::text AS rel, attname, attcompression::text AS method FROM pg_attribute
+      WHERE (attrelid, attname) IN (('source_sets'::regclass, 'sources'), ('turns'::regclass, 'answer')) ORDER BY 1`;
+    assert.deepEqual(
+      compression.map((c) => `${c.rel}.${c.attname}:${c.method}`),
+      ["source_sets.sources:l", "turns.answer:l"],
+    );
     await sql.end();
   } finally {
     await Promise.all(apps.map((a) => a.stop()));
