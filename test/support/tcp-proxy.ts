@@ -52,11 +52,12 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     upstream.once("close", () => client.destroy());
     upstream.pipe(client);
     if (mode !== "cutAtFirstRequest") return void client.pipe(upstream);
-    let writes = 0;
-    client.on("data", (chunk: Buffer) => {
-      if (++writes === 1) return void upstream.write(chunk);
-      upstream.unpipe(client);
-      client.end(farewell ?? Buffer.alloc(0), () => client.destroy());
+    client.once("data", (opening: Buffer) => {
+      upstream.write(opening);
+      client.once("data", () => {
+        upstream.unpipe(client);
+        client.end(farewell ?? Buffer.alloc(0), () => client.destroy());
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
