@@ -48,7 +48,12 @@ async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<voi
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const metrics = createMetrics();
   const ca = config.DATABASE_CA_FILE?.contents;
-  const sql = createDb(config.DATABASE_URL, { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
+  const sql = createDb(config.DATABASE_URL, {
+    max: config.DB_POOL_MAX,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    ca,
+    log,
+  });
   const cache = createCache({
     url: config.REDIS_URL,
     password: config.REDIS_PASSWORD,

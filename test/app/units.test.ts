@@ -12,6 +12,7 @@ import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createDb } from "../../app/src/services/db.ts";
+import { silentConnectionCheck } from "../../app/src/services/silent-connection.ts";
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
 import type { Cache } from "../../app/src/services/cache.ts";
@@ -328,4 +329,22 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
   assert.equal(prepared.cachedAnswer, "The moon.");
   assert.deepEqual(counted, [], "no embedding lookup is counted for a question answered from the cache");
+});
+
+test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {
+  const fired: number[] = [];
+  const check = silentConnectionCheck(3, (missed) => fired.push(missed));
+  check.missed();
+  check.missed();
+  check.answered();
+  check.missed();
+  check.missed();
+  assert.deepEqual(fired, [], "an answer in between resets the count");
+  check.missed();
+  assert.deepEqual(fired, [3]);
+  check.missed();
+  check.missed();
+  assert.deepEqual(fired, [3], "counting starts over after it fired");
+  check.missed();
+  assert.deepEqual(fired, [3, 3]);
 });

@@ -2,6 +2,7 @@ import { createClient } from "redis";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { silentConnectionCheck } from "./silent-connection.ts";
 import { slidingWindow } from "./sliding-window.ts";
 
 const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
@@ -59,21 +60,17 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     return c;
   };
   let client = open();
-  let missedInARow = 0;
 
   /**
-   * A connection that stopped answering (a network partition, a node gone in a failover) stays open until TCP gives
-   * up, which takes minutes, and every operation would wait out the deadline until then. A new connection fails at
-   * once while Redis cannot be reached (no offline queue), so requests skip the cache without waiting, and it is
-   * used as soon as Redis answers again.
+   * A silent connection is replaced. The new one fails at once while Redis cannot be reached (no offline queue), so
+   * requests skip the cache without waiting, and it is used as soon as Redis answers again.
    */
-  function reconnect(): void {
-    log.warn({ missed: missedInARow }, "redis stopped answering: opening a new connection");
+  const silence = silentConnectionCheck(MISSES_BEFORE_RECONNECT, (missed) => {
+    log.warn({ missed }, "redis stopped answering: opening a new connection");
     const dead = client;
     client = open();
-    missedInARow = 0;
     dead.destroy();
-  }
+  });
 
   /**
    * Runs Redis commands within REDIS_COMMAND_TIMEOUT_MS, waiting for the reply included: a Redis that keeps the
@@ -94,10 +91,10 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
           }, commandTimeoutMs);
         }),
       ]);
-      missedInARow = 0;
+      silence.answered();
       return result;
     } catch (err) {
-      if (missed && used === client && ++missedInARow >= MISSES_BEFORE_RECONNECT) reconnect();
+      if (missed && used === client) silence.missed();
       throw err;
     } finally {
       clearTimeout(timer);

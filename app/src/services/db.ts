@@ -3,6 +3,8 @@ import { connect, type Socket } from "node:net";
 import path from "node:path";
 import postgres from "postgres";
 import { dependencyUnavailable } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { type SilentConnectionCheck, silentConnectionCheck } from "./silent-connection.ts";
 
 export type Sql = postgres.Sql;
 
@@ -11,6 +13,8 @@ export interface DbOptions {
   connectTimeoutMs: number;
   /** PEM CA bundle: TLS with the server certificate and host name verified (libpq sslmode=verify-full). */
   ca?: string | undefined;
+  /** Where dropping silent connections is reported. */
+  log?: Logger | undefined;
 }
 
 /**
@@ -22,12 +26,8 @@ export const reconnectBackoff = (retries: number) => Math.min(0.05 * 2 ** retrie
 /** Statements in a row that went out and got no answer by their deadline, after which the pool's connections are dropped. */
 const SILENT_MISSES_BEFORE_RECONNECT = 3;
 
-/** The sockets a pool has open, and how many sent statements in a row missed their deadline. */
-interface PoolSockets {
-  open: Set<Socket>;
-  missedInARow: number;
-}
-const poolSockets = new WeakMap<Sql, PoolSockets>();
+/** Each pool's silent-connection check, for `withDeadline`. */
+const silentChecks = new WeakMap<Sql, SilentConnectionCheck>();
 
 /**
  * Opens a connection's socket as postgres.js does (net.connect; it then runs its startup or TLS handshake over it,
@@ -48,7 +48,7 @@ function socketOpener(open: Set<Socket>) {
 }
 
 export function createDb(url: string, opts: DbOptions): Sql {
-  const pool: PoolSockets = { open: new Set(), missedInARow: 0 };
+  const open = new Set<Socket>();
   const sql = postgres(url, {
     max: opts.max,
     connect_timeout: opts.connectTimeoutMs / 1000,
@@ -63,28 +63,16 @@ export function createDb(url: string, opts: DbOptions): Sql {
     connection: { application_name: "agent-api" },
     // postgres.js passes the object to tls.connect with servername = the URL's host, so the name is checked too.
     ...(opts.ca ? { ssl: { ca: opts.ca, rejectUnauthorized: true } } : {}),
-    ...({ socket: socketOpener(pool.open) } as object),
+    ...({ socket: socketOpener(open) } as object),
   });
-  poolSockets.set(sql, pool);
+  // Every socket of the pool is closed: postgres.js reconnects (looking the host up again, so a failover's new node is
+  // found), and statements on the closed sockets fail as connection errors, which are 503s anyway.
+  const silence = silentConnectionCheck(SILENT_MISSES_BEFORE_RECONNECT, (missed) => {
+    opts.log?.warn({ missed, connections: open.size }, "postgres stopped answering: closing the pool's connections");
+    for (const socket of open) socket.destroy();
+  });
+  silentChecks.set(sql, silence);
   return sql;
-}
-
-/**
- * A connection that stopped answering (a partition, a node gone in a failover that did not reset it) stays open until
- * TCP gives up, about 15 minutes, and postgres.js keeps sending statements to it: every one of them missed its
- * deadline. Past a few misses in a row, every socket of the pool is closed. postgres.js then reconnects (DNS now
- * names the new node), and statements on the closed sockets fail as connection errors, which are 503s anyway.
- */
-function noteAnswer(sql: Sql, answered: "in time" | "missed on a connection"): void {
-  const pool = poolSockets.get(sql);
-  if (!pool) return;
-  if (answered === "in time") {
-    pool.missedInARow = 0;
-    return;
-  }
-  if (++pool.missedInARow < SILENT_MISSES_BEFORE_RECONNECT) return;
-  pool.missedInARow = 0;
-  for (const socket of pool.open) socket.destroy();
 }
 
 /** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
@@ -125,13 +113,14 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
 /**
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
  * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
- * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage.)
+ * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage. Sent ones
+ * that miss count towards dropping silent connections: silent-connection.ts.)
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      if (query.state) noteAnswer(sql, "missed on a connection");
+      if (query.state) silentChecks.get(sql)?.missed();
       // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
       // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
       if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
@@ -139,7 +128,7 @@ export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeou
     }, timeoutMs);
   });
   const answered = query.then((rows) => {
-    noteAnswer(sql, "in time");
+    silentChecks.get(sql)?.answered();
     return rows;
   });
   return Promise.race([answered, deadline])

@@ -1,0 +1,22 @@
+/**
+ * A connection that stopped answering (a network partition, a node gone in a failover that did not reset it) stays
+ * open until TCP gives up, which takes minutes, and every call on it waits out its deadline until then. This counts
+ * calls in a row that went out and got no answer by their deadline; at `threshold` it calls `onSilent` (which drops
+ * the connections, so the client opens new ones) and starts over. Any answer in time resets the count.
+ */
+export function silentConnectionCheck(threshold: number, onSilent: (missedInARow: number) => void) {
+  let missedInARow = 0;
+  return {
+    answered(): void {
+      missedInARow = 0;
+    },
+    missed(): void {
+      if (++missedInARow < threshold) return;
+      const missed = missedInARow;
+      missedInARow = 0;
+      onSilent(missed);
+    },
+  };
+}
+
+export type SilentConnectionCheck = ReturnType<typeof silentConnectionCheck>;
