@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
 import { jsonResponse, ReadySchema } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
@@ -29,19 +30,11 @@ const readyRoute = createRoute({
   },
 });
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 async function runProbe(probe: Probe, timeoutMs: number) {
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {
-    await withTimeout(probe.check(), timeoutMs);
+    await beforeDeadline(probe.check(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
     return { status: "ok" as const, critical: probe.critical, latency_ms: latency() };
   } catch (err) {
     return { status: "fail" as const, critical: probe.critical, latency_ms: latency(), error: describe(err) };

@@ -1,4 +1,5 @@
 import { createClient } from "redis";
+import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -79,26 +80,12 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
    */
   async function run<T>(op: (c: RedisClient) => Promise<T>): Promise<T> {
     const used = client;
-    let timer: NodeJS.Timeout | undefined;
-    let missed = false;
-    try {
-      const result = await Promise.race([
-        op(used),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            missed = true;
-            reject(new Error(`redis did not answer within ${commandTimeoutMs} ms`));
-          }, commandTimeoutMs);
-        }),
-      ]);
-      silence.answered();
-      return result;
-    } catch (err) {
-      if (missed && used === client) silence.missed();
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+    const result = await beforeDeadline(op(used), commandTimeoutMs, () => {
+      if (used === client) silence.missed();
+      return new Error(`redis did not answer within ${commandTimeoutMs} ms`);
+    });
+    silence.answered();
+    return result;
   }
 
   /** A lookup without counting it: for a read that may turn out unneeded (`count` it if used). */

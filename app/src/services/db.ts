@@ -2,6 +2,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import path from "node:path";
 import postgres from "postgres";
+import { beforeDeadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type SilentConnectionCheck, silentConnectionCheck } from "./silent-connection.ts";
@@ -117,24 +118,18 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
  * that miss count towards dropping silent connections: silent-connection.ts.)
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      if (query.state) silentChecks.get(sql)?.missed();
-      // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
-      // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
-      if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
-      reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
   const answered = query.then((rows) => {
     silentChecks.get(sql)?.answered();
     return rows;
   });
-  return Promise.race([answered, deadline])
-    .catch((err: unknown) => {
-      if (isConnectionError(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
-      throw err;
-    })
-    .finally(() => clearTimeout(timer));
+  return beforeDeadline(answered, timeoutMs, () => {
+    if (query.state) silentChecks.get(sql)?.missed();
+    // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
+    // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
+    if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
+    return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
+  }).catch((err: unknown) => {
+    if (isConnectionError(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
+    throw err;
+  });
 }
