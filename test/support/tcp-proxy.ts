@@ -70,6 +70,16 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     }
   };
 
+  /** The open connections stop forwarding either way: what the client sends vanishes, the server is not read. */
+  const stallOpen = () => {
+    for (const { client, upstream } of pairs) {
+      client.unpipe();
+      upstream?.unpipe();
+      upstream?.pause();
+      client.resume();
+    }
+  };
+
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -80,26 +90,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     blackhole() {
       mode = "blackhole";
-      for (const { client, upstream } of pairs) {
-        client.unpipe();
-        upstream?.unpipe();
-        upstream?.pause();
-        client.resume();
-      }
+      stallOpen();
     },
     cutAtFirstRequest(bytes) {
       mode = "cutAtFirstRequest";
       farewell = bytes;
       resetAll();
     },
-    silenceOpen() {
-      for (const { client, upstream } of pairs) {
-        client.unpipe();
-        upstream?.unpipe();
-        client.pause();
-        upstream?.pause();
-      }
-    },
+    silenceOpen: stallOpen,
     restore() {
       if (mode === "blackhole") resetAll();
       mode = "pass";
