@@ -119,7 +119,39 @@ export const TurnSchema = z
   })
   .openapi("Turn");
 
-export const SessionResponseSchema = z.object({ session_id: z.string(), turns: z.array(TurnSchema) }).openapi("Session");
+/** Turns per page of a session: a session read whole grew without bound (20,000 turns were a 110 MB response). */
+export const SESSION_PAGE_DEFAULT = 100;
+export const SESSION_PAGE_MAX = 500;
+
+export const SessionPageQuerySchema = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(SESSION_PAGE_MAX)
+    .optional()
+    .openapi({
+      param: { name: "limit", in: "query" },
+      description: `Turns per page, 1-${SESSION_PAGE_MAX} (default ${SESSION_PAGE_DEFAULT})`,
+      example: SESSION_PAGE_DEFAULT,
+    }),
+  after: z
+    .string()
+    .regex(idPattern, { error: idMessage })
+    .optional()
+    .openapi({
+      param: { name: "after", in: "query" },
+      description: "The request_id of the last turn already read: the page starts with the turn after it",
+    }),
+});
+
+export const SessionResponseSchema = z
+  .object({
+    session_id: z.string(),
+    turns: z.array(TurnSchema),
+    has_more: z.boolean().openapi({ description: "More turns follow: ask again with `after` = the last turn's request_id" }),
+  })
+  .openapi("Session");
 
 export const FeedbackRequestSchema = z
   .strictObject({

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import postgres from "postgres";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -182,6 +183,58 @@ test("a session lists its turns oldest first, and only to the key that owns it",
   const hijack = await other.post("/api/v1/query", { query: "What is Redis used for?", session_id });
   assert.equal(hijack.status, 403, hijack.text);
   assert.equal((await user.get("/api/v1/sessions/no-such-session")).status, 404);
+});
+
+test("a long session is read in pages: at most `limit` turns, oldest first, each page after the last turn read", async () => {
+  const session_id = "session-pages-1";
+  const first = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
+  assert.equal(first.status, 200, first.text);
+  // 149 more turns like the first; pairs share created_at, as the turns of one group commit do.
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  try {
+    await sql`
+      INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
+      SELECT 'page-turn-' || g, session_id, question, answer, sources_hash, model, latency_ms,
+             created_at + (g / 2) * interval '1 second'
+      FROM turns, generate_series(1, 149) g WHERE request_id = ${first.body.request_id}`;
+  } finally {
+    await sql.end();
+  }
+  const all = [first.body.request_id, ...Array.from({ length: 149 }, (_, i) => `page-turn-${i + 1}`)];
+
+  const firstPage = await user.get(`/api/v1/sessions/${session_id}`);
+  assert.equal(firstPage.status, 200, firstPage.text);
+  assert.deepEqual(
+    firstPage.body.turns.map((t: { request_id: string }) => t.request_id),
+    all.slice(0, 100),
+    "100 turns by default",
+  );
+  assert.equal(firstPage.body.has_more, true);
+
+  const read: string[] = [];
+  for (let page = 0, more = true; more && page < 10; page++) {
+    const after = read.length ? `&after=${read.at(-1)}` : "";
+    const res = await user.get(`/api/v1/sessions/${session_id}?limit=40${after}`);
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.body.turns.length <= 40);
+    read.push(...res.body.turns.map((t: { request_id: string }) => t.request_id));
+    more = res.body.has_more;
+  }
+  assert.deepEqual(read, all, "every turn once, in order, across page boundaries inside a created_at tie");
+
+  const elsewhere = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id: "session-pages-2" });
+  for (const [query, reason] of [
+    [`after=${elsewhere.body.request_id}`, /invalid query string: after: no turn .* in session session-pages-1/],
+    ["limit=0", /invalid query string: limit: /],
+    ["limit=501", /invalid query string: limit: /],
+    ["limit=ten", /invalid query string: limit: /],
+    ["after=not%20an%20id", /invalid query string: after: must be 1-128 characters/],
+    ["after=page-turn-999", /invalid query string: after: no turn page-turn-999 in session session-pages-1/],
+  ] as const) {
+    const res = await user.get(`/api/v1/sessions/${session_id}?${query}`);
+    assert.equal(res.status, 400, `${query}: ${res.text}`);
+    assert.match(res.body.error, reason);
+  }
 });
 
 test("feedback is recorded per answer and summarised by model for admins", async () => {

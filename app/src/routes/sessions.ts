@@ -1,14 +1,22 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
-import { apiRoute, ErrorSchema, IdParamSchema, jsonResponse, SessionResponseSchema } from "../schemas.ts";
+import {
+  apiRoute,
+  ErrorSchema,
+  IdParamSchema,
+  jsonResponse,
+  SESSION_PAGE_DEFAULT,
+  SessionPageQuerySchema,
+  SessionResponseSchema,
+} from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
 const route = apiRoute({
   method: "get",
   path: "/api/v1/sessions/{id}",
   tags: ["sessions"],
-  summary: "The turns of one of the caller's sessions, oldest first",
-  request: { params: IdParamSchema },
+  summary: "One page of the turns of one of the caller's sessions, oldest first",
+  request: { params: IdParamSchema, query: SessionPageQuerySchema },
   responses: {
     200: jsonResponse(SessionResponseSchema, "The session"),
     404: jsonResponse(ErrorSchema, "No such session for this key"),
@@ -18,12 +26,17 @@ const route = apiRoute({
 export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid("param");
-    const turns = await store.sessionTurns(id, c.get("principal").id);
-    if (!turns) return c.json({ error: `session ${id} not found` }, 404);
+    const { limit = SESSION_PAGE_DEFAULT, after } = c.req.valid("query");
+    const page = await store.sessionTurns(id, c.get("principal").id, { limit, after });
+    if (!page) return c.json({ error: `session ${id} not found` }, 404);
     return c.json(
       {
         session_id: id,
-        turns: turns.map(({ session_id: _session, created_at, ...turn }) => ({ ...turn, created_at: created_at.toISOString() })),
+        turns: page.turns.map(({ session_id: _session, created_at, ...turn }) => ({
+          ...turn,
+          created_at: created_at.toISOString(),
+        })),
+        has_more: page.hasMore,
       },
       200,
     );

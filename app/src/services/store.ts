@@ -1,3 +1,4 @@
+import { AppError } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import { withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
@@ -47,18 +48,35 @@ export function createStore(sql: Sql, timeoutMs: number) {
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
     recordTurn: (owner: string, turn: Turn) => turns.record(owner, turn),
 
-    /** A session's turns oldest first, or null when it does not exist for this owner. */
-    sessionTurns: async (sessionId: string, owner: string) => {
-      const [session] = await run(sql<{ owner: string }[]>`SELECT owner FROM sessions WHERE id = ${sessionId}`);
+    /**
+     * One page of a session's turns, oldest first: `limit` turns after the turn whose request_id is `after` (keyset
+     * on the (session_id, created_at, id) index), or null when the session does not exist for this owner. An `after`
+     * that is not a turn of this session is a 400.
+     */
+    sessionTurns: async (sessionId: string, owner: string, page: { limit: number; after?: string | undefined }) => {
+      const [session] = await run(
+        sql<{ owner: string; after_found: boolean }[]>`
+          SELECT owner, EXISTS (SELECT 1 FROM turns WHERE request_id = ${page.after ?? null} AND session_id = ${sessionId})
+                 AS after_found
+          FROM sessions WHERE id = ${sessionId}`,
+      );
       if (!session || session.owner !== owner) return null;
-      return run(
+      if (page.after !== undefined && !session.after_found) {
+        throw new AppError(400, `invalid query string: after: no turn ${page.after} in session ${sessionId}`, "invalid_cursor");
+      }
+      const after =
+        page.after === undefined
+          ? sql``
+          : sql`AND (t.created_at, t.id) > (SELECT created_at, id FROM turns WHERE request_id = ${page.after})`;
+      const rows = await run(
         sql<StoredTurn[]>`
           SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
                  t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.created_at
           FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
-          WHERE t.session_id = ${sessionId} ORDER BY t.created_at, t.id`,
-        timeoutMs * SLOW_READ_FACTOR,
+          WHERE t.session_id = ${sessionId} ${after}
+          ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}`,
       );
+      return { turns: rows.slice(0, page.limit), hasMore: rows.length > page.limit };
     },
 
     /** Records documents (before their chunks go to Qdrant, so every stored chunk has a record to delete it by). */
