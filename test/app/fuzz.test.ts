@@ -23,6 +23,7 @@ before(async () => {
     ],
   });
   assert.equal(res.status, 201, res.text);
+  assert.equal((await user.post("/api/v1/query", { query: "What causes tides?", session_id: "ok-1" })).status, 200);
 });
 after(() => stack.stop());
 
@@ -105,6 +106,22 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
       // Percent-encoded as a client may send it, including a lone surrogate half (%ED%A0%80) and a stray '%'.
       const id = r.pick(["ok-1", "%00", "%ED%A0%80", "a%20b", "x".repeat(129), "..", "%", "%25", "%F0%9F%98%80", "%C0%AF"]);
       path = r.pick(["/api/v1/sessions/", "/api/v1/documents/"]) + id;
+      // A session's page (session ok-1 exists): bad, repeated and out-of-range limit and after values.
+      if (path.startsWith("/api/v1/sessions/"))
+        path += r.pick([
+          "",
+          "?limit=1",
+          "?limit=0",
+          "?limit=-1",
+          "?limit=1e3",
+          "?limit=%00",
+          "?limit=2&limit=3",
+          "?limit=1&after=",
+          "?after=%00",
+          "?after=nope",
+          "?after=a&after=b",
+          `?limit=${"9".repeat(30)}`,
+        ]);
       if (method === "GET" && path.startsWith("/api/v1/documents/")) method = "DELETE";
       if (method === "DELETE" && path.startsWith("/api/v1/sessions/")) method = "GET";
       delete headers["content-type"];
