@@ -19,6 +19,7 @@ const route = apiRoute({
   request: { params: IdParamSchema, query: SessionPageQuerySchema },
   responses: {
     200: jsonResponse(SessionResponseSchema, "The session"),
+    400: jsonResponse(ErrorSchema, "A bad `limit`, or an `after` that is not a turn of this session"),
     404: jsonResponse(ErrorSchema, "No such session for this key"),
   },
 });
@@ -28,7 +29,8 @@ export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
     const { id } = c.req.valid("param");
     const { limit = SESSION_PAGE_DEFAULT, after } = c.req.valid("query");
     const page = await store.sessionTurns(id, c.get("principal").id, { limit, after });
-    if (!page) return c.json({ error: `session ${id} not found` }, 404);
+    if (page === "no_session") return c.json({ error: `session ${id} not found` }, 404);
+    if (page === "no_after") return c.json({ error: `invalid query string: after: no turn ${after} in session ${id}` }, 400);
     return c.json(
       {
         session_id: id,

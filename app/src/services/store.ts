@@ -1,4 +1,3 @@
-import { AppError } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import { withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
@@ -7,6 +6,12 @@ export type { Source, Turn } from "./turns.ts";
 
 export interface StoredTurn extends Turn {
   created_at: Date;
+}
+
+export interface SessionPage {
+  turns: StoredTurn[];
+  /** More turns follow the last one of this page. */
+  hasMore: boolean;
 }
 
 export interface DocumentRecord {
@@ -50,20 +55,22 @@ export function createStore(sql: Sql, timeoutMs: number) {
 
     /**
      * One page of a session's turns, oldest first: `limit` turns after the turn whose request_id is `after` (keyset
-     * on the (session_id, created_at, id) index), or null when the session does not exist for this owner. An `after`
-     * that is not a turn of this session is a 400.
+     * on the (session_id, created_at, id) index). "no_session" when the session does not exist for this owner,
+     * "no_after" when `after` is not one of its turns.
      */
-    sessionTurns: async (sessionId: string, owner: string, page: { limit: number; after?: string | undefined }) => {
+    sessionTurns: async (
+      sessionId: string,
+      owner: string,
+      page: { limit: number; after?: string | undefined },
+    ): Promise<SessionPage | "no_session" | "no_after"> => {
       const [session] = await run(
         sql<{ owner: string; after_found: boolean }[]>`
           SELECT owner, EXISTS (SELECT 1 FROM turns WHERE request_id = ${page.after ?? null} AND session_id = ${sessionId})
                  AS after_found
           FROM sessions WHERE id = ${sessionId}`,
       );
-      if (!session || session.owner !== owner) return null;
-      if (page.after !== undefined && !session.after_found) {
-        throw new AppError(400, `invalid query string: after: no turn ${page.after} in session ${sessionId}`, "invalid_cursor");
-      }
+      if (!session || session.owner !== owner) return "no_session";
+      if (page.after !== undefined && !session.after_found) return "no_after";
       const after =
         page.after === undefined
           ? sql``
