@@ -73,6 +73,12 @@ export const envSchema = z.object({
   QDRANT_REPLICATION_FACTOR: int(1, 1, 100),
   /** Replicas that must acknowledge a write (Qdrant `write_consistency_factor`); at most the replication factor. */
   QDRANT_WRITE_CONSISTENCY: int(1, 1, 100),
+  /**
+   * Distinct metadata keys given a Qdrant payload index, at most, counted over the collection: the first ones ingested.
+   * Every key used to get one, so a client sending unique keys made thousands of indexes (memory and disk in Qdrant,
+   * paid again by every upsert). Filters on a key past the limit still work, unindexed.
+   */
+  QDRANT_METADATA_INDEX_LIMIT: int(16, 0, 1000),
   OLLAMA_URL: urlWithProtocol("http:", "https:"),
   PORT: int(8080, 0, 65535),
   /** /metrics (and readiness details) listen here, never on PORT, which the load balancer exposes. */

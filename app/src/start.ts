@@ -85,7 +85,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     replicationFactor: config.QDRANT_REPLICATION_FACTOR,
     writeConsistencyFactor: config.QDRANT_WRITE_CONSISTENCY,
     timeoutMs: config.QDRANT_TIMEOUT_MS,
+    metadataIndexLimit: config.QDRANT_METADATA_INDEX_LIMIT,
     metrics,
+    log,
   });
   let shuttingDown = false;
   const health = {

@@ -7,7 +7,8 @@ import { createMetrics } from "../../app/src/metrics.ts";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { createOllama, fetchOverRequest } from "../../app/src/services/ollama.ts";
-import { createQdrant } from "../../app/src/services/qdrant.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { createQdrant, type QdrantOptions } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
@@ -32,19 +33,25 @@ function gate() {
 const ollamaAt = (url: string, timeoutMs = 5_000) =>
   createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, metrics: createMetrics() });
 
+const qdrantAt = (url: string, collection: string, opts: Partial<QdrantOptions> = {}) =>
+  createQdrant({
+    url,
+    collection,
+    replicationFactor: 1,
+    writeConsistencyFactor: 1,
+    timeoutMs: 5_000,
+    metadataIndexLimit: 16,
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    ...opts,
+  });
+
 test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
   const ollamaProxy = await startTcpProxy(fakes.ollama.port);
   const qdrantProxy = await startTcpProxy(fakes.qdrant.port);
   try {
     const ollama = ollamaAt(ollamaProxy.url);
-    const qdrant = createQdrant({
-      url: qdrantProxy.url,
-      collection: "reuse",
-      replicationFactor: 1,
-      writeConsistencyFactor: 1,
-      timeoutMs: 5_000,
-      metrics: createMetrics(),
-    });
+    const qdrant = qdrantAt(qdrantProxy.url, "reuse");
     const [vector] = await ollama.embed(["tides follow the moon"]);
     await qdrant.upsert([{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
     const round = async (i: number) => {
@@ -110,15 +117,7 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
     )
     .post("/collections/refuses/points/query", (c) => c.json({ status: { error: refusal }, time: 0 }, 400));
   const server = await listen(qdrant);
-  const search = (collection: string) =>
-    createQdrant({
-      url: server.url,
-      collection,
-      replicationFactor: 1,
-      writeConsistencyFactor: 1,
-      timeoutMs: 300,
-      metrics: createMetrics(),
-    }).search([1, 0, 0], undefined, 3);
+  const search = (collection: string) => qdrantAt(server.url, collection, { timeoutMs: 300 }).search([1, 0, 0], undefined, 3);
   try {
     const started = Date.now();
     await assert.rejects(search("stalls"), (err) => err instanceof AppError && err.type === "qdrant_timeout");
@@ -131,6 +130,38 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
     held.open();
     await server.close();
   }
+});
+
+test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for the whole collection; filters past it still match", async () => {
+  const warnings: string[] = [];
+  const log = createLogger("warn", { write: (line: string) => void warnings.push(line) });
+  const point = (documentId: string, metadata: Record<string, unknown>) => ({
+    documentId,
+    chunkIndex: 0,
+    title: null,
+    text: documentId,
+    metadata,
+    vector: [1, 0, 0],
+  });
+  const first = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
+  await first.upsert([point("a", { lang: "en", tier: 1 }), point("b", { lang: "de", team: "x", unique_1: "y" })]);
+  const indexed = () => [...fakes.qdrant.collections.get("capped")!.payloadSchema.keys()].sort();
+  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier"]);
+  assert.equal(warnings.length, 1, "one warning per ingest");
+  assert.deepEqual(JSON.parse(warnings[0]!).keys, ["unique_1"]);
+
+  // Another replica counts the collection's indexes, not its own: it adds none.
+  const second = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
+  await second.upsert([point("c", { unique_2: "z", unique_3: "z", lang: "fr" })]);
+  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier"]);
+  assert.deepEqual(JSON.parse(warnings[1]!).keys, ["unique_2", "unique_3"]);
+
+  const hits = await second.search([1, 0, 0], { unique_2: "z" }, 5);
+  assert.deepEqual(
+    hits.map((h) => h.documentId),
+    ["c"],
+    "a filter on a key without an index still matches",
+  );
 });
 
 test("the Ollama transport answers as fetch would: status, headers, JSON read whole, ndjson streamed, 204 bodiless", {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
 import { AppError, describe, isAbortError, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { storable } from "../text.ts";
 
@@ -71,8 +72,13 @@ export interface QdrantOptions {
   replicationFactor: number;
   writeConsistencyFactor: number;
   timeoutMs: number;
+  /** QDRANT_METADATA_INDEX_LIMIT: metadata keys with a payload index, at most, in the whole collection. */
+  metadataIndexLimit: number;
   metrics: Metrics;
+  log: Logger;
 }
+
+const METADATA_PREFIX = "metadata.";
 
 export function createQdrant(opts: QdrantOptions) {
   // Everything but the query (see queryPoints): the client, over Node's fetch and its own keep-alive undici Agent
@@ -106,6 +112,31 @@ export function createQdrant(opts: QdrantOptions) {
     indexedFields.add(field);
   };
 
+  /**
+   * Indexes the points' metadata keys that have none yet, while the collection holds fewer than the limit (Qdrant's
+   * indexing guide: index only the fields filters use, as each index costs memory and disk). The count is the
+   * collection's, read by ensureCollection, so replicas share it; two replicas racing may pass it by a few.
+   */
+  async function indexMetadata(points: ChunkPoint[]): Promise<void> {
+    const skipped = new Set<string>();
+    for (const p of points) {
+      for (const [key, value] of Object.entries(p.metadata)) {
+        const field = `${METADATA_PREFIX}${key}`;
+        const schema = payloadSchemaOf(value);
+        if (!schema || indexedFields.has(field) || skipped.has(key)) continue;
+        const indexed = [...indexedFields].filter((f) => f.startsWith(METADATA_PREFIX)).length;
+        if (indexed < opts.metadataIndexLimit) await createIndex(field, schema);
+        else skipped.add(key);
+      }
+    }
+    if (skipped.size > 0) {
+      opts.log.warn(
+        { keys: [...skipped].slice(0, 10), count: skipped.size, limit: opts.metadataIndexLimit },
+        "metadata keys left without a payload index: QDRANT_METADATA_INDEX_LIMIT reached (filters on them scan)",
+      );
+    }
+  }
+
   async function exists(): Promise<boolean> {
     if (collectionReady) return true;
     const res = await call("qdrant_collection", () => client.collectionExists(name));
@@ -132,6 +163,7 @@ export function createQdrant(opts: QdrantOptions) {
       collectionReady = true;
     }
     const info = await call("qdrant_collection", () => client.getCollection(name));
+    for (const field of Object.keys(info.payload_schema ?? {})) indexedFields.add(field);
     const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
     if (size !== undefined && size !== dimension) {
       throw new AppError(
@@ -171,12 +203,7 @@ export function createQdrant(opts: QdrantOptions) {
     async upsert(points: ChunkPoint[]): Promise<void> {
       if (points.length === 0) return;
       await ensureCollection(points[0]!.vector.length);
-      for (const p of points) {
-        for (const [key, value] of Object.entries(p.metadata)) {
-          const schema = payloadSchemaOf(value);
-          if (schema) await createIndex(`metadata.${key}`, schema);
-        }
-      }
+      await indexMetadata(points);
       await call("qdrant_upsert", () =>
         client.upsert(name, {
           wait: true,
