@@ -6,14 +6,25 @@ import type { AppEnv, Principal } from "../types.ts";
 
 export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
 
-const DB_KEY_TTL_MS = 60_000;
-const DB_KEY_CACHE_MAX = 10_000;
+/** The api_keys table is read again after this long: a revoked key stops working within it. */
+const KEY_TABLE_TTL_MS = 60_000;
+/**
+ * An unknown key has the table read again, at most this often: a key added at run time works within a second, and a
+ * flood of made-up keys costs Postgres one statement a second instead of one each.
+ */
+const KEY_TABLE_MISS_RELOAD_MS = 1_000;
 
 /**
  * Keys come from API_KEYS (scope `query`), ADMIN_API_KEYS (scopes `query` and `admin`) and the api_keys table
- * (scopes column). Only SHA-256 hashes are compared or stored; table lookups are remembered for a minute.
+ * (scopes column). Only SHA-256 hashes are compared or stored. The table's live keys are held in memory, so an
+ * unknown key is refused without a database round trip; while Postgres is down the last copy read is used.
  */
-export function createAuthenticator(apiKeys: string[], adminKeys: string[], store: Store) {
+export function createAuthenticator(
+  apiKeys: string[],
+  adminKeys: string[],
+  store: Pick<Store, "liveApiKeys">,
+  now: () => number = Date.now,
+) {
   const bootstrap = new Map<string, Principal>();
   // Admin keys last: a key in both lists gets both scopes.
   for (const [keys, scopes] of [
@@ -25,19 +36,39 @@ export function createAuthenticator(apiKeys: string[], adminKeys: string[], stor
       bootstrap.set(hash, { id: `key:${hash.slice(0, 16)}`, scopes: new Set(scopes) });
     }
   }
-  const remembered = new Map<string, { principal: Principal | null; expires: number }>();
+
+  let table: Map<string, Principal> | undefined;
+  /** When the table was last read, or a read of it last failed. */
+  let readAt = Number.NEGATIVE_INFINITY;
+  let reading: Promise<void> | undefined;
+
+  /** One read at a time; a failed one keeps the last copy, and fails the request only when there is none. */
+  function read(): Promise<void> {
+    reading ??= store
+      .liveApiKeys()
+      .then(
+        (rows) => {
+          table = new Map(rows.map((r) => [r.key_hash, { id: `db:${r.id}`, scopes: new Set(r.scopes) }]));
+        },
+        (err: unknown) => {
+          if (!table) throw err;
+        },
+      )
+      .finally(() => {
+        readAt = now();
+        reading = undefined;
+      });
+    return reading;
+  }
 
   return async function authenticate(key: string): Promise<Principal | null> {
     const hash = hashKey(key);
     const known = bootstrap.get(hash);
     if (known) return known;
-    const hit = remembered.get(hash);
-    if (hit && hit.expires > Date.now()) return hit.principal;
-    const row = await store.findApiKey(hash);
-    const principal = row ? { id: `db:${row.id}`, scopes: new Set(row.scopes) } : null;
-    if (remembered.size >= DB_KEY_CACHE_MAX) remembered.clear();
-    remembered.set(hash, { principal, expires: Date.now() + DB_KEY_TTL_MS });
-    return principal;
+    // No copy yet: every request tries, so an outage is a 503 rather than "unknown key".
+    if (!table || now() - readAt >= KEY_TABLE_TTL_MS) await read();
+    if (!table?.has(hash) && now() - readAt >= KEY_TABLE_MISS_RELOAD_MS) await read();
+    return table?.get(hash) ?? null;
   };
 }
 

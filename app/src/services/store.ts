@@ -149,12 +149,10 @@ export function createStore(sql: Sql, timeoutMs: number) {
       );
     },
 
-    /** Scopes of a stored, unrevoked key looked up by its SHA-256 hash. */
-    findApiKey: async (keyHash: string) => {
-      const [row] = await run(sql<{ id: string; scopes: string[] }[]>`
-        SELECT id, to_jsonb(scopes) AS scopes FROM api_keys WHERE key_hash = ${keyHash} AND revoked_at IS NULL`);
-      return row ?? null;
-    },
+    /** Every stored, unrevoked key: its row id, SHA-256 hash and scopes. */
+    liveApiKeys: () =>
+      run(sql<{ id: string; key_hash: string; scopes: string[] }[]>`
+        SELECT id, key_hash, to_jsonb(scopes) AS scopes FROM api_keys WHERE revoked_at IS NULL`),
   };
 }
 
