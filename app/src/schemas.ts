@@ -120,8 +120,8 @@ export const TurnSchema = z
   .openapi("Turn");
 
 /** Turns per page of a session: a session read whole grew without bound (20,000 turns were a 110 MB response). */
-export const SESSION_PAGE_DEFAULT = 100;
-export const SESSION_PAGE_MAX = 500;
+const SESSION_PAGE_DEFAULT = 100;
+const SESSION_PAGE_MAX = 500;
 
 export const SessionPageQuerySchema = z.object({
   limit: z.coerce
@@ -129,12 +129,8 @@ export const SessionPageQuerySchema = z.object({
     .int()
     .min(1)
     .max(SESSION_PAGE_MAX)
-    .optional()
-    .openapi({
-      param: { name: "limit", in: "query" },
-      description: `Turns per page, 1-${SESSION_PAGE_MAX} (default ${SESSION_PAGE_DEFAULT})`,
-      example: SESSION_PAGE_DEFAULT,
-    }),
+    .default(SESSION_PAGE_DEFAULT)
+    .openapi({ param: { name: "limit", in: "query" }, description: `Turns per page, 1-${SESSION_PAGE_MAX}` }),
   after: z
     .string()
     .regex(idPattern, { error: idMessage })
