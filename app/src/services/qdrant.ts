@@ -119,14 +119,16 @@ export function createQdrant(opts: QdrantOptions) {
    */
   async function indexMetadata(points: ChunkPoint[]): Promise<void> {
     const skipped = new Set<string>();
+    let indexed = [...indexedFields].filter((f) => f.startsWith(METADATA_PREFIX)).length;
     for (const p of points) {
       for (const [key, value] of Object.entries(p.metadata)) {
         const field = `${METADATA_PREFIX}${key}`;
         const schema = payloadSchemaOf(value);
         if (!schema || indexedFields.has(field) || skipped.has(key)) continue;
-        const indexed = [...indexedFields].filter((f) => f.startsWith(METADATA_PREFIX)).length;
-        if (indexed < opts.metadataIndexLimit) await createIndex(field, schema);
-        else skipped.add(key);
+        if (indexed < opts.metadataIndexLimit) {
+          await createIndex(field, schema);
+          indexed++;
+        } else skipped.add(key);
       }
     }
     if (skipped.size > 0) {
