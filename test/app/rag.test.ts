@@ -131,6 +131,43 @@ test("ingesting or deleting a document invalidates cached answers", async () => 
   assert.equal(fresh.body.sources[0].id, "lighthouse");
 });
 
+test("after an ingest, a question whose sources did not change gets its answer without a model call", async () => {
+  const tides = { id: "tide-tables", text: "Tide tables list high and low water times for harbours." };
+  assert.equal((await user.post("/api/v1/documents", { documents: [tides] })).status, 201);
+  const question = { query: "When is high water in the harbour?", top_k: 1 };
+  const first = await user.post("/api/v1/query", question);
+  assert.equal(first.body.cached, false);
+  assert.equal(first.body.sources[0].id, "tide-tables");
+  const chats = stack.fakes.ollama.calls["/api/chat"];
+  const answered = async () => {
+    const metrics = await scrape(stack.metricsUrl);
+    return ["hit", "miss"].map((result) => metricValue(metrics, "cache_requests_total", { cache: "response", result }));
+  };
+  const [hitsBefore, missesBefore] = await answered();
+
+  const unrelated = { id: "spice-route", text: "Zanzibar cloves travelled the spice route by dhow." };
+  assert.equal((await user.post("/api/v1/documents", { documents: [unrelated] })).status, 201);
+  const again = await user.post("/api/v1/query", question);
+  assert.equal(again.body.cached, true, "same sources, same prompt: the answer already generated");
+  assert.equal(again.body.answer, first.body.answer);
+  assert.deepEqual(again.body.sources, first.body.sources);
+  assert.deepEqual(again.body.usage, { prompt_tokens: 0, completion_tokens: 0 });
+  assert.equal(stack.fakes.ollama.calls["/api/chat"], chats, "no model call");
+  assert.deepEqual(await answered(), [hitsBefore + 1, missesBefore], "one question, counted once, as a hit");
+  const searches = () => stack.fakes.qdrant.calls["/collections/:name/points/query"];
+  const searchesBefore = searches();
+  assert.ok(searchesBefore > 0);
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+  assert.equal(searches(), searchesBefore, "the next repeat is found under the new corpus version, without retrieval");
+
+  const revised = { ...tides, text: `${tides.text} Spring tides bring the highest water.` };
+  assert.equal((await user.post("/api/v1/documents", { documents: [revised] })).status, 201);
+  const fresh = await user.post("/api/v1/query", question);
+  assert.equal(fresh.body.cached, false, "a changed source text is another prompt");
+  assert.equal(stack.fakes.ollama.calls["/api/chat"], chats + 1);
+  assert.match(fresh.body.answer, /Spring tides/);
+});
+
 test("query embeddings are cached: another filter on the same question embeds nothing new", async () => {
   await user.post("/api/v1/query", { query: "How are language models served?" });
   const embeds = stack.fakes.ollama.calls["/api/embed"];

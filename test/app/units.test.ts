@@ -240,7 +240,10 @@ function mapCache() {
     set: async (k: string, v: string) => redis.set(k, v),
   };
   const cache = {
-    lookup: async (_name: string, read: (c: typeof client) => Promise<unknown>) => read(client),
+    read: async (_name: string, read: (c: typeof client) => Promise<unknown>) => {
+      const value = await read(client);
+      return { value, result: value === undefined ? "miss" : "hit" };
+    },
     write: (_name: string, op: (c: typeof client) => Promise<unknown>) => void op(client),
     count: () => {},
   } as unknown as Cache;
@@ -257,11 +260,11 @@ test("hot answers are held in the process (no Redis GET), at most RESPONSE_LOCAL
   assert.equal(answers.held("a")?.answer, "A");
   answers.set("c", answer("C")); // evicts b, the least recently used
   assert.equal(answers.held("b"), undefined, "evicted here");
-  assert.equal((await answers.fetch("b"))?.answer, "B", "still in Redis");
+  assert.equal((await answers.fetch("b")).value?.answer, "B", "still in Redis");
   assert.equal(answers.held("b")?.answer, "B", "held again once fetched");
   assert.equal(gets(), 1);
   assert.equal(redis.size, 3, "every answer is written to Redis for the other replicas");
-  assert.equal(await answers.fetch("missing"), undefined);
+  assert.equal((await answers.fetch("missing")).value, undefined);
 });
 
 test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Redis", async () => {
@@ -269,7 +272,7 @@ test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Re
   const answers = createAnswerCache(cache, { ttlSeconds: 600, localEntries: 0, localTtlSeconds: 30 });
   answers.set("a", answer("A"));
   assert.equal(answers.held("a"), undefined);
-  assert.equal((await answers.fetch("a"))?.answer, "A");
+  assert.equal((await answers.fetch("a")).value?.answer, "A");
   assert.equal(answers.held("a"), undefined);
   assert.equal(gets(), 1);
 });
@@ -309,7 +312,7 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
   return { rag, requested, counted };
 }
 
-test("a question not held in the process looks up its answer and its embedding in the same Redis round trip", async () => {
+test("a question not held in the process looks up its answer, its latest answer and its embedding in one Redis round trip", async () => {
   let release: () => void = () => {};
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -317,10 +320,10 @@ test("a question not held in the process looks up its answer and its embedding i
   const { rag, requested, counted } = ragOverRedis(() => null, gate);
   const prepared = rag.prepare({ query: "Where do tides come from?" }, "key:a", "r1");
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(requested.sort(), ["embedding", "response"], "both GETs are out before either answers");
+  assert.deepEqual(requested.sort(), ["embedding", "latest", "response"], "all GETs are out before any answers");
   release();
   assert.equal((await prepared).sources.length, 0);
-  assert.deepEqual(counted, ["embedding miss"], "the embedding read is counted once it is used");
+  assert.deepEqual(counted, ["embedding miss", "response miss"], "each read is counted once it is used");
 });
 
 test("an answer found in Redis leaves the embedding read alongside it uncounted", async () => {
@@ -328,7 +331,7 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   const { rag, counted } = ragOverRedis((key) => (key.startsWith("response:") ? answer : "[0.1,0.2]"), Promise.resolve());
   const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
   assert.equal(prepared.cachedAnswer, "The moon.");
-  assert.deepEqual(counted, [], "no embedding lookup is counted for a question answered from the cache");
+  assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
 test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {

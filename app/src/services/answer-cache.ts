@@ -1,10 +1,16 @@
 import { LRUCache } from "lru-cache";
-import type { Cache } from "./cache.ts";
+import type { Cache, CacheRead } from "./cache.ts";
 import type { Source } from "./store.ts";
 
 export interface CachedAnswer {
   answer: string;
   sources: Source[];
+}
+
+/** A question's last generated answer and the hash of the prompt it was generated from. */
+export interface LatestAnswer {
+  prompt: string;
+  answer: string;
 }
 
 export interface AnswerCacheOptions {
@@ -25,6 +31,10 @@ const sizeOf = (entry: CachedAnswer) => entry.answer.length + entry.sources.redu
  * Cached answers in Redis, shared by every replica, with the hot ones also kept in this process so a repeated question
  * costs no Redis round trip. A key carries the corpus version, so an entry is never stale: the local copy needs no
  * invalidation, and its short lifetime only bounds how long it outlives the Redis entry.
+ *
+ * A question's last generated answer is also kept without the corpus version, with the hash of its prompt (model,
+ * context and question): after an ingest or delete, a question whose retrieval builds the same prompt gets that answer
+ * instead of another model call. It is read in the same round trip as the versioned entry, so it costs none of its own.
  */
 export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
   const local =
@@ -37,30 +47,41 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
         })
       : undefined;
 
-  /** The answer held in this process, if any (no I/O). */
-  function held(key: string): CachedAnswer | undefined {
-    const entry = local?.get(key);
-    if (entry) cache.count("response", "hit");
-    return entry;
-  }
+  // None of these reads is counted: the caller counts each question once, under "response", when it knows whether
+  // its answer came from the cache at any step.
 
-  /** The answer in Redis (counted as a hit, miss or error), then held here too. */
-  async function fetch(key: string): Promise<CachedAnswer | undefined> {
-    const found = await cache.lookup("response", async (c) => {
+  /** The answer held in this process, if any (no I/O). */
+  const held = (key: string): CachedAnswer | undefined => local?.get(key);
+
+  /** The answer in Redis under this corpus version, then held here too. */
+  async function fetch(key: string): Promise<CacheRead<CachedAnswer>> {
+    const found = await cache.read("response", async (c) => {
       const raw = await c.get(key);
       return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
     });
-    if (found) local?.set(key, found);
+    if (found.value) local?.set(key, found.value);
     return found;
   }
+
+  /** The question's latest generated answer in Redis, whatever the corpus version. */
+  const latest = (questionKey: string) =>
+    cache.read("response", async (c) => {
+      const raw = await c.get(`latest:${questionKey}`);
+      return raw ? (JSON.parse(raw) as LatestAnswer) : undefined;
+    });
 
   return {
     held,
     fetch,
+    latest,
 
-    set(key: string, entry: CachedAnswer): void {
+    /** Stores the answer under its versioned key and, for a newly generated one, as its question's latest. */
+    set(key: string, entry: CachedAnswer, generated?: { questionKey: string; prompt: string }): void {
       local?.set(key, entry);
       cache.write("response", (c) => c.set(key, JSON.stringify(entry), { EX: opts.ttlSeconds }));
+      if (!generated) return;
+      const value: LatestAnswer = { prompt: generated.prompt, answer: entry.answer };
+      cache.write("response", (c) => c.set(`latest:${generated.questionKey}`, JSON.stringify(value), { EX: opts.ttlSeconds }));
     },
   };
 }

@@ -4,7 +4,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { createAnswerCache } from "./answer-cache.ts";
-import type { Cache } from "./cache.ts";
+import type { Cache, CacheRead } from "./cache.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow } from "./context.ts";
@@ -49,8 +49,12 @@ export interface PreparedQuery {
   model: string;
   sources: Source[];
   messages: ChatMessage[];
-  /** Includes the corpus version, so an ingest or delete makes every older entry unreachable. */
+  /** The normalised question, filter, model and top_k, hashed. */
+  questionKey: string;
+  /** `questionKey` under the corpus version, so an ingest or delete makes every older entry unreachable. */
   cacheKey: string;
+  /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
+  prompt?: string;
   cachedAnswer?: string;
   startedAt: number;
   stopTimer: () => void;
@@ -68,20 +72,15 @@ export function canonicalFilter(filter: MetadataFilter | undefined): string {
   return JSON.stringify(entries);
 }
 
-function buildMessages(question: string, sources: Source[]): ChatMessage[] {
+function systemPrompt(sources: Source[]): string {
   const context = sources.length
     ? sources.map((s, i) => `[${i + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`).join("\n\n")
     : "(no matching documents)";
-  return [
-    {
-      role: "system",
-      content:
-        "Answer the question using only the numbered context below and cite it like [1]. " +
-        "If the context does not contain the answer, say that you do not know.\n\nContext:\n" +
-        context,
-    },
-    { role: "user", content: question },
-  ];
+  return (
+    "Answer the question using only the numbered context below and cite it like [1]. " +
+    "If the context does not contain the answer, say that you do not know.\n\nContext:\n" +
+    context
+  );
 }
 
 export interface RagDeps {
@@ -126,7 +125,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
-    const cacheKey = `response:${corpus.current()}:${sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]))}`;
+    const questionKey = sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]));
+    const cacheKey = `response:${corpus.current()}:${questionKey}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
     const base = {
@@ -136,28 +136,51 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       question,
       queryType,
       model,
+      questionKey,
       cacheKey,
       startedAt,
       stopTimer,
     };
+    // Counted once per question, under "response": a hit when the answer came from a cache at any step.
+    let answered: CacheRead<unknown>["result"] = "miss";
     try {
       const held = answers.held(cacheKey);
-      if (held) return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
-      // Both lookups in one Redis round trip: on a miss the embedding is needed next.
+      if (held) {
+        answered = "hit";
+        return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
+      }
+      // All three lookups in one Redis round trip: on a miss the embedding and the latest answer are needed next.
       const vectorKey = embeddingKey(question);
-      const [hit, cachedVector] = await Promise.all([answers.fetch(cacheKey), cachedEmbedding(vectorKey)]);
-      if (hit) return { ...base, sources: hit.sources, messages: [], cachedAnswer: hit.answer };
+      const [found, cachedVector, latest] = await Promise.all([
+        answers.fetch(cacheKey),
+        cachedEmbedding(vectorKey),
+        answers.latest(questionKey),
+      ]);
+      answered = found.result;
+      if (found.value) return { ...base, sources: found.value.sources, messages: [], cachedAnswer: found.value.answer };
       cache.count("embedding", cachedVector.result);
       const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question, vectorKey);
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
-      return { ...base, sources, messages: buildMessages(question, sources) };
+      const system = systemPrompt(sources);
+      const prompt = sha256(JSON.stringify([model, system, normalizeQuery(question)]));
+      if (latest.value?.prompt === prompt) {
+        answered = "hit";
+        return { ...base, sources, prompt, messages: [], cachedAnswer: latest.value.answer };
+      }
+      const messages: ChatMessage[] = [
+        { role: "system", content: system },
+        { role: "user", content: question },
+      ];
+      return { ...base, sources, prompt, messages };
     } catch (err) {
       countError(err);
       stopTimer();
       metrics.activeQueries.dec();
       throw err;
+    } finally {
+      cache.count("response", answered);
     }
   }
 
@@ -204,7 +227,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         latency_ms: Math.round(performance.now() - p.startedAt),
         cached,
       });
-      if (!cached) answers.set(p.cacheKey, { answer: result.answer, sources: result.sources });
+      // An answer found by its prompt is stored again under this corpus version, for the next repeat.
+      if (p.prompt)
+        answers.set(
+          p.cacheKey,
+          { answer: result.answer, sources: result.sources },
+          cached ? undefined : { questionKey: p.questionKey, prompt: p.prompt },
+        );
       return result;
     } catch (err) {
       countError(err);
