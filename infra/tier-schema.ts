@@ -56,6 +56,12 @@ export const tierSchema = z
          * false (dev only): no Ingress, no ALB; the API is reached with `kubectl port-forward` (README "Reaching the API").
          */
         publicIngress: z.boolean(),
+        /**
+         * The AWS WAF web ACL in front of that ALB: requests per minute one client IP may send before WAF answers
+         * 429 itself, so a flood from one address never reaches the API pods (min 10: AWS WAF's lowest rate limit).
+         * null: no web ACL (required when there is no public entry).
+         */
+        perIpRequestsPerMinute: z.number().int().min(10).max(2_000_000_000).nullable(),
       })
       .strict(),
     nodeGroups: z
@@ -232,6 +238,13 @@ export const tierSchema = z
         code: "custom",
         path: ["network", "publicIngress"],
         message: `false in tier ${t.name}: a production tier serves its API through the internet-facing ALB; only dev may go without it (set true)`,
+      });
+    }
+    if (!t.network.publicIngress && t.network.perIpRequestsPerMinute !== null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "perIpRequestsPerMinute"],
+        message: "set, but publicIngress is false: there is no ALB for a web ACL to guard (set null, or publicIngress: true)",
       });
     }
     checkScheduleFits(t, ctx);

@@ -7,6 +7,7 @@
 //   G000-OFFPEAK 000 "Infrastructure Cost Optimization > scale_down_during_low_traffic" (00:00-06:00, API 5->2, Ollama 3->1)
 //   G000-PG      000 "Docker Compose": postgres -c max_connections=200 ... (tuning scaled per instance in platform/database.ts)
 //   G000-PROM    000 "Docker Compose": prometheus --storage.tsdb.retention.time=30d
+//   G000-NGINX   000 "nginx Configuration": limit_req_zone $binary_remote_addr ... rate=10r/s; limit_req_status 429
 //   G000-BACKUP  000 "Backup and Disaster Recovery": PostgreSQL daily, Qdrant weekly, Redis daily
 //   G002-BACKUP  002 "Backup & Recovery": "Retention: 7 daily, 4 weekly, 12 monthly"
 // A stack overrides any single value with `agent-stack:overrides` (see infra/config.ts).
@@ -20,6 +21,10 @@ export type { Window } from "./time.ts";
 
 /** The instance type of every NAT instance (network.natGateways "instance"; platform/nat-instance.ts). */
 export const NAT_INSTANCE_TYPE = "t4g.nano";
+
+// G000-NGINX: the load balancer is the first rate-limiting layer, 10 requests/s per client address, answered 429.
+// AWS WAF counts per minute at the finest, so 600 a minute (its burst allowance is looser than nginx's burst=20).
+const PER_IP_REQUESTS_PER_MINUTE = 600;
 
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
@@ -55,7 +60,7 @@ export const TIERS: Record<TierName, Tier> = {
     // (image pulls, model downloads) depends on one t4g.nano in one AZ (platform/nat-instance.ts).
     // No ALB ($24/month, about 15 % of dev's bill): the API is reached with `kubectl port-forward` through the
     // cluster's API server (README "Reaching the API"); nothing in dev is reachable from the internet.
-    network: { azCount: 2, natGateways: "instance", publicIngress: false },
+    network: { azCount: 2, natGateways: "instance", publicIngress: false, perIpRequestsPerMinute: null },
     nodeGroups: {
       // One Spot Graviton node holds API, Qdrant, CPU Ollama and monitoring: 4 vCPU / 16 GiB, not burstable (CPU
       // inference would run a T instance out of credits). Two types so a Spot shortage of one does not stop dev.
@@ -124,7 +129,7 @@ export const TIERS: Record<TierName, Tier> = {
   small: {
     name: "small",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true, perIpRequestsPerMinute: PER_IP_REQUESTS_PER_MINUTE },
     nodeGroups: {
       // G000-HW-MIN "API Servers (3x): CPU 4 cores, RAM 8GB, Storage 50GB" -> c6i.xlarge (4 vCPU / 8 GiB).
       // Graviton c7g.xlarge: same 4 vCPU / 8 GiB as c6i.xlarge, 15 % cheaper (multi-arch API image).
@@ -190,7 +195,7 @@ export const TIERS: Record<TierName, Tier> = {
   medium: {
     name: "medium",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true, perIpRequestsPerMinute: PER_IP_REQUESTS_PER_MINUTE },
     nodeGroups: {
       // G000-AWS "API Servers: c6i.2xlarge, Count: 3-5": the Graviton c7g.2xlarge has the same 8 vCPU / 16 GiB for
       // 15 % less (multi-arch API image). The guide prices 5; we run 3 and the autoscaler goes to 5 at peak.
@@ -261,7 +266,7 @@ export const TIERS: Record<TierName, Tier> = {
   large: {
     name: "large",
     gpu: true,
-    network: { azCount: 3, natGateways: "perAz", publicIngress: true },
+    network: { azCount: 3, natGateways: "perAz", publicIngress: true, perIpRequestsPerMinute: PER_IP_REQUESTS_PER_MINUTE },
     nodeGroups: {
       general: { instanceTypes: ["c7g.2xlarge"], capacityType: "ON_DEMAND", min: 6, desired: 6, max: 12, diskGb: 50 },
       // G000-HW-MED Qdrant nodes (8 cores, 32GB) scaled out rather than up: 5 x r7g.2xlarge.

@@ -6,7 +6,7 @@
 import type { CatalogEntry } from "./model.ts";
 import { ec2Instance, nodeGroup } from "./pricers/compute.ts";
 import { cacheCluster, cacheReplicationGroup, rdsInstance } from "./pricers/data.ts";
-import { awsLoadBalancer, ingress, kubernetesService, natGateway, publicIpv4, vpcEndpoint } from "./pricers/network.ts";
+import { awsLoadBalancer, ingress, kubernetesService, natGateway, publicIpv4, vpcEndpoint, webAcl } from "./pricers/network.ts";
 import { dashboard, eksCluster, hostedZone, kmsKey, logGroup, metricAlarm, secret } from "./pricers/platform.ts";
 import {
   backupVault,
@@ -62,6 +62,7 @@ export const CATALOG: Record<string, CatalogEntry> = {
   "aws:lb/loadBalancer:LoadBalancer": { price: awsLoadBalancer },
   "aws:lb/listener:Listener": { free: "priced with its load balancer" },
   "aws:lb/targetGroup:TargetGroup": { free: "priced with its load balancer" },
+  "aws:wafv2/webAcl:WebAcl": { price: webAcl },
   "aws:ec2/vpc:Vpc": { free: FREE_NETWORK },
   "aws:ec2/subnet:Subnet": { free: FREE_NETWORK },
   "aws:ec2/networkInterface:NetworkInterface": {

@@ -65,6 +65,8 @@ export interface Usage {
   albLcuPerHour: number;
   /** Average NLB capacity units per NLB per hour (only for Services of type LoadBalancer). */
   nlbLcuPerHour: number;
+  /** Requests per month reaching the API's ALB, each inspected by its AWS WAF web ACL (blocked ones included). */
+  apiRequestsPerMonth: number;
   /** GB ingested per month into each CloudWatch log group, by a substring of its logical name; `default` for the rest. */
   logGbPerMonth: { default: number; byName: Record<string, number> };
   /** GB per month RDS exports to CloudWatch Logs (postgresql log) when `enabledCloudwatchLogsExports` is set. */

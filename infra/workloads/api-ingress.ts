@@ -3,10 +3,12 @@
 // (its DNS records in the domain's Route 53 zone, then aws.acm.CertificateValidation, which the listener
 // waits for), HTTPS only on a TLS 1.3/1.2 policy, and HTTP redirected to HTTPS. Annotation names: the
 // controller's docs/guide/ingress/annotations.md (v2.14). The idle timeout is the guide's
-// proxy_read_timeout 300s, for streamed answers.
+// proxy_read_timeout 300s, for streamed answers. With a per-IP limit (tier network.perIpRequestsPerMinute), an
+// AWS WAF web ACL (api-firewall.ts) answers a flooding address before it reaches the pods.
 import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { apiWebAcl } from "./api-firewall.ts";
 import { API } from "./names.ts";
 import { labelsFor } from "./pod.ts";
 
@@ -30,6 +32,8 @@ export interface ApiIngressArgs {
    * The Ingress depends on them itself: children do not inherit their component's dependsOn.
    */
   deleteBefore?: pulumi.Resource[];
+  /** Requests per minute per client IP at the AWS WAF web ACL (tier network.perIpRequestsPerMinute); null: no web ACL. */
+  perIpRequestsPerMinute: number | null;
 }
 
 export class ApiIngress extends pulumi.ComponentResource {
@@ -50,6 +54,15 @@ export class ApiIngress extends pulumi.ComponentResource {
         }
       : { "alb.ingress.kubernetes.io/listen-ports": JSON.stringify([{ HTTP: 80 }]) };
 
+    // The annotation refers to the web ACL, so the Ingress (and with it the ALB) is deleted first on destroy: AWS
+    // refuses to delete a web ACL that is still associated. Without one it says "none": an absent annotation makes
+    // the controller keep whatever web ACL the ALB had, so turning the limit off would leave it attached.
+    const webAcl =
+      args.perIpRequestsPerMinute === null
+        ? undefined
+        : apiWebAcl(`${name}-waf`, { perIpRequestsPerMinute: args.perIpRequestsPerMinute }, o);
+    const firewall = { "alb.ingress.kubernetes.io/wafv2-acl-arn": webAcl ? webAcl.arn : "none" };
+
     const ingress = new k8s.networking.v1.Ingress(
       API.name,
       {
@@ -66,6 +79,7 @@ export class ApiIngress extends pulumi.ComponentResource {
             "alb.ingress.kubernetes.io/load-balancer-attributes": `idle_timeout.timeout_seconds=${IDLE_TIMEOUT_SECONDS},routing.http.drop_invalid_header_fields.enabled=true`,
             "alb.ingress.kubernetes.io/target-group-attributes": "deregistration_delay.timeout_seconds=30",
             ...tls,
+            ...firewall,
           },
         },
         spec: {

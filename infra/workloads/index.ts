@@ -154,6 +154,7 @@ export class Workloads extends pulumi.ComponentResource {
             service: api.service,
             domain: args.domain,
             deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
+            perIpRequestsPerMinute: sizes.network.perIpRequestsPerMinute,
           },
           afterAlbController,
         )

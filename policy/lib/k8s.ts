@@ -1,5 +1,6 @@
 // Reading Kubernetes workloads the way the policies need them: the pod spec of each workload kind, its
 // containers (init containers included), and container image references.
+import { asRecord } from "./values.ts";
 
 /** Workload type tokens and where each keeps its pod spec. */
 const POD_SPEC_PATHS: Record<string, string[]> = {
@@ -13,6 +14,9 @@ const POD_SPEC_PATHS: Record<string, string[]> = {
 };
 
 export const WORKLOAD_TYPES = Object.keys(POD_SPEC_PATHS);
+
+/** A Kubernetes object's metadata (name, namespace, labels, annotations). */
+export const metadataOf = (r: { props: Record<string, any> }): Record<string, any> => asRecord(r.props.metadata);
 
 export function podSpecOf(type: string, props: Record<string, any>): Record<string, any> | undefined {
   const path = POD_SPEC_PATHS[type];

@@ -1,7 +1,13 @@
 // Which tier (dev, small, medium, large) a resource belongs to, without pulumi.getStack(): the policy's own
 // config `tier` wins; otherwise the `tier` tag the program puts in the AWS provider's defaultTags
 // (infra/stack.ts); otherwise the resource's own `tags.tier`.
-import type { PolicyConfigSchema, PolicyProviderResource, PolicyResource } from "@pulumi/policy";
+import type {
+  PolicyConfigSchema,
+  PolicyProviderResource,
+  PolicyResource,
+  ReportViolation,
+  StackValidationPolicy,
+} from "@pulumi/policy";
 import { asRecord, decodeJson } from "./values.ts";
 
 export const AWS_PROVIDER_TYPE = "pulumi:providers:aws";
@@ -53,4 +59,16 @@ export function stackTierOf(config: { tier?: string }, resources: PolicyResource
 /** A resource's effective tags: the provider's default tags under its own. */
 export function effectiveTags(resource: Pick<PolicyResource, "props" | "provider">): Record<string, string> {
   return { ...providerDefaultTags(resource.provider), ...(asRecord(resource.props.tags) as Record<string, string>) };
+}
+
+/** Runs `check` only for stacks whose tier is not relaxed; the tier goes into messages. */
+export function productionStack(
+  check: (resources: PolicyResource[], tier: string, report: ReportViolation, config: any) => void,
+): StackValidationPolicy["validateStack"] {
+  return (args, report) => {
+    const config = args.getConfig<TierConfig>();
+    const tier = stackTierOf(config, args.resources);
+    if (isRelaxed(config, tier)) return;
+    check(args.resources, tier ?? "(unknown)", report, config);
+  };
 }

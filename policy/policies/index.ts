@@ -4,6 +4,7 @@ import type { Policies } from "@pulumi/policy";
 import { computePolicies } from "./compute.ts";
 import { costPolicies } from "./cost.ts";
 import { durabilityPolicies } from "./durability.ts";
+import { edgePolicies } from "./edge.ts";
 import { encryptionPolicies } from "./encryption.ts";
 import { exposurePolicies } from "./exposure.ts";
 import { kubernetesPolicies } from "./kubernetes.ts";
@@ -17,6 +18,7 @@ export const policies: Policies = [
   ...durabilityPolicies,
   ...registryPolicies,
   ...kubernetesPolicies,
+  ...edgePolicies,
   ...securityPolicies,
   ...costPolicies,
 ];

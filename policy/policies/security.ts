@@ -1,11 +1,11 @@
 // Secure by default (issue 14), each rule readable from the plan and mandatory outside the relaxed tiers (dev):
-// HTTPS on a validated certificate, NetworkPolicies narrower than the VPC, metrics never on an Ingress-routed
+// NetworkPolicies narrower than the VPC (HTTPS and the edge rate limit: edge.ts), metrics never on an Ingress-routed
 // port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
 // without administrator or edit access, and a backup vault with its own key and a Vault Lock.
-import type { PolicyResource, ReportViolation, StackValidationPolicy } from "@pulumi/policy";
+import type { StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
-import { containerLabel, containersOf, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
-import { isRelaxed, stackTierOf, TIER_CONFIG_SCHEMA, type TierConfig } from "../lib/tier.ts";
+import { containerLabel, containersOf, metadataOf, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
+import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, refersTo } from "../lib/validate.ts";
 import { asArray, asRecord, decodeJson, isFalse, isTrue } from "../lib/values.ts";
 
@@ -15,8 +15,6 @@ const T = {
   namespace: "kubernetes:core/v1:Namespace",
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   serviceMonitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
-  certificate: "aws:acm/certificate:Certificate",
-  certificateValidation: "aws:acm/certificateValidation:CertificateValidation",
   vpc: "aws:ec2/vpc:Vpc",
   role: "aws:iam/role:Role",
   rolePolicyAttachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
@@ -24,78 +22,6 @@ const T = {
   vault: "aws:backup/vault:Vault",
   vaultLock: "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
 } as const;
-
-const ALB = "alb.ingress.kubernetes.io";
-
-/** Runs `check` only for stacks whose tier is not relaxed; the tier goes into messages. */
-function productionStack(
-  check: (resources: PolicyResource[], tier: string, report: ReportViolation, config: any) => void,
-): StackValidationPolicy["validateStack"] {
-  return (args, report) => {
-    const config = args.getConfig<TierConfig>();
-    const tier = stackTierOf(config, args.resources);
-    if (isRelaxed(config, tier)) return;
-    check(args.resources, tier ?? "(unknown)", report, config);
-  };
-}
-
-const metadataOf = (r: PolicyResource) => asRecord(r.props.metadata);
-
-export const productionHttps: StackValidationPolicy = {
-  name: "production-https",
-  description:
-    "Outside relaxed tiers, every internet-facing ALB Ingress serves HTTPS only (a validated ACM certificate, a TLS 1.2+ policy, HTTP redirected).",
-  enforcementLevel: "mandatory",
-  configSchema: {
-    properties: {
-      ...TIER_CONFIG_SCHEMA,
-      allowedSslPolicies: {
-        type: "array",
-        items: { type: "string" },
-        default: [
-          "ELBSecurityPolicy-TLS13-1-2-2021-06",
-          "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
-          "ELBSecurityPolicy-TLS13-1-3-2021-06",
-        ],
-        description: "ALB security policies that allow only TLS 1.2 and 1.3.",
-      },
-    },
-  },
-  validateStack: productionStack((resources, tier, report, config: { allowedSslPolicies: string[] }) => {
-    for (const ingress of ofTypes(resources, [T.ingress])) {
-      const a = asRecord(metadataOf(ingress).annotations);
-      if (a[`${ALB}/scheme`] !== "internet-facing") continue;
-      const listen = asArray<Record<string, number>>(decodeJson(a[`${ALB}/listen-ports`] ?? '[{"HTTP":80}]') as any);
-      if (!listen.some((l) => "HTTPS" in l) || !a[`${ALB}/certificate-arn`]) {
-        report(
-          `tier ${tier}: Ingress ${ingress.name} serves the API over plain HTTP on the internet, so API keys travel in clear text. ` +
-            "Set agent-stack:domain (the API's DNS name) and agent-stack:hostedZoneId (its Route 53 hosted zone): the program then " +
-            "validates an ACM certificate in the same up and serves HTTPS only.",
-          ingress.urn,
-        );
-        continue;
-      }
-      if (listen.some((l) => "HTTP" in l) && a[`${ALB}/ssl-redirect`] !== "443") {
-        report(`Ingress ${ingress.name} listens on HTTP without redirecting it: set ${ALB}/ssl-redirect: "443".`, ingress.urn);
-      }
-      if (!config.allowedSslPolicies.includes(a[`${ALB}/ssl-policy`])) {
-        report(
-          `Ingress ${ingress.name} has ssl-policy ${a[`${ALB}/ssl-policy`] ?? "(unset: ELBSecurityPolicy-2016-08, TLS 1.0+)"}; allowed: ${config.allowedSslPolicies.join(", ")}.`,
-          ingress.urn,
-        );
-      }
-    }
-    const validations = ofTypes(resources, [T.certificateValidation]);
-    for (const cert of ofTypes(resources, [T.certificate])) {
-      if (!validations.some((v) => refersTo(v, "certificateArn", cert))) {
-        report(
-          `certificate ${cert.name} is not validated in this stack (the ALB cannot use it while PENDING_VALIDATION): add its DNS records and an aws.acm.CertificateValidation.`,
-          cert.urn,
-        );
-      }
-    }
-  }),
-};
 
 export const networkPolicyNarrowerThanVpc: StackValidationPolicy = {
   name: "network-policy-narrower-than-vpc",
@@ -353,7 +279,6 @@ export const databaseTlsVerified: StackValidationPolicy = {
 };
 
 export const securityPolicies = [
-  productionHttps,
   networkPolicyNarrowerThanVpc,
   metricsNotIngressRouted,
   namespacePodSecurity,

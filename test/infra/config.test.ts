@@ -137,3 +137,17 @@ test("only dev may go without the public ALB entry: a production tier refuses ne
   };
   assert.equal(parseStackConfig(devWithAlb, "dev").sizes.network.publicIngress, true);
 });
+
+test("network.perIpRequestsPerMinute: AWS WAF's lowest limit is 10, and a web ACL needs an ALB to guard", () => {
+  assert.match(failure(withOverrides({ network: { perIpRequestsPerMinute: 5 } })), /network\.perIpRequestsPerMinute: .*10/);
+  const devWithAcl = {
+    "aws:region": "us-east-1",
+    "agent-stack:tier": "dev",
+    "agent-stack:overrides": JSON.stringify({ network: { perIpRequestsPerMinute: 600 } }),
+  };
+  assert.match(failure(devWithAcl), /network\.perIpRequestsPerMinute: set, but publicIngress is false/);
+  assert.equal(
+    parseStackConfig(withOverrides({ network: { perIpRequestsPerMinute: null } }), "prod").sizes.network.perIpRequestsPerMinute,
+    null,
+  );
+});

@@ -139,6 +139,7 @@ test("dev volumes are deleted with their claims; the ALB controller runs one rep
 
 test("dev has no public entry: no Ingress, apiUrl says how to port-forward, nothing from the VPC reaches the serving port", () => {
   assert.deepEqual(ofType(plan, "kubernetes:networking.k8s.io/v1:Ingress"), []);
+  assert.deepEqual(ofType(plan, "aws:wafv2/webAcl:WebAcl"), [], "no ALB, so no web ACL to pay for");
   assert.equal(plan.outputs.apiUrl, "port-forward: kubectl -n agent port-forward svc/agent-api 8080:8080");
   // Only monitoring, on the metrics port; no rule with an empty `from` (that would admit every source).
   const toApi = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "agent-api-ingress")).spec.ingress;

@@ -1,15 +1,23 @@
 // The prod stack with config `domain` and `hostedZoneId` set: an ACM certificate validated in the same
 // `pulumi up` (Route 53 record + CertificateValidation) on the ALB, HTTPS with HTTP redirected to it, the host
-// rule, and apiUrl on the domain. A domain without a zone is refused at config time.
+// rule, and apiUrl on the domain. A domain without a zone is refused at config time. The same plan turns the
+// web ACL off (network.perIpRequestsPerMinute: null), to see what the Ingress then says.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { configFailure } from "../support/config.ts";
-import { inputs, one } from "../support/plan.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
 
 const DOMAIN = "api.acme.test";
 const ZONE = "Z0ACMETEST";
-const plan = await runPlan({ stack: "prod", config: { "agent-stack:domain": DOMAIN, "agent-stack:hostedZoneId": ZONE } });
+const plan = await runPlan({
+  stack: "prod",
+  config: {
+    "agent-stack:domain": DOMAIN,
+    "agent-stack:hostedZoneId": ZONE,
+    "agent-stack:overrides": JSON.stringify({ network: { perIpRequestsPerMinute: null } }),
+  },
+});
 const certificate = one(plan, "aws:acm/certificate:Certificate");
 const ingress = inputs(one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api"));
 const annotations = ingress.metadata.annotations;
@@ -32,6 +40,11 @@ test("the ALB listens on 80 and 443 with that certificate and redirects HTTP to 
 test("the Ingress answers for the domain and keeps the streaming idle timeout", () => {
   assert.equal(ingress.spec.rules[0].host, DOMAIN);
   assert.match(annotations["alb.ingress.kubernetes.io/load-balancer-attributes"], /idle_timeout\.timeout_seconds=300/);
+});
+
+test("without a per-IP limit there is no web ACL, and the Ingress says none so the controller detaches any it had", () => {
+  assert.deepEqual(ofType(plan, "aws:wafv2/webAcl:WebAcl"), []);
+  assert.equal(annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"], "none");
 });
 
 test("apiUrl is the https URL of the domain", () => {

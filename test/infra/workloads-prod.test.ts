@@ -293,6 +293,26 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
   assert.equal(plan.outputs.apiUrl, "https://agents.example.com");
 });
 
+test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (guide 000's nginx 10r/s), then WAF's own JSON 429", () => {
+  const acl = one(plan, "aws:wafv2/webAcl:WebAcl");
+  const ingress = one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api");
+  const arn = inputs(ingress).metadata.annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"];
+  assert.match(arn, new RegExp(`^arn:aws:mock:us-east-1:\\d{12}:WebAcl/${acl.name}$`), "the stack's web ACL, by its ARN");
+  assert.ok(ingress.propertyDependencies?.metadata?.includes(acl.urn), "so the Ingress (and its ALB) goes first on destroy");
+  const { scope, defaultAction, rules, customResponseBodies } = inputs(acl);
+  assert.equal(scope, "REGIONAL", "an ALB takes a regional web ACL");
+  assert.deepEqual(defaultAction, { allow: {} });
+  assert.equal(rules.length, 1);
+  assert.deepEqual(rules[0].statement, {
+    rateBasedStatement: { aggregateKeyType: "IP", limit: 600, evaluationWindowSec: 60 },
+  });
+  const block = rules[0].action.block.customResponse;
+  assert.equal(block.responseCode, 429);
+  const body = customResponseBodies.find((b: { key: string }) => b.key === block.customResponseBodyKey);
+  assert.equal(body.contentType, "APPLICATION_JSON");
+  assert.match(JSON.parse(body.content).error, /at most 600 per minute/);
+});
+
 test("the ALB controller is a pinned chart whose service account assumes an IRSA role with the controller policy", () => {
   const release = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "workloads-addons-alb-controller"));
   assert.equal(release.chart, "aws-load-balancer-controller");

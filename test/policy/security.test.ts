@@ -1,4 +1,4 @@
-// The secure-by-default policies (policy/policies/security.ts), each called with a compliant and a violating
+// The secure-by-default policies (policy/policies/security.ts, edge.ts), each called with a compliant and a violating
 // plan, as mandatory outside dev and skipped in dev where the issue says "production tiers".
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -9,9 +9,9 @@ import {
   metricsNotIngressRouted,
   namespacePodSecurity,
   networkPolicyNarrowerThanVpc,
-  productionHttps,
   restrictedNamespaceWorkloads,
 } from "../../policy/policies/security.ts";
+import { productionEdgeRateLimit, productionHttps } from "../../policy/policies/edge.ts";
 import { check, resource } from "./support.ts";
 
 const ALB = "alb.ingress.kubernetes.io";
@@ -52,6 +52,36 @@ test("production-https: HTTPS with a validated certificate, redirect and a TLS 1
   assert.match(messages({ [`${ALB}/ssl-redirect`]: "" })[0], /without redirecting/);
   assert.match(messages({ [`${ALB}/ssl-policy`]: "ELBSecurityPolicy-2016-08" })[0], /ssl-policy ELBSecurityPolicy-2016-08/);
   assert.match(messages({}, [certWithArn])[0], /certificate cert is not validated in this stack/);
+});
+
+const webAcl = (rules: unknown[]) =>
+  resource("aws:wafv2/webAcl:WebAcl", "waf", { scope: "REGIONAL", defaultAction: { allow: {} }, rules });
+const rateRule = {
+  name: "per-ip-rate-limit",
+  priority: 0,
+  action: { block: { customResponse: { responseCode: 429 } } },
+  statement: { rateBasedStatement: { aggregateKeyType: "IP", limit: 600, evaluationWindowSec: 60 } },
+};
+
+test("production-edge-rate-limit: an internet-facing ALB without a web ACL fails in a production tier, with what to set", () => {
+  const [v] = check(productionEdgeRateLimit, [ingress(https)], { tier: "small" });
+  assert.equal(v.level, "mandatory");
+  assert.match(v.message, /tier small: Ingress agent-api has no AWS WAF web ACL.*network\.perIpRequestsPerMinute/);
+  assert.equal(check(productionEdgeRateLimit, [ingress({ ...https, [`${ALB}/wafv2-acl-arn`]: "none" })]).length, 1);
+  assert.deepEqual(check(productionEdgeRateLimit, [ingress(https)], { tier: "dev" }), []);
+  const internal = ingress({ ...https, [`${ALB}/scheme`]: "internal" });
+  assert.deepEqual(check(productionEdgeRateLimit, [internal]), [], "an internal ALB faces no internet client");
+});
+
+test("production-edge-rate-limit: the stack's web ACL must block by rate; one from outside the stack is taken as named", () => {
+  const guarded = ingress({ ...https, [`${ALB}/wafv2-acl-arn`]: "waf-id" });
+  assert.deepEqual(check(productionEdgeRateLimit, [webAcl([rateRule]), guarded]), []);
+  const [v] = check(productionEdgeRateLimit, [webAcl([]), guarded]);
+  assert.match(v.message, /web ACL waf in front of Ingress agent-api has no rate-based rule that blocks/);
+  const counting = { ...rateRule, action: { count: {} } };
+  assert.equal(check(productionEdgeRateLimit, [webAcl([counting]), guarded]).length, 1, "counting is not limiting");
+  const external = ingress({ ...https, [`${ALB}/wafv2-acl-arn`]: "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/x/1" });
+  assert.deepEqual(check(productionEdgeRateLimit, [external]), []);
 });
 
 const vpc = resource("aws:ec2/vpc:Vpc", "vpc", { cidrBlock: "10.0.0.0/16" });

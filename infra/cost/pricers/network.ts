@@ -1,6 +1,7 @@
 // Networking that bills by the hour: NAT gateways (plus the NAT GB of the usage file, split evenly), public
-// IPv4 addresses, interface endpoints, and load balancers. The ALB of an Ingress is created by the AWS Load
-// Balancer Controller, not by Pulumi, so it is priced from the Ingress (one ALB per ingress group).
+// IPv4 addresses, interface endpoints, and load balancers; and by the month, the AWS WAF web ACL in front of one.
+// The ALB of an Ingress is created by the AWS Load Balancer Controller, not by Pulumi, so it is priced from the
+// Ingress (one ALB per ingress group).
 import type { PlannedResource } from "../../plan/types.ts";
 import { at, atKeys, optionalString } from "../inputs.ts";
 import { free, steady, type Pricing, type PricingContext } from "../model.ts";
@@ -108,6 +109,15 @@ export function awsLoadBalancer(r: PlannedResource, ctx: PricingContext): Pricin
   const kind = type === "network" ? "nlb" : type === "application" ? "alb" : undefined;
   if (!kind) return loadBalancer("alb", false, ctx, `(${type} load balancer priced as an ALB)`);
   return loadBalancer(kind, r.inputs.internal !== true, ctx, "");
+}
+
+/** A regional AWS WAF web ACL: its month, one charge per rule, and every request reaching the ALB it guards. */
+export function webAcl(acl: PlannedResource, ctx: PricingContext): Pricing {
+  const rules = Array.isArray(acl.inputs.rules) ? acl.inputs.rules.length : 0;
+  const millions = ctx.usage.apiRequestsPerMonth / 1e6;
+  const monthly =
+    ctx.prices.usd("waf:web-acl") + rules * ctx.prices.usd("waf:rule") + millions * ctx.prices.usd("waf:million-requests");
+  return steady(monthly, `web ACL + ${rules} rule(s) + ${round(millions)} M requests/month inspected`);
 }
 
 function round(n: number): number {
