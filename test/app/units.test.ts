@@ -294,7 +294,6 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
       const value = await read(client);
       return { value, result: value === undefined ? "miss" : "hit" };
     },
-    lookup: async (_name: string, read: (c: typeof client) => Promise<unknown>) => read(client),
     write: () => {},
     count: (name: string, result: string) => counted.push(`${name} ${result}`),
   } as unknown as Cache;

@@ -88,7 +88,7 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     return result;
   }
 
-  /** A lookup without counting it: for a read that may turn out unneeded (`count` it if used). */
+  /** A lookup, not counted: the caller `count`s it once it knows whether the read was used (and how). */
   async function read<T>(cache: string, op: (c: RedisClient) => Promise<T | undefined>): Promise<CacheRead<T>> {
     try {
       const value = await run(op);
@@ -108,13 +108,6 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     run,
     read,
     count,
-
-    /** Reads through `read`; undefined is a miss. Errors are counted and reported as misses. */
-    async lookup<T>(cache: string, op: (c: RedisClient) => Promise<T | undefined>): Promise<T | undefined> {
-      const { value, result } = await read(cache, op);
-      count(cache, result);
-      return value;
-    },
 
     /** Fire-and-forget write: a failed cache write never fails or delays a request. */
     write(cache: string, op: (c: RedisClient) => Promise<unknown>): void {

@@ -125,7 +125,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
-    const questionKey = sha256(JSON.stringify([normalizeQuery(question), canonicalFilter(input.filter), model, topK]));
+    const normalized = normalizeQuery(question);
+    const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK]));
     const cacheKey = `response:${corpus.current()}:${questionKey}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
@@ -164,7 +165,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
       const system = systemPrompt(sources);
-      const prompt = sha256(JSON.stringify([model, system, normalizeQuery(question)]));
+      const prompt = sha256(JSON.stringify([model, system, normalized]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
         return { ...base, sources, prompt, messages: [], cachedAnswer: latest.value.answer };
