@@ -9,7 +9,7 @@ import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
 
 /** The window the per-IP limit counts over: the shortest WAF has, so a limit per minute means what it says. */
-export const EVALUATION_WINDOW_SECONDS = 60;
+const EVALUATION_WINDOW_SECONDS = 60;
 const RATE_LIMITED_BODY = "rate-limited";
 
 export interface ApiFirewallArgs {
