@@ -106,6 +106,11 @@ export const envSchema = z.object({
   DB_QUERY_TIMEOUT_MS: int(1_000, 50),
   READY_PROBE_TIMEOUT_MS: int(1_000, 50),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
+  /**
+   * How long an idle keep-alive connection stays open. Longer than the load balancer's idle timeout, or it may send
+   * a request on a connection the app is closing, and answer that request with a 502 (ALB default: 60 s).
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1_000),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   RESPONSE_CACHE_TTL_SECONDS: int(600, 1),
   /** Hot cached answers also kept in each replica (no Redis round trip); 0 turns the local copy off. */

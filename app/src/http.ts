@@ -42,7 +42,7 @@ export interface HttpServer {
  */
 export async function listenHttp(
   fetch: (req: Request) => Response | Promise<Response>,
-  opts: { port: number; host: string; metrics: Metrics; log: Logger },
+  opts: { port: number; host: string; metrics: Metrics; log: Logger; keepAliveTimeoutMs?: number },
 ): Promise<HttpServer> {
   const listener = getRequestListener(fetch, {
     hostname: opts.host,
@@ -56,9 +56,11 @@ export async function listenHttp(
     },
   });
   const server = createServer(listener);
-  // Longer than the ALB's 60 s idle timeout: a target closing an idle connection first is a 502 at the load balancer.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
+  // first is a 502 at the load balancer. Headers get a second more, so a request begun just before the keep-alive
+  // deadline is not cut as a slow one.
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 65_000;
+  server.headersTimeout = server.keepAliveTimeout + 1_000;
   let draining = false;
   // Every response sent while draining closes its connection, so a keep-alive client sends its next request to
   // another replica instead of to a server about to cut it. (Listener order: before the app writes anything.)

@@ -112,7 +112,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     isShuttingDown: health.isShuttingDown,
   });
 
-  const main = await listenHttp(app.fetch, { port: config.PORT, host: config.HOST, metrics, log });
+  const main = await listenHttp(app.fetch, {
+    port: config.PORT,
+    host: config.HOST,
+    metrics,
+    log,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  });
   const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, {
     port: config.METRICS_PORT,
     host: config.HOST,

@@ -2,19 +2,18 @@
 // traffic straight to the API pods. With a domain: an ACM certificate validated in the same `pulumi up`
 // (its DNS records in the domain's Route 53 zone, then aws.acm.CertificateValidation, which the listener
 // waits for), HTTPS only on a TLS 1.3/1.2 policy, and HTTP redirected to HTTPS. Annotation names: the
-// controller's docs/guide/ingress/annotations.md (v2.14). The idle timeout is the guide's
-// proxy_read_timeout 300s, for streamed answers. With a per-IP limit (tier network.perIpRequestsPerMinute), an
-// AWS WAF web ACL (api-firewall.ts) answers a flooding address before it reaches the pods.
+// controller's docs/guide/ingress/annotations.md (v2.14). The idle timeout: ALB_IDLE_TIMEOUT_SECONDS (names.ts).
+// With a per-IP limit (tier network.perIpRequestsPerMinute), an AWS WAF web ACL (api-firewall.ts) answers a
+// flooding address before it reaches the pods.
 import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { apiWebAcl } from "./api-firewall.ts";
-import { API } from "./names.ts";
+import { ALB_IDLE_TIMEOUT_SECONDS, API } from "./names.ts";
 import { labelsFor } from "./pod.ts";
 
 /** What apiUrl says while the ALB has no hostname yet (and always under the offline plan's mocks). */
 export const PENDING_ALB_URL = "http://pending-alb-hostname.invalid";
-const IDLE_TIMEOUT_SECONDS = 300;
 /** TLS 1.3 and 1.2 only: AWS's recommended ALB policy (Elastic Load Balancing "Security policies"). */
 export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
@@ -76,7 +75,7 @@ export class ApiIngress extends pulumi.ComponentResource {
             "alb.ingress.kubernetes.io/healthcheck-path": "/health",
             "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "15",
             "alb.ingress.kubernetes.io/success-codes": "200",
-            "alb.ingress.kubernetes.io/load-balancer-attributes": `idle_timeout.timeout_seconds=${IDLE_TIMEOUT_SECONDS},routing.http.drop_invalid_header_fields.enabled=true`,
+            "alb.ingress.kubernetes.io/load-balancer-attributes": `idle_timeout.timeout_seconds=${ALB_IDLE_TIMEOUT_SECONDS},routing.http.drop_invalid_header_fields.enabled=true`,
             "alb.ingress.kubernetes.io/target-group-attributes": "deregistration_delay.timeout_seconds=30",
             ...tls,
             ...firewall,

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
-import { API, NAME_LABEL } from "./names.ts";
+import { ALB_IDLE_TIMEOUT_SECONDS, API, API_KEEP_ALIVE_MARGIN_SECONDS, NAME_LABEL } from "./names.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
@@ -87,6 +87,10 @@ export class Api extends pulumi.ComponentResource {
                     { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
+                    {
+                      name: "HTTP_KEEP_ALIVE_TIMEOUT_MS",
+                      value: String((ALB_IDLE_TIMEOUT_SECONDS + API_KEEP_ALIVE_MARGIN_SECONDS) * 1000),
+                    },
                     { name: "QDRANT_URL", value: args.qdrantUrl },
                     { name: "OLLAMA_URL", value: args.ollamaUrl },
                     { name: "EMBED_MODEL", value: args.models.embed },

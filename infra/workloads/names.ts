@@ -10,6 +10,13 @@ export const NAME_LABEL = "app.kubernetes.io/name";
 /** `metricsPort`: the app's METRICS_PORT; /metrics is served only there, and the Ingress never routes to it. */
 export const API = { name: "agent-api", port: 8080, portName: "http", metricsPort: 9464, metricsPortName: "metrics" } as const;
 /**
+ * Seconds the ALB keeps an idle connection (guide 000's nginx proxy_read_timeout 300s, for streamed answers). The API's
+ * keep-alive outlasts it by API_KEEP_ALIVE_MARGIN_SECONDS: the ALB must be the side that closes an idle connection,
+ * or it may send a request on one the API is closing (AWS: a 502 to the client).
+ */
+export const ALB_IDLE_TIMEOUT_SECONDS = 300;
+export const API_KEEP_ALIVE_MARGIN_SECONDS = 5;
+/**
  * The apiUrl of a stack with no public entry (tier network.publicIngress: false): the command that reaches the API
  * through the cluster's API server instead. The deploy workflow's readiness check reads the "port-forward:" prefix.
  */

@@ -285,6 +285,13 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
   assert.equal(a["alb.ingress.kubernetes.io/target-type"], "ip");
   assert.equal(a["alb.ingress.kubernetes.io/healthcheck-path"], "/health");
   assert.match(a["alb.ingress.kubernetes.io/load-balancer-attributes"], /(^|,)idle_timeout\.timeout_seconds=300(,|$)/);
+  // AWS: the target's keep-alive must outlast the ALB's idle timeout, or a request sent as the target closes is a 502.
+  const albIdleMs =
+    1000 * Number(/idle_timeout\.timeout_seconds=(\d+)/.exec(a["alb.ingress.kubernetes.io/load-balancer-attributes"])![1]);
+  assert.ok(
+    Number(envOf(api).HTTP_KEEP_ALIVE_TIMEOUT_MS.value) > albIdleMs,
+    "the API keeps idle connections longer than the ALB",
+  );
   assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
   assert.equal(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
   assert.ok(a["alb.ingress.kubernetes.io/certificate-arn"]);

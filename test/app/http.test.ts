@@ -1,0 +1,47 @@
+// The HTTP listener's connection timing: an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS,
+// which the stack sets above the ALB's idle timeout so that the ALB, not the app, closes idle connections.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect, type Socket } from "node:net";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { listenHttp } from "../../app/src/http.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { createMetrics } from "../../app/src/metrics.ts";
+
+/** Sends one request on the socket and resolves with the status line of its response. */
+async function requestOn(socket: Socket): Promise<string> {
+  socket.write("GET / HTTP/1.1\r\nHost: app\r\n\r\n");
+  const [chunk] = (await once(socket, "data")) as [Buffer];
+  return chunk.toString().split("\r\n")[0]!;
+}
+
+test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, then the server closes it", async () => {
+  const keepAliveTimeoutMs = 1_500;
+  const http = await listenHttp(() => new Response("ok"), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs,
+  });
+  const socket = connect(http.port, "127.0.0.1");
+  try {
+    await once(socket, "connect");
+    let closedAt: number | undefined;
+    socket.on("close", () => {
+      closedAt = performance.now();
+    });
+    assert.equal(await requestOn(socket), "HTTP/1.1 200 OK");
+    await sleep(keepAliveTimeoutMs - 700);
+    assert.equal(await requestOn(socket), "HTTP/1.1 200 OK", "still open just before the timeout");
+    const idleFrom = performance.now();
+    // Node closes an idle connection a little after keepAliveTimeout (it adds a buffer, 1 s in Node 20.20).
+    await sleep(keepAliveTimeoutMs + 2_000);
+    assert.ok(closedAt !== undefined, "closed once idle past the timeout");
+    assert.ok(closedAt - idleFrom >= keepAliveTimeoutMs - 100, `closed after ${Math.round(closedAt - idleFrom)} ms idle`);
+  } finally {
+    socket.destroy();
+    await http.close(0);
+  }
+});
