@@ -102,6 +102,25 @@ test("the Ollama deadline cuts an upstream that never answers, and a stream that
   }
 });
 
+test("a streamed answer longer than the Ollama deadline is not cut while its tokens keep coming", async () => {
+  const timeoutMs = 300;
+  fakes.ollama.knobs.tokenDelayMs = 60;
+  try {
+    const ollama = ollamaAt(fakes.ollama.url, timeoutMs);
+    const context = "[1] Tides: the moon pulls the oceans toward it twice a day, and the sun adds a little to the pull";
+    const started = Date.now();
+    const stream = ollama.chatStream("fake-small", [{ role: "system", content: context }]);
+    let tokens = 0;
+    let next = await stream.next();
+    for (; !next.done; next = await stream.next()) tokens++;
+    assert.ok(Date.now() - started > 2 * timeoutMs, `the answer took ${Date.now() - started} ms`);
+    assert.match(next.value.content, /^Based on \[1\]: Tides: the moon pulls/);
+    assert.equal(next.value.completionTokens, tokens);
+  } finally {
+    fakes.ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
 test("a Qdrant search is cut at its deadline mid-body, and a refused one carries Qdrant's reason", {
   timeout: 10_000,
 }, async () => {
