@@ -42,7 +42,7 @@ export interface HttpServer {
  */
 export async function listenHttp(
   fetch: (req: Request) => Response | Promise<Response>,
-  opts: { port: number; host: string; metrics: Metrics; log: Logger; keepAliveTimeoutMs?: number },
+  opts: { port: number; host: string; metrics: Metrics; log: Logger; keepAliveTimeoutMs: number },
 ): Promise<HttpServer> {
   const listener = getRequestListener(fetch, {
     hostname: opts.host,
@@ -59,7 +59,7 @@ export async function listenHttp(
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
   // first is a 502 at the load balancer. Headers get a second more, so a request begun just before the keep-alive
   // deadline is not cut as a slow one.
-  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 65_000;
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs;
   server.headersTimeout = server.keepAliveTimeout + 1_000;
   let draining = false;
   // Every response sent while draining closes its connection, so a keep-alive client sends its next request to

@@ -112,19 +112,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     isShuttingDown: health.isShuttingDown,
   });
 
-  const main = await listenHttp(app.fetch, {
-    port: config.PORT,
-    host: config.HOST,
-    metrics,
-    log,
-    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-  });
-  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, {
-    port: config.METRICS_PORT,
-    host: config.HOST,
-    metrics,
-    log,
-  });
+  const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };
+  const main = await listenHttp(app.fetch, { ...listening, port: config.PORT });
+  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");
 
