@@ -3,8 +3,12 @@
 //    the kubelet's reservation, the eviction threshold and the DaemonSets are taken off;
 //  - GPU: every model Ollama keeps resident (weights at their quantisation + KV cache for parallel requests x
 //    context length + compute buffers) must fit the GPU's memory together, or Ollama evicts and reloads.
+//  - database connections: the API at its largest (maxReplicas plus the rolling surge), each pod with its pool,
+//    its LISTEN connection and its start-up migration, plus the other clients, must fit max_connections, or the
+//    pods the autoscaler adds under load cannot connect.
 // Pure: a tier in, lines and problems out.
 import type { NodeGroupSpec, Tier } from "./tiers.ts";
+import { API_ROLLING_SURGE_PERCENT } from "./workloads/names.ts";
 
 const MIB_PER_GIB = 1024;
 
@@ -227,6 +231,32 @@ export function residentModels(ollama: Tier["ollama"]): ModelBudget[] | string {
   });
 }
 
+// ---- Database connections ------------------------------------------------------------------------------
+
+/** Per API pod beyond its pool: the LISTEN connection (corpus version) and the migration run at start-up. */
+const API_EXTRA_CONNECTIONS = 2;
+/**
+ * Slots that are not the API's: PostgreSQL's superuser_reserved_connections (3) and RDS's
+ * rds.rds_superuser_reserved_connections (2), the postgres exporter, the database-roles job and an operator's psql.
+ */
+export const OTHER_DB_CONNECTIONS = 15;
+
+function databaseConnections(tier: Tier, lines: string[], problems: string[]): void {
+  const { maxReplicas, dbPoolMax } = tier.api;
+  const pods = Math.ceil((maxReplicas * (100 + API_ROLLING_SURGE_PERCENT)) / 100);
+  const perPod = dbPoolMax + API_EXTRA_CONNECTIONS;
+  const peak = pods * perPod + OTHER_DB_CONNECTIONS;
+  const sum =
+    `${pods} API pods (api.maxReplicas ${maxReplicas} + ${API_ROLLING_SURGE_PERCENT} % rolling surge) x ${perPod} ` +
+    `(api.dbPoolMax ${dbPoolMax} + LISTEN + migration) + ${OTHER_DB_CONNECTIONS} others = ${peak}`;
+  lines.push(`database connections at peak: ${sum} of max_connections ${tier.database.maxConnections}`);
+  if (peak > tier.database.maxConnections) {
+    problems.push(
+      `database.maxConnections: ${tier.database.maxConnections} is below what the API opens at its largest: ${sum}; raise it, or lower api.maxReplicas or api.dbPoolMax`,
+    );
+  }
+}
+
 // ---- The report ----------------------------------------------------------------------------------------
 
 export interface CapacityReport {
@@ -241,6 +271,13 @@ function hostOf(tier: Tier, role: "vector" | "gpu"): { role: string; spec: NodeG
 }
 
 export function capacityReport(tier: Tier): CapacityReport {
+  const report = nodesAndModels(tier);
+  databaseConnections(tier, report.lines, report.problems);
+  return report;
+}
+
+/** Memory on each node group, then the models on the GPU (or Ollama's memory on CPU). */
+function nodesAndModels(tier: Tier): CapacityReport {
   const lines: string[] = [];
   const problems: string[] = [];
   const qdrantHost = hostOf(tier, "vector");

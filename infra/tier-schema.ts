@@ -106,6 +106,8 @@ export const tierSchema = z
         memoryRequest: quantity,
         cpuLimit: quantity,
         memoryLimit: quantity,
+        /** Postgres connections each API pod's pool may open (the app's DB_POOL_MAX); infra/capacity.ts sums them. */
+        dbPoolMax: z.number().int().min(1).max(1000),
       })
       .strict()
       .superRefine((a, ctx) => {

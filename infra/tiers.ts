@@ -26,6 +26,9 @@ export const NAT_INSTANCE_TYPE = "t4g.nano";
 // AWS WAF counts per minute at the finest, so 600 a minute (its burst allowance is looser than nginx's burst=20).
 const PER_IP_REQUESTS_PER_MINUTE = 600;
 
+// Each API pod's Postgres pool (the app's default); infra/capacity.ts checks the pools fit database.maxConnections.
+const DB_POOL_MAX = 10;
+
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
 
@@ -84,7 +87,15 @@ export const TIERS: Record<TierName, Tier> = {
     },
     cache: { nodeType: "cache.t4g.micro", nodes: 1, snapshotRetentionDays: 1 },
     registry: { keepImages: 10 },
-    api: { minReplicas: 1, maxReplicas: 2, cpuRequest: "250m", memoryRequest: "256Mi", cpuLimit: "1", memoryLimit: "512Mi" },
+    api: {
+      minReplicas: 1,
+      maxReplicas: 2,
+      cpuRequest: "250m",
+      memoryRequest: "256Mi",
+      cpuLimit: "1",
+      memoryLimit: "512Mi",
+      dbPoolMax: DB_POOL_MAX,
+    },
     // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
     ollama: {
       replicas: 1,
@@ -158,7 +169,15 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.m6g.large", nodes: 2, snapshotRetentionDays: 7 },
     registry: { keepImages: 30 },
     // G000-HPA minReplicas 3 maxReplicas 10; "API Servers (3x)".
-    api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "500m", memoryRequest: "512Mi", cpuLimit: "2", memoryLimit: "1Gi" },
+    api: {
+      minReplicas: 3,
+      maxReplicas: 10,
+      cpuRequest: "500m",
+      memoryRequest: "512Mi",
+      cpuLimit: "2",
+      memoryLimit: "1Gi",
+      dbPoolMax: DB_POOL_MAX,
+    },
     // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
     ollama: { replicas: 1, ...GPU_OLLAMA, cpuRequest: "2" },
     qdrant: {
@@ -227,7 +246,15 @@ export const TIERS: Record<TierName, Tier> = {
     cache: { nodeType: "cache.r6g.large", nodes: 2, snapshotRetentionDays: 7 },
     registry: { keepImages: 50 },
     // G000-HPA minReplicas 3 maxReplicas 10.
-    api: { minReplicas: 3, maxReplicas: 10, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
+    api: {
+      minReplicas: 3,
+      maxReplicas: 10,
+      cpuRequest: "1",
+      memoryRequest: "1Gi",
+      cpuLimit: "2",
+      memoryLimit: "2Gi",
+      dbPoolMax: DB_POOL_MAX,
+    },
     ollama: { replicas: 2, ...GPU_OLLAMA, cpuRequest: "4" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
@@ -288,7 +315,15 @@ export const TIERS: Record<TierName, Tier> = {
     },
     cache: { nodeType: "cache.r6g.xlarge", nodes: 3, snapshotRetentionDays: 14 },
     registry: { keepImages: 100 },
-    api: { minReplicas: 6, maxReplicas: 30, cpuRequest: "1", memoryRequest: "1Gi", cpuLimit: "2", memoryLimit: "2Gi" },
+    api: {
+      minReplicas: 6,
+      maxReplicas: 30,
+      cpuRequest: "1",
+      memoryRequest: "1Gi",
+      cpuLimit: "2",
+      memoryLimit: "2Gi",
+      dbPoolMax: DB_POOL_MAX,
+    },
     ollama: { replicas: 6, ...GPU_OLLAMA, cpuRequest: "4" },
     // Three copies, two acknowledgements: a write survives one peer down and is on a majority.
     qdrant: {

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
-import { ALB_IDLE_TIMEOUT_SECONDS, API, API_KEEP_ALIVE_MARGIN_SECONDS, NAME_LABEL } from "./names.ts";
+import { ALB_IDLE_TIMEOUT_SECONDS, API, API_KEEP_ALIVE_MARGIN_SECONDS, API_ROLLING_SURGE_PERCENT, NAME_LABEL } from "./names.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
@@ -58,7 +58,7 @@ export class Api extends pulumi.ComponentResource {
         spec: {
           selector: selectorFor(API.name),
           revisionHistoryLimit: 5,
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: `${API_ROLLING_SURGE_PERCENT}%`, maxUnavailable: 0 } },
           template: {
             metadata: { labels },
             spec: {
@@ -87,6 +87,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
+                    { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },
                     {
                       name: "HTTP_KEEP_ALIVE_TIMEOUT_MS",
                       value: String((ALB_IDLE_TIMEOUT_SECONDS + API_KEEP_ALIVE_MARGIN_SECONDS) * 1000),

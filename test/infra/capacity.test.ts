@@ -18,6 +18,19 @@ test("every tier passes: its stateful pods fit their nodes and its models fit th
   for (const t of Object.values(TIERS)) assert.deepEqual(capacityReport(t).problems, [], t.name);
 });
 
+test("the API at its largest must fit the database's max_connections, with the sum shown", () => {
+  const [line] = capacityReport(TIERS.medium).lines.filter((l) => l.startsWith("database connections"));
+  assert.equal(
+    line,
+    "database connections at peak: 13 API pods (api.maxReplicas 10 + 25 % rolling surge) x 12 (api.dbPoolMax 10 + LISTEN + migration) + 15 others = 171 of max_connections 400",
+  );
+  assert.match(
+    capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40 } }).problems[0],
+    /^database\.maxConnections: 400 is below what the API opens at its largest: 50 API pods .* = 615; raise it, or lower api\.maxReplicas or api\.dbPoolMax/,
+  );
+  assert.deepEqual(capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40, dbPoolMax: 4 } }).problems, []);
+});
+
 test("the guide's qwen2.5:32b beside llama3.1:8b with 4 parallel 4096-token f16 caches does not fit a 24 GB A10G", () => {
   const old = withOllama(TIERS.medium, { models: { ...TIERS.medium.ollama.models, large: "qwen2.5:32b" }, kvCacheType: "f16" });
   const [problem] = capacityReport(old).problems;

@@ -81,6 +81,10 @@ test("the API reaches Qdrant and Ollama through their Services and gets the tier
   );
 });
 
+test("each API pod's Postgres pool is the tier's api.dbPoolMax, the number infra/capacity.ts sums", () => {
+  assert.equal(envOf(api).DB_POOL_MAX.value, "10");
+});
+
 test("the HPA owns the API's replica count: the Deployment sets none", () => {
   assert.equal(inputs(deployment).spec.replicas, undefined);
   assert.equal(inputs(deployment).spec.strategy.rollingUpdate.maxUnavailable, 0);
