@@ -236,8 +236,10 @@ export function residentModels(ollama: Tier["ollama"]): ModelBudget[] | string {
 /** Per API pod beyond its pool: the LISTEN connection (corpus version) and the migration run at start-up. */
 const API_EXTRA_CONNECTIONS = 2;
 /**
- * Slots that are not the API's: PostgreSQL's superuser_reserved_connections (3) and RDS's
- * rds.rds_superuser_reserved_connections (2), the postgres exporter, the database-roles job and an operator's psql.
+ * Slots that are not the API's: PostgreSQL's superuser_reserved_connections (3 by default), the slots RDS keeps for
+ * itself and rds_superuser (its refusal reads "remaining connection slots are reserved for non-replication
+ * superuser, rds_reserved, and rds_superuser connections"), the postgres exporter, the database-roles job and an
+ * operator's psql. A round margin, not a measured count.
  */
 export const OTHER_DB_CONNECTIONS = 15;
 
