@@ -15,9 +15,9 @@ export const API = { name: "agent-api", port: 8080, portName: "http", metricsPor
  * or it may send a request on one the API is closing (AWS: a 502 to the client).
  */
 export const ALB_IDLE_TIMEOUT_SECONDS = 300;
+export const API_KEEP_ALIVE_MARGIN_SECONDS = 5;
 /** Extra API pods a rolling update may start (maxSurge, rounded up): counted in the database connections at peak. */
 export const API_ROLLING_SURGE_PERCENT = 25;
-export const API_KEEP_ALIVE_MARGIN_SECONDS = 5;
 /**
  * The apiUrl of a stack with no public entry (tier network.publicIngress: false): the command that reaches the API
  * through the cluster's API server instead. The deploy workflow's readiness check reads the "port-forward:" prefix.
