@@ -63,18 +63,20 @@ export function createStore(sql: Sql, timeoutMs: number) {
       owner: string,
       page: { limit: number; after?: string | undefined },
     ): Promise<SessionPage | "no_session" | "no_after"> => {
+      // The cursor turn is read here, once. Its created_at travels as text both ways: as a JS Date (postgres.js' type
+      // for a timestamptz result, and its serializer for a timestamptz parameter) it would lose its microseconds.
       const [session] = await run(
-        sql<{ owner: string; after_found: boolean }[]>`
-          SELECT owner, EXISTS (SELECT 1 FROM turns WHERE request_id = ${page.after ?? null} AND session_id = ${sessionId})
-                 AS after_found
-          FROM sessions WHERE id = ${sessionId}`,
+        sql<{ owner: string; after_at: string | null; after_id: string | null }[]>`
+          SELECT s.owner, c.created_at::text AS after_at, c.id AS after_id
+          FROM sessions s LEFT JOIN turns c ON c.request_id = ${page.after ?? null} AND c.session_id = s.id
+          WHERE s.id = ${sessionId}`,
       );
       if (!session || session.owner !== owner) return "no_session";
-      if (page.after !== undefined && !session.after_found) return "no_after";
+      if (page.after !== undefined && session.after_id === null) return "no_after";
       const after =
         page.after === undefined
           ? sql``
-          : sql`AND (t.created_at, t.id) > (SELECT created_at, id FROM turns WHERE request_id = ${page.after})`;
+          : sql`AND (t.created_at, t.id) > (${session.after_at}::text::timestamptz, ${session.after_id}::bigint)`;
       const rows = await run(
         sql<StoredTurn[]>`
           SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
