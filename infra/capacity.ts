@@ -241,7 +241,7 @@ const API_EXTRA_CONNECTIONS = 2;
  * superuser, rds_reserved, and rds_superuser connections"), the postgres exporter, the database-roles job and an
  * operator's psql. A round margin, not a measured count.
  */
-export const OTHER_DB_CONNECTIONS = 15;
+const OTHER_DB_CONNECTIONS = 15;
 
 function databaseConnections(tier: Tier, lines: string[], problems: string[]): void {
   const { maxReplicas, dbPoolMax } = tier.api;
