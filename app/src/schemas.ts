@@ -10,6 +10,22 @@ const text = () => z.string().refine(isStorable, { error: UNSTORABLE_MESSAGE });
 const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const idMessage = "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'";
 const metadataKey = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, { error: "metadata keys must be 1-64 letters, digits or '_'" });
+const RESERVED_KEY = "__proto__";
+
+/**
+ * Metadata key to value. zod's record skips a `__proto__` key unseen (assigning it would replace the result's
+ * prototype), so a filter or metadata sent with one lost it silently (a filter on it matched every document): it is
+ * refused instead, naming the key.
+ */
+const metadataRecord = <V extends z.ZodType>(value: V) =>
+  z.preprocess(
+    (input, ctx) => {
+      if (input !== null && typeof input === "object" && Object.hasOwn(input, RESERVED_KEY))
+        ctx.addIssue({ code: "custom", message: `${RESERVED_KEY} is a reserved key`, path: [RESERVED_KEY], input });
+      return input;
+    },
+    z.record(metadataKey, value),
+  );
 
 export const ErrorSchema = z
   .object({
@@ -24,8 +40,7 @@ const filterList = z
   .min(1)
   .max(100);
 
-export const FilterSchema = z
-  .record(metadataKey, z.union([filterValue, filterList]))
+export const FilterSchema = metadataRecord(z.union([filterValue, filterList]))
   .refine((f) => Object.keys(f).length <= 16, { error: "at most 16 filter keys" })
   .openapi("Filter", {
     description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
@@ -75,8 +90,7 @@ export const DocumentSchema = z
     text: text()
       .max(1_000_000)
       .refine((t) => t.trim().length > 0, { error: "must not be empty" }),
-    metadata: z
-      .record(metadataKey, metadataValue)
+    metadata: metadataRecord(metadataValue)
       .refine((m) => Object.keys(m).length <= 32, { error: "at most 32 metadata keys" })
       .optional(),
   })

@@ -61,6 +61,15 @@ const cases: Case[] = [
   ["filter nested object", "POST", "/api/v1/query", { query: "x", filter: { lang: { $ne: "en" } } }, 400, /filter/],
   ["filter empty list", "POST", "/api/v1/query", { query: "x", filter: { lang: [] } }, 400, /filter/],
   ["filter list of floats", "POST", "/api/v1/query", { query: "x", filter: { n: [1.5] } }, 400, /filter/],
+  // zod's record drops this key unvalidated: the filter would have matched every document.
+  [
+    "filter key __proto__",
+    "POST",
+    "/api/v1/query",
+    '{"query":"x","filter":{"__proto__":"en"}}',
+    400,
+    /filter\.__proto__: .*reserved/,
+  ],
   [
     "body over the limit",
     "POST",
@@ -84,6 +93,14 @@ const cases: Case[] = [
   ["duplicate document ids", "POST", "/api/v1/documents", { documents: [doc, doc] }, 400, /unique/],
   ["bad document id", "POST", "/api/v1/documents", { documents: [{ id: "has space", text: "t" }] }, 400, /documents\.0\.id/],
   ["nested metadata", "POST", "/api/v1/documents", { documents: [{ text: "t", metadata: { a: { b: 1 } } }] }, 400, /metadata/],
+  [
+    "metadata key __proto__",
+    "POST",
+    "/api/v1/documents",
+    '{"documents":[{"text":"t","metadata":{"lang":"en","__proto__":"x"}}]}',
+    400,
+    /documents\.0\.metadata\.__proto__: .*reserved/,
+  ],
   [
     "too many documents",
     "POST",
