@@ -7,6 +7,7 @@ export class AppError extends Error {
     message: string,
     readonly type: string,
     readonly details?: unknown,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api, parseSse } from "../support/http.ts";
+import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 
 let stack: Stack;
@@ -36,7 +38,13 @@ const DOCS = [
 ];
 
 before(async () => {
-  stack = await startStack({ DOCS_ENABLED: "true", QDRANT_REPLICATION_FACTOR: "3", QDRANT_WRITE_CONSISTENCY: "2" });
+  stack = await startStack({
+    DOCS_ENABLED: "true",
+    QDRANT_REPLICATION_FACTOR: "3",
+    QDRANT_WRITE_CONSISTENCY: "2",
+    // Not under test here: the file sends more than the default 60 requests a minute with one key.
+    RATE_LIMIT_PER_MINUTE: "10000",
+  });
   user = api(stack.url, USER_KEY);
   const res = await user.post("/api/v1/documents", { documents: DOCS });
   assert.equal(res.status, 201, res.text);
@@ -352,6 +360,95 @@ test("deleting a document removes its chunks and record; re-ingesting a shorter 
   const res = await user.post("/api/v1/query", { query: "Glaciers are slow rivers of ice" });
   assert.ok(!res.body.sources.some((s: { id: string }) => s.id === "glaciers"));
   assert.equal((await user.del("/api/v1/documents/glaciers")).status, 404);
+});
+
+test("a document another request is still writing is a 409 to a delete or an ingest: no chunk outlives its record", async () => {
+  const qdrant = stack.fakes.qdrant;
+  const chunksOf = (id: string) =>
+    [...qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === id).length;
+  const documents = [
+    { id: "mosses", text: "Mosses have no roots and take water in through their leaves." },
+    { id: "lichens", text: "Lichens are fungi and algae living together." },
+  ];
+  qdrant.knobs.latencyMs = 200;
+  try {
+    // A batch writes its documents' chunks one after another: "lichens" is recorded, then waits behind "mosses".
+    const ingest = user.post("/api/v1/documents", { documents });
+    await setTimeout(100);
+    const del = await user.del("/api/v1/documents/lichens");
+    const reingest = await user.post("/api/v1/documents", { documents: [{ id: "lichens", text: "Lichens grow slowly." }] });
+    for (const res of [del, reingest]) {
+      assert.equal(res.status, 409, res.text);
+      assert.match(res.body.error, /^document lichens is being written by another request; retry shortly/);
+      assert.equal(res.headers.get("retry-after"), "1");
+    }
+    assert.equal((await ingest).status, 201);
+  } finally {
+    qdrant.knobs.latencyMs = 0;
+  }
+  assert.equal(chunksOf("lichens"), 1);
+  // The hold ended with the ingest's request.
+  for (const { id } of documents) {
+    assert.equal((await user.del(`/api/v1/documents/${id}`)).status, 200);
+    assert.equal(chunksOf(id), 0);
+  }
+});
+
+test("a hold left by a writer that died keeps its document only until it expires", async () => {
+  assert.equal(
+    (await user.post("/api/v1/documents", { documents: [{ id: "ferns", text: "Ferns spread by spores." }] })).status,
+    201,
+  );
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  try {
+    await sql`UPDATE documents SET writer = gen_random_uuid(), writing_until = now() + interval '1 second' WHERE id = 'ferns'`;
+  } finally {
+    await sql.end();
+  }
+  const held = await user.del("/api/v1/documents/ferns");
+  assert.equal(held.status, 409, held.text);
+  assert.match(held.body.error, /its hold ends within 1 s/);
+  await setTimeout(1_100);
+  assert.equal((await user.del("/api/v1/documents/ferns")).status, 200);
+});
+
+test("an ingest that loses the race for one document to another write gives back the ones it got", async () => {
+  assert.equal((await user.post("/api/v1/documents", { documents: [{ id: "cacti", text: "Cacti store water." }] })).status, 201);
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  try {
+    // Another write's lease on "cacti", not yet committed when the ingest's statement starts: that statement's
+    // snapshot sees "cacti" free, records "orchids", then waits for the row and finds it leased.
+    let updated!: () => void;
+    const otherUpdated = new Promise<void>((resolve) => {
+      updated = resolve;
+    });
+    const other = sql.begin(async (tx) => {
+      await tx`UPDATE documents SET writer = gen_random_uuid(), writing_until = now() + interval '1 minute' WHERE id = 'cacti'`;
+      updated();
+      await waitFor("the ingest waiting for the row", async () => {
+        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
+        return row!.n > 0;
+      });
+    });
+    await otherUpdated;
+    const ingest = user.post("/api/v1/documents", {
+      documents: [
+        { id: "orchids", text: "Orchids are one of the largest flowering plant families." },
+        { id: "cacti", text: "Cacti have spines instead of leaves." },
+      ],
+    });
+    await other;
+    const res = await ingest;
+    assert.equal(res.status, 409, res.text);
+    assert.deepEqual(res.body.details, { busy: ["cacti"] });
+    const [orchids] = await sql`SELECT writer FROM documents WHERE id = 'orchids'`;
+    assert.equal(orchids!.writer, null, "the lease it took is released");
+    assert.equal((await user.del("/api/v1/documents/orchids")).status, 200);
+    await sql`UPDATE documents SET writer = NULL, writing_until = NULL WHERE id = 'cacti'`;
+    assert.equal((await user.del("/api/v1/documents/cacti")).status, 200);
+  } finally {
+    await sql.end();
+  }
 });
 
 test("OpenAPI document, Swagger UI and agent card describe the API", async () => {

@@ -333,6 +333,41 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
+test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it leased its documents, and releases them", async () => {
+  const calls: string[] = [];
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  const rag = createRag({
+    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "100" })),
+    cache: {} as never,
+    store: {
+      upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
+        calls.push(`lease ${lease.ms} ms`);
+      },
+      releaseDocuments: async (ids: string[]) => {
+        calls.push(`release ${ids.join(",")}`);
+      },
+    } as never,
+    corpus: { bump: async () => calls.push("bump") } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
+    qdrant: {
+      upsert: async (points: Array<{ documentId: string }>) => {
+        calls.push(`upsert ${points[0]!.documentId}`);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      },
+      deleteChunks: async (id: string) => calls.push(`deleteChunks ${id}`),
+    } as never,
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+  });
+  const docs = [
+    { id: "a", text: "First." },
+    { id: "b", text: "Second." },
+  ];
+  await assert.rejects(rag.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
+  // The lease (2 x REQUEST_TIMEOUT_MS) outlasts the last write that started in time.
+  assert.deepEqual(calls, ["lease 200 ms", "upsert a", "release a,b"]);
+});
+
 test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {
   const fired: number[] = [];
   const check = silentConnectionCheck(3, (missed) => fired.push(missed));

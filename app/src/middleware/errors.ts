@@ -11,7 +11,8 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   // Reading the body of a request whose client hung up fails ("aborted"); nobody is there to answer, and it is not ours.
   if (clientGone(c)) return c.json({ error: "client closed request" }, CLIENT_CLOSED as ContentfulStatusCode);
   if (err instanceof AppError) {
-    return c.json({ error: err.message, ...(err.details === undefined ? {} : { details: err.details }) }, err.status);
+    const body = { error: err.message, ...(err.details === undefined ? {} : { details: err.details }) };
+    return c.json(body, err.status, err.headers);
   }
   if (err instanceof HTTPException) {
     if (err.res) return err.getResponse(); // bearer-auth builds its own JSON response with WWW-Authenticate

@@ -12,6 +12,8 @@ import {
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
+const busyResponse = jsonResponse(ErrorSchema, "Another request is writing one of the documents (Retry-After: 1)");
+
 const ingestRoute = apiRoute({
   method: "post",
   path: "/api/v1/documents",
@@ -19,9 +21,13 @@ const ingestRoute = apiRoute({
   summary: "Ingest documents",
   description:
     "Chunks each text, embeds the chunks through Ollama (batched), upserts them to Qdrant and records the document. " +
-    "Sending an existing id replaces that document.",
+    "Sending an existing id replaces that document. A document another request is still writing is a 409.",
   request: { body: jsonBody(DocumentsRequestSchema) },
-  responses: { 201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"), ...upstreamErrorResponses },
+  responses: {
+    201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"),
+    409: busyResponse,
+    ...upstreamErrorResponses,
+  },
 });
 
 const deleteRoute = apiRoute({
@@ -33,6 +39,7 @@ const deleteRoute = apiRoute({
   responses: {
     200: jsonResponse(z.object({ id: z.string(), deleted: z.literal(true) }), "Deleted"),
     404: jsonResponse(ErrorSchema, "No such document"),
+    409: busyResponse,
     ...upstreamErrorResponses,
   },
 });

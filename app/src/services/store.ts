@@ -21,6 +21,18 @@ export interface DocumentRecord {
   chunk_count: number;
 }
 
+/** A write's hold on the documents it writes (migration 005): its id and how long the hold lasts. */
+export interface Lease {
+  writer: string;
+  ms: number;
+}
+
+/** Documents another write holds, and the seconds until its lease ends at the latest. */
+export interface Busy {
+  ids: string[];
+  leftSeconds: number;
+}
+
 export interface FeedbackInput {
   request_id: string;
   quality_score: number;
@@ -46,6 +58,16 @@ const SLOW_READ_FACTOR = 10;
 export function createStore(sql: Sql, timeoutMs: number) {
   const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(sql, query, ms);
   const turns = createTurnWriter(sql, timeoutMs);
+  const until = (lease: Lease) => sql`now() + ${lease.ms} * interval '1 millisecond'`;
+  // Whole seconds, at least 1, until a lease ends.
+  const secondsLeft = (writingUntil: ReturnType<typeof sql>) =>
+    sql`greatest(1, ceil(extract(epoch FROM ${writingUntil} - now())))::int`;
+  const release = async (ids: string[], writer: string) => {
+    if (ids.length === 0) return;
+    await run(sql`
+      UPDATE documents SET writer = NULL, writing_until = NULL
+      WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid`);
+  };
 
   return {
     ping: () => run(sql`SELECT 1`),
@@ -88,21 +110,64 @@ export function createStore(sql: Sql, timeoutMs: number) {
       return { turns: rows.slice(0, page.limit), hasMore: rows.length > page.limit };
     },
 
-    /** Records documents (before their chunks go to Qdrant, so every stored chunk has a record to delete it by). */
-    upsertDocuments: async (docs: DocumentRecord[], createdBy: string) => {
+    /**
+     * Records documents, leased to `lease.writer` for `lease.ms` (migration 005), before their chunks go to Qdrant: every
+     * stored chunk has a record to delete it by. When another write holds any of them, none is written.
+     */
+    upsertDocuments: async (docs: DocumentRecord[], createdBy: string, lease: Lease): Promise<Busy | undefined> => {
       const rows = storableJson(docs.map((d) => ({ ...d, created_by: createdBy })));
-      await run(sql`
-        INSERT INTO documents (id, title, metadata, chunk_count, created_by)
-        SELECT id, title, metadata, chunk_count, created_by
-        FROM jsonb_to_recordset(${sql.json(rows as never)})
-          AS t(id text, title text, metadata jsonb, chunk_count integer, created_by text)
-        ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
-          chunk_count = EXCLUDED.chunk_count, updated_at = now()`);
+      const ids = docs.map((d) => d.id);
+      // By `= ANY(ARRAY(...))`, as in turns.ts: an index scan however many documents there are.
+      const [result] = await run(
+        sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null }[]>`
+          WITH busy AS (
+            SELECT id, writing_until FROM documents
+            WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()
+          ), written AS (
+            INSERT INTO documents (id, title, metadata, chunk_count, created_by, writer, writing_until)
+            SELECT id, title, metadata, chunk_count, created_by, ${lease.writer}::uuid, ${until(lease)}
+            FROM jsonb_to_recordset(${sql.json(rows as never)})
+              AS t(id text, title text, metadata jsonb, chunk_count integer, created_by text)
+            WHERE NOT EXISTS (SELECT 1 FROM busy)
+            ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
+              chunk_count = EXCLUDED.chunk_count, updated_at = now(), writer = EXCLUDED.writer,
+              writing_until = EXCLUDED.writing_until
+            WHERE documents.writing_until IS NULL OR documents.writing_until <= now()
+            RETURNING id
+          )
+          SELECT (SELECT jsonb_agg(id) FROM written) AS written, (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
+                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds`,
+      );
+      const written = result!.written ?? [];
+      if (written.length === ids.length) return undefined;
+      if (result!.busy) return { ids: result!.busy, leftSeconds: result!.busy_seconds! };
+      // Another write leased some of them after this statement's snapshot was taken: give back the ones this one got
+      // (their records keep the new title and metadata, which nothing reads back; the retry writes them again).
+      await release(written, lease.writer);
+      return { ids: ids.filter((id) => !written.includes(id)), leftSeconds: Math.ceil(lease.ms / 1000) };
     },
 
-    documentExists: async (id: string) => (await run(sql`SELECT 1 FROM documents WHERE id = ${id}`)).length === 1,
+    /** Leases a stored document to `writer` (before its chunks are deleted); "missing" when there is no such document. */
+    leaseDocument: async (id: string, lease: Lease): Promise<"leased" | "missing" | Busy> => {
+      const [row] = await run(
+        sql<{ leased: boolean; busy_seconds: number | null }[]>`
+          WITH leased AS (
+            UPDATE documents SET writer = ${lease.writer}::uuid, writing_until = ${until(lease)}
+            WHERE id = ${id} AND (writing_until IS NULL OR writing_until <= now()) RETURNING id
+          )
+          SELECT EXISTS (SELECT 1 FROM leased) AS leased, ${secondsLeft(sql`writing_until`)} AS busy_seconds
+          FROM documents WHERE id = ${id}`,
+      );
+      if (!row) return "missing";
+      return row.leased ? "leased" : { ids: [id], leftSeconds: row.busy_seconds! };
+    },
 
-    deleteDocument: async (id: string) => (await run(sql`DELETE FROM documents WHERE id = ${id}`)).count === 1,
+    /** Ends `writer`'s lease on these documents, so the next write need not wait for it to expire. */
+    releaseDocuments: (ids: string[], writer: string) => release(ids, writer),
+
+    /** Deletes a document's record, if `writer` still holds its lease. */
+    deleteDocument: async (id: string, writer: string) =>
+      (await run(sql`DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid`)).count === 1,
 
     /** The corpus version every cached answer is keyed by (migration 002). */
     corpusVersion: async () => {
