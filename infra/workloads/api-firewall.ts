@@ -12,6 +12,12 @@ import type * as pulumi from "@pulumi/pulumi";
 const EVALUATION_WINDOW_SECONDS = 60;
 const RATE_LIMITED_BODY = "rate-limited";
 
+/**
+ * CloudWatch metric names (AWS/WAFV2 dimensions WebACL and Rule: the visibility configs' metric names). The Edge
+ * dashboard (monitoring/grafana/dashboards/edge.json) queries the rule by this name.
+ */
+export const FIREWALL_METRICS = { webAcl: "agent-api", rateLimitRule: "per-ip-rate-limit" } as const;
+
 export interface ApiFirewallArgs {
   /** Requests per minute one client IP may send (tier network.perIpRequestsPerMinute). */
   perIpRequestsPerMinute: number;
@@ -36,7 +42,7 @@ export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.Cust
       ],
       rules: [
         {
-          name: "per-ip-rate-limit",
+          name: FIREWALL_METRICS.rateLimitRule,
           priority: 0,
           action: { block: { customResponse: { responseCode: 429, customResponseBodyKey: RATE_LIMITED_BODY } } },
           statement: {
@@ -46,10 +52,10 @@ export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.Cust
               evaluationWindowSec: EVALUATION_WINDOW_SECONDS,
             },
           },
-          visibilityConfig: metrics("per-ip-rate-limit"),
+          visibilityConfig: metrics(FIREWALL_METRICS.rateLimitRule),
         },
       ],
-      visibilityConfig: metrics("agent-api"),
+      visibilityConfig: metrics(FIREWALL_METRICS.webAcl),
     },
     opts,
   );

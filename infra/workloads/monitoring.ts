@@ -42,6 +42,15 @@ export const LOKI_RELEASE = "loki";
 export const ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager";
 
 /**
+ * Grafana's service account, named so its IRSA role can trust exactly it: kube-prometheus-stack 81.4.3 passes
+ * `grafana.serviceAccount` to the grafana chart (10.5.15), whose _helpers.tpl uses `serviceAccount.name` as given and
+ * whose serviceaccount.yaml puts `serviceAccount.annotations` on it. The chart's securityContext (fsGroup 472) lets
+ * Grafana read the projected web-identity token, which its CloudWatch data source finds through the AWS SDK's default
+ * chain (`authType: default`, Grafana's "Configure the CloudWatch data source").
+ */
+export const GRAFANA_SERVICE_ACCOUNT = "grafana";
+
+/**
  * EKS runs the control plane out of reach: kube-controller-manager, kube-scheduler and etcd have no endpoint a
  * pod can scrape, and kube-proxy's metrics listen on 127.0.0.1:10249 (the EKS add-on's kube-proxy-config;
  * its configuration schema has no metricsBindAddress, and edits to the ConfigMap are overwritten by add-on
@@ -108,6 +117,8 @@ export interface MonitoringArgs {
   };
   /** ElastiCache endpoint; the AUTH token is under EXPORTER_SECRET_KEY of `secretName` in `namespace`. */
   redis: { host: pulumi.Input<string>; port: pulumi.Input<number>; tls: boolean; secretName: pulumi.Input<string> };
+  /** Grafana's CloudWatch data source (the Edge dashboard): its region and the IRSA role of GRAFANA_SERVICE_ACCOUNT. */
+  cloudwatch: { region: string; roleArn: pulumi.Input<string> };
   /** Receivers left out are dropped from the Alertmanager config (see monitoring/alertmanager/render.ts). */
   alerting: {
     slackWebhookUrl?: pulumi.Input<string>;
@@ -199,8 +210,22 @@ export class Monitoring extends pulumi.ComponentResource {
         grafana: {
           admin: { existingSecret: grafanaAdmin.metadata.name, userKey: "admin-user", passwordKey: "admin-password" },
           sidecar: { dashboards: { enabled: true, label: DASHBOARD_LABEL.key, labelValue: DASHBOARD_LABEL.value } },
-          // Loki's gateway Service lives in the same namespace.
-          additionalDataSources: [{ name: "Loki", type: "loki", uid: "loki", access: "proxy", url: "http://loki-gateway" }],
+          serviceAccount: {
+            create: true,
+            name: GRAFANA_SERVICE_ACCOUNT,
+            annotations: { "eks.amazonaws.com/role-arn": args.cloudwatch.roleArn },
+          },
+          // Loki's gateway Service lives in the same namespace. kube-prometheus-stack renders each entry whole
+          // (templates/grafana/configmaps-datasources.yaml: toYaml of the list), jsonData included.
+          additionalDataSources: [
+            { name: "Loki", type: "loki", uid: "loki", access: "proxy", url: "http://loki-gateway" },
+            {
+              name: "CloudWatch",
+              type: "cloudwatch",
+              uid: "cloudwatch",
+              jsonData: { authType: "default", defaultRegion: args.cloudwatch.region },
+            },
+          ],
           resources: small("100m", "256Mi", "512Mi"),
           ...onNodes,
         },

@@ -8,6 +8,7 @@ import type { Tier } from "../tiers.ts";
 import {
   ALERTMANAGER_SERVICE_ACCOUNT,
   EXPORTER_SECRET_KEY,
+  GRAFANA_SERVICE_ACCOUNT,
   LOKI_RELEASE,
   Monitoring,
   type MonitoringSizing,
@@ -44,6 +45,32 @@ export interface ObservabilityArgs {
     sns: { topicArn: pulumi.Input<string>; publishPolicy: pulumi.Input<string> };
   };
 }
+
+/**
+ * Read-only: the metrics statements of Grafana's documented CloudWatch policy ("Configure the CloudWatch data
+ * source", IAM policy examples, metrics-only), less what only EC2 variables and Performance Insights use
+ * (ec2:DescribeInstances, ec2:DescribeTags, pi:GetResourceMetrics). GetMetricData costs $0.01 per 1,000 metrics
+ * requested: cents a month for a dashboard that is looked at.
+ */
+export const GRAFANA_CLOUDWATCH_POLICY = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Action: [
+        "cloudwatch:DescribeAlarmsForMetric",
+        "cloudwatch:DescribeAlarmHistory",
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:ListMetrics",
+        "cloudwatch:GetMetricData",
+        "cloudwatch:GetInsightRuleReport",
+        "ec2:DescribeRegions",
+        "tag:GetResources",
+      ],
+      Resource: "*",
+    },
+  ],
+};
 
 function monitoringSizing(sizes: Tier): MonitoringSizing {
   const m = sizes.monitoring;
@@ -143,6 +170,18 @@ export class Observability extends pulumi.ComponentResource {
       o,
     );
 
+    // Grafana reads CloudWatch (the Edge dashboard: ALB and WAF metrics) with this role's web-identity credentials.
+    const grafanaRole = irsaRole(
+      `${name}-grafana`,
+      {
+        oidc: args.oidc,
+        namespace: NAMESPACES.monitoring,
+        serviceAccount: GRAFANA_SERVICE_ACCOUNT,
+        inlinePolicy: JSON.stringify(GRAFANA_CLOUDWATCH_POLICY),
+      },
+      o,
+    );
+
     const monitoring = new Monitoring(
       `${name}-stack`,
       {
@@ -164,6 +203,7 @@ export class Observability extends pulumi.ComponentResource {
           tls: true,
           secretName: exporterSecret("redis-exporter", args.cache.authToken),
         },
+        cloudwatch: { region: args.region, roleArn: grafanaRole.arn },
         alerting: {
           slackWebhookUrl: args.alerting.slackWebhookUrl,
           pagerdutyKey: args.alerting.pagerdutyKey,

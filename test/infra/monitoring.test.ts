@@ -85,6 +85,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
       secretName: "postgres-exporter",
     },
     redis: { host: "master.agent.mock.cache.amazonaws.com", port: 6379, tls: true, secretName: "redis-exporter" },
+    cloudwatch: { region: "eu-west-1", roleArn: `arn:aws:iam::123456789012:role/${name}-grafana` },
     alerting: {},
     ...extra,
   };
@@ -273,6 +274,23 @@ describe("Monitoring component", () => {
     const alloy = release("prod", "alloy").values;
     assert.match(alloy.alloy.configMap.content, /loki\.write "default"/);
     assert.deepEqual(alloy.controller.nodeSelector, { role: "monitoring" });
+  });
+
+  it("gives Grafana a CloudWatch data source through IRSA on its named service account", () => {
+    const grafana = release("prod", "kube-prometheus-stack").values.grafana;
+    assert.deepEqual(grafana.serviceAccount, {
+      create: true,
+      name: "grafana",
+      annotations: { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/prod-grafana" },
+    });
+    const cloudwatch = grafana.additionalDataSources.find((d: { type: string }) => d.type === "cloudwatch");
+    // The uid the Edge dashboard's datasource variable resolves to by type; region: the stack's.
+    assert.deepEqual(cloudwatch, {
+      name: "CloudWatch",
+      type: "cloudwatch",
+      uid: "cloudwatch",
+      jsonData: { authType: "default", defaultRegion: "eu-west-1" },
+    });
   });
 
   it("points the exporters at RDS and ElastiCache (TLS) with passwords from Secrets", () => {

@@ -3,6 +3,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import YAML from "yaml";
+import { FIREWALL_METRICS } from "../../infra/workloads/api-firewall.ts";
 import {
   allPanels,
   dashboardExprs,
@@ -22,9 +23,10 @@ describe("Grafana dashboards", () => {
   const work = tempDir("dashboards-test");
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  it("are the three the issue asks for, with unique uids", () => {
+  it("are the three the issue asks for and the Edge one, with unique uids", () => {
     assert.deepEqual(all.map((d) => d.dashboard.uid).sort(), [
       "agent-cost-tokens",
+      "agent-edge",
       "agent-infrastructure",
       "agent-system-overview",
     ]);
@@ -49,14 +51,14 @@ describe("Grafana dashboards", () => {
     assert.deepEqual(rows, ["Nodes and pods", "PostgreSQL", "Redis", "Qdrant", "GPU"]);
   });
 
-  it("query through the data source variable, so they work with any Prometheus data source uid", () => {
+  it("query through their data source variable, so they work with any data source uid", () => {
     for (const { file, dashboard } of all) {
-      assert.ok(
-        dashboard.templating.list.some((v) => v.name === "datasource" && v.type === "datasource"),
-        file,
-      );
+      const sources = dashboard.templating.list.filter((v) => v.type === "datasource");
+      assert.equal(sources.length, 1, file);
+      const source = { type: sources[0]!.query as string, uid: `\${${sources[0]!.name}}` };
+      assert.ok(["prometheus", "cloudwatch"].includes(source.type), `${file}: ${source.type}`);
       for (const p of allPanels(dashboard).filter((p) => p.type !== "row")) {
-        assert.deepEqual(p.datasource, { type: "prometheus", uid: "${datasource}" }, `${file}: ${p.title}`);
+        assert.deepEqual(p.datasource, source, `${file}: ${p.title}`);
         assert.ok((p.targets ?? []).length > 0, `${file}: ${p.title} has no query`);
       }
     }
@@ -75,5 +77,78 @@ describe("Grafana dashboards", () => {
     writeFileSync(file, YAML.stringify({ groups: [{ name: "dashboard-exprs", rules }] }));
     const { code, output } = await run("promtool", ["check", "rules", file]);
     assert.equal(code, 0, output);
+  });
+});
+
+/**
+ * What CloudWatch publishes, from AWS's docs: Application Load Balancer metrics (load-balancer-cloudwatch-metrics:
+ * counts are Sum, TargetResponseTime Average or pNN.NN; every metric here has the LoadBalancer dimension, value
+ * app/<name>/<id>) and AWS WAF's (monitoring-cloudwatch: AWS/WAFV2, Sum only, dimensions WebACL, Rule, Region).
+ */
+const CLOUDWATCH = {
+  "AWS/ApplicationELB": {
+    dimensions: ["LoadBalancer"],
+    counts: [
+      "RequestCount",
+      "HTTPCode_ELB_5XX_Count",
+      "HTTPCode_ELB_502_Count",
+      "HTTPCode_ELB_503_Count",
+      "HTTPCode_ELB_504_Count",
+      "HTTPCode_Target_5XX_Count",
+    ],
+    timings: ["TargetResponseTime"],
+  },
+  "AWS/WAFV2": { dimensions: ["WebACL", "Rule", "Region"], counts: ["AllowedRequests", "BlockedRequests"], timings: [] },
+} as const;
+
+describe("Edge dashboard (CloudWatch)", () => {
+  const edge = byUid("agent-edge")!;
+  const targets = allPanels(edge).flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
+  const variables = new Set(edge.templating.list.map((v) => v.name));
+
+  it("shows what never reaches the API: the load balancer's own 5xx and the firewall's blocks", () => {
+    for (const t of ["5xx the load balancer sent itself", "5xx by origin", "Firewall: allowed and blocked requests"]) {
+      assert.ok(titles("agent-edge").includes(t), t);
+    }
+  });
+
+  it("queries only metrics, dimensions and statistics CloudWatch publishes", () => {
+    assert.ok(targets.length >= 8, `${targets.length} queries`);
+    for (const t of targets) {
+      const where = `${t.panel} ${t.refId}`;
+      assert.equal(t.queryMode, "Metrics", where);
+      assert.equal(t.region, "default", `${where}: the data source's region, the stack's`);
+      const published = CLOUDWATCH[t.namespace as keyof typeof CLOUDWATCH];
+      assert.ok(published, `${where}: namespace ${t.namespace}`);
+      const timing = (published.timings as readonly string[]).includes(t.metricName!);
+      assert.ok(timing || (published.counts as readonly string[]).includes(t.metricName!), `${where}: ${t.metricName}`);
+      assert.match(t.statistic!, timing ? /^(Average|p\d{2}(\.\d{1,2})?)$/ : /^Sum$/, where);
+      for (const key of Object.keys(t.dimensions!))
+        assert.ok((published.dimensions as readonly string[]).includes(key), `${where}: ${key}`);
+      for (const value of Object.values(t.dimensions!).flat()) {
+        const variable = /^\$(\w+)$/.exec(value)?.[1];
+        if (variable) assert.ok(variables.has(variable), `${where}: $${variable} is not a dashboard variable`);
+      }
+    }
+  });
+
+  it("picks the load balancer and web ACL from the dimension values CloudWatch has", () => {
+    const pick = (name: string) => edge.templating.list.find((v) => v.name === name)?.query as Record<string, string>;
+    assert.deepEqual(pick("load_balancer"), {
+      refId: "load_balancer",
+      queryType: "dimensionValues",
+      region: "default",
+      namespace: "AWS/ApplicationELB",
+      metricName: "RequestCount",
+      dimensionKey: "LoadBalancer",
+    });
+    assert.equal(pick("web_acl").namespace, "AWS/WAFV2");
+    assert.equal(pick("web_acl").dimensionKey, "WebACL");
+  });
+
+  it("counts the rate-limit rule under the metric name the web ACL gives it", () => {
+    const rules = targets.filter((t) => t.namespace === "AWS/WAFV2").map((t) => t.dimensions!.Rule);
+    // "ALL": the whole web ACL (a reserved metric name, so no rule can take it).
+    assert.deepEqual([...new Set(rules)].sort(), ["ALL", FIREWALL_METRICS.rateLimitRule].sort());
   });
 });

@@ -66,19 +66,34 @@ export function allRules(): Array<{ file: string; group: string; rule: Rule }> {
   );
 }
 
+type DataSourceRef = { type: string; uid: string };
+
 export interface Dashboard {
   uid: string;
   title: string;
-  templating: { list: Array<{ name: string; type: string; query?: unknown }> };
+  templating: { list: Array<{ name: string; type: string; query?: unknown; datasource?: DataSourceRef }> };
   panels: Panel[];
+}
+
+/** A panel target: PromQL (`expr`) or a CloudWatch metric query (namespace, metricName, dimensions, statistic). */
+export interface Target {
+  refId: string;
+  datasource?: DataSourceRef;
+  expr?: string;
+  namespace?: string;
+  metricName?: string;
+  dimensions?: Record<string, string | string[]>;
+  statistic?: string;
+  queryMode?: string;
+  region?: string;
 }
 
 export interface Panel {
   type: string;
   title: string;
-  datasource?: { type: string; uid: string };
+  datasource?: DataSourceRef;
   panels?: Panel[];
-  targets?: Array<{ expr: string; datasource?: { type: string; uid: string } }>;
+  targets?: Target[];
 }
 
 export function dashboards(): Array<{ file: string; dashboard: Dashboard }> {
@@ -90,11 +105,17 @@ export function dashboards(): Array<{ file: string; dashboard: Dashboard }> {
 
 export const allPanels = (d: Dashboard): Panel[] => d.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 
-/** Every PromQL expression of a dashboard: panel targets and query variables. */
+const isPrometheus = (ds: DataSourceRef | undefined) => ds?.type === "prometheus";
+
+/** Every PromQL expression of a dashboard: Prometheus panel targets and query variables. */
 export function dashboardExprs(d: Dashboard): Array<{ where: string; expr: string }> {
-  const targets = allPanels(d).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}"`, expr: t.expr })));
+  const targets = allPanels(d).flatMap((p) =>
+    (p.targets ?? [])
+      .filter((t) => isPrometheus(t.datasource ?? p.datasource))
+      .map((t) => ({ where: `panel "${p.title}"`, expr: t.expr! })),
+  );
   const variables = d.templating.list
-    .filter((v) => v.type === "query")
+    .filter((v) => v.type === "query" && isPrometheus(v.datasource))
     .map((v) => ({ where: `variable $${v.name}`, expr: (v.query as { query: string }).query }));
   return [...targets, ...variables];
 }

@@ -28,6 +28,17 @@ export function assertMonitoringDeployed(
   assert.equal(spec.retention, `${expect.retentionDays}d`);
   assert.equal(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage, `${expect.storageGb}Gi`);
 
+  // Grafana reads CloudWatch (the Edge dashboard) through an IRSA role of its own that can only read.
+  const grafana = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.grafana;
+  const roleName = (grafana.serviceAccount.annotations["eks.amazonaws.com/role-arn"] as string).split("/").pop()!;
+  const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement[0];
+  const subject = Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1];
+  assert.equal(subject, `system:serviceaccount:monitoring:${grafana.serviceAccount.name}`);
+  const policy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
+  const actions: string[] = policy.Statement.flatMap((st: { Action: string | string[] }) => [st.Action].flat());
+  assert.ok(actions.includes("cloudwatch:GetMetricData"), actions.join(", "));
+  for (const action of actions) assert.match(action, /^(cloudwatch|ec2|tag):(Get|List|Describe)/, "read-only");
+
   const lokiStorage = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values.loki.storage.type;
   assert.equal(lokiStorage, expect.loki);
 
