@@ -17,6 +17,7 @@ import { registerFeedbackRoutes } from "./routes/feedback.ts";
 import { registerHealthRoutes, type Probe } from "./routes/health.ts";
 import { registerQueryRoutes } from "./routes/query.ts";
 import { registerSessionRoutes } from "./routes/sessions.ts";
+import type { Documents } from "./services/documents.ts";
 import type { Rag } from "./services/rag.ts";
 import type { RateLimiter } from "./services/ratelimit.ts";
 import type { Store } from "./services/store.ts";
@@ -29,6 +30,7 @@ export interface AppDeps {
   metrics: Metrics;
   store: Store;
   rag: Rag;
+  documents: Documents;
   rateLimiter: RateLimiter;
   authenticate: Authenticate;
   probes: Record<string, Probe>;
@@ -64,7 +66,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     docsEnabled: config.DOCS_ENABLED,
   });
   registerQueryRoutes(app, deps.rag, log);
-  registerDocumentRoutes(app, deps.rag);
+  registerDocumentRoutes(app, deps.documents);
   registerSessionRoutes(app, deps.store);
   registerFeedbackRoutes(app, deps.store);
 

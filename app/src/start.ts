@@ -11,6 +11,7 @@ import { createCorpusVersion } from "./services/corpus.ts";
 import { createDb, migrate, type Sql } from "./services/db.ts";
 import { createOllama } from "./services/ollama.ts";
 import { createQdrant } from "./services/qdrant.ts";
+import { createDocuments } from "./services/documents.ts";
 import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
 import { createStore } from "./services/store.ts";
@@ -105,7 +106,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
     metrics,
     store,
-    rag: createRag({ config, store, cache, corpus, ollama, qdrant, metrics, log }),
+    rag: createRag({ config, store, cache, corpus, ollama, qdrant, metrics }),
+    documents: createDocuments({ config, store, corpus, ollama, qdrant, log }),
     rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,

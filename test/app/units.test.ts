@@ -6,6 +6,7 @@ import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
+import { createDocuments } from "../../app/src/services/documents.ts";
 import { canonicalFilter, createRag, normalizeQuery } from "../../app/src/services/rag.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
@@ -306,7 +307,6 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
     ollama: { embed: async () => [[0.1, 0.2]] } as never,
     qdrant: { search: async () => [] } as never,
     metrics: createMetrics(),
-    log: createLogger("silent"),
   });
   return { rag, requested, counted };
 }
@@ -336,9 +336,8 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
 test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it leased its documents, and releases them", async () => {
   const calls: string[] = [];
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
-  const rag = createRag({
+  const documents = createDocuments({
     config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "100" })),
-    cache: {} as never,
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
@@ -356,14 +355,13 @@ test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it l
       },
       deleteChunks: async (id: string) => calls.push(`deleteChunks ${id}`),
     } as never,
-    metrics: createMetrics(),
     log: createLogger("silent"),
   });
   const docs = [
     { id: "a", text: "First." },
     { id: "b", text: "Second." },
   ];
-  await assert.rejects(rag.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
+  await assert.rejects(documents.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
   // The lease (2 x REQUEST_TIMEOUT_MS) outlasts the last write that started in time.
   assert.deepEqual(calls, ["lease 200 ms", "upsert a", "release a,b"]);
 });

@@ -1,5 +1,5 @@
 import { z, type OpenAPIHono } from "@hono/zod-openapi";
-import type { Rag } from "../services/rag.ts";
+import type { Documents } from "../services/documents.ts";
 import {
   apiRoute,
   DocumentsRequestSchema,
@@ -44,15 +44,15 @@ const deleteRoute = apiRoute({
   },
 });
 
-export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, rag: Rag) {
+export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Documents) {
   app.openapi(ingestRoute, async (c) => {
-    const { documents } = c.req.valid("json");
-    return c.json({ documents: await rag.ingest(documents, c.get("principal").id) }, 201);
+    const input = c.req.valid("json").documents;
+    return c.json({ documents: await documents.ingest(input, c.get("principal").id) }, 201);
   });
 
   app.openapi(deleteRoute, async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await rag.remove(id))) return c.json({ error: `document ${id} not found` }, 404);
+    if (!(await documents.remove(id))) return c.json({ error: `document ${id} not found` }, 404);
     return c.json({ id, deleted: true as const }, 200);
   });
 }

@@ -1,17 +1,15 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.ts";
-import { AppError, describe } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { AppError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { createAnswerCache } from "./answer-cache.ts";
 import type { Cache, CacheRead } from "./cache.ts";
-import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow } from "./context.ts";
 import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
-import type { Busy, Lease, Source, Store } from "./store.ts";
+import type { Source, Store } from "./store.ts";
 
 export const AGENT_NAME = "rag";
 
@@ -20,13 +18,6 @@ export interface QueryInput {
   session_id?: string | undefined;
   filter?: MetadataFilter | undefined;
   top_k?: number | undefined;
-}
-
-export interface DocumentInput {
-  id?: string | undefined;
-  title?: string | undefined;
-  text: string;
-  metadata?: Record<string, unknown> | undefined;
 }
 
 export interface QueryResult {
@@ -60,19 +51,6 @@ export interface PreparedQuery {
   stopTimer: () => void;
 }
 
-/**
- * Another request is writing one of these documents. A write usually ends within a second, so Retry-After says 1;
- * only a lease whose writer crashed lasts until it expires, which the message gives.
- */
-const documentsBusy = ({ ids, leftSeconds }: Busy) =>
-  new AppError(
-    409,
-    `document ${ids.join(", ")} is being written by another request; retry shortly (its hold ends within ${leftSeconds} s)`,
-    "document_busy",
-    { busy: ids },
-    { "Retry-After": "1" },
-  );
-
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 export const normalizeQuery = (query: string) => query.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
@@ -104,10 +82,9 @@ export interface RagDeps {
   ollama: OllamaService;
   qdrant: QdrantService;
   metrics: Metrics;
-  log: Logger;
 }
 
-export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics, log }: RagDeps) {
+export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics }: RagDeps) {
   const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
 
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
@@ -258,90 +235,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     }
   }
 
-  /**
-   * How long a write holds its documents (migration 005). It starts no Qdrant write past REQUEST_TIMEOUT_MS (its
-   * request has been answered 504 by then), so the other half of the lease covers the one under way.
-   */
-  const newLease = (): Lease => ({ writer: randomUUID(), ms: 2 * config.REQUEST_TIMEOUT_MS });
-  /** Throws once REQUEST_TIMEOUT_MS passed since `leasedAt`: checked before each Qdrant write. */
-  const leaseCheck = (leasedAt: number) => () => {
-    if (performance.now() - leasedAt > config.REQUEST_TIMEOUT_MS)
-      throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
-  };
-  const release = (ids: string[], writer: string) =>
-    store
-      .releaseDocuments(ids, writer)
-      .catch((err: unknown) => log.warn({ err: describe(err) }, "document lease not released: it expires"));
-
-  /**
-   * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
-   * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
-   * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
-   * this request until its chunks are written: a concurrent ingest or delete of one of them is a 409.
-   */
-  async function ingest(docs: DocumentInput[], owner: string): Promise<Array<{ id: string; chunks: number }>> {
-    const prepared = docs.map((d) => ({
-      id: d.id ?? randomUUID(),
-      title: d.title ?? null,
-      metadata: d.metadata ?? {},
-      chunks: chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS),
-    }));
-    const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
-    const lease = newLease();
-    const checkLease = leaseCheck(performance.now());
-    const busy = await store.upsertDocuments(
-      prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
-      owner,
-      lease,
-    );
-    if (busy) throw documentsBusy(busy);
-    let offset = 0;
-    try {
-      for (const doc of prepared) {
-        const points = doc.chunks.map((text, chunkIndex) => ({
-          documentId: doc.id,
-          chunkIndex,
-          title: doc.title,
-          text,
-          metadata: doc.metadata,
-          vector: vectors[offset + chunkIndex]!,
-        }));
-        offset += doc.chunks.length;
-        checkLease();
-        await qdrant.upsert(points);
-        // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
-        checkLease();
-        await qdrant.deleteChunks(doc.id, doc.chunks.length);
-      }
-    } finally {
-      await release(
-        prepared.map((d) => d.id),
-        lease.writer,
-      );
-    }
-    await corpus.bump();
-    log.info({ documents: prepared.length, chunks: offset }, "documents ingested");
-    return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
-  }
-
-  /** Leases the record, removes the document's chunks, then the record (a failure in between leaves it, to retry). */
-  async function remove(id: string): Promise<boolean> {
-    const lease = newLease();
-    const leased = await store.leaseDocument(id, lease);
-    if (leased === "missing") return false;
-    if (leased !== "leased") throw documentsBusy(leased);
-    try {
-      await qdrant.deleteChunks(id, 0);
-    } catch (err) {
-      await release([id], lease.writer);
-      throw err;
-    }
-    const deleted = await store.deleteDocument(id, lease.writer);
-    await corpus.bump();
-    return deleted;
-  }
-
-  return { prepare, complete, ingest, remove };
+  return { prepare, complete };
 }
 
 export type Rag = ReturnType<typeof createRag>;
