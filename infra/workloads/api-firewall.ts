@@ -6,17 +6,18 @@
 // of at least 10, evaluation windows of 60, 120, 300 or 600 s. Requests the ALB answers itself (health checks)
 // are not inspected.
 import * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 
 /** The window the per-IP limit counts over: the shortest WAF has, so a limit per minute means what it says. */
 const EVALUATION_WINDOW_SECONDS = 60;
 const RATE_LIMITED_BODY = "rate-limited";
 
 /**
- * CloudWatch metric names (AWS/WAFV2 dimensions WebACL and Rule: the visibility configs' metric names). The Edge
- * dashboard (monitoring/grafana/dashboards/edge.json) queries the rule by this name.
+ * CloudWatch metric names (AWS/WAFV2 dimensions WebACL and Rule: the visibility configs' metric names). The web ACL's
+ * carries the stack, so the Edge dashboard (monitoring/grafana/dashboards/edge.json) can tell two stacks of one
+ * account and region apart; it queries the rule by its name, which is per web ACL already.
  */
-export const FIREWALL_METRICS = { webAcl: "agent-api", rateLimitRule: "per-ip-rate-limit" } as const;
+export const FIREWALL_METRICS = { webAclPrefix: "agent-api", rateLimitRule: "per-ip-rate-limit" } as const;
 
 export interface ApiFirewallArgs {
   /** Requests per minute one client IP may send (tier network.perIpRequestsPerMinute). */
@@ -55,7 +56,7 @@ export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.Cust
           visibilityConfig: metrics(FIREWALL_METRICS.rateLimitRule),
         },
       ],
-      visibilityConfig: metrics(FIREWALL_METRICS.webAcl),
+      visibilityConfig: metrics(`${FIREWALL_METRICS.webAclPrefix}-${pulumi.getStack()}`),
     },
     opts,
   );

@@ -310,7 +310,9 @@ test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (gu
   const arn = inputs(ingress).metadata.annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"];
   assert.match(arn, new RegExp(`^arn:aws:mock:us-east-1:\\d{12}:WebAcl/${acl.name}$`), "the stack's web ACL, by its ARN");
   assert.ok(ingress.propertyDependencies?.metadata?.includes(acl.urn), "so the Ingress (and its ALB) goes first on destroy");
-  const { scope, defaultAction, rules, customResponseBodies } = inputs(acl);
+  const { scope, defaultAction, rules, customResponseBodies, visibilityConfig } = inputs(acl);
+  // The Edge dashboard's web ACL picker lists this name: one per stack.
+  assert.equal(visibilityConfig.metricName, "agent-api-prod");
   assert.equal(scope, "REGIONAL", "an ALB takes a regional web ACL");
   assert.deepEqual(defaultAction, { allow: {} });
   assert.equal(rules.length, 1);
