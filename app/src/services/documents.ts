@@ -43,13 +43,12 @@ export interface DocumentsDeps {
  */
 export function createDocuments({ config, store, corpus, ollama, qdrant, log }: DocumentsDeps) {
   /**
-   * How long a write holds its documents (migration 005). It starts no Qdrant write past REQUEST_TIMEOUT_MS (its
-   * request has been answered 504 by then), so the other half of the lease covers the one under way.
+   * A write holds its documents for 2 x REQUEST_TIMEOUT_MS (migration 005) and starts no Qdrant call past
+   * REQUEST_TIMEOUT_MS (its request has been answered 504 by then), so the second half covers the call under way.
    */
   const newLease = (): Lease => ({ writer: randomUUID(), ms: 2 * config.REQUEST_TIMEOUT_MS });
-  /** Throws once REQUEST_TIMEOUT_MS passed since `leasedAt`: checked before each Qdrant write. */
-  const leaseCheck = (leasedAt: number) => () => {
-    if (performance.now() - leasedAt > config.REQUEST_TIMEOUT_MS)
+  const stopIfLate = (stopAt: number) => {
+    if (performance.now() > stopAt)
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
   const release = (ids: string[], writer: string) =>
@@ -72,7 +71,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     }));
     const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
     const lease = newLease();
-    const checkLease = leaseCheck(performance.now());
+    const stopAt = performance.now() + config.REQUEST_TIMEOUT_MS;
     const busy = await store.upsertDocuments(
       prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
       owner,
@@ -91,10 +90,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           vector: vectors[offset + chunkIndex]!,
         }));
         offset += doc.chunks.length;
-        checkLease();
+        stopIfLate(stopAt);
         await qdrant.upsert(points);
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
-        checkLease();
+        stopIfLate(stopAt);
         await qdrant.deleteChunks(doc.id, doc.chunks.length);
       }
     } finally {
