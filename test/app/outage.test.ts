@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import postgres from "postgres";
 import { appEnv, startApp, USER_KEY, type TestApp } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
@@ -247,5 +248,52 @@ test("Postgres connections gone silent (a failover that did not reset them): 503
   } finally {
     await small.stop();
     await proxy.close();
+  }
+});
+
+test("Postgres refusing new connections (max_connections reached, FATAL 53300): 503 naming the code, then back", async () => {
+  // As in production the app logs in as a role that is not a superuser: a role's connection limit (which superusers
+  // ignore) refuses a new connection with the same FATAL 53300 as a full max_connections.
+  const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`
+    CREATE ROLE capped LOGIN;
+    GRANT ALL ON SCHEMA public TO capped;
+    GRANT ALL ON ALL TABLES IN SCHEMA public TO capped;
+    GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO capped`);
+  const capped = await startApp(
+    appEnv(
+      {
+        databaseUrl: `postgres://capped@127.0.0.1:${pg.port}/postgres`,
+        redisUrl: redis.url,
+        ollamaUrl: fakes.ollama.url,
+        qdrantUrl: fakes.qdrant.url,
+      },
+      { RATE_LIMIT_PER_MINUTE: "10000" },
+    ),
+  );
+  try {
+    const client = api(capped.url, USER_KEY);
+    assert.equal((await client.post("/api/v1/query", { query: "What causes the tides before the limit?" })).status, 200);
+    await admin.unsafe(`ALTER ROLE capped CONNECTION LIMIT 0`);
+    await admin.unsafe(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'capped'`);
+    const errors: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { result, ms } = await timed(() => client.post("/api/v1/query", { query: `Refused question ${i} on tides?` }));
+      assert.equal(result.status, 503, result.text);
+      assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+      errors.push(result.body.error);
+    }
+    // The first may still reach a backend that is being terminated (57P01); the ones after it are refused.
+    assert.equal(errors.at(-1), "postgres unavailable: 53300", errors.join(", "));
+    assert.equal((await api(capped.url).get("/health/ready")).status, 503);
+    await admin.unsafe(`ALTER ROLE capped CONNECTION LIMIT -1`);
+    await waitFor(
+      "queries answered again",
+      async () => (await client.post("/api/v1/query", { query: "What causes the tides after the limit?" })).status === 200,
+      5_000,
+    );
+  } finally {
+    await capped.stop();
+    await admin.end();
   }
 });

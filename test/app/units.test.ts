@@ -12,7 +12,7 @@ import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
-import { createDb } from "../../app/src/services/db.ts";
+import { createDb, isUnavailable } from "../../app/src/services/db.ts";
 import { silentConnectionCheck } from "../../app/src/services/silent-connection.ts";
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
@@ -382,4 +382,23 @@ test("silentConnectionCheck: only misses in a row count, and the count starts ov
   assert.deepEqual(fired, [3], "counting starts over after it fired");
   check.missed();
   assert.deepEqual(fired, [3, 3]);
+});
+
+test("isUnavailable: a refused or ended connection and a server out of resources are 503s; a bad statement is not", () => {
+  const pgError = (code: string, severity = "ERROR") => Object.assign(new Error(code), { code, severity });
+  for (const err of [
+    pgError("53300", "FATAL"), // max_connections or the role's limit reached
+    pgError("28P01", "FATAL"), // the password was rotated under the app
+    pgError("3D000", "FATAL"), // no such database
+    pgError("57P01", "FATAL"), // terminated by a shutdown or failover
+    pgError("53100"), // disk full
+    pgError("57014"), // cancelled
+    pgError("25006"), // read-only: a standby answered
+    pgError("08006"),
+    Object.assign(new Error("refused"), { code: "ECONNREFUSED" }),
+    Object.assign(new Error("timeout"), { code: "CONNECT_TIMEOUT" }),
+  ])
+    assert.equal(isUnavailable(err), true, err.message);
+  for (const err of [pgError("23505"), pgError("22P02"), pgError("250060"), new Error("plain"), undefined, null, "53300"])
+    assert.equal(isUnavailable(err), false, String(err));
 });

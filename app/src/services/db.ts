@@ -97,12 +97,23 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
   });
 }
 
-const CONNECTION_ERROR_CODES = /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|57P0)/;
+/**
+ * Codes that say Postgres cannot serve statements now, whatever the statement: the driver's own connection errors,
+ * SQLSTATE class 08 (connection exception), 53 (insufficient resources: 53300 too many connections, 53100 disk full),
+ * 57 (operator intervention: 57P01 shutdown, 57P03 starting up, 57014 cancelled) and 25006 (a read-only transaction:
+ * the endpoint reached a standby, as during a failover).
+ */
+const UNAVAILABLE_CODES = /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|25006$)/;
 
-/** True when the error says Postgres could not be reached, as opposed to a bad statement. */
-export function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && CONNECTION_ERROR_CODES.test(code);
+/**
+ * True when the error says Postgres could not serve the statement, as opposed to a bad statement: a 503, not a 500.
+ * A FATAL or PANIC error ends the backend, so it is one too: at a connection's start that is a refusal such as
+ * 53300 (max_connections or the role's limit reached), 28P01 (the password was rotated) or 3D000 (no such database).
+ */
+export function isUnavailable(err: unknown): boolean {
+  const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+  if (severity === "FATAL" || severity === "PANIC") return true;
+  return typeof code === "string" && UNAVAILABLE_CODES.test(code);
 }
 
 /**
@@ -129,7 +140,7 @@ export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeou
     if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
-    if (isConnectionError(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
+    if (isUnavailable(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
     throw err;
   });
 }

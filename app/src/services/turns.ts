@@ -1,6 +1,6 @@
 import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
-import { isConnectionError, withDeadline, type Sql } from "./db.ts";
+import { isUnavailable, withDeadline, type Sql } from "./db.ts";
 import { createSourceSets, type Source, type SourceSet } from "./source-sets.ts";
 
 export type { Source };
@@ -142,7 +142,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       sourceSets.committed(batch.map((p) => p.sources));
       settle(batch, inserted);
     } catch (err) {
-      if (batch.length === 1 || isConnectionError(err) || err instanceof AppError) {
+      if (batch.length === 1 || isUnavailable(err) || err instanceof AppError) {
         for (const p of batch) p.reject(err);
         return;
       }
