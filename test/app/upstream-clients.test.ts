@@ -151,6 +151,45 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
   }
 });
 
+test("a collection lost under a running replica: searches find nothing, the next ingest creates it again with its indexes", async () => {
+  const warnings: string[] = [];
+  const log = createLogger("warn", { write: (line: string) => void warnings.push(line) });
+  const client = qdrantAt(fakes.qdrant.url, "lost", { log });
+  const point = (documentId: string) => ({
+    documentId,
+    chunkIndex: 0,
+    title: null,
+    text: documentId,
+    metadata: { lang: "en" },
+    vector: [1, 0, 0],
+  });
+  await client.upsert([point("a")]);
+  assert.equal((await client.search([1, 0, 0], undefined, 3)).length, 1);
+
+  fakes.qdrant.collections.delete("lost"); // the volume is gone: Qdrant answers 404 for the collection
+  assert.deepEqual(await client.search([1, 0, 0], undefined, 3), [], "no 502: a missing collection holds nothing");
+  assert.equal(warnings.length, 1, "one warning for the loss");
+  assert.match(JSON.parse(warnings[0]!).msg, /collection missing/);
+  await client.deleteChunks("a", 0);
+
+  await client.upsert([point("b")]);
+  const created = fakes.qdrant.collections.get("lost");
+  assert.ok(created, "the ingest created the collection again");
+  assert.deepEqual([...created.payloadSchema.keys()].sort(), ["document_id", "metadata.lang"], "with its indexes");
+  assert.deepEqual(
+    (await client.search([1, 0, 0], undefined, 3)).map((h) => h.documentId),
+    ["b"],
+  );
+
+  // Lost again between a write's check and its upsert: the write still lands.
+  fakes.qdrant.collections.delete("lost");
+  await client.upsert([point("c")]);
+  assert.deepEqual(
+    (await client.search([1, 0, 0], undefined, 3)).map((h) => h.documentId),
+    ["c"],
+  );
+});
+
 test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for the whole collection; filters past it still match", async () => {
   const warnings: string[] = [];
   const log = createLogger("warn", { write: (line: string) => void warnings.push(line) });

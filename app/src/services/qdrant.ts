@@ -54,13 +54,34 @@ export function payloadSchemaOf(value: unknown): PayloadSchema | undefined {
   return undefined;
 }
 
+/** An answer other than 200 from Qdrant, shaped as the client's ApiError (openapi-typescript-fetch): status and body. */
+class QdrantStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly data: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/**
+ * Qdrant answered 404 on the collection's own endpoints: the collection does not exist (a lost volume, a deleted or
+ * not yet restored collection). Its data cannot come back from here, but the app can go on without it.
+ */
+class CollectionMissing extends AppError {}
+
 function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err) || (err instanceof Error && err.name === "QdrantClientTimeoutError")) {
     return upstreamTimeout("qdrant", timeoutMs);
   }
-  const status = (err as { status?: unknown }).status;
-  if (typeof status === "number") return upstreamFailure("qdrant", `HTTP ${status}`);
+  const { status, data } = err as { status?: unknown; data?: { status?: { error?: unknown } } };
+  if (typeof status === "number") {
+    // Qdrant's reason is the answer's `status.error` (api.qdrant.tech error responses).
+    const reason = data?.status?.error;
+    const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
+    return status === 404 ? new CollectionMissing(failure.status, failure.message, failure.type) : failure;
+  }
   return upstreamFailure("qdrant", describe(err));
 }
 
@@ -102,9 +123,26 @@ export function createQdrant(opts: QdrantOptions) {
     try {
       return await timeTool(opts.metrics, tool, fn);
     } catch (err) {
-      throw toAppError(err, opts.timeoutMs);
+      const failure = toAppError(err, opts.timeoutMs);
+      if (failure instanceof CollectionMissing) forgetCollection();
+      throw failure;
     }
   };
+
+  /**
+   * The collection went away under a running replica: without this, every query, ingest and delete answered 502 until
+   * the pod restarted, since the replica kept believing it existed. Now the next write creates it again (with its
+   * indexes), queries find nothing until then, and deletes have no chunks to remove.
+   */
+  function forgetCollection(): void {
+    if (!collectionReady) return;
+    collectionReady = false;
+    indexedFields.clear();
+    opts.log.warn(
+      { collection: name },
+      "qdrant collection missing: the next ingest creates it again; restore its data from a snapshot (docs/restore-runbook.md)",
+    );
+  }
 
   const createIndex = async (field: string, schema: PayloadSchema) => {
     if (indexedFields.has(field)) return;
@@ -191,31 +229,44 @@ export function createQdrant(opts: QdrantOptions) {
       signal: AbortSignal.timeout(opts.timeoutMs),
       dispatcher: queryAgent,
     });
-    if (res.statusCode !== 200) {
-      const reason = ((await res.body.json().catch(() => undefined)) as { status?: { error?: unknown } } | undefined)?.status
-        ?.error;
-      throw upstreamFailure("qdrant", `HTTP ${res.statusCode}${typeof reason === "string" ? `: ${reason}` : ""}`);
-    }
+    if (res.statusCode !== 200) throw new QdrantStatusError(res.statusCode, await res.body.json().catch(() => undefined));
     const answer = (await res.body.json()) as { result?: { points?: Schemas["ScoredPoint"][] } };
     if (!Array.isArray(answer.result?.points)) throw upstreamFailure("qdrant", "query answer without result.points");
     return answer.result.points;
   }
 
+  async function writePoints(points: ChunkPoint[]): Promise<void> {
+    await ensureCollection(points[0]!.vector.length);
+    await indexMetadata(points);
+    await call("qdrant_upsert", () =>
+      client.upsert(name, {
+        wait: true,
+        points: points.map((p) => ({
+          id: chunkPointId(p.documentId, p.chunkIndex),
+          vector: p.vector,
+          payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
+        })),
+      }),
+    );
+  }
+
+  /** A call's answer when the collection is missing: what a collection without points would have answered. */
+  const unlessMissing =
+    <T>(empty: T) =>
+    (err: unknown): T => {
+      if (err instanceof CollectionMissing) return empty;
+      throw err;
+    };
+
   return {
     async upsert(points: ChunkPoint[]): Promise<void> {
       if (points.length === 0) return;
-      await ensureCollection(points[0]!.vector.length);
-      await indexMetadata(points);
-      await call("qdrant_upsert", () =>
-        client.upsert(name, {
-          wait: true,
-          points: points.map((p) => ({
-            id: chunkPointId(p.documentId, p.chunkIndex),
-            vector: p.vector,
-            payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
-          })),
-        }),
-      );
+      try {
+        await writePoints(points);
+      } catch (err) {
+        if (!(err instanceof CollectionMissing)) throw err;
+        await writePoints(points); // into the collection created again
+      }
     },
 
     /** Deletes a document's chunks with chunk_index >= fromIndex (0: all of them). */
@@ -231,14 +282,14 @@ export function createQdrant(opts: QdrantOptions) {
             ],
           },
         }),
-      );
+      ).catch(unlessMissing(undefined));
     },
 
     async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[]> {
       if (!(await exists())) return [];
       const points = await call("qdrant_query", () =>
         queryPoints({ query: vector, filter: toQdrantFilter(filter), limit, with_payload: true }),
-      );
+      ).catch(unlessMissing([]));
       return points.map((p) => {
         const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
