@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import postgres from "postgres";
+import { createClient } from "redis";
 import { appEnv, startApp, USER_KEY, type TestApp } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
@@ -214,6 +215,42 @@ test("Redis hung (connection open, no answers): queries answer uncached within t
     redisProxy.restore();
   }
   await waitFor("redis reconnect", async () => (await redisReady()) === "ok", 10_000);
+});
+
+test("a Redis failover that leaves the connection on the old primary, now a replica (READONLY): the app reconnects to the new one", async () => {
+  const promoted = await startRedis();
+  const admin = createClient({ url: redis.url });
+  const newPrimary = createClient({ url: promoted.url });
+  await Promise.all([admin.connect(), newPrimary.connect()]);
+  const answersIn = async (client: typeof admin) => (await client.keys("response:*")).length;
+  try {
+    assert.equal((await user.post("/api/v1/query", { query: "What pulls the tides before the Redis failover?" })).status, 200);
+    // The old primary becomes a replica of the promoted node, and the name now leads to the promoted node; the app's
+    // open connection stays where it was: reads answer, writes get READONLY.
+    await admin.replicaOf("127.0.0.1", promoted.port);
+    redisProxy.retarget(promoted.port);
+    await waitFor("the old primary to turn replica", async () => (await admin.info("replication")).includes("role:slave"));
+    assert.equal(await answersIn(newPrimary), 0);
+    // Each answer the app caches is a write; one READONLY makes it replace the connection.
+    await waitFor(
+      "an answer cached on the promoted node",
+      async () => {
+        const res = await user.post("/api/v1/query", { query: `Failover question ${Math.random()} on tides?` });
+        assert.equal(res.status, 200, res.text);
+        return (await answersIn(newPrimary)) > 0;
+      },
+      5_000,
+    );
+  } finally {
+    await admin.sendCommand(["REPLICAOF", "NO", "ONE"]);
+    redisProxy.retarget(redis.port);
+    await Promise.all([admin.close(), newPrimary.close()]);
+    await promoted.stop(); // the app's connection to it drops; the next one is to the first node again
+  }
+  await waitFor(
+    "redis reconnect",
+    async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status === "ok",
+  );
 });
 
 test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {

@@ -1,5 +1,8 @@
 import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { freePort, managedServer, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
 /** Redis keeps no data across halt(): it runs without persistence. */
@@ -18,12 +21,17 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-/** A throwaway redis-server on a free loopback port, without persistence. */
+/**
+ * A throwaway redis-server on a free loopback port, without persistence. It still gets a directory of its own: a
+ * replica (REPLICAOF) writes the primary's data there as it syncs.
+ */
 export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
+  const dir = await mkdtemp(path.join(tmpdir(), "agent-redis-"));
   let child: ChildProcess | undefined;
   const start = async () => {
-    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"];
+    args.push("--daemonize", "no");
     if (opts.password) args.push("--requirepass", opts.password);
     child = spawnTracked(process.env.REDIS_SERVER ?? "redis-server", args);
     child.stdout?.resume();
@@ -35,5 +43,9 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     child = undefined;
   };
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
-  return managedServer(`redis://${auth}127.0.0.1:${port}`, port, { start, halt });
+  return managedServer(`redis://${auth}127.0.0.1:${port}`, port, {
+    start,
+    halt,
+    cleanUp: () => rm(dir, { recursive: true, force: true }),
+  });
 }

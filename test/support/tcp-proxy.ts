@@ -4,7 +4,7 @@ import { connect, createServer, type Socket } from "node:net";
  * A loopback TCP proxy a test puts between the app and Postgres or Redis to stage network faults the server process
  * cannot: a blip that keeps the server's data (`cut`), a partition where packets vanish (`blackhole`), a failover
  * whose old node went silent while the new one answers (`silenceOpen`), or a server that drops each new connection as
- * it starts to use it (`cutAtFirstRequest`).
+ * it starts to use it (`cutAtFirstRequest`), or a failover that moved the name to another node (`retarget`).
  */
 export interface TcpProxy {
   port: number;
@@ -24,12 +24,15 @@ export interface TcpProxy {
   cutAtFirstRequest(farewell?: Buffer): void;
   /** The open connections stop forwarding in both directions, and are never reset; new ones are forwarded. */
   silenceOpen(): void;
+  /** New connections go to `port` from now on, as a name does once a failover moved it; open ones stay where they are. */
+  retarget(port: number): void;
   /** Forwards again; connections stalled by blackhole() are reset. */
   restore(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let target = targetPort;
   let mode: "pass" | "cut" | "blackhole" | "cutAtFirstRequest" = "pass";
   let farewell: Buffer | undefined;
   let accepted = 0;
@@ -46,7 +49,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     });
     if (mode === "cut") return void client.destroy();
     if (mode === "blackhole") return void client.resume();
-    const upstream = connect(targetPort, "127.0.0.1");
+    const upstream = connect(target, "127.0.0.1");
     pair.upstream = upstream;
     upstream.on("error", () => client.destroy());
     upstream.once("close", () => client.destroy());
@@ -98,6 +101,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       resetAll();
     },
     silenceOpen: stallOpen,
+    retarget(port) {
+      target = port;
+    },
     restore() {
       if (mode === "blackhole") resetAll();
       mode = "pass";

@@ -1,4 +1,4 @@
-import { createClient } from "redis";
+import { createClient, ErrorReply } from "redis";
 import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -61,17 +61,23 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     return c;
   };
   let client = open();
+  let lastReadOnlySwap = 0;
+
+  /** Opens a new connection (its name looked up again) in place of `used`, unless that was done already. */
+  function replace(used: RedisClient, why: string, fields: object = {}): void {
+    if (used !== client) return;
+    log.warn(fields, why);
+    client = open();
+    used.destroy();
+  }
 
   /**
    * A silent connection is replaced. The new one fails at once while Redis cannot be reached (no offline queue), so
    * requests skip the cache without waiting, and it is used as soon as Redis answers again.
    */
-  const silence = silentConnectionCheck(MISSES_BEFORE_RECONNECT, (missed) => {
-    log.warn({ missed }, "redis stopped answering: opening a new connection");
-    const dead = client;
-    client = open();
-    dead.destroy();
-  });
+  const silence = silentConnectionCheck(MISSES_BEFORE_RECONNECT, (missed) =>
+    replace(client, "redis stopped answering: opening a new connection", { missed }),
+  );
 
   /**
    * Runs Redis commands within REDIS_COMMAND_TIMEOUT_MS, waiting for the reply included: a Redis that keeps the
@@ -80,12 +86,29 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
    */
   async function run<T>(op: (c: RedisClient) => Promise<T>): Promise<T> {
     const used = client;
-    const result = await beforeDeadline(op(used), commandTimeoutMs, () => {
-      if (used === client) silence.missed();
-      return new Error(`redis did not answer within ${commandTimeoutMs} ms`);
-    });
-    silence.answered();
-    return result;
+    try {
+      const result = await beforeDeadline(op(used), commandTimeoutMs, () => {
+        if (used === client) silence.missed();
+        return new Error(`redis did not answer within ${commandTimeoutMs} ms`);
+      });
+      silence.answered();
+      return result;
+    } catch (err) {
+      // After a failover the old primary may keep the connection open as a replica: reads still answer, and every
+      // write (cache entries, the rate limiter's log) fails with READONLY until the connection is replaced. The
+      // primary endpoint's name points to the new primary by then (AWS re:Post, "READONLY You can't write against a
+      // read only replica" after an ElastiCache failover). node-redis has no reconnect-on-error hook.
+      const readOnly = err instanceof ErrorReply && err.message.startsWith("READONLY");
+      // At most once a second: a REDIS_URL that names a replica (the reader endpoint) answers READONLY every time.
+      if (readOnly && used === client && Date.now() - lastReadOnlySwap > 1000) {
+        lastReadOnlySwap = Date.now();
+        replace(
+          used,
+          "redis answered READONLY (a failover left this connection on a replica, or REDIS_URL names one): opening a new connection",
+        );
+      }
+      throw err;
+    }
   }
 
   /** A lookup, not counted: the caller `count`s it once it knows whether the read was used (and how). */
