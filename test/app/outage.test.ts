@@ -164,6 +164,29 @@ test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so
   );
 });
 
+test("Postgres gone as an ingest gives its documents back: they are free again within seconds of its return, not minutes", async () => {
+  fakes.qdrant.knobs.latencyMs = 600;
+  const qdrantCalls = () => Object.values(fakes.qdrant.calls).reduce((a, b) => a + b, 0);
+  const callsBefore = qdrantCalls();
+  let ingest: ReturnType<typeof user.post> | undefined;
+  try {
+    ingest = user.post("/api/v1/documents", { documents: [{ id: "held", text: "Harbours shelter boats from storms." }] });
+    // The record and its lease are in Postgres once the ingest reaches Qdrant; Postgres goes before the lease comes back.
+    await waitFor("the ingest's first Qdrant call", async () => qdrantCalls() > callsBefore, 5_000);
+    pgProxy.blackhole();
+    const res = await ingest;
+    assert.equal(res.status, 503, res.text);
+  } finally {
+    pgProxy.restore();
+    fakes.qdrant.knobs.latencyMs = 0;
+  }
+  // The lease lasts 2 x REQUEST_TIMEOUT_MS (120 s here); the app gives it back once Postgres answers again.
+  const { ms } = await timed(() =>
+    waitFor("the document deletable", async () => (await user.del("/api/v1/documents/held")).status === 200, 10_000),
+  );
+  assert.ok(ms < 5_000, `deletable after ${Math.round(ms)} ms`);
+});
+
 test("an ingest during a Redis blip still invalidates cached answers (the corpus version lives in Postgres)", async () => {
   const question = { query: "What do volcanoes and tides have in common?", top_k: 5 };
   assert.equal((await user.post("/api/v1/query", question)).body.cached, false);

@@ -8,6 +8,10 @@ import type { OllamaService } from "./ollama.ts";
 import type { QdrantService } from "./qdrant.ts";
 import type { Busy, Lease, Store } from "./store.ts";
 
+/** Retries of a lease release that Postgres refused: the first after this long, then doubling up to the max. */
+const RELEASE_RETRY_FIRST_MS = 250;
+const RELEASE_RETRY_MAX_MS = 2_000;
+
 export interface DocumentInput {
   id?: string | undefined;
   title?: string | undefined;
@@ -51,10 +55,24 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     if (performance.now() > stopAt)
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
-  const release = (ids: string[], writer: string) =>
-    store
-      .releaseDocuments(ids, writer)
-      .catch((err: unknown) => log.warn({ err: describe(err) }, "document lease not released: it expires"));
+
+  /**
+   * Gives the documents back. While Postgres cannot take it, it is tried again in the background until the lease
+   * would have ended anyway: otherwise a blip of a second held them, and answered every retry 409, for 2 x
+   * REQUEST_TIMEOUT_MS. Resolves after the first attempt.
+   */
+  function release(ids: string[], lease: Lease): Promise<void> {
+    const endsAt = Date.now() + lease.ms;
+    const attempt = (retryInMs: number): Promise<void> =>
+      store.releaseDocuments(ids, lease.writer).catch((err: unknown) => {
+        if (Date.now() + retryInMs >= endsAt) {
+          log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
+          return;
+        }
+        setTimeout(() => void attempt(Math.min(retryInMs * 2, RELEASE_RETRY_MAX_MS)), retryInMs).unref();
+      });
+    return attempt(RELEASE_RETRY_FIRST_MS);
+  }
 
   /**
    * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
@@ -99,7 +117,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     } finally {
       await release(
         prepared.map((d) => d.id),
-        lease.writer,
+        lease,
       );
     }
     await corpus.bump();
@@ -113,13 +131,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     const leased = await store.leaseDocument(id, lease);
     if (leased === "missing") return false;
     if (leased !== "leased") throw documentsBusy(leased);
+    let deleted: boolean;
     try {
       await qdrant.deleteChunks(id, 0);
+      deleted = await store.deleteDocument(id, lease.writer);
     } catch (err) {
-      await release([id], lease.writer);
+      await release([id], lease);
       throw err;
     }
-    const deleted = await store.deleteDocument(id, lease.writer);
     await corpus.bump();
     return deleted;
   }
