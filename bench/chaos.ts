@@ -1,0 +1,162 @@
+/**
+ * `npm run chaos`: mixed traffic (queries, some streamed; ingests; deletes; feedback) from 8 clients while faults come
+ * and go: Postgres killed, partitioned, dropping new connections or gone silent; Redis cut, hung or killed; Qdrant and
+ * Ollama failing or slow. Real Postgres and Redis behind TCP proxies, the Ollama and Qdrant fakes, the app in process.
+ *
+ * Then it checks what an operator relies on, and exits 1 if any fails:
+ * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), and no unhandled rejection;
+ * - every turn acknowledged with a 200 is in its session;
+ * - every document last acknowledged by an ingest has chunks, every one last deleted has none, and one whose last
+ *   write failed can be deleted within seconds.
+ *
+ * CHAOS_SECONDS (default 40) bounds the traffic; CHAOS_SEED (default 7) picks the operations and faults.
+ */
+import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
+import { startFakes } from "../test/support/fakes.ts";
+import { prng } from "../test/support/fuzz.ts";
+import { api } from "../test/support/http.ts";
+import { startPostgres } from "../test/support/postgres.ts";
+import { waitFor } from "../test/support/process.ts";
+import { startRedis } from "../test/support/redis.ts";
+import { startTcpProxy } from "../test/support/tcp-proxy.ts";
+
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
+const rng = prng(Number(process.env.CHAOS_SEED ?? 7));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+const [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
+const app = await startApp(
+  appEnv(
+    {
+      databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
+      redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
+      ollamaUrl: fakes.ollama.url,
+      qdrantUrl: fakes.qdrant.url,
+    },
+    { RATE_LIMIT_PER_MINUTE: "100000", REDIS_COMMAND_TIMEOUT_MS: "100" },
+  ),
+);
+const user = api(app.url, USER_KEY);
+const unhandled: unknown[] = [];
+process.on("unhandledRejection", (reason) => unhandled.push(reason));
+
+const statuses = new Map<string, number>();
+const unexpected: string[] = [];
+/** A document's last acknowledged write; "failed" when the last write answered 5xx. */
+const documents = new Map<string, "ingested" | "deleted" | "failed">();
+const turns: Array<{ session: string; request: string }> = [];
+
+function record(op: string, status: number, text: string): void {
+  statuses.set(`${op} ${status}`, (statuses.get(`${op} ${status}`) ?? 0) + 1);
+  if (status >= 500 && ![502, 503, 504].includes(status)) unexpected.push(`${op} ${status} ${text.slice(0, 200)}`);
+}
+
+const WORDS = ["tides", "moon", "volcano", "river", "ocean", "storm", "wind", "rain", "forest", "desert"] as const;
+let stopped = false;
+
+async function client(): Promise<void> {
+  while (!stopped) {
+    const r = rng.next();
+    const id = `doc-${rng.int(30)}`;
+    if (r < 0.5) {
+      const stream = rng.chance(0.2);
+      const res = await user.post("/api/v1/query", { query: `What about ${rng.pick(WORDS)} and ${rng.pick(WORDS)}?`, stream });
+      record("query", res.status, res.text);
+      if (res.status === 200 && !stream) turns.push({ session: res.body.session_id, request: res.body.request_id });
+    } else if (r < 0.75) {
+      const text = `${rng.pick(WORDS)} ${rng.pick(WORDS)} ${id} facts. `.repeat(1 + rng.int(40));
+      const res = await user.post("/api/v1/documents", { documents: [{ id, text }] });
+      record("ingest", res.status, res.text);
+      if (res.status === 201) documents.set(id, "ingested");
+      else if (res.status >= 500) documents.set(id, "failed");
+    } else if (r < 0.9) {
+      const res = await user.del(`/api/v1/documents/${id}`);
+      record("delete", res.status, res.text);
+      if (res.status === 200 || res.status === 404) documents.set(id, "deleted");
+      else if (res.status >= 500) documents.set(id, "failed");
+    } else if (turns.length > 0) {
+      const res = await user.post("/api/v1/feedback", { request_id: rng.pick(turns).request, quality_score: 4 });
+      record("feedback", res.status, res.text);
+    }
+  }
+}
+
+const FAULTS: ReadonlyArray<[name: string, start: () => unknown, end: () => unknown]> = [
+  ["postgres killed", () => pg.halt(), () => pg.start()],
+  ["postgres partitioned", () => pgProxy.blackhole(), () => pgProxy.restore()],
+  ["postgres dropping new connections", () => pgProxy.cutAtFirstRequest(), () => pgProxy.restore()],
+  ["postgres connections silent", () => pgProxy.silenceOpen(), () => {}],
+  ["redis cut", () => redisProxy.cut(), () => redisProxy.restore()],
+  ["redis hung", () => redisProxy.blackhole(), () => redisProxy.restore()],
+  ["redis killed", () => redis.halt(), () => redis.start()],
+  ["qdrant 503", () => (fakes.qdrant.knobs.failStatus = 503), () => (fakes.qdrant.knobs.failStatus = null)],
+  ["qdrant slow", () => (fakes.qdrant.knobs.latencyMs = 400), () => (fakes.qdrant.knobs.latencyMs = 0)],
+  ["ollama 500", () => (fakes.ollama.knobs.failStatus = 500), () => (fakes.ollama.knobs.failStatus = null)],
+  ["ollama slow", () => (fakes.ollama.knobs.latencyMs = 300), () => (fakes.ollama.knobs.latencyMs = 0)],
+];
+
+async function faults(): Promise<void> {
+  while (!stopped) {
+    await sleep(1000 + rng.next() * 2000);
+    if (stopped) return;
+    const [name, start, end] = rng.pick(FAULTS);
+    process.stdout.write(`${name}; `);
+    await start();
+    await sleep(300 + rng.next() * 2500);
+    await end();
+  }
+}
+
+const running = [faults(), ...Array.from({ length: 8 }, client)];
+await sleep(SECONDS * 1000);
+stopped = true;
+await Promise.all(running);
+console.log();
+await waitFor("the app ready again", async () => (await user.get("/health/ready")).status === 200, 15_000);
+
+const violations: string[] = [...unexpected, ...unhandled.map((u) => `unhandled rejection: ${String(u)}`)];
+const chunksOf = (id: string) =>
+  [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id).length;
+for (const [id, state] of documents) {
+  const chunks = chunksOf(id);
+  if (state === "ingested" && chunks === 0) violations.push(`${id}: ingest acknowledged, no chunks`);
+  if (state === "deleted" && chunks > 0) violations.push(`${id}: delete acknowledged, ${chunks} chunks left`);
+  if (state === "failed") {
+    // As a client would: a 409 says Retry-After: 1. A lease refused back during an outage is retried every 2 s at most.
+    let res = await user.del(`/api/v1/documents/${id}`);
+    for (let tries = 0; res.status === 409 && tries < 5; tries++) {
+      await sleep(1000);
+      res = await user.del(`/api/v1/documents/${id}`);
+    }
+    if (res.status !== 200 && res.status !== 404)
+      violations.push(`${id}: after a failed write, delete ${res.status} ${res.text}`);
+    else if (chunksOf(id) > 0) violations.push(`${id}: after a failed write and a delete, chunks left`);
+  }
+}
+
+const stored = new Map<string, Set<string>>();
+async function turnsOf(session: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (let after = ""; ; ) {
+    const page = await user.get(`/api/v1/sessions/${session}?limit=500${after ? `&after=${after}` : ""}`);
+    for (const t of page.body.turns ?? []) ids.add(t.request_id);
+    if (!page.body.has_more) return ids;
+    after = page.body.turns.at(-1).request_id;
+  }
+}
+let lost = 0;
+for (const t of turns) {
+  if (!stored.has(t.session)) stored.set(t.session, await turnsOf(t.session));
+  if (!stored.get(t.session)!.has(t.request)) lost++;
+}
+if (lost > 0) violations.push(`${lost} acknowledged turns not in their session`);
+
+for (const [key, n] of [...statuses].sort()) console.log(`${key.padEnd(16)} ${n}`);
+console.log(`turns acknowledged: ${turns.length}; documents written: ${documents.size}; violations: ${violations.length}`);
+for (const v of violations.slice(0, 20)) console.log(`  ${v}`);
+
+await app.stop();
+await Promise.all([pgProxy.close(), redisProxy.close()]);
+await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+process.exit(violations.length > 0 ? 1 : 0);
