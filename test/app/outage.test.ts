@@ -357,3 +357,57 @@ test("Postgres refusing new connections (max_connections reached, FATAL 53300): 
     await admin.end();
   }
 });
+
+test("statements waiting on a lock held elsewhere give their connection back at the deadline: the pool stays usable", async () => {
+  const small = await startApp(
+    appEnv(
+      { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+      { DB_POOL_MAX: "2", RATE_LIMIT_PER_MINUTE: "10000" },
+    ),
+  );
+  const holder = postgres(pg.url, { max: 2, onnotice: () => {} });
+  const client = api(small.url, USER_KEY);
+  let releaseLock!: () => void;
+  const lockHeld = new Promise<void>((resolve) => {
+    releaseLock = resolve;
+  });
+  try {
+    assert.equal((await client.post("/api/v1/documents", { documents: [{ id: "locked", text: "Reefs." }] })).status, 201);
+    // A session elsewhere (a psql left open, a long report) holds the document's row.
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const transaction = holder.begin(async (tx) => {
+      await tx`SELECT id FROM documents WHERE id = 'locked' FOR UPDATE`;
+      locked();
+      await lockHeld;
+    });
+    await lockTaken;
+    // As many deletes as the pool has connections: each waits on the row.
+    const deletes = await Promise.all([1, 2].map(() => timed(() => client.del("/api/v1/documents/locked"))));
+    for (const { result, ms } of deletes) {
+      assert.equal(result.status, 503, result.text);
+      assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    }
+    // Without a server-side bound both statements would still wait, holding both connections until the lock goes.
+    const { result, ms } = await timed(() => client.post("/api/v1/query", { query: "What do reefs shelter while locked?" }));
+    assert.equal(result.status, 200, result.text);
+    assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
+    // Postgres ends each wait at lock_timeout (DB_QUERY_TIMEOUT_MS, 1 s), give or take a busy machine's scheduling.
+    await waitFor(
+      "no statement of the app waiting on the lock",
+      async () =>
+        (await holder`SELECT 1 FROM pg_stat_activity WHERE application_name = 'agent-api' AND wait_event_type = 'Lock'`)
+          .length === 0,
+      3_000,
+    );
+    releaseLock();
+    await transaction;
+    assert.equal((await client.del("/api/v1/documents/locked")).status, 200);
+  } finally {
+    releaseLock();
+    await small.stop();
+    await holder.end();
+  }
+});

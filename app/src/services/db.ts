@@ -16,6 +16,13 @@ export interface DbOptions {
   ca?: string | undefined;
   /** Where dropping silent connections is reported. */
   log?: Logger | undefined;
+  /**
+   * Server-side bounds on each statement (Postgres `lock_timeout` and `statement_timeout`, set at connect). The
+   * client's deadline answers the request but leaves a sent statement running: one waiting on a lock held elsewhere
+   * kept its connection until the lock went, and a few of those took the whole pool, failing every request.
+   */
+  lockTimeoutMs?: number | undefined;
+  statementTimeoutMs?: number | undefined;
 }
 
 /**
@@ -61,7 +68,12 @@ export function createDb(url: string, opts: DbOptions): Sql {
     // ends the process (porsager/postgres#1192, #1205, #1223, open). Without the fetched types it has no array
     // parsers or serializers: the app's statements pass and read lists as jsonb instead.
     fetch_types: false,
-    connection: { application_name: "agent-api" },
+    // Sent in the startup message (postgres.js types: ConnectionParameters; connection.js StartupMessage), in ms.
+    connection: {
+      application_name: "agent-api",
+      ...(opts.lockTimeoutMs ? { lock_timeout: opts.lockTimeoutMs } : {}),
+      ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+    },
     // postgres.js passes the object to tls.connect with servername = the URL's host, so the name is checked too.
     ...(opts.ca ? { ssl: { ca: opts.ca, rejectUnauthorized: true } } : {}),
     ...({ socket: socketOpener(open) } as object),
@@ -83,6 +95,9 @@ const MIGRATION_LOCK_ID = 724_310_001;
 export async function migrate(sql: Sql, dir: string): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
   return sql.begin(async (tx) => {
+    // A migration may wait for the previous one or build an index for a while: no statement bound applies to it.
+    await tx`SET LOCAL lock_timeout = 0`;
+    await tx`SET LOCAL statement_timeout = 0`;
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
@@ -100,10 +115,11 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
 /**
  * Codes that say Postgres cannot serve statements now, whatever the statement: the driver's own connection errors,
  * SQLSTATE class 08 (connection exception), 53 (insufficient resources: 53300 too many connections, 53100 disk full),
- * 57 (operator intervention: 57P01 shutdown, 57P03 starting up, 57014 cancelled) and 25006 (a read-only transaction:
- * the endpoint reached a standby, as during a failover).
+ * 57 (operator intervention: 57P01 shutdown, 57P03 starting up, 57014 cancelled, as by statement_timeout), 55P03 (a
+ * lock not granted within lock_timeout) and 25006 (a read-only transaction: the endpoint reached a standby, as during
+ * a failover).
  */
-const UNAVAILABLE_CODES = /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|25006$)/;
+const UNAVAILABLE_CODES = /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|55P03$|25006$)/;
 
 /**
  * True when the error says Postgres could not serve the statement, as opposed to a bad statement: a 503, not a 500.

@@ -48,8 +48,8 @@ export interface ModelFeedback {
   incorrect: number;
 }
 
-/** Reports and other whole-table reads get this many times the per-statement deadline. */
-const SLOW_READ_FACTOR = 10;
+/** Reports and other whole-table reads get this many times the per-statement deadline (and Postgres' statement_timeout). */
+export const SLOW_READ_FACTOR = 10;
 
 /**
  * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
