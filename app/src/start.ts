@@ -14,7 +14,7 @@ import { createQdrant } from "./services/qdrant.ts";
 import { createDocuments } from "./services/documents.ts";
 import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
-import { createStore, SLOW_READ_FACTOR } from "./services/store.ts";
+import { createStore, statementTimeoutMs } from "./services/store.ts";
 
 /** app/migrations, both from app/src (tsx) and from app/dist (the bundled image). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -55,7 +55,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ca,
     log,
     lockTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
-    statementTimeoutMs: config.DB_QUERY_TIMEOUT_MS * SLOW_READ_FACTOR,
+    statementTimeoutMs: statementTimeoutMs(config.DB_QUERY_TIMEOUT_MS),
   });
   const cache = createCache({
     url: config.REDIS_URL,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../app/src/config.ts";
+import { AppError } from "../../app/src/errors.ts";
 import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
@@ -11,6 +12,7 @@ import { canonicalFilter, createRag, normalizeQuery } from "../../app/src/servic
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
+import { waitFor } from "../support/process.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createDb, isUnavailable } from "../../app/src/services/db.ts";
 import { silentConnectionCheck } from "../../app/src/services/silent-connection.ts";
@@ -364,6 +366,48 @@ test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it l
   await assert.rejects(documents.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
   // The lease (2 x REQUEST_TIMEOUT_MS) outlasts the last write that started in time.
   assert.deepEqual(calls, ["lease 200 ms", "upsert a", "release a,b"]);
+});
+
+test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  // DB_QUERY_TIMEOUT_MS 50: Postgres' statement_timeout for the app is 500 ms.
+  const config = loadConfig(appEnv(urls, { DB_QUERY_TIMEOUT_MS: "50" }));
+  const releases: number[] = [];
+  let refuseReleases = 0;
+  const started = Date.now();
+  const documents = createDocuments({
+    config,
+    store: {
+      // The statement went out and its answer did not come back in time: it may commit later.
+      leaseDocument: async () => {
+        throw new AppError(503, "postgres unavailable: no answer within 50 ms", "postgres_unavailable");
+      },
+      upsertDocuments: async () => undefined,
+      releaseDocuments: async () => {
+        releases.push(Date.now() - started);
+        if (refuseReleases-- > 0) throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+      },
+    } as never,
+    corpus: { bump: async () => {} } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
+    qdrant: {
+      upsert: async () => {
+        throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
+      },
+    } as never,
+    log: createLogger("silent"),
+  });
+
+  await assert.rejects(documents.remove("a"), { status: 503 });
+  assert.equal(releases.length, 1, "given back at once, in case the lease committed already");
+  await waitFor("the second release", async () => releases.length === 2, 2_000);
+  assert.ok(releases[1]! >= 500, `given back again once statement_timeout ended the statement: at ${releases[1]} ms`);
+
+  // A failed write whose release Postgres refuses twice: retried in the background until it is taken.
+  releases.length = 0;
+  refuseReleases = 2;
+  await assert.rejects(documents.ingest([{ id: "b", text: "Second." }], "key:a"), { status: 502 });
+  await waitFor("the release taken", async () => releases.length === 3, 3_000);
 });
 
 test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {

@@ -6,7 +6,7 @@ import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import type { OllamaService } from "./ollama.ts";
 import type { QdrantService } from "./qdrant.ts";
-import type { Busy, Lease, Store } from "./store.ts";
+import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 
 /** Retries of a lease release that Postgres refused: the first after this long, then doubling up to the max. */
 const RELEASE_RETRY_FIRST_MS = 250;
@@ -75,6 +75,19 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
   }
 
   /**
+   * A lease statement that failed past its deadline, or lost its connection, may still commit: the documents are
+   * given back now (a no-op if it has not committed yet) and again once Postgres' statement_timeout has ended it
+   * either way, in the background, and the failure goes on.
+   */
+  const unknownOutcome =
+    (ids: string[], lease: Lease) =>
+    (err: unknown): never => {
+      void release(ids, lease);
+      setTimeout(() => void release(ids, lease), statementTimeoutMs(config.DB_QUERY_TIMEOUT_MS)).unref();
+      throw err;
+    };
+
+  /**
    * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
    * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
    * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
@@ -90,11 +103,18 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
     const lease = newLease();
     const stopAt = performance.now() + config.REQUEST_TIMEOUT_MS;
-    const busy = await store.upsertDocuments(
-      prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
-      owner,
-      lease,
-    );
+    const busy = await store
+      .upsertDocuments(
+        prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
+        owner,
+        lease,
+      )
+      .catch(
+        unknownOutcome(
+          prepared.map((d) => d.id),
+          lease,
+        ),
+      );
     if (busy) throw documentsBusy(busy);
     let offset = 0;
     try {
@@ -128,7 +148,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
   /** Leases the record, removes the document's chunks, then the record (a failure in between leaves it, to retry). */
   async function remove(id: string): Promise<boolean> {
     const lease = newLease();
-    const leased = await store.leaseDocument(id, lease);
+    const leased = await store.leaseDocument(id, lease).catch(unknownOutcome([id], lease));
     if (leased === "missing") return false;
     if (leased !== "leased") throw documentsBusy(leased);
     let deleted: boolean;

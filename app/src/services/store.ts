@@ -49,7 +49,10 @@ export interface ModelFeedback {
 }
 
 /** Reports and other whole-table reads get this many times the per-statement deadline (and Postgres' statement_timeout). */
-export const SLOW_READ_FACTOR = 10;
+const SLOW_READ_FACTOR = 10;
+
+/** The longest any statement of the store may run: Postgres' statement_timeout for the app's connections (start.ts). */
+export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * SLOW_READ_FACTOR;
 
 /**
  * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
@@ -203,7 +206,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
                  count(*) FILTER (WHERE NOT f.is_correct) AS incorrect
           FROM feedback f JOIN turns t ON t.request_id = f.request_id
           GROUP BY t.model ORDER BY t.model`,
-        timeoutMs * SLOW_READ_FACTOR,
+        statementTimeoutMs(timeoutMs),
       );
       return rows.map(
         (r): ModelFeedback => ({
