@@ -410,6 +410,34 @@ test("document leases come back after Postgres refused the release, and after a 
   await waitFor("the release taken", async () => releases.length === 3, 3_000);
 });
 
+test("in a long outage at most 64 lease releases are retried at once; the others are left to expire", async () => {
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  const warnings: string[] = [];
+  let attempts = 0;
+  const documents = createDocuments({
+    config: loadConfig(appEnv(urls)),
+    store: {
+      leaseDocument: async () => "leased",
+      releaseDocuments: async () => {
+        attempts++;
+        throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+      },
+    } as never,
+    corpus: {} as never,
+    ollama: {} as never,
+    qdrant: {
+      deleteChunks: async () => {
+        throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
+      },
+    } as never,
+    log: createLogger("warn", { write: (line: string) => void warnings.push(line) }),
+  });
+  for (let i = 0; i < 70; i++) await assert.rejects(documents.remove(`doc-${i}`), { status: 502 });
+  assert.equal(attempts, 70);
+  assert.equal(warnings.length, 6, "past the bound a release is not retried");
+  await waitFor("the first retries", async () => attempts === 70 + 64, 2_000);
+});
+
 test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {
   const fired: number[] = [];
   const check = silentConnectionCheck(3, (missed) => fired.push(missed));

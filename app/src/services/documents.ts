@@ -11,6 +11,8 @@ import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.t
 /** Retries of a lease release that Postgres refused: the first after this long, then doubling up to the max. */
 const RELEASE_RETRY_FIRST_MS = 250;
 const RELEASE_RETRY_MAX_MS = 2_000;
+/** Releases retried at once, at most: in a long outage every failed write adds one, and past this they just expire. */
+const MAX_RETRIED_RELEASES = 64;
 
 export interface DocumentInput {
   id?: string | undefined;
@@ -56,6 +58,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
 
+  /** Releases being retried in the background now. */
+  let retrying = 0;
+
   /**
    * Gives the documents back. While Postgres cannot take it, it is tried again in the background until the lease
    * would have ended anyway: otherwise a blip of a second held them, and answered every retry 409, for 2 x
@@ -63,15 +68,25 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    */
   function release(ids: string[], lease: Lease): Promise<void> {
     const endsAt = Date.now() + lease.ms;
-    const attempt = (retryInMs: number): Promise<void> =>
-      store.releaseDocuments(ids, lease.writer).catch((err: unknown) => {
-        if (Date.now() + retryInMs >= endsAt) {
-          log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
-          return;
-        }
-        setTimeout(() => void attempt(Math.min(retryInMs * 2, RELEASE_RETRY_MAX_MS)), retryInMs).unref();
-      });
-    return attempt(RELEASE_RETRY_FIRST_MS);
+    const expires = (err: unknown) =>
+      log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
+    const retryIn = (delayMs: number): void => {
+      setTimeout(() => {
+        store.releaseDocuments(ids, lease.writer).then(
+          () => retrying--,
+          (err: unknown) => {
+            if (Date.now() + delayMs < endsAt) return retryIn(Math.min(delayMs * 2, RELEASE_RETRY_MAX_MS));
+            retrying--;
+            expires(err);
+          },
+        );
+      }, delayMs).unref();
+    };
+    return store.releaseDocuments(ids, lease.writer).catch((err: unknown) => {
+      if (retrying >= MAX_RETRIED_RELEASES) return expires(err);
+      retrying++;
+      retryIn(RELEASE_RETRY_FIRST_MS);
+    });
   }
 
   /**
@@ -103,18 +118,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
     const lease = newLease();
     const stopAt = performance.now() + config.REQUEST_TIMEOUT_MS;
+    const ids = prepared.map((d) => d.id);
     const busy = await store
       .upsertDocuments(
         prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
         owner,
         lease,
       )
-      .catch(
-        unknownOutcome(
-          prepared.map((d) => d.id),
-          lease,
-        ),
-      );
+      .catch(unknownOutcome(ids, lease));
     if (busy) throw documentsBusy(busy);
     let offset = 0;
     try {
@@ -135,10 +146,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
         await qdrant.deleteChunks(doc.id, doc.chunks.length);
       }
     } finally {
-      await release(
-        prepared.map((d) => d.id),
-        lease,
-      );
+      await release(ids, lease);
     }
     await corpus.bump();
     log.info({ documents: prepared.length, chunks: offset }, "documents ingested");
