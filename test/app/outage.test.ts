@@ -276,6 +276,30 @@ test("a Redis failover that leaves the connection on the old primary, now a repl
   );
 });
 
+test("Postgres connections left on a node that turned read-only (a switchover, a stale DNS answer): the pool reconnects", async () => {
+  const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+  const question = () => user.post("/api/v1/query", { query: `Read-only question ${Math.random()} on tides?` });
+  try {
+    assert.equal((await question()).status, 200);
+    // Every open session turns read-only at the reload; a new one is writable (the database's setting wins there),
+    // as a new connection would reach the new primary.
+    await admin.unsafe("ALTER DATABASE postgres SET default_transaction_read_only = off");
+    await admin.unsafe("ALTER SYSTEM SET default_transaction_read_only = on");
+    await admin`SELECT pg_reload_conf()`;
+    const first = await question();
+    assert.equal(first.status, 503, first.text);
+    assert.equal(first.body.error, "postgres unavailable: 25006");
+    await waitFor("turns written on new connections", async () => (await question()).status === 200, 5_000);
+  } finally {
+    await admin.unsafe("ALTER SYSTEM RESET default_transaction_read_only");
+    await admin`SELECT pg_reload_conf()`;
+    await admin.end();
+    const writer = postgres(pg.url, { max: 1, onnotice: () => {} });
+    await writer.unsafe("ALTER DATABASE postgres RESET default_transaction_read_only");
+    await writer.end();
+  }
+});
+
 test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {
   // A pool of one, so the silent connection is all the pool has, as a busy pool's connections all are.
   const proxy = await startTcpProxy(pg.port);

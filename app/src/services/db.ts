@@ -34,8 +34,13 @@ export const reconnectBackoff = (retries: number) => Math.min(0.05 * 2 ** retrie
 /** Statements in a row that went out and got no answer by their deadline, after which the pool's connections are dropped. */
 const SILENT_MISSES_BEFORE_RECONNECT = 3;
 
-/** Each pool's silent-connection check, for `withDeadline`. */
-const silentChecks = new WeakMap<Sql, SilentConnectionCheck>();
+/** What `withDeadline` tells a pool about its connections. */
+interface PoolWatch {
+  silence: SilentConnectionCheck;
+  /** A statement got 25006: the connection reached a read-only node. */
+  readOnly(): void;
+}
+const pools = new WeakMap<Sql, PoolWatch>();
 
 /**
  * Opens a connection's socket as postgres.js does (net.connect; it then runs its startup or TLS handshake over it,
@@ -80,11 +85,24 @@ export function createDb(url: string, opts: DbOptions): Sql {
   });
   // Every socket of the pool is closed: postgres.js reconnects (looking the host up again, so a failover's new node is
   // found), and statements on the closed sockets fail as connection errors, which are 503s anyway.
-  const silence = silentConnectionCheck(SILENT_MISSES_BEFORE_RECONNECT, (missed) => {
-    opts.log?.warn({ missed, connections: open.size }, "postgres stopped answering: closing the pool's connections");
+  const reconnect = (why: string, fields: object) => {
+    opts.log?.warn({ ...fields, connections: open.size }, why);
     for (const socket of open) socket.destroy();
+  };
+  let lastReadOnly = 0;
+  pools.set(sql, {
+    silence: silentConnectionCheck(SILENT_MISSES_BEFORE_RECONNECT, (missed) =>
+      reconnect("postgres stopped answering: closing the pool's connections", { missed }),
+    ),
+    // Connections opened while the name still led to a node that is read-only now (an RDS blue/green switchover sets
+    // the old primary read-only; a cached DNS answer after a failover) answer every write 25006 for as long as they
+    // live. At most once a second: a DATABASE_URL naming a replica answers 25006 every time.
+    readOnly() {
+      if (Date.now() - lastReadOnly < 1000) return;
+      lastReadOnly = Date.now();
+      reconnect("postgres answered read-only (25006): closing the pool's connections", {});
+    },
   });
-  silentChecks.set(sql, silence);
   return sql;
 }
 
@@ -146,16 +164,17 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   const answered = query.then((rows) => {
-    silentChecks.get(sql)?.answered();
+    pools.get(sql)?.silence.answered();
     return rows;
   });
   return beforeDeadline(answered, timeoutMs, () => {
-    if (query.state) silentChecks.get(sql)?.missed();
+    if (query.state) pools.get(sql)?.silence.missed();
     // A statement queued behind another on its connection is cancelled once it runs, over a new connection; if that
     // fails (Postgres restarting), the statement is left to finish, as a running one is, and nothing is unhandled.
     if (!query.active) Promise.resolve(query.cancel()).catch(() => {});
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
+    if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
     if (isUnavailable(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
     throw err;
   });
