@@ -11,32 +11,17 @@
  *
  * CHAOS_SECONDS (default 40) bounds the traffic; CHAOS_SEED (default 7) picks the operations and faults.
  */
-import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
-import { startFakes } from "../test/support/fakes.ts";
+import { startProxiedStack, USER_KEY } from "../test/support/app.ts";
 import { prng } from "../test/support/fuzz.ts";
 import { api } from "../test/support/http.ts";
-import { startPostgres } from "../test/support/postgres.ts";
 import { waitFor } from "../test/support/process.ts";
-import { startRedis } from "../test/support/redis.ts";
-import { startTcpProxy } from "../test/support/tcp-proxy.ts";
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
 const rng = prng(Number(process.env.CHAOS_SEED ?? 7));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
-const [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
-const app = await startApp(
-  appEnv(
-    {
-      databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
-      redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
-      ollamaUrl: fakes.ollama.url,
-      qdrantUrl: fakes.qdrant.url,
-    },
-    { RATE_LIMIT_PER_MINUTE: "100000", REDIS_COMMAND_TIMEOUT_MS: "100" },
-  ),
-);
+const stack = await startProxiedStack({ RATE_LIMIT_PER_MINUTE: "100000", REDIS_COMMAND_TIMEOUT_MS: "100" });
+const { pg, redis, fakes, pgProxy, redisProxy, app } = stack;
 const user = api(app.url, USER_KEY);
 const unhandled: unknown[] = [];
 process.on("unhandledRejection", (reason) => unhandled.push(reason));
@@ -113,9 +98,12 @@ await sleep(SECONDS * 1000);
 stopped = true;
 await Promise.all(running);
 console.log();
-await waitFor("the app ready again", async () => (await user.get("/health/ready")).status === 200, 15_000);
-
 const violations: string[] = [...unexpected, ...unhandled.map((u) => `unhandled rejection: ${String(u)}`)];
+try {
+  await waitFor("the app ready again", async () => (await user.get("/health/ready")).status === 200, 15_000);
+} catch {
+  violations.push(`not ready 15 s after the last fault: ${(await api(app.metricsUrl).get("/health/ready")).text}`);
+}
 const chunksOf = (id: string) =>
   [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id).length;
 for (const [id, state] of documents) {
@@ -157,7 +145,5 @@ for (const [key, n] of [...statuses].sort()) console.log(`${key.padEnd(16)} ${n}
 console.log(`turns acknowledged: ${turns.length}; documents written: ${documents.size}; violations: ${violations.length}`);
 for (const v of violations.slice(0, 20)) console.log(`  ${v}`);
 
-await app.stop();
-await Promise.all([pgProxy.close(), redisProxy.close()]);
-await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+await stack.stop();
 process.exit(violations.length > 0 ? 1 : 0);

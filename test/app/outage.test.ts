@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import postgres from "postgres";
 import { createClient } from "redis";
-import { appEnv, startApp, USER_KEY, type TestApp } from "../support/app.ts";
-import { startFakes, type Fakes } from "../support/fakes.ts";
+import { appEnv, type ProxiedStack, startApp, startProxiedStack, USER_KEY, type TestApp } from "../support/app.ts";
+import type { Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
-import { startPostgres, terminationNotice, type PostgresServer } from "../support/postgres.ts";
+import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -15,6 +15,7 @@ import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 const MAX_MS = 5_000;
 
 /** The app reaches Postgres and Redis through proxies, so a test can stage partitions and blips that keep the data. */
+let stack: ProxiedStack;
 let pg: PostgresServer;
 let redis: RedisServer;
 let fakes: Fakes;
@@ -24,30 +25,24 @@ let app: TestApp;
 let user: ReturnType<typeof api>;
 
 before(async () => {
-  [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
-  [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
-  app = await startApp(
-    appEnv(
-      {
-        databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
-        redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
-        ollamaUrl: fakes.ollama.url,
-        qdrantUrl: fakes.qdrant.url,
-      },
-      { RATE_LIMIT_PER_MINUTE: "10000", REDIS_COMMAND_TIMEOUT_MS: "100" },
-    ),
-  );
+  stack = await startProxiedStack({ RATE_LIMIT_PER_MINUTE: "10000", REDIS_COMMAND_TIMEOUT_MS: "100" });
+  ({ pg, redis, fakes, pgProxy, redisProxy, app } = stack);
   user = api(app.url, USER_KEY);
   const res = await user.post("/api/v1/documents", {
     documents: [{ id: "tides", text: "Tides are caused by the moon's gravity." }],
   });
   assert.equal(res.status, 201, res.text);
 });
-after(async () => {
-  await app?.stop();
-  await Promise.all([pgProxy?.close(), redisProxy?.close()]);
-  await Promise.all([pg?.stop(), redis?.stop(), fakes?.stop()]);
-});
+after(() => stack?.stop());
+
+/** Another app on the same Redis and fakes, reaching Postgres at `databaseUrl`, for a test that needs its own pool. */
+const appOn = (databaseUrl: string, overrides: Record<string, string> = {}) =>
+  startApp(
+    appEnv(
+      { databaseUrl, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+      { RATE_LIMIT_PER_MINUTE: "10000", ...overrides },
+    ),
+  );
 
 const timed = async <T>(call: () => Promise<T>) => {
   const started = performance.now();
@@ -303,17 +298,7 @@ test("Postgres connections left on a node that turned read-only (a switchover, a
 test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {
   // A pool of one, so the silent connection is all the pool has, as a busy pool's connections all are.
   const proxy = await startTcpProxy(pg.port);
-  const small = await startApp(
-    appEnv(
-      {
-        databaseUrl: `postgres://postgres@127.0.0.1:${proxy.port}/postgres`,
-        redisUrl: redis.url,
-        ollamaUrl: fakes.ollama.url,
-        qdrantUrl: fakes.qdrant.url,
-      },
-      { DB_POOL_MAX: "1", RATE_LIMIT_PER_MINUTE: "10000" },
-    ),
-  );
+  const small = await appOn(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { DB_POOL_MAX: "1" });
   try {
     const client = api(small.url, USER_KEY);
     assert.equal((await client.post("/api/v1/query", { query: "What causes the tides before the failover?" })).status, 200);
@@ -344,17 +329,7 @@ test("Postgres refusing new connections (max_connections reached, FATAL 53300): 
     GRANT ALL ON SCHEMA public TO capped;
     GRANT ALL ON ALL TABLES IN SCHEMA public TO capped;
     GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO capped`);
-  const capped = await startApp(
-    appEnv(
-      {
-        databaseUrl: `postgres://capped@127.0.0.1:${pg.port}/postgres`,
-        redisUrl: redis.url,
-        ollamaUrl: fakes.ollama.url,
-        qdrantUrl: fakes.qdrant.url,
-      },
-      { RATE_LIMIT_PER_MINUTE: "10000" },
-    ),
-  );
+  const capped = await appOn(`postgres://capped@127.0.0.1:${pg.port}/postgres`);
   try {
     const client = api(capped.url, USER_KEY);
     assert.equal((await client.post("/api/v1/query", { query: "What causes the tides before the limit?" })).status, 200);
@@ -383,12 +358,7 @@ test("Postgres refusing new connections (max_connections reached, FATAL 53300): 
 });
 
 test("statements waiting on a lock held elsewhere give their connection back at the deadline: the pool stays usable", async () => {
-  const small = await startApp(
-    appEnv(
-      { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
-      { DB_POOL_MAX: "2", RATE_LIMIT_PER_MINUTE: "10000" },
-    ),
-  );
+  const small = await appOn(pg.url, { DB_POOL_MAX: "2" });
   const holder = postgres(pg.url, { max: 2, onnotice: () => {} });
   const client = api(small.url, USER_KEY);
   let releaseLock!: () => void;

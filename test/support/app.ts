@@ -8,6 +8,7 @@ import { startFakes, type Fakes } from "./fakes.ts";
 import { startPostgres, type PostgresServer } from "./postgres.ts";
 import { spawnTracked, stopProcess, waitFor } from "./process.ts";
 import { startRedis, type RedisServer } from "./redis.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -116,6 +117,34 @@ export interface Stack {
 
 /** Postgres + Redis + fakes + the app in this process: what most app tests need. */
 export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
+  return startStackWith(overrides, async (pg, redis) => ({ databaseUrl: pg.url, redisUrl: redis.url, proxies: {} }));
+}
+
+export interface ProxiedStack extends Stack {
+  pgProxy: TcpProxy;
+  redisProxy: TcpProxy;
+}
+
+/** startStack with the app reaching Postgres and Redis through TCP proxies: a test stages partitions and blips with them. */
+export async function startProxiedStack(overrides: Record<string, string> = {}): Promise<ProxiedStack> {
+  const stack = await startStackWith(overrides, async (pg, redis) => {
+    const [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
+    return {
+      databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
+      redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
+      proxies: { pgProxy, redisProxy },
+    };
+  });
+  return stack as ProxiedStack;
+}
+
+async function startStackWith(
+  overrides: Record<string, string>,
+  route: (
+    pg: PostgresServer,
+    redis: RedisServer,
+  ) => Promise<{ databaseUrl: string; redisUrl: string; proxies: Partial<Record<"pgProxy" | "redisProxy", TcpProxy>> }>,
+): Promise<Stack> {
   const started = await Promise.allSettled([startPostgres(), startRedis(), startFakes()]);
   const stopStarted = () => Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
   const failed = started.find((s) => s.status === "rejected");
@@ -128,14 +157,14 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     RedisServer,
     Fakes,
   ];
-  const env = appEnv(
-    { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
-    overrides,
-  );
+  const { databaseUrl, redisUrl, proxies } = await route(pg, redis);
+  const closeProxies = () => Promise.all(Object.values(proxies).map((p) => p.close()));
+  const env = appEnv({ databaseUrl, redisUrl, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
   let app: TestApp;
   try {
     app = await startApp(env);
   } catch (err) {
+    await closeProxies();
     await stopStarted();
     throw err;
   }
@@ -147,8 +176,10 @@ export async function startStack(overrides: Record<string, string> = {}): Promis
     redis,
     fakes,
     env,
+    ...proxies,
     stop: async () => {
       await app.stop();
+      await closeProxies();
       await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
     },
   };
