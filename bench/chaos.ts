@@ -4,7 +4,8 @@
  * Ollama failing or slow. Real Postgres and Redis behind TCP proxies, the Ollama and Qdrant fakes, the app in process.
  *
  * Then it checks what an operator relies on, and exits 1 if any fails:
- * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), and no unhandled rejection;
+ * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), no request without an answer
+ *   within 10 s, and no unhandled rejection;
  * - every turn acknowledged with a 200 is in its session;
  * - every document last acknowledged by an ingest has chunks, every one last deleted has none, and one whose last
  *   write failed can be deleted within seconds (at most Postgres' statement_timeout, 10 s, and a retry).
@@ -22,7 +23,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const stack = await startProxiedStack({ RATE_LIMIT_PER_MINUTE: "100000", REDIS_COMMAND_TIMEOUT_MS: "100" });
 const { pg, redis, fakes, pgProxy, redisProxy, app } = stack;
-const user = api(app.url, USER_KEY);
+/** Longer than any deadline of the app (REQUEST_TIMEOUT_MS aside, which nothing here reaches): past it, a hang. */
+const ANSWER_WITHIN_MS = 10_000;
+const user = api(app.url, USER_KEY, { timeoutMs: ANSWER_WITHIN_MS });
 const unhandled: unknown[] = [];
 process.on("unhandledRejection", (reason) => unhandled.push(reason));
 
@@ -42,28 +45,43 @@ let stopped = false;
 
 async function client(): Promise<void> {
   while (!stopped) {
-    const r = rng.next();
-    const id = `doc-${rng.int(30)}`;
-    if (r < 0.5) {
-      const stream = rng.chance(0.2);
-      const res = await user.post("/api/v1/query", { query: `What about ${rng.pick(WORDS)} and ${rng.pick(WORDS)}?`, stream });
-      record("query", res.status, res.text);
-      if (res.status === 200 && !stream) turns.push({ session: res.body.session_id, request: res.body.request_id });
-    } else if (r < 0.75) {
-      const text = `${rng.pick(WORDS)} ${rng.pick(WORDS)} ${id} facts. `.repeat(1 + rng.int(40));
-      const res = await user.post("/api/v1/documents", { documents: [{ id, text }] });
-      record("ingest", res.status, res.text);
-      if (res.status === 201) documents.set(id, "ingested");
-      else if (res.status >= 500) documents.set(id, "failed");
-    } else if (r < 0.9) {
-      const res = await user.del(`/api/v1/documents/${id}`);
-      record("delete", res.status, res.text);
-      if (res.status === 200 || res.status === 404) documents.set(id, "deleted");
-      else if (res.status >= 500) documents.set(id, "failed");
-    } else if (turns.length > 0) {
-      const res = await user.post("/api/v1/feedback", { request_id: rng.pick(turns).request, quality_score: 4 });
-      record("feedback", res.status, res.text);
+    const operation = { name: "" };
+    try {
+      await oneRequest(operation);
+    } catch (err) {
+      const hung = err instanceof Error && err.name === "TimeoutError";
+      unexpected.push(`${operation.name}: ${hung ? `no answer within ${ANSWER_WITHIN_MS} ms` : `client error ${String(err)}`}`);
     }
+  }
+}
+
+/** One random request; `operation.name` says which, for a request that never returns. */
+async function oneRequest(operation: { name: string }): Promise<void> {
+  const r = rng.next();
+  const id = `doc-${rng.int(30)}`;
+  if (r < 0.5) {
+    const stream = rng.chance(0.2);
+    operation.name = stream ? "streamed query" : "query";
+    const res = await user.post("/api/v1/query", { query: `What about ${rng.pick(WORDS)} and ${rng.pick(WORDS)}?`, stream });
+    record("query", res.status, res.text);
+    if (res.status === 200 && !stream) turns.push({ session: res.body.session_id, request: res.body.request_id });
+  } else if (r < 0.75) {
+    operation.name = `ingest ${id}`;
+    const text = `${rng.pick(WORDS)} ${rng.pick(WORDS)} ${id} facts. `.repeat(1 + rng.int(40));
+    const res = await user.post("/api/v1/documents", { documents: [{ id, text }] });
+    record("ingest", res.status, res.text);
+    if (res.status === 201) documents.set(id, "ingested");
+    else if (res.status >= 500) documents.set(id, "failed");
+  } else if (r < 0.9) {
+    operation.name = `delete ${id}`;
+    const res = await user.del(`/api/v1/documents/${id}`);
+    record("delete", res.status, res.text);
+    if (res.status === 200 || res.status === 404) documents.set(id, "deleted");
+    else if (res.status >= 500) documents.set(id, "failed");
+  } else if (turns.length > 0) {
+    operation.name = "feedback";
+    const res = await user.post("/api/v1/feedback", { request_id: rng.pick(turns).request, quality_score: 4 });
+    record("feedback", res.status, res.text);
   }
 }
 
@@ -93,10 +111,22 @@ async function faults(): Promise<void> {
   }
 }
 
+// A run that hangs says where, instead of waiting for an outer timeout.
+let phase = "traffic under faults";
+setTimeout(
+  () => {
+    console.log(`\nchaos: still in "${phase}" ${SECONDS + 120} s after the start`);
+    process.exit(1);
+  },
+  (SECONDS + 120) * 1000,
+).unref();
+
 const running = [faults(), ...Array.from({ length: 8 }, client)];
 await sleep(SECONDS * 1000);
 stopped = true;
+phase = "the last requests and the last fault ending";
 await Promise.all(running);
+phase = "checks";
 console.log();
 const violations: string[] = [...unexpected, ...unhandled.map((u) => `unhandled rejection: ${String(u)}`)];
 try {

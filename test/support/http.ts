@@ -5,8 +5,8 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
-/** Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`. */
-export function api(baseUrl: string, key?: string) {
+/** Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`; `timeoutMs` bounds each call. */
+export function api(baseUrl: string, key?: string, opts: { timeoutMs?: number } = {}) {
   const send = async <T = any>(
     method: string,
     path: string,
@@ -21,6 +21,7 @@ export function api(baseUrl: string, key?: string) {
         ...headers,
       },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      ...(opts.timeoutMs ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
     });
     const text = await res.text();
     let parsed: unknown = text;
