@@ -15,7 +15,7 @@ import { appEnv } from "../support/app.ts";
 import { waitFor } from "../support/process.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createDb, isUnavailable } from "../../app/src/services/db.ts";
-import { silentConnectionCheck } from "../../app/src/services/silent-connection.ts";
+import { readOnlyNodeCheck, silentConnectionCheck } from "../../app/src/services/connection-health.ts";
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
 import type { Cache } from "../../app/src/services/cache.ts";
@@ -454,6 +454,18 @@ test("silentConnectionCheck: only misses in a row count, and the count starts ov
   assert.deepEqual(fired, [3], "counting starts over after it fired");
   check.missed();
   assert.deepEqual(fired, [3, 3]);
+});
+
+test("readOnlyNodeCheck: a connection on a read-only node is dropped at once, then at most once per interval", async () => {
+  let dropped = 0;
+  const readOnly = readOnlyNodeCheck(() => dropped++, 100);
+  readOnly();
+  readOnly();
+  readOnly();
+  assert.equal(dropped, 1, "every write after the first on the same node fails too: one reconnect, not one each");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  readOnly();
+  assert.equal(dropped, 2, "still read-only after the interval (a URL naming a replica): dropped again");
 });
 
 test("isUnavailable: a refused or ended connection and a server out of resources are 503s; a bad statement is not", () => {

@@ -3,7 +3,7 @@ import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { silentConnectionCheck } from "./silent-connection.ts";
+import { readOnlyNodeCheck, silentConnectionCheck } from "./connection-health.ts";
 import { slidingWindow } from "./sliding-window.ts";
 
 const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
@@ -61,7 +61,6 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     return c;
   };
   let client = open();
-  let lastReadOnlySwap = 0;
 
   /** Opens a new connection (its name looked up again) in place of `used`, unless that was done already. */
   function replace(used: RedisClient, why: string, fields: object = {}): void {
@@ -77,6 +76,14 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
    */
   const silence = silentConnectionCheck(MISSES_BEFORE_RECONNECT, (missed) =>
     replace(client, "redis stopped answering: opening a new connection", { missed }),
+  );
+  // After an ElastiCache failover the old primary may keep the connection open as a replica (AWS re:Post, "READONLY
+  // You can't write against a read only replica"); node-redis has no reconnect-on-error hook.
+  const readOnlyNode = readOnlyNodeCheck(() =>
+    replace(
+      client,
+      "redis answered READONLY (a failover left this connection on a replica, or REDIS_URL names one): opening a new connection",
+    ),
   );
 
   /**
@@ -94,19 +101,8 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       silence.answered();
       return result;
     } catch (err) {
-      // After a failover the old primary may keep the connection open as a replica: reads still answer, and every
-      // write (cache entries, the rate limiter's log) fails with READONLY until the connection is replaced. The
-      // primary endpoint's name points to the new primary by then (AWS re:Post, "READONLY You can't write against a
-      // read only replica" after an ElastiCache failover). node-redis has no reconnect-on-error hook.
-      const readOnly = err instanceof ErrorReply && err.message.startsWith("READONLY");
-      // At most once a second: a REDIS_URL that names a replica (the reader endpoint) answers READONLY every time.
-      if (readOnly && used === client && Date.now() - lastReadOnlySwap > 1000) {
-        lastReadOnlySwap = Date.now();
-        replace(
-          used,
-          "redis answered READONLY (a failover left this connection on a replica, or REDIS_URL names one): opening a new connection",
-        );
-      }
+      // Reads still answer on a replica; every write (cache entries, the rate limiter's log) fails until it is replaced.
+      if (err instanceof ErrorReply && err.message.startsWith("READONLY") && used === client) readOnlyNode();
       throw err;
     }
   }

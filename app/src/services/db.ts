@@ -5,7 +5,7 @@ import postgres from "postgres";
 import { beforeDeadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type SilentConnectionCheck, silentConnectionCheck } from "./silent-connection.ts";
+import { readOnlyNodeCheck, type SilentConnectionCheck, silentConnectionCheck } from "./connection-health.ts";
 
 export type Sql = postgres.Sql;
 
@@ -89,19 +89,13 @@ export function createDb(url: string, opts: DbOptions): Sql {
     opts.log?.warn({ ...fields, connections: open.size }, why);
     for (const socket of open) socket.destroy();
   };
-  let lastReadOnly = 0;
   pools.set(sql, {
     silence: silentConnectionCheck(SILENT_MISSES_BEFORE_RECONNECT, (missed) =>
       reconnect("postgres stopped answering: closing the pool's connections", { missed }),
     ),
-    // Connections opened while the name still led to a node that is read-only now (an RDS blue/green switchover sets
-    // the old primary read-only; a cached DNS answer after a failover) answer every write 25006 for as long as they
-    // live. At most once a second: a DATABASE_URL naming a replica answers 25006 every time.
-    readOnly() {
-      if (Date.now() - lastReadOnly < 1000) return;
-      lastReadOnly = Date.now();
-      reconnect("postgres answered read-only (25006): closing the pool's connections", {});
-    },
+    // An RDS blue/green switchover sets the old primary read-only (RDS Proxy guide: "the Blue database enters
+    // read-only mode"); a connection that reached it through a cached DNS answer gets 25006 on every write.
+    readOnly: readOnlyNodeCheck(() => reconnect("postgres answered read-only (25006): closing the pool's connections", {})),
   });
   return sql;
 }
@@ -160,7 +154,7 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
  * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
  * (One already sent is left to finish: cancelling it opens a new connection, which fails in an outage. Sent ones
- * that miss count towards dropping silent connections: silent-connection.ts.)
+ * that miss count towards dropping silent connections: connection-health.ts.)
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   const answered = query.then((rows) => {

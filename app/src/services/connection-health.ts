@@ -20,3 +20,19 @@ export function silentConnectionCheck(threshold: number, onSilent: (missedInARow
 }
 
 export type SilentConnectionCheck = ReturnType<typeof silentConnectionCheck>;
+
+/**
+ * A connection opened while a name led to a node that is read-only now (the old primary after a failover or
+ * switchover, reached through a cached DNS answer) answers every write with an error (Redis READONLY, Postgres
+ * 25006) for as long as it lives. The caller calls the result on such an answer; it calls `onReadOnly` (which drops
+ * the connection, so the client opens a new one through the name) at most once per `minIntervalMs`: a URL that names
+ * a replica answers so every time.
+ */
+export function readOnlyNodeCheck(onReadOnly: () => void, minIntervalMs = 1000) {
+  let last = Number.NEGATIVE_INFINITY;
+  return (): void => {
+    if (Date.now() - last < minIntervalMs) return;
+    last = Date.now();
+    onReadOnly();
+  };
+}
