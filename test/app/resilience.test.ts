@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { createClient } from "redis";
+import { OLLAMA_BUSY } from "../fakes/ollama.ts";
 import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -116,7 +117,7 @@ test("with Postgres stopped, readiness is 503 and writes fail with 503; after re
   );
 });
 
-test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502; both are counted", async () => {
+test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502; its full queue 503; all are counted", async () => {
   stack.fakes.ollama.knobs.latencyMs = 1500;
   try {
     const started = Date.now();
@@ -135,9 +136,18 @@ test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502;
   } finally {
     stack.fakes.ollama.knobs.failStatus = null;
   }
+  stack.fakes.ollama.knobs.failStatus = 503; // its queue is full
+  try {
+    const busy = await user.post("/api/v1/query", { query: "A third fresh question about tundra" });
+    assert.equal(busy.status, 503, busy.text);
+    assert.equal(busy.body.error, `ollama unavailable: ${OLLAMA_BUSY}`);
+  } finally {
+    stack.fakes.ollama.knobs.failStatus = null;
+  }
   const metrics = await scrape(stack.metricsUrl);
   assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_timeout" }), 1);
   assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_error" }), 1);
+  assert.equal(metricValue(metrics, "agent_errors_total", { agent_name: "rag", error_type: "ollama_unavailable" }), 1);
   assert.ok(metricValue(metrics, "tool_calls_total", { tool_name: "ollama_embed", success: "false" }) >= 2);
   assert.equal((await user.post("/api/v1/query", { query: "Another fresh question about deserts" })).status, 200, "recovers");
 });

@@ -31,6 +31,9 @@ interface ChatMessage {
 
 const ollamaError = (c: Context, status: number, error: string) => c.json({ error }, status as 400);
 
+/** What Ollama answers with 503 when its queue is full (server/sched.go ErrMaxQueue, via handleScheduleError). */
+export const OLLAMA_BUSY = "server busy, please try again.  maximum pending requests exceeded";
+
 /** A deterministic reply built from the context the app sent, so tests can check what reached the model. */
 export function fakeAnswer(messages: ChatMessage[]): string {
   const question = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
@@ -57,7 +60,8 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     const started = performance.now();
     calls[c.req.path] = (calls[c.req.path] ?? 0) + 1;
     if (knobs.latencyMs > 0) await sleep(knobs.latencyMs);
-    if (knobs.failStatus !== null) return ollamaError(c, knobs.failStatus, "the model failed to generate a response");
+    if (knobs.failStatus !== null)
+      return ollamaError(c, knobs.failStatus, knobs.failStatus === 503 ? OLLAMA_BUSY : "the model failed to generate a response");
     await next();
     timings.add(c.req.path, performance.now() - started);
   });

@@ -2,7 +2,7 @@ import { Ollama, type Message } from "ollama";
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
-import { AppError, describe, isAbortError, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import { AppError, dependencyUnavailable, describe, isAbortError, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 
 export interface ChatResult {
@@ -74,6 +74,9 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err)) return upstreamTimeout("ollama", timeoutMs);
   const status = (err as { status_code?: unknown }).status_code;
+  // A full queue (OLLAMA_MAX_QUEUE) is Ollama's 503 "server busy, please try again" (server/routes.go
+  // handleScheduleError): overloaded, not broken, so the API answers 503 too and the client may retry.
+  if (status === 503) return dependencyUnavailable("ollama", (err as Error).message);
   if (typeof status === "number") return upstreamFailure("ollama", `HTTP ${status}: ${(err as Error).message}`);
   return upstreamFailure("ollama", describe(err));
 }
