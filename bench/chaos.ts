@@ -1,7 +1,8 @@
 /**
  * `npm run chaos`: mixed traffic (queries, some streamed; ingests; deletes; feedback) from 8 clients while faults come
  * and go: Postgres killed, partitioned, dropping new connections or gone silent; Redis cut, hung or killed; Qdrant and
- * Ollama failing or slow. Real Postgres and Redis behind TCP proxies, the Ollama and Qdrant fakes, the app in process.
+ * Ollama failing or slow; Ollama's queue full. Real Postgres and Redis behind TCP proxies, the Ollama and Qdrant
+ * fakes, the app in process.
  *
  * Then it checks what an operator relies on, and exits 1 if any fails:
  * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), no request without an answer
@@ -96,6 +97,7 @@ const FAULTS: ReadonlyArray<[name: string, start: () => unknown, end: () => unkn
   ["qdrant 503", () => (fakes.qdrant.knobs.failStatus = 503), () => (fakes.qdrant.knobs.failStatus = null)],
   ["qdrant slow", () => (fakes.qdrant.knobs.latencyMs = 400), () => (fakes.qdrant.knobs.latencyMs = 0)],
   ["ollama 500", () => (fakes.ollama.knobs.failStatus = 500), () => (fakes.ollama.knobs.failStatus = null)],
+  ["ollama queue full", () => (fakes.ollama.knobs.failStatus = 503), () => (fakes.ollama.knobs.failStatus = null)],
   ["ollama slow", () => (fakes.ollama.knobs.latencyMs = 300), () => (fakes.ollama.knobs.latencyMs = 0)],
 ];
 
