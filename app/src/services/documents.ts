@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config.ts";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -68,26 +69,27 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    */
   function release(ids: string[], lease: Lease): Promise<void> {
     const endsAt = Date.now() + lease.ms;
-    const expires = (err: unknown) =>
-      log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
-    const retryIn = (delayMs: number): void => {
-      setTimeout(() => {
-        store.releaseDocuments(ids, lease.writer).then(
-          () => retrying--,
-          (err: unknown) => {
-            if (Date.now() + delayMs < endsAt) return retryIn(Math.min(delayMs * 2, RELEASE_RETRY_MAX_MS));
-            retrying--;
-            expires(err);
-          },
-        );
-      }, delayMs).unref();
-    };
     return store.releaseDocuments(ids, lease.writer).catch((err: unknown) => {
-      if (retrying >= MAX_RETRIED_RELEASES) return expires(err);
+      if (retrying >= MAX_RETRIED_RELEASES) return expires(ids, err);
       retrying++;
-      retryIn(RELEASE_RETRY_FIRST_MS);
+      void retryRelease(ids, lease.writer, endsAt).finally(() => retrying--);
     });
   }
+
+  /** Backs off from RELEASE_RETRY_FIRST_MS to RELEASE_RETRY_MAX_MS; timers that do not hold the process open. */
+  async function retryRelease(ids: string[], writer: string, endsAt: number): Promise<void> {
+    for (let delayMs = RELEASE_RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RELEASE_RETRY_MAX_MS)) {
+      await sleep(delayMs, undefined, { ref: false });
+      try {
+        return await store.releaseDocuments(ids, writer);
+      } catch (err) {
+        if (Date.now() + delayMs >= endsAt) return expires(ids, err);
+      }
+    }
+  }
+
+  const expires = (ids: string[], err: unknown) =>
+    log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
 
   /**
    * A lease statement that failed past its deadline, or lost its connection, may still commit: the documents are
