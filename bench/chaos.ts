@@ -46,44 +46,64 @@ let stopped = false;
 
 async function client(): Promise<void> {
   while (!stopped) {
-    const operation = { name: "" };
+    const request = nextRequest();
     try {
-      await oneRequest(operation);
+      await request.send();
     } catch (err) {
       const hung = err instanceof Error && err.name === "TimeoutError";
-      unexpected.push(`${operation.name}: ${hung ? `no answer within ${ANSWER_WITHIN_MS} ms` : `client error ${String(err)}`}`);
+      unexpected.push(`${request.name}: ${hung ? `no answer within ${ANSWER_WITHIN_MS} ms` : `client error ${String(err)}`}`);
     }
   }
 }
 
-/** One random request; `operation.name` says which, for a request that never returns. */
-async function oneRequest(operation: { name: string }): Promise<void> {
+/** A random request: its name (to report one that never answers), and how to send it and record the answer. */
+function nextRequest(): { name: string; send: () => Promise<void> } {
   const r = rng.next();
   const id = `doc-${rng.int(30)}`;
   if (r < 0.5) {
     const stream = rng.chance(0.2);
-    operation.name = stream ? "streamed query" : "query";
-    const res = await user.post("/api/v1/query", { query: `What about ${rng.pick(WORDS)} and ${rng.pick(WORDS)}?`, stream });
-    record("query", res.status, res.text);
-    if (res.status === 200 && !stream) turns.push({ session: res.body.session_id, request: res.body.request_id });
-  } else if (r < 0.75) {
-    operation.name = `ingest ${id}`;
-    const text = `${rng.pick(WORDS)} ${rng.pick(WORDS)} ${id} facts. `.repeat(1 + rng.int(40));
-    const res = await user.post("/api/v1/documents", { documents: [{ id, text }] });
-    record("ingest", res.status, res.text);
-    if (res.status === 201) documents.set(id, "ingested");
-    else if (res.status >= 500) documents.set(id, "failed");
-  } else if (r < 0.9) {
-    operation.name = `delete ${id}`;
-    const res = await user.del(`/api/v1/documents/${id}`);
-    record("delete", res.status, res.text);
-    if (res.status === 200 || res.status === 404) documents.set(id, "deleted");
-    else if (res.status >= 500) documents.set(id, "failed");
-  } else if (turns.length > 0) {
-    operation.name = "feedback";
-    const res = await user.post("/api/v1/feedback", { request_id: rng.pick(turns).request, quality_score: 4 });
-    record("feedback", res.status, res.text);
+    const query = `What about ${rng.pick(WORDS)} and ${rng.pick(WORDS)}?`;
+    return {
+      name: stream ? "streamed query" : "query",
+      send: async () => {
+        const res = await user.post("/api/v1/query", { query, stream });
+        record("query", res.status, res.text);
+        if (res.status === 200 && !stream) turns.push({ session: res.body.session_id, request: res.body.request_id });
+      },
+    };
   }
+  if (r < 0.75) {
+    const text = `${rng.pick(WORDS)} ${rng.pick(WORDS)} ${id} facts. `.repeat(1 + rng.int(40));
+    return {
+      name: `ingest ${id}`,
+      send: async () => {
+        const res = await user.post("/api/v1/documents", { documents: [{ id, text }] });
+        record("ingest", res.status, res.text);
+        if (res.status === 201) documents.set(id, "ingested");
+        else if (res.status >= 500) documents.set(id, "failed");
+      },
+    };
+  }
+  if (r < 0.9) {
+    return {
+      name: `delete ${id}`,
+      send: async () => {
+        const res = await user.del(`/api/v1/documents/${id}`);
+        record("delete", res.status, res.text);
+        if (res.status === 200 || res.status === 404) documents.set(id, "deleted");
+        else if (res.status >= 500) documents.set(id, "failed");
+      },
+    };
+  }
+  const rated = turns.length > 0 ? rng.pick(turns).request : undefined;
+  return {
+    name: "feedback",
+    send: async () => {
+      if (!rated) return;
+      const res = await user.post("/api/v1/feedback", { request_id: rated, quality_score: 4 });
+      record("feedback", res.status, res.text);
+    },
+  };
 }
 
 const FAULTS: ReadonlyArray<[name: string, start: () => unknown, end: () => unknown]> = [

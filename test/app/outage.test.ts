@@ -35,6 +35,9 @@ before(async () => {
 });
 after(() => stack?.stop());
 
+/** A connection of the test's own to Postgres, as its superuser and not through the proxy. */
+const superuser = (max = 1) => postgres(pg.url, { max, onnotice: () => {} });
+
 /** Another app on the same Redis and fakes, reaching Postgres at `databaseUrl`, for a test that needs its own pool. */
 const appOn = (databaseUrl: string, overrides: Record<string, string> = {}) =>
   startApp(
@@ -272,7 +275,7 @@ test("a Redis failover that leaves the connection on the old primary, now a repl
 });
 
 test("Postgres connections left on a node that turned read-only (a switchover, a stale DNS answer): the pool reconnects", async () => {
-  const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+  const admin = superuser();
   const question = () => user.post("/api/v1/query", { query: `Read-only question ${Math.random()} on tides?` });
   try {
     assert.equal((await question()).status, 200);
@@ -289,7 +292,7 @@ test("Postgres connections left on a node that turned read-only (a switchover, a
     await admin.unsafe("ALTER SYSTEM RESET default_transaction_read_only");
     await admin`SELECT pg_reload_conf()`;
     await admin.end();
-    const writer = postgres(pg.url, { max: 1, onnotice: () => {} });
+    const writer = superuser();
     await writer.unsafe("ALTER DATABASE postgres RESET default_transaction_read_only");
     await writer.end();
   }
@@ -323,7 +326,7 @@ test("Postgres connections gone silent (a failover that did not reset them): 503
 test("Postgres refusing new connections (max_connections reached, FATAL 53300): 503 naming the code, then back", async () => {
   // As in production the app logs in as a role that is not a superuser: a role's connection limit (which superusers
   // ignore) refuses a new connection with the same FATAL 53300 as a full max_connections.
-  const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+  const admin = superuser();
   await admin.unsafe(`
     CREATE ROLE capped LOGIN;
     GRANT ALL ON SCHEMA public TO capped;
@@ -359,7 +362,7 @@ test("Postgres refusing new connections (max_connections reached, FATAL 53300): 
 
 test("statements waiting on a lock held elsewhere give their connection back at the deadline: the pool stays usable", async () => {
   const small = await appOn(pg.url, { DB_POOL_MAX: "2" });
-  const holder = postgres(pg.url, { max: 2, onnotice: () => {} });
+  const holder = superuser(2);
   const client = api(small.url, USER_KEY);
   let releaseLock!: () => void;
   const lockHeld = new Promise<void>((resolve) => {

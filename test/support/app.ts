@@ -116,9 +116,7 @@ export interface Stack {
 }
 
 /** Postgres + Redis + fakes + the app in this process: what most app tests need. */
-export async function startStack(overrides: Record<string, string> = {}): Promise<Stack> {
-  return startStackWith(overrides, async (pg, redis) => ({ databaseUrl: pg.url, redisUrl: redis.url, proxies: {} }));
-}
+export const startStack = (overrides: Record<string, string> = {}): Promise<Stack> => startStackWith(overrides, false);
 
 export interface ProxiedStack extends Stack {
   pgProxy: TcpProxy;
@@ -126,25 +124,10 @@ export interface ProxiedStack extends Stack {
 }
 
 /** startStack with the app reaching Postgres and Redis through TCP proxies: a test stages partitions and blips with them. */
-export async function startProxiedStack(overrides: Record<string, string> = {}): Promise<ProxiedStack> {
-  const stack = await startStackWith(overrides, async (pg, redis) => {
-    const [pgProxy, redisProxy] = await Promise.all([startTcpProxy(pg.port), startTcpProxy(redis.port)]);
-    return {
-      databaseUrl: `postgres://postgres@127.0.0.1:${pgProxy.port}/postgres`,
-      redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
-      proxies: { pgProxy, redisProxy },
-    };
-  });
-  return stack as ProxiedStack;
-}
+export const startProxiedStack = (overrides: Record<string, string> = {}): Promise<ProxiedStack> =>
+  startStackWith(overrides, true) as Promise<ProxiedStack>;
 
-async function startStackWith(
-  overrides: Record<string, string>,
-  route: (
-    pg: PostgresServer,
-    redis: RedisServer,
-  ) => Promise<{ databaseUrl: string; redisUrl: string; proxies: Partial<Record<"pgProxy" | "redisProxy", TcpProxy>> }>,
-): Promise<Stack> {
+async function startStackWith(overrides: Record<string, string>, proxied: boolean): Promise<Stack> {
   const started = await Promise.allSettled([startPostgres(), startRedis(), startFakes()]);
   const stopStarted = () => Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
   const failed = started.find((s) => s.status === "rejected");
@@ -157,8 +140,10 @@ async function startStackWith(
     RedisServer,
     Fakes,
   ];
-  const { databaseUrl, redisUrl, proxies } = await route(pg, redis);
-  const closeProxies = () => Promise.all(Object.values(proxies).map((p) => p.close()));
+  const proxies = proxied ? { pgProxy: await startTcpProxy(pg.port), redisProxy: await startTcpProxy(redis.port) } : undefined;
+  const closeProxies = () => Promise.all([proxies?.pgProxy.close(), proxies?.redisProxy.close()]);
+  const databaseUrl = proxies ? `postgres://postgres@127.0.0.1:${proxies.pgProxy.port}/postgres` : pg.url;
+  const redisUrl = proxies ? `redis://127.0.0.1:${proxies.redisProxy.port}` : redis.url;
   const env = appEnv({ databaseUrl, redisUrl, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
   let app: TestApp;
   try {
