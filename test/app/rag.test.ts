@@ -336,6 +336,56 @@ test("stream: true sends meta, token by token, then done, and stores the turn", 
   }
 });
 
+test("questions asked while their answer is being generated follow that generation: one model call, each its own turn", async () => {
+  const { ollama, qdrant } = stack.fakes;
+  const calls = () => [
+    ollama.calls["/api/chat"] ?? 0,
+    ollama.calls["/api/embed"] ?? 0,
+    qdrant.calls["/collections/:name/points/query"] ?? 0,
+  ];
+  const question = { query: "Which store keeps rate limiting counters?", top_k: 1 };
+  ollama.knobs.tokenDelayMs = 40;
+  try {
+    const [chats, embeds, searches] = calls();
+    const leader = user.post("/api/v1/query", { ...question, stream: true });
+    await waitFor("the leader's model call", async () => calls()[0] === chats + 1, 5_000);
+    const followers = await Promise.all([
+      user.post("/api/v1/query", { ...question, query: "  which STORE keeps rate limiting counters? " }),
+      user.post("/api/v1/query", { ...question, stream: true, session_id: "follower-stream" }),
+      // Another filter, another cache entry, but the same context: the same prompt, so the same answer.
+      user.post("/api/v1/query", { ...question, filter: { team: "platform" } }),
+    ]);
+    const led = parseSse((await leader).text).at(-1)!;
+    assert.equal(led.event, "done", JSON.stringify(led));
+    assert.equal(led.data.cached, false);
+    assert.equal(led.data.sources[0].id, "redis-intro");
+    const [json, streamed, filtered] = followers;
+    const streamedEvents = parseSse(streamed!.text);
+    const streamedDone = streamedEvents.at(-1)!;
+    for (const body of [json!.body, streamedDone.data, filtered!.body]) {
+      assert.equal(body.answer, led.data.answer);
+      assert.equal(body.cached, true);
+      assert.deepEqual(body.usage, { prompt_tokens: 0, completion_tokens: 0 });
+      assert.deepEqual(body.sources, led.data.sources);
+      assert.notEqual(body.request_id, led.data.request_id);
+    }
+    const tokens = streamedEvents.filter((e) => e.event === "token").map((e) => e.data.content as string);
+    assert.ok(tokens.length > 1, "a follower that joins mid-answer gets the text so far, then each token as it comes");
+    assert.equal(tokens.join(""), led.data.answer);
+    assert.deepEqual(calls(), [chats + 1, embeds + 1, searches + 2], "one model call; only the other filter searched");
+
+    const session = await user.get("/api/v1/sessions/follower-stream");
+    assert.deepEqual(
+      session.body.turns.map((t: { request_id: string; answer: string }) => [t.request_id, t.answer]),
+      [[streamedDone.data.request_id, led.data.answer]],
+    );
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true, "then the answer is in the cache");
+    assert.equal(calls()[0], chats + 1);
+  } finally {
+    ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {
   const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(
     " ",

@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import { createClient } from "redis";
 import { OLLAMA_BUSY } from "../fakes/ollama.ts";
 import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { api, parseSse } from "../support/http.ts";
+import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
@@ -189,4 +189,37 @@ test("a model failure while streaming ends the stream with an error event and st
     stack.fakes.ollama.knobs.failStatus = null;
   }
   assert.equal((await user.get("/api/v1/sessions/stream-fail")).status, 404, "no turn, so no session");
+});
+
+test("a generation that fails fails the requests following it too, and the next ask calls the model again", async () => {
+  const question = { query: "How deep do the cracks under volcanoes go?" };
+  const { ollama } = stack.fakes;
+  // Warm the embedding cache so only the chat call reaches the failing model.
+  assert.equal((await user.post("/api/v1/query", { ...question, filter: { none: "x" } })).status, 200);
+  const chats = ollama.calls["/api/chat"] ?? 0;
+  Object.assign(ollama.knobs, { failStatus: 500, latencyMs: 200 });
+  let answers: ApiResponse[];
+  try {
+    answers = await Promise.all([
+      user.post("/api/v1/query", question),
+      user.post("/api/v1/query", question),
+      user.post("/api/v1/query", { ...question, stream: true }),
+    ]);
+  } finally {
+    Object.assign(ollama.knobs, { failStatus: null, latencyMs: 0 });
+  }
+  assert.equal(ollama.calls["/api/chat"], chats + 1, "one model call for the three");
+  const [first, second, streamed] = answers;
+  for (const res of [first!, second!]) {
+    assert.equal(res.status, 502, res.text);
+    assert.match(res.body.error, /^ollama request failed: HTTP 500/);
+  }
+  assert.deepEqual(
+    parseSse(streamed!.text).map((e) => e.event),
+    ["meta", "error"],
+  );
+  const again = await user.post("/api/v1/query", question);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.body.cached, false);
+  assert.equal(ollama.calls["/api/chat"], chats + 2);
 });

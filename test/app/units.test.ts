@@ -8,6 +8,7 @@ import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
+import { createGenerations } from "../../app/src/services/generations.ts";
 import { canonicalFilter, createRag, normalizeQuery } from "../../app/src/services/rag.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
@@ -485,4 +486,39 @@ test("isUnavailable: a refused or ended connection and a server out of resources
     assert.equal(isUnavailable(err), true, err.message);
   for (const err of [pgError("23505"), pgError("22P02"), pgError("250060"), new Error("plain"), undefined, null, "53300"])
     assert.equal(isUnavailable(err), false, String(err));
+});
+
+test("a generation is found under its keys until it settles; followers get the text so far, each new token, its end", async () => {
+  const generations = createGenerations();
+  const g = generations.start([], ["cache-key", "prompt"]);
+  assert.equal(generations.find("cache-key"), g);
+  assert.equal(generations.find("prompt"), g);
+  g.push("Tides ");
+  g.push("are ");
+  const follower = g.follow();
+  assert.deepEqual(await follower.next(), { done: false, value: "Tides are " }, "what came before, in one piece");
+  const waiting = follower.next();
+  g.push("lunar.");
+  assert.deepEqual(await waiting, { done: false, value: "lunar." });
+  const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3 };
+  g.settle({ result });
+  assert.equal(generations.find("cache-key"), undefined);
+  assert.equal(generations.find("prompt"), undefined);
+  assert.deepEqual(await follower.next(), { done: true, value: result });
+  const late = [];
+  for await (const token of g.follow()) late.push(token);
+  assert.deepEqual(late, ["Tides are lunar."], "one that starts following at the end gets it all");
+
+  const whole = generations.start([], ["another"]);
+  whole.settle({ result: { content: "Not streamed.", promptTokens: 1, completionTokens: 2 } });
+  assert.deepEqual(await whole.follow().next(), { done: false, value: "Not streamed." }, "an answer not streamed is one token");
+
+  const failing = generations.start([], ["failing"]);
+  const failed = failing.follow().next();
+  const error = new AppError(502, "ollama request failed: HTTP 500", "ollama_error");
+  failing.settle({ error });
+  failing.settle({ result });
+  await assert.rejects(failed, error);
+  await assert.rejects(failing.follow().next(), error, "the first outcome stays");
+  assert.equal(generations.size, 0);
 });

@@ -6,6 +6,7 @@ import { createAnswerCache } from "./answer-cache.ts";
 import type { Cache, CacheRead } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow } from "./context.ts";
+import { createGenerations, type Generation } from "./generations.ts";
 import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
@@ -47,6 +48,10 @@ export interface PreparedQuery {
   /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
   prompt?: string;
   cachedAnswer?: string;
+  /** The generation this request leads: `complete` runs it, and must settle it. */
+  generation?: Generation;
+  /** Another request's generation of the same answer, followed instead of calling the model. */
+  following?: Generation;
   startedAt: number;
   stopTimer: () => void;
 }
@@ -104,6 +109,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     localTtlSeconds: config.RESPONSE_LOCAL_CACHE_TTL_SECONDS,
   });
 
+  const generations = createGenerations();
+
   function countError(err: unknown): void {
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
   }
@@ -140,6 +147,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
       }
+      const running = generations.find(cacheKey);
+      if (running) {
+        answered = "hit";
+        return { ...base, sources: running.sources, messages: [], following: running };
+      }
       // All three lookups in one Redis round trip: on a miss the embedding and the latest answer are needed next.
       const vectorKey = embeddingKey(question);
       const [found, cachedVector, latest] = await Promise.all([
@@ -160,11 +172,17 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return { ...base, sources, prompt, messages: [], cachedAnswer: latest.value.answer };
       }
+      // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too.
+      const same = generations.find(prompt);
+      if (same) {
+        answered = "hit";
+        return { ...base, sources, prompt, messages: [], following: same };
+      }
       const messages: ChatMessage[] = [
         { role: "system", content: system },
         { role: "user", content: question },
       ];
-      return { ...base, sources, prompt, messages };
+      return { ...base, sources, prompt, messages, generation: generations.start(sources, [cacheKey, prompt]) };
     } catch (err) {
       countError(err);
       stopTimer();
@@ -182,18 +200,28 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (p.cachedAnswer !== undefined) {
         chat = { content: p.cachedAnswer, promptTokens: 0, completionTokens: 0 };
         if (onToken) await onToken(p.cachedAnswer);
-      } else if (onToken) {
-        const stream = ollama.chatStream(p.model, p.messages);
-        let next = await stream.next();
+      } else if (p.following || onToken) {
+        const tokens = p.following ? p.following.follow() : ollama.chatStream(p.model, p.messages);
+        let next = await tokens.next();
         while (!next.done) {
-          await onToken(next.value);
-          next = await stream.next();
+          p.generation?.push(next.value);
+          if (onToken) await onToken(next.value);
+          next = await tokens.next();
         }
-        chat = next.value;
+        chat = p.following ? { content: next.value.content, promptTokens: 0, completionTokens: 0 } : next.value;
       } else {
         chat = await ollama.chat(p.model, p.messages);
       }
-      const cached = p.cachedAnswer !== undefined;
+      const cached = p.cachedAnswer !== undefined || p.following !== undefined;
+      // An answer found by its prompt is stored again under this corpus version, for the next repeat. Stored before
+      // its generation ends, so no request finds neither (and before the turn: a retry after a failed turn finds it).
+      if (p.prompt)
+        answers.set(
+          p.cacheKey,
+          { answer: chat.content, sources: p.sources },
+          cached ? undefined : { questionKey: p.questionKey, prompt: p.prompt },
+        );
+      p.generation?.settle({ result: chat });
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
 
@@ -218,15 +246,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         latency_ms: Math.round(performance.now() - p.startedAt),
         cached,
       });
-      // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      if (p.prompt)
-        answers.set(
-          p.cacheKey,
-          { answer: result.answer, sources: result.sources },
-          cached ? undefined : { questionKey: p.questionKey, prompt: p.prompt },
-        );
       return result;
     } catch (err) {
+      p.generation?.settle({ error: err });
       countError(err);
       throw err;
     } finally {

@@ -1,0 +1,93 @@
+import type { ChatResult } from "./ollama.ts";
+import type { Source } from "./source-sets.ts";
+
+type Outcome = { result: ChatResult } | { error: unknown };
+
+/**
+ * An answer being generated in this process. Every request that asks the same thing meanwhile follows it instead of
+ * calling the model again: it gets the text generated so far at once, then each new token, and the leader's result or
+ * error.
+ */
+export class Generation {
+  private readonly tokens: string[] = [];
+  private outcome: Outcome | undefined;
+  private wake: () => void = () => {};
+  private changed = this.nextChange();
+
+  constructor(
+    readonly sources: Source[],
+    private readonly onSettle: () => void,
+  ) {}
+
+  private nextChange(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.changed = this.nextChange();
+    wake();
+  }
+
+  push(token: string): void {
+    this.tokens.push(token);
+    this.notify();
+  }
+
+  /** Ends the generation; an answer that was not streamed becomes its one token. A second call is ignored. */
+  settle(outcome: Outcome): void {
+    if (this.outcome) return;
+    if ("result" in outcome && this.tokens.length === 0 && outcome.result.content) this.tokens.push(outcome.result.content);
+    this.outcome = outcome;
+    this.onSettle();
+    this.notify();
+  }
+
+  /** The text so far in one piece, then each token as it comes; returns the leader's result or throws its error. */
+  async *follow(): AsyncGenerator<string, ChatResult> {
+    let read = 0;
+    for (;;) {
+      if (read < this.tokens.length) {
+        const backlog = this.tokens.slice(read).join("");
+        read = this.tokens.length;
+        yield backlog;
+      } else if (this.outcome) {
+        if ("error" in this.outcome) throw this.outcome.error;
+        return this.outcome.result;
+      } else {
+        await this.changed;
+      }
+    }
+  }
+}
+
+/**
+ * The generations running in this process, each found under the keys it was started with (the question's cache key
+ * and its prompt's hash) until it settles. Under a burst of one question (guide 000 runs Ollama with
+ * OLLAMA_NUM_PARALLEL=4: a fifth identical question waited for a whole generation before its own began) this is one
+ * model call instead of one per request.
+ */
+export function createGenerations() {
+  const running = new Map<string, Generation>();
+
+  return {
+    find: (key: string): Generation | undefined => running.get(key),
+
+    /** A new generation, found under `keys` until it is settled. The caller must settle it. */
+    start(sources: Source[], keys: string[]): Generation {
+      const generation = new Generation(sources, () => {
+        for (const key of keys) if (running.get(key) === generation) running.delete(key);
+      });
+      for (const key of keys) running.set(key, generation);
+      return generation;
+    },
+
+    get size(): number {
+      return running.size;
+    },
+  };
+}
+
+export type Generations = ReturnType<typeof createGenerations>;
