@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { api, parseSse } from "../support/http.ts";
+import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 
@@ -384,6 +384,27 @@ test("questions asked while their answer is being generated follow that generati
   } finally {
     ollama.knobs.tokenDelayMs = 0;
   }
+});
+
+test("identical questions sent at once cost one embedding and one model call", async () => {
+  const { ollama } = stack.fakes;
+  const calls = () => [ollama.calls["/api/chat"] ?? 0, ollama.calls["/api/embed"] ?? 0];
+  const [chats, embeds] = calls();
+  ollama.knobs.latencyMs = 50;
+  let answers: ApiResponse[];
+  try {
+    answers = await Promise.all(
+      Array.from({ length: 8 }, () => user.post("/api/v1/query", { query: "Which nodes serve language models?" })),
+    );
+  } finally {
+    ollama.knobs.latencyMs = 0;
+  }
+  assert.deepEqual(calls(), [chats + 1, embeds + 1]);
+  assert.deepEqual(
+    answers.map((a) => [a.status, a.body.answer]),
+    answers.map(() => [200, answers[0]!.body.answer]),
+  );
+  assert.equal(answers.filter((a) => !a.body.cached).length, 1, "one generated, seven followed it");
 });
 
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {

@@ -97,10 +97,22 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   /** The cached vector as stored (JSON), read alongside the answer and counted and parsed only if needed. */
   const cachedEmbedding = (key: string) => cache.read("embedding", async (c) => (await c.get(key)) ?? undefined);
 
-  async function embedQuery(text: string, key: string): Promise<number[]> {
-    const [vector] = await ollama.embed([text]);
-    cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
-    return vector!;
+  /** Embeddings being computed, by cache key: questions sent together share one model call (and its error). */
+  const embedding = new Map<string, Promise<number[]>>();
+
+  function embedQuery(text: string, key: string): Promise<number[]> {
+    let vector = embedding.get(key);
+    if (!vector) {
+      vector = ollama
+        .embed([text])
+        .then(([v]) => {
+          cache.write("embedding", (c) => c.set(key, JSON.stringify(v), { EX: config.EMBED_CACHE_TTL_SECONDS }));
+          return v!;
+        })
+        .finally(() => embedding.delete(key));
+      embedding.set(key, vector);
+    }
+    return vector;
   }
 
   const answers = createAnswerCache(cache, {
