@@ -1,8 +1,8 @@
 /**
  * `npm run chaos`: mixed traffic (queries, some streamed; ingests; deletes; feedback) from 8 clients while faults come
  * and go: Postgres killed, partitioned, dropping new connections or gone silent; Redis cut, hung or killed; Qdrant and
- * Ollama failing or slow; Ollama's queue full. Real Postgres and Redis behind TCP proxies, the Ollama and Qdrant
- * fakes, the app in process.
+ * Ollama failing or slow; Ollama failing mid-answer or its queue full. Real Postgres and Redis behind TCP proxies, the
+ * Ollama and Qdrant fakes, the app in process.
  *
  * Then it checks what an operator relies on, and exits 1 if any fails:
  * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), no request without an answer
@@ -119,6 +119,11 @@ const FAULTS: ReadonlyArray<[name: string, start: () => unknown, end: () => unkn
   ["ollama 500", () => (fakes.ollama.knobs.failStatus = 500), () => (fakes.ollama.knobs.failStatus = null)],
   ["ollama queue full", () => (fakes.ollama.knobs.failStatus = 503), () => (fakes.ollama.knobs.failStatus = null)],
   ["ollama slow", () => (fakes.ollama.knobs.latencyMs = 300), () => (fakes.ollama.knobs.latencyMs = 0)],
+  [
+    "ollama failing mid-answer",
+    () => (fakes.ollama.knobs.failAfterChunks = 2),
+    () => (fakes.ollama.knobs.failAfterChunks = null),
+  ],
 ];
 
 async function faults(): Promise<void> {

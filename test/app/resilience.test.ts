@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { createClient } from "redis";
-import { OLLAMA_BUSY } from "../fakes/ollama.ts";
+import { MODEL_FAILED_MID_ANSWER, OLLAMA_BUSY } from "../fakes/ollama.ts";
 import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -222,4 +222,41 @@ test("a generation that fails fails the requests following it too, and the next 
   assert.equal(again.status, 200, again.text);
   assert.equal(again.body.cached, false);
   assert.equal(ollama.calls["/api/chat"], chats + 2);
+});
+
+test("a model failing mid-answer ends the stream and every request following it with its error, and stores no turn", async () => {
+  const question = { query: "Where does the magma under volcanoes come from?" };
+  const { ollama } = stack.fakes;
+  assert.equal((await user.post("/api/v1/query", { ...question, filter: { none: "x" } })).status, 200, "embedding cached");
+  const chats = ollama.calls["/api/chat"] ?? 0;
+  Object.assign(ollama.knobs, { tokenDelayMs: 30, failAfterChunks: 3 });
+  let answers: ApiResponse[];
+  try {
+    const leader = user.post("/api/v1/query", { ...question, stream: true, session_id: "mid-answer-leader" });
+    await waitFor("the leader's model call", async () => ollama.calls["/api/chat"] === chats + 1, 5_000);
+    answers = await Promise.all([
+      leader,
+      user.post("/api/v1/query", { ...question, stream: true, session_id: "mid-answer-stream" }),
+      user.post("/api/v1/query", { ...question, session_id: "mid-answer-json" }),
+    ]);
+  } finally {
+    Object.assign(ollama.knobs, { tokenDelayMs: 0, failAfterChunks: null });
+  }
+  const [leader, streamed, json] = answers;
+  const expected = `ollama request failed: ${MODEL_FAILED_MID_ANSWER}`;
+  for (const res of [leader!, streamed!]) {
+    const events = parseSse(res.text);
+    assert.equal(events[0]!.event, "meta");
+    assert.deepEqual(events.at(-1), { event: "error", data: { error: expected } });
+    const text = events.filter((e) => e.event === "token").map((e) => e.data.content as string);
+    assert.equal(text.join("").split(/\s+/).filter(Boolean).length, 3, "the three chunks sent before the failure");
+  }
+  assert.equal(json!.status, 502, json!.text);
+  assert.equal(json!.body.error, expected);
+  assert.equal(ollama.calls["/api/chat"], chats + 1);
+  for (const session of ["mid-answer-leader", "mid-answer-stream", "mid-answer-json"])
+    assert.equal((await user.get(`/api/v1/sessions/${session}`)).status, 404, `${session}: no turn stored`);
+  const again = await user.post("/api/v1/query", question);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.body.cached, false);
 });

@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { Ollama } from "ollama";
 import { embedText } from "./embedding.ts";
-import { startFakeOllama, type FakeOllama } from "./ollama.ts";
+import { MODEL_FAILED_MID_ANSWER, startFakeOllama, type FakeOllama } from "./ollama.ts";
 import { startFakeQdrant, type FakeQdrant } from "./qdrant.ts";
 
 // The fakes are exercised through the official clients, as the app uses them.
@@ -87,6 +87,23 @@ test("fake Ollama: errors use Ollama's {error} body and status; knobs add latenc
   await client.version();
   assert.ok(Date.now() - started >= 190);
   ollama.knobs.latencyMs = 0;
+
+  // A failure after the answer began: chunks, then Ollama's {"error"} line, which ollama-js throws as an Error.
+  ollama.knobs.failAfterChunks = 2;
+  const received: string[] = [];
+  try {
+    await assert.rejects(async () => {
+      for await (const part of await client.chat({
+        model: "tiny",
+        messages: [{ role: "user", content: "a b c d" }],
+        stream: true,
+      }))
+        received.push(part.message.content);
+    }, new Error(MODEL_FAILED_MID_ANSWER));
+  } finally {
+    ollama.knobs.failAfterChunks = null;
+  }
+  assert.equal(received.length, 2);
 });
 
 test("fake Qdrant: collections, payload index, upsert, filtered cosine query, delete by filter, snapshots", async () => {

@@ -16,6 +16,11 @@ export interface FakeOllama extends Listening {
   knobs: Knobs & {
     /** Pause between streamed chunks (ms). */
     tokenDelayMs: number;
+    /**
+     * When set, a streamed answer stops after this many chunks with Ollama's mid-stream error line (server/routes.go
+     * streamResponse: once the response is written, an error is sent as `{"error": ...}` and the stream ends).
+     */
+    failAfterChunks: number | null;
   };
   /** Requests by endpoint, e.g. calls["/api/chat"]. */
   calls: Record<string, number>;
@@ -28,6 +33,9 @@ interface ChatMessage {
   role: string;
   content: string;
 }
+
+/** A runner failure after the answer began (llm/llama_server.go wraps the runner's message this way). */
+export const MODEL_FAILED_MID_ANSWER = "an error was encountered while running the model: CUDA error: out of memory";
 
 const ollamaError = (c: Context, status: number, error: string) => c.json({ error }, status as 400);
 
@@ -48,7 +56,12 @@ const countTokens = (text: string) => text.split(/\s+/).filter(Boolean).length;
 /** A small HTTP server speaking Ollama's REST API: /api/version, /api/tags, /api/embed and /api/chat (NDJSON stream). */
 export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<FakeOllama> {
   const dim = opts.dim ?? 256;
-  const knobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null as number | null, tokenDelayMs: 0 };
+  const knobs = {
+    latencyMs: opts.latencyMs ?? 0,
+    failStatus: null as number | null,
+    tokenDelayMs: 0,
+    failAfterChunks: null as number | null,
+  };
   const calls: Record<string, number> = {};
   const chatModels: string[] = [];
   const timings = new Timings();
@@ -125,8 +138,12 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     }
     c.header("Content-Type", "application/x-ndjson");
     return stream(c, async (s) => {
-      for (const piece of pieces) {
+      for (const [sent, piece] of pieces.entries()) {
         if (knobs.tokenDelayMs > 0) await sleep(knobs.tokenDelayMs);
+        if (sent === knobs.failAfterChunks) {
+          await s.write(`${JSON.stringify({ error: MODEL_FAILED_MID_ANSWER })}\n`);
+          return;
+        }
         const chunk = {
           model: body.model,
           created_at: new Date().toISOString(),
