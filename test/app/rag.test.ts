@@ -362,6 +362,7 @@ test("questions asked while their answer is being generated follow that generati
     const [json, streamed, filtered] = followers;
     const streamedEvents = parseSse(streamed!.text);
     const streamedDone = streamedEvents.at(-1)!;
+    assert.equal(streamedEvents[0]!.data.cached, true, "meta says so too");
     for (const body of [json!.body, streamedDone.data, filtered!.body]) {
       assert.equal(body.answer, led.data.answer);
       assert.equal(body.cached, true);

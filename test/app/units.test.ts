@@ -9,7 +9,7 @@ import { compressContextWindow, estimateTokens } from "../../app/src/services/co
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
-import { canonicalFilter, createRag, normalizeQuery } from "../../app/src/services/rag.ts";
+import { canonicalFilter, createRag, normalizeQuery, type RagDeps } from "../../app/src/services/rag.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
@@ -282,7 +282,7 @@ test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Re
 });
 
 /** createRag over a Redis whose GET answers `answerFor(key)` once `gate` opens; what it requested and counted. */
-function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<void>) {
+function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<void>, deps: Partial<RagDeps> = {}) {
   const requested: string[] = [];
   const counted: string[] = [];
   const client = {
@@ -310,6 +310,7 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
     ollama: { embed: async () => [[0.1, 0.2]] } as never,
     qdrant: { search: async () => [] } as never,
     metrics: createMetrics(),
+    ...deps,
   });
   return { rag, requested, counted };
 }
@@ -332,7 +333,7 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   const answer = JSON.stringify({ answer: "The moon.", sources: [] });
   const { rag, counted } = ragOverRedis((key) => (key.startsWith("response:") ? answer : "[0.1,0.2]"), Promise.resolve());
   const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
-  assert.equal(prepared.cachedAnswer, "The moon.");
+  assert.deepEqual(prepared.answer, { cached: "The moon." });
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
@@ -521,4 +522,43 @@ test("a generation is found under its keys until it settles; followers get the t
   await assert.rejects(failed, error);
   await assert.rejects(failing.follow().next(), error, "the first outcome stays");
   assert.equal(generations.size, 0);
+});
+
+test("a generation runs at the model's pace: a client that stops reading holds up neither it nor its followers", async () => {
+  const pieces = ["The ", "moon ", "pulls."];
+  let modelDone = false;
+  const ollama = {
+    embed: async () => [[0.1, 0.2]],
+    async *chatStream() {
+      for (const piece of pieces) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yield piece;
+      }
+      modelDone = true;
+      return { content: pieces.join(""), promptTokens: 7, completionTokens: 3 };
+    },
+  };
+  const recorded: string[] = [];
+  const store = { recordTurn: async (_owner: string, turn: { request_id: string }) => void recorded.push(turn.request_id) };
+  const { rag } = ragOverRedis(() => null, Promise.resolve(), { ollama: ollama as never, store: store as never });
+  const question = { query: "Why do tides rise?" };
+  const leader = await rag.prepare(question, "key:a", "leader");
+  const follower = await rag.prepare(question, "key:b", "follower");
+  assert.ok("generate" in leader.answer && "follow" in follower.answer);
+
+  const received: string[] = [];
+  // The leader's client takes the first token, then never reads again.
+  void rag.complete(leader, (token) => {
+    received.push(token);
+    return new Promise(() => {});
+  });
+  const followed = await Promise.race([
+    rag.complete(follower),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the follower waited on the leader's client")), 2_000)),
+  ]);
+  assert.equal(followed.answer, "The moon pulls.");
+  assert.equal(followed.cached, true);
+  assert.ok(modelDone, "the model's answer was read to its end");
+  assert.deepEqual(received, ["The "]);
+  assert.deepEqual(recorded, ["follower"]);
 });

@@ -1,7 +1,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { AppError } from "../errors.ts";
-import type { Rag } from "../services/rag.ts";
+import { isCached, type Rag } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
 import { apiRoute, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
@@ -43,7 +43,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
           session_id: prepared.sessionId,
           model: prepared.model,
           sources: prepared.sources,
-          cached: prepared.cachedAnswer !== undefined,
+          cached: isCached(prepared),
         }),
       });
       try {

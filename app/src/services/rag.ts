@@ -40,21 +40,23 @@ export interface PreparedQuery {
   queryType: QueryType;
   model: string;
   sources: Source[];
-  messages: ChatMessage[];
   /** The normalised question, filter, model and top_k, hashed. */
   questionKey: string;
   /** `questionKey` under the corpus version, so an ingest or delete makes every older entry unreachable. */
   cacheKey: string;
   /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
   prompt?: string;
-  cachedAnswer?: string;
-  /** The generation this request leads: `complete` runs it, and must settle it. */
-  generation?: Generation;
-  /** Another request's generation of the same answer, followed instead of calling the model. */
-  following?: Generation;
+  /**
+   * Where the answer comes from: a cache; a model call this request starts (`complete` must start it, and it settles
+   * the generation others follow); or another request's generation of the same answer.
+   */
+  answer: { cached: string } | { generate: Generation; messages: ChatMessage[] } | { follow: Generation };
   startedAt: number;
   stopTimer: () => void;
 }
+
+/** Whether the answer costs this request no model call (`cached` in the response). */
+export const isCached = (p: PreparedQuery): boolean => !("generate" in p.answer);
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -157,12 +159,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const held = answers.held(cacheKey);
       if (held) {
         answered = "hit";
-        return { ...base, sources: held.sources, messages: [], cachedAnswer: held.answer };
+        return { ...base, sources: held.sources, answer: { cached: held.answer } };
       }
       const running = generations.find(cacheKey);
       if (running) {
         answered = "hit";
-        return { ...base, sources: running.sources, messages: [], following: running };
+        return { ...base, sources: running.sources, answer: { follow: running } };
       }
       // All three lookups in one Redis round trip: on a miss the embedding and the latest answer are needed next.
       const vectorKey = embeddingKey(question);
@@ -172,7 +174,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answers.latest(questionKey),
       ]);
       answered = found.result;
-      if (found.value) return { ...base, sources: found.value.sources, messages: [], cachedAnswer: found.value.answer };
+      if (found.value) return { ...base, sources: found.value.sources, answer: { cached: found.value.answer } };
       cache.count("embedding", cachedVector.result);
       const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question, vectorKey);
       const hits = await qdrant.search(vector, input.filter, topK);
@@ -182,19 +184,20 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const prompt = sha256(JSON.stringify([model, system, normalized]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
-        return { ...base, sources, prompt, messages: [], cachedAnswer: latest.value.answer };
+        return { ...base, sources, prompt, answer: { cached: latest.value.answer } };
       }
       // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too.
       const same = generations.find(prompt);
       if (same) {
         answered = "hit";
-        return { ...base, sources, prompt, messages: [], following: same };
+        return { ...base, sources, prompt, answer: { follow: same } };
       }
       const messages: ChatMessage[] = [
         { role: "system", content: system },
         { role: "user", content: question },
       ];
-      return { ...base, sources, prompt, messages, generation: generations.start(sources, [cacheKey, prompt]) };
+      const generate = generations.start(sources, [cacheKey, prompt]);
+      return { ...base, sources, prompt, answer: { generate, messages } };
     } catch (err) {
       countError(err);
       stopTimer();
@@ -205,37 +208,61 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     }
   }
 
-  /** Generates the answer (token by token when `onToken` is given), persists the turn, then returns the response. */
+  /**
+   * The model call behind a generation, at the model's pace whatever the pace of the clients following it (the one
+   * that started it included): a client that stops reading must not hold up the others. Streamed from the model when
+   * the request that started it is. The answer is cached before the generation settles, so a request arriving between
+   * the two finds one or the other. Never throws: the outcome is the generation's.
+   */
+  async function generate(
+    p: PreparedQuery,
+    { generate: generation, messages }: { generate: Generation; messages: ChatMessage[] },
+    streamed: boolean,
+  ) {
+    try {
+      let chat: ChatResult;
+      if (streamed) {
+        const tokens = ollama.chatStream(p.model, messages);
+        let next = await tokens.next();
+        while (!next.done) {
+          generation.push(next.value);
+          next = await tokens.next();
+        }
+        chat = next.value;
+      } else {
+        chat = await ollama.chat(p.model, messages);
+      }
+      answers.set(p.cacheKey, { answer: chat.content, sources: p.sources }, { questionKey: p.questionKey, prompt: p.prompt! });
+      generation.settle({ result: chat });
+    } catch (err) {
+      generation.settle({ error: err });
+    }
+  }
+
+  /** Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns. */
   async function complete(p: PreparedQuery, onToken?: (token: string) => Promise<void>): Promise<QueryResult> {
     try {
       let chat: ChatResult;
-      if (p.cachedAnswer !== undefined) {
-        chat = { content: p.cachedAnswer, promptTokens: 0, completionTokens: 0 };
-        if (onToken) await onToken(p.cachedAnswer);
-      } else if (p.following || onToken) {
-        const tokens = p.following ? p.following.follow() : ollama.chatStream(p.model, p.messages);
+      const { answer } = p;
+      if ("cached" in answer) {
+        chat = { content: answer.cached, promptTokens: 0, completionTokens: 0 };
+        if (onToken) await onToken(answer.cached);
+      } else {
+        const generation = "generate" in answer ? answer.generate : answer.follow;
+        if ("generate" in answer) void generate(p, answer, onToken !== undefined);
+        const tokens = generation.follow();
         let next = await tokens.next();
         while (!next.done) {
-          p.generation?.push(next.value);
           if (onToken) await onToken(next.value);
           next = await tokens.next();
         }
-        chat = p.following ? { content: next.value.content, promptTokens: 0, completionTokens: 0 } : next.value;
-      } else {
-        chat = await ollama.chat(p.model, p.messages);
+        chat = "generate" in answer ? next.value : { content: next.value.content, promptTokens: 0, completionTokens: 0 };
       }
-      const cached = p.cachedAnswer !== undefined || p.following !== undefined;
-      // An answer found by its prompt is stored again under this corpus version, for the next repeat. Stored before
-      // its generation ends, so no request finds neither (and before the turn: a retry after a failed turn finds it).
-      if (p.prompt)
-        answers.set(
-          p.cacheKey,
-          { answer: chat.content, sources: p.sources },
-          cached ? undefined : { questionKey: p.questionKey, prompt: p.prompt },
-        );
-      p.generation?.settle({ result: chat });
+      const cached = isCached(p);
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
+      // An answer found by its prompt is stored again under this corpus version, for the next repeat.
+      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources: p.sources });
 
       const result: QueryResult = {
         answer: chat.content,
@@ -260,7 +287,6 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       });
       return result;
     } catch (err) {
-      p.generation?.settle({ error: err });
       countError(err);
       throw err;
     } finally {
