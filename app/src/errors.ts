@@ -25,13 +25,28 @@ export const dependencyUnavailable = (service: string, reason: string) =>
 export const isAbortError = (err: unknown): boolean =>
   err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
 
+/**
+ * Socket errors that mean nothing could be reached to ask (no pod listening behind the Service, a name that does not
+ * resolve, no route): the dependency is unavailable, as opposed to one that answered badly or broke off an answer.
+ */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/** Whether the error, or one it was caused by, is a connection that could not be made (UNREACHABLE). */
+export function isUnreachable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (UNREACHABLE.has((e as { code?: string }).code ?? "")) return true;
+  }
+  return false;
+}
+
 /** Short, secret-free description of an unknown error. */
 export function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
     const causeCode = typeof cause?.code === "string" ? cause.code : undefined;
-    return [err.message, typeof code === "string" ? code : causeCode].filter(Boolean).join(" ");
+    const named = typeof code === "string" ? code : causeCode;
+    return named && !err.message.includes(named) ? `${err.message} ${named}` : err.message;
   }
   return String(err);
 }

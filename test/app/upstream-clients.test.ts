@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 import { AppError } from "../../app/src/errors.ts";
@@ -11,6 +12,7 @@ import { createLogger } from "../../app/src/log.ts";
 import { createQdrant, type QdrantOptions } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
+import { freePort } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const require = createRequire(import.meta.url);
@@ -148,6 +150,35 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
   } finally {
     held.open();
     await server.close();
+  }
+});
+
+test("an Ollama or Qdrant that cannot be reached is a 503 (retry later); one that breaks off its answer stays a 502", async () => {
+  const unavailable = (service: string, code: string) => (err: unknown) => {
+    assert.ok(err instanceof AppError, String(err));
+    assert.equal(err.status, 503, err.message);
+    assert.ok(err.message.startsWith(`${service} unavailable: `) && err.message.includes(code), err.message);
+    assert.equal(err.type, `${service}_unavailable`);
+    return true;
+  };
+  const closed = `http://127.0.0.1:${await freePort()}`;
+  await assert.rejects(ollamaAt(closed).embed(["x"]), unavailable("ollama", "ECONNREFUSED"));
+  await assert.rejects(ollamaAt("http://ollama.invalid:11434").embed(["x"]), unavailable("ollama", "ENOTFOUND"));
+  await assert.rejects(qdrantAt(closed, "docs").search([1, 0, 0], undefined, 3), unavailable("qdrant", "ECONNREFUSED"));
+
+  // Headers and part of a body, then the connection closes: the upstream was reached and broke off its answer.
+  const breaksOff = createServer((socket) =>
+    socket.once("data", () => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"embeddings":[');
+      socket.destroy();
+    }),
+  );
+  await new Promise<void>((resolve) => breaksOff.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(breaksOff.address() as AddressInfo).port}`;
+    await assert.rejects(ollamaAt(url).embed(["x"]), (err) => err instanceof AppError && err.status === 502);
+  } finally {
+    breaksOff.close();
   }
 });
 
