@@ -104,6 +104,8 @@ export const envSchema = z.object({
   DB_CONNECT_TIMEOUT_MS: int(2_000, 100),
   /** Deadline of one database statement; past it (or with Postgres unreachable) a request is a 503. */
   DB_QUERY_TIMEOUT_MS: int(1_000, 50),
+  /** How long start-up waits for an unavailable Postgres before it exits; below the startupProbe's 60 s (api.ts). */
+  DB_STARTUP_WAIT_MS: int(45_000, 0),
   READY_PROBE_TIMEOUT_MS: int(1_000, 50),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   /**

@@ -408,3 +408,38 @@ test("statements waiting on a lock held elsewhere give their connection back at 
     await holder.end();
   }
 });
+
+test("a replica started while Postgres is down comes up once it is back instead of exiting; a refusal waiting cannot cure exits at once", async () => {
+  const viaProxy = stack.env.DATABASE_URL!;
+  pgProxy.cut();
+  const starting = timed(() => appOn(viaProxy, { DB_STARTUP_WAIT_MS: "30000" }));
+  let settled = false;
+  void starting.finally(() => (settled = true)).catch(() => {});
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(settled, false, "still waiting for Postgres");
+  } finally {
+    pgProxy.restore();
+  }
+  const { result: replica, ms } = await starting;
+  try {
+    assert.ok(ms < 1_500 + MAX_MS, `up ${ms} ms after it started`);
+    assert.equal((await api(replica.url).get("/health/ready")).status, 200);
+  } finally {
+    await replica.stop();
+  }
+
+  const noDatabase = pg.url.replace(/\/[^/]*$/, "/no_such_database");
+  const refused = await timed(() =>
+    assert.rejects(appOn(noDatabase, { DB_STARTUP_WAIT_MS: "30000" }), /database "no_such_database" does not exist/),
+  );
+  assert.ok(refused.ms < MAX_MS, `a missing database is not waited for (${refused.ms} ms)`);
+
+  pgProxy.cut();
+  try {
+    const gaveUp = await timed(() => assert.rejects(appOn(viaProxy, { DB_STARTUP_WAIT_MS: "1000" })));
+    assert.ok(gaveUp.ms >= 1_000 && gaveUp.ms < MAX_MS, `gave up after ${gaveUp.ms} ms`);
+  } finally {
+    pgProxy.restore();
+  }
+});
