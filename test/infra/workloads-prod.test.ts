@@ -6,11 +6,14 @@ import { runPlan } from "../../infra/plan/harness.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
+import { loadConfig } from "../../app/src/config.ts";
+import { appEnv } from "../support/app.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
 const plan = await runPlan({ stack: "prod" });
 const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
+const URLS = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
 const policy = (name: string) => inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", name)).spec;
 
 test("the API image is app/Dockerfile built for linux/amd64 and linux/arm64 and pushed to the stack's ECR repository", () => {
@@ -42,6 +45,12 @@ test("API probes: startup and liveness on /health, readiness on /health/ready, a
   assert.equal((api.livenessProbe as any).httpGet.path, "/health");
   assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
   for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) assert.equal((api[probe] as any).httpGet.port, "http");
+});
+
+test("the startupProbe gives start-up longer than the app waits for Postgres, so a pod that cannot start exits itself", () => {
+  const probe = api.startupProbe as { periodSeconds: number; failureThreshold: number };
+  const waitMs = Number(envOf(api).DB_STARTUP_WAIT_MS?.value ?? loadConfig(appEnv(URLS)).DB_STARTUP_WAIT_MS);
+  assert.ok(probe.periodSeconds * probe.failureThreshold * 1000 > waitMs + 10_000, `${JSON.stringify(probe)} vs ${waitMs} ms`);
 });
 
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {
