@@ -9,6 +9,7 @@ import { compressContextWindow, estimateTokens } from "../../app/src/services/co
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
+import { createTurnWriter } from "../../app/src/services/turns.ts";
 import { canonicalFilter, createRag, normalizeQuery, type RagDeps } from "../../app/src/services/rag.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
@@ -561,4 +562,23 @@ test("a generation runs at the model's pace: a client that stops reading holds u
   assert.ok(modelDone, "the model's answer was read to its end");
   assert.deepEqual(received, ["The "]);
   assert.deepEqual(recorded, ["follower"]);
+});
+
+test("a turn whose sources cannot be stored is refused at once, and leaves no deadline behind to fire", async () => {
+  const writer = createTurnWriter({} as never, 20);
+  const turn = {
+    request_id: "r1",
+    session_id: "s1",
+    question: "q",
+    answer: "a",
+    model: "m",
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    latency_ms: 1,
+    cached: true,
+  };
+  // Not a list, as in a cache entry another version wrote: before, the deadline armed for it threw a ReferenceError
+  // from its timer once it fired, which ended the process.
+  await assert.rejects(writer.record("key:a", { ...turn, sources: "not a list" as never }), TypeError);
+  await new Promise((resolve) => setTimeout(resolve, 60));
 });

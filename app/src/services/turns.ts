@@ -183,13 +183,15 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   return {
     /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
     record(owner: string, { sources, ...turn }: Turn): Promise<void> {
+      // Before the promise and its deadline: sources that cannot be stored reject the call, and arm no timer.
+      let sourceSet: SourceSet;
+      try {
+        sourceSet = sourceSets.of(sources);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return new Promise<void>((resolve, reject) => {
-        // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
-        // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
-        const timer = setTimeout(() => {
-          pending.done = true;
-          reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`));
-        }, timeoutMs);
+        let timer: NodeJS.Timeout | undefined;
         const settle = (fn: () => void) => {
           clearTimeout(timer);
           if (!pending.done) fn();
@@ -198,12 +200,18 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         const pending: Pending = {
           owner,
           turn,
-          sources: sourceSets.of(sources),
+          sources: sourceSet,
           attempt: 0,
           done: false,
           resolve: () => settle(resolve),
           reject: (err) => settle(() => reject(err)),
         };
+        // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
+        // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
+        timer = setTimeout(
+          () => pending.reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         queue.push(pending);
         scheduleFlush();
       });
