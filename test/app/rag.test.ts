@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
-import { ADMIN_KEY, MODELS, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { createClient } from "redis";
+import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -598,4 +599,44 @@ test("/metrics exposes the agreed metric names with route patterns as labels", a
   );
   assert.equal(metricValue(text, "active_queries"), 0);
   assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);
+});
+
+test("cache entries in another shape (another app version) or not JSON at all are misses: answered afresh, then replaced", async () => {
+  // A replica holding nothing locally, so every answer it gives from the cache was read from Redis.
+  const replica = await startApp({ ...stack.env, RESPONSE_LOCAL_CACHE_ENTRIES: "0" });
+  const redis = createClient({ url: stack.redis.url });
+  await redis.connect();
+  try {
+    const other = api(replica.url, USER_KEY);
+    const question = { query: "Which database has transactions and indexes?" };
+    const keysBefore = new Set(await redis.keys("*"));
+    const first = await other.post("/api/v1/query", question);
+    assert.equal(first.body.cached, false);
+    await waitFor("its cache entries", async () => (await redis.keys("*")).length >= keysBefore.size + 3, 5_000);
+    const written = (await redis.keys("*")).filter((k) => !keysBefore.has(k));
+    const key = (prefix: string) => written.find((k) => k.startsWith(prefix))!;
+    await redis.set(key("response:"), JSON.stringify({ answer: first.body.answer })); // no sources
+    await redis.set(key("latest:"), "not JSON");
+    await redis.set(key("embedding:"), JSON.stringify({ embedding: [0.1, 0.2] }));
+    const { ollama } = stack.fakes;
+    const calls = () => [ollama.calls["/api/embed"] ?? 0, ollama.calls["/api/chat"] ?? 0];
+    const before = calls();
+
+    const again = await other.post("/api/v1/query", question);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.cached, false);
+    assert.deepEqual([again.body.answer, again.body.sources], [first.body.answer, first.body.sources]);
+    assert.deepEqual(calls(), [before[0]! + 1, before[1]! + 1], "embedded and generated again");
+    await waitFor(
+      "the entry replaced",
+      async () => JSON.parse((await redis.get(key("response:"))) ?? "{}").sources !== undefined,
+      5_000,
+    );
+    const third = await other.post("/api/v1/query", question);
+    assert.equal(third.body.cached, true);
+    assert.deepEqual(third.body.sources, first.body.sources);
+  } finally {
+    await redis.close();
+    await replica.stop();
+  }
 });

@@ -332,7 +332,10 @@ test("a question not held in the process looks up its answer, its latest answer 
 
 test("an answer found in Redis leaves the embedding read alongside it uncounted", async () => {
   const answer = JSON.stringify({ answer: "The moon.", sources: [] });
-  const { rag, counted } = ragOverRedis((key) => (key.startsWith("response:") ? answer : "[0.1,0.2]"), Promise.resolve());
+  const { rag, counted } = ragOverRedis(
+    (key) => (key.startsWith("response:") ? answer : key.startsWith("embedding:") ? "[0.1,0.2]" : null),
+    Promise.resolve(),
+  );
   const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
   assert.deepEqual(prepared.answer, { cached: "The moon." });
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");

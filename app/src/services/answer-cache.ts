@@ -1,4 +1,6 @@
+import { z } from "@hono/zod-openapi";
 import { LRUCache } from "lru-cache";
+import { SourceSchema } from "../schemas.ts";
 import type { Cache, CacheRead } from "./cache.ts";
 import type { Source } from "./store.ts";
 
@@ -20,6 +22,21 @@ export interface AnswerCacheOptions {
   localEntries: number;
   /** Lifetime of the local copy (RESPONSE_LOCAL_CACHE_TTL_SECONDS). */
   localTtlSeconds: number;
+}
+
+/**
+ * Entries as read back from Redis. One written in another shape (by another version of the app during a rolling
+ * deploy, say) is a read error, so a miss: before, it was answered as it was (a list of sources that was not one) or
+ * failed the request with a 500.
+ */
+const CachedAnswerSchema = z.object({ answer: z.string(), sources: z.array(SourceSchema) });
+const LatestAnswerSchema = z.object({ prompt: z.string(), answer: z.string() });
+
+function entry<T>(schema: z.ZodType<T>, raw: string | null): T | undefined {
+  if (!raw) return undefined;
+  const parsed = schema.safeParse(JSON.parse(raw));
+  if (!parsed.success) throw new Error(`cache entry of another shape: ${parsed.error.issues[0]?.path.join(".")}`);
+  return parsed.data;
 }
 
 /** Bound on the local copy's memory: characters of answers and source texts across all entries. */
@@ -55,20 +72,14 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
 
   /** The answer in Redis under this corpus version, then held here too. */
   async function fetch(key: string): Promise<CacheRead<CachedAnswer>> {
-    const found = await cache.read("response", async (c) => {
-      const raw = await c.get(key);
-      return raw ? (JSON.parse(raw) as CachedAnswer) : undefined;
-    });
+    const found = await cache.read("response", async (c) => entry(CachedAnswerSchema, await c.get(key)));
     if (found.value) local?.set(key, found.value);
     return found;
   }
 
   /** The question's latest generated answer in Redis, whatever the corpus version. */
   const latest = (questionKey: string) =>
-    cache.read("response", async (c) => {
-      const raw = await c.get(`latest:${questionKey}`);
-      return raw ? (JSON.parse(raw) as LatestAnswer) : undefined;
-    });
+    cache.read("response", async (c) => entry(LatestAnswerSchema, await c.get(`latest:${questionKey}`)));
 
   return {
     held,

@@ -70,6 +70,16 @@ export function canonicalFilter(filter: MetadataFilter | undefined): string {
   return JSON.stringify(entries);
 }
 
+/** A cached query vector, or undefined when the entry is not one (not JSON, not a list of numbers): embedded again. */
+function vectorOf(raw: string): number[] | undefined {
+  try {
+    const value: unknown = JSON.parse(raw);
+    return Array.isArray(value) && value.length > 0 && value.every(Number.isFinite) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function systemPrompt(sources: Source[]): string {
   const context = sources.length
     ? sources.map((s, i) => `[${i + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`).join("\n\n")
@@ -175,8 +185,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       ]);
       answered = found.result;
       if (found.value) return { ...base, sources: found.value.sources, answer: { cached: found.value.answer } };
-      cache.count("embedding", cachedVector.result);
-      const vector = cachedVector.value ? (JSON.parse(cachedVector.value) as number[]) : await embedQuery(question, vectorKey);
+      const cached = cachedVector.value === undefined ? undefined : vectorOf(cachedVector.value);
+      cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
+      const vector = cached ?? (await embedQuery(question, vectorKey));
       const hits = await qdrant.search(vector, input.filter, topK);
       const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
