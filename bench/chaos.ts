@@ -7,6 +7,7 @@
  * Then it checks what an operator relies on, and exits 1 if any fails:
  * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), no request without an answer
  *   within 10 s, and no unhandled rejection;
+ * - the app is ready again within 15 s, with no query left counted as active;
  * - every turn acknowledged with a 200 is in its session;
  * - every document last acknowledged by an ingest has chunks, every one last deleted has none, and one whose last
  *   write failed can be deleted within seconds (at most Postgres' statement_timeout, 10 s, and a retry).
@@ -16,6 +17,7 @@
 import { startProxiedStack, USER_KEY } from "../test/support/app.ts";
 import { prng } from "../test/support/fuzz.ts";
 import { api } from "../test/support/http.ts";
+import { metricValue, scrape } from "../test/support/metrics.ts";
 import { waitFor } from "../test/support/process.ts";
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
@@ -161,6 +163,9 @@ try {
 } catch {
   violations.push(`not ready 15 s after the last fault: ${(await api(app.metricsUrl).get("/health/ready")).text}`);
 }
+// Every query the app began it also ended, whatever failed on the way (a generation followed, a stream cut).
+const active = metricValue(await scrape(app.metricsUrl), "active_queries");
+if (active !== 0) violations.push(`active_queries is ${active} with no request in flight`);
 const chunksOf = (id: string) =>
   [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id).length;
 for (const [id, state] of documents) {
