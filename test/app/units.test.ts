@@ -9,6 +9,7 @@ import { compressContextWindow, estimateTokens } from "../../app/src/services/co
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
+import type { ChatResult } from "../../app/src/services/ollama.ts";
 import { createTurnWriter } from "../../app/src/services/turns.ts";
 import { canonicalFilter, createRag, normalizeQuery, type RagDeps } from "../../app/src/services/rag.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
@@ -493,20 +494,49 @@ test("isUnavailable: a refused or ended connection and a server out of resources
     assert.equal(isUnavailable(err), false, String(err));
 });
 
+/** A model call a test drives by hand: the tokens it pushes, then its end or its error. */
+function modelCall() {
+  let push: (token: string) => void = () => {};
+  let end: (result: ChatResult) => void = () => {};
+  let fail: (err: unknown) => void = () => {};
+  const produce = (p: typeof push) => {
+    push = p;
+    return new Promise<ChatResult>((resolve, reject) => {
+      end = resolve;
+      fail = reject;
+    });
+  };
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+  return {
+    produce,
+    push: (t: string) => push(t),
+    /** Ends the call; resolves once its generation settled. */
+    end(result: ChatResult) {
+      end(result);
+      return settled();
+    },
+    fail(err: unknown) {
+      fail(err);
+      return settled();
+    },
+  };
+}
+
 test("a generation is found under its keys until it settles; followers get the text so far, each new token, its end", async () => {
   const generations = createGenerations();
-  const g = generations.start([], ["cache-key", "prompt"]);
+  const model = modelCall();
+  const g = generations.start([], ["cache-key", "prompt"], model.produce);
   assert.equal(generations.find("cache-key"), g);
   assert.equal(generations.find("prompt"), g);
-  g.push("Tides ");
-  g.push("are ");
+  model.push("Tides ");
+  model.push("are ");
   const follower = g.follow();
   assert.deepEqual(await follower.next(), { done: false, value: "Tides are " }, "what came before, in one piece");
   const waiting = follower.next();
-  g.push("lunar.");
+  model.push("lunar.");
   assert.deepEqual(await waiting, { done: false, value: "lunar." });
   const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3 };
-  g.settle({ result });
+  await model.end(result);
   assert.equal(generations.find("cache-key"), undefined);
   assert.equal(generations.find("prompt"), undefined);
   assert.deepEqual(await follower.next(), { done: true, value: result });
@@ -514,17 +544,21 @@ test("a generation is found under its keys until it settles; followers get the t
   for await (const token of g.follow()) late.push(token);
   assert.deepEqual(late, ["Tides are lunar."], "one that starts following at the end gets it all");
 
-  const whole = generations.start([], ["another"]);
-  whole.settle({ result: { content: "Not streamed.", promptTokens: 1, completionTokens: 2 } });
-  assert.deepEqual(await whole.follow().next(), { done: false, value: "Not streamed." }, "an answer not streamed is one token");
+  const whole = modelCall();
+  const unstreamed = generations.start([], ["another"], whole.produce);
+  await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2 });
+  assert.deepEqual(
+    await unstreamed.follow().next(),
+    { done: false, value: "Not streamed." },
+    "an answer not streamed is one token",
+  );
 
-  const failing = generations.start([], ["failing"]);
-  const failed = failing.follow().next();
+  const broken = modelCall();
+  const failing = generations.start([], ["failing"], broken.produce);
   const error = new AppError(502, "ollama request failed: HTTP 500", "ollama_error");
-  failing.settle({ error });
-  failing.settle({ result });
-  await assert.rejects(failed, error);
-  await assert.rejects(failing.follow().next(), error, "the first outcome stays");
+  const failed = assert.rejects(failing.follow().next(), error);
+  await broken.fail(error);
+  await failed;
   assert.equal(generations.size, 0);
 });
 
@@ -545,10 +579,11 @@ test("a generation runs at the model's pace: a client that stops reading holds u
   const recorded: string[] = [];
   const store = { recordTurn: async (_owner: string, turn: { request_id: string }) => void recorded.push(turn.request_id) };
   const { rag } = ragOverRedis(() => null, Promise.resolve(), { ollama: ollama as never, store: store as never });
-  const question = { query: "Why do tides rise?" };
+  const question = { query: "Why do tides rise?", stream: true };
   const leader = await rag.prepare(question, "key:a", "leader");
   const follower = await rag.prepare(question, "key:b", "follower");
-  assert.ok("generate" in leader.answer && "follow" in follower.answer);
+  assert.ok("generation" in leader.answer && leader.answer.leader, "the first starts the model call");
+  assert.ok("generation" in follower.answer && !follower.answer.leader, "the second follows it");
 
   const received: string[] = [];
   // The leader's client takes the first token, then never reads again.

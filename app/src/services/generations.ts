@@ -75,12 +75,20 @@ export function createGenerations() {
   return {
     find: (key: string): Generation | undefined => running.get(key),
 
-    /** A new generation, found under `keys` until it is settled. The caller must settle it. */
-    start(sources: Source[], keys: string[]): Generation {
+    /**
+     * Starts `produce` (the model call), found under `keys` until it settles with its result or error. It runs at
+     * its own pace, apart from every client following it, the one that started it included: a client that stops
+     * reading holds up no one.
+     */
+    start(sources: Source[], keys: string[], produce: (push: (token: string) => void) => Promise<ChatResult>): Generation {
       const generation = new Generation(sources, () => {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
+      produce((token) => generation.push(token)).then(
+        (result) => generation.settle({ result }),
+        (error: unknown) => generation.settle({ error }),
+      );
       return generation;
     },
 

@@ -19,6 +19,8 @@ export interface QueryInput {
   session_id?: string | undefined;
   filter?: MetadataFilter | undefined;
   top_k?: number | undefined;
+  /** The model's answer is streamed token by token (and so passed on to every request following it). */
+  stream?: boolean | undefined;
 }
 
 export interface QueryResult {
@@ -46,17 +48,14 @@ export interface PreparedQuery {
   cacheKey: string;
   /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
   prompt?: string;
-  /**
-   * Where the answer comes from: a cache; a model call this request starts (`complete` must start it, and it settles
-   * the generation others follow); or another request's generation of the same answer.
-   */
-  answer: { cached: string } | { generate: Generation; messages: ChatMessage[] } | { follow: Generation };
+  /** Where the answer comes from: a cache, or a generation this request started (`leader`) or follows. */
+  answer: { cached: string } | { generation: Generation; leader: boolean };
   startedAt: number;
   stopTimer: () => void;
 }
 
 /** Whether the answer costs this request no model call (`cached` in the response). */
-export const isCached = (p: PreparedQuery): boolean => !("generate" in p.answer);
+export const isCached = (p: PreparedQuery): boolean => !("generation" in p.answer && p.answer.leader);
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -174,7 +173,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const running = generations.find(cacheKey);
       if (running) {
         answered = "hit";
-        return { ...base, sources: running.sources, answer: { follow: running } };
+        return { ...base, sources: running.sources, answer: { generation: running, leader: false } };
       }
       // All three lookups in one Redis round trip: on a miss the embedding and the latest answer are needed next.
       const vectorKey = embeddingKey(question);
@@ -201,14 +200,19 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const same = generations.find(prompt);
       if (same) {
         answered = "hit";
-        return { ...base, sources, prompt, answer: { follow: same } };
+        return { ...base, sources, prompt, answer: { generation: same, leader: false } };
       }
       const messages: ChatMessage[] = [
         { role: "system", content: system },
         { role: "user", content: question },
       ];
-      const generate = generations.start(sources, [cacheKey, prompt]);
-      return { ...base, sources, prompt, answer: { generate, messages } };
+      const generation = generations.start(sources, [cacheKey, prompt], async (push) => {
+        const chat = input.stream ? await streamAnswer(model, messages, push) : await ollama.chat(model, messages);
+        // Cached before the generation settles, so a request arriving between the two finds one or the other.
+        answers.set(cacheKey, { answer: chat.content, sources }, { questionKey, prompt });
+        return chat;
+      });
+      return { ...base, sources, prompt, answer: { generation, leader: true } };
     } catch (err) {
       countError(err);
       stopTimer();
@@ -219,35 +223,15 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     }
   }
 
-  /**
-   * The model call behind a generation, at the model's pace whatever the pace of the clients following it (the one
-   * that started it included): a client that stops reading must not hold up the others. Streamed from the model when
-   * the request that started it is. The answer is cached before the generation settles, so a request arriving between
-   * the two finds one or the other. Never throws: the outcome is the generation's.
-   */
-  async function generate(
-    p: PreparedQuery,
-    { generate: generation, messages }: { generate: Generation; messages: ChatMessage[] },
-    streamed: boolean,
-  ) {
-    try {
-      let chat: ChatResult;
-      if (streamed) {
-        const tokens = ollama.chatStream(p.model, messages);
-        let next = await tokens.next();
-        while (!next.done) {
-          generation.push(next.value);
-          next = await tokens.next();
-        }
-        chat = next.value;
-      } else {
-        chat = await ollama.chat(p.model, messages);
-      }
-      answers.set(p.cacheKey, { answer: chat.content, sources: p.sources }, { questionKey: p.questionKey, prompt: p.prompt! });
-      generation.settle({ result: chat });
-    } catch (err) {
-      generation.settle({ error: err });
+  /** The model's answer token by token, each passed to `push`; its end carries the token counts. */
+  async function streamAnswer(model: string, messages: ChatMessage[], push: (token: string) => void): Promise<ChatResult> {
+    const tokens = ollama.chatStream(model, messages);
+    let next = await tokens.next();
+    while (!next.done) {
+      push(next.value);
+      next = await tokens.next();
     }
+    return next.value;
   }
 
   /** Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns. */
@@ -259,15 +243,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         chat = { content: answer.cached, promptTokens: 0, completionTokens: 0 };
         if (onToken) await onToken(answer.cached);
       } else {
-        const generation = "generate" in answer ? answer.generate : answer.follow;
-        if ("generate" in answer) void generate(p, answer, onToken !== undefined);
-        const tokens = generation.follow();
+        const tokens = answer.generation.follow();
         let next = await tokens.next();
         while (!next.done) {
           if (onToken) await onToken(next.value);
           next = await tokens.next();
         }
-        chat = "generate" in answer ? next.value : { content: next.value.content, promptTokens: 0, completionTokens: 0 };
+        chat = answer.leader ? next.value : { content: next.value.content, promptTokens: 0, completionTokens: 0 };
       }
       const cached = isCached(p);
       if (!cached)
