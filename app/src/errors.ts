@@ -39,6 +39,10 @@ export function isUnreachable(err: unknown): boolean {
   return false;
 }
 
+/** A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. */
+export const noAnswer = (service: string, err: unknown): AppError =>
+  isUnreachable(err) ? dependencyUnavailable(service, describe(err)) : upstreamFailure(service, describe(err));
+
 /** Short, secret-free description of an unknown error. */
 export function describe(err: unknown): string {
   if (err instanceof Error) {

@@ -2,15 +2,7 @@ import { Ollama, type Message } from "ollama";
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
-import {
-  AppError,
-  dependencyUnavailable,
-  describe,
-  isAbortError,
-  isUnreachable,
-  upstreamFailure,
-  upstreamTimeout,
-} from "../errors.ts";
+import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 
 export interface ChatResult {
@@ -86,8 +78,7 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
   // handleScheduleError): overloaded, not broken, so the API answers 503 too and the client may retry.
   if (status === 503) return dependencyUnavailable("ollama", (err as Error).message);
   if (typeof status === "number") return upstreamFailure("ollama", `HTTP ${status}: ${(err as Error).message}`);
-  if (isUnreachable(err)) return dependencyUnavailable("ollama", describe(err));
-  return upstreamFailure("ollama", describe(err));
+  return noAnswer("ollama", err);
 }
 
 export function createOllama(opts: { url: string; timeoutMs: number; embedModel: string; batchSize: number; metrics: Metrics }) {

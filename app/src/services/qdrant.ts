@@ -1,15 +1,7 @@
 import { createHash } from "node:crypto";
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
-import {
-  AppError,
-  dependencyUnavailable,
-  describe,
-  isAbortError,
-  isUnreachable,
-  upstreamFailure,
-  upstreamTimeout,
-} from "../errors.ts";
+import { AppError, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { storable } from "../text.ts";
@@ -90,8 +82,7 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
     const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
     return status === 404 ? new CollectionMissing(failure.status, failure.message, failure.type) : failure;
   }
-  if (isUnreachable(err)) return dependencyUnavailable("qdrant", describe(err));
-  return upstreamFailure("qdrant", describe(err));
+  return noAnswer("qdrant", err);
 }
 
 export interface QdrantOptions {
