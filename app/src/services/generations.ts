@@ -36,9 +36,8 @@ export class Generation {
     this.notify();
   }
 
-  /** Ends the generation; an answer that was not streamed becomes its one token. A second call is ignored. */
+  /** Ends the generation (once: `start` calls it); an answer that was not streamed becomes its one token. */
   settle(outcome: Outcome): void {
-    if (this.outcome) return;
     if ("result" in outcome && this.tokens.length === 0 && outcome.result.content) this.tokens.push(outcome.result.content);
     this.outcome = outcome;
     this.onSettle();
