@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
+
 /**
  * `promise`, or, once `ms` pass without it settling, a rejection with what `onDeadline` returns. `onDeadline` runs
  * once, at the deadline (a caller counts the miss or cancels its work there); the timer is cleared either way.
@@ -8,4 +10,34 @@ export function beforeDeadline<T>(promise: Promise<T>, ms: number, onDeadline: (
     timer = setTimeout(() => reject(onDeadline()), ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Waits between tries of `retryUntil`: the first, then doubling up to the last. */
+export const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 2_000;
+
+export interface RetryOptions {
+  /** Whether an error is worth another try (default: every one). */
+  retryable?: (err: unknown) => boolean;
+  /** Hears each error that will be tried again, and the wait before that try. */
+  onRetry?: (err: unknown, waitMs: number) => void;
+  /** The waits do not hold the process open (a background retry). */
+  unref?: boolean;
+}
+
+/**
+ * Calls `attempt` until it resolves, waiting RETRY_FIRST_MS, doubling to RETRY_MAX_MS, between tries. Rethrows the
+ * last error once it is not `retryable` or `giveUpAt` (epoch ms) has passed; the last wait is cut to end there.
+ */
+export async function retryUntil<T>(attempt: () => Promise<T>, giveUpAt: number, opts: RetryOptions = {}): Promise<T> {
+  for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const waitMs = Math.min(delayMs, giveUpAt - Date.now());
+      if (waitMs <= 0 || !(opts.retryable?.(err) ?? true)) throw err;
+      opts.onRetry?.(err, waitMs);
+      await sleep(waitMs, undefined, { ref: !opts.unref });
+    }
+  }
 }

@@ -1,6 +1,6 @@
-import { setTimeout } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.ts";
+import { retryUntil } from "./deadline.ts";
 import { describe } from "./errors.ts";
 import { listenHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
@@ -49,26 +49,8 @@ async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<voi
 
 /** A refusal that waiting does not cure: a wrong password or role (class 28), a database that does not exist (3D000). */
 const NOT_CURED_BY_WAITING = /^(28|3D000$)/;
-
-/**
- * Runs `step` again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
- * up"), for up to DB_STARTUP_WAIT_MS. A replica started meanwhile comes up once Postgres answers, instead of exiting
- * into CrashLoopBackOff, whose delay before the next start doubles up to 5 minutes.
- */
-async function whilePostgresUnavailable<T>(config: Config, log: Logger, step: () => Promise<T>): Promise<T> {
-  const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
-  for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
-    try {
-      return await step();
-    } catch (err) {
-      const code = String((err as { code?: unknown }).code ?? "");
-      const leftMs = giveUpAt - Date.now();
-      if (!isUnavailable(err) || NOT_CURED_BY_WAITING.test(code) || leftMs <= 0) throw err;
-      log.warn({ err: describe(err), retry_in_ms: Math.min(delayMs, leftMs) }, "waiting for postgres");
-      await setTimeout(Math.min(delayMs, leftMs));
-    }
-  }
-}
+const curedByWaiting = (err: unknown) =>
+  isUnavailable(err) && !NOT_CURED_BY_WAITING.test(String((err as { code?: unknown }).code ?? ""));
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -92,8 +74,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
   let corpus: Awaited<ReturnType<typeof createCorpusVersion>>;
   try {
-    await whilePostgresUnavailable(config, log, () => runMigrations(config, sql, log));
-    corpus = await whilePostgresUnavailable(config, log, () => createCorpusVersion(sql, store, log));
+    // Tried again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
+    // up"), for DB_STARTUP_WAIT_MS in all: a replica started meanwhile comes up once Postgres answers, instead of
+    // exiting into CrashLoopBackOff, whose delay before the next start doubles up to 5 minutes.
+    corpus = await retryUntil(
+      async () => {
+        await runMigrations(config, sql, log);
+        return createCorpusVersion(sql, store, log);
+      },
+      Date.now() + config.DB_STARTUP_WAIT_MS,
+      {
+        retryable: curedByWaiting,
+        onRetry: (err, waitMs) => log.warn({ err: describe(err), retry_in_ms: waitMs }, "waiting for postgres"),
+      },
+    );
   } catch (err) {
     await Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
     throw err;

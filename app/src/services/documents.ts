@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config.ts";
+import { RETRY_FIRST_MS, retryUntil } from "../deadline.ts";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
@@ -9,9 +10,6 @@ import type { OllamaService } from "./ollama.ts";
 import type { QdrantService } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 
-/** Retries of a lease release that Postgres refused: the first after this long, then doubling up to the max. */
-const RELEASE_RETRY_FIRST_MS = 250;
-const RELEASE_RETRY_MAX_MS = 2_000;
 /** Releases retried at once, at most: in a long outage every failed write adds one, and past this they just expire. */
 const MAX_RETRIED_RELEASES = 64;
 
@@ -69,23 +67,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    */
   function release(ids: string[], lease: Lease): Promise<void> {
     const endsAt = Date.now() + lease.ms;
-    return store.releaseDocuments(ids, lease.writer).catch((err: unknown) => {
+    const attempt = () => store.releaseDocuments(ids, lease.writer);
+    return attempt().catch((err: unknown) => {
       if (retrying >= MAX_RETRIED_RELEASES) return expires(ids, err);
       retrying++;
-      void retryRelease(ids, lease.writer, endsAt).finally(() => retrying--);
+      void sleep(RETRY_FIRST_MS, undefined, { ref: false })
+        .then(() => retryUntil(attempt, endsAt, { unref: true }))
+        .catch((last: unknown) => expires(ids, last))
+        .finally(() => retrying--);
     });
-  }
-
-  /** Backs off from RELEASE_RETRY_FIRST_MS to RELEASE_RETRY_MAX_MS; timers that do not hold the process open. */
-  async function retryRelease(ids: string[], writer: string, endsAt: number): Promise<void> {
-    for (let delayMs = RELEASE_RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RELEASE_RETRY_MAX_MS)) {
-      await sleep(delayMs, undefined, { ref: false });
-      try {
-        return await store.releaseDocuments(ids, writer);
-      } catch (err) {
-        if (Date.now() + delayMs >= endsAt) return expires(ids, err);
-      }
-    }
   }
 
   const expires = (ids: string[], err: unknown) =>
