@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { LRUCache } from "lru-cache";
 import { SourceSchema } from "../schemas.ts";
-import type { Cache, CacheRead } from "./cache.ts";
+import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { Source } from "./store.ts";
 
 export interface CachedAnswer {
@@ -24,19 +24,15 @@ export interface AnswerCacheOptions {
   localTtlSeconds: number;
 }
 
-/**
- * Entries as read back from Redis. One written in another shape (by another version of the app during a rolling
- * deploy, say) is a read error, so a miss: before, it was answered as it was (a list of sources that was not one) or
- * failed the request with a 500.
- */
+/** Entries as read back from Redis; one of another shape is a read error, so a miss (parseEntry). */
 const CachedAnswerSchema = z.object({ answer: z.string(), sources: z.array(SourceSchema) });
 const LatestAnswerSchema = z.object({ prompt: z.string(), answer: z.string() });
 
 function entry<T>(schema: z.ZodType<T>, raw: string | null): T | undefined {
   if (!raw) return undefined;
-  const parsed = schema.safeParse(JSON.parse(raw));
-  if (!parsed.success) throw new Error(`cache entry of another shape: ${parsed.error.issues[0]?.path.join(".")}`);
-  return parsed.data;
+  const value = parseEntry(schema, raw);
+  if (value === undefined) throw new Error("cache entry of another shape");
+  return value;
 }
 
 /** Bound on the local copy's memory: characters of answers and source texts across all entries. */

@@ -1,3 +1,4 @@
+import type { z } from "@hono/zod-openapi";
 import { createClient, ErrorReply } from "redis";
 import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
@@ -9,6 +10,19 @@ import { slidingWindow } from "./sliding-window.ts";
 const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
 
 export type RedisClient = ReturnType<typeof connect>;
+
+/**
+ * An entry read back from Redis, checked against its shape: undefined when it is not JSON or not of that shape (one
+ * written by another version of the app during a rolling deploy, say), so the caller treats it as a miss.
+ */
+export function parseEntry<T>(schema: z.ZodType<T>, raw: string): T | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface CacheRead<T> {
   value: T | undefined;

@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
+import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { createAnswerCache } from "./answer-cache.ts";
-import type { Cache, CacheRead } from "./cache.ts";
+import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
@@ -69,15 +70,8 @@ export function canonicalFilter(filter: MetadataFilter | undefined): string {
   return JSON.stringify(entries);
 }
 
-/** A cached query vector, or undefined when the entry is not one (not JSON, not a list of numbers): embedded again. */
-function vectorOf(raw: string): number[] | undefined {
-  try {
-    const value: unknown = JSON.parse(raw);
-    return Array.isArray(value) && value.length > 0 && value.every(Number.isFinite) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** A cached query vector; an entry that is not one is embedded again. */
+const VectorSchema = z.array(z.number()).min(1);
 
 function systemPrompt(sources: Source[]): string {
   const context = sources.length
@@ -184,7 +178,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       ]);
       answered = found.result;
       if (found.value) return { ...base, sources: found.value.sources, answer: { cached: found.value.answer } };
-      const cached = cachedVector.value === undefined ? undefined : vectorOf(cachedVector.value);
+      const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const hits = await qdrant.search(vector, input.filter, topK);
