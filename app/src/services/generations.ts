@@ -14,10 +14,17 @@ export class Generation {
   private wake: () => void = () => {};
   private changed = this.nextChange();
 
+  /** Starts `produce` (the model call); `onSettle` runs once it ended, before any follower hears of it. */
   constructor(
     readonly sources: Source[],
+    produce: (push: (token: string) => void) => Promise<ChatResult>,
     private readonly onSettle: () => void,
-  ) {}
+  ) {
+    produce((token) => this.push(token)).then(
+      (result) => this.settle({ result }),
+      (error: unknown) => this.settle({ error }),
+    );
+  }
 
   private nextChange(): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -31,13 +38,13 @@ export class Generation {
     wake();
   }
 
-  push(token: string): void {
+  private push(token: string): void {
     this.tokens.push(token);
     this.notify();
   }
 
-  /** Ends the generation (once: `start` calls it); an answer that was not streamed becomes its one token. */
-  settle(outcome: Outcome): void {
+  /** An answer that was not streamed becomes its one token. */
+  private settle(outcome: Outcome): void {
     if ("result" in outcome && this.tokens.length === 0 && outcome.result.content) this.tokens.push(outcome.result.content);
     this.outcome = outcome;
     this.onSettle();
@@ -80,14 +87,10 @@ export function createGenerations() {
      * reading holds up no one.
      */
     start(sources: Source[], keys: string[], produce: (push: (token: string) => void) => Promise<ChatResult>): Generation {
-      const generation = new Generation(sources, () => {
+      const generation: Generation = new Generation(sources, produce, () => {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
-      produce((token) => generation.push(token)).then(
-        (result) => generation.settle({ result }),
-        (error: unknown) => generation.settle({ error }),
-      );
       return generation;
     },
 
