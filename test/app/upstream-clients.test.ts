@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { createRequire } from "node:module";
+import { queryObjects } from "node:v8";
+import { Ollama } from "ollama";
 import { after, before, test } from "node:test";
 import { AppError } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
@@ -121,6 +123,30 @@ test("a streamed answer longer than the Ollama deadline is not cut while its tok
   } finally {
     fakes.ollama.knobs.tokenDelayMs = 0;
   }
+});
+
+test("streamed answers leave nothing behind in the Ollama client, whether they end, fail mid-answer or are abandoned", async () => {
+  // ollama-js keeps every stream it hands out in its client's list (for `abort()`), and takes one off only when its
+  // reader asks for more after the `done` message; one that fails or is left at `done` stays for the client's life.
+  const ollama = ollamaAt(fakes.ollama.url);
+  const messages = [{ role: "user", content: "What causes the tides?" }];
+  const probe = await new Ollama({ host: fakes.ollama.url }).chat({ model: "fake-small", messages, stream: true });
+  probe.abort();
+  const streamsAlive = () => queryObjects(probe.constructor as new () => unknown, { format: "count" }) as number;
+  const before = streamsAlive();
+  for (let i = 0; i < 10; i++) for await (const _ of ollama.chatStream("fake-small", messages));
+  fakes.ollama.knobs.failAfterChunks = 1;
+  try {
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(async () => {
+        for await (const _ of ollama.chatStream("fake-small", messages));
+      }, /an error was encountered while running the model/);
+    }
+  } finally {
+    fakes.ollama.knobs.failAfterChunks = null;
+  }
+  for (let i = 0; i < 5; i++) await ollama.chatStream("fake-small", messages).next();
+  assert.ok(streamsAlive() <= before, `${streamsAlive() - before} streams still held after 20 streamed answers`);
 });
 
 test("a Qdrant search is cut at its deadline mid-body, and a refused one carries Qdrant's reason", {

@@ -82,7 +82,8 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
 }
 
 export function createOllama(opts: { url: string; timeoutMs: number; embedModel: string; batchSize: number; metrics: Metrics }) {
-  const client = new Ollama({ host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) });
+  const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
+  const client = new Ollama(config);
   const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await timeTool(opts.metrics, tool, fn);
@@ -116,12 +117,18 @@ export function createOllama(opts: { url: string; timeoutMs: number; embedModel:
         };
       }),
 
-    /** Streams the answer token by token; the generator's return value carries the token counts. */
+    /**
+     * Streams the answer token by token; the generator's return value carries the token counts.
+     * Each stream has a client of its own, which it takes with it when it goes: ollama-js 0.6.4 keeps every stream in
+     * its client's `ongoingStreamedRequests` (for `abort()`) and takes it off only when the reader asks for more after
+     * the `done` message, never for one that failed (ollama/ollama-js#295, open). The README's `abort` section recommends
+     * "one Ollama client per stream"; it shares the transport, so connections are still reused.
+     */
     async *chatStream(model: string, messages: ChatMessage[]): AsyncGenerator<string, ChatResult> {
       const stop = opts.metrics.toolDuration.startTimer({ tool_name: "ollama_chat" });
       let content = "";
       try {
-        const stream = await client.chat({ model, messages, stream: true });
+        const stream = await new Ollama(config).chat({ model, messages, stream: true });
         for await (const part of stream) {
           if (part.message?.content) {
             content += part.message.content;
