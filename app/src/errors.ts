@@ -19,8 +19,17 @@ export const upstreamTimeout = (service: string, ms: number) =>
 export const upstreamFailure = (service: string, reason: string) =>
   new AppError(502, `${service} request failed: ${reason}`, `${service}_error`);
 
+/**
+ * Retry-After on a dependency's 503 (RFC 9110 10.2.3): how long a client should wait before asking again. A second:
+ * a Postgres failover or a pod behind a Service restarting is over in seconds; a client seeing 503 again is expected
+ * to back off further, as on a 429.
+ */
+export const RETRY_AFTER_SECONDS = 1;
+
 export const dependencyUnavailable = (service: string, reason: string) =>
-  new AppError(503, `${service} unavailable: ${reason}`, `${service}_unavailable`);
+  new AppError(503, `${service} unavailable: ${reason}`, `${service}_unavailable`, undefined, {
+    "Retry-After": String(RETRY_AFTER_SECONDS),
+  });
 
 export const isAbortError = (err: unknown): boolean =>
   err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");

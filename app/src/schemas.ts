@@ -212,14 +212,18 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
+const retryAfter = (description: string) => ({
+  "Retry-After": { description: `Seconds to wait before asking again: ${description}`, schema: { type: "integer" as const } },
+});
+
 /** The error responses every authenticated route can give. */
 const errorResponses = {
   400: jsonResponse(ErrorSchema, "Malformed request"),
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
   413: jsonResponse(ErrorSchema, "Body too large"),
   415: jsonResponse(ErrorSchema, "Body is not JSON"),
-  429: jsonResponse(ErrorSchema, "Rate limit exceeded"),
-  503: jsonResponse(ErrorSchema, "A dependency is unavailable"),
+  429: { ...jsonResponse(ErrorSchema, "Rate limit exceeded"), headers: retryAfter("until the window frees a slot") },
+  503: { ...jsonResponse(ErrorSchema, "A dependency is unavailable"), headers: retryAfter("1") },
 } as const;
 
 /** A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back. */

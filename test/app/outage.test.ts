@@ -65,6 +65,7 @@ test("Postgres partitioned: JSON 503 within about a second, nothing over 5 s, no
     for (const { result, ms } of answers) {
       assert.equal(result.status, 503, result.text);
       assert.equal(result.body.error, "postgres unavailable: no answer within 1000 ms");
+      assert.equal(result.headers.get("retry-after"), "1");
       assert.ok(ms < MAX_MS, `answered in ${Math.round(ms)} ms`);
     }
     const { result: ready, ms } = await timed(publicReady);

@@ -543,6 +543,8 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   assert.equal(open.body.components.securitySchemes.bearerAuth.scheme, "bearer");
   assert.equal(open.body.components.schemas.QueryRequest.properties.query.maxLength, 5000);
   assert.equal(open.body.components.schemas.QueryRequest.additionalProperties, false);
+  const queryResponses = open.body.paths["/api/v1/query"].post.responses;
+  for (const status of ["429", "503"]) assert.equal(queryResponses[status].headers["Retry-After"].schema.type, "integer");
 
   const docs = await api(stack.url).get("/docs");
   assert.equal(docs.status, 200);

@@ -141,6 +141,7 @@ test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502;
     const busy = await user.post("/api/v1/query", { query: "A third fresh question about tundra" });
     assert.equal(busy.status, 503, busy.text);
     assert.equal(busy.body.error, `ollama unavailable: ${OLLAMA_BUSY}`);
+    assert.equal(busy.headers.get("retry-after"), "1");
   } finally {
     stack.fakes.ollama.knobs.failStatus = null;
   }
