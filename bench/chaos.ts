@@ -12,8 +12,13 @@
  * - every document last acknowledged by an ingest has chunks, every one last deleted has none, and one whose last
  *   write failed can be deleted within seconds (at most Postgres' statement_timeout, 10 s, and a retry).
  *
+ * It also prints how much the heap left by a full collection grew from a quarter into the run to its end, per request:
+ * a number to read (a leak shows as hundreds of bytes per request, and keeps growing with CHAOS_SECONDS), not a check.
+ *
  * CHAOS_SECONDS (default 40) bounds the traffic; CHAOS_SEED (default 7) picks the operations and faults.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { startProxiedStack, USER_KEY } from "../test/support/app.ts";
 import { prng } from "../test/support/fuzz.ts";
 import { api } from "../test/support/http.ts";
@@ -21,6 +26,13 @@ import { metricValue, scrape } from "../test/support/metrics.ts";
 import { waitFor } from "../test/support/process.ts";
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+/** The heap a full collection leaves: what the process keeps (the app and this script share it), not garbage. */
+function heapAfterGc(): number {
+  gc();
+  return process.memoryUsage().heapUsed;
+}
 const rng = prng(Number(process.env.CHAOS_SEED ?? 7));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -46,9 +58,11 @@ function record(op: string, status: number, text: string): void {
 const WORDS = ["tides", "moon", "volcano", "river", "ocean", "storm", "wind", "rain", "forest", "desert"] as const;
 let stopped = false;
 
+let sent = 0;
 async function client(): Promise<void> {
   while (!stopped) {
     const request = nextRequest();
+    sent++;
     try {
       await request.send();
     } catch (err) {
@@ -151,10 +165,13 @@ setTimeout(
 ).unref();
 
 const running = [faults(), ...Array.from({ length: 8 }, client)];
-await sleep(SECONDS * 1000);
+await sleep(SECONDS * 250);
+const warm = { heap: heapAfterGc(), sent };
+await sleep(SECONDS * 750);
 stopped = true;
 phase = "the last requests and the last fault ending";
 await Promise.all(running);
+const grown = heapAfterGc() - warm.heap;
 phase = "checks";
 console.log();
 const violations: string[] = [...unexpected, ...unhandled.map((u) => `unhandled rejection: ${String(u)}`)];
@@ -205,6 +222,10 @@ if (lost > 0) violations.push(`${lost} acknowledged turns not in their session`)
 
 for (const [key, n] of [...statuses].sort()) console.log(`${key.padEnd(16)} ${n}`);
 console.log(`turns acknowledged: ${turns.length}; documents written: ${documents.size}; violations: ${violations.length}`);
+console.log(
+  `heap after GC grew ${(grown / 2 ** 20).toFixed(1)} MB over the last ${sent - warm.sent} requests ` +
+    `(${Math.round(grown / (sent - warm.sent))} bytes per request, this script's list of acknowledged turns included)`,
+);
 for (const v of violations.slice(0, 20)) console.log(`  ${v}`);
 
 await stack.stop();
