@@ -4,12 +4,20 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
-import { ALB_IDLE_TIMEOUT_SECONDS, API, API_KEEP_ALIVE_MARGIN_SECONDS, API_ROLLING_SURGE_PERCENT, NAME_LABEL } from "./names.ts";
+import {
+  ALB_IDLE_TIMEOUT_SECONDS,
+  API,
+  API_KEEP_ALIVE_MARGIN_SECONDS,
+  API_ROLLING_SURGE_PERCENT,
+  API_STOP,
+  NAME_LABEL,
+} from "./names.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;
 const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
+const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
 
 export interface ApiArgs {
   namespace: pulumi.Input<string>;
@@ -72,8 +80,7 @@ export class Api extends pulumi.ComponentResource {
                 whenUnsatisfiable: "ScheduleAnyway",
                 labelSelector: selectorFor(API.name),
               })),
-              // preStop (10 s for the ALB to deregister the pod) + the app's 10 s drain + margin.
-              terminationGracePeriodSeconds: 30,
+              terminationGracePeriodSeconds: API_STOP.preStopSeconds + DRAIN_SECONDS + API_STOP.killMarginSeconds,
               containers: [
                 {
                   name: "api",
@@ -88,6 +95,8 @@ export class Api extends pulumi.ComponentResource {
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
                     { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },
+                    { name: "REQUEST_TIMEOUT_MS", value: String(API_STOP.requestTimeoutSeconds * 1000) },
+                    { name: "SHUTDOWN_TIMEOUT_MS", value: String(DRAIN_SECONDS * 1000) },
                     {
                       name: "HTTP_KEEP_ALIVE_TIMEOUT_MS",
                       value: String((ALB_IDLE_TIMEOUT_SECONDS + API_KEEP_ALIVE_MARGIN_SECONDS) * 1000),
@@ -109,7 +118,7 @@ export class Api extends pulumi.ComponentResource {
                   startupProbe: { ...probe(HEALTH.liveness), periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 2 },
                   livenessProbe: { ...probe(HEALTH.liveness), periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
                   readinessProbe: { ...probe(HEALTH.readiness), periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 },
-                  lifecycle: { preStop: { sleep: { seconds: 10 } } },
+                  lifecycle: { preStop: { sleep: { seconds: API_STOP.preStopSeconds } } },
                   securityContext: lockedDown(),
                   volumeMounts: [TMP.mount, { name: "rds-ca", mountPath: RDS_CA.mountPath, readOnly: true }],
                 },

@@ -16,6 +16,12 @@ export const API = { name: "agent-api", port: 8080, portName: "http", metricsPor
  */
 export const ALB_IDLE_TIMEOUT_SECONDS = 300;
 export const API_KEEP_ALIVE_MARGIN_SECONDS = 5;
+/**
+ * A stopping API pod: preStop keeps it serving while the ALB deregisters it; the ALB may send it a request until
+ * then, and a request may run API_REQUEST_TIMEOUT_SECONDS (the app's REQUEST_TIMEOUT_MS), so the app's drain
+ * (SHUTDOWN_TIMEOUT_MS) waits that long and a little more, and Kubernetes' grace period covers both.
+ */
+export const API_STOP = { preStopSeconds: 10, requestTimeoutSeconds: 60, drainMarginSeconds: 5, killMarginSeconds: 5 } as const;
 /** Extra API pods a rolling update may start (maxSurge, rounded up): counted in the database connections at peak. */
 export const API_ROLLING_SURGE_PERCENT = 25;
 /**

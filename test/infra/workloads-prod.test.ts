@@ -53,6 +53,16 @@ test("the startupProbe gives start-up longer than the app waits for Postgres, so
   assert.ok(probe.periodSeconds * probe.failureThreshold * 1000 > waitMs + 10_000, `${JSON.stringify(probe)} vs ${waitMs} ms`);
 });
 
+test("a pod told to stop answers every request it admitted: the grace period outlasts preStop, then the longest request", () => {
+  const timeouts = ["REQUEST_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS"].filter((name) => envOf(api)[name]);
+  const config = loadConfig({ ...appEnv(URLS), ...Object.fromEntries(timeouts.map((n) => [n, envOf(api)[n].value])) });
+  const preStopMs = (api.lifecycle as any).preStop.sleep.seconds * 1000;
+  const graceMs = pod(deployment).terminationGracePeriodSeconds * 1000;
+  // The ALB may still send a request until the end of preStop; it can then run REQUEST_TIMEOUT_MS.
+  assert.ok(config.SHUTDOWN_TIMEOUT_MS >= config.REQUEST_TIMEOUT_MS + 2_000, `drain ${config.SHUTDOWN_TIMEOUT_MS} ms`);
+  assert.ok(graceMs >= preStopMs + config.SHUTDOWN_TIMEOUT_MS + 3_000, `grace ${graceMs} ms`);
+});
+
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {
   const podSecurity = pod(deployment).securityContext;
   assert.equal(podSecurity.runAsNonRoot, true);
