@@ -35,6 +35,8 @@ export interface AppDeps {
   authenticate: Authenticate;
   probes: Record<string, Probe>;
   isShuttingDown: () => boolean;
+  /** Aborted just before the shutdown's grace period ends: streamed answers still running end with an error event. */
+  streamsEnd: AbortSignal;
 }
 
 /** The whole HTTP surface, built from injected dependencies (tests and the benchmark build it the same way). */
@@ -65,7 +67,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     isShuttingDown: deps.isShuttingDown,
     docsEnabled: config.DOCS_ENABLED,
   });
-  registerQueryRoutes(app, deps.rag, log);
+  registerQueryRoutes(app, deps.rag, log, deps.streamsEnd);
   registerDocumentRoutes(app, deps.documents);
   registerSessionRoutes(app, deps.store);
   registerFeedbackRoutes(app, deps.store);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.ts";
 import { retryUntil } from "./deadline.ts";
@@ -51,6 +52,9 @@ async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<voi
 const NOT_CURED_BY_WAITING = /^(28|3D000$)/;
 const curedByWaiting = (err: unknown) =>
   isUnavailable(err) && !NOT_CURED_BY_WAITING.test(String((err as { code?: unknown }).code ?? ""));
+
+/** How long before the grace period ends streamed answers still running are ended (at most half the period). */
+const STREAM_END_NOTICE_MS = 1_000;
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -112,6 +116,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   let shuttingDown = false;
+  const streamsEnd = new AbortController();
+  setMaxListeners(0, streamsEnd.signal); // one listener per running stream: past 10, Node would warn of a leak
   const health = {
     probes: {
       postgres: { critical: true, check: () => store.ping() },
@@ -133,6 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,
     isShuttingDown: health.isShuttingDown,
+    streamsEnd: streamsEnd.signal,
   });
 
   const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };
@@ -149,8 +156,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close(graceMs = config.SHUTDOWN_TIMEOUT_MS) {
       closing ??= (async () => {
         shuttingDown = true;
+        // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
+        // the client reads an end it can retry instead of a connection cut mid-answer.
+        const notice = setTimeout(() => streamsEnd.abort(), graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2));
         if (await main.close(graceMs))
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
+        clearTimeout(notice);
         await ops.close(0);
         await Promise.allSettled([sql.end({ timeout: 5 }), cache.close()]);
         log.info("stopped");

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import postgres from "postgres";
 import { appEnv, spawnApp, spawnAppProcess, USER_KEY, type SpawnedApp } from "../support/app.ts";
 import { startFakes } from "../support/fakes.ts";
-import { api } from "../support/http.ts";
+import { api, parseSse } from "../support/http.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { freePort } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
@@ -204,6 +204,76 @@ test("SIGTERM with keep-alive clients: answers in flight with Connection: close,
     );
   } finally {
     fakes.ollama.knobs.latencyMs = 0;
+    await app?.stop();
+    await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+  }
+});
+
+/** A streamed query read as it comes: `started` once its first token arrived, `ended` with the whole body, or the cut. */
+function streamQuery(url: string, query: string) {
+  const decoder = new TextDecoder();
+  let body = "";
+  const reader = fetch(`${url}/api/v1/query`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, stream: true }),
+  }).then((res) => res.body!.getReader());
+  const read = async () => {
+    const { value, done } = await (await reader).read();
+    body += decoder.decode(value, { stream: true });
+    return !done;
+  };
+  const started = (async () => {
+    while (!body.includes("event: token") && (await read()));
+  })();
+  const ended = started.then(async () => {
+    try {
+      while (await read());
+      return { body, cut: undefined };
+    } catch (err) {
+      return { body, cut: err };
+    }
+  });
+  return { started, ended };
+}
+
+test("SIGTERM with streamed answers longer than the drain: each ends with an error event saying so, then exit 0", {
+  timeout: 60_000,
+}, async () => {
+  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  const graceMs = 2_000;
+  let app: SpawnedApp | undefined;
+  try {
+    app = await spawnApp(
+      appEnv(
+        { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
+        { PORT: String(await freePort()), SHUTDOWN_TIMEOUT_MS: String(graceMs) },
+      ),
+    );
+    const text = "Tides: the moon pulls the oceans toward it twice a day, and the sun adds a little to the pull.";
+    assert.equal((await api(app.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "tides", text }] })).status, 201);
+    fakes.ollama.knobs.tokenDelayMs = 400; // about twenty words: eight seconds, four times the drain
+    // More streams than an AbortSignal's 10 listeners before Node warns of a leak.
+    const streams = Array.from({ length: 12 }, (_, i) => streamQuery(app!.url, `What causes the tides, take ${i}?`));
+    await Promise.all(streams.map((s) => s.started));
+    const sigtermAt = performance.now();
+    app.child.kill("SIGTERM");
+    const ended = await Promise.all(streams.map((s) => s.ended));
+    const { code } = await app.exited;
+    const exitMs = performance.now() - sigtermAt;
+
+    for (const { body, cut } of ended) {
+      assert.equal(cut, undefined, "the stream ended, not cut");
+      const events = parseSse(body);
+      assert.ok(!events.some((e) => e.event === "done"), "the answer outlasts the drain");
+      assert.equal(events.at(-1)?.event, "error", body.slice(-300));
+      assert.equal(events.at(-1)?.data.error, "server shutting down: ask again");
+    }
+    assert.equal(code, 0);
+    assert.ok(exitMs < graceMs + 2_000, `exited ${Math.round(exitMs)} ms after SIGTERM`);
+    assert.doesNotMatch(app.output().stderr, /Warning/);
+  } finally {
+    fakes.ollama.knobs.tokenDelayMs = 0;
     await app?.stop();
     await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
   }

@@ -29,7 +29,21 @@ const route = apiRoute({
   },
 });
 
-export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger) {
+/** The end of a streamed answer the server could not finish before stopping. */
+const SHUTTING_DOWN = new AppError(503, "server shutting down: ask again", "shutting_down");
+
+/** Settles when `signal` aborts; `off()` removes its listener, as the signal outlives every stream that waits on it. */
+function whenAborted(signal: AbortSignal): { aborted: Promise<void>; off(): void } {
+  let onAbort = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+  });
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return { aborted, off: () => signal.removeEventListener("abort", onAbort) };
+}
+
+export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"));
@@ -46,15 +60,22 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
           cached: isCached(prepared),
         }),
       });
+      let open = true;
+      const completing = rag.complete(prepared, (token) =>
+        open ? stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }) : Promise.resolve(),
+      );
+      completing.catch(() => {}); // settled after the stream ended when the server stops first
+      const stopping = whenAborted(streamsEnd);
       try {
-        const result = await rag.complete(prepared, (token) =>
-          stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }),
-        );
+        const result = await Promise.race([completing, stopping.aborted.then(() => Promise.reject(SHUTTING_DOWN))]);
         await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
         const message = err instanceof AppError ? err.message : "internal error";
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
+      } finally {
+        open = false;
+        stopping.off();
       }
     }) as never;
   });
