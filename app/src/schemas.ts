@@ -1,5 +1,6 @@
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 import { isStorable, UNSTORABLE_MESSAGE } from "./text.ts";
+import { RETRY_AFTER_SECONDS } from "./errors.ts";
 
 /** Guide 003: questions longer than this are refused. */
 export const MAX_QUERY_CHARS = 5000;
@@ -212,9 +213,7 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
-const retryAfter = (description: string) => ({
-  "Retry-After": { description: `Seconds to wait before asking again: ${description}`, schema: { type: "integer" as const } },
-});
+const retryAfter = (description: string) => ({ "Retry-After": { description, schema: { type: "integer" as const } } });
 
 /** The error responses every authenticated route can give. */
 const errorResponses = {
@@ -222,8 +221,14 @@ const errorResponses = {
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
   413: jsonResponse(ErrorSchema, "Body too large"),
   415: jsonResponse(ErrorSchema, "Body is not JSON"),
-  429: { ...jsonResponse(ErrorSchema, "Rate limit exceeded"), headers: retryAfter("until the window frees a slot") },
-  503: { ...jsonResponse(ErrorSchema, "A dependency is unavailable"), headers: retryAfter("1") },
+  429: {
+    ...jsonResponse(ErrorSchema, "Rate limit exceeded"),
+    headers: retryAfter("Seconds until the rate-limit window frees a slot"),
+  },
+  503: {
+    ...jsonResponse(ErrorSchema, "A dependency is unavailable"),
+    headers: retryAfter(`Seconds to wait before asking again (${RETRY_AFTER_SECONDS})`),
+  },
 } as const;
 
 /** A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back. */
