@@ -234,6 +234,22 @@ test("the rate limiter enforces the same limit per process when Redis fails", as
   assert.equal((await limiter.check("key-b")).allowed, true, "keys are limited separately");
 });
 
+test("the per-process limit slides: admissions leave the window as their time passes, the oldest first", async () => {
+  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
+  const limiter = createRateLimiter(failingCache, 2, 300);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  assert.equal((await limiter.check("k")).allowed, true);
+  await sleep(150);
+  assert.equal((await limiter.check("k")).allowed, true);
+  assert.equal((await limiter.check("k")).allowed, false, "two in the last 300 ms");
+  await sleep(200); // the first left the window, the second has not
+  const again = await limiter.check("k");
+  assert.deepEqual([again.allowed, again.remaining], [true, 0]);
+  assert.equal((await limiter.check("k")).allowed, false);
+  await sleep(350);
+  for (let i = 0; i < 2; i++) assert.equal((await limiter.check("k")).allowed, true, `after the window, check ${i}`);
+});
+
 /** A Cache whose Redis is a Map, counting GETs (what the local copy saves). */
 function mapCache() {
   const redis = new Map<string, string>();

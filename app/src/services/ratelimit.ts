@@ -21,6 +21,16 @@ const LEASE_MS = 100;
 const LEASE_SHARE = 0.05;
 const MAX_LEASE = 1_000;
 
+/**
+ * One key's admissions in the window while Redis fails, oldest first; those before `first` have left it. Each check
+ * drops only what left since the last one (a copy that filtered the whole log cost O(limit) time and memory per request:
+ * at a limit of 100,000 a minute, a Redis outage made a busy key's every request copy tens of thousands of timestamps).
+ */
+interface WindowLog {
+  hits: number[];
+  first: number;
+}
+
 /** Admissions this replica took from the Redis log ahead of use, for one key. */
 interface Lease {
   tokens: number;
@@ -42,7 +52,7 @@ interface Lease {
  * lease expires after LEASE_MS. While Redis fails, the same limit is enforced per process instead of failing requests.
  */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
-  const memory = new Map<string, number[]>();
+  const memory = new Map<string, WindowLog>();
   const leases = new Map<string, Lease>();
   const windowString = String(windowMs);
   const limitString = String(limit);
@@ -50,14 +60,20 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
   function checkInMemory(key: string): RateDecision {
     const now = Date.now();
-    const hits = (memory.get(key) ?? []).filter((t) => t > now - windowMs);
-    const allowed = hits.length < limit;
-    if (allowed) hits.push(now);
+    const log = memory.get(key) ?? { hits: [], first: 0 };
     memory.delete(key); // re-insert so Map order is least-recently-used first
-    memory.set(key, hits);
+    memory.set(key, log);
     if (memory.size > MAX_MEMORY_KEYS) memory.delete(memory.keys().next().value!);
-    const resetMs = hits.length > 0 ? hits[0]! + windowMs - now : windowMs;
-    return decision(allowed, limit - hits.length, resetMs, "memory");
+    while (log.first < log.hits.length && log.hits[log.first]! <= now - windowMs) log.first++;
+    if (log.first > 64 && log.first * 2 > log.hits.length) {
+      log.hits = log.hits.slice(log.first);
+      log.first = 0;
+    }
+    const allowed = log.hits.length - log.first < limit;
+    if (allowed) log.hits.push(now);
+    const count = log.hits.length - log.first;
+    const resetMs = count > 0 ? log.hits[log.first]! + windowMs - now : windowMs;
+    return decision(allowed, limit - count, resetMs, "memory");
   }
 
   function decision(allowed: boolean, remaining: number, resetMs: number, store: RateDecision["store"]): RateDecision {
