@@ -3,7 +3,7 @@ import http from "node:http";
 import { test } from "node:test";
 import postgres from "postgres";
 import { appEnv, spawnApp, spawnAppProcess, USER_KEY, type SpawnedApp } from "../support/app.ts";
-import { startFakes } from "../support/fakes.ts";
+import { startFakes, type Fakes } from "../support/fakes.ts";
 import { api, parseSse } from "../support/http.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { freePort } from "../support/process.ts";
@@ -153,27 +153,37 @@ async function keepAliveClient(url: string, name: string) {
   return outcomes;
 }
 
+/** Real Postgres and Redis, the fakes, and the app spawned on them with `env`; everything is stopped after `run`. */
+async function withSpawnedApp(env: Record<string, string>, run: (app: SpawnedApp, fakes: Fakes) => Promise<void>) {
+  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  let app: SpawnedApp | undefined;
+  try {
+    const urls = { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url };
+    app = await spawnApp(appEnv(urls, { PORT: String(await freePort()), ...env }));
+    await run(app, fakes);
+  } finally {
+    await app?.stop();
+    await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
+  }
+}
+
+/** Sends SIGTERM and waits for the exit: its code, and when the signal was sent and how long the exit took after. */
+async function sigterm(app: SpawnedApp) {
+  const sigtermAt = performance.now();
+  app.child.kill("SIGTERM");
+  const { code } = await app.exited;
+  return { code, sigtermAt, exitMs: performance.now() - sigtermAt };
+}
+
 test("SIGTERM with keep-alive clients: answers in flight with Connection: close, accepts nothing more, cuts nothing, exits 0 early", {
   timeout: 90_000,
 }, async () => {
-  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
-  const port = await freePort();
   const graceMs = 8_000;
-  let app: SpawnedApp | undefined;
-  try {
-    app = await spawnApp(
-      appEnv(
-        { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
-        { PORT: String(port), SHUTDOWN_TIMEOUT_MS: String(graceMs), RATE_LIMIT_PER_MINUTE: "100000" },
-      ),
-    );
+  await withSpawnedApp({ SHUTDOWN_TIMEOUT_MS: String(graceMs), RATE_LIMIT_PER_MINUTE: "100000" }, async (app, fakes) => {
     fakes.ollama.knobs.latencyMs = 150; // every query is new: embed + chat, about 300 ms in flight
-    const clients = Array.from({ length: 6 }, (_, i) => keepAliveClient(app!.url, String(i)));
+    const clients = Array.from({ length: 6 }, (_, i) => keepAliveClient(app.url, String(i)));
     await new Promise((r) => setTimeout(r, 1_500));
-    const sigtermAt = performance.now();
-    app.child.kill("SIGTERM");
-    const { code } = await app.exited;
-    const exitMs = performance.now() - sigtermAt;
+    const { code, sigtermAt, exitMs } = await sigterm(app);
     const outcomes = (await Promise.all(clients)).flat();
 
     assert.equal(code, 0);
@@ -202,11 +212,7 @@ test("SIGTERM with keep-alive clients: answers in flight with Connection: close,
       last.every((o) => o?.connection === "close"),
       `the answer in flight at SIGTERM closes its connection: ${JSON.stringify(last)}`,
     );
-  } finally {
-    fakes.ollama.knobs.latencyMs = 0;
-    await app?.stop();
-    await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
-  }
+  });
 });
 
 /** A streamed query read as it comes: `started` once its first token arrived, `ended` with the whole body, or the cut. */
@@ -240,27 +246,15 @@ function streamQuery(url: string, query: string) {
 test("SIGTERM with streamed answers longer than the drain: each ends with an error event saying so, then exit 0", {
   timeout: 60_000,
 }, async () => {
-  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
   const graceMs = 2_000;
-  let app: SpawnedApp | undefined;
-  try {
-    app = await spawnApp(
-      appEnv(
-        { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url },
-        { PORT: String(await freePort()), SHUTDOWN_TIMEOUT_MS: String(graceMs) },
-      ),
-    );
+  await withSpawnedApp({ SHUTDOWN_TIMEOUT_MS: String(graceMs) }, async (app, fakes) => {
     const text = "Tides: the moon pulls the oceans toward it twice a day, and the sun adds a little to the pull.";
     assert.equal((await api(app.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "tides", text }] })).status, 201);
     fakes.ollama.knobs.tokenDelayMs = 400; // about twenty words: eight seconds, four times the drain
     // More streams than an AbortSignal's 10 listeners before Node warns of a leak.
-    const streams = Array.from({ length: 12 }, (_, i) => streamQuery(app!.url, `What causes the tides, take ${i}?`));
+    const streams = Array.from({ length: 12 }, (_, i) => streamQuery(app.url, `What causes the tides, take ${i}?`));
     await Promise.all(streams.map((s) => s.started));
-    const sigtermAt = performance.now();
-    app.child.kill("SIGTERM");
-    const ended = await Promise.all(streams.map((s) => s.ended));
-    const { code } = await app.exited;
-    const exitMs = performance.now() - sigtermAt;
+    const [{ code, exitMs }, ended] = await Promise.all([sigterm(app), Promise.all(streams.map((s) => s.ended))]);
 
     for (const { body, cut } of ended) {
       assert.equal(cut, undefined, "the stream ended, not cut");
@@ -272,9 +266,5 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
     assert.equal(code, 0);
     assert.ok(exitMs < graceMs + 2_000, `exited ${Math.round(exitMs)} ms after SIGTERM`);
     assert.doesNotMatch(app.output().stderr, /Warning/);
-  } finally {
-    fakes.ollama.knobs.tokenDelayMs = 0;
-    await app?.stop();
-    await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
-  }
+  });
 });
