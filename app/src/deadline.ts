@@ -12,6 +12,20 @@ export function beforeDeadline<T>(promise: Promise<T>, ms: number, onDeadline: (
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * `promise`, or, once `signal` aborts first, a rejection with what `onAbort` returns. The listener is removed either
+ * way, so one long-lived signal can guard any number of calls.
+ */
+export function beforeAbort<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
+  let listener = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    listener = () => reject(onAbort());
+  });
+  if (signal.aborted) listener();
+  else signal.addEventListener("abort", listener, { once: true });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener("abort", listener));
+}
+
 /** Waits between tries of `retryUntil`: the first, then doubling up to the last. */
 export const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 2_000;

@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
+import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import { isCached, type Rag } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
@@ -32,17 +33,6 @@ const route = apiRoute({
 /** The end of a streamed answer the server could not finish before stopping. */
 const SHUTTING_DOWN = new AppError(503, "server shutting down: ask again", "shutting_down");
 
-/** Settles when `signal` aborts; `off()` removes its listener, as the signal outlives every stream that waits on it. */
-function whenAborted(signal: AbortSignal): { aborted: Promise<void>; off(): void } {
-  let onAbort = () => {};
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = () => resolve();
-  });
-  if (signal.aborted) onAbort();
-  else signal.addEventListener("abort", onAbort, { once: true });
-  return { aborted, off: () => signal.removeEventListener("abort", onAbort) };
-}
-
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
@@ -64,10 +54,9 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       const completing = rag.complete(prepared, (token) =>
         open ? stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }) : Promise.resolve(),
       );
-      completing.catch(() => {}); // settled after the stream ended when the server stops first
-      const stopping = whenAborted(streamsEnd);
       try {
-        const result = await Promise.race([completing, stopping.aborted.then(() => Promise.reject(SHUTTING_DOWN))]);
+        // When the server stops first, `completing` settles after the stream ended (the race handles its rejection).
+        const result = await beforeAbort(completing, streamsEnd, () => SHUTTING_DOWN);
         await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
@@ -75,7 +64,6 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
       } finally {
         open = false;
-        stopping.off();
       }
     }) as never;
   });
