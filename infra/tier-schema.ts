@@ -7,6 +7,12 @@ import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowRanges } fr
 export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
 export type TierName = (typeof TIER_NAMES)[number];
 
+/**
+ * The smallest Ollama context window the API can use: its prompt (instructions, a question of up to 5,000 characters
+ * and the sources) and its longest answer (MAX_ANSWER_TOKENS, 1,024) share the window (app/src/config.ts).
+ */
+export const MIN_CONTEXT_LENGTH = 4096;
+
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "a Kubernetes quantity like 500m, 2 or 512Mi");
@@ -124,7 +130,7 @@ export const tierSchema = z
         replicas: count,
         models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
         numParallel: positive.max(16),
-        contextLength: z.number().int().min(512).max(131072),
+        contextLength: z.number().int().min(MIN_CONTEXT_LENGTH).max(131072),
         kvCacheType: z.enum(["f16", "q8_0"]),
         storageGb: positive,
         cpuRequest: quantity,

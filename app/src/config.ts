@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { MAX_QUERY_CHARS } from "./schemas.ts";
+import { estimateTokens, sourceTokenBudget } from "./services/context.ts";
 
 const urlWithProtocol = (...protocols: string[]) =>
   z.string({ error: "is required" }).refine(
@@ -121,6 +123,13 @@ export const envSchema = z.object({
   EMBED_CACHE_TTL_SECONDS: int(86_400, 1),
   EMBED_BATCH_SIZE: int(32, 1, 2048),
   CONTEXT_TOKEN_BUDGET: int(4_000, 100),
+  /**
+   * The model's context window per request: Ollama's OLLAMA_CONTEXT_LENGTH (the infra sets both from the tier). The
+   * prompt and the answer share it, so the sources get what the instructions, the question and the answer leave.
+   */
+  MODEL_CONTEXT_TOKENS: int(4_096, 512),
+  /** The longest answer, in tokens (Ollama's `num_predict`); Ollama's own default is to generate until the model stops. */
+  MAX_ANSWER_TOKENS: int(1_024, 16),
   DEFAULT_TOP_K: int(5, 1, 50),
   CHUNK_SIZE_CHARS: int(1_200, 100),
   CHUNK_OVERLAP_CHARS: int(150, 0),
@@ -132,6 +141,22 @@ const checkedSchema = envSchema.superRefine((env, ctx) => {
       code: "custom",
       path: ["QDRANT_WRITE_CONSISTENCY"],
       message: `must be <= QDRANT_REPLICATION_FACTOR (${env.QDRANT_REPLICATION_FACTOR})`,
+    });
+  }
+  const longestQuestion = "x".repeat(MAX_QUERY_CHARS);
+  const room = sourceTokenBudget(
+    { contextTokens: env.MODEL_CONTEXT_TOKENS, answerTokens: env.MAX_ANSWER_TOKENS },
+    longestQuestion,
+  );
+  const chunk = estimateTokens("x".repeat(env.CHUNK_SIZE_CHARS));
+  if (room < chunk) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MAX_ANSWER_TOKENS"],
+      message:
+        `${env.MAX_ANSWER_TOKENS} leaves ${room} of MODEL_CONTEXT_TOKENS (${env.MODEL_CONTEXT_TOKENS}) for the sources ` +
+        `beside a ${MAX_QUERY_CHARS}-character question, less than one chunk (${chunk}): lower MAX_ANSWER_TOKENS or ` +
+        "CHUNK_SIZE_CHARS, or raise MODEL_CONTEXT_TOKENS",
     });
   }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {

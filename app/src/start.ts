@@ -102,6 +102,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timeoutMs: config.OLLAMA_TIMEOUT_MS,
     embedModel: config.EMBED_MODEL,
     batchSize: config.EMBED_BATCH_SIZE,
+    maxAnswerTokens: config.MAX_ANSWER_TOKENS,
     metrics,
   });
   const qdrant = createQdrant({

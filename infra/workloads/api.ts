@@ -25,6 +25,8 @@ export interface ApiArgs {
   imageRef: pulumi.Input<string>;
   sizes: Tier["api"];
   models: Tier["ollama"]["models"];
+  /** Ollama's context window per request (OLLAMA_CONTEXT_LENGTH): the app fits each prompt and answer into it. */
+  modelContextTokens: number;
   /** Collections are created with these (the app reads QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY). */
   qdrantReplication: { factor: number; writeConsistency: number };
   /** Secret with DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL and API_KEYS. */
@@ -107,6 +109,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "MODEL_SMALL", value: args.models.small },
                     { name: "MODEL_DEFAULT", value: args.models.default },
                     { name: "MODEL_LARGE", value: args.models.large },
+                    { name: "MODEL_CONTEXT_TOKENS", value: String(args.modelContextTokens) },
                     { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
                     { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                     {

@@ -135,6 +135,7 @@ export class Workloads extends pulumi.ComponentResource {
         imageRef: image.imageRef,
         sizes: sizes.api,
         models: sizes.ollama.models,
+        modelContextTokens: sizes.ollama.contextLength,
         qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
         envSecretName: secrets.apiSecretName,
         docsEnabled: args.docsEnabled,

@@ -645,3 +645,68 @@ test("cache entries in another shape (another app version) or not JSON at all ar
     await replica.stop();
   }
 });
+
+test("a model that does not stop by itself is cut at MAX_ANSWER_TOKENS, answered whole or streamed", async () => {
+  const limit = 64;
+  const replica = await startApp({ ...stack.env, MAX_ANSWER_TOKENS: String(limit) });
+  const { ollama } = stack.fakes;
+  ollama.knobs.runawayWords = 3 * limit;
+  try {
+    const other = api(replica.url, USER_KEY);
+    const words = (text: string) => text.trim().split(/\s+/).length;
+    const whole = await other.post("/api/v1/query", { query: "Describe Redis at length, please" });
+    assert.equal(whole.status, 200, whole.text);
+    assert.equal(words(whole.body.answer), limit);
+    assert.equal(whole.body.usage.completion_tokens, limit);
+
+    const streamed = await other.post("/api/v1/query", { query: "Describe Ollama at length, please", stream: true });
+    const events = parseSse(streamed.text);
+    assert.equal(
+      words(
+        events
+          .filter((e) => e.event === "token")
+          .map((e) => e.data.content as string)
+          .join(""),
+      ),
+      limit,
+    );
+    assert.equal(events.at(-1)!.data.usage.completion_tokens, limit);
+  } finally {
+    ollama.knobs.runawayWords = null;
+    await replica.stop();
+  }
+});
+
+test("many long sources still leave the model the question's context and room for the whole answer", async () => {
+  const contextTokens = 3072;
+  const answerTokens = 512;
+  const replica = await startApp({
+    ...stack.env,
+    MODEL_CONTEXT_TOKENS: String(contextTokens),
+    MAX_ANSWER_TOKENS: String(answerTokens),
+  });
+  const { ollama } = stack.fakes;
+  ollama.knobs.contextLength = contextTokens;
+  const ids = Array.from({ length: 20 }, (_, i) => `window-${i}`);
+  const other = api(replica.url, USER_KEY);
+  try {
+    const documents = ids.map((id, i) => ({
+      id,
+      title: `Tide table ${i}`,
+      text: `Tide table ${i}: high water and low water times by port. `.repeat(20).slice(0, 1_150),
+      metadata: { team: "window" },
+    }));
+    assert.equal((await other.post("/api/v1/documents", { documents })).status, 201);
+    const res = await other.post("/api/v1/query", { query: "When is high water?", top_k: 50, filter: { team: "window" } });
+    assert.equal(res.status, 200, res.text);
+    // The fake drops the system message, sources and all, from a prompt longer than its window (as Ollama 0.12 does).
+    assert.match(res.body.answer, /^Based on \[1\]: Tide table/);
+    assert.ok(res.body.sources.length > 1 && res.body.sources.length < 20, `${res.body.sources.length} sources`);
+    const prompt = res.body.usage.prompt_tokens;
+    assert.ok(prompt + answerTokens <= contextTokens, `${prompt} prompt tokens + ${answerTokens} answer tokens`);
+  } finally {
+    ollama.knobs.contextLength = 4096;
+    for (const id of ids) await other.del(`/api/v1/documents/${id}`);
+    await replica.stop();
+  }
+});

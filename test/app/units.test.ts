@@ -200,6 +200,10 @@ test("loadConfig names every bad variable on one line", () => {
       { ...base, DATABASE_MIGRATE_URL: "mysql://owner@db/app" },
       /DATABASE_MIGRATE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\//,
     ],
+    [
+      { ...base, MODEL_CONTEXT_TOKENS: "4096", MAX_ANSWER_TOKENS: "2400" },
+      /MAX_ANSWER_TOKENS 2400 leaves -4 of MODEL_CONTEXT_TOKENS \(4096\) for the sources beside a 5000-character question, less than one chunk \(300\)/,
+    ],
     [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
   ];
   for (const [env, expected] of cases) {

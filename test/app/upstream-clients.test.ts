@@ -35,7 +35,7 @@ function gate() {
 }
 
 const ollamaAt = (url: string, timeoutMs = 5_000) =>
-  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, metrics: createMetrics() });
+  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, maxAnswerTokens: 1_024, metrics: createMetrics() });
 
 const qdrantAt = (url: string, collection: string, opts: Partial<QdrantOptions> = {}) =>
   createQdrant({

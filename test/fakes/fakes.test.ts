@@ -106,6 +106,46 @@ test("fake Ollama: errors use Ollama's {error} body and status; knobs add latenc
   assert.equal(received.length, 2);
 });
 
+test("fake Ollama: num_predict ends an answer with done_reason length; a prompt past the window loses its system message", async () => {
+  const client = new Ollama({ host: ollama.url });
+  ollama.knobs.runawayWords = 500;
+  try {
+    const capped = await client.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "go" }],
+      options: { num_predict: 20 },
+    });
+    assert.equal(capped.message.content.trim().split(" ").length, 20);
+    assert.deepEqual([capped.eval_count, capped.done_reason], [20, "length"]);
+    let streamed = 0;
+    for await (const part of await client.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "go" }],
+      options: { num_predict: 7 },
+      stream: true,
+    }))
+      if (part.message.content) streamed++;
+    assert.equal(streamed, 7);
+    const unbounded = await client.chat({ model: "tiny", messages: [{ role: "user", content: "go" }] });
+    assert.deepEqual([unbounded.eval_count, unbounded.done_reason], [500, "stop"]);
+  } finally {
+    ollama.knobs.runawayWords = null;
+  }
+
+  const system = { role: "system", content: `Context:\n[1] ${"tides ".repeat(300)}` };
+  const question = { role: "user", content: "What moves the tides?" };
+  const fits = await client.chat({ model: "tiny", messages: [system, question] });
+  assert.match(fits.message.content, /^Based on \[1\]/);
+  ollama.knobs.contextLength = 400;
+  try {
+    const tooLong = await client.chat({ model: "tiny", messages: [system, question] });
+    assert.equal(tooLong.message.content, "I do not know the answer to: What moves the tides?");
+    assert.ok(tooLong.prompt_eval_count < 20, `the question alone, got ${tooLong.prompt_eval_count} tokens`);
+  } finally {
+    ollama.knobs.contextLength = 4096;
+  }
+});
+
 test("fake Qdrant: collections, payload index, upsert, filtered cosine query, delete by filter, snapshots", async () => {
   const client = new QdrantClient({ url: qdrant.url, checkCompatibility: false });
   assert.equal((await client.collectionExists("docs")).exists, false);

@@ -21,6 +21,10 @@ export interface FakeOllama extends Listening {
      * streamResponse: once the response is written, an error is sent as `{"error": ...}` and the stream ends).
      */
     failAfterChunks: number | null;
+    /** Context window per request (OLLAMA_CONTEXT_LENGTH); a longer prompt loses its system messages, as in Ollama. */
+    contextLength: number;
+    /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
+    runawayWords: number | null;
   };
   /** Requests by endpoint, e.g. calls["/api/chat"]. */
   calls: Record<string, number>;
@@ -53,6 +57,23 @@ export function fakeAnswer(messages: ChatMessage[]): string {
 
 const countTokens = (text: string) => text.split(/\s+/).filter(Boolean).length;
 
+/** An answer that repeats itself, `words` long: what a model that never emits its stop token produces. */
+const runaway = (words: number) => Array.from({ length: words }, (_, i) => ["and", "so", "on"][i % 3]).join(" ");
+
+/** Tokens a message takes in the rendered prompt: about 4 characters a token, and the template's header around it. */
+const windowTokens = (m: ChatMessage) => Math.ceil((m.content ?? "").length / 4) + 5;
+
+/**
+ * The messages the model sees. Ollama 0.12.10 server/prompt.go chatPrompt: when the rendered prompt is longer than
+ * the window, messages are dropped from the front, and a system message is kept only if one after it stays; the last
+ * message always stays. For a system prompt and a question, a prompt too long is the question alone.
+ */
+function promptWithin(messages: ChatMessage[], contextLength: number): ChatMessage[] {
+  return tokensOf(messages) > contextLength ? messages.slice(-1) : messages;
+}
+
+const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + windowTokens(m), 0);
+
 /** A small HTTP server speaking Ollama's REST API: /api/version, /api/tags, /api/embed and /api/chat (NDJSON stream). */
 export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<FakeOllama> {
   const dim = opts.dim ?? 256;
@@ -61,6 +82,8 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     failStatus: null as number | null,
     tokenDelayMs: 0,
     failAfterChunks: null as number | null,
+    contextLength: 4096,
+    runawayWords: null as number | null,
   };
   const calls: Record<string, number> = {};
   const chatModels: string[] = [];
@@ -112,20 +135,24 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   });
 
   app.post("/api/chat", async (c) => {
-    const body = await c.req.json<{ model?: string; messages?: ChatMessage[]; stream?: boolean }>().catch(() => null);
+    type ChatBody = { model?: string; messages?: ChatMessage[]; stream?: boolean; options?: { num_predict?: number } };
+    const body = await c.req.json<ChatBody>().catch(() => null);
     if (!body) return ollamaError(c, 400, "invalid JSON body");
     if (!body.model) return ollamaError(c, 400, "model is required");
     if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
     chatModels.push(body.model);
-    const messages = body.messages ?? [];
-    const answer = fakeAnswer(messages);
-    const promptTokens = messages.reduce((n, m) => n + countTokens(m.content ?? ""), 0);
-    const pieces = answer.match(/\S+\s*/g) ?? [];
+    const messages = promptWithin(body.messages ?? [], knobs.contextLength);
+    const answer = knobs.runawayWords === null ? fakeAnswer(messages) : runaway(knobs.runawayWords);
+    const promptTokens = tokensOf(messages);
+    const whole = answer.match(/\S+\s*/g) ?? [];
+    // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length".
+    const limit = body.options?.num_predict ?? -1;
+    const pieces = limit >= 0 ? whole.slice(0, limit) : whole;
     const final = {
       model: body.model,
       created_at: new Date().toISOString(),
       done: true,
-      done_reason: "stop",
+      done_reason: pieces.length < whole.length ? "length" : "stop",
       total_duration: 2_000_000,
       load_duration: 1000,
       prompt_eval_count: promptTokens,
@@ -134,7 +161,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       eval_duration: 1_000_000,
     };
     if (body.stream === false) {
-      return c.json({ ...final, message: { role: "assistant", content: answer } });
+      return c.json({ ...final, message: { role: "assistant", content: pieces.join("") } });
     }
     c.header("Content-Type", "application/x-ndjson");
     return stream(c, async (s) => {

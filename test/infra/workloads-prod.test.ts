@@ -7,6 +7,7 @@ import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
 import { loadConfig } from "../../app/src/config.ts";
+import { MIN_CONTEXT_LENGTH } from "../../infra/tier-schema.ts";
 import { appEnv } from "../support/app.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
@@ -61,6 +62,17 @@ test("a pod told to stop answers every request it admitted: the grace period out
   // The ALB may still send a request until the end of preStop; it can then run REQUEST_TIMEOUT_MS.
   assert.ok(config.SHUTDOWN_TIMEOUT_MS >= config.REQUEST_TIMEOUT_MS + 2_000, `drain ${config.SHUTDOWN_TIMEOUT_MS} ms`);
   assert.ok(graceMs >= preStopMs + config.SHUTDOWN_TIMEOUT_MS + 3_000, `grace ${graceMs} ms`);
+});
+
+test("the API fits prompts and answers into Ollama's context window, and accepts the smallest window a tier may set", () => {
+  const window = envOf(container(ollama, "ollama")).OLLAMA_CONTEXT_LENGTH.value;
+  assert.equal(envOf(api).MODEL_CONTEXT_TOKENS?.value, window);
+  for (const contextTokens of [window, String(MIN_CONTEXT_LENGTH)]) {
+    assert.equal(
+      loadConfig({ ...appEnv(URLS), MODEL_CONTEXT_TOKENS: contextTokens }).MODEL_CONTEXT_TOKENS,
+      Number(contextTokens),
+    );
+  }
 });
 
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {

@@ -5,17 +5,53 @@ export function estimateTokens(text: string): number {
 
 /**
  * Guide 000 `compress_context_window`: keep the most relevant chunks, in rank order, until the token budget is
- * spent; the first chunk that does not fit ends the context.
+ * spent; the first chunk that does not fit ends the context. `tokensOf` counts what a chunk adds to the prompt.
  */
-export function compressContextWindow<T extends { text: string; score: number }>(chunks: T[], maxTokens: number): T[] {
+export function compressContextWindow<T extends { text: string; score: number }>(
+  chunks: T[],
+  maxTokens: number,
+  tokensOf: (chunk: T, index: number) => number = (chunk) => estimateTokens(chunk.text),
+): T[] {
   const ranked = [...chunks].sort((a, b) => b.score - a.score);
   const selected: T[] = [];
   let used = 0;
   for (const chunk of ranked) {
-    const tokens = estimateTokens(chunk.text);
+    const tokens = tokensOf(chunk, selected.length);
     if (used + tokens > maxTokens) break;
     selected.push(chunk);
     used += tokens;
   }
   return selected;
+}
+
+export const INSTRUCTIONS =
+  "Answer the question using only the numbered context below and cite it like [1]. " +
+  "If the context does not contain the answer, say that you do not know.\n\nContext:\n";
+
+/** One retrieved chunk as the system prompt gives it, numbered from 1. */
+export const sourceEntry = (s: { title: string | null; text: string }, index: number) =>
+  `[${index + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`;
+
+export function systemPrompt(sources: Array<{ title: string | null; text: string }>): string {
+  return INSTRUCTIONS + (sources.length ? sources.map(sourceEntry).join("\n\n") : "(no matching documents)");
+}
+
+/** The share of the model's window left out of every budget: the estimate's error and the chat template's tokens. */
+const WINDOW_MARGIN = 0.1;
+
+export interface ModelWindow {
+  /** The model's context window per request (Ollama's OLLAMA_CONTEXT_LENGTH). */
+  contextTokens: number;
+  /** The longest answer (`num_predict`): generated into the same window. */
+  answerTokens: number;
+}
+
+/**
+ * Tokens of retrieved text that fit beside the instructions, the question and the longest answer. Ollama 0.12 drops
+ * the system message, and with it every source, from a chat prompt longer than its window (server/prompt.go
+ * chatPrompt keeps the last message first), and answers on without them.
+ */
+export function sourceTokenBudget(window: ModelWindow, question: string): number {
+  const usable = Math.floor(window.contextTokens * (1 - WINDOW_MARGIN));
+  return usable - window.answerTokens - estimateTokens(INSTRUCTIONS) - estimateTokens(question);
 }

@@ -81,9 +81,24 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
   return noAnswer("ollama", err);
 }
 
-export function createOllama(opts: { url: string; timeoutMs: number; embedModel: string; batchSize: number; metrics: Metrics }) {
+export interface OllamaOptions {
+  url: string;
+  timeoutMs: number;
+  embedModel: string;
+  batchSize: number;
+  /**
+   * `num_predict` of every answer: Ollama 0.12 otherwise generates until the model stops, shifting its window when
+   * full (runner/ollamarunner/runner.go). A request option, not a runner one: the model is not reloaded for it
+   * (server/sched.go needsReload compares only api.Runner's options, such as num_ctx, which the app never sends).
+   */
+  maxAnswerTokens: number;
+  metrics: Metrics;
+}
+
+export function createOllama(opts: OllamaOptions) {
   const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
   const client = new Ollama(config);
+  const options = { num_predict: opts.maxAnswerTokens };
   const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await timeTool(opts.metrics, tool, fn);
@@ -109,7 +124,7 @@ export function createOllama(opts: { url: string; timeoutMs: number; embedModel:
 
     chat: (model: string, messages: ChatMessage[]): Promise<ChatResult> =>
       call("ollama_chat", async () => {
-        const res = await client.chat({ model, messages, stream: false });
+        const res = await client.chat({ model, messages, options, stream: false });
         return {
           content: res.message.content,
           promptTokens: res.prompt_eval_count ?? 0,
@@ -128,7 +143,7 @@ export function createOllama(opts: { url: string; timeoutMs: number; embedModel:
       const stop = opts.metrics.toolDuration.startTimer({ tool_name: "ollama_chat" });
       let content = "";
       try {
-        const stream = await new Ollama(config).chat({ model, messages, stream: true });
+        const stream = await new Ollama(config).chat({ model, messages, options, stream: true });
         for await (const part of stream) {
           if (part.message?.content) {
             content += part.message.content;

@@ -6,7 +6,7 @@ import type { Metrics } from "../metrics.ts";
 import { createAnswerCache } from "./answer-cache.ts";
 import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
-import { compressContextWindow } from "./context.ts";
+import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
 import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
@@ -73,17 +73,6 @@ export function canonicalFilter(filter: MetadataFilter | undefined): string {
 /** A cached query vector; an entry that is not one is embedded again. */
 const VectorSchema = z.array(z.number()).min(1);
 
-function systemPrompt(sources: Source[]): string {
-  const context = sources.length
-    ? sources.map((s, i) => `[${i + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`).join("\n\n")
-    : "(no matching documents)";
-  return (
-    "Answer the question using only the numbered context below and cite it like [1]. " +
-    "If the context does not contain the answer, say that you do not know.\n\nContext:\n" +
-    context
-  );
-}
-
 export interface RagDeps {
   config: Config;
   store: Store;
@@ -96,6 +85,7 @@ export interface RagDeps {
 
 export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics }: RagDeps) {
   const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
+  const modelWindow = { contextTokens: config.MODEL_CONTEXT_TOKENS, answerTokens: config.MAX_ANSWER_TOKENS };
 
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
 
@@ -182,7 +172,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const hits = await qdrant.search(vector, input.filter, topK);
-      const chunks = compressContextWindow(hits, config.CONTEXT_TOKEN_BUDGET);
+      const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceTokenBudget(modelWindow, question));
+      const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
       const system = systemPrompt(sources);
       const prompt = sha256(JSON.stringify([model, system, normalized]));
