@@ -100,6 +100,13 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
   REQUEST_TIMEOUT_MS: int(60_000, 100),
   OLLAMA_TIMEOUT_MS: int(30_000, 50),
+  /**
+   * Model answers this replica asks Ollama for at once (0: no limit); the infra gives each replica its share of the
+   * tier's Ollama slots (replicas x OLLAMA_NUM_PARALLEL). Past it a question waits up to OLLAMA_SLOT_WAIT_MS, then is a
+   * 503: Ollama itself queues without limit once a model is loaded.
+   */
+  OLLAMA_MAX_ANSWERS: int(0, 0, 10_000),
+  OLLAMA_SLOT_WAIT_MS: int(10_000, 0),
   QDRANT_TIMEOUT_MS: int(5_000, 50),
   REDIS_COMMAND_TIMEOUT_MS: int(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),

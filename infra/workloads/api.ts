@@ -19,14 +19,21 @@ const API_UID = 1000;
 const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
 const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
 
+/**
+ * Each API pod's share of the tier's answer slots per model (Ollama replicas x OLLAMA_NUM_PARALLEL) at the HPA's
+ * minimum; above it the pods together ask for more, and the excess waits in Ollama (about maxReplicas / minReplicas
+ * answers per slot at most) rather than being refused while GPUs are idle.
+ */
+export const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
+  Math.max(1, Math.ceil((ollama.replicas * ollama.numParallel) / api.minReplicas));
+
 export interface ApiArgs {
   namespace: pulumi.Input<string>;
   /** repository@sha256:... */
   imageRef: pulumi.Input<string>;
   sizes: Tier["api"];
-  models: Tier["ollama"]["models"];
-  /** Ollama's context window per request (OLLAMA_CONTEXT_LENGTH): the app fits each prompt and answer into it. */
-  modelContextTokens: number;
+  /** The tier's Ollama: its models, context window (prompts and answers are fitted into it) and answer slots. */
+  ollama: Tier["ollama"];
   /** Collections are created with these (the app reads QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY). */
   qdrantReplication: { factor: number; writeConsistency: number };
   /** Secret with DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL and API_KEYS. */
@@ -105,11 +112,12 @@ export class Api extends pulumi.ComponentResource {
                     },
                     { name: "QDRANT_URL", value: args.qdrantUrl },
                     { name: "OLLAMA_URL", value: args.ollamaUrl },
-                    { name: "EMBED_MODEL", value: args.models.embed },
-                    { name: "MODEL_SMALL", value: args.models.small },
-                    { name: "MODEL_DEFAULT", value: args.models.default },
-                    { name: "MODEL_LARGE", value: args.models.large },
-                    { name: "MODEL_CONTEXT_TOKENS", value: String(args.modelContextTokens) },
+                    { name: "EMBED_MODEL", value: args.ollama.models.embed },
+                    { name: "MODEL_SMALL", value: args.ollama.models.small },
+                    { name: "MODEL_DEFAULT", value: args.ollama.models.default },
+                    { name: "MODEL_LARGE", value: args.ollama.models.large },
+                    { name: "MODEL_CONTEXT_TOKENS", value: String(args.ollama.contextLength) },
+                    { name: "OLLAMA_MAX_ANSWERS", value: String(answerSlotsPerPod(args.ollama, args.sizes)) },
                     { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
                     { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                     {

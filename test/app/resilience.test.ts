@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { createClient } from "redis";
 import { MODEL_FAILED_MID_ANSWER, OLLAMA_BUSY } from "../fakes/ollama.ts";
-import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
@@ -260,4 +260,44 @@ test("a model failing mid-answer ends the stream and every request following it 
   const again = await user.post("/api/v1/query", question);
   assert.equal(again.status, 200, again.text);
   assert.equal(again.body.cached, false);
+});
+
+test("a burst past Ollama's slots: each question answered or a quick 503 with Retry-After, never a 504", async () => {
+  const replica = await startApp({
+    ...stack.env,
+    OLLAMA_MAX_ANSWERS: "2",
+    OLLAMA_SLOT_WAIT_MS: "600",
+    OLLAMA_TIMEOUT_MS: "1500",
+    RATE_LIMIT_PER_MINUTE: "100000",
+  });
+  const { ollama } = stack.fakes;
+  // Ollama 0.12 with a loaded model: 2 answers at once, the others queued in Ollama without limit.
+  Object.assign(ollama.knobs, { parallel: 2, generationMs: 300 });
+  Object.assign(ollama.load, { generated: 0, wasted: 0 });
+  const client = api(replica.url, USER_KEY);
+  const burst = (round: number) =>
+    Promise.all(
+      Array.from({ length: 24 }, (_, i) => client.post("/api/v1/query", { query: `Burst ${round} question ${i} on tides` })),
+    );
+  try {
+    for (const round of [1, 2]) {
+      const answers = await burst(round);
+      const statuses = answers.map((a) => a.status);
+      assert.deepEqual([...new Set(statuses)].sort(), [200, 503], `round ${round}: ${statuses.join(" ")}`);
+      for (const busy of answers.filter((a) => a.status === 503)) {
+        assert.match(busy.body.error, /^ollama unavailable: every answer slot of \S+ is busy/);
+        assert.equal(busy.headers.get("retry-after"), "1");
+      }
+      if (round === 2) {
+        // Answers have been timed: a question that would wait past OLLAMA_SLOT_WAIT_MS is refused without waiting.
+        const atOnce = answers.filter((a) => /waiting, about \d+ ms/.test(a.body.error ?? ""));
+        assert.ok(atOnce.length >= 12, `${atOnce.length} refused at once: ${answers.map((a) => a.body.error).join("; ")}`);
+      }
+    }
+    assert.equal(ollama.load.wasted, 0, "no answer generated for a request that had given up");
+    assert.ok(ollama.load.peak <= 2);
+  } finally {
+    Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
+    await replica.stop();
+  }
 });

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../app/src/config.ts";
+import { setTimeout as delay } from "node:timers/promises";
 import { AppError } from "../../app/src/errors.ts";
+import { createAnswerSlots } from "../../app/src/services/answer-slots.ts";
 import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens } from "../../app/src/services/context.ts";
@@ -639,4 +641,38 @@ test("a turn whose sources cannot be stored is refused at once, and leaves no de
   // from its timer once it fired, which ended the process.
   await assert.rejects(writer.record("key:a", { ...turn, sources: "not a list" as never }), TypeError);
   await new Promise((resolve) => setTimeout(resolve, 60));
+});
+
+test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, and refused at once past it once timed", async () => {
+  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 200 });
+  const first = await slots.acquire("m");
+  const order: number[] = [];
+  const second = slots.acquire("m").then((s) => (order.push(2), s));
+  const third = slots.acquire("m").then((s) => (order.push(3), s));
+  const other = await slots.acquire("another model"); // its own slots
+  other.release();
+  await delay(60);
+  first.release();
+  first.release(); // a second release frees nothing more
+  (await second).release();
+  (await third).release();
+  assert.deepEqual(order, [2, 3]);
+
+  const held = await slots.acquire("m");
+  await assert.rejects(slots.acquire("m"), /every answer slot of m is busy \(none free within 200 ms\)/);
+  held.release();
+
+  const timed = createAnswerSlots({ slots: 1, maxWaitMs: 300 });
+  const once = await timed.acquire("m");
+  await delay(200);
+  once.release(); // the average hold: about 200 ms
+  const again = await timed.acquire("m");
+  const waiter = timed.acquire("m"); // about 200 ms to wait: queued
+  await assert.rejects(timed.acquire("m"), (err: AppError) => {
+    assert.equal(err.status, 503);
+    assert.match(err.message, /every answer slot of m is busy \(1 waiting, about \d+ ms\)/);
+    return true;
+  });
+  again.release();
+  (await waiter).release();
 });

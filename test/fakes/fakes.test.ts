@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { Ollama } from "ollama";
+import { waitFor } from "../support/process.ts";
 import { embedText } from "./embedding.ts";
 import { MODEL_FAILED_MID_ANSWER, startFakeOllama, type FakeOllama } from "./ollama.ts";
 import { startFakeQdrant, type FakeQdrant } from "./qdrant.ts";
@@ -143,6 +144,36 @@ test("fake Ollama: num_predict ends an answer with done_reason length; a prompt 
     assert.ok(tooLong.prompt_eval_count < 20, `the question alone, got ${tooLong.prompt_eval_count} tokens`);
   } finally {
     ollama.knobs.contextLength = 4096;
+  }
+});
+
+test("fake Ollama: past OLLAMA_NUM_PARALLEL answers wait in order without limit; one whose client left stops waiting", async () => {
+  Object.assign(ollama.knobs, { parallel: 2, generationMs: 300 });
+  Object.assign(ollama.load, { generated: 0, peak: 0 });
+  try {
+    const chat = (signal?: AbortSignal) =>
+      fetch(`${ollama.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], stream: false }),
+        signal,
+      });
+    const arrived = (n: number) => waitFor(`${n} chats arrived`, async () => (ollama.calls["/api/chat"] ?? 0) >= n);
+    const before = ollama.calls["/api/chat"] ?? 0;
+    const answers = [chat(), chat(), chat(), chat()];
+    await arrived(before + 4);
+    const left = new AbortController();
+    const leaving = chat(left.signal);
+    await arrived(before + 5); // waiting behind two answers and two others
+    left.abort();
+    const results = await Promise.allSettled([...answers, leaving]);
+    assert.deepEqual(
+      results.map((r) => (r.status === "fulfilled" ? r.value.status : "aborted")),
+      [200, 200, 200, 200, "aborted"],
+    );
+    // The request that left gave up its place: four answers generated, never more than two at once.
+    assert.deepEqual([ollama.load.generated, ollama.load.peak], [4, 2]);
+  } finally {
+    Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
   }
 });
 

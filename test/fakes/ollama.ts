@@ -25,7 +25,17 @@ export interface FakeOllama extends Listening {
     contextLength: number;
     /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
     runawayWords: number | null;
+    /**
+     * OLLAMA_NUM_PARALLEL: answers generated at once (null: any number; Ollama counts per model, the fake over all).
+     * The others wait in order, without limit, as on a loaded model in Ollama 0.12 (the runner's semaphore,
+     * llm/server.go Completion); a request whose client left stops waiting.
+     */
+    parallel: number | null;
+    /** How long generating an answer holds its slot (ms). */
+    generationMs: number;
   };
+  /** Answers generated, the most at once, and those whose client had left before they were sent. */
+  load: { generated: number; peak: number; wasted: number };
   /** Requests by endpoint, e.g. calls["/api/chat"]. */
   calls: Record<string, number>;
   /** Model named in each /api/chat request, in order. */
@@ -84,7 +94,38 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     failAfterChunks: null as number | null,
     contextLength: 4096,
     runawayWords: null as number | null,
+    parallel: null as number | null,
+    generationMs: 0,
   };
+  const load = { generated: 0, peak: 0, wasted: 0 };
+  let generating = 0;
+  const waiting: Array<() => void> = [];
+  /** Resolves to a release function once a slot is free, or to null if the client left first. */
+  const slot = (signal: AbortSignal) =>
+    new Promise<(() => void) | null>((resolve) => {
+      const release = () => {
+        const next = waiting.shift();
+        if (next) next();
+        else generating--;
+      };
+      const admit = () => {
+        signal.removeEventListener("abort", leave);
+        load.generated++;
+        load.peak = Math.max(load.peak, generating);
+        resolve(release);
+      };
+      const leave = () => {
+        waiting.splice(waiting.indexOf(admit), 1);
+        resolve(null);
+      };
+      if (knobs.parallel === null || generating < knobs.parallel) {
+        generating++;
+        admit();
+      } else {
+        waiting.push(admit);
+        signal.addEventListener("abort", leave, { once: true });
+      }
+    });
   const calls: Record<string, number> = {};
   const chatModels: string[] = [];
   const timings = new Timings();
@@ -160,30 +201,45 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       eval_count: pieces.length,
       eval_duration: 1_000_000,
     };
-    if (body.stream === false) {
-      return c.json({ ...final, message: { role: "assistant", content: pieces.join("") } });
+    const release = await slot(c.req.raw.signal);
+    if (!release) return c.body(null); // the client left while waiting: nobody reads this
+    try {
+      if (knobs.generationMs > 0) await sleep(knobs.generationMs);
+      if (body.stream === false) {
+        if (c.req.raw.signal.aborted) load.wasted++;
+        return c.json({ ...final, message: { role: "assistant", content: pieces.join("") } });
+      }
+    } finally {
+      if (body.stream === false) release();
     }
     c.header("Content-Type", "application/x-ndjson");
     return stream(c, async (s) => {
-      for (const [sent, piece] of pieces.entries()) {
-        if (knobs.tokenDelayMs > 0) await sleep(knobs.tokenDelayMs);
-        if (sent === knobs.failAfterChunks) {
-          await s.write(`${JSON.stringify({ error: MODEL_FAILED_MID_ANSWER })}\n`);
-          return;
+      s.onAbort(() => {
+        load.wasted++;
+      });
+      try {
+        for (const [sent, piece] of pieces.entries()) {
+          if (knobs.tokenDelayMs > 0) await sleep(knobs.tokenDelayMs);
+          if (sent === knobs.failAfterChunks) {
+            await s.write(`${JSON.stringify({ error: MODEL_FAILED_MID_ANSWER })}\n`);
+            return;
+          }
+          const chunk = {
+            model: body.model,
+            created_at: new Date().toISOString(),
+            message: { role: "assistant", content: piece },
+            done: false,
+          };
+          await s.write(`${JSON.stringify(chunk)}\n`);
         }
-        const chunk = {
-          model: body.model,
-          created_at: new Date().toISOString(),
-          message: { role: "assistant", content: piece },
-          done: false,
-        };
-        await s.write(`${JSON.stringify(chunk)}\n`);
+        await s.write(`${JSON.stringify({ ...final, message: { role: "assistant", content: "" } })}\n`);
+      } finally {
+        release();
       }
-      await s.write(`${JSON.stringify({ ...final, message: { role: "assistant", content: "" } })}\n`);
     });
   });
 
   app.notFound((c) => c.text("404 page not found", 404));
   const server = await listen(app, opts.port);
-  return { ...server, knobs, calls, chatModels, timings };
+  return { ...server, knobs, calls, chatModels, timings, load };
 }

@@ -75,6 +75,14 @@ test("the API fits prompts and answers into Ollama's context window, and accepts
   }
 });
 
+test("API pods together ask Ollama for as many answers per model as its slots hold at the HPA's minimum, no more", () => {
+  const minPods = inputs(one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "agent-api")).spec.minReplicas;
+  const slots = inputs(ollama).spec.replicas * Number(envOf(container(ollama, "ollama")).OLLAMA_NUM_PARALLEL.value);
+  const perPod = Number(envOf(api).OLLAMA_MAX_ANSWERS?.value);
+  assert.ok(perPod * minPods >= slots && (perPod - 1) * minPods < slots, `${perPod} per pod x ${minPods} pods, ${slots} slots`);
+  assert.equal(loadConfig({ ...appEnv(URLS), OLLAMA_MAX_ANSWERS: String(perPod) }).OLLAMA_MAX_ANSWERS, perPod);
+});
+
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {
   const podSecurity = pod(deployment).securityContext;
   assert.equal(podSecurity.runAsNonRoot, true);

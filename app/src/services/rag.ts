@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { createAnswerCache } from "./answer-cache.ts";
+import { createAnswerSlots } from "./answer-slots.ts";
 import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
@@ -117,6 +118,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   });
 
   const generations = createGenerations();
+  const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
 
   function countError(err: unknown): void {
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
@@ -187,15 +189,29 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return { ...base, sources, prompt, answer: { generation: same, leader: false } };
       }
+      const slot = await slots.acquire(model);
+      // While this request waited for a slot, the same question may have been answered, or it or its prompt started.
+      const meanwhile = answers.held(cacheKey);
+      const started = generations.find(cacheKey) ?? generations.find(prompt);
+      if (meanwhile || started) {
+        slot.release();
+        answered = "hit";
+        const answer = meanwhile ? { cached: meanwhile.answer } : { generation: started!, leader: false };
+        return { ...base, sources, prompt, answer };
+      }
       const messages: ChatMessage[] = [
         { role: "system", content: system },
         { role: "user", content: question },
       ];
       const generation = generations.start(sources, [cacheKey, prompt], async (push) => {
-        const chat = input.stream ? await streamAnswer(model, messages, push) : await ollama.chat(model, messages);
-        // Cached before the generation settles, so a request arriving between the two finds one or the other.
-        answers.set(cacheKey, { answer: chat.content, sources }, { questionKey, prompt });
-        return chat;
+        try {
+          const chat = input.stream ? await streamAnswer(model, messages, push) : await ollama.chat(model, messages);
+          // Cached before the generation settles, so a request arriving between the two finds one or the other.
+          answers.set(cacheKey, { answer: chat.content, sources }, { questionKey, prompt });
+          return chat;
+        } finally {
+          slot.release();
+        }
       });
       return { ...base, sources, prompt, answer: { generation, leader: true } };
     } catch (err) {

@@ -1,0 +1,80 @@
+import { dependencyUnavailable } from "../errors.ts";
+
+/** Frees the slot; `release` is idempotent. */
+export type Slot = { release(): void };
+
+/** Weight of the newest hold time in the running average: about the last ten answers. */
+const HOLD_WEIGHT = 0.2;
+
+const busyError = (model: string, reason: string) =>
+  dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
+
+/** One model's slots: at most `slots` answers at once, the others waiting in order. */
+function createLane(model: string, slots: number, maxWaitMs: number) {
+  let busy = 0;
+  /** Average time a slot is held, in ms; 0 until an answer ended. */
+  let holdMs = 0;
+  const waiting: Array<(slot: Slot) => void> = [];
+
+  function take(): Slot {
+    const since = performance.now();
+    let held = true;
+    return {
+      release() {
+        if (!held) return;
+        held = false;
+        const ms = performance.now() - since;
+        holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
+        const next = waiting.shift();
+        if (next) next(take());
+        else busy--;
+      },
+    };
+  }
+
+  return function acquire(): Promise<Slot> {
+    if (busy < slots) {
+      busy++;
+      return Promise.resolve(take());
+    }
+    const expectedMs = ((waiting.length + 1) * holdMs) / slots;
+    if (expectedMs > maxWaitMs) {
+      return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
+    }
+    return new Promise<Slot>((resolve, reject) => {
+      const admit = (slot: Slot) => {
+        clearTimeout(timer);
+        resolve(slot);
+      };
+      const timer = setTimeout(() => {
+        waiting.splice(waiting.indexOf(admit), 1);
+        reject(busyError(model, `none free within ${maxWaitMs} ms`));
+      }, maxWaitMs);
+      waiting.push(admit);
+    });
+  };
+}
+
+/**
+ * At most `slots` answers of each model asked of Ollama at once by this replica, the others waiting in order for at
+ * most `maxWaitMs`. Ollama 0.12 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
+ * (per model) wait on that model's semaphore (llm/server.go Completion) without limit, since OLLAMA_MAX_QUEUE only
+ * counts requests waiting for a model to load (server/sched.go GetRunner). Under a burst past the GPUs' capacity every
+ * request then waited until OLLAMA_TIMEOUT_MS and most ended in a 504.
+ * Here a question that cannot get a slot in time is a 503 with Retry-After; and once answers have been timed, one
+ * whose expected wait (the answers ahead of it, at the average time a slot is held) passes `maxWaitMs` is a 503 at
+ * once. `slots` 0: no limit.
+ */
+export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
+  const lanes = new Map<string, () => Promise<Slot>>();
+  return {
+    acquire(model: string): Promise<Slot> {
+      if (opts.slots === 0) return Promise.resolve({ release() {} });
+      let lane = lanes.get(model);
+      if (!lane) lanes.set(model, (lane = createLane(model, opts.slots, opts.maxWaitMs)));
+      return lane();
+    },
+  };
+}
+
+export type AnswerSlots = ReturnType<typeof createAnswerSlots>;
