@@ -3,7 +3,7 @@
 // Models are data that can be fetched again, so they live on no EBS volume (a zonal volume would pin the pod
 // to one zone): on the g5's NVMe instance store, which the GPU nodes mount under the kubelet's directory
 // (platform/cluster.ts), as an emptyDir. An init container pulls the tier's models before the server starts,
-// and the readiness probe only passes once /api/tags (`ollama list`) lists every one of them.
+// a postStart hook loads each into memory, and the readiness probe only passes once `ollama list` lists every one.
 // The official image defaults to root; Ollama only needs a writable $HOME, so it runs as an unprivileged
 // user with HOME (keys and models) on its volume, no capabilities and a read-only root filesystem.
 import * as k8s from "@pulumi/kubernetes";
@@ -54,6 +54,21 @@ ollama serve & server=$!
 until ollama list >/dev/null 2>&1; do sleep 1; done
 for model in $REQUIRED_MODELS; do ollama pull "$model"; done
 kill "$server"; wait "$server" || true`;
+
+/**
+ * Loads every model into memory before the pod can turn ready (a postStart hook: probes wait for it). Pulled is not
+ * loaded: the first answer of each model after a start (a scale-up, a replaced node, the morning after off-peak) waited
+ * for the model to load, up to the app's OLLAMA_TIMEOUT_MS. `ollama run MODEL ""` sends an empty prompt, which only
+ * loads the model (server/routes.go GenerateHandler, done_reason "load"); an embedding model refuses an empty prompt
+ * (cmd/cmd.go RunHandler), so it embeds a word. No options are sent: the runner is the one the app's requests use.
+ * A model that cannot load fails the hook, and the container restarts, instead of serving errors.
+ */
+const LOAD_MODELS = `set -e
+until ollama list >/dev/null 2>&1; do sleep 1; done
+for model in $REQUIRED_MODELS; do
+  if [ "$model" = "$EMBED_MODEL" ]; then prompt=warm-up; else prompt=""; fi
+  ollama run "$model" "$prompt" </dev/null >/dev/null
+done`;
 
 /** Ready only when every model in $REQUIRED_MODELS is listed by the server. */
 const MODELS_LOADED = `names=$(ollama list | awk 'NR > 1 { print $1 }') || exit 1
@@ -144,7 +159,9 @@ export class Ollama extends pulumi.ComponentResource {
                     home,
                     ...Object.entries(servingEnv(s)).map(([envName, value]) => ({ name: envName, value })),
                     requiredModels,
+                    { name: "EMBED_MODEL", value: modelRef(s.models.embed) },
                   ],
+                  lifecycle: { postStart: { exec: { command: ["/bin/sh", "-c", LOAD_MODELS] } } },
                   resources: resources(s, gpu),
                   startupProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, failureThreshold: 60 },
                   livenessProbe: {

@@ -1,6 +1,10 @@
 // The prod stack's workloads (tier medium) under mocks: the app image, the API with its HPA and ALB,
 // GPU Ollama, clustered Qdrant, network policies and the hardening every container must carry.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
@@ -210,6 +214,38 @@ test("Ollama pulls every tier model before starting and is ready only when all a
   const readiness = (server.readinessProbe as any).exec.command.join(" ");
   assert.match(readiness, /ollama list/);
   assert.match(readiness, /\$REQUIRED_MODELS/);
+});
+
+test("before the Ollama pod can turn ready, its postStart hook loads every model into memory, and fails if one cannot load", () => {
+  const server = container(ollama, "ollama");
+  const script = (server.lifecycle as any).postStart.exec.command as string[];
+  const env = Object.fromEntries(Object.entries(envOf(server)).map(([name, v]) => [name, String(v.value)]));
+  const dir = mkdtempSync(join(tmpdir(), "fake-ollama-"));
+  const log = join(dir, "calls");
+  // A stand-in for the CLI: records each call (argument count, arguments); `run` of $FAIL_MODEL fails.
+  writeFileSync(
+    join(dir, "ollama"),
+    '#!/bin/sh\necho "$# $*" >> "$LOG"\n[ "$1" = run ] && [ "$2" = "$FAIL_MODEL" ] && exit 1\nexit 0\n',
+    { mode: 0o755 },
+  );
+  const hook = (failModel: string) =>
+    spawnSync(script[0]!, script.slice(1), { env: { ...env, PATH: `${dir}:/usr/bin:/bin`, LOG: log, FAIL_MODEL: failModel } });
+  try {
+    assert.equal(hook("").status, 0);
+    const runs = readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .filter((line) => line.includes(" run "));
+    assert.deepEqual(runs.sort(), [
+      "3 run llama3.1:8b ", // an empty prompt: load only
+      "3 run llama3.2:3b ",
+      "3 run nomic-embed-text:latest warm-up", // an embedding model needs text
+      "3 run qwen2.5:14b ",
+    ]);
+    assert.notEqual(hook("qwen2.5:14b").status, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("the NVIDIA device plugin runs on the GPU nodes, pinned and tolerating their taint", () => {
