@@ -7,7 +7,7 @@
  * Then it checks what an operator relies on, and exits 1 if any fails:
  * - no 5xx other than 502/503/504 (each a dependency's failure, named in its message), no request without an answer
  *   within 10 s, and no unhandled rejection;
- * - the app is ready again within 15 s, with no query left counted as active;
+ * - the app is ready again within 15 s, with no query left counted as active and every answer slot given back;
  * - every turn acknowledged with a 200 is in its session;
  * - every document last acknowledged by an ingest has chunks, every one last deleted has none, and one whose last
  *   write failed can be deleted within seconds (at most Postgres' statement_timeout, 10 s, and a retry).
@@ -27,6 +27,7 @@ import { metricValue, scrape } from "../test/support/metrics.ts";
 import { waitFor } from "../test/support/process.ts";
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
+const ANSWER_SLOTS = 3;
 const HEAP_SAMPLE_MS = 10_000;
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -38,7 +39,13 @@ function heapAfterGc(): number {
 const rng = prng(Number(process.env.CHAOS_SEED ?? 7));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const stack = await startProxiedStack({ RATE_LIMIT_PER_MINUTE: "100000", REDIS_COMMAND_TIMEOUT_MS: "100" });
+const stack = await startProxiedStack({
+  RATE_LIMIT_PER_MINUTE: "100000",
+  REDIS_COMMAND_TIMEOUT_MS: "100",
+  // Answer slots under faults: one never given back would refuse every new question.
+  OLLAMA_MAX_ANSWERS: String(ANSWER_SLOTS),
+  OLLAMA_SLOT_WAIT_MS: "2000",
+});
 const { pg, redis, fakes, pgProxy, redisProxy, app } = stack;
 /** Longer than any deadline of the app (REQUEST_TIMEOUT_MS aside, which nothing here reaches): past it, a hang. */
 const ANSWER_WITHIN_MS = 10_000;
@@ -182,6 +189,11 @@ try {
 } catch {
   violations.push(`not ready 15 s after the last fault: ${(await api(app.metricsUrl).get("/health/ready")).text}`);
 }
+// Every answer slot was given back: as many new questions as there are slots, sent at once, are all answered.
+const fresh = await Promise.all(
+  Array.from({ length: ANSWER_SLOTS }, (_, i) => user.post("/api/v1/query", { query: `After the faults, question ${i}` })),
+);
+for (const res of fresh.filter((r) => r.status !== 200)) violations.push(`a new question after the faults: ${res.status} ${res.text}`);
 // Every query the app began it also ended, whatever failed on the way (a generation followed, a stream cut).
 const active = metricValue(await scrape(app.metricsUrl), "active_queries");
 if (active !== 0) violations.push(`active_queries is ${active} with no request in flight`);
