@@ -77,7 +77,17 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
 test("a query returns the ingested source and an answer built from it", async () => {
   const res = await user.post("/api/v1/query", { query: "Which vector database stores embeddings?" });
   assert.equal(res.status, 200, res.text);
-  assert.deepEqual(Object.keys(res.body).sort(), ["answer", "cached", "model", "request_id", "session_id", "sources", "usage"]);
+  assert.deepEqual(Object.keys(res.body).sort(), [
+    "answer",
+    "cached",
+    "model",
+    "request_id",
+    "session_id",
+    "sources",
+    "truncated",
+    "usage",
+  ]);
+  assert.equal(res.body.truncated, false);
   assert.equal(res.body.sources[0].id, "qdrant-intro");
   assert.equal(res.body.sources[0].title, "Qdrant");
   assert.equal(res.body.sources[0].text, DOCS[0]!.text);
@@ -654,10 +664,13 @@ test("a model that does not stop by itself is cut at MAX_ANSWER_TOKENS, answered
   try {
     const other = api(replica.url, USER_KEY);
     const words = (text: string) => text.trim().split(/\s+/).length;
-    const whole = await other.post("/api/v1/query", { query: "Describe Redis at length, please" });
+    const question = { query: "Describe Redis at length, please" };
+    const whole = await other.post("/api/v1/query", question);
     assert.equal(whole.status, 200, whole.text);
     assert.equal(words(whole.body.answer), limit);
-    assert.equal(whole.body.usage.completion_tokens, limit);
+    assert.deepEqual([whole.body.usage.completion_tokens, whole.body.truncated], [limit, true]);
+    const again = await other.post("/api/v1/query", question);
+    assert.deepEqual([again.body.cached, again.body.answer, again.body.truncated], [true, whole.body.answer, true]);
 
     const streamed = await other.post("/api/v1/query", { query: "Describe Ollama at length, please", stream: true });
     const events = parseSse(streamed.text);
@@ -670,7 +683,8 @@ test("a model that does not stop by itself is cut at MAX_ANSWER_TOKENS, answered
       ),
       limit,
     );
-    assert.equal(events.at(-1)!.data.usage.completion_tokens, limit);
+    const done = events.at(-1)!;
+    assert.deepEqual([done.event, done.data.usage.completion_tokens, done.data.truncated], ["done", limit, true]);
   } finally {
     ollama.knobs.runawayWords = null;
     await replica.stop();

@@ -360,7 +360,7 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
     Promise.resolve(),
   );
   const prepared = await rag.prepare({ query: "Where do tides come from?" }, "key:a", "r2");
-  assert.deepEqual(prepared.answer, { cached: "The moon." });
+  assert.deepEqual(prepared.answer, { cached: "The moon.", truncated: false }, "an entry without `truncated` was not cut");
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
@@ -557,7 +557,7 @@ test("a generation is found under its keys until it settles; followers get the t
   const waiting = follower.next();
   model.push("lunar.");
   assert.deepEqual(await waiting, { done: false, value: "lunar." });
-  const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3 };
+  const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3, truncated: false };
   await model.end(result);
   assert.equal(generations.find("cache-key"), undefined);
   assert.equal(generations.find("prompt"), undefined);
@@ -568,7 +568,7 @@ test("a generation is found under its keys until it settles; followers get the t
 
   const whole = modelCall();
   const unstreamed = generations.start([], ["another"], whole.produce);
-  await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2 });
+  await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2, truncated: false });
   assert.deepEqual(
     await unstreamed.follow().next(),
     { done: false, value: "Not streamed." },
@@ -595,7 +595,7 @@ test("a generation runs at the model's pace: a client that stops reading holds u
         yield piece;
       }
       modelDone = true;
-      return { content: pieces.join(""), promptTokens: 7, completionTokens: 3 };
+      return { content: pieces.join(""), promptTokens: 7, completionTokens: 3, truncated: false };
     },
   };
   const recorded: string[] = [];

@@ -7,12 +7,15 @@ import type { Source } from "./store.ts";
 export interface CachedAnswer {
   answer: string;
   sources: Source[];
+  /** Set when the answer stopped at MAX_ANSWER_TOKENS. */
+  truncated?: boolean;
 }
 
 /** A question's last generated answer and the hash of the prompt it was generated from. */
 export interface LatestAnswer {
   prompt: string;
   answer: string;
+  truncated?: boolean;
 }
 
 export interface AnswerCacheOptions {
@@ -25,8 +28,8 @@ export interface AnswerCacheOptions {
 }
 
 /** Entries as read back from Redis; one of another shape is a read error, so a miss (parseEntry). */
-const CachedAnswerSchema = z.object({ answer: z.string(), sources: z.array(SourceSchema) });
-const LatestAnswerSchema = z.object({ prompt: z.string(), answer: z.string() });
+const CachedAnswerSchema = z.object({ answer: z.string(), sources: z.array(SourceSchema), truncated: z.boolean().optional() });
+const LatestAnswerSchema = z.object({ prompt: z.string(), answer: z.string(), truncated: z.boolean().optional() });
 
 function entry<T>(schema: z.ZodType<T>, raw: string | null): T | undefined {
   if (!raw) return undefined;
@@ -87,7 +90,7 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
       local?.set(key, entry);
       cache.write("response", (c) => c.set(key, JSON.stringify(entry), { EX: opts.ttlSeconds }));
       if (!generated) return;
-      const value: LatestAnswer = { prompt: generated.prompt, answer: entry.answer };
+      const value: LatestAnswer = { prompt: generated.prompt, answer: entry.answer, truncated: entry.truncated };
       cache.write("response", (c) => c.set(`latest:${generated.questionKey}`, JSON.stringify(value), { EX: opts.ttlSeconds }));
     },
   };

@@ -9,6 +9,8 @@ export interface ChatResult {
   content: string;
   promptTokens: number;
   completionTokens: number;
+  /** The answer stopped at MAX_ANSWER_TOKENS (Ollama's done_reason "length"), not where the model ended it. */
+  truncated: boolean;
 }
 
 export type ChatMessage = Message;
@@ -129,6 +131,7 @@ export function createOllama(opts: OllamaOptions) {
           content: res.message.content,
           promptTokens: res.prompt_eval_count ?? 0,
           completionTokens: res.eval_count ?? 0,
+          truncated: res.done_reason === "length",
         };
       }),
 
@@ -151,7 +154,12 @@ export function createOllama(opts: OllamaOptions) {
           }
           if (part.done) {
             opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "true" });
-            return { content, promptTokens: part.prompt_eval_count ?? 0, completionTokens: part.eval_count ?? 0 };
+            return {
+              content,
+              promptTokens: part.prompt_eval_count ?? 0,
+              completionTokens: part.eval_count ?? 0,
+              truncated: part.done_reason === "length",
+            };
           }
         }
         throw new Error("stream ended without done");

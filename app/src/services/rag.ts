@@ -33,6 +33,8 @@ export interface QueryResult {
   model: string;
   usage: { prompt_tokens: number; completion_tokens: number };
   cached: boolean;
+  /** The answer stopped at MAX_ANSWER_TOKENS. */
+  truncated: boolean;
 }
 
 /** A query whose retrieval is done (or whose answer came from the cache), ready to be answered. */
@@ -51,10 +53,16 @@ export interface PreparedQuery {
   /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
   prompt?: string;
   /** Where the answer comes from: a cache, or a generation this request started (`leader`) or follows. */
-  answer: { cached: string } | { generation: Generation; leader: boolean };
+  answer: { cached: string; truncated: boolean } | { generation: Generation; leader: boolean };
   startedAt: number;
   stopTimer: () => void;
 }
+
+/** A cached answer as a prepared query carries it (entries written before `truncated` existed were not cut). */
+const cachedAnswer = (entry: { answer: string; truncated?: boolean }) => ({
+  cached: entry.answer,
+  truncated: entry.truncated === true,
+});
 
 /** Whether the answer costs this request no model call (`cached` in the response). */
 export const isCached = (p: PreparedQuery): boolean => !("generation" in p.answer && p.answer.leader);
@@ -154,7 +162,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const held = answers.held(cacheKey);
       if (held) {
         answered = "hit";
-        return { ...base, sources: held.sources, answer: { cached: held.answer } };
+        return { ...base, sources: held.sources, answer: cachedAnswer(held) };
       }
       const running = generations.find(cacheKey);
       if (running) {
@@ -169,7 +177,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answers.latest(questionKey),
       ]);
       answered = found.result;
-      if (found.value) return { ...base, sources: found.value.sources, answer: { cached: found.value.answer } };
+      if (found.value) return { ...base, sources: found.value.sources, answer: cachedAnswer(found.value) };
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
@@ -181,7 +189,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const prompt = sha256(JSON.stringify([model, system, normalized]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
-        return { ...base, sources, prompt, answer: { cached: latest.value.answer } };
+        return { ...base, sources, prompt, answer: cachedAnswer(latest.value) };
       }
       // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too.
       const same = generations.find(prompt);
@@ -196,7 +204,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (meanwhile || started) {
         slot.release();
         answered = "hit";
-        const answer = meanwhile ? { cached: meanwhile.answer } : { generation: started!, leader: false };
+        const answer = meanwhile ? cachedAnswer(meanwhile) : { generation: started!, leader: false };
         return { ...base, sources, prompt, answer };
       }
       const messages: ChatMessage[] = [
@@ -207,7 +215,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         try {
           const chat = input.stream ? await streamAnswer(model, messages, push) : await ollama.chat(model, messages);
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
-          answers.set(cacheKey, { answer: chat.content, sources }, { questionKey, prompt });
+          answers.set(cacheKey, { answer: chat.content, sources, truncated: chat.truncated }, { questionKey, prompt });
           return chat;
         } finally {
           slot.release();
@@ -241,7 +249,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       let chat: ChatResult;
       const { answer } = p;
       if ("cached" in answer) {
-        chat = { content: answer.cached, promptTokens: 0, completionTokens: 0 };
+        chat = { content: answer.cached, promptTokens: 0, completionTokens: 0, truncated: answer.truncated };
         if (onToken) await onToken(answer.cached);
       } else {
         const tokens = answer.generation.follow();
@@ -250,13 +258,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
           if (onToken) await onToken(next.value);
           next = await tokens.next();
         }
-        chat = answer.leader ? next.value : { content: next.value.content, promptTokens: 0, completionTokens: 0 };
+        chat = answer.leader ? next.value : { ...next.value, promptTokens: 0, completionTokens: 0 };
       }
       const cached = isCached(p);
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
       // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources: p.sources });
+      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources: p.sources, truncated: chat.truncated });
 
       const result: QueryResult = {
         answer: chat.content,
@@ -266,6 +274,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         model: p.model,
         usage: { prompt_tokens: chat.promptTokens, completion_tokens: chat.completionTokens },
         cached,
+        truncated: chat.truncated,
       };
       await store.recordTurn(p.owner, {
         request_id: p.requestId,
