@@ -193,7 +193,8 @@ try {
 const fresh = await Promise.all(
   Array.from({ length: ANSWER_SLOTS }, (_, i) => user.post("/api/v1/query", { query: `After the faults, question ${i}` })),
 );
-for (const res of fresh.filter((r) => r.status !== 200)) violations.push(`a new question after the faults: ${res.status} ${res.text}`);
+for (const res of fresh.filter((r) => r.status !== 200))
+  violations.push(`a new question after the faults: ${res.status} ${res.text}`);
 // Every query the app began it also ended, whatever failed on the way (a generation followed, a stream cut).
 const active = metricValue(await scrape(app.metricsUrl), "active_queries");
 if (active !== 0) violations.push(`active_queries is ${active} with no request in flight`);

@@ -74,11 +74,9 @@ export const QueryResponseSchema = z
     model: z.string(),
     usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int() }),
     cached: z.boolean(),
-    truncated: z
-      .boolean()
-      .openapi({
-        description: "The answer stopped at the server's longest answer (MAX_ANSWER_TOKENS), not where the model ended it",
-      }),
+    truncated: z.boolean().openapi({
+      description: "The answer stopped at the server's longest answer (MAX_ANSWER_TOKENS), not where the model ended it",
+    }),
   })
   .openapi("QueryResponse");
 

@@ -647,8 +647,13 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   const slots = createAnswerSlots({ slots: 1, maxWaitMs: 200 });
   const first = await slots.acquire("m");
   const order: number[] = [];
-  const second = slots.acquire("m").then((s) => (order.push(2), s));
-  const third = slots.acquire("m").then((s) => (order.push(3), s));
+  const inLine = (n: number) =>
+    slots.acquire("m").then((slot) => {
+      order.push(n);
+      return slot;
+    });
+  const second = inLine(2);
+  const third = inLine(3);
   const other = await slots.acquire("another model"); // its own slots
   other.release();
   await delay(60);
