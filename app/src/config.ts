@@ -101,9 +101,9 @@ export const envSchema = z.object({
   REQUEST_TIMEOUT_MS: int(60_000, 100),
   OLLAMA_TIMEOUT_MS: int(30_000, 50),
   /**
-   * Model answers this replica asks Ollama for at once (0: no limit); the infra gives each replica its share of the
-   * tier's Ollama slots (replicas x OLLAMA_NUM_PARALLEL). Past it a question waits up to OLLAMA_SLOT_WAIT_MS, then is a
-   * 503: Ollama itself queues without limit once a model is loaded.
+   * Answers of each model this replica asks Ollama for at once (0: no limit); the infra gives each replica its share
+   * of the tier's Ollama slots (replicas x OLLAMA_NUM_PARALLEL). Past it a question waits up to OLLAMA_SLOT_WAIT_MS,
+   * then is a 503: Ollama itself queues without limit once a model is loaded (services/answer-slots.ts).
    */
   OLLAMA_MAX_ANSWERS: int(0, 0, 10_000),
   OLLAMA_SLOT_WAIT_MS: int(10_000, 0),
