@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import { createClient } from "redis";
 import { MODEL_FAILED_MID_ANSWER, OLLAMA_BUSY } from "../fakes/ollama.ts";
 import { OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
@@ -296,6 +297,45 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
     }
     assert.equal(ollama.load.wasted, 0, "no answer generated for a request that had given up");
     assert.ok(ollama.load.peak <= 2);
+  } finally {
+    Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
+    await replica.stop();
+  }
+});
+
+test("a client that hangs up while its question waits for an answer slot gives up its place: no answer is generated for it", async () => {
+  const replica = await startApp({
+    ...stack.env,
+    OLLAMA_MAX_ANSWERS: "1",
+    OLLAMA_SLOT_WAIT_MS: "5000",
+    OLLAMA_TIMEOUT_MS: "2000",
+  });
+  const { ollama } = stack.fakes;
+  Object.assign(ollama.knobs, { parallel: 1, generationMs: 500 });
+  Object.assign(ollama.load, { generated: 0, wasted: 0 });
+  const client = api(replica.url, USER_KEY);
+  const ask = (query: string, signal?: AbortSignal) =>
+    fetch(`${replica.url}/api/v1/query`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ query }),
+      signal,
+    });
+  try {
+    const first = client.post("/api/v1/query", { query: "Who holds the only slot about tides?" });
+    await waitFor("the first answer generating", async () => ollama.load.generated === 1);
+    const leaving = new AbortController();
+    const gone = ask("Who leaves before a slot frees up?", leaving.signal).catch((err: Error) => err.name);
+    await setTimeout(100); // waiting for the slot
+    leaving.abort();
+    const third = client.post("/api/v1/query", { query: "Who gets the slot next about volcanoes?" });
+    assert.equal(await gone, "AbortError");
+    assert.deepEqual([(await first).status, (await third).status], [200, 200]);
+    assert.equal(ollama.load.generated, 2, "no answer generated for the client that left");
+    const count = async (status: string) =>
+      metricValue(await scrape(replica.metricsUrl), "http_requests_total", { route: "/api/v1/query", status });
+    await waitFor("the question that lost its client counted as 499", async () => (await count("499")) === 1, 5_000);
+    assert.equal(metricValue(await scrape(replica.metricsUrl), "agent_errors_total"), 0, "a client leaving is no error");
   } finally {
     Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
     await replica.stop();

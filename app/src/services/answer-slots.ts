@@ -6,6 +6,9 @@ export type Slot = { release(): void };
 /** Weight of the newest hold time in the running average: about the last ten answers. */
 const HOLD_WEIGHT = 0.2;
 
+/** An Error (Hono's error handler takes only those; the request's abort reason is a string), named as an abort. */
+const clientLeft = () => new DOMException("the client left while waiting for an answer slot", "AbortError");
+
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
 
@@ -32,7 +35,7 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
     };
   }
 
-  return function acquire(): Promise<Slot> {
+  return function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
     if (busy < slots) {
       busy++;
       return Promise.resolve(take());
@@ -42,14 +45,22 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
       return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
     }
     return new Promise<Slot>((resolve, reject) => {
+      const signal = clientSignal?.();
+      if (signal?.aborted) return reject(clientLeft());
+      const leave = (reason: unknown) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", left);
+        waiting.splice(waiting.indexOf(admit), 1);
+        reject(reason);
+      };
       const admit = (slot: Slot) => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", left);
         resolve(slot);
       };
-      const timer = setTimeout(() => {
-        waiting.splice(waiting.indexOf(admit), 1);
-        reject(busyError(model, `none free within ${maxWaitMs} ms`));
-      }, maxWaitMs);
+      const left = () => leave(clientLeft());
+      const timer = setTimeout(() => leave(busyError(model, `none free within ${maxWaitMs} ms`)), maxWaitMs);
+      signal?.addEventListener("abort", left, { once: true });
       waiting.push(admit);
     });
   };
@@ -66,13 +77,14 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
  * once. `slots` 0: no limit.
  */
 export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
-  const lanes = new Map<string, () => Promise<Slot>>();
+  const lanes = new Map<string, ReturnType<typeof createLane>>();
   return {
-    acquire(model: string): Promise<Slot> {
+    /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
+    acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {} });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, opts.slots, opts.maxWaitMs)));
-      return lane();
+      return lane(clientSignal);
     },
   };
 }

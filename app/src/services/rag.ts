@@ -133,7 +133,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   }
 
   /** Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed. */
-  async function prepare(input: QueryInput, owner: string, requestId: string): Promise<PreparedQuery> {
+  /** `clientSignal` aborts when the client leaves; it is read only if the question has to wait for an answer slot. */
+  async function prepare(
+    input: QueryInput,
+    owner: string,
+    requestId: string,
+    clientSignal?: () => AbortSignal,
+  ): Promise<PreparedQuery> {
     const startedAt = performance.now();
     const question = input.query.trim();
     const queryType = classifyQuery(question);
@@ -197,7 +203,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return { ...base, sources, prompt, answer: { generation: same, leader: false } };
       }
-      const slot = await slots.acquire(model);
+      const slot = await slots.acquire(model, clientSignal);
       // While this request waited for a slot, the same question may have been answered, or it or its prompt started.
       const meanwhile = answers.held(cacheKey);
       const started = generations.find(cacheKey) ?? generations.find(prompt);
@@ -223,7 +229,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       });
       return { ...base, sources, prompt, answer: { generation, leader: true } };
     } catch (err) {
-      countError(err);
+      if (!clientSignal?.().aborted) countError(err); // a client that left is no error of ours (a 499)
       stopTimer();
       metrics.activeQueries.dec();
       throw err;
