@@ -133,6 +133,7 @@ export const TurnSchema = z
     completion_tokens: z.number().int(),
     latency_ms: z.number().int(),
     cached: z.boolean(),
+    truncated: z.boolean(),
     created_at: z.string(),
   })
   .openapi("Turn");

@@ -32,6 +32,7 @@ const turn = (session_id: string, i: number): Turn => ({
   completion_tokens: 0,
   latency_ms: 1,
   cached: true,
+  truncated: i % 3 === 0,
 });
 
 test("group commit: concurrent turns share statements, each resolves only once committed, a foreign session fails alone", async () => {
@@ -62,9 +63,11 @@ test("group commit: concurrent turns share statements, each resolves only once c
     assert.match(String((foreign as PromiseRejectedResult).reason.message), /belongs to another API key/);
 
     const stored = await sql`
-      SELECT t.request_id, t.answer, s.sources FROM turns t JOIN source_sets s ON s.hash = t.sources_hash
+      SELECT t.request_id, t.answer, t.truncated, s.sources FROM turns t JOIN source_sets s ON s.hash = t.sources_hash
       WHERE t.request_id IN ${sql(turns.map((t) => t.request_id))}`;
     assert.equal(stored.length, 60, "every acknowledged turn is in Postgres");
+    const truncated = new Set(stored.filter((r) => r.truncated).map((r) => r.request_id));
+    assert.deepEqual(truncated, new Set(turns.filter((t) => t.truncated).map((t) => t.request_id)));
     assert.ok(
       stored.every((r) => !r.answer.includes("\u0000") && !JSON.stringify(r.sources).includes("\\ud800")),
       "unstorable text normalised",

@@ -22,7 +22,14 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     const applied = await sql`SELECT name FROM schema_migrations`;
     assert.deepEqual(
       applied.map((r) => r.name),
-      ["001_init.sql", "002_corpus_version.sql", "003_source_sets.sql", "004_lz4_toast.sql", "005_document_leases.sql"],
+      [
+        "001_init.sql",
+        "002_corpus_version.sql",
+        "003_source_sets.sql",
+        "004_lz4_toast.sql",
+        "005_document_leases.sql",
+        "006_turn_truncated.sql",
+      ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
     assert.deepEqual(

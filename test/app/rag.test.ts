@@ -664,13 +664,18 @@ test("a model that does not stop by itself is cut at MAX_ANSWER_TOKENS, answered
   try {
     const other = api(replica.url, USER_KEY);
     const words = (text: string) => text.trim().split(/\s+/).length;
-    const question = { query: "Describe Redis at length, please" };
+    const question = { query: "Describe Redis at length, please", session_id: "long-answers" };
     const whole = await other.post("/api/v1/query", question);
     assert.equal(whole.status, 200, whole.text);
     assert.equal(words(whole.body.answer), limit);
     assert.deepEqual([whole.body.usage.completion_tokens, whole.body.truncated], [limit, true]);
     const again = await other.post("/api/v1/query", question);
     assert.deepEqual([again.body.cached, again.body.answer, again.body.truncated], [true, whole.body.answer, true]);
+    const session = await other.get("/api/v1/sessions/long-answers");
+    assert.deepEqual(
+      session.body.turns.map((t: { truncated: boolean }) => t.truncated),
+      [true, true],
+    );
 
     const streamed = await other.post("/api/v1/query", { query: "Describe Ollama at length, please", stream: true });
     const events = parseSse(streamed.text);

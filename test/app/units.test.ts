@@ -636,6 +636,7 @@ test("a turn whose sources cannot be stored is refused at once, and leaves no de
     completion_tokens: 0,
     latency_ms: 1,
     cached: true,
+    truncated: false,
   };
   // Not a list, as in a cache entry another version wrote: before, the deadline armed for it threw a ReferenceError
   // from its timer once it fired, which ended the process.

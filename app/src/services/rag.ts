@@ -293,6 +293,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         completion_tokens: chat.completionTokens,
         latency_ms: Math.round(performance.now() - p.startedAt),
         cached,
+        truncated: chat.truncated,
       });
       return result;
     } catch (err) {

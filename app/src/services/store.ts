@@ -105,7 +105,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
       const rows = await run(
         sql<StoredTurn[]>`
           SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
-                 t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.created_at
+                 t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at
           FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
           WHERE t.session_id = ${sessionId} ${after}
           ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}`,

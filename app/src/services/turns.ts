@@ -16,6 +16,8 @@ export interface Turn {
   completion_tokens: number;
   latency_ms: number;
   cached: boolean;
+  /** The answer stopped at MAX_ANSWER_TOKENS (migration 006). */
+  truncated: boolean;
 }
 
 interface Pending {
@@ -78,7 +80,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         WITH ${newSourceSets(batch)}, input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
             request_id text, session_id text, owner text, question text, answer text, sources_hash text, model text,
-            prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, ord integer)
+            prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, truncated boolean,
+            ord integer)
         ), new_sessions AS (
           INSERT INTO sessions (id, owner)
           SELECT DISTINCT ON (session_id) session_id, owner FROM input ORDER BY session_id, ord
@@ -89,9 +92,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           SELECT id, owner FROM sessions WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(sessionIds)})))
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached)
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated)
         SELECT i.request_id, i.session_id, i.question, i.answer, i.sources_hash, i.model,
-               i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached
+               i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached, i.truncated
         FROM input i
         WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
         ORDER BY i.ord
@@ -115,9 +118,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached)
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated)
         SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sources.hash}, ${t.model},
-               ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}
+               ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated}
         FROM session_owner WHERE owner = ${owner}
         RETURNING request_id`,
       timeoutMs,
