@@ -3,7 +3,7 @@ import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import { createClient } from "redis";
 import { MODEL_FAILED_MID_ANSWER, OLLAMA_BUSY } from "../fakes/ollama.ts";
-import { OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { OTHER_KEY, startApp, startStack, type TestApp, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
@@ -263,24 +263,34 @@ test("a model failing mid-answer ends the stream and every request following it 
   assert.equal(again.body.cached, false);
 });
 
-test("a burst past Ollama's slots: each question answered or a quick 503 with Retry-After, never a 504", async () => {
-  const replica = await startApp({
-    ...stack.env,
-    OLLAMA_MAX_ANSWERS: "2",
-    OLLAMA_SLOT_WAIT_MS: "600",
-    OLLAMA_TIMEOUT_MS: "1500",
-    RATE_LIMIT_PER_MINUTE: "100000",
-  });
-  const { ollama } = stack.fakes;
-  // Ollama 0.12 with a loaded model: 2 answers at once, the others queued in Ollama without limit.
-  Object.assign(ollama.knobs, { parallel: 2, generationMs: 300 });
-  Object.assign(ollama.load, { generated: 0, wasted: 0 });
-  const client = api(replica.url, USER_KEY);
-  const burst = (round: number) =>
-    Promise.all(
-      Array.from({ length: 24 }, (_, i) => client.post("/api/v1/query", { query: `Burst ${round} question ${i} on tides` })),
-    );
+/**
+ * `body` against a replica with answer slots (`env`), over the fake Ollama with `fake.parallel` slots holding each
+ * answer `fake.generationMs`, as Ollama 0.12 with a loaded model (the others queued in Ollama without limit).
+ */
+async function withAnswerSlots(
+  env: Record<string, string>,
+  fake: { parallel: number; generationMs: number },
+  body: (client: ReturnType<typeof api>, replica: TestApp) => Promise<void>,
+): Promise<void> {
+  // The rate limit (LIMIT a minute for the key, counted in Redis across replicas) is not under test here.
+  const replica = await startApp({ ...stack.env, RATE_LIMIT_PER_MINUTE: "100000", ...env });
+  Object.assign(stack.fakes.ollama.knobs, fake);
+  Object.assign(stack.fakes.ollama.load, { generated: 0, peak: 0, wasted: 0 });
   try {
+    await body(api(replica.url, USER_KEY), replica);
+  } finally {
+    Object.assign(stack.fakes.ollama.knobs, { parallel: null, generationMs: 0 });
+    await replica.stop();
+  }
+}
+
+test("a burst past Ollama's slots: each question answered or a quick 503 with Retry-After, never a 504", async () => {
+  const env = { OLLAMA_MAX_ANSWERS: "2", OLLAMA_SLOT_WAIT_MS: "600", OLLAMA_TIMEOUT_MS: "1500" };
+  await withAnswerSlots(env, { parallel: 2, generationMs: 300 }, async (client) => {
+    const burst = (round: number) =>
+      Promise.all(
+        Array.from({ length: 24 }, (_, i) => client.post("/api/v1/query", { query: `Burst ${round} question ${i} on tides` })),
+      );
     for (const round of [1, 2]) {
       const answers = await burst(round);
       const statuses = answers.map((a) => a.status);
@@ -295,49 +305,34 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
         assert.ok(atOnce.length >= 12, `${atOnce.length} refused at once: ${answers.map((a) => a.body.error).join("; ")}`);
       }
     }
-    assert.equal(ollama.load.wasted, 0, "no answer generated for a request that had given up");
-    assert.ok(ollama.load.peak <= 2);
-  } finally {
-    Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
-    await replica.stop();
-  }
+    const { load } = stack.fakes.ollama;
+    assert.equal(load.wasted, 0, "no answer generated for a request that had given up");
+    assert.ok(load.peak <= 2);
+  });
 });
 
 test("a client that hangs up while its question waits for an answer slot gives up its place: no answer is generated for it", async () => {
-  const replica = await startApp({
-    ...stack.env,
-    OLLAMA_MAX_ANSWERS: "1",
-    OLLAMA_SLOT_WAIT_MS: "5000",
-    OLLAMA_TIMEOUT_MS: "2000",
-  });
-  const { ollama } = stack.fakes;
-  Object.assign(ollama.knobs, { parallel: 1, generationMs: 500 });
-  Object.assign(ollama.load, { generated: 0, wasted: 0 });
-  const client = api(replica.url, USER_KEY);
-  const ask = (query: string, signal?: AbortSignal) =>
-    fetch(`${replica.url}/api/v1/query`, {
+  const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "2000" };
+  await withAnswerSlots(env, { parallel: 1, generationMs: 500 }, async (client, replica) => {
+    const { load } = stack.fakes.ollama;
+    const first = client.post("/api/v1/query", { query: "Who holds the only slot about tides?" });
+    await waitFor("the first answer generating", async () => load.generated === 1);
+    const leaving = new AbortController();
+    const gone = fetch(`${replica.url}/api/v1/query`, {
       method: "POST",
       headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ query }),
-      signal,
-    });
-  try {
-    const first = client.post("/api/v1/query", { query: "Who holds the only slot about tides?" });
-    await waitFor("the first answer generating", async () => ollama.load.generated === 1);
-    const leaving = new AbortController();
-    const gone = ask("Who leaves before a slot frees up?", leaving.signal).catch((err: Error) => err.name);
+      body: JSON.stringify({ query: "Who leaves before a slot frees up?" }),
+      signal: leaving.signal,
+    }).catch((err: Error) => err.name);
     await setTimeout(100); // waiting for the slot
     leaving.abort();
     const third = client.post("/api/v1/query", { query: "Who gets the slot next about volcanoes?" });
     assert.equal(await gone, "AbortError");
     assert.deepEqual([(await first).status, (await third).status], [200, 200]);
-    assert.equal(ollama.load.generated, 2, "no answer generated for the client that left");
+    assert.equal(load.generated, 2, "no answer generated for the client that left");
     const count = async (status: string) =>
       metricValue(await scrape(replica.metricsUrl), "http_requests_total", { route: "/api/v1/query", status });
     await waitFor("the question that lost its client counted as 499", async () => (await count("499")) === 1, 5_000);
     assert.equal(metricValue(await scrape(replica.metricsUrl), "agent_errors_total"), 0, "a client leaving is no error");
-  } finally {
-    Object.assign(ollama.knobs, { parallel: null, generationMs: 0 });
-    await replica.stop();
-  }
+  });
 });
