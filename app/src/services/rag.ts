@@ -133,12 +133,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   }
 
   /** Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed. */
-  /** `clientSignal` aborts when the client leaves; it is read only if the question has to wait for an answer slot. */
+  /** `clientSignal` aborts when the client leaves: a question waiting for an answer slot then gives up its place. */
   async function prepare(
     input: QueryInput,
     owner: string,
     requestId: string,
-    clientSignal?: () => AbortSignal,
+    clientSignal?: AbortSignal,
   ): Promise<PreparedQuery> {
     const startedAt = performance.now();
     const question = input.query.trim();
@@ -229,7 +229,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       });
       return { ...base, sources, prompt, answer: { generation, leader: true } };
     } catch (err) {
-      if (!clientSignal?.().aborted) countError(err); // a client that left is no error of ours (a 499)
+      if (!clientSignal?.aborted) countError(err); // a client that left is no error of ours (a 499)
       stopTimer();
       metrics.activeQueries.dec();
       throw err;
