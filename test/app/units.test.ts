@@ -668,7 +668,7 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   await assert.rejects(slots.acquire("m"), /every answer slot of m is busy \(none free within 200 ms\)/);
   // A client that leaves gives up its place: the next in line gets the slot.
   const client = new AbortController();
-  const leaving = slots.acquire("m", client.signal);
+  const leaving = slots.acquire("m", () => client.signal);
   const next = inLine(4);
   client.abort("Client connection prematurely closed.");
   await assert.rejects(leaving, { name: "AbortError", message: "the client left while waiting for an answer slot" });

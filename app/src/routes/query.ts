@@ -36,7 +36,7 @@ const SHUTTING_DOWN = new AppError(503, "server shutting down: ask again", "shut
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"), c.req.raw.signal);
+    const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"), () => c.req.raw.signal);
     if (!input.stream) return c.json(await rag.complete(prepared), 200);
 
     return streamSSE(c, async (stream) => {

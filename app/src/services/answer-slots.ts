@@ -35,7 +35,7 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
     };
   }
 
-  return function acquire(signal?: AbortSignal): Promise<Slot> {
+  return function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
     if (busy < slots) {
       busy++;
       return Promise.resolve(take());
@@ -45,6 +45,7 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
       return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
     }
     return new Promise<Slot>((resolve, reject) => {
+      const signal = clientSignal?.();
       if (signal?.aborted) return reject(clientLeft());
       const leave = (reason: unknown) => {
         clearTimeout(timer);
@@ -78,12 +79,12 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
 export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   const lanes = new Map<string, ReturnType<typeof createLane>>();
   return {
-    /** `signal` aborts when the client leaves: a question waiting for a slot then gives up its place. */
-    acquire(model: string, signal?: AbortSignal): Promise<Slot> {
+    /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
+    acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {} });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, opts.slots, opts.maxWaitMs)));
-      return lane(signal);
+      return lane(clientSignal);
     },
   };
 }
