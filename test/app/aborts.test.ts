@@ -38,12 +38,8 @@ test("a client that hangs up mid-body or mid-answer is counted as 499, never as 
   stack.fakes.ollama.knobs.latencyMs = 400;
   try {
     const controller = new AbortController();
-    const pending = fetch(`${stack.url}/api/v1/query`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ query: "What do tides follow, asked by an impatient client?" }),
-      signal: controller.signal,
-    });
+    const impatient = api(stack.url, USER_KEY, { signal: controller.signal });
+    const pending = impatient.post("/api/v1/query", { query: "What do tides follow, asked by an impatient client?" });
     setTimeout(() => controller.abort(), 150);
     await assert.rejects(pending);
     await waitFor(

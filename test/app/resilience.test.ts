@@ -318,12 +318,9 @@ test("a client that hangs up while its question waits for an answer slot gives u
     const first = client.post("/api/v1/query", { query: "Who holds the only slot about tides?" });
     await waitFor("the first answer generating", async () => load.generated === 1);
     const leaving = new AbortController();
-    const gone = fetch(`${replica.url}/api/v1/query`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ query: "Who leaves before a slot frees up?" }),
-      signal: leaving.signal,
-    }).catch((err: Error) => err.name);
+    const gone = api(replica.url, USER_KEY, { signal: leaving.signal })
+      .post("/api/v1/query", { query: "Who leaves before a slot frees up?" })
+      .catch((err: Error) => err.name);
     await setTimeout(100); // waiting for the slot
     leaving.abort();
     const third = client.post("/api/v1/query", { query: "Who gets the slot next about volcanoes?" });

@@ -5,8 +5,17 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
-/** Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`; `timeoutMs` bounds each call. */
-export function api(baseUrl: string, key?: string, opts: { timeoutMs?: number } = {}) {
+/** What aborts a request: the client's own signal, its per-call timeout, or either. */
+function requestSignal(opts: { timeoutMs?: number; signal?: AbortSignal }): AbortSignal | undefined {
+  const timeout = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
+  return timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : (timeout ?? opts.signal);
+}
+
+/**
+ * Minimal JSON client for tests: `api(url, key).post("/api/v1/query", {...})`; `timeoutMs` bounds each call, and
+ * `signal` aborts them (a client hanging up).
+ */
+export function api(baseUrl: string, key?: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}) {
   const send = async <T = any>(
     method: string,
     path: string,
@@ -21,7 +30,7 @@ export function api(baseUrl: string, key?: string, opts: { timeoutMs?: number } 
         ...headers,
       },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      ...(opts.timeoutMs ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
+      signal: requestSignal(opts),
     });
     const text = await res.text();
     let parsed: unknown = text;
