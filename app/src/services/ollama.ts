@@ -1,4 +1,4 @@
-import { Ollama, type Message } from "ollama";
+import { type ChatResponse, Ollama, type Message } from "ollama";
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
@@ -72,6 +72,14 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
   };
 }
 
+/** The answer and what Ollama's last message (the whole JSON answer, or a stream's `done` one) says of it. */
+const chatResult = (content: string, last: ChatResponse): ChatResult => ({
+  content,
+  promptTokens: last.prompt_eval_count ?? 0,
+  completionTokens: last.eval_count ?? 0,
+  truncated: last.done_reason === "length",
+});
+
 function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err)) return upstreamTimeout("ollama", timeoutMs);
@@ -127,12 +135,7 @@ export function createOllama(opts: OllamaOptions) {
     chat: (model: string, messages: ChatMessage[]): Promise<ChatResult> =>
       call("ollama_chat", async () => {
         const res = await client.chat({ model, messages, options, stream: false });
-        return {
-          content: res.message.content,
-          promptTokens: res.prompt_eval_count ?? 0,
-          completionTokens: res.eval_count ?? 0,
-          truncated: res.done_reason === "length",
-        };
+        return chatResult(res.message.content, res);
       }),
 
     /**
@@ -154,12 +157,7 @@ export function createOllama(opts: OllamaOptions) {
           }
           if (part.done) {
             opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "true" });
-            return {
-              content,
-              promptTokens: part.prompt_eval_count ?? 0,
-              completionTokens: part.eval_count ?? 0,
-              truncated: part.done_reason === "length",
-            };
+            return chatResult(content, part);
           }
         }
         throw new Error("stream ended without done");
