@@ -24,7 +24,7 @@ const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSecon
  * minimum; above it the pods together ask for more, and the excess waits in Ollama (about maxReplicas / minReplicas
  * answers per slot at most) rather than being refused while GPUs are idle.
  */
-export const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
+const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
   Math.max(1, Math.ceil((ollama.replicas * ollama.numParallel) / api.minReplicas));
 
 export interface ApiArgs {

@@ -660,6 +660,8 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   await delay(60);
   first.release();
   first.release(); // a second release frees nothing more
+  // Only a question that queued is told it waited (the query then looks again for an answer that came meanwhile).
+  assert.deepEqual([first.waited, other.waited, (await second).waited], [false, false, true]);
   (await second).release();
   (await third).release();
   assert.deepEqual(order, [2, 3]);

@@ -1,7 +1,7 @@
 import { dependencyUnavailable } from "../errors.ts";
 
-/** Frees the slot; `release` is idempotent. */
-export type Slot = { release(): void };
+/** `release` frees the slot (idempotent); `waited`: the question queued for it, so others may have moved on meanwhile. */
+export type Slot = { release(): void; waited: boolean };
 
 /** Weight of the newest hold time in the running average: about the last ten answers. */
 const HOLD_WEIGHT = 0.2;
@@ -19,17 +19,18 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
   let holdMs = 0;
   const waiting: Array<(slot: Slot) => void> = [];
 
-  function take(): Slot {
+  function take(waited: boolean): Slot {
     const since = performance.now();
     let held = true;
     return {
+      waited,
       release() {
         if (!held) return;
         held = false;
         const ms = performance.now() - since;
         holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
         const next = waiting.shift();
-        if (next) next(take());
+        if (next) next(take(true));
         else busy--;
       },
     };
@@ -38,7 +39,7 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
   return function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
     if (busy < slots) {
       busy++;
-      return Promise.resolve(take());
+      return Promise.resolve(take(false));
     }
     const expectedMs = ((waiting.length + 1) * holdMs) / slots;
     if (expectedMs > maxWaitMs) {
@@ -47,15 +48,17 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
     return new Promise<Slot>((resolve, reject) => {
       const signal = clientSignal?.();
       if (signal?.aborted) return reject(clientLeft());
-      const leave = (reason: unknown) => {
+      const stopWaiting = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", left);
+      };
+      const leave = (reason: unknown) => {
+        stopWaiting();
         waiting.splice(waiting.indexOf(admit), 1);
         reject(reason);
       };
       const admit = (slot: Slot) => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", left);
+        stopWaiting();
         resolve(slot);
       };
       const left = () => leave(clientLeft());
@@ -81,12 +84,10 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   return {
     /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
     acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
-      if (opts.slots === 0) return Promise.resolve({ release() {} });
+      if (opts.slots === 0) return Promise.resolve({ release() {}, waited: false });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, opts.slots, opts.maxWaitMs)));
       return lane(clientSignal);
     },
   };
 }
-
-export type AnswerSlots = ReturnType<typeof createAnswerSlots>;

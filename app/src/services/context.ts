@@ -24,7 +24,7 @@ export function compressContextWindow<T extends { text: string; score: number }>
   return selected;
 }
 
-export const INSTRUCTIONS =
+const INSTRUCTIONS =
   "Answer the question using only the numbered context below and cite it like [1]. " +
   "If the context does not contain the answer, say that you do not know.\n\nContext:\n";
 

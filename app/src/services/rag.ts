@@ -132,8 +132,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
   }
 
-  /** Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed. */
   /**
+   * Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed.
    * `clientSignal` aborts when the client leaves. A getter, read only if the question has to wait for an answer slot:
    * @hono/node-server creates the request's AbortController on first read, about 7 us in Node 20, which a cache hit
    * need not pay.
@@ -209,12 +209,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       }
       const slot = await slots.acquire(model, clientSignal);
       // While this request waited for a slot, the same question may have been answered, or it or its prompt started.
-      const meanwhile = answers.held(cacheKey);
-      const started = generations.find(cacheKey) ?? generations.find(prompt);
+      const meanwhile = slot.waited && answers.held(cacheKey);
+      const started = slot.waited && (generations.find(cacheKey) ?? generations.find(prompt));
       if (meanwhile || started) {
         slot.release();
         answered = "hit";
-        const answer = meanwhile ? cachedAnswer(meanwhile) : { generation: started!, leader: false };
+        const answer = meanwhile ? cachedAnswer(meanwhile) : { generation: started as Generation, leader: false };
         return { ...base, sources, prompt, answer };
       }
       const messages: ChatMessage[] = [
