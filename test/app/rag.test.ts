@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { createHash } from "node:crypto";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
@@ -728,4 +729,124 @@ test("many long sources still leave the model the question's context and room fo
     for (const id of ids) await other.del(`/api/v1/documents/${id}`);
     await replica.stop();
   }
+});
+
+/**
+ * Runs `check` against a replica whose model window is `contextTokens` (`MAX_ANSWER_TOKENS` 512), with the fake
+ * Ollama counting the prompt with a real tokenizer (cl100k_base) and refusing or truncating as 0.12.10 does, after
+ * ingesting `texts` as documents of team `team`.
+ */
+async function withTokenizedWindow(
+  team: string,
+  texts: string[],
+  check: (client: ReturnType<typeof api>) => Promise<void>,
+  env: Record<string, string> = {},
+) {
+  const contextTokens = Number(env.MODEL_CONTEXT_TOKENS ?? 3072);
+  const replica = await startApp({ ...stack.env, MODEL_CONTEXT_TOKENS: "3072", MAX_ANSWER_TOKENS: "512", ...env });
+  const { ollama } = stack.fakes;
+  Object.assign(ollama.knobs, { contextLength: contextTokens, tokenizer: "cl100k" });
+  const client = api(replica.url, USER_KEY);
+  const documents = texts.map((text, i) => ({ id: `${team}-${i}`, text, metadata: { team } }));
+  try {
+    assert.equal((await client.post("/api/v1/documents", { documents })).status, 201);
+    await check(client);
+  } finally {
+    Object.assign(ollama.knobs, { contextLength: 4096, tokenizer: "chars" });
+    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
+    await replica.stop();
+  }
+}
+
+const HAN_SENTENCES = [
+  "潮汐是由月球和太阳对地球海洋的引力引起的。",
+  "高潮大约每天出现两次，潮差随月相的变化而变化。",
+  "大潮发生在新月和满月前后，小潮发生在上弦月和下弦月前后。",
+  "港口的潮汐表列出了每天高潮和低潮的时间与高度。",
+  "船只进出港口时必须考虑水深和潮流的方向。",
+];
+
+/** About `chars` characters of Chinese prose after an English label (the fake's embedding reads only ASCII words). */
+function hanText(label: string, i: number, chars: number): string {
+  let text = `${label}: `;
+  for (let k = i; text.length < chars; k++) text += HAN_SENTENCES[k % HAN_SENTENCES.length];
+  return text;
+}
+
+test("sources in Chinese fit the window: each character counts a token, and the model gets them", async () => {
+  const texts = Array.from({ length: 20 }, (_, i) => hanText(`Tide table ${i} high water`, i, 600));
+  await withTokenizedWindow("han", texts, async (client) => {
+    const { ollama } = stack.fakes;
+    const chats = ollama.chatSources.length;
+    const res = await client.post("/api/v1/query", {
+      query: "High water: 高潮什么时候出现？",
+      top_k: 50,
+      filter: { team: "han" },
+    });
+    assert.equal(res.status, 200, res.text);
+    // Counted at 4 characters a token, 14 sources went and the model was left with the question alone.
+    assert.match(res.body.answer, /^Based on \[1\]: Tide table/);
+    assert.deepEqual(ollama.chatSources.slice(chats), [res.body.sources.length], "one model call, with every source");
+    assert.ok(res.body.usage.prompt_tokens + 512 <= 3072, `${res.body.usage.prompt_tokens} prompt tokens`);
+  });
+});
+
+test("text that takes more tokens than estimated is refused by the model, and asked again with the better half", async () => {
+  // Hex: 1.8 characters a token in cl100k_base, estimated at 4.
+  let hex = "";
+  const texts = Array.from({ length: 20 }, (_, i) => {
+    for (hex = ""; hex.length < 1_100; ) hex += createHash("sha256").update(`${i}:${hex.length}`).digest("hex");
+    return `Checksum ${i} high water: ${hex}`.slice(0, 1_100);
+  });
+  await withTokenizedWindow("hex", texts, async (client) => {
+    const { ollama } = stack.fakes;
+    const question = { query: "Which checksum is for high water?", top_k: 50, filter: { team: "hex" } };
+    let chats = ollama.chatSources.length;
+    const res = await client.post("/api/v1/query", { ...question, session_id: "hex-sources" });
+    assert.equal(res.status, 200, res.text);
+    const asked = ollama.chatSources.slice(chats);
+    assert.equal(asked.length, 2, `sources per model call: ${asked}`);
+    assert.deepEqual(asked[1], Math.floor(asked[0]! / 2));
+    assert.match(res.body.answer, /^Based on \[1\]: Checksum/);
+    assert.equal(res.body.sources.length, asked[1], "the response lists the sources the model was given");
+    const turn = (await client.get("/api/v1/sessions/hex-sources")).body.turns[0];
+    assert.equal(turn.sources.length, asked[1], "and so does the stored turn");
+    const again = await client.post("/api/v1/query", question);
+    assert.deepEqual([again.body.cached, again.body.sources.length], [true, asked[1]]);
+
+    chats = ollama.chatSources.length;
+    const streamed = await client.post("/api/v1/query", { ...question, query: "Which checksum is it?", stream: true });
+    const events = parseSse(streamed.text);
+    const [meta, done] = [events[0]!, events.at(-1)!];
+    assert.deepEqual([meta.event, done.event], ["meta", "done"]);
+    const shown = ollama.chatSources.at(-1);
+    assert.ok(ollama.chatSources.length - chats > 1, "refused first");
+    assert.deepEqual([meta.data.sources.length, done.data.sources.length], [shown, shown]);
+  });
+});
+
+test("a question the model's window cannot hold is a 400 naming the query", async () => {
+  await withTokenizedWindow("long-question", [hanText("Tide table high water", 0, 600)], async (client) => {
+    const { ollama } = stack.fakes;
+    const embeds = ollama.calls["/api/embed"] ?? 0;
+    const han = await client.post("/api/v1/query", { query: hanText("High water", 0, 2_500) });
+    assert.equal(han.status, 400, han.text);
+    assert.match(han.body.error, /^invalid body: query: about 2\d{3} tokens, too long for the model's window/);
+    assert.equal(ollama.calls["/api/embed"] ?? 0, embeds, "refused before any model call");
+  });
+  // Estimated to fit (4 characters a token) but not: the model refuses it with every source, and then with none.
+  await withTokenizedWindow(
+    "long-hex-question",
+    [hanText("Tide table high water", 0, 600)],
+    async (client) => {
+      const { ollama } = stack.fakes;
+      const chats = ollama.chatSources.length;
+      const query = createHash("sha512").update("q").digest("hex").repeat(40).slice(0, 5_000);
+      const hex = await client.post("/api/v1/query", { query });
+      assert.equal(hex.status, 400, hex.text);
+      assert.match(hex.body.error, /^invalid body: query: too long for the model's window/);
+      assert.equal(ollama.chatSources.at(-1), 0, `sources per model call: ${ollama.chatSources.slice(chats)}`);
+    },
+    { MODEL_CONTEXT_TOKENS: "2048", MAX_ANSWER_TOKENS: "256", CHUNK_SIZE_CHARS: "1000" },
+  );
 });

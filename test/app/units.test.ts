@@ -86,6 +86,9 @@ test("compressContextWindow keeps the best chunks in rank order within the token
     [0.9, 0.7, 0.5],
   );
   assert.equal(estimateTokens("x".repeat(400)), 100);
+  // Outside ASCII every UTF-16 unit is a token: Han, Hangul, Cyrillic, and an emoji's two.
+  assert.equal(estimateTokens("潮汐是由月球引起的。"), 10);
+  assert.equal(estimateTokens("High water: 만조 Прилив 🌊"), Math.ceil(14 / 4) + 2 + 6 + 2);
   // The first chunk that does not fit ends the context, even if a later one would fit.
   const stop = compressContextWindow([chunk(0.9, 400), chunk(0.8, 2000), chunk(0.1, 4)], 200);
   assert.deepEqual(

@@ -21,8 +21,16 @@ export interface FakeOllama extends Listening {
      * streamResponse: once the response is written, an error is sent as `{"error": ...}` and the stream ends).
      */
     failAfterChunks: number | null;
-    /** Context window per request (OLLAMA_CONTEXT_LENGTH); a longer prompt loses its system messages, as in Ollama. */
+    /**
+     * Context window per request (OLLAMA_CONTEXT_LENGTH). A longer prompt loses its system messages, as in Ollama, or,
+     * sent with `truncate: false`, is refused with Ollama's 400.
+     */
     contextLength: number;
+    /**
+     * How the prompt's tokens are counted: "chars" (4 characters a token, cheap) or "cl100k" (a real BPE tokenizer,
+     * cl100k_base via js-tiktoken: Llama 3's tokenizer is its 100K tokens and 28K more for other languages).
+     */
+    tokenizer: "chars" | "cl100k";
     /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
     runawayWords: number | null;
     /**
@@ -40,6 +48,8 @@ export interface FakeOllama extends Listening {
   calls: Record<string, number>;
   /** Model named in each /api/chat request, in order. */
   chatModels: string[];
+  /** Numbered sources (`[n] `) in the system message of each /api/chat request, in order, refused ones included. */
+  chatSources: number[];
   timings: Timings;
 }
 
@@ -52,6 +62,12 @@ interface ChatMessage {
 export const MODEL_FAILED_MID_ANSWER = "an error was encountered while running the model: CUDA error: out of memory";
 
 const ollamaError = (c: Context, status: number, error: string) => c.json({ error }, status as 400);
+
+/**
+ * Ollama 0.12.10's refusal (400) of a prompt longer than the window sent with `truncate: false`
+ * (runner/ollamarunner/runner.go errorInputTooLong, passed on by server/routes.go ChatHandler).
+ */
+export const INPUT_TOO_LONG = "the input length exceeds the context length";
 
 /** What Ollama answers with 503 when its queue is full (server/sched.go ErrMaxQueue, via handleScheduleError). */
 export const OLLAMA_BUSY = "server busy, please try again.  maximum pending requests exceeded";
@@ -70,19 +86,34 @@ const countTokens = (text: string) => text.split(/\s+/).filter(Boolean).length;
 /** An answer that repeats itself, `words` long: what a model that never emits its stop token produces. */
 const runaway = (words: number) => Array.from({ length: words }, (_, i) => ["and", "so", "on"][i % 3]).join(" ");
 
-/** Tokens a message takes in the rendered prompt: about 4 characters a token, and the template's header around it. */
-const windowTokens = (m: ChatMessage) => Math.ceil((m.content ?? "").length / 4) + 5;
+type CountTokens = (text: string) => number;
+
+const byChars: CountTokens = (text) => Math.ceil(text.length / 4);
+
+let cl100k: Promise<CountTokens> | undefined;
+/** Loaded on first use: 0.6 s and about 80 MB of heap that the tests counting by characters need not pay. */
+const tokenizer = (kind: "chars" | "cl100k"): Promise<CountTokens> =>
+  kind === "chars"
+    ? Promise.resolve(byChars)
+    : (cl100k ??= import("js-tiktoken").then(({ getEncoding }) => {
+        const encoding = getEncoding("cl100k_base");
+        return (text) => encoding.encode(text).length;
+      }));
+
+/** Tokens the messages take in the rendered prompt: their text, and the template's header around each. */
+const tokensOf = (messages: ChatMessage[], count: CountTokens) => messages.reduce((n, m) => n + count(m.content ?? "") + 5, 0);
 
 /**
  * The messages the model sees. Ollama 0.12.10 server/prompt.go chatPrompt: when the rendered prompt is longer than
  * the window, messages are dropped from the front, and a system message is kept only if one after it stays; the last
  * message always stays. For a system prompt and a question, a prompt too long is the question alone.
  */
-function promptWithin(messages: ChatMessage[], contextLength: number): ChatMessage[] {
-  return tokensOf(messages) > contextLength ? messages.slice(-1) : messages;
+function promptWithin(messages: ChatMessage[], contextLength: number, count: CountTokens): ChatMessage[] {
+  return tokensOf(messages, count) > contextLength ? messages.slice(-1) : messages;
 }
 
-const tokensOf = (messages: ChatMessage[]) => messages.reduce((n, m) => n + windowTokens(m), 0);
+const numberedSources = (messages: ChatMessage[]) =>
+  messages.find((m) => m.role === "system")?.content.match(/^\[\d+\] /gm)?.length ?? 0;
 
 /** A small HTTP server speaking Ollama's REST API: /api/version, /api/tags, /api/embed and /api/chat (NDJSON stream). */
 export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<FakeOllama> {
@@ -93,6 +124,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     tokenDelayMs: 0,
     failAfterChunks: null as number | null,
     contextLength: 4096,
+    tokenizer: "chars" as "chars" | "cl100k",
     runawayWords: null as number | null,
     parallel: null as number | null,
     generationMs: 0,
@@ -128,6 +160,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     });
   const calls: Record<string, number> = {};
   const chatModels: string[] = [];
+  const chatSources: number[] = [];
   const timings = new Timings();
   const known = (model: string) =>
     !opts.models || opts.models.includes(model) || opts.models.includes(model.replace(/:latest$/, ""));
@@ -176,15 +209,25 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   });
 
   app.post("/api/chat", async (c) => {
-    type ChatBody = { model?: string; messages?: ChatMessage[]; stream?: boolean; options?: { num_predict?: number } };
+    type ChatBody = {
+      model?: string;
+      messages?: ChatMessage[];
+      stream?: boolean;
+      options?: { num_predict?: number };
+      truncate?: boolean;
+    };
     const body = await c.req.json<ChatBody>().catch(() => null);
     if (!body) return ollamaError(c, 400, "invalid JSON body");
     if (!body.model) return ollamaError(c, 400, "model is required");
     if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
     chatModels.push(body.model);
-    const messages = promptWithin(body.messages ?? [], knobs.contextLength);
+    chatSources.push(numberedSources(body.messages ?? []));
+    const count = await tokenizer(knobs.tokenizer);
+    // ChatHandler passes `truncate` (default true) to chatPrompt; unset, the runner refuses a prompt too long.
+    const tooLong = body.truncate === false && tokensOf(body.messages ?? [], count) > knobs.contextLength;
+    const messages = promptWithin(body.messages ?? [], knobs.contextLength, count);
     const answer = knobs.runawayWords === null ? fakeAnswer(messages) : runaway(knobs.runawayWords);
-    const promptTokens = tokensOf(messages);
+    const promptTokens = tokensOf(messages, count);
     const whole = answer.match(/\S+\s*/g) ?? [];
     // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length".
     const limit = body.options?.num_predict ?? -1;
@@ -203,6 +246,11 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     };
     const release = await slot(c.req.raw.signal);
     if (!release) return c.body(null); // the client left while waiting: nobody reads this
+    // The runner refuses it once the request holds a slot (llm/server.go Completion takes the semaphore first).
+    if (tooLong) {
+      release();
+      return ollamaError(c, 400, INPUT_TOO_LONG);
+    }
     try {
       if (knobs.generationMs > 0) await sleep(knobs.generationMs);
       if (body.stream === false) {
@@ -241,5 +289,5 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
 
   app.notFound((c) => c.text("404 page not found", 404));
   const server = await listen(app, opts.port);
-  return { ...server, knobs, calls, chatModels, timings, load };
+  return { ...server, knobs, calls, chatModels, chatSources, timings, load };
 }

@@ -2,7 +2,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
-import { isCached, type Rag } from "../services/rag.ts";
+import { isCached, type Rag, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
 import { apiRoute, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
@@ -15,8 +15,8 @@ const route = apiRoute({
   description:
     "Retrieves the closest chunks (optionally filtered by metadata), trims them to the token budget, routes to a " +
     "model by question complexity and answers. The turn is stored before the response is sent. With `stream: true` " +
-    "the answer is sent as Server-Sent Events: `meta` (ids, model, sources), one `token` per chunk of text, then " +
-    "`done` (the full response) or `error`.",
+    "the answer is sent as Server-Sent Events: `meta` (ids, model, the sources the model was given), one `token` " +
+    "per chunk of text, then `done` (the full response) or `error`.",
   request: { body: jsonBody(QueryRequestSchema) },
   responses: {
     200: {
@@ -40,27 +40,34 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
     if (!input.stream) return c.json(await rag.complete(prepared), 200);
 
     return streamSSE(c, async (stream) => {
-      await stream.writeSSE({
-        event: "meta",
-        data: JSON.stringify({
-          request_id: prepared.requestId,
-          session_id: prepared.sessionId,
-          model: prepared.model,
-          sources: prepared.sources,
-          cached: isCached(prepared),
-        }),
-      });
+      // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).
+      let meta: Promise<void> | undefined;
+      const sendMeta = () =>
+        (meta ??= stream.writeSSE({
+          event: "meta",
+          data: JSON.stringify({
+            request_id: prepared.requestId,
+            session_id: prepared.sessionId,
+            model: prepared.model,
+            sources: sourcesOf(prepared),
+            cached: isCached(prepared),
+          }),
+        }));
       let open = true;
-      const completing = rag.complete(prepared, (token) =>
-        open ? stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) }) : Promise.resolve(),
-      );
+      const completing = rag.complete(prepared, async (token) => {
+        if (!open) return;
+        await sendMeta();
+        await stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) });
+      });
       try {
         // When the server stops first, `completing` settles after the stream ended (the race handles its rejection).
         const result = await beforeAbort(completing, streamsEnd, () => SHUTTING_DOWN);
+        await sendMeta();
         await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
         const message = err instanceof AppError ? err.message : "internal error";
+        await sendMeta();
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
       } finally {
         open = false;

@@ -14,16 +14,29 @@ export class Generation {
   private wake: () => void = () => {};
   private changed = this.nextChange();
 
-  /** Starts `produce` (the model call); `onSettle` runs once it ended, before any follower hears of it. */
+  /**
+   * Starts `produce` (the model call); `onSettle` runs once it ended, before any follower hears of it. `produce` may
+   * narrow the sources to those the model was finally asked with, before its first token.
+   */
   constructor(
-    readonly sources: Source[],
-    produce: (push: (token: string) => void) => Promise<ChatResult>,
+    private shown: Source[],
+    produce: (push: (token: string) => void, narrow: (sources: Source[]) => void) => Promise<ChatResult>,
     private readonly onSettle: () => void,
   ) {
-    produce((token) => this.push(token)).then(
+    produce(
+      (token) => this.push(token),
+      (sources) => {
+        this.shown = sources;
+      },
+    ).then(
       (result) => this.settle({ result }),
       (error: unknown) => this.settle({ error }),
     );
+  }
+
+  /** The sources in the prompt the answer comes from: final once a token came or the generation settled. */
+  get sources(): Source[] {
+    return this.shown;
   }
 
   private nextChange(): Promise<void> {
@@ -86,7 +99,7 @@ export function createGenerations() {
      * its own pace, apart from every client following it, the one that started it included: a client that stops
      * reading holds up no one.
      */
-    start(sources: Source[], keys: string[], produce: (push: (token: string) => void) => Promise<ChatResult>): Generation {
+    start(sources: Source[], keys: string[], produce: ConstructorParameters<typeof Generation>[1]): Generation {
       const generation: Generation = new Generation(sources, produce, () => {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });

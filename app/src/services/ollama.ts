@@ -1,4 +1,4 @@
-import { type ChatResponse, Ollama, type Message } from "ollama";
+import { type ChatRequest, type ChatResponse, Ollama, type Message } from "ollama";
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
@@ -80,10 +80,25 @@ const chatResult = (content: string, last: ChatResponse): ChatResult => ({
   truncated: last.done_reason === "length",
 });
 
+/**
+ * What Ollama 0.12.10 answers (400) to a chat sent with `truncate: false` whose prompt is longer than the model's
+ * window: runner/ollamarunner/runner.go errorInputTooLong, passed on by llm/server.go Completion as a StatusError and
+ * by server/routes.go ChatHandler as `{"error": ...}` with the runner's status, before any token of a stream.
+ */
+const INPUT_TOO_LONG = "the input length exceeds the context length";
+
+/** The prompt did not fit the model's window: the caller may ask again with less context. */
+export class ContextOverflow extends AppError {
+  constructor() {
+    super(502, `ollama refused the prompt: ${INPUT_TOO_LONG}`, "ollama_context_overflow");
+  }
+}
+
 function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err)) return upstreamTimeout("ollama", timeoutMs);
   const status = (err as { status_code?: unknown }).status_code;
+  if (status === 400 && (err as Error).message?.includes(INPUT_TOO_LONG)) return new ContextOverflow();
   // A full queue (OLLAMA_MAX_QUEUE) is Ollama's 503 "server busy, please try again" (server/routes.go
   // handleScheduleError): overloaded, not broken, so the API answers 503 too and the client may retry.
   if (status === 503) return dependencyUnavailable("ollama", (err as Error).message);
@@ -108,7 +123,17 @@ export interface OllamaOptions {
 export function createOllama(opts: OllamaOptions) {
   const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
   const client = new Ollama(config);
-  const options = { num_predict: opts.maxAnswerTokens };
+  /**
+   * Every chat's settings. `truncate: false`: a prompt longer than the window is refused (ContextOverflow) instead of
+   * losing its system message, the instructions and every source, while the model answers on (server/prompt.go
+   * chatPrompt; ChatRequest.Truncate, absent from ollama-js 0.6.4's types, is passed on as sent).
+   */
+  const settings = { options: { num_predict: opts.maxAnswerTokens }, truncate: false };
+  const chatRequest = (model: string, messages: ChatMessage[]): ChatRequest & typeof settings => ({
+    model,
+    messages,
+    ...settings,
+  });
   const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await timeTool(opts.metrics, tool, fn);
@@ -134,7 +159,7 @@ export function createOllama(opts: OllamaOptions) {
 
     chat: (model: string, messages: ChatMessage[]): Promise<ChatResult> =>
       call("ollama_chat", async () => {
-        const res = await client.chat({ model, messages, options, stream: false });
+        const res = await client.chat({ ...chatRequest(model, messages), stream: false });
         return chatResult(res.message.content, res);
       }),
 
@@ -149,7 +174,7 @@ export function createOllama(opts: OllamaOptions) {
       const stop = opts.metrics.toolDuration.startTimer({ tool_name: "ollama_chat" });
       let content = "";
       try {
-        const stream = await new Ollama(config).chat({ model, messages, options, stream: true });
+        const stream = await new Ollama(config).chat({ ...chatRequest(model, messages), stream: true });
         for await (const part of stream) {
           if (part.message?.content) {
             content += part.message.content;

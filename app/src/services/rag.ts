@@ -9,7 +9,7 @@ import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
-import type { ChatMessage, ChatResult, OllamaService } from "./ollama.ts";
+import { type ChatMessage, type ChatResult, ContextOverflow, type OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
 import type { Source, Store } from "./store.ts";
@@ -66,6 +66,20 @@ const cachedAnswer = (entry: { answer: string; truncated?: boolean }) => ({
 
 /** Whether the answer costs this request no model call (`cached` in the response). */
 export const isCached = (p: PreparedQuery): boolean => !("generation" in p.answer && p.answer.leader);
+
+/**
+ * The sources of the prompt the answer comes from. A generation may ask the model with fewer than were retrieved
+ * (see `askWithin`); its sources are final once its first token came or it settled.
+ */
+export const sourcesOf = (p: PreparedQuery): Source[] => ("generation" in p.answer ? p.answer.generation.sources : p.sources);
+
+/** A question that leaves no room in the model's window for any source (`size`: "about N tokens, " when estimated). */
+const questionTooLong = (size = "") =>
+  new AppError(
+    400,
+    `invalid body: query: ${size}too long for the model's window beside the instructions and the answer: shorten it`,
+    "query_too_long",
+  );
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -146,6 +160,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   ): Promise<PreparedQuery> {
     const startedAt = performance.now();
     const question = input.query.trim();
+    const sourceRoom = sourceTokenBudget(modelWindow, question);
+    if (sourceRoom <= 0) throw questionTooLong(`about ${estimateTokens(question)} tokens, `);
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
@@ -192,7 +208,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const hits = await qdrant.search(vector, input.filter, topK);
-      const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceTokenBudget(modelWindow, question));
+      const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
       const system = systemPrompt(sources);
@@ -217,15 +233,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         const answer = meanwhile ? cachedAnswer(meanwhile) : { generation: started as Generation, leader: false };
         return { ...base, sources, prompt, answer };
       }
-      const messages: ChatMessage[] = [
-        { role: "system", content: system },
-        { role: "user", content: question },
-      ];
-      const generation = generations.start(sources, [cacheKey, prompt], async (push) => {
+      const generation = generations.start(sources, [cacheKey, prompt], async (push, narrow) => {
         try {
-          const chat = input.stream ? await streamAnswer(model, messages, push) : await ollama.chat(model, messages);
+          const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
+            input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
+          );
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
-          answers.set(cacheKey, { answer: chat.content, sources, truncated: chat.truncated }, { questionKey, prompt });
+          answers.set(cacheKey, { answer: chat.content, sources: shown, truncated: chat.truncated }, { questionKey, prompt });
           return chat;
         } finally {
           slot.release();
@@ -239,6 +253,34 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       throw err;
     } finally {
       cache.count("response", answered);
+    }
+  }
+
+  /**
+   * Asks the model with `system`, the system prompt of `sources`. Sent with `truncate: false`, a prompt longer than the window
+   * is refused by Ollama (ContextOverflow) rather than answered without its sources; this happens when the text
+   * takes more tokens than context.ts estimates (hex, base64, Han in some tokenizers). It then asks again with the
+   * better-ranked half of the sources, down to none: the refusal comes before any token, so nothing was streamed.
+   */
+  async function askWithin(
+    sources: Source[],
+    system: string,
+    question: string,
+    narrow: (shown: Source[]) => void,
+    ask: (messages: ChatMessage[]) => Promise<ChatResult>,
+  ): Promise<{ chat: ChatResult; shown: Source[] }> {
+    for (let shown = sources; ; shown = shown.slice(0, Math.floor(shown.length / 2))) {
+      narrow(shown);
+      try {
+        const chat = await ask([
+          { role: "system", content: shown === sources ? system : systemPrompt(shown) },
+          { role: "user", content: question },
+        ]);
+        return { chat, shown };
+      } catch (err) {
+        if (!(err instanceof ContextOverflow)) throw err;
+        if (shown.length === 0) throw questionTooLong();
+      }
     }
   }
 
@@ -271,14 +313,15 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         chat = answer.leader ? next.value : { ...next.value, promptTokens: 0, completionTokens: 0 };
       }
       const cached = isCached(p);
+      const sources = sourcesOf(p);
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
       // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources: p.sources, truncated: chat.truncated });
+      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
 
       const result: QueryResult = {
         answer: chat.content,
-        sources: p.sources,
+        sources,
         session_id: p.sessionId,
         request_id: p.requestId,
         model: p.model,
