@@ -813,6 +813,13 @@ test("text that takes more tokens than estimated is refused by the model, and as
     assert.equal(turn.sources.length, asked[1], "and so does the stored turn");
     const again = await client.post("/api/v1/query", question);
     assert.deepEqual([again.body.cached, again.body.sources.length], [true, asked[1]]);
+    // After an ingest elsewhere, the same retrieval reuses the answer (its question's latest), with the same sources.
+    const elsewhere = { id: "hex-elsewhere", text: "Unrelated.", metadata: { team: "elsewhere" } };
+    assert.equal((await client.post("/api/v1/documents", { documents: [elsewhere] })).status, 201);
+    chats = ollama.chatSources.length;
+    const reused = await client.post("/api/v1/query", question);
+    assert.deepEqual([reused.body.cached, reused.body.sources.length, ollama.chatSources.length], [true, asked[1], chats]);
+    await client.del("/api/v1/documents/hex-elsewhere");
 
     chats = ollama.chatSources.length;
     const streamed = await client.post("/api/v1/query", { ...question, query: "Which checksum is it?", stream: true });

@@ -16,6 +16,11 @@ export interface LatestAnswer {
   prompt: string;
   answer: string;
   truncated?: boolean;
+  /**
+   * How many of the prompt's sources, best first, the model was given, when fewer than all: it refused the whole
+   * prompt as longer than its window (rag.ts askWithin).
+   */
+  shown?: number;
 }
 
 export interface AnswerCacheOptions {
@@ -29,7 +34,12 @@ export interface AnswerCacheOptions {
 
 /** Entries as read back from Redis; one of another shape is a read error, so a miss (parseEntry). */
 const CachedAnswerSchema = z.object({ answer: z.string(), sources: z.array(SourceSchema), truncated: z.boolean().optional() });
-const LatestAnswerSchema = z.object({ prompt: z.string(), answer: z.string(), truncated: z.boolean().optional() });
+const LatestAnswerSchema = z.object({
+  prompt: z.string(),
+  answer: z.string(),
+  truncated: z.boolean().optional(),
+  shown: z.number().int().nonnegative().optional(),
+});
 
 function entry<T>(schema: z.ZodType<T>, raw: string | null): T | undefined {
   if (!raw) return undefined;
@@ -86,11 +96,12 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
     latest,
 
     /** Stores the answer under its versioned key and, for a newly generated one, as its question's latest. */
-    set(key: string, entry: CachedAnswer, generated?: { questionKey: string; prompt: string }): void {
+    set(key: string, entry: CachedAnswer, generated?: { questionKey: string; prompt: string; shown?: number }): void {
       local?.set(key, entry);
       cache.write("response", (c) => c.set(key, JSON.stringify(entry), { EX: opts.ttlSeconds }));
       if (!generated) return;
-      const value: LatestAnswer = { prompt: generated.prompt, answer: entry.answer, truncated: entry.truncated };
+      const { prompt, shown } = generated;
+      const value: LatestAnswer = { prompt, answer: entry.answer, truncated: entry.truncated, shown };
       cache.write("response", (c) => c.set(`latest:${generated.questionKey}`, JSON.stringify(value), { EX: opts.ttlSeconds }));
     },
   };

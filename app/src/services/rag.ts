@@ -215,7 +215,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const prompt = sha256(JSON.stringify([model, system, normalized]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
-        return { ...base, sources, prompt, answer: cachedAnswer(latest.value) };
+        const shown = sources.slice(0, latest.value.shown ?? sources.length);
+        return { ...base, sources: shown, prompt, answer: cachedAnswer(latest.value) };
       }
       // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too.
       const same = generations.find(prompt);
@@ -230,8 +231,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (meanwhile || started) {
         slot.release();
         answered = "hit";
-        const answer = meanwhile ? cachedAnswer(meanwhile) : { generation: started as Generation, leader: false };
-        return { ...base, sources, prompt, answer };
+        if (meanwhile) return { ...base, sources: meanwhile.sources, prompt, answer: cachedAnswer(meanwhile) };
+        return { ...base, sources, prompt, answer: { generation: started as Generation, leader: false } };
       }
       const generation = generations.start(sources, [cacheKey, prompt], async (push, narrow) => {
         try {
@@ -239,7 +240,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
             input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
-          answers.set(cacheKey, { answer: chat.content, sources: shown, truncated: chat.truncated }, { questionKey, prompt });
+          const narrowed = shown.length < sources.length ? shown.length : undefined;
+          const entry = { answer: chat.content, sources: shown, truncated: chat.truncated };
+          answers.set(cacheKey, entry, { questionKey, prompt, shown: narrowed });
           return chat;
         } finally {
           slot.release();
