@@ -697,6 +697,35 @@ test("a model that does not stop by itself is cut at MAX_ANSWER_TOKENS, answered
   }
 });
 
+test("an answer Ollama stops for looping comes back cut, streamed to its end and stored, but not cached", async () => {
+  const { ollama } = stack.fakes;
+  ollama.knobs.repeatToken = "|";
+  try {
+    const bars = (text: string) => text.match(/\|/g)?.length ?? 0;
+    const question = { query: "Describe Qdrant in a line", session_id: "looping" };
+    const chats = ollama.calls["/api/chat"] ?? 0;
+    const whole = await user.post("/api/v1/query", question);
+    assert.equal(whole.status, 200, whole.text);
+    assert.deepEqual([bars(whole.body.answer), whole.body.truncated], [31, true], "the token and its 30 repeats");
+    const again = await user.post("/api/v1/query", question);
+    assert.deepEqual([again.body.cached, ollama.calls["/api/chat"]], [false, chats + 2], "asked again, asked anew");
+    const turns = (await user.get("/api/v1/sessions/looping")).body.turns;
+    assert.deepEqual(
+      turns.map((t: { truncated: boolean }) => t.truncated),
+      [true, true],
+    );
+
+    const streamed = await user.post("/api/v1/query", { query: "Describe Redis in a line", stream: true });
+    const events = parseSse(streamed.text);
+    const done = events.at(-1)!;
+    assert.equal(done.event, "done", streamed.text.slice(-300));
+    const tokens = events.filter((e) => e.event === "token").map((e) => e.data.content as string);
+    assert.deepEqual([bars(tokens.join("")), done.data.truncated], [31, true]);
+  } finally {
+    ollama.knobs.repeatToken = null;
+  }
+});
+
 test("many long sources still leave the model the question's context and room for the whole answer", async () => {
   const contextTokens = 3072;
   const answerTokens = 512;

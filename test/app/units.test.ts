@@ -560,7 +560,7 @@ test("a generation is found under its keys until it settles; followers get the t
   const waiting = follower.next();
   model.push("lunar.");
   assert.deepEqual(await waiting, { done: false, value: "lunar." });
-  const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3, truncated: false };
+  const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3, truncated: false, looped: false };
   await model.end(result);
   assert.equal(generations.find("cache-key"), undefined);
   assert.equal(generations.find("prompt"), undefined);
@@ -571,7 +571,7 @@ test("a generation is found under its keys until it settles; followers get the t
 
   const whole = modelCall();
   const unstreamed = generations.start([], ["another"], whole.produce);
-  await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2, truncated: false });
+  await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2, truncated: false, looped: false });
   assert.deepEqual(
     await unstreamed.follow().next(),
     { done: false, value: "Not streamed." },

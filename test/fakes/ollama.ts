@@ -33,6 +33,8 @@ export interface FakeOllama extends Listening {
     tokenizer: "chars" | "cl100k";
     /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
     runawayWords: number | null;
+    /** When set, the model loops: after its answer it repeats this token until Ollama's repeat guard stops it. */
+    repeatToken: string | null;
     /**
      * OLLAMA_NUM_PARALLEL: answers generated at once (null: any number; Ollama counts per model, the fake over all).
      * The others wait in order, without limit, as on a loaded model in Ollama 0.12 (the runner's semaphore,
@@ -83,6 +85,21 @@ export function fakeAnswer(messages: ChatMessage[]): string {
 
 const countTokens = (text: string) => text.split(/\s+/).filter(Boolean).length;
 
+/**
+ * Ollama 0.12.10 llm/server.go Completion: a token (trimmed) equal to the one before it, over 30 times in a row, ends
+ * the answer before it is sent, with no done message. Returns the pieces sent and whether the guard stopped them.
+ */
+function repeatGuard(pieces: string[]): { sent: string[]; stopped: boolean } {
+  let last = "";
+  let repeats = 0;
+  for (const [i, piece] of pieces.entries()) {
+    if (piece.trim() === last) repeats++;
+    else [last, repeats] = [piece.trim(), 0];
+    if (repeats > 30) return { sent: pieces.slice(0, i), stopped: true };
+  }
+  return { sent: pieces, stopped: false };
+}
+
 /** An answer that repeats itself, `words` long: what a model that never emits its stop token produces. */
 const runaway = (words: number) => Array.from({ length: words }, (_, i) => ["and", "so", "on"][i % 3]).join(" ");
 
@@ -126,6 +143,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     contextLength: 4096,
     tokenizer: "chars" as "chars" | "cl100k",
     runawayWords: null as number | null,
+    repeatToken: null as string | null,
     parallel: null as number | null,
     generationMs: 0,
   };
@@ -226,12 +244,13 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     // ChatHandler passes `truncate` (default true) to chatPrompt; unset, the runner refuses a prompt too long.
     const tooLong = body.truncate === false && tokensOf(body.messages ?? [], count) > knobs.contextLength;
     const messages = promptWithin(body.messages ?? [], knobs.contextLength, count);
-    const answer = knobs.runawayWords === null ? fakeAnswer(messages) : runaway(knobs.runawayWords);
+    let answer = knobs.runawayWords === null ? fakeAnswer(messages) : runaway(knobs.runawayWords);
+    if (knobs.repeatToken !== null) answer += ` ${knobs.repeatToken}`.repeat(100);
     const promptTokens = tokensOf(messages, count);
     const whole = answer.match(/\S+\s*/g) ?? [];
     // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length".
     const limit = body.options?.num_predict ?? -1;
-    const pieces = limit >= 0 ? whole.slice(0, limit) : whole;
+    const { sent: pieces, stopped } = repeatGuard(limit >= 0 ? whole.slice(0, limit) : whole);
     const final = {
       model: body.model,
       created_at: new Date().toISOString(),
@@ -255,7 +274,10 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       if (knobs.generationMs > 0) await sleep(knobs.generationMs);
       if (body.stream === false) {
         if (c.req.raw.signal.aborted) load.wasted++;
-        return c.json({ ...final, message: { role: "assistant", content: pieces.join("") } });
+        const message = { role: "assistant", content: pieces.join("") };
+        // Stopped by the guard, the answer is the last chunk as it came: done false, no done_reason or counts.
+        if (stopped) return c.json({ model: body.model, created_at: final.created_at, message, done: false });
+        return c.json({ ...final, message });
       }
     } finally {
       if (body.stream === false) release();
@@ -280,7 +302,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
           };
           await s.write(`${JSON.stringify(chunk)}\n`);
         }
-        await s.write(`${JSON.stringify({ ...final, message: { role: "assistant", content: "" } })}\n`);
+        if (!stopped) await s.write(`${JSON.stringify({ ...final, message: { role: "assistant", content: "" } })}\n`);
       } finally {
         release();
       }

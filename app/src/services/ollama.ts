@@ -9,8 +9,14 @@ export interface ChatResult {
   content: string;
   promptTokens: number;
   completionTokens: number;
-  /** The answer stopped at MAX_ANSWER_TOKENS (Ollama's done_reason "length"), not where the model ended it. */
+  /** The answer stopped at MAX_ANSWER_TOKENS (Ollama's done_reason "length") or `looped`, not where the model ended it. */
   truncated: boolean;
+  /**
+   * Ollama stopped the answer because the model repeated one token over 30 times in a row (0.12.10 llm/server.go
+   * Completion: it returns without a done message, so a stream ends without one and a JSON answer says `done: false`,
+   * without a done_reason or token counts). Not worth caching: asked again, the model may not loop.
+   */
+  looped: boolean;
 }
 
 export type ChatMessage = Message;
@@ -73,12 +79,18 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
 }
 
 /** The answer and what Ollama's last message (the whole JSON answer, or a stream's `done` one) says of it. */
-const chatResult = (content: string, last: ChatResponse): ChatResult => ({
+type LastMessage = { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number };
+
+const chatResult = (content: string, last: LastMessage): ChatResult => ({
   content,
   promptTokens: last.prompt_eval_count ?? 0,
   completionTokens: last.eval_count ?? 0,
-  truncated: last.done_reason === "length",
+  truncated: last.done_reason === "length" || !last.done,
+  looped: !last.done,
 });
+
+/** ollama-js 0.6.4 (AbortableAsyncIterator) throws this when a stream ends without a done message. */
+const NO_DONE_MESSAGE = "Did not receive done or success response in stream.";
 
 /**
  * What Ollama 0.12.10 answers (400) to a chat sent with `truncate: false` whose prompt is longer than the model's
@@ -175,17 +187,24 @@ export function createOllama(opts: OllamaOptions) {
       let content = "";
       try {
         const stream = await new Ollama(config).chat({ ...chatRequest(model, messages), stream: true });
-        for await (const part of stream) {
-          if (part.message?.content) {
-            content += part.message.content;
-            yield part.message.content;
+        let last: ChatResponse | undefined;
+        try {
+          for await (const part of stream) {
+            if (part.message?.content) {
+              content += part.message.content;
+              yield part.message.content;
+            }
+            if (part.done) {
+              last = part;
+              break;
+            }
           }
-          if (part.done) {
-            opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "true" });
-            return chatResult(content, part);
-          }
+        } catch (err) {
+          // A stream that ends cleanly without a done message: Ollama stopped a model that looped (ChatResult.looped).
+          if ((err as Error).message !== NO_DONE_MESSAGE) throw err;
         }
-        throw new Error("stream ended without done");
+        opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "true" });
+        return chatResult(content, last ?? { done: false });
       } catch (err) {
         opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "false" });
         throw toAppError(err, opts.timeoutMs);

@@ -240,6 +240,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
             input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
+          if (chat.looped) return chat;
           const narrowed = shown.length < sources.length ? shown.length : undefined;
           const entry = { answer: chat.content, sources: shown, truncated: chat.truncated };
           answers.set(cacheKey, entry, { questionKey, prompt, shown: narrowed });
@@ -304,7 +305,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       let chat: ChatResult;
       const { answer } = p;
       if ("cached" in answer) {
-        chat = { content: answer.cached, promptTokens: 0, completionTokens: 0, truncated: answer.truncated };
+        chat = { content: answer.cached, promptTokens: 0, completionTokens: 0, truncated: answer.truncated, looped: false };
         if (onToken) await onToken(answer.cached);
       } else {
         const tokens = answer.generation.follow();
@@ -320,7 +321,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
       // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      else if (p.prompt) answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
+      else if (p.prompt && !chat.looped) answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
 
       const result: QueryResult = {
         answer: chat.content,
