@@ -795,6 +795,13 @@ const HAN_SENTENCES = [
   "船只进出港口时必须考虑水深和潮流的方向。",
 ];
 
+/** `chars` characters of hex, a sha256 chain from `seed`. */
+function hexOf(seed: string, chars: number): string {
+  let hex = "";
+  while (hex.length < chars) hex += createHash("sha256").update(`${seed}:${hex.length}`).digest("hex");
+  return hex.slice(0, chars);
+}
+
 /** About `chars` characters of Chinese prose after an English label (the fake's embedding reads only ASCII words). */
 function hanText(label: string, i: number, chars: number): string {
   let text = `${label}: `;
@@ -822,11 +829,7 @@ test("sources in Chinese fit the window: each character counts a token, and the 
 
 test("text that takes more tokens than estimated is refused by the model, and asked again with the better half", async () => {
   // Hex: 1.8 characters a token in cl100k_base, estimated at 4.
-  let hex = "";
-  const texts = Array.from({ length: 20 }, (_, i) => {
-    for (hex = ""; hex.length < 1_100; ) hex += createHash("sha256").update(`${i}:${hex.length}`).digest("hex");
-    return `Checksum ${i} high water: ${hex}`.slice(0, 1_100);
-  });
+  const texts = Array.from({ length: 20 }, (_, i) => `Checksum ${i} high water: ${hexOf(String(i), 1_100)}`.slice(0, 1_100));
   await withTokenizedWindow("hex", texts, async (client) => {
     const { ollama } = stack.fakes;
     const question = { query: "Which checksum is for high water?", top_k: 50, filter: { team: "hex" } };
@@ -858,6 +861,31 @@ test("text that takes more tokens than estimated is refused by the model, and as
     const shown = ollama.chatSources.at(-1);
     assert.ok(ollama.chatSources.length - chats > 1, "refused first");
     assert.deepEqual([meta.data.sources.length, done.data.sources.length], [shown, shown]);
+  });
+});
+
+test("an answer that fills the model's window ends there, cut, rather than answering on without its sources", async () => {
+  // Hex is estimated at 4 characters a token and takes 1.8: a prompt the model accepts can leave less than the answer.
+  const texts = Array.from({ length: 4 }, (_, i) => `Checksum ${i} high water: ${hexOf(`fill-${i}`, 1_150)}`);
+  await withTokenizedWindow("fill", texts, async (client) => {
+    const { ollama } = stack.fakes;
+    ollama.knobs.runawayWords = 1_000;
+    try {
+      const chats = ollama.chatSources.length;
+      const res = await client.post("/api/v1/query", {
+        query: "Which checksum is for high water?",
+        top_k: 4,
+        filter: { team: "fill" },
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(ollama.chatSources.slice(chats), [4], "accepted whole");
+      const { prompt_tokens: prompt, completion_tokens: answer } = res.body.usage;
+      assert.ok(prompt + 512 > 3072, `${prompt} prompt tokens leave room for a whole answer: not the case under test`);
+      assert.equal(prompt + answer, 3072, "the answer ends where the window does");
+      assert.equal(res.body.truncated, true);
+    } finally {
+      ollama.knobs.runawayWords = null;
+    }
   });
 });
 

@@ -233,6 +233,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       stream?: boolean;
       options?: { num_predict?: number };
       truncate?: boolean;
+      shift?: boolean;
     };
     const body = await c.req.json<ChatBody>().catch(() => null);
     if (!body) return ollamaError(c, 400, "invalid JSON body");
@@ -248,9 +249,12 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     if (knobs.repeatToken !== null) answer += ` ${knobs.repeatToken}`.repeat(100);
     const promptTokens = tokensOf(messages, count);
     const whole = answer.match(/\S+\s*/g) ?? [];
-    // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length".
-    const limit = body.options?.num_predict ?? -1;
-    const { sent: pieces, stopped } = repeatGuard(limit >= 0 ? whole.slice(0, limit) : whole);
+    // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length"; so does a
+    // full window when `shift` is false (runner.go). Shifting (the default), the answer runs on past it.
+    const room = body.shift === false ? Math.max(0, knobs.contextLength - promptTokens) : Number.POSITIVE_INFINITY;
+    const numPredict = body.options?.num_predict ?? -1;
+    const limit = Math.min(numPredict < 0 ? Number.POSITIVE_INFINITY : numPredict, room);
+    const { sent: pieces, stopped } = repeatGuard(whole.slice(0, limit));
     const final = {
       model: body.model,
       created_at: new Date().toISOString(),

@@ -136,11 +136,14 @@ export function createOllama(opts: OllamaOptions) {
   const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
   const client = new Ollama(config);
   /**
-   * Every chat's settings. `truncate: false`: a prompt longer than the window is refused (ContextOverflow) instead of
-   * losing its system message, the instructions and every source, while the model answers on (server/prompt.go
-   * chatPrompt; ChatRequest.Truncate, absent from ollama-js 0.6.4's types, is passed on as sent).
+   * Every chat's settings (ChatRequest.Truncate and Shift, absent from ollama-js 0.6.4's types, are passed on as sent).
+   * `truncate: false`: a prompt longer than the window is refused (ContextOverflow) instead of losing its system
+   * message, the instructions and every source, while the model answers on (server/prompt.go chatPrompt).
+   * `shift: false`: an answer that fills the window ends there, done_reason "length" (so `truncated`), instead of the
+   * runner discarding half the window after its first 4 tokens, the instructions and best sources with it, and
+   * answering on without them (runner/ollamarunner/runner.go, cache.go ShiftCacheSlot; api.DefaultOptions NumKeep 4).
    */
-  const settings = { options: { num_predict: opts.maxAnswerTokens }, truncate: false };
+  const settings = { options: { num_predict: opts.maxAnswerTokens }, truncate: false, shift: false };
   const chatRequest = (model: string, messages: ChatMessage[]): ChatRequest & typeof settings => ({
     model,
     messages,
