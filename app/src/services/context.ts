@@ -38,6 +38,8 @@ const INSTRUCTIONS =
   "Answer the question using only the numbered context below and cite it like [1]. " +
   "If the context does not contain the answer, say that you do not know.\n\nContext:\n";
 
+const INSTRUCTION_TOKENS = estimateTokens(INSTRUCTIONS);
+
 /** One retrieved chunk as the system prompt gives it, numbered from 1. */
 export const sourceEntry = (s: { title: string | null; text: string }, index: number) =>
   `[${index + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`;
@@ -63,5 +65,5 @@ export interface ModelWindow {
  */
 export function sourceTokenBudget(window: ModelWindow, question: string): number {
   const usable = Math.floor(window.contextTokens * (1 - WINDOW_MARGIN));
-  return usable - window.answerTokens - estimateTokens(INSTRUCTIONS) - estimateTokens(question);
+  return usable - window.answerTokens - INSTRUCTION_TOKENS - estimateTokens(question);
 }
