@@ -107,6 +107,16 @@ export const envSchema = z.object({
    */
   OLLAMA_MAX_ANSWERS: int(0, 0, 10_000),
   OLLAMA_SLOT_WAIT_MS: int(10_000, 0),
+  /**
+   * Headless Services whose addresses are the ready Ollama pods and the ready API pods. Set both, and each replica's
+   * share follows the pods there are (ready Ollama pods x OLLAMA_NUM_PARALLEL / ready API pods, rounded up), counted
+   * every ANSWER_SHARE_REFRESH_MS; OLLAMA_MAX_ANSWERS is the share until the first count (services/answer-share.ts).
+   */
+  OLLAMA_PODS_DNS: z.string().trim().min(1).optional(),
+  API_PODS_DNS: z.string().trim().min(1).optional(),
+  /** Ollama's own OLLAMA_NUM_PARALLEL: answers of each model one Ollama pod generates at once. */
+  OLLAMA_NUM_PARALLEL: int(4, 1, 1000),
+  ANSWER_SHARE_REFRESH_MS: int(10_000, 100),
   QDRANT_TIMEOUT_MS: int(5_000, 50),
   REDIS_COMMAND_TIMEOUT_MS: int(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),
@@ -164,6 +174,19 @@ const checkedSchema = envSchema.superRefine((env, ctx) => {
         `${env.MAX_ANSWER_TOKENS} leaves ${room} of MODEL_CONTEXT_TOKENS (${env.MODEL_CONTEXT_TOKENS}) for the sources ` +
         `beside a ${MAX_QUERY_CHARS}-character question, less than one chunk (${chunk}): lower MAX_ANSWER_TOKENS or ` +
         "CHUNK_SIZE_CHARS, or raise MODEL_CONTEXT_TOKENS",
+    });
+  }
+  if ((env.OLLAMA_PODS_DNS === undefined) !== (env.API_PODS_DNS === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [env.OLLAMA_PODS_DNS === undefined ? "OLLAMA_PODS_DNS" : "API_PODS_DNS"],
+      message: "must be set with OLLAMA_PODS_DNS and API_PODS_DNS both, or neither",
+    });
+  } else if (env.OLLAMA_PODS_DNS !== undefined && env.OLLAMA_MAX_ANSWERS === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OLLAMA_MAX_ANSWERS"],
+      message: "must be at least 1 when OLLAMA_PODS_DNS and API_PODS_DNS share the answer slots out (0 turns them off)",
     });
   }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {

@@ -15,6 +15,7 @@ import { createDb, isUnavailable, migrate, type Sql } from "./services/db.ts";
 import { createOllama } from "./services/ollama.ts";
 import { createQdrant } from "./services/qdrant.ts";
 import { createDocuments } from "./services/documents.ts";
+import { watchAnswerShare } from "./services/answer-share.ts";
 import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
 import { createStore, statementTimeoutMs } from "./services/store.ts";
@@ -129,12 +130,24 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
     isShuttingDown: () => shuttingDown,
   };
+  const rag = createRag({ config, store, cache, corpus, ollama, qdrant, metrics });
+  const answerShare =
+    config.OLLAMA_PODS_DNS && config.API_PODS_DNS
+      ? watchAnswerShare({
+          ollamaDns: config.OLLAMA_PODS_DNS,
+          apiDns: config.API_PODS_DNS,
+          numParallel: config.OLLAMA_NUM_PARALLEL,
+          refreshMs: config.ANSWER_SHARE_REFRESH_MS,
+          onShare: rag.resizeAnswerSlots,
+          log,
+        })
+      : undefined;
   const app = buildApp({
     config,
     log,
     metrics,
     store,
-    rag: createRag({ config, store, cache, corpus, ollama, qdrant, metrics }),
+    rag,
     documents: createDocuments({ config, store, corpus, ollama, qdrant, log }),
     rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
@@ -157,6 +170,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close(graceMs = config.SHUTDOWN_TIMEOUT_MS) {
       closing ??= (async () => {
         shuttingDown = true;
+        answerShare?.stop();
         // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
         // the client reads an end it can retry instead of a connection cut mid-answer.
         const notice = setTimeout(() => streamsEnd.abort(), graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2));

@@ -11,6 +11,8 @@ import {
   API_ROLLING_SURGE_PERCENT,
   API_STOP,
   NAME_LABEL,
+  OLLAMA,
+  serviceHost,
 } from "./names.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
@@ -21,8 +23,8 @@ const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSecon
 
 /**
  * Each API pod's share of the tier's answer slots per model (Ollama replicas x OLLAMA_NUM_PARALLEL) at the HPA's
- * minimum; above it the pods together ask for more, and the excess waits in Ollama (about maxReplicas / minReplicas
- * answers per slot at most) rather than being refused while GPUs are idle.
+ * minimum: the share until the app has counted the ready Ollama and API pods (OLLAMA_PODS_DNS, API_PODS_DNS), which
+ * it then follows as the HPA and the off-peak schedule change them.
  */
 const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
   Math.max(1, Math.ceil((ollama.replicas * ollama.numParallel) / api.minReplicas));
@@ -118,6 +120,9 @@ export class Api extends pulumi.ComponentResource {
                     { name: "MODEL_LARGE", value: args.ollama.models.large },
                     { name: "MODEL_CONTEXT_TOKENS", value: String(args.ollama.contextLength) },
                     { name: "OLLAMA_MAX_ANSWERS", value: String(answerSlotsPerPod(args.ollama, args.sizes)) },
+                    { name: "OLLAMA_NUM_PARALLEL", value: String(args.ollama.numParallel) },
+                    { name: "OLLAMA_PODS_DNS", value: serviceHost(OLLAMA.headless) },
+                    { name: "API_PODS_DNS", value: serviceHost(API.headless) },
                     { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
                     { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                     {
@@ -154,6 +159,21 @@ export class Api extends pulumi.ComponentResource {
             { name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" },
             { name: API.metricsPortName, port: API.metricsPort, targetPort: API.metricsPortName, protocol: "TCP" },
           ],
+        },
+      },
+      o,
+    );
+
+    // Its DNS name answers one address per ready API pod. Labelled apart from the Service above, so that the
+    // ServiceMonitor (which selects agent-api) does not scrape every pod twice.
+    new k8s.core.v1.Service(
+      API.headless,
+      {
+        metadata: { name: API.headless, namespace: args.namespace, labels: labelsFor(API.headless) },
+        spec: {
+          clusterIP: "None",
+          selector: { [NAME_LABEL]: API.name },
+          ports: [{ name: API.portName, port: API.port, targetPort: API.portName, protocol: "TCP" }],
         },
       },
       o,

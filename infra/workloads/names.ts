@@ -8,7 +8,15 @@ export const NAMESPACES = { agent: "agent", monitoring: "monitoring", monitoring
 export const NAME_LABEL = "app.kubernetes.io/name";
 
 /** `metricsPort`: the app's METRICS_PORT; /metrics is served only there, and the Ingress never routes to it. */
-export const API = { name: "agent-api", port: 8080, portName: "http", metricsPort: 9464, metricsPortName: "metrics" } as const;
+/** `headless`: its DNS name answers the ready API pods' addresses (the app counts them to share out answer slots). */
+export const API = {
+  name: "agent-api",
+  headless: "agent-api-headless",
+  port: 8080,
+  portName: "http",
+  metricsPort: 9464,
+  metricsPortName: "metrics",
+} as const;
 /**
  * Seconds the ALB keeps an idle connection (guide 000's nginx proxy_read_timeout 300s, for streamed answers). The API's
  * keep-alive outlasts it by API_KEEP_ALIVE_MARGIN_SECONDS: the ALB must be the side that closes an idle connection,
@@ -54,7 +62,12 @@ export const BACKED_UP_STORAGE_CLASS = "gp3-encrypted-backup";
 /** Pinned images (the API image is built from this repository and pinned by digest): see infra/versions.ts. */
 export { IMAGES } from "../versions.ts";
 
+/** In-cluster DNS name of a Service in the agent namespace (of each ready pod, for a headless one). */
+export function serviceHost(service: string): string {
+  return `${service}.${NAMESPACES.agent}.svc.cluster.local`;
+}
+
 /** In-cluster URL of a Service in the agent namespace. */
 export function serviceUrl(service: string, port: number): string {
-  return `http://${service}.${NAMESPACES.agent}.svc.cluster.local:${port}`;
+  return `http://${serviceHost(service)}:${port}`;
 }

@@ -311,6 +311,21 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
   });
 });
 
+test("a replica asks Ollama for its share of the ready pods' slots, counted through DNS, not the share it started with", async () => {
+  // "localhost" stands for both headless Services: as many Ollama pods as API pods, so the share is OLLAMA_NUM_PARALLEL.
+  const dns = { OLLAMA_PODS_DNS: "localhost", API_PODS_DNS: "localhost", OLLAMA_NUM_PARALLEL: "1" };
+  const env = { ...dns, OLLAMA_MAX_ANSWERS: "3", OLLAMA_SLOT_WAIT_MS: "5000" };
+  await withAnswerSlots(env, { parallel: 3, generationMs: 200 }, async (client) => {
+    await setTimeout(200); // the first count, at start
+    const questions = [1, 2, 3].map((i) => client.post("/api/v1/query", { query: `Shared slot question ${i} on tides` }));
+    assert.deepEqual(
+      (await Promise.all(questions)).map((a) => a.status),
+      [200, 200, 200],
+    );
+    assert.equal(stack.fakes.ollama.load.peak, 1, "answers asked of Ollama at once");
+  });
+});
+
 test("a client that hangs up while its question waits for an answer slot gives up its place: no answer is generated for it", async () => {
   const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "2000" };
   await withAnswerSlots(env, { parallel: 1, generationMs: 500 }, async (client, replica) => {

@@ -210,6 +210,11 @@ test("loadConfig names every bad variable on one line", () => {
       /MAX_ANSWER_TOKENS 2400 leaves -4 of MODEL_CONTEXT_TOKENS \(4096\) for the sources beside a 5000-character question, less than one chunk \(300\)/,
     ],
     [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
+    [{ ...base, OLLAMA_PODS_DNS: "ollama-headless" }, /API_PODS_DNS must be set with OLLAMA_PODS_DNS and API_PODS_DNS both/],
+    [
+      { ...base, OLLAMA_PODS_DNS: "ollama-headless", API_PODS_DNS: "agent-api-headless", OLLAMA_MAX_ANSWERS: "0" },
+      /OLLAMA_MAX_ANSWERS must be at least 1 when OLLAMA_PODS_DNS and API_PODS_DNS share the answer slots out/,
+    ],
   ];
   for (const [env, expected] of cases) {
     assert.throws(

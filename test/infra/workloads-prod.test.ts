@@ -87,6 +87,33 @@ test("API pods together ask Ollama for as many answers per model as its slots ho
   assert.equal(loadConfig({ ...appEnv(URLS), OLLAMA_MAX_ANSWERS: String(perPod) }).OLLAMA_MAX_ANSWERS, perPod);
 });
 
+test("API pods count the ready Ollama and API pods through headless Services to share out the answer slots", () => {
+  const env = envOf(api);
+  const services = ofType(plan, "kubernetes:core/v1:Service").map(inputs);
+  const servingPods = (dns: string, podLabels: Record<string, string>) => {
+    const [name, namespace, svc, ...domain] = dns.split(".");
+    assert.deepEqual([svc, domain.join(".")], ["svc", "cluster.local"], dns);
+    const service = services.find((s) => s.metadata.name === name && s.metadata.namespace === namespace);
+    assert.ok(service, `no Service ${name} in ${namespace}`);
+    assert.equal(service.spec.clusterIP, "None", `${name}: headless, so its name answers each pod's address`);
+    assert.notEqual(service.spec.publishNotReadyAddresses, true, `${name}: ready pods only`);
+    for (const [k, v] of Object.entries(service.spec.selector)) assert.equal(podLabels[k], v, `${name} selects ${k}=${v}`);
+    return service;
+  };
+  servingPods(env.OLLAMA_PODS_DNS!.value!, inputs(ollama).spec.template.metadata.labels);
+  const apiPods = servingPods(env.API_PODS_DNS!.value!, inputs(deployment).spec.template.metadata.labels);
+  const monitor = inputs(one(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "observability-stack-agent-api")).spec
+    .selector;
+  const scraped = Object.entries(monitor.matchLabels as Record<string, string>).every(
+    ([k, v]) => apiPods.metadata.labels?.[k] === v,
+  );
+  assert.equal(scraped, false, "the ServiceMonitor would scrape every API pod twice");
+  assert.equal(env.OLLAMA_NUM_PARALLEL!.value, envOf(container(ollama, "ollama")).OLLAMA_NUM_PARALLEL.value);
+  const names = ["OLLAMA_PODS_DNS", "API_PODS_DNS", "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_ANSWERS"];
+  const config = loadConfig({ ...appEnv(URLS), ...Object.fromEntries(names.map((n) => [n, env[n]!.value])) });
+  assert.equal(config.API_PODS_DNS, env.API_PODS_DNS!.value);
+});
+
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {
   const podSecurity = pod(deployment).securityContext;
   assert.equal(podSecurity.runAsNonRoot, true);

@@ -12,8 +12,8 @@ const clientLeft = () => new DOMException("the client left while waiting for an 
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
 
-/** One model's slots: at most `slots` answers at once, the others waiting in order. */
-function createLane(model: string, slots: number, maxWaitMs: number) {
+/** One model's slots: at most `limit.slots` answers at once (a limit that may change), the others waiting in order. */
+function createLane(model: string, limit: { slots: number }, maxWaitMs: number) {
   let busy = 0;
   /** Average time a slot is held, in ms; 0 until an answer ended. */
   let holdMs = 0;
@@ -29,19 +29,26 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
         held = false;
         const ms = performance.now() - since;
         holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
-        const next = waiting.shift();
-        if (next) next(take(true));
-        else busy--;
+        busy--;
+        admitWaiting();
       },
     };
   }
 
-  return function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
-    if (busy < slots) {
+  /** Gives free slots to the questions waiting, first come first served. */
+  function admitWaiting(): void {
+    while (busy < limit.slots && waiting.length > 0) {
+      busy++;
+      waiting.shift()!(take(true));
+    }
+  }
+
+  function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
+    if (busy < limit.slots) {
       busy++;
       return Promise.resolve(take(false));
     }
-    const expectedMs = ((waiting.length + 1) * holdMs) / slots;
+    const expectedMs = ((waiting.length + 1) * holdMs) / limit.slots;
     if (expectedMs > maxWaitMs) {
       return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
     }
@@ -66,7 +73,9 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
       signal?.addEventListener("abort", left, { once: true });
       waiting.push(admit);
     });
-  };
+  }
+
+  return { acquire, admitWaiting };
 }
 
 /**
@@ -81,13 +90,24 @@ function createLane(model: string, slots: number, maxWaitMs: number) {
  */
 export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   const lanes = new Map<string, ReturnType<typeof createLane>>();
+  const limit = { slots: opts.slots };
   return {
     /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
     acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {}, waited: false });
       let lane = lanes.get(model);
-      if (!lane) lanes.set(model, (lane = createLane(model, opts.slots, opts.maxWaitMs)));
-      return lane(clientSignal);
+      if (!lane) lanes.set(model, (lane = createLane(model, limit, opts.maxWaitMs)));
+      return lane.acquire(clientSignal);
+    },
+
+    /**
+     * Sets the slots per model (at least 1; no effect when the limit is off): more let waiting questions in at once,
+     * fewer take effect as answers end.
+     */
+    resize(slots: number): void {
+      if (opts.slots === 0) return;
+      limit.slots = Math.max(1, slots);
+      for (const lane of lanes.values()) lane.admitWaiting();
     },
   };
 }

@@ -356,7 +356,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     }
   }
 
-  return { prepare, complete };
+  return { prepare, complete, resizeAnswerSlots: slots.resize };
 }
 
 export type Rag = ReturnType<typeof createRag>;
