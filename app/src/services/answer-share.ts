@@ -2,7 +2,11 @@ import { lookup } from "node:dns/promises";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
-/** Ready pods behind `name`, a headless Service: Kubernetes DNS answers one address per ready pod, none when none is. */
+/**
+ * Ready pods behind `name`, a headless Service: Kubernetes DNS answers one address per ready pod, none when none is
+ * (CoreDNS plugin/kubernetes/object/endpoint.go skips an EndpointSlice endpoint that is not Ready, which a pod is until
+ * its readiness probe passes and again once it is terminating, unless the Service sets publishNotReadyAddresses).
+ */
 export type CountPods = (name: string) => Promise<number>;
 
 const NO_ADDRESS = new Set(["ENOTFOUND", "ENODATA"]);
