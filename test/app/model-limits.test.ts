@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, test } from "node:test";
 import { startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { api, parseSse } from "../support/http.ts";
+import { type ApiResponse, api, parseSse } from "../support/http.ts";
 
 let stack: Stack;
 let user: ReturnType<typeof api>;
@@ -123,15 +123,18 @@ test("many long sources still leave the model the question's context and room fo
   }
 });
 
+/** A query on the team's documents, and the sources (`[n]`) in each model call it made, refused ones included. */
+type Ask = (body: Record<string, unknown>) => Promise<{ res: ApiResponse; asked: number[] }>;
+
 /**
- * Runs `check` against a replica whose model window is `contextTokens` (`MAX_ANSWER_TOKENS` 512), with the fake
- * Ollama counting the prompt with a real tokenizer (cl100k_base) and refusing or truncating as 0.12.10 does, after
- * ingesting `texts` as documents of team `team`.
+ * Runs `check` against a replica whose model window is 3,072 tokens (`MAX_ANSWER_TOKENS` 512) unless `env` says
+ * otherwise, with the fake Ollama counting the prompt with a real tokenizer (cl100k_base) and refusing or truncating
+ * as 0.12.10 does, after ingesting `texts` as documents of team `team`.
  */
 async function withTokenizedWindow(
   team: string,
   texts: string[],
-  check: (client: ReturnType<typeof api>) => Promise<void>,
+  check: (ask: Ask, client: ReturnType<typeof api>) => Promise<void>,
   env: Record<string, string> = {},
 ) {
   const contextTokens = Number(env.MODEL_CONTEXT_TOKENS ?? 3072);
@@ -142,7 +145,11 @@ async function withTokenizedWindow(
   const documents = texts.map((text, i) => ({ id: `${team}-${i}`, text, metadata: { team } }));
   try {
     assert.equal((await client.post("/api/v1/documents", { documents })).status, 201);
-    await check(client);
+    await check(async (body) => {
+      const before = ollama.chatSources.length;
+      const res = await client.post("/api/v1/query", { filter: { team }, ...body });
+      return { res, asked: ollama.chatSources.slice(before) };
+    }, client);
   } finally {
     Object.assign(ollama.knobs, { contextLength: 4096, tokenizer: "chars" });
     for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
@@ -174,18 +181,12 @@ function hanText(label: string, i: number, chars: number): string {
 
 test("sources in Chinese fit the window: each character counts a token, and the model gets them", async () => {
   const texts = Array.from({ length: 20 }, (_, i) => hanText(`Tide table ${i} high water`, i, 600));
-  await withTokenizedWindow("han", texts, async (client) => {
-    const { ollama } = stack.fakes;
-    const chats = ollama.chatSources.length;
-    const res = await client.post("/api/v1/query", {
-      query: "High water: 高潮什么时候出现？",
-      top_k: 50,
-      filter: { team: "han" },
-    });
+  await withTokenizedWindow("han", texts, async (ask) => {
+    const { res, asked } = await ask({ query: "High water: 高潮什么时候出现？", top_k: 50 });
     assert.equal(res.status, 200, res.text);
     // Counted at 4 characters a token, 14 sources went and the model was left with the question alone.
     assert.match(res.body.answer, /^Based on \[1\]: Tide table/);
-    assert.deepEqual(ollama.chatSources.slice(chats), [res.body.sources.length], "one model call, with every source");
+    assert.deepEqual(asked, [res.body.sources.length], "one model call, with every source");
     assert.ok(res.body.usage.prompt_tokens + 512 <= 3072, `${res.body.usage.prompt_tokens} prompt tokens`);
   });
 });
@@ -193,36 +194,31 @@ test("sources in Chinese fit the window: each character counts a token, and the 
 test("text that takes more tokens than estimated is refused by the model, and asked again with the better half", async () => {
   // Hex: 1.8 characters a token in cl100k_base, estimated at 4.
   const texts = Array.from({ length: 20 }, (_, i) => `Checksum ${i} high water: ${hexOf(String(i), 1_100)}`.slice(0, 1_100));
-  await withTokenizedWindow("hex", texts, async (client) => {
-    const { ollama } = stack.fakes;
-    const question = { query: "Which checksum is for high water?", top_k: 50, filter: { team: "hex" } };
-    let chats = ollama.chatSources.length;
-    const res = await client.post("/api/v1/query", { ...question, session_id: "hex-sources" });
+  await withTokenizedWindow("hex", texts, async (ask, client) => {
+    const question = { query: "Which checksum is for high water?", top_k: 50 };
+    const { res, asked } = await ask({ ...question, session_id: "hex-sources" });
     assert.equal(res.status, 200, res.text);
-    const asked = ollama.chatSources.slice(chats);
     assert.equal(asked.length, 2, `sources per model call: ${asked}`);
     assert.deepEqual(asked[1], Math.floor(asked[0]! / 2));
     assert.match(res.body.answer, /^Based on \[1\]: Checksum/);
     assert.equal(res.body.sources.length, asked[1], "the response lists the sources the model was given");
     const turn = (await client.get("/api/v1/sessions/hex-sources")).body.turns[0];
     assert.equal(turn.sources.length, asked[1], "and so does the stored turn");
-    const again = await client.post("/api/v1/query", question);
+    const { res: again } = await ask(question);
     assert.deepEqual([again.body.cached, again.body.sources.length], [true, asked[1]]);
     // After an ingest elsewhere, the same retrieval reuses the answer (its question's latest), with the same sources.
     const elsewhere = { id: "hex-elsewhere", text: "Unrelated.", metadata: { team: "elsewhere" } };
     assert.equal((await client.post("/api/v1/documents", { documents: [elsewhere] })).status, 201);
-    chats = ollama.chatSources.length;
-    const reused = await client.post("/api/v1/query", question);
-    assert.deepEqual([reused.body.cached, reused.body.sources.length, ollama.chatSources.length], [true, asked[1], chats]);
+    const { res: reused, asked: none } = await ask(question);
+    assert.deepEqual([reused.body.cached, reused.body.sources.length, none], [true, asked[1], []]);
     await client.del("/api/v1/documents/hex-elsewhere");
 
-    chats = ollama.chatSources.length;
-    const streamed = await client.post("/api/v1/query", { ...question, query: "Which checksum is it?", stream: true });
+    const { res: streamed, asked: tries } = await ask({ ...question, query: "Which checksum is it?", stream: true });
     const events = parseSse(streamed.text);
     const [meta, done] = [events[0]!, events.at(-1)!];
     assert.deepEqual([meta.event, done.event], ["meta", "done"]);
-    const shown = ollama.chatSources.at(-1);
-    assert.ok(ollama.chatSources.length - chats > 1, "refused first");
+    const shown = tries.at(-1);
+    assert.ok(tries.length > 1, `refused first: ${tries}`);
     assert.deepEqual([meta.data.sources.length, done.data.sources.length], [shown, shown]);
   });
 });
@@ -230,18 +226,13 @@ test("text that takes more tokens than estimated is refused by the model, and as
 test("an answer that fills the model's window ends there, cut, rather than answering on without its sources", async () => {
   // Hex is estimated at 4 characters a token and takes 1.8: a prompt the model accepts can leave less than the answer.
   const texts = Array.from({ length: 4 }, (_, i) => `Checksum ${i} high water: ${hexOf(`fill-${i}`, 1_150)}`);
-  await withTokenizedWindow("fill", texts, async (client) => {
+  await withTokenizedWindow("fill", texts, async (ask) => {
     const { ollama } = stack.fakes;
     ollama.knobs.runawayWords = 1_000;
     try {
-      const chats = ollama.chatSources.length;
-      const res = await client.post("/api/v1/query", {
-        query: "Which checksum is for high water?",
-        top_k: 4,
-        filter: { team: "fill" },
-      });
+      const { res, asked } = await ask({ query: "Which checksum is for high water?", top_k: 4 });
       assert.equal(res.status, 200, res.text);
-      assert.deepEqual(ollama.chatSources.slice(chats), [4], "accepted whole");
+      assert.deepEqual(asked, [4], "accepted whole");
       const { prompt_tokens: prompt, completion_tokens: answer } = res.body.usage;
       assert.ok(prompt + 512 > 3072, `${prompt} prompt tokens leave room for a whole answer: not the case under test`);
       assert.equal(prompt + answer, 3072, "the answer ends where the window does");
@@ -253,10 +244,10 @@ test("an answer that fills the model's window ends there, cut, rather than answe
 });
 
 test("a question the model's window cannot hold is a 400 naming the query", async () => {
-  await withTokenizedWindow("long-question", [hanText("Tide table high water", 0, 600)], async (client) => {
+  await withTokenizedWindow("long-question", [hanText("Tide table high water", 0, 600)], async (ask) => {
     const { ollama } = stack.fakes;
     const embeds = ollama.calls["/api/embed"] ?? 0;
-    const han = await client.post("/api/v1/query", { query: hanText("High water", 0, 2_500) });
+    const { res: han } = await ask({ query: hanText("High water", 0, 2_500) });
     assert.equal(han.status, 400, han.text);
     assert.match(han.body.error, /^invalid body: query: about 2\d{3} tokens, too long for the model's window/);
     assert.equal(ollama.calls["/api/embed"] ?? 0, embeds, "refused before any model call");
@@ -265,14 +256,12 @@ test("a question the model's window cannot hold is a 400 naming the query", asyn
   await withTokenizedWindow(
     "long-hex-question",
     [hanText("Tide table high water", 0, 600)],
-    async (client) => {
-      const { ollama } = stack.fakes;
-      const chats = ollama.chatSources.length;
+    async (ask) => {
       const query = createHash("sha512").update("q").digest("hex").repeat(40).slice(0, 5_000);
-      const hex = await client.post("/api/v1/query", { query });
+      const { res: hex, asked } = await ask({ query });
       assert.equal(hex.status, 400, hex.text);
       assert.match(hex.body.error, /^invalid body: query: too long for the model's window/);
-      assert.equal(ollama.chatSources.at(-1), 0, `sources per model call: ${ollama.chatSources.slice(chats)}`);
+      assert.equal(asked.at(-1), 0, `sources per model call: ${asked}`);
     },
     { MODEL_CONTEXT_TOKENS: "2048", MAX_ANSWER_TOKENS: "256", CHUNK_SIZE_CHARS: "1000" },
   );
