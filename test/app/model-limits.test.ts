@@ -266,3 +266,34 @@ test("a question the model's window cannot hold is a 400 naming the query", asyn
     { MODEL_CONTEXT_TOKENS: "2048", MAX_ANSWER_TOKENS: "256", CHUNK_SIZE_CHARS: "1000" },
   );
 });
+
+test("a chunk longer than the embedding model's window is split and embedded whole, so its end can be found", async () => {
+  // Chunks of up to 4,000 characters, an embedding window of 256 tokens (1,024 characters at the fake's count).
+  const replica = await startApp({ ...stack.env, CHUNK_SIZE_CHARS: "4000", CHUNK_OVERLAP_CHARS: "0" });
+  const { ollama } = stack.fakes;
+  ollama.knobs.embedContextLength = 256;
+  const client = api(replica.url, USER_KEY);
+  const filler = Array.from({ length: 60 }, (_, i) => `Tide table ${i} lists high and low water for the harbour.`);
+  const documents = [
+    { id: "long-log", text: `${filler.join(" ")} The lighthouse keeper logs every zephyr.`, metadata: { team: "embed" } },
+    { id: "lighthouses", text: "The lighthouse keeper of the north tower.", metadata: { team: "embed" } },
+  ];
+  try {
+    const ingested = await client.post("/api/v1/documents", { documents });
+    assert.equal(ingested.status, 201, ingested.text);
+    assert.ok(ingested.body.documents[0].chunks > 1, `the long text in ${ingested.body.documents[0].chunks} chunk(s)`);
+    const res = await client.post("/api/v1/query", {
+      query: "Which lighthouse keeper logs every zephyr?",
+      top_k: 1,
+      filter: { team: "embed" },
+    });
+    assert.equal(res.status, 200, res.text);
+    // Embedded by its first 1,024 characters, the long text's last sentence could not be found.
+    assert.equal(res.body.sources[0].id, "long-log");
+    assert.match(res.body.sources[0].text, /zephyr/);
+  } finally {
+    ollama.knobs.embedContextLength = 2048;
+    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
+    await replica.stop();
+  }
+});

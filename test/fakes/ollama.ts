@@ -31,6 +31,11 @@ export interface FakeOllama extends Listening {
      * cl100k_base via js-tiktoken: Llama 3's tokenizer is its 100K tokens and 28K more for other languages).
      */
     tokenizer: "chars" | "cl100k";
+    /**
+     * The embedding model's window (nomic-embed-text: 2,048). A longer input is embedded by its head alone or, sent
+     * with `truncate: false`, refused with Ollama's 400 (0.12.10 server/routes.go EmbedHandler).
+     */
+    embedContextLength: number;
     /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
     runawayWords: number | null;
     /** When set, the model loops: after its answer it repeats this token until Ollama's repeat guard stops it. */
@@ -70,6 +75,9 @@ const ollamaError = (c: Context, status: number, error: string) => c.json({ erro
  * (runner/ollamarunner/runner.go errorInputTooLong, passed on by server/routes.go ChatHandler).
  */
 export const INPUT_TOO_LONG = "the input length exceeds the context length";
+
+/** Ollama 0.12.10's refusal (400) of an input to embed longer than the model's window, sent with `truncate: false`. */
+export const EMBED_INPUT_TOO_LONG = "input exceeds maximum context length";
 
 /** What Ollama answers with 503 when its queue is full (server/sched.go ErrMaxQueue, via handleScheduleError). */
 export const OLLAMA_BUSY = "server busy, please try again.  maximum pending requests exceeded";
@@ -142,6 +150,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     failAfterChunks: null as number | null,
     contextLength: 4096,
     tokenizer: "chars" as "chars" | "cl100k",
+    embedContextLength: 2048,
     runawayWords: null as number | null,
     repeatToken: null as string | null,
     parallel: null as number | null,
@@ -210,16 +219,24 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   );
 
   app.post("/api/embed", async (c) => {
-    const body = await c.req.json<{ model?: string; input?: string | string[] }>().catch(() => null);
+    const body = await c.req.json<{ model?: string; input?: string | string[]; truncate?: boolean }>().catch(() => null);
     if (!body) return ollamaError(c, 400, "invalid JSON body");
     if (!body.model) return ollamaError(c, 400, "model is required");
     if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
     if (!Array.isArray(inputs) || inputs.some((i) => typeof i !== "string"))
       return ollamaError(c, 400, "input must be a string or a list of strings");
+    const count = await tokenizer(knobs.tokenizer);
+    const limit = knobs.embedContextLength;
+    // Within the window, or its head: the same share of its characters as the window is of its tokens.
+    const within = (text: string) => {
+      const tokens = count(text);
+      return tokens <= limit ? text : text.slice(0, Math.floor((text.length * limit) / tokens));
+    };
+    if (body.truncate === false && inputs.some((text) => within(text) !== text)) return ollamaError(c, 400, EMBED_INPUT_TOO_LONG);
     return c.json({
       model: body.model,
-      embeddings: inputs.map((text) => embedText(text, dim)),
+      embeddings: inputs.map((text) => embedText(within(text), dim)),
       total_duration: 1_000_000,
       load_duration: 1000,
       prompt_eval_count: inputs.reduce((n, t) => n + countTokens(t), 0),

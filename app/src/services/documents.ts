@@ -6,7 +6,7 @@ import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
-import type { OllamaService } from "./ollama.ts";
+import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
 import type { QdrantService } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 
@@ -101,13 +101,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    * this request until its chunks are written: a concurrent ingest or delete of one of them is a 409.
    */
   async function ingest(docs: DocumentInput[], owner: string): Promise<Array<{ id: string; chunks: number }>> {
+    const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
+    const embedded = await embedWhole(chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text }))));
     const prepared = docs.map((d) => ({
       id: d.id ?? randomUUID(),
       title: d.title ?? null,
       metadata: d.metadata ?? {},
-      chunks: chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS),
+      chunks: [] as typeof embedded,
     }));
-    const vectors = await ollama.embed(prepared.flatMap((d) => d.chunks));
+    for (const chunk of embedded) prepared[chunk.doc]!.chunks.push(chunk);
     const lease = newLease();
     const stopAt = performance.now() + config.REQUEST_TIMEOUT_MS;
     const ids = prepared.map((d) => d.id);
@@ -119,18 +121,18 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       )
       .catch(unknownOutcome(ids, lease));
     if (busy) throw documentsBusy(busy);
-    let offset = 0;
+    let written = 0;
     try {
       for (const doc of prepared) {
-        const points = doc.chunks.map((text, chunkIndex) => ({
+        const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
           documentId: doc.id,
           chunkIndex,
           title: doc.title,
           text,
           metadata: doc.metadata,
-          vector: vectors[offset + chunkIndex]!,
+          vector,
         }));
-        offset += doc.chunks.length;
+        written += points.length;
         stopIfLate(stopAt);
         await qdrant.upsert(points);
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
@@ -141,8 +143,35 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       await release(ids, lease);
     }
     await corpus.bump();
-    log.info({ documents: prepared.length, chunks: offset }, "documents ingested");
+    log.info({ documents: prepared.length, chunks: written }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
+  }
+
+  /**
+   * Each chunk with its vector, embedded whole. Ollama 0.12.10 embeds only the head of a text longer than the embedding
+   * model's window (server/routes.go EmbedHandler truncates unless told not to), so a fact in the rest of the chunk
+   * could not be found. Sent with truncation off, a batch refused for such a chunk is embedded a chunk at a time, and
+   * a chunk refused alone is split in two (at a sentence or a word where it can) and each part embedded the same way.
+   */
+  async function embedWhole<T extends { text: string }>(chunks: T[]): Promise<Array<T & { vector: number[] }>> {
+    try {
+      const vectors = await ollama.embed(
+        chunks.map((c) => c.text),
+        { whole: true },
+      );
+      return chunks.map((c, i) => ({ ...c, vector: vectors[i]! }));
+    } catch (err) {
+      if (!(err instanceof EmbedInputTooLong)) throw err;
+      const [only] = chunks;
+      const parts =
+        chunks.length > 1
+          ? chunks.map((c) => [c])
+          : chunkText(only!.text, Math.ceil(only!.text.length / 2), 0).map((text) => [{ ...only!, text }]);
+      if (parts.length < 2) throw err; // one character: nothing left to split
+      const out: Array<T & { vector: number[] }> = [];
+      for (const part of parts) out.push(...(await embedWhole(part)));
+      return out;
+    }
   }
 
   /** Leases the record, removes the document's chunks, then the record (a failure in between leaves it, to retry). */

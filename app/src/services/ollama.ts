@@ -99,6 +99,19 @@ const NO_DONE_MESSAGE = "Did not receive done or success response in stream.";
  */
 const INPUT_TOO_LONG = "the input length exceeds the context length";
 
+/**
+ * What Ollama 0.12.10 answers (400) to an embedding request sent with `truncate: false` one of whose inputs is longer
+ * than the model's window (server/routes.go EmbedHandler); with truncation on, it embeds only the input's head.
+ */
+const EMBED_INPUT_TOO_LONG = "input exceeds maximum context length";
+
+/** An input to embed was longer than the embedding model's window: the caller may split it. */
+export class EmbedInputTooLong extends AppError {
+  constructor() {
+    super(502, `ollama refused a text to embed: ${EMBED_INPUT_TOO_LONG}`, "ollama_embed_too_long");
+  }
+}
+
 /** The prompt did not fit the model's window: the caller may ask again with less context. */
 export class ContextOverflow extends AppError {
   constructor() {
@@ -111,6 +124,7 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
   if (isAbortError(err)) return upstreamTimeout("ollama", timeoutMs);
   const status = (err as { status_code?: unknown }).status_code;
   if (status === 400 && (err as Error).message?.includes(INPUT_TOO_LONG)) return new ContextOverflow();
+  if (status === 400 && (err as Error).message?.includes(EMBED_INPUT_TOO_LONG)) return new EmbedInputTooLong();
   // A full queue (OLLAMA_MAX_QUEUE) is Ollama's 503 "server busy, please try again" (server/routes.go
   // handleScheduleError): overloaded, not broken, so the API answers 503 too and the client may retry.
   if (status === 503) return dependencyUnavailable("ollama", (err as Error).message);
@@ -158,12 +172,15 @@ export function createOllama(opts: OllamaOptions) {
   };
 
   return {
-    /** Embeds texts in batches of EMBED_BATCH_SIZE through /api/embed. */
-    async embed(texts: string[]): Promise<number[][]> {
+    /**
+     * Embeds texts in batches of EMBED_BATCH_SIZE through /api/embed. `whole`: a text longer than the embedding model's
+     * window is refused (EmbedInputTooLong) instead of embedded by its head alone.
+     */
+    async embed(texts: string[], { whole = false } = {}): Promise<number[][]> {
       const vectors: number[][] = [];
       for (let i = 0; i < texts.length; i += opts.batchSize) {
         const input = texts.slice(i, i + opts.batchSize);
-        const res = await call("ollama_embed", () => client.embed({ model: opts.embedModel, input }));
+        const res = await call("ollama_embed", () => client.embed({ model: opts.embedModel, input, truncate: !whole }));
         if (res.embeddings.length !== input.length) {
           throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${res.embeddings.length}`);
         }
