@@ -54,6 +54,25 @@ test("chunkText keeps short texts whole and splits long ones within the size, wi
   );
 });
 
+test("chunkText keeps Chinese sentences whole, with overlap and no spaces added", () => {
+  const han = (i: number) => `第${i}条：潮汐是由月球和太阳对地球海洋的引力引起的。`;
+  const text = Array.from({ length: 40 }, (_, i) => han(i)).join("");
+  const chunks = chunkText(text, 200, 60);
+  assert.ok(chunks.length > 5, `expected several chunks, got ${chunks.length}`);
+  // Before: cut every 200 characters, mid-sentence, with nothing carried over.
+  for (const c of chunks) assert.ok(c.length <= 200 && c.endsWith("。") && !c.includes(" "), c);
+  for (let i = 0; i < 40; i++)
+    assert.ok(
+      chunks.some((c) => c.includes(han(i))),
+      `sentence ${i} cut`,
+    );
+  for (let i = 1; i < chunks.length; i++) {
+    const sentences = chunks[i]!.split(/(?<=。)/);
+    const carried = sentences.findLastIndex((_, n) => chunks[i - 1]!.endsWith(sentences.slice(0, n + 1).join("")));
+    assert.ok(carried >= 0, `chunk ${i} does not start with the last sentences of chunk ${i - 1}`);
+  }
+});
+
 test("chunkText cuts a text without sentence boundaries at words, and over-long words by size", () => {
   const words = Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ");
   const chunks = chunkText(words, 100, 0);

@@ -17,24 +17,34 @@ function splitAtWords(piece: string, size: number): string[] {
   return out;
 }
 
-/** The last `overlap` characters of a chunk, starting on a word boundary. */
+/** Sentence ends of scripts written without spaces (Chinese, Japanese): a sentence ends there, with no space after. */
+const FULL_STOPS = /[。！？]/;
+
+/** `b` after `a`: with a space, or none after a full stop of a script written without spaces. */
+const joined = (a: string, b: string) => (!a ? b : FULL_STOPS.test(a.at(-1)!) ? `${a}${b}` : `${a} ${b}`);
+
+/** The last `overlap` characters of a chunk, starting on a word boundary, or after a full stop where none is. */
 function tail(chunk: string, overlap: number): string {
   if (overlap <= 0 || chunk.length <= overlap) return "";
   const cut = chunk.slice(-overlap);
   const space = cut.indexOf(" ");
-  return space === -1 ? "" : cut.slice(space + 1);
+  if (space !== -1) return cut.slice(space + 1);
+  const stop = cut.search(FULL_STOPS);
+  return stop === -1 ? "" : cut.slice(stop + 1);
 }
 
 /**
  * Sentence-aware chunking: paragraphs and sentences are packed into chunks of at most `size` characters, each
  * chunk starting with the last ~`overlap` characters of the previous one so a fact cut at a boundary stays findable.
+ * Chinese and Japanese sentences end at 。！？ with no space after: without those, such a text had no sentence
+ * boundary and no overlap (none starts after a space), and was cut every `size` characters, mid-sentence.
  */
 export function chunkText(text: string, size: number, overlap: number): string[] {
   const clean = text.replace(/\r\n?/g, "\n").trim();
   if (clean.length === 0) return [];
   if (clean.length <= size) return [clean];
   const pieces = clean
-    .split(/\n{2,}|(?<=[.!?])\s+/)
+    .split(/\n{2,}|(?<=[.!?])\s+|(?<=[。！？])\s*/)
     .map((p) => p.replace(/\s+/g, " ").trim())
     .filter(Boolean)
     .flatMap((p) => (p.length > size ? splitAtWords(p, size) : [p]));
@@ -44,10 +54,9 @@ export function chunkText(text: string, size: number, overlap: number): string[]
   for (const piece of pieces) {
     if (current && current.length + 1 + piece.length > size) {
       chunks.push(current);
-      const carried = tail(current, Math.min(overlap, size - piece.length - 1));
-      current = carried ? `${carried} ${piece}` : piece;
+      current = joined(tail(current, Math.min(overlap, size - piece.length - 1)), piece);
     } else {
-      current = current ? `${current} ${piece}` : piece;
+      current = joined(current, piece);
     }
   }
   if (current) chunks.push(current);
