@@ -2,6 +2,7 @@
 // PodDisruptionBudget and a token-less ServiceAccount. Credentials come from Secrets only.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { answerShare } from "../../app/src/services/answer-share.ts";
 import type { Tier } from "../tiers.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import {
@@ -22,12 +23,12 @@ const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
 const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
 
 /**
- * Each API pod's share of the tier's answer slots per model (Ollama replicas x OLLAMA_NUM_PARALLEL) at the HPA's
- * minimum: the share until the app has counted the ready Ollama and API pods (OLLAMA_PODS_DNS, API_PODS_DNS), which
- * it then follows as the HPA and the off-peak schedule change them.
+ * Each API pod's share of the tier's answer slots per model at the HPA's minimum, by the app's own rule: the share
+ * until the app has counted the ready Ollama and API pods (OLLAMA_PODS_DNS, API_PODS_DNS), which it then follows as
+ * the HPA and the off-peak schedule change them.
  */
 const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
-  Math.max(1, Math.ceil((ollama.replicas * ollama.numParallel) / api.minReplicas));
+  answerShare(ollama.replicas, ollama.numParallel, api.minReplicas);
 
 export interface ApiArgs {
   namespace: pulumi.Input<string>;
