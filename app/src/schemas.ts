@@ -75,7 +75,9 @@ export const QueryResponseSchema = z
     usage: z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int() }),
     cached: z.boolean(),
     truncated: z.boolean().openapi({
-      description: "The answer stopped at the server's longest answer (MAX_ANSWER_TOKENS), not where the model ended it",
+      description:
+        "The answer was cut before the model ended it: at the server's longest answer (MAX_ANSWER_TOKENS), at the end " +
+        "of the model's context window, or by Ollama because the model kept repeating itself",
     }),
   })
   .openapi("QueryResponse");

@@ -7,7 +7,7 @@ import type { Source } from "./store.ts";
 export interface CachedAnswer {
   answer: string;
   sources: Source[];
-  /** Set when the answer stopped at MAX_ANSWER_TOKENS. */
+  /** Set when the answer was cut before the model ended it (ChatResult.truncated). */
   truncated?: boolean;
 }
 

@@ -9,7 +9,10 @@ export interface ChatResult {
   content: string;
   promptTokens: number;
   completionTokens: number;
-  /** The answer stopped at MAX_ANSWER_TOKENS (Ollama's done_reason "length") or `looped`, not where the model ended it. */
+  /**
+   * The answer was cut before the model ended it: at MAX_ANSWER_TOKENS or at the window's end (Ollama's done_reason
+   * "length"), or `looped`.
+   */
   truncated: boolean;
   /**
    * Ollama stopped the answer because the model repeated one token over 30 times in a row (0.12.10 llm/server.go

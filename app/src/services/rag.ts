@@ -33,7 +33,7 @@ export interface QueryResult {
   model: string;
   usage: { prompt_tokens: number; completion_tokens: number };
   cached: boolean;
-  /** The answer stopped at MAX_ANSWER_TOKENS. */
+  /** The answer was cut before the model ended it (ChatResult.truncated). */
   truncated: boolean;
 }
 
@@ -239,8 +239,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
             input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
-          // Cached before the generation settles, so a request arriving between the two finds one or the other.
           if (chat.looped) return chat;
+          // Cached before the generation settles, so a request arriving between the two finds one or the other.
           const narrowed = shown.length < sources.length ? shown.length : undefined;
           const entry = { answer: chat.content, sources: shown, truncated: chat.truncated };
           answers.set(cacheKey, entry, { questionKey, prompt, shown: narrowed });

@@ -16,7 +16,7 @@ export interface Turn {
   completion_tokens: number;
   latency_ms: number;
   cached: boolean;
-  /** The answer stopped at MAX_ANSWER_TOKENS (migration 006). */
+  /** The answer was cut before the model ended it (ChatResult.truncated; migration 006). */
   truncated: boolean;
 }
 
