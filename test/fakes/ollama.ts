@@ -133,8 +133,8 @@ const tokensOf = (messages: ChatMessage[], count: CountTokens) => messages.reduc
  * the window, messages are dropped from the front, and a system message is kept only if one after it stays; the last
  * message always stays. For a system prompt and a question, a prompt too long is the question alone.
  */
-function promptWithin(messages: ChatMessage[], contextLength: number, count: CountTokens): ChatMessage[] {
-  return tokensOf(messages, count) > contextLength ? messages.slice(-1) : messages;
+function promptWithin(messages: ChatMessage[], tokens: number, contextLength: number): ChatMessage[] {
+  return tokens > contextLength ? messages.slice(-1) : messages;
 }
 
 const numberedSources = (messages: ChatMessage[]) =>
@@ -233,10 +233,11 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       const tokens = count(text);
       return tokens <= limit ? text : text.slice(0, Math.floor((text.length * limit) / tokens));
     };
-    if (body.truncate === false && inputs.some((text) => within(text) !== text)) return ollamaError(c, 400, EMBED_INPUT_TOO_LONG);
+    const kept = inputs.map(within);
+    if (body.truncate === false && kept.some((text, i) => text !== inputs[i])) return ollamaError(c, 400, EMBED_INPUT_TOO_LONG);
     return c.json({
       model: body.model,
-      embeddings: inputs.map((text) => embedText(within(text), dim)),
+      embeddings: kept.map((text) => embedText(text, dim)),
       total_duration: 1_000_000,
       load_duration: 1000,
       prompt_eval_count: inputs.reduce((n, t) => n + countTokens(t), 0),
@@ -257,14 +258,16 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     if (!body.model) return ollamaError(c, 400, "model is required");
     if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
     chatModels.push(body.model);
-    chatSources.push(numberedSources(body.messages ?? []));
+    const sent = body.messages ?? [];
+    chatSources.push(numberedSources(sent));
     const count = await tokenizer(knobs.tokenizer);
     // ChatHandler passes `truncate` (default true) to chatPrompt; unset, the runner refuses a prompt too long.
-    const tooLong = body.truncate === false && tokensOf(body.messages ?? [], count) > knobs.contextLength;
-    const messages = promptWithin(body.messages ?? [], knobs.contextLength, count);
+    const sentTokens = tokensOf(sent, count);
+    const tooLong = body.truncate === false && sentTokens > knobs.contextLength;
+    const messages = promptWithin(sent, sentTokens, knobs.contextLength);
     let answer = knobs.runawayWords === null ? fakeAnswer(messages) : runaway(knobs.runawayWords);
     if (knobs.repeatToken !== null) answer += ` ${knobs.repeatToken}`.repeat(100);
-    const promptTokens = tokensOf(messages, count);
+    const promptTokens = messages === sent ? sentTokens : tokensOf(messages, count);
     const whole = answer.match(/\S+\s*/g) ?? [];
     // num_predict (default -1: no limit) ends an answer after that many tokens with done_reason "length"; so does a
     // full window when `shift` is false (runner.go). Shifting (the default), the answer runs on past it.
