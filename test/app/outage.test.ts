@@ -163,6 +163,38 @@ test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so
   );
 });
 
+test("an ingest answers 201 once its documents are free: a release refused at first is tried again before the answer", async () => {
+  // The release's first two tries fail as a statement waiting past lock_timeout would (a sequence counts them: it
+  // is not rolled back with the refused statement).
+  const db = superuser();
+  await db`CREATE SEQUENCE release_tries`;
+  await db.unsafe(`CREATE FUNCTION refuse_first_releases() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('release_tries') <= 2 THEN
+        RAISE EXCEPTION 'lock not granted (staged)' USING ERRCODE = '55P03';
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await db.unsafe(`CREATE TRIGGER refuse_first_releases BEFORE UPDATE ON documents FOR EACH ROW
+    WHEN (OLD.id = 'release-blip' AND OLD.writer IS NOT NULL AND NEW.writer IS NULL)
+    EXECUTE FUNCTION refuse_first_releases()`);
+  try {
+    const res = await user.post("/api/v1/documents", {
+      documents: [{ id: "release-blip", text: "Breakwaters calm the water inside a harbour." }],
+    });
+    assert.equal(res.status, 201, res.text);
+    const del = await user.del("/api/v1/documents/release-blip");
+    assert.equal(del.status, 200, `deletable as soon as the ingest answered: ${del.text}`);
+    const [{ tries }] = await db<{ tries: string }[]>`SELECT last_value::text AS tries FROM release_tries`;
+    assert.equal(tries, "3", "two refused tries, then the release");
+  } finally {
+    await db`DROP TRIGGER refuse_first_releases ON documents`;
+    await db`DROP FUNCTION refuse_first_releases()`;
+    await db`DROP SEQUENCE release_tries`;
+    await db.end();
+  }
+});
+
 test("Postgres gone as an ingest gives its documents back: they are free again within seconds of its return, not minutes", async () => {
   fakes.qdrant.knobs.latencyMs = 600;
   const qdrantCalls = () => Object.values(fakes.qdrant.calls).reduce((a, b) => a + b, 0);

@@ -61,14 +61,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
   let retrying = 0;
 
   /**
-   * Gives the documents back. While Postgres cannot take it, it is tried again in the background until the lease
-   * would have ended anyway: otherwise a blip of a second held them, and answered every retry 409, for 2 x
-   * REQUEST_TIMEOUT_MS. Resolves after the first attempt.
+   * Gives the documents back. While Postgres cannot take it, it is tried again until the lease would have ended anyway:
+   * otherwise a blip of a second held them, and answered every retry 409, for 2 x REQUEST_TIMEOUT_MS. The tries within
+   * `waitMs` (default: the first only) are awaited, the rest go on in the background.
    */
-  function release(ids: string[], lease: Lease): Promise<void> {
+  function release(ids: string[], lease: Lease, waitMs = 0): Promise<void> {
     const endsAt = Date.now() + lease.ms;
     const attempt = () => store.releaseDocuments(ids, lease.writer);
-    return attempt().catch((err: unknown) => {
+    return retryUntil(attempt, Date.now() + waitMs).catch((err: unknown) => {
       if (retrying >= MAX_RETRIED_RELEASES) return expires(ids, err);
       retrying++;
       void sleep(RETRY_FIRST_MS, undefined, { ref: false })
@@ -122,6 +122,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       .catch(unknownOutcome(ids, lease));
     if (busy) throw documentsBusy(busy);
     let written = 0;
+    let wrote = false;
     try {
       for (const doc of prepared) {
         const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -139,8 +140,12 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
         stopIfLate(stopAt);
         await qdrant.deleteChunks(doc.id, doc.chunks.length);
       }
+      wrote = true;
     } finally {
-      await release(ids, lease);
+      // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
+      // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
+      // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
+      await release(ids, lease, wrote ? config.DB_QUERY_TIMEOUT_MS : 0);
     }
     await corpus.bump();
     log.info({ documents: prepared.length, chunks: written }, "documents ingested");
