@@ -173,6 +173,28 @@ test("a failing or slow Qdrant gives 502 or 504 with a reason", async () => {
   }
 });
 
+test("a search the app gave up on stops in Qdrant too, and Qdrant's own timeout (408) is a 504", async () => {
+  const { qdrant } = stack.fakes;
+  qdrant.knobs.searchMs = 5_000;
+  try {
+    const slow = await user.post("/api/v1/query", { query: "A search Qdrant is slow to finish" });
+    assert.equal(slow.status, 504, slow.text);
+    assert.equal(qdrant.searching(), 1, "the search runs on after the app's deadline (400 ms)");
+    // Qdrant rounds the deadline up to whole seconds: it stops the search at 1 s, not its default 60 s.
+    await waitFor("Qdrant's search stopped", async () => qdrant.searching() === 0, 2_000);
+  } finally {
+    qdrant.knobs.searchMs = 0;
+  }
+  qdrant.knobs.failStatus = 408;
+  try {
+    const timedOut = await user.post("/api/v1/query", { query: "A search Qdrant timed out" });
+    assert.equal(timedOut.status, 504, timedOut.text);
+    assert.match(timedOut.body.error, /^qdrant request failed: HTTP 408/);
+  } finally {
+    qdrant.knobs.failStatus = null;
+  }
+});
+
 test("a model failure while streaming ends the stream with an error event and stores no turn", async () => {
   const question = "Tell me about the crust of volcanoes";
   // Warm the embedding cache so only the chat call reaches the failing model.

@@ -20,8 +20,20 @@ interface Collection {
   snapshots: Array<{ name: string; creation_time: string; size: number; checksum: string }>;
 }
 
+export interface QdrantKnobs extends Knobs {
+  /**
+   * How long a query's search takes, within the request's `timeout` (seconds; 60 when absent, v1.15.5
+   * shared_storage_config.rs DEFAULT_SEARCH_TIMEOUT), past which it stops and answers 408 (local_shard/search.rs,
+   * actix/helpers.rs). A client leaving does not stop it: actix-web 4.11 runs a handler on after its client has gone
+   * (actix/actix-web#3462, open).
+   */
+  searchMs: number;
+}
+
 export interface FakeQdrant extends Listening {
-  knobs: Knobs;
+  knobs: QdrantKnobs;
+  /** Searches running now, whether or not their client is still there. */
+  searching(): number;
   collections: Map<string, Collection>;
   calls: Record<string, number>;
   timings: Timings;
@@ -36,7 +48,8 @@ const validId = (id: unknown): id is PointId =>
 
 /** A small HTTP server speaking Qdrant's REST API with its `{result, status, time}` envelope and error bodies. */
 export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<FakeQdrant> {
-  const knobs: Knobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null };
+  const knobs: QdrantKnobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null, searchMs: 0 };
+  let searching = 0;
   const collections = new Map<string, Collection>();
   const calls: Record<string, number> = {};
   const timings = new Timings();
@@ -210,6 +223,17 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
       score_threshold?: number;
     }>(c);
     if (!req) return fail(c, 400, "Format error in JSON body");
+    // read_params.rs: `timeout` is a NonZeroU64 of seconds; anything else fails the query string's parsing.
+    const timeout = c.req.query("timeout") ?? "60";
+    if (!/^[1-9]\d*$/.test(timeout)) return fail(c, 400, `Query deserialize error: invalid timeout ${timeout}`);
+    if (knobs.searchMs > 0) {
+      const timeoutMs = Number(timeout) * 1000;
+      searching++;
+      await sleep(Math.min(knobs.searchMs, timeoutMs)).finally(() => searching--);
+      if (knobs.searchMs > timeoutMs) {
+        return fail(c, 408, `Timeout: Timeout error: Operation 'Search' timed out after ${timeout} seconds`);
+      }
+    }
     const limit = req.limit ?? 10;
     const offset = req.offset ?? 0;
     let candidates: StoredPoint[];
@@ -280,5 +304,5 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
 
   app.notFound((c) => fail(c, 404, `Not found: ${c.req.path}`));
   const server = await listen(app as unknown as Hono, opts.port);
-  return { ...server, knobs, collections, calls, timings };
+  return { ...server, knobs, searching: () => searching, collections, calls, timings };
 }

@@ -80,7 +80,10 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
     // Qdrant's reason is the answer's `status.error` (api.qdrant.tech error responses).
     const reason = data?.status?.error;
     const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
-    return status === 404 ? new CollectionMissing(failure.status, failure.message, failure.type) : failure;
+    if (status === 404) return new CollectionMissing(failure.status, failure.message, failure.type);
+    // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
+    if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
+    return failure;
   }
   return noAnswer("qdrant", err);
 }
@@ -113,7 +116,11 @@ export function createQdrant(opts: QdrantOptions) {
     checkCompatibility: false,
   });
   const name = opts.collection;
-  const queryUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points/query`;
+  // `timeout` (whole seconds, v1.15.5 actix/api/read_params.rs) ends the search in Qdrant once the app has stopped
+  // waiting: without it a search runs to Qdrant's 60 s default after the client left (actix-web does not cancel a
+  // handler on disconnect, actix/actix-web#3462), and an overloaded Qdrant kept searching for answers no one reads.
+  const queryTimeoutS = Math.max(1, Math.ceil(opts.timeoutMs / 1000));
+  const queryUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points/query?timeout=${queryTimeoutS}`;
   const queryHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
   const queryAgent = new Agent();
   let collectionReady = false;
