@@ -121,8 +121,6 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       )
       .catch(unknownOutcome(ids, lease));
     if (busy) throw documentsBusy(busy);
-    let written = 0;
-    let wrote = false;
     try {
       for (const doc of prepared) {
         const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -133,22 +131,22 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           metadata: doc.metadata,
           vector,
         }));
-        written += points.length;
         stopIfLate(stopAt);
         await qdrant.upsert(points);
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
         stopIfLate(stopAt);
         await qdrant.deleteChunks(doc.id, doc.chunks.length);
       }
-      wrote = true;
-    } finally {
-      // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
-      // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
-      // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
-      await release(ids, lease, wrote ? config.DB_QUERY_TIMEOUT_MS : 0);
+    } catch (err) {
+      await release(ids, lease);
+      throw err;
     }
+    // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
+    // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
+    // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
+    await release(ids, lease, config.DB_QUERY_TIMEOUT_MS);
     await corpus.bump();
-    log.info({ documents: prepared.length, chunks: written }, "documents ingested");
+    log.info({ documents: prepared.length, chunks: embedded.length }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
   }
 
