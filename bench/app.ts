@@ -9,13 +9,16 @@
  * RAG path's p50 (one request at a time, timed to fractions of a millisecond) minus the fakes' own p50 handler time
  * (embed + vector query + chat) = the app's overhead. Each row also gives the server child's CPU time (user + system)
  * per request: far less noisy on a shared machine than req/s. A third route (same-bytes) reads the hit's request
- * body and answers the hit's response object without the app, so the hit's row can be read against its own bytes.
+ * body and answers the hit's response object without the app, so the hit's row can be read against its own bytes; a
+ * fourth (same-bytes-and-turn) also writes the hit's turn through the app's turn writer (group commit) before it
+ * answers: what the durable turn alone costs, and what the rest of the app adds on top.
  * BENCH_SECONDS (default 3) bounds each run; BENCH_ROUNDS (default 3) alternations of the bare route and the cache hit
  * give the median ratio; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit or =rag runs only the
  * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed).
  */
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { Agent, request } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { createInterface } from "node:readline";
@@ -23,6 +26,9 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { type Context, Hono } from "hono";
 import type { Config } from "../app/src/config.ts";
+import { createDb } from "../app/src/services/db.ts";
+import type { QueryResult } from "../app/src/services/rag.ts";
+import { createTurnWriter } from "../app/src/services/turns.ts";
 import { listen } from "../test/fakes/http.ts";
 import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
@@ -69,13 +75,30 @@ async function runServerChild(): Promise<void> {
   bare.post("/upstream-floor", upstreamFloor(app.config, fakes.ollama.url, fakes.qdrant.url));
   bare.get("/cpu", (c) => c.json(process.cpuUsage()));
   // The cache hit's own bytes without the app: a JSON request body read, the hit's response object serialized.
-  let hitResponse: unknown = {};
+  let hitResponse = {} as QueryResult;
   bare.put("/same-bytes", async (c) => {
     hitResponse = await c.req.json();
     return c.json({ ok: true });
   });
   bare.post("/same-bytes", async (c) => {
     await c.req.json();
+    return c.json(hitResponse);
+  });
+  // The same, and the hit's durable turn written as the app writes it (its own pool, the app's group commit).
+  const turnsSql = createDb(process.env.BENCH_DATABASE_URL!, { max: app.config.DB_POOL_MAX, connectTimeoutMs: 5_000 });
+  const turns = createTurnWriter(turnsSql, app.config.DB_QUERY_TIMEOUT_MS);
+  bare.post("/same-bytes-and-turn", async (c) => {
+    const { query } = await c.req.json<{ query: string }>();
+    const { usage, ...hit } = hitResponse;
+    await turns.record("bench", {
+      ...hit,
+      request_id: randomUUID(),
+      session_id: randomUUID(),
+      question: query,
+      prompt_tokens: usage.prompt_tokens,
+      completion_tokens: usage.completion_tokens,
+      latency_ms: 0,
+    });
     return c.json(hitResponse);
   });
   bare.get("/fake-timings", (c) =>
@@ -94,7 +117,7 @@ async function runServerChild(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ appUrl: app.url, bareUrl: bareServer.url })}\n`);
   process.once("SIGTERM", async () => {
     await app.stop();
-    await Promise.all([bareServer.close(), fakes.stop()]);
+    await Promise.all([bareServer.close(), fakes.stop(), turnsSql.end()]);
     process.exit(0);
   });
 }
@@ -260,14 +283,17 @@ async function runParent(): Promise<void> {
     }
     // Alternated, and the median round reported: this machine's speed drifts (the bare route alone has swung 2x
     // between runs), and a ratio is only worth what its two halves have in common.
-    const rounds: Array<{ bare: Run; sameBytes: Run; hit: Run; ratio: number }> = [];
+    const rounds: Array<{ bare: Run; sameBytes: Run; withTurn: Run; hit: Run; ratio: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
       const bare = await load("bare Hono route", bareUrl, { url: `${bareUrl}/bare` });
       const sameBytes = await load("bare route, same bytes", bareUrl, { ...hitOptions, url: `${bareUrl}/same-bytes` });
+      const withTurn = await load("same bytes and turn", bareUrl, { ...hitOptions, url: `${bareUrl}/same-bytes-and-turn` });
       const hit = await load("cache-hit query", bareUrl, hitOptions);
-      rounds.push({ bare, sameBytes, hit, ratio: hit.requests.average / bare.requests.average });
+      rounds.push({ bare, sameBytes, withTurn, hit, ratio: hit.requests.average / bare.requests.average });
     }
-    const { bare, sameBytes, hit, ratio } = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds.length / 2)]!;
+    const { bare, sameBytes, withTurn, hit, ratio } = [...rounds].sort((a, b) => a.ratio - b.ratio)[
+      Math.floor(rounds.length / 2)
+    ]!;
 
     await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
     const rag = await ragLatency();
@@ -286,6 +312,7 @@ async function runParent(): Promise<void> {
     console.table({
       "bare Hono route": row(bare),
       "bare route, cache hit's bytes": row(sameBytes),
+      "... and the hit's turn write": row(withTurn),
       "cache-hit query": row(hit),
       "full RAG query": {
         "req/s": Math.round(rag.perSecond),
@@ -309,6 +336,11 @@ async function runParent(): Promise<void> {
       `cache-hit / bare route with the hit's bytes: ${f(hit.requests.average / sameBytes.requests.average)} ` +
         `(what the app adds over reading the request and writing the response); server CPU per request ` +
         `${Math.round(hit.cpuMicros)} / ${Math.round(sameBytes.cpuMicros)} / ${Math.round(bare.cpuMicros)} us (hit / same bytes / bare)`,
+    );
+    console.log(
+      `bare route with the hit's bytes and its turn write / with the bytes alone: ` +
+        `${f(withTurn.requests.average / sameBytes.requests.average)} (what the durable turn costs without the rest of ` +
+        `the app); cache hit / that route: ${f(hit.requests.average / withTurn.requests.average)}`,
     );
     console.log(
       `fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`,
