@@ -19,6 +19,7 @@ import { watchAnswerShare } from "./services/answer-share.ts";
 import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
 import { createStore, statementTimeoutMs } from "./services/store.ts";
+import { startTurnRetention } from "./services/turn-retention.ts";
 
 /** app/migrations, both from app/src (tsx) and from app/dist (the bundled image). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -156,6 +157,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     streamsEnd: streamsEnd.signal,
   });
 
+  const retention = startTurnRetention(sql, {
+    days: config.TURN_RETENTION_DAYS,
+    everyMs: config.TURN_RETENTION_SWEEP_MS,
+    log,
+  });
+
   const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };
   const main = await listenHttp(app.fetch, { ...listening, port: config.PORT });
   const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
@@ -171,6 +178,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       closing ??= (async () => {
         shuttingDown = true;
         answerShare?.stop();
+        retention.stop();
         // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
         // the client reads an end it can retry instead of a connection cut mid-answer.
         const notice = setTimeout(() => streamsEnd.abort(), graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2));

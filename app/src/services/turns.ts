@@ -32,6 +32,9 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** SQLSTATE of a turn whose session no longer exists (turns.session_id REFERENCES sessions). */
+const FOREIGN_KEY_VIOLATION = "23503";
+
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
 /**
@@ -128,14 +131,18 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     return new Set(inserted.map((r) => r.request_id));
   };
 
+  /** Queues the turn for the next statement once; a second time it is refused with `otherwise`. */
+  const retryOnce = (p: Pending, otherwise: AppError) => {
+    if (p.attempt > 0) return p.reject(otherwise);
+    p.attempt = 1;
+    queue.push(p);
+  };
+
   const settle = (batch: Pending[], inserted: Set<string>) => {
     for (const p of batch) {
       if (inserted.has(p.turn.request_id)) p.resolve();
       // A session created concurrently by another statement is invisible to this statement's snapshot: retry once.
-      else if (p.attempt === 0) {
-        p.attempt = 1;
-        queue.push(p);
-      } else p.reject(new AppError(403, "session_id belongs to another API key", "session_forbidden"));
+      else retryOnce(p, new AppError(403, "session_id belongs to another API key", "session_forbidden"));
     }
   };
 
@@ -145,6 +152,12 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       sourceSets.committed(batch.map((p) => p.sources));
       settle(batch, inserted);
     } catch (err) {
+      // The turn's session was deleted while the statement ran (turn-retention.ts): written again, the statement
+      // creates the session anew for this key.
+      if (batch.length === 1 && (err as { code?: unknown } | null)?.code === FOREIGN_KEY_VIOLATION) {
+        retryOnce(batch[0]!, new AppError(409, "the session was being deleted: ask again", "session_deleted"));
+        return;
+      }
       if (batch.length === 1 || isUnavailable(err) || err instanceof AppError) {
         for (const p of batch) p.reject(err);
         return;

@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, test } from "node:test";
+import postgres from "postgres";
+import { migrate } from "../../app/src/services/db.ts";
+import { pruneTurns } from "../../app/src/services/turn-retention.ts";
+import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
+import { MIGRATIONS_DIR } from "../../app/src/start.ts";
+import { startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { api } from "../support/http.ts";
+import { waitFor } from "../support/process.ts";
+
+let stack: Stack;
+/** The app's database, which its own sweeps prune every 200 ms. */
+let sql: postgres.Sql;
+/** Another database of the same server, migrated alike: pruned only when a test says so. */
+let quiet: postgres.Sql;
+
+before(async () => {
+  stack = await startStack({ TURN_RETENTION_DAYS: "30", TURN_RETENTION_SWEEP_MS: "200" });
+  sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
+  await sql`CREATE DATABASE retention_quiet`;
+  quiet = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), { onnotice: () => {}, max: 4 });
+  await migrate(quiet, MIGRATIONS_DIR);
+});
+after(async () => {
+  await Promise.all([sql.end(), quiet.end()]);
+  await stack.stop();
+});
+
+const ageTurn = (requestId: string, days: number) =>
+  sql`UPDATE turns SET created_at = now() - make_interval(days => ${days}) WHERE request_id = ${requestId}`;
+
+const turn = (session_id: string): Turn => ({
+  request_id: randomUUID(),
+  session_id,
+  question: "q",
+  answer: "a",
+  sources: [],
+  model: "m",
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  latency_ms: 1,
+  cached: false,
+  truncated: false,
+});
+
+/** Waits until a backend of the quiet database waits on a lock. */
+const someoneWaitsOnALock = () =>
+  waitFor("a statement waiting on a lock", async () => {
+    const [row] =
+      await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = 'retention_quiet'`;
+    return row!.n > 0;
+  });
+
+test("turns past TURN_RETENTION_DAYS are deleted with their feedback, and sessions left empty with them", async () => {
+  const user = api(stack.url, USER_KEY);
+  const ask = async (query: string, session_id?: string) => {
+    const res = await user.post<{ request_id: string; session_id: string }>("/api/v1/query", { query, session_id });
+    assert.equal(res.status, 200, res.text);
+    return res.body;
+  };
+  const old = await ask("What causes the tides?");
+  const kept = await ask("And the seasons?", old.session_id);
+  const lone = await ask("Why is the sky blue?");
+  const recent = await ask("What is a neap tide?");
+  const feedback = await user.post("/api/v1/feedback", { request_id: old.request_id, quality_score: 4 });
+  assert.equal(feedback.status, 201, feedback.text);
+
+  await ageTurn(old.request_id, 31);
+  await ageTurn(lone.request_id, 31);
+  await ageTurn(recent.request_id, 29);
+
+  await waitFor("the old turns deleted", async () => {
+    const [row] = await sql`SELECT count(*)::int AS n FROM turns WHERE request_id IN ${sql([old.request_id, lone.request_id])}`;
+    return row!.n === 0;
+  });
+  const history = await user.get<{ turns: Array<{ request_id: string }> }>(`/api/v1/sessions/${old.session_id}`);
+  assert.equal(history.status, 200, history.text);
+  assert.deepEqual(
+    history.body.turns.map((t) => t.request_id),
+    [kept.request_id],
+    "the session keeps its recent turn",
+  );
+  assert.equal((await user.get(`/api/v1/sessions/${lone.session_id}`)).status, 404, "its only turn gone, so is it");
+  assert.equal((await user.get(`/api/v1/sessions/${recent.session_id}`)).status, 200, "29 days old: kept");
+  const [fb] = await sql`SELECT count(*)::int AS n FROM feedback WHERE request_id = ${old.request_id}`;
+  assert.equal(fb!.n, 0);
+});
+
+test("a turn committed into a session while its last old turn is pruned is kept, session and all", async () => {
+  const session = `pruned-${randomUUID()}`;
+  const writer = createTurnWriter(quiet, 5_000);
+  const oldTurn = turn(session);
+  await writer.record("owner", oldTurn);
+  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+
+  // A turn being written into the session: its foreign key check holds a KEY SHARE lock on the session row.
+  const newTurn = turn(session);
+  const reserved = await quiet.reserve();
+  try {
+    await reserved`BEGIN`;
+    await reserved`
+      INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
+      VALUES (${newTurn.request_id}, ${session}, 'q', 'a', 'm', 1)`;
+    const pruning = pruneTurns(quiet, 365);
+    await someoneWaitsOnALock();
+    await reserved`COMMIT`;
+    const pruned = await pruning;
+    assert.equal(pruned.skipped, false);
+    assert.ok(pruned.turns >= 1);
+  } finally {
+    reserved.release();
+  }
+  const rows = await quiet`SELECT request_id FROM turns WHERE session_id = ${session}`;
+  assert.deepEqual(
+    rows.map((r) => r.request_id),
+    [newTurn.request_id],
+    "the old turn is gone; the one committed meanwhile is not",
+  );
+  const [owner] = await quiet`SELECT owner FROM sessions WHERE id = ${session}`;
+  assert.equal(owner?.owner, "owner");
+});
+
+test("a turn whose session is deleted while it is written goes into the session created anew", async () => {
+  const session = `vanishing-${randomUUID()}`;
+  const writer = createTurnWriter(quiet, 5_000);
+  await writer.record("owner", turn(session));
+
+  const reserved = await quiet.reserve();
+  try {
+    // As the pruning does: the session locked, then deleted.
+    await reserved`BEGIN`;
+    await reserved`SELECT id FROM sessions WHERE id = ${session} FOR UPDATE`;
+    const next = turn(session);
+    const writing = writer.record("owner", next);
+    await someoneWaitsOnALock();
+    await reserved`DELETE FROM sessions WHERE id = ${session}`;
+    await reserved`COMMIT`;
+    await writing;
+    const rows = await quiet`SELECT request_id FROM turns WHERE session_id = ${session}`;
+    assert.deepEqual(
+      rows.map((r) => r.request_id),
+      [next.request_id],
+    );
+  } finally {
+    reserved.release();
+  }
+});
+
+test("one replica prunes at a time: another finds the lock taken and skips", async () => {
+  const reserved = await quiet.reserve();
+  try {
+    await reserved`BEGIN`;
+    await reserved`SELECT pg_advisory_xact_lock(${0x7475726e})`;
+    assert.deepEqual(await pruneTurns(quiet, 1), { turns: 0, sessions: 0, skipped: true });
+    await reserved`COMMIT`;
+  } finally {
+    reserved.release();
+  }
+  assert.equal((await pruneTurns(quiet, 1)).skipped, false);
+});
