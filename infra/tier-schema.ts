@@ -114,6 +114,8 @@ export const tierSchema = z
         memoryLimit: quantity,
         /** Postgres connections each API pod's pool may open (the app's DB_POOL_MAX); infra/capacity.ts sums them. */
         dbPoolMax: z.number().int().min(1).max(1000),
+        /** Days a turn (question, answer, feedback) is kept: the app's TURN_RETENTION_DAYS; 0 keeps every turn. */
+        turnRetentionDays: z.number().int().min(0).max(36_500),
       })
       .strict()
       .superRefine((a, ctx) => {

@@ -28,6 +28,10 @@ const PER_IP_REQUESTS_PER_MINUTE = 600;
 
 // Each API pod's Postgres pool (the app's default); infra/capacity.ts checks the pools fit database.maxConnections.
 const DB_POOL_MAX = 10;
+// Days the API keeps each turn (the app's TURN_RETENTION_DAYS), not in the guides: without a bound every answer stayed
+// in `turns` for good. A quarter's history; a month in dev, whose database is 20 GB.
+const TURN_RETENTION_DAYS = 90;
+const DEV_TURN_RETENTION_DAYS = 30;
 
 const WEEKDAYS: Day[] = ["MON", "TUE", "WED", "THU", "FRI"];
 const EVERY_DAY: Day[] = [...DAYS];
@@ -95,6 +99,7 @@ export const TIERS: Record<TierName, Tier> = {
       cpuLimit: "1",
       memoryLimit: "512Mi",
       dbPoolMax: DB_POOL_MAX,
+      turnRetentionDays: DEV_TURN_RETENTION_DAYS,
     },
     // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
     ollama: {
@@ -177,6 +182,7 @@ export const TIERS: Record<TierName, Tier> = {
       cpuLimit: "2",
       memoryLimit: "1Gi",
       dbPoolMax: DB_POOL_MAX,
+      turnRetentionDays: TURN_RETENTION_DAYS,
     },
     // Requests == limits, sized to the node (arithmetic: infra/capacity.ts, `capacity` stack output).
     ollama: { replicas: 1, ...GPU_OLLAMA, cpuRequest: "2" },
@@ -254,6 +260,7 @@ export const TIERS: Record<TierName, Tier> = {
       cpuLimit: "2",
       memoryLimit: "2Gi",
       dbPoolMax: DB_POOL_MAX,
+      turnRetentionDays: TURN_RETENTION_DAYS,
     },
     ollama: { replicas: 2, ...GPU_OLLAMA, cpuRequest: "4" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
@@ -323,6 +330,7 @@ export const TIERS: Record<TierName, Tier> = {
       cpuLimit: "2",
       memoryLimit: "2Gi",
       dbPoolMax: DB_POOL_MAX,
+      turnRetentionDays: TURN_RETENTION_DAYS,
     },
     ollama: { replicas: 6, ...GPU_OLLAMA, cpuRequest: "4" },
     // Three copies, two acknowledgements: a write survives one peer down and is on a majority.

@@ -107,6 +107,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
                     { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },
+                    { name: "TURN_RETENTION_DAYS", value: String(args.sizes.turnRetentionDays) },
                     { name: "REQUEST_TIMEOUT_MS", value: String(API_STOP.requestTimeoutSeconds * 1000) },
                     { name: "SHUTDOWN_TIMEOUT_MS", value: String(DRAIN_SECONDS * 1000) },
                     {

@@ -155,6 +155,10 @@ test("each API pod's Postgres pool is the tier's api.dbPoolMax, the number infra
   assert.equal(envOf(api).DB_POOL_MAX.value, "10");
 });
 
+test("the API keeps turns for the tier's api.turnRetentionDays", () => {
+  assert.equal(envOf(api).TURN_RETENTION_DAYS.value, "90");
+});
+
 test("the HPA owns the API's replica count: the Deployment sets none", () => {
   assert.equal(inputs(deployment).spec.replicas, undefined);
   assert.equal(inputs(deployment).spec.strategy.rollingUpdate.maxUnavailable, 0);
