@@ -29,6 +29,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "004_lz4_toast.sql",
         "005_document_leases.sql",
         "006_turn_truncated.sql",
+        "007_turns_sources_hash_index.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
@@ -38,6 +39,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
     );
     const indexes = await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'turns'`;
     assert.ok(indexes.some((i) => i.indexname === "turns_session_created_idx"));
+    assert.ok(indexes.some((i) => i.indexname === "turns_sources_hash_idx"));
     // A commit's large values are compressed with lz4 ('l'), not pglz: pglz spends its time even on text it then stores raw.
     const compression = await sql`
       SELECT attrelid::regclass::text AS rel, attname, attcompression::text AS method FROM pg_attribute

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, test } from "node:test";
+import { after, before, mock, test } from "node:test";
 import postgres from "postgres";
 import { migrate } from "../../app/src/services/db.ts";
 import { pruneTurns } from "../../app/src/services/turn-retention.ts";
+import { createSourceSets, KNOWN_FOR_MS, type Source } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
@@ -31,12 +32,12 @@ after(async () => {
 const ageTurn = (requestId: string, days: number) =>
   sql`UPDATE turns SET created_at = now() - make_interval(days => ${days}) WHERE request_id = ${requestId}`;
 
-const turn = (session_id: string): Turn => ({
+const turn = (session_id: string, sources: Source[] = []): Turn => ({
   request_id: randomUUID(),
   session_id,
   question: "q",
   answer: "a",
-  sources: [],
+  sources,
   model: "m",
   prompt_tokens: 0,
   completion_tokens: 0,
@@ -45,12 +46,23 @@ const turn = (session_id: string): Turn => ({
   truncated: false,
 });
 
-/** Waits until a backend of the quiet database waits on a lock. */
-const someoneWaitsOnALock = () =>
-  waitFor("a statement waiting on a lock", async () => {
+/** A source list of its own: its own hash. */
+const sourcesOf = (name: string): Source[] => [{ id: name, score: 0.5, title: null, text: `text of ${name}` }];
+
+/** A turn's sources as the session API reads them (store.ts sessionTurns): [] when its source list is gone. */
+async function storedSources(requestId: string): Promise<Source[]> {
+  const [row] = await quiet`
+    SELECT COALESCE(s.sources, t.sources) AS sources FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
+    WHERE t.request_id = ${requestId}`;
+  return row!.sources;
+}
+
+/** Waits until `n` backends of the quiet database wait on a lock. */
+const waitersOnLocks = (n = 1) =>
+  waitFor(`${n} statements waiting on a lock`, async () => {
     const [row] =
       await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = 'retention_quiet'`;
-    return row!.n > 0;
+    return row!.n >= n;
   });
 
 test("turns past TURN_RETENTION_DAYS are deleted with their feedback, and sessions left empty with them", async () => {
@@ -104,7 +116,7 @@ test("a turn committed into a session while its last old turn is pruned is kept,
       INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
       VALUES (${newTurn.request_id}, ${session}, 'q', 'a', 'm', 1)`;
     const pruning = pruneTurns(quiet, 365);
-    await someoneWaitsOnALock();
+    await waitersOnLocks();
     await reserved`COMMIT`;
     const pruned = await pruning;
     assert.equal(pruned.skipped, false);
@@ -134,7 +146,7 @@ test("a turn whose session is deleted while it is written goes into the session 
     await reserved`SELECT id FROM sessions WHERE id = ${session} FOR UPDATE`;
     const next = turn(session);
     const writing = writer.record("owner", next);
-    await someoneWaitsOnALock();
+    await waitersOnLocks();
     await reserved`DELETE FROM sessions WHERE id = ${session}`;
     await reserved`COMMIT`;
     await writing;
@@ -153,10 +165,90 @@ test("one replica prunes at a time: another finds the lock taken and skips", asy
   try {
     await reserved`BEGIN`;
     await reserved`SELECT pg_advisory_xact_lock(${0x7475726e})`;
-    assert.deepEqual(await pruneTurns(quiet, 1), { turns: 0, sessions: 0, skipped: true });
+    assert.deepEqual(await pruneTurns(quiet, 1), { turns: 0, sessions: 0, sourceSets: 0, skipped: true });
     await reserved`COMMIT`;
   } finally {
     reserved.release();
   }
   assert.equal((await pruneTurns(quiet, 1)).skipped, false);
+});
+
+test("a source list is deleted with the last turn that refers to it, and kept while a kept turn does", async () => {
+  const writer = createTurnWriter(quiet, 5_000);
+  const [onlyOld, shared] = [sourcesOf(`only-old-${randomUUID()}`), sourcesOf(`shared-${randomUUID()}`)];
+  const [a, b, c] = [turn(randomUUID(), onlyOld), turn(randomUUID(), shared), turn(randomUUID(), shared)];
+  for (const t of [a, b, c]) await writer.record("owner", t);
+  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id IN ${quiet([a.request_id, b.request_id])}`;
+
+  const pruned = await pruneTurns(quiet, 365);
+  assert.equal(pruned.sourceSets, 1);
+  const lists =
+    await quiet`SELECT sources->0->>'id' AS id FROM source_sets WHERE sources->0->>'id' IN ${quiet([onlyOld[0]!.id, shared[0]!.id])}`;
+  assert.deepEqual(
+    lists.map((r) => r.id),
+    [shared[0]!.id],
+  );
+  assert.deepEqual(await storedSources(c.request_id), shared);
+});
+
+test("a turn that sends a source list while the last old turn referring to it is pruned keeps its sources", async () => {
+  const list = sourcesOf(`raced-${randomUUID()}`);
+  const oldTurn = turn(randomUUID(), list);
+  await createTurnWriter(quiet, 5_000).record("owner", oldTurn);
+  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+
+  // A new writer, which does not know the list is stored, writes a turn into a session the test holds locked: its
+  // statement has dealt with the source list and waits at its foreign key check.
+  const session = randomUUID();
+  const writer = createTurnWriter(quiet, 10_000);
+  await writer.record("owner", turn(session));
+  const next = turn(session, list);
+  const reserved = await quiet.reserve();
+  let pruned: Awaited<ReturnType<typeof pruneTurns>> | undefined;
+  try {
+    await reserved`BEGIN`;
+    await reserved`SELECT id FROM sessions WHERE id = ${session} FOR UPDATE`;
+    const writing = writer.record("owner", next);
+    await waitersOnLocks(1);
+    const pruning = pruneTurns(quiet, 365).then((p) => (pruned = p));
+    await Promise.race([pruning, waitersOnLocks(2)]);
+    await reserved`ROLLBACK`;
+    await Promise.all([writing, pruning]);
+  } finally {
+    reserved.release();
+  }
+  assert.equal(pruned?.turns, 1, "the old turn was pruned");
+  assert.deepEqual(await storedSources(next.request_id), list, "the new turn's source list was kept");
+});
+
+test("a source list is remembered as stored only by way of a turn inserted with it", async () => {
+  const list = sourcesOf(`refused-${randomUUID()}`);
+  const oldTurn = turn(randomUUID(), list);
+  await createTurnWriter(quiet, 5_000).record("owner", oldTurn);
+  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+
+  const writer = createTurnWriter(quiet, 5_000);
+  const foreign = randomUUID();
+  await writer.record("someone-else", turn(foreign));
+  // Refused (another key's session), though its statement found the list stored.
+  await assert.rejects(writer.record("owner", turn(foreign, list)), { status: 403 });
+  assert.equal((await pruneTurns(quiet, 365)).sourceSets, 1, "the list went with the old turn");
+
+  const next = turn(randomUUID(), list);
+  await writer.record("owner", next);
+  assert.deepEqual(await storedSources(next.request_id), list, "sent again, not taken for stored");
+});
+
+test("a stored source list is sent again after KNOWN_FOR_MS: retention may have deleted it since", () => {
+  mock.timers.enable({ apis: ["Date"], now: 0 });
+  try {
+    const sets = createSourceSets();
+    const set = sets.of(sourcesOf("remembered"));
+    sets.committed([set]);
+    assert.equal(sets.unsent([set]), "[]");
+    mock.timers.tick(KNOWN_FOR_MS + 1);
+    assert.match(sets.unsent([set]), new RegExp(set.hash));
+  } finally {
+    mock.timers.reset();
+  }
 });

@@ -16,15 +16,26 @@ export interface SourceSet {
 
 /** Hashes remembered as committed; past this many the memory starts over (a forgotten set is only sent again). */
 const MAX_KNOWN = 10_000;
+/**
+ * And past this age. Turn retention deletes a set once no turn refers to it, and keeps turns a day at least: a set
+ * remembered here has a turn of this replica committed within the hour, so it is still stored.
+ */
+export const KNOWN_FOR_MS = 3_600_000;
 
 /**
  * Source lists stored once per distinct list. Cache hits of one answer share its sources array, so its JSON and hash
- * are computed once per array (held weakly), and once a statement carrying a set committed, later statements send
- * only the hash: source_sets rows are immutable and never deleted.
+ * are computed once per array (held weakly), and once a turn carrying a set committed, later statements send only the
+ * hash for up to KNOWN_FOR_MS. A set's row never changes; turn retention deletes it once no turn refers to it.
  */
 export function createSourceSets() {
   const byArray = new WeakMap<Source[], SourceSet>();
   let known = new Set<string>();
+  let knownSince = Date.now();
+  const forgetIfStale = () => {
+    if (known.size <= MAX_KNOWN && Date.now() - knownSince <= KNOWN_FOR_MS) return;
+    known = new Set();
+    knownSince = Date.now();
+  };
 
   return {
     of(sources: Source[]): SourceSet {
@@ -39,6 +50,7 @@ export function createSourceSets() {
 
     /** The sets not yet known to be committed, once each, as a JSON array of {hash, sources} for jsonb_to_recordset. */
     unsent(sets: SourceSet[]): string {
+      forgetIfStale();
       const seen = new Set<string>();
       const parts: string[] = [];
       for (const { hash, json } of sets) {
@@ -49,9 +61,9 @@ export function createSourceSets() {
       return `[${parts.join(",")}]`;
     },
 
-    /** Called once a statement carrying these sets committed. */
+    /** Called with the sets of the turns a statement inserted, once it committed. */
     committed(sets: SourceSet[]): void {
-      if (known.size > MAX_KNOWN) known = new Set();
+      forgetIfStale();
       for (const { hash } of sets) known.add(hash);
     },
   };

@@ -53,13 +53,17 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   let inFlight = 0;
   const sourceSets = createSourceSets();
 
-  /** Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. */
+  /**
+   * Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. A list
+   * already stored is locked, not rewritten (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row):
+   * turn retention, deleting a list no turn refers to, waits for this statement's turns and then sees them.
+   */
   const newSourceSets = (batch: Pending[]) => sql`
     new_sets AS (
       INSERT INTO source_sets (hash, sources)
       SELECT hash, sources FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
         AS s(hash text, sources jsonb)
-      ON CONFLICT (hash) DO NOTHING
+      ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
 
   /**
@@ -149,7 +153,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   async function write(batch: Pending[]): Promise<void> {
     try {
       const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
-      sourceSets.committed(batch.map((p) => p.sources));
+      // Only sets a committed turn refers to: turn retention may delete one that no turn refers to (source-sets.ts).
+      sourceSets.committed(batch.filter((p) => inserted.has(p.turn.request_id)).map((p) => p.sources));
       settle(batch, inserted);
     } catch (err) {
       // The turn's session was deleted while the statement ran (turn-retention.ts): written again, the statement
