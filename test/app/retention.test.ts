@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, mock, test } from "node:test";
 import postgres from "postgres";
 import { migrate } from "../../app/src/services/db.ts";
-import { pruneTurns } from "../../app/src/services/turn-retention.ts";
+import { PRUNE_LOCK, pruneTurns } from "../../app/src/services/turn-retention.ts";
 import { createSourceSets, KNOWN_FOR_MS, type Source } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
@@ -164,7 +164,7 @@ test("one replica prunes at a time: another finds the lock taken and skips", asy
   const reserved = await quiet.reserve();
   try {
     await reserved`BEGIN`;
-    await reserved`SELECT pg_advisory_xact_lock(${0x7475726e})`;
+    await reserved`SELECT pg_advisory_xact_lock(${PRUNE_LOCK})`;
     assert.deepEqual(await pruneTurns(quiet, 1), { turns: 0, sessions: 0, sourceSets: 0, skipped: true });
     await reserved`COMMIT`;
   } finally {

@@ -6,7 +6,7 @@ import type { Sql } from "./db.ts";
 export const PRUNE_BATCH = 1_000;
 
 /** pg_try_advisory_xact_lock key: one replica prunes at a time (another would wait on the same rows). */
-const PRUNE_LOCK = 0x7475726e; // "turn"
+export const PRUNE_LOCK = 0x7475726e; // "turn"
 
 export interface Pruned {
   turns: number;
@@ -24,10 +24,8 @@ export interface Pruned {
  */
 export function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): Promise<Pruned> {
   return sql.begin(async (tx) => {
-    const [{ locked }] = (await tx`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}) AS locked`) as unknown as [
-      { locked: boolean },
-    ];
-    if (!locked) return { turns: 0, sessions: 0, sourceSets: 0, skipped: true };
+    const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}) AS locked`;
+    if (!lock?.locked) return { turns: 0, sessions: 0, sourceSets: 0, skipped: true };
     const gone = await tx<{ session_id: string; sources_hash: string | null }[]>`
       DELETE FROM turns WHERE id IN (
         SELECT id FROM (SELECT id, created_at FROM turns ORDER BY id LIMIT ${batch}) oldest
