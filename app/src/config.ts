@@ -133,7 +133,10 @@ export const envSchema = z.object({
    */
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1_000),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
-  /** Turns (and their feedback) older than this many days are deleted, and sessions left empty; 0 keeps every turn. */
+  /**
+   * Turns (and their feedback) older than this many days are deleted, with the sessions and source lists they leave
+   * unused; 0 keeps every turn (services/turn-retention.ts).
+   */
   TURN_RETENTION_DAYS: int(90, 0, 36_500),
   TURN_RETENTION_SWEEP_MS: int(3_600_000, 100),
   RESPONSE_CACHE_TTL_SECONDS: int(600, 1),
