@@ -29,8 +29,8 @@ after(async () => {
   await stack.stop();
 });
 
-const ageTurn = (requestId: string, days: number) =>
-  sql`UPDATE turns SET created_at = now() - make_interval(days => ${days}) WHERE request_id = ${requestId}`;
+const ageTurns = (db: postgres.Sql, requestIds: string[], days: number) =>
+  db`UPDATE turns SET created_at = now() - make_interval(days => ${days}) WHERE request_id IN ${db(requestIds)}`;
 
 const turn = (session_id: string, sources: Source[] = []): Turn => ({
   request_id: randomUUID(),
@@ -45,6 +45,14 @@ const turn = (session_id: string, sources: Source[] = []): Turn => ({
   cached: false,
   truncated: false,
 });
+
+/** A turn 400 days old in the quiet database, written by a writer of its own (the test's writer does not know its list). */
+async function oldTurn(session_id: string, sources: Source[] = []): Promise<Turn> {
+  const t = turn(session_id, sources);
+  await createTurnWriter(quiet, 5_000).record("owner", t);
+  await ageTurns(quiet, [t.request_id], 400);
+  return t;
+}
 
 /** A source list of its own: its own hash. */
 const sourcesOf = (name: string): Source[] => [{ id: name, score: 0.5, title: null, text: `text of ${name}` }];
@@ -79,9 +87,8 @@ test("turns past TURN_RETENTION_DAYS are deleted with their feedback, and sessio
   const feedback = await user.post("/api/v1/feedback", { request_id: old.request_id, quality_score: 4 });
   assert.equal(feedback.status, 201, feedback.text);
 
-  await ageTurn(old.request_id, 31);
-  await ageTurn(lone.request_id, 31);
-  await ageTurn(recent.request_id, 29);
+  await ageTurns(sql, [old.request_id, lone.request_id], 31);
+  await ageTurns(sql, [recent.request_id], 29);
 
   await waitFor("the old turns deleted", async () => {
     const [row] = await sql`SELECT count(*)::int AS n FROM turns WHERE request_id IN ${sql([old.request_id, lone.request_id])}`;
@@ -101,11 +108,8 @@ test("turns past TURN_RETENTION_DAYS are deleted with their feedback, and sessio
 });
 
 test("a turn committed into a session while its last old turn is pruned is kept, session and all", async () => {
-  const session = `pruned-${randomUUID()}`;
-  const writer = createTurnWriter(quiet, 5_000);
-  const oldTurn = turn(session);
-  await writer.record("owner", oldTurn);
-  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+  const session = randomUUID();
+  await oldTurn(session);
 
   // A turn being written into the session: its foreign key check holds a KEY SHARE lock on the session row.
   const newTurn = turn(session);
@@ -176,9 +180,10 @@ test("one replica prunes at a time: another finds the lock taken and skips", asy
 test("a source list is deleted with the last turn that refers to it, and kept while a kept turn does", async () => {
   const writer = createTurnWriter(quiet, 5_000);
   const [onlyOld, shared] = [sourcesOf(`only-old-${randomUUID()}`), sourcesOf(`shared-${randomUUID()}`)];
-  const [a, b, c] = [turn(randomUUID(), onlyOld), turn(randomUUID(), shared), turn(randomUUID(), shared)];
-  for (const t of [a, b, c]) await writer.record("owner", t);
-  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id IN ${quiet([a.request_id, b.request_id])}`;
+  await oldTurn(randomUUID(), onlyOld);
+  await oldTurn(randomUUID(), shared);
+  const kept = turn(randomUUID(), shared);
+  await writer.record("owner", kept);
 
   const pruned = await pruneTurns(quiet, 365);
   assert.equal(pruned.sourceSets, 1);
@@ -188,14 +193,12 @@ test("a source list is deleted with the last turn that refers to it, and kept wh
     lists.map((r) => r.id),
     [shared[0]!.id],
   );
-  assert.deepEqual(await storedSources(c.request_id), shared);
+  assert.deepEqual(await storedSources(kept.request_id), shared);
 });
 
 test("a turn that sends a source list while the last old turn referring to it is pruned keeps its sources", async () => {
   const list = sourcesOf(`raced-${randomUUID()}`);
-  const oldTurn = turn(randomUUID(), list);
-  await createTurnWriter(quiet, 5_000).record("owner", oldTurn);
-  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+  await oldTurn(randomUUID(), list);
 
   // A new writer, which does not know the list is stored, writes a turn into a session the test holds locked: its
   // statement has dealt with the source list and waits at its foreign key check.
@@ -223,9 +226,7 @@ test("a turn that sends a source list while the last old turn referring to it is
 
 test("a source list is remembered as stored only by way of a turn inserted with it", async () => {
   const list = sourcesOf(`refused-${randomUUID()}`);
-  const oldTurn = turn(randomUUID(), list);
-  await createTurnWriter(quiet, 5_000).record("owner", oldTurn);
-  await quiet`UPDATE turns SET created_at = now() - interval '400 days' WHERE request_id = ${oldTurn.request_id}`;
+  await oldTurn(randomUUID(), list);
 
   const writer = createTurnWriter(quiet, 5_000);
   const foreign = randomUUID();
