@@ -39,9 +39,10 @@ export function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): Promise
     // Locked before they are checked, each check in a statement of its own (a snapshot taken once the locks are held).
     // A turn being written holds a lock on its session (its foreign key) and on a source list it sent (turns.ts) until
     // it commits: checked in the DELETE's own snapshot, taken before that commit, the row looked unused, and deleting
-    // a session cascaded to the turn just acknowledged. Locked in the order a turn's statement takes them: lists, then
-    // sessions. A turn arriving after the lock fails its foreign key (23503) once its session is gone, and the turn
-    // writer writes it again into a session created anew; a list it sends is inserted again.
+    // a session cascaded to the turn just acknowledged. Locked in the order a turn's statement takes them, lists then
+    // sessions: PostgreSQL runs an unreferenced data-modifying CTE before the foreign key checks (execMain.c
+    // standard_ExecutorFinish). A turn arriving after the lock fails its foreign key (23503) once its session is gone,
+    // and the turn writer writes it again into a session created anew; a list it sends is inserted again.
     await tx`SELECT hash FROM source_sets WHERE hash = ANY(${ids(hashes)}) ORDER BY hash FOR UPDATE`;
     await tx`SELECT id FROM sessions WHERE id = ANY(${ids(sessions)}) ORDER BY id FOR UPDATE`;
     const unusedSets = await tx`

@@ -55,8 +55,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
 
   /**
    * Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. A list
-   * already stored is locked, not rewritten (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row):
-   * turn retention, deleting a list no turn refers to, waits for this statement's turns and then sees them.
+   * already stored is locked, not rewritten (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row:
+   * PostgreSQL's INSERT reference, `condition`): turn retention, deleting a list no turn refers to, waits for this
+   * statement's turns and then sees them.
    */
   const newSourceSets = (batch: Pending[]) => sql`
     new_sets AS (
