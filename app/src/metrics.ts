@@ -65,6 +65,11 @@ export function createMetrics() {
       labelNames: ["cache", "result"] as const,
       registers,
     }),
+    turnRetentionLastSuccess: new Gauge({
+      name: "turn_retention_last_success_timestamp_seconds",
+      help: "When this replica last finished a turn retention sweep (or saw another replica holding it), or started",
+      registers,
+    }),
   };
 }
 

@@ -161,6 +161,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     days: config.TURN_RETENTION_DAYS,
     everyMs: config.TURN_RETENTION_SWEEP_MS,
     log,
+    lastSuccess: metrics.turnRetentionLastSuccess,
   });
 
   const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, mock, test } from "node:test";
 import postgres from "postgres";
+import { Gauge, Registry } from "prom-client";
+import { createLogger } from "../../app/src/log.ts";
 import { migrate } from "../../app/src/services/db.ts";
-import { PRUNE_LOCK, pruneTurns } from "../../app/src/services/turn-retention.ts";
+import { PRUNE_LOCK, pruneTurns, startTurnRetention } from "../../app/src/services/turn-retention.ts";
 import { createSourceSets, KNOWN_FOR_MS, type Source } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
@@ -251,5 +253,33 @@ test("a stored source list is sent again after KNOWN_FOR_MS: retention may have 
     assert.match(sets.unsent([set]), new RegExp(set.hash));
   } finally {
     mock.timers.reset();
+  }
+});
+
+test("each finished sweep stamps turn_retention_last_success_timestamp_seconds; a failing one does not", async () => {
+  const stamps = async (db: postgres.Sql) => {
+    const lastSuccess = new Gauge({ name: "stamp", help: "-", registers: [new Registry()] });
+    const lines: string[] = [];
+    const log = createLogger("warn", { write: (line: string) => void lines.push(line) });
+    const retention = startTurnRetention(db, { days: 365, everyMs: 50, log, lastSuccess });
+    const started = (await lastSuccess.get()).values[0]!.value;
+    await new Promise((r) => setTimeout(r, 500));
+    retention.stop();
+    const failed = lines.filter((l) => l.includes("turn retention sweep failed")).length;
+    return { started, last: (await lastSuccess.get()).values[0]!.value, failed };
+  };
+  const working = await stamps(quiet);
+  assert.equal(working.failed, 0);
+  assert.ok(working.last > working.started, "stamped after its sweeps");
+  // Nothing listens on port 1: every sweep fails.
+  const unreachable = postgres("postgres://postgres@127.0.0.1:1/postgres", { onnotice: () => {}, max: 1 });
+  try {
+    const failing = await stamps(unreachable);
+    assert.ok(failing.failed > 0, "its sweeps failed");
+    assert.ok(failing.started > 0, "stamped at its start");
+    assert.equal(failing.last, failing.started, "not stamped by a failed sweep");
+  } finally {
+    // A sweep may still wait out the driver's reconnect backoff: do not wait for it.
+    await unreachable.end({ timeout: 0 });
   }
 });

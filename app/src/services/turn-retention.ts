@@ -1,3 +1,4 @@
+import type { Gauge } from "prom-client";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Sql } from "./db.ts";
@@ -61,11 +62,14 @@ export interface TurnRetentionOptions {
   /** TURN_RETENTION_SWEEP_MS: how often a replica tries to prune. */
   everyMs: number;
   log: Logger;
+  /** Set to the time of each finished sweep (and of the start): the TurnRetentionStalled alert reads it. */
+  lastSuccess: Gauge;
 }
 
 /** Prunes every `everyMs` until stopped, a batch after another while whole batches are old enough. */
-export function startTurnRetention(sql: Sql, { days, everyMs, log }: TurnRetentionOptions): { stop(): void } {
+export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }: TurnRetentionOptions): { stop(): void } {
   if (days === 0) return { stop: () => {} };
+  lastSuccess.setToCurrentTime();
   let stopped = false;
   let running = false;
   const sweep = async () => {
@@ -78,6 +82,7 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log }: TurnRetenti
       more = pruned.turns === PRUNE_BATCH;
     }
     if (total.turns > 0) log.info({ ...total, retention_days: days }, "turns past their retention deleted");
+    lastSuccess.setToCurrentTime();
   };
   const timer = setInterval(() => {
     if (running) return;
