@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { answerShare, countAddresses, watchAnswerShare } from "../../app/src/services/answer-share.ts";
 import { createAnswerSlots } from "../../app/src/services/answer-slots.ts";
-import { createLogger } from "../../app/src/log.ts";
+import { capturedLog } from "../support/log.ts";
 
 const settled = async <T>(p: Promise<T>) => await Promise.race([p.then(() => true), delay(20).then(() => false)]);
 
@@ -36,8 +36,7 @@ test("a replica's share of answer slots follows the Ollama and API pods that are
 
   const pods: Record<string, number | Error> = { ollama: 2, api: 3 };
   const shares: number[] = [];
-  const output: string[] = [];
-  const log = createLogger("info", { write: (line: string) => output.push(line) });
+  const { log, lines: output } = capturedLog("info");
   const watcher = watchAnswerShare({
     ollamaDns: "ollama",
     apiDns: "api",

@@ -3,7 +3,6 @@ import { randomUUID } from "node:crypto";
 import { after, before, mock, test } from "node:test";
 import postgres from "postgres";
 import { Gauge, Registry } from "prom-client";
-import { createLogger } from "../../app/src/log.ts";
 import { migrate } from "../../app/src/services/db.ts";
 import { PRUNE_LOCK, pruneTurns, startTurnRetention } from "../../app/src/services/turn-retention.ts";
 import { createSourceSets, KNOWN_FOR_MS, type Source } from "../../app/src/services/source-sets.ts";
@@ -11,6 +10,7 @@ import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
+import { capturedLog } from "../support/log.ts";
 import { waitFor } from "../support/process.ts";
 
 let stack: Stack;
@@ -257,24 +257,32 @@ test("a stored source list is sent again after KNOWN_FOR_MS: retention may have 
 });
 
 test("each finished sweep stamps turn_retention_last_success_timestamp_seconds; a failing one does not", async () => {
-  const stamps = async (db: postgres.Sql) => {
+  /** Runs retention on `db` until `until` holds of what it logged and stamped. */
+  const stamps = async (db: postgres.Sql, until: (s: { started: number; last: number; failed: number }) => boolean) => {
     const lastSuccess = new Gauge({ name: "stamp", help: "-", registers: [new Registry()] });
-    const lines: string[] = [];
-    const log = createLogger("warn", { write: (line: string) => void lines.push(line) });
+    const stamp = async () => (await lastSuccess.get()).values[0]!.value;
+    const { log, lines } = capturedLog("warn");
     const retention = startTurnRetention(db, { days: 365, everyMs: 50, log, lastSuccess });
-    const started = (await lastSuccess.get()).values[0]!.value;
-    await new Promise((r) => setTimeout(r, 500));
-    retention.stop();
-    const failed = lines.filter((l) => l.includes("turn retention sweep failed")).length;
-    return { started, last: (await lastSuccess.get()).values[0]!.value, failed };
+    const started = await stamp();
+    const now = async () => ({
+      started,
+      last: await stamp(),
+      failed: lines.filter((l) => l.includes("turn retention sweep failed")).length,
+    });
+    try {
+      await waitFor("retention sweeps", async () => until(await now()), 5_000);
+    } finally {
+      retention.stop();
+    }
+    return now();
   };
-  const working = await stamps(quiet);
+  const working = await stamps(quiet, (s) => s.last > s.started);
   assert.equal(working.failed, 0);
   assert.ok(working.last > working.started, "stamped after its sweeps");
   // Nothing listens on port 1: every sweep fails.
   const unreachable = postgres("postgres://postgres@127.0.0.1:1/postgres", { onnotice: () => {}, max: 1 });
   try {
-    const failing = await stamps(unreachable);
+    const failing = await stamps(unreachable, (s) => s.failed >= 2);
     assert.ok(failing.failed > 0, "its sweeps failed");
     assert.ok(failing.started > 0, "stamped at its start");
     assert.equal(failing.last, failing.started, "not stamped by a failed sweep");

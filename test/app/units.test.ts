@@ -24,6 +24,7 @@ import { readOnlyNodeCheck, silentConnectionCheck } from "../../app/src/services
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
 import type { Cache } from "../../app/src/services/cache.ts";
+import { capturedLog } from "../support/log.ts";
 
 const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
 
@@ -468,7 +469,7 @@ test("document leases come back after Postgres refused the release, and after a 
 
 test("in a long outage at most 64 lease releases are retried at once; the others are left to expire", async () => {
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
-  const warnings: string[] = [];
+  const { log, lines: warnings } = capturedLog("warn");
   let attempts = 0;
   const documents = createDocuments({
     config: loadConfig(appEnv(urls)),
@@ -486,7 +487,7 @@ test("in a long outage at most 64 lease releases are retried at once; the others
         throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
       },
     } as never,
-    log: createLogger("warn", { write: (line: string) => void warnings.push(line) }),
+    log,
   });
   for (let i = 0; i < 70; i++) await assert.rejects(documents.remove(`doc-${i}`), { status: 502 });
   assert.equal(attempts, 70);

@@ -16,6 +16,7 @@ import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { freePort } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
+import { capturedLog } from "../support/log.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -209,8 +210,7 @@ test("an Ollama or Qdrant that cannot be reached is a 503 (retry later); one tha
 });
 
 test("a collection lost under a running replica: searches find nothing, the next ingest creates it again with its indexes", async () => {
-  const warnings: string[] = [];
-  const log = createLogger("warn", { write: (line: string) => void warnings.push(line) });
+  const { log, lines: warnings } = capturedLog("warn");
   const client = qdrantAt(fakes.qdrant.url, "lost", { log });
   const point = (documentId: string) => ({
     documentId,
@@ -248,8 +248,7 @@ test("a collection lost under a running replica: searches find nothing, the next
 });
 
 test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for the whole collection; filters past it still match", async () => {
-  const warnings: string[] = [];
-  const log = createLogger("warn", { write: (line: string) => void warnings.push(line) });
+  const { log, lines: warnings } = capturedLog("warn");
   const point = (documentId: string, metadata: Record<string, unknown>) => ({
     documentId,
     chunkIndex: 0,
