@@ -9,7 +9,8 @@ import { AppError } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { createOllama, fetchOverRequest } from "../../app/src/services/ollama.ts";
+import { createOllama } from "../../app/src/services/ollama.ts";
+import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createQdrant, type QdrantOptions } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
@@ -278,10 +279,11 @@ test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for th
   );
 });
 
-test("the Ollama transport answers as fetch would: status, headers, JSON read whole, ndjson streamed, 204 bodiless", {
+test("the Ollama transport answers as fetch would: status, headers, JSON or text read whole, ndjson streamed, 204 bodiless, the caller's abort", {
   timeout: 10_000,
 }, async () => {
   const secondLine = gate();
+  const held = gate();
   const app = new Hono()
     .post("/json", async (c) => {
       c.header("X-Echo", await c.req.text());
@@ -289,6 +291,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
       c.header("Set-Cookie", "b=2", { append: true });
       return c.json({ error: "model not found" }, 404);
     })
+    .get("/text", (c) => c.text("model runner crashed", 500))
     .get("/empty", (c) => c.body(null, 204))
     .get("/ndjson", (c) => {
       c.header("Content-Type", "application/x-ndjson");
@@ -296,6 +299,13 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
         await s.write('{"n":1}\n');
         await secondLine.passed;
         await s.write('{"n":2}\n');
+      });
+    })
+    .get("/held", (c) => {
+      c.header("Content-Type", "application/x-ndjson");
+      return stream(c, async (s) => {
+        await s.write('{"n":1}\n');
+        await held.passed;
       });
     });
   const server = await listen(app);
@@ -307,6 +317,13 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
     assert.deepEqual(json.headers.getSetCookie(), ["a=1", "b=2"]);
     assert.deepEqual(await json.json(), { error: "model not found" });
 
+    const text = await fetch(`${server.url}/text`);
+    assert.deepEqual(
+      [text.status, text.statusText, text.headers.get("content-type")],
+      [500, "Internal Server Error", "text/plain; charset=UTF-8"],
+    );
+    assert.equal(await text.text(), "model runner crashed");
+
     const empty = await fetch(`${server.url}/empty`);
     assert.deepEqual([empty.status, empty.body], [204, null]);
 
@@ -316,8 +333,16 @@ test("the Ollama transport answers as fetch would: status, headers, JSON read wh
     secondLine.open();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n');
     assert.equal((await reader.read()).done, true);
+
+    // The caller's signal (ollama-js aborts a stream through it) ends a stream mid-body, with the caller's reason.
+    const caller = new AbortController();
+    const abandoned = (await fetch(`${server.url}/held`, { signal: caller.signal })).body!.getReader();
+    await abandoned.read();
+    caller.abort(new Error("caller left"));
+    await assert.rejects(abandoned.read(), /caller left/);
   } finally {
     secondLine.open();
+    held.open();
     await server.close();
   }
 });

@@ -1,9 +1,7 @@
 import { type ChatRequest, type ChatResponse, Ollama, type Message } from "ollama";
-import { STATUS_CODES } from "node:http";
-import { Readable } from "node:stream";
-import { Agent, type Dispatcher, request } from "undici";
 import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
+import { fetchOverRequest } from "./upstream-fetch.ts";
 
 export interface ChatResult {
   content: string;
@@ -23,63 +21,6 @@ export interface ChatResult {
 }
 
 export type ChatMessage = Message;
-
-/** Statuses whose responses have no body (a web Response refuses one). */
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
-
-/**
- * The Ollama client's transport: a fetch-compatible function over undici's `request` API and one keep-alive Agent
- * (the `ollama` library takes any fetch: README "Custom client", `fetch` option; it reads `ok`, `status`,
- * `statusText`, `headers`, `json()`, `text()` and, for streamed answers, `body`).
- * Not undici's fetch: the WHATWG fetch algorithm clones each request and tees its body, and builds web streams for
- * every body; against the same fake that was 0.6 ms more CPU per call than plain HTTP on this 2-core VM.
- * A JSON answer is read whole; a streamed one (application/x-ndjson) is passed on as a web stream. The deadline
- * (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it starts over with every chunk, so
- * it bounds a silence, not the length of the answer: a long answer that keeps coming is not cut (guide 000 gives
- * "long-running agent queries" 300 s at the proxy). The caller's own signal is kept.
- * The Agent is the app's undici (^7.30.2, not Node's bundled one): 7.28.0-7.29.0 delay every request on a reused
- * connection by a setTimeout(0) (~1.3 ms; nodejs/undici#5493, fixed by a setImmediate in 7.29.1, #5769).
- */
-export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new Agent()): typeof fetch {
-  return async (input, init) => {
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")),
-      timeoutMs,
-    );
-    const signal = init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal;
-    try {
-      const res = await request(String(input), {
-        method: (init?.method ?? "GET") as Dispatcher.HttpMethod,
-        headers: init?.headers as Record<string, string> | undefined,
-        body: init?.body as string | undefined,
-        signal,
-        dispatcher,
-      });
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(res.headers)) {
-        for (const v of [value ?? []].flat()) headers.append(name, v);
-      }
-      let body: ConstructorParameters<typeof Response>[0];
-      if (NULL_BODY_STATUSES.has(res.statusCode)) {
-        await res.body.dump();
-        body = null;
-        clearTimeout(timer);
-      } else if (headers.get("content-type")?.includes("ndjson")) {
-        res.body.on("data", () => timer.refresh());
-        res.body.once("close", () => clearTimeout(timer));
-        body = Readable.toWeb(res.body) as ReadableStream;
-      } else {
-        body = await res.body.arrayBuffer();
-        clearTimeout(timer);
-      }
-      return new Response(body, { status: res.statusCode, statusText: STATUS_CODES[res.statusCode] ?? "", headers });
-    } catch (err) {
-      clearTimeout(timer);
-      throw err;
-    }
-  };
-}
 
 /** The answer and what Ollama's last message (the whole JSON answer, or a stream's `done` one) says of it. */
 type LastMessage = { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number };
