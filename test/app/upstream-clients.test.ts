@@ -292,6 +292,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
       return c.json({ error: "model not found" }, 404);
     })
     .get("/text", (c) => c.text("model runner crashed", 500))
+    .get("/ndjson-error", (c) => c.body('{"error":"model runner crashed"}\n', 500, { "Content-Type": "application/x-ndjson" }))
     .get("/empty", (c) => c.body(null, 204))
     .get("/ndjson", (c) => {
       c.header("Content-Type", "application/x-ndjson");
@@ -323,6 +324,9 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
       [500, "Internal Server Error", "text/plain; charset=UTF-8"],
     );
     assert.equal(await text.text(), "model runner crashed");
+    // A streamed answer refused with an error status: ollama-js reads its text for the message.
+    const refused = await fetch(`${server.url}/ndjson-error`);
+    assert.deepEqual([refused.status, refused.ok, await refused.text()], [500, false, '{"error":"model runner crashed"}\n']);
 
     const empty = await fetch(`${server.url}/empty`);
     assert.deepEqual([empty.status, empty.body], [204, null]);

@@ -37,22 +37,32 @@ export class RequestDeadline extends EventEmitter {
   }
 }
 
+function webHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    for (const v of [value ?? []].flat()) headers.append(name, v);
+  }
+  return headers;
+}
+
 /**
- * An answer as ollama-js 0.6.4 reads one (dist/browser.mjs: `ok`, `status`, `statusText`, `headers.get`, `json()`,
- * `text()`, and `body` for a streamed answer), without a web Response. @hono/node-server replaces the global Response
- * with a lightweight one that builds undici's real Response on the first `json()` or `text()`. With this and the
- * deadline above, an Ollama embed or chat call against the fake took 148-193 us of CPU (both sides) against 290-320
- * (2-core VM, median of 5 rounds); the RAG path makes two. Headers are built only when read (an error answer).
+ * An answer read whole (JSON, an error's text, or none) as ollama-js 0.6.4 reads one (dist/browser.mjs: `ok`,
+ * `status`, `statusText`, `headers.get`, `json()`, `text()`), without a web Response. @hono/node-server replaces the
+ * global Response with a lightweight one that builds undici's real Response on the first `json()` or `text()`. With
+ * this and the deadline above, an Ollama embed or chat call against the fake took 148-193 us of CPU (both sides)
+ * against 290-320 (2-core VM, median of 5 rounds); the RAG path makes two. Headers are built only when read (an
+ * error answer). A streamed answer is still a web Response: once per answer, its cost does not matter.
  */
-class UpstreamResponse {
+class WholeResponse {
   #headers: Headers | undefined;
 
   constructor(
     readonly status: number,
     private readonly rawHeaders: IncomingHttpHeaders,
     private readonly whole: string,
-    readonly body: ReadableStream<Uint8Array> | null,
   ) {}
+
+  readonly body = null;
 
   get ok(): boolean {
     return this.status >= 200 && this.status < 300;
@@ -63,12 +73,7 @@ class UpstreamResponse {
   }
 
   get headers(): Headers {
-    if (!this.#headers) {
-      this.#headers = new Headers();
-      for (const [name, value] of Object.entries(this.rawHeaders)) {
-        for (const v of [value ?? []].flat()) this.#headers.append(name, v);
-      }
-    }
+    this.#headers ??= webHeaders(this.rawHeaders);
     return this.#headers;
   }
 
@@ -112,17 +117,16 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
         signal: deadline,
         dispatcher,
       });
-      let answer: UpstreamResponse;
       if (String(res.headers["content-type"]).includes("ndjson")) {
         res.body.on("data", () => deadline.refresh());
         res.body.once("close", done);
-        answer = new UpstreamResponse(res.statusCode, res.headers, "", Readable.toWeb(res.body) as ReadableStream);
-      } else {
-        const whole = await res.body.text();
-        done();
-        answer = new UpstreamResponse(res.statusCode, res.headers, whole, null);
+        const stream = Readable.toWeb(res.body) as ReadableStream;
+        const headers = webHeaders(res.headers);
+        return new Response(stream, { status: res.statusCode, statusText: STATUS_CODES[res.statusCode] ?? "", headers });
       }
-      return answer as unknown as Response;
+      const whole = await res.body.text();
+      done();
+      return new WholeResponse(res.statusCode, res.headers, whole) as unknown as Response;
     } catch (err) {
       done();
       throw err;
