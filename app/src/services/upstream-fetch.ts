@@ -102,13 +102,14 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
   return async (input, init) => {
     const deadline = new RequestDeadline(timeoutMs);
     // Only a streamed answer comes with the caller's signal (ollama-js aborts the stream through it).
-    const callerLeft = () => deadline.abort(init?.signal?.reason);
-    init?.signal?.addEventListener("abort", callerLeft, { once: true });
+    const caller = init?.signal;
+    const callerLeft = () => deadline.abort(caller?.reason);
+    if (caller?.aborted) callerLeft();
+    else caller?.addEventListener("abort", callerLeft, { once: true });
     const done = () => {
       deadline.clear();
-      init?.signal?.removeEventListener("abort", callerLeft);
+      caller?.removeEventListener("abort", callerLeft);
     };
-    if (init?.signal?.aborted) callerLeft();
     try {
       const res = await request(String(input), {
         method: (init?.method ?? "GET") as Dispatcher.HttpMethod,
