@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
@@ -24,6 +25,40 @@ export function beforeAbort<T>(promise: Promise<T>, signal: AbortSignal, onAbort
   if (signal.aborted) listener();
   else signal.addEventListener("abort", listener, { once: true });
   return Promise.race([promise, aborted]).finally(() => signal.removeEventListener("abort", listener));
+}
+
+/**
+ * A deadline for one call over undici's `request`, passed as its `signal`: undici takes an EventEmitter as well as an
+ * AbortSignal (7.30.2 lib/api/api-request.js; the reason is read from `signal.reason`, here a TimeoutError as
+ * AbortSignal.timeout gives). EventTarget is slow in Node and an EventEmitter listener is not: a Qdrant-sized call
+ * against a local server took 90 us of CPU this way against 106 us with AbortSignal.timeout (2-core VM, median of 5).
+ */
+export class RequestDeadline extends EventEmitter {
+  aborted = false;
+  reason: unknown;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ms: number) {
+    super();
+    this.#timer = setTimeout(() => this.abort(new DOMException(`no answer within ${ms} ms`, "TimeoutError")), ms);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    clearTimeout(this.#timer);
+    this.emit("abort");
+  }
+
+  /** Starts the deadline over (a stream that keeps coming). */
+  refresh(): void {
+    if (!this.aborted) this.#timer.refresh();
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
 }
 
 /** Waits between tries of `retryUntil`: the first, then doubling up to the last. */

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
+import { RequestDeadline } from "../deadline.ts";
 import { AppError, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { storable } from "../text.ts";
-import { RequestDeadline } from "./upstream-fetch.ts";
 
 export type FilterValue = string | number | boolean;
 export type MetadataFilter = Record<string, FilterValue | Array<string | number>>;

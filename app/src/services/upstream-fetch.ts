@@ -1,41 +1,7 @@
-import { EventEmitter } from "node:events";
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
-
-/**
- * A deadline for one call over undici's `request`, passed as its `signal`: undici takes an EventEmitter as well as an
- * AbortSignal (7.30.2 lib/api/api-request.js; the reason is read from `signal.reason`, here a TimeoutError as
- * AbortSignal.timeout gives). EventTarget is slow in Node and an EventEmitter listener is not: a Qdrant-sized call
- * against a local server took 90 us of CPU this way against 106 us with AbortSignal.timeout (2-core VM, median of 5).
- */
-export class RequestDeadline extends EventEmitter {
-  aborted = false;
-  reason: unknown;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(ms: number) {
-    super();
-    this.#timer = setTimeout(() => this.abort(new DOMException(`no answer within ${ms} ms`, "TimeoutError")), ms);
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    clearTimeout(this.#timer);
-    this.emit("abort");
-  }
-
-  /** Starts the deadline over (a stream that keeps coming). */
-  refresh(): void {
-    if (!this.aborted) this.#timer.refresh();
-  }
-
-  clear(): void {
-    clearTimeout(this.#timer);
-  }
-}
+import { RequestDeadline } from "../deadline.ts";
 
 function webHeaders(raw: IncomingHttpHeaders): Headers {
   const headers = new Headers();
@@ -49,9 +15,9 @@ function webHeaders(raw: IncomingHttpHeaders): Headers {
  * An answer read whole (JSON, an error's text, or none) as ollama-js 0.6.4 reads one (dist/browser.mjs: `ok`,
  * `status`, `statusText`, `headers.get`, `json()`, `text()`), without a web Response. @hono/node-server replaces the
  * global Response with a lightweight one that builds undici's real Response on the first `json()` or `text()`. With
- * this and the deadline above, an Ollama embed or chat call against the fake took 148-193 us of CPU (both sides)
- * against 290-320 (2-core VM, median of 5 rounds); the RAG path makes two. Headers are built only when read (an
- * error answer). A streamed answer is still a web Response: once per answer, its cost does not matter.
+ * this and a RequestDeadline (deadline.ts), an Ollama embed or chat call against the fake took 148-193 us of CPU
+ * (both sides) against 290-320 (2-core VM, median of 5 rounds); the RAG path makes two. Headers are built only when
+ * read (an error answer). A streamed answer is still a web Response: once per answer, its cost does not matter.
  */
 class WholeResponse {
   #headers: Headers | undefined;
