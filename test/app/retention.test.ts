@@ -5,7 +5,7 @@ import postgres from "postgres";
 import { Gauge, Registry } from "prom-client";
 import { migrate } from "../../app/src/services/db.ts";
 import { PRUNE_LOCK, pruneTurns, startTurnRetention } from "../../app/src/services/turn-retention.ts";
-import { createSourceSets, KNOWN_FOR_MS, type Source } from "../../app/src/services/source-sets.ts";
+import { createSourceSets, KNOWN_FOR_MS, type Source, sourceSetOf } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
@@ -246,7 +246,7 @@ test("a stored source list is sent again after KNOWN_FOR_MS: retention may have 
   mock.timers.enable({ apis: ["Date"], now: 0 });
   try {
     const sets = createSourceSets();
-    const set = sets.of(sourcesOf("remembered"));
+    const set = sourceSetOf(sourcesOf("remembered"));
     sets.committed([set]);
     assert.equal(sets.unsent([set]), "[]");
     mock.timers.tick(KNOWN_FOR_MS + 1);

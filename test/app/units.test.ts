@@ -13,7 +13,15 @@ import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
 import type { ChatResult } from "../../app/src/services/ollama.ts";
 import { createTurnWriter } from "../../app/src/services/turns.ts";
-import { canonicalFilter, createRag, normalizeQuery, type RagDeps } from "../../app/src/services/rag.ts";
+import {
+  canonicalFilter,
+  createRag,
+  normalizeQuery,
+  type QueryResult,
+  type RagDeps,
+  resultJson,
+} from "../../app/src/services/rag.ts";
+import { sourceSetOf } from "../../app/src/services/source-sets.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
@@ -148,6 +156,27 @@ test("chunk point ids are stable UUIDs per (document, index)", () => {
   assert.equal(chunkPointId("doc-1", 0), id);
   assert.notEqual(chunkPointId("doc-1", 1), id);
   assert.notEqual(chunkPointId("doc-2", 0), id);
+  // Ids are stored in Qdrant: a re-ingest overwrites a chunk only while its id is derived the same way as before.
+  assert.equal(id, "7286fa8e-25e2-34b3-0680-5311b8f1909b");
+});
+
+test("resultJson is the result's JSON, its sources spliced in as their stored JSON", () => {
+  const sources = [
+    { id: "d:0", score: 0.5, title: 'a "quoted" title', text: "line\nbreak, emoji 😀, tab\t" },
+    { id: "d:1", score: 0.25, title: null, text: "second" },
+  ];
+  const result = (request_id: string): QueryResult => ({
+    answer: 'Based on [1]: "yes"',
+    sources,
+    session_id: "s",
+    request_id,
+    model: "m",
+    usage: { prompt_tokens: 1, completion_tokens: 2 },
+    cached: true,
+    truncated: false,
+  });
+  for (const id of ["r1", "r2"]) assert.deepEqual(JSON.parse(resultJson(result(id))), JSON.parse(JSON.stringify(result(id))));
+  assert.equal(resultJson(result("r1")).split(sourceSetOf(sources).json).length, 2, "the list's stored JSON, once");
 });
 
 const base = {

@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
 import { bearerAuth } from "hono/bearer-auth";
 import { createMiddleware } from "hono/factory";
 import type { Store } from "../services/store.ts";
+import { sha256 } from "../sha256.ts";
 import type { AppEnv, Principal } from "../types.ts";
 
-export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+export const hashKey = sha256;
 
 /** The api_keys table is read again after this long: a revoked key stops working within it. */
 const KEY_TABLE_TTL_MS = 60_000;

@@ -2,7 +2,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
-import { isCached, type Rag, sourcesOf } from "../services/rag.ts";
+import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
 import { apiRoute, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
@@ -30,6 +30,8 @@ const route = apiRoute({
   },
 });
 
+const JSON_TYPE = { "content-type": "application/json" };
+
 /** The end of a streamed answer the server could not finish before stopping. */
 const SHUTTING_DOWN = new AppError(503, "server shutting down: ask again", "shutting_down");
 
@@ -37,7 +39,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"), () => c.req.raw.signal);
-    if (!input.stream) return c.json(await rag.complete(prepared), 200);
+    if (!input.stream) return c.body(resultJson(await rag.complete(prepared)), 200, JSON_TYPE) as never;
 
     return streamSSE(c, async (stream) => {
       // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).
@@ -63,7 +65,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
         // When the server stops first, `completing` settles after the stream ended (the race handles its rejection).
         const result = await beforeAbort(completing, streamsEnd, () => SHUTTING_DOWN);
         await sendMeta();
-        await stream.writeSSE({ event: "done", data: JSON.stringify(result) });
+        await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
         const message = err instanceof AppError ? err.message : "internal error";

@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
 import { AppError, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
+import { sha256 } from "../sha256.ts";
 import { storable } from "../text.ts";
 
 export type FilterValue = string | number | boolean;
@@ -43,7 +43,7 @@ export function toQdrantFilter(filter: MetadataFilter | undefined) {
 
 /** Qdrant point ids are UUIDs or integers; a chunk's id is derived from (document, index) so re-ingest overwrites. */
 export function chunkPointId(documentId: string, chunkIndex: number): string {
-  const h = createHash("sha256").update(`${documentId}\u0000${chunkIndex}`).digest("hex");
+  const h = sha256(`${documentId}\u0000${chunkIndex}`);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256 } from "../sha256.ts";
 import { storableJson } from "../text.ts";
 
 export interface Source {
@@ -22,13 +22,28 @@ const MAX_KNOWN = 10_000;
  */
 export const KNOWN_FOR_MS = 3_600_000;
 
+const byArray = new WeakMap<Source[], SourceSet>();
+
 /**
- * Source lists stored once per distinct list. Cache hits of one answer share its sources array, so its JSON and hash
- * are computed once per array (held weakly), and once a turn carrying a set committed, later statements send only the
+ * A source list's stored form, computed once per array (held weakly): cache hits of one answer share its sources
+ * array, so its turns and its responses (rag.ts `resultJson`) reuse one JSON and one hash. A list is never changed
+ * once built.
+ */
+export function sourceSetOf(sources: Source[]): SourceSet {
+  let set = byArray.get(sources);
+  if (!set) {
+    const json = JSON.stringify(storableJson(sources));
+    set = { hash: sha256(json), json };
+    byArray.set(sources, set);
+  }
+  return set;
+}
+
+/**
+ * Source lists stored once per distinct list: once a turn carrying a set committed, later statements send only the
  * hash for up to KNOWN_FOR_MS. A set's row never changes; turn retention deletes it once no turn refers to it.
  */
 export function createSourceSets() {
-  const byArray = new WeakMap<Source[], SourceSet>();
   let known = new Set<string>();
   let knownSince = Date.now();
   const forgetIfStale = () => {
@@ -38,16 +53,6 @@ export function createSourceSets() {
   };
 
   return {
-    of(sources: Source[]): SourceSet {
-      let set = byArray.get(sources);
-      if (!set) {
-        const json = JSON.stringify(storableJson(sources));
-        set = { hash: createHash("sha256").update(json).digest("hex"), json };
-        byArray.set(sources, set);
-      }
-      return set;
-    },
-
     /** The sets not yet known to be committed, once each, as a JSON array of {hash, sources} for jsonb_to_recordset. */
     unsent(sets: SourceSet[]): string {
       forgetIfStale();

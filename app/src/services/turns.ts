@@ -1,7 +1,7 @@
 import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import { isUnavailable, withDeadline, type Sql } from "./db.ts";
-import { createSourceSets, type Source, type SourceSet } from "./source-sets.ts";
+import { createSourceSets, type Source, type SourceSet, sourceSetOf } from "./source-sets.ts";
 
 export type { Source };
 
@@ -208,7 +208,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       // Before the promise and its deadline: sources that cannot be stored reject the call, and arm no timer.
       let sourceSet: SourceSet;
       try {
-        sourceSet = sourceSets.of(sources);
+        sourceSet = sourceSetOf(sources);
       } catch (err) {
         return Promise.reject(err);
       }
