@@ -42,7 +42,15 @@ export interface HttpServer {
  */
 export async function listenHttp(
   fetch: (req: Request) => Response | Promise<Response>,
-  opts: { port: number; host: string; metrics: Metrics; log: Logger; keepAliveTimeoutMs: number },
+  opts: {
+    port: number;
+    host: string;
+    metrics: Metrics;
+    log: Logger;
+    keepAliveTimeoutMs: number;
+    /** Set on every response before the app runs; a header the app sets itself wins. */
+    responseHeaders?: ReadonlyArray<readonly [string, string]>;
+  },
 ): Promise<HttpServer> {
   const listener = getRequestListener(fetch, {
     hostname: opts.host,
@@ -62,9 +70,11 @@ export async function listenHttp(
   server.keepAliveTimeout = opts.keepAliveTimeoutMs;
   server.headersTimeout = server.keepAliveTimeout + 1_000;
   let draining = false;
+  const responseHeaders = opts.responseHeaders ?? [];
   // Every response sent while draining closes its connection, so a keep-alive client sends its next request to
   // another replica instead of to a server about to cut it. (Listener order: before the app writes anything.)
   server.prependListener("request", (_req, res) => {
+    for (const [name, value] of responseHeaders) res.setHeader(name, value);
     if (draining) res.setHeader("Connection", "close");
   });
   server.on("clientError", onClientError(opts.metrics));

@@ -8,7 +8,7 @@ import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createAuthenticator } from "./middleware/auth.ts";
 import { buildOpsApp } from "./ops.ts";
-import { buildApp } from "./server.ts";
+import { buildApp, securityHeaders } from "./server.ts";
 import { createCache } from "./services/cache.ts";
 import { createCorpusVersion } from "./services/corpus.ts";
 import { createDb, isUnavailable, migrate, type Sql } from "./services/db.ts";
@@ -165,7 +165,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
 
   const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };
-  const main = await listenHttp(app.fetch, { ...listening, port: config.PORT });
+  const main = await listenHttp(app.fetch, { ...listening, port: config.PORT, responseHeaders: await securityHeaders() });
   const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");

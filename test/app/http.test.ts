@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { listenHttp } from "../../app/src/http.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
+import { securityHeaders } from "../../app/src/server.ts";
 
 /** Sends one request on the socket and resolves with the status line of its response. */
 async function requestOn(socket: Socket): Promise<string> {
@@ -42,6 +43,38 @@ test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, t
     assert.ok(closedAt - idleFrom >= keepAliveTimeoutMs - 100, `closed after ${Math.round(closedAt - idleFrom)} ms idle`);
   } finally {
     socket.destroy();
+    await http.close(0);
+  }
+});
+
+test("every response carries Hono's secureHeaders() defaults once, and a header the app sets wins", async () => {
+  const headers = await securityHeaders();
+  assert.ok(headers.length >= 10, `Hono's defaults: ${JSON.stringify(headers)}`);
+  const http = await listenHttp(
+    (req) =>
+      new URL(req.url).pathname === "/framed"
+        ? new Response("ok", { headers: { "x-frame-options": "DENY" } })
+        : Response.json({ error: "not found" }, { status: 404 }),
+    {
+      port: 0,
+      host: "127.0.0.1",
+      metrics: createMetrics(),
+      log: createLogger("silent"),
+      keepAliveTimeoutMs: 5_000,
+      responseHeaders: headers,
+    },
+  );
+  try {
+    const base = `http://127.0.0.1:${http.port}`;
+    const missing = await fetch(`${base}/missing`);
+    assert.equal(missing.status, 404);
+    for (const [name, value] of headers) assert.equal(missing.headers.get(name), value, name);
+    assert.equal(missing.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(missing.headers.get("content-type"), "application/json");
+    const framed = await fetch(`${base}/framed`);
+    assert.equal(framed.headers.get("x-frame-options"), "DENY");
+    assert.equal(framed.headers.get("referrer-policy"), "no-referrer");
+  } finally {
     await http.close(0);
   }
 });

@@ -96,6 +96,8 @@ test("a query returns the ingested source and an answer built from it", async ()
   assert.equal(res.body.cached, false);
   assert.equal(res.body.request_id, res.headers.get("x-request-id"));
   assert.ok(res.body.usage.prompt_tokens > 0 && res.body.usage.completion_tokens > 0);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  assert.equal(res.headers.get("x-content-type-options"), "nosniff", "the security headers (start.ts, http.ts)");
 });
 
 test("a filter limits retrieval to matching metadata (single value and any-of list)", async () => {
