@@ -1,5 +1,6 @@
-// The HTTP listener's connection timing: an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS,
-// which the stack sets above the ALB's idle timeout so that the ALB, not the app, closes idle connections.
+// The HTTP listener: its connection timing (an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS,
+// which the stack sets above the ALB's idle timeout so that the ALB, not the app, closes idle connections), and the
+// headers it sets on every response.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
