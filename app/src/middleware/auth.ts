@@ -4,8 +4,6 @@ import type { Store } from "../services/store.ts";
 import { sha256 } from "../sha256.ts";
 import type { AppEnv, Principal } from "../types.ts";
 
-export const hashKey = sha256;
-
 /** The api_keys table is read again after this long: a revoked key stops working within it. */
 const KEY_TABLE_TTL_MS = 60_000;
 /**
@@ -32,7 +30,7 @@ export function createAuthenticator(
     [adminKeys, ["query", "admin"]],
   ] as const) {
     for (const key of keys) {
-      const hash = hashKey(key);
+      const hash = sha256(key);
       bootstrap.set(hash, { id: `key:${hash.slice(0, 16)}`, scopes: new Set(scopes) });
     }
   }
@@ -62,7 +60,7 @@ export function createAuthenticator(
   }
 
   return async function authenticate(key: string): Promise<Principal | null> {
-    const hash = hashKey(key);
+    const hash = sha256(key);
     const known = bootstrap.get(hash);
     if (known) return known;
     // No copy yet: every request tries, so an outage is a 503 rather than "unknown key".
