@@ -3,6 +3,8 @@ import { Readable } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
 
+const statusText = (status: number): string => STATUS_CODES[status] ?? "";
+
 function webHeaders(raw: IncomingHttpHeaders): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(raw)) {
@@ -35,7 +37,7 @@ class WholeResponse {
   }
 
   get statusText(): string {
-    return STATUS_CODES[this.status] ?? "";
+    return statusText(this.status);
   }
 
   get headers(): Headers {
@@ -88,8 +90,8 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
         res.body.on("data", () => deadline.refresh());
         res.body.once("close", done);
         const stream = Readable.toWeb(res.body) as ReadableStream;
-        const headers = webHeaders(res.headers);
-        return new Response(stream, { status: res.statusCode, statusText: STATUS_CODES[res.statusCode] ?? "", headers });
+        const init = { status: res.statusCode, statusText: statusText(res.statusCode), headers: webHeaders(res.headers) };
+        return new Response(stream, init);
       }
       const whole = await res.body.text();
       done();
