@@ -22,25 +22,15 @@ export interface Turn {
 
 /**
  * A turn as its statement takes it: every text `storable` (text.ts), and its sources by hash. One literal builds every
- * row, so all rows share one hidden class: the rest-and-spread copies it replaces (`{ ...turn, owner, ord }`) made V8
- * create a new one per row, and writing a turn cost the writer a third more CPU.
+ * row, so all rows share one hidden class: a rest-and-spread copy (`{ ...turn, owner, ord }`) makes V8 create a new
+ * one per row, which cost the writer about a third more CPU per turn.
  */
-interface TurnRow {
-  request_id: string;
-  session_id: string;
+type TurnRow = Omit<Turn, "sources"> & {
   owner: string;
-  question: string;
-  answer: string;
   sources_hash: string;
-  model: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  latency_ms: number;
-  cached: boolean;
-  truncated: boolean;
   /** Its place in the batch: the first turn of a new session creates it. */
   ord: number;
-}
+};
 
 const turnRow = (owner: string, t: Turn, sources: SourceSet): TurnRow => ({
   request_id: storable(t.request_id),
