@@ -138,7 +138,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
 
   /** The same rules for a single turn: a cheaper statement, for the common case of a turn arriving alone. */
   const insertOne = async (p: Pending): Promise<Set<string>> => {
-    const { row: t, sources } = p;
+    const { row: t } = p;
     const { owner } = t;
     const inserted = await withDeadline(
       sql,
@@ -151,7 +151,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
-        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${sources.hash}, ${t.model},
+        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${t.sources_hash}, ${t.model},
                ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated}
         FROM session_owner WHERE owner = ${owner}
         RETURNING request_id`,
