@@ -90,8 +90,8 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
         res.body.on("data", () => deadline.refresh());
         res.body.once("close", done);
         const stream = Readable.toWeb(res.body) as ReadableStream;
-        const init = { status: res.statusCode, statusText: statusText(res.statusCode), headers: webHeaders(res.headers) };
-        return new Response(stream, init);
+        const head = { status: res.statusCode, statusText: statusText(res.statusCode), headers: webHeaders(res.headers) };
+        return new Response(stream, head);
       }
       const whole = await res.body.text();
       done();
