@@ -138,13 +138,12 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
 
   /** The same rules for a single turn: a cheaper statement, for the common case of a turn arriving alone. */
   const insertOne = async (p: Pending): Promise<Set<string>> => {
-    const { row: t } = p;
-    const { owner } = t;
+    const t = p.row;
     const inserted = await withDeadline(
       sql,
       sql<{ request_id: string }[]>`
         WITH ${newSourceSets([p])}, new_session AS (
-          INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${owner})
+          INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${t.owner})
           ON CONFLICT (id) DO NOTHING RETURNING owner
         ), session_owner AS (
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
@@ -153,7 +152,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
         SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${t.sources_hash}, ${t.model},
                ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated}
-        FROM session_owner WHERE owner = ${owner}
+        FROM session_owner WHERE owner = ${t.owner}
         RETURNING request_id`,
       timeoutMs,
     );
