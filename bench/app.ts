@@ -41,6 +41,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CACHED_QUESTION = "What causes the tides?";
+const DOCS = process.env.BENCH_DOCS || "chunk";
+if (DOCS !== "chunk" && DOCS !== "short") throw new Error(`BENCH_DOCS=${DOCS}: expected chunk (the default) or short`);
 /**
  * Chunk-sized (the default CHUNK_SIZE_CHARS is 1,200): a query's sources and its stored turn weigh what they do in use.
  * Words drawn from a 2,000-word vocabulary with a fixed seed, so the text compresses little, as prose does (gzip: 58 %
@@ -48,8 +50,7 @@ const CACHED_QUESTION = "What causes the tides?";
  */
 function documentText(i: number): string {
   // BENCH_DOCS=short: the documents of the issue's own bench (f00ee06), to read the ratio against the issue's figure.
-  if (process.env.BENCH_DOCS === "short")
-    return `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`;
+  if (DOCS === "short") return `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`;
   let state = 0x9e3779b9 ^ i;
   const next = () => {
     state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) | 0;
