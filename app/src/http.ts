@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type Server } from "node:http";
+import { createServer, type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from "node:http";
 import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { describe } from "./errors.ts";
@@ -7,6 +7,14 @@ import type { Metrics } from "./metrics.ts";
 
 const jsonError = (status: number, error: string) =>
   new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
+
+/** A JSON `{error}` response written straight to the socket, which is then closed: for bytes the app never sees. */
+function refuseOnSocket(socket: Socket, status: number, error: string, headers = ""): void {
+  const body = JSON.stringify({ error });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
+  );
+}
 
 /** Node's HTTP parser refused the bytes (the app never sees them): answer like the app would, then close. */
 function onClientError(metrics: Metrics) {
@@ -18,13 +26,33 @@ function onClientError(metrics: Metrics) {
     }
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     const reason = (err as { reason?: string }).reason ?? err.message;
-    const body = JSON.stringify({ error: `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}` });
     metrics.httpRequests.inc({ method: "unknown", route: "unmatched", status: String(status) });
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
   };
 }
+
+/**
+ * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word) and an
+ * `Expect` other than 100-continue (an empty 417). Both get the app's JSON `{error}`.
+ */
+function refuseUnservable(server: Server, metrics: Metrics, responseHeaders: ReadonlyArray<readonly [string, string]>) {
+  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+    // Node hands the socket over without its own error listener: a client resetting it would end the process.
+    socket.on("error", () => socket.destroy());
+    metrics.httpRequests.inc({ method: "CONNECT", route: "unmatched", status: "405" });
+    refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
+  });
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    metrics.httpRequests.inc({ method: req.method ?? "unknown", route: "unmatched", status: "417" });
+    const body = JSON.stringify({ error: `unsupported Expect header: ${req.headers.expect}; only 100-continue` });
+    for (const [name, value] of responseHeaders) res.setHeader(name, value);
+    res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+    res.end(body);
+  });
+}
+
+/** The methods the API's routes use (the Allow header of a refused CONNECT). */
+const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /** How long an idle keep-alive connection may still bring one last request during a drain. */
 const IDLE_GRACE_MS = 1_000;
@@ -78,6 +106,7 @@ export async function listenHttp(
     if (draining) res.setHeader("Connection", "close");
   });
   server.on("clientError", onClientError(opts.metrics));
+  refuseUnservable(server, opts.metrics, responseHeaders);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {

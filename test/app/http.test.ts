@@ -79,3 +79,40 @@ test("every response carries Hono's secureHeaders() defaults once, and a header 
     await http.close(0);
   }
 });
+
+test("a CONNECT is answered with a JSON 405, and clients resetting one at once do not end the process", async () => {
+  const http = await listenHttp(() => new Response("ok"), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 5_000,
+  });
+  const crashes: unknown[] = [];
+  const onUncaught = (err: unknown) => crashes.push(err);
+  process.on("uncaughtException", onUncaught);
+  try {
+    const socket = connect(http.port, "127.0.0.1");
+    await once(socket, "connect");
+    socket.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    const [chunk] = (await once(socket, "data")) as [Buffer];
+    assert.match(chunk.toString(), /^HTTP\/1\.1 405 Method Not Allowed\r\n[\s\S]*\r\n\r\n\{"error":"CONNECT is not supported/);
+    socket.destroy();
+    // The server writes its answer to a socket the client already reset: ECONNRESET on a socket Node handed over.
+    for (let i = 0; i < 200; i++) {
+      const resetting = connect(http.port, "127.0.0.1");
+      resetting.on("error", () => {});
+      resetting.on("connect", () => {
+        resetting.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+        resetting.resetAndDestroy();
+      });
+      if (i % 20 === 19) await sleep(10);
+    }
+    await sleep(300);
+    assert.deepEqual(crashes, []);
+    assert.equal((await fetch(`http://127.0.0.1:${http.port}/`)).status, 200);
+  } finally {
+    process.off("uncaughtException", onUncaught);
+    await http.close(0);
+  }
+});

@@ -170,5 +170,10 @@ export function malformedRequests(authorization: string): string[] {
       `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 17`,
     ),
     `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${body}\r\n0\r\n\r\n`,
+    // Answered by Node's server itself unless the app listens: an empty 417, and a CONNECT closed without a response.
+    post(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nExpect: x\r\nContent-Length: 17`,
+    ),
+    "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
   ];
 }
