@@ -139,12 +139,35 @@ test("every malformed request gets a 4xx with a reason, never a 5xx", async () =
   assert.equal((await api(stack.url).get("/health")).status, 200);
 });
 
-test("validation errors list every issue in details", async () => {
+test("validation errors list each issue in details", async () => {
   const res = await user.post("/api/v1/query", { query: "", top_k: 0, extra: true });
   assert.equal(res.status, 400);
   const paths = res.body.details.map((d: { path: string }) => d.path);
   assert.ok(paths.includes("query") && paths.includes("top_k"), JSON.stringify(res.body.details));
   assert.ok(res.body.details.some((d: { message: string }) => /extra/.test(d.message)));
+});
+
+test("a 400 stays small whatever the body: at most 20 issues listed, each path and message clipped", async () => {
+  const unknownKeys = Object.fromEntries(Array.from({ length: 2_500 }, (_, i) => [`unknown_key_${i}`, 1]));
+  const longKey = `k${"\u00e9".repeat(300)}`;
+  const bodies: Array<[string, unknown, RegExp]> = [
+    ["/api/v1/query", { query: "tides", ...unknownKeys }, /^invalid body: Unrecognized keys: "unknown_key_0"/],
+    ["/api/v1/documents", { documents: Array.from({ length: 100 }, () => ({ text: 1 })) }, /documents\.0\.text/],
+    ["/api/v1/query", { query: "tides", filter: { [longKey]: "x" } }, /^invalid body: filter\.k\u00e9+\.\.\. \(308 characters\)/],
+  ];
+  for (const [path, body, reason] of bodies) {
+    const res = await user.post(path, body);
+    assert.equal(res.status, 400, res.text);
+    assert.match(res.body.error, reason);
+    assert.ok(
+      res.text.length < 12_000,
+      `${path}: a ${res.text.length}-character answer to a ${JSON.stringify(body).length}-character body`,
+    );
+    for (const { path: at, message } of res.body.details) assert.ok(at.length + message.length < 500, `${at}: ${message}`);
+  }
+  const many = await user.post("/api/v1/documents", { documents: Array.from({ length: 100 }, () => ({ text: 1 })) });
+  assert.equal(many.body.details.length, 21);
+  assert.equal(many.body.details[20].message, "80 more issues not listed");
 });
 
 test("the boundaries themselves are accepted: a 5000-character query, top_k 50, 100 documents", async () => {

@@ -28,14 +28,30 @@ const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parame
 
 type ValidationResult = { success: true } | { success: false; error: ZodError; target: string };
 
-/** zod-openapi validation hook: a 400 whose message names the first bad field, with every issue in details. */
+/**
+ * A 400's details list at most this many issues, and each path and message at most MAX_ISSUE_TEXT characters: zod
+ * reports every unknown key (and echoes the key), so a 2 MB body of unknown keys made a 2.4 MB answer.
+ */
+const MAX_ISSUES = 20;
+const MAX_ISSUE_TEXT = 200;
+
+/** `text` cut to MAX_ISSUE_TEXT characters (never inside a surrogate pair), saying how long it was. */
+function clip(text: string): string {
+  if (text.length <= MAX_ISSUE_TEXT) return text;
+  const end = /[\ud800-\udbff]/.test(text[MAX_ISSUE_TEXT - 1]!) ? MAX_ISSUE_TEXT - 1 : MAX_ISSUE_TEXT;
+  return `${text.slice(0, end)}... (${text.length} characters)`;
+}
+
+/** zod-openapi validation hook: a 400 whose message names the first bad field, with the issues (bounded) in details. */
 export const validationHook = (result: ValidationResult, c: Context) => {
   if (result.success) return;
-  const issues = result.error.issues.map((i) => ({
-    path: i.path.join("."),
+  const all = result.error.issues;
+  const issues = all.slice(0, MAX_ISSUES).map((i) => ({
+    path: clip(i.path.join(".")),
     // A bad record key reports "Invalid key in record"; the key schema's own message says why.
-    message: i.code === "invalid_key" ? (i.issues[0]?.message ?? i.message) : i.message,
+    message: clip(i.code === "invalid_key" ? (i.issues[0]?.message ?? i.message) : i.message),
   }));
+  if (all.length > MAX_ISSUES) issues.push({ path: "", message: `${all.length - MAX_ISSUES} more issues not listed` });
   const first = issues[0];
   const where = first?.path ? `${first.path}: ` : "";
   const part = TARGET_NAMES[result.target] ?? result.target;
