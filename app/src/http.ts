@@ -31,11 +31,15 @@ function onClientError(metrics: Metrics) {
   };
 }
 
+/** The methods the API's routes use (the Allow header of a refused CONNECT). */
+const SERVED_METHODS = "GET, HEAD, POST, DELETE";
+
 /**
  * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word) and an
- * `Expect` other than 100-continue (an empty 417). Both get the app's JSON `{error}`.
+ * `Expect` other than 100-continue (an empty 417). Both get the app's JSON `{error}`; the 417 also what
+ * `startResponse` gives every response.
  */
-function refuseUnservable(server: Server, metrics: Metrics, responseHeaders: ReadonlyArray<readonly [string, string]>) {
+function refuseUnservable(server: Server, metrics: Metrics, startResponse: (res: ServerResponse) => void) {
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
@@ -45,14 +49,11 @@ function refuseUnservable(server: Server, metrics: Metrics, responseHeaders: Rea
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     metrics.httpRequests.inc({ method: req.method ?? "unknown", route: "unmatched", status: "417" });
     const body = JSON.stringify({ error: `unsupported Expect header: ${req.headers.expect}; only 100-continue` });
-    for (const [name, value] of responseHeaders) res.setHeader(name, value);
+    startResponse(res);
     res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
     res.end(body);
   });
 }
-
-/** The methods the API's routes use (the Allow header of a refused CONNECT). */
-const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /** How long an idle keep-alive connection may still bring one last request during a drain. */
 const IDLE_GRACE_MS = 1_000;
@@ -100,13 +101,15 @@ export async function listenHttp(
   let draining = false;
   const responseHeaders = opts.responseHeaders ?? [];
   // Every response sent while draining closes its connection, so a keep-alive client sends its next request to
-  // another replica instead of to a server about to cut it. (Listener order: before the app writes anything.)
-  server.prependListener("request", (_req, res) => {
+  // another replica instead of to a server about to cut it.
+  const startResponse = (res: ServerResponse) => {
     for (const [name, value] of responseHeaders) res.setHeader(name, value);
     if (draining) res.setHeader("Connection", "close");
-  });
+  };
+  // Listener order: before the app writes anything.
+  server.prependListener("request", (_req, res) => startResponse(res));
   server.on("clientError", onClientError(opts.metrics));
-  refuseUnservable(server, opts.metrics, responseHeaders);
+  refuseUnservable(server, opts.metrics, startResponse);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
