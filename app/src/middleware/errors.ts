@@ -38,7 +38,8 @@ const MAX_ISSUE_TEXT = 200;
 /** `text` cut to MAX_ISSUE_TEXT characters (never inside a surrogate pair), saying how long it was. */
 function clip(text: string): string {
   if (text.length <= MAX_ISSUE_TEXT) return text;
-  const end = /[\ud800-\udbff]/.test(text[MAX_ISSUE_TEXT - 1]!) ? MAX_ISSUE_TEXT - 1 : MAX_ISSUE_TEXT;
+  const lastUnit = text.charCodeAt(MAX_ISSUE_TEXT - 1);
+  const end = lastUnit >= 0xd800 && lastUnit <= 0xdbff ? MAX_ISSUE_TEXT - 1 : MAX_ISSUE_TEXT;
   return `${text.slice(0, end)}... (${text.length} characters)`;
 }
 
