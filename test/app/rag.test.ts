@@ -243,6 +243,33 @@ test("a session lists its turns oldest first, and only to the key that owns it",
   assert.equal((await user.get("/api/v1/sessions/no-such-session")).status, 404);
 });
 
+test("a question naming another key's session is a JSON 403 before any embedding or model call, streamed or not", async () => {
+  const session_id = "session-owned-by-user";
+  assert.equal((await user.post("/api/v1/query", { query: "What is Qdrant?", session_id })).status, 200);
+  const calls = () => ({ ...stack.fakes.ollama.calls });
+  const refusals = async () =>
+    metricValue(await scrape(stack.metricsUrl), "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" });
+  const before = calls();
+  const refusedBefore = await refusals();
+  const other = api(stack.url, OTHER_KEY);
+  for (const stream of [false, true]) {
+    const res = await other.post("/api/v1/query", {
+      query: `A question never asked before, streamed: ${stream}`,
+      session_id,
+      stream,
+    });
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+    assert.match(res.body.error, /session_id belongs to another API key/);
+  }
+  assert.deepEqual(calls(), before, "no embedding or model call for a refused question");
+  assert.equal((await refusals()) - refusedBefore, 2, "each refusal counted once");
+  const turns = await user.get(`/api/v1/sessions/${session_id}`);
+  assert.equal(turns.body.turns.length, 1, "nothing added to the session");
+  const again = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
+  assert.equal(again.status, 200, again.text);
+});
+
 test("a long session is read in pages: at most `limit` turns, oldest first, each page after the last turn read", async () => {
   const session_id = "session-pages-1";
   const first = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
@@ -606,10 +633,9 @@ test("/metrics exposes the agreed metric names with route patterns as labels", a
   assert.ok(metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "complex" }) >= 1);
   assert.ok(metricValue(text, "agent_token_usage_count", { agent_name: "rag", model: MODELS.MODEL_LARGE }) >= 1);
   assert.ok(metricValue(text, "tool_calls_total", { tool_name: "qdrant_query", success: "true" }) >= 1);
-  assert.equal(
-    metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }),
-    1,
-    "the refused session hijack",
+  assert.ok(
+    metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }) >= 1,
+    "the refused session hijacks",
   );
   assert.equal(metricValue(text, "active_queries"), 0);
   assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);

@@ -13,6 +13,7 @@ import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
 import type { ChatResult } from "../../app/src/services/ollama.ts";
 import { createTurnWriter } from "../../app/src/services/turns.ts";
+import { createSessionOwners } from "../../app/src/services/session-owners.ts";
 import {
   canonicalFilter,
   createRag,
@@ -350,6 +351,31 @@ test("hot answers are held in the process (no Redis GET), at most RESPONSE_LOCAL
   assert.equal(gets(), 1);
   assert.equal(redis.size, 3, "every answer is written to Redis for the other replicas");
   assert.equal((await answers.fetch("missing")).value, undefined);
+});
+
+test("session owners: the caller's own session is read once, another key's and an unknown one every time", async () => {
+  const owners = new Map([
+    ["mine", "key:a"],
+    ["theirs", "key:b"],
+  ]);
+  const reads: string[] = [];
+  const sessions = createSessionOwners({
+    sessionOwner: async (id) => {
+      reads.push(id);
+      return owners.get(id);
+    },
+  });
+  for (let i = 0; i < 3; i++) await sessions.check("mine", "key:a");
+  assert.deepEqual(reads, ["mine"], "held once found to be the caller's");
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(sessions.check("theirs", "key:a"), (err: AppError) => err.status === 403);
+    await sessions.check("new", "key:a");
+  }
+  assert.deepEqual(reads, ["mine", "theirs", "new", "theirs", "new"], "a refusal or an unknown session is read again");
+  owners.set("new", "key:b"); // created by another key meanwhile
+  await assert.rejects(sessions.check("new", "key:a"), (err: AppError) => err.status === 403);
+  await sessions.check("mine", "key:b").catch(() => {}); // another key asking about mine reads it, and is refused
+  assert.equal(reads.at(-1), "mine");
 });
 
 test("RESPONSE_LOCAL_CACHE_ENTRIES=0 holds nothing: every answer is read from Redis", async () => {

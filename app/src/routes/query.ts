@@ -4,7 +4,15 @@ import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
-import { apiRoute, jsonBody, QueryRequestSchema, QueryResponseSchema, upstreamErrorResponses } from "../schemas.ts";
+import {
+  apiRoute,
+  ErrorSchema,
+  jsonBody,
+  jsonResponse,
+  QueryRequestSchema,
+  QueryResponseSchema,
+  upstreamErrorResponses,
+} from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
 const route = apiRoute({
@@ -26,6 +34,7 @@ const route = apiRoute({
         "text/event-stream": { schema: { type: "string" } },
       },
     },
+    403: jsonResponse(ErrorSchema, "`session_id` names a session of another API key"),
     ...upstreamErrorResponses,
   },
 });

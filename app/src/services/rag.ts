@@ -13,6 +13,7 @@ import { createGenerations, type Generation } from "./generations.ts";
 import { type ChatMessage, type ChatResult, ContextOverflow, type OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
+import { createSessionOwners } from "./session-owners.ts";
 import { sourceSetOf } from "./source-sets.ts";
 import type { Source, Store } from "./store.ts";
 
@@ -148,6 +149,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   });
 
   const generations = createGenerations();
+  const sessionOwners = createSessionOwners(store);
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
 
   function countError(err: unknown): void {
@@ -199,6 +201,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     // Counted once per question, under "response": a hit when the answer came from a cache at any step.
     let answered: CacheRead<unknown>["result"] = "miss";
     try {
+      if (input.session_id !== undefined) await sessionOwners.check(input.session_id, owner);
       const held = answers.held(cacheKey);
       if (held) {
         answered = "hit";

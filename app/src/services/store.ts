@@ -78,6 +78,12 @@ export function createStore(sql: Sql, timeoutMs: number) {
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
     recordTurn: (owner: string, turn: Turn) => turns.record(owner, turn),
 
+    /** The key id that owns a session, or undefined when there is no such session. */
+    sessionOwner: async (sessionId: string): Promise<string | undefined> => {
+      const [session] = await run(sql<{ owner: string }[]>`SELECT owner FROM sessions WHERE id = ${sessionId}`);
+      return session?.owner;
+    },
+
     /**
      * One page of a session's turns, oldest first: `limit` turns after the turn whose request_id is `after` (keyset
      * on the (session_id, created_at, id) index). "no_session" when the session does not exist for this owner,

@@ -58,6 +58,9 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** A question naming a session of another key (session-owners.ts refuses most of them before they are answered). */
+export const sessionForbidden = () => new AppError(403, "session_id belongs to another API key", "session_forbidden");
+
 /** SQLSTATE of a turn whose session no longer exists (turns.session_id REFERENCES sessions). */
 const FOREIGN_KEY_VIOLATION = "23503";
 
@@ -170,7 +173,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     for (const p of batch) {
       if (inserted.has(p.row.request_id)) p.resolve();
       // A session created concurrently by another statement is invisible to this statement's snapshot: retry once.
-      else retryOnce(p, new AppError(403, "session_id belongs to another API key", "session_forbidden"));
+      else retryOnce(p, sessionForbidden());
     }
   };
 
