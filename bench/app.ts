@@ -173,6 +173,9 @@ function post(agent: Agent, url: string, headers: Record<string, string>, payloa
   });
 }
 
+/** A retrieved chunk as the Qdrant fake answers it (the app's payload fields). */
+type Point = { id: string; score: number; payload: { document_id: string; title: string; text: string } };
+
 /**
  * The full RAG path's floor on this machine: one inbound request and the same three upstream calls (embed, vector
  * query, chat with the retrieved text as context) over plain keep-alive node:http, against the same in-process fakes,
@@ -215,8 +218,6 @@ function upstreamFloor(
     return c.json({ answer: chat.message.content, sources: result.points });
   };
 }
-
-type Point = { id: string; score: number; payload: { document_id: string; title: string; text: string } };
 
 /** An autocannon result and the server child's CPU time (user + system, microseconds) per request during it. */
 type Run = Awaited<ReturnType<typeof autocannon>> & { cpuMicros: number };

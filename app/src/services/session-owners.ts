@@ -27,5 +27,3 @@ export function createSessionOwners(store: Pick<Store, "sessionOwner">) {
     },
   };
 }
-
-export type SessionOwners = ReturnType<typeof createSessionOwners>;
