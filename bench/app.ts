@@ -31,7 +31,7 @@ import { createClient } from "redis";
 import type { Config } from "../app/src/config.ts";
 import { createDb } from "../app/src/services/db.ts";
 import type { QueryResult } from "../app/src/services/rag.ts";
-import { createTurnWriter } from "../app/src/services/turns.ts";
+import { createTurnWriter, type Turn } from "../app/src/services/turns.ts";
 import { listen } from "../test/fakes/http.ts";
 import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
@@ -93,6 +93,9 @@ async function runServerChild(): Promise<void> {
   // The same, and the hit's durable turn written as the app writes it (its own pool, the app's group commit).
   const turnsSql = createDb(process.env.BENCH_DATABASE_URL!, { max: app.config.DB_POOL_MAX, connectTimeoutMs: 5_000 });
   const turns = createTurnWriter(turnsSql, app.config.DB_QUERY_TIMEOUT_MS);
+  // Each in a new session, as the bench's questions are asked (no session_id).
+  const recordTurn = (turn: Omit<Turn, "request_id" | "session_id">) =>
+    turns.record("bench", { ...turn, request_id: randomUUID(), session_id: randomUUID() });
   const redis = await createClient({ url: process.env.BENCH_REDIS_URL! }).connect();
   bare.post("/upstream-floor", upstreamFloor(app.config, fakes.ollama.url, fakes.qdrant.url));
   // The floor with the two round trips a RAG miss cannot skip in an app that caches answers and keeps every turn:
@@ -102,9 +105,7 @@ async function runServerChild(): Promise<void> {
     upstreamFloor(app.config, fakes.ollama.url, fakes.qdrant.url, {
       lookup: (query) => redis.mGet([`a:${query}`, `e:${query}`, `l:${query}`]),
       record: (query, answer, sources) =>
-        turns.record("bench", {
-          request_id: randomUUID(),
-          session_id: randomUUID(),
+        recordTurn({
           question: query,
           answer,
           sources: sources.map((p) => ({
@@ -125,10 +126,8 @@ async function runServerChild(): Promise<void> {
   bare.post("/same-bytes-and-turn", async (c) => {
     const { query } = await c.req.json<{ query: string }>();
     const { usage, ...hit } = hitResponse;
-    await turns.record("bench", {
+    await recordTurn({
       ...hit,
-      request_id: randomUUID(),
-      session_id: randomUUID(),
       question: query,
       prompt_tokens: usage.prompt_tokens,
       completion_tokens: usage.completion_tokens,
@@ -319,10 +318,17 @@ async function runParent(): Promise<void> {
     let n = 0;
     const ragLatency = (url = `${appUrl}/api/v1/query`) =>
       sequentialLatency(url, bareUrl, headers, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
-    if (process.env.BENCH_ONLY === "rag") {
+    // The full RAG path (the fakes' own time read from its run alone), its floor, and the floor with the stores.
+    const ragRuns = async () => {
+      await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
       const rag = await ragLatency();
+      const fake = (await (await fetch(`${bareUrl}/fake-timings`)).json()) as { embed: number; chat: number; query: number };
       const floor = await ragLatency(`${bareUrl}/upstream-floor`);
       const withStores = await ragLatency(`${bareUrl}/upstream-floor-and-stores`);
+      return { rag, fake, floor, withStores };
+    };
+    if (process.env.BENCH_ONLY === "rag") {
+      const { rag, floor, withStores } = await ragRuns();
       console.log(
         `full RAG query alone: p50 ${rag.p50.toFixed(2)} ms, ${Math.round(rag.perSecond)} req/s, ` +
           `server CPU ${Math.round(rag.cpuMicros)} us/request; its floor: p50 ${floor.p50.toFixed(2)} ms, ` +
@@ -345,12 +351,8 @@ async function runParent(): Promise<void> {
       Math.floor(rounds.length / 2)
     ]!;
 
-    await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
-    const rag = await ragLatency();
-    const fake = (await (await fetch(`${bareUrl}/fake-timings`)).json()) as { embed: number; chat: number; query: number };
+    const { rag, fake, floor, withStores } = await ragRuns();
     const fakeP50 = fake.embed + fake.query + fake.chat;
-    const floor = await ragLatency(`${bareUrl}/upstream-floor`);
-    const withStores = await ragLatency(`${bareUrl}/upstream-floor-and-stores`);
 
     const f = (x: number) => x.toFixed(2);
     console.log(`\nbenchmark: ${SECONDS} s per run, ${CONNECTIONS} connections (full RAG path: 1 connection); median round`);
@@ -360,29 +362,20 @@ async function runParent(): Promise<void> {
       "p99 ms": r.latency.p99,
       "server CPU us/req": Math.round(r.cpuMicros),
     });
+    const latencyRow = (r: Awaited<ReturnType<typeof ragLatency>>) => ({
+      "req/s": Math.round(r.perSecond),
+      "p50 ms": f(r.p50),
+      "p99 ms": f(r.p99),
+      "server CPU us/req": Math.round(r.cpuMicros),
+    });
     console.table({
       "bare Hono route": row(bare),
       "bare route, cache hit's bytes": row(sameBytes),
       "... and the hit's turn write": row(withTurn),
       "cache-hit query": row(hit),
-      "full RAG query": {
-        "req/s": Math.round(rag.perSecond),
-        "p50 ms": f(rag.p50),
-        "p99 ms": f(rag.p99),
-        "server CPU us/req": Math.round(rag.cpuMicros),
-      },
-      "RAG floor: 3 upstream calls": {
-        "req/s": Math.round(floor.perSecond),
-        "p50 ms": f(floor.p50),
-        "p99 ms": f(floor.p99),
-        "server CPU us/req": Math.round(floor.cpuMicros),
-      },
-      "... and cache lookup, turn write": {
-        "req/s": Math.round(withStores.perSecond),
-        "p50 ms": f(withStores.p50),
-        "p99 ms": f(withStores.p99),
-        "server CPU us/req": Math.round(withStores.cpuMicros),
-      },
+      "full RAG query": latencyRow(rag),
+      "RAG floor: 3 upstream calls": latencyRow(floor),
+      "... and cache lookup, turn write": latencyRow(withStores),
     });
     console.log(
       `cache-hit / bare throughput ratio: ${f(ratio)} (median of ${ROUNDS} rounds: ${rounds
