@@ -374,7 +374,8 @@ test("session owners: the caller's own session is read once, another key's and a
   assert.deepEqual(reads, ["mine", "theirs", "new", "theirs", "new"], "a refusal or an unknown session is read again");
   owners.set("new", "key:b"); // created by another key meanwhile
   await assert.rejects(sessions.check("new", "key:a"), (err: AppError) => err.status === 403);
-  await sessions.check("mine", "key:b").catch(() => {}); // another key asking about mine reads it, and is refused
+  // Another key asking about mine reads it (mine is held for key:a only), and is refused.
+  await assert.rejects(sessions.check("mine", "key:b"), (err: AppError) => err.status === 403);
   assert.equal(reads.at(-1), "mine");
 });
 
