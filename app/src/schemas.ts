@@ -226,7 +226,7 @@ const errorResponses = {
   400: jsonResponse(ErrorSchema, "Malformed request"),
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
   413: jsonResponse(ErrorSchema, "Body too large"),
-  415: jsonResponse(ErrorSchema, "Body is not JSON"),
+  415: jsonResponse(ErrorSchema, "Body is not JSON, or is compressed (send it uncompressed)"),
   429: {
     ...jsonResponse(ErrorSchema, "Rate limit exceeded"),
     headers: retryAfter("Seconds until the rate-limit window frees a slot"),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -137,6 +138,32 @@ test("every malformed request gets a 4xx with a reason, never a 5xx", async () =
   const metrics = await scrape(stack.metricsUrl);
   for (const status of ["500", "502", "503", "504"]) assert.equal(metricValue(metrics, "http_requests_total", { status }), 0);
   assert.equal((await api(stack.url).get("/health")).status, 200);
+});
+
+test("a body that is not uncompressed UTF-8 is refused with what to send instead, and nothing of it is stored", async () => {
+  const ingest = (text: string) => `{"documents":[{"id":"encoded","text":"${text}"}]}`;
+  const latin1 = await user.post("/api/v1/documents", Buffer.from(ingest("caf\u00e9 au lait"), "latin1"));
+  assert.equal(latin1.status, 400, latin1.text);
+  assert.match(latin1.body.error, /not valid UTF-8/);
+  assert.equal((await user.del("/api/v1/documents/encoded")).status, 404, "the Latin-1 document was stored");
+
+  const query = '{"query":"tides"}';
+  for (const [encoding, body] of [
+    ["gzip", gzipSync(query)],
+    ["br", query],
+  ] as const) {
+    const res = await user.post("/api/v1/query", body, { "content-encoding": encoding });
+    assert.equal(res.status, 415, `${encoding}: ${res.text}`);
+    assert.equal(res.body.error, `Content-Encoding ${encoding} is not supported: send the body uncompressed`);
+    assert.equal(res.headers.get("accept-encoding"), "identity");
+  }
+
+  // Accepted: UTF-8 beyond ASCII, an explicit identity coding, and a leading BOM (RFC 8259 lets a parser ignore it).
+  const utf8 = await user.post("/api/v1/documents", Buffer.from(ingest("caf\u00e9 au lait"), "utf8"));
+  assert.equal(utf8.status, 201, utf8.text);
+  assert.equal((await user.del("/api/v1/documents/encoded")).status, 200);
+  assert.equal((await user.post("/api/v1/query", query, { "content-encoding": "identity" })).status, 200);
+  assert.equal((await user.post("/api/v1/query", `\ufeff${query}`)).status, 200);
 });
 
 test("validation errors list each issue in details", async () => {

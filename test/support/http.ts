@@ -29,7 +29,7 @@ export function api(baseUrl: string, key?: string, opts: { timeoutMs?: number; s
         ...(body !== undefined ? { "content-type": "application/json" } : {}),
         ...headers,
       },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      body: body === undefined || typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
       signal: requestSignal(opts),
     });
     const text = await res.text();

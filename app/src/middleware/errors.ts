@@ -36,7 +36,7 @@ const MAX_ISSUES = 20;
 const MAX_ISSUE_TEXT = 200;
 
 /** `text` cut to MAX_ISSUE_TEXT characters (never inside a surrogate pair), saying how long it was. */
-function clip(text: string): string {
+export function clip(text: string): string {
   if (text.length <= MAX_ISSUE_TEXT) return text;
   const lastUnit = text.charCodeAt(MAX_ISSUE_TEXT - 1);
   const end = lastUnit >= 0xd800 && lastUnit <= 0xdbff ? MAX_ISSUE_TEXT - 1 : MAX_ISSUE_TEXT;
