@@ -97,11 +97,15 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
     const kind = r.int(10);
     let method = "POST";
     let path = r.pick(routes);
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined;
     const headers: Record<string, string> = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
     if (kind < 6) body = JSON.stringify(fuzzBody(r, path));
-    else if (kind < 8) body = fuzzRawJson(r);
-    else if (kind === 8) {
+    else if (kind < 8) {
+      body = fuzzRawJson(r);
+      // Bytes that are not UTF-8 (a Latin-1 letter, a lone continuation byte, a surrogate's encoding) or a gzip body.
+      if (r.chance(0.2)) body = Buffer.from(body.replace("t", r.pick(["\u00e9", "\u0080", "\u00ed\u00a0\u0080"])), "latin1");
+      if (r.chance(0.1)) headers["content-encoding"] = r.pick(["gzip", "br", "identity", "x-unknown"]);
+    } else if (kind === 8) {
       method = r.pick(["GET", "DELETE"]);
       // Percent-encoded as a client may send it, including a lone surrogate half (%ED%A0%80) and a stray '%'.
       const id = r.pick(["ok-1", "%00", "%ED%A0%80", "a%20b", "x".repeat(129), "..", "%", "%25", "%F0%9F%98%80", "%C0%AF"]);
@@ -144,12 +148,12 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
       status = res.status;
       text = await res.text();
     } catch (err) {
-      failures.push(`${method} ${path} ${body?.slice(0, 120)}: client error ${(err as Error).message}`);
+      failures.push(`${method} ${path} ${String(body).slice(0, 120)}: client error ${(err as Error).message}`);
       return;
     }
     sent++;
     if (status >= 500 || (status >= 400 && !isJsonError(text)))
-      failures.push(`${method} ${path} ${JSON.stringify(body?.slice(0, 160))}: ${status} ${text.slice(0, 200)}`);
+      failures.push(`${method} ${path} ${JSON.stringify(String(body).slice(0, 160))}: ${status} ${text.slice(0, 200)}`);
   };
   let remaining = FUZZ_REQUESTS;
   await Promise.all(
