@@ -14,7 +14,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * 415, after this.)
  *
  * The body is read here once, and its text handed to hono's validator through `bodyCache.text`, which `c.req.json()`
- * parses: hono keeps a promise there (request.ts, `#cachedBody`), although its type says string.
+ * parses: hono (4.13, request.ts `#cachedBody`) keeps a promise there, although its type says string.
  */
 export const jsonBody = createMiddleware(async (c, next) => {
   if (c.req.method !== "POST") return next();
