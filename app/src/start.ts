@@ -165,7 +165,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
 
   const listening = { host: config.HOST, metrics, log, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS };
-  const main = await listenHttp(app.fetch, { ...listening, port: config.PORT, responseHeaders: await securityHeaders() });
+  const main = await listenHttp(app.fetch, {
+    ...listening,
+    port: config.PORT,
+    responseHeaders: await securityHeaders(),
+    maxBodyBytes: config.BODY_LIMIT_BYTES,
+  });
   const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");

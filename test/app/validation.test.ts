@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
@@ -172,6 +174,37 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
   assert.equal((await user.del("/api/v1/documents/encoded")).status, 200);
   assert.equal((await user.post("/api/v1/query", query, { "content-encoding": "identity" })).status, 200);
   assert.equal((await user.post("/api/v1/query", `\ufeff${query}`)).status, 200);
+});
+
+test("a 100-continue request declaring a body over the limit gets its 413 instead of the 100; one within it, the 100", async () => {
+  /** Sends the head alone, waits `ms`, then (if told to) the body; returns all the server wrote. */
+  const ask = async (length: number, body?: string) => {
+    const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+    await once(socket, "connect");
+    let seen = "";
+    socket.on("data", (d) => {
+      seen += d.toString("latin1");
+    });
+    socket.write(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\n` +
+        `Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (body !== undefined && seen.startsWith("HTTP/1.1 100 Continue\r\n\r\n")) {
+      socket.write(body);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    socket.destroy();
+    return seen;
+  };
+  const refused = await ask(BODY_LIMIT + 1);
+  assert.match(refused, /^HTTP\/1\.1 413 /, refused.slice(0, 80));
+  assert.match(refused, /\r\nconnection: close\r\n/i);
+  assert.ok(refused.endsWith(JSON.stringify({ error: `request body exceeds ${BODY_LIMIT} bytes` })), refused);
+
+  const body = '{"query":"tides"}';
+  const answered = await ask(body.length, body);
+  assert.match(answered, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, answered.slice(0, 80));
 });
 
 test("validation errors list each issue in details", async () => {
