@@ -10,7 +10,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
 import { limitBody } from "./middleware/bodylimit.ts";
-import { jsonBody } from "./middleware/jsonbody.ts";
+import { readJsonBody } from "./middleware/readbody.ts";
 import { notFound, onError, validationHook } from "./middleware/errors.ts";
 import { observe } from "./middleware/observe.ts";
 import { rateLimit } from "./middleware/ratelimit.ts";
@@ -69,7 +69,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     ),
     requireApiKey(deps.authenticate),
     rateLimit(deps.rateLimiter),
-    jsonBody,
+    readJsonBody,
   );
   app.use("/api/v1/admin/*", requireScope("admin"));
 

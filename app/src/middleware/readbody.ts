@@ -16,7 +16,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * The body is read here once, and its text handed to hono's validator through `bodyCache.text`, which `c.req.json()`
  * parses: hono (4.13, request.ts `#cachedBody`) keeps a promise there, although its type says string.
  */
-export const jsonBody = createMiddleware(async (c, next) => {
+export const readJsonBody = createMiddleware(async (c, next) => {
   if (c.req.method !== "POST") return next();
   const encoding = c.req.header("content-encoding");
   if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
