@@ -7,10 +7,11 @@
  *
  * Reported: cache-hit query req/s and p99 next to the bare route (same process, same run) and their ratio; the full
  * RAG path's p50 (one request at a time, timed to fractions of a millisecond) minus the fakes' own p50 handler time
- * (embed + vector query + chat) = the app's overhead. Each row also gives the server child's CPU time (user + system)
- * per request: far less noisy on a shared machine than req/s. A third route (same-bytes) reads the hit's request
- * body and answers the hit's response object without the app, so the hit's row can be read against its own bytes; a
- * fourth (same-bytes-and-turn) also writes the hit's turn through the app's turn writer (group commit) before it
+ * (embed + vector query + chat) = the app's overhead. Each row also gives the CPU time (user + system) per request of
+ * the server child, Postgres, Redis and the load generator (machine-cpu.ts): far less noisy on a shared machine than
+ * req/s, and it shows where a durable turn's cost lands (Postgres shares the cores with the app). A third route
+ * (same-bytes) reads the hit's request body and answers the hit's response object without the app, so the hit's row
+ * can be read against its own bytes; a fourth (same-bytes-and-turn) also writes the hit's turn through the app's turn writer (group commit) before it
  * answers: what the durable turn alone costs, and what the rest of the app adds on top. The RAG floor (three upstream
  * calls over plain HTTP) is also run with one Redis round trip before the calls and the turn's commit after them.
  * BENCH_SECONDS (default 3) bounds each run; BENCH_ROUNDS (default 3) alternations of the bare route and the cache hit
@@ -38,6 +39,7 @@ import { startFakes } from "../test/support/fakes.ts";
 import { api } from "../test/support/http.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { startRedis } from "../test/support/redis.ts";
+import { type CpuPerRequest, type MachineCpu, machineCpu } from "./machine-cpu.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -218,8 +220,8 @@ function upstreamFloor(
   };
 }
 
-/** An autocannon result and the server child's CPU time (user + system, microseconds) per request during it. */
-type Run = Awaited<ReturnType<typeof autocannon>> & { cpuMicros: number };
+/** An autocannon result and the CPU time (user + system, microseconds) per request during it, by process. */
+type Run = Awaited<ReturnType<typeof autocannon>> & { cpu: CpuPerRequest };
 
 /** The server child's CPU time so far, in microseconds (read through its bare server). */
 async function serverCpu(bareUrl: string): Promise<number> {
@@ -227,12 +229,13 @@ async function serverCpu(bareUrl: string): Promise<number> {
   return user + system;
 }
 
-async function load(title: string, bareUrl: string, opts: autocannon.Options): Promise<Run> {
-  const before = await serverCpu(bareUrl);
-  const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts, title });
-  const cpuMicros = ((await serverCpu(bareUrl)) - before) / result.requests.total;
+async function load(title: string, meter: MachineCpu, opts: autocannon.Options): Promise<Run> {
+  const { result, cpu } = await meter.measure(
+    () => autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts, title }),
+    (r) => r.requests.total,
+  );
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${title}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { ...result, cpuMicros };
+  return { ...result, cpu };
 }
 
 /** Untimed requests before a sequential run: the code on that path is compiled by V8's optimizer before it is timed. */
@@ -242,7 +245,7 @@ const WARMUP_REQUESTS = 300;
  * One connection, one request at a time, for SECONDS after WARMUP_REQUESTS: latency percentiles in fractions of a
  * millisecond (autocannon's histogram keeps whole milliseconds, too coarse for a 2 ms goal).
  */
-async function sequentialLatency(url: string, bareUrl: string, headers: Record<string, string>, body: () => string) {
+async function sequentialLatency(url: string, meter: MachineCpu, headers: Record<string, string>, body: () => string) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const timed = async (payload: string) => {
     const started = performance.now();
@@ -250,18 +253,22 @@ async function sequentialLatency(url: string, bareUrl: string, headers: Record<s
     return performance.now() - started;
   };
   for (let i = 0; i < WARMUP_REQUESTS; i++) await timed(body());
-  const cpuBefore = await serverCpu(bareUrl);
-  const times: number[] = [];
-  const until = performance.now() + SECONDS * 1000;
-  try {
-    while (performance.now() < until) times.push(await timed(body()));
-  } finally {
-    agent.destroy();
-  }
-  const cpuMicros = ((await serverCpu(bareUrl)) - cpuBefore) / times.length;
+  const { result: times, cpu } = await meter.measure(
+    async () => {
+      const times: number[] = [];
+      const until = performance.now() + SECONDS * 1000;
+      try {
+        while (performance.now() < until) times.push(await timed(body()));
+      } finally {
+        agent.destroy();
+      }
+      return times;
+    },
+    (times) => times.length,
+  );
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
-  return { p50: at(0.5), p99: at(0.99), perSecond: times.length / SECONDS, cpuMicros };
+  return { p50: at(0.5), p99: at(0.99), perSecond: times.length / SECONDS, cpu };
 }
 
 async function runParent(): Promise<void> {
@@ -282,6 +289,7 @@ async function runParent(): Promise<void> {
       child.once("exit", (code) => reject(new Error(`server child exited with ${code}`)));
     });
     const { appUrl, bareUrl } = JSON.parse(firstLine) as { appUrl: string; bareUrl: string };
+    const meter = machineCpu(() => serverCpu(bareUrl), { postgres: pg.pid, redis: redis.pid });
     const headers = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
     const user = api(appUrl, USER_KEY);
     const post = async (path: string, body: unknown) => {
@@ -308,16 +316,16 @@ async function runParent(): Promise<void> {
       body: JSON.stringify({ query: CACHED_QUESTION }),
     };
     if (process.env.BENCH_ONLY === "hit") {
-      const hit = await load("cache-hit query", bareUrl, hitOptions);
+      const hit = await load("cache-hit query", meter, hitOptions);
       console.log(
         `cache-hit query alone: ${Math.round(hit.requests.average)} req/s, p50 ${hit.latency.p50} ms, ` +
-          `server CPU ${Math.round(hit.cpuMicros)} us/request`,
+          `server CPU ${Math.round(hit.cpu.app)} us/request`,
       );
       return;
     }
     let n = 0;
     const ragLatency = (url = `${appUrl}/api/v1/query`) =>
-      sequentialLatency(url, bareUrl, headers, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
+      sequentialLatency(url, meter, headers, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
     // The full RAG path (the fakes' own time read from its run alone), its floor, and the floor with the stores.
     const ragRuns = async () => {
       await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
@@ -331,9 +339,9 @@ async function runParent(): Promise<void> {
       const { rag, floor, withStores } = await ragRuns();
       console.log(
         `full RAG query alone: p50 ${rag.p50.toFixed(2)} ms, ${Math.round(rag.perSecond)} req/s, ` +
-          `server CPU ${Math.round(rag.cpuMicros)} us/request; its floor: p50 ${floor.p50.toFixed(2)} ms, ` +
-          `server CPU ${Math.round(floor.cpuMicros)} us/request; with the lookup and the turn: p50 ` +
-          `${withStores.p50.toFixed(2)} ms, server CPU ${Math.round(withStores.cpuMicros)} us/request`,
+          `server CPU ${Math.round(rag.cpu.app)} us/request; its floor: p50 ${floor.p50.toFixed(2)} ms, ` +
+          `server CPU ${Math.round(floor.cpu.app)} us/request; with the lookup and the turn: p50 ` +
+          `${withStores.p50.toFixed(2)} ms, server CPU ${Math.round(withStores.cpu.app)} us/request`,
       );
       return;
     }
@@ -341,10 +349,10 @@ async function runParent(): Promise<void> {
     // between runs), and a ratio is only worth what its two halves have in common.
     const rounds: Array<{ bare: Run; sameBytes: Run; withTurn: Run; hit: Run; ratio: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const bare = await load("bare Hono route", bareUrl, { url: `${bareUrl}/bare` });
-      const sameBytes = await load("bare route, same bytes", bareUrl, { ...hitOptions, url: `${bareUrl}/same-bytes` });
-      const withTurn = await load("same bytes and turn", bareUrl, { ...hitOptions, url: `${bareUrl}/same-bytes-and-turn` });
-      const hit = await load("cache-hit query", bareUrl, hitOptions);
+      const bare = await load("bare Hono route", meter, { url: `${bareUrl}/bare` });
+      const sameBytes = await load("bare route, same bytes", meter, { ...hitOptions, url: `${bareUrl}/same-bytes` });
+      const withTurn = await load("same bytes and turn", meter, { ...hitOptions, url: `${bareUrl}/same-bytes-and-turn` });
+      const hit = await load("cache-hit query", meter, hitOptions);
       rounds.push({ bare, sameBytes, withTurn, hit, ratio: hit.requests.average / bare.requests.average });
     }
     const { bare, sameBytes, withTurn, hit, ratio } = [...rounds].sort((a, b) => a.ratio - b.ratio)[
@@ -356,17 +364,25 @@ async function runParent(): Promise<void> {
 
     const f = (x: number) => x.toFixed(2);
     console.log(`\nbenchmark: ${SECONDS} s per run, ${CONNECTIONS} connections (full RAG path: 1 connection); median round`);
+    const us = (x: number | undefined) => (x === undefined ? "n/a" : Math.round(x));
+    const cpuColumns = ({ app, loadGenerator, postgres, redis, machine }: CpuPerRequest) => ({
+      "server CPU us/req": us(app),
+      "Postgres us/req": us(postgres),
+      "Redis us/req": us(redis),
+      "load gen us/req": us(loadGenerator),
+      "machine us/req": us(machine),
+    });
     const row = (r: Run) => ({
       "req/s": Math.round(r.requests.average),
       "p50 ms": r.latency.p50,
       "p99 ms": r.latency.p99,
-      "server CPU us/req": Math.round(r.cpuMicros),
+      ...cpuColumns(r.cpu),
     });
     const latencyRow = (r: Awaited<ReturnType<typeof ragLatency>>) => ({
       "req/s": Math.round(r.perSecond),
       "p50 ms": f(r.p50),
       "p99 ms": f(r.p99),
-      "server CPU us/req": Math.round(r.cpuMicros),
+      ...cpuColumns(r.cpu),
     });
     console.table({
       "bare Hono route": row(bare),
@@ -385,7 +401,7 @@ async function runParent(): Promise<void> {
     console.log(
       `cache-hit / bare route with the hit's bytes: ${f(hit.requests.average / sameBytes.requests.average)} ` +
         `(what the app adds over reading the request and writing the response); server CPU per request ` +
-        `${Math.round(hit.cpuMicros)} / ${Math.round(sameBytes.cpuMicros)} / ${Math.round(bare.cpuMicros)} us (hit / same bytes / bare)`,
+        `${us(hit.cpu.app)} / ${us(sameBytes.cpu.app)} / ${us(bare.cpu.app)} us (hit / same bytes / bare)`,
     );
     console.log(
       `bare route with the hit's bytes and its turn write / with the bytes alone: ` +
@@ -394,9 +410,21 @@ async function runParent(): Promise<void> {
     );
     console.log(
       `that route / bare: ${f(withTurn.requests.average / bare.requests.average)} by req/s, ` +
-        `${f(bare.cpuMicros / withTurn.cpuMicros)} by server CPU per request: the ceiling of the cache-hit ratio for any ` +
+        `${f(bare.cpu.app / withTurn.cpu.app)} by server CPU per request: the ceiling of the cache-hit ratio for any ` +
         `app that commits each turn before it answers (that route has no auth, validation, cache or metrics)`,
     );
+    if (bare.cpu.machine !== undefined && hit.cpu.machine !== undefined) {
+      // With every core busy, each route's req/s is the machine's CPU over its CPU per request, wherever that is spent.
+      const turn = withTurn.cpu.machine! - sameBytes.cpu.machine!;
+      const turnInPostgres = withTurn.cpu.postgres! - sameBytes.cpu.postgres!;
+      console.log(
+        `whole machine (server + load generator + Postgres + Redis) per request: bare ${us(bare.cpu.machine)}, hit's ` +
+          `bytes ${us(sameBytes.cpu.machine)}, and its turn ${us(withTurn.cpu.machine)}, cache hit ` +
+          `${us(hit.cpu.machine)} us; bare / cache hit by it: ${f(bare.cpu.machine / hit.cpu.machine)} (by req/s: ` +
+          `${f(ratio)}). The turn write alone: ${us(turn)} us, ${us(turnInPostgres)} of them in Postgres, against ` +
+          `${us(bare.cpu.machine)} for the whole bare request`,
+      );
+    }
     console.log(
       `fakes' own p50 per RAG query: embed ${f(fake.embed)} + vector query ${f(fake.query)} + chat ${f(fake.chat)} = ${f(fakeP50)} ms`,
     );

@@ -79,7 +79,12 @@ export async function startPostgres(): Promise<PostgresServer> {
     child = undefined;
   };
 
-  return managedServer(url, port, { start, halt, cleanUp: () => rm(dir, { recursive: true, force: true }) });
+  return managedServer(url, port, {
+    start,
+    halt,
+    pid: () => child?.pid,
+    cleanUp: () => rm(dir, { recursive: true, force: true }),
+  });
 }
 
 /**

@@ -52,6 +52,8 @@ export interface ManagedServer {
   halt(): Promise<void>;
   start(): Promise<void>;
   restart(): Promise<void>;
+  /** The server's process while it runs (for Postgres, the postmaster: its backends are its children). */
+  pid(): number | undefined;
   /** Stops the server for good and removes what it left on disk. */
   stop(): Promise<void>;
 }
@@ -60,7 +62,7 @@ export interface ManagedServer {
 export async function managedServer(
   url: string,
   port: number,
-  steps: { start(): Promise<void>; halt(): Promise<void>; cleanUp?(): Promise<void> },
+  steps: { start(): Promise<void>; halt(): Promise<void>; pid(): number | undefined; cleanUp?(): Promise<void> },
 ): Promise<ManagedServer> {
   await steps.start();
   return {
@@ -68,6 +70,7 @@ export async function managedServer(
     port,
     halt: steps.halt,
     start: steps.start,
+    pid: steps.pid,
     restart: async () => {
       await steps.halt();
       await steps.start();

@@ -46,6 +46,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   return managedServer(`redis://${auth}127.0.0.1:${port}`, port, {
     start,
     halt,
+    pid: () => child?.pid,
     cleanUp: () => rm(dir, { recursive: true, force: true }),
   });
 }
