@@ -5,6 +5,20 @@ import { bodyTooLarge, describe } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
+/** A request the app never saw, counted in http_requests_total under the route "unmatched". */
+const countRefused = (metrics: Metrics, method: string | undefined, status: number) =>
+  metrics.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
+
+/**
+ * Requests Node's parser refused while the app was handling them (a bad chunk in the body): the parser's JSON 4xx is
+ * their answer, and the socket is closed under the app's response. The app would read that as a client that went
+ * away (499); it reports this status instead, under its route (observe.ts).
+ */
+const refusedMidRequest = new WeakMap<ServerResponse, number>();
+
+/** The status Node's parser answered this response's request with while the app was handling it, if it did. */
+export const refusedByParser = (res: ServerResponse): number | undefined => refusedMidRequest.get(res);
+
 const jsonError = (status: number, error: string) =>
   new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
 
@@ -16,17 +30,28 @@ function refuseOnSocket(socket: Socket, status: number, error: string, headers =
   );
 }
 
-/** Node's HTTP parser refused the bytes (the app never sees them): answer like the app would, then close. */
+/**
+ * Parser errors that mean the client left: a reset, or the connection ended mid-request (llhttp's error for an end of
+ * input in the middle of a message). Nobody is there to answer; a request the app is handling counts its own 499.
+ */
+const CLIENT_LEFT = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE"]);
+
+/**
+ * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
+ * app would, then close.
+ */
 function onClientError(metrics: Metrics) {
   return (err: NodeJS.ErrnoException, socket: Socket) => {
-    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (CLIENT_LEFT.has(err.code ?? "") || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;
     }
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     const reason = (err as { reason?: string }).reason ?? err.message;
-    metrics.httpRequests.inc({ method: "unknown", route: "unmatched", status: String(status) });
+    // A request the app is handling is counted by the app, once, under its route.
+    if (inFlight) refusedMidRequest.set(inFlight, status);
+    else countRefused(metrics, undefined, status);
     refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
   };
 }
@@ -48,7 +73,7 @@ function refuseUnservable(
 ) {
   /** A JSON `{error}` answer to a request the app never sees, closing the connection. */
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, error: string) => {
-    metrics.httpRequests.inc({ method: req.method ?? "unknown", route: "unmatched", status: String(status) });
+    countRefused(metrics, req.method, status);
     startResponse(res);
     const body = JSON.stringify({ error });
     res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
@@ -57,7 +82,7 @@ function refuseUnservable(
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
-    metrics.httpRequests.inc({ method: "CONNECT", route: "unmatched", status: "405" });
+    countRefused(metrics, "CONNECT", 405);
     refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
@@ -106,7 +131,7 @@ export async function listenHttp(
     hostname: opts.host,
     errorHandler: (err) => {
       if (err instanceof RequestError) {
-        opts.metrics.httpRequests.inc({ method: "unknown", route: "unmatched", status: "400" });
+        countRefused(opts.metrics, undefined, 400);
         return jsonError(400, `malformed request: ${err.message}`);
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");

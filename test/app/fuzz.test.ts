@@ -168,9 +168,13 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
     assert.equal(metricValue(metrics, "http_requests_total", { status }), 0, `http_requests_total{status="${status}"}`);
 });
 
-test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too", async () => {
+test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too, and each is counted once", async () => {
   const port = Number(new URL(stack.url).port);
-  for (const raw of malformedRequests(`Authorization: Bearer ${USER_KEY}`)) {
+  const requests = malformedRequests(`Authorization: Bearer ${USER_KEY}`);
+  const counted = async (labels: Record<string, string> = {}) =>
+    metricValue(await scrape(stack.metricsUrl), "http_requests_total", labels);
+  const [countedBefore, abortsBefore] = [await counted(), await counted({ status: "499" })];
+  for (const raw of requests) {
     const res = await rawRequest(port, raw);
     const what = JSON.stringify(raw.slice(0, 80));
     assert.ok(res, `${what}: no HTTP response`);
@@ -178,4 +182,8 @@ test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too",
     assert.match(res.headers["content-type"] ?? "", /^application\/json/, `${what}: ${res.status} ${res.body}`);
     assert.ok(isJsonError(res.body), `${what}: ${res.status} ${JSON.stringify(res.body)}`);
   }
+  // Those the app never saw are counted by http.ts (route "unmatched"), the rest by the app: an alert on the 4xx rate
+  // sees every one of them. A body the parser refused mid-request was a 499 as well (the app saw its socket close).
+  assert.equal((await counted()) - countedBefore, requests.length);
+  assert.equal((await counted({ status: "499" })) - abortsBefore, 0, "no refusal counted as a client's hang-up");
 });

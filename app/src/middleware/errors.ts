@@ -4,12 +4,14 @@ import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { CLIENT_CLOSED, clientGone } from "./observe.ts";
+import { answeredOutside } from "./observe.ts";
 
 /** Every error becomes JSON `{error, details?}`; only unexpected ones are 500 and logged with their stack. */
 export const onError = (log: Logger) => (err: Error, c: Context) => {
-  // Reading the body of a request whose client hung up fails ("aborted"); nobody is there to answer, and it is not ours.
-  if (clientGone(c)) return c.json({ error: "client closed request" }, CLIENT_CLOSED as ContentfulStatusCode);
+  // Reading the body of a request whose client hung up, or whose body the parser refused, fails ("aborted"): it was
+  // answered outside the app (or nobody is there to answer), and the error is not ours.
+  const outside = answeredOutside(c);
+  if (outside !== undefined) return c.json({ error: "answered outside the app" }, outside as ContentfulStatusCode);
   if (err instanceof AppError) {
     const body = { error: err.message, ...(err.details === undefined ? {} : { details: err.details }) };
     return c.json(body, err.status, err.headers);

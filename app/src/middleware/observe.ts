@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
+import { refusedByParser } from "../http.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AppEnv } from "../types.ts";
@@ -8,10 +9,15 @@ import type { AppEnv } from "../types.ts";
 /** nginx's "client closed request": the client went away before the answer; not a server error. */
 export const CLIENT_CLOSED = 499;
 
-/** True when the client closed the connection before the response was written. */
-export function clientGone(c: Context): boolean {
+/**
+ * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
+ * before the response was written; the parser's 4xx when Node's parser refused the rest of the request (http.ts).
+ * Either way the app's own response goes nowhere.
+ */
+export function answeredOutside(c: Context): number | undefined {
   const outgoing = (c.env as AppEnv["Bindings"] | undefined)?.outgoing;
-  return outgoing ? outgoing.destroyed && !outgoing.writableFinished : false;
+  if (!outgoing) return undefined;
+  return refusedByParser(outgoing) ?? (outgoing.destroyed && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
 }
 
 const QUIET_ROUTES = new Set(["/health", "/health/ready", "/metrics"]);
@@ -29,13 +35,14 @@ export const observe = (metrics: Metrics, log: Logger) =>
     c.header("X-Request-Id", c.get("requestId"));
     await next();
     const seconds = (performance.now() - started) / 1000;
-    const gone = clientGone(c);
-    const labels = { method: c.req.method, route: routeLabel(c), status: String(gone ? CLIENT_CLOSED : c.res.status) };
+    const outside = answeredOutside(c);
+    const labels = { method: c.req.method, route: routeLabel(c), status: String(outside ?? c.res.status) };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
     const line = { req_id: c.get("requestId"), ...labels, path: c.req.path, ms: Math.round(seconds * 10_000) / 10 };
     if (QUIET_ROUTES.has(labels.route)) log.debug(line, "request");
-    else if (gone) log.info(line, "client closed request");
+    else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
+    else if (outside !== undefined) log.info(line, "refused by the HTTP parser");
     else if (c.res.status >= 500) log.error(line, "request");
     else log.info(line, "request");
   });
