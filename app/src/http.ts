@@ -5,8 +5,8 @@ import { bodyTooLarge, describe } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** A request the app never saw, counted in http_requests_total under the route "unmatched". */
-const countRefused = (metrics: Metrics, method: string | undefined, status: number) =>
+/** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
+const countUnmatched = (metrics: Metrics, method: string | undefined, status: number) =>
   metrics.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
 
 /**
@@ -51,7 +51,7 @@ function onClientError(metrics: Metrics) {
     const reason = (err as { reason?: string }).reason ?? err.message;
     // A request the app is handling is counted by the app, once, under its route.
     if (inFlight) refusedMidRequest.set(inFlight, status);
-    else countRefused(metrics, undefined, status);
+    else countUnmatched(metrics, undefined, status);
     refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
   };
 }
@@ -73,7 +73,7 @@ function refuseUnservable(
 ) {
   /** A JSON `{error}` answer to a request the app never sees, closing the connection. */
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, error: string) => {
-    countRefused(metrics, req.method, status);
+    countUnmatched(metrics, req.method, status);
     startResponse(res);
     const body = JSON.stringify({ error });
     res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
@@ -82,7 +82,7 @@ function refuseUnservable(
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
-    countRefused(metrics, "CONNECT", 405);
+    countUnmatched(metrics, "CONNECT", 405);
     refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
@@ -131,10 +131,11 @@ export async function listenHttp(
     hostname: opts.host,
     errorHandler: (err) => {
       if (err instanceof RequestError) {
-        countRefused(opts.metrics, undefined, 400);
+        countUnmatched(opts.metrics, undefined, 400);
         return jsonError(400, `malformed request: ${err.message}`);
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
+      countUnmatched(opts.metrics, undefined, 500); // seen by the 5xx alert like the app's own
       return jsonError(500, "internal error");
     },
   });

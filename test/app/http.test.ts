@@ -10,6 +10,7 @@ import { listenHttp } from "../../app/src/http.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { securityHeaders } from "../../app/src/server.ts";
+import { metricValue } from "../support/metrics.ts";
 
 /** Sends one request on the socket and resolves with the status line of its response. */
 async function requestOn(socket: Socket): Promise<string> {
@@ -75,6 +76,24 @@ test("every response carries Hono's secureHeaders() defaults once, and a header 
     const framed = await fetch(`${base}/framed`);
     assert.equal(framed.headers.get("x-frame-options"), "DENY");
     assert.equal(framed.headers.get("referrer-policy"), "no-referrer");
+  } finally {
+    await http.close(0);
+  }
+});
+
+test("an error that escapes the app is a JSON 500, counted where the 5xx alert looks", async () => {
+  const metrics = createMetrics();
+  const http = await listenHttp(
+    () => {
+      throw new Error("escaped the app");
+    },
+    { port: 0, host: "127.0.0.1", metrics, log: createLogger("silent"), keepAliveTimeoutMs: 5_000 },
+  );
+  try {
+    const res = await fetch(`http://127.0.0.1:${http.port}/api/v1/query`);
+    assert.equal(res.status, 500);
+    assert.deepEqual(await res.json(), { error: "internal error" });
+    assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { status: "500" }), 1);
   } finally {
     await http.close(0);
   }
