@@ -91,12 +91,27 @@ function refuseUnservable(
   if (maxBodyBytes === undefined) return;
   // A client that asks before sending its body gets the 413 instead of the 100 when the body it declares is over the
   // limit (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's 100 at once, it sent
-  // the whole body and only then got its 413.
+  // the whole body and only then got its 413. Otherwise the 100 waits for the app to read the body, so a request
+  // answered without it (a 401, 429 or 404) is answered before the client sends it.
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     if (Number(req.headers["content-length"]) > maxBodyBytes) return refuse(req, res, 413, bodyTooLarge(maxBodyBytes));
-    res.writeContinue();
+    continueOnRead(req, res);
     server.emit("request", req, res);
   });
+}
+
+/**
+ * Sends the 100 Continue when the body is first read: @hono/node-server (2.1, readBodyDirect) reads it with a `data`
+ * listener, and a stream conversion with `readable`. A response sent without it closes the connection (Node's
+ * ServerResponse does when a 100 was expected and not sent), so a body sent anyway is not read as the next request.
+ */
+function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
+  const onListener = (event: string | symbol) => {
+    if (event !== "data" && event !== "readable") return;
+    req.off("newListener", onListener);
+    if (!res.headersSent) res.writeContinue();
+  };
+  req.on("newListener", onListener);
 }
 
 /** How long an idle keep-alive connection may still bring one last request during a drain. */

@@ -177,9 +177,9 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
   assert.equal((await user.post("/api/v1/query", `\ufeff${query}`)).status, 200);
 });
 
-test("a 100-continue request declaring a body over the limit gets its 413 instead of the 100; one within it, the 100", async () => {
+test("a 100-continue request gets its 413 or 401 instead of the 100, before it sends its body; a valid one, the 100", async () => {
   /** Sends the head alone and, if the server answers 100 Continue within 300 ms, `body`; returns all it wrote. */
-  const ask = async (length: number, body?: string) => {
+  const ask = async (length: number, body?: string, key = USER_KEY) => {
     const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
     await once(socket, "connect");
     let seen = "";
@@ -187,7 +187,7 @@ test("a 100-continue request declaring a body over the limit gets its 413 instea
       seen += d.toString("latin1");
     });
     socket.write(
-      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\n` +
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\n` +
         `Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
     );
     await sleep(300);
@@ -206,6 +206,12 @@ test("a 100-continue request declaring a body over the limit gets its 413 instea
   const body = '{"query":"tides"}';
   const answered = await ask(body.length, body);
   assert.match(answered, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, answered.slice(0, 80));
+
+  // The app answers an unknown key without reading the body: no 100, and the connection closes, so a body sent anyway
+  // is never read as a request.
+  const unauthorized = await ask(body.length, body, "not-a-key-0123456789");
+  assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
+  assert.match(unauthorized, /\r\nconnection: close\r\n/i);
 });
 
 test("validation errors list each issue in details", async () => {
