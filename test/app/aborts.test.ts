@@ -7,9 +7,11 @@ import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
 let stack: Stack;
+/** The request deadline: its head and body must arrive within half of it (start.ts). */
+const REQUEST_TIMEOUT_MS = 2_000;
 
 before(async () => {
-  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000" });
+  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000", REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
   const res = await api(stack.url, USER_KEY).post("/api/v1/documents", {
     documents: [{ id: "tides", text: "Tides follow the moon." }],
   });
@@ -56,4 +58,27 @@ test("a client that hangs up mid-body or mid-answer is counted as 499, never as 
   // Node's parser reports a body cut short as an error too: it is the same hang-up, not a malformed request as well.
   assert.equal(metricValue(metrics, "http_requests_total", { route: "unmatched" }), 0, "a hang-up counted twice");
   assert.equal(metricValue(metrics, "agent_errors_total"), 0, "the agent error rate is untouched");
+});
+
+test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not the deadline's 504), counted under its route, not as a hang-up", async () => {
+  const before = await scrape(stack.metricsUrl);
+  const counted = (metrics: string, status: string) =>
+    metricValue(metrics, "http_requests_total", { route: "/api/v1/query", status });
+  const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+  let answer = "";
+  socket.on("data", (d: Buffer) => {
+    answer += d.toString();
+  });
+  const closed = new Promise((resolve) => socket.on("close", resolve));
+  socket.write(
+    `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"query":"ti`,
+  );
+  await closed;
+  assert.match(answer, /^HTTP\/1\.1 408 /, answer);
+  assert.match(answer, /\{"error":"malformed HTTP request: [^"]*"\}$/, answer);
+  await waitFor("the request counted", async () => counted(await scrape(stack.metricsUrl), "408") > counted(before, "408"));
+  const after = await scrape(stack.metricsUrl);
+  assert.equal(counted(after, "408") - counted(before, "408"), 1);
+  assert.equal(counted(after, "499"), counted(before, "499"), "not counted as a client's hang-up");
+  assert.equal(metricValue(after, "http_requests_total", { route: "unmatched" }), 0, "counted once");
 });

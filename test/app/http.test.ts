@@ -27,6 +27,8 @@ test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, t
     metrics: createMetrics(),
     log: createLogger("silent"),
     keepAliveTimeoutMs,
+    // Shorter than the idle time below: a request's time runs from its first byte, not from the previous answer.
+    requestTimeoutMs: 500,
   });
   const socket = connect(http.port, "127.0.0.1");
   try {
@@ -77,6 +79,57 @@ test("every response carries Hono's secureHeaders() defaults once, and a header 
     assert.equal(framed.headers.get("x-frame-options"), "DENY");
     assert.equal(framed.headers.get("referrer-policy"), "no-referrer");
   } finally {
+    await http.close(0);
+  }
+});
+
+test("a request still arriving after requestTimeoutMs gets a JSON 408; a slow answer to a whole request does not", {
+  timeout: 10_000,
+}, async () => {
+  const requestTimeoutMs = 1_000;
+  const http = await listenHttp(
+    async (req) => {
+      if (req.method === "POST") return new Response(await req.text());
+      await sleep(requestTimeoutMs + 500);
+      return new Response("slow but whole");
+    },
+    {
+      port: 0,
+      host: "127.0.0.1",
+      metrics: createMetrics(),
+      log: createLogger("silent"),
+      keepAliveTimeoutMs: 5_000,
+      requestTimeoutMs,
+    },
+  );
+  const trickling = connect(http.port, "127.0.0.1");
+  // A connection that never sends a byte is closed at the same deadline, without an answer: it made no request.
+  const silent = connect(http.port, "127.0.0.1");
+  let toSilent = "";
+  silent.on("data", (d: Buffer) => {
+    toSilent += d.toString();
+  });
+  const silentClosed = once(silent, "close");
+  try {
+    await once(trickling, "connect");
+    let answer = "";
+    trickling.on("data", (d: Buffer) => {
+      answer += d.toString();
+    });
+    const started = performance.now();
+    trickling.write("POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 100\r\n\r\n0123456789");
+    const slow = fetch(`http://127.0.0.1:${http.port}/`);
+    await once(trickling, "close");
+    const closedAfter = performance.now() - started;
+    assert.match(answer, /^HTTP\/1\.1 408 Request Timeout\r\n/, answer);
+    assert.ok(answer.endsWith('"}') && answer.includes('{"error":"malformed HTTP request: '), answer);
+    assert.ok(closedAfter >= requestTimeoutMs && closedAfter < requestTimeoutMs * 2, `closed after ${closedAfter} ms`);
+    assert.equal(await (await slow).text(), "slow but whole");
+    await silentClosed;
+    assert.equal(toSilent, "");
+  } finally {
+    silent.destroy();
+    trickling.destroy();
     await http.close(0);
   }
 });
