@@ -11,9 +11,10 @@
  * the server child, Postgres, Redis and the load generator (machine-cpu.ts): far less noisy on a shared machine than
  * req/s, and it shows where a durable turn's cost lands (Postgres shares the cores with the app). A third route
  * (same-bytes) reads the hit's request body and answers the hit's response object without the app, so the hit's row
- * can be read against its own bytes; a fourth (same-bytes-and-turn) also writes the hit's turn through the app's turn writer (group commit) before it
- * answers: what the durable turn alone costs, and what the rest of the app adds on top. The RAG floor (three upstream
- * calls over plain HTTP) is also run with one Redis round trip before the calls and the turn's commit after them.
+ * can be read against its own bytes; a fourth (same-bytes-and-turn) also writes the hit's turn through the app's
+ * turn writer (group commit) before it answers: what the durable turn alone costs, and what the rest of the app adds
+ * on top. The RAG floor (three upstream calls over plain HTTP) is also run with one Redis round trip before the calls
+ * and the turn's commit after them.
  * BENCH_SECONDS (default 3) bounds each run; BENCH_ROUNDS (default 3) alternations of the bare route and the cache hit
  * give the median ratio; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit or =rag runs only the

@@ -163,8 +163,8 @@ export async function listenHttp(
   // A request's head and body must arrive within requestTimeout of its first byte (headersTimeout, Node's default,
   // is the lesser of 60 s and that). Node 20 counts neither from the end of the previous request: a keep-alive
   // connection may idle longer than both. headersTimeout was keepAliveTimeout + 1 s, advice from before Node 18's
-  // rewrite of these timers; above requestTimeout, it also kept Node from ever applying requestTimeout. Node checks
-  // every connectionsCheckingInterval (default 30 s): a quarter of the timeout cuts a request at most 25 % late.
+  // rewrite of these timers; above requestTimeout, it also held requestTimeout back until itself (Node 20.20).
+  // Node checks every connectionsCheckingInterval (default 30 s): a quarter of the timeout cuts at most 25 % late.
   const server = createServer(
     opts.requestTimeoutMs === undefined
       ? {}
