@@ -31,9 +31,6 @@ export const dependencyUnavailable = (service: string, reason: string) =>
     "Retry-After": String(RETRY_AFTER_SECONDS),
   });
 
-/** The 413's reason, from the body limit middleware or from the server before a 100-continue. */
-export const bodyTooLarge = (maxBytes: number) => `request body exceeds ${maxBytes} bytes`;
-
 export const isAbortError = (err: unknown): boolean =>
   err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from "node:http";
 import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
-import { bodyTooLarge, describe } from "./errors.ts";
+import { describe } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -65,40 +65,28 @@ const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /**
  * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word), an
- * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, even for a body the app will
- * refuse as too large). Each refusal gets the app's JSON `{error}`; the 417 and the 413 also what `startResponse` gives
- * every response.
+ * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
+ * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
  */
-function refuseUnservable(
-  server: Server,
-  metrics: Metrics,
-  startResponse: (res: ServerResponse) => void,
-  maxBodyBytes: number | undefined,
-) {
-  /** A JSON `{error}` answer to a request the app never sees, closing the connection. */
-  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, error: string) => {
-    countUnmatched(metrics, req.method, status);
-    startResponse(res);
-    const body = JSON.stringify({ error });
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
-    res.end(body);
-  };
+function refuseUnservable(server: Server, metrics: Metrics, startResponse: (res: ServerResponse) => void) {
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
     countUnmatched(metrics, "CONNECT", 405);
     refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
   });
-  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
-    refuse(req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`),
-  );
-  if (maxBodyBytes === undefined) return;
-  // A client that asks before sending its body gets the 413 instead of the 100 when the body it declares is over the
-  // limit (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's 100 at once, it sent
-  // the whole body and only then got its 413. Otherwise the 100 waits for the app to read the body, so a request
-  // answered without it (a 401, 429 or 404) is answered before the client sends it.
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    countUnmatched(metrics, req.method, 417);
+    startResponse(res);
+    const body = JSON.stringify({ error: `unsupported Expect header: ${req.headers.expect}; only 100-continue` });
+    res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+    res.end(body);
+  });
+  // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
+  // answers without it (a 413 decided from Content-Length, a 401, 429 or 404) is answered before the client sends it
+  // (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's 100 at once, the client sent
+  // the whole body and only then got its refusal.
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
-    if (Number(req.headers["content-length"]) > maxBodyBytes) return refuse(req, res, 413, bodyTooLarge(maxBodyBytes));
     continueOnRead(req, res);
     server.emit("request", req, res);
   });
@@ -144,8 +132,6 @@ export async function listenHttp(
     requestTimeoutMs?: number;
     /** Set on every response before the app runs; a header the app sets itself wins. */
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
-    /** The app's body limit: a 100-continue request declaring more is refused before its body is sent. */
-    maxBodyBytes?: number;
   },
 ): Promise<HttpServer> {
   const listener = getRequestListener(fetch, {
@@ -188,7 +174,7 @@ export async function listenHttp(
   // Listener order: before the app writes anything.
   server.prependListener("request", (_req, res) => startResponse(res));
   server.on("clientError", onClientError(opts.metrics));
-  refuseUnservable(server, opts.metrics, startResponse, opts.maxBodyBytes);
+  refuseUnservable(server, opts.metrics, startResponse);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {

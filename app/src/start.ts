@@ -179,7 +179,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...listening,
     port: config.PORT,
     responseHeaders: await securityHeaders(),
-    maxBodyBytes: config.BODY_LIMIT_BYTES,
   });
   const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;

@@ -1,7 +1,6 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { bodyTooLarge } from "../errors.ts";
 
 /**
  * hono's bodyLimit with its own decisions taken from the request line and headers first. hono makes them too, but
@@ -10,7 +9,7 @@ import { bodyTooLarge } from "../errors.ts";
  * byte-counting check.
  */
 export const limitBody = (maxSize: number) => {
-  const tooLarge = (c: Context) => c.json({ error: bodyTooLarge(maxSize) }, 413);
+  const tooLarge = (c: Context) => c.json({ error: `request body exceeds ${maxSize} bytes` }, 413);
   const counting = bodyLimit({ maxSize, onError: tooLarge });
   return createMiddleware(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
