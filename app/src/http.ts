@@ -40,24 +40,75 @@ const CLIENT_LEFT = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE"]);
 const silentConnection = (err: NodeJS.ErrnoException, socket: Socket) =>
   err.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.bytesRead === 0;
 
+/** The last request each connection brought: with pipelining, the one the parser refused mid-body, if it did. */
+const latestResponse = new WeakMap<Socket, ServerResponse>();
+
+/** Connections with a refusal decided: llhttp reports its error again for every later chunk. */
+const refusing = new WeakSet<Socket>();
+
+type WithResponse = Socket & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Runs `then` once the connection's answers to pipelined requests ahead of `own` are out. Node writes one response at
+ * a time (`socket._httpMessage`), and gives the socket to the next when one finishes, before its `close`.
+ */
+function afterEarlierAnswers(socket: WithResponse, own: ServerResponse | undefined, then: () => void): void {
+  const current = socket._httpMessage;
+  if (!current || current === own || current.writableFinished) then();
+  else current.once("close", () => afterEarlierAnswers(socket, own, then));
+}
+
 /**
  * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
- * app would, then close.
+ * app would, then close. The answers to whole requests pipelined before those bytes go out first.
  */
 function onClientError(metrics: Metrics) {
   return (err: NodeJS.ErrnoException, socket: Socket) => {
-    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (CLIENT_LEFT.has(err.code ?? "") || silentConnection(err, socket) || !socket.writable || inFlight?.headersSent) {
+    if (refusing.has(socket)) return;
+    if (CLIENT_LEFT.has(err.code ?? "") || silentConnection(err, socket) || !socket.writable) {
       socket.destroy();
       return;
     }
+    refusing.add(socket);
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     const reason = (err as { reason?: string }).reason ?? err.message;
-    // A request the app is handling is counted by the app, once, under its route.
-    if (inFlight) refusedMidRequest.set(inFlight, status);
-    else countUnmatched(metrics, undefined, status);
-    refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+    const latest = latestResponse.get(socket);
+    const refusedBody = latest && !latest.req.complete ? latest : undefined;
+    afterEarlierAnswers(socket, refusedBody, () => {
+      if (!socket.writable || refusedBody?.headersSent) {
+        socket.destroy();
+        return;
+      }
+      // A request the app is handling is counted by the app, once, under its route.
+      if (refusedBody) refusedMidRequest.set(refusedBody, status);
+      else countUnmatched(metrics, undefined, status);
+      refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+    });
   };
+}
+
+/** A JSON `{error}` for a request the app never sees; the connection closes after it. */
+function answerAndClose(res: ServerResponse, status: number, error: string): void {
+  const body = JSON.stringify({ error });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/**
+ * Why a request's Host cannot be served, if it cannot:
+ * - none on HTTP/1.1 (RFC 9112 3.2). Node's own refusal (requireHostHeader) is an empty 400 nobody counts.
+ * - one the URL parser refuses though @hono/node-server (2.1.9 buildUrl) lets it through unparsed, as it does any host
+ *   of `[a-z0-9._-]` (`256.0.0.1`, `1.2.3.4.5`, `xn--`): the app's first `new Request(url)`, reading the body, threw a
+ *   500, without an API key.
+ * `known` is the last host that passed: nearly every request repeats it, and the parse costs a third of a microsecond.
+ */
+function hostRefusal(req: IncomingMessage, known: { host?: string }): string | undefined {
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersion === "1.1" ? "missing Host header" : undefined;
+  if (host === known.host) return undefined;
+  if (!URL.canParse(`http://${host}/`)) return "invalid Host header";
+  known.host = host;
+  return undefined;
 }
 
 /** The methods the API's routes use (the Allow header of a refused CONNECT). */
@@ -78,9 +129,7 @@ function refuseUnservable(server: Server, metrics: Metrics, startResponse: (res:
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     countUnmatched(metrics, req.method, 417);
     startResponse(res);
-    const body = JSON.stringify({ error: `unsupported Expect header: ${req.headers.expect}; only 100-continue` });
-    res.writeHead(417, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
-    res.end(body);
+    answerAndClose(res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
   });
   // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
   // answers without it (a 413 decided from Content-Length, a 401, 429 or 404) is answered before the client sends it
@@ -151,14 +200,23 @@ export async function listenHttp(
   // connection may idle longer than both. headersTimeout was keepAliveTimeout + 1 s, advice from before Node 18's
   // rewrite of these timers; above requestTimeout, it also held requestTimeout back until itself (Node 20.20).
   // Node checks every connectionsCheckingInterval (default 30 s): a quarter of the timeout cuts at most 25 % late.
+  const knownHost: { host?: string } = {};
   const server = createServer(
-    opts.requestTimeoutMs === undefined
-      ? {}
-      : {
-          requestTimeout: opts.requestTimeoutMs,
-          connectionsCheckingInterval: Math.min(30_000, Math.ceil(opts.requestTimeoutMs / 4)),
-        },
-    listener,
+    {
+      requireHostHeader: false, // refused by hostRefusal instead, as JSON
+      ...(opts.requestTimeoutMs === undefined
+        ? {}
+        : {
+            requestTimeout: opts.requestTimeoutMs,
+            connectionsCheckingInterval: Math.min(30_000, Math.ceil(opts.requestTimeoutMs / 4)),
+          }),
+    },
+    (req, res) => {
+      const refusal = hostRefusal(req, knownHost);
+      if (refusal === undefined) return listener(req, res);
+      countUnmatched(opts.metrics, req.method, 400);
+      answerAndClose(res, 400, refusal);
+    },
   );
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
   // first is a 502 at the load balancer.
@@ -172,7 +230,10 @@ export async function listenHttp(
     if (draining) res.setHeader("Connection", "close");
   };
   // Listener order: before the app writes anything.
-  server.prependListener("request", (_req, res) => startResponse(res));
+  server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
+    latestResponse.set(req.socket, res);
+    startResponse(res);
+  });
   server.on("clientError", onClientError(opts.metrics));
   refuseUnservable(server, opts.metrics, startResponse);
   await new Promise<void>((resolve, reject) => {

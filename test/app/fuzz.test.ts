@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { fuzzBody, fuzzRawJson, malformedRequests, prng, rawRequest } from "../support/fuzz.ts";
+import { fuzzBody, fuzzRawJson, malformedRequests, prng, rawExchange, rawRequest } from "../support/fuzz.ts";
 import { api } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
+import { waitFor } from "../support/process.ts";
 
 // Issue 17's bar: 10,000 requests (about 16 s here).
 const FUZZ_REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10_000);
@@ -186,4 +187,45 @@ test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too, 
   // sees every one of them. A body the parser refused mid-request was a 499 as well (the app saw its socket close).
   assert.equal((await counted()) - countedBefore, requests.length);
   assert.equal((await counted({ status: "499" })) - abortsBefore, 0, "no refusal counted as a client's hang-up");
+});
+
+test("bytes the parser refuses after whole pipelined requests: their answers first, then the refusal, each counted once", async () => {
+  const port = Number(new URL(stack.url).port);
+  const auth = `Authorization: Bearer ${USER_KEY}\r\nContent-Type: application/json`;
+  const doc = JSON.stringify({ documents: [{ id: "pipelined", text: "Pipelined requests about tides." }] });
+  const health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  const ingest = `POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Length: ${doc.length}\r\n\r\n${doc}`;
+  const badChunk = `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${auth}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`;
+  const counted = async (labels: Record<string, string>) =>
+    metricValue(await scrape(stack.metricsUrl), "http_requests_total", labels);
+  const unmatched = { route: "unmatched", status: "400" };
+  const [ingested, refusedQueries, unmatchedBefore] = [
+    await counted({ route: "/api/v1/documents", status: "201" }),
+    await counted({ route: "/api/v1/query", status: "400" }),
+    await counted(unmatched),
+  ];
+
+  // The ingest was done and the client got the parser's 400 in its place: it would send it again.
+  const afterWhole = await rawExchange(port, `${health}${ingest}GARBAGE\r\n\r\n`);
+  assert.deepEqual(
+    afterWhole.map((r) => r.status),
+    [200, 201, 400],
+    JSON.stringify(afterWhole),
+  );
+  assert.ok(isJsonError(afterWhole[2]!.body));
+  assert.equal(await counted({ route: "/api/v1/documents", status: "201" }), ingested + 1);
+  assert.equal(await counted(unmatched), unmatchedBefore + 1);
+
+  // A bad chunk in the second request's body: the first request is still answered, the second refused under its route.
+  const midBody = await rawExchange(port, `${health}${badChunk}`);
+  assert.deepEqual(
+    midBody.map((r) => r.status),
+    [200, 400],
+    JSON.stringify(midBody),
+  );
+  assert.match(midBody[1]!.body, /HPE_INVALID_CHUNK_SIZE/);
+  // Counted once the app's handler sees its body end, after the client saw the refusal.
+  const refused = async () => (await counted({ route: "/api/v1/query", status: "400" })) === refusedQueries + 1;
+  await waitFor("the refused query counted under its route", refused, 3_000);
+  assert.equal(await counted(unmatched), unmatchedBefore + 1);
 });

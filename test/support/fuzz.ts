@@ -175,5 +175,40 @@ export function malformedRequests(authorization: string): string[] {
       `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\nExpect: x\r\nContent-Length: 17`,
     ),
     "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    // HTTP/1.1 requires a Host (Node's own refusal is an empty 400). These hosts pass @hono/node-server's quick check
+    // unparsed, then fail the URL parser when the app first reads the body or builds a URL: a 500, without a key.
+    "GET /health HTTP/1.1\r\n\r\n",
+    post(
+      `POST /api/v1/query HTTP/1.1\r\nHost: 256.0.0.1\r\n${authorization}\r\nContent-Type: application/json\r\nContent-Length: 17`,
+    ),
+    "GET /.well-known/agent.json HTTP/1.1\r\nHost: xn--a.com\r\n\r\n",
+    "DELETE /api/v1/documents/x HTTP/1.1\r\nHost: 1.2.3.4.5\r\n\r\n",
   ];
+}
+
+/** Sends raw bytes on a fresh connection and reads until the server closes it: each response's status and body. */
+export function rawExchange(port: number, bytes: string, timeoutMs = 5000): Promise<Array<{ status: number; body: string }>> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      const responses: Array<{ status: number; body: string }> = [];
+      const head = /HTTP\/1\.1 (\d{3})[^\r\n]*\r\n[\s\S]*?content-length: *(\d+)[\s\S]*?\r\n\r\n/giy;
+      for (let m = head.exec(text); m; m = head.exec(text)) {
+        const body = text.slice(head.lastIndex, head.lastIndex + Number(m[2]));
+        responses.push({ status: Number(m[1]), body });
+        head.lastIndex += body.length;
+      }
+      resolve(responses);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on("data", (d) => {
+      text += d.toString("latin1");
+    });
+    socket.on("close", done);
+    socket.on("error", () => {});
+    socket.write(bytes);
+  });
 }
