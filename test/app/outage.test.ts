@@ -5,6 +5,7 @@ import { createClient } from "redis";
 import { appEnv, type ProxiedStack, startApp, startProxiedStack, USER_KEY, type TestApp } from "../support/app.ts";
 import type { Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
+import { createDb, withDeadline } from "../../app/src/services/db.ts";
 import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
@@ -474,5 +475,26 @@ test("a replica started while Postgres is down comes up once it is back instead 
     assert.ok(gaveUp.ms >= 1_000 && gaveUp.ms < MAX_MS, `gave up after ${gaveUp.ms} ms`);
   } finally {
     pgProxy.restore();
+  }
+});
+
+test("a statement whose deadline passes behind another never gets, or gives, another statement's rows", async () => {
+  // One connection: the statements after the slow one wait for it. The second gives up first (a request's deadline).
+  const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+  try {
+    await sql`SELECT 1`;
+    // No parameters: a statement with some is described before it is run, and nothing is sent behind it meanwhile.
+    const statement = (who: string, ms: number) => withDeadline(sql, sql.unsafe(`SELECT '${who}' AS who`), ms);
+    const slow = withDeadline(sql, sql`SELECT pg_sleep(0.3), 'slow' AS who`, 5_000);
+    const [gaveUp, second, third] = [statement("gave up", 100), statement("second", 5_000), statement("third", 5_000)];
+    await assert.rejects(gaveUp, /postgres unavailable: no answer within 100 ms/);
+    assert.equal((await slow)[0]!.who, "slow");
+    // postgres.js 3.4.9 drops a cancelled statement it had already sent from its list of statements awaiting an answer,
+    // so its answer went to the next one, and every answer after it was one statement late.
+    assert.equal((await second)[0]!.who, "second");
+    assert.equal((await third)[0]!.who, "third");
+    assert.equal((await statement("later", 2_000))[0]!.who, "later");
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 });
