@@ -333,6 +333,30 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
   });
 });
 
+test("questions waiting for a slot follow the same question's answer once it starts, instead of waiting on to a 503", async () => {
+  // Each answer takes a second; a question waits at most 1.5 s for the one slot.
+  const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "1500", OLLAMA_TIMEOUT_MS: "4000" };
+  await withAnswerSlots(env, { parallel: 1, generationMs: 1_000 }, async (client) => {
+    const { load } = stack.fakes.ollama;
+    const first = client.post("/api/v1/query", { query: "Which question holds the slot first about tides?" });
+    await waitFor("the first answer generating", async () => load.generated === 1);
+    // The first of these gets the slot at about 1 s and starts the answer; the others waited for a slot of their own
+    // until 1.5 s and got a 503 while that answer ran.
+    const same = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        client.post("/api/v1/query", { query: "Which question waits in line about volcanoes?", stream: i % 2 === 1 }),
+      ),
+    );
+    assert.equal((await first).status, 200);
+    assert.deepEqual(
+      same.map((a) => a.status),
+      [200, 200, 200, 200, 200],
+      same.map((a) => a.text.slice(0, 120)).join("; "),
+    );
+    assert.equal(load.generated, 2, "one answer for the five");
+  });
+});
+
 test("a replica asks Ollama for its share of the ready pods' slots, counted through DNS, not the share it started with", async () => {
   // "localhost" stands for both headless Services: as many Ollama pods as API pods, so the share is OLLAMA_NUM_PARALLEL.
   const dns = { OLLAMA_PODS_DNS: "localhost", API_PODS_DNS: "localhost", OLLAMA_NUM_PARALLEL: "1" };

@@ -775,4 +775,17 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   });
   again.release();
   (await waiter).release();
+
+  // A slot given back without a model call (its question found the answer meanwhile) leaves the average alone: ten
+  // such at about 0 ms would have brought it from 250 to 250 x 0.8^10, 27 ms, and the third question would queue.
+  const averaged = createAnswerSlots({ slots: 1, maxWaitMs: 300 });
+  const long = await averaged.acquire("m");
+  await delay(250);
+  long.release();
+  for (let i = 0; i < 10; i++) (await averaged.acquire("m")).unused();
+  const busy = await averaged.acquire("m");
+  const queued = averaged.acquire("m"); // about 250 ms to wait
+  await assert.rejects(averaged.acquire("m"), /1 waiting, about \d+ ms/); // about 500
+  busy.release();
+  (await queued).release();
 });

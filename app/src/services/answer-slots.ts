@@ -1,7 +1,10 @@
 import { dependencyUnavailable } from "../errors.ts";
 
-/** `release` frees the slot (idempotent); `waited`: the question queued for it, so others may have moved on meanwhile. */
-export type Slot = { release(): void; waited: boolean };
+/**
+ * `release` frees the slot (idempotent); `unused` frees it without a model call, so its time does not count in the
+ * average hold time; `waited`: the question queued for it, so others may have moved on meanwhile.
+ */
+export type Slot = { release(): void; unused(): void; waited: boolean };
 
 /** Weight of the newest hold time in the running average: about the last ten answers. */
 const HOLD_WEIGHT = 0.2;
@@ -22,17 +25,15 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   function take(waited: boolean): Slot {
     const since = performance.now();
     let held = true;
-    return {
-      waited,
-      release() {
-        if (!held) return;
-        held = false;
-        const ms = performance.now() - since;
-        holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
-        busy--;
-        admitWaiting();
-      },
+    const free = (timed: boolean) => {
+      if (!held) return;
+      held = false;
+      const ms = performance.now() - since;
+      if (timed) holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
+      busy--;
+      admitWaiting();
     };
+    return { waited, release: () => free(true), unused: () => free(false) };
   }
 
   /** Gives free slots to the questions waiting, first come first served. */
@@ -94,7 +95,7 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   return {
     /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
     acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
-      if (opts.slots === 0) return Promise.resolve({ release() {}, waited: false });
+      if (opts.slots === 0) return Promise.resolve({ release() {}, unused() {}, waited: false });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, limit, opts.maxWaitMs)));
       return lane.acquire(clientSignal);

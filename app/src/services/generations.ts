@@ -90,9 +90,29 @@ export class Generation {
  */
 export function createGenerations() {
   const running = new Map<string, Generation>();
+  const watchers = new Map<string, Set<(generation: Generation) => void>>();
 
   return {
     find: (key: string): Generation | undefined => running.get(key),
+
+    /**
+     * Calls `onStart` with each generation started under one of `keys` from now on, until the returned function is
+     * called: a question waiting for an answer slot follows the same question's answer once it starts.
+     */
+    watch(keys: string[], onStart: (generation: Generation) => void): () => void {
+      for (const key of keys) {
+        let set = watchers.get(key);
+        if (!set) watchers.set(key, (set = new Set()));
+        set.add(onStart);
+      }
+      return () => {
+        for (const key of keys) {
+          const set = watchers.get(key);
+          set?.delete(onStart);
+          if (set?.size === 0) watchers.delete(key);
+        }
+      };
+    },
 
     /**
      * Starts `produce` (the model call), found under `keys` until it settles with its result or error. It runs at
@@ -104,6 +124,7 @@ export function createGenerations() {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
+      for (const key of keys) for (const onStart of watchers.get(key) ?? []) onStart(generation);
       return generation;
     },
 

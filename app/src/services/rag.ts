@@ -5,7 +5,7 @@ import { AppError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
-import { createAnswerSlots } from "./answer-slots.ts";
+import { createAnswerSlots, type Slot } from "./answer-slots.ts";
 import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
@@ -241,12 +241,16 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt);
       }
-      const slot = await slots.acquire(model, clientSignal);
+      const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal);
+      if ("generation" in slot) {
+        answered = "hit";
+        return ready(sources, { generation: slot.generation, leader: false }, prompt);
+      }
       // While this request waited for a slot, the same question may have been answered, or it or its prompt started.
       const meanwhile = slot.waited && answers.held(cacheKey);
       const started = slot.waited && (generations.find(cacheKey) ?? generations.find(prompt));
       if (meanwhile || started) {
-        slot.release();
+        slot.unused();
         answered = "hit";
         if (meanwhile) return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt);
         return ready(sources, { generation: started as Generation, leader: false }, prompt);
@@ -274,6 +278,37 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       throw err;
     } finally {
       cache.count("response", answered);
+    }
+  }
+
+  /**
+   * An answer slot, or the generation of the same question or prompt (`keys`) that started while this question waited
+   * for one: it follows that answer from then on, instead of waiting for a slot of its own until a 503.
+   */
+  async function acquireOrFollow(
+    model: string,
+    keys: string[],
+    clientSignal?: () => AbortSignal,
+  ): Promise<Slot | { generation: Generation }> {
+    let started: Generation | undefined;
+    let unwatch = () => {};
+    const follow = new AbortController();
+    // Read by the lane only when the question has to wait: a question given a slot at once watches nothing.
+    const waitSignal = () => {
+      unwatch = generations.watch(keys, (generation) => {
+        started ??= generation;
+        follow.abort();
+      });
+      const client = clientSignal?.();
+      return client ? AbortSignal.any([client, follow.signal]) : follow.signal;
+    };
+    try {
+      return await slots.acquire(model, waitSignal);
+    } catch (err) {
+      if (started) return { generation: started };
+      throw err;
+    } finally {
+      unwatch();
     }
   }
 
