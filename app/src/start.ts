@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.ts";
 import { retryUntil } from "./deadline.ts";
-import { describe } from "./errors.ts";
+import { AppError, describe } from "./errors.ts";
 import { listenHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -119,6 +119,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   let shuttingDown = false;
+  // Aborted a moment before the drain ends, with the error each running stream then ends with (query.ts).
   const streamsEnd = new AbortController();
   setMaxListeners(0, streamsEnd.signal); // one listener per running stream: past 10, Node would warn of a leak
   const health = {
@@ -196,7 +197,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         retention.stop();
         // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
         // the client reads an end it can retry instead of a connection cut mid-answer.
-        const notice = setTimeout(() => streamsEnd.abort(), graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2));
+        const notice = setTimeout(
+          () => streamsEnd.abort(new AppError(503, "server shutting down: ask again", "shutting_down")),
+          graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2),
+        );
         if (await main.close(graceMs))
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         clearTimeout(notice);

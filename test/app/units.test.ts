@@ -708,6 +708,62 @@ test("a generation runs at the model's pace: a client that stops reading holds u
   assert.deepEqual(recorded, ["follower"]);
 });
 
+test("a stream the server ends stops waiting for its answer and stores no turn; a turn being written is waited for", async () => {
+  let finish = () => {};
+  const ollama = {
+    embed: async () => [[0.1, 0.2]],
+    async *chatStream() {
+      yield "The ";
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      yield "moon pulls.";
+      return { content: "The moon pulls.", promptTokens: 7, completionTokens: 3, truncated: false };
+    },
+  };
+  const [writing, recorded]: [string[], string[]] = [[], []];
+  let written: Promise<void> = Promise.resolve();
+  const store = {
+    recordTurn: async (_owner: string, turn: { request_id: string }) => {
+      writing.push(turn.request_id);
+      await written;
+      recorded.push(turn.request_id);
+    },
+  };
+  const metrics = createMetrics();
+  const { rag } = ragOverRedis(() => null, Promise.resolve(), { ollama: ollama as never, store: store as never, metrics });
+  const shuttingDown = new AppError(503, "server shutting down: ask again", "shutting_down");
+  const question = { query: "Why do tides rise?", stream: true };
+
+  const streamEnd = new AbortController();
+  const ended = await rag.prepare(question, "key:a", "ended");
+  assert.ok("generation" in ended.answer);
+  const tokens: string[] = [];
+  const completing = rag.complete(ended, async (token) => void tokens.push(token), streamEnd.signal);
+  await waitFor("the first token", async () => tokens.length === 1);
+  streamEnd.abort(shuttingDown);
+  await assert.rejects(completing, shuttingDown);
+  finish(); // the answer ends after its client was told to ask again
+  for await (const _ of ended.answer.generation.follow());
+  await delay(10);
+  assert.deepEqual(writing, [], "no turn for a request told to ask again: asked again, it would be there twice");
+  assert.equal((await metrics.agentErrors.get()).values.length, 0, "the server stopping is no agent error");
+
+  // The answer whole and its turn being written when the server ends the stream: the turn is kept, and reported.
+  let write = () => {};
+  written = new Promise<void>((resolve) => {
+    write = resolve;
+  });
+  const late = new AbortController();
+  const cached = await rag.prepare(question, "key:a", "being written");
+  const done = rag.complete(cached, async () => {}, late.signal);
+  await waitFor("the turn being written", async () => writing.length === 1);
+  late.abort(shuttingDown);
+  write();
+  assert.equal((await done).answer, "The moon pulls.");
+  assert.deepEqual(recorded, ["being written"]);
+});
+
 test("a turn whose sources cannot be stored is refused at once, and leaves no deadline behind to fire", async () => {
   const writer = createTurnWriter({} as never, 20);
   const turn = {

@@ -1,6 +1,5 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
@@ -41,9 +40,6 @@ const route = apiRoute({
 
 const JSON_TYPE = { "content-type": "application/json" };
 
-/** The end of a streamed answer the server could not finish before stopping. */
-const SHUTTING_DOWN = new AppError(503, "server shutting down: ask again", "shutting_down");
-
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
@@ -65,14 +61,14 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
           }),
         }));
       let open = true;
-      const completing = rag.complete(prepared, async (token) => {
+      const writeToken = async (token: string) => {
         if (!open) return;
         await sendMeta();
         await stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) });
-      });
+      };
       try {
-        // When the server stops first, `completing` settles after the stream ended (the race handles its rejection).
-        const result = await beforeAbort(completing, streamsEnd, () => SHUTTING_DOWN);
+        // Ended by the server stopping (its reason, an AppError, is the error event), and then no turn is stored.
+        const result = await rag.complete(prepared, writeToken, streamsEnd);
         await sendMeta();
         await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {

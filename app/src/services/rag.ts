@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
+import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
@@ -351,20 +352,31 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     return next.value;
   }
 
-  /** Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns. */
-  async function complete(p: PreparedQuery, onToken?: (token: string) => Promise<void>): Promise<QueryResult> {
+  /**
+   * Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns.
+   * Once `until` aborts (the server ending a stream), it stops waiting for the answer and throws the signal's reason,
+   * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
+   * being written is waited for.
+   */
+  async function complete(
+    p: PreparedQuery,
+    onToken?: (token: string) => Promise<void>,
+    until?: AbortSignal,
+  ): Promise<QueryResult> {
+    const unlessEnded = <T>(step: Promise<T>): Promise<T> =>
+      until ? beforeAbort(step, until, () => until.reason as Error) : step;
     try {
       let chat: ChatResult;
       const { answer } = p;
       if ("cached" in answer) {
         chat = { content: answer.cached, promptTokens: 0, completionTokens: 0, truncated: answer.truncated, looped: false };
-        if (onToken) await onToken(answer.cached);
+        if (onToken) await unlessEnded(onToken(answer.cached));
       } else {
         const tokens = answer.generation.follow();
-        let next = await tokens.next();
+        let next = await unlessEnded(tokens.next());
         while (!next.done) {
-          if (onToken) await onToken(next.value);
-          next = await tokens.next();
+          if (onToken) await unlessEnded(onToken(next.value));
+          next = await unlessEnded(tokens.next());
         }
         chat = answer.leader ? next.value : { ...next.value, promptTokens: 0, completionTokens: 0 };
       }
@@ -385,6 +397,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         cached,
         truncated: chat.truncated,
       };
+      until?.throwIfAborted();
       await store.recordTurn(p.owner, {
         request_id: p.requestId,
         session_id: p.sessionId,
@@ -400,7 +413,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       });
       return result;
     } catch (err) {
-      countError(err);
+      if (err !== until?.reason) countError(err);
       throw err;
     } finally {
       p.stopTimer();
