@@ -44,6 +44,8 @@ const fileContents = z
 
 const required = z.string({ error: "is required" }).trim().min(1, { error: "is required" });
 
+const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
 const keyList = z
   .string()
   .default("")
@@ -53,7 +55,12 @@ const keyList = z
       .map((k) => k.trim())
       .filter(Boolean),
   )
-  .refine((keys) => keys.every((k) => k.length >= 16), { error: "every key must be at least 16 characters" });
+  .refine((keys) => keys.every((k) => k.length >= 16), { error: "every key must be at least 16 characters" })
+  // What a Bearer token may hold (RFC 6750 b64token; hono's bearerAuth refuses any other as a malformed header), so a
+  // key with `!`, `@`, `#` or a space was accepted here and could never be sent.
+  .refine((keys) => keys.every((k) => BEARER_TOKEN.test(k)), {
+    error: "every key may hold only letters, digits and - . _ ~ + /, and = only at its end (RFC 6750 Bearer)",
+  });
 
 /** Every environment variable the app reads. Defaults are for tunables only; connection strings and models are required. */
 export const envSchema = z.object({

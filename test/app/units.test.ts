@@ -242,6 +242,9 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, PORT: "70000" }, /PORT must be <= 65535/],
     [{ ...base, API_KEYS: "short" }, /API_KEYS every key must be at least 16 characters/],
     [{ ...base, API_KEYS: "" }, /API_KEYS is required/],
+    // Accepted once, and then every request with it was a 400: no Authorization header can carry it.
+    [{ ...base, ADMIN_API_KEYS: "pass!word#with$specials" }, /ADMIN_API_KEYS every key may hold only letters, digits/],
+    [{ ...base, API_KEYS: "valid-key-0123456789,key=with=equals=inside" }, /API_KEYS every key may hold only/],
     [{ ...base, MODEL_LARGE: " " }, /MODEL_LARGE is required/],
     [{ ...base, OLLAMA_TIMEOUT_MS: "10" }, /OLLAMA_TIMEOUT_MS must be >= 50/],
     [{ ...base, METRICS_PORT: "8080" }, /METRICS_PORT must differ from PORT/],
