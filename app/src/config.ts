@@ -94,6 +94,8 @@ export const envSchema = z.object({
   METRICS_PORT: int(9464, 0, 65535),
   /** Serve /docs and /openapi.json on PORT. */
   DOCS_ENABLED: bool(false),
+  /** Where clients reach the API (the agent card's `url`); unset, the card names the request's own origin. */
+  PUBLIC_URL: urlWithProtocol("http:", "https:").optional(),
   HOST: z.string().default("0.0.0.0"),
   /** Comma-separated bootstrap keys with the `query` scope. */
   API_KEYS: keyList.refine((keys) => keys.length > 0, { error: "is required (comma-separated keys)" }),

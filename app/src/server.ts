@@ -78,6 +78,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
     isShuttingDown: deps.isShuttingDown,
     docsEnabled: config.DOCS_ENABLED,
+    publicUrl: config.PUBLIC_URL,
   });
   registerQueryRoutes(app, deps.rag, log, deps.streamsEnd);
   registerDocumentRoutes(app, deps.documents);

@@ -17,6 +17,9 @@ export const PENDING_ALB_URL = "http://pending-alb-hostname.invalid";
 /** TLS 1.3 and 1.2 only: AWS's recommended ALB policy (Elastic Load Balancing "Security policies"). */
 export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
+/** Where clients reach the API with config `domain`: the stack's apiUrl, and the agent card's url. */
+export const domainUrl = (domain: { name: string }) => `https://${domain.name}`;
+
 export interface ApiIngressArgs {
   namespace: pulumi.Input<string>;
   service: k8s.core.v1.Service;
@@ -103,7 +106,7 @@ export class ApiIngress extends pulumi.ComponentResource {
     );
 
     this.apiUrl = args.domain
-      ? pulumi.output(`https://${args.domain.name}`)
+      ? pulumi.output(domainUrl(args.domain))
       : ingress.status.apply((status) => {
           const hostname = status?.loadBalancer?.ingress?.[0]?.hostname;
           return hostname ? `http://${hostname}` : PENDING_ALB_URL;

@@ -43,6 +43,8 @@ export interface ApiArgs {
   envSecretName: pulumi.Input<string>;
   /** Serve /docs and /openapi.json (config `docsEnabled`). */
   docsEnabled: boolean;
+  /** Where clients reach the API (config `domain`): the agent card names it. */
+  publicUrl?: string;
   qdrantApiKey: { name: pulumi.Input<string>; key: string };
   qdrantUrl: string;
   ollamaUrl: string;
@@ -104,6 +106,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "PORT", value: String(API.port) },
                     { name: "METRICS_PORT", value: String(API.metricsPort) },
                     { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
+                    ...(args.publicUrl ? [{ name: "PUBLIC_URL", value: args.publicUrl }] : []),
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
                     { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },

@@ -8,7 +8,7 @@ import type { Tier } from "../tiers.ts";
 import { ClusterAddons } from "./addons.ts";
 import { Api } from "./api.ts";
 import { ApiAutoscaler } from "./api-autoscaler.ts";
-import { ApiIngress } from "./api-ingress.ts";
+import { ApiIngress, domainUrl } from "./api-ingress.ts";
 import { ClusterBase } from "./base.ts";
 import { DatabaseRoles, type DatabaseRolesArgs, databaseUrl, type RoleLogin } from "./db-roles.ts";
 import { AppImage } from "./image.ts";
@@ -138,6 +138,7 @@ export class Workloads extends pulumi.ComponentResource {
         qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
         envSecretName: secrets.apiSecretName,
         docsEnabled: args.docsEnabled,
+        publicUrl: args.domain ? domainUrl(args.domain) : undefined,
         qdrantApiKey: secrets.qdrantApiKey,
         qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),
         ollamaUrl: serviceUrl(OLLAMA.name, OLLAMA.port),

@@ -595,6 +595,17 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   assert.match(card.body.version, /^\d+\.\d+\.\d+$/);
   assert.deepEqual(card.body.authentication.schemes, ["bearer"]);
   assert.ok(card.body.endpoints.some((e: { path: string }) => e.path === "/api/v1/query"));
+  assert.equal(card.body.url, stack.url, "without PUBLIC_URL: the request's origin");
+
+  // Behind the load balancer that origin is http and whatever Host the client sent.
+  const behindAlb = await startApp({ ...stack.env, PUBLIC_URL: "https://agents.example.com" });
+  try {
+    const named = await fetch(`${behindAlb.url}/.well-known/agent.json`, { headers: { host: "evil.example:8443" } });
+    const body = (await named.json()) as { url: string; documentation: string };
+    assert.deepEqual([body.url, body.documentation], ["https://agents.example.com", "https://agents.example.com/docs"]);
+  } finally {
+    await behindAlb.stop();
+  }
 });
 
 test("health is dependency-free, readiness reports each dependency on the metrics port only", async () => {

@@ -67,3 +67,9 @@ test("a domain without its hosted zone is a config error that says what to set",
   assert.match(message, /agent-stack:domain is set but agent-stack:hostedZoneId is not/);
   assert.match(message, /Route 53 hosted zone of api\.acme\.test/);
 });
+
+test("the API is told where clients reach it: the agent card names the domain, not the request's http origin", () => {
+  const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
+  const env = api.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+  assert.equal(env.find((e) => e.name === "PUBLIC_URL")?.value, `https://${DOMAIN}`);
+});

@@ -69,7 +69,10 @@ export async function readiness(deps: HealthDeps): Promise<{ code: 200 | 503; bo
  * Liveness, readiness and the agent card on the public port. Readiness keeps its status code there but shows no
  * per-dependency detail (error strings name hosts and ports); the detail is on METRICS_PORT (see ops.ts).
  */
-export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps & { docsEnabled: boolean }) {
+export function registerHealthRoutes(
+  app: OpenAPIHono<AppEnv>,
+  deps: HealthDeps & { docsEnabled: boolean; publicUrl?: string | undefined },
+) {
   app.openapi(liveRoute, (c) => c.json({ status: "ok" as const }, 200));
 
   app.openapi(readyRoute, async (c) => {
@@ -79,7 +82,8 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: HealthDeps 
 
   /** Guide 001 agent card: who this agent is, what it exposes and how to authenticate. */
   app.get("/.well-known/agent.json", (c) => {
-    const origin = new URL(c.req.url).origin;
+    // Behind the load balancer the request's origin is http (TLS ends there) under whatever Host the client sent.
+    const origin = deps.publicUrl ?? new URL(c.req.url).origin;
     return c.json({
       name: "agent-api",
       description: "Retrieval-augmented question answering over ingested documents, served by self-hosted models.",
