@@ -86,7 +86,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     corpus = await retryUntil(
       async () => {
         await runMigrations(config, sql, log);
-        return createCorpusVersion(sql, store, log);
+        return createCorpusVersion(sql, store, log, config.CORPUS_VERSION_REFRESH_MS);
       },
       Date.now() + config.DB_STARTUP_WAIT_MS,
       {
@@ -195,6 +195,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         shuttingDown = true;
         answerShare?.stop();
         retention.stop();
+        corpus.stop();
         // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
         // the client reads an end it can retry instead of a connection cut mid-answer.
         const notice = setTimeout(

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
 import { appEnv, type ProxiedStack, startApp, startProxiedStack, USER_KEY, type TestApp } from "../support/app.ts";
@@ -496,5 +497,102 @@ test("a statement whose deadline passes behind another never gets, or gives, ano
     assert.equal((await statement("later", 2_000))[0]!.who, "later");
   } finally {
     await sql.end({ timeout: 1 });
+  }
+});
+
+test("a Qdrant write that timed out keeps its documents held until it can no longer land: no chunk without its record, no acknowledged ingest undone", async () => {
+  // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies each points write 1.5 s after reading it, past the app's 0.5 s.
+  const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
+  const client = api(held.url, USER_KEY);
+  const chunksOf = (id: string) =>
+    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === id).length;
+  const ghost = { documents: [{ id: "late-upsert", text: "Penguins huddle together through the antarctic winter." }] };
+  try {
+    fakes.qdrant.knobs.writeMs = 1_500;
+    assert.equal((await client.post("/api/v1/documents", ghost)).status, 504);
+    // The delete used to run here (200), and the upsert landed after it: a chunk without a record, which no delete finds.
+    const early = await client.del("/api/v1/documents/late-upsert");
+    assert.equal(early.status, 409, early.text);
+    await waitFor("the late upsert applied", async () => chunksOf("late-upsert") === 1, 3_000);
+    fakes.qdrant.knobs.writeMs = 0;
+    await waitFor("the lease expired", async () => (await client.del("/api/v1/documents/late-upsert")).status === 200, 6_000);
+    assert.equal(chunksOf("late-upsert"), 0);
+
+    const kept = { documents: [{ id: "late-delete", text: "Otters hold hands while they sleep in kelp forests." }] };
+    assert.equal((await client.post("/api/v1/documents", kept)).status, 201);
+    fakes.qdrant.knobs.writeMs = 1_500;
+    assert.equal((await client.del("/api/v1/documents/late-delete")).status, 504);
+    fakes.qdrant.knobs.writeMs = 0;
+    // A re-ingest used to get its 201 here, and the late delete then removed its chunks.
+    assert.equal((await client.post("/api/v1/documents", kept)).status, 409);
+    await waitFor("the lease expired", async () => (await client.post("/api/v1/documents", kept)).status === 201, 6_000);
+    await sleep(1_600); // longer than any write still queued
+    assert.equal(chunksOf("late-delete"), 1, "the acknowledged ingest's chunk is still there");
+  } finally {
+    fakes.qdrant.knobs.writeMs = 0;
+    await held.stop();
+  }
+});
+
+test("a delete whose statement commits after its request gave up still invalidates the answers cached from the document", async () => {
+  const db = superuser();
+  const question = { query: "How do walruses haul out onto the sea ice?" };
+  try {
+    const walrus = { documents: [{ id: "walrus", text: "Walruses use their long tusks to haul out onto sea ice." }] };
+    assert.equal((await user.post("/api/v1/documents", walrus)).status, 201);
+    await user.post("/api/v1/query", question);
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    // The record's removal takes longer than DB_QUERY_TIMEOUT_MS (1 s) and commits after the 503.
+    await db.unsafe(
+      `CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN OLD; END $$`,
+    );
+    await db.unsafe(`CREATE TRIGGER slow_delete AFTER DELETE ON documents FOR EACH ROW EXECUTE FUNCTION slow_delete()`);
+    const gaveUp = await user.del("/api/v1/documents/walrus");
+    assert.equal(gaveUp.status, 503, gaveUp.text);
+    await waitFor(
+      "the removal committed",
+      async () => (await db`SELECT 1 FROM documents WHERE id = 'walrus'`).length === 0,
+      5_000,
+    );
+    assert.equal((await user.del("/api/v1/documents/walrus")).status, 404);
+    // Before, the corpus version stayed put: the answer citing the deleted document was served until its TTL (600 s).
+    await waitFor(
+      "the cached answer dropped",
+      async () => (await user.post("/api/v1/query", question)).body.cached === false,
+      2_000,
+    );
+  } finally {
+    await db.unsafe(`DROP TRIGGER IF EXISTS slow_delete ON documents; DROP FUNCTION IF EXISTS slow_delete()`);
+    await db.end();
+  }
+});
+
+test("a replica whose notifications went silent still drops answers cached before another replica's delete, within seconds", async () => {
+  const proxy = await startTcpProxy(pg.port);
+  const replica = await appOn(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { CORPUS_VERSION_REFRESH_MS: "500" });
+  const question = { query: "What do narwhals use their tusks for?" };
+  try {
+    const narwhal = { documents: [{ id: "narwhal", text: "Narwhals use their tusks to sense changes in the water." }] };
+    assert.equal((await user.post("/api/v1/documents", narwhal)).status, 201);
+    const onReplica = api(replica.url, USER_KEY);
+    await waitFor(
+      "the answer cached on the replica",
+      async () => (await onReplica.post("/api/v1/query", question)).body.cached === true,
+    );
+    // Its LISTEN connection (and its pool's) stop forwarding without a reset: no notification reaches it again.
+    proxy.silenceOpen();
+    assert.equal((await user.del("/api/v1/documents/narwhal")).status, 200);
+    // Before, it served the answer citing the deleted document for as long as the answer lived in Redis (600 s).
+    await waitFor(
+      "the replica's answer no longer cached",
+      async () => {
+        const res = await onReplica.post("/api/v1/query", question);
+        return res.status === 200 && res.body.cached === false;
+      },
+      10_000,
+    );
+  } finally {
+    await replica.stop();
+    await proxy.close();
   }
 });

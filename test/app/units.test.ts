@@ -466,12 +466,17 @@ test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it l
     } as never,
     corpus: { bump: async () => calls.push("bump") } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
+    // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
-      upsert: async (points: Array<{ documentId: string }>) => {
+      upsert: async (points: Array<{ documentId: string }>, beforeCall: () => void) => {
+        beforeCall();
         calls.push(`upsert ${points[0]!.documentId}`);
         await new Promise((resolve) => setTimeout(resolve, 150));
       },
-      deleteChunks: async (id: string) => calls.push(`deleteChunks ${id}`),
+      deleteChunks: async (id: string, _from: number, beforeCall: () => void) => {
+        beforeCall();
+        calls.push(`deleteChunks ${id}`);
+      },
     } as never,
     log: createLogger("silent"),
   });

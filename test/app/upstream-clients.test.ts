@@ -375,3 +375,25 @@ test("the Qdrant client runs on the app's undici, the release without a timer ti
   const imageUndici = imageLock.packages["node_modules/undici"]?.version ?? "missing";
   assert.ok(atLeast7291(imageUndici), `image undici ${imageUndici}`);
 });
+
+test("a points write checks its gate before each of its calls (collection, indexes, points), so none starts past it", async () => {
+  const qdrant = qdrantAt(fakes.qdrant.url, "gated");
+  const points = [
+    { documentId: "gated", chunkIndex: 0, title: null, text: "Gated.", metadata: { a: 1, b: "x", c: true }, vector: [0.1, 0.2] },
+  ];
+  const callsSoFar = () => Object.values(fakes.qdrant.calls).reduce((sum, n) => sum + n, 0);
+  const before = callsSoFar();
+  let checks = 0;
+  const stopAfter = (allowed: number) => () => {
+    if (++checks > allowed) throw new AppError(504, "document write stopped", "document_write_timeout");
+  };
+  // One upsert into a new collection is eight calls: one that starts after the lease's half has passed may land after
+  // the lease ends, when a delete can run; the documents service checked the time only before each upsert.
+  await assert.rejects(qdrant.upsert(points, stopAfter(3)), /document write stopped/);
+  assert.equal(callsSoFar() - before, 3, "each call was checked, and none made after the check refused");
+  assert.equal(fakes.qdrant.collections.get("gated")?.points.size ?? 0, 0);
+  checks = 0;
+  await qdrant.upsert(points, stopAfter(Number.POSITIVE_INFINITY));
+  assert.equal(fakes.qdrant.collections.get("gated")!.points.size, 1);
+  assert.ok(checks >= 5, `${checks} checks`);
+});

@@ -28,6 +28,11 @@ export interface QdrantKnobs extends Knobs {
    * (actix/actix-web#3462, open).
    */
   searchMs: number;
+  /**
+   * How long a points write (upsert, delete) takes once its body is read, before it is applied. Its client leaving
+   * meanwhile does not stop it, for the same reason.
+   */
+  writeMs: number;
 }
 
 export interface FakeQdrant extends Listening {
@@ -48,7 +53,7 @@ const validId = (id: unknown): id is PointId =>
 
 /** A small HTTP server speaking Qdrant's REST API with its `{result, status, time}` envelope and error bodies. */
 export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<FakeQdrant> {
-  const knobs: QdrantKnobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null, searchMs: 0 };
+  const knobs: QdrantKnobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null, searchMs: 0, writeMs: 0 };
   let searching = 0;
   const collections = new Map<string, Collection>();
   const calls: Record<string, number> = {};
@@ -170,6 +175,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (!col) return missing(c);
     const req = await body<{ points?: Array<{ id: unknown; vector: unknown; payload?: Record<string, unknown> }> }>(c);
     if (!req || !Array.isArray(req.points)) return fail(c, 400, "Format error in JSON body: expected `points` list");
+    if (knobs.writeMs > 0) await sleep(knobs.writeMs);
     for (const p of req.points) {
       if (!validId(p.id))
         return fail(
@@ -198,6 +204,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
     if (!col) return missing(c);
     const req = await body<{ points?: PointId[]; filter?: Filter }>(c);
     if (!req || (!req.points && !req.filter)) return fail(c, 400, "Format error in JSON body: expected `points` or `filter`");
+    if (knobs.writeMs > 0) await sleep(knobs.writeMs);
     const doomed = req.points ? req.points.map(String) : select(col, req.filter).map((p) => String(p.id));
     for (const id of doomed) col.points.delete(id);
     return ok(c, updated());

@@ -7,7 +7,7 @@ import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
-import type { QdrantService } from "./qdrant.ts";
+import { type QdrantService, writeMayLand } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 
 /** Releases retried at once, at most: in a long outage every failed write adds one, and past this they just expire. */
@@ -52,7 +52,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    * REQUEST_TIMEOUT_MS (its request has been answered 504 by then), so the second half covers the call under way.
    */
   const newLease = (): Lease => ({ writer: randomUUID(), ms: 2 * config.REQUEST_TIMEOUT_MS });
-  const stopIfLate = (stopAt: number) => {
+  /** Checked before each Qdrant call of a write (one upsert is several: collection, indexes, points). */
+  const callsUntil = (stopAt: number) => () => {
     if (performance.now() > stopAt)
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
@@ -80,6 +81,20 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
 
   const expires = (ids: string[], err: unknown) =>
     log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
+
+  /**
+   * Gives the documents back after a failed Qdrant write, unless Qdrant may still apply it (writeMayLand): then they
+   * stay held until the lease expires, so a delete cannot run before a late upsert lands (chunks without a record,
+   * which no delete finds), nor a re-ingest before a late delete (an acknowledged ingest's chunks removed).
+   */
+  const afterFailedWrite = (ids: string[], lease: Lease, err: unknown): Promise<void> => {
+    if (!writeMayLand(err)) return release(ids, lease);
+    log.warn(
+      { err: describe(err), documents: ids.length },
+      "qdrant write of unknown outcome: its documents stay held until the lease expires",
+    );
+    return Promise.resolve();
+  };
 
   /**
    * A lease statement that failed past its deadline, or lost its connection, may still commit: the documents are
@@ -111,7 +126,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     }));
     for (const chunk of embedded) prepared[chunk.doc]!.chunks.push(chunk);
     const lease = newLease();
-    const stopAt = performance.now() + config.REQUEST_TIMEOUT_MS;
+    const beforeCall = callsUntil(performance.now() + config.REQUEST_TIMEOUT_MS);
     const ids = prepared.map((d) => d.id);
     const busy = await store
       .upsertDocuments(
@@ -131,14 +146,12 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           metadata: doc.metadata,
           vector,
         }));
-        stopIfLate(stopAt);
-        await qdrant.upsert(points);
+        await qdrant.upsert(points, beforeCall);
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
-        stopIfLate(stopAt);
-        await qdrant.deleteChunks(doc.id, doc.chunks.length);
+        await qdrant.deleteChunks(doc.id, doc.chunks.length, beforeCall);
       }
     } catch (err) {
-      await release(ids, lease);
+      await afterFailedWrite(ids, lease, err);
       throw err;
     }
     // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
@@ -177,22 +190,31 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     }
   }
 
-  /** Leases the record, removes the document's chunks, then the record (a failure in between leaves it, to retry). */
+  /**
+   * Leases the record, removes the document's chunks, then the record (a failure in between leaves it, to retry). The
+   * record goes in the statement that bumps the corpus version: a removal committing after its request gave up (a 503,
+   * then a 404 on retry) still invalidates the answers cached from the document.
+   */
   async function remove(id: string): Promise<boolean> {
     const lease = newLease();
     const leased = await store.leaseDocument(id, lease).catch(unknownOutcome([id], lease));
     if (leased === "missing") return false;
     if (leased !== "leased") throw documentsBusy(leased);
-    let deleted: boolean;
+    let version: number | undefined;
     try {
-      await qdrant.deleteChunks(id, 0);
-      deleted = await store.deleteDocument(id, lease.writer);
+      await qdrant.deleteChunks(id, 0, callsUntil(performance.now() + config.REQUEST_TIMEOUT_MS));
+    } catch (err) {
+      await afterFailedWrite([id], lease, err);
+      throw err;
+    }
+    try {
+      version = await store.deleteDocument(id, lease.writer);
     } catch (err) {
       await release([id], lease);
       throw err;
     }
-    await corpus.bump();
-    return deleted;
+    if (version !== undefined) corpus.advanceTo(version);
+    return version !== undefined;
   }
 
   return { ingest, remove };

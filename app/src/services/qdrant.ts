@@ -65,11 +65,27 @@ class QdrantStatusError extends Error {
   }
 }
 
+/** Qdrant answered the call with an error status: a write it refused was not applied. */
+class QdrantRefused extends AppError {}
+
 /**
  * Qdrant answered 404 on the collection's own endpoints: the collection does not exist (a lost volume, a deleted or
  * not yet restored collection). Its data cannot come back from here, but the app can go on without it.
  */
-class CollectionMissing extends AppError {}
+class CollectionMissing extends QdrantRefused {}
+
+/** Failures of point writes (upsert, delete) that timed out or broke off after they were sent. */
+const unknownOutcomes = new WeakSet<AppError>();
+
+/**
+ * Whether Qdrant may still apply a points write whose call failed: it timed out or broke off after it was sent, and
+ * Qdrant applies a write it has read though its client left (actix-web does not cancel a handler on disconnect,
+ * actix/actix-web#3462). A refused call, one that reached no server, or a failed read changed nothing.
+ */
+export const writeMayLand = (err: unknown): boolean => err instanceof AppError && unknownOutcomes.has(err);
+
+/** Called before each call of a write: throws when no further call may start (its documents' lease would not cover it). */
+export type BeforeCall = () => void;
 
 function toAppError(err: unknown, timeoutMs: number): AppError {
   if (err instanceof AppError) return err;
@@ -84,7 +100,7 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
     if (status === 404) return new CollectionMissing(failure.status, failure.message, failure.type);
     // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
     if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
-    return failure;
+    return new QdrantRefused(failure.status, failure.message, failure.type);
   }
   return noAnswer("qdrant", err);
 }
@@ -104,6 +120,9 @@ export interface QdrantOptions {
 }
 
 const METADATA_PREFIX = "metadata.";
+
+/** The calls that change points: one failing unanswered may still be applied (writeMayLand). */
+const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_delete"]);
 
 export function createQdrant(opts: QdrantOptions) {
   // Everything but the query (see queryPoints): the client, over Node's fetch and its own keep-alive undici Agent
@@ -127,12 +146,16 @@ export function createQdrant(opts: QdrantOptions) {
   let collectionReady = false;
   const indexedFields = new Set<string>();
 
-  const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
+  const call = async <T>(tool: string, fn: () => Promise<T>, beforeCall?: BeforeCall): Promise<T> => {
+    beforeCall?.();
     try {
       return await timeTool(opts.metrics, tool, fn);
     } catch (err) {
       const failure = toAppError(err, opts.timeoutMs);
       if (failure instanceof CollectionMissing) forgetCollection();
+      const unanswered =
+        failure.type === "qdrant_timeout" || (failure.type === "qdrant_error" && !(failure instanceof QdrantRefused));
+      if (POINT_WRITES.has(tool) && unanswered) unknownOutcomes.add(failure);
       throw failure;
     }
   };
@@ -152,9 +175,13 @@ export function createQdrant(opts: QdrantOptions) {
     );
   }
 
-  const createIndex = async (field: string, schema: PayloadSchema) => {
+  const createIndex = async (field: string, schema: PayloadSchema, beforeCall?: BeforeCall) => {
     if (indexedFields.has(field)) return;
-    await call("qdrant_index", () => client.createPayloadIndex(name, { field_name: field, field_schema: schema, wait: true }));
+    await call(
+      "qdrant_index",
+      () => client.createPayloadIndex(name, { field_name: field, field_schema: schema, wait: true }),
+      beforeCall,
+    );
     indexedFields.add(field);
   };
 
@@ -163,7 +190,7 @@ export function createQdrant(opts: QdrantOptions) {
    * indexing guide: index only the fields filters use, as each index costs memory and disk). The count is the
    * collection's, read by ensureCollection, so replicas share it; two replicas racing may pass it by a few.
    */
-  async function indexMetadata(points: ChunkPoint[]): Promise<void> {
+  async function indexMetadata(points: ChunkPoint[], beforeCall: BeforeCall): Promise<void> {
     const skipped = new Set<string>();
     let indexed = [...indexedFields].filter((f) => f.startsWith(METADATA_PREFIX)).length;
     for (const p of points) {
@@ -172,7 +199,7 @@ export function createQdrant(opts: QdrantOptions) {
         const schema = payloadSchemaOf(value);
         if (!schema || indexedFields.has(field) || skipped.has(key)) continue;
         if (indexed < opts.metadataIndexLimit) {
-          await createIndex(field, schema);
+          await createIndex(field, schema, beforeCall);
           indexed++;
         } else skipped.add(key);
       }
@@ -185,32 +212,35 @@ export function createQdrant(opts: QdrantOptions) {
     }
   }
 
-  async function exists(): Promise<boolean> {
+  async function exists(beforeCall?: BeforeCall): Promise<boolean> {
     if (collectionReady) return true;
-    const res = await call("qdrant_collection", () => client.collectionExists(name));
+    const res = await call("qdrant_collection", () => client.collectionExists(name), beforeCall);
     collectionReady = res.exists;
     return collectionReady;
   }
 
   /** Creates the collection with the embedding size on first use; refuses a collection of another size. */
-  async function ensureCollection(dimension: number): Promise<void> {
-    if (!(await exists())) {
+  async function ensureCollection(dimension: number, beforeCall: BeforeCall): Promise<void> {
+    if (!(await exists(beforeCall))) {
       try {
         // PUT /collections/{name} (api.qdrant.tech create-collection): both factors default to 1, minimum 1.
-        await call("qdrant_collection", () =>
-          client.createCollection(name, {
-            vectors: { size: dimension, distance: "Cosine" },
-            replication_factor: opts.replicationFactor,
-            write_consistency_factor: opts.writeConsistencyFactor,
-          }),
+        await call(
+          "qdrant_collection",
+          () =>
+            client.createCollection(name, {
+              vectors: { size: dimension, distance: "Cosine" },
+              replication_factor: opts.replicationFactor,
+              write_consistency_factor: opts.writeConsistencyFactor,
+            }),
+          beforeCall,
         );
       } catch (err) {
         // Another replica may have created it between our check and create.
-        if (!(await call("qdrant_collection", () => client.collectionExists(name))).exists) throw err;
+        if (!(await call("qdrant_collection", () => client.collectionExists(name), beforeCall)).exists) throw err;
       }
       collectionReady = true;
     }
-    const info = await call("qdrant_collection", () => client.getCollection(name));
+    const info = await call("qdrant_collection", () => client.getCollection(name), beforeCall);
     for (const field of Object.keys(info.payload_schema ?? {})) indexedFields.add(field);
     const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
     if (size !== undefined && size !== dimension) {
@@ -220,7 +250,7 @@ export function createQdrant(opts: QdrantOptions) {
         "config_error",
       );
     }
-    await createIndex("document_id", "keyword");
+    await createIndex("document_id", "keyword", beforeCall);
   }
 
   /**
@@ -251,18 +281,21 @@ export function createQdrant(opts: QdrantOptions) {
     return answer.result.points;
   }
 
-  async function writePoints(points: ChunkPoint[]): Promise<void> {
-    await ensureCollection(points[0]!.vector.length);
-    await indexMetadata(points);
-    await call("qdrant_upsert", () =>
-      client.upsert(name, {
-        wait: true,
-        points: points.map((p) => ({
-          id: chunkPointId(p.documentId, p.chunkIndex),
-          vector: p.vector,
-          payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
-        })),
-      }),
+  async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall): Promise<void> {
+    await ensureCollection(points[0]!.vector.length, beforeCall);
+    await indexMetadata(points, beforeCall);
+    await call(
+      "qdrant_upsert",
+      () =>
+        client.upsert(name, {
+          wait: true,
+          points: points.map((p) => ({
+            id: chunkPointId(p.documentId, p.chunkIndex),
+            vector: p.vector,
+            payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
+          })),
+        }),
+      beforeCall,
     );
   }
 
@@ -275,29 +308,33 @@ export function createQdrant(opts: QdrantOptions) {
     };
 
   return {
-    async upsert(points: ChunkPoint[]): Promise<void> {
+    /** Writes the points; `beforeCall` runs before each of its calls (collection, indexes, points). */
+    async upsert(points: ChunkPoint[], beforeCall: BeforeCall = () => {}): Promise<void> {
       if (points.length === 0) return;
       try {
-        await writePoints(points);
+        await writePoints(points, beforeCall);
       } catch (err) {
         if (!(err instanceof CollectionMissing)) throw err;
-        await writePoints(points); // into the collection created again
+        await writePoints(points, beforeCall); // into the collection created again
       }
     },
 
     /** Deletes a document's chunks with chunk_index >= fromIndex (0: all of them). */
-    async deleteChunks(documentId: string, fromIndex: number): Promise<void> {
-      if (!(await exists())) return;
-      await call("qdrant_delete", () =>
-        client.delete(name, {
-          wait: true,
-          filter: {
-            must: [
-              { key: "document_id", match: { value: documentId } },
-              { key: "chunk_index", range: { gte: fromIndex } },
-            ],
-          },
-        }),
+    async deleteChunks(documentId: string, fromIndex: number, beforeCall: BeforeCall = () => {}): Promise<void> {
+      if (!(await exists(beforeCall))) return;
+      await call(
+        "qdrant_delete",
+        () =>
+          client.delete(name, {
+            wait: true,
+            filter: {
+              must: [
+                { key: "document_id", match: { value: documentId } },
+                { key: "chunk_index", range: { gte: fromIndex } },
+              ],
+            },
+          }),
+        beforeCall,
       ).catch(unlessMissing(undefined));
     },
 

@@ -174,9 +174,17 @@ export function createStore(sql: Sql, timeoutMs: number) {
     /** Ends `writer`'s lease on these documents, so the next write need not wait for it to expire. */
     releaseDocuments: (ids: string[], writer: string) => release(ids, writer),
 
-    /** Deletes a document's record, if `writer` still holds its lease. */
-    deleteDocument: async (id: string, writer: string) =>
-      (await run(sql`DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid`)).count === 1,
+    /**
+     * Deletes a document's record, if `writer` still holds its lease, and bumps the corpus version with it (as
+     * bumpCorpusVersion does): the new version, or undefined when nothing was deleted.
+     */
+    deleteDocument: async (id: string, writer: string) => {
+      const [row] = await run(sql<{ version: string }[]>`
+        WITH deleted AS (DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid RETURNING id),
+        bumped AS (UPDATE corpus_version SET version = version + 1 WHERE EXISTS (SELECT 1 FROM deleted) RETURNING version)
+        SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`);
+      return row ? Number(row.version) : undefined;
+    },
 
     /** The corpus version every cached answer is keyed by (migration 002). */
     corpusVersion: async () => {
