@@ -126,8 +126,12 @@ export const envSchema = z.object({
   /** Ollama's own OLLAMA_NUM_PARALLEL: answers of each model one Ollama pod generates at once. */
   OLLAMA_NUM_PARALLEL: int(4, 1, 1000),
   ANSWER_SHARE_REFRESH_MS: int(10_000, 100),
-  /** How often the corpus version is read again besides its notifications (services/corpus.ts). */
-  CORPUS_VERSION_REFRESH_MS: int(5_000, 100),
+  /**
+   * How often the corpus version is read again besides its notifications (services/corpus.ts). Each read takes the
+   * pool's least recently used connection, so 60 s (db.ts idle_timeout) over this many stay open after a burst: at
+   * 5 s, all ten of a pool.
+   */
+  CORPUS_VERSION_REFRESH_MS: int(15_000, 100),
   QDRANT_TIMEOUT_MS: int(5_000, 50),
   REDIS_COMMAND_TIMEOUT_MS: int(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
@@ -594,5 +595,44 @@ test("a replica whose notifications went silent still drops answers cached befor
   } finally {
     await replica.stop();
     await proxy.close();
+  }
+});
+
+test("statements that miss their deadline while their connection reconnects do not strand the pool: served again within seconds", async () => {
+  // Postgres restarting: each new connection is read, then closed cleanly (FIN, no reset).
+  let up = true;
+  const server = createServer((client: Socket) => {
+    client.on("error", () => {});
+    if (!up) return void client.once("data", () => client.end());
+    const upstream = connect(pg.port, "127.0.0.1");
+    upstream.on("error", () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const sql = createDb(`postgres://postgres@127.0.0.1:${port}/postgres`, { max: 2, connectTimeoutMs: 2_000 });
+  const ping = () =>
+    withDeadline(sql, sql`SELECT 1 AS one`, 1_000).then(
+      () => true,
+      () => false,
+    );
+  try {
+    assert.equal(await ping(), true);
+    up = false;
+    // The restart ended the pool's open connection: the next statements open new ones.
+    const handles = (
+      process as unknown as { _getActiveHandles(): Array<{ remotePort?: number; destroy?(): void }> }
+    )._getActiveHandles();
+    for (const h of handles) if (h.remotePort === port) h.destroy?.();
+    await sleep(200);
+    // Each misses its deadline as the first statement of a connection being opened again, and is cancelled.
+    assert.deepEqual(await Promise.all([ping(), ping()]), [false, false]);
+    up = true;
+    // postgres.js (3.4.9) never gave such a connection to the pool once its startup ended: nothing was sent again
+    // until the connections' max_lifetime (30-60 min).
+    await waitFor("a statement answered", ping, 8_000);
+  } finally {
+    await sql.end({ timeout: 1 });
+    server.close();
   }
 });

@@ -153,8 +153,8 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
 /**
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
  * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
- * (One already sent is left to finish, its answer unread; Postgres' statement_timeout bounds it. Sent ones that miss
- * count towards dropping silent connections: connection-health.ts.)
+ * (One already sent is left to finish, its answer unread; Postgres' statement_timeout bounds it. Misses in a row,
+ * sent or not, drop the pool's connections: connection-health.ts.)
  */
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   const answered = query.then((rows) => {
@@ -162,12 +162,15 @@ export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeou
     return rows;
   });
   return beforeDeadline(answered, timeoutMs, () => {
-    if (query.state) pools.get(sql)?.silence.missed();
+    // Unsent ones count too: one cancelled while it was a reconnecting connection's first statement strands that
+    // connection (postgres.js 3.4.9 connection.js ReadyForQuery skips the cancelled `initial` and never opens the
+    // connection to the pool), and a pool of such connections sends nothing again; closing the sockets frees them.
+    pools.get(sql)?.silence.missed();
     // Only one still in the pool's queue: it is removed and never sent. One already sent behind another on its
     // connection (postgres.js pipelines when every connection is busy) is not: postgres.js 3.4.9 drops a cancelled one
     // from the statements awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after
     // it, another request's, and every answer on that connection after them came one statement late.
-    else Promise.resolve(query.cancel()).catch(() => {});
+    if (!query.state) Promise.resolve(query.cancel()).catch(() => {});
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
     if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
