@@ -65,6 +65,13 @@ export function createStore(sql: Sql, timeoutMs: number) {
   // Whole seconds, at least 1, until a lease ends.
   const secondsLeft = (writingUntil: ReturnType<typeof sql>) =>
     sql`greatest(1, ceil(extract(epoch FROM ${writingUntil} - now())))::int`;
+  /**
+   * The end of a statement that bumps the corpus version when `when` holds and tells the other replicas (NOTIFY
+   * corpus_version): a row with the new version, or none.
+   */
+  const bumpVersion = (when = sql`true`) => sql`
+    bumped AS (UPDATE corpus_version SET version = version + 1 WHERE ${when} RETURNING version)
+    SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`
@@ -175,14 +182,13 @@ export function createStore(sql: Sql, timeoutMs: number) {
     releaseDocuments: (ids: string[], writer: string) => release(ids, writer),
 
     /**
-     * Deletes a document's record, if `writer` still holds its lease, and bumps the corpus version with it (as
-     * bumpCorpusVersion does): the new version, or undefined when nothing was deleted.
+     * Deletes a document's record, if `writer` still holds its lease, and bumps the corpus version in the same
+     * statement: the new version, or undefined when nothing was deleted.
      */
     deleteDocument: async (id: string, writer: string) => {
       const [row] = await run(sql<{ version: string }[]>`
         WITH deleted AS (DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid RETURNING id),
-        bumped AS (UPDATE corpus_version SET version = version + 1 WHERE EXISTS (SELECT 1 FROM deleted) RETURNING version)
-        SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`);
+        ${bumpVersion(sql`EXISTS (SELECT 1 FROM deleted)`)}`);
       return row ? Number(row.version) : undefined;
     },
 
@@ -194,9 +200,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
 
     /** Bumps the corpus version after an ingest or delete and tells the other replicas (NOTIFY corpus_version). */
     bumpCorpusVersion: async () => {
-      const [row] = await run(sql<{ version: string }[]>`
-        WITH bumped AS (UPDATE corpus_version SET version = version + 1 RETURNING version)
-        SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`);
+      const [row] = await run(sql<{ version: string }[]>`WITH ${bumpVersion()}`);
       return Number(row!.version);
     },
 
