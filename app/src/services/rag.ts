@@ -236,8 +236,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         const shown = sources.slice(0, latest.value.shown ?? sources.length);
         return ready(shown, cachedAnswer(latest.value), prompt);
       }
-      // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too.
-      const same = generations.find(prompt);
+      // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too. The
+      // same question may also have started while this one retrieved.
+      const same = generations.find(prompt) ?? generations.find(cacheKey);
       if (same) {
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt);
@@ -247,14 +248,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt);
       }
-      // While this request waited for a slot, the same question may have been answered, or it or its prompt started.
+      // While this request waited for a slot, the same question may have been answered.
       const meanwhile = slot.waited && answers.held(cacheKey);
-      const started = slot.waited && (generations.find(cacheKey) ?? generations.find(prompt));
-      if (meanwhile || started) {
+      if (meanwhile) {
         slot.unused();
         answered = "hit";
-        if (meanwhile) return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt);
-        return ready(sources, { generation: started as Generation, leader: false }, prompt);
+        return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt);
       }
       const generation = generations.start(sources, [cacheKey, prompt], async (push, narrow) => {
         try {
@@ -284,7 +283,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
 
   /**
    * An answer slot, or the generation of the same question or prompt (`keys`) that started while this question waited
-   * for one: it follows that answer from then on, instead of waiting for a slot of its own until a 503.
+   * for one: it follows that answer from then on, instead of waiting for a slot of its own until a 503. A slot granted
+   * in the same turn as such a start is given back unused.
    */
   async function acquireOrFollow(
     model: string,
@@ -304,7 +304,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       return client ? AbortSignal.any([client, follow.signal]) : follow.signal;
     };
     try {
-      return await slots.acquire(model, waitSignal);
+      const slot = await slots.acquire(model, waitSignal);
+      if (!started) return slot;
+      slot.unused();
+      return { generation: started };
     } catch (err) {
       if (started) return { generation: started };
       throw err;
