@@ -14,10 +14,10 @@ const countUnmatched = (metrics: Metrics, method: string | undefined, status: nu
  * their answer, and the socket is closed under the app's response. The app would read that as a client that went
  * away (499); it reports this status instead, under its route (observe.ts).
  */
-const refusedMidRequest = new WeakMap<ServerResponse, number>();
+const refusedMidRequest = new WeakMap<IncomingMessage, number>();
 
-/** The status Node's parser answered this response's request with while the app was handling it, if it did. */
-export const refusedByParser = (res: ServerResponse): number | undefined => refusedMidRequest.get(res);
+/** The status Node's parser answered this request with while the app was handling it, if it did. */
+export const refusedByParser = (req: IncomingMessage): number | undefined => refusedMidRequest.get(req);
 
 const jsonError = (status: number, error: string) =>
   new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
@@ -40,21 +40,24 @@ const CLIENT_LEFT = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE"]);
 const silentConnection = (err: NodeJS.ErrnoException, socket: Socket) =>
   err.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.bytesRead === 0;
 
-/** The last request each connection brought: with pipelining, the one the parser refused mid-body, if it did. */
-const latestResponse = new WeakMap<Socket, ServerResponse>();
-
 /** Connections with a refusal decided: llhttp reports its error again for every later chunk. */
 const refusing = new WeakSet<Socket>();
 
-type WithResponse = Socket & { _httpMessage?: ServerResponse | null };
+/** Node's own fields on a server connection (node:_http_server, _http_common; Node 20). */
+type ServerSocket = Socket & {
+  /** The response being written: with pipelining, the first of those still owed. */
+  _httpMessage?: ServerResponse | null;
+  /** The last request the parser began, complete or not (set as its head is parsed). */
+  parser?: { incoming?: IncomingMessage | null } | null;
+};
 
 /**
  * Runs `then` once the connection's answers to pipelined requests ahead of `own` are out. Node writes one response at
  * a time (`socket._httpMessage`), and gives the socket to the next when one finishes, before its `close`.
  */
-function afterEarlierAnswers(socket: WithResponse, own: ServerResponse | undefined, then: () => void): void {
+function afterEarlierAnswers(socket: ServerSocket, own: IncomingMessage | undefined, then: () => void): void {
   const current = socket._httpMessage;
-  if (!current || current === own || current.writableFinished) then();
+  if (!current || current.req === own || current.writableFinished) then();
   else current.once("close", () => afterEarlierAnswers(socket, own, then));
 }
 
@@ -63,7 +66,7 @@ function afterEarlierAnswers(socket: WithResponse, own: ServerResponse | undefin
  * app would, then close. The answers to whole requests pipelined before those bytes go out first.
  */
 function onClientError(metrics: Metrics) {
-  return (err: NodeJS.ErrnoException, socket: Socket) => {
+  return (err: NodeJS.ErrnoException, socket: ServerSocket) => {
     if (refusing.has(socket)) return;
     if (CLIENT_LEFT.has(err.code ?? "") || silentConnection(err, socket) || !socket.writable) {
       socket.destroy();
@@ -72,10 +75,12 @@ function onClientError(metrics: Metrics) {
     refusing.add(socket);
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     const reason = (err as { reason?: string }).reason ?? err.message;
-    const latest = latestResponse.get(socket);
-    const refusedBody = latest && !latest.req.complete ? latest : undefined;
+    const parsing = socket.parser?.incoming;
+    const refusedBody = parsing && !parsing.complete ? parsing : undefined;
     afterEarlierAnswers(socket, refusedBody, () => {
-      if (!socket.writable || refusedBody?.headersSent) {
+      // The app may have answered that request already, from its head (a 413 from Content-Length): that answer stands.
+      const answered = refusedBody && (socket._httpMessage?.req !== refusedBody || socket._httpMessage.headersSent);
+      if (!socket.writable || answered) {
         socket.destroy();
         return;
       }
@@ -87,8 +92,9 @@ function onClientError(metrics: Metrics) {
   };
 }
 
-/** A JSON `{error}` for a request the app never sees; the connection closes after it. */
-function answerAndClose(res: ServerResponse, status: number, error: string): void {
+/** A JSON `{error}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
+function refuseRequest(metrics: Metrics, req: IncomingMessage, res: ServerResponse, status: number, error: string): void {
+  countUnmatched(metrics, req.method, status);
   const body = JSON.stringify({ error });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
   res.end(body);
@@ -127,9 +133,8 @@ function refuseUnservable(server: Server, metrics: Metrics, startResponse: (res:
     refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
-    countUnmatched(metrics, req.method, 417);
     startResponse(res);
-    answerAndClose(res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
+    refuseRequest(metrics, req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
   });
   // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
   // answers without it (a 413 decided from Content-Length, a 401, 429 or 404) is answered before the client sends it
@@ -214,8 +219,7 @@ export async function listenHttp(
     (req, res) => {
       const refusal = hostRefusal(req, knownHost);
       if (refusal === undefined) return listener(req, res);
-      countUnmatched(opts.metrics, req.method, 400);
-      answerAndClose(res, 400, refusal);
+      refuseRequest(opts.metrics, req, res, 400, refusal);
     },
   );
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
@@ -230,10 +234,7 @@ export async function listenHttp(
     if (draining) res.setHeader("Connection", "close");
   };
   // Listener order: before the app writes anything.
-  server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
-    latestResponse.set(req.socket, res);
-    startResponse(res);
-  });
+  server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => startResponse(res));
   server.on("clientError", onClientError(opts.metrics));
   refuseUnservable(server, opts.metrics, startResponse);
   await new Promise<void>((resolve, reject) => {

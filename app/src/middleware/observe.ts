@@ -15,9 +15,9 @@ export const CLIENT_CLOSED = 499;
  * Either way the app's own response goes nowhere.
  */
 export function answeredOutside(c: Context): number | undefined {
-  const outgoing = (c.env as AppEnv["Bindings"] | undefined)?.outgoing;
-  if (!outgoing) return undefined;
-  return refusedByParser(outgoing) ?? (outgoing.destroyed && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
+  const { incoming, outgoing } = (c.env as AppEnv["Bindings"] | undefined) ?? {};
+  if (!incoming || !outgoing) return undefined;
+  return refusedByParser(incoming) ?? (outgoing.destroyed && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
 }
 
 const QUIET_ROUTES = new Set(["/health", "/health/ready", "/metrics"]);
