@@ -172,8 +172,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     // A request's head and body must arrive within half its deadline: a client still sending then gets a 408 (its
     // own slowness), not the 504 of REQUEST_TIMEOUT_MS (a server error to the 5xx alert). A body at the 2 MiB limit
-    // needs 70 kB/s at the default 60 s. A head trickled a byte at a time was cut only at headersTimeout, which was
-    // keepAliveTimeout + 1 s (306 s in the stack).
+    // needs 70 kB/s at the default 60 s.
     requestTimeoutMs: Math.ceil(config.REQUEST_TIMEOUT_MS / 2),
   };
   const main = await listenHttp(app.fetch, {
