@@ -95,6 +95,19 @@ test("chunkText cuts a text without sentence boundaries at words, and over-long 
   );
 });
 
+test("chunkText never cuts a character written as two UTF-16 units in half", () => {
+  for (const [text, size] of [
+    [`${"a".repeat(99)}😀 tidal facts`, 100],
+    [`${"a".repeat(99)}😀${"b".repeat(150)}`, 100],
+    [`${"a".repeat(50)} ${"𠀀".repeat(120)}`, 100],
+    ["😀😀", 1],
+  ] as const) {
+    const chunks = chunkText(text, size, 0);
+    assert.ok(chunks.every(isStorable), `${JSON.stringify(chunks.map((c) => c.slice(-2)))} at size ${size}`);
+    assert.equal(chunks.join("").replace(/\s/g, ""), text.replace(/\s/g, ""));
+  }
+});
+
 test("classifyQuery routes by complexity and modelFor maps to the configured models", () => {
   const models = { small: "s", default: "d", large: "l" };
   assert.equal(classifyQuery("What is Qdrant?"), "simple");

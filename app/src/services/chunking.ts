@@ -1,10 +1,20 @@
+/**
+ * Where to cut a word longer than `size`: at `size` UTF-16 units, one before when that would split a character
+ * written as two (an emoji, rare Han): each half alone is unstorable (text.ts) and Qdrant refuses it in JSON.
+ */
+function cutAt(word: string, size: number): number {
+  const high = word.charCodeAt(size - 1);
+  if (size >= word.length || high < 0xd800 || high > 0xdbff) return size;
+  return size > 1 ? size - 1 : size + 1;
+}
+
 /** Splits a long piece (no sentence boundary inside) at whitespace into windows of at most `size` characters. */
 function splitAtWords(piece: string, size: number): string[] {
   const out: string[] = [];
   let current = "";
   for (const word of piece.split(/\s+/)) {
-    for (let w = word; w.length > 0; w = w.slice(size)) {
-      const part = w.slice(0, size);
+    for (let w = word, cut = cutAt(w, size); w.length > 0; w = w.slice(cut), cut = cutAt(w, size)) {
+      const part = w.slice(0, cut);
       if (current && current.length + 1 + part.length > size) {
         out.push(current);
         current = part;
