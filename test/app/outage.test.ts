@@ -568,6 +568,98 @@ test("a delete whose statement commits after its request gave up still invalidat
   }
 });
 
+/** Waits until the fake Qdrant has read `n` more calls on `route` (counted as each arrives). */
+const qdrantCalled = (route: string, before = fakes.qdrant.calls[route] ?? 0, n = 1) =>
+  waitFor(`${n} call(s) to ${route}`, async () => (fakes.qdrant.calls[route] ?? 0) >= before + n, 5_000);
+
+test("a re-ingest that fails after its new chunks landed drops the answers cached from the old ones", async () => {
+  const question = { query: "What do manatees eat in the winter months?" };
+  const manatee = (text: string) => ({ documents: [{ id: "manatee", text }] });
+  assert.equal((await user.post("/api/v1/documents", manatee("Manatees eat only kelp in the winter."))).status, 201);
+  await user.post("/api/v1/query", question);
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+  try {
+    // The new chunk's upsert is read (and lands), then Qdrant refuses the calls after it: the ingest fails.
+    fakes.qdrant.knobs.writeMs = 300;
+    const upserts = fakes.qdrant.calls["/collections/:name/points"] ?? 0;
+    const failing = user.post("/api/v1/documents", manatee("Manatees eat seagrass in warm springs in winter."));
+    await qdrantCalled("/collections/:name/points", upserts);
+    fakes.qdrant.knobs.failStatus = 500;
+    assert.equal((await failing).status, 502);
+  } finally {
+    fakes.qdrant.knobs.failStatus = null;
+    fakes.qdrant.knobs.writeMs = 0;
+  }
+  // Before, the corpus version stayed put: the answer citing the replaced text was served until its TTL (600 s).
+  const res = await user.post("/api/v1/query", question);
+  assert.equal(res.body.cached, false, res.text);
+  assert.match(res.body.sources[0].text, /seagrass/);
+});
+
+test("a re-ingest whose upsert timed out and landed later drops the answers cached meanwhile, once its lease ends", async () => {
+  // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies the upsert 1.5 s after reading it, past the app's 0.5 s.
+  const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
+  const client = api(held.url, USER_KEY);
+  const question = { query: "How long do sea turtles live?" };
+  const turtle = (text: string) => ({ documents: [{ id: "turtle", text }] });
+  try {
+    assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for ten years."))).status, 201);
+    fakes.qdrant.knobs.writeMs = 1_500;
+    assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."))).status, 504);
+    // Asked before the upsert lands: answered, and cached, from the old chunk.
+    const meanwhile = await client.post("/api/v1/query", question);
+    assert.match(meanwhile.body.sources[0].text, /ten years/);
+    assert.equal((await client.post("/api/v1/query", question)).body.cached, true);
+    // Before, that answer was served until its TTL (600 s), though the new chunk had replaced the one it cites.
+    let res = meanwhile;
+    await waitFor(
+      "the answer from the new chunk",
+      async () => {
+        res = await client.post("/api/v1/query", question);
+        return res.body.cached === false;
+      },
+      8_000,
+    );
+    assert.match(res.body.sources[0].text, /fifty years/);
+  } finally {
+    fakes.qdrant.knobs.writeMs = 0;
+    await held.stop();
+  }
+});
+
+test("a delete whose record removal fails after its chunks are gone drops the answers cached from them", async () => {
+  const db = superuser();
+  const question = { query: "Where do puffins nest along the coast?" };
+  try {
+    const puffin = { documents: [{ id: "puffin", text: "Puffins nest in burrows on grassy sea cliffs." }] };
+    assert.equal((await user.post("/api/v1/documents", puffin)).status, 201);
+    await user.post("/api/v1/query", question);
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    // While Qdrant deletes the chunks, the record is locked past the statement's deadline: the removal fails (503).
+    fakes.qdrant.knobs.writeMs = 300;
+    const deletes = fakes.qdrant.calls["/collections/:name/points/delete"] ?? 0;
+    const failing = user.del("/api/v1/documents/puffin");
+    await qdrantCalled("/collections/:name/points/delete", deletes);
+    const locked = await db.reserve();
+    await locked`BEGIN`;
+    await locked`SELECT id FROM documents WHERE id = 'puffin' FOR UPDATE`;
+    const res = await failing;
+    await locked`ROLLBACK`;
+    locked.release();
+    assert.equal(res.status, 503, res.text);
+    assert.equal((await db`SELECT 1 FROM documents WHERE id = 'puffin'`).length, 1, "the record is left, to retry");
+  } finally {
+    fakes.qdrant.knobs.writeMs = 0;
+    await db.end();
+  }
+  // Before, the answer citing the deleted chunks was served until its TTL (600 s).
+  await waitFor(
+    "the cached answer dropped",
+    async () => (await user.post("/api/v1/query", question)).body.cached === false,
+    2_000,
+  );
+});
+
 test("a replica whose notifications went silent still drops answers cached before another replica's delete, within seconds", async () => {
   const proxy = await startTcpProxy(pg.port);
   const replica = await appOn(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { CORPUS_VERSION_REFRESH_MS: "500" });

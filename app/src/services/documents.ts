@@ -10,8 +10,11 @@ import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
 import { type QdrantService, writeMayLand } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 
-/** Releases retried at once, at most: in a long outage every failed write adds one, and past this they just expire. */
-const MAX_RETRIED_RELEASES = 64;
+/**
+ * Statements retried in the background at once, at most: in a long outage every failed write adds one or two, and
+ * past this a release is left to expire and a bump to the cache's TTL.
+ */
+const MAX_RETRIED = 64;
 
 export interface DocumentInput {
   id?: string | undefined;
@@ -58,42 +61,76 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
 
-  /** Releases being retried in the background now. */
+  /** Statements being retried in the background now (releases and corpus bumps). */
   let retrying = 0;
 
   /**
-   * Gives the documents back. While Postgres cannot take it, it is tried again until the lease would have ended anyway:
-   * otherwise a blip of a second held them, and answered every retry 409, for 2 x REQUEST_TIMEOUT_MS. The tries within
-   * `waitMs` (default: the first only) are awaited, the rest go on in the background.
+   * `attempt` until it succeeds: the tries within `waitMs` (default: the first only) are awaited, the rest go on in the
+   * background until `endsAt` (epoch ms), and `giveUp` hears the last error. While Postgres cannot take a statement
+   * that must follow a write, it is tried again rather than dropped after one blip.
    */
-  function release(ids: string[], lease: Lease, waitMs = 0): Promise<void> {
-    const endsAt = Date.now() + lease.ms;
-    const attempt = () => store.releaseDocuments(ids, lease.writer);
-    return retryUntil(attempt, Date.now() + waitMs).catch((err: unknown) => {
-      if (retrying >= MAX_RETRIED_RELEASES) return expires(ids, err);
-      retrying++;
-      void sleep(RETRY_FIRST_MS, undefined, { ref: false })
-        .then(() => retryUntil(attempt, endsAt, { unref: true }))
-        .catch((last: unknown) => expires(ids, last))
-        .finally(() => retrying--);
-    });
+  function persist(attempt: () => Promise<unknown>, endsAt: number, giveUp: (err: unknown) => void, waitMs = 0) {
+    return retryUntil(attempt, Date.now() + waitMs).then(
+      () => {},
+      (err: unknown) => {
+        if (retrying >= MAX_RETRIED) return giveUp(err);
+        retrying++;
+        void sleep(RETRY_FIRST_MS, undefined, { ref: false })
+          .then(() => retryUntil(attempt, endsAt, { unref: true }))
+          .catch(giveUp)
+          .finally(() => retrying--);
+      },
+    );
   }
 
-  const expires = (ids: string[], err: unknown) =>
-    log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires");
+  /**
+   * Gives the documents back, tried until the lease would have ended anyway: otherwise a blip of a second held them,
+   * and answered every retry 409, for 2 x REQUEST_TIMEOUT_MS.
+   */
+  const release = (ids: string[], lease: Lease, waitMs = 0) =>
+    persist(
+      () => store.releaseDocuments(ids, lease.writer),
+      Date.now() + lease.ms,
+      (err) => log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires"),
+      waitMs,
+    );
 
   /**
-   * Gives the documents back after a failed Qdrant write, unless Qdrant may still apply it (writeMayLand): then they
-   * stay held until the lease expires, so a delete cannot run before a late upsert lands (chunks without a record,
-   * which no delete finds), nor a re-ingest before a late delete (an acknowledged ingest's chunks removed).
+   * Bumps the corpus version after a failed write that changed Qdrant's points (some landed before the failure, or
+   * the failing call may still land): answers cached under the current version cite chunks no longer there, or miss
+   * new ones, until they expire. Tried until the lease ends; when the write may still land, once more after that,
+   * when no call of it is under way any more.
    */
-  const afterFailedWrite = (ids: string[], lease: Lease, err: unknown): Promise<void> => {
-    if (!writeMayLand(err)) return release(ids, lease);
-    log.warn(
-      { err: describe(err), documents: ids.length },
-      "qdrant write of unknown outcome: its documents stay held until the lease expires",
-    );
-    return Promise.resolve();
+  function invalidate(lease: Lease, mayLand: boolean): Promise<void> {
+    const bump = () =>
+      persist(corpus.bump, Date.now() + lease.ms, (err) =>
+        log.warn(
+          { err: describe(err) },
+          "corpus version not bumped after a failed document write: answers cached before it are served until they expire",
+        ),
+      );
+    if (mayLand) setTimeout(() => void bump(), lease.ms).unref();
+    return bump();
+  }
+
+  /**
+   * After a failed Qdrant write (`changed`: points of it had landed before the failure): invalidates the cached
+   * answers if the points may have changed, and gives the documents back, unless Qdrant may still apply the write
+   * (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a late upsert lands
+   * (chunks without a record, which no delete finds), nor a re-ingest before a late delete (an acknowledged ingest's
+   * chunks removed).
+   */
+  const afterFailedWrite = async (ids: string[], lease: Lease, err: unknown, changed: boolean): Promise<void> => {
+    const mayLand = writeMayLand(err);
+    const invalidated = changed || mayLand ? invalidate(lease, mayLand) : undefined;
+    if (!mayLand) await release(ids, lease);
+    else {
+      log.warn(
+        { err: describe(err), documents: ids.length },
+        "qdrant write of unknown outcome: its documents stay held until the lease expires",
+      );
+    }
+    await invalidated;
   };
 
   /**
@@ -136,6 +173,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
       )
       .catch(unknownOutcome(ids, lease));
     if (busy) throw documentsBusy(busy);
+    let written = false;
     try {
       for (const doc of prepared) {
         const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -147,18 +185,22 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           vector,
         }));
         await qdrant.upsert(points, beforeCall);
+        written = true;
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
         await qdrant.deleteChunks(doc.id, doc.chunks.length, beforeCall);
       }
     } catch (err) {
-      await afterFailedWrite(ids, lease, err);
+      await afterFailedWrite(ids, lease, err, written);
       throw err;
     }
     // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
     // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
     // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
     await release(ids, lease, config.DB_QUERY_TIMEOUT_MS);
-    await corpus.bump();
+    await corpus.bump().catch((err: unknown) => {
+      void invalidate(lease, false);
+      throw err;
+    });
     log.info({ documents: prepared.length, chunks: embedded.length }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
   }
@@ -204,13 +246,13 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     try {
       await qdrant.deleteChunks(id, 0, callsUntil(performance.now() + config.REQUEST_TIMEOUT_MS));
     } catch (err) {
-      await afterFailedWrite([id], lease, err);
+      await afterFailedWrite([id], lease, err, false);
       throw err;
     }
     try {
       version = await store.deleteDocument(id, lease.writer);
     } catch (err) {
-      await release([id], lease);
+      await afterFailedWrite([id], lease, err, true); // the chunks are gone
       throw err;
     }
     if (version !== undefined) corpus.advanceTo(version);
