@@ -32,6 +32,7 @@ export const METRICS: Record<string, MetricEntry> = {
   http_request_duration_seconds: m("app", "histogram"),
   agent_execution_duration_seconds: m("app", "histogram"),
   agent_token_usage: m("app", "histogram"),
+  agent_queries_total: m("app", "counter"),
   agent_errors_total: m("app", "counter"),
   active_queries: m("app", "gauge"),
   tool_calls_total: m("app", "counter"),

@@ -35,6 +35,12 @@ export function createMetrics() {
       buckets: [50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000],
       registers,
     }),
+    agentQueries: new Counter({
+      name: "agent_queries_total",
+      help: "Questions answered (turn stored), by the model that answers them and whether the answer was cached",
+      labelNames: ["agent_name", "model", "cached"] as const,
+      registers,
+    }),
     agentErrors: new Counter({
       name: "agent_errors_total",
       help: "Agent execution errors by type",

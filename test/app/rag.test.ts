@@ -189,6 +189,25 @@ test("after an ingest, a question whose sources did not change gets its answer w
   assert.match(fresh.body.answer, /Spring tides/);
 });
 
+test("an answer given while the collection is missing is not cached: once it is restored, the question finds its chunks", async () => {
+  const question = { query: "Which database stores payloads for similarity search?" };
+  const collection = stack.fakes.qdrant.collections.get("documents")!;
+  stack.fakes.qdrant.collections.delete("documents"); // a lost volume, before its snapshot is restored
+  try {
+    for (const attempt of [1, 2]) {
+      const res = await user.post("/api/v1/query", question);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual([res.body.sources.length, res.body.cached], [0, false], `attempt ${attempt}`);
+    }
+  } finally {
+    stack.fakes.qdrant.collections.set("documents", collection); // restored (no corpus version bump)
+  }
+  // Before, the answer without sources was cached for RESPONSE_CACHE_TTL_SECONDS (600 s) after the restore.
+  const res = await user.post("/api/v1/query", question);
+  assert.equal(res.body.cached, false, res.text);
+  assert.equal(res.body.sources[0]?.id, "qdrant-intro");
+});
+
 test("query embeddings are cached: another filter on the same question embeds nothing new", async () => {
   await user.post("/api/v1/query", { query: "How are language models served?" });
   const embeds = stack.fakes.ollama.calls["/api/embed"];
@@ -247,10 +266,19 @@ test("a question naming another key's session is a JSON 403 before any embedding
   const session_id = "session-owned-by-user";
   assert.equal((await user.post("/api/v1/query", { query: "What is Qdrant?", session_id })).status, 200);
   const calls = () => ({ ...stack.fakes.ollama.calls });
-  const refusals = async () =>
-    metricValue(await scrape(stack.metricsUrl), "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" });
+  // A refusal is the client's error: counted by its 403 alone, not as an agent error, a cache lookup or a run timed.
+  const counts = async () => {
+    const text = await scrape(stack.metricsUrl);
+    return [
+      metricValue(text, "http_requests_total", { method: "POST", route: "/api/v1/query", status: "403" }),
+      metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }),
+      metricValue(text, "cache_requests_total", { cache: "response", result: "miss" }),
+      metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "simple" }),
+      metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "complex" }),
+    ];
+  };
   const before = calls();
-  const refusedBefore = await refusals();
+  const countsBefore = await counts();
   const other = api(stack.url, OTHER_KEY);
   for (const stream of [false, true]) {
     const res = await other.post("/api/v1/query", {
@@ -263,7 +291,11 @@ test("a question naming another key's session is a JSON 403 before any embedding
     assert.match(res.body.error, /session_id belongs to another API key/);
   }
   assert.deepEqual(calls(), before, "no embedding or model call for a refused question");
-  assert.equal((await refusals()) - refusedBefore, 2, "each refusal counted once");
+  assert.deepEqual(
+    (await counts()).map((n, i) => n - countsBefore[i]!),
+    [2, 0, 0, 0, 0],
+    "403s +2; agent errors, response-cache lookups and timed runs unchanged",
+  );
   const turns = await user.get(`/api/v1/sessions/${session_id}`);
   assert.equal(turns.body.turns.length, 1, "nothing added to the session");
   const again = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
@@ -644,10 +676,8 @@ test("/metrics exposes the agreed metric names with route patterns as labels", a
   assert.ok(metricValue(text, "agent_execution_duration_seconds_count", { agent_name: "rag", query_type: "complex" }) >= 1);
   assert.ok(metricValue(text, "agent_token_usage_count", { agent_name: "rag", model: MODELS.MODEL_LARGE }) >= 1);
   assert.ok(metricValue(text, "tool_calls_total", { tool_name: "qdrant_query", success: "true" }) >= 1);
-  assert.ok(
-    metricValue(text, "agent_errors_total", { agent_name: "rag", error_type: "session_forbidden" }) >= 1,
-    "the refused session hijacks",
-  );
+  assert.ok(metricValue(text, "agent_queries_total", { agent_name: "rag", model: MODELS.MODEL_LARGE, cached: "false" }) >= 1);
+  assert.ok(metricValue(text, "agent_queries_total", { agent_name: "rag", model: MODELS.MODEL_SMALL, cached: "true" }) >= 1);
   assert.equal(metricValue(text, "active_queries"), 0);
   assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);
 });

@@ -129,6 +129,7 @@ describe("a real Prometheus with monitoring/prometheus/rules", () => {
     assert.ok((await waitForSample('job:http_requests:rate5m{job="agent-api"}')) > 0);
     assert.equal(await waitForSample('job:http_requests:success_ratio_rate5m{job="agent-api"}'), 1);
     assert.ok((await waitForSample('sum(job_model:agent_token_usage:rate5m{job="agent-api"})')) > 0);
+    assert.ok((await waitForSample("sum(model:agent_queries_per_hour:rate5m)")) > 0);
   });
 
   it("does not fire ServiceDown for the healthy app", async () => {

@@ -44,6 +44,7 @@ describe("metric catalogue", () => {
       "active_queries",
       "agent_errors_total",
       "agent_execution_duration_seconds",
+      "agent_queries_total",
       "agent_token_usage",
       "cache_requests_total",
       "http_request_duration_seconds",

@@ -338,11 +338,13 @@ export function createQdrant(opts: QdrantOptions) {
       ).catch(unlessMissing(undefined));
     },
 
-    async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[]> {
-      if (!(await exists())) return [];
+    /** The nearest chunks; null when there is no collection, which holds nothing now but may be restored. */
+    async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[] | null> {
+      if (!(await exists())) return null;
       const points = await call("qdrant_query", () =>
         queryPoints({ query: vector, filter: toQdrantFilter(filter), limit, with_payload: true }),
-      ).catch(unlessMissing([]));
+      ).catch(unlessMissing(null));
+      if (points === null) return null;
       return points.map((p) => {
         const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.

@@ -64,6 +64,11 @@ export interface PreparedQuery {
   cacheKey: string;
   /** Set once retrieval ran: the hash of the model, context and question (see answer-cache.ts). */
   prompt?: string;
+  /**
+   * False when retrieval found no collection (lost, or not yet restored): the answer is not cached under this
+   * question, as the collection's chunks may come back without a corpus version bump (a snapshot restore).
+   */
+  cacheable: boolean;
   /** Where the answer comes from: a cache, or a generation this request started (`leader`) or follows. */
   answer: { cached: string; truncated: boolean } | { generation: Generation; leader: boolean };
   startedAt: number;
@@ -153,7 +158,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   const sessionOwners = createSessionOwners(store);
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
 
+  /** A question refused for what the client sent (another key's session): no failure of the pipeline, and no query. */
+  const refused = (err: unknown) => err instanceof AppError && err.status < 500;
+
   function countError(err: unknown): void {
+    if (refused(err)) return;
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
   }
 
@@ -184,7 +193,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const sessionId = input.session_id ?? randomUUID();
     // Every prepared query is built here, in one shape: a shared base spread with a different set of fields at each
     // return gave the objects several hidden classes, and the reads in `complete` went megamorphic (V8 IC misses).
-    const ready = (sources: Source[], answer: PreparedQuery["answer"], prompt?: string): PreparedQuery => ({
+    const ready = (sources: Source[], answer: PreparedQuery["answer"], prompt?: string, cacheable = true): PreparedQuery => ({
       requestId,
       sessionId,
       owner,
@@ -195,12 +204,13 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       questionKey,
       cacheKey,
       prompt,
+      cacheable,
       answer,
       startedAt,
       stopTimer,
     });
-    // Counted once per question, under "response": a hit when the answer came from a cache at any step.
-    let answered: CacheRead<unknown>["result"] = "miss";
+    // Counted once per question looked up, under "response": a hit when the answer came from a cache at any step.
+    let answered: CacheRead<unknown>["result"] | undefined;
     try {
       if (input.session_id !== undefined) await sessionOwners.check(input.session_id, owner);
       const held = answers.held(cacheKey);
@@ -225,7 +235,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
-      const hits = await qdrant.search(vector, input.filter, topK);
+      const retrieved = await qdrant.search(vector, input.filter, topK);
+      const hits = retrieved ?? [];
+      const cacheable = retrieved !== null;
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
@@ -234,33 +246,33 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (latest.value?.prompt === prompt) {
         answered = "hit";
         const shown = sources.slice(0, latest.value.shown ?? sources.length);
-        return ready(shown, cachedAnswer(latest.value), prompt);
+        return ready(shown, cachedAnswer(latest.value), prompt, cacheable);
       }
       // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too. The
       // same question may also have started while this one retrieved.
       const same = generations.find(prompt) ?? generations.find(cacheKey);
       if (same) {
         answered = "hit";
-        return ready(sources, { generation: same, leader: false }, prompt);
+        return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
       const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal);
       if ("generation" in slot) {
         answered = "hit";
-        return ready(sources, { generation: slot.generation, leader: false }, prompt);
+        return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
       }
       // While this request waited for a slot, the same question may have been answered.
       const meanwhile = slot.waited && answers.held(cacheKey);
       if (meanwhile) {
         slot.unused();
         answered = "hit";
-        return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt);
+        return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt, cacheable);
       }
       const generation = generations.start(sources, [cacheKey, prompt], async (push, narrow) => {
         try {
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
             input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
-          if (chat.looped) return chat;
+          if (chat.looped || !cacheable) return chat;
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
           const narrowed = shown.length < sources.length ? shown.length : undefined;
           const entry = { answer: chat.content, sources: shown, truncated: chat.truncated };
@@ -270,14 +282,14 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
           slot.release();
         }
       });
-      return ready(sources, { generation, leader: true }, prompt);
+      return ready(sources, { generation, leader: true }, prompt, cacheable);
     } catch (err) {
       if (!clientSignal?.().aborted) countError(err); // a client that left is no error of ours (a 499)
-      stopTimer();
+      if (!refused(err)) stopTimer();
       metrics.activeQueries.dec();
       throw err;
     } finally {
-      cache.count("response", answered);
+      if (answered) cache.count("response", answered);
     }
   }
 
@@ -388,7 +400,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
       // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      else if (p.prompt && !chat.looped) answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
+      else if (p.prompt && p.cacheable && !chat.looped)
+        answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
 
       const result: QueryResult = {
         answer: chat.content,
@@ -414,6 +427,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         cached,
         truncated: chat.truncated,
       });
+      metrics.agentQueries.inc({ agent_name: AGENT_NAME, model: p.model, cached: cached ? "true" : "false" });
       return result;
     } catch (err) {
       if (err !== until?.reason) countError(err);
