@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { appEnv, spawnApp, spawnAppProcess, USER_KEY, type SpawnedApp } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
@@ -8,6 +9,7 @@ import { api, parseSse } from "../support/http.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { freePort } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 const urls = {
   databaseUrl: "postgres://postgres@127.0.0.1:1/postgres",
@@ -153,16 +155,25 @@ async function keepAliveClient(url: string, name: string) {
   return outcomes;
 }
 
-/** Real Postgres and Redis, the fakes, and the app spawned on them with `env`; everything is stopped after `run`. */
-async function withSpawnedApp(env: Record<string, string>, run: (app: SpawnedApp, fakes: Fakes) => Promise<void>) {
+/**
+ * Real Postgres and Redis, the fakes, and the app spawned on them with `env`, reaching Redis through a proxy the test
+ * can partition; everything is stopped after `run`.
+ */
+async function withSpawnedApp(
+  env: Record<string, string>,
+  run: (app: SpawnedApp, fakes: Fakes, redisProxy: TcpProxy) => Promise<void>,
+) {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
+  const redisProxy = await startTcpProxy(redis.port);
   let app: SpawnedApp | undefined;
   try {
-    const urls = { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url };
+    const redisUrl = `redis://127.0.0.1:${redisProxy.port}`;
+    const urls = { databaseUrl: pg.url, redisUrl, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url };
     app = await spawnApp(appEnv(urls, { PORT: String(await freePort()), ...env }));
-    await run(app, fakes);
+    await run(app, fakes, redisProxy);
   } finally {
     await app?.stop();
+    await redisProxy.close();
     await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
   }
 }
@@ -266,5 +277,23 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
     assert.equal(code, 0);
     assert.ok(exitMs < graceMs + 2_000, `exited ${Math.round(exitMs)} ms after SIGTERM`);
     assert.doesNotMatch(app.output().stderr, /Warning/);
+  });
+});
+
+test("SIGTERM while Redis is partitioned, with replies owed on its connection: exit 0 within the grace period", {
+  timeout: 60_000,
+}, async () => {
+  const graceMs = 2_000;
+  await withSpawnedApp({ SHUTDOWN_TIMEOUT_MS: String(graceMs) }, async (app, _fakes, redisProxy) => {
+    redisProxy.blackhole();
+    // Each readiness probe sends a PING that will never be answered, and gives up on it at the command deadline.
+    for (let i = 0; i < 2; i++) {
+      const ready = await api(app.url).get("/health/ready");
+      assert.equal(ready.status, 200, "Redis is not critical to readiness");
+    }
+    const exit = await Promise.race([sigterm(app), sleep(graceMs + 5_000, undefined)]);
+    assert.ok(exit, "still running 5 s after its grace period (killed by the test)");
+    assert.equal(exit.code, 0);
+    assert.ok(exit.exitMs < graceMs + 2_000, `exited ${Math.round(exit.exitMs)} ms after SIGTERM`);
   });
 });

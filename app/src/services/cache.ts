@@ -41,6 +41,8 @@ export interface CacheOptions {
 const MAX_QUEUED_COMMANDS = 10_000;
 /** Operations in a row without an answer within the deadline, after which the connection is taken for dead. */
 const MISSES_BEFORE_RECONNECT = 3;
+/** How long closing waits for replies still owed (to requests that gave up on them) before dropping the connection. */
+const CLOSE_WAIT_MS = 1_000;
 
 /**
  * Redis as a best-effort cache: TLS and password come from a rediss:// URL (or REDIS_PASSWORD), commands fail fast
@@ -149,9 +151,14 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
 
     ping: () => run((c) => c.ping()),
 
+    /**
+     * Closes the connection once the replies owed on it arrive, for at most CLOSE_WAIT_MS: node-redis' `close` waits
+     * for every queued reply, so a partitioned Redis would hold the process past its grace period until SIGKILL.
+     */
     async close(): Promise<void> {
-      if (client.isOpen) await client.close().catch(() => client.destroy());
-      else client.destroy();
+      const last = client;
+      if (!last.isOpen) return void last.destroy();
+      await beforeDeadline(last.close(), CLOSE_WAIT_MS, () => new Error("redis close timed out")).catch(() => last.destroy());
     },
   };
 }
