@@ -163,6 +163,10 @@ function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
 /** How long an idle keep-alive connection may still bring one last request during a drain. */
 const IDLE_GRACE_MS = 1_000;
 
+/** Set on a connection by each request it brings (a property, not a per-request listener: this is the hot path). */
+const latestResponse = Symbol("latestResponse");
+type Connection = Socket & { [latestResponse]?: ServerResponse };
+
 export interface HttpServer {
   server: Server;
   port: number;
@@ -228,10 +232,16 @@ export async function listenHttp(
   let draining = false;
   const responseHeaders = opts.responseHeaders ?? [];
   // Every response sent while draining closes its connection, so a keep-alive client sends its next request to
-  // another replica instead of to a server about to cut it.
+  // another replica instead of to a server about to cut it. The drain also tells the responses it finds in flight.
+  const connections = new Set<Connection>();
+  server.on("connection", (socket: Connection) => {
+    connections.add(socket);
+    socket.once("close", () => connections.delete(socket));
+  });
   const startResponse = (res: ServerResponse) => {
     for (const [name, value] of responseHeaders) res.setHeader(name, value);
     if (draining) res.setHeader("Connection", "close");
+    else (res.req.socket as Connection)[latestResponse] = res;
   };
   // Listener order: before the app writes anything.
   server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => startResponse(res));
@@ -258,7 +268,16 @@ export async function listenHttp(
       // keep-alive connection races a request the client is writing on it (the client sees a reset); left open a
       // moment, such a request is answered with Connection: close instead.
       const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-      const idle = setTimeout(() => server.closeIdleConnections(), Math.min(IDLE_GRACE_MS, graceMs));
+      const idleGraceMs = Math.min(IDLE_GRACE_MS, graceMs);
+      const idle = [setTimeout(() => server.closeIdleConnections(), idleGraceMs)];
+      for (const socket of connections) {
+        const res = socket[latestResponse];
+        if (res === undefined || res.writableEnded) continue;
+        // Still to answer: its answer closes the connection. Already answering with keep-alive (a stream): once it
+        // ends, its connection gets the same grace as one idle now, instead of staying open to the deadline.
+        if (!res.headersSent) res.setHeader("Connection", "close");
+        else res.once("finish", () => idle.push(setTimeout(() => server.closeIdleConnections(), idleGraceMs)));
+      }
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), graceMs);
@@ -270,7 +289,7 @@ export async function listenHttp(
         return true;
       } finally {
         clearTimeout(timer);
-        clearTimeout(idle);
+        for (const t of idle) clearTimeout(t);
       }
     },
   };

@@ -3,6 +3,7 @@
 // headers it sets on every response.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -186,5 +187,49 @@ test("a CONNECT is answered with a JSON 405, and clients resetting one at once d
   } finally {
     process.off("uncaughtException", onUncaught);
     await http.close(0);
+  }
+});
+
+test("a drain tells requests in flight on keep-alive connections to close, and ends once they are answered", async () => {
+  const slowMs = 1_500; // past the drain's 1 s grace for idle connections
+  const http = await listenHttp(
+    async (req) => {
+      if (new URL(req.url).pathname === "/json") return sleep(slowMs).then(() => Response.json({ ok: true }));
+      const body = new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode("first "));
+          await sleep(slowMs);
+          controller.enqueue(new TextEncoder().encode("last"));
+          controller.close();
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/plain" } });
+    },
+    { port: 0, host: "127.0.0.1", metrics: createMetrics(), log: createLogger("silent"), keepAliveTimeoutMs: 60_000 },
+  );
+  const agent = new Agent({ keepAlive: true });
+  const get = (path: string) =>
+    new Promise<{ connection: string | undefined; body: string }>((resolve, reject) => {
+      request(`http://127.0.0.1:${http.port}${path}`, { agent }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d));
+        res.on("end", () => resolve({ connection: res.headers.connection, body }));
+      })
+        .on("error", reject)
+        .end();
+    });
+  try {
+    const json = get("/json");
+    const stream = get("/stream");
+    await sleep(300); // both in flight; the stream has sent its headers
+    const started = performance.now();
+    const timedOut = await http.close(10_000);
+    const drainMs = performance.now() - started;
+    assert.equal((await json).connection, "close", "the answer in flight closes its connection");
+    assert.equal((await stream).body, "first last", "the stream in flight is answered whole");
+    assert.equal(timedOut, false);
+    assert.ok(drainMs < 4_000, `drained in ${Math.round(drainMs)} ms: a connection stayed open to the deadline`);
+  } finally {
+    agent.destroy();
   }
 });
