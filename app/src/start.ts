@@ -1,8 +1,8 @@
 import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.ts";
-import { retryUntil } from "./deadline.ts";
-import { AppError, describe } from "./errors.ts";
+import { beforeDeadline, retryUntil } from "./deadline.ts";
+import { AppError, dependencyUnavailable, describe } from "./errors.ts";
 import { listenHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -83,12 +83,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // Tried again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
     // up"), for DB_STARTUP_WAIT_MS in all: a replica started meanwhile comes up once Postgres answers, instead of
     // exiting into CrashLoopBackOff, whose delay before the next start doubles up to 5 minutes.
+    // Each try is bounded by what is left of the wait too: the migration and LISTEN have no statement deadline, and a
+    // connection gone silent (a partition after connecting) held start-up past the startupProbe, with nothing logged.
+    const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
+    const connectCorpus = async () => {
+      await runMigrations(config, sql, log);
+      return createCorpusVersion(sql, store, log, config.CORPUS_VERSION_REFRESH_MS);
+    };
     corpus = await retryUntil(
-      async () => {
-        await runMigrations(config, sql, log);
-        return createCorpusVersion(sql, store, log, config.CORPUS_VERSION_REFRESH_MS);
-      },
-      Date.now() + config.DB_STARTUP_WAIT_MS,
+      () =>
+        beforeDeadline(connectCorpus(), giveUpAt - Date.now(), () =>
+          dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`),
+        ),
+      giveUpAt,
       {
         retryable: curedByWaiting,
         onRetry: (err, waitMs) => log.warn({ err: describe(err), retry_in_ms: waitMs }, "waiting for postgres"),

@@ -7,7 +7,7 @@ import { createClient } from "redis";
 import { appEnv, type ProxiedStack, startApp, startProxiedStack, USER_KEY, type TestApp } from "../support/app.ts";
 import type { Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
-import { createDb, withDeadline } from "../../app/src/services/db.ts";
+import { createDb, MIGRATION_LOCK_ID, withDeadline } from "../../app/src/services/db.ts";
 import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
@@ -477,6 +477,22 @@ test("a replica started while Postgres is down comes up once it is back instead 
     assert.ok(gaveUp.ms >= 1_000 && gaveUp.ms < MAX_MS, `gave up after ${gaveUp.ms} ms`);
   } finally {
     pgProxy.restore();
+  }
+});
+
+test("a start-up Postgres never answers (the migration lock held by a stuck session) gives up at DB_STARTUP_WAIT_MS", async () => {
+  const holder = superuser();
+  await holder`SELECT pg_advisory_lock(${MIGRATION_LOCK_ID})`;
+  try {
+    const gaveUp = await timed(() =>
+      assert.rejects(
+        Promise.race([appOn(pg.url, { DB_STARTUP_WAIT_MS: "1500" }), sleep(15_000).then(() => "still starting")]),
+        /postgres unavailable: start-up not done within DB_STARTUP_WAIT_MS \(1500 ms\)/,
+      ),
+    );
+    assert.ok(gaveUp.ms < 1_500 + MAX_MS, `gave up after ${Math.round(gaveUp.ms)} ms`);
+  } finally {
+    await holder.end();
   }
 });
 

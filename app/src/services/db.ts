@@ -101,7 +101,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
 }
 
 /** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
-const MIGRATION_LOCK_ID = 724_310_001;
+export const MIGRATION_LOCK_ID = 724_310_001;
 
 /** Applies app/migrations/*.sql in name order, once each, inside one transaction under an advisory lock. */
 export async function migrate(sql: Sql, dir: string): Promise<string[]> {
