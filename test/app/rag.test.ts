@@ -217,6 +217,22 @@ test("query embeddings are cached: another filter on the same question embeds no
   assert.equal(stack.fakes.ollama.calls["/api/embed"], embeds);
 });
 
+test("a query embedding Qdrant refuses (another size) is not cached: once Ollama is fixed, the question is answered", async () => {
+  const { knobs } = stack.fakes.ollama;
+  const question = { query: "What is the in-memory key value store called?" };
+  knobs.dim = 768; // a model of another size loaded under the embedding model's name
+  try {
+    const refused = await user.post("/api/v1/query", question);
+    assert.equal(refused.status, 502, refused.text);
+    assert.match(refused.body.error, /dimension/i);
+  } finally {
+    knobs.dim = 256;
+  }
+  const res = await user.post("/api/v1/query", question);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.sources[0].id, "redis-intro");
+});
+
 test("the model is routed by question complexity", async () => {
   const cases: Array<[string, string]> = [
     ["What is Qdrant?", MODELS.MODEL_SMALL],

@@ -16,6 +16,8 @@ export interface FakeOllama extends Listening {
   knobs: Knobs & {
     /** Pause between streamed chunks (ms). */
     tokenDelayMs: number;
+    /** Embedding size answered now (`dim` at start): another model loaded under the same name answers another size. */
+    dim: number;
     /**
      * When set, a streamed answer stops after this many chunks with Ollama's mid-stream error line (server/routes.go
      * streamResponse: once the response is written, an error is sent as `{"error": ...}` and the stream ends).
@@ -142,8 +144,8 @@ const numberedSources = (messages: ChatMessage[]) =>
 
 /** A small HTTP server speaking Ollama's REST API: /api/version, /api/tags, /api/embed and /api/chat (NDJSON stream). */
 export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<FakeOllama> {
-  const dim = opts.dim ?? 256;
   const knobs = {
+    dim: opts.dim ?? 256,
     latencyMs: opts.latencyMs ?? 0,
     failStatus: null as number | null,
     tokenDelayMs: 0,
@@ -237,7 +239,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     if (body.truncate === false && kept.some((text, i) => text !== inputs[i])) return ollamaError(c, 400, EMBED_INPUT_TOO_LONG);
     return c.json({
       model: body.model,
-      embeddings: kept.map((text) => embedText(text, dim)),
+      embeddings: kept.map((text) => embedText(text, knobs.dim)),
       total_duration: 1_000_000,
       load_duration: 1000,
       prompt_eval_count: inputs.reduce((n, t) => n + countTokens(t), 0),

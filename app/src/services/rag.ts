@@ -138,15 +138,19 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     if (!vector) {
       vector = ollama
         .embed([text])
-        .then(([v]) => {
-          cache.write("embedding", (c) => c.set(key, JSON.stringify(v), { EX: config.EMBED_CACHE_TTL_SECONDS }));
-          return v!;
-        })
+        .then(([v]) => v!)
         .finally(() => embedding.delete(key));
       embedding.set(key, vector);
     }
     return vector;
   }
+
+  /**
+   * Cached once Qdrant has searched with it: a vector of another size (a model of another dimension loaded under the
+   * embedding model's name) is refused there, and cached before that it failed the question for its whole TTL.
+   */
+  const rememberEmbedding = (key: string, vector: number[]) =>
+    cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
 
   const answers = createAnswerCache(cache, {
     ttlSeconds: config.RESPONSE_CACHE_TTL_SECONDS,
@@ -236,6 +240,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const retrieved = await qdrant.search(vector, input.filter, topK);
+      if (cached === undefined) rememberEmbedding(vectorKey, vector);
       const hits = retrieved ?? [];
       const cacheable = retrieved !== null;
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
