@@ -1,15 +1,14 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { swaggerUI } from "@hono/swagger-ui";
-import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { timeout } from "hono/timeout";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
 import { limitBody } from "./middleware/bodylimit.ts";
+import { requestDeadline } from "./middleware/deadline.ts";
 import { readJsonBody } from "./middleware/readbody.ts";
 import { notFound, onError, validationHook } from "./middleware/errors.ts";
 import { observe } from "./middleware/observe.ts";
@@ -63,10 +62,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use(
     "/api/*",
     limitBody(config.BODY_LIMIT_BYTES),
-    timeout(
-      config.REQUEST_TIMEOUT_MS,
-      () => new HTTPException(504, { message: `request took longer than ${config.REQUEST_TIMEOUT_MS} ms` }),
-    ),
+    requestDeadline(config.REQUEST_TIMEOUT_MS),
     requireApiKey(deps.authenticate),
     rateLimit(deps.rateLimiter),
     readJsonBody,

@@ -8,4 +8,8 @@ export interface Principal {
 }
 
 /** Bindings are absent when the app is called without Node's server (app.request in a unit test). */
-export type AppEnv = { Bindings: Partial<HttpBindings>; Variables: RequestIdVariables & { principal: Principal } };
+export type AppEnv = {
+  Bindings: Partial<HttpBindings>;
+  /** `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). */
+  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number };
+};

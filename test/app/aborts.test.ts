@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import postgres from "postgres";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -81,4 +83,33 @@ test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not 
   assert.equal(counted(after, "408") - counted(before, "408"), 1);
   assert.equal(counted(after, "499"), counted(before, "499"), "not counted as a client's hang-up");
   assert.equal(metricValue(after, "http_requests_total", { route: "unmatched" }), 0, "counted once");
+});
+
+test("a query or an ingest answered 504 at REQUEST_TIMEOUT_MS writes nothing after it: asked again, nothing is there twice", async () => {
+  const db = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
+  const user = api(stack.url, USER_KEY);
+  const { knobs } = stack.fakes.ollama;
+  const question = "What do tides follow, asked of a slow model?";
+  const text = "Neap tides come when the sun and the moon pull at right angles, a slow embedding.";
+  try {
+    knobs.latencyMs = REQUEST_TIMEOUT_MS * 0.6; // embed, then chat: the answer comes at 1.2 x the deadline
+    const query = await user.post("/api/v1/query", { query: question });
+    assert.equal(query.status, 504, query.text);
+    knobs.latencyMs = REQUEST_TIMEOUT_MS * 1.2; // the embedding alone outlasts the deadline
+    const ingest = await user.post("/api/v1/documents", { documents: [{ text }] });
+    assert.equal(ingest.status, 504, ingest.text);
+    await sleep(REQUEST_TIMEOUT_MS); // both answers are in by now
+  } finally {
+    knobs.latencyMs = 0;
+  }
+  try {
+    const turns = await db`SELECT count(*)::int AS n FROM turns WHERE question = ${question}`;
+    assert.equal(turns[0]!.n, 0, "a turn stored for a request answered 504");
+    const points = [...stack.fakes.qdrant.collections.values()].flatMap((c) => [...c.points.values()]);
+    assert.ok(!points.some((p) => JSON.stringify(p).includes("Neap tides")), "chunks written for an ingest answered 504");
+    const records = await db`SELECT count(*)::int AS n FROM documents`;
+    assert.equal(records[0]!.n, 1, "a record written for an ingest answered 504");
+  } finally {
+    await db.end();
+  }
 });

@@ -714,9 +714,11 @@ test("a generation runs at the model's pace: a client that stops reading holds u
 
   const received: string[] = [];
   // The leader's client takes the first token, then never reads again.
-  void rag.complete(leader, (token) => {
-    received.push(token);
-    return new Promise(() => {});
+  void rag.complete(leader, {
+    onToken: (token) => {
+      received.push(token);
+      return new Promise(() => {});
+    },
   });
   const followed = await Promise.race([
     rag.complete(follower),
@@ -760,7 +762,10 @@ test("a stream the server ends stops waiting for its answer and stores no turn; 
   const ended = await rag.prepare(question, "key:a", "ended");
   assert.ok("generation" in ended.answer);
   const tokens: string[] = [];
-  const completing = rag.complete(ended, async (token) => void tokens.push(token), streamEnd.signal);
+  const completing = rag.complete(ended, {
+    onToken: async (token) => void tokens.push(token),
+    until: streamEnd.signal,
+  });
   await waitFor("the first token", async () => tokens.length === 1);
   streamEnd.abort(shuttingDown);
   await assert.rejects(completing, shuttingDown);
@@ -777,7 +782,7 @@ test("a stream the server ends stops waiting for its answer and stores no turn; 
   });
   const late = new AbortController();
   const cached = await rag.prepare(question, "key:a", "being written");
-  const done = rag.complete(cached, async () => {}, late.signal);
+  const done = rag.complete(cached, { onToken: async () => {}, until: late.signal });
   await waitFor("the turn being written", async () => writing.length === 1);
   late.abort(shuttingDown);
   write();

@@ -47,12 +47,12 @@ const deleteRoute = apiRoute({
 export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Documents) {
   app.openapi(ingestRoute, async (c) => {
     const input = c.req.valid("json").documents;
-    return c.json({ documents: await documents.ingest(input, c.get("principal").id) }, 201);
+    return c.json({ documents: await documents.ingest(input, c.get("principal").id, c.get("deadlineAt")) }, 201);
   });
 
   app.openapi(deleteRoute, async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await documents.remove(id))) return c.json({ error: `document ${id} not found` }, 404);
+    if (!(await documents.remove(id, c.get("deadlineAt")))) return c.json({ error: `document ${id} not found` }, 404);
     return c.json({ id, deleted: true as const }, 200);
   });
 }

@@ -44,7 +44,10 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"), () => c.req.raw.signal);
-    if (!input.stream) return c.body(resultJson(await rag.complete(prepared)), 200, JSON_TYPE) as never;
+    if (!input.stream) {
+      const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt") });
+      return c.body(resultJson(result), 200, JSON_TYPE) as never;
+    }
 
     return streamSSE(c, async (stream) => {
       // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).
@@ -68,7 +71,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       };
       try {
         // Ended by the server stopping (its reason, an AppError, is the error event), and then no turn is stored.
-        const result = await rag.complete(prepared, writeToken, streamsEnd);
+        const result = await rag.complete(prepared, { onToken: writeToken, until: streamsEnd });
         await sendMeta();
         await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {

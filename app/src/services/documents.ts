@@ -51,11 +51,14 @@ export interface DocumentsDeps {
  */
 export function createDocuments({ config, store, corpus, ollama, qdrant, log }: DocumentsDeps) {
   /**
-   * A write holds its documents for 2 x REQUEST_TIMEOUT_MS (migration 005) and starts no Qdrant call past
-   * REQUEST_TIMEOUT_MS (its request has been answered 504 by then), so the second half covers the call under way.
+   * A write holds its documents for 2 x REQUEST_TIMEOUT_MS (migration 005) and starts no Qdrant call past its
+   * request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, so the second half covers the call under way.
    */
   const newLease = (): Lease => ({ writer: randomUUID(), ms: 2 * config.REQUEST_TIMEOUT_MS });
-  /** Checked before each Qdrant call of a write (one upsert is several: collection, indexes, points). */
+  /**
+   * Checked before each Ollama and Qdrant call of a write (one upsert is several: collection, indexes, points); `stopAt`
+   * is the request's 504.
+   */
   const callsUntil = (stopAt: number) => () => {
     if (performance.now() > stopAt)
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
@@ -152,9 +155,16 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
    * this request until its chunks are written: a concurrent ingest or delete of one of them is a 409.
    */
-  async function ingest(docs: DocumentInput[], owner: string): Promise<Array<{ id: string; chunks: number }>> {
+  async function ingest(
+    docs: DocumentInput[],
+    owner: string,
+    stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
+  ): Promise<Array<{ id: string; chunks: number }>> {
+    const beforeCall = callsUntil(stopAt);
     const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
-    const embedded = await embedWhole(chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text }))));
+    const items = chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text })));
+    const embedded = await embedWhole(items, beforeCall);
+    beforeCall(); // embedding took the request's time: it was answered 504, so nothing is written
     const prepared = docs.map((d) => ({
       id: d.id ?? randomUUID(),
       title: d.title ?? null,
@@ -163,7 +173,6 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     }));
     for (const chunk of embedded) prepared[chunk.doc]!.chunks.push(chunk);
     const lease = newLease();
-    const beforeCall = callsUntil(performance.now() + config.REQUEST_TIMEOUT_MS);
     const ids = prepared.map((d) => d.id);
     const busy = await store
       .upsertDocuments(
@@ -211,7 +220,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    * could not be found. Sent with truncation off, a batch refused for such a chunk is embedded a chunk at a time, and
    * a chunk refused alone is split in two (at a sentence or a word where it can) and each part embedded the same way.
    */
-  async function embedWhole<T extends { text: string }>(chunks: T[]): Promise<Array<T & { vector: number[] }>> {
+  async function embedWhole<T extends { text: string }>(
+    chunks: T[],
+    beforeCall: () => void,
+  ): Promise<Array<T & { vector: number[] }>> {
+    beforeCall();
     try {
       const vectors = await ollama.embed(
         chunks.map((c) => c.text),
@@ -227,7 +240,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           : chunkText(only!.text, Math.ceil(only!.text.length / 2), 0).map((text) => [{ ...only!, text }]);
       if (parts.length < 2) throw err; // one character: nothing left to split
       const out: Array<T & { vector: number[] }> = [];
-      for (const part of parts) out.push(...(await embedWhole(part)));
+      for (const part of parts) out.push(...(await embedWhole(part, beforeCall)));
       return out;
     }
   }
@@ -237,14 +250,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    * record goes in the statement that bumps the corpus version: a removal committing after its request gave up (a 503,
    * then a 404 on retry) still invalidates the answers cached from the document.
    */
-  async function remove(id: string): Promise<boolean> {
+  async function remove(id: string, stopAt = performance.now() + config.REQUEST_TIMEOUT_MS): Promise<boolean> {
     const lease = newLease();
     const leased = await store.leaseDocument(id, lease).catch(unknownOutcome([id], lease));
     if (leased === "missing") return false;
     if (leased !== "leased") throw documentsBusy(leased);
     let version: number | undefined;
     try {
-      await qdrant.deleteChunks(id, 0, callsUntil(performance.now() + config.REQUEST_TIMEOUT_MS));
+      await qdrant.deleteChunks(id, 0, callsUntil(stopAt));
     } catch (err) {
       await afterFailedWrite([id], lease, err, false);
       throw err;

@@ -376,12 +376,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
    * Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns.
    * Once `until` aborts (the server ending a stream), it stops waiting for the answer and throws the signal's reason,
    * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
-   * being written is waited for.
+   * being written is waited for. Past `storeBy` (the request's 504, performance.now() ms) no turn is stored either.
    */
   async function complete(
     p: PreparedQuery,
-    onToken?: (token: string) => Promise<void>,
-    until?: AbortSignal,
+    { onToken, until, storeBy }: { onToken?: (token: string) => Promise<void>; until?: AbortSignal; storeBy?: number } = {},
   ): Promise<QueryResult> {
     const unlessEnded = <T>(step: Promise<T>): Promise<T> =>
       until ? beforeAbort(step, until, () => until.reason as Error) : step;
@@ -419,6 +418,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
+      if (storeBy !== undefined && performance.now() > storeBy)
+        throw new AppError(504, "answered after the request's deadline: turn not stored", "request_timeout");
       await store.recordTurn(p.owner, {
         request_id: p.requestId,
         session_id: p.sessionId,
