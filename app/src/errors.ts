@@ -1,4 +1,5 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { clip } from "./text.ts";
 
 /** An error that maps to an HTTP response `{error, details?}`; `type` feeds agent_errors_total. */
 export class AppError extends Error {
@@ -16,8 +17,9 @@ export class AppError extends Error {
 export const upstreamTimeout = (service: string, ms: number) =>
   new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
 
+/** `reason` may carry the upstream's error body (a proxy's HTML page, say): it is clipped. */
 export const upstreamFailure = (service: string, reason: string) =>
-  new AppError(502, `${service} request failed: ${reason}`, `${service}_error`);
+  new AppError(502, `${service} request failed: ${clip(reason)}`, `${service}_error`);
 
 /**
  * Retry-After on a dependency's 503 (RFC 9110 10.2.3): how long a client should wait before asking again. A second:
@@ -27,7 +29,7 @@ export const upstreamFailure = (service: string, reason: string) =>
 export const RETRY_AFTER_SECONDS = 1;
 
 export const dependencyUnavailable = (service: string, reason: string) =>
-  new AppError(503, `${service} unavailable: ${reason}`, `${service}_unavailable`, undefined, {
+  new AppError(503, `${service} unavailable: ${clip(reason)}`, `${service}_unavailable`, undefined, {
     "Retry-After": String(RETRY_AFTER_SECONDS),
   });
 

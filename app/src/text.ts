@@ -40,3 +40,14 @@ export function storableJson<T>(value: T): T {
   }
   return value;
 }
+
+/** Text from outside echoed in an answer (a request's key, an upstream's error body) is cut to this many characters. */
+const MAX_ECHOED_TEXT = 200;
+
+/** `text` cut to MAX_ECHOED_TEXT characters (never inside a surrogate pair), saying how long it was. */
+export function clip(text: string): string {
+  if (text.length <= MAX_ECHOED_TEXT) return text;
+  const lastUnit = text.charCodeAt(MAX_ECHOED_TEXT - 1);
+  const end = lastUnit >= 0xd800 && lastUnit <= 0xdbff ? MAX_ECHOED_TEXT - 1 : MAX_ECHOED_TEXT;
+  return `${text.slice(0, end)}... (${text.length} characters)`;
+}

@@ -210,6 +210,28 @@ test("an Ollama or Qdrant that cannot be reached is a 503 (retry later); one tha
   }
 });
 
+test("an Ollama 200 of another shape, or an error page, is a 502 whose message stays short", async () => {
+  const gateway = new Hono()
+    .post("/api/embed", (c) => c.json({ status: "ok" })) // a gateway's own 200: no `embeddings`
+    .post("/api/chat", (c) => c.html(`<html><body>${"Bad gateway. ".repeat(400)}</body></html>`, 502));
+  const server = await listen(gateway);
+  try {
+    const ollama = ollamaAt(server.url);
+    await assert.rejects(ollama.embed(["x"]), (err) => {
+      assert.ok(err instanceof AppError && err.status === 502, String(err));
+      assert.equal(err.message, "ollama request failed: expected 1 embeddings, got no");
+      return true;
+    });
+    await assert.rejects(ollama.chat("m", [{ role: "user", content: "hi" }]), (err) => {
+      assert.ok(err instanceof AppError && err.status === 502, String(err));
+      assert.ok(err.message.length < 300, `a ${err.message.length}-character message`);
+      return true;
+    });
+  } finally {
+    await server.close();
+  }
+});
+
 test("a collection lost under a running replica: searches find nothing, the next ingest creates it again with its indexes", async () => {
   const { log, lines: warnings } = capturedLog("warn");
   const client = qdrantAt(fakes.qdrant.url, "lost", { log });

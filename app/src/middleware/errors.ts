@@ -3,6 +3,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { AppError, describe } from "../errors.ts";
+import { clip } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { answeredOutside } from "./observe.ts";
 
@@ -33,19 +34,10 @@ const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parame
 type ValidationResult = { success: true } | { success: false; error: ZodError; target: string };
 
 /**
- * A 400's details list at most this many issues, and each path and message at most MAX_ISSUE_TEXT characters: zod
- * reports every unknown key (and echoes the key), so a 2 MB body of unknown keys made a 2.4 MB answer.
+ * A 400's details list at most this many issues, and each path and message is clipped (text.ts): zod reports every
+ * unknown key (and echoes the key), so a 2 MB body of unknown keys made a 2.4 MB answer.
  */
 const MAX_ISSUES = 20;
-const MAX_ISSUE_TEXT = 200;
-
-/** `text` cut to MAX_ISSUE_TEXT characters (never inside a surrogate pair), saying how long it was. */
-export function clip(text: string): string {
-  if (text.length <= MAX_ISSUE_TEXT) return text;
-  const lastUnit = text.charCodeAt(MAX_ISSUE_TEXT - 1);
-  const end = lastUnit >= 0xd800 && lastUnit <= 0xdbff ? MAX_ISSUE_TEXT - 1 : MAX_ISSUE_TEXT;
-  return `${text.slice(0, end)}... (${text.length} characters)`;
-}
 
 /** zod-openapi validation hook: a 400 whose message names the first bad field, with the issues (bounded) in details. */
 export const validationHook = (result: ValidationResult, c: Context) => {

@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { clip } from "./errors.ts";
+import { clip } from "../text.ts";
 
 /**
  * Throws on bytes that are not UTF-8, in the same pass that decodes them (Buffer's `isUtf8` and then a decode cost

@@ -124,11 +124,14 @@ export function createOllama(opts: OllamaOptions) {
       const vectors: number[][] = [];
       for (let i = 0; i < texts.length; i += opts.batchSize) {
         const input = texts.slice(i, i + opts.batchSize);
-        const res = await call("ollama_embed", () => client.embed({ model: opts.embedModel, input, truncate: !whole }));
-        if (res.embeddings.length !== input.length) {
-          throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${res.embeddings.length}`);
-        }
-        vectors.push(...res.embeddings);
+        // Checked inside `call`: a 200 of another shape (a gateway's, say) is a failed call, and a 502.
+        const embeddings = await call("ollama_embed", async () => {
+          const res = await client.embed({ model: opts.embedModel, input, truncate: !whole });
+          const got = Array.isArray(res.embeddings) ? res.embeddings.length : "no";
+          if (got !== input.length) throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${got}`);
+          return res.embeddings;
+        });
+        vectors.push(...embeddings);
       }
       return vectors;
     },
