@@ -464,7 +464,7 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
-test("an ingest starts no Qdrant write once REQUEST_TIMEOUT_MS passed since it leased its documents, and releases them", async () => {
+test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIMEOUT_MS), and releases its documents", async () => {
   const calls: string[] = [];
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const documents = createDocuments({
@@ -542,6 +542,27 @@ test("document leases come back after Postgres refused the release, and after a 
   refuseReleases = 2;
   await assert.rejects(documents.ingest([{ id: "b", text: "Second." }], "key:a"), { status: 502 });
   await waitFor("the release taken", async () => releases.length === 3, 3_000);
+});
+
+test("a written ingest whose corpus bump Postgres refuses answers 503 after one try, and the bump goes on in the background", async () => {
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  const refused = new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+  let bumps = 0;
+  const documents = createDocuments({
+    config: loadConfig(appEnv(urls)),
+    store: { upsertDocuments: async () => undefined, releaseDocuments: async () => {} } as never,
+    corpus: {
+      bump: async () => {
+        if (++bumps === 1) throw refused;
+      },
+    } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
+    qdrant: { upsert: async () => {}, deleteChunks: async () => {} } as never,
+    log: createLogger("silent"),
+  });
+  await assert.rejects(documents.ingest([{ id: "a", text: "First." }], "key:a"), refused);
+  assert.equal(bumps, 1, "tried once while the request waits");
+  await waitFor("the bump taken in the background", async () => bumps === 2, 2_000);
 });
 
 test("in a long outage at most 64 lease releases are retried at once; the others are left to expire", async () => {

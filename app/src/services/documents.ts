@@ -70,18 +70,27 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
   /**
    * `attempt` until it succeeds: the tries within `waitMs` (default: the first only) are awaited, the rest go on in the
    * background until `endsAt` (epoch ms), and `giveUp` hears the last error. While Postgres cannot take a statement
-   * that must follow a write, it is tried again rather than dropped after one blip.
+   * that must follow a write, it is tried again rather than dropped after one blip. Resolves with the awaited tries'
+   * last error when none succeeded, else undefined.
    */
-  function persist(attempt: () => Promise<unknown>, endsAt: number, giveUp: (err: unknown) => void, waitMs = 0) {
+  function persist(
+    attempt: () => Promise<unknown>,
+    endsAt: number,
+    giveUp: (err: unknown) => void,
+    waitMs = 0,
+  ): Promise<unknown> {
     return retryUntil(attempt, Date.now() + waitMs).then(
-      () => {},
+      () => undefined,
       (err: unknown) => {
-        if (retrying >= MAX_RETRIED) return giveUp(err);
-        retrying++;
-        void sleep(RETRY_FIRST_MS, undefined, { ref: false })
-          .then(() => retryUntil(attempt, endsAt, { unref: true }))
-          .catch(giveUp)
-          .finally(() => retrying--);
+        if (retrying >= MAX_RETRIED) giveUp(err);
+        else {
+          retrying++;
+          void sleep(RETRY_FIRST_MS, undefined, { ref: false })
+            .then(() => retryUntil(attempt, endsAt, { unref: true }))
+            .catch(giveUp)
+            .finally(() => retrying--);
+        }
+        return err;
       },
     );
   }
@@ -99,17 +108,17 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     );
 
   /**
-   * Bumps the corpus version after a failed write that changed Qdrant's points (some landed before the failure, or
-   * the failing call may still land): answers cached under the current version cite chunks no longer there, or miss
+   * Bumps the corpus version after a write that changed Qdrant's points, failed or not (some landed before a failure,
+   * or the failing call may still land): answers cached under the current version cite chunks no longer there, or miss
    * new ones, until they expire. Tried until the lease ends; when the write may still land, once more after that,
-   * when no call of it is under way any more.
+   * when no call of it is under way any more. Resolves with the first try's error if it failed.
    */
-  function invalidate(lease: Lease, mayLand: boolean): Promise<void> {
+  function invalidate(lease: Lease, mayLand: boolean): Promise<unknown> {
     const bump = () =>
       persist(corpus.bump, Date.now() + lease.ms, (err) =>
         log.warn(
           { err: describe(err) },
-          "corpus version not bumped after a failed document write: answers cached before it are served until they expire",
+          "corpus version not bumped after a document write: answers cached before it are served until they expire",
         ),
       );
     if (mayLand) setTimeout(() => void bump(), lease.ms).unref();
@@ -206,10 +215,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
     // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
     await release(ids, lease, config.DB_QUERY_TIMEOUT_MS);
-    await corpus.bump().catch((err: unknown) => {
-      void invalidate(lease, false);
-      throw err;
-    });
+    const notBumped = await invalidate(lease, false);
+    if (notBumped !== undefined) throw notBumped; // a 503: the documents are written, the bump goes on in the background
     log.info({ documents: prepared.length, chunks: embedded.length }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
   }
