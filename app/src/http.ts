@@ -240,8 +240,14 @@ export async function listenHttp(
   });
   const startResponse = (res: ServerResponse) => {
     for (const [name, value] of responseHeaders) res.setHeader(name, value);
-    if (draining) res.setHeader("Connection", "close");
-    else (res.req.socket as Connection)[latestResponse] = res;
+    const socket = res.req.socket as Connection;
+    if (draining) {
+      // Only a connection's last answer may close it: Node drops the pipelined answers queued behind one that does.
+      const before = socket[latestResponse];
+      if (before !== undefined && !before.headersSent) before.setHeader("Connection", "keep-alive");
+      res.setHeader("Connection", "close");
+    }
+    socket[latestResponse] = res;
   };
   // Listener order: before the app writes anything.
   server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => startResponse(res));
@@ -269,15 +275,31 @@ export async function listenHttp(
       // moment, such a request is answered with Connection: close instead.
       const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
       const idleGraceMs = Math.min(IDLE_GRACE_MS, graceMs);
-      const idle = [setTimeout(() => server.closeIdleConnections(), idleGraceMs)];
+      const idle: NodeJS.Timeout[] = [];
+      const closeIdleLater = () => idle.push(setTimeout(closeIdle, idleGraceMs));
+      const awaited = new WeakSet<ServerResponse>();
+      // Node's closeIdleConnections takes a connection whose answer is ended but still being written (to a slow reader)
+      // for idle, and cuts that answer: it runs only once no connection's last answer is being written. A connection
+      // whose answer ends meanwhile gets the grace of one idle now, for the request its client may be sending.
+      function closeIdle() {
+        let writing = false;
+        for (const socket of connections) {
+          const res = socket[latestResponse];
+          if (res === undefined || res.writableFinished || res.destroyed) continue;
+          writing = true;
+          if (awaited.has(res)) continue;
+          awaited.add(res);
+          res.once("close", closeIdleLater);
+        }
+        if (!writing) server.closeIdleConnections();
+      }
       for (const socket of connections) {
         const res = socket[latestResponse];
-        if (res === undefined || res.writableEnded) continue;
-        // Still to answer: its answer closes the connection. Already answering with keep-alive (a stream): once it
-        // ends, its connection gets the same grace as one idle now, instead of staying open to the deadline.
-        if (!res.headersSent) res.setHeader("Connection", "close");
-        else res.once("finish", () => idle.push(setTimeout(() => server.closeIdleConnections(), idleGraceMs)));
+        // Still to answer: its answer closes the connection (one already answering with keep-alive, a stream or one
+        // queued behind another, is waited for by closeIdle).
+        if (res !== undefined && !res.writableFinished && !res.headersSent) res.setHeader("Connection", "close");
       }
+      closeIdleLater();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), graceMs);

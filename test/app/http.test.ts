@@ -233,3 +233,53 @@ test("a drain tells requests in flight on keep-alive connections to close, and e
     agent.destroy();
   }
 });
+
+test("a drain answers pipelined requests whole, each in turn, and a big answer to a slow reader to its last byte", async () => {
+  const http = await listenHttp(
+    async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/big") return new Response("x".repeat(4 * 1024 * 1024));
+      await sleep(path === "/slow" ? 1_500 : 50);
+      return Response.json({ path });
+    },
+    { port: 0, host: "127.0.0.1", metrics: createMetrics(), log: createLogger("silent"), keepAliveTimeoutMs: 60_000 },
+  );
+  const open = async () => {
+    const socket = connect(http.port, "127.0.0.1");
+    await once(socket, "connect");
+    const received = { text: "", bytes: 0, closed: once(socket, "close") };
+    socket.on("data", (d: Buffer) => {
+      received.text += d.toString("latin1");
+      received.bytes += d.length;
+    });
+    return { socket, received };
+  };
+  const answers = (text: string) =>
+    [...text.matchAll(/Connection: (\S+)[\s\S]*?\{"path":"([^"]+)"\}/g)].map((m) => `${m[2]} ${m[1]}`);
+  // In flight as the drain starts: two pipelined requests, the fast one queued behind the slow one.
+  const inFlight = await open();
+  inFlight.socket.write("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /fast HTTP/1.1\r\nHost: a\r\n\r\n");
+  // Kept alive before it, then two pipelined requests within its first second.
+  const kept = await open();
+  kept.socket.write("GET /warm HTTP/1.1\r\nHost: a\r\n\r\n");
+  // A slow reader: about 2 MB/s.
+  const reader = await open();
+  reader.socket.on("data", (d: Buffer) => {
+    reader.socket.pause();
+    setTimeout(() => reader.socket.resume(), Math.ceil(d.length / 2_000));
+  });
+  reader.socket.write("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+  await sleep(300);
+  const started = performance.now();
+  const closing = http.close(10_000);
+  await sleep(100);
+  kept.socket.write("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+  assert.equal(await closing, false, "drained before the deadline");
+  assert.ok(performance.now() - started < 6_000, `drained in ${Math.round(performance.now() - started)} ms`);
+  await Promise.all([inFlight.received.closed, kept.received.closed, reader.received.closed]);
+  // The fast answer was written (queued) before the drain: both keep-alive, and the drain closes the connection after.
+  assert.deepEqual(answers(inFlight.received.text), ["/slow keep-alive", "/fast keep-alive"]);
+  assert.deepEqual(answers(kept.received.text), ["/warm keep-alive", "/a keep-alive", "/b close"]);
+  const body = reader.received.text.slice(reader.received.text.indexOf("\r\n\r\n") + 4);
+  assert.equal(body.length, 4 * 1024 * 1024, "the big answer arrived whole");
+});
