@@ -156,24 +156,28 @@ async function keepAliveClient(url: string, name: string) {
 }
 
 /**
- * Real Postgres and Redis, the fakes, and the app spawned on them with `env`, reaching Redis through a proxy the test
- * can partition; everything is stopped after `run`.
+ * Real Postgres and Redis, the fakes, and the app spawned on them with `env`, reaching both stores through proxies the
+ * test can partition; everything is stopped after `run`.
  */
 async function withSpawnedApp(
   env: Record<string, string>,
-  run: (app: SpawnedApp, fakes: Fakes, redisProxy: TcpProxy) => Promise<void>,
+  run: (app: SpawnedApp, fakes: Fakes, proxies: { pg: TcpProxy; redis: TcpProxy }) => Promise<void>,
 ) {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
-  const redisProxy = await startTcpProxy(redis.port);
+  const proxies = { pg: await startTcpProxy(pg.port), redis: await startTcpProxy(redis.port) };
   let app: SpawnedApp | undefined;
   try {
-    const redisUrl = `redis://127.0.0.1:${redisProxy.port}`;
-    const urls = { databaseUrl: pg.url, redisUrl, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url };
+    const urls = {
+      databaseUrl: pg.url.replace(`:${pg.port}/`, `:${proxies.pg.port}/`),
+      redisUrl: `redis://127.0.0.1:${proxies.redis.port}`,
+      ollamaUrl: fakes.ollama.url,
+      qdrantUrl: fakes.qdrant.url,
+    };
     app = await spawnApp(appEnv(urls, { PORT: String(await freePort()), ...env }));
-    await run(app, fakes, redisProxy);
+    await run(app, fakes, proxies);
   } finally {
     await app?.stop();
-    await redisProxy.close();
+    await Promise.all([proxies.pg.close(), proxies.redis.close()]);
     await Promise.all([pg.stop(), redis.stop(), fakes.stop()]);
   }
 }
@@ -280,19 +284,20 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
   });
 });
 
-test("SIGTERM while Redis is partitioned, with replies owed on its connection: exit 0 within the grace period", {
+test("SIGTERM while Postgres and Redis are partitioned, with replies owed on their connections: exit 0 within the grace period", {
   timeout: 60_000,
 }, async () => {
   const graceMs = 2_000;
-  await withSpawnedApp({ SHUTDOWN_TIMEOUT_MS: String(graceMs) }, async (app, _fakes, redisProxy) => {
-    redisProxy.blackhole();
-    // Each readiness probe sends a PING that will never be answered, and gives up on it at the command deadline.
+  await withSpawnedApp({ SHUTDOWN_TIMEOUT_MS: String(graceMs) }, async (app, _fakes, proxies) => {
+    proxies.pg.blackhole();
+    proxies.redis.blackhole();
+    // Each readiness probe sends a PING and a statement that will never be answered, and gives up on them.
     for (let i = 0; i < 2; i++) {
       const ready = await api(app.url).get("/health/ready");
-      assert.equal(ready.status, 200, "Redis is not critical to readiness");
+      assert.equal(ready.status, 503, "Postgres is critical to readiness");
     }
-    const exit = await Promise.race([sigterm(app), sleep(graceMs + 5_000, undefined)]);
-    assert.ok(exit, "still running 5 s after its grace period (killed by the test)");
+    const exit = await Promise.race([sigterm(app), sleep(graceMs + 8_000, undefined)]);
+    assert.ok(exit, "still running 8 s after its grace period (killed by the test)");
     assert.equal(exit.code, 0);
     assert.ok(exit.exitMs < graceMs + 2_000, `exited ${Math.round(exit.exitMs)} ms after SIGTERM`);
   });
