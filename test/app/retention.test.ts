@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, mock, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { Gauge, Registry } from "prom-client";
 import { migrate } from "../../app/src/services/db.ts";
@@ -166,6 +167,29 @@ test("a turn whose session is deleted while it is written goes into the session 
   }
 });
 
+test("feedback on a turn deleted while it is recorded is a 404, not a 500", async () => {
+  const user = api(stack.url, USER_KEY);
+  const asked = await user.post("/api/v1/query", { query: "What is deleted under feedback?" });
+  assert.equal(asked.status, 200, asked.text);
+  const deleting = await sql.reserve();
+  try {
+    // Retention's delete, uncommitted: the feedback's snapshot sees the turn, and its foreign key check waits.
+    await deleting`BEGIN`;
+    await deleting`DELETE FROM turns WHERE request_id = ${asked.body.request_id}`;
+    const feedback = user.post("/api/v1/feedback", { request_id: asked.body.request_id, quality_score: 4 });
+    await waitFor("the feedback waiting on the delete", async () => {
+      const [row] =
+        await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO feedback%'`;
+      return row!.n === 1;
+    });
+    await deleting`COMMIT`;
+    const res = await feedback;
+    assert.equal(res.status, 404, res.text);
+  } finally {
+    deleting.release();
+  }
+});
+
 test("one replica prunes at a time: another finds the lock taken and skips", async () => {
   const reserved = await quiet.reserve();
   try {
@@ -224,6 +248,97 @@ test("a turn that sends a source list while the last old turn referring to it is
   }
   assert.equal(pruned?.turns, 1, "the old turn was pruned");
   assert.deepEqual(await storedSources(next.request_id), list, "the new turn's source list was kept");
+});
+
+test("replicas sending the same stored source lists in opposite orders do not deadlock: every turn commits", async () => {
+  const [low, high] = [sourcesOf(`one-${randomUUID()}`), sourcesOf(`two-${randomUUID()}`)].sort((x, y) =>
+    sourceSetOf(x).hash < sourceSetOf(y).hash ? -1 : 1,
+  );
+  const gate = sourcesOf(`gate-${randomUUID()}`);
+  const setup = createTurnWriter(quiet, 5_000);
+  for (const list of [low!, high!, gate]) await setup.record("owner", turn(randomUUID(), list));
+  // A deadlock would hold both statements for deadlock_timeout, here past the writers' deadline.
+  const slowDetector = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), {
+    onnotice: () => {},
+    max: 2,
+    connection: { deadlock_timeout: 20_000 },
+  });
+  const [holdGate, holdLists] = [await quiet.reserve(), await quiet.reserve()];
+  try {
+    await holdGate`BEGIN`;
+    await holdGate`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(gate).hash} FOR UPDATE`;
+    await holdLists`BEGIN`;
+    await holdLists`SELECT hash FROM source_sets WHERE hash IN ${holdLists([sourceSetOf(low!).hash, sourceSetOf(high!).hash])} FOR UPDATE`;
+    // Two replicas (writers new to the lists), each with a statement waiting on the gate and two turns queued behind
+    // it, which leave together: one replica's batch has the lists in one order, the other's in the other.
+    const [a, b] = [createTurnWriter(slowDetector, 5_000), createTurnWriter(slowDetector, 5_000)];
+    const first = [a.record("owner", turn(randomUUID(), gate)), b.record("owner", turn(randomUUID(), gate))];
+    await waitersOnLocks(2);
+    const batched = [
+      a.record("owner", turn(randomUUID(), low)),
+      a.record("owner", turn(randomUUID(), high)),
+      b.record("owner", turn(randomUUID(), high)),
+      b.record("owner", turn(randomUUID(), low)),
+    ];
+    await holdGate`ROLLBACK`;
+    await Promise.all(first);
+    await waitersOnLocks(2);
+    await holdLists`ROLLBACK`;
+    const outcomes = await Promise.allSettled(batched);
+    assert.deepEqual(
+      outcomes.map((o) => (o.status === "fulfilled" ? "stored" : String(o.reason))),
+      ["stored", "stored", "stored", "stored"],
+    );
+  } finally {
+    holdGate.release();
+    holdLists.release();
+    await slowDetector.end();
+  }
+});
+
+test("a failed batch's turns are written again one by one, except those already answered 503", async () => {
+  const deadlineMs = 3_000;
+  const gate = sourcesOf(`gate-${randomUUID()}`);
+  await createTurnWriter(quiet, 5_000).record("owner", turn(randomUUID(), gate));
+  const [holdGate, holdDuplicate] = [await quiet.reserve(), await quiet.reserve()];
+  const writer = createTurnWriter(quiet, deadlineMs);
+  try {
+    await holdGate`BEGIN`;
+    await holdGate`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(gate).hash} FOR UPDATE`;
+    // A statement waits on the gate while two turns queue behind it; they will leave together.
+    const first = writer.record("owner", turn(randomUUID(), gate));
+    await waitersOnLocks(1);
+    const duplicate = turn(randomUUID());
+    const other = turn(randomUUID());
+    const queued = [duplicate, other].map((t) =>
+      writer.record("owner", t).then(
+        () => "stored",
+        (err) => String(err),
+      ),
+    );
+    // Another transaction inserts the first one's request_id, uncommitted: the batch waits for it, then fails.
+    const session = randomUUID();
+    await holdDuplicate`BEGIN`;
+    await holdDuplicate`INSERT INTO sessions (id, owner) VALUES (${session}, 'owner')`;
+    await holdDuplicate`INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
+      VALUES (${duplicate.request_id}, ${session}, 'q', 'a', 'm', 1)`;
+    await sleep(deadlineMs / 2);
+    await holdGate`ROLLBACK`; // the batch starts half a deadline after its turns queued
+    await first;
+    await waitersOnLocks(1);
+    await sleep(deadlineMs * 0.7); // past the turns' deadlines, before the statement's
+    await holdDuplicate`COMMIT`;
+    assert.deepEqual(await Promise.all(queued), [
+      `Error: postgres unavailable: no answer within ${deadlineMs} ms`,
+      `Error: postgres unavailable: no answer within ${deadlineMs} ms`,
+    ]);
+    await sleep(500); // the batch's failure, and any write one by one after it
+    const [row] = await quiet`SELECT count(*)::int AS n FROM turns WHERE request_id = ${other.request_id}`;
+    assert.equal(row!.n, 0, "a turn answered 503 was stored");
+  } finally {
+    holdGate.release();
+    holdDuplicate.release();
+  }
 });
 
 test("a source list is remembered as stored only by way of a turn inserted with it", async () => {

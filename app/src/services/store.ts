@@ -1,6 +1,6 @@
 import { storableJson } from "../text.ts";
 import { withDeadline, type Sql } from "./db.ts";
-import { createTurnWriter, type Turn } from "./turns.ts";
+import { createTurnWriter, FOREIGN_KEY_VIOLATION, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
 
@@ -204,16 +204,24 @@ export function createStore(sql: Sql, timeoutMs: number) {
       return Number(row!.version);
     },
 
-    /** Records feedback on a turn of one of the caller's sessions; false when there is no such turn. */
+    /**
+     * Records feedback on a turn of one of the caller's sessions; false when there is no such turn, the turn deleted
+     * (turn retention) after the statement's snapshot found it included: its foreign key check then fails.
+     */
     insertFeedback: async (input: FeedbackInput, owner: string) => {
       const fb = storableJson(input);
-      const rows = await run(sql`
-        INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
-        SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
-        FROM turns t JOIN sessions s ON s.id = t.session_id
-        WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
-        RETURNING id`);
-      return rows.length === 1;
+      try {
+        const rows = await run(sql`
+          INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
+          SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
+          FROM turns t JOIN sessions s ON s.id = t.session_id
+          WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
+          RETURNING id`);
+        return rows.length === 1;
+      } catch (err) {
+        if ((err as { code?: unknown } | null)?.code === FOREIGN_KEY_VIOLATION) return false;
+        throw err;
+      }
     },
 
     feedbackSummary: async () => {

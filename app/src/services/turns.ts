@@ -61,8 +61,8 @@ interface Pending {
 /** A question naming a session of another key (session-owners.ts refuses most of them before they are answered). */
 export const sessionForbidden = () => new AppError(403, "session_id belongs to another API key", "session_forbidden");
 
-/** SQLSTATE of a turn whose session no longer exists (turns.session_id REFERENCES sessions). */
-const FOREIGN_KEY_VIOLATION = "23503";
+/** SQLSTATE of a row whose parent is gone (turns.session_id REFERENCES sessions, feedback.request_id turns). */
+export const FOREIGN_KEY_VIOLATION = "23503";
 
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
@@ -86,13 +86,14 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
    * Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. A list
    * already stored is locked, not rewritten (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row:
    * PostgreSQL's INSERT reference, `condition`): turn retention, deleting a list no turn refers to, waits for this
-   * statement's turns and then sees them.
+   * statement's turns and then sees them. Rows are taken in hash order, as retention takes them: two replicas' batches
+   * holding the same lists in other orders deadlocked, and every turn of both was a 503.
    */
   const newSourceSets = (batch: Pending[]) => sql`
     new_sets AS (
       INSERT INTO source_sets (hash, sources)
       SELECT hash, sources FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
-        AS s(hash text, sources jsonb)
+        AS s(hash text, sources jsonb) ORDER BY hash
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
 
@@ -194,8 +195,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         for (const p of batch) p.reject(err);
         return;
       }
-      // A statement error caused by one turn must not fail the others: write them one by one.
-      for (const p of batch) await write([p]);
+      // A statement error caused by one turn must not fail the others: write them one by one, except those whose
+      // deadline passed meanwhile (answered 503: stored now, a retry would store them twice).
+      for (const p of batch) if (!p.done) await write([p]);
     }
   }
 
