@@ -55,12 +55,6 @@ const NOT_CURED_BY_WAITING = /^(28|3D000$)/;
 const curedByWaiting = (err: unknown) =>
   isUnavailable(err) && !NOT_CURED_BY_WAITING.test(String((err as { code?: unknown }).code ?? ""));
 
-/**
- * The least time a start-up try gets, the last one included (it starts as DB_STARTUP_WAIT_MS ends, and with 0 it is
- * the only one): a healthy Postgres connects, migrates and listens well within it.
- */
-const STARTUP_TRY_MIN_MS = 5_000;
-
 /** How long before the grace period ends streamed answers still running are ended (at most half the period). */
 const STREAM_END_NOTICE_MS = 1_000;
 
@@ -89,9 +83,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // Tried again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
     // up"), for DB_STARTUP_WAIT_MS in all: a replica started meanwhile comes up once Postgres answers, instead of
     // exiting into CrashLoopBackOff, whose delay before the next start doubles up to 5 minutes.
-    // Each try is bounded by what is left of the wait too (at least STARTUP_TRY_MIN_MS): the migration and LISTEN
-    // have no statement deadline, and a connection gone silent (a partition after connecting) held start-up past the
-    // startupProbe, with nothing logged.
+    // Each try is bounded by what is left of the wait too: the migration and LISTEN have no statement deadline, and a
+    // connection gone silent (a partition after connecting) held start-up past the startupProbe, with nothing logged.
+    // At least DB_CONNECT_TIMEOUT_MS, a connection's own time: the last try starts as the wait ends (and at 0, the
+    // only one), and a healthy Postgres connects, migrates and listens within it.
     const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
     const connectCorpus = async () => {
       await runMigrations(config, sql, log);
@@ -100,7 +95,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const notDone = () =>
       dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`);
     corpus = await retryUntil(
-      () => beforeDeadline(connectCorpus(), Math.max(giveUpAt - Date.now(), STARTUP_TRY_MIN_MS), notDone),
+      () => beforeDeadline(connectCorpus(), Math.max(giveUpAt - Date.now(), config.DB_CONNECT_TIMEOUT_MS), notDone),
       giveUpAt,
       {
         retryable: curedByWaiting,
