@@ -1,6 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { beforeDeadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
@@ -42,19 +43,43 @@ interface PoolWatch {
 }
 const pools = new WeakMap<Sql, PoolWatch>();
 
+/** A connection that lived at least this long reached a Postgres that serves: the reconnect backoff starts over. */
+const HEALTHY_CONNECTION_MS = 1_000;
+
 /**
  * Opens a connection's socket as postgres.js does (net.connect; it then runs its startup or TLS handshake over it,
  * under connect_timeout), and keeps it where `withDeadline` can close it. postgres.js documents the `socket` option
- * (README "Custom socket": a function returning a duplex stream) but not in its types.
+ * (README "Custom socket": a function returning a duplex stream, awaited) but not in its types.
+ *
+ * It also backs off (`reconnectBackoff`) while connections die young. postgres.js does not when a connection with a
+ * statement waiting to be its first is closed without an error (3.4.9 connection.js `closed`: `if (initial) return
+ * reconnect()` before the delay is updated): the LISTEN connection, which always has its LISTEN waiting, reconnected
+ * about 650 times a second for as long as Postgres (or a proxy in front of it) accepted and closed connections.
  */
 function socketOpener(open: Set<Socket>) {
-  return ({ host, port, path: socketPath }: { host: string[]; port: number[]; path?: string | false }): Socket => {
+  const openedAt = new WeakMap<Socket, number>();
+  let failures = 0;
+  return async ({ host, port, path: socketPath }: { host: string[]; port: number[]; path?: string | false }) => {
+    // Read from the sockets, not their events: postgres.js removes every listener from a socket it starts TLS on.
+    const now = performance.now();
+    let diedYoung = false;
+    let healthy = false;
+    for (const old of open) {
+      const age = now - openedAt.get(old)!;
+      if (!old.destroyed) healthy ||= age >= HEALTHY_CONNECTION_MS;
+      else {
+        diedYoung ||= age < HEALTHY_CONNECTION_MS;
+        open.delete(old);
+      }
+    }
+    if (diedYoung) failures++;
+    else if (healthy) failures = 0;
+    if (failures > 0) await sleep(reconnectBackoff(failures) * 1000);
     const socket = socketPath ? connect(socketPath) : connect(port[0]!, host[0]);
     // As on postgres.js' own sockets: its errors print them, and its TLS handshake checks the server certificate
     // against `socket.host` (servername), so without it the host name would go unverified.
     Object.assign(socket, { host: host[0], port: port[0] });
-    // Pruned here, not on 'close': postgres.js removes every listener from the socket when it starts TLS on it.
-    for (const old of open) if (old.destroyed) open.delete(old);
+    openedAt.set(socket, performance.now());
     open.add(socket);
     return socket;
   };
