@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,7 +10,7 @@ import { createClient } from "redis";
 import { appEnv, type ProxiedStack, startApp, startProxiedStack, USER_KEY, type TestApp } from "../support/app.ts";
 import type { Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
-import { createDb, MIGRATION_LOCK_ID, withDeadline } from "../../app/src/services/db.ts";
+import { createDb, MIGRATION_IDLE_TIMEOUT_MS, MIGRATION_LOCK_ID, migrate, withDeadline } from "../../app/src/services/db.ts";
 import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
@@ -510,6 +513,33 @@ test("a start-up Postgres never answers (the migration lock held by a stuck sess
   }
   const noWait = await appOn(pg.url, { DB_STARTUP_WAIT_MS: "0" }); // one try, and it is not cut at once
   await noWait.stop();
+});
+
+test("a migration whose client goes silent mid-transaction frees the migration lock within seconds", async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  const proxy = await startTcpProxy(pg.port);
+  const migrating = createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), {
+    max: 1,
+    connectTimeoutMs: 2_000,
+  });
+  const db = superuser();
+  try {
+    await writeFile(path.join(dir, "001_slow.sql"), "SELECT pg_sleep(0.5)");
+    await writeFile(path.join(dir, "002_next.sql"), "SELECT 1");
+    void migrate(migrating, dir).catch(() => {}); // fails once its connection is closed
+    await sleep(250); // inside the first migration: its answer and the next statement will never pass
+    proxy.silenceOpen();
+    const lockHeld = async () =>
+      (await db`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}`)[0]!.n;
+    await sleep(1_000);
+    assert.equal(await lockHeld(), 1, "held by the migration its client left");
+    const freed = await timed(() => waitFor("the migration lock freed", async () => (await lockHeld()) === 0, 15_000));
+    assert.ok(freed.ms < MIGRATION_IDLE_TIMEOUT_MS + MAX_MS, `freed after ${Math.round(freed.ms)} ms more`);
+  } finally {
+    await proxy.close();
+    await Promise.allSettled([migrating.end({ timeout: 0 }), db.end()]);
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("a statement whose deadline passes behind another never gets, or gives, another statement's rows", async () => {

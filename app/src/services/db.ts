@@ -125,6 +125,9 @@ export function createDb(url: string, opts: DbOptions): Sql {
   return sql;
 }
 
+/** A migration transaction idle this long between statements has lost its client (it reads a file in between). */
+export const MIGRATION_IDLE_TIMEOUT_MS = 5_000;
+
 /** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
 export const MIGRATION_LOCK_ID = 724_310_001;
 
@@ -135,6 +138,9 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
     // A migration may wait for the previous one or build an index for a while: no statement bound applies to it.
     await tx`SET LOCAL lock_timeout = 0`;
     await tx`SET LOCAL statement_timeout = 0`;
+    // But a transaction idle between its statements has lost its client (a partition, a killed pod): Postgres ends it,
+    // and frees the migration lock, instead of when TCP keepalive notices (hours), while every replica waits for it.
+    await tx`SELECT set_config('idle_in_transaction_session_timeout', ${String(MIGRATION_IDLE_TIMEOUT_MS)}, true)`;
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
