@@ -226,7 +226,9 @@ test("DATABASE_CA_FILE means TLS with the chain and host name verified (postgres
   const sql = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000, ca: "PEM" });
   assert.deepEqual(sql.options.ssl, { ca: "PEM", rejectUnauthorized: true });
   // The app opens the sockets (db.ts): postgres.js verifies the certificate against the name each socket carries.
-  const socket = (sql.options as unknown as { socket(o: unknown): Socket & { host?: string } }).socket(sql.options);
+  const socket = await (sql.options as unknown as { socket(o: unknown): Promise<Socket & { host?: string }> }).socket(
+    sql.options,
+  );
   socket.on("error", () => {});
   assert.equal(socket.host, "db.example");
   socket.destroy();
