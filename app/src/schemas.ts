@@ -8,8 +8,9 @@ export const MAX_QUERY_CHARS = 5000;
 /** Every free-text request field: Postgres refuses NUL and lone surrogates, so they are a 400 naming the field. */
 const text = () => z.string().refine(isStorable, { error: UNSTORABLE_MESSAGE });
 
-const idPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const idMessage = "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'";
+/** Not `.` or `..`: clients and the server's URL parser remove them as dot segments, so no path could name them. */
+const idPattern = /^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$/;
+const idMessage = "must be 1-128 characters of letters, digits, '.', '_', ':' or '-', and not '.' or '..'";
 const metadataKey = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, { error: "metadata keys must be 1-64 letters, digits or '_'" });
 const RESERVED_KEY = "__proto__";
 

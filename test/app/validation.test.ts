@@ -46,9 +46,19 @@ const cases: Case[] = [
     "/api/v1/query",
     '{"query":"x"}',
     415,
-    /^Unsupported Media Type: send Content-Type: application\/json$/,
+    /^Unsupported Media Type: send Content-Type: application\/json \(got text\/plain\)$/,
     { "content-type": "text/plain" },
   ],
+  // No URL can name them: clients and the server's URL parser remove `.` and `..` as dot segments.
+  [
+    "document id '..'",
+    "POST",
+    "/api/v1/documents",
+    { documents: [{ id: "..", text: "x" }] },
+    400,
+    /documents.0.id: .*not '\.' or '\.\.'/,
+  ],
+  ["session id '.'", "POST", "/api/v1/query", { query: "x", session_id: "." }, 400, /session_id: .*not '\.' or '\.\.'/],
   ["missing query", "POST", "/api/v1/query", {}, 400, /query/],
   ["query of wrong type", "POST", "/api/v1/query", { query: 42 }, 400, /query: .*string/],
   ["blank query", "POST", "/api/v1/query", { query: "   " }, 400, /query: must not be empty/],
@@ -212,6 +222,18 @@ test("a 100-continue request gets its 413 or 401 instead of the 100, before it s
   const unauthorized = await ask(body.length, body, "not-a-key-0123456789");
   assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
   assert.match(unauthorized, /\r\nconnection: close\r\n/i);
+});
+
+test("every spelling of application/json RFC 9110 allows is taken as JSON", async () => {
+  for (const type of [
+    "application/json ; charset=utf-8",
+    "application/json;",
+    "application/json; charset=utf-8;",
+    "Application/JSON; x_y=1",
+  ]) {
+    const res = await user.send("POST", "/api/v1/query", { query: "What do tides follow?" }, { "content-type": type });
+    assert.equal(res.status, 200, `${type}: ${res.text.slice(0, 200)}`);
+  }
 });
 
 test("validation errors list each issue in details", async () => {

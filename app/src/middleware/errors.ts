@@ -20,7 +20,11 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   if (err instanceof HTTPException) {
     if (err.res) return err.getResponse(); // bearer-auth builds its own JSON response with WWW-Authenticate
     // zod-openapi's media-type gate says only "Unsupported Media Type"; every body this API takes is JSON.
-    if (err.status === 415) return c.json({ error: `${err.message}: send Content-Type: application/json` }, 415);
+    if (err.status === 415) {
+      const sent = c.req.header("content-type");
+      const got = sent === undefined ? "none" : clip(sent);
+      return c.json({ error: `${err.message}: send Content-Type: application/json (got ${got})` }, 415);
+    }
     return c.json({ error: err.message || "request failed" }, err.status);
   }
   log.error({ err, req_id: c.get("requestId") }, "unhandled error");

@@ -7,6 +7,9 @@ import { clip } from "../text.ts";
  */
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** `application/json` or `application/<x>+json`, with any parameters. */
+const JSON_MEDIA_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
+
 /**
  * Every POST under /api/ takes a JSON body, and RFC 8259 JSON is UTF-8; this app also takes it only uncompressed.
  * Without this, a gzip body was a 400 "Malformed JSON", a body labelled `br` was read as if it were plain, and bytes
@@ -26,6 +29,11 @@ export const readJsonBody = createMiddleware(async (c, next) => {
       // RFC 9110 15.5.16: a 415 for a content coding says which codings would have been accepted.
       { "Accept-Encoding": "identity" },
     );
+  // zod-openapi's media-type gate (its jsonRequestRegex) refuses spellings of JSON that RFC 9110 (8.3.1) allows: a
+  // space before `;`, an empty parameter (`application/json;`). The body is UTF-8 JSON whatever the parameters say.
+  const type = c.req.header("content-type");
+  if (type !== undefined && type !== "application/json" && JSON_MEDIA_TYPE.test(type))
+    c.req.raw.headers.set("content-type", "application/json");
   const bytes = await c.req.raw.arrayBuffer();
   let text: string;
   try {
