@@ -542,6 +542,49 @@ test("a migration whose client goes silent mid-transaction frees the migration l
   }
 });
 
+test("two batch ingests of the same documents in other orders: one 201, one 409, no deadlock", async () => {
+  const ids = ["order-a", "order-b", "order-c"];
+  const batch = (order: string[]) => ({ documents: order.map((id) => ({ id, text: `Document ${id} about ordering.` })) });
+  // Statement deadlines past Postgres' deadlock_timeout (1 s), so a deadlock shows as one, not as a timeout.
+  const patient = await appOn(pg.url, { DB_QUERY_TIMEOUT_MS: "5000" });
+  const client = api(patient.url, USER_KEY);
+  assert.equal((await client.post("/api/v1/documents", batch(ids))).status, 201);
+  const watcher = superuser(); // outside the holders' transactions, whose view of pg_stat_activity is fixed
+  const [holdFirst, holdLast] = [await superuser().reserve(), await superuser().reserve()];
+  const waiting = (n: number) =>
+    waitFor(`${n} ingests waiting on rows`, async () => {
+      const [row] = await watcher`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = 'agent-api' AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO documents%'`;
+      return row!.n === n;
+    });
+  try {
+    for (const [holder, id] of [
+      [holdFirst, ids[0]],
+      [holdLast, ids[2]],
+    ] as const) {
+      await holder`BEGIN`;
+      await holder`SELECT id FROM documents WHERE id = ${id!} FOR UPDATE`;
+    }
+    // The forward batch waits on the first row; the reversed one takes the last and the middle, then waits on the
+    // first behind the forward one, which then needs the middle: a deadlock, unless both lock in one order.
+    const forward = client.post("/api/v1/documents", batch(ids));
+    await waiting(1);
+    const reversed = client.post("/api/v1/documents", batch([...ids].reverse()));
+    await waiting(2);
+    await holdLast`COMMIT`;
+    await sleep(200);
+    await holdFirst`COMMIT`;
+    const statuses = (await Promise.all([forward, reversed])).map((r) => `${r.status} ${r.body.error ?? ""}`.trim());
+    assert.deepEqual(statuses.map((s) => s.slice(0, 3)).sort(), ["201", "409"], JSON.stringify(statuses));
+  } finally {
+    holdFirst.release();
+    holdLast.release();
+    await watcher.end();
+    await patient.stop();
+  }
+});
+
 test("a statement whose deadline passes behind another never gets, or gives, another statement's rows", async () => {
   // One connection: the statements after the slow one wait for it. The second gives up first (a request's deadline).
   const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });

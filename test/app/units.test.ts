@@ -470,7 +470,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   const calls: string[] = [];
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "100" })),
+    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "100", QDRANT_TIMEOUT_MS: "50" })),
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
@@ -500,7 +500,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     { id: "b", text: "Second." },
   ];
   await assert.rejects(documents.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
-  // The lease (2 x REQUEST_TIMEOUT_MS) outlasts the last write that started in time. "a" landed: cached answers go.
+  // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time. "a" landed: cached answers go.
   assert.deepEqual(calls, ["lease 200 ms", "upsert a", "bump", "release a,b"]);
 });
 
@@ -544,6 +544,31 @@ test("document leases come back after Postgres refused the release, and after a 
   refuseReleases = 2;
   await assert.rejects(documents.ingest([{ id: "b", text: "Second." }], "key:a"), { status: 502 });
   await waitFor("the release taken", async () => releases.length === 3, 3_000);
+});
+
+test("a write holds its documents until a Qdrant call started at its deadline has ended, however long that call may take", async () => {
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  const leases: number[] = [];
+  for (const [request, qdrant] of [
+    ["60000", "5000"],
+    ["1000", "5000"],
+  ]) {
+    const documents = createDocuments({
+      config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: request!, QDRANT_TIMEOUT_MS: qdrant! })),
+      store: {
+        leaseDocument: async (_id: string, lease: { ms: number }) => {
+          leases.push(lease.ms);
+          return "missing";
+        },
+      } as never,
+      corpus: {} as never,
+      ollama: {} as never,
+      qdrant: {} as never,
+      log: createLogger("silent"),
+    });
+    assert.equal(await documents.remove("a"), false);
+  }
+  assert.deepEqual(leases, [120_000, 6_000]);
 });
 
 test("a written ingest whose corpus bump Postgres refuses answers 503 after one try, and the bump goes on in the background", async () => {

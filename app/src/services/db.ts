@@ -159,10 +159,11 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
  * Codes that say Postgres cannot serve statements now, whatever the statement: the driver's own connection errors,
  * SQLSTATE class 08 (connection exception), 53 (insufficient resources: 53300 too many connections, 53100 disk full),
  * 57 (operator intervention: 57P01 shutdown, 57P03 starting up, 57014 cancelled, as by statement_timeout), 55P03 (a
- * lock not granted within lock_timeout) and 25006 (a read-only transaction: the endpoint reached a standby, as during
- * a failover).
+ * lock not granted within lock_timeout), 25006 (a read-only transaction: the endpoint reached a standby, as during
+ * a failover) and 40P01 (a deadlock with another transaction: asked again, it goes through).
  */
-const UNAVAILABLE_CODES = /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|55P03$|25006$)/;
+const UNAVAILABLE_CODES =
+  /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|55P03$|25006$|40P01$)/;
 
 /**
  * True when the error says Postgres could not serve the statement, as opposed to a bad statement: a 503, not a 500.

@@ -51,10 +51,14 @@ export interface DocumentsDeps {
  */
 export function createDocuments({ config, store, corpus, ollama, qdrant, log }: DocumentsDeps) {
   /**
-   * A write holds its documents for 2 x REQUEST_TIMEOUT_MS (migration 005) and starts no Qdrant call past its
-   * request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, so the second half covers the call under way.
+   * A write starts no Qdrant call past its request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, and
+   * holds its documents (migration 005) until the last call it started has ended too: REQUEST_TIMEOUT_MS more, or
+   * QDRANT_TIMEOUT_MS where that is longer (a late upsert landed over another write's acknowledged ingest).
    */
-  const newLease = (): Lease => ({ writer: randomUUID(), ms: 2 * config.REQUEST_TIMEOUT_MS });
+  const newLease = (): Lease => ({
+    writer: randomUUID(),
+    ms: config.REQUEST_TIMEOUT_MS + Math.max(config.REQUEST_TIMEOUT_MS, config.QDRANT_TIMEOUT_MS),
+  });
   /**
    * Checked before each Ollama and Qdrant call of a write (one upsert is several: collection, indexes, points); `stopAt`
    * is the request's 504.
@@ -97,7 +101,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
 
   /**
    * Gives the documents back, tried until the lease would have ended anyway: otherwise a blip of a second held them,
-   * and answered every retry 409, for 2 x REQUEST_TIMEOUT_MS.
+   * and answered every retry 409, for the whole lease.
    */
   const release = (ids: string[], lease: Lease, waitMs = 0) =>
     persist(

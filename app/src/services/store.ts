@@ -145,6 +145,9 @@ export function createStore(sql: Sql, timeoutMs: number) {
             FROM jsonb_to_recordset(${sql.json(rows as never)})
               AS t(id text, title text, metadata jsonb, chunk_count integer, created_by text)
             WHERE NOT EXISTS (SELECT 1 FROM busy)
+            -- In id order, as every writer locks them: two batches of the same ids in other orders deadlocked (a 503,
+            -- or a 500 when the deadlock was detected before the deadline).
+            ORDER BY id
             ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, metadata = EXCLUDED.metadata,
               chunk_count = EXCLUDED.chunk_count, updated_at = now(), writer = EXCLUDED.writer,
               writing_until = EXCLUDED.writing_until
