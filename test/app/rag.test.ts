@@ -475,6 +475,32 @@ test("questions asked while their answer is being generated follow that generati
   }
 });
 
+test("a question asked after a delete never follows an answer citing the deleted copy of a document", async () => {
+  const text = "Lighthouses warn ships away from rocks with a rotating beam of light.";
+  const copy = (id: string) => ({ documents: [{ id, title: "Lighthouses", text }] });
+  assert.equal((await user.post("/api/v1/documents", copy("lighthouse-old"))).status, 201);
+  const question = { query: "What do lighthouses warn ships about?", top_k: 1 };
+  stack.fakes.ollama.knobs.tokenDelayMs = 40;
+  try {
+    const chats = stack.fakes.ollama.calls["/api/chat"] ?? 0;
+    const leader = user.post("/api/v1/query", { ...question, stream: true });
+    await waitFor("the leader's model call", async () => (stack.fakes.ollama.calls["/api/chat"] ?? 0) === chats + 1, 5_000);
+    // A rename done as ingest then delete, while the old copy's answer is being generated.
+    assert.equal((await user.post("/api/v1/documents", copy("lighthouse-new"))).status, 201);
+    assert.equal((await user.del("/api/v1/documents/lighthouse-old")).status, 200);
+    const after = await user.post("/api/v1/query", question);
+    assert.equal(after.status, 200, after.text);
+    assert.deepEqual(
+      after.body.sources.map((s: { id: string }) => s.id),
+      ["lighthouse-new"],
+    );
+    await leader;
+  } finally {
+    stack.fakes.ollama.knobs.tokenDelayMs = 0;
+    await user.del("/api/v1/documents/lighthouse-new");
+  }
+});
+
 test("identical questions sent at once cost one embedding and one model call", async () => {
   const { ollama } = stack.fakes;
   const calls = () => [ollama.calls["/api/chat"] ?? 0, ollama.calls["/api/embed"] ?? 0];

@@ -247,7 +247,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
       const system = systemPrompt(sources);
-      const prompt = sha256(JSON.stringify([model, system, normalized]));
+      // With the sources' ids: an answer followed or reused by its prompt is given with the sources it was asked from,
+      // and two documents of the same title and text (a copy, a rename done as ingest then delete) make one prompt.
+      const prompt = sha256(JSON.stringify([model, system, normalized, sources.map((s) => s.id)]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
         const shown = sources.slice(0, latest.value.shown ?? sources.length);
