@@ -40,7 +40,11 @@ const filterValue = z.union([text().max(256), z.number().int(), z.boolean()]);
 const filterList = z
   .array(z.union([text().max(256), z.number().int()]))
   .min(1)
-  .max(100);
+  .max(100)
+  // Qdrant's `match: {any}` takes strings or integers, not both (AnyVariants): a mixed list was its 400, our 502.
+  .refine((list) => list.every((v) => typeof v === "string") || list.every((v) => typeof v === "number"), {
+    error: "a list must hold only strings or only integers",
+  });
 
 export const FilterSchema = metadataRecord(z.union([filterValue, filterList]))
   .refine((f) => Object.keys(f).length <= 16, { error: "at most 16 filter keys" })

@@ -35,7 +35,13 @@ function fieldCondition(c: Condition, point: StoredPoint): boolean {
   const match = c.match as { value?: unknown; any?: unknown[]; except?: unknown[]; text?: string } | undefined;
   if (match) {
     if ("value" in match) return values.some((v) => v === match.value);
-    if (match.any) return values.some((v) => match.any!.includes(v));
+    if (match.any) {
+      // Qdrant reads `any` as AnyVariants, strings or integers, untagged (lib/segment/src/types.rs): a mixed list fails
+      // to parse, a 400 "Format error in JSON body" (the Python client's model says the same: List[StrictStr] | List[StrictInt]).
+      const kinds = new Set(match.any.map((v) => (typeof v === "string" ? "string" : Number.isInteger(v) ? "integer" : "other")));
+      if (kinds.size > 1 || kinds.has("other")) throw new Error("data did not match any variant of untagged enum AnyVariants");
+      return values.some((v) => match.any!.includes(v));
+    }
     if (match.except) return values.length > 0 && values.every((v) => !match.except!.includes(v));
     if (match.text !== undefined) return values.some((v) => typeof v === "string" && v.includes(match.text!));
   }
