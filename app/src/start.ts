@@ -78,6 +78,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
+  // Replies still owed (to requests that gave up on them in a partition) are waited for a second: the 5 s this once
+  // waited put the exit of a drain that used its whole period past SIGKILL. (Redis' close is bounded alike.)
+  const closeStores = () => Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
   let corpus: Awaited<ReturnType<typeof createCorpusVersion>>;
   try {
     // Tried again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
@@ -103,7 +106,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       },
     );
   } catch (err) {
-    await Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
+    await closeStores();
     throw err;
   }
 
@@ -213,9 +216,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         clearTimeout(notice);
         await ops.close(0);
-        // Replies still owed (to requests that gave up on them in a partition) are waited for a second, not the 5 s
-        // that put the exit of a drain that used its whole period past SIGKILL.
-        await Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
+        await closeStores();
         log.info("stopped");
       })();
       return closing;

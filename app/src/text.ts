@@ -44,10 +44,17 @@ export function storableJson<T>(value: T): T {
 /** Text from outside echoed in an answer (a request's key, an upstream's error body) is cut to this many characters. */
 const MAX_ECHOED_TEXT = 200;
 
+/**
+ * Where to end a cut of `text` at `at` UTF-16 units: one unit before when `at` falls inside a character written as two
+ * (an emoji, rare Han), whose halves alone are unstorable.
+ */
+export function pairSafeEnd(text: string, at: number): number {
+  const last = text.charCodeAt(at - 1);
+  return at < text.length && last >= 0xd800 && last <= 0xdbff ? at - 1 : at;
+}
+
 /** `text` cut to MAX_ECHOED_TEXT characters (never inside a surrogate pair), saying how long it was. */
 export function clip(text: string): string {
   if (text.length <= MAX_ECHOED_TEXT) return text;
-  const lastUnit = text.charCodeAt(MAX_ECHOED_TEXT - 1);
-  const end = lastUnit >= 0xd800 && lastUnit <= 0xdbff ? MAX_ECHOED_TEXT - 1 : MAX_ECHOED_TEXT;
-  return `${text.slice(0, end)}... (${text.length} characters)`;
+  return `${text.slice(0, pairSafeEnd(text, MAX_ECHOED_TEXT))}... (${text.length} characters)`;
 }

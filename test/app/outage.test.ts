@@ -60,6 +60,13 @@ const timed = async <T>(call: () => Promise<T>) => {
 };
 const publicReady = () => api(app.url).get("/health/ready");
 
+/** Ingests `document`, then asks `question` twice: the second answer comes from the cache. */
+async function cacheAnswerFrom(document: { id: string; text: string }, question: { query: string }) {
+  assert.equal((await user.post("/api/v1/documents", { documents: [document] })).status, 201);
+  await user.post("/api/v1/query", question);
+  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+}
+
 test("Postgres partitioned: JSON 503 within about a second, nothing over 5 s, not ready; back within seconds", async () => {
   pgProxy.blackhole();
   try {
@@ -644,10 +651,7 @@ test("a delete whose statement commits after its request gave up still invalidat
   const db = superuser();
   const question = { query: "How do walruses haul out onto the sea ice?" };
   try {
-    const walrus = { documents: [{ id: "walrus", text: "Walruses use their long tusks to haul out onto sea ice." }] };
-    assert.equal((await user.post("/api/v1/documents", walrus)).status, 201);
-    await user.post("/api/v1/query", question);
-    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    await cacheAnswerFrom({ id: "walrus", text: "Walruses use their long tusks to haul out onto sea ice." }, question);
     // The record's removal takes longer than DB_QUERY_TIMEOUT_MS (1 s) and commits after the 503.
     await db.unsafe(
       `CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN OLD; END $$`,
@@ -680,9 +684,7 @@ const qdrantCalled = (route: string, before = fakes.qdrant.calls[route] ?? 0, n 
 test("a re-ingest that fails after its new chunks landed drops the answers cached from the old ones", async () => {
   const question = { query: "What do manatees eat in the winter months?" };
   const manatee = (text: string) => ({ documents: [{ id: "manatee", text }] });
-  assert.equal((await user.post("/api/v1/documents", manatee("Manatees eat only kelp in the winter."))).status, 201);
-  await user.post("/api/v1/query", question);
-  assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+  await cacheAnswerFrom({ id: "manatee", text: "Manatees eat only kelp in the winter." }, question);
   try {
     // The new chunk's upsert is read (and lands), then Qdrant refuses the calls after it: the ingest fails.
     fakes.qdrant.knobs.writeMs = 300;
@@ -736,10 +738,7 @@ test("a delete whose record removal fails after its chunks are gone drops the an
   const db = superuser();
   const question = { query: "Where do puffins nest along the coast?" };
   try {
-    const puffin = { documents: [{ id: "puffin", text: "Puffins nest in burrows on grassy sea cliffs." }] };
-    assert.equal((await user.post("/api/v1/documents", puffin)).status, 201);
-    await user.post("/api/v1/query", question);
-    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    await cacheAnswerFrom({ id: "puffin", text: "Puffins nest in burrows on grassy sea cliffs." }, question);
     // While Qdrant deletes the chunks, the record is locked past the statement's deadline: the removal fails (503).
     fakes.qdrant.knobs.writeMs = 300;
     const deletes = fakes.qdrant.calls["/collections/:name/points/delete"] ?? 0;

@@ -1,11 +1,12 @@
+import { pairSafeEnd } from "../text.ts";
+
 /**
- * Where to cut a word longer than `size`: at `size` UTF-16 units, one before when that would split a character
- * written as two (an emoji, rare Han): each half alone is unstorable (text.ts) and Qdrant refuses it in JSON.
+ * Where to cut a word longer than `size`: never inside a character written as two UTF-16 units (each half alone is
+ * unstorable, and Qdrant refuses it in JSON); at size 1, such a character goes whole.
  */
 function cutAt(word: string, size: number): number {
-  const high = word.charCodeAt(size - 1);
-  if (size >= word.length || high < 0xd800 || high > 0xdbff) return size;
-  return size > 1 ? size - 1 : size + 1;
+  const end = pairSafeEnd(word, size);
+  return end > 0 ? end : size + 1;
 }
 
 /** Splits a long piece (no sentence boundary inside) at whitespace into windows of at most `size` characters. */

@@ -136,11 +136,11 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
   return sql.begin(async (tx) => {
     // A migration may wait for the previous one or build an index for a while: no statement bound applies to it.
-    await tx`SET LOCAL lock_timeout = 0`;
-    await tx`SET LOCAL statement_timeout = 0`;
     // But a transaction idle between its statements has lost its client (a partition, a killed pod): Postgres ends it,
     // and frees the migration lock, instead of when TCP keepalive notices (hours), while every replica waits for it.
-    await tx`SELECT set_config('idle_in_transaction_session_timeout', ${String(MIGRATION_IDLE_TIMEOUT_MS)}, true)`;
+    // (set_config with `true` is SET LOCAL; one statement, one round trip.)
+    await tx`SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true),
+      set_config('idle_in_transaction_session_timeout', ${String(MIGRATION_IDLE_TIMEOUT_MS)}, true)`;
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
@@ -164,6 +164,12 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
  */
 const UNAVAILABLE_CODES =
   /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|CONNECTION_|08|53|57|55P03$|25006$|40P01$)/;
+
+/**
+ * True when a statement failed because a row it refers to is gone (SQLSTATE 23503): a turn's session, or a feedback's
+ * turn, deleted by turn retention while the statement ran.
+ */
+export const isForeignKeyViolation = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === "23503";
 
 /**
  * True when the error says Postgres could not serve the statement, as opposed to a bad statement: a 503, not a 500.

@@ -1,6 +1,6 @@
 import { storableJson } from "../text.ts";
-import { withDeadline, type Sql } from "./db.ts";
-import { createTurnWriter, FOREIGN_KEY_VIOLATION, type Turn } from "./turns.ts";
+import { isForeignKeyViolation, withDeadline, type Sql } from "./db.ts";
+import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
 
@@ -222,7 +222,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
           RETURNING id`);
         return rows.length === 1;
       } catch (err) {
-        if ((err as { code?: unknown } | null)?.code === FOREIGN_KEY_VIOLATION) return false;
+        if (isForeignKeyViolation(err)) return false;
         throw err;
       }
     },

@@ -1,6 +1,6 @@
 import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storable } from "../text.ts";
-import { isUnavailable, withDeadline, type Sql } from "./db.ts";
+import { isForeignKeyViolation, isUnavailable, withDeadline, type Sql } from "./db.ts";
 import { createSourceSets, type Source, type SourceSet, sourceSetOf } from "./source-sets.ts";
 
 export type { Source };
@@ -60,9 +60,6 @@ interface Pending {
 
 /** A question naming a session of another key (session-owners.ts refuses most of them before they are answered). */
 export const sessionForbidden = () => new AppError(403, "session_id belongs to another API key", "session_forbidden");
-
-/** SQLSTATE of a row whose parent is gone (turns.session_id REFERENCES sessions, feedback.request_id turns). */
-export const FOREIGN_KEY_VIOLATION = "23503";
 
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
@@ -187,7 +184,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     } catch (err) {
       // The turn's session was deleted while the statement ran (turn-retention.ts): written again, the statement
       // creates the session anew for this key.
-      if (batch.length === 1 && (err as { code?: unknown } | null)?.code === FOREIGN_KEY_VIOLATION) {
+      if (batch.length === 1 && isForeignKeyViolation(err)) {
         retryOnce(batch[0]!, new AppError(409, "the session was being deleted: ask again", "session_deleted"));
         return;
       }
