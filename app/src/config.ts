@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { MAX_QUERY_CHARS } from "./schemas.ts";
 import { estimateTokens, sourceTokenBudget } from "./services/context.ts";
+import { SLOW_READ_FACTOR } from "./services/store.ts";
 
 const urlWithProtocol = (...protocols: string[]) =>
   z.string({ error: "is required" }).refine(
@@ -15,13 +16,26 @@ const urlWithProtocol = (...protocols: string[]) =>
     { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
   );
 
-const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER, maxReason = "") =>
   z.coerce
     .number({ error: "must be an integer" })
     .int({ error: "must be an integer" })
     .min(min, { error: `must be >= ${min}` })
-    .max(max, { error: `must be <= ${max}` })
+    .max(max, { error: `must be <= ${max}${maxReason}` })
     .default(fallback);
+
+/**
+ * The longest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); past it Node sets the timer to 1 ms, so a
+ * REQUEST_TIMEOUT_MS of 3e9 answered every request 504 at once. `share` is for settings a timer gets a multiple of.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const ms = (fallback: number, min: number, share = 1) =>
+  int(
+    fallback,
+    min,
+    Math.floor(MAX_TIMER_MS / share),
+    ` (Node's timers stop at 2^31 - 1 ms${share > 1 ? `, and the app waits ${share} times this` : ""})`,
+  );
 
 const bool = (fallback: boolean) =>
   z
@@ -107,15 +121,16 @@ export const envSchema = z.object({
   MODEL_LARGE: required,
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
-  REQUEST_TIMEOUT_MS: int(60_000, 100),
-  OLLAMA_TIMEOUT_MS: int(30_000, 50),
+  /** A document write's lease is up to twice this or QDRANT_TIMEOUT_MS (services/documents.ts), hence the share. */
+  REQUEST_TIMEOUT_MS: ms(60_000, 100, 2),
+  OLLAMA_TIMEOUT_MS: ms(30_000, 50),
   /**
    * Answers of each model this replica asks Ollama for at once (0: no limit); the infra gives each replica its share
    * of the tier's Ollama slots (replicas x OLLAMA_NUM_PARALLEL). Past it a question waits up to OLLAMA_SLOT_WAIT_MS,
    * then is a 503: Ollama itself queues without limit once a model is loaded (services/answer-slots.ts).
    */
   OLLAMA_MAX_ANSWERS: int(0, 0, 10_000),
-  OLLAMA_SLOT_WAIT_MS: int(10_000, 0),
+  OLLAMA_SLOT_WAIT_MS: ms(10_000, 0),
   /**
    * Headless Services whose addresses are the ready Ollama pods and the ready API pods. Set both, and each replica's
    * share follows the pods there are (ready Ollama pods x OLLAMA_NUM_PARALLEL / ready API pods, rounded up), counted
@@ -125,35 +140,35 @@ export const envSchema = z.object({
   API_PODS_DNS: z.string().trim().min(1).optional(),
   /** Ollama's own OLLAMA_NUM_PARALLEL: answers of each model one Ollama pod generates at once. */
   OLLAMA_NUM_PARALLEL: int(4, 1, 1000),
-  ANSWER_SHARE_REFRESH_MS: int(10_000, 100),
+  ANSWER_SHARE_REFRESH_MS: ms(10_000, 100),
   /**
    * How often the corpus version is read again besides its notifications (services/corpus.ts). Each read takes the
    * pool's least recently used connection, so 60 s (db.ts idle_timeout) over this many stay open after a burst: at
    * 5 s, all ten of a pool.
    */
-  CORPUS_VERSION_REFRESH_MS: int(15_000, 100),
-  QDRANT_TIMEOUT_MS: int(5_000, 50),
-  REDIS_COMMAND_TIMEOUT_MS: int(250, 10),
+  CORPUS_VERSION_REFRESH_MS: ms(15_000, 100),
+  QDRANT_TIMEOUT_MS: ms(5_000, 50, 2),
+  REDIS_COMMAND_TIMEOUT_MS: ms(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),
-  DB_CONNECT_TIMEOUT_MS: int(2_000, 100),
+  DB_CONNECT_TIMEOUT_MS: ms(2_000, 100),
   /** Deadline of one database statement; past it (or with Postgres unreachable) a request is a 503. */
-  DB_QUERY_TIMEOUT_MS: int(1_000, 50),
+  DB_QUERY_TIMEOUT_MS: ms(1_000, 50, SLOW_READ_FACTOR),
   /** How long start-up waits for an unavailable Postgres before it exits; below the startupProbe's 60 s (api.ts). */
-  DB_STARTUP_WAIT_MS: int(45_000, 0),
-  READY_PROBE_TIMEOUT_MS: int(1_000, 50),
-  SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
+  DB_STARTUP_WAIT_MS: ms(45_000, 0),
+  READY_PROBE_TIMEOUT_MS: ms(1_000, 50),
+  SHUTDOWN_TIMEOUT_MS: ms(10_000, 0),
   /**
    * How long an idle keep-alive connection stays open. Longer than the load balancer's idle timeout, or it may send
    * a request on a connection the app is closing, and answer that request with a 502 (ALB default: 60 s).
    */
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms(65_000, 1_000),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
    * Turns (and their feedback) older than this many days are deleted, with the sessions and source lists they leave
    * unused; 0 keeps every turn (services/turn-retention.ts).
    */
   TURN_RETENTION_DAYS: int(90, 0, 36_500),
-  TURN_RETENTION_SWEEP_MS: int(3_600_000, 100),
+  TURN_RETENTION_SWEEP_MS: ms(3_600_000, 100),
   RESPONSE_CACHE_TTL_SECONDS: int(600, 1),
   /** Hot cached answers also kept in each replica (no Redis round trip); 0 turns the local copy off. */
   RESPONSE_LOCAL_CACHE_ENTRIES: int(1_000, 0, 100_000),

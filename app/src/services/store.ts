@@ -49,7 +49,7 @@ export interface ModelFeedback {
 }
 
 /** Reports and other whole-table reads get this many times the per-statement deadline (and Postgres' statement_timeout). */
-const SLOW_READ_FACTOR = 10;
+export const SLOW_READ_FACTOR = 10;
 
 /** The longest any statement of the store may run: Postgres' statement_timeout for the app's connections (start.ts). */
 export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * SLOW_READ_FACTOR;
