@@ -157,10 +157,23 @@ test("metadata filters map to Qdrant conditions under payload.metadata", () => {
   assert.equal(payloadSchemaOf({ nested: 1 }), undefined);
 });
 
-test("cache keys ignore case, spacing, filter key order and list order", () => {
-  assert.equal(normalizeQuery("  What   IS\tQdrant? "), "what is qdrant?");
+test("cache keys ignore spacing, filter key order and list order, and nothing that can change a meaning", () => {
+  assert.equal(normalizeQuery("  What   IS\tQdrant? "), "What IS Qdrant?");
+  assert.equal(normalizeQuery("caf\u0065\u0301 \r\nmenu"), normalizeQuery("caf\u00e9 \nmenu"), "canonical equivalents");
+  // Each pair asks something else: one's answer was served for the other.
+  for (const [a, b] of [
+    ["What does ls -a do?", "What does ls -A do?"],
+    ["Is 1 MB the same as 1 Mb?", "Is 1 MB the same as 1 MB?"],
+    ["x\u00b2 + 1", "x2 + 1"],
+    ["if x:\n  y\nz", "if x:\n  y\n  z"],
+  ]) {
+    assert.notEqual(normalizeQuery(a!), normalizeQuery(b!), `${a} / ${b}`);
+  }
   assert.equal(canonicalFilter({ b: ["y", "x"], a: 1 }), canonicalFilter({ a: 1, b: ["x", "y"] }));
   assert.notEqual(canonicalFilter({ a: 1 }), canonicalFilter({ a: 2 }));
+  // Qdrant matches integers and strings apart: {code: [1]} retrieves other documents than {code: ["1"]}.
+  assert.notEqual(canonicalFilter({ code: [1] }), canonicalFilter({ code: ["1"] }));
+  assert.equal(canonicalFilter({ code: [10, 9] }), canonicalFilter({ code: [9, 10] }));
   assert.equal(canonicalFilter(undefined), canonicalFilter({}));
 });
 

@@ -98,13 +98,31 @@ const questionTooLong = (size = "") =>
     "query_too_long",
   );
 
-export const normalizeQuery = (query: string) => query.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+/**
+ * A question's cache key text: only what cannot change its meaning is folded, canonical Unicode equivalence (NFC), runs
+ * of spaces and tabs, line endings and the ends. Case and compatibility forms (NFKC) were folded too, and the answer
+ * to "ls -a", "1 Mb" or "x²" was served for "ls -A", "1 MB" or "x2". Line breaks stay: in code they may matter.
+ */
+export const normalizeQuery = (query: string) =>
+  query
+    .normalize("NFC")
+    .replace(/\r\n?/g, "\n")
+    .replace(/[^\S\n]+/g, " ")
+    .trim();
 
-/** Same filter, same key: object keys and list members are sorted. */
+const byText = (a: string | number | boolean, b: string | number | boolean) => {
+  const [x, y] = [String(a), String(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
+/**
+ * Same filter, same key: object keys and list members are sorted. Members keep their type: Qdrant matches `[1]` and
+ * `["1"]` against different values, and both had one key (an answer retrieved for one was served for the other).
+ */
 export function canonicalFilter(filter: MetadataFilter | undefined): string {
   const entries = Object.entries(filter ?? {})
-    .map(([k, v]) => [k, Array.isArray(v) ? [...v].map(String).sort() : v] as const)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    .map(([k, v]) => [k, Array.isArray(v) ? [...v].sort(byText) : v] as const)
+    .sort(([a], [b]) => byText(a, b));
   return JSON.stringify(entries);
 }
 
