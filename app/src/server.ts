@@ -64,10 +64,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     limitBody(config.BODY_LIMIT_BYTES),
     requestDeadline(config.REQUEST_TIMEOUT_MS),
     requireApiKey(deps.authenticate),
+    requireScope,
     rateLimit(deps.rateLimiter),
     readJsonBody,
   );
-  app.use("/api/v1/admin/*", requireScope("admin"));
 
   registerHealthRoutes(app, {
     probes: deps.probes,

@@ -11,6 +11,8 @@ const DB_KEY = "db-stored-key-abcdefghijklmnop";
 const DB_ADMIN_KEY = "db-stored-admin-key-abcdefghijkl";
 const REVOKED_KEY = "db-revoked-key-abcdefghijklmnop";
 const FRESH_KEY = "db-fresh-key-abcdefghijklmnopqr";
+const DASHBOARD_KEY = "db-dashboard-key-abcdefghijklmn";
+const NO_SCOPE_KEY = "db-no-scope-key-abcdefghijklmno";
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let stack: Stack;
@@ -21,7 +23,9 @@ before(async () => {
   await sql`INSERT INTO api_keys (name, key_hash, scopes) VALUES
     ('ci', ${sha256(DB_KEY)}, '{query}'),
     ('ops', ${sha256(DB_ADMIN_KEY)}, '{query,admin}'),
-    ('fresh', ${sha256(FRESH_KEY)}, '{query}')`;
+    ('fresh', ${sha256(FRESH_KEY)}, '{query}'),
+    ('dashboard', ${sha256(DASHBOARD_KEY)}, '{admin}'),
+    ('disabled', ${sha256(NO_SCOPE_KEY)}, '{}')`;
   await sql`INSERT INTO api_keys (name, key_hash, revoked_at) VALUES ('old', ${sha256(REVOKED_KEY)}, now())`;
   const stored = await sql`SELECT key_hash FROM api_keys`;
   assert.ok(
@@ -74,6 +78,26 @@ test("admin routes need the admin scope", async () => {
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.body, { total: 0, average_score: null, by_model: [] });
   }
+});
+
+test("every other /api/ route needs the query scope: a key without it can neither ask, ingest nor delete", async () => {
+  const routes = [
+    ["POST", "/api/v1/query", { query: "hi" }],
+    ["POST", "/api/v1/documents", { documents: [{ id: "scoped", text: "some text" }] }],
+    ["DELETE", "/api/v1/documents/scoped", undefined],
+    ["GET", "/api/v1/sessions/none", undefined],
+    ["POST", "/api/v1/feedback", { request_id: "00000000-0000-4000-8000-000000000000", score: 1 }],
+  ] as const;
+  for (const key of [DASHBOARD_KEY, NO_SCOPE_KEY]) {
+    for (const [method, path, body] of routes) {
+      const res = await api(stack.url, key).send(method, path, body);
+      assert.equal(res.status, 403, `${method} ${path}: ${res.text}`);
+      assert.match(res.body.error, /lacks the 'query' scope/);
+    }
+  }
+  const summary = await api(stack.url, DASHBOARD_KEY).get("/api/v1/admin/feedback/summary");
+  assert.equal(summary.status, 200, "an admin-only key reads the summary");
+  assert.equal((await api(stack.url, NO_SCOPE_KEY).get("/api/v1/admin/feedback/summary")).status, 403);
 });
 
 test("health and the agent card need no key; metrics live on METRICS_PORT only, docs only with DOCS_ENABLED", async () => {

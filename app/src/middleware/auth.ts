@@ -84,8 +84,12 @@ export const requireApiKey = (authenticate: Authenticate) =>
     invalidToken: { message: { error: "invalid API key" } },
   });
 
-export const requireScope = (scope: string) =>
-  createMiddleware<AppEnv>(async (c, next) => {
-    if (!c.get("principal").scopes.has(scope)) return c.json({ error: `this API key lacks the '${scope}' scope` }, 403);
-    await next();
-  });
+/**
+ * Every `/api/` route needs a scope: `admin` under /api/v1/admin/, `query` elsewhere. Only `admin` was checked, so a
+ * stored key with no scope (or `{admin}` alone, a dashboard's) could still ask, ingest and delete.
+ */
+export const requireScope = createMiddleware<AppEnv>(async (c, next) => {
+  const scope = c.req.path.startsWith("/api/v1/admin/") ? "admin" : "query";
+  if (!c.get("principal").scopes.has(scope)) return c.json({ error: `this API key lacks the '${scope}' scope` }, 403);
+  await next();
+});
