@@ -50,9 +50,26 @@ export function isUnreachable(err: unknown): boolean {
   return false;
 }
 
-/** A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. */
-export const noAnswer = (service: string, err: unknown): AppError =>
-  isUnreachable(err) ? dependencyUnavailable(service, describe(err)) : upstreamFailure(service, describe(err));
+/**
+ * A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. The
+ * client is told `publicReason`; the error itself is kept as the cause, and the request's log line gives it whole.
+ */
+export function noAnswer(service: string, err: unknown): AppError {
+  const reason = publicReason(err);
+  const answer = isUnreachable(err) ? dependencyUnavailable(service, reason) : upstreamFailure(service, reason);
+  answer.cause = err;
+  return answer;
+}
+
+/**
+ * What a client is told of an error: of a socket error only its call and code (`connect ECONNREFUSED`). Node's message
+ * adds the host and port (`getaddrinfo ENOTFOUND ollama.agent.svc.cluster.local`), which /health/ready hides too.
+ */
+export function publicReason(err: unknown): string {
+  const { syscall, code } = err as { syscall?: unknown; code?: unknown };
+  if (err instanceof Error && typeof syscall === "string" && typeof code === "string") return `${syscall} ${code}`;
+  return describe(err);
+}
 
 /** Short, secret-free description of an unknown error. */
 export function describe(err: unknown): string {

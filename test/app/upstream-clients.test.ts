@@ -5,13 +5,15 @@ import { createRequire } from "node:module";
 import { queryObjects } from "node:v8";
 import { Ollama } from "ollama";
 import { after, before, test } from "node:test";
-import { AppError } from "../../app/src/errors.ts";
+import { AppError, describe } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { createOllama } from "../../app/src/services/ollama.ts";
 import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
+import { onError } from "../../app/src/middleware/errors.ts";
+import { observe } from "../../app/src/middleware/observe.ts";
 import { createQdrant, type QdrantOptions } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
@@ -182,17 +184,28 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
 });
 
 test("an Ollama or Qdrant that cannot be reached is a 503 (retry later); one that breaks off its answer stays a 502", async () => {
-  const unavailable = (service: string, code: string) => (err: unknown) => {
+  // The client is told the code, not the host and port (internal names, as /health/ready hides); the log gets the cause.
+  const unavailable = (service: string, code: string, host: string) => (err: unknown) => {
     assert.ok(err instanceof AppError, String(err));
     assert.equal(err.status, 503, err.message);
     assert.ok(err.message.startsWith(`${service} unavailable: `) && err.message.includes(code), err.message);
+    assert.ok(!err.message.includes(host), `${err.message} names ${host}`);
+    assert.match(describe(err.cause), new RegExp(host.replaceAll(".", "\\.")), "the cause keeps it for the log");
     assert.equal(err.type, `${service}_unavailable`);
     return true;
   };
-  const closed = `http://127.0.0.1:${await freePort()}`;
-  await assert.rejects(ollamaAt(closed).embed(["x"]), unavailable("ollama", "ECONNREFUSED"));
-  await assert.rejects(ollamaAt("http://ollama.invalid:11434").embed(["x"]), unavailable("ollama", "ENOTFOUND"));
-  await assert.rejects(qdrantAt(closed, "docs").search([1, 0, 0], undefined, 3), unavailable("qdrant", "ECONNREFUSED"));
+  const port = await freePort();
+  const closed = `http://127.0.0.1:${port}`;
+  await assert.rejects(ollamaAt(closed).embed(["x"]), unavailable("ollama", "ECONNREFUSED", `127.0.0.1:${port}`));
+  await assert.rejects(
+    ollamaAt("http://ollama.invalid:11434").embed(["x"]),
+    unavailable("ollama", "ENOTFOUND", "ollama.invalid"),
+  );
+  await assert.rejects(qdrantAt(closed, "docs").search([1, 0, 0], undefined, 3), (err) => {
+    assert.ok(err instanceof AppError && err.status === 503 && err.message.includes("ECONNREFUSED"), String(err));
+    assert.ok(!err.message.includes(String(port)), err.message);
+    return true;
+  });
 
   // Headers and part of a body, then the connection closes: the upstream was reached and broke off its answer.
   const breaksOff = createServer((socket) =>
@@ -208,6 +221,20 @@ test("an Ollama or Qdrant that cannot be reached is a 503 (retry later); one tha
   } finally {
     breaksOff.close();
   }
+});
+
+test("a 5xx's log line gives the error whole, host and port included, where its body gives only the code", async () => {
+  const { log, lines } = capturedLog("info");
+  const app = new Hono();
+  app.use(observe(createMetrics(), log));
+  app.onError(onError(log));
+  app.get("/x", async (c) => c.json(await ollamaAt("http://ollama.invalid:11434").embed(["x"])));
+  const res = await app.request("/x");
+  assert.equal(res.status, 503);
+  assert.deepEqual(await res.json(), { error: "ollama unavailable: getaddrinfo ENOTFOUND" });
+  const line = JSON.parse(lines.find((l) => l.includes('"request"'))!);
+  assert.equal(line.status, "503");
+  assert.match(line.err, /ENOTFOUND ollama\.invalid/);
 });
 
 test("an Ollama 200 of another shape, or an error page, is a 502 whose message stays short", async () => {

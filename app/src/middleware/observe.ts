@@ -2,6 +2,7 @@ import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
 import { refusedByParser } from "../http.ts";
+import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AppEnv } from "../types.ts";
@@ -43,6 +44,7 @@ export const observe = (metrics: Metrics, log: Logger) =>
     if (QUIET_ROUTES.has(labels.route)) log.debug(line, "request");
     else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
     else if (outside !== undefined) log.info(line, "refused by the HTTP parser");
-    else if (c.res.status >= 500) log.error(line, "request");
+    // With the error's own text: a client is told less of it (errors.ts publicReason).
+    else if (c.res.status >= 500) log.error(c.error ? { ...line, err: describe(c.error.cause ?? c.error) } : line, "request");
     else log.info(line, "request");
   });
