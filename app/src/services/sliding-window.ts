@@ -2,9 +2,10 @@
 import { type CommandParser, defineScript } from "redis";
 
 /**
- * Sliding-window log in one sorted set per key: drop entries older than the window, count, then admit up to
- * ARGV[4] requests at once while under the limit (one entry each, so the log's size is the count). Runs atomically in
- * Redis and uses the server clock so replicas with skewed clocks agree. Returns {granted, count, reset ms}.
+ * Sliding-window log in one sorted set per key: drop entries older than the window, and the entries ARGV[6] to ARGV[7]
+ * of the lease ARGV[5] (admissions a replica took and did not use), count, then admit up to ARGV[4] requests at once
+ * while under the limit (one entry each, ARGV[3] .. n, so the log's size is the count). Runs atomically in Redis and
+ * uses the server clock so replicas with skewed clocks agree. Returns {granted, count, reset ms}.
  */
 const SLIDING_WINDOW_SCRIPT = `
 local t = redis.call('TIME')
@@ -12,6 +13,13 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local j = tonumber(ARGV[6])
+while j <= tonumber(ARGV[7]) do
+  local members = {}
+  for k = j, math.min(tonumber(ARGV[7]), j + 499) do members[#members + 1] = ARGV[5] .. k end
+  redis.call('ZREM', KEYS[1], unpack(members))
+  j = j + 500
+end
 local count = redis.call('ZCARD', KEYS[1])
 local granted = math.max(0, math.min(tonumber(ARGV[4]), limit - count))
 local i = 1
@@ -38,9 +46,17 @@ return {granted, count, reset}`;
 export const slidingWindow = defineScript({
   SCRIPT: SLIDING_WINDOW_SCRIPT,
   NUMBER_OF_KEYS: 1,
-  parseCommand(parser: CommandParser, key: string, windowMs: string, limit: string, memberPrefix: string, wanted: string) {
+  parseCommand(
+    parser: CommandParser,
+    key: string,
+    windowMs: string,
+    limit: string,
+    memberPrefix: string,
+    wanted: string,
+    unused: { memberPrefix: string; from: string; to: string },
+  ) {
     parser.pushKey(key);
-    parser.push(windowMs, limit, memberPrefix, wanted);
+    parser.push(windowMs, limit, memberPrefix, wanted, unused.memberPrefix, unused.from, unused.to);
   },
   transformReply: (reply: unknown) => reply as [number, number, number],
 });
