@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { Agent, request } from "node:http";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
@@ -441,7 +442,7 @@ test("questions asked while their answer is being generated follow that generati
     const leader = user.post("/api/v1/query", { ...question, stream: true });
     await waitFor("the leader's model call", async () => calls()[0] === chats + 1, 5_000);
     const followers = await Promise.all([
-      user.post("/api/v1/query", { ...question, query: "  which STORE keeps rate limiting counters? " }),
+      user.post("/api/v1/query", { ...question, query: "  Which store keeps   rate limiting counters? " }),
       user.post("/api/v1/query", { ...question, stream: true, session_id: "follower-stream" }),
       // Another filter, another cache entry, but the same context: the same prompt, so the same answer.
       user.post("/api/v1/query", { ...question, filter: { team: "platform" } }),
@@ -475,6 +476,61 @@ test("questions asked while their answer is being generated follow that generati
     assert.equal(calls()[0], chats + 1);
   } finally {
     ollama.knobs.tokenDelayMs = 0;
+  }
+});
+
+test("a streamed question does not follow a JSON request's answer: it streams its own, past the whole-answer deadline", async () => {
+  // 20 ms a token, about 20 tokens: an unstreamed answer takes 400 ms, past OLLAMA_TIMEOUT_MS; a stream's deadline
+  // restarts with each token. A stream that followed the JSON request's answer got no token, then its 504.
+  const slow = await startStack({ OLLAMA_TIMEOUT_MS: "200" });
+  const client = api(slow.url, USER_KEY);
+  slow.fakes.ollama.knobs.tokenDelayMs = 20;
+  try {
+    const question = { query: "What keeps rate limiting counters and why?", top_k: 1 };
+    const json = client.post("/api/v1/query", question);
+    await waitFor("the JSON request's model call", async () => slow.fakes.ollama.calls["/api/chat"] === 1, 5_000);
+    const streamed = await client.post("/api/v1/query", { ...question, stream: true });
+    const events = parseSse(streamed.text);
+    assert.equal(events.at(-1)!.event, "done", JSON.stringify(events.at(-1)));
+    assert.ok(events.filter((e) => e.event === "token").length > 3, "its tokens as they come");
+    assert.equal((await json).status, 504, "the JSON answer itself is past its deadline");
+    assert.equal(slow.fakes.ollama.calls["/api/chat"], 2);
+  } finally {
+    await slow.stop();
+  }
+});
+
+test("a stream started during a drain says Connection: close, as every answer then does", async () => {
+  const draining = await startStack({ SHUTDOWN_TIMEOUT_MS: "5000" });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  // hono's streamSSE sets Connection: keep-alive, and the app's header won over the drain's: the client sent its
+  // next request on a connection the drain closed as soon as it was idle.
+  const ask = (body: unknown) =>
+    new Promise<{ connection: string | undefined; body: string }>((resolve, reject) => {
+      const req = request(
+        `${draining.url}/api/v1/query`,
+        { method: "POST", agent, headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" } },
+        (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => {
+            text += chunk;
+          });
+          res.once("end", () => resolve({ connection: res.headers.connection, body: text }));
+        },
+      );
+      req.once("error", reject);
+      req.end(JSON.stringify(body));
+    });
+  try {
+    assert.equal((await ask({ query: "What do tides follow?", stream: true })).connection, "keep-alive");
+    const closing = draining.app.server.close(5_000);
+    const during = await ask({ query: "What do tides follow during a drain?", stream: true });
+    assert.equal(parseSse(during.body).at(-1)?.event, "done");
+    assert.equal(during.connection, "close");
+    await closing;
+  } finally {
+    agent.destroy();
+    await draining.stop();
   }
 });
 

@@ -232,7 +232,9 @@ test("a generation that fails fails the requests following it too, and the next 
   } finally {
     Object.assign(ollama.knobs, { failStatus: null, latencyMs: 0 });
   }
-  assert.equal(ollama.calls["/api/chat"], chats + 1, "one model call for the three");
+  // One, or two where a JSON request leads: a stream follows only a streamed answer, a JSON request either (generations.ts).
+  const burst = ollama.calls["/api/chat"]! - chats;
+  assert.ok(burst === 1 || burst === 2, `${burst} model calls for the three`);
   const [first, second, streamed] = answers;
   for (const res of [first!, second!]) {
     assert.equal(res.status, 502, res.text);
@@ -245,7 +247,7 @@ test("a generation that fails fails the requests following it too, and the next 
   const again = await user.post("/api/v1/query", question);
   assert.equal(again.status, 200, again.text);
   assert.equal(again.body.cached, false);
-  assert.equal(ollama.calls["/api/chat"], chats + 2);
+  assert.equal(ollama.calls["/api/chat"], chats + burst + 1);
 });
 
 test("a model failing mid-answer ends the stream and every request following it with its error, and stores no turn", async () => {

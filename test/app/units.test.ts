@@ -717,9 +717,9 @@ function modelCall() {
 test("a generation is found under its keys until it settles; followers get the text so far, each new token, its end", async () => {
   const generations = createGenerations();
   const model = modelCall();
-  const g = generations.start([], ["cache-key", "prompt"], model.produce);
-  assert.equal(generations.find("cache-key"), g);
-  assert.equal(generations.find("prompt"), g);
+  const g = generations.start([], ["cache-key", "prompt"], true, model.produce);
+  assert.equal(generations.find("cache-key", true), g);
+  assert.equal(generations.find("prompt", false), g, "a JSON request follows a streamed generation too");
   model.push("Tides ");
   model.push("are ");
   const follower = g.follow();
@@ -729,15 +729,19 @@ test("a generation is found under its keys until it settles; followers get the t
   assert.deepEqual(await waiting, { done: false, value: "lunar." });
   const result = { content: "Tides are lunar.", promptTokens: 5, completionTokens: 3, truncated: false, looped: false };
   await model.end(result);
-  assert.equal(generations.find("cache-key"), undefined);
-  assert.equal(generations.find("prompt"), undefined);
+  assert.equal(generations.find("cache-key", false), undefined);
+  assert.equal(generations.find("prompt", false), undefined);
   assert.deepEqual(await follower.next(), { done: true, value: result });
   const late = [];
   for await (const token of g.follow()) late.push(token);
   assert.deepEqual(late, ["Tides are lunar."], "one that starts following at the end gets it all");
 
   const whole = modelCall();
-  const unstreamed = generations.start([], ["another"], whole.produce);
+  const unstreamed = generations.start([], ["another"], false, whole.produce);
+  // A stream following it would get no token till the end, and fail with it at the deadline of a whole answer.
+  assert.equal(generations.find("another", true), undefined, "a streamed request does not follow a JSON generation");
+  assert.equal(generations.find("another", false), unstreamed);
+
   await whole.end({ content: "Not streamed.", promptTokens: 1, completionTokens: 2, truncated: false, looped: false });
   assert.deepEqual(
     await unstreamed.follow().next(),
@@ -746,7 +750,7 @@ test("a generation is found under its keys until it settles; followers get the t
   );
 
   const broken = modelCall();
-  const failing = generations.start([], ["failing"], broken.produce);
+  const failing = generations.start([], ["failing"], true, broken.produce);
   const error = new AppError(502, "ollama request failed: HTTP 500", "ollama_error");
   const failed = assert.rejects(failing.follow().next(), error);
   await broken.fail(error);

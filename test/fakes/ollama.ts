@@ -14,7 +14,7 @@ export interface FakeOllamaOptions {
 
 export interface FakeOllama extends Listening {
   knobs: Knobs & {
-    /** Pause between streamed chunks (ms). */
+    /** Time to generate each token (ms): the pause between streamed chunks; an unstreamed answer takes all of them. */
     tokenDelayMs: number;
     /** Embedding size answered now (`dim` at start): another model loaded under the same name answers another size. */
     dim: number;
@@ -299,6 +299,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     try {
       if (knobs.generationMs > 0) await sleep(knobs.generationMs);
       if (body.stream === false) {
+        if (knobs.tokenDelayMs > 0) await sleep(knobs.tokenDelayMs * pieces.length);
         if (c.req.raw.signal.aborted) load.wasted++;
         const message = { role: "assistant", content: pieces.join("") };
         // Stopped by the guard, the answer is the last chunk as it came: done false, no done_reason or counts.

@@ -50,7 +50,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       return c.body(resultJson(result), 200, JSON_TYPE) as never;
     }
 
-    return streamSSE(c, async (stream) => {
+    const sse = streamSSE(c, async (stream) => {
       // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).
       let meta: Promise<void> | undefined;
       const sendMeta = () =>
@@ -83,6 +83,10 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       } finally {
         open = false;
       }
-    }) as never;
+    });
+    // hono sets Connection: keep-alive (HTTP/1.1's default anyway), and an app's header wins over the one a drain
+    // sets (http.ts): a stream sent while draining must close its connection like every other answer.
+    sse.headers.delete("Connection");
+    return sse as never;
   });
 }

@@ -20,6 +20,8 @@ export class Generation {
    */
   constructor(
     private shown: Source[],
+    /** Whether `produce` pushes tokens as they come (a streamed model call) or only settles with the whole answer. */
+    readonly streamed: boolean,
     produce: (push: (token: string) => void, narrow: (sources: Source[]) => void) => Promise<ChatResult>,
     private readonly onSettle: () => void,
   ) {
@@ -87,13 +89,21 @@ export class Generation {
  * and its prompt's hash) until it settles. Under a burst of one question (guide 000 runs Ollama with
  * OLLAMA_NUM_PARALLEL=4: a fifth identical question waited for a whole generation before its own began) this is one
  * model call instead of one per request.
+ *
+ * A streamed request finds only a streamed generation (`find`). One that followed a JSON request's got no token until
+ * the end, and failed with it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own stream,
+ * whose deadline restarts with each token, would have gone on. A question waiting for an answer slot still follows
+ * any that starts (`watch`): that is its answer, or a 503 once the wait is over.
  */
 export function createGenerations() {
   const running = new Map<string, Generation>();
   const watchers = new Map<string, Set<(generation: Generation) => void>>();
 
   return {
-    find: (key: string): Generation | undefined => running.get(key),
+    find(key: string, streamed: boolean): Generation | undefined {
+      const generation = running.get(key);
+      return generation && (generation.streamed || !streamed) ? generation : undefined;
+    },
 
     /**
      * Calls `onStart` with each generation started under one of `keys` from now on, until the returned function is
@@ -119,8 +129,13 @@ export function createGenerations() {
      * its own pace, apart from every client following it, the one that started it included: a client that stops
      * reading holds up no one.
      */
-    start(sources: Source[], keys: string[], produce: ConstructorParameters<typeof Generation>[1]): Generation {
-      const generation: Generation = new Generation(sources, produce, () => {
+    start(
+      sources: Source[],
+      keys: string[],
+      streamed: boolean,
+      produce: ConstructorParameters<typeof Generation>[2],
+    ): Generation {
+      const generation: Generation = new Generation(sources, streamed, produce, () => {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);

@@ -207,6 +207,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
+    const streamed = input.stream === true;
     const normalized = normalizeQuery(question);
     const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK]));
     const cacheKey = `response:${corpus.current()}:${questionKey}`;
@@ -240,7 +241,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return ready(held.sources, cachedAnswer(held));
       }
-      const running = generations.find(cacheKey);
+      const running = generations.find(cacheKey, streamed);
       if (running) {
         answered = "hit";
         return ready(running.sources, { generation: running, leader: false });
@@ -275,7 +276,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       }
       // Another question (another filter, say) that retrieved the same context is the same prompt: its answer too. The
       // same question may also have started while this one retrieved.
-      const same = generations.find(prompt) ?? generations.find(cacheKey);
+      const same = generations.find(prompt, streamed) ?? generations.find(cacheKey, streamed);
       if (same) {
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
@@ -292,10 +293,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt, cacheable);
       }
-      const generation = generations.start(sources, [cacheKey, prompt], async (push, narrow) => {
+      const generation = generations.start(sources, [cacheKey, prompt], streamed, async (push, narrow) => {
         try {
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
-            input.stream ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
+            streamed ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
           if (chat.looped || !cacheable) return chat;
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
