@@ -87,6 +87,8 @@ export const QueryResponseSchema = z
   })
   .openapi("QueryResponse");
 
+export const MAX_METADATA_BYTES = 8_192;
+
 const metadataValue = z.union([
   text().max(1000),
   z.number(),
@@ -103,6 +105,11 @@ export const DocumentSchema = z
       .refine((t) => t.trim().length > 0, { error: "must not be empty" }),
     metadata: metadataRecord(metadataValue)
       .refine((m) => Object.keys(m).length <= 32, { error: "at most 32 metadata keys" })
+      // Each of the document's chunks carries a copy to Qdrant: 1 MB of text is about 900 chunks, and 32 kB of
+      // metadata made a 34 MB upsert (and 0.9 GB of memory at the per-value limits, 1.8 MB).
+      .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
+        error: `at most ${MAX_METADATA_BYTES} bytes as JSON (each chunk of the document carries a copy)`,
+      })
       .optional(),
   })
   .openapi("Document");

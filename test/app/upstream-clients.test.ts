@@ -14,7 +14,7 @@ import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
-import { createQdrant, type QdrantOptions } from "../../app/src/services/qdrant.ts";
+import { createQdrant, type QdrantOptions, UPSERT_MAX_BYTES, upsertBatches } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { freePort } from "../support/process.ts";
@@ -445,4 +445,30 @@ test("a points write checks its gate before each of its calls (collection, index
   await qdrant.upsert(points, stopAfter(Number.POSITIVE_INFINITY));
   assert.equal(fakes.qdrant.collections.get("gated")!.points.size, 1);
   assert.ok(checks >= 5, `${checks} checks`);
+});
+
+test("a document's points go to Qdrant in calls under its 32 MiB request limit, each checked against the gate", async () => {
+  const qdrant = qdrantAt(fakes.qdrant.url, "big-document");
+  // 1,200 chunks of 1,200 characters, 1,024-dimension vectors and 8 kB of metadata: about 36 MB of points. In one call
+  // (as before) Qdrant answered 413, and the ingest was a 502.
+  const metadata = Object.fromEntries(Array.from({ length: 8 }, (_, k) => [`key${k}`, "m".repeat(1_000)]));
+  const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
+  const points = Array.from({ length: 1_200 }, (_, chunkIndex) => ({
+    documentId: "big",
+    chunkIndex,
+    title: "Big",
+    text: `${chunkIndex} ${"t".repeat(1_195)}`,
+    metadata,
+    vector,
+  }));
+  const upserts = () => fakes.qdrant.calls["/collections/:name/points"] ?? 0;
+  const before = upserts();
+  let checks = 0;
+  await qdrant.upsert(points, () => void checks++);
+  assert.equal(fakes.qdrant.collections.get("big-document")!.points.size, 1_200);
+  const calls = upserts() - before;
+  assert.ok(calls >= 5 && calls <= 8, `${calls} upsert calls of at most 8 MiB`);
+  assert.ok(checks >= calls, "the gate is checked before each");
+  // Each batch is whole points in order, under the budget by the JSON it is sent as.
+  for (const batch of upsertBatches(points)) assert.ok(Buffer.byteLength(JSON.stringify(batch)) < UPSERT_MAX_BYTES);
 });

@@ -124,6 +124,18 @@ const cases: Case[] = [
   ["bad document id", "POST", "/api/v1/documents", { documents: [{ id: "has space", text: "t" }] }, 400, /documents\.0\.id/],
   ["nested metadata", "POST", "/api/v1/documents", { documents: [{ text: "t", metadata: { a: { b: 1 } } }] }, 400, /metadata/],
   [
+    "metadata over 8 kB as JSON (each chunk carries a copy)",
+    "POST",
+    "/api/v1/documents",
+    {
+      documents: [
+        { text: "t", metadata: Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => [`k${k}`, "v".repeat(1000)])) },
+      ],
+    },
+    400,
+    /documents\.0\.metadata: at most 8192 bytes as JSON/,
+  ],
+  [
     "metadata key __proto__",
     "POST",
     "/api/v1/documents",

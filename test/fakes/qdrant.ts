@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { listen, sleep, Timings, type Knobs, type Listening } from "./http.ts";
 import { matches, score, type Filter, type PointId, type StoredPoint } from "./qdrant-filter.ts";
 
@@ -52,6 +53,8 @@ const validId = (id: unknown): id is PointId =>
   (typeof id === "number" && Number.isInteger(id) && id >= 0) || (typeof id === "string" && UUID.test(id));
 
 /** A small HTTP server speaking Qdrant's REST API with its `{result, status, time}` envelope and error bodies. */
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+
 export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<FakeQdrant> {
   const knobs: QdrantKnobs = { latencyMs: opts.latencyMs ?? 0, failStatus: null, searchMs: 0, writeMs: 0 };
   let searching = 0;
@@ -69,6 +72,15 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   const body = async <T>(c: Context): Promise<T | null> => c.req.json<T>().catch(() => null);
 
   const app = new Hono<FakeEnv>();
+  // service.max_request_size_mb, 32 by default (qdrant/qdrant config/config.yaml); actix-web's JSON extractor answers
+  // a bigger body with a 413.
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_REQUEST_BYTES,
+      onError: (c) => c.text(`JSON payload is larger than allowed (limit: ${MAX_REQUEST_BYTES} bytes)`, 413),
+    }),
+  );
   app.use("*", async (c, next) => {
     const started = performance.now();
     c.set("started", started);

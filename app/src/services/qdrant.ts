@@ -55,6 +55,46 @@ export function payloadSchemaOf(value: unknown): PayloadSchema | undefined {
   return undefined;
 }
 
+/**
+ * Bytes of points one upsert call carries at most. Qdrant refuses a body over `service.max_request_size_mb` (32 MiB by
+ * default, qdrant/qdrant config/config.yaml) with a 413, and a document's points were one call: a 1 MB text with 32 kB
+ * of metadata, copied into each of its 900 chunks, was a 34 MB body, a 502.
+ */
+export const UPSERT_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The most a float takes in JSON (`-0.012345678901234567`, `1.2345678901234567e-10`). */
+const FLOAT_JSON_BYTES = 24;
+
+/**
+ * The points in runs of at most `maxBytes` of JSON each (estimated from above; a point bigger than that alone), in
+ * order. A document's chunks share one metadata object, measured once.
+ */
+export function upsertBatches(points: ChunkPoint[], maxBytes = UPSERT_MAX_BYTES): ChunkPoint[][] {
+  const metadataBytes = new Map<object, number>();
+  const sizeOf = (p: ChunkPoint) => {
+    let metadata = metadataBytes.get(p.metadata);
+    if (metadata === undefined) metadataBytes.set(p.metadata, (metadata = Buffer.byteLength(JSON.stringify(p.metadata))));
+    // 200: the point's id, field names and punctuation. Text as JSON: a control character is six bytes there.
+    const text = Buffer.byteLength(JSON.stringify(p.text)) + Buffer.byteLength(JSON.stringify(p.title));
+    return 200 + metadata + p.vector.length * FLOAT_JSON_BYTES + text;
+  };
+  const batches: ChunkPoint[][] = [];
+  let batch: ChunkPoint[] = [];
+  let bytes = 0;
+  for (const point of points) {
+    const size = sizeOf(point);
+    if (batch.length > 0 && bytes + size > maxBytes) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(point);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
 /** An answer other than 200 from Qdrant, shaped as the client's ApiError (openapi-typescript-fetch): status and body. */
 class QdrantStatusError extends Error {
   constructor(
@@ -284,19 +324,27 @@ export function createQdrant(opts: QdrantOptions) {
   async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall): Promise<void> {
     await ensureCollection(points[0]!.vector.length, beforeCall);
     await indexMetadata(points, beforeCall);
-    await call(
-      "qdrant_upsert",
-      () =>
-        client.upsert(name, {
-          wait: true,
-          points: points.map((p) => ({
-            id: chunkPointId(p.documentId, p.chunkIndex),
-            vector: p.vector,
-            payload: { document_id: p.documentId, chunk_index: p.chunkIndex, title: p.title, text: p.text, metadata: p.metadata },
-          })),
-        }),
-      beforeCall,
-    );
+    for (const batch of upsertBatches(points)) {
+      await call(
+        "qdrant_upsert",
+        () =>
+          client.upsert(name, {
+            wait: true,
+            points: batch.map((p) => ({
+              id: chunkPointId(p.documentId, p.chunkIndex),
+              vector: p.vector,
+              payload: {
+                document_id: p.documentId,
+                chunk_index: p.chunkIndex,
+                title: p.title,
+                text: p.text,
+                metadata: p.metadata,
+              },
+            })),
+          }),
+        beforeCall,
+      );
+    }
   }
 
   /** A call's answer when the collection is missing: what a collection without points would have answered. */
