@@ -244,6 +244,26 @@ test("Postgres gone as an ingest gives its documents back: they are free again w
   assert.ok(ms < 5_000, `deletable after ${Math.round(ms)} ms`);
 });
 
+test("after the corpus version goes back (a database restored from a snapshot), the next ingest still invalidates", async () => {
+  const sql = superuser();
+  try {
+    const question = { query: "What is the launch code of the rocket?", top_k: 1 };
+    const ingest = (text: string) => user.post("/api/v1/documents", { documents: [{ id: "launch", text }] });
+    assert.equal((await ingest("The rocket's launch code is AAA.")).status, 201);
+    await user.post("/api/v1/query", question);
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    // The replica holds the version it last saw; the row now says one from three bumps before.
+    await sql`UPDATE corpus_version SET version = version - 3`;
+    assert.equal((await ingest("The rocket's launch code is BBB.")).status, 201);
+    const after = await user.post("/api/v1/query", question);
+    // Before: the bump went to a version below the one held, every replica ignored it, and AAA was served as cached.
+    assert.equal(after.body.cached, false, JSON.stringify(after.body));
+    assert.match(after.body.sources[0].text, /BBB/);
+  } finally {
+    await sql.end();
+  }
+});
+
 test("an ingest during a Redis blip still invalidates cached answers (the corpus version lives in Postgres)", async () => {
   const question = { query: "What do volcanoes and tides have in common?", top_k: 5 };
   assert.equal((await user.post("/api/v1/query", question)).body.cached, false);

@@ -67,10 +67,16 @@ export function createStore(sql: Sql, timeoutMs: number) {
     sql`greatest(1, ceil(extract(epoch FROM ${writingUntil} - now())))::int`;
   /**
    * The end of a statement that bumps the corpus version when `when` holds and tells the other replicas (NOTIFY
-   * corpus_version): a row with the new version, or none.
+   * corpus_version): a row with the new version, or none. The new version is past the clock's milliseconds as well as
+   * the last one: replicas take only a higher version than the one they hold (corpus.ts), so after the row went back
+   * (a database restored from a snapshot) a bump by one was ignored everywhere, and answers cached before an
+   * acknowledged ingest were served until their TTL.
    */
   const bumpVersion = (when = sql`true`) => sql`
-    bumped AS (UPDATE corpus_version SET version = version + 1 WHERE ${when} RETURNING version)
+    bumped AS (
+      UPDATE corpus_version SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+      WHERE ${when} RETURNING version
+    )
     SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
