@@ -402,6 +402,12 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
     Number(envOf(api).HTTP_KEEP_ALIVE_TIMEOUT_MS.value) > albIdleMs,
     "the API keeps idle connections longer than the ALB",
   );
+  // A draining target's requests are dropped at the deregistration delay: it must cover the longest request.
+  const delay = /deregistration_delay\.timeout_seconds=(\d+)/.exec(a["alb.ingress.kubernetes.io/target-group-attributes"]);
+  assert.ok(
+    Number(delay?.[1]) * 1000 >= Number(envOf(api).REQUEST_TIMEOUT_MS.value),
+    `deregistration delay ${delay?.[1]} s against REQUEST_TIMEOUT_MS ${envOf(api).REQUEST_TIMEOUT_MS.value}`,
+  );
   assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
   assert.equal(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
   assert.ok(a["alb.ingress.kubernetes.io/certificate-arn"]);
