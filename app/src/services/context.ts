@@ -40,9 +40,18 @@ const INSTRUCTIONS =
 
 const INSTRUCTION_TOKENS = estimateTokens(INSTRUCTIONS);
 
-/** One retrieved chunk as the system prompt gives it, numbered from 1. */
+/** A line of a source's text that starts like a source's number (`[2] `), and any break in its title. */
+const NUMBER_AT_LINE_START = /^(\s*)\[(\d+)\]/gm;
+const LINE_BREAKS = /\s*[\r\n\u2028\u2029]+\s*/g;
+
+/**
+ * One retrieved chunk as the system prompt gives it, numbered from 1. Its title is one line, and a line of its text
+ * that starts with `[n]` gets `(n)`: a document of the shared corpus that did either added numbered entries of its own
+ * to the prompt (three sources made five, two of them a second `[2]`), and the model's citation of one named another
+ * document.
+ */
 export const sourceEntry = (s: { title: string | null; text: string }, index: number) =>
-  `[${index + 1}] ${s.title ? `${s.title}: ` : ""}${s.text}`;
+  `[${index + 1}] ${s.title ? `${s.title.replace(LINE_BREAKS, " ")}: ` : ""}${s.text.replace(NUMBER_AT_LINE_START, "$1($2)")}`;
 
 export function systemPrompt(sources: Array<{ title: string | null; text: string }>): string {
   return INSTRUCTIONS + (sources.length ? sources.map(sourceEntry).join("\n\n") : "(no matching documents)");
