@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { MAX_QUERY_CHARS } from "./schemas.ts";
-import { estimateTokens, sourceTokenBudget } from "./services/context.ts";
+import { MAX_QUERY_CHARS, MAX_TITLE_CHARS } from "./schemas.ts";
+import { estimateTokens, sourceEntry, sourceTokenBudget } from "./services/context.ts";
 import { SLOW_READ_FACTOR } from "./services/store.ts";
 
 const urlWithProtocol = (...protocols: string[]) =>
@@ -210,6 +210,19 @@ const checkedSchema = envSchema.superRefine((env, ctx) => {
         `${env.MAX_ANSWER_TOKENS} leaves ${room} of MODEL_CONTEXT_TOKENS (${env.MODEL_CONTEXT_TOKENS}) for the sources ` +
         `beside a ${MAX_QUERY_CHARS}-character question, less than one chunk (${chunk}): lower MAX_ANSWER_TOKENS or ` +
         "CHUNK_SIZE_CHARS, or raise MODEL_CONTEXT_TOKENS",
+    });
+  }
+  // The budget stops at the first source that does not fit (context.ts): below one chunk, no question got a source.
+  const entry = estimateTokens(
+    `${sourceEntry({ title: "x".repeat(MAX_TITLE_CHARS), text: "x".repeat(env.CHUNK_SIZE_CHARS) }, 99)}\n\n`,
+  );
+  if (env.CONTEXT_TOKEN_BUDGET < entry) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["CONTEXT_TOKEN_BUDGET"],
+      message:
+        `must be at least ${entry}, one source of CHUNK_SIZE_CHARS (${env.CHUNK_SIZE_CHARS}) with the longest title: ` +
+        "below it no question is ever given a source",
     });
   }
   if ((env.OLLAMA_PODS_DNS === undefined) !== (env.API_PODS_DNS === undefined)) {

@@ -88,6 +88,7 @@ export const QueryResponseSchema = z
   .openapi("QueryResponse");
 
 export const MAX_METADATA_BYTES = 8_192;
+export const MAX_TITLE_CHARS = 500;
 
 const metadataValue = z.union([
   text().max(1000),
@@ -99,7 +100,7 @@ const metadataValue = z.union([
 export const DocumentSchema = z
   .strictObject({
     id: z.string().regex(idPattern, { error: idMessage }).optional(),
-    title: text().max(500).optional(),
+    title: text().max(MAX_TITLE_CHARS).optional(),
     text: text()
       .max(1_000_000)
       .refine((t) => t.trim().length > 0, { error: "must not be empty" }),
