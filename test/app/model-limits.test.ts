@@ -258,13 +258,44 @@ test("a question the model's window cannot hold is a 400 naming the query", asyn
     [hanText("Tide table high water", 0, 600)],
     async (ask) => {
       const query = createHash("sha512").update("q").digest("hex").repeat(40).slice(0, 5_000);
-      const { res: hex, asked } = await ask({ query });
+      // An embedding window that takes it whole: here the chat model's window is the limit under test.
+      stack.fakes.ollama.knobs.embedContextLength = 8_192;
+      const { res: hex, asked } = await ask({ query }).finally(() => {
+        stack.fakes.ollama.knobs.embedContextLength = 2048;
+      });
       assert.equal(hex.status, 400, hex.text);
       assert.match(hex.body.error, /^invalid body: query: too long for the model's window/);
       assert.equal(asked.at(-1), 0, `sources per model call: ${asked}`);
     },
     { MODEL_CONTEXT_TOKENS: "2048", MAX_ANSWER_TOKENS: "256", CHUNK_SIZE_CHARS: "1000" },
   );
+});
+
+test("a question longer than the embedding model's window is a 400 naming the query, not retrieved by its head alone", async () => {
+  const { ollama } = stack.fakes;
+  const texts = ["The Zanzibar tide table lists high and low water at Stone Town harbour.", "Mombasa's harbour tides."];
+  const documents = texts.map((text, i) => ({ id: `embed-window-${i}`, text, metadata: { team: "embed-window" } }));
+  const client = api(stack.url, USER_KEY);
+  assert.equal((await client.post("/api/v1/documents", { documents })).status, 201);
+  ollama.knobs.embedContextLength = 256; // 1,024 characters at the fake's count
+  try {
+    const dump = "0123456789abcdef".repeat(80);
+    const res = await client.post("/api/v1/query", {
+      query: `${dump}\nWhich harbour is this Zanzibar tide table for?`,
+      filter: { team: "embed-window" },
+    });
+    // Before: embedded by its first 1,024 characters, the dump alone, and answered from whatever that retrieved.
+    assert.equal(res.status, 400, res.text);
+    assert.match(res.body.error, /^invalid body: query: too long for the embedding model's window: shorten it/);
+    const short = await client.post("/api/v1/query", {
+      query: "Which harbour is this Zanzibar tide table for?",
+      filter: { team: "embed-window" },
+    });
+    assert.equal(short.body.sources[0].id, "embed-window-0");
+  } finally {
+    ollama.knobs.embedContextLength = 2048;
+    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
+  }
 });
 
 test("a chunk longer than the embedding model's window is split and embedded whole, so its end can be found", async () => {

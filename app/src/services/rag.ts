@@ -11,7 +11,7 @@ import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
-import { type ChatMessage, type ChatResult, ContextOverflow, type OllamaService } from "./ollama.ts";
+import { type ChatMessage, type ChatResult, ContextOverflow, EmbedInputTooLong, type OllamaService } from "./ollama.ts";
 import type { MetadataFilter, QdrantService } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
 import { createSessionOwners } from "./session-owners.ts";
@@ -91,12 +91,8 @@ export const isCached = (p: PreparedQuery): boolean => !("generation" in p.answe
 export const sourcesOf = (p: PreparedQuery): Source[] => ("generation" in p.answer ? p.answer.generation.sources : p.sources);
 
 /** A question that leaves no room in the model's window for any source (`size`: "about N tokens, " when estimated). */
-const questionTooLong = (size = "") =>
-  new AppError(
-    400,
-    `invalid body: query: ${size}too long for the model's window beside the instructions and the answer: shorten it`,
-    "query_too_long",
-  );
+const questionTooLong = (size = "", window = "the model's window beside the instructions and the answer") =>
+  new AppError(400, `invalid body: query: ${size}too long for ${window}: shorten it`, "query_too_long");
 
 /**
  * A question's cache key text: only what cannot change its meaning is folded, canonical Unicode equivalence (NFC), runs
@@ -151,12 +147,20 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   /** Embeddings being computed, by cache key: questions sent together share one model call (and its error). */
   const embedding = new Map<string, Promise<number[]>>();
 
+  /**
+   * The question embedded whole: Ollama embeds only the head of a text longer than the embedding model's window unless
+   * told not to, and a question after a pasted dump (4,000 hex characters) was retrieved by the dump alone, silently.
+   */
   function embedQuery(text: string, key: string): Promise<number[]> {
     let vector = embedding.get(key);
     if (!vector) {
       vector = ollama
-        .embed([text])
+        .embed([text], { whole: true })
         .then(([v]) => v!)
+        .catch((err: unknown) => {
+          if (err instanceof EmbedInputTooLong) throw questionTooLong("", "the embedding model's window");
+          throw err;
+        })
         .finally(() => embedding.delete(key));
       embedding.set(key, vector);
     }
