@@ -244,6 +244,26 @@ test("Postgres gone as an ingest gives its documents back: they are free again w
   assert.ok(ms < 5_000, `deletable after ${Math.round(ms)} ms`);
 });
 
+test("a statement after one that failed midway through its rows gets its own rows, not empty slots before them", async () => {
+  // postgres.js 3.4.9 keeps the failed statement's row count (porsager/postgres#1119): the next one on the connection
+  // stored its rows after that many empty slots. A session page came back with 343 of its turns null, and feedback
+  // on a stored turn was a 404 (its RETURNING row was slot 0, empty).
+  const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+  try {
+    const failing = withDeadline(sql, sql`SELECT i, 1 / (4 - i) AS boom FROM generate_series(1, 10) i`, 2_000);
+    const next = withDeadline(sql, sql<{ x: number }[]>`SELECT x FROM generate_series(1, 5) x`, 2_000);
+    await assert.rejects(failing, /division by zero/);
+    assert.deepEqual(
+      [...(await next)].map((r) => r?.x),
+      [1, 2, 3, 4, 5],
+    );
+    const after = await withDeadline(sql, sql<{ y: number }[]>`SELECT 7 AS y`, 2_000);
+    assert.deepEqual([...after], [{ y: 7 }]);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
+
 test("after the corpus version goes back (a database restored from a snapshot), the next ingest still invalidates", async () => {
   const sql = superuser();
   try {

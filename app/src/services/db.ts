@@ -183,6 +183,25 @@ export function isUnavailable(err: unknown): boolean {
 }
 
 /**
+ * A statement's rows as Postgres sent them. postgres.js 3.4.9 (3.4.10 too) counts a connection's rows in one variable
+ * that only a statement's successful end resets: after a statement that failed midway through its rows (its
+ * statement_timeout, a cancel, a row's error) or whose connection closed mid-answer, the next statement on that
+ * connection stores its rows after that many empty slots (porsager/postgres#1119, #1181, open). Its count is still
+ * right, so the leading slots are dropped; rows that are not that shape are refused as garbled (a 503).
+ */
+export function exactRows<T>(rows: T): T {
+  if (!Array.isArray(rows)) return rows;
+  const count = (rows as { count?: unknown }).count;
+  if (typeof count !== "number" || rows.length <= count) return rows;
+  const stale = rows.length - count;
+  for (let i = 0; i < rows.length; i++) {
+    if (i in rows === i < stale) throw dependencyUnavailable("postgres", "the driver garbled an answer's rows");
+  }
+  rows.splice(0, stale);
+  return rows;
+}
+
+/**
  * Internal postgres.js query state (src/index.js `cancel`): `state` once a connection took the statement (it is
  * written at once, behind the ones before it), `active` while it is the one the connection is running.
  */
@@ -197,7 +216,7 @@ type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> |
 export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
   const answered = query.then((rows) => {
     pools.get(sql)?.silence.answered();
-    return rows;
+    return exactRows(rows);
   });
   return beforeDeadline(answered, timeoutMs, () => {
     // Unsent ones count too: one cancelled while it was a reconnecting connection's first statement strands that
