@@ -678,6 +678,17 @@ test("silentConnectionCheck: only misses in a row count, and the count starts ov
   assert.deepEqual(fired, [3, 3]);
 });
 
+test("silentConnectionCheck with quietMs: misses while answers still come are a busy pool, not a silent one", async () => {
+  const fired: number[] = [];
+  const check = silentConnectionCheck(3, (missed) => fired.push(missed), 100);
+  check.answered();
+  for (let i = 0; i < 5; i++) check.missed();
+  assert.deepEqual(fired, [], "answered just now: the misses waited behind others");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  check.missed();
+  assert.deepEqual(fired, [6], "nothing answered for quietMs: silent");
+});
+
 test("readOnlyNodeCheck: a connection on a read-only node is dropped at once, then at most once per interval", async () => {
   let dropped = 0;
   const readOnly = readOnlyNodeCheck(() => dropped++, 100);

@@ -34,6 +34,8 @@ export const reconnectBackoff = (retries: number) => Math.min(0.05 * 2 ** retrie
 
 /** Statements in a row that went out and got no answer by their deadline, after which the pool's connections are dropped. */
 const SILENT_MISSES_BEFORE_RECONNECT = 3;
+/** ... with no statement of the pool answered for this long: a busy pool still answers some (connection-health.ts). */
+const SILENT_FOR_MS = 1_000;
 
 /** What `withDeadline` tells a pool about its connections. */
 interface PoolWatch {
@@ -115,8 +117,10 @@ export function createDb(url: string, opts: DbOptions): Sql {
     for (const socket of open) socket.destroy();
   };
   pools.set(sql, {
-    silence: silentConnectionCheck(SILENT_MISSES_BEFORE_RECONNECT, (missed) =>
-      reconnect("postgres stopped answering: closing the pool's connections", { missed }),
+    silence: silentConnectionCheck(
+      SILENT_MISSES_BEFORE_RECONNECT,
+      (missed) => reconnect("postgres stopped answering: closing the pool's connections", { missed }),
+      SILENT_FOR_MS,
     ),
     // An RDS blue/green switchover sets the old primary read-only (RDS Proxy guide: "the Blue database enters
     // read-only mode"); a connection that reached it through a cached DNS answer gets 25006 on every write.
