@@ -359,6 +359,25 @@ test("questions waiting for a slot follow the same question's answer once it sta
   });
 });
 
+test("a question answered 504 while it waits for an answer slot leaves the queue: it takes no slot from those behind it", async () => {
+  // A request deadline shorter than the slot wait, one slot, answers of a second each.
+  const env = { REQUEST_TIMEOUT_MS: "1500", OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "10000", OLLAMA_TIMEOUT_MS: "4000" };
+  await withAnswerSlots(env, { parallel: 1, generationMs: 1_000 }, async (client) => {
+    const { load } = stack.fakes.ollama;
+    const burst = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => client.post("/api/v1/query", { query: `Burst question ${i} about harbour tides?` })),
+    );
+    assert.deepEqual(burst.map((r) => r.status).sort(), [200, 504, 504, 504, 504]);
+    // The question given the slot at 1 s, told 504 at 1.5 s, still has its answer generated (and cached) till 2 s.
+    await setTimeout(700);
+    // Before: every question told 504 waited on in the queue, each then held the slot for a generation nobody read,
+    // one after another, and a new question waited behind them all to its own 504.
+    assert.ok(load.generated <= 2, `${load.generated} answers generated for the burst`);
+    const late = await client.post("/api/v1/query", { query: "A late question about harbour tides?" });
+    assert.equal(late.status, 200, late.text);
+  });
+});
+
 test("a replica asks Ollama for its share of the ready pods' slots, counted through DNS, not the share it started with", async () => {
   // "localhost" stands for both headless Services: as many Ollama pods as API pods, so the share is OLLAMA_NUM_PARALLEL.
   const dns = { OLLAMA_PODS_DNS: "localhost", API_PODS_DNS: "localhost", OLLAMA_NUM_PARALLEL: "1" };

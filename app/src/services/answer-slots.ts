@@ -1,4 +1,4 @@
-import { dependencyUnavailable } from "../errors.ts";
+import { AppError, dependencyUnavailable } from "../errors.ts";
 
 /**
  * `release` frees the slot (idempotent); `unused` frees it without a model call, so its time does not count in the
@@ -69,7 +69,8 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
         stopWaiting();
         resolve(slot);
       };
-      const left = () => leave(clientLeft());
+      // The request's deadline says so with its 504 (middleware/deadline.ts); a client's own abort is a string.
+      const left = () => leave(signal?.reason instanceof AppError ? signal.reason : clientLeft());
       const timer = setTimeout(() => leave(busyError(model, `none free within ${maxWaitMs} ms`)), maxWaitMs);
       signal?.addEventListener("abort", left, { once: true });
       waiting.push(admit);
