@@ -16,6 +16,7 @@ import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
 import { createQdrant, type QdrantOptions, UPSERT_MAX_BYTES, upsertBatches } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
+import { startFakeQdrant } from "../fakes/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { freePort } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
@@ -471,4 +472,25 @@ test("a document's points go to Qdrant in calls under its 32 MiB request limit, 
   assert.ok(checks >= calls, "the gate is checked before each");
   // Each batch is whole points in order, under the budget by the JSON it is sent as.
   for (const batch of upsertBatches(points)) assert.ok(Buffer.byteLength(JSON.stringify(batch)) < UPSERT_MAX_BYTES);
+});
+
+test("a Qdrant API key is sent on every call, and over http the warning is a JSON log line, not the client's stderr text", async () => {
+  const secured = await startFakeQdrant({ apiKey: "qdrant-secret" });
+  const { log, lines } = capturedLog("warn");
+  const warned: unknown[] = [];
+  const consoleWarn = console.warn;
+  console.warn = (...args: unknown[]) => void warned.push(args);
+  try {
+    const qdrant = qdrantAt(secured.url, "secured", { apiKey: "qdrant-secret", log });
+    const point = { documentId: "d", chunkIndex: 0, title: null, text: "Secured.", metadata: {}, vector: [0.1, 0.2] };
+    await qdrant.upsert([point]);
+    assert.equal((await qdrant.search([0.1, 0.2], undefined, 1))?.length, 1, "the query path sends it too");
+    // js-client-rest writes "Api key is used with unsecure connection." to stderr: the one non-JSON log line.
+    assert.deepEqual(warned, []);
+    assert.match(lines.join(""), /QDRANT_API_KEY goes over plain HTTP/);
+    assert.doesNotMatch(lines.join(""), /qdrant-secret/);
+  } finally {
+    console.warn = consoleWarn;
+    await secured.close();
+  }
 });

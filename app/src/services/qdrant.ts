@@ -169,12 +169,17 @@ export function createQdrant(opts: QdrantOptions) {
   // (js-client-rest 1.19.0 dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own
   // AbortController middleware (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json
   // (see ollama.ts for why).
+  // The key goes as the header the client would set itself: given as `apiKey` with an http URL, the client writes a
+  // plain-text warning to stderr (qdrant-client.js), the one line of the log that is not JSON. It is logged instead.
   const client = new QdrantClient({
     url: opts.url,
-    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    ...(opts.apiKey ? { headers: { "api-key": opts.apiKey } } : {}),
     timeout: opts.timeoutMs,
     checkCompatibility: false,
   });
+  if (opts.apiKey && new URL(opts.url).protocol === "http:") {
+    opts.log.warn("QDRANT_API_KEY goes over plain HTTP (QDRANT_URL is http://): keep Qdrant on the cluster's own network");
+  }
   const name = opts.collection;
   // `timeout` (whole seconds, v1.15.5 actix/api/read_params.rs) ends the search in Qdrant once the app has stopped
   // waiting: without it a search runs to Qdrant's 60 s default after the client left (actix-web does not cancel a
