@@ -145,6 +145,18 @@ const connected = (cache: Cache) =>
     ),
   );
 
+/** A cache of the app's own on the stack's Redis, connected. */
+async function connectedCache(): Promise<Cache> {
+  const cache = createCache({
+    url: stack.redis.url,
+    commandTimeoutMs: 1_000,
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+  });
+  await connected(cache);
+  return cache;
+}
+
 const commandCalls = async (redis: { sendCommand(args: string[]): Promise<unknown> }, cmd: string) => {
   const stats = (await redis.sendCommand(["INFO", "commandstats"])) as string;
   return Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
@@ -199,14 +211,8 @@ test("a busy key takes admissions in leases: two replicas together never pass th
 });
 
 test("a key at a steady rate is refused only once its limit is nearly used: a lease's unused admissions are given back", async () => {
-  const cache = createCache({
-    url: stack.redis.url,
-    commandTimeoutMs: 1_000,
-    metrics: createMetrics(),
-    log: createLogger("silent"),
-  });
+  const cache = await connectedCache();
   try {
-    await connected(cache);
     const limit = 2_000;
     const limiter = createRateLimiter(cache, limit);
     const key = `steady-${randomUUID()}`;
@@ -228,10 +234,8 @@ test("a key at a steady rate is refused only once its limit is nearly used: a le
 });
 
 test("a key with a small limit is checked in Redis on every request, so RateLimit-Remaining counts down exactly", async () => {
-  const metrics = createMetrics();
-  const cache = createCache({ url: stack.redis.url, commandTimeoutMs: 1_000, metrics, log: createLogger("silent") });
+  const cache = await connectedCache();
   try {
-    await connected(cache);
     const limiter = createRateLimiter(cache, 10);
     const key = `small-${randomUUID()}`;
     const decisions = await Promise.all(Array.from({ length: 12 }, () => limiter.check(key)));
@@ -248,14 +252,8 @@ test("a key with a small limit is checked in Redis on every request, so RateLimi
 test("once a key's window is full, refusals are answered without Redis until its oldest entry leaves", async () => {
   const redis = createClient({ url: stack.redis.url });
   await redis.connect();
-  const cache = createCache({
-    url: stack.redis.url,
-    commandTimeoutMs: 1_000,
-    metrics: createMetrics(),
-    log: createLogger("silent"),
-  });
+  const cache = await connectedCache();
   try {
-    await connected(cache);
     const limiter = createRateLimiter(cache, 3, 2_000);
     const key = `full-${randomUUID()}`;
     await limiter.check(`warm-${key}`); // the script is loaded (EVAL on NOSCRIPT) before counting
