@@ -448,13 +448,11 @@ test("a points write checks its gate before each of its calls (collection, index
   assert.ok(checks >= 5, `${checks} checks`);
 });
 
-test("a document's points go to Qdrant in calls under its 32 MiB request limit, each checked against the gate", async () => {
-  const qdrant = qdrantAt(fakes.qdrant.url, "big-document");
-  // 1,200 chunks of 1,200 characters, 1,024-dimension vectors and 8 kB of metadata: about 36 MB of points. In one call
-  // (as before) Qdrant answered 413, and the ingest was a 502.
+/** 1,200 chunks of 1,200 characters, 1,024-dimension vectors and 8 kB of metadata: about 36 MB of points. */
+function bigDocumentPoints() {
   const metadata = Object.fromEntries(Array.from({ length: 8 }, (_, k) => [`key${k}`, "m".repeat(1_000)]));
   const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
-  const points = Array.from({ length: 1_200 }, (_, chunkIndex) => ({
+  return Array.from({ length: 1_200 }, (_, chunkIndex) => ({
     documentId: "big",
     chunkIndex,
     title: "Big",
@@ -462,6 +460,12 @@ test("a document's points go to Qdrant in calls under its 32 MiB request limit, 
     metadata,
     vector,
   }));
+}
+
+test("a document's points go to Qdrant in calls under its 32 MiB request limit, each checked against the gate", async () => {
+  const qdrant = qdrantAt(fakes.qdrant.url, "big-document");
+  // In one call (as before) Qdrant answered 413, and the ingest was a 502.
+  const points = bigDocumentPoints();
   const upserts = () => fakes.qdrant.calls["/collections/:name/points"] ?? 0;
   const before = upserts();
   let checks = 0;
@@ -492,5 +496,38 @@ test("a Qdrant API key is sent on every call, and over http the warning is a JSO
   } finally {
     console.warn = consoleWarn;
     await secured.close();
+  }
+});
+
+test("an upsert refused after its first batch landed says so: the collection changed, and the write must invalidate", async () => {
+  // Qdrant (through a proxy) refuses the second upsert call of the document.
+  let upserts = 0;
+  const proxy = new Hono();
+  proxy.all("*", async (c) => {
+    if (c.req.method === "PUT" && /\/points$/.test(c.req.path) && ++upserts === 2) {
+      return c.json({ status: { error: "Service internal error: refused" }, time: 0 }, 500);
+    }
+    const body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.arrayBuffer();
+    const url = new URL(c.req.url);
+    return fetch(`${fakes.qdrant.url}${url.pathname}${url.search}`, {
+      method: c.req.method,
+      headers: { "content-type": "application/json" },
+      body,
+    });
+  });
+  const front = await listen(proxy);
+  try {
+    let landed = 0;
+    const qdrant = qdrantAt(front.url, "partly-written");
+    await assert.rejects(
+      qdrant.upsert(bigDocumentPoints(), undefined, () => landed++),
+      /qdrant request failed: HTTP 500/,
+    );
+    // Before, the documents service learnt only of the failure, took the corpus as unchanged, bumped nothing, and the
+    // answers cached from the replaced chunks were served on.
+    assert.equal(landed, 1, "the first batch landed");
+    assert.ok(fakes.qdrant.collections.get("partly-written")!.points.size > 0);
+  } finally {
+    await front.close();
   }
 });

@@ -206,8 +206,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
           metadata: doc.metadata,
           vector,
         }));
-        await qdrant.upsert(points, beforeCall);
-        written = true;
+        // Written once any of its upsert calls landed: a failure in a later one is a changed corpus to invalidate.
+        await qdrant.upsert(points, beforeCall, () => {
+          written = true;
+        });
         // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
         await qdrant.deleteChunks(doc.id, doc.chunks.length, beforeCall);
       }

@@ -326,7 +326,7 @@ export function createQdrant(opts: QdrantOptions) {
     return answer.result.points;
   }
 
-  async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall): Promise<void> {
+  async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall, landed: () => void): Promise<void> {
     await ensureCollection(points[0]!.vector.length, beforeCall);
     await indexMetadata(points, beforeCall);
     for (const batch of upsertBatches(points)) {
@@ -349,6 +349,7 @@ export function createQdrant(opts: QdrantOptions) {
           }),
         beforeCall,
       );
+      landed();
     }
   }
 
@@ -361,14 +362,17 @@ export function createQdrant(opts: QdrantOptions) {
     };
 
   return {
-    /** Writes the points; `beforeCall` runs before each of its calls (collection, indexes, points). */
-    async upsert(points: ChunkPoint[], beforeCall: BeforeCall = () => {}): Promise<void> {
+    /**
+     * Writes the points; `beforeCall` runs before each of its calls (collection, indexes, points), `landed` after each
+     * upsert call that wrote some: a write failing in a later call has changed the collection all the same.
+     */
+    async upsert(points: ChunkPoint[], beforeCall: BeforeCall = () => {}, landed: () => void = () => {}): Promise<void> {
       if (points.length === 0) return;
       try {
-        await writePoints(points, beforeCall);
+        await writePoints(points, beforeCall, landed);
       } catch (err) {
         if (!(err instanceof CollectionMissing)) throw err;
-        await writePoints(points, beforeCall); // into the collection created again
+        await writePoints(points, beforeCall, landed); // into the collection created again
       }
     },
 
