@@ -10,9 +10,6 @@ export interface Principal {
 /** Bindings are absent when the app is called without Node's server (app.request in a unit test). */
 export type AppEnv = {
   Bindings: Partial<HttpBindings>;
-  /**
-   * `deadlineAt`: when the request is answered 504 (performance.now() ms); `untilDeadline`: a signal that aborts then,
-   * with that 504 as its reason (middleware/deadline.ts).
-   */
-  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number; untilDeadline: () => AbortSignal };
+  /** `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). */
+  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number };
 };

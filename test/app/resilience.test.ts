@@ -362,7 +362,7 @@ test("questions waiting for a slot follow the same question's answer once it sta
 test("a question answered 504 while it waits for an answer slot leaves the queue: it takes no slot from those behind it", async () => {
   // A request deadline shorter than the slot wait, one slot, answers of a second each.
   const env = { REQUEST_TIMEOUT_MS: "1500", OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "10000", OLLAMA_TIMEOUT_MS: "4000" };
-  await withAnswerSlots(env, { parallel: 1, generationMs: 1_000 }, async (client) => {
+  await withAnswerSlots(env, { parallel: 1, generationMs: 1_000 }, async (client, replica) => {
     const { load } = stack.fakes.ollama;
     const burst = await Promise.all(
       Array.from({ length: 5 }, (_, i) => client.post("/api/v1/query", { query: `Burst question ${i} about harbour tides?` })),
@@ -373,6 +373,12 @@ test("a question answered 504 while it waits for an answer slot leaves the queue
     // Before: every question told 504 waited on in the queue, each then held the slot for a generation nobody read,
     // one after another, and a new question waited behind them all to its own 504.
     assert.ok(load.generated <= 2, `${load.generated} answers generated for the burst`);
+    // Counted as the agent's errors, as a 504 of the request is (the 5xx alerts read them).
+    const timeouts = metricValue(await scrape(replica.metricsUrl), "agent_errors_total", {
+      agent_name: "rag",
+      error_type: "request_timeout",
+    });
+    assert.ok(timeouts >= 3, `${timeouts} request timeouts counted`);
     const late = await client.post("/api/v1/query", { query: "A late question about harbour tides?" });
     assert.equal(late.status, 200, late.text);
   });

@@ -523,10 +523,11 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
     // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
-      upsert: async (points: Array<{ documentId: string }>, beforeCall: () => void) => {
+      upsert: async (points: Array<{ documentId: string }>, beforeCall: () => void, landed: () => void) => {
         beforeCall();
         calls.push(`upsert ${points[0]!.documentId}`);
         await new Promise((resolve) => setTimeout(resolve, 150));
+        landed();
       },
       deleteChunks: async (id: string, _from: number, beforeCall: () => void) => {
         beforeCall();

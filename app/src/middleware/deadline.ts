@@ -1,7 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { timeout } from "hono/timeout";
-import { AppError } from "../errors.ts";
 import type { AppEnv } from "../types.ts";
 
 /**
@@ -10,18 +9,9 @@ import type { AppEnv } from "../types.ts";
  * not leave the write twice (a second turn, a second copy of a document without an id).
  */
 export const requestDeadline = (ms: number) => {
-  const message = `request took longer than ${ms} ms`;
-  const answer504 = timeout(ms, () => new HTTPException(504, { message }));
+  const answer504 = timeout(ms, () => new HTTPException(504, { message: `request took longer than ${ms} ms` }));
   return createMiddleware<AppEnv>((c, next) => {
-    const deadlineAt = performance.now() + ms;
-    c.set("deadlineAt", deadlineAt);
-    // For a wait that must end at the 504 (an answer slot's): whichever timer fires first, the client is told the same.
-    c.set("untilDeadline", () => {
-      const ended = new AbortController();
-      const left = Math.max(0, deadlineAt - performance.now());
-      setTimeout(() => ended.abort(new AppError(504, message, "request_timeout")), left).unref();
-      return ended.signal;
-    });
+    c.set("deadlineAt", performance.now() + ms);
     return answer504(c, next);
   });
 };

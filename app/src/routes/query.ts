@@ -44,12 +44,13 @@ const JSON_TYPE = { "content-type": "application/json" };
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    // A question waiting for an answer slot leaves the queue when its client does, or at its 504: on a kept-alive
-    // connection the client's signal does not fire after the 504, and a burst of questions told 504 waited on and
-    // took the slots (and generations) of the questions behind them. Built only if the question has to wait.
-    let waitUntil: AbortSignal | undefined;
-    const leftOrTimedOut = () => (waitUntil ??= AbortSignal.any([c.req.raw.signal, c.get("untilDeadline")()]));
-    const prepared = await rag.prepare(input, c.get("principal").id, c.get("requestId"), leftOrTimedOut);
+    const prepared = await rag.prepare(
+      input,
+      c.get("principal").id,
+      c.get("requestId"),
+      () => c.req.raw.signal,
+      c.get("deadlineAt"),
+    );
     if (!input.stream) {
       const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt") });
       return c.body(resultJson(result), 200, JSON_TYPE) as never;

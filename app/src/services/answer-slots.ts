@@ -1,4 +1,4 @@
-import { AppError, dependencyUnavailable } from "../errors.ts";
+import { dependencyUnavailable } from "../errors.ts";
 
 /**
  * `release` frees the slot (idempotent); `unused` frees it without a model call, so its time does not count in the
@@ -14,6 +14,13 @@ const clientLeft = () => new DOMException("the client left while waiting for an 
 
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
+
+/**
+ * When the request is answered 504 (performance.now() ms) and that 504: a question never waits past it. On a kept-alive
+ * connection the client's signal does not fire after a 504, and questions told 504 waited on and took the slots (and
+ * generations) of the questions behind them.
+ */
+export type Deadline = { at: number; passed: () => Error };
 
 /** One model's slots: at most `limit.slots` answers at once (a limit that may change), the others waiting in order. */
 function createLane(model: string, limit: { slots: number }, maxWaitMs: number) {
@@ -44,13 +51,15 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
     }
   }
 
-  function acquire(clientSignal?: () => AbortSignal): Promise<Slot> {
+  function acquire(clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
     if (busy < limit.slots) {
       busy++;
       return Promise.resolve(take(false));
     }
+    const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
+    if (waitMs <= 0) return Promise.reject(deadline!.passed());
     const expectedMs = ((waiting.length + 1) * holdMs) / limit.slots;
-    if (expectedMs > maxWaitMs) {
+    if (expectedMs > waitMs) {
       return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
     }
     return new Promise<Slot>((resolve, reject) => {
@@ -69,9 +78,11 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
         stopWaiting();
         resolve(slot);
       };
-      // The request's deadline says so with its 504 (middleware/deadline.ts); a client's own abort is a string.
-      const left = () => leave(signal?.reason instanceof AppError ? signal.reason : clientLeft());
-      const timer = setTimeout(() => leave(busyError(model, `none free within ${maxWaitMs} ms`)), maxWaitMs);
+      const left = () => leave(clientLeft());
+      const timer = setTimeout(
+        () => leave(waitMs < maxWaitMs ? deadline!.passed() : busyError(model, `none free within ${maxWaitMs} ms`)),
+        waitMs,
+      );
       signal?.addEventListener("abort", left, { once: true });
       waiting.push(admit);
     });
@@ -94,12 +105,15 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   const lanes = new Map<string, ReturnType<typeof createLane>>();
   const limit = { slots: opts.slots };
   return {
-    /** `clientSignal` is read only if the question has to wait: a client that leaves gives up its place. */
-    acquire(model: string, clientSignal?: () => AbortSignal): Promise<Slot> {
+    /**
+     * `clientSignal` is read only if the question has to wait: a client that leaves gives up its place, and none waits
+     * past its `deadline`.
+     */
+    acquire(model: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {}, unused() {}, waited: false });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, limit, opts.maxWaitMs)));
-      return lane.acquire(clientSignal);
+      return lane.acquire(clientSignal, deadline);
     },
 
     /**

@@ -183,6 +183,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   const generations = createGenerations();
   const sessionOwners = createSessionOwners(store);
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
+  /** The request's own 504 (middleware/deadline.ts says the same), for a question that would wait past it. */
+  const requestTimedOut = () => new AppError(504, `request took longer than ${config.REQUEST_TIMEOUT_MS} ms`, "request_timeout");
 
   /** A question refused for what the client sent (another key's session): no failure of the pipeline, and no query. */
   const refused = (err: unknown) => err instanceof AppError && err.status < 500;
@@ -196,13 +198,14 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
    * Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed.
    * `clientSignal` aborts when the client leaves. A getter, read only if the question has to wait for an answer slot:
    * @hono/node-server creates the request's AbortController on first read, about 7 us in Node 20, which a cache hit
-   * need not pay.
+   * need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
    */
   async function prepare(
     input: QueryInput,
     owner: string,
     requestId: string,
     clientSignal?: () => AbortSignal,
+    deadlineAt?: number,
   ): Promise<PreparedQuery> {
     const startedAt = performance.now();
     const question = input.query.trim();
@@ -285,7 +288,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
-      const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal);
+      const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal, deadlineAt);
       if ("generation" in slot) {
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
@@ -332,6 +335,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     model: string,
     keys: string[],
     clientSignal?: () => AbortSignal,
+    deadlineAt?: number,
   ): Promise<Slot | { generation: Generation }> {
     let started: Generation | undefined;
     let unwatch = () => {};
@@ -346,7 +350,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       return client ? AbortSignal.any([client, follow.signal]) : follow.signal;
     };
     try {
-      const slot = await slots.acquire(model, waitSignal);
+      const deadline = deadlineAt === undefined ? undefined : { at: deadlineAt, passed: requestTimedOut };
+      const slot = await slots.acquire(model, waitSignal, deadline);
       if (!started) return slot;
       slot.unused();
       return { generation: started };
