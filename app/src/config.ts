@@ -213,16 +213,16 @@ const checkedSchema = envSchema.superRefine((env, ctx) => {
     });
   }
   // The budget stops at the first source that does not fit (context.ts): below one chunk, no question got a source.
-  const entry = estimateTokens(
-    `${sourceEntry({ title: "x".repeat(MAX_TITLE_CHARS), text: "x".repeat(env.CHUNK_SIZE_CHARS) }, 99)}\n\n`,
-  );
+  // A chunk in a script of a token a character (Han, Hangul, Thai...), with the longest Latin title.
+  const widest = { title: "x".repeat(MAX_TITLE_CHARS), text: "\u6f6e".repeat(env.CHUNK_SIZE_CHARS) };
+  const entry = estimateTokens(`${sourceEntry(widest, 99)}\n\n`);
   if (env.CONTEXT_TOKEN_BUDGET < entry) {
     ctx.addIssue({
       code: "custom",
       path: ["CONTEXT_TOKEN_BUDGET"],
       message:
-        `must be at least ${entry}, one source of CHUNK_SIZE_CHARS (${env.CHUNK_SIZE_CHARS}) with the longest title: ` +
-        "below it no question is ever given a source",
+        `must be at least ${entry}, one source of CHUNK_SIZE_CHARS (${env.CHUNK_SIZE_CHARS}) characters of Chinese ` +
+        "with the longest title: below it such sources are never given to the model",
     });
   }
   if ((env.OLLAMA_PODS_DNS === undefined) !== (env.API_PODS_DNS === undefined)) {

@@ -300,7 +300,12 @@ test("a question longer than the embedding model's window is a 400 naming the qu
 
 test("a chunk longer than the embedding model's window is split and embedded whole, so its end can be found", async () => {
   // Chunks of up to 4,000 characters, an embedding window of 256 tokens (1,024 characters at the fake's count).
-  const replica = await startApp({ ...stack.env, CHUNK_SIZE_CHARS: "4000", CHUNK_OVERLAP_CHARS: "0" });
+  const replica = await startApp({
+    ...stack.env,
+    CHUNK_SIZE_CHARS: "4000",
+    CHUNK_OVERLAP_CHARS: "0",
+    CONTEXT_TOKEN_BUDGET: "4200",
+  });
   const { ollama } = stack.fakes;
   ollama.knobs.embedContextLength = 256;
   const client = api(replica.url, USER_KEY);

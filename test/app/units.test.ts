@@ -312,11 +312,13 @@ test("loadConfig names every bad variable on one line", () => {
       { ...base, MODEL_CONTEXT_TOKENS: "4096", MAX_ANSWER_TOKENS: "2400" },
       /MAX_ANSWER_TOKENS 2400 leaves -4 of MODEL_CONTEXT_TOKENS \(4096\) for the sources beside a 5000-character question, less than one chunk \(300\)/,
     ],
-    // 1,200-character chunks take about 300 tokens: at 250 every question was answered without sources.
+    // A 1,200-character chunk takes about 300 tokens in English: at 250 every question was answered without sources.
     [
       { ...base, CONTEXT_TOKEN_BUDGET: "250" },
-      /CONTEXT_TOKEN_BUDGET must be at least 428, one source of CHUNK_SIZE_CHARS \(1200\)/,
+      /CONTEXT_TOKEN_BUDGET must be at least 1328, one source of CHUNK_SIZE_CHARS \(1200\)/,
     ],
+    // An English chunk fits 428 tokens, a Chinese one takes 1,200: it was never given to the model.
+    [{ ...base, CONTEXT_TOKEN_BUDGET: "428" }, /CONTEXT_TOKEN_BUDGET must be at least 1328, .* characters of Chinese/],
     [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
     [{ ...base, OLLAMA_PODS_DNS: "ollama-headless" }, /API_PODS_DNS must be set with OLLAMA_PODS_DNS and API_PODS_DNS both/],
     [
