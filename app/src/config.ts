@@ -161,7 +161,8 @@ export const envSchema = z.object({
    * How long an idle keep-alive connection stays open. Longer than the load balancer's idle timeout, or it may send
    * a request on a connection the app is closing, and answer that request with a 502 (ALB default: 60 s).
    */
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms(65_000, 1_000),
+  // Node's keep-alive timer runs a second past it.
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1_000, MAX_TIMER_MS - 1_000, " (Node's timers stop at 2^31 - 1 ms, 1 s more)"),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
    * Turns (and their feedback) older than this many days are deleted, with the sessions and source lists they leave

@@ -71,6 +71,15 @@ export function publicReason(err: unknown): string {
   return describe(err);
 }
 
+/** The error and each error it was caused by, for a log line: the causes name hosts and ports a client is not told. */
+export function describeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    parts.push(describe(e));
+  }
+  return parts.join(" <- ");
+}
+
 /** Short, secret-free description of an unknown error. */
 export function describe(err: unknown): string {
   if (err instanceof Error) {

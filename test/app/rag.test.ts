@@ -534,6 +534,23 @@ test("a stream started during a drain says Connection: close, as every answer th
   }
 });
 
+test("a stream to an HTTP/1.0 client is not chunked: it ends when the connection closes", async () => {
+  const { connect } = await import("node:net");
+  const body = JSON.stringify({ query: "What do tides follow for an old client?", stream: true });
+  const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+  socket.write(
+    `POST /api/v1/query HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  let raw = "";
+  for await (const chunk of socket) raw += chunk;
+  const [head, rest] = raw.split("\r\n\r\n", 2) as [string, string];
+  // RFC 9112 6.1: no Transfer-Encoding towards an HTTP/1.0 request. hono's streamSSE set it, and the body was chunked.
+  assert.doesNotMatch(head, /transfer-encoding/i);
+  assert.match(rest, /^event: meta\n/);
+  assert.equal(parseSse(raw.slice(head.length + 4)).at(-1)?.event, "done");
+});
+
 test("a question asked after a delete never follows an answer citing the deleted copy of a document", async () => {
   const text = "Lighthouses warn ships away from rocks with a rotating beam of light.";
   const copy = (id: string) => ({ documents: [{ id, title: "Lighthouses", text }] });

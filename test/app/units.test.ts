@@ -295,6 +295,7 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, OLLAMA_TIMEOUT_MS: "10" }, /OLLAMA_TIMEOUT_MS must be >= 50/],
     // Past 2^31 - 1 ms Node sets a timer to 1 ms: a REQUEST_TIMEOUT_MS of 3e9 answered every request 504 at once.
     [{ ...base, SHUTDOWN_TIMEOUT_MS: "2147483648" }, /SHUTDOWN_TIMEOUT_MS must be <= 2147483647 \(Node's timers stop/],
+    [{ ...base, HTTP_KEEP_ALIVE_TIMEOUT_MS: "2147483000" }, /HTTP_KEEP_ALIVE_TIMEOUT_MS must be <= 2147482647/],
     [{ ...base, REQUEST_TIMEOUT_MS: "3000000000" }, /REQUEST_TIMEOUT_MS must be <= 1073741823 .*waits 2 times this/],
     [{ ...base, DB_QUERY_TIMEOUT_MS: "300000000" }, /DB_QUERY_TIMEOUT_MS must be <= 214748364 .*waits 10 times this/],
     [{ ...base, METRICS_PORT: "8080" }, /METRICS_PORT must differ from PORT/],

@@ -230,12 +230,19 @@ test("a 5xx's log line gives the error whole, host and port included, where its 
   app.use(observe(createMetrics(), log));
   app.onError(onError(log));
   app.get("/x", async (c) => c.json(await ollamaAt("http://ollama.invalid:11434").embed(["x"])));
+  const port = await freePort();
+  app.get("/q", async (c) => c.json(await qdrantAt(`http://127.0.0.1:${port}`, "docs").search([1, 0], undefined, 1)));
   const res = await app.request("/x");
   assert.equal(res.status, 503);
   assert.deepEqual(await res.json(), { error: "ollama unavailable: getaddrinfo ENOTFOUND" });
-  const line = JSON.parse(lines.find((l) => l.includes('"request"'))!);
-  assert.equal(line.status, "503");
-  assert.match(line.err, /ENOTFOUND ollama\.invalid/);
+  const q = await app.request("/q");
+  assert.equal(q.status, 503);
+  assert.doesNotMatch(await q.text(), new RegExp(String(port)));
+  const [ollamaLine, qdrantLine] = lines.filter((l) => l.includes('"request"')).map((l) => JSON.parse(l));
+  assert.equal(ollamaLine.status, "503");
+  assert.match(ollamaLine.err, /ENOTFOUND ollama\.invalid/);
+  // The Qdrant client's error says only "fetch failed"; the host and port are in its cause's cause.
+  assert.match(qdrantLine.err, new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${port}`));
 });
 
 test("an Ollama 200 of another shape, or an error page, is a 502 whose message stays short", async () => {

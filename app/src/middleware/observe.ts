@@ -2,7 +2,7 @@ import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
 import { refusedByParser } from "../http.ts";
-import { describe } from "../errors.ts";
+import { describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AppEnv } from "../types.ts";
@@ -45,6 +45,6 @@ export const observe = (metrics: Metrics, log: Logger) =>
     else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
     else if (outside !== undefined) log.info(line, "refused by the HTTP parser");
     // With the error's own text: a client is told less of it (errors.ts publicReason).
-    else if (c.res.status >= 500) log.error(c.error ? { ...line, err: describe(c.error.cause ?? c.error) } : line, "request");
+    else if (c.res.status >= 500) log.error(c.error ? { ...line, err: describeChain(c.error) } : line, "request");
     else log.info(line, "request");
   });

@@ -91,8 +91,10 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       }
     });
     // hono sets Connection: keep-alive (HTTP/1.1's default anyway), and an app's header wins over the one a drain
-    // sets (http.ts): a stream sent while draining must close its connection like every other answer.
+    // sets (http.ts): a stream sent while draining must close its connection like every other answer. And
+    // Transfer-Encoding: chunked, which Node adds itself for HTTP/1.1 and must not send an HTTP/1.0 client (RFC 9112).
     sse.headers.delete("Connection");
+    sse.headers.delete("Transfer-Encoding");
     return sse as never;
   });
 }
