@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
 import { createLogger } from "../../app/src/log.ts";
@@ -224,12 +225,44 @@ test("a key at a steady rate is refused only once its limit is nearly used: a le
       const decisions = await Promise.all([0, 1, 2].map(() => limiter.check(key)));
       if (decisions.some((d) => !d.allowed)) break;
       admitted += decisions.length;
-      await new Promise((resolve) => setTimeout(resolve, 6));
+      await setTimeout(6);
     }
     assert.ok(admitted >= limit * 0.95, `${admitted} of ${limit} admitted before the first refusal`);
     assert.ok(admitted <= limit);
   } finally {
     await cache.close();
+  }
+});
+
+test("two replicas never admit more than the limit within any window, an admission used late in its lease included", async () => {
+  const [a, b] = await Promise.all([connectedCache(), connectedCache()]);
+  try {
+    const limit = 200;
+    const windowMs = 1_000;
+    const [replicaA, replicaB] = [a, b].map((cache) => createRateLimiter(cache!, limit, windowMs));
+    const key = `skew-${randomUUID()}`;
+    const admitted: number[] = [];
+    const ask = async (replica: typeof replicaA) => {
+      const allowed = (await replica!.check(key)).allowed;
+      if (allowed) admitted.push(performance.now());
+      return allowed;
+    };
+    // A busy on A: its leases double to 10 (5 % of the limit), and the last one is mostly unused.
+    for (let i = 0; i < 26; i++) await ask(replicaA);
+    const start = performance.now();
+    while (await ask(replicaB)); // B takes the rest of the window
+    await setTimeout(80 - (performance.now() - start));
+    for (let i = 0; i < 9; i++) await ask(replicaA); // A uses what is left of its lease, 80 ms later
+    // Once the first entries leave the window, B takes what frees up.
+    await setTimeout(start + windowMs + 10 - performance.now());
+    const until = performance.now() + 60;
+    while (performance.now() < until) (await ask(replicaB)) || (await setTimeout(2));
+    // Before: the lease's entries were dated when taken, left the window 80 ms before their use did, and 209 were
+    // admitted within one window.
+    const most = Math.max(...admitted.map((t) => admitted.filter((u) => u >= t && u < t + windowMs).length));
+    assert.ok(most <= limit, `${most} admitted within one window of ${limit}`);
+  } finally {
+    await Promise.all([a!.close(), b!.close()]);
   }
 });
 
@@ -266,7 +299,7 @@ test("once a key's window is full, refusals are answered without Redis until its
     );
     assert.ok(decisions.slice(3).every((d) => d.resetSeconds >= 1 && d.resetSeconds <= 2));
     assert.equal(await commandCalls(redis, "evalsha"), 4, "three admissions and the first refusal");
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await setTimeout(2_100);
     assert.equal((await limiter.check(key)).allowed, true, "admitted again once the window moved on");
   } finally {
     await redis.close();

@@ -17,6 +17,7 @@ const MAX_MEMORY_KEYS = 10_000;
 
 /** How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow. */
 const LEASE_MS = 100;
+const LEASE_MS_STRING = String(LEASE_MS);
 /** Share of a key's limit one replica may hold ahead of use: the most the limit can be under-used by. */
 const LEASE_SHARE = 0.05;
 const MAX_LEASE = 1_000;
@@ -50,8 +51,9 @@ interface Lease {
  * Per-key sliding-window limit in Redis, shared by every replica. A key seen at a high rate takes admissions in
  * leases (doubling while each lease lasts under LEASE_MS, at most LEASE_SHARE of the limit) and answers from the
  * lease without a Redis round trip; a key at a low rate or a small limit takes one at a time, exactly as before.
- * Leased admissions are logged in Redis when taken, so replicas together never admit more than the limit; an unused
- * lease expires after LEASE_MS. While Redis fails, the same limit is enforced per process instead of failing requests.
+ * Leased admissions are logged in Redis when taken and dated LEASE_MS ahead, the longest one is held before use, so
+ * replicas together never admit more than the limit in any window; an unused lease expires after LEASE_MS, and the
+ * next renewal takes its rest out of the log. While Redis fails, the same limit is enforced per process instead of failing requests.
  */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
   const memory = new Map<string, WindowLog>();
@@ -95,8 +97,12 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     };
     lease.tokens = 0;
     const prefix = `${memberPrefix}${leaseSeq++}:`;
+    // Usable for LEASE_MS from before the call, and dated LEASE_MS after Redis took them (the script): each is used
+    // before its date, and stays in the window a whole window after its use. One alone is used as it comes back.
+    const sentAt = Date.now();
+    const holdMs = lease.size === 1 ? "0" : LEASE_MS_STRING;
     const [granted, count, resetMs] = await cache.run((c) =>
-      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused),
+      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, holdMs),
     );
     const now = Date.now();
     lease.tokens = granted;
@@ -104,7 +110,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     lease.memberPrefix = prefix;
     lease.remainingAfter = limit - count;
     lease.resetAt = now + resetMs;
-    lease.expiresAt = now + LEASE_MS;
+    lease.expiresAt = sentAt + LEASE_MS;
     return granted;
   }
 

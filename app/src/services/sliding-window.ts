@@ -5,13 +5,17 @@ import { type CommandParser, defineScript } from "redis";
  * Sliding-window log in one sorted set per key: drop entries older than the window, and the entries ARGV[6] to ARGV[7]
  * of the lease ARGV[5] (admissions a replica took and did not use), count, then admit up to ARGV[4] requests at once
  * while under the limit (one entry each, ARGV[3] .. n, so the log's size is the count). Runs atomically in Redis and
- * uses the server clock so replicas with skewed clocks agree. Returns {granted, count, reset ms}.
+ * uses the server clock so replicas with skewed clocks agree. An entry is dated ARGV[8] ms ahead, the longest a
+ * replica may hold it before use: dated when taken, an admission used 99 ms later left the window 99 ms early, and two
+ * replicas admitted 209 within a window of 200. The key lives until its newest entry leaves the window. Returns
+ * {granted, count, reset ms}.
  */
 const SLIDING_WINDOW_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local usedBy = now + tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local j = tonumber(ARGV[6])
 while j <= tonumber(ARGV[7]) do
@@ -26,14 +30,15 @@ local i = 1
 while i <= granted do
   local args = {}
   for j = i, math.min(granted, i + 499) do
-    args[#args + 1] = now
+    args[#args + 1] = usedBy
     args[#args + 1] = ARGV[3] .. j
   end
   redis.call('ZADD', KEYS[1], unpack(args))
   i = i + 500
 end
 count = count + granted
-redis.call('PEXPIRE', KEYS[1], window)
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if newest[2] then redis.call('PEXPIRE', KEYS[1], tonumber(newest[2]) + window - now) end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
@@ -54,9 +59,10 @@ export const slidingWindow = defineScript({
     memberPrefix: string,
     wanted: string,
     unused: { memberPrefix: string; from: string; to: string },
+    holdMs: string,
   ) {
     parser.pushKey(key);
-    parser.push(windowMs, limit, memberPrefix, wanted, unused.memberPrefix, unused.from, unused.to);
+    parser.push(windowMs, limit, memberPrefix, wanted, unused.memberPrefix, unused.from, unused.to, holdMs);
   },
   transformReply: (reply: unknown) => reply as [number, number, number],
 });
