@@ -14,6 +14,9 @@ export class AppError extends Error {
   }
 }
 
+/** What a request past REQUEST_TIMEOUT_MS is told (middleware/deadline.ts; an answer slot's wait ends with it too). */
+export const requestTimeoutMessage = (ms: number) => `request took longer than ${ms} ms`;
+
 export const upstreamTimeout = (service: string, ms: number) =>
   new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
 

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { timeout } from "hono/timeout";
+import { requestTimeoutMessage } from "../errors.ts";
 import type { AppEnv } from "../types.ts";
 
 /**
@@ -9,7 +10,7 @@ import type { AppEnv } from "../types.ts";
  * not leave the write twice (a second turn, a second copy of a document without an id).
  */
 export const requestDeadline = (ms: number) => {
-  const answer504 = timeout(ms, () => new HTTPException(504, { message: `request took longer than ${ms} ms` }));
+  const answer504 = timeout(ms, () => new HTTPException(504, { message: requestTimeoutMessage(ms) }));
   return createMiddleware<AppEnv>((c, next) => {
     c.set("deadlineAt", performance.now() + ms);
     return answer504(c, next);

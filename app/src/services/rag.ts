@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort } from "../deadline.ts";
-import { AppError } from "../errors.ts";
+import { AppError, requestTimeoutMessage } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
@@ -184,7 +184,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
   const sessionOwners = createSessionOwners(store);
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
   /** The request's own 504 (middleware/deadline.ts says the same), for a question that would wait past it. */
-  const requestTimedOut = () => new AppError(504, `request took longer than ${config.REQUEST_TIMEOUT_MS} ms`, "request_timeout");
+  const requestTimedOut = () => new AppError(504, requestTimeoutMessage(config.REQUEST_TIMEOUT_MS), "request_timeout");
 
   /** A question refused for what the client sent (another key's session): no failure of the pipeline, and no query. */
   const refused = (err: unknown) => err instanceof AppError && err.status < 500;
