@@ -10,6 +10,7 @@ import {
   API,
   API_KEEP_ALIVE_MARGIN_SECONDS,
   API_ROLLING_SURGE_PERCENT,
+  API_DRAIN_SECONDS,
   API_STOP,
   NAME_LABEL,
   OLLAMA,
@@ -20,7 +21,6 @@ import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resourc
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;
 const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
-const DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
 
 /**
  * Each API pod's share of the tier's answer slots per model at the HPA's minimum, by the app's own rule: the share
@@ -94,7 +94,7 @@ export class Api extends pulumi.ComponentResource {
                 whenUnsatisfiable: "ScheduleAnyway",
                 labelSelector: selectorFor(API.name),
               })),
-              terminationGracePeriodSeconds: API_STOP.preStopSeconds + DRAIN_SECONDS + API_STOP.killMarginSeconds,
+              terminationGracePeriodSeconds: API_STOP.preStopSeconds + API_DRAIN_SECONDS + API_STOP.killMarginSeconds,
               containers: [
                 {
                   name: "api",
@@ -112,7 +112,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },
                     { name: "TURN_RETENTION_DAYS", value: String(args.sizes.turnRetentionDays) },
                     { name: "REQUEST_TIMEOUT_MS", value: String(API_STOP.requestTimeoutSeconds * 1000) },
-                    { name: "SHUTDOWN_TIMEOUT_MS", value: String(DRAIN_SECONDS * 1000) },
+                    { name: "SHUTDOWN_TIMEOUT_MS", value: String(API_DRAIN_SECONDS * 1000) },
                     {
                       name: "HTTP_KEEP_ALIVE_TIMEOUT_MS",
                       value: String((ALB_IDLE_TIMEOUT_SECONDS + API_KEEP_ALIVE_MARGIN_SECONDS) * 1000),

@@ -30,6 +30,11 @@ export const API_KEEP_ALIVE_MARGIN_SECONDS = 5;
  * (SHUTDOWN_TIMEOUT_MS) waits that long and a little more, and Kubernetes' grace period covers both.
  */
 export const API_STOP = { preStopSeconds: 10, requestTimeoutSeconds: 60, drainMarginSeconds: 5, killMarginSeconds: 5 } as const;
+/**
+ * How long a stopping API pod drains (the app's SHUTDOWN_TIMEOUT_MS), and so how long the ALB keeps a deregistering
+ * target's requests: the longest request and a margin.
+ */
+export const API_DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
 /** Extra API pods a rolling update may start (maxSurge, rounded up): counted in the database connections at peak. */
 export const API_ROLLING_SURGE_PERCENT = 25;
 /**
