@@ -16,26 +16,22 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local usedBy = now + tonumber(ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local j = tonumber(ARGV[6])
-while j <= tonumber(ARGV[7]) do
-  local members = {}
-  for k = j, math.min(tonumber(ARGV[7]), j + 499) do members[#members + 1] = ARGV[5] .. k end
-  redis.call('ZREM', KEYS[1], unpack(members))
-  j = j + 500
+-- Runs command on the members numbered first..last of a lease, 500 at a time (unpack's stack limit).
+local function onMembers(command, first, last, add)
+  for from = first, last, 500 do
+    local args = {}
+    for k = from, math.min(last, from + 499) do add(args, k) end
+    redis.call(command, KEYS[1], unpack(args))
+  end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+onMembers('ZREM', tonumber(ARGV[6]), tonumber(ARGV[7]), function(args, k) args[#args + 1] = ARGV[5] .. k end)
 local count = redis.call('ZCARD', KEYS[1])
 local granted = math.max(0, math.min(tonumber(ARGV[4]), limit - count))
-local i = 1
-while i <= granted do
-  local args = {}
-  for j = i, math.min(granted, i + 499) do
-    args[#args + 1] = usedBy
-    args[#args + 1] = ARGV[3] .. j
-  end
-  redis.call('ZADD', KEYS[1], unpack(args))
-  i = i + 500
-end
+onMembers('ZADD', 1, granted, function(args, k)
+  args[#args + 1] = usedBy
+  args[#args + 1] = ARGV[3] .. k
+end)
 count = count + granted
 local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if newest[2] then redis.call('PEXPIRE', KEYS[1], tonumber(newest[2]) + window - now) end
