@@ -26,15 +26,18 @@ const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER, maxRe
 
 /**
  * The longest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); past it Node sets the timer to 1 ms, so a
- * REQUEST_TIMEOUT_MS of 3e9 answered every request 504 at once. `share` is for settings a timer gets a multiple of.
+ * REQUEST_TIMEOUT_MS of 3e9 answered every request 504 at once. `share`: a timer gets this multiple of the setting;
+ * `pastMs`: a timer runs this much past it.
  */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const ms = (fallback: number, min: number, share = 1) =>
+const ms = (fallback: number, min: number, { share = 1, pastMs = 0 } = {}) =>
   int(
     fallback,
     min,
-    Math.floor(MAX_TIMER_MS / share),
-    ` (Node's timers stop at 2^31 - 1 ms${share > 1 ? `, and the app waits ${share} times this` : ""})`,
+    Math.floor((MAX_TIMER_MS - pastMs) / share),
+    ` (Node's timers stop at 2^31 - 1 ms${share > 1 ? `, and the app waits ${share} times this` : ""}${
+      pastMs > 0 ? `, and one runs ${pastMs} ms past this` : ""
+    })`,
   );
 
 const bool = (fallback: boolean) =>
@@ -122,7 +125,7 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
   /** A document write's lease is up to twice this or QDRANT_TIMEOUT_MS (services/documents.ts), hence the share. */
-  REQUEST_TIMEOUT_MS: ms(60_000, 100, 2),
+  REQUEST_TIMEOUT_MS: ms(60_000, 100, { share: 2 }),
   OLLAMA_TIMEOUT_MS: ms(30_000, 50),
   /**
    * Answers of each model this replica asks Ollama for at once (0: no limit); the infra gives each replica its share
@@ -147,12 +150,12 @@ export const envSchema = z.object({
    * 5 s, all ten of a pool.
    */
   CORPUS_VERSION_REFRESH_MS: ms(15_000, 100),
-  QDRANT_TIMEOUT_MS: ms(5_000, 50, 2),
+  QDRANT_TIMEOUT_MS: ms(5_000, 50, { share: 2 }),
   REDIS_COMMAND_TIMEOUT_MS: ms(250, 10),
   DB_POOL_MAX: int(10, 1, 1000),
   DB_CONNECT_TIMEOUT_MS: ms(2_000, 100),
   /** Deadline of one database statement; past it (or with Postgres unreachable) a request is a 503. */
-  DB_QUERY_TIMEOUT_MS: ms(1_000, 50, SLOW_READ_FACTOR),
+  DB_QUERY_TIMEOUT_MS: ms(1_000, 50, { share: SLOW_READ_FACTOR }),
   /** How long start-up waits for an unavailable Postgres before it exits; below the startupProbe's 60 s (api.ts). */
   DB_STARTUP_WAIT_MS: ms(45_000, 0),
   READY_PROBE_TIMEOUT_MS: ms(1_000, 50),
@@ -161,8 +164,8 @@ export const envSchema = z.object({
    * How long an idle keep-alive connection stays open. Longer than the load balancer's idle timeout, or it may send
    * a request on a connection the app is closing, and answer that request with a 502 (ALB default: 60 s).
    */
-  // Node's keep-alive timer runs a second past it.
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1_000, MAX_TIMER_MS - 1_000, " (Node's timers stop at 2^31 - 1 ms, 1 s more)"),
+  // Node's keep-alive timer runs a second past it (_http_server.js).
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms(65_000, 1_000, { pastMs: 1_000 }),
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
    * Turns (and their feedback) older than this many days are deleted, with the sessions and source lists they leave
