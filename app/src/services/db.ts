@@ -206,10 +206,34 @@ export function exactRows<T>(rows: T): T {
 }
 
 /**
- * Internal postgres.js query state (src/index.js `cancel`): `state` once a connection took the statement (it is
- * written at once, behind the ones before it), `active` while it is the one the connection is running.
+ * Internal postgres.js query state (src/query.js, src/index.js `cancel`): `state` once a connection took the statement
+ * (it is written at once, behind the ones before it), `active` while it is the one the connection is running;
+ * `strings` and `args` are what a connection builds it from when it takes it, and `cancelled` makes it skip it.
  */
-type QueryState = { state?: unknown; active?: boolean; cancel(): Promise<void> | void };
+type QueryState = {
+  state?: unknown;
+  active?: boolean;
+  strings?: readonly string[];
+  args?: unknown[];
+  cancelled?: unknown;
+  cancel(): Promise<void> | void;
+};
+
+/**
+ * Makes sure a statement no connection has taken is never sent. postgres.js' cancel takes it out of the pool's queue,
+ * but a statement can instead be a connecting connection's first one, and 3.4.9 (3.4.10 too) strands that connection:
+ * connection.js ReadyForQuery skips a cancelled `initial` and returns without handing the connection to the pool, so
+ * it sits connected and idle while statements queue behind it until its socket closes. After a Postgres partition
+ * under load, every reconnecting connection took a statement about to pass its deadline, and readiness stayed false
+ * for a minute. So the statement is emptied to `SELECT 1` first, and left runnable after the cancel: taken out of the
+ * queue, nothing holds it; a connecting connection sends the no-op and joins the pool.
+ */
+function withdraw(query: QueryState): void {
+  query.strings = ["SELECT 1"];
+  query.args = [];
+  Promise.resolve(query.cancel()).catch(() => {});
+  query.cancelled = null;
+}
 
 /**
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
@@ -223,15 +247,13 @@ export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeou
     return exactRows(rows);
   });
   return beforeDeadline(answered, timeoutMs, () => {
-    // Unsent ones count too: one cancelled while it was a reconnecting connection's first statement strands that
-    // connection (postgres.js 3.4.9 connection.js ReadyForQuery skips the cancelled `initial` and never opens the
-    // connection to the pool), and a pool of such connections sends nothing again; closing the sockets frees them.
+    // Unsent ones count too: a pool whose connections all hang (connecting into a partition) sends nothing at all.
     pools.get(sql)?.silence.missed();
-    // Only one still in the pool's queue: it is removed and never sent. One already sent behind another on its
-    // connection (postgres.js pipelines when every connection is busy) is not: postgres.js 3.4.9 drops a cancelled one
-    // from the statements awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after
-    // it, another request's, and every answer on that connection after them came one statement late.
-    if (!query.state) Promise.resolve(query.cancel()).catch(() => {});
+    // Only one no connection took is withdrawn. One already sent behind another on its connection (postgres.js
+    // pipelines when every connection is busy) is not: postgres.js 3.4.9 drops a cancelled one from the statements
+    // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another
+    // request's, and every answer on that connection after them came one statement late.
+    if (!query.state) withdraw(query);
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
     if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
