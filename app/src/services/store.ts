@@ -85,8 +85,10 @@ export function createStore(sql: Sql, timeoutMs: number) {
       WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid`);
   };
 
+  const ping = () => run(sql`SELECT 1`);
+
   return {
-    ping: () => run(sql`SELECT 1`),
+    ping,
 
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
     recordTurn: (owner: string, turn: Turn) => turns.record(owner, turn),
@@ -234,6 +236,9 @@ export function createStore(sql: Sql, timeoutMs: number) {
     },
 
     feedbackSummary: async () => {
+      // The report may take 10x a statement's deadline, but an unreachable Postgres is told apart at 1x like every
+      // other request: during a partition the report waited its whole 10 s for its 503.
+      await ping();
       const rows = await run(
         sql<{ model: string; count: string; avg_score: string; correct: string; incorrect: string }[]>`
           SELECT t.model, count(*) AS count, avg(f.quality_score) AS avg_score,
