@@ -691,6 +691,11 @@ test("silentConnectionCheck with quietMs: misses while answers still come are a 
   await new Promise((resolve) => setTimeout(resolve, 120));
   check.missed();
   assert.deepEqual(fired, [6], "nothing answered for quietMs: silent");
+  for (let i = 0; i < 6; i++) check.missed();
+  assert.deepEqual(fired, [6], "the connections it just had opened get quietMs to answer before the next drop");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  check.missed();
+  assert.deepEqual(fired, [6, 7], "still nothing answered: dropped again");
 });
 
 test("readOnlyNodeCheck: a connection on a read-only node is dropped at once, then at most once per interval", async () => {

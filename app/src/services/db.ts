@@ -219,6 +219,9 @@ type QueryState = {
   cancel(): Promise<void> | void;
 };
 
+// One array for all: postgres.js caches an error's origin per statement text array (query.js `origin`), for good.
+const NO_OP: readonly string[] = Object.freeze(["SELECT 1"]);
+
 /**
  * Makes sure a statement no connection has taken is never sent. postgres.js' cancel takes it out of the pool's queue,
  * but a statement can instead be a connecting connection's first one, and 3.4.9 (3.4.10 too) strands that connection:
@@ -229,7 +232,7 @@ type QueryState = {
  * queue, nothing holds it; a connecting connection sends the no-op and joins the pool.
  */
 function withdraw(query: QueryState): void {
-  query.strings = ["SELECT 1"];
+  query.strings = NO_OP;
   query.args = [];
   Promise.resolve(query.cancel()).catch(() => {});
   query.cancelled = null;
