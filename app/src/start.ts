@@ -93,7 +93,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
     const connectCorpus = async () => {
       await runMigrations(config, sql, log);
-      return createCorpusVersion(sql, store, log, config.CORPUS_VERSION_REFRESH_MS);
+      const openListener = () => createDb(config.DATABASE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
+      return createCorpusVersion(openListener, store, log, config.CORPUS_VERSION_REFRESH_MS);
     };
     const notDone = () =>
       dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`);
@@ -205,7 +206,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         shuttingDown = true;
         answerShare?.stop();
         retention.stop();
-        corpus.stop();
         // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
         // the client reads an end it can retry instead of a connection cut mid-answer.
         const notice = setTimeout(
@@ -216,7 +216,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         clearTimeout(notice);
         await ops.close(0);
-        await closeStores();
+        // The listener last: a replica draining its requests still hears other replicas' ingests and deletes.
+        await Promise.all([corpus.stop(), closeStores()]);
         log.info("stopped");
       })();
       return closing;

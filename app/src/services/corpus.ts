@@ -1,18 +1,23 @@
+import { randomUUID } from "node:crypto";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Sql } from "./db.ts";
-import type { Store } from "./store.ts";
-
-const CHANNEL = "corpus_version";
+import { CORPUS_CHANNEL, type Store } from "./store.ts";
 
 /**
  * The corpus version this replica keys cached answers by, kept in memory so a cache lookup costs no Postgres round
- * trip. Postgres holds the truth (store.bumpCorpusVersion); other replicas' bumps arrive by LISTEN, and the value is
- * re-read whenever the listening connection (re)connects, so a notification missed during an outage is not lost, and
- * every `refreshMs`: a listening connection gone silent (a failover that did not reset it) is never reconnected, and
- * the replica kept serving answers cached before other replicas' deletes for as long as they lived in Redis.
+ * trip. Postgres holds the truth (store.bumpCorpusVersion); other replicas' bumps arrive by LISTEN, on a client of its
+ * own (`openListener`), and the value is re-read whenever the listening connection (re)connects, so a notification
+ * missed during an outage is not lost, and every `refreshMs`.
+ *
+ * Each refresh also sends this replica a probe on the channel, and a listener that did not hear the last one is
+ * replaced by a new client's. postgres.js 3.4.9 loses a LISTEN for good when Postgres ended the listening connection
+ * mid-statement (a restart or failover): the next connection's first statement, the LISTEN sent again, is failed with
+ * the old connection's error (connection.js keeps it), and that connection stays open without it. The replica then
+ * heard other replicas' ingests and deletes only at its next refresh. A listening connection gone silent (a failover
+ * that did not reset it) is never reconnected either.
  */
-export async function createCorpusVersion(sql: Sql, store: Store, log: Logger, refreshMs: number) {
+export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
   let version = await store.corpusVersion();
   const advance = (v: number) => {
     if (Number.isFinite(v) && v > version) version = v;
@@ -23,21 +28,56 @@ export async function createCorpusVersion(sql: Sql, store: Store, log: Logger, r
       if (!quiet) log.warn({ err: describe(err) }, "corpus version refresh failed");
     });
 
+  // Not a number: every replica's `advance` ignores another's probe.
+  const probe = `probe ${randomUUID()}`;
+  let probeSent = false;
+  let probeHeard = false;
   let first = true;
-  await sql.listen(
-    CHANNEL,
-    (payload) => advance(Number(payload)),
-    () => {
-      if (!first) void refresh();
-      first = false;
-    },
-  );
+  const listen = (client: Sql) =>
+    client.listen(
+      CORPUS_CHANNEL,
+      (payload) => {
+        if (payload === probe) probeHeard = true;
+        else advance(Number(payload));
+      },
+      () => {
+        if (!first) void refresh();
+        first = false;
+      },
+    );
+  let listener = openListener();
+  try {
+    await listen(listener);
+  } catch (err) {
+    await listener.end({ timeout: 0 });
+    throw err;
+  }
 
-  const timer = setInterval(() => void refresh(true), refreshMs).unref();
+  const check = async () => {
+    if (probeSent && !probeHeard) {
+      log.warn("corpus version notifications stopped arriving: listening on a new connection");
+      void listener.end({ timeout: 0 });
+      listener = openListener();
+      // Its LISTEN re-reads the version once it is done; until Postgres answers, postgres.js tries it again.
+      listen(listener).catch(() => {});
+    }
+    void refresh(true);
+    probeHeard = false;
+    // Through the pool, not the listener: a Postgres that cannot take the probe tells nothing about the listener.
+    probeSent = await store.notifyCorpusListeners(probe).then(
+      () => true,
+      () => false,
+    );
+  };
+  const timer = setInterval(() => void check(), refreshMs).unref();
 
   return {
     current: () => version,
-    stop: () => clearInterval(timer),
+    /** Stops the refresh and closes the listener. */
+    stop: () => {
+      clearInterval(timer);
+      return listener.end({ timeout: 0 });
+    },
     /** Called after an ingest or delete reached both stores. */
     bump: async () => advance(await store.bumpCorpusVersion()),
     /** A version a write bumped to in its own statement (store.deleteDocument). */

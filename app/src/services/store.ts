@@ -48,6 +48,9 @@ export interface ModelFeedback {
   incorrect: number;
 }
 
+/** Where a corpus version bump is announced to every replica (NOTIFY; corpus.ts listens). */
+export const CORPUS_CHANNEL = "corpus_version";
+
 /** Reports and other whole-table reads get this many times the per-statement deadline (and Postgres' statement_timeout). */
 export const SLOW_READ_FACTOR = 10;
 
@@ -77,7 +80,7 @@ export function createStore(sql: Sql, timeoutMs: number) {
       UPDATE corpus_version SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
       WHERE ${when} RETURNING version
     )
-    SELECT version::text, pg_notify('corpus_version', version::text) FROM bumped`;
+    SELECT version::text, pg_notify(${CORPUS_CHANNEL}, version::text) FROM bumped`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`
@@ -208,6 +211,9 @@ export function createStore(sql: Sql, timeoutMs: number) {
       const [row] = await run(sql<{ version: string }[]>`SELECT version::text FROM corpus_version`);
       return Number(row!.version);
     },
+
+    /** Sends `payload` to every replica listening on CORPUS_CHANNEL, this one included. */
+    notifyCorpusListeners: (payload: string) => run(sql`SELECT pg_notify(${CORPUS_CHANNEL}, ${payload})`),
 
     /** Bumps the corpus version after an ingest or delete and tells the other replicas (NOTIFY corpus_version). */
     bumpCorpusVersion: async () => {

@@ -1,13 +1,18 @@
-// The Postgres pool under its deadlines (db.ts `withDeadline` over postgres.js 3.4.9): statements that give up must
-// neither lose the pool's connections, nor strand them, nor take or give another statement's rows, nor run late.
+// The app's Postgres clients under faults, below HTTP, on a Postgres of their own (no app listens to its NOTIFYs).
+// The pool under its deadlines (db.ts `withDeadline` over postgres.js 3.4.9): statements that give up must neither
+// lose the pool's connections, nor strand them, nor take or give another statement's rows, nor run late. And the
+// corpus version's listener (corpus.ts), which must keep hearing other replicas' bumps.
 import assert from "node:assert/strict";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
-import { createDb, type Sql, withDeadline } from "../../app/src/services/db.ts";
+import { createCorpusVersion } from "../../app/src/services/corpus.ts";
+import { createDb, migrate, type Sql, withDeadline } from "../../app/src/services/db.ts";
+import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
+import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { capturedLog } from "../support/log.ts";
-import { type PostgresServer, startPostgres } from "../support/postgres.ts";
+import { type PostgresServer, startPostgres, terminationNotice } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
@@ -177,5 +182,40 @@ test("a busy pool through a Postgres partition serves again within seconds of it
     stop = true;
     await Promise.all(workers);
     await close();
+  }
+});
+
+test("a Postgres restart that ends the listening connection mid-statement: other replicas' bumps are heard again within seconds", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const proxy = await startTcpProxy(pg.port);
+  const { log, lines } = capturedLog("warn");
+  const openListener = () => createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max: 1, connectTimeoutMs: 2_000 });
+  const corpus = await createCorpusVersion(openListener, createStore(sql, 1_000), log, 300);
+  // Another replica's NOTIFY without the row's bump: only the listener brings it (the refresh reads the row).
+  const heard = (version: number) =>
+    waitFor(
+      `version ${version} heard`,
+      async () => {
+        await sql`SELECT pg_notify(${CORPUS_CHANNEL}, ${String(version)})`;
+        return corpus.current() === version;
+      },
+      5_000,
+    );
+  try {
+    const base = corpus.current() + 1_000_000;
+    await heard(base + 1);
+    // A restart: the listening connection is ended, and so is each new one as its LISTEN goes out (57P01).
+    proxy.cutAtFirstRequest(terminationNotice());
+    await sleep(1_000);
+    proxy.restore();
+    // postgres.js failed the next connection's LISTEN with the error the last one got, and kept that connection open
+    // without it: no notification arrived again, and other replicas' bumps came only with the refresh.
+    await heard(base + 2);
+    assert.ok(lines.some((l) => l.includes("notifications stopped arriving")));
+  } finally {
+    await corpus.stop();
+    await sql.end({ timeout: 1 });
+    await proxy.close();
   }
 });
