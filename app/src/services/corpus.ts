@@ -30,7 +30,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
 
   // Not a number: every replica's `advance` ignores another's probe.
   const probe = `probe ${randomUUID()}`;
-  let probeSent = false;
+  let probeTaken = false;
   let probeHeard = false;
   let first = true;
   const listen = (client: Sql) =>
@@ -53,29 +53,41 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     throw err;
   }
 
+  /** Judges the last probe, a whole `refreshMs` after Postgres took it, then refreshes and sends the next. */
   const check = async () => {
-    if (probeSent && !probeHeard) {
+    const replaced = probeTaken && !probeHeard;
+    if (replaced) {
       log.warn("corpus version notifications stopped arriving: listening on a new connection");
       void listener.end({ timeout: 0 });
       listener = openListener();
       // Its LISTEN re-reads the version once it is done; until Postgres answers, postgres.js tries it again.
       listen(listener).catch(() => {});
     }
+    probeTaken = probeHeard = false;
     void refresh(true);
-    probeHeard = false;
+    // A new listener gets until the next check to LISTEN: a probe sent at once went unheard by a healthy one, and the
+    // listener was replaced at every check after its first replacement.
+    if (replaced) return;
     // Through the pool, not the listener: a Postgres that cannot take the probe tells nothing about the listener.
-    probeSent = await store.notifyCorpusListeners(probe).then(
+    probeTaken = await store.notifyCorpusListeners(probe).then(
       () => true,
       () => false,
     );
   };
-  const timer = setInterval(() => void check(), refreshMs).unref();
+  // Each check after the last one ended: overlapping, a slow probe was judged before it could arrive.
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = () => {
+    if (!stopped) timer = setTimeout(() => void check().finally(schedule), refreshMs).unref();
+  };
+  schedule();
 
   return {
     current: () => version,
     /** Stops the refresh and closes the listener. */
     stop: () => {
-      clearInterval(timer);
+      stopped = true;
+      clearTimeout(timer);
       return listener.end({ timeout: 0 });
     },
     /** Called after an ingest or delete reached both stores. */
