@@ -78,6 +78,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
+  // The corpus version's LISTEN, on a client of its own: corpus.ts replaces one that stopped hearing (its comment says why).
+  const openListener = () => createDb(config.DATABASE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
   // Replies still owed (to requests that gave up on them in a partition) are waited for a second: the 5 s this once
   // waited put the exit of a drain that used its whole period past SIGKILL. (Redis' close is bounded alike.)
   const closeStores = () => Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
@@ -93,7 +95,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
     const connectCorpus = async () => {
       await runMigrations(config, sql, log);
-      const openListener = () => createDb(config.DATABASE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
       return createCorpusVersion(openListener, store, log, config.CORPUS_VERSION_REFRESH_MS);
     };
     const notDone = () =>

@@ -30,14 +30,14 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
 
   // Not a number: every replica's `advance` ignores another's probe.
   const probe = `probe ${randomUUID()}`;
-  let probeTaken = false;
-  let probeHeard = false;
+  /** A probe Postgres took that the listener has not heard yet. */
+  let probeUnheard = false;
   let first = true;
   const listen = (client: Sql) =>
     client.listen(
       CORPUS_CHANNEL,
       (payload) => {
-        if (payload === probe) probeHeard = true;
+        if (payload === probe) probeUnheard = false;
         else advance(Number(payload));
       },
       () => {
@@ -53,26 +53,26 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     throw err;
   }
 
-  /** Judges the last probe, a whole `refreshMs` after Postgres took it, then refreshes and sends the next. */
+  /** Refreshes, then judges the last probe, a whole `refreshMs` after Postgres took it, or sends the next. */
   const check = async () => {
-    const replaced = probeTaken && !probeHeard;
-    if (replaced) {
+    void refresh(true);
+    if (probeUnheard) {
+      probeUnheard = false;
       log.warn("corpus version notifications stopped arriving: listening on a new connection");
       void listener.end({ timeout: 0 });
       listener = openListener();
-      // Its LISTEN re-reads the version once it is done; until Postgres answers, postgres.js tries it again.
+      // Its LISTEN re-reads the version once it is done; until Postgres answers, postgres.js tries it again. It gets
+      // until the next check to LISTEN: a probe sent at once went unheard by a healthy one, and the listener was
+      // replaced at every check after its first replacement.
       listen(listener).catch(() => {});
+      return;
     }
-    probeTaken = probeHeard = false;
-    void refresh(true);
-    // A new listener gets until the next check to LISTEN: a probe sent at once went unheard by a healthy one, and the
-    // listener was replaced at every check after its first replacement.
-    if (replaced) return;
     // Through the pool, not the listener: a Postgres that cannot take the probe tells nothing about the listener.
-    probeTaken = await store.notifyCorpusListeners(probe).then(
-      () => true,
-      () => false,
-    );
+    // Set first: the listener may hear it before the statement's answer arrives.
+    probeUnheard = true;
+    await store.notifyCorpusListeners(probe).catch(() => {
+      probeUnheard = false;
+    });
   };
   // Each check after the last one ended: overlapping, a slow probe was judged before it could arrive.
   let timer: NodeJS.Timeout | undefined;
