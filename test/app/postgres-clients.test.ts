@@ -22,10 +22,14 @@ before(async () => {
 });
 after(() => pg?.stop());
 
+/** A pool of `max` reaching the test's Postgres through `proxy`. */
+const poolThrough = (proxy: TcpProxy, max: number) =>
+  createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max, connectTimeoutMs: 2_000 });
+
 /** A pool reaching Postgres through a proxy that can stage a partition, and a way to close both. */
 async function proxiedPool(max: number): Promise<{ sql: Sql; proxy: TcpProxy; close(): Promise<void> }> {
   const proxy = await startTcpProxy(pg.port);
-  const sql = createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max, connectTimeoutMs: 2_000 });
+  const sql = poolThrough(proxy, max);
   const close = async () => {
     await sql.end({ timeout: 1 });
     await proxy.close();
@@ -190,8 +194,7 @@ test("a Postgres restart that ends the listening connection mid-statement: other
   await migrate(sql, MIGRATIONS_DIR);
   const proxy = await startTcpProxy(pg.port);
   const { log, lines } = capturedLog("warn");
-  const openListener = () => createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max: 1, connectTimeoutMs: 2_000 });
-  const corpus = await createCorpusVersion(openListener, createStore(sql, 1_000), log, 300);
+  const corpus = await createCorpusVersion(() => poolThrough(proxy, 1), createStore(sql, 1_000), log, 300);
   // Another replica's NOTIFY without the row's bump: only the listener brings it (the refresh reads the row).
   const heard = (version: number) =>
     waitFor(
