@@ -80,6 +80,38 @@ test("group commit: concurrent turns share statements, each resolves only once c
   }
 });
 
+test("group commit: a turn recorded just after a statement ends leaves with the turns queued during it", async () => {
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 5_000);
+    const [first, during1, during2, late] = [0, 1, 2, 3].map((i) => turn(randomUUID(), i)) as [Turn, Turn, Turn, Turn];
+    let lateRecorded: Promise<void> | undefined;
+    // As a request whose bytes were read just after the first statement answered its own.
+    const firstDone = writer.record("owner-a", first).then(() => {
+      setImmediate(() => {
+        lateRecorded = writer.record("owner-a", late);
+      });
+    });
+    await new Promise(setImmediate); // the first statement is on its way: these two queue behind it
+    const during = [writer.record("owner-a", during1), writer.record("owner-a", during2)];
+    await firstDone;
+    await new Promise(setImmediate);
+    await Promise.all([...during, lateRecorded]);
+
+    // Rows one statement inserted share its transaction id.
+    const rows = await sql<{ request_id: string; xid: string }[]>`
+      SELECT request_id, xmin::text AS xid FROM turns
+      WHERE request_id IN ${sql([first, during1, during2, late].map((t) => t.request_id))}`;
+    const xid = new Map(rows.map((r) => [r.request_id, r.xid]));
+    assert.equal(xid.get(during1.request_id), xid.get(during2.request_id));
+    assert.equal(xid.get(late.request_id), xid.get(during1.request_id), "the late turn had a statement of its own");
+    assert.notEqual(xid.get(first.request_id), xid.get(during1.request_id));
+  } finally {
+    await sql.end();
+  }
+});
+
 test("a list of sources is stored once: later turns with the same sources send and store only its hash", async () => {
   const turnInserts: unknown[][] = [];
   const sql = postgres(stack.pg.url, {
