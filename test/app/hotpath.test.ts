@@ -112,6 +112,38 @@ test("group commit: a turn recorded just after a statement ends leaves with the 
   }
 });
 
+test("a batch finds its sessions by index, also when its connection cached the plan while sessions was small", async () => {
+  const db = `plan_${randomUUID().replaceAll("-", "")}`;
+  const admin = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
+  await admin.unsafe(`CREATE DATABASE ${db}`);
+  const url = new URL(stack.pg.url);
+  url.pathname = `/${db}`;
+  // One connection: it prepares the batch statement and, after five runs, keeps PostgreSQL's generic plan for it.
+  const sql = postgres(url.toString(), { onnotice: () => {}, max: 1 });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 5_000);
+    // A burst's batch: batches of two got an index scan either way.
+    const batch = () => Promise.all(Array.from({ length: 50 }, (_, i) => writer.record("owner-a", turn(randomUUID(), i))));
+    for (let i = 0; i < 8; i++) await batch(); // a new stack: sessions holds a few hundred rows
+    await sql`INSERT INTO sessions (id, owner) SELECT 'grown-' || g, 'owner-b' FROM generate_series(1, 20000) g`;
+    // This backend's counters reach the statistics once it is idle after pg_stat_force_next_flush (PostgreSQL 15).
+    const sessionRowsScanned = async () => {
+      await sql`SELECT pg_stat_force_next_flush()`;
+      const [row] = await sql<{ n: string }[]>`SELECT seq_tup_read AS n FROM pg_stat_user_tables WHERE relname = 'sessions'`;
+      return Number(row!.n);
+    };
+    const before = await sessionRowsScanned();
+    await batch();
+    const scanned = (await sessionRowsScanned()) - before;
+    assert.ok(scanned < 1_000, `a batch of 50 turns read ${scanned} rows of sessions sequentially`);
+  } finally {
+    await sql.end();
+    await admin.unsafe(`DROP DATABASE ${db} WITH (FORCE)`);
+    await admin.end();
+  }
+});
+
 test("a list of sources is stored once: later turns with the same sources send and store only its hash", async () => {
   const turnInserts: unknown[][] = [];
   const sql = postgres(stack.pg.url, {

@@ -112,9 +112,12 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
       row.ord = ord;
       return row;
     });
-    // Looked up as `= ANY(ARRAY(...))`, not by joining the input or `IN (SELECT ...)`: the planner cannot size a jsonb
-    // set-returning function and hash-joined it against a sequential scan of every session, so each batch got slower
-    // as the table grew; an array built first is an index scan. (jsonb, not text[]: see fetch_types in db.ts.)
+    // Each named session's owner is looked up by its own subquery, one probe of sessions_pkey per id: a join or
+    // `= ANY(...)` is planned by the table's size, and the plan a connection caches for this statement (postgres.js
+    // prepares it; PostgreSQL keeps a generic plan after five runs) was a sequential scan of every session when it was
+    // cached while the table was small, as on a new stack. Until the next ANALYZE, each batch then read the whole
+    // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. A sessionless owner is NULL and
+    // matches no turn. (jsonb, not text[]: see fetch_types in db.ts.)
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql,
@@ -131,7 +134,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         ), owners AS (
           SELECT id, owner FROM new_sessions
           UNION ALL
-          SELECT id, owner FROM sessions WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(sessionIds)})))
+          SELECT k.id, (SELECT owner FROM sessions s WHERE s.id = k.id)
+          FROM jsonb_array_elements_text(${sql.json(sessionIds)}) AS k(id)
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
