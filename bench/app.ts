@@ -18,8 +18,7 @@
  * BENCH_SECONDS (default 3) bounds each run; BENCH_ROUNDS (default 3) alternations of the bare route and the cache hit
  * give the median ratio; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit or =rag runs only the
- * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed), =ratio only the bare
- * route and the cache hit, as the issue's bench did (bench/issue-baseline.ts); BENCH_DOCS=short ingests
+ * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed); BENCH_DOCS=short ingests
  * the one-line documents of the issue's bench instead of chunk-sized ones.
  */
 import { spawn } from "node:child_process";
@@ -323,18 +322,6 @@ async function runParent(): Promise<void> {
         `cache-hit query alone: ${Math.round(hit.requests.average)} req/s, p50 ${hit.latency.p50} ms, ` +
           `server CPU ${Math.round(hit.cpu.app)} us/request`,
       );
-      return;
-    }
-    if (process.env.BENCH_ONLY === "ratio") {
-      // The issue's own bench: the bare route, then the cache hit, nothing between (bench/issue-baseline.ts).
-      const ratios: number[] = [];
-      for (let r = 0; r < ROUNDS; r++) {
-        const bare = await load("bare Hono route", meter, { url: `${bareUrl}/bare` });
-        const hit = await load("cache-hit query", meter, hitOptions);
-        ratios.push(hit.requests.average / bare.requests.average);
-        console.log(`bare ${Math.round(bare.requests.average)} req/s, cache hit ${Math.round(hit.requests.average)} req/s`);
-      }
-      console.log(`cache-hit / bare throughput ratio: ${[...ratios].sort((a, b) => a - b)[Math.floor(ROUNDS / 2)]!.toFixed(3)}`);
       return;
     }
     let n = 0;

@@ -116,8 +116,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
     // `= ANY(...)` is planned by the table's size, and the plan a connection caches for this statement (postgres.js
     // prepares it; PostgreSQL keeps a generic plan after five runs) was a sequential scan of every session when it was
     // cached while the table was small, as on a new stack. Until the next ANALYZE, each batch then read the whole
-    // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. A sessionless owner is NULL and
-    // matches no turn. (jsonb, not text[]: see fetch_types in db.ts.)
+    // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. An id with no session yet gets a
+    // NULL owner, which matches no turn: new_sessions has those. (jsonb, not text[]: see fetch_types in db.ts.)
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql,
