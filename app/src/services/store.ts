@@ -144,7 +144,9 @@ export function createStore(sql: Sql, timeoutMs: number) {
     upsertDocuments: async (docs: DocumentRecord[], createdBy: string, lease: Lease): Promise<Busy | undefined> => {
       const rows = storableJson(docs.map((d) => ({ ...d, created_by: createdBy })));
       const ids = docs.map((d) => d.id);
-      // By `= ANY(ARRAY(...))`, as in turns.ts: an index scan however many documents there are.
+      // By `= ANY(ARRAY(...))`: an index scan once the table's statistics know its size. A plan a connection cached
+      // while the table was small (a new stack's first ingests) scans it instead, about 8 ms a statement at 100,000
+      // documents, until autovacuum's next ANALYZE of it: kept on this cold path (turns.ts probes by id instead).
       const [result] = await run(
         sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null }[]>`
           WITH busy AS (
