@@ -73,8 +73,8 @@ const MAX_IN_FLIGHT = 1;
  * requests already readable are read, so their turns leave with those queued meanwhile, not in a statement of their
  * own just after. A statement's write and its reply each wake another process, which costs this VM about 100 us of
  * CPU (cpu-prof of `BENCH_ONLY=hit npm run bench:app`: postgres.js' socket write was 6.6 % of the samples). Turns per
- * statement at 10 connections: 4.6 without the wait, 6.1 with it. A turn arriving while none is running still leaves
- * at the next pass.
+ * statement at 10 connections (BENCH_DOCS=short): 4.6 without the wait, 6.1 with it. A turn arriving while none is
+ * running still leaves at the next pass.
  */
 const PASSES_AFTER_STATEMENT = 2;
 
