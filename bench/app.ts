@@ -21,11 +21,9 @@
  * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed); BENCH_DOCS=short ingests
  * the one-line documents of the issue's bench instead of chunk-sized ones.
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Agent, request } from "node:http";
 import { cpus, loadavg } from "node:os";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { type Context, Hono } from "hono";
@@ -35,17 +33,24 @@ import { createDb } from "../app/src/services/db.ts";
 import type { QueryResult } from "../app/src/services/rag.ts";
 import { createTurnWriter, type Turn } from "../app/src/services/turns.ts";
 import { listen } from "../test/fakes/http.ts";
-import { appEnv, startApp, USER_KEY } from "../test/support/app.ts";
+import { appEnv, startApp } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
-import { api } from "../test/support/http.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { startRedis } from "../test/support/redis.ts";
 import { type CpuPerRequest, type MachineCpu, machineCpu } from "./machine-cpu.ts";
+import {
+  API_HEADERS,
+  cacheHitRequest,
+  type ServerChild,
+  shortDocumentText,
+  spawnServerChild,
+  stopServerChild,
+  warmCache,
+} from "./server-child.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CACHED_QUESTION = "What causes the tides?";
 const DOCS = process.env.BENCH_DOCS || "chunk";
 if (DOCS !== "chunk" && DOCS !== "short") throw new Error(`BENCH_DOCS=${DOCS}: expected chunk (the default) or short`);
 /**
@@ -55,7 +60,7 @@ if (DOCS !== "chunk" && DOCS !== "short") throw new Error(`BENCH_DOCS=${DOCS}: e
  */
 function documentText(i: number): string {
   // BENCH_DOCS=short: the documents of the issue's own bench (f00ee06), to read the ratio against the issue's figure.
-  if (DOCS === "short") return `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`;
+  if (DOCS === "short") return shortDocumentText(i);
   let state = 0x9e3779b9 ^ i;
   const next = () => {
     state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) | 0;
@@ -274,48 +279,20 @@ async function sequentialLatency(url: string, meter: MachineCpu, headers: Record
 
 async function runParent(): Promise<void> {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url)], {
-    env: { ...process.env, BENCH_CHILD: "1", BENCH_DATABASE_URL: pg.url, BENCH_REDIS_URL: redis.url },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  let server: ServerChild | undefined;
   try {
-    const firstLine = await new Promise<string>((resolve, reject) => {
-      // The first JSON line: node flags such as --trace-gc print to the same stdout.
-      const lines = createInterface({ input: child.stdout! });
-      lines.on("line", (line) => {
-        if (line.startsWith("{")) resolve(line);
-        else process.stderr.write(`${line}\n`);
-      });
-      child.once("exit", (code) => reject(new Error(`server child exited with ${code}`)));
+    server = await spawnServerChild({
+      script: fileURLToPath(import.meta.url),
+      databaseUrl: pg.url,
+      redisUrl: redis.url,
+      nodeArgs: (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter(Boolean),
     });
-    const { appUrl, bareUrl } = JSON.parse(firstLine) as { appUrl: string; bareUrl: string };
+    const { appUrl, bareUrl } = server;
     const meter = machineCpu(() => serverCpu(bareUrl), { postgres: pg.pid, redis: redis.pid });
-    const headers = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
-    const user = api(appUrl, USER_KEY);
-    const post = async (path: string, body: unknown) => {
-      const res = await user.post<{ cached?: boolean }>(path, body);
-      if (res.status >= 300) throw new Error(`${path}: ${res.status} ${res.text}`);
-      return res.body;
-    };
-    await post("/api/v1/documents", {
-      documents: Array.from({ length: 50 }, (_, i) => ({
-        id: `doc-${i}`,
-        title: `Doc ${i}`,
-        text: documentText(i),
-      })),
-    });
-    await post("/api/v1/query", { query: CACHED_QUESTION });
-    const cachedResponse = await post("/api/v1/query", { query: CACHED_QUESTION });
-    if (!cachedResponse.cached) throw new Error("warm-up query was not cached");
+    const cachedResponse = await warmCache(appUrl, documentText);
     await fetch(`${bareUrl}/same-bytes`, { method: "PUT", body: JSON.stringify(cachedResponse) });
 
-    const hitOptions: autocannon.Options = {
-      url: `${appUrl}/api/v1/query`,
-      method: "POST",
-      headers,
-      body: JSON.stringify({ query: CACHED_QUESTION }),
-    };
+    const hitOptions = cacheHitRequest(appUrl);
     if (process.env.BENCH_ONLY === "hit") {
       const hit = await load("cache-hit query", meter, hitOptions);
       console.log(
@@ -326,7 +303,7 @@ async function runParent(): Promise<void> {
     }
     let n = 0;
     const ragLatency = (url = `${appUrl}/api/v1/query`) =>
-      sequentialLatency(url, meter, headers, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
+      sequentialLatency(url, meter, API_HEADERS, () => JSON.stringify({ query: `Question ${n++} about tides and gravity` }));
     // The full RAG path (the fakes' own time read from its run alone), its floor, and the floor with the stores.
     const ragRuns = async () => {
       await fetch(`${bareUrl}/fake-timings/reset`, { method: "POST" });
@@ -447,8 +424,7 @@ async function runParent(): Promise<void> {
         .join(" ")} on ${cpus().length} cores (ratios from a busy machine are noise)`,
     );
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((resolve) => child.once("exit", resolve));
+    if (server) await stopServerChild(server);
     await Promise.all([pg.stop(), redis.stop()]);
   }
 }

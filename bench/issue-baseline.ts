@@ -11,63 +11,41 @@
  * falls on both alike. BENCH_ROUNDS (default 5) rounds; the median quotient of the two ratios is printed, and of
  * the two trees' cache-hit req/s, which the same bare route on both would give without its noise.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { USER_KEY } from "../test/support/app.ts";
-import { api } from "../test/support/http.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { startRedis } from "../test/support/redis.ts";
+import {
+  cacheHitRequest,
+  type ServerChild,
+  shortDocumentText,
+  spawnServerChild,
+  stopServerChild,
+  warmCache,
+} from "./server-child.ts";
 
 /** "App: one API route helper, ..." (2026-11-24): main when issue 17 was filed; its bench/app.ts is the issue's. */
 const ISSUE_COMMIT = "f00ee06d58dd5aa4a44a88910a440a750dcf873b";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CACHED_QUESTION = "What causes the tides?";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** One tree's server child (its `bench/app.ts` with BENCH_CHILD=1) on its own Postgres and Redis, warmed up. */
+/** One tree's server child on its own Postgres and Redis, warmed up as the issue's bench did. */
 async function startTree(cwd: string) {
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/app.ts"], {
-    cwd,
-    env: { ...process.env, BENCH_CHILD: "1", BENCH_DATABASE_URL: pg.url, BENCH_REDIS_URL: redis.url },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  let server: ServerChild | undefined;
   const stop = async () => {
-    if (child.exitCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((resolve) => child.once("exit", resolve));
-    }
+    if (server) await stopServerChild(server);
     await Promise.all([pg.stop(), redis.stop()]);
   };
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on("line", (l) => l.startsWith("{") && resolve(l));
-      child.once("exit", (code) => reject(new Error(`bench/app.ts in ${cwd} exited with ${code}`)));
-    });
-    const { appUrl, bareUrl } = JSON.parse(line) as { appUrl: string; bareUrl: string };
-    const user = api(appUrl, USER_KEY);
-    const post = async (route: string, body: unknown) => {
-      const res = await user.post<{ cached?: boolean }>(route, body);
-      if (res.status >= 300) throw new Error(`${cwd} ${route}: ${res.status} ${res.text}`);
-      return res.body;
-    };
-    // The issue's bench's documents and warm-up (f00ee06 bench/app.ts).
-    await post("/api/v1/documents", {
-      documents: Array.from({ length: 50 }, (_, i) => ({
-        id: `doc-${i}`,
-        title: `Doc ${i}`,
-        text: `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`,
-      })),
-    });
-    await post("/api/v1/query", { query: CACHED_QUESTION });
-    if (!(await post("/api/v1/query", { query: CACHED_QUESTION })).cached) throw new Error(`${cwd}: warm-up not cached`);
-    return { appUrl, bareUrl, stop };
+    server = await spawnServerChild({ script: "bench/app.ts", cwd, databaseUrl: pg.url, redisUrl: redis.url });
+    await warmCache(server.appUrl, shortDocumentText);
+    return { appUrl: server.appUrl, bareUrl: server.bareUrl, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -85,12 +63,7 @@ async function reqPerSecond(opts: autocannon.Options): Promise<number> {
 /** The issue's bench on one tree: the bare route, then the cache hit. */
 async function ratio(tree: Tree) {
   const bare = await reqPerSecond({ url: `${tree.bareUrl}/bare` });
-  const hit = await reqPerSecond({
-    url: `${tree.appUrl}/api/v1/query`,
-    method: "POST",
-    headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify({ query: CACHED_QUESTION }),
-  });
+  const hit = await reqPerSecond(cacheHitRequest(tree.appUrl));
   return { bare, hit, ratio: hit / bare };
 }
 

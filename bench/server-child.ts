@@ -1,0 +1,81 @@
+/**
+ * What `bench/app.ts` and `bench/issue-baseline.ts` share: a tree's `bench/app.ts` started in its server-child mode,
+ * its cache warmed the way the issue's bench warmed it, and the cache-hit request they load it with.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import type autocannon from "autocannon";
+import { USER_KEY } from "../test/support/app.ts";
+import { api } from "../test/support/http.ts";
+
+export const CACHED_QUESTION = "What causes the tides?";
+
+/** The one-line documents of the issue's bench (f00ee06 bench/app.ts). */
+export const shortDocumentText = (i: number) =>
+  `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`;
+
+export interface ServerChild {
+  child: ChildProcess;
+  appUrl: string;
+  bareUrl: string;
+}
+
+/**
+ * Spawns `script` (a `bench/app.ts`) with BENCH_CHILD=1 in `cwd` on the given Postgres and Redis, and resolves once
+ * it printed its URLs: its first JSON line (node flags such as --trace-gc print to the same stdout).
+ */
+export async function spawnServerChild(opts: {
+  script: string;
+  cwd?: string;
+  databaseUrl: string;
+  redisUrl: string;
+  nodeArgs?: string[];
+}): Promise<ServerChild> {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", opts.script], {
+    cwd: opts.cwd,
+    env: { ...process.env, BENCH_CHILD: "1", BENCH_DATABASE_URL: opts.databaseUrl, BENCH_REDIS_URL: opts.redisUrl },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.startsWith("{")) resolve(line);
+      else process.stderr.write(`${line}\n`);
+    });
+    child.once("exit", (code) => reject(new Error(`${opts.script} exited with ${code}`)));
+  });
+  return { child, ...(JSON.parse(firstLine) as { appUrl: string; bareUrl: string }) };
+}
+
+/** Stops a server child (SIGTERM: it closes the app) and waits for it to exit. */
+export async function stopServerChild({ child }: ServerChild): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+}
+
+/** Ingests 50 documents and asks CACHED_QUESTION twice; resolves to the second, cached, response body. */
+export async function warmCache(appUrl: string, documentText: (i: number) => string) {
+  const user = api(appUrl, USER_KEY);
+  const post = async (path: string, body: unknown) => {
+    const res = await user.post<{ cached?: boolean }>(path, body);
+    if (res.status >= 300) throw new Error(`${appUrl}${path}: ${res.status} ${res.text}`);
+    return res.body;
+  };
+  await post("/api/v1/documents", {
+    documents: Array.from({ length: 50 }, (_, i) => ({ id: `doc-${i}`, title: `Doc ${i}`, text: documentText(i) })),
+  });
+  await post("/api/v1/query", { query: CACHED_QUESTION });
+  const cached = await post("/api/v1/query", { query: CACHED_QUESTION });
+  if (!cached.cached) throw new Error(`${appUrl}: the warm-up query was not cached`);
+  return cached;
+}
+
+export const API_HEADERS = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
+
+/** The cache hit as both benches load it. */
+export const cacheHitRequest = (appUrl: string): autocannon.Options => ({
+  url: `${appUrl}/api/v1/query`,
+  method: "POST",
+  headers: API_HEADERS,
+  body: JSON.stringify({ query: CACHED_QUESTION }),
+});
