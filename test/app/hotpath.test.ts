@@ -13,6 +13,7 @@ import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
+import { createDatabase } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 
 let stack: Stack;
@@ -113,13 +114,9 @@ test("group commit: a turn recorded just after a statement ends leaves with the 
 });
 
 test("a batch finds its sessions by index, also when its connection cached the plan while sessions was small", async () => {
-  const db = `plan_${randomUUID().replaceAll("-", "")}`;
-  const admin = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
-  await admin.unsafe(`CREATE DATABASE ${db}`);
-  const url = new URL(stack.pg.url);
-  url.pathname = `/${db}`;
+  const url = await createDatabase(stack.pg.url, "turn_writer_plan");
   // One connection: it prepares the batch statement and, after five runs, keeps PostgreSQL's generic plan for it.
-  const sql = postgres(url.toString(), { onnotice: () => {}, max: 1 });
+  const sql = postgres(url, { onnotice: () => {}, max: 1 });
   try {
     await migrate(sql, MIGRATIONS_DIR);
     const writer = createTurnWriter(sql, 5_000);
@@ -139,8 +136,6 @@ test("a batch finds its sessions by index, also when its connection cached the p
     assert.ok(scanned < 1_000, `a batch of 50 turns read ${scanned} rows of sessions sequentially`);
   } finally {
     await sql.end();
-    await admin.unsafe(`DROP DATABASE ${db} WITH (FORCE)`);
-    await admin.end();
   }
 });
 

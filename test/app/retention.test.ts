@@ -12,6 +12,7 @@ import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { capturedLog } from "../support/log.ts";
+import { createDatabase } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 
 let stack: Stack;
@@ -23,8 +24,7 @@ let quiet: postgres.Sql;
 before(async () => {
   stack = await startStack({ TURN_RETENTION_DAYS: "30", TURN_RETENTION_SWEEP_MS: "200" });
   sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
-  await sql`CREATE DATABASE retention_quiet`;
-  quiet = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), { onnotice: () => {}, max: 4 });
+  quiet = postgres(await createDatabase(stack.pg.url, "retention_quiet"), { onnotice: () => {}, max: 4 });
   await migrate(quiet, MIGRATIONS_DIR);
 });
 after(async () => {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import postgres from "postgres";
 import { freePort, managedServer, spawnTracked, stopProcess, waitFor, type ManagedServer } from "./process.ts";
 
 /** PG_BIN, else the newest server Debian installed (bookworm ships 15, trixie 17). */
@@ -85,6 +86,19 @@ export async function startPostgres(): Promise<PostgresServer> {
     pid: () => child?.pid,
     cleanUp: () => rm(dir, { recursive: true, force: true }),
   });
+}
+
+/** Creates an empty database `name` on the server `url` points to, and returns its URL. */
+export async function createDatabase(url: string, name: string): Promise<string> {
+  const admin = postgres(url, { onnotice: () => {}, max: 1 });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const other = new URL(url);
+  other.pathname = `/${name}`;
+  return other.toString();
 }
 
 /**
