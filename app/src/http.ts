@@ -170,7 +170,10 @@ type Connection = Socket & { [latestResponse]?: ServerResponse };
 export interface HttpServer {
   server: Server;
   port: number;
-  /** Graceful stop: see `drain`. Resolves when every connection is gone; true when the grace period ran out. */
+  /**
+   * Graceful stop: see `close` below. Resolves when every connection is gone; true when the grace period ran out with
+   * an answer still unfinished (cut).
+   */
   close(graceMs: number): Promise<boolean>;
 }
 
@@ -306,9 +309,15 @@ export async function listenHttp(
       });
       try {
         if ((await Promise.race([drained, timedOut])) !== "timeout") return false;
+        // What is left may be only connections in their idle grace (an answer that ended late, as the shutdown
+        // notice's end of a stream does): closing those cuts no answer.
+        const cut = [...connections].some((socket) => {
+          const res = socket[latestResponse];
+          return res !== undefined && !res.writableFinished;
+        });
         server.closeAllConnections();
         await drained;
-        return true;
+        return cut;
       } finally {
         clearTimeout(timer);
         for (const t of idle) clearTimeout(t);

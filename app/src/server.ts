@@ -36,8 +36,12 @@ export interface AppDeps {
   authenticate: Authenticate;
   probes: Record<string, Probe>;
   isShuttingDown: () => boolean;
-  /** Aborted just before the shutdown's grace period ends: streamed answers still running end with an error event. */
-  streamsEnd: AbortSignal;
+  /**
+   * Aborted just before the shutdown's grace period ends, with a 503: queries still waiting for their answer end with
+   * it (an error event in a stream), and a request arriving after it is refused with it, since none could be answered
+   * before the drain cuts its connection.
+   */
+  shutdownNotice: AbortSignal;
 }
 
 /**
@@ -61,6 +65,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.use(
     "/api/*",
+    async (_c, next) => {
+      deps.shutdownNotice.throwIfAborted();
+      await next();
+    },
     limitBody(config.BODY_LIMIT_BYTES),
     requestDeadline(config.REQUEST_TIMEOUT_MS),
     requireApiKey(deps.authenticate),
@@ -76,7 +84,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     docsEnabled: config.DOCS_ENABLED,
     publicUrl: config.PUBLIC_URL,
   });
-  registerQueryRoutes(app, deps.rag, log, deps.streamsEnd);
+  registerQueryRoutes(app, deps.rag, log, deps.shutdownNotice);
   registerDocumentRoutes(app, deps.documents);
   registerSessionRoutes(app, deps.store);
   registerFeedbackRoutes(app, deps.store);

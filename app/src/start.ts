@@ -55,8 +55,11 @@ const NOT_CURED_BY_WAITING = /^(28|3D000$)/;
 const curedByWaiting = (err: unknown) =>
   isUnavailable(err) && !NOT_CURED_BY_WAITING.test(String((err as { code?: unknown }).code ?? ""));
 
-/** How long before the grace period ends streamed answers still running are ended (at most half the period). */
-const STREAM_END_NOTICE_MS = 1_000;
+/**
+ * How long before the grace period ends the shutdown notice is given (at most half the period): queries still waiting
+ * for their answer end with it, and requests arriving after it are refused with it (server.ts, query.ts).
+ */
+const SHUTDOWN_NOTICE_MS = 1_000;
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -132,9 +135,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
   });
   let shuttingDown = false;
-  // Aborted a moment before the drain ends, with the error each running stream then ends with (query.ts).
-  const streamsEnd = new AbortController();
-  setMaxListeners(0, streamsEnd.signal); // one listener per running stream: past 10, Node would warn of a leak
+  // Aborted a moment before the drain ends, with the error each query still waiting then ends with (query.ts).
+  const shutdownNotice = new AbortController();
+  setMaxListeners(0, shutdownNotice.signal); // one listener per waiting query: past 10, Node would warn of a leak
   const health = {
     probes: {
       postgres: { critical: true, check: () => store.ping() },
@@ -168,7 +171,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,
     isShuttingDown: health.isShuttingDown,
-    streamsEnd: streamsEnd.signal,
+    shutdownNotice: shutdownNotice.signal,
   });
 
   const retention = startTurnRetention(sql, {
@@ -207,11 +210,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         shuttingDown = true;
         answerShare?.stop();
         retention.stop();
-        // A streamed answer can outlast any grace period: a moment before it ends, each is told so in its stream, so
-        // the client reads an end it can retry instead of a connection cut mid-answer.
+        // An answer can outlast any grace period: a moment before it ends, each query still waiting is told so (a
+        // stream in its stream, a JSON request by a 503), and so is each request arriving after it, so the client
+        // reads an end it can retry elsewhere instead of a connection cut mid-answer.
         const notice = setTimeout(
-          () => streamsEnd.abort(new AppError(503, "server shutting down: ask again", "shutting_down")),
-          graceMs - Math.min(STREAM_END_NOTICE_MS, graceMs / 2),
+          () =>
+            shutdownNotice.abort(
+              new AppError(503, "server shutting down: ask again", "shutting_down", undefined, { "Retry-After": "0" }),
+            ),
+          graceMs - Math.min(SHUTDOWN_NOTICE_MS, graceMs / 2),
         );
         if (await main.close(graceMs))
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");

@@ -284,6 +284,81 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
   });
 });
 
+/** A POST of `body` on `agent`'s connection: its status, Connection header and JSON body, or the error that cut it. */
+function postOn(agent: http.Agent, url: string, body: unknown) {
+  return new Promise<{ status?: number; connection?: string; body?: any; reused: boolean; error?: string }>((resolve) => {
+    const text = JSON.stringify(body);
+    const req = http.request(`${url}/api/v1/query`, {
+      method: "POST",
+      agent,
+      headers: {
+        authorization: `Bearer ${USER_KEY}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(text),
+      },
+    });
+    req.on("response", (res) => {
+      let data = "";
+      res.setEncoding("utf8").on("data", (chunk) => (data += chunk));
+      res.on("end", () => {
+        const parsed = res.headers["content-type"]?.includes("json") ? JSON.parse(data) : data;
+        resolve({ status: res.statusCode, connection: res.headers.connection, body: parsed, reused: req.reusedSocket });
+      });
+      res.on("error", (err) => resolve({ error: err.message, body: data, reused: req.reusedSocket }));
+    });
+    req.on("error", (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, reused: req.reusedSocket }));
+    req.end(text);
+  });
+}
+
+test("SIGTERM's notice: queries still waiting are answered 503, a request after it on a kept-alive connection too, nothing cut", {
+  timeout: 60_000,
+}, async () => {
+  // The notice comes at 2 s, after the drain's first look at idle connections (1 s), so the stream's connection, still
+  // answering then, is kept open for a request after its end.
+  const graceMs = 3_000;
+  const env = { SHUTDOWN_TIMEOUT_MS: String(graceMs), OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "30000", LOG_LEVEL: "warn" };
+  await withSpawnedApp(env, async (app, fakes) => {
+    const text = "Tides: the moon pulls the oceans toward it twice a day, and the sun adds a little to the pull.";
+    assert.equal((await api(app.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "tides", text }] })).status, 201);
+    fakes.ollama.knobs.tokenDelayMs = 400; // about twenty words: eight seconds, past the drain
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // The only answer slot, streamed on `agent`'s connection.
+    const stream = postOn(agent, app.url, { query: "What causes the tides?", stream: true });
+    await sleep(1_000);
+    // Another stream of the same answer, whose client asks nothing more: its connection is idle at the deadline.
+    const idleAgent = new http.Agent({ keepAlive: true });
+    const follower = postOn(idleAgent, app.url, { query: "What causes the tides?", stream: true });
+    const waiting = [
+      postOn(new http.Agent(), app.url, { query: "What causes the tides?" }), // a JSON request following the stream's answer
+      postOn(new http.Agent(), app.url, { query: "Why two tides a day?", stream: true }), // waiting for the slot
+      postOn(new http.Agent(), app.url, { query: "What does the sun add?" }), // the same, as JSON
+    ];
+    await sleep(300);
+    const exit = sigterm(app);
+    const [streamed, followed] = await Promise.all([stream, follower]);
+    for (const { error, body } of [streamed, followed]) {
+      assert.equal(error, undefined, "the stream ended, not cut");
+      assert.equal(parseSse(body).at(-1)?.data.error, "server shutting down: ask again");
+    }
+    // Asked again at once, as told, on the same connection: refused at once, where it was taken and then cut.
+    const retry = await postOn(agent, app.url, { query: "What causes the tides?" });
+    assert.equal(retry.reused, true, "the retry went on the stream's connection");
+    for (const answer of [retry, ...(await Promise.all(waiting))]) {
+      assert.equal(answer.status, 503, JSON.stringify(answer));
+      assert.equal(answer.body.error, "server shutting down: ask again");
+      assert.equal(answer.connection, "close");
+    }
+    const { code, exitMs } = await exit;
+    assert.equal(code, 0);
+    assert.ok(exitMs < graceMs + 2_000, `exited ${Math.round(exitMs)} ms after SIGTERM`);
+    // Only a connection in its idle grace was left at the deadline: no answer was cut, and none is said to be.
+    assert.doesNotMatch(app.output().stdout, /did not finish in time/);
+    agent.destroy();
+    idleAgent.destroy();
+  });
+});
+
 test("SIGTERM while Postgres and Redis are partitioned, with replies owed on their connections: exit 0 within the grace period", {
   timeout: 60_000,
 }, async () => {

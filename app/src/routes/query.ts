@@ -41,18 +41,22 @@ const route = apiRoute({
 
 const JSON_TYPE = { "content-type": "application/json" };
 
-export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, streamsEnd: AbortSignal) {
+/**
+ * `shutdownNotice` (server.ts) ends the waits of a query: for an answer slot, and for its answer (a stream's, and a JSON
+ * request's too, which may follow a generation as long as a stream's). Its reason, a 503, is what the client is told.
+ */
+export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, shutdownNotice: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
     const prepared = await rag.prepare(
       input,
       c.get("principal").id,
       c.get("requestId"),
-      () => c.req.raw.signal,
+      () => AbortSignal.any([c.req.raw.signal, shutdownNotice]),
       c.get("deadlineAt"),
     );
     if (!input.stream) {
-      const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt") });
+      const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt"), until: shutdownNotice });
       return c.body(resultJson(result), 200, JSON_TYPE) as never;
     }
 
@@ -78,7 +82,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       };
       try {
         // Ended by the server stopping (its reason, an AppError, is the error event), and then no turn is stored.
-        const result = await rag.complete(prepared, { onToken: writeToken, until: streamsEnd });
+        const result = await rag.complete(prepared, { onToken: writeToken, until: shutdownNotice });
         await sendMeta();
         await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {
