@@ -156,6 +156,13 @@ export const TurnSchema = z
 /** Turns per page of a session: a session read whole grew without bound (20,000 turns were a 110 MB response). */
 const SESSION_PAGE_DEFAULT = 100;
 const SESSION_PAGE_MAX = 500;
+/**
+ * And bytes: a page ends with the turn that reaches this many bytes of questions, answers and source lists (as JSON),
+ * however few turns that is (store.ts sessionTurns). 500 turns of long questions of control characters, six bytes
+ * each as JSON, and their sources were a 26.7 MB page: parsing it from Postgres and writing it out held the event loop
+ * past the 1 s database deadline, and four readers at once were answered 503.
+ */
+export const SESSION_PAGE_MAX_BYTES = 2 * 1024 * 1024;
 
 export const SessionPageQuerySchema = z.object({
   limit: z.coerce
@@ -164,7 +171,10 @@ export const SessionPageQuerySchema = z.object({
     .min(1)
     .max(SESSION_PAGE_MAX)
     .default(SESSION_PAGE_DEFAULT)
-    .openapi({ param: { name: "limit", in: "query" }, description: `Turns per page, 1-${SESSION_PAGE_MAX}` }),
+    .openapi({
+      param: { name: "limit", in: "query" },
+      description: `Turns per page, 1-${SESSION_PAGE_MAX}; a page also ends once its turns hold about ${SESSION_PAGE_MAX_BYTES / 1024 / 1024} MiB`,
+    }),
   after: z
     .string()
     .regex(idPattern, { error: idMessage })

@@ -8,6 +8,7 @@ import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stac
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
+import { SESSION_PAGE_MAX_BYTES } from "../../app/src/schemas.ts";
 
 let stack: Stack;
 let user: ReturnType<typeof api>;
@@ -372,6 +373,38 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
     assert.equal(res.status, 400, `${query}: ${res.text}`);
     assert.match(res.body.error, reason);
   }
+});
+
+test("a page of a session also ends at SESSION_PAGE_MAX_BYTES, however few turns that is, and says more follow", async () => {
+  const session_id = "session-pages-bytes";
+  const first = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
+  assert.equal(first.status, 200, first.text);
+  // Ten turns of 300 kB answers.
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  try {
+    await sql`UPDATE turns SET answer = repeat('tide ', 60000) WHERE request_id = ${first.body.request_id}`;
+    await sql`
+      INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
+      SELECT 'bytes-turn-' || g, session_id, question, answer, sources_hash, model, latency_ms, created_at + g * interval '1 second'
+      FROM turns, generate_series(1, 9) g WHERE request_id = ${first.body.request_id}`;
+  } finally {
+    await sql.end();
+  }
+  const all = [first.body.request_id, ...Array.from({ length: 9 }, (_, i) => `bytes-turn-${i + 1}`)];
+
+  const read: string[] = [];
+  for (let page = 0, more = true; more && page < 10; page++) {
+    const res = await user.get(`/api/v1/sessions/${session_id}${read.length ? `?after=${read.at(-1)}` : ""}`);
+    assert.equal(res.status, 200, res.text.slice(0, 300));
+    const turns = res.body.turns as Array<{ request_id: string }>;
+    const [bytes, turnBytes] = [Buffer.byteLength(res.text), Buffer.byteLength(JSON.stringify(turns[0]))];
+    assert.ok(bytes < SESSION_PAGE_MAX_BYTES + turnBytes, `a page of ${turns.length} turns, ${bytes} bytes`);
+    more = res.body.has_more;
+    // Full to the budget: one turn more would pass it.
+    if (more) assert.ok(bytes + turnBytes > SESSION_PAGE_MAX_BYTES, `a page of ${turns.length} turns ended early`);
+    read.push(...turns.map((t) => t.request_id));
+  }
+  assert.deepEqual(read, all, "every turn once, in order");
 });
 
 test("feedback is recorded per answer and summarised by model for admins", async () => {

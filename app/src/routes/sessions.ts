@@ -1,6 +1,14 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
-import { apiRoute, ErrorSchema, IdParamSchema, jsonResponse, SessionPageQuerySchema, SessionResponseSchema } from "../schemas.ts";
+import {
+  apiRoute,
+  ErrorSchema,
+  IdParamSchema,
+  jsonResponse,
+  SESSION_PAGE_MAX_BYTES,
+  SessionPageQuerySchema,
+  SessionResponseSchema,
+} from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 
 const route = apiRoute({
@@ -20,7 +28,7 @@ export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid("param");
     const { limit, after } = c.req.valid("query");
-    const page = await store.sessionTurns(id, c.get("principal").id, { limit, after });
+    const page = await store.sessionTurns(id, c.get("principal").id, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });
     if (page === "no_session") return c.json({ error: `session ${id} not found` }, 404);
     if (page === "no_after") return c.json({ error: `invalid query string: after: no turn ${after} in session ${id}` }, 400);
     return c.json(

@@ -104,13 +104,14 @@ export function createStore(sql: Sql, timeoutMs: number) {
 
     /**
      * One page of a session's turns, oldest first: `limit` turns after the turn whose request_id is `after` (keyset
-     * on the (session_id, created_at, id) index). "no_session" when the session does not exist for this owner,
-     * "no_after" when `after` is not one of its turns.
+     * on the (session_id, created_at, id) index), ending early with the turn that reaches `maxBytes` of JSON (at least
+     * one turn). "no_session" when the session does not exist for this owner, "no_after" when `after` is not one of
+     * its turns.
      */
     sessionTurns: async (
       sessionId: string,
       owner: string,
-      page: { limit: number; after?: string | undefined },
+      page: { limit: number; after?: string | undefined; maxBytes: number },
     ): Promise<SessionPage | "no_session" | "no_after"> => {
       // The cursor turn is read here, once. Its created_at travels as text both ways: as a JS Date (postgres.js' type
       // for a timestamptz result, and its serializer for a timestamptz parameter) it would lose its microseconds.
@@ -126,15 +127,36 @@ export function createStore(sql: Sql, timeoutMs: number) {
         page.after === undefined
           ? sql``
           : sql`AND (t.created_at, t.id) > (${session.after_at}::text::timestamptz, ${session.after_id}::bigint)`;
+      // A turn's size: its question's and answer's bytes (octet_length reads a stored text's length without
+      // decompressing it) and its source list's JSON bytes, stored with the list (migration 008). Measured on the
+      // page's limit + 1 rows in Postgres: turns past the budget are neither sent nor parsed here, and `page_rows` says
+      // whether the budget left any out. Control characters, six bytes each as JSON, count as one: a page of such text
+      // may pass the budget up to sixfold in its questions and answers.
       const rows = await run(
-        sql<StoredTurn[]>`
-          SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
-                 t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at
-          FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
-          WHERE t.session_id = ${sessionId} ${after}
-          ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}`,
+        sql<Array<StoredTurn & { page_rows: number }>>`
+          WITH page AS (
+            SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
+                   t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at, t.id,
+                   s.bytes AS set_bytes
+            FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
+            WHERE t.session_id = ${sessionId} ${after}
+            ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}
+          ), sized AS (
+            SELECT *, octet_length(question) + octet_length(answer) + COALESCE(set_bytes, octet_length(sources::text), 0)
+                   AS bytes
+            FROM page
+          ), running AS (
+            SELECT *, count(*) OVER () AS page_rows,
+                   sum(bytes) OVER (ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) - bytes AS bytes_before
+            FROM sized
+          )
+          SELECT request_id, session_id, question, answer, sources, model, prompt_tokens, completion_tokens,
+                 latency_ms, cached, truncated, created_at, page_rows::int
+          FROM running WHERE bytes_before < ${page.maxBytes}
+          ORDER BY created_at, id`,
       );
-      return { turns: rows.slice(0, page.limit), hasMore: rows.length > page.limit };
+      const turns = rows.slice(0, page.limit).map(({ page_rows: _rows, ...turn }) => turn);
+      return { turns, hasMore: rows.length > page.limit || rows.length < (rows[0]?.page_rows ?? 0) };
     },
 
     /**

@@ -97,8 +97,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
    */
   const newSourceSets = (batch: Pending[]) => sql`
     new_sets AS (
-      INSERT INTO source_sets (hash, sources)
-      SELECT hash, sources FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
+      INSERT INTO source_sets (hash, sources, bytes)
+      SELECT hash, sources, octet_length(sources::text)
+      FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
         AS s(hash text, sources jsonb) ORDER BY hash
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
