@@ -52,6 +52,35 @@ test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, t
   }
 });
 
+test("a connection that does not take its answer within requestTimeoutMs is closed, and the answer freed", async () => {
+  const requestTimeoutMs = 800;
+  // Larger than the loopback connection's socket buffers: most of it waits in the server for the client to read.
+  const answer = "x".repeat(32 * 1024 * 1024);
+  const http = await listenHttp(() => new Response(answer), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+    requestTimeoutMs,
+  });
+  let serverClosedAt: number | undefined;
+  http.server.on("connection", (s: Socket) => s.on("close", () => (serverClosedAt = performance.now())));
+  const socket = connect(http.port, "127.0.0.1");
+  try {
+    await once(socket, "connect");
+    socket.pause(); // never reads
+    const sentAt = performance.now();
+    socket.write("GET / HTTP/1.1\r\nHost: app\r\n\r\n");
+    await sleep(requestTimeoutMs + 2_500);
+    assert.ok(serverClosedAt !== undefined, "the connection was still open, holding its answer");
+    assert.ok(serverClosedAt - sentAt >= requestTimeoutMs, `closed ${Math.round(serverClosedAt - sentAt)} ms after the request`);
+  } finally {
+    socket.destroy();
+    await http.close(0);
+  }
+});
+
 test("every response carries Hono's secureHeaders() defaults once, and a header the app sets wins", async () => {
   const headers = await securityHeaders();
   assert.ok(headers.length >= 10, `Hono's defaults: ${JSON.stringify(headers)}`);
