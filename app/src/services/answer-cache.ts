@@ -55,8 +55,10 @@ const sizeOf = (entry: CachedAnswer) => entry.answer.length + entry.sources.redu
 
 /**
  * Cached answers in Redis, shared by every replica, with the hot ones also kept in this process so a repeated question
- * costs no Redis round trip. A key carries the corpus version, so an entry is never stale: the local copy needs no
- * invalidation, and its short lifetime only bounds how long it outlives the Redis entry.
+ * costs no Redis round trip. A key carries the corpus version, so an entry is never stale once this replica holds the
+ * new version (corpus.ts: another replica's ingest or delete reaches it by NOTIFY, milliseconds after it was
+ * acknowledged): the local copy needs no invalidation, and its short lifetime only bounds how long it outlives the
+ * Redis entry.
  *
  * A question's last generated answer is also kept without the corpus version, with the hash of its prompt (model,
  * context and question): after an ingest or delete, a question whose retrieval builds the same prompt gets that answer
