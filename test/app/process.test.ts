@@ -111,6 +111,33 @@ test("SIGTERM lets an in-flight request finish, refuses new ones, closes connect
   }
 });
 
+/** A POST of `body` on `agent`'s connection: its status, Connection header and JSON body, or the error that cut it. */
+function postOn(agent: http.Agent, url: string, body: unknown) {
+  return new Promise<{ status?: number; connection?: string; body?: any; reused: boolean; error?: string }>((resolve) => {
+    const text = JSON.stringify(body);
+    const req = http.request(`${url}/api/v1/query`, {
+      method: "POST",
+      agent,
+      headers: {
+        authorization: `Bearer ${USER_KEY}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(text),
+      },
+    });
+    req.on("response", (res) => {
+      let data = "";
+      res.setEncoding("utf8").on("data", (chunk) => (data += chunk));
+      res.on("end", () => {
+        const parsed = res.headers["content-type"]?.includes("json") ? JSON.parse(data) : data;
+        resolve({ status: res.statusCode, connection: res.headers.connection, body: parsed, reused: req.reusedSocket });
+      });
+      res.on("error", (err) => resolve({ error: err.message, body: data, reused: req.reusedSocket }));
+    });
+    req.on("error", (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, reused: req.reusedSocket }));
+    req.end(text);
+  });
+}
+
 /** One keep-alive client: requests back to back on one connection until the server stops taking them. */
 async function keepAliveClient(url: string, name: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -124,32 +151,13 @@ async function keepAliveClient(url: string, name: string) {
   }> = [];
   for (let i = 0; ; i++) {
     const sentAt = performance.now();
-    const outcome = await new Promise<(typeof outcomes)[number]>((resolve) => {
-      const body = JSON.stringify({ query: `Client ${name} question ${i} about draining?` });
-      const req = http.request(`${url}/api/v1/query`, {
-        method: "POST",
-        agent,
-        headers: {
-          authorization: `Bearer ${USER_KEY}`,
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(body),
-        },
-      });
-      req.on("response", (res) => {
-        res.resume();
-        res.on("end", () =>
-          resolve({ status: res.statusCode, connection: res.headers.connection, sentAt, receivedAt: performance.now() }),
-        );
-      });
-      // A failure on a reused keep-alive connection means a request the server may have taken; on a fresh one
-      // (refused, or reset from the listen backlog as the listener closes) it never reached the app.
-      req.on("error", (err: NodeJS.ErrnoException) =>
-        resolve({ error: err.code ?? err.message, reused: req.reusedSocket, sentAt }),
-      );
-      req.end(body);
+    const { status, connection, error, reused } = await postOn(agent, url, {
+      query: `Client ${name} question ${i} about draining?`,
     });
-    outcomes.push(outcome);
-    if (outcome.error) break;
+    // A failure on a reused keep-alive connection means a request the server may have taken; on a fresh one
+    // (refused, or reset from the listen backlog as the listener closes) it never reached the app.
+    outcomes.push(error ? { error, reused, sentAt } : { status, connection, sentAt, receivedAt: performance.now() });
+    if (error) break;
   }
   agent.destroy();
   return outcomes;
@@ -283,33 +291,6 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
     assert.doesNotMatch(app.output().stderr, /Warning/);
   });
 });
-
-/** A POST of `body` on `agent`'s connection: its status, Connection header and JSON body, or the error that cut it. */
-function postOn(agent: http.Agent, url: string, body: unknown) {
-  return new Promise<{ status?: number; connection?: string; body?: any; reused: boolean; error?: string }>((resolve) => {
-    const text = JSON.stringify(body);
-    const req = http.request(`${url}/api/v1/query`, {
-      method: "POST",
-      agent,
-      headers: {
-        authorization: `Bearer ${USER_KEY}`,
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(text),
-      },
-    });
-    req.on("response", (res) => {
-      let data = "";
-      res.setEncoding("utf8").on("data", (chunk) => (data += chunk));
-      res.on("end", () => {
-        const parsed = res.headers["content-type"]?.includes("json") ? JSON.parse(data) : data;
-        resolve({ status: res.statusCode, connection: res.headers.connection, body: parsed, reused: req.reusedSocket });
-      });
-      res.on("error", (err) => resolve({ error: err.message, body: data, reused: req.reusedSocket }));
-    });
-    req.on("error", (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, reused: req.reusedSocket }));
-    req.end(text);
-  });
-}
 
 test("SIGTERM's notice: queries still waiting are answered 503, a request after it on a kept-alive connection too, nothing cut", {
   timeout: 60_000,
