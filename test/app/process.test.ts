@@ -292,7 +292,7 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
   });
 });
 
-test("SIGTERM's notice: queries still waiting are answered 503, a request after it on a kept-alive connection too, nothing cut", {
+test("SIGTERM's notice: queries still retrieving or waiting are answered 503, a request after it on a kept-alive connection too, nothing cut", {
   timeout: 60_000,
 }, async () => {
   // The notice comes at 2 s, after the drain's first look at idle connections (1 s), so the stream's connection, still
@@ -316,6 +316,10 @@ test("SIGTERM's notice: queries still waiting are answered 503, a request after 
       postOn(new http.Agent(), app.url, { query: "What does the sun add?" }), // the same, as JSON
     ];
     await sleep(300);
+    // And one still retrieving: its question's embedding takes six seconds.
+    fakes.ollama.knobs.latencyMs = 6_000;
+    waiting.push(postOn(new http.Agent(), app.url, { query: "What is still being retrieved?" }));
+    await sleep(200);
     const exit = sigterm(app);
     const [streamed, followed] = await Promise.all([stream, follower]);
     for (const { error, body } of [streamed, followed]) {

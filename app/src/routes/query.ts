@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
+import { beforeAbort } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
@@ -42,19 +43,25 @@ const route = apiRoute({
 const JSON_TYPE = { "content-type": "application/json" };
 
 /**
- * `shutdownNotice` (server.ts) ends the waits of a query: for an answer slot, and for its answer (a stream's, and a JSON
- * request's too, which may follow a generation as long as a stream's). Its reason, a 503, is what the client is told.
+ * `shutdownNotice` (server.ts) ends the waits of a query: its retrieval, its wait for an answer slot, and its answer (a
+ * stream's, and a JSON request's too, which may follow a generation as long as a stream's). Its reason, a 503, is what
+ * the client is told.
  */
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, shutdownNotice: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    const prepared = await rag.prepare(
+    const preparing = rag.prepare(
       input,
       c.get("principal").id,
       c.get("requestId"),
       () => AbortSignal.any([c.req.raw.signal, shutdownNotice]),
       c.get("deadlineAt"),
     );
+    // An embedding is shared by the questions asking for it, so the retrieval is not cut: it goes on, and is let go.
+    const prepared = await beforeAbort(preparing, shutdownNotice, () => {
+      void preparing.then(rag.discard, () => {});
+      return shutdownNotice.reason as Error;
+    });
     if (!input.stream) {
       const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt"), until: shutdownNotice });
       return c.body(resultJson(result), 200, JSON_TYPE) as never;

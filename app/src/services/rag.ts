@@ -475,7 +475,15 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     }
   }
 
-  return { prepare, complete, resizeAnswerSlots: slots.resize };
+  /**
+   * Lets go of a prepared query that will not be completed (its request was answered meanwhile). A generation it
+   * started goes on for whoever follows it, and caches its answer.
+   */
+  const discard = (): void => {
+    metrics.activeQueries.dec();
+  };
+
+  return { prepare, complete, discard, resizeAnswerSlots: slots.resize };
 }
 
 export type Rag = ReturnType<typeof createRag>;
