@@ -198,12 +198,15 @@ test("an answer given while the collection is missing is not cached: once it is 
   const question = { query: "Which database stores payloads for similarity search?" };
   const collection = stack.fakes.qdrant.collections.get("documents")!;
   stack.fakes.qdrant.collections.delete("documents"); // a lost volume, before its snapshot is restored
+  const embeds = stack.fakes.ollama.calls["/api/embed"] ?? 0;
   try {
     for (const attempt of [1, 2]) {
       const res = await user.post("/api/v1/query", question);
       assert.equal(res.status, 200, res.text);
       assert.deepEqual([res.body.sources.length, res.body.cached], [0, false], `attempt ${attempt}`);
     }
+    // Nor its vector, which no collection checked: one of the wrong size stayed cached for a day.
+    assert.equal((stack.fakes.ollama.calls["/api/embed"] ?? 0) - embeds, 2, "the question was embedded on each attempt");
   } finally {
     stack.fakes.qdrant.collections.set("documents", collection); // restored (no corpus version bump)
   }

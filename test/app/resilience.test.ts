@@ -154,12 +154,17 @@ test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502;
   assert.equal((await user.post("/api/v1/query", { query: "Another fresh question about deserts" })).status, 200, "recovers");
 });
 
-test("a failing or slow Qdrant gives 502 or 504 with a reason", async () => {
-  stack.fakes.qdrant.knobs.failStatus = 503;
+test("a failing, busy or slow Qdrant gives 502, 503 or 504 with a reason", async () => {
   try {
+    stack.fakes.qdrant.knobs.failStatus = 500;
     const failed = await user.post("/api/v1/query", { query: "Qdrant outage question" });
     assert.equal(failed.status, 502, failed.text);
-    assert.match(failed.body.error, /^qdrant request failed: HTTP 503/);
+    assert.match(failed.body.error, /^qdrant request failed: HTTP 500/);
+    stack.fakes.qdrant.knobs.failStatus = 503; // to retry later, as Ollama's 503 is
+    const busy = await user.post("/api/v1/query", { query: "Qdrant busy question" });
+    assert.equal(busy.status, 503, busy.text);
+    assert.match(busy.body.error, /^qdrant unavailable: qdrant request failed: HTTP 503/);
+    assert.equal(busy.headers.get("retry-after"), "1");
   } finally {
     stack.fakes.qdrant.knobs.failStatus = null;
   }

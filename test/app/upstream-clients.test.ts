@@ -267,6 +267,56 @@ test("an Ollama 200 of another shape, or an error page, is a 502 whose message s
   }
 });
 
+test("only Qdrant's own 'collection doesn't exist' is a missing collection; another 404 or an odd 200 is a 502, a 503 a 503", async () => {
+  const qdrant = new Hono()
+    .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
+    // A proxy or gateway in front of Qdrant, not Qdrant: its own 404 pages.
+    .post("/collections/proxied/points/delete", (c) => c.text("404 page not found", 404))
+    .post("/collections/proxied/points/query", (c) => c.html("<html><body>Not Found</body></html>", 404))
+    .post("/collections/busy/points/query", (c) => c.json({ status: { error: "Service unavailable" }, time: 0 }, 503))
+    .post("/collections/odd/points/query", (c) => c.json({ result: { points: [null] }, status: "ok", time: 0 }));
+  const server = await listen(qdrant);
+  const is = (status: number) => (err: unknown) => err instanceof AppError && err.status === status;
+  try {
+    // Read as a missing collection, the delete succeeded and its chunks stayed searchable, with no record to delete.
+    await assert.rejects(qdrantAt(server.url, "proxied").deleteChunks("doc", 0), is(502));
+    await assert.rejects(qdrantAt(server.url, "proxied").search([1, 0, 0], undefined, 3), is(502));
+    await assert.rejects(qdrantAt(server.url, "odd").search([1, 0, 0], undefined, 3), is(502));
+    await assert.rejects(qdrantAt(server.url, "busy").search([1, 0, 0], undefined, 3), (err) => {
+      assert.ok(is(503)(err), String(err));
+      assert.equal((err as AppError).headers?.["Retry-After"], "1");
+      return true;
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+test("an Ollama chat or embed 200 of another shape is a 502, not a 500 where it is stored", async () => {
+  let chat: unknown = {};
+  const gateway = new Hono().post("/api/embed", (c) => c.json({ embeddings: [null] })).post("/api/chat", (c) => c.json(chat));
+  const server = await listen(gateway);
+  try {
+    const ollama = ollamaAt(server.url);
+    await assert.rejects(ollama.embed(["x"]), (err) => err instanceof AppError && err.status === 502);
+    const answer = (message: unknown, counts = {}) => ({ model: "m", message, done: true, done_reason: "stop", ...counts });
+    for (const shape of [
+      answer({ role: "assistant", content: null }),
+      answer(undefined),
+      answer({ role: "assistant", content: "hi" }, { prompt_eval_count: "many" }),
+      answer({ role: "assistant", content: "hi" }, { eval_count: 1e300 }),
+    ]) {
+      chat = shape;
+      await assert.rejects(ollama.chat("m", [{ role: "user", content: "hi" }]), (err) => {
+        assert.ok(err instanceof AppError && err.status === 502, `${JSON.stringify(shape)}: ${String(err)}`);
+        return true;
+      });
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test("a collection lost under a running replica: searches find nothing, the next ingest creates it again with its indexes", async () => {
   const { log, lines: warnings } = capturedLog("warn");
   const client = qdrantAt(fakes.qdrant.url, "lost", { log });

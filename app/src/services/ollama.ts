@@ -25,13 +25,29 @@ export type ChatMessage = Message;
 /** The answer and what Ollama's last message (the whole JSON answer, or a stream's `done` one) says of it. */
 type LastMessage = { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number };
 
-const chatResult = (content: string, last: LastMessage): ChatResult => ({
-  content,
-  promptTokens: last.prompt_eval_count ?? 0,
-  completionTokens: last.eval_count ?? 0,
-  truncated: last.done_reason === "length" || !last.done,
-  looped: !last.done,
-});
+/** Postgres' integer, which a turn's token counts are stored as. */
+const MAX_TOKEN_COUNT = 2_147_483_647;
+
+const tokenCount = (value: unknown, field: string): number => {
+  if (value === undefined || value === null) return 0;
+  if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TOKEN_COUNT) return value as number;
+  throw upstreamFailure("ollama", `chat answer with ${field} ${String(value)}`);
+};
+
+/**
+ * A chat's result from its answer (the last message of a stream): one of another shape, a gateway's 200 say, is a
+ * failed call (a 502), not a 500 where the answer is cached or its turn stored.
+ */
+function chatResult(content: unknown, last: LastMessage): ChatResult {
+  if (typeof content !== "string") throw upstreamFailure("ollama", "chat answer without message.content");
+  return {
+    content,
+    promptTokens: tokenCount(last.prompt_eval_count, "prompt_eval_count"),
+    completionTokens: tokenCount(last.eval_count, "eval_count"),
+    truncated: last.done_reason === "length" || !last.done,
+    looped: !last.done,
+  };
+}
 
 /** ollama-js 0.6.4 (AbortableAsyncIterator) throws this when a stream ends without a done message. */
 const NO_DONE_MESSAGE = "Did not receive done or success response in stream.";
@@ -129,6 +145,8 @@ export function createOllama(opts: OllamaOptions) {
           const res = await client.embed({ model: opts.embedModel, input, truncate: !whole });
           const got = Array.isArray(res.embeddings) ? res.embeddings.length : "no";
           if (got !== input.length) throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${got}`);
+          if (!res.embeddings.every((v) => Array.isArray(v) && v.length > 0 && typeof v[0] === "number"))
+            throw upstreamFailure("ollama", "embeddings that are not vectors of numbers");
           return res.embeddings;
         });
         vectors.push(...embeddings);
@@ -139,7 +157,7 @@ export function createOllama(opts: OllamaOptions) {
     chat: (model: string, messages: ChatMessage[]): Promise<ChatResult> =>
       call("ollama_chat", async () => {
         const res = await client.chat({ ...chatRequest(model, messages), stream: false });
-        return chatResult(res.message.content, res);
+        return chatResult(res?.message?.content, res);
       }),
 
     /**

@@ -1,7 +1,7 @@
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
-import { AppError, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
@@ -109,10 +109,17 @@ class QdrantStatusError extends Error {
 class QdrantRefused extends AppError {}
 
 /**
- * Qdrant answered 404 on the collection's own endpoints: the collection does not exist (a lost volume, a deleted or
- * not yet restored collection). Its data cannot come back from here, but the app can go on without it.
+ * Qdrant answered that the collection does not exist (a lost volume, a deleted or not yet restored collection). Its
+ * data cannot come back from here, but the app can go on without it.
  */
 class CollectionMissing extends QdrantRefused {}
+
+/**
+ * Qdrant's reason for a collection that does not exist: StorageError::NotFound, "Not found: Collection `name` doesn't
+ * exist!" (qdrant lib/storage, toc validate_collection_exists). Any other 404 (a proxy's page, a path it does not
+ * route) is a failed call: read as a missing collection, a delete was acknowledged with its chunks still searchable.
+ */
+const NO_COLLECTION = /^Not found: Collection `[^`]*` doesn't exist!/;
 
 /** Failures of point writes (upsert, delete) that timed out or broke off after they were sent. */
 const unknownOutcomes = new WeakSet<AppError>();
@@ -137,7 +144,13 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
     // Qdrant's reason is the answer's `status.error` (api.qdrant.tech error responses).
     const reason = data?.status?.error;
     const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
-    if (status === 404) return new CollectionMissing(failure.status, failure.message, failure.type);
+    if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
+      return new CollectionMissing(failure.status, failure.message, failure.type);
+    // Busy or restarting (or a proxy that cannot reach it): a 503 to retry later, as Ollama's is.
+    if (status === 503) {
+      const busy = dependencyUnavailable("qdrant", failure.message);
+      return new QdrantRefused(busy.status, busy.message, busy.type, undefined, busy.headers);
+    }
     // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
     if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
     return new QdrantRefused(failure.status, failure.message, failure.type);
@@ -285,12 +298,20 @@ export function createQdrant(opts: QdrantOptions) {
       }
       collectionReady = true;
     }
-    const info = await call("qdrant_collection", () => client.getCollection(name), beforeCall);
+    const info = await call(
+      "qdrant_collection",
+      async () => {
+        const got = await client.getCollection(name);
+        if (typeof got?.config?.params !== "object") throw upstreamFailure("qdrant", "collection info without config.params");
+        return got;
+      },
+      beforeCall,
+    );
     for (const field of Object.keys(info.payload_schema ?? {})) indexedFields.add(field);
     const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
     if (size !== undefined && size !== dimension) {
       throw new AppError(
-        500,
+        502,
         `collection ${name} holds ${size}-dimensional vectors but the embedding model returns ${dimension}`,
         "config_error",
       );
@@ -322,8 +343,10 @@ export function createQdrant(opts: QdrantOptions) {
     } finally {
       deadline.clear();
     }
-    if (!Array.isArray(answer.result?.points)) throw upstreamFailure("qdrant", "query answer without result.points");
-    return answer.result.points;
+    const points = answer?.result?.points;
+    if (!Array.isArray(points) || !points.every((p) => typeof p === "object" && p !== null && typeof p.score === "number"))
+      throw upstreamFailure("qdrant", "query answer without result.points of scored points");
+    return points;
   }
 
   async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall, landed: () => void): Promise<void> {

@@ -267,7 +267,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const retrieved = await qdrant.search(vector, input.filter, topK);
-      if (cached === undefined) rememberEmbedding(vectorKey, vector);
+      // Not when there was no collection to search (null): Qdrant never checked the vector's size.
+      if (cached === undefined && retrieved !== null) rememberEmbedding(vectorKey, vector);
       const hits = retrieved ?? [];
       const cacheable = retrieved !== null;
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
