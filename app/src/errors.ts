@@ -17,12 +17,31 @@ export class AppError extends Error {
 /** What a request past REQUEST_TIMEOUT_MS is told (middleware/deadline.ts; an answer slot's wait ends with it too). */
 export const requestTimeoutMessage = (ms: number) => `request took longer than ${ms} ms`;
 
+/**
+ * Credentials from the configuration (start.ts, qdrant.ts), never to be shown: an upstream's error text may echo the
+ * request that carried one (a proxy in front of Qdrant answering 400 with the request's headers put QDRANT_API_KEY in
+ * the client's 502 and the log line), and pino's `redact` matches field names, not text. Values under 8 characters
+ * are left: too common to take out of a message.
+ */
+const secretValues = new Set<string>();
+
+export function treatAsSecret(...values: Array<string | undefined>): void {
+  for (const value of values) if (value !== undefined && value.length >= 8) secretValues.add(value);
+}
+
+/** `text` with every secret value replaced by `[redacted]`. */
+export function withoutSecrets(text: string): string {
+  let shown = text;
+  for (const secret of secretValues) if (shown.includes(secret)) shown = shown.replaceAll(secret, "[redacted]");
+  return shown;
+}
+
 export const upstreamTimeout = (service: string, ms: number) =>
   new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
 
 /** `reason` may carry the upstream's error body (a proxy's HTML page, say): it is clipped. */
 export const upstreamFailure = (service: string, reason: string) =>
-  new AppError(502, `${service} request failed: ${clip(reason)}`, `${service}_error`);
+  new AppError(502, `${service} request failed: ${clip(withoutSecrets(reason))}`, `${service}_error`);
 
 /**
  * Retry-After on a dependency's 503 (RFC 9110 10.2.3): how long a client should wait before asking again. A second:
@@ -32,7 +51,7 @@ export const upstreamFailure = (service: string, reason: string) =>
 export const RETRY_AFTER_SECONDS = 1;
 
 export const dependencyUnavailable = (service: string, reason: string) =>
-  new AppError(503, `${service} unavailable: ${clip(reason)}`, `${service}_unavailable`, undefined, {
+  new AppError(503, `${service} unavailable: ${clip(withoutSecrets(reason))}`, `${service}_unavailable`, undefined, {
     "Retry-After": String(RETRY_AFTER_SECONDS),
   });
 
@@ -90,7 +109,7 @@ export function describe(err: unknown): string {
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
     const causeCode = typeof cause?.code === "string" ? cause.code : undefined;
     const named = typeof code === "string" ? code : causeCode;
-    return named && !err.message.includes(named) ? `${err.message} ${named}` : err.message;
+    return withoutSecrets(named && !err.message.includes(named) ? `${err.message} ${named}` : err.message);
   }
-  return String(err);
+  return withoutSecrets(String(err));
 }

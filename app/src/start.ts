@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.ts";
 import { beforeDeadline, retryUntil } from "./deadline.ts";
-import { AppError, dependencyUnavailable, describe } from "./errors.ts";
+import { AppError, dependencyUnavailable, describe, treatAsSecret } from "./errors.ts";
 import { listenHttp } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -63,6 +63,23 @@ const SHUTDOWN_NOTICE_MS = 1_000;
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  // As written in the URL and decoded: an error text may carry either.
+  const passwords = (url: string | undefined) => {
+    const password = url ? new URL(url).password : "";
+    try {
+      return [password, decodeURIComponent(password)];
+    } catch {
+      return [password];
+    }
+  };
+  treatAsSecret(
+    config.REDIS_PASSWORD,
+    ...passwords(config.DATABASE_URL),
+    ...passwords(config.DATABASE_MIGRATE_URL),
+    ...passwords(config.REDIS_URL),
+    ...config.API_KEYS,
+    ...config.ADMIN_API_KEYS,
+  );
   const metrics = createMetrics();
   const ca = config.DATABASE_CA_FILE?.contents;
   const sql = createDb(config.DATABASE_URL, {

@@ -292,6 +292,27 @@ test("only Qdrant's own 'collection doesn't exist' is a missing collection; anot
   }
 });
 
+test("an upstream error that echoes the request's Qdrant API key is passed on with the key taken out", async () => {
+  const apiKey = "QDRANTSECRETkey789";
+  const echo = new Hono()
+    .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
+    // A proxy in front of Qdrant that answers with the request it refused, headers and all.
+    .post("/collections/:name/points/query", (c) =>
+      c.json({ status: { error: `bad request headers=${JSON.stringify(c.req.header())}` }, time: 0 }, 400),
+    );
+  const server = await listen(echo);
+  try {
+    await assert.rejects(qdrantAt(server.url, "c", { apiKey }).search([1, 0, 0], undefined, 3), (err) => {
+      assert.ok(err instanceof AppError && err.status === 502, String(err));
+      assert.doesNotMatch(err.message, new RegExp(apiKey));
+      assert.match(err.message, /"api-key":"\[redacted\]"/);
+      return true;
+    });
+  } finally {
+    await server.close();
+  }
+});
+
 test("an Ollama chat or embed 200 of another shape is a 502, not a 500 where it is stored", async () => {
   let chat: unknown = {};
   const gateway = new Hono().post("/api/embed", (c) => c.json({ embeddings: [null] })).post("/api/chat", (c) => c.json(chat));

@@ -1,7 +1,15 @@
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import { Agent, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
-import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import {
+  AppError,
+  dependencyUnavailable,
+  isAbortError,
+  noAnswer,
+  treatAsSecret,
+  upstreamFailure,
+  upstreamTimeout,
+} from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
@@ -178,6 +186,7 @@ const METADATA_PREFIX = "metadata.";
 const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_delete"]);
 
 export function createQdrant(opts: QdrantOptions) {
+  treatAsSecret(opts.apiKey);
   // Everything but the query (see queryPoints): the client, over Node's fetch and its own keep-alive undici Agent
   // (js-client-rest 1.19.0 dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own
   // AbortController middleware (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json
