@@ -4,25 +4,56 @@ import { MAX_QUERY_CHARS, MAX_TITLE_CHARS } from "./schemas.ts";
 import { estimateTokens, sourceEntry, sourceTokenBudget } from "./services/context.ts";
 import { SLOW_READ_FACTOR } from "./services/store.ts";
 
-const urlWithProtocol = (...protocols: string[]) =>
-  z.string({ error: "is required" }).refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
-  );
+/**
+ * What is wrong with a URL setting, if anything. The drivers refuse more than `new URL` does: a password with a bad
+ * %-escape stopped start-up with only "URI malformed", and a Redis URL whose path is not a database number with
+ * "Invalid pathname", neither naming the variable. The message never repeats the value (it may hold a password).
+ */
+function urlProblem(value: string, protocols: string[]): string | undefined {
+  const expected = `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return expected;
+  }
+  if (!protocols.includes(url.protocol)) return expected;
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    return "has a user name or password with a malformed %-escape (write a literal % as %25)";
+  }
+  if (url.protocol.startsWith("redis") && !/^\/?\d*$/.test(url.pathname))
+    return "must name its database by number, as in redis://host:6379/0, or not at all";
+  return undefined;
+}
 
-const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER, maxReason = "") =>
-  z.coerce
-    .number({ error: "must be an integer" })
-    .int({ error: "must be an integer" })
-    .min(min, { error: `must be >= ${min}` })
-    .max(max, { error: `must be <= ${max}${maxReason}` })
+const urlWithProtocol = (...protocols: string[]) =>
+  z.string({ error: "is required" }).superRefine((value, ctx) => {
+    const problem = urlProblem(value, protocols);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+/**
+ * An integer setting, written in decimal digits: an empty value was read as 0 (PORT="" listened on a random port,
+ * SHUTDOWN_TIMEOUT_MS="" drained for 0 ms, TURN_RETENTION_DAYS="" kept every turn), and "0x10" or "1e3" as 16 or 1000.
+ */
+const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER, maxReason = "") => {
+  const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+  return z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { error: `must be an integer ${range}, in decimal digits` })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `must be >= ${min}` })
+        .max(max, { error: `must be <= ${max}${maxReason}` }),
+    )
     .default(fallback);
+};
 
 /**
  * The longest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); past it Node sets the timer to 1 ms, so a
@@ -192,60 +223,69 @@ export const envSchema = z.object({
   CHUNK_OVERLAP_CHARS: int(150, 0),
 });
 
-const checkedSchema = envSchema.superRefine((env, ctx) => {
-  if (env.QDRANT_WRITE_CONSISTENCY > env.QDRANT_REPLICATION_FACTOR) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["QDRANT_WRITE_CONSISTENCY"],
-      message: `must be <= QDRANT_REPLICATION_FACTOR (${env.QDRANT_REPLICATION_FACTOR})`,
-    });
-  }
-  const longestQuestion = "x".repeat(MAX_QUERY_CHARS);
-  const room = sourceTokenBudget(
-    { contextTokens: env.MODEL_CONTEXT_TOKENS, answerTokens: env.MAX_ANSWER_TOKENS },
-    longestQuestion,
-  );
-  const chunk = estimateTokens("x".repeat(env.CHUNK_SIZE_CHARS));
-  if (room < chunk) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["MAX_ANSWER_TOKENS"],
-      message:
-        `${env.MAX_ANSWER_TOKENS} leaves ${room} of MODEL_CONTEXT_TOKENS (${env.MODEL_CONTEXT_TOKENS}) for the sources ` +
-        `beside a ${MAX_QUERY_CHARS}-character question, less than one chunk (${chunk}): lower MAX_ANSWER_TOKENS or ` +
-        "CHUNK_SIZE_CHARS, or raise MODEL_CONTEXT_TOKENS",
-    });
-  }
-  // The budget stops at the first source that does not fit (context.ts): below one chunk, no question got a source.
-  // A chunk in a script of a token a character (Han, Hangul, Thai...), with the longest Latin title.
-  const widest = { title: "x".repeat(MAX_TITLE_CHARS), text: "\u6f6e".repeat(env.CHUNK_SIZE_CHARS) };
-  const entry = estimateTokens(`${sourceEntry(widest, 99)}\n\n`);
-  if (env.CONTEXT_TOKEN_BUDGET < entry) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["CONTEXT_TOKEN_BUDGET"],
-      message:
-        `must be at least ${entry}, one source of CHUNK_SIZE_CHARS (${env.CHUNK_SIZE_CHARS}) characters of Chinese ` +
-        "with the longest title: below it such sources are never given to the model",
-    });
-  }
-  if ((env.OLLAMA_PODS_DNS === undefined) !== (env.API_PODS_DNS === undefined)) {
-    ctx.addIssue({
-      code: "custom",
-      path: [env.OLLAMA_PODS_DNS === undefined ? "OLLAMA_PODS_DNS" : "API_PODS_DNS"],
-      message: "must be set with OLLAMA_PODS_DNS and API_PODS_DNS both, or neither",
-    });
-  } else if (env.OLLAMA_PODS_DNS !== undefined && env.OLLAMA_MAX_ANSWERS === 0) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["OLLAMA_MAX_ANSWERS"],
-      message: "must be at least 1 when OLLAMA_PODS_DNS and API_PODS_DNS share the answer slots out (0 turns them off)",
-    });
-  }
-  if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
-    ctx.addIssue({ code: "custom", path: ["METRICS_PORT"], message: "must differ from PORT (PORT is public, metrics are not)" });
-  }
-});
+// Only once every variable is valid on its own (`when`): run on a value a field refused, `"x".repeat(CHUNK_SIZE_CHARS)`
+// threw a RangeError with its stack trace instead of the one line naming the variable.
+const checkedSchema = envSchema.superRefine(
+  (env, ctx) => {
+    if (env.QDRANT_WRITE_CONSISTENCY > env.QDRANT_REPLICATION_FACTOR) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QDRANT_WRITE_CONSISTENCY"],
+        message: `must be <= QDRANT_REPLICATION_FACTOR (${env.QDRANT_REPLICATION_FACTOR})`,
+      });
+    }
+    const longestQuestion = "x".repeat(MAX_QUERY_CHARS);
+    const room = sourceTokenBudget(
+      { contextTokens: env.MODEL_CONTEXT_TOKENS, answerTokens: env.MAX_ANSWER_TOKENS },
+      longestQuestion,
+    );
+    const chunk = estimateTokens("x".repeat(env.CHUNK_SIZE_CHARS));
+    if (room < chunk) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAX_ANSWER_TOKENS"],
+        message:
+          `${env.MAX_ANSWER_TOKENS} leaves ${room} of MODEL_CONTEXT_TOKENS (${env.MODEL_CONTEXT_TOKENS}) for the sources ` +
+          `beside a ${MAX_QUERY_CHARS}-character question, less than one chunk (${chunk}): lower MAX_ANSWER_TOKENS or ` +
+          "CHUNK_SIZE_CHARS, or raise MODEL_CONTEXT_TOKENS",
+      });
+    }
+    // The budget stops at the first source that does not fit (context.ts): below one chunk, no question got a source.
+    // A chunk in a script of a token a character (Han, Hangul, Thai...), with the longest Latin title.
+    const widest = { title: "x".repeat(MAX_TITLE_CHARS), text: "\u6f6e".repeat(env.CHUNK_SIZE_CHARS) };
+    const entry = estimateTokens(`${sourceEntry(widest, 99)}\n\n`);
+    if (env.CONTEXT_TOKEN_BUDGET < entry) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["CONTEXT_TOKEN_BUDGET"],
+        message:
+          `must be at least ${entry}, one source of CHUNK_SIZE_CHARS (${env.CHUNK_SIZE_CHARS}) characters of Chinese ` +
+          "with the longest title: below it such sources are never given to the model",
+      });
+    }
+    if ((env.OLLAMA_PODS_DNS === undefined) !== (env.API_PODS_DNS === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [env.OLLAMA_PODS_DNS === undefined ? "OLLAMA_PODS_DNS" : "API_PODS_DNS"],
+        message: "must be set with OLLAMA_PODS_DNS and API_PODS_DNS both, or neither",
+      });
+    } else if (env.OLLAMA_PODS_DNS !== undefined && env.OLLAMA_MAX_ANSWERS === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["OLLAMA_MAX_ANSWERS"],
+        message: "must be at least 1 when OLLAMA_PODS_DNS and API_PODS_DNS share the answer slots out (0 turns them off)",
+      });
+    }
+    if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["METRICS_PORT"],
+        message: "must differ from PORT (PORT is public, metrics are not)",
+      });
+    }
+  },
+  { when: (payload) => payload.issues.length === 0 },
+);
 
 export type Config = z.infer<typeof envSchema>;
 

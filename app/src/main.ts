@@ -34,5 +34,7 @@ try {
   process.on("SIGINT", () => shutdown("SIGINT"));
 } catch (err) {
   log.fatal({ err: describe(err) }, "start-up failed");
+  // The reason is the one line an operator needs, with the log off too (LOG_LEVEL=silent).
+  if (!log.isLevelEnabled("fatal")) process.stderr.write(`start-up failed: ${describe(err)}\n`);
   process.exit(1);
 }

@@ -20,10 +20,20 @@ const urls = {
 
 test("a bad or missing environment variable stops start-up with one line naming it", { timeout: 60_000 }, async () => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ PORT: "not-a-port" }, /^invalid environment: PORT must be an integer$/],
+    [{ PORT: "not-a-port" }, /^invalid environment: PORT must be an integer from 0 to 65535, in decimal digits$/],
     [{ DATABASE_URL: "" }, /^invalid environment: DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\/$/],
     [{ REDIS_URL: "http://127.0.0.1:6379" }, /^invalid environment: REDIS_URL must be a URL/],
     [{ API_KEYS: "short" }, /^invalid environment: API_KEYS every key must be at least 16 characters$/],
+    // Read as 0 (a random port), not refused.
+    [{ PORT: "" }, /^invalid environment: PORT must be an integer from 0 to 65535, in decimal digits$/],
+    // Checked across variables only once each is valid: this one threw a RangeError with its stack.
+    [{ CHUNK_SIZE_CHARS: "-1" }, /^invalid environment: CHUNK_SIZE_CHARS must be >= 100$/],
+    // Refused by the driver after start-up began, with "URI malformed" and no variable named; the password not echoed.
+    [
+      { DATABASE_URL: "postgres://app:p%ZZword@127.0.0.1:1/app" },
+      /^invalid environment: DATABASE_URL has a user name or password with a malformed %-escape \(write a literal % as %25\)$/,
+    ],
+    [{ REDIS_URL: "redis://127.0.0.1:1/cache" }, /^invalid environment: REDIS_URL must name its database by number/],
   ];
   const runs = cases.map(async ([override, expected]) => {
     const proc = spawnAppProcess(appEnv(urls, override));
