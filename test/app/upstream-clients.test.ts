@@ -9,7 +9,10 @@ import { AppError, describe } from "../../app/src/errors.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
+import { loadConfig } from "../../app/src/config.ts";
+import { createDocuments } from "../../app/src/services/documents.ts";
 import { createOllama } from "../../app/src/services/ollama.ts";
+import { appEnv } from "../support/app.ts";
 import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
@@ -308,6 +311,42 @@ test("an upstream error that echoes the request's Qdrant API key is passed on wi
       assert.match(err.message, /"api-key":"\[redacted\]"/);
       return true;
     });
+  } finally {
+    await server.close();
+  }
+});
+
+test("an ingest answered 504 stops embedding: no Ollama batch starts past its deadline", async () => {
+  let embeds = 0;
+  const slow = new Hono().post("/api/embed", async (c) => {
+    embeds++;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const { input } = await c.req.json<{ input: string[] }>();
+    return c.json({ embeddings: input.map(() => [0.1, 0.2]) });
+  });
+  const server = await listen(slow);
+  try {
+    const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: server.url, qdrantUrl: "http://x" };
+    const documents = createDocuments({
+      config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "150", QDRANT_TIMEOUT_MS: "50" })),
+      store: { upsertDocuments: async () => {}, releaseDocuments: async () => {} } as never,
+      corpus: { bump: async () => {} } as never,
+      ollama: createOllama({
+        url: server.url,
+        timeoutMs: 5_000,
+        embedModel: "e",
+        batchSize: 1,
+        maxAnswerTokens: 16,
+        metrics: createMetrics(),
+      }),
+      qdrant: {} as never,
+      log: createLogger("silent"),
+    });
+    // Twenty batches of 60 ms: the deadline passes during the third.
+    const docs = Array.from({ length: 20 }, (_, i) => ({ id: `d${i}`, text: `Document ${i}.` }));
+    await assert.rejects(documents.ingest(docs, "key:a"), { status: 504 });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.ok(embeds <= 4, `${embeds} embed calls, most of them after the 504`);
   } finally {
     await server.close();
   }

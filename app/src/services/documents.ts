@@ -237,11 +237,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     chunks: T[],
     beforeCall: () => void,
   ): Promise<Array<T & { vector: number[] }>> {
-    beforeCall();
     try {
+      // Checked before each batch: checked once before them all, an ingest answered 504 went on embedding every batch.
       const vectors = await ollama.embed(
         chunks.map((c) => c.text),
-        { whole: true },
+        { whole: true, beforeBatch: beforeCall },
       );
       return chunks.map((c, i) => ({ ...c, vector: vectors[i]! }));
     } catch (err) {

@@ -134,11 +134,13 @@ export function createOllama(opts: OllamaOptions) {
   return {
     /**
      * Embeds texts in batches of EMBED_BATCH_SIZE through /api/embed. `whole`: a text longer than the embedding model's
-     * window is refused (EmbedInputTooLong) instead of embedded by its head alone.
+     * window is refused (EmbedInputTooLong) instead of embedded by its head alone. `beforeBatch` runs before each
+     * batch's call, and may throw to stop there.
      */
-    async embed(texts: string[], { whole = false } = {}): Promise<number[][]> {
+    async embed(texts: string[], { whole = false, beforeBatch = () => {} } = {}): Promise<number[][]> {
       const vectors: number[][] = [];
       for (let i = 0; i < texts.length; i += opts.batchSize) {
+        beforeBatch();
         const input = texts.slice(i, i + opts.batchSize);
         // Checked inside `call`: a 200 of another shape (a gateway's, say) is a failed call, and a 502.
         const embeddings = await call("ollama_embed", async () => {
