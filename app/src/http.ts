@@ -6,8 +6,8 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
-const countUnmatched = (metrics: Metrics, method: string | undefined, status: number) =>
-  metrics.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
+const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
+  metrics?.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
 
 /**
  * Requests Node's parser refused while the app was handling them (a bad chunk in the body): the parser's JSON 4xx is
@@ -65,7 +65,7 @@ function afterEarlierAnswers(socket: ServerSocket, own: IncomingMessage | undefi
  * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
  * app would, then close. The answers to whole requests pipelined before those bytes go out first.
  */
-function onClientError(metrics: Metrics) {
+function onClientError(metrics: Metrics | undefined) {
   return (err: NodeJS.ErrnoException, socket: ServerSocket) => {
     if (refusing.has(socket)) return;
     if (CLIENT_LEFT.has(err.code ?? "") || silentConnection(err, socket) || !socket.writable) {
@@ -93,7 +93,13 @@ function onClientError(metrics: Metrics) {
 }
 
 /** A JSON `{error}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
-function refuseRequest(metrics: Metrics, req: IncomingMessage, res: ServerResponse, status: number, error: string): void {
+function refuseRequest(
+  metrics: Metrics | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  error: string,
+): void {
   countUnmatched(metrics, req.method, status);
   const body = JSON.stringify({ error });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
@@ -125,7 +131,7 @@ const SERVED_METHODS = "GET, HEAD, POST, DELETE";
  * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
  * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
  */
-function refuseUnservable(server: Server, metrics: Metrics, startResponse: (res: ServerResponse) => void) {
+function refuseUnservable(server: Server, metrics: Metrics | undefined, startResponse: (res: ServerResponse) => void) {
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
@@ -187,7 +193,8 @@ export async function listenHttp(
   opts: {
     port: number;
     host: string;
-    metrics: Metrics;
+    /** Where refusals the app never sees are counted (http_requests_total, route "unmatched"); none on the ops port. */
+    metrics: Metrics | undefined;
     log: Logger;
     keepAliveTimeoutMs: number;
     /** How long a client may take to send a whole request (its head and body); then a 408. Node's default: 5 min. */

@@ -213,7 +213,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     port: config.PORT,
     responseHeaders: await securityHeaders(),
   });
-  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, { ...listening, port: config.METRICS_PORT });
+  // Not counted in http_requests_total: the API's error-rate alerts read it, and a scraper's bad request is not the API's.
+  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, {
+    ...listening,
+    metrics: undefined,
+    port: config.METRICS_PORT,
+  });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");
 

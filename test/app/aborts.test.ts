@@ -85,6 +85,20 @@ test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not 
   assert.equal(metricValue(after, "http_requests_total", { route: "unmatched" }), 0, "counted once");
 });
 
+test("a request the parser refuses on METRICS_PORT is not counted as the API's", async () => {
+  const before = await scrape(stack.metricsUrl);
+  const { port } = new URL(stack.metricsUrl);
+  const answer = await new Promise<string>((resolve) => {
+    let text = "";
+    const socket = connect(Number(port), "127.0.0.1", () => socket.write("GARBAGE\r\n\r\n"));
+    socket.on("data", (d) => (text += d)).on("close", () => resolve(text));
+  });
+  assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+  const after = await scrape(stack.metricsUrl);
+  const unmatched = { route: "unmatched", status: "400" };
+  assert.equal(metricValue(after, "http_requests_total", unmatched), metricValue(before, "http_requests_total", unmatched));
+});
+
 test("a query or an ingest answered 504 at REQUEST_TIMEOUT_MS writes nothing after it: asked again, nothing is there twice", async () => {
   const db = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
   const user = api(stack.url, USER_KEY);
