@@ -326,22 +326,31 @@ test("a question naming another key's session is a JSON 403 before any embedding
   assert.equal(again.status, 200, again.text);
 });
 
-test("a long session is read in pages: at most `limit` turns, oldest first, each page after the last turn read", async () => {
-  const session_id = "session-pages-1";
+/**
+ * A session of one question asked and `copies` more turns like its turn, inserted directly: request ids `${prefix}1`
+ * on, copy g created g / `perSecond` seconds after it (integer division: 2 gives pairs sharing created_at, as the turns
+ * of one group commit do); `answer`, when given, is every turn's answer. Resolves to the request ids, oldest first.
+ */
+async function sessionOfCopies(session_id: string, prefix: string, copies: number, perSecond: number, answer?: string) {
   const first = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
   assert.equal(first.status, 200, first.text);
-  // 149 more turns like the first; pairs share created_at, as the turns of one group commit do.
   const sql = postgres(stack.pg.url, { onnotice: () => {} });
   try {
+    if (answer !== undefined) await sql`UPDATE turns SET answer = ${answer} WHERE request_id = ${first.body.request_id}`;
     await sql`
       INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
-      SELECT 'page-turn-' || g, session_id, question, answer, sources_hash, model, latency_ms,
-             created_at + (g / 2) * interval '1 second'
-      FROM turns, generate_series(1, 149) g WHERE request_id = ${first.body.request_id}`;
+      SELECT ${prefix} || g, session_id, question, answer, sources_hash, model, latency_ms,
+             created_at + (g / ${perSecond}::int) * interval '1 second'
+      FROM turns, generate_series(1, ${copies}) g WHERE request_id = ${first.body.request_id}`;
   } finally {
     await sql.end();
   }
-  const all = [first.body.request_id, ...Array.from({ length: 149 }, (_, i) => `page-turn-${i + 1}`)];
+  return [first.body.request_id as string, ...Array.from({ length: copies }, (_, i) => `${prefix}${i + 1}`)];
+}
+
+test("a long session is read in pages: at most `limit` turns, oldest first, each page after the last turn read", async () => {
+  const session_id = "session-pages-1";
+  const all = await sessionOfCopies(session_id, "page-turn-", 149, 2);
 
   const firstPage = await user.get(`/api/v1/sessions/${session_id}`);
   assert.equal(firstPage.status, 200, firstPage.text);
@@ -380,20 +389,7 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
 
 test("a page of a session also ends at SESSION_PAGE_MAX_BYTES, however few turns that is, and says more follow", async () => {
   const session_id = "session-pages-bytes";
-  const first = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id });
-  assert.equal(first.status, 200, first.text);
-  // Ten turns of 300 kB answers.
-  const sql = postgres(stack.pg.url, { onnotice: () => {} });
-  try {
-    await sql`UPDATE turns SET answer = repeat('tide ', 60000) WHERE request_id = ${first.body.request_id}`;
-    await sql`
-      INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
-      SELECT 'bytes-turn-' || g, session_id, question, answer, sources_hash, model, latency_ms, created_at + g * interval '1 second'
-      FROM turns, generate_series(1, 9) g WHERE request_id = ${first.body.request_id}`;
-  } finally {
-    await sql.end();
-  }
-  const all = [first.body.request_id, ...Array.from({ length: 9 }, (_, i) => `bytes-turn-${i + 1}`)];
+  const all = await sessionOfCopies(session_id, "bytes-turn-", 9, 1, "tide ".repeat(60_000)); // ten turns of 300 kB
 
   const read: string[] = [];
   for (let page = 0, more = true; more && page < 10; page++) {
