@@ -293,6 +293,29 @@ test("a key at a steady rate is refused only once its limit is nearly used: a le
   }
 });
 
+test("one replica admits no more than its limit in a window across a Redis outage's start or its end", async () => {
+  const real = await connectedCache();
+  try {
+    let down = false;
+    const cache: Cache = { ...real, run: (op) => (down ? Promise.reject(new Error("redis down")) : real.run(op)) };
+    const limiter = createRateLimiter(cache, 20);
+    const admitted = async (key: string, n: number) =>
+      (await Promise.all(Array.from({ length: n }, () => limiter.check(key)))).filter((d) => d.allowed).length;
+    // Redis admits 15, then fails: the process's own log had none of them, and admitted 20 more.
+    const before = `outage-start-${randomUUID()}`;
+    const fromRedis = await admitted(before, 15);
+    down = true;
+    assert.equal(fromRedis + (await admitted(before, 30)), 20, "admitted across the outage's start");
+    // 20 admitted while Redis fails, then it answers again with none of them in its log: it admitted 20 more.
+    const after = `outage-end-${randomUUID()}`;
+    const offline = await admitted(after, 30);
+    down = false;
+    assert.equal(offline + (await admitted(after, 30)), 20, "admitted across the outage's end");
+  } finally {
+    await real.close();
+  }
+});
+
 test("two replicas never admit more than the limit within any window, an admission used late in its lease included", async () => {
   const [a, b] = await Promise.all([connectedCache(), connectedCache()]);
   try {

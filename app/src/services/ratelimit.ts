@@ -62,8 +62,8 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   const limitString = String(limit);
   const maxLease = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit * LEASE_SHARE)));
 
-  function checkInMemory(key: string): RateDecision {
-    const now = Date.now();
+  /** The key's log of this process's admissions, trimmed to the window ending `now`. */
+  function ownLog(key: string, now: number): WindowLog {
     const log = memory.get(key) ?? { hits: [], first: 0 };
     memory.delete(key); // re-insert so Map order is least-recently-used first
     memory.set(key, log);
@@ -73,6 +73,13 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
       log.hits = log.hits.slice(log.first);
       log.first = 0;
     }
+    return log;
+  }
+
+  /** Admits the request if this process's own admissions in the window leave room for it, and logs it. */
+  function checkInMemory(key: string): RateDecision {
+    const now = Date.now();
+    const log = ownLog(key, now);
     const allowed = log.hits.length - log.first < limit;
     if (allowed) log.hits.push(now);
     const count = log.hits.length - log.first;
@@ -152,12 +159,23 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   return {
     windowMs,
 
+    /**
+     * Redis decides while it answers, and this process's own log of its admissions (every one, from Redis or not)
+     * while it fails; an admission from Redis is also checked against that log. Apart, each log ignored the other's
+     * admissions, and a Redis outage's start or end let one process admit twice the limit in a window: 40 of 20
+     * (probe X). Admissions made during an outage are not given to Redis: other replicas may still admit up to the
+     * limit each across its end.
+     */
     async check(key: string): Promise<RateDecision> {
+      let fromRedis: RateDecision;
       try {
-        return await checkInRedis(key);
+        fromRedis = await checkInRedis(key);
       } catch {
         return checkInMemory(key);
       }
+      if (!fromRedis.allowed) return fromRedis;
+      const own = checkInMemory(key);
+      return own.allowed ? fromRedis : own;
     },
   };
 }
