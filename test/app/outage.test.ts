@@ -354,6 +354,20 @@ test("a Redis failover that leaves the connection on the old primary, now a repl
   );
 });
 
+test("readiness says Redis fails while it refuses writes (read-only, as a replica), and ok once it takes them again", async () => {
+  const admin = createClient({ url: redis.url });
+  await admin.connect();
+  const redisCheck = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis.status;
+  try {
+    await admin.replicaOf("127.0.0.1", 1); // a primary that never answers: read-only, its data kept, PING answered
+    await waitFor("readiness to see the read-only Redis", async () => (await redisCheck()) === "fail", 5_000);
+  } finally {
+    await admin.sendCommand(["REPLICAOF", "NO", "ONE"]);
+    await admin.close();
+  }
+  await waitFor("readiness to see Redis take writes", async () => (await redisCheck()) === "ok");
+});
+
 test("Postgres connections left on a node that turned read-only (a switchover, a stale DNS answer): the pool reconnects", async () => {
   const admin = superuser();
   const question = () => user.post("/api/v1/query", { query: `Read-only question ${Math.random()} on tides?` });

@@ -149,7 +149,11 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       run(op).catch((err: unknown) => log.debug({ err: describe(err), cache }, "cache write failed"));
     },
 
-    ping: () => run((c) => c.ping()),
+    /**
+     * Readiness: a write, as every use of Redis here writes (cache entries, the rate limiter's log). A PING answered on
+     * a read-only replica and on a Redis out of memory, where every write failed and the limiter ran per process.
+     */
+    ping: () => run((c) => c.set("readiness-probe", "1", { PX: 10_000 })),
 
     /**
      * Closes the connection once the replies owed on it arrive, for at most CLOSE_WAIT_MS: node-redis' `close` waits
