@@ -50,14 +50,9 @@ const JSON_TYPE = { "content-type": "application/json" };
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, shutdownNotice: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    const preparing = rag.prepare(
-      input,
-      c.get("principal").id,
-      c.get("requestId"),
-      () => AbortSignal.any([c.req.raw.signal, shutdownNotice]),
-      c.get("deadlineAt"),
-    );
-    // An embedding is shared by the questions asking for it, so the retrieval is not cut: it goes on, and is let go.
+    const preparing = rag.prepare(input, c.get("principal").id, c.get("requestId"), () => c.req.raw.signal, c.get("deadlineAt"));
+    // Its retrieval and any wait for an answer slot are not cut (an embedding is shared by the questions asking for
+    // it): the request is answered, and the prepared query let go once it comes.
     const prepared = await beforeAbort(preparing, shutdownNotice, () => {
       void preparing.then(rag.discard, () => {});
       return shutdownNotice.reason as Error;

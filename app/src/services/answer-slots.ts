@@ -1,4 +1,4 @@
-import { AppError, dependencyUnavailable } from "../errors.ts";
+import { dependencyUnavailable } from "../errors.ts";
 
 /**
  * `release` frees the slot (idempotent); `unused` frees it without a model call, so its time does not count in the
@@ -11,9 +11,6 @@ const HOLD_WEIGHT = 0.2;
 
 /** An Error (Hono's error handler takes only those; the request's abort reason is a string), named as an abort. */
 const clientLeft = () => new DOMException("the client left while waiting for an answer slot", "AbortError");
-
-/** Why a wait ended by its signal: the server's own reason (an AppError: the shutdown notice), else the client left. */
-const endedBy = (signal: AbortSignal) => (signal.reason instanceof AppError ? signal.reason : clientLeft());
 
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
@@ -67,7 +64,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
     }
     return new Promise<Slot>((resolve, reject) => {
       const signal = clientSignal?.();
-      if (signal?.aborted) return reject(endedBy(signal));
+      if (signal?.aborted) return reject(clientLeft());
       const stopWaiting = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", left);
@@ -81,7 +78,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
         stopWaiting();
         resolve(slot);
       };
-      const left = () => leave(endedBy(signal!));
+      const left = () => leave(clientLeft());
       const timer = setTimeout(
         () => leave(waitMs < maxWaitMs ? deadline!.passed() : busyError(model, `none free within ${maxWaitMs} ms`)),
         waitMs,
@@ -109,8 +106,8 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   const limit = { slots: opts.slots };
   return {
     /**
-     * `clientSignal` is read only if the question has to wait: a client that leaves gives up its place (as does a
-     * question the signal ends with an AppError, which it is refused with), and none waits past its `deadline`.
+     * `clientSignal` is read only if the question has to wait: a client that leaves gives up its place, and none waits
+     * past its `deadline`.
      */
     acquire(model: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {}, unused() {}, waited: false });

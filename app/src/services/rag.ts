@@ -196,8 +196,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
 
   /**
    * Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed.
-   * `clientSignal` aborts when the client leaves, or with an AppError (the server's shutdown notice), which the question
-   * then ends with. A getter, read only if the question has to wait for an answer slot:
+   * `clientSignal` aborts when the client leaves. A getter, read only if the question has to wait for an answer slot:
    * @hono/node-server creates the request's AbortController on first read, about 7 us in Node 20, which a cache hit
    * need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
    */
@@ -267,10 +266,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const vector = cached ?? (await embedQuery(question, vectorKey));
       const retrieved = await qdrant.search(vector, input.filter, topK);
-      // Not when there was no collection to search (null): Qdrant never checked the vector's size.
-      if (cached === undefined && retrieved !== null) rememberEmbedding(vectorKey, vector);
-      const hits = retrieved ?? [];
       const cacheable = retrieved !== null;
+      // Not when there was no collection to search: Qdrant never checked the vector's size.
+      if (cached === undefined && cacheable) rememberEmbedding(vectorKey, vector);
+      const hits = retrieved ?? [];
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
