@@ -137,18 +137,15 @@ export function createStore(sql: Sql, timeoutMs: number) {
           WITH page AS (
             SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
                    t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at, t.id,
-                   s.bytes AS set_bytes
+                   octet_length(t.question) + octet_length(t.answer)
+                     + COALESCE(s.bytes, octet_length(COALESCE(s.sources, t.sources)::text), 0) AS bytes
             FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
             WHERE t.session_id = ${sessionId} ${after}
             ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}
-          ), sized AS (
-            SELECT *, octet_length(question) + octet_length(answer) + COALESCE(set_bytes, octet_length(sources::text), 0)
-                   AS bytes
-            FROM page
           ), running AS (
             SELECT *, count(*) OVER () AS page_rows,
                    sum(bytes) OVER (ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) - bytes AS bytes_before
-            FROM sized
+            FROM page
           )
           SELECT request_id, session_id, question, answer, sources, model, prompt_tokens, completion_tokens,
                  latency_ms, cached, truncated, created_at, page_rows::int
