@@ -289,8 +289,7 @@ async function runParent(): Promise<void> {
     });
     const { appUrl, bareUrl } = server;
     const meter = machineCpu(() => serverCpu(bareUrl), { postgres: pg.pid, redis: redis.pid });
-    const cachedResponse = await warmCache(appUrl, documentText);
-    await fetch(`${bareUrl}/same-bytes`, { method: "PUT", body: JSON.stringify(cachedResponse) });
+    await warmCache(server, documentText);
 
     const hitOptions = cacheHitRequest(appUrl);
     if (process.env.BENCH_ONLY === "hit") {

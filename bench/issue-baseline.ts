@@ -47,9 +47,7 @@ async function startTree(cwd: string) {
   };
   try {
     server = await spawnServerChild({ script: "bench/app.ts", cwd, databaseUrl: pg.url, redisUrl: redis.url });
-    const cached = await warmCache(server.appUrl, shortDocumentText);
-    // The issue's tree has no such route; it answers 404, and only this checkout's is loaded.
-    await fetch(`${server.bareUrl}/same-bytes`, { method: "PUT", body: JSON.stringify(cached) });
+    await warmCache(server, shortDocumentText);
     return { appUrl: server.appUrl, bareUrl: server.bareUrl, stop };
   } catch (err) {
     await stop();

@@ -53,8 +53,11 @@ export async function stopServerChild({ child }: ServerChild): Promise<void> {
   await new Promise((resolve) => child.once("exit", resolve));
 }
 
-/** Ingests 50 documents and asks CACHED_QUESTION twice; resolves to the second, cached, response body. */
-export async function warmCache(appUrl: string, documentText: (i: number) => string) {
+/**
+ * Ingests 50 documents and asks CACHED_QUESTION twice, then gives the second, cached, response to the child's bare
+ * routes that answer with the hit's bytes (bench/app.ts `/same-bytes`; a tree without them answers 404, unread).
+ */
+export async function warmCache({ appUrl, bareUrl }: ServerChild, documentText: (i: number) => string): Promise<void> {
   const user = api(appUrl, USER_KEY);
   const post = async (path: string, body: unknown) => {
     const res = await user.post<{ cached?: boolean }>(path, body);
@@ -67,7 +70,7 @@ export async function warmCache(appUrl: string, documentText: (i: number) => str
   await post("/api/v1/query", { query: CACHED_QUESTION });
   const cached = await post("/api/v1/query", { query: CACHED_QUESTION });
   if (!cached.cached) throw new Error(`${appUrl}: the warm-up query was not cached`);
-  return cached;
+  await fetch(`${bareUrl}/same-bytes`, { method: "PUT", body: JSON.stringify(cached) });
 }
 
 export const API_HEADERS = { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" };
