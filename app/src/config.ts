@@ -144,7 +144,10 @@ export const envSchema = z.object({
   DOCS_ENABLED: bool(false),
   /** Where clients reach the API (the agent card's `url`); unset, the card names the request's own origin. */
   PUBLIC_URL: urlWithProtocol("http:", "https:").optional(),
-  HOST: z.string().default("0.0.0.0"),
+  /** The address both listeners bind: an IPv4 or IPv6 address, or a name that resolves to one of this host's. */
+  HOST: z
+    .union([z.ipv4(), z.ipv6(), z.hostname()], { error: "must be an IP address or a host name (e.g. 0.0.0.0, ::)" })
+    .default("0.0.0.0"),
   /** Comma-separated bootstrap keys with the `query` scope. */
   API_KEYS: keyList.refine((keys) => keys.length > 0, { error: "is required (comma-separated keys)" }),
   /** Comma-separated keys with the `admin` scope (they may also be listed in API_KEYS). */

@@ -42,9 +42,14 @@ async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<voi
         ca: config.DATABASE_CA_FILE?.contents,
       })
     : sql;
+  const role = config.DATABASE_MIGRATE_URL ? "DATABASE_MIGRATE_URL" : "DATABASE_URL";
   try {
     const applied = await migrate(owner, MIGRATIONS_DIR);
-    log.info({ applied, role: config.DATABASE_MIGRATE_URL ? "DATABASE_MIGRATE_URL" : "DATABASE_URL" }, "migrations done");
+    log.info({ applied, role }, "migrations done");
+  } catch (err) {
+    // Which of the two URLs failed: the refusal (a password, a grant) is the same text for both.
+    if (err instanceof Error) err.message = `migrating as ${role}: ${err.message}`;
+    throw err;
   } finally {
     if (owner !== sql) await owner.end({ timeout: 5 });
   }

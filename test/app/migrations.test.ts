@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 import postgres from "postgres";
+import { migrate } from "../../app/src/services/db.ts";
 import { appEnv, startApp } from "../support/app.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { startRedis } from "../support/redis.ts";
@@ -78,7 +82,20 @@ test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's rol
       qdrantUrl: "http://127.0.0.1:1",
     };
 
-    await assert.rejects(startApp(appEnv(urls)), /permission denied for schema public/, "the runtime role cannot run DDL");
+    await assert.rejects(
+      startApp(appEnv(urls)),
+      /migrating as DATABASE_URL: permission denied for schema public/,
+      "the runtime role cannot run DDL, and the error says which URL's role tried",
+    );
+    const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+    await writeFile(path.join(dir, "001_ok.sql"), "CREATE TABLE probe_ok (id int);");
+    await writeFile(path.join(dir, "002_typo.sql"), "CREATE TABEL probe_typo (id int);");
+    await assert.rejects(migrate(admin, dir), (err: Error & { code?: string }) => {
+      assert.match(err.message, /^migration 002_typo\.sql: syntax error at or near "TABEL"/);
+      assert.equal(err.code, "42601", "the error keeps its SQLSTATE, which decides whether start-up retries");
+      return true;
+    });
+    await rm(dir, { recursive: true });
     const app = await startApp(appEnv(urls, { DATABASE_MIGRATE_URL: roleUrl("app_owner") }));
     try {
       const owners = await admin`SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'`;

@@ -299,6 +299,9 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, REQUEST_TIMEOUT_MS: "3000000000" }, /REQUEST_TIMEOUT_MS must be <= 1073741823 .*waits 2 times this/],
     [{ ...base, DB_QUERY_TIMEOUT_MS: "300000000" }, /DB_QUERY_TIMEOUT_MS must be <= 214748364 .*waits 10 times this/],
     [{ ...base, METRICS_PORT: "8080" }, /METRICS_PORT must differ from PORT/],
+    // Accepted once, it failed only at listen, after Postgres and Redis were connected and migrated.
+    [{ ...base, HOST: "0.0.0.0:8080" }, /HOST must be an IP address or a host name/],
+    [{ ...base, HOST: "[::]" }, /HOST must be an IP address or a host name/],
     [{ ...base, DOCS_ENABLED: "yes" }, /DOCS_ENABLED must be true or false/],
     [{ ...base, QDRANT_REPLICATION_FACTOR: "0" }, /QDRANT_REPLICATION_FACTOR must be >= 1/],
     [

@@ -151,7 +151,11 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
     const applied: string[] = [];
     for (const file of files) {
       if (done.has(file)) continue;
-      await tx.unsafe(await readFile(path.join(dir, file), "utf8"));
+      await tx.unsafe(await readFile(path.join(dir, file), "utf8")).catch((err: unknown) => {
+        // The operator's first question: which file. The error keeps its code, which says whether to retry.
+        if (err instanceof Error) err.message = `migration ${file}: ${err.message}`;
+        throw err;
+      });
       await tx`INSERT INTO schema_migrations (name) VALUES (${file})`;
       applied.push(file);
     }
