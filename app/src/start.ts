@@ -55,8 +55,11 @@ async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<voi
   }
 }
 
-/** A refusal that waiting does not cure: a wrong password or role (class 28), a database that does not exist (3D000). */
-const NOT_CURED_BY_WAITING = /^(28|3D000$)/;
+/**
+ * A refusal that waiting does not cure: a wrong password or role (class 28), a database that does not exist (3D000),
+ * a role without a privilege it needs (class 42: 42501, as CONNECT on the database).
+ */
+const NOT_CURED_BY_WAITING = /^(28|3D000$|42)/;
 const curedByWaiting = (err: unknown) =>
   isUnavailable(err) && !NOT_CURED_BY_WAITING.test(String((err as { code?: unknown }).code ?? ""));
 

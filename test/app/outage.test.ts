@@ -528,6 +528,19 @@ test("a replica started while Postgres is down comes up once it is back instead 
     assert.rejects(appOn(noDatabase, { DB_STARTUP_WAIT_MS: "30000" }), /database "no_such_database" does not exist/),
   );
   assert.ok(refused.ms < MAX_MS, `a missing database is not waited for (${refused.ms} ms)`);
+  // A role without CONNECT on the database: FATAL 42501, which no wait cures either.
+  const admin = superuser();
+  try {
+    await admin`CREATE DATABASE closed_db`;
+    await admin.unsafe("REVOKE CONNECT ON DATABASE closed_db FROM PUBLIC; CREATE ROLE outsider LOGIN");
+  } finally {
+    await admin.end();
+  }
+  const outsider = pg.url.replace("postgres@", "outsider@").replace(/\/[^/]*$/, "/closed_db");
+  const forbidden = await timed(() =>
+    assert.rejects(appOn(outsider, { DB_STARTUP_WAIT_MS: "30000" }), /permission denied for database "closed_db"/),
+  );
+  assert.ok(forbidden.ms < MAX_MS, `a role without CONNECT is not waited for (${forbidden.ms} ms)`);
 
   pgProxy.cut();
   try {
