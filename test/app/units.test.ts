@@ -302,6 +302,7 @@ test("loadConfig names every bad variable on one line", () => {
     // Accepted once, it failed only at listen, after Postgres and Redis were connected and migrated.
     [{ ...base, HOST: "0.0.0.0:8080" }, /HOST must be an IP address or a host name/],
     [{ ...base, HOST: "[::]" }, /HOST must be an IP address or a host name/],
+    [{ ...base, CHUNK_OVERLAP_CHARS: "601" }, /CHUNK_OVERLAP_CHARS must be at most 600, half of CHUNK_SIZE_CHARS \(1200\)/],
     [{ ...base, DOCS_ENABLED: "yes" }, /DOCS_ENABLED must be true or false/],
     [{ ...base, QDRANT_REPLICATION_FACTOR: "0" }, /QDRANT_REPLICATION_FACTOR must be >= 1/],
     [
