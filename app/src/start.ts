@@ -105,7 +105,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     log,
   });
-  const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS);
+  const store = createStore(sql, config.DB_QUERY_TIMEOUT_MS, log);
   // The corpus version's LISTEN, on a client of its own: corpus.ts replaces one that stopped hearing (its comment says why).
   const openListener = () => createDb(config.DATABASE_URL, { max: 1, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, ca });
   // Replies still owed (to requests that gave up on them in a partition) are waited for a second: the 5 s this once

@@ -503,6 +503,41 @@ test("statements waiting on a lock held elsewhere give their connection back at 
   }
 });
 
+test("a question and a feedback answered 503 by a slow Postgres, then committed, are taken back: each retry stores one", async () => {
+  const seed = await user.post("/api/v1/query", { query: "What causes the tides we rate below?" });
+  assert.equal(seed.status, 200, seed.text);
+  const question = { query: "Which question is asked again after a slow commit?", session_id: `slow-${Date.now()}` };
+  const feedback = { request_id: seed.body.request_id, quality_score: 2, comment: `after a slow commit ${Date.now()}` };
+  const admin = superuser();
+  const rows = async () => {
+    const [turns] = await admin`SELECT count(*)::int AS n FROM turns WHERE session_id = ${question.session_id}`;
+    const [notes] = await admin`SELECT count(*)::int AS n FROM feedback WHERE comment = ${feedback.comment}`;
+    return [turns!.n, notes!.n];
+  };
+  try {
+    // Each insert takes 1.5 s (a slow disk, a checkpoint): past DB_QUERY_TIMEOUT_MS, within statement_timeout.
+    await admin.unsafe(`
+      CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
+      CREATE TRIGGER slow_turns AFTER INSERT ON turns FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();
+      CREATE TRIGGER slow_feedback AFTER INSERT ON feedback FOR EACH STATEMENT EXECUTE FUNCTION slow_insert()`);
+    const [asked, rated] = await Promise.all([user.post("/api/v1/query", question), user.post("/api/v1/feedback", feedback)]);
+    assert.deepEqual([asked.status, rated.status], [503, 503], `${asked.text} ${rated.text}`);
+    // Waits for both inserts to end (a trigger's DDL waits for the statements using the table).
+    await admin.unsafe("DROP TRIGGER slow_turns ON turns; DROP TRIGGER slow_feedback ON feedback; DROP FUNCTION slow_insert()");
+    await waitFor("the late commits taken back", async () => (await rows()).every((n) => n === 0), 2_000);
+    // The client asks again, as the 503 told it to.
+    const again = await Promise.all([user.post("/api/v1/query", question), user.post("/api/v1/feedback", feedback)]);
+    assert.deepEqual(
+      again.map((r) => r.status),
+      [200, 201],
+    );
+    assert.deepEqual(await rows(), [1, 1], "the question and the feedback stored once each");
+  } finally {
+    await admin.unsafe("DROP TRIGGER IF EXISTS slow_turns ON turns; DROP TRIGGER IF EXISTS slow_feedback ON feedback");
+    await admin.end();
+  }
+});
+
 test("a replica started while Postgres is down comes up once it is back instead of exiting; a refusal waiting cannot cure exits at once", async () => {
   const viaProxy = stack.env.DATABASE_URL!;
   pgProxy.cut();

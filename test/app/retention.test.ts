@@ -341,6 +341,58 @@ test("a failed batch's turns are written again one by one, except those already 
   }
 });
 
+test("a turn answered 503 whose statement then commits is taken back: its client's retry stores it once", async () => {
+  const deadlineMs = 1_000;
+  const [gate, lateGate] = [sourcesOf(`gate-${randomUUID()}`), sourcesOf(`late-${randomUUID()}`)];
+  const setup = createTurnWriter(quiet, 5_000);
+  await Promise.all([gate, lateGate].map((list) => setup.record("owner", turn(randomUUID(), list))));
+  const writer = createTurnWriter(quiet, deadlineMs);
+  const [holdGate, holdLate] = [await quiet.reserve(), await quiet.reserve()];
+  const lock = async (hold: postgres.ReservedSql, list: Source[]) => {
+    await hold`BEGIN`;
+    await hold`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(list).hash} FOR UPDATE`;
+  };
+  const outcome = (t: Turn) =>
+    writer.record("owner", t).then(
+      () => "stored",
+      (err) => String(err),
+    );
+  const stored = async (t: Turn) => (await quiet`SELECT count(*)::int AS n FROM turns WHERE request_id = ${t.request_id}`)[0]!.n;
+  const unavailable = `Error: postgres unavailable: no answer within ${deadlineMs} ms`;
+  try {
+    // 1. The statement outlives its own deadline, then commits (a lock released late, a slow disk).
+    await lock(holdGate, gate);
+    const pastBoth = turn(randomUUID(), gate);
+    const pastBothOutcome = outcome(pastBoth);
+    await waitersOnLocks(1);
+    await sleep(deadlineMs * 1.3);
+    await holdGate`ROLLBACK`;
+    assert.equal(await pastBothOutcome, unavailable);
+    await sleep(300); // its commit, and the delete after it
+    assert.equal(await stored(pastBoth), 0, "committed after its 503, and left stored");
+
+    // 2. The statement answers within its own deadline, but the turn queued behind another one for part of its own.
+    await lock(holdGate, gate);
+    await lock(holdLate, lateGate);
+    const ahead = turn(randomUUID(), gate);
+    const behind = turn(randomUUID(), lateGate);
+    const aheadOutcome = outcome(ahead);
+    await waitersOnLocks(1);
+    const outcomes = [aheadOutcome, outcome(behind)];
+    await sleep(deadlineMs * 0.6);
+    await holdGate`ROLLBACK`; // `behind` leaves now, 0.6 of its deadline gone
+    await waitersOnLocks(1);
+    await sleep(deadlineMs * 0.6);
+    await holdLate`ROLLBACK`; // past the turn's deadline, within its statement's
+    assert.deepEqual(await Promise.all(outcomes), ["stored", unavailable]);
+    await sleep(300);
+    assert.deepEqual([await stored(ahead), await stored(behind)], [1, 0], "committed after its 503, and left stored");
+  } finally {
+    holdGate.release();
+    holdLate.release();
+  }
+});
+
 test("a source list is remembered as stored only by way of a turn inserted with it", async () => {
   const list = sourcesOf(`refused-${randomUUID()}`);
   await oldTurn(randomUUID(), list);

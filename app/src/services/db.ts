@@ -4,7 +4,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { beforeDeadline } from "../deadline.ts";
-import { dependencyUnavailable } from "../errors.ts";
+import { dependencyUnavailable, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { readOnlyNodeCheck, type SilentConnectionCheck, silentConnectionCheck } from "./connection-health.ts";
 
@@ -245,13 +245,22 @@ function withdraw(query: QueryState): void {
 /**
  * Runs one statement of `sql` with a deadline: past `timeoutMs`, or when Postgres cannot be reached, it is a 503. A
  * statement still waiting for a connection is taken out of the queue, so a request answered 503 never writes later.
- * (One already sent is left to finish, its answer unread; Postgres' statement_timeout bounds it. Misses in a row,
- * sent or not, drop the pool's connections: connection-health.ts.)
+ * One already sent is left to finish (Postgres' statement_timeout bounds it): `onLate` gets its rows if it then
+ * succeeds, so a write answered 503 can be taken back (`takeBack`). (Misses in a row, sent or not, drop the pool's
+ * connections: connection-health.ts.)
  */
-export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeoutMs: number): Promise<T> {
+export function withDeadline<T>(
+  sql: Sql,
+  query: Promise<T> & QueryState,
+  timeoutMs: number,
+  onLate?: (rows: T) => void,
+): Promise<T> {
+  let late = false;
   const answered = query.then((rows) => {
     pools.get(sql)?.silence.answered();
-    return exactRows(rows);
+    const exact = exactRows(rows);
+    if (late) onLate?.(exact);
+    return exact;
   });
   return beforeDeadline(answered, timeoutMs, () => {
     // Unsent ones count too: a pool whose connections all hang (connecting into a partition) sends nothing at all.
@@ -261,10 +270,37 @@ export function withDeadline<T>(sql: Sql, query: Promise<T> & QueryState, timeou
     // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another
     // request's, and every answer on that connection after them came one statement late.
     if (!query.state) withdraw(query);
+    else late = true;
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
     if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
     if (isUnavailable(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
     throw err;
   });
+}
+
+/**
+ * Deletes rows a write inserted after its request was answered 503: its statement was already sent at the deadline
+ * (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again, as the 503 told it,
+ * and would otherwise find its question or its feedback twice. Best effort: a failure is logged, not thrown.
+ */
+export function takeBack(
+  sql: Sql,
+  rows: { turns: string[] } | { feedback: string[] },
+  timeoutMs: number,
+  log: Logger | undefined,
+): void {
+  const [table, ids] = "turns" in rows ? ["turns", rows.turns] : ["feedback", rows.feedback];
+  if (ids.length === 0) return;
+  // (jsonb, not text[]: see fetch_types above.)
+  const statement =
+    table === "turns"
+      ? sql`DELETE FROM turns WHERE request_id IN (SELECT jsonb_array_elements_text(${sql.json(ids)}))`
+      : sql`DELETE FROM feedback WHERE id IN (SELECT jsonb_array_elements_text(${sql.json(ids)})::bigint)`;
+  // A delete past its own deadline was sent, and still deletes (or Postgres ends it with the rest of the outage).
+  withDeadline(sql, statement, timeoutMs).then(
+    () => log?.warn({ table, ids }, "rows committed after their request was answered 503: taken back"),
+    (err: unknown) =>
+      log?.error({ table, ids, err: describe(err) }, "rows committed after their request was answered 503: maybe not taken back"),
+  );
 }

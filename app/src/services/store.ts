@@ -1,5 +1,6 @@
 import { storableJson } from "../text.ts";
-import { isForeignKeyViolation, withDeadline, type Sql } from "./db.ts";
+import type { Logger } from "../log.ts";
+import { isForeignKeyViolation, takeBack, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -61,9 +62,9 @@ export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * S
  * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
  * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
  */
-export function createStore(sql: Sql, timeoutMs: number) {
+export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(sql, query, ms);
-  const turns = createTurnWriter(sql, timeoutMs);
+  const turns = createTurnWriter(sql, timeoutMs, log);
   const until = (lease: Lease) => sql`now() + ${lease.ms} * interval '1 millisecond'`;
   // Whole seconds, at least 1, until a lease ends.
   const secondsLeft = (writingUntil: ReturnType<typeof sql>) =>
@@ -249,12 +250,17 @@ export function createStore(sql: Sql, timeoutMs: number) {
     insertFeedback: async (input: FeedbackInput, owner: string) => {
       const fb = storableJson(input);
       try {
-        const rows = await run(sql`
-          INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
-          SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
-          FROM turns t JOIN sessions s ON s.id = t.session_id
-          WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
-          RETURNING id`);
+        const rows = await withDeadline(
+          sql,
+          sql<{ id: string }[]>`
+            INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
+            SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
+            FROM turns t JOIN sessions s ON s.id = t.session_id
+            WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
+            RETURNING id`,
+          timeoutMs,
+          (late) => takeBack(sql, { feedback: late.map((r) => String(r.id)) }, timeoutMs, log),
+        );
         return rows.length === 1;
       } catch (err) {
         if (isForeignKeyViolation(err)) return false;

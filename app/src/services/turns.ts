@@ -1,6 +1,7 @@
 import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storable } from "../text.ts";
-import { isForeignKeyViolation, isUnavailable, withDeadline, type Sql } from "./db.ts";
+import type { Logger } from "../log.ts";
+import { isForeignKeyViolation, isUnavailable, takeBack, withDeadline, type Sql } from "./db.ts";
 import { createSourceSets, type Source, type SourceSet, sourceSetOf } from "./source-sets.ts";
 
 export type { Source };
@@ -83,7 +84,7 @@ const PASSES_AFTER_STATEMENT = 2;
  * arrived while the previous statement was running, and its promise resolves only once that statement committed.
  * At low load a turn is written alone and at once; under load one commit serves many requests.
  */
-export function createTurnWriter(sql: Sql, timeoutMs: number) {
+export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   let queue: Pending[] = [];
   let inFlight = 0;
   const sourceSets = createSourceSets();
@@ -108,6 +109,10 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
    * batch wins a new session), and a turn whose session belongs to another key is not inserted.
    */
+  /** A statement that commits after its own deadline answered its turns 503: they are taken back. */
+  const takeBackLate = (rows: { request_id: string }[]) =>
+    takeBack(sql, { turns: rows.map((r) => r.request_id) }, timeoutMs, log);
+
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
     const rows = batch.map(({ row }, ord) => {
       row.ord = ord;
@@ -147,6 +152,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         ORDER BY i.ord
         RETURNING request_id`,
       timeoutMs,
+      takeBackLate,
     );
     return new Set(inserted.map((r) => r.request_id));
   };
@@ -170,6 +176,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
         FROM session_owner WHERE owner = ${t.owner}
         RETURNING request_id`,
       timeoutMs,
+      takeBackLate,
     );
     return new Set(inserted.map((r) => r.request_id));
   };
@@ -192,8 +199,11 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
   async function write(batch: Pending[]): Promise<void> {
     try {
       const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
+      // Already settled here means answered 503 by the turn's own deadline while the statement ran: taken back.
+      const late = batch.filter((p) => p.done && inserted.has(p.row.request_id));
+      takeBack(sql, { turns: late.map((p) => p.row.request_id) }, timeoutMs, log);
       // Only sets a committed turn refers to: turn retention may delete one that no turn refers to (source-sets.ts).
-      sourceSets.committed(batch.filter((p) => inserted.has(p.row.request_id)).map((p) => p.sources));
+      sourceSets.committed(batch.filter((p) => !p.done && inserted.has(p.row.request_id)).map((p) => p.sources));
       settle(batch, inserted);
     } catch (err) {
       // The turn's session was deleted while the statement ran (turn-retention.ts): written again, the statement
@@ -274,7 +284,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number) {
           reject: (err) => settle(() => reject(err)),
         };
         // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
-        // not hold up the turns behind it. One still queued at its deadline is dropped, so a 503 is never stored.
+        // not hold up the turns behind it. One still queued at its deadline is dropped, and one whose statement
+        // commits after it is deleted again (`write`), so a 503 is not stored.
         timer = setTimeout(
           () => pending.reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`)),
           timeoutMs,
