@@ -216,6 +216,26 @@ test("an answer given while the collection is missing is not cached: once it is 
   assert.equal(res.body.sources[0]?.id, "qdrant-intro");
 });
 
+test("an empty answer is not cached: the question is asked of the model again", async () => {
+  const question = { query: "Which answer comes back empty from the model?" };
+  const { knobs, calls } = stack.fakes.ollama;
+  const chats = calls["/api/chat"] ?? 0;
+  knobs.runawayWords = 0; // the model ends its reply at once, with no text
+  try {
+    for (const stream of [false, true, false]) {
+      const res = await user.post("/api/v1/query", { ...question, stream });
+      assert.equal(res.status, 200, res.text);
+      assert.match(res.text, /"cached":false/, `stream ${stream}: ${res.text}`);
+    }
+    assert.equal((calls["/api/chat"] ?? 0) - chats, 3, "each asked the model");
+  } finally {
+    knobs.runawayWords = null;
+  }
+  const res = await user.post("/api/v1/query", question);
+  assert.equal(res.body.cached, false, "before, the empty answer was served from the cache for 10 minutes");
+  assert.notEqual(res.body.answer, "");
+});
+
 test("query embeddings are cached: another filter on the same question embeds nothing new", async () => {
   await user.post("/api/v1/query", { query: "How are language models served?" });
   const embeds = stack.fakes.ollama.calls["/api/embed"];

@@ -364,6 +364,40 @@ test("questions waiting for a slot follow the same question's answer once it sta
   });
 });
 
+test("a question following another request's answer by its cache key caches it only if it was asked with the same sources", async () => {
+  const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "4000" };
+  await withAnswerSlots(env, { parallel: 1, generationMs: 1_500 }, async (client) => {
+    const { load } = stack.fakes.ollama;
+    const { qdrant } = stack.fakes;
+    const searches = () => qdrant.calls["/collections/:name/points/query"] ?? 0;
+    // Both questions of one shape: routed to the same model, whose one slot the first holds.
+    const first = client.post("/api/v1/query", { query: "What do the stars and the harbours make together?" });
+    await waitFor("the first answer generating", async () => load.generated === 1);
+    const question = { query: "What do the moon and the oceans make together?" };
+    const collection = qdrant.collections.get("documents")!;
+    qdrant.collections.delete("documents"); // a lost volume, its snapshot restored a moment later
+    const searched = searches();
+    const blind = client.post("/api/v1/query", question); // found no collection: not cacheable; waits for the slot
+    await waitFor("its search", async () => searches() > searched);
+    qdrant.collections.set("documents", collection);
+    const searchedBlind = searches();
+    const seeing = client.post("/api/v1/query", question); // finds the chunks, waits, then follows the blind answer
+    await waitFor("its search", async () => searches() > searchedBlind);
+    assert.equal(load.generated, 1, "both wait for the slot");
+    assert.equal((await first).status, 200);
+    const [blindAnswer, seeingAnswer] = await Promise.all([blind, seeing]);
+    assert.deepEqual(
+      [blindAnswer.body.sources.length, seeingAnswer.body.sources.length, seeingAnswer.body.cached],
+      [0, 0, true],
+      "the second followed the first's answer",
+    );
+    // Before, the follower cached the answer without sources under the question's key, for RESPONSE_CACHE_TTL_SECONDS.
+    const later = await client.post("/api/v1/query", question);
+    assert.equal(later.body.cached, false, later.text);
+    assert.ok(later.body.sources.length > 0, later.text);
+  });
+});
+
 test("a question answered 504 while it waits for an answer slot leaves the queue: it takes no slot from those behind it", async () => {
   // A request deadline shorter than the slot wait, one slot, answers of a second each.
   const env = { REQUEST_TIMEOUT_MS: "1500", OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "10000", OLLAMA_TIMEOUT_MS: "4000" };

@@ -20,6 +20,8 @@ export class Generation {
    */
   constructor(
     private shown: Source[],
+    /** The keys it is found under: the question's cache key and its prompt's hash (rag.ts). */
+    readonly keys: readonly string[],
     /** Whether `produce` pushes tokens as they come (a streamed model call) or only settles with the whole answer. */
     readonly streamed: boolean,
     produce: (push: (token: string) => void, narrow: (sources: Source[]) => void) => Promise<ChatResult>,
@@ -133,9 +135,9 @@ export function createGenerations() {
       sources: Source[],
       keys: string[],
       streamed: boolean,
-      produce: ConstructorParameters<typeof Generation>[2],
+      produce: ConstructorParameters<typeof Generation>[3],
     ): Generation {
-      const generation: Generation = new Generation(sources, streamed, produce, () => {
+      const generation: Generation = new Generation(sources, keys, streamed, produce, () => {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);

@@ -81,6 +81,13 @@ const cachedAnswer = (entry: { answer: string; truncated?: boolean }) => ({
   truncated: entry.truncated === true,
 });
 
+/**
+ * Whether an answer may be cached for the next repeat: not a loop the repeat guard stopped, and not empty (a model
+ * that ended at once, or put its whole reply in a field other than the answer): cached, it was served for
+ * RESPONSE_CACHE_TTL_SECONDS as a good answer, without a model call.
+ */
+const reusable = (chat: ChatResult): boolean => !chat.looped && chat.content.trim() !== "";
+
 /** Whether the answer costs this request no model call (`cached` in the response). */
 export const isCached = (p: PreparedQuery): boolean => !("generation" in p.answer && p.answer.leader);
 
@@ -306,7 +313,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
             streamed ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
-          if (chat.looped || !cacheable) return chat;
+          if (!cacheable || !reusable(chat)) return chat;
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
           const narrowed = shown.length < sources.length ? shown.length : undefined;
           const entry = { answer: chat.content, sources: shown, truncated: chat.truncated };
@@ -434,8 +441,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       const sources = sourcesOf(p);
       if (!cached)
         metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
-      // An answer found by its prompt is stored again under this corpus version, for the next repeat.
-      else if (p.prompt && p.cacheable && !chat.looped)
+      // An answer found by its prompt is stored again under this corpus version, for the next repeat. Not one from a
+      // generation asked with another prompt, followed by the question's cache key: its own request cached it or not
+      // (one asked while the collection was missing, without sources, was cached here for good measure).
+      else if (p.prompt && p.cacheable && reusable(chat) && ("cached" in answer || answer.generation.keys.includes(p.prompt)))
         answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
 
       const result: QueryResult = {
