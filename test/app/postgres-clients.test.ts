@@ -189,6 +189,32 @@ test("a busy pool through a Postgres partition serves again within seconds of it
   }
 });
 
+test("a replica starting while another bumps the corpus version has the bump: it reads the version once its LISTEN is in place", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const store = createStore(sql, 1_000);
+  const { log } = capturedLog("warn");
+  let bumped: Promise<number> | undefined;
+  // Another replica's ingest commits while this one's listening connection opens: its LISTEN goes out after that.
+  const openListener = () => {
+    const listener = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+    bumped ??= store.bumpCorpusVersion();
+    const listenAfterBump = async (...args: Parameters<Sql["listen"]>) => {
+      await bumped;
+      return listener.listen(...args);
+    };
+    return new Proxy(listener, { get: (target, key) => (key === "listen" ? listenAfterBump : Reflect.get(target, key)) });
+  };
+  const corpus = await createCorpusVersion(openListener, store, log, 60_000);
+  try {
+    // Before, the version read before the LISTEN was kept until the next refresh (CORPUS_VERSION_REFRESH_MS).
+    assert.equal(corpus.current(), await bumped);
+  } finally {
+    await corpus.stop();
+    await sql.end({ timeout: 1 });
+  }
+});
+
 test("a Postgres restart that ends the listening connection mid-statement: other replicas' bumps are heard again within seconds", async () => {
   const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);

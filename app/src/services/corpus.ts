@@ -18,7 +18,8 @@ import { CORPUS_CHANNEL, type Store } from "./store.ts";
  * that did not reset it) is never reconnected either.
  */
 export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
-  let version = await store.corpusVersion();
+  /** Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard. */
+  let version = Number.NEGATIVE_INFINITY;
   const advance = (v: number) => {
     if (Number.isFinite(v) && v > version) version = v;
   };
@@ -48,6 +49,10 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
   let listener = openListener();
   try {
     await listen(listener);
+    // Another replica's ingest committed while this one started (a rolling deploy, a scale-up) is in the row now, and
+    // any later one is heard. Read first, a bump committed before the LISTEN was in place was heard by no one here:
+    // cached answers from before it were served for up to `refreshMs`.
+    advance(await store.corpusVersion());
   } catch (err) {
     await listener.end({ timeout: 0 });
     throw err;
