@@ -73,6 +73,12 @@ function onClientError(metrics: Metrics | undefined) {
       return;
     }
     refusing.add(socket);
+    // Bytes after a request that asked to close the connection: the answer carrying `close` is the last one (RFC 9112
+    // 9.6), not a 400 after it, counted among the API's 4xx.
+    if (err.code === "HPE_CLOSED_CONNECTION") {
+      afterEarlierAnswers(socket, undefined, () => socket.end());
+      return;
+    }
     const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     const reason = (err as { reason?: string }).reason ?? err.message;
     const parsing = socket.parser?.incoming;

@@ -228,4 +228,26 @@ test("bytes the parser refuses after whole pipelined requests: their answers fir
   const refused = async () => (await counted({ route: "/api/v1/query", status: "400" })) === refusedQueries + 1;
   await waitFor("the refused query counted under its route", refused, 3_000);
   assert.equal(await counted(unmatched), unmatchedBefore + 1);
+
+  // Bytes after a request that asked to close: not a request to refuse. The answer carrying `close` is the last one
+  // (RFC 9112 9.6); before, a 400 followed it and was counted among the API's 4xx.
+  const ask = (body: object, headers = "") => {
+    const json = JSON.stringify(body);
+    return `POST /api/v1/query HTTP/1.1\r\nHost: x\r\n${auth}\r\n${headers}Content-Length: ${json.length}\r\n\r\n${json}`;
+  };
+  const { knobs } = stack.fakes.ollama;
+  knobs.tokenDelayMs = 20; // a streamed answer still going when the bytes after the close arrive
+  try {
+    const slow = ask({ query: "Which stream runs before a close about tides?", stream: true });
+    const closing = ask({ query: "Which question closes the connection about tides?" }, "Connection: close\r\n");
+    const afterClose = await rawExchange(port, `${slow}${closing}${health}`);
+    assert.deepEqual(
+      afterClose.map((r) => r.status),
+      [200],
+      JSON.stringify(afterClose).slice(0, 500),
+    );
+  } finally {
+    knobs.tokenDelayMs = 0;
+  }
+  assert.equal(await counted(unmatched), unmatchedBefore + 1);
 });
