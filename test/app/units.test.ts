@@ -138,6 +138,27 @@ test("a source takes exactly its own numbered slot in the prompt, whatever its t
   assert.ok(prompt.includes(sourceEntry(sources[1]!, 1)), "the budget counts the entry as sent");
 });
 
+test("the token estimate is not below cl100k_base's count for emoji, their sequences and other characters outside the BMP", async () => {
+  const { getEncoding } = await import("js-tiktoken");
+  const cl100k = getEncoding("cl100k_base");
+  const texts = {
+    emoji: "😀🎉🔥👍🚀✨🙏😂🤔❤️",
+    family: "👨‍👩‍👧‍👦",
+    flags: "🇫🇷🇩🇪🇯🇵",
+    skinTones: "👍🏽👋🏿",
+    astralHan: "𠀀𠀁𠀂",
+    mathLetters: "𝐀𝐁𝐂𝐃",
+    emojiProse: "Great job team 🎉🔥 we shipped it 🚀 thanks all 🙏",
+  };
+  for (const [name, text] of Object.entries(texts)) {
+    const repeated = text.repeat(50);
+    const real = cl100k.encode(repeated).length;
+    // Before, a family emoji was estimated at 11 tokens for its 18, and an emoji at 2 for its 3.
+    assert.ok(estimateTokens(repeated) >= real, `${name}: estimated ${estimateTokens(repeated)}, cl100k_base ${real}`);
+    assert.ok(estimateTokens(repeated) <= real * 1.5, `${name}: estimated ${estimateTokens(repeated)}, cl100k_base ${real}`);
+  }
+});
+
 test("compressContextWindow keeps the best chunks in rank order within the token budget", () => {
   const chunk = (score: number, chars: number) => ({ score, text: "x".repeat(chars) });
   const picked = compressContextWindow([chunk(0.2, 400), chunk(0.9, 400), chunk(0.5, 400), chunk(0.7, 400)], 300);
@@ -146,9 +167,9 @@ test("compressContextWindow keeps the best chunks in rank order within the token
     [0.9, 0.7, 0.5],
   );
   assert.equal(estimateTokens("x".repeat(400)), 100);
-  // Outside ASCII every UTF-16 unit is a token: Han, Hangul, Cyrillic, and an emoji's two.
+  // Outside ASCII every UTF-16 unit is a token: Han, Hangul, Cyrillic; an emoji's two and one more.
   assert.equal(estimateTokens("潮汐是由月球引起的。"), 10);
-  assert.equal(estimateTokens("High water: 만조 Прилив 🌊"), Math.ceil(14 / 4) + 2 + 6 + 2);
+  assert.equal(estimateTokens("High water: 만조 Прилив 🌊"), Math.ceil(14 / 4) + 2 + 6 + 3);
   // The first chunk that does not fit ends the context, even if a later one would fit.
   const stop = compressContextWindow([chunk(0.9, 400), chunk(0.8, 2000), chunk(0.1, 4)], 200);
   assert.deepEqual(

@@ -1,16 +1,22 @@
 const ASCII_RUNS = /[^\u0080-\uffff]+/g;
+/** A character outside the BMP (its first UTF-16 unit), and the joiner and emoji selector of emoji sequences. */
+const WIDER = /[\ud800-\udbff]|\u200d|\ufe0f/g;
 
 /**
- * Tokens a text takes, estimated: four ASCII characters a token, and a token for every other UTF-16 unit. Measured
- * with cl100k_base (js-tiktoken 1.0.21), whose vocabulary Llama 3's and Qwen 2.5's tokenizers extend: English prose
- * takes 4.7 characters a token and code 3.6, but Cyrillic 2.1, Arabic 1.4, Greek 1.1, Hebrew, Hangul, Devanagari and
- * Thai about 1, Han 0.8. At four characters a token for every script, a page of Chinese was taken for a quarter of its
- * size and overflowed the window. Text that takes more still (hex, base64, Han in cl100k_base) is caught by Ollama's
+ * Tokens a text takes, estimated: four ASCII characters a token, and a token for every other UTF-16 unit, one more
+ * for a character outside the BMP and for an emoji sequence's joiner or selector. Measured with cl100k_base
+ * (js-tiktoken 1.0.21), whose vocabulary Llama 3's and Qwen 2.5's tokenizers extend: English prose takes 4.7
+ * characters a token and code 3.6, but Cyrillic 2.1, Arabic 1.4, Greek 1.1, Hebrew, Hangul, Devanagari and Thai about
+ * 1, Han 0.8; an emoji, a flag, a skin tone, astral Han and math letters 3 tokens for their two units, and a family
+ * emoji 18 for its 11. At four characters a token for every script, a page of Chinese was taken for a quarter of its
+ * size and overflowed the window; at a token a unit, a question of family emoji took 3,407 of a 4,096 window estimated
+ * at 1,496, and its answer was cut. Text that takes more still (hex, base64, Han in cl100k_base) is caught by Ollama's
  * refusal (see rag.ts).
  */
 export function estimateTokens(text: string): number {
-  const other = text.replace(ASCII_RUNS, "").length;
-  return Math.ceil((text.length - other) / 4) + other;
+  const other = text.replace(ASCII_RUNS, "");
+  const wider = other.length === 0 ? 0 : other.length - other.replace(WIDER, "").length;
+  return Math.ceil((text.length - other.length) / 4) + other.length + wider;
 }
 
 /**
