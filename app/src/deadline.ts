@@ -76,14 +76,14 @@ export interface RetryOptions {
 
 /**
  * Calls `attempt` until it resolves, waiting RETRY_FIRST_MS, doubling to RETRY_MAX_MS, between tries. Rethrows the
- * last error once it is not `retryable` or `giveUpAt` (epoch ms) has passed; the last wait is cut to end there.
+ * last error once it is not `retryable` or `giveUpAt` (performance.now() ms, which a stepped wall clock does not move) has passed; the last wait is cut to end there.
  */
 export async function retryUntil<T>(attempt: () => Promise<T>, giveUpAt: number, opts: RetryOptions = {}): Promise<T> {
   for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
     try {
       return await attempt();
     } catch (err) {
-      const waitMs = Math.min(delayMs, giveUpAt - Date.now());
+      const waitMs = Math.min(delayMs, giveUpAt - performance.now());
       if (waitMs <= 0 || !(opts.retryable?.(err) ?? true)) throw err;
       opts.onRetry?.(err, waitMs);
       await sleep(waitMs, undefined, { ref: !opts.unref });

@@ -120,7 +120,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // connection gone silent (a partition after connecting) held start-up past the startupProbe, with nothing logged.
     // At least DB_CONNECT_TIMEOUT_MS, a connection's own time: the last try starts as the wait ends (and at 0, the
     // only one), and a healthy Postgres connects, migrates and listens within it.
-    const giveUpAt = Date.now() + config.DB_STARTUP_WAIT_MS;
+    const giveUpAt = performance.now() + config.DB_STARTUP_WAIT_MS;
     const connectCorpus = async () => {
       await runMigrations(config, sql, log);
       return createCorpusVersion(openListener, store, log, config.CORPUS_VERSION_REFRESH_MS);
@@ -128,7 +128,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const notDone = () =>
       dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`);
     corpus = await retryUntil(
-      () => beforeDeadline(connectCorpus(), Math.max(giveUpAt - Date.now(), config.DB_CONNECT_TIMEOUT_MS), notDone),
+      () => beforeDeadline(connectCorpus(), Math.max(giveUpAt - performance.now(), config.DB_CONNECT_TIMEOUT_MS), notDone),
       giveUpAt,
       {
         retryable: curedByWaiting,

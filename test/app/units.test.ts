@@ -28,6 +28,8 @@ import { createLogger } from "../../app/src/log.ts";
 import { appEnv } from "../support/app.ts";
 import { waitFor } from "../support/process.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
+import { createAuthenticator } from "../../app/src/middleware/auth.ts";
+import { sha256 } from "../../app/src/sha256.ts";
 import { createDb, isUnavailable } from "../../app/src/services/db.ts";
 import { readOnlyNodeCheck, silentConnectionCheck } from "../../app/src/services/connection-health.ts";
 import { isStorable, storable, storableJson } from "../../app/src/text.ts";
@@ -382,6 +384,50 @@ test("the rate limiter enforces the same limit per process when Redis fails", as
   assert.ok(decisions.every((d) => d.store === "memory"));
   assert.ok(decisions[3]!.resetSeconds >= 1 && decisions[3]!.resetSeconds <= 60);
   assert.equal((await limiter.check("key-b")).allowed, true, "keys are limited separately");
+});
+
+test("the rate limit and the key table measure time on a monotonic clock: a wall clock stepped back changes nothing", async (t) => {
+  const wallClock = Date.now.bind(Date);
+  let stepped = 0;
+  t.mock.method(Date, "now", () => wallClock() - stepped);
+  const stepBack = () => {
+    stepped += 600_000; // NTP stepping a VM's clock back 10 minutes
+  };
+
+  // This process's own log of admissions (Redis failing): 15 of 20, then the window passes.
+  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
+  const alone = createRateLimiter(failingCache, 20, 200);
+  for (let i = 0; i < 15; i++) assert.equal((await alone.check("k")).allowed, true);
+  stepBack();
+  await delay(250);
+  const after = await Promise.all(Array.from({ length: 20 }, () => alone.check("k")));
+  // Before, the 15 stayed in the window for the step's 10 minutes too: 5 admitted.
+  assert.equal(after.filter((d) => d.allowed).length, 20);
+
+  // A full window in Redis is refused here without asking Redis until its oldest entry leaves: 150 ms.
+  const replies: Array<[number, number, number]> = [
+    [0, 20, 150],
+    [1, 1, 200],
+  ];
+  let asked = 0;
+  const redis = { run: async (call: (c: unknown) => unknown) => call({ slidingWindow: async () => replies[asked++] }) };
+  const shared = createRateLimiter(redis as unknown as Cache, 20, 200);
+  assert.equal((await shared.check("k")).allowed, false);
+  stepBack();
+  await delay(200);
+  // Before, it refused without asking for the step's 10 minutes, while the other replicas admitted.
+  assert.equal((await shared.check("k")).allowed, true);
+  assert.equal(asked, 2);
+
+  // The key table is read again for an unknown key at most once a second, and so within a second of a new key.
+  const rows = [{ id: "1", key_hash: sha256("first-key-0123456789"), scopes: ["query"] }];
+  const authenticate = createAuthenticator([], [], { liveApiKeys: async () => rows as never });
+  assert.equal((await authenticate("first-key-0123456789"))?.id, "db:1");
+  stepBack();
+  rows.push({ id: "2", key_hash: sha256("fresh-key-0123456789"), scopes: ["query"] });
+  await delay(1_050);
+  // Before, a key created after the step was refused (401) for its 10 minutes.
+  assert.equal((await authenticate("fresh-key-0123456789"))?.id, "db:2");
 });
 
 test("the per-process limit slides: admissions leave the window as their time passes, the oldest first", async () => {

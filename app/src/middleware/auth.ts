@@ -21,7 +21,7 @@ export function createAuthenticator(
   apiKeys: string[],
   adminKeys: string[],
   store: Pick<Store, "liveApiKeys">,
-  now: () => number = Date.now,
+  now: () => number = () => performance.now(),
 ) {
   const bootstrap = new Map<string, Principal>();
   // Admin keys last: a key in both lists gets both scopes.

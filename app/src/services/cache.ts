@@ -49,7 +49,7 @@ const CLOSE_WAIT_MS = 1_000;
  * while disconnected (no offline queue) or past the command deadline (`run`), and every failure is reported as a miss.
  */
 export function createCache({ url, password, commandTimeoutMs, metrics, log }: CacheOptions) {
-  let lastErrorLog = 0;
+  let lastErrorLog = Number.NEGATIVE_INFINITY;
   const open = (): RedisClient => {
     const c = connect({
       url,
@@ -67,8 +67,8 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     });
     c.on("error", (err: unknown) => {
       // The client emits on every reconnect attempt; one line every 10 s is enough.
-      if (Date.now() - lastErrorLog > 10_000) {
-        lastErrorLog = Date.now();
+      if (performance.now() - lastErrorLog > 10_000) {
+        lastErrorLog = performance.now();
         log.warn({ err: describe(err) }, "redis error");
       }
     });

@@ -39,8 +39,8 @@ export type SilentConnectionCheck = ReturnType<typeof silentConnectionCheck>;
 export function readOnlyNodeCheck(onReadOnly: () => void, minIntervalMs = 1000) {
   let last = Number.NEGATIVE_INFINITY;
   return (): void => {
-    if (Date.now() - last < minIntervalMs) return;
-    last = Date.now();
+    if (performance.now() - last < minIntervalMs) return;
+    last = performance.now();
     onReadOnly();
   };
 }

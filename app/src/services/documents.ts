@@ -73,7 +73,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
 
   /**
    * `attempt` until it succeeds: the tries within `waitMs` (default: the first only) are awaited, the rest go on in the
-   * background until `endsAt` (epoch ms), and `giveUp` hears the last error. While Postgres cannot take a statement
+   * background until `endsAt` (performance.now() ms), and `giveUp` hears the last error. While Postgres cannot take a statement
    * that must follow a write, it is tried again rather than dropped after one blip. Resolves with the awaited tries'
    * last error when none succeeded, else undefined.
    */
@@ -83,7 +83,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
     giveUp: (err: unknown) => void,
     waitMs = 0,
   ): Promise<unknown> {
-    return retryUntil(attempt, Date.now() + waitMs).then(
+    return retryUntil(attempt, performance.now() + waitMs).then(
       () => undefined,
       (err: unknown) => {
         if (retrying >= MAX_RETRIED) giveUp(err);
@@ -106,7 +106,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
   const release = (ids: string[], lease: Lease, waitMs = 0) =>
     persist(
       () => store.releaseDocuments(ids, lease.writer),
-      Date.now() + lease.ms,
+      performance.now() + lease.ms,
       (err) => log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires"),
       waitMs,
     );
@@ -119,7 +119,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
    */
   function invalidate(lease: Lease, mayLand: boolean): Promise<unknown> {
     const bump = () =>
-      persist(corpus.bump, Date.now() + lease.ms, (err) =>
+      persist(corpus.bump, performance.now() + lease.ms, (err) =>
         log.warn(
           { err: describe(err) },
           "corpus version not bumped after a document write: answers cached before it are served until they expire",

@@ -78,7 +78,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
 
   /** Admits the request if this process's own admissions in the window leave room for it, and logs it. */
   function checkInMemory(key: string): RateDecision {
-    const now = Date.now();
+    const now = performance.now();
     const log = ownLog(key, now);
     const allowed = log.hits.length - log.first < limit;
     if (allowed) log.hits.push(now);
@@ -106,12 +106,12 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     const prefix = `${memberPrefix}${leaseSeq++}:`;
     // Usable for LEASE_MS from before the call, and dated LEASE_MS after Redis took them (the script): each is used
     // before its date, and stays in the window a whole window after its use. One alone is used as it comes back.
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const holdMs = lease.size === 1 ? "0" : LEASE_MS_STRING;
     const [granted, count, resetMs] = await cache.run((c) =>
       c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, holdMs),
     );
-    const now = Date.now();
+    const now = performance.now();
     lease.tokens = granted;
     lease.granted = granted;
     lease.memberPrefix = prefix;
@@ -134,7 +134,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   async function checkInRedis(key: string): Promise<RateDecision> {
     const lease = leaseFor(key);
     for (;;) {
-      const now = Date.now();
+      const now = performance.now();
       if (lease.tokens > 0 && now < lease.expiresAt) {
         lease.tokens--;
         return decision(true, lease.remainingAfter + lease.tokens, lease.resetAt - now, "redis");
@@ -152,7 +152,7 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
         lease.pending = pending;
       }
       // Every request waiting for this lease takes from it, or asks for the next one if it ran out.
-      if ((await lease.pending) === 0) return decision(false, 0, lease.resetAt - Date.now(), "redis");
+      if ((await lease.pending) === 0) return decision(false, 0, lease.resetAt - performance.now(), "redis");
     }
   }
 
