@@ -248,6 +248,7 @@ const retryAfter = (description: string) => ({ "Retry-After": { description, sch
 const errorResponses = {
   400: jsonResponse(ErrorSchema, "Malformed request"),
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
+  403: jsonResponse(ErrorSchema, "The key lacks the route's scope: `query`, or `admin` under /api/v1/admin/"),
   413: jsonResponse(ErrorSchema, "Body too large"),
   415: jsonResponse(ErrorSchema, "Body is not JSON, or is compressed (send it uncompressed)"),
   429: {
@@ -260,9 +261,12 @@ const errorResponses = {
   },
 } as const;
 
-/** A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back. */
+/**
+ * A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back; a
+ * route's own description of one of them (more reasons for it) is kept.
+ */
 export const apiRoute = <P extends string, R extends Omit<RouteConfig, "path" | "security"> & { path: P }>(config: R) =>
-  createRoute({ ...config, security: [{ bearerAuth: [] }], responses: { ...config.responses, ...errorResponses } });
+  createRoute({ ...config, security: [{ bearerAuth: [] }], responses: { ...errorResponses, ...config.responses } });
 
 export const upstreamErrorResponses = {
   502: jsonResponse(ErrorSchema, "Ollama or Qdrant failed"),

@@ -46,6 +46,8 @@ test("a request without a key is refused with 401 and a reason", async () => {
     assert.equal(res.status, 401, `${method} ${path}`);
     assert.match(res.body.error, /missing Authorization: Bearer/);
     assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
+    // The id of its access-log line, as every other answer carries it.
+    assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
   }
 });
 
@@ -58,6 +60,7 @@ test("a wrong or revoked key gets 401, a malformed header 400", async () => {
   const basic = await api(stack.url).get("/api/v1/sessions/x", { authorization: "Basic dXNlcjpwYXNz" });
   assert.equal(basic.status, 400);
   assert.match(basic.body.error, /malformed Authorization header/);
+  for (const refused of [wrong, basic]) assert.match(refused.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
 });
 
 test("keys from API_KEYS, ADMIN_API_KEYS and the api_keys table are accepted", async () => {

@@ -794,6 +794,12 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   assert.equal(open.body.components.securitySchemes.bearerAuth.scheme, "bearer");
   assert.equal(open.body.components.schemas.QueryRequest.properties.query.maxLength, 5000);
   assert.equal(open.body.components.schemas.QueryRequest.additionalProperties, false);
+  // Every /api/ route refuses a key without its scope (auth.ts requireScope), and says so.
+  for (const [path, operations] of Object.entries(open.body.paths as Record<string, Record<string, { responses: object }>>))
+    if (path.startsWith("/api/"))
+      for (const [method, operation] of Object.entries(operations)) assert.ok("403" in operation.responses, `${method} ${path}`);
+  // A route's own description of a shared status is kept.
+  assert.match(open.body.paths["/api/v1/sessions/{id}"].get.responses["400"].description, /after/);
   const queryResponses = open.body.paths["/api/v1/query"].post.responses;
   for (const status of ["429", "503"]) assert.equal(queryResponses[status].headers["Retry-After"].schema.type, "integer");
 

@@ -18,7 +18,12 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
     return c.json(body, err.status, err.headers);
   }
   if (err instanceof HTTPException) {
-    if (err.res) return err.getResponse(); // bearer-auth builds its own JSON response with WWW-Authenticate
+    if (err.res) {
+      // bearer-auth builds its own JSON response with WWW-Authenticate; the request id set on the context is not in it.
+      const res = err.getResponse();
+      res.headers.set("X-Request-Id", c.get("requestId"));
+      return res;
+    }
     // zod-openapi's media-type gate says only "Unsupported Media Type"; every body this API takes is JSON.
     if (err.status === 415) {
       const sent = c.req.header("content-type");

@@ -34,7 +34,7 @@ const route = apiRoute({
         "text/event-stream": { schema: { type: "string" } },
       },
     },
-    403: jsonResponse(ErrorSchema, "`session_id` names a session of another API key"),
+    403: jsonResponse(ErrorSchema, "The key lacks the `query` scope, or `session_id` names a session of another API key"),
     409: jsonResponse(ErrorSchema, "The session was being deleted (turn retention) as the turn was stored: ask again"),
     ...upstreamErrorResponses,
   },
