@@ -249,15 +249,19 @@ const errorResponses = {
   400: jsonResponse(ErrorSchema, "Malformed request"),
   401: jsonResponse(ErrorSchema, "Missing or unknown API key"),
   403: jsonResponse(ErrorSchema, "The key lacks the route's scope: `query`, or `admin` under /api/v1/admin/"),
+  408: jsonResponse(ErrorSchema, "The request was not received whole within REQUEST_TIMEOUT_MS / 2 (the connection closes)"),
   413: jsonResponse(ErrorSchema, "Body too large"),
   415: jsonResponse(ErrorSchema, "Body is not JSON, or is compressed (send it uncompressed)"),
+  431: jsonResponse(ErrorSchema, "Request headers too large (the connection closes)"),
   429: {
     ...jsonResponse(ErrorSchema, "Rate limit exceeded"),
     headers: retryAfter("Seconds until the rate-limit window frees a slot"),
   },
   503: {
     ...jsonResponse(ErrorSchema, "A dependency is unavailable"),
-    headers: retryAfter(`Seconds to wait before asking again (${RETRY_AFTER_SECONDS})`),
+    headers: retryAfter(
+      `Seconds to wait before asking again: ${RETRY_AFTER_SECONDS}, or 0 from a replica shutting down (another one answers)`,
+    ),
   },
 } as const;
 
