@@ -393,6 +393,48 @@ test("a turn answered 503 whose statement then commits is taken back: its client
   }
 });
 
+test("a batch that creates a session anew, deleted under it by retention, stores only its new owner's turns there", async () => {
+  const session = `shared-name-${randomUUID()}`;
+  await createTurnWriter(quiet, 5_000).record("other-key", turn(session)); // the session, another key's
+  const gate = sourcesOf(`gate-${randomUUID()}`);
+  await createTurnWriter(quiet, 5_000).record("owner", turn(randomUUID(), gate));
+  const writer = createTurnWriter(quiet, 5_000);
+  const [holdGate, retention] = [await quiet.reserve(), await quiet.reserve()];
+  try {
+    // The writer is busy with a statement held on a lock, while a turn of each key for the session queues behind it.
+    await holdGate`BEGIN`;
+    await holdGate`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(gate).hash} FOR UPDATE`;
+    const held = writer.record("owner", turn(randomUUID(), gate));
+    await waitersOnLocks(1);
+    const [mine, theirs] = [turn(session), turn(session)];
+    const outcomes = [writer.record("owner", mine), writer.record("other-key", theirs)].map((written) =>
+      written.then(
+        () => "stored",
+        (err) => String(err),
+      ),
+    );
+    // Retention deletes the session meanwhile: the batch's snapshot still has it, as the other key's.
+    await retention`BEGIN`;
+    await retention`DELETE FROM turns WHERE session_id = ${session}`;
+    await retention`DELETE FROM sessions WHERE id = ${session}`;
+    await holdGate`ROLLBACK`;
+    await held;
+    await waitersOnLocks(1); // the batch's session insert waits for the delete
+    await retention`COMMIT`; // and then creates the session anew, for the batch's first turn's key
+    assert.deepEqual(await Promise.all(outcomes), ["stored", "Error: session_id belongs to another API key"]);
+    const rows = await quiet`
+      SELECT t.request_id, s.owner FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.session_id = ${session}`;
+    // Before, both were stored, the other key's question in this key's session: each key read the other's.
+    assert.deepEqual(
+      rows.map((r) => [r.request_id, r.owner]),
+      [[mine.request_id, "owner"]],
+    );
+  } finally {
+    holdGate.release();
+    retention.release();
+  }
+});
+
 test("a source list is remembered as stored only by way of a turn inserted with it", async () => {
   const list = sourcesOf(`refused-${randomUUID()}`);
   await oldTurn(randomUUID(), list);

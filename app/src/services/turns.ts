@@ -122,8 +122,10 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     // `= ANY(...)` is planned by the table's size, and the plan a connection caches for this statement (postgres.js
     // prepares it; PostgreSQL keeps a generic plan after five runs) was a sequential scan of every session when it was
     // cached while the table was small, as on a new stack. Until the next ANALYZE, each batch then read the whole
-    // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. An id with no session yet gets a
-    // NULL owner, which matches no turn: new_sessions has those. (jsonb, not text[]: see fetch_types in db.ts.)
+    // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. A session this statement created
+    // comes first: one deleted (turn retention) after the statement's snapshot is created anew for the batch's first
+    // turn's key, while the snapshot still names its old owner, and both keys' turns went into it, each key reading
+    // the other's. (jsonb, not text[]: see fetch_types in db.ts.)
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql,
@@ -138,9 +140,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT DISTINCT ON (session_id) session_id, owner FROM input ORDER BY session_id, ord
           ON CONFLICT (id) DO NOTHING RETURNING id, owner
         ), owners AS (
-          SELECT id, owner FROM new_sessions
-          UNION ALL
-          SELECT k.id, (SELECT owner FROM sessions s WHERE s.id = k.id)
+          SELECT k.id, COALESCE((SELECT owner FROM new_sessions n WHERE n.id = k.id),
+                                (SELECT owner FROM sessions s WHERE s.id = k.id)) AS owner
           FROM jsonb_array_elements_text(${sql.json(sessionIds)}) AS k(id)
         )
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
