@@ -366,7 +366,7 @@ test("questions waiting for a slot follow the same question's answer once it sta
 
 test("a question following another request's answer by its cache key caches it only if it was asked with the same sources", async () => {
   const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "4000" };
-  await withAnswerSlots(env, { parallel: 1, generationMs: 1_500 }, async (client) => {
+  await withAnswerSlots(env, { parallel: 1, generationMs: 900 }, async (client) => {
     const { load } = stack.fakes.ollama;
     const { qdrant } = stack.fakes;
     const searches = () => qdrant.calls["/collections/:name/points/query"] ?? 0;
