@@ -100,7 +100,8 @@ const metadataValue = z.union([
 export const DocumentSchema = z
   .strictObject({
     id: z.string().regex(idPattern, { error: idMessage }).optional(),
-    title: text().max(MAX_TITLE_CHARS).optional(),
+    // null as well: "no title", as sources show it.
+    title: text().max(MAX_TITLE_CHARS).nullable().optional(),
     text: text()
       .max(1_000_000)
       .refine((t) => t.trim().length > 0, { error: "must not be empty" }),

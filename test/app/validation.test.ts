@@ -290,6 +290,15 @@ test("a 400 stays small whatever the body: at most 20 issues listed, each path a
   assert.equal(many.body.details[20].message, "80 more issues not listed");
 });
 
+test("a document's title may be null, as sources show a document without one", async () => {
+  const res = await user.post("/api/v1/documents", {
+    documents: [{ id: "untitled", title: null, text: "Untitled notes on tides." }],
+  });
+  assert.equal(res.status, 201, res.text);
+  const asked = await user.post("/api/v1/query", { query: "What are the untitled notes about?" });
+  assert.equal(asked.body.sources.find((s: { id: string }) => s.id === "untitled")?.title, null, asked.text);
+});
+
 test("the boundaries themselves are accepted: a 5000-character query, top_k 50, 100 documents", async () => {
   const query = await user.post("/api/v1/query", { query: `${"a".repeat(4999)}?`, top_k: 50 });
   assert.equal(query.status, 200, query.text);

@@ -18,7 +18,7 @@ const MAX_RETRIED = 64;
 
 export interface DocumentInput {
   id?: string | undefined;
-  title?: string | undefined;
+  title?: string | null | undefined;
   text: string;
   metadata?: Record<string, unknown> | undefined;
 }
