@@ -76,7 +76,8 @@ export interface RetryOptions {
 
 /**
  * Calls `attempt` until it resolves, waiting RETRY_FIRST_MS, doubling to RETRY_MAX_MS, between tries. Rethrows the
- * last error once it is not `retryable` or `giveUpAt` (performance.now() ms, which a stepped wall clock does not move) has passed; the last wait is cut to end there.
+ * last error once it is not `retryable` or `giveUpAt` has passed (performance.now() ms, which a stepped wall clock
+ * does not move); the last wait is cut to end there.
  */
 export async function retryUntil<T>(attempt: () => Promise<T>, giveUpAt: number, opts: RetryOptions = {}): Promise<T> {
   for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {

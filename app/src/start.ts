@@ -71,14 +71,10 @@ const SHUTDOWN_NOTICE_MS = 1_000;
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  // As written in the URL and decoded: an error text may carry either.
+  // As written in the URL and decoded: an error text may carry either. (config.ts refused a malformed %-escape.)
   const passwords = (url: string | undefined) => {
     const password = url ? new URL(url).password : "";
-    try {
-      return [password, decodeURIComponent(password)];
-    } catch {
-      return [password];
-    }
+    return [password, decodeURIComponent(password)];
   };
   treatAsSecret(
     config.REDIS_PASSWORD,

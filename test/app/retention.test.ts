@@ -57,6 +57,13 @@ async function oldTurn(session_id: string, sources: Source[] = []): Promise<Turn
   return t;
 }
 
+/** What a turn's record came to: "stored", or the error it was refused with. */
+const outcomeOf = (written: Promise<void>) =>
+  written.then(
+    () => "stored",
+    (err) => String(err),
+  );
+
 /** A source list of its own: its own hash. */
 const sourcesOf = (name: string): Source[] => [{ id: name, score: 0.5, title: null, text: `text of ${name}` }];
 
@@ -310,12 +317,7 @@ test("a failed batch's turns are written again one by one, except those already 
     await waitersOnLocks(1);
     const duplicate = turn(randomUUID());
     const other = turn(randomUUID());
-    const queued = [duplicate, other].map((t) =>
-      writer.record("owner", t).then(
-        () => "stored",
-        (err) => String(err),
-      ),
-    );
+    const queued = [duplicate, other].map((t) => outcomeOf(writer.record("owner", t)));
     // Another transaction inserts the first one's request_id, uncommitted: the batch waits for it, then fails.
     const session = randomUUID();
     await holdDuplicate`BEGIN`;
@@ -352,11 +354,7 @@ test("a turn answered 503 whose statement then commits is taken back: its client
     await hold`BEGIN`;
     await hold`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(list).hash} FOR UPDATE`;
   };
-  const outcome = (t: Turn) =>
-    writer.record("owner", t).then(
-      () => "stored",
-      (err) => String(err),
-    );
+  const outcome = (t: Turn) => outcomeOf(writer.record("owner", t));
   const stored = async (t: Turn) => (await quiet`SELECT count(*)::int AS n FROM turns WHERE request_id = ${t.request_id}`)[0]!.n;
   const unavailable = `Error: postgres unavailable: no answer within ${deadlineMs} ms`;
   try {
@@ -407,12 +405,7 @@ test("a batch that creates a session anew, deleted under it by retention, stores
     const held = writer.record("owner", turn(randomUUID(), gate));
     await waitersOnLocks(1);
     const [mine, theirs] = [turn(session), turn(session)];
-    const outcomes = [writer.record("owner", mine), writer.record("other-key", theirs)].map((written) =>
-      written.then(
-        () => "stored",
-        (err) => String(err),
-      ),
-    );
+    const outcomes = [writer.record("owner", mine), writer.record("other-key", theirs)].map(outcomeOf);
     // Retention deletes the session meanwhile: the batch's snapshot still has it, as the other key's.
     await retention`BEGIN`;
     await retention`DELETE FROM turns WHERE session_id = ${session}`;

@@ -284,15 +284,9 @@ export function withDeadline<T>(
  * (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again, as the 503 told it,
  * and would otherwise find its question or its feedback twice. Best effort: a failure is logged, not thrown.
  */
-export function takeBack(
-  sql: Sql,
-  rows: { turns: string[] } | { feedback: string[] },
-  timeoutMs: number,
-  log: Logger | undefined,
-): void {
-  const [table, ids] = "turns" in rows ? ["turns", rows.turns] : ["feedback", rows.feedback];
+export function takeBack(sql: Sql, table: "turns" | "feedback", ids: string[], timeoutMs: number, log: Logger | undefined): void {
   if (ids.length === 0) return;
-  // (jsonb, not text[]: see fetch_types above.)
+  // Turns by request_id, feedback by id. (jsonb, not text[]: see fetch_types above.)
   const statement =
     table === "turns"
       ? sql`DELETE FROM turns WHERE request_id IN (SELECT jsonb_array_elements_text(${sql.json(ids)}))`

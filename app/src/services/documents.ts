@@ -73,9 +73,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
 
   /**
    * `attempt` until it succeeds: the tries within `waitMs` (default: the first only) are awaited, the rest go on in the
-   * background until `endsAt` (performance.now() ms), and `giveUp` hears the last error. While Postgres cannot take a statement
-   * that must follow a write, it is tried again rather than dropped after one blip. Resolves with the awaited tries'
-   * last error when none succeeded, else undefined.
+   * background until `endsAt` (performance.now() ms), and `giveUp` hears the last error. While Postgres cannot take a
+   * statement that must follow a write, it is tried again rather than dropped after one blip. Resolves with the
+   * awaited tries' last error when none succeeded, else undefined.
    */
   function persist(
     attempt: () => Promise<unknown>,

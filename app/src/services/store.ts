@@ -63,7 +63,8 @@ export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * S
  * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
  */
 export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
-  const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs) => withDeadline(sql, query, ms);
+  const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs, onLate?: (rows: T) => void) =>
+    withDeadline(sql, query, ms, onLate);
   const turns = createTurnWriter(sql, timeoutMs, log);
   const until = (lease: Lease) => sql`now() + ${lease.ms} * interval '1 millisecond'`;
   // Whole seconds, at least 1, until a lease ends.
@@ -250,8 +251,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     insertFeedback: async (input: FeedbackInput, owner: string) => {
       const fb = storableJson(input);
       try {
-        const rows = await withDeadline(
-          sql,
+        const rows = await run(
           sql<{ id: string }[]>`
             INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
             SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
@@ -259,7 +259,14 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
             WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
             RETURNING id`,
           timeoutMs,
-          (late) => takeBack(sql, { feedback: late.map((r) => String(r.id)) }, timeoutMs, log),
+          (late) =>
+            takeBack(
+              sql,
+              "feedback",
+              late.map((r) => String(r.id)),
+              timeoutMs,
+              log,
+            ),
         );
         return rows.length === 1;
       } catch (err) {

@@ -105,14 +105,15 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
 
+  /** Turns answered 503 whose statement committed after all: deleted again, so the client's retry stores one. */
+  const takeBackTurns = (requestIds: string[]) => takeBack(sql, "turns", requestIds, timeoutMs, log);
+  /** A statement that commits after its own deadline answered its turns 503. */
+  const takeBackLate = (rows: { request_id: string }[]) => takeBackTurns(rows.map((r) => r.request_id));
+
   /**
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
    * batch wins a new session), and a turn whose session belongs to another key is not inserted.
    */
-  /** A statement that commits after its own deadline answered its turns 503: they are taken back. */
-  const takeBackLate = (rows: { request_id: string }[]) =>
-    takeBack(sql, { turns: rows.map((r) => r.request_id) }, timeoutMs, log);
-
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
     const rows = batch.map(({ row }, ord) => {
       row.ord = ord;
@@ -202,7 +203,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
       // Already settled here means answered 503 by the turn's own deadline while the statement ran: taken back.
       const late = batch.filter((p) => p.done && inserted.has(p.row.request_id));
-      takeBack(sql, { turns: late.map((p) => p.row.request_id) }, timeoutMs, log);
+      if (late.length > 0) takeBackTurns(late.map((p) => p.row.request_id));
       // Only sets a committed turn refers to: turn retention may delete one that no turn refers to (source-sets.ts).
       sourceSets.committed(batch.filter((p) => !p.done && inserted.has(p.row.request_id)).map((p) => p.sources));
       settle(batch, inserted);
