@@ -368,8 +368,10 @@ test("loadConfig names every bad variable on one line", () => {
   }
 });
 
+/** A Redis every rate-limiter call fails on: the limiter decides from its own log. */
+const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
+
 test("the rate limiter enforces the same limit per process when Redis fails", async () => {
-  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
   const limiter = createRateLimiter(failingCache, 3, 60_000);
   const decisions = [];
   for (let i = 0; i < 4; i++) decisions.push(await limiter.check("key-a"));
@@ -395,7 +397,6 @@ test("the rate limit and the key table measure time on a monotonic clock: a wall
   };
 
   // This process's own log of admissions (Redis failing): 15 of 20, then the window passes.
-  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
   const alone = createRateLimiter(failingCache, 20, 200);
   for (let i = 0; i < 15; i++) assert.equal((await alone.check("k")).allowed, true);
   stepBack();
@@ -431,7 +432,6 @@ test("the rate limit and the key table measure time on a monotonic clock: a wall
 });
 
 test("the per-process limit slides: admissions leave the window as their time passes, the oldest first", async () => {
-  const failingCache = { run: async () => Promise.reject(new Error("ECONNREFUSED")) } as unknown as Cache;
   const limiter = createRateLimiter(failingCache, 2, 300);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   assert.equal((await limiter.check("k")).allowed, true);
