@@ -20,6 +20,7 @@ import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
 import { createStore, statementTimeoutMs } from "./services/store.ts";
 import { startTurnRetention } from "./services/turn-retention.ts";
+import { createVectorFit } from "./services/vector-fit.ts";
 
 /** app/migrations, both from app/src (tsx) and from app/dist (the bundled image). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -155,6 +156,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     log,
   });
+  const vectorFit = createVectorFit({
+    embeddingSize: async () => (await ollama.embed(["readiness"]))[0]!.length,
+    collectionSize: () => qdrant.vectorSize(),
+    collection: config.QDRANT_COLLECTION,
+    log,
+  });
   let shuttingDown = false;
   // Aborted a moment before the drain ends, with the error each query still waiting then ends with (query.ts).
   const shutdownNotice = new AbortController();
@@ -165,11 +172,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redis: { critical: false, check: () => cache.ping() },
       qdrant: { critical: false, check: () => qdrant.ready() },
       ollama: { critical: false, check: () => ollama.version() },
+      // Critical: a pod whose model's vectors do not fit the collection fails every question it has not cached.
+      embedding: { critical: true, check: () => vectorFit.check() },
     },
     probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
     isShuttingDown: () => shuttingDown,
   };
-  const rag = createRag({ config, store, cache, corpus, ollama, qdrant, metrics });
+  const rag = createRag({ config, store, cache, corpus, ollama, qdrant, vectorFit, metrics });
   const answerShare =
     config.OLLAMA_PODS_DNS && config.API_PODS_DNS
       ? watchAnswerShare({
@@ -187,7 +196,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     store,
     rag,
-    documents: createDocuments({ config, store, corpus, ollama, qdrant, log }),
+    documents: createDocuments({ config, store, corpus, ollama, qdrant, vectorFit, log }),
     rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,

@@ -245,20 +245,49 @@ test("query embeddings are cached: another filter on the same question embeds no
   assert.equal(stack.fakes.ollama.calls["/api/embed"], embeds);
 });
 
-test("a query embedding Qdrant refuses (another size) is not cached: once Ollama is fixed, the question is answered", async () => {
+test("a query embedding Qdrant refuses (another size) is not cached, and the replica is not ready until Ollama is fixed", async () => {
   const { knobs } = stack.fakes.ollama;
   const question = { query: "What is the in-memory key value store called?" };
+  const ready = () => api(stack.metricsUrl).get<{ checks: Record<string, { status: string; error?: string }> }>("/health/ready");
   knobs.dim = 768; // a model of another size loaded under the embedding model's name
   try {
     const refused = await user.post("/api/v1/query", question);
     assert.equal(refused.status, 502, refused.text);
-    assert.match(refused.body.error, /dimension/i);
+    assert.match(refused.body.error, /holds 256-dimensional vectors .* \(EMBED_MODEL\) returns 768/);
+    const notReady = await ready();
+    assert.equal(notReady.status, 503, "before, readiness said 200 and a rolling deploy went on");
+    assert.match(notReady.body.checks.embedding?.error ?? "", /QDRANT_COLLECTION.*EMBED_MODEL/);
   } finally {
     knobs.dim = 256;
   }
+  assert.equal((await ready()).status, 200, "ready again once the sizes fit");
   const res = await user.post("/api/v1/query", question);
   assert.equal(res.status, 200, res.text);
   assert.equal(res.body.sources[0].id, "redis-intro");
+});
+
+test("a query vector cached from a model of another size is embedded again: the question is answered, not a 502 for a day", async () => {
+  const { ollama, qdrant } = stack.fakes;
+  const question = { query: "Which database stores embeddings and payloads?" };
+  assert.equal((await user.post("/api/v1/query", question)).status, 200); // its 256-dimensional vector is cached
+  // EMBED_MODEL's model pulled again at another size, and the collection rebuilt for it (ingest creates it anew).
+  const collection = qdrant.collections.get("documents")!;
+  qdrant.collections.delete("documents");
+  ollama.knobs.dim = 768;
+  try {
+    assert.equal((await user.post("/api/v1/documents", { documents: DOCS })).status, 201);
+    const embeds = ollama.calls["/api/embed"] ?? 0;
+    const res = await user.post("/api/v1/query", question);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.sources[0]?.id, "qdrant-intro");
+    assert.equal((ollama.calls["/api/embed"] ?? 0) - embeds, 1, "embedded again");
+    const embedsAfter = ollama.calls["/api/embed"];
+    await user.post("/api/v1/query", { ...question, filter: { team: "search" } });
+    assert.equal(ollama.calls["/api/embed"], embedsAfter, "the new vector is cached in its place");
+  } finally {
+    ollama.knobs.dim = 256;
+    qdrant.collections.set("documents", collection);
+  }
 });
 
 test("the model is routed by question complexity", async () => {
@@ -834,7 +863,7 @@ test("health is dependency-free, readiness reports each dependency on the metric
   const ready = await api(stack.metricsUrl).get("/health/ready");
   assert.equal(ready.status, 200);
   assert.equal(ready.body.status, "ready");
-  assert.deepEqual(Object.keys(ready.body.checks).sort(), ["ollama", "postgres", "qdrant", "redis"]);
+  assert.deepEqual(Object.keys(ready.body.checks).sort(), ["embedding", "ollama", "postgres", "qdrant", "redis"]);
   assert.equal(ready.body.checks.postgres.critical, true);
   assert.equal(ready.body.checks.redis.critical, false);
   for (const check of Object.values(ready.body.checks) as Array<{ status: string }>) assert.equal(check.status, "ok");
@@ -866,6 +895,22 @@ test("/metrics exposes the agreed metric names with route patterns as labels", a
   assert.ok(metricValue(text, "agent_queries_total", { agent_name: "rag", model: MODELS.MODEL_SMALL, cached: "true" }) >= 1);
   assert.equal(metricValue(text, "active_queries"), 0);
   assert.equal(metricValue(text, "http_requests_total", { status: "500" }), 0);
+});
+
+test("a replica searching another collection (a rolling deploy renaming QDRANT_COLLECTION) is not served the other's answers", async () => {
+  const renamed = await startApp({ ...stack.env, QDRANT_COLLECTION: "documents_v2" });
+  try {
+    const question = { query: "Which component serves local language models?" };
+    const first = await user.post("/api/v1/query", question);
+    assert.equal(first.body.sources[0]?.id, "ollama-intro");
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
+    const res = await api(renamed.url, USER_KEY).post("/api/v1/query", question);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.cached, false, "before, it served the old collection's answer, and so documents it had deleted");
+    assert.deepEqual(res.body.sources, [], "its own collection holds nothing");
+  } finally {
+    await renamed.stop();
+  }
 });
 
 test("cache entries in another shape (another app version) or not JSON at all are misses: answered afresh, then replaced", async () => {

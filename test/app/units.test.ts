@@ -549,6 +549,7 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
     corpus: { current: () => 1 } as never,
     ollama: { embed: async () => [[0.1, 0.2]] } as never,
     qdrant: { search: async () => [] } as never,
+    vectorFit: { refused: () => {} },
     metrics: createMetrics(),
     ...deps,
   });
@@ -608,6 +609,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
         calls.push(`deleteChunks ${id}`);
       },
     } as never,
+    vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
   const docs = [
@@ -646,6 +648,7 @@ test("document leases come back after Postgres refused the release, and after a 
         throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
       },
     } as never,
+    vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
 
@@ -679,6 +682,7 @@ test("a write holds its documents until a Qdrant call started at its deadline ha
       corpus: {} as never,
       ollama: {} as never,
       qdrant: {} as never,
+      vectorFit: { refused: () => {} },
       log: createLogger("silent"),
     });
     assert.equal(await documents.remove("a"), false);
@@ -700,6 +704,7 @@ test("a written ingest whose corpus bump Postgres refuses answers 503 after one 
     } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
     qdrant: { upsert: async () => {}, deleteChunks: async () => {} } as never,
+    vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
   await assert.rejects(documents.ingest([{ id: "a", text: "First." }], "key:a"), refused);
@@ -727,6 +732,7 @@ test("in a long outage at most 64 lease releases are retried at once; the others
         throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
       },
     } as never,
+    vectorFit: { refused: () => {} },
     log,
   });
   for (let i = 0; i < 70; i++) await assert.rejects(documents.remove(`doc-${i}`), { status: 502 });

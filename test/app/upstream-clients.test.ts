@@ -17,7 +17,13 @@ import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
-import { createQdrant, type QdrantOptions, UPSERT_MAX_BYTES, upsertBatches } from "../../app/src/services/qdrant.ts";
+import {
+  createQdrant,
+  type QdrantOptions,
+  UPSERT_MAX_BYTES,
+  upsertBatches,
+  VectorSizeMismatch,
+} from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakeQdrant } from "../fakes/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
@@ -161,7 +167,8 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
   timeout: 10_000,
 }, async () => {
   const held = gate();
-  const refusal = "Wrong input: Vector dimension error: expected dim: 4, got 3";
+  const refusal = 'Bad request: Index required but not found for "metadata.lang" of one of the following types: [keyword]';
+  const otherSize = "Wrong input: Vector dimension error: expected dim: 4, got 3";
   const qdrant = new Hono()
     .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
     .post("/collections/stalls/points/query", (c) =>
@@ -170,7 +177,8 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
         await held.passed;
       }),
     )
-    .post("/collections/refuses/points/query", (c) => c.json({ status: { error: refusal }, time: 0 }, 400));
+    .post("/collections/refuses/points/query", (c) => c.json({ status: { error: refusal }, time: 0 }, 400))
+    .post("/collections/other-size/points/query", (c) => c.json({ status: { error: otherSize }, time: 0 }, 400));
   const server = await listen(qdrant);
   const search = (collection: string) => qdrantAt(server.url, collection, { timeoutMs: 300 }).search([1, 0, 0], undefined, 3);
   try {
@@ -181,6 +189,11 @@ test("a Qdrant search is cut at its deadline mid-body, and a refused one carries
       search("refuses"),
       (err) => err instanceof AppError && err.status === 502 && err.message === `qdrant request failed: HTTP 400: ${refusal}`,
     );
+    await assert.rejects(search("other-size"), (err) => {
+      assert.ok(err instanceof VectorSizeMismatch, String(err));
+      assert.deepEqual([err.status, err.collectionSize, err.vectorSize], [502, 4, 3]);
+      return true;
+    });
   } finally {
     held.open();
     await server.close();
@@ -340,6 +353,7 @@ test("an ingest answered 504 stops embedding: no Ollama batch starts past its de
         metrics: createMetrics(),
       }),
       qdrant: {} as never,
+      vectorFit: { refused: () => {} },
       log: createLogger("silent"),
     });
     // Twenty batches of 60 ms: the deadline passes during the third.

@@ -7,8 +7,9 @@ import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
-import { type QdrantService, writeMayLand } from "./qdrant.ts";
+import { type QdrantService, VectorSizeMismatch, writeMayLand } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
+import type { VectorFit } from "./vector-fit.ts";
 
 /**
  * Statements retried in the background at once, at most: in a long outage every failed write adds one or two, and
@@ -42,6 +43,7 @@ export interface DocumentsDeps {
   corpus: CorpusVersion;
   ollama: OllamaService;
   qdrant: QdrantService;
+  vectorFit: Pick<VectorFit, "refused">;
   log: Logger;
 }
 
@@ -49,7 +51,7 @@ export interface DocumentsDeps {
  * Writes to the corpus: ingest (chunk, embed, record, write the chunks to Qdrant) and delete, each bumping the corpus
  * version that keys cached answers (corpus.ts). A document is held by one write at a time (migration 005).
  */
-export function createDocuments({ config, store, corpus, ollama, qdrant, log }: DocumentsDeps) {
+export function createDocuments({ config, store, corpus, ollama, qdrant, vectorFit, log }: DocumentsDeps) {
   /**
    * A write starts no Qdrant call past its request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, and
    * holds its documents (migration 005) until the last call it started has ended too: REQUEST_TIMEOUT_MS more, or
@@ -214,6 +216,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, log }: 
         await qdrant.deleteChunks(doc.id, doc.chunks.length, beforeCall);
       }
     } catch (err) {
+      if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
       await afterFailedWrite(ids, lease, err, written);
       throw err;
     }

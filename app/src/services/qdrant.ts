@@ -129,6 +129,32 @@ class CollectionMissing extends QdrantRefused {}
  */
 const NO_COLLECTION = /^Not found: Collection `[^`]*` doesn't exist!/;
 
+/**
+ * The collection's vectors are of another size than the one sent: the embedding model changed (another EMBED_MODEL, or
+ * another model loaded under its name) over a collection built with the old one.
+ */
+export class VectorSizeMismatch extends AppError {
+  constructor(
+    readonly collection: string,
+    readonly collectionSize: number,
+    readonly vectorSize: number,
+  ) {
+    super(
+      502,
+      `collection ${collection} (QDRANT_COLLECTION) holds ${collectionSize}-dimensional vectors but the embedding ` +
+        `model (EMBED_MODEL) returns ${vectorSize}: set EMBED_MODEL back, or ingest into a new QDRANT_COLLECTION`,
+      "config_error",
+    );
+  }
+}
+
+/**
+ * Qdrant's refusal of a vector of another size: StorageError::BadInput ("Wrong input: ") around OperationError::
+ * WrongVector, "Vector dimension error: expected dim: {expected_dim}, got {received_dim}" (qdrant lib/segment
+ * common/operation_error.rs), a 400 on searches and upserts alike.
+ */
+const WRONG_VECTOR_SIZE = /^Wrong input: Vector dimension error: expected dim: (\d+), got (\d+)/;
+
 /** Failures of point writes (upsert, delete) that timed out or broke off after they were sent. */
 const unknownOutcomes = new WeakSet<AppError>();
 
@@ -142,7 +168,7 @@ export const writeMayLand = (err: unknown): boolean => err instanceof AppError &
 /** Called before each call of a write: throws when no further call may start (its documents' lease would not cover it). */
 export type BeforeCall = () => void;
 
-function toAppError(err: unknown, timeoutMs: number): AppError {
+function toAppError(err: unknown, timeoutMs: number, collection: string): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err) || (err instanceof Error && err.name === "QdrantClientTimeoutError")) {
     return upstreamTimeout("qdrant", timeoutMs);
@@ -154,6 +180,8 @@ function toAppError(err: unknown, timeoutMs: number): AppError {
     const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
     if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
       return new CollectionMissing(failure.status, failure.message, failure.type);
+    const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
+    if (sizes) return new VectorSizeMismatch(collection, Number(sizes[1]), Number(sizes[2]));
     // Busy or restarting (or a proxy that cannot reach it): a 503 to retry later, as Ollama's is.
     if (status === 503) {
       const busy = dependencyUnavailable("qdrant", failure.message);
@@ -218,7 +246,7 @@ export function createQdrant(opts: QdrantOptions) {
     try {
       return await timeTool(opts.metrics, tool, fn);
     } catch (err) {
-      const failure = toAppError(err, opts.timeoutMs);
+      const failure = toAppError(err, opts.timeoutMs, name);
       if (failure instanceof CollectionMissing) forgetCollection();
       const unanswered =
         failure.type === "qdrant_timeout" || (failure.type === "qdrant_error" && !(failure instanceof QdrantRefused));
@@ -286,6 +314,22 @@ export function createQdrant(opts: QdrantOptions) {
     return collectionReady;
   }
 
+  /** GET /collections/{name} (api.qdrant.tech get-collection). */
+  const collectionInfo = (beforeCall?: BeforeCall) =>
+    call(
+      "qdrant_collection",
+      async () => {
+        const got = await client.getCollection(name);
+        if (typeof got?.config?.params !== "object") throw upstreamFailure("qdrant", "collection info without config.params");
+        return got;
+      },
+      beforeCall,
+    );
+
+  /** The size of the collection's (one, unnamed) vector; undefined for named vectors, which this app does not create. */
+  const vectorSizeOf = (info: Awaited<ReturnType<typeof collectionInfo>>) =>
+    (info.config.params.vectors as { size?: number } | undefined)?.size;
+
   /** Creates the collection with the embedding size on first use; refuses a collection of another size. */
   async function ensureCollection(dimension: number, beforeCall: BeforeCall): Promise<void> {
     if (!(await exists(beforeCall))) {
@@ -307,24 +351,10 @@ export function createQdrant(opts: QdrantOptions) {
       }
       collectionReady = true;
     }
-    const info = await call(
-      "qdrant_collection",
-      async () => {
-        const got = await client.getCollection(name);
-        if (typeof got?.config?.params !== "object") throw upstreamFailure("qdrant", "collection info without config.params");
-        return got;
-      },
-      beforeCall,
-    );
+    const info = await collectionInfo(beforeCall);
     for (const field of Object.keys(info.payload_schema ?? {})) indexedFields.add(field);
-    const size = (info.config.params.vectors as { size?: number } | undefined)?.size;
-    if (size !== undefined && size !== dimension) {
-      throw new AppError(
-        502,
-        `collection ${name} holds ${size}-dimensional vectors but the embedding model returns ${dimension}`,
-        "config_error",
-      );
-    }
+    const size = vectorSizeOf(info);
+    if (size !== undefined && size !== dimension) throw new VectorSizeMismatch(name, size, dimension);
     await createIndex("document_id", "keyword", beforeCall);
   }
 
@@ -445,6 +475,12 @@ export function createQdrant(opts: QdrantOptions) {
           text: storable(String(payload.text ?? "")),
         };
       });
+    },
+
+    /** The size of the collection's vectors; null when there is no collection (or its vectors are named). */
+    async vectorSize(): Promise<number | null> {
+      const info = await collectionInfo().catch(unlessMissing(null));
+      return (info && vectorSizeOf(info)) ?? null;
     },
 
     ready: () => client.api().readyz({}),

@@ -12,11 +12,12 @@ import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
 import { type ChatMessage, type ChatResult, ContextOverflow, EmbedInputTooLong, type OllamaService } from "./ollama.ts";
-import type { MetadataFilter, QdrantService } from "./qdrant.ts";
+import { type MetadataFilter, type QdrantService, VectorSizeMismatch } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
 import { createSessionOwners } from "./session-owners.ts";
 import { sourceSetOf } from "./source-sets.ts";
 import type { Source, Store } from "./store.ts";
+import type { VectorFit } from "./vector-fit.ts";
 
 export const AGENT_NAME = "rag";
 
@@ -139,12 +140,19 @@ export interface RagDeps {
   corpus: CorpusVersion;
   ollama: OllamaService;
   qdrant: QdrantService;
+  vectorFit: Pick<VectorFit, "refused">;
   metrics: Metrics;
 }
 
-export function createRag({ config, store, cache, corpus, ollama, qdrant, metrics }: RagDeps) {
+export function createRag({ config, store, cache, corpus, ollama, qdrant, vectorFit, metrics }: RagDeps) {
   const models = { small: config.MODEL_SMALL, default: config.MODEL_DEFAULT, large: config.MODEL_LARGE };
   const modelWindow = { contextTokens: config.MODEL_CONTEXT_TOKENS, answerTokens: config.MAX_ANSWER_TOKENS };
+
+  /**
+   * Part of every answer's key: replicas searching another collection, or with another embedding model, share Redis in
+   * a rolling deploy that changes them, and one served the other's answers, with a document it had deleted.
+   */
+  const retrievedFrom = `${config.QDRANT_COLLECTION}/${config.EMBED_MODEL}`;
 
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
 
@@ -180,6 +188,36 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
    */
   const rememberEmbedding = (key: string, vector: number[]) =>
     cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
+
+  /**
+   * The nearest chunks, searched with the cached vector or one embedded now; `fresh` when embedded now. A cached vector
+   * Qdrant refuses for its size came from another model under the embedding model's name (EMBED_MODEL's model pulled
+   * again, or set back over a collection rebuilt for a new one): it is dropped and the question embedded again. Kept,
+   * it failed the question with a 502 for EMBED_CACHE_TTL_SECONDS.
+   */
+  async function retrieve(
+    question: string,
+    vectorKey: string,
+    cached: number[] | undefined,
+    filter: MetadataFilter | undefined,
+    topK: number,
+  ) {
+    if (cached) {
+      try {
+        return { vector: cached, hits: await qdrant.search(cached, filter, topK), fresh: false };
+      } catch (err) {
+        if (!(err instanceof VectorSizeMismatch)) throw err;
+        cache.write("embedding", (c) => c.del(vectorKey));
+      }
+    }
+    const vector = await embedQuery(question, vectorKey);
+    try {
+      return { vector, hits: await qdrant.search(vector, filter, topK), fresh: true };
+    } catch (err) {
+      if (err instanceof VectorSizeMismatch) vectorFit.refused(err);
+      throw err;
+    }
+  }
 
   const answers = createAnswerCache(cache, {
     ttlSeconds: config.RESPONSE_CACHE_TTL_SECONDS,
@@ -223,7 +261,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
     const streamed = input.stream === true;
     const normalized = normalizeQuery(question);
-    const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK]));
+    const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK, retrievedFrom]));
     const cacheKey = `response:${corpus.current()}:${questionKey}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
@@ -271,12 +309,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, metric
       if (found.value) return ready(found.value.sources, cachedAnswer(found.value));
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
-      const vector = cached ?? (await embedQuery(question, vectorKey));
-      const retrieved = await qdrant.search(vector, input.filter, topK);
-      const cacheable = retrieved !== null;
+      const retrieved = await retrieve(question, vectorKey, cached, input.filter, topK);
+      const cacheable = retrieved.hits !== null;
       // Not when there was no collection to search: Qdrant never checked the vector's size.
-      if (cached === undefined && cacheable) rememberEmbedding(vectorKey, vector);
-      const hits = retrieved ?? [];
+      if (retrieved.fresh && cacheable) rememberEmbedding(vectorKey, retrieved.vector);
+      const hits = retrieved.hits ?? [];
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));

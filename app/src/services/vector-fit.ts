@@ -1,0 +1,57 @@
+import type { Logger } from "../log.ts";
+import { VectorSizeMismatch } from "./qdrant.ts";
+
+export interface VectorFitDeps {
+  /** The size of the embedding model's vectors (one short text embedded). */
+  embeddingSize(): Promise<number>;
+  /** The size of the collection's vectors; null when there is no collection yet. */
+  collectionSize(): Promise<number | null>;
+  collection: string;
+  log: Logger;
+}
+
+/**
+ * Whether the embedding model's vectors fit the collection. A model of another size over an existing collection
+ * (EMBED_MODEL changed, or another model pulled under its name) failed every uncached question with a 502 while
+ * readiness said 200, so a rolling deploy went on replacing pods that answered with pods that could not.
+ *
+ * Readiness compares the two sizes until they have matched once, and again after a question or an ingest found them
+ * apart, until they match again. Without a collection (ingest creates it at the model's size) or an answer from Ollama
+ * or Qdrant (their own probes say so) nothing is compared, and a mismatch already found stands.
+ */
+export function createVectorFit(deps: VectorFitDeps) {
+  let fits = false;
+  let mismatch: VectorSizeMismatch | undefined;
+
+  const found = (next: VectorSizeMismatch | undefined) => {
+    if (next && !mismatch) deps.log.error({ collection: deps.collection }, next.message);
+    if (!next && mismatch)
+      deps.log.info({ collection: deps.collection }, "the embedding model's vectors fit the collection again");
+    mismatch = next;
+    fits = !next;
+  };
+
+  async function compare(): Promise<void> {
+    const collectionSize = await deps.collectionSize().catch(() => null);
+    if (collectionSize === null) return;
+    const embeddingSize = await deps.embeddingSize().catch(() => null);
+    if (embeddingSize === null) return;
+    found(embeddingSize === collectionSize ? undefined : new VectorSizeMismatch(deps.collection, collectionSize, embeddingSize));
+  }
+
+  return {
+    /** The readiness probe: throws while the sizes are known to differ. */
+    async check(): Promise<void> {
+      if (fits) return;
+      await compare();
+      if (mismatch) throw mismatch;
+    },
+
+    /** Qdrant refused a vector the model had just returned (not one cached under the model's name): they differ. */
+    refused(err: VectorSizeMismatch): void {
+      found(err);
+    },
+  };
+}
+
+export type VectorFit = ReturnType<typeof createVectorFit>;

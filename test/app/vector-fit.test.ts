@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { VectorSizeMismatch } from "../../app/src/services/qdrant.ts";
+import { createVectorFit } from "../../app/src/services/vector-fit.ts";
+import { capturedLog } from "../support/log.ts";
+
+/** A vector fit over stub sizes; `sizes` is changed by each test as an operator would change the model. */
+function fitOver(sizes: { embedding: number | Error; collection: number | null | Error }) {
+  const calls = { embedding: 0, collection: 0 };
+  const answer = <T>(value: T | Error) => (value instanceof Error ? Promise.reject(value) : Promise.resolve(value));
+  const { log, lines } = capturedLog("info");
+  const fit = createVectorFit({
+    embeddingSize: () => (calls.embedding++, answer(sizes.embedding)),
+    collectionSize: () => (calls.collection++, answer(sizes.collection)),
+    collection: "documents",
+    log,
+  });
+  return { fit, calls, lines };
+}
+
+test("readiness fails while the embedding model's vectors do not fit the collection, naming both keys", async () => {
+  const sizes = { embedding: 384 as number | Error, collection: 256 as number | null | Error };
+  const { fit, calls, lines } = fitOver(sizes);
+  await assert.rejects(fit.check(), (err: Error) => {
+    assert.ok(err instanceof VectorSizeMismatch);
+    assert.match(err.message, /documents \(QDRANT_COLLECTION\) holds 256-dimensional .* \(EMBED_MODEL\) returns 384/);
+    return true;
+  });
+  assert.equal(lines.filter((l) => l.includes("EMBED_MODEL")).length, 1, "the mismatch is logged once");
+
+  sizes.embedding = new Error("ollama down");
+  await assert.rejects(fit.check(), VectorSizeMismatch, "a mismatch found stands while Ollama cannot be asked");
+
+  sizes.embedding = 256; // the model set back
+  await fit.check();
+  const asked = { ...calls };
+  await fit.check();
+  assert.deepEqual(calls, asked, "once they fit, readiness asks neither Ollama nor Qdrant again");
+});
+
+test("with no collection, or Ollama or Qdrant not answering, nothing is compared and readiness passes", async () => {
+  const sizes = { embedding: 384 as number | Error, collection: null as number | null | Error };
+  const { fit, calls } = fitOver(sizes);
+  await fit.check();
+  assert.equal(calls.embedding, 0, "no collection: ingest creates it at the model's size, so no embedding is asked for");
+  sizes.collection = new Error("qdrant down");
+  await fit.check();
+  sizes.collection = 256;
+  sizes.embedding = new Error("ollama down");
+  await fit.check();
+  sizes.embedding = 384;
+  await assert.rejects(fit.check(), VectorSizeMismatch, "compared once both answer");
+});
+
+test("a vector Qdrant refused makes readiness fail from then on, until the sizes are found to fit again", async () => {
+  const sizes = { embedding: 256 as number | Error, collection: 256 as number | null | Error };
+  const { fit } = fitOver(sizes);
+  await fit.check(); // fits: readiness asks nothing more
+  sizes.embedding = 384; // the model changed under a running pod
+  await fit.check();
+  fit.refused(new VectorSizeMismatch("documents", 256, 384));
+  await assert.rejects(fit.check(), VectorSizeMismatch);
+  sizes.embedding = 256;
+  await fit.check();
+});
