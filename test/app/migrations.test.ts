@@ -35,6 +35,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "006_turn_truncated.sql",
         "007_turns_sources_hash_index.sql",
         "008_source_set_bytes.sql",
+        "009_document_lease_index.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;

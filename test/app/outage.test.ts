@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +11,7 @@ import { ADMIN_KEY, appEnv, type ProxiedStack, startApp, startProxiedStack, USER
 import type { Fakes } from "../support/fakes.ts";
 import { api } from "../support/http.ts";
 import { createDb, MIGRATION_IDLE_TIMEOUT_MS, MIGRATION_LOCK_ID, migrate } from "../../app/src/services/db.ts";
+import { createStore } from "../../app/src/services/store.ts";
 import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
@@ -855,5 +857,46 @@ test("a replica whose notifications went silent still drops answers cached befor
   } finally {
     await replica.stop();
     await proxy.close();
+  }
+});
+
+test("a write whose process was killed midway: answers cached before it are dropped at once, those cached while it ran when its lease ends", async () => {
+  const replica = await appOn(pg.url, { CORPUS_VERSION_REFRESH_MS: "200" });
+  const db = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+  const store = createStore(db, 2_000);
+  const onReplica = api(replica.url, USER_KEY);
+  type Answer = { cached: boolean; sources: Array<{ id: string; text: string }> };
+  const ask = (question: { query: string }) => onReplica.post<Answer>("/api/v1/query", question);
+  /** What a killed writer's last Qdrant call did to a document's chunks. */
+  const chunksOf = (id: string) =>
+    [...fakes.qdrant.collections.get("documents")!.points].filter(([, point]) => point.payload.document_id === id);
+  const killed = () => ({ writer: randomUUID(), ms: 1_500 });
+  try {
+    // A delete takes the document's lease (the app's own statement), Qdrant deletes its chunks, and the process dies.
+    const lamps = { query: "What do lighthouse keepers trim every night?" };
+    await cacheAnswerFrom({ id: "lamp", text: "Lighthouse keepers trim the lamp wicks every night." }, lamps);
+    assert.equal(await store.leaseDocument("lamp", killed()), "leased");
+    for (const [id] of chunksOf("lamp")) fakes.qdrant.collections.get("documents")!.points.delete(id);
+    // Before, the answer citing the deleted chunks was served until the client's retry or its TTL (600 s).
+    const cites = (answer: Answer, id: string) => answer.sources.find((source) => source.id === id)?.text ?? "";
+    await waitFor("the answer cached before the write dropped", async () => !cites((await ask(lamps)).body, "lamp"), 2_000);
+
+    // A re-ingest takes its lease, an answer is cached from the old chunk, the new one lands, and the process dies.
+    const ferries = { query: "When does the island ferry leave?" };
+    await cacheAnswerFrom({ id: "ferry", text: "The island ferry leaves at nine." }, ferries);
+    const lease = killed();
+    assert.equal(
+      await store.upsertDocuments([{ id: "ferry", title: null, metadata: {}, chunk_count: 1 }], "key:x", lease),
+      undefined,
+    );
+    const during = await ask(ferries);
+    assert.match(cites(during.body, "ferry"), /at nine/);
+    for (const [, point] of chunksOf("ferry")) point.payload.text = "The island ferry leaves at noon.";
+    // Before, that answer was served until its TTL too; now until the lease ends, as for a write of unknown outcome.
+    await waitFor("the answer from the new chunk", async () => /at noon/.test(cites((await ask(ferries)).body, "ferry")), 6_000);
+    assert.equal((await user.del("/api/v1/documents/lamp")).status, 200, "once the lease ended, the retry deletes the record");
+  } finally {
+    await db.end();
+    await replica.stop();
   }
 });

@@ -16,6 +16,9 @@ import { CORPUS_CHANNEL, type Store } from "./store.ts";
  * the old connection's error (connection.js keeps it), and that connection stays open without it. The replica then
  * heard other replicas' ingests and deletes only at its next refresh. A listening connection gone silent (a failover
  * that did not reset it) is never reconnected either.
+ *
+ * Each refresh also ends the document leases their writers left to expire (store.endAbandonedLeases): a write whose
+ * process was killed midway bumped the version when it took its lease, but not after the chunks it wrote.
  */
 export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
   /** Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard. */
@@ -58,9 +61,14 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     throw err;
   }
 
-  /** Refreshes, then judges the last probe, a whole `refreshMs` after Postgres took it, or sends the next. */
+  /** Refreshes, ends abandoned leases, then judges the last probe, a whole `refreshMs` after Postgres took it, or sends the next. */
   const check = async () => {
     void refresh(true);
+    // Every replica, so one is left to do it; a statement on a partial index of the few leased rows.
+    void store.endAbandonedLeases().then(
+      (v) => v !== undefined && advance(v),
+      () => {},
+    );
     if (probeUnheard) {
       probeUnheard = false;
       log.warn("corpus version notifications stopped arriving: listening on a new connection");

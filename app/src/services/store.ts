@@ -77,12 +77,21 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
    * (a database restored from a snapshot) a bump by one was ignored everywhere, and answers cached before an
    * acknowledged ingest were served until their TTL.
    */
-  const bumpVersion = (when = sql`true`) => sql`
+  const bumped = (when: ReturnType<typeof sql>) => sql`
     bumped AS (
       UPDATE corpus_version SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
       WHERE ${when} RETURNING version
-    )
-    SELECT version::text, pg_notify(${CORPUS_CHANNEL}, version::text) FROM bumped`;
+    )`;
+  const notifyBumped = sql`pg_notify(${CORPUS_CHANNEL}, version::text)`;
+  const bumpVersion = (when: ReturnType<typeof sql> = sql`true`) =>
+    sql`${bumped(when)} SELECT version::text, ${notifyBumped} FROM bumped`;
+  /**
+   * For a statement that leases documents, bumping the version as it does: answers cached before the write starts
+   * changing Qdrant are no longer served, even if its writer dies before its own bump at the end (a killed process).
+   * The other replicas, and this one, hear it by NOTIFY. (Answers cached while the write runs: endAbandonedLeases.)
+   */
+  const bumpedAsLeased = (leased: string) => bumped(sql`EXISTS (SELECT 1 FROM ${sql(leased)})`);
+  const notifiedAsLeased = sql`(SELECT ${notifyBumped} FROM bumped)`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`
@@ -187,9 +196,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
               writing_until = EXCLUDED.writing_until
             WHERE documents.writing_until IS NULL OR documents.writing_until <= now()
             RETURNING id
-          )
+          ), ${bumpedAsLeased("written")}
           SELECT (SELECT jsonb_agg(id) FROM written) AS written, (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
-                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds`,
+                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${notifiedAsLeased}`,
       );
       const written = result!.written ?? [];
       if (written.length === ids.length) return undefined;
@@ -207,8 +216,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
           WITH leased AS (
             UPDATE documents SET writer = ${lease.writer}::uuid, writing_until = ${until(lease)}
             WHERE id = ${id} AND (writing_until IS NULL OR writing_until <= now()) RETURNING id
-          )
-          SELECT EXISTS (SELECT 1 FROM leased) AS leased, ${secondsLeft(sql`writing_until`)} AS busy_seconds
+          ), ${bumpedAsLeased("leased")}
+          SELECT EXISTS (SELECT 1 FROM leased) AS leased, ${secondsLeft(sql`writing_until`)} AS busy_seconds,
+                 ${notifiedAsLeased}
           FROM documents WHERE id = ${id}`,
       );
       if (!row) return "missing";
@@ -226,6 +236,20 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       const [row] = await run(sql<{ version: string }[]>`
         WITH deleted AS (DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid RETURNING id),
         ${bumpVersion(sql`EXISTS (SELECT 1 FROM deleted)`)}`);
+      return row ? Number(row.version) : undefined;
+    },
+
+    /**
+     * Ends the leases that expired unreleased, and bumps the corpus version if there were any: the new version, or
+     * undefined. Their writer died mid-write (its process killed) after its chunks may have changed Qdrant and before
+     * its own bump, so answers cached while it wrote were served until their TTL. (A live writer's lease outlasts every
+     * call it starts: documents.ts `newLease`.)
+     */
+    endAbandonedLeases: async () => {
+      const [row] = await run(sql<{ version: string }[]>`
+        WITH ended AS (
+          UPDATE documents SET writer = NULL, writing_until = NULL WHERE writing_until <= now() RETURNING id
+        ), ${bumpVersion(sql`EXISTS (SELECT 1 FROM ended)`)}`);
       return row ? Number(row.version) : undefined;
     },
 
