@@ -160,6 +160,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     embeddingSize: async () => (await ollama.embed(["readiness"]))[0]!.length,
     collectionSize: () => qdrant.vectorSize(),
     collection: config.QDRANT_COLLECTION,
+    timeoutMs: config.READY_PROBE_TIMEOUT_MS / 2,
     log,
   });
   let shuttingDown = false;

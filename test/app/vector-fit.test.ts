@@ -5,21 +5,29 @@ import { createVectorFit } from "../../app/src/services/vector-fit.ts";
 import { capturedLog } from "../support/log.ts";
 
 /** A vector fit over stub sizes; `sizes` is changed by each test as an operator would change the model. */
-function fitOver(sizes: { embedding: number | Error; collection: number | null | Error }) {
+function fitOver(sizes: { embedding: number | Error | "hung"; collection: number | null | Error }) {
   const calls = { embedding: 0, collection: 0 };
-  const answer = <T>(value: T | Error) => (value instanceof Error ? Promise.reject(value) : Promise.resolve(value));
+  const answer = <T>(value: T | Error | "hung") =>
+    value === "hung" ? new Promise<T>(() => {}) : value instanceof Error ? Promise.reject(value) : Promise.resolve(value);
   const { log, lines } = capturedLog("info");
   const fit = createVectorFit({
-    embeddingSize: () => (calls.embedding++, answer(sizes.embedding)),
-    collectionSize: () => (calls.collection++, answer(sizes.collection)),
+    embeddingSize: () => {
+      calls.embedding++;
+      return answer(sizes.embedding);
+    },
+    collectionSize: () => {
+      calls.collection++;
+      return answer(sizes.collection);
+    },
     collection: "documents",
+    timeoutMs: 200,
     log,
   });
   return { fit, calls, lines };
 }
 
 test("readiness fails while the embedding model's vectors do not fit the collection, naming both keys", async () => {
-  const sizes = { embedding: 384 as number | Error, collection: 256 as number | null | Error };
+  const sizes = { embedding: 384 as number | Error | "hung", collection: 256 as number | null | Error };
   const { fit, calls, lines } = fitOver(sizes);
   await assert.rejects(fit.check(), (err: Error) => {
     assert.ok(err instanceof VectorSizeMismatch);
@@ -38,8 +46,10 @@ test("readiness fails while the embedding model's vectors do not fit the collect
   assert.deepEqual(calls, asked, "once they fit, readiness asks neither Ollama nor Qdrant again");
 });
 
-test("with no collection, or Ollama or Qdrant not answering, nothing is compared and readiness passes", async () => {
-  const sizes = { embedding: 384 as number | Error, collection: null as number | null | Error };
+test("with no collection, or Ollama or Qdrant not answering, nothing is compared and readiness passes", {
+  timeout: 5_000,
+}, async () => {
+  const sizes = { embedding: 384 as number | Error | "hung", collection: null as number | null | Error };
   const { fit, calls } = fitOver(sizes);
   await fit.check();
   assert.equal(calls.embedding, 0, "no collection: ingest creates it at the model's size, so no embedding is asked for");
@@ -48,12 +58,14 @@ test("with no collection, or Ollama or Qdrant not answering, nothing is compared
   sizes.collection = 256;
   sizes.embedding = new Error("ollama down");
   await fit.check();
+  sizes.embedding = "hung"; // given up within the readiness probe's timeout: this check is critical, Ollama is not
+  await fit.check();
   sizes.embedding = 384;
   await assert.rejects(fit.check(), VectorSizeMismatch, "compared once both answer");
 });
 
 test("a vector Qdrant refused makes readiness fail from then on, until the sizes are found to fit again", async () => {
-  const sizes = { embedding: 256 as number | Error, collection: 256 as number | null | Error };
+  const sizes = { embedding: 256 as number | Error | "hung", collection: 256 as number | null | Error };
   const { fit } = fitOver(sizes);
   await fit.check(); // fits: readiness asks nothing more
   sizes.embedding = 384; // the model changed under a running pod

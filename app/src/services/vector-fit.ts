@@ -1,3 +1,4 @@
+import { beforeDeadline } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { VectorSizeMismatch } from "./qdrant.ts";
 
@@ -7,6 +8,11 @@ export interface VectorFitDeps {
   /** The size of the collection's vectors; null when there is no collection yet. */
   collectionSize(): Promise<number | null>;
   collection: string;
+  /**
+   * How long a comparison may take; past it nothing is compared. Under the readiness probe's own timeout: a hung
+   * Ollama or Qdrant would otherwise fail this critical check, and a pod starting then would never be ready.
+   */
+  timeoutMs: number;
   log: Logger;
 }
 
@@ -31,11 +37,15 @@ export function createVectorFit(deps: VectorFitDeps) {
     fits = !next;
   };
 
+  async function sizes(): Promise<[number, number] | null> {
+    const collectionSize = await deps.collectionSize();
+    return collectionSize === null ? null : [collectionSize, await deps.embeddingSize()];
+  }
+
   async function compare(): Promise<void> {
-    const collectionSize = await deps.collectionSize().catch(() => null);
-    if (collectionSize === null) return;
-    const embeddingSize = await deps.embeddingSize().catch(() => null);
-    if (embeddingSize === null) return;
+    const both = await beforeDeadline(sizes(), deps.timeoutMs, () => new Error("no sizes in time")).catch(() => null);
+    if (!both) return;
+    const [collectionSize, embeddingSize] = both;
     found(embeddingSize === collectionSize ? undefined : new VectorSizeMismatch(deps.collection, collectionSize, embeddingSize));
   }
 
