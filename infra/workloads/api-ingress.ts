@@ -9,7 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { apiWebAcl } from "./api-firewall.ts";
-import { ALB_IDLE_TIMEOUT_SECONDS, API, API_DRAIN_SECONDS } from "./names.ts";
+import { ALB_IDLE_TIMEOUT_SECONDS, API, API_DEREGISTRATION_SECONDS } from "./names.ts";
 import { labelsFor } from "./pod.ts";
 
 /** What apiUrl says while the ALB has no hostname yet (and always under the offline plan's mocks). */
@@ -82,8 +82,8 @@ export class ApiIngress extends pulumi.ComponentResource {
             // A deregistering target keeps its in-flight requests this long, then the ALB drops them: it was 30 s,
             // and a request may run REQUEST_TIMEOUT_MS (60 s), so every rollout, scale-in and off-peak scale-down cut
             // the answers still running (the pod went on and sent them to no one). With no request in flight the ALB
-            // ends the deregistration at once (AWS ELB docs, "Deregistration delay"). As long as the pod's drain, then.
-            "alb.ingress.kubernetes.io/target-group-attributes": `deregistration_delay.timeout_seconds=${API_DRAIN_SECONDS}`,
+            // ends the deregistration at once (AWS ELB docs, "Deregistration delay"). As long as the pod's stop, then.
+            "alb.ingress.kubernetes.io/target-group-attributes": `deregistration_delay.timeout_seconds=${API_DEREGISTRATION_SECONDS}`,
             ...tls,
             ...firewall,
           },

@@ -35,6 +35,13 @@ export const API_STOP = { preStopSeconds: 10, requestTimeoutSeconds: 60, drainMa
  * target's requests: the longest request and a margin.
  */
 export const API_DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drainMarginSeconds;
+/**
+ * How long the ALB keeps a deregistering target's requests: the pod's whole stop, preStop then drain. Deregistration
+ * starts when the pod is deleted, as preStop does, and the app only drains after it: at the drain's length alone, the
+ * ALB cut the streams still running 10 s before the app ended them with their `error` event (probe J), and a stream
+ * is not bounded by REQUEST_TIMEOUT_MS. A target whose requests end sooner is let go sooner.
+ */
+export const API_DEREGISTRATION_SECONDS = API_STOP.preStopSeconds + API_DRAIN_SECONDS;
 /** Extra API pods a rolling update may start (maxSurge, rounded up): counted in the database connections at peak. */
 export const API_ROLLING_SURGE_PERCENT = 25;
 /**

@@ -38,7 +38,7 @@ test("the Deployment runs the pushed image by digest and the stack exports that 
   assert.equal(plan.outputs.imageDigest, api.image!.split("@")[1]);
 });
 
-test("API probes: startup and liveness on /health, readiness on /health/ready, all on the 8080 port; metrics on 9464", () => {
+test("API probes: startup and liveness on /health, readiness on /health/serving, all on the 8080 port; metrics on 9464", () => {
   assert.deepEqual(api.ports, [
     { name: "http", containerPort: 8080, protocol: "TCP" },
     { name: "metrics", containerPort: 9464, protocol: "TCP" },
@@ -48,7 +48,7 @@ test("API probes: startup and liveness on /health, readiness on /health/ready, a
   assert.equal(envOf(api).DOCS_ENABLED.value, "false", "docs only when agent-stack:docsEnabled turns them on");
   assert.equal((api.startupProbe as any).httpGet.path, "/health");
   assert.equal((api.livenessProbe as any).httpGet.path, "/health");
-  assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
+  assert.equal((api.readinessProbe as any).httpGet.path, "/health/serving");
   for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) assert.equal((api[probe] as any).httpGet.port, "http");
 });
 
@@ -402,12 +402,13 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
     Number(envOf(api).HTTP_KEEP_ALIVE_TIMEOUT_MS.value) > albIdleMs,
     "the API keeps idle connections longer than the ALB",
   );
-  // A draining target's requests are dropped at the deregistration delay: it must cover the longest request.
+  // A draining target's requests are dropped at the deregistration delay, which starts as the pod's preStop does:
+  // it must cover the pod's whole stop, preStop and the app's drain, at whose end a stream still running gets its
+  // `error` event (a stream is not bounded by REQUEST_TIMEOUT_MS).
   const delay = /deregistration_delay\.timeout_seconds=(\d+)/.exec(a["alb.ingress.kubernetes.io/target-group-attributes"]);
-  assert.ok(
-    Number(delay?.[1]) * 1000 >= Number(envOf(api).REQUEST_TIMEOUT_MS.value),
-    `deregistration delay ${delay?.[1]} s against REQUEST_TIMEOUT_MS ${envOf(api).REQUEST_TIMEOUT_MS.value}`,
-  );
+  const stopMs = 1000 * (api.lifecycle as any).preStop.sleep.seconds + Number(envOf(api).SHUTDOWN_TIMEOUT_MS.value);
+  assert.ok(Number(delay?.[1]) * 1000 >= stopMs, `deregistration delay ${delay?.[1]} s against the pod's stop, ${stopMs} ms`);
+  assert.ok(stopMs >= Number(envOf(api).REQUEST_TIMEOUT_MS.value));
   assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
   assert.equal(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
   assert.ok(a["alb.ingress.kubernetes.io/certificate-arn"]);
