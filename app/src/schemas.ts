@@ -233,6 +233,8 @@ export const ReadySchema = z
   })
   .openapi("Readiness");
 
+export const ServingSchema = z.object({ status: z.enum(["serving", "not_serving"]) }).openapi("Serving");
+
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   content: { "application/json": { schema } },
   required: true,

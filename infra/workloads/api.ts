@@ -20,7 +20,12 @@ import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resourc
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;
-const HEALTH = { liveness: "/health", readiness: "/health/ready" } as const;
+/**
+ * Readiness on /health/serving, not /health/ready: a Postgres outage fails /health/ready on every pod at once, and the
+ * ALB then held no target, so clients got its own 503 page instead of the app's JSON 503, and after the outage waited
+ * for each pod's registration and health checks (probe J). /health/serving fails only on the pod's own faults.
+ */
+const HEALTH = { liveness: "/health", readiness: "/health/serving" } as const;
 
 /**
  * Each API pod's share of the tier's answer slots per model at the HPA's minimum, by the app's own rule: the share

@@ -257,10 +257,12 @@ test("a query embedding Qdrant refuses (another size) is not cached, and the rep
     const notReady = await ready();
     assert.equal(notReady.status, 503, "before, readiness said 200 and a rolling deploy went on");
     assert.match(notReady.body.checks.embedding?.error ?? "", /QDRANT_COLLECTION.*EMBED_MODEL/);
+    assert.equal((await api(stack.url).get("/health/serving")).status, 503, "out of service: a fault of its own");
   } finally {
     knobs.dim = 256;
   }
   assert.equal((await ready()).status, 200, "ready again once the sizes fit");
+  assert.equal((await api(stack.url).get("/health/serving")).status, 200);
   const res = await user.post("/api/v1/query", question);
   assert.equal(res.status, 200, res.text);
   assert.equal(res.body.sources[0].id, "redis-intro");

@@ -32,6 +32,8 @@ before(async () => {
 });
 after(() => stack.stop());
 
+const pick = (res: ApiResponse) => [res.status, res.body];
+
 /** Detailed readiness (METRICS_PORT); the public one has the same status code. */
 const ready = () => api(stack.metricsUrl).get("/health/ready");
 
@@ -96,6 +98,9 @@ test("with Postgres stopped, readiness is 503 and writes fail with 503; after re
     assert.equal(readiness.body.checks.postgres.status, "fail");
     assert.ok(readiness.body.checks.postgres.error);
     assert.equal((await api(stack.url).get("/health")).status, 200, "liveness does not depend on Postgres");
+    // Kubernetes' readiness probe: every replica shares Postgres, and out of service they would all be, so the load
+    // balancer would answer its own 503 page instead of the JSON 503 below.
+    assert.deepEqual(pick(await api(stack.url).get("/health/serving")), [200, { status: "serving" }]);
 
     const refused = await user.post("/api/v1/query", { query: "Where does magma come from?", session_id });
     assert.equal(refused.status, 503, refused.text);

@@ -25,7 +25,7 @@ test("dev builds the same multi-arch app/Dockerfile (its node is Graviton) into 
 test("the dev API: probes, hardening, Secret-only credentials and the CPU models", () => {
   assert.equal((api.startupProbe as any).httpGet.path, "/health");
   assert.equal((api.livenessProbe as any).httpGet.path, "/health");
-  assert.equal((api.readinessProbe as any).httpGet.path, "/health/ready");
+  assert.equal((api.readinessProbe as any).httpGet.path, "/health/serving");
   assert.equal(pod(deployment).securityContext.runAsNonRoot, true);
   assert.equal(api.securityContext!.readOnlyRootFilesystem, true);
   assert.deepEqual(api.envFrom, [{ secretRef: { name: "agent-api-env" } }]);

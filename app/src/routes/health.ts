@@ -1,13 +1,18 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
-import { jsonResponse, ReadySchema } from "../schemas.ts";
+import { jsonResponse, ReadySchema, ServingSchema } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 export interface Probe {
   /** A failing critical probe makes the instance not ready (503). */
   critical: boolean;
+  /**
+   * What it checks is this instance's own (its configuration), not a dependency every replica shares: failing, it
+   * also takes the instance out of service (/health/serving).
+   */
+  ownFault?: boolean;
   check: () => Promise<unknown>;
 }
 
@@ -27,6 +32,24 @@ const readyRoute = createRoute({
   responses: {
     200: jsonResponse(ReadySchema, "Every critical dependency answers"),
     503: jsonResponse(ReadySchema, "A critical dependency failed, or the instance is shutting down"),
+  },
+});
+
+const servingRoute = createRoute({
+  method: "get",
+  path: "/health/serving",
+  tags: ["health"],
+  summary:
+    "Whether to send this instance traffic (Kubernetes' readiness probe): 503 only while it shuts down or a fault of its own",
+  description:
+    "A dependency every replica shares (Postgres) failing does not take the instance out of service: requests then get the " +
+    "app's own JSON 503 within about a second, where a load balancer with no instance left in service answers its own.",
+  responses: {
+    200: jsonResponse(ServingSchema, "In service"),
+    503: jsonResponse(
+      ServingSchema,
+      "Shutting down, or a fault of its own (its embedding model's vectors do not fit the collection)",
+    ),
   },
 });
 
@@ -65,6 +88,16 @@ export async function readiness(deps: HealthDeps): Promise<{ code: 200 | 503; bo
   return { code: 200, body: { status: results.some((r) => r.status === "fail") ? "degraded" : "ready", checks } };
 }
 
+/** In service unless shutting down or one of its own checks fails; the shared dependencies' probes are not run. */
+export async function serving(deps: HealthDeps): Promise<{ code: 200 | 503; body: { status: "serving" | "not_serving" } }> {
+  if (deps.isShuttingDown()) return { code: 503, body: { status: "not_serving" } };
+  const own = Object.values(deps.probes).filter((p) => p.ownFault);
+  const results = await Promise.all(own.map((p) => runProbe(p, deps.probeTimeoutMs)));
+  return results.every((r) => r.status === "ok")
+    ? { code: 200, body: { status: "serving" } }
+    : { code: 503, body: { status: "not_serving" } };
+}
+
 /**
  * Liveness, readiness and the agent card on the public port. Readiness keeps its status code there but shows no
  * per-dependency detail (error strings name hosts and ports); the detail is on METRICS_PORT (see ops.ts).
@@ -78,6 +111,11 @@ export function registerHealthRoutes(
   app.openapi(readyRoute, async (c) => {
     const { code, body } = await readiness(deps);
     return c.json({ status: body.status }, code);
+  });
+
+  app.openapi(servingRoute, async (c) => {
+    const { code, body } = await serving(deps);
+    return c.json(body, code);
   });
 
   /** Guide 001 agent card: who this agent is, what it exposes and how to authenticate. */

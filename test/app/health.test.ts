@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type Probe, readiness, serving } from "../../app/src/routes/health.ts";
+
+const ok = async () => {};
+const fails = async () => {
+  throw new Error("down");
+};
+
+function health(probes: Record<string, Probe>, shuttingDown = false) {
+  return { probes, probeTimeoutMs: 100, isShuttingDown: () => shuttingDown };
+}
+
+test("out of service only while shutting down or for a fault of its own, never for a dependency all replicas share", async () => {
+  let sharedChecked = 0;
+  const postgres: Probe = {
+    critical: true,
+    check: async () => {
+      sharedChecked++;
+      throw new Error("ECONNREFUSED");
+    },
+  };
+  const deps = health({ postgres, embedding: { critical: true, ownFault: true, check: ok } });
+  assert.equal((await readiness(deps)).code, 503, "readiness says Postgres is down");
+  sharedChecked = 0;
+  assert.deepEqual(await serving(deps), { code: 200, body: { status: "serving" } });
+  assert.equal(sharedChecked, 0, "a shared dependency's probe is not even run");
+
+  assert.equal((await serving(health({ postgres, embedding: { critical: true, ownFault: true, check: fails } }))).code, 503);
+  assert.deepEqual(await serving(health({ embedding: { critical: true, ownFault: true, check: ok } }, true)), {
+    code: 503,
+    body: { status: "not_serving" },
+  });
+});
