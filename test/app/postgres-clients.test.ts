@@ -3,6 +3,7 @@
 // lose the pool's connections, nor strand them, nor take or give another statement's rows, nor run late. And the
 // corpus version's listener (corpus.ts), which must keep hearing other replicas' bumps.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -253,5 +254,59 @@ test("a Postgres restart that ends the listening connection mid-statement: other
     await corpus.stop();
     await sql.end({ timeout: 1 });
     await proxy.close();
+  }
+});
+
+test("leases and the corpus version are locked in one order: documents in id order, then the version", async () => {
+  // The app's settings: a lock wait ends at 1 s, as a deadlock would be found. Two pools, so neither waits for a
+  // connection; a third connection holds the version's row while the two statements take their documents.
+  const db = () => createDb(pg.url, { max: 2, connectTimeoutMs: 2_000, lockTimeoutMs: 1_000 });
+  const [sql, other, holder] = [db(), db(), postgres(pg.url, { max: 1, onnotice: () => {} })];
+  await migrate(sql, MIGRATIONS_DIR);
+  const [store, otherStore] = [createStore(sql, 5_000), createStore(other, 5_000)];
+  const doc = (id: string) => ({ id, title: null, metadata: {}, chunk_count: 1 });
+  const lease = (ms = 60_000) => ({ writer: randomUUID(), ms });
+  /** Runs `first`, then `second` once `first` waits for the version's row, then lets the version go. */
+  const whileVersionHeld = async <A, B>(first: () => Promise<A>, second: () => Promise<B>) => {
+    const held = await holder.reserve();
+    await held`BEGIN`;
+    await held`SELECT version FROM corpus_version FOR UPDATE`;
+    const a = first().then(
+      (value) => ({ value }),
+      (err: Error) => ({ err: err.message }),
+    );
+    await sleep(150);
+    const b = second().then(
+      (value) => ({ value }),
+      (err: Error) => ({ err: err.message }),
+    );
+    await sleep(150);
+    await held`COMMIT`;
+    held.release();
+    return Promise.all([a, b]);
+  };
+  try {
+    // Two batch ingests sharing a document: the first holds both of its documents before it waits for the version,
+    // so the second waits for the shared one, not for the version with the shared one in hand (a deadlock).
+    const [wide, narrow] = await whileVersionHeld(
+      () => store.upsertDocuments([doc("a1"), doc("b1")], "key:x", lease()),
+      () => otherStore.upsertDocuments([doc("b1"), doc("c1")], "key:y", lease()),
+    );
+    assert.deepEqual(wide, { value: undefined }, "the first ingest holds both of its documents");
+    assert.deepEqual(narrow, { value: { ids: ["b1"], leftSeconds: 60 } }, "the second is told the shared one is held");
+
+    // Two leases left to expire (their writers killed), ended by a replica's refresh while an ingest takes one over.
+    // Before, the refresh held the first and the version, and waited for the second, which the ingest held while it
+    // waited for the version: lock_timeout ended the refresh (and, in the app, the ingest too, a 503).
+    await store.upsertDocuments([doc("a2"), doc("b2")], "key:x", lease(1));
+    await sleep(20);
+    const [ended, taken] = await whileVersionHeld(
+      () => store.endAbandonedLeases(),
+      () => otherStore.upsertDocuments([doc("b2")], "key:y", lease()),
+    );
+    assert.equal(typeof (ended as { value?: unknown }).value, "number", JSON.stringify(ended));
+    assert.deepEqual(taken, { value: undefined }, "the ingest takes the lease over once the refresh ended it");
+  } finally {
+    await Promise.all([sql.end(), other.end(), holder.end()]);
   }
 });

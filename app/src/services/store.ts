@@ -71,6 +71,13 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const secondsLeft = (writingUntil: ReturnType<typeof sql>) =>
     sql`greatest(1, ceil(extract(epoch FROM ${writingUntil} - now())))::int`;
   /**
+   * True when the CTE `name` returned rows, read to its end: so every document row it locks is locked before the
+   * bump locks the version's row, the order every statement here takes them in. `EXISTS` stops at the first row: a
+   * statement then held one document and the version while another held the next document and waited for the version,
+   * a deadlock until lock_timeout ended one of them with a 503 (probe N).
+   */
+  const allLocked = (name: string): ReturnType<typeof sql> => sql`(SELECT count(*) FROM ${sql(name)}) > 0`;
+  /**
    * The end of a statement that bumps the corpus version when `when` holds and tells the other replicas (NOTIFY
    * corpus_version): a row with the new version, or none. The new version is past the clock's milliseconds as well as
    * the last one: replicas take only a higher version than the one they hold (corpus.ts), so after the row went back
@@ -90,7 +97,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
    * changing Qdrant are no longer served, even if its writer dies before its own bump at the end (a killed process).
    * The other replicas, and this one, hear it by NOTIFY. (Answers cached while the write runs: endAbandonedLeases.)
    */
-  const bumpedAsLeased = (leased: string) => bumped(sql`EXISTS (SELECT 1 FROM ${sql(leased)})`);
+  const bumpedAsLeased = (leased: string) => bumped(allLocked(leased));
   const notifiedAsLeased = sql`(SELECT ${notifyBumped} FROM bumped)`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
@@ -235,7 +242,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     deleteDocument: async (id: string, writer: string) => {
       const [row] = await run(sql<{ version: string }[]>`
         WITH deleted AS (DELETE FROM documents WHERE id = ${id} AND writer = ${writer}::uuid RETURNING id),
-        ${bumpVersion(sql`EXISTS (SELECT 1 FROM deleted)`)}`);
+        ${bumpVersion(allLocked("deleted"))}`);
       return row ? Number(row.version) : undefined;
     },
 
@@ -246,10 +253,13 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      * call it starts: documents.ts `newLease`.)
      */
     endAbandonedLeases: async () => {
+      // In id order, as writers lock them, and skipping those a writer holds (it is taking the lease over).
       const [row] = await run(sql<{ version: string }[]>`
-        WITH ended AS (
-          UPDATE documents SET writer = NULL, writing_until = NULL WHERE writing_until <= now() RETURNING id
-        ), ${bumpVersion(sql`EXISTS (SELECT 1 FROM ended)`)}`);
+        WITH expired AS (
+          SELECT id FROM documents WHERE writing_until <= now() ORDER BY id FOR UPDATE SKIP LOCKED
+        ), ended AS (
+          UPDATE documents SET writer = NULL, writing_until = NULL WHERE id IN (SELECT id FROM expired) RETURNING id
+        ), ${bumpVersion(allLocked("ended"))}`);
       return row ? Number(row.version) : undefined;
     },
 
