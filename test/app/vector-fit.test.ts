@@ -1,14 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { VectorSizeMismatch } from "../../app/src/services/qdrant.ts";
 import { createVectorFit } from "../../app/src/services/vector-fit.ts";
 import { capturedLog } from "../support/log.ts";
 
 /** A vector fit over stub sizes; `sizes` is changed by each test as an operator would change the model. */
-function fitOver(sizes: { embedding: number | Error | "hung"; collection: number | null | Error }) {
+function fitOver(sizes: { embedding: number | Error | "slow"; collection: number | null | Error }) {
   const calls = { embedding: 0, collection: 0 };
-  const answer = <T>(value: T | Error | "hung") =>
-    value === "hung" ? new Promise<T>(() => {}) : value instanceof Error ? Promise.reject(value) : Promise.resolve(value);
+  // "slow": the model's size (384), answered well after the comparison's time limit.
+  const answer = <T>(value: T | Error | "slow") =>
+    value === "slow" ? delay(1_500, 384 as T) : value instanceof Error ? Promise.reject(value) : Promise.resolve(value);
   const { log, lines } = capturedLog("info");
   const fit = createVectorFit({
     embeddingSize: () => {
@@ -27,7 +29,7 @@ function fitOver(sizes: { embedding: number | Error | "hung"; collection: number
 }
 
 test("readiness fails while the embedding model's vectors do not fit the collection, naming both keys", async () => {
-  const sizes = { embedding: 384 as number | Error | "hung", collection: 256 as number | null | Error };
+  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
   const { fit, calls, lines } = fitOver(sizes);
   await assert.rejects(fit.check(), (err: Error) => {
     assert.ok(err instanceof VectorSizeMismatch);
@@ -49,7 +51,7 @@ test("readiness fails while the embedding model's vectors do not fit the collect
 test("with no collection, or Ollama or Qdrant not answering, nothing is compared and readiness passes", {
   timeout: 5_000,
 }, async () => {
-  const sizes = { embedding: 384 as number | Error | "hung", collection: null as number | null | Error };
+  const sizes = { embedding: 384 as number | Error | "slow", collection: null as number | null | Error };
   const { fit, calls } = fitOver(sizes);
   await fit.check();
   assert.equal(calls.embedding, 0, "no collection: ingest creates it at the model's size, so no embedding is asked for");
@@ -58,14 +60,38 @@ test("with no collection, or Ollama or Qdrant not answering, nothing is compared
   sizes.collection = 256;
   sizes.embedding = new Error("ollama down");
   await fit.check();
-  sizes.embedding = "hung"; // given up within the readiness probe's timeout: this check is critical, Ollama is not
-  await fit.check();
   sizes.embedding = 384;
   await assert.rejects(fit.check(), VectorSizeMismatch, "compared once both answer");
 });
 
+test("an Ollama slower than the probe: readiness passes meanwhile, asks for one embedding, and keeps what it answers", {
+  timeout: 5_000,
+}, async () => {
+  const sizes = { embedding: "slow" as number | Error | "slow", collection: 256 as number | null | Error };
+  const { fit, calls } = fitOver(sizes);
+  const started = performance.now();
+  await fit.check(); // this check is critical, Ollama is not: a hung one must not keep a starting pod out of service
+  await fit.check();
+  assert.ok(performance.now() - started < 1_200, "each gave up within the comparison's time limit");
+  assert.equal(calls.embedding, 1, "before, every probe asked for another embedding");
+  await delay(1_300);
+  await assert.rejects(fit.check(), VectorSizeMismatch, "its late answer was kept");
+});
+
+test("a mismatch found ends once the collection is gone: there is nothing to mismatch, and ingest creates it anew", async () => {
+  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
+  const { fit, calls } = fitOver(sizes);
+  await assert.rejects(fit.check(), VectorSizeMismatch);
+  sizes.collection = null; // dropped to be rebuilt for the new model
+  const embeddings = calls.embedding;
+  await fit.check(); // before, it failed until an ingest recreated the collection, which could then not reach the pod
+  assert.equal(calls.embedding, embeddings);
+  sizes.collection = 384;
+  await fit.check();
+});
+
 test("a vector Qdrant refused makes readiness fail from then on, until the sizes are found to fit again", async () => {
-  const sizes = { embedding: 256 as number | Error | "hung", collection: 256 as number | null | Error };
+  const sizes = { embedding: 256 as number | Error | "slow", collection: 256 as number | null | Error };
   const { fit } = fitOver(sizes);
   await fit.check(); // fits: readiness asks nothing more
   sizes.embedding = 384; // the model changed under a running pod

@@ -22,30 +22,28 @@ export interface VectorFitDeps {
  * readiness said 200, so a rolling deploy went on replacing pods that answered with pods that could not.
  *
  * Readiness compares the two sizes until they have matched once, and again after a question or an ingest found them
- * apart, until they match again. Without a collection (ingest creates it at the model's size) or an answer from Ollama
- * or Qdrant (their own probes say so) nothing is compared, and a mismatch already found stands.
+ * apart, until they match again. Without a collection there is nothing to mismatch (ingest creates it at the model's
+ * size), and no embedding is asked for. Without an answer from Ollama or Qdrant (their own probes say so) nothing is
+ * compared, and what was found stands. One comparison runs at a time, and one slower than the probe still records
+ * what it found: otherwise, with Ollama slower than `timeoutMs`, every probe asked it for an embedding.
  */
 export function createVectorFit(deps: VectorFitDeps) {
   let fits = false;
   let mismatch: VectorSizeMismatch | undefined;
+  let comparing: Promise<void> | undefined;
 
-  const found = (next: VectorSizeMismatch | undefined) => {
+  /** `known`: the sizes were compared (without a collection they were not, and neither fits nor differs). */
+  const found = (next: VectorSizeMismatch | undefined, known = true) => {
     if (next && !mismatch) deps.log.error({ collection: deps.collection }, next.message);
-    if (!next && mismatch)
-      deps.log.info({ collection: deps.collection }, "the embedding model's vectors fit the collection again");
+    if (!next && mismatch) deps.log.info({ collection: deps.collection }, "the embedding model's vectors no longer differ");
     mismatch = next;
-    fits = !next;
+    fits = known && !next;
   };
 
-  async function sizes(): Promise<[number, number] | null> {
-    const collectionSize = await deps.collectionSize();
-    return collectionSize === null ? null : [collectionSize, await deps.embeddingSize()];
-  }
-
   async function compare(): Promise<void> {
-    const both = await beforeDeadline(sizes(), deps.timeoutMs, () => new Error("no sizes in time")).catch(() => null);
-    if (!both) return;
-    const [collectionSize, embeddingSize] = both;
+    const collectionSize = await deps.collectionSize();
+    if (collectionSize === null) return found(undefined, false);
+    const embeddingSize = await deps.embeddingSize();
     found(embeddingSize === collectionSize ? undefined : new VectorSizeMismatch(deps.collection, collectionSize, embeddingSize));
   }
 
@@ -53,7 +51,12 @@ export function createVectorFit(deps: VectorFitDeps) {
     /** The readiness probe: throws while the sizes are known to differ. */
     async check(): Promise<void> {
       if (fits) return;
-      await compare();
+      comparing ??= compare()
+        .catch(() => {})
+        .finally(() => {
+          comparing = undefined;
+        });
+      await beforeDeadline(comparing, deps.timeoutMs, () => new Error("no sizes in time")).catch(() => {});
       if (mismatch) throw mismatch;
     },
 
