@@ -12,6 +12,22 @@ try {
 // Loaded only once the environment is valid, so a bad variable is reported without loading the server.
 const { createLogger } = await import("./log.ts");
 const { describe } = await import("./errors.ts");
+
+const command = process.argv[2];
+if (command !== undefined) {
+  if (command !== "bump-corpus-version") {
+    process.stderr.write(`unknown command ${command}: the one command is bump-corpus-version (none starts the server)\n`);
+    process.exit(1);
+  }
+  const { bumpCorpusVersion } = await import("./corpus-command.ts");
+  try {
+    process.stdout.write(`corpus version bumped to ${await bumpCorpusVersion(config)}: every replica drops its answers\n`);
+    process.exit(0);
+  } catch (err) {
+    process.stderr.write(`bump-corpus-version failed: ${describe(err)}\n`);
+    process.exit(1);
+  }
+}
 const { startServer } = await import("./start.ts");
 
 const log = createLogger(config.LOG_LEVEL);

@@ -12,6 +12,7 @@ import { createCorpusVersion } from "../../app/src/services/corpus.ts";
 import { createDb, migrate, type Sql, withDeadline } from "../../app/src/services/db.ts";
 import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
+import { appEnv, spawnAppProcess } from "../support/app.ts";
 import { capturedLog } from "../support/log.ts";
 import { type PostgresServer, startPostgres, terminationNotice } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
@@ -308,5 +309,47 @@ test("leases and the corpus version are locked in one order: documents in id ord
     assert.deepEqual(taken, { value: undefined }, "the ingest takes the lease over once the refresh ended it");
   } finally {
     await Promise.all([sql.end(), other.end(), holder.end()]);
+  }
+});
+
+test("a corpus version gone back (a database restore) is bumped past the clock by the next refresh: every replica drops its answers", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const store = createStore(sql, 1_000);
+  const { log } = capturedLog("warn");
+  const [replica, other] = await Promise.all(
+    [0, 1].map(() => createCorpusVersion(() => createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 }), store, log, 200)),
+  );
+  try {
+    const held = await store.bumpCorpusVersion();
+    await waitFor("the bump heard", async () => replica!.current() === held && other!.current() === held);
+    // The row as the snapshot had it (the restore's runbook bumped it by one, which every replica ignored).
+    await sql`UPDATE corpus_version SET version = ${held - 60_000}`;
+    await waitFor("a version past the one held", async () => replica!.current() > held && other!.current() > held, 3_000);
+    const [row] = await sql<{ version: string }[]>`SELECT version::text FROM corpus_version`;
+    assert.ok(Number(row!.version) > held, "bumped in Postgres, so a replica started now has it too");
+  } finally {
+    await Promise.all([replica!.stop(), other!.stop()]);
+    await sql.end({ timeout: 1 });
+  }
+});
+
+test("`main.js bump-corpus-version` (the Qdrant restore's last step) bumps the version past the one held and exits 0", async () => {
+  const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const unused = "http://127.0.0.1:9";
+  const env = appEnv({ databaseUrl: pg.url, redisUrl: "redis://127.0.0.1:9", ollamaUrl: unused, qdrantUrl: unused });
+  try {
+    const before = Number((await sql<{ v: string }[]>`SELECT version::text AS v FROM corpus_version`)[0]!.v);
+    const run = spawnAppProcess(env, ["bump-corpus-version"]);
+    assert.deepEqual(await run.exited, { code: 0, signal: null }, run.output().stderr);
+    const after = Number((await sql<{ v: string }[]>`SELECT version::text AS v FROM corpus_version`)[0]!.v);
+    assert.ok(after > before);
+    assert.match(run.output().stdout, new RegExp(`corpus version bumped to ${after}`));
+    const unknown = spawnAppProcess(env, ["bump"]);
+    assert.equal((await unknown.exited).code, 1);
+    assert.match(unknown.output().stderr, /unknown command bump: the one command is bump-corpus-version/);
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 });

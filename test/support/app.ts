@@ -72,8 +72,8 @@ export interface SpawnedApp {
 }
 
 /** Runs app/src/main.ts as its own process (what `npm run app` runs), e.g. to send it signals. */
-export function spawnAppProcess(env: Record<string, string>): Omit<SpawnedApp, "url" | "stop"> {
-  const child = spawnTracked(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "app/src/main.ts")], {
+export function spawnAppProcess(env: Record<string, string>, args: string[] = []): Omit<SpawnedApp, "url" | "stop"> {
+  const child = spawnTracked(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "app/src/main.ts"), ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? "", ...env },
   });

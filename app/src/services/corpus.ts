@@ -23,14 +23,37 @@ import { CORPUS_CHANNEL, type Store } from "./store.ts";
 export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
   /** Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard. */
   let version = Number.NEGATIVE_INFINITY;
+  /** The highest version read from the row or returned by a bump (a notification's is not counted: see `wentBack`). */
+  let rowVersion = Number.NEGATIVE_INFINITY;
   const advance = (v: number) => {
     if (Number.isFinite(v) && v > version) version = v;
   };
+  /** A version the row held: read, or written by a bump of this replica. */
+  const fromRow = (v: number) => {
+    if (Number.isFinite(v) && v > rowVersion) rowVersion = v;
+    advance(v);
+  };
+  /**
+   * The version only rises, so one below the version held means the database went back: restored from a snapshot or
+   * to a point in time, with Qdrant as it was, or restored too. It is bumped past the clock (store.ts), which every
+   * replica takes: the answers they cached before the restore would otherwise be served until their TTL.
+   */
+  const wentBack = async () => {
+    log.warn("the corpus version went back (a database restore): bumped past it");
+    fromRow(await store.bumpCorpusVersion(version));
+  };
   /** `quiet`: the periodic read, which fails every few seconds through an outage that other errors report. */
-  const refresh = (quiet = false) =>
-    store.corpusVersion().then(advance, (err: unknown) => {
-      if (!quiet) log.warn({ err: describe(err) }, "corpus version refresh failed");
-    });
+  const refresh = (quiet = false) => {
+    // Compared with what the row held before the read went out: a version taken meanwhile (a bump's, a notification's)
+    // may be above what the read saw without anything having gone back.
+    const held = rowVersion;
+    return store
+      .corpusVersion()
+      .then((v) => (v < held ? wentBack() : fromRow(v)))
+      .catch((err: unknown) => {
+        if (!quiet) log.warn({ err: describe(err) }, "corpus version refresh failed");
+      });
+  };
 
   // Not a number: every replica's `advance` ignores another's probe.
   const probe = `probe ${randomUUID()}`;
@@ -55,7 +78,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     // Another replica's ingest committed while this one started (a rolling deploy, a scale-up) is in the row now, and
     // any later one is heard. Read first, a bump committed before the LISTEN was in place was heard by no one here:
     // cached answers from before it were served for up to `refreshMs`.
-    advance(await store.corpusVersion());
+    fromRow(await store.corpusVersion());
   } catch (err) {
     await listener.end({ timeout: 0 });
     throw err;
@@ -66,7 +89,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     void refresh(true);
     // Every replica, so one is left to do it; a statement on a partial index of the few leased rows.
     void store.endAbandonedLeases().then(
-      (v) => v !== undefined && advance(v),
+      (v) => v !== undefined && fromRow(v),
       () => {},
     );
     if (probeUnheard) {
@@ -104,9 +127,9 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
       return listener.end({ timeout: 0 });
     },
     /** Called after an ingest or delete reached both stores. */
-    bump: async () => advance(await store.bumpCorpusVersion()),
+    bump: async () => fromRow(await store.bumpCorpusVersion()),
     /** A version a write bumped to in its own statement (store.deleteDocument). */
-    advanceTo: advance,
+    advanceTo: fromRow,
   };
 }
 

@@ -84,14 +84,15 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
    * (a database restored from a snapshot) a bump by one was ignored everywhere, and answers cached before an
    * acknowledged ingest were served until their TTL.
    */
-  const bumped = (when: ReturnType<typeof sql>) => sql`
+  const bumped = (when: ReturnType<typeof sql>, above = 0) => sql`
     bumped AS (
-      UPDATE corpus_version SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+      UPDATE corpus_version
+      SET version = greatest(version + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, ${above}::bigint + 1)
       WHERE ${when} RETURNING version
     )`;
   const notifyBumped = sql`pg_notify(${CORPUS_CHANNEL}, version::text)`;
-  const bumpVersion = (when: ReturnType<typeof sql> = sql`true`) =>
-    sql`${bumped(when)} SELECT version::text, ${notifyBumped} FROM bumped`;
+  const bumpVersion = (when: ReturnType<typeof sql> = sql`true`, above = 0) =>
+    sql`${bumped(when, above)} SELECT version::text, ${notifyBumped} FROM bumped`;
   /**
    * For a statement that leases documents, bumping the version as it does: answers cached before the write starts
    * changing Qdrant are no longer served, even if its writer dies before its own bump at the end (a killed process).
@@ -272,9 +273,12 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     /** Sends `payload` to every replica listening on CORPUS_CHANNEL, this one included. */
     notifyCorpusListeners: (payload: string) => run(sql`SELECT pg_notify(${CORPUS_CHANNEL}, ${payload})`),
 
-    /** Bumps the corpus version after an ingest or delete and tells the other replicas (NOTIFY corpus_version). */
-    bumpCorpusVersion: async () => {
-      const [row] = await run(sql<{ version: string }[]>`WITH ${bumpVersion()}`);
+    /**
+     * Bumps the corpus version after an ingest or delete, past `above` too (a version replicas hold that the row went
+     * back from), and tells the other replicas (NOTIFY corpus_version).
+     */
+    bumpCorpusVersion: async (above = 0) => {
+      const [row] = await run(sql<{ version: string }[]>`WITH ${bumpVersion(sql`true`, above)}`);
       return Number(row!.version);
     },
 
