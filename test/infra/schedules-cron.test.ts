@@ -26,16 +26,17 @@ test("a window past midnight ends on the following days", () => {
   assert.deepEqual(endDays({ days: [...WEEKDAYS], start: "08:00", end: "20:00" }), [...WEEKDAYS]);
 });
 
-test("scaling below the group's minimum moves the minimum too, and back; the maximum never moves", () => {
+test("scaling below the group's minimum moves the minimum first, the size later, and both back; the maximum never moves", () => {
   const spec = { instanceTypes: ["c6i.2xlarge"], capacityType: "ON_DEMAND" as const, min: 3, desired: 3, max: 5, diskGb: 100 };
-  assert.deepEqual(scaleTo(spec, 2), [
-    { minSize: 2, desiredCapacity: 2, maxSize: -1 },
-    { minSize: 3, desiredCapacity: 3, maxSize: -1 },
-  ]);
-  assert.deepEqual(scaleTo({ ...spec, min: 1, desired: 2 }, 1), [
-    { minSize: -1, desiredCapacity: 1, maxSize: -1 },
-    { minSize: -1, desiredCapacity: 2, maxSize: -1 },
-  ]);
+  assert.deepEqual(scaleTo(spec, 2), {
+    down: { minSize: 2, desiredCapacity: -1, maxSize: -1 },
+    settle: { minSize: -1, desiredCapacity: 2, maxSize: -1 },
+    up: { minSize: 3, desiredCapacity: 3, maxSize: -1 },
+  });
+  assert.deepEqual(scaleTo({ ...spec, min: 1, desired: 2 }, 1), {
+    settle: { minSize: -1, desiredCapacity: 1, maxSize: -1 },
+    up: { minSize: -1, desiredCapacity: 2, maxSize: -1 },
+  });
 });
 
 test("the schedule in words says when each group is at which size", () => {

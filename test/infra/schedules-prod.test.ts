@@ -49,12 +49,18 @@ test("prod (us-east-1, no timeZone set) runs its schedules in America/New_York: 
   }
 });
 
-test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, every day, in the stack's zone", () => {
-  const { "offpeak-down": down, "offpeak-up": up, ...rest } = asgActions("general");
+test("general nodes: at 00:00 the minimum goes to the off-peak size, at 00:20 the size too, at 06:00 both back", () => {
+  const { "offpeak-down": down, "offpeak-settle": settle, "offpeak-up": up, ...rest } = asgActions("general");
   assert.deepEqual(rest, {});
+  const off = tier.schedule.offPeakSizes.generalNodes;
+  // Not the size at 00:00: the group would pick the node to terminate at random, whatever runs on it.
   assert.deepEqual(
     [down.recurrence, down.timeZone, down.minSize, down.desiredCapacity, down.maxSize],
-    ["0 0 * * *", "America/New_York", tier.schedule.offPeakSizes.generalNodes, tier.schedule.offPeakSizes.generalNodes, -1],
+    ["0 0 * * *", "America/New_York", off, -1, -1],
+  );
+  assert.deepEqual(
+    [settle.recurrence, settle.timeZone, settle.minSize, settle.desiredCapacity, settle.maxSize],
+    ["20 0 * * *", "America/New_York", -1, off, -1],
   );
   assert.deepEqual(
     [up.recurrence, up.timeZone, up.minSize, up.desiredCapacity, up.maxSize],
@@ -62,9 +68,10 @@ test("general nodes go to the off-peak size at 00:00 and back to peak at 06:00, 
   );
 });
 
-test("gpu nodes go 2 -> 1 off-peak; their minimum (1) already allows it and is left alone", () => {
-  const { "offpeak-down": down, "offpeak-up": up } = asgActions("gpu");
-  assert.deepEqual([down.recurrence, down.minSize, down.desiredCapacity, down.maxSize], ["0 0 * * *", -1, 1, -1]);
+test("gpu nodes go 2 -> 1 off-peak: the cluster autoscaler removes the node Ollama's scaled-down pod left, the size follows at 00:20", () => {
+  const { "offpeak-down": down, "offpeak-settle": settle, "offpeak-up": up } = asgActions("gpu");
+  assert.equal(down, undefined, "their minimum (1) already allows it and is left alone");
+  assert.deepEqual([settle.recurrence, settle.minSize, settle.desiredCapacity, settle.maxSize], ["20 0 * * *", -1, 1, -1]);
   assert.deepEqual(
     [up.recurrence, up.minSize, up.desiredCapacity, up.maxSize],
     ["0 6 * * *", -1, tier.nodeGroups.gpu!.desired, -1],
@@ -74,7 +81,7 @@ test("gpu nodes go 2 -> 1 off-peak; their minimum (1) already allows it and is l
 test("Qdrant (vector) and monitoring nodes keep their size around the clock", () => {
   for (const zone of [0, 1, 2]) assert.deepEqual(asgActions(`vector-${zone}`), {}, `vector-${zone}`);
   assert.deepEqual(asgActions("monitoring"), {});
-  assert.equal(ofType(plan, ASG_SCHEDULE).length, 4);
+  assert.equal(ofType(plan, ASG_SCHEDULE).length, 5);
 });
 
 test("prod never stops its database", () => {
