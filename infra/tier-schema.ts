@@ -2,7 +2,7 @@
 // within peak sizes, schedules that fit work hours, backup timing). The `Tier` type is inferred from it;
 // infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
-import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowRanges } from "./time.ts";
+import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowLength, windowRanges } from "./time.ts";
 
 export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
 export type TierName = (typeof TIER_NAMES)[number];
@@ -263,10 +263,28 @@ export const tierSchema = z
 export type Tier = z.infer<typeof tierSchema>;
 export type NodeGroupSpec = z.infer<typeof nodeGroup>;
 
+/**
+ * Minutes from the off-peak start to the node groups' off-peak size (platform/schedules.ts `scaleTo` says why).
+ */
+export const OFF_PEAK_SETTLE_MINUTES = 20;
+/**
+ * Minutes before the off-peak end that the peak sizes come back: a GPU node boots and Ollama pulls and loads its models
+ * before it serves, and at the end itself the second Ollama pod was still Pending while the peak began (probe U).
+ */
+export const OFF_PEAK_WARM_UP_MINUTES = 20;
+
 /** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
 function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  const shortest = OFF_PEAK_SETTLE_MINUTES + OFF_PEAK_WARM_UP_MINUTES;
+  // (A window with equal ends is refused as such.)
+  if (offPeak && offPeak.start !== offPeak.end && windowLength(offPeak) <= shortest) {
+    issue(
+      ["schedule", "offPeak"],
+      `${describeWindow(offPeak)} is ${windowLength(offPeak)} minutes; needs more than ${shortest} (the sizes settle ${OFF_PEAK_SETTLE_MINUTES} minutes after the start and come back ${OFF_PEAK_WARM_UP_MINUTES} before the end)`,
+    );
+  }
   if (offPeak && t.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
     issue(
       ["schedule", "offPeakSizes", "gpuNodes"],

@@ -137,6 +137,17 @@ export function endDays(w: Window): Day[] {
   return w.days.map((d) => DAYS[(DAYS.indexOf(d) + 1) % DAYS.length]);
 }
 
+/** `hhmm` on `days`, moved by `minutes` either way: past midnight it falls on the days after, before it on those before. */
+export function shifted(hhmm: string, days: Day[], minutes: number): { hhmm: string; days: Day[] } {
+  const total = minutesOf(hhmm) + minutes;
+  const dayShift = Math.floor(total / 1440);
+  const week = DAYS.length;
+  return {
+    hhmm: hhmmOf(((total % 1440) + 1440) % 1440),
+    days: days.map((d) => DAYS[(((DAYS.indexOf(d) + dayShift) % week) + week) % week]!),
+  };
+}
+
 /** Consecutive runs in sorted numbers: [1,2,3,5] -> [[1,3],[5,5]]. */
 function runs(sorted: number[]): [number, number][] {
   const out: [number, number][] = [];

@@ -4,18 +4,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
-import {
-  DAYS,
-  type Day,
-  describeDays,
-  endDays,
-  eventBridgeCron,
-  hhmmOf,
-  minutesOf,
-  unixCron,
-  type Window,
-  windowLength,
-} from "../time.ts";
+import { OFF_PEAK_SETTLE_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../tier-schema.ts";
+import { type Day, describeDays, endDays, eventBridgeCron, shifted, unixCron, type Window } from "../time.ts";
 import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
@@ -67,16 +57,12 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
       const offPeakKey = OFF_PEAK_SIZE[role];
       if (schedule.offPeak && offPeakKey) {
         const w = schedule.offPeak;
-        if (windowLength(w) <= SETTLE_MINUTES) {
-          throw new Error(
-            `schedule.offPeak ${w.start}-${w.end}: an off-peak window must be longer than ${SETTLE_MINUTES} minutes`,
-          );
-        }
         const { down, settle, up } = scaleTo(spec, schedule.offPeakSizes[offPeakKey]);
         if (down) action("offpeak-down", w.start, w.days, down);
-        const settleAt = minutesOf(w.start) + SETTLE_MINUTES;
-        action("offpeak-settle", hhmmOf(settleAt % 1440), settleAt >= 1440 ? nextDays(w.days) : w.days, settle);
-        action("offpeak-up", w.end, endDays(w), up);
+        const settleAt = shifted(w.start, w.days, OFF_PEAK_SETTLE_MINUTES);
+        action("offpeak-settle", settleAt.hhmm, settleAt.days, settle);
+        const upAt = offPeakUp(w);
+        action("offpeak-up", upAt.hhmm, upAt.days, up);
       }
       if (schedule.workHoursOnly) {
         const w = schedule.workHoursOnly;
@@ -133,22 +119,21 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
   }
 }
 
-/**
- * Minutes from the off-peak start to the action that sets the off-peak size. Lowering the desired capacity at once let
- * the Auto Scaling group pick the node to terminate itself (zones, launch template, then at random: it knows nothing
- * of pods), and the managed node group drained it: on half the nights in prod it was the GPU node of the Ollama pod
- * meant to stay, so no model was served until that pod rescheduled and pulled its models again (probe U). Only the
- * minimum moves at the start; the cluster autoscaler then removes the node the scaled-down pods left, which it finds
- * unneeded after `scale-down-unneeded-time` (10 min, workloads/addons.ts; a GPU node's utilization is its GPU
- * requests), never the one still serving (cluster-autoscaler FAQ, "How does scale-down work?"). The desired capacity
- * follows later as a backstop, in case the autoscaler did not; the estimate bills the nodes until then.
- */
-export const SETTLE_MINUTES = 20;
+/** When the peak sizes come back: OFF_PEAK_WARM_UP_MINUTES before the window ends, so they serve by then. */
+export const offPeakUp = (w: Window) => shifted(w.end, endDays(w), -OFF_PEAK_WARM_UP_MINUTES);
 
 /**
  * The actions that take a group from its peak size to `size` and back: `down` lowers the minimum where the new size is
- * below it (an ASG rejects desired < min), `settle` sets the size SETTLE_MINUTES later, `up` restores both at once
- * (growing, the group terminates nothing). The maximum never moves.
+ * below it (an ASG rejects desired < min), `settle` sets the size OFF_PEAK_SETTLE_MINUTES later, `up` restores both
+ * at once (growing, the group terminates nothing). The maximum never moves.
+ *
+ * Setting the size at the start let the Auto Scaling group pick the node to terminate itself (zones, launch template,
+ * then at random: it knows nothing of pods), and the managed node group drained it: on half the nights in prod it was
+ * the GPU node of the Ollama pod meant to stay, so no model was served until that pod rescheduled and pulled its
+ * models again (probe U). With only the minimum moved, the cluster autoscaler removes the node the scaled-down pods
+ * left, which it finds unneeded after `scale-down-unneeded-time` (10 min, workloads/addons.ts; a GPU node's
+ * utilization is its GPU requests), never the one still serving (cluster-autoscaler FAQ, "How does scale-down
+ * work?"). `settle` is the backstop, in case it did not; the estimate bills the nodes until then.
  */
 export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; settle: AsgSizes; up: AsgSizes } {
   const lowersMin = size < spec.min;
@@ -158,9 +143,6 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
     up: { minSize: lowersMin ? spec.min : UNCHANGED, desiredCapacity: spec.desired, maxSize: UNCHANGED },
   };
 }
-
-/** The days after `days`: an action past midnight fires on them. */
-const nextDays = (days: Day[]): Day[] => days.map((d) => DAYS[(DAYS.indexOf(d) + 1) % DAYS.length]!);
 
 /**
  * Outside work hours the group is off: max 0 too, so nothing (the cluster autoscaler, a manual scale)
@@ -190,7 +172,9 @@ export function describeSchedule(
       `API min replicas ${t.api.minReplicas} -> ${s.apiMinReplicas}`,
       `Ollama replicas ${t.ollama.replicas} -> ${s.ollamaReplicas}`,
     ];
-    lines.push(`off-peak ${describeDays(w.days)} ${w.start}-${w.end} ${tz}: ${changes.join(", ")}; peak sizes again at ${w.end}`);
+    lines.push(
+      `off-peak ${describeDays(w.days)} ${w.start}-${w.end} ${tz}: ${changes.join(", ")}; peak sizes again from ${offPeakUp(w).hhmm}, serving by ${w.end}`,
+    );
   }
   if (schedule.workHoursOnly) {
     const w = schedule.workHoursOnly;

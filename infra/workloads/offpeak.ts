@@ -6,7 +6,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";
-import { endDays, unixCron, type Window } from "../time.ts";
+import { offPeakUp } from "../platform/schedules.ts";
+import { unixCron, type Window } from "../time.ts";
 import { kubectlImage } from "../versions.ts";
 import { API } from "./names.ts";
 import { cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
@@ -125,7 +126,8 @@ export class OffPeakScaler extends pulumi.ComponentResource {
       );
 
     cronJob("offpeak-scale-down", unixCron(args.window.start, args.window.days), args.offPeak);
-    cronJob("offpeak-scale-up", unixCron(args.window.end, endDays(args.window)), args.peak);
+    const up = offPeakUp(args.window); // with the nodes, so the Ollama pods serve by the window's end
+    cronJob("offpeak-scale-up", unixCron(up.hhmm, up.days), args.peak);
     this.registerOutputs({});
   }
 }

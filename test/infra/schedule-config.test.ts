@@ -35,6 +35,13 @@ test("a window whose start equals its end", () => {
   );
 });
 
+test("an off-peak window too short to settle and warm up in", () => {
+  assert.equal(
+    failure(raw("medium", offPeak({ start: "05:30" }))),
+    "agent-stack:overrides.schedule.offPeak: MON,TUE,WED,THU,FRI,SAT,SUN 05:30-06:00 is 30 minutes; needs more than 40 (the sizes settle 20 minutes after the start and come back 20 before the end)",
+  );
+});
+
 test("off-peak sizes above the peak sizes", () => {
   const message = failure(raw("medium", { schedule: { offPeakSizes: { generalNodes: 4, apiMinReplicas: 5 } } }));
   assert.match(message, /schedule\.offPeakSizes\.generalNodes: 4 is above the peak size nodeGroups\.general\.desired = 3/);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { backupRules } from "../../infra/platform/backups.ts";
 import { describeSchedule, scaleTo } from "../../infra/platform/schedules.ts";
-import { endDays, eventBridgeCron as schedulerCron, unixCron as cron, utcWindow } from "../../infra/time.ts";
+import { endDays, shifted, eventBridgeCron as schedulerCron, unixCron as cron, utcWindow } from "../../infra/time.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const WEEKDAYS = ["MON", "TUE", "WED", "THU", "FRI"] as const;
@@ -19,6 +19,12 @@ test("EventBridge cron: six fields, ? in day of month, day names", () => {
   assert.equal(schedulerCron("20:00", [...WEEKDAYS]), "cron(0 20 ? * MON-FRI *)");
   assert.equal(schedulerCron("08:15", ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]), "cron(15 8 * * ? *)");
   assert.equal(schedulerCron("09:00", ["SAT", "SUN"]), "cron(0 9 ? * SUN,SAT *)");
+});
+
+test("a time moved past midnight falls on the days after, moved before it on the days before", () => {
+  assert.deepEqual(shifted("23:50", ["SUN", "MON"], 20), { hhmm: "00:10", days: ["MON", "TUE"] });
+  assert.deepEqual(shifted("00:10", ["MON", "SUN"], -20), { hhmm: "23:50", days: ["SUN", "SAT"] });
+  assert.deepEqual(shifted("06:00", ["WED"], -20), { hhmm: "05:40", days: ["WED"] });
 });
 
 test("a window past midnight ends on the following days", () => {
@@ -41,7 +47,7 @@ test("scaling below the group's minimum moves the minimum first, the size later,
 
 test("the schedule in words says when each group is at which size", () => {
   assert.deepEqual(describeSchedule(TIERS.medium, "UTC"), [
-    "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
+    "off-peak every day 00:00-06:00 (UTC): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again from 05:40, serving by 06:00",
   ]);
   assert.deepEqual(describeSchedule(TIERS.dev, "UTC"), [
     "on MON-FRI 08:00-20:00 (UTC): general nodes 1, database running",

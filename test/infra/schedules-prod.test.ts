@@ -43,13 +43,16 @@ test("prod (us-east-1, no timeZone set) runs its schedules in America/New_York: 
     assert.equal(localTime("America/New_York", t).hour, 0);
     assert.equal(t.getUTCHours(), 4, "midnight in New York is 04:00 UTC in summer, not 00:00 UTC (20:00 the evening before)");
   }
-  for (const t of ups) assert.equal(localTime("America/New_York", t).hour, 6);
+  for (const t of ups) {
+    const { hour, minute } = localTime("America/New_York", t);
+    assert.deepEqual([hour, minute], [5, 40], "ready for the peak at 06:00");
+  }
   for (const cronJob of ofType(plan, "kubernetes:batch/v1:CronJob").filter((j) => j.name.startsWith("offpeak-"))) {
     assert.equal(inputs(cronJob).spec.timeZone, "America/New_York", cronJob.name);
   }
 });
 
-test("general nodes: at 00:00 the minimum goes to the off-peak size, at 00:20 the size too, at 06:00 both back", () => {
+test("general nodes: at 00:00 the minimum goes to the off-peak size, at 00:20 the size too, at 05:40 both back", () => {
   const { "offpeak-down": down, "offpeak-settle": settle, "offpeak-up": up, ...rest } = asgActions("general");
   assert.deepEqual(rest, {});
   const off = tier.schedule.offPeakSizes.generalNodes;
@@ -64,7 +67,8 @@ test("general nodes: at 00:00 the minimum goes to the off-peak size, at 00:20 th
   );
   assert.deepEqual(
     [up.recurrence, up.timeZone, up.minSize, up.desiredCapacity, up.maxSize],
-    ["0 6 * * *", "America/New_York", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
+    // Not at 06:00: a GPU node boots and Ollama pulls its models before it serves, and peak starts at 06:00.
+    ["40 5 * * *", "America/New_York", tier.nodeGroups.general.min, tier.nodeGroups.general.desired, -1],
   );
 });
 
@@ -74,7 +78,7 @@ test("gpu nodes go 2 -> 1 off-peak: the cluster autoscaler removes the node Olla
   assert.deepEqual([settle.recurrence, settle.minSize, settle.desiredCapacity, settle.maxSize], ["20 0 * * *", -1, 1, -1]);
   assert.deepEqual(
     [up.recurrence, up.minSize, up.desiredCapacity, up.maxSize],
-    ["0 6 * * *", -1, tier.nodeGroups.gpu!.desired, -1],
+    ["40 5 * * *", -1, tier.nodeGroups.gpu!.desired, -1],
   );
 });
 
@@ -95,11 +99,11 @@ function cronJob(name: string) {
   return { spec, pod, argsOf };
 }
 
-test("CronJobs lower the API HPA minimum and Ollama's replicas at 00:00 and restore them at 06:00", () => {
+test("CronJobs lower the API HPA minimum and Ollama's replicas at 00:00 and restore them at 05:40, with the nodes", () => {
   const down = cronJob("offpeak-scale-down");
   const up = cronJob("offpeak-scale-up");
   assert.deepEqual([down.spec.schedule, down.spec.timeZone], ["0 0 * * *", "America/New_York"]);
-  assert.deepEqual([up.spec.schedule, up.spec.timeZone], ["0 6 * * *", "America/New_York"]);
+  assert.deepEqual([up.spec.schedule, up.spec.timeZone], ["40 5 * * *", "America/New_York"]);
   const patchOf = (args: string[]) => JSON.parse(args.find((a) => a.startsWith("--patch="))!.slice("--patch=".length));
   assert.deepEqual(down.argsOf("api-hpa").slice(0, 3), ["patch", "horizontalpodautoscaler", "agent-api"]);
   assert.deepEqual(patchOf(down.argsOf("api-hpa")), { spec: { minReplicas: tier.schedule.offPeakSizes.apiMinReplicas } });
@@ -147,6 +151,6 @@ test("pulumi up leaves the fields the CronJobs own alone", () => {
 
 test("the schedule stack output says it in words", () => {
   assert.deepEqual(plan.outputs.schedule, [
-    "off-peak every day 00:00-06:00 (America/New_York): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again at 06:00",
+    "off-peak every day 00:00-06:00 (America/New_York): general nodes 3 -> 2, gpu nodes 2 -> 1, API min replicas 3 -> 2, Ollama replicas 2 -> 1; peak sizes again from 05:40, serving by 06:00",
   ]);
 });
