@@ -173,9 +173,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redis: { critical: false, check: () => cache.ping() },
       qdrant: { critical: false, check: () => qdrant.ready() },
       ollama: { critical: false, check: () => ollama.version() },
-      // Critical, and its own fault: a pod whose model's vectors do not fit the collection fails every question it
-      // has not cached, and in a rolling deploy that changes the model the new pods are the ones that differ.
-      embedding: { critical: true, ownFault: true, check: () => vectorFit.check() },
+      // Critical: a pod whose model's vectors do not fit the collection fails every question it has not cached. Out
+      // of service only until it first fits (vector-fit.ts `admit`): in a rolling deploy that changes the model.
+      embedding: { critical: true, check: () => vectorFit.check(), servingCheck: () => vectorFit.admit() },
     },
     probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
     isShuttingDown: () => shuttingDown,

@@ -20,14 +20,14 @@ test("out of service only while shutting down or for a fault of its own, never f
       throw new Error("ECONNREFUSED");
     },
   };
-  const deps = health({ postgres, embedding: { critical: true, ownFault: true, check: ok } });
+  const deps = health({ postgres, embedding: { critical: true, check: fails, servingCheck: ok } });
   assert.equal((await readiness(deps)).code, 503, "readiness says Postgres is down");
   sharedChecked = 0;
   assert.deepEqual(await serving(deps), { code: 200, body: { status: "serving" } });
   assert.equal(sharedChecked, 0, "a shared dependency's probe is not even run");
 
-  assert.equal((await serving(health({ postgres, embedding: { critical: true, ownFault: true, check: fails } }))).code, 503);
-  assert.deepEqual(await serving(health({ embedding: { critical: true, ownFault: true, check: ok } }, true)), {
+  assert.equal((await serving(health({ postgres, embedding: { critical: true, check: ok, servingCheck: fails } }))).code, 503);
+  assert.deepEqual(await serving(health({ embedding: { critical: true, check: ok, servingCheck: ok } }, true)), {
     code: 503,
     body: { status: "not_serving" },
   });

@@ -101,3 +101,16 @@ test("a vector Qdrant refused makes readiness fail from then on, until the sizes
   sizes.embedding = 256;
   await fit.check();
 });
+
+test("out of service only until the sizes first fit: a pod whose own model differs never enters, one that served stays", async () => {
+  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
+  const { fit } = fitOver(sizes);
+  await assert.rejects(fit.admit(), VectorSizeMismatch, "a rolling deploy that changes EMBED_MODEL stops at this pod");
+  sizes.embedding = 256;
+  await fit.admit();
+  // Then the model is pulled again at another size under the same name: every replica sees it, and stays in service.
+  sizes.embedding = 384;
+  fit.refused(new VectorSizeMismatch("documents", 256, 384));
+  await assert.rejects(fit.check(), VectorSizeMismatch, "readiness still says so");
+  await fit.admit();
+});

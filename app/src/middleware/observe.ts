@@ -21,7 +21,8 @@ export function answeredOutside(c: Context): number | undefined {
   return refusedByParser(incoming) ?? (outgoing.destroyed && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
 }
 
-const QUIET_ROUTES = new Set(["/health", "/health/ready", "/metrics"]);
+// Probed every few seconds by the kubelet and the load balancer: logged at debug.
+const QUIET_ROUTES = new Set(["/health", "/health/ready", "/health/serving", "/metrics"]);
 
 /** The registered pattern of the handler that answered (`/api/v1/sessions/:id`), so label values stay few. */
 export function routeLabel(c: Context): string {

@@ -8,12 +8,12 @@ import pkg from "../../package.json" with { type: "json" };
 export interface Probe {
   /** A failing critical probe makes the instance not ready (503). */
   critical: boolean;
-  /**
-   * What it checks is this instance's own (its configuration), not a dependency every replica shares: failing, it
-   * also takes the instance out of service (/health/serving).
-   */
-  ownFault?: boolean;
   check: () => Promise<unknown>;
+  /**
+   * Its part in /health/serving (Kubernetes' readiness), if any: a fault of this instance's own, never one every
+   * replica shares, which would take them all out of service at once.
+   */
+  servingCheck?: () => Promise<unknown>;
 }
 
 const liveRoute = createRoute({
@@ -91,7 +91,7 @@ export async function readiness(deps: HealthDeps): Promise<{ code: 200 | 503; bo
 /** In service unless shutting down or one of its own checks fails; the shared dependencies' probes are not run. */
 export async function serving(deps: HealthDeps): Promise<{ code: 200 | 503; body: { status: "serving" | "not_serving" } }> {
   if (deps.isShuttingDown()) return { code: 503, body: { status: "not_serving" } };
-  const own = Object.values(deps.probes).filter((p) => p.ownFault);
+  const own = Object.values(deps.probes).flatMap((p) => (p.servingCheck ? [{ critical: true, check: p.servingCheck }] : []));
   const results = await Promise.all(own.map((p) => runProbe(p, deps.probeTimeoutMs)));
   return results.every((r) => r.status === "ok")
     ? { code: 200, body: { status: "serving" } }

@@ -31,6 +31,7 @@ export function createVectorFit(deps: VectorFitDeps) {
   let fits = false;
   let mismatch: VectorSizeMismatch | undefined;
   let comparing: Promise<void> | undefined;
+  let admitted = false;
 
   /** `known`: the sizes were compared (without a collection they were not, and neither fits nor differs). */
   const found = (next: VectorSizeMismatch | undefined, known = true) => {
@@ -47,17 +48,32 @@ export function createVectorFit(deps: VectorFitDeps) {
     found(embeddingSize === collectionSize ? undefined : new VectorSizeMismatch(deps.collection, collectionSize, embeddingSize));
   }
 
+  async function check(): Promise<void> {
+    if (fits) return;
+    comparing ??= compare()
+      .catch(() => {})
+      .finally(() => {
+        comparing = undefined;
+      });
+    await beforeDeadline(comparing, deps.timeoutMs, () => new Error("no sizes in time")).catch(() => {});
+    if (mismatch) throw mismatch;
+  }
+
   return {
-    /** The readiness probe: throws while the sizes are known to differ. */
-    async check(): Promise<void> {
-      if (fits) return;
-      comparing ??= compare()
-        .catch(() => {})
-        .finally(() => {
-          comparing = undefined;
-        });
-      await beforeDeadline(comparing, deps.timeoutMs, () => new Error("no sizes in time")).catch(() => {});
-      if (mismatch) throw mismatch;
+    /** The readiness probe (/health/ready): throws while the sizes are known to differ. */
+    check,
+
+    /**
+     * Whether to take this instance into service (/health/serving): the same check until the sizes were first found
+     * to fit, then nothing. A pod whose own EMBED_MODEL differs never enters service, so a rolling deploy that changes
+     * it stops there. A mismatch found later, in a pod that served, arose in Ollama or Qdrant, which every replica
+     * shares (a model pulled again under the name): all of them out of service would put the load balancer's 503 page
+     * in front of the cached answers, sessions and feedback they still serve (probe N2).
+     */
+    async admit(): Promise<void> {
+      if (admitted) return;
+      await check();
+      admitted = fits;
     },
 
     /** Qdrant refused a vector the model had just returned (not one cached under the model's name): they differ. */
