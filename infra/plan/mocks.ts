@@ -139,6 +139,9 @@ const INVOKES: Record<string, Invoke> = {
   }),
 };
 
+/** The data sources the program reads (what a preview calls in AWS): a role that previews must be allowed each. */
+export const INVOKE_TOKENS = Object.keys(INVOKES);
+
 /** Records every registration and answers like the cloud would, with made-up identifiers. */
 export class PlanMocks implements pulumi.runtime.Mocks {
   readonly registrations: RecordedRegistration[] = [];

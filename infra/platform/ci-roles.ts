@@ -276,6 +276,9 @@ function previewStatements(
         "ec2:DescribeAvailabilityZones",
         "ec2:DescribeInstanceTypeOfferings",
         "iam:ListOpenIDConnectProviders",
+        // The image's registry login (workloads/image.ts), read in a preview too, though nothing is built: every PR's
+        // preview failed without it (probe W). The token carries only this role's ECR rights, which pull nothing.
+        "ecr:GetAuthorizationToken",
       ],
       Resource: "*",
     },

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { INVOKE_TOKENS } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
@@ -58,6 +59,28 @@ test("pull requests get a preview role that reads only this stack's resources an
   const ownStack = statements.find((s: any) => s.Sid === "OwnStackReadOnly");
   assert.deepEqual(ownStack.Condition, { StringEquals: { "aws:ResourceTag/stack": "prod" } });
   assert.ok(ownStack.Action.includes("iam:GetRole"));
+});
+
+test("the preview role may call every data source the program reads, as a preview calls them", () => {
+  // The IAM actions behind each invoke the mocks answer; getRegion, getPartition and getPolicyDocument call no AWS API.
+  const needs: Record<string, string[]> = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": ["ec2:DescribeAvailabilityZones"],
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": ["ec2:DescribeInstanceTypeOfferings"],
+    "aws:index/getCallerIdentity:getCallerIdentity": ["sts:GetCallerIdentity"],
+    "aws:index/getRegion:getRegion": [],
+    "aws:index/getPartition:getPartition": [],
+    "aws:ssm/getParameter:getParameter": ["ssm:GetParameter"],
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": ["ecr:GetAuthorizationToken"],
+    "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": ["iam:GetOpenIDConnectProvider"],
+    "aws:iam/getPolicyDocument:getPolicyDocument": [],
+    "tls:index/getCertificate:getCertificate": [], // over HTTPS from the OIDC issuer, not AWS
+  };
+  assert.deepEqual(Object.keys(needs).sort(), [...INVOKE_TOKENS].sort(), "a data source added to the program is listed here");
+  const granted = new Set(inlinePolicy("ci-preview").Statement.flatMap((s: any) => s.Action));
+  const missing = Object.entries(needs).flatMap(([token, actions]) =>
+    actions.filter((a) => !granted.has(a)).map((a) => `${token}: ${a}`),
+  );
+  assert.deepEqual(missing, []);
 });
 
 test("the preview role views the cluster (no Secrets, no exec); the deploy role administers it", () => {
