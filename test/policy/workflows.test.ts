@@ -116,3 +116,27 @@ test("deploy-stack: one concurrency group per stack, policy-gated up, readiness 
     /git checkout --force "\$PREVIOUS_SHA"[\s\S]*pulumi up --stack "\$STACK" --yes[\s\S]*wait-api-ready\.sh" "\$STACK" "\$READY_TIMEOUT"/,
   );
 });
+
+test("a matrix job has no job-level if: GitHub evaluates it before the matrix, and a skip reports one check under the job's bare name", () => {
+  const offending = files.flatMap((f) =>
+    Object.entries(workflow(f).jobs as Record<string, any>)
+      .filter(([, job]) => job.strategy?.matrix && job.if !== undefined)
+      .map(([name]) => `${f} ${name}`),
+  );
+  assert.deepEqual(offending, [], "required checks such as `preview (dev)` would wait for ever on a fork's pull request");
+  const preview = workflow("preview.yml").jobs.preview;
+  for (const step of preview.steps) assert.equal(step.if, "env.SAME_REPOSITORY == 'true'", JSON.stringify(step));
+});
+
+test("the Pulumi secrets reach only the steps that run pulumi, never `npm ci` (every dependency's install scripts)", () => {
+  const secret = /secrets\.PULUMI_(ACCESS_TOKEN|CONFIG_PASSPHRASE)/;
+  for (const f of files) {
+    for (const [name, job] of Object.entries(workflow(f).jobs as Record<string, any>)) {
+      assert.ok(!secret.test(JSON.stringify(job.env ?? {})), `${f} ${name}: job-level env`);
+      for (const step of job.steps ?? []) {
+        if (!secret.test(JSON.stringify(step.env ?? {}))) continue;
+        assert.ok(/pulumi|wait-api-ready/.test(`${step.uses ?? ""} ${step.run ?? ""}`), `${f} ${name}: ${step.name ?? step.run}`);
+      }
+    }
+  }
+});
