@@ -5,6 +5,7 @@ import { test } from "node:test";
 import YAML from "yaml";
 import { DEPLOY_SESSION_SECONDS } from "../../infra/platform/ci-roles.ts";
 import { TIERS } from "../../infra/tiers.ts";
+import { parseCron } from "../../infra/time.ts";
 import { shouldDeploy, windowState } from "../../scripts/stack-awake.ts";
 
 const workflow = (name: string) => YAML.parse(readFileSync(new URL(`../../.github/workflows/${name}`, import.meta.url), "utf8"));
@@ -54,4 +55,31 @@ test("a window past midnight and a stack without work hours", () => {
   assert.equal(windowState(late, "UTC", at("2026-12-05T01:00:00Z")).awake, true); // Saturday 01:00, Friday's window
   assert.equal(windowState(late, "UTC", at("2026-12-05T03:00:00Z")).awake, false);
   assert.equal(windowState(null, "UTC", at("2026-12-05T03:00:00Z")).awake, true);
+});
+
+test("the hourly schedule reaches the first hour of every work day, in any time zone", () => {
+  const cron = workflow("deploy.yml").on.schedule[0].cron;
+  // A week from Sunday 00:00 UTC, and a day either side: a zone's Monday starts on Sunday in UTC east of it.
+  const firings = parseCron(cron, "unix", "UTC").firings(at("2026-11-29T00:00:00Z"), at("2026-12-07T00:00:00Z"));
+  for (const zone of [
+    "UTC",
+    "America/Los_Angeles",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+  ]) {
+    const days = new Set(
+      firings
+        .filter((t) => shouldDeploy(windowState(dev, zone, t), "schedule").deploy)
+        .map((t) => t.toLocaleDateString("en-CA", { timeZone: zone })),
+    );
+    const workDays = ["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04"]; // Monday to Friday
+    assert.deepEqual(
+      workDays.filter((d) => !days.has(d)),
+      [],
+      `${zone}: work days without a scheduled deploy`,
+    );
+  }
 });
