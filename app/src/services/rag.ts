@@ -12,7 +12,7 @@ import type { CorpusVersion } from "./corpus.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, sourceTokenBudget, systemPrompt } from "./context.ts";
 import { createGenerations, type Generation } from "./generations.ts";
 import { type ChatMessage, type ChatResult, ContextOverflow, EmbedInputTooLong, type OllamaService } from "./ollama.ts";
-import { type MetadataFilter, type QdrantService, VectorSizeMismatch } from "./qdrant.ts";
+import { type ChunkHit, type MetadataFilter, type QdrantService, VectorSizeMismatch } from "./qdrant.ts";
 import { classifyQuery, modelFor, type QueryType } from "./router.ts";
 import { createSessionOwners } from "./session-owners.ts";
 import { sourceSetOf } from "./source-sets.ts";
@@ -190,10 +190,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     cache.write("embedding", (c) => c.set(key, JSON.stringify(vector), { EX: config.EMBED_CACHE_TTL_SECONDS }));
 
   /**
-   * The nearest chunks, searched with the cached vector or one embedded now; `fresh` when embedded now. A cached vector
-   * Qdrant refuses for its size came from another model under the embedding model's name (EMBED_MODEL's model pulled
-   * again, or set back over a collection rebuilt for a new one): it is dropped and the question embedded again. Kept,
-   * it failed the question with a 502 for EMBED_CACHE_TTL_SECONDS.
+   * The nearest chunks, searched with the cached vector or one embedded now, which is cached once Qdrant took it; null
+   * when there is no collection (Qdrant never checked the vector's size then). A cached vector Qdrant refuses for its
+   * size came from another model under the embedding model's name (EMBED_MODEL's model pulled again, or set back over a
+   * collection rebuilt for a new one): it is dropped and the question embedded again. Kept, it failed the question
+   * with a 502 for EMBED_CACHE_TTL_SECONDS.
    */
   async function retrieve(
     question: string,
@@ -201,10 +202,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     cached: number[] | undefined,
     filter: MetadataFilter | undefined,
     topK: number,
-  ) {
+  ): Promise<ChunkHit[] | null> {
     if (cached) {
       try {
-        return { vector: cached, hits: await qdrant.search(cached, filter, topK), fresh: false };
+        return await qdrant.search(cached, filter, topK);
       } catch (err) {
         if (!(err instanceof VectorSizeMismatch)) throw err;
         cache.write("embedding", (c) => c.del(vectorKey));
@@ -212,7 +213,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     }
     const vector = await embedQuery(question, vectorKey);
     try {
-      return { vector, hits: await qdrant.search(vector, filter, topK), fresh: true };
+      const hits = await qdrant.search(vector, filter, topK);
+      if (hits !== null) rememberEmbedding(vectorKey, vector);
+      return hits;
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err);
       throw err;
@@ -310,10 +313,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const retrieved = await retrieve(question, vectorKey, cached, input.filter, topK);
-      const cacheable = retrieved.hits !== null;
-      // Not when there was no collection to search: Qdrant never checked the vector's size.
-      if (retrieved.fresh && cacheable) rememberEmbedding(vectorKey, retrieved.vector);
-      const hits = retrieved.hits ?? [];
+      const cacheable = retrieved !== null;
+      const hits = retrieved ?? [];
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
       const sources = chunks.map((h) => ({ id: h.documentId, score: h.score, title: h.title, text: h.text }));
