@@ -1,3 +1,3 @@
--- Every replica looks for leases their writers left to expire (store.ts endAbandonedLeases) at each corpus version
+-- Every replica looks for leases their writers left to expire (store.ts corpusVersion) at each corpus version
 -- refresh: a partial index holds only the few documents being written, so that is no scan of the table.
 CREATE INDEX documents_writing_until_idx ON documents (writing_until) WHERE writing_until IS NOT NULL;

@@ -302,7 +302,7 @@ test("leases and the corpus version are locked in one order: documents in id ord
     await store.upsertDocuments([doc("a2"), doc("b2")], "key:x", lease(1));
     await sleep(20);
     const [ended, taken] = await whileVersionHeld(
-      () => store.endAbandonedLeases(),
+      () => store.corpusVersion(),
       () => otherStore.upsertDocuments([doc("b2")], "key:y", lease()),
     );
     assert.equal(typeof (ended as { value?: unknown }).value, "number", JSON.stringify(ended));

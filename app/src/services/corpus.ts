@@ -17,8 +17,8 @@ import { CORPUS_CHANNEL, type Store } from "./store.ts";
  * heard other replicas' ingests and deletes only at its next refresh. A listening connection gone silent (a failover
  * that did not reset it) is never reconnected either.
  *
- * Each refresh also ends the document leases their writers left to expire (store.endAbandonedLeases): a write whose
- * process was killed midway bumped the version when it took its lease, but not after the chunks it wrote.
+ * Each read of the version also ends the document leases their writers left to expire (store.corpusVersion): a write
+ * whose process was killed midway bumped the version when it took its lease, but not after the chunks it wrote.
  */
 export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
   /** Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard. */
@@ -84,14 +84,9 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     throw err;
   }
 
-  /** Refreshes, ends abandoned leases, then judges the last probe, a whole `refreshMs` after Postgres took it, or sends the next. */
+  /** Refreshes, then judges the last probe, a whole `refreshMs` after Postgres took it, or sends the next. */
   const check = async () => {
     void refresh(true);
-    // Every replica, so one is left to do it; a statement on a partial index of the few leased rows.
-    void store.endAbandonedLeases().then(
-      (v) => v !== undefined && fromRow(v),
-      () => {},
-    );
     if (probeUnheard) {
       probeUnheard = false;
       log.warn("corpus version notifications stopped arriving: listening on a new connection");

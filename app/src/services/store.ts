@@ -93,13 +93,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const notifyBumped = sql`pg_notify(${CORPUS_CHANNEL}, version::text)`;
   const bumpVersion = (when: ReturnType<typeof sql> = sql`true`, above = 0) =>
     sql`${bumped(when, above)} SELECT version::text, ${notifyBumped} FROM bumped`;
-  /**
-   * For a statement that leases documents, bumping the version as it does: answers cached before the write starts
-   * changing Qdrant are no longer served, even if its writer dies before its own bump at the end (a killed process).
-   * The other replicas, and this one, hear it by NOTIFY. (Answers cached while the write runs: endAbandonedLeases.)
-   */
-  const bumpedAsLeased = (leased: string) => bumped(allLocked(leased));
-  const notifiedAsLeased = sql`(SELECT ${notifyBumped} FROM bumped)`;
+  /** For a statement whose own result is something else: the other replicas, and this one, hear its bump by NOTIFY. */
+  const notifyIfBumped = sql`(SELECT ${notifyBumped} FROM bumped)`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`
@@ -177,7 +172,10 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
 
     /**
      * Records documents, leased to `lease.writer` for `lease.ms` (migration 005), before their chunks go to Qdrant: every
-     * stored chunk has a record to delete it by. When another write holds any of them, none is written.
+     * stored chunk has a record to delete it by. When another write holds any of them, none is written. Taking a lease
+     * bumps the corpus version (as leaseDocument's does): answers cached before the write starts changing Qdrant are
+     * no longer served, even if its writer dies before its own bump at the end (a killed process). Those cached while
+     * it runs: corpusVersion.
      */
     upsertDocuments: async (docs: DocumentRecord[], createdBy: string, lease: Lease): Promise<Busy | undefined> => {
       const rows = storableJson(docs.map((d) => ({ ...d, created_by: createdBy })));
@@ -204,9 +202,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
               writing_until = EXCLUDED.writing_until
             WHERE documents.writing_until IS NULL OR documents.writing_until <= now()
             RETURNING id
-          ), ${bumpedAsLeased("written")}
+          ), ${bumped(allLocked("written"))}
           SELECT (SELECT jsonb_agg(id) FROM written) AS written, (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
-                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${notifiedAsLeased}`,
+                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${notifyIfBumped}`,
       );
       const written = result!.written ?? [];
       if (written.length === ids.length) return undefined;
@@ -217,16 +215,19 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       return { ids: ids.filter((id) => !written.includes(id)), leftSeconds: Math.ceil(lease.ms / 1000) };
     },
 
-    /** Leases a stored document to `writer` (before its chunks are deleted); "missing" when there is no such document. */
+    /**
+     * Leases a stored document to `writer` (before its chunks are deleted), bumping the corpus version as
+     * upsertDocuments does; "missing" when there is no such document.
+     */
     leaseDocument: async (id: string, lease: Lease): Promise<"leased" | "missing" | Busy> => {
       const [row] = await run(
         sql<{ leased: boolean; busy_seconds: number | null }[]>`
           WITH leased AS (
             UPDATE documents SET writer = ${lease.writer}::uuid, writing_until = ${until(lease)}
             WHERE id = ${id} AND (writing_until IS NULL OR writing_until <= now()) RETURNING id
-          ), ${bumpedAsLeased("leased")}
+          ), ${bumped(allLocked("leased"))}
           SELECT EXISTS (SELECT 1 FROM leased) AS leased, ${secondsLeft(sql`writing_until`)} AS busy_seconds,
-                 ${notifiedAsLeased}
+                 ${notifyIfBumped}
           FROM documents WHERE id = ${id}`,
       );
       if (!row) return "missing";
@@ -248,25 +249,22 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     },
 
     /**
-     * Ends the leases that expired unreleased, and bumps the corpus version if there were any: the new version, or
-     * undefined. Their writer died mid-write (its process killed) after its chunks may have changed Qdrant and before
-     * its own bump, so answers cached while it wrote were served until their TTL. (A live writer's lease outlasts every
-     * call it starts: documents.ts `newLease`.)
+     * The corpus version every cached answer is keyed by (migration 002), read after ending the document leases that
+     * expired unreleased, with a bump if there were any. Their writer died mid-write (its process killed) after its
+     * chunks may have changed Qdrant and before its own bump, so answers cached while it wrote were served until their
+     * TTL. (A live writer's lease outlasts every call it starts: documents.ts `newLease`.) Every replica's refresh
+     * reads it, so one is left to end them; on a partial index of the few leased rows (migration 009).
      */
-    endAbandonedLeases: async () => {
+    corpusVersion: async () => {
       // In id order, as writers lock them, and skipping those a writer holds (it is taking the lease over).
       const [row] = await run(sql<{ version: string }[]>`
         WITH expired AS (
           SELECT id FROM documents WHERE writing_until <= now() ORDER BY id FOR UPDATE SKIP LOCKED
         ), ended AS (
           UPDATE documents SET writer = NULL, writing_until = NULL WHERE id IN (SELECT id FROM expired) RETURNING id
-        ), ${bumpVersion(allLocked("ended"))}`);
-      return row ? Number(row.version) : undefined;
-    },
-
-    /** The corpus version every cached answer is keyed by (migration 002). */
-    corpusVersion: async () => {
-      const [row] = await run(sql<{ version: string }[]>`SELECT version::text FROM corpus_version`);
+        ), ${bumped(allLocked("ended"))}
+        SELECT COALESCE((SELECT version FROM bumped), (SELECT version FROM corpus_version))::text AS version,
+               ${notifyIfBumped}`);
       return Number(row!.version);
     },
 
