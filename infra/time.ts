@@ -133,19 +133,17 @@ function dayOfWeek(days: Day[], label: (cronDay: number) => string): string | nu
 
 /** The days a window's end falls on: the next day for a window that runs past midnight. */
 export function endDays(w: Window): Day[] {
-  if (w.end > w.start) return w.days;
-  return w.days.map((d) => DAYS[(DAYS.indexOf(d) + 1) % DAYS.length]);
+  return w.end > w.start ? w.days : daysAfter(w.days, 1);
 }
+
+/** Each of `days` moved `n` days on (or back, for a negative `n`). */
+const daysAfter = (days: Day[], n: number): Day[] =>
+  days.map((d) => DAYS[(((DAYS.indexOf(d) + n) % DAYS.length) + DAYS.length) % DAYS.length]!);
 
 /** `hhmm` on `days`, moved by `minutes` either way: past midnight it falls on the days after, before it on those before. */
 export function shifted(hhmm: string, days: Day[], minutes: number): { hhmm: string; days: Day[] } {
   const total = minutesOf(hhmm) + minutes;
-  const dayShift = Math.floor(total / 1440);
-  const week = DAYS.length;
-  return {
-    hhmm: hhmmOf(((total % 1440) + 1440) % 1440),
-    days: days.map((d) => DAYS[(((DAYS.indexOf(d) + dayShift) % week) + week) % week]!),
-  };
+  return { hhmm: hhmmOf(((total % 1440) + 1440) % 1440), days: daysAfter(days, Math.floor(total / 1440)) };
 }
 
 /** Consecutive runs in sorted numbers: [1,2,3,5] -> [[1,3],[5,5]]. */
