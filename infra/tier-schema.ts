@@ -278,11 +278,12 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
   const shortest = OFF_PEAK_SETTLE_MINUTES + OFF_PEAK_WARM_UP_MINUTES;
+  const offPeakMinutes = offPeak ? windowLength(offPeak) : 0;
   // (A window with equal ends is refused as such.)
-  if (offPeak && offPeak.start !== offPeak.end && windowLength(offPeak) <= shortest) {
+  if (offPeak && offPeak.start !== offPeak.end && offPeakMinutes <= shortest) {
     issue(
       ["schedule", "offPeak"],
-      `${describeWindow(offPeak)} is ${windowLength(offPeak)} minutes; needs more than ${shortest} (the sizes settle ${OFF_PEAK_SETTLE_MINUTES} minutes after the start and come back ${OFF_PEAK_WARM_UP_MINUTES} before the end)`,
+      `${describeWindow(offPeak)} is ${offPeakMinutes} minutes; needs more than ${shortest} (the sizes settle ${OFF_PEAK_SETTLE_MINUTES} minutes after the start and come back ${OFF_PEAK_WARM_UP_MINUTES} before the end)`,
     );
   }
   if (offPeak && t.gpu && offPeakSizes.ollamaReplicas > 0 && offPeakSizes.gpuNodes === 0) {
