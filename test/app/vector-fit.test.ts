@@ -6,7 +6,13 @@ import { createVectorFit } from "../../app/src/services/vector-fit.ts";
 import { capturedLog } from "../support/log.ts";
 
 /** A vector fit over stub sizes; `sizes` is changed by each test as an operator would change the model. */
-function fitOver(sizes: { embedding: number | Error | "slow"; collection: number | null | Error }) {
+/** What Ollama and Qdrant answer for the sizes; an Error is a failed call. */
+interface Sizes {
+  embedding: number | Error | "slow";
+  collection: number | null | Error;
+}
+
+function fitOver(sizes: Sizes) {
   const calls = { embedding: 0, collection: 0 };
   // "slow": the model's size (384), answered well after the comparison's time limit.
   const answer = <T>(value: T | Error | "slow") =>
@@ -29,7 +35,7 @@ function fitOver(sizes: { embedding: number | Error | "slow"; collection: number
 }
 
 test("readiness fails while the embedding model's vectors do not fit the collection, naming both keys", async () => {
-  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
+  const sizes: Sizes = { embedding: 384, collection: 256 };
   const { fit, calls, lines } = fitOver(sizes);
   await assert.rejects(fit.check(), (err: Error) => {
     assert.ok(err instanceof VectorSizeMismatch);
@@ -51,7 +57,7 @@ test("readiness fails while the embedding model's vectors do not fit the collect
 test("with no collection, or Ollama or Qdrant not answering, nothing is compared and readiness passes", {
   timeout: 5_000,
 }, async () => {
-  const sizes = { embedding: 384 as number | Error | "slow", collection: null as number | null | Error };
+  const sizes: Sizes = { embedding: 384, collection: null };
   const { fit, calls } = fitOver(sizes);
   await fit.check();
   assert.equal(calls.embedding, 0, "no collection: ingest creates it at the model's size, so no embedding is asked for");
@@ -67,7 +73,7 @@ test("with no collection, or Ollama or Qdrant not answering, nothing is compared
 test("an Ollama slower than the probe: readiness passes meanwhile, asks for one embedding, and keeps what it answers", {
   timeout: 5_000,
 }, async () => {
-  const sizes = { embedding: "slow" as number | Error | "slow", collection: 256 as number | null | Error };
+  const sizes: Sizes = { embedding: "slow", collection: 256 };
   const { fit, calls } = fitOver(sizes);
   const started = performance.now();
   await fit.check(); // this check is critical, Ollama is not: a hung one must not keep a starting pod out of service
@@ -79,7 +85,7 @@ test("an Ollama slower than the probe: readiness passes meanwhile, asks for one 
 });
 
 test("a mismatch found ends once the collection is gone: there is nothing to mismatch, and ingest creates it anew", async () => {
-  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
+  const sizes: Sizes = { embedding: 384, collection: 256 };
   const { fit, calls } = fitOver(sizes);
   await assert.rejects(fit.check(), VectorSizeMismatch);
   sizes.collection = null; // dropped to be rebuilt for the new model
@@ -91,7 +97,7 @@ test("a mismatch found ends once the collection is gone: there is nothing to mis
 });
 
 test("a vector Qdrant refused makes readiness fail from then on, until the sizes are found to fit again", async () => {
-  const sizes = { embedding: 256 as number | Error | "slow", collection: 256 as number | null | Error };
+  const sizes: Sizes = { embedding: 256, collection: 256 };
   const { fit } = fitOver(sizes);
   await fit.check(); // fits: readiness asks nothing more
   sizes.embedding = 384; // the model changed under a running pod
@@ -103,7 +109,7 @@ test("a vector Qdrant refused makes readiness fail from then on, until the sizes
 });
 
 test("out of service only until the sizes first fit: a pod whose own model differs never enters, one that served stays", async () => {
-  const sizes = { embedding: 384 as number | Error | "slow", collection: 256 as number | null | Error };
+  const sizes: Sizes = { embedding: 384, collection: 256 };
   const { fit } = fitOver(sizes);
   await assert.rejects(fit.admit(), VectorSizeMismatch, "a rolling deploy that changes EMBED_MODEL stops at this pod");
   sizes.embedding = 256;
