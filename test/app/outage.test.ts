@@ -394,6 +394,24 @@ test("Postgres connections left on a node that turned read-only (a switchover, a
   }
 });
 
+test("readiness says Postgres fails while it refuses writes (read-only, as a standby), though it answers reads", async () => {
+  const admin = superuser();
+  const postgresCheck = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.postgres;
+  try {
+    await admin.unsafe("ALTER SYSTEM SET default_transaction_read_only = on");
+    await admin`SELECT pg_reload_conf()`;
+    // Sessions that an earlier test opened under a database-level setting keep it: new ones take the system's.
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agent-api'`;
+    await waitFor("readiness to see the read-only Postgres", async () => (await postgresCheck()).status === "fail", 5_000);
+    assert.match(JSON.stringify(await postgresCheck()), /25006/);
+  } finally {
+    await admin.unsafe("ALTER SYSTEM RESET default_transaction_read_only");
+    await admin`SELECT pg_reload_conf()`;
+    await admin.end();
+  }
+  await waitFor("readiness to see Postgres take writes", async () => (await postgresCheck()).status === "ok", 5_000);
+});
+
 test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {
   // A pool of one, so the silent connection is all the pool has, as a busy pool's connections all are.
   const proxy = await startTcpProxy(pg.port);

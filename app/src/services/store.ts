@@ -1,6 +1,6 @@
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { isForeignKeyViolation, takeBack, withDeadline, type Sql } from "./db.ts";
+import { isForeignKeyViolation, readOnlyNode, takeBack, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -102,7 +102,11 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid`);
   };
 
-  const ping = () => run(sql`SELECT 1`);
+  // A node that refuses writes (a standby, a switchover's old primary) still answers reads: readiness asks for writes.
+  const ping = async () => {
+    const [row] = await run(sql<{ read_only: string }[]>`SELECT current_setting('transaction_read_only') AS read_only`);
+    if (row?.read_only === "on") throw readOnlyNode(sql);
+  };
 
   return {
     ping,
