@@ -47,8 +47,12 @@ export const CHARTS = {
  * Short names are Docker Hub images (docker.io).
  */
 export const IMAGES = {
-  // ollama/ollama git tag v0.12.10 (the Docker Hub image is published per release tag, without the "v").
-  ollama: "ollama/ollama:0.12.10",
+  // ollama/ollama git tag v0.13.5 (the Docker Hub image is published per release tag, without the "v": release.yaml
+  // `type=semver,pattern={{version}}`). Not 0.12.x: nomic-embed-text (nomic-bert) ran on the llama.cpp runner with a
+  // 512-token batch and crashed on a longer input (ollama/ollama#13054), a 500 for every embed on that runner at once;
+  // from v0.13.3 an embedding model's batch is its whole context (3475d915c, #13429). Its Dockerfile builds the same
+  // CUDA 12.8 and 13.0 as 0.12.10, so the NVIDIA AMI's driver serves both. Not v0.30+: another engine.
+  ollama: "ollama/ollama:0.13.5",
   // qdrant/qdrant git tag v1.15.5 (Docker Hub tags keep the "v").
   qdrant: "qdrant/qdrant:v1.15.5",
   // aws/aws-cli git tag 2.27.63 (Docker Hub amazon/aws-cli tags are the release numbers).

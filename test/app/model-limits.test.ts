@@ -1,5 +1,5 @@
 /**
- * What the model's window and Ollama's own stops do to an answer, against Ollama 0.12.10's behaviour as the fake
+ * What the model's window and Ollama's own stops do to an answer, against Ollama 0.13.5's behaviour as the fake
  * follows it: a prompt longer than the window, an answer that fills it, one that does not end, one that loops.
  */
 import assert from "node:assert/strict";
@@ -129,7 +129,7 @@ type Ask = (body: Record<string, unknown>) => Promise<{ res: ApiResponse; asked:
 /**
  * Runs `check` against a replica whose model window is 3,072 tokens (`MAX_ANSWER_TOKENS` 512) unless `env` says
  * otherwise, with the fake Ollama counting the prompt with a real tokenizer (cl100k_base) and refusing or truncating
- * as 0.12.10 does, after ingesting `texts` as documents of team `team`.
+ * as 0.13.5 does, after ingesting `texts` as documents of team `team`.
  */
 async function withTokenizedWindow(
   team: string,

@@ -35,7 +35,7 @@ export interface FakeOllama extends Listening {
     tokenizer: "chars" | "cl100k";
     /**
      * The embedding model's window (nomic-embed-text: 2,048). A longer input is embedded by its head alone or, sent
-     * with `truncate: false`, refused with Ollama's 400 (0.12.10 server/routes.go EmbedHandler).
+     * with `truncate: false`, refused with Ollama's 400 (0.13.5 server/routes.go EmbedHandler).
      */
     embedContextLength: number;
     /** When set, the model does not stop by itself: its answer runs on for this many words, unless num_predict ends it. */
@@ -44,7 +44,7 @@ export interface FakeOllama extends Listening {
     repeatToken: string | null;
     /**
      * OLLAMA_NUM_PARALLEL: answers generated at once (null: any number; Ollama counts per model, the fake over all).
-     * The others wait in order, without limit, as on a loaded model in Ollama 0.12 (the runner's semaphore,
+     * The others wait in order, without limit, as on a loaded model in Ollama 0.13 (the runner's semaphore,
      * llm/server.go Completion); a request whose client left stops waiting.
      */
     parallel: number | null;
@@ -73,13 +73,11 @@ export const MODEL_FAILED_MID_ANSWER = "an error was encountered while running t
 const ollamaError = (c: Context, status: number, error: string) => c.json({ error }, status as 400);
 
 /**
- * Ollama 0.12.10's refusal (400) of a prompt longer than the window sent with `truncate: false`
- * (runner/ollamarunner/runner.go errorInputTooLong, passed on by server/routes.go ChatHandler).
+ * Ollama 0.13.5's refusal (400) of a prompt, or an input to embed, longer than the window sent with `truncate: false`
+ * (runner/ollamarunner/runner.go errorInputTooLong, passed on by server/routes.go ChatHandler and EmbedHandler; the
+ * embed one said "input exceeds maximum context length" up to 0.13.2).
  */
 export const INPUT_TOO_LONG = "the input length exceeds the context length";
-
-/** Ollama 0.12.10's refusal (400) of an input to embed longer than the model's window, sent with `truncate: false`. */
-export const EMBED_INPUT_TOO_LONG = "input exceeds maximum context length";
 
 /** What Ollama answers with 503 when its queue is full (server/sched.go ErrMaxQueue, via handleScheduleError). */
 export const OLLAMA_BUSY = "server busy, please try again.  maximum pending requests exceeded";
@@ -96,7 +94,7 @@ export function fakeAnswer(messages: ChatMessage[]): string {
 const countTokens = (text: string) => text.split(/\s+/).filter(Boolean).length;
 
 /**
- * Ollama 0.12.10 llm/server.go Completion: a token (trimmed) equal to the one before it, over 30 times in a row, ends
+ * Ollama 0.13.5 llm/server.go Completion: a token (trimmed) equal to the one before it, over 30 times in a row, ends
  * the answer before it is sent, with no done message. Returns the pieces sent and whether the guard stopped them.
  */
 function repeatGuard(pieces: string[]): { sent: string[]; stopped: boolean } {
@@ -131,7 +129,7 @@ const tokenizer = (kind: "chars" | "cl100k"): Promise<CountTokens> =>
 const tokensOf = (messages: ChatMessage[], count: CountTokens) => messages.reduce((n, m) => n + count(m.content ?? "") + 5, 0);
 
 /**
- * The messages the model sees. Ollama 0.12.10 server/prompt.go chatPrompt: when the rendered prompt is longer than
+ * The messages the model sees. Ollama 0.13.5 server/prompt.go chatPrompt: when the rendered prompt is longer than
  * the window, messages are dropped from the front, and a system message is kept only if one after it stays; the last
  * message always stays. For a system prompt and a question, a prompt too long is the question alone.
  */
@@ -205,7 +203,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     timings.add(c.req.path, performance.now() - started);
   });
 
-  app.get("/api/version", (c) => c.json({ version: "0.12.0" }));
+  app.get("/api/version", (c) => c.json({ version: "0.13.5" }));
 
   app.get("/api/tags", (c) =>
     c.json({
@@ -224,7 +222,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     const body = await c.req.json<{ model?: string; input?: string | string[]; truncate?: boolean }>().catch(() => null);
     if (!body) return ollamaError(c, 400, "invalid JSON body");
     if (!body.model) return ollamaError(c, 400, "model is required");
-    if (!known(body.model)) return ollamaError(c, 404, `model "${body.model}" not found, try pulling it first`);
+    if (!known(body.model)) return ollamaError(c, 404, `model '${body.model}' not found`);
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
     if (!Array.isArray(inputs) || inputs.some((i) => typeof i !== "string"))
       return ollamaError(c, 400, "input must be a string or a list of strings");
@@ -236,7 +234,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       return tokens <= limit ? text : text.slice(0, Math.floor((text.length * limit) / tokens));
     };
     const kept = inputs.map(within);
-    if (body.truncate === false && kept.some((text, i) => text !== inputs[i])) return ollamaError(c, 400, EMBED_INPUT_TOO_LONG);
+    if (body.truncate === false && kept.some((text, i) => text !== inputs[i])) return ollamaError(c, 400, INPUT_TOO_LONG);
     return c.json({
       model: body.model,
       embeddings: kept.map((text) => embedText(text, knobs.dim)),

@@ -93,7 +93,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
 
 /**
  * At most `slots` answers of each model asked of Ollama at once by this replica, the others waiting in order for at
- * most `maxWaitMs`. Ollama 0.12 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
+ * most `maxWaitMs`. Ollama 0.13 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
  * (per model) wait on that model's semaphore (llm/server.go Completion) without limit, since OLLAMA_MAX_QUEUE only
  * counts requests waiting for a model to load (server/sched.go GetRunner). Under a burst past the GPUs' capacity every
  * request then waited until OLLAMA_TIMEOUT_MS and most ended in a 504.

@@ -74,7 +74,7 @@ export interface ModelWindow {
 }
 
 /**
- * Tokens of retrieved text that fit beside the instructions, the question and the longest answer. Ollama 0.12 drops
+ * Tokens of retrieved text that fit beside the instructions, the question and the longest answer. Ollama 0.13 drops
  * the system message, and with it every source, from a chat prompt longer than its window (server/prompt.go
  * chatPrompt keeps the last message first), and answers on without them.
  */

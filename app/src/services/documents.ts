@@ -231,7 +231,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * Each chunk with its vector, embedded whole. Ollama 0.12.10 embeds only the head of a text longer than the embedding
+   * Each chunk with its vector, embedded whole. Ollama 0.13.5 embeds only the head of a text longer than the embedding
    * model's window (server/routes.go EmbedHandler truncates unless told not to), so a fact in the rest of the chunk
    * could not be found. Sent with truncation off, a batch refused for such a chunk is embedded a chunk at a time, and
    * a chunk refused alone is split in two (at a sentence or a word where it can) and each part embedded the same way.

@@ -13,7 +13,7 @@ export interface ChatResult {
    */
   truncated: boolean;
   /**
-   * Ollama stopped the answer because the model repeated one token over 30 times in a row (0.12.10 llm/server.go
+   * Ollama stopped the answer because the model repeated one token over 30 times in a row (0.13.5 llm/server.go
    * Completion: it returns without a done message, so a stream ends without one and a JSON answer says `done: false`,
    * without a done_reason or token counts). Not worth caching: asked again, the model may not loop.
    */
@@ -53,22 +53,17 @@ function chatResult(content: unknown, last: LastMessage): ChatResult {
 const NO_DONE_MESSAGE = "Did not receive done or success response in stream.";
 
 /**
- * What Ollama 0.12.10 answers (400) to a chat sent with `truncate: false` whose prompt is longer than the model's
- * window: runner/ollamarunner/runner.go errorInputTooLong, passed on by llm/server.go Completion as a StatusError and
- * by server/routes.go ChatHandler as `{"error": ...}` with the runner's status, before any token of a stream.
+ * What Ollama 0.13.5 answers (400) to a chat, and to an embedding request, sent with `truncate: false` whose input is
+ * longer than the model's window: runner/ollamarunner/runner.go errorInputTooLong, passed on by llm/server.go as a
+ * StatusError and by server/routes.go ChatHandler (before any token of a stream) and EmbedHandler as `{"error": ...}`.
+ * Only the call tells the two apart (up to 0.13.2 the embed one had a text of its own).
  */
 const INPUT_TOO_LONG = "the input length exceeds the context length";
-
-/**
- * What Ollama 0.12.10 answers (400) to an embedding request sent with `truncate: false` one of whose inputs is longer
- * than the model's window (server/routes.go EmbedHandler); with truncation on, it embeds only the input's head.
- */
-const EMBED_INPUT_TOO_LONG = "input exceeds maximum context length";
 
 /** An input to embed was longer than the embedding model's window: the caller may split it. */
 export class EmbedInputTooLong extends AppError {
   constructor() {
-    super(502, `ollama refused a text to embed: ${EMBED_INPUT_TOO_LONG}`, "ollama_embed_too_long");
+    super(502, `ollama refused a text to embed: ${INPUT_TOO_LONG}`, "ollama_embed_too_long");
   }
 }
 
@@ -79,12 +74,14 @@ export class ContextOverflow extends AppError {
   }
 }
 
-function toAppError(err: unknown, timeoutMs: number): AppError {
+type OllamaTool = "ollama_embed" | "ollama_chat";
+
+function toAppError(err: unknown, timeoutMs: number, tool: OllamaTool): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err)) return upstreamTimeout("ollama", timeoutMs);
   const status = (err as { status_code?: unknown }).status_code;
-  if (status === 400 && (err as Error).message?.includes(INPUT_TOO_LONG)) return new ContextOverflow();
-  if (status === 400 && (err as Error).message?.includes(EMBED_INPUT_TOO_LONG)) return new EmbedInputTooLong();
+  if (status === 400 && (err as Error).message?.includes(INPUT_TOO_LONG))
+    return tool === "ollama_embed" ? new EmbedInputTooLong() : new ContextOverflow();
   // A full queue (OLLAMA_MAX_QUEUE) is Ollama's 503 "server busy, please try again" (server/routes.go
   // handleScheduleError): overloaded, not broken, so the API answers 503 too and the client may retry.
   if (status === 503) return dependencyUnavailable("ollama", (err as Error).message);
@@ -98,7 +95,7 @@ export interface OllamaOptions {
   embedModel: string;
   batchSize: number;
   /**
-   * `num_predict` of every answer: Ollama 0.12 otherwise generates until the model stops, shifting its window when
+   * `num_predict` of every answer: Ollama 0.13 otherwise generates until the model stops, shifting its window when
    * full (runner/ollamarunner/runner.go). A request option, not a runner one: the model is not reloaded for it
    * (server/sched.go needsReload compares only api.Runner's options, such as num_ctx, which the app never sends).
    */
@@ -123,11 +120,11 @@ export function createOllama(opts: OllamaOptions) {
     messages,
     ...settings,
   });
-  const call = async <T>(tool: string, fn: () => Promise<T>): Promise<T> => {
+  const call = async <T>(tool: OllamaTool, fn: () => Promise<T>): Promise<T> => {
     try {
       return await timeTool(opts.metrics, tool, fn);
     } catch (err) {
-      throw toAppError(err, opts.timeoutMs);
+      throw toAppError(err, opts.timeoutMs, tool);
     }
   };
 
@@ -194,7 +191,7 @@ export function createOllama(opts: OllamaOptions) {
         return chatResult(content, last ?? { done: false });
       } catch (err) {
         opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "false" });
-        throw toAppError(err, opts.timeoutMs);
+        throw toAppError(err, opts.timeoutMs, "ollama_chat");
       } finally {
         stop();
       }
