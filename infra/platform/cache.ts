@@ -1,5 +1,5 @@
 // ElastiCache (Valkey, Redis-compatible and 20 % cheaper per node than Redis OSS) with in-transit TLS and an
-// auth token, at-rest encryption, failover + Multi-AZ from two nodes up, allkeys-lru (guides 000/002).
+// auth token, at-rest encryption, failover + Multi-AZ from two nodes up, volatile-lru (see the parameter group).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { utcWindow } from "../time.ts";
@@ -61,8 +61,11 @@ export class Cache extends pulumi.ComponentResource {
       `${name}-params`,
       {
         family: MANAGED_ENGINES.cache.family,
-        description: "agent-stack: evict least-recently-used keys when full (guides 000/002)",
-        parameters: [{ name: "maxmemory-policy", value: "allkeys-lru" }],
+        description: "agent-stack: evict least-recently-used keys with an expiry when full",
+        // Not the guides' allkeys-lru: every cached answer, vector and probe key has an expiry, the rate limit's
+        // logs have none (app/src/services/sliding-window.ts), so a full cache evicts answers and never a busy key's
+        // log, which let each replica admit the limit again (probe AB: 60 of 30 with 2 replicas).
+        parameters: [{ name: "maxmemory-policy", value: "volatile-lru" }],
       },
       o,
     );

@@ -15,6 +15,7 @@ import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { createDatabase } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
+import { startRedis } from "../support/redis.ts";
 
 let stack: Stack;
 
@@ -205,10 +206,10 @@ const connected = (cache: Cache) =>
     ),
   );
 
-/** A cache of the app's own on the stack's Redis, connected. */
-async function connectedCache(): Promise<Cache> {
+/** A cache of the app's own on the stack's Redis (or `url`'s), connected. */
+async function connectedCache(url = stack.redis.url): Promise<Cache> {
   const cache = createCache({
-    url: stack.redis.url,
+    url,
     commandTimeoutMs: 1_000,
     metrics: createMetrics(),
     log: createLogger("silent"),
@@ -386,6 +387,32 @@ test("once a key's window is full, refusals are answered without Redis until its
   } finally {
     await redis.close();
     await cache.close();
+  }
+});
+
+test("a full Redis evicts cached answers, never a key's shared log: two replicas stay within the limit", async () => {
+  const redis = await startRedis();
+  const admin = createClient({ url: redis.url });
+  await admin.connect();
+  const [a, b] = await Promise.all([connectedCache(redis.url), connectedCache(redis.url)]);
+  try {
+    // The eviction policy infra/platform/cache.ts gives ElastiCache (test/infra/platform-prod.test.ts holds it there).
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info("memory"))![1]);
+    await admin.configSet({ "maxmemory-policy": "volatile-lru", maxmemory: String(used + 2 ** 20) });
+    const replicas = [a, b].map((c) => createRateLimiter(c, 30));
+    const key = `evicted-${randomUUID()}`;
+    // A flood of distinct questions while the key is busy: answers cached for CACHE_TTL_SECONDS, 6 MiB through 1 MiB.
+    const answer = "x".repeat(2_048);
+    let total = 0;
+    for (let i = 0; i < 60; i++) {
+      if ((await replicas[i % 2]!.check(key)).allowed) total++;
+      await Promise.all(Array.from({ length: 50 }, (_, j) => admin.set(`response:${i}:${j}`, answer, { EX: 600 })));
+    }
+    assert.ok(Number(/evicted_keys:(\d+)/.exec(await admin.info("stats"))![1]) > 1_000, "the flood evicted answers");
+    assert.equal(total, 30, "admissions in the window, across the flood");
+  } finally {
+    await Promise.all([a.close(), b.close(), admin.close()]);
+    await redis.stop();
   }
 });
 

@@ -7,8 +7,11 @@ import { type CommandParser, defineScript } from "redis";
  * while under the limit (one entry each, ARGV[3] .. n, so the log's size is the count). Runs atomically in Redis and
  * uses the server clock so replicas with skewed clocks agree. An entry is dated ARGV[8] ms ahead, the longest a
  * replica may hold it before use: dated when taken, an admission used 99 ms later left the window 99 ms early, and two
- * replicas admitted 209 within a window of 200. The key lives until its newest entry leaves the window. Returns
- * {granted, count, reset ms}.
+ * replicas admitted 209 within a window of 200. Returns {granted, count, reset ms}.
+ * The key has no expiry, so ElastiCache's `volatile-lru` (infra/platform/cache.ts) never evicts it, as it evicts cached
+ * answers: with one, a flood of distinct questions evicted a busy key's log and each replica admitted the limit again
+ * (2 replicas: 60 of 30, probe AB). Redis deletes the set when its last entry is dropped; an idle key keeps at most
+ * its limit of entries until its next request.
  */
 const SLIDING_WINDOW_SCRIPT = `
 local t = redis.call('TIME')
@@ -33,8 +36,8 @@ onMembers('ZADD', 1, granted, function(args, k)
   args[#args + 1] = ARGV[3] .. k
 end)
 count = count + granted
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if newest[2] then redis.call('PEXPIRE', KEYS[1], tonumber(newest[2]) + window - now) end
+-- A log an earlier version gave an expiry (during a rolling deploy) would otherwise still end with it.
+if granted > 0 then redis.call('PERSIST', KEYS[1]) end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
