@@ -7,7 +7,7 @@ import { createClient } from "redis";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createCache, type Cache } from "../../app/src/services/cache.ts";
-import { migrate } from "../../app/src/services/db.ts";
+import { migrate } from "../../app/src/services/migrations.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
-import { migrate } from "../../app/src/services/db.ts";
+import { migrate } from "../../app/src/services/migrations.ts";
+import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, startApp } from "../support/app.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { startRedis } from "../support/redis.ts";
@@ -96,6 +98,13 @@ test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's rol
       assert.equal(err.code, "42601", "the error keeps its SQLSTATE, which decides whether start-up retries");
       return true;
     });
+    const kept = await admin`SELECT name FROM schema_migrations`;
+    assert.deepEqual(
+      kept.map((r) => r.name),
+      ["001_ok.sql"],
+      "each migration commits alone: the one before the typo stays",
+    );
+    await admin`DROP TABLE schema_migrations, probe_ok`;
     await rm(dir, { recursive: true });
     const app = await startApp(appEnv(urls, { DATABASE_MIGRATE_URL: roleUrl("app_owner") }));
     try {
@@ -112,4 +121,61 @@ test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's rol
     await admin.end();
     await Promise.all([pg.stop(), redis.stop()]);
   }
+});
+
+test("migrations leave a serving replica's writes alone: one transaction each, an index built CONCURRENTLY", {
+  timeout: 60_000,
+}, async () => {
+  const pg = await startPostgres();
+  const admin = postgres(pg.url, { onnotice: () => {} });
+  // A serving replica's connection: its lock_timeout is DB_QUERY_TIMEOUT_MS, past which its request is a 503.
+  const serving = postgres(pg.url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  try {
+    await admin.unsafe("CREATE TABLE t (id serial PRIMARY KEY, x int); INSERT INTO t (x) SELECT 1 FROM generate_series(1, 1000)");
+    // An ALTER's lock was held until the last migration of the deploy committed: through a slow one after it here.
+    await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
+    await writeFile(
+      path.join(dir, "002_unique.sql"),
+      "-- built without\n-- blocking writes\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_x_key ON t (x);",
+    );
+    await writeFile(path.join(dir, "003_slow.sql"), "SELECT pg_sleep(1.5);");
+    const failures: string[] = [];
+    let writes = 0;
+    let migrating = true;
+    const writer = (async () => {
+      while (migrating) {
+        await serving`INSERT INTO t (x) VALUES (${-1 - writes})`.then(
+          () => writes++,
+          (err: Error) => failures.push(err.message),
+        );
+        await sleep(50);
+      }
+    })();
+    // The unique index fails on the duplicates and is left invalid: a retry must build it, not skip it as existing.
+    await assert.rejects(migrate(admin, dir), /migration 002_unique\.sql: could not create unique index "t_x_key"/);
+    await admin`DELETE FROM t WHERE x = 1`;
+    assert.deepEqual(await migrate(admin, dir), ["002_unique.sql", "003_slow.sql"]);
+    migrating = false;
+    await writer;
+    assert.deepEqual(failures, []);
+    assert.ok(writes > 20, `${writes} writes during the migrations`);
+    const [index] = await admin`SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x_key'::regclass`;
+    assert.equal(index!.indisvalid, true);
+  } finally {
+    await Promise.all([admin.end(), serving.end()]);
+    await rm(dir, { recursive: true, force: true });
+    await pg.stop();
+  }
+});
+
+test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
+  const created = new Set<string>();
+  for (const file of (await readdir(MIGRATIONS_DIR)).sort()) {
+    const text = (await readFile(path.join(MIGRATIONS_DIR, file), "utf8")).replace(/--.*$/gm, "");
+    for (const [, concurrently, table] of text.matchAll(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?.*?\bON\s+(\w+)/gis))
+      if (created.has(table!)) assert.ok(concurrently, `${file}: an index on ${table}, which has rows by then`);
+    for (const [, table] of text.matchAll(/CREATE\s+TABLE\s+(\w+)/gi)) created.add(table!);
+  }
+  assert.ok(created.has("turns"));
 });

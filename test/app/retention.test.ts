@@ -4,7 +4,7 @@ import { after, before, mock, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { Gauge, Registry } from "prom-client";
-import { migrate } from "../../app/src/services/db.ts";
+import { migrate } from "../../app/src/services/migrations.ts";
 import { PRUNE_LOCK, pruneTurns, startTurnRetention } from "../../app/src/services/turn-retention.ts";
 import { createSourceSets, KNOWN_FOR_MS, type Source, sourceSetOf } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";

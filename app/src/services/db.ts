@@ -1,6 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { beforeDeadline } from "../deadline.ts";
@@ -127,40 +125,6 @@ export function createDb(url: string, opts: DbOptions): Sql {
     readOnly: readOnlyNodeCheck(() => reconnect("postgres answered read-only (25006): closing the pool's connections", {})),
   });
   return sql;
-}
-
-/** A migration transaction idle this long between statements has lost its client (it reads a file in between). */
-export const MIGRATION_IDLE_TIMEOUT_MS = 5_000;
-
-/** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
-export const MIGRATION_LOCK_ID = 724_310_001;
-
-/** Applies app/migrations/*.sql in name order, once each, inside one transaction under an advisory lock. */
-export async function migrate(sql: Sql, dir: string): Promise<string[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
-  return sql.begin(async (tx) => {
-    // A migration may wait for the previous one or build an index for a while: no statement bound applies to it.
-    // But a transaction idle between its statements has lost its client (a partition, a killed pod): Postgres ends it,
-    // and frees the migration lock, instead of when TCP keepalive notices (hours), while every replica waits for it.
-    // (set_config with `true` is SET LOCAL; one statement, one round trip.)
-    await tx`SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true),
-      set_config('idle_in_transaction_session_timeout', ${String(MIGRATION_IDLE_TIMEOUT_MS)}, true)`;
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
-    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
-    const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
-    const applied: string[] = [];
-    for (const file of files) {
-      if (done.has(file)) continue;
-      await tx.unsafe(await readFile(path.join(dir, file), "utf8")).catch((err: unknown) => {
-        // The operator's first question: which file. The error keeps its code, which says whether to retry.
-        if (err instanceof Error) err.message = `migration ${file}: ${err.message}`;
-        throw err;
-      });
-      await tx`INSERT INTO schema_migrations (name) VALUES (${file})`;
-      applied.push(file);
-    }
-    return applied;
-  });
 }
 
 /**

@@ -1,0 +1,98 @@
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type postgres from "postgres";
+import type { Sql } from "./db.ts";
+
+/** A migration session idle this long has lost its client (it reads a file between statements): Postgres ends it. */
+export const MIGRATION_IDLE_TIMEOUT_MS = 5_000;
+
+/** Arbitrary constant shared by every replica: only one of them applies migrations at a time. */
+export const MIGRATION_LOCK_ID = 724_310_001;
+
+/** How often a replica asks for the migration lock while another one holds it. */
+const LOCK_POLL_MS = 100;
+
+/** A statement Postgres runs only outside a transaction block (an index built CONCURRENTLY). */
+const OUTSIDE_TRANSACTION = /\bCONCURRENTLY\b/i;
+
+/** `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS name`: the form a build can be retried in after it failed. */
+const CONCURRENT_INDEX = /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+(\w+)/i;
+
+const withoutComments = (text: string) => text.replace(/--.*$/gm, "").trim();
+
+/**
+ * Applies app/migrations/*.sql in name order, once each, under a session advisory lock, each file in a transaction of
+ * its own with its row in schema_migrations. One transaction for them all held every lock a migration took until the
+ * last one committed, while the replicas still serving went on: an index on turns (SHARE) stopped their turn writes
+ * past their lock_timeout, 503s for a deploy's length (probes AC and AF: 6 of 11 writes over 5 s on 3M turns). An
+ * index on a table that has rows is built CONCURRENTLY, which runs alone in its file, outside a transaction.
+ */
+export async function migrate(sql: Sql, dir: string): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
+  // A connection opened for `reserve` itself is never handed over with fetch_types off (postgres.js 3.4.9
+  // connection.js ReadyForQuery returns for an `initial` reserve without calling onopen): one opened by a statement
+  // and idle again is.
+  await sql`SELECT 1`;
+  const session = await sql.reserve();
+  try {
+    // A migration may wait for another replica's or build an index for a while: no statement bound applies to it.
+    // But a session idle between its statements, in a transaction or not, has lost its client (a partition, a killed
+    // pod): Postgres ends it, and frees the migration lock, instead of when TCP keepalive notices (hours).
+    const idle = String(MIGRATION_IDLE_TIMEOUT_MS);
+    await session`SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false),
+      set_config('idle_in_transaction_session_timeout', ${idle}, false), set_config('idle_session_timeout', ${idle}, false)`;
+    // Polled, not waited for in a statement: a waiting statement holds a snapshot, which the lock holder's CONCURRENTLY
+    // build waits to see end, while the statement waits for that holder's lock.
+    while (!(await session<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_ID}) AS got`)[0]!.got)
+      await sleep(LOCK_POLL_MS);
+    await session`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
+    const done = new Set((await session<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
+    const applied: string[] = [];
+    for (const file of files) {
+      if (done.has(file)) continue;
+      await apply(session, file, await readFile(path.join(dir, file), "utf8")).catch((err: unknown) => {
+        // The operator's first question: which file. The error keeps its code, which says whether to retry.
+        if (err instanceof Error) err.message = `migration ${file}: ${err.message}`;
+        throw err;
+      });
+      applied.push(file);
+    }
+    return applied;
+  } finally {
+    // Back to the pool as it came (the settings the connection started with), unless the connection is gone.
+    await session
+      .unsafe(`SELECT pg_advisory_unlock_all(); RESET lock_timeout; RESET statement_timeout;
+        RESET idle_in_transaction_session_timeout; RESET idle_session_timeout`)
+      .catch(() => {});
+    session.release();
+  }
+}
+
+async function apply(session: postgres.ReservedSql, file: string, text: string): Promise<void> {
+  const statements = withoutComments(text);
+  const recorded = () => session`INSERT INTO schema_migrations (name) VALUES (${file})`;
+  if (!OUTSIDE_TRANSACTION.test(statements)) {
+    await session.unsafe("BEGIN");
+    try {
+      await session.unsafe(text);
+      await recorded();
+      await session.unsafe("COMMIT");
+    } catch (err) {
+      await session.unsafe("ROLLBACK").catch(() => {});
+      throw err;
+    }
+    return;
+  }
+  if (statements.replace(/;$/, "").includes(";")) throw new Error("a CONCURRENTLY statement must be alone in its file");
+  const index = CONCURRENT_INDEX.exec(statements)?.[1];
+  if (index) {
+    // A build that failed (a unique index over duplicates) or was cut leaves its index invalid, which IF NOT EXISTS
+    // would take as built.
+    const [left] = await session<{ invalid: boolean }[]>`
+      SELECT NOT indisvalid AS invalid FROM pg_index WHERE indexrelid = to_regclass(${index})`;
+    if (left?.invalid) await session.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
+  }
+  await session.unsafe(text);
+  await recorded();
+}
