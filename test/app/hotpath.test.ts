@@ -9,6 +9,7 @@ import { createMetrics } from "../../app/src/metrics.ts";
 import { createCache, type Cache } from "../../app/src/services/cache.ts";
 import { migrate } from "../../app/src/services/migrations.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
+import { createStore } from "../../app/src/services/store.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
@@ -413,6 +414,44 @@ test("a full Redis evicts cached answers, never a key's shared log: two replicas
   } finally {
     await Promise.all([a.close(), b.close(), admin.close()]);
     await redis.stop();
+  }
+});
+
+test("the feedback summary reads the feedback, not every turn", async () => {
+  const summaries: string[] = [];
+  const sql = postgres(stack.pg.url, {
+    onnotice: () => {},
+    max: 4,
+    debug: (_conn, query) => {
+      if (/GROUP BY/.test(query)) summaries.push(query);
+    },
+  });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    // A third of the turns rated, as probe AF's 1M feedback rows on 3M turns, where the summary read every turn.
+    await sql`INSERT INTO sessions (id, owner) VALUES ('rated', 'owner-r') ON CONFLICT DO NOTHING`;
+    await sql`INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
+      SELECT 'rated-' || n, 'rated', 'q', 'a', 'model-' || (n % 3), 1 FROM generate_series(1, 6000) n`;
+    const store = createStore(sql, 5_000);
+    for (let n = 3; n <= 6000; n += 150)
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          store.insertFeedback({ request_id: `rated-${n + i * 3}`, quality_score: 4 }, "owner-r"),
+        ),
+      );
+    await sql`ANALYZE turns`;
+    await sql`ANALYZE feedback`;
+    // Feedback stored before the model was copied to it is counted under its turn's model.
+    await sql`UPDATE feedback SET model = NULL WHERE request_id IN ('rated-3', 'rated-6')`;
+    const byModel = (await store.feedbackSummary()).by_model;
+    assert.deepEqual(
+      byModel.filter((m) => m.model.startsWith("model-")).map((m) => [m.model, m.count]),
+      [["model-0", 2000]],
+    );
+    const plan = (await sql.unsafe(`EXPLAIN ${summaries.at(-1)}`)).map((r) => r["QUERY PLAN"]).join("\n");
+    assert.doesNotMatch(plan, /Seq Scan on turns/, plan);
+  } finally {
+    await sql.end();
   }
 });
 

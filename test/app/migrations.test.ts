@@ -38,6 +38,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "007_turns_sources_hash_index.sql",
         "008_source_set_bytes.sql",
         "009_document_lease_index.sql",
+        "010_feedback_model.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;

@@ -293,8 +293,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       try {
         const rows = await run(
           sql<{ id: string }[]>`
-            INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by)
-            SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}
+            INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by, model)
+            SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}, t.model
             FROM turns t JOIN sessions s ON s.id = t.session_id
             WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
             RETURNING id`,
@@ -325,11 +325,16 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       await ping();
       const rows = await run(
         sql<{ model: string; count: string; score_sum: string; correct: string; incorrect: string }[]>`
-          SELECT t.model, count(*) AS count, sum(f.quality_score) AS score_sum,
-                 count(*) FILTER (WHERE f.is_correct) AS correct,
-                 count(*) FILTER (WHERE NOT f.is_correct) AS incorrect
-          FROM feedback f JOIN turns t ON t.request_id = f.request_id
-          GROUP BY t.model ORDER BY t.model`,
+          SELECT model, count(*) AS count, sum(quality_score) AS score_sum,
+                 count(*) FILTER (WHERE is_correct) AS correct,
+                 count(*) FILTER (WHERE NOT is_correct) AS incorrect
+          FROM (
+            SELECT model, quality_score, is_correct FROM feedback WHERE model IS NOT NULL
+            UNION ALL -- stored before migration 010: its turn's model
+            SELECT t.model, f.quality_score, f.is_correct
+            FROM feedback f JOIN turns t ON t.request_id = f.request_id WHERE f.model IS NULL
+          ) rated
+          GROUP BY model ORDER BY model`,
         statementTimeoutMs(timeoutMs),
       );
       const round = (score: number) => Math.round(score * 100) / 100;
