@@ -170,6 +170,45 @@ test("migrations leave a serving replica's writes alone: one transaction each, a
   }
 });
 
+test("a migration waiting behind a long reader gives way to a serving replica's writes, and is applied after it", {
+  timeout: 60_000,
+}, async () => {
+  const pg = await startPostgres();
+  const admin = postgres(pg.url, { onnotice: () => {} });
+  const reader = postgres(pg.url, { onnotice: () => {}, max: 1 });
+  const serving = postgres(pg.url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  try {
+    await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
+    await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
+    // A report reading t for 2 s: an ALTER waiting for it made every write queue behind the ALTER.
+    const reading = reader.begin(async (tx) => {
+      await tx`SELECT count(*) FROM t`;
+      await tx`SELECT pg_sleep(2)`;
+    });
+    await sleep(100);
+    const migrating = migrate(admin, dir);
+    const failures: string[] = [];
+    let writes = 0;
+    const until = performance.now() + 2_500;
+    while (performance.now() < until) {
+      await serving`INSERT INTO t (x) VALUES (1)`.then(
+        () => writes++,
+        (err: Error) => failures.push(err.message),
+      );
+      await sleep(50);
+    }
+    await reading;
+    assert.deepEqual(await migrating, ["001_add.sql"]);
+    assert.deepEqual(failures, []);
+    assert.ok(writes > 20, `${writes} writes`);
+  } finally {
+    await Promise.all([admin.end(), reader.end(), serving.end()]);
+    await rm(dir, { recursive: true, force: true });
+    await pg.stop();
+  }
+});
+
 test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
   const created = new Set<string>();
   for (const file of (await readdir(MIGRATIONS_DIR)).sort()) {

@@ -13,6 +13,12 @@ export const MIGRATION_LOCK_ID = 724_310_001;
 /** How often a replica asks for the migration lock while another one holds it. */
 const LOCK_POLL_MS = 100;
 
+/**
+ * How long a migration's statement waits for a table's lock before it gives way and tries again: under the serving
+ * replicas' lock_timeout (DB_QUERY_TIMEOUT_MS, 1 s by default), which their statements queued behind it wait.
+ */
+const LOCK_WAIT_MS = 200;
+
 /** A statement Postgres runs only outside a transaction block (an index built CONCURRENTLY). */
 const OUTSIDE_TRANSACTION = /\bCONCURRENTLY\b/i;
 
@@ -73,16 +79,22 @@ async function apply(session: postgres.ReservedSql, file: string, text: string):
   const statements = withoutComments(text);
   const recorded = () => session`INSERT INTO schema_migrations (name) VALUES (${file})`;
   if (!OUTSIDE_TRANSACTION.test(statements)) {
-    await session.unsafe("BEGIN");
-    try {
-      await session.unsafe(text);
-      await recorded();
-      await session.unsafe("COMMIT");
-    } catch (err) {
-      await session.unsafe("ROLLBACK").catch(() => {});
-      throw err;
+    for (;;) {
+      await session.unsafe("BEGIN");
+      try {
+        // A lock waited for queues every later request for the table behind it: the wait is shorter than the
+        // serving replicas' lock_timeout, and the migration gives way and tries again (a report reading the table).
+        await session`SELECT set_config('lock_timeout', ${String(LOCK_WAIT_MS)}, true)`;
+        await session.unsafe(text);
+        await recorded();
+        await session.unsafe("COMMIT");
+        return;
+      } catch (err) {
+        await session.unsafe("ROLLBACK").catch(() => {});
+        if ((err as { code?: unknown }).code !== "55P03") throw err;
+      }
+      await sleep(LOCK_WAIT_MS);
     }
-    return;
   }
   if (statements.replace(/;$/, "").includes(";")) throw new Error("a CONCURRENTLY statement must be alone in its file");
   const index = CONCURRENT_INDEX.exec(statements)?.[1];
