@@ -170,11 +170,17 @@ export const envSchema = z.object({
   OLLAMA_SLOT_WAIT_MS: ms(10_000, 0),
   /**
    * Headless Services whose addresses are the ready Ollama pods and the ready API pods. Set both, and each replica's
-   * share follows the pods there are (ready Ollama pods x OLLAMA_NUM_PARALLEL / ready API pods, rounded up), counted
-   * every ANSWER_SHARE_REFRESH_MS; OLLAMA_MAX_ANSWERS is the share until the first count (services/answer-share.ts).
+   * share follows the pods there are (ready Ollama pods x OLLAMA_NUM_PARALLEL shared out over the ready API pods),
+   * counted every ANSWER_SHARE_REFRESH_MS; OLLAMA_MAX_ANSWERS is the share until the first count
+   * (services/answer-share.ts).
    */
   OLLAMA_PODS_DNS: z.string().trim().min(1).optional(),
   API_PODS_DNS: z.string().trim().min(1).optional(),
+  /**
+   * This pod's address (the downward API's status.podIP): its place among the API pods, which takes one of the slots
+   * left over when they do not divide evenly, and whether it is among the ready ones at all.
+   */
+  POD_IP: z.union([z.ipv4(), z.ipv6()]).optional(),
   /** Ollama's own OLLAMA_NUM_PARALLEL: answers of each model one Ollama pod generates at once. */
   OLLAMA_NUM_PARALLEL: int(4, 1, 1000),
   ANSWER_SHARE_REFRESH_MS: ms(10_000, 100),

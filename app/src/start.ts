@@ -188,6 +188,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           ollamaDns: config.OLLAMA_PODS_DNS,
           apiDns: config.API_PODS_DNS,
           numParallel: config.OLLAMA_NUM_PARALLEL,
+          podIp: config.POD_IP,
           refreshMs: config.ANSWER_SHARE_REFRESH_MS,
           onShare: rag.resizeAnswerSlots,
           log,

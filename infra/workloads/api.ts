@@ -28,12 +28,12 @@ const API_UID = 1000;
 const HEALTH = { liveness: "/health", readiness: "/health/serving" } as const;
 
 /**
- * Each API pod's share of the tier's answer slots per model at the HPA's minimum, by the app's own rule: the share
- * until the app has counted the ready Ollama and API pods (OLLAMA_PODS_DNS, API_PODS_DNS), which it then follows as
- * the HPA and the off-peak schedule change them.
+ * Each API pod's share of the tier's answer slots per model at the HPA's minimum, by the app's own rule for a pod that
+ * does not know its place (the whole part): the share until the app has counted the ready Ollama and API pods
+ * (OLLAMA_PODS_DNS, API_PODS_DNS), which it then follows as the HPA and the off-peak schedule change them.
  */
 const answerSlotsPerPod = (ollama: Tier["ollama"], api: Tier["api"]) =>
-  answerShare(ollama.replicas, ollama.numParallel, api.minReplicas);
+  answerShare(ollama.replicas * ollama.numParallel, api.minReplicas);
 
 export interface ApiArgs {
   namespace: pulumi.Input<string>;
@@ -133,6 +133,7 @@ export class Api extends pulumi.ComponentResource {
                     { name: "OLLAMA_NUM_PARALLEL", value: String(args.ollama.numParallel) },
                     { name: "OLLAMA_PODS_DNS", value: serviceHost(OLLAMA.headless) },
                     { name: "API_PODS_DNS", value: serviceHost(API.headless) },
+                    { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
                     { name: "QDRANT_REPLICATION_FACTOR", value: String(args.qdrantReplication.factor) },
                     { name: "QDRANT_WRITE_CONSISTENCY", value: String(args.qdrantReplication.writeConsistency) },
                     {

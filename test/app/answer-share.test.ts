@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { answerShare, countAddresses, watchAnswerShare } from "../../app/src/services/answer-share.ts";
+import { answerShare, podAddresses, watchAnswerShare } from "../../app/src/services/answer-share.ts";
 import { createAnswerSlots } from "../../app/src/services/answer-slots.ts";
 import { capturedLog } from "../support/log.ts";
 
@@ -29,46 +29,93 @@ test("answer slots resized: more let the waiting questions in at once, fewer tak
   await Promise.all([off.acquire("m"), off.acquire("m")]);
 });
 
-test("a replica's share of answer slots follows the Ollama and API pods that are ready", async () => {
-  assert.equal(answerShare(2, 4, 3), 3, "prod by day at the HPA's minimum: 8 slots over 3 pods");
-  assert.equal(answerShare(2, 4, 10), 1, "at the HPA's maximum");
-  assert.equal(answerShare(1, 4, 0), 4, "no API pod ready yet (this one included)");
+test("the replicas' shares add up to the slots there are: whole slots each, the rest one each by address", () => {
+  const shares = (slots: number, pods: number) => Array.from({ length: pods }, (_, place) => answerShare(slots, pods, place));
+  assert.deepEqual(shares(8, 3), [3, 3, 2], "prod by day at the HPA's minimum: 8 slots over 3 pods");
+  assert.deepEqual(shares(8, 6), [2, 2, 1, 1, 1, 1], "rounded up, 6 pods asked for 12");
+  assert.deepEqual(shares(8, 10), Array(10).fill(1), "more pods than slots: at least 1 each");
+  assert.equal(answerShare(8, 3), 2, "its place unknown (no POD_IP): the whole part alone, never over");
+});
 
-  const pods: Record<string, number | Error> = { ollama: 2, api: 3 };
-  const shares: number[] = [];
-  const { log, lines: output } = capturedLog("info");
-  const watcher = watchAnswerShare({
-    ollamaDns: "ollama",
-    apiDns: "api",
-    numParallel: 4,
-    refreshMs: 60_000,
-    onShare: (n) => shares.push(n),
-    log,
-    countPods: async (name) => {
-      const n = pods[name]!;
-      if (n instanceof Error) throw n;
-      return n;
-    },
+/** A watcher of its own for each replica, all on the same DNS answers. */
+function replicas(pods: Record<string, string[] | Error>, podIps: Array<string | undefined>) {
+  return podIps.map((podIp) => {
+    const shares: number[] = [];
+    const { log, lines } = capturedLog("info");
+    const watcher = watchAnswerShare({
+      ollamaDns: "ollama",
+      apiDns: "api",
+      numParallel: 4,
+      refreshMs: 60_000,
+      podIp,
+      onShare: (n) => shares.push(n),
+      log,
+      listPods: async (name) => {
+        const found = pods[name]!;
+        if (found instanceof Error) throw found;
+        return found;
+      },
+    });
+    return { shares, lines, watcher };
   });
+}
+
+const ips = (n: number) => Array.from({ length: n }, (_, i) => `10.0.0.${i + 10}`);
+
+test("replicas scaled out ask Ollama for its slots together, and no more (probe AK: 12 asked of 8)", async () => {
+  const pods: Record<string, string[]> = { ollama: ips(2), api: ips(6) };
+  const six = replicas(pods, ips(6));
   try {
-    await delay(10); // the first count starts at once
-    Object.assign(pods, { api: 10 }); // the HPA scaled the API out
-    await watcher.refresh();
-    Object.assign(pods, { ollama: 1, api: 2 }); // off-peak
-    await watcher.refresh();
-    await watcher.refresh(); // the same share is not set again
-    Object.assign(pods, { ollama: 0 }); // no Ollama pod ready: nothing to share, the share stays
-    await watcher.refresh();
-    Object.assign(pods, { ollama: new Error("EAI_AGAIN ollama") });
-    await watcher.refresh();
-    await watcher.refresh();
-    assert.deepEqual(shares, [3, 1, 2]);
-    assert.equal(output.filter((line) => line.includes("could not count pods")).length, 1, "warned once");
+    await Promise.all(six.map((r) => r.watcher.refresh()));
+    assert.equal(
+      six.reduce((n, r) => n + r.shares.at(-1)!, 0),
+      8,
+    );
+    pods.ollama = ips(1); // off-peak
+    await Promise.all(six.map((r) => r.watcher.refresh()));
+    assert.deepEqual(
+      six.map((r) => r.shares.at(-1)),
+      [1, 1, 1, 1, 1, 1],
+      "4 slots over 6 pods: at least 1 each",
+    );
   } finally {
-    watcher.stop();
+    for (const r of six) r.watcher.stop();
   }
 });
 
-test("pods are counted as the addresses a name resolves to", async () => {
-  assert.ok((await countAddresses("localhost")) >= 1);
+test("a pod out of the API pods' answer (starting, or terminating in its preStop) asks for one slot, not a ready pod's share", async () => {
+  const pods: Record<string, string[]> = { ollama: ips(2), api: ips(2) };
+  const [ready, outside] = replicas(pods, ["10.0.0.10", "10.0.0.99"]);
+  try {
+    await Promise.all([ready!.watcher.refresh(), outside!.watcher.refresh()]);
+    assert.deepEqual([ready!.shares, outside!.shares], [[4], [1]], "it took 4 of 8 beside the 2 ready pods' 4 each");
+  } finally {
+    ready!.watcher.stop();
+    outside!.watcher.stop();
+  }
+});
+
+test("no Ollama or no API pod in the answer, or a failing lookup: the share stays as it was", async () => {
+  const pods: Record<string, string[] | Error> = { ollama: ips(2), api: ips(3) };
+  const [one] = replicas(pods, ["10.0.0.12"]);
+  try {
+    await one!.watcher.refresh();
+    pods.api = []; // a renamed Service, a DNS glitch: every replica took every slot
+    await one!.watcher.refresh();
+    Object.assign(pods, { api: ips(3), ollama: [] });
+    await one!.watcher.refresh();
+    pods.ollama = new Error("EAI_AGAIN ollama");
+    await one!.watcher.refresh();
+    await one!.watcher.refresh();
+    pods.ollama = ips(2);
+    await one!.watcher.refresh(); // the same share is not set again
+    assert.deepEqual(one!.shares, [2]);
+    assert.equal(one!.lines.filter((line) => line.includes("could not count pods")).length, 1, "warned once");
+  } finally {
+    one!.watcher.stop();
+  }
+});
+
+test("pods are the addresses a name resolves to", async () => {
+  assert.ok((await podAddresses("localhost")).length >= 1);
 });

@@ -79,11 +79,11 @@ test("the API fits prompts and answers into Ollama's context window, and accepts
   }
 });
 
-test("API pods together ask Ollama for as many answers per model as its slots hold at the HPA's minimum, no more", () => {
+test("API pods at the HPA's minimum together ask Ollama for no more answers per model than its slots hold, until they count", () => {
   const minPods = inputs(one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "agent-api")).spec.minReplicas;
   const slots = inputs(ollama).spec.replicas * Number(envOf(container(ollama, "ollama")).OLLAMA_NUM_PARALLEL.value);
   const perPod = Number(envOf(api).OLLAMA_MAX_ANSWERS?.value);
-  assert.ok(perPod * minPods >= slots && (perPod - 1) * minPods < slots, `${perPod} per pod x ${minPods} pods, ${slots} slots`);
+  assert.ok(perPod * minPods <= slots && (perPod + 1) * minPods > slots, `${perPod} per pod x ${minPods} pods, ${slots} slots`);
   assert.equal(loadConfig({ ...appEnv(URLS), OLLAMA_MAX_ANSWERS: String(perPod) }).OLLAMA_MAX_ANSWERS, perPod);
 });
 
@@ -112,6 +112,8 @@ test("API pods count the ready Ollama and API pods through headless Services to 
   const names = ["OLLAMA_PODS_DNS", "API_PODS_DNS", "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_ANSWERS"];
   const config = loadConfig({ ...appEnv(URLS), ...Object.fromEntries(names.map((n) => [n, env[n]!.value])) });
   assert.equal(config.API_PODS_DNS, env.API_PODS_DNS!.value);
+  // Its place among the API pods' addresses, which the share's left-over slots go by (answer-share.ts).
+  assert.deepEqual(env.POD_IP!.valueFrom, { fieldRef: { fieldPath: "status.podIP" } });
 });
 
 test("the API runs non-root on a read-only filesystem with no capabilities and RuntimeDefault seccomp", () => {

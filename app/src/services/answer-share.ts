@@ -3,26 +3,32 @@ import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /**
- * Ready pods behind `name`, a headless Service: Kubernetes DNS answers one address per ready pod, none when none is
- * (CoreDNS plugin/kubernetes/object/endpoint.go skips an EndpointSlice endpoint that is not Ready, which a pod is until
- * its readiness probe passes and again once it is terminating, unless the Service sets publishNotReadyAddresses).
+ * Addresses of the ready pods behind `name`, a headless Service, sorted: Kubernetes DNS answers one address per ready
+ * pod, none when none is (CoreDNS plugin/kubernetes/object/endpoint.go skips an EndpointSlice endpoint that is not
+ * Ready, which a pod is until its readiness probe passes and again once it is terminating, unless the Service sets
+ * publishNotReadyAddresses).
  */
-export type CountPods = (name: string) => Promise<number>;
+export type ListPods = (name: string) => Promise<string[]>;
 
 const NO_ADDRESS = new Set(["ENOTFOUND", "ENODATA"]);
 
-export const countAddresses: CountPods = async (name) => {
+export const podAddresses: ListPods = async (name) => {
   try {
-    return new Set((await lookup(name, { all: true })).map((a) => a.address)).size;
+    return [...new Set((await lookup(name, { all: true })).map((a) => a.address))].sort();
   } catch (err) {
-    if (NO_ADDRESS.has((err as { code?: string }).code ?? "")) return 0;
+    if (NO_ADDRESS.has((err as { code?: string }).code ?? "")) return [];
     throw err;
   }
 };
 
-/** This replica's answers per model: the Ollama pods' slots shared out over the API pods, rounded up. */
-export const answerShare = (ollamaPods: number, numParallel: number, apiPods: number): number =>
-  Math.max(1, Math.ceil((ollamaPods * numParallel) / Math.max(1, apiPods)));
+/**
+ * A replica's answers per model: `slots` shared out over `apiPods`, the whole part to each and the rest one each to
+ * the first pods by address (`place`, this pod's), so that together they ask for the slots there are; rounded up, 6
+ * pods asked for 12 of 8, queued in Ollama past its slots (probe AK). At least 1. Its place unknown (no POD_IP), a pod
+ * takes the whole part alone.
+ */
+export const answerShare = (slots: number, apiPods: number, place?: number): number =>
+  Math.max(1, Math.floor(slots / apiPods) + (place !== undefined && place < slots % apiPods ? 1 : 0));
 
 export interface AnswerShareOptions {
   /** Headless Service of the Ollama pods (OLLAMA_PODS_DNS) and of the API pods (API_PODS_DNS). */
@@ -30,34 +36,44 @@ export interface AnswerShareOptions {
   apiDns: string;
   /** OLLAMA_NUM_PARALLEL: answers each Ollama pod generates at once, per model. */
   numParallel: number;
+  /** This pod's address (POD_IP), as the API pods' Service answers it once the pod is ready. */
+  podIp?: string | undefined;
   refreshMs: number;
   /** Called with each new share (answer-slots.ts resize). */
   onShare: (slots: number) => void;
   log: Logger;
-  countPods?: CountPods;
+  listPods?: ListPods;
 }
 
 /**
  * Keeps this replica's share of Ollama's answer slots to the pods there are, counted every `refreshMs`. A share fixed
  * at deploy time (the HPA's minimum of API pods, the day's Ollama replicas) let the pods ask for more than the GPUs
- * have once the HPA added API pods (maxReplicas / minReplicas answers per slot, queued in Ollama without limit) or the
- * off-peak schedule removed Ollama pods. With no Ollama pod ready, or a lookup failing, the share stays as it was.
- * The first count starts at once.
+ * have once the HPA added API pods or the off-peak schedule removed Ollama pods.
+ * - A pod not in the API pods' answer asks for one slot: it is starting (the ready pods share every slot out) or in
+ *   its preStop, still sent requests while the others take its slots; counted as missing, it took a ready pod's share,
+ *   4 of 8 beside two pods taking 4 each.
+ * - With no Ollama pod or no API pod in the answers (a renamed Service, a DNS glitch: each replica took every slot),
+ *   or a lookup failing, the share stays as it was, OLLAMA_MAX_ANSWERS until the first count. That starts at once.
  */
 export function watchAnswerShare(opts: AnswerShareOptions) {
-  const countPods = opts.countPods ?? countAddresses;
+  const listPods = opts.listPods ?? podAddresses;
   let current: number | undefined;
   let failing = false;
 
   async function refresh(): Promise<void> {
     try {
-      const [ollamaPods, apiPods] = await Promise.all([countPods(opts.ollamaDns), countPods(opts.apiDns)]);
+      const [ollamaPods, apiPods] = await Promise.all([listPods(opts.ollamaDns), listPods(opts.apiDns)]);
       failing = false;
-      if (ollamaPods === 0) return;
-      const share = answerShare(ollamaPods, opts.numParallel, apiPods);
+      if (ollamaPods.length === 0 || apiPods.length === 0) return;
+      const slots = ollamaPods.length * opts.numParallel;
+      const place = opts.podIp === undefined ? undefined : apiPods.indexOf(opts.podIp);
+      const share = place === -1 ? 1 : answerShare(slots, apiPods.length, place);
       if (share === current) return;
       current = share;
-      opts.log.info({ ollama_pods: ollamaPods, api_pods: apiPods, answer_slots: share }, "answer slots per model");
+      opts.log.info(
+        { ollama_pods: ollamaPods.length, api_pods: apiPods.length, counted: place !== -1, answer_slots: share },
+        "answer slots per model",
+      );
       opts.onShare(share);
     } catch (err) {
       if (!failing) opts.log.warn({ err: describe(err) }, "could not count pods: the answer slots stay as they are");
@@ -65,8 +81,18 @@ export function watchAnswerShare(opts: AnswerShareOptions) {
     }
   }
 
-  void refresh();
-  const timer = setInterval(refresh, opts.refreshMs);
+  // One count at a time: a lookup slower than refreshMs (a resolver that does not answer) would pile them up, and an
+  // older count could land after a newer one.
+  let counting = false;
+  const tick = () => {
+    if (counting) return;
+    counting = true;
+    void refresh().finally(() => {
+      counting = false;
+    });
+  };
+  tick();
+  const timer = setInterval(tick, opts.refreshMs);
   timer.unref();
   return { refresh, stop: () => clearInterval(timer) };
 }
