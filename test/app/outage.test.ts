@@ -405,6 +405,18 @@ test("readiness says Postgres fails while it refuses writes (read-only, as a sta
     await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agent-api'`;
     await waitFor("readiness to see the read-only Postgres", async () => (await postgresCheck()).status === "fail", 5_000);
     assert.match(JSON.stringify(await postgresCheck()), /25006/);
+    // Readiness (public, no key) only reports it: dropping the pool at each probe cut the reads a read-only node serves.
+    const reads: number[] = [];
+    const until = performance.now() + 1_500;
+    await Promise.all([
+      ...Array.from({ length: 4 }, async () => {
+        while (performance.now() < until) reads.push((await user.get("/api/v1/sessions/no-such-session")).status);
+      }),
+      (async () => {
+        while (performance.now() < until) await Promise.all([postgresCheck(), sleep(100)]);
+      })(),
+    ]);
+    assert.deepEqual([...new Set(reads)], [404], `${reads.filter((s) => s !== 404).length} of ${reads.length} reads failed`);
   } finally {
     await admin.unsafe("ALTER SYSTEM RESET default_transaction_read_only");
     await admin`SELECT pg_reload_conf()`;

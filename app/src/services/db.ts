@@ -237,16 +237,10 @@ export function withDeadline<T>(
     else late = true;
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
-    if ((err as { code?: unknown } | null)?.code === "25006") throw readOnlyNode(sql);
+    if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
     if (isUnavailable(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
     throw err;
   });
-}
-
-/** The 503 of a node that refuses writes (25006); the pool's connections are dropped to find a writable one. */
-export function readOnlyNode(sql: Sql) {
-  pools.get(sql)?.readOnly();
-  return dependencyUnavailable("postgres", "25006");
 }
 
 /**

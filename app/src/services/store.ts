@@ -1,6 +1,7 @@
+import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { isForeignKeyViolation, readOnlyNode, takeBack, withDeadline, type Sql } from "./db.ts";
+import { isForeignKeyViolation, takeBack, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -103,9 +104,11 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   };
 
   // A node that refuses writes (a standby, a switchover's old primary) still answers reads: readiness asks for writes.
+  // It reports it and leaves the pool be: dropped at each probe (public, no key), the pool cut the reads such a node
+  // serves; a write's 25006 drops it (db.ts withDeadline).
   const ping = async () => {
     const [row] = await run(sql<{ read_only: string }[]>`SELECT current_setting('transaction_read_only') AS read_only`);
-    if (row?.read_only === "on") throw readOnlyNode(sql);
+    if (row?.read_only === "on") throw dependencyUnavailable("postgres", "25006");
   };
 
   return {
