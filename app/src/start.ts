@@ -39,14 +39,14 @@ export interface RunningServer {
 async function runMigrations(config: Config, sql: Sql, log: Logger): Promise<void> {
   const owner = config.DATABASE_MIGRATE_URL
     ? createDb(config.DATABASE_MIGRATE_URL, {
-        max: 1,
+        max: 2, // the migrations' session, and one to ask what a long index build waits for (services/migrations.ts)
         connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
         ca: config.DATABASE_CA_FILE?.contents,
       })
     : sql;
   const role = config.DATABASE_MIGRATE_URL ? "DATABASE_MIGRATE_URL" : "DATABASE_URL";
   try {
-    const applied = await migrate(owner, MIGRATIONS_DIR);
+    const applied = await migrate(owner, MIGRATIONS_DIR, log);
     log.info({ applied, role }, "migrations done");
   } catch (err) {
     // Which of the two URLs failed: the refusal (a password, a grant) is the same text for both.

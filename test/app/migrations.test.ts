@@ -5,9 +5,11 @@ import path from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
-import { migrate } from "../../app/src/services/migrations.ts";
+import { MIGRATION_LOCK_ID, migrate } from "../../app/src/services/migrations.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, startApp } from "../support/app.ts";
+import { capturedLog } from "../support/log.ts";
+import { waitFor } from "../support/process.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { startRedis } from "../support/redis.ts";
 
@@ -261,6 +263,41 @@ test("feedback stored before it had a model gets its model column's statistics, 
     assert.equal(stats?.null_frac, 1, "every row stored before 010 has no model, as the planner must know");
   } finally {
     await admin.end();
+    await rm(dir, { recursive: true, force: true });
+    await pg.stop();
+  }
+});
+
+test("an index build waiting for an open snapshot names it, and ends with the process that started it", {
+  timeout: 60_000,
+}, async () => {
+  const pg = await startPostgres();
+  const admin = postgres(pg.url, { onnotice: () => {} });
+  const holder = postgres(pg.url, { onnotice: () => {}, max: 1 });
+  const migrating = postgres(pg.url, { onnotice: () => {}, max: 2 });
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  const { log, lines } = capturedLog("info");
+  const lockHeld = async () =>
+    (await admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}`)[0]!.n;
+  try {
+    await admin`CREATE TABLE t (x int)`;
+    await admin`CREATE TABLE other (y int)`;
+    await writeFile(path.join(dir, "001_index.sql"), "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);");
+    // A snapshot held open (pg_dump's, a report's in REPEATABLE READ), on a table the migration never touches.
+    const session = await holder.reserve();
+    await session`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    await session`SELECT count(*) FROM other`;
+    const [{ pid }] = await session`SELECT pg_backend_pid() AS pid`;
+    void migrate(migrating, dir, log).catch(() => {});
+    await waitFor("the build to name what it waits for", async () => lines.some((l) => l.includes(`"pid":${pid}`)), 10_000);
+    assert.equal(await lockHeld(), 1);
+    // The pod gave up and exited: its build ends with it, and the next pod can take the lock.
+    await migrating.end({ timeout: 0 });
+    await waitFor("the migration lock freed", async () => (await lockHeld()) === 0, 5_000);
+    await session`ROLLBACK`;
+    session.release();
+  } finally {
+    await Promise.all([admin.end(), holder.end()]);
     await rm(dir, { recursive: true, force: true });
     await pg.stop();
   }

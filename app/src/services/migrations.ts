@@ -2,6 +2,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type postgres from "postgres";
+import type { Logger } from "../log.ts";
 import type { Sql } from "./db.ts";
 
 /** A migration session idle this long has lost its client (it reads a file between statements): Postgres ends it. */
@@ -18,6 +19,9 @@ const LOCK_POLL_MS = 100;
  * replicas' lock_timeout (DB_QUERY_TIMEOUT_MS, 1 s by default), which their statements queued behind it wait.
  */
 const LOCK_WAIT_MS = 200;
+
+/** How often a running CONCURRENTLY build is asked what it waits for. */
+const WAIT_REPORT_MS = 1_000;
 
 /** Tries a migration gives way in before it waits for its locks as long as it takes. */
 const LOCK_TRIES = 5;
@@ -37,7 +41,7 @@ const withoutComments = (text: string) => text.replace(/--.*$/gm, "").trim();
  * past their lock_timeout, 503s for a deploy's length (probes AC and AF: 6 of 11 writes over 5 s on 3M turns). An
  * index on a table that has rows is built CONCURRENTLY, which runs alone in its file, outside a transaction.
  */
-export async function migrate(sql: Sql, dir: string): Promise<string[]> {
+export async function migrate(sql: Sql, dir: string, log?: Logger): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
   // A connection opened for `reserve` itself is never handed over with fetch_types off (postgres.js 3.4.9
   // connection.js ReadyForQuery returns for an `initial` reserve without calling onopen): one opened by a statement
@@ -48,9 +52,15 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
     // A migration may wait for another replica's or build an index for a while: no statement bound applies to it.
     // But a session idle between its statements, in a transaction or not, has lost its client (a partition, a killed
     // pod): Postgres ends it, and frees the migration lock, instead of when TCP keepalive notices (hours).
+    // And a statement still running when its client went (a CONCURRENTLY build waiting for an open snapshot, after
+    // start-up gave up and the pod exited) kept the migration lock from every later pod: Postgres checks the client is
+    // still there every second, and ends it.
     const idle = String(MIGRATION_IDLE_TIMEOUT_MS);
     await session`SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false),
-      set_config('idle_in_transaction_session_timeout', ${idle}, false), set_config('idle_session_timeout', ${idle}, false)`;
+      set_config('idle_in_transaction_session_timeout', ${idle}, false), set_config('idle_session_timeout', ${idle}, false),
+      set_config('client_connection_check_interval', '1000', false)`;
+    const [{ pid }] = await session<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const migration: Migration = { sql, session, pid, log };
     // Polled, not waited for in a statement: a waiting statement holds a snapshot, which the lock holder's CONCURRENTLY
     // build waits to see end, while the statement waits for that holder's lock.
     while (!(await session<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_ID}) AS got`)[0]!.got)
@@ -60,7 +70,7 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
     const applied: string[] = [];
     for (const file of files) {
       if (done.has(file)) continue;
-      await apply(session, file, await readFile(path.join(dir, file), "utf8")).catch((err: unknown) => {
+      await apply(migration, file, await readFile(path.join(dir, file), "utf8")).catch((err: unknown) => {
         // The operator's first question: which file. The error keeps its code, which says whether to retry.
         if (err instanceof Error) err.message = `migration ${file}: ${err.message}`;
         throw err;
@@ -72,13 +82,21 @@ export async function migrate(sql: Sql, dir: string): Promise<string[]> {
     // Back to the pool as it came (the settings the connection started with), unless the connection is gone.
     await session
       .unsafe(`SELECT pg_advisory_unlock_all(); RESET lock_timeout; RESET statement_timeout;
-        RESET idle_in_transaction_session_timeout; RESET idle_session_timeout`)
+        RESET idle_in_transaction_session_timeout; RESET idle_session_timeout; RESET client_connection_check_interval`)
       .catch(() => {});
     session.release();
   }
 }
 
-async function apply(session: postgres.ReservedSql, file: string, text: string): Promise<void> {
+/** The session migrations run on (its backend's `pid`), and the pool beside it. */
+interface Migration {
+  sql: Sql;
+  session: postgres.ReservedSql;
+  pid: number;
+  log: Logger | undefined;
+}
+
+async function apply({ sql, session, pid, log }: Migration, file: string, text: string): Promise<void> {
   const statements = withoutComments(text);
   const recorded = () => session`INSERT INTO schema_migrations (name) VALUES (${file})`;
   if (!OUTSIDE_TRANSACTION.test(statements)) {
@@ -110,6 +128,38 @@ async function apply(session: postgres.ReservedSql, file: string, text: string):
       SELECT NOT indisvalid AS invalid FROM pg_index WHERE indexrelid = to_regclass(${index})`;
     if (left?.invalid) await session.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
   }
-  await session.unsafe(text);
+  await whileWaiting(sql, pid, session.unsafe(text), (waitingFor) =>
+    log?.warn({ migration: file, waiting_for: waitingFor }, "migration waits for these sessions' transactions to end"),
+  );
   await recorded();
+}
+
+/**
+ * Runs until `statement` settles, telling `onWait` each new set of sessions it waits for, read on another connection of
+ * the pool (with none spare, nothing is told).
+ * A CONCURRENTLY build waits for every transaction holding a snapshot older than its own, on any table (pg_dump's,
+ * a report's in REPEATABLE READ): start-up then gives up at DB_STARTUP_WAIT_MS, and the log says which to end.
+ */
+async function whileWaiting(
+  sql: Sql,
+  pid: number,
+  statement: Promise<unknown>,
+  onWait: (sessions: object[]) => void,
+): Promise<void> {
+  let done = false;
+  const settled = statement.finally(() => {
+    done = true;
+  });
+  let last = "";
+  while (!done) {
+    await Promise.race([settled.catch(() => {}), sleep(WAIT_REPORT_MS)]);
+    if (done) break;
+    const waitingFor = await sql`
+      SELECT pid, application_name, state, xact_start, left(query, 100) AS query
+      FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(${pid})) ORDER BY pid`.catch(() => []);
+    const seen = JSON.stringify(waitingFor.map((s) => s.pid));
+    if (waitingFor.length > 0 && seen !== last) onWait([...waitingFor]);
+    last = seen;
+  }
+  await settled;
 }
