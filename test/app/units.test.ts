@@ -835,25 +835,6 @@ function modelCall() {
   };
 }
 
-test("a streamed question waiting for an answer slot follows only a streamed generation, as `find` gives it", async () => {
-  const generations = createGenerations();
-  const seen: string[] = [];
-  const unwatchStreamed = generations.watch(["q"], true, () => seen.push("streamed waiter"));
-  const unwatchJson = generations.watch(["q"], false, () => seen.push("JSON waiter"));
-  // A JSON answer's deadline is OLLAMA_TIMEOUT_MS for the whole answer: a stream that followed it waited in silence
-  // and failed with it, where its own stream went on token by token (probe AL: an error event after 30 s).
-  const json = modelCall();
-  generations.start([], ["q"], false, json.produce);
-  assert.deepEqual(seen.splice(0), ["JSON waiter"]);
-  await json.fail(new Error("past its deadline"));
-  const streamed = modelCall();
-  generations.start([], ["q"], true, streamed.produce);
-  assert.deepEqual(seen, ["streamed waiter", "JSON waiter"]);
-  await streamed.fail(new Error("ended"));
-  unwatchStreamed();
-  unwatchJson();
-});
-
 test("a generation is found under its keys until it settles; followers get the text so far, each new token, its end", async () => {
   const generations = createGenerations();
   const model = modelCall();

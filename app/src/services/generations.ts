@@ -92,45 +92,35 @@ export class Generation {
  * OLLAMA_NUM_PARALLEL=4: a fifth identical question waited for a whole generation before its own began) this is one
  * model call instead of one per request.
  *
- * A streamed request finds only a streamed generation (`find`), and while it waits for an answer slot follows only a
- * streamed one that starts (`watch`). One that followed a JSON request's got no token until the end, and failed with
- * it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own stream, whose deadline restarts
- * with each token, would have gone on (probe AL: an `error` event after 30 s of silence). A JSON request follows
- * either.
+ * A streamed request finds only a streamed generation (`find`). One that followed a JSON request's got no token until
+ * the end, and failed with it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own stream,
+ * whose deadline restarts with each token, would have gone on. A question waiting for an answer slot still follows
+ * any that starts (`watch`): that is its answer, or a 503 once the wait is over.
  */
-interface Watcher {
-  streamed: boolean;
-  onStart: (generation: Generation) => void;
-}
-
 export function createGenerations() {
   const running = new Map<string, Generation>();
-  const watchers = new Map<string, Set<Watcher>>();
-  // What a request may follow: a streamed request, a streamed generation alone.
-  const followable = (generation: Generation, streamed: boolean) => generation.streamed || !streamed;
+  const watchers = new Map<string, Set<(generation: Generation) => void>>();
 
   return {
     find(key: string, streamed: boolean): Generation | undefined {
       const generation = running.get(key);
-      return generation && followable(generation, streamed) ? generation : undefined;
+      return generation && (generation.streamed || !streamed) ? generation : undefined;
     },
 
     /**
-     * Calls `onStart` with each generation a request `streamed` or not may follow started under one of `keys` from
-     * now on, until the returned function is called: a question waiting for an answer slot follows the same question's
-     * answer once it starts.
+     * Calls `onStart` with each generation started under one of `keys` from now on, until the returned function is
+     * called: a question waiting for an answer slot follows the same question's answer once it starts.
      */
-    watch(keys: string[], streamed: boolean, onStart: (generation: Generation) => void): () => void {
-      const watcher: Watcher = { streamed, onStart };
+    watch(keys: string[], onStart: (generation: Generation) => void): () => void {
       for (const key of keys) {
         let set = watchers.get(key);
         if (!set) watchers.set(key, (set = new Set()));
-        set.add(watcher);
+        set.add(onStart);
       }
       return () => {
         for (const key of keys) {
           const set = watchers.get(key);
-          set?.delete(watcher);
+          set?.delete(onStart);
           if (set?.size === 0) watchers.delete(key);
         }
       };
@@ -151,8 +141,7 @@ export function createGenerations() {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
-      for (const key of keys)
-        for (const watcher of watchers.get(key) ?? []) if (followable(generation, watcher.streamed)) watcher.onStart(generation);
+      for (const key of keys) for (const onStart of watchers.get(key) ?? []) onStart(generation);
       return generation;
     },
 

@@ -334,7 +334,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
-      const slot = await acquireOrFollow(model, [cacheKey, prompt], streamed, clientSignal, deadlineAt);
+      const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal, deadlineAt);
       if ("generation" in slot) {
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
@@ -380,7 +380,6 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
   async function acquireOrFollow(
     model: string,
     keys: string[],
-    streamed: boolean,
     clientSignal?: () => AbortSignal,
     deadlineAt?: number,
   ): Promise<Slot | { generation: Generation }> {
@@ -389,7 +388,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     const follow = new AbortController();
     // Read by the lane only when the question has to wait: a question given a slot at once watches nothing.
     const waitSignal = () => {
-      unwatch = generations.watch(keys, streamed, (generation) => {
+      unwatch = generations.watch(keys, (generation) => {
         started ??= generation;
         follow.abort();
       });
