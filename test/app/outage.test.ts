@@ -396,8 +396,12 @@ test("Postgres connections left on a node that turned read-only (a switchover, a
 });
 
 test("readiness says Postgres fails while it refuses writes (read-only, as a standby), though it answers reads", async () => {
+  // An app of its own that writes nothing meanwhile (a corpus version refresh, a retention sweep): a write's 25006
+  // drops the pool, as it should, and cuts its reads too.
+  const quiet = await appOn(pg.url, { TURN_RETENTION_DAYS: "0", CORPUS_VERSION_REFRESH_MS: "600000" });
+  const reader = api(quiet.url, USER_KEY);
   const admin = superuser();
-  const postgresCheck = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.postgres;
+  const postgresCheck = async () => (await api(quiet.metricsUrl).get("/health/ready")).body.checks.postgres;
   try {
     await admin.unsafe("ALTER SYSTEM SET default_transaction_read_only = on");
     await admin`SELECT pg_reload_conf()`;
@@ -410,7 +414,7 @@ test("readiness says Postgres fails while it refuses writes (read-only, as a sta
     const until = performance.now() + 1_500;
     await Promise.all([
       ...Array.from({ length: 4 }, async () => {
-        while (performance.now() < until) reads.push((await user.get("/api/v1/sessions/no-such-session")).status);
+        while (performance.now() < until) reads.push((await reader.get("/api/v1/sessions/no-such-session")).status);
       }),
       (async () => {
         while (performance.now() < until) await Promise.all([postgresCheck(), sleep(100)]);
@@ -422,7 +426,11 @@ test("readiness says Postgres fails while it refuses writes (read-only, as a sta
     await admin`SELECT pg_reload_conf()`;
     await admin.end();
   }
-  await waitFor("readiness to see Postgres take writes", async () => (await postgresCheck()).status === "ok", 5_000);
+  try {
+    await waitFor("readiness to see Postgres take writes", async () => (await postgresCheck()).status === "ok", 5_000);
+  } finally {
+    await quiet.stop();
+  }
 });
 
 test("Postgres connections gone silent (a failover that did not reset them): 503s, then new connections within seconds", async () => {
