@@ -433,12 +433,14 @@ test("the feedback summary reads the feedback, not every turn", async () => {
     await sql`INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
       SELECT 'rated-' || n, 'rated', 'q', 'a', 'model-' || (n % 3), 1 FROM generate_series(1, 6000) n`;
     const store = createStore(sql, 5_000);
-    for (let n = 3; n <= 6000; n += 150)
-      await Promise.all(
-        Array.from({ length: 50 }, (_, i) =>
-          store.insertFeedback({ request_id: `rated-${n + i * 3}`, quality_score: 4 }, "owner-r"),
-        ),
-      );
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        store.insertFeedback({ request_id: `rated-${3 + i * 3}`, quality_score: 4 }, "owner-r"),
+      ),
+    );
+    assert.equal((await sql`SELECT count(*)::int AS n FROM feedback WHERE model = 'model-0'`)[0]!.n, 50, "its turn's model");
+    await sql`INSERT INTO feedback (request_id, quality_score, created_by, model)
+      SELECT 'rated-' || n, 4, 'owner-r', 'model-0' FROM generate_series(153, 6000, 3) n`;
     await sql`ANALYZE turns`;
     await sql`ANALYZE feedback`;
     // Feedback stored before the model was copied to it is counted under its turn's model.

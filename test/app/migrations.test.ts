@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { MIGRATION_LOCK_ID, migrate } from "../../app/src/services/migrations.ts";
@@ -10,7 +10,7 @@ import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, startApp } from "../support/app.ts";
 import { capturedLog } from "../support/log.ts";
 import { waitFor } from "../support/process.ts";
-import { startPostgres } from "../support/postgres.ts";
+import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres.ts";
 import { startRedis } from "../support/redis.ts";
 
 test("replicas starting at once apply each migration exactly once (advisory lock)", { timeout: 60_000 }, async () => {
@@ -127,13 +127,22 @@ test("DATABASE_MIGRATE_URL runs migrations as the owner role; DATABASE_URL's rol
   }
 });
 
+let shared: PostgresServer | undefined;
+after(() => shared?.stop());
+
+/** A database of its own on one Postgres the tests below share (a server each took a second or more to start). */
+async function freshDatabase(name: string): Promise<string> {
+  shared ??= await startPostgres();
+  return createDatabase(shared.url, name);
+}
+
 test("migrations leave a serving replica's writes alone: one transaction each, an index built CONCURRENTLY", {
   timeout: 60_000,
 }, async () => {
-  const pg = await startPostgres();
-  const admin = postgres(pg.url, { onnotice: () => {} });
+  const url = await freshDatabase("m_serving");
+  const admin = postgres(url, { onnotice: () => {} });
   // A serving replica's connection: its lock_timeout is DB_QUERY_TIMEOUT_MS, past which its request is a 503.
-  const serving = postgres(pg.url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
+  const serving = postgres(url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
   try {
     await admin.unsafe("CREATE TABLE t (id serial PRIMARY KEY, x int); INSERT INTO t (x) SELECT 1 FROM generate_series(1, 1000)");
@@ -169,17 +178,16 @@ test("migrations leave a serving replica's writes alone: one transaction each, a
   } finally {
     await Promise.all([admin.end(), serving.end()]);
     await rm(dir, { recursive: true, force: true });
-    await pg.stop();
   }
 });
 
 test("a migration waiting behind a long reader gives way to a serving replica's writes, and is applied after it", {
   timeout: 60_000,
 }, async () => {
-  const pg = await startPostgres();
-  const admin = postgres(pg.url, { onnotice: () => {} });
-  const reader = postgres(pg.url, { onnotice: () => {}, max: 1 });
-  const serving = postgres(pg.url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
+  const url = await freshDatabase("m_reader");
+  const admin = postgres(url, { onnotice: () => {} });
+  const reader = postgres(url, { onnotice: () => {}, max: 1 });
+  const serving = postgres(url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
   try {
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
@@ -208,45 +216,46 @@ test("a migration waiting behind a long reader gives way to a serving replica's 
   } finally {
     await Promise.all([admin.end(), reader.end(), serving.end()]);
     await rm(dir, { recursive: true, force: true });
-    await pg.stop();
   }
 });
 
 test("a migration that keeps meeting readers stops giving way after a few tries, and waits its turn", {
   timeout: 60_000,
 }, async () => {
-  const pg = await startPostgres();
-  const admin = postgres(pg.url, { onnotice: () => {} });
-  const readers = postgres(pg.url, { onnotice: () => {}, max: 2 });
+  const url = await freshDatabase("m_readers");
+  const admin = postgres(url, { onnotice: () => {} });
+  const readers = postgres(url, { onnotice: () => {}, max: 2 });
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
   try {
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
     await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
     // Reports reading t that always overlap: no gap for a migration that only ever waits 200 ms (review N3).
     const until = performance.now() + 4_000;
+    let migrated = false;
     const reading = [0, 300].map(async (offset) => {
       await sleep(offset);
-      while (performance.now() < until)
+      while (!migrated && performance.now() < until)
         await readers.begin(async (tx) => {
           await tx`SELECT count(*) FROM t`;
           await tx`SELECT pg_sleep(0.6)`;
         });
     });
     await sleep(100);
-    assert.deepEqual(await Promise.race([migrate(admin, dir), sleep(3_500).then(() => "still giving way")]), ["001_add.sql"]);
+    const outcome = await Promise.race([migrate(admin, dir), sleep(3_500).then(() => "still giving way")]);
+    migrated = true;
     await Promise.all(reading);
+    assert.deepEqual(outcome, ["001_add.sql"]);
   } finally {
     await Promise.all([admin.end(), readers.end()]);
     await rm(dir, { recursive: true, force: true });
-    await pg.stop();
   }
 });
 
 test("feedback stored before it had a model gets its model column's statistics, which the summary's plan reads", {
   timeout: 60_000,
 }, async () => {
-  const pg = await startPostgres();
-  const admin = postgres(pg.url, { onnotice: () => {} });
+  const url = await freshDatabase("m_stats");
+  const admin = postgres(url, { onnotice: () => {} });
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
   try {
     const files = (await readdir(MIGRATIONS_DIR)).sort();
@@ -264,17 +273,16 @@ test("feedback stored before it had a model gets its model column's statistics, 
   } finally {
     await admin.end();
     await rm(dir, { recursive: true, force: true });
-    await pg.stop();
   }
 });
 
 test("an index build waiting for an open snapshot names it, and ends with the process that started it", {
   timeout: 60_000,
 }, async () => {
-  const pg = await startPostgres();
-  const admin = postgres(pg.url, { onnotice: () => {} });
-  const holder = postgres(pg.url, { onnotice: () => {}, max: 1 });
-  const migrating = postgres(pg.url, { onnotice: () => {}, max: 2 });
+  const url = await freshDatabase("m_snapshot");
+  const admin = postgres(url, { onnotice: () => {} });
+  const holder = postgres(url, { onnotice: () => {}, max: 1 });
+  const migrating = postgres(url, { onnotice: () => {}, max: 2 });
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
   const { log, lines } = capturedLog("info");
   const lockHeld = async () =>
@@ -299,7 +307,6 @@ test("an index build waiting for an open snapshot names it, and ends with the pr
   } finally {
     await Promise.all([admin.end(), holder.end()]);
     await rm(dir, { recursive: true, force: true });
-    await pg.stop();
   }
 });
 
