@@ -310,6 +310,41 @@ test("an index build waiting for an open snapshot names it, and ends with the pr
   }
 });
 
+test("on a pool of one connection, a long index build keeps its session, its lock and its settings to the end", {
+  timeout: 60_000,
+}, async () => {
+  const url = await freshDatabase("m_pool_of_one");
+  const admin = postgres(url, { onnotice: () => {} });
+  const holder = postgres(url, { onnotice: () => {}, max: 1 });
+  const single = postgres(url, { onnotice: () => {}, max: 1 }); // DB_POOL_MAX=1 without DATABASE_MIGRATE_URL
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  try {
+    await admin`CREATE TABLE t (x int)`;
+    await writeFile(path.join(dir, "001_index.sql"), "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);");
+    await writeFile(
+      path.join(dir, "002_after.sql"),
+      `CREATE TABLE ran_on AS SELECT current_setting('statement_timeout') AS statement_timeout,
+        (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}
+           AND pid = pg_backend_pid())::int AS locked;`,
+    );
+    // The build waits 1.5 s for this snapshot: past the report's first look, which waited for the pool's only
+    // connection, so the session sat idle until idle_session_timeout ended it, and 002 ran on a new one without the lock.
+    const session = await holder.reserve();
+    await session`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    await session`SELECT 1`;
+    const ending = sleep(1_500).then(async () => {
+      await session`ROLLBACK`;
+      session.release();
+    });
+    assert.deepEqual(await migrate(single, dir), ["001_index.sql", "002_after.sql"]);
+    await ending;
+    assert.deepEqual([...(await admin`SELECT statement_timeout, locked FROM ran_on`)], [{ statement_timeout: "0", locked: 1 }]);
+  } finally {
+    await Promise.all([admin.end(), holder.end(), single.end()]);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
   const created = new Set<string>();
   for (const file of (await readdir(MIGRATIONS_DIR)).sort()) {

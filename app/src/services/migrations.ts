@@ -136,7 +136,7 @@ async function apply({ sql, session, pid, log }: Migration, file: string, text: 
 
 /**
  * Runs until `statement` settles, telling `onWait` each new set of sessions it waits for, read on another connection of
- * the pool (with none spare, nothing is told).
+ * the pool (with none spare, nothing is told, and nothing waits for it).
  * A CONCURRENTLY build waits for every transaction holding a snapshot older than its own, on any table (pg_dump's,
  * a report's in REPEATABLE READ): start-up then gives up at DB_STARTUP_WAIT_MS, and the log says which to end.
  */
@@ -154,9 +154,18 @@ async function whileWaiting(
   while (!done) {
     await Promise.race([settled.catch(() => {}), sleep(WAIT_REPORT_MS)]);
     if (done) break;
-    const waitingFor = await sql`
-      SELECT pid, application_name, state, xact_start, left(query, 100) AS query
-      FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(${pid})) ORDER BY pid`.catch(() => []);
+    // Given up once the statement settles: on a pool of one (DB_POOL_MAX=1, no DATABASE_MIGRATE_URL) the question
+    // waits for the session's own connection, which sat idle until idle_session_timeout ended it, and the next file
+    // ran on a new one, without the lock (review N4). usename and backend_start show for another role's sessions too.
+    const waitingFor = await Promise.race([
+      sql`
+        SELECT pid, usename, application_name, backend_start, state, xact_start, left(query, 100) AS query
+        FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(${pid})) ORDER BY pid`.catch(() => []),
+      settled.then(
+        () => [],
+        () => [],
+      ),
+    ]);
     const seen = JSON.stringify(waitingFor.map((s) => s.pid));
     if (waitingFor.length > 0 && seen !== last) onWait([...waitingFor]);
     last = seen;
