@@ -136,15 +136,36 @@ async function freshDatabase(name: string): Promise<string> {
   return createDatabase(shared.url, name);
 }
 
+type ClientOptions = Pick<postgres.Options<Record<string, never>>, "max" | "connection">;
+
+/** A database of its own, a migrations directory and clients on it (`client`), all ended or removed after `run`. */
+async function withDatabase(
+  name: string,
+  run: (db: { dir: string; client: (options?: ClientOptions) => postgres.Sql }) => Promise<void>,
+): Promise<void> {
+  const url = await freshDatabase(name);
+  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
+  const clients: postgres.Sql[] = [];
+  const client = (options: ClientOptions = {}) => {
+    const sql = postgres(url, { onnotice: () => {}, ...options });
+    clients.push(sql);
+    return sql;
+  };
+  try {
+    await run({ dir, client });
+  } finally {
+    await Promise.all(clients.map((sql) => sql.end()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 test("migrations leave a serving replica's writes alone: one transaction each, an index built CONCURRENTLY", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_serving");
-  const admin = postgres(url, { onnotice: () => {} });
-  // A serving replica's connection: its lock_timeout is DB_QUERY_TIMEOUT_MS, past which its request is a 503.
-  const serving = postgres(url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  try {
+  await withDatabase("m_serving", async ({ dir, client }) => {
+    const admin = client();
+    // A serving replica's connection: its lock_timeout is DB_QUERY_TIMEOUT_MS, past which its request is a 503.
+    const serving = client({ connection: { lock_timeout: 300 } });
     await admin.unsafe("CREATE TABLE t (id serial PRIMARY KEY, x int); INSERT INTO t (x) SELECT 1 FROM generate_series(1, 1000)");
     // An ALTER's lock was held until the last migration of the deploy committed: through a slow one after it here.
     await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
@@ -175,21 +196,16 @@ test("migrations leave a serving replica's writes alone: one transaction each, a
     assert.ok(writes > 20, `${writes} writes during the migrations`);
     const [index] = await admin`SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x_key'::regclass`;
     assert.equal(index!.indisvalid, true);
-  } finally {
-    await Promise.all([admin.end(), serving.end()]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a migration waiting behind a long reader gives way to a serving replica's writes, and is applied after it", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_reader");
-  const admin = postgres(url, { onnotice: () => {} });
-  const reader = postgres(url, { onnotice: () => {}, max: 1 });
-  const serving = postgres(url, { onnotice: () => {}, connection: { lock_timeout: 300 } });
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  try {
+  await withDatabase("m_reader", async ({ dir, client }) => {
+    const admin = client();
+    const reader = client({ max: 1 });
+    const serving = client({ connection: { lock_timeout: 300 } });
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
     await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
     // A report reading t for 1.2 s: an ALTER waiting for it made every write queue behind the ALTER.
@@ -213,20 +229,15 @@ test("a migration waiting behind a long reader gives way to a serving replica's 
     assert.deepEqual(await migrating, ["001_add.sql"]);
     assert.deepEqual(failures, []);
     assert.ok(writes > 15, `${writes} writes`);
-  } finally {
-    await Promise.all([admin.end(), reader.end(), serving.end()]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a migration that keeps meeting readers stops giving way after a few tries, and waits its turn", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_readers");
-  const admin = postgres(url, { onnotice: () => {} });
-  const readers = postgres(url, { onnotice: () => {}, max: 2 });
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  try {
+  await withDatabase("m_readers", async ({ dir, client }) => {
+    const admin = client();
+    const readers = client({ max: 2 });
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
     await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
     // Reports reading t that always overlap: no gap for a migration that only ever waits 200 ms (review N3).
@@ -245,19 +256,14 @@ test("a migration that keeps meeting readers stops giving way after a few tries,
     migrated = true;
     await Promise.all(reading);
     assert.deepEqual(outcome, ["001_add.sql"]);
-  } finally {
-    await Promise.all([admin.end(), readers.end()]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("feedback stored before it had a model gets its model column's statistics, which the summary's plan reads", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_stats");
-  const admin = postgres(url, { onnotice: () => {} });
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  try {
+  await withDatabase("m_stats", async ({ dir, client }) => {
+    const admin = client();
     const files = (await readdir(MIGRATIONS_DIR)).sort();
     const before = files.slice(0, files.indexOf("010_feedback_model.sql"));
     for (const file of before) await writeFile(path.join(dir, file), await readFile(path.join(MIGRATIONS_DIR, file)));
@@ -270,24 +276,19 @@ test("feedback stored before it had a model gets its model column's statistics, 
     await migrate(admin, MIGRATIONS_DIR);
     const [stats] = await admin`SELECT null_frac FROM pg_stats WHERE tablename = 'feedback' AND attname = 'model'`;
     assert.equal(stats?.null_frac, 1, "every row stored before 010 has no model, as the planner must know");
-  } finally {
-    await admin.end();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("an index build waiting for an open snapshot names it, and ends with the process that started it", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_snapshot");
-  const admin = postgres(url, { onnotice: () => {} });
-  const holder = postgres(url, { onnotice: () => {}, max: 1 });
-  const migrating = postgres(url, { onnotice: () => {}, max: 2 });
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  const { log, lines } = capturedLog("info");
-  const lockHeld = async () =>
-    (await admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}`)[0]!.n;
-  try {
+  await withDatabase("m_snapshot", async ({ dir, client }) => {
+    const admin = client();
+    const holder = client({ max: 1 });
+    const migrating = client({ max: 2 });
+    const { log, lines } = capturedLog("info");
+    const lockHeld = async () =>
+      (await admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}`)[0]!.n;
     await admin`CREATE TABLE t (x int)`;
     await admin`CREATE TABLE other (y int)`;
     await writeFile(path.join(dir, "001_index.sql"), "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);");
@@ -304,21 +305,16 @@ test("an index build waiting for an open snapshot names it, and ends with the pr
     await waitFor("the migration lock freed", async () => (await lockHeld()) === 0, 5_000);
     await session`ROLLBACK`;
     session.release();
-  } finally {
-    await Promise.all([admin.end(), holder.end()]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("on a pool of one connection, a long index build keeps its session, its lock and its settings to the end", {
   timeout: 60_000,
 }, async () => {
-  const url = await freshDatabase("m_pool_of_one");
-  const admin = postgres(url, { onnotice: () => {} });
-  const holder = postgres(url, { onnotice: () => {}, max: 1 });
-  const single = postgres(url, { onnotice: () => {}, max: 1 }); // DB_POOL_MAX=1 without DATABASE_MIGRATE_URL
-  const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
-  try {
+  await withDatabase("m_pool_of_one", async ({ dir, client }) => {
+    const admin = client();
+    const holder = client({ max: 1 });
+    const single = client({ max: 1 }); // DB_POOL_MAX=1 without DATABASE_MIGRATE_URL
     await admin`CREATE TABLE t (x int)`;
     await writeFile(path.join(dir, "001_index.sql"), "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);");
     await writeFile(
@@ -339,10 +335,7 @@ test("on a pool of one connection, a long index build keeps its session, its loc
     assert.deepEqual(await migrate(single, dir), ["001_index.sql", "002_after.sql"]);
     await ending;
     assert.deepEqual([...(await admin`SELECT statement_timeout, locked FROM ran_on`)], [{ statement_timeout: "0", locked: 1 }]);
-  } finally {
-    await Promise.all([admin.end(), holder.end(), single.end()]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
