@@ -425,11 +425,10 @@ test("readiness says Postgres fails while it refuses writes (read-only, as a sta
     await admin.unsafe("ALTER SYSTEM RESET default_transaction_read_only");
     await admin`SELECT pg_reload_conf()`;
     await admin.end();
-  }
-  try {
-    await waitFor("readiness to see Postgres take writes", async () => (await postgresCheck()).status === "ok", 5_000);
-  } finally {
-    await quiet.stop();
+    // Back to ok once writes are taken again, and the app stopped whatever failed before.
+    await waitFor("readiness to see Postgres take writes", async () => (await postgresCheck()).status === "ok", 5_000).finally(
+      () => quiet.stop(),
+    );
   }
 });
 
