@@ -146,14 +146,12 @@ async function whileWaiting(
   statement: Promise<unknown>,
   onWait: (sessions: object[]) => void,
 ): Promise<void> {
-  let done = false;
-  const settled = statement.finally(() => {
-    done = true;
-  });
+  const ended = statement.then(
+    () => true,
+    () => true,
+  );
   let last = "";
-  while (!done) {
-    await Promise.race([settled.catch(() => {}), sleep(WAIT_REPORT_MS)]);
-    if (done) break;
+  while (!(await Promise.race([ended, sleep(WAIT_REPORT_MS).then(() => false)]))) {
     // Given up once the statement settles: on a pool of one (DB_POOL_MAX=1, no DATABASE_MIGRATE_URL) the question
     // waits for the session's own connection, which sat idle until idle_session_timeout ended it, and the next file
     // ran on a new one, without the lock (review N4). usename and backend_start show for another role's sessions too.
@@ -161,14 +159,11 @@ async function whileWaiting(
       sql`
         SELECT pid, usename, application_name, backend_start, state, xact_start, left(query, 100) AS query
         FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(${pid})) ORDER BY pid`.catch(() => []),
-      settled.then(
-        () => [],
-        () => [],
-      ),
+      ended.then(() => []),
     ]);
     const seen = JSON.stringify(waitingFor.map((s) => s.pid));
     if (waitingFor.length > 0 && seen !== last) onWait([...waitingFor]);
     last = seen;
   }
-  await settled;
+  await statement;
 }
