@@ -138,10 +138,13 @@ async function freshDatabase(name: string): Promise<string> {
 
 type ClientOptions = Pick<postgres.Options<Record<string, never>>, "max" | "connection">;
 
-/** A database of its own, a migrations directory and clients on it (`client`), all ended or removed after `run`. */
+/**
+ * A database of its own, a migrations directory and clients on it (`admin`, the superuser's, and more from `client`),
+ * all ended or removed after `run`.
+ */
 async function withDatabase(
   name: string,
-  run: (db: { dir: string; client: (options?: ClientOptions) => postgres.Sql }) => Promise<void>,
+  run: (db: { admin: postgres.Sql; dir: string; client: (options?: ClientOptions) => postgres.Sql }) => Promise<void>,
 ): Promise<void> {
   const url = await freshDatabase(name);
   const dir = await mkdtemp(path.join(tmpdir(), "migrations-"));
@@ -152,7 +155,7 @@ async function withDatabase(
     return sql;
   };
   try {
-    await run({ dir, client });
+    await run({ admin: client(), dir, client });
   } finally {
     await Promise.all(clients.map((sql) => sql.end()));
     await rm(dir, { recursive: true, force: true });
@@ -162,8 +165,7 @@ async function withDatabase(
 test("migrations leave a serving replica's writes alone: one transaction each, an index built CONCURRENTLY", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_serving", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_serving", async ({ admin, dir, client }) => {
     // A serving replica's connection: its lock_timeout is DB_QUERY_TIMEOUT_MS, past which its request is a 503.
     const serving = client({ connection: { lock_timeout: 300 } });
     await admin.unsafe("CREATE TABLE t (id serial PRIMARY KEY, x int); INSERT INTO t (x) SELECT 1 FROM generate_series(1, 1000)");
@@ -202,8 +204,7 @@ test("migrations leave a serving replica's writes alone: one transaction each, a
 test("a migration waiting behind a long reader gives way to a serving replica's writes, and is applied after it", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_reader", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_reader", async ({ admin, dir, client }) => {
     const reader = client({ max: 1 });
     const serving = client({ connection: { lock_timeout: 300 } });
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
@@ -235,8 +236,7 @@ test("a migration waiting behind a long reader gives way to a serving replica's 
 test("a migration that keeps meeting readers stops giving way after a few tries, and waits its turn", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_readers", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_readers", async ({ admin, dir, client }) => {
     const readers = client({ max: 2 });
     await admin`CREATE TABLE t (id serial PRIMARY KEY, x int)`;
     await writeFile(path.join(dir, "001_add.sql"), "ALTER TABLE t ADD COLUMN y int;");
@@ -262,8 +262,7 @@ test("a migration that keeps meeting readers stops giving way after a few tries,
 test("feedback stored before it had a model gets its model column's statistics, which the summary's plan reads", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_stats", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_stats", async ({ admin, dir }) => {
     const files = (await readdir(MIGRATIONS_DIR)).sort();
     const before = files.slice(0, files.indexOf("010_feedback_model.sql"));
     for (const file of before) await writeFile(path.join(dir, file), await readFile(path.join(MIGRATIONS_DIR, file)));
@@ -282,8 +281,7 @@ test("feedback stored before it had a model gets its model column's statistics, 
 test("an index build waiting for an open snapshot names it, and ends with the process that started it", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_snapshot", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_snapshot", async ({ admin, dir, client }) => {
     const holder = client({ max: 1 });
     const migrating = client({ max: 2 });
     const { log, lines } = capturedLog("info");
@@ -311,8 +309,7 @@ test("an index build waiting for an open snapshot names it, and ends with the pr
 test("on a pool of one connection, a long index build keeps its session, its lock and its settings to the end", {
   timeout: 60_000,
 }, async () => {
-  await withDatabase("m_pool_of_one", async ({ dir, client }) => {
-    const admin = client();
+  await withDatabase("m_pool_of_one", async ({ admin, dir, client }) => {
     const holder = client({ max: 1 });
     const single = client({ max: 1 }); // DB_POOL_MAX=1 without DATABASE_MIGRATE_URL
     await admin`CREATE TABLE t (x int)`;
