@@ -2,7 +2,7 @@
 // from the offline plan's estimate) becomes one recording rule per component with a constant value,
 // component:estimated_cost_usd_per_hour:plan{component, stack}. monitoring/prometheus/rules/cost.yml divides it
 // by the API's traffic. The file is committed so `pulumi up` deploys the estimate of the commit it runs;
-// test/cost/cost-estimate-file.test.ts fails when the prod file no longer matches the plan.
+// test/cost/cost-estimate-file.prod-plan.ts fails when the prod file no longer matches the plan.
 import { existsSync, readFileSync } from "node:fs";
 
 export const COST_ESTIMATE_METRIC = "component:estimated_cost_usd_per_hour:plan";

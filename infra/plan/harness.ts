@@ -1,6 +1,6 @@
 // The offline plan: runs the real program under Pulumi's mocks with a stack's config and returns every
 // registered resource (type, name, inputs, options). No cloud account and no Pulumi CLI are involved.
-// Pulumi's runtime is process-global: one runPlan per process (tests: one stack per test file).
+// Pulumi's runtime is process-global: one runPlan per process (tests: one stack per process, test/support/stack-plan.ts).
 import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings.js";
 import { PROJECT, planConfigOf } from "../config.ts";

@@ -397,7 +397,7 @@ test("a full Redis evicts cached answers, never a key's shared log: two replicas
   await admin.connect();
   const [a, b] = await Promise.all([connectedCache(redis.url), connectedCache(redis.url)]);
   try {
-    // The eviction policy infra/platform/cache.ts gives ElastiCache (test/infra/platform-prod.test.ts holds it there).
+    // The eviction policy infra/platform/cache.ts gives ElastiCache (test/infra/platform.prod-plan.ts holds it there).
     const used = Number(/used_memory:(\d+)/.exec(await admin.info("memory"))![1]);
     await admin.configSet({ "maxmemory-policy": "volatile-lru", maxmemory: String(used + 2 ** 20) });
     const replicas = [a, b].map((c) => createRateLimiter(c, 30));

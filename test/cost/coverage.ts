@@ -1,10 +1,10 @@
-// Shared checks for the coverage tests: a real stack's plan is fully priced. One stack per test file, because
-// Pulumi's runtime is process-global (see infra/plan/harness.ts).
+// Shared checks for the coverage modules: a real stack's plan is fully priced (the stack's one plan, from
+// test/support/stack-plan.ts).
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { estimateCost, type CostEstimate } from "../../infra/cost/estimate.ts";
 import { ASG_SCHEDULE, SCHEDULER_SCHEDULE } from "../../infra/cost/schedule/targets.ts";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { type PlannedStack, stackPlan } from "../support/stack-plan.ts";
 import type { Plan } from "../../infra/plan/types.ts";
 
 export interface CoverageOptions {
@@ -12,12 +12,12 @@ export interface CoverageOptions {
   onDemandBetween?: [number, number];
 }
 
-export function describeStackCoverage(stack: string, options: CoverageOptions = {}): void {
+export function describeStackCoverage(stack: PlannedStack, options: CoverageOptions = {}): void {
   describe(`the ${stack} plan is fully priced`, () => {
     let plan: Plan;
     let report: CostEstimate;
     before(async () => {
-      plan = await runPlan({ stack });
+      plan = await stackPlan(stack);
       report = estimateCost(plan);
     });
 

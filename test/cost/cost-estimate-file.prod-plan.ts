@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
 import { costEstimateFile } from "../../infra/cost/estimate-file.ts";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { COST_ESTIMATE_METRIC, costEstimateRuleSpec, readCostEstimate } from "../../monitoring/cost-estimate.ts";
 import { inputs, ofType } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const estimate = estimateCost(plan);
 
 describe("the published cost estimate (prod)", () => {

@@ -1,11 +1,11 @@
 // The dev stack runs in work hours only (MON-FRI 08:00-20:00): node groups to zero and RDS stopped outside them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 const tier = TIERS.dev;
 
 test("the general node group goes to zero at 20:00 and back at 08:00, Monday to Friday", () => {

@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import YAML from "yaml";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import type { PlannedResource } from "../../infra/plan/types.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const stackFile = YAML.parse(
   (await import("node:fs")).readFileSync(new URL("../../Pulumi.prod.yaml", import.meta.url), "utf8"),
 ).config;

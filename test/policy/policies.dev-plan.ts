@@ -2,10 +2,10 @@
 // exactly the tier-relaxed policies.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { runPolicies } from "../../policy/offline.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 const report = runPolicies(plan);
 
 test("dev has no mandatory policy violation", () => {

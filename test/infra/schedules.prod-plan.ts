@@ -2,12 +2,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { KUBERNETES_VERSION } from "../../infra/config.ts";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { localTime, parseCron } from "../../infra/time.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const tier = TIERS.medium;
 const ASG_SCHEDULE = "aws:autoscaling/schedule:Schedule";
 

@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mockZones } from "../../infra/plan/mocks.ts";
 import { chooseZones, EKS_UNSUPPORTED_ZONE_IDS } from "../../infra/platform/zones.ts";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const keyOf = new Map(plan.resources.map((r) => [r.urn, `${r.type}::${r.name}`]));
 const inputsOf = (type: string) => ofType(plan, type).map(inputs);
 /** The resource with its dependsOn URNs read back as "type::name". */

@@ -2,10 +2,10 @@
 // the volumes it left (Qdrant, Prometheus, Loki), and Ollama keeps no volume at all.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { inputs, ofType } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 
 test("dev's only group (it hosts every volume) sits in one zone", () => {
   const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");

@@ -1,10 +1,10 @@
 // The pack over the real prod stack (tier medium) under mocks: no mandatory violation.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { runPolicies } from "../../policy/offline.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const report = runPolicies(plan);
 const describe = (level: string) =>
   report.violations.filter((v) => v.level === level).map((v) => `${v.policy} ${v.resource.split("::").pop()}: ${v.message}`);

@@ -2,11 +2,11 @@
 // and everything removable with the stack.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 const tier = TIERS.dev;
 
 test("AWS Backup runs mid-way through work hours on work days, keeping 7 days / 4 weeks / 12 months", () => {

@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { ofType } from "../support/plan.ts";
 
 const ISSUE_15_DEV_TARGET_USD = 150;
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 const estimate = estimateCost(plan);
 
 test("dev declares no Ingress and no load balancer: nothing creates an ALB", () => {

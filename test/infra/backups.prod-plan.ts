@@ -2,11 +2,11 @@
 // the Qdrant snapshot CronJob and its IRSA role; RDS and ElastiCache's own backups.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const tier = TIERS.medium;
 const dataKeyArn = "arn:aws:mock:us-east-1:123456789012:Key/data";
 const bucketArn = `arn:aws:mock:us-east-1:123456789012:Bucket/${one(plan, "aws:s3/bucket:Bucket", "backups-bucket").name}`;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, IMAGES, kubectlImage, parseImageRef } from "../../infra/versions.ts";
 import { containersOf, podSpecOf } from "../../policy/lib/k8s.ts";
 import { inputs, ofType } from "../support/plan.ts";
@@ -13,7 +13,7 @@ const upstream = JSON.parse(readFileSync(new URL("../fixtures/upstream-chart-rel
 };
 const releasesOf = (pin: { repo: string; chart: string }) =>
   upstream.charts[`${pin.repo.replace(/\/$/, "")} ${pin.chart}`]?.versions ?? [];
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 
 test("every chart pin is a released version of its chart repository", () => {
   for (const [key, pin] of Object.entries(CHARTS)) {

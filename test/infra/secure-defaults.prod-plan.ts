@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { containersOf } from "../../policy/lib/k8s.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const { pod, envOf, api, deployment } = workloadView(plan);
 const ROLE_ARN = "eks.amazonaws.com/role-arn";
 

@@ -1,12 +1,12 @@
 // The dev stack under mocks: one small node, no GPU, single-AZ burstable data stores, easy to tear down.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { utcOffsetMinutes } from "../../infra/time.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 
 /** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
 const newYorkStartHour = (window: string) =>

@@ -2,13 +2,13 @@
 // with the small models, a single Qdrant, the HPA at dev size, and the same hardening as prod.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { containersOf, parseImage } from "../../policy/lib/k8s.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
-const plan = await runPlan({ stack: "dev" });
+const plan = await stackPlan("dev");
 const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
 
 test("dev builds the same multi-arch app/Dockerfile (its node is Graviton) into its own repository and runs it by digest", () => {

@@ -1,13 +1,13 @@
 // The prod stack (tier medium) under mocks: the guide's production shape, encrypted and closed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { utcOffsetMinutes } from "../../infra/time.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER } from "../../infra/plan/types.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
 const group = (role: string) => inputs(nodeGroups.find((g) => inputs(g).labels?.role === role)!);
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
@@ -16,7 +16,7 @@ import { appEnv } from "../support/app.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
-const plan = await runPlan({ stack: "prod" });
+const plan = await stackPlan("prod");
 const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
 const URLS = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
 const policy = (name: string) => inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", name)).spec;
@@ -469,7 +469,7 @@ test("the ALB controller is a pinned chart whose service account assumes an IRSA
 });
 
 test("storage: encrypted gp3 classes bound where the pod lands, keeping volumes in prod; one is the default", () => {
-  // The snapshot job's scratch class deletes its volumes on purpose (day-two-prod.test.ts).
+  // The snapshot job's scratch class deletes its volumes on purpose (day-two.prod-plan.ts).
   const classes = ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass")
     .map(inputs)
     .filter((sc) => sc.metadata.name !== "gp3-scratch");

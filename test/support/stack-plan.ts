@@ -1,0 +1,45 @@
+// The plan of a stack as its own file declares it, built once per process and shared by every check module that
+// reads it: `test/<area>/<topic>.<stack>-plan.ts`, all run in one process by `test/plans/<stack>.test.ts`. Building
+// a plan takes about 3 s here, and there are a dozen such modules per stack; a check with config of its own stays a
+// `*.test.ts` of its own (Pulumi's runtime is process-global: one plan per process, see infra/plan/harness.ts).
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { runPlan } from "../../infra/plan/harness.ts";
+import type { Plan } from "../../infra/plan/types.ts";
+
+export type PlannedStack = "dev" | "prod";
+
+let built: { stack: PlannedStack; plan: Promise<Plan> } | undefined;
+
+/** The stack's plan; each caller gets its own copy, so a check that edits what it reads cannot change another's. */
+export async function stackPlan(stack: PlannedStack): Promise<Plan> {
+  if (built && built.stack !== stack) throw new Error(`stackPlan("${stack}"): this process planned ${built.stack}`);
+  built ??= { stack, plan: runPlan({ stack }) };
+  return structuredClone(await built.plan);
+}
+
+const testRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The check modules of a stack's plan under test/, sorted. */
+export function checkModules(stack: PlannedStack): string[] {
+  const suffix = `.${stack}-plan.ts`;
+  return readdirSync(testRoot, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(suffix))
+    .sort()
+    .map((f) => path.join(testRoot, f));
+}
+
+/** Imports every check module of the stack; one that fails to load is a failing test naming it, not a lost file. */
+export async function runStackChecks(stack: PlannedStack): Promise<void> {
+  for (const file of checkModules(stack)) {
+    try {
+      await import(pathToFileURL(file).href);
+    } catch (err) {
+      test(`${path.relative(testRoot, file)} loads`, () => {
+        throw err;
+      });
+    }
+  }
+}
