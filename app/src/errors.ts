@@ -64,13 +64,16 @@ export const isAbortError = (err: unknown): boolean =>
  */
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
-/** Whether the error, or one it was caused by, is a connection that could not be made (UNREACHABLE). */
-export function isUnreachable(err: unknown): boolean {
+/** Whether the error, or one it was caused by, has one of the codes. */
+export function hasErrorCode(err: unknown, codes: ReadonlySet<string>): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (UNREACHABLE.has((e as { code?: string }).code ?? "")) return true;
+    if (codes.has((e as { code?: string }).code ?? "")) return true;
   }
   return false;
 }
+
+/** Whether the error, or one it was caused by, is a connection that could not be made (UNREACHABLE). */
+export const isUnreachable = (err: unknown): boolean => hasErrorCode(err, UNREACHABLE);
 
 /**
  * A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. The

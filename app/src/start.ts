@@ -14,6 +14,7 @@ import { createCorpusVersion } from "./services/corpus.ts";
 import { createDb, isUnavailable, type Sql } from "./services/db.ts";
 import { migrate } from "./services/migrations.ts";
 import { createOllama } from "./services/ollama.ts";
+import { createPodRouter } from "./services/ollama-pods.ts";
 import { createQdrant } from "./services/qdrant.ts";
 import { createDocuments } from "./services/documents.ts";
 import { watchAnswerShare } from "./services/answer-share.ts";
@@ -138,8 +139,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
+  // Counted pods (OLLAMA_PODS_DNS, API_PODS_DNS) also give each model call a pod of its own (ollama-pods.ts).
+  const ollamaPods = config.OLLAMA_PODS_DNS && config.API_PODS_DNS ? createPodRouter(config.OLLAMA_URL) : undefined;
   const ollama = createOllama({
     url: config.OLLAMA_URL,
+    pods: ollamaPods,
     timeoutMs: config.OLLAMA_TIMEOUT_MS,
     embedModel: config.EMBED_MODEL,
     batchSize: config.EMBED_BATCH_SIZE,
@@ -191,6 +195,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           podIp: config.POD_IP,
           refreshMs: config.ANSWER_SHARE_REFRESH_MS,
           onShare: rag.resizeAnswerSlots,
+          onOllamaPods: ollamaPods?.update,
           log,
         })
       : undefined;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { answerShare, podAddresses, watchAnswerShare } from "../../app/src/services/answer-share.ts";
+import { answerShare, podAddresses, type SlotRun, watchAnswerShare } from "../../app/src/services/answer-share.ts";
 import { createAnswerSlots } from "../../app/src/services/answer-slots.ts";
 import { capturedLog } from "../support/log.ts";
 
@@ -41,6 +41,7 @@ test("the replicas' shares add up to the slots there are: whole slots each, the 
 function replicas(pods: Record<string, string[] | Error>, podIps: Array<string | undefined>) {
   return podIps.map((podIp) => {
     const shares: number[] = [];
+    const ollamaPods: Array<[string[], SlotRun | undefined]> = [];
     const { log, lines } = capturedLog("info");
     const watcher = watchAnswerShare({
       ollamaDns: "ollama",
@@ -49,6 +50,7 @@ function replicas(pods: Record<string, string[] | Error>, podIps: Array<string |
       refreshMs: 60_000,
       podIp,
       onShare: (n) => shares.push(n),
+      onOllamaPods: (addresses, run) => ollamaPods.push([addresses, run]),
       log,
       listPods: async (name) => {
         const found = pods[name]!;
@@ -56,7 +58,7 @@ function replicas(pods: Record<string, string[] | Error>, podIps: Array<string |
         return found;
       },
     });
-    return { shares, lines, watcher };
+    return { shares, ollamaPods, lines, watcher };
   });
 }
 
@@ -80,6 +82,28 @@ test("replicas scaled out ask Ollama for its slots together, and no more (probe 
     );
   } finally {
     for (const r of six) r.watcher.stop();
+  }
+});
+
+test("each count tells the pod router the Ollama pods and the replica's own run of slots, the runs end to end", async () => {
+  const pods: Record<string, string[]> = { ollama: ips(2), api: ips(3) };
+  const three = replicas(pods, [...ips(3), undefined]);
+  try {
+    await Promise.all(three.map((r) => r.watcher.refresh()));
+    assert.deepEqual(
+      three.map((r) => r.ollamaPods.at(-1)),
+      [
+        [ips(2), { first: 0, count: 3 }],
+        [ips(2), { first: 3, count: 3 }],
+        [ips(2), { first: 6, count: 2 }],
+        [ips(2), undefined], // no POD_IP: its place, and so its run, unknown
+      ],
+    );
+    pods.ollama = [];
+    await three[0]!.watcher.refresh();
+    assert.deepEqual(three[0]!.ollamaPods.at(-1), [[], undefined], "no pod: the Service");
+  } finally {
+    for (const r of three) r.watcher.stop();
   }
 });
 

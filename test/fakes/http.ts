@@ -9,12 +9,15 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Serves a Hono app on 127.0.0.1 (port 0 = any free port). close() also drops keep-alive connections. */
-export function listen(app: Hono, port = 0): Promise<Listening> {
+/**
+ * Serves a Hono app on a loopback address (port 0 = any free port; another 127.x address stands for another pod at the
+ * same port). close() also drops keep-alive connections.
+ */
+export function listen(app: Hono, port = 0, hostname = "127.0.0.1"): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+    const server = serve({ fetch: app.fetch, port, hostname }, (info: AddressInfo) => {
       resolve({
-        url: `http://127.0.0.1:${info.port}`,
+        url: `http://${hostname}:${info.port}`,
         port: info.port,
         close: () =>
           new Promise<void>((done) => {

@@ -5,6 +5,8 @@ import { listen, sleep, Timings, type Knobs, type Listening } from "./http.ts";
 
 export interface FakeOllamaOptions {
   port?: number;
+  /** The loopback address to listen on (default 127.0.0.1). */
+  hostname?: string;
   /** Embedding size (default 256). */
   dim?: number;
   /** Models the fake knows; any other name gets Ollama's 404. Default: every name is known. */
@@ -335,6 +337,6 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   });
 
   app.notFound((c) => c.text("404 page not found", 404));
-  const server = await listen(app, opts.port);
+  const server = await listen(app, opts.port, opts.hostname);
   return { ...server, knobs, calls, chatModels, chatSources, timings, load };
 }

@@ -101,6 +101,13 @@ test("API pods count the ready Ollama and API pods through headless Services to 
     return service;
   };
   servingPods(env.OLLAMA_PODS_DNS!.value!, inputs(ollama).spec.template.metadata.labels);
+  // Each model call goes to a pod's address at OLLAMA_URL's port (ollama-pods.ts): the Service's port is the pod's.
+  const ollamaPort = Number(new URL(env.OLLAMA_URL!.value!).port);
+  const ollamaContainerPorts = container(ollama, "ollama").ports as Array<{ containerPort: number }>;
+  assert.deepEqual(
+    ollamaContainerPorts.map((p) => p.containerPort),
+    [ollamaPort],
+  );
   const apiPods = servingPods(env.API_PODS_DNS!.value!, inputs(deployment).spec.template.metadata.labels);
   const monitor = inputs(one(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "observability-stack-agent-api")).spec
     .selector;

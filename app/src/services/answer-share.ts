@@ -30,6 +30,17 @@ export const podAddresses: ListPods = async (name) => {
 export const answerShare = (slots: number, apiPods: number, place?: number): number =>
   Math.max(1, Math.floor(slots / apiPods) + (place !== undefined && place < slots % apiPods ? 1 : 0));
 
+/**
+ * A replica's share as a run of the slot numbers 0 to slots - 1, the shares laid end to end in `place` order; with more
+ * API pods than slots (a share of 1 each), they go round the slots again.
+ */
+export type SlotRun = { first: number; count: number };
+
+export const slotRun = (slots: number, apiPods: number, place: number): SlotRun => ({
+  first: apiPods > slots ? place % slots : place * Math.floor(slots / apiPods) + Math.min(place, slots % apiPods),
+  count: answerShare(slots, apiPods, place),
+});
+
 export interface AnswerShareOptions {
   /** Headless Service of the Ollama pods (OLLAMA_PODS_DNS) and of the API pods (API_PODS_DNS). */
   ollamaDns: string;
@@ -41,6 +52,11 @@ export interface AnswerShareOptions {
   refreshMs: number;
   /** Called with each new share (answer-slots.ts resize). */
   onShare: (slots: number) => void;
+  /**
+   * Called at each count with the ready Ollama pods (none: use the Service) and this replica's run of slots among
+   * them, unknown while its place is (ollama-pods.ts update).
+   */
+  onOllamaPods?: (addresses: string[], run?: SlotRun) => void;
   log: Logger;
   listPods?: ListPods;
 }
@@ -64,9 +80,11 @@ export function watchAnswerShare(opts: AnswerShareOptions) {
     try {
       const [ollamaPods, apiPods] = await Promise.all([listPods(opts.ollamaDns), listPods(opts.apiDns)]);
       failing = false;
-      if (ollamaPods.length === 0 || apiPods.length === 0) return;
       const slots = ollamaPods.length * opts.numParallel;
       const place = opts.podIp === undefined ? undefined : apiPods.indexOf(opts.podIp);
+      const known = place !== undefined && place !== -1 && slots > 0;
+      opts.onOllamaPods?.(ollamaPods, known ? slotRun(slots, apiPods.length, place) : undefined);
+      if (ollamaPods.length === 0 || apiPods.length === 0) return;
       const share = place === -1 ? 1 : answerShare(slots, apiPods.length, place);
       if (share === current) return;
       current = share;

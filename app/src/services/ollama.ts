@@ -2,6 +2,7 @@ import { type ChatRequest, type ChatResponse, Ollama, type Message } from "ollam
 import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { fetchOverRequest } from "./upstream-fetch.ts";
+import { type PodCall, type PodRouter, reachedNoPod } from "./ollama-pods.ts";
 
 export interface ChatResult {
   content: string;
@@ -101,6 +102,8 @@ export interface OllamaOptions {
    */
   maxAnswerTokens: number;
   metrics: Metrics;
+  /** Sends each call to an Ollama pod of its own (ollama-pods.ts); without it, every call goes to `url`. */
+  pods?: PodRouter;
 }
 
 export function createOllama(opts: OllamaOptions) {
@@ -120,6 +123,29 @@ export function createOllama(opts: OllamaOptions) {
     messages,
     ...settings,
   });
+  /**
+   * `fn` with the URL of the pod the call goes to (or the Service's), once more with another pod's if that one refused
+   * the connection (a pod gone since the last count). The pod stays taken until `release()`.
+   */
+  const onPod = async <T>(model: string, fn: (url: string) => Promise<T>): Promise<{ value: T; pod: PodCall }> => {
+    for (let attempt = 0, exclude: string | undefined; ; attempt++) {
+      const pod = opts.pods?.take(model, exclude) ?? { url: opts.url, release: () => {} };
+      try {
+        return { value: await fn(pod.url), pod };
+      } catch (err) {
+        pod.release();
+        if (attempt > 0 || pod.address === undefined || !reachedNoPod(err)) throw err;
+        opts.pods!.refused(pod.address);
+        exclude = pod.address;
+      }
+    }
+  };
+  /** A whole answer from a pod: the pod is free again once it is read. */
+  const answer = async <T>(model: string, fn: (client: Ollama) => Promise<T>): Promise<T> => {
+    const { value, pod } = await onPod(model, (url) => fn(url === opts.url ? client : new Ollama({ ...config, host: url })));
+    pod.release();
+    return value;
+  };
   const call = async <T>(tool: OllamaTool, fn: () => Promise<T>): Promise<T> => {
     try {
       return await timeTool(opts.metrics, tool, fn);
@@ -141,7 +167,7 @@ export function createOllama(opts: OllamaOptions) {
         const input = texts.slice(i, i + opts.batchSize);
         // Checked inside `call`: a 200 of another shape (a gateway's, say) is a failed call, and a 502.
         const embeddings = await call("ollama_embed", async () => {
-          const res = await client.embed({ model: opts.embedModel, input, truncate: !whole });
+          const res = await answer(opts.embedModel, (c) => c.embed({ model: opts.embedModel, input, truncate: !whole }));
           const got = Array.isArray(res.embeddings) ? res.embeddings.length : "no";
           if (got !== input.length) throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${got}`);
           if (!res.embeddings.every((v) => Array.isArray(v) && v.length > 0 && typeof v[0] === "number"))
@@ -155,7 +181,7 @@ export function createOllama(opts: OllamaOptions) {
 
     chat: (model: string, messages: ChatMessage[]): Promise<ChatResult> =>
       call("ollama_chat", async () => {
-        const res = await client.chat({ ...chatRequest(model, messages), stream: false });
+        const res = await answer(model, (c) => c.chat({ ...chatRequest(model, messages), stream: false }));
         return chatResult(res?.message?.content, res);
       }),
 
@@ -169,8 +195,13 @@ export function createOllama(opts: OllamaOptions) {
     async *chatStream(model: string, messages: ChatMessage[]): AsyncGenerator<string, ChatResult> {
       const stop = opts.metrics.toolDuration.startTimer({ tool_name: "ollama_chat" });
       let content = "";
+      let pod: PodCall | undefined;
       try {
-        const stream = await new Ollama(config).chat({ ...chatRequest(model, messages), stream: true });
+        const opened = await onPod(model, (host) =>
+          new Ollama({ ...config, host }).chat({ ...chatRequest(model, messages), stream: true }),
+        );
+        pod = opened.pod;
+        const stream = opened.value;
         let last: ChatResponse | undefined;
         try {
           for await (const part of stream) {
@@ -193,6 +224,7 @@ export function createOllama(opts: OllamaOptions) {
         opts.metrics.toolCalls.inc({ tool_name: "ollama_chat", success: "false" });
         throw toAppError(err, opts.timeoutMs, "ollama_chat");
       } finally {
+        pod?.release();
         stop();
       }
     },

@@ -1,0 +1,99 @@
+/**
+ * Which Ollama pod each model call goes to. Through the Service, kube-proxy picks a pod per TCP connection, and a
+ * kept-alive connection stays on its pod: a replica whose connections led to one pod sent it every answer while the
+ * other had a slot free (probe AK: one pod past its slots 53-56 % of the time with another free, about 12 % of answers
+ * lost to waiting and 504s). Each call goes to a pod address instead (the headless Service's, OLLAMA_PODS_DNS), the one
+ * with the fewest of this replica's calls of that model in flight, within this replica's slots on it.
+ *
+ * A replica's slots: every API pod's share (answer-share.ts) is a run of the numbers 0 to pods x OLLAMA_NUM_PARALLEL - 1,
+ * in the API pods' address order, and slot s is on Ollama pod s mod pods. Together the replicas then send each pod at
+ * most its OLLAMA_NUM_PARALLEL; the fewest in flight alone sent 5 to one pod of 4 with 3 API pods sharing 8 slots.
+ * With no addresses (no OLLAMA_PODS_DNS, an empty answer) every call goes to the Service, as before.
+ */
+import { hasErrorCode } from "../errors.ts";
+import type { SlotRun } from "./answer-share.ts";
+
+export interface PodCall {
+  /** OLLAMA_URL with the pod's address for its host; OLLAMA_URL itself when no pod is known. */
+  url: string;
+  /** The pod's address; undefined for the Service. */
+  address?: string;
+  release(): void;
+}
+
+/**
+ * Errors raised before anything was sent (nothing listening, no route, no connection within undici's connect timeout):
+ * the call may go to another pod. Never a reset or a timeout once connected: that pod may be generating the answer.
+ */
+const NOTHING_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+export const reachedNoPod = (err: unknown): boolean => hasErrorCode(err, NOTHING_SENT);
+
+export function createPodRouter(serviceUrl: string) {
+  let pods: string[] = [];
+  /** This replica's slots on each pod; none known (its place among the API pods unknown), no cap. */
+  let caps = new Map<string, number>();
+  /** Pods that refused a connection since the last count. */
+  const refusing = new Set<string>();
+  /** `${model} ${address}` -> this replica's calls in flight. */
+  const inFlight = new Map<string, number>();
+  const load = (model: string, address: string) => inFlight.get(`${model} ${address}`) ?? 0;
+
+  const urlOf = (address: string) => {
+    const url = new URL(serviceUrl);
+    url.hostname = address.includes(":") ? `[${address}]` : address;
+    return url.toString().replace(/\/$/, "");
+  };
+
+  /** The pod with the fewest calls of the model in flight, among those under their cap if any is; ties by address. */
+  function choose(model: string, exclude?: string): string | undefined {
+    const open = pods.filter((a) => a !== exclude && !refusing.has(a));
+    const underCap = open.filter((a) => !caps.has(a) || load(model, a) < caps.get(a)!);
+    const candidates = underCap.length > 0 ? underCap : open;
+    let best: string | undefined;
+    for (const a of candidates) if (best === undefined || load(model, a) < load(model, best)) best = a;
+    return best;
+  }
+
+  return {
+    /** The ready pods (sorted, as podAddresses answers) and this replica's slots among them, at each count. */
+    update(addresses: string[], run?: SlotRun): void {
+      pods = addresses;
+      refusing.clear();
+      caps = new Map();
+      if (run === undefined || addresses.length === 0) return;
+      for (let s = run.first; s < run.first + run.count; s++) {
+        const pod = addresses[s % addresses.length]!;
+        caps.set(pod, (caps.get(pod) ?? 0) + 1);
+      }
+      // A pod none of this replica's slots is on gets a cap of 0: used only when every other pod is full or refused.
+      for (const a of addresses) if (!caps.has(a)) caps.set(a, 0);
+    },
+
+    /** A pod for one call of `model`, `exclude` aside (the one that just refused it). Release it when the call ends. */
+    take(model: string, exclude?: string): PodCall {
+      const address = choose(model, exclude);
+      if (address === undefined) return { url: serviceUrl, release: () => {} };
+      const key = `${model} ${address}`;
+      inFlight.set(key, load(model, address) + 1);
+      let held = true;
+      return {
+        url: urlOf(address),
+        address,
+        release: () => {
+          if (!held) return;
+          held = false;
+          const left = load(model, address) - 1;
+          if (left > 0) inFlight.set(key, left);
+          else inFlight.delete(key);
+        },
+      };
+    },
+
+    /** The pod refused a connection: no call goes there until the next count. */
+    refused(address: string): void {
+      refusing.add(address);
+    },
+  };
+}
+
+export type PodRouter = ReturnType<typeof createPodRouter>;

@@ -1,0 +1,157 @@
+// Each model call goes to an Ollama pod of its own (app/src/services/ollama-pods.ts), not wherever kube-proxy led the
+// replica's kept-alive connection. Pods are fake Ollamas on other loopback addresses at the same port, as pod IPs
+// behind one Service port; the Service URL leads to the first alone, as a kept-alive connection does.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, test } from "node:test";
+import { createMetrics } from "../../app/src/metrics.ts";
+import { slotRun } from "../../app/src/services/answer-share.ts";
+import { createOllama } from "../../app/src/services/ollama.ts";
+import { createPodRouter } from "../../app/src/services/ollama-pods.ts";
+import { type FakeOllama, startFakeOllama } from "../fakes/ollama.ts";
+
+const PODS = ["127.0.0.2", "127.0.0.3"];
+/** Nothing listens there: a pod gone since the last count. */
+const GONE = "127.0.0.4";
+let fakes: FakeOllama[];
+let serviceUrl: string;
+
+/** A port free on every pod address (a pod IP's port is the Service's target port, the same on each). */
+async function portFreeOn(hosts: string[]): Promise<number> {
+  for (;;) {
+    const probe = net.createServer();
+    const port = await new Promise<number>((resolve) =>
+      probe.listen(0, hosts[0], () => resolve((probe.address() as net.AddressInfo).port)),
+    );
+    await new Promise((resolve) => probe.close(resolve));
+    try {
+      fakes = await Promise.all(hosts.map((hostname) => startFakeOllama({ port, hostname })));
+      return port;
+    } catch {
+      // Taken on another address meanwhile: try another.
+    }
+  }
+}
+
+before(async () => {
+  const port = await portFreeOn(PODS);
+  serviceUrl = `http://${PODS[0]}:${port}`;
+  for (const f of fakes) Object.assign(f.knobs, { parallel: null, generationMs: 150 });
+});
+after(() => Promise.all(fakes.map((f) => f.close())));
+
+const ollamaVia = (pods?: ReturnType<typeof createPodRouter>) =>
+  createOllama({
+    url: serviceUrl,
+    timeoutMs: 5_000,
+    embedModel: "fake-embed",
+    batchSize: 32,
+    maxAnswerTokens: 256,
+    metrics: createMetrics(),
+    pods,
+  });
+
+const resetLoad = () => {
+  for (const f of fakes) Object.assign(f.load, { generated: 0, peak: 0, wasted: 0 });
+};
+
+test("every replica filling its share sends each Ollama pod at most its OLLAMA_NUM_PARALLEL", () => {
+  for (let ollamaPods = 1; ollamaPods <= 4; ollamaPods++)
+    for (let apiPods = 1; apiPods <= 7; apiPods++)
+      for (let parallel = 1; parallel <= 4; parallel++) {
+        const addresses = Array.from({ length: ollamaPods }, (_, i) => `10.0.0.${i + 1}`);
+        const slots = ollamaPods * parallel;
+        const perPod = new Map<string, number>();
+        for (let place = 0; place < apiPods; place++) {
+          const router = createPodRouter("http://ollama:11434");
+          const run = slotRun(slots, apiPods, place);
+          router.update(addresses, run);
+          for (let i = 0; i < run.count; i++) {
+            const address = router.take("m").address!;
+            perPod.set(address, (perPod.get(address) ?? 0) + 1);
+          }
+        }
+        const most = Math.max(...perPod.values());
+        const expected = Math.max(parallel, Math.ceil(apiPods / ollamaPods)); // each replica asks for 1 at least
+        assert.ok(most <= expected, `${ollamaPods} pods of ${parallel}, ${apiPods} API pods: one pod sent ${most}`);
+      }
+});
+
+test("a replica's concurrent answers go one to each pod, round after round, whatever its connection leads to", async () => {
+  resetLoad();
+  const pods = createPodRouter(serviceUrl);
+  pods.update(PODS, { first: 0, count: 2 });
+  const ollama = ollamaVia(pods);
+  for (let round = 0; round < 3; round++)
+    await Promise.all([1, 2].map((i) => ollama.chat("fake-small", [{ role: "user", content: `q ${round} ${i}` }])));
+  assert.deepEqual(
+    fakes.map((f) => [f.load.generated, f.load.peak]),
+    [
+      [3, 1],
+      [3, 1],
+    ],
+    "answers per pod and the most at once",
+  );
+
+  resetLoad();
+  const streams = await Promise.all(
+    [1, 2].map(async (i) => {
+      let text = "";
+      for await (const token of ollama.chatStream("fake-small", [{ role: "user", content: `s ${i}` }])) text += token;
+      return text;
+    }),
+  );
+  assert.ok(streams.every((t) => t.length > 0));
+  assert.deepEqual(
+    fakes.map((f) => f.load.generated),
+    [1, 1],
+    "streams are spread too",
+  );
+});
+
+test("without pods counted (none resolved, or no OLLAMA_PODS_DNS), every call goes to the Service", async () => {
+  resetLoad();
+  const pods = createPodRouter(serviceUrl);
+  pods.update([]);
+  for (const ollama of [ollamaVia(pods), ollamaVia()])
+    await Promise.all([1, 2].map((i) => ollama.chat("fake-small", [{ role: "user", content: `q ${i}` }])));
+  assert.deepEqual(
+    fakes.map((f) => f.load.generated),
+    [4, 0],
+  );
+});
+
+test("a pod that refuses the connection (gone since the last count): the call is made once on another, and the pod is left alone until the next count", async () => {
+  resetLoad();
+  const pods = createPodRouter(serviceUrl);
+  pods.update([GONE, PODS[1]!]);
+  const ollama = ollamaVia(pods);
+  const before = fakes[1]!.calls["/api/embed"] ?? 0;
+  await ollama.chat("fake-small", [{ role: "user", content: "first" }]);
+  let streamed = "";
+  for await (const token of ollama.chatStream("fake-small", [{ role: "user", content: "second" }])) streamed += token;
+  assert.ok(streamed.length > 0);
+  assert.equal((await ollama.embed(["a text"])).length, 1);
+  assert.deepEqual(
+    fakes.map((f) => f.load.generated),
+    [0, 2],
+  );
+  assert.equal((fakes[1]!.calls["/api/embed"] ?? 0) - before, 1);
+  const next = pods.take("fake-small");
+  assert.equal(next.address, PODS[1], "the refusing pod is not asked again before the next count");
+  next.release();
+  pods.update([GONE, PODS[1]!]);
+  const counted = pods.take("fake-small");
+  assert.equal(counted.address, GONE, "counted again, it is asked again");
+  counted.release();
+
+  resetLoad();
+  const allGone = createPodRouter(serviceUrl);
+  allGone.update([GONE]);
+  await ollamaVia(allGone).chat("fake-small", [{ role: "user", content: "third" }]);
+  assert.deepEqual(
+    fakes.map((f) => f.load.generated),
+    [1, 0],
+    "no other pod: the Service's",
+  );
+});
