@@ -22,11 +22,18 @@ export interface PodCall {
 }
 
 /**
- * Errors raised before anything was sent (nothing listening, no route, no connection within undici's connect timeout):
+ * Errors raised before anything was sent (nothing listening, no route, no connection within POD_CONNECT_TIMEOUT_MS):
  * the call may go to another pod. Never a reset or a timeout once connected: that pod may be generating the answer.
  */
 const NOTHING_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 export const reachedNoPod = (err: unknown): boolean => hasErrorCode(err, NOTHING_SENT);
+
+/**
+ * How long a connection to Ollama may take. In the cluster one takes a millisecond; a pod deleted since the last count
+ * leaves an address that drops the SYN, and undici's default waited 10 s (OLLAMA_TIMEOUT_MS does not run until a
+ * connection is made: probe AM2 saw 3 s to EHOSTUNREACH under a 500 ms deadline) before the call went to another pod.
+ */
+export const POD_CONNECT_TIMEOUT_MS = 1_000;
 
 export function createPodRouter(serviceUrl: string) {
   let pods: string[] = [];
@@ -44,14 +51,18 @@ export function createPodRouter(serviceUrl: string) {
     return url.toString().replace(/\/$/, "");
   };
 
-  /** The pod with the fewest calls of the model in flight, among those under their cap if any is; ties by address. */
-  function choose(model: string, exclude?: string): string | undefined {
-    const open = pods.filter((a) => a !== exclude && !refusing.has(a));
+  /** Turns taken among pods with as few calls in flight: by address, every replica's idle calls went to the first. */
+  let turn = 0;
+
+  /** The pod with the fewest calls of the model in flight, among those under their cap if any is. */
+  function choose(model: string): string | undefined {
+    const open = pods.filter((a) => !refusing.has(a));
     const underCap = open.filter((a) => !caps.has(a) || load(model, a) < caps.get(a)!);
     const candidates = underCap.length > 0 ? underCap : open;
-    let best: string | undefined;
-    for (const a of candidates) if (best === undefined || load(model, a) < load(model, best)) best = a;
-    return best;
+    if (candidates.length === 0) return undefined;
+    const fewest = Math.min(...candidates.map((a) => load(model, a)));
+    const tied = candidates.filter((a) => load(model, a) === fewest);
+    return tied[turn++ % tied.length];
   }
 
   return {
@@ -69,9 +80,9 @@ export function createPodRouter(serviceUrl: string) {
       for (const a of addresses) if (!caps.has(a)) caps.set(a, 0);
     },
 
-    /** A pod for one call of `model`, `exclude` aside (the one that just refused it). Release it when the call ends. */
-    take(model: string, exclude?: string): PodCall {
-      const address = choose(model, exclude);
+    /** A pod for one call of `model`, or the Service once none is left. Release it when the call ends. */
+    take(model: string): PodCall {
+      const address = choose(model);
       if (address === undefined) return { url: serviceUrl, release: () => {} };
       const key = `${model} ${address}`;
       inFlight.set(key, load(model, address) + 1);
@@ -89,7 +100,7 @@ export function createPodRouter(serviceUrl: string) {
       };
     },
 
-    /** The pod refused a connection: no call goes there until the next count. */
+    /** No connection could be made to the pod: no call goes there until the next count. */
     refused(address: string): void {
       refusing.add(address);
     },

@@ -1,8 +1,9 @@
 import { type ChatRequest, type ChatResponse, Ollama, type Message } from "ollama";
 import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import { Agent } from "undici";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { fetchOverRequest } from "./upstream-fetch.ts";
-import { type PodCall, type PodRouter, reachedNoPod } from "./ollama-pods.ts";
+import { POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter, reachedNoPod } from "./ollama-pods.ts";
 
 export interface ChatResult {
   content: string;
@@ -107,7 +108,10 @@ export interface OllamaOptions {
 }
 
 export function createOllama(opts: OllamaOptions) {
-  const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
+  const config = {
+    host: opts.url,
+    fetch: fetchOverRequest(opts.timeoutMs, new Agent({ connect: { timeout: POD_CONNECT_TIMEOUT_MS } })),
+  };
   const client = new Ollama(config);
   /**
    * Every chat's settings (ChatRequest.Truncate and Shift, absent from ollama-js 0.6.4's types, are passed on as sent).
@@ -124,19 +128,18 @@ export function createOllama(opts: OllamaOptions) {
     ...settings,
   });
   /**
-   * `fn` with the URL of the pod the call goes to (or the Service's), once more with another pod's if that one refused
-   * the connection (a pod gone since the last count). The pod stays taken until `release()`.
+   * `fn` with the URL of the pod the call goes to, again with the next pod's while one could not be reached (gone since
+   * the last count), and with the Service's once none is left. The pod stays taken until `release()`.
    */
   const onPod = async <T>(model: string, fn: (url: string) => Promise<T>): Promise<{ value: T; pod: PodCall }> => {
-    for (let attempt = 0, exclude: string | undefined; ; attempt++) {
-      const pod = opts.pods?.take(model, exclude) ?? { url: opts.url, release: () => {} };
+    for (;;) {
+      const pod = opts.pods?.take(model) ?? { url: opts.url, release: () => {} };
       try {
         return { value: await fn(pod.url), pod };
       } catch (err) {
         pod.release();
-        if (attempt > 0 || pod.address === undefined || !reachedNoPod(err)) throw err;
+        if (pod.address === undefined || !reachedNoPod(err)) throw err;
         opts.pods!.refused(pod.address);
-        exclude = pod.address;
       }
     }
   };
