@@ -194,6 +194,24 @@ test("after an ingest, a question whose sources did not change gets its answer w
   assert.match(fresh.body.answer, /Spring tides/);
 });
 
+test("a query reads from Qdrant only the fields of a hit, not its document's metadata (up to 8 kB a chunk)", async () => {
+  const metadata = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`field_${i}`, "x".repeat(200)]));
+  const text = "Lighthouse keepers trimmed the lamp wicks at dusk. ".repeat(40);
+  const ingest = await user.post("/api/v1/documents", { documents: [{ id: "lamp-wicks", title: "Wicks", text, metadata }] });
+  assert.equal(ingest.status, 201, JSON.stringify(ingest.body));
+  const before = stack.fakes.qdrant.queried.payloadBytes;
+  const res = await user.post("/api/v1/query", {
+    query: "When were the lamp wicks trimmed?",
+    top_k: 5,
+    filter: { field_0: "x".repeat(200) },
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const hits = res.body.sources.length;
+  assert.ok(hits > 0);
+  const perHit = (stack.fakes.qdrant.queried.payloadBytes - before) / hits;
+  assert.ok(perHit < 2_000, `${Math.round(perHit)} bytes of payload per hit for chunks of about 1 kB`);
+});
+
 test("an answer given while the collection is missing is not cached: once it is restored, the question finds its chunks", async () => {
   const question = { query: "Which database stores payloads for similarity search?" };
   const collection = stack.fakes.qdrant.collections.get("documents")!;

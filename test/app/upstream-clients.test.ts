@@ -595,7 +595,7 @@ function bigDocumentPoints() {
 
 test("a document's points go to Qdrant in calls under its 32 MiB request limit, each checked against the gate", async () => {
   const qdrant = qdrantAt(fakes.qdrant.url, "big-document");
-  // In one call (as before) Qdrant answered 413, and the ingest was a 502.
+  // In one call (as before) Qdrant answered 400 (body over its limit), and the ingest was a 502.
   const points = bigDocumentPoints();
   const upserts = () => fakes.qdrant.calls["/collections/:name/points"] ?? 0;
   const before = upserts();

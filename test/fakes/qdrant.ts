@@ -42,6 +42,8 @@ export interface FakeQdrant extends Listening {
   searching(): number;
   collections: Map<string, Collection>;
   calls: Record<string, number>;
+  /** Bytes of payload sent back by queries, as JSON. */
+  queried: { payloadBytes: number };
   timings: Timings;
 }
 
@@ -52,6 +54,19 @@ const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$
 const validId = (id: unknown): id is PointId =>
   (typeof id === "number" && Number.isInteger(id) && id >= 0) || (typeof id === "string" && UUID.test(id));
 
+/**
+ * `with_payload`: true (all), an array of fields, or `{include}` / `{exclude}` (v1.15.5 lib/segment/src/types.rs
+ * WithPayloadInterface); top-level keys only, which is all the app names.
+ */
+function selectPayload(payload: Record<string, unknown>, selector: unknown): Record<string, unknown> {
+  const pick = (keep: (key: string) => boolean) => Object.fromEntries(Object.entries(payload).filter(([k]) => keep(k)));
+  if (Array.isArray(selector)) return pick((k) => selector.includes(k));
+  const { include, exclude } = (typeof selector === "object" && selector) as { include?: string[]; exclude?: string[] };
+  if (include) return pick((k) => include.includes(k));
+  if (exclude) return pick((k) => !exclude.includes(k));
+  return payload;
+}
+
 /** A small HTTP server speaking Qdrant's REST API with its `{result, status, time}` envelope and error bodies. */
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 
@@ -60,6 +75,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   let searching = 0;
   const collections = new Map<string, Collection>();
   const calls: Record<string, number> = {};
+  const queried = { payloadBytes: 0 };
   const timings = new Timings();
   let operationId = 0;
 
@@ -73,12 +89,18 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
 
   const app = new Hono<FakeEnv>();
   // service.max_request_size_mb, 32 by default (qdrant/qdrant config/config.yaml); actix-web's JSON extractor answers
-  // a bigger body with a 413.
+  // a bigger body with a 400 in its envelope (v1.15.5 src/actix/mod.rs validation_error_handler: actix-web's
+  // JsonPayloadError::OverflowKnownLength, whose text this is).
   app.use(
     "*",
     bodyLimit({
       maxSize: MAX_REQUEST_BYTES,
-      onError: (c) => c.text(`JSON payload is larger than allowed (limit: ${MAX_REQUEST_BYTES} bytes)`, 413),
+      onError: (c) =>
+        fail(
+          c,
+          400,
+          `JSON payload (${c.req.header("content-length")} bytes) is larger than allowed (limit: ${MAX_REQUEST_BYTES} bytes).`,
+        ),
     }),
   );
   app.use("*", async (c, next) => {
@@ -225,7 +247,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
   const shape = (p: StoredPoint, withPayload: unknown, withVector: unknown) => ({
     id: p.id,
     version: 1,
-    ...(withPayload ? { payload: p.payload } : {}),
+    ...(withPayload ? { payload: selectPayload(p.payload, withPayload) } : {}),
     ...(withVector ? { vector: p.vector } : {}),
   });
 
@@ -282,6 +304,7 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
       .sort((a, b) => (ascending ? a.s - b.s : b.s - a.s))
       .slice(offset, offset + limit)
       .map(({ p, s }) => ({ ...shape(p, req.with_payload, req.with_vector), score: s }));
+    for (const p of points) queried.payloadBytes += JSON.stringify(p.payload ?? null).length;
     return ok(c, { points });
   });
 
@@ -323,5 +346,5 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
 
   app.notFound((c) => fail(c, 404, `Not found: ${c.req.path}`));
   const server = await listen(app as unknown as Hono, opts.port);
-  return { ...server, knobs, searching: () => searching, collections, calls, timings };
+  return { ...server, knobs, searching: () => searching, collections, calls, queried, timings };
 }
