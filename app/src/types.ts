@@ -10,6 +10,9 @@ export interface Principal {
 /** Bindings are absent when the app is called without Node's server (app.request in a unit test). */
 export type AppEnv = {
   Bindings: Partial<HttpBindings>;
-  /** `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). */
-  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number };
+  /**
+   * `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). `bodyBytes`: the
+   * size of a POST's body (middleware/readbody.ts).
+   */
+  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number; bodyBytes: number };
 };

@@ -712,6 +712,30 @@ test("identical questions sent at once cost one embedding and one model call", a
   assert.equal(answers.filter((a) => !a.body.cached).length, 1, "one generated, seven followed it");
 });
 
+test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; a smaller one fits", async () => {
+  const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: "4096" });
+  const admin = api(replica.url, ADMIN_KEY);
+  const doc = (id: string, chars: number) => ({ documents: [{ id, text: "Gulls follow the ferry. ".repeat(chars / 24) }] });
+  stack.fakes.ollama.knobs.latencyMs = 400;
+  try {
+    const first = admin.post("/api/v1/documents", doc("budget-a", 3_000));
+    await setTimeout(150); // embedding
+    const [second, small] = await Promise.all([
+      admin.post("/api/v1/documents", doc("budget-b", 3_000)),
+      admin.post("/api/v1/documents", doc("budget-c", 240)),
+    ]);
+    assert.equal(second.status, 503, JSON.stringify(second.body));
+    assert.match(second.body.error, /INGEST_MAX_BYTES_IN_FLIGHT 4096/);
+    assert.equal(second.headers.get("retry-after"), "5");
+    assert.equal(small.status, 201, "3 kB and 0.3 kB fit in 4 kB");
+    assert.equal((await first).status, 201);
+    assert.equal((await admin.post("/api/v1/documents", doc("budget-b", 3_000))).status, 201, "its bytes are free again");
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+    await replica.stop();
+  }
+});
+
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {
   const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(
     " ",

@@ -1,5 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { clip } from "../text.ts";
+import type { AppEnv } from "../types.ts";
 
 /**
  * Throws on bytes that are not UTF-8, in the same pass that decodes them (Buffer's `isUtf8` and then a decode cost
@@ -19,7 +20,7 @@ const JSON_MEDIA_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
  * The body is read here once, and its text handed to hono's validator through `bodyCache.text`, which `c.req.json()`
  * parses: hono (4.13, request.ts `#cachedBody`) keeps a promise there, although its type says string.
  */
-export const readJsonBody = createMiddleware(async (c, next) => {
+export const readJsonBody = createMiddleware<AppEnv>(async (c, next) => {
   if (c.req.method !== "POST") return next();
   const encoding = c.req.header("content-encoding");
   if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
@@ -42,5 +43,6 @@ export const readJsonBody = createMiddleware(async (c, next) => {
     return c.json({ error: "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)" }, 400);
   }
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+  c.set("bodyBytes", bytes.byteLength);
   await next();
 });

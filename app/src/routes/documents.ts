@@ -21,7 +21,8 @@ const ingestRoute = apiRoute({
   summary: "Ingest documents",
   description:
     "Chunks each text, embeds the chunks through Ollama (batched), upserts them to Qdrant and records the document. " +
-    "Sending an existing id replaces that document. A document another request is still writing is a 409.",
+    "Sending an existing id replaces that document. A document another request is still writing is a 409. A replica " +
+    "already ingesting INGEST_MAX_BYTES_IN_FLIGHT of request bodies answers 503 (Retry-After: 5).",
   request: { body: jsonBody(DocumentsRequestSchema) },
   responses: {
     201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"),
@@ -47,7 +48,8 @@ const deleteRoute = apiRoute({
 export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Documents) {
   app.openapi(ingestRoute, async (c) => {
     const input = c.req.valid("json").documents;
-    return c.json({ documents: await documents.ingest(input, c.get("principal").id, c.get("deadlineAt")) }, 201);
+    const ingested = await documents.ingest(input, c.get("principal").id, c.get("deadlineAt"), c.get("bodyBytes"));
+    return c.json({ documents: ingested }, 201);
   });
 
   app.openapi(deleteRoute, async (c) => {

@@ -37,6 +37,16 @@ const documentsBusy = ({ ids, leftSeconds }: Busy) =>
     { "Retry-After": "1" },
   );
 
+/** Past INGEST_MAX_BYTES_IN_FLIGHT: the ALB sends the retry to whichever replica, and an ingest takes seconds. */
+const ingestBusy = (ingesting: number, max: number) =>
+  new AppError(
+    503,
+    `this replica is already ingesting ${ingesting} bytes of documents (INGEST_MAX_BYTES_IN_FLIGHT ${max}): ask again shortly`,
+    "ingest_busy",
+    undefined,
+    { "Retry-After": "5" },
+  );
+
 export interface DocumentsDeps {
   config: Config;
   store: Store;
@@ -164,17 +174,38 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       throw err;
     };
 
+  /** Bytes of request bodies whose ingest is at work on this replica. */
+  let ingesting = 0;
+
+  /**
+   * An ingest holds every chunk's vector until its documents are written, about 40 times its body (probe AO: a 2 MiB
+   * body made 3,900 chunks and took 115 MiB), and nothing bounded how many ran at once: 8 at a time took a replica to
+   * 760 MiB, past a dev pod's 512 MiB. Past INGEST_MAX_BYTES_IN_FLIGHT of bodies, another is a 503 (one alone always
+   * runs). Its bytes count until its work ends, which may be after its 504.
+   */
+  async function ingest(
+    docs: DocumentInput[],
+    owner: string,
+    stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
+    bodyBytes = 0,
+  ): Promise<Array<{ id: string; chunks: number }>> {
+    if (ingesting > 0 && ingesting + bodyBytes > config.INGEST_MAX_BYTES_IN_FLIGHT)
+      throw ingestBusy(ingesting, config.INGEST_MAX_BYTES_IN_FLIGHT);
+    ingesting += bodyBytes;
+    try {
+      return await write(docs, owner, stopAt);
+    } finally {
+      ingesting -= bodyBytes;
+    }
+  }
+
   /**
    * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
    * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
    * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
    * this request until its chunks are written: a concurrent ingest or delete of one of them is a 409.
    */
-  async function ingest(
-    docs: DocumentInput[],
-    owner: string,
-    stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
-  ): Promise<Array<{ id: string; chunks: number }>> {
+  async function write(docs: DocumentInput[], owner: string, stopAt: number): Promise<Array<{ id: string; chunks: number }>> {
     const beforeCall = callsUntil(stopAt);
     const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
     const items = chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text })));
