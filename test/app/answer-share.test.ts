@@ -9,14 +9,14 @@ const settled = async <T>(p: Promise<T>) => await Promise.race([p.then(() => tru
 
 test("answer slots resized: more let the waiting questions in at once, fewer take effect as answers end", async () => {
   const slots = createAnswerSlots({ slots: 1, maxWaitMs: 5_000 });
-  const first = await slots.acquire("m");
-  const [second, third] = [slots.acquire("m"), slots.acquire("m")];
+  const first = await slots.acquire("m", "k");
+  const [second, third] = [slots.acquire("m", "k"), slots.acquire("m", "k")];
   assert.equal(await settled(second), false);
   slots.resize(3);
   assert.deepEqual([await settled(second), await settled(third)], [true, true]);
 
   slots.resize(1);
-  const fourth = slots.acquire("m");
+  const fourth = slots.acquire("m", "k");
   first.release();
   (await second).release();
   assert.equal(await settled(fourth), false, "two of three answers ended: still one over the new limit");
@@ -26,7 +26,7 @@ test("answer slots resized: more let the waiting questions in at once, fewer tak
 
   const off = createAnswerSlots({ slots: 0, maxWaitMs: 5_000 });
   off.resize(1); // the limit stays off
-  await Promise.all([off.acquire("m"), off.acquire("m")]);
+  await Promise.all([off.acquire("m", "k"), off.acquire("m", "k")]);
 });
 
 test("the replicas' shares add up to the slots there are: whole slots each, the rest one each by address", () => {

@@ -335,7 +335,7 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
       }
       if (round === 2) {
         // Answers have been timed: a question that would wait past OLLAMA_SLOT_WAIT_MS is refused without waiting.
-        const atOnce = answers.filter((a) => /waiting, about \d+ ms/.test(a.body.error ?? ""));
+        const atOnce = answers.filter((a) => /waiting ahead, about \d+ ms/.test(a.body.error ?? ""));
         assert.ok(atOnce.length >= 12, `${atOnce.length} refused at once: ${answers.map((a) => a.body.error).join("; ")}`);
       }
     }

@@ -1000,18 +1000,38 @@ test("a turn whose sources cannot be stored is refused at once, and leaves no de
   await new Promise((resolve) => setTimeout(resolve, 60));
 });
 
+test("answer slots: a free slot goes to the waiting question of the key holding the fewest, then in arrival order", async () => {
+  const slots = createAnswerSlots({ slots: 2, maxWaitMs: 2_000 });
+  const [a, b] = await Promise.all([slots.acquire("m", "greedy"), slots.acquire("m", "greedy")]);
+  const order: string[] = [];
+  const inLine = (owner: string, n: number) =>
+    slots.acquire("m", owner).then((slot) => {
+      order.push(`${owner} ${n}`);
+      return slot;
+    });
+  const queued = [inLine("greedy", 1), inLine("greedy", 2), inLine("other", 1), inLine("other", 2)];
+  a!.release();
+  await delay(10);
+  b!.release();
+  await delay(10);
+  assert.deepEqual(order, ["other 1", "greedy 1"], "behind two of the greedy key's, another key's question went first");
+  for (const slot of await Promise.all(queued.slice(0, 1).concat(queued.slice(2, 3)))) slot.release();
+  for (const slot of await Promise.all([queued[1]!, queued[3]!])) slot.release();
+  assert.deepEqual(order.slice(2).sort(), ["greedy 2", "other 2"]);
+});
+
 test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, and refused at once past it once timed", async () => {
   const slots = createAnswerSlots({ slots: 1, maxWaitMs: 200 });
-  const first = await slots.acquire("m");
+  const first = await slots.acquire("m", "k");
   const order: number[] = [];
   const inLine = (n: number) =>
-    slots.acquire("m").then((slot) => {
+    slots.acquire("m", "k").then((slot) => {
       order.push(n);
       return slot;
     });
   const second = inLine(2);
   const third = inLine(3);
-  const other = await slots.acquire("another model"); // its own slots
+  const other = await slots.acquire("another model", "k"); // its own slots
   other.release();
   await delay(60);
   first.release();
@@ -1022,11 +1042,11 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   (await third).release();
   assert.deepEqual(order, [2, 3]);
 
-  const held = await slots.acquire("m");
-  await assert.rejects(slots.acquire("m"), /every answer slot of m is busy \(none free within 200 ms\)/);
+  const held = await slots.acquire("m", "k");
+  await assert.rejects(slots.acquire("m", "k"), /every answer slot of m is busy \(none free within 200 ms\)/);
   // A client that leaves gives up its place: the next in line gets the slot.
   const client = new AbortController();
-  const leaving = slots.acquire("m", () => client.signal);
+  const leaving = slots.acquire("m", "k", () => client.signal);
   const next = inLine(4);
   client.abort("Client connection prematurely closed.");
   await assert.rejects(leaving, { name: "AbortError", message: "the client left while waiting for an answer slot" });
@@ -1035,14 +1055,14 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   assert.deepEqual(order, [2, 3, 4]);
 
   const timed = createAnswerSlots({ slots: 1, maxWaitMs: 300 });
-  const once = await timed.acquire("m");
+  const once = await timed.acquire("m", "k");
   await delay(200);
   once.release(); // the average hold: about 200 ms
-  const again = await timed.acquire("m");
-  const waiter = timed.acquire("m"); // about 200 ms to wait: queued
-  await assert.rejects(timed.acquire("m"), (err: AppError) => {
+  const again = await timed.acquire("m", "k");
+  const waiter = timed.acquire("m", "k"); // about 200 ms to wait: queued
+  await assert.rejects(timed.acquire("m", "k"), (err: AppError) => {
     assert.equal(err.status, 503);
-    assert.match(err.message, /every answer slot of m is busy \(1 waiting, about \d+ ms\)/);
+    assert.match(err.message, /every answer slot of m is busy \(1 waiting ahead, about \d+ ms\)/);
     return true;
   });
   again.release();
@@ -1051,13 +1071,13 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   // A slot given back without a model call (its question found the answer meanwhile) leaves the average alone: ten
   // such at about 0 ms would have brought it from 250 to 250 x 0.8^10, 27 ms, and the third question would queue.
   const averaged = createAnswerSlots({ slots: 1, maxWaitMs: 300 });
-  const long = await averaged.acquire("m");
+  const long = await averaged.acquire("m", "k");
   await delay(250);
   long.release();
-  for (let i = 0; i < 10; i++) (await averaged.acquire("m")).unused();
-  const busy = await averaged.acquire("m");
-  const queued = averaged.acquire("m"); // about 250 ms to wait
-  await assert.rejects(averaged.acquire("m"), /1 waiting, about \d+ ms/); // about 500
+  for (let i = 0; i < 10; i++) (await averaged.acquire("m", "k")).unused();
+  const busy = await averaged.acquire("m", "k");
+  const queued = averaged.acquire("m", "k"); // about 250 ms to wait
+  await assert.rejects(averaged.acquire("m", "k"), /1 waiting ahead, about \d+ ms/); // about 500
   busy.release();
   (await queued).release();
 });

@@ -22,45 +22,68 @@ const busyError = (model: string, reason: string) =>
  */
 export type Deadline = { at: number; passed: () => Error };
 
-/** One model's slots: at most `limit.slots` answers at once (a limit that may change), the others waiting in order. */
+type Waiter = { owner: string; admit: (slot: Slot) => void };
+
+/**
+ * One model's slots: at most `limit.slots` answers at once (a limit that may change), the others waiting. A free slot
+ * goes to the waiting question whose key holds the fewest slots, the earliest among those: first come first served
+ * was one key's. Within its rate limit one key kept every slot with long answers, and the other keys' questions waited
+ * behind its own to a 503: 0 of 34 answered (probe AP). With one key, the order is first come first served.
+ */
 function createLane(model: string, limit: { slots: number }, maxWaitMs: number) {
   let busy = 0;
   /** Average time a slot is held, in ms; 0 until an answer ended. */
   let holdMs = 0;
-  const waiting: Array<(slot: Slot) => void> = [];
+  const waiting: Waiter[] = [];
+  /** Slots held per key (owner). */
+  const held = new Map<string, number>();
+  const heldBy = (owner: string) => held.get(owner) ?? 0;
 
-  function take(waited: boolean): Slot {
+  function take(waited: boolean, owner: string): Slot {
     const since = performance.now();
-    let held = true;
+    held.set(owner, heldBy(owner) + 1);
+    let holding = true;
     const free = (timed: boolean) => {
-      if (!held) return;
-      held = false;
+      if (!holding) return;
+      holding = false;
       const ms = performance.now() - since;
       if (timed) holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
       busy--;
+      if (heldBy(owner) > 1) held.set(owner, heldBy(owner) - 1);
+      else held.delete(owner);
       admitWaiting();
     };
     return { waited, release: () => free(true), unused: () => free(false) };
   }
 
-  /** Gives free slots to the questions waiting, first come first served. */
+  /** The waiting question served next: its key holds the fewest slots, and it came first among those. */
+  function next(): number {
+    let best = 0;
+    for (let i = 1; i < waiting.length; i++) if (heldBy(waiting[i]!.owner) < heldBy(waiting[best]!.owner)) best = i;
+    return best;
+  }
+
+  /** Gives free slots to the questions waiting. */
   function admitWaiting(): void {
     while (busy < limit.slots && waiting.length > 0) {
       busy++;
-      waiting.shift()!(take(true));
+      const [waiter] = waiting.splice(next(), 1);
+      waiter!.admit(take(true, waiter!.owner));
     }
   }
 
-  function acquire(clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
+  function acquire(owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
     if (busy < limit.slots) {
       busy++;
-      return Promise.resolve(take(false));
+      return Promise.resolve(take(false, owner));
     }
     const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
     if (waitMs <= 0) return Promise.reject(deadline!.passed());
-    const expectedMs = ((waiting.length + 1) * holdMs) / limit.slots;
+    // Served before it: the waiting questions of keys holding no more slots than its own.
+    const ahead = waiting.filter((w) => heldBy(w.owner) <= heldBy(owner)).length;
+    const expectedMs = ((ahead + 1) * holdMs) / limit.slots;
     if (expectedMs > waitMs) {
-      return Promise.reject(busyError(model, `${waiting.length} waiting, about ${Math.round(expectedMs)} ms`));
+      return Promise.reject(busyError(model, `${ahead} waiting ahead, about ${Math.round(expectedMs)} ms`));
     }
     return new Promise<Slot>((resolve, reject) => {
       const signal = clientSignal?.();
@@ -71,12 +94,15 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
       };
       const leave = (reason: unknown) => {
         stopWaiting();
-        waiting.splice(waiting.indexOf(admit), 1);
+        waiting.splice(waiting.indexOf(waiter), 1);
         reject(reason);
       };
-      const admit = (slot: Slot) => {
-        stopWaiting();
-        resolve(slot);
+      const waiter: Waiter = {
+        owner,
+        admit: (slot) => {
+          stopWaiting();
+          resolve(slot);
+        },
       };
       const left = () => leave(clientLeft());
       const timer = setTimeout(
@@ -84,7 +110,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
         waitMs,
       );
       signal?.addEventListener("abort", left, { once: true });
-      waiting.push(admit);
+      waiting.push(waiter);
     });
   }
 
@@ -106,14 +132,14 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   const limit = { slots: opts.slots };
   return {
     /**
-     * `clientSignal` is read only if the question has to wait: a client that leaves gives up its place, and none waits
-     * past its `deadline`.
+     * A slot of `model` for a question of `owner` (the API key's id). `clientSignal` is read only if the question has
+     * to wait: a client that leaves gives up its place, and none waits past its `deadline`.
      */
-    acquire(model: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
+    acquire(model: string, owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {}, unused() {}, waited: false });
       let lane = lanes.get(model);
       if (!lane) lanes.set(model, (lane = createLane(model, limit, opts.maxWaitMs)));
-      return lane.acquire(clientSignal, deadline);
+      return lane.acquire(owner, clientSignal, deadline);
     },
 
     /**

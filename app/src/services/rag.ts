@@ -334,7 +334,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
-      const slot = await acquireOrFollow(model, [cacheKey, prompt], clientSignal, deadlineAt);
+      const slot = await acquireOrFollow(model, owner, [cacheKey, prompt], clientSignal, deadlineAt);
       if ("generation" in slot) {
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
@@ -379,6 +379,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    */
   async function acquireOrFollow(
     model: string,
+    owner: string,
     keys: string[],
     clientSignal?: () => AbortSignal,
     deadlineAt?: number,
@@ -397,7 +398,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     };
     try {
       const deadline = deadlineAt === undefined ? undefined : { at: deadlineAt, passed: requestTimedOut };
-      const slot = await slots.acquire(model, waitSignal, deadline);
+      const slot = await slots.acquire(model, owner, waitSignal, deadline);
       if (!started) return slot;
       slot.unused();
       return { generation: started };
