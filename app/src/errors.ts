@@ -60,9 +60,9 @@ export const isAbortError = (err: unknown): boolean =>
 
 /**
  * Socket errors that mean nothing could be reached to ask (no pod listening behind the Service, a name that does not
- * resolve, no route): the dependency is unavailable, as opposed to one that answered badly or broke off an answer.
+ * resolve, no route, no connection within the connect timeout): the dependency is unavailable, as opposed to one that answered badly or broke off an answer.
  */
-const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** Whether the error, or one it was caused by, has one of the codes. */
 export function hasErrorCode(err: unknown, codes: ReadonlySet<string>): boolean {

@@ -170,7 +170,7 @@ test("a pod that refuses the connection (gone since the last count): the call go
   );
 });
 
-test("a pod address that drops the connection attempt (deleted since the last count) costs about a second, not undici's 10", async () => {
+test("a pod address that drops the connection attempt (deleted since the last count) costs about two seconds, not undici's 10", async () => {
   // A listener at the pods' port whose accept queue is full and whose process is stopped: the kernel drops further
   // SYNs, as the VPC does for the address of a pod that is gone.
   const port = new URL(serviceUrl).port;

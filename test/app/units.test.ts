@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../app/src/config.ts";
 import { setTimeout as delay } from "node:timers/promises";
-import { AppError } from "../../app/src/errors.ts";
+import { AppError, noAnswer } from "../../app/src/errors.ts";
 import { createAnswerSlots } from "../../app/src/services/answer-slots.ts";
 import { createAnswerCache } from "../../app/src/services/answer-cache.ts";
 import { chunkText } from "../../app/src/services/chunking.ts";
@@ -1000,6 +1000,13 @@ test("a turn whose sources cannot be stored is refused at once, and leaves no de
   await new Promise((resolve) => setTimeout(resolve, 60));
 });
 
+test("a call that reached nothing (refused, no route, no connection within the connect timeout) is a 503, not a 502", () => {
+  const connectError = (code: string) => new TypeError("fetch failed", { cause: Object.assign(new Error(code), { code }) });
+  for (const code of ["ECONNREFUSED", "EHOSTUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
+    assert.equal(noAnswer("ollama", connectError(code)).status, 503, code);
+  assert.equal(noAnswer("ollama", connectError("ECONNRESET")).status, 502, "reset once connected: it may have been answering");
+});
+
 test("answer slots: a free slot goes to the waiting question of the key holding the fewest, then in arrival order", async () => {
   const slots = createAnswerSlots({ slots: 2, maxWaitMs: 2_000 });
   const [a, b] = await Promise.all([slots.acquire("m", "greedy"), slots.acquire("m", "greedy")]);
@@ -1018,6 +1025,27 @@ test("answer slots: a free slot goes to the waiting question of the key holding 
   for (const slot of await Promise.all(queued.slice(0, 1).concat(queued.slice(2, 3)))) slot.release();
   for (const slot of await Promise.all([queued[1]!, queued[3]!])) slot.release();
   assert.deepEqual(order.slice(2).sort(), ["greedy 2", "other 2"]);
+});
+
+test("answer slots: a question's wait is estimated from the questions served before it, not every key's backlog", async () => {
+  const slots = createAnswerSlots({ slots: 2, maxWaitMs: 240 });
+  const timed = await slots.acquire("m", "t");
+  await delay(100);
+  timed.release(); // the average hold: about 100 ms
+  const [b, c] = await Promise.all([slots.acquire("m", "b"), slots.acquire("m", "c")]);
+  const order: string[] = [];
+  const answered = (owner: string) =>
+    slots.acquire("m", owner).then((slot) => {
+      order.push(owner);
+      slot.release();
+    });
+  const asked = [1, 2, 3, 4].map(() => answered("g"));
+  // Four of g's wait, but only its first goes before x: then g holds one and x's key none. About 100 ms, not 250.
+  asked.push(answered("x"));
+  b!.release();
+  c!.release();
+  await Promise.all(asked);
+  assert.deepEqual(order, ["g", "x", "g", "g", "g"]);
 });
 
 test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, and refused at once past it once timed", async () => {

@@ -20,7 +20,9 @@ test("every <topic>.<stack>-plan.ts module under test/ runs with the dev or the 
 });
 
 test("no test file plans a stack's own file by itself: it belongs in a <topic>.<stack>-plan.ts module", () => {
-  const alone = files.filter((f) => f.endsWith(".test.ts") && /runPlan\(\{ stack: "\w+" \}\)/.test(readFileSync(f, "utf8")));
+  const alone = files.filter(
+    (f) => f.endsWith(".test.ts") && /runPlan\(\{\s*stack:\s*"\w+",?\s*\}\)/.test(readFileSync(f, "utf8")),
+  );
   assert.deepEqual(
     alone.map((f) => path.relative(testRoot, f)),
     [],

@@ -38,6 +38,8 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   /** Slots held per key (owner). */
   const held = new Map<string, number>();
   const heldBy = (owner: string) => held.get(owner) ?? 0;
+  /** Waiting questions given a slot so far. */
+  let served = 0;
 
   function take(waited: boolean, owner: string): Slot {
     const since = performance.now();
@@ -56,6 +58,19 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
     return { waited, release: () => free(true), unused: () => free(false) };
   }
 
+  /**
+   * How many of the waiting questions would be served before a new one of `owner`: its key's own, then of each other
+   * key those that reach a slot while they hold no more than its key will by then (L, the ties going to the earlier).
+   */
+  function servedBefore(owner: string): number {
+    const queued = new Map<string, number>();
+    for (const w of waiting) queued.set(w.owner, (queued.get(w.owner) ?? 0) + 1);
+    const level = heldBy(owner) + (queued.get(owner) ?? 0);
+    let ahead = queued.get(owner) ?? 0;
+    for (const [key, n] of queued) if (key !== owner) ahead += Math.min(n, Math.max(0, level - heldBy(key) + 1));
+    return ahead;
+  }
+
   /** The waiting question served next: its key holds the fewest slots, and it came first among those. */
   function next(): number {
     let best = 0;
@@ -67,6 +82,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   function admitWaiting(): void {
     while (busy < limit.slots && waiting.length > 0) {
       busy++;
+      served++;
       const [waiter] = waiting.splice(next(), 1);
       waiter!.admit(take(true, waiter!.owner));
     }
@@ -79,8 +95,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
     }
     const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
     if (waitMs <= 0) return Promise.reject(deadline!.passed());
-    // Served before it: the waiting questions of keys holding no more slots than its own.
-    const ahead = waiting.filter((w) => heldBy(w.owner) <= heldBy(owner)).length;
+    const ahead = servedBefore(owner);
     const expectedMs = ((ahead + 1) * holdMs) / limit.slots;
     if (expectedMs > waitMs) {
       return Promise.reject(busyError(model, `${ahead} waiting ahead, about ${Math.round(expectedMs)} ms`));
@@ -105,10 +120,14 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
         },
       };
       const left = () => leave(clientLeft());
-      const timer = setTimeout(
-        () => leave(waitMs < maxWaitMs ? deadline!.passed() : busyError(model, `none free within ${maxWaitMs} ms`)),
-        waitMs,
-      );
+      const servedAtStart = served;
+      const timedOut = () => {
+        const toOthers = served - servedAtStart;
+        const passedOver =
+          toOthers > 0 ? `: the ${toOthers} freed meanwhile went to questions before it, keys holding fewer first` : "";
+        return busyError(model, `none free within ${maxWaitMs} ms${passedOver}`);
+      };
+      const timer = setTimeout(() => leave(waitMs < maxWaitMs ? deadline!.passed() : timedOut()), waitMs);
       signal?.addEventListener("abort", left, { once: true });
       waiting.push(waiter);
     });
@@ -118,8 +137,8 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
 }
 
 /**
- * At most `slots` answers of each model asked of Ollama at once by this replica, the others waiting in order for at
- * most `maxWaitMs`. Ollama 0.13 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
+ * At most `slots` answers of each model asked of Ollama at once by this replica, the others waiting (the keys holding
+ * the fewest first, createLane) for at most `maxWaitMs`. Ollama 0.13 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
  * (per model) wait on that model's semaphore (llm/server.go Completion) without limit, since OLLAMA_MAX_QUEUE only
  * counts requests waiting for a model to load (server/sched.go GetRunner). Under a burst past the GPUs' capacity every
  * request then waited until OLLAMA_TIMEOUT_MS and most ended in a 504.

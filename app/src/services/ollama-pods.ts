@@ -29,11 +29,13 @@ const NOTHING_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "UN
 export const reachedNoPod = (err: unknown): boolean => hasErrorCode(err, NOTHING_SENT);
 
 /**
- * How long a connection to Ollama may take. In the cluster one takes a millisecond; a pod deleted since the last count
- * leaves an address that drops the SYN, and undici's default waited 10 s (OLLAMA_TIMEOUT_MS does not run until a
- * connection is made: probe AM2 saw 3 s to EHOSTUNREACH under a 500 ms deadline) before the call went to another pod.
+ * How long a connection to a pod may take (DNS aside, pods are addresses). In the cluster one takes a millisecond; a
+ * pod deleted since the last count leaves an address that drops the SYN, and undici's default waited 10 s
+ * (OLLAMA_TIMEOUT_MS does not run until a connection is made: probe AM2 saw 3 s to EHOSTUNREACH under a 500 ms
+ * deadline) before the call went to another pod. 2 s lets one SYN be sent again (Linux waits 1 s, TCP_TIMEOUT_INIT);
+ * undici's timer (lib/util/timers.js) fires up to 0.5 s late. The Service (OLLAMA_URL) keeps undici's 10 s.
  */
-export const POD_CONNECT_TIMEOUT_MS = 1_000;
+export const POD_CONNECT_TIMEOUT_MS = 2_000;
 
 export function createPodRouter(serviceUrl: string) {
   let pods: string[] = [];

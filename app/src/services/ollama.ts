@@ -108,11 +108,11 @@ export interface OllamaOptions {
 }
 
 export function createOllama(opts: OllamaOptions) {
-  const config = {
-    host: opts.url,
-    fetch: fetchOverRequest(opts.timeoutMs, new Agent({ connect: { timeout: POD_CONNECT_TIMEOUT_MS } })),
-  };
+  const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
   const client = new Ollama(config);
+  const podFetch = fetchOverRequest(opts.timeoutMs, new Agent({ connect: { timeout: POD_CONNECT_TIMEOUT_MS } }));
+  /** A client's settings for the pod (or the Service: `address` undefined). */
+  const configFor = (pod: PodCall) => (pod.address === undefined ? config : { host: pod.url, fetch: podFetch });
   /**
    * Every chat's settings (ChatRequest.Truncate and Shift, absent from ollama-js 0.6.4's types, are passed on as sent).
    * `truncate: false`: a prompt longer than the window is refused (ContextOverflow) instead of losing its system
@@ -131,11 +131,14 @@ export function createOllama(opts: OllamaOptions) {
    * `fn` with the URL of the pod the call goes to, again with the next pod's while one could not be reached (gone since
    * the last count), and with the Service's once none is left. The pod stays taken until `release()`.
    */
-  const onPod = async <T>(model: string, fn: (url: string) => Promise<T>): Promise<{ value: T; pod: PodCall }> => {
+  const onPod = async <T>(
+    model: string,
+    fn: (config: { host: string; fetch: typeof fetch }) => Promise<T>,
+  ): Promise<{ value: T; pod: PodCall }> => {
     for (;;) {
       const pod = opts.pods?.take(model) ?? { url: opts.url, release: () => {} };
       try {
-        return { value: await fn(pod.url), pod };
+        return { value: await fn(configFor(pod)), pod };
       } catch (err) {
         pod.release();
         if (pod.address === undefined || !reachedNoPod(err)) throw err;
@@ -145,7 +148,7 @@ export function createOllama(opts: OllamaOptions) {
   };
   /** A whole answer from a pod: the pod is free again once it is read. */
   const answer = async <T>(model: string, fn: (client: Ollama) => Promise<T>): Promise<T> => {
-    const { value, pod } = await onPod(model, (url) => fn(url === opts.url ? client : new Ollama({ ...config, host: url })));
+    const { value, pod } = await onPod(model, (podConfig) => fn(podConfig === config ? client : new Ollama(podConfig)));
     pod.release();
     return value;
   };
@@ -200,8 +203,8 @@ export function createOllama(opts: OllamaOptions) {
       let content = "";
       let pod: PodCall | undefined;
       try {
-        const opened = await onPod(model, (host) =>
-          new Ollama({ ...config, host }).chat({ ...chatRequest(model, messages), stream: true }),
+        const opened = await onPod(model, (podConfig) =>
+          new Ollama(podConfig).chat({ ...chatRequest(model, messages), stream: true }),
         );
         pod = opened.pod;
         const stream = opened.value;
