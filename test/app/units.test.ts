@@ -617,7 +617,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     { id: "a", text: "First." },
     { id: "b", text: "Second." },
   ];
-  await assert.rejects(documents.ingest(docs, "key:a"), { status: 504, type: "document_write_timeout" });
+  await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
   // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time. "a" landed: cached answers go.
   assert.deepEqual(calls, ["lease 200 ms", "upsert a", "bump", "release a,b"]);
 });
@@ -661,7 +661,7 @@ test("document leases come back after Postgres refused the release, and after a 
   // A failed write whose release Postgres refuses twice: retried in the background until it is taken.
   releases.length = 0;
   refuseReleases = 2;
-  await assert.rejects(documents.ingest([{ id: "b", text: "Second." }], "key:a"), { status: 502 });
+  await assert.rejects(documents.ingest([{ id: "b", text: "Second." }], "key:a", 0), { status: 502 });
   await waitFor("the release taken", async () => releases.length === 3, 3_000);
 });
 
@@ -708,7 +708,7 @@ test("a written ingest whose corpus bump Postgres refuses answers 503 after one 
     vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
-  await assert.rejects(documents.ingest([{ id: "a", text: "First." }], "key:a"), refused);
+  await assert.rejects(documents.ingest([{ id: "a", text: "First." }], "key:a", 0), refused);
   assert.equal(bumps, 1, "tried once while the request waits");
   await waitFor("the bump taken in the background", async () => bumps === 2, 2_000);
 });

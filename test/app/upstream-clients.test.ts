@@ -358,7 +358,7 @@ test("an ingest answered 504 stops embedding: no Ollama batch starts past its de
     });
     // Twenty batches of 60 ms: the deadline passes during the third.
     const docs = Array.from({ length: 20 }, (_, i) => ({ id: `d${i}`, text: `Document ${i}.` }));
-    await assert.rejects(documents.ingest(docs, "key:a"), { status: 504 });
+    await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504 });
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.ok(embeds <= 4, `${embeds} embed calls, most of them after the 504`);
   } finally {

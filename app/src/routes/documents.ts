@@ -48,7 +48,7 @@ const deleteRoute = apiRoute({
 export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Documents) {
   app.openapi(ingestRoute, async (c) => {
     const input = c.req.valid("json").documents;
-    const ingested = await documents.ingest(input, c.get("principal").id, c.get("deadlineAt"), c.get("bodyBytes"));
+    const ingested = await documents.ingest(input, c.get("principal").id, c.get("bodyBytes"), c.get("deadlineAt"));
     return c.json({ documents: ingested }, 201);
   });
 

@@ -186,8 +186,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   async function ingest(
     docs: DocumentInput[],
     owner: string,
+    bodyBytes: number,
     stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
-    bodyBytes = 0,
   ): Promise<Array<{ id: string; chunks: number }>> {
     if (ingesting > 0 && ingesting + bodyBytes > config.INGEST_MAX_BYTES_IN_FLIGHT)
       throw ingestBusy(ingesting, config.INGEST_MAX_BYTES_IN_FLIGHT);
