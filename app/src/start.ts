@@ -140,7 +140,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
 
   // Counted pods (OLLAMA_PODS_DNS, API_PODS_DNS) also give each model call a pod of its own (ollama-pods.ts).
-  const ollamaPods = config.OLLAMA_PODS_DNS && config.API_PODS_DNS ? createPodRouter(config.OLLAMA_URL) : undefined;
+  const ollamaPods = config.OLLAMA_PODS_DNS && config.API_PODS_DNS ? createPodRouter(config.OLLAMA_URL, log) : undefined;
   const ollama = createOllama({
     url: config.OLLAMA_URL,
     pods: ollamaPods,

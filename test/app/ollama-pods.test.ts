@@ -10,6 +10,7 @@ import { slotRun } from "../../app/src/services/answer-share.ts";
 import { createOllama } from "../../app/src/services/ollama.ts";
 import { createPodRouter, POD_CONNECT_TIMEOUT_MS } from "../../app/src/services/ollama-pods.ts";
 import { type FakeOllama, startFakeOllama } from "../fakes/ollama.ts";
+import { capturedLog } from "../support/log.ts";
 
 const PODS = ["127.0.0.2", "127.0.0.3"];
 /** Nothing listens there: a pod gone since the last count. */
@@ -135,7 +136,8 @@ test("without pods counted (none resolved, or no OLLAMA_PODS_DNS), every call go
 
 test("a pod that refuses the connection (gone since the last count): the call goes to the next, and the pod is left alone until the next count", async () => {
   resetLoad();
-  const pods = createPodRouter(serviceUrl);
+  const { log, lines } = capturedLog("warn");
+  const pods = createPodRouter(serviceUrl, log);
   pods.update([GONE, PODS[1]!]);
   const ollama = ollamaVia(pods);
   const before = fakes[1]!.calls["/api/embed"] ?? 0;
@@ -156,6 +158,9 @@ test("a pod that refuses the connection (gone since the last count): the call go
       return pod.address;
     });
   assert.deepEqual(takeTwo(), [PODS[1], PODS[1]], "the refusing pod is not asked again before the next count");
+  const warned = lines.filter((l) => l.includes("ollama pod unreachable"));
+  assert.equal(warned.length, 1, "warned once a count");
+  assert.match(warned[0]!, new RegExp(`"pod":"${GONE}".*ECONNREFUSED`));
   pods.update([GONE, PODS[1]!]);
   assert.ok(takeTwo().includes(GONE), "counted again, it is asked again");
 

@@ -10,7 +10,8 @@
  * most its OLLAMA_NUM_PARALLEL; the fewest in flight alone sent 5 to one pod of 4 with 3 API pods sharing 8 slots.
  * With no addresses (no OLLAMA_PODS_DNS, an empty answer) every call goes to the Service, as before.
  */
-import { hasErrorCode } from "../errors.ts";
+import { describe, hasErrorCode } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import type { SlotRun } from "./answer-share.ts";
 
 export interface PodCall {
@@ -37,7 +38,7 @@ export const reachedNoPod = (err: unknown): boolean => hasErrorCode(err, NOTHING
  */
 export const POD_CONNECT_TIMEOUT_MS = 2_000;
 
-export function createPodRouter(serviceUrl: string) {
+export function createPodRouter(serviceUrl: string, log?: Logger) {
   let pods: string[] = [];
   /** This replica's slots on each pod; none known (its place among the API pods unknown), no cap. */
   let caps = new Map<string, number>();
@@ -102,9 +103,11 @@ export function createPodRouter(serviceUrl: string) {
       };
     },
 
-    /** No connection could be made to the pod: no call goes there until the next count. */
-    refused(address: string): void {
+    /** No connection could be made to the pod (`err`): no call goes there until the next count. */
+    refused(address: string, err: unknown): void {
+      if (refusing.has(address)) return;
       refusing.add(address);
+      log?.warn({ pod: address, err: describe(err) }, "ollama pod unreachable: skipped until the pods are counted again");
     },
   };
 }

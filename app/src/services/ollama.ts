@@ -142,7 +142,7 @@ export function createOllama(opts: OllamaOptions) {
       } catch (err) {
         pod.release();
         if (pod.address === undefined || !reachedNoPod(err)) throw err;
-        opts.pods!.refused(pod.address);
+        opts.pods!.refused(pod.address, err);
       }
     }
   };
