@@ -60,20 +60,18 @@ export const isAbortError = (err: unknown): boolean =>
 
 /**
  * Socket errors that mean nothing could be reached to ask (no pod listening behind the Service, a name that does not
- * resolve, no route, no connection within the connect timeout): the dependency is unavailable, as opposed to one that answered badly or broke off an answer.
+ * resolve, no route, no connection within the connect timeout): the dependency is unavailable, as opposed to one that
+ * answered badly or broke off an answer. Nothing was sent, so the call may go elsewhere (ollama-pods.ts).
  */
 const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 
-/** Whether the error, or one it was caused by, has one of the codes. */
-export function hasErrorCode(err: unknown, codes: ReadonlySet<string>): boolean {
+/** Whether the error, or one it was caused by, is a connection that could not be made (UNREACHABLE). */
+export function isUnreachable(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (codes.has((e as { code?: string }).code ?? "")) return true;
+    if (UNREACHABLE.has((e as { code?: string }).code ?? "")) return true;
   }
   return false;
 }
-
-/** Whether the error, or one it was caused by, is a connection that could not be made (UNREACHABLE). */
-export const isUnreachable = (err: unknown): boolean => hasErrorCode(err, UNREACHABLE);
 
 /**
  * A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. The

@@ -10,7 +10,7 @@
  * most its OLLAMA_NUM_PARALLEL; the fewest in flight alone sent 5 to one pod of 4 with 3 API pods sharing 8 slots.
  * With no addresses (no OLLAMA_PODS_DNS, an empty answer) every call goes to the Service, as before.
  */
-import { describe, hasErrorCode } from "../errors.ts";
+import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SlotRun } from "./answer-share.ts";
 
@@ -21,13 +21,6 @@ export interface PodCall {
   address?: string;
   release(): void;
 }
-
-/**
- * Errors raised before anything was sent (nothing listening, no route, no connection within POD_CONNECT_TIMEOUT_MS):
- * the call may go to another pod. Never a reset or a timeout once connected: that pod may be generating the answer.
- */
-const NOTHING_SENT = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
-export const reachedNoPod = (err: unknown): boolean => hasErrorCode(err, NOTHING_SENT);
 
 /**
  * How long a connection to a pod may take (DNS aside, pods are addresses). In the cluster one takes a millisecond; a

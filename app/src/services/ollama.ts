@@ -1,9 +1,17 @@
 import { type ChatRequest, type ChatResponse, Ollama, type Message } from "ollama";
-import { AppError, dependencyUnavailable, isAbortError, noAnswer, upstreamFailure, upstreamTimeout } from "../errors.ts";
+import {
+  AppError,
+  dependencyUnavailable,
+  isAbortError,
+  isUnreachable,
+  noAnswer,
+  upstreamFailure,
+  upstreamTimeout,
+} from "../errors.ts";
 import { Agent } from "undici";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { fetchOverRequest } from "./upstream-fetch.ts";
-import { POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter, reachedNoPod } from "./ollama-pods.ts";
+import { POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter } from "./ollama-pods.ts";
 
 export interface ChatResult {
   content: string;
@@ -141,7 +149,8 @@ export function createOllama(opts: OllamaOptions) {
         return { value: await fn(configFor(pod)), pod };
       } catch (err) {
         pod.release();
-        if (pod.address === undefined || !reachedNoPod(err)) throw err;
+        // Only a call that reached nothing goes on: a reset or a timeout once connected may be a pod generating it.
+        if (pod.address === undefined || !isUnreachable(err)) throw err;
         opts.pods!.refused(pod.address, err);
       }
     }
