@@ -139,8 +139,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
-  // Counted pods (OLLAMA_PODS_DNS, API_PODS_DNS) also give each model call a pod of its own (ollama-pods.ts).
-  const ollamaPods = config.OLLAMA_PODS_DNS && config.API_PODS_DNS ? createPodRouter(config.OLLAMA_URL, log) : undefined;
+  // Told of pods by the count below (OLLAMA_PODS_DNS, API_PODS_DNS), each model call goes to one (ollama-pods.ts).
+  const ollamaPods = createPodRouter(config.OLLAMA_URL, log);
   const ollama = createOllama({
     url: config.OLLAMA_URL,
     pods: ollamaPods,
@@ -195,7 +195,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           podIp: config.POD_IP,
           refreshMs: config.ANSWER_SHARE_REFRESH_MS,
           onShare: rag.resizeAnswerSlots,
-          onOllamaPods: ollamaPods?.update,
+          onOllamaPods: ollamaPods.update,
           log,
         })
       : undefined;

@@ -33,8 +33,8 @@ export const POD_CONNECT_TIMEOUT_MS = 2_000;
 
 export function createPodRouter(serviceUrl: string, log?: Logger) {
   let pods: string[] = [];
-  /** This replica's slots on each pod; none known (its place among the API pods unknown), no cap. */
-  let caps = new Map<string, number>();
+  /** This replica's slots on each pod (none on a pod not in the map); undefined while its place is unknown: no cap. */
+  let caps: Map<string, number> | undefined;
   /** Pods that refused a connection since the last count. */
   const refusing = new Set<string>();
   /** `${model} ${address}` -> this replica's calls in flight. */
@@ -53,7 +53,7 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
   /** The pod with the fewest calls of the model in flight, among those under their cap if any is. */
   function choose(model: string): string | undefined {
     const open = pods.filter((a) => !refusing.has(a));
-    const underCap = open.filter((a) => !caps.has(a) || load(model, a) < caps.get(a)!);
+    const underCap = open.filter((a) => caps === undefined || load(model, a) < (caps.get(a) ?? 0));
     const candidates = underCap.length > 0 ? underCap : open;
     if (candidates.length === 0) return undefined;
     const fewest = Math.min(...candidates.map((a) => load(model, a)));
@@ -66,14 +66,15 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
     update(addresses: string[], run?: SlotRun): void {
       pods = addresses;
       refusing.clear();
-      caps = new Map();
+      caps = undefined;
       if (run === undefined || addresses.length === 0) return;
+      // A pod none of this replica's slots is on is used only when every other pod is full or refused.
+      const counted = new Map<string, number>();
       for (let s = run.first; s < run.first + run.count; s++) {
         const pod = addresses[s % addresses.length]!;
-        caps.set(pod, (caps.get(pod) ?? 0) + 1);
+        counted.set(pod, (counted.get(pod) ?? 0) + 1);
       }
-      // A pod none of this replica's slots is on gets a cap of 0: used only when every other pod is full or refused.
-      for (const a of addresses) if (!caps.has(a)) caps.set(a, 0);
+      caps = counted;
     },
 
     /** A pod for one call of `model`, or the Service once none is left. Release it when the call ends. */

@@ -11,7 +11,7 @@ import {
 import { Agent } from "undici";
 import { timeTool, type Metrics } from "../metrics.ts";
 import { fetchOverRequest } from "./upstream-fetch.ts";
-import { POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter } from "./ollama-pods.ts";
+import { createPodRouter, POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter } from "./ollama-pods.ts";
 
 export interface ChatResult {
   content: string;
@@ -111,11 +111,12 @@ export interface OllamaOptions {
    */
   maxAnswerTokens: number;
   metrics: Metrics;
-  /** Sends each call to an Ollama pod of its own (ollama-pods.ts); without it, every call goes to `url`. */
+  /** Sends each call to an Ollama pod of its own (ollama-pods.ts); until it is told of pods, every call goes to `url`. */
   pods?: PodRouter;
 }
 
 export function createOllama(opts: OllamaOptions) {
+  const pods = opts.pods ?? createPodRouter(opts.url);
   const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
   const client = new Ollama(config);
   const podFetch = fetchOverRequest(opts.timeoutMs, new Agent({ connect: { timeout: POD_CONNECT_TIMEOUT_MS } }));
@@ -144,14 +145,14 @@ export function createOllama(opts: OllamaOptions) {
     fn: (config: { host: string; fetch: typeof fetch }) => Promise<T>,
   ): Promise<{ value: T; pod: PodCall }> => {
     for (;;) {
-      const pod = opts.pods?.take(model) ?? { url: opts.url, release: () => {} };
+      const pod = pods.take(model);
       try {
         return { value: await fn(configFor(pod)), pod };
       } catch (err) {
         pod.release();
         // Only a call that reached nothing goes on: a reset or a timeout once connected may be a pod generating it.
         if (pod.address === undefined || !isUnreachable(err)) throw err;
-        opts.pods!.refused(pod.address, err);
+        pods.refused(pod.address, err);
       }
     }
   };
