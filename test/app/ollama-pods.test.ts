@@ -20,26 +20,24 @@ const HANGS = "127.0.0.5";
 let fakes: FakeOllama[];
 let serviceUrl: string;
 
-/** A port free on every pod address (a pod IP's port is the Service's target port, the same on each). */
-async function portFreeOn(hosts: string[]): Promise<number> {
+/** A fake Ollama on each address, all at one port (a pod IP's port is the Service's target port, the same on each). */
+async function startPods(hosts: string[]): Promise<FakeOllama[]> {
   for (;;) {
     const probe = net.createServer();
     const port = await new Promise<number>((resolve) =>
       probe.listen(0, hosts[0], () => resolve((probe.address() as net.AddressInfo).port)),
     );
     await new Promise((resolve) => probe.close(resolve));
-    try {
-      fakes = await Promise.all(hosts.map((hostname) => startFakeOllama({ port, hostname })));
-      return port;
-    } catch {
-      // Taken on another address meanwhile: try another.
-    }
+    const started = await Promise.allSettled(hosts.map((hostname) => startFakeOllama({ port, hostname })));
+    const up = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    if (up.length === hosts.length) return up;
+    await Promise.all(up.map((f) => f.close())); // the port was taken on another address meanwhile: another one
   }
 }
 
 before(async () => {
-  const port = await portFreeOn(PODS);
-  serviceUrl = `http://${PODS[0]}:${port}`;
+  fakes = await startPods(PODS);
+  serviceUrl = `http://${PODS[0]}:${fakes[0]!.port}`;
   for (const f of fakes) Object.assign(f.knobs, { parallel: null, generationMs: 150 });
 });
 after(() => Promise.all(fakes.map((f) => f.close())));

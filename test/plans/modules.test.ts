@@ -4,17 +4,15 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { checkModules } from "../support/stack-plan.ts";
+import { checkModules, TEST_ROOT } from "../support/stack-plan.ts";
 
-const testRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const files = readdirSync(testRoot, { recursive: true, encoding: "utf8" }).map((f) => path.join(testRoot, f));
+const files = readdirSync(TEST_ROOT, { recursive: true, encoding: "utf8" }).map((f) => path.join(TEST_ROOT, f));
 
 test("every <topic>.<stack>-plan.ts module under test/ runs with the dev or the prod plan", () => {
   const claimed = new Set([...checkModules("dev"), ...checkModules("prod")]);
   assert.ok(claimed.size >= 20, `found only ${claimed.size} check modules`);
   assert.deepEqual(
-    files.filter((f) => /\.\w+-plan\.ts$/.test(f) && !claimed.has(f)).map((f) => path.relative(testRoot, f)),
+    files.filter((f) => /\.\w+-plan\.ts$/.test(f) && !claimed.has(f)).map((f) => path.relative(TEST_ROOT, f)),
     [],
   );
 });
@@ -24,7 +22,7 @@ test("no test file plans a stack's own file by itself: it belongs in a <topic>.<
     (f) => f.endsWith(".test.ts") && /runPlan\(\{\s*stack:\s*"\w+",?\s*\}\)/.test(readFileSync(f, "utf8")),
   );
   assert.deepEqual(
-    alone.map((f) => path.relative(testRoot, f)),
+    alone.map((f) => path.relative(TEST_ROOT, f)),
     [],
   );
 });

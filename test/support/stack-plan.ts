@@ -20,15 +20,16 @@ export async function stackPlan(stack: PlannedStack): Promise<Plan> {
   return structuredClone(await built.plan);
 }
 
-const testRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+/** test/ */
+export const TEST_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** The check modules of a stack's plan under test/, sorted. */
 export function checkModules(stack: PlannedStack): string[] {
   const suffix = `.${stack}-plan.ts`;
-  return readdirSync(testRoot, { recursive: true, encoding: "utf8" })
+  return readdirSync(TEST_ROOT, { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(suffix))
     .sort()
-    .map((f) => path.join(testRoot, f));
+    .map((f) => path.join(TEST_ROOT, f));
 }
 
 /** Imports every check module of the stack; one that fails to load is a failing test naming it, not a lost file. */
@@ -37,7 +38,7 @@ export async function runStackChecks(stack: PlannedStack): Promise<void> {
     try {
       await import(pathToFileURL(file).href);
     } catch (err) {
-      test(`${path.relative(testRoot, file)} loads`, () => {
+      test(`${path.relative(TEST_ROOT, file)} loads`, () => {
         throw err;
       });
     }
