@@ -785,7 +785,7 @@ test("a delete whose statement commits after its request gave up still invalidat
 const qdrantCalled = (route: string, before = fakes.qdrant.calls[route] ?? 0, n = 1) =>
   waitFor(`${n} call(s) to ${route}`, async () => (fakes.qdrant.calls[route] ?? 0) >= before + n, 5_000);
 
-test("a re-ingest that fails after its new chunks landed drops the answers cached from the old ones", async () => {
+test("a re-ingest that fails after its new chunks landed leaves the old ones answering, and its retry replaces them", async () => {
   const question = { query: "What do manatees eat in the winter months?" };
   const manatee = (text: string) => ({ documents: [{ id: "manatee", text }] });
   await cacheAnswerFrom({ id: "manatee", text: "Manatees eat only kelp in the winter." }, question);
@@ -801,37 +801,46 @@ test("a re-ingest that fails after its new chunks landed drops the answers cache
     fakes.qdrant.knobs.failStatus = null;
     fakes.qdrant.knobs.writeMs = 0;
   }
-  // Before, the corpus version stayed put: the answer citing the replaced text was served until its TTL (600 s).
+  // Before, the new chunk replaced the old one in place: a failed write changed the answers.
+  const uncached = await user.post("/api/v1/query", { query: "What do manatees eat in the cold months?" });
+  assert.equal(uncached.body.cached, false);
+  assert.deepEqual(
+    uncached.body.sources.filter((s: { id: string }) => s.id === "manatee").map((s: { text: string }) => s.text),
+    ["Manatees eat only kelp in the winter."],
+  );
+  assert.equal((await user.post("/api/v1/documents", manatee("Manatees eat seagrass in warm springs in winter."))).status, 201);
   const res = await user.post("/api/v1/query", question);
   assert.equal(res.body.cached, false, res.text);
   assert.match(res.body.sources[0].text, /seagrass/);
 });
 
-test("a re-ingest whose upsert timed out and landed later drops the answers cached meanwhile, once its lease ends", async () => {
+test("a re-ingest whose upsert timed out and landed later leaves the old chunk answering; once its lease ends, the retry replaces it", async () => {
   // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies the upsert 1.5 s after reading it, past the app's 0.5 s.
   const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
   const client = api(held.url, USER_KEY);
-  const question = { query: "How long do sea turtles live?" };
+  let asked = 0;
+  const question = () => ({ query: `How long do sea turtles live? (${++asked})` }); // each a cache miss
   const turtle = (text: string) => ({ documents: [{ id: "turtle", text }] });
+  const turtleChunks = () =>
+    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "turtle").length;
   try {
     assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for ten years."))).status, 201);
     fakes.qdrant.knobs.writeMs = 1_500;
     assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."))).status, 504);
-    // Asked before the upsert lands: answered, and cached, from the old chunk.
-    const meanwhile = await client.post("/api/v1/query", question);
-    assert.match(meanwhile.body.sources[0].text, /ten years/);
-    assert.equal((await client.post("/api/v1/query", question)).body.cached, true);
-    // Before, that answer was served until its TTL (600 s), though the new chunk had replaced the one it cites.
-    let res = meanwhile;
+    await waitFor("the late upsert landed", async () => turtleChunks() === 2, 3_000);
+    fakes.qdrant.knobs.writeMs = 0;
+    // Before, the late upsert replaced the old chunk in place: a write answered 504 changed the answers.
+    assert.match((await client.post("/api/v1/query", question())).body.sources[0].text, /ten years/);
+    let retry = await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."));
+    assert.equal(retry.status, 409, "held until the lease ends: a late publish could still land");
     await waitFor(
-      "the answer from the new chunk",
-      async () => {
-        res = await client.post("/api/v1/query", question);
-        return res.body.cached === false;
-      },
-      8_000,
+      "the retry written",
+      async () =>
+        (retry = await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."))).status === 201,
+      6_000,
     );
-    assert.match(res.body.sources[0].text, /fifty years/);
+    assert.match((await client.post("/api/v1/query", question())).body.sources[0].text, /fifty years/);
+    assert.equal(turtleChunks(), 1, "the old chunk and the failed write's are gone");
   } finally {
     fakes.qdrant.knobs.writeMs = 0;
     await held.stop();
@@ -913,7 +922,7 @@ test("a write whose process was killed midway: answers cached before it are drop
     // A delete takes the document's lease (the app's own statement), Qdrant deletes its chunks, and the process dies.
     const lamps = { query: "What do lighthouse keepers trim every night?" };
     await cacheAnswerFrom({ id: "lamp", text: "Lighthouse keepers trim the lamp wicks every night." }, lamps);
-    assert.equal(await store.leaseDocument("lamp", killed()), "leased");
+    assert.equal(typeof ((await store.leaseDocument("lamp", killed())) as { generation?: number }).generation, "number");
     for (const [id] of chunksOf("lamp")) fakes.qdrant.collections.get("documents")!.points.delete(id);
     // Before, the answer citing the deleted chunks was served until the client's retry or its TTL (600 s).
     const cites = (answer: Answer, id: string) => answer.sources.find((source) => source.id === id)?.text ?? "";
@@ -923,10 +932,8 @@ test("a write whose process was killed midway: answers cached before it are drop
     const ferries = { query: "When does the island ferry leave?" };
     await cacheAnswerFrom({ id: "ferry", text: "The island ferry leaves at nine." }, ferries);
     const lease = killed();
-    assert.equal(
-      await store.upsertDocuments([{ id: "ferry", title: null, metadata: {}, chunk_count: 1 }], "key:x", lease),
-      undefined,
-    );
+    const leased = await store.upsertDocuments([{ id: "ferry", title: null, metadata: {}, chunk_count: 1 }], "key:x", lease);
+    assert.ok("generation" in leased);
     const during = await ask(ferries);
     assert.match(cites(during.body, "ferry"), /at nine/);
     for (const [, point] of chunksOf("ferry")) point.payload.text = "The island ferry leaves at noon.";

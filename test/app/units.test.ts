@@ -218,14 +218,14 @@ test("cache keys ignore spacing, filter key order and list order, and nothing th
   assert.equal(canonicalFilter(undefined), canonicalFilter({}));
 });
 
-test("chunk point ids are stable UUIDs per (document, index)", () => {
-  const id = chunkPointId("doc-1", 0);
+test("chunk point ids are UUIDs per (document, write, index)", () => {
+  const id = chunkPointId("doc-1", 1, 0);
   assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-  assert.equal(chunkPointId("doc-1", 0), id);
-  assert.notEqual(chunkPointId("doc-1", 1), id);
-  assert.notEqual(chunkPointId("doc-2", 0), id);
-  // Ids are stored in Qdrant: a re-ingest overwrites a chunk only while its id is derived the same way as before.
-  assert.equal(id, "7286fa8e-25e2-34b3-0680-5311b8f1909b");
+  assert.equal(chunkPointId("doc-1", 1, 0), id);
+  assert.notEqual(chunkPointId("doc-1", 1, 1), id);
+  assert.notEqual(chunkPointId("doc-2", 1, 0), id);
+  // A re-ingest's chunks go beside the old ones, not over them (qdrant.ts publish).
+  assert.notEqual(chunkPointId("doc-1", 2, 0), id);
 });
 
 test("resultJson is the result's JSON, its sources spliced in as their stored JSON", () => {
@@ -586,10 +586,11 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   const calls: string[] = [];
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "100", QDRANT_TIMEOUT_MS: "50" })),
+    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "300", QDRANT_TIMEOUT_MS: "50" })),
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
+        return { generation: 1 };
       },
       releaseDocuments: async (ids: string[]) => {
         calls.push(`release ${ids.join(",")}`);
@@ -599,15 +600,17 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
     // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
-      upsert: async (points: Array<{ documentId: string }>, beforeCall: () => void, landed: () => void) => {
+      upsert: async (points: Array<{ documentId: string }>, _generation: string, beforeCall: () => void) => {
         beforeCall();
         calls.push(`upsert ${points[0]!.documentId}`);
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        landed();
+        await new Promise((resolve) => setTimeout(resolve, 200));
       },
-      deleteChunks: async (id: string, _from: number, beforeCall: () => void) => {
+      publish: async (id: string, _generation: string, beforeCall: () => void) => {
         beforeCall();
-        calls.push(`deleteChunks ${id}`);
+        calls.push(`publish ${id}`);
+      },
+      discard: async (ids: string[]) => {
+        calls.push(`discard ${ids.join(",")}`);
       },
     } as never,
     vectorFit: { refused: () => {} },
@@ -618,8 +621,10 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     { id: "b", text: "Second." },
   ];
   await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
-  // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time. "a" landed: cached answers go.
-  assert.deepEqual(calls, ["lease 200 ms", "upsert a", "bump", "release a,b"]);
+  // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time.
+  // "b" was written past the deadline and not published: its chunks go. "a" was published: the answers cached before
+  // it go.
+  assert.deepEqual(calls, ["lease 600 ms", "upsert a", "publish a", "upsert b", "discard b", "bump", "release a,b"]);
 });
 
 test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {
@@ -636,7 +641,7 @@ test("document leases come back after Postgres refused the release, and after a 
       leaseDocument: async () => {
         throw new AppError(503, "postgres unavailable: no answer within 50 ms", "postgres_unavailable");
       },
-      upsertDocuments: async () => undefined,
+      upsertDocuments: async () => ({ generation: 1 }),
       releaseDocuments: async () => {
         releases.push(Date.now() - started);
         if (refuseReleases-- > 0) throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
@@ -648,6 +653,7 @@ test("document leases come back after Postgres refused the release, and after a 
       upsert: async () => {
         throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
       },
+      discard: async () => {},
     } as never,
     vectorFit: { refused: () => {} },
     log: createLogger("silent"),
@@ -697,14 +703,14 @@ test("a written ingest whose corpus bump Postgres refuses answers 503 after one 
   let bumps = 0;
   const documents = createDocuments({
     config: loadConfig(appEnv(urls)),
-    store: { upsertDocuments: async () => undefined, releaseDocuments: async () => {} } as never,
+    store: { upsertDocuments: async () => ({ generation: 1 }), releaseDocuments: async () => {} } as never,
     corpus: {
       bump: async () => {
         if (++bumps === 1) throw refused;
       },
     } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
-    qdrant: { upsert: async () => {}, deleteChunks: async () => {} } as never,
+    qdrant: { upsert: async () => {}, publish: async () => {}, discard: async () => {} } as never,
     vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
@@ -720,7 +726,7 @@ test("in a long outage at most 64 lease releases are retried at once; the others
   const documents = createDocuments({
     config: loadConfig(appEnv(urls)),
     store: {
-      leaseDocument: async () => "leased",
+      leaseDocument: async () => ({ generation: 1 }),
       releaseDocuments: async () => {
         attempts++;
         throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");

@@ -18,8 +18,10 @@ import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
 import {
+  type ChunkPoint,
   createQdrant,
   type QdrantOptions,
+  type QdrantService,
   UPSERT_MAX_BYTES,
   upsertBatches,
   VectorSizeMismatch,
@@ -27,11 +29,17 @@ import {
 import { listen } from "../fakes/http.ts";
 import { startFakeQdrant } from "../fakes/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
-import { freePort } from "../support/process.ts";
+import { freePort, waitFor } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 import { capturedLog } from "../support/log.ts";
 
 const require = createRequire(import.meta.url);
+
+/** Writes the points as an ingest does: upserted as one write's (pending), then each document published. */
+async function put(qdrant: QdrantService, points: ChunkPoint[], generation = 1): Promise<void> {
+  await qdrant.upsert(points, generation);
+  for (const id of new Set(points.map((p) => p.documentId))) await qdrant.publish(id, generation);
+}
 
 let fakes: Fakes;
 before(async () => {
@@ -71,7 +79,7 @@ test("sequential Ollama and Qdrant calls reuse their keep-alive connections inst
     const ollama = ollamaAt(ollamaProxy.url);
     const qdrant = qdrantAt(qdrantProxy.url, "reuse");
     const [vector] = await ollama.embed(["tides follow the moon"]);
-    await qdrant.upsert([{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
+    await put(qdrant, [{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
     const round = async (i: number) => {
       await ollama.embed([`question ${i}`]);
       assert.equal((await qdrant.search(vector!, undefined, 3))?.length, 1);
@@ -295,7 +303,7 @@ test("only Qdrant's own 'collection doesn't exist' is a missing collection; anot
   const is = (status: number) => (err: unknown) => err instanceof AppError && err.status === status;
   try {
     // Read as a missing collection, the delete succeeded and its chunks stayed searchable, with no record to delete.
-    await assert.rejects(qdrantAt(server.url, "proxied").deleteChunks("doc", 0), is(502));
+    await assert.rejects(qdrantAt(server.url, "proxied").deleteChunks("doc", 1), is(502));
     await assert.rejects(qdrantAt(server.url, "proxied").search([1, 0, 0], undefined, 3), is(502));
     await assert.rejects(qdrantAt(server.url, "odd").search([1, 0, 0], undefined, 3), is(502));
     await assert.rejects(qdrantAt(server.url, "busy").search([1, 0, 0], undefined, 3), (err) => {
@@ -402,19 +410,19 @@ test("a collection lost under a running replica: searches find nothing, the next
     metadata: { lang: "en" },
     vector: [1, 0, 0],
   });
-  await client.upsert([point("a")]);
+  await put(client, [point("a")]);
   assert.equal((await client.search([1, 0, 0], undefined, 3))?.length, 1);
 
   fakes.qdrant.collections.delete("lost"); // the volume is gone: Qdrant answers 404 for the collection
   assert.equal(await client.search([1, 0, 0], undefined, 3), null, "no 502: a missing collection answers null");
   assert.equal(warnings.length, 1, "one warning for the loss");
   assert.match(JSON.parse(warnings[0]!).msg, /collection missing/);
-  await client.deleteChunks("a", 0);
+  await client.deleteChunks("a", 2);
 
-  await client.upsert([point("b")]);
+  await put(client, [point("b")]);
   const created = fakes.qdrant.collections.get("lost");
   assert.ok(created, "the ingest created the collection again");
-  assert.deepEqual([...created.payloadSchema.keys()].sort(), ["document_id", "metadata.lang"], "with its indexes");
+  assert.deepEqual([...created.payloadSchema.keys()].sort(), ["document_id", "metadata.lang", "pending"], "with its indexes");
   assert.deepEqual(
     (await client.search([1, 0, 0], undefined, 3))?.map((h) => h.documentId),
     ["b"],
@@ -422,7 +430,7 @@ test("a collection lost under a running replica: searches find nothing, the next
 
   // Lost again between a write's check and its upsert: the write still lands.
   fakes.qdrant.collections.delete("lost");
-  await client.upsert([point("c")]);
+  await put(client, [point("c")]);
   assert.deepEqual(
     (await client.search([1, 0, 0], undefined, 3))?.map((h) => h.documentId),
     ["c"],
@@ -440,16 +448,16 @@ test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for th
     vector: [1, 0, 0],
   });
   const first = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
-  await first.upsert([point("a", { lang: "en", tier: 1 }), point("b", { lang: "de", team: "x", unique_1: "y" })]);
+  await put(first, [point("a", { lang: "en", tier: 1 }), point("b", { lang: "de", team: "x", unique_1: "y" })]);
   const indexed = () => [...fakes.qdrant.collections.get("capped")!.payloadSchema.keys()].sort();
-  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier"]);
+  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier", "pending"]);
   assert.equal(warnings.length, 1, "one warning per ingest");
   assert.deepEqual(JSON.parse(warnings[0]!).keys, ["unique_1"]);
 
   // Another replica counts the collection's indexes, not its own: it adds none.
   const second = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
-  await second.upsert([point("c", { unique_2: "z", unique_3: "z", lang: "fr" })]);
-  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier"]);
+  await put(second, [point("c", { unique_2: "z", unique_3: "z", lang: "fr" })]);
+  assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier", "pending"]);
   assert.deepEqual(JSON.parse(warnings[1]!).keys, ["unique_2", "unique_3"]);
 
   const hits = await second.search([1, 0, 0], { unique_2: "z" }, 5);
@@ -568,13 +576,13 @@ test("a points write checks its gate before each of its calls (collection, index
   const stopAfter = (allowed: number) => () => {
     if (++checks > allowed) throw new AppError(504, "document write stopped", "document_write_timeout");
   };
-  // One upsert into a new collection is eight calls: one that starts after the lease's half has passed may land after
+  // One upsert into a new collection is nine calls: one that starts after the lease's half has passed may land after
   // the lease ends, when a delete can run; the documents service checked the time only before each upsert.
-  await assert.rejects(qdrant.upsert(points, stopAfter(3)), /document write stopped/);
+  await assert.rejects(qdrant.upsert(points, 1, stopAfter(3)), /document write stopped/);
   assert.equal(callsSoFar() - before, 3, "each call was checked, and none made after the check refused");
   assert.equal(fakes.qdrant.collections.get("gated")?.points.size ?? 0, 0);
   checks = 0;
-  await qdrant.upsert(points, stopAfter(Number.POSITIVE_INFINITY));
+  await qdrant.upsert(points, 1, stopAfter(Number.POSITIVE_INFINITY));
   assert.equal(fakes.qdrant.collections.get("gated")!.points.size, 1);
   assert.ok(checks >= 5, `${checks} checks`);
 });
@@ -600,7 +608,7 @@ test("a document's points go to Qdrant in calls under its 32 MiB request limit, 
   const upserts = () => fakes.qdrant.calls["/collections/:name/points"] ?? 0;
   const before = upserts();
   let checks = 0;
-  await qdrant.upsert(points, () => void checks++);
+  await qdrant.upsert(points, 1, () => void checks++);
   assert.equal(fakes.qdrant.collections.get("big-document")!.points.size, 1_200);
   const calls = upserts() - before;
   assert.ok(calls >= 5 && calls <= 8, `${calls} upsert calls of at most 8 MiB`);
@@ -618,7 +626,7 @@ test("a Qdrant API key is sent on every call, and over http the warning is a JSO
   try {
     const qdrant = qdrantAt(secured.url, "secured", { apiKey: "qdrant-secret", log });
     const point = { documentId: "d", chunkIndex: 0, title: null, text: "Secured.", metadata: {}, vector: [0.1, 0.2] };
-    await qdrant.upsert([point]);
+    await put(qdrant, [point]);
     assert.equal((await qdrant.search([0.1, 0.2], undefined, 1))?.length, 1, "the query path sends it too");
     // js-client-rest writes "Api key is used with unsecure connection." to stderr: the one non-JSON log line.
     assert.deepEqual(warned, []);
@@ -630,12 +638,13 @@ test("a Qdrant API key is sent on every call, and over http the warning is a JSO
   }
 });
 
-test("an upsert refused after its first batch landed says so: the collection changed, and the write must invalidate", async () => {
-  // Qdrant (through a proxy) refuses the second upsert call of the document.
+test("a re-ingest refused after its first batch landed leaves the old chunks whole, and the next one replaces them all", async () => {
+  // Qdrant (through a proxy) refuses the second upsert call of the re-ingest.
   let upserts = 0;
+  let refuseUpsert = Number.POSITIVE_INFINITY;
   const proxy = new Hono();
   proxy.all("*", async (c) => {
-    if (c.req.method === "PUT" && /\/points$/.test(c.req.path) && ++upserts === 2) {
+    if (c.req.method === "PUT" && /\/points$/.test(c.req.path) && ++upserts === refuseUpsert) {
       return c.json({ status: { error: "Service internal error: refused" }, time: 0 }, 500);
     }
     const body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.arrayBuffer();
@@ -647,17 +656,79 @@ test("an upsert refused after its first batch landed says so: the collection cha
     });
   });
   const front = await listen(proxy);
+  // Two upsert calls' worth of chunks (each call carries at most UPSERT_MAX_BYTES).
+  const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
+  const document = (text: string) =>
+    Array.from({ length: 400 }, (_, chunkIndex) => ({ documentId: "d", chunkIndex, title: null, text, metadata: {}, vector }));
+  const texts = async () => {
+    const hits = (await qdrant.search(vector, undefined, 1_000)) ?? [];
+    return [...new Set(hits.map((h) => h.text))].map((text) => `${text} x${hits.filter((h) => h.text === text).length}`);
+  };
+  const qdrant = qdrantAt(front.url, "re-ingest");
   try {
-    let landed = 0;
-    const qdrant = qdrantAt(front.url, "partly-written");
-    await assert.rejects(
-      qdrant.upsert(bigDocumentPoints(), undefined, () => landed++),
-      /qdrant request failed: HTTP 500/,
-    );
-    // Before, the documents service learnt only of the failure, took the corpus as unchanged, bumped nothing, and the
-    // answers cached from the replaced chunks were served on.
-    assert.equal(landed, 1, "the first batch landed");
-    assert.ok(fakes.qdrant.collections.get("partly-written")!.points.size > 0);
+    assert.equal(upsertBatches(document("old")).length, 2);
+    await put(qdrant, document("old"), 1);
+    refuseUpsert = upserts + 2;
+    await assert.rejects(qdrant.upsert(document("new"), 2), /qdrant request failed: HTTP 500/);
+    assert.ok(fakes.qdrant.collections.get("re-ingest")!.points.size > 400, "the first batch landed");
+    // Before, the new chunks overwrote the old ones in place: searches found 338 new and 62 old.
+    assert.deepEqual(await texts(), ["old x400"]);
+    await qdrant.discard(["d"], 2);
+    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the failed write's chunks are discarded");
+    await put(qdrant, document("newer"), 3);
+    assert.deepEqual(await texts(), ["newer x400"]);
+    // Calls of an earlier write (2) or delete landing late, after its lease ended, remove none of a later write's.
+    await qdrant.publish("d", 2);
+    await qdrant.deleteChunks("d", 2);
+    assert.deepEqual(await texts(), ["newer x400"]);
+    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the old and the failed write's chunks are gone");
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish Qdrant applies in part (shown, the old chunks not deleted) leaves the old ones alone, and invalidates", async () => {
+  // Qdrant applies a batch's operations in order and stops at the first that fails: here it shows the new chunks and
+  // then refuses the delete of the old ones.
+  let halfApply = false;
+  const proxy = new Hono();
+  proxy.all("*", async (c) => {
+    let body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.text();
+    const half = halfApply && c.req.path.endsWith("/points/batch");
+    if (half) body = JSON.stringify({ operations: JSON.parse(body!).operations.slice(0, 1) });
+    const url = new URL(c.req.url);
+    const res = await fetch(`${fakes.qdrant.url}${url.pathname}${url.search}`, {
+      method: c.req.method,
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    return half ? c.json({ status: { error: "Service internal error: shard failed" }, time: 0 }, 500) : res;
+  });
+  const front = await listen(proxy);
+  const qdrant = qdrantAt(front.url, "half-published");
+  let generation = 0;
+  let bumps = 0;
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: front.url };
+  const documents = createDocuments({
+    config: loadConfig(appEnv(urls)),
+    store: { upsertDocuments: async () => ({ generation: ++generation }), releaseDocuments: async () => {} } as never,
+    corpus: { bump: async () => void bumps++ } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.6, 0.8]) } as never,
+    qdrant,
+    vectorFit: { refused: () => {} },
+    log: createLogger("silent"),
+  });
+  const texts = async () => ((await qdrant.search([0.6, 0.8], undefined, 10)) ?? []).map((h) => h.text);
+  try {
+    await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
+    const bumpsBefore = bumps;
+    halfApply = true;
+    await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
+    halfApply = false;
+    // Before, the write was taken as changing nothing: no bump, and the new chunk stayed shown beside the old one.
+    assert.ok(bumps > bumpsBefore, "the answers cached while the new chunk was shown are dropped");
+    await waitFor("the failed write's chunk discarded", async () => (await texts()).length === 1, 2_000);
+    assert.deepEqual(await texts(), ["Old text."]);
   } finally {
     await front.close();
   }

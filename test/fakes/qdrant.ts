@@ -233,15 +233,52 @@ export async function startFakeQdrant(opts: FakeQdrantOptions = {}): Promise<Fak
 
   const select = (col: Collection, filter: Filter | undefined) => [...col.points.values()].filter((p) => matches(filter, p));
 
+  /** A PointsSelector (`points` or `filter`) or SetPayload's own pair: the ids of the stored points it names. */
+  type Selector = { points?: PointId[] | null; filter?: Filter | null };
+  const selected = (col: Collection, { points, filter }: Selector) =>
+    points ? points.map(String).filter((id) => col.points.has(id)) : select(col, filter ?? undefined).map((p) => String(p.id));
+  const deletePoints = (col: Collection, selector: Selector) => {
+    for (const id of selected(col, selector)) col.points.delete(id);
+  };
+  /** set_payload: the given keys are set and the others kept (overwrite_payload would replace them all). */
+  const setPayload = (col: Collection, { payload, ...selector }: Selector & { payload: Record<string, unknown> }) => {
+    for (const id of selected(col, selector)) Object.assign(col.points.get(id)!.payload, payload);
+  };
+  const selects = (x: Selector | undefined) => Boolean(x && (x.points || x.filter));
+
   app.post("/collections/:name/points/delete", async (c) => {
     const col = collectionOf(c);
     if (!col) return missing(c);
-    const req = await body<{ points?: PointId[]; filter?: Filter }>(c);
-    if (!req || (!req.points && !req.filter)) return fail(c, 400, "Format error in JSON body: expected `points` or `filter`");
+    const req = await body<Selector>(c);
+    if (!req || !selects(req)) return fail(c, 400, "Format error in JSON body: expected `points` or `filter`");
     if (knobs.writeMs > 0) await sleep(knobs.writeMs);
-    const doomed = req.points ? req.points.map(String) : select(col, req.filter).map((p) => String(p.id));
-    for (const id of doomed) col.points.delete(id);
+    deletePoints(col, req);
     return ok(c, updated());
+  });
+
+  // UpdateOperations (v1.15.5 openapi.json): the whole body is parsed before any operation runs, then each is applied
+  // in order (src/common/update.rs do_batch_update_points), answered with one UpdateResult each. The fake knows the
+  // two kinds the app sends.
+  type Operation = { delete?: Selector; set_payload?: Selector & { payload?: Record<string, unknown> } };
+  app.post("/collections/:name/points/batch", async (c) => {
+    const col = collectionOf(c);
+    if (!col) return missing(c);
+    const req = await body<{ operations?: Operation[] }>(c);
+    const valid = (op: Operation) =>
+      Object.keys(op).length === 1 &&
+      (op.delete ? selects(op.delete) : Boolean(op.set_payload?.payload && selects(op.set_payload)));
+    if (!req || !Array.isArray(req.operations) || !req.operations.every(valid)) {
+      return fail(c, 400, "Format error in JSON body: data did not match any variant of untagged enum UpdateOperation");
+    }
+    if (knobs.writeMs > 0) await sleep(knobs.writeMs);
+    for (const op of req.operations) {
+      if (op.delete) deletePoints(col, op.delete);
+      else setPayload(col, op.set_payload as Selector & { payload: Record<string, unknown> });
+    }
+    return ok(
+      c,
+      req.operations.map(() => updated()),
+    );
   });
 
   const shape = (p: StoredPoint, withPayload: unknown, withVector: unknown) => ({

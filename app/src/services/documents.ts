@@ -142,11 +142,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * After a failed Qdrant write (`changed`: points of it had landed before the failure): invalidates the cached
+   * After a failed Qdrant write (`changed`: it sent a publish, which may have shown chunks): invalidates the cached
    * answers if the points may have changed, and gives the documents back, unless Qdrant may still apply the write
    * (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a late upsert lands
-   * (chunks without a record, which no delete finds), nor a re-ingest before a late delete (an acknowledged ingest's
-   * chunks removed).
+   * (pending chunks without a record: unsearchable, but left in Qdrant). A later write's chunks are safe from a late
+   * call either way (store.ts Leased).
    */
   const afterFailedWrite = async (ids: string[], lease: Lease, err: unknown, changed: boolean): Promise<void> => {
     const mayLand = writeMayLand(err);
@@ -220,15 +220,19 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     for (const chunk of embedded) prepared[chunk.doc]!.chunks.push(chunk);
     const lease = newLease();
     const ids = prepared.map((d) => d.id);
-    const busy = await store
+    const leased = await store
       .upsertDocuments(
         prepared.map((d) => ({ id: d.id, title: d.title, metadata: d.metadata, chunk_count: d.chunks.length })),
         owner,
         lease,
       )
       .catch(unknownOutcome(ids, lease));
-    if (busy) throw documentsBusy(busy);
-    let written = false;
+    if ("ids" in leased) throw documentsBusy(leased);
+    const { generation } = leased;
+    // Searches see a document's new chunks only once they are all written, and its old ones go in the same call
+    // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now, not half of each.
+    let published = 0;
+    let publishing = false;
     try {
       for (const doc of prepared) {
         const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -239,16 +243,23 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
           metadata: doc.metadata,
           vector,
         }));
-        // Written once any of its upsert calls landed: a failure in a later one is a changed corpus to invalidate.
-        await qdrant.upsert(points, beforeCall, () => {
-          written = true;
-        });
-        // Re-ingesting a shorter text leaves chunks past the new end; they go after the new ones are in place.
-        await qdrant.deleteChunks(doc.id, doc.chunks.length, beforeCall);
+        await qdrant.upsert(points, generation, beforeCall);
+        publishing = true;
+        await qdrant.publish(doc.id, generation, beforeCall);
+        published++;
       }
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
-      await afterFailedWrite(ids, lease, err, written);
+      // The documents not published go back to their old chunks: a failed publish may have shown the new ones beside
+      // them (Qdrant ends a batch at its first failing operation). Not while a call may still land: then the next
+      // write or delete of the document removes them.
+      if (!writeMayLand(err)) {
+        void qdrant
+          .discard(ids.slice(published), generation)
+          .catch((e: unknown) => log.warn({ err: describe(e) }, "chunks of a failed document write left in qdrant"));
+      }
+      // Changed: documents published, or a publish that failed may have shown new chunks for a while.
+      await afterFailedWrite(ids, lease, err, publishing);
       throw err;
     }
     // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
@@ -301,10 +312,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     const lease = newLease();
     const leased = await store.leaseDocument(id, lease).catch(unknownOutcome([id], lease));
     if (leased === "missing") return false;
-    if (leased !== "leased") throw documentsBusy(leased);
+    if ("ids" in leased) throw documentsBusy(leased);
     let version: number | undefined;
     try {
-      await qdrant.deleteChunks(id, 0, callsUntil(stopAt));
+      await qdrant.deleteChunks(id, leased.generation, callsUntil(stopAt));
     } catch (err) {
       await afterFailedWrite([id], lease, err, false);
       throw err;

@@ -49,9 +49,12 @@ export function toQdrantFilter(filter: MetadataFilter | undefined) {
   };
 }
 
-/** Qdrant point ids are UUIDs or integers; a chunk's id is derived from (document, index) so re-ingest overwrites. */
-export function chunkPointId(documentId: string, chunkIndex: number): string {
-  const h = sha256(`${documentId}\u0000${chunkIndex}`);
+/**
+ * Qdrant point ids are UUIDs or integers. A chunk's id is derived from (document, write, index): a re-ingest writes its
+ * chunks beside the old ones instead of over them, so a re-ingest that fails leaves the old ones whole (`publish`).
+ */
+export function chunkPointId(documentId: string, generation: number, chunkIndex: number): string {
+  const h = sha256(`${documentId}\u0000${generation}\u0000${chunkIndex}`);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -217,7 +220,24 @@ export interface QdrantOptions {
 const METADATA_PREFIX = "metadata.";
 
 /** The calls that change points: one failing unanswered may still be applied (writeMayLand). */
-const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_delete"]);
+const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_publish", "qdrant_delete"]);
+
+/**
+ * A write's chunks carry `pending: true` until `publish`, and every search leaves them out (`must_not`; chunks stored
+ * before this field existed have none, so they match). Indexed as a bool (v1.15.5 PayloadSchemaType).
+ */
+const PENDING = "pending";
+const NOT_PENDING = { must_not: [{ key: PENDING, match: { value: true } }] };
+const ofDocument = (documentId: string) => ({ key: "document_id", match: { value: documentId } });
+const ofGeneration = (generation: number) => ({ key: "generation", match: { value: generation } });
+/**
+ * A document's chunks of writes before `generation` (store.ts Leased), and those from before generations (none): a
+ * write's call that lands late removes none of a later write's.
+ */
+const olderOf = (documentId: string, generation: number) => ({
+  must: [ofDocument(documentId)],
+  must_not: [{ key: "generation", range: { gte: generation } }],
+});
 
 export function createQdrant(opts: QdrantOptions) {
   treatAsSecret(opts.apiKey);
@@ -362,6 +382,7 @@ export function createQdrant(opts: QdrantOptions) {
     const size = vectorSizeOf(info);
     if (size !== undefined && size !== dimension) throw new VectorSizeMismatch(name, size, dimension);
     await createIndex("document_id", "keyword", beforeCall);
+    await createIndex(PENDING, "bool", beforeCall);
   }
 
   /**
@@ -394,7 +415,7 @@ export function createQdrant(opts: QdrantOptions) {
     return points;
   }
 
-  async function writePoints(points: ChunkPoint[], beforeCall: BeforeCall, landed: () => void): Promise<void> {
+  async function writePoints(points: ChunkPoint[], generation: number, beforeCall: BeforeCall): Promise<void> {
     await ensureCollection(points[0]!.vector.length, beforeCall);
     await indexMetadata(points, beforeCall);
     for (const batch of upsertBatches(points)) {
@@ -404,7 +425,7 @@ export function createQdrant(opts: QdrantOptions) {
           client.upsert(name, {
             wait: true,
             points: batch.map((p) => ({
-              id: chunkPointId(p.documentId, p.chunkIndex),
+              id: chunkPointId(p.documentId, generation, p.chunkIndex),
               vector: p.vector,
               payload: {
                 document_id: p.documentId,
@@ -412,12 +433,13 @@ export function createQdrant(opts: QdrantOptions) {
                 title: p.title,
                 text: p.text,
                 metadata: p.metadata,
+                generation,
+                [PENDING]: true,
               },
             })),
           }),
         beforeCall,
       );
-      landed();
     }
   }
 
@@ -431,34 +453,67 @@ export function createQdrant(opts: QdrantOptions) {
 
   return {
     /**
-     * Writes the points; `beforeCall` runs before each of its calls (collection, indexes, points), `landed` after each
-     * upsert call that wrote some: a write failing in a later call has changed the collection all the same.
+     * Writes the points as `generation`'s, pending: searches do not see them until `publish`, so an upsert failing
+     * midway changes no answer. `beforeCall` runs before each of its calls (collection, indexes, points).
      */
-    async upsert(points: ChunkPoint[], beforeCall: BeforeCall = () => {}, landed: () => void = () => {}): Promise<void> {
+    async upsert(points: ChunkPoint[], generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
       if (points.length === 0) return;
       try {
-        await writePoints(points, beforeCall, landed);
+        await writePoints(points, generation, beforeCall);
       } catch (err) {
         if (!(err instanceof CollectionMissing)) throw err;
-        await writePoints(points, beforeCall, landed); // into the collection created again
+        await writePoints(points, generation, beforeCall); // into the collection created again
       }
     },
 
-    /** Deletes a document's chunks with chunk_index >= fromIndex (0: all of them). */
-    async deleteChunks(documentId: string, fromIndex: number, beforeCall: BeforeCall = () => {}): Promise<void> {
+    /**
+     * Makes `generation`'s chunks of the document searchable and deletes those of earlier writes (published, or a failed
+     * one's still pending), in one call: POST /collections/{name}/points/batch (api.qdrant.tech batch-update), whose
+     * operations Qdrant applies in order, ending at the first that fails (v1.15.5 src/common/update.rs
+     * do_batch_update_points). Shown before the old ones go, so a failure between the two leaves the document found
+     * twice rather than not at all, until `discard`.
+     */
+    async publish(documentId: string, generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
+      if (!(await exists(beforeCall))) return; // a document of no chunks into no collection: nothing to show or delete
+      await call(
+        "qdrant_publish",
+        () =>
+          client.batchUpdate(name, {
+            wait: true,
+            operations: [
+              {
+                set_payload: {
+                  payload: { [PENDING]: false },
+                  filter: { must: [ofDocument(documentId), ofGeneration(generation)] },
+                },
+              },
+              { delete: { filter: olderOf(documentId, generation) } },
+            ],
+          }),
+        beforeCall,
+      );
+    },
+
+    /**
+     * Deletes a failed write's chunks of the documents it did not publish: pending, or shown by a publish that failed
+     * before its delete (the old chunks are still there).
+     */
+    async discard(documentIds: string[], generation: number): Promise<void> {
+      if (documentIds.length === 0 || !(await exists())) return;
+      await call("qdrant_delete", () =>
+        client.delete(name, {
+          wait: true,
+          filter: { must: [{ key: "document_id", match: { any: documentIds } }, ofGeneration(generation)] },
+        }),
+      ).catch(unlessMissing(undefined));
+    },
+
+    /** Deletes a document's chunks of writes before `generation` (the delete's own lease), pending ones included. */
+    async deleteChunks(documentId: string, generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
       if (!(await exists(beforeCall))) return;
       await call(
         "qdrant_delete",
-        () =>
-          client.delete(name, {
-            wait: true,
-            filter: {
-              must: [
-                { key: "document_id", match: { value: documentId } },
-                { key: "chunk_index", range: { gte: fromIndex } },
-              ],
-            },
-          }),
+        () => client.delete(name, { wait: true, filter: olderOf(documentId, generation) }),
         beforeCall,
       ).catch(unlessMissing(undefined));
     },
@@ -471,7 +526,7 @@ export function createQdrant(opts: QdrantOptions) {
     async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[] | null> {
       if (!(await exists())) return null;
       const points = await call("qdrant_query", () =>
-        queryPoints({ query: vector, filter: toQdrantFilter(filter), limit, with_payload: HIT_FIELDS }),
+        queryPoints({ query: vector, filter: { ...toQdrantFilter(filter), ...NOT_PENDING }, limit, with_payload: HIT_FIELDS }),
       ).catch(unlessMissing(null));
       if (points === null) return null;
       return points.map((p) => {

@@ -29,6 +29,16 @@ export interface Lease {
   ms: number;
 }
 
+/**
+ * A lease taken, and its write's generation: the corpus version the lease statement bumped, higher at every bump (past
+ * a restored database's too). Writes of one document hold its lease one after another, so a later write has a higher
+ * generation, and a write's Qdrant calls that land late remove only chunks of older ones (qdrant.ts `publish`,
+ * `deleteChunks`).
+ */
+export interface Leased {
+  generation: number;
+}
+
 /** Documents another write holds, and the seconds until its lease ends at the latest. */
 export interface Busy {
   ids: string[];
@@ -96,6 +106,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     sql`${bumped(when, above)} SELECT version::text, ${notifyBumped} FROM bumped`;
   /** For a statement whose own result is something else: the other replicas, and this one, hear its bump by NOTIFY. */
   const notifyIfBumped = sql`(SELECT ${notifyBumped} FROM bumped)`;
+  /** A lease statement's column giving its write's generation (Leased): the corpus version its lease bumped. */
+  const generation = sql`(SELECT version FROM bumped)::float8 AS generation`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`
@@ -184,14 +196,14 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      * no longer served, even if its writer dies before its own bump at the end (a killed process). Those cached while
      * it runs: corpusVersion.
      */
-    upsertDocuments: async (docs: DocumentRecord[], createdBy: string, lease: Lease): Promise<Busy | undefined> => {
+    upsertDocuments: async (docs: DocumentRecord[], createdBy: string, lease: Lease): Promise<Busy | Leased> => {
       const rows = storableJson(docs.map((d) => ({ ...d, created_by: createdBy })));
       const ids = docs.map((d) => d.id);
       // By `= ANY(ARRAY(...))`: an index scan once the table's statistics know its size. A plan a connection cached
       // while the table was small (a new stack's first ingests) scans it instead, about 8 ms a statement at 100,000
       // documents, until autovacuum's next ANALYZE of it: kept on this cold path (turns.ts probes by id instead).
       const [result] = await run(
-        sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null }[]>`
+        sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null; generation: number }[]>`
           WITH busy AS (
             SELECT id, writing_until FROM documents
             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()
@@ -211,10 +223,11 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
             RETURNING id
           ), ${bumped(allLocked("written"))}
           SELECT (SELECT jsonb_agg(id) FROM written) AS written, (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
-                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${notifyIfBumped}`,
+                 ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${generation},
+                 ${notifyIfBumped}`,
       );
       const written = result!.written ?? [];
-      if (written.length === ids.length) return undefined;
+      if (written.length === ids.length) return { generation: result!.generation };
       if (result!.busy) return { ids: result!.busy, leftSeconds: result!.busy_seconds! };
       // Another write leased some of them after this statement's snapshot was taken: give back the ones this one got
       // (their records keep the new title and metadata, which nothing reads back; the retry writes them again).
@@ -226,19 +239,19 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      * Leases a stored document to `writer` (before its chunks are deleted), bumping the corpus version as
      * upsertDocuments does; "missing" when there is no such document.
      */
-    leaseDocument: async (id: string, lease: Lease): Promise<"leased" | "missing" | Busy> => {
+    leaseDocument: async (id: string, lease: Lease): Promise<Leased | "missing" | Busy> => {
       const [row] = await run(
-        sql<{ leased: boolean; busy_seconds: number | null }[]>`
+        sql<{ leased: boolean; busy_seconds: number | null; generation: number }[]>`
           WITH leased AS (
             UPDATE documents SET writer = ${lease.writer}::uuid, writing_until = ${until(lease)}
             WHERE id = ${id} AND (writing_until IS NULL OR writing_until <= now()) RETURNING id
           ), ${bumped(allLocked("leased"))}
           SELECT EXISTS (SELECT 1 FROM leased) AS leased, ${secondsLeft(sql`writing_until`)} AS busy_seconds,
-                 ${notifyIfBumped}
+                 ${generation}, ${notifyIfBumped}
           FROM documents WHERE id = ${id}`,
       );
       if (!row) return "missing";
-      return row.leased ? "leased" : { ids: [id], leftSeconds: row.busy_seconds! };
+      return row.leased ? { generation: row.generation } : { ids: [id], leftSeconds: row.busy_seconds! };
     },
 
     /** Ends `writer`'s lease on these documents, so the next write need not wait for it to expire. */
