@@ -199,10 +199,12 @@ for (const res of fresh.filter((r) => r.status !== 200))
 const active = metricValue(await scrape(app.metricsUrl), "active_queries");
 if (active !== 0) violations.push(`active_queries is ${active} with no request in flight`);
 const chunksOf = (id: string) =>
-  [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id).length;
+  [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id);
 for (const [id, state] of documents) {
-  const chunks = chunksOf(id);
-  if (state === "ingested" && chunks === 0) violations.push(`${id}: ingest acknowledged, no chunks`);
+  const chunks = chunksOf(id).length;
+  // A write's chunks are searchable once published (qdrant.ts): pending ones do not count.
+  const searchable = chunksOf(id).filter((p) => p.payload.pending !== true).length;
+  if (state === "ingested" && searchable === 0) violations.push(`${id}: ingest acknowledged, no searchable chunks`);
   if (state === "deleted" && chunks > 0) violations.push(`${id}: delete acknowledged, ${chunks} chunks left`);
   if (state === "failed") {
     // As a client would: a 409 says Retry-After: 1. A lease the app gave up on is given back within Postgres'
@@ -214,7 +216,7 @@ for (const [id, state] of documents) {
     }
     if (res.status !== 200 && res.status !== 404)
       violations.push(`${id}: after a failed write, delete ${res.status} ${res.text}`);
-    else if (chunksOf(id) > 0) violations.push(`${id}: after a failed write and a delete, chunks left`);
+    else if (chunksOf(id).length > 0) violations.push(`${id}: after a failed write and a delete, chunks left`);
   }
 }
 

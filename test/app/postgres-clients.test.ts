@@ -321,6 +321,25 @@ test("leases and the corpus version are locked in one order: documents in id ord
   }
 });
 
+test("a write's generation is the corpus version its lease bumped: higher for each later lease of a document", async () => {
+  const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const store = createStore(sql, 1_000);
+  const version = async () => Number((await sql<{ version: string }[]>`SELECT version::text FROM corpus_version`)[0]!.version);
+  const lease = () => ({ writer: randomUUID(), ms: 60_000 });
+  try {
+    const ingest = await store.upsertDocuments([{ id: "gen-1", title: null, metadata: {}, chunk_count: 1 }], "key:x", lease());
+    assert.deepEqual(ingest, { generation: await version() });
+    const [record] = await sql<{ writer: string }[]>`SELECT writer::text FROM documents WHERE id = 'gen-1'`;
+    await store.releaseDocuments(["gen-1"], record!.writer);
+    const removal = await store.leaseDocument("gen-1", lease());
+    assert.deepEqual(removal, { generation: await version() });
+    assert.ok((removal as { generation: number }).generation > (ingest as { generation: number }).generation);
+  } finally {
+    await sql.end();
+  }
+});
+
 test("a corpus version gone back (a database restore) is bumped past the clock by the next refresh: every replica drops its answers", async () => {
   const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);

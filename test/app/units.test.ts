@@ -586,7 +586,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   const calls: string[] = [];
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "300", QDRANT_TIMEOUT_MS: "50" })),
+    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "600", QDRANT_TIMEOUT_MS: "50" })),
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
@@ -600,17 +600,17 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
     // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
-      upsert: async (points: Array<{ documentId: string }>, _generation: string, beforeCall: () => void) => {
+      upsert: async (points: Array<{ documentId: string }>, _generation: number, beforeCall: () => void) => {
         beforeCall();
         calls.push(`upsert ${points[0]!.documentId}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await new Promise((resolve) => setTimeout(resolve, 400));
       },
-      publish: async (id: string, _generation: string, beforeCall: () => void) => {
+      publish: async (id: string, _generation: number, beforeCall: () => void) => {
         beforeCall();
         calls.push(`publish ${id}`);
       },
-      discard: async (ids: string[]) => {
-        calls.push(`discard ${ids.join(",")}`);
+      discard: async (id: string) => {
+        calls.push(`discard ${id}`);
       },
     } as never,
     vectorFit: { refused: () => {} },
@@ -622,9 +622,9 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   ];
   await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
   // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time.
-  // "b" was written past the deadline and not published: its chunks go. "a" was published: the answers cached before
-  // it go.
-  assert.deepEqual(calls, ["lease 600 ms", "upsert a", "publish a", "upsert b", "discard b", "bump", "release a,b"]);
+  // "b"'s upsert ended past the deadline: its publish is not sent, and its pending chunks go. "a" was published: the
+  // answers cached before it go.
+  assert.deepEqual(calls, ["lease 1200 ms", "upsert a", "publish a", "upsert b", "discard b", "bump", "release a,b"]);
 });
 
 test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {

@@ -65,7 +65,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   /**
    * A write starts no Qdrant call past its request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, and
    * holds its documents (migration 005) until the last call it started has ended too: REQUEST_TIMEOUT_MS more, or
-   * QDRANT_TIMEOUT_MS where that is longer (a late upsert landed over another write's acknowledged ingest).
+   * QDRANT_TIMEOUT_MS where that is longer (a delete running first left a late upsert's chunks without a record).
    */
   const newLease = (): Lease => ({
     writer: randomUUID(),
@@ -124,10 +124,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     );
 
   /**
-   * Bumps the corpus version after a write that changed Qdrant's points, failed or not (some landed before a failure,
-   * or the failing call may still land): answers cached under the current version cite chunks no longer there, or miss
-   * new ones, until they expire. Tried until the lease ends; when the write may still land, once more after that,
-   * when no call of it is under way any more. Resolves with the first try's error if it failed.
+   * Bumps the corpus version after a write that changed what searches find, failed or not (a document published before
+   * a failure, or a failing call that may still land): answers cached under the current version cite chunks no longer
+   * there, or miss new ones, until they expire. Tried until the lease ends; when the write may still land, once more
+   * after that, when no call of it is under way any more. Resolves with the first try's error if it failed.
    */
   function invalidate(lease: Lease, mayLand: boolean): Promise<unknown> {
     const bump = () =>
@@ -200,6 +200,32 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
+   * Sends a failed publish again until it lands: the first try awaited, the others in the background until the lease
+   * would have ended. Qdrant ends a batch at its first failing operation, so a refused publish may have shown the
+   * document's new chunks beside its old ones, and one that timed out may still land; sent again, it leaves the new
+   * ones alone either way (applied already, it changes nothing, and it removes no later write's chunks). Taking the
+   * document back to its old chunks instead was not safe: a refusal from a proxy may come after Qdrant applied it
+   * whole, and the old chunks are gone. A try that lands in the background bumps the corpus version, since answers
+   * were cached meanwhile from both.
+   */
+  function republish(id: string, generation: number, lease: Lease): Promise<unknown> {
+    let tries = 0;
+    return persist(
+      async () => {
+        const late = tries++ > 0;
+        await qdrant.publish(id, generation);
+        if (late) await corpus.bump();
+      },
+      performance.now() + lease.ms,
+      (err) =>
+        log.warn(
+          { err: describe(err), document: id },
+          "document publish not completed: it may show old and new chunks until its next write",
+        ),
+    );
+  }
+
+  /**
    * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
    * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
    * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
@@ -232,9 +258,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     // Searches see a document's new chunks only once they are all written, and its old ones go in the same call
     // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now, not half of each.
     let published = 0;
-    let publishing = false;
+    /** The current document's publish passed its gate: it may have been applied, in part or whole. */
+    let publishSent = false;
+    const beforePublish = () => {
+      beforeCall();
+      publishSent = true;
+    };
     try {
       for (const doc of prepared) {
+        publishSent = false;
         const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
           documentId: doc.id,
           chunkIndex,
@@ -244,22 +276,21 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
           vector,
         }));
         await qdrant.upsert(points, generation, beforeCall);
-        publishing = true;
-        await qdrant.publish(doc.id, generation, beforeCall);
+        await qdrant.publish(doc.id, generation, beforePublish);
         published++;
       }
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
-      // The documents not published go back to their old chunks: a failed publish may have shown the new ones beside
-      // them (Qdrant ends a batch at its first failing operation). Not while a call may still land: then the next
-      // write or delete of the document removes them.
-      if (!writeMayLand(err)) {
+      const failed = ids[published]!;
+      // Before the answers are invalidated (afterFailedWrite), so none is cached from the document half shown.
+      if (publishSent) await republish(failed, generation, lease);
+      else if (!writeMayLand(err)) {
+        // Its pending chunks: unsearchable, deleted to spare Qdrant the space (else the next write of it does).
         void qdrant
-          .discard(ids.slice(published), generation)
-          .catch((e: unknown) => log.warn({ err: describe(e) }, "chunks of a failed document write left in qdrant"));
+          .discard(failed, generation)
+          .catch((e: unknown) => log.warn({ err: describe(e) }, "pending chunks of a failed document write left in qdrant"));
       }
-      // Changed: documents published, or a publish that failed may have shown new chunks for a while.
-      await afterFailedWrite(ids, lease, err, publishing);
+      await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
     }
     // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to

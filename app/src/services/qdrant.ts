@@ -227,16 +227,18 @@ const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_publish", "qdrant_delete"
  * before this field existed have none, so they match). Indexed as a bool (v1.15.5 PayloadSchemaType).
  */
 const PENDING = "pending";
-const NOT_PENDING = { must_not: [{ key: PENDING, match: { value: true } }] };
+/** The write a chunk is of (store.ts Leased). */
+const GENERATION = "generation";
+const isPending = { key: PENDING, match: { value: true } };
 const ofDocument = (documentId: string) => ({ key: "document_id", match: { value: documentId } });
-const ofGeneration = (generation: number) => ({ key: "generation", match: { value: generation } });
+const ofGeneration = (generation: number) => ({ key: GENERATION, match: { value: generation } });
 /**
- * A document's chunks of writes before `generation` (store.ts Leased), and those from before generations (none): a
- * write's call that lands late removes none of a later write's.
+ * A document's chunks of writes before `generation`, and those from before generations (none): a write's call that
+ * lands late removes none of a later write's.
  */
-const olderOf = (documentId: string, generation: number) => ({
+const olderChunksOf = (documentId: string, generation: number) => ({
   must: [ofDocument(documentId)],
-  must_not: [{ key: "generation", range: { gte: generation } }],
+  must_not: [{ key: GENERATION, range: { gte: generation } }],
 });
 
 export function createQdrant(opts: QdrantOptions) {
@@ -433,7 +435,7 @@ export function createQdrant(opts: QdrantOptions) {
                 title: p.title,
                 text: p.text,
                 metadata: p.metadata,
-                generation,
+                [GENERATION]: generation,
                 [PENDING]: true,
               },
             })),
@@ -471,10 +473,9 @@ export function createQdrant(opts: QdrantOptions) {
      * one's still pending), in one call: POST /collections/{name}/points/batch (api.qdrant.tech batch-update), whose
      * operations Qdrant applies in order, ending at the first that fails (v1.15.5 src/common/update.rs
      * do_batch_update_points). Shown before the old ones go, so a failure between the two leaves the document found
-     * twice rather than not at all, until `discard`.
+     * twice rather than not at all, until it is sent again (documents.ts); once applied, it changes nothing.
      */
     async publish(documentId: string, generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
-      if (!(await exists(beforeCall))) return; // a document of no chunks into no collection: nothing to show or delete
       await call(
         "qdrant_publish",
         () =>
@@ -487,24 +488,18 @@ export function createQdrant(opts: QdrantOptions) {
                   filter: { must: [ofDocument(documentId), ofGeneration(generation)] },
                 },
               },
-              { delete: { filter: olderOf(documentId, generation) } },
+              { delete: { filter: olderChunksOf(documentId, generation) } },
             ],
           }),
         beforeCall,
       );
     },
 
-    /**
-     * Deletes a failed write's chunks of the documents it did not publish: pending, or shown by a publish that failed
-     * before its delete (the old chunks are still there).
-     */
-    async discard(documentIds: string[], generation: number): Promise<void> {
-      if (documentIds.length === 0 || !(await exists())) return;
+    /** Deletes a failed write's pending chunks of the document: no search saw them. */
+    async discard(documentId: string, generation: number): Promise<void> {
+      if (!(await exists())) return;
       await call("qdrant_delete", () =>
-        client.delete(name, {
-          wait: true,
-          filter: { must: [{ key: "document_id", match: { any: documentIds } }, ofGeneration(generation)] },
-        }),
+        client.delete(name, { wait: true, filter: { must: [ofDocument(documentId), ofGeneration(generation), isPending] } }),
       ).catch(unlessMissing(undefined));
     },
 
@@ -513,7 +508,7 @@ export function createQdrant(opts: QdrantOptions) {
       if (!(await exists(beforeCall))) return;
       await call(
         "qdrant_delete",
-        () => client.delete(name, { wait: true, filter: olderOf(documentId, generation) }),
+        () => client.delete(name, { wait: true, filter: olderChunksOf(documentId, generation) }),
         beforeCall,
       ).catch(unlessMissing(undefined));
     },
@@ -526,7 +521,12 @@ export function createQdrant(opts: QdrantOptions) {
     async search(vector: number[], filter: MetadataFilter | undefined, limit: number): Promise<ChunkHit[] | null> {
       if (!(await exists())) return null;
       const points = await call("qdrant_query", () =>
-        queryPoints({ query: vector, filter: { ...toQdrantFilter(filter), ...NOT_PENDING }, limit, with_payload: HIT_FIELDS }),
+        queryPoints({
+          query: vector,
+          filter: { must: toQdrantFilter(filter)?.must, must_not: [isPending] },
+          limit,
+          with_payload: HIT_FIELDS,
+        }),
       ).catch(unlessMissing(null));
       if (points === null) return null;
       return points.map((p) => {
