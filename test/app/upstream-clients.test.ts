@@ -17,29 +17,16 @@ import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
-import {
-  type ChunkPoint,
-  createQdrant,
-  type QdrantOptions,
-  type QdrantService,
-  UPSERT_MAX_BYTES,
-  upsertBatches,
-  VectorSizeMismatch,
-} from "../../app/src/services/qdrant.ts";
+import { UPSERT_MAX_BYTES, upsertBatches, VectorSizeMismatch } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakeQdrant } from "../fakes/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { freePort } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 import { capturedLog } from "../support/log.ts";
+import { putChunks, qdrantAt } from "../support/qdrant.ts";
 
 const require = createRequire(import.meta.url);
-
-/** Writes the points as an ingest does: upserted as one write's (pending), then each document published. */
-async function put(qdrant: QdrantService, points: ChunkPoint[], generation = 1): Promise<void> {
-  await qdrant.upsert(points, generation);
-  for (const id of new Set(points.map((p) => p.documentId))) await qdrant.publish(id, generation);
-}
 
 let fakes: Fakes;
 before(async () => {
@@ -59,19 +46,6 @@ function gate() {
 const ollamaAt = (url: string, timeoutMs = 5_000) =>
   createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, maxAnswerTokens: 1_024, metrics: createMetrics() });
 
-const qdrantAt = (url: string, collection: string, opts: Partial<QdrantOptions> = {}) =>
-  createQdrant({
-    url,
-    collection,
-    replicationFactor: 1,
-    writeConsistencyFactor: 1,
-    timeoutMs: 5_000,
-    metadataIndexLimit: 16,
-    metrics: createMetrics(),
-    log: createLogger("silent"),
-    ...opts,
-  });
-
 test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
   const ollamaProxy = await startTcpProxy(fakes.ollama.port);
   const qdrantProxy = await startTcpProxy(fakes.qdrant.port);
@@ -79,7 +53,7 @@ test("sequential Ollama and Qdrant calls reuse their keep-alive connections inst
     const ollama = ollamaAt(ollamaProxy.url);
     const qdrant = qdrantAt(qdrantProxy.url, "reuse");
     const [vector] = await ollama.embed(["tides follow the moon"]);
-    await put(qdrant, [{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
+    await putChunks(qdrant, [{ documentId: "d", chunkIndex: 0, title: null, text: "tides", metadata: {}, vector: vector! }]);
     const round = async (i: number) => {
       await ollama.embed([`question ${i}`]);
       assert.equal((await qdrant.search(vector!, undefined, 3))?.length, 1);
@@ -410,7 +384,7 @@ test("a collection lost under a running replica: searches find nothing, the next
     metadata: { lang: "en" },
     vector: [1, 0, 0],
   });
-  await put(client, [point("a")]);
+  await putChunks(client, [point("a")]);
   assert.equal((await client.search([1, 0, 0], undefined, 3))?.length, 1);
 
   fakes.qdrant.collections.delete("lost"); // the volume is gone: Qdrant answers 404 for the collection
@@ -419,7 +393,7 @@ test("a collection lost under a running replica: searches find nothing, the next
   assert.match(JSON.parse(warnings[0]!).msg, /collection missing/);
   await client.deleteChunks("a", 2);
 
-  await put(client, [point("b")]);
+  await putChunks(client, [point("b")]);
   const created = fakes.qdrant.collections.get("lost");
   assert.ok(created, "the ingest created the collection again");
   assert.deepEqual([...created.payloadSchema.keys()].sort(), ["document_id", "metadata.lang", "pending"], "with its indexes");
@@ -430,7 +404,7 @@ test("a collection lost under a running replica: searches find nothing, the next
 
   // Lost again between a write's check and its upsert: the write still lands.
   fakes.qdrant.collections.delete("lost");
-  await put(client, [point("c")]);
+  await putChunks(client, [point("c")]);
   assert.deepEqual(
     (await client.search([1, 0, 0], undefined, 3))?.map((h) => h.documentId),
     ["c"],
@@ -448,7 +422,7 @@ test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for th
     vector: [1, 0, 0],
   });
   const first = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
-  await put(first, [point("a", { lang: "en", tier: 1 }), point("b", { lang: "de", team: "x", unique_1: "y" })]);
+  await putChunks(first, [point("a", { lang: "en", tier: 1 }), point("b", { lang: "de", team: "x", unique_1: "y" })]);
   const indexed = () => [...fakes.qdrant.collections.get("capped")!.payloadSchema.keys()].sort();
   assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier", "pending"]);
   assert.equal(warnings.length, 1, "one warning per ingest");
@@ -456,7 +430,7 @@ test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for th
 
   // Another replica counts the collection's indexes, not its own: it adds none.
   const second = qdrantAt(fakes.qdrant.url, "capped", { metadataIndexLimit: 3, log });
-  await put(second, [point("c", { unique_2: "z", unique_3: "z", lang: "fr" })]);
+  await putChunks(second, [point("c", { unique_2: "z", unique_3: "z", lang: "fr" })]);
   assert.deepEqual(indexed(), ["document_id", "metadata.lang", "metadata.team", "metadata.tier", "pending"]);
   assert.deepEqual(JSON.parse(warnings[1]!).keys, ["unique_2", "unique_3"]);
 
@@ -626,7 +600,7 @@ test("a Qdrant API key is sent on every call, and over http the warning is a JSO
   try {
     const qdrant = qdrantAt(secured.url, "secured", { apiKey: "qdrant-secret", log });
     const point = { documentId: "d", chunkIndex: 0, title: null, text: "Secured.", metadata: {}, vector: [0.1, 0.2] };
-    await put(qdrant, [point]);
+    await putChunks(qdrant, [point]);
     assert.equal((await qdrant.search([0.1, 0.2], undefined, 1))?.length, 1, "the query path sends it too");
     // js-client-rest writes "Api key is used with unsecure connection." to stderr: the one non-JSON log line.
     assert.deepEqual(warned, []);
@@ -636,128 +610,4 @@ test("a Qdrant API key is sent on every call, and over http the warning is a JSO
     console.warn = consoleWarn;
     await secured.close();
   }
-});
-
-test("a re-ingest refused after its first batch landed leaves the old chunks whole, and the next one replaces them all", async () => {
-  // Qdrant (through a proxy) refuses the second upsert call of the re-ingest.
-  let upserts = 0;
-  let refuseUpsert = Number.POSITIVE_INFINITY;
-  const proxy = new Hono();
-  proxy.all("*", async (c) => {
-    if (c.req.method === "PUT" && /\/points$/.test(c.req.path) && ++upserts === refuseUpsert) {
-      return c.json({ status: { error: "Service internal error: refused" }, time: 0 }, 500);
-    }
-    const body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.arrayBuffer();
-    const url = new URL(c.req.url);
-    return fetch(`${fakes.qdrant.url}${url.pathname}${url.search}`, {
-      method: c.req.method,
-      headers: { "content-type": "application/json" },
-      body,
-    });
-  });
-  const front = await listen(proxy);
-  // Two upsert calls' worth of chunks (each call carries at most UPSERT_MAX_BYTES).
-  const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
-  const document = (text: string) =>
-    Array.from({ length: 400 }, (_, chunkIndex) => ({ documentId: "d", chunkIndex, title: null, text, metadata: {}, vector }));
-  const texts = async () => {
-    const hits = (await qdrant.search(vector, undefined, 1_000)) ?? [];
-    return [...new Set(hits.map((h) => h.text))].map((text) => `${text} x${hits.filter((h) => h.text === text).length}`);
-  };
-  const qdrant = qdrantAt(front.url, "re-ingest");
-  try {
-    assert.equal(upsertBatches(document("old")).length, 2);
-    await put(qdrant, document("old"), 1);
-    refuseUpsert = upserts + 2;
-    await assert.rejects(qdrant.upsert(document("new"), 2), /qdrant request failed: HTTP 500/);
-    assert.ok(fakes.qdrant.collections.get("re-ingest")!.points.size > 400, "the first batch landed");
-    // Before, the new chunks overwrote the old ones in place: searches found 338 new and 62 old.
-    assert.deepEqual(await texts(), ["old x400"]);
-    await qdrant.discard("d", 2);
-    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the failed write's chunks are discarded");
-    await put(qdrant, document("newer"), 3);
-    assert.deepEqual(await texts(), ["newer x400"]);
-    // Calls of an earlier write (2) or delete landing late, after its lease ended, remove none of a later write's.
-    await qdrant.publish("d", 2);
-    await qdrant.deleteChunks("d", 2);
-    assert.deepEqual(await texts(), ["newer x400"]);
-    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the old and the failed write's chunks are gone");
-  } finally {
-    await front.close();
-  }
-});
-
-test("a publish Qdrant applies in part (new chunks shown, old ones kept) is sent again before the answers are invalidated", async () => {
-  // Qdrant applies a batch's operations in order and stops at the first that fails: here, once, it shows the new
-  // chunks and then refuses the delete of the old ones.
-  let halfApply = 0;
-  const proxy = new Hono();
-  proxy.all("*", async (c) => {
-    let body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.text();
-    const half = c.req.path.endsWith("/points/batch") && halfApply-- > 0;
-    if (half) body = JSON.stringify({ operations: JSON.parse(body!).operations.slice(0, 1) });
-    const url = new URL(c.req.url);
-    const res = await fetch(`${fakes.qdrant.url}${url.pathname}${url.search}`, {
-      method: c.req.method,
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    return half ? c.json({ status: { error: "Service internal error: shard failed" }, time: 0 }, 500) : res;
-  });
-  const front = await listen(proxy);
-  const qdrant = qdrantAt(front.url, "half-published");
-  const texts = async () => ((await qdrant.search([0.6, 0.8], undefined, 10)) ?? []).map((h) => h.text);
-  let generation = 0;
-  /** What searches found at each bump of the corpus version. */
-  const atBumps: string[][] = [];
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: front.url };
-  const documents = createDocuments({
-    config: loadConfig(appEnv(urls)),
-    store: { upsertDocuments: async () => ({ generation: ++generation }), releaseDocuments: async () => {} } as never,
-    corpus: { bump: async () => void atBumps.push(await texts()) } as never,
-    ollama: { embed: async (texts: string[]) => texts.map(() => [0.6, 0.8]) } as never,
-    qdrant,
-    vectorFit: { refused: () => {} },
-    log: createLogger("silent"),
-  });
-  try {
-    await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
-    atBumps.length = 0;
-    halfApply = 1;
-    await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
-    // Before, the write was taken as changing nothing: no bump, and the new chunk stayed shown beside the old one.
-    assert.deepEqual(await texts(), ["New text."]);
-    assert.deepEqual(atBumps, [["New text."]], "invalidated once the document shows one write, not before");
-  } finally {
-    await front.close();
-  }
-});
-
-test("chunks stored before writes had generations stay searchable, and the document's next write or delete removes them", async () => {
-  const qdrant = qdrantAt(fakes.qdrant.url, "legacy");
-  const chunk = (documentId: string, text: string) => ({
-    documentId,
-    chunkIndex: 0,
-    title: null,
-    text,
-    metadata: {},
-    vector: [0.6, 0.8],
-  });
-  await put(qdrant, [chunk("seed", "Seed.")]); // creates the collection as the app does
-  const points = fakes.qdrant.collections.get("legacy")!.points;
-  for (const [n, id] of ["a", "b"].entries()) {
-    // As the release before this stored them: (document, index) ids, no generation, no pending mark.
-    const pointId = `00000000-0000-0000-0000-00000000000${n}`;
-    points.set(pointId, {
-      id: pointId,
-      vector: [0.6, 0.8],
-      payload: { document_id: id, chunk_index: 0, title: null, text: `Legacy ${id}.`, metadata: {} },
-    });
-  }
-  const texts = async () => ((await qdrant.search([0.6, 0.8], undefined, 10)) ?? []).map((h) => h.text).sort();
-  assert.deepEqual(await texts(), ["Legacy a.", "Legacy b.", "Seed."]);
-  await put(qdrant, [chunk("a", "New a.")], 5);
-  await qdrant.deleteChunks("b", 6);
-  assert.deepEqual(await texts(), ["New a.", "Seed."]);
-  assert.equal(points.size, 2);
 });

@@ -7,13 +7,14 @@ import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
-import { type QdrantService, VectorSizeMismatch, writeMayLand } from "./qdrant.ts";
+import { type QdrantService, retryCannotHelp, VectorSizeMismatch, writeMayLand } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 import type { VectorFit } from "./vector-fit.ts";
 
 /**
- * Statements retried in the background at once, at most: in a long outage every failed write adds one or two, and
- * past this a release is left to expire and a bump to the cache's TTL.
+ * Statements and publishes retried in the background at once, at most: in an outage every failed write adds up to
+ * three (a release, a corpus bump, a publish sent again), and past this a release is left to expire, a bump to the
+ * cache's TTL and a publish to the document's next write.
  */
 const MAX_RETRIED = 64;
 
@@ -65,7 +66,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   /**
    * A write starts no Qdrant call past its request's deadline (answered 504 then), at most REQUEST_TIMEOUT_MS away, and
    * holds its documents (migration 005) until the last call it started has ended too: REQUEST_TIMEOUT_MS more, or
-   * QDRANT_TIMEOUT_MS where that is longer (a delete running first left a late upsert's chunks without a record).
+   * QDRANT_TIMEOUT_MS where that is longer (a delete running first left a late upsert's chunks without a record). Only
+   * a failed publish sent again and a discard may come later: neither can hide or remove a later write's chunks.
    */
   const newLease = (): Lease => ({
     writer: randomUUID(),
@@ -80,29 +82,30 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
   };
 
-  /** Statements being retried in the background now (releases and corpus bumps). */
+  /** Calls being retried in the background now (releases, corpus bumps, publishes sent again). */
   let retrying = 0;
 
   /**
    * `attempt` until it succeeds: the tries within `waitMs` (default: the first only) are awaited, the rest go on in the
-   * background until `endsAt` (performance.now() ms), and `giveUp` hears the last error. While Postgres cannot take a
-   * statement that must follow a write, it is tried again rather than dropped after one blip. Resolves with the
-   * awaited tries' last error when none succeeded, else undefined.
+   * background until `endsAt` (performance.now() ms), and `giveUp` hears the last error, or the first that is not
+   * `retryable`. While Postgres cannot take a statement that must follow a write, it is tried again rather than dropped
+   * after one blip. Resolves with the awaited tries' last error when none succeeded, else undefined.
    */
   function persist(
     attempt: () => Promise<unknown>,
     endsAt: number,
     giveUp: (err: unknown) => void,
     waitMs = 0,
+    retryable?: (err: unknown) => boolean,
   ): Promise<unknown> {
-    return retryUntil(attempt, performance.now() + waitMs).then(
+    return retryUntil(attempt, performance.now() + waitMs, { retryable }).then(
       () => undefined,
       (err: unknown) => {
-        if (retrying >= MAX_RETRIED) giveUp(err);
+        if (retrying >= MAX_RETRIED || !(retryable?.(err) ?? true)) giveUp(err);
         else {
           retrying++;
           void sleep(RETRY_FIRST_MS, undefined, { ref: false })
-            .then(() => retryUntil(attempt, endsAt, { unref: true }))
+            .then(() => retryUntil(attempt, endsAt, { unref: true, retryable }))
             .catch(giveUp)
             .finally(() => retrying--);
         }
@@ -142,11 +145,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * After a failed Qdrant write (`changed`: it sent a publish, which may have shown chunks): invalidates the cached
-   * answers if the points may have changed, and gives the documents back, unless Qdrant may still apply the write
-   * (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a late upsert lands
-   * (pending chunks without a record: unsearchable, but left in Qdrant). A later write's chunks are safe from a late
-   * call either way (store.ts Leased).
+   * After a failed Qdrant write (`changed`: it published a document, or sent a publish that may have been applied):
+   * invalidates the cached answers if the points may have changed, and gives the documents back, unless Qdrant may
+   * still apply the write (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a
+   * late upsert lands (pending chunks without a record: unsearchable, but left in Qdrant). A later write's chunks are
+   * safe from a late call either way (store.ts Leased).
    */
   const afterFailedWrite = async (ids: string[], lease: Lease, err: unknown, changed: boolean): Promise<void> => {
     const mayLand = writeMayLand(err);
@@ -200,28 +203,37 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * Sends a failed publish again until it lands: the first try awaited, the others in the background until the lease
-   * would have ended. Qdrant ends a batch at its first failing operation, so a refused publish may have shown the
-   * document's new chunks beside its old ones, and one that timed out may still land; sent again, it leaves the new
-   * ones alone either way (applied already, it changes nothing, and it removes no later write's chunks). Taking the
-   * document back to its old chunks instead was not safe: a refusal from a proxy may come after Qdrant applied it
-   * whole, and the old chunks are gone. A try that lands in the background bumps the corpus version, since answers
-   * were cached meanwhile from both.
+   * Sends a failed publish again until it lands: the first try awaited, the others in the background for the lease's
+   * length, unless Qdrant refused it for good (retryCannotHelp: a bad request, a missing collection). Qdrant ends a
+   * batch at its first failing operation, so a refused publish may have shown the document's new chunks beside its
+   * old ones, and one that timed out may still land; sent again, it leaves the new ones alone either way (applied
+   * already, it changes nothing, and it removes no later write's chunks). Taking the document back to its old chunks
+   * instead was not safe: a refusal from a proxy may come after Qdrant applied it whole, and the old chunks are gone.
+   * A try that lands in the background bumps the corpus version, since answers were cached meanwhile; so does the end
+   * of the tries, once one that timed out would have landed.
    */
   function republish(id: string, generation: number, lease: Lease): Promise<unknown> {
     let tries = 0;
+    let mayHaveLanded = false;
     return persist(
       async () => {
         const late = tries++ > 0;
-        await qdrant.publish(id, generation);
+        await qdrant.publish(id, generation).catch((err: unknown) => {
+          mayHaveLanded ||= writeMayLand(err);
+          throw err;
+        });
         if (late) await corpus.bump();
       },
       performance.now() + lease.ms,
-      (err) =>
+      (err) => {
+        if (mayHaveLanded) setTimeout(() => void invalidate(lease, false), config.QDRANT_TIMEOUT_MS).unref();
         log.warn(
           { err: describe(err), document: id },
-          "document publish not completed: it may show old and new chunks until its next write",
-        ),
+          "document publish not completed: until its next write the document may show its old chunks, its new ones or both",
+        );
+      },
+      0,
+      (err) => !retryCannotHelp(err),
     );
   }
 
@@ -256,7 +268,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     if ("ids" in leased) throw documentsBusy(leased);
     const { generation } = leased;
     // Searches see a document's new chunks only once they are all written, and its old ones go in the same call
-    // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now, not half of each.
+    // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now (a failed publish is
+    // sent again until it lands), not half of each.
     let published = 0;
     /** The current document's publish passed its gate: it may have been applied, in part or whole. */
     let publishSent = false;
@@ -283,7 +296,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
       const failed = ids[published]!;
       // Before the answers are invalidated (afterFailedWrite), so none is cached from the document half shown.
-      if (publishSent) await republish(failed, generation, lease);
+      if (publishSent && !retryCannotHelp(err)) await republish(failed, generation, lease);
       else if (!writeMayLand(err)) {
         // Its pending chunks: unsearchable, deleted to spare Qdrant the space (else the next write of it does).
         void qdrant

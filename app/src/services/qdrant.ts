@@ -177,6 +177,12 @@ export const writeMayLand = (err: unknown): boolean => err instanceof AppError &
 /** Called before each call of a write: throws when no further call may start (its documents' lease would not cover it). */
 export type BeforeCall = () => void;
 
+/** Refusals a retry would meet again: Qdrant answered 4xx (a bad request, a missing collection), not busy or failing. */
+const settledRefusals = new WeakSet<AppError>();
+
+/** Whether Qdrant refused the call for a reason a retry meets again (see settledRefusals). */
+export const retryCannotHelp = (err: unknown): boolean => err instanceof AppError && settledRefusals.has(err);
+
 function toAppError(err: unknown, timeoutMs: number, collection: string): AppError {
   if (err instanceof AppError) return err;
   if (isAbortError(err) || (err instanceof Error && err.name === "QdrantClientTimeoutError")) {
@@ -184,23 +190,28 @@ function toAppError(err: unknown, timeoutMs: number, collection: string): AppErr
   }
   const { status, data } = err as { status?: unknown; data?: { status?: { error?: unknown } } };
   if (typeof status === "number") {
-    // Qdrant's reason is the answer's `status.error` (api.qdrant.tech error responses).
-    const reason = data?.status?.error;
-    const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
-    if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
-      return new CollectionMissing(failure.status, failure.message, failure.type);
-    const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
-    if (sizes) return new VectorSizeMismatch(collection, Number(sizes[1]), Number(sizes[2]));
-    // Busy or restarting (or a proxy that cannot reach it): a 503 to retry later, as Ollama's is.
-    if (status === 503) {
-      const busy = dependencyUnavailable("qdrant", failure.message);
-      return new QdrantRefused(busy.status, busy.message, busy.type, undefined, busy.headers);
-    }
-    // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
-    if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
-    return new QdrantRefused(failure.status, failure.message, failure.type);
+    const failure = answeredToAppError(status, data?.status?.error, collection);
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) settledRefusals.add(failure);
+    return failure;
   }
   return noAnswer("qdrant", err);
+}
+
+/** An answer other than 200 as the app's error; `reason` is Qdrant's `status.error` (api.qdrant.tech error responses). */
+function answeredToAppError(status: number, reason: unknown, collection: string): AppError {
+  const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
+  if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
+    return new CollectionMissing(failure.status, failure.message, failure.type);
+  const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
+  if (sizes) return new VectorSizeMismatch(collection, Number(sizes[1]), Number(sizes[2]));
+  // Busy or restarting (or a proxy that cannot reach it): a 503 to retry later, as Ollama's is.
+  if (status === 503) {
+    const busy = dependencyUnavailable("qdrant", failure.message);
+    return new QdrantRefused(busy.status, busy.message, busy.type, undefined, busy.headers);
+  }
+  // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
+  if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
+  return new QdrantRefused(failure.status, failure.message, failure.type);
 }
 
 export interface QdrantOptions {

@@ -1,0 +1,220 @@
+/**
+ * A document's write to Qdrant shows in searches all at once or not at all (services/qdrant.ts publish,
+ * services/documents.ts): its chunks go in pending, one batch call shows them and deletes the older ones, a failed
+ * publish is sent again, and a write's generation keeps a late call from touching a later write's chunks.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Hono } from "hono";
+import { loadConfig } from "../../app/src/config.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { createDocuments } from "../../app/src/services/documents.ts";
+import { type QdrantService, upsertBatches } from "../../app/src/services/qdrant.ts";
+import { listen } from "../fakes/http.ts";
+import { appEnv } from "../support/app.ts";
+import { startFakes, type Fakes } from "../support/fakes.ts";
+import { putChunks, qdrantAt } from "../support/qdrant.ts";
+
+let fakes: Fakes;
+before(async () => {
+  fakes = await startFakes();
+});
+after(() => fakes.stop());
+
+/** What a proxy does with one call: forward it (by default, with another body if given), then answer it itself. */
+interface Verdict {
+  forward?: boolean;
+  body?: string;
+  delayMs?: number;
+  refuse?: { status: number; error: string };
+}
+
+/** A proxy in front of the fake Qdrant that lets `decide` refuse, rewrite or delay each call. */
+async function qdrantProxy(decide: (method: string, path: string, body: string | undefined) => Verdict) {
+  const proxy = new Hono();
+  proxy.all("*", async (c) => {
+    const body = ["GET", "HEAD"].includes(c.req.method) ? undefined : await c.req.text();
+    const verdict = decide(c.req.method, c.req.path, body);
+    let forwarded: Response | undefined;
+    if (verdict.forward !== false) {
+      const url = new URL(c.req.url);
+      forwarded = await fetch(`${fakes.qdrant.url}${url.pathname}${url.search}`, {
+        method: c.req.method,
+        headers: { "content-type": "application/json" },
+        body: verdict.body ?? body,
+      });
+    }
+    if (verdict.delayMs) await sleep(verdict.delayMs);
+    if (verdict.refuse) return c.json({ status: { error: verdict.refuse.error }, time: 0 }, verdict.refuse.status as 500);
+    return forwarded!;
+  });
+  return listen(proxy);
+}
+
+const isPublish = (method: string, path: string) => method === "POST" && path.endsWith("/points/batch");
+const serverError = { status: 500, error: "Service internal error: shard failed" };
+
+/** The documents service over `qdrant`, its store and corpus stood in for: each lease a new generation. */
+function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, env: Record<string, string> = {}) {
+  let generation = 0;
+  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+  return createDocuments({
+    config: loadConfig(appEnv(urls, env)),
+    store: { upsertDocuments: async () => ({ generation: ++generation }), releaseDocuments: async () => {} } as never,
+    corpus: { bump: corpusBump } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.6, 0.8]) } as never,
+    qdrant,
+    vectorFit: { refused: () => {} },
+    log: createLogger("silent"),
+  });
+}
+
+/** The texts searches find, in order. */
+const searched = async (qdrant: QdrantService, vector = [0.6, 0.8], limit = 10) =>
+  ((await qdrant.search(vector, undefined, limit)) ?? []).map((h) => h.text).sort();
+
+test("a re-ingest refused after its first batch landed leaves the old chunks whole, and the next one replaces them all", async () => {
+  let upserts = 0;
+  let refuseUpsert = Number.POSITIVE_INFINITY;
+  const front = await qdrantProxy((method, path) =>
+    method === "PUT" && /\/points$/.test(path) && ++upserts === refuseUpsert ? { forward: false, refuse: serverError } : {},
+  );
+  // Two upsert calls' worth of chunks (each call carries at most UPSERT_MAX_BYTES).
+  const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
+  const document = (text: string) =>
+    Array.from({ length: 400 }, (_, chunkIndex) => ({ documentId: "d", chunkIndex, title: null, text, metadata: {}, vector }));
+  const qdrant = qdrantAt(front.url, "re-ingest");
+  const texts = async () => {
+    const hits = await searched(qdrant, vector, 1_000);
+    return [...new Set(hits)].map((text) => `${text} x${hits.filter((h) => h === text).length}`);
+  };
+  try {
+    assert.equal(upsertBatches(document("old")).length, 2);
+    await putChunks(qdrant, document("old"), 1);
+    refuseUpsert = upserts + 2;
+    await assert.rejects(qdrant.upsert(document("new"), 2), /qdrant request failed: HTTP 500/);
+    assert.ok(fakes.qdrant.collections.get("re-ingest")!.points.size > 400, "the first batch landed");
+    // Before, the new chunks overwrote the old ones in place: searches found 338 new and 62 old.
+    assert.deepEqual(await texts(), ["old x400"]);
+    await qdrant.discard("d", 2);
+    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the failed write's chunks are discarded");
+    await putChunks(qdrant, document("newer"), 3);
+    assert.deepEqual(await texts(), ["newer x400"]);
+    // Calls of an earlier write (2) or delete landing late, after its lease ended, remove none of a later write's.
+    await qdrant.publish("d", 2);
+    await qdrant.deleteChunks("d", 2);
+    assert.deepEqual(await texts(), ["newer x400"]);
+    assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the old and the failed write's chunks are gone");
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish Qdrant applies in part (new chunks shown, old ones kept) is sent again before the answers are invalidated", async () => {
+  // Qdrant applies a batch's operations in order and stops at the first that fails: here, once, it shows the new
+  // chunks and then refuses the delete of the old ones.
+  let halfApply = 0;
+  const front = await qdrantProxy((method, path, body) =>
+    isPublish(method, path) && halfApply-- > 0
+      ? { body: JSON.stringify({ operations: JSON.parse(body!).operations.slice(0, 1) }), refuse: serverError }
+      : {},
+  );
+  const qdrant = qdrantAt(front.url, "half-published");
+  /** What searches found at each bump of the corpus version. */
+  const atBumps: string[][] = [];
+  const documents = documentsOver(qdrant, async () => void atBumps.push(await searched(qdrant)));
+  try {
+    await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
+    atBumps.length = 0;
+    halfApply = 1;
+    await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
+    // Before, the write was taken as changing nothing: no bump, and the new chunk stayed shown beside the old one.
+    assert.deepEqual(await searched(qdrant), ["New text."]);
+    assert.deepEqual(atBumps, [["New text."]], "invalidated once the document shows one write, not before");
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish sent again that lands after its deadline, its later tries refused, is followed by a bump", async () => {
+  // Qdrant flapping: the publish and its first resend refused, the next applied but answered past QDRANT_TIMEOUT_MS,
+  // every later one refused until the resends end with the lease (REQUEST_TIMEOUT_MS + its longer of two: 2 s).
+  let publishes = 0;
+  let landedAt = Number.POSITIVE_INFINITY;
+  let flapping = false;
+  const front = await qdrantProxy((method, path) => {
+    if (!flapping || !isPublish(method, path)) return {};
+    if (++publishes !== 3) return { forward: false, refuse: serverError };
+    landedAt = performance.now();
+    return { delayMs: 600 };
+  });
+  const qdrant = qdrantAt(front.url, "flapping", { timeoutMs: 300 });
+  const bumps: Array<{ at: number; saw: string[] }> = [];
+  const documents = documentsOver(qdrant, async () => void bumps.push({ at: performance.now(), saw: await searched(qdrant) }), {
+    REQUEST_TIMEOUT_MS: "1000",
+    QDRANT_TIMEOUT_MS: "300",
+  });
+  try {
+    await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
+    bumps.length = 0;
+    flapping = true;
+    await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
+    await sleep(3_000); // past the lease, the last resend, and the bump QDRANT_TIMEOUT_MS after it
+    assert.deepEqual(await searched(qdrant), ["New text."]);
+    const last = bumps.at(-1);
+    // Before, the last bump came before the resend landed: answers cached from the old chunk outlived it.
+    assert.ok(last && last.at > landedAt, `${publishes} publishes; bumps ${JSON.stringify(bumps)}; landed ${landedAt}`);
+    assert.deepEqual(last.saw, ["New text."]);
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish Qdrant refuses for good (a missing collection, a bad request) is not sent again", async () => {
+  let publishes = 0;
+  const front = await qdrantProxy((method, path) => {
+    if (!isPublish(method, path)) return {};
+    publishes++;
+    return { forward: false, refuse: { status: 400, error: "Wrong input: refused" } };
+  });
+  const qdrant = qdrantAt(front.url, "refused-for-good");
+  const documents = documentsOver(qdrant, async () => {});
+  try {
+    await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
+    await sleep(600); // past the first background resend's wait (RETRY_FIRST_MS)
+    assert.equal(publishes, 1, "refused for good: sent once");
+    // Not applied, so its pending chunk is discarded.
+    assert.equal(fakes.qdrant.collections.get("refused-for-good")!.points.size, 0);
+  } finally {
+    await front.close();
+  }
+});
+
+test("chunks stored before writes had generations stay searchable, and the document's next write or delete removes them", async () => {
+  const qdrant = qdrantAt(fakes.qdrant.url, "legacy");
+  const chunk = (documentId: string, text: string) => ({
+    documentId,
+    chunkIndex: 0,
+    title: null,
+    text,
+    metadata: {},
+    vector: [0.6, 0.8],
+  });
+  await putChunks(qdrant, [chunk("seed", "Seed.")]); // creates the collection as the app does
+  const points = fakes.qdrant.collections.get("legacy")!.points;
+  for (const [n, id] of ["a", "b"].entries()) {
+    // As the release before this stored them: (document, index) ids, no generation, no pending mark.
+    const pointId = `00000000-0000-0000-0000-00000000000${n}`;
+    points.set(pointId, {
+      id: pointId,
+      vector: [0.6, 0.8],
+      payload: { document_id: id, chunk_index: 0, title: null, text: `Legacy ${id}.`, metadata: {} },
+    });
+  }
+  assert.deepEqual(await searched(qdrant), ["Legacy a.", "Legacy b.", "Seed."]);
+  await putChunks(qdrant, [chunk("a", "New a.")], 5);
+  await qdrant.deleteChunks("b", 6);
+  assert.deepEqual(await searched(qdrant), ["New a.", "Seed."]);
+  assert.equal(points.size, 2);
+});
