@@ -201,9 +201,10 @@ if (active !== 0) violations.push(`active_queries is ${active} with no request i
 const chunksOf = (id: string) =>
   [...(fakes.qdrant.collections.get("documents")?.points.values() ?? [])].filter((p) => p.payload.document_id === id);
 for (const [id, state] of documents) {
-  const chunks = chunksOf(id).length;
+  const stored = chunksOf(id);
+  const chunks = stored.length;
   // A write's chunks are searchable once published (qdrant.ts): pending ones do not count.
-  const searchable = chunksOf(id).filter((p) => p.payload.pending !== true).length;
+  const searchable = stored.filter((p) => p.payload.pending !== true).length;
   if (state === "ingested" && searchable === 0) violations.push(`${id}: ingest acknowledged, no searchable chunks`);
   if (state === "deleted" && chunks > 0) violations.push(`${id}: delete acknowledged, ${chunks} chunks left`);
   if (state === "failed") {

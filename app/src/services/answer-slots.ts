@@ -41,8 +41,10 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   /** Waiting questions given a slot so far. */
   let served = 0;
 
+  /** Takes a free slot for `owner`. */
   function take(waited: boolean, owner: string): Slot {
     const since = performance.now();
+    busy++;
     held.set(owner, heldBy(owner) + 1);
     let holding = true;
     const free = (timed: boolean) => {
@@ -81,7 +83,6 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   /** Gives free slots to the questions waiting. */
   function admitWaiting(): void {
     while (busy < limit.slots && waiting.length > 0) {
-      busy++;
       served++;
       const [waiter] = waiting.splice(next(), 1);
       waiter!.admit(take(true, waiter!.owner));
@@ -89,10 +90,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   }
 
   function acquire(owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
-    if (busy < limit.slots) {
-      busy++;
-      return Promise.resolve(take(false, owner));
-    }
+    if (busy < limit.slots) return Promise.resolve(take(false, owner));
     const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
     if (waitMs <= 0) return Promise.reject(deadline!.passed());
     const ahead = servedBefore(owner);
@@ -138,10 +136,10 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
 
 /**
  * At most `slots` answers of each model asked of Ollama at once by this replica, the others waiting (the keys holding
- * the fewest first, createLane) for at most `maxWaitMs`. Ollama 0.13 does not bound its own queue once a model is loaded: requests past OLLAMA_NUM_PARALLEL
- * (per model) wait on that model's semaphore (llm/server.go Completion) without limit, since OLLAMA_MAX_QUEUE only
- * counts requests waiting for a model to load (server/sched.go GetRunner). Under a burst past the GPUs' capacity every
- * request then waited until OLLAMA_TIMEOUT_MS and most ended in a 504.
+ * the fewest first, createLane) for at most `maxWaitMs`. Ollama 0.13 does not bound its own queue once a model is
+ * loaded: requests past OLLAMA_NUM_PARALLEL (per model) wait on that model's semaphore (llm/server.go Completion)
+ * without limit, since OLLAMA_MAX_QUEUE only counts requests waiting for a model to load (server/sched.go GetRunner).
+ * Under a burst past the GPUs' capacity every request then waited until OLLAMA_TIMEOUT_MS and most ended in a 504.
  * Here a question that cannot get a slot in time is a 503 with Retry-After; and once answers have been timed, one
  * whose expected wait (the answers ahead of it, at the average time a slot is held) passes `maxWaitMs` is a 503 at
  * once. `slots` 0: no limit.

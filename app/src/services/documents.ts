@@ -95,8 +95,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     attempt: () => Promise<unknown>,
     endsAt: number,
     giveUp: (err: unknown) => void,
-    waitMs = 0,
-    retryable?: (err: unknown) => boolean,
+    { waitMs = 0, retryable }: { waitMs?: number; retryable?: (err: unknown) => boolean } = {},
   ): Promise<unknown> {
     return retryUntil(attempt, performance.now() + waitMs, { retryable }).then(
       () => undefined,
@@ -123,7 +122,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       () => store.releaseDocuments(ids, lease.writer),
       performance.now() + lease.ms,
       (err) => log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires"),
-      waitMs,
+      { waitMs },
     );
 
   /**
@@ -232,8 +231,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
           "document publish not completed: until its next write the document may show its old chunks, its new ones or both",
         );
       },
-      0,
-      (err) => !retryCannotHelp(err),
+      { retryable: (err) => !retryCannotHelp(err) },
     );
   }
 

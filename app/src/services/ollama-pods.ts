@@ -33,6 +33,8 @@ export const POD_CONNECT_TIMEOUT_MS = 2_000;
 
 export function createPodRouter(serviceUrl: string, log?: Logger) {
   let pods: string[] = [];
+  /** Each pod's URL: OLLAMA_URL with the pod's address for its host, built at each count. */
+  let urls = new Map<string, string>();
   /** This replica's slots on each pod (none on a pod not in the map); undefined while its place is unknown: no cap. */
   let caps: Map<string, number> | undefined;
   /** Pods that refused a connection since the last count. */
@@ -65,6 +67,7 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
     /** The ready pods (sorted, as podAddresses answers) and this replica's slots among them, at each count. */
     update(addresses: string[], run?: SlotRun): void {
       pods = addresses;
+      urls = new Map(addresses.map((a) => [a, urlOf(a)]));
       refusing.clear();
       caps = undefined;
       if (run === undefined || addresses.length === 0) return;
@@ -85,7 +88,7 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
       inFlight.set(key, load(model, address) + 1);
       let held = true;
       return {
-        url: urlOf(address),
+        url: urls.get(address)!,
         address,
         release: () => {
           if (!held) return;
