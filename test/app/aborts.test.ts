@@ -99,6 +99,25 @@ test("a request the parser refuses on METRICS_PORT is not counted as the API's",
   assert.equal(metricValue(after, "http_requests_total", unmatched), metricValue(before, "http_requests_total", unmatched));
 });
 
+test("a streamed question answered 504 before its answer starts is let go, not left waiting on a stream no one reads", async () => {
+  const { knobs } = stack.fakes.ollama;
+  const activeQueries = async () => metricValue(await scrape(stack.metricsUrl), "active_queries");
+  const user = api(stack.url, USER_KEY);
+  assert.equal(await activeQueries(), 0);
+  knobs.latencyMs = REQUEST_TIMEOUT_MS * 1.1; // the embedding outlasts the deadline; the answer then comes at once
+  let res: Awaited<ReturnType<typeof user.post<{ error: string }>>>;
+  try {
+    res = await user.post<{ error: string }>("/api/v1/query", { query: "What do tides follow, streamed late?", stream: true });
+  } finally {
+    knobs.latencyMs = 0;
+  }
+  assert.equal(res.status, 504, res.text);
+  assert.equal(res.body.error, `request took longer than ${REQUEST_TIMEOUT_MS} ms`);
+  // Once its embedding is in (0.1 x the deadline later), the question is let go; a stream started for it waited on
+  // its first write until shutdown, and the gauge stayed at 1.
+  await waitFor("the question let go", async () => (await activeQueries()) === 0, REQUEST_TIMEOUT_MS);
+});
+
 test("a query or an ingest answered 504 at REQUEST_TIMEOUT_MS writes nothing after it: asked again, nothing is there twice", async () => {
   const db = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
   const user = api(stack.url, USER_KEY);

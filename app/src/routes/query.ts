@@ -61,6 +61,13 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       const result = await rag.complete(prepared, { storeBy: c.get("deadlineAt"), until: shutdownNotice });
       return c.body(resultJson(result), 200, JSON_TYPE) as never;
     }
+    // Answered 504 while it was prepared: a stream no one reads would wait on its first write for good, holding the
+    // prepared query (and the active-queries gauge) until shutdown. Checked in the same turn as the stream's return,
+    // so a 504 cannot come between the two.
+    if (performance.now() >= c.get("deadlineAt")) {
+      rag.discard();
+      throw rag.requestTimedOut();
+    }
 
     const sse = streamSSE(c, async (stream) => {
       // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).

@@ -531,7 +531,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     metrics.activeQueries.dec();
   };
 
-  return { prepare, complete, discard, resizeAnswerSlots: slots.resize };
+  return { prepare, complete, discard, requestTimedOut, resizeAnswerSlots: slots.resize };
 }
 
 export type Rag = ReturnType<typeof createRag>;
