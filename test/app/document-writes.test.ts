@@ -55,14 +55,24 @@ async function qdrantProxy(decide: (method: string, path: string, body: string |
 const isPublish = (method: string, path: string) => method === "POST" && path.endsWith("/points/batch");
 const serverError = { status: 500, error: "Service internal error: shard failed" };
 
-/** The documents service over `qdrant`, its store and corpus stood in for: each lease a new generation. */
+/**
+ * The documents service over `qdrant`, its store and corpus stood in for: each lease a new generation, and
+ * `corpusBump` called at each bump of the corpus version, alone or with a release.
+ */
 function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, env: Record<string, string> = {}) {
   let generation = 0;
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   return createDocuments({
     config: loadConfig(appEnv(urls, env)),
-    store: { upsertDocuments: async () => ({ generation: ++generation }), releaseDocuments: async () => {} } as never,
-    corpus: { bump: corpusBump } as never,
+    store: {
+      upsertDocuments: async () => ({ generation: ++generation }),
+      releaseDocuments: async () => {},
+      releaseDocumentsAndBump: async () => {
+        await corpusBump();
+        return generation;
+      },
+    } as never,
+    corpus: { bump: corpusBump, advanceTo: () => {} } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.6, 0.8]) } as never,
     qdrant,
     vectorFit: { refused: () => {} },

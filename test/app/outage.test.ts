@@ -917,6 +917,44 @@ test("a replica whose notifications went silent still drops answers cached befor
   }
 });
 
+test("a write's documents are not given back while its corpus bump cannot land: a lost bump leaves the lease to expire, which bumps", async () => {
+  const replica = await appOn(pg.url, { REQUEST_TIMEOUT_MS: "1500", DB_QUERY_TIMEOUT_MS: "300" });
+  const onReplica = api(replica.url, USER_KEY);
+  const db = superuser(2); // one of them reserved to hold a lock
+  type Answer = { cached: boolean; sources: Array<{ id: string; text: string }> };
+  const ferries = { query: "When does the harbour ferry sail?" };
+  const cited = async () => (await onReplica.post<Answer>("/api/v1/query", ferries)).body.sources.map((s) => s.text).join();
+  const held = async () => (await db`SELECT writer FROM documents WHERE id = 'harbour'`)[0]?.writer !== null;
+  const locker = await db.reserve();
+  try {
+    const first = { documents: [{ id: "harbour", text: "The harbour ferry sails at six." }] };
+    assert.equal((await onReplica.post("/api/v1/documents", first)).status, 201);
+    fakes.qdrant.knobs.writeMs = 500;
+    const reingest = onReplica.post("/api/v1/documents", {
+      documents: [{ id: "harbour", text: "The harbour ferry sails at ten." }],
+    });
+    await waitFor("the re-ingest's lease", held, 1_000);
+    await cited();
+    assert.match(await cited(), /at six/, "an answer cached while the chunks are written");
+    // The version's row held: the write's closing statement waits on it until its deadline, as in an outage.
+    await locker`BEGIN`;
+    await locker`SELECT version FROM corpus_version FOR UPDATE`;
+    fakes.qdrant.knobs.writeMs = 0;
+    assert.equal((await reingest).status, 503);
+    // Before, the release committed on its own and only the bump waited: had that bump been lost (the process killed,
+    // Postgres gone past the lease), no lease was left to expire, and the answer citing "six" stayed until its TTL.
+    assert.ok(await held(), "the documents were given back without the bump");
+    await locker`ROLLBACK`;
+    await waitFor("the answer from the new chunk", async () => /at ten/.test(await cited()), 3_000);
+    assert.equal(await held(), false, "released with the bump");
+  } finally {
+    fakes.qdrant.knobs.writeMs = 0;
+    locker.release();
+    await db.end();
+    await replica.stop();
+  }
+});
+
 test("a write whose process was killed midway: answers cached before it are dropped at once, those cached while it ran when its lease ends", async () => {
   const replica = await appOn(pg.url, { CORPUS_VERSION_REFRESH_MS: "200" });
   const db = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });

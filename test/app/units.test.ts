@@ -592,11 +592,12 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
         calls.push(`lease ${lease.ms} ms`);
         return { generation: 1 };
       },
-      releaseDocuments: async (ids: string[]) => {
-        calls.push(`release ${ids.join(",")}`);
+      releaseDocumentsAndBump: async (ids: string[]) => {
+        calls.push(`release and bump ${ids.join(",")}`);
+        return 2;
       },
     } as never,
-    corpus: { bump: async () => calls.push("bump") } as never,
+    corpus: { advanceTo: () => {} } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
     // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
@@ -623,8 +624,8 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
   // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time.
   // "b"'s upsert ended past the deadline: its publish is not sent, and its pending chunks go. "a" was published: the
-  // answers cached before it go.
-  assert.deepEqual(calls, ["lease 1200 ms", "upsert a", "publish a", "upsert b", "discard b", "bump", "release a,b"]);
+  // answers cached before it go, in the statement that gives the documents back.
+  assert.deepEqual(calls, ["lease 1200 ms", "upsert a", "publish a", "upsert b", "discard b", "release and bump a,b"]);
 });
 
 test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {
@@ -697,26 +698,33 @@ test("a write holds its documents until a Qdrant call started at its deadline ha
   assert.deepEqual(leases, [120_000, 6_000]);
 });
 
-test("a written ingest whose corpus bump Postgres refuses answers 503 after one try, and the bump goes on in the background", async () => {
+test("a written ingest whose release and corpus bump Postgres refuses answers 503, and both go on in the background", async () => {
   const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const refused = new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
-  let bumps = 0;
+  let refusing = true;
+  let tries = 0;
+  const versions: number[] = [];
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls)),
-    store: { upsertDocuments: async () => ({ generation: 1 }), releaseDocuments: async () => {} } as never,
-    corpus: {
-      bump: async () => {
-        if (++bumps === 1) throw refused;
+    config: loadConfig(appEnv(urls, { DB_QUERY_TIMEOUT_MS: "300" })),
+    store: {
+      upsertDocuments: async () => ({ generation: 1 }),
+      releaseDocumentsAndBump: async () => {
+        tries++;
+        if (refusing) throw refused;
+        return 7;
       },
     } as never,
+    corpus: { advanceTo: (version: number) => versions.push(version) } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
     qdrant: { upsert: async () => {}, publish: async () => {}, discard: async () => {} } as never,
     vectorFit: { refused: () => {} },
     log: createLogger("silent"),
   });
   await assert.rejects(documents.ingest([{ id: "a", text: "First." }], "key:a", 0), refused);
-  assert.equal(bumps, 1, "tried once while the request waits");
-  await waitFor("the bump taken in the background", async () => bumps === 2, 2_000);
+  assert.ok(tries >= 1, "tried while the request waits");
+  refusing = false;
+  await waitFor("the release and bump taken in the background", async () => versions.length === 1, 3_000);
+  assert.deepEqual(versions, [7], "the bumped version taken by this replica at once");
 });
 
 test("in a long outage at most 64 lease releases are retried at once; the others are left to expire", async () => {

@@ -13,8 +13,8 @@ import type { VectorFit } from "./vector-fit.ts";
 
 /**
  * Statements and publishes retried in the background at once, at most: in an outage every failed write adds up to
- * three (a release, a corpus bump, a publish sent again), and past this a release is left to expire, a bump to the
- * cache's TTL and a publish to the document's next write.
+ * two (a publish sent again, and a release with its corpus bump or a bump alone), and past this a release is left to
+ * expire (which bumps), a bump to the cache's TTL and a publish to the document's next write.
  */
 const MAX_RETRIED = 64;
 
@@ -126,6 +126,27 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     );
 
   /**
+   * Gives the documents back after a write that changed what searches find, with the corpus bump in the same
+   * statement (see `invalidate` for why it bumps), tried as `release` is. Never released without its bump: if every
+   * try fails, the lease expires and the replica that ends it bumps then (store.corpusVersion). Resolves with the
+   * first try's error if it failed.
+   */
+  const releaseAndBump = (ids: string[], lease: Lease, waitMs = 0) =>
+    persist(
+      async () => {
+        const version = await store.releaseDocumentsAndBump(ids, lease.writer);
+        if (version !== undefined) corpus.advanceTo(version);
+      },
+      performance.now() + lease.ms,
+      (err) =>
+        log.warn(
+          { err: describe(err), documents: ids.length },
+          "document lease not released: it expires, and the corpus version is bumped then",
+        ),
+      { waitMs },
+    );
+
+  /**
    * Bumps the corpus version after a write that changed what searches find, failed or not (a document published before
    * a failure, or a failing call that may still land): answers cached under the current version cite chunks no longer
    * there, or miss new ones, until they expire. Tried until the lease ends; when the write may still land, once more
@@ -145,22 +166,22 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
 
   /**
    * After a failed Qdrant write (`changed`: it published a document, or sent a publish that may have been applied):
-   * invalidates the cached answers if the points may have changed, and gives the documents back, unless Qdrant may
+   * invalidates the cached answers if the points may have changed, and gives the documents back (in the bump's
+   * statement, releaseAndBump), unless Qdrant may
    * still apply the write (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a
    * late upsert lands (pending chunks without a record: unsearchable, but left in Qdrant). A later write's chunks are
    * safe from a late call either way (store.ts Leased).
    */
   const afterFailedWrite = async (ids: string[], lease: Lease, err: unknown, changed: boolean): Promise<void> => {
-    const mayLand = writeMayLand(err);
-    const invalidated = changed || mayLand ? invalidate(lease, mayLand) : undefined;
-    if (!mayLand) await release(ids, lease);
-    else {
-      log.warn(
-        { err: describe(err), documents: ids.length },
-        "qdrant write of unknown outcome: its documents stay held until the lease expires",
-      );
+    if (!writeMayLand(err)) {
+      await (changed ? releaseAndBump(ids, lease) : release(ids, lease));
+      return;
     }
-    await invalidated;
+    log.warn(
+      { err: describe(err), documents: ids.length },
+      "qdrant write of unknown outcome: its documents stay held until the lease expires",
+    );
+    await invalidate(lease, true);
   };
 
   /**
@@ -304,12 +325,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
     }
-    // A 201 says the documents are free to write or delete, so a written ingest keeps trying its release for up to
-    // DB_QUERY_TIMEOUT_MS rather than answer while a failed first try leaves them held until the background retry.
-    // (Not longer: in an outage the corpus bump after it fails anyway, and the 503 should come within a second.)
-    await release(ids, lease, config.DB_QUERY_TIMEOUT_MS);
-    const notBumped = await invalidate(lease, false);
-    if (notBumped !== undefined) throw notBumped; // a 503: the documents are written, the bump goes on in the background
+    // A 201 says the documents are free to write or delete and the answers cached before are dropped, so a written
+    // ingest keeps trying its release and bump for up to DB_QUERY_TIMEOUT_MS rather than answer while a failed first
+    // try leaves them held until the background retry. (Not longer: in an outage the 503 should come within a second.)
+    const notReleased = await releaseAndBump(ids, lease, config.DB_QUERY_TIMEOUT_MS);
+    if (notReleased !== undefined) throw notReleased; // a 503: the documents are written, released in the background
     log.info({ documents: prepared.length, chunks: embedded.length }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));
   }

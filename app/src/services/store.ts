@@ -258,6 +258,22 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     releaseDocuments: (ids: string[], writer: string) => release(ids, writer),
 
     /**
+     * Ends `writer`'s lease on these documents and bumps the corpus version in the same statement: the new version, or
+     * undefined when it held none of them any more (ended already, and bumped then). Released apart from its bump, a
+     * write whose bump was then lost (its process killed, Postgres gone past the lease) left the answers cached while
+     * it ran served until their TTL, since only a lease left to expire is ended with a bump (corpusVersion; probe AS).
+     */
+    releaseDocumentsAndBump: async (ids: string[], writer: string) => {
+      const [row] = await run(sql<{ version: string }[]>`
+        WITH released AS (
+          UPDATE documents SET writer = NULL, writing_until = NULL
+          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid
+          RETURNING id
+        ), ${bumpVersion(allLocked("released"))}`);
+      return row ? Number(row.version) : undefined;
+    },
+
+    /**
      * Deletes a document's record, if `writer` still holds its lease, and bumps the corpus version in the same
      * statement: the new version, or undefined when nothing was deleted.
      */
