@@ -824,7 +824,7 @@ test("a re-ingest whose publish Qdrant refuses sends it again once Qdrant is bac
   assert.match(res.body.sources[0].text, /seagrass/);
 });
 
-test("a re-ingest whose upsert timed out and landed later leaves the old chunk answering; once its lease ends, the retry replaces it", async () => {
+test("a re-ingest whose upsert timed out and landed later leaves the old chunk answering; once its lease ends, its chunk goes and the retry replaces the old", async () => {
   // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies the upsert 1.5 s after reading it, past the app's 0.5 s.
   const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
   const client = api(held.url, USER_KEY);
@@ -843,6 +843,8 @@ test("a re-ingest whose upsert timed out and landed later leaves the old chunk a
     assert.match((await client.post("/api/v1/query", question())).body.sources[0].text, /ten years/);
     let retry = await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."));
     assert.equal(retry.status, 409, "held until the lease ends: a late publish could still land");
+    // Once it can no longer land, the late chunk (pending, unsearchable) is deleted without waiting for another write.
+    await waitFor("the failed write's chunk deleted", async () => turtleChunks() === 1, 6_000);
     await waitFor(
       "the retry written",
       async () =>

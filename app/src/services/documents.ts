@@ -316,11 +316,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       const failed = ids[published]!;
       // Before the answers are invalidated (afterFailedWrite), so none is cached from the document half shown.
       if (publishSent && !retryCannotHelp(err)) await republish(failed, generation, lease);
-      else if (!writeMayLand(err)) {
-        // Its pending chunks: unsearchable, deleted to spare Qdrant the space (else the next write of it does).
-        void qdrant
-          .discard(failed, generation)
-          .catch((e: unknown) => log.warn({ err: describe(e) }, "pending chunks of a failed document write left in qdrant"));
+      else {
+        // Its pending chunks: unsearchable, deleted to spare Qdrant the space. An upsert that may still land is
+        // waited out (the lease's length); until then, or if this process dies first, the next write of it does.
+        const discard = () =>
+          void qdrant
+            .discard(failed, generation)
+            .catch((e: unknown) => log.warn({ err: describe(e) }, "pending chunks of a failed document write left in qdrant"));
+        if (writeMayLand(err)) setTimeout(discard, lease.ms).unref();
+        else discard();
       }
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
