@@ -1,9 +1,8 @@
 // The offline plan: runs the real program under Pulumi's mocks with a stack's config and returns every
 // registered resource (type, name, inputs, options). No cloud account and no Pulumi CLI are involved.
 // Pulumi's runtime is process-global: one runPlan per process (tests: one stack per process, test/support/stack-plan.ts).
-import * as pulumi from "@pulumi/pulumi";
-import * as settings from "@pulumi/pulumi/runtime/settings.js";
-import { PROJECT, planConfigOf } from "../config.ts";
+import type * as Pulumi from "@pulumi/pulumi";
+import { PROJECT, parseStackConfig, planConfigOf } from "../config.ts";
 import { PlanMocks } from "./mocks.ts";
 import { loadStackFile } from "./stackfile.ts";
 import { SECRET_PLACEHOLDER, type Plan, type PlannedResource } from "./types.ts";
@@ -33,12 +32,20 @@ interface Request {
 
 const STACK_TYPE = "pulumi:pulumi:Stack";
 let used = false;
+/** Loaded by runPlan once the stack file and its config are known good (see there). */
+let pulumi: typeof Pulumi;
+let settings: unknown;
 
 export async function runPlan(options: PlanOptions): Promise<Plan> {
   if (used) throw new Error("runPlan: Pulumi's runtime is process-global; run one plan per process");
   used = true;
   const file = loadStackFile(options.stack, options.root);
   const config = { ...file.config, ...options.config };
+  // Checked before Pulumi and the program load (about 2.5 s): an unknown stack or a bad value is told in 1 s. The
+  // program parses the same config again (stack.ts), as `pulumi up` runs it without this harness.
+  parseStackConfig(config, options.stack);
+  pulumi = await import("@pulumi/pulumi");
+  settings = await import("@pulumi/pulumi/runtime/settings.js");
   const region = config["aws:region"] ?? "us-east-1";
   pulumi.runtime.setAllConfig(config, file.secretKeys);
 

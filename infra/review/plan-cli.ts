@@ -6,7 +6,6 @@ import { runPlan } from "../plan/harness.ts";
 import { renderMarkdown, renderTable } from "../plan/report.ts";
 import { configFlags, formatOf, STACK_FLAGS } from "./args.ts";
 import { exitAfterFlush, isUsageError } from "./exit.ts";
-import { review } from "./review.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -14,7 +13,11 @@ async function main(): Promise<number> {
     strict: true,
   });
   const format = formatOf(values.format);
-  const plan = review(await runPlan({ stack: values.stack as string, config: configFlags(values.config as string[]) }));
+  const planned = await runPlan({ stack: values.stack as string, config: configFlags(values.config as string[]) });
+  // The policy pack loads Pulumi's policy SDK (about 1.5 s): only once there is a plan to judge, so a bad stack name
+  // or config value (runPlan) is told in 1 s.
+  const { review } = await import("./review.ts");
+  const plan = review(planned);
   if (format === "json") console.log(JSON.stringify(plan, null, 2));
   else if (format === "markdown") console.log(renderMarkdown(plan, renderCostMarkdown(plan.cost!)));
   else console.log(renderTable(plan, renderCostTable(plan.cost!)));

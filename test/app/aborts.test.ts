@@ -116,6 +116,8 @@ test("a streamed question answered 504 before its answer starts is let go, not l
   // Once its embedding is in (0.1 x the deadline later), the question is let go; a stream started for it waited on
   // its first write until shutdown, and the gauge stayed at 1.
   await waitFor("the question let go", async () => (await activeQueries()) === 0, REQUEST_TIMEOUT_MS);
+  const metrics = await scrape(stack.metricsUrl);
+  assert.equal(metricValue(metrics, "agent_errors_total", { error_type: "request_timeout" }), 1, "counted as a JSON one is");
 });
 
 test("a query or an ingest answered 504 at REQUEST_TIMEOUT_MS writes nothing after it: asked again, nothing is there twice", async () => {

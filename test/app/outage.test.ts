@@ -919,7 +919,7 @@ test("a replica whose notifications went silent still drops answers cached befor
   }
 });
 
-test("a write's documents are not given back while its corpus bump cannot land: a lost bump leaves the lease to expire, which bumps", async () => {
+test("a write's documents are not given back while its corpus bump cannot land: both land together once Postgres takes them", async () => {
   const replica = await appOn(pg.url, { REQUEST_TIMEOUT_MS: "1500", DB_QUERY_TIMEOUT_MS: "300" });
   const onReplica = api(replica.url, USER_KEY);
   const db = superuser(2); // one of them reserved to hold a lock
@@ -944,7 +944,8 @@ test("a write's documents are not given back while its corpus bump cannot land: 
     fakes.qdrant.knobs.writeMs = 0;
     assert.equal((await reingest).status, 503);
     // Before, the release committed on its own and only the bump waited: had that bump been lost (the process killed,
-    // Postgres gone past the lease), no lease was left to expire, and the answer citing "six" stayed until its TTL.
+    // Postgres gone past the lease), no lease was left to expire (whose end bumps: the "killed midway" test below),
+    // and the answer citing "six" stayed until its TTL.
     assert.ok(await held(), "the documents were given back without the bump");
     await locker`ROLLBACK`;
     await waitFor("the answer from the new chunk", async () => /at ten/.test(await cited()), 3_000);

@@ -64,10 +64,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
     // Answered 504 while it was prepared: a stream no one reads would wait on its first write for good, holding the
     // prepared query (and the active-queries gauge) until shutdown. Checked in the same turn as the stream's return,
     // so a 504 cannot come between the two.
-    if (performance.now() >= c.get("deadlineAt")) {
-      rag.discard();
-      throw rag.requestTimedOut();
-    }
+    if (performance.now() >= c.get("deadlineAt")) throw rag.timedOut(prepared);
 
     const sse = streamSSE(c, async (stream) => {
       // Sent with the first token (or the end): only then are a generation's sources final (rag.ts sourcesOf).

@@ -121,9 +121,9 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
       clearTimeout(timer);
       return listener.end({ timeout: 0 });
     },
-    /** Called after an ingest or delete reached both stores. */
+    /** Bumps the version on its own: after a document write whose Qdrant calls may land late, or land in the background. */
     bump: async () => fromRow(await store.bumpCorpusVersion()),
-    /** A version a write bumped to in its own statement (store.deleteDocument). */
+    /** A version a write bumped to in its own statement (store.deleteDocument, store.releaseDocumentsAndBump). */
     advanceTo: fromRow,
   };
 }

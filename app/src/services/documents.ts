@@ -115,25 +115,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
 
   /**
    * Gives the documents back, tried until the lease would have ended anyway: otherwise a blip of a second held them,
-   * and answered every retry 409, for the whole lease.
+   * and answered every retry 409, for the whole lease. After a write that changed what searches find (`bump`), with
+   * the corpus bump in the same statement (see `invalidate` for why it bumps), never without it: if every try fails,
+   * the lease expires and the replica that ends it bumps then (store.corpusVersion). Resolves with the first try's
+   * error if it failed.
    */
-  const release = (ids: string[], lease: Lease, waitMs = 0) =>
-    persist(
-      () => store.releaseDocuments(ids, lease.writer),
-      performance.now() + lease.ms,
-      (err) => log.warn({ err: describe(err), documents: ids.length }, "document lease not released: it expires"),
-      { waitMs },
-    );
-
-  /**
-   * Gives the documents back after a write that changed what searches find, with the corpus bump in the same
-   * statement (see `invalidate` for why it bumps), tried as `release` is. Never released without its bump: if every
-   * try fails, the lease expires and the replica that ends it bumps then (store.corpusVersion). Resolves with the
-   * first try's error if it failed.
-   */
-  const releaseAndBump = (ids: string[], lease: Lease, waitMs = 0) =>
+  const release = (ids: string[], lease: Lease, { bump = false, waitMs = 0 }: { bump?: boolean; waitMs?: number } = {}) =>
     persist(
       async () => {
+        if (!bump) return store.releaseDocuments(ids, lease.writer);
         const version = await store.releaseDocumentsAndBump(ids, lease.writer);
         if (version !== undefined) corpus.advanceTo(version);
       },
@@ -141,7 +131,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       (err) =>
         log.warn(
           { err: describe(err), documents: ids.length },
-          "document lease not released: it expires, and the corpus version is bumped then",
+          bump
+            ? "document lease not released: it expires, and the corpus version is bumped then"
+            : "document lease not released: it expires",
         ),
       { waitMs },
     );
@@ -166,15 +158,15 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
 
   /**
    * After a failed Qdrant write (`changed`: it published a document, or sent a publish that may have been applied):
-   * invalidates the cached answers if the points may have changed, and gives the documents back (in the bump's
-   * statement, releaseAndBump), unless Qdrant may
-   * still apply the write (writeMayLand): then they stay held until the lease expires, so a delete cannot run before a
-   * late upsert lands (pending chunks without a record: unsearchable, but left in Qdrant). A later write's chunks are
-   * safe from a late call either way (store.ts Leased).
+   * gives the documents back, with a corpus bump in the same statement if the points may have changed; unless Qdrant
+   * may still apply the write (writeMayLand): then they stay held until the lease expires, so a delete cannot run
+   * before a late upsert lands (pending chunks without a record: unsearchable, but left in Qdrant), and the cached
+   * answers are invalidated now and once it can no longer land. A later write's chunks are safe from a late call
+   * either way (store.ts Leased).
    */
   const afterFailedWrite = async (ids: string[], lease: Lease, err: unknown, changed: boolean): Promise<void> => {
     if (!writeMayLand(err)) {
-      await (changed ? releaseAndBump(ids, lease) : release(ids, lease));
+      await release(ids, lease, { bump: changed });
       return;
     }
     log.warn(
@@ -332,7 +324,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     // A 201 says the documents are free to write or delete and the answers cached before are dropped, so a written
     // ingest keeps trying its release and bump for up to DB_QUERY_TIMEOUT_MS rather than answer while a failed first
     // try leaves them held until the background retry. (Not longer: in an outage the 503 should come within a second.)
-    const notReleased = await releaseAndBump(ids, lease, config.DB_QUERY_TIMEOUT_MS);
+    const notReleased = await release(ids, lease, { bump: true, waitMs: config.DB_QUERY_TIMEOUT_MS });
     if (notReleased !== undefined) throw notReleased; // a 503: the documents are written, released in the background
     log.info({ documents: prepared.length, chunks: embedded.length }, "documents ingested");
     return prepared.map((d) => ({ id: d.id, chunks: d.chunks.length }));

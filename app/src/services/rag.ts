@@ -531,7 +531,19 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     metrics.activeQueries.dec();
   };
 
-  return { prepare, complete, discard, requestTimedOut, resizeAnswerSlots: slots.resize };
+  /**
+   * Lets go of a prepared query whose request was answered 504 meanwhile, counted and timed as `complete` counts a
+   * JSON question past its deadline; the 504 to throw.
+   */
+  const timedOut = (p: PreparedQuery): AppError => {
+    const err = requestTimedOut();
+    countError(err);
+    p.stopTimer();
+    metrics.activeQueries.dec();
+    return err;
+  };
+
+  return { prepare, complete, discard, timedOut, resizeAnswerSlots: slots.resize };
 }
 
 export type Rag = ReturnType<typeof createRag>;

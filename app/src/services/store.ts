@@ -108,11 +108,22 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const notifyIfBumped = sql`(SELECT ${notifyBumped} FROM bumped)`;
   /** A lease statement's column giving its write's generation (Leased): the corpus version its lease bumped. */
   const generation = sql`(SELECT version FROM bumped)::float8 AS generation`;
+  /**
+   * The CTE `released`: ends `writer`'s lease on these documents, their rows locked in id order as every writer locks
+   * them. An UPDATE by `= ANY` locks them in the order its scan meets them (storage order), and a retry of a release
+   * after its lease had expired deadlocked with a re-ingest taking the same documents over (review N8: 40P01).
+   */
+  const released = (ids: string[], writer: string) => sql`
+    releasing AS (
+      SELECT id FROM documents
+      WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid
+      ORDER BY id FOR UPDATE
+    ), released AS (
+      UPDATE documents SET writer = NULL, writing_until = NULL WHERE id IN (SELECT id FROM releasing) RETURNING id
+    )`;
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
-    await run(sql`
-      UPDATE documents SET writer = NULL, writing_until = NULL
-      WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid`);
+    await run(sql`WITH ${released(ids, writer)} SELECT count(*) FROM released`);
   };
 
   // A node that refuses writes (a standby, a switchover's old primary) still answers reads: readiness asks for writes.
@@ -264,12 +275,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      * it ran served until their TTL, since only a lease left to expire is ended with a bump (corpusVersion; probe AS).
      */
     releaseDocumentsAndBump: async (ids: string[], writer: string) => {
-      const [row] = await run(sql<{ version: string }[]>`
-        WITH released AS (
-          UPDATE documents SET writer = NULL, writing_until = NULL
-          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writer = ${writer}::uuid
-          RETURNING id
-        ), ${bumpVersion(allLocked("released"))}`);
+      const [row] = await run(sql<{ version: string }[]>`WITH ${released(ids, writer)}, ${bumpVersion(allLocked("released"))}`);
       return row ? Number(row.version) : undefined;
     },
 
@@ -286,10 +292,11 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
 
     /**
      * The corpus version every cached answer is keyed by (migration 002), read after ending the document leases that
-     * expired unreleased, with a bump if there were any. Their writer died mid-write (its process killed) after its
-     * chunks may have changed Qdrant and before its own bump, so answers cached while it wrote were served until their
-     * TTL. (A live writer's lease outlasts every call it starts: documents.ts `newLease`.) Every replica's refresh
-     * reads it, so one is left to end them; on a partial index of the few leased rows (migration 009).
+     * expired unreleased, with a bump if there were any. Their writer died mid-write (its process killed), or could
+     * not reach Postgres until the lease ended, after its chunks may have changed Qdrant and before its own bump
+     * (releaseDocumentsAndBump), so answers cached while it wrote were served until their TTL. (A live writer's lease
+     * outlasts every call it starts: documents.ts `newLease`.) Every replica's refresh reads it, so one is left to end
+     * them; on a partial index of the few leased rows (migration 009).
      */
     corpusVersion: async () => {
       // In id order, as writers lock them, and skipping those a writer holds (it is taking the lease over).
@@ -308,8 +315,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     notifyCorpusListeners: (payload: string) => run(sql`SELECT pg_notify(${CORPUS_CHANNEL}, ${payload})`),
 
     /**
-     * Bumps the corpus version after an ingest or delete, past `above` too (a version replicas hold that the row went
-     * back from), and tells the other replicas (NOTIFY corpus_version).
+     * Bumps the corpus version, past `above` too (a version replicas hold that the row went back from), and tells the
+     * other replicas (NOTIFY corpus_version): after a write that may still change Qdrant, and after a restore.
      */
     bumpCorpusVersion: async (above = 0) => {
       const [row] = await run(sql<{ version: string }[]>`WITH ${bumpVersion(sql`true`, above)}`);
