@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { slotRun } from "../../app/src/services/answer-share.ts";
 import { createOllama } from "../../app/src/services/ollama.ts";
-import { createPodRouter, POD_CONNECT_TIMEOUT_MS } from "../../app/src/services/ollama-pods.ts";
+import { createPodRouter, POD_CONNECT_TIMEOUT_MS, type PodRouter } from "../../app/src/services/ollama-pods.ts";
 import { type FakeOllama, startFakeOllama } from "../fakes/ollama.ts";
 import { capturedLog } from "../support/log.ts";
 
@@ -170,6 +170,31 @@ test("a pod that refuses the connection (gone since the last count): the call go
     fakes.map((f) => f.load.generated),
     [1, 0],
     "every pod counted refusing: the Service's",
+  );
+});
+
+test("a call that reaches no pod goes to the Service after one pass, though the pods are counted again meanwhile", async () => {
+  resetLoad();
+  const router = createPodRouter(serviceUrl);
+  const gone = [GONE, "127.0.0.6"];
+  router.update(gone);
+  let refusals = 0;
+  // A count after each refusal, as when a pass outlasts ANSWER_SHARE_REFRESH_MS (a pod dropping the SYN costs 2 s):
+  // each forgets the pods the router saw refusing.
+  const recounted: PodRouter = {
+    ...router,
+    refused(address, err) {
+      if (++refusals > 10) throw new Error("the call went round the pods again and again");
+      router.refused(address, err);
+      router.update(gone);
+    },
+  };
+  await ollamaVia(recounted).chat("fake-small", [{ role: "user", content: "fourth" }]);
+  assert.equal(refusals, 2, "each pod tried once");
+  assert.deepEqual(
+    fakes.map((f) => f.load.generated),
+    [1, 0],
+    "then the Service's",
   );
 });
 

@@ -53,8 +53,8 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
   let turn = 0;
 
   /** The pod with the fewest calls of the model in flight, among those under their cap if any is. */
-  function choose(model: string): string | undefined {
-    const open = pods.filter((a) => !refusing.has(a));
+  function choose(model: string, skip?: ReadonlySet<string>): string | undefined {
+    const open = pods.filter((a) => !refusing.has(a) && !skip?.has(a));
     const underCap = open.filter((a) => caps === undefined || load(model, a) < (caps.get(a) ?? 0));
     const candidates = underCap.length > 0 ? underCap : open;
     if (candidates.length === 0) return undefined;
@@ -80,9 +80,12 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
       caps = counted;
     },
 
-    /** A pod for one call of `model`, or the Service once none is left. Release it when the call ends. */
-    take(model: string): PodCall {
-      const address = choose(model);
+    /**
+     * A pod for one call of `model`, or the Service once none is left but those in `skip` (the pods this call could not
+     * reach). Release it when the call ends.
+     */
+    take(model: string, skip?: ReadonlySet<string>): PodCall {
+      const address = choose(model, skip);
       if (address === undefined) return { url: serviceUrl, release: () => {} };
       const key = `${model} ${address}`;
       inFlight.set(key, load(model, address) + 1);

@@ -138,20 +138,25 @@ export function createOllama(opts: OllamaOptions) {
   });
   /**
    * `fn` with the URL of the pod the call goes to, again with the next pod's while one could not be reached (gone since
-   * the last count), and with the Service's once none is left. The pod stays taken until `release()`.
+   * the last count), and with the Service's once none is left. The pod stays taken until `release()`. The call keeps
+   * its own list of the pods it could not reach: a count clears the router's (ollama-pods.ts `refused`), and one
+   * landing mid-pass (a pod dropping the SYN costs 2 s, and the pods are counted every ANSWER_SHARE_REFRESH_MS) sent
+   * the call round the same pods until DNS stopped listing them (probe AT: 40 s with 5 pods at the defaults).
    */
   const onPod = async <T>(
     model: string,
     fn: (config: { host: string; fetch: typeof fetch }) => Promise<T>,
   ): Promise<{ value: T; pod: PodCall }> => {
+    const unreachable = new Set<string>();
     for (;;) {
-      const pod = pods.take(model);
+      const pod = pods.take(model, unreachable);
       try {
         return { value: await fn(configFor(pod)), pod };
       } catch (err) {
         pod.release();
         // Only a call that reached nothing goes on: a reset or a timeout once connected may be a pod generating it.
         if (pod.address === undefined || !isUnreachable(err)) throw err;
+        unreachable.add(pod.address);
         pods.refused(pod.address, err);
       }
     }
