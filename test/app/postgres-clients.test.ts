@@ -321,6 +321,40 @@ test("leases and the corpus version are locked in one order: documents in id ord
   }
 });
 
+test("a write's release takes its documents in id order, and tells the version even when its lease had already ended", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  const holder = postgres(pg.url, { max: 1, onnotice: () => {} });
+  await migrate(sql, MIGRATIONS_DIR);
+  const store = createStore(sql, 5_000);
+  const lease = { writer: randomUUID(), ms: 60_000 };
+  const version = async () => Number((await sql<{ version: string }[]>`SELECT version::text FROM corpus_version`)[0]!.version);
+  try {
+    // Stored "b" first: a scan meets it before "a".
+    for (const id of ["order-b", "order-a"])
+      await store.upsertDocuments([{ id, title: null, metadata: {}, chunk_count: 1 }], "key:x", lease);
+    const held = await holder.reserve();
+    let released: Promise<number> | undefined;
+    try {
+      await held`BEGIN`;
+      await held`SELECT 1 FROM documents WHERE id = 'order-a' FOR UPDATE`; // as a re-ingest takes them: "a" first
+      released = store.releaseDocumentsAndBump(["order-a", "order-b"], lease.writer);
+      await sleep(150);
+      // Before, the release held "b" while it waited for "a", and a re-ingest asking for "b" next deadlocked (40P01).
+      await held`SELECT 1 FROM documents WHERE id = 'order-b' FOR UPDATE NOWAIT`;
+    } finally {
+      await held`ROLLBACK`;
+      held.release();
+    }
+    const bumped = await released!;
+    assert.equal(bumped, await version());
+    // Again (a retry whose first try committed after its deadline): nothing to release, nothing bumped, and the
+    // version this replica takes is the current one, not none.
+    assert.equal(await store.releaseDocumentsAndBump(["order-a", "order-b"], lease.writer), bumped);
+  } finally {
+    await Promise.all([sql.end(), holder.end()]);
+  }
+});
+
 test("a write's generation is the corpus version its lease bumped: higher for each later lease of a document", async () => {
   const sql = createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);

@@ -124,8 +124,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     persist(
       async () => {
         if (!bump) return store.releaseDocuments(ids, lease.writer);
-        const version = await store.releaseDocumentsAndBump(ids, lease.writer);
-        if (version !== undefined) corpus.advanceTo(version);
+        corpus.advanceTo(await store.releaseDocumentsAndBump(ids, lease.writer));
       },
       performance.now() + lease.ms,
       (err) =>
@@ -139,10 +138,11 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     );
 
   /**
-   * Bumps the corpus version after a write that changed what searches find, failed or not (a document published before
-   * a failure, or a failing call that may still land): answers cached under the current version cite chunks no longer
-   * there, or miss new ones, until they expire. Tried until the lease ends; when the write may still land, once more
-   * after that, when no call of it is under way any more. Resolves with the first try's error if it failed.
+   * Bumps the corpus version, in a statement of its own, after a write that changed or may still change what searches
+   * find while its documents stay held (a Qdrant call that may still land; a publish that landed in the background):
+   * answers cached under the current version cite chunks no longer there, or miss new ones, until they expire. (A
+   * write that gives its documents back bumps in that statement: `release`.) Tried until the lease ends; when the
+   * write may still land, once more after that, when no call of it is under way any more.
    */
   function invalidate(lease: Lease, mayLand: boolean): Promise<unknown> {
     const bump = () =>

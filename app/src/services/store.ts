@@ -270,13 +270,17 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
 
     /**
      * Ends `writer`'s lease on these documents and bumps the corpus version in the same statement: the new version, or
-     * undefined when it held none of them any more (ended already, and bumped then). Released apart from its bump, a
-     * write whose bump was then lost (its process killed, Postgres gone past the lease) left the answers cached while
-     * it ran served until their TTL, since only a lease left to expire is ended with a bump (corpusVersion; probe AS).
+     * the current one when it held none of them any more (ended already, and bumped then: by an earlier try that
+     * committed after its deadline, or the lease's expiry). Released apart from its bump, a write whose bump was then
+     * lost (its process killed, Postgres gone past the lease) left the answers cached while it ran served until their
+     * TTL, since only a lease left to expire is ended with a bump (corpusVersion; probe AS).
      */
     releaseDocumentsAndBump: async (ids: string[], writer: string) => {
-      const [row] = await run(sql<{ version: string }[]>`WITH ${released(ids, writer)}, ${bumpVersion(allLocked("released"))}`);
-      return row ? Number(row.version) : undefined;
+      const [row] = await run(sql<{ version: string }[]>`
+        WITH ${released(ids, writer)}, ${bumped(allLocked("released"))}
+        SELECT COALESCE((SELECT version FROM bumped), (SELECT version FROM corpus_version))::text AS version,
+               ${notifyIfBumped}`);
+      return Number(row!.version);
     },
 
     /**
