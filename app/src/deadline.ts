@@ -4,13 +4,22 @@ import { setTimeout as sleep } from "node:timers/promises";
 /**
  * `promise`, or, once `ms` pass without it settling, a rejection with what `onDeadline` returns. `onDeadline` runs
  * once, at the deadline (a caller counts the miss or cancels its work there); the timer is cleared either way.
+ * The deadline is decided on a `setImmediate`, after the I/O that came in meanwhile is read: when a long synchronous
+ * task held the event loop past it, the timer ran before the answer already waiting on the socket (Node runs timers
+ * before it polls), and a statement Postgres had answered in time was a 503 for another client's request (probe AU).
  */
 export function beforeDeadline<T>(promise: Promise<T>, ms: number, onDeadline: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let decide: NodeJS.Immediate | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onDeadline()), ms);
+    timer = setTimeout(() => {
+      decide = setImmediate(() => reject(onDeadline()));
+    }, ms);
   });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, deadline]).finally(() => {
+    clearTimeout(timer);
+    clearImmediate(decide);
+  });
 }
 
 /**
