@@ -24,7 +24,7 @@ const RESERVED_KEY = "__proto__";
 const metadataRecord = <V extends z.ZodType>(value: V, maxKeys: number, what: string) =>
   z.preprocess(
     (input, ctx) => {
-      if (input === null || typeof input !== "object") return input;
+      if (input === null || typeof input !== "object" || Array.isArray(input)) return input; // z.record names it
       if (Object.keys(input).length > maxKeys)
         ctx.addIssue({ code: "custom", message: `at most ${maxKeys} ${what} keys`, input });
       else if (Object.hasOwn(input, RESERVED_KEY))

@@ -94,6 +94,14 @@ const cases: Case[] = [
   ["filter empty list", "POST", "/api/v1/query", { query: "x", filter: { lang: [] } }, 400, /filter/],
   ["filter list of floats", "POST", "/api/v1/query", { query: "x", filter: { n: [1.5] } }, 400, /filter/],
   [
+    "filter a list of 20",
+    "POST",
+    "/api/v1/query",
+    { query: "x", filter: Array(20).fill("en") },
+    400,
+    /filter: .*expected record/,
+  ],
+  [
     "filter of 17 keys",
     "POST",
     "/api/v1/query",
