@@ -12,7 +12,7 @@ import { createLogger } from "../../app/src/log.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { type QdrantService, upsertBatches } from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
-import { appEnv } from "../support/app.ts";
+import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { putChunks, qdrantAt } from "../support/qdrant.ts";
 
@@ -61,9 +61,8 @@ const serverError = { status: 500, error: "Service internal error: shard failed"
  */
 function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, env: Record<string, string> = {}) {
   let generation = 0;
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   return createDocuments({
-    config: loadConfig(appEnv(urls, env)),
+    config: loadConfig(appEnv(UNUSED_URLS, env)),
     store: {
       upsertDocuments: async () => ({ generation: ++generation }),
       releaseDocuments: async () => {},

@@ -61,6 +61,9 @@ const timed = async <T>(call: () => Promise<T>) => {
   return { result, ms: performance.now() - started };
 };
 const publicReady = () => api(app.url).get("/health/ready");
+/** The fake Qdrant's chunks of `documentId`, pending or not, as [point id, point]. */
+const storedChunks = (documentId: string) =>
+  [...fakes.qdrant.collections.get("documents")!.points].filter(([, point]) => point.payload.document_id === documentId);
 
 /** Ingests `document`, then asks `question` twice: the second answer comes from the cache. */
 async function cacheAnswerFrom(document: { id: string; text: string }, question: { query: string }) {
@@ -175,10 +178,7 @@ test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so
   assert.equal(res.status, 503, res.text);
   await waitFor("ready again", async () => (await publicReady()).status === 200, 10_000);
 
-  const chunks = [...fakes.qdrant.collections.get("documents")!.points.values()].filter(
-    (p) => p.payload.document_id === "orphan",
-  );
-  assert.equal(chunks.length, 0, "the failed ingest left no searchable chunk");
+  assert.equal(storedChunks("orphan").length, 0, "the failed ingest left no searchable chunk");
   const query = await user.post("/api/v1/query", { query: "Lighthouses guide ships along rocky coasts." });
   assert.ok(!query.body.sources.some((s: { id: string }) => s.id === "orphan"));
 
@@ -187,10 +187,7 @@ test("Postgres killed mid-ingest: no chunk reaches Qdrant without its record, so
   });
   assert.equal(retried.status, 201, retried.text);
   assert.equal((await user.del("/api/v1/documents/orphan")).status, 200, "an ingested document can always be deleted");
-  assert.equal(
-    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "orphan").length,
-    0,
-  );
+  assert.equal(storedChunks("orphan").length, 0);
 });
 
 test("an ingest answers 201 once its documents are free: a release refused at first is tried again before the answer", async () => {
@@ -721,8 +718,6 @@ test("a Qdrant write that timed out keeps its documents held until it can no lon
   // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies each points write 1.5 s after reading it, past the app's 0.5 s.
   const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
   const client = api(held.url, USER_KEY);
-  const chunksOf = (id: string) =>
-    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === id).length;
   const ghost = { documents: [{ id: "late-upsert", text: "Penguins huddle together through the antarctic winter." }] };
   try {
     fakes.qdrant.knobs.writeMs = 1_500;
@@ -730,10 +725,10 @@ test("a Qdrant write that timed out keeps its documents held until it can no lon
     // The delete used to run here (200), and the upsert landed after it: a chunk without a record, which no delete finds.
     const early = await client.del("/api/v1/documents/late-upsert");
     assert.equal(early.status, 409, early.text);
-    await waitFor("the late upsert applied", async () => chunksOf("late-upsert") === 1, 3_000);
+    await waitFor("the late upsert applied", async () => storedChunks("late-upsert").length === 1, 3_000);
     fakes.qdrant.knobs.writeMs = 0;
     await waitFor("the lease expired", async () => (await client.del("/api/v1/documents/late-upsert")).status === 200, 6_000);
-    assert.equal(chunksOf("late-upsert"), 0);
+    assert.equal(storedChunks("late-upsert").length, 0);
 
     const kept = { documents: [{ id: "late-delete", text: "Otters hold hands while they sleep in kelp forests." }] };
     assert.equal((await client.post("/api/v1/documents", kept)).status, 201);
@@ -744,7 +739,7 @@ test("a Qdrant write that timed out keeps its documents held until it can no lon
     assert.equal((await client.post("/api/v1/documents", kept)).status, 409);
     await waitFor("the lease expired", async () => (await client.post("/api/v1/documents", kept)).status === 201, 6_000);
     await sleep(1_600); // longer than any write still queued
-    assert.equal(chunksOf("late-delete"), 1, "the acknowledged ingest's chunk is still there");
+    assert.equal(storedChunks("late-delete").length, 1, "the acknowledged ingest's chunk is still there");
   } finally {
     fakes.qdrant.knobs.writeMs = 0;
     await held.stop();
@@ -831,20 +826,18 @@ test("a re-ingest whose upsert timed out and landed later leaves the old chunk a
   let asked = 0;
   const question = () => ({ query: `How long do sea turtles live? (${++asked})` }); // each a cache miss
   const turtle = (text: string) => ({ documents: [{ id: "turtle", text }] });
-  const turtleChunks = () =>
-    [...fakes.qdrant.collections.get("documents")!.points.values()].filter((p) => p.payload.document_id === "turtle").length;
   try {
     assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for ten years."))).status, 201);
     fakes.qdrant.knobs.writeMs = 1_500;
     assert.equal((await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."))).status, 504);
-    await waitFor("the late upsert landed", async () => turtleChunks() === 2, 3_000);
+    await waitFor("the late upsert landed", async () => storedChunks("turtle").length === 2, 3_000);
     fakes.qdrant.knobs.writeMs = 0;
     // Before, the late upsert replaced the old chunk in place: a write answered 504 changed the answers.
     assert.match((await client.post("/api/v1/query", question())).body.sources[0].text, /ten years/);
     let retry = await client.post("/api/v1/documents", turtle("Sea turtles live for over fifty years."));
     assert.equal(retry.status, 409, "held until the lease ends: a late publish could still land");
     // Once it can no longer land, the late chunk (pending, unsearchable) is deleted without waiting for another write.
-    await waitFor("the failed write's chunk deleted", async () => turtleChunks() === 1, 6_000);
+    await waitFor("the failed write's chunk deleted", async () => storedChunks("turtle").length === 1, 6_000);
     await waitFor(
       "the retry written",
       async () =>
@@ -852,7 +845,7 @@ test("a re-ingest whose upsert timed out and landed later leaves the old chunk a
       6_000,
     );
     assert.match((await client.post("/api/v1/query", question())).body.sources[0].text, /fifty years/);
-    assert.equal(turtleChunks(), 1, "the old chunk and the failed write's are gone");
+    assert.equal(storedChunks("turtle").length, 1, "the old chunk and the failed write's are gone");
   } finally {
     fakes.qdrant.knobs.writeMs = 0;
     await held.stop();
@@ -965,16 +958,14 @@ test("a write whose process was killed midway: answers cached before it are drop
   const onReplica = api(replica.url, USER_KEY);
   type Answer = { cached: boolean; sources: Array<{ id: string; text: string }> };
   const ask = (question: { query: string }) => onReplica.post<Answer>("/api/v1/query", question);
-  /** What a killed writer's last Qdrant call did to a document's chunks. */
-  const chunksOf = (id: string) =>
-    [...fakes.qdrant.collections.get("documents")!.points].filter(([, point]) => point.payload.document_id === id);
   const killed = () => ({ writer: randomUUID(), ms: 1_500 });
   try {
     // A delete takes the document's lease (the app's own statement), Qdrant deletes its chunks, and the process dies.
     const lamps = { query: "What do lighthouse keepers trim every night?" };
     await cacheAnswerFrom({ id: "lamp", text: "Lighthouse keepers trim the lamp wicks every night." }, lamps);
     assert.equal(typeof ((await store.leaseDocument("lamp", killed())) as { generation?: number }).generation, "number");
-    for (const [id] of chunksOf("lamp")) fakes.qdrant.collections.get("documents")!.points.delete(id);
+    // What a killed writer's last Qdrant call did to the document's chunks.
+    for (const [id] of storedChunks("lamp")) fakes.qdrant.collections.get("documents")!.points.delete(id);
     // Before, the answer citing the deleted chunks was served until the client's retry or its TTL (600 s).
     const cites = (answer: Answer, id: string) => answer.sources.find((source) => source.id === id)?.text ?? "";
     await waitFor("the answer cached before the write dropped", async () => !cites((await ask(lamps)).body, "lamp"), 2_000);
@@ -987,7 +978,7 @@ test("a write whose process was killed midway: answers cached before it are drop
     assert.ok("generation" in leased);
     const during = await ask(ferries);
     assert.match(cites(during.body, "ferry"), /at nine/);
-    for (const [, point] of chunksOf("ferry")) point.payload.text = "The island ferry leaves at noon.";
+    for (const [, point] of storedChunks("ferry")) point.payload.text = "The island ferry leaves at noon.";
     // Before, that answer was served until its TTL too; now until the lease ends, as for a write of unknown outcome.
     await waitFor("the answer from the new chunk", async () => /at noon/.test(cites((await ask(ferries)).body, "ferry")), 6_000);
     assert.equal((await user.del("/api/v1/documents/lamp")).status, 200, "once the lease ended, the retry deletes the record");

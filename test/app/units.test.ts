@@ -25,7 +25,7 @@ import {
 import { sourceSetOf } from "../../app/src/services/source-sets.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createLogger } from "../../app/src/log.ts";
-import { appEnv } from "../support/app.ts";
+import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { waitFor } from "../support/process.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createAuthenticator } from "../../app/src/middleware/auth.ts";
@@ -542,9 +542,8 @@ function ragOverRedis(answerFor: (key: string) => string | null, gate: Promise<v
     write: () => {},
     count: (name: string, result: string) => counted.push(`${name} ${result}`),
   } as unknown as Cache;
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const rag = createRag({
-    config: loadConfig(appEnv(urls)),
+    config: loadConfig(appEnv(UNUSED_URLS)),
     cache,
     store: {} as never,
     corpus: { current: () => 1 } as never,
@@ -584,9 +583,8 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
 
 test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIMEOUT_MS), and releases its documents", async () => {
   const calls: string[] = [];
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "600", QDRANT_TIMEOUT_MS: "50" })),
+    config: loadConfig(appEnv(UNUSED_URLS, { REQUEST_TIMEOUT_MS: "600", QDRANT_TIMEOUT_MS: "50" })),
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
@@ -629,9 +627,8 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
 });
 
 test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   // DB_QUERY_TIMEOUT_MS 50: Postgres' statement_timeout for the app is 500 ms.
-  const config = loadConfig(appEnv(urls, { DB_QUERY_TIMEOUT_MS: "50" }));
+  const config = loadConfig(appEnv(UNUSED_URLS, { DB_QUERY_TIMEOUT_MS: "50" }));
   const releases: number[] = [];
   let refuseReleases = 0;
   const started = Date.now();
@@ -673,14 +670,13 @@ test("document leases come back after Postgres refused the release, and after a 
 });
 
 test("a write holds its documents until a Qdrant call started at its deadline has ended, however long that call may take", async () => {
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const leases: number[] = [];
   for (const [request, qdrant] of [
     ["60000", "5000"],
     ["1000", "5000"],
   ]) {
     const documents = createDocuments({
-      config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: request!, QDRANT_TIMEOUT_MS: qdrant! })),
+      config: loadConfig(appEnv(UNUSED_URLS, { REQUEST_TIMEOUT_MS: request!, QDRANT_TIMEOUT_MS: qdrant! })),
       store: {
         leaseDocument: async (_id: string, lease: { ms: number }) => {
           leases.push(lease.ms);
@@ -699,12 +695,11 @@ test("a write holds its documents until a Qdrant call started at its deadline ha
 });
 
 test("a written ingest whose release and corpus bump Postgres refuses answers 503, and both go on in the background", async () => {
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const refused = new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
   let refusing = true;
   const versions: number[] = [];
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls, { DB_QUERY_TIMEOUT_MS: "300" })),
+    config: loadConfig(appEnv(UNUSED_URLS, { DB_QUERY_TIMEOUT_MS: "300" })),
     store: {
       upsertDocuments: async () => ({ generation: 1 }),
       releaseDocumentsAndBump: async () => {
@@ -725,11 +720,10 @@ test("a written ingest whose release and corpus bump Postgres refuses answers 50
 });
 
 test("in a long outage at most 64 lease releases are retried at once; the others are left to expire", async () => {
-  const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
   const { log, lines: warnings } = capturedLog("warn");
   let attempts = 0;
   const documents = createDocuments({
-    config: loadConfig(appEnv(urls)),
+    config: loadConfig(appEnv(UNUSED_URLS)),
     store: {
       leaseDocument: async () => ({ generation: 1 }),
       releaseDocuments: async () => {

@@ -12,7 +12,7 @@ import { stream } from "hono/streaming";
 import { loadConfig } from "../../app/src/config.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { createOllama } from "../../app/src/services/ollama.ts";
-import { appEnv } from "../support/app.ts";
+import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
@@ -321,7 +321,7 @@ test("an ingest answered 504 stops embedding: no Ollama batch starts past its de
   });
   const server = await listen(slow);
   try {
-    const urls = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: server.url, qdrantUrl: "http://x" };
+    const urls = { ...UNUSED_URLS, ollamaUrl: server.url };
     const documents = createDocuments({
       config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "150", QDRANT_TIMEOUT_MS: "50" })),
       store: { upsertDocuments: async () => {}, releaseDocuments: async () => {} } as never,

@@ -12,13 +12,12 @@ import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
 import { loadConfig } from "../../app/src/config.ts";
 import { MIN_CONTEXT_LENGTH } from "../../infra/tier-schema.ts";
-import { appEnv } from "../support/app.ts";
+import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
 
 const plan = await stackPlan("prod");
 const { workloads, k8sWorkloads, pod, container, envOf, deployment, api, ollama, qdrant } = workloadView(plan);
-const URLS = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
 const policy = (name: string) => inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", name)).spec;
 
 test("the API image is app/Dockerfile built for linux/amd64 and linux/arm64 and pushed to the stack's ECR repository", () => {
@@ -54,13 +53,13 @@ test("API probes: startup and liveness on /health, readiness on /health/serving,
 
 test("the startupProbe gives start-up longer than the app waits for Postgres, so a pod that cannot start exits itself", () => {
   const probe = api.startupProbe as { periodSeconds: number; failureThreshold: number };
-  const waitMs = Number(envOf(api).DB_STARTUP_WAIT_MS?.value ?? loadConfig(appEnv(URLS)).DB_STARTUP_WAIT_MS);
+  const waitMs = Number(envOf(api).DB_STARTUP_WAIT_MS?.value ?? loadConfig(appEnv(UNUSED_URLS)).DB_STARTUP_WAIT_MS);
   assert.ok(probe.periodSeconds * probe.failureThreshold * 1000 > waitMs + 10_000, `${JSON.stringify(probe)} vs ${waitMs} ms`);
 });
 
 test("a pod told to stop answers every request it admitted: the grace period outlasts preStop, then the longest request", () => {
   const timeouts = ["REQUEST_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS"].filter((name) => envOf(api)[name]);
-  const config = loadConfig({ ...appEnv(URLS), ...Object.fromEntries(timeouts.map((n) => [n, envOf(api)[n].value])) });
+  const config = loadConfig({ ...appEnv(UNUSED_URLS), ...Object.fromEntries(timeouts.map((n) => [n, envOf(api)[n].value])) });
   const preStopMs = (api.lifecycle as any).preStop.sleep.seconds * 1000;
   const graceMs = pod(deployment).terminationGracePeriodSeconds * 1000;
   // The ALB may still send a request until the end of preStop; it can then run REQUEST_TIMEOUT_MS.
@@ -73,7 +72,7 @@ test("the API fits prompts and answers into Ollama's context window, and accepts
   assert.equal(envOf(api).MODEL_CONTEXT_TOKENS?.value, window);
   for (const contextTokens of [window, String(MIN_CONTEXT_LENGTH)]) {
     assert.equal(
-      loadConfig({ ...appEnv(URLS), MODEL_CONTEXT_TOKENS: contextTokens }).MODEL_CONTEXT_TOKENS,
+      loadConfig({ ...appEnv(UNUSED_URLS), MODEL_CONTEXT_TOKENS: contextTokens }).MODEL_CONTEXT_TOKENS,
       Number(contextTokens),
     );
   }
@@ -84,7 +83,7 @@ test("API pods at the HPA's minimum together ask Ollama for no more answers per 
   const slots = inputs(ollama).spec.replicas * Number(envOf(container(ollama, "ollama")).OLLAMA_NUM_PARALLEL.value);
   const perPod = Number(envOf(api).OLLAMA_MAX_ANSWERS?.value);
   assert.ok(perPod * minPods <= slots && (perPod + 1) * minPods > slots, `${perPod} per pod x ${minPods} pods, ${slots} slots`);
-  assert.equal(loadConfig({ ...appEnv(URLS), OLLAMA_MAX_ANSWERS: String(perPod) }).OLLAMA_MAX_ANSWERS, perPod);
+  assert.equal(loadConfig({ ...appEnv(UNUSED_URLS), OLLAMA_MAX_ANSWERS: String(perPod) }).OLLAMA_MAX_ANSWERS, perPod);
 });
 
 test("API pods count the ready Ollama and API pods through headless Services to share out the answer slots", () => {
@@ -117,7 +116,7 @@ test("API pods count the ready Ollama and API pods through headless Services to 
   assert.equal(scraped, false, "the ServiceMonitor would scrape every API pod twice");
   assert.equal(env.OLLAMA_NUM_PARALLEL!.value, envOf(container(ollama, "ollama")).OLLAMA_NUM_PARALLEL.value);
   const names = ["OLLAMA_PODS_DNS", "API_PODS_DNS", "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_ANSWERS"];
-  const config = loadConfig({ ...appEnv(URLS), ...Object.fromEntries(names.map((n) => [n, env[n]!.value])) });
+  const config = loadConfig({ ...appEnv(UNUSED_URLS), ...Object.fromEntries(names.map((n) => [n, env[n]!.value])) });
   assert.equal(config.API_PODS_DNS, env.API_PODS_DNS!.value);
   // Its place among the API pods' addresses, which the share's left-over slots go by (answer-share.ts).
   assert.deepEqual(env.POD_IP!.valueFrom, { fieldRef: { fieldPath: "status.podIP" } });

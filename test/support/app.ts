@@ -25,6 +25,9 @@ export const MODELS = {
   MODEL_LARGE: "fake-large",
 };
 
+/** Server URLs nothing answers at: the environment of a service built with stand-ins that never calls them. */
+export const UNUSED_URLS = { databaseUrl: "postgres://x", redisUrl: "redis://x", ollamaUrl: "http://x", qdrantUrl: "http://x" };
+
 /** A complete environment for the app, pointing at the given servers; `overrides` wins. */
 export function appEnv(
   urls: { databaseUrl: string; redisUrl: string; ollamaUrl: string; qdrantUrl: string },

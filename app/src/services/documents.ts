@@ -249,6 +249,20 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
+   * Deletes a failed write's pending chunks of a document in the background: unsearchable, but they take Qdrant's
+   * space. An upsert that may still land is waited out (the lease's length); until then, or if this process dies
+   * first, the document's next write or delete does it.
+   */
+  function discardPending(id: string, generation: number, lease: Lease, mayLand: boolean): void {
+    const discard = () =>
+      void qdrant
+        .discard(id, generation)
+        .catch((err: unknown) => log.warn({ err: describe(err) }, "pending chunks of a failed document write left in qdrant"));
+    if (mayLand) setTimeout(discard, lease.ms).unref();
+    else discard();
+  }
+
+  /**
    * Chunks and embeds (batched), records the documents in Postgres, then writes their chunks to Qdrant, then bumps the
    * corpus version. Postgres first: every chunk in Qdrant has a record, so a failed ingest can always be deleted or
    * retried (same id), and a Postgres outage stops the ingest before Qdrant is touched. The records are leased to
@@ -308,16 +322,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       const failed = ids[published]!;
       // Before the answers are invalidated (afterFailedWrite), so none is cached from the document half shown.
       if (publishSent && !retryCannotHelp(err)) await republish(failed, generation, lease);
-      else {
-        // Its pending chunks: unsearchable, deleted to spare Qdrant the space. An upsert that may still land is
-        // waited out (the lease's length); until then, or if this process dies first, the next write of it does.
-        const discard = () =>
-          void qdrant
-            .discard(failed, generation)
-            .catch((e: unknown) => log.warn({ err: describe(e) }, "pending chunks of a failed document write left in qdrant"));
-        if (writeMayLand(err)) setTimeout(discard, lease.ms).unref();
-        else discard();
-      }
+      else discardPending(failed, generation, lease, writeMayLand(err));
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
     }

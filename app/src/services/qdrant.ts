@@ -428,6 +428,12 @@ export function createQdrant(opts: QdrantOptions) {
     return points;
   }
 
+  /** Deletes the points `filter` selects (nothing when there is no collection), `beforeCall` before each call. */
+  async function deleteWhere(filter: Schemas["Filter"], beforeCall?: BeforeCall): Promise<void> {
+    if (!(await exists(beforeCall))) return;
+    await call("qdrant_delete", () => client.delete(name, { wait: true, filter }), beforeCall).catch(unlessMissing(undefined));
+  }
+
   async function writePoints(points: ChunkPoint[], generation: number, beforeCall: BeforeCall): Promise<void> {
     await ensureCollection(points[0]!.vector.length, beforeCall);
     await indexMetadata(points, beforeCall);
@@ -507,22 +513,12 @@ export function createQdrant(opts: QdrantOptions) {
     },
 
     /** Deletes a failed write's pending chunks of the document: no search saw them. */
-    async discard(documentId: string, generation: number): Promise<void> {
-      if (!(await exists())) return;
-      await call("qdrant_delete", () =>
-        client.delete(name, { wait: true, filter: { must: [ofDocument(documentId), ofGeneration(generation), isPending] } }),
-      ).catch(unlessMissing(undefined));
-    },
+    discard: (documentId: string, generation: number): Promise<void> =>
+      deleteWhere({ must: [ofDocument(documentId), ofGeneration(generation), isPending] }),
 
     /** Deletes a document's chunks of writes before `generation` (the delete's own lease), pending ones included. */
-    async deleteChunks(documentId: string, generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
-      if (!(await exists(beforeCall))) return;
-      await call(
-        "qdrant_delete",
-        () => client.delete(name, { wait: true, filter: olderChunksOf(documentId, generation) }),
-        beforeCall,
-      ).catch(unlessMissing(undefined));
-    },
+    deleteChunks: (documentId: string, generation: number, beforeCall?: BeforeCall): Promise<void> =>
+      deleteWhere(olderChunksOf(documentId, generation), beforeCall),
 
     /**
      * The nearest chunks; null when there is no collection, which holds nothing now but may be restored. Only the fields

@@ -539,7 +539,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     const err = requestTimedOut();
     countError(err);
     p.stopTimer();
-    metrics.activeQueries.dec();
+    discard();
     return err;
   };
 

@@ -106,6 +106,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     sql`${bumped(when, above)} SELECT version::text, ${notifyBumped} FROM bumped`;
   /** For a statement whose own result is something else: the other replicas, and this one, hear its bump by NOTIFY. */
   const notifyIfBumped = sql`(SELECT ${notifyBumped} FROM bumped)`;
+  /** The end of a statement that may bump: the version it bumped to, else the current one; notifies if it bumped. */
+  const versionAfterBump = sql`
+    SELECT COALESCE((SELECT version FROM bumped), (SELECT version FROM corpus_version))::text AS version, ${notifyIfBumped}`;
   /** A lease statement's column giving its write's generation (Leased): the corpus version its lease bumped. */
   const generation = sql`(SELECT version FROM bumped)::float8 AS generation`;
   /**
@@ -276,10 +279,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      * TTL, since only a lease left to expire is ended with a bump (corpusVersion; probe AS).
      */
     releaseDocumentsAndBump: async (ids: string[], writer: string) => {
-      const [row] = await run(sql<{ version: string }[]>`
-        WITH ${released(ids, writer)}, ${bumped(allLocked("released"))}
-        SELECT COALESCE((SELECT version FROM bumped), (SELECT version FROM corpus_version))::text AS version,
-               ${notifyIfBumped}`);
+      const [row] = await run(
+        sql<{ version: string }[]>`WITH ${released(ids, writer)}, ${bumped(allLocked("released"))} ${versionAfterBump}`,
+      );
       return Number(row!.version);
     },
 
@@ -309,9 +311,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT id FROM documents WHERE writing_until <= now() ORDER BY id FOR UPDATE SKIP LOCKED
         ), ended AS (
           UPDATE documents SET writer = NULL, writing_until = NULL WHERE id IN (SELECT id FROM expired) RETURNING id
-        ), ${bumped(allLocked("ended"))}
-        SELECT COALESCE((SELECT version FROM bumped), (SELECT version FROM corpus_version))::text AS version,
-               ${notifyIfBumped}`);
+        ), ${bumped(allLocked("ended"))} ${versionAfterBump}`);
       return Number(row!.version);
     },
 
