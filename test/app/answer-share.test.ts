@@ -140,6 +140,10 @@ test("no Ollama or no API pod in the answer, or a failing lookup: the share stay
   }
 });
 
-test("pods are the addresses a name resolves to", async () => {
-  assert.ok((await podAddresses("localhost")).length >= 1);
+test("pods are the addresses a name resolves to: each once, sorted; none for a name no pod answers for", async () => {
+  const addresses = await podAddresses("localhost");
+  assert.ok(addresses.includes("127.0.0.1"), addresses.join());
+  assert.deepEqual(addresses, [...new Set(addresses)].sort());
+  // RFC 6761 6.4: an .invalid name never resolves, as a headless Service with no ready pod has no address.
+  assert.deepEqual(await podAddresses("no-such-pod.invalid"), []);
 });

@@ -186,22 +186,53 @@ export function malformedRequests(authorization: string): string[] {
   ];
 }
 
-/** Sends raw bytes on a fresh connection and reads until the server closes it: each response's status and body. */
-export function rawExchange(port: number, bytes: string, timeoutMs = 5000): Promise<Array<{ status: number; body: string }>> {
+/**
+ * The responses in bytes read from one connection, in order: each body framed by its content-length or decoded from
+ * its chunks. Stops at the first response that is cut short.
+ */
+export function parseResponses(text: string): RawResponse[] {
+  const responses: RawResponse[] = [];
+  let at = 0;
+  for (;;) {
+    const headEnd = text.indexOf("\r\n\r\n", at);
+    const status = /^HTTP\/1\.1 (\d{3})/.exec(text.slice(at, at + 12));
+    if (headEnd < 0 || !status) return responses;
+    const headers: Record<string, string> = {};
+    for (const line of text.slice(at, headEnd).split("\r\n").slice(1)) {
+      const colon = line.indexOf(":");
+      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    at = headEnd + 4;
+    let body = "";
+    if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+      for (;;) {
+        const sizeEnd = text.indexOf("\r\n", at);
+        if (sizeEnd < 0) return responses;
+        const size = Number.parseInt(text.slice(at, sizeEnd), 16);
+        if (Number.isNaN(size) || text.length < sizeEnd + 2 + size + 2) return responses;
+        body += text.slice(sizeEnd + 2, sizeEnd + 2 + size);
+        at = sizeEnd + 2 + size + 2;
+        if (size === 0) break;
+      }
+    } else {
+      const length = Number(headers["content-length"] ?? 0);
+      if (text.length < at + length) return responses;
+      body = text.slice(at, at + length);
+      at += length;
+    }
+    responses.push({ status: Number(status[1]), headers, body });
+  }
+}
+
+/** Sends raw bytes on a fresh connection and reads until the server closes it: the responses it sent. */
+export function rawExchange(port: number, bytes: string, timeoutMs = 5000): Promise<RawResponse[]> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
     let text = "";
     const done = () => {
       clearTimeout(timer);
       socket.destroy();
-      const responses: Array<{ status: number; body: string }> = [];
-      const head = /HTTP\/1\.1 (\d{3})[^\r\n]*\r\n[\s\S]*?content-length: *(\d+)[\s\S]*?\r\n\r\n/giy;
-      for (let m = head.exec(text); m; m = head.exec(text)) {
-        const body = text.slice(head.lastIndex, head.lastIndex + Number(m[2]));
-        responses.push({ status: Number(m[1]), body });
-        head.lastIndex += body.length;
-      }
-      resolve(responses);
+      resolve(parseResponses(text));
     };
     const timer = setTimeout(done, timeoutMs);
     socket.on("data", (d) => {
