@@ -23,7 +23,9 @@ test("--format json prints the DESIGN.md contract for prod", () => {
   assert.ok(Array.isArray(json.resources) && json.resources.length > 50);
   for (const r of json.resources)
     assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
-  assert.ok("cost" in json && "policies" in json);
+  assert.ok(typeof json.cost.monthlyUsd === "number" && json.cost.monthlyUsd > 0, JSON.stringify(json.cost).slice(0, 200));
+  assert.ok(json.cost.items.length > 0);
+  assert.ok(Array.isArray(json.policies.violations), JSON.stringify(json.policies).slice(0, 200));
   const types = new Set(json.resources.map((r: any) => r.type));
   for (const t of [
     "aws:ec2/vpc:Vpc",

@@ -156,14 +156,24 @@ test("no security group opens PostgreSQL or Redis beyond the VPC", () => {
       const covers = (port: number) => rule.protocol === "-1" || (rule.fromPort <= port && port <= rule.toPort);
       if (!covers(5432) && !covers(6379)) continue;
       for (const cidr of rule.cidrBlocks ?? []) assert.ok(cidr.startsWith(`${net}.`), `${sg.name} opens to ${cidr}`);
+      assert.equal(rule.ipv6CidrBlocks, undefined, `${sg.name} opens to IPv6`);
       assert.ok((rule.securityGroups ?? []).length > 0 || (rule.cidrBlocks ?? []).length > 0, `${sg.name} rule has no source`);
     }
   }
-  const dbSg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", "database-sg"));
-  assert.deepEqual(
-    dbSg.ingress.map((r: any) => [r.fromPort, r.cidrBlocks]),
-    [[5432, undefined]],
-  );
+  // Rules are only inline: a rule resource of its own would open a group past the checks above.
+  for (const type of ["aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroupRule:SecurityGroupRule"])
+    assert.deepEqual(ofType(plan, type), [], type);
+  for (const [name, port] of [
+    ["database-sg", 5432],
+    ["cache-sg", 6379],
+  ] as const) {
+    const sg = inputs(one(plan, "aws:ec2/securityGroup:SecurityGroup", name));
+    assert.deepEqual(
+      sg.ingress.map((r: any) => [r.fromPort, r.cidrBlocks, r.securityGroups.length > 0]),
+      [[port, undefined, true]],
+      name,
+    );
+  }
 });
 
 test("generated passwords reach resources only as secrets, never as plain text", () => {
