@@ -133,16 +133,30 @@ function hostRefusal(req: IncomingMessage, known: { host?: string }): string | u
 const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /**
+ * How long a refused CONNECT's connection stays open once its 405 is written, for the client to read it. Node hands
+ * the socket over and no longer times it out or closes it (server.closeAllConnections skips it): kept open by the
+ * client, it stayed for good, and a drain waited for it past SIGKILL (probe AV).
+ */
+const REFUSED_CONNECT_LINGER_MS = 2_000;
+
+/**
  * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word), an
  * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
  * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
  */
 function refuseUnservable(server: Server, metrics: Metrics | undefined, startResponse: (res: ServerResponse) => void) {
-  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+  server.on("connect", (_req: IncomingMessage, socket: ServerSocket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
+    // Read and dropped: a client's end or reset is seen, and the socket closes with it.
+    socket.resume();
     countUnmatched(metrics, "CONNECT", 405);
-    refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
+    // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
+    // read the 405 as its request's answer (the request carried out all the same).
+    afterEarlierAnswers(socket, undefined, () => {
+      refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
+      setTimeout(() => socket.destroy(), REFUSED_CONNECT_LINGER_MS).unref();
+    });
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     startResponse(res);
@@ -344,6 +358,8 @@ export async function listenHttp(
           return res !== undefined && !res.writableFinished;
         });
         server.closeAllConnections();
+        // And those Node no longer tracks (a refused CONNECT's): the net server closes only once every one has.
+        for (const socket of connections) socket.destroy();
         await drained;
         return cut;
       } finally {

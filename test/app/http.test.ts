@@ -11,6 +11,7 @@ import { listenHttp } from "../../app/src/http.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { securityHeaders } from "../../app/src/server.ts";
+import { rawExchange } from "../support/fuzz.ts";
 import { metricValue } from "../support/metrics.ts";
 
 /** Sends one request on the socket and resolves with the status line of its response. */
@@ -216,6 +217,43 @@ test("a CONNECT is answered with a JSON 405, and clients resetting one at once d
   } finally {
     process.off("uncaughtException", onUncaught);
     await http.close(0);
+  }
+});
+
+test("a CONNECT pipelined behind a request is refused after that request's answer, and its connection does not hold a drain", async () => {
+  const http = await listenHttp(async () => sleep(200).then(() => new Response("first")), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 5_000,
+  });
+  const connectRequest = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+  let closed: Promise<boolean> | undefined;
+  let kept: Socket | undefined;
+  try {
+    // Before, the 405 went out at once and ended the connection: the request's own answer was never sent.
+    const answers = await rawExchange(http.port, `GET /slow HTTP/1.1\r\nHost: app\r\n\r\n${connectRequest}`);
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body.slice(0, 30)]),
+      [
+        [200, "first"],
+        [405, '{"error":"CONNECT is not suppo'],
+      ],
+    );
+    // A client that keeps a refused CONNECT's connection open: Node no longer tracks it, and the drain waited for it.
+    kept = connect({ port: http.port, host: "127.0.0.1", allowHalfOpen: true });
+    kept.on("error", () => {});
+    await once(kept, "connect");
+    kept.write(connectRequest);
+    await once(kept, "data");
+    const started = performance.now();
+    closed = http.close(100);
+    await Promise.race([closed, sleep(1_500)]);
+    assert.ok(performance.now() - started < 1_500, "the drain still waits for the refused CONNECT's connection");
+  } finally {
+    kept?.destroy();
+    await (closed ?? http.close(0));
   }
 });
 
