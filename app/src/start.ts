@@ -89,6 +89,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   );
   const metrics = createMetrics();
   const ca = config.DATABASE_CA_FILE?.contents;
+  let corpus: Awaited<ReturnType<typeof createCorpusVersion>>;
   const sql = createDb(config.DATABASE_URL, {
     max: config.DB_POOL_MAX,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
@@ -96,6 +97,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log,
     lockTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
     statementTimeoutMs: statementTimeoutMs(config.DB_QUERY_TIMEOUT_MS),
+    // A statement unanswered, connections dropped: the corpus listener's connection to the same Postgres may be cut off.
+    onTrouble: () => corpus?.probeListener(),
   });
   const cache = createCache({
     url: config.REDIS_URL,
@@ -110,7 +113,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Replies still owed (to requests that gave up on them in a partition) are waited for a second: the 5 s this once
   // waited put the exit of a drain that used its whole period past SIGKILL. (Redis' close is bounded alike.)
   const closeStores = () => Promise.allSettled([sql.end({ timeout: 1 }), cache.close()]);
-  let corpus: Awaited<ReturnType<typeof createCorpusVersion>>;
   try {
     // Tried again while Postgres is unavailable (an outage, a failover, a reboot: "the database system is starting
     // up"), for DB_STARTUP_WAIT_MS in all: a replica started meanwhile comes up once Postgres answers, instead of

@@ -931,6 +931,57 @@ test("a replica whose notifications went silent still drops answers cached befor
   }
 });
 
+test("a replica whose Postgres connections are reset, or go silent, as another replica writes serves no answer cached before the write", async () => {
+  const proxy = await startTcpProxy(pg.port);
+  // The default refresh (15 s): only the listener and its probes bring the other replica's write in time.
+  const replica = await appOn(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`);
+  const onReplica = api(replica.url, USER_KEY);
+  const question = { query: "Where do puffins nest?", top_k: 20 };
+  type Answer = { cached: boolean; sources: Array<{ id: string; text: string }> };
+  /** The replica's answer's source texts, or undefined for a 503. */
+  const cited = async () => {
+    const res = await onReplica.post<Answer>("/api/v1/query", question);
+    return res.status === 200 ? res.body.sources.map((s) => s.text).join(" | ") : undefined;
+  };
+  const write = async (text: string) =>
+    assert.equal((await user.post("/api/v1/documents", { documents: [{ id: "puffin", text }] })).status, 201);
+  const cachedOnReplica = () =>
+    waitFor(
+      "the answer cached on the replica",
+      async () => (await onReplica.post("/api/v1/query", question)).body.cached === true,
+    );
+  try {
+    await write("Puffins nest in burrows on cliffs.");
+    await cachedOnReplica();
+    // Reset as the write is acknowledged: before, the answer citing the old text came back with the connections, for
+    // 0.2-1.1 s, until the LISTEN was sent again.
+    proxy.cut();
+    await write("Puffins nest in burrows on grassy islands.");
+    proxy.restore();
+    let answered = 0;
+    for (const until = performance.now() + 1_500; performance.now() < until; await sleep(50)) {
+      const text = await cited();
+      if (text === undefined) continue;
+      answered++;
+      assert.match(text, /grassy islands/);
+    }
+    assert.ok(answered > 0, "no answer within 1.5 s of the reset");
+
+    await cachedOnReplica();
+    // Silent: the pool opens new connections past the silent one, the listener stays on its own. Before, the answer
+    // citing the old text was served until the next refresh (15 s).
+    proxy.silenceOpen();
+    await write("Puffins nest in burrows on rocky shores.");
+    const { ms } = await timed(() =>
+      waitFor("the new text cited", async () => (await cited())?.includes("rocky shores") === true, 15_000),
+    );
+    assert.ok(ms < 6_000, `the old text cited for ${Math.round(ms)} ms`);
+  } finally {
+    await replica.stop();
+    await proxy.close();
+  }
+});
+
 test("a write's documents are not given back while its corpus bump cannot land: both land together once Postgres takes them", async () => {
   const replica = await appOn(pg.url, { REQUEST_TIMEOUT_MS: "1500", DB_QUERY_TIMEOUT_MS: "300" });
   const onReplica = api(replica.url, USER_KEY);

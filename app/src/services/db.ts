@@ -22,6 +22,11 @@ export interface DbOptions {
    */
   lockTimeoutMs?: number | undefined;
   statementTimeoutMs?: number | undefined;
+  /**
+   * Called when a statement got no answer by its deadline, and when the pool's connections are dropped (silent, or on
+   * a read-only node): another client's connection to the same server may be cut off too.
+   */
+  onTrouble?: (() => void) | undefined;
 }
 
 /**
@@ -38,10 +43,21 @@ const SILENT_FOR_MS = 1_000;
 /** What `withDeadline` tells a pool about its connections. */
 interface PoolWatch {
   silence: SilentConnectionCheck;
+  /** A statement got no answer by its deadline. */
+  missed(): void;
   /** A statement got 25006: the connection reached a read-only node. */
   readOnly(): void;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
+/** Each client's sockets (socketOpener); a closed one stays until the client opens the next. */
+const sockets = new WeakMap<Sql, Set<Socket>>();
+
+/** The client's newest connection still open, if any: the one a single-connection client (a listener) is using. */
+export function openConnection(sql: Sql): Socket | undefined {
+  let newest: Socket | undefined;
+  for (const socket of sockets.get(sql) ?? []) if (!socket.destroyed) newest = socket;
+  return newest;
+}
 
 /** A connection that lived at least this long reached a Postgres that serves: the reconnect backoff starts over. */
 const HEALTHY_CONNECTION_MS = 1_000;
@@ -113,7 +129,9 @@ export function createDb(url: string, opts: DbOptions): Sql {
   const reconnect = (why: string, fields: object) => {
     opts.log?.warn({ ...fields, connections: open.size }, why);
     for (const socket of open) socket.destroy();
+    opts.onTrouble?.();
   };
+  sockets.set(sql, open);
   pools.set(sql, {
     silence: silentConnectionCheck(
       SILENT_MISSES_BEFORE_RECONNECT,
@@ -123,6 +141,10 @@ export function createDb(url: string, opts: DbOptions): Sql {
     // An RDS blue/green switchover sets the old primary read-only (RDS Proxy guide: "the Blue database enters
     // read-only mode"); a connection that reached it through a cached DNS answer gets 25006 on every write.
     readOnly: readOnlyNodeCheck(() => reconnect("postgres answered read-only (25006): closing the pool's connections", {})),
+    missed() {
+      this.silence.missed();
+      opts.onTrouble?.();
+    },
   });
   return sql;
 }
@@ -228,7 +250,7 @@ export function withDeadline<T>(
   });
   return beforeDeadline(answered, timeoutMs, () => {
     // Unsent ones count too: a pool whose connections all hang (connecting into a partition) sends nothing at all.
-    pools.get(sql)?.silence.missed();
+    pools.get(sql)?.missed();
     // Only one no connection took is withdrawn. One already sent behind another on its connection (postgres.js
     // pipelines when every connection is busy) is not: postgres.js 3.4.9 drops a cancelled one from the statements
     // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another

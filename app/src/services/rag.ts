@@ -265,7 +265,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     const streamed = input.stream === true;
     const normalized = normalizeQuery(question);
     const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK, retrievedFrom]));
-    const cacheKey = `response:${corpus.current()}:${questionKey}`;
+    const version = corpus.current();
+    // Unknown while this replica may have missed another's write (corpus.ts): a key of this request's own, so no answer
+    // cached or being generated under the version is taken, and none is cached under it.
+    const cacheKey = version === undefined ? `response:unsure:${requestId}` : `response:${version}:${questionKey}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
     const sessionId = input.session_id ?? randomUUID();
@@ -313,7 +316,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const retrieved = await retrieve(question, vectorKey, cached, input.filter, topK);
-      const cacheable = retrieved !== null;
+      const cacheable = retrieved !== null && version !== undefined;
       const hits = retrieved ?? [];
       const budget = Math.min(config.CONTEXT_TOKEN_BUDGET, sourceRoom);
       const chunks = compressContextWindow(hits, budget, (h, i) => estimateTokens(`${sourceEntry(h, i)}\n\n`));
