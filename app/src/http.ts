@@ -150,6 +150,9 @@ function refuseUnservable(server: Server, metrics: Metrics | undefined, startRes
     socket.on("error", () => socket.destroy());
     // Read and dropped: a client's end or reset is seen, and the socket closes with it.
     socket.resume();
+    // Node took its own timeout listener off: the write timeout an answer ahead of it armed (armWriteTimeout) would no
+    // longer close a client that stopped reading, and the 405 waits for that answer.
+    socket.on("timeout", () => socket.destroy());
     countUnmatched(metrics, "CONNECT", 405);
     // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
     // read the 405 as its request's answer (the request carried out all the same).

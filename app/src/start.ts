@@ -128,14 +128,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     };
     const notDone = () =>
       dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`);
-    corpus = await retryUntil(
-      () => beforeDeadline(connectCorpus(), Math.max(giveUpAt - performance.now(), config.DB_CONNECT_TIMEOUT_MS), notDone),
-      giveUpAt,
-      {
-        retryable: curedByWaiting,
-        onRetry: (err, waitMs) => log.warn({ err: describe(err), retry_in_ms: waitMs }, "waiting for postgres"),
-      },
-    );
+    const tryOnce = () => {
+      const attempt = connectCorpus();
+      return beforeDeadline(attempt, Math.max(giveUpAt - performance.now(), config.DB_CONNECT_TIMEOUT_MS), () => {
+        // An attempt given up on that still ends: its listener and checks would live on, unused, with the process.
+        attempt.then(
+          (abandoned) => abandoned.stop(),
+          () => {},
+        );
+        return notDone();
+      });
+    };
+    corpus = await retryUntil(tryOnce, giveUpAt, {
+      retryable: curedByWaiting,
+      onRetry: (err, waitMs) => log.warn({ err: describe(err), retry_in_ms: waitMs }, "waiting for postgres"),
+    });
   } catch (err) {
     await closeStores();
     throw err;

@@ -375,6 +375,40 @@ test("a write's generation is the corpus version its lease bumped: higher for ea
   }
 });
 
+test("a listener whose LISTEN went out again but whose read of the version failed is trusted once a read works, not replaced", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const proxy = await startTcpProxy(pg.port);
+  const { log, lines } = capturedLog("warn");
+  const store = createStore(sql, 1_000);
+  let readsFail = false;
+  const failing = { ...store, corpusVersion: () => (readsFail ? Promise.reject(new Error("pool busy")) : store.corpusVersion()) };
+  const corpus = await createCorpusVersion(() => poolThrough(proxy, 1), failing, log, 300);
+  try {
+    const listening = async () =>
+      (await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE query ILIKE 'listen%' AND state = 'idle'`)[0]?.pid;
+    const before = await listening();
+    readsFail = true;
+    proxy.cut(); // the listening connection reset: not trusted until it listens again and a read follows
+    proxy.restore();
+    await waitFor("the LISTEN sent again", async () => ![undefined, before].includes(await listening()));
+    await sleep(100); // its read failed
+    assert.equal(corpus.current(), undefined);
+    readsFail = false;
+    // Before, nothing read again: untrusted until a check replaced the listener that was listening all along.
+    await waitFor("trusted again", async () => corpus.current() !== undefined, 2_000);
+    await sleep(700); // two more checks
+    assert.deepEqual(
+      lines.filter((l) => l.includes("listening on a new connection")),
+      [],
+    );
+  } finally {
+    await corpus.stop();
+    await sql.end({ timeout: 1 });
+    await proxy.close();
+  }
+});
+
 test("a corpus version gone back (a database restore) is bumped past the clock by the next refresh: every replica drops its answers", async () => {
   const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);

@@ -76,9 +76,16 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
   };
 
   let stopped = false;
-  /** The listener's connection whose LISTEN was in place before the version was last read: every later bump is heard. */
+  /** The connection the listener's LISTEN went out on, once Postgres took it. */
+  let listenedOn: Socket | undefined;
+  /** That connection once a read of the version followed its LISTEN: while it is open, every later bump is heard. */
   let heardOn: Socket | undefined;
   const listening = () => heardOn !== undefined && !heardOn.destroyed;
+  /** Reads the version, then trusts the listener's connection if it is still the one that listened. */
+  const readAfterListen = async (client: Sql, socket: Socket | undefined, quiet = false) => {
+    // Reads go through the pool and may end out of order: one that ends after its connection closed trusts nothing.
+    if ((await refresh(quiet)) && client === listener && socket === listenedOn && socket && !socket.destroyed) heardOn = socket;
+  };
 
   // Not a number: every replica's `advance` ignores another's probe.
   const probe = `probe ${randomUUID()}`;
@@ -93,13 +100,10 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
         else advance(Number(payload));
       },
       () => {
+        if (client !== listener) return;
+        listenedOn = openConnection(client);
         // Listening again (postgres.js sends the LISTEN again on its new connection): trusted once the version is read.
-        if (!first) {
-          const socket = openConnection(client);
-          void refresh().then((read) => {
-            if (read && client === listener) heardOn = socket;
-          });
-        }
+        if (!first) void readAfterListen(client, listenedOn);
         first = false;
       },
     );
@@ -109,9 +113,8 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     // Another replica's ingest committed while this one started (a rolling deploy, a scale-up) is in the row now, and
     // any later one is heard. Read first, a bump committed before the LISTEN was in place was heard by no one here:
     // cached answers from before it were served for up to `refreshMs`.
-    const socket = openConnection(listener);
     fromRow(await store.corpusVersion());
-    heardOn = socket;
+    heardOn = listenedOn;
   } catch (err) {
     await listener.end({ timeout: 0 });
     throw err;
@@ -122,7 +125,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     // A probe judged or a check ending after `stop`: a listener opened then would never be ended.
     if (stopped) return;
     log.warn(`${why}: listening on a new connection`);
-    heardOn = undefined;
+    listenedOn = heardOn = undefined;
     void listener.end({ timeout: 0 });
     listener = openListener();
     listen(listener).catch(() => {});
@@ -130,12 +133,13 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
 
   /**
    * Sends a probe, and replaces the listener if it has not heard it PROBE_GRACE_MS after Postgres took it. A probe
-   * Postgres did not take is sent again PROBE_RETRY_MS later, until the next check: it tells nothing about the
-   * listener, and one sent on a connection gone silent was not, while the pool's other connections answered.
+   * Postgres did not take tells nothing about the listener: it is sent again, PROBE_RETRY_MS later and then twice as
+   * late each time, for a refresh period (one sent on a connection gone silent was not taken, while the pool's other
+   * connections answered).
    */
   const probeListener = async () => {
     if (probeHeard || !listening()) return;
-    const client = listener;
+    const on = heardOn;
     let heard = false;
     let wake = () => {};
     // Set first: the listener may hear it before the statement's answer arrives.
@@ -143,6 +147,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
       heard = true;
       wake();
     };
+    const stillOn = () => !stopped && heardOn === on && listening();
     try {
       // Through the pool, not the listener: a Postgres that cannot take the probe tells nothing about the listener.
       const sent = () =>
@@ -150,11 +155,11 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
           () => true,
           () => false,
         );
-      const nextCheckAt = performance.now() + refreshMs;
-      while (!(await sent())) {
+      const giveUpAt = performance.now() + refreshMs;
+      for (let retryMs = PROBE_RETRY_MS; !(await sent()); retryMs *= 2) {
         // Unref'd, as the checks' timer: a replica whose start-up was given up on is never stopped.
-        await sleep(PROBE_RETRY_MS, undefined, { ref: false });
-        if (stopped || heard || client !== listener || !listening() || performance.now() > nextCheckAt) return;
+        await sleep(retryMs, undefined, { ref: false });
+        if (heard || !stillOn() || performance.now() > giveUpAt) return;
       }
       if (!heard) {
         await new Promise<void>((resolve) => {
@@ -163,27 +168,33 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
           setTimeout(() => setImmediate(resolve), PROBE_GRACE_MS).unref();
         });
       }
-      if (!heard && client === listener) replaceListener("corpus version notifications stopped arriving");
+      // A connection closed meanwhile lost the probe: it is listening again, or `check` sees that it is not.
+      if (!heard && stillOn()) replaceListener("corpus version notifications stopped arriving");
     } finally {
       probeHeard = undefined;
     }
   };
 
-  /** Checks in a row that found the listener not listening. */
+  /** Checks in a row that found the listener not listening while Postgres answered. */
   let notListening = 0;
-  /** Refreshes, and probes the listener, or replaces one that did not listen again since the last check. */
+  /** Refreshes and probes the listener; reads again after its LISTEN, or replaces one that is not listening. */
   const check = async () => {
-    void refresh(true);
     if (listening()) {
       notListening = 0;
-      return probeListener();
+      void refresh(true);
+      // Not awaited: its retries would hold the next check back.
+      void probeListener();
+      return;
     }
-    // Its LISTEN was lost (postgres.js, above) or Postgres has not taken it for a whole `refreshMs`.
-    if (++notListening < 2) return;
+    // Listening, but the read after it failed: read again.
+    if (listenedOn !== undefined && !listenedOn.destroyed) return readAfterListen(listener, listenedOn, true);
+    // Its LISTEN was lost (postgres.js, above), or not taken for a whole period though Postgres answers reads. While
+    // it does not, a new client cannot listen either.
+    if (!(await refresh(true)) || ++notListening < 2) return;
     notListening = 0;
     replaceListener("corpus version listener not listening again");
   };
-  // Each check after the last one ended: overlapping, a slow probe was judged before it could arrive.
+  // Each check after the last one ended.
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
     if (!stopped) timer = setTimeout(() => void check().finally(schedule), refreshMs).unref();
