@@ -98,7 +98,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     lockTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
     statementTimeoutMs: statementTimeoutMs(config.DB_QUERY_TIMEOUT_MS),
     // A statement unanswered, connections dropped: the corpus listener's connection to the same Postgres may be cut off.
-    onTrouble: () => corpus?.probeListener(),
+    onTrouble: (kind) => corpus?.probeListener(kind === "dropped"),
   });
   const cache = createCache({
     url: config.REDIS_URL,

@@ -409,6 +409,45 @@ test("a listener whose LISTEN went out again but whose read of the version faile
   }
 });
 
+test("after the pool's connections were dropped as silent, the version is given out again only once a probe sent after it is heard", async () => {
+  const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
+  await migrate(sql, MIGRATIONS_DIR);
+  const store = createStore(sql, 1_000);
+  // The pool partitioned: nothing it sends is taken, while the listener's connection stays open (and silent).
+  let partitioned = false;
+  const probes: string[] = [];
+  const cutOff = {
+    ...store,
+    notifyCorpusListeners: (payload: string) => {
+      probes.push(payload);
+      return partitioned ? Promise.reject(new Error("no answer within 1000 ms")) : store.notifyCorpusListeners(payload);
+    },
+  };
+  const corpus = await createCorpusVersion(
+    () => createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 }),
+    cutOff,
+    capturedLog("warn").log,
+    60_000,
+  );
+  try {
+    const held = corpus.current();
+    assert.notEqual(held, undefined);
+    partitioned = true;
+    corpus.probeListener(true); // db.ts: the pool dropped its connections as silent
+    // Before, the version held was given out all through the partition: a request prepared in it took the answer
+    // cached before another replica's write, and was answered with it once the partition healed.
+    assert.equal(corpus.current(), undefined);
+    await sleep(700);
+    assert.equal(corpus.current(), undefined, "given out again before a probe was heard");
+    assert.ok(probes.length >= 2, `${probes.length} probes sent while partitioned`);
+    partitioned = false;
+    await waitFor("the version given out again", async () => corpus.current() === held, 3_000);
+  } finally {
+    await corpus.stop();
+    await sql.end({ timeout: 1 });
+  }
+});
+
 test("a corpus version gone back (a database restore) is bumped past the clock by the next refresh: every replica drops its answers", async () => {
   const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);

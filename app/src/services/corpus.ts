@@ -22,9 +22,10 @@ const PROBE_RETRY_MS = 200;
  * missed during an outage is not lost, and every `refreshMs`.
  *
  * The version is given out (`current`) only while the connection whose LISTEN was in place before the last read is
- * open. Once it closed (a reset, a restart) bumps may be missed until it listens again and the version is read, and
- * meanwhile callers use no answer cached under it: given out, a replica whose Postgres connections were reset as
- * another replica acknowledged a write served the answers cached before it for 0.2-1.1 s after they came back (probe AW).
+ * open, and no doubt (below) is raised. Once it closed (a reset, a restart) bumps may be missed until it listens again
+ * and the version is read, and meanwhile callers use no answer cached under it: given out, a replica whose Postgres
+ * connections were reset as another replica acknowledged a write served the answers cached before it for 0.2-1.1 s
+ * after they came back (probe AW).
  *
  * A listening connection gone silent (a failover that did not reset it) stays open, so the replica sends itself a
  * probe on the channel at each refresh, and whenever a statement of its pool gets no answer, and replaces a listener
@@ -76,19 +77,33 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
   };
 
   let stopped = false;
-  /** The connection the listener's LISTEN went out on, once Postgres took it. */
+  /** The connection the listener's LISTEN went out on, once Postgres took it, and the doubt (below) it came after. */
   let listenedOn: Socket | undefined;
+  let listenedAfter = 0;
+  /**
+   * Raised (counted) when the pool's connections were dropped as silent (a partition) or on a read-only node: the
+   * listener may be missing bumps though its connection is open. The version is not given out until a probe sent
+   * after the last one is heard, or a LISTEN made after it is followed by a read. Given out, a request prepared in a
+   * partition took the answer cached before another replica's write, and was answered with it once the partition
+   * healed, however long after the write (probe AX: 21 s).
+   */
+  let doubts = 0;
+  let doubted = false;
   /** That connection once a read of the version followed its LISTEN: while it is open, every later bump is heard. */
   let heardOn: Socket | undefined;
   const listening = () => heardOn !== undefined && !heardOn.destroyed;
   /** Reads the version, then trusts the listener's connection if it is still the one that listened. */
   const readAfterListen = async (client: Sql, socket: Socket | undefined, quiet = false) => {
     // Reads go through the pool and may end out of order: one that ends after its connection closed trusts nothing.
-    if ((await refresh(quiet)) && client === listener && socket === listenedOn && socket && !socket.destroyed) heardOn = socket;
+    if (!(await refresh(quiet)) || client !== listener || socket !== listenedOn || !socket || socket.destroyed) return;
+    heardOn = socket;
+    if (listenedAfter === doubts) doubted = false;
   };
 
-  // Not a number: every replica's `advance` ignores another's probe.
+  // Not a number: every replica's `advance` ignores another's probe. Each one sent is told apart by its count.
   const probe = `probe ${randomUUID()}`;
+  let probesSent = 0;
+  let awaited = "";
   /** Set while a probe is out: called when the listener hears it. */
   let probeHeard: (() => void) | undefined;
   let first = true;
@@ -96,12 +111,13 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     client.listen(
       CORPUS_CHANNEL,
       (payload) => {
-        if (payload === probe) probeHeard?.();
+        if (payload === awaited) probeHeard?.();
         else advance(Number(payload));
       },
       () => {
         if (client !== listener) return;
         listenedOn = openConnection(client);
+        listenedAfter = doubts;
         // Listening again (postgres.js sends the LISTEN again on its new connection): trusted once the version is read.
         if (!first) void readAfterListen(client, listenedOn);
         first = false;
@@ -137,9 +153,15 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
    * late each time, for a refresh period (one sent on a connection gone silent was not taken, while the pool's other
    * connections answered).
    */
-  const probeListener = async () => {
+  const probeListener = async (doubt = false) => {
+    if (doubt) {
+      doubts++;
+      doubted = true;
+    }
     if (probeHeard || !listening()) return;
     const on = heardOn;
+    /** The doubts raised before the probe Postgres took went out. */
+    let after = doubts;
     let heard = false;
     let wake = () => {};
     // Set first: the listener may hear it before the statement's answer arrives.
@@ -150,13 +172,17 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     const stillOn = () => !stopped && heardOn === on && listening();
     try {
       // Through the pool, not the listener: a Postgres that cannot take the probe tells nothing about the listener.
-      const sent = () =>
-        store.notifyCorpusListeners(probe).then(
+      const sent = () => {
+        awaited = `${probe} ${++probesSent}`;
+        return store.notifyCorpusListeners(awaited).then(
           () => true,
           () => false,
         );
+      };
       const giveUpAt = performance.now() + refreshMs;
-      for (let retryMs = PROBE_RETRY_MS; !(await sent()); retryMs *= 2) {
+      for (let retryMs = PROBE_RETRY_MS; ; retryMs *= 2) {
+        after = doubts;
+        if (await sent()) break;
         // Unref'd, as the checks' timer: a replica whose start-up was given up on is never stopped.
         await sleep(retryMs, undefined, { ref: false });
         if (heard || !stillOn() || performance.now() > giveUpAt) return;
@@ -168,11 +194,14 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
           setTimeout(() => setImmediate(resolve), PROBE_GRACE_MS).unref();
         });
       }
+      if (heard && after === doubts) doubted = false;
       // A connection closed meanwhile lost the probe: it is listening again, or `check` sees that it is not.
       if (!heard && stillOn()) replaceListener("corpus version notifications stopped arriving");
     } finally {
       probeHeard = undefined;
     }
+    // Heard, but sent before a doubt raised while it was out: that doubt needs a probe of its own.
+    if (heard && doubted && !stopped) void probeListener();
   };
 
   /** Checks in a row that found the listener not listening while Postgres answered. */
@@ -203,9 +232,12 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
 
   return {
     /** The version to key cached answers by; undefined while this replica may have missed a bump (see above). */
-    current: (): number | undefined => (listening() ? version : undefined),
-    /** A statement of the pool got no answer, or its connections were dropped: the listener's may be cut off too. */
-    probeListener: () => void probeListener(),
+    current: (): number | undefined => (listening() && !doubted ? version : undefined),
+    /**
+     * A statement of the pool got no answer, or (`doubt`) its connections were dropped: the listener's may be cut off
+     * too, and with `doubt` the version is not given out until the listener is shown to hear.
+     */
+    probeListener: (doubt = false) => void probeListener(doubt),
     /** Stops the refresh and closes the listener. */
     stop: () => {
       stopped = true;

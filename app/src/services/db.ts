@@ -23,10 +23,10 @@ export interface DbOptions {
   lockTimeoutMs?: number | undefined;
   statementTimeoutMs?: number | undefined;
   /**
-   * Called when a statement got no answer by its deadline, and when the pool's connections are dropped (silent, or on
-   * a read-only node): another client's connection to the same server may be cut off too.
+   * Called when a statement got no answer by its deadline (`missed`), and when the pool's connections are dropped as
+   * silent or on a read-only node (`dropped`): another client's connection to the same server may be cut off too.
    */
-  onTrouble?: (() => void) | undefined;
+  onTrouble?: ((kind: "missed" | "dropped") => void) | undefined;
 }
 
 /**
@@ -129,7 +129,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
   const reconnect = (why: string, fields: object) => {
     opts.log?.warn({ ...fields, connections: open.size }, why);
     for (const socket of open) socket.destroy();
-    opts.onTrouble?.();
+    opts.onTrouble?.("dropped");
   };
   sockets.set(sql, open);
   pools.set(sql, {
@@ -143,7 +143,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
     readOnly: readOnlyNodeCheck(() => reconnect("postgres answered read-only (25006): closing the pool's connections", {})),
     missed() {
       this.silence.missed();
-      opts.onTrouble?.();
+      opts.onTrouble?.("missed");
     },
   });
   return sql;
