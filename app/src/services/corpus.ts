@@ -80,6 +80,8 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
   /** The connection the listener's LISTEN went out on, once Postgres took it, and the doubt (below) it came after. */
   let listenedOn: Socket | undefined;
   let listenedAfter = 0;
+  /** That connection once a read of the version followed its LISTEN: while it is open, every later bump is heard. */
+  let heardOn: Socket | undefined;
   /**
    * Raised (counted) when the pool's connections were dropped as silent (a partition) or on a read-only node: the
    * listener may be missing bumps though its connection is open. The version is not given out until a probe sent
@@ -89,8 +91,6 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
    */
   let doubts = 0;
   let doubted = false;
-  /** That connection once a read of the version followed its LISTEN: while it is open, every later bump is heard. */
-  let heardOn: Socket | undefined;
   const listening = () => heardOn !== undefined && !heardOn.destroyed;
   /** Reads the version, then trusts the listener's connection if it is still the one that listened. */
   const readAfterListen = async (client: Sql, socket: Socket | undefined, quiet = false) => {
