@@ -134,8 +134,8 @@ const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /**
  * How long a refused CONNECT's connection stays open once its 405 is written, for the client to read it. Node hands
- * the socket over and no longer times it out or closes it (server.closeAllConnections skips it): kept open by the
- * client, it stayed for good, and a drain waited for it past SIGKILL (probe AV).
+ * the socket over and no longer times it out or closes it: kept open by the client, it stayed for good, and a drain
+ * waited for it past SIGKILL (probe AV).
  */
 const REFUSED_CONNECT_LINGER_MS = 2_000;
 
@@ -360,8 +360,8 @@ export async function listenHttp(
           const res = socket[latestResponse];
           return res !== undefined && !res.writableFinished;
         });
-        server.closeAllConnections();
-        // And those Node no longer tracks (a refused CONNECT's): the net server closes only once every one has.
+        // Every one, those Node no longer tracks too (a refused CONNECT's, which its closeAllConnections skips): the net
+        // server closes only once every one has.
         for (const socket of connections) socket.destroy();
         await drained;
         return cut;

@@ -121,25 +121,16 @@ export interface RawResponse {
 export function rawRequest(port: number, bytes: string | Buffer, timeoutMs = 3000): Promise<RawResponse | null> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
-    let data = Buffer.alloc(0);
+    let text = "";
     const done = () => {
       clearTimeout(timer);
       socket.destroy();
-      const text = data.toString("latin1");
-      const m = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(text);
-      if (!m) return resolve(null);
-      const headers = Object.fromEntries(
-        m[2]!.split("\r\n").map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
-      );
-      resolve({ status: Number(m[1]), headers, body: m[3]! });
+      resolve(parseResponses(text)[0] ?? null);
     };
     const timer = setTimeout(done, timeoutMs);
     socket.on("data", (d) => {
-      data = Buffer.concat([data, d]);
-      const text = data.toString("latin1");
-      const head = text.indexOf("\r\n\r\n");
-      const length = /\r\ncontent-length: *(\d+)/i.exec(text)?.[1];
-      if (head !== -1 && length !== undefined && data.length >= head + 4 + Number(length)) done();
+      text += d.toString("latin1");
+      if (parseResponses(text, false).length > 0) done();
     });
     socket.on("end", done);
     socket.on("error", done);
@@ -187,15 +178,16 @@ export function malformedRequests(authorization: string): string[] {
 }
 
 /**
- * The responses in bytes read from one connection, in order: each body framed by its content-length or decoded from
- * its chunks. Stops at the first response that is cut short.
+ * The responses in bytes read from one connection, in order: each body framed by its content-length, decoded from its
+ * chunks, or, with neither, read to the end of the connection once it is `closed` (RFC 9112 6.3). Stops at the first
+ * response that is cut short.
  */
-export function parseResponses(text: string): RawResponse[] {
+export function parseResponses(text: string, closed = true): RawResponse[] {
   const responses: RawResponse[] = [];
   let at = 0;
   for (;;) {
     const headEnd = text.indexOf("\r\n\r\n", at);
-    const status = /^HTTP\/1\.1 (\d{3})/.exec(text.slice(at, at + 12));
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(text.slice(at, at + 12));
     if (headEnd < 0 || !status) return responses;
     const headers: Record<string, string> = {};
     for (const line of text.slice(at, headEnd).split("\r\n").slice(1)) {
@@ -215,8 +207,8 @@ export function parseResponses(text: string): RawResponse[] {
         if (size === 0) break;
       }
     } else {
-      const length = Number(headers["content-length"] ?? 0);
-      if (text.length < at + length) return responses;
+      const length = Number(headers["content-length"] ?? (closed ? text.length - at : Number.NaN));
+      if (!(text.length >= at + length)) return responses;
       body = text.slice(at, at + length);
       at += length;
     }

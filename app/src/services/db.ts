@@ -42,6 +42,8 @@ const SILENT_FOR_MS = 1_000;
 
 /** What `withDeadline` tells a pool about its connections. */
 interface PoolWatch {
+  /** The client's sockets (socketOpener); a closed one stays until the client opens the next. */
+  open: Set<Socket>;
   silence: SilentConnectionCheck;
   /** A statement got no answer by its deadline. */
   missed(): void;
@@ -49,13 +51,11 @@ interface PoolWatch {
   readOnly(): void;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
-/** Each client's sockets (socketOpener); a closed one stays until the client opens the next. */
-const sockets = new WeakMap<Sql, Set<Socket>>();
 
 /** The client's newest connection still open, if any: the one a single-connection client (a listener) is using. */
 export function openConnection(sql: Sql): Socket | undefined {
   let newest: Socket | undefined;
-  for (const socket of sockets.get(sql) ?? []) if (!socket.destroyed) newest = socket;
+  for (const socket of pools.get(sql)?.open ?? []) if (!socket.destroyed) newest = socket;
   return newest;
 }
 
@@ -131,8 +131,8 @@ export function createDb(url: string, opts: DbOptions): Sql {
     for (const socket of open) socket.destroy();
     opts.onTrouble?.("dropped");
   };
-  sockets.set(sql, open);
   pools.set(sql, {
+    open,
     silence: silentConnectionCheck(
       SILENT_MISSES_BEFORE_RECONNECT,
       (missed) => reconnect("postgres stopped answering: closing the pool's connections", { missed }),
