@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, STATUS_CODES, type Server, type Ser
 import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { describe } from "./errors.ts";
+import { clip } from "./text.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -112,9 +113,20 @@ function refuseRequest(
   res.end(body);
 }
 
+/** How many Host lines the request's head has: Node keeps the first of several in `headers.host`. */
+function hostLines(rawHeaders: string[]): number {
+  let lines = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") lines++;
+  }
+  return lines;
+}
+
 /**
  * Why a request's Host cannot be served, if it cannot:
- * - none on HTTP/1.1 (RFC 9112 3.2). Node's own refusal (requireHostHeader) is an empty 400 nobody counts.
+ * - none on HTTP/1.1, or more than one (RFC 9112 3.2). Node's own refusal of none (requireHostHeader) is an empty 400
+ *   nobody counts; two were served under the first.
  * - one the URL parser refuses though @hono/node-server (2.1.9 buildUrl) lets it through unparsed, as it does any host
  *   of `[a-z0-9._-]` (`256.0.0.1`, `1.2.3.4.5`, `xn--`): the app's first `new Request(url)`, reading the body, threw a
  *   500, without an API key.
@@ -123,10 +135,27 @@ function refuseRequest(
 function hostRefusal(req: IncomingMessage, known: { host?: string }): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return req.httpVersion === "1.1" ? "missing Host header" : undefined;
+  if (hostLines(req.rawHeaders) > 1) return "more than one Host header";
   if (host === known.host) return undefined;
   if (!URL.canParse(`http://${host}/`)) return "invalid Host header";
   known.host = host;
   return undefined;
+}
+
+/**
+ * Why a request's body framing cannot be trusted, if it cannot (RFC 9112 6.1):
+ * - a transfer coding before `chunked`: llhttp takes the chunks off and hands the app the bytes still coded (a gzip
+ *   body read as JSON);
+ * - any Transfer-Encoding on HTTP/1.0, which predates it: the RFC's "faulty framing".
+ * The RFC's status for a coding the server does not implement is 501; a 400 keeps a client's bytes out of the 5xx rate
+ * the alerts watch. llhttp itself refuses `chunked` anywhere but last.
+ */
+function framingRefusal(req: IncomingMessage): string | undefined {
+  const coding = req.headers["transfer-encoding"];
+  if (coding === undefined) return undefined;
+  if (req.httpVersion !== "1.1") return `Transfer-Encoding on an HTTP/${req.httpVersion} request`;
+  if (coding.toLowerCase() === "chunked") return undefined;
+  return `unsupported Transfer-Encoding ${clip(coding)}: only chunked`;
 }
 
 /** The methods the API's routes use (the Allow header of a refused CONNECT). */
@@ -255,7 +284,7 @@ export async function listenHttp(
           }),
     },
     (req, res) => {
-      const refusal = hostRefusal(req, knownHost);
+      const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
       if (refusal === undefined) return listener(req, res);
       refuseRequest(opts.metrics, req, res, 400, refusal);
     },

@@ -138,10 +138,13 @@ export function rawRequest(port: number, bytes: string | Buffer, timeoutMs = 300
   });
 }
 
-/** Requests Node's HTTP parser or the server adapter refuse before the app sees them. */
+/** Requests Node's HTTP parser, the server adapter or http.ts refuse before the app sees them. */
 export function malformedRequests(authorization: string): string[] {
   const body = '{"query":"tides"}';
   const post = (head: string) => `${head}\r\n\r\n${body}`;
+  const chunkedQuery = (framing: string, version = "1.1") =>
+    `POST /api/v1/query HTTP/${version}\r\nHost: x\r\n${authorization}\r\nContent-Type: application/json\r\n${framing}` +
+    `\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
   return [
     "GARBAGE\r\n\r\n",
     "GET / HTTP/1.1\r\nHost: x\r\nBad Header Without Colon\r\n\r\n",
@@ -174,6 +177,12 @@ export function malformedRequests(authorization: string): string[] {
     ),
     "GET /.well-known/agent.json HTTP/1.1\r\nHost: xn--a.com\r\n\r\n",
     "DELETE /api/v1/documents/x HTTP/1.1\r\nHost: 1.2.3.4.5\r\n\r\n",
+    // Served before: under the first of two Hosts; with the chunks taken off and the gzip left on (read as JSON); and
+    // an HTTP/1.0 request framed by chunks, which RFC 9112 6.1 calls faulty framing.
+    "GET /health HTTP/1.1\r\nHost: x\r\nhost: other.example\r\n\r\n",
+    chunkedQuery("Transfer-Encoding: gzip, chunked"),
+    chunkedQuery("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked"),
+    chunkedQuery("Transfer-Encoding: chunked", "1.0"),
   ];
 }
 
