@@ -50,6 +50,8 @@ type ServerSocket = Socket & {
   _httpMessage?: ServerResponse | null;
   /** The last request the parser began, complete or not (set as its head is parsed). */
   parser?: { incoming?: IncomingMessage | null } | null;
+  /** Set with `pause()` to keep the connection unread: Node resumes one without it when a request's body is read. */
+  _paused?: boolean;
 };
 
 /**
@@ -158,6 +160,41 @@ function framingRefusal(req: IncomingMessage): string | undefined {
   return `unsupported Transfer-Encoding ${clip(coding)}: only chunked`;
 }
 
+/**
+ * Requests a connection may have waiting behind the answer it is being sent. Node reads and starts every request a
+ * client pipelines, however many are still unanswered: one connection had 5,000 running in the app at once from a
+ * single write (`.scratch/pipe/flood.ts`), and 4,000 unauthenticated ones took 160 MB (probe AV). Clients that
+ * pipeline at all (undici does not by default) go a few deep.
+ */
+export const MAX_PIPELINED = 32;
+
+/** Set on a connection: how many of its requests wait behind another's answer, or that one too many was refused. */
+const pipelined = Symbol("pipelined");
+
+/**
+ * What becomes of a request on its connection: served; `refuse`d as one too many waiting, with a 429 and
+ * `Connection: close` once the answers ahead of it are out; or `drop`ped, read after that refusal, since nothing may
+ * follow a `close` (RFC 9112 9.6). From the refusal on the connection is not read (Node's own pause for a client that
+ * does not read its answers). A request with no answer ahead of it costs one comparison.
+ */
+function pipelineTurn(socket: Connection, res: ServerResponse): "serve" | "refuse" | "drop" {
+  const waiting = socket[pipelined];
+  if (waiting === "refused") return "drop";
+  if (socket._httpMessage === res) return "serve";
+  if ((waiting ?? 0) < MAX_PIPELINED) {
+    socket[pipelined] = (waiting ?? 0) + 1;
+    res.once("close", () => {
+      const now = socket[pipelined];
+      if (typeof now === "number") socket[pipelined] = now - 1;
+    });
+    return "serve";
+  }
+  socket[pipelined] = "refused";
+  socket._paused = true;
+  socket.pause();
+  return "refuse";
+}
+
 /** The methods the API's routes use (the Allow header of a refused CONNECT). */
 const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
@@ -224,7 +261,7 @@ const IDLE_GRACE_MS = 1_000;
 /** Set on a connection by each request it brings (a property, not a per-request listener: this is the hot path). */
 const latestResponse = Symbol("latestResponse");
 
-type Connection = Socket & { [latestResponse]?: ServerResponse };
+type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number | "refused" };
 
 export interface HttpServer {
   server: Server;
@@ -284,6 +321,12 @@ export async function listenHttp(
           }),
     },
     (req, res) => {
+      const turn = pipelineTurn(req.socket, res);
+      if (turn === "drop") return;
+      if (turn === "refuse") {
+        const error = `more than ${MAX_PIPELINED} requests waiting on one connection: send more once they are answered`;
+        return refuseRequest(opts.metrics, req, res, 429, error);
+      }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
       if (refusal === undefined) return listener(req, res);
       refuseRequest(opts.metrics, req, res, 400, refusal);
