@@ -168,7 +168,7 @@ function framingRefusal(req: IncomingMessage): string | undefined {
  */
 export const MAX_PIPELINED = 32;
 
-/** Set on a connection: how many of its requests wait behind another's answer, or that one too many was refused. */
+/** Set on a connection: how many of its requests wait behind another's answer, or the 429 refusing one too many. */
 const pipelined = Symbol("pipelined");
 
 /**
@@ -179,7 +179,11 @@ const pipelined = Symbol("pipelined");
  */
 function pipelineTurn(socket: Connection, res: ServerResponse): "serve" | "refuse" | "drop" {
   const waiting = socket[pipelined];
-  if (waiting === "refused") return "drop";
+  if (typeof waiting === "object") {
+    // The refusal stays the connection's last answer: a drain waits for that one, not for an answer never to be sent.
+    socket[latestResponse] = waiting;
+    return "drop";
+  }
   if (socket._httpMessage === res) return "serve";
   if ((waiting ?? 0) < MAX_PIPELINED) {
     socket[pipelined] = (waiting ?? 0) + 1;
@@ -189,7 +193,7 @@ function pipelineTurn(socket: Connection, res: ServerResponse): "serve" | "refus
     });
     return "serve";
   }
-  socket[pipelined] = "refused";
+  socket[pipelined] = res;
   socket._paused = true;
   socket.pause();
   return "refuse";
@@ -261,7 +265,7 @@ const IDLE_GRACE_MS = 1_000;
 /** Set on a connection by each request it brings (a property, not a per-request listener: this is the hot path). */
 const latestResponse = Symbol("latestResponse");
 
-type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number | "refused" };
+type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number | ServerResponse };
 
 export interface HttpServer {
   server: Server;

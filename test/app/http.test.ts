@@ -323,6 +323,37 @@ test("a connection pipelining past MAX_PIPELINED waiting requests has that many 
   }
 });
 
+test("a drain waits for a refused pipeline's 429, not for the requests read after it, which get no answer", async () => {
+  const holdMs = 1_200; // past the drain's 1 s grace for idle connections
+  const http = await listenHttp(() => sleep(holdMs).then(() => new Response("ok")), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+  });
+  const get = "GET / HTTP/1.1\r\nHost: app\r\n\r\n";
+  const idle = connect(http.port, "127.0.0.1");
+  let closed: Promise<boolean> | undefined;
+  try {
+    await once(idle, "connect");
+    idle.write(get);
+    await once(idle, "data");
+    const deep = rawExchange(http.port, get.repeat(MAX_PIPELINED + 10));
+    await sleep(100);
+    const started = performance.now();
+    closed = http.close(6_000);
+    // Before, the drain waited on the last request read, never to be answered, and left the idle connection open
+    // until its grace ran out.
+    assert.equal(await closed, false, "no answer cut");
+    assert.ok(performance.now() - started < holdMs + 2_000, `drained in ${Math.round(performance.now() - started)} ms`);
+    assert.deepEqual((await deep).at(-1)?.status, 429);
+  } finally {
+    idle.destroy();
+    await (closed ?? http.close(0));
+  }
+});
+
 test("a drain tells requests in flight on keep-alive connections to close, and ends once they are answered", async () => {
   const slowMs = 1_500; // past the drain's 1 s grace for idle connections
   const http = await listenHttp(
