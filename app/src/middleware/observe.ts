@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
-import { refusedByParser } from "../http.ts";
+import { refusedByParser } from "../http-refusals.ts";
 import { describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -12,8 +12,8 @@ export const CLIENT_CLOSED = 499;
 
 /**
  * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
- * before the response was written; the parser's 4xx when Node's parser refused the rest of the request (http.ts).
- * Either way the app's own response goes nowhere.
+ * before the response was written; the parser's 4xx when Node's parser refused the rest of the request
+ * (http-refusals.ts). Either way the app's own response goes nowhere.
  */
 export function answeredOutside(c: Context): number | undefined {
   const { incoming, outgoing } = (c.env as AppEnv["Bindings"] | undefined) ?? {};

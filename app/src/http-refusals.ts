@@ -1,0 +1,223 @@
+/**
+ * Requests answered outside the app's routes, each with a JSON `{error}` and counted in http_requests_total under the
+ * route "unmatched": bytes Node's parser refuses, requests Node's server would answer itself (CONNECT, Expect), and
+ * heads the app must not see (a bad Host, a body framing it cannot trust).
+ */
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Metrics } from "./metrics.ts";
+import { clip } from "./text.ts";
+
+/** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
+export const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
+  metrics?.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
+
+/**
+ * Requests Node's parser refused while the app was handling them (a bad chunk in the body): the parser's JSON 4xx is
+ * their answer, and the socket is closed under the app's response. The app would read that as a client that went
+ * away (499); it reports this status instead, under its route (observe.ts).
+ */
+const refusedMidRequest = new WeakMap<IncomingMessage, number>();
+
+/** The status Node's parser answered this request with while the app was handling it, if it did. */
+export const refusedByParser = (req: IncomingMessage): number | undefined => refusedMidRequest.get(req);
+
+export const jsonError = (status: number, error: string) =>
+  new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
+
+/** A JSON `{error}` response written straight to the socket, which is then closed: for bytes the app never sees. */
+function refuseOnSocket(socket: Socket, status: number, error: string, headers = ""): void {
+  const body = JSON.stringify({ error });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Parser errors that mean the client left: a reset, or the connection ended mid-request (llhttp's error for an end of
+ * input in the middle of a message). Nobody is there to answer; a request the app is handling counts its own 499.
+ */
+const CLIENT_LEFT = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE"]);
+
+/** The connection sent nothing at all before its time ran out: no request to answer or count (nginx closes it too). */
+const silentConnection = (err: NodeJS.ErrnoException, socket: Socket) =>
+  err.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.bytesRead === 0;
+
+/** Connections with a refusal decided: llhttp reports its error again for every later chunk. */
+const refusing = new WeakSet<Socket>();
+
+/** Node's own fields on a server connection (node:_http_server, _http_common; Node 20). */
+export type ServerSocket = Socket & {
+  /** The response being written: with pipelining, the first of those still owed. */
+  _httpMessage?: ServerResponse | null;
+  /** The last request the parser began, complete or not (set as its head is parsed). */
+  parser?: { incoming?: IncomingMessage | null } | null;
+  /** Set with `pause()` to keep the connection unread: Node resumes one without it when a request's body is read. */
+  _paused?: boolean;
+};
+
+/**
+ * Runs `then` once the connection's answers to pipelined requests ahead of `own` are out. Node writes one response at
+ * a time (`socket._httpMessage`), and gives the socket to the next when one finishes, before its `close`.
+ */
+function afterEarlierAnswers(socket: ServerSocket, own: IncomingMessage | undefined, then: () => void): void {
+  const current = socket._httpMessage;
+  if (!current || current.req === own || current.writableFinished) then();
+  else current.once("close", () => afterEarlierAnswers(socket, own, then));
+}
+
+/**
+ * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
+ * app would, then close. The answers to whole requests pipelined before those bytes go out first.
+ */
+export function onClientError(metrics: Metrics | undefined) {
+  return (err: NodeJS.ErrnoException, socket: ServerSocket) => {
+    if (refusing.has(socket)) return;
+    if (CLIENT_LEFT.has(err.code ?? "") || silentConnection(err, socket) || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    refusing.add(socket);
+    // Bytes after a request that asked to close the connection: the answer carrying `close` is the last one (RFC 9112
+    // 9.6), not a 400 after it, counted among the API's 4xx.
+    if (err.code === "HPE_CLOSED_CONNECTION") {
+      afterEarlierAnswers(socket, undefined, () => socket.end());
+      return;
+    }
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const reason = (err as { reason?: string }).reason ?? err.message;
+    const parsing = socket.parser?.incoming;
+    const refusedBody = parsing && !parsing.complete ? parsing : undefined;
+    afterEarlierAnswers(socket, refusedBody, () => {
+      // The app may have answered that request already, from its head (a 413 from Content-Length): that answer stands.
+      const answered = refusedBody && (socket._httpMessage?.req !== refusedBody || socket._httpMessage.headersSent);
+      if (!socket.writable || answered) {
+        socket.destroy();
+        return;
+      }
+      // A request the app is handling is counted by the app, once, under its route.
+      if (refusedBody) refusedMidRequest.set(refusedBody, status);
+      else countUnmatched(metrics, undefined, status);
+      refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+    });
+  };
+}
+
+/** A JSON `{error}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
+export function refuseRequest(
+  metrics: Metrics | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  error: string,
+): void {
+  countUnmatched(metrics, req.method, status);
+  const body = JSON.stringify({ error });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/** How many Host lines the request's head has: Node keeps the first of several in `headers.host`. */
+function hostLines(rawHeaders: string[]): number {
+  let lines = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") lines++;
+  }
+  return lines;
+}
+
+/**
+ * Why a request's Host cannot be served, if it cannot:
+ * - none on HTTP/1.1, or more than one (RFC 9112 3.2). Node's own refusal of none (requireHostHeader) is an empty 400
+ *   nobody counts; two were served under the first.
+ * - one the URL parser refuses though @hono/node-server (2.1.9 buildUrl) lets it through unparsed, as it does any host
+ *   of `[a-z0-9._-]` (`256.0.0.1`, `1.2.3.4.5`, `xn--`): the app's first `new Request(url)`, reading the body, threw a
+ *   500, without an API key.
+ * `known` is the last host that passed: nearly every request repeats it, and the parse costs a third of a microsecond.
+ */
+export function hostRefusal(req: IncomingMessage, known: { host?: string }): string | undefined {
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersion === "1.1" ? "missing Host header" : undefined;
+  if (hostLines(req.rawHeaders) > 1) return "more than one Host header";
+  if (host === known.host) return undefined;
+  if (!URL.canParse(`http://${host}/`)) return "invalid Host header";
+  known.host = host;
+  return undefined;
+}
+
+/**
+ * Why a request's body framing cannot be trusted, if it cannot (RFC 9112 6.1):
+ * - a transfer coding before `chunked`: llhttp takes the chunks off and hands the app the bytes still coded (a gzip
+ *   body read as JSON);
+ * - any Transfer-Encoding on HTTP/1.0, which predates it: the RFC's "faulty framing".
+ * The RFC's status for a coding the server does not implement is 501; a 400 keeps a client's bytes out of the 5xx rate
+ * the alerts watch. llhttp itself refuses `chunked` anywhere but last.
+ */
+export function framingRefusal(req: IncomingMessage): string | undefined {
+  const coding = req.headers["transfer-encoding"];
+  if (coding === undefined) return undefined;
+  if (req.httpVersion !== "1.1") return `Transfer-Encoding on an HTTP/${req.httpVersion} request`;
+  if (coding.toLowerCase() === "chunked") return undefined;
+  return `unsupported Transfer-Encoding ${clip(coding)}: only chunked`;
+}
+
+/** The methods the API's routes use (the Allow header of a refused CONNECT). */
+const SERVED_METHODS = "GET, HEAD, POST, DELETE";
+
+/**
+ * How long a refused CONNECT's connection stays open once its 405 is written, for the client to read it. Node hands
+ * the socket over and no longer times it out or closes it: kept open by the client, it stayed for good, and a drain
+ * waited for it past SIGKILL (probe AV).
+ */
+const REFUSED_CONNECT_LINGER_MS = 2_000;
+
+/**
+ * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word), an
+ * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
+ * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
+ */
+export function refuseUnservable(server: Server, metrics: Metrics | undefined, startResponse: (res: ServerResponse) => void) {
+  server.on("connect", (_req: IncomingMessage, socket: ServerSocket) => {
+    // Node hands the socket over without its own error listener: a client resetting it would end the process.
+    socket.on("error", () => socket.destroy());
+    // Read and dropped: a client's end or reset is seen, and the socket closes with it.
+    socket.resume();
+    // Node took its own timeout listener off: the write timeout an answer ahead of it armed (armWriteTimeout) would no
+    // longer close a client that stopped reading, and the 405 waits for that answer.
+    socket.on("timeout", () => socket.destroy());
+    countUnmatched(metrics, "CONNECT", 405);
+    // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
+    // read the 405 as its request's answer (the request carried out all the same).
+    afterEarlierAnswers(socket, undefined, () => {
+      refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
+      setTimeout(() => socket.destroy(), REFUSED_CONNECT_LINGER_MS).unref();
+    });
+  });
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    startResponse(res);
+    refuseRequest(metrics, req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
+  });
+  // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
+  // answers without it (a 413 decided from Content-Length, a 401, 429 or 404) is answered before the client sends it
+  // (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's 100 at once, the client sent
+  // the whole body and only then got its refusal.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    continueOnRead(req, res);
+    server.emit("request", req, res);
+  });
+}
+
+/**
+ * Sends the 100 Continue when the body is first read: @hono/node-server (2.1, readBodyDirect) reads it with a `data`
+ * listener, and a stream conversion with `readable`. A response sent without it closes the connection (Node's
+ * ServerResponse does when a 100 was expected and not sent), so a body sent anyway is not read as the next request.
+ */
+function continueOnRead(req: IncomingMessage, res: ServerResponse): void {
+  const onListener = (event: string | symbol) => {
+    if (event !== "data" && event !== "readable") return;
+    req.off("newListener", onListener);
+    if (!res.headersSent) res.writeContinue();
+  };
+  req.on("newListener", onListener);
+}
