@@ -7,6 +7,7 @@ import {
   framingRefusal,
   hostRefusal,
   jsonError,
+  lastAnswer,
   onClientError,
   refuseRequest,
   refuseUnservable,
@@ -21,7 +22,7 @@ const IDLE_GRACE_MS = 1_000;
 /** Set on a connection by each request it brings (a property, not a per-request listener: this is the hot path). */
 const latestResponse = Symbol("latestResponse");
 
-type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number | ServerResponse };
+type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number };
 
 /**
  * Requests a connection may have waiting behind the answer it is being sent. Node reads and starts every request a
@@ -31,35 +32,23 @@ type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined
  */
 export const MAX_PIPELINED = 32;
 
-/** Set on a connection: how many of its requests wait behind another's answer, or the 429 refusing one too many. */
+/** Set on a connection: how many of its requests wait behind the answer it is being sent. */
 const pipelined = Symbol("pipelined");
 
 /**
- * What becomes of a request on its connection: served; `refuse`d as one too many waiting, with a 429 and
- * `Connection: close` once the answers ahead of it are out; or `drop`ped, read after that refusal, since nothing may
- * follow a `close` (RFC 9112 9.6). From the refusal on the connection is not read (Node's own pause for a client that
- * does not read its answers). A request with no answer ahead of it costs one comparison.
+ * Whether the request is one too many waiting on its connection: it is then refused (429) once the answers ahead of it
+ * are out, and the connection closes. A request with no answer ahead of it costs one comparison; one waiting stops
+ * counting once its own answer is being sent (Node gives it the socket).
  */
-function pipelineTurn(socket: Connection, res: ServerResponse): "serve" | "refuse" | "drop" {
-  const waiting = socket[pipelined];
-  if (typeof waiting === "object") {
-    // The refusal stays the connection's last answer: a drain waits for that one, not for an answer never to be sent.
-    socket[latestResponse] = waiting;
-    return "drop";
-  }
-  if (socket._httpMessage === res) return "serve";
-  if ((waiting ?? 0) < MAX_PIPELINED) {
-    socket[pipelined] = (waiting ?? 0) + 1;
-    res.once("close", () => {
-      const now = socket[pipelined];
-      if (typeof now === "number") socket[pipelined] = now - 1;
-    });
-    return "serve";
-  }
-  socket[pipelined] = res;
-  socket._paused = true;
-  socket.pause();
-  return "refuse";
+function tooManyWaiting(socket: Connection, res: ServerResponse): boolean {
+  if (socket._httpMessage === res) return false;
+  const waiting = socket[pipelined] ?? 0;
+  if (waiting >= MAX_PIPELINED) return true;
+  socket[pipelined] = waiting + 1;
+  res.once("socket", () => {
+    socket[pipelined]!--;
+  });
+  return false;
 }
 
 export interface HttpServer {
@@ -120,9 +109,15 @@ export async function listenHttp(
           }),
     },
     (req, res) => {
-      const turn = pipelineTurn(req.socket, res);
-      if (turn === "drop") return;
-      if (turn === "refuse") {
+      const socket = req.socket as Connection;
+      const last = socket[lastAnswer];
+      if (last !== undefined) {
+        // Read after the answer that closes its connection (RFC 9112 9.6): not served, and that answer stays the last,
+        // the one a drain waits for.
+        socket[latestResponse] = last;
+        return;
+      }
+      if (tooManyWaiting(socket, res)) {
         const error = `more than ${MAX_PIPELINED} requests waiting on one connection: send more once they are answered`;
         return refuseRequest(opts.metrics, req, res, 429, error);
       }

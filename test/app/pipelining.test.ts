@@ -1,0 +1,235 @@
+// Pipelined requests on one connection: the cap on those waiting behind the answer being sent, and the connection's
+// end after a refusal (http.ts, http-refusals.ts): every answer ahead of it is sent and not lost to a reset, and nothing
+// read after it is served.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { listenHttp, MAX_PIPELINED } from "../../app/src/http.ts";
+import { createLogger } from "../../app/src/log.ts";
+import { createMetrics, type Metrics } from "../../app/src/metrics.ts";
+import { parseResponses, rawExchange } from "../support/fuzz.ts";
+import { metricValue } from "../support/metrics.ts";
+
+const GET = "GET / HTTP/1.1\r\nHost: app\r\n\r\n";
+/** The answer being sent, and the most that may wait behind it. */
+const DEEPEST = MAX_PIPELINED + 1;
+
+/**
+ * A server whose answers wait until `release`d, in the order the requests came, or answer at once once `open`. `ran`
+ * lists the requests the app ran; `parsed` counts those Node's parser read.
+ */
+async function heldServer(opts: { metrics?: Metrics; answer?: string; open?: boolean } = {}) {
+  const gates: Array<() => void> = [];
+  const state = { ran: [] as string[], running: 0, most: 0, parsed: 0, open: opts.open ?? false };
+  const http = await listenHttp(
+    async (req) => {
+      state.ran.push(`${req.method} ${new URL(req.url).pathname}`);
+      state.most = Math.max(state.most, ++state.running);
+      if (!state.open) await new Promise<void>((resolve) => gates.push(resolve));
+      state.running--;
+      return new Response(opts.answer ?? "ok");
+    },
+    {
+      port: 0,
+      host: "127.0.0.1",
+      metrics: opts.metrics ?? createMetrics(),
+      log: createLogger("silent"),
+      keepAliveTimeoutMs: 5_000,
+    },
+  );
+  http.server.on("request", () => state.parsed++);
+  const release = (count: number) => {
+    for (let i = 0; i < count; i++) gates.shift()?.();
+  };
+  const openAll = () => {
+    state.open = true;
+    release(gates.length);
+  };
+  return { http, state, release, openAll };
+}
+
+/** A client connection: the answers it has read, and its close. */
+async function rawConnection(port: number) {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  let text = "";
+  socket.on("data", (d: Buffer) => {
+    text += d.toString("latin1");
+  });
+  const closed = once(socket, "close");
+  await once(socket, "connect");
+  return { socket, closed, answers: () => parseResponses(text, socket.destroyed) };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(10);
+  }
+}
+
+test("past MAX_PIPELINED waiting requests, the one too many gets a JSON 429 and the close, and nothing after it runs", async () => {
+  const metrics = createMetrics();
+  const server = await heldServer({ metrics });
+  const client = await rawConnection(server.http.port);
+  try {
+    // Before, every request of the write ran at once, whatever was still unanswered.
+    client.socket.write(GET.repeat(DEEPEST + 200));
+    await until("the first requests run", () => server.state.running === DEEPEST);
+    const parsed = server.state.parsed;
+    // Bytes sent after the refusal are not even parsed (they were, 290,000 requests in 2 s, once an answer went out).
+    client.socket.write(GET.repeat(500));
+    await sleep(200);
+    assert.equal(server.state.most, DEEPEST, "requests run at once on one connection");
+    server.openAll();
+    await Promise.race([client.closed, sleep(3_000)]);
+    assert.ok(client.socket.destroyed, "the server closed the connection");
+    assert.equal(server.state.parsed, parsed, "requests parsed after the refusal");
+    assert.equal(server.state.ran.length, DEEPEST);
+    const answers = client.answers();
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [...Array(DEEPEST).fill(200), 429],
+    );
+    assert.equal(answers.at(-1)!.headers.connection, "close");
+    assert.match(answers.at(-1)!.body, new RegExp(`^\\{"error":"more than ${MAX_PIPELINED} requests waiting`));
+    assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { route: "unmatched", status: "429" }), 1);
+  } finally {
+    client.socket.destroy();
+    server.openAll();
+    await server.http.close(0);
+  }
+});
+
+test("a waiting request stops counting once its own answer is being sent, round after round on one connection", async () => {
+  const server = await heldServer();
+  const client = await rawConnection(server.http.port);
+  try {
+    client.socket.write(GET.repeat(DEEPEST));
+    await until("the first requests run", () => server.state.running === DEEPEST);
+    // The first answer goes out; the second is being sent (still held): 31 wait behind it, so one more may.
+    server.release(1);
+    await until("the first answer", () => client.answers().length === 1);
+    client.socket.write(GET);
+    await until("the request after it runs (it was refused)", () => server.state.ran.length === DEEPEST + 1);
+    server.openAll();
+    for (let round = 1; round <= 3; round++) {
+      client.socket.write(GET.repeat(DEEPEST));
+      await until(`round ${round}'s answers`, () => client.answers().length === DEEPEST + 1 + round * DEEPEST);
+    }
+    assert.deepEqual(new Set(client.answers().map((a) => a.status)), new Set([200]));
+    assert.equal(client.socket.destroyed, false);
+  } finally {
+    client.socket.destroy();
+    server.openAll();
+    await server.http.close(0);
+  }
+});
+
+test("a client still sending after the refusal gets every answer ahead of it: the connection is not reset under them", async () => {
+  // Large answers, so most are still on their way when the 429 goes out. Closed with the client's later bytes unread,
+  // the connection was reset and the client had 1 of 34 answers, 4 times in 5.
+  const server = await heldServer({ answer: "x".repeat(64 * 1024), open: true });
+  try {
+    for (let trial = 0; trial < 5; trial++) {
+      const client = await rawConnection(server.http.port);
+      client.socket.write(GET.repeat(DEEPEST + 1));
+      await sleep(trial % 2);
+      client.socket.write(GET);
+      await Promise.race([client.closed, sleep(5_000)]);
+      client.socket.destroy();
+      const answers = client.answers();
+      assert.deepEqual(
+        answers.map((a) => [a.status, a.status === 200 ? a.body.length : 0]),
+        [...Array(DEEPEST).fill([200, 64 * 1024]), [429, 0]],
+        `trial ${trial}`,
+      );
+    }
+  } finally {
+    await server.http.close(0);
+  }
+});
+
+test("a request pipelined behind one refused before the app (its Host, its framing, its Expect) does not run", async () => {
+  const server = await heldServer({ open: true });
+  const after = "POST /after HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n";
+  const refused = {
+    "two Host lines": "GET / HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n",
+    "a coding before chunked": "POST / HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "chunks on HTTP/1.0": "POST / HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "an unknown Expect": "POST / HTTP/1.1\r\nHost: app\r\nExpect: x\r\nContent-Length: 0\r\n\r\n",
+  };
+  try {
+    for (const [what, head] of Object.entries(refused)) {
+      server.state.ran.length = 0;
+      // Before, the app ran the request after the refusal, and its answer went nowhere.
+      const answers = await rawExchange(server.http.port, `${GET}${head}${after}`);
+      await sleep(50);
+      assert.deepEqual(server.state.ran, ["GET /"], what);
+      assert.deepEqual(
+        answers.map((a) => [a.status, a.headers.connection]),
+        [
+          [200, "keep-alive"],
+          [what === "an unknown Expect" ? 417 : 400, "close"],
+        ],
+        what,
+      );
+    }
+  } finally {
+    await server.http.close(0);
+  }
+});
+
+test("quick answers to pipelined requests all go out before the refusal of what follows them", async () => {
+  const server = await heldServer({ open: true });
+  const tails = {
+    CONNECT: ["CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405],
+    "unparsable bytes": ["GARBAGE\r\n\r\n", 400],
+  } as const;
+  try {
+    for (const [what, [tail, status]] of Object.entries(tails)) {
+      // Before, a refusal written while the next answer was being handed the socket cut the rest: 2 answers of 20.
+      const answers = await rawExchange(server.http.port, `${GET.repeat(20)}${tail}`);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [...Array(20).fill(200), status],
+        what,
+      );
+    }
+  } finally {
+    await server.http.close(0);
+  }
+});
+
+test("a drain waits for a refused pipeline's 429, not for the requests read after it, which get no answer", async () => {
+  const holdMs = 1_200; // past the drain's 1 s grace for idle connections
+  const http = await listenHttp(() => sleep(holdMs).then(() => new Response("ok")), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+  });
+  const idle = connect(http.port, "127.0.0.1");
+  let closed: Promise<boolean> | undefined;
+  try {
+    await once(idle, "connect");
+    idle.write(GET);
+    await once(idle, "data");
+    const deep = rawExchange(http.port, GET.repeat(DEEPEST + 10));
+    await sleep(100);
+    const started = performance.now();
+    closed = http.close(6_000);
+    // Before, the drain waited on the last request read, never to be answered, and left the idle connection open
+    // until its grace ran out.
+    assert.equal(await closed, false, "no answer cut");
+    assert.ok(performance.now() - started < holdMs + 2_000, `drained in ${Math.round(performance.now() - started)} ms`);
+    assert.deepEqual((await deep).at(-1)?.status, 429);
+  } finally {
+    idle.destroy();
+    await (closed ?? http.close(0));
+  }
+});
