@@ -57,6 +57,8 @@ export type ServerSocket = Socket & {
   parser?: { incoming?: IncomingMessage | null } | null;
   /** Node's "do not read" flag (its pause for a client that does not read its answers). */
   _paused?: boolean;
+  /** The connection's libuv handle: whether it reads, and how to start it. */
+  _handle?: { reading?: boolean; readStart(): number } | null;
   /** The answer this connection closes with, once a refusal decided it: nothing it brings after is served. */
   [lastAnswer]?: ServerResponse;
 };
@@ -67,19 +69,28 @@ const CLOSE_LINGER_MS = 2_000;
 /**
  * Makes `res` the connection's last answer. Node goes on parsing and serving a connection whose answer says `close`:
  * the app ran a DELETE pipelined behind a request refused for its framing, whose bytes RFC 9112 6.1 says not to trust.
- * So its parser is fed no more; what still comes is read and dropped (kept unread, the connection was read again by
- * Node's own resume, socketOnDrain, as soon as an answer was written).
+ * So its parser is fed no more, and what still comes is read and dropped (kept unread instead, the connection was read
+ * again by Node's own resume, socketOnDrain, as soon as an answer was written).
  * Node closes the connection once `res` is out (`destroySoon`). Closed while the client was still sending, it was reset,
  * and the client lost answers it had not read yet (probe AY: 1 of 34 answers of 64 KB in 4 of 5 tries). Its write side
  * is ended instead, and it is read for CLOSE_LINGER_MS more, unless the client closes first (a lingering close).
  */
 function closeWith(socket: ServerSocket, res: ServerResponse): void {
   socket[lastAnswer] = res;
+  // On TCP the parser reads the connection itself. A 'data' listener added through Node's wrapped `on` takes it off
+  // (unconsume); the one Node keeps for other streams would feed it again, so it goes first.
   for (const feed of socket.listeners("data")) socket.off("data", feed as (chunk: Buffer) => void);
   socket.on("data", () => {});
   const read = () => {
     socket._paused = false;
     socket.resume();
+    // Paused by Node for an answer backing up, the connection's handle stopped reading under the parser, and the
+    // stream's own flag was left saying it reads: resume() alone never read again (review N12: reset under 1.2 MB of
+    // an 8 MB answer). Node's onSocketResume restarts it the same way.
+    if (socket._handle && !socket._handle.reading) {
+      socket._handle.reading = true;
+      socket._handle.readStart();
+    }
   };
   read();
   socket.destroySoon = () => {
@@ -239,6 +250,9 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     });
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    // Read after the answer that closes its connection: not answered, as in listenHttp's request listener. Refused
+    // again, it was counted without being sent, and the drain waited for it to the end of its grace.
+    if ((req.socket as ServerSocket)[lastAnswer]) return;
     startResponse(res);
     refuseRequest(metrics, req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
   });

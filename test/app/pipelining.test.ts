@@ -3,7 +3,7 @@
 // read after it is served.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { listenHttp, MAX_PIPELINED } from "../../app/src/http.ts";
@@ -58,7 +58,8 @@ async function rawConnection(port: number) {
   socket.on("data", (d: Buffer) => {
     text += d.toString("latin1");
   });
-  const closed = once(socket, "close");
+  // Not events.once: it rejects on the socket's error (a reset, a write after the close).
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   await once(socket, "connect");
   return { socket, closed, answers: () => parseResponses(text, socket.destroyed) };
 }
@@ -154,8 +155,18 @@ test("a client still sending after the refusal gets every answer ahead of it: th
 });
 
 test("a request pipelined behind one refused before the app (its Host, its framing, its Expect) does not run", async () => {
-  const server = await heldServer({ open: true });
-  const after = "POST /after HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n";
+  const metrics = createMetrics();
+  const server = await heldServer({ metrics, open: true });
+  const refusals = async () =>
+    ["400", "417"].reduce(
+      async (sum, status) =>
+        (await sum) + metricValue(await metrics.registry.metrics(), "http_requests_total", { route: "unmatched", status }),
+      Promise.resolve(0),
+    );
+  // A request after the refusal, and one Node hands to checkExpectation (refused again, it was counted unsent).
+  const after =
+    "POST /after HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n" +
+    "POST /after HTTP/1.1\r\nHost: app\r\nExpect: foo\r\nContent-Length: 0\r\n\r\n";
   const refused = {
     "two Host lines": "GET / HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n",
     "a coding before chunked": "POST / HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
@@ -165,10 +176,12 @@ test("a request pipelined behind one refused before the app (its Host, its frami
   try {
     for (const [what, head] of Object.entries(refused)) {
       server.state.ran.length = 0;
+      const counted = await refusals();
       // Before, the app ran the request after the refusal, and its answer went nowhere.
       const answers = await rawExchange(server.http.port, `${GET}${head}${after}`);
       await sleep(50);
       assert.deepEqual(server.state.ran, ["GET /"], what);
+      assert.equal((await refusals()) - counted, 1, `${what}: refusals counted`);
       assert.deepEqual(
         answers.map((a) => [a.status, a.headers.connection]),
         [
@@ -200,6 +213,66 @@ test("quick answers to pipelined requests all go out before the refusal of what 
       );
     }
   } finally {
+    await server.http.close(0);
+  }
+});
+
+test("a connection Node stopped reading for an answer backing up is read again once refused, and not reset", async () => {
+  const answer = "x".repeat(4 * 1024 * 1024); // more than the loopback connection's buffers hold
+  const http = await listenHttp(() => new Response(answer), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 5_000,
+  });
+  const accepted = once(http.server, "connection") as Promise<[Socket]>;
+  const client = await rawConnection(http.port);
+  try {
+    const [serverSide] = await accepted;
+    client.socket.pause(); // the answer backs up: Node stops reading the connection
+    client.socket.write(GET);
+    await sleep(100);
+    const refused = "GET / HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n";
+    const junk = "j".repeat(4096);
+    client.socket.write(refused);
+    await sleep(50);
+    client.socket.write(junk);
+    // Before, the connection stayed unread under its lingering close, which then reset it under the answer.
+    await until("the bytes after the refusal are read", () => serverSide.bytesRead >= (GET + refused + junk).length);
+    client.socket.resume();
+    await Promise.race([client.closed, sleep(5_000)]);
+    assert.deepEqual(
+      client.answers().map((a) => [a.status, a.body.length]),
+      [
+        [200, answer.length],
+        [400, client.answers()[1]?.body.length ?? 0],
+      ],
+    );
+  } finally {
+    client.socket.destroy();
+    await http.close(0);
+  }
+});
+
+test("a client that keeps sending after a refusal and ignores the close is cut off about 2 s after it", async () => {
+  const server = await heldServer({ open: true });
+  const socket = connect({ port: server.http.port, host: "127.0.0.1", allowHalfOpen: true });
+  socket.on("error", () => {});
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  const sending = setInterval(() => socket.writable && socket.write("j".repeat(1024)), 50);
+  try {
+    await once(socket, "connect");
+    socket.write("GET / HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n");
+    const [answer] = (await once(socket, "data")) as [Buffer];
+    assert.match(answer.toString("latin1"), /^HTTP\/1\.1 400 /);
+    const refusedAt = performance.now();
+    await Promise.race([closed, sleep(4_000)]);
+    const after = performance.now() - refusedAt;
+    assert.ok(socket.destroyed && after > 1_500 && after < 3_000, `closed ${Math.round(after)} ms after the refusal`);
+  } finally {
+    clearInterval(sending);
+    socket.destroy();
     await server.http.close(0);
   }
 });
