@@ -25,12 +25,21 @@ export const refusedByParser = (req: IncomingMessage): number | undefined => ref
 export const jsonError = (status: number, error: string) =>
   new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
 
+/**
+ * How long a connection stays open once its refusal is written, for its client to read it before the close: then it
+ * is destroyed. Kept open by its client, a connection refused by the parser (a 400) or handed over (a CONNECT's 405)
+ * stayed for good, since Node no longer times those out, and a drain waited for it to the end of its grace (probe AV,
+ * review N13).
+ */
+const CLOSE_LINGER_MS = 2_000;
+
 /** A JSON `{error}` response written straight to the socket, which is then closed: for bytes the app never sees. */
 function refuseOnSocket(socket: Socket, status: number, error: string, headers = ""): void {
   const body = JSON.stringify({ error });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
   );
+  setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
 }
 
 /**
@@ -62,9 +71,6 @@ export type ServerSocket = Socket & {
   /** The answer this connection closes with, once a refusal decided it: nothing it brings after is served. */
   [lastAnswer]?: ServerResponse;
 };
-
-/** How long a connection closed after a refusal is still read, for its client to take the answers before the close. */
-const CLOSE_LINGER_MS = 2_000;
 
 /**
  * Makes `res` the connection's last answer. Node goes on parsing and serving a connection whose answer says `close`:
@@ -215,13 +221,6 @@ export function framingRefusal(req: IncomingMessage): string | undefined {
 const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 
 /**
- * How long a refused CONNECT's connection stays open once its 405 is written, for the client to read it. Node hands
- * the socket over and no longer times it out or closes it: kept open by the client, it stayed for good, and a drain
- * waited for it past SIGKILL (probe AV).
- */
-const REFUSED_CONNECT_LINGER_MS = 2_000;
-
-/**
  * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word), an
  * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
  * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
@@ -238,7 +237,7 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     // Read after the answer that closes the connection: it is not answered either (Node still ends the connection
     // after that answer; this is its safety net).
     if (socket[lastAnswer]) {
-      afterEarlierAnswers(socket, undefined, () => setTimeout(() => socket.destroy(), REFUSED_CONNECT_LINGER_MS).unref());
+      afterEarlierAnswers(socket, undefined, () => setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref());
       return;
     }
     countUnmatched(metrics, "CONNECT", 405);
@@ -246,7 +245,6 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     // read the 405 as its request's answer (the request carried out all the same).
     afterEarlierAnswers(socket, undefined, () => {
       refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
-      setTimeout(() => socket.destroy(), REFUSED_CONNECT_LINGER_MS).unref();
     });
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
