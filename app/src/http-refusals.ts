@@ -231,9 +231,6 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     socket.on("error", () => socket.destroy());
     // Read and dropped: a client's end or reset is seen, and the socket closes with it.
     socket.resume();
-    // Node took its own timeout listener off: the write timeout an answer ahead of it armed (armWriteTimeout) would no
-    // longer close a client that stopped reading, and the 405 waits for that answer.
-    socket.on("timeout", () => socket.destroy());
     // Read after the answer that closes the connection: it is not answered either (Node still ends the connection
     // after that answer; this is its safety net).
     if (socket[lastAnswer]) {
