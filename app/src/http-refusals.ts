@@ -33,13 +33,15 @@ export const jsonError = (status: number, error: string) =>
  */
 const CLOSE_LINGER_MS = 2_000;
 
+const destroyAfterLinger = (socket: Socket) => setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+
 /** A JSON `{error}` response written straight to the socket, which is then closed: for bytes the app never sees. */
 function refuseOnSocket(socket: Socket, status: number, error: string, headers = ""): void {
   const body = JSON.stringify({ error });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
   );
-  setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+  destroyAfterLinger(socket);
 }
 
 /**
@@ -102,7 +104,7 @@ function closeWith(socket: ServerSocket, res: ServerResponse): void {
   socket.destroySoon = () => {
     socket.end();
     read();
-    setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+    destroyAfterLinger(socket);
   };
 }
 
@@ -231,12 +233,9 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     socket.on("error", () => socket.destroy());
     // Read and dropped: a client's end or reset is seen, and the socket closes with it.
     socket.resume();
-    // Read after the answer that closes the connection: it is not answered either (Node still ends the connection
-    // after that answer; this is its safety net).
-    if (socket[lastAnswer]) {
-      afterEarlierAnswers(socket, undefined, () => setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref());
-      return;
-    }
+    // Read after the answer that closes the connection: not answered either. That answer's end closes the connection
+    // (closeWith's destroySoon, which Node still calls on a socket it handed over).
+    if (socket[lastAnswer]) return;
     countUnmatched(metrics, "CONNECT", 405);
     // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
     // read the 405 as its request's answer (the request carried out all the same).

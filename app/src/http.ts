@@ -110,13 +110,8 @@ export async function listenHttp(
     },
     (req, res) => {
       const socket = req.socket as Connection;
-      const last = socket[lastAnswer];
-      if (last !== undefined) {
-        // Read after the answer that closes its connection (RFC 9112 9.6): not served, and that answer stays the last,
-        // the one a drain waits for.
-        socket[latestResponse] = last;
-        return;
-      }
+      // Read after the answer that closes its connection (RFC 9112 9.6): not served (nor started, startResponse).
+      if (socket[lastAnswer] !== undefined) return;
       if (tooManyWaiting(socket, res)) {
         const error = `more than ${MAX_PIPELINED} requests waiting on one connection: send more once they are answered`;
         return refuseRequest(opts.metrics, req, res, 429, error);
@@ -162,9 +157,11 @@ export async function listenHttp(
           this.once("close", () => clearInterval(check));
         };
   const startResponse = (res: ServerResponse) => {
+    const socket = res.req.socket as Connection;
+    // Never to be sent (the request listener): the answer closing the connection stays its latest, for the drain.
+    if (socket[lastAnswer] !== undefined) return;
     for (const [name, value] of responseHeaders) res.setHeader(name, value);
     if (armWriteTimeout) res.once("prefinish", armWriteTimeout);
-    const socket = res.req.socket as Connection;
     if (draining) {
       // Only a connection's last answer may close it: Node drops the pipelined answers queued behind one that does.
       const before = socket[latestResponse];

@@ -11,6 +11,7 @@ import { createLogger } from "../../app/src/log.ts";
 import { createMetrics, type Metrics } from "../../app/src/metrics.ts";
 import { parseResponses, rawExchange } from "../support/fuzz.ts";
 import { metricValue } from "../support/metrics.ts";
+import { waitFor } from "../support/process.ts";
 
 const GET = "GET / HTTP/1.1\r\nHost: app\r\n\r\n";
 /** The answer being sent, and the most that may wait behind it. */
@@ -64,14 +65,6 @@ async function rawConnection(port: number) {
   return { socket, closed, answers: () => parseResponses(text, socket.destroyed) };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(10);
-  }
-}
-
 test("past MAX_PIPELINED waiting requests, the one too many gets a JSON 429 and the close, and nothing after it runs", async () => {
   const metrics = createMetrics();
   const server = await heldServer({ metrics });
@@ -79,7 +72,7 @@ test("past MAX_PIPELINED waiting requests, the one too many gets a JSON 429 and 
   try {
     // Before, every request of the write ran at once, whatever was still unanswered.
     client.socket.write(GET.repeat(DEEPEST + 200));
-    await until("the first requests run", () => server.state.running === DEEPEST);
+    await waitFor("the first requests run", async () => server.state.running === DEEPEST, 3_000);
     const parsed = server.state.parsed;
     // Bytes sent after the refusal are not even parsed (they were, 290,000 requests in 2 s, once an answer went out).
     client.socket.write(GET.repeat(500));
@@ -110,16 +103,16 @@ test("a waiting request stops counting once its own answer is being sent, round 
   const client = await rawConnection(server.http.port);
   try {
     client.socket.write(GET.repeat(DEEPEST));
-    await until("the first requests run", () => server.state.running === DEEPEST);
+    await waitFor("the first requests run", async () => server.state.running === DEEPEST, 3_000);
     // The first answer goes out; the second is being sent (still held): 31 wait behind it, so one more may.
     server.release(1);
-    await until("the first answer", () => client.answers().length === 1);
+    await waitFor("the first answer", async () => client.answers().length === 1, 3_000);
     client.socket.write(GET);
-    await until("the request after it runs (it was refused)", () => server.state.ran.length === DEEPEST + 1);
+    await waitFor("the request after it runs (it was refused)", async () => server.state.ran.length === DEEPEST + 1, 3_000);
     server.openAll();
     for (let round = 1; round <= 3; round++) {
       client.socket.write(GET.repeat(DEEPEST));
-      await until(`round ${round}'s answers`, () => client.answers().length === DEEPEST + 1 + round * DEEPEST);
+      await waitFor(`round ${round}'s answers`, async () => client.answers().length === DEEPEST + 1 + round * DEEPEST, 3_000);
     }
     assert.deepEqual(new Set(client.answers().map((a) => a.status)), new Set([200]));
     assert.equal(client.socket.destroyed, false);
@@ -239,7 +232,11 @@ test("a connection Node stopped reading for an answer backing up is read again o
     await sleep(50);
     client.socket.write(junk);
     // Before, the connection stayed unread under its lingering close, which then reset it under the answer.
-    await until("the bytes after the refusal are read", () => serverSide.bytesRead >= (GET + refused + junk).length);
+    await waitFor(
+      "the bytes after the refusal are read",
+      async () => serverSide.bytesRead >= (GET + refused + junk).length,
+      3_000,
+    );
     client.socket.resume();
     await Promise.race([client.closed, sleep(5_000)]);
     assert.deepEqual(
