@@ -36,6 +36,7 @@ import { isStorable, storable, storableJson } from "../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../app/src/services/router.ts";
 import type { Cache } from "../../app/src/services/cache.ts";
 import { capturedLog } from "../support/log.ts";
+import { countJsonContainers } from "../../app/src/middleware/readbody.ts";
 
 const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
 
@@ -289,6 +290,21 @@ test("DATABASE_CA_FILE means TLS with the chain and host name verified (postgres
   const plain = createDb("postgres://u@db.example:5432/app", { max: 1, connectTimeoutMs: 1000 });
   assert.equal(plain.options.ssl, false);
   await Promise.all([sql.end(), plain.end()]);
+});
+
+test("countJsonContainers counts the objects and arrays a JSON text opens, not brackets in its strings, up to max + 1", () => {
+  const count = (value: unknown, max = 1000) => countJsonContainers(JSON.stringify(value), max);
+  assert.equal(count({ documents: [{ metadata: { a: [1], b: [] } }, {}] }), 7);
+  assert.equal(count([]), 1);
+  assert.equal(count("plain"), 0);
+  assert.equal(count(42), 0);
+  // Brackets and quotes inside strings, escaped quotes and backslashes before a closing quote are text.
+  assert.equal(count({ text: 'if (a) { b[0] = "}" } [' }), 1);
+  assert.equal(count({ a: "ends in a backslash \\", b: ['\\"[{'] }), 2);
+  assert.equal(count({ [`{"k[`]: `\\"]`, x: "\u0022{" }), 1);
+  // Counting stops once max is passed, and an unterminated string ends the count (JSON.parse names the fault).
+  assert.equal(countJsonContainers("[{},{},{},{},{}]", 3), 4);
+  assert.equal(countJsonContainers('[{"a": "open {[', 10), 2);
 });
 
 test("the storable-text rule: NUL and unpaired surrogates are found and replaced, valid pairs kept", () => {
