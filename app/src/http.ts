@@ -22,7 +22,20 @@ const IDLE_GRACE_MS = 1_000;
 /** Set on a connection by each request it brings (a property, not a per-request listener: this is the hot path). */
 const latestResponse = Symbol("latestResponse");
 
-type Connection = ServerSocket & { [latestResponse]?: ServerResponse; [pipelined]?: number };
+/**
+ * Set on a connection while some of its answer waits in this process: the bytes it had taken, and since when (the
+ * write deadline's sweep).
+ */
+const waiting = Symbol("waiting");
+
+/** The write deadline is checked this often per period: a connection is closed 1 to 1.25 periods after it stalls. */
+const SWEEPS_PER_WRITE_TIMEOUT = 4;
+
+type Connection = ServerSocket & {
+  [latestResponse]?: ServerResponse;
+  [pipelined]?: number;
+  [waiting]?: { taken: number; since: number };
+};
 
 /**
  * Requests a connection may have waiting behind the answer it is being sent. Node reads and starts every request a
@@ -133,35 +146,37 @@ export async function listenHttp(
     connections.add(socket);
     socket.once("close", () => connections.delete(socket));
   });
-  // Once a whole answer is handed to its connection ('prefinish') and some of it waits in this process for the client
-  // to read, the connection must take some of it within each period a client has to send a request, or it is closed.
-  // A client that stopped reading kept its answer here for as long as it kept the connection open: 30 clients asking
-  // for a large session page and reading nothing held 278-588 MB of heap for minutes. Node's own timeouts do not cover
-  // it: requestTimeout ends with the request, keepAliveTimeout starts once the answer is written, and a socket's idle
-  // timeout restarts on every byte the client sends (one trickling a byte every 500 ms while reading nothing kept a
-  // 32 MB answer, review N12). So it is judged on the bytes the connection takes: written, less those still waiting.
+  // While some of an answer waits in this process for its client to read, the connection must take some of it within
+  // each period a client has to send a request, or it is closed. A client that stopped reading kept its answer here
+  // for as long as it kept the connection open: 30 clients asking for a large session page and reading nothing held
+  // 278-588 MB of heap for minutes. Node's own timeouts do not cover it: requestTimeout ends with the request,
+  // keepAliveTimeout starts once the answer is written, and a socket's idle timeout restarts on every byte the client
+  // sends (one trickling a byte every 500 ms while reading nothing kept a 32 MB answer, review N12). So it is judged on
+  // the bytes the connection takes: written, less those still waiting. One sweep over the connections, not a timer
+  // per answer: a stream backs up long before it ends (armed at its end, a stream whose client stopped reading held
+  // its generation until shutdown, probe BB), and most answers never wait at all.
   const writeTimeoutMs = opts.requestTimeoutMs;
-  const armWriteTimeout =
+  const sweep =
     writeTimeoutMs === undefined
       ? undefined
-      : function (this: ServerResponse) {
-          const socket = this.socket;
-          if (socket === null || socket.writableLength === 0) return;
-          const taken = () => socket.bytesWritten - socket.writableLength;
-          let before = taken();
-          const check = setInterval(() => {
-            const now = taken();
-            if (now === before) socket.destroy();
-            before = now;
-          }, writeTimeoutMs).unref();
-          this.once("close", () => clearInterval(check));
-        };
+      : setInterval(() => {
+          const now = performance.now();
+          for (const socket of connections) {
+            if (socket.writableLength === 0) {
+              socket[waiting] = undefined;
+              continue;
+            }
+            const taken = socket.bytesWritten - socket.writableLength;
+            const last = socket[waiting];
+            if (last === undefined || last.taken !== taken) socket[waiting] = { taken, since: now };
+            else if (now - last.since >= writeTimeoutMs) socket.destroy();
+          }
+        }, writeTimeoutMs / SWEEPS_PER_WRITE_TIMEOUT).unref();
   const startResponse = (res: ServerResponse) => {
     const socket = res.req.socket as Connection;
     // Never to be sent (the request listener): the answer closing the connection stays its latest, for the drain.
     if (socket[lastAnswer] !== undefined) return;
     for (const [name, value] of responseHeaders) res.setHeader(name, value);
-    if (armWriteTimeout) res.once("prefinish", armWriteTimeout);
     if (draining) {
       // Only a connection's last answer may close it: Node drops the pipelined answers queued behind one that does.
       const before = socket[latestResponse];
@@ -240,6 +255,7 @@ export async function listenHttp(
         return cut;
       } finally {
         clearTimeout(timer);
+        clearInterval(sweep);
         for (const t of idle) clearTimeout(t);
       }
     },

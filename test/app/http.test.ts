@@ -13,6 +13,7 @@ import { createMetrics } from "../../app/src/metrics.ts";
 import { securityHeaders } from "../../app/src/server.ts";
 import { rawExchange } from "../support/fuzz.ts";
 import { metricValue } from "../support/metrics.ts";
+import { waitFor } from "../support/process.ts";
 
 /** Sends one request on the socket and resolves with the status line of its response. */
 async function requestOn(socket: Socket): Promise<string> {
@@ -99,6 +100,60 @@ test("a connection that takes none of its answer within requestTimeoutMs is clos
       }
     }
   } finally {
+    await http.close(0);
+  }
+});
+
+test("a stream whose client stops reading is closed once it takes none of it for requestTimeoutMs; a slow one read is not", async () => {
+  const requestTimeoutMs = 800;
+  let cancelled = 0;
+  // /flood writes 256 KB every 10 ms for as long as it is read; /slow, a short chunk every 300 ms for 2.4 s: a model
+  // thinking between tokens, nothing waiting to be taken.
+  const http = await listenHttp(
+    (req) => {
+      const slow = new URL(req.url).pathname === "/slow";
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await sleep(slow ? 300 : 10);
+          if (slow && sent === 8) return controller.close();
+          sent++;
+          controller.enqueue(new Uint8Array(slow ? 16 : 256 * 1024).fill(120));
+        },
+        cancel: () => void cancelled++,
+      });
+      return new Response(body);
+    },
+    {
+      port: 0,
+      host: "127.0.0.1",
+      metrics: createMetrics(),
+      log: createLogger("silent"),
+      keepAliveTimeoutMs: 60_000,
+      requestTimeoutMs,
+    },
+  );
+  let closedAt: number | undefined;
+  http.server.on("connection", (s: Socket) => s.on("close", () => (closedAt = performance.now())));
+  const socket = connect(http.port, "127.0.0.1");
+  socket.on("error", () => {});
+  try {
+    await once(socket, "connect");
+    socket.write("GET /flood HTTP/1.1\r\nHost: app\r\n\r\n");
+    await once(socket, "data");
+    socket.pause(); // reads no more, and keeps its side open
+    const pausedAt = performance.now();
+    for (const until = pausedAt + requestTimeoutMs + 5_000; closedAt === undefined && performance.now() < until; )
+      await sleep(50);
+    assert.ok(closedAt !== undefined, "the stream's connection was still open, its stream still running");
+    assert.ok(closedAt - pausedAt >= requestTimeoutMs, `closed ${Math.round(closedAt - pausedAt)} ms after it stopped reading`);
+    await waitFor("the stream's body cancelled", async () => cancelled === 1, 2_000);
+
+    const [slow] = await rawExchange(http.port, "GET /slow HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
+    assert.equal(slow?.status, 200);
+    assert.equal(slow.body.match(/x{16}/g)?.length, 8, "the slow stream was cut");
+  } finally {
+    socket.destroy();
     await http.close(0);
   }
 });
