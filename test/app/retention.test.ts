@@ -14,17 +14,20 @@ import { api } from "../support/http.ts";
 import { capturedLog } from "../support/log.ts";
 import { createDatabase } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 let stack: Stack;
 /** The app's database, which its own sweeps prune every 200 ms. */
 let sql: postgres.Sql;
 /** Another database of the same server, migrated alike: pruned only when a test says so. */
 let quiet: postgres.Sql;
+let quietUrl: string;
 
 before(async () => {
   stack = await startStack({ TURN_RETENTION_DAYS: "30", TURN_RETENTION_SWEEP_MS: "200" });
   sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
-  quiet = postgres(await createDatabase(stack.pg.url, "retention_quiet"), { onnotice: () => {}, max: 4 });
+  quietUrl = await createDatabase(stack.pg.url, "retention_quiet");
+  quiet = postgres(quietUrl, { onnotice: () => {}, max: 4 });
   await migrate(quiet, MIGRATIONS_DIR);
 });
 after(async () => {
@@ -194,6 +197,44 @@ test("feedback on a turn deleted while it is recorded is a 404, not a 500", asyn
     assert.equal(res.status, 404, res.text);
   } finally {
     deleting.release();
+  }
+});
+
+test("a connection reset in the middle of a sweep fails that sweep, not the process, and the next sweep prunes", async () => {
+  const proxy = await startTcpProxy(stack.pg.port);
+  const viaProxy = new URL(quietUrl);
+  viaProxy.port = String(proxy.port);
+  const db = postgres(viaProxy.href, { onnotice: () => {}, max: 1 });
+  const session = randomUUID();
+  const old = await oldTurn(session);
+  // The sweep deletes the old turn, then waits here for its session's lock: the reset comes with it still open.
+  const holding = await quiet.reserve();
+  try {
+    await holding`BEGIN`;
+    await holding`SELECT id FROM sessions WHERE id = ${session} FOR UPDATE`;
+    const pruning = pruneTurns(db, 365);
+    await waitersOnLocks();
+    proxy.cut();
+    await assert.rejects(pruning);
+    // postgres.js 3.4.9 wrote its ROLLBACK on the closed connection from a setImmediate, an uncaught TypeError.
+    await sleep(200);
+    await holding`COMMIT`;
+  } finally {
+    holding.release();
+  }
+  try {
+    proxy.restore();
+    // The cut sweep's backend, waiting on the lock, notices its client gone only once it runs again: it may commit.
+    await waitFor("the old turn and its session pruned", async () => {
+      await pruneTurns(db, 365);
+      const [left] = await quiet`
+        SELECT (SELECT count(*) FROM turns WHERE request_id = ${old.request_id})::int
+             + (SELECT count(*) FROM sessions WHERE id = ${session})::int AS n`;
+      return left!.n === 0;
+    });
+  } finally {
+    await db.end({ timeout: 1 });
+    await proxy.close();
   }
 });
 
