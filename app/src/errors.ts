@@ -14,6 +14,9 @@ export class AppError extends Error {
   }
 }
 
+/** nginx's "client closed request": the client went away before the answer; not a server error. */
+export const CLIENT_CLOSED = 499 as ContentfulStatusCode;
+
 /** What a request past REQUEST_TIMEOUT_MS is told (middleware/deadline.ts; an answer slot's wait ends with it too). */
 export const requestTimeoutMessage = (ms: number) => `request took longer than ${ms} ms`;
 

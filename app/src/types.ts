@@ -12,7 +12,8 @@ export type AppEnv = {
   Bindings: Partial<HttpBindings>;
   /**
    * `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). `bodyBytes`: the
-   * size of a POST's body (middleware/readbody.ts).
+   * size of a POST's body (middleware/readbody.ts). `streamed`: the response is a stream, counted once it ends
+   * (middleware/observe.ts).
    */
-  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number; bodyBytes: number };
+  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number; bodyBytes: number; streamed: boolean };
 };

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -60,6 +61,75 @@ test("a client that hangs up mid-body or mid-answer is counted as 499, never as 
   // Node's parser reports a body cut short as an error too: it is the same hang-up, not a malformed request as well.
   assert.equal(metricValue(metrics, "http_requests_total", { route: "unmatched" }), 0, "a hang-up counted twice");
   assert.equal(metricValue(metrics, "agent_errors_total"), 0, "the agent error rate is untouched");
+});
+
+test("a client that leaves before its answer has no turn stored, JSON or streamed; a stream is counted once it ends", async () => {
+  const db = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
+  const { knobs } = stack.fakes.ollama;
+  const metrics = () => scrape(stack.metricsUrl);
+  const counted = async (status: string) =>
+    metricValue(await metrics(), "http_requests_total", { route: "/api/v1/query", status });
+  const ask = (query: string) =>
+    fetch(`${stack.url}/api/v1/query`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ query, stream: true }),
+    });
+  const json = "Which moon pulls the tides, asked by a client that leaves?";
+  const streamed = "Which moon pulls the tides, streamed to a client that leaves?";
+  const whole = "Which moon pulls the tides, streamed to its end?";
+  const left = await counted("499");
+  try {
+    // Asked as JSON: the client gives up while the model answers.
+    knobs.latencyMs = 400;
+    const giveUp = new AbortController();
+    const pending = api(stack.url, USER_KEY, { signal: giveUp.signal }).post("/api/v1/query", { query: json });
+    setTimeout(() => giveUp.abort(), 600);
+    await assert.rejects(pending);
+    knobs.latencyMs = 0;
+
+    // Streamed: the client reads the first token, then closes its connection while the rest comes.
+    knobs.tokenDelayMs = 100;
+    const body = JSON.stringify({ query: streamed, stream: true });
+    const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+    socket.on("error", () => {});
+    await once(socket, "connect");
+    socket.write(
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    for (let text = ""; !text.includes("event: token"); ) text += String((await once(socket, "data"))[0]);
+    socket.destroy();
+    await waitFor("both answers given up on, the model done", async () => {
+      const m = await metrics();
+      return (
+        metricValue(m, "http_requests_total", { route: "/api/v1/query", status: "499" }) === left + 2 &&
+        metricValue(m, "active_queries") === 0
+      );
+    });
+
+    // Read to its end: a 200, counted with its whole length.
+    const finished = await counted("200");
+    const durations = async () =>
+      metricValue(await metrics(), "http_request_duration_seconds_sum", { route: "/api/v1/query", status: "200" });
+    const before = await durations();
+    const started = performance.now();
+    assert.match(await (await ask(whole)).text(), /event: done/);
+    const seconds = (performance.now() - started) / 1000;
+    await waitFor("the whole stream counted", async () => (await counted("200")) === finished + 1);
+    assert.ok((await durations()) - before >= seconds * 0.9, "the stream counted at its head, not its end");
+  } finally {
+    knobs.latencyMs = 0;
+    knobs.tokenDelayMs = 0;
+  }
+  try {
+    const turns = async (question: string) => (await db`SELECT count(*)::int AS n FROM turns WHERE question = ${question}`)[0]!.n;
+    assert.equal(await turns(json), 0, "a turn stored for a JSON client that left");
+    assert.equal(await turns(streamed), 0, "a turn stored for a stream's client that left");
+    assert.equal(await turns(whole), 1);
+  } finally {
+    await db.end();
+  }
+  assert.equal(metricValue(await metrics(), "http_requests_total", { status: "500" }), 0);
 });
 
 test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not the deadline's 504), counted under its route, not as a hang-up", async () => {

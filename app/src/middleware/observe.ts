@@ -2,13 +2,10 @@ import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
 import { refusedByParser } from "../http-refusals.ts";
-import { describeChain } from "../errors.ts";
+import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AppEnv } from "../types.ts";
-
-/** nginx's "client closed request": the client went away before the answer; not a server error. */
-export const CLIENT_CLOSED = 499;
 
 /**
  * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
@@ -30,12 +27,13 @@ export function routeLabel(c: Context): string {
   return handlers.at(-1)?.path ?? "unmatched";
 }
 
-/** Records http_requests_total / http_request_duration_seconds and writes one access-log line per request. */
-export const observe = (metrics: Metrics, log: Logger) =>
-  createMiddleware<AppEnv>(async (c, next) => {
-    const started = performance.now();
-    c.header("X-Request-Id", c.get("requestId"));
-    await next();
+/**
+ * Records http_requests_total / http_request_duration_seconds and writes one access-log line per request. A stream
+ * (`streamed`) is recorded once it ends, with its whole length and a 499 if its client left before its end: recorded
+ * when its head was sent, a stream cut by its client counted as a 200 of a few ms.
+ */
+export function observe(metrics: Metrics, log: Logger) {
+  function record(c: Context<AppEnv>, started: number): void {
     const seconds = (performance.now() - started) / 1000;
     const outside = answeredOutside(c);
     const labels = { method: c.req.method, route: routeLabel(c), status: String(outside ?? c.res.status) };
@@ -48,4 +46,15 @@ export const observe = (metrics: Metrics, log: Logger) =>
     // With the error's own text: a client is told less of it (errors.ts publicReason).
     else if (c.res.status >= 500) log.error(c.error ? { ...line, err: describeChain(c.error) } : line, "request");
     else log.info(line, "request");
+  }
+
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const started = performance.now();
+    c.header("X-Request-Id", c.get("requestId"));
+    await next();
+    const outgoing = c.env?.outgoing;
+    if (c.get("streamed") && outgoing && !outgoing.destroyed && !outgoing.writableFinished)
+      outgoing.once("close", () => record(c, started));
+    else record(c, started);
   });
+}

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort } from "../deadline.ts";
-import { AppError, requestTimeoutMessage } from "../errors.ts";
+import { AppError, CLIENT_CLOSED, requestTimeoutMessage } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
@@ -458,9 +458,19 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
    * being written is waited for. Past `storeBy` (the request's 504, performance.now() ms) no turn is stored either.
    */
+  /**
+   * `until`: the server stopping (its reason is thrown). `storeBy`: the request's 504, past which no turn is stored.
+   * `clientLeft`: whether the client closed the request; then no turn is stored either, so a client that gave up and
+   * asks again has its question in its session once (probe BB: a turn for each request counted 499).
+   */
   async function complete(
     p: PreparedQuery,
-    { onToken, until, storeBy }: { onToken?: (token: string) => Promise<void>; until?: AbortSignal; storeBy?: number } = {},
+    {
+      onToken,
+      until,
+      storeBy,
+      clientLeft,
+    }: { onToken?: (token: string) => Promise<void>; until?: AbortSignal; storeBy?: number; clientLeft?: () => boolean } = {},
   ): Promise<QueryResult> {
     const unlessEnded = <T>(step: Promise<T>): Promise<T> =>
       until ? beforeAbort(step, until, () => until.reason as Error) : step;
@@ -502,6 +512,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       until?.throwIfAborted();
       if (storeBy !== undefined && performance.now() > storeBy)
         throw new AppError(504, "answered after the request's deadline: turn not stored", "request_timeout");
+      if (clientLeft?.()) throw new AppError(CLIENT_CLOSED, "the client closed the request: turn not stored", "client_closed");
       await store.recordTurn(p.owner, {
         request_id: p.requestId,
         session_id: p.sessionId,
