@@ -9,7 +9,8 @@ import { PRUNE_LOCK, pruneTurns, startTurnRetention } from "../../app/src/servic
 import { createSourceSets, KNOWN_FOR_MS, type Source, sourceSetOf } from "../../app/src/services/source-sets.ts";
 import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
-import { startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { sha256 } from "../../app/src/sha256.ts";
+import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { capturedLog } from "../support/log.ts";
 import { createDatabase } from "../support/postgres.ts";
@@ -235,6 +236,36 @@ test("a connection reset in the middle of a sweep fails that sweep, not the proc
   } finally {
     await db.end({ timeout: 1 });
     await proxy.close();
+  }
+});
+
+test("a session deleted and taken by another key while its page is read shows none of the other key's turns", async () => {
+  const user = api(stack.url, USER_KEY);
+  const session = `taken-${randomUUID()}`;
+  assert.equal((await user.post("/api/v1/query", { query: "What do tides follow?", session_id: session })).status, 200);
+  // The page's own statement reads source_sets: held here, it waits after the session's owner was checked.
+  const holding = await sql.reserve();
+  try {
+    await holding`BEGIN`;
+    await holding`LOCK TABLE source_sets IN ACCESS EXCLUSIVE MODE`;
+    const page = user.get<{ turns: Array<{ question: string }> }>(`/api/v1/sessions/${session}`);
+    await waitFor("the page read waiting", async () => {
+      const [row] = await sql`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH page AS%'`;
+      return row!.n === 1;
+    });
+    // Meanwhile the session goes (turn retention, or its owner's DELETE), and the other key asks under its id.
+    await sql`DELETE FROM sessions WHERE id = ${session}`;
+    await sql`INSERT INTO sessions (id, owner) VALUES (${session}, ${`key:${sha256(OTHER_KEY).slice(0, 16)}`})`;
+    await sql`
+      INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
+      VALUES (${randomUUID()}, ${session}, 'the other key''s question', 'the other key''s answer', 'm', 1)`;
+    await holding`COMMIT`;
+    const res = await page;
+    assert.ok(res.status === 200 || res.status === 404, res.text);
+    assert.ok(!res.text.includes("the other key"), `another key's turn served: ${res.text.slice(0, 300)}`);
+  } finally {
+    holding.release();
   }
 });
 

@@ -188,6 +188,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
                      + COALESCE(s.bytes, octet_length(COALESCE(s.sources, t.sources)::text), 0) AS bytes
             FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
             WHERE t.session_id = ${sessionId} ${after}
+              -- The owner again, in this statement's snapshot: the session may have been deleted since the check
+              -- above (turn retention, its owner's DELETE) and created anew by another key, whose turns it then held.
+              AND EXISTS (SELECT 1 FROM sessions o WHERE o.id = ${sessionId} AND o.owner = ${owner})
             ORDER BY t.created_at, t.id LIMIT ${page.limit + 1}
           ), running AS (
             SELECT *, count(*) OVER () AS page_rows,
