@@ -132,6 +132,49 @@ test("a client that leaves before its answer has no turn stored, JSON or streame
   assert.equal(metricValue(await metrics(), "http_requests_total", { status: "500" }), 0);
 });
 
+test("questions pipelined behind a slow one whose client leaves are each counted 499 and store no turn", async () => {
+  const db = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
+  const counted = async () => {
+    const m = await scrape(stack.metricsUrl);
+    const of = (status: string) => metricValue(m, "http_requests_total", { route: "/api/v1/query", status });
+    return { left: of("499"), all: of("200") + of("499") + of("503") + of("504"), active: metricValue(m, "active_queries") };
+  };
+  const questions = ["Which moon pulls the tides, asked first?", "Which moon pulls the tides, queued?"];
+  const before = await counted();
+  const request = (body: string) =>
+    `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  stack.fakes.ollama.knobs.latencyMs = 600;
+  try {
+    // JSON then a stream, and a stream then JSON: the second's response is queued behind the first's.
+    for (const streamFirst of [false, true]) {
+      const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+      socket.on("error", () => {});
+      await once(socket, "connect");
+      const tag = streamFirst ? " (stream first)" : "";
+      socket.write(
+        request(JSON.stringify({ query: `${questions[0]}${tag}`, stream: streamFirst })) +
+          request(JSON.stringify({ query: `${questions[1]}${tag}`, stream: !streamFirst })),
+      );
+      await sleep(300);
+      socket.destroy();
+    }
+    await waitFor("the four questions counted, the model done", async () => {
+      const now = await counted();
+      return now.all === before.all + 4 && now.active === 0;
+    });
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+  }
+  try {
+    assert.equal((await counted()).left, before.left + 4, "each counted as its client leaving");
+    const [row] = await db`SELECT count(*)::int AS n FROM turns WHERE question LIKE 'Which moon pulls the tides, %'
+      AND (question LIKE '%asked first?%' OR question LIKE '%queued?%')`;
+    assert.equal(row!.n, 0, "a turn stored for a question whose client left");
+  } finally {
+    await db.end();
+  }
+});
+
 test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not the deadline's 504), counted under its route, not as a hang-up", async () => {
   const before = await scrape(stack.metricsUrl);
   const counted = (metrics: string, status: string) =>

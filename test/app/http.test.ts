@@ -104,6 +104,38 @@ test("a connection that takes none of its answer within requestTimeoutMs is clos
   }
 });
 
+test("a client reading a large answer steadily is not cut, though the whole takes longer than requestTimeoutMs", async () => {
+  const requestTimeoutMs = 800;
+  const size = 8 * 1024 * 1024; // one write, read at about 2 MB/s: 4 s
+  const http = await listenHttp(() => new Response("x".repeat(size)), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+    requestTimeoutMs,
+  });
+  const socket = connect(http.port, "127.0.0.1");
+  socket.on("error", () => {});
+  let closed = false;
+  socket.on("close", () => (closed = true));
+  try {
+    await once(socket, "connect");
+    socket.pause();
+    socket.write("GET / HTTP/1.1\r\nHost: app\r\n\r\n");
+    let got = 0;
+    while (!closed && got < size) {
+      const chunk = socket.read(32 * 1024) as Buffer | null;
+      if (chunk) got += chunk.length;
+      await sleep(16);
+    }
+    assert.ok(got >= size, `cut after ${got} of ${size} bytes`);
+  } finally {
+    socket.destroy();
+    await http.close(0);
+  }
+});
+
 test("a stream whose client stops reading is closed once it takes none of it for requestTimeoutMs; a slow one read is not", async () => {
   const requestTimeoutMs = 800;
   let cancelled = 0;

@@ -10,12 +10,15 @@ import type { AppEnv } from "../types.ts";
 /**
  * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
  * before the response was written; the parser's 4xx when Node's parser refused the rest of the request
- * (http-refusals.ts). Either way the app's own response goes nowhere.
+ * (http-refusals.ts). Either way the app's own response goes nowhere. The connection is read off the request: a
+ * response queued behind another (pipelined) has none yet, and Node 20 neither destroys nor closes it when the
+ * connection goes (_http_server.js socketOnClose), so it looked unanswered but alive (review N14).
  */
 export function answeredOutside(c: Context): number | undefined {
   const { incoming, outgoing } = (c.env as AppEnv["Bindings"] | undefined) ?? {};
   if (!incoming || !outgoing) return undefined;
-  return refusedByParser(incoming) ?? (outgoing.destroyed && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
+  const gone = outgoing.destroyed || incoming.socket.destroyed;
+  return refusedByParser(incoming) ?? (gone && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
 }
 
 // Probed every few seconds by the kubelet and the load balancer: logged at debug.
@@ -52,9 +55,20 @@ export function observe(metrics: Metrics, log: Logger) {
     const started = performance.now();
     c.header("X-Request-Id", c.get("requestId"));
     await next();
-    const outgoing = c.env?.outgoing;
-    if (c.get("streamed") && outgoing && !outgoing.destroyed && !outgoing.writableFinished)
-      outgoing.once("close", () => record(c, started));
-    else record(c, started);
+    const { incoming, outgoing } = c.env ?? {};
+    if (!c.get("streamed") || !incoming || !outgoing || answeredOutside(c) !== undefined || outgoing.writableFinished)
+      return record(c, started);
+    // Its response's close, or its connection's: a response queued behind another (pipelined) gets no close of its
+    // own when the connection goes (answeredOutside).
+    let recorded = false;
+    const recordOnce = () => {
+      if (recorded) return;
+      recorded = true;
+      outgoing.off("close", recordOnce);
+      incoming.socket.off("close", recordOnce);
+      record(c, started);
+    };
+    outgoing.once("close", recordOnce);
+    incoming.socket.once("close", recordOnce);
   });
 }

@@ -456,12 +456,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    * Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns.
    * Once `until` aborts (the server ending a stream), it stops waiting for the answer and throws the signal's reason,
    * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
-   * being written is waited for. Past `storeBy` (the request's 504, performance.now() ms) no turn is stored either.
-   */
-  /**
-   * `until`: the server stopping (its reason is thrown). `storeBy`: the request's 504, past which no turn is stored.
-   * `clientLeft`: whether the client closed the request; then no turn is stored either, so a client that gave up and
-   * asks again has its question in its session once (probe BB: a turn for each request counted 499).
+   * being written is waited for. Past `storeBy` (the request's 504, performance.now() ms) no turn is stored either,
+   * nor once `clientLeft()` says the client closed the request: a client that gave up and asks again has its question
+   * in its session once (probe BB: a turn was stored for each request counted 499).
    */
   async function complete(
     p: PreparedQuery,
