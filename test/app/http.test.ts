@@ -22,6 +22,17 @@ async function requestOn(socket: Socket): Promise<string> {
   return chunk.toString().split("\r\n")[0]!;
 }
 
+/** The listener on a free port with `requestTimeoutMs` as its write deadline, and a keep-alive longer than any test. */
+const listenWithDeadline = (app: Parameters<typeof listenHttp>[0], requestTimeoutMs: number) =>
+  listenHttp(app, {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+    requestTimeoutMs,
+  });
+
 test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, then the server closes it", async () => {
   const keepAliveTimeoutMs = 1_500;
   const http = await listenHttp(() => new Response("ok"), {
@@ -58,14 +69,7 @@ test("a connection that takes none of its answer within requestTimeoutMs is clos
   const requestTimeoutMs = 800;
   // Larger than the loopback connection's socket buffers: most of it waits in the server for the client to read.
   const answer = "x".repeat(32 * 1024 * 1024);
-  const http = await listenHttp(() => new Response(answer), {
-    port: 0,
-    host: "127.0.0.1",
-    metrics: createMetrics(),
-    log: createLogger("silent"),
-    keepAliveTimeoutMs: 60_000,
-    requestTimeoutMs,
-  });
+  const http = await listenWithDeadline(() => new Response(answer), requestTimeoutMs);
   let serverClosedAt: number | undefined;
   http.server.on("connection", (s: Socket) => s.on("close", () => (serverClosedAt = performance.now())));
   try {
@@ -107,14 +111,7 @@ test("a connection that takes none of its answer within requestTimeoutMs is clos
 test("a client reading a large answer steadily is not cut, though the whole takes longer than requestTimeoutMs", async () => {
   const requestTimeoutMs = 800;
   const size = 8 * 1024 * 1024; // one write, read at about 2 MB/s: 4 s
-  const http = await listenHttp(() => new Response("x".repeat(size)), {
-    port: 0,
-    host: "127.0.0.1",
-    metrics: createMetrics(),
-    log: createLogger("silent"),
-    keepAliveTimeoutMs: 60_000,
-    requestTimeoutMs,
-  });
+  const http = await listenWithDeadline(() => new Response("x".repeat(size)), requestTimeoutMs);
   const socket = connect(http.port, "127.0.0.1");
   socket.on("error", () => {});
   let closed = false;
@@ -141,30 +138,20 @@ test("a stream whose client stops reading is closed once it takes none of it for
   let cancelled = 0;
   // /flood writes 256 KB every 10 ms for as long as it is read; /slow, a short chunk every 300 ms for 2.4 s: a model
   // thinking between tokens, nothing waiting to be taken.
-  const http = await listenHttp(
-    (req) => {
-      const slow = new URL(req.url).pathname === "/slow";
-      let sent = 0;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          await sleep(slow ? 300 : 10);
-          if (slow && sent === 8) return controller.close();
-          sent++;
-          controller.enqueue(new Uint8Array(slow ? 16 : 256 * 1024).fill(120));
-        },
-        cancel: () => void cancelled++,
-      });
-      return new Response(body);
-    },
-    {
-      port: 0,
-      host: "127.0.0.1",
-      metrics: createMetrics(),
-      log: createLogger("silent"),
-      keepAliveTimeoutMs: 60_000,
-      requestTimeoutMs,
-    },
-  );
+  const http = await listenWithDeadline((req) => {
+    const slow = new URL(req.url).pathname === "/slow";
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(slow ? 300 : 10);
+        if (slow && sent === 8) return controller.close();
+        sent++;
+        controller.enqueue(new Uint8Array(slow ? 16 : 256 * 1024).fill(120));
+      },
+      cancel: () => void cancelled++,
+    });
+    return new Response(body);
+  }, requestTimeoutMs);
   let closedAt: number | undefined;
   http.server.on("connection", (s: Socket) => s.on("close", () => (closedAt = performance.now())));
   const socket = connect(http.port, "127.0.0.1");
