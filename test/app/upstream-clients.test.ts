@@ -265,6 +265,40 @@ test("an Ollama 200 of another shape, or an error page, is a 502 whose message s
   }
 });
 
+test("embeddings of different sizes, in one answer or across batches, or with elements that are not numbers, are a 502", async () => {
+  let calls = 0;
+  const answers: Record<string, (n: number) => unknown[]> = {
+    ragged: (n) => Array.from({ length: n }, (_, i) => (i === 0 ? [0.1] : [0.1, 0.2])),
+    "not numbers": (n) => Array.from({ length: n }, () => [0.1, null]),
+    // The first batch of 32 at one size, the next at another.
+    batches: (n) => Array.from({ length: n }, () => (calls === 1 ? [0.1, 0.2] : [0.1, 0.2, 0.3])),
+  };
+  let shape = "ragged";
+  const gateway = new Hono().post("/api/embed", async (c) => {
+    calls++;
+    const { input } = await c.req.json<{ input: string[] }>();
+    return c.json({ model: "fake-embed", embeddings: answers[shape]!(input.length) });
+  });
+  const server = await listen(gateway);
+  try {
+    for (const [name, texts] of [
+      ["ragged", ["a", "b"]],
+      ["not numbers", ["a"]],
+      ["batches", Array.from({ length: 33 }, (_, i) => `text ${i}`)],
+    ] as const) {
+      shape = name;
+      calls = 0;
+      await assert.rejects(ollamaAt(server.url).embed([...texts]), (err) => {
+        assert.ok(err instanceof AppError && err.status === 502, `${name}: ${String(err)}`);
+        assert.equal(err.message, "ollama request failed: embeddings that are not vectors of finite numbers, all of one size");
+        return true;
+      });
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test("only Qdrant's own 'collection doesn't exist' is a missing collection; another 404 or an odd 200 is a 502, a 503 a 503", async () => {
   const qdrant = new Hono()
     .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))

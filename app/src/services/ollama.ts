@@ -191,8 +191,12 @@ export function createOllama(opts: OllamaOptions) {
           const res = await answer(opts.embedModel, (c) => c.embed({ model: opts.embedModel, input, truncate: !whole }));
           const got = Array.isArray(res.embeddings) ? res.embeddings.length : "no";
           if (got !== input.length) throw upstreamFailure("ollama", `expected ${input.length} embeddings, got ${got}`);
-          if (!res.embeddings.every((v) => Array.isArray(v) && v.length > 0 && typeof v[0] === "number"))
-            throw upstreamFailure("ollama", "embeddings that are not vectors of numbers");
+          // Every vector whole and of one size: the first ingest creates the collection at the first vector's size,
+          // and one short vector there (a model answering badly once) made every later ingest and question a 502
+          // until the collection was deleted by hand (probe BE).
+          const size = vectors[0]?.length ?? (res.embeddings[0] as unknown[] | undefined)?.length;
+          if (!size || !res.embeddings.every((v) => Array.isArray(v) && v.length === size && v.every(Number.isFinite)))
+            throw upstreamFailure("ollama", "embeddings that are not vectors of finite numbers, all of one size");
           return res.embeddings;
         });
         vectors.push(...embeddings);
