@@ -265,6 +265,49 @@ test("an Ollama 200 of another shape, or an error page, is a 502 whose message s
   }
 });
 
+// Bounded: without the cut, the answer never ends.
+test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its length, and its upstream call ended", {
+  timeout: 10_000,
+}, async () => {
+  let aborted = false;
+  // An upstream that ignores num_predict (Ollama keeps to it) and never ends its answer.
+  const runaway = new Hono().post("/api/chat", (c) => {
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c, async (s) => {
+      s.onAbort(() => {
+        aborted = true;
+      });
+      while (!s.aborted) {
+        await s.write(`${JSON.stringify({ model: "m", message: { role: "assistant", content: "word " }, done: false })}\n`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    });
+  });
+  const server = await listen(runaway);
+  try {
+    const ollama = createOllama({
+      url: server.url,
+      timeoutMs: 5_000,
+      embedModel: "fake-embed",
+      batchSize: 32,
+      maxAnswerTokens: 20,
+      metrics: createMetrics(),
+    });
+    const tokens: string[] = [];
+    const answer = ollama.chatStream("m", [{ role: "user", content: "hi" }]);
+    let next = await answer.next();
+    for (; !next.done; next = await answer.next()) tokens.push(next.value);
+    assert.equal(tokens.length, 20);
+    assert.equal(next.value.content, "word ".repeat(20));
+    assert.equal(next.value.truncated, true);
+    assert.equal(next.value.looped, false);
+    for (let i = 0; i < 100 && !aborted; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(aborted, "the upstream call was left running");
+  } finally {
+    await server.close();
+  }
+});
+
 test("embeddings of different sizes, in one answer or across batches, or with elements that are not numbers, are a 502", async () => {
   let calls = 0;
   const answers: Record<string, (n: number) => unknown[]> = {

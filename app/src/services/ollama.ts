@@ -227,10 +227,20 @@ export function createOllama(opts: OllamaOptions) {
         );
         pod = opened.pod;
         const stream = opened.value;
-        let last: ChatResponse | undefined;
+        let last: ChatResponse | LastMessage | undefined;
+        let chunks = 0;
         try {
           for await (const part of stream) {
             if (part.message?.content) {
+              // Each chunk is at least a token: one past num_predict means the upstream ignores it (Ollama keeps to
+              // it). The answer is cut there at its length; left to run, it held its answer slot with no one to stop
+              // it, after every client had left (probe BE).
+              if (chunks === opts.maxAnswerTokens) {
+                stream.abort();
+                last = { done: true, done_reason: "length", eval_count: chunks };
+                break;
+              }
+              chunks++;
               content += part.message.content;
               yield part.message.content;
             }
