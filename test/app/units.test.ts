@@ -11,7 +11,7 @@ import { compressContextWindow, estimateTokens, sourceEntry, systemPrompt } from
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../app/src/services/qdrant.ts";
 import { createDocuments } from "../../app/src/services/documents.ts";
 import { createGenerations } from "../../app/src/services/generations.ts";
-import type { ChatResult } from "../../app/src/services/ollama.ts";
+import { type ChatResult, EmbedInputTooLong } from "../../app/src/services/ollama.ts";
 import { createTurnWriter } from "../../app/src/services/turns.ts";
 import { createSessionOwners } from "../../app/src/services/session-owners.ts";
 import {
@@ -301,7 +301,7 @@ test("countJsonContainers counts the objects and arrays a JSON text opens, not b
   // Brackets and quotes inside strings, escaped quotes and backslashes before a closing quote are text.
   assert.equal(count({ text: 'if (a) { b[0] = "}" } [' }), 1);
   assert.equal(count({ a: "ends in a backslash \\", b: ['\\"[{'] }), 2);
-  assert.equal(count({ [`{"k[`]: `\\"]`, x: "\u0022{" }), 1);
+  assert.equal(count({ '{"k[': `\\"]`, x: "\u0022{" }), 1);
   // Counting stops once max is passed, and an unterminated string ends the count (JSON.parse names the fault).
   assert.equal(countJsonContainers("[{},{},{},{},{}]", 3), 4);
   assert.equal(countJsonContainers('[{"a": "open {[', 10), 2);
@@ -640,6 +640,45 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   // "b"'s upsert ended past the deadline: its publish is not sent, and its pending chunks go. "a" was published: the
   // answers cached before it go, in the statement that gives the documents back.
   assert.deepEqual(calls, ["lease 1200 ms", "upsert a", "publish a", "upsert b", "discard b", "release and bump a,b"]);
+});
+
+test("an ingest whose chunks were embedded in calls of their own, at different sizes, is a 502 and writes nothing", async () => {
+  const written: string[] = [];
+  let calls = 0;
+  const documents = createDocuments({
+    config: loadConfig(appEnv(UNUSED_URLS)),
+    store: {
+      upsertDocuments: async () => {
+        written.push("record");
+        return { generation: 1 };
+      },
+    } as never,
+    corpus: { advanceTo: () => {} } as never,
+    // The batch is refused for a chunk too long for the model's window; each chunk is then embedded alone.
+    ollama: {
+      embed: async (texts: string[]) => {
+        if (calls++ === 0) throw new EmbedInputTooLong();
+        return texts.map(() => (calls === 2 ? [0.1, 0.2] : [0.1]));
+      },
+    } as never,
+    qdrant: {
+      upsert: async () => {
+        written.push("points");
+      },
+    } as never,
+    vectorFit: { refused: () => {} },
+    log: createLogger("silent"),
+  });
+  const docs = [
+    { id: "a", text: "First." },
+    { id: "b", text: "Second." },
+  ];
+  await assert.rejects(documents.ingest(docs, "key:a", 0), {
+    status: 502,
+    message: "ollama request failed: embeddings that are not vectors of finite numbers, all of one size",
+  });
+  assert.equal(calls, 3);
+  assert.deepEqual(written, []);
 });
 
 test("document leases come back after Postgres refused the release, and after a lease statement of unknown outcome", async () => {

@@ -270,17 +270,22 @@ test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its le
   timeout: 10_000,
 }, async () => {
   let aborted = false;
-  // An upstream that ignores num_predict (Ollama keeps to it) and never ends its answer.
-  const runaway = new Hono().post("/api/chat", (c) => {
+  const line = (message: object) => `${JSON.stringify({ model: "m", ...message })}\n`;
+  // /runaway ignores num_predict (Ollama keeps to it) and never ends its answer. /honest sends exactly 20 chunks, then
+  // its done message carrying what a model's output parser held back (Ollama's ChatHandler) and the counts.
+  const runaway = new Hono().post("/api/chat", async (c) => {
+    const honest = (await c.req.json<{ messages: Array<{ content: string }> }>()).messages[0]!.content === "honest";
     c.header("Content-Type", "application/x-ndjson");
     return stream(c, async (s) => {
       s.onAbort(() => {
         aborted = true;
       });
-      while (!s.aborted) {
-        await s.write(`${JSON.stringify({ model: "m", message: { role: "assistant", content: "word " }, done: false })}\n`);
+      for (let sent = 0; !s.aborted && !(honest && sent === 20); sent++) {
+        await s.write(line({ message: { role: "assistant", content: "word " }, done: false }));
         await new Promise((r) => setTimeout(r, 1));
       }
+      const counts = { prompt_eval_count: 77, eval_count: 20, done_reason: "length" };
+      if (honest) await s.write(line({ message: { role: "assistant", content: "<" }, done: true, ...counts }));
     });
   });
   const server = await listen(runaway);
@@ -293,16 +298,26 @@ test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its le
       maxAnswerTokens: 20,
       metrics: createMetrics(),
     });
-    const tokens: string[] = [];
-    const answer = ollama.chatStream("m", [{ role: "user", content: "hi" }]);
-    let next = await answer.next();
-    for (; !next.done; next = await answer.next()) tokens.push(next.value);
-    assert.equal(tokens.length, 20);
-    assert.equal(next.value.content, "word ".repeat(20));
-    assert.equal(next.value.truncated, true);
-    assert.equal(next.value.looped, false);
+    const ask = async (content: string) => {
+      const tokens: string[] = [];
+      const answer = ollama.chatStream("m", [{ role: "user", content }]);
+      let next = await answer.next();
+      for (; !next.done; next = await answer.next()) tokens.push(next.value);
+      return { tokens, result: next.value };
+    };
+    const runawayAnswer = await ask("runaway");
+    assert.equal(runawayAnswer.tokens.length, 20);
+    assert.equal(runawayAnswer.result.content, "word ".repeat(20));
+    assert.equal(runawayAnswer.result.truncated, true);
+    assert.equal(runawayAnswer.result.looped, false);
     for (let i = 0; i < 100 && !aborted; i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(aborted, "the upstream call was left running");
+
+    aborted = false;
+    const honest = await ask("honest");
+    assert.equal(honest.result.content, `${"word ".repeat(20)}<`, "an answer of exactly its length was cut");
+    assert.deepEqual([honest.result.promptTokens, honest.result.completionTokens, honest.result.truncated], [77, 20, true]);
+    assert.equal(aborted, false);
   } finally {
     await server.close();
   }
@@ -312,6 +327,7 @@ test("embeddings of different sizes, in one answer or across batches, or with el
   let calls = 0;
   const answers: Record<string, (n: number) => unknown[]> = {
     ragged: (n) => Array.from({ length: n }, (_, i) => (i === 0 ? [0.1] : [0.1, 0.2])),
+    empty: (n) => Array.from({ length: n }, () => []),
     "not numbers": (n) => Array.from({ length: n }, () => [0.1, null]),
     // The first batch of 32 at one size, the next at another.
     batches: (n) => Array.from({ length: n }, () => (calls === 1 ? [0.1, 0.2] : [0.1, 0.2, 0.3])),
@@ -326,6 +342,7 @@ test("embeddings of different sizes, in one answer or across batches, or with el
   try {
     for (const [name, texts] of [
       ["ragged", ["a", "b"]],
+      ["empty", ["a"]],
       ["not numbers", ["a"]],
       ["batches", Array.from({ length: 33 }, (_, i) => `text ${i}`)],
     ] as const) {

@@ -6,7 +6,7 @@ import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
-import { EmbedInputTooLong, type OllamaService } from "./ollama.ts";
+import { EmbedInputTooLong, notVectorsOfOneSize, type OllamaService } from "./ollama.ts";
 import { type QdrantService, retryCannotHelp, VectorSizeMismatch, writeMayLand } from "./qdrant.ts";
 import { type Busy, type Lease, type Store, statementTimeoutMs } from "./store.ts";
 import type { VectorFit } from "./vector-fit.ts";
@@ -273,6 +273,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
     const items = chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text })));
     const embedded = await embedWhole(items, beforeCall);
+    // One size for them all, also when chunks too long for a batch were embedded one call each: the first ingest
+    // creates the collection at the first vector's size (review N15).
+    if (embedded.some((c) => c.vector.length !== embedded[0]!.vector.length)) throw notVectorsOfOneSize();
     beforeCall(); // embedding took the request's time: it was answered 504, so nothing is written
     const prepared = docs.map((d) => ({
       id: d.id ?? randomUUID(),

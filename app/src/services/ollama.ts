@@ -70,6 +70,10 @@ const NO_DONE_MESSAGE = "Did not receive done or success response in stream.";
  */
 const INPUT_TOO_LONG = "the input length exceeds the context length";
 
+/** Embeddings that cannot all go into one collection (ollama.ts embed, documents.ts across an ingest's calls). */
+export const notVectorsOfOneSize = () =>
+  upstreamFailure("ollama", "embeddings that are not vectors of finite numbers, all of one size");
+
 /** An input to embed was longer than the embedding model's window: the caller may split it. */
 export class EmbedInputTooLong extends AppError {
   constructor() {
@@ -196,7 +200,7 @@ export function createOllama(opts: OllamaOptions) {
           // until the collection was deleted by hand (probe BE).
           const size = vectors[0]?.length ?? (res.embeddings[0] as unknown[] | undefined)?.length;
           if (!size || !res.embeddings.every((v) => Array.isArray(v) && v.length === size && v.every(Number.isFinite)))
-            throw upstreamFailure("ollama", "embeddings that are not vectors of finite numbers, all of one size");
+            throw notVectorsOfOneSize();
           return res.embeddings;
         });
         vectors.push(...embeddings);
@@ -232,10 +236,11 @@ export function createOllama(opts: OllamaOptions) {
         try {
           for await (const part of stream) {
             if (part.message?.content) {
-              // Each chunk is at least a token: one past num_predict means the upstream ignores it (Ollama keeps to
-              // it). The answer is cut there at its length; left to run, it held its answer slot with no one to stop
-              // it, after every client had left (probe BE).
-              if (chunks === opts.maxAnswerTokens) {
+              // Each chunk is at least a token: one past num_predict, other than the done message (which may carry
+              // what a model's output parser held back: server/routes.go ChatHandler), means the upstream ignores it
+              // (Ollama keeps to it). The answer is cut there at its length; left to run, it held its answer slot with
+              // no one to stop it, after every client had left (probe BE).
+              if (chunks === opts.maxAnswerTokens && !part.done) {
                 stream.abort();
                 last = { done: true, done_reason: "length", eval_count: chunks };
                 break;
