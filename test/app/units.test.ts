@@ -597,9 +597,22 @@ test("an answer found in Redis leaves the embedding read alongside it uncounted"
   assert.deepEqual(counted, ["response hit"], "no embedding lookup is counted for a question answered from the cache");
 });
 
+/** An ingest's documents over stubs that do nothing but what a test gives: its store, Ollama and Qdrant. */
+const documentsOver = (deps: Pick<Parameters<typeof createDocuments>[0], "config" | "store" | "ollama" | "qdrant">) =>
+  createDocuments({
+    corpus: { advanceTo: () => {} } as never,
+    vectorFit: { refused: () => {} },
+    log: createLogger("silent"),
+    ...deps,
+  });
+const twoDocuments = [
+  { id: "a", text: "First." },
+  { id: "b", text: "Second." },
+];
+
 test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIMEOUT_MS), and releases its documents", async () => {
   const calls: string[] = [];
-  const documents = createDocuments({
+  const documents = documentsOver({
     config: loadConfig(appEnv(UNUSED_URLS, { REQUEST_TIMEOUT_MS: "600", QDRANT_TIMEOUT_MS: "50" })),
     store: {
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
@@ -611,7 +624,6 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
         return 2;
       },
     } as never,
-    corpus: { advanceTo: () => {} } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
     // Each checks the gate as qdrant.ts does before each of its calls.
     qdrant: {
@@ -628,14 +640,8 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
         calls.push(`discard ${id}`);
       },
     } as never,
-    vectorFit: { refused: () => {} },
-    log: createLogger("silent"),
   });
-  const docs = [
-    { id: "a", text: "First." },
-    { id: "b", text: "Second." },
-  ];
-  await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
+  await assert.rejects(documents.ingest(twoDocuments, "key:a", 0), { status: 504, type: "document_write_timeout" });
   // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time.
   // "b"'s upsert ended past the deadline: its publish is not sent, and its pending chunks go. "a" was published: the
   // answers cached before it go, in the statement that gives the documents back.
@@ -645,7 +651,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
 test("an ingest whose chunks were embedded in calls of their own, at different sizes, is a 502 and writes nothing", async () => {
   const written: string[] = [];
   let calls = 0;
-  const documents = createDocuments({
+  const documents = documentsOver({
     config: loadConfig(appEnv(UNUSED_URLS)),
     store: {
       upsertDocuments: async () => {
@@ -653,7 +659,6 @@ test("an ingest whose chunks were embedded in calls of their own, at different s
         return { generation: 1 };
       },
     } as never,
-    corpus: { advanceTo: () => {} } as never,
     // The batch is refused for a chunk too long for the model's window; each chunk is then embedded alone.
     ollama: {
       embed: async (texts: string[]) => {
@@ -666,14 +671,8 @@ test("an ingest whose chunks were embedded in calls of their own, at different s
         written.push("points");
       },
     } as never,
-    vectorFit: { refused: () => {} },
-    log: createLogger("silent"),
   });
-  const docs = [
-    { id: "a", text: "First." },
-    { id: "b", text: "Second." },
-  ];
-  await assert.rejects(documents.ingest(docs, "key:a", 0), {
+  await assert.rejects(documents.ingest(twoDocuments, "key:a", 0), {
     status: 502,
     message: "ollama request failed: embeddings that are not vectors of finite numbers, all of one size",
   });
