@@ -68,8 +68,8 @@ export type ServerSocket = Socket & {
   parser?: { incoming?: IncomingMessage | null } | null;
   /** Node's "do not read" flag (its pause for a client that does not read its answers). */
   _paused?: boolean;
-  /** The connection's libuv handle: whether it reads, and how to start it. */
-  _handle?: { reading?: boolean; readStart(): number } | null;
+  /** The connection's libuv handle: whether it reads, how to start it, and the bytes of the write in progress it holds. */
+  _handle?: { reading?: boolean; readStart(): number; writeQueueSize?: number } | null;
   /** The answer this connection closes with, once a refusal decided it: nothing it brings after is served. */
   [lastAnswer]?: ServerResponse;
 };

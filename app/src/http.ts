@@ -35,9 +35,16 @@ type Connection = ServerSocket & {
   [latestResponse]?: ServerResponse;
   [pipelined]?: number;
   [waiting]?: { taken: number; held: number; since: number };
-  /** Node's libuv stream handle (net.js reads its writeQueueSize too): not in @types/node. */
-  _handle?: { writeQueueSize?: number } | null;
 };
+
+/**
+ * Responses whose connection closed before they were whole: their client left. Read when the connection closes, since
+ * a response can look finished after it: @hono/node-server ends the stream response it cancels.
+ */
+const cutOff = new WeakSet<ServerResponse>();
+
+/** Whether the response's connection closed before it was whole (a response queued behind it: see observe.ts). */
+export const cutByClose = (res: ServerResponse): boolean => cutOff.has(res);
 
 /**
  * Requests a connection may have waiting behind the answer it is being sent. Node reads and starts every request a
@@ -146,7 +153,12 @@ export async function listenHttp(
   const connections = new Set<Connection>();
   server.on("connection", (socket: Connection) => {
     connections.add(socket);
-    socket.once("close", () => connections.delete(socket));
+    // Before the response's own close listeners (Node adds them as it gives the response the socket).
+    socket.once("close", () => {
+      connections.delete(socket);
+      const res = socket._httpMessage;
+      if (res && !res.writableFinished) cutOff.add(res);
+    });
   });
   // While some of an answer waits in this process for its client to read, the connection must take some of it within
   // each period a client has to send a request, or it is closed. A client that stopped reading kept its answer here

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
+import { cutByClose } from "../http.ts";
 import { refusedByParser } from "../http-refusals.ts";
 import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -9,16 +10,16 @@ import type { AppEnv } from "../types.ts";
 
 /**
  * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
- * before the response was written; the parser's 4xx when Node's parser refused the rest of the request
- * (http-refusals.ts). Either way the app's own response goes nowhere. The connection is read off the request: a
- * response queued behind another (pipelined) has none yet, and Node 20 neither destroys nor closes it when the
- * connection goes (_http_server.js socketOnClose), so it looked unanswered but alive (review N14).
+ * before the response was written (http.ts cutByClose); the parser's 4xx when Node's parser refused the rest of the
+ * request (http-refusals.ts). Either way the app's own response goes nowhere. A response queued behind another
+ * (pipelined) has no connection yet, and Node 20 neither destroys nor closes it when the connection goes
+ * (_http_server.js socketOnClose): its request's connection says so (review N14).
  */
 export function answeredOutside(c: Context): number | undefined {
   const { incoming, outgoing } = (c.env as AppEnv["Bindings"] | undefined) ?? {};
   if (!incoming || !outgoing) return undefined;
-  const gone = outgoing.destroyed || incoming.socket.destroyed;
-  return refusedByParser(incoming) ?? (gone && !outgoing.writableFinished ? CLIENT_CLOSED : undefined);
+  const cut = cutByClose(outgoing) || (incoming.socket.destroyed && !outgoing.writableFinished);
+  return refusedByParser(incoming) ?? (cut ? CLIENT_CLOSED : undefined);
 }
 
 // Probed every few seconds by the kubelet and the load balancer: logged at debug.

@@ -92,13 +92,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       };
       try {
         // Ended by the server stopping (its reason, an AppError, is the error event), and then no turn is stored.
-        // A stream's client that left is told by the stream: @hono/node-server ends the response it cancels, so Node's
-        // looks finished.
-        const result = await rag.complete(prepared, {
-          onToken: writeToken,
-          until: shutdownNotice,
-          clientLeft: () => stream.aborted || clientLeft(),
-        });
+        const result = await rag.complete(prepared, { onToken: writeToken, until: shutdownNotice, clientLeft });
         await sendMeta();
         await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {
