@@ -43,8 +43,8 @@ function gate() {
   return { passed, open };
 }
 
-const ollamaAt = (url: string, timeoutMs = 5_000) =>
-  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, maxAnswerTokens: 1_024, metrics: createMetrics() });
+const ollamaAt = (url: string, timeoutMs = 5_000, maxAnswerTokens = 1_024) =>
+  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, maxAnswerTokens, metrics: createMetrics() });
 
 test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
   const ollamaProxy = await startTcpProxy(fakes.ollama.port);
@@ -290,14 +290,7 @@ test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its le
   });
   const server = await listen(runaway);
   try {
-    const ollama = createOllama({
-      url: server.url,
-      timeoutMs: 5_000,
-      embedModel: "fake-embed",
-      batchSize: 32,
-      maxAnswerTokens: 20,
-      metrics: createMetrics(),
-    });
+    const ollama = ollamaAt(server.url, 5_000, 20);
     const ask = async (content: string) => {
       const tokens: string[] = [];
       const answer = ollama.chatStream("m", [{ role: "user", content }]);

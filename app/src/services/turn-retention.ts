@@ -26,12 +26,8 @@ export async function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): P
   const [row] = await sql<
     { locked: boolean; turns_deleted: number; sessions_deleted: number; source_sets_deleted: number }[]
   >`SELECT * FROM prune_turns(${PRUNE_LOCK}::bigint, ${days}::integer, ${batch}::integer)`;
-  return {
-    turns: row!.turns_deleted,
-    sessions: row!.sessions_deleted,
-    sourceSets: row!.source_sets_deleted,
-    skipped: !row!.locked,
-  };
+  const { locked, turns_deleted, sessions_deleted, source_sets_deleted } = row!;
+  return { turns: turns_deleted, sessions: sessions_deleted, sourceSets: source_sets_deleted, skipped: !locked };
 }
 
 export interface TurnRetentionOptions {
