@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { noAnswer } from "../../../app/src/errors.ts";
+import { isUnavailable } from "../../../app/src/services/db.ts";
+import { readOnlyNodeCheck, silentConnectionCheck } from "../../../app/src/services/connection-health.ts";
+
+test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {
+  const fired: number[] = [];
+  const check = silentConnectionCheck(3, (missed) => fired.push(missed));
+  check.missed();
+  check.missed();
+  check.answered();
+  check.missed();
+  check.missed();
+  assert.deepEqual(fired, [], "an answer in between resets the count");
+  check.missed();
+  assert.deepEqual(fired, [3]);
+  check.missed();
+  check.missed();
+  assert.deepEqual(fired, [3], "counting starts over after it fired");
+  check.missed();
+  assert.deepEqual(fired, [3, 3]);
+});
+
+test("silentConnectionCheck with quietMs: misses while answers still come are a busy pool, not a silent one", async () => {
+  const fired: number[] = [];
+  const check = silentConnectionCheck(3, (missed) => fired.push(missed), 100);
+  check.answered();
+  for (let i = 0; i < 5; i++) check.missed();
+  assert.deepEqual(fired, [], "answered just now: the misses waited behind others");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  check.missed();
+  assert.deepEqual(fired, [6], "nothing answered for quietMs: silent");
+  for (let i = 0; i < 6; i++) check.missed();
+  assert.deepEqual(fired, [6], "the connections it just had opened get quietMs to answer before the next drop");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  check.missed();
+  assert.deepEqual(fired, [6, 7], "still nothing answered: dropped again");
+});
+
+test("readOnlyNodeCheck: a connection on a read-only node is dropped at once, then at most once per interval", async () => {
+  let dropped = 0;
+  const readOnly = readOnlyNodeCheck(() => dropped++, 100);
+  readOnly();
+  readOnly();
+  readOnly();
+  assert.equal(dropped, 1, "every write after the first on the same node fails too: one reconnect, not one each");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  readOnly();
+  assert.equal(dropped, 2, "still read-only after the interval (a URL naming a replica): dropped again");
+});
+
+test("isUnavailable: a refused or ended connection and a server out of resources are 503s; a bad statement is not", () => {
+  const pgError = (code: string, severity = "ERROR") => Object.assign(new Error(code), { code, severity });
+  for (const err of [
+    pgError("53300", "FATAL"), // max_connections or the role's limit reached
+    pgError("28P01", "FATAL"), // the password was rotated under the app
+    pgError("3D000", "FATAL"), // no such database
+    pgError("57P01", "FATAL"), // terminated by a shutdown or failover
+    pgError("53100"), // disk full
+    pgError("57014"), // cancelled
+    pgError("25006"), // read-only: a standby answered
+    pgError("08006"),
+    Object.assign(new Error("refused"), { code: "ECONNREFUSED" }),
+    Object.assign(new Error("timeout"), { code: "CONNECT_TIMEOUT" }),
+  ])
+    assert.equal(isUnavailable(err), true, err.message);
+  for (const err of [pgError("23505"), pgError("22P02"), pgError("250060"), new Error("plain"), undefined, null, "53300"])
+    assert.equal(isUnavailable(err), false, String(err));
+});
+
+test("a call that reached nothing (refused, no route, no connection within the connect timeout) is a 503, not a 502", () => {
+  const connectError = (code: string) => new TypeError("fetch failed", { cause: Object.assign(new Error(code), { code }) });
+  for (const code of ["ECONNREFUSED", "EHOSTUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
+    assert.equal(noAnswer("ollama", connectError(code)).status, 503, code);
+  assert.equal(noAnswer("ollama", connectError("ECONNRESET")).status, 502, "reset once connected: it may have been answering");
+});
