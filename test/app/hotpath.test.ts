@@ -115,6 +115,41 @@ test("group commit: a turn recorded just after a statement ends leaves with the 
   }
 });
 
+test("a turn not committed by its request's 504 is not stored: dropped while it waits, taken back once its statement commits", async () => {
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
+  const locker = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
+  const lock = await locker.reserve();
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 5_000);
+    const held = randomUUID();
+    await writer.record("owner-a", turn(held, 0));
+    await lock`BEGIN`;
+    await lock`SELECT 1 FROM sessions WHERE id = ${held} FOR UPDATE`;
+    // The first turn's statement waits on its session's lock (its foreign key), the second turn is queued behind it.
+    const storeBy = performance.now() + 300;
+    const [running, queued] = [turn(held, 1), turn(randomUUID(), 2)];
+    const outcomes = [writer.record("owner-a", running, storeBy), writer.record("owner-a", queued, storeBy)].map((p) =>
+      p.then(
+        () => 200,
+        (err: { status?: number }) => err.status,
+      ),
+    );
+    assert.deepEqual(await Promise.all(outcomes), [504, 504]);
+    const [waiting] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
+    assert.equal(waiting!.n, 1, "the first turn's statement still running at its 504");
+    await lock`COMMIT`;
+    await writer.record("owner-a", turn(held, 3));
+    const stored = (t: Turn) => sql`SELECT 1 FROM turns WHERE request_id = ${t.request_id}`.then((rows) => rows.length);
+    await waitFor("the running turn taken back", async () => (await stored(running)) === 0, 2_000);
+    assert.equal(await stored(queued), 0, "the queued turn was written after its 504");
+  } finally {
+    await lock`ROLLBACK`.catch(() => {});
+    lock.release();
+    await Promise.all([sql.end(), locker.end()]);
+  }
+});
+
 test("a batch finds its sessions by index, also when its connection cached the plan while sessions was small", async () => {
   const url = await createDatabase(stack.pg.url, "turn_writer_plan");
   // One connection: it prepares the batch statement and, after five runs, keeps PostgreSQL's generic plan for it.

@@ -266,9 +266,10 @@ export function withDeadline<T>(
 }
 
 /**
- * Deletes rows a write inserted after its request was answered 503: its statement was already sent at the deadline
- * (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again, as the 503 told it,
- * and would otherwise find its question or its feedback twice. Best effort: a failure is logged, not thrown.
+ * Deletes rows a write inserted after its request was answered 503 (or 504, for a turn): its statement was already
+ * sent at the deadline (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again,
+ * as the answer told it, and would otherwise find its question or its feedback twice. Best effort: a failure is
+ * logged, not thrown.
  */
 export function takeBack(sql: Sql, table: "turns" | "feedback", ids: string[], timeoutMs: number, log: Logger | undefined): void {
   if (ids.length === 0) return;
@@ -279,8 +280,11 @@ export function takeBack(sql: Sql, table: "turns" | "feedback", ids: string[], t
       : sql`DELETE FROM feedback WHERE id IN (SELECT jsonb_array_elements_text(${sql.json(ids)})::bigint)`;
   // A delete past its own deadline was sent, and still deletes (or Postgres ends it with the rest of the outage).
   withDeadline(sql, statement, timeoutMs).then(
-    () => log?.warn({ table, ids }, "rows committed after their request was answered 503: taken back"),
+    () => log?.warn({ table, ids }, "rows committed after their request was answered 503 or 504: taken back"),
     (err: unknown) =>
-      log?.error({ table, ids, err: describe(err) }, "rows committed after their request was answered 503: maybe not taken back"),
+      log?.error(
+        { table, ids, err: describe(err) },
+        "rows committed after their request was answered 503 or 504: maybe not taken back",
+      ),
   );
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort } from "../deadline.ts";
-import { AppError, CLIENT_CLOSED, requestTimeoutMessage } from "../errors.ts";
+import { AppError, CLIENT_CLOSED, requestTimeoutMessage, turnPastDeadline } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
@@ -507,22 +507,25 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
-      if (storeBy !== undefined && performance.now() > storeBy)
-        throw new AppError(504, "answered after the request's deadline: turn not stored", "request_timeout");
+      if (storeBy !== undefined && performance.now() > storeBy) throw turnPastDeadline();
       if (clientLeft?.()) throw new AppError(CLIENT_CLOSED, "the client closed the request: turn not stored", "client_closed");
-      await store.recordTurn(p.owner, {
-        request_id: p.requestId,
-        session_id: p.sessionId,
-        question: p.question,
-        answer: result.answer,
-        sources: result.sources,
-        model: p.model,
-        prompt_tokens: chat.promptTokens,
-        completion_tokens: chat.completionTokens,
-        latency_ms: Math.round(performance.now() - p.startedAt),
-        cached,
-        truncated: chat.truncated,
-      });
+      await store.recordTurn(
+        p.owner,
+        {
+          request_id: p.requestId,
+          session_id: p.sessionId,
+          question: p.question,
+          answer: result.answer,
+          sources: result.sources,
+          model: p.model,
+          prompt_tokens: chat.promptTokens,
+          completion_tokens: chat.completionTokens,
+          latency_ms: Math.round(performance.now() - p.startedAt),
+          cached,
+          truncated: chat.truncated,
+        },
+        storeBy,
+      );
       metrics.agentQueries.inc({ agent_name: AGENT_NAME, model: p.model, cached: cached ? "true" : "false" });
       return result;
     } catch (err) {

@@ -141,7 +141,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     ping,
 
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
-    recordTurn: (owner: string, turn: Turn) => turns.record(owner, turn),
+    recordTurn: (owner: string, turn: Turn, storeBy?: number) => turns.record(owner, turn, storeBy),
 
     /** The key id that owns a session, or undefined when there is no such session. */
     sessionOwner: async (sessionId: string): Promise<string | undefined> => {

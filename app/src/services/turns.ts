@@ -1,4 +1,4 @@
-import { AppError, dependencyUnavailable } from "../errors.ts";
+import { AppError, dependencyUnavailable, turnPastDeadline } from "../errors.ts";
 import { storable } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { isForeignKeyViolation, isUnavailable, takeBack, withDeadline, type Sql } from "./db.ts";
@@ -105,7 +105,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
 
-  /** Turns answered 503 whose statement committed after all: deleted again, so the client's retry stores one. */
+  /** Turns answered 503 or 504 whose statement committed after all: deleted again, so the client's retry stores one. */
   const takeBackTurns = (requestIds: string[]) => takeBack(sql, "turns", requestIds, timeoutMs, log);
   /** A statement that commits after its own deadline answered its turns 503. */
   const takeBackLate = (rows: { request_id: string }[]) => takeBackTurns(rows.map((r) => r.request_id));
@@ -261,8 +261,11 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   }
 
   return {
-    /** Resolves once the turn is committed; a session of another key is a 403, an outage a 503. */
-    record(owner: string, turn: Turn): Promise<void> {
+    /**
+     * Resolves once the turn is committed; a session of another key is a 403, an outage a 503, and a turn not
+     * committed by `storeBy` (its request's 504, performance.now() ms) a 504.
+     */
+    record(owner: string, turn: Turn, storeBy = Number.POSITIVE_INFINITY): Promise<void> {
       // Before the promise and its deadline: sources that cannot be stored reject the call, and arm no timer.
       let sourceSet: SourceSet;
       try {
@@ -286,12 +289,15 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           reject: (err) => settle(() => reject(err)),
         };
         // Each turn has its own deadline from the moment it is queued: a statement stuck on a dead connection must
-        // not hold up the turns behind it. One still queued at its deadline is dropped, and one whose statement
-        // commits after it is deleted again (`write`), so a 503 is not stored.
-        timer = setTimeout(
-          () => pending.reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
+        // not hold up the turns behind it. Its request's 504 comes first when it is sooner. One still queued at its
+        // deadline is dropped, and one whose statement commits after it is deleted again (`write`), so a turn answered
+        // 503 or 504 is not stored (probe BH: a turn queued behind a statement waiting on a lock was written after
+        // its 504, and the client's retry put the question in the session twice).
+        const untilStoreBy = storeBy - performance.now();
+        timer =
+          untilStoreBy < timeoutMs
+            ? setTimeout(() => pending.reject(turnPastDeadline()), Math.max(0, untilStoreBy))
+            : setTimeout(() => pending.reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`)), timeoutMs);
         queue.push(pending);
         scheduleFlush();
       });
