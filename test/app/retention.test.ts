@@ -375,6 +375,39 @@ test("replicas sending the same stored source lists in opposite orders do not de
   }
 });
 
+test("a batch naming sessions out of id order while a sweep locks them does not deadlock: every turn commits", async () => {
+  // A deadlock would hold both statements for deadlock_timeout, here past the writer's deadline.
+  const slowDetector = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), {
+    onnotice: () => {},
+    max: 2,
+    connection: { deadlock_timeout: 3_000 },
+  });
+  // It knows the batch's source list as stored, so the batch locks no list: only sessions.
+  const writer = createTurnWriter(slowDetector, 1_500);
+  const [low, high] = [`a-${randomUUID()}`, `b-${randomUUID()}`];
+  for (const session of [low, high]) {
+    await oldTurn(session);
+    await writer.record("owner", turn(session)); // kept: the sweep locks its session, and deletes it not
+  }
+  // Another statement's foreign key check (a turn, a feedback) holding `high` for a moment lines the steps up.
+  const keyShare = await quiet.reserve();
+  try {
+    await keyShare`BEGIN`;
+    await keyShare`SELECT 1 FROM sessions WHERE id = ${high} FOR KEY SHARE`;
+    const pruning = pruneTurns(slowDetector, 365);
+    await waitersOnLocks(1); // the sweep holds `low`, and waits for `high`
+    const batched = [outcomeOf(writer.record("owner", turn(high))), outcomeOf(writer.record("owner", turn(low)))];
+    await waitersOnLocks(2);
+    await keyShare`COMMIT`;
+    assert.deepEqual(await Promise.all(batched), ["stored", "stored"]);
+    assert.ok((await pruning).turns >= 2);
+  } finally {
+    await keyShare`ROLLBACK`.catch(() => {});
+    keyShare.release();
+    await slowDetector.end();
+  }
+});
+
 test("a failed batch's turns are written again one by one, except those already answered 503", async () => {
   const deadlineMs = 3_000;
   const gate = sourcesOf(`gate-${randomUUID()}`);

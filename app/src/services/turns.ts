@@ -126,7 +126,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     // table: 50 concurrent writers fell from 11,000 to 1,900 turns/s within 12 s. A session this statement created
     // comes first: one deleted (turn retention) after the statement's snapshot is created anew for the batch's first
     // turn's key, while the snapshot still names its old owner, and both keys' turns went into it, each key reading
-    // the other's. (jsonb, not text[]: see fetch_types in db.ts.)
+    // the other's. (jsonb, not text[]: see fetch_types in db.ts.) Rows go in by session id, so their foreign key checks
+    // lock the sessions in id order, as turn retention does (migration 012): in the batch's order, a batch naming B then
+    // A deadlocked with a sweep holding A and waiting for B, and every turn of the batch was a 503 (probe BG).
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql,
@@ -151,7 +153,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
                i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached, i.truncated
         FROM input i
         WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
-        ORDER BY i.ord
+        ORDER BY i.session_id, i.ord
         RETURNING request_id`,
       timeoutMs,
       takeBackLate,
