@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { MAX_BODY_CONTAINERS } from "../schemas.ts";
+import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
 
@@ -10,16 +10,17 @@ import type { AppEnv } from "../types.ts";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * How many objects and arrays a JSON text opens, counted up to `max + 1`: brackets inside strings are text. A scan of
- * the raw text, so a body with more than any valid request holds is refused before JSON.parse builds them all.
- * Strings are skipped with indexOf, so a document's text costs little to pass over. Text that is not JSON (an
- * unterminated string) ends the count; JSON.parse then says what is wrong with it.
+ * How many objects, arrays and object keys a JSON text holds, counted up to `max + 1`: brackets and colons inside
+ * strings are text. A scan of the raw text, so a body with more than any valid request holds is refused before
+ * JSON.parse builds them all. Strings are skipped with indexOf, so a document's text costs little to pass over. Text
+ * that is not JSON (an unterminated string) ends the count; JSON.parse then says what is wrong with it.
  */
-export function countJsonContainers(text: string, max: number): number {
+export function countJsonContainersAndKeys(text: string, max: number): number {
   let count = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) {
+    // `{`, `[`, and `:`, which follows each key.
+    if (c === 0x7b || c === 0x5b || c === 0x3a) {
       if (++count > max) return count;
     } else if (c === 0x22) {
       // The closing quote: the next one after an even run of backslashes.
@@ -36,6 +37,8 @@ export function countJsonContainers(text: string, max: number): number {
   }
   return count;
 }
+
+export const tooManyContainersAndKeys = `more than ${MAX_BODY_CONTAINERS_AND_KEYS} JSON objects, arrays and object keys, more than any valid request holds`;
 
 /** `application/json` or `application/<x>+json`, with any parameters. */
 const JSON_MEDIA_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
@@ -71,11 +74,8 @@ export const readJsonBody = createMiddleware<AppEnv>(async (c, next) => {
   } catch {
     return c.json({ error: "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)" }, 400);
   }
-  if (countJsonContainers(text, MAX_BODY_CONTAINERS) > MAX_BODY_CONTAINERS)
-    return c.json(
-      { error: `invalid body: more than ${MAX_BODY_CONTAINERS} JSON objects and arrays, more than any valid request holds` },
-      400,
-    );
+  if (countJsonContainersAndKeys(text, MAX_BODY_CONTAINERS_AND_KEYS) > MAX_BODY_CONTAINERS_AND_KEYS)
+    return c.json({ error: `invalid body: ${tooManyContainersAndKeys}` }, 400);
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
   c.set("bodyBytes", bytes.byteLength);
   await next();

@@ -7,7 +7,7 @@ import { canonicalFilter, normalizeQuery, type QueryResult, resultJson } from ".
 import { sourceSetOf } from "../../../app/src/services/source-sets.ts";
 import { isStorable, storable, storableJson } from "../../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../../app/src/services/router.ts";
-import { countJsonContainers } from "../../../app/src/middleware/readbody.ts";
+import { countJsonContainersAndKeys } from "../../../app/src/middleware/readbody.ts";
 
 const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
 
@@ -219,19 +219,20 @@ test("resultJson is the result's JSON, its sources spliced in as their stored JS
   assert.equal(resultJson(result("r1")).split(sourceSetOf(sources).json).length, 2, "the list's stored JSON, once");
 });
 
-test("countJsonContainers counts the objects and arrays a JSON text opens, not brackets in its strings, up to max + 1", () => {
-  const count = (value: unknown, max = 1000) => countJsonContainers(JSON.stringify(value), max);
-  assert.equal(count({ documents: [{ metadata: { a: [1], b: [] } }, {}] }), 7);
+test("countJsonContainersAndKeys counts a JSON text's objects, arrays and keys, not what its strings hold, up to max + 1", () => {
+  const count = (value: unknown, max = 1000) => countJsonContainersAndKeys(JSON.stringify(value), max);
+  assert.equal(count({ documents: [{ metadata: { a: [1], b: [] } }, {}] }), 11);
   assert.equal(count([]), 1);
   assert.equal(count("plain"), 0);
   assert.equal(count(42), 0);
-  // Brackets and quotes inside strings, escaped quotes and backslashes before a closing quote are text.
-  assert.equal(count({ text: 'if (a) { b[0] = "}" } [' }), 1);
-  assert.equal(count({ a: "ends in a backslash \\", b: ['\\"[{'] }), 2);
-  assert.equal(count({ '{"k[': `\\"]`, x: "\u0022{" }), 1);
+  // Brackets, colons and quotes inside strings, escaped quotes and backslashes before a closing quote are text.
+  assert.equal(count({ text: 'if (a) { b[0] = "}" } [' }), 2);
+  assert.equal(count({ "a:b": "c: {d}" }), 2);
+  assert.equal(count({ a: "ends in a backslash \\", b: ['\\"[{'] }), 4);
+  assert.equal(count({ '{"k[': `\\"]`, x: "\u0022{" }), 3);
   // Counting stops once max is passed, and an unterminated string ends the count (JSON.parse names the fault).
-  assert.equal(countJsonContainers("[{},{},{},{},{}]", 3), 4);
-  assert.equal(countJsonContainers('[{"a": "open {[', 10), 2);
+  assert.equal(countJsonContainersAndKeys("[{},{},{},{},{}]", 3), 4);
+  assert.equal(countJsonContainersAndKeys('[{"a": "open {[', 10), 3);
 });
 
 test("the storable-text rule: NUL and unpaired surrogates are found and replaced, valid pairs kept", () => {
