@@ -459,10 +459,17 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
   }
 });
 
-test("a page of a session also ends at SESSION_PAGE_MAX_BYTES, however few turns that is, and says more follow", async () => {
-  const session_id = "session-pages-bytes";
-  const all = await sessionOfCopies(session_id, "bytes-turn-", 9, 1, "tide ".repeat(60_000)); // ten turns of 300 kB
+test("a page of a session also ends at SESSION_PAGE_MAX_BYTES as JSON, however few turns that is, and says more follow", async () => {
+  // Ten turns of 300 kB; and ten of 100 kB of text that is 600 kB as JSON (a control character is six bytes, `\u0001`).
+  for (const [session_id, answer] of [
+    ["session-pages-bytes", "tide ".repeat(60_000)],
+    ["session-pages-escaped", "\u0001".repeat(100_000)],
+  ] as const)
+    await readsWithinBudget(session_id, answer);
+});
 
+async function readsWithinBudget(session_id: string, answer: string) {
+  const all = await sessionOfCopies(session_id, `${session_id}-turn-`, 9, 1, answer);
   const read: string[] = [];
   for (let page = 0, more = true; more && page < 10; page++) {
     const res = await user.get(`/api/v1/sessions/${session_id}${read.length ? `?after=${read.at(-1)}` : ""}`);
@@ -476,7 +483,7 @@ test("a page of a session also ends at SESSION_PAGE_MAX_BYTES, however few turns
     read.push(...turns.map((t) => t.request_id));
   }
   assert.deepEqual(read, all, "every turn once, in order");
-});
+}
 
 test("feedback is recorded per answer and summarised by model for admins", async () => {
   const small = await user.post("/api/v1/query", { query: "What is PostgreSQL?" });
