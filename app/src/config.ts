@@ -160,6 +160,8 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
   /** Bodies of ingests at work on one replica at once, in bytes; past it an ingest is a 503 (services/documents.ts). */
   INGEST_MAX_BYTES_IN_FLIGHT: int(4 * 1024 * 1024, 1024),
+  /** Bytes of answers waiting in one replica for slow clients to read; past it the longest waiting are cut (http.ts). */
+  ANSWERS_MAX_BYTES_WAITING: int(64 * 1024 * 1024, 1024),
   /** A document write's lease is up to twice this or QDRANT_TIMEOUT_MS (services/documents.ts), hence the share. */
   REQUEST_TIMEOUT_MS: ms(60_000, 100, { share: 2 }),
   OLLAMA_TIMEOUT_MS: ms(30_000, 50),

@@ -28,13 +28,17 @@ const latestResponse = Symbol("latestResponse");
  */
 const waiting = Symbol("waiting");
 
-/** The write deadline is checked this often per period: a connection is closed 1 to 1.25 periods after it stalls. */
+/**
+ * The write deadline is checked this often per period, and at least once a second (the cap on bytes waiting): a
+ * connection is closed 1 to 1.25 periods after it stalls.
+ */
 const SWEEPS_PER_WRITE_TIMEOUT = 4;
+const MAX_SWEEP_MS = 1_000;
 
 type Connection = ServerSocket & {
   [latestResponse]?: ServerResponse;
   [pipelined]?: number;
-  [waiting]?: { taken: number; held: number; since: number };
+  [waiting]?: { taken: number; held: number; since: number; from: number };
 };
 
 /**
@@ -98,6 +102,8 @@ export async function listenHttp(
     keepAliveTimeoutMs: number;
     /** How long a client may take to send a whole request (its head and body); then a 408. Node's default: 5 min. */
     requestTimeoutMs?: number;
+    /** Bytes of answers waiting in the process for their clients to read, all connections together (see the sweep). */
+    maxBytesWaiting?: number;
     /** Set on every response before the app runs; a header the app sets itself wins. */
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
   },
@@ -169,27 +175,53 @@ export async function listenHttp(
   // the bytes the connection takes: written, less those still waiting. One sweep over the connections, not a timer
   // per answer: a stream backs up long before it ends (armed at its end, a stream whose client stopped reading held
   // its generation until shutdown, probe BB), and most answers never wait at all.
+  //
+  // Clients that do take some of it each period can still hold it for as long as they like: one taking 64 KB every
+  // 20 s kept a session page here for good. So the answers waiting in the process, all connections together, are
+  // capped at `maxBytesWaiting`: past it, the connections that have had bytes waiting the longest are closed first
+  // (probe BF: clients reading 12.6 MB pages that slowly got a 512Mi pod OOM-killed, which ends every request on it).
   const writeTimeoutMs = opts.requestTimeoutMs;
+  const maxBytesWaiting = opts.maxBytesWaiting ?? Number.POSITIVE_INFINITY;
   const sweep =
     writeTimeoutMs === undefined
       ? undefined
-      : setInterval(() => {
-          const now = performance.now();
-          for (const socket of connections) {
-            if (socket.writableLength === 0) {
-              socket[waiting] = undefined;
-              continue;
+      : setInterval(
+          () => {
+            const now = performance.now();
+            let bytesWaiting = 0;
+            for (const socket of connections) {
+              if (socket.writableLength === 0) {
+                socket[waiting] = undefined;
+                continue;
+              }
+              // Bytes handed to the kernel, whole writes (written, less those still waiting), and the part of the
+              // write in progress libuv still holds, which shrinks as the kernel takes it: a 2 MiB answer is one write,
+              // and judged on whole writes alone, a client reading it steadily at 4 MB/s was cut (review N14).
+              const taken = socket.bytesWritten - socket.writableLength;
+              const held = socket._handle?.writeQueueSize ?? 0;
+              const last = socket[waiting];
+              if (last === undefined || last.taken !== taken || last.held !== held)
+                socket[waiting] = { taken, held, since: now, from: last?.from ?? now };
+              else if (now - last.since >= writeTimeoutMs) {
+                socket.destroy();
+                continue;
+              }
+              bytesWaiting += socket.writableLength;
             }
-            // Bytes handed to the kernel, whole writes (written, less those still waiting), and the part of the write
-            // in progress libuv still holds, which shrinks as the kernel takes it: a 2 MiB answer is one write, and
-            // judged on whole writes alone, a client reading it steadily at 4 MB/s was cut (review N14).
-            const taken = socket.bytesWritten - socket.writableLength;
-            const held = socket._handle?.writeQueueSize ?? 0;
-            const last = socket[waiting];
-            if (last === undefined || last.taken !== taken || last.held !== held) socket[waiting] = { taken, held, since: now };
-            else if (now - last.since >= writeTimeoutMs) socket.destroy();
-          }
-        }, writeTimeoutMs / SWEEPS_PER_WRITE_TIMEOUT).unref();
+            if (bytesWaiting > maxBytesWaiting) closeLongestWaiting(bytesWaiting - maxBytesWaiting);
+          },
+          Math.min(writeTimeoutMs / SWEEPS_PER_WRITE_TIMEOUT, MAX_SWEEP_MS),
+        ).unref();
+  /** Closes connections with bytes waiting, those waiting the longest first, until `excess` bytes are let go. */
+  const closeLongestWaiting = (excess: number) => {
+    const longest = [...connections].filter((s) => s[waiting] !== undefined && !s.destroyed);
+    longest.sort((a, b) => a[waiting]!.from - b[waiting]!.from);
+    for (const socket of longest) {
+      if (excess <= 0) return;
+      excess -= socket.writableLength;
+      socket.destroy();
+    }
+  };
   const startResponse = (res: ServerResponse) => {
     const socket = res.req.socket as Connection;
     // Never to be sent (the request listener): the answer closing the connection stays its latest, for the drain.

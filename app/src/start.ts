@@ -238,6 +238,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // own slowness), not the 504 of REQUEST_TIMEOUT_MS (a server error to the 5xx alert). A body at the 2 MiB limit
     // needs 70 kB/s at the default 60 s.
     requestTimeoutMs: Math.ceil(config.REQUEST_TIMEOUT_MS / 2),
+    maxBytesWaiting: config.ANSWERS_MAX_BYTES_WAITING,
   };
   const main = await listenHttp(app.fetch, {
     ...listening,

@@ -23,7 +23,7 @@ async function requestOn(socket: Socket): Promise<string> {
 }
 
 /** The listener on a free port with `requestTimeoutMs` as its write deadline, and a keep-alive longer than any test. */
-const listenWithDeadline = (app: Parameters<typeof listenHttp>[0], requestTimeoutMs: number) =>
+const listenWithDeadline = (app: Parameters<typeof listenHttp>[0], requestTimeoutMs: number, maxBytesWaiting?: number) =>
   listenHttp(app, {
     port: 0,
     host: "127.0.0.1",
@@ -31,6 +31,7 @@ const listenWithDeadline = (app: Parameters<typeof listenHttp>[0], requestTimeou
     log: createLogger("silent"),
     keepAliveTimeoutMs: 60_000,
     requestTimeoutMs,
+    maxBytesWaiting,
   });
 
 test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, then the server closes it", async () => {
@@ -129,6 +130,36 @@ test("a client reading a large answer steadily is not cut, though the whole take
     assert.ok(got >= size, `cut after ${got} of ${size} bytes`);
   } finally {
     socket.destroy();
+    await http.close(0);
+  }
+});
+
+test("past maxBytesWaiting, the connections whose answers have waited the longest are closed until the rest fit", async () => {
+  // Larger than the loopback connection's socket buffers: most of each answer waits in the server. One buffer for all.
+  const answer = new Uint8Array(32 * 1024 * 1024).fill(120);
+  // The write deadline is far off: only the cap closes a connection within this test. Two answers fit, three do not.
+  const http = await listenWithDeadline(() => new Response(answer), 60_000, 80 * 1024 * 1024);
+  const closed: number[] = [];
+  let accepted = 0;
+  http.server.on("connection", (s: Socket) => {
+    const i = accepted++;
+    s.on("close", () => closed.push(i));
+  });
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      const socket = connect(http.port, "127.0.0.1");
+      sockets.push(socket);
+      socket.on("error", () => {});
+      await once(socket, "connect");
+      socket.pause(); // reads nothing
+      socket.write("GET / HTTP/1.1\r\nHost: app\r\n\r\n");
+      await sleep(1_100); // a sweep apart
+    }
+    await sleep(1_100);
+    assert.deepEqual(closed, [0, 1, 2], "the connections waiting the longest go first, until two answers are left");
+  } finally {
+    for (const socket of sockets) socket.destroy();
     await http.close(0);
   }
 });
