@@ -485,27 +485,36 @@ async function readsWithinBudget(session_id: string, answer: string) {
   assert.deepEqual(read, all, "every turn once, in order");
 }
 
-test("feedback is recorded per answer and summarised by model for admins", async () => {
-  const small = await user.post("/api/v1/query", { query: "What is PostgreSQL?" });
-  const large = await user.post("/api/v1/query", { query: "Compare Qdrant and PostgreSQL for similarity search" });
+test("feedback is recorded per answer, a rating replacing the one before it, and summarised by model for admins", async () => {
+  const answers = async (query: string) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await user.post("/api/v1/query", { query })).body.request_id);
+    return ids;
+  };
+  const small = await answers("What is PostgreSQL?");
+  const large = await answers("Compare Qdrant and PostgreSQL for similarity search");
+  const rate = (request_id: string, quality_score: number, is_correct?: boolean) =>
+    user.post("/api/v1/feedback", { request_id, quality_score, is_correct, comment: "ok" });
+  // Rated before otherwise: only the later rating counts.
+  for (const request_id of [small[0]!, large[2]!]) assert.equal((await rate(request_id, 5, false)).status, 201);
   // The large model's average, 5/3, is 1.67 rounded: the overall one rebuilt from it was 1.34, where 8/6 is 1.33.
   for (const [request_id, quality_score, is_correct] of [
-    [small.body.request_id, 1, true],
-    [small.body.request_id, 1, false],
-    [small.body.request_id, 1, undefined],
-    [large.body.request_id, 1, undefined],
-    [large.body.request_id, 2, undefined],
-    [large.body.request_id, 2, undefined],
+    [small[0]!, 1, true],
+    [small[1]!, 1, false],
+    [small[2]!, 1, undefined],
+    [large[0]!, 1, undefined],
+    [large[1]!, 2, undefined],
+    [large[2]!, 2, undefined],
   ] as const) {
-    const res = await user.post("/api/v1/feedback", { request_id, quality_score, is_correct, comment: "ok" });
+    const res = await rate(request_id, quality_score, is_correct);
     assert.equal(res.status, 201, res.text);
   }
+  // Sent again at once, as a client that lost its answers might, on several replicas: one is kept.
+  const again = await Promise.all(Array.from({ length: 8 }, () => rate(small[0]!, 1, true)));
+  assert.deepEqual(new Set(again.map((r) => r.status)), new Set([201]));
   const unknown = await user.post("/api/v1/feedback", { request_id: "no-such-request", quality_score: 4 });
   assert.equal(unknown.status, 404);
-  const foreign = await api(stack.url, OTHER_KEY).post("/api/v1/feedback", {
-    request_id: small.body.request_id,
-    quality_score: 1,
-  });
+  const foreign = await api(stack.url, OTHER_KEY).post("/api/v1/feedback", { request_id: small[0], quality_score: 1 });
   assert.equal(foreign.status, 404, "feedback only on the caller's own answers");
 
   const summary = await api(stack.url, ADMIN_KEY).get("/api/v1/admin/feedback/summary");

@@ -184,19 +184,20 @@ test("feedback on a turn deleted while it is recorded is a 404, not a 500", asyn
   assert.equal(asked.status, 200, asked.text);
   const deleting = await sql.reserve();
   try {
-    // Retention's delete, uncommitted: the feedback's snapshot sees the turn, and its foreign key check waits.
+    // Retention's delete, uncommitted: the feedback's snapshot sees the turn, and its lock on the turn waits.
     await deleting`BEGIN`;
     await deleting`DELETE FROM turns WHERE request_id = ${asked.body.request_id}`;
     const feedback = user.post("/api/v1/feedback", { request_id: asked.body.request_id, quality_score: 4 });
     await waitFor("the feedback waiting on the delete", async () => {
       const [row] =
-        await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO feedback%'`;
+        await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%record_feedback%'`;
       return row!.n === 1;
     });
     await deleting`COMMIT`;
     const res = await feedback;
     assert.equal(res.status, 404, res.text);
   } finally {
+    await deleting`ROLLBACK`.catch(() => {});
     deleting.release();
   }
 });

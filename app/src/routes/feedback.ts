@@ -8,6 +8,7 @@ const submitRoute = apiRoute({
   path: "/api/v1/feedback",
   tags: ["feedback"],
   summary: "Rate an answer (guide 004 feedback loop)",
+  description: "One rating per answer: a later rating of the same `request_id` replaces the earlier one.",
   request: { body: jsonBody(FeedbackRequestSchema) },
   responses: {
     201: jsonResponse(z.object({ request_id: z.string(), recorded: z.literal(true) }), "Recorded"),

@@ -266,25 +266,21 @@ export function withDeadline<T>(
 }
 
 /**
- * Deletes rows a write inserted after its request was answered 503 (or 504, for a turn): its statement was already
- * sent at the deadline (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again,
- * as the answer told it, and would otherwise find its question or its feedback twice. Best effort: a failure is
- * logged, not thrown.
+ * Deletes turns a write inserted after its request was answered 503 or 504: its statement was already sent at the
+ * deadline (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again, as the
+ * answer told it, and would otherwise find its question twice. Best effort: a failure is logged, not thrown.
  */
-export function takeBack(sql: Sql, table: "turns" | "feedback", ids: string[], timeoutMs: number, log: Logger | undefined): void {
-  if (ids.length === 0) return;
-  // Turns by request_id, feedback by id. (jsonb, not text[]: see fetch_types above.)
-  const statement =
-    table === "turns"
-      ? sql`DELETE FROM turns WHERE request_id IN (SELECT jsonb_array_elements_text(${sql.json(ids)}))`
-      : sql`DELETE FROM feedback WHERE id IN (SELECT jsonb_array_elements_text(${sql.json(ids)})::bigint)`;
+export function takeBackTurns(sql: Sql, requestIds: string[], timeoutMs: number, log: Logger | undefined): void {
+  if (requestIds.length === 0) return;
+  // (jsonb, not text[]: see fetch_types above.)
+  const statement = sql`DELETE FROM turns WHERE request_id IN (SELECT jsonb_array_elements_text(${sql.json(requestIds)}))`;
   // A delete past its own deadline was sent, and still deletes (or Postgres ends it with the rest of the outage).
   withDeadline(sql, statement, timeoutMs).then(
-    () => log?.warn({ table, ids }, "rows committed after their request was answered 503 or 504: taken back"),
+    () => log?.warn({ request_ids: requestIds }, "turns committed after their request was answered 503 or 504: taken back"),
     (err: unknown) =>
       log?.error(
-        { table, ids, err: describe(err) },
-        "rows committed after their request was answered 503 or 504: maybe not taken back",
+        { request_ids: requestIds, err: describe(err) },
+        "turns committed after their request was answered 503 or 504: maybe not taken back",
       ),
   );
 }

@@ -1,7 +1,7 @@
 import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { isForeignKeyViolation, takeBack, withDeadline, type Sql } from "./db.ts";
+import { isForeignKeyViolation, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -331,31 +331,21 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     },
 
     /**
-     * Records feedback on a turn of one of the caller's sessions; false when there is no such turn, the turn deleted
-     * (turn retention) after the statement's snapshot found it included: its foreign key check then fails.
+     * Records feedback on a turn of one of the caller's sessions, replacing any stored before on it (migration 013);
+     * false when there is no such turn. A post answered 503 whose statement commits after all is not taken back: the
+     * client's retry replaces it, and taken back it would also have removed the earlier feedback it replaced.
      */
     insertFeedback: async (input: FeedbackInput, owner: string) => {
       const fb = storableJson(input);
       try {
-        const rows = await run(
-          sql<{ id: string }[]>`
-            INSERT INTO feedback (request_id, quality_score, is_correct, comment, created_by, model)
-            SELECT t.request_id, ${fb.quality_score}, ${fb.is_correct ?? null}, ${fb.comment ?? null}, ${owner}, t.model
-            FROM turns t JOIN sessions s ON s.id = t.session_id
-            WHERE t.request_id = ${fb.request_id} AND s.owner = ${owner}
-            RETURNING id`,
-          timeoutMs,
-          (late) =>
-            takeBack(
-              sql,
-              "feedback",
-              late.map((r) => String(r.id)),
-              timeoutMs,
-              log,
-            ),
+        const [row] = await run(
+          sql<{ id: string | null }[]>`
+            SELECT record_feedback(${fb.request_id}::text, ${owner}::text, ${fb.quality_score}::smallint,
+                                   ${fb.is_correct ?? null}::boolean, ${fb.comment ?? null}::text) AS id`,
         );
-        return rows.length === 1;
+        return row?.id !== null && row?.id !== undefined;
       } catch (err) {
+        // The turn deleted (turn retention) between the lock and the insert's foreign key check.
         if (isForeignKeyViolation(err)) return false;
         throw err;
       }

@@ -1,7 +1,7 @@
 import { AppError, dependencyUnavailable, turnPastDeadline } from "../errors.ts";
 import { storable } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { isForeignKeyViolation, isUnavailable, takeBack, withDeadline, type Sql } from "./db.ts";
+import { isForeignKeyViolation, isUnavailable, takeBackTurns, withDeadline, type Sql } from "./db.ts";
 import { createSourceSets, type Source, type SourceSet, sourceSetOf } from "./source-sets.ts";
 
 export type { Source };
@@ -106,9 +106,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     )`;
 
   /** Turns answered 503 or 504 whose statement committed after all: deleted again, so the client's retry stores one. */
-  const takeBackTurns = (requestIds: string[]) => takeBack(sql, "turns", requestIds, timeoutMs, log);
+  const takeBack = (requestIds: string[]) => takeBackTurns(sql, requestIds, timeoutMs, log);
   /** A statement that commits after its own deadline answered its turns 503. */
-  const takeBackLate = (rows: { request_id: string }[]) => takeBackTurns(rows.map((r) => r.request_id));
+  const takeBackLate = (rows: { request_id: string }[]) => takeBack(rows.map((r) => r.request_id));
 
   /**
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
@@ -205,7 +205,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
       // Already settled here means answered 503 by the turn's own deadline while the statement ran: taken back.
       const late = batch.filter((p) => p.done && inserted.has(p.row.request_id));
-      if (late.length > 0) takeBackTurns(late.map((p) => p.row.request_id));
+      if (late.length > 0) takeBack(late.map((p) => p.row.request_id));
       // Only sets a committed turn refers to: turn retention may delete one that no turn refers to (source-sets.ts).
       sourceSets.committed(batch.filter((p) => !p.done && inserted.has(p.row.request_id)).map((p) => p.sources));
       settle(batch, inserted);
