@@ -37,7 +37,7 @@ const MAX_SWEEP_MS = 1_000;
 
 type Connection = ServerSocket & {
   [latestResponse]?: ServerResponse;
-  [pipelined]?: number;
+  [queued]?: Set<ServerResponse>;
   [waiting]?: { taken: number; held: number; since: number; from: number };
 };
 
@@ -58,8 +58,8 @@ export const cutByClose = (res: ServerResponse): boolean => cutOff.has(res);
  */
 export const MAX_PIPELINED = 32;
 
-/** Set on a connection: how many of its requests wait behind the answer it is being sent. */
-const pipelined = Symbol("pipelined");
+/** Set on a connection: the answers of its requests that wait behind the answer it is being sent. */
+const queued = Symbol("queued");
 
 /**
  * Whether the request is one too many waiting on its connection: it is then refused (429) once the answers ahead of it
@@ -68,13 +68,21 @@ const pipelined = Symbol("pipelined");
  */
 function tooManyWaiting(socket: Connection, res: ServerResponse): boolean {
   if (socket._httpMessage === res) return false;
-  const waiting = socket[pipelined] ?? 0;
-  if (waiting >= MAX_PIPELINED) return true;
-  socket[pipelined] = waiting + 1;
-  res.once("socket", () => {
-    socket[pipelined]!--;
-  });
+  const waiting = (socket[queued] ??= new Set());
+  if (waiting.size >= MAX_PIPELINED) return true;
+  waiting.add(res);
+  res.once("socket", () => waiting.delete(res));
   return false;
+}
+
+/**
+ * Bytes of a connection's answers waiting in the process: on its socket, and in the answers queued behind the one it
+ * is being sent, which Node holds in each response until it gives it the socket (a response's writableLength).
+ */
+function bytesWaitingOn(socket: Connection): number {
+  let bytes = socket.writableLength;
+  for (const res of socket[queued] ?? []) bytes += res.writableLength;
+  return bytes;
 }
 
 export interface HttpServer {
@@ -190,7 +198,8 @@ export async function listenHttp(
             const now = performance.now();
             let bytesWaiting = 0;
             for (const socket of connections) {
-              if (socket.writableLength === 0) {
+              const bytes = bytesWaitingOn(socket);
+              if (bytes === 0) {
                 socket[waiting] = undefined;
                 continue;
               }
@@ -202,11 +211,13 @@ export async function listenHttp(
               const last = socket[waiting];
               if (last === undefined || last.taken !== taken || last.held !== held)
                 socket[waiting] = { taken, held, since: now, from: last?.from ?? now };
-              else if (now - last.since >= writeTimeoutMs) {
+              // Only bytes on the socket can be taken: a stream waiting on its model, with answers queued behind it,
+              // has nothing to take.
+              else if (socket.writableLength > 0 && now - last.since >= writeTimeoutMs) {
                 socket.destroy();
                 continue;
               }
-              bytesWaiting += socket.writableLength;
+              bytesWaiting += bytes;
             }
             if (bytesWaiting > maxBytesWaiting) closeLongestWaiting(bytesWaiting - maxBytesWaiting);
           },
@@ -218,7 +229,7 @@ export async function listenHttp(
     longest.sort((a, b) => a[waiting]!.from - b[waiting]!.from);
     for (const socket of longest) {
       if (excess <= 0) return;
-      excess -= socket.writableLength;
+      excess -= bytesWaitingOn(socket);
       socket.destroy();
     }
   };

@@ -158,6 +158,18 @@ test("past maxBytesWaiting, the connections whose answers have waited the longes
     }
     await sleep(1_100);
     assert.deepEqual(closed, [0, 1, 2], "the connections waiting the longest go first, until two answers are left");
+
+    // Answers queued behind the one being sent (pipelined) wait in the process too: two on one connection.
+    closed.length = 0;
+    const pipelining = connect(http.port, "127.0.0.1");
+    sockets.push(pipelining);
+    pipelining.on("error", () => {});
+    await once(pipelining, "connect");
+    pipelining.pause();
+    pipelining.write("GET / HTTP/1.1\r\nHost: app\r\n\r\n".repeat(2));
+    await waitFor("a connection closed", async () => closed.length > 0, 3_000);
+    await sleep(1_100);
+    assert.deepEqual(closed.sort(), [3, 4], "the two waiting longer go, and the pipelining one's two answers fit");
   } finally {
     for (const socket of sockets) socket.destroy();
     await http.close(0);

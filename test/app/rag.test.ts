@@ -8,6 +8,7 @@ import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stac
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
+import { MAX_SESSION_PAGES_PER_KEY } from "../../app/src/routes/sessions.ts";
 import { SESSION_PAGE_MAX_BYTES } from "../../app/src/schemas.ts";
 
 let stack: Stack;
@@ -484,6 +485,36 @@ async function readsWithinBudget(session_id: string, answer: string) {
   }
   assert.deepEqual(read, all, "every turn once, in order");
 }
+
+test("one key has at most MAX_SESSION_PAGES_PER_KEY pages read at once: the next is a 429 with Retry-After, at once", async () => {
+  const session_id = "session-pages-at-once";
+  assert.equal((await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id })).status, 200);
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 2 });
+  const lock = await sql.reserve();
+  try {
+    // Pages wait on their read of source lists, well within their statement's deadline.
+    await lock`BEGIN`;
+    await lock`LOCK TABLE source_sets IN ACCESS EXCLUSIVE MODE`;
+    const reading = Array.from({ length: MAX_SESSION_PAGES_PER_KEY }, () => user.get(`/api/v1/sessions/${session_id}`));
+    await waitFor("the pages waiting on the lock", async () => {
+      const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
+      return row!.n >= MAX_SESSION_PAGES_PER_KEY;
+    });
+    const refused = await user.get(`/api/v1/sessions/${session_id}`);
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers.get("retry-after"), "1");
+    assert.match(refused.body.error, /session pages per API key/);
+    const other = await api(stack.url, OTHER_KEY).get(`/api/v1/sessions/${session_id}`);
+    assert.equal(other.status, 404, "another key's reads are its own");
+    await lock`COMMIT`;
+    assert.deepEqual(new Set((await Promise.all(reading)).map((r) => r.status)), new Set([200]));
+    assert.equal((await user.get(`/api/v1/sessions/${session_id}`)).status, 200, "the pages read, the key may read again");
+  } finally {
+    await lock`ROLLBACK`.catch(() => {});
+    lock.release();
+    await sql.end();
+  }
+});
 
 test("feedback is recorded per answer, a rating replacing the one before it, and summarised by model for admins", async () => {
   const answers = async (query: string) => {

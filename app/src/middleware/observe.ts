@@ -22,6 +22,29 @@ export function answeredOutside(c: Context): number | undefined {
   return refusedByParser(incoming) ?? (cut ? CLIENT_CLOSED : undefined);
 }
 
+/**
+ * Calls `done` once the response is sent whole or its connection closes, whichever comes first (at once when there is
+ * no Node response: a test's app.request). A response queued behind another (pipelined) gets no close of its own when
+ * the connection goes (answeredOutside): its connection's close counts too.
+ */
+export function onAnswerEnd(c: Context, done: () => void): void {
+  const { incoming, outgoing } = (c.env as AppEnv["Bindings"] | undefined) ?? {};
+  if (!incoming || !outgoing || outgoing.writableFinished || incoming.socket.destroyed) {
+    done();
+    return;
+  }
+  let ended = false;
+  const endOnce = () => {
+    if (ended) return;
+    ended = true;
+    outgoing.off("close", endOnce);
+    incoming.socket.off("close", endOnce);
+    done();
+  };
+  outgoing.once("close", endOnce);
+  incoming.socket.once("close", endOnce);
+}
+
 // Probed every few seconds by the kubelet and the load balancer: logged at debug.
 const QUIET_ROUTES = new Set(["/health", "/health/ready", "/health/serving", "/metrics"]);
 
@@ -56,20 +79,7 @@ export function observe(metrics: Metrics, log: Logger) {
     const started = performance.now();
     c.header("X-Request-Id", c.get("requestId"));
     await next();
-    const { incoming, outgoing } = c.env ?? {};
-    if (!c.get("streamed") || !incoming || !outgoing || answeredOutside(c) !== undefined || outgoing.writableFinished)
-      return record(c, started);
-    // Its response's close, or its connection's: a response queued behind another (pipelined) gets no close of its
-    // own when the connection goes (answeredOutside).
-    let recorded = false;
-    const recordOnce = () => {
-      if (recorded) return;
-      recorded = true;
-      outgoing.off("close", recordOnce);
-      incoming.socket.off("close", recordOnce);
-      record(c, started);
-    };
-    outgoing.once("close", recordOnce);
-    incoming.socket.once("close", recordOnce);
+    if (!c.get("streamed") || answeredOutside(c) !== undefined) return record(c, started);
+    onAnswerEnd(c, () => record(c, started));
   });
 }

@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { onAnswerEnd } from "../middleware/observe.ts";
 import type { Store } from "../services/store.ts";
 import {
   apiRoute,
@@ -21,14 +22,35 @@ const route = apiRoute({
     200: jsonResponse(SessionResponseSchema, "The session"),
     400: jsonResponse(ErrorSchema, "A bad `limit`, or an `after` that is not a turn of this session"),
     404: jsonResponse(ErrorSchema, "No such session for this key"),
+    429: jsonResponse(ErrorSchema, "This key has as many pages being read or sent as it may (`Retry-After: 1`)"),
   },
 });
 
+/**
+ * Pages of sessions one key may have being read or sent at once: read from Postgres, or waiting in the process for
+ * their client (until Node has handed the page to the kernel). Each page read takes a pooled connection and up to
+ * 2 MiB: one key asking for 30 at once got 503s at the 1 s Postgres deadline while its pages were built (probe BF).
+ */
+export const MAX_SESSION_PAGES_PER_KEY = 4;
+
 export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
+  const pagesOf = new Map<string, number>();
   app.openapi(route, async (c) => {
+    const key = c.get("principal").id;
+    const pages = pagesOf.get(key) ?? 0;
+    if (pages >= MAX_SESSION_PAGES_PER_KEY) {
+      const error = `at most ${MAX_SESSION_PAGES_PER_KEY} session pages per API key are read at once: ask again when one has arrived`;
+      return c.json({ error }, 429, { "Retry-After": "1" });
+    }
+    pagesOf.set(key, pages + 1);
+    onAnswerEnd(c, () => {
+      const left = pagesOf.get(key)! - 1;
+      if (left === 0) pagesOf.delete(key);
+      else pagesOf.set(key, left);
+    });
     const { id } = c.req.valid("param");
     const { limit, after } = c.req.valid("query");
-    const page = await store.sessionTurns(id, c.get("principal").id, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });
+    const page = await store.sessionTurns(id, key, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });
     if (page === "no_session") return c.json({ error: `session ${id} not found` }, 404);
     if (page === "no_after") return c.json({ error: `invalid query string: after: no turn ${after} in session ${id}` }, 400);
     return c.json(

@@ -1,7 +1,7 @@
 import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { isForeignKeyViolation, withDeadline, type Sql } from "./db.ts";
+import { withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -337,18 +337,13 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
      */
     insertFeedback: async (input: FeedbackInput, owner: string) => {
       const fb = storableJson(input);
-      try {
-        const [row] = await run(
-          sql<{ id: string | null }[]>`
-            SELECT record_feedback(${fb.request_id}::text, ${owner}::text, ${fb.quality_score}::smallint,
-                                   ${fb.is_correct ?? null}::boolean, ${fb.comment ?? null}::text) AS id`,
-        );
-        return row?.id !== null && row?.id !== undefined;
-      } catch (err) {
-        // The turn deleted (turn retention) between the lock and the insert's foreign key check.
-        if (isForeignKeyViolation(err)) return false;
-        throw err;
-      }
+      // The turn is locked before the insert, so its foreign key check cannot find it deleted (retention): NULL then.
+      const [row] = await run(
+        sql<{ id: string | null }[]>`
+          SELECT record_feedback(${fb.request_id}::text, ${owner}::text, ${fb.quality_score}::smallint,
+                                 ${fb.is_correct ?? null}::boolean, ${fb.comment ?? null}::text) AS id`,
+      );
+      return row?.id !== null && row?.id !== undefined;
     },
 
     /**

@@ -203,7 +203,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   async function write(batch: Pending[]): Promise<void> {
     try {
       const inserted = await (batch.length === 1 ? insertOne(batch[0]!) : insertBatch(batch));
-      // Already settled here means answered 503 by the turn's own deadline while the statement ran: taken back.
+      // Already settled here means answered 503 or 504 by a deadline that passed while the statement ran: taken back.
       const late = batch.filter((p) => p.done && inserted.has(p.row.request_id));
       if (late.length > 0) takeBack(late.map((p) => p.row.request_id));
       // Only sets a committed turn refers to: turn retention may delete one that no turn refers to (source-sets.ts).
@@ -221,7 +221,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
         return;
       }
       // A statement error caused by one turn must not fail the others: write them one by one, except those whose
-      // deadline passed meanwhile (answered 503: stored now, a retry would store them twice).
+      // deadline passed meanwhile (answered 503 or 504: stored now, a retry would store them twice).
       for (const p of batch) if (!p.done) await write([p]);
     }
   }
