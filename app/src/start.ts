@@ -126,8 +126,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await runMigrations(config, sql, log);
       return createCorpusVersion(openListener, store, log, config.CORPUS_VERSION_REFRESH_MS);
     };
-    const notDone = () =>
-      dependencyUnavailable("postgres", `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)`);
+    const notDone = (last?: Error) =>
+      dependencyUnavailable(
+        "postgres",
+        `start-up not done within DB_STARTUP_WAIT_MS (${config.DB_STARTUP_WAIT_MS} ms)${last ? `: ${last.message}` : ""}`,
+      );
     const tryOnce = () => {
       const attempt = connectCorpus();
       return beforeDeadline(attempt, Math.max(giveUpAt - performance.now(), config.DB_CONNECT_TIMEOUT_MS), () => {
@@ -142,6 +145,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     corpus = await retryUntil(tryOnce, giveUpAt, {
       retryable: curedByWaiting,
       onRetry: (err, waitMs) => log.warn({ err: describe(err), retry_in_ms: waitMs }, "waiting for postgres"),
+    }).catch((err: unknown) => {
+      // Out of time with a refusal waiting would cure, its last try failing at once (a reset, not a silence): the
+      // wait's end, and what the last try met. It was that error alone, which did not say the wait was over.
+      throw curedByWaiting(err) ? notDone(err as Error) : err;
     });
   } catch (err) {
     await closeStores();

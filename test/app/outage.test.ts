@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { type AddressInfo, createServer } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -643,6 +644,17 @@ test("a replica started while Postgres is down comes up once it is back instead 
   } finally {
     pgProxy.restore();
   }
+  // Each try refused at once: the end of the wait is said with what the last try met (it was that error alone).
+  const closedPort = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  await assert.rejects(
+    appOn(`postgres://postgres@127.0.0.1:${closedPort}/postgres`, { DB_STARTUP_WAIT_MS: "1000" }),
+    /postgres unavailable: start-up not done within DB_STARTUP_WAIT_MS \(1000 ms\): .*ECONNREFUSED/,
+  );
 });
 
 test("a start-up Postgres never answers (the migration lock held by a stuck session) gives up at DB_STARTUP_WAIT_MS", async () => {
