@@ -1,6 +1,9 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 
+/** When a request is answered 504 (performance.now() ms) and that 504: work for it waits no longer (answer slots, turns). */
+export type Deadline = { at: number; passed: () => Error };
+
 /**
  * `promise`, or, once `ms` pass without it settling, a rejection with what `onDeadline` returns. `onDeadline` runs
  * once, at the deadline (a caller counts the miss or cancels its work there); the timer is cleared either way.

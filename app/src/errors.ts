@@ -20,10 +20,6 @@ export const CLIENT_CLOSED = 499 as ContentfulStatusCode;
 /** What a request past REQUEST_TIMEOUT_MS is told (middleware/deadline.ts; an answer slot's wait ends with it too). */
 export const requestTimeoutMessage = (ms: number) => `request took longer than ${ms} ms`;
 
-/** A turn whose request was answered 504 before the turn was stored: it is not stored (turns.ts, rag.ts). */
-export const turnPastDeadline = () =>
-  new AppError(504, "answered after the request's deadline: turn not stored", "request_timeout");
-
 /**
  * Credentials from the configuration (start.ts, qdrant.ts), never to be shown: an upstream's error text may echo the
  * request that carried one (a proxy in front of Qdrant answering 400 with the request's headers put QDRANT_API_KEY in

@@ -4,6 +4,7 @@ import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
+import { AppError } from "../../app/src/errors.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { createCache, type Cache } from "../../app/src/services/cache.ts";
@@ -127,9 +128,9 @@ test("a turn not committed by its request's 504 is not stored: dropped while it 
     await lock`BEGIN`;
     await lock`SELECT 1 FROM sessions WHERE id = ${held} FOR UPDATE`;
     // The first turn's statement waits on its session's lock (its foreign key), the second turn is queued behind it.
-    const storeBy = performance.now() + 300;
+    const deadline = { at: performance.now() + 300, passed: () => new AppError(504, "request took too long", "request_timeout") };
     const [running, queued] = [turn(held, 1), turn(randomUUID(), 2)];
-    const outcomes = [writer.record("owner-a", running, storeBy), writer.record("owner-a", queued, storeBy)].map((p) =>
+    const outcomes = [writer.record("owner-a", running, deadline), writer.record("owner-a", queued, deadline)].map((p) =>
       p.then(
         () => 200,
         (err: { status?: number }) => err.status,

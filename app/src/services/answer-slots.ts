@@ -1,3 +1,4 @@
+import type { Deadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
 
 /**
@@ -15,12 +16,9 @@ const clientLeft = () => new DOMException("the client left while waiting for an 
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
 
-/**
- * When the request is answered 504 (performance.now() ms) and that 504: a question never waits past it. On a kept-alive
- * connection the client's signal does not fire after a 504, and questions told 504 waited on and took the slots (and
- * generations) of the questions behind them.
- */
-export type Deadline = { at: number; passed: () => Error };
+// A question never waits past its request's Deadline (deadline.ts). On a kept-alive connection the client's signal
+// does not fire after a 504, and questions told 504 waited on and took the slots (and generations) of the questions
+// behind them.
 
 type Waiter = { owner: string; admit: (slot: Slot) => void };
 

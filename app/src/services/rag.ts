@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
-import { beforeAbort } from "../deadline.ts";
-import { AppError, CLIENT_CLOSED, requestTimeoutMessage, turnPastDeadline } from "../errors.ts";
+import { beforeAbort, type Deadline } from "../deadline.ts";
+import { AppError, CLIENT_CLOSED, requestTimeoutMessage } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
@@ -233,6 +233,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
   /** The request's own 504 (middleware/deadline.ts says the same), for a question that would wait past it. */
   const requestTimedOut = () => new AppError(504, requestTimeoutMessage(config.REQUEST_TIMEOUT_MS), "request_timeout");
+  /** The request's 504 at `at` (its deadlineAt), as answer slots and the turn writer take it. */
+  const requestDeadline = (at: number | undefined): Deadline | undefined =>
+    at === undefined ? undefined : { at, passed: requestTimedOut };
 
   /** A question refused for what the client sent (another key's session): no failure of the pipeline, and no query. */
   const refused = (err: unknown) => err instanceof AppError && err.status < 500;
@@ -400,8 +403,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       return client ? AbortSignal.any([client, follow.signal]) : follow.signal;
     };
     try {
-      const deadline = deadlineAt === undefined ? undefined : { at: deadlineAt, passed: requestTimedOut };
-      const slot = await slots.acquire(model, owner, waitSignal, deadline);
+      const slot = await slots.acquire(model, owner, waitSignal, requestDeadline(deadlineAt));
       if (!started) return slot;
       slot.unused();
       return { generation: started };
@@ -456,8 +458,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    * Answers from the cache or a generation (token by token when `onToken` is given), stores the turn, then returns.
    * Once `until` aborts (the server ending a stream), it stops waiting for the answer and throws the signal's reason,
    * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
-   * being written is waited for. Past `storeBy` (the request's 504, performance.now() ms) no turn is stored either,
-   * nor once `clientLeft()` says the client closed the request: a client that gave up and asks again has its question
+   * being written is waited for. A turn not committed by `storeBy` (the request's 504, performance.now() ms) is not
+   * stored either (the turn writer drops it, or takes it back), nor once `clientLeft()` says the client closed the request: a client that gave up and asks again has its question
    * in its session once (probe BB: a turn was stored for each request counted 499).
    */
   async function complete(
@@ -507,7 +509,6 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
-      if (storeBy !== undefined && performance.now() > storeBy) throw turnPastDeadline();
       if (clientLeft?.()) throw new AppError(CLIENT_CLOSED, "the client closed the request: turn not stored", "client_closed");
       await store.recordTurn(
         p.owner,
@@ -524,7 +525,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
           cached,
           truncated: chat.truncated,
         },
-        storeBy,
+        requestDeadline(storeBy),
       );
       metrics.agentQueries.inc({ agent_name: AGENT_NAME, model: p.model, cached: cached ? "true" : "false" });
       return result;

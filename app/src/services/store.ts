@@ -1,3 +1,4 @@
+import type { Deadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
@@ -141,7 +142,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     ping,
 
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
-    recordTurn: (owner: string, turn: Turn, storeBy?: number) => turns.record(owner, turn, storeBy),
+    recordTurn: (owner: string, turn: Turn, deadline?: Deadline) => turns.record(owner, turn, deadline),
 
     /** The key id that owns a session, or undefined when there is no such session. */
     sessionOwner: async (sessionId: string): Promise<string | undefined> => {

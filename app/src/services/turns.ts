@@ -1,4 +1,5 @@
-import { AppError, dependencyUnavailable, turnPastDeadline } from "../errors.ts";
+import type { Deadline } from "../deadline.ts";
+import { AppError, dependencyUnavailable } from "../errors.ts";
 import { storable } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { isForeignKeyViolation, isUnavailable, takeBackTurns, withDeadline, type Sql } from "./db.ts";
@@ -265,9 +266,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   return {
     /**
      * Resolves once the turn is committed; a session of another key is a 403, an outage a 503, and a turn not
-     * committed by `storeBy` (its request's 504, performance.now() ms) a 504.
+     * committed by its request's `deadline` what that deadline says (its 504).
      */
-    record(owner: string, turn: Turn, storeBy = Number.POSITIVE_INFINITY): Promise<void> {
+    record(owner: string, turn: Turn, deadline?: Deadline): Promise<void> {
       // Before the promise and its deadline: sources that cannot be stored reject the call, and arm no timer.
       let sourceSet: SourceSet;
       try {
@@ -275,6 +276,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       } catch (err) {
         return Promise.reject(err);
       }
+      // Answered 504 already: not even queued.
+      if (deadline && deadline.at <= performance.now()) return Promise.reject(deadline.passed());
       return new Promise<void>((resolve, reject) => {
         let timer: NodeJS.Timeout | undefined;
         const settle = (fn: () => void) => {
@@ -295,10 +298,10 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
         // deadline is dropped, and one whose statement commits after it is deleted again (`write`), so a turn answered
         // 503 or 504 is not stored (probe BH: a turn queued behind a statement waiting on a lock was written after
         // its 504, and the client's retry put the question in the session twice).
-        const untilStoreBy = storeBy - performance.now();
+        const untilDeadline = deadline ? deadline.at - performance.now() : Number.POSITIVE_INFINITY;
         timer =
-          untilStoreBy < timeoutMs
-            ? setTimeout(() => pending.reject(turnPastDeadline()), Math.max(0, untilStoreBy))
+          untilDeadline < timeoutMs
+            ? setTimeout(() => pending.reject(deadline!.passed()), untilDeadline)
             : setTimeout(() => pending.reject(dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`)), timeoutMs);
         queue.push(pending);
         scheduleFlush();
