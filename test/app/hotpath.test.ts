@@ -15,7 +15,7 @@ import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
-import { createDatabase } from "../support/postgres.ts";
+import { createDatabase, lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
 
@@ -137,8 +137,7 @@ test("a turn not committed by its request's 504 is not stored: dropped while it 
       ),
     );
     assert.deepEqual(await Promise.all(outcomes), [504, 504]);
-    const [waiting] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
-    assert.equal(waiting!.n, 1, "the first turn's statement still running at its 504");
+    assert.equal(await lockWaiters(sql), 1, "the first turn's statement still running at its 504");
     await lock`COMMIT`;
     await writer.record("owner-a", turn(held, 3));
     const stored = (t: Turn) => sql`SELECT 1 FROM turns WHERE request_id = ${t.request_id}`.then((rows) => rows.length);

@@ -14,7 +14,7 @@ import { api } from "../support/http.ts";
 import { createDb } from "../../app/src/services/db.ts";
 import { MIGRATION_IDLE_TIMEOUT_MS, MIGRATION_LOCK_ID, migrate } from "../../app/src/services/migrations.ts";
 import { createStore } from "../../app/src/services/store.ts";
-import { terminationNotice, type PostgresServer } from "../support/postgres.ts";
+import { lockWaiters, terminationNotice, type PostgresServer } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -540,9 +540,7 @@ test("statements waiting on a lock held elsewhere give their connection back at 
     // Postgres ends each wait at lock_timeout (DB_QUERY_TIMEOUT_MS, 1 s), give or take a busy machine's scheduling.
     await waitFor(
       "no statement of the app waiting on the lock",
-      async () =>
-        (await holder`SELECT 1 FROM pg_stat_activity WHERE application_name = 'agent-api' AND wait_event_type = 'Lock'`)
-          .length === 0,
+      async () => (await lockWaiters(holder, { application: "agent-api" })) === 0,
       3_000,
     );
     releaseLock();
@@ -715,12 +713,10 @@ test("two batch ingests of the same documents in other orders: one 201, one 409,
   const watcher = superuser(); // outside the holders' transactions, whose view of pg_stat_activity is fixed
   const [holdFirst, holdLast] = [await superuser().reserve(), await superuser().reserve()];
   const waiting = (n: number) =>
-    waitFor(`${n} ingests waiting on rows`, async () => {
-      const [row] = await watcher`
-        SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE application_name = 'agent-api' AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO documents%'`;
-      return row!.n === n;
-    });
+    waitFor(
+      `${n} ingests waiting on rows`,
+      async () => (await lockWaiters(watcher, { application: "agent-api", statement: "%INSERT INTO documents%" })) === n,
+    );
   try {
     for (const [holder, id] of [
       [holdFirst, ids[0]],

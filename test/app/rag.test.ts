@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { createClient } from "redis";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse } from "../support/http.ts";
+import { lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { MAX_SESSION_PAGES_PER_KEY } from "../../app/src/routes/sessions.ts";
@@ -496,10 +497,7 @@ test("one key has at most MAX_SESSION_PAGES_PER_KEY pages read at once: the next
     await lock`BEGIN`;
     await lock`LOCK TABLE source_sets IN ACCESS EXCLUSIVE MODE`;
     const reading = Array.from({ length: MAX_SESSION_PAGES_PER_KEY }, () => user.get(`/api/v1/sessions/${session_id}`));
-    await waitFor("the pages waiting on the lock", async () => {
-      const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
-      return row!.n >= MAX_SESSION_PAGES_PER_KEY;
-    });
+    await waitFor("the pages waiting on the lock", async () => (await lockWaiters(sql)) >= MAX_SESSION_PAGES_PER_KEY);
     const refused = await user.get(`/api/v1/sessions/${session_id}`);
     assert.equal(refused.status, 429, refused.text);
     assert.equal(refused.headers.get("retry-after"), "1");
@@ -872,10 +870,7 @@ test("an ingest that loses the race for one document to another write gives back
     const other = sql.begin(async (tx) => {
       await tx`UPDATE documents SET writer = gen_random_uuid(), writing_until = now() + interval '1 minute' WHERE id = 'cacti'`;
       updated();
-      await waitFor("the ingest waiting for the row", async () => {
-        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`;
-        return row!.n > 0;
-      });
+      await waitFor("the ingest waiting for the row", async () => (await lockWaiters(sql)) > 0);
     });
     await otherUpdated;
     const ingest = user.post("/api/v1/documents", {

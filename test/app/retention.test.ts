@@ -13,7 +13,7 @@ import { sha256 } from "../../app/src/sha256.ts";
 import { OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
 import { capturedLog } from "../support/log.ts";
-import { createDatabase } from "../support/postgres.ts";
+import { createDatabase, lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 
@@ -81,11 +81,7 @@ async function storedSources(requestId: string): Promise<Source[]> {
 
 /** Waits until `n` backends of the quiet database wait on a lock. */
 const waitersOnLocks = (n = 1) =>
-  waitFor(`${n} statements waiting on a lock`, async () => {
-    const [row] =
-      await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = 'retention_quiet'`;
-    return row!.n >= n;
-  });
+  waitFor(`${n} statements waiting on a lock`, async () => (await lockWaiters(sql, { database: "retention_quiet" })) >= n);
 
 test("turns past TURN_RETENTION_DAYS are deleted with their feedback, and sessions left empty with them", async () => {
   const user = api(stack.url, USER_KEY);
@@ -188,11 +184,10 @@ test("feedback on a turn deleted while it is recorded is a 404, not a 500", asyn
     await deleting`BEGIN`;
     await deleting`DELETE FROM turns WHERE request_id = ${asked.body.request_id}`;
     const feedback = user.post("/api/v1/feedback", { request_id: asked.body.request_id, quality_score: 4 });
-    await waitFor("the feedback waiting on the delete", async () => {
-      const [row] =
-        await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%record_feedback%'`;
-      return row!.n === 1;
-    });
+    await waitFor(
+      "the feedback waiting on the delete",
+      async () => (await lockWaiters(sql, { statement: "%record_feedback%" })) === 1,
+    );
     await deleting`COMMIT`;
     const res = await feedback;
     assert.equal(res.status, 404, res.text);
@@ -250,11 +245,7 @@ test("a session deleted and taken by another key while its page is read shows no
     await holding`BEGIN`;
     await holding`LOCK TABLE source_sets IN ACCESS EXCLUSIVE MODE`;
     const page = user.get<{ turns: Array<{ question: string }> }>(`/api/v1/sessions/${session}`);
-    await waitFor("the page read waiting", async () => {
-      const [row] = await sql`
-        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH page AS%'`;
-      return row!.n === 1;
-    });
+    await waitFor("the page read waiting", async () => (await lockWaiters(sql, { statement: "%WITH page AS%" })) === 1);
     // Meanwhile the session goes (turn retention, or its owner's DELETE), and the other key asks under its id.
     await sql`DELETE FROM sessions WHERE id = ${session}`;
     await sql`INSERT INTO sessions (id, owner) VALUES (${session}, ${`key:${sha256(OTHER_KEY).slice(0, 16)}`})`;

@@ -141,3 +141,21 @@ export function terminationNotice(): Buffer {
   header.writeInt32BE(4 + fields.length, 1);
   return Buffer.concat([header, fields]);
 }
+
+/**
+ * Backends waiting on a lock, as pg_stat_activity shows them: only those of `database`, of `application` (its
+ * application_name; the app's is agent-api) or running a statement LIKE `statement`, each when given.
+ */
+export async function lockWaiters(
+  sql: postgres.Sql,
+  only: { database?: string; application?: string; statement?: string } = {},
+): Promise<number> {
+  const { database = null, application = null, statement = null } = only;
+  const [row] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE wait_event_type = 'Lock'
+      AND (${database}::text IS NULL OR datname = ${database}::text)
+      AND (${application}::text IS NULL OR application_name = ${application}::text)
+      AND (${statement}::text IS NULL OR query LIKE ${statement}::text)`;
+  return row!.n;
+}
