@@ -79,6 +79,10 @@ async function storedSources(requestId: string): Promise<Source[]> {
   return row!.sources;
 }
 
+/** Two connections to the quiet database whose deadlocks Postgres finds only after `ms`. */
+const quietDetectingDeadlocksAfter = (ms: number) =>
+  postgres(quietUrl, { onnotice: () => {}, max: 2, connection: { deadlock_timeout: ms } });
+
 /** Waits until `n` backends of the quiet database wait on a lock. */
 const waitersOnLocks = (n = 1) =>
   waitFor(`${n} statements waiting on a lock`, async () => (await lockWaiters(sql, { database: "retention_quiet" })) >= n);
@@ -329,11 +333,7 @@ test("replicas sending the same stored source lists in opposite orders do not de
   const setup = createTurnWriter(quiet, 5_000);
   for (const list of [low!, high!, gate]) await setup.record("owner", turn(randomUUID(), list));
   // A deadlock would hold both statements for deadlock_timeout, here past the writers' deadline.
-  const slowDetector = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), {
-    onnotice: () => {},
-    max: 2,
-    connection: { deadlock_timeout: 20_000 },
-  });
+  const slowDetector = quietDetectingDeadlocksAfter(20_000);
   const [holdGate, holdLists] = [await quiet.reserve(), await quiet.reserve()];
   try {
     await holdGate`BEGIN`;
@@ -369,11 +369,7 @@ test("replicas sending the same stored source lists in opposite orders do not de
 
 test("a batch naming sessions out of id order while a sweep locks them does not deadlock: every turn commits", async () => {
   // A deadlock would hold both statements for deadlock_timeout, here past the writer's deadline.
-  const slowDetector = postgres(stack.pg.url.replace(/\/postgres$/, "/retention_quiet"), {
-    onnotice: () => {},
-    max: 2,
-    connection: { deadlock_timeout: 3_000 },
-  });
+  const slowDetector = quietDetectingDeadlocksAfter(3_000);
   // It knows the batch's source list as stored, so the batch locks no list: only sessions.
   const writer = createTurnWriter(slowDetector, 1_500);
   const [low, high] = [`a-${randomUUID()}`, `b-${randomUUID()}`];
