@@ -353,6 +353,38 @@ test("one replica admits no more than its limit in a window across a Redis outag
   }
 });
 
+test("a Redis answering in 150 ms (over a lease's 100 ms, under the command timeout) still admits, a busy key in growing leases", async () => {
+  const real = await connectedCache();
+  try {
+    let scriptCalls = 0;
+    // Each reply reaches the limiter 150 ms after Redis made it, as from a distant or loaded Redis.
+    const slow: Cache = {
+      ...real,
+      run: async (op) => {
+        scriptCalls++;
+        const reply = await real.run(op);
+        await setTimeout(150);
+        return reply;
+      },
+    };
+    const limiter = createRateLimiter(slow, 1_000);
+    const key = `slow-${randomUUID()}`;
+    const within = <T>(decided: Promise<T>, ms: number) =>
+      Promise.race([decided, setTimeout(ms).then(() => Promise.reject(new Error(`not decided within ${ms} ms`)))]);
+    // Before: every lease came back expired, and each request asked again until its 504.
+    for (let i = 0; i < 3; i++) assert.equal((await within(limiter.check(key), 1_000)).allowed, true);
+    scriptCalls = 0;
+    for (let wave = 0; wave < 3; wave++) {
+      const decisions = await within(Promise.all(Array.from({ length: 100 }, () => limiter.check(key))), 3_000);
+      assert.ok(decisions.every((d) => d.allowed && d.store === "redis"));
+    }
+    // Leases grow to 50 (5 % of the limit) though each comes back past 100 ms: one at a time, 300 calls.
+    assert.ok(scriptCalls <= 20, `${scriptCalls} Redis script calls for 300 checks`);
+  } finally {
+    await real.close();
+  }
+});
+
 test("two replicas never admit more than the limit within any window, an admission used late in its lease included", async () => {
   const [a, b] = await Promise.all([connectedCache(), connectedCache()]);
   try {

@@ -17,7 +17,6 @@ const MAX_MEMORY_KEYS = 10_000;
 
 /** How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow. */
 const LEASE_MS = 100;
-const LEASE_MS_STRING = String(LEASE_MS);
 /** Share of a key's limit one replica may hold ahead of use: the most the limit can be under-used by. */
 const LEASE_SHARE = 0.05;
 const MAX_LEASE = 1_000;
@@ -51,9 +50,10 @@ interface Lease {
  * Per-key sliding-window limit in Redis, shared by every replica. A key seen at a high rate takes admissions in
  * leases (doubling while each lease lasts under LEASE_MS, at most LEASE_SHARE of the limit) and answers from the
  * lease without a Redis round trip; a key at a low rate or a small limit takes one at a time, exactly as before.
- * Leased admissions are logged in Redis when taken and dated LEASE_MS ahead, the longest one is held before use, so
- * replicas together never admit more than the limit in any window; an unused lease expires after LEASE_MS, and the
- * next renewal takes its rest out of the log. While Redis fails, the same limit is enforced per process instead of failing requests.
+ * Leased admissions are logged in Redis when taken and dated their hold ahead (LEASE_MS, or twice the round trip to a
+ * slower Redis), the longest one is held before use, so replicas together never admit more than the limit in any
+ * window; an unused lease expires after its hold, and the next renewal takes its rest out of the log. While Redis
+ * fails, the same limit is enforced per process instead of failing requests.
  */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
   const memory = new Map<string, WindowLog>();
@@ -61,6 +61,8 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
   const windowString = String(windowMs);
   const limitString = String(limit);
   const maxLease = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit * LEASE_SHARE)));
+  /** The last renewal's round trip: a lease is held for twice it when that is longer than LEASE_MS (see renew). */
+  let roundTripMs = 0;
 
   /** The key's log of this process's admissions, trimmed to the window ending `now`. */
   function ownLog(key: string, now: number): WindowLog {
@@ -104,20 +106,23 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     };
     lease.tokens = 0;
     const prefix = `${memberPrefix}${leaseSeq++}:`;
-    // Usable for LEASE_MS from before the call, and dated LEASE_MS after Redis took them (the script): each is used
-    // before its date, and stays in the window a whole window after its use. One alone is used as it comes back.
+    // Usable for their hold from before the call, and dated that long after Redis took them (the script): each is used
+    // before its date, and stays in the window a whole window after its use. The hold is LEASE_MS, or twice the last
+    // round trip when Redis is slower: held for LEASE_MS, a lease that took longer to come back was expired on
+    // arrival. One alone is used as it comes back (checkInRedis).
     const sentAt = performance.now();
-    const holdMs = lease.size === 1 ? "0" : LEASE_MS_STRING;
+    const holdMs = lease.size === 1 ? 0 : Math.max(LEASE_MS, Math.ceil(2 * roundTripMs));
     const [granted, count, resetMs] = await cache.run((c) =>
-      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, holdMs),
+      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, String(holdMs)),
     );
     const now = performance.now();
+    roundTripMs = now - sentAt;
     lease.tokens = granted;
     lease.granted = granted;
     lease.memberPrefix = prefix;
     lease.remainingAfter = limit - count;
     lease.resetAt = now + resetMs;
-    lease.expiresAt = sentAt + LEASE_MS;
+    lease.expiresAt = sentAt + Math.max(LEASE_MS, holdMs);
     return granted;
   }
 
@@ -131,28 +136,38 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     return lease;
   }
 
+  function take(lease: Lease, now: number): RateDecision {
+    lease.tokens--;
+    return decision(true, lease.remainingAfter + lease.tokens, lease.resetAt - now, "redis");
+  }
+
   async function checkInRedis(key: string): Promise<RateDecision> {
     const lease = leaseFor(key);
+    /** The lease this request waited for ran out before it came to take from it. */
+    let outrun = false;
     for (;;) {
       const now = performance.now();
-      if (lease.tokens > 0 && now < lease.expiresAt) {
-        lease.tokens--;
-        return decision(true, lease.remainingAfter + lease.tokens, lease.resetAt - now, "redis");
-      }
+      if (lease.tokens > 0 && now < lease.expiresAt) return take(lease, now);
       // A full window frees its first slot when its oldest entry leaves (`resetAt`): until then every replica's
       // answer is no, so it is given here without asking Redis again.
       if (lease.granted === 0 && now < lease.resetAt && !lease.pending) return decision(false, 0, lease.resetAt - now, "redis");
       if (!lease.pending) {
-        // A lease used up before it expired means this key is busy here: take twice as many next time.
-        const usedUp = lease.granted > 0 && lease.tokens === 0 && now < lease.expiresAt;
+        // A lease used up before it expired, or by the requests that waited for it, means this key is busy here: take
+        // twice as many next time.
+        const usedUp = lease.granted > 0 && lease.tokens === 0 && (outrun || now < lease.expiresAt);
         lease.size = usedUp ? Math.min(maxLease, lease.size * 2) : Math.max(1, lease.size >> 1);
         const pending = renew(key, lease).finally(() => {
           if (lease.pending === pending) lease.pending = undefined;
         });
         lease.pending = pending;
       }
-      // Every request waiting for this lease takes from it, or asks for the next one if it ran out.
+      // Every request waiting for this lease takes from it as it comes back, or asks for the next one if it ran out.
+      // Even expired: a round trip longer than the hold (one alone has none, and the first lease after Redis slowed
+      // down holds for a faster one) brought back every lease expired, and each waiting request asked again until
+      // its own deadline, a 504 (probe BK: every request at a round trip of 100-250 ms).
       if ((await lease.pending) === 0) return decision(false, 0, lease.resetAt - performance.now(), "redis");
+      if (lease.tokens > 0) return take(lease, performance.now());
+      outrun = true;
     }
   }
 
