@@ -1,27 +1,18 @@
 // The cost CLI as a user runs it: plan files, diff, preview JSON, and the budget guard's exit code.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { HOURS_PER_MONTH, loadPrices } from "../../infra/cost/prices.ts";
 import { money } from "../../infra/cost/render.ts";
 import { TIERS } from "../../infra/tiers.ts";
+import { runCli, TWO_AT_ONCE } from "../support/cli.ts";
 import { nodeGroupWithTemplate, plan } from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "cost-cli-"));
 
-function cost(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/review/cost-cli.ts", ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cost = (...args: string[]) => runCli("infra/review/cost-cli.ts", args);
 
 function planFile(name: string, tier: string, gpuNodes: number): string {
   const file = join(dir, `${name}.json`);
@@ -38,16 +29,16 @@ const oneGpu = planFile("one", "medium", 1);
 const manyNodes = Math.floor(TIERS.medium.budget.monthlyUsd / perNode) + 1;
 const overBudget = planFile("many", "medium", manyNodes);
 
-describe("npm run cost", () => {
-  it("prices a plan file and passes when within --max-monthly", () => {
-    const r = cost(oneGpu, "--max-monthly", String(perNode + 300));
+describe("npm run cost", TWO_AT_ONCE, () => {
+  it("prices a plan file and passes when within --max-monthly", async () => {
+    const r = await cost(oneGpu, "--max-monthly", String(perNode + 300));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`total\\s+${esc(money(perNode))}\\s+${esc(money(perNode))}`));
     assert.match(r.stderr, new RegExp(`within budget: estimated ${esc(money(perNode))}/month`));
   });
 
-  it("exits 1 with the reason when the estimate is above --max-monthly", () => {
-    const r = cost(oneGpu, "--max-monthly", "1000");
+  it("exits 1 with the reason when the estimate is above --max-monthly", async () => {
+    const r = await cost(oneGpu, "--max-monthly", "1000");
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
@@ -57,25 +48,25 @@ describe("npm run cost", () => {
     );
   });
 
-  it("defaults to the budget the plan carries (config.budget)", () => {
-    const r = cost(overBudget);
+  it("defaults to the budget the plan carries (config.budget)", async () => {
+    const r = await cost(overBudget);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`above ${esc(money(TIERS.medium.budget.monthlyUsd))}/month, the budget of stack test`));
-    assert.equal(cost(oneGpu).code, 0);
+    assert.equal((await cost(oneGpu)).code, 0);
   });
 
-  it("prints JSON and markdown", () => {
-    const json = JSON.parse(cost(oneGpu, "--format", "json", "--max-monthly", "1e6").stdout);
+  it("prints JSON and markdown", async () => {
+    const json = JSON.parse((await cost(oneGpu, "--format", "json", "--max-monthly", "1e6")).stdout);
     assert.equal(json.monthlyUsd, perNode);
     assert.equal(json.items[0].type, "aws:eks/nodeGroup:NodeGroup");
     assert.match(
-      cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6").stdout,
+      (await cost(oneGpu, "--format", "markdown", "--max-monthly", "1e6")).stdout,
       new RegExp(`^#### Cost: \\*\\*${esc(money(perNode))}/month\\*\\*`),
     );
   });
 
-  it("diff: what head adds to base", () => {
-    const r = cost("diff", oneGpu, overBudget, "--max-monthly", "1e6");
+  it("diff: what head adds to base", async () => {
+    const r = await cost("diff", oneGpu, overBudget, "--max-monthly", "1e6");
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
@@ -86,22 +77,22 @@ describe("npm run cost", () => {
     assert.match(r.stdout, /changed\s+gpu\s+aws:eks:NodeGroup .* scalingConfig/);
   });
 
-  it("--preview-json: prices a pulumi preview and guards the head total", () => {
+  it("--preview-json: prices a pulumi preview and guards the head total", async () => {
     const fixture = "test/cost/fixtures/preview-update.json";
-    const over = cost("--preview-json", fixture, "--max-monthly", "1000");
+    const over = await cost("--preview-json", fixture, "--max-monthly", "1000");
     assert.equal(over.code, 1, over.stderr);
     assert.match(over.stderr, /over budget: estimated \$[\d,.]+\/month/);
     assert.match(over.stdout, /cost diff prod -> prod/);
     assert.match(over.stdout, /UNPRICED in head: aws:eks\/nodeGroup:NodeGroup cluster-batch/);
-    assert.equal(cost("--preview-json", fixture, "--max-monthly", "100000").code, 0);
+    assert.equal((await cost("--preview-json", fixture, "--max-monthly", "100000")).code, 0);
   });
 
-  it("exits 2 on bad usage, naming the problem", () => {
-    assert.equal(cost().code, 2);
-    const badFormat = cost(oneGpu, "--format", "xml");
+  it("exits 2 on bad usage, naming the problem", async () => {
+    assert.equal((await cost()).code, 2);
+    const badFormat = await cost(oneGpu, "--format", "xml");
     assert.equal(badFormat.code, 2);
     assert.match(badFormat.stderr, /--format: "xml" is not a format/);
-    assert.match(cost(oneGpu, "--max-monthly", "lots").stderr, /--max-monthly: "lots" is not an amount/);
-    assert.match(cost(join(dir, "missing.json")).stderr, /plan .*missing\.json: ENOENT/);
+    assert.match((await cost(oneGpu, "--max-monthly", "lots")).stderr, /--max-monthly: "lots" is not an amount/);
+    assert.match((await cost(join(dir, "missing.json"))).stderr, /plan .*missing\.json: ENOENT/);
   });
 });

@@ -1,138 +1,135 @@
 // The offline plan as a user runs it: JSON contract, unknown stacks, secure config values.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { describe, it } from "node:test";
 import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
+import { runCli, TWO_AT_ONCE } from "../support/cli.ts";
 
-function plan(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "infra/review/plan-cli.ts", ...args], {
-    cwd: REPO_ROOT,
-    encoding: "utf8",
+const plan = (...args: string[]) => runCli("infra/review/plan-cli.ts", args);
+
+describe("npm run plan", TWO_AT_ONCE, () => {
+  it("--format json prints the DESIGN.md contract for prod", async () => {
+    const run = await plan("--stack", "prod", "--format", "json");
+    assert.equal(run.code, 0, run.stderr);
+    const json = JSON.parse(run.stdout);
+    assert.equal(json.stack, "prod");
+    assert.equal(json.tier, "medium");
+    assert.ok(Array.isArray(json.resources) && json.resources.length > 50);
+    for (const r of json.resources)
+      assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
+    assert.ok(typeof json.cost.monthlyUsd === "number" && json.cost.monthlyUsd > 0, JSON.stringify(json.cost).slice(0, 200));
+    assert.ok(json.cost.items.length > 0);
+    assert.ok(Array.isArray(json.policies.violations), JSON.stringify(json.policies).slice(0, 200));
+    const types = new Set(json.resources.map((r: any) => r.type));
+    for (const t of [
+      "aws:ec2/vpc:Vpc",
+      "aws:eks/cluster:Cluster",
+      "aws:eks/nodeGroup:NodeGroup",
+      "aws:rds/instance:Instance",
+      "aws:elasticache/replicationGroup:ReplicationGroup",
+      "aws:ecr/repository:Repository",
+    ]) {
+      assert.ok(types.has(t), `missing ${t}`);
+    }
   });
-}
 
-test("--format json prints the DESIGN.md contract for prod", () => {
-  const run = plan("--stack", "prod", "--format", "json");
-  assert.equal(run.status, 0, run.stderr);
-  const json = JSON.parse(run.stdout);
-  assert.equal(json.stack, "prod");
-  assert.equal(json.tier, "medium");
-  assert.ok(Array.isArray(json.resources) && json.resources.length > 50);
-  for (const r of json.resources)
-    assert.ok(typeof r.type === "string" && typeof r.name === "string" && typeof r.inputs === "object");
-  assert.ok(typeof json.cost.monthlyUsd === "number" && json.cost.monthlyUsd > 0, JSON.stringify(json.cost).slice(0, 200));
-  assert.ok(json.cost.items.length > 0);
-  assert.ok(Array.isArray(json.policies.violations), JSON.stringify(json.policies).slice(0, 200));
-  const types = new Set(json.resources.map((r: any) => r.type));
-  for (const t of [
-    "aws:ec2/vpc:Vpc",
-    "aws:eks/cluster:Cluster",
-    "aws:eks/nodeGroup:NodeGroup",
-    "aws:rds/instance:Instance",
-    "aws:elasticache/replicationGroup:ReplicationGroup",
-    "aws:ecr/repository:Repository",
-  ]) {
-    assert.ok(types.has(t), `missing ${t}`);
-  }
-});
+  it("an unknown stack fails with the list of stacks", async () => {
+    const run = await plan("--stack", "nope");
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /unknown stack "nope"; stacks in this project: dev, prod/);
+    assert.equal(run.stdout, "");
+  });
 
-test("an unknown stack fails with the list of stacks", () => {
-  const run = plan("--stack", "nope");
-  assert.equal(run.status, 2);
-  assert.match(run.stderr, /unknown stack "nope"; stacks in this project: dev, prod/);
-  assert.equal(run.stdout, "");
-});
+  it("a bad config value fails before any resource, naming the key and the allowed values", async () => {
+    const run = await plan("--stack", "dev", "--config", "agent-stack:tier=huge");
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large/);
+    assert.equal(run.stdout, "");
+  });
 
-test("a bad config value fails before any resource, naming the key and the allowed values", () => {
-  const run = plan("--stack", "dev", "--config", "agent-stack:tier=huge");
-  assert.equal(run.status, 2);
-  assert.match(run.stderr, /agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large/);
-  assert.equal(run.stdout, "");
-});
+  it("--config evaluates another tier without editing the stack file", async () => {
+    // A production tier needs its domain and hosted zone (policy production-https); dev's file has none.
+    const run = await plan(
+      "--stack",
+      "dev",
+      "--config",
+      "agent-stack:tier=small",
+      "--config",
+      "agent-stack:domain=api.example.com",
+      "--config",
+      "agent-stack:hostedZoneId=Z0EXAMPLE",
+      "--format",
+      "json",
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const json = JSON.parse(run.stdout);
+    assert.equal(json.tier, "small");
+    assert.ok(json.resources.some((r: any) => r.inputs.amiType === "AL2023_x86_64_NVIDIA"));
+  });
 
-test("--config evaluates another tier without editing the stack file", () => {
-  // A production tier needs its domain and hosted zone (policy production-https); dev's file has none.
-  const run = plan(
-    "--stack",
-    "dev",
-    "--config",
-    "agent-stack:tier=small",
-    "--config",
-    "agent-stack:domain=api.example.com",
-    "--config",
-    "agent-stack:hostedZoneId=Z0EXAMPLE",
-    "--format",
-    "json",
-  );
-  assert.equal(run.status, 0, run.stderr);
-  const json = JSON.parse(run.stdout);
-  assert.equal(json.tier, "small");
-  assert.ok(json.resources.some((r: any) => r.inputs.amiType === "AL2023_x86_64_NVIDIA"));
-});
+  it("a stack name that has no file is rejected before anything runs", async () => {
+    assert.throws(() => loadStackFile("other", REPO_ROOT), UnknownStackError);
+    assert.throws(
+      () => loadStackFile(undefined, REPO_ROOT),
+      /no stack given \(--stack <name>\); stacks in this project: dev, prod/,
+    );
+  });
 
-test("a stack name that has no file is rejected before anything runs", () => {
-  assert.throws(() => loadStackFile("other", REPO_ROOT), UnknownStackError);
-  assert.throws(
-    () => loadStackFile(undefined, REPO_ROOT),
-    /no stack given \(--stack <name>\); stacks in this project: dev, prod/,
-  );
-});
+  it("secure values are passed as [secret] and marked secret; structured values as JSON", async () => {
+    const root = mkdtempSync(join(tmpdir(), "plan-"));
+    writeFileSync(
+      join(root, "Pulumi.s.yaml"),
+      [
+        "config:",
+        "  aws:region: eu-west-1",
+        "  agent-stack:alertSlackWebhookUrl:",
+        "    secure: v1:abcdef",
+        "  agent-stack:overrides:",
+        "    api:",
+        "      maxReplicas: 4",
+      ].join("\n"),
+    );
+    const file = loadStackFile("s", root);
+    assert.equal(file.config["agent-stack:alertSlackWebhookUrl"], "[secret]");
+    assert.deepEqual(file.secretKeys, ["agent-stack:alertSlackWebhookUrl"]);
+    assert.deepEqual(JSON.parse(file.config["agent-stack:overrides"]), { api: { maxReplicas: 4 } });
+  });
 
-test("secure values are passed as [secret] and marked secret; structured values as JSON", () => {
-  const root = mkdtempSync(join(tmpdir(), "plan-"));
-  writeFileSync(
-    join(root, "Pulumi.s.yaml"),
-    [
-      "config:",
-      "  aws:region: eu-west-1",
-      "  agent-stack:alertSlackWebhookUrl:",
-      "    secure: v1:abcdef",
-      "  agent-stack:overrides:",
-      "    api:",
-      "      maxReplicas: 4",
-    ].join("\n"),
-  );
-  const file = loadStackFile("s", root);
-  assert.equal(file.config["agent-stack:alertSlackWebhookUrl"], "[secret]");
-  assert.deepEqual(file.secretKeys, ["agent-stack:alertSlackWebhookUrl"]);
-  assert.deepEqual(JSON.parse(file.config["agent-stack:overrides"]), { api: { maxReplicas: 4 } });
-});
+  it("table format groups by component and shows the sizes that matter", async () => {
+    const run = await plan("--stack", "dev");
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^stack dev · tier dev/);
+    assert.match(run.stdout, /\ncluster \(\d+\)\n/);
+    assert.match(run.stdout, /m7g\.xlarge,m6g\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
+    assert.match(run.stdout, /db\.t4g\.micro single-AZ/);
+  });
 
-test("table format groups by component and shows the sizes that matter", () => {
-  const run = plan("--stack", "dev");
-  assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /^stack dev · tier dev/);
-  assert.match(run.stdout, /\ncluster \(\d+\)\n/);
-  assert.match(run.stdout, /m7g\.xlarge,m6g\.xlarge 1\/1\/2 \(min\/desired\/max\)/);
-  assert.match(run.stdout, /db\.t4g\.micro single-AZ/);
-});
+  it("the plan carries its cost and policy verdict, and a mandatory violation fails it", async () => {
+    const ok = await plan("--stack", "dev", "--format", "json");
+    assert.equal(ok.code, 0, ok.stderr);
+    const json = JSON.parse(ok.stdout);
+    assert.ok(json.cost.monthlyUsd > 0 && json.cost.onDemandMonthlyUsd >= json.cost.monthlyUsd);
+    assert.deepEqual(json.cost.unpriced, []);
+    assert.deepEqual(
+      json.policies.violations.filter((v: any) => v.level === "mandatory"),
+      [],
+    );
 
-test("the plan carries its cost and policy verdict, and a mandatory violation fails it", () => {
-  const ok = plan("--stack", "dev", "--format", "json");
-  assert.equal(ok.status, 0, ok.stderr);
-  const json = JSON.parse(ok.stdout);
-  assert.ok(json.cost.monthlyUsd > 0 && json.cost.onDemandMonthlyUsd >= json.cost.monthlyUsd);
-  assert.deepEqual(json.cost.unpriced, []);
-  assert.deepEqual(
-    json.policies.violations.filter((v: any) => v.level === "mandatory"),
-    [],
-  );
-
-  const bad = plan(
-    "--stack",
-    "dev",
-    "--config",
-    'agent-stack:overrides={"database":{"backupRetentionDays":1}}',
-    "--format",
-    "json",
-  );
-  assert.equal(bad.status, 1);
-  const violations = JSON.parse(bad.stdout).policies.violations;
-  assert.ok(
-    violations.some((v: any) => v.policy === "rds-backup-retention" && v.level === "mandatory"),
-    JSON.stringify(violations),
-  );
+    const bad = await plan(
+      "--stack",
+      "dev",
+      "--config",
+      'agent-stack:overrides={"database":{"backupRetentionDays":1}}',
+      "--format",
+      "json",
+    );
+    assert.equal(bad.code, 1);
+    const violations = JSON.parse(bad.stdout).policies.violations;
+    assert.ok(
+      violations.some((v: any) => v.policy === "rds-backup-retention" && v.level === "mandatory"),
+      JSON.stringify(violations),
+    );
+  });
 });
