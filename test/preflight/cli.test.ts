@@ -1,36 +1,32 @@
 // The preflight's command line: usage and credential errors exit 2 with one sentence, never a stack trace;
 // the deploy workflow runs it before `pulumi up`.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import YAML from "yaml";
+import { runCli } from "../support/cli.ts";
 
-const run = (args: string[], env: Record<string, string> = {}) => {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "infra/preflight/cli.ts", ...args], {
-    encoding: "utf8",
-    timeout: 120_000,
-    env: { ...process.env, NODE_NO_WARNINGS: "1", ...env },
-  });
-  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
-};
+const run = (args: string[], env: Record<string, string> = {}) =>
+  runCli("infra/preflight/cli.ts", args, { NODE_NO_WARNINGS: "1", ...env });
 const noStackTrace = (text: string) => assert.doesNotMatch(text, /^\s+at /m, text);
 
-test("usage errors exit 2 with one sentence", () => {
-  const missing = run([]);
+test("usage errors exit 2 with one sentence", async () => {
+  const [missing, unknown, badConfig] = await Promise.all([
+    run([]),
+    run(["--stack", "nope"]),
+    run(["--stack", "prod", "--config", "agent-stack:tier=huge"]),
+  ]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^preflight: --stack is required, e\.g\. npm run preflight -- --stack prod$/m);
-  const unknown = run(["--stack", "nope"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown stack "nope"; stacks in this project: .*prod/);
-  const badConfig = run(["--stack", "prod", "--config", "agent-stack:tier=huge"]);
   assert.equal(badConfig.code, 2);
   assert.match(badConfig.stderr, /agent-stack:tier/);
   for (const r of [missing, unknown, badConfig]) noStackTrace(r.stderr);
 });
 
-test("no AWS credentials exit 2 saying how to sign in", () => {
-  const r = run(["--stack", "prod"], {
+test("no AWS credentials exit 2 saying how to sign in", async () => {
+  const r = await run(["--stack", "prod"], {
     AWS_ACCESS_KEY_ID: "",
     AWS_SECRET_ACCESS_KEY: "",
     AWS_SESSION_TOKEN: "",
