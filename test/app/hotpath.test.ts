@@ -208,6 +208,36 @@ test("a list of sources is stored once: later turns with the same sources send a
   }
 });
 
+test("a turn refused as another key's session leaves no list of sources behind, alone or in a batch", async () => {
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 5_000);
+    const session = `b-only-${randomUUID()}`;
+    await writer.record("owner-b", turn(session, 0));
+    // Sources no other turn carries: before, each refused turn's list was stored (each attempt, and a turn refused
+    // is tried twice), with no turn to refer to it, so turn retention never deleted it.
+    const texts = [1, 2].map((i) => `only in a refused turn ${i} ${randomUUID()}`);
+    const foreign = (i: number): Turn => ({
+      ...turn(session, i),
+      sources: [{ id: "d", score: 0.5, title: null, text: texts[i - 1]! }],
+    });
+    const forbidden = (err: unknown) => err instanceof AppError && err.status === 403;
+    await assert.rejects(writer.record("owner-a", foreign(1)), forbidden);
+    const batch = await Promise.allSettled([
+      writer.record("owner-a", foreign(2)),
+      ...Array.from({ length: 5 }, (_, i) => writer.record("owner-a", turn(`a-${randomUUID()}`, i))),
+    ]);
+    assert.ok(batch[0]!.status === "rejected" && forbidden(batch[0]!.reason));
+    assert.ok(batch.slice(1).every((r) => r.status === "fulfilled"));
+    const [left] = await sql`
+      SELECT count(*)::int AS n FROM source_sets WHERE sources->0->>'text' IN ${sql(texts)}`;
+    assert.equal(left!.n, 0);
+  } finally {
+    await sql.end();
+  }
+});
+
 test("GET /api/v1/sessions/:id returns each turn's sources, cached turns included", async () => {
   const user = api(stack.url, USER_KEY);
   const ingest = await user.post("/api/v1/documents", {

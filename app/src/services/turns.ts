@@ -91,18 +91,23 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   const sourceSets = createSourceSets();
 
   /**
-   * Inserts the batch's source lists not yet known to be stored; a data-modifying CTE runs even unreferenced. A list
-   * already stored is locked, not rewritten (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row:
-   * PostgreSQL's INSERT reference, `condition`): turn retention, deleting a list no turn refers to, waits for this
-   * statement's turns and then sees them. Rows are taken in hash order, as retention takes them: two replicas' batches
-   * holding the same lists in other orders deadlocked, and every turn of both was a 503.
+   * Inserts the batch's source lists not yet known to be stored, those of turns the statement inserts (`ownerOf`, a
+   * condition on `s.hash`); a data-modifying CTE runs even unreferenced. A list already stored is locked, not rewritten
+   * (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row: PostgreSQL's INSERT reference,
+   * `condition`): turn retention, deleting a list no turn refers to, waits for this statement's turns and then sees
+   * them. Rows are taken in hash order, as retention takes them: two replicas' batches holding the same lists in other
+   * orders deadlocked, and every turn of both was a 503. The list of a turn refused as another key's session was
+   * stored with no turn to refer to it, which retention never deletes (probe BJ: a row of up to CONTEXT_TOKEN_BUDGET
+   * of text per refused question).
    */
-  const newSourceSets = (batch: Pending[]) => sql`
+  const newSourceSets = (batch: Pending[], ownerOf: ReturnType<typeof sql>) => sql`
     new_sets AS (
       INSERT INTO source_sets (hash, sources, bytes)
       SELECT hash, sources, octet_length(sources::text)
       FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
-        AS s(hash text, sources jsonb) ORDER BY hash
+        AS s(hash text, sources jsonb)
+      WHERE ${ownerOf}
+      ORDER BY hash
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
 
@@ -134,7 +139,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     const inserted = await withDeadline(
       sql,
       sql<{ request_id: string }[]>`
-        WITH ${newSourceSets(batch)}, input AS (
+        WITH input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
             request_id text, session_id text, owner text, question text, answer text, sources_hash text, model text,
             prompt_tokens integer, completion_tokens integer, latency_ms integer, cached boolean, truncated boolean,
@@ -147,7 +152,11 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT k.id, COALESCE((SELECT owner FROM new_sessions n WHERE n.id = k.id),
                                 (SELECT owner FROM sessions s WHERE s.id = k.id)) AS owner
           FROM jsonb_array_elements_text(${sql.json(sessionIds)}) AS k(id)
-        )
+        ), ${newSourceSets(
+          batch,
+          sql`EXISTS (SELECT 1 FROM input i JOIN owners o ON o.id = i.session_id AND o.owner = i.owner
+                      WHERE i.sources_hash = s.hash)`,
+        )}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
         SELECT i.request_id, i.session_id, i.question, i.answer, i.sources_hash, i.model,
@@ -168,12 +177,12 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     const inserted = await withDeadline(
       sql,
       sql<{ request_id: string }[]>`
-        WITH ${newSourceSets([p])}, new_session AS (
+        WITH new_session AS (
           INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${t.owner})
           ON CONFLICT (id) DO NOTHING RETURNING owner
         ), session_owner AS (
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
-        )
+        ), ${newSourceSets([p], sql`EXISTS (SELECT 1 FROM session_owner WHERE owner = ${t.owner})`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
         SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${t.sources_hash}, ${t.model},
