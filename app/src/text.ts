@@ -41,7 +41,10 @@ export function storableJson<T>(value: T): T {
   return value;
 }
 
-/** Text from outside echoed in an answer (a request's key, an upstream's error body) is cut to this many characters. */
+/**
+ * Text from outside echoed in an answer or a log line (a request's key, an upstream's error body, a request's path) is
+ * cut to this many characters.
+ */
 const MAX_ECHOED_TEXT = 200;
 
 /**

@@ -6,6 +6,7 @@ import { refusedByParser } from "../http-refusals.ts";
 import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
 
 /**
@@ -66,7 +67,8 @@ export function observe(metrics: Metrics, log: Logger) {
     const labels = { method: c.req.method, route: routeLabel(c), status: String(outside ?? c.res.status) };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
-    const line = { req_id: c.get("requestId"), ...labels, path: c.req.path, ms: Math.round(seconds * 10_000) / 10 };
+    // The path is the client's, cut as other echoed text is: a 16 kB path of `%01`s logged 32 kB (probe BJ).
+    const line = { req_id: c.get("requestId"), ...labels, path: clip(c.req.path), ms: Math.round(seconds * 10_000) / 10 };
     if (QUIET_ROUTES.has(labels.route)) log.debug(line, "request");
     else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
     else if (outside !== undefined) log.info(line, "refused by the HTTP parser");

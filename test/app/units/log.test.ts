@@ -1,0 +1,60 @@
+// The log as a flood of requests meets it: bounded per line (a client's path) and in memory (stdout slower than the
+// lines come).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { test } from "node:test";
+import { Hono } from "hono";
+import { createMetrics } from "../../../app/src/metrics.ts";
+import { observe } from "../../../app/src/middleware/observe.ts";
+import { REPO_ROOT } from "../../../infra/plan/stackfile.ts";
+import { capturedLog } from "../../support/log.ts";
+
+test("an access log line cuts a client's long path to 200 characters, saying how long it was", async () => {
+  const { log, lines } = capturedLog("info");
+  const app = new Hono().use(observe(createMetrics(), log));
+  // 16 kB of `%01`, inside Node's header limit: logged whole, 32 kB a line, each written as `\u0001`.
+  const res = await app.request(`/${"%01".repeat(5_300)}`);
+  assert.equal(res.status, 404);
+  const line = JSON.parse(lines.at(-1)!);
+  assert.equal(line.route, "unmatched");
+  assert.ok(line.path.startsWith(`/${"\u0001".repeat(199)}... (`), JSON.stringify(line.path.slice(0, 20)));
+  assert.match(line.path, /\.\.\. \(\d+ characters\)$/);
+  assert.ok(lines.at(-1)!.length < 2_000, `${lines.at(-1)!.length} bytes logged`);
+});
+
+test("lines stdout has not taken are held up to the buffer's bound, then dropped and counted", async () => {
+  const LINES = 2_000;
+  // About 30 kB a line: 60 MB in all, against a buffer of 1 MiB. The parent reads nothing until the child has logged.
+  const script = `
+    import { createLogger } from "./app/src/log.ts";
+    const log = createLogger("info", undefined, { bufferBytes: 1 << 20, reportMs: 1_000 });
+    const path = "\\u0001".repeat(5_000);
+    for (let i = 0; i < ${LINES}; i++) log.info({ path }, "request");
+    globalThis.gc();
+    process.stderr.write(JSON.stringify(process.memoryUsage()) + "\\n");
+    setTimeout(() => process.exit(0), 2_500);`;
+  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
+    cwd: REPO_ROOT,
+  });
+  child.stdout.pause();
+  const [memory] = await once(child.stderr.setEncoding("utf8"), "data");
+  const { heapUsed } = JSON.parse(memory as string);
+  let out = "";
+  child.stdout
+    .setEncoding("utf8")
+    .on("data", (chunk: string) => (out += chunk))
+    .resume();
+  const [code] = await once(child, "exit");
+  assert.equal(code, 0);
+  const logged = out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  const written = logged.filter((l) => l.msg === "request").length;
+  const dropped = logged.reduce((n, l) => n + (l.dropped_lines ?? 0), 0);
+  // Before: every line was held (60 MB of heap) until stdout took it.
+  assert.ok(heapUsed < 40 * 1024 * 1024, `heap ${Math.round(heapUsed / 1024 / 1024)} MiB with stdout not read`);
+  assert.ok(written < LINES, `${written} of ${LINES} written`);
+  assert.ok(written + dropped >= LINES, `${written} written and ${dropped} reported dropped of ${LINES}`);
+});
