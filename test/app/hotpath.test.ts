@@ -150,6 +150,35 @@ test("a turn not committed by its request's 504 is not stored: dropped while it 
   }
 });
 
+test("turns queued behind a slow statement leave in one of their own after a tenth of their deadline", async () => {
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
+  const locker = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
+  const lock = await locker.reserve();
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 1_000);
+    const held = randomUUID();
+    await writer.record("owner-a", turn(held, 0));
+    await lock`BEGIN`;
+    await lock`SELECT 1 FROM sessions WHERE id = ${held} FOR UPDATE`;
+    // The first turn's statement waits on its session's lock (its foreign key), as on a Postgres slow to answer.
+    const slow = writer.record("owner-a", turn(held, 1));
+    await waitFor("the first statement waiting", async () => (await lockWaiters(sql)) === 1, 2_000);
+    const started = performance.now();
+    const behind = writer.record("owner-a", turn(randomUUID(), 2));
+    // Before: it waited for the first statement to end, and its deadline had to cover both (a 503 once each took 500 ms).
+    const outcome = await Promise.race([behind.then(() => "stored"), setTimeout(700, "still waiting")]);
+    assert.equal(outcome, "stored");
+    assert.ok(performance.now() - started < 500, `stored after ${Math.round(performance.now() - started)} ms`);
+    await lock`COMMIT`;
+    await slow;
+  } finally {
+    await lock`ROLLBACK`.catch(() => {});
+    lock.release();
+    await Promise.all([sql.end(), locker.end()]);
+  }
+});
+
 test("a batch finds its sessions by index, also when its connection cached the plan while sessions was small", async () => {
   const url = await createDatabase(stack.pg.url, "turn_writer_plan");
   // One connection: it prepares the batch statement and, after five runs, keeps PostgreSQL's generic plan for it.
