@@ -11,7 +11,7 @@ import { createCache, type Cache } from "../../app/src/services/cache.ts";
 import { migrate } from "../../app/src/services/migrations.ts";
 import { createRateLimiter } from "../../app/src/services/ratelimit.ts";
 import { createStore } from "../../app/src/services/store.ts";
-import { createTurnWriter, type Turn } from "../../app/src/services/turns.ts";
+import { createTurnWriter, type Turn, type TurnWriter } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
@@ -116,18 +116,35 @@ test("group commit: a turn recorded just after a statement ends leaves with the 
   }
 });
 
-test("a turn not committed by its request's 504 is not stored: dropped while it waits, taken back once its statement commits", async () => {
+/**
+ * A turn writer over `timeoutMs` and a session of one turn whose row another transaction holds locked (FOR UPDATE)
+ * until `release` or the end of `body`: a turn of that session waits on it (its foreign key), as on a slow Postgres.
+ */
+async function withLockedSession(
+  timeoutMs: number,
+  body: (t: { sql: postgres.Sql; writer: TurnWriter; held: string; release: () => Promise<unknown> }) => Promise<void>,
+) {
   const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
   const locker = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
   const lock = await locker.reserve();
   try {
     await migrate(sql, MIGRATIONS_DIR);
-    const writer = createTurnWriter(sql, 5_000);
+    const writer = createTurnWriter(sql, timeoutMs);
     const held = randomUUID();
     await writer.record("owner-a", turn(held, 0));
     await lock`BEGIN`;
     await lock`SELECT 1 FROM sessions WHERE id = ${held} FOR UPDATE`;
-    // The first turn's statement waits on its session's lock (its foreign key), the second turn is queued behind it.
+    await body({ sql, writer, held, release: () => lock`COMMIT` });
+  } finally {
+    await lock`ROLLBACK`.catch(() => {});
+    lock.release();
+    await Promise.all([sql.end(), locker.end()]);
+  }
+}
+
+test("a turn not committed by its request's 504 is not stored: dropped while it waits, taken back once its statement commits", () =>
+  withLockedSession(5_000, async ({ sql, writer, held, release }) => {
+    // The first turn's statement waits on its session's lock, the second turn is queued behind it.
     const deadline = { at: performance.now() + 300, passed: () => new AppError(504, "request took too long", "request_timeout") };
     const [running, queued] = [turn(held, 1), turn(randomUUID(), 2)];
     const outcomes = [writer.record("owner-a", running, deadline), writer.record("owner-a", queued, deadline)].map((p) =>
@@ -138,30 +155,15 @@ test("a turn not committed by its request's 504 is not stored: dropped while it 
     );
     assert.deepEqual(await Promise.all(outcomes), [504, 504]);
     assert.equal(await lockWaiters(sql), 1, "the first turn's statement still running at its 504");
-    await lock`COMMIT`;
+    await release();
     await writer.record("owner-a", turn(held, 3));
     const stored = (t: Turn) => sql`SELECT 1 FROM turns WHERE request_id = ${t.request_id}`.then((rows) => rows.length);
     await waitFor("the running turn taken back", async () => (await stored(running)) === 0, 2_000);
     assert.equal(await stored(queued), 0, "the queued turn was written after its 504");
-  } finally {
-    await lock`ROLLBACK`.catch(() => {});
-    lock.release();
-    await Promise.all([sql.end(), locker.end()]);
-  }
-});
+  }));
 
-test("turns queued behind a slow statement leave in one of their own after a tenth of their deadline", async () => {
-  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 4 });
-  const locker = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
-  const lock = await locker.reserve();
-  try {
-    await migrate(sql, MIGRATIONS_DIR);
-    const writer = createTurnWriter(sql, 1_000);
-    const held = randomUUID();
-    await writer.record("owner-a", turn(held, 0));
-    await lock`BEGIN`;
-    await lock`SELECT 1 FROM sessions WHERE id = ${held} FOR UPDATE`;
-    // The first turn's statement waits on its session's lock (its foreign key), as on a Postgres slow to answer.
+test("turns queued behind a slow statement leave in one of their own after a tenth of their deadline", () =>
+  withLockedSession(1_000, async ({ sql, writer, held, release }) => {
     const slow = writer.record("owner-a", turn(held, 1));
     await waitFor("the first statement waiting", async () => (await lockWaiters(sql)) === 1, 2_000);
     const started = performance.now();
@@ -170,12 +172,37 @@ test("turns queued behind a slow statement leave in one of their own after a ten
     const outcome = await Promise.race([behind.then(() => "stored"), setTimeout(700, "still waiting")]);
     assert.equal(outcome, "stored");
     assert.ok(performance.now() - started < 500, `stored after ${Math.round(performance.now() - started)} ms`);
-    await lock`COMMIT`;
+    await release();
     await slow;
+  }));
+
+test("a turn taken back after its 503 takes its new session and its source list with it", async () => {
+  const url = await createDatabase(stack.pg.url, "turn_take_back");
+  const sql = postgres(url, { onnotice: () => {}, max: 4 });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 300);
+    // Each insert into turns takes 0.6 s (a slow disk): the statement commits after the turn's 503, at 300 ms.
+    await sql.unsafe(`
+      CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$;
+      CREATE TRIGGER slow_turns AFTER INSERT ON turns FOR EACH STATEMENT EXECUTE FUNCTION slow_insert()`);
+    const session = `new-${randomUUID()}`;
+    const text = `only this turn's source ${randomUUID()}`;
+    const late: Turn = { ...turn(session, 0), sources: [{ id: "d", score: 0.5, title: null, text }] };
+    await assert.rejects(writer.record("owner-a", late), (err) => err instanceof AppError && err.status === 503);
+    await sql.unsafe("DROP TRIGGER slow_turns ON turns"); // waits for the insert to end
+    const left = async () => {
+      const [row] = await sql<{ turns: number; sessions: number; lists: number }[]>`
+        SELECT (SELECT count(*) FROM turns WHERE session_id = ${session})::int AS turns,
+               (SELECT count(*) FROM sessions WHERE id = ${session})::int AS sessions,
+               (SELECT count(*) FROM source_sets WHERE sources->0->>'text' = ${text})::int AS lists`;
+      return { ...row! };
+    };
+    await waitFor("the late turn taken back", async () => (await left()).turns === 0, 3_000);
+    // Before: the session and the list stayed, with no turn, and turn retention never deletes them.
+    assert.deepEqual(await left(), { turns: 0, sessions: 0, lists: 0 });
   } finally {
-    await lock`ROLLBACK`.catch(() => {});
-    lock.release();
-    await Promise.all([sql.end(), locker.end()]);
+    await sql.end();
   }
 });
 

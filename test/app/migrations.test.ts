@@ -44,6 +44,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "011_feedback_model_statistics.sql",
         "012_prune_turns_function.sql",
         "013_feedback_one_per_answer.sql",
+        "014_take_back_turns_function.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;

@@ -272,8 +272,9 @@ export function withDeadline<T>(
  */
 export function takeBackTurns(sql: Sql, requestIds: string[], timeoutMs: number, log: Logger | undefined): void {
   if (requestIds.length === 0) return;
-  // (jsonb, not text[]: see fetch_types above.)
-  const statement = sql`DELETE FROM turns WHERE request_id IN (SELECT jsonb_array_elements_text(${sql.json(requestIds)}))`;
+  // With the sessions and source lists they leave without a turn (migration 014). (jsonb, not text[]: see
+  // fetch_types above.)
+  const statement = sql`SELECT take_back_turns(${sql.json(requestIds)})`;
   // A delete past its own deadline was sent, and still deletes (or Postgres ends it with the rest of the outage).
   withDeadline(sql, statement, timeoutMs).then(
     () => log?.warn({ request_ids: requestIds }, "turns committed after their request was answered 503 or 504: taken back"),
