@@ -383,6 +383,24 @@ test("readiness says Redis fails while it refuses writes (read-only, as a replic
   await waitFor("readiness to see Redis take writes", async () => (await redisCheck()) === "ok");
 });
 
+test("readiness says why Redis refuses a new connection (a password set on it), not only that the client is offline", async () => {
+  const admin = createClient({ url: redis.url });
+  await admin.connect();
+  const redisCheck = async () => (await api(app.metricsUrl).get("/health/ready")).body.checks.redis;
+  try {
+    await admin.configSet("requirepass", "set-while-running-0123");
+    // The app's connection goes; its next one must authenticate, and has no password.
+    redisProxy.cut();
+    redisProxy.restore();
+    await waitFor("readiness to name the refusal", async () => /NOAUTH/.test((await redisCheck()).error ?? ""), 5_000);
+    assert.match((await redisCheck()).error, /^The client is offline: .*NOAUTH/);
+  } finally {
+    await admin.configSet("requirepass", "");
+    await admin.close();
+  }
+  await waitFor("readiness to see Redis take writes", async () => (await redisCheck()).status === "ok", 5_000);
+});
+
 test("Postgres connections left on a node that turned read-only (a switchover, a stale DNS answer): the pool reconnects", async () => {
   const admin = superuser();
   const question = () => user.post("/api/v1/query", { query: `Read-only question ${Math.random()} on tides?` });

@@ -50,6 +50,8 @@ const CLOSE_WAIT_MS = 1_000;
  */
 export function createCache({ url, password, commandTimeoutMs, metrics, log }: CacheOptions) {
   let lastErrorLog = Number.NEGATIVE_INFINITY;
+  /** Why the connection last failed, until it is ready again: readiness names it (`ping`). */
+  let lastError: string | undefined;
   const open = (): RedisClient => {
     const c = connect({
       url,
@@ -66,13 +68,17 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       },
     });
     c.on("error", (err: unknown) => {
+      lastError = describe(err);
       // The client emits on every reconnect attempt; one line every 10 s is enough.
       if (performance.now() - lastErrorLog > 10_000) {
         lastErrorLog = performance.now();
         log.warn({ err: describe(err) }, "redis error");
       }
     });
-    c.on("ready", () => log.info("redis connected"));
+    c.on("ready", () => {
+      lastError = undefined;
+      log.info("redis connected");
+    });
     c.connect().catch(() => {});
     return c;
   };
@@ -152,8 +158,13 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
     /**
      * Readiness: a write, as every use of Redis here writes (cache entries, the rate limiter's log). A PING answered on
      * a read-only replica and on a Redis out of memory, where every write failed and the limiter ran per process.
+     * While the connection is down it says why it last failed: "The client is offline" alone hid a password Redis
+     * now requires (NOAUTH) in a log line written at most every 10 s (probe BK).
      */
-    ping: () => run((c) => c.set("readiness-probe", "1", { PX: 10_000 })),
+    ping: () =>
+      run((c) => c.set("readiness-probe", "1", { PX: 10_000 })).catch((err: unknown) => {
+        throw lastError && !client.isReady ? new Error(`${describe(err)}: ${lastError}`) : err;
+      }),
 
     /**
      * Closes the connection once the replies owed on it arrive, for at most CLOSE_WAIT_MS: node-redis' `close` waits
