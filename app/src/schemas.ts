@@ -180,12 +180,22 @@ const SESSION_PAGE_MAX = 500;
  */
 export const SESSION_PAGE_MAX_BYTES = 2 * 1024 * 1024;
 
+/**
+ * A whole number from `min` to `max` in a query string, in decimal digits and given once: `Number()` also took `0x2`,
+ * `1e0` and ` 2 `, and a parameter given twice (a list) was told as "received NaN" (probe BM).
+ */
+const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === "string" && /^[0-9]{1,9}$/.test(value) ? Number(value) : value),
+    z
+      .number({ error: `must be a whole number from ${min} to ${max} in decimal digits, given once` })
+      .int()
+      .min(min)
+      .max(max),
+  );
+
 export const SessionPageQuerySchema = z.object({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(SESSION_PAGE_MAX)
+  limit: queryInteger(1, SESSION_PAGE_MAX)
     .default(SESSION_PAGE_DEFAULT)
     .openapi({
       param: { name: "limit", in: "query" },

@@ -451,7 +451,11 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
     [`after=${elsewhere.body.request_id}`, /invalid query string: after: no turn .* in session session-pages-1/],
     ["limit=0", /invalid query string: limit: /],
     ["limit=501", /invalid query string: limit: /],
-    ["limit=ten", /invalid query string: limit: /],
+    ["limit=ten", /invalid query string: limit: must be a whole number from 1 to 500 in decimal digits, given once/],
+    // Number() took these as 2, and a parameter given twice was "expected number, received NaN".
+    ["limit=0x2", /invalid query string: limit: must be a whole number from 1 to 500 in decimal digits, given once/],
+    ["limit=1e0", /invalid query string: limit: must be a whole number/],
+    ["limit=1&limit=3", /invalid query string: limit: must be a whole number from 1 to 500 in decimal digits, given once/],
     ["after=not%20an%20id", /invalid query string: after: must be 1-128 characters/],
     ["after=page-turn-999", /invalid query string: after: no turn page-turn-999 in session session-pages-1/],
   ] as const) {
