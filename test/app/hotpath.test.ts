@@ -503,6 +503,58 @@ test("two replicas never admit more than the limit within any window, an admissi
   }
 });
 
+test("two replicas stay within the limit when one's lease comes back after its hold (a slow reply, a stalled event loop)", async () => {
+  const [a, b] = await Promise.all([connectedCache(), connectedCache()]);
+  try {
+    let calls = 0;
+    let lateNext = false;
+    const slowA: Cache = {
+      ...a,
+      run: async (op) => {
+        calls++;
+        const late = lateNext;
+        lateNext = false;
+        const reply = await a.run(op);
+        if (late) await setTimeout(180); // past the 100 ms hold its fast round trips gave it
+        return reply;
+      },
+    };
+    const [limit, windowMs] = [400, 1_000]; // leases of up to 20
+    const [replicaA, replicaB] = [createRateLimiter(slowA, limit, windowMs), createRateLimiter(b, limit, windowMs)];
+    const key = `late-lease-${randomUUID()}`;
+    const admitted: number[] = [];
+    const ask = async (replica: typeof replicaA) => {
+      const allowed = (await replica.check(key)).allowed;
+      if (allowed) admitted.push(performance.now());
+      return allowed;
+    };
+    // A busy on A, its leases grown to 20; then a fresh lease used up, so the next renewal is one of 20.
+    for (let wave = 0; wave < 3; wave++) await Promise.all(Array.from({ length: 40 }, () => ask(replicaA)));
+    await setTimeout(150);
+    for (let renewals = 0; renewals < 2; renewals++) {
+      const before = calls;
+      while (calls === before) await ask(replicaA);
+    }
+    for (let i = 0; i < 19; i++) await ask(replicaA);
+    // Twenty requests wait for A's next lease, which comes back late; B meanwhile takes the rest of the window, then
+    // what frees up once the first entries leave it.
+    lateNext = true;
+    const start = performance.now();
+    const wave = Promise.all(Array.from({ length: 20 }, () => ask(replicaA)));
+    await setTimeout(5);
+    while (await ask(replicaB));
+    await wave;
+    await setTimeout(start + windowMs + 5 - performance.now());
+    const until = performance.now() + 300;
+    while (performance.now() < until) (await ask(replicaB)) || (await setTimeout(1));
+    // Before: the late lease's entries were taken as it came back, after their date, and 420 were admitted in a window.
+    const most = Math.max(...admitted.map((t) => admitted.filter((u) => u >= t && u < t + windowMs).length));
+    assert.ok(most <= limit, `${most} admitted within one window of ${limit}`);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test("a key with a small limit is checked in Redis on every request, so RateLimit-Remaining counts down exactly", async () => {
   const cache = await connectedCache();
   try {

@@ -15,8 +15,13 @@ let leaseSeq = 0;
 
 const MAX_MEMORY_KEYS = 10_000;
 
-/** How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow. */
+/**
+ * How long admissions taken from Redis ahead of use stay usable here, and how fast a lease must go to grow; longer
+ * when Redis answers slower (renew).
+ */
 const LEASE_MS = 100;
+/** The longest a lease is held, however slow the last round trip was (an event loop stalled seconds by a GC). */
+const MAX_HOLD_MS = 2_000;
 /** Share of a key's limit one replica may hold ahead of use: the most the limit can be under-used by. */
 const LEASE_SHARE = 0.05;
 const MAX_LEASE = 1_000;
@@ -52,8 +57,9 @@ interface Lease {
  * lease without a Redis round trip; a key at a low rate or a small limit takes one at a time, exactly as before.
  * Leased admissions are logged in Redis when taken and dated their hold ahead (LEASE_MS, or twice the round trip to a
  * slower Redis), the longest one is held before use, so replicas together never admit more than the limit in any
- * window; an unused lease expires after its hold, and the next renewal takes its rest out of the log. While Redis
- * fails, the same limit is enforced per process instead of failing requests.
+ * window (but for an admission taken alone, used as its reply comes back: it leaves the window that much early); an
+ * unused lease expires after its hold, and the next renewal takes its rest out of the log. While Redis fails, the same
+ * limit is enforced per process instead of failing requests.
  */
 export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000) {
   const memory = new Map<string, WindowLog>();
@@ -109,9 +115,10 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     // Usable for their hold from before the call, and dated that long after Redis took them (the script): each is used
     // before its date, and stays in the window a whole window after its use. The hold is LEASE_MS, or twice the last
     // round trip when Redis is slower: held for LEASE_MS, a lease that took longer to come back was expired on
-    // arrival. One alone is used as it comes back (checkInRedis).
+    // arrival. One alone is used as it comes back (checkInRedis), so it is not held: dated when taken, the count a
+    // key of a small limit is told stays exact.
     const sentAt = performance.now();
-    const holdMs = lease.size === 1 ? 0 : Math.max(LEASE_MS, Math.ceil(2 * roundTripMs));
+    const holdMs = lease.size === 1 ? 0 : Math.max(LEASE_MS, Math.min(MAX_HOLD_MS, Math.ceil(2 * roundTripMs)));
     const [granted, count, resetMs] = await cache.run((c) =>
       c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, String(holdMs)),
     );
@@ -162,12 +169,15 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
         lease.pending = pending;
       }
       // Every request waiting for this lease takes from it as it comes back, or asks for the next one if it ran out.
-      // Even expired: a round trip longer than the hold (one alone has none, and the first lease after Redis slowed
-      // down holds for a faster one) brought back every lease expired, and each waiting request asked again until
-      // its own deadline, a 504 (probe BK: every request at a round trip of 100-250 ms).
+      // One alone is taken even expired: held for LEASE_MS, every lease came back expired from a Redis slower than
+      // that, and each waiting request asked again until its own deadline, a 504 (probe BK: every request at a round
+      // trip of 100-250 ms). A larger one is not: its entries' date passed, they leave Redis's window before a whole
+      // window after their use, and another replica took their place (review N17: 420 admitted in a window of 400).
+      // The next lease is held for twice the round trip that came back late.
       if ((await lease.pending) === 0) return decision(false, 0, lease.resetAt - performance.now(), "redis");
-      if (lease.tokens > 0) return take(lease, performance.now());
-      outrun = true;
+      const back = performance.now();
+      if (lease.tokens > 0 && (lease.granted === 1 || back < lease.expiresAt)) return take(lease, back);
+      if (lease.tokens === 0) outrun = true;
     }
   }
 
