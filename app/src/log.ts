@@ -61,8 +61,10 @@ export function createLogger(
     setInterval(() => {
       if (dropped === 0) return;
       const lines = dropped;
-      dropped = 0;
       log.warn({ dropped_lines: lines }, "log lines dropped: stdout did not take them as fast as they came");
+      // A report the full buffer dropped too (its drop is counted as it is written) leaves the count for the next one:
+      // reset first, the count was lost with it (review N17: 28,330 lines dropped, 1 reported).
+      if (dropped === lines) dropped = 0;
     }, reportMs).unref();
   }
   return log;
