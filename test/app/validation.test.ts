@@ -204,6 +204,8 @@ const cases: Case[] = [
   ["session id too long in path", "GET", `/api/v1/sessions/${"s".repeat(200)}`, undefined, 400, /invalid path parameter: id/],
   ["unknown route", "GET", "/api/v1/nothing-here", undefined, 404, /no route for GET \/api\/v1\/nothing-here/],
   ["wrong method", "PUT", "/api/v1/query", { query: "x" }, 404, /no route for PUT/],
+  // The path cut as other echoed text is: echoed whole, a 16 kB path was a 32 kB answer.
+  ["long unknown route", "GET", `/${"x".repeat(5_000)}`, undefined, 404, /^no route for GET \/x{199}\.\.\. \(5001 characters\)$/],
 ];
 
 test("every malformed request gets a 4xx with a reason, never a 5xx", async () => {

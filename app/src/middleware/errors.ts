@@ -36,7 +36,8 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   return c.json({ error: "internal error", details: { request_id: c.get("requestId") } }, 500);
 };
 
-export const notFound = (c: Context) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
+/** The path cut as other echoed text is (text.ts clip): a 16 kB path was a 32 kB answer. */
+export const notFound = (c: Context) => c.json({ error: `no route for ${c.req.method} ${clip(c.req.path)}` }, 404);
 
 const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parameter", query: "query string", header: "header" };
 
