@@ -100,7 +100,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
   const sourceSets = createSourceSets();
 
   /**
-   * Inserts the batch's source lists not yet known to be stored, those of turns the statement inserts (`ownerOf`, a
+   * Inserts the batch's source lists not yet known to be stored, those of turns the statement inserts (`inserted`, a
    * condition on `s.hash`); a data-modifying CTE runs even unreferenced. A list already stored is locked, not rewritten
    * (`WHERE false` updates nothing, but ON CONFLICT DO UPDATE locks the row: PostgreSQL's INSERT reference,
    * `condition`): turn retention, deleting a list no turn refers to, waits for this statement's turns and then sees
@@ -109,13 +109,13 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
    * stored with no turn to refer to it, which retention never deletes (probe BJ: a row of up to CONTEXT_TOKEN_BUDGET
    * of text per refused question).
    */
-  const newSourceSets = (batch: Pending[], ownerOf: ReturnType<typeof sql>) => sql`
+  const newSourceSets = (batch: Pending[], inserted: ReturnType<typeof sql>) => sql`
     new_sets AS (
       INSERT INTO source_sets (hash, sources, bytes)
       SELECT hash, sources, octet_length(sources::text)
       FROM jsonb_to_recordset(${sourceSets.unsent(batch.map((p) => p.sources))}::text::jsonb)
         AS s(hash text, sources jsonb)
-      WHERE ${ownerOf}
+      WHERE ${inserted}
       ORDER BY hash
       ON CONFLICT (hash) DO UPDATE SET sources = EXCLUDED.sources WHERE false
     )`;
@@ -161,18 +161,14 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT k.id, COALESCE((SELECT owner FROM new_sessions n WHERE n.id = k.id),
                                 (SELECT owner FROM sessions s WHERE s.id = k.id)) AS owner
           FROM jsonb_array_elements_text(${sql.json(sessionIds)}) AS k(id)
-        ), ${newSourceSets(
-          batch,
-          sql`EXISTS (SELECT 1 FROM input i JOIN owners o ON o.id = i.session_id AND o.owner = i.owner
-                      WHERE i.sources_hash = s.hash)`,
-        )}
+        ), owned AS (
+          SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
+        ), ${newSourceSets(batch, sql`s.hash IN (SELECT sources_hash FROM owned)`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated)
-        SELECT i.request_id, i.session_id, i.question, i.answer, i.sources_hash, i.model,
-               i.prompt_tokens, i.completion_tokens, i.latency_ms, i.cached, i.truncated
-        FROM input i
-        WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
-        ORDER BY i.session_id, i.ord
+        SELECT request_id, session_id, question, answer, sources_hash, model,
+               prompt_tokens, completion_tokens, latency_ms, cached, truncated
+        FROM owned ORDER BY session_id, ord
         RETURNING request_id`,
       timeoutMs,
       takeBackLate,
