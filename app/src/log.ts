@@ -34,17 +34,54 @@ const REDACT_PATHS = [
 export const LOG_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
 /** How often the count of lines dropped since the last report is logged, when there are any. */
 const DROPPED_REPORT_MS = 10_000;
+/**
+ * At exit, how long the lines still held may take to reach stdout; past it they are dropped. pino's own flush at exit
+ * waits for stdout for good: read at 20 kB/s, a full buffer held a replica 6 min 50 s after SIGTERM, well past its
+ * grace period (probe BN).
+ */
+const EXIT_FLUSH_MS = 2_000;
+
+interface StdoutOptions {
+  bufferBytes?: number;
+  reportMs?: number;
+  exitFlushMs?: number;
+}
+
+/** The process's one stdout buffer, made by the first logger without a destination (with its options). */
+let stdout: { stream: ReturnType<typeof pino.destination>; dropped: number; reporting: boolean } | undefined;
+
+function stdoutBuffer({ bufferBytes = LOG_BUFFER_MAX_BYTES, exitFlushMs = EXIT_FLUSH_MS }: StdoutOptions) {
+  if (stdout) return stdout;
+  let exitingSince: number | undefined;
+  const stream = pino.destination({
+    fd: 1,
+    sync: false,
+    maxLength: bufferBytes,
+    // sonic-boom asks this before each retry of a write stdout refused (EAGAIN), every 100 ms.
+    retryEAGAIN: () => exitingSince === undefined || performance.now() - exitingSince < exitFlushMs,
+  });
+  const buffer = { stream, dropped: 0, reporting: false };
+  stream.on("drop", () => buffer.dropped++);
+  // Before pino's own flush at exit, which then finds nothing left (a destroyed stream is skipped).
+  process.prependListener("exit", () => {
+    exitingSince = performance.now();
+    try {
+      stream.flushSync();
+    } catch {
+      stream.destroy();
+    }
+  });
+  stdout = buffer;
+  return buffer;
+}
 
 /**
  * The app's logger, writing JSON lines to `destination`, or to stdout through a buffer of `bufferBytes` (the count
- * of lines dropped is logged every `reportMs`).
+ * of lines dropped is logged every `reportMs`; at exit, what stdout has not taken within `exitFlushMs` is dropped).
  */
-export function createLogger(
-  level: string,
-  destination?: DestinationStream,
-  { bufferBytes = LOG_BUFFER_MAX_BYTES, reportMs = DROPPED_REPORT_MS }: { bufferBytes?: number; reportMs?: number } = {},
-): Logger {
-  const stdout = destination ? undefined : pino.destination({ fd: 1, sync: false, maxLength: bufferBytes });
+export function createLogger(level: string, destination?: DestinationStream, options: StdoutOptions = {}): Logger {
+  // A silent logger (tests, benchmarks) writes nothing, so it needs no stdout.
+  const buffer = destination || level === "silent" ? undefined : stdoutBuffer(options);
   const log = pino(
     {
       level,
@@ -53,19 +90,18 @@ export function createLogger(
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? stdout,
+    destination ?? buffer?.stream ?? { write: () => {} },
   );
-  if (stdout) {
-    let dropped = 0;
-    stdout.on("drop", () => dropped++);
+  if (buffer && !buffer.reporting) {
+    buffer.reporting = true;
     setInterval(() => {
-      if (dropped === 0) return;
-      const lines = dropped;
+      if (buffer.dropped === 0) return;
+      const lines = buffer.dropped;
       log.warn({ dropped_lines: lines }, "log lines dropped: stdout did not take them as fast as they came");
       // A report the full buffer dropped too (its drop is counted as it is written) leaves the count for the next one:
       // reset first, the count was lost with it (review N17: 28,330 lines dropped, 1 reported).
-      if (dropped === lines) dropped = 0;
-    }, reportMs).unref();
+      if (buffer.dropped === lines) buffer.dropped = 0;
+    }, options.reportMs ?? DROPPED_REPORT_MS).unref();
   }
   return log;
 }

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { setTimeout } from "node:timers/promises";
 import { test } from "node:test";
 import { Hono } from "hono";
 import { createMetrics } from "../../../app/src/metrics.ts";
@@ -64,4 +65,23 @@ test("lines stdout has not taken are held up to the buffer's bound, then dropped
   assert.ok(heapUsed < 24 * 1024 * 1024, `heap ${Math.round(heapUsed / 1024 / 1024)} MiB with stdout not read`);
   assert.ok(written < lines, `${written} of ${lines} written`);
   assert.ok(written + dropped >= lines, `${written} written and ${dropped} reported dropped of ${lines}`);
+});
+
+test("at exit, lines stdout does not take within the exit flush are dropped, and the process exits", async () => {
+  const script = `
+    import { createLogger } from "./app/src/log.ts";
+    const log = createLogger("info", undefined, { bufferBytes: 1 << 20, exitFlushMs: 300 });
+    for (let i = 0; i < 20_000; i++) log.info({ path: "/" }, "request");
+    setTimeout(() => process.exit(0), 200);`;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: REPO_ROOT });
+  child.stdout.pause(); // never read: a stdout that takes nothing
+  try {
+    const started = performance.now();
+    // Before: pino's flush at exit waited for stdout for good (a replica held 6 min 50 s past its SIGTERM).
+    const code = await Promise.race([once(child, "exit").then(([c]) => c), setTimeout(5_000, "still running")]);
+    assert.equal(code, 0);
+    assert.ok(performance.now() - started < 4_000, `exited after ${Math.round(performance.now() - started)} ms`);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
