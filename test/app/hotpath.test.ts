@@ -15,6 +15,7 @@ import { createTurnWriter, type Turn, type TurnWriter } from "../../app/src/serv
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api } from "../support/http.ts";
+import { capturedLog } from "../support/log.ts";
 import { createDatabase, lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
@@ -176,12 +177,15 @@ test("turns queued behind a slow statement leave in one of their own after a ten
     await slow;
   }));
 
-test("a turn taken back after its 503 takes its new session and its source list with it", async () => {
+test("a turn taken back after its 503 takes its new session and its source list with it, tried again if it fails", async () => {
   const url = await createDatabase(stack.pg.url, "turn_take_back");
   const sql = postgres(url, { onnotice: () => {}, max: 4 });
   try {
     await migrate(sql, MIGRATIONS_DIR);
-    const writer = createTurnWriter(sql, 300);
+    const { log, lines } = capturedLog("warn");
+    const writer = createTurnWriter(sql, 300, log);
+    // The first take-back fails, as one past its own deadline on a slow Postgres does (here its function is missing).
+    await sql.unsafe("ALTER FUNCTION take_back_turns(jsonb) RENAME TO take_back_turns_hidden");
     // Each insert into turns takes 0.6 s (a slow disk): the statement commits after the turn's 503, at 300 ms.
     await sql.unsafe(`
       CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$;
@@ -191,6 +195,8 @@ test("a turn taken back after its 503 takes its new session and its source list 
     const late: Turn = { ...turn(session, 0), sources: [{ id: "d", score: 0.5, title: null, text }] };
     await assert.rejects(writer.record("owner-a", late), (err) => err instanceof AppError && err.status === 503);
     await sql.unsafe("DROP TRIGGER slow_turns ON turns"); // waits for the insert to end
+    await waitFor("a take-back failed", async () => lines.some((l) => l.includes("taking them back failed")), 3_000);
+    await sql.unsafe("ALTER FUNCTION take_back_turns_hidden(jsonb) RENAME TO take_back_turns");
     const left = async () => {
       const [row] = await sql<{ turns: number; sessions: number; lists: number }[]>`
         SELECT (SELECT count(*) FROM turns WHERE session_id = ${session})::int AS turns,
@@ -198,6 +204,7 @@ test("a turn taken back after its 503 takes its new session and its source list 
                (SELECT count(*) FROM source_sets WHERE sources->0->>'text' = ${text})::int AS lists`;
       return { ...row! };
     };
+    // Before: a failed take-back was not tried again, and the turn stayed.
     await waitFor("the late turn taken back", async () => (await left()).turns === 0, 3_000);
     // Before: the session and the list stayed, with no turn, and turn retention never deletes them.
     assert.deepEqual(await left(), { turns: 0, sessions: 0, lists: 0 });

@@ -265,23 +265,37 @@ export function withDeadline<T>(
   });
 }
 
+/** Tries of a take-back, the first included, each after twice the wait before the last (at most 10 s): about a minute. */
+const TAKE_BACK_TRIES = 8;
+const TAKE_BACK_FIRST_WAIT_MS = 1_000;
+
 /**
  * Deletes turns a write inserted after its request was answered 503 or 504: its statement was already sent at the
  * deadline (a slow disk, a lock released late) and Postgres went on to commit it. The client asks again, as the
- * answer told it, and would otherwise find its question twice. Best effort: a failure is logged, not thrown.
+ * answer told it, and would otherwise find its question twice. A failed try is tried again, about a minute long: a
+ * slow Postgres that made the turns late often failed the take-back too (its own deadline, on the same pool), and the
+ * turns stayed (probe BN: 68 turns answered 503 left stored). Best effort: a failure is logged, not thrown.
  */
-export function takeBackTurns(sql: Sql, requestIds: string[], timeoutMs: number, log: Logger | undefined): void {
+export function takeBackTurns(sql: Sql, requestIds: string[], timeoutMs: number, log: Logger | undefined, tries = 1): void {
   if (requestIds.length === 0) return;
-  // With the sessions and source lists they leave without a turn (migration 014). (jsonb, not text[]: see
-  // fetch_types above.)
+  // With the sessions and source lists they leave without a turn (migration 014); deleting by request id, a try again
+  // is harmless. (jsonb, not text[]: see fetch_types above.)
   const statement = sql`SELECT take_back_turns(${sql.json(requestIds)})`;
   // A delete past its own deadline was sent, and still deletes (or Postgres ends it with the rest of the outage).
   withDeadline(sql, statement, timeoutMs).then(
     () => log?.warn({ request_ids: requestIds }, "turns committed after their request was answered 503 or 504: taken back"),
-    (err: unknown) =>
-      log?.error(
-        { request_ids: requestIds, err: describe(err) },
-        "turns committed after their request was answered 503 or 504: maybe not taken back",
-      ),
+    (err: unknown) => {
+      const fields = { request_ids: requestIds, err: describe(err), tries };
+      if (tries >= TAKE_BACK_TRIES) {
+        log?.error(fields, "turns committed after their request was answered 503 or 504: maybe not taken back");
+        return;
+      }
+      const waitMs = Math.min(10_000, TAKE_BACK_FIRST_WAIT_MS * 2 ** (tries - 1));
+      log?.warn(
+        { ...fields, retry_in_ms: waitMs },
+        "turns committed after their request was answered 503 or 504: taking them back failed",
+      );
+      setTimeout(() => takeBackTurns(sql, requestIds, timeoutMs, log, tries + 1), waitMs).unref();
+    },
   );
 }
