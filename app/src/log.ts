@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 
 /** Paths that may carry a credential; pino replaces their values before a line is written. */
 const REDACT_PATHS = [
@@ -47,10 +47,21 @@ interface StdoutOptions {
   exitFlushMs?: number;
 }
 
-/** The process's one stdout buffer, made by the first logger without a destination (with its options). */
-let stdout: { stream: ReturnType<typeof pino.destination>; dropped: number; reporting: boolean } | undefined;
+const loggerOptions = (level: string): LoggerOptions => ({
+  level,
+  base: { service: "agent-api" },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+  formatters: { level: (label) => ({ level: label }) },
+});
 
-function stdoutBuffer({ bufferBytes = LOG_BUFFER_MAX_BYTES, exitFlushMs = EXIT_FLUSH_MS }: StdoutOptions) {
+/** The process's one stdout buffer, made by the first logger without a destination (with its level and options). */
+let stdout: DestinationStream | undefined;
+
+function stdoutBuffer(
+  level: string,
+  { bufferBytes = LOG_BUFFER_MAX_BYTES, reportMs = DROPPED_REPORT_MS, exitFlushMs = EXIT_FLUSH_MS }: StdoutOptions,
+): DestinationStream {
   if (stdout) return stdout;
   let exitingSince: number | undefined;
   const stream = pino.destination({
@@ -60,8 +71,17 @@ function stdoutBuffer({ bufferBytes = LOG_BUFFER_MAX_BYTES, exitFlushMs = EXIT_F
     // sonic-boom asks this before each retry of a write stdout refused (EAGAIN), every 100 ms.
     retryEAGAIN: () => exitingSince === undefined || performance.now() - exitingSince < exitFlushMs,
   });
-  const buffer = { stream, dropped: 0, reporting: false };
-  stream.on("drop", () => buffer.dropped++);
+  let dropped = 0;
+  stream.on("drop", () => dropped++);
+  const reporter = pino(loggerOptions(level), stream);
+  setInterval(() => {
+    if (dropped === 0) return;
+    const lines = dropped;
+    reporter.warn({ dropped_lines: lines }, "log lines dropped: stdout did not take them as fast as they came");
+    // A report the full buffer dropped too (its drop is counted as it is written) leaves the count for the next one:
+    // reset first, the count was lost with it (review N17: 28,330 lines dropped, 1 reported).
+    if (dropped === lines) dropped = 0;
+  }, reportMs).unref();
   // Before pino's own flush at exit, which then finds nothing left (a destroyed stream is skipped).
   process.prependListener("exit", () => {
     exitingSince = performance.now();
@@ -71,8 +91,8 @@ function stdoutBuffer({ bufferBytes = LOG_BUFFER_MAX_BYTES, exitFlushMs = EXIT_F
       stream.destroy();
     }
   });
-  stdout = buffer;
-  return buffer;
+  stdout = stream;
+  return stream;
 }
 
 /**
@@ -81,29 +101,8 @@ function stdoutBuffer({ bufferBytes = LOG_BUFFER_MAX_BYTES, exitFlushMs = EXIT_F
  */
 export function createLogger(level: string, destination?: DestinationStream, options: StdoutOptions = {}): Logger {
   // A silent logger (tests, benchmarks) writes nothing, so it needs no stdout.
-  const buffer = destination || level === "silent" ? undefined : stdoutBuffer(options);
-  const log = pino(
-    {
-      level,
-      base: { service: "agent-api" },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination ?? buffer?.stream ?? { write: () => {} },
-  );
-  if (buffer && !buffer.reporting) {
-    buffer.reporting = true;
-    setInterval(() => {
-      if (buffer.dropped === 0) return;
-      const lines = buffer.dropped;
-      log.warn({ dropped_lines: lines }, "log lines dropped: stdout did not take them as fast as they came");
-      // A report the full buffer dropped too (its drop is counted as it is written) leaves the count for the next one:
-      // reset first, the count was lost with it (review N17: 28,330 lines dropped, 1 reported).
-      if (buffer.dropped === lines) buffer.dropped = 0;
-    }, options.reportMs ?? DROPPED_REPORT_MS).unref();
-  }
-  return log;
+  const out = destination ?? (level === "silent" ? { write: () => {} } : stdoutBuffer(level, options));
+  return pino(loggerOptions(level), out);
 }
 
 export type { Logger };
