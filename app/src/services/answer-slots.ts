@@ -16,10 +16,6 @@ const clientLeft = () => new DOMException("the client left while waiting for an 
 const busyError = (model: string, reason: string) =>
   dependencyUnavailable("ollama", `every answer slot of ${model} is busy (${reason})`);
 
-// A question never waits past its request's Deadline (deadline.ts). On a kept-alive connection the client's signal
-// does not fire after a 504, and questions told 504 waited on and took the slots (and generations) of the questions
-// behind them.
-
 type Waiter = { owner: string; admit: (slot: Slot) => void };
 
 /**
@@ -148,7 +144,9 @@ export function createAnswerSlots(opts: { slots: number; maxWaitMs: number }) {
   return {
     /**
      * A slot of `model` for a question of `owner` (the API key's id). `clientSignal` is read only if the question has
-     * to wait: a client that leaves gives up its place, and none waits past its `deadline`.
+     * to wait: a client that leaves gives up its place, and none waits past its `deadline` (its request's 504). On a
+     * kept-alive connection the client's signal does not fire after a 504, and questions told 504 waited on and took
+     * the slots (and generations) of the questions behind them.
      */
     acquire(model: string, owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
       if (opts.slots === 0) return Promise.resolve({ release() {}, unused() {}, waited: false });

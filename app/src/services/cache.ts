@@ -72,7 +72,7 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       // The client emits on every reconnect attempt; one line every 10 s is enough.
       if (performance.now() - lastErrorLog > 10_000) {
         lastErrorLog = performance.now();
-        log.warn({ err: describe(err) }, "redis error");
+        log.warn({ err: lastError }, "redis error");
       }
     });
     c.on("ready", () => {

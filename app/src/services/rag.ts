@@ -459,8 +459,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    * Once `until` aborts (the server ending a stream), it stops waiting for the answer and throws the signal's reason,
    * and stores no turn: its client is told to ask again, and a turn stored anyway would be there twice. A turn already
    * being written is waited for. A turn not committed by `storeBy` (the request's 504, performance.now() ms) is not
-   * stored either (the turn writer drops it, or takes it back), nor once `clientLeft()` says the client closed the request: a client that gave up and asks again has its question
-   * in its session once (probe BB: a turn was stored for each request counted 499).
+   * stored either (the turn writer drops it, or takes it back), nor once `clientLeft()` says the client closed the
+   * request: a client that gave up and asks again has its question in its session once (probe BB: a turn was stored
+   * for each request counted 499).
    */
   async function complete(
     p: PreparedQuery,
