@@ -6,9 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
-import { runCli, TWO_AT_ONCE } from "../support/cli.ts";
-
-const plan = (...args: string[]) => runCli("infra/review/plan-cli.ts", args);
+import { planCli, runCli, TWO_AT_ONCE } from "../support/cli.ts";
 
 describe("plan-time refusals", TWO_AT_ONCE, () => {
   it("a stack that names no receiver fails the plan and says what to set", async () => {
@@ -29,7 +27,7 @@ describe("plan-time refusals", TWO_AT_ONCE, () => {
 
   it("the example stack files each name a receiver", async () => {
     for (const stack of ["dev", "prod"]) {
-      const run = await plan("--stack", stack, "--format", "json");
+      const run = await planCli("--stack", stack, "--format", "json");
       assert.equal(run.code, 0, run.stderr);
       assert.ok(
         JSON.parse(run.stdout).resources.some((r: any) => r.type === "aws:sns/topicSubscription:TopicSubscription"),
@@ -39,7 +37,7 @@ describe("plan-time refusals", TWO_AT_ONCE, () => {
   });
 
   it("models that do not fit the GPU fail the plan with the memory budget (exit 2)", async () => {
-    const run = await plan(
+    const run = await planCli(
       "--stack",
       "prod",
       "--config",
@@ -53,7 +51,7 @@ describe("plan-time refusals", TWO_AT_ONCE, () => {
   });
 
   it("the table report prints the memory budget", async () => {
-    const run = await plan("--stack", "prod");
+    const run = await planCli("--stack", "prod");
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\ncapacity\n {2}memory vector node r7g\.2xlarge: 65536 MiB - .* = 60242 MiB; requests qdrant 56Gi/);
     assert.match(run.stdout, / {4}total \d+ MiB of 22516 MiB, \d+ MiB free/);

@@ -5,13 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadStackFile, REPO_ROOT, UnknownStackError } from "../../infra/plan/stackfile.ts";
-import { runCli, TWO_AT_ONCE } from "../support/cli.ts";
-
-const plan = (...args: string[]) => runCli("infra/review/plan-cli.ts", args);
+import { planCli, TWO_AT_ONCE } from "../support/cli.ts";
 
 describe("npm run plan", TWO_AT_ONCE, () => {
   it("--format json prints the DESIGN.md contract for prod", async () => {
-    const run = await plan("--stack", "prod", "--format", "json");
+    const run = await planCli("--stack", "prod", "--format", "json");
     assert.equal(run.code, 0, run.stderr);
     const json = JSON.parse(run.stdout);
     assert.equal(json.stack, "prod");
@@ -36,14 +34,14 @@ describe("npm run plan", TWO_AT_ONCE, () => {
   });
 
   it("an unknown stack fails with the list of stacks", async () => {
-    const run = await plan("--stack", "nope");
+    const run = await planCli("--stack", "nope");
     assert.equal(run.code, 2);
     assert.match(run.stderr, /unknown stack "nope"; stacks in this project: dev, prod/);
     assert.equal(run.stdout, "");
   });
 
   it("a bad config value fails before any resource, naming the key and the allowed values", async () => {
-    const run = await plan("--stack", "dev", "--config", "agent-stack:tier=huge");
+    const run = await planCli("--stack", "dev", "--config", "agent-stack:tier=huge");
     assert.equal(run.code, 2);
     assert.match(run.stderr, /agent-stack:tier: "huge" is not allowed; allowed: dev, small, medium, large/);
     assert.equal(run.stdout, "");
@@ -51,7 +49,7 @@ describe("npm run plan", TWO_AT_ONCE, () => {
 
   it("--config evaluates another tier without editing the stack file", async () => {
     // A production tier needs its domain and hosted zone (policy production-https); dev's file has none.
-    const run = await plan(
+    const run = await planCli(
       "--stack",
       "dev",
       "--config",
@@ -98,7 +96,7 @@ describe("npm run plan", TWO_AT_ONCE, () => {
   });
 
   it("table format groups by component and shows the sizes that matter", async () => {
-    const run = await plan("--stack", "dev");
+    const run = await planCli("--stack", "dev");
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^stack dev · tier dev/);
     assert.match(run.stdout, /\ncluster \(\d+\)\n/);
@@ -107,7 +105,7 @@ describe("npm run plan", TWO_AT_ONCE, () => {
   });
 
   it("the plan carries its cost and policy verdict, and a mandatory violation fails it", async () => {
-    const ok = await plan("--stack", "dev", "--format", "json");
+    const ok = await planCli("--stack", "dev", "--format", "json");
     assert.equal(ok.code, 0, ok.stderr);
     const json = JSON.parse(ok.stdout);
     assert.ok(json.cost.monthlyUsd > 0 && json.cost.onDemandMonthlyUsd >= json.cost.monthlyUsd);
@@ -117,7 +115,7 @@ describe("npm run plan", TWO_AT_ONCE, () => {
       [],
     );
 
-    const bad = await plan(
+    const bad = await planCli(
       "--stack",
       "dev",
       "--config",

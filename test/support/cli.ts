@@ -26,5 +26,8 @@ export function runCli(script: string, args: string[], env: Record<string, strin
   });
 }
 
+/** `npm run plan -- <args>`. */
+export const planCli = (...args: string[]) => runCli("infra/review/plan-cli.ts", args);
+
 /** For a describe whose tests each run CLIs: two at once. */
 export const TWO_AT_ONCE = { concurrency: 2 };

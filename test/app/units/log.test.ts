@@ -24,6 +24,18 @@ test("an access log line cuts a client's long path to 200 characters, saying how
   assert.ok(lines.at(-1)!.length < 2_000, `${lines.at(-1)!.length} bytes logged`);
 });
 
+/**
+ * Runs `script` (an ES module importing the app's logger) in a child process whose stdout is not read until the test
+ * reads it: a stdout that takes nothing meanwhile.
+ */
+function logInChild(script: string) {
+  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
+    cwd: REPO_ROOT,
+  });
+  child.stdout.pause();
+  return child;
+}
+
 test("lines stdout has not taken are held up to the buffer's bound, then dropped and counted", async () => {
   // 1,000 lines of about 30 kB (30 MB) against a buffer of 1 MiB, then short ones for 1.2 s, which keep it full
   // through two reports of the drops, themselves dropped. The parent reads nothing until the child is done logging.
@@ -42,10 +54,7 @@ test("lines stdout has not taken are held up to the buffer's bound, then dropped
       setTimeout(() => process.exit(0), 1_500);
     };
     more();`;
-  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
-    cwd: REPO_ROOT,
-  });
-  child.stdout.pause();
+  const child = logInChild(script);
   const [done] = await once(child.stderr.setEncoding("utf8"), "data");
   const { heapUsed, lines } = JSON.parse(done as string);
   let out = "";
@@ -73,8 +82,7 @@ test("at exit, lines stdout does not take within the exit flush are dropped, and
     const log = createLogger("info", undefined, { bufferBytes: 1 << 20, exitFlushMs: 300 });
     for (let i = 0; i < 20_000; i++) log.info({ path: "/" }, "request");
     setTimeout(() => process.exit(0), 200);`;
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: REPO_ROOT });
-  child.stdout.pause(); // never read: a stdout that takes nothing
+  const child = logInChild(script); // its stdout never read
   try {
     const started = performance.now();
     // Before: pino's flush at exit waited for stdout for good (a replica held 6 min 50 s past its SIGTERM).
