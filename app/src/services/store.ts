@@ -344,7 +344,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT record_feedback(${fb.request_id}::text, ${owner}::text, ${fb.quality_score}::smallint,
                                  ${fb.is_correct ?? null}::boolean, ${fb.comment ?? null}::text) AS id`,
       );
-      return row?.id !== null && row?.id !== undefined;
+      return (row?.id ?? null) !== null;
     },
 
     /**
