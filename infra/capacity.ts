@@ -3,9 +3,9 @@
 //    the kubelet's reservation, the eviction threshold and the DaemonSets are taken off;
 //  - GPU: every model Ollama keeps resident (weights at their quantisation + KV cache for parallel requests x
 //    context length + compute buffers) must fit the GPU's memory together, or Ollama evicts and reloads.
-//  - database connections: the API at its largest (maxReplicas plus the rolling surge), each pod with its pool,
-//    its LISTEN connection and its start-up migration, plus the other clients, must fit max_connections, or the
-//    pods the autoscaler adds under load cannot connect.
+//  - database connections: the API at its largest (a rollout at maxReplicas: the new pods with the surge beside the
+//    old ones still draining), each pod with its pool and its LISTEN connection, plus the other clients, must fit
+//    max_connections, or pods cannot connect just when the API is busiest.
 // Pure: a tier in, lines and problems out.
 import type { NodeGroupSpec, Tier } from "./tiers.ts";
 import { API_ROLLING_SURGE_PERCENT } from "./workloads/names.ts";
@@ -233,8 +233,11 @@ export function residentModels(ollama: Tier["ollama"]): ModelBudget[] | string {
 
 // ---- Database connections ------------------------------------------------------------------------------
 
-/** Per API pod beyond its pool: the LISTEN connection (corpus version) and the migration run at start-up. */
-const API_EXTRA_CONNECTIONS = 2;
+/**
+ * Per API pod beyond its pool: the LISTEN connection (corpus version). The migrations' own pool (at most 2, as
+ * DATABASE_MIGRATE_URL) is closed before the pool grows past its start-up connection and before the listener opens.
+ */
+const API_EXTRA_CONNECTIONS = 1;
 /**
  * Slots that are not the API's: PostgreSQL's superuser_reserved_connections (3 by default), the slots RDS keeps for
  * itself and rds_superuser (its refusal reads "remaining connection slots are reserved for non-replication
@@ -243,14 +246,26 @@ const API_EXTRA_CONNECTIONS = 2;
  */
 const OTHER_DB_CONNECTIONS = 15;
 
+/**
+ * The most API pods holding connections at once: a rollout at the autoscaler's maximum, its new ReplicaSet at
+ * maxReplicas plus the surge, beside every old pod still draining. A Deployment does not count terminating pods
+ * against maxSurge nor wait for them (kubernetes/enhancements KEP-3973, "Consider Terminating Pods in Deployments":
+ * alpha since 1.33, behind a feature gate), and a draining pod keeps its pool until its last request ends, up to its grace
+ * period: with steps shorter than a drain, old pods pile up (probe BO: 224 connections of small's 200 with two
+ * steps' pods draining, 268 with all of them).
+ */
+const rolloutPods = (maxReplicas: number) =>
+  maxReplicas + Math.ceil((maxReplicas * API_ROLLING_SURGE_PERCENT) / 100) + maxReplicas;
+
 function databaseConnections(tier: Tier, lines: string[], problems: string[]): void {
   const { maxReplicas, dbPoolMax } = tier.api;
-  const pods = Math.ceil((maxReplicas * (100 + API_ROLLING_SURGE_PERCENT)) / 100);
+  const pods = rolloutPods(maxReplicas);
   const perPod = dbPoolMax + API_EXTRA_CONNECTIONS;
   const peak = pods * perPod + OTHER_DB_CONNECTIONS;
   const sum =
-    `${pods} API pods (api.maxReplicas ${maxReplicas} + ${API_ROLLING_SURGE_PERCENT} % rolling surge) x ${perPod} ` +
-    `(api.dbPoolMax ${dbPoolMax} + LISTEN + migration) + ${OTHER_DB_CONNECTIONS} others = ${peak}`;
+    `${pods} API pods (a rollout at api.maxReplicas ${maxReplicas}: ${pods - maxReplicas} new with the ` +
+    `${API_ROLLING_SURGE_PERCENT} % surge, ${maxReplicas} old still draining) x ${perPod} ` +
+    `(api.dbPoolMax ${dbPoolMax} + LISTEN) + ${OTHER_DB_CONNECTIONS} others = ${peak}`;
   lines.push(`database connections at peak: ${sum} of max_connections ${tier.database.maxConnections}`);
   if (peak > tier.database.maxConnections) {
     problems.push(

@@ -198,7 +198,8 @@ export const tierSchema = z
     schedule: z
       .object({
         offPeak: window.nullable(),
-        // apiMinReplicas >= 1: the API PodDisruptionBudget keeps one pod available, so 0 would block every drain.
+        // apiMinReplicas >= 1: it is the API autoscaler's minReplicas, which may be 0 only behind Kubernetes' alpha
+        // HPAScaleToZero gate (HorizontalPodAutoscalerSpec.minReplicas).
         offPeakSizes: z
           .object({ generalNodes: count, gpuNodes: count, apiMinReplicas: positive, ollamaReplicas: count })
           .strict(),

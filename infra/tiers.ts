@@ -168,7 +168,8 @@ export const TIERS: Record<TierName, Tier> = {
       backupRetentionDays: 7,
       performanceInsights: true,
       deletionProtection: true,
-      maxConnections: 200, // G000-PG
+      // G000-PG runs 200; a rollout at api.maxReplicas can hold 268 (infra/capacity.ts, old pods still draining).
+      maxConnections: 300,
     },
     // G000-HW-MIN "Redis: 2 cores, 4GB" -> cache.m6g.large (2 vCPU / 6.4 GiB), primary + replica.
     cache: { nodeType: "cache.m6g.large", nodes: 2, snapshotRetentionDays: 7 },
@@ -241,7 +242,9 @@ export const TIERS: Record<TierName, Tier> = {
       maxAllocatedStorageGb: 1000,
       multiAz: true,
       readReplicas: 1,
-      // G000-HW-MED "Replica: 8 cores, 32GB": db.r6g.xlarge is 4 vCPU / 32 GiB (Graviton), session reads only.
+      // G000-HW-MED "Replica: 8 cores, 32GB": db.r6g.xlarge is 4 vCPU / 32 GiB (Graviton). The API does not read from
+      // it: a session read just after a question must show its turn, which replication lag could hide. It serves
+      // reports and an operator's reads away from the primary (stack output dbReplicaAddresses).
       replicaInstanceClass: "db.r6g.xlarge",
       backupRetentionDays: 14,
       performanceInsights: true,

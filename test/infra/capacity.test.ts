@@ -18,17 +18,20 @@ test("every tier passes: its stateful pods fit their nodes and its models fit th
   for (const t of Object.values(TIERS)) assert.deepEqual(capacityReport(t).problems, [], t.name);
 });
 
-test("the API at its largest must fit the database's max_connections, with the sum shown", () => {
+test("the API at its largest must fit the database's max_connections, old pods still draining in a rollout, with the sum shown", () => {
   const [line] = capacityReport(TIERS.medium).lines.filter((l) => l.startsWith("database connections"));
   assert.equal(
     line,
-    "database connections at peak: 13 API pods (api.maxReplicas 10 + 25 % rolling surge) x 12 (api.dbPoolMax 10 + LISTEN + migration) + 15 others = 171 of max_connections 400",
+    "database connections at peak: 23 API pods (a rollout at api.maxReplicas 10: 13 new with the 25 % surge, 10 old still draining) x 11 (api.dbPoolMax 10 + LISTEN) + 15 others = 268 of max_connections 400",
   );
   assert.match(
     capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40 } }).problems[0],
-    /^database\.maxConnections: 400 is below what the API opens at its largest: 50 API pods .* = 615; raise it, or lower api\.maxReplicas or api\.dbPoolMax/,
+    /^database\.maxConnections: 400 is below what the API opens at its largest: 90 API pods .* = 1005; raise it, or lower api\.maxReplicas or api\.dbPoolMax/,
   );
-  assert.deepEqual(capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40, dbPoolMax: 4 } }).problems, []);
+  assert.deepEqual(capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40, dbPoolMax: 3 } }).problems, []);
+  // Probe BO: the small tier's 200 (the guide's) held the new pods and their surge (171), not the old ones draining.
+  const small200 = { ...TIERS.small, database: { ...TIERS.small.database, maxConnections: 200 } };
+  assert.match(capacityReport(small200).problems[0] ?? "", /^database\.maxConnections: 200 is below .* = 268;/);
 });
 
 test("the guide's qwen2.5:32b beside llama3.1:8b with 4 parallel 4096-token f16 caches does not fit a 24 GB A10G", () => {
