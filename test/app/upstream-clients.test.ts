@@ -544,7 +544,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
     .get("/text", (c) => c.text("model runner crashed", 500))
     .get("/ndjson-error", (c) => c.body('{"error":"model runner crashed"}\n', 500, { "Content-Type": "application/x-ndjson" }))
     .get("/empty", (c) => c.body(null, 204))
-    .get("/ndjson", (c) => {
+    .post("/ndjson", (c) => {
       c.header("Content-Type", "application/x-ndjson");
       return stream(c, async (s) => {
         await s.write('{"n":1}\n');
@@ -552,7 +552,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
         await s.write('{"n":2}\n');
       });
     })
-    .get("/held", (c) => {
+    .post("/held", (c) => {
       c.header("Content-Type", "application/x-ndjson");
       return stream(c, async (s) => {
         await s.write('{"n":1}\n');
@@ -581,8 +581,10 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
     const empty = await fetch(`${server.url}/empty`);
     assert.deepEqual([empty.status, empty.body], [204, null]);
 
-    // The first line arrives while the server still holds the second: the body is streamed, not read whole.
-    const reader = (await fetch(`${server.url}/ndjson`)).body!.getReader();
+    // The first line arrives while the server still holds the second: the body is streamed, not read whole (to a
+    // request that asked for a stream, as ollama-js says in its body).
+    const asStream = { method: "POST", body: '{"model":"m","stream":true}' };
+    const reader = (await fetch(`${server.url}/ndjson`, asStream)).body!.getReader();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":1}\n');
     secondLine.open();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n');
@@ -590,7 +592,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
 
     // The caller's signal (ollama-js aborts a stream through it) ends a stream mid-body, with the caller's reason.
     const caller = new AbortController();
-    const abandoned = (await fetch(`${server.url}/held`, { signal: caller.signal })).body!.getReader();
+    const abandoned = (await fetch(`${server.url}/held`, { ...asStream, signal: caller.signal })).body!.getReader();
     await abandoned.read();
     caller.abort(new Error("caller left"));
     await assert.rejects(abandoned.read(), /caller left/);

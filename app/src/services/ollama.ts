@@ -8,9 +8,8 @@ import {
   upstreamFailure,
   upstreamTimeout,
 } from "../errors.ts";
-import { Agent } from "undici";
 import { timeTool, type Metrics } from "../metrics.ts";
-import { fetchOverRequest } from "./upstream-fetch.ts";
+import { fetchOverRequest, upstreamAgent } from "./upstream-fetch.ts";
 import { createPodRouter, POD_CONNECT_TIMEOUT_MS, type PodCall, type PodRouter } from "./ollama-pods.ts";
 
 export interface ChatResult {
@@ -48,8 +47,10 @@ const tokenCount = (value: unknown, field: string): number => {
  * A chat's result from its answer (the last message of a stream): one of another shape, a gateway's 200 say, is a
  * failed call (a 502), not a 500 where the answer is cached or its turn stored.
  */
+const chatWithoutContent = () => upstreamFailure("ollama", "chat answer without message.content");
+
 function chatResult(content: unknown, last: LastMessage): ChatResult {
-  if (typeof content !== "string") throw upstreamFailure("ollama", "chat answer without message.content");
+  if (typeof content !== "string") throw chatWithoutContent();
   return {
     content,
     promptTokens: tokenCount(last.prompt_eval_count, "prompt_eval_count"),
@@ -119,11 +120,21 @@ export interface OllamaOptions {
   pods?: PodRouter;
 }
 
+/**
+ * The most of an Ollama answer read, whole or streamed (undici's `maxResponseSize`, past which it closes the connection
+ * and the call is a 502): a batch of embeddings at 128 KiB a vector (4,096 floats as JSON are about 90 kB), and at
+ * least 16 MiB; an answer of MAX_ANSWER_TOKENS is far less. Undici read any size whole: a 100 MB answer took a replica
+ * from 157 to 474 MB, four at once to 888 MB, past a dev pod's 512Mi (probe BP).
+ */
+const answerMaxBytes = (batchSize: number) => Math.max(16 * 2 ** 20, batchSize * 128 * 2 ** 10);
+
 export function createOllama(opts: OllamaOptions) {
   const pods = opts.pods ?? createPodRouter(opts.url);
-  const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs) };
+  const maxResponseSize = answerMaxBytes(opts.batchSize);
+  const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs, upstreamAgent({ maxResponseSize })) };
   const client = new Ollama(config);
-  const podFetch = fetchOverRequest(opts.timeoutMs, new Agent({ connect: { timeout: POD_CONNECT_TIMEOUT_MS } }));
+  const podAgent = upstreamAgent({ maxResponseSize, connectTimeoutMs: POD_CONNECT_TIMEOUT_MS });
+  const podFetch = fetchOverRequest(opts.timeoutMs, podAgent);
   /** A client's settings for the pod (or the Service: `address` undefined). */
   const configFor = (pod: PodCall) => (pod.address === undefined ? config : { host: pod.url, fetch: podFetch });
   /**
@@ -235,19 +246,28 @@ export function createOllama(opts: OllamaOptions) {
         let chunks = 0;
         try {
           for await (const part of stream) {
-            if (part.message?.content) {
-              // Each chunk is at least a token: one past num_predict, other than the done message (which may carry
-              // what a model's output parser held back: server/routes.go ChatHandler), means the upstream ignores it
-              // (Ollama keeps to it). The answer is cut there at its length; left to run, it held its answer slot with
-              // no one to stop it, after every client had left (probe BE).
-              if (chunks === opts.maxAnswerTokens && !part.done) {
+            const piece: unknown = part.message?.content;
+            // As a JSON answer's (chatResult): an object here went into the answer as "[object Object]", cached.
+            if (piece !== undefined && typeof piece !== "string") {
+              stream.abort();
+              throw chatWithoutContent();
+            }
+            // Each chunk but the done message is at least a token, with content or not (a thinking model's are
+            // empty): one past num_predict means the upstream ignores it (Ollama keeps to it, and sends no empty
+            // chunk of its own: server/routes.go ChatHandler). The answer is cut there at its length; left to run, it
+            // held its answer slot with no one to stop it, after every client had left (probe BE; probe BP: with
+            // empty chunks, only those with content were counted).
+            if (!part.done) {
+              if (chunks === opts.maxAnswerTokens) {
                 stream.abort();
                 last = { done: true, done_reason: "length", eval_count: chunks };
                 break;
               }
               chunks++;
-              content += part.message.content;
-              yield part.message.content;
+            }
+            if (piece) {
+              content += piece;
+              yield piece;
             }
             if (part.done) {
               last = part;

@@ -1,6 +1,7 @@
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
-import { Agent, request } from "undici";
+import { request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
+import { upstreamAgent } from "./upstream-fetch.ts";
 import {
   AppError,
   dependencyUnavailable,
@@ -204,8 +205,9 @@ function answeredToAppError(status: number, reason: unknown, collection: string)
     return new CollectionMissing(failure.status, failure.message, failure.type);
   const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
   if (sizes) return new VectorSizeMismatch(collection, Number(sizes[1]), Number(sizes[2]));
-  // Busy or restarting (or a proxy that cannot reach it): a 503 to retry later, as Ollama's is.
-  if (status === 503) {
+  // Busy or restarting (or a proxy that cannot reach it), or over strict mode's rate limit (429): a 503 to retry
+  // later, as Ollama's is (a 429 was a 502, probe BP).
+  if (status === 503 || status === 429) {
     const busy = dependencyUnavailable("qdrant", failure.message);
     return new QdrantRefused(busy.status, busy.message, busy.type, undefined, busy.headers);
   }
@@ -232,6 +234,20 @@ const METADATA_PREFIX = "metadata.";
 
 /** The calls that change points: one failing unanswered may still be applied (writeMayLand). */
 const POINT_WRITES = new Set(["qdrant_upsert", "qdrant_publish", "qdrant_delete"]);
+
+/**
+ * A point write sent with `wait: true` is answered `completed` once applied (api.qdrant.tech, UpdateResult's
+ * UpdateStatus: "acknowledged" is queued, not applied). Another status leaves the outcome unknown, as a write left
+ * unanswered does: a 200 saying "acknowledged" or "error" was a 201 for chunks that were not searchable, or a delete
+ * whose chunks stayed searchable (probe BP).
+ */
+function checkApplied(result: unknown): void {
+  for (const r of [result].flat()) {
+    const status = (r as { status?: unknown } | null)?.status;
+    if (status !== "completed")
+      throw upstreamFailure("qdrant", `point write answered ${JSON.stringify(status) ?? "without a status"}, not "completed"`);
+  }
+}
 
 /**
  * A write's chunks carry `pending: true` until `publish`, and every search leaves them out (`must_not`; chunks stored
@@ -276,14 +292,18 @@ export function createQdrant(opts: QdrantOptions) {
   const queryTimeoutS = Math.max(1, Math.ceil(opts.timeoutMs / 1000));
   const queryUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points/query?timeout=${queryTimeoutS}`;
   const queryHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
-  const queryAgent = new Agent();
+  // A query answers at most DEFAULT_TOP_K's limit of chunks with three fields: far below this. Undici read any size
+  // whole, and a 100 MB answer took 315 MB of a replica's memory (probe BP); past it the call is a 502.
+  const queryAgent = upstreamAgent({ maxResponseSize: 16 * 2 ** 20 });
   let collectionReady = false;
   const indexedFields = new Set<string>();
 
   const call = async <T>(tool: string, fn: () => Promise<T>, beforeCall?: BeforeCall): Promise<T> => {
     beforeCall?.();
     try {
-      return await timeTool(opts.metrics, tool, fn);
+      const result = await timeTool(opts.metrics, tool, fn);
+      if (POINT_WRITES.has(tool)) checkApplied(result);
+      return result;
     } catch (err) {
       const failure = toAppError(err, opts.timeoutMs, name);
       if (failure instanceof CollectionMissing) forgetCollection();
@@ -406,7 +426,7 @@ export function createQdrant(opts: QdrantOptions) {
    */
   async function queryPoints(body: Schemas["QueryRequest"]): Promise<Schemas["ScoredPoint"][]> {
     const deadline = new RequestDeadline(opts.timeoutMs);
-    let answer: { result?: { points?: Schemas["ScoredPoint"][] } };
+    let answer: { status?: unknown; result?: { points?: Schemas["ScoredPoint"][] } };
     try {
       const res = await request(queryUrl, {
         method: "POST",
@@ -422,6 +442,9 @@ export function createQdrant(opts: QdrantOptions) {
     } finally {
       deadline.clear();
     }
+    // Qdrant answers 200 with `status: "ok"`; another status beside an empty list was cached as "I do not know".
+    if (answer?.status !== undefined && answer.status !== "ok")
+      throw upstreamFailure("qdrant", "query answered without status ok");
     const points = answer?.result?.points;
     if (!Array.isArray(points) || !points.every((p) => typeof p === "object" && p !== null && typeof p.score === "number"))
       throw upstreamFailure("qdrant", "query answer without result.points of scored points");
@@ -536,17 +559,17 @@ export function createQdrant(opts: QdrantOptions) {
         }),
       ).catch(unlessMissing(null));
       if (points === null) return null;
-      return points.map((p) => {
-        const payload = (p.payload ?? {}) as { document_id?: string; title?: string | null; text?: string };
+      const hits: ChunkHit[] = [];
+      for (const p of points) {
+        const payload = (p.payload ?? {}) as { document_id?: unknown; title?: unknown; text?: unknown };
+        // A point that is not a chunk as the app stores it (another writer's, or an upstream answering oddly: text an
+        // object, no document id, a score of 1e400) is left out, not answered as "[object Object]" from "undefined".
+        if (typeof payload.text !== "string" || typeof payload.document_id !== "string" || !Number.isFinite(p.score)) continue;
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
         const title = typeof payload.title === "string" ? storable(payload.title) : null;
-        return {
-          documentId: String(payload.document_id ?? p.id),
-          score: p.score,
-          title,
-          text: storable(String(payload.text ?? "")),
-        };
-      });
+        hits.push({ documentId: payload.document_id, score: p.score, title, text: storable(payload.text) });
+      }
+      return hits;
     },
 
     /** The size of the collection's vectors; null when there is no collection (or its vectors are named). */

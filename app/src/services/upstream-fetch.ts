@@ -1,7 +1,9 @@
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import { Agent, type Dispatcher, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
+import { upstreamFailure } from "../errors.ts";
 
 const statusText = (status: number): string => STATUS_CODES[status] ?? "";
 
@@ -59,14 +61,18 @@ class WholeResponse {
  * (the `ollama` library takes any fetch: README "Custom client", `fetch` option).
  * Not undici's fetch: the WHATWG fetch algorithm clones each request and tees its body, and builds web streams for
  * every body; against the same fake that was 0.6 ms more CPU per call than plain HTTP on this 2-core VM.
- * A JSON answer is read whole; a streamed one (application/x-ndjson) is passed on as a web stream. The deadline
- * (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it starts over with every chunk, so
- * it bounds a silence, not the length of the answer: a long answer that keeps coming is not cut (guide 000 gives
- * "long-running agent queries" 300 s at the proxy). The caller's own signal is kept.
+ * A JSON answer is read whole; a streamed one (application/x-ndjson, to a request that asked for a stream) is passed
+ * on as a web stream. The deadline (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it
+ * starts over with every whole line, so it bounds a silence, not the length of the answer: a long answer that keeps
+ * coming is not cut (guide 000 gives "long-running agent queries" 300 s at the proxy). Bytes alone do not start it
+ * over: an answer dripping one space at a time, or typed ndjson to a request that asked for none (an embed), held its
+ * call, and every later ask of its question that joined it, until the upstream let go (probe BP: 24 s of 504s after
+ * Ollama was well again). A streamed line that is not JSON ends the stream: ollama-js 0.6.4 (`parseJSON`) skips it
+ * with a console.warn, and the answer without it was cached as whole. The caller's own signal is kept.
  * The Agent is the app's undici (^7.30.2, not Node's bundled one): 7.28.0-7.29.0 delay every request on a reused
  * connection by a setTimeout(0) (~1.3 ms; nodejs/undici#5493, fixed by a setImmediate in 7.29.1, #5769).
  */
-export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new Agent()): typeof fetch {
+export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = upstreamAgent()): typeof fetch {
   return async (input, init) => {
     const deadline = new RequestDeadline(timeoutMs);
     // Only a streamed answer comes with the caller's signal (ollama-js aborts the stream through it).
@@ -86,8 +92,13 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
         signal: deadline,
         dispatcher,
       });
-      if (String(res.headers["content-type"]).includes("ndjson")) {
-        res.body.on("data", () => deadline.refresh());
+      if (askedForStream(init?.body) && String(res.headers["content-type"]).includes("ndjson")) {
+        const lines = wholeLines();
+        res.body.on("data", (chunk: Buffer) => {
+          const { whole, bad } = lines(chunk);
+          if (bad !== undefined) res.body.destroy(upstreamFailure("ollama", `a streamed line that is not JSON: ${bad}`));
+          else if (whole) deadline.refresh();
+        });
         res.body.once("close", done);
         const stream = Readable.toWeb(res.body) as ReadableStream;
         const head = { status: res.statusCode, statusText: statusText(res.statusCode), headers: webHeaders(res.headers) };
@@ -100,5 +111,43 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = new
       done();
       throw err;
     }
+  };
+}
+
+/**
+ * A keep-alive Agent for an upstream whose calls the app times itself (a RequestDeadline): undici's own headers and body
+ * timeouts (300 s by default) are off, as @qdrant/js-client-rest 1.19.0 turns them off for its own (dispatcher.js),
+ * or an OLLAMA_TIMEOUT_MS past 300 s ended in a 502 (UND_ERR_HEADERS_TIMEOUT) at 300 s (probe BR).
+ * `maxResponseSize`: undici closes the connection past it, and the call fails (a 502).
+ */
+export const upstreamAgent = (opts: { maxResponseSize?: number; connectTimeoutMs?: number } = {}) =>
+  new Agent({
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    maxResponseSize: opts.maxResponseSize ?? -1,
+    ...(opts.connectTimeoutMs === undefined ? {} : { connect: { timeout: opts.connectTimeoutMs } }),
+  });
+
+/**
+ * ollama-js sends `stream` in its JSON body (`"stream":true` only outside a string: inside one its quotes are escaped).
+ */
+const askedForStream = (body: unknown) => typeof body === "string" && body.includes('"stream":true');
+
+/** Splits a stream's bytes into lines as they come: whether a chunk ended at least one line, and the first one not JSON. */
+function wholeLines() {
+  const decoder = new StringDecoder("utf8");
+  let partial = "";
+  return (chunk: Buffer): { whole: boolean; bad?: string } => {
+    const lines = (partial + decoder.write(chunk)).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      try {
+        JSON.parse(line);
+      } catch {
+        return { whole: true, bad: line };
+      }
+    }
+    return { whole: lines.length > 0 };
   };
 }

@@ -1,0 +1,176 @@
+// Ollama and Qdrant answering valid-looking but odd or malformed bodies (probe BP): each call ends in a clean 502,
+// 503 or 504 within its deadline, and nothing odd is taken as a good answer.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { AppError } from "../../app/src/errors.ts";
+import { createMetrics } from "../../app/src/metrics.ts";
+import { createOllama } from "../../app/src/services/ollama.ts";
+import { listen } from "../fakes/http.ts";
+import { qdrantAt } from "../support/qdrant.ts";
+
+const ollamaAt = (url: string, timeoutMs = 5_000, maxAnswerTokens = 1_024) =>
+  createOllama({ url, timeoutMs, embedModel: "m", batchSize: 32, maxAnswerTokens, metrics: createMetrics() });
+
+const line = (message: object) => `${JSON.stringify({ model: "m", ...message })}\n`;
+const word = (content: unknown, done = false) => line({ message: { role: "assistant", content }, done });
+
+/** Reads a chat stream to its end: its pieces and the result. */
+async function readAll(answer: AsyncGenerator<string, unknown>) {
+  const pieces: string[] = [];
+  let next = await answer.next();
+  for (; !next.done; next = await answer.next()) pieces.push(next.value);
+  return { pieces, result: next.value };
+}
+
+const failsWith = (type: string, status: number) => (err: unknown) => {
+  assert.ok(err instanceof AppError, String(err));
+  assert.deepEqual([err.type, err.status], [type, status], err.message);
+  return true;
+};
+
+test("an Ollama answer dripping bytes without ending a line is cut at the deadline, asked as a stream or not", async () => {
+  let dripping = 0;
+  // Typed ndjson, one space every 50 ms for 3 s: the embed asked for no stream; the chat's stream sends one line first.
+  const drip = (first: string) => (c: { header: (k: string, v: string) => void }) => {
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c as never, async (s) => {
+      dripping++;
+      await s.write(first);
+      for (let i = 0; i < 60 && !s.aborted; i++) {
+        await s.write(" ");
+        await sleep(50);
+      }
+    });
+  };
+  const upstream = new Hono().post("/api/embed", drip("")).post("/api/chat", drip(word("the ")));
+  const server = await listen(upstream);
+  try {
+    const ollama = ollamaAt(server.url, 400);
+    let started = performance.now();
+    // Before: each byte started the deadline over, and the call lasted as long as the drip.
+    await assert.rejects(ollama.embed(["hello"]), failsWith("ollama_timeout", 504));
+    assert.ok(performance.now() - started < 1_500, `embed cut after ${Math.round(performance.now() - started)} ms`);
+    started = performance.now();
+    await assert.rejects(readAll(ollama.chatStream("m", [{ role: "user", content: "hi" }])), failsWith("ollama_timeout", 504));
+    assert.ok(performance.now() - started < 1_500, `stream cut after ${Math.round(performance.now() - started)} ms`);
+    assert.equal(dripping, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a streamed line that is not JSON, or content that is not text, fails the answer instead of leaving a piece out", async () => {
+  const answers: Record<string, string[]> = {
+    "not json": [word("before "), "not json at all\n", word("after", true)],
+    object: [word({ x: 1 }), word(7, true)],
+  };
+  const upstream = new Hono().post("/api/chat", async (c) => {
+    const body = await c.req.json<{ messages: Array<{ content: string }> }>();
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c, async (s) => {
+      for (const l of answers[body.messages[0]!.content]!) await s.write(l);
+    });
+  });
+  const server = await listen(upstream);
+  try {
+    const ollama = ollamaAt(server.url);
+    // Before: "before " alone as the whole answer (ollama-js skips the line), and "[object Object]7".
+    for (const content of Object.keys(answers)) {
+      await assert.rejects(readAll(ollama.chatStream("m", [{ role: "user", content }])), failsWith("ollama_error", 502), content);
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+test("chunks without content count toward MAX_ANSWER_TOKENS: an upstream sending only those is cut there too", {
+  timeout: 10_000,
+}, async () => {
+  let aborted = false;
+  const upstream = new Hono().post("/api/chat", (c) => {
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c, async (s) => {
+      s.onAbort(() => {
+        aborted = true;
+      });
+      await s.write(word("Hmm. "));
+      while (!s.aborted) {
+        await s.write(line({ message: { role: "assistant", content: "", thinking: "t" }, done: false }));
+        await sleep(1);
+      }
+    });
+  });
+  const server = await listen(upstream);
+  try {
+    const { pieces, result } = await readAll(ollamaAt(server.url, 5_000, 16).chatStream("m", [{ role: "user", content: "q" }]));
+    assert.deepEqual(pieces, ["Hmm. "]);
+    assert.equal((result as { truncated: boolean }).truncated, true);
+    for (let i = 0; i < 100 && !aborted; i++) await sleep(20);
+    assert.ok(aborted, "the upstream call was left running");
+  } finally {
+    await server.close();
+  }
+});
+
+test("an Ollama or Qdrant answer past the size the app reads is a 502, not read whole into memory", async () => {
+  // 17 MiB of one vector: past the 16 MiB an embed batch of 32 may take. A Qdrant query past its 16 MiB too.
+  const big = `{"embeddings":[[${"0.5,".repeat(4_456_448)}0.5]]}`;
+  const upstream = new Hono()
+    .post("/api/embed", (c) => c.body(big, 200, { "Content-Type": "application/json" }))
+    .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
+    .post("/collections/:name/points/query", (c) =>
+      c.body(`{"result":{"points":[]},"pad":"${"x".repeat(17 * 2 ** 20)}","status":"ok"}`, 200, {
+        "Content-Type": "application/json",
+      }),
+    );
+  const server = await listen(upstream);
+  try {
+    await assert.rejects(ollamaAt(server.url).embed(["hello"]), failsWith("ollama_error", 502));
+    await assert.rejects(qdrantAt(server.url, "docs").search([1, 0, 0], undefined, 3), failsWith("qdrant_error", 502));
+  } finally {
+    await server.close();
+  }
+});
+
+test("Qdrant: odd points are left out of a search, a status other than ok is a 502, its 429 a 503, an unapplied write a 502", async () => {
+  const ok = (result: unknown) => ({ result, status: "ok", time: 0 });
+  const good = { id: 1, score: 0.9, payload: { document_id: "doc", title: "T", text: "tides" } };
+  const upstream = new Hono()
+    .get("/collections/:name/exists", (c) => c.json(ok({ exists: true })))
+    .post("/collections/odd/points/query", (c) => {
+      const odd = [
+        { id: 2, score: 0.8, payload: { document_id: "doc", text: { x: 1 } } },
+        { id: 3, score: 0.7, payload: { text: "no document" } },
+      ].map((p) => JSON.stringify(p));
+      // 1e400 is valid JSON, and parses as Infinity.
+      const points = [JSON.stringify(good), ...odd, '{"id":4,"score":1e400,"payload":{"document_id":"doc","text":"huge"}}'];
+      return c.body(`{"result":{"points":[${points.join(",")}]},"status":"ok","time":0}`, 200, {
+        "Content-Type": "application/json",
+      });
+    })
+    .post("/collections/failed/points/query", (c) => c.json({ result: { points: [] }, status: { error: "broken" }, time: 0 }))
+    .post("/collections/limited/points/query", (c) =>
+      c.json({ status: { error: "Rate limiting exceeded" }, time: 0 }, 429, { "Retry-After": "7" }),
+    )
+    .post("/collections/queued/points/delete", (c) => c.json(ok({ operation_id: 1, status: "acknowledged" })));
+  const server = await listen(upstream);
+  try {
+    // Before: "[object Object]" and "undefined" as sources, and a score of Infinity.
+    const hits = await qdrantAt(server.url, "odd").search([1, 0, 0], undefined, 5);
+    assert.deepEqual(hits, [{ documentId: "doc", score: 0.9, title: "T", text: "tides" }]);
+    // Before: cached as "I do not know" for every later ask of the question.
+    await assert.rejects(qdrantAt(server.url, "failed").search([1, 0, 0], undefined, 5), failsWith("qdrant_error", 502));
+    await assert.rejects(qdrantAt(server.url, "limited").search([1, 0, 0], undefined, 5), (err) => {
+      assert.ok(err instanceof AppError && err.status === 503, String(err));
+      assert.equal(err.headers?.["Retry-After"], "1");
+      return true;
+    });
+    // Before: deleted, while Qdrant had only queued it.
+    await assert.rejects(qdrantAt(server.url, "queued").deleteChunks("doc", 1), failsWith("qdrant_error", 502));
+  } finally {
+    await server.close();
+  }
+});
