@@ -184,7 +184,7 @@ export const envSchema = z.object({
    * This pod's address (the downward API's status.podIP): its place among the API pods, which takes one of the slots
    * left over when they do not divide evenly, and whether it is among the ready ones at all.
    */
-  POD_IP: z.union([z.ipv4(), z.ipv6()]).optional(),
+  POD_IP: z.union([z.ipv4(), z.ipv6()], { error: "must be an IPv4 or IPv6 address (the pod's status.podIP)" }).optional(),
   /** Ollama's own OLLAMA_NUM_PARALLEL: answers of each model one Ollama pod generates at once. */
   OLLAMA_NUM_PARALLEL: int(4, 1, 1000),
   ANSWER_SHARE_REFRESH_MS: ms(10_000, 100),
@@ -232,7 +232,9 @@ export const envSchema = z.object({
   /** The longest answer, in tokens (Ollama's `num_predict`); Ollama's own default is to generate until the model stops. */
   MAX_ANSWER_TOKENS: int(1_024, 16),
   DEFAULT_TOP_K: int(5, 1, 50),
-  CHUNK_SIZE_CHARS: int(1_200, 100),
+  // At most 1,000,000: the checks below build a chunk of this size, and a billion crashed start-up with a RangeError
+  // naming nothing (4e8 took 2 GB first, probe BR); a chunk is a few of the model's window at most anyway.
+  CHUNK_SIZE_CHARS: int(1_200, 100, 1_000_000),
   CHUNK_OVERLAP_CHARS: int(150, 0),
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, mock, test } from "node:test";
+import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { Gauge, Registry } from "prom-client";
@@ -537,17 +537,23 @@ test("a source list is remembered as stored only by way of a turn inserted with 
   assert.deepEqual(await storedSources(next.request_id), list, "sent again, not taken for stored");
 });
 
-test("a stored source list is sent again after KNOWN_FOR_MS: retention may have deleted it since", () => {
-  mock.timers.enable({ apis: ["Date"], now: 0 });
+test("a stored source list is sent again after KNOWN_FOR_MS on the monotonic clock, even with the wall clock stepped back", () => {
+  const [realNow, realDateNow] = [performance.now.bind(performance), Date.now];
+  let passed = 0;
+  performance.now = () => realNow() + passed;
   try {
     const sets = createSourceSets();
     const set = sourceSetOf(sourcesOf("remembered"));
     sets.committed([set]);
     assert.equal(sets.unsent([set]), "[]");
-    mock.timers.tick(KNOWN_FOR_MS + 1);
+    // An hour passes while NTP steps the wall clock back two days. Timed on Date.now, the set stayed remembered for 49
+    // hours, past a TURN_RETENTION_DAYS of 1, and turns carried a hash whose list retention had deleted (probe BR).
+    Date.now = () => realDateNow() - 2 * 86_400_000;
+    passed = KNOWN_FOR_MS + 1;
     assert.match(sets.unsent([set]), new RegExp(set.hash));
   } finally {
-    mock.timers.reset();
+    performance.now = realNow;
+    Date.now = realDateNow;
   }
 });
 

@@ -86,7 +86,10 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   function acquire(owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
     if (busy < limit.slots) return Promise.resolve(take(false, owner));
     const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
-    if (waitMs <= 0) return Promise.reject(deadline!.passed());
+    // No wait at all: the request's deadline has passed (its 504), or OLLAMA_SLOT_WAIT_MS is 0 (busy, a 503; it was
+    // the 504 too, probe BR).
+    if (waitMs <= 0)
+      return Promise.reject(maxWaitMs <= 0 ? busyError(model, "none free, and none waited for") : deadline!.passed());
     const ahead = servedBefore(owner);
     const expectedMs = ((ahead + 1) * holdMs) / limit.slots;
     if (expectedMs > waitMs) {

@@ -45,11 +45,11 @@ export function sourceSetOf(sources: Source[]): SourceSet {
  */
 export function createSourceSets() {
   let known = new Set<string>();
-  let knownSince = Date.now();
+  let knownSince = performance.now();
   const forgetIfStale = () => {
-    if (known.size <= MAX_KNOWN && Date.now() - knownSince <= KNOWN_FOR_MS) return;
+    if (known.size <= MAX_KNOWN && performance.now() - knownSince <= KNOWN_FOR_MS) return;
     known = new Set();
-    knownSince = Date.now();
+    knownSince = performance.now();
   };
 
   return {

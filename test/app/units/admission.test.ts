@@ -106,6 +106,19 @@ test("answer slots: a free slot goes to the waiting question of the key holding 
   assert.deepEqual(order.slice(2).sort(), ["greedy 2", "other 2"]);
 });
 
+test("answer slots: with no wait allowed (OLLAMA_SLOT_WAIT_MS 0), a busy model is a 503 to retry, not the request's 504", async () => {
+  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 0 });
+  const held = await slots.acquire("m", "a");
+  const passed = () => ({ status: 504, type: "request_timeout" }) as unknown as AppError;
+  // Before: the request's own 504, 22 ms into a 60 s deadline (probe BR).
+  await assert.rejects(slots.acquire("m", "b", undefined, { at: performance.now() + 60_000, passed }), (err: AppError) => {
+    assert.equal(err.status, 503, err.message);
+    assert.match(err.message, /every answer slot of m is busy/);
+    return true;
+  });
+  held.release();
+});
+
 test("answer slots: a question's wait is estimated from the questions served before it, not every key's backlog", async () => {
   const slots = createAnswerSlots({ slots: 2, maxWaitMs: 240 });
   const timed = await slots.acquire("m", "t");
