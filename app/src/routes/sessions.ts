@@ -52,7 +52,12 @@ export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
     const { limit, after } = c.req.valid("query");
     const page = await store.sessionTurns(id, key, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });
     if (page === "no_session") return c.json({ error: `session ${id} not found` }, 404);
-    if (page === "no_after") return c.json({ error: `invalid query string: after: no turn ${after} in session ${id}` }, 400);
+    if (page === "no_after") {
+      // A client following the session may hold a turn since deleted: taken back after its 503/504 (its statement
+      // committed late, and a page read in those few milliseconds listed it), or past TURN_RETENTION_DAYS (probe BQ).
+      const error = `invalid query string: after: no turn ${after} in session ${id} (never, or no longer: a turn answered 503 or 504, or one past its retention, is deleted); read the session from its start`;
+      return c.json({ error }, 400);
+    }
     return c.json(
       {
         session_id: id,
