@@ -3,8 +3,8 @@
 //    the kubelet's reservation, the eviction threshold and the DaemonSets are taken off;
 //  - GPU: every model Ollama keeps resident (weights at their quantisation + KV cache for parallel requests x
 //    context length + compute buffers) must fit the GPU's memory together, or Ollama evicts and reloads.
-//  - database connections: the API at its largest (a rollout at maxReplicas: the new pods with the surge beside the
-//    old ones still draining), each pod with its pool and its LISTEN connection, plus the other clients, must fit
+//  - database connections: the API at its largest (a rollout at maxReplicas: the new pods beside the old ones still
+//    draining, plus the surge), each pod with its pool and its LISTEN connection, plus the other clients, must fit
 //    max_connections, or pods cannot connect just when the API is busiest.
 // Pure: a tier in, lines and problems out.
 import type { NodeGroupSpec, Tier } from "./tiers.ts";
@@ -247,15 +247,15 @@ const API_EXTRA_CONNECTIONS = 1;
 const OTHER_DB_CONNECTIONS = 15;
 
 /**
- * The most API pods holding connections at once: a rollout at the autoscaler's maximum, its new ReplicaSet at
- * maxReplicas plus the surge, beside every old pod still draining. A Deployment does not count terminating pods
- * against maxSurge nor wait for them (kubernetes/enhancements KEP-3973, "Consider Terminating Pods in Deployments":
- * alpha since 1.33, behind a feature gate), and a draining pod keeps its pool until its last request ends, up to its grace
- * period: with steps shorter than a drain, old pods pile up (probe BO: 224 connections of small's 200 with two
- * steps' pods draining, 268 with all of them).
+ * The most API pods holding connections at once: a rollout at the autoscaler's maximum, the new ReplicaSet at
+ * maxReplicas beside every old pod still draining, and the surge again as a margin for a rollout begun during another.
+ * A Deployment does not count terminating pods against maxSurge nor wait for them (kubernetes/enhancements KEP-3973,
+ * "Consider Terminating Pods in Deployments": alpha since 1.33, behind a feature gate), and a draining pod keeps its
+ * pool until its last request ends, up to its grace period: with steps shorter than a drain, old pods pile up (probe
+ * BO: 224 connections of small's 200 with two steps' pods draining, 268 with all of them).
  */
 const rolloutPods = (maxReplicas: number) =>
-  maxReplicas + Math.ceil((maxReplicas * API_ROLLING_SURGE_PERCENT) / 100) + maxReplicas;
+  maxReplicas + maxReplicas + Math.ceil((maxReplicas * API_ROLLING_SURGE_PERCENT) / 100);
 
 function databaseConnections(tier: Tier, lines: string[], problems: string[]): void {
   const { maxReplicas, dbPoolMax } = tier.api;
@@ -263,8 +263,8 @@ function databaseConnections(tier: Tier, lines: string[], problems: string[]): v
   const perPod = dbPoolMax + API_EXTRA_CONNECTIONS;
   const peak = pods * perPod + OTHER_DB_CONNECTIONS;
   const sum =
-    `${pods} API pods (a rollout at api.maxReplicas ${maxReplicas}: ${pods - maxReplicas} new with the ` +
-    `${API_ROLLING_SURGE_PERCENT} % surge, ${maxReplicas} old still draining) x ${perPod} ` +
+    `${pods} API pods (a rollout at api.maxReplicas ${maxReplicas}: ${maxReplicas} new, ${maxReplicas} old still ` +
+    `draining, ${pods - 2 * maxReplicas} more for the ${API_ROLLING_SURGE_PERCENT} % surge) x ${perPod} ` +
     `(api.dbPoolMax ${dbPoolMax} + LISTEN) + ${OTHER_DB_CONNECTIONS} others = ${peak}`;
   lines.push(`database connections at peak: ${sum} of max_connections ${tier.database.maxConnections}`);
   if (peak > tier.database.maxConnections) {

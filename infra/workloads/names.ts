@@ -42,7 +42,10 @@ export const API_DRAIN_SECONDS = API_STOP.requestTimeoutSeconds + API_STOP.drain
  * is not bounded by REQUEST_TIMEOUT_MS. A target whose requests end sooner is let go sooner.
  */
 export const API_DEREGISTRATION_SECONDS = API_STOP.preStopSeconds + API_DRAIN_SECONDS;
-/** Extra API pods a rolling update may start (maxSurge, rounded up): counted in the database connections at peak. */
+/**
+ * Extra API pods a rolling update may start (maxSurge, rounded up): in infra/capacity.ts's database connections at
+ * peak, the margin over a rollout's new and draining pods.
+ */
 export const API_ROLLING_SURGE_PERCENT = 25;
 /**
  * The apiUrl of a stack with no public entry (tier network.publicIngress: false): the command that reaches the API

@@ -22,7 +22,7 @@ test("the API at its largest must fit the database's max_connections, old pods s
   const [line] = capacityReport(TIERS.medium).lines.filter((l) => l.startsWith("database connections"));
   assert.equal(
     line,
-    "database connections at peak: 23 API pods (a rollout at api.maxReplicas 10: 13 new with the 25 % surge, 10 old still draining) x 11 (api.dbPoolMax 10 + LISTEN) + 15 others = 268 of max_connections 400",
+    "database connections at peak: 23 API pods (a rollout at api.maxReplicas 10: 10 new, 10 old still draining, 3 more for the 25 % surge) x 11 (api.dbPoolMax 10 + LISTEN) + 15 others = 268 of max_connections 400",
   );
   assert.match(
     capacityReport({ ...TIERS.medium, api: { ...TIERS.medium.api, maxReplicas: 40 } }).problems[0],

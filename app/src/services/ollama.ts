@@ -43,12 +43,12 @@ const tokenCount = (value: unknown, field: string): number => {
   throw upstreamFailure("ollama", `chat answer with ${field} ${String(value)}`);
 };
 
+const chatWithoutContent = () => upstreamFailure("ollama", "chat answer without message.content");
+
 /**
  * A chat's result from its answer (the last message of a stream): one of another shape, a gateway's 200 say, is a
  * failed call (a 502), not a 500 where the answer is cached or its turn stored.
  */
-const chatWithoutContent = () => upstreamFailure("ollama", "chat answer without message.content");
-
 function chatResult(content: unknown, last: LastMessage): ChatResult {
   if (typeof content !== "string") throw chatWithoutContent();
   return {
@@ -122,15 +122,17 @@ export interface OllamaOptions {
 
 /**
  * The most of an Ollama answer read, whole or streamed (undici's `maxResponseSize`, past which it closes the connection
- * and the call is a 502): a batch of embeddings at 128 KiB a vector (4,096 floats as JSON are about 90 kB), and at
- * least 16 MiB; an answer of MAX_ANSWER_TOKENS is far less. Undici read any size whole: a 100 MB answer took a replica
- * from 157 to 474 MB, four at once to 888 MB, past a dev pod's 512Mi (probe BP).
+ * and the call is a 502): a batch of embeddings at 128 KiB a vector (4,096 floats as JSON are about 90 kB), an answer
+ * of MAX_ANSWER_TOKENS streamed at 512 bytes a token (a line of one is 120-180), and at least 16 MiB. Undici read any
+ * size whole: a 100 MB answer took a replica from 157 to 474 MB, four at once to 888 MB, past a dev pod's 512Mi
+ * (probe BP).
  */
-const answerMaxBytes = (batchSize: number) => Math.max(16 * 2 ** 20, batchSize * 128 * 2 ** 10);
+const answerMaxBytes = (opts: { batchSize: number; maxAnswerTokens: number }) =>
+  Math.max(16 * 2 ** 20, opts.batchSize * 128 * 2 ** 10, opts.maxAnswerTokens * 512);
 
 export function createOllama(opts: OllamaOptions) {
   const pods = opts.pods ?? createPodRouter(opts.url);
-  const maxResponseSize = answerMaxBytes(opts.batchSize);
+  const maxResponseSize = answerMaxBytes(opts);
   const config = { host: opts.url, fetch: fetchOverRequest(opts.timeoutMs, upstreamAgent({ maxResponseSize })) };
   const client = new Ollama(config);
   const podAgent = upstreamAgent({ maxResponseSize, connectTimeoutMs: POD_CONNECT_TIMEOUT_MS });

@@ -301,9 +301,11 @@ export function createQdrant(opts: QdrantOptions) {
   const call = async <T>(tool: string, fn: () => Promise<T>, beforeCall?: BeforeCall): Promise<T> => {
     beforeCall?.();
     try {
-      const result = await timeTool(opts.metrics, tool, fn);
-      if (POINT_WRITES.has(tool)) checkApplied(result);
-      return result;
+      return await timeTool(opts.metrics, tool, async () => {
+        const result = await fn();
+        if (POINT_WRITES.has(tool)) checkApplied(result);
+        return result;
+      });
     } catch (err) {
       const failure = toAppError(err, opts.timeoutMs, name);
       if (failure instanceof CollectionMissing) forgetCollection();
@@ -560,15 +562,20 @@ export function createQdrant(opts: QdrantOptions) {
       ).catch(unlessMissing(null));
       if (points === null) return null;
       const hits: ChunkHit[] = [];
+      let odd = 0;
       for (const p of points) {
         const payload = (p.payload ?? {}) as { document_id?: unknown; title?: unknown; text?: unknown };
         // A point that is not a chunk as the app stores it (another writer's, or an upstream answering oddly: text an
         // object, no document id, a score of 1e400) is left out, not answered as "[object Object]" from "undefined".
-        if (typeof payload.text !== "string" || typeof payload.document_id !== "string" || !Number.isFinite(p.score)) continue;
+        if (typeof payload.text !== "string" || typeof payload.document_id !== "string" || !Number.isFinite(p.score)) {
+          odd++;
+          continue;
+        }
         // Chunks stored before the edge rule (or by another writer) may hold text Postgres refuses.
         const title = typeof payload.title === "string" ? storable(payload.title) : null;
         hits.push({ documentId: payload.document_id, score: p.score, title, text: storable(payload.text) });
       }
+      if (odd > 0) opts.log.warn({ collection: name, left_out: odd }, "qdrant search answered points that are not chunks");
       return hits;
     },
 

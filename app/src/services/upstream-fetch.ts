@@ -1,5 +1,5 @@
 import { type IncomingHttpHeaders, STATUS_CODES } from "node:http";
-import { Readable } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { Agent, type Dispatcher, request } from "undici";
 import { RequestDeadline } from "../deadline.ts";
@@ -93,14 +93,10 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = ups
         dispatcher,
       });
       if (askedForStream(init?.body) && String(res.headers["content-type"]).includes("ndjson")) {
-        const lines = wholeLines();
-        res.body.on("data", (chunk: Buffer) => {
-          const { whole, bad } = lines(chunk);
-          if (bad !== undefined) res.body.destroy(upstreamFailure("ollama", `a streamed line that is not JSON: ${bad}`));
-          else if (whole) deadline.refresh();
-        });
+        const lines = jsonLines(() => deadline.refresh());
+        pipeline(res.body, lines, () => {});
         res.body.once("close", done);
-        const stream = Readable.toWeb(res.body) as ReadableStream;
+        const stream = Readable.toWeb(lines) as ReadableStream;
         const head = { status: res.statusCode, statusText: statusText(res.statusCode), headers: webHeaders(res.headers) };
         return new Response(stream, head);
       }
@@ -133,21 +129,56 @@ export const upstreamAgent = (opts: { maxResponseSize?: number; connectTimeoutMs
  */
 const askedForStream = (body: unknown) => typeof body === "string" && body.includes('"stream":true');
 
-/** Splits a stream's bytes into lines as they come: whether a chunk ended at least one line, and the first one not JSON. */
-function wholeLines() {
+/** The longest streamed line passed on: an Ollama chunk is a token and its counts, well under a kilobyte. */
+const MAX_LINE_CHARS = 2 ** 20;
+
+/**
+ * Passes on a stream's whole lines that are JSON, and only those, calling `onLine` for each; a blank line is dropped.
+ * A line that is not JSON, or longer than MAX_LINE_CHARS, fails the stream before anything after it is passed on.
+ * Between the socket and the web stream ollama-js reads: checked beside it, a bad line read in one chunk with the done
+ * line still reached ollama-js, which skipped it (review N18), and blank lines started the deadline over.
+ */
+function jsonLines(onLine: () => void): Transform {
   const decoder = new StringDecoder("utf8");
-  let partial = "";
-  return (chunk: Buffer): { whole: boolean; bad?: string } => {
-    const lines = (partial + decoder.write(chunk)).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line.trim() === "") continue;
-      try {
-        JSON.parse(line);
-      } catch {
-        return { whole: true, bad: line };
-      }
+  // The line begun and not yet ended, in pieces: joined once its newline comes (a long line re-joined at every chunk
+  // took quadratic time).
+  let begun: string[] = [];
+  let begunChars = 0;
+  const checked = (line: string): string | Error => {
+    if (line.trim() === "") return "";
+    try {
+      JSON.parse(line);
+    } catch {
+      return upstreamFailure("ollama", `a streamed line that is not JSON: ${line}`);
     }
-    return { whole: lines.length > 0 };
+    onLine();
+    return `${line}\n`;
   };
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const text = decoder.write(chunk);
+      let out = "";
+      let start = 0;
+      for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+        const line = checked(begun.join("") + text.slice(start, end));
+        if (line instanceof Error) return callback(line);
+        out += line;
+        begun = [];
+        begunChars = 0;
+        start = end + 1;
+      }
+      if (start < text.length) {
+        begun.push(text.slice(start));
+        begunChars += text.length - start;
+        if (begunChars > MAX_LINE_CHARS)
+          return callback(upstreamFailure("ollama", `a streamed line longer than ${MAX_LINE_CHARS} characters`));
+      }
+      callback(null, out === "" ? undefined : out);
+    },
+    flush(callback) {
+      const line = checked(begun.join("") + decoder.end());
+      if (line instanceof Error) callback(line);
+      else callback(null, line === "" ? undefined : line);
+    },
+  });
 }
