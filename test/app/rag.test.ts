@@ -411,6 +411,8 @@ async function sessionOfCopies(session_id: string, prefix: string, copies: numbe
   const sql = postgres(stack.pg.url, { onnotice: () => {} });
   try {
     if (answer !== undefined) await sql`UPDATE turns SET answer = ${answer} WHERE request_id = ${first.body.request_id}`;
+    // Dated an hour back, so the copies are in the past too: a page lists no turn dated after it is read.
+    await sql`UPDATE turns SET created_at = created_at - interval '1 hour' WHERE request_id = ${first.body.request_id}`;
     await sql`
       INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
       SELECT ${prefix} || g, session_id, question, answer, sources_hash, model, latency_ms,

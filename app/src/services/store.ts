@@ -163,9 +163,18 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     ): Promise<SessionPage | "no_session" | "no_after"> => {
       // The cursor turn is read here, once. Its created_at travels as text both ways: as a JS Date (postgres.js' type
       // for a timestamptz result, and its serializer for a timestamptz parameter) it would lose its microseconds.
+      // And the horizon: a turn's created_at is when its statement started, so one still uncommitted may sort before
+      // turns already committed, and a client following the session with `after` past those never saw it (probe BQ:
+      // 18 of 676 turns with one replica under load; two replicas alike). Every such statement is one of the app's
+      // role's transactions open now, started no later than its turns' created_at; this statement's start bounds
+      // those begun since. The page lists only turns before the horizon, read in a later snapshot.
       const [session] = await run(
-        sql<{ owner: string; after_at: string | null; after_id: string | null }[]>`
-          SELECT s.owner, c.created_at::text AS after_at, c.id AS after_id
+        sql<{ owner: string; after_at: string | null; after_id: string | null; horizon: string }[]>`
+          SELECT s.owner, c.created_at::text AS after_at, c.id AS after_id,
+                 least(statement_timestamp(), (
+                   SELECT min(a.xact_start) FROM pg_stat_activity a
+                   WHERE a.datname = current_database() AND a.usename = current_user AND a.pid <> pg_backend_pid()
+                     AND a.state <> 'idle'))::text AS horizon
           FROM sessions s LEFT JOIN turns c ON c.request_id = ${page.after ?? null} AND c.session_id = s.id
           WHERE s.id = ${sessionId}`,
       );
@@ -181,10 +190,11 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       // 008). Measured on the page's limit + 1 rows in Postgres: turns past the budget are neither sent nor parsed here,
       // and `page_rows` says whether the budget left any out.
       const rows = await run(
-        sql<Array<StoredTurn & { page_rows: number }>>`
+        sql<Array<StoredTurn & { page_rows: number; settled: boolean }>>`
           WITH page AS (
             SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
                    t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at, t.id,
+                   t.created_at < ${session.horizon}::text::timestamptz AS settled,
                    octet_length(to_json(t.question)::text) + octet_length(to_json(t.answer)::text)
                      + COALESCE(s.bytes, octet_length(COALESCE(s.sources, t.sources)::text), 0) AS bytes
             FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
@@ -199,12 +209,18 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
             FROM page
           )
           SELECT request_id, session_id, question, answer, sources, model, prompt_tokens, completion_tokens,
-                 latency_ms, cached, truncated, created_at, page_rows::int
+                 latency_ms, cached, truncated, created_at, page_rows::int, settled
           FROM running WHERE bytes_before < ${page.maxBytes}
           ORDER BY created_at, id`,
       );
-      const turns = rows.slice(0, page.limit).map(({ page_rows: _rows, ...turn }) => turn);
-      return { turns, hasMore: rows.length > page.limit || rows.length < (rows[0]?.page_rows ?? 0) };
+      // Rows come in created_at order: from the first past the horizon on, none is listed yet, and more follow.
+      const unsettled = rows.findIndex((r) => !r.settled);
+      const listed = unsettled === -1 ? rows : rows.slice(0, unsettled);
+      const turns = listed.slice(0, page.limit).map(({ page_rows: _rows, settled: _settled, ...turn }) => turn);
+      return {
+        turns,
+        hasMore: unsettled !== -1 || rows.length > page.limit || rows.length < (rows[0]?.page_rows ?? 0),
+      };
     },
 
     /**
