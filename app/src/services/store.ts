@@ -163,16 +163,17 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     ): Promise<SessionPage | "no_session" | "no_after"> => {
       // The cursor turn is read here, once. Its created_at travels as text both ways: as a JS Date (postgres.js' type
       // for a timestamptz result, and its serializer for a timestamptz parameter) it would lose its microseconds.
-      // And the horizon: a turn's created_at is when its statement started, so one still uncommitted may sort before
-      // turns already committed, and a client following the session with `after` past those never saw it (probe BQ:
-      // 18 of 676 turns with one replica under load; two replicas alike). Every such statement is one of the app's
-      // role's transactions open now, started no later than its turns' created_at; this statement's start bounds
-      // those begun since. The page lists only turns before the horizon, read in a later snapshot.
+      // And the horizon: a turn's created_at is when its statement started (turns.ts), so one still uncommitted may
+      // sort before turns already committed, and a client following the session with `after` past those never saw it
+      // (probe BQ: 18 of 676 turns with one replica under load; two replicas alike). Every such statement is one of
+      // the app's role's transactions open now, shown in pg_stat_activity before its created_at is taken, with its
+      // xact_start, or its query_start while StartTransaction has yet to publish that (review N19); this statement's
+      // start bounds those begun since. The page lists only turns before the horizon, read in a later snapshot.
       const [session] = await run(
         sql<{ owner: string; after_at: string | null; after_id: string | null; horizon: string }[]>`
           SELECT s.owner, c.created_at::text AS after_at, c.id AS after_id,
                  least(statement_timestamp(), (
-                   SELECT min(a.xact_start) FROM pg_stat_activity a
+                   SELECT min(least(a.xact_start, a.query_start)) FROM pg_stat_activity a
                    WHERE a.datname = current_database() AND a.usename = current_user AND a.pid <> pg_backend_pid()
                      AND a.state <> 'idle'))::text AS horizon
           FROM sessions s LEFT JOIN turns c ON c.request_id = ${page.after ?? null} AND c.session_id = s.id

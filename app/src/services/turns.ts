@@ -127,7 +127,11 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
 
   /**
    * One statement for many turns: each turn's session is created for its owner on first use (the first turn in the
-   * batch wins a new session), and a turn whose session belongs to another key is not inserted.
+   * batch wins a new session), and a turn whose session belongs to another key is not inserted. A turn's created_at,
+   * its place in its session, is `statement_timestamp()`: when Postgres received the Execute message, after the Bind
+   * (or Parse) before it had shown the transaction in pg_stat_activity, which a session page reads for its horizon
+   * (store.ts sessionTurns). now(), the default, is fixed before that (review N19: a page read between the two listed
+   * a later turn, and a client following with `after` skipped this one).
    */
   const insertBatch = async (batch: Pending[]): Promise<Set<string>> => {
     const rows = batch.map(({ row }, ord) => {
@@ -165,9 +169,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
         ), ${newSourceSets(batch, sql`s.hash IN (SELECT sources_hash FROM owned)`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached, truncated)
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, created_at)
         SELECT request_id, session_id, question, answer, sources_hash, model,
-               prompt_tokens, completion_tokens, latency_ms, cached, truncated
+               prompt_tokens, completion_tokens, latency_ms, cached, truncated, statement_timestamp()
         FROM owned ORDER BY session_id, ord
         RETURNING request_id`,
       timeoutMs,
@@ -189,9 +193,10 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
         ), ${newSourceSets([p], sql`EXISTS (SELECT 1 FROM session_owner WHERE owner = ${t.owner})`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached, truncated)
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, created_at)
         SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${t.sources_hash}, ${t.model},
-               ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated}
+               ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated},
+               statement_timestamp()
         FROM session_owner WHERE owner = ${t.owner}
         RETURNING request_id`,
       timeoutMs,
