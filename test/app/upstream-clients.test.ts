@@ -24,6 +24,7 @@ import { startFakes, type Fakes } from "../support/fakes.ts";
 import { freePort } from "../support/process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 import { capturedLog } from "../support/log.ts";
+import { chatLine, ollamaAt } from "../support/ollama.ts";
 import { putChunks, qdrantAt } from "../support/qdrant.ts";
 
 const require = createRequire(import.meta.url);
@@ -42,9 +43,6 @@ function gate() {
   });
   return { passed, open };
 }
-
-const ollamaAt = (url: string, timeoutMs = 5_000, maxAnswerTokens = 1_024) =>
-  createOllama({ url, timeoutMs, embedModel: "fake-embed", batchSize: 32, maxAnswerTokens, metrics: createMetrics() });
 
 test("sequential Ollama and Qdrant calls reuse their keep-alive connections instead of opening one per call", async () => {
   const ollamaProxy = await startTcpProxy(fakes.ollama.port);
@@ -270,7 +268,6 @@ test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its le
   timeout: 10_000,
 }, async () => {
   let aborted = false;
-  const line = (message: object) => `${JSON.stringify({ model: "m", ...message })}\n`;
   // /runaway ignores num_predict (Ollama keeps to it) and never ends its answer. /honest sends exactly 20 chunks, then
   // its done message carrying what a model's output parser held back (Ollama's ChatHandler) and the counts.
   const runaway = new Hono().post("/api/chat", async (c) => {
@@ -281,11 +278,11 @@ test("a streamed answer past MAX_ANSWER_TOKENS chunks is cut there, as at its le
         aborted = true;
       });
       for (let sent = 0; !s.aborted && !(honest && sent === 20); sent++) {
-        await s.write(line({ message: { role: "assistant", content: "word " }, done: false }));
+        await s.write(chatLine({ message: { role: "assistant", content: "word " }, done: false }));
         await new Promise((r) => setTimeout(r, 1));
       }
       const counts = { prompt_eval_count: 77, eval_count: 20, done_reason: "length" };
-      if (honest) await s.write(line({ message: { role: "assistant", content: "<" }, done: true, ...counts }));
+      if (honest) await s.write(chatLine({ message: { role: "assistant", content: "<" }, done: true, ...counts }));
     });
   });
   const server = await listen(runaway);

@@ -6,16 +6,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { AppError } from "../../app/src/errors.ts";
-import { createMetrics } from "../../app/src/metrics.ts";
-import { createOllama } from "../../app/src/services/ollama.ts";
 import { listen } from "../fakes/http.ts";
+import { chatLine, ollamaAt } from "../support/ollama.ts";
 import { qdrantAt } from "../support/qdrant.ts";
 
-const ollamaAt = (url: string, timeoutMs = 5_000, maxAnswerTokens = 1_024) =>
-  createOllama({ url, timeoutMs, embedModel: "m", batchSize: 32, maxAnswerTokens, metrics: createMetrics() });
-
-const line = (message: object) => `${JSON.stringify({ model: "m", ...message })}\n`;
-const word = (content: unknown, done = false) => line({ message: { role: "assistant", content }, done });
+const word = (content: unknown, done = false) => chatLine({ message: { role: "assistant", content }, done });
 
 /** Reads a chat stream to its end: its pieces and the result. */
 async function readAll(answer: AsyncGenerator<string, unknown>) {
@@ -100,7 +95,7 @@ test("chunks without content count toward MAX_ANSWER_TOKENS: an upstream sending
       });
       await s.write(word("Hmm. "));
       while (!s.aborted) {
-        await s.write(line({ message: { role: "assistant", content: "", thinking: "t" }, done: false }));
+        await s.write(chatLine({ message: { role: "assistant", content: "", thinking: "t" }, done: false }));
         await sleep(1);
       }
     });
