@@ -767,17 +767,17 @@ test("identical questions sent at once cost one embedding and one model call", a
   assert.equal(answers.filter((a) => !a.body.cached).length, 1, "one generated, seven followed it");
 });
 
-test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; a smaller one fits", async () => {
+test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; another key's smaller one fits", async () => {
   const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: "4096" });
-  const admin = api(replica.url, ADMIN_KEY);
+  const [admin, other, third] = [api(replica.url, ADMIN_KEY), api(replica.url, OTHER_KEY), api(replica.url, USER_KEY)];
   const doc = (id: string, chars: number) => ({ documents: [{ id, text: "Gulls follow the ferry. ".repeat(chars / 24) }] });
   stack.fakes.ollama.knobs.latencyMs = 400;
   try {
     const first = admin.post("/api/v1/documents", doc("budget-a", 3_000));
     await setTimeout(150); // embedding
     const [second, small] = await Promise.all([
-      admin.post("/api/v1/documents", doc("budget-b", 3_000)),
-      admin.post("/api/v1/documents", doc("budget-c", 240)),
+      other.post("/api/v1/documents", doc("budget-b", 3_000)),
+      third.post("/api/v1/documents", doc("budget-c", 240)),
     ]);
     assert.equal(second.status, 503, JSON.stringify(second.body));
     assert.match(second.body.error, /INGEST_MAX_BYTES_IN_FLIGHT 4096/);
@@ -785,6 +785,32 @@ test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another i
     assert.equal(small.status, 201, "3 kB and 0.3 kB fit in 4 kB");
     assert.equal((await first).status, 201);
     assert.equal((await admin.post("/api/v1/documents", doc("budget-b", 3_000))).status, 201, "its bytes are free again");
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+    await replica.stop();
+  }
+});
+
+test("one key ingesting holds at most half of INGEST_MAX_BYTES_IN_FLIGHT past its first ingest: the rest stays for other keys", async () => {
+  const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: "8192" });
+  const [user1, other] = [api(replica.url, USER_KEY), api(replica.url, OTHER_KEY)];
+  const doc = (id: string, chars: number) => ({ documents: [{ id, text: "Terns dive for sprats. ".repeat(chars / 23) }] });
+  stack.fakes.ollama.knobs.latencyMs = 400;
+  try {
+    const first = user1.post("/api/v1/documents", doc("share-a", 3_000));
+    await setTimeout(150); // embedding
+    // Before: the same key's second 3 kB fit in the 8 kB, and a key resubmitting large ingests kept the budget full,
+    // so another key's were 503s (probe BT: 32 of 34).
+    const [again, others] = await Promise.all([
+      user1.post("/api/v1/documents", doc("share-b", 3_000)),
+      other.post("/api/v1/documents", doc("share-c", 3_000)),
+    ]);
+    assert.equal(again.status, 429, JSON.stringify(again.body));
+    assert.match(again.body.error, /this API key is already ingesting \d+ bytes .* half of INGEST_MAX_BYTES_IN_FLIGHT \(8192\)/);
+    assert.equal(again.headers.get("retry-after"), "5");
+    assert.equal(others.status, 201, JSON.stringify(others.body));
+    assert.equal((await first).status, 201);
+    assert.equal((await user1.post("/api/v1/documents", doc("share-b", 3_000))).status, 201, "its first ingest again");
   } finally {
     stack.fakes.ollama.knobs.latencyMs = 0;
     await replica.stop();

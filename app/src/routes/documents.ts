@@ -22,7 +22,8 @@ const ingestRoute = apiRoute({
   description:
     "Chunks each text, embeds the chunks through Ollama (batched), upserts them to Qdrant and records the document. " +
     "Sending an existing id replaces that document. A document another request is still writing is a 409. A replica " +
-    "already ingesting INGEST_MAX_BYTES_IN_FLIGHT of request bodies answers 503 (Retry-After: 5).",
+    "already ingesting INGEST_MAX_BYTES_IN_FLIGHT of request bodies answers 503 (Retry-After: 5); a key already " +
+    "ingesting half of it there, 429 (Retry-After: 5).",
   request: { body: jsonBody(DocumentsRequestSchema) },
   responses: {
     201: jsonResponse(DocumentsResponseSchema, "Ids and chunk counts"),

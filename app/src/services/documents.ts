@@ -38,6 +38,20 @@ const documentsBusy = ({ ids, leftSeconds }: Busy) =>
     { "Retry-After": "1" },
   );
 
+/**
+ * A key already ingesting half of INGEST_MAX_BYTES_IN_FLIGHT on this replica: a 429, its own use. Without the half, one
+ * key resubmitting large ingests within its rate limit kept the whole budget, and another key's ingests were 503s, 32
+ * of 34 (probe BT).
+ */
+const ingestBusyForKey = (mine: number, max: number) =>
+  new AppError(
+    429,
+    `this API key is already ingesting ${mine} bytes of documents on this replica, and one key may hold half of INGEST_MAX_BYTES_IN_FLIGHT (${max}) once its first ingest runs: ask again shortly`,
+    "ingest_busy_key",
+    undefined,
+    { "Retry-After": "5" },
+  );
+
 /** Past INGEST_MAX_BYTES_IN_FLIGHT: the ALB sends the retry to whichever replica, and an ingest takes seconds. */
 const ingestBusy = (ingesting: number, max: number) =>
   new AppError(
@@ -189,14 +203,16 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       throw err;
     };
 
-  /** Bytes of request bodies whose ingest is at work on this replica. */
+  /** Bytes of request bodies whose ingest is at work on this replica, in all and per key. */
   let ingesting = 0;
+  const ingestingBy = new Map<string, number>();
 
   /**
    * An ingest holds every chunk's vector until its documents are written, about 40 times its body (probe AO: a 2 MiB
    * body made 3,900 chunks and took 115 MiB), and nothing bounded how many ran at once: 8 at a time took a replica to
    * 760 MiB, past a dev pod's 512 MiB. Past INGEST_MAX_BYTES_IN_FLIGHT of bodies, another is a 503 (one alone always
-   * runs). Its bytes count until its work ends, which may be after its 504.
+   * runs). Its bytes count until its work ends, which may be after its 504. A key's first ingest takes any room there
+   * is; past it, the key holds at most half the budget, so the other half stays for other keys.
    */
   async function ingest(
     docs: DocumentInput[],
@@ -204,13 +220,19 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     bodyBytes: number,
     stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
   ): Promise<Array<{ id: string; chunks: number }>> {
-    if (ingesting > 0 && ingesting + bodyBytes > config.INGEST_MAX_BYTES_IN_FLIGHT)
-      throw ingestBusy(ingesting, config.INGEST_MAX_BYTES_IN_FLIGHT);
+    const max = config.INGEST_MAX_BYTES_IN_FLIGHT;
+    const mine = ingestingBy.get(owner) ?? 0;
+    if (mine > 0 && mine + bodyBytes > max / 2) throw ingestBusyForKey(mine, max);
+    if (ingesting > 0 && ingesting + bodyBytes > max) throw ingestBusy(ingesting, max);
     ingesting += bodyBytes;
+    ingestingBy.set(owner, mine + bodyBytes);
     try {
       return await write(docs, owner, stopAt);
     } finally {
       ingesting -= bodyBytes;
+      const left = ingestingBy.get(owner)! - bodyBytes;
+      if (left === 0) ingestingBy.delete(owner);
+      else ingestingBy.set(owner, left);
     }
   }
 
