@@ -767,55 +767,62 @@ test("identical questions sent at once cost one embedding and one model call", a
   assert.equal(answers.filter((a) => !a.body.cached).length, 1, "one generated, seven followed it");
 });
 
-test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; another key's smaller one fits", async () => {
-  const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: "4096" });
-  const [admin, other, third] = [api(replica.url, ADMIN_KEY), api(replica.url, OTHER_KEY), api(replica.url, USER_KEY)];
-  const doc = (id: string, chars: number) => ({ documents: [{ id, text: "Gulls follow the ferry. ".repeat(chars / 24) }] });
+/**
+ * A replica ingesting at most `budget` bytes of bodies at once, whose embeds take 400 ms: `firstKey` starts a 3 kB
+ * ingest, and `body` runs 150 ms into it (while it embeds) with a client per key and a body of about `chars` characters.
+ */
+async function beside3kBIngest(
+  budget: number,
+  firstKey: string,
+  body: (t: {
+    first: Promise<{ status: number }>;
+    as: (key: string) => ReturnType<typeof api>;
+    doc: typeof ingestBody;
+  }) => Promise<void>,
+) {
+  const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: String(budget) });
+  const as = (key: string) => api(replica.url, key);
   stack.fakes.ollama.knobs.latencyMs = 400;
   try {
-    const first = admin.post("/api/v1/documents", doc("budget-a", 3_000));
+    const first = as(firstKey).post("/api/v1/documents", ingestBody(`first-${budget}`, 3_000));
     await setTimeout(150); // embedding
+    await body({ first, as, doc: ingestBody });
+  } finally {
+    stack.fakes.ollama.knobs.latencyMs = 0;
+    await replica.stop();
+  }
+}
+const ingestBody = (id: string, chars: number) => ({ documents: [{ id, text: "Gulls follow the ferry. ".repeat(chars / 24) }] });
+
+test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; another key's smaller one fits", () =>
+  beside3kBIngest(4096, ADMIN_KEY, async ({ first, as, doc }) => {
     const [second, small] = await Promise.all([
-      other.post("/api/v1/documents", doc("budget-b", 3_000)),
-      third.post("/api/v1/documents", doc("budget-c", 240)),
+      as(OTHER_KEY).post("/api/v1/documents", doc("budget-b", 3_000)),
+      as(USER_KEY).post("/api/v1/documents", doc("budget-c", 240)),
     ]);
     assert.equal(second.status, 503, JSON.stringify(second.body));
     assert.match(second.body.error, /INGEST_MAX_BYTES_IN_FLIGHT 4096/);
     assert.equal(second.headers.get("retry-after"), "5");
     assert.equal(small.status, 201, "3 kB and 0.3 kB fit in 4 kB");
     assert.equal((await first).status, 201);
-    assert.equal((await admin.post("/api/v1/documents", doc("budget-b", 3_000))).status, 201, "its bytes are free again");
-  } finally {
-    stack.fakes.ollama.knobs.latencyMs = 0;
-    await replica.stop();
-  }
-});
+    assert.equal((await as(OTHER_KEY).post("/api/v1/documents", doc("budget-b", 3_000))).status, 201, "its bytes are free again");
+  }));
 
-test("one key ingesting holds at most half of INGEST_MAX_BYTES_IN_FLIGHT past its first ingest: the rest stays for other keys", async () => {
-  const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: "8192" });
-  const [user1, other] = [api(replica.url, USER_KEY), api(replica.url, OTHER_KEY)];
-  const doc = (id: string, chars: number) => ({ documents: [{ id, text: "Terns dive for sprats. ".repeat(chars / 23) }] });
-  stack.fakes.ollama.knobs.latencyMs = 400;
-  try {
-    const first = user1.post("/api/v1/documents", doc("share-a", 3_000));
-    await setTimeout(150); // embedding
+test("one key ingesting holds at most half of INGEST_MAX_BYTES_IN_FLIGHT past its first ingest: the rest stays for other keys", () =>
+  beside3kBIngest(8192, USER_KEY, async ({ first, as, doc }) => {
     // Before: the same key's second 3 kB fit in the 8 kB, and a key resubmitting large ingests kept the budget full,
     // so another key's were 503s (probe BT: 32 of 34).
     const [again, others] = await Promise.all([
-      user1.post("/api/v1/documents", doc("share-b", 3_000)),
-      other.post("/api/v1/documents", doc("share-c", 3_000)),
+      as(USER_KEY).post("/api/v1/documents", doc("share-b", 3_000)),
+      as(OTHER_KEY).post("/api/v1/documents", doc("share-c", 3_000)),
     ]);
     assert.equal(again.status, 429, JSON.stringify(again.body));
     assert.match(again.body.error, /this API key is already ingesting \d+ bytes .* half of INGEST_MAX_BYTES_IN_FLIGHT \(8192\)/);
     assert.equal(again.headers.get("retry-after"), "5");
     assert.equal(others.status, 201, JSON.stringify(others.body));
     assert.equal((await first).status, 201);
-    assert.equal((await user1.post("/api/v1/documents", doc("share-b", 3_000))).status, 201, "its first ingest again");
-  } finally {
-    stack.fakes.ollama.knobs.latencyMs = 0;
-    await replica.stop();
-  }
-});
+    assert.equal((await as(USER_KEY).post("/api/v1/documents", doc("share-b", 3_000))).status, 201, "its first ingest again");
+  }));
 
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {
   const long = Array.from({ length: 30 }, (_, i) => `Paragraph ${i} describes glaciers, ice sheets and fjords in detail.`).join(
