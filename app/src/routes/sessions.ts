@@ -11,6 +11,7 @@ import {
   SessionResponseSchema,
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
+import { Counts } from "../counts.ts";
 
 const route = apiRoute({
   method: "get",
@@ -34,20 +35,15 @@ const route = apiRoute({
 export const MAX_SESSION_PAGES_PER_KEY = 4;
 
 export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
-  const pagesOf = new Map<string, number>();
+  const pagesOf = new Counts();
   app.openapi(route, async (c) => {
     const key = c.get("principal").id;
-    const pages = pagesOf.get(key) ?? 0;
-    if (pages >= MAX_SESSION_PAGES_PER_KEY) {
+    if (pagesOf.of(key) >= MAX_SESSION_PAGES_PER_KEY) {
       const error = `at most ${MAX_SESSION_PAGES_PER_KEY} session pages per API key are read at once: ask again when one has arrived`;
       return c.json({ error }, 429, { "Retry-After": "1" });
     }
-    pagesOf.set(key, pages + 1);
-    onAnswerEnd(c, () => {
-      const left = pagesOf.get(key)! - 1;
-      if (left === 0) pagesOf.delete(key);
-      else pagesOf.set(key, left);
-    });
+    pagesOf.add(key);
+    onAnswerEnd(c, () => pagesOf.add(key, -1));
     const { id } = c.req.valid("param");
     const { limit, after } = c.req.valid("query");
     const page = await store.sessionTurns(id, key, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });

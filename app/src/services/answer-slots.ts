@@ -1,5 +1,6 @@
 import type { Deadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
+import { Counts } from "../counts.ts";
 
 /**
  * `release` frees the slot (idempotent); `unused` frees it without a model call, so its time does not count in the
@@ -25,30 +26,25 @@ type Waiter = { owner: string; admit: (slot: Slot) => void };
  * behind its own to a 503: 0 of 34 answered (probe AP). With one key, the order is first come first served.
  */
 function createLane(model: string, limit: { slots: number }, maxWaitMs: number) {
-  let busy = 0;
   /** Average time a slot is held, in ms; 0 until an answer ended. */
   let holdMs = 0;
   const waiting: Waiter[] = [];
-  /** Slots held per key (owner). */
-  const held = new Map<string, number>();
-  const heldBy = (owner: string) => held.get(owner) ?? 0;
+  /** Slots held per key (owner), and in all. */
+  const held = new Counts();
   /** Waiting questions given a slot so far. */
   let served = 0;
 
   /** Takes a free slot for `owner`. */
   function take(waited: boolean, owner: string): Slot {
     const since = performance.now();
-    busy++;
-    held.set(owner, heldBy(owner) + 1);
+    held.add(owner);
     let holding = true;
     const free = (timed: boolean) => {
       if (!holding) return;
       holding = false;
       const ms = performance.now() - since;
       if (timed) holdMs = holdMs === 0 ? ms : holdMs + HOLD_WEIGHT * (ms - holdMs);
-      busy--;
-      if (heldBy(owner) > 1) held.set(owner, heldBy(owner) - 1);
-      else held.delete(owner);
+      held.add(owner, -1);
       admitWaiting();
     };
     return { waited, release: () => free(true), unused: () => free(false) };
@@ -61,22 +57,22 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   function servedBefore(owner: string): number {
     const queued = new Map<string, number>();
     for (const w of waiting) queued.set(w.owner, (queued.get(w.owner) ?? 0) + 1);
-    const level = heldBy(owner) + (queued.get(owner) ?? 0);
+    const level = held.of(owner) + (queued.get(owner) ?? 0);
     let ahead = queued.get(owner) ?? 0;
-    for (const [key, n] of queued) if (key !== owner) ahead += Math.min(n, Math.max(0, level - heldBy(key) + 1));
+    for (const [key, n] of queued) if (key !== owner) ahead += Math.min(n, Math.max(0, level - held.of(key) + 1));
     return ahead;
   }
 
   /** The waiting question served next: its key holds the fewest slots, and it came first among those. */
   function next(): number {
     let best = 0;
-    for (let i = 1; i < waiting.length; i++) if (heldBy(waiting[i]!.owner) < heldBy(waiting[best]!.owner)) best = i;
+    for (let i = 1; i < waiting.length; i++) if (held.of(waiting[i]!.owner) < held.of(waiting[best]!.owner)) best = i;
     return best;
   }
 
   /** Gives free slots to the questions waiting. */
   function admitWaiting(): void {
-    while (busy < limit.slots && waiting.length > 0) {
+    while (held.total < limit.slots && waiting.length > 0) {
       served++;
       const [waiter] = waiting.splice(next(), 1);
       waiter!.admit(take(true, waiter!.owner));
@@ -84,7 +80,7 @@ function createLane(model: string, limit: { slots: number }, maxWaitMs: number) 
   }
 
   function acquire(owner: string, clientSignal?: () => AbortSignal, deadline?: Deadline): Promise<Slot> {
-    if (busy < limit.slots) return Promise.resolve(take(false, owner));
+    if (held.total < limit.slots) return Promise.resolve(take(false, owner));
     const waitMs = deadline ? Math.min(maxWaitMs, deadline.at - performance.now()) : maxWaitMs;
     // No wait at all: the request's deadline has passed (its 504), or OLLAMA_SLOT_WAIT_MS is 0 (busy, a 503; it was
     // the 504 too, probe BR).

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config.ts";
 import { RETRY_FIRST_MS, retryUntil } from "../deadline.ts";
+import { Counts } from "../counts.ts";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { chunkText } from "./chunking.ts";
@@ -203,9 +204,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       throw err;
     };
 
-  /** Bytes of request bodies whose ingest is at work on this replica, in all and per key. */
-  let ingesting = 0;
-  const ingestingBy = new Map<string, number>();
+  /** Bytes of request bodies whose ingest is at work on this replica, per key and in all. */
+  const ingesting = new Counts();
 
   /**
    * An ingest holds every chunk's vector until its documents are written, about 40 times its body (probe AO: a 2 MiB
@@ -221,18 +221,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
   ): Promise<Array<{ id: string; chunks: number }>> {
     const max = config.INGEST_MAX_BYTES_IN_FLIGHT;
-    const mine = ingestingBy.get(owner) ?? 0;
+    const mine = ingesting.of(owner);
     if (mine > 0 && mine + bodyBytes > max / 2) throw ingestBusyForKey(mine, max);
-    if (ingesting > 0 && ingesting + bodyBytes > max) throw ingestBusy(ingesting, max);
-    ingesting += bodyBytes;
-    ingestingBy.set(owner, mine + bodyBytes);
+    if (ingesting.total > 0 && ingesting.total + bodyBytes > max) throw ingestBusy(ingesting.total, max);
+    ingesting.add(owner, bodyBytes);
     try {
       return await write(docs, owner, stopAt);
     } finally {
-      ingesting -= bodyBytes;
-      const left = ingestingBy.get(owner)! - bodyBytes;
-      if (left === 0) ingestingBy.delete(owner);
-      else ingestingBy.set(owner, left);
+      ingesting.add(owner, -bodyBytes);
     }
   }
 

@@ -13,6 +13,7 @@
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SlotRun } from "./answer-share.ts";
+import { Counts } from "../counts.ts";
 
 export interface PodCall {
   /** OLLAMA_URL with the pod's address for its host; OLLAMA_URL itself when no pod is known. */
@@ -40,8 +41,8 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
   /** Pods that refused a connection since the last count. */
   const refusing = new Set<string>();
   /** `${model} ${address}` -> this replica's calls in flight. */
-  const inFlight = new Map<string, number>();
-  const load = (model: string, address: string) => inFlight.get(`${model} ${address}`) ?? 0;
+  const inFlight = new Counts();
+  const load = (model: string, address: string) => inFlight.of(`${model} ${address}`);
 
   const urlOf = (address: string) => {
     const url = new URL(serviceUrl);
@@ -88,7 +89,7 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
       const address = choose(model, skip);
       if (address === undefined) return { url: serviceUrl, release: () => {} };
       const key = `${model} ${address}`;
-      inFlight.set(key, load(model, address) + 1);
+      inFlight.add(key);
       let held = true;
       return {
         url: urls.get(address)!,
@@ -96,9 +97,7 @@ export function createPodRouter(serviceUrl: string, log?: Logger) {
         release: () => {
           if (!held) return;
           held = false;
-          const left = load(model, address) - 1;
-          if (left > 0) inFlight.set(key, left);
-          else inFlight.delete(key);
+          inFlight.add(key, -1);
         },
       };
     },
