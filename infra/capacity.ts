@@ -247,24 +247,22 @@ const API_EXTRA_CONNECTIONS = 1;
 const OTHER_DB_CONNECTIONS = 15;
 
 /**
- * The most API pods holding connections at once: a rollout at the autoscaler's maximum, the new ReplicaSet at
+ * Counts the most API pods holding connections at once: a rollout at the autoscaler's maximum, the new ReplicaSet at
  * maxReplicas beside every old pod still draining, and the surge again as a margin for a rollout begun during another.
  * A Deployment does not count terminating pods against maxSurge nor wait for them (kubernetes/enhancements KEP-3973,
  * "Consider Terminating Pods in Deployments": alpha since 1.33, behind a feature gate), and a draining pod keeps its
  * pool until its last request ends, up to its grace period: with steps shorter than a drain, old pods pile up (probe
  * BO: 224 connections of small's 200 with two steps' pods draining, 268 with all of them).
  */
-const rolloutPods = (maxReplicas: number) =>
-  maxReplicas + maxReplicas + Math.ceil((maxReplicas * API_ROLLING_SURGE_PERCENT) / 100);
-
 function databaseConnections(tier: Tier, lines: string[], problems: string[]): void {
   const { maxReplicas, dbPoolMax } = tier.api;
-  const pods = rolloutPods(maxReplicas);
+  const surge = Math.ceil((maxReplicas * API_ROLLING_SURGE_PERCENT) / 100);
+  const pods = 2 * maxReplicas + surge;
   const perPod = dbPoolMax + API_EXTRA_CONNECTIONS;
   const peak = pods * perPod + OTHER_DB_CONNECTIONS;
   const sum =
     `${pods} API pods (a rollout at api.maxReplicas ${maxReplicas}: ${maxReplicas} new, ${maxReplicas} old still ` +
-    `draining, ${pods - 2 * maxReplicas} more for the ${API_ROLLING_SURGE_PERCENT} % surge) x ${perPod} ` +
+    `draining, ${surge} more for the ${API_ROLLING_SURGE_PERCENT} % surge) x ${perPod} ` +
     `(api.dbPoolMax ${dbPoolMax} + LISTEN) + ${OTHER_DB_CONNECTIONS} others = ${peak}`;
   lines.push(`database connections at peak: ${sum} of max_connections ${tier.database.maxConnections}`);
   if (peak > tier.database.maxConnections) {
