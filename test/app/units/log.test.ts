@@ -1,8 +1,9 @@
 // The log as a flood of requests meets it: bounded per line (a client's path) and in memory (stdout slower than the
 // lines come).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import type { ChildProcessByStdio } from "node:child_process";
 import { once } from "node:events";
+import type { Readable } from "node:stream";
 import { setTimeout } from "node:timers/promises";
 import { test } from "node:test";
 import { Hono } from "hono";
@@ -10,6 +11,7 @@ import { createMetrics } from "../../../app/src/metrics.ts";
 import { observe } from "../../../app/src/middleware/observe.ts";
 import { REPO_ROOT } from "../../../infra/plan/stackfile.ts";
 import { capturedLog } from "../../support/log.ts";
+import { spawnTracked } from "../../support/process.ts";
 
 test("an access log line cuts a client's long path to 200 characters, saying how long it was", async () => {
   const { log, lines } = capturedLog("info");
@@ -29,11 +31,11 @@ test("an access log line cuts a client's long path to 200 characters, saying how
  * reads it: a stdout that takes nothing meanwhile.
  */
 function logInChild(script: string) {
-  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
+  const child = spawnTracked(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
     cwd: REPO_ROOT,
   });
-  child.stdout.pause();
-  return child;
+  child.stdout!.pause();
+  return child as ChildProcessByStdio<null, Readable, Readable>;
 }
 
 test("lines stdout has not taken are held up to the buffer's bound, then dropped and counted", async () => {
