@@ -92,7 +92,8 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = ups
         signal: deadline,
         dispatcher,
       });
-      if (askedForStream(init?.body) && String(res.headers["content-type"]).includes("ndjson")) {
+      // The header first: only an ndjson answer pays for searching the request body (an embed's is tens of kB).
+      if (String(res.headers["content-type"]).includes("ndjson") && askedForStream(init?.body)) {
         const lines = jsonLines(() => deadline.refresh());
         pipeline(res.body, lines, () => {});
         res.body.once("close", done);
