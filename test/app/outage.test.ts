@@ -411,7 +411,17 @@ test("Postgres connections left on a node that turned read-only (a switchover, a
     await admin.unsafe("ALTER DATABASE postgres SET default_transaction_read_only = off");
     await admin.unsafe("ALTER SYSTEM SET default_transaction_read_only = on");
     await admin`SELECT pg_reload_conf()`;
-    const first = await question();
+    // A backend applies the reload when it next reads a command, and a question may take a connection opened since
+    // the ALTER DATABASE: either passes, so ask until one fails.
+    let first = await question();
+    await waitFor(
+      "a question on a connection turned read-only",
+      async () => {
+        if (first.status === 200) first = await question();
+        return first.status !== 200;
+      },
+      5_000,
+    );
     assert.equal(first.status, 503, first.text);
     assert.equal(first.body.error, "postgres unavailable: 25006");
     await waitFor("turns written on new connections", async () => (await question()).status === 200, 5_000);
