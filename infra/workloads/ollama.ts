@@ -10,7 +10,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { modelRef } from "../capacity.ts";
 import type { Tier } from "../tiers.ts";
-import { IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
+import { API_STOP, IMAGES, NAME_LABEL, OLLAMA } from "./names.ts";
 import {
   disruptionBudget,
   labelsFor,
@@ -74,6 +74,28 @@ done`;
 const MODELS_LOADED = `names=$(ollama list | awk 'NR > 1 { print $1 }') || exit 1
 for model in $REQUIRED_MODELS; do echo "$names" | grep -qxF "$model" || exit 1; done`;
 
+/**
+ * A stopping pod (a rollout, a drained node, each night's off-peak scale-down) first drains. On SIGTERM Ollama closes
+ * its server at once (v0.13.5 server/routes.go, Serve: the signal handler calls srvr.Close()), which cut every answer
+ * it was generating: a 502, or a stream's `error` event (probe BV: 4 of 4 questions, 2 of 2 streams).
+ * - `leaveSeconds`: the API replicas stop choosing the pod. It leaves the headless Service's answer as it turns
+ *   terminating, and each replica looks the name up every ANSWER_SHARE_REFRESH_MS (10 s), through CoreDNS (5 s TTL).
+ * - `longestCallSeconds`: then the calls it took end, at most the API's request deadline. The script waits while a
+ *   connection to its port is established (state 01 in /proc/net/tcp, or tcp6: Go listens on both for 0.0.0.0); the
+ *   API's idle ones close after undici's 4 s keep-alive.
+ * - `exitSeconds`: Ollama's own stop after SIGTERM, in the grace period.
+ */
+export const OLLAMA_STOP = { leaveSeconds: 20, longestCallSeconds: API_STOP.requestTimeoutSeconds, exitSeconds: 10 } as const;
+
+/** The preStop drain; its port is OLLAMA_HOST's, as /proc/net/tcp writes it (4 hex digits). */
+const DRAIN = `sleep ${OLLAMA_STOP.leaveSeconds}
+port=$(printf '%04X' "\${OLLAMA_HOST##*:}")
+end=$(( $(date +%s) + ${OLLAMA_STOP.longestCallSeconds} ))
+while [ "$(date +%s)" -lt "$end" ] && cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+  awk -v port=":$port" '$4 == "01" && substr($2, length($2) - 4) == port { busy = 1 } END { exit !busy }'; do
+  sleep 1
+done`;
+
 export interface OllamaArgs {
   namespace: pulumi.Input<string>;
   sizes: Tier["ollama"];
@@ -131,7 +153,7 @@ export class Ollama extends pulumi.ComponentResource {
               affinity: spreadOverNodes(OLLAMA.name, "preferred"),
               // Replicas over zones as well as nodes: the gpu group spans every zone (no volume pins it).
               topologySpreadConstraints: [spreadOverZones(OLLAMA.name, "ScheduleAnyway")],
-              terminationGracePeriodSeconds: 60,
+              terminationGracePeriodSeconds: OLLAMA_STOP.leaveSeconds + OLLAMA_STOP.longestCallSeconds + OLLAMA_STOP.exitSeconds,
               initContainers: [
                 {
                   name: "pull-models",
@@ -161,7 +183,10 @@ export class Ollama extends pulumi.ComponentResource {
                     requiredModels,
                     { name: "EMBED_MODEL", value: modelRef(s.models.embed) },
                   ],
-                  lifecycle: { postStart: { exec: { command: ["/bin/sh", "-c", LOAD_MODELS] } } },
+                  lifecycle: {
+                    postStart: { exec: { command: ["/bin/sh", "-c", LOAD_MODELS] } },
+                    preStop: { exec: { command: ["/bin/sh", "-c", DRAIN] } },
+                  },
                   resources: resources(s, gpu),
                   startupProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, failureThreshold: 60 },
                   livenessProbe: {

@@ -1,11 +1,14 @@
 // The prod stack's workloads (tier medium) under mocks: the app image, the API with its HPA and ALB,
 // GPU Ollama, clustered Qdrant, network policies and the hardening every container must carry.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
@@ -283,6 +286,73 @@ test("before the Ollama pod can turn ready, its postStart hook loads every model
     ]);
     assert.notEqual(hook("qwen2.5:14b").status, 0);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a stopping Ollama pod waits for the API's next pod count, then for the calls it took, within its grace period", async () => {
+  const server = container(ollama, "ollama");
+  const drain = (server.lifecycle as any).preStop.exec.command as string[];
+  const graceSeconds = pod(ollama).terminationGracePeriodSeconds;
+  const timers = ["REQUEST_TIMEOUT_MS", "ANSWER_SHARE_REFRESH_MS"].filter((name) => envOf(api)[name]);
+  const config = loadConfig({ ...appEnv(UNUSED_URLS), ...Object.fromEntries(timers.map((n) => [n, envOf(api)[n].value])) });
+  const dir = mkdtempSync(join(tmpdir(), "ollama-drain-"));
+  // Stand-ins: `sleep` records its seconds and takes 20 ms; `date +%s` is a clock one second on at each read.
+  writeFileSync(join(dir, "sleep"), '#!/bin/sh\necho "$1" >> "$DIR/slept"\nexec /bin/sleep 0.02\n', { mode: 0o755 });
+  writeFileSync(
+    join(dir, "date"),
+    '#!/bin/sh\nn=$(cat "$DIR/clock" 2>/dev/null || echo 1000)\necho $((n + 1)) > "$DIR/clock"\necho "$n"\n',
+    {
+      mode: 0o755,
+    },
+  );
+  // Listening as Go does for 0.0.0.0 (both families: the pod's connections are in /proc/net/tcp6).
+  const listener = createServer(() => {});
+  await new Promise<void>((resolve) => listener.listen(0, "::", resolve));
+  const port = (listener.address() as AddressInfo).port;
+  const run = async (connected: (done: Promise<number>) => Promise<void>) => {
+    rmSync(join(dir, "slept"), { force: true });
+    rmSync(join(dir, "clock"), { force: true });
+    const env = { ...envOf(server), OLLAMA_HOST: { value: `0.0.0.0:${port}` } };
+    const child = spawn(drain[0]!, drain.slice(1), {
+      env: {
+        ...Object.fromEntries(Object.entries(env).map(([n, v]) => [n, String(v.value)])),
+        DIR: dir,
+        PATH: `${dir}:/usr/bin:/bin`,
+      },
+    });
+    const done = new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? -1)));
+    await connected(done);
+    assert.equal(await done, 0);
+    return readFileSync(join(dir, "slept"), "utf8").trim().split("\n").map(Number);
+  };
+  const connection = async () => {
+    const socket = connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    return socket;
+  };
+  try {
+    // First the API replicas' next pod count, each as late as ANSWER_SHARE_REFRESH_MS, through a 5 s DNS TTL.
+    const [leave, ...idle] = await run(async () => {});
+    assert.ok(leave! * 1000 >= config.ANSWER_SHARE_REFRESH_MS + 5_000, `waits ${leave} s`);
+    assert.deepEqual(idle, [], "no connection: nothing more to wait for");
+    // A call in flight: waited for until its connection ends.
+    const [, ...whileOpen] = await run(async (done) => {
+      const socket = await connection();
+      const early = await Promise.race([done.then(() => "ended"), sleep(200).then(() => "waiting")]);
+      socket.destroy();
+      assert.equal(early, "waiting");
+    });
+    assert.ok(whileOpen.length > 0 && whileOpen.length < 60, `${whileOpen.length} waits`);
+    // A connection that never ends: waited for as long as the API's longest request, then Ollama stops in the grace.
+    const held = await connection();
+    const [, ...capped] = await run(async () => {});
+    held.destroy();
+    const waited = capped.reduce((a, b) => a + b, 0);
+    assert.ok(waited >= config.REQUEST_TIMEOUT_MS / 1000 - 1, `waited ${waited} s`);
+    assert.ok(graceSeconds >= leave! + waited + 5, `grace ${graceSeconds} s after ${leave} + ${waited} s`);
+  } finally {
+    listener.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
