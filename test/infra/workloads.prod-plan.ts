@@ -13,7 +13,7 @@ import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
-import { loadConfig } from "../../app/src/config.ts";
+import { envSchema, loadConfig } from "../../app/src/config.ts";
 import { MIN_CONTEXT_LENGTH } from "../../infra/tier-schema.ts";
 import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
@@ -68,6 +68,13 @@ test("a pod told to stop answers every request it admitted: the grace period out
   // The ALB may still send a request until the end of preStop; it can then run REQUEST_TIMEOUT_MS.
   assert.ok(config.SHUTDOWN_TIMEOUT_MS >= config.REQUEST_TIMEOUT_MS + 2_000, `drain ${config.SHUTDOWN_TIMEOUT_MS} ms`);
   assert.ok(graceMs >= preStopMs + config.SHUTDOWN_TIMEOUT_MS + 3_000, `grace ${graceMs} ms`);
+});
+
+test("every variable the API container is given is one the app reads: its schema drops an unknown name silently", () => {
+  const read = new Set(Object.keys(envSchema.shape));
+  // NODE_ENV is for the libraries (the app reads none of it).
+  const unread = Object.keys(envOf(api)).filter((name) => !read.has(name) && name !== "NODE_ENV");
+  assert.deepEqual(unread, []);
 });
 
 test("the API fits prompts and answers into Ollama's context window, and accepts the smallest window a tier may set", () => {
