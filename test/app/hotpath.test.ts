@@ -205,6 +205,31 @@ test("a session page lists no turn past one whose statement is still running, so
     assert.deepEqual(await page(), { questions: ["question 0", "question 1", "question 2"], hasMore: false });
   }));
 
+test("a session page is not held back by the app role's statements that write no turn (a slow report)", async () => {
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 2 });
+  const report = postgres(stack.pg.url, { onnotice: () => {}, max: 1 });
+  try {
+    await migrate(sql, MIGRATIONS_DIR);
+    const writer = createTurnWriter(sql, 2_000);
+    const store = createStore(sql, 2_000);
+    const slow = report`SELECT pg_sleep(1.5)`.execute();
+    await waitFor("the report running", async () => {
+      const [{ n }] =
+        await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()`;
+      return n === 1;
+    });
+    const followed = randomUUID();
+    await writer.record("owner-a", turn(followed, 0));
+    // Before: the report's start was the horizon, and the turn just answered was held back until it ended (probe BU).
+    const read = await store.sessionTurns(followed, "owner-a", { limit: 10, maxBytes: 2 ** 20 });
+    assert.ok(typeof read === "object", String(read));
+    assert.deepEqual({ listed: read.turns.length, hasMore: read.hasMore }, { listed: 1, hasMore: false });
+    await slow;
+  } finally {
+    await Promise.all([sql.end(), report.end()]);
+  }
+});
+
 test("a turn taken back after its 503 takes its new session and its source list with it, tried again if it fails", async () => {
   const url = await createDatabase(stack.pg.url, "turn_take_back");
   const sql = postgres(url, { onnotice: () => {}, max: 4 });

@@ -3,7 +3,7 @@ import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { withDeadline, type Sql } from "./db.ts";
-import { createTurnWriter, type Turn } from "./turns.ts";
+import { createTurnWriter, TURN_WRITE, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
 
@@ -166,16 +166,18 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       // And the horizon: a turn's created_at is when its statement started (turns.ts), so one still uncommitted may
       // sort before turns already committed, and a client following the session with `after` past those never saw it
       // (probe BQ: 18 of 676 turns with one replica under load; two replicas alike). Every such statement is one of
-      // the app's role's transactions open now, shown in pg_stat_activity before its created_at is taken, with its
-      // xact_start, or its query_start while StartTransaction has yet to publish that (review N19); this statement's
-      // start bounds those begun since. The page lists only turns before the horizon, read in a later snapshot.
+      // the app's role's statements running now that begin with TURN_WRITE, shown in pg_stat_activity before its
+      // created_at is taken, with its xact_start, or its query_start while StartTransaction has yet to publish that
+      // (review N19); this statement's start bounds those begun since. The role's other statements (a report, an
+      // operator's session) write no turn and hold no page back. The page lists only turns before the horizon, read in
+      // a later snapshot.
       const [session] = await run(
         sql<{ owner: string; after_at: string | null; after_id: string | null; horizon: string }[]>`
           SELECT s.owner, c.created_at::text AS after_at, c.id AS after_id,
                  least(statement_timestamp(), (
                    SELECT min(least(a.xact_start, a.query_start)) FROM pg_stat_activity a
                    WHERE a.datname = current_database() AND a.usename = current_user AND a.pid <> pg_backend_pid()
-                     AND a.state <> 'idle'))::text AS horizon
+                     AND a.state <> 'idle' AND starts_with(a.query, ${TURN_WRITE})))::text AS horizon
           FROM sessions s LEFT JOIN turns c ON c.request_id = ${page.after ?? null} AND c.session_id = s.id
           WHERE s.id = ${sessionId}`,
       );

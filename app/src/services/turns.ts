@@ -63,6 +63,14 @@ interface Pending {
 /** A question naming a session of another key (session-owners.ts refuses most of them before they are answered). */
 export const sessionForbidden = () => new AppError(403, "session_id belongs to another API key", "session_forbidden");
 
+/**
+ * The start of every statement that inserts turns: a session page's horizon (store.ts sessionTurns) waits only for
+ * the app's statements that begin with it, as pg_stat_activity shows their text from Bind (postgres.c
+ * exec_bind_message reports it before it starts the transaction). Any statement of the role had held pages back: a
+ * 2 s feedback summary kept a just-answered turn off its session page for 0.5-4.3 s (probe BU).
+ */
+export const TURN_WRITE = "/* turn write */";
+
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
 /**
@@ -151,7 +159,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     const sessionIds = [...new Set(rows.map((r) => r.session_id))];
     const inserted = await withDeadline(
       sql,
-      sql<{ request_id: string }[]>`
+      sql<{ request_id: string }[]>`${sql.unsafe(TURN_WRITE)}
         WITH input AS (
           SELECT * FROM jsonb_to_recordset(${sql.json(rows as never)}) AS t(
             request_id text, session_id text, owner text, question text, answer text, sources_hash text, model text,
@@ -185,7 +193,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
     const t = p.row;
     const inserted = await withDeadline(
       sql,
-      sql<{ request_id: string }[]>`
+      sql<{ request_id: string }[]>`${sql.unsafe(TURN_WRITE)}
         WITH new_session AS (
           INSERT INTO sessions (id, owner) VALUES (${t.session_id}, ${t.owner})
           ON CONFLICT (id) DO NOTHING RETURNING owner
