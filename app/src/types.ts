@@ -13,7 +13,13 @@ export type AppEnv = {
   /**
    * `deadlineAt`: when the request is answered 504 (performance.now() ms; middleware/deadline.ts). `bodyBytes`: the
    * size of a POST's body (middleware/readbody.ts). `streamed`: the response is a stream, counted once it ends
-   * (middleware/observe.ts).
+   * (middleware/observe.ts). `streamStatus`: the status of the error a stream ended with (its head said 200).
    */
-  Variables: RequestIdVariables & { principal: Principal; deadlineAt: number; bodyBytes: number; streamed: boolean };
+  Variables: RequestIdVariables & {
+    principal: Principal;
+    deadlineAt: number;
+    bodyBytes: number;
+    streamed: boolean;
+    streamStatus: number;
+  };
 };

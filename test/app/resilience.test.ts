@@ -205,12 +205,18 @@ test("a search the app gave up on stops in Qdrant too, and Qdrant's own timeout 
   }
 });
 
-test("a model failure while streaming ends the stream with an error event and stores no turn", async () => {
+test("a model failure while streaming ends the stream with an error event, counted as its 502, and stores no turn", async () => {
   const question = "Tell me about the crust of volcanoes";
   // Warm the embedding cache so only the chat call reaches the failing model.
   await user.post("/api/v1/query", { query: question, filter: { none: "x" } });
+  const counted = async () => {
+    const metrics = await scrape(stack.metricsUrl);
+    const of = (status: string) => metricValue(metrics, "http_requests_total", { route: "/api/v1/query", status });
+    return { ok: of("200"), failed: of("502") };
+  };
   stack.fakes.ollama.knobs.failStatus = 500;
   try {
+    const before = await counted();
     const res = await user.post("/api/v1/query", { query: question, stream: true, session_id: "stream-fail" });
     assert.equal(res.status, 200);
     const events = parseSse(res.text);
@@ -219,6 +225,9 @@ test("a model failure while streaming ends the stream with an error event and st
       ["meta", "error"],
     );
     assert.match(events[1]!.data.error, /^ollama request failed: HTTP 500/);
+    // Counted with the error's status, where the 5xx alert reads it, not as the 200 its head said.
+    await waitFor("the stream counted", async () => (await counted()).failed === before.failed + 1, 2_000);
+    assert.equal((await counted()).ok, before.ok);
   } finally {
     stack.fakes.ollama.knobs.failStatus = null;
   }

@@ -58,13 +58,16 @@ export function routeLabel(c: Context): string {
 /**
  * Records http_requests_total / http_request_duration_seconds and writes one access-log line per request. A stream
  * (`streamed`) is recorded once it ends, with its whole length and a 499 if its client left before its end: recorded
- * when its head was sent, a stream cut by its client counted as a 200 of a few ms.
+ * when its head was sent, a stream cut by its client counted as a 200 of a few ms. One that ended with an `error`
+ * event is recorded with that error's status (`streamStatus`): as the 200 its head said, a model outage streamed to
+ * every client showed no 5xx, and the 5xx alert and success-rate panels read none (probe BW).
  */
 export function observe(metrics: Metrics, log: Logger) {
   function record(c: Context<AppEnv>, started: number): void {
     const seconds = (performance.now() - started) / 1000;
     const outside = answeredOutside(c);
-    const labels = { method: c.req.method, route: routeLabel(c), status: String(outside ?? c.res.status) };
+    const status = outside ?? c.get("streamStatus") ?? c.res.status;
+    const labels = { method: c.req.method, route: routeLabel(c), status: String(status) };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
     // The path is the client's, cut as other echoed text is: a 16 kB path of `%01`s logged 32 kB (probe BJ).
@@ -73,7 +76,7 @@ export function observe(metrics: Metrics, log: Logger) {
     else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
     else if (outside !== undefined) log.info(line, "refused by the HTTP parser");
     // With the error's own text: a client is told less of it (errors.ts publicReason).
-    else if (c.res.status >= 500) log.error(c.error ? { ...line, err: describeChain(c.error) } : line, "request");
+    else if (status >= 500) log.error(c.error ? { ...line, err: describeChain(c.error) } : line, "request");
     else log.info(line, "request");
   }
 

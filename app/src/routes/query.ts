@@ -98,6 +98,7 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
         const message = err instanceof AppError ? err.message : "internal error";
+        c.set("streamStatus", err instanceof AppError ? err.status : 500);
         await sendMeta();
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
       } finally {
