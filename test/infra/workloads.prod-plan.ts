@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { type AddressInfo, connect, createServer } from "node:net";
+import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -313,11 +313,19 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
       mode: 0o755,
     },
   );
-  // Listening as Go does for 0.0.0.0 (both families: the pod's connections are in /proc/net/tcp6).
-  const listener = createServer(() => {});
-  await new Promise<void>((resolve) => listener.listen(0, "::", resolve));
-  const port = (listener.address() as AddressInfo).port;
-  const run = async (connected: (done: Promise<number>) => Promise<void>) => {
+  // Go listens on both families for 0.0.0.0, its connections in /proc/net/tcp6; without IPv6, in /proc/net/tcp. Each
+  // on a port whose hex has a letter: /proc/net/tcp writes it in capitals.
+  const listen = async (host: string): Promise<{ server: Server; port: number }> => {
+    const server = createServer(() => {});
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    const { port } = server.address() as AddressInfo;
+    if (/[a-f]/.test(port.toString(16))) return { server, port };
+    server.close();
+    return listen(host);
+  };
+  const dualStack = await listen("::");
+  const listeners = [dualStack, await listen("0.0.0.0")];
+  const run = async (port: number, connected: (done: Promise<number>) => Promise<void>) => {
     rmSync(join(dir, "slept"), { force: true });
     rmSync(join(dir, "clock"), { force: true });
     const env = { ...envOf(server), OLLAMA_HOST: { value: `0.0.0.0:${port}` } };
@@ -333,33 +341,36 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
     assert.equal(await done, 0);
     return readFileSync(join(dir, "slept"), "utf8").trim().split("\n").map(Number);
   };
-  const connection = async () => {
+  const connection = async (port: number) => {
     const socket = connect(port, "127.0.0.1");
     await once(socket, "connect");
     return socket;
   };
+  const { port } = dualStack;
   try {
     // First the API replicas' next pod count, each as late as ANSWER_SHARE_REFRESH_MS, through a 5 s DNS TTL.
-    const [leave, ...idle] = await run(async () => {});
+    const [leave, ...idle] = await run(port, async () => {});
     assert.ok(leave! * 1000 >= config.ANSWER_SHARE_REFRESH_MS + 5_000, `waits ${leave} s`);
     assert.deepEqual(idle, [], "no connection: nothing more to wait for");
     // A call in flight: waited for until its connection ends.
-    const [, ...whileOpen] = await run(async (done) => {
-      const socket = await connection();
-      const early = await Promise.race([done.then(() => "ended"), sleep(200).then(() => "waiting")]);
-      socket.destroy();
-      assert.equal(early, "waiting");
-    });
-    assert.ok(whileOpen.length > 0 && whileOpen.length < 60, `${whileOpen.length} waits`);
+    for (const listener of listeners) {
+      const [, ...whileOpen] = await run(listener.port, async (done) => {
+        const socket = await connection(listener.port);
+        const early = await Promise.race([done.then(() => "ended"), sleep(200).then(() => "waiting")]);
+        socket.destroy();
+        assert.equal(early, "waiting", `on ${JSON.stringify(listener.server.address())}`);
+      });
+      assert.ok(whileOpen.length > 0 && whileOpen.length < 60, `${whileOpen.length} waits`);
+    }
     // A connection that never ends: waited for as long as the API's longest request, then Ollama stops in the grace.
-    const held = await connection();
-    const [, ...capped] = await run(async () => {});
+    const held = await connection(port);
+    const [, ...capped] = await run(port, async () => {});
     held.destroy();
     const waited = capped.reduce((a, b) => a + b, 0);
     assert.ok(waited >= config.REQUEST_TIMEOUT_MS / 1000 - 1, `waited ${waited} s`);
     assert.ok(graceSeconds >= leave! + waited + 5, `grace ${graceSeconds} s after ${leave} + ${waited} s`);
   } finally {
-    listener.close();
+    for (const listener of listeners) listener.server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
