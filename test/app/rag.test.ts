@@ -11,6 +11,9 @@ import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { MAX_SESSION_PAGES_PER_KEY } from "../../app/src/routes/sessions.ts";
 import { SESSION_PAGE_MAX_BYTES } from "../../app/src/schemas.ts";
+import { loadConfig } from "../../app/src/config.ts";
+import { startServer } from "../../app/src/start.ts";
+import { capturedLog } from "../support/log.ts";
 
 let stack: Stack;
 let user: ReturnType<typeof api>;
@@ -700,6 +703,55 @@ test("a stream started during a drain says Connection: close, as every answer th
   } finally {
     agent.destroy();
     await draining.stop();
+  }
+});
+
+test("a stream the drain ends while it waits on its client's reads is counted 499, not the server's 503", async () => {
+  const { log, lines } = capturedLog("info");
+  const env = { ...stack.env, SHUTDOWN_TIMEOUT_MS: "3000", MODEL_CONTEXT_TOKENS: "2000000", MAX_ANSWER_TOKENS: "1600000" };
+  const draining = await startServer(loadConfig(env), log);
+  const { ollama } = stack.fakes;
+  const { connect } = await import("node:net");
+  const socket = connect(Number(new URL(draining.url).port), "127.0.0.1");
+  const ask = (query: string) => {
+    const body = JSON.stringify({ query, stream: true });
+    return (
+      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    );
+  };
+  try {
+    // A: a 5 MB answer, cached. B, pipelined behind A's stream, a new answer of some 2,000 words: with the client not
+    // reading, B's writes wait behind A's unread bytes when the drain's notice comes, though its model is done (probe BX).
+    Object.assign(ollama.knobs, { runawayWords: 1_500_000, contextLength: 2_000_000 });
+    const a = "What do tides follow, at length?";
+    assert.equal((await api(draining.url, USER_KEY).post("/api/v1/query", { query: a })).status, 200);
+    ollama.knobs.runawayWords = 2_000;
+    socket.write(ask(a) + ask("What do tides follow, in brief?"));
+    socket.pause();
+    await setTimeout(500);
+    const closing = draining.close(3_000);
+    await setTimeout(2_300); // past the notice, within the grace period
+    let raw = "";
+    socket.on("data", (chunk: Buffer) => {
+      raw += chunk;
+    });
+    socket.resume();
+    await closing;
+    assert.match(raw.slice(-2_000), /event: error\ndata: \{"error":"server shutting down: ask again"\}/);
+    const counted = lines.map((l) => JSON.parse(l)).filter((l) => l.route === "/api/v1/query" && l.method === "POST");
+    assert.deepEqual(
+      counted.slice(-2).map((l) => [l.status, l.level]),
+      [
+        ["200", "info"],
+        ["499", "info"],
+      ],
+      "B was held by its client's pace: info, not an error",
+    );
+  } finally {
+    socket.destroy();
+    Object.assign(ollama.knobs, { runawayWords: null, contextLength: 4096 });
+    await draining.close(0);
   }
 });
 

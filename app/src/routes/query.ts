@@ -1,7 +1,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { beforeAbort } from "../deadline.ts";
-import { AppError } from "../errors.ts";
+import { AppError, CLIENT_CLOSED } from "../errors.ts";
 import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
 import { answeredOutside } from "../middleware/observe.ts";
@@ -85,10 +85,14 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
           }),
         }));
       let open = true;
+      /** A write waits while the client has yet to take what was sent before it (back-pressure). */
+      let writing = false;
       const writeToken = async (token: string) => {
         if (!open) return;
+        writing = true;
         await sendMeta();
         await stream.writeSSE({ event: "token", data: JSON.stringify({ content: token }) });
+        writing = false;
       };
       try {
         // Ended by the server stopping (its reason, an AppError, is the error event), and then no turn is stored.
@@ -98,7 +102,10 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
         const message = err instanceof AppError ? err.message : "internal error";
-        c.set("streamStatus", err instanceof AppError ? err.status : 500);
+        // Ended by the shutdown notice while it waited on its client's reads, not on the model: the client's pace held
+        // it, and it is counted 499 as a stream the write deadline cuts (probe BX: a slow reader's stream was a 503).
+        const heldByClient = writing && err === shutdownNotice.reason;
+        c.set("streamStatus", heldByClient ? CLIENT_CLOSED : err instanceof AppError ? err.status : 500);
         await sendMeta();
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
       } finally {
