@@ -126,13 +126,13 @@ test("a filter limits retrieval to matching metadata (single value and any-of li
   assert.match(none.body.answer, /do not know/);
 });
 
-test("a repeated query (any spacing) is answered from the cache without calling the model", async () => {
+test("a repeated query (spacing around it aside) is answered from the cache without calling the model", async () => {
   const first = await user.post("/api/v1/query", { query: "What does Redis store?" });
   assert.equal(first.body.cached, false);
   const chats = stack.fakes.ollama.calls["/api/chat"];
   const hitsBefore = metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "hit" });
 
-  const again = await user.post("/api/v1/query", { query: "  What does   Redis\tstore?" });
+  const again = await user.post("/api/v1/query", { query: "  What does Redis store?\r\n" });
   assert.equal(again.status, 200);
   assert.equal(again.body.cached, true);
   assert.equal(again.body.answer, first.body.answer);
@@ -703,6 +703,37 @@ test("a stream started during a drain says Connection: close, as every answer th
   } finally {
     agent.destroy();
     await draining.stop();
+  }
+});
+
+test("a question padded inside with no-break spaces is another question: its answer, with fewer sources, is not the plain one's", async () => {
+  const plain = "What does Redis hold for the rate limiter?";
+  // Each no-break space counts a token against the source budget: the padded question's answer comes with fewer.
+  const padded = await api(stack.url, OTHER_KEY).post("/api/v1/query", {
+    query: plain.replace("hold", `hold${"\u00a0".repeat(2_600)}`),
+  });
+  assert.equal(padded.status, 200, padded.text);
+  // Before: keyed with its spaces folded, it was served to every key asking the plain question (probe BY).
+  const asked = await user.post("/api/v1/query", { query: plain });
+  assert.equal(asked.body.cached, false);
+  assert.ok(padded.body.sources.length < asked.body.sources.length, `${padded.body.sources.length} sources padded`);
+});
+
+test("replicas with another MAX_ANSWER_TOKENS (a rolling deploy changing it) do not serve each other's answers", async () => {
+  const cut = await startApp({ ...stack.env, MAX_ANSWER_TOKENS: "64" });
+  const { ollama } = stack.fakes;
+  ollama.knobs.runawayWords = 2_000; // the model goes on until num_predict stops it
+  try {
+    const question = { query: "What does Redis hold, at any length?" };
+    const short = await api(cut.url, USER_KEY).post("/api/v1/query", question);
+    assert.equal(short.body.truncated, true);
+    // Before: this replica, at 1,024 tokens, served the 64-token answer as its own (probe BY).
+    const whole = await user.post("/api/v1/query", question);
+    assert.equal(whole.body.cached, false);
+    assert.ok(whole.body.answer.length > short.body.answer.length, `${whole.body.answer.length} characters`);
+  } finally {
+    ollama.knobs.runawayWords = null;
+    await cut.stop();
   }
 });
 

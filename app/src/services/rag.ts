@@ -103,16 +103,13 @@ const questionTooLong = (size = "", window = "the model's window beside the inst
   new AppError(400, `invalid body: query: ${size}too long for ${window}: shorten it`, "query_too_long");
 
 /**
- * A question's cache key text: only what cannot change its meaning is folded, canonical Unicode equivalence (NFC), runs
- * of spaces and tabs, line endings and the ends. Case and compatibility forms (NFKC) were folded too, and the answer
- * to "ls -a", "1 Mb" or "x²" was served for "ls -A", "1 MB" or "x2". Line breaks stay: in code they may matter.
+ * A question as the model is asked it and as it is keyed: only canonical Unicode equivalence (NFC), line endings and its
+ * ends are folded. Case and compatibility forms (NFKC) were folded in the key, and the answer to "ls -a", "1 Mb" or
+ * "x²" was served for "ls -A", "1 MB" or "x2". Spacing inside it was folded in the key only: a question padded
+ * with no-break spaces, which spend the source budget, had its answer without sources served for the plain question to
+ * every key, and indentation, tabs and doubled spaces change code and YAML (probe BY).
  */
-export const normalizeQuery = (query: string) =>
-  query
-    .normalize("NFC")
-    .replace(/\r\n?/g, "\n")
-    .replace(/[^\S\n]+/g, " ")
-    .trim();
+export const normalizeQuery = (query: string) => query.normalize("NFC").replace(/\r\n?/g, "\n").trim();
 
 const byText = (a: string | number | boolean, b: string | number | boolean) => {
   const [x, y] = [String(a), String(b)];
@@ -153,6 +150,11 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
    * a rolling deploy that changes them, and one served the other's answers, with a document it had deleted.
    */
   const retrievedFrom = `${config.QDRANT_COLLECTION}/${config.EMBED_MODEL}`;
+  /**
+   * Part of every answer's key and prompt: the settings that shape an answer to the same prompt. In a rolling deploy
+   * that changed MAX_ANSWER_TOKENS, answers a replica at 64 cut were served as whole by one at 1,024 (probe BY).
+   */
+  const askedWith = `${config.MAX_ANSWER_TOKENS}/${config.MODEL_CONTEXT_TOKENS}/${config.CONTEXT_TOKEN_BUDGET}`;
 
   const embeddingKey = (text: string) => `embedding:${config.EMBED_MODEL}:${sha256(text)}`;
 
@@ -259,15 +261,14 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     deadlineAt?: number,
   ): Promise<PreparedQuery> {
     const startedAt = performance.now();
-    const question = input.query.trim();
+    const question = normalizeQuery(input.query);
     const sourceRoom = sourceTokenBudget(modelWindow, question);
     if (sourceRoom <= 0) throw questionTooLong(`about ${estimateTokens(question)} tokens, `);
     const queryType = classifyQuery(question);
     const model = modelFor(queryType, models);
     const topK = input.top_k ?? config.DEFAULT_TOP_K;
     const streamed = input.stream === true;
-    const normalized = normalizeQuery(question);
-    const questionKey = sha256(JSON.stringify([normalized, canonicalFilter(input.filter), model, topK, retrievedFrom]));
+    const questionKey = sha256(JSON.stringify([question, canonicalFilter(input.filter), model, topK, retrievedFrom, askedWith]));
     const version = corpus.current();
     // Unknown while this replica may have missed another's write (corpus.ts): a key of this request's own, so no answer
     // cached or being generated under the version is taken, and none is cached under it.
@@ -327,7 +328,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       const system = systemPrompt(sources);
       // With the sources' ids: an answer followed or reused by its prompt is given with the sources it was asked from,
       // and two documents of the same title and text (a copy, a rename done as ingest then delete) make one prompt.
-      const prompt = sha256(JSON.stringify([model, system, normalized, sources.map((s) => s.id)]));
+      const prompt = sha256(JSON.stringify([model, system, question, sources.map((s) => s.id), askedWith]));
       if (latest.value?.prompt === prompt) {
         answered = "hit";
         const shown = sources.slice(0, latest.value.shown ?? sources.length);

@@ -170,8 +170,8 @@ test("metadata filters map to Qdrant conditions under payload.metadata", () => {
   assert.equal(payloadSchemaOf({ nested: 1 }), undefined);
 });
 
-test("cache keys ignore spacing, filter key order and list order, and nothing that can change a meaning", () => {
-  assert.equal(normalizeQuery("  What   IS\tQdrant? "), "What IS Qdrant?");
+test("cache keys ignore a question's ends, line endings, filter key order and list order, and nothing that can change a meaning", () => {
+  assert.equal(normalizeQuery("  What IS Qdrant? \r\n"), "What IS Qdrant?");
   assert.equal(normalizeQuery("caf\u0065\u0301 \r\nmenu"), normalizeQuery("caf\u00e9 \nmenu"), "canonical equivalents");
   // Each pair asks something else: one's answer was served for the other.
   for (const [a, b] of [
@@ -179,6 +179,10 @@ test("cache keys ignore spacing, filter key order and list order, and nothing th
     ["Is 1 MB the same as 1 Mb?", "Is 1 MB the same as 1 MB?"],
     ["x\u00b2 + 1", "x2 + 1"],
     ["if x:\n  y\nz", "if x:\n  y\n  z"],
+    // Spacing inside: code, and padding that spends the source budget (probe BY).
+    ["all:\n\techo hi", "all:\n    echo hi"],
+    ["Is 'a  b' == 'a b'?", "Is 'a b' == 'a b'?"],
+    ["What is the\u00a0\u00a0\u00a0refund policy?", "What is the refund policy?"],
   ]) {
     assert.notEqual(normalizeQuery(a!), normalizeQuery(b!), `${a} / ${b}`);
   }
