@@ -212,7 +212,7 @@ test("a session page is not held back by the app role's statements that write no
     await migrate(sql, MIGRATIONS_DIR);
     const writer = createTurnWriter(sql, 2_000);
     const store = createStore(sql, 2_000);
-    const slow = report`SELECT pg_sleep(1.5)`.execute();
+    const slow = report`SELECT pg_sleep(0.6)`.execute();
     await waitFor("the report running", async () => {
       const [{ n }] =
         await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()`;

@@ -614,7 +614,7 @@ test("questions asked while their answer is being generated follow that generati
     const leader = user.post("/api/v1/query", { ...question, stream: true });
     await waitFor("the leader's model call", async () => calls()[0] === chats + 1, 5_000);
     const followers = await Promise.all([
-      user.post("/api/v1/query", { ...question, query: "  Which store keeps   rate limiting counters? " }),
+      user.post("/api/v1/query", { ...question, query: "  Which store keeps rate limiting counters? \r\n" }),
       user.post("/api/v1/query", { ...question, stream: true, session_id: "follower-stream" }),
       // Another filter, another cache entry, but the same context: the same prompt, so the same answer.
       user.post("/api/v1/query", { ...question, filter: { team: "platform" } }),
@@ -737,9 +737,9 @@ test("replicas with another MAX_ANSWER_TOKENS (a rolling deploy changing it) do 
   }
 });
 
-test("a stream the drain ends while it waits on its client's reads is counted 499, not the server's 503", async () => {
+test("a stream the drain ends while it waits on its client's reads is counted 499; one waiting on the model, 503", async () => {
   const { log, lines } = capturedLog("info");
-  const env = { ...stack.env, SHUTDOWN_TIMEOUT_MS: "3000", MODEL_CONTEXT_TOKENS: "2000000", MAX_ANSWER_TOKENS: "1600000" };
+  const env = { ...stack.env, SHUTDOWN_TIMEOUT_MS: "2000", MODEL_CONTEXT_TOKENS: "1300000", MAX_ANSWER_TOKENS: "1100000" };
   const draining = await startServer(loadConfig(env), log);
   const { ollama } = stack.fakes;
   const { connect } = await import("node:net");
@@ -752,17 +752,23 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
     );
   };
   try {
-    // A: a 5 MB answer, cached. B, pipelined behind A's stream, a new answer of some 2,000 words: with the client not
+    // A: a 3.3 MB answer, cached. B, pipelined behind A's stream, a new answer of some 2,000 words: with the client not
     // reading, B's writes wait behind A's unread bytes when the drain's notice comes, though its model is done (probe BX).
-    Object.assign(ollama.knobs, { runawayWords: 1_500_000, contextLength: 2_000_000 });
+    Object.assign(ollama.knobs, { runawayWords: 1_000_000, contextLength: 1_300_000 });
     const a = "What do tides follow, at length?";
     assert.equal((await api(draining.url, USER_KEY).post("/api/v1/query", { query: a })).status, 200);
     ollama.knobs.runawayWords = 2_000;
+    const chats = ollama.calls["/api/chat"] ?? 0;
     socket.write(ask(a) + ask("What do tides follow, in brief?"));
     socket.pause();
-    await setTimeout(500);
-    const closing = draining.close(3_000);
-    await setTimeout(2_300); // past the notice, within the grace period
+    await waitFor("B's model call", async () => ollama.calls["/api/chat"] === chats + 1, 2_000);
+    await setTimeout(300);
+    // C, on a connection of its own read as it comes: its model has yet to send a token when the notice comes.
+    ollama.knobs.tokenDelayMs = 5_000;
+    const c = api(draining.url, USER_KEY).post("/api/v1/query", { query: "What do tides follow, slowly?", stream: true });
+    await waitFor("C's model call", async () => ollama.calls["/api/chat"] === chats + 2, 2_000);
+    const closing = draining.close(2_000);
+    await setTimeout(1_300); // past the notice (a second before the grace period's end), within the grace period
     let raw = "";
     socket.on("data", (chunk: Buffer) => {
       raw += chunk;
@@ -770,18 +776,19 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
     socket.resume();
     await closing;
     assert.match(raw.slice(-2_000), /event: error\ndata: \{"error":"server shutting down: ask again"\}/);
+    assert.equal(parseSse((await c).text).at(-1)?.data.error, "server shutting down: ask again");
     const counted = lines.map((l) => JSON.parse(l)).filter((l) => l.route === "/api/v1/query" && l.method === "POST");
+    // A whole, B held by its client's pace (info, not an error), C by the model (the server's failure).
     assert.deepEqual(
-      counted.slice(-2).map((l) => [l.status, l.level]),
-      [
-        ["200", "info"],
-        ["499", "info"],
-      ],
-      "B was held by its client's pace: info, not an error",
+      counted
+        .slice(-3)
+        .map((l) => `${l.status} ${l.level}`)
+        .sort(),
+      ["200 info", "499 info", "503 error"],
     );
   } finally {
     socket.destroy();
-    Object.assign(ollama.knobs, { runawayWords: null, contextLength: 4096 });
+    Object.assign(ollama.knobs, { runawayWords: null, contextLength: 4096, tokenDelayMs: 0 });
     await draining.close(0);
   }
 });

@@ -304,8 +304,9 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
   const timers = ["REQUEST_TIMEOUT_MS", "ANSWER_SHARE_REFRESH_MS"].filter((name) => envOf(api)[name]);
   const config = loadConfig({ ...appEnv(UNUSED_URLS), ...Object.fromEntries(timers.map((n) => [n, envOf(api)[n].value])) });
   const dir = mkdtempSync(join(tmpdir(), "ollama-drain-"));
-  // Stand-ins: `sleep` records its seconds and takes 20 ms; `date +%s` is a clock one second on at each read.
-  writeFileSync(join(dir, "sleep"), '#!/bin/sh\necho "$1" >> "$DIR/slept"\nexec /bin/sleep 0.02\n', { mode: 0o755 });
+  // Stand-ins: `sleep` records its seconds and takes $NAP (a connection is opened or closed meanwhile); `date +%s` is a
+  // clock one second on at each read.
+  writeFileSync(join(dir, "sleep"), '#!/bin/sh\necho "$1" >> "$DIR/slept"\nexec /bin/sleep "$NAP"\n', { mode: 0o755 });
   writeFileSync(
     join(dir, "date"),
     '#!/bin/sh\nn=$(cat "$DIR/clock" 2>/dev/null || echo 1000)\necho $((n + 1)) > "$DIR/clock"\necho "$n"\n',
@@ -325,7 +326,7 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
   };
   const dualStack = await listen("::");
   const listeners = [dualStack, await listen("0.0.0.0")];
-  const run = async (port: number, connected: (done: Promise<number>) => Promise<void>) => {
+  const run = async (port: number, connected: (done: Promise<number>) => Promise<void>, nap = "0.02") => {
     rmSync(join(dir, "slept"), { force: true });
     rmSync(join(dir, "clock"), { force: true });
     const env = { ...envOf(server), OLLAMA_HOST: { value: `0.0.0.0:${port}` } };
@@ -333,6 +334,7 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
       env: {
         ...Object.fromEntries(Object.entries(env).map(([n, v]) => [n, String(v.value)])),
         DIR: dir,
+        NAP: nap,
         PATH: `${dir}:/usr/bin:/bin`,
       },
     });
@@ -364,7 +366,7 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
     }
     // A connection that never ends: waited for as long as the API's longest request, then Ollama stops in the grace.
     const held = await connection(port);
-    const [, ...capped] = await run(port, async () => {});
+    const [, ...capped] = await run(port, async () => {}, "0");
     held.destroy();
     const waited = capped.reduce((a, b) => a + b, 0);
     assert.ok(waited >= config.REQUEST_TIMEOUT_MS / 1000 - 1, `waited ${waited} s`);

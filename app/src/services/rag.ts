@@ -59,7 +59,7 @@ export interface PreparedQuery {
   queryType: QueryType;
   model: string;
   sources: Source[];
-  /** The normalised question, filter, model and top_k, hashed. */
+  /** The question as asked, filter, model, top_k, collection and answer settings, hashed. */
   questionKey: string;
   /** `questionKey` under the corpus version, so an ingest or delete makes every older entry unreachable. */
   cacheKey: string;
