@@ -1,13 +1,11 @@
 // The plan of a stack as its own file declares it, built once per process and shared by every check module that
 // reads it: `test/<area>/<topic>.<stack>-plan.ts`, all run in one process by `test/plans/<stack>.test.ts`. Building
 // a plan takes about 3 s here, and there are a dozen such modules per stack; a check with config of its own stays a
-// `*.test.ts` of its own (Pulumi's runtime is process-global: one plan per process, see infra/plan/harness.ts).
-import { readdirSync } from "node:fs";
-import path from "node:path";
-import { test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// `*.test.ts` of its own (Pulumi's runtime is process-global: one plan per process, see infra/plan/harness.ts). The
+// modules are found by name (test/support/check-modules.ts).
 import { runPlan } from "../../infra/plan/harness.ts";
 import type { Plan } from "../../infra/plan/types.ts";
+import { checkModules, runCheckModules } from "./check-modules.ts";
 
 export type PlannedStack = "dev" | "prod";
 
@@ -20,27 +18,8 @@ export async function stackPlan(stack: PlannedStack): Promise<Plan> {
   return structuredClone(await built.plan);
 }
 
-/** test/ */
-export const TEST_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-
 /** The check modules of a stack's plan under test/, sorted. */
-export function checkModules(stack: PlannedStack): string[] {
-  const suffix = `.${stack}-plan.ts`;
-  return readdirSync(TEST_ROOT, { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(suffix))
-    .sort()
-    .map((f) => path.join(TEST_ROOT, f));
-}
+export const planCheckModules = (stack: PlannedStack): string[] => checkModules(`.${stack}-plan.ts`);
 
 /** Imports every check module of the stack; one that fails to load is a failing test naming it, not a lost file. */
-export async function runStackChecks(stack: PlannedStack): Promise<void> {
-  for (const file of checkModules(stack)) {
-    try {
-      await import(pathToFileURL(file).href);
-    } catch (err) {
-      test(`${path.relative(TEST_ROOT, file)} loads`, () => {
-        throw err;
-      });
-    }
-  }
-}
+export const runStackChecks = (stack: PlannedStack): Promise<void> => runCheckModules(`.${stack}-plan.ts`);
