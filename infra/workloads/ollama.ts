@@ -85,7 +85,7 @@ for model in $REQUIRED_MODELS; do echo "$names" | grep -qxF "$model" || exit 1; 
  *   API's idle ones close after undici's 4 s keep-alive.
  * - `exitSeconds`: Ollama's own stop after SIGTERM, in the grace period.
  */
-export const OLLAMA_STOP = { leaveSeconds: 20, longestCallSeconds: API_STOP.requestTimeoutSeconds, exitSeconds: 10 } as const;
+const OLLAMA_STOP = { leaveSeconds: 20, longestCallSeconds: API_STOP.requestTimeoutSeconds, exitSeconds: 10 } as const;
 
 /** The preStop drain; its port is OLLAMA_HOST's, as /proc/net/tcp writes it (4 hex digits). */
 const DRAIN = `sleep ${OLLAMA_STOP.leaveSeconds}

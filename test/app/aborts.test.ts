@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { api } from "../support/http.ts";
+import { api, rawQuery } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
@@ -21,10 +21,6 @@ before(async () => {
   assert.equal(res.status, 201, res.text);
 });
 after(() => stack.stop());
-
-/** A POST of the query route's head with `body` (Content-Length `length`: more than the body, a body cut short). */
-const rawQuery = (body: string, length = Buffer.byteLength(body)) =>
-  `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${body}`;
 
 /** A connection to the stack's API, opened. */
 async function openConnection() {
@@ -42,7 +38,7 @@ const turnsFor = async (db: postgres.Sql, question: string) =>
 function hangUpMidBody(port: number): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1", () => {
-      socket.write(rawQuery('{"query":"ti', 100));
+      socket.write(rawQuery(USER_KEY, '{"query":"ti', { length: 100 }));
       setTimeout(() => socket.destroy(), 100);
     });
     socket.on("close", () => resolve());
@@ -105,7 +101,7 @@ test("a client that leaves before its answer has no turn stored, JSON or streame
     // Streamed: the client reads the first token, then closes its connection while the rest comes.
     knobs.tokenDelayMs = 100;
     const socket = await openConnection();
-    socket.write(rawQuery(JSON.stringify({ query: streamed, stream: true })));
+    socket.write(rawQuery(USER_KEY, JSON.stringify({ query: streamed, stream: true })));
     for (let text = ""; !text.includes("event: token"); ) text += String((await once(socket, "data"))[0]);
     socket.destroy();
     await waitFor("both answers given up on, the model done", async () => {
@@ -156,8 +152,8 @@ test("questions pipelined behind a slow one whose client leaves are each counted
       const socket = await openConnection();
       const tag = streamFirst ? " (stream first)" : "";
       socket.write(
-        rawQuery(JSON.stringify({ query: `${questions[0]}${tag}`, stream: streamFirst })) +
-          rawQuery(JSON.stringify({ query: `${questions[1]}${tag}`, stream: !streamFirst })),
+        rawQuery(USER_KEY, JSON.stringify({ query: `${questions[0]}${tag}`, stream: streamFirst })) +
+          rawQuery(USER_KEY, JSON.stringify({ query: `${questions[1]}${tag}`, stream: !streamFirst })),
       );
       await sleep(300);
       socket.destroy();
@@ -189,7 +185,7 @@ test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not 
     answer += d.toString();
   });
   const closed = new Promise((resolve) => socket.on("close", resolve));
-  socket.write(rawQuery('{"query":"ti', 100));
+  socket.write(rawQuery(USER_KEY, '{"query":"ti', { length: 100 }));
   await closed;
   assert.match(answer, /^HTTP\/1\.1 408 /, answer);
   assert.match(answer, /\{"error":"malformed HTTP request: [^"]*"\}$/, answer);

@@ -5,7 +5,7 @@ import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
 import { createClient } from "redis";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { type ApiResponse, api, parseSse } from "../support/http.ts";
+import { type ApiResponse, api, parseSse, rawQuery } from "../support/http.ts";
 import { lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -744,13 +744,7 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
   const { ollama } = stack.fakes;
   const { connect } = await import("node:net");
   const socket = connect(Number(new URL(draining.url).port), "127.0.0.1");
-  const ask = (query: string) => {
-    const body = JSON.stringify({ query, stream: true });
-    return (
-      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-    );
-  };
+  const ask = (query: string) => rawQuery(USER_KEY, JSON.stringify({ query, stream: true }));
   try {
     // A: a 3.3 MB answer, cached. B, pipelined behind A's stream, a new answer of some 2,000 words: with the client not
     // reading, B's writes wait behind A's unread bytes when the drain's notice comes, though its model is done (probe BX).
@@ -797,10 +791,7 @@ test("a stream to an HTTP/1.0 client is not chunked: it ends when the connection
   const { connect } = await import("node:net");
   const body = JSON.stringify({ query: "What do tides follow for an old client?", stream: true });
   const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
-  socket.write(
-    `POST /api/v1/query HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer ${USER_KEY}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  socket.write(rawQuery(USER_KEY, body, { version: "1.0" }));
   let raw = "";
   for await (const chunk of socket) raw += chunk;
   const [head, rest] = raw.split("\r\n\r\n", 2) as [string, string];
@@ -859,16 +850,12 @@ test("identical questions sent at once cost one embedding and one model call", a
 
 /**
  * A replica ingesting at most `budget` bytes of bodies at once, whose embeds take 400 ms: `firstKey` starts a 3 kB
- * ingest, and `body` runs 150 ms into it (while it embeds) with a client per key and a body of about `chars` characters.
+ * ingest, and `body` runs 150 ms into it (while it embeds) with a client per key (`ingestBody`: about `chars` characters).
  */
 async function beside3kBIngest(
   budget: number,
   firstKey: string,
-  body: (t: {
-    first: Promise<{ status: number }>;
-    as: (key: string) => ReturnType<typeof api>;
-    doc: typeof ingestBody;
-  }) => Promise<void>,
+  body: (t: { first: Promise<{ status: number }>; as: (key: string) => ReturnType<typeof api> }) => Promise<void>,
 ) {
   const replica = await startApp({ ...stack.env, INGEST_MAX_BYTES_IN_FLIGHT: String(budget) });
   const as = (key: string) => api(replica.url, key);
@@ -876,7 +863,7 @@ async function beside3kBIngest(
   try {
     const first = as(firstKey).post("/api/v1/documents", ingestBody(`first-${budget}`, 3_000));
     await setTimeout(150); // embedding
-    await body({ first, as, doc: ingestBody });
+    await body({ first, as });
   } finally {
     stack.fakes.ollama.knobs.latencyMs = 0;
     await replica.stop();
@@ -885,33 +872,41 @@ async function beside3kBIngest(
 const ingestBody = (id: string, chars: number) => ({ documents: [{ id, text: "Gulls follow the ferry. ".repeat(chars / 24) }] });
 
 test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another ingest 503 with Retry-After; another key's smaller one fits", () =>
-  beside3kBIngest(4096, ADMIN_KEY, async ({ first, as, doc }) => {
+  beside3kBIngest(4096, ADMIN_KEY, async ({ first, as }) => {
     const [second, small] = await Promise.all([
-      as(OTHER_KEY).post("/api/v1/documents", doc("budget-b", 3_000)),
-      as(USER_KEY).post("/api/v1/documents", doc("budget-c", 240)),
+      as(OTHER_KEY).post("/api/v1/documents", ingestBody("budget-b", 3_000)),
+      as(USER_KEY).post("/api/v1/documents", ingestBody("budget-c", 240)),
     ]);
     assert.equal(second.status, 503, JSON.stringify(second.body));
     assert.match(second.body.error, /INGEST_MAX_BYTES_IN_FLIGHT 4096/);
     assert.equal(second.headers.get("retry-after"), "5");
     assert.equal(small.status, 201, "3 kB and 0.3 kB fit in 4 kB");
     assert.equal((await first).status, 201);
-    assert.equal((await as(OTHER_KEY).post("/api/v1/documents", doc("budget-b", 3_000))).status, 201, "its bytes are free again");
+    assert.equal(
+      (await as(OTHER_KEY).post("/api/v1/documents", ingestBody("budget-b", 3_000))).status,
+      201,
+      "its bytes are free again",
+    );
   }));
 
 test("one key ingesting holds at most half of INGEST_MAX_BYTES_IN_FLIGHT past its first ingest: the rest stays for other keys", () =>
-  beside3kBIngest(8192, USER_KEY, async ({ first, as, doc }) => {
+  beside3kBIngest(8192, USER_KEY, async ({ first, as }) => {
     // Before: the same key's second 3 kB fit in the 8 kB, and a key resubmitting large ingests kept the budget full,
     // so another key's were 503s (probe BT: 32 of 34).
     const [again, others] = await Promise.all([
-      as(USER_KEY).post("/api/v1/documents", doc("share-b", 3_000)),
-      as(OTHER_KEY).post("/api/v1/documents", doc("share-c", 3_000)),
+      as(USER_KEY).post("/api/v1/documents", ingestBody("share-b", 3_000)),
+      as(OTHER_KEY).post("/api/v1/documents", ingestBody("share-c", 3_000)),
     ]);
     assert.equal(again.status, 429, JSON.stringify(again.body));
     assert.match(again.body.error, /this API key is already ingesting \d+ bytes .* half of INGEST_MAX_BYTES_IN_FLIGHT \(8192\)/);
     assert.equal(again.headers.get("retry-after"), "5");
     assert.equal(others.status, 201, JSON.stringify(others.body));
     assert.equal((await first).status, 201);
-    assert.equal((await as(USER_KEY).post("/api/v1/documents", doc("share-b", 3_000))).status, 201, "its first ingest again");
+    assert.equal(
+      (await as(USER_KEY).post("/api/v1/documents", ingestBody("share-b", 3_000))).status,
+      201,
+      "its first ingest again",
+    );
   }));
 
 test("deleting a document removes its chunks and record; re-ingesting a shorter text drops extra chunks", async () => {

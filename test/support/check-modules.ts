@@ -12,7 +12,7 @@ export const TEST_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** The check modules under test/ whose names end with `suffix`, sorted. */
 export function checkModules(suffix: string): string[] {
   return readdirSync(TEST_ROOT, { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(suffix) && !f.includes("node_modules"))
+    .filter((f) => f.endsWith(suffix))
     .sort()
     .map((f) => path.join(TEST_ROOT, f));
 }
