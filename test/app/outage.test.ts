@@ -1067,7 +1067,8 @@ test("a write whose process was killed midway: answers cached before it are drop
   const onReplica = api(replica.url, USER_KEY);
   type Answer = { cached: boolean; sources: Array<{ id: string; text: string }> };
   const ask = (question: { query: string }) => onReplica.post<Answer>("/api/v1/query", question);
-  const killed = () => ({ writer: randomUUID(), ms: 1_500 });
+  // Long enough that the lamp's lease cannot end (and bump) while the ferry's answers are checked below.
+  const killed = () => ({ writer: randomUUID(), ms: 3_000 });
   try {
     // A delete takes the document's lease (the app's own statement), Qdrant deletes its chunks, and the process dies.
     const lamps = { query: "What do lighthouse keepers trim every night?" };
@@ -1080,16 +1081,33 @@ test("a write whose process was killed midway: answers cached before it are drop
     await waitFor("the answer cached before the write dropped", async () => !cites((await ask(lamps)).body, "lamp"), 2_000);
 
     // A re-ingest takes its lease, an answer is cached from the old chunk, the new one lands, and the process dies.
+    // The replica ingests and caches first: it holds its own bump's version at once, so the answer it retrieves next is
+    // cached under the lease's. (Cached through the other replica, the first answer could come from before the lease's
+    // bump was heard, and the next one cite the new chunk at once, before the lamp's lease ended: the delete was a 409.)
     const ferries = { query: "When does the island ferry leave?" };
-    await cacheAnswerFrom({ id: "ferry", text: "The island ferry leaves at nine." }, ferries);
+    assert.equal(
+      (await onReplica.post("/api/v1/documents", { documents: [{ id: "ferry", text: "The island ferry leaves at nine." }] }))
+        .status,
+      201,
+    );
+    const searches = () => fakes.qdrant.calls["/collections/:name/points/query"] ?? 0;
+    const searched = async () => {
+      const before = searches();
+      await ask(ferries);
+      return searches() > before;
+    };
+    assert.equal(await searched(), true);
+    assert.equal(await searched(), false, "the answer is cached");
     const lease = killed();
     const leased = await store.upsertDocuments([{ id: "ferry", title: null, metadata: {}, chunk_count: 1 }], "key:x", lease);
     assert.ok("generation" in leased);
+    await waitFor("an answer retrieved under the lease's version", searched, 2_000);
     const during = await ask(ferries);
     assert.match(cites(during.body, "ferry"), /at nine/);
+    assert.equal(await searched(), false, "the answer retrieved while the write runs is cached");
     for (const [, point] of storedChunks("ferry")) point.payload.text = "The island ferry leaves at noon.";
     // Before, that answer was served until its TTL too; now until the lease ends, as for a write of unknown outcome.
-    await waitFor("the answer from the new chunk", async () => /at noon/.test(cites((await ask(ferries)).body, "ferry")), 6_000);
+    await waitFor("the answer from the new chunk", async () => /at noon/.test(cites((await ask(ferries)).body, "ferry")), 8_000);
     assert.equal((await user.del("/api/v1/documents/lamp")).status, 200, "once the lease ended, the retry deletes the record");
   } finally {
     await db.end();
