@@ -711,10 +711,17 @@ test("a migration whose client goes silent mid-transaction frees the migration l
   });
   const db = superuser();
   try {
-    await writeFile(path.join(dir, "001_slow.sql"), "SELECT pg_sleep(0.5)");
+    await writeFile(path.join(dir, "001_slow.sql"), "SELECT pg_sleep(1.5)");
     await writeFile(path.join(dir, "002_next.sql"), "SELECT 1");
     void migrate(migrating, dir).catch(() => {}); // fails once its connection is closed
-    await sleep(250); // inside the first migration: its answer and the next statement will never pass
+    // Inside the first migration: its answer and the next statement will never pass. (A fixed 250 ms wait silenced
+    // the client before it took the lock when its start-up's round trips were slow.)
+    await waitFor(
+      "the first migration running",
+      async () =>
+        (await db`SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(1.5)'`).length === 1,
+      5_000,
+    );
     proxy.silenceOpen();
     const lockHeld = async () =>
       (await db`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_ID}`)[0]!.n;

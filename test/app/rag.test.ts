@@ -850,7 +850,7 @@ test("identical questions sent at once cost one embedding and one model call", a
 
 /**
  * A replica ingesting at most `budget` bytes of bodies at once, whose embeds take 400 ms: `firstKey` starts a 3 kB
- * ingest, and `body` runs 150 ms into it (while it embeds) with a client per key (`ingestBody`: about `chars` characters).
+ * ingest, and `body` runs once it embeds, with a client per key (`ingestBody`: about `chars` characters).
  */
 async function beside3kBIngest(
   budget: number,
@@ -861,8 +861,11 @@ async function beside3kBIngest(
   const as = (key: string) => api(replica.url, key);
   stack.fakes.ollama.knobs.latencyMs = 400;
   try {
+    const embeds = () => stack.fakes.ollama.calls["/api/embed"] ?? 0;
+    const before = embeds();
     const first = as(firstKey).post("/api/v1/documents", ingestBody(`first-${budget}`, 3_000));
-    await setTimeout(150); // embedding
+    // Embedding, so counted in the budget. (A fixed 150 ms wait let the others in first when it was read late.)
+    await waitFor("the first ingest embedding", async () => embeds() > before, 5_000);
     await body({ first, as });
   } finally {
     stack.fakes.ollama.knobs.latencyMs = 0;
@@ -946,8 +949,12 @@ test("a document another request is still writing is a 409 to a delete or an ing
   qdrant.knobs.latencyMs = 200;
   try {
     // A batch writes its documents' chunks one after another: "lichens" is recorded, then waits behind "mosses".
+    const upserts = () => qdrant.calls["/collections/:name/points"] ?? 0;
+    const before = upserts();
     const ingest = user.post("/api/v1/documents", { documents });
-    await setTimeout(100);
+    // Both are recorded, leased to it, before its first chunk goes to Qdrant. (A fixed 100 ms wait was too short for
+    // the embed and the lease on a slow turn: "lichens" had no record yet, a 404.)
+    await waitFor("the ingest's first chunk written", async () => upserts() > before, 5_000);
     const del = await user.del("/api/v1/documents/lichens");
     const reingest = await user.post("/api/v1/documents", { documents: [{ id: "lichens", text: "Lichens grow slowly." }] });
     for (const res of [del, reingest]) {
