@@ -11,7 +11,7 @@ import { buildOpsApp } from "./ops.ts";
 import { buildApp, securityHeaders } from "./server.ts";
 import { createCache } from "./services/cache.ts";
 import { createCorpusVersion } from "./services/corpus.ts";
-import { createDb, isUnavailable, type Sql } from "./services/db.ts";
+import { createDb, isUnavailable, type Sql, watchUnanswered } from "./services/db.ts";
 import { migrate } from "./services/migrations.ts";
 import { createOllama } from "./services/ollama.ts";
 import { createPodRouter } from "./services/ollama-pods.ts";
@@ -154,6 +154,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await closeStores();
     throw err;
   }
+  // From here on every statement of the pool has its statement_timeout: a connection silent past it is closed.
+  const stopWatchingUnanswered = watchUnanswered(sql);
 
   // Told of pods by the count below (OLLAMA_PODS_DNS, API_PODS_DNS), each model call goes to one (ollama-pods.ts).
   const ollamaPods = createPodRouter(config.OLLAMA_URL, log);
@@ -286,6 +288,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         clearTimeout(notice);
         await ops.close(0);
         // The listener last: a replica draining its requests still hears other replicas' ingests and deletes.
+        stopWatchingUnanswered();
         await Promise.all([corpus.stop(), closeStores()]);
         log.info("stopped");
       })();

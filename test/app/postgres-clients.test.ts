@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { createCorpusVersion } from "../../app/src/services/corpus.ts";
-import { createDb, type Sql, withDeadline } from "../../app/src/services/db.ts";
+import { createDb, type Sql, watchUnanswered, withDeadline } from "../../app/src/services/db.ts";
 import { migrate } from "../../app/src/services/migrations.ts";
 import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
@@ -189,6 +189,57 @@ test("a busy pool through a Postgres partition serves again within seconds of it
     stop = true;
     await Promise.all(workers);
     await close();
+  }
+});
+
+test("connections gone silent while another answers are closed once past statement_timeout, and serve again at once", async () => {
+  const proxy = await startTcpProxy(pg.port);
+  const { log, lines } = capturedLog("warn");
+  const url = pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`);
+  const sql = createDb(url, { max: 3, connectTimeoutMs: 2_000, statementTimeoutMs: 1_000, log });
+  const stop = watchUnanswered(sql);
+  // The same statement each time: prepared on every connection before the silence, postgres.js pipelines it onto a
+  // busy one, the silent ones included (a statement to prepare would mark the connection full instead).
+  const ask = (i: number) => withDeadline(sql, sql`SELECT ${i}::int AS i, pg_sleep(0.02)`, 300);
+  const closing = () => lines.filter((l) => l.includes("stopped answering while others answer"));
+  try {
+    for (let round = 0; round < 3; round++) await Promise.all([0, 1, 2].map(ask));
+    assert.equal(proxy.open(), 3);
+    proxy.silenceOpen(2);
+    const started = performance.now();
+    let closedAt: number | undefined;
+    const failedAt: number[] = [];
+    let answered = 0;
+    const worker = async () => {
+      for (let i = 0; performance.now() - started < 9_000; i++) {
+        await ask(i).then(
+          () => answered++,
+          () => failedAt.push(performance.now() - started),
+        );
+        if (closedAt === undefined && closing().length === 2) closedAt = performance.now() - started;
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    // Before, the silent two took statements for the whole run (and stayed open until TCP gave up): 503s throughout.
+    // Closed once a write no read followed is older than statement_timeout (1 s) and a grace (2 s), counted from the
+    // sample (each second) that first saw it, which may be the second after the silence.
+    const closed = closedAt ?? Number.NaN;
+    assert.ok(closed < 6_500, `closed at ${closed} ms: ${lines.join("\n")}`);
+    assert.ok(failedAt.length > 0, "no statement reached a silent connection: the test staged nothing");
+    // The statements waiting on them fail as they close. Before app/scripts/patch-postgres.mjs, a connection closed
+    // while a write waited for its flush sent nothing again: each reconnect ended at connect_timeout (2 s), and the
+    // statement given to it failed.
+    const late = failedAt.filter((at) => at > closed + 400).map(Math.round);
+    assert.deepEqual(late, [], `failed after the close at ${Math.round(closed)} ms`);
+    assert.ok(answered > 50, `${answered} answered`);
+    assert.deepEqual(
+      lines.filter((l) => l.includes("closing the pool's connections")),
+      [],
+    );
+  } finally {
+    stop();
+    await sql.end({ timeout: 1 });
+    await proxy.close();
   }
 });
 

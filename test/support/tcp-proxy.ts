@@ -22,8 +22,13 @@ export interface TcpProxy {
    * that is reconnecting.
    */
   cutAtFirstRequest(farewell?: Buffer): void;
-  /** The open connections stop forwarding in both directions, and are never reset; new ones are forwarded. */
-  silenceOpen(): void;
+  /**
+   * The open connections (the `count` opened first, when given) stop forwarding in both directions, and are never
+   * reset; new ones are forwarded.
+   */
+  silenceOpen(count?: number): void;
+  /** Client connections still open, silenced ones included. */
+  open(): number;
   /** New connections go to `port` from now on, as a name does once a failover moved it; open ones stay where they are. */
   retarget(port: number): void;
   /** Forwards again; connections stalled by blackhole() are reset. */
@@ -74,8 +79,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   };
 
   /** The open connections stop forwarding either way: what the client sends vanishes, the server is not read. */
-  const stallOpen = () => {
-    for (const { client, upstream } of pairs) {
+  const stallOpen = (count = pairs.size) => {
+    for (const { client, upstream } of [...pairs].slice(0, count)) {
       client.unpipe();
       upstream?.unpipe();
       upstream?.pause();
@@ -87,6 +92,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     port,
     url: `http://127.0.0.1:${port}`,
     connections: () => accepted,
+    open: () => pairs.size,
     cut() {
       mode = "cut";
       resetAll();

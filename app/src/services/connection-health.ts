@@ -44,3 +44,34 @@ export function readOnlyNodeCheck(onReadOnly: () => void, minIntervalMs = 1000) 
     onReadOnly();
   };
 }
+
+/** The byte counts of a connection: a net.Socket's count its TLS traffic too (a TLSSocket over it reads and writes it). */
+export interface ByteCounts {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+}
+
+/**
+ * A check, sampled every second or so, for connections that have read nothing for more than `limitMs` since a
+ * sample first saw a write to them that no read has followed: a flow dropped on the way (a conntrack entry lost, a
+ * node gone silent in a failover that did not reset it) while the client's other connections answer. A write is
+ * counted from the sample that first saw it, after it went out, so `limitMs` past the longest a live server takes to
+ * answer (Postgres: its statement_timeout) never reports a live connection. A write in the same period as the answer
+ * before it is seen only with the next write to that connection.
+ */
+export function unansweredConnectionCheck<C extends ByteCounts>(limitMs: number, onUnanswered: (connection: C) => void) {
+  /** Per connection: its counts at the sample that last saw it read, and since when a write after them is seen. */
+  const seen = new WeakMap<C, { read: number; written: number; waitingSince?: number }>();
+  return (connections: Iterable<C>, now = performance.now()): void => {
+    for (const c of connections) {
+      const last = seen.get(c);
+      if (!last || c.bytesRead !== last.read) seen.set(c, { read: c.bytesRead, written: c.bytesWritten });
+      else if (c.bytesWritten > last.written) {
+        last.waitingSince ??= now;
+        if (now - last.waitingSince <= limitMs) continue;
+        seen.delete(c);
+        onUnanswered(c);
+      }
+    }
+  };
+}

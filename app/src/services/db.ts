@@ -4,7 +4,12 @@ import postgres from "postgres";
 import { beforeDeadline } from "../deadline.ts";
 import { dependencyUnavailable, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { readOnlyNodeCheck, type SilentConnectionCheck, silentConnectionCheck } from "./connection-health.ts";
+import {
+  readOnlyNodeCheck,
+  type SilentConnectionCheck,
+  silentConnectionCheck,
+  unansweredConnectionCheck,
+} from "./connection-health.ts";
 
 export type Sql = postgres.Sql;
 
@@ -49,6 +54,8 @@ interface PoolWatch {
   missed(): void;
   /** A statement got 25006: the connection reached a read-only node. */
   readOnly(): void;
+  statementTimeoutMs: number | undefined;
+  log: Logger | undefined;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
 
@@ -145,8 +152,35 @@ export function createDb(url: string, opts: DbOptions): Sql {
       this.silence.missed();
       opts.onTrouble?.("missed");
     },
+    statementTimeoutMs: opts.statementTimeoutMs,
+    log: opts.log,
   });
   return sql;
+}
+
+/** How often `watchUnanswered` samples the pool's connections. */
+const UNANSWERED_SAMPLE_MS = 1_000;
+/** Room past statement_timeout for the answer's way back and a busy event loop. */
+const UNANSWERED_GRACE_MS = 2_000;
+
+/**
+ * Closes each connection of the pool that has read nothing for longer than its statement_timeout lets any statement
+ * run, though a statement went out to it after its last answer: one flow silenced on the way while the pool's other
+ * connections answer, so the pool-wide check (SILENT_MISSES_BEFORE_RECONNECT) never fires. postgres.js keeps such a
+ * connection busy for good and, once every connection is busy, pipelines statements onto it, each a 503 at its
+ * deadline: with 9 of 10 connections silent, 467 503s over 25 s, and their sockets open until TCP gave up (probe CA).
+ * Started once migrations are done: their session sets no statement_timeout (migrations.ts). Returns its stop.
+ */
+export function watchUnanswered(sql: Sql): () => void {
+  const watch = pools.get(sql);
+  if (!watch?.statementTimeoutMs) throw new Error("watchUnanswered: a pool created with statementTimeoutMs");
+  const limitMs = watch.statementTimeoutMs + UNANSWERED_GRACE_MS;
+  const check = unansweredConnectionCheck<Socket>(limitMs, (socket) => {
+    watch.log?.warn({ limit_ms: limitMs }, "a postgres connection stopped answering while others answer: closing it");
+    socket.destroy();
+  });
+  const timer = setInterval(() => check([...watch.open].filter((s) => !s.destroyed)), UNANSWERED_SAMPLE_MS).unref();
+  return () => clearInterval(timer);
 }
 
 /**

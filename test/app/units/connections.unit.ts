@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { noAnswer } from "../../../app/src/errors.ts";
 import { isUnavailable } from "../../../app/src/services/db.ts";
-import { readOnlyNodeCheck, silentConnectionCheck } from "../../../app/src/services/connection-health.ts";
+import {
+  readOnlyNodeCheck,
+  silentConnectionCheck,
+  unansweredConnectionCheck,
+} from "../../../app/src/services/connection-health.ts";
 
 test("silentConnectionCheck: only misses in a row count, and the count starts over after it fires", () => {
   const fired: number[] = [];
@@ -36,6 +40,34 @@ test("silentConnectionCheck with quietMs: misses while answers still come are a 
   await new Promise((resolve) => setTimeout(resolve, 120));
   check.missed();
   assert.deepEqual(fired, [6, 7], "still nothing answered: dropped again");
+});
+
+test("unansweredConnectionCheck: a write no read follows for longer than the limit is reported; a slow answer, an idle connection, a write after a long idle are not", () => {
+  const reported: string[] = [];
+  const check = unansweredConnectionCheck<{ name: string; bytesRead: number; bytesWritten: number }>(10_000, (c) =>
+    reported.push(c.name),
+  );
+  const [silent, slow, idle] = ["silent", "slow", "idle"].map((name) => ({ name, bytesRead: 100, bytesWritten: 50 }));
+  const all = [silent!, slow!, idle!];
+  check(all, 0);
+  check(all, 30_000); // idle for 30 s: then each gets a statement
+  silent!.bytesWritten += 20; // no answer ever comes
+  slow!.bytesWritten += 20; // answered 9.5 s after the sample that first saw it
+  check(all, 31_000);
+  check(all, 40_000);
+  slow!.bytesRead += 30;
+  check(all, 40_500);
+  check(all, 41_000);
+  assert.deepEqual(reported, [], "counted from the sample that first saw the write (31 s): 10 s, not past the limit");
+  check(all, 41_001);
+  assert.deepEqual(reported, ["silent"]);
+  // The slow one writes again and is answered within the limit each time; the idle one reads and sends nothing.
+  for (let at = 42_000; at < 90_000; at += 1_000) {
+    if (at % 8_000 === 0) slow!.bytesWritten += 20;
+    if (at % 8_000 === 4_000) slow!.bytesRead += 30;
+    check(all, at);
+  }
+  assert.deepEqual(reported, ["silent"], "reported once; a connection answering within the limit, or sending nothing, never");
 });
 
 test("readOnlyNodeCheck: a connection on a read-only node is dropped at once, then at most once per interval", async () => {
