@@ -55,6 +55,7 @@ interface PoolWatch {
   /** A statement got 25006: the connection reached a read-only node. */
   readOnly(): void;
   statementTimeoutMs: number | undefined;
+  connectTimeoutMs: number;
   log: Logger | undefined;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
@@ -153,31 +154,42 @@ export function createDb(url: string, opts: DbOptions): Sql {
       opts.onTrouble?.("missed");
     },
     statementTimeoutMs: opts.statementTimeoutMs,
+    connectTimeoutMs: opts.connectTimeoutMs,
     log: opts.log,
   });
   return sql;
 }
 
-/** How often `watchUnanswered` samples the pool's connections. */
-const UNANSWERED_SAMPLE_MS = 1_000;
-/** Room past statement_timeout for the answer's way back and a busy event loop. */
+/**
+ * How often `watchUnanswered` samples the pool's connections. A write in the same period as the answer before it is
+ * seen only with that connection's next write: meanwhile the pool may run a connection short.
+ */
+const UNANSWERED_SAMPLE_MS = 250;
+/** Room past the longest wait of a live connection for the answer's way back and a busy event loop. */
 const UNANSWERED_GRACE_MS = 2_000;
 
 /**
- * Closes each connection of the pool that has read nothing for longer than its statement_timeout lets any statement
- * run, though a statement went out to it after its last answer: one flow silenced on the way while the pool's other
- * connections answer, so the pool-wide check (SILENT_MISSES_BEFORE_RECONNECT) never fires. postgres.js keeps such a
- * connection busy for good and, once every connection is busy, pipelines statements onto it, each a 503 at its
- * deadline: with 9 of 10 connections silent, 467 503s over 25 s, and their sockets open until TCP gave up (probe CA).
- * Started once migrations are done: their session sets no statement_timeout (migrations.ts). Returns its stop.
+ * Closes each connection of the pool that has read nothing for longer than a live Postgres takes to answer anything
+ * (its statement_timeout, or the connect timeout for a start-up), though a statement went out to it after its last
+ * answer: one flow silenced on the way while the pool's other connections answer, so the pool-wide check
+ * (SILENT_MISSES_BEFORE_RECONNECT) never fires. postgres.js keeps such a connection busy for good and, once every
+ * connection is busy, pipelines statements onto it, each a 503 at its deadline: with 9 of 10 connections silent, 467
+ * 503s over 25 s, and their sockets open until TCP gave up (probe CA). Started once migrations are done: their
+ * session sets no statement_timeout (migrations.ts). Returns its stop.
  */
 export function watchUnanswered(sql: Sql): () => void {
   const watch = pools.get(sql);
   if (!watch?.statementTimeoutMs) throw new Error("watchUnanswered: a pool created with statementTimeoutMs");
-  const limitMs = watch.statementTimeoutMs + UNANSWERED_GRACE_MS;
+  const limitMs = Math.max(watch.statementTimeoutMs, watch.connectTimeoutMs) + UNANSWERED_GRACE_MS;
   const check = unansweredConnectionCheck<Socket>(limitMs, (socket) => {
-    watch.log?.warn({ limit_ms: limitMs }, "a postgres connection stopped answering while others answer: closing it");
-    socket.destroy();
+    // Judged after the reads already waiting are taken (setImmediate runs after the poll phase): samples run before
+    // them, so after the event loop was held an answer that came meanwhile is not yet counted.
+    const read = socket.bytesRead;
+    setImmediate(() => {
+      if (socket.destroyed || socket.bytesRead !== read) return;
+      watch.log?.warn({ limit_ms: limitMs }, "a postgres connection stopped answering while others answer: closing it");
+      socket.destroy();
+    });
   });
   const timer = setInterval(() => check([...watch.open].filter((s) => !s.destroyed)), UNANSWERED_SAMPLE_MS).unref();
   return () => clearInterval(timer);

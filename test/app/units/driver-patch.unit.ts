@@ -49,3 +49,14 @@ test("the postgres.js patch refuses a version whose teardown lines differ, namin
     install.done();
   }
 });
+
+test("the installed postgres.js is mended (the postinstall ran): both connection.js files carry the patch", () => {
+  for (const file of ["src/connection.js", "cjs/src/connection.js"]) {
+    const source = readFileSync(path.resolve("node_modules/postgres", file), "utf8");
+    assert.equal(
+      source.match(/^ {4}nextWriteTimer = chunk = null /gm)?.length,
+      2,
+      `${file}: run npm ci (or npm run postinstall)`,
+    );
+  }
+});
