@@ -11,6 +11,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const MARK = "// agent-stack: nextWriteTimer and chunk cleared with the immediate";
+/** The two teardown lines of 3.4.9 (`closed`, `terminate`); `nextWrite`'s own clearImmediate is guarded, not matched. */
+const TEARDOWN = /^( +)clearImmediate\(nextWriteTimer\)$/gm;
 const root = path.join(process.cwd(), "node_modules", "postgres");
 if (!existsSync(root)) process.exit(0); // not installed here (npm ci --omit of a tree without it)
 const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
@@ -18,17 +20,11 @@ for (const file of ["src/connection.js", "cjs/src/connection.js"]) {
   const at = path.join(root, file);
   const source = readFileSync(at, "utf8");
   if (source.includes(MARK)) continue;
-  const teardowns = source.match(/^( +)clearImmediate\(nextWriteTimer\)$/gm) ?? [];
-  if (teardowns.length !== 2)
+  const teardowns = source.match(TEARDOWN)?.length ?? 0;
+  if (teardowns !== 2)
     throw new Error(
       `postgres ${version} ${file}: expected the two teardown lines \`clearImmediate(nextWriteTimer)\` of 3.4.9 ` +
-        `(closed, terminate), found ${teardowns.length}: check whether this version still needs app/scripts/patch-postgres.mjs`,
+        `(closed, terminate), found ${teardowns}: check whether this version still needs app/scripts/patch-postgres.mjs`,
     );
-  writeFileSync(
-    at,
-    source.replace(
-      /^( +)clearImmediate\(nextWriteTimer\)$/gm,
-      `$1clearImmediate(nextWriteTimer)\n$1nextWriteTimer = chunk = null ${MARK}`,
-    ),
-  );
+  writeFileSync(at, source.replace(TEARDOWN, `$1clearImmediate(nextWriteTimer)\n$1nextWriteTimer = chunk = null ${MARK}`));
 }

@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { createCorpusVersion } from "../../app/src/services/corpus.ts";
-import { createDb, openConnection, type Sql, watchUnanswered, withDeadline } from "../../app/src/services/db.ts";
+import { createDb, type DbOptions, openConnection, type Sql, watchUnanswered, withDeadline } from "../../app/src/services/db.ts";
 import { migrate } from "../../app/src/services/migrations.ts";
 import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
@@ -26,8 +26,8 @@ before(async () => {
 after(() => pg?.stop());
 
 /** A pool of `max` reaching the test's Postgres through `proxy`. */
-const poolThrough = (proxy: TcpProxy, max: number) =>
-  createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max, connectTimeoutMs: 2_000 });
+const poolThrough = (proxy: TcpProxy, max: number, opts: Partial<DbOptions> = {}) =>
+  createDb(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), { max, connectTimeoutMs: 2_000, ...opts });
 
 /** A pool reaching Postgres through a proxy that can stage a partition, and a way to close both. */
 async function proxiedPool(max: number): Promise<{ sql: Sql; proxy: TcpProxy; close(): Promise<void> }> {
@@ -195,8 +195,7 @@ test("a busy pool through a Postgres partition serves again within seconds of it
 test("connections gone silent while another answers are closed once past statement_timeout, and serve again at once", async () => {
   const proxy = await startTcpProxy(pg.port);
   const { log, lines } = capturedLog("warn");
-  const url = pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`);
-  const sql = createDb(url, { max: 3, connectTimeoutMs: 2_000, statementTimeoutMs: 1_000, log });
+  const sql = poolThrough(proxy, 3, { statementTimeoutMs: 1_000, log });
   const stop = watchUnanswered(sql);
   // The same statement each time: prepared on every connection before the silence, postgres.js pipelines it onto a
   // busy one, the silent ones included (a statement to prepare would mark the connection full instead).

@@ -61,8 +61,8 @@ const sizeOf = (entry: CachedAnswer) => entry.answer.length + entry.sources.redu
  * Redis entry.
  *
  * A question's last generated answer is also kept without the corpus version, with the hash of its prompt (model,
- * context, question and answer settings): after an ingest or delete, a question whose retrieval builds the same prompt gets that answer
- * instead of another model call. It is read in the same round trip as the versioned entry, so it costs none of its own.
+ * context, question and answer settings): after an ingest or delete, a question whose retrieval builds the same prompt
+ * gets that answer instead of another model call. It is read in the same round trip as the versioned entry, so it costs none of its own.
  */
 export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
   const local =

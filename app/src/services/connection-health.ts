@@ -52,7 +52,7 @@ export interface ByteCounts {
 }
 
 /**
- * A check, sampled every second or so, for connections that have read nothing for more than `limitMs` since a
+ * A check, run at each sample of the client's connections, for connections that have read nothing for more than `limitMs` since a
  * sample first saw a write to them that no read has followed: a flow dropped on the way (a conntrack entry lost, a
  * node gone silent in a failover that did not reset it) while the client's other connections answer. A write is
  * counted from the sample that first saw it, after it went out, so `limitMs` past the longest a live server takes to

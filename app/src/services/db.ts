@@ -54,9 +54,8 @@ interface PoolWatch {
   missed(): void;
   /** A statement got 25006: the connection reached a read-only node. */
   readOnly(): void;
-  statementTimeoutMs: number | undefined;
-  connectTimeoutMs: number;
-  log: Logger | undefined;
+  /** What the pool was created with (watchUnanswered reads its timeouts and log). */
+  opts: DbOptions;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
 
@@ -153,9 +152,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
       this.silence.missed();
       opts.onTrouble?.("missed");
     },
-    statementTimeoutMs: opts.statementTimeoutMs,
-    connectTimeoutMs: opts.connectTimeoutMs,
-    log: opts.log,
+    opts,
   });
   return sql;
 }
@@ -179,19 +176,22 @@ const UNANSWERED_GRACE_MS = 2_000;
  */
 export function watchUnanswered(sql: Sql): () => void {
   const watch = pools.get(sql);
-  if (!watch?.statementTimeoutMs) throw new Error("watchUnanswered: a pool created with statementTimeoutMs");
-  const limitMs = Math.max(watch.statementTimeoutMs, watch.connectTimeoutMs) + UNANSWERED_GRACE_MS;
+  const { statementTimeoutMs, connectTimeoutMs, log } = watch?.opts ?? {};
+  if (!watch || !statementTimeoutMs) throw new Error("watchUnanswered: a pool created with statementTimeoutMs");
+  const limitMs = Math.max(statementTimeoutMs, connectTimeoutMs ?? 0) + UNANSWERED_GRACE_MS;
   const check = unansweredConnectionCheck<Socket>(limitMs, (socket) => {
     // Judged after the reads already waiting are taken (setImmediate runs after the poll phase): samples run before
     // them, so after the event loop was held an answer that came meanwhile is not yet counted.
     const read = socket.bytesRead;
     setImmediate(() => {
       if (socket.destroyed || socket.bytesRead !== read) return;
-      watch.log?.warn({ limit_ms: limitMs }, "a postgres connection stopped answering while others answer: closing it");
+      log?.warn({ limit_ms: limitMs }, "a postgres connection stopped answering while others answer: closing it");
       socket.destroy();
     });
   });
-  const timer = setInterval(() => check([...watch.open].filter((s) => !s.destroyed)), UNANSWERED_SAMPLE_MS).unref();
+  // A closed socket stays in `open` until the pool opens its next one; it reads and writes nothing more, and one
+  // reported is skipped above.
+  const timer = setInterval(() => check(watch.open), UNANSWERED_SAMPLE_MS).unref();
   return () => clearInterval(timer);
 }
 
