@@ -19,9 +19,10 @@
  * give the median ratio; BENCH_CONNECTIONS (default 10) sets the concurrency of the throughput runs;
  * BENCH_CHILD_NODE_ARGS (e.g. "--cpu-prof") is passed to the server child's node; BENCH_ONLY=hit or =rag runs only the
  * cache-hit load or the full RAG loop and its floor (to profile one alone; no ratios printed); BENCH_DOCS=short ingests
- * the one-line documents of the issue's bench instead of chunk-sized ones.
+ * the one-line documents of the issue's bench instead of chunk-sized ones; BENCH_DURABLE=1 runs Postgres as RDS runs it
+ * (server-child.ts durablePostgres: each commit waits for its WAL flush), not with the tests' settings.
  */
-import { randomUUID } from "node:crypto";
+import { timeOrderedId } from "../app/src/ids.ts";
 import { Agent, request } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -41,6 +42,7 @@ import { type CpuPerRequest, type MachineCpu, machineCpu } from "./machine-cpu.t
 import {
   API_HEADERS,
   cacheHitRequest,
+  durablePostgres,
   type ServerChild,
   shortDocumentText,
   spawnServerChild,
@@ -103,7 +105,7 @@ async function runServerChild(): Promise<void> {
   const turns = createTurnWriter(turnsSql, app.config.DB_QUERY_TIMEOUT_MS);
   // Each in a new session, as the bench's questions are asked (no session_id).
   const recordTurn = (turn: Omit<Turn, "request_id" | "session_id">) =>
-    turns.record("bench", { ...turn, request_id: randomUUID(), session_id: randomUUID() });
+    turns.record("bench", { ...turn, request_id: timeOrderedId(), session_id: timeOrderedId() });
   const redis = await createClient({ url: process.env.BENCH_REDIS_URL! }).connect();
   bare.post("/upstream-floor", upstreamFloor(app.config, fakes.ollama.url, fakes.qdrant.url));
   // The floor with the two round trips a RAG miss cannot skip in an app that caches answers and keeps every turn:
@@ -278,7 +280,7 @@ async function sequentialLatency(url: string, meter: MachineCpu, headers: Record
 }
 
 async function runParent(): Promise<void> {
-  const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: durablePostgres() }), startRedis()]);
   let server: ServerChild | undefined;
   try {
     server = await spawnServerChild({

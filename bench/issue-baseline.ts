@@ -9,7 +9,8 @@
  * `bench/app.ts` in its server-child mode, with a Postgres and a Redis of its own) stay up, and each round loads one
  * tree then the other within seconds, so the machine's drift (the bare route alone swings 2x between minutes here)
  * falls on both alike. BENCH_ROUNDS (default 5) rounds; the median quotient of the two ratios is printed, and of
- * the two trees' cache-hit req/s, which the same bare route on both would give without its noise.
+ * the two trees' cache-hit req/s, which the same bare route on both would give without its noise. BENCH_DURABLE=1
+ * runs both trees' Postgres as RDS runs it (server-child.ts durablePostgres), where a commit per turn costs a WAL flush.
  * Each round also loads this checkout's route with the cache hit's bytes and its turn write and nothing else of the app
  * (bench/app.ts `/same-bytes-and-turn`: no auth, validation, rate limit, cache lookup or metrics): its req/s over the
  * issue's cache hit is the most any app that commits each turn through this group commit could reach here.
@@ -24,6 +25,7 @@ import { startPostgres } from "../test/support/postgres.ts";
 import { startRedis } from "../test/support/redis.ts";
 import {
   cacheHitRequest,
+  durablePostgres,
   type ServerChild,
   shortDocumentText,
   spawnServerChild,
@@ -39,7 +41,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** One tree's server child on its own Postgres and Redis, warmed up as the issue's bench did. */
 async function startTree(cwd: string) {
-  const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const [pg, redis] = await Promise.all([startPostgres({ durable: durablePostgres() }), startRedis()]);
   let server: ServerChild | undefined;
   const stop = async () => {
     if (server) await stopServerChild(server);

@@ -10,6 +10,16 @@ import { api } from "../test/support/http.ts";
 
 export const CACHED_QUESTION = "What causes the tides?";
 
+/**
+ * BENCH_DURABLE=1 runs the benches' Postgres with its defaults, as RDS runs it (fsync, synchronous_commit and
+ * full_page_writes on: a commit waits for its WAL flush); unset, with the tests' settings (all three off).
+ */
+export function durablePostgres(): boolean {
+  const value = process.env.BENCH_DURABLE ?? "";
+  if (value !== "" && value !== "1") throw new Error(`BENCH_DURABLE=${value}: expected 1 or unset`);
+  return value === "1";
+}
+
 /** The one-line documents of the issue's bench (f00ee06 bench/app.ts). */
 export const shortDocumentText = (i: number) =>
   `Document ${i} explains topic ${i}: tides, moons, oceans and gravity number ${i}.`;

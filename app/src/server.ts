@@ -4,6 +4,7 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "./config.ts";
+import { timeOrderedId } from "./ids.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
@@ -60,7 +61,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   // Ids are always ours: a client-chosen X-Request-Id could collide with another turn's request_id.
-  app.use(requestId({ headerName: "" }));
+  app.use(requestId({ headerName: "", generator: () => timeOrderedId() }));
   app.use(observe(metrics, log));
 
   app.use(

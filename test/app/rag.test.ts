@@ -7,6 +7,7 @@ import { createClient } from "redis";
 import { ADMIN_KEY, MODELS, OTHER_KEY, startApp, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { type ApiResponse, api, parseSse, rawQuery } from "../support/http.ts";
 import { lockWaiters } from "../support/postgres.ts";
+import { uuidV7Time } from "../support/ids.ts";
 import { waitFor } from "../support/process.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { MAX_SESSION_PAGES_PER_KEY } from "../../app/src/routes/sessions.ts";
@@ -82,6 +83,7 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
 });
 
 test("a query returns the ingested source and an answer built from it", async () => {
+  const asked = Date.now();
   const res = await user.post("/api/v1/query", { query: "Which vector database stores embeddings?" });
   assert.equal(res.status, 200, res.text);
   assert.deepEqual(Object.keys(res.body).sort(), [
@@ -102,6 +104,11 @@ test("a query returns the ingested source and an answer built from it", async ()
   assert.match(res.body.answer, /Qdrant is a vector database/);
   assert.equal(res.body.cached, false);
   assert.equal(res.body.request_id, res.headers.get("x-request-id"));
+  // Both made for this request as time-ordered UUIDv7s (ids.ts): new rows go to the right edge of their indexes.
+  for (const id of [res.body.request_id, res.body.session_id]) {
+    const ms = uuidV7Time(id);
+    assert.ok(ms >= asked && ms <= Date.now(), `${id}: a UUIDv7 made during the request`);
+  }
   assert.ok(res.body.usage.prompt_tokens > 0 && res.body.usage.completion_tokens > 0);
   assert.equal(res.headers.get("content-type"), "application/json");
   assert.equal(res.headers.get("x-content-type-options"), "nosniff", "the security headers (start.ts, http.ts)");

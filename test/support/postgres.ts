@@ -63,8 +63,11 @@ async function template(user: { uid: number; gid: number } | undefined): Promise
   return made;
 }
 
-/** A throwaway PostgreSQL cluster on a free loopback port (trust auth, fsync off). */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * A throwaway PostgreSQL cluster on a free loopback port (trust auth). Tests run it with fsync, synchronous_commit and
+ * full_page_writes off; `durable` keeps Postgres' defaults, as RDS runs it: each commit waits for its WAL flush.
+ */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
   if (!existsSync(bin("postgres"))) throw new Error(`PostgreSQL binaries not found at ${bin("postgres")} (set PG_BIN)`);
   const user = serverUser();
   const dir = await serverDir("agent-pg-", user);
@@ -87,12 +90,7 @@ export async function startPostgres(): Promise<PostgresServer> {
         dir,
         "-c",
         "listen_addresses=127.0.0.1",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
+        ...(opts.durable ? [] : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
       ],
       { ...user },
     );

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { timeOrderedId } from "../ids.ts";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort, type Deadline } from "../deadline.ts";
@@ -275,7 +275,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     const cacheKey = version === undefined ? `response:unsure:${requestId}` : `response:${version}:${questionKey}`;
     metrics.activeQueries.inc();
     const stopTimer = metrics.agentDuration.startTimer({ agent_name: AGENT_NAME, query_type: queryType });
-    const sessionId = input.session_id ?? randomUUID();
+    const sessionId = input.session_id ?? timeOrderedId();
     // Every prepared query is built here, in one shape: a shared base spread with a different set of fields at each
     // return gave the objects several hidden classes, and the reads in `complete` went megamorphic (V8 IC misses).
     const ready = (sources: Source[], answer: PreparedQuery["answer"], prompt?: string, cacheable = true): PreparedQuery => ({

@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { timeOrderedId } from "../../../app/src/ids.ts";
+import { uuidV7Time } from "../../support/ids.ts";
+
+test("timeOrderedId makes RFC 9562 UUIDv7s carrying the time they were made", () => {
+  const before = Date.now();
+  const id = timeOrderedId();
+  const made = uuidV7Time(id); // throws unless version 7 and variant 10
+  assert.ok(made >= before && made <= Date.now(), `${id}: ${made} outside ${before}..${Date.now()}`);
+  assert.equal(uuidV7Time(timeOrderedId(0x0123_4567_89ab)), 0x0123_4567_89ab);
+});
+
+test("ids made in a later millisecond sort after earlier ones, and ids of one millisecond differ", () => {
+  // Across hex digit carries (0x...ff to 0x...100) and a century, compared as Postgres' C and UTF-8 orders compare hex.
+  const times = [1_700_000_000_000, 1_700_000_000_001, 0x18b_cfe5_68ff, 0x18b_cfe5_6900, 1_800_000_000_000, 4_102_444_800_000];
+  const ids = times.map((ms) => timeOrderedId(ms));
+  assert.deepEqual([...ids].sort(), ids);
+  const sameMs = new Set(Array.from({ length: 1_000 }, () => timeOrderedId(1_700_000_000_000)));
+  assert.equal(sameMs.size, 1_000, "74 random bits each");
+});
