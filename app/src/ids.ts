@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
  * checkpoint is logged whole, and random keys touch a new page nearly every time). Ids made in one millisecond are in
  * no order among themselves; that still keeps them on those pages.
  *
- * Where v4 ids are stored already, most of them sort after every v7 id (these start `019`/`01a` until 2039): new keys
+ * Where v4 ids are stored already, most of them sort after every v7 id (these start with `01` until 2039): new keys
  * then go to one place inside the index, not its right edge, and Postgres splits such a page in half where it fills
  * the rightmost one to 90 % (nbtsplitloc.c). Until turn retention has removed the v4 ids, and the pages left half full
  * with them, those indexes grow about 1.4x faster than they did with v4 ids (probe CB: 78 new keys a leaf page against
