@@ -22,7 +22,6 @@
  * the one-line documents of the issue's bench instead of chunk-sized ones; BENCH_DURABLE=1 runs Postgres as RDS runs it
  * (server-child.ts durablePostgres: each commit waits for its WAL flush), not with the tests' settings.
  */
-import { timeOrderedId } from "../app/src/ids.ts";
 import { Agent, request } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -30,6 +29,7 @@ import autocannon from "autocannon";
 import { type Context, Hono } from "hono";
 import { createClient } from "redis";
 import type { Config } from "../app/src/config.ts";
+import { timeOrderedId } from "../app/src/ids.ts";
 import { createDb } from "../app/src/services/db.ts";
 import type { QueryResult } from "../app/src/services/rag.ts";
 import { createTurnWriter, type Turn } from "../app/src/services/turns.ts";

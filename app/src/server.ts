@@ -61,7 +61,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   // Ids are always ours: a client-chosen X-Request-Id could collide with another turn's request_id.
-  app.use(requestId({ headerName: "", generator: () => timeOrderedId() }));
+  app.use(requestId({ headerName: "", generator: timeOrderedId }));
   app.use(observe(metrics, log));
 
   app.use(

@@ -287,8 +287,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         clearTimeout(notice);
         await ops.close(0);
-        // The listener last: a replica draining its requests still hears other replicas' ingests and deletes.
         stopWatchingUnanswered();
+        // The listener last: a replica draining its requests still hears other replicas' ingests and deletes.
         await Promise.all([corpus.stop(), closeStores()]);
         log.info("stopped");
       })();

@@ -104,7 +104,7 @@ test("a query returns the ingested source and an answer built from it", async ()
   assert.match(res.body.answer, /Qdrant is a vector database/);
   assert.equal(res.body.cached, false);
   assert.equal(res.body.request_id, res.headers.get("x-request-id"));
-  // Both made for this request as time-ordered UUIDv7s (ids.ts): new rows go to the right edge of their indexes.
+  // Both made for this request as time-ordered UUIDv7s (ids.ts), so new rows land on the same few index pages.
   for (const id of [res.body.request_id, res.body.session_id]) {
     const ms = uuidV7Time(id);
     assert.ok(ms >= asked && ms <= Date.now(), `${id}: a UUIDv7 made during the request`);

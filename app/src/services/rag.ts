@@ -1,8 +1,8 @@
-import { timeOrderedId } from "../ids.ts";
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort, type Deadline } from "../deadline.ts";
 import { AppError, CLIENT_CLOSED, requestTimeoutMessage } from "../errors.ts";
+import { timeOrderedId } from "../ids.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
 import { createAnswerCache } from "./answer-cache.ts";
