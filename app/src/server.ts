@@ -70,12 +70,13 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       deps.shutdownNotice.throwIfAborted();
       await next();
     },
-    limitBody(config.BODY_LIMIT_BYTES),
     requestDeadline(config.REQUEST_TIMEOUT_MS),
+    // Nothing of a body is read before its key is known: a chunked body was read whole before an unknown key's 401.
     requireApiKey(deps.authenticate),
     requireScope,
+    limitBody(config.BODY_LIMIT_BYTES),
     rateLimit(deps.rateLimiter),
-    readJsonBody,
+    readJsonBody({ maxBytes: config.BODY_LIMIT_BYTES, maxReceiving: config.BODIES_MAX_BYTES_RECEIVING }),
   );
 
   registerHealthRoutes(app, {

@@ -4,7 +4,9 @@ import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
-import { startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { ADMIN_KEY, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
+import { parseResponses, type RawResponse, rawRequest } from "../support/fuzz.ts";
+import { waitFor } from "../support/process.ts";
 import { api } from "../support/http.ts";
 import { countJsonContainersAndKeys, tooManyContainersAndKeys } from "../../app/src/middleware/readbody.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS, MAX_DOCUMENTS_PER_REQUEST, MAX_METADATA_KEYS } from "../../app/src/schemas.ts";
@@ -21,6 +23,7 @@ before(async () => {
     BODY_LIMIT_BYTES: String(BODY_LIMIT),
     RATE_LIMIT_PER_MINUTE: "10000",
     REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT),
+    BODIES_MAX_BYTES_RECEIVING: String(2 * BODY_LIMIT),
   });
   user = api(stack.url, USER_KEY);
 });
@@ -281,6 +284,70 @@ test("a 100-continue request gets its 413 or 401 instead of the 100, before it s
   const unauthorized = await ask(body.length, body, "not-a-key-0123456789");
   assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
   assert.match(unauthorized, /\r\nconnection: close\r\n/i);
+});
+
+/**
+ * A query whose head asks for 100 Continue, from `key`, declaring `length` bytes: resolves once the app took them from
+ * its budget of bodies and asked for the body (the 100 comes at its first read). `send` sends the body and reads the answer.
+ */
+async function bodyAwaited(key: string, length: number) {
+  const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+  let seen = "";
+  socket.on("data", (d) => {
+    seen += d.toString("latin1");
+  });
+  socket.write(
+    `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\n` +
+      `Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
+  );
+  await waitFor("an answer to the head", async () => seen !== "", 5_000);
+  assert.equal(seen, "HTTP/1.1 100 Continue\r\n\r\n");
+  return {
+    async send(): Promise<RawResponse> {
+      seen = "";
+      socket.write(queryOf(length));
+      await waitFor("the answer", async () => parseResponses(seen, false).length > 0, 5_000);
+      socket.destroy();
+      return parseResponses(seen)[0]!;
+    },
+  };
+}
+
+/** A valid query body of exactly `length` bytes (JSON allows the trailing spaces). */
+const queryOf = (length: number) => '{"query":"What do tides follow?"}'.padEnd(length);
+
+test("bodies held at once are bounded per replica and per key: past either, a 503 or a 429 before the body is read", async () => {
+  const first = await bodyAwaited(USER_KEY, BODY_LIMIT);
+  const own = await user.post("/api/v1/query", queryOf(100));
+  assert.equal(own.status, 429, own.text);
+  assert.equal(own.headers.get("retry-after"), "1");
+  assert.match(
+    own.body.error,
+    /^this API key is already sending 65536 bytes of request bodies .* half of BODIES_MAX_BYTES_RECEIVING \(131072\)/,
+  );
+  // Another key's first body takes what room is left; past it, a body of a third key is a 503.
+  const second = await bodyAwaited(OTHER_KEY, BODY_LIMIT - 100);
+  const third = await api(stack.url, ADMIN_KEY).post("/api/v1/query", queryOf(200));
+  assert.equal(third.status, 503, third.text);
+  assert.equal(third.headers.get("retry-after"), "1");
+  assert.match(third.body.error, /already receiving 130972 bytes of request bodies \(BODIES_MAX_BYTES_RECEIVING 131072\)/);
+  // Answered, their bodies are given back.
+  for (const held of [first, second]) assert.equal((await held.send()).status, 200);
+  assert.equal((await user.post("/api/v1/query", queryOf(BODY_LIMIT))).status, 200);
+});
+
+test("a chunked body is read only once its key is known, and counted against BODY_LIMIT_BYTES as it comes", async () => {
+  const port = Number(new URL(stack.url).port);
+  const head = (auth: string) =>
+    `POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
+  const chunk = `400\r\n${"x".repeat(1024)}\r\n`;
+  // Its body never ends: read before the key, it had no answer until the parser's 408 (REQUEST_TIMEOUT_MS / 2), and
+  // 2-3 MiB held per connection meanwhile (probe CC).
+  const keyless = await rawRequest(port, head("") + chunk, 1_500);
+  assert.equal(keyless?.status, 401, JSON.stringify(keyless));
+  const over = await rawRequest(port, head(`Authorization: Bearer ${USER_KEY}\r\n`) + chunk.repeat(BODY_LIMIT / 1024 + 1), 1_500);
+  assert.equal(over?.status, 413, JSON.stringify(over));
+  assert.equal(over.body, JSON.stringify({ error: `request body exceeds ${BODY_LIMIT} bytes` }));
 });
 
 test("every spelling of application/json RFC 9110 allows is taken as JSON", async () => {
