@@ -551,14 +551,19 @@ test("a corpus version gone back (a database restore) is bumped past the clock b
   await migrate(sql, MIGRATIONS_DIR);
   const store = createStore(sql, 1_000);
   const { log } = capturedLog("warn");
+  // The version a snapshot taken a minute ago holds, which the replicas read as they start.
+  const snapshot = Date.now() - 60_000;
+  await sql`UPDATE corpus_version SET version = ${snapshot}`;
   const [replica, other] = await Promise.all(
     [0, 1].map(() => createCorpusVersion(() => createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 }), store, log, 200)),
   );
   try {
     const held = await store.bumpCorpusVersion();
     await waitFor("the bump heard", async () => replica!.current() === held && other!.current() === held);
-    // The row as the snapshot had it (the restore's runbook bumped it by one, which every replica ignored).
-    await sql`UPDATE corpus_version SET version = ${held - 60_000}`;
+    // Restored to the snapshot, and bumped by one by the restore's runbook (which every replica ignored): above every
+    // version a replica read, below the one each heard, which went unseen while only versions read or bumped by the
+    // replica itself were compared.
+    await sql`UPDATE corpus_version SET version = ${snapshot + 1}`;
     await waitFor("a version past the one held", async () => replica!.current()! > held && other!.current()! > held, 3_000);
     const [row] = await sql<{ version: string }[]>`SELECT version::text FROM corpus_version`;
     assert.ok(Number(row!.version) > held, "bumped in Postgres, so a replica started now has it too");

@@ -39,17 +39,14 @@ const PROBE_RETRY_MS = 200;
  * whose process was killed midway bumped the version when it took its lease, but not after the chunks it wrote.
  */
 export async function createCorpusVersion(openListener: () => Sql, store: Store, log: Logger, refreshMs: number) {
-  /** Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard. */
+  /**
+   * The highest version the row is known to have held: read, written by a bump of this replica, or heard. A bump
+   * commits before Postgres sends its notification, so any read sent after one was heard sees it or a later one.
+   * Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard.
+   */
   let version = Number.NEGATIVE_INFINITY;
-  /** The highest version read from the row or returned by a bump (a notification's is not counted: see `wentBack`). */
-  let rowVersion = Number.NEGATIVE_INFINITY;
   const advance = (v: number) => {
     if (Number.isFinite(v) && v > version) version = v;
-  };
-  /** A version the row held: read, or written by a bump of this replica. */
-  const fromRow = (v: number) => {
-    if (Number.isFinite(v) && v > rowVersion) rowVersion = v;
-    advance(v);
   };
   /**
    * The version only rises, so one below the version held means the database went back: restored from a snapshot or
@@ -58,17 +55,18 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
    */
   const wentBack = async () => {
     log.warn("the corpus version went back (a database restore): bumped past it");
-    fromRow(await store.bumpCorpusVersion(version));
+    advance(await store.bumpCorpusVersion(version));
   };
   /** True once the version is read. `quiet`: the periodic read, which fails every few seconds through an outage. */
   const refresh = async (quiet = false): Promise<boolean> => {
     // Compared with what the row held before the read went out: a version taken meanwhile (a bump's, a notification's)
-    // may be above what the read saw without anything having gone back.
-    const held = rowVersion;
+    // may be above what the read saw without anything having gone back. Heard versions count: compared only with the
+    // versions read or bumped here, a restore to a point between those and the versions heard since went unseen.
+    const held = version;
     try {
       const v = await store.corpusVersion();
       if (v < held) await wentBack();
-      else fromRow(v);
+      else advance(v);
       return true;
     } catch (err) {
       if (!quiet) log.warn({ err: describe(err) }, "corpus version refresh failed");
@@ -129,7 +127,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
     // Another replica's ingest committed while this one started (a rolling deploy, a scale-up) is in the row now, and
     // any later one is heard. Read first, a bump committed before the LISTEN was in place was heard by no one here:
     // cached answers from before it were served for up to `refreshMs`.
-    fromRow(await store.corpusVersion());
+    advance(await store.corpusVersion());
     heardOn = listenedOn;
   } catch (err) {
     await listener.end({ timeout: 0 });
@@ -245,9 +243,9 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
       return listener.end({ timeout: 0 });
     },
     /** Bumps the version on its own: after a document write whose Qdrant calls may land late, or land in the background. */
-    bump: async () => fromRow(await store.bumpCorpusVersion()),
+    bump: async () => advance(await store.bumpCorpusVersion()),
     /** A version a write bumped to in its own statement (store.deleteDocument, store.releaseDocumentsAndBump). */
-    advanceTo: fromRow,
+    advanceTo: advance,
   };
 }
 
