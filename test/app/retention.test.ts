@@ -329,41 +329,25 @@ test("replicas sending the same stored source lists in opposite orders do not de
   const [low, high] = [sourcesOf(`one-${randomUUID()}`), sourcesOf(`two-${randomUUID()}`)].sort((x, y) =>
     sourceSetOf(x).hash < sourceSetOf(y).hash ? -1 : 1,
   );
-  const gate = sourcesOf(`gate-${randomUUID()}`);
   const setup = createTurnWriter(quiet, 5_000);
-  for (const list of [low!, high!, gate]) await setup.record("owner", turn(randomUUID(), list));
-  // A deadlock would hold both statements for deadlock_timeout, here past the writers' deadline.
-  const slowDetector = quietDetectingDeadlocksAfter(20_000);
-  const [holdGate, holdLists] = [await quiet.reserve(), await quiet.reserve()];
+  for (const list of [low!, high!]) await setup.record("owner", turn(randomUUID(), list));
+  const holdHigh = await quiet.reserve();
   try {
-    await holdGate`BEGIN`;
-    await holdGate`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(gate).hash} FOR UPDATE`;
-    await holdLists`BEGIN`;
-    await holdLists`SELECT hash FROM source_sets WHERE hash IN ${holdLists([sourceSetOf(low!).hash, sourceSetOf(high!).hash])} FOR UPDATE`;
-    // Two replicas (writers new to the lists), each with a statement waiting on the gate and two turns queued behind
-    // it, which leave together: one replica's batch has the lists in one order, the other's in the other.
-    const [a, b] = [createTurnWriter(slowDetector, 5_000), createTurnWriter(slowDetector, 5_000)];
-    const first = [a.record("owner", turn(randomUUID(), gate)), b.record("owner", turn(randomUUID(), gate))];
+    await holdHigh`BEGIN`;
+    await holdHigh`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(high!).hash} FOR UPDATE`;
+    // Two replicas (writers new to the lists), each with one batch. b's lists high then low: taken in hash order, it
+    // holds low and waits for high; in its own order, it waits for high holding nothing.
+    const [a, b] = [createTurnWriter(quiet, 5_000), createTurnWriter(quiet, 5_000)];
+    const fromB = [b.record("owner", turn(randomUUID(), high)), b.record("owner", turn(randomUUID(), low))].map(outcomeOf);
+    await waitersOnLocks(1);
+    // a's lists low then high: in hash order it waits for low behind b; in its own order it takes low and waits for
+    // high behind b, which then waits for low.
+    const fromA = [a.record("owner", turn(randomUUID(), low)), a.record("owner", turn(randomUUID(), high))].map(outcomeOf);
     await waitersOnLocks(2);
-    const batched = [
-      a.record("owner", turn(randomUUID(), low)),
-      a.record("owner", turn(randomUUID(), high)),
-      b.record("owner", turn(randomUUID(), high)),
-      b.record("owner", turn(randomUUID(), low)),
-    ];
-    await holdGate`ROLLBACK`;
-    await Promise.all(first);
-    await waitersOnLocks(2);
-    await holdLists`ROLLBACK`;
-    const outcomes = await Promise.allSettled(batched);
-    assert.deepEqual(
-      outcomes.map((o) => (o.status === "fulfilled" ? "stored" : String(o.reason))),
-      ["stored", "stored", "stored", "stored"],
-    );
+    await holdHigh`ROLLBACK`;
+    assert.deepEqual(await Promise.all([...fromB, ...fromA]), ["stored", "stored", "stored", "stored"]);
   } finally {
-    holdGate.release();
-    holdLists.release();
-    await slowDetector.end();
+    holdHigh.release();
   }
 });
 
@@ -396,43 +380,48 @@ test("a batch naming sessions out of id order while a sweep locks them does not 
   }
 });
 
-test("a failed batch's turns are written again one by one, except those already answered 503", async () => {
-  const deadlineMs = 3_000;
-  const gate = sourcesOf(`gate-${randomUUID()}`);
-  await createTurnWriter(quiet, 5_000).record("owner", turn(randomUUID(), gate));
-  const [holdGate, holdDuplicate] = [await quiet.reserve(), await quiet.reserve()];
-  const writer = createTurnWriter(quiet, deadlineMs);
+test("a failed batch's turns are written again one by one, except those already answered 503 or 504", async () => {
+  // One connection: a take-back the writer starts runs before the statements it sends after it.
+  const oneConnection = postgres(quietUrl, { onnotice: () => {}, max: 1 });
+  const { log, lines } = capturedLog("warn");
+  const writer = createTurnWriter(oneConnection, 5_000, log);
+  const holdDuplicate = await quiet.reserve();
   try {
-    await holdGate`BEGIN`;
-    await holdGate`SELECT hash FROM source_sets WHERE hash = ${sourceSetOf(gate).hash} FOR UPDATE`;
-    // A statement waits on the gate while two turns queue behind it; they will leave together.
-    const first = writer.record("owner", turn(randomUUID(), gate));
-    await waitersOnLocks(1);
-    const duplicate = turn(randomUUID());
-    const other = turn(randomUUID());
-    const queued = [duplicate, other].map((t) => outcomeOf(writer.record("owner", t)));
+    const [duplicate, answered, good] = [turn(randomUUID()), turn(randomUUID()), turn(randomUUID())];
     // Another transaction inserts the first one's request_id, uncommitted: the batch waits for it, then fails.
     const session = randomUUID();
     await holdDuplicate`BEGIN`;
     await holdDuplicate`INSERT INTO sessions (id, owner) VALUES (${session}, 'owner')`;
     await holdDuplicate`INSERT INTO turns (request_id, session_id, question, answer, model, latency_ms)
       VALUES (${duplicate.request_id}, ${session}, 'q', 'a', 'm', 1)`;
-    await sleep(deadlineMs / 2);
-    await holdGate`ROLLBACK`; // the batch starts half a deadline after its turns queued
-    await first;
+    // The second one's request is answered 504 while the batch waits (its own 503 deadline would mark it alike).
+    const deadline = { at: performance.now() + 200, passed: () => new Error("answered 504") };
+    const outcomes = [
+      outcomeOf(writer.record("owner", duplicate)),
+      outcomeOf(writer.record("owner", answered, deadline)),
+      outcomeOf(writer.record("owner", good)),
+    ];
     await waitersOnLocks(1);
-    await sleep(deadlineMs * 0.7); // past the turns' deadlines, before the statement's
+    assert.equal(await outcomes[1], "Error: answered 504", "answered while its batch waits");
     await holdDuplicate`COMMIT`;
-    assert.deepEqual(await Promise.all(queued), [
-      `Error: postgres unavailable: no answer within ${deadlineMs} ms`,
-      `Error: postgres unavailable: no answer within ${deadlineMs} ms`,
-    ]);
-    await sleep(500); // the batch's failure, and any write one by one after it
-    const [row] = await quiet`SELECT count(*)::int AS n FROM turns WHERE request_id = ${other.request_id}`;
-    assert.equal(row!.n, 0, "a turn answered 503 was stored");
+    const [duplicateOutcome, , goodOutcome] = await Promise.all(outcomes);
+    assert.match(duplicateOutcome!, /duplicate key value violates unique constraint/);
+    assert.equal(goodOutcome, "stored", "a turn of the failed batch was refused for another turn's error");
+    await oneConnection`SELECT 1`; // after any take-back the writer started
+    assert.deepEqual(
+      lines.filter((line) => line.includes("taken back")),
+      [],
+      "the turn answered 504 was written again, then taken back",
+    );
+    const stored = await quiet`SELECT request_id FROM turns WHERE request_id IN ${quiet([answered.request_id, good.request_id])}`;
+    assert.deepEqual(
+      stored.map((r) => r.request_id),
+      [good.request_id],
+    );
   } finally {
-    holdGate.release();
+    await holdDuplicate`ROLLBACK`.catch(() => {});
     holdDuplicate.release();
+    await oneConnection.end();
   }
 });
 

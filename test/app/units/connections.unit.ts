@@ -92,6 +92,8 @@ test("isUnavailable: a refused or ended connection and a server out of resources
     pgError("53100"), // disk full
     pgError("57014"), // cancelled
     pgError("25006"), // read-only: a standby answered
+    pgError("55P03"), // a lock not granted within lock_timeout
+    pgError("40P01"), // a deadlock: asked again, it goes through
     pgError("08006"),
     Object.assign(new Error("refused"), { code: "ECONNREFUSED" }),
     Object.assign(new Error("timeout"), { code: "CONNECT_TIMEOUT" }),
