@@ -6,15 +6,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { api, rawQuery } from "../support/http.ts";
+import { capturedLog } from "../support/log.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
 let stack: Stack;
+/** The app's lines at error level. */
+const errors = capturedLog("error");
 /** The request deadline: its head and body must arrive within half of it (start.ts). */
 const REQUEST_TIMEOUT_MS = 2_000;
 
 before(async () => {
-  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000", REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
+  stack = await startStack({ RATE_LIMIT_PER_MINUTE: "10000", REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) }, errors.log);
   const res = await api(stack.url, USER_KEY).post("/api/v1/documents", {
     documents: [{ id: "tides", text: "Tides follow the moon." }],
   });
@@ -48,6 +51,7 @@ function hangUpMidBody(port: number): Promise<void> {
 
 test("a client that hangs up mid-body or mid-answer is counted as 499, never as 500", async () => {
   const port = Number(new URL(stack.url).port);
+  const logged = errors.lines.length;
   for (let i = 0; i < 3; i++) await hangUpMidBody(port);
 
   stack.fakes.ollama.knobs.latencyMs = 400;
@@ -71,6 +75,7 @@ test("a client that hangs up mid-body or mid-answer is counted as 499, never as 
   // Node's parser reports a body cut short as an error too: it is the same hang-up, not a malformed request as well.
   assert.equal(metricValue(metrics, "http_requests_total", { route: "unmatched" }), 0, "a hang-up counted twice");
   assert.equal(metricValue(metrics, "agent_errors_total"), 0, "the agent error rate is untouched");
+  assert.deepEqual(errors.lines.slice(logged), [], "a hang-up logged as the server's error");
 });
 
 test("a client that leaves before its answer has no turn stored, JSON or streamed; a stream is counted once it ends", async () => {

@@ -488,3 +488,37 @@ test("a drain answers pipelined requests whole, each in turn, and a big answer t
   const body = reader.received.text.slice(reader.received.text.indexOf("\r\n\r\n") + 4);
   assert.equal(body.length, 4 * 1024 * 1024, "the big answer arrived whole");
 });
+
+test("a drain does not cut an ended answer still being written to a client that stopped reading past the idle grace", async () => {
+  const size = 16 * 1024 * 1024; // more than the kernel's buffers hold (some 4 MB here) for a client that reads nothing
+  const http = await listenHttp(async () => new Response("x".repeat(size)), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log: createLogger("silent"),
+    keepAliveTimeoutMs: 60_000,
+  });
+  let written = false;
+  http.server.on("request", (_req, res) => res.on("finish", () => (written = true)));
+  const socket = connect(http.port, "127.0.0.1");
+  await once(socket, "connect");
+  let bytes = 0;
+  socket.pause(); // reads nothing until resumed
+  socket.on("data", (d: Buffer) => {
+    bytes += d.length;
+  });
+  const closed = once(socket, "close");
+  socket.write("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+  await sleep(100);
+  const closing = http.close(10_000);
+  try {
+    assert.equal(written, false, "the answer does not fit the kernel's buffers: it is still being written");
+    await sleep(1_200); // past the drain's 1 s grace for idle connections
+    socket.resume();
+    assert.equal(await closing, false, "drained before the deadline");
+    await closed;
+  } finally {
+    socket.destroy();
+  }
+  assert.ok(bytes > size, `the answer arrived whole: ${bytes} bytes of ${size} and its head`);
+});

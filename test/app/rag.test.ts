@@ -169,6 +169,28 @@ test("ingesting or deleting a document invalidates cached answers", async () => 
   assert.equal(fresh.body.sources[0].id, "lighthouse");
 });
 
+test("an answer cached while a re-ingest writes its chunks is not served once the ingest is answered", async () => {
+  const beacon = { id: "harbour-beacon", text: "The harbour beacon is painted red." };
+  assert.equal((await user.post("/api/v1/documents", { documents: [beacon] })).status, 201);
+  const question = { query: "What colour is the harbour beacon?", top_k: 1 };
+  const { qdrant } = stack.fakes;
+  const upserts = () => qdrant.calls["/collections/:name/points"] ?? 0;
+  const upsertsBefore = upserts();
+  qdrant.knobs.writeMs = 400;
+  try {
+    const ingest = user.post("/api/v1/documents", { documents: [{ ...beacon, text: "The harbour beacon is painted blue." }] });
+    await waitFor("the new chunks being written", async () => upserts() > upsertsBefore, 2_000);
+    const during = await user.post("/api/v1/query", question);
+    assert.match(during.body.answer, /red/, "the old text, as its new chunks are not published yet");
+    assert.equal((await ingest).status, 201);
+  } finally {
+    qdrant.knobs.writeMs = 0;
+  }
+  const after = await user.post("/api/v1/query", question);
+  assert.equal(after.body.cached, false, "the answer cached during the write is dropped with the ingest's 201");
+  assert.match(after.body.answer, /blue/);
+});
+
 test("after an ingest, a question whose sources did not change gets its answer without a model call", async () => {
   const tides = { id: "tide-tables", text: "Tide tables list high and low water times for harbours." };
   assert.equal((await user.post("/api/v1/documents", { documents: [tides] })).status, 201);

@@ -123,6 +123,24 @@ test("with Postgres stopped, readiness is 503 and writes fail with 503; after re
   );
 });
 
+test("a dependency slower than READY_PROBE_TIMEOUT_MS fails its readiness check at that deadline, not its client's own", async () => {
+  // Qdrant's client waits 5 s for an answer: only the probe's own deadline ends the check in time.
+  const replica = await startApp({ ...stack.env, QDRANT_TIMEOUT_MS: "5000" });
+  const deadline = replica.config.READY_PROBE_TIMEOUT_MS;
+  stack.fakes.qdrant.knobs.latencyMs = 2_000;
+  try {
+    const started = performance.now();
+    const readiness = await api(replica.metricsUrl).get("/health/ready");
+    const ms = performance.now() - started;
+    assert.equal(readiness.body.checks.qdrant.status, "fail", readiness.text);
+    assert.equal(readiness.body.checks.qdrant.error, `no answer within ${deadline} ms`);
+    assert.ok(ms < deadline + 300, `readiness answered in ${Math.round(ms)} ms`);
+  } finally {
+    stack.fakes.qdrant.knobs.latencyMs = 0;
+    await replica.stop();
+  }
+});
+
 test("Ollama slower than OLLAMA_TIMEOUT_MS gives 504; an Ollama error gives 502; its full queue 503; all are counted", async () => {
   stack.fakes.ollama.knobs.latencyMs = 1500;
   try {

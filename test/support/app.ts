@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type Config } from "../../app/src/config.ts";
-import { createLogger } from "../../app/src/log.ts";
+import { createLogger, type Logger } from "../../app/src/log.ts";
 import { startServer, type RunningServer } from "../../app/src/start.ts";
 import { startFakes, type Fakes } from "./fakes.ts";
 import { startPostgres, type PostgresServer } from "./postgres.ts";
@@ -58,10 +58,10 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-/** Runs the real app in this process (same composition root as `npm run app`) on a free port. */
-export async function startApp(env: Record<string, string>): Promise<TestApp> {
+/** Runs the real app in this process (same composition root as `npm run app`) on a free port; `log` to read its lines. */
+export async function startApp(env: Record<string, string>, log?: Logger): Promise<TestApp> {
   const config = loadConfig(env);
-  const server = await startServer(config, createLogger(config.LOG_LEVEL));
+  const server = await startServer(config, log ?? createLogger(config.LOG_LEVEL));
   return { url: server.url, metricsUrl: server.metricsUrl, config, server, stop: () => server.close(1_000) };
 }
 
@@ -118,8 +118,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** Postgres + Redis + fakes + the app in this process: what most app tests need. */
-export const startStack = (overrides: Record<string, string> = {}): Promise<Stack> => startStackWith(overrides, false);
+/** Postgres + Redis + fakes + the app in this process: what most app tests need (`log`: the app's logger). */
+export const startStack = (overrides: Record<string, string> = {}, log?: Logger): Promise<Stack> =>
+  startStackWith(overrides, false, log);
 
 export interface ProxiedStack extends Stack {
   pgProxy: TcpProxy;
@@ -130,7 +131,7 @@ export interface ProxiedStack extends Stack {
 export const startProxiedStack = (overrides: Record<string, string> = {}): Promise<ProxiedStack> =>
   startStackWith(overrides, true) as Promise<ProxiedStack>;
 
-async function startStackWith(overrides: Record<string, string>, proxied: boolean): Promise<Stack> {
+async function startStackWith(overrides: Record<string, string>, proxied: boolean, log?: Logger): Promise<Stack> {
   const started = await Promise.allSettled([startPostgres(), startRedis(), startFakes()]);
   const stopStarted = () => Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
   const failed = started.find((s) => s.status === "rejected");
@@ -150,7 +151,7 @@ async function startStackWith(overrides: Record<string, string>, proxied: boolea
   const env = appEnv({ databaseUrl, redisUrl, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url }, overrides);
   let app: TestApp;
   try {
-    app = await startApp(env);
+    app = await startApp(env, log);
   } catch (err) {
     await closeProxies();
     await stopStarted();
