@@ -158,7 +158,7 @@ export const envSchema = z.object({
   MODEL_LARGE: required,
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT_BYTES: int(2 * 1024 * 1024, 1024),
-  /** Bytes of request bodies one replica holds at once; past it a body is a 503 before it is read (middleware/readbody.ts). */
+  /** Bytes of request bodies one replica holds at once; past it a body is a 503 (middleware/readbody.ts, app/README.md). */
   BODIES_MAX_BYTES_RECEIVING: int(16 * 1024 * 1024, 1024),
   /** Bodies of ingests at work on one replica at once, in bytes; past it an ingest is a 503 (services/documents.ts). */
   INGEST_MAX_BYTES_IN_FLIGHT: int(4 * 1024 * 1024, 1024),

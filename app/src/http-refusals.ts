@@ -251,9 +251,9 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     refuseRequest(metrics, req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
   });
   // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
-  // answers without it (a 413 decided from Content-Length, a 401, 429 or 404) is answered before the client sends it
-  // (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's 100 at once, the client sent
-  // the whole body and only then got its refusal.
+  // answers without it (a 413 decided from Content-Length, a 401, 429 or 404, the bodies budget's 503) is answered
+  // before the client sends it (RFC 9110 10.1.1 lets a server omit the 100 for a request it will reject). With Node's
+  // 100 at once, the client sent the whole body and only then got its refusal.
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     continueOnRead(req, res);
     server.emit("request", req, res);

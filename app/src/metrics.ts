@@ -53,6 +53,11 @@ export function createMetrics() {
       help: "Queries currently being answered",
       registers,
     }),
+    requestBodyBytesHeld: new Gauge({
+      name: "http_request_body_bytes_held",
+      help: "Bytes of request bodies this replica holds, from their read to their answer (BODIES_MAX_BYTES_RECEIVING bounds them)",
+      registers,
+    }),
     toolCalls: new Counter({
       name: "tool_calls_total",
       help: "Calls to upstream tools (embedding, vector search, chat) by outcome",

@@ -76,7 +76,11 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     requireScope,
     limitBody(config.BODY_LIMIT_BYTES),
     rateLimit(deps.rateLimiter),
-    readJsonBody({ maxBytes: config.BODY_LIMIT_BYTES, maxReceiving: config.BODIES_MAX_BYTES_RECEIVING }),
+    readJsonBody({
+      maxBytes: config.BODY_LIMIT_BYTES,
+      maxReceiving: config.BODIES_MAX_BYTES_RECEIVING,
+      heldGauge: metrics.requestBodyBytesHeld,
+    }),
   );
 
   registerHealthRoutes(app, {

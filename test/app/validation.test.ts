@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { ADMIN_KEY, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
-import { parseResponses, type RawResponse, rawRequest } from "../support/fuzz.ts";
+import { parseResponses } from "../support/fuzz.ts";
 import { waitFor } from "../support/process.ts";
-import { api } from "../support/http.ts";
+import { api, rawQuery } from "../support/http.ts";
+import { bodyTooLarge } from "../../app/src/middleware/bodylimit.ts";
 import { countJsonContainersAndKeys, tooManyContainersAndKeys } from "../../app/src/middleware/readbody.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS, MAX_DOCUMENTS_PER_REQUEST, MAX_METADATA_KEYS } from "../../app/src/schemas.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
@@ -146,7 +145,7 @@ const cases: Case[] = [
     "/api/v1/documents",
     { documents: [{ text: "x".repeat(BODY_LIMIT) }] },
     413,
-    /exceeds 65536 bytes/,
+    /exceeds BODY_LIMIT_BYTES \(65536 bytes\)/,
   ],
   ["no documents", "POST", "/api/v1/documents", { documents: [] }, 400, /documents/],
   ["documents not a list", "POST", "/api/v1/documents", { documents: doc }, 400, /documents/],
@@ -249,105 +248,140 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
   assert.equal((await user.post("/api/v1/query", `\ufeff${query}`)).status, 200);
 });
 
-test("a 100-continue request gets its 413 or 401 instead of the 100, before it sends its body; a valid one, the 100", async () => {
-  /** Sends the head alone and, if the server answers 100 Continue within 300 ms, `body`; returns all it wrote. */
-  const ask = async (length: number, body?: string, key = USER_KEY) => {
-    const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
-    await once(socket, "connect");
-    let seen = "";
-    socket.on("data", (d) => {
-      seen += d.toString("latin1");
-    });
-    socket.write(
-      `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\n` +
-        `Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
-    );
-    await sleep(300);
-    if (body !== undefined && seen.startsWith("HTTP/1.1 100 Continue\r\n\r\n")) {
-      socket.write(body);
-      await sleep(300);
-    }
-    socket.destroy();
-    return seen;
-  };
-  const refused = await ask(BODY_LIMIT + 1);
-  assert.match(refused, /^HTTP\/1\.1 413 /, refused.slice(0, 80));
-  assert.match(refused, /\r\nconnection: close\r\n/i);
-  assert.ok(refused.endsWith(JSON.stringify({ error: `request body exceeds ${BODY_LIMIT} bytes` })), refused);
-
-  const body = '{"query":"tides"}';
-  const answered = await ask(body.length, body);
-  assert.match(answered, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, answered.slice(0, 80));
-
-  // The app answers an unknown key without reading the body: no 100, and the connection closes, so a body sent anyway
-  // is never read as a request.
-  const unauthorized = await ask(body.length, body, "not-a-key-0123456789");
-  assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
-  assert.match(unauthorized, /\r\nconnection: close\r\n/i);
-});
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /**
- * A query whose head asks for 100 Continue, from `key`, declaring `length` bytes: resolves once the app took them from
- * its budget of bodies and asked for the body (the 100 comes at its first read). `send` sends the body and reads the answer.
+ * A query from `key` declaring `length` bytes, its head sent alone on a connection of its own, with `Expect:
+ * 100-continue` when `expect`. `answered` resolves with what the server sent since the last call, once that is a 100
+ * Continue or a whole answer; `send` sends bytes of the body.
  */
-async function bodyAwaited(key: string, length: number) {
+function rawPost(key: string, length: number, { expect = true, chunked = false } = {}) {
   const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
+  socket.on("error", () => {});
   let seen = "";
   socket.on("data", (d) => {
     seen += d.toString("latin1");
   });
-  socket.write(
-    `POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\n` +
-      `Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`,
-  );
-  await waitFor("an answer to the head", async () => seen !== "", 5_000);
-  assert.equal(seen, "HTTP/1.1 100 Continue\r\n\r\n");
+  const headers = `${expect ? "Expect: 100-continue\r\n" : ""}${chunked ? "Transfer-Encoding: chunked\r\n" : ""}`;
+  const head = rawQuery(key, "", { length, headers });
+  socket.write(chunked ? head.replace(/Content-Length: \d+\r\n/, "") : head);
   return {
-    async send(): Promise<RawResponse> {
+    async answered(): Promise<string> {
+      await waitFor("an answer", async () => seen === CONTINUE || parseResponses(seen, false).length > 0, 5_000);
+      const text = seen;
       seen = "";
-      socket.write(queryOf(length));
-      await waitFor("the answer", async () => parseResponses(seen, false).length > 0, 5_000);
-      socket.destroy();
-      return parseResponses(seen)[0]!;
+      return text;
     },
+    send: (bytes: string) => socket.write(bytes),
+    close: () => socket.destroy(),
   };
 }
+
+test("a 100-continue request gets its 413 or 401 instead of the 100, before it sends its body; a valid one, the 100", async () => {
+  const over = rawPost(USER_KEY, BODY_LIMIT + 1);
+  const refused = await over.answered();
+  over.close();
+  assert.match(refused, /^HTTP\/1\.1 413 /, refused.slice(0, 80));
+  assert.match(refused, /\r\nconnection: close\r\n/i);
+  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT) })), refused);
+
+  const body = '{"query":"tides"}';
+  const valid = rawPost(USER_KEY, body.length);
+  assert.equal(await valid.answered(), CONTINUE);
+  valid.send(body);
+  assert.match(await valid.answered(), /^HTTP\/1\.1 200 /);
+  valid.close();
+
+  // The app answers an unknown key without reading the body: no 100, and the connection closes, so a body sent anyway
+  // is never read as a request.
+  const unknown = rawPost("not-a-key-0123456789", body.length);
+  const unauthorized = await unknown.answered();
+  unknown.close();
+  assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
+  assert.match(unauthorized, /\r\nconnection: close\r\n/i);
+});
 
 /** A valid query body of exactly `length` bytes (JSON allows the trailing spaces). */
 const queryOf = (length: number) => '{"query":"What do tides follow?"}'.padEnd(length);
 
-test("bodies held at once are bounded per replica and per key: past either, a 503 or a 429 before the body is read", async () => {
-  const first = await bodyAwaited(USER_KEY, BODY_LIMIT);
+/**
+ * Waits until the app holds `bytes` of request bodies, or with `atLeast` that many or more (a body's buffer grows ahead
+ * of its bytes): http_request_body_bytes_held.
+ */
+const untilHeld = (bytes: number, atLeast = false) =>
+  waitFor(
+    `${bytes} bytes of bodies held`,
+    async () => {
+      const held = metricValue(await scrape(stack.metricsUrl), "http_request_body_bytes_held");
+      return atLeast ? held >= bytes : held === bytes;
+    },
+    5_000,
+  );
+
+test("bodies held at once are bounded per replica and per key, counted as they arrive: past either, a 503 or a 429", async () => {
+  // Heads alone hold nothing: three keys' heads declaring half the budget each, read up to their bodies, leave room.
+  const heads = [USER_KEY, OTHER_KEY, ADMIN_KEY].map((key) => rawPost(key, BODY_LIMIT));
+  for (const head of heads) assert.equal(await head.answered(), CONTINUE);
+  assert.equal((await user.post("/api/v1/query", queryOf(BODY_LIMIT))).status, 200);
+  for (const head of heads) head.close();
+
+  const first = rawPost(USER_KEY, BODY_LIMIT);
+  assert.equal(await first.answered(), CONTINUE);
+  first.send(queryOf(BODY_LIMIT).slice(0, -1));
+  await untilHeld(BODY_LIMIT - 1, true);
   const own = await user.post("/api/v1/query", queryOf(100));
   assert.equal(own.status, 429, own.text);
   assert.equal(own.headers.get("retry-after"), "1");
   assert.match(
     own.body.error,
-    /^this API key is already sending 65536 bytes of request bodies .* half of BODIES_MAX_BYTES_RECEIVING \(131072\)/,
+    /^this API key already holds 6553[56] bytes of request bodies .* half of BODIES_MAX_BYTES_RECEIVING \(131072\)/,
   );
   // Another key's first body takes what room is left; past it, a body of a third key is a 503.
-  const second = await bodyAwaited(OTHER_KEY, BODY_LIMIT - 100);
+  const second = rawPost(OTHER_KEY, BODY_LIMIT - 100);
+  assert.equal(await second.answered(), CONTINUE);
+  second.send(queryOf(BODY_LIMIT - 100).slice(0, -1));
+  await untilHeld(2 * BODY_LIMIT - 102, true);
   const third = await api(stack.url, ADMIN_KEY).post("/api/v1/query", queryOf(200));
   assert.equal(third.status, 503, third.text);
   assert.equal(third.headers.get("retry-after"), "1");
-  assert.match(third.body.error, /already receiving 130972 bytes of request bodies \(BODIES_MAX_BYTES_RECEIVING 131072\)/);
+  assert.match(third.body.error, /already holds 1309(70|71|72) bytes of request bodies \(BODIES_MAX_BYTES_RECEIVING 131072\)/);
   // Answered, their bodies are given back.
-  for (const held of [first, second]) assert.equal((await held.send()).status, 200);
-  assert.equal((await user.post("/api/v1/query", queryOf(BODY_LIMIT))).status, 200);
+  for (const [held, body] of [
+    [first, queryOf(BODY_LIMIT)],
+    [second, queryOf(BODY_LIMIT - 100)],
+  ] as const) {
+    held.send(body.slice(-1));
+    assert.match(await held.answered(), /^HTTP\/1\.1 200 /);
+    held.close();
+  }
+  await untilHeld(0);
+});
+
+test("a body cut off midway, declared or chunked, gives its bytes back", async () => {
+  for (const chunked of [false, true]) {
+    const cut = rawPost(USER_KEY, BODY_LIMIT, { expect: false, chunked });
+    const half = "x".repeat(BODY_LIMIT / 2);
+    cut.send(chunked ? `${half.length.toString(16)}\r\n${half}\r\n` : half);
+    await untilHeld(BODY_LIMIT / 2, true);
+    cut.close();
+    await untilHeld(0);
+  }
 });
 
 test("a chunked body is read only once its key is known, and counted against BODY_LIMIT_BYTES as it comes", async () => {
-  const port = Number(new URL(stack.url).port);
-  const head = (auth: string) =>
-    `POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
   const chunk = `400\r\n${"x".repeat(1024)}\r\n`;
-  // Its body never ends: read before the key, it had no answer until the parser's 408 (REQUEST_TIMEOUT_MS / 2), and
+  // Its body never ends: read before the key was checked, it had no answer until the parser's 408 (REQUEST_TIMEOUT_MS / 2), and
   // 2-3 MiB held per connection meanwhile (probe CC).
-  const keyless = await rawRequest(port, head("") + chunk, 1_500);
-  assert.equal(keyless?.status, 401, JSON.stringify(keyless));
-  const over = await rawRequest(port, head(`Authorization: Bearer ${USER_KEY}\r\n`) + chunk.repeat(BODY_LIMIT / 1024 + 1), 1_500);
-  assert.equal(over?.status, 413, JSON.stringify(over));
-  assert.equal(over.body, JSON.stringify({ error: `request body exceeds ${BODY_LIMIT} bytes` }));
+  const keyless = rawPost("not-a-key-0123456789", 0, { expect: false, chunked: true });
+  keyless.send(chunk);
+  assert.match(await keyless.answered(), /^HTTP\/1\.1 401 /);
+  keyless.close();
+  const over = rawPost(USER_KEY, 0, { expect: false, chunked: true });
+  over.send(chunk.repeat(BODY_LIMIT / 1024 + 1));
+  const refused = await over.answered();
+  over.close();
+  assert.match(refused, /^HTTP\/1\.1 413 /);
+  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT) })), refused);
 });
 
 test("every spelling of application/json RFC 9110 allows is taken as JSON", async () => {

@@ -67,8 +67,8 @@ export function parseSse(text: string): Array<{ event: string; data: any }> {
 
 /**
  * A POST of the query route as raw bytes, for a test that controls the connection itself (pipelining, pauses, HTTP/1.0):
- * `length` other than the body's makes a body cut short.
+ * `length` other than the body's makes a body cut short; `headers`, more header lines (each ending in CRLF).
  */
-export const rawQuery = (key: string, body: string, { length = Buffer.byteLength(body), version = "1.1" } = {}) =>
+export const rawQuery = (key: string, body: string, { length = Buffer.byteLength(body), version = "1.1", headers = "" } = {}) =>
   `POST /api/v1/query HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
-  `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n${body}`;
+  `Content-Type: application/json\r\n${headers}Content-Length: ${length}\r\n\r\n${body}`;

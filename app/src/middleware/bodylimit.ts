@@ -1,16 +1,18 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 
+export const bodyTooLarge = (maxSize: number) => `request body exceeds BODY_LIMIT_BYTES (${maxSize} bytes)`;
+
 /**
  * A body whose declared length is over `maxSize` gets its 413 from the request's headers, before anything of it is read
- * (and so instead of a 100 Continue). A chunked body has no length to check here: readJsonBody (readbody.ts) counts it
- * as it reads it. No other body is read: Node drops an unread body once the answer is out.
+ * (and so instead of a 100 Continue), and before the rate limit counts the request. A chunked body has no length to
+ * check here: readJsonBody (readbody.ts) counts it as it reads it. A body no route reads is drained by
+ * @hono/node-server once the answer is out.
  */
-export const bodyTooLarge = (maxSize: number) => `request body exceeds ${maxSize} bytes`;
-
 export const limitBody = (maxSize: number) => {
   const tooLarge = (c: Context) => c.json({ error: bodyTooLarge(maxSize) }, 413);
   return createMiddleware(async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
     const length = c.req.header("content-length");
     // Node's HTTP parser reads no more than Content-Length, so the header is the body's size.
     if (length !== undefined && Number(length) > maxSize && c.req.header("transfer-encoding") === undefined) return tooLarge(c);

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
+import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
 import { bodyTooLarge } from "./bodylimit.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
@@ -47,46 +48,17 @@ export const tooManyContainersAndKeys = `more than ${MAX_BODY_CONTAINERS_AND_KEY
 const JSON_MEDIA_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 export interface BodyBudget {
-  /** BODY_LIMIT_BYTES: one body's most. A declared length over it is limitBody's 413; a chunked body's is counted here. */
+  /** BODY_LIMIT_BYTES: one body's most. A declared length over it is limitBody's 413; a chunked body is counted here. */
   maxBytes: number;
-  /** BODIES_MAX_BYTES_RECEIVING: the bytes of bodies one replica holds at once, from their first byte to the answer. */
+  /** BODIES_MAX_BYTES_RECEIVING: bytes of bodies one replica holds at once (app/README.md says why). */
   maxReceiving: number;
+  /** Shows what the replica holds (http_request_body_bytes_held). */
+  heldGauge: Pick<Gauge, "inc" | "dec">;
 }
+
+type Refusal = { status: 413 | 429 | 503; error: string };
 
 const RETRY_SHORTLY = { "Retry-After": "1" };
-
-/**
- * The bodies this replica holds, per key and in all, bounded as ingests are (services/documents.ts): past
- * `maxReceiving` another body is a 503 before it is read (one alone is always taken); a key's first body takes any room
- * left, and past it a key holds at most half, so the rest stays for other keys (a 429, its own use). Read bodies were
- * bounded only by the rate limit: 60 bodies of 2 MiB held back one byte short of their end held 120 MiB per key for the
- * 33 s until the parser's 408, and a chunked body, read before the key was checked, 2-3 MiB per connection with no key
- * at all (probe CC: 400 connections, 827 MB).
- */
-function receivingBudget({ maxReceiving }: BodyBudget) {
-  const receiving = new Counts();
-  return {
-    /** Takes `n` more bytes for `key`, or says why not. */
-    take(key: string, n: number): { status: 429 | 503; error: string } | undefined {
-      const mine = receiving.of(key);
-      if (mine > 0 && mine + n > maxReceiving / 2)
-        return {
-          status: 429,
-          error: `this API key is already sending ${mine} bytes of request bodies to this replica, and one key may hold half of BODIES_MAX_BYTES_RECEIVING (${maxReceiving}) once its first body is taken: ask again shortly`,
-        };
-      if (receiving.total > 0 && receiving.total + n > maxReceiving)
-        return {
-          status: 503,
-          error: `this replica is already receiving ${receiving.total} bytes of request bodies (BODIES_MAX_BYTES_RECEIVING ${maxReceiving}): ask again shortly`,
-        };
-      receiving.add(key, n);
-      return undefined;
-    },
-    give(key: string, n: number): void {
-      receiving.add(key, -n);
-    },
-  };
-}
 
 /**
  * Every POST under /api/ takes a JSON body, and RFC 8259 JSON is UTF-8; this app also takes it only uncompressed.
@@ -94,13 +66,30 @@ function receivingBudget({ maxReceiving }: BodyBudget) {
  * that are not UTF-8 were decoded to U+FFFD and stored with a 201. (A Content-Type other than JSON is zod-openapi's
  * 415, after this.)
  *
- * The body is read here once, after the key and its rate limit were checked, within the replica's budget of bodies
- * (receivingBudget), and its text handed to hono's validator through `bodyCache.text`, which `c.req.json()` parses:
- * hono (4.13, request.ts `#cachedBody`) keeps a promise there, although its type says string.
+ * The body is read here once, after the key (`principal`, so requireApiKey runs first) and its rate limit were
+ * checked, and held against the replica's budget (`maxReceiving`, shared by keys as Counts.overBudget shares a budget)
+ * from its first byte until the request's handler ends. Its text is handed to hono's validator through
+ * `bodyCache.text`, which `c.req.json()` parses: hono (4.13, request.ts `#cachedBody`) keeps a promise there,
+ * although its type says string.
  */
-export const readJsonBody = (budget: BodyBudget) => {
-  const bodies = receivingBudget(budget);
-  const tooLarge = () => ({ status: 413 as const, error: bodyTooLarge(budget.maxBytes) });
+export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) => {
+  const receiving = new Counts();
+  const refusal = (owner: string, n: number, held: number): Refusal | undefined => {
+    const over = receiving.overBudget(owner, n, maxReceiving, held);
+    if (over === "key")
+      return {
+        status: 429,
+        error: `this API key already holds ${receiving.of(owner) - held} bytes of request bodies on this replica, and one key may hold half of BODIES_MAX_BYTES_RECEIVING (${maxReceiving}) once its first body is taken: ask again shortly`,
+      };
+    if (over === "replica")
+      return {
+        status: 503,
+        error: `this replica already holds ${receiving.total - held} bytes of request bodies (BODIES_MAX_BYTES_RECEIVING ${maxReceiving}): ask again shortly`,
+      };
+    return undefined;
+  };
+  const refuse = (c: Context<AppEnv>, { status, error }: Refusal) =>
+    c.json({ error }, status, status === 413 ? {} : RETRY_SHORTLY);
 
   return createMiddleware<AppEnv>(async (c, next) => {
     if (c.req.method !== "POST") return next();
@@ -119,15 +108,20 @@ export const readJsonBody = (budget: BodyBudget) => {
       c.req.raw.headers.set("content-type", "application/json");
 
     const owner = c.get("principal").id;
+    // Refused before its first byte when that byte would be: a client waiting for 100 Continue sends nothing then.
+    const first = refusal(owner, 1, 0);
+    if (first) return refuse(c, first);
     let held = 0;
     try {
-      const read = await readWithin(c, budget.maxBytes, (n) => {
-        const refusal = n > budget.maxBytes - held ? tooLarge() : bodies.take(owner, n);
-        if (!refusal) held += n;
-        return refusal;
+      const read = await readBody(c, maxBytes, (n) => {
+        const refused = refusal(owner, n, held);
+        if (refused) return refused;
+        receiving.add(owner, n);
+        heldGauge.inc(n);
+        held += n;
+        return undefined;
       });
-      if (!(read instanceof Uint8Array))
-        return c.json({ error: read.error }, read.status, read.status === 413 ? {} : RETRY_SHORTLY);
+      if (!(read instanceof Uint8Array)) return refuse(c, read);
       let text: string;
       try {
         text = utf8.decode(read);
@@ -140,34 +134,63 @@ export const readJsonBody = (budget: BodyBudget) => {
       c.set("bodyBytes", read.byteLength);
       await next();
     } finally {
-      bodies.give(owner, held);
+      receiving.add(owner, -held);
+      heldGauge.dec(held);
     }
   });
 };
 
-type Refusal = { status: 413 | 429 | 503; error: string };
+type Hold = (bytes: number) => Refusal | undefined;
 
 /**
- * The body's bytes, each part first taken from the budget by `take` (a refusal ends the read: Node drops the rest).
- * A body of declared length (limitBody refused one over the limit) is taken whole before its first byte is read, so
- * a client waiting for 100 Continue is refused before it sends it; a chunked one as its parts come.
+ * The body, read off Node's request into one buffer that grows as its bytes come (doubling, up to its declared length
+ * or `maxBytes`): each growth is first taken from the budget by `hold`, and a refusal, or a body past `maxBytes` (413),
+ * ends the read; @hono/node-server drains what is left once the answer is out (up to 64 MiB or 500 ms, then it closes
+ * the connection). What is held is bytes, not parts: a chunked body sent a byte a chunk, kept as parts, held 218 B of
+ * heap per byte (probe CE). @hono/node-server's own reader (2.1, readBodyDirect) takes no limit, and a declared
+ * length counted before its bytes came let request heads sending nothing fill the budget. A request without a Node
+ * request (a test's app.request) is read whole.
  */
-async function readWithin(c: Context<AppEnv>, maxBytes: number, take: (n: number) => Refusal | undefined) {
-  const length = c.req.header("content-length");
-  if (length !== undefined && /^\d+$/.test(length) && c.req.header("transfer-encoding") === undefined) {
-    const refusal = take(Math.min(Number(length), maxBytes));
-    return refusal ?? new Uint8Array(await c.req.raw.arrayBuffer());
-  }
-  const reader = c.req.raw.body?.getReader();
-  const parts: Uint8Array[] = [];
-  for (;;) {
-    const part = await reader?.read();
-    if (!part || part.done) return Buffer.concat(parts);
-    const refusal = take(part.value.byteLength);
-    if (refusal) {
-      void reader!.cancel().catch(() => {});
-      return refusal;
-    }
-    parts.push(part.value);
-  }
+function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
+  const tooLarge: Refusal = { status: 413, error: bodyTooLarge(maxBytes) };
+  const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
+  if (!incoming)
+    return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));
+  const declared = Number(incoming.headers["content-length"]);
+  const most = incoming.headers["transfer-encoding"] === undefined && declared <= maxBytes ? declared : maxBytes;
+  return new Promise((resolve, reject) => {
+    let body = Buffer.alloc(0);
+    let size = 0;
+    const settle = () => {
+      incoming.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    };
+    const refuse = (refusal: Refusal) => {
+      settle();
+      resolve(refusal);
+    };
+    const onData = (part: Buffer) => {
+      if (size + part.byteLength > maxBytes) return refuse(tooLarge);
+      if (size + part.byteLength > body.byteLength) {
+        const capacity = Math.min(most, Math.max(size + part.byteLength, body.byteLength * 2));
+        const refused = hold(capacity - body.byteLength);
+        if (refused) return refuse(refused);
+        const grown = Buffer.allocUnsafe(capacity);
+        body.copy(grown, 0, 0, size);
+        body = grown;
+      }
+      part.copy(body, size);
+      size += part.byteLength;
+    };
+    const onEnd = () => {
+      settle();
+      resolve(body.subarray(0, size));
+    };
+    const onError = (err: Error) => {
+      settle();
+      reject(err);
+    };
+    // Closed before its end (a hang-up), which Node may report without an `error`.
+    const onClose = () => onError(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
+    incoming.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
+  });
 }

@@ -221,9 +221,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     stopAt = performance.now() + config.REQUEST_TIMEOUT_MS,
   ): Promise<Array<{ id: string; chunks: number }>> {
     const max = config.INGEST_MAX_BYTES_IN_FLIGHT;
-    const mine = ingesting.of(owner);
-    if (mine > 0 && mine + bodyBytes > max / 2) throw ingestBusyForKey(mine, max);
-    if (ingesting.total > 0 && ingesting.total + bodyBytes > max) throw ingestBusy(ingesting.total, max);
+    const over = ingesting.overBudget(owner, bodyBytes, max);
+    if (over === "key") throw ingestBusyForKey(ingesting.of(owner), max);
+    if (over === "replica") throw ingestBusy(ingesting.total, max);
     ingesting.add(owner, bodyBytes);
     try {
       return await write(docs, owner, stopAt);
