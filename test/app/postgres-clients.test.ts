@@ -550,7 +550,8 @@ test("a corpus version gone back (a database restore) is bumped past the clock b
   const sql = createDb(pg.url, { max: 2, connectTimeoutMs: 2_000 });
   await migrate(sql, MIGRATIONS_DIR);
   const store = createStore(sql, 1_000);
-  const { log } = capturedLog("warn");
+  const { log, lines } = capturedLog("warn");
+  const wentBack = () => lines.filter((line) => line.includes("went back")).length;
   // The version a snapshot taken a minute ago holds, which the replicas read as they start.
   const snapshot = Date.now() - 60_000;
   await sql`UPDATE corpus_version SET version = ${snapshot}`;
@@ -558,8 +559,12 @@ test("a corpus version gone back (a database restore) is bumped past the clock b
     [0, 1].map(() => createCorpusVersion(() => createDb(pg.url, { max: 1, connectTimeoutMs: 2_000 }), store, log, 200)),
   );
   try {
+    // A payload no bump sends (past 2^53) is not taken: taken, it froze the version.
+    await store.notifyCorpusListeners("1e308");
     const held = await store.bumpCorpusVersion();
     await waitFor("the bump heard", async () => replica!.current() === held && other!.current() === held);
+    await sleep(450); // two refreshes, which read the version heard: nothing went back
+    assert.equal(wentBack(), 0);
     // Restored to the snapshot, and bumped by one by the restore's runbook (which every replica ignored): above every
     // version a replica read, below the one each heard, which went unseen while only versions read or bumped by the
     // replica itself were compared.
@@ -567,6 +572,7 @@ test("a corpus version gone back (a database restore) is bumped past the clock b
     await waitFor("a version past the one held", async () => replica!.current()! > held && other!.current()! > held, 3_000);
     const [row] = await sql<{ version: string }[]>`SELECT version::text FROM corpus_version`;
     assert.ok(Number(row!.version) > held, "bumped in Postgres, so a replica started now has it too");
+    assert.ok(wentBack() >= 1);
   } finally {
     await Promise.all([replica!.stop(), other!.stop()]);
     await sql.end({ timeout: 1 });

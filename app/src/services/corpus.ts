@@ -45,8 +45,10 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
    * Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard.
    */
   let version = Number.NEGATIVE_INFINITY;
+  // Versions are bigints of ms: a payload past 2^53 (a NOTIFY by hand, `1e308`) taken as one froze every replica's
+  // version, each refresh taking the row for gone back and failing to bump past it (probe CE).
   const advance = (v: number) => {
-    if (Number.isFinite(v) && v > version) version = v;
+    if (Number.isSafeInteger(v) && v > version) version = v;
   };
   /**
    * The version only rises, so one below the version held means the database went back: restored from a snapshot or
