@@ -508,8 +508,10 @@ test("a drain does not cut an ended answer still being written to a client that 
     bytes += d.length;
   });
   const closed = once(socket, "close");
+  const requested = once(http.server, "request");
   socket.write("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
-  await sleep(100);
+  await requested;
+  await sleep(100); // the answer's first writes
   const closing = http.close(10_000);
   try {
     assert.equal(written, false, "the answer does not fit the kernel's buffers: it is still being written");

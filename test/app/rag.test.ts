@@ -182,6 +182,7 @@ test("an answer cached while a re-ingest writes its chunks is not served once th
     await waitFor("the new chunks being written", async () => upserts() > upsertsBefore, 2_000);
     const during = await user.post("/api/v1/query", question);
     assert.match(during.body.answer, /red/, "the old text, as its new chunks are not published yet");
+    assert.equal((await user.post("/api/v1/query", question)).body.cached, true, "cached during the write");
     assert.equal((await ingest).status, 201);
   } finally {
     qdrant.knobs.writeMs = 0;

@@ -134,7 +134,7 @@ test("a dependency slower than READY_PROBE_TIMEOUT_MS fails its readiness check 
     const ms = performance.now() - started;
     assert.equal(readiness.body.checks.qdrant.status, "fail", readiness.text);
     assert.equal(readiness.body.checks.qdrant.error, `no answer within ${deadline} ms`);
-    assert.ok(ms < deadline + 300, `readiness answered in ${Math.round(ms)} ms`);
+    assert.ok(ms < 2_000, `readiness answered in ${Math.round(ms)} ms, not at the answer`);
   } finally {
     stack.fakes.qdrant.knobs.latencyMs = 0;
     await replica.stop();
