@@ -13,9 +13,17 @@ export const limitBody = (maxSize: number) => {
   const tooLarge = (c: Context) => c.json({ error: bodyTooLarge(maxSize) }, 413);
   return createMiddleware(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
-    const length = c.req.header("content-length");
     // Node's HTTP parser reads no more than Content-Length, so the header is the body's size.
-    if (length !== undefined && Number(length) > maxSize && c.req.header("transfer-encoding") === undefined) return tooLarge(c);
+    const length = declaredLength(c);
+    if (length !== undefined && length > maxSize) return tooLarge(c);
     await next();
   });
 };
+
+/** The body's length from Content-Length, when it gives it (not chunked). */
+export function declaredLength(c: Context): number | undefined {
+  const length = c.req.header("content-length");
+  return length !== undefined && c.req.header("transfer-encoding") === undefined && /^\d+$/.test(length)
+    ? Number(length)
+    : undefined;
+}

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
-import { bodyTooLarge } from "./bodylimit.ts";
+import { bodyTooLarge, declaredLength } from "./bodylimit.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
@@ -108,8 +108,9 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
       c.req.raw.headers.set("content-type", "application/json");
 
     const owner = c.get("principal").id;
-    // Refused before its first byte when that byte would be: a client waiting for 100 Continue sends nothing then.
-    const first = refusal(owner, 1, 0);
+    // Refused before its first byte when its declared length (or a first byte) would be now, nothing held meanwhile:
+    // a client waiting for 100 Continue sends nothing then.
+    const first = refusal(owner, Math.min(declaredLength(c) || 1, maxBytes), 0);
     if (first) return refuse(c, first);
     let held = 0;
     try {
@@ -156,8 +157,12 @@ function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uin
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));
-  const declared = Number(incoming.headers["content-length"]);
-  const most = incoming.headers["transfer-encoding"] === undefined && declared <= maxBytes ? declared : maxBytes;
+  const declared = declaredLength(c);
+  const most = declared !== undefined && declared <= maxBytes ? declared : maxBytes;
+  // Closed (a hang-up, the parser's 408) or read while the key and the rate limit were checked: its `close` came and
+  // went, and a read begun now never ended (as @hono/node-server's reader checks too).
+  if (incoming.destroyed) return Promise.reject(incoming.errored ?? aborted());
+  if (incoming.readableDidRead) return Promise.reject(new Error("request body already read"));
   return new Promise((resolve, reject) => {
     let body = Buffer.alloc(0);
     let size = 0;
@@ -170,8 +175,10 @@ function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uin
     };
     const onData = (part: Buffer) => {
       if (size + part.byteLength > maxBytes) return refuse(tooLarge);
-      if (size + part.byteLength > body.byteLength) {
-        const capacity = Math.min(most, Math.max(size + part.byteLength, body.byteLength * 2));
+      const needed = size + part.byteLength;
+      if (needed > body.byteLength) {
+        // Doubling, or the declared length at once once it is less than twice what came: no copy for its last bytes.
+        const capacity = Math.min(most, Math.max(2 * body.byteLength, most <= 2 * needed ? most : needed));
         const refused = hold(capacity - body.byteLength);
         if (refused) return refuse(refused);
         const grown = Buffer.allocUnsafe(capacity);
@@ -190,7 +197,9 @@ function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uin
       reject(err);
     };
     // Closed before its end (a hang-up), which Node may report without an `error`.
-    const onClose = () => onError(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
+    const onClose = () => onError(aborted());
     incoming.on("data", onData).once("end", onEnd).once("error", onError).once("close", onClose);
   });
 }
+
+const aborted = () => Object.assign(new Error("aborted"), { code: "ECONNRESET" });
