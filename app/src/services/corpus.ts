@@ -14,6 +14,8 @@ import { CORPUS_CHANNEL, type Store } from "./store.ts";
  */
 const PROBE_GRACE_MS = 1_000;
 const PROBE_RETRY_MS = 200;
+/** How far past this replica's clock a heard version may be: room for the database's clock running ahead of it. */
+const HEARD_AHEAD_MAX_MS = 24 * 3600_000;
 
 /**
  * The corpus version this replica keys cached answers by, kept in memory so a cache lookup costs no Postgres round
@@ -45,10 +47,16 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
    * Read once the listener is in place (below): a bump between a read and the LISTEN would be neither read nor heard.
    */
   let version = Number.NEGATIVE_INFINITY;
-  // Versions are bigints of ms: a payload past 2^53 (a NOTIFY by hand, `1e308`) taken as one froze every replica's
-  // version, each refresh taking the row for gone back and failing to bump past it (probe CE).
   const advance = (v: number) => {
     if (Number.isSafeInteger(v) && v > version) version = v;
+  };
+  /**
+   * A version heard: a bump's is the clock's ms, or one past the version before it. One far past the clock (a NOTIFY
+   * by hand: `1e308`, or 2^53 - 1, which the next bump takes past 2^53) froze every replica's version, each refresh
+   * taking the row for gone back (probe CE, review N21); it is left to the row's next read.
+   */
+  const heard = (v: number) => {
+    if (v <= Date.now() + HEARD_AHEAD_MAX_MS) advance(v);
   };
   /**
    * The version only rises, so one below the version held means the database went back: restored from a snapshot or
@@ -112,7 +120,7 @@ export async function createCorpusVersion(openListener: () => Sql, store: Store,
       CORPUS_CHANNEL,
       (payload) => {
         if (payload === awaited) probeHeard?.();
-        else advance(Number(payload));
+        else heard(Number(payload));
       },
       () => {
         if (client !== listener) return;
