@@ -88,6 +88,31 @@ test("the per-process limit slides: admissions leave the window as their time pa
   for (let i = 0; i < 2; i++) assert.equal((await limiter.check("k")).allowed, true, `after the window, check ${i}`);
 });
 
+test("the per-process log forgets a full window's admissions once they leave it, however many it held", async () => {
+  // Over 64 admissions that all left the window: the log is compacted, and counting must restart from its new start.
+  const limiter = createRateLimiter(failingCache, 100, 200);
+  const admitted = async () =>
+    (await Promise.all(Array.from({ length: 101 }, () => limiter.check("k")))).filter((d) => d.allowed).length;
+  assert.equal(await admitted(), 100);
+  await delay(250);
+  assert.equal(await admitted(), 100, "the limit again, not more, in the next window");
+});
+
+test("a busy key's leases grow to LEASE_SHARE (5 %) of its limit, no larger", async () => {
+  const sizes: number[] = [];
+  let count = 0;
+  const slidingWindow = async (_key: string, _window: string, limit: string, _prefix: string, size: string) => {
+    sizes.push(Number(size));
+    const granted = Math.min(Number(size), Number(limit) - count);
+    count += granted;
+    return [granted, count, 60_000];
+  };
+  const redis = { run: async (call: (c: unknown) => unknown) => call({ slidingWindow }) };
+  const limiter = createRateLimiter(redis as unknown as Cache, 1_000);
+  for (let i = 0; i < 300; i++) assert.equal((await limiter.check("k")).allowed, true);
+  assert.equal(Math.max(...sizes), 50, `lease sizes asked for: ${sizes.join(", ")}`);
+});
+
 test("answer slots: a free slot goes to the waiting question of the key holding the fewest, then in arrival order", async () => {
   const slots = createAnswerSlots({ slots: 2, maxWaitMs: 2_000 });
   const [a, b] = await Promise.all([slots.acquire("m", "greedy"), slots.acquire("m", "greedy")]);
@@ -202,4 +227,34 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
   await assert.rejects(averaged.acquire("m", "k"), /1 waiting ahead, about \d+ ms/); // about 500
   busy.release();
   (await queued).release();
+});
+
+test("answer slots: a question whose deadline comes before its expected wait is a 503 at once, not a 504 after waiting", async () => {
+  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 1_000 });
+  const timed = await slots.acquire("m", "k");
+  await delay(100);
+  timed.release(); // the average hold: about 100 ms
+  const held = await slots.acquire("m", "k");
+  const passed = () => ({ status: 504, type: "request_timeout" }) as unknown as AppError;
+  // Waiting, it would end at its deadline: a 504.
+  await assert.rejects(slots.acquire("m", "k", undefined, { at: performance.now() + 50, passed }), (err: AppError) => {
+    assert.equal(err.status, 503, err.message);
+    assert.match(err.message, /0 waiting ahead, about \d+ ms/);
+    return true;
+  });
+  held.release();
+});
+
+test("answer slots: another key's question waiting at the same hold level counts as ahead: it is served first", async () => {
+  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 350 });
+  const timed = await slots.acquire("m", "t");
+  await delay(200);
+  timed.release(); // the average hold: about 200 ms (b's wait fits in maxWaitMs; two holds do not)
+  const held = await slots.acquire("m", "a");
+  const waiting = slots.acquire("m", "b"); // about 200 ms: queued
+  // c's key and b's both hold none, and b came first: c waits for a's slot and b's, about 400 ms.
+  const refused = assert.rejects(slots.acquire("m", "c"), /1 waiting ahead, about \d+ ms/);
+  held.release();
+  (await waiting).release();
+  await refused;
 });
