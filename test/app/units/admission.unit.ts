@@ -113,6 +113,15 @@ test("a busy key's leases grow to LEASE_SHARE (5 %) of its limit, no larger", as
   assert.equal(Math.max(...sizes), 50, `lease sizes asked for: ${sizes.join(", ")}`);
 });
 
+/** Answer slots of model `m` whose average hold is about `holdMs`: one answer held that long first. */
+async function slotsHolding(opts: Parameters<typeof createAnswerSlots>[0], holdMs: number) {
+  const slots = createAnswerSlots(opts);
+  const timed = await slots.acquire("m", "t");
+  await delay(holdMs);
+  timed.release();
+  return slots;
+}
+
 test("answer slots: a free slot goes to the waiting question of the key holding the fewest, then in arrival order", async () => {
   const slots = createAnswerSlots({ slots: 2, maxWaitMs: 2_000 });
   const [a, b] = await Promise.all([slots.acquire("m", "greedy"), slots.acquire("m", "greedy")]);
@@ -147,10 +156,7 @@ test("answer slots: with no wait allowed (OLLAMA_SLOT_WAIT_MS 0), a busy model i
 });
 
 test("answer slots: a question's wait is estimated from the questions served before it, not every key's backlog", async () => {
-  const slots = createAnswerSlots({ slots: 2, maxWaitMs: 240 });
-  const timed = await slots.acquire("m", "t");
-  await delay(100);
-  timed.release(); // the average hold: about 100 ms
+  const slots = await slotsHolding({ slots: 2, maxWaitMs: 240 }, 100);
   const [b, c] = await Promise.all([slots.acquire("m", "b"), slots.acquire("m", "c")]);
   const order: string[] = [];
   const answered = (owner: string) =>
@@ -230,10 +236,7 @@ test("answer slots: per model, in arrival order, a wait bounded by maxWaitMs, an
 });
 
 test("answer slots: a question whose deadline comes before its expected wait is a 503 at once, not a 504 after waiting", async () => {
-  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 1_000 });
-  const timed = await slots.acquire("m", "k");
-  await delay(100);
-  timed.release(); // the average hold: about 100 ms
+  const slots = await slotsHolding({ slots: 1, maxWaitMs: 1_000 }, 100);
   const held = await slots.acquire("m", "k");
   const passed = () => ({ status: 504, type: "request_timeout" }) as unknown as AppError;
   // Waiting, it would end at its deadline: a 504.
@@ -246,10 +249,8 @@ test("answer slots: a question whose deadline comes before its expected wait is 
 });
 
 test("answer slots: another key's question waiting at the same hold level counts as ahead: it is served first", async () => {
-  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 350 });
-  const timed = await slots.acquire("m", "t");
-  await delay(200);
-  timed.release(); // the average hold: about 200 ms (b's wait fits in maxWaitMs; two holds do not)
+  // b's wait, one hold, fits in maxWaitMs; two holds do not.
+  const slots = await slotsHolding({ slots: 1, maxWaitMs: 350 }, 200);
   const held = await slots.acquire("m", "a");
   const waiting = slots.acquire("m", "b"); // about 200 ms: queued
   // c's key and b's both hold none, and b came first: c waits for a's slot and b's, about 400 ms.
