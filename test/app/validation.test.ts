@@ -262,9 +262,7 @@ function rawPost(key: string, length: number, { expect = true, chunked = false }
   socket.on("data", (d) => {
     seen += d.toString("latin1");
   });
-  const headers = `${expect ? "Expect: 100-continue\r\n" : ""}${chunked ? "Transfer-Encoding: chunked\r\n" : ""}`;
-  const head = rawQuery(key, "", { length, headers });
-  socket.write(chunked ? head.replace(/Content-Length: \d+\r\n/, "") : head);
+  socket.write(rawQuery(key, "", { length, chunked, headers: expect ? "Expect: 100-continue\r\n" : "" }));
   return {
     async answered(): Promise<string> {
       await waitFor("an answer", async () => seen === CONTINUE || parseResponses(seen, false).length > 0, 5_000);

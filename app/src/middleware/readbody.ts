@@ -53,7 +53,7 @@ export interface BodyBudget {
   /** BODIES_MAX_BYTES_RECEIVING: bytes of bodies one replica holds at once (app/README.md says why). */
   maxReceiving: number;
   /** Shows what the replica holds (http_request_body_bytes_held). */
-  heldGauge: Pick<Gauge, "inc" | "dec">;
+  heldGauge: Pick<Gauge, "set">;
 }
 
 type Refusal = { status: 413 | 429 | 503; error: string };
@@ -90,6 +90,10 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
   };
   const refuse = (c: Context<AppEnv>, { status, error }: Refusal) =>
     c.json({ error }, status, status === 413 ? {} : RETRY_SHORTLY);
+  const change = (owner: string, n: number) => {
+    receiving.add(owner, n);
+    heldGauge.set(receiving.total);
+  };
 
   return createMiddleware<AppEnv>(async (c, next) => {
     if (c.req.method !== "POST") return next();
@@ -110,15 +114,16 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     const owner = c.get("principal").id;
     // Refused before its first byte when its declared length (or a first byte) would be now, nothing held meanwhile:
     // a client waiting for 100 Continue sends nothing then.
-    const first = refusal(owner, Math.min(declaredLength(c) || 1, maxBytes), 0);
+    const declared = declaredLength(c);
+    const first = refusal(owner, Math.min(declared || 1, maxBytes), 0);
     if (first) return refuse(c, first);
     let held = 0;
     try {
-      const read = await readBody(c, maxBytes, (n) => {
+      const most = Math.min(declared ?? maxBytes, maxBytes);
+      const read = await readBody(c, most, maxBytes, (n) => {
         const refused = refusal(owner, n, held);
         if (refused) return refused;
-        receiving.add(owner, n);
-        heldGauge.inc(n);
+        change(owner, n);
         held += n;
         return undefined;
       });
@@ -135,8 +140,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
       c.set("bodyBytes", read.byteLength);
       await next();
     } finally {
-      receiving.add(owner, -held);
-      heldGauge.dec(held);
+      change(owner, -held);
     }
   });
 };
@@ -144,21 +148,19 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
 type Hold = (bytes: number) => Refusal | undefined;
 
 /**
- * The body, read off Node's request into one buffer that grows as its bytes come (doubling, up to its declared length
- * or `maxBytes`): each growth is first taken from the budget by `hold`, and a refusal, or a body past `maxBytes` (413),
- * ends the read; @hono/node-server drains what is left once the answer is out (up to 64 MiB or 500 ms, then it closes
- * the connection). What is held is bytes, not parts: a chunked body sent a byte a chunk, kept as parts, held 218 B of
+ * The body, read off Node's request into one buffer that grows as its bytes come, to twice what came and at most
+ * `most` (its declared length, or `maxBytes`): each growth is first taken from the budget by `hold`, and a refusal, or
+ * a body past `maxBytes` (413), ends the read; @hono/node-server drains what is left once the answer is out (up to 64
+ * MiB or 500 ms, then it closes the connection). What is held is bytes, not parts: a chunked body sent a byte a chunk, kept as parts, held 218 B of
  * heap per byte (probe CE). @hono/node-server's own reader (2.1, readBodyDirect) takes no limit, and a declared
  * length counted before its bytes came let request heads sending nothing fill the budget. A request without a Node
  * request (a test's app.request) is read whole.
  */
-function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
+function readBody(c: Context<AppEnv>, most: number, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
   const tooLarge: Refusal = { status: 413, error: bodyTooLarge(maxBytes) };
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));
-  const declared = declaredLength(c);
-  const most = declared !== undefined && declared <= maxBytes ? declared : maxBytes;
   // Closed (a hang-up, the parser's 408) or read while the key and the rate limit were checked: its `close` came and
   // went, and a read begun now never ended (as @hono/node-server's reader checks too).
   if (incoming.destroyed) return Promise.reject(incoming.errored ?? aborted());
@@ -174,11 +176,10 @@ function readBody(c: Context<AppEnv>, maxBytes: number, hold: Hold): Promise<Uin
       resolve(refusal);
     };
     const onData = (part: Buffer) => {
-      if (size + part.byteLength > maxBytes) return refuse(tooLarge);
       const needed = size + part.byteLength;
+      if (needed > maxBytes) return refuse(tooLarge);
       if (needed > body.byteLength) {
-        // Doubling, or the declared length at once once it is less than twice what came: no copy for its last bytes.
-        const capacity = Math.min(most, Math.max(2 * body.byteLength, most <= 2 * needed ? most : needed));
+        const capacity = Math.min(most, 2 * needed);
         const refused = hold(capacity - body.byteLength);
         if (refused) return refuse(refused);
         const grown = Buffer.allocUnsafe(capacity);

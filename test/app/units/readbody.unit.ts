@@ -15,7 +15,7 @@ function appReading(incoming: IncomingMessage) {
       c.set("principal", { id: "key", scopes: new Set() });
       await next();
     })
-    .use(readJsonBody({ maxBytes: 1024, maxReceiving: 4096, heldGauge: { inc() {}, dec() {} } }))
+    .use(readJsonBody({ maxBytes: 1024, maxReceiving: 4096, heldGauge: { set() {} } }))
     .post("/", (c) => c.text("read"));
   app.onError((err, c) => c.text(`failed: ${err.message}`, 400));
   const request = () =>
