@@ -36,15 +36,13 @@ import { createTurnWriter, type Turn } from "../app/src/services/turns.ts";
 import { listen } from "../test/fakes/http.ts";
 import { appEnv, startApp } from "../test/support/app.ts";
 import { startFakes } from "../test/support/fakes.ts";
-import { startPostgres } from "../test/support/postgres.ts";
-import { startRedis } from "../test/support/redis.ts";
 import { type CpuPerRequest, type MachineCpu, machineCpu } from "./machine-cpu.ts";
 import {
   API_HEADERS,
   cacheHitRequest,
-  durablePostgres,
   type ServerChild,
   shortDocumentText,
+  startBenchStores,
   spawnServerChild,
   stopServerChild,
   warmCache,
@@ -280,7 +278,7 @@ async function sequentialLatency(url: string, meter: MachineCpu, headers: Record
 }
 
 async function runParent(): Promise<void> {
-  const [pg, redis] = await Promise.all([startPostgres({ durable: durablePostgres() }), startRedis()]);
+  const [pg, redis] = await startBenchStores();
   let server: ServerChild | undefined;
   try {
     server = await spawnServerChild({

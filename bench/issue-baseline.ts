@@ -21,13 +21,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { startPostgres } from "../test/support/postgres.ts";
-import { startRedis } from "../test/support/redis.ts";
 import {
   cacheHitRequest,
-  durablePostgres,
   type ServerChild,
   shortDocumentText,
+  startBenchStores,
   spawnServerChild,
   stopServerChild,
   warmCache,
@@ -41,7 +39,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** One tree's server child on its own Postgres and Redis, warmed up as the bench did. */
 async function startTree(cwd: string) {
-  const [pg, redis] = await Promise.all([startPostgres({ durable: durablePostgres() }), startRedis()]);
+  const [pg, redis] = await startBenchStores();
   let server: ServerChild | undefined;
   const stop = async () => {
     if (server) await stopServerChild(server);

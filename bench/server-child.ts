@@ -7,6 +7,8 @@ import { createInterface } from "node:readline";
 import type autocannon from "autocannon";
 import { USER_KEY } from "../test/support/app.ts";
 import { api } from "../test/support/http.ts";
+import { startPostgres } from "../test/support/postgres.ts";
+import { startRedis } from "../test/support/redis.ts";
 
 export const CACHED_QUESTION = "What causes the tides?";
 
@@ -14,11 +16,14 @@ export const CACHED_QUESTION = "What causes the tides?";
  * BENCH_DURABLE=1 runs the benches' Postgres with its defaults, as RDS runs it (fsync, synchronous_commit and
  * full_page_writes on: a commit waits for its WAL flush); unset, with the tests' settings (all three off).
  */
-export function durablePostgres(): boolean {
+function durablePostgres(): boolean {
   const value = process.env.BENCH_DURABLE ?? "";
   if (value !== "" && value !== "1") throw new Error(`BENCH_DURABLE=${value}: expected 1 or unset`);
   return value === "1";
 }
+
+/** A bench's Postgres (durable or not: durablePostgres) and Redis, started together. */
+export const startBenchStores = () => Promise.all([startPostgres({ durable: durablePostgres() }), startRedis()]);
 
 /** The one-line documents of the issue's bench (f00ee06 bench/app.ts). */
 export const shortDocumentText = (i: number) =>
