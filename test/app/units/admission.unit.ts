@@ -98,6 +98,19 @@ test("the per-process log forgets a full window's admissions once they leave it,
   assert.equal(await admitted(), 100, "the limit again, not more, in the next window");
 });
 
+test("while Redis fails, the per-process log holds 10,000 keys at most, forgetting the least recently used", async () => {
+  // A client cycling through made-up keys must not grow this replica's memory for as long as the outage lasts.
+  const limiter = createRateLimiter(failingCache, 1, 60_000);
+  const allowed = async (key: string) => (await limiter.check(key)).allowed;
+  assert.equal(await allowed("first"), true);
+  assert.equal(await allowed("second"), true);
+  for (let i = 0; i < 9_998; i++) await allowed(`other-${i}`);
+  assert.equal(await allowed("first"), false, "10,000 keys: every one still counted");
+  await allowed("one-more"); // the 10,001st: "second" is now the least recently used
+  assert.equal(await allowed("first"), false, "used a moment ago: kept");
+  assert.equal(await allowed("second"), true, "the least recently used is forgotten");
+});
+
 test("a busy key's leases grow to LEASE_SHARE (5 %) of its limit, no larger", async () => {
   const sizes: number[] = [];
   let count = 0;
@@ -258,4 +271,23 @@ test("answer slots: another key's question waiting at the same hold level counts
   held.release();
   (await waiting).release();
   await refused;
+});
+
+test("answer slots: the expected wait uses the running average of timed holds; a slot given back unused does not count", async (t) => {
+  let now = 0;
+  t.mock.method(performance, "now", () => now);
+  const hold = async (slots: ReturnType<typeof createAnswerSlots>, ms: number, how: "release" | "unused" = "release") => {
+    const slot = await slots.acquire("m", "t");
+    now += ms;
+    slot[how]();
+  };
+  const slots = createAnswerSlots({ slots: 1, maxWaitMs: 1_000 });
+  await hold(slots, 500);
+  await hold(slots, 1_500); // the average moves a fifth of the way: 500 + 0.2 x 1,000 = 700 ms
+  await hold(slots, 60_000, "unused"); // freed without a model call: the average stays 700 ms
+  const held = await slots.acquire("m", "a");
+  const waiting = slots.acquire("m", "b"); // one hold ahead of it, 700 ms: within maxWaitMs, queued
+  await assert.rejects(slots.acquire("m", "c"), /1 waiting ahead, about 1400 ms/);
+  held.release();
+  (await waiting).release();
 });
