@@ -25,17 +25,6 @@ describe("plan-time refusals", TWO_AT_ONCE, () => {
     assert.match(run.stderr, /agent-stack:alertSlackWebhookUrl or agent-stack:alertPagerdutyKey/);
   });
 
-  it("the example stack files each name a receiver", async () => {
-    for (const stack of ["dev", "prod"]) {
-      const run = await planCli("--stack", stack, "--format", "json");
-      assert.equal(run.code, 0, run.stderr);
-      assert.ok(
-        JSON.parse(run.stdout).resources.some((r: any) => r.type === "aws:sns/topicSubscription:TopicSubscription"),
-        stack,
-      );
-    }
-  });
-
   it("models that do not fit the GPU fail the plan with the memory budget (exit 2)", async () => {
     const run = await planCli(
       "--stack",

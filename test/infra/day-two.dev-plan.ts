@@ -2,8 +2,9 @@
 // the volumes it left (Qdrant, Prometheus, Loki), and Ollama keeps no volume at all.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { loadStackFile, REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { stackPlan } from "../support/stack-plan.ts";
-import { inputs, ofType } from "../support/plan.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await stackPlan("dev");
 
@@ -29,4 +30,9 @@ test("single-node Qdrant replicates nothing (1 peer), and the app is told so", (
   const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
   const env = Object.fromEntries(api.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
   assert.deepEqual([env.QDRANT_REPLICATION_FACTOR, env.QDRANT_WRITE_CONSISTENCY], ["1", "1"]);
+});
+
+test("dev's alerts and budget warnings reach the stack file's receiver: its SNS topic mails notifyEmail", () => {
+  const sub = inputs(one(plan, "aws:sns/topicSubscription:TopicSubscription"));
+  assert.deepEqual([sub.protocol, sub.endpoint], ["email", loadStackFile("dev", REPO_ROOT).config["agent-stack:notifyEmail"]]);
 });
