@@ -62,6 +62,10 @@ test("a streamed line that is not JSON, or content that is not text, fails the a
   const answers: Record<string, string[]> = {
     "not json": [word("before "), "not json at all\n", word("after", true)],
     object: [word({ x: 1 }), word(7, true)],
+    // The last line, with no newline after it: ollama-js skipped it, and "before " was the whole answer.
+    "not json, last": [word("before "), "not json at all"],
+    // A line just past the 1 MiB a line may take, sent at once: its last read (up to 64 KiB) went unchecked.
+    "too long": [word("x".repeat(2 ** 20), true)],
   };
   const upstream = new Hono().post("/api/chat", async (c) => {
     const body = await c.req.json<{ messages: Array<{ content: string }> }>();
@@ -78,6 +82,29 @@ test("a streamed line that is not JSON, or content that is not text, fails the a
     for (const content of Object.keys(answers)) {
       await assert.rejects(readAll(ollama.chatStream("m", [{ role: "user", content }])), failsWith("ollama_error", 502), content);
     }
+  } finally {
+    await server.close();
+  }
+});
+
+test("an answer typed ndjson to an embed, which asked for no stream, is read whole: its lines do not restart the deadline", async () => {
+  let lines = 0;
+  const upstream = new Hono().post("/api/embed", (c) => {
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c, async (s) => {
+      for (let i = 0; i < 60 && !s.aborted; i++) {
+        lines++;
+        await s.write('{"embeddings":[[0.5]]}\n');
+        await sleep(50);
+      }
+    });
+  });
+  const server = await listen(upstream);
+  try {
+    const started = performance.now();
+    await assert.rejects(ollamaAt(server.url, 400).embed(["hello"]), failsWith("ollama_timeout", 504));
+    assert.ok(performance.now() - started < 1_500, `embed cut after ${Math.round(performance.now() - started)} ms`);
+    assert.ok(lines < 30, `${lines} lines read`);
   } finally {
     await server.close();
   }

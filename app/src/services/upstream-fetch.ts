@@ -132,6 +132,7 @@ const askedForStream = (body: unknown) => typeof body === "string" && body.inclu
 
 /** The longest streamed line passed on: an Ollama chunk is a token and its counts, well under a kilobyte. */
 const MAX_LINE_CHARS = 2 ** 20;
+const lineTooLong = () => upstreamFailure("ollama", `a streamed line longer than ${MAX_LINE_CHARS} characters`);
 
 /**
  * Passes on a stream's whole lines that are JSON, and only those, calling `onLine` for each; a blank line is dropped.
@@ -161,6 +162,9 @@ function jsonLines(onLine: () => void): Transform {
       let out = "";
       let start = 0;
       for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+        // The whole line, its begun part and this chunk's end of it: the begun part alone passed with the rest of a
+        // read (up to 64 KiB) beyond the bound.
+        if (begunChars + end - start > MAX_LINE_CHARS) return callback(lineTooLong());
         const line = checked(begun.join("") + text.slice(start, end));
         if (line instanceof Error) return callback(line);
         out += line;
@@ -171,8 +175,7 @@ function jsonLines(onLine: () => void): Transform {
       if (start < text.length) {
         begun.push(text.slice(start));
         begunChars += text.length - start;
-        if (begunChars > MAX_LINE_CHARS)
-          return callback(upstreamFailure("ollama", `a streamed line longer than ${MAX_LINE_CHARS} characters`));
+        if (begunChars > MAX_LINE_CHARS) return callback(lineTooLong());
       }
       callback(null, out === "" ? undefined : out);
     },
