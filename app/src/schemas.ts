@@ -41,9 +41,15 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
-const filterValue = z.union([text().max(256), z.number().int(), z.boolean()]);
+/** The longest metadata string alone, and in a list. */
+const MAX_METADATA_STRING_CHARS = 1000;
+const MAX_METADATA_LIST_STRING_CHARS = 256;
+
+// A filter string matches a value alone or any element of a list (Qdrant's `match`), so it takes the longer of the two:
+// capped at the list's 256, a document whose metadata held a 300-character value could not be filtered on it (a 400).
+const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int(), z.boolean()]);
 const filterList = z
-  .array(z.union([text().max(256), z.number().int()]))
+  .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int()]))
   .min(1)
   .max(100)
   // Qdrant's `match: {any}` takes strings or integers, not both (AnyVariants): a mixed list was its 400, our 502.
@@ -96,10 +102,10 @@ export const MAX_METADATA_KEYS = 32;
 export const MAX_DOCUMENTS_PER_REQUEST = 100;
 
 const metadataValue = z.union([
-  text().max(1000),
+  text().max(MAX_METADATA_STRING_CHARS),
   z.number(),
   z.boolean(),
-  z.array(z.union([text().max(256), z.number()])).max(100),
+  z.array(z.union([text().max(MAX_METADATA_LIST_STRING_CHARS), z.number()])).max(100),
 ]);
 
 export const DocumentSchema = z
