@@ -147,3 +147,27 @@ test("pods are the addresses a name resolves to: each once, sorted; none for a n
   // RFC 6761 6.4: an .invalid name never resolves, as a headless Service with no ready pod has no address.
   assert.deepEqual(await podAddresses("no-such-pod.invalid"), []);
 });
+
+test("one count at a time: a lookup slower than ANSWER_SHARE_REFRESH_MS is not asked again meanwhile", async () => {
+  let lookups = 0;
+  const watcher = watchAnswerShare({
+    ollamaDns: "ollama",
+    apiDns: "api",
+    numParallel: 4,
+    podIp: "10.0.0.10",
+    refreshMs: 100,
+    onShare: () => {},
+    log: capturedLog("info").log,
+    listPods: async () => {
+      lookups++;
+      await delay(1_000); // far past the check below, however late a loaded machine runs it
+      return ["10.0.0.10"];
+    },
+  });
+  try {
+    await delay(300);
+    assert.equal(lookups, 2, "one lookup of each name, however many refreshes passed");
+  } finally {
+    watcher.stop();
+  }
+});

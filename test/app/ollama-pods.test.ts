@@ -57,6 +57,22 @@ const resetLoad = () => {
   for (const f of fakes) Object.assign(f.load, { generated: 0, peak: 0, wasted: 0 });
 };
 
+test("calls past the replica's slots go to the least busy pod, not round the Service", () => {
+  const router = createPodRouter("http://ollama:11434");
+  router.update(["10.0.0.1", "10.0.0.2"], { first: 0, count: 1 }); // its one slot is on the first pod
+  const calls = [router.take("m"), router.take("m"), router.take("m")];
+  assert.deepEqual(
+    calls.slice(0, 2).map((c) => c.address),
+    ["10.0.0.1", "10.0.0.2"],
+  );
+  // Before: to the Service, wherever kube-proxy's connection led (an embedding burst is not held to the answer slots).
+  assert.ok(
+    calls.every((c) => c.address !== undefined && c.url !== "http://ollama:11434"),
+    JSON.stringify(calls),
+  );
+  for (const c of calls) c.release();
+});
+
 test("every replica filling its share sends each Ollama pod at most its OLLAMA_NUM_PARALLEL", () => {
   for (let ollamaPods = 1; ollamaPods <= 4; ollamaPods++)
     for (let apiPods = 1; apiPods <= 7; apiPods++)

@@ -120,3 +120,13 @@ test("out of service only until the sizes first fit: a pod whose own model diffe
   await assert.rejects(fit.check(), VectorSizeMismatch, "readiness still says so");
   await fit.admit();
 });
+
+test("a pod that started with no collection enters service only once the sizes are found to fit", async () => {
+  const sizes: Sizes = { embedding: 384, collection: null };
+  const { fit } = fitOver(sizes);
+  await fit.admit(); // nothing to compare yet: not kept out
+  sizes.collection = 256; // created since, at another model's size
+  await assert.rejects(fit.admit(), VectorSizeMismatch, "nothing had ever fit: the check still applies");
+  sizes.embedding = 256;
+  await fit.admit();
+});

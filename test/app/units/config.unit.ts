@@ -101,6 +101,18 @@ test("loadConfig names every bad variable on one line", () => {
       { ...base, OLLAMA_PODS_DNS: "ollama-headless", API_PODS_DNS: "agent-api-headless", OLLAMA_MAX_ANSWERS: "0" },
       /OLLAMA_MAX_ANSWERS must be at least 1 when OLLAMA_PODS_DNS and API_PODS_DNS share the answer slots out/,
     ],
+    // An empty value was read as 0: PORT="" listened on a random port, TURN_RETENTION_DAYS="" kept every turn.
+    [{ ...base, PORT: "" }, /PORT must be an integer from 0 to 65535, in decimal digits/],
+    [{ ...base, TURN_RETENTION_DAYS: " " }, /TURN_RETENTION_DAYS must be an integer from 0 to 36500/],
+    // The drivers refused these only at connect, with "URI malformed" or "Invalid pathname" naming no variable.
+    [
+      { ...base, DATABASE_URL: "postgres://u:50%zz@db:5432/app" },
+      /DATABASE_URL has a user name or password with a malformed %-escape/,
+    ],
+    [{ ...base, REDIS_URL: "redis://cache:6379/cache" }, /REDIS_URL must name its database by number/],
+    [{ ...base, QDRANT_METADATA_INDEX_LIMIT: "1001" }, /QDRANT_METADATA_INDEX_LIMIT must be <= 1000/],
+    [{ ...base, MAX_ANSWER_TOKENS: "2097" }, /MAX_ANSWER_TOKENS 2097 leaves 299 of MODEL_CONTEXT_TOKENS/],
+    [{ ...base, CONTEXT_TOKEN_BUDGET: "1327" }, /CONTEXT_TOKEN_BUDGET must be at least 1328/],
   ];
   for (const [env, expected] of cases) {
     assert.throws(
@@ -114,4 +126,20 @@ test("loadConfig names every bad variable on one line", () => {
       },
     );
   }
+});
+
+test("loadConfig takes each limit at its bound, and the ports both 0 (any free port, as in tests)", () => {
+  const config = loadConfig({
+    ...base,
+    CHUNK_OVERLAP_CHARS: "600", // half of CHUNK_SIZE_CHARS (1200)
+    MAX_ANSWER_TOKENS: "2096", // leaves one chunk (300 tokens) beside the longest question
+    CONTEXT_TOKEN_BUDGET: "1328", // one source of CHUNK_SIZE_CHARS of Chinese with the longest title
+    PORT: "0",
+    METRICS_PORT: "0",
+    REDIS_URL: "rediss://:p%40ss@cache:6379/2",
+  });
+  assert.deepEqual(
+    [config.CHUNK_OVERLAP_CHARS, config.MAX_ANSWER_TOKENS, config.CONTEXT_TOKEN_BUDGET, config.PORT, config.METRICS_PORT],
+    [600, 2096, 1328, 0, 0],
+  );
 });

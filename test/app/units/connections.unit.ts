@@ -40,6 +40,10 @@ test("silentConnectionCheck with quietMs: misses while answers still come are a 
   await new Promise((resolve) => setTimeout(resolve, 120));
   check.missed();
   assert.deepEqual(fired, [6, 7], "still nothing answered: dropped again");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  check.answered();
+  for (let i = 0; i < 5; i++) check.missed();
+  assert.deepEqual(fired, [6, 7], "an answer just now, long after the last drop: still a busy pool");
 });
 
 test("unansweredConnectionCheck: a write no read follows for longer than the limit is reported; a slow answer, an idle connection, a write after a long idle are not", () => {

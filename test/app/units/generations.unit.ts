@@ -201,3 +201,24 @@ test("a turn whose sources cannot be stored is refused at once, and leaves no de
   await assert.rejects(writer.record("key:a", { ...turn, sources: "not a list" as never }), TypeError);
   await new Promise((resolve) => setTimeout(resolve, 60));
 });
+
+test("a generation that settles leaves a newer one under its keys, and a watch that ended hears of no more", async () => {
+  const generations = createGenerations();
+  const json = modelCall();
+  const streamed = modelCall();
+  const first = generations.start([], ["cache-key"], false, json.produce);
+  // A streamed request does not follow a JSON request's generation: it starts its own under the same key.
+  assert.equal(generations.find("cache-key", true), undefined);
+  const second = generations.start([], ["cache-key"], true, streamed.produce);
+  const result = { content: "Tides.", promptTokens: 5, completionTokens: 1, truncated: false, looped: false };
+  await json.end(result);
+  assert.equal(generations.find("cache-key", true), second, "a third ask would call the model again");
+  assert.notEqual(second, first);
+  await streamed.end(result);
+
+  const heard: string[] = [];
+  const unwatch = generations.watch(["cache-key"], () => heard.push("first"));
+  unwatch();
+  generations.start([], ["cache-key"], false, modelCall().produce);
+  assert.deepEqual(heard, [], "a question that stopped waiting is not called again");
+});

@@ -4,8 +4,8 @@ import { chunkText } from "../../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, systemPrompt } from "../../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../../app/src/services/qdrant.ts";
 import { canonicalFilter, normalizeQuery, type QueryResult, resultJson } from "../../../app/src/services/rag.ts";
-import { sourceSetOf } from "../../../app/src/services/source-sets.ts";
-import { isStorable, storable, storableJson } from "../../../app/src/text.ts";
+import { createSourceSets, sourceSetOf } from "../../../app/src/services/source-sets.ts";
+import { clip, isStorable, storable, storableJson } from "../../../app/src/text.ts";
 import { classifyQuery, modelFor } from "../../../app/src/services/router.ts";
 import { countJsonContainersAndKeys } from "../../../app/src/middleware/readbody.ts";
 
@@ -69,6 +69,21 @@ test("chunkText cuts a text without sentence boundaries at words, and over-long 
   );
 });
 
+test("chunkText keeps a chunk within the size when the overlap and the next sentence together would not fit", () => {
+  // A short sentence, then one near the size: the overlap carried over is cut to what fits beside it.
+  const first = "Tides rise twice a day because the moon pulls on the seas.";
+  const second = `The sun pulls too, ${"and springs tides follow ".repeat(3)}at new moon.`;
+  const chunks = chunkText(`${first} ${second} ${first}`, 100, 50);
+  assert.ok(chunks.length > 1);
+  assert.ok(
+    chunks.every((c) => c.length <= 100),
+    JSON.stringify(chunks.map((c) => c.length)),
+  );
+  // A text of exactly the size is one chunk, kept as written (its paragraph break included).
+  const exact = `First paragraph.\n\n${"b".repeat(82)}`;
+  assert.deepEqual(chunkText(exact, exact.length, 0), [exact]);
+});
+
 test("chunkText never cuts a character written as two UTF-16 units in half", () => {
   for (const [text, size] of [
     [`${"a".repeat(99)}😀 tidal facts`, 100],
@@ -94,6 +109,12 @@ test("classifyQuery routes by complexity and modelFor maps to the configured mod
   assert.equal(classifyQuery("如何为我的集合中的关键字字段配置有效载荷索引以及它对查询速度有什么影响"), "medium");
   assert.equal(classifyQuery("它是什么？为什么？"), "complex");
   assert.equal(classifyQuery("ベクトルデータベースの索引の仕組みを詳しく".repeat(7)), "complex");
+  // The bounds themselves: 8 words are simple, 60 medium; 17 Han characters are 9 words (rounded up), not 8.
+  assert.equal(classifyQuery("word ".repeat(8)), "simple");
+  assert.equal(classifyQuery("word ".repeat(9)), "medium");
+  assert.equal(classifyQuery("word ".repeat(60)), "medium");
+  assert.equal(classifyQuery("水".repeat(16)), "simple");
+  assert.equal(classifyQuery("水".repeat(17)), "medium");
   assert.equal(modelFor("simple", models), "s");
   assert.equal(modelFor("medium", models), "d");
   assert.equal(modelFor("complex", models), "l");
@@ -249,4 +270,32 @@ test("the storable-text rule: NUL and unpaired surrogates are found and replaced
   assert.deepEqual(dirty.t, ["fine", "\u0000"], "the input is not modified");
   const clean = { a: ["x", { b: "y" }], n: 1 };
   assert.equal(storableJson(clean), clean, "nothing to replace: the same object, no copy");
+});
+
+test("text echoed in an answer or a log line is cut past 200 characters, and kept whole at 200", () => {
+  assert.equal(clip("k".repeat(200)), "k".repeat(200));
+  assert.equal(clip("k".repeat(201)), `${"k".repeat(200)}... (201 characters)`);
+});
+
+test("a source list two turns of one statement share is sent once: Postgres refuses a row proposed twice", () => {
+  // ON CONFLICT DO UPDATE "cannot affect row a second time": the whole batch of turns failed, each answered 503.
+  const sets = createSourceSets();
+  const shared = sourceSetOf([{ id: "d1", score: 0.9, title: null, text: "Tides follow the moon." }]);
+  const other = sourceSetOf([]);
+  const sent = JSON.parse(sets.unsent([shared, other, shared])) as Array<{ hash: string }>;
+  assert.deepEqual(
+    sent.map((s) => s.hash),
+    [shared.hash, other.hash],
+  );
+  sets.committed([shared, other]);
+  assert.equal(sets.unsent([shared]), "[]", "committed: only its hash is sent");
+});
+
+test("source lists remembered as committed are at most 10,000: past them the memory starts over", () => {
+  const sets = createSourceSets();
+  const first = sourceSetOf([{ id: "d0", score: 1, title: null, text: "t" }]);
+  sets.committed([first]);
+  assert.equal(sets.unsent([first]), "[]");
+  sets.committed(Array.from({ length: 10_000 }, (_, i) => ({ hash: `h${i}`, json: "[]" })));
+  assert.equal(JSON.parse(sets.unsent([first])).length, 1, "forgotten: sent again, with its sources");
 });
