@@ -143,7 +143,10 @@ export const envSchema = z.object({
   /** Serve /docs and /openapi.json on PORT. */
   DOCS_ENABLED: bool(false),
   /** Where clients reach the API (the agent card's `url`); unset, the card names the request's own origin. */
-  PUBLIC_URL: urlWithProtocol("http:", "https:").optional(),
+  PUBLIC_URL: urlWithProtocol("http:", "https:")
+    // The card appends its paths: "https://agents.example.com/" named https://agents.example.com//docs, a 404.
+    .transform((url) => url.replace(/\/+$/, ""))
+    .optional(),
   /** The address both listeners bind: an IPv4 or IPv6 address, or a name that resolves to one of this host's. */
   HOST: z
     .union([z.ipv4(), z.ipv6(), z.hostname()], { error: "must be an IP address or a host name (e.g. 0.0.0.0, ::)" })
