@@ -47,17 +47,25 @@ const MAX_METADATA_LIST_STRING_CHARS = 256;
 
 // A filter string matches a value alone or any element of a list (Qdrant's `match`), so it takes the longer of the two:
 // capped at the list's 256, a document whose metadata held a 300-character value could not be filtered on it (a 400).
-const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int(), z.boolean()]);
+// And any number a document may hold: integers only, a document's `1.5` or `2^53 + 2` could not be filtered on (a 400);
+// Qdrant's `match` takes no float, so those are asked as a range of one value (qdrant.ts toQdrantFilter).
+const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number(), z.boolean()], {
+  error: "must be a string, a number, a boolean, or a list of strings or of numbers",
+});
 const filterList = z
-  .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int()]))
+  .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number()], { error: "must be a string or a number" }))
   .min(1)
   .max(100)
   // Qdrant's `match: {any}` takes strings or integers, not both (AnyVariants): a mixed list was its 400, our 502.
   .refine((list) => list.every((v) => typeof v === "string") || list.every((v) => typeof v === "number"), {
-    error: "a list must hold only strings or only integers",
+    error: "a list must hold only strings or only numbers",
   });
 
-export const FilterSchema = metadataRecord(z.union([filterValue, filterList]), 16, "filter").openapi("Filter", {
+export const FilterSchema = metadataRecord(
+  z.union([filterValue, filterList], { error: "must be a string, a number, a boolean, or a list of strings or of numbers" }),
+  16,
+  "filter",
+).openapi("Filter", {
   description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
   example: { lang: "en", team: ["search", "infra"] },
 });
@@ -101,12 +109,17 @@ export const MAX_TITLE_CHARS = 500;
 export const MAX_METADATA_KEYS = 32;
 export const MAX_DOCUMENTS_PER_REQUEST = 100;
 
-const metadataValue = z.union([
-  text().max(MAX_METADATA_STRING_CHARS),
-  z.number(),
-  z.boolean(),
-  z.array(z.union([text().max(MAX_METADATA_LIST_STRING_CHARS), z.number()])).max(100),
-]);
+const metadataValue = z.union(
+  [
+    text().max(MAX_METADATA_STRING_CHARS),
+    z.number(),
+    z.boolean(),
+    z
+      .array(z.union([text().max(MAX_METADATA_LIST_STRING_CHARS), z.number()], { error: "must be a string or a number" }))
+      .max(100),
+  ],
+  { error: "must be a string, a number, a boolean, or a list of strings and numbers" },
+);
 
 export const DocumentSchema = z
   .strictObject({
@@ -276,7 +289,7 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
-const retryAfter = (description: string) => ({ "Retry-After": { description, schema: { type: "integer" as const } } });
+export const retryAfter = (description: string) => ({ "Retry-After": { description, schema: { type: "integer" as const } } });
 
 /** The error responses every authenticated route can give. */
 const errorResponses = {
@@ -297,6 +310,9 @@ const errorResponses = {
       `Seconds to wait before asking again: ${RETRY_AFTER_SECONDS}, or 0 from a replica shutting down (another one answers)`,
     ),
   },
+  // The request deadline (middleware/deadline.ts) covers every route under /api/, not only those calling Ollama or
+  // Qdrant: a session page or a feedback summary waiting on Postgres past it is a 504 too.
+  504: jsonResponse(ErrorSchema, "The request took longer than REQUEST_TIMEOUT_MS"),
 } as const;
 
 /**
@@ -308,5 +324,5 @@ export const apiRoute = <P extends string, R extends Omit<RouteConfig, "path" | 
 
 export const upstreamErrorResponses = {
   502: jsonResponse(ErrorSchema, "Ollama or Qdrant failed"),
-  504: jsonResponse(ErrorSchema, "Ollama or Qdrant did not answer in time"),
+  504: jsonResponse(ErrorSchema, "Ollama or Qdrant did not answer in time, or the request took longer than REQUEST_TIMEOUT_MS"),
 } as const;

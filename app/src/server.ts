@@ -11,7 +11,7 @@ import { requireApiKey, requireScope, type Authenticate } from "./middleware/aut
 import { limitBody } from "./middleware/bodylimit.ts";
 import { requestDeadline } from "./middleware/deadline.ts";
 import { readJsonBody } from "./middleware/readbody.ts";
-import { notFound, onError, validationHook } from "./middleware/errors.ts";
+import { methodsByPath, notFound, onError, validationHook } from "./middleware/errors.ts";
 import { observe } from "./middleware/observe.ts";
 import { rateLimit } from "./middleware/ratelimit.ts";
 import { registerDocumentRoutes } from "./routes/documents.ts";
@@ -105,7 +105,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     app.get("/docs", swaggerUI({ url: "/openapi.json" }));
   }
 
-  app.notFound(notFound);
+  app.notFound(notFound(methodsByPath(app.routes)));
   app.onError(onError(log));
   return app;
 }

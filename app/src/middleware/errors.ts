@@ -36,8 +36,44 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   return c.json({ error: "internal error", details: { request_id: c.get("requestId") } }, 500);
 };
 
-/** The path cut as other echoed text is (text.ts clip): a 16 kB path was a 32 kB answer. */
-export const notFound = (c: Context) => c.json({ error: `no route for ${c.req.method} ${clip(c.req.path)}` }, 404);
+/** A route's path pattern (`/api/v1/documents/:id`) as a regular expression for the whole path. */
+const pathPattern = (path: string) =>
+  new RegExp(
+    `^${path
+      .split("/")
+      .map((part) => (part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/")}$`,
+  );
+
+/**
+ * The methods each path answers, from the app's routes (its middleware, method ALL, answers none), read once. HEAD is
+ * answered wherever GET is (Hono runs the GET handler).
+ */
+export function methodsByPath(routes: ReadonlyArray<{ method: string; path: string }>): (path: string) => string[] {
+  let patterns: Array<{ pattern: RegExp; method: string }> | undefined;
+  return (path) => {
+    patterns ??= routes.filter((r) => r.method !== "ALL").map((r) => ({ pattern: pathPattern(r.path), method: r.method }));
+    const methods = new Set(patterns.filter((r) => r.pattern.test(path)).map((r) => r.method));
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods];
+  };
+}
+
+/**
+ * No route for the request: a 404, or a 405 with `Allow` when the path is a route's under other methods (RFC 9110
+ * 15.5.6: a PUT on /api/v1/documents was told "no route", as if the path did not exist). The path is cut as other
+ * echoed text is (text.ts clip): a 16 kB path was a 32 kB answer.
+ */
+export const notFound =
+  (allowed: (path: string) => string[] = () => []) =>
+  (c: Context) => {
+    const methods = allowed(c.req.path);
+    if (methods.length > 0) {
+      const error = `method ${c.req.method} not allowed on ${clip(c.req.path)}: ${methods.join(", ")}`;
+      return c.json({ error }, 405, { Allow: methods.join(", ") });
+    }
+    return c.json({ error: `no route for ${c.req.method} ${clip(c.req.path)}` }, 404);
+  };
 
 const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parameter", query: "query string", header: "header" };
 

@@ -6,6 +6,7 @@ import {
   ErrorSchema,
   IdParamSchema,
   jsonResponse,
+  retryAfter,
   SESSION_PAGE_MAX_BYTES,
   SessionPageQuerySchema,
   SessionResponseSchema,
@@ -23,7 +24,10 @@ const route = apiRoute({
     200: jsonResponse(SessionResponseSchema, "The session"),
     400: jsonResponse(ErrorSchema, "A bad `limit`, or an `after` that is not a turn of this session"),
     404: jsonResponse(ErrorSchema, "No such session for this key"),
-    429: jsonResponse(ErrorSchema, "This key has as many pages being read or sent as it may (`Retry-After: 1`)"),
+    429: {
+      ...jsonResponse(ErrorSchema, "Rate limit exceeded, or this key has as many pages being read or sent as it may"),
+      headers: retryAfter("Seconds until the rate-limit window frees a slot; 1 for a page being read"),
+    },
   },
 });
 

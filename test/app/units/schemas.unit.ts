@@ -32,3 +32,20 @@ test("a filter can name any metadata string a document may hold, alone or in a l
   assert.match(refusal(FeedbackRequestSchema.safeParse({ request_id: "", quality_score: 3 })), /^request_id: /);
   assert.equal(refusal(FeedbackRequestSchema.safeParse({ request_id: "r", quality_score: 3 })), "accepted");
 });
+
+test("a filter can name any number a document's metadata may hold, alone or in a list; a wrong type says what fits", () => {
+  // Integers only before: a document's 1.5, or an integer past 2^53, could not be filtered on (a 400 "Invalid input").
+  for (const value of [1.5, -0.25, 1e17, 2 ** 53 + 2]) {
+    assert.equal(refusal(DocumentSchema.safeParse({ text: "t", metadata: { v: value, l: [value, 2] } })), "accepted");
+    assert.equal(refusal(FilterSchema.safeParse({ v: value })), "accepted", `filter ${value}`);
+    assert.equal(refusal(FilterSchema.safeParse({ l: [value, 2] })), "accepted", `filter [${value}, 2]`);
+  }
+  assert.match(refusal(FilterSchema.safeParse({ k: ["a", 1.5] })), /^k: a list must hold only strings or only numbers$/);
+  for (const wrong of [null, {}, [true], [[1]]]) {
+    assert.match(refusal(FilterSchema.safeParse({ k: wrong })), /^k(\.0)?: must be a string/, JSON.stringify(wrong));
+    assert.match(
+      refusal(DocumentSchema.safeParse({ text: "t", metadata: { k: wrong } })),
+      /^metadata\.k(\.0)?: must be a string/,
+    );
+  }
+});
