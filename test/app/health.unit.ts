@@ -32,3 +32,12 @@ test("out of service only while shutting down or for a fault of its own, never f
     body: { status: "not_serving" },
   });
 });
+
+test("a shutting-down instance is not ready, and its readiness says why, though every dependency answers", async () => {
+  const deps = health({ postgres: { critical: true, check: ok }, redis: { critical: false, check: ok } }, true);
+  const { code, body } = await readiness(deps);
+  assert.equal(code, 503);
+  assert.equal(body.status, "not_ready");
+  assert.deepEqual(body.checks.shutdown, { status: "fail", critical: true, latency_ms: 0, error: "shutting down" });
+  assert.equal(body.checks.postgres?.status, "ok");
+});

@@ -12,6 +12,7 @@ import { createLogger } from "../../app/src/log.ts";
 import { createMetrics } from "../../app/src/metrics.ts";
 import { securityHeaders } from "../../app/src/server.ts";
 import { rawExchange } from "../support/fuzz.ts";
+import { capturedLog } from "../support/log.ts";
 import { metricValue } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
@@ -220,6 +221,37 @@ test("a stream whose client stops reading is closed once it takes none of it for
   }
 });
 
+test("a stream waiting on its model past requestTimeoutMs is not cut for the answer queued behind it", async () => {
+  // Nothing is waiting on the socket: only the pipelined answer, held in the process until the stream ends.
+  const http = await listenWithDeadline((req) => {
+    if (new URL(req.url).pathname !== "/think") return new Response("quick");
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(new TextEncoder().encode("a"));
+        await sleep(800); // twice requestTimeoutMs
+        controller.enqueue(new TextEncoder().encode("b"));
+        controller.close();
+      },
+    });
+    return new Response(body);
+  }, 400);
+  try {
+    const answers = await rawExchange(
+      http.port,
+      "GET /think HTTP/1.1\r\nHost: app\r\n\r\nGET /quick HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+    );
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body]),
+      [
+        [200, "ab"],
+        [200, "quick"],
+      ],
+    );
+  } finally {
+    await http.close(0);
+  }
+});
+
 test("every response carries Hono's secureHeaders() defaults once, and a header the app sets wins", async () => {
   const headers = await securityHeaders();
   assert.ok(headers.length >= 10, `Hono's defaults: ${JSON.stringify(headers)}`);
@@ -247,6 +279,10 @@ test("every response carries Hono's secureHeaders() defaults once, and a header 
     const framed = await fetch(`${base}/framed`);
     assert.equal(framed.headers.get("x-frame-options"), "DENY");
     assert.equal(framed.headers.get("referrer-policy"), "no-referrer");
+    // Refused before the app, as Node would answer it itself: with them too.
+    const [expect] = await rawExchange(http.port, "POST /x HTTP/1.1\r\nHost: app\r\nExpect: x\r\nContent-Length: 0\r\n\r\n");
+    assert.equal(expect?.status, 417);
+    for (const [name, value] of headers) assert.equal(expect.headers[name.toLowerCase()], value, `417: ${name}`);
   } finally {
     await http.close(0);
   }
@@ -303,19 +339,25 @@ test("a request still arriving after requestTimeoutMs gets a JSON 408; a slow an
   }
 });
 
-test("an error that escapes the app is a JSON 500, counted where the 5xx alert looks", async () => {
+test("an error that escapes the app is a JSON 500, logged, and counted where the 5xx alert looks", async () => {
   const metrics = createMetrics();
+  const { log, lines } = capturedLog("error");
   const http = await listenHttp(
     () => {
       throw new Error("escaped the app");
     },
-    { port: 0, host: "127.0.0.1", metrics, log: createLogger("silent"), keepAliveTimeoutMs: 5_000 },
+    { port: 0, host: "127.0.0.1", metrics, log, keepAliveTimeoutMs: 5_000 },
   );
   try {
     const res = await fetch(`http://127.0.0.1:${http.port}/api/v1/query`);
     assert.equal(res.status, 500);
     assert.deepEqual(await res.json(), { error: "internal error" });
     assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { status: "500" }), 1);
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; err?: string });
+    assert.deepEqual(
+      logged.map(({ msg, err }) => ({ msg, err })),
+      [{ msg: "request failed in the HTTP adapter", err: "escaped the app" }],
+    );
   } finally {
     await http.close(0);
   }
@@ -338,6 +380,11 @@ test("a CONNECT is answered with a JSON 405, and clients resetting one at once d
     socket.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
     const [chunk] = (await once(socket, "data")) as [Buffer];
     assert.match(chunk.toString(), /^HTTP\/1\.1 405 Method Not Allowed\r\n[\s\S]*\r\n\r\n\{"error":"CONNECT is not supported/);
+    assert.match(
+      chunk.toString(),
+      /\r\nAllow: GET, HEAD, POST, DELETE\r\n/,
+      "a 405 says which methods are served (RFC 9110 15.5.6)",
+    );
     socket.destroy();
     // The server writes its answer to a socket the client already reset: ECONNRESET on a socket Node handed over.
     for (let i = 0; i < 200; i++) {

@@ -491,6 +491,9 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
     more = res.body.has_more;
   }
   assert.deepEqual(read, all, "every turn once, in order, across page boundaries inside a created_at tie");
+  // A page that ends with the session's last turn, full to its limit: nothing follows it.
+  const whole = await user.get(`/api/v1/sessions/${session_id}?limit=${all.length}`);
+  assert.deepEqual([whole.body.turns.length, whole.body.has_more], [all.length, false]);
 
   const elsewhere = await user.post("/api/v1/query", { query: "What is Qdrant for?", session_id: "session-pages-2" });
   for (const [query, reason] of [

@@ -55,6 +55,15 @@ const cases: Case[] = [
     /^Unsupported Media Type: send Content-Type: application\/json \(got text\/plain\)$/,
     { "content-type": "text/plain" },
   ],
+  [
+    "long Content-Type, clipped as other echoed text is",
+    "POST",
+    "/api/v1/query",
+    '{"query":"x"}',
+    415,
+    /^Unsupported Media Type: send Content-Type: application\/json \(got text\/x{195}\.\.\. \(4005 characters\)\)$/,
+    { "content-type": `text/${"x".repeat(4_000)}` },
+  ],
   // No URL can name them: clients and the server's URL parser remove `.` and `..` as dot segments.
   [
     "document id '..'",
@@ -434,6 +443,10 @@ test("a 400 stays small whatever the body: at most 20 issues listed, each path a
   const many = answers.get(hundredBad)!;
   assert.equal(many.body.details.length, 21);
   assert.equal(many.body.details[20].message, "80 more issues not listed");
+  // Exactly as many issues as are listed: no line saying none more.
+  const twenty = await user.post("/api/v1/documents", { documents: Array.from({ length: 20 }, () => ({ text: 1 })) });
+  assert.equal(twenty.status, 400, twenty.text);
+  assert.equal(twenty.body.details.length, 20, JSON.stringify(twenty.body.details.at(-1)));
 });
 
 test("a document's title may be null, as sources show a document without one", async () => {

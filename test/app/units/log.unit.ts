@@ -8,6 +8,7 @@ import { setTimeout } from "node:timers/promises";
 import { test } from "node:test";
 import { Hono } from "hono";
 import { createMetrics } from "../../../app/src/metrics.ts";
+import { onError } from "../../../app/src/middleware/errors.ts";
 import { observe } from "../../../app/src/middleware/observe.ts";
 import { REPO_ROOT } from "../../../infra/plan/stackfile.ts";
 import { capturedLog } from "../../support/log.ts";
@@ -24,6 +25,72 @@ test("an access log line cuts a client's long path to 200 characters, saying how
   assert.ok(line.path.startsWith(`/${"\u0001".repeat(199)}... (`), JSON.stringify(line.path.slice(0, 20)));
   assert.match(line.path, /\.\.\. \(\d+ characters\)$/);
   assert.ok(lines.at(-1)!.length < 2_000, `${lines.at(-1)!.length} bytes logged`);
+});
+
+test("probes are logged at debug; a 5xx at error with its error and causes; a 4xx at info", async () => {
+  const { log, lines } = capturedLog("info");
+  const app = new Hono().use(observe(createMetrics(), log));
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", (c) => c.text(""));
+  app.get("/fail", () => {
+    throw new Error("store failed", { cause: Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }) });
+  });
+  app.get("/missing", (c) => c.json({ error: "no" }, 404));
+  app.onError(onError(log));
+  for (const path of ["/health", "/metrics", "/fail", "/missing"]) await app.request(path);
+  const logged = lines.map(
+    (l) => JSON.parse(l) as { level: string; msg: string; route?: string; status?: string; err?: unknown },
+  );
+  const requests = logged
+    .filter((l) => l.msg === "request")
+    .map(({ level, route, status, err }) => ({ level, route, status, err }));
+  assert.deepEqual(requests, [
+    { level: "error", route: "/fail", status: "500", err: "store failed ECONNRESET <- read ECONNRESET" },
+    { level: "info", route: "/missing", status: "404", err: undefined },
+  ]);
+  const { log: debugLog, lines: debugLines } = capturedLog("debug");
+  const debugApp = new Hono().use(observe(createMetrics(), debugLog));
+  debugApp.get("/health", (c) => c.json({ status: "ok" }));
+  await debugApp.request("/health");
+  assert.equal(JSON.parse(debugLines.at(-1)!).level, "debug");
+});
+
+test("a credential under any field name the app or its libraries use for one is written as [redacted]", () => {
+  const { log, lines } = capturedLog("info");
+  const secret = "s3cret-value-0123456789";
+  const fields = {
+    authorization: `Bearer ${secret}`,
+    headers: { authorization: `Bearer ${secret}` },
+    req: { authorization: secret, headers: { authorization: `Bearer ${secret}` } },
+    apiKey: secret,
+    api_key: secret,
+    key: secret,
+    token: secret,
+    password: secret,
+    url: `postgres://app:${secret}@db/app`,
+    err: {
+      url: `http://qdrant:6333/?api-key=${secret}`,
+      apiKey: secret,
+      api_key: secret,
+      key: secret,
+      token: secret,
+      password: secret,
+    },
+    DATABASE_URL: `postgres://app:${secret}@db/app`,
+    REDIS_URL: `redis://:${secret}@redis:6379`,
+    REDIS_PASSWORD: secret,
+    QDRANT_API_KEY: secret,
+    API_KEYS: secret,
+    ADMIN_API_KEYS: secret,
+  };
+  log.info(fields, "configured");
+  assert.equal(lines.length, 1);
+  assert.ok(!lines[0]!.includes(secret), lines[0]);
+  const line = JSON.parse(lines[0]!);
+  assert.equal(line.headers.authorization, "[redacted]");
+  assert.equal(line.req.headers.authorization, "[redacted]");
+  assert.equal(line.err.url, "[redacted]");
+  assert.equal(line.DATABASE_URL, "[redacted]");
 });
 
 /**
