@@ -47,28 +47,26 @@ const MAX_METADATA_LIST_STRING_CHARS = 256;
 
 // A filter string matches a value alone or any element of a list (Qdrant's `match`), so it takes the longer of the two:
 // capped at the list's 256, a document whose metadata held a 300-character value could not be filtered on it (a 400).
-// And any number a document may hold: integers only, a document's `1.5` or `2^53 + 2` could not be filtered on (a 400);
-// Qdrant's `match` takes no float, so those are asked as a range of one value (qdrant.ts toQdrantFilter).
-const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number(), z.boolean()], {
-  error: "must be a string, a number, a boolean, or a list of strings or of numbers",
-});
+// Numbers are integers only: Qdrant's `match` takes none other, and a one-value `range` on a key Qdrant indexed as
+// integer cuts its bounds to whole numbers (condition_converter.rs), so `2.5` would match the documents holding 2.
+const FILTER_TYPES = "must be a string, an integer, a boolean, or a list of strings or of integers";
+const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int(), z.boolean()], { error: FILTER_TYPES });
 const filterList = z
-  .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number()], { error: "must be a string or a number" }))
+  .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int()], { error: "must be a string or an integer" }))
   .min(1)
   .max(100)
   // Qdrant's `match: {any}` takes strings or integers, not both (AnyVariants): a mixed list was its 400, our 502.
   .refine((list) => list.every((v) => typeof v === "string") || list.every((v) => typeof v === "number"), {
-    error: "a list must hold only strings or only numbers",
+    error: "a list must hold only strings or only integers",
   });
 
-export const FilterSchema = metadataRecord(
-  z.union([filterValue, filterList], { error: "must be a string, a number, a boolean, or a list of strings or of numbers" }),
-  16,
-  "filter",
-).openapi("Filter", {
-  description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
-  example: { lang: "en", team: ["search", "infra"] },
-});
+export const FilterSchema = metadataRecord(z.union([filterValue, filterList], { error: FILTER_TYPES }), 16, "filter").openapi(
+  "Filter",
+  {
+    description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
+    example: { lang: "en", team: ["search", "infra"] },
+  },
+);
 
 export const QueryRequestSchema = z
   .strictObject({

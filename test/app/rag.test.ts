@@ -42,7 +42,7 @@ const DOCS = [
     id: "ollama-intro",
     title: "Ollama",
     text: "Ollama serves local language models on GPU nodes for chat and embeddings.",
-    metadata: { lang: "en", team: "ml", tier: 2, weight: 0.5 },
+    metadata: { lang: "en", team: "ml", tier: 2 },
   },
 ];
 
@@ -80,7 +80,6 @@ test("ingest returns ids and chunk counts, and creates the collection with paylo
   assert.equal(collection.payloadSchema.get("document_id"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.lang"), "keyword");
   assert.equal(collection.payloadSchema.get("metadata.tier"), "integer");
-  assert.equal(collection.payloadSchema.get("metadata.weight"), "float");
 });
 
 test("a query returns the ingested source and an answer built from it", async () => {
@@ -128,16 +127,6 @@ test("a filter limits retrieval to matching metadata (single value and any-of li
   const ids = anyOf.body.sources.map((s: { id: string }) => s.id);
   assert.ok(ids.length > 0);
   assert.ok(!ids.includes("qdrant-intro"), `qdrant-intro is team search: ${ids}`);
-
-  // A number Qdrant's `match` cannot take (a float) is asked as a range of that one value: it was a 400.
-  for (const filter of [{ weight: 0.5 }, { weight: [0.5, 3] }]) {
-    const float = await user.post("/api/v1/query", { query: "language models", filter });
-    assert.equal(float.status, 200, float.text);
-    assert.deepEqual(
-      float.body.sources.map((s: { id: string }) => s.id),
-      ["ollama-intro"],
-    );
-  }
 
   const none = await user.post("/api/v1/query", { query: "anything", filter: { team: "nobody" } });
   assert.deepEqual(none.body.sources, []);

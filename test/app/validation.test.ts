@@ -75,12 +75,12 @@ const cases: Case[] = [
   ],
   ["session id '.'", "POST", "/api/v1/query", { query: "x", session_id: "." }, 400, /session_id: .*not '\.' or '\.\.'/],
   [
-    "filter list of strings and numbers",
+    "filter list of strings and integers",
     "POST",
     "/api/v1/query",
     { query: "x", filter: { k: ["a", 1] } },
     400,
-    /filter\.k: .*only strings or only numbers/,
+    /filter\.k: .*only strings or only integers/,
   ],
   ["missing query", "POST", "/api/v1/query", {}, 400, /query/],
   ["query of wrong type", "POST", "/api/v1/query", { query: 42 }, 400, /query: .*string/],
@@ -105,7 +105,7 @@ const cases: Case[] = [
   ["filter key with a dot", "POST", "/api/v1/query", { query: "x", filter: { "a.b": "c" } }, 400, /metadata keys/],
   ["filter nested object", "POST", "/api/v1/query", { query: "x", filter: { lang: { $ne: "en" } } }, 400, /filter/],
   ["filter empty list", "POST", "/api/v1/query", { query: "x", filter: { lang: [] } }, 400, /filter/],
-  // Floats are asked as a range of one value (qdrant.ts toQdrantFilter): metadata holds no list of booleans.
+  ["filter list of floats", "POST", "/api/v1/query", { query: "x", filter: { n: [1.5] } }, 400, /filter\.n(\.0)?: must be/],
   [
     "filter list of booleans",
     "POST",

@@ -34,7 +34,12 @@ function fieldCondition(c: Condition, point: StoredPoint): boolean {
   const values = valuesAt(point.payload, String(c.key));
   const match = c.match as { value?: unknown; any?: unknown[]; except?: unknown[]; text?: string } | undefined;
   if (match) {
-    if ("value" in match) return values.some((v) => v === match.value);
+    if ("value" in match) {
+      // ValueVariants: a string, an integer or a bool, untagged, as `any` below: a float fails to parse, the same 400.
+      if (typeof match.value === "number" && !Number.isInteger(match.value))
+        throw new Error("data did not match any variant of untagged enum ValueVariants");
+      return values.some((v) => v === match.value);
+    }
     if (match.any) {
       // Qdrant reads `any` as AnyVariants, strings or integers, untagged (lib/segment/src/types.rs): a mixed list fails
       // to parse, a 400 "Format error in JSON body" (the Python client's model says the same: List[StrictStr] | List[StrictInt]).

@@ -37,27 +37,16 @@ export interface ChunkHit {
 
 type PayloadSchema = "keyword" | "integer" | "float" | "bool";
 
-/**
- * A number Qdrant's `match` takes (ValueVariants and AnyVariants: an i64, parsed from the JSON the client sends): other
- * numbers a document's metadata may hold (`1.5`, an integer past 2^53 that JS holds as a float) are asked as a range of
- * that one value, which Qdrant compares as a float, for any field type.
- */
-const matchable = (v: string | number | boolean) => typeof v !== "number" || Number.isSafeInteger(v);
-
-const condition = (key: string, value: string | number | boolean) =>
-  matchable(value) ? { key, match: { value } } : { key, range: { gte: value as number, lte: value as number } };
-
 /** Metadata lives under payload.metadata; a filter `{lang: "en", tag: ["a", "b"]}` must match every key. */
 export function toQdrantFilter(filter: MetadataFilter | undefined) {
   const entries = Object.entries(filter ?? {});
   if (entries.length === 0) return undefined;
   return {
-    must: entries.map(([name, value]) => {
-      const key = `metadata.${name}`;
-      if (!Array.isArray(value)) return condition(key, value);
-      if (value.every(matchable)) return { key, match: { any: value as string[] } };
-      return { should: value.map((v) => condition(key, v)) }; // any of them
-    }),
+    must: entries.map(([key, value]) =>
+      Array.isArray(value)
+        ? { key: `metadata.${key}`, match: { any: value as string[] } }
+        : { key: `metadata.${key}`, match: { value } },
+    ),
   };
 }
 

@@ -183,21 +183,6 @@ test("metadata filters map to Qdrant conditions under payload.metadata", () => {
       { key: "metadata.public", match: { value: true } },
     ],
   });
-  // Numbers `match` cannot take (Qdrant's ValueVariants: i64) are a range of one value, alone or within a list.
-  assert.deepEqual(toQdrantFilter({ price: 2.5, big: 2 ** 53 + 2, n: 7, sizes: [1, 2], mixed: [1, 0.5] }), {
-    must: [
-      { key: "metadata.price", range: { gte: 2.5, lte: 2.5 } },
-      { key: "metadata.big", range: { gte: 2 ** 53 + 2, lte: 2 ** 53 + 2 } },
-      { key: "metadata.n", match: { value: 7 } },
-      { key: "metadata.sizes", match: { any: [1, 2] } },
-      {
-        should: [
-          { key: "metadata.mixed", match: { value: 1 } },
-          { key: "metadata.mixed", range: { gte: 0.5, lte: 0.5 } },
-        ],
-      },
-    ],
-  });
   assert.equal(payloadSchemaOf("x"), "keyword");
   assert.equal(payloadSchemaOf(3), "integer");
   assert.equal(payloadSchemaOf(2.5), "float");
