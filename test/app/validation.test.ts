@@ -272,14 +272,14 @@ const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
  * 100-continue` when `expect`. `answered` resolves with what the server sent since the last call, once that is a 100
  * Continue or a whole answer; `send` sends bytes of the body.
  */
-function rawPost(key: string, length: number, { expect = true, chunked = false } = {}) {
+function rawPost(key: string, length: number, { expect = true, chunked = false, path = "/api/v1/query" } = {}) {
   const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
   socket.on("error", () => {});
   let seen = "";
   socket.on("data", (d) => {
     seen += d.toString("latin1");
   });
-  socket.write(rawQuery(key, "", { length, chunked, headers: expect ? "Expect: 100-continue\r\n" : "" }));
+  socket.write(rawQuery(key, "", { length, chunked, path, headers: expect ? "Expect: 100-continue\r\n" : "" }));
   return {
     async answered(): Promise<string> {
       await waitFor("an answer", async () => seen === CONTINUE || parseResponses(seen, false).length > 0, 5_000);
@@ -292,7 +292,7 @@ function rawPost(key: string, length: number, { expect = true, chunked = false }
   };
 }
 
-test("a 100-continue request gets its 413 or 401 instead of the 100, before it sends its body; a valid one, the 100", async () => {
+test("a 100-continue request gets its 413, 401, 404 or 405 instead of the 100, before it sends its body; a valid one, the 100", async () => {
   const over = rawPost(USER_KEY, BODY_LIMIT + 1);
   const refused = await over.answered();
   over.close();
@@ -314,6 +314,17 @@ test("a 100-continue request gets its 413 or 401 instead of the 100, before it s
   unknown.close();
   assert.match(unauthorized, /^HTTP\/1\.1 401 /, unauthorized.slice(0, 80));
   assert.match(unauthorized, /\r\nconnection: close\r\n/i);
+
+  // Nor is a body read for a path no route takes it on: its 405 or 404 comes instead of the 100.
+  for (const [path, status] of [
+    ["/api/v1/sessions/s1", 405],
+    ["/api/v1/nothing-here", 404],
+  ] as const) {
+    const nowhere = rawPost(USER_KEY, body.length, { path });
+    const answer = await nowhere.answered();
+    nowhere.close();
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${path}: ${answer.slice(0, 80)}`);
+  }
 });
 
 /** A valid query body of exactly `length` bytes (JSON allows the trailing spaces). */

@@ -68,12 +68,12 @@ export function parseSse(text: string): Array<{ event: string; data: any }> {
 /**
  * A POST of the query route as raw bytes, for a test that controls the connection itself (pipelining, pauses, HTTP/1.0):
  * `length` other than the body's makes a body cut short; `chunked` sends Transfer-Encoding instead of a length (the
- * body is then sent in chunks by the test); `headers`, more header lines (each ending in CRLF).
+ * body is then sent in chunks by the test); `headers`, more header lines (each ending in CRLF); `path`, another route's.
  */
 export const rawQuery = (
   key: string,
   body: string,
-  { length = Buffer.byteLength(body), version = "1.1", headers = "", chunked = false } = {},
+  { length = Buffer.byteLength(body), version = "1.1", headers = "", chunked = false, path = "/api/v1/query" } = {},
 ) =>
-  `POST /api/v1/query HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+  `POST ${path} HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
   `Content-Type: application/json\r\n${headers}${chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${length}`}\r\n\r\n${body}`;
