@@ -6,7 +6,11 @@ import { loadConfig } from "../../../app/src/config.ts";
 import { describe } from "../../../app/src/errors.ts";
 import { createLogger } from "../../../app/src/log.ts";
 import { startServer } from "../../../app/src/start.ts";
-import { ADMIN_KEY, appEnv, USER_KEY } from "../../support/app.ts";
+import { appEnv } from "../../support/app.ts";
+
+// Keys of this check alone: the secrets start-up takes are kept for the whole process, which runs every unit check.
+const USER_KEY = "start-secrets-user-key-0123";
+const ADMIN_KEY = "start-secrets-admin-key-0123";
 
 test("a DATABASE_URL password, as written in the URL and as decoded, and every configured API key are kept out of error texts", async () => {
   const written = "pg%2Fsecret-9274";
@@ -20,7 +24,7 @@ test("a DATABASE_URL password, as written in the URL and as decoded, and every c
         ollamaUrl: "http://127.0.0.1:1",
         qdrantUrl: "http://127.0.0.1:1",
       },
-      { DB_STARTUP_WAIT_MS: "0" },
+      { DB_STARTUP_WAIT_MS: "0", API_KEYS: USER_KEY, ADMIN_API_KEYS: ADMIN_KEY },
     ),
   );
   await assert.rejects(startServer(config, createLogger("silent")), /postgres unavailable/);
