@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { Metrics } from "./metrics.ts";
+import { methodsByPath, notFound } from "./middleware/errors.ts";
 import { readiness, type HealthDeps } from "./routes/health.ts";
 
 /**
@@ -16,6 +17,7 @@ export function buildOpsApp(deps: HealthDeps & { metrics: Metrics }): Hono {
     const { code, body } = await readiness(deps);
     return c.json(body, code);
   });
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path} on the metrics port` }, 404));
+  // As on PORT: a 405 with Allow for another method, and the path cut as echoed text is (a 16 kB path, a 32 kB answer).
+  app.notFound(notFound(methodsByPath(app.routes)));
   return app;
 }

@@ -116,6 +116,9 @@ test("health and the agent card need no key; metrics live on METRICS_PORT only, 
   const metrics = await api(stack.metricsUrl).get("/metrics");
   assert.equal(metrics.status, 200);
   assert.match(metrics.text, /^http_requests_total\{/m);
+  // The metrics port answers another method as PORT does: a 405 naming the methods it takes, not a 404.
+  const posted = await fetch(`${stack.metricsUrl}/metrics`, { method: "POST" });
+  assert.deepEqual([posted.status, posted.headers.get("allow")], [405, "GET, HEAD"]);
 });
 
 test("each key has its own sliding-window limit with RateLimit headers; past it, 429 with Retry-After", async () => {
