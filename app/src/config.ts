@@ -144,7 +144,9 @@ export const envSchema = z.object({
   DOCS_ENABLED: bool(false),
   /** Where clients reach the API (the agent card's `url`); unset, the card names the request's own origin. */
   PUBLIC_URL: urlWithProtocol("http:", "https:")
-    // The card appends its paths: "https://agents.example.com/" named https://agents.example.com//docs, a 404.
+    // The card appends its paths: "https://agents.example.com/" named https://agents.example.com//docs, a 404, and
+    // "https://agents.example.com/?x" https://agents.example.com/?x/docs.
+    .refine((url) => !/[?#]/.test(url), { error: "must have no query or fragment (the agent card appends paths to it)" })
     .transform((url) => url.replace(/\/+$/, ""))
     .optional(),
   /** The address both listeners bind: an IPv4 or IPv6 address, or a name that resolves to one of this host's. */

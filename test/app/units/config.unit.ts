@@ -111,6 +111,7 @@ test("loadConfig names every bad variable on one line", () => {
     ],
     [{ ...base, REDIS_URL: "redis://cache:6379/cache" }, /REDIS_URL must name its database by number/],
     [{ ...base, QDRANT_METADATA_INDEX_LIMIT: "1001" }, /QDRANT_METADATA_INDEX_LIMIT must be <= 1000/],
+    [{ ...base, PUBLIC_URL: "https://agents.example.com/?x" }, /PUBLIC_URL must have no query or fragment/],
     [{ ...base, MAX_ANSWER_TOKENS: "2097" }, /MAX_ANSWER_TOKENS 2097 leaves 299 of MODEL_CONTEXT_TOKENS/],
     [{ ...base, CONTEXT_TOKEN_BUDGET: "1327" }, /CONTEXT_TOKEN_BUDGET must be at least 1328/],
   ];
