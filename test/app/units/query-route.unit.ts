@@ -7,6 +7,7 @@ import { registerQueryRoutes } from "../../../app/src/routes/query.ts";
 import type { Rag } from "../../../app/src/services/rag.ts";
 import type { AppEnv } from "../../../app/src/types.ts";
 import { capturedLog } from "../../support/log.ts";
+import { parseSse } from "../../support/http.ts";
 
 test("a stream whose answer fails unexpectedly ends with an error event, and is logged with its request id", async () => {
   const { log, lines } = capturedLog("info");
@@ -34,9 +35,9 @@ test("a stream whose answer fails unexpectedly ends with an error event, and is 
     body: JSON.stringify({ query: "What breaks?", stream: true }),
   });
   assert.equal(res.status, 200, "the stream's head is sent before its answer fails");
-  const events = [...(await res.text()).matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map(([, event, data]) => [event, data]);
-  assert.deepEqual(events.at(-1), ["error", JSON.stringify({ error: "internal error" })], "the error's own text is not sent");
-  assert.equal(events[0]?.[0], "meta");
+  const events = parseSse(await res.text());
+  assert.deepEqual(events.at(-1), { event: "error", data: { error: "internal error" } }, "the error's own text is not sent");
+  assert.equal(events[0]?.event, "meta");
 
   const logged = lines.map((l) => JSON.parse(l) as { msg: string; req_id?: string; err?: { message?: string } });
   const failed = logged.find((l) => l.msg === "stream failed");
