@@ -18,6 +18,6 @@ export function buildOpsApp(deps: HealthDeps & { metrics: Metrics }): Hono {
     return c.json(body, code);
   });
   // As on PORT: a 405 with Allow for another method, and the path cut as echoed text is (a 16 kB path, a 32 kB answer).
-  app.notFound(notFound(methodsByPath(app.routes)));
+  app.notFound(notFound(methodsByPath(app)));
   return app;
 }

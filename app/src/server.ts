@@ -105,7 +105,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     app.get("/docs", swaggerUI({ url: "/openapi.json" }));
   }
 
-  app.notFound(notFound(methodsByPath(app.routes)));
+  app.notFound(notFound(methodsByPath(app)));
   app.onError(onError(log));
   return app;
 }

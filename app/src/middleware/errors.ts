@@ -1,4 +1,6 @@
 import type { Context } from "hono";
+import type { Router } from "hono/router";
+import type { RouterRoute } from "hono/types";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
@@ -36,26 +38,17 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   return c.json({ error: "internal error", details: { request_id: c.get("requestId") } }, 500);
 };
 
-/** A route's path pattern (`/api/v1/documents/:id`) as a regular expression for the whole path. */
-const pathPattern = (path: string) =>
-  new RegExp(
-    `^${path
-      .split("/")
-      .map((part) => (part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
-      .join("/")}$`,
-  );
-
 /**
- * The methods each path answers, from the app's routes (its middleware, method ALL, answers none), read once. HEAD is
- * answered wherever GET is (Hono runs the GET handler).
+ * The methods a path is served with, asked of the app's own router (so a path matches here as it would be routed),
+ * once per method its routes use; its middleware (method ALL) serves none. HEAD is served wherever GET is (Hono runs
+ * the GET handler).
  */
-export function methodsByPath(routes: ReadonlyArray<{ method: string; path: string }>): (path: string) => string[] {
-  let patterns: Array<{ pattern: RegExp; method: string }> | undefined;
-  return (path) => {
-    patterns ??= routes.filter((r) => r.method !== "ALL").map((r) => ({ pattern: pathPattern(r.path), method: r.method }));
-    const methods = new Set(patterns.filter((r) => r.pattern.test(path)).map((r) => r.method));
-    if (methods.has("GET")) methods.add("HEAD");
-    return [...methods];
+export function methodsByPath(app: { router: Router<[unknown, RouterRoute]>; routes: RouterRoute[] }) {
+  let methods: string[] | undefined;
+  return (path: string): string[] => {
+    methods ??= [...new Set(app.routes.map((r) => r.method).filter((m) => m !== "ALL"))];
+    const served = methods.filter((m) => app.router.match(m, path)[0].some(([[, route]]) => route.method === m));
+    return served.includes("GET") ? [...served, "HEAD"] : served;
   };
 }
 

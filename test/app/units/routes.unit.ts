@@ -18,7 +18,7 @@ function routes() {
   registerDocumentRoutes(app as never, unused);
   registerSessionRoutes(app as never, unused);
   registerFeedbackRoutes(app as never, unused);
-  app.notFound(notFound(methodsByPath(app.routes)));
+  app.notFound(notFound(methodsByPath(app)));
   return app;
 }
 
