@@ -1,26 +1,30 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { OpenAPIHono } from "@hono/zod-openapi";
-import { methodsByPath, notFound } from "../../../app/src/middleware/errors.ts";
-import { registerDocumentRoutes } from "../../../app/src/routes/documents.ts";
-import { registerFeedbackRoutes } from "../../../app/src/routes/feedback.ts";
-import { registerHealthRoutes } from "../../../app/src/routes/health.ts";
-import { registerQueryRoutes } from "../../../app/src/routes/query.ts";
-import { registerSessionRoutes } from "../../../app/src/routes/sessions.ts";
+import { loadConfig } from "../../../app/src/config.ts";
 import { createLogger } from "../../../app/src/log.ts";
+import { createMetrics } from "../../../app/src/metrics.ts";
+import { buildApp } from "../../../app/src/server.ts";
+import { appEnv, UNUSED_URLS, USER_KEY } from "../../support/app.ts";
 
-/** The app's routes as server.ts registers them, over stand-ins no request here reaches. */
+/** The app as server.ts builds it, every key admitted, over stand-ins no request here reaches. */
 function routes() {
-  const app = new OpenAPIHono();
   const unused = {} as never;
-  registerHealthRoutes(app as never, { probes: {}, probeTimeoutMs: 100, isShuttingDown: () => false, docsEnabled: false });
-  registerQueryRoutes(app as never, unused, createLogger("silent"), new AbortController().signal);
-  registerDocumentRoutes(app as never, unused);
-  registerSessionRoutes(app as never, unused);
-  registerFeedbackRoutes(app as never, unused);
-  app.notFound(notFound(methodsByPath(app)));
-  return app;
+  const admitted = { allowed: true, limit: 60, remaining: 59, resetSeconds: 60, store: "memory" as const };
+  return buildApp({
+    config: loadConfig(appEnv(UNUSED_URLS)),
+    log: createLogger("silent"),
+    metrics: createMetrics(),
+    store: unused,
+    rag: unused,
+    documents: unused,
+    rateLimiter: { windowMs: 60_000, check: async () => admitted },
+    authenticate: async () => ({ id: "key:test", scopes: new Set(["query", "admin"]) }),
+    probes: {},
+    isShuttingDown: () => false,
+    shutdownNotice: new AbortController().signal,
+  });
 }
+const withKey = { authorization: `Bearer ${USER_KEY}` };
 
 test("a route's path asked with another method is a 405 naming the methods in Allow; an unknown path a 404", async () => {
   const app = routes();
@@ -32,13 +36,13 @@ test("a route's path asked with another method is a 405 naming the methods in Al
     ["GET", "/api/v1/query", "POST"],
     ["POST", "/health", "GET, HEAD"],
   ] as const) {
-    const res = await app.request(path, { method });
+    const res = await app.request(path, { method, headers: withKey });
     assert.equal(res.status, 405, `${method} ${path}`);
     assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
     assert.match(((await res.json()) as { error: string }).error, new RegExp(`^method ${method} not allowed on ${path}: `));
   }
   for (const path of ["/api/v1/nope", "/api/v1/documents/a/b", "/api/v1/documents/", "/health/x"]) {
-    const res = await app.request(path, { method: "PUT" });
+    const res = await app.request(path, { method: "PUT", headers: withKey });
     assert.equal(res.status, 404, path);
     assert.equal(res.headers.get("allow"), null);
   }
