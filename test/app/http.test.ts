@@ -341,7 +341,7 @@ test("a request still arriving after requestTimeoutMs gets a JSON 408; a slow an
 
 test("an error that escapes the app is a JSON 500, logged, and counted where the 5xx alert looks", async () => {
   const metrics = createMetrics();
-  const { log, lines } = capturedLog("error");
+  const { log, records } = capturedLog("error");
   const http = await listenHttp(
     () => {
       throw new Error("escaped the app");
@@ -353,9 +353,8 @@ test("an error that escapes the app is a JSON 500, logged, and counted where the
     assert.equal(res.status, 500);
     assert.deepEqual(await res.json(), { error: "internal error" });
     assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { status: "500" }), 1);
-    const logged = lines.map((l) => JSON.parse(l) as { msg: string; err?: string });
     assert.deepEqual(
-      logged.map(({ msg, err }) => ({ msg, err })),
+      records().map(({ msg, err }) => ({ msg, err })),
       [{ msg: "request failed in the HTTP adapter", err: "escaped the app" }],
     );
   } finally {

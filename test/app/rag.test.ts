@@ -771,7 +771,7 @@ test("replicas with another MAX_ANSWER_TOKENS (a rolling deploy changing it) do 
 });
 
 test("a stream the drain ends while it waits on its client's reads is counted 499; one waiting on the model, 503", async () => {
-  const { log, lines } = capturedLog("info");
+  const { log, records } = capturedLog("info");
   const env = { ...stack.env, SHUTDOWN_TIMEOUT_MS: "2000", MODEL_CONTEXT_TOKENS: "1300000", MAX_ANSWER_TOKENS: "1100000" };
   const draining = await startServer(loadConfig(env), log);
   const { ollama } = stack.fakes;
@@ -804,7 +804,7 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
     await closing;
     assert.match(raw.slice(-2_000), /event: error\ndata: \{"error":"server shutting down: ask again"\}/);
     assert.equal(parseSse((await c).text).at(-1)?.data.error, "server shutting down: ask again");
-    const counted = lines.map((l) => JSON.parse(l)).filter((l) => l.route === "/api/v1/query" && l.method === "POST");
+    const counted = records().filter((l) => l.route === "/api/v1/query" && l.method === "POST");
     // A whole, B held by its client's pace (info, not an error), C by the model (the server's failure).
     assert.deepEqual(
       counted

@@ -33,7 +33,7 @@ test("an error is described by its message and its code, once", () => {
 });
 
 test("an error the app did not expect is a 500 naming its request id, and logged with that id", async () => {
-  const { log, lines } = capturedLog("error");
+  const { log, records } = capturedLog("error");
   const app = new Hono();
   app.use(requestId());
   app.get("/boom", () => {
@@ -45,7 +45,7 @@ test("an error the app did not expect is a 500 naming its request id, and logged
   const body = (await res.json()) as { error: string; details: { request_id: string } };
   assert.equal(body.error, "internal error", "the error's own text is for the log only");
   assert.match(body.details.request_id, /^[0-9a-f-]{36}$/);
-  const logged = lines.map((l) => JSON.parse(l) as { msg: string; req_id?: string; err?: { message?: string } });
+  const logged = records();
   const line = logged.find((l) => l.msg === "unhandled error");
   assert.ok(line, `no "unhandled error" line in ${JSON.stringify(logged)}`);
   assert.equal(line.req_id, body.details.request_id);

@@ -28,7 +28,7 @@ test("an access log line cuts a client's long path to 200 characters, saying how
 });
 
 test("probes are logged at debug; a 5xx at error with its error and causes; a 4xx at info", async () => {
-  const { log, lines } = capturedLog("info");
+  const { log, records } = capturedLog("info");
   const app = new Hono().use(observe(createMetrics(), log));
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/metrics", (c) => c.text(""));
@@ -38,10 +38,7 @@ test("probes are logged at debug; a 5xx at error with its error and causes; a 4x
   app.get("/missing", (c) => c.json({ error: "no" }, 404));
   app.onError(onError(log));
   for (const path of ["/health", "/metrics", "/fail", "/missing"]) await app.request(path);
-  const logged = lines.map(
-    (l) => JSON.parse(l) as { level: string; msg: string; route?: string; status?: string; err?: unknown },
-  );
-  const requests = logged
+  const requests = records()
     .filter((l) => l.msg === "request")
     .map(({ level, route, status, err }) => ({ level, route, status, err }));
   assert.deepEqual(requests, [

@@ -10,7 +10,7 @@ import { capturedLog } from "../../support/log.ts";
 import { parseSse } from "../../support/http.ts";
 
 test("a stream whose answer fails unexpectedly ends with an error event, and is logged with its request id", async () => {
-  const { log, lines } = capturedLog("info");
+  const { log, records } = capturedLog("info");
   const prepared = { requestId: "req-1", sessionId: "session-1", model: "m", sources: [], answer: {} };
   const rag = {
     prepare: async () => prepared,
@@ -39,7 +39,7 @@ test("a stream whose answer fails unexpectedly ends with an error event, and is 
   assert.deepEqual(events.at(-1), { event: "error", data: { error: "internal error" } }, "the error's own text is not sent");
   assert.equal(events[0]?.event, "meta");
 
-  const logged = lines.map((l) => JSON.parse(l) as { msg: string; req_id?: string; err?: { message?: string } });
+  const logged = records();
   const failed = logged.find((l) => l.msg === "stream failed");
   assert.ok(failed, `no "stream failed" line in ${JSON.stringify(logged)}`);
   assert.equal(failed.req_id, "req-1");
