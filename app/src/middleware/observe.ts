@@ -49,11 +49,14 @@ export function onAnswerEnd(c: Context, done: () => void): void {
 // Probed every few seconds by the kubelet and the load balancer: logged at debug.
 const QUIET_ROUTES = new Set(["/health", "/health/ready", "/health/serving", "/metrics"]);
 
-/** The registered pattern of the handler that answered (`/api/v1/sessions/:id`), so label values stay few. */
-export function routeLabel(c: Context): string {
-  const handlers = matchedRoutes(c).filter((r) => r.method !== "ALL");
-  return handlers.at(-1)?.path ?? "unmatched";
-}
+/** The registered pattern of the route the request matched (`/api/v1/sessions/:id`); none for a 404 or 405. */
+export const matchedRoute = (c: Context): string | undefined =>
+  matchedRoutes(c)
+    .filter((r) => r.method !== "ALL")
+    .at(-1)?.path;
+
+/** The route's pattern as a metric label, so label values stay few. */
+export const routeLabel = (c: Context): string => matchedRoute(c) ?? "unmatched";
 
 /**
  * Records http_requests_total / http_request_duration_seconds and writes one access-log line per request. A stream

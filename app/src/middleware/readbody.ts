@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
 import { bodyTooLarge, declaredLength } from "./bodylimit.ts";
-import { routeLabel } from "./observe.ts";
+import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
@@ -99,7 +99,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
   return createMiddleware<AppEnv>(async (c, next) => {
     // No route takes it (its 404, or a 405 where the path takes other methods): answered without reading its body, as
     // an unknown key is, and no 100 Continue is sent for it.
-    if (c.req.method !== "POST" || routeLabel(c) === "unmatched") return next();
+    if (c.req.method !== "POST" || matchedRoute(c) === undefined) return next();
     const encoding = c.req.header("content-encoding");
     if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
       return c.json(
