@@ -62,6 +62,12 @@ function treeMicros(stats: Map<number, ProcStat>, root: number | undefined): num
   return (ticks / ticksPerSecond!) * 1e6;
 }
 
+/** CPU microseconds of process `pid` and its descendants so far (treeMicros); undefined where /proc cannot be read. */
+export function processTreeMicros(pid: number | undefined): number | undefined {
+  const stats = readProcStats();
+  return stats && treeMicros(stats, pid);
+}
+
 /** Samples the four parties' CPU time; `perRequest` turns two samples into microseconds per request. */
 export function machineCpu(
   appMicros: () => Promise<number>,
