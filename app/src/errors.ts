@@ -1,12 +1,75 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { clip } from "./text.ts";
 
-/** An error that maps to an HTTP response `{error, details?}`; `type` feeds agent_errors_total. */
+/**
+ * Every error body's `code`: what a client branches on, where `error` says why to a person and may be reworded. The
+ * OpenAPI document's Error schema lists them, and app/README says what each means.
+ */
+export const ERROR_CODES = [
+  // The request itself
+  "invalid_request",
+  "invalid_body",
+  "query_too_long",
+  "malformed_http",
+  "request_incomplete",
+  "headers_too_large",
+  "unsupported_expectation",
+  "unsupported_media_type",
+  "body_too_large",
+  "not_found",
+  "method_not_allowed",
+  // Its API key
+  "missing_api_key",
+  "malformed_authorization",
+  "invalid_api_key",
+  "missing_scope",
+  "session_forbidden",
+  // Limits: ask again later (Retry-After)
+  "rate_limited",
+  "pipeline_full",
+  "bodies_busy",
+  "bodies_busy_key",
+  "ingest_busy",
+  "ingest_busy_key",
+  "session_pages_busy",
+  // What it names
+  "session_not_found",
+  "unknown_after",
+  "document_not_found",
+  "answer_not_found",
+  "session_deleted",
+  "document_busy",
+  // A dependency
+  "postgres_unavailable",
+  "ollama_unavailable",
+  "ollama_error",
+  "ollama_timeout",
+  "ollama_embed_too_long",
+  "ollama_context_overflow",
+  "qdrant_unavailable",
+  "qdrant_error",
+  "qdrant_timeout",
+  "config_error",
+  // The server
+  "request_timeout",
+  "document_write_timeout",
+  "shutting_down",
+  "client_closed",
+  "internal_error",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The JSON body of every error answer. */
+export const errorBody = (code: ErrorCode, error: string, details?: unknown) =>
+  details === undefined ? { error, code } : { error, code, details };
+
+/** An error that maps to an HTTP response `{error, code, details?}`; `type` is its code, and feeds agent_errors_total. */
 export class AppError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,
     message: string,
-    readonly type: string,
+    readonly type: ErrorCode,
     readonly details?: unknown,
     readonly headers?: Record<string, string>,
   ) {
@@ -39,11 +102,14 @@ export function withoutSecrets(text: string): string {
   return shown;
 }
 
-export const upstreamTimeout = (service: string, ms: number) =>
+/** The services a client may be told failed; Postgres only ever as unavailable (a 503). */
+type Upstream = "ollama" | "qdrant";
+
+export const upstreamTimeout = (service: Upstream, ms: number) =>
   new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
 
 /** `reason` may carry the upstream's error body (a proxy's HTML page, say): it is clipped. */
-export const upstreamFailure = (service: string, reason: string) =>
+export const upstreamFailure = (service: Upstream, reason: string) =>
   new AppError(502, `${service} request failed: ${clip(withoutSecrets(reason))}`, `${service}_error`);
 
 /**
@@ -53,7 +119,7 @@ export const upstreamFailure = (service: string, reason: string) =>
  */
 export const RETRY_AFTER_SECONDS = 1;
 
-export const dependencyUnavailable = (service: string, reason: string) =>
+export const dependencyUnavailable = (service: Upstream | "postgres", reason: string) =>
   new AppError(503, `${service} unavailable: ${clip(withoutSecrets(reason))}`, `${service}_unavailable`, undefined, {
     "Retry-After": String(RETRY_AFTER_SECONDS),
   });
@@ -80,7 +146,7 @@ export function isUnreachable(err: unknown): boolean {
  * A call to `service` that got no usable answer: a 503 when nothing could be reached, else a 502 naming the error. The
  * client is told `publicReason`; the error itself is kept as the cause, and the request's log line gives it whole.
  */
-export function noAnswer(service: string, err: unknown): AppError {
+export function noAnswer(service: Upstream, err: unknown): AppError {
   const reason = publicReason(err);
   const answer = isUnreachable(err) ? dependencyUnavailable(service, reason) : upstreamFailure(service, reason);
   answer.cause = err;

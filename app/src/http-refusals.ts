@@ -1,5 +1,5 @@
 /**
- * Requests answered outside the app's routes, each with a JSON `{error}` and counted in http_requests_total under the
+ * Requests answered outside the app's routes, each with a JSON `{error, code}` and counted in http_requests_total under the
  * route "unmatched": bytes Node's parser refuses, requests Node's server would answer itself (CONNECT, Expect), and
  * heads the app must not see (a bad Host, a body framing it cannot trust).
  */
@@ -7,6 +7,7 @@ import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { Metrics } from "./metrics.ts";
 import { clip } from "./text.ts";
+import { type ErrorCode, errorBody } from "./errors.ts";
 
 /** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
 export const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
@@ -22,8 +23,8 @@ const refusedMidRequest = new WeakMap<IncomingMessage, number>();
 /** The status Node's parser answered this request with while the app was handling it, if it did. */
 export const refusedByParser = (req: IncomingMessage): number | undefined => refusedMidRequest.get(req);
 
-export const jsonError = (status: number, error: string) =>
-  new Response(JSON.stringify({ error }), { status, headers: { "content-type": "application/json" } });
+export const jsonError = (status: number, code: ErrorCode, error: string) =>
+  new Response(JSON.stringify(errorBody(code, error)), { status, headers: { "content-type": "application/json" } });
 
 /**
  * How long a connection stays open once its refusal is written, for its client to read it before the close: then it
@@ -35,9 +36,9 @@ const CLOSE_LINGER_MS = 2_000;
 
 const destroyAfterLinger = (socket: Socket) => setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
 
-/** A JSON `{error}` response written straight to the socket, which is then closed: for bytes the app never sees. */
-function refuseOnSocket(socket: Socket, status: number, error: string, headers = ""): void {
-  const body = JSON.stringify({ error });
+/** A JSON `{error, code}` response written straight to the socket, which is then closed: for bytes the app never sees. */
+function refuseOnSocket(socket: Socket, status: number, code: ErrorCode, error: string, headers = ""): void {
+  const body = JSON.stringify(errorBody(code, error));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
   );
@@ -154,22 +155,24 @@ export function onClientError(metrics: Metrics | undefined) {
       // A request the app is handling is counted by the app, once, under its route.
       if (refusedBody) refusedMidRequest.set(refusedBody, status);
       else countUnmatched(metrics, undefined, status);
-      refuseOnSocket(socket, status, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+      const code = status === 431 ? "headers_too_large" : status === 408 ? "request_incomplete" : "malformed_http";
+      refuseOnSocket(socket, status, code, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
     });
   };
 }
 
-/** A JSON `{error}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
+/** A JSON `{error, code}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
 export function refuseRequest(
   metrics: Metrics | undefined,
   req: IncomingMessage,
   res: ServerResponse,
   status: number,
+  code: ErrorCode,
   error: string,
 ): void {
   countUnmatched(metrics, req.method, status);
   closeWith(req.socket, res);
-  const body = JSON.stringify({ error });
+  const body = JSON.stringify(errorBody(code, error));
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
   res.end(body);
 }
@@ -225,7 +228,7 @@ const SERVED_METHODS = "GET, HEAD, POST, DELETE";
 /**
  * Requests Node's server answers itself unless told otherwise: a CONNECT (the socket is closed without a word), an
  * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
- * Each refusal gets the app's JSON `{error}`; the 417 also what `startResponse` gives every response.
+ * Each refusal gets the app's JSON `{error, code}`; the 417 also what `startResponse` gives every response.
  */
 export function refuseUnservable(server: Server, metrics: Metrics | undefined, startResponse: (res: ServerResponse) => void) {
   server.on("connect", (_req: IncomingMessage, socket: ServerSocket) => {
@@ -240,7 +243,13 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
     // read the 405 as its request's answer (the request carried out all the same).
     afterEarlierAnswers(socket, undefined, () => {
-      refuseOnSocket(socket, 405, `CONNECT is not supported: ${SERVED_METHODS} only`, `Allow: ${SERVED_METHODS}\r\n`);
+      refuseOnSocket(
+        socket,
+        405,
+        "method_not_allowed",
+        `CONNECT is not supported: ${SERVED_METHODS} only`,
+        `Allow: ${SERVED_METHODS}\r\n`,
+      );
     });
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
@@ -248,7 +257,14 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     // again, it was counted without being sent, and the drain waited for it to the end of its grace.
     if ((req.socket as ServerSocket)[lastAnswer]) return;
     startResponse(res);
-    refuseRequest(metrics, req, res, 417, `unsupported Expect header: ${req.headers.expect}; only 100-continue`);
+    refuseRequest(
+      metrics,
+      req,
+      res,
+      417,
+      "unsupported_expectation",
+      `unsupported Expect header: ${req.headers.expect}; only 100-continue`,
+    );
   });
   // A client that asks before sending its body gets the 100 only once the app reads the body. A request the app
   // answers without it (a 413 decided from Content-Length, a 401, 429 or 404, the bodies budget's 503) is answered

@@ -1,6 +1,6 @@
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 import { isStorable, UNSTORABLE_MESSAGE } from "./text.ts";
-import { RETRY_AFTER_SECONDS } from "./errors.ts";
+import { ERROR_CODES, RETRY_AFTER_SECONDS } from "./errors.ts";
 
 /** Guide 003: questions longer than this are refused. */
 export const MAX_QUERY_CHARS = 5000;
@@ -36,7 +36,14 @@ const metadataRecord = <V extends z.ZodType>(value: V, maxKeys: number, what: st
 
 export const ErrorSchema = z
   .object({
-    error: z.string().openapi({ example: "invalid body: query: must be at most 5000 characters" }),
+    error: z.string().openapi({
+      description: "Why, for a person: its wording may change",
+      example: "invalid body: query: must be at most 5000 characters",
+    }),
+    code: z.enum(ERROR_CODES).openapi({
+      description: "What a client branches on: one of a fixed set, each explained in app/README",
+      example: "invalid_request",
+    }),
     details: z.unknown().optional(),
   })
   .openapi("Error");

@@ -1,12 +1,13 @@
 // The AWS WAF web ACL in front of the API's ALB (the Ingress names it in alb.ingress.kubernetes.io/wafv2-acl-arn,
 // checked in the controller's docs/guide/ingress/annotations.md at v2.14.0; the chart's enableWafv2 defaults to
 // true and the controller's IAM policy already allows wafv2:AssociateWebACL). One rate-based rule: a client IP
-// over its limit gets WAF's own 429 with a JSON {error} body, like the API's other 4xx, and its requests never
+// over its limit gets WAF's own 429 with a JSON {error, code} body, like the API's other 4xx, and its requests never
 // reach a pod. Rate-based rule settings (AWS WAF developer guide, "Rate-based rule high-level settings"): limits
 // of at least 10, evaluation windows of 60, 120, 300 or 600 s. Requests the ALB answers itself (health checks)
 // are not inspected.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { errorBody } from "../../app/src/errors.ts";
 
 /** The window the per-IP limit counts over: the shortest WAF has, so a limit per minute means what it says. */
 const EVALUATION_WINDOW_SECONDS = 60;
@@ -36,9 +37,9 @@ export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.Cust
         {
           key: RATE_LIMITED_BODY,
           contentType: "APPLICATION_JSON",
-          content: JSON.stringify({
-            error: `too many requests from this address: at most ${args.perIpRequestsPerMinute} per minute`,
-          }),
+          content: JSON.stringify(
+            errorBody("rate_limited", `too many requests from this address: at most ${args.perIpRequestsPerMinute} per minute`),
+          ),
         },
       ],
       rules: [

@@ -193,7 +193,7 @@ test("a body still trickling in at half REQUEST_TIMEOUT_MS gets a JSON 408 (not 
   socket.write(rawQuery(USER_KEY, '{"query":"ti', { length: 100 }));
   await closed;
   assert.match(answer, /^HTTP\/1\.1 408 /, answer);
-  assert.match(answer, /\{"error":"malformed HTTP request: [^"]*"\}$/, answer);
+  assert.match(answer, /\{"error":"malformed HTTP request: [^"]*","code":"request_incomplete"\}$/, answer);
   await waitFor("the request counted", async () => counted(await scrape(stack.metricsUrl), "408") > counted(before, "408"));
   const after = await scrape(stack.metricsUrl);
   assert.equal(counted(after, "408") - counted(before, "408"), 1);

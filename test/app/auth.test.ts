@@ -44,6 +44,7 @@ test("a request without a key is refused with 401 and a reason", async () => {
     const res = await api(stack.url).send(method, path, method === "POST" ? { query: "hi" } : undefined);
     assert.equal(res.status, 401, `${method} ${path}`);
     assert.match(res.body.error, /missing Authorization: Bearer/);
+    assert.equal(res.body.code, "missing_api_key");
     assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
     // The id of its access-log line, as every other answer carries it.
     assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
@@ -54,11 +55,13 @@ test("a wrong or revoked key gets 401, a malformed header 400", async () => {
   const wrong = await api(stack.url, "not-a-real-key-0123456789").get("/api/v1/sessions/x");
   assert.equal(wrong.status, 401);
   assert.equal(wrong.body.error, "invalid API key");
+  assert.equal(wrong.body.code, "invalid_api_key");
   assert.equal((await api(stack.url, REVOKED_KEY).get("/api/v1/sessions/x")).status, 401);
 
   const basic = await api(stack.url).get("/api/v1/sessions/x", { authorization: "Basic dXNlcjpwYXNz" });
   assert.equal(basic.status, 400);
   assert.match(basic.body.error, /malformed Authorization header/);
+  assert.equal(basic.body.code, "malformed_authorization");
   for (const refused of [wrong, basic]) assert.match(refused.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
 });
 
@@ -74,6 +77,7 @@ test("admin routes need the admin scope", async () => {
     const res = await api(stack.url, key).get("/api/v1/admin/feedback/summary");
     assert.equal(res.status, 403);
     assert.match(res.body.error, /lacks the 'admin' scope/);
+    assert.equal(res.body.code, "missing_scope");
   }
   for (const key of [ADMIN_KEY, DB_ADMIN_KEY]) {
     const res = await api(stack.url, key).get("/api/v1/admin/feedback/summary");

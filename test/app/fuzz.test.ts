@@ -5,6 +5,7 @@ import { fuzzBody, fuzzRawJson, malformedRequests, prng, rawExchange, rawRequest
 import { api } from "../support/http.ts";
 import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
+import { ERROR_CODES } from "../../app/src/errors.ts";
 
 // Issue 17's bar: 10,000 requests (about 16 s here).
 const FUZZ_REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10_000);
@@ -28,10 +29,13 @@ before(async () => {
 });
 after(() => stack.stop());
 
+const codes = new Set<unknown>(ERROR_CODES);
+
+/** A JSON `{error, code}`: a reason, and a code from the documented set (errors.ts ERROR_CODES). */
 const isJsonError = (text: string) => {
   try {
-    const body = JSON.parse(text) as { error?: unknown };
-    return typeof body.error === "string" && body.error.length > 0;
+    const body = JSON.parse(text) as { error?: unknown; code?: unknown };
+    return typeof body.error === "string" && body.error.length > 0 && codes.has(body.code);
   } catch {
     return false;
   }
@@ -81,7 +85,7 @@ test("a stored chunk with characters Postgres refuses cannot break retrieval", a
   assert.equal(session.body.turns.length, 1);
 });
 
-test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, { timeout: 240_000 }, async () => {
+test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error, code}`, { timeout: 240_000 }, async () => {
   const r = prng(SEED);
   const routes = ["/api/v1/query", "/api/v1/documents", "/api/v1/feedback"];
   const contentTypes = [
@@ -169,7 +173,17 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error}`, {
     assert.equal(metricValue(metrics, "http_requests_total", { status }), 0, `http_requests_total{status="${status}"}`);
 });
 
-test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too, and each is counted once", async () => {
+/** The code of each status the parser's and the adapter's refusals answer with. */
+const PARSER_REFUSAL_CODES: Record<number, string> = {
+  400: "malformed_http",
+  405: "method_not_allowed",
+  408: "request_incomplete",
+  413: "body_too_large",
+  417: "unsupported_expectation",
+  431: "headers_too_large",
+};
+
+test("requests Node's HTTP parser or the adapter refuse get a JSON {error, code} too, and each is counted once", async () => {
   const port = Number(new URL(stack.url).port);
   const requests = malformedRequests(`Authorization: Bearer ${USER_KEY}`);
   const counted = async (labels: Record<string, string> = {}) =>
@@ -182,6 +196,7 @@ test("requests Node's HTTP parser or the adapter refuse get a JSON {error} too, 
     assert.ok(res.status >= 400 && res.status < 500, `${what}: ${res.status} ${res.body}`);
     assert.match(res.headers["content-type"] ?? "", /^application\/json/, `${what}: ${res.status} ${res.body}`);
     assert.ok(isJsonError(res.body), `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+    assert.equal(JSON.parse(res.body).code, PARSER_REFUSAL_CODES[res.status], `${what}: ${res.status} ${res.body}`);
   }
   // Those the app never saw are counted by http.ts (route "unmatched"), the rest by the app: an alert on the 4xx rate
   // sees every one of them. A body the parser refused mid-request was a 499 as well (the app saw its socket close).

@@ -351,7 +351,7 @@ test("an error that escapes the app is a JSON 500, logged, and counted where the
   try {
     const res = await fetch(`http://127.0.0.1:${http.port}/api/v1/query`);
     assert.equal(res.status, 500);
-    assert.deepEqual(await res.json(), { error: "internal error" });
+    assert.deepEqual(await res.json(), { error: "internal error", code: "internal_error" });
     assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { status: "500" }), 1);
     assert.deepEqual(
       records().map(({ msg, err }) => ({ msg, err })),

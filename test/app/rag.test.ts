@@ -802,7 +802,7 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
     });
     socket.resume();
     await closing;
-    assert.match(raw.slice(-2_000), /event: error\ndata: \{"error":"server shutting down: ask again"\}/);
+    assert.match(raw.slice(-2_000), /event: error\ndata: \{"error":"server shutting down: ask again","code":"shutting_down"\}/);
     assert.equal(parseSse((await c).text).at(-1)?.data.error, "server shutting down: ask again");
     const counted = records().filter((l) => l.route === "/api/v1/query" && l.method === "POST");
     // A whole, B held by its client's pace (info, not an error), C by the model (the server's failure).

@@ -310,7 +310,7 @@ test("a model failing mid-answer ends the stream and every request following it 
   for (const res of [leader!, streamed!]) {
     const events = parseSse(res.text);
     assert.equal(events[0]!.event, "meta");
-    assert.deepEqual(events.at(-1), { event: "error", data: { error: expected } });
+    assert.deepEqual(events.at(-1), { event: "error", data: { error: expected, code: "ollama_error" } });
     const text = events.filter((e) => e.event === "token").map((e) => e.data.content as string);
     assert.equal(text.join("").split(/\s+/).filter(Boolean).length, 3, "the three chunks sent before the failure");
   }

@@ -230,7 +230,7 @@ test("a 5xx's log line gives the error whole, host and port included, where its 
   app.get("/q", async (c) => c.json(await qdrantAt(`http://127.0.0.1:${port}`, "docs").search([1, 0], undefined, 1)));
   const res = await app.request("/x");
   assert.equal(res.status, 503);
-  assert.deepEqual(await res.json(), { error: "ollama unavailable: getaddrinfo ENOTFOUND" });
+  assert.deepEqual(await res.json(), { error: "ollama unavailable: getaddrinfo ENOTFOUND", code: "ollama_unavailable" });
   const q = await app.request("/q");
   assert.equal(q.status, 503);
   assert.doesNotMatch(await q.text(), new RegExp(String(port)));

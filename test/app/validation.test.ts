@@ -227,12 +227,21 @@ const cases: Case[] = [
   ["long unknown route", "GET", `/${"x".repeat(5_000)}`, undefined, 404, /^no route for GET \/x{199}\.\.\. \(5001 characters\)$/],
 ];
 
-test("every malformed request gets a 4xx with a reason, never a 5xx", async () => {
+/** A 400's code is `invalid_body` for a body that is not JSON at all, `invalid_request` for one the schema refuses. */
+const expectedCode = (status: number, error: string) =>
+  status === 400
+    ? /^(Malformed JSON|request body is not valid UTF-8)/.test(error)
+      ? "invalid_body"
+      : "invalid_request"
+    : { 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type" }[status];
+
+test("every malformed request gets a 4xx with a reason and its code, never a 5xx", async () => {
   for (const [name, method, path, body, status, reason, headers] of cases) {
     const res = await user.send(method, path, body, headers);
     assert.equal(res.status, status, `${name}: ${res.text.slice(0, 300)}`);
     assert.equal(typeof res.body, "object", `${name}: JSON body`);
     assert.match(res.body.error, reason, `${name}: ${res.body.error}`);
+    assert.equal(res.body.code, expectedCode(status, res.body.error), `${name}: ${res.text.slice(0, 300)}`);
   }
   const metrics = await scrape(stack.metricsUrl);
   for (const status of ["500", "502", "503", "504"]) assert.equal(metricValue(metrics, "http_requests_total", { status }), 0);
@@ -244,6 +253,7 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
   const latin1 = await user.post("/api/v1/documents", Buffer.from(ingest("caf\u00e9 au lait"), "latin1"));
   assert.equal(latin1.status, 400, latin1.text);
   assert.match(latin1.body.error, /not valid UTF-8/);
+  assert.equal(latin1.body.code, "invalid_body");
   assert.equal((await user.del("/api/v1/documents/encoded")).status, 404, "the Latin-1 document was stored");
 
   const query = '{"query":"tides"}';
@@ -254,6 +264,7 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
     const res = await user.post("/api/v1/query", body, { "content-encoding": encoding });
     assert.equal(res.status, 415, `${encoding}: ${res.text}`);
     assert.equal(res.body.error, `Content-Encoding ${encoding} is not supported: send the body uncompressed`);
+    assert.equal(res.body.code, "unsupported_media_type");
     assert.equal(res.headers.get("accept-encoding"), "identity");
   }
 
@@ -298,7 +309,7 @@ test("a 100-continue request gets its 413, 401, 404 or 405 instead of the 100, b
   over.close();
   assert.match(refused, /^HTTP\/1\.1 413 /, refused.slice(0, 80));
   assert.match(refused, /\r\nconnection: close\r\n/i);
-  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT) })), refused);
+  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT), code: "body_too_large" })), refused);
 
   const body = '{"query":"tides"}';
   const valid = rawPost(USER_KEY, body.length);
@@ -407,7 +418,7 @@ test("a chunked body is read only once its key is known, and counted against BOD
   const refused = await over.answered();
   over.close();
   assert.match(refused, /^HTTP\/1\.1 413 /);
-  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT) })), refused);
+  assert.ok(refused.endsWith(JSON.stringify({ error: bodyTooLarge(BODY_LIMIT), code: "body_too_large" })), refused);
 });
 
 test("every spelling of application/json RFC 9110 allows is taken as JSON", async () => {

@@ -535,6 +535,7 @@ test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (gu
   const body = customResponseBodies.find((b: { key: string }) => b.key === block.customResponseBodyKey);
   assert.equal(body.contentType, "APPLICATION_JSON");
   assert.match(JSON.parse(body.content).error, /at most 600 per minute/);
+  assert.equal(JSON.parse(body.content).code, "rate_limited", "the code the API's own rate limit answers with");
 });
 
 test("the ALB controller is a pinned chart whose service account assumes an IRSA role with the controller policy", () => {

@@ -3,6 +3,7 @@ import { createMiddleware } from "hono/factory";
 import type { Store } from "../services/store.ts";
 import { sha256 } from "../sha256.ts";
 import type { AppEnv, Principal } from "../types.ts";
+import { errorBody } from "../errors.ts";
 
 /** The api_keys table is read again after this long: a revoked key stops working within it. */
 const KEY_TABLE_TTL_MS = 60_000;
@@ -79,9 +80,11 @@ export const requireApiKey = (authenticate: Authenticate) =>
       if (principal) c.set("principal", principal);
       return principal !== null;
     },
-    noAuthenticationHeader: { message: { error: "missing Authorization: Bearer <API key> header" } },
-    invalidAuthenticationHeader: { message: { error: "malformed Authorization header: expected Bearer <API key>" } },
-    invalidToken: { message: { error: "invalid API key" } },
+    noAuthenticationHeader: { message: errorBody("missing_api_key", "missing Authorization: Bearer <API key> header") },
+    invalidAuthenticationHeader: {
+      message: errorBody("malformed_authorization", "malformed Authorization header: expected Bearer <API key>"),
+    },
+    invalidToken: { message: errorBody("invalid_api_key", "invalid API key") },
   });
 
 /**
@@ -90,6 +93,7 @@ export const requireApiKey = (authenticate: Authenticate) =>
  */
 export const requireScope = createMiddleware<AppEnv>(async (c, next) => {
   const scope = c.req.path.startsWith("/api/v1/admin/") ? "admin" : "query";
-  if (!c.get("principal").scopes.has(scope)) return c.json({ error: `this API key lacks the '${scope}' scope` }, 403);
+  if (!c.get("principal").scopes.has(scope))
+    return c.json(errorBody("missing_scope", `this API key lacks the '${scope}' scope`), 403);
   await next();
 });

@@ -4,21 +4,20 @@ import type { RouterRoute } from "hono/types";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
-import { AppError, describe } from "../errors.ts";
+import { AppError, describe, errorBody } from "../errors.ts";
 import { clip } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { answeredOutside } from "./observe.ts";
 
-/** Every error becomes JSON `{error, details?}`; only unexpected ones are 500 and logged with their stack. */
+/** Every error becomes JSON `{error, code, details?}`; only unexpected ones are 500 and logged with their stack. */
 export const onError = (log: Logger) => (err: Error, c: Context) => {
   // Reading the body of a request whose client hung up, or whose body the parser refused, fails ("aborted"): it was
   // answered outside the app (or nobody is there to answer), and the error is not ours.
   const outside = answeredOutside(c);
-  if (outside !== undefined) return c.json({ error: "answered outside the app" }, outside as ContentfulStatusCode);
-  if (err instanceof AppError) {
-    const body = { error: err.message, ...(err.details === undefined ? {} : { details: err.details }) };
-    return c.json(body, err.status, err.headers);
+  if (outside !== undefined) {
+    return c.json(errorBody("client_closed", "answered outside the app"), outside as ContentfulStatusCode);
   }
+  if (err instanceof AppError) return c.json(errorBody(err.type, err.message, err.details), err.status, err.headers);
   if (err instanceof HTTPException) {
     if (err.res) {
       // bearer-auth builds its own JSON response with WWW-Authenticate; the request id set on the context is not in it.
@@ -30,12 +29,15 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
     if (err.status === 415) {
       const sent = c.req.header("content-type");
       const got = sent === undefined ? "none" : clip(sent);
-      return c.json({ error: `${err.message}: send Content-Type: application/json (got ${got})` }, 415);
+      return c.json(errorBody("unsupported_media_type", `${err.message}: send Content-Type: application/json (got ${got})`), 415);
     }
-    return c.json({ error: err.message || "request failed" }, err.status);
+    // The request deadline's 504 (middleware/deadline.ts), or a 400 of hono's own (its JSON parser's "Malformed JSON
+    // in request body", where readbody.ts did not parse first).
+    const code = err.status === 504 ? "request_timeout" : "invalid_body";
+    return c.json(errorBody(code, err.message || "request failed"), err.status);
   }
   log.error({ err, req_id: c.get("requestId") }, "unhandled error");
-  return c.json({ error: "internal error", details: { request_id: c.get("requestId") } }, 500);
+  return c.json(errorBody("internal_error", "internal error", { request_id: c.get("requestId") }), 500);
 };
 
 /**
@@ -63,9 +65,9 @@ export const notFound =
     const methods = allowed(c.req.path);
     if (methods.length > 0) {
       const error = `method ${c.req.method} not allowed on ${clip(c.req.path)}: ${methods.join(", ")}`;
-      return c.json({ error }, 405, { Allow: methods.join(", ") });
+      return c.json(errorBody("method_not_allowed", error), 405, { Allow: methods.join(", ") });
     }
-    return c.json({ error: `no route for ${c.req.method} ${clip(c.req.path)}` }, 404);
+    return c.json(errorBody("not_found", `no route for ${c.req.method} ${clip(c.req.path)}`), 404);
   };
 
 const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parameter", query: "query string", header: "header" };
@@ -91,5 +93,8 @@ export const validationHook = (result: ValidationResult, c: Context) => {
   const first = issues[0];
   const where = first?.path ? `${first.path}: ` : "";
   const part = TARGET_NAMES[result.target] ?? result.target;
-  return c.json({ error: `invalid ${part}: ${where}${first?.message ?? describe(result.error)}`, details: issues }, 400);
+  return c.json(
+    errorBody("invalid_request", `invalid ${part}: ${where}${first?.message ?? describe(result.error)}`, issues),
+    400,
+  );
 };

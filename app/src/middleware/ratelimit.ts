@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { RateLimiter } from "../services/ratelimit.ts";
 import type { AppEnv } from "../types.ts";
+import { errorBody } from "../errors.ts";
 
 /** Per-key limit with IETF RateLimit-* headers; 429 carries Retry-After. */
 export const rateLimit = (limiter: RateLimiter) => {
@@ -13,13 +14,8 @@ export const rateLimit = (limiter: RateLimiter) => {
     c.header("RateLimit-Reset", String(d.resetSeconds));
     if (!d.allowed) {
       c.header("Retry-After", String(d.resetSeconds));
-      return c.json(
-        {
-          error: `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`,
-          details: { retry_after_seconds: d.resetSeconds },
-        },
-        429,
-      );
+      const error = `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`;
+      return c.json(errorBody("rate_limited", error, { retry_after_seconds: d.resetSeconds }), 429);
     }
     await next();
   });

@@ -7,6 +7,7 @@ import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
+import { type ErrorCode, errorBody } from "../errors.ts";
 
 /**
  * Throws on bytes that are not UTF-8, in the same pass that decodes them (Buffer's `isUtf8` and then a decode cost
@@ -57,7 +58,7 @@ export interface BodyBudget {
   heldGauge: Pick<Gauge, "set">;
 }
 
-type Refusal = { status: 413 | 429 | 503; error: string };
+type Refusal = { status: 413 | 429 | 503; code: ErrorCode; error: string };
 
 const RETRY_SHORTLY = { "Retry-After": "1" };
 
@@ -80,17 +81,19 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     if (over === "key")
       return {
         status: 429,
+        code: "bodies_busy_key",
         error: `this API key already holds ${receiving.of(owner) - held} bytes of request bodies on this replica, and one key may hold half of BODIES_MAX_BYTES_RECEIVING (${maxReceiving}) once its first body is taken: ask again shortly`,
       };
     if (over === "replica")
       return {
         status: 503,
+        code: "bodies_busy",
         error: `this replica already holds ${receiving.total - held} bytes of request bodies (BODIES_MAX_BYTES_RECEIVING ${maxReceiving}): ask again shortly`,
       };
     return undefined;
   };
-  const refuse = (c: Context<AppEnv>, { status, error }: Refusal) =>
-    c.json({ error }, status, status === 413 ? {} : RETRY_SHORTLY);
+  const refuse = (c: Context<AppEnv>, { status, code, error }: Refusal) =>
+    c.json(errorBody(code, error), status, status === 413 ? {} : RETRY_SHORTLY);
   const change = (owner: string, n: number) => {
     receiving.add(owner, n);
     heldGauge.set(receiving.total);
@@ -103,7 +106,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     const encoding = c.req.header("content-encoding");
     if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
       return c.json(
-        { error: `Content-Encoding ${clip(encoding)} is not supported: send the body uncompressed` },
+        errorBody("unsupported_media_type", `Content-Encoding ${clip(encoding)} is not supported: send the body uncompressed`),
         415,
         // RFC 9110 15.5.16: a 415 for a content coding says which codings would have been accepted.
         { "Accept-Encoding": "identity" },
@@ -135,10 +138,10 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
       try {
         text = utf8.decode(read);
       } catch {
-        return c.json({ error: "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)" }, 400);
+        return c.json(errorBody("invalid_body", "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)"), 400);
       }
       if (countJsonContainersAndKeys(text, MAX_BODY_CONTAINERS_AND_KEYS) > MAX_BODY_CONTAINERS_AND_KEYS)
-        return c.json({ error: `invalid body: ${tooManyContainersAndKeys}` }, 400);
+        return c.json(errorBody("invalid_body", `invalid body: ${tooManyContainersAndKeys}`), 400);
       (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
       c.set("bodyBytes", read.byteLength);
       await next();
@@ -160,7 +163,7 @@ type Hold = (bytes: number) => Refusal | undefined;
  * request (a test's app.request) is read whole.
  */
 function readBody(c: Context<AppEnv>, most: number, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
-  const tooLarge: Refusal = { status: 413, error: bodyTooLarge(maxBytes) };
+  const tooLarge: Refusal = { status: 413, code: "body_too_large", error: bodyTooLarge(maxBytes) };
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));

@@ -11,6 +11,7 @@ import {
   upstreamErrorResponses,
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
+import { errorBody } from "../errors.ts";
 
 const busyResponse = jsonResponse(ErrorSchema, "Another request is writing one of the documents (Retry-After: 1)");
 
@@ -55,7 +56,8 @@ export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Docu
 
   app.openapi(deleteRoute, async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await documents.remove(id, c.get("deadlineAt")))) return c.json({ error: `document ${id} not found` }, 404);
+    if (!(await documents.remove(id, c.get("deadlineAt"))))
+      return c.json(errorBody("document_not_found", `document ${id} not found`), 404);
     return c.json({ id, deleted: true as const }, 200);
   });
 }

@@ -1,7 +1,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import { beforeAbort } from "../deadline.ts";
-import { AppError, CLIENT_CLOSED } from "../errors.ts";
+import { AppError, CLIENT_CLOSED, errorBody } from "../errors.ts";
 import { isCached, type Rag, resultJson, sourcesOf } from "../services/rag.ts";
 import type { Logger } from "../log.ts";
 import { answeredOutside } from "../middleware/observe.ts";
@@ -101,13 +101,14 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
         await stream.writeSSE({ event: "done", data: resultJson(result) });
       } catch (err) {
         if (!(err instanceof AppError)) log.error({ err, req_id: prepared.requestId }, "stream failed");
-        const message = err instanceof AppError ? err.message : "internal error";
+        const [code, message] =
+          err instanceof AppError ? [err.type, err.message] : (["internal_error", "internal error"] as const);
         // Ended by the shutdown notice while it waited on its client's reads, not on the model: the client's pace held
         // it, and it is counted 499 as a stream the write deadline cuts (probe BX: a slow reader's stream was a 503).
         const heldByClient = writing && err === shutdownNotice.reason;
         c.set("streamStatus", heldByClient ? CLIENT_CLOSED : err instanceof AppError ? err.status : 500);
         await sendMeta();
-        await stream.writeSSE({ event: "error", data: JSON.stringify({ error: message }) });
+        await stream.writeSSE({ event: "error", data: JSON.stringify(errorBody(code, message)) });
       } finally {
         open = false;
       }

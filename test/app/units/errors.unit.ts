@@ -18,9 +18,9 @@ test("a configured secret of 8 characters or more is taken out of every place an
     upstreamFailure("qdrant", echoed).message,
     `qdrant request failed: proxy said: 400 for user:[redacted]@db (again: [redacted]); other: ${short}`,
   );
-  const refused = noAnswer("postgres", Object.assign(new Error(`password ${password} refused`), { code: "ECONNREFUSED" }));
+  const refused = noAnswer("qdrant", Object.assign(new Error(`password ${password} refused`), { code: "ECONNREFUSED" }));
   assert.equal(refused.status, 503);
-  assert.equal(refused.message, "postgres unavailable: password [redacted] refused ECONNREFUSED");
+  assert.equal(refused.message, "qdrant unavailable: password [redacted] refused ECONNREFUSED");
   assert.equal(refused.headers?.["Retry-After"], "1", "a 503 says when to ask again");
 });
 

@@ -36,7 +36,11 @@ test("a stream whose answer fails unexpectedly ends with an error event, and is 
   });
   assert.equal(res.status, 200, "the stream's head is sent before its answer fails");
   const events = parseSse(await res.text());
-  assert.deepEqual(events.at(-1), { event: "error", data: { error: "internal error" } }, "the error's own text is not sent");
+  assert.deepEqual(
+    events.at(-1),
+    { event: "error", data: { error: "internal error", code: "internal_error" } },
+    "the error's own text is not sent",
+  );
   assert.equal(events[0]?.event, "meta");
 
   const logged = records();

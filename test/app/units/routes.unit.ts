@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../app/src/config.ts";
+import { ERROR_CODES } from "../../../app/src/errors.ts";
 import { createLogger } from "../../../app/src/log.ts";
 import { createMetrics } from "../../../app/src/metrics.ts";
 import { buildApp } from "../../../app/src/server.ts";
@@ -60,4 +63,16 @@ test("the OpenAPI document declares every status a route under /api/ can answer:
   const sessionResponses = doc.paths?.["/api/v1/sessions/{id}"]?.get?.responses as Record<string, { headers?: object }>;
   const sessions429 = sessionResponses["429"];
   assert.ok(sessions429?.headers && "Retry-After" in sessions429.headers, "the sessions page's 429 declares Retry-After");
+});
+
+test("the OpenAPI document's Error schema requires a code, and lists every code errors.ts has and app/README explains", () => {
+  const doc = routes().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "0" } });
+  const schema = doc.components?.schemas?.Error as { required?: string[]; properties: { code: { enum?: string[] } } };
+  assert.deepEqual(schema.required?.sort(), ["code", "error"]);
+  assert.deepEqual(schema.properties.code.enum, [...ERROR_CODES]);
+  // The README's table of codes: each code once, in backticks, in the first cell of a row.
+  const readme = readFileSync(fileURLToPath(new URL("../../../app/README.md", import.meta.url)), "utf8");
+  const table = readme.split("\n| code | status | meaning |\n|---|---|---|\n")[1]?.split("\n\n")[0] ?? "";
+  const explained = table.split("\n").flatMap((row) => [...row.split("|")[1]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
+  assert.deepEqual([...explained].sort(), [...ERROR_CODES].sort());
 });
