@@ -2,63 +2,68 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { clip } from "./text.ts";
 
 /**
- * Every error body's `code`: what a client branches on, where `error` says why to a person and may be reworded. The
- * OpenAPI document's Error schema lists them, and app/README says what each means.
+ * Every error body's `code`, and the one status it comes with: what a client branches on, where `error` says why to a
+ * person and may be reworded. The OpenAPI document's Error schema lists them, and app/README says what each means.
  */
-export const ERROR_CODES = [
+export const ERROR_STATUS = {
   // The request itself
-  "invalid_request",
-  "invalid_body",
-  "query_too_long",
-  "malformed_http",
-  "request_incomplete",
-  "headers_too_large",
-  "unsupported_expectation",
-  "unsupported_media_type",
-  "body_too_large",
-  "not_found",
-  "method_not_allowed",
+  invalid_request: 400,
+  invalid_body: 400,
+  query_too_long: 400,
+  unknown_after: 400,
+  malformed_http: 400,
+  request_incomplete: 408,
+  headers_too_large: 431,
+  unsupported_expectation: 417,
+  unsupported_media_type: 415,
+  body_too_large: 413,
+  not_found: 404,
+  method_not_allowed: 405,
   // Its API key
-  "missing_api_key",
-  "malformed_authorization",
-  "invalid_api_key",
-  "missing_scope",
-  "session_forbidden",
-  // Limits: ask again later (Retry-After)
-  "rate_limited",
-  "pipeline_full",
-  "bodies_busy",
-  "bodies_busy_key",
-  "ingest_busy",
-  "ingest_busy_key",
-  "session_pages_busy",
+  missing_api_key: 401,
+  invalid_api_key: 401,
+  malformed_authorization: 400,
+  missing_scope: 403,
+  session_forbidden: 403,
+  // Limits
+  rate_limited: 429,
+  pipeline_full: 429,
+  bodies_busy_key: 429,
+  ingest_busy_key: 429,
+  session_pages_busy: 429,
+  bodies_busy: 503,
+  ingest_busy: 503,
   // What it names
-  "session_not_found",
-  "unknown_after",
-  "document_not_found",
-  "answer_not_found",
-  "session_deleted",
-  "document_busy",
+  session_not_found: 404,
+  document_not_found: 404,
+  answer_not_found: 404,
+  session_deleted: 409,
+  document_busy: 409,
   // A dependency
-  "postgres_unavailable",
-  "ollama_unavailable",
-  "ollama_error",
-  "ollama_timeout",
-  "ollama_embed_too_long",
-  "ollama_context_overflow",
-  "qdrant_unavailable",
-  "qdrant_error",
-  "qdrant_timeout",
-  "config_error",
+  postgres_unavailable: 503,
+  ollama_unavailable: 503,
+  qdrant_unavailable: 503,
+  ollama_error: 502,
+  qdrant_error: 502,
+  config_error: 502,
+  // Handled in the app (a question too long for the model's window is `query_too_long`): sent only for a document
+  // chunk the embedding model refuses even one character long.
+  ollama_embed_too_long: 502,
+  ollama_context_overflow: 502,
+  ollama_timeout: 504,
+  qdrant_timeout: 504,
   // The server
-  "request_timeout",
-  "document_write_timeout",
-  "shutting_down",
-  "client_closed",
-  "internal_error",
-] as const;
+  request_timeout: 504,
+  document_write_timeout: 504,
+  shutting_down: 503,
+  internal_error: 500,
+  // Logged and counted only: the client left, and is sent nothing.
+  client_closed: 499,
+} as const;
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]];
 
 /** The JSON body of every error answer. */
 export const errorBody = (code: ErrorCode, error: string, details?: unknown) =>

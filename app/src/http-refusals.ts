@@ -7,7 +7,7 @@ import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { Metrics } from "./metrics.ts";
 import { clip } from "./text.ts";
-import { type ErrorCode, errorBody } from "./errors.ts";
+import { ERROR_STATUS, type ErrorCode, errorBody } from "./errors.ts";
 
 /** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
 export const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
@@ -23,8 +23,11 @@ const refusedMidRequest = new WeakMap<IncomingMessage, number>();
 /** The status Node's parser answered this request with while the app was handling it, if it did. */
 export const refusedByParser = (req: IncomingMessage): number | undefined => refusedMidRequest.get(req);
 
-export const jsonError = (status: number, code: ErrorCode, error: string) =>
-  new Response(JSON.stringify(errorBody(code, error)), { status, headers: { "content-type": "application/json" } });
+export const jsonError = (code: ErrorCode, error: string) =>
+  new Response(JSON.stringify(errorBody(code, error)), {
+    status: ERROR_STATUS[code],
+    headers: { "content-type": "application/json" },
+  });
 
 /**
  * How long a connection stays open once its refusal is written, for its client to read it before the close: then it
@@ -37,7 +40,8 @@ const CLOSE_LINGER_MS = 2_000;
 const destroyAfterLinger = (socket: Socket) => setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
 
 /** A JSON `{error, code}` response written straight to the socket, which is then closed: for bytes the app never sees. */
-function refuseOnSocket(socket: Socket, status: number, code: ErrorCode, error: string, headers = ""): void {
+function refuseOnSocket(socket: Socket, code: ErrorCode, error: string, headers = ""): void {
+  const status = ERROR_STATUS[code];
   const body = JSON.stringify(errorBody(code, error));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
@@ -121,6 +125,12 @@ function afterEarlierAnswers(socket: ServerSocket, own: IncomingMessage | undefi
   else current.once("close", () => afterEarlierAnswers(socket, own, then));
 }
 
+/** The parser's refusals other than a malformed request's 400 (`malformed_http`). */
+const PARSER_REFUSAL_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: "headers_too_large",
+  ERR_HTTP_REQUEST_TIMEOUT: "request_incomplete",
+};
+
 /**
  * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
  * app would, then close. The answers to whole requests pipelined before those bytes go out first.
@@ -141,7 +151,8 @@ export function onClientError(metrics: Metrics | undefined) {
       afterEarlierAnswers(socket, undefined, () => socket.end());
       return;
     }
-    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const code = PARSER_REFUSAL_CODES[err.code ?? ""] ?? "malformed_http";
+    const status = ERROR_STATUS[code];
     const reason = (err as { reason?: string }).reason ?? err.message;
     const parsing = socket.parser?.incoming;
     const refusedBody = parsing && !parsing.complete ? parsing : undefined;
@@ -155,8 +166,7 @@ export function onClientError(metrics: Metrics | undefined) {
       // A request the app is handling is counted by the app, once, under its route.
       if (refusedBody) refusedMidRequest.set(refusedBody, status);
       else countUnmatched(metrics, undefined, status);
-      const code = status === 431 ? "headers_too_large" : status === 408 ? "request_incomplete" : "malformed_http";
-      refuseOnSocket(socket, status, code, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+      refuseOnSocket(socket, code, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
     });
   };
 }
@@ -166,10 +176,10 @@ export function refuseRequest(
   metrics: Metrics | undefined,
   req: IncomingMessage,
   res: ServerResponse,
-  status: number,
   code: ErrorCode,
   error: string,
 ): void {
+  const status = ERROR_STATUS[code];
   countUnmatched(metrics, req.method, status);
   closeWith(req.socket, res);
   const body = JSON.stringify(errorBody(code, error));
@@ -245,7 +255,6 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     afterEarlierAnswers(socket, undefined, () => {
       refuseOnSocket(
         socket,
-        405,
         "method_not_allowed",
         `CONNECT is not supported: ${SERVED_METHODS} only`,
         `Allow: ${SERVED_METHODS}\r\n`,
@@ -261,7 +270,6 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
       metrics,
       req,
       res,
-      417,
       "unsupported_expectation",
       `unsupported Expect header: ${req.headers.expect}; only 100-continue`,
     );

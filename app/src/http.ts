@@ -121,11 +121,11 @@ export async function listenHttp(
     errorHandler: (err) => {
       if (err instanceof RequestError) {
         countUnmatched(opts.metrics, undefined, 400);
-        return jsonError(400, "malformed_http", `malformed request: ${err.message}`);
+        return jsonError("malformed_http", `malformed request: ${err.message}`);
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
       countUnmatched(opts.metrics, undefined, 500); // seen by the 5xx alert like the app's own
-      return jsonError(500, "internal_error", "internal error");
+      return jsonError("internal_error", "internal error");
     },
   });
   // A request's head and body must arrive within requestTimeout of its first byte (headersTimeout, Node's default,
@@ -150,11 +150,11 @@ export async function listenHttp(
       if (socket[lastAnswer] !== undefined) return;
       if (tooManyWaiting(socket, res)) {
         const error = `more than ${MAX_PIPELINED} requests waiting on one connection: send more once they are answered`;
-        return refuseRequest(opts.metrics, req, res, 429, "pipeline_full", error);
+        return refuseRequest(opts.metrics, req, res, "pipeline_full", error);
       }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
       if (refusal === undefined) return listener(req, res);
-      refuseRequest(opts.metrics, req, res, 400, "malformed_http", refusal);
+      refuseRequest(opts.metrics, req, res, "malformed_http", refusal);
     },
   );
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection

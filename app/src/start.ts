@@ -255,7 +255,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     responseHeaders: await securityHeaders(),
   });
   // Not counted in http_requests_total: the API's error-rate alerts read it, and a scraper's bad request is not the API's.
-  const ops = await listenHttp(buildOpsApp({ ...health, metrics }).fetch, {
+  const ops = await listenHttp(buildOpsApp({ ...health, metrics, log }).fetch, {
     ...listening,
     metrics: undefined,
     port: config.METRICS_PORT,

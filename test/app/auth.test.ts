@@ -140,6 +140,7 @@ test("each key has its own sliding-window limit with RateLimit headers; past it,
   const refused = await limited.get("/api/v1/sessions/none");
   assert.equal(refused.status, 429);
   assert.match(refused.body.error, /rate limit of 5 requests per 60 s exceeded/);
+  assert.equal(refused.body.code, "rate_limited");
   const retryAfter = Number(refused.headers.get("retry-after"));
   assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
   assert.equal(refused.headers.get("ratelimit-remaining"), "0");

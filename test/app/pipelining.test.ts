@@ -90,6 +90,7 @@ test("past MAX_PIPELINED waiting requests, the one too many gets a JSON 429 and 
     );
     assert.equal(answers.at(-1)!.headers.connection, "close");
     assert.match(answers.at(-1)!.body, new RegExp(`^\\{"error":"more than ${MAX_PIPELINED} requests waiting`));
+    assert.equal(JSON.parse(answers.at(-1)!.body).code, "pipeline_full");
     assert.equal(metricValue(await metrics.registry.metrics(), "http_requests_total", { route: "unmatched", status: "429" }), 1);
   } finally {
     client.socket.destroy();

@@ -420,6 +420,7 @@ test("a question naming another key's session is a JSON 403 before any embedding
     assert.equal(res.status, 403, res.text);
     assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
     assert.match(res.body.error, /session_id belongs to another API key/);
+    assert.equal(res.body.code, "session_forbidden");
   }
   assert.deepEqual(calls(), before, "no embedding or model call for a refused question");
   assert.deepEqual(
@@ -504,6 +505,10 @@ test("a long session is read in pages: at most `limit` turns, oldest first, each
     const res = await user.get(`/api/v1/sessions/${session_id}?${query}`);
     assert.equal(res.status, 400, `${query}: ${res.text}`);
     assert.match(res.body.error, reason);
+    assert.equal(
+      res.body.code,
+      query.startsWith("after=page-turn") || query === `after=${elsewhere.body.request_id}` ? "unknown_after" : "invalid_request",
+    );
   }
 });
 
@@ -915,6 +920,7 @@ test("a replica ingesting INGEST_MAX_BYTES_IN_FLIGHT of bodies answers another i
     ]);
     assert.equal(second.status, 503, JSON.stringify(second.body));
     assert.match(second.body.error, /INGEST_MAX_BYTES_IN_FLIGHT 4096/);
+    assert.equal(second.body.code, "ingest_busy");
     assert.equal(second.headers.get("retry-after"), "5");
     assert.equal(small.status, 201, "3 kB and 0.3 kB fit in 4 kB");
     assert.equal((await first).status, 201);
@@ -935,6 +941,7 @@ test("one key ingesting holds at most half of INGEST_MAX_BYTES_IN_FLIGHT past it
     ]);
     assert.equal(again.status, 429, JSON.stringify(again.body));
     assert.match(again.body.error, /this API key is already ingesting \d+ bytes .* half of INGEST_MAX_BYTES_IN_FLIGHT \(8192\)/);
+    assert.equal(again.body.code, "ingest_busy_key");
     assert.equal(again.headers.get("retry-after"), "5");
     assert.equal(others.status, 201, JSON.stringify(others.body));
     assert.equal((await first).status, 201);
@@ -993,6 +1000,7 @@ test("a document another request is still writing is a 409 to a delete or an ing
     for (const res of [del, reingest]) {
       assert.equal(res.status, 409, res.text);
       assert.match(res.body.error, /^document lichens is being written by another request; retry shortly/);
+      assert.equal(res.body.code, "document_busy");
       assert.equal(res.headers.get("retry-after"), "1");
     }
     assert.equal((await ingest).status, 201);

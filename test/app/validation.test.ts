@@ -368,6 +368,7 @@ test("bodies held at once are bounded per replica and per key, counted as they a
   await untilHeld(BODY_LIMIT - 1, true);
   const own = await user.post("/api/v1/query", queryOf(100));
   assert.equal(own.status, 429, own.text);
+  assert.equal(own.body.code, "bodies_busy_key");
   assert.equal(own.headers.get("retry-after"), "1");
   assert.match(
     own.body.error,
@@ -380,6 +381,7 @@ test("bodies held at once are bounded per replica and per key, counted as they a
   await untilHeld(2 * BODY_LIMIT - 102, true);
   const third = await api(stack.url, ADMIN_KEY).post("/api/v1/query", queryOf(200));
   assert.equal(third.status, 503, third.text);
+  assert.equal(third.body.code, "bodies_busy");
   assert.equal(third.headers.get("retry-after"), "1");
   assert.match(third.body.error, /already holds 1309(70|71|72) bytes of request bodies \(BODIES_MAX_BYTES_RECEIVING 131072\)/);
   // Answered, their bodies are given back.
@@ -513,6 +515,7 @@ test("a body holding more objects, arrays and keys than any valid request is ref
     const res = await user.post(path, body);
     assert.equal(res.status, 400, res.text.slice(0, 300));
     assert.equal(res.body.error, `invalid body: ${tooManyContainersAndKeys}`);
+    assert.equal(res.body.code, "invalid_body");
   }
   // One fewer is parsed and refused by the schema, naming the field.
   const fewer = await user.post("/api/v1/documents", objects(max - 3));
@@ -526,6 +529,7 @@ test("a request still running after REQUEST_TIMEOUT_MS is answered 504 with a re
     const res = await user.post("/api/v1/query", { query: "a question that takes too long" });
     assert.equal(res.status, 504, res.text);
     assert.equal(res.body.error, `request took longer than ${REQUEST_TIMEOUT} ms`);
+    assert.equal(res.body.code, "request_timeout");
   } finally {
     stack.fakes.ollama.knobs.latencyMs = 0;
   }

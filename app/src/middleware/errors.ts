@@ -14,6 +14,7 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   // Reading the body of a request whose client hung up, or whose body the parser refused, fails ("aborted"): it was
   // answered outside the app (or nobody is there to answer), and the error is not ours.
   const outside = answeredOutside(c);
+  // Never sent: the client is gone, or has the parser's refusal.
   if (outside !== undefined) {
     return c.json(errorBody("client_closed", "answered outside the app"), outside as ContentfulStatusCode);
   }
@@ -31,13 +32,14 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
       const got = sent === undefined ? "none" : clip(sent);
       return c.json(errorBody("unsupported_media_type", `${err.message}: send Content-Type: application/json (got ${got})`), 415);
     }
-    // The request deadline's 504 (middleware/deadline.ts), or a 400 of hono's own (its JSON parser's "Malformed JSON
-    // in request body", where readbody.ts did not parse first).
-    const code = err.status === 504 ? "request_timeout" : "invalid_body";
-    return c.json(errorBody(code, err.message || "request failed"), err.status);
+    // The request deadline's 504 (middleware/deadline.ts), or hono's own 400 (its JSON parser's "Malformed JSON in
+    // request body", where readbody.ts did not parse first). Any other is not expected: a 500 below.
+    const code = err.status === 504 ? "request_timeout" : err.status === 400 ? "invalid_body" : undefined;
+    if (code) return c.json(errorBody(code, err.message || "request failed"), err.status);
   }
-  log.error({ err, req_id: c.get("requestId") }, "unhandled error");
-  return c.json(errorBody("internal_error", "internal error", { request_id: c.get("requestId") }), 500);
+  const requestId: string | undefined = c.get("requestId");
+  log.error({ err, req_id: requestId }, "unhandled error");
+  return c.json(errorBody("internal_error", "internal error", requestId && { request_id: requestId }), 500);
 };
 
 /**

@@ -7,7 +7,7 @@ import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
-import { type ErrorCode, errorBody } from "../errors.ts";
+import { ERROR_STATUS, errorBody } from "../errors.ts";
 
 /**
  * Throws on bytes that are not UTF-8, in the same pass that decodes them (Buffer's `isUtf8` and then a decode cost
@@ -58,7 +58,7 @@ export interface BodyBudget {
   heldGauge: Pick<Gauge, "set">;
 }
 
-type Refusal = { status: 413 | 429 | 503; code: ErrorCode; error: string };
+type Refusal = { code: "body_too_large" | "bodies_busy_key" | "bodies_busy"; error: string };
 
 const RETRY_SHORTLY = { "Retry-After": "1" };
 
@@ -80,20 +80,18 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     const over = receiving.overBudget(owner, n, maxReceiving, held);
     if (over === "key")
       return {
-        status: 429,
         code: "bodies_busy_key",
         error: `this API key already holds ${receiving.of(owner) - held} bytes of request bodies on this replica, and one key may hold half of BODIES_MAX_BYTES_RECEIVING (${maxReceiving}) once its first body is taken: ask again shortly`,
       };
     if (over === "replica")
       return {
-        status: 503,
         code: "bodies_busy",
         error: `this replica already holds ${receiving.total - held} bytes of request bodies (BODIES_MAX_BYTES_RECEIVING ${maxReceiving}): ask again shortly`,
       };
     return undefined;
   };
-  const refuse = (c: Context<AppEnv>, { status, code, error }: Refusal) =>
-    c.json(errorBody(code, error), status, status === 413 ? {} : RETRY_SHORTLY);
+  const refuse = (c: Context<AppEnv>, { code, error }: Refusal) =>
+    c.json(errorBody(code, error), ERROR_STATUS[code], code === "body_too_large" ? {} : RETRY_SHORTLY);
   const change = (owner: string, n: number) => {
     receiving.add(owner, n);
     heldGauge.set(receiving.total);
@@ -163,7 +161,7 @@ type Hold = (bytes: number) => Refusal | undefined;
  * request (a test's app.request) is read whole.
  */
 function readBody(c: Context<AppEnv>, most: number, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
-  const tooLarge: Refusal = { status: 413, code: "body_too_large", error: bodyTooLarge(maxBytes) };
+  const tooLarge: Refusal = { code: "body_too_large", error: bodyTooLarge(maxBytes) };
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));

@@ -5,7 +5,9 @@ import { test } from "node:test";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { describe, noAnswer, treatAsSecret, upstreamFailure } from "../../../app/src/errors.ts";
+import { createMetrics } from "../../../app/src/metrics.ts";
 import { onError } from "../../../app/src/middleware/errors.ts";
+import { buildOpsApp } from "../../../app/src/ops.ts";
 import { capturedLog } from "../../support/log.ts";
 
 test("a configured secret of 8 characters or more is taken out of every place an error text shows it", () => {
@@ -50,4 +52,15 @@ test("an error the app did not expect is a 500 naming its request id, and logged
   assert.ok(line, `no "unhandled error" line in ${JSON.stringify(logged)}`);
   assert.equal(line.req_id, body.details.request_id);
   assert.equal(line.err?.message, "cannot read properties of undefined");
+});
+
+test("the metrics port answers a failure of its own as JSON {error, code} and logs it, as PORT does", async () => {
+  const { log, records } = capturedLog("error");
+  const metrics = createMetrics();
+  metrics.registry.metrics = () => Promise.reject(new Error("a collect callback threw"));
+  const ops = buildOpsApp({ probes: {}, probeTimeoutMs: 100, isShuttingDown: () => false, metrics, log });
+  const res = await ops.request("/metrics");
+  assert.equal(res.status, 500);
+  assert.deepEqual(await res.json(), { error: "internal error", code: "internal_error" });
+  assert.equal(records().find((l) => l.msg === "unhandled error")?.err?.message, "a collect callback threw");
 });

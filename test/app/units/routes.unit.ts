@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../app/src/config.ts";
-import { ERROR_CODES } from "../../../app/src/errors.ts";
+import { ERROR_CODES, ERROR_STATUS } from "../../../app/src/errors.ts";
 import { createLogger } from "../../../app/src/log.ts";
 import { createMetrics } from "../../../app/src/metrics.ts";
 import { buildApp } from "../../../app/src/server.ts";
@@ -65,14 +65,22 @@ test("the OpenAPI document declares every status a route under /api/ can answer:
   assert.ok(sessions429?.headers && "Retry-After" in sessions429.headers, "the sessions page's 429 declares Retry-After");
 });
 
-test("the OpenAPI document's Error schema requires a code, and lists every code errors.ts has and app/README explains", () => {
+test("the OpenAPI document's Error schema requires a code, and lists every code errors.ts has and app/README explains with its status", () => {
   const doc = routes().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "0" } });
   const schema = doc.components?.schemas?.Error as { required?: string[]; properties: { code: { enum?: string[] } } };
   assert.deepEqual(schema.required?.sort(), ["code", "error"]);
   assert.deepEqual(schema.properties.code.enum, [...ERROR_CODES]);
-  // The README's table of codes: each code once, in backticks, in the first cell of a row.
+  // The README's table of codes: each code once, in backticks, in the first cell of a row whose second lists the
+  // statuses of its codes.
   const readme = readFileSync(fileURLToPath(new URL("../../../app/README.md", import.meta.url)), "utf8");
   const table = readme.split("\n| code | status | meaning |\n|---|---|---|\n")[1]?.split("\n\n")[0] ?? "";
-  const explained = table.split("\n").flatMap((row) => [...row.split("|")[1]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
-  assert.deepEqual([...explained].sort(), [...ERROR_CODES].sort());
+  const explained: string[] = [];
+  for (const row of table.split("\n")) {
+    const [, codeCell, statusCell] = row.split("|");
+    const codes = [...codeCell!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]! as keyof typeof ERROR_STATUS);
+    const statuses = [...new Set(codes.map((code) => String(ERROR_STATUS[code])))];
+    assert.deepEqual(statusCell!.trim().split(", "), statuses, row);
+    explained.push(...codes);
+  }
+  assert.deepEqual(explained.sort(), [...ERROR_CODES].sort());
 });
