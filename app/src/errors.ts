@@ -71,19 +71,22 @@ export const errorBody = (code: ErrorCode, error: string, details?: unknown) =>
 
 /** An error that maps to an HTTP response `{error, code, details?}`; `type` is its code, and feeds agent_errors_total. */
 export class AppError extends Error {
+  /** Its code's (ERROR_STATUS). */
+  readonly status: ContentfulStatusCode;
+
   constructor(
-    readonly status: ContentfulStatusCode,
-    message: string,
     readonly type: ErrorCode,
+    message: string,
     readonly details?: unknown,
     readonly headers?: Record<string, string>,
   ) {
     super(message);
+    this.status = ERROR_STATUS[type] as ContentfulStatusCode;
   }
 }
 
 /** nginx's "client closed request": the client went away before the answer; not a server error. */
-export const CLIENT_CLOSED = 499 as ContentfulStatusCode;
+export const CLIENT_CLOSED = ERROR_STATUS.client_closed as ContentfulStatusCode;
 
 /** What a request past REQUEST_TIMEOUT_MS is told (middleware/deadline.ts; an answer slot's wait ends with it too). */
 export const requestTimeoutMessage = (ms: number) => `request took longer than ${ms} ms`;
@@ -111,11 +114,11 @@ export function withoutSecrets(text: string): string {
 type Upstream = "ollama" | "qdrant";
 
 export const upstreamTimeout = (service: Upstream, ms: number) =>
-  new AppError(504, `${service} did not answer within ${ms} ms`, `${service}_timeout`);
+  new AppError(`${service}_timeout`, `${service} did not answer within ${ms} ms`);
 
 /** `reason` may carry the upstream's error body (a proxy's HTML page, say): it is clipped. */
 export const upstreamFailure = (service: Upstream, reason: string) =>
-  new AppError(502, `${service} request failed: ${clip(withoutSecrets(reason))}`, `${service}_error`);
+  new AppError(`${service}_error`, `${service} request failed: ${clip(withoutSecrets(reason))}`);
 
 /**
  * Retry-After on a dependency's 503 (RFC 9110 10.2.3): how long a client should wait before asking again. A second:
@@ -125,7 +128,7 @@ export const upstreamFailure = (service: Upstream, reason: string) =>
 export const RETRY_AFTER_SECONDS = 1;
 
 export const dependencyUnavailable = (service: Upstream | "postgres", reason: string) =>
-  new AppError(503, `${service} unavailable: ${clip(withoutSecrets(reason))}`, `${service}_unavailable`, undefined, {
+  new AppError(`${service}_unavailable`, `${service} unavailable: ${clip(withoutSecrets(reason))}`, undefined, {
     "Retry-After": String(RETRY_AFTER_SECONDS),
   });
 

@@ -279,7 +279,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         const notice = setTimeout(
           () =>
             shutdownNotice.abort(
-              new AppError(503, "server shutting down: ask again", "shutting_down", undefined, { "Retry-After": "0" }),
+              new AppError("shutting_down", "server shutting down: ask again", undefined, { "Retry-After": "0" }),
             ),
           graceMs - Math.min(SHUTDOWN_NOTICE_MS, graceMs / 2),
         );

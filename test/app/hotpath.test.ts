@@ -150,7 +150,7 @@ async function withLockedSession(
 test("a turn not committed by its request's 504 is not stored: dropped while it waits, taken back once its statement commits", () =>
   withLockedSession(5_000, async ({ sql, writer, held, release }) => {
     // The first turn's statement waits on its session's lock, the second turn is queued behind it.
-    const deadline = { at: performance.now() + 300, passed: () => new AppError(504, "request took too long", "request_timeout") };
+    const deadline = { at: performance.now() + 300, passed: () => new AppError("request_timeout", "request took too long") };
     const [running, queued] = [turn(held, 1), turn(randomUUID(), 2)];
     const outcomes = [writer.record("owner-a", running, deadline), writer.record("owner-a", queued, deadline)].map((p) =>
       p.then(

@@ -634,7 +634,7 @@ test("a points write checks its gate before each of its calls (collection, index
   const before = callsSoFar();
   let checks = 0;
   const stopAfter = (allowed: number) => () => {
-    if (++checks > allowed) throw new AppError(504, "document write stopped", "document_write_timeout");
+    if (++checks > allowed) throw new AppError("document_write_timeout", "document write stopped");
   };
   // One upsert into a new collection is nine calls: one that starts after the lease's half has passed may land after
   // the lease ends, when a delete can run; the documents service checked the time only before each upsert.

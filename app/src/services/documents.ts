@@ -32,9 +32,8 @@ export interface DocumentInput {
  */
 const documentsBusy = ({ ids, leftSeconds }: Busy) =>
   new AppError(
-    409,
-    `document ${ids.join(", ")} is being written by another request; retry shortly (its hold ends within ${leftSeconds} s)`,
     "document_busy",
+    `document ${ids.join(", ")} is being written by another request; retry shortly (its hold ends within ${leftSeconds} s)`,
     { busy: ids },
     { "Retry-After": "1" },
   );
@@ -46,9 +45,8 @@ const documentsBusy = ({ ids, leftSeconds }: Busy) =>
  */
 const ingestBusyForKey = (mine: number, max: number) =>
   new AppError(
-    429,
-    `this API key is already ingesting ${mine} bytes of documents on this replica, and one key may hold half of INGEST_MAX_BYTES_IN_FLIGHT (${max}) once its first ingest runs: ask again shortly`,
     "ingest_busy_key",
+    `this API key is already ingesting ${mine} bytes of documents on this replica, and one key may hold half of INGEST_MAX_BYTES_IN_FLIGHT (${max}) once its first ingest runs: ask again shortly`,
     undefined,
     { "Retry-After": "5" },
   );
@@ -56,9 +54,8 @@ const ingestBusyForKey = (mine: number, max: number) =>
 /** Past INGEST_MAX_BYTES_IN_FLIGHT: the ALB sends the retry to whichever replica, and an ingest takes seconds. */
 const ingestBusy = (ingesting: number, max: number) =>
   new AppError(
-    503,
-    `this replica is already ingesting ${ingesting} bytes of documents (INGEST_MAX_BYTES_IN_FLIGHT ${max}): ask again shortly`,
     "ingest_busy",
+    `this replica is already ingesting ${ingesting} bytes of documents (INGEST_MAX_BYTES_IN_FLIGHT ${max}): ask again shortly`,
     undefined,
     { "Retry-After": "5" },
   );
@@ -94,7 +91,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    */
   const callsUntil = (stopAt: number) => () => {
     if (performance.now() > stopAt)
-      throw new AppError(504, `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`, "document_write_timeout");
+      throw new AppError("document_write_timeout", `document write stopped after ${config.REQUEST_TIMEOUT_MS} ms`);
   };
 
   /** Calls being retried in the background now (releases, corpus bumps, publishes sent again). */

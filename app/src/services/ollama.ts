@@ -78,14 +78,14 @@ export const notVectorsOfOneSize = () =>
 /** An input to embed was longer than the embedding model's window: the caller may split it. */
 export class EmbedInputTooLong extends AppError {
   constructor() {
-    super(502, `ollama refused a text to embed: ${INPUT_TOO_LONG}`, "ollama_embed_too_long");
+    super("ollama_embed_too_long", `ollama refused a text to embed: ${INPUT_TOO_LONG}`);
   }
 }
 
 /** The prompt did not fit the model's window: the caller may ask again with less context. */
 export class ContextOverflow extends AppError {
   constructor() {
-    super(502, `ollama refused the prompt: ${INPUT_TOO_LONG}`, "ollama_context_overflow");
+    super("ollama_context_overflow", `ollama refused the prompt: ${INPUT_TOO_LONG}`);
   }
 }
 

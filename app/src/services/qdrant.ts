@@ -150,10 +150,9 @@ export class VectorSizeMismatch extends AppError {
     readonly vectorSize: number,
   ) {
     super(
-      502,
+      "config_error",
       `collection ${collection} (QDRANT_COLLECTION) holds ${collectionSize}-dimensional vectors but the embedding ` +
         `model (EMBED_MODEL) returns ${vectorSize}: set EMBED_MODEL back, or ingest into a new QDRANT_COLLECTION`,
-      "config_error",
     );
   }
 }
@@ -202,18 +201,18 @@ function toAppError(err: unknown, timeoutMs: number, collection: string): AppErr
 function answeredToAppError(status: number, reason: unknown, collection: string): AppError {
   const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
   if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
-    return new CollectionMissing(failure.status, failure.message, failure.type);
+    return new CollectionMissing(failure.type, failure.message);
   const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
   if (sizes) return new VectorSizeMismatch(collection, Number(sizes[1]), Number(sizes[2]));
   // Busy or restarting (or a proxy that cannot reach it), or over strict mode's rate limit (429): a 503 to retry
   // later, as Ollama's is (a 429 was a 502, probe BP).
   if (status === 503 || status === 429) {
     const busy = dependencyUnavailable("qdrant", failure.message);
-    return new QdrantRefused(busy.status, busy.message, busy.type, undefined, busy.headers);
+    return new QdrantRefused(busy.type, busy.message, undefined, busy.headers);
   }
   // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
-  if (status === 408) return new AppError(504, failure.message, "qdrant_timeout");
-  return new QdrantRefused(failure.status, failure.message, failure.type);
+  if (status === 408) return new AppError("qdrant_timeout", failure.message);
+  return new QdrantRefused(failure.type, failure.message);
 }
 
 export interface QdrantOptions {

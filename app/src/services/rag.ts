@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import { beforeAbort, type Deadline } from "../deadline.ts";
-import { AppError, CLIENT_CLOSED, requestTimeoutMessage } from "../errors.ts";
+import { AppError, requestTimeoutMessage } from "../errors.ts";
 import { timeOrderedId } from "../ids.ts";
 import type { Metrics } from "../metrics.ts";
 import { sha256 } from "../sha256.ts";
@@ -100,7 +100,7 @@ export const sourcesOf = (p: PreparedQuery): Source[] => ("generation" in p.answ
 
 /** A question that leaves no room in the model's window for any source (`size`: "about N tokens, " when estimated). */
 const questionTooLong = (size = "", window = "the model's window beside the instructions and the answer") =>
-  new AppError(400, `invalid body: query: ${size}too long for ${window}: shorten it`, "query_too_long");
+  new AppError("query_too_long", `invalid body: query: ${size}too long for ${window}: shorten it`);
 
 /**
  * A question as the model is asked it and as it is keyed: only canonical Unicode equivalence (NFC), line endings and its
@@ -234,7 +234,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
   const sessionOwners = createSessionOwners(store);
   const slots = createAnswerSlots({ slots: config.OLLAMA_MAX_ANSWERS, maxWaitMs: config.OLLAMA_SLOT_WAIT_MS });
   /** The request's own 504 (middleware/deadline.ts says the same), for a question that would wait past it. */
-  const requestTimedOut = () => new AppError(504, requestTimeoutMessage(config.REQUEST_TIMEOUT_MS), "request_timeout");
+  const requestTimedOut = () => new AppError("request_timeout", requestTimeoutMessage(config.REQUEST_TIMEOUT_MS));
   /** The request's 504 at `at` (its deadlineAt), as answer slots and the turn writer take it. */
   const requestDeadline = (at: number | undefined): Deadline | undefined =>
     at === undefined ? undefined : { at, passed: requestTimedOut };
@@ -511,7 +511,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
-      if (clientLeft?.()) throw new AppError(CLIENT_CLOSED, "the client closed the request: turn not stored", "client_closed");
+      if (clientLeft?.()) throw new AppError("client_closed", "the client closed the request: turn not stored");
       await store.recordTurn(
         p.owner,
         {

@@ -61,7 +61,7 @@ interface Pending {
 }
 
 /** A question naming a session of another key (session-owners.ts refuses most of them before they are answered). */
-export const sessionForbidden = () => new AppError(403, "session_id belongs to another API key", "session_forbidden");
+export const sessionForbidden = () => new AppError("session_forbidden", "session_id belongs to another API key");
 
 /**
  * The start of every statement that inserts turns: a session page's horizon (store.ts sessionTurns) waits only for
@@ -241,7 +241,7 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
       // The turn's session was deleted while the statement ran (turn-retention.ts): written again, the statement
       // creates the session anew for this key.
       if (batch.length === 1 && isForeignKeyViolation(err)) {
-        retryOnce(batch[0]!, new AppError(409, "the session was being deleted: ask again", "session_deleted"));
+        retryOnce(batch[0]!, new AppError("session_deleted", "the session was being deleted: ask again"));
         return;
       }
       if (batch.length === 1 || isUnavailable(err) || err instanceof AppError) {

@@ -103,19 +103,19 @@ test("document leases come back after Postgres refused the release, and after a 
     store: {
       // The statement went out and its answer did not come back in time: it may commit later.
       leaseDocument: async () => {
-        throw new AppError(503, "postgres unavailable: no answer within 50 ms", "postgres_unavailable");
+        throw new AppError("postgres_unavailable", "postgres unavailable: no answer within 50 ms");
       },
       upsertDocuments: async () => ({ generation: 1 }),
       releaseDocuments: async () => {
         releases.push(Date.now() - started);
-        if (refuseReleases-- > 0) throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+        if (refuseReleases-- > 0) throw new AppError("postgres_unavailable", "postgres unavailable: ECONNREFUSED");
       },
     } as never,
     corpus: { bump: async () => {} } as never,
     ollama: { embed: async (texts: string[]) => texts.map(() => [0.1]) } as never,
     qdrant: {
       upsert: async () => {
-        throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
+        throw new AppError("qdrant_error", "qdrant request failed: HTTP 500");
       },
       discard: async () => {},
     } as never,
@@ -161,7 +161,7 @@ test("a write holds its documents until a Qdrant call started at its deadline ha
 });
 
 test("a written ingest whose release and corpus bump Postgres refuses answers 503, and both go on in the background", async () => {
-  const refused = new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+  const refused = new AppError("postgres_unavailable", "postgres unavailable: ECONNREFUSED");
   let refusing = true;
   const versions: number[] = [];
   const documents = createDocuments({
@@ -194,14 +194,14 @@ test("in a long outage at most 64 lease releases are retried at once; the others
       leaseDocument: async () => ({ generation: 1 }),
       releaseDocuments: async () => {
         attempts++;
-        throw new AppError(503, "postgres unavailable: ECONNREFUSED", "postgres_unavailable");
+        throw new AppError("postgres_unavailable", "postgres unavailable: ECONNREFUSED");
       },
     } as never,
     corpus: {} as never,
     ollama: {} as never,
     qdrant: {
       deleteChunks: async () => {
-        throw new AppError(502, "qdrant request failed: HTTP 500", "qdrant_error");
+        throw new AppError("qdrant_error", "qdrant request failed: HTTP 500");
       },
     } as never,
     vectorFit: { refused: () => {} },

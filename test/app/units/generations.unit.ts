@@ -74,7 +74,7 @@ test("a generation is found under its keys until it settles; followers get the t
 
   const broken = modelCall();
   const failing = generations.start([], ["failing"], true, broken.produce);
-  const error = new AppError(502, "ollama request failed: HTTP 500", "ollama_error");
+  const error = new AppError("ollama_error", "ollama request failed: HTTP 500");
   const failed = assert.rejects(failing.follow().next(), error);
   await broken.fail(error);
   await failed;
@@ -147,7 +147,7 @@ test("a stream the server ends stops waiting for its answer and stores no turn; 
   };
   const metrics = createMetrics();
   const { rag } = ragOverRedis(() => null, Promise.resolve(), { ollama: ollama as never, store: store as never, metrics });
-  const shuttingDown = new AppError(503, "server shutting down: ask again", "shutting_down");
+  const shuttingDown = new AppError("shutting_down", "server shutting down: ask again");
   const question = { query: "Why do tides rise?", stream: true };
 
   const streamEnd = new AbortController();
