@@ -39,7 +39,10 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   }
   const requestId: string | undefined = c.get("requestId");
   log.error({ err, req_id: requestId }, "unhandled error");
-  return c.json(errorBody("internal_error", "internal error", requestId && { request_id: requestId }), 500);
+  return c.json(
+    errorBody("internal_error", "internal error", requestId === undefined ? undefined : { request_id: requestId }),
+    500,
+  );
 };
 
 /**
