@@ -25,7 +25,7 @@ const route = apiRoute({
     "Retrieves the closest chunks (optionally filtered by metadata), trims them to the token budget, routes to a " +
     "model by question complexity and answers. The turn is stored before the response is sent. With `stream: true` " +
     "the answer is sent as Server-Sent Events: `meta` (ids, model, the sources the model was given), one `token` " +
-    "per chunk of text, then `done` (the full response) or `error`.",
+    "per chunk of text, then `done` (the full response) or `error` (`{error, code}`, as an error answer).",
   request: { body: jsonBody(QueryRequestSchema) },
   responses: {
     200: {
