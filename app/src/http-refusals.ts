@@ -23,10 +23,10 @@ const refusedMidRequest = new WeakMap<IncomingMessage, number>();
 /** The status Node's parser answered this request with while the app was handling it, if it did. */
 export const refusedByParser = (req: IncomingMessage): number | undefined => refusedMidRequest.get(req);
 
-export const jsonError = (code: ErrorCode, error: string) =>
+export const jsonError = (code: ErrorCode, error: string, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(errorBody(code, error)), {
     status: ERROR_STATUS[code],
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
   });
 
 /**
@@ -88,7 +88,7 @@ export type ServerSocket = Socket & {
  * and the client lost answers it had not read yet (probe AY: 1 of 34 answers of 64 KB in 4 of 5 tries). Its write side
  * is ended instead, and it is read for CLOSE_LINGER_MS more, unless the client closes first (a lingering close).
  */
-function closeWith(socket: ServerSocket, res: ServerResponse): void {
+export function closeWith(socket: ServerSocket, res: ServerResponse): void {
   socket[lastAnswer] = res;
   // On TCP the parser reads the connection itself. A 'data' listener added through Node's wrapped `on` takes it off
   // (unconsume); the one Node keeps for other streams would feed it again, so it goes first.

@@ -7,6 +7,7 @@ import {
   framingRefusal,
   hostRefusal,
   jsonError,
+  closeWith,
   lastAnswer,
   onClientError,
   refuseRequest,
@@ -116,12 +117,15 @@ export async function listenHttp(
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
   },
 ): Promise<HttpServer> {
+  /** Set by the adapter's refusal of the request being handed to it (`serve`). */
+  let adapterRefused = false;
   const listener = getRequestListener(fetch, {
     hostname: opts.host,
     errorHandler: (err) => {
       if (err instanceof RequestError) {
         countUnmatched(opts.metrics, undefined, 400);
-        return jsonError("malformed_http", `malformed request: ${err.message}`);
+        adapterRefused = true;
+        return jsonError("malformed_http", `malformed request: ${err.message}`, { connection: "close" });
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
       countUnmatched(opts.metrics, undefined, 500); // seen by the 5xx alert like the app's own
@@ -134,6 +138,17 @@ export async function listenHttp(
   // rewrite of these timers; above requestTimeout, it also held requestTimeout back until itself (Node 20.20).
   // Node checks every connectionsCheckingInterval (default 30 s): a quarter of the timeout cuts at most 25 % late.
   const knownHost: { host?: string } = {};
+  /**
+   * Hands the request to the adapter. One it cannot build a Request of (a backslash in the path, a Host that is not a
+   * host, a bad absolute URL: @hono/node-server's RequestError) it refuses before it awaits anything, so within this
+   * call: its 400 then closes the connection as every other refusal does, and nothing pipelined after it is served.
+   */
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
+    adapterRefused = false;
+    const served = listener(req, res);
+    if (adapterRefused) closeWith(req.socket as Connection, res);
+    return served;
+  };
   const server = createServer(
     {
       requireHostHeader: false, // refused by hostRefusal instead, as JSON
@@ -153,7 +168,7 @@ export async function listenHttp(
         return refuseRequest(opts.metrics, req, res, "pipeline_full", error);
       }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
-      if (refusal === undefined) return listener(req, res);
+      if (refusal === undefined) return serve(req, res);
       refuseRequest(opts.metrics, req, res, "malformed_http", refusal);
     },
   );

@@ -271,3 +271,22 @@ test("bytes the parser refuses after whole pipelined requests: their answers fir
   }
   assert.equal(await counted(unmatched), unmatchedBefore + 1);
 });
+
+test("a request the server adapter refuses closes its connection like the parser's: nothing pipelined after it is served", async () => {
+  const port = Number(new URL(stack.url).port);
+  const health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  // @hono/node-server's own refusals (RequestError): a backslash in the path, a Host that is not a host, a bad absolute URL.
+  for (const refused of [
+    "GET /api\\v1/query HTTP/1.1\r\nHost: x\r\n\r\n",
+    `GET / HTTP/1.1\r\nHost: a@b\r\n\r\n`,
+    "GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
+  ]) {
+    const answers = await rawExchange(port, `${refused}${health}`);
+    const what = JSON.stringify(refused);
+    assert.deepEqual(
+      answers.map((r) => [r.status, r.headers.connection, JSON.parse(r.body).code]),
+      [[400, "close", "malformed_http"]],
+      `${what}: ${JSON.stringify(answers).slice(0, 400)}`,
+    );
+  }
+});
