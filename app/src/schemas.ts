@@ -304,11 +304,16 @@ const errorResponses = {
   408: jsonResponse(ErrorSchema, "The request was not received whole within REQUEST_TIMEOUT_MS / 2 (the connection closes)"),
   413: jsonResponse(ErrorSchema, "Body too large"),
   415: jsonResponse(ErrorSchema, "Body is not JSON, or is compressed (send it uncompressed)"),
+  417: jsonResponse(ErrorSchema, "An `Expect` other than 100-continue (the connection closes)"),
   431: jsonResponse(ErrorSchema, "Request headers too large (the connection closes)"),
   429: {
-    ...jsonResponse(ErrorSchema, "Rate limit exceeded"),
-    headers: retryAfter("Seconds until the rate-limit window frees a slot"),
+    ...jsonResponse(ErrorSchema, "Rate limit exceeded, or this key's share of a replica's bodies or ingests in use"),
+    headers: retryAfter(
+      "Seconds until the rate-limit window frees a slot, or to wait for a share. None on `pipeline_full` (32 requests " +
+        "already waiting on the connection, which closes): send the request again once the answers ahead arrived",
+    ),
   },
+  500: jsonResponse(ErrorSchema, "A fault of the app: `details.request_id` finds its log line"),
   503: {
     ...jsonResponse(ErrorSchema, "A dependency is unavailable"),
     headers: retryAfter(

@@ -51,13 +51,16 @@ test("a route's path asked with another method is a 405 naming the methods in Al
   }
 });
 
-test("the OpenAPI document declares every status a route under /api/ can answer: the deadline's 504 on each", () => {
+test("the OpenAPI document declares every status a route under /api/ can answer: the 417, the 500 and the deadline's 504 on each", () => {
   const doc = routes().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "0" } });
   for (const [path, operations] of Object.entries(doc.paths ?? {})) {
     if (!path.startsWith("/api/")) continue;
     for (const [method, op] of Object.entries(operations as Record<string, { responses: Record<string, unknown> }>)) {
       // Sessions, feedback and the summary listed none: a page waiting on Postgres past REQUEST_TIMEOUT_MS was one.
-      assert.ok(op.responses["504"], `${method.toUpperCase()} ${path} declares 504`);
+      // Nor did any declare the 417 every route answers an unknown Expect with, or the 500 of a fault (probe CG).
+      for (const status of ["417", "500", "504"]) {
+        assert.ok(op.responses[status], `${method.toUpperCase()} ${path} declares ${status}`);
+      }
     }
   }
   const sessionResponses = doc.paths?.["/api/v1/sessions/{id}"]?.get?.responses as Record<string, { headers?: object }>;
