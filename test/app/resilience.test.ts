@@ -186,7 +186,7 @@ test("a failing, busy or slow Qdrant gives 502, 503 or 504 with a reason", async
     stack.fakes.qdrant.knobs.failStatus = 503; // to retry later, as Ollama's 503 is
     const busy = await user.post("/api/v1/query", { query: "Qdrant busy question" });
     assert.equal(busy.status, 503, busy.text);
-    assert.match(busy.body.error, /^qdrant unavailable: qdrant request failed: HTTP 503/);
+    assert.match(busy.body.error, /^qdrant unavailable: HTTP 503/);
     assert.equal(busy.headers.get("retry-after"), "1");
   } finally {
     stack.fakes.qdrant.knobs.failStatus = null;

@@ -199,7 +199,8 @@ function toAppError(err: unknown, timeoutMs: number, collection: string): AppErr
 
 /** An answer other than 200 as the app's error; `reason` is Qdrant's `status.error` (api.qdrant.tech error responses). */
 function answeredToAppError(status: number, reason: unknown, collection: string): AppError {
-  const failure = upstreamFailure("qdrant", `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`);
+  const answered = `HTTP ${status}${typeof reason === "string" ? `: ${reason}` : ""}`;
+  const failure = upstreamFailure("qdrant", answered);
   if (status === 404 && typeof reason === "string" && NO_COLLECTION.test(reason))
     return new CollectionMissing(failure.type, failure.message);
   const sizes = status === 400 && typeof reason === "string" ? WRONG_VECTOR_SIZE.exec(reason) : null;
@@ -207,7 +208,7 @@ function answeredToAppError(status: number, reason: unknown, collection: string)
   // Busy or restarting (or a proxy that cannot reach it), or over strict mode's rate limit (429): a 503 to retry
   // later, as Ollama's is (a 429 was a 502, probe BP).
   if (status === 503 || status === 429) {
-    const busy = dependencyUnavailable("qdrant", failure.message);
+    const busy = dependencyUnavailable("qdrant", answered);
     return new QdrantRefused(busy.type, busy.message, undefined, busy.headers);
   }
   // Qdrant's own search deadline (the query's `timeout`) passed: a timeout, as the app's own would be.
