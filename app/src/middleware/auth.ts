@@ -4,6 +4,7 @@ import type { Store } from "../services/store.ts";
 import { sha256 } from "../sha256.ts";
 import type { AppEnv, Principal } from "../types.ts";
 import { errorBody } from "../errors.ts";
+import { errorJson } from "./errors.ts";
 
 /** The api_keys table is read again after this long: a revoked key stops working within it. */
 const KEY_TABLE_TTL_MS = 60_000;
@@ -93,7 +94,6 @@ export const requireApiKey = (authenticate: Authenticate) =>
  */
 export const requireScope = createMiddleware<AppEnv>(async (c, next) => {
   const scope = c.req.path.startsWith("/api/v1/admin/") ? "admin" : "query";
-  if (!c.get("principal").scopes.has(scope))
-    return c.json(errorBody("missing_scope", `this API key lacks the '${scope}' scope`), 403);
+  if (!c.get("principal").scopes.has(scope)) return errorJson(c, "missing_scope", `this API key lacks the '${scope}' scope`);
   await next();
 });

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { errorBody } from "../errors.ts";
+import { errorJson } from "./errors.ts";
 
 export const bodyTooLarge = (maxSize: number) => `request body exceeds BODY_LIMIT_BYTES (${maxSize} bytes)`;
 
@@ -11,7 +11,7 @@ export const bodyTooLarge = (maxSize: number) => `request body exceeds BODY_LIMI
  * @hono/node-server once the answer is out.
  */
 export const limitBody = (maxSize: number) => {
-  const tooLarge = (c: Context) => c.json(errorBody("body_too_large", bodyTooLarge(maxSize)), 413);
+  const tooLarge = (c: Context) => errorJson(c, "body_too_large", bodyTooLarge(maxSize));
   return createMiddleware(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
     // Node's HTTP parser reads no more than Content-Length, so the header is the body's size.

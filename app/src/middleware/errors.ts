@@ -4,10 +4,22 @@ import type { RouterRoute } from "hono/types";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
-import { AppError, describe, errorBody } from "../errors.ts";
+import { AppError, describe, ERROR_STATUS, type ErrorCode, errorBody } from "../errors.ts";
 import { clip } from "../text.ts";
 import type { Logger } from "../log.ts";
 import { answeredOutside } from "./observe.ts";
+
+/**
+ * An error answer: `{error, code, details?}` with its code's status (ERROR_STATUS), which a route's typed answers take
+ * as declared. `client_closed` is never sent.
+ */
+export const errorJson = <C extends Exclude<ErrorCode, "client_closed">>(
+  c: Context,
+  code: C,
+  error: string,
+  details?: unknown,
+  headers?: Record<string, string>,
+) => c.json(errorBody(code, error, details), ERROR_STATUS[code], headers);
 
 /** Every error becomes JSON `{error, code, details?}`; only unexpected ones are 500 and logged with their stack. */
 export const onError = (log: Logger) => (err: Error, c: Context) => {
@@ -30,19 +42,16 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
     if (err.status === 415) {
       const sent = c.req.header("content-type");
       const got = sent === undefined ? "none" : clip(sent);
-      return c.json(errorBody("unsupported_media_type", `${err.message}: send Content-Type: application/json (got ${got})`), 415);
+      return errorJson(c, "unsupported_media_type", `${err.message}: send Content-Type: application/json (got ${got})`);
     }
     // The request deadline's 504 (middleware/deadline.ts), or hono's own 400 (its JSON parser's "Malformed JSON in
     // request body", where readbody.ts did not parse first). Any other is not expected: a 500 below.
     const code = err.status === 504 ? "request_timeout" : err.status === 400 ? "invalid_body" : undefined;
-    if (code) return c.json(errorBody(code, err.message || "request failed"), err.status);
+    if (code) return errorJson(c, code, err.message || "request failed");
   }
   const requestId: string | undefined = c.get("requestId");
   log.error({ err, req_id: requestId }, "unhandled error");
-  return c.json(
-    errorBody("internal_error", "internal error", requestId === undefined ? undefined : { request_id: requestId }),
-    500,
-  );
+  return errorJson(c, "internal_error", "internal error", requestId === undefined ? undefined : { request_id: requestId });
 };
 
 /**
@@ -70,9 +79,9 @@ export const notFound =
     const methods = allowed(c.req.path);
     if (methods.length > 0) {
       const error = `method ${c.req.method} not allowed on ${clip(c.req.path)}: ${methods.join(", ")}`;
-      return c.json(errorBody("method_not_allowed", error), 405, { Allow: methods.join(", ") });
+      return errorJson(c, "method_not_allowed", error, undefined, { Allow: methods.join(", ") });
     }
-    return c.json(errorBody("not_found", `no route for ${c.req.method} ${clip(c.req.path)}`), 404);
+    return errorJson(c, "not_found", `no route for ${c.req.method} ${clip(c.req.path)}`);
   };
 
 const TARGET_NAMES: Record<string, string> = { json: "body", param: "path parameter", query: "query string", header: "header" };
@@ -98,8 +107,5 @@ export const validationHook = (result: ValidationResult, c: Context) => {
   const first = issues[0];
   const where = first?.path ? `${first.path}: ` : "";
   const part = TARGET_NAMES[result.target] ?? result.target;
-  return c.json(
-    errorBody("invalid_request", `invalid ${part}: ${where}${first?.message ?? describe(result.error)}`, issues),
-    400,
-  );
+  return errorJson(c, "invalid_request", `invalid ${part}: ${where}${first?.message ?? describe(result.error)}`, issues);
 };

@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { RateLimiter } from "../services/ratelimit.ts";
 import type { AppEnv } from "../types.ts";
-import { errorBody } from "../errors.ts";
+import { errorJson } from "./errors.ts";
 
 /** Per-key limit with IETF RateLimit-* headers; 429 carries Retry-After. */
 export const rateLimit = (limiter: RateLimiter) => {
@@ -15,7 +15,7 @@ export const rateLimit = (limiter: RateLimiter) => {
     if (!d.allowed) {
       c.header("Retry-After", String(d.resetSeconds));
       const error = `rate limit of ${d.limit} requests per ${windowSeconds} s exceeded`;
-      return c.json(errorBody("rate_limited", error, { retry_after_seconds: d.resetSeconds }), 429);
+      return errorJson(c, "rate_limited", error, { retry_after_seconds: d.resetSeconds });
     }
     await next();
   });

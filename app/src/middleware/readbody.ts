@@ -7,7 +7,7 @@ import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
-import { ERROR_STATUS, errorBody } from "../errors.ts";
+import { errorJson } from "./errors.ts";
 
 /**
  * Throws on bytes that are not UTF-8, in the same pass that decodes them (Buffer's `isUtf8` and then a decode cost
@@ -91,7 +91,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     return undefined;
   };
   const refuse = (c: Context<AppEnv>, { code, error }: Refusal) =>
-    c.json(errorBody(code, error), ERROR_STATUS[code], code === "body_too_large" ? {} : RETRY_SHORTLY);
+    errorJson(c, code, error, undefined, code === "body_too_large" ? {} : RETRY_SHORTLY);
   const change = (owner: string, n: number) => {
     receiving.add(owner, n);
     heldGauge.set(receiving.total);
@@ -103,9 +103,11 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     if (c.req.method !== "POST" || matchedRoute(c) === undefined) return next();
     const encoding = c.req.header("content-encoding");
     if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
-      return c.json(
-        errorBody("unsupported_media_type", `Content-Encoding ${clip(encoding)} is not supported: send the body uncompressed`),
-        415,
+      return errorJson(
+        c,
+        "unsupported_media_type",
+        `Content-Encoding ${clip(encoding)} is not supported: send the body uncompressed`,
+        undefined,
         // RFC 9110 15.5.16: a 415 for a content coding says which codings would have been accepted.
         { "Accept-Encoding": "identity" },
       );
@@ -136,10 +138,10 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
       try {
         text = utf8.decode(read);
       } catch {
-        return c.json(errorBody("invalid_body", "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)"), 400);
+        return errorJson(c, "invalid_body", "request body is not valid UTF-8 (RFC 8259 JSON is UTF-8)");
       }
       if (countJsonContainersAndKeys(text, MAX_BODY_CONTAINERS_AND_KEYS) > MAX_BODY_CONTAINERS_AND_KEYS)
-        return c.json(errorBody("invalid_body", `invalid body: ${tooManyContainersAndKeys}`), 400);
+        return errorJson(c, "invalid_body", `invalid body: ${tooManyContainersAndKeys}`);
       (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
       c.set("bodyBytes", read.byteLength);
       await next();

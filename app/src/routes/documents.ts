@@ -11,7 +11,7 @@ import {
   upstreamErrorResponses,
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
-import { errorBody } from "../errors.ts";
+import { errorJson } from "../middleware/errors.ts";
 
 const busyResponse = jsonResponse(ErrorSchema, "Another request is writing one of the documents (Retry-After: 1)");
 
@@ -56,8 +56,7 @@ export function registerDocumentRoutes(app: OpenAPIHono<AppEnv>, documents: Docu
 
   app.openapi(deleteRoute, async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await documents.remove(id, c.get("deadlineAt"))))
-      return c.json(errorBody("document_not_found", `document ${id} not found`), 404);
+    if (!(await documents.remove(id, c.get("deadlineAt")))) return errorJson(c, "document_not_found", `document ${id} not found`);
     return c.json({ id, deleted: true as const }, 200);
   });
 }

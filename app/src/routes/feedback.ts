@@ -2,7 +2,7 @@ import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
 import { apiRoute, ErrorSchema, FeedbackRequestSchema, FeedbackSummarySchema, jsonBody, jsonResponse } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
-import { errorBody } from "../errors.ts";
+import { errorJson } from "../middleware/errors.ts";
 
 const submitRoute = apiRoute({
   method: "post",
@@ -32,7 +32,7 @@ export function registerFeedbackRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
   app.openapi(submitRoute, async (c) => {
     const input = c.req.valid("json");
     if (!(await store.insertFeedback(input, c.get("principal").id))) {
-      return c.json(errorBody("answer_not_found", `no answer with request_id ${input.request_id} for this API key`), 404);
+      return errorJson(c, "answer_not_found", `no answer with request_id ${input.request_id} for this API key`);
     }
     return c.json({ request_id: input.request_id, recorded: true as const }, 201);
   });

@@ -13,7 +13,7 @@ import {
 } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 import { Counts } from "../counts.ts";
-import { errorBody } from "../errors.ts";
+import { errorJson } from "../middleware/errors.ts";
 
 const route = apiRoute({
   method: "get",
@@ -45,19 +45,19 @@ export function registerSessionRoutes(app: OpenAPIHono<AppEnv>, store: Store) {
     const key = c.get("principal").id;
     if (pagesOf.of(key) >= MAX_SESSION_PAGES_PER_KEY) {
       const error = `at most ${MAX_SESSION_PAGES_PER_KEY} session pages per API key are read at once: ask again when one has arrived`;
-      return c.json(errorBody("session_pages_busy", error), 429, { "Retry-After": "1" });
+      return errorJson(c, "session_pages_busy", error, undefined, { "Retry-After": "1" });
     }
     pagesOf.add(key);
     onAnswerEnd(c, () => pagesOf.add(key, -1));
     const { id } = c.req.valid("param");
     const { limit, after } = c.req.valid("query");
     const page = await store.sessionTurns(id, key, { limit, after, maxBytes: SESSION_PAGE_MAX_BYTES });
-    if (page === "no_session") return c.json(errorBody("session_not_found", `session ${id} not found`), 404);
+    if (page === "no_session") return errorJson(c, "session_not_found", `session ${id} not found`);
     if (page === "no_after") {
       // A client following the session may hold a turn since deleted: taken back after its 503/504 (its statement
       // committed late, and a page read in those few milliseconds listed it), or past TURN_RETENTION_DAYS (probe BQ).
       const error = `invalid query string: after: no turn ${after} in session ${id} (never, or no longer: a turn answered 503 or 504, or one past its retention, is deleted); read the session from its start`;
-      return c.json(errorBody("unknown_after", error), 400);
+      return errorJson(c, "unknown_after", error);
     }
     return c.json(
       {
