@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { machineCpu, processTreeMicros } from "./machine-cpu.ts";
+import { machineCpu } from "./machine-cpu.ts";
 import {
   cacheHitRequest,
   type ServerChild,
@@ -54,7 +54,7 @@ async function startTree(cwd: string) {
     server = await spawnServerChild({ script: "bench/app.ts", cwd, databaseUrl: pg.url, redisUrl: redis.url });
     await warmCache(server, shortDocumentText);
     const child = server.child;
-    const meter = machineCpu(async () => processTreeMicros(child.pid) ?? Number.NaN, { postgres: pg.pid, redis: redis.pid });
+    const meter = machineCpu({ pid: () => child.pid }, { postgres: pg.pid, redis: redis.pid });
     return { appUrl: server.appUrl, bareUrl: server.bareUrl, meter, stop };
   } catch (err) {
     await stop();

@@ -62,26 +62,24 @@ function treeMicros(stats: Map<number, ProcStat>, root: number | undefined): num
   return (ticks / ticksPerSecond!) * 1e6;
 }
 
-/** CPU microseconds of process `pid` and its descendants so far (treeMicros); undefined where /proc cannot be read. */
-export function processTreeMicros(pid: number | undefined): number | undefined {
-  const stats = readProcStats();
-  return stats && treeMicros(stats, pid);
-}
-
-/** Samples the four parties' CPU time; `perRequest` turns two samples into microseconds per request. */
+/**
+ * Samples the four parties' CPU time; `perRequest` turns two samples into microseconds per request. The app's is
+ * asked of it (a function), or read from /proc with the others by its pid (NaN where /proc cannot be read).
+ */
 export function machineCpu(
-  appMicros: () => Promise<number>,
+  app: (() => Promise<number>) | { pid(): number | undefined },
   pids: { postgres(): number | undefined; redis(): number | undefined },
 ) {
   const sample = async (): Promise<CpuSample> => {
-    const app = await appMicros();
+    const asked = typeof app === "function" ? await app() : undefined;
     const { user, system } = process.cpuUsage();
     const stats = readProcStats();
+    const read = (pid: number | undefined) => stats && treeMicros(stats, pid);
     return {
-      app,
+      app: typeof app === "function" ? asked! : (read(app.pid()) ?? Number.NaN),
       loadGenerator: user + system,
-      postgres: stats && treeMicros(stats, pids.postgres()),
-      redis: stats && treeMicros(stats, pids.redis()),
+      postgres: read(pids.postgres()),
+      redis: read(pids.redis()),
     };
   };
   const perRequest = (before: CpuSample, after: CpuSample, requests: number): CpuPerRequest => {
