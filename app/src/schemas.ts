@@ -52,6 +52,24 @@ export const ErrorSchema = z
 const MAX_METADATA_STRING_CHARS = 1000;
 const MAX_METADATA_LIST_STRING_CHARS = 256;
 
+/** The most values a metadata or filter list holds. */
+const MAX_LIST_VALUES = 100;
+const LIST_TOO_LONG = `a list must hold at most ${MAX_LIST_VALUES} values`;
+
+/**
+ * The error of a union whose last option is a list: a list is told its own reason (too long, an item of the wrong
+ * type), a value of any other shape the union's `types`. Given `types` for every failure, a list of 101 strings was
+ * told it must be "a string, ... or a list of strings" (probe CI).
+ */
+const listReasonOr =
+  (types: string) =>
+  (issue: z.core.$ZodRawIssue): string => {
+    if (issue.code !== "invalid_union" || !Array.isArray(issue.input)) return types;
+    const reason = (issue as z.core.$ZodRawIssue<z.core.$ZodIssueInvalidUnion>).errors.at(-1)?.[0];
+    if (!reason) return types;
+    return reason.path.length > 0 ? `item ${reason.path.join(".")}: ${reason.message}` : reason.message;
+  };
+
 // A filter string matches a value alone or any element of a list (Qdrant's `match`), so it takes the longer of the two:
 // capped at the list's 256, a document whose metadata held a 300-character value could not be filtered on it (a 400).
 // Numbers are integers only: Qdrant's `match` takes none other, and a one-value `range` on a key Qdrant indexed as
@@ -60,20 +78,21 @@ const FILTER_TYPES = "must be a string, an integer, a boolean, or a list of stri
 const filterValue = z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int(), z.boolean()], { error: FILTER_TYPES });
 const filterList = z
   .array(z.union([text().max(MAX_METADATA_STRING_CHARS), z.number().int()], { error: "must be a string or an integer" }))
-  .min(1)
-  .max(100)
+  .min(1, { error: "a list must hold at least one value" })
+  .max(MAX_LIST_VALUES, { error: LIST_TOO_LONG })
   // Qdrant's `match: {any}` takes strings or integers, not both (AnyVariants): a mixed list was its 400, our 502.
   .refine((list) => list.every((v) => typeof v === "string") || list.every((v) => typeof v === "number"), {
     error: "a list must hold only strings or only integers",
   });
 
-export const FilterSchema = metadataRecord(z.union([filterValue, filterList], { error: FILTER_TYPES }), 16, "filter").openapi(
-  "Filter",
-  {
-    description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
-    example: { lang: "en", team: ["search", "infra"] },
-  },
-);
+export const FilterSchema = metadataRecord(
+  z.union([filterValue, filterList], { error: listReasonOr(FILTER_TYPES) }),
+  16,
+  "filter",
+).openapi("Filter", {
+  description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
+  example: { lang: "en", team: ["search", "infra"] },
+});
 
 export const QueryRequestSchema = z
   .strictObject({
@@ -121,9 +140,9 @@ const metadataValue = z.union(
     z.boolean(),
     z
       .array(z.union([text().max(MAX_METADATA_LIST_STRING_CHARS), z.number()], { error: "must be a string or a number" }))
-      .max(100),
+      .max(MAX_LIST_VALUES, { error: LIST_TOO_LONG }),
   ],
-  { error: "must be a string, a number, a boolean, or a list of strings and numbers" },
+  { error: listReasonOr("must be a string, a number, a boolean, or a list of strings and numbers") },
 );
 
 export const DocumentSchema = z
@@ -218,7 +237,11 @@ const queryInteger = (min: number, max: number) =>
       .max(max),
   );
 
-export const SessionPageQuerySchema = z.object({
+/**
+ * Strict, as bodies are: a misspelt cursor (`afterr`, `after[]`) was ignored, and a client following `has_more` read
+ * the first page again and again (probe CI).
+ */
+export const SessionPageQuerySchema = z.strictObject({
   limit: queryInteger(1, SESSION_PAGE_MAX)
     .default(SESSION_PAGE_DEFAULT)
     .openapi({
@@ -234,6 +257,9 @@ export const SessionPageQuerySchema = z.object({
       description: "The request_id of the last turn already read: the page starts with the turn after it",
     }),
 });
+
+/** A route that reads no query string: any parameter is refused, not ignored (a summary asked `?model=x` was whole). */
+export const NoQuerySchema = z.strictObject({});
 
 export const SessionResponseSchema = z
   .object({
