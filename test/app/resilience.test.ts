@@ -324,6 +324,40 @@ test("a model failing mid-answer ends the stream and every request following it 
   assert.equal(again.body.cached, false);
 });
 
+test("a model failing after a stream's client left is a 499, and no agent error", async () => {
+  await withAnswerSlots({}, { parallel: 2, generationMs: 0 }, async (_client, replica) => {
+    const { ollama } = stack.fakes;
+    Object.assign(ollama.knobs, { tokenDelayMs: 100, failAfterChunks: 4 });
+    try {
+      const leaving = new AbortController();
+      const res = await fetch(`${replica.url}/api/v1/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ query: "Which client leaves a stream about volcanoes early?", stream: true }),
+        signal: leaving.signal,
+      });
+      const reader = res.body!.getReader();
+      let text = "";
+      while (!text.includes("event: token")) text += new TextDecoder().decode((await reader.read()).value);
+      leaving.abort();
+      const metrics = () => scrape(replica.metricsUrl);
+      await waitFor(
+        "the answer's end, its failure",
+        async () => metricValue(await metrics(), "tool_duration_seconds_count", { tool_name: "ollama_chat" }) === 1,
+      );
+      await waitFor(
+        "the stream counted",
+        async () => metricValue(await metrics(), "http_requests_total", { route: "/api/v1/query" }) === 1,
+      );
+      const exposition = await metrics();
+      assert.equal(metricValue(exposition, "http_requests_total", { route: "/api/v1/query", status: "499" }), 1);
+      assert.equal(metricValue(exposition, "agent_errors_total"), 0, "the model failed after its client had left");
+    } finally {
+      Object.assign(ollama.knobs, { tokenDelayMs: 0, failAfterChunks: null });
+    }
+  });
+});
+
 /**
  * `body` against a replica with answer slots (`env`), over the fake Ollama with `fake.parallel` slots holding each
  * answer `fake.generationMs`, as Ollama 0.12 with a loaded model (the others queued in Ollama without limit).
@@ -393,6 +427,36 @@ test("questions waiting for a slot follow the same question's answer once it sta
       same.map((a) => a.text.slice(0, 120)).join("; "),
     );
     assert.equal(load.generated, 2, "one answer for the five");
+  });
+});
+
+test("a stream waiting for a slot when a JSON request of its question takes one follows that answer token by token", async () => {
+  // About 20 tokens at 40 ms: a whole unstreamed answer takes 800 ms, past OLLAMA_TIMEOUT_MS; a stream's deadline
+  // restarts with each token. A freed slot goes to the key holding fewer, the other key's JSON request; the stream,
+  // waiting first, followed the unstreamed answer it started: no token, then its 504 (probe CH).
+  const env = { OLLAMA_MAX_ANSWERS: "2", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "400" };
+  await withAnswerSlots(env, { parallel: 2, generationMs: 0 }, async (client, replica) => {
+    const { load, knobs } = stack.fakes.ollama;
+    knobs.tokenDelayMs = 40;
+    try {
+      // Short questions all, so the router sends them to one model, whose two slots the key's two streams hold.
+      const blockers = ["tides", "moons"].map((topic) =>
+        client.post("/api/v1/query", { query: `Which question holds a slot first about ${topic}?`, stream: true }),
+      );
+      await waitFor("both slots generating", async () => load.generated === 2);
+      const question = { query: "Which stream waits its turn about magma?" };
+      const streamed = client.post("/api/v1/query", { ...question, stream: true });
+      await setTimeout(100); // waiting for a slot
+      const json = await api(replica.url, OTHER_KEY).post("/api/v1/query", question);
+      const events = parseSse((await streamed).text);
+      assert.equal(events.at(-1)!.event, "done", JSON.stringify(events.at(-1)));
+      assert.ok(events.filter((e) => e.event === "token").length > 3, "its tokens as they come");
+      assert.equal(json.status, 200, json.text);
+      for (const blocker of blockers) assert.equal(parseSse((await blocker).text).at(-1)!.event, "done");
+      assert.equal(load.generated, 3, "one answer for the two");
+    } finally {
+      knobs.tokenDelayMs = 0;
+    }
   });
 });
 

@@ -107,6 +107,8 @@ export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Log
         // it, and it is counted 499 as a stream the write deadline cuts (probe BX: a slow reader's stream was a 503).
         const heldByClient = writing && err === shutdownNotice.reason;
         c.set("streamStatus", heldByClient ? CLIENT_CLOSED : err instanceof AppError ? err.status : 500);
+        // Logged with the request's line, as a JSON answer's error is: a stream's 502 was logged with no reason.
+        if (err instanceof Error) c.error = err;
         await sendMeta();
         await stream.writeSSE({ event: "error", data: JSON.stringify(errorBody(code, message)) });
       } finally {

@@ -86,44 +86,61 @@ export class Generation {
   }
 }
 
+interface Watcher {
+  streamed: boolean;
+  onStart: (generation: Generation) => void;
+}
+
+/** A streamed question follows only a streamed generation; a JSON one, either. */
+const follows = (streamed: boolean, generation: Generation): boolean => generation.streamed || !streamed;
+
 /**
  * The generations running in this process, each found under the keys it was started with (the question's cache key
  * and its prompt's hash) until it settles. Under a burst of one question (guide 000 runs Ollama with
  * OLLAMA_NUM_PARALLEL=4: a fifth identical question waited for a whole generation before its own began) this is one
  * model call instead of one per request.
  *
- * A streamed request finds only a streamed generation (`find`). One that followed a JSON request's got no token until
- * the end, and failed with it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own stream,
- * whose deadline restarts with each token, would have gone on. A question waiting for an answer slot still follows
- * any that starts (`watch`): that is its answer, or a 503 once the wait is over.
+ * A streamed request follows only a streamed generation (`follows`). One that followed a JSON request's got no token
+ * until the end, and failed with it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own
+ * stream, whose deadline restarts with each token, would have gone on. A question waiting for an answer slot follows
+ * one that starts (`watch`): that is its answer, where it might have waited on to a 503. So a generation started while
+ * a stream waits under its keys is streamed (`streamWaiting`, rag.ts): a JSON request given the slot first started an
+ * unstreamed one, and the stream waiting on got no token, then that answer's 504 (probe CH).
  */
 export function createGenerations() {
   const running = new Map<string, Generation>();
-  const watchers = new Map<string, Set<(generation: Generation) => void>>();
+  const watchers = new Map<string, Set<Watcher>>();
 
   return {
     find(key: string, streamed: boolean): Generation | undefined {
       const generation = running.get(key);
-      return generation && (generation.streamed || !streamed) ? generation : undefined;
+      return generation && follows(streamed, generation) ? generation : undefined;
     },
 
     /**
-     * Calls `onStart` with each generation started under one of `keys` from now on, until the returned function is
-     * called: a question waiting for an answer slot follows the same question's answer once it starts.
+     * Calls `onStart` with each generation it can follow (`streamed`: the waiting question's) started under one of
+     * `keys` from now on, until the returned function is called: a question waiting for an answer slot follows the
+     * same question's answer once it starts.
      */
-    watch(keys: string[], onStart: (generation: Generation) => void): () => void {
+    watch(keys: string[], streamed: boolean, onStart: (generation: Generation) => void): () => void {
+      const watcher = { streamed, onStart };
       for (const key of keys) {
         let set = watchers.get(key);
         if (!set) watchers.set(key, (set = new Set()));
-        set.add(onStart);
+        set.add(watcher);
       }
       return () => {
         for (const key of keys) {
           const set = watchers.get(key);
-          set?.delete(onStart);
+          set?.delete(watcher);
           if (set?.size === 0) watchers.delete(key);
         }
       };
+    },
+
+    /** Whether a streamed question waits for an answer slot under one of `keys`: a generation for them streams. */
+    streamWaiting(keys: string[]): boolean {
+      return keys.some((key) => [...(watchers.get(key) ?? [])].some((watcher) => watcher.streamed));
     },
 
     /**
@@ -141,7 +158,8 @@ export function createGenerations() {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
-      for (const key of keys) for (const onStart of watchers.get(key) ?? []) onStart(generation);
+      for (const key of keys)
+        for (const watcher of watchers.get(key) ?? []) if (follows(watcher.streamed, generation)) watcher.onStart(generation);
       return generation;
     },
 

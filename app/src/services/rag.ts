@@ -341,7 +341,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
-      const slot = await acquireOrFollow(model, owner, [cacheKey, prompt], clientSignal, deadlineAt);
+      const slot = await acquireOrFollow(model, owner, [cacheKey, prompt], streamed, clientSignal, deadlineAt);
       if ("generation" in slot) {
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
@@ -353,10 +353,12 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         answered = "hit";
         return ready(meanwhile.sources, cachedAnswer(meanwhile), prompt, cacheable);
       }
-      const generation = generations.start(sources, [cacheKey, prompt], streamed, async (push, narrow) => {
+      // Streamed for a JSON question too when a stream waits to follow it (generations.ts).
+      const streaming = streamed || generations.streamWaiting([cacheKey, prompt]);
+      const generation = generations.start(sources, [cacheKey, prompt], streaming, async (push, narrow) => {
         try {
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
-            streamed ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
+            streaming ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
           if (!cacheable || !reusable(chat)) return chat;
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
@@ -388,6 +390,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     model: string,
     owner: string,
     keys: string[],
+    streamed: boolean,
     clientSignal?: () => AbortSignal,
     deadlineAt?: number,
   ): Promise<Slot | { generation: Generation }> {
@@ -396,7 +399,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     const follow = new AbortController();
     // Read by the lane only when the question has to wait: a question given a slot at once watches nothing.
     const waitSignal = () => {
-      unwatch = generations.watch(keys, (generation) => {
+      unwatch = generations.watch(keys, streamed, (generation) => {
         started ??= generation;
         follow.abort();
       });
@@ -532,7 +535,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       metrics.agentQueries.inc({ agent_name: AGENT_NAME, model: p.model, cached: cached ? "true" : "false" });
       return result;
     } catch (err) {
-      if (err !== until?.reason) countError(err);
+      // A client that left is no error of ours (a 499), whatever ended the answer after it: a model failing under N
+      // followers that had left was N agent errors, and no 5xx (probe CH).
+      if (err !== until?.reason && !clientLeft?.()) countError(err);
       throw err;
     } finally {
       p.stopTimer();

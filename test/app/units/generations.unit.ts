@@ -217,8 +217,27 @@ test("a generation that settles leaves a newer one under its keys, and a watch t
   await streamed.end(result);
 
   const heard: string[] = [];
-  const unwatch = generations.watch(["cache-key"], () => heard.push("first"));
+  const unwatch = generations.watch(["cache-key"], false, () => heard.push("first"));
   unwatch();
   generations.start([], ["cache-key"], false, modelCall().produce);
   assert.deepEqual(heard, [], "a question that stopped waiting is not called again");
+});
+
+test("a question waiting for a slot hears only of a generation it can follow; a stream waiting makes one stream", () => {
+  const generations = createGenerations();
+  const heard: string[] = [];
+  const unwatchJson = generations.watch(["question", "prompt"], false, (g) => heard.push(`json:${g.streamed}`));
+  assert.equal(generations.streamWaiting(["question"]), false);
+  const unwatchStream = generations.watch(["prompt"], true, (g) => heard.push(`stream:${g.streamed}`));
+  assert.equal(generations.streamWaiting(["question", "prompt"]), true);
+  assert.equal(generations.streamWaiting(["another"]), false);
+
+  generations.start([], ["question", "prompt"], false, modelCall().produce);
+  assert.deepEqual(heard, ["json:false", "json:false"], "a stream is not told of an unstreamed answer");
+  heard.length = 0;
+  generations.start([], ["prompt"], true, modelCall().produce);
+  assert.deepEqual(heard, ["json:true", "stream:true"]);
+  unwatchStream();
+  unwatchJson();
+  assert.equal(generations.streamWaiting(["prompt"]), false);
 });

@@ -8,16 +8,21 @@ import type { Rag } from "../../../app/src/services/rag.ts";
 import type { AppEnv } from "../../../app/src/types.ts";
 import { capturedLog } from "../../support/log.ts";
 import { parseSse } from "../../support/http.ts";
+import { waitFor } from "../../support/process.ts";
+import { upstreamFailure } from "../../../app/src/errors.ts";
+import { createMetrics } from "../../../app/src/metrics.ts";
+import { observe } from "../../../app/src/middleware/observe.ts";
 
-test("a stream whose answer fails unexpectedly ends with an error event, and is logged with its request id", async () => {
-  const { log, records } = capturedLog("info");
+/** The query route, with the access log's middleware, over a rag whose answer fails with `failure`. */
+function failingStream(failure: Error) {
+  const captured = capturedLog("info");
   const prepared = { requestId: "req-1", sessionId: "session-1", model: "m", sources: [], answer: {} };
   const rag = {
     prepare: async () => prepared,
     discard: () => {},
     timedOut: () => new Error("timed out"),
     complete: async () => {
-      throw new TypeError("cannot read properties of undefined (reading 'content')");
+      throw failure;
     },
   } as unknown as Rag;
   const app = new OpenAPIHono<AppEnv>();
@@ -27,13 +32,20 @@ test("a stream whose answer fails unexpectedly ends with an error event, and is 
     c.set("deadlineAt", performance.now() + 60_000);
     await next();
   });
-  registerQueryRoutes(app, rag, log, new AbortController().signal);
+  app.use(observe(createMetrics(), captured.log));
+  registerQueryRoutes(app, rag, captured.log, new AbortController().signal);
+  const ask = () =>
+    app.request("/api/v1/query", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "What breaks?", stream: true }),
+    });
+  return { ask, records: captured.records };
+}
 
-  const res = await app.request("/api/v1/query", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query: "What breaks?", stream: true }),
-  });
+test("a stream whose answer fails unexpectedly ends with an error event, and is logged with its request id", async () => {
+  const { ask, records } = failingStream(new TypeError("cannot read properties of undefined (reading 'content')"));
+  const res = await ask();
   assert.equal(res.status, 200, "the stream's head is sent before its answer fails");
   const events = parseSse(await res.text());
   assert.deepEqual(
@@ -48,4 +60,14 @@ test("a stream whose answer fails unexpectedly ends with an error event, and is 
   assert.ok(failed, `no "stream failed" line in ${JSON.stringify(logged)}`);
   assert.equal(failed.req_id, "req-1");
   assert.match(failed.err?.message ?? "", /reading 'content'/);
+});
+
+test("a stream that ends with an upstream's error is logged with its status and its reason, as a JSON answer is", async () => {
+  const { ask, records } = failingStream(upstreamFailure("ollama", "HTTP 500: model runner crashed"));
+  const events = parseSse(await (await ask()).text());
+  assert.equal(events.at(-1)?.data.code, "ollama_error");
+  await waitFor("the request's line", async () => records().some((l) => l.msg === "request"));
+  const line = records().find((l) => l.msg === "request")!;
+  assert.equal(line.status, "502");
+  assert.match(JSON.stringify(line.err), /model runner crashed/, JSON.stringify(line));
 });
