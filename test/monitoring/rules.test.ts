@@ -82,7 +82,7 @@ describe("Prometheus rule files", () => {
       assert.ok(edges.includes(quantile[2]!), `${rule.alert}: ${quantile[2]} is not one of ${quantile[1]}'s edges ${edges}`);
       checked.push(rule.alert!);
     }
-    assert.deepEqual(checked.sort(), ["HighApiLatency", "HighLatency"]);
+    assert.deepEqual(checked.sort(), ["HighApiLatency", "HighLatency", "SlowIngest"]);
   });
 
   it("set no group interval, so Prometheus' evaluation_interval applies", () => {
