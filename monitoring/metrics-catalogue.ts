@@ -38,6 +38,7 @@ export const METRICS: Record<string, MetricEntry> = {
   tool_calls_total: m("app", "counter"),
   tool_duration_seconds: m("app", "histogram"),
   cache_requests_total: m("app", "counter"),
+  redis_operations_total: m("app", "counter"),
   turn_retention_last_success_timestamp_seconds: m("app", "gauge"),
 
   up: m("prometheus", "gauge"),

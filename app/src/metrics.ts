@@ -77,6 +77,14 @@ export function createMetrics() {
       labelNames: ["cache", "result"] as const,
       registers,
     }),
+    // Every use of Redis, not only the lookups above: answers a replica holds are hits without Redis, so with Redis
+    // out of reach and questions repeated, lookups showed 1.5 % errors and ApiCacheErrors stayed silent (probe CJ).
+    redisOperations: new Counter({
+      name: "redis_operations_total",
+      help: "Redis operations of this replica (cache reads and writes, the rate limiter, readiness) by result: ok or error",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     turnRetentionLastSuccess: new Gauge({
       name: "turn_retention_last_success_timestamp_seconds",
       help: "When this replica last finished a turn retention sweep (or saw another replica holding it), or started",

@@ -42,7 +42,12 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   assert.equal((await user.post("/api/v1/query", question)).body.cached, false);
   assert.equal((await user.post("/api/v1/query", question)).body.cached, true);
 
+  const redisOperations = async () => {
+    const metrics = await scrape(stack.metricsUrl);
+    return ["ok", "error"].map((result) => metricValue(metrics, "redis_operations_total", { result }));
+  };
   await stack.redis.halt();
+  const [okBefore, errorsBefore] = await redisOperations();
   const held = await user.post("/api/v1/query", question);
   assert.equal(held.body.cached, true, "an answer this replica holds is still served without Redis");
   // Another top_k is another cache key: not held here, and Redis cannot answer.
@@ -59,6 +64,10 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   assert.equal(readiness.body.status, "degraded");
   assert.equal(readiness.body.checks.redis.status, "fail");
   assert.ok(metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "error" }) >= 2);
+  // What ApiCacheErrors reads: every use of Redis failed, the held answer's rate limit and the readiness probe too.
+  const [okDuring, errorsDuring] = await redisOperations();
+  assert.equal(okDuring, okBefore, "no Redis operation succeeds while it is stopped");
+  assert.ok(errorsDuring - errorsBefore >= 4, `${errorsDuring - errorsBefore} Redis operations failed`);
 
   const limited = api(stack.url, OTHER_KEY);
   for (let i = 0; i < LIMIT; i++) {

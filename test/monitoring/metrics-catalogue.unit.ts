@@ -52,8 +52,8 @@ describe("metric catalogue", () => {
       "tool_calls_total",
       "tool_duration_seconds",
     ];
-    // Not in the contract: what our own rules watch (TurnRetentionStalled).
-    const operational = ["turn_retention_last_success_timestamp_seconds"];
+    // Not in the contract: what our own rules watch (ApiCacheErrors, TurnRetentionStalled).
+    const operational = ["redis_operations_total", "turn_retention_last_success_timestamp_seconds"];
     assert.deepEqual(app, [...contract, ...operational].sort());
   });
 });

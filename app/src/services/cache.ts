@@ -37,6 +37,9 @@ export interface CacheOptions {
   log: Logger;
 }
 
+const OK = { result: "ok" } as const;
+const FAILED = { result: "error" } as const;
+
 /** Commands waiting for Redis, at most: past it a command fails at once, so a long stall cannot grow the queue. */
 const MAX_QUEUED_COMMANDS = 10_000;
 /** Operations in a row without an answer within the deadline, after which the connection is taken for dead. */
@@ -121,8 +124,10 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
         return new Error(`redis did not answer within ${commandTimeoutMs} ms`);
       });
       silence.answered();
+      metrics.redisOperations.inc(OK);
       return result;
     } catch (err) {
+      metrics.redisOperations.inc(FAILED);
       // Reads still answer on a replica; every write (cache entries, the rate limiter's log) fails until it is replaced.
       if (err instanceof ErrorReply && err.message.startsWith("READONLY") && used === client) readOnlyNode();
       throw err;
