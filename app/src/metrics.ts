@@ -87,7 +87,7 @@ export function createMetrics() {
     }),
     turnRetentionLastSuccess: new Gauge({
       name: "turn_retention_last_success_timestamp_seconds",
-      help: "When this replica last finished a turn retention sweep (or saw another replica holding it), or started",
+      help: "When a turn retention sweep last finished on the database, whichever replica ran it, as this replica last read it (0: retention off, or not read yet)",
       registers,
     }),
   };

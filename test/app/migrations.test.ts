@@ -45,12 +45,23 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "012_prune_turns_function.sql",
         "013_feedback_one_per_answer.sql",
         "014_take_back_turns_function.sql",
+        "015_turn_retention_sweeps.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;
     assert.deepEqual(
       tables.map((t) => t.tablename),
-      ["api_keys", "corpus_version", "documents", "feedback", "schema_migrations", "sessions", "source_sets", "turns"],
+      [
+        "api_keys",
+        "corpus_version",
+        "documents",
+        "feedback",
+        "schema_migrations",
+        "sessions",
+        "source_sets",
+        "turn_retention_sweeps",
+        "turns",
+      ],
     );
     const indexes = await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'turns'`;
     assert.ok(indexes.some((i) => i.indexname === "turns_session_created_idx"));

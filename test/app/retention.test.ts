@@ -547,37 +547,50 @@ test("a stored source list is sent again after KNOWN_FOR_MS on the monotonic clo
   }
 });
 
-test("each finished sweep stamps turn_retention_last_success_timestamp_seconds; a failing one does not", async () => {
-  /** Runs retention on `db` until `until` holds of what it logged and stamped. */
-  const stamps = async (db: postgres.Sql, until: (s: { started: number; last: number; failed: number }) => boolean) => {
-    const lastSuccess = new Gauge({ name: "stamp", help: "-", registers: [new Registry()] });
-    const stamp = async () => (await lastSuccess.get()).values[0]!.value;
-    const { log, lines } = capturedLog("warn");
-    const retention = startTurnRetention(db, { days: 365, everyMs: 50, log, lastSuccess });
-    const started = await stamp();
-    const now = async () => ({
-      started,
-      last: await stamp(),
-      failed: lines.filter((l) => l.includes("turn retention sweep failed")).length,
-    });
-    try {
-      await waitFor("retention sweeps", async () => until(await now()), 5_000);
-    } finally {
-      retention.stop();
-    }
-    return now();
-  };
-  const working = await stamps(quiet, (s) => s.last > s.started);
-  assert.equal(working.failed, 0);
-  assert.ok(working.last > working.started, "stamped after its sweeps");
-  // Nothing listens on port 1: every sweep fails.
-  const unreachable = postgres("postgres://postgres@127.0.0.1:1/postgres", { onnotice: () => {}, max: 1 });
+test("a replica shows when a sweep last finished on the database, whichever replica ran it, never its own start", async () => {
+  const lastSuccess = new Gauge({ name: "stamp", help: "-", registers: [new Registry()] });
+  const shown = async () => (await lastSuccess.get()).values[0]?.value ?? 0;
+  const tenHoursAgo = Date.now() / 1000 - 10 * 3600;
+  await quiet`UPDATE turn_retention_sweeps SET last_finished = to_timestamp(${tenHoursAgo})`;
+  // Another replica holds the sweep: this one's sweeps are skipped, and it shows the date it reads, not its start.
+  const holder = await quiet.reserve();
+  await holder`SELECT pg_advisory_lock(${PRUNE_LOCK})`;
+  const { log, lines } = capturedLog("warn");
+  const retention = startTurnRetention(quiet, { days: 365, everyMs: 50, log, lastSuccess });
   try {
-    const failing = await stamps(unreachable, (s) => s.failed >= 2);
-    assert.ok(failing.failed > 0, "its sweeps failed");
-    assert.ok(failing.started > 0, "stamped at its start");
-    assert.equal(failing.last, failing.started, "not stamped by a failed sweep");
+    await waitFor("the database's date shown", async () => (await shown()) > 0, 5_000);
+    await sleep(200); // sweeps skipped meanwhile
+    assert.ok(Math.abs((await shown()) - tenHoursAgo) < 1, `shown ${await shown()}, not ${tenHoursAgo}`);
+    await holder`SELECT pg_advisory_unlock(${PRUNE_LOCK})`;
+    await waitFor("a sweep of its own dated", async () => (await shown()) > Date.now() / 1000 - 60, 5_000);
+    const [row] = await quiet<
+      { at: number }[]
+    >`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`;
+    assert.ok(row!.at > tenHoursAgo + 3600, "dated in the database, for the other replicas");
+    assert.deepEqual(lines, []);
   } finally {
+    retention.stop();
+    holder.release();
+  }
+
+  // Nothing listens on port 1: every sweep fails, and nothing is shown (the alert skips a 0).
+  const unreachable = postgres("postgres://postgres@127.0.0.1:1/postgres", { onnotice: () => {}, max: 1 });
+  const failingGauge = new Gauge({ name: "stamp", help: "-", registers: [new Registry()] });
+  const failing = capturedLog("warn");
+  const failingRetention = startTurnRetention(unreachable, {
+    days: 365,
+    everyMs: 50,
+    log: failing.log,
+    lastSuccess: failingGauge,
+  });
+  try {
+    await waitFor(
+      "sweeps failing",
+      async () => failing.lines.filter((l) => l.includes("turn retention sweep failed")).length >= 2,
+    );
+    assert.equal((await failingGauge.get()).values[0]?.value ?? 0, 0);
+  } finally {
+    failingRetention.stop();
     // A sweep may still wait out the driver's reconnect backoff: do not wait for it.
     await unreachable.end({ timeout: 0 });
   }

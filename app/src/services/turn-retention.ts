@@ -30,33 +30,53 @@ export async function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): P
   return { turns: turns_deleted, sessions: sessions_deleted, sourceSets: source_sets_deleted, skipped: !locked };
 }
 
+/**
+ * When a sweep last finished on this database (migration 015), in seconds since the epoch: dated now by a sweep that
+ * `finished`, else read.
+ */
+async function lastSweepFinished(sql: Sql, finished: boolean): Promise<number> {
+  const [row] = finished
+    ? await sql<{ at: number }[]>`
+        UPDATE turn_retention_sweeps SET last_finished = now() RETURNING extract(epoch FROM last_finished)::float8 AS at`
+    : await sql<{ at: number }[]>`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`;
+  return row!.at;
+}
+
 export interface TurnRetentionOptions {
   /** TURN_RETENTION_DAYS; 0 keeps every turn. */
   days: number;
   /** TURN_RETENTION_SWEEP_MS: how often a replica tries to prune. */
   everyMs: number;
   log: Logger;
-  /** Set to the time of each finished sweep (and of the start): the TurnRetentionStalled alert reads it. */
+  /**
+   * Set to when a sweep last finished on the database, whichever replica ran it: read at the start and after each
+   * sweep, or dated by this replica's. The TurnRetentionStalled alert reads it.
+   */
   lastSuccess: Gauge;
 }
 
 /** Prunes every `everyMs` until stopped, a batch after another while whole batches are old enough. */
 export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }: TurnRetentionOptions): { stop(): void } {
   if (days === 0) return { stop: () => {} };
-  lastSuccess.setToCurrentTime();
   let stopped = false;
   let running = false;
+  const show = (finished: boolean) => lastSweepFinished(sql, finished).then((at) => lastSuccess.set(at));
+  // Left at 0 (which the alert skips) until it is read: a replica's own start stamped there hid sweeps that all failed.
+  show(false).catch(() => {});
   const sweep = async () => {
     const total = { turns: 0, sessions: 0, sourceSets: 0 };
+    let ran = false;
     for (let more = true; more && !stopped; ) {
       const pruned = await pruneTurns(sql, days);
+      ran ||= !pruned.skipped;
       total.turns += pruned.turns;
       total.sessions += pruned.sessions;
       total.sourceSets += pruned.sourceSets;
       more = pruned.turns === PRUNE_BATCH;
     }
     if (total.turns > 0) log.info({ ...total, retention_days: days }, "turns past their retention deleted");
-    lastSuccess.setToCurrentTime();
+    // Another replica holding the sweep dates it when it finishes; this one shows the date it reads.
+    await show(ran && !stopped);
   };
   const timer = setInterval(() => {
     if (running) return;
