@@ -185,8 +185,8 @@ export const envSchema = z.object({
    * counted every ANSWER_SHARE_REFRESH_MS; OLLAMA_MAX_ANSWERS is the share until the first count
    * (services/answer-share.ts).
    */
-  OLLAMA_PODS_DNS: z.string().trim().min(1).optional(),
-  API_PODS_DNS: z.string().trim().min(1).optional(),
+  OLLAMA_PODS_DNS: z.string().trim().min(1, { error: "must be a DNS name, or unset" }).optional(),
+  API_PODS_DNS: z.string().trim().min(1, { error: "must be a DNS name, or unset" }).optional(),
   /**
    * This pod's address (the downward API's status.podIP): its place among the API pods, which takes one of the slots
    * left over when they do not divide evenly, and whether it is among the ready ones at all.

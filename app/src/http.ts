@@ -115,6 +115,8 @@ export async function listenHttp(
     maxBytesWaiting?: number;
     /** Set on every response before the app runs; a header the app sets itself wins. */
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
+    /** The setting `port` comes from (PORT, METRICS_PORT), named with HOST in a failure to listen. */
+    portSetting?: string;
   },
 ): Promise<HttpServer> {
   /** Set by the adapter's refusal of the request being handed to it (`serve`). */
@@ -266,9 +268,16 @@ export async function listenHttp(
   server.on("clientError", onClientError(opts.metrics));
   refuseUnservable(server, opts.metrics, startResponse);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    // Named: both listeners' EADDRINUSE read alike but for the number, and a HOST that does not resolve fails here.
+    const refused = (err: Error) =>
+      reject(
+        new Error(`cannot listen on ${opts.portSetting ?? "port"} ${opts.port}, HOST ${opts.host}: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    server.once("error", refused);
     server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
+      server.off("error", refused);
       resolve();
     });
   });

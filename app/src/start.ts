@@ -252,6 +252,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const main = await listenHttp(app.fetch, {
     ...listening,
     port: config.PORT,
+    portSetting: "PORT",
     responseHeaders: await securityHeaders(),
   });
   // Not counted in http_requests_total: the API's error-rate alerts read it, and a scraper's bad request is not the API's.
@@ -259,6 +260,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...listening,
     metrics: undefined,
     port: config.METRICS_PORT,
+    portSetting: "METRICS_PORT",
   });
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   log.info({ port: main.port, metrics_port: ops.port }, "listening");

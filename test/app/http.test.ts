@@ -35,6 +35,19 @@ const listenWithDeadline = (app: Parameters<typeof listenHttp>[0], requestTimeou
     maxBytesWaiting,
   });
 
+test("a port that cannot be listened on is named with its setting and HOST: both listeners' EADDRINUSE read alike", async () => {
+  const taken = await listenWithDeadline(() => new Response("ok"), 1_000);
+  try {
+    const opts = { host: "127.0.0.1", metrics: undefined, log: createLogger("silent"), keepAliveTimeoutMs: 1_000 };
+    await assert.rejects(
+      listenHttp(() => new Response("ok"), { ...opts, port: taken.port, portSetting: "METRICS_PORT" }),
+      new RegExp(`^Error: cannot listen on METRICS_PORT ${taken.port}, HOST 127\\.0\\.0\\.1: listen EADDRINUSE`),
+    );
+  } finally {
+    await taken.close(1_000);
+  }
+});
+
 test("an idle keep-alive connection stays open for HTTP_KEEP_ALIVE_TIMEOUT_MS, then the server closes it", async () => {
   const keepAliveTimeoutMs = 1_500;
   const http = await listenHttp(() => new Response("ok"), {

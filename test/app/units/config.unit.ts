@@ -94,6 +94,7 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, CONTEXT_TOKEN_BUDGET: "428" }, /CONTEXT_TOKEN_BUDGET must be at least 1328, .* characters of Chinese/],
     [{ ...base, DATABASE_CA_FILE: "/nonexistent/ca.pem" }, /DATABASE_CA_FILE cannot be read \(ENOENT: \/nonexistent\/ca.pem\)/],
     [{ ...base, OLLAMA_PODS_DNS: "ollama-headless" }, /API_PODS_DNS must be set with OLLAMA_PODS_DNS and API_PODS_DNS both/],
+    [{ ...base, OLLAMA_PODS_DNS: " ", API_PODS_DNS: "agent-api-headless" }, /OLLAMA_PODS_DNS must be a DNS name, or unset/],
     [{ ...base, POD_IP: "status.podIP" }, /POD_IP must be an IPv4 or IPv6 address \(the pod's status.podIP\)/],
     // The checks below build a chunk of this size: a billion crashed start-up with a RangeError naming nothing.
     [{ ...base, CHUNK_SIZE_CHARS: "1000000000" }, /CHUNK_SIZE_CHARS must be <= 1000000/],
