@@ -333,22 +333,27 @@ test("a model failing mid-answer ends the stream and every request following it 
   assert.equal(again.body.cached, false);
 });
 
+/** A stream on `replica` whose client reads its first token and leaves. */
+async function leaveAfterFirstToken(replica: TestApp, query: string): Promise<void> {
+  const leaving = new AbortController();
+  const res = await fetch(`${replica.url}/api/v1/query`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, stream: true }),
+    signal: leaving.signal,
+  });
+  const reader = res.body!.getReader();
+  let text = "";
+  while (!text.includes("event: token")) text += new TextDecoder().decode((await reader.read()).value);
+  leaving.abort();
+}
+
 test("a model failing after a stream's client left is a 499, and no agent error", async () => {
   await withAnswerSlots({}, { parallel: 2, generationMs: 0 }, async (_client, replica) => {
     const { ollama } = stack.fakes;
     Object.assign(ollama.knobs, { tokenDelayMs: 100, failAfterChunks: 4 });
     try {
-      const leaving = new AbortController();
-      const res = await fetch(`${replica.url}/api/v1/query`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${USER_KEY}`, "content-type": "application/json" },
-        body: JSON.stringify({ query: "Which client leaves a stream about volcanoes early?", stream: true }),
-        signal: leaving.signal,
-      });
-      const reader = res.body!.getReader();
-      let text = "";
-      while (!text.includes("event: token")) text += new TextDecoder().decode((await reader.read()).value);
-      leaving.abort();
+      await leaveAfterFirstToken(replica, "Which client leaves a stream about volcanoes early?");
       const metrics = () => scrape(replica.metricsUrl);
       await waitFor(
         "the answer's end, its failure",
@@ -364,6 +369,32 @@ test("a model failing after a stream's client left is a 499, and no agent error"
     } finally {
       Object.assign(ollama.knobs, { tokenDelayMs: 0, failAfterChunks: null });
     }
+  });
+});
+
+test("a stream whose client left stops following its answer at the next token; the answer goes on, and is cached", async () => {
+  await withAnswerSlots({}, { parallel: 2, generationMs: 0 }, async (client, replica) => {
+    const { ollama } = stack.fakes;
+    ollama.knobs.tokenDelayMs = 100; // about 2 s for the answer
+    const question = "Which client leaves a long stream about tides early?";
+    try {
+      await leaveAfterFirstToken(replica, question);
+      const metrics = () => scrape(replica.metricsUrl);
+      await waitFor("the query let go", async () => metricValue(await metrics(), "active_queries") === 0, 1_500);
+      assert.equal(
+        metricValue(await metrics(), "tool_duration_seconds_count", { tool_name: "ollama_chat" }),
+        0,
+        "let go while the answer is still generated",
+      );
+      await waitFor(
+        "the answer's end",
+        async () => metricValue(await metrics(), "tool_duration_seconds_count", { tool_name: "ollama_chat" }) === 1,
+      );
+    } finally {
+      ollama.knobs.tokenDelayMs = 0;
+    }
+    const again = await client.post("/api/v1/query", { query: question });
+    assert.equal(again.body.cached, true, "the answer was cached for the next ask");
   });
 });
 

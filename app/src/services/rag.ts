@@ -242,6 +242,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
   /** A question refused for what the client sent (another key's session): no failure of the pipeline, and no query. */
   const refused = (err: unknown) => err instanceof AppError && err.status < 500;
 
+  const clientClosed = () => new AppError("client_closed", "the client closed the request: turn not stored");
+
   function countError(err: unknown): void {
     if (refused(err)) return;
     metrics.agentErrors.inc({ agent_name: AGENT_NAME, error_type: err instanceof AppError ? err.type : "internal" });
@@ -488,6 +490,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         const tokens = answer.generation.follow();
         let next = await unlessEnded(tokens.next());
         while (!next.done) {
+          // Followed to its end, a long answer whose client had left held the query (active_queries) as long: the
+          // generation goes on apart from it, and caches its answer (probe CH).
+          if (clientLeft?.()) throw clientClosed();
           if (onToken) await unlessEnded(onToken(next.value));
           next = await unlessEnded(tokens.next());
         }
@@ -514,7 +519,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
-      if (clientLeft?.()) throw new AppError("client_closed", "the client closed the request: turn not stored");
+      if (clientLeft?.()) throw clientClosed();
       await store.recordTurn(
         p.owner,
         {
