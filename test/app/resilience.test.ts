@@ -372,6 +372,60 @@ test("a model failing after a stream's client left is a 499, and no agent error"
   });
 });
 
+test("a JSON request answered 504 while it follows a streamed answer is let go at the next token", async () => {
+  await withAnswerSlots({ REQUEST_TIMEOUT_MS: "600" }, { parallel: 2, generationMs: 0 }, async (client, replica) => {
+    const { ollama } = stack.fakes;
+    ollama.knobs.tokenDelayMs = 100; // about 2 s for the answer
+    const question = { query: "Which JSON request outlives its deadline about tides?" };
+    try {
+      const streamed = client.post("/api/v1/query", { ...question, stream: true });
+      await waitFor("the stream's model call", async () => stack.fakes.ollama.load.generated === 1);
+      const json = await client.post("/api/v1/query", question);
+      assert.equal(json.status, 504, json.text);
+      const metrics = () => scrape(replica.metricsUrl);
+      await waitFor("the JSON request let go", async () => metricValue(await metrics(), "active_queries") === 1, 1_000);
+      assert.equal(
+        metricValue(await metrics(), "tool_duration_seconds_count", { tool_name: "ollama_chat" }),
+        0,
+        "let go while the answer is still generated",
+      );
+      assert.equal(parseSse((await streamed).text).at(-1)!.event, "done", "the stream it followed goes on");
+    } finally {
+      ollama.knobs.tokenDelayMs = 0;
+    }
+  });
+});
+
+test("a model failing after a JSON request's client left is a 499, and no agent error", async () => {
+  await withAnswerSlots({}, { parallel: 2, generationMs: 0 }, async (client, replica) => {
+    const { ollama } = stack.fakes;
+    const question = { query: "Which JSON client leaves before its magma answer?" };
+    assert.equal((await client.post("/api/v1/query", { ...question, filter: { none: "x" } })).status, 200, "embedding cached");
+    Object.assign(ollama.knobs, { latencyMs: 300, failStatus: 500 });
+    try {
+      const leaving = new AbortController();
+      const gone = api(replica.url, USER_KEY, { signal: leaving.signal })
+        .post("/api/v1/query", question)
+        .catch((err: Error) => err.name);
+      await setTimeout(100); // the model call under way
+      leaving.abort();
+      assert.equal(await gone, "AbortError");
+      const metrics = () => scrape(replica.metricsUrl);
+      await waitFor(
+        "the model's failure",
+        async () => metricValue(await metrics(), "tool_calls_total", { tool_name: "ollama_chat", success: "false" }) === 1,
+      );
+      await waitFor(
+        "the request counted",
+        async () => metricValue(await metrics(), "http_requests_total", { route: "/api/v1/query", status: "499" }) === 1,
+      );
+      assert.equal(metricValue(await metrics(), "agent_errors_total"), 0, "the model failed after its client had left");
+    } finally {
+      Object.assign(ollama.knobs, { latencyMs: 0, failStatus: null });
+    }
+  });
+});
+
 test("a stream whose client left stops following its answer at the next token; the answer goes on, and is cached", async () => {
   await withAnswerSlots({}, { parallel: 2, generationMs: 0 }, async (client, replica) => {
     const { ollama } = stack.fakes;
@@ -390,6 +444,7 @@ test("a stream whose client left stops following its answer at the next token; t
         "the answer's end",
         async () => metricValue(await metrics(), "tool_duration_seconds_count", { tool_name: "ollama_chat" }) === 1,
       );
+      assert.equal(metricValue(await metrics(), "agent_token_usage_count"), 1, "its tokens counted, once");
     } finally {
       ollama.knobs.tokenDelayMs = 0;
     }

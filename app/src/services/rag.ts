@@ -362,6 +362,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
           const { chat, shown } = await askWithin(sources, system, question, narrow, (messages) =>
             streaming ? streamAnswer(model, messages, push) : ollama.chat(model, messages),
           );
+          // Once per model call, here and not by the request that started it: that request may have been let go (its
+          // client left, the server stopped) while the model went on, and its tokens went uncounted (review N24).
+          metrics.agentTokens.observe({ agent_name: AGENT_NAME, model }, chat.promptTokens + chat.completionTokens);
           if (!cacheable || !reusable(chat)) return chat;
           // Cached before the generation settles, so a request arriving between the two finds one or the other.
           const narrowed = shown.length < sources.length ? shown.length : undefined;
@@ -490,9 +493,10 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         const tokens = answer.generation.follow();
         let next = await unlessEnded(tokens.next());
         while (!next.done) {
-          // Followed to its end, a long answer whose client had left held the query (active_queries) as long: the
-          // generation goes on apart from it, and caches its answer (probe CH).
+          // Let go at the next token once its client left or its 504 was sent: followed to its end, a long answer held
+          // the query (active_queries) as long (probes CH, CK). The generation goes on apart, and caches its answer.
           if (clientLeft?.()) throw clientClosed();
+          if (storeBy !== undefined && performance.now() >= storeBy) throw requestTimedOut();
           if (onToken) await unlessEnded(onToken(next.value));
           next = await unlessEnded(tokens.next());
         }
@@ -500,12 +504,16 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       }
       const cached = isCached(p);
       const sources = sourcesOf(p);
-      if (!cached)
-        metrics.agentTokens.observe({ agent_name: AGENT_NAME, model: p.model }, chat.promptTokens + chat.completionTokens);
       // An answer found by its prompt is stored again under this corpus version, for the next repeat. Not one from a
       // generation asked with another prompt, followed by the question's cache key: its own request cached it or not
       // (one asked while the collection was missing, without sources, was cached here for good measure).
-      else if (p.prompt && p.cacheable && reusable(chat) && ("cached" in answer || answer.generation.keys.includes(p.prompt)))
+      if (
+        cached &&
+        p.prompt &&
+        p.cacheable &&
+        reusable(chat) &&
+        ("cached" in answer || answer.generation.keys.includes(p.prompt))
+      )
         answers.set(p.cacheKey, { answer: chat.content, sources, truncated: chat.truncated });
 
       const result: QueryResult = {
