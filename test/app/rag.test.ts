@@ -1202,10 +1202,14 @@ test("cache entries in another shape (another app version) or not JSON at all ar
     const { ollama } = stack.fakes;
     const calls = () => [ollama.calls["/api/embed"] ?? 0, ollama.calls["/api/chat"] ?? 0];
     const before = calls();
+    const failedOperations = async () =>
+      metricValue(await scrape(replica.metricsUrl), "redis_operations_total", { result: "error" });
+    const failedBefore = await failedOperations();
 
     const again = await other.post("/api/v1/query", question);
     assert.equal(again.status, 200, again.text);
     assert.equal(again.body.cached, false);
+    assert.equal(await failedOperations(), failedBefore, "Redis answered each read: no failed Redis operation");
     assert.deepEqual([again.body.answer, again.body.sources], [first.body.answer, first.body.sources]);
     assert.deepEqual(calls(), [before[0]! + 1, before[1]! + 1], "embedded and generated again");
     await waitFor(

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { LRUCache } from "lru-cache";
 import { SourceSchema } from "../schemas.ts";
-import { type Cache, type CacheRead, parseEntry } from "./cache.ts";
+import { type Cache, type CacheRead, readEntry } from "./cache.ts";
 import type { Source } from "./store.ts";
 
 export interface CachedAnswer {
@@ -41,13 +41,6 @@ const LatestAnswerSchema = z.object({
   shown: z.number().int().nonnegative().optional(),
 });
 
-function entry<T>(schema: z.ZodType<T>, raw: string | null): T | undefined {
-  if (!raw) return undefined;
-  const value = parseEntry(schema, raw);
-  if (value === undefined) throw new Error("cache entry of another shape");
-  return value;
-}
-
 /** Bound on the local copy's memory: characters of answers and source texts across all entries. */
 const LOCAL_MAX_CHARS = 16 * 1024 * 1024;
 
@@ -83,14 +76,13 @@ export function createAnswerCache(cache: Cache, opts: AnswerCacheOptions) {
 
   /** The answer in Redis under this corpus version, then held here too. */
   async function fetch(key: string): Promise<CacheRead<CachedAnswer>> {
-    const found = await cache.read("response", async (c) => entry(CachedAnswerSchema, await c.get(key)));
+    const found = await readEntry(cache, "response", key, CachedAnswerSchema);
     if (found.value) local?.set(key, found.value);
     return found;
   }
 
   /** The question's latest generated answer in Redis, whatever the corpus version. */
-  const latest = (questionKey: string) =>
-    cache.read("response", async (c) => entry(LatestAnswerSchema, await c.get(`latest:${questionKey}`)));
+  const latest = (questionKey: string) => readEntry(cache, "response", `latest:${questionKey}`, LatestAnswerSchema);
 
   return {
     held,
