@@ -30,17 +30,25 @@ export async function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): P
   return { turns: turns_deleted, sessions: sessions_deleted, sourceSets: source_sets_deleted, skipped: !locked };
 }
 
-/**
- * When a sweep last finished on this database (migration 015), in seconds since the epoch: dated now by a sweep that
- * `finished`, else read.
- */
-async function lastSweepFinished(sql: Sql, finished: boolean): Promise<number> {
-  const [row] = finished
-    ? await sql<{ at: number }[]>`
-        UPDATE turn_retention_sweeps SET last_finished = now() RETURNING extract(epoch FROM last_finished)::float8 AS at`
-    : await sql<{ at: number }[]>`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`;
+/** When a sweep last finished on this database (migration 015), in seconds since the epoch. */
+async function readLastSweep(sql: Sql): Promise<number> {
+  const [row] = await sql<{ at: number }[]>`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`;
   return row!.at;
 }
+
+/** Dates the database's last finished sweep now; returns that date as `readLastSweep` does. */
+async function markSweepFinished(sql: Sql): Promise<number> {
+  const [row] = await sql<{ at: number }[]>`
+    UPDATE turn_retention_sweeps SET last_finished = now() RETURNING extract(epoch FROM last_finished)::float8 AS at`;
+  return row!.at;
+}
+
+/**
+ * The first sweep runs this long after the start, give or take half (replicas started together spread out), not a
+ * whole TURN_RETENTION_SWEEP_MS later: a replica shows the database's date at once, and after a long stop (a rollback,
+ * retention turned back on, every pod down) that date is past TurnRetentionStalled's 6 h until a sweep (review N24).
+ */
+const FIRST_SWEEP_MS = 60_000;
 
 export interface TurnRetentionOptions {
   /** TURN_RETENTION_DAYS; 0 keeps every turn. */
@@ -60,9 +68,20 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
   if (days === 0) return { stop: () => {} };
   let stopped = false;
   let running = false;
-  const show = (finished: boolean) => lastSweepFinished(sql, finished).then((at) => lastSuccess.set(at));
-  // Left at 0 (which the alert skips) until it is read: a replica's own start stamped there hid sweeps that all failed.
-  show(false).catch(() => {});
+  let shown = 0;
+  /** Only forward: a read sent before a sweep dated the row may answer after it. */
+  const show = (at: number) => {
+    shown = Math.max(at, shown);
+    lastSuccess.set(shown);
+  };
+  const read = (why: string) =>
+    readLastSweep(sql).then(
+      show,
+      // Left at 0, which the alert skips: the other replicas show the date (a replica's own start shown here hid
+      // sweeps that all failed); logged, as a table this role cannot read would leave every replica at 0.
+      (err: unknown) => log.warn({ err: describe(err) }, `turn retention: the last sweep's date could not be read ${why}`),
+    );
+  void read("at start");
   const sweep = async () => {
     const total = { turns: 0, sessions: 0, sourceSets: 0 };
     let ran = false;
@@ -76,21 +95,30 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
     }
     if (total.turns > 0) log.info({ ...total, retention_days: days }, "turns past their retention deleted");
     // Another replica holding the sweep dates it when it finishes; this one shows the date it reads.
-    await show(ran && !stopped);
+    if (ran && !stopped) show(await markSweepFinished(sql));
+    else await read("after a sweep another replica held");
   };
-  const timer = setInterval(() => {
+  const run = () => {
     if (running) return;
     running = true;
     sweep()
-      .catch((err: unknown) => log.warn({ err: describe(err) }, "turn retention sweep failed; trying again later"))
+      .catch((err: unknown) => {
+        log.warn({ err: describe(err) }, "turn retention sweep failed; trying again later");
+        // Its date read again: a replica whose start read failed showed 0 for good while every sweep failed.
+        return read("after a failed sweep");
+      })
       .finally(() => {
         running = false;
       });
-  }, everyMs);
+  };
+  const first = setTimeout(run, Math.min(everyMs, FIRST_SWEEP_MS) * (0.5 + Math.random()));
+  first.unref();
+  const timer = setInterval(run, everyMs);
   timer.unref();
   return {
     stop: () => {
       stopped = true;
+      clearTimeout(first);
       clearInterval(timer);
     },
   };
