@@ -259,7 +259,8 @@ export const SessionPageQuerySchema = z.strictObject({
 });
 
 /** A route that reads no query string: any parameter is refused, not ignored (a summary asked `?model=x` was whole). */
-export const NoQuerySchema = z.strictObject({});
+const NoQuerySchema = z.strictObject({});
+type NoQuery = { query: typeof NoQuerySchema };
 
 export const SessionResponseSchema = z
   .object({
@@ -355,8 +356,18 @@ const errorResponses = {
  * A route under /api/: callers present an API key (bearerAuth), and every errorResponses status can come back; a
  * route's own description of one of them (more reasons for it) is kept.
  */
+/**
+ * An /api route: bearer auth, the error answers every route may give, and a query string refused unless the route
+ * declares its parameters (`POST /api/v1/query?stream=true` was answered as JSON, the parameter ignored).
+ */
 export const apiRoute = <P extends string, R extends Omit<RouteConfig, "path" | "security"> & { path: P }>(config: R) =>
-  createRoute({ ...config, security: [{ bearerAuth: [] }], responses: { ...errorResponses, ...config.responses } });
+  createRoute({
+    ...config,
+    request: { query: NoQuerySchema, ...config.request } as Omit<NoQuery, keyof NonNullable<R["request"]>> &
+      NonNullable<R["request"]>,
+    security: [{ bearerAuth: [] }],
+    responses: { ...errorResponses, ...config.responses },
+  });
 
 export const upstreamErrorResponses = {
   502: jsonResponse(ErrorSchema, "Ollama or Qdrant failed"),

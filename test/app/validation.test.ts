@@ -147,6 +147,15 @@ const cases: Case[] = [
     /^invalid query string: .*"afterr"/,
   ],
   ["a cursor sent as a list", "GET", "/api/v1/sessions/s1?after[]=x", undefined, 400, /^invalid query string: .*"after\[\]"/],
+  // Ignored, it was answered as JSON.
+  [
+    "a query string on a route that reads none",
+    "POST",
+    "/api/v1/query?stream=true",
+    { query: "x" },
+    400,
+    /^invalid query string: .*"stream"/,
+  ],
   [
     "filter list of floats",
     "POST",

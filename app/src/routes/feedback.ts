@@ -1,14 +1,6 @@
 import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Store } from "../services/store.ts";
-import {
-  apiRoute,
-  ErrorSchema,
-  FeedbackRequestSchema,
-  FeedbackSummarySchema,
-  jsonBody,
-  jsonResponse,
-  NoQuerySchema,
-} from "../schemas.ts";
+import { apiRoute, ErrorSchema, FeedbackRequestSchema, FeedbackSummarySchema, jsonBody, jsonResponse } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
 import { errorJson } from "../middleware/errors.ts";
 
@@ -30,7 +22,6 @@ const summaryRoute = apiRoute({
   path: "/api/v1/admin/feedback/summary",
   tags: ["admin"],
   summary: "Feedback counts and average score by model (admin scope)",
-  request: { query: NoQuerySchema },
   responses: {
     200: jsonResponse(FeedbackSummarySchema, "Summary"),
     403: jsonResponse(ErrorSchema, "Key lacks the admin scope"),
