@@ -18,7 +18,8 @@ export function createMetrics() {
       name: "http_request_duration_seconds",
       help: "HTTP request duration by method, route pattern and status",
       labelNames: ["method", "route", "status"] as const,
-      // 3: HighApiLatency's threshold (guide 002), an edge, or histogram_quantile interpolates across it.
+      // 3 and 30: HighApiLatency's and SlowIngest's thresholds (guide 002), edges, or histogram_quantile interpolates
+      // across them.
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3, 5, 10, 30, 60],
       registers,
     }),

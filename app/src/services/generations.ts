@@ -92,7 +92,7 @@ interface Watcher {
 }
 
 /** A streamed question follows only a streamed generation; a JSON one, either. */
-const follows = (streamed: boolean, generation: Generation): boolean => generation.streamed || !streamed;
+const canFollow = (streamed: boolean, generation: Generation): boolean => generation.streamed || !streamed;
 
 /**
  * The generations running in this process, each found under the keys it was started with (the question's cache key
@@ -100,7 +100,7 @@ const follows = (streamed: boolean, generation: Generation): boolean => generati
  * OLLAMA_NUM_PARALLEL=4: a fifth identical question waited for a whole generation before its own began) this is one
  * model call instead of one per request.
  *
- * A streamed request follows only a streamed generation (`follows`). One that followed a JSON request's got no token
+ * A streamed request follows only a streamed generation (`canFollow`). One that followed a JSON request's got no token
  * until the end, and failed with it at OLLAMA_TIMEOUT_MS, the deadline of a whole unstreamed answer, where its own
  * stream, whose deadline restarts with each token, would have gone on. A question waiting for an answer slot follows
  * one that starts (`watch`): that is its answer, where it might have waited on to a 503. So a generation started while
@@ -114,7 +114,7 @@ export function createGenerations() {
   return {
     find(key: string, streamed: boolean): Generation | undefined {
       const generation = running.get(key);
-      return generation && follows(streamed, generation) ? generation : undefined;
+      return generation && canFollow(streamed, generation) ? generation : undefined;
     },
 
     /**
@@ -140,7 +140,8 @@ export function createGenerations() {
 
     /** Whether a streamed question waits for an answer slot under one of `keys`: a generation for them streams. */
     streamWaiting(keys: string[]): boolean {
-      return keys.some((key) => [...(watchers.get(key) ?? [])].some((watcher) => watcher.streamed));
+      for (const key of keys) for (const watcher of watchers.get(key) ?? []) if (watcher.streamed) return true;
+      return false;
     },
 
     /**
@@ -158,8 +159,9 @@ export function createGenerations() {
         for (const key of keys) if (running.get(key) === generation) running.delete(key);
       });
       for (const key of keys) running.set(key, generation);
-      for (const key of keys)
-        for (const watcher of watchers.get(key) ?? []) if (follows(watcher.streamed, generation)) watcher.onStart(generation);
+      // Each once, though it watches several of the keys.
+      const told = new Set(keys.flatMap((key) => [...(watchers.get(key) ?? [])]));
+      for (const watcher of told) if (canFollow(watcher.streamed, generation)) watcher.onStart(generation);
       return generation;
     },
 

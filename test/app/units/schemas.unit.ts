@@ -37,17 +37,18 @@ test("a filter's number is an integer, and a value of a wrong type says which ty
   // A float in metadata cannot be matched exactly: Qdrant's `match` takes integers, and a range of one value on a key
   // indexed as integer cuts its bounds to whole numbers, so {v: 2.5} would find the documents holding 2.
   assert.equal(refusal(DocumentSchema.safeParse({ text: "t", metadata: { v: 2.5 } })), "accepted");
-  for (const filter of [{ v: 2.5 }, { v: [2.5, 2] }]) {
-    assert.match(refusal(FilterSchema.safeParse(filter)), /^v(: item 0)?: must be a string,? (an|or an) integer/);
-  }
+  assert.match(refusal(FilterSchema.safeParse({ v: 2.5 })), /^v: must be a string, an integer/);
+  // A list is told its own reason: which of its items is wrong (probe CI).
+  assert.match(refusal(FilterSchema.safeParse({ v: [2.5, 2] })), /^v: item 0: must be a string or an integer$/);
   assert.equal(refusal(FilterSchema.safeParse({ v: 2, l: [1, 2], s: "x", b: true })), "accepted");
   assert.match(refusal(FilterSchema.safeParse({ k: ["a", 1] })), /^k: a list must hold only strings or only integers$/);
   // "Invalid input" before: which types fit was left to guess.
   for (const wrong of [null, {}, [true], [[1]]]) {
-    assert.match(refusal(FilterSchema.safeParse({ k: wrong })), /^k(: item 0)?: must be a string/, JSON.stringify(wrong));
+    const item = Array.isArray(wrong) ? "item 0: " : "";
+    assert.match(refusal(FilterSchema.safeParse({ k: wrong })), new RegExp(`^k: ${item}must be a string`), JSON.stringify(wrong));
     assert.match(
       refusal(DocumentSchema.safeParse({ text: "t", metadata: { k: wrong } })),
-      /^metadata\.k(: item 0)?: must be a string/,
+      new RegExp(`^metadata\\.k: ${item}must be a string`),
     );
   }
 });
