@@ -249,7 +249,8 @@ export const SessionPageQuerySchema = z.strictObject({
       description: `Turns per page, 1-${SESSION_PAGE_MAX}; a page also ends once its turns hold about ${SESSION_PAGE_MAX_BYTES / 1024 / 1024} MiB`,
     }),
   after: z
-    .string()
+    // Given twice it is a list, which zod told as "expected string, received array" (probe CK).
+    .string({ error: "must be a turn's request_id, given once" })
     .regex(idPattern, { error: idMessage })
     .optional()
     .openapi({

@@ -147,6 +147,14 @@ const cases: Case[] = [
     /^invalid query string: .*"afterr"/,
   ],
   ["a cursor sent as a list", "GET", "/api/v1/sessions/s1?after[]=x", undefined, 400, /^invalid query string: .*"after\[\]"/],
+  [
+    "a cursor given twice",
+    "GET",
+    "/api/v1/sessions/s1?after=a&after=b",
+    undefined,
+    400,
+    /^invalid query string: after: must be a turn's request_id, given once$/,
+  ],
   // Ignored, it was answered as JSON.
   [
     "a query string on a route that reads none",
