@@ -298,6 +298,49 @@ test("a question longer than the embedding model's window is a 400 naming the qu
   }
 });
 
+test("a chunk too long for the embedding window costs its own batch a few calls, not every chunk of the ingest one each", async () => {
+  // A 4,000-character chunk first, then 40 one-line documents: two batches of EMBED_BATCH_SIZE (32). The window is 256
+  // tokens (1,024 characters at the fake's count): the long chunk is refused, then its halves, and its quarters fit.
+  const replica = await startApp({
+    ...stack.env,
+    CHUNK_SIZE_CHARS: "4000",
+    CHUNK_OVERLAP_CHARS: "0",
+    CONTEXT_TOKEN_BUDGET: "4200",
+  });
+  const { ollama } = stack.fakes;
+  ollama.knobs.embedContextLength = 256;
+  const client = api(replica.url, USER_KEY);
+  const long = Array.from({ length: 70 }, (_, i) => `Tide table ${i} lists high and low water for the harbour.`).join(" ");
+  const documents = [
+    { id: "batch-long", text: long.slice(0, 4_000), metadata: { team: "batch" } },
+    ...Array.from({ length: 40 }, (_, i) => ({
+      id: `batch-${i}`,
+      text: `Harbour note ${i}: the gulls came back.`,
+      metadata: { team: "batch" },
+    })),
+  ];
+  const embeds = () => ollama.calls["/api/embed"] ?? 0;
+  const before = embeds();
+  try {
+    const ingested = await client.post("/api/v1/documents", { documents });
+    assert.equal(ingested.status, 201, ingested.text);
+    // Halving the refused batch of 32 down to the long chunk: 6 refused and 5 accepted calls; the long chunk's halves
+    // refused and quarters accepted: 6; the second batch: 1. One call per chunk after the refusal was 48.
+    const calls = embeds() - before;
+    assert.ok(calls <= 20, `${calls} embed calls`);
+    const res = await client.post("/api/v1/query", {
+      query: "Harbour note 37: the gulls came back.",
+      top_k: 1,
+      filter: { team: "batch" },
+    });
+    assert.equal(res.body.sources[0].id, "batch-37", "each chunk kept its own vector");
+  } finally {
+    ollama.knobs.embedContextLength = 2048;
+    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
+    await replica.stop();
+  }
+});
+
 test("a chunk longer than the embedding model's window is split and embedded whole, so its end can be found", async () => {
   // Chunks of up to 4,000 characters, an embedding window of 256 tokens (1,024 characters at the fake's count).
   const replica = await startApp({
