@@ -996,7 +996,11 @@ test("a document another request is still writing is a 409 to a delete or an ing
     // the embed and the lease on a slow turn: "lichens" had no record yet, a 404.)
     await waitFor("the ingest's first chunk written", async () => upserts() > before, 5_000);
     const del = await user.del("/api/v1/documents/lichens");
+    const embeds = () => stack.fakes.ollama.calls["/api/embed"] ?? 0;
+    const embedsBefore = embeds();
     const reingest = await user.post("/api/v1/documents", { documents: [{ id: "lichens", text: "Lichens grow slowly." }] });
+    // Told before it embeds: each retry embedded the whole body again only to be told 409 (probe CL).
+    assert.equal(embeds(), embedsBefore, "the refused ingest embedded nothing");
     for (const res of [del, reingest]) {
       assert.equal(res.status, 409, res.text);
       assert.match(res.body.error, /^document lichens is being written by another request; retry shortly/);

@@ -285,6 +285,9 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    */
   async function write(docs: DocumentInput[], owner: string, stopAt: number): Promise<Array<{ id: string; chunks: number }>> {
     const beforeCall = callsUntil(stopAt);
+    const named = docs.flatMap((d) => (d.id === undefined ? [] : [d.id]));
+    const busy = named.length > 0 ? await store.busyDocuments(named) : undefined;
+    if (busy) throw documentsBusy(busy);
     const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
     const items = chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text })));
     const embedded = await embedWhole(items, beforeCall);

@@ -227,6 +227,21 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     },
 
     /**
+     * The documents of `ids` another write holds, if any: a check before an ingest embeds (upsertDocuments' lease is
+     * the authority). Each retry of an ingest whose documents were held embedded the whole body again only to be told
+     * 409: a 177-chunk document retried by Retry-After cost 66 embed calls against 6 (probe CL).
+     */
+    busyDocuments: async (ids: string[]): Promise<Busy | undefined> => {
+      const [row] = await run(
+        sql<{ busy: string[] | null; busy_seconds: number | null }[]>`
+          SELECT jsonb_agg(id ORDER BY id) AS busy, ${secondsLeft(sql`max(writing_until)`)} AS busy_seconds
+          FROM documents
+          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()`,
+      );
+      return row?.busy ? { ids: row.busy, leftSeconds: row.busy_seconds! } : undefined;
+    },
+
+    /**
      * Records documents, leased to `lease.writer` for `lease.ms` (migration 005), before their chunks go to Qdrant: every
      * stored chunk has a record to delete it by. When another write holds any of them, none is written. Taking a lease
      * bumps the corpus version (as leaseDocument's does): answers cached before the write starts changing Qdrant are

@@ -27,6 +27,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   const documents = documentsOver({
     config: loadConfig(appEnv(UNUSED_URLS, { REQUEST_TIMEOUT_MS: "600", QDRANT_TIMEOUT_MS: "50" })),
     store: {
+      busyDocuments: async () => undefined,
       upsertDocuments: async (_docs: unknown, _owner: string, lease: { ms: number }) => {
         calls.push(`lease ${lease.ms} ms`);
         return { generation: 1 };
@@ -66,6 +67,7 @@ test("an ingest whose chunks were embedded in calls of their own, at different s
   const documents = documentsOver({
     config: loadConfig(appEnv(UNUSED_URLS)),
     store: {
+      busyDocuments: async () => undefined,
       upsertDocuments: async () => {
         written.push("record");
         return { generation: 1 };
@@ -105,6 +107,7 @@ test("document leases come back after Postgres refused the release, and after a 
       leaseDocument: async () => {
         throw new AppError("postgres_unavailable", "postgres unavailable: no answer within 50 ms");
       },
+      busyDocuments: async () => undefined,
       upsertDocuments: async () => ({ generation: 1 }),
       releaseDocuments: async () => {
         releases.push(Date.now() - started);
@@ -167,6 +170,7 @@ test("a written ingest whose release and corpus bump Postgres refuses answers 50
   const documents = createDocuments({
     config: loadConfig(appEnv(UNUSED_URLS, { DB_QUERY_TIMEOUT_MS: "300" })),
     store: {
+      busyDocuments: async () => undefined,
       upsertDocuments: async () => ({ generation: 1 }),
       releaseDocumentsAndBump: async () => {
         if (refusing) throw refused;
