@@ -217,13 +217,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           log,
         })
       : undefined;
+  const documents = createDocuments({ config, store, corpus, ollama, qdrant, vectorFit, log });
   const app = buildApp({
     config,
     log,
     metrics,
     store,
     rag,
-    documents: createDocuments({ config, store, corpus, ollama, qdrant, vectorFit, log }),
+    documents,
     rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,
@@ -285,9 +286,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
             ),
           graceMs - Math.min(SHUTDOWN_NOTICE_MS, graceMs / 2),
         );
+        const drainStarted = performance.now();
         if (await main.close(graceMs))
           log.warn({ graceMs }, "in-flight requests did not finish in time; closing their connections");
         clearTimeout(notice);
+        // A document write answered 504 goes on after its answer: its end (chunks published, documents released)
+        // before the stores close, within what is left of the grace.
+        await documents.idle(graceMs - (performance.now() - drainStarted));
         await ops.close(0);
         stopWatchingUnanswered();
         // The listener last: a replica draining its requests still hears other replicas' ingests and deletes.

@@ -179,7 +179,7 @@ async function keepAliveClient(url: string, name: string) {
  */
 async function withSpawnedApp(
   env: Record<string, string>,
-  run: (app: SpawnedApp, fakes: Fakes, proxies: { pg: TcpProxy; redis: TcpProxy }) => Promise<void>,
+  run: (app: SpawnedApp, fakes: Fakes, proxies: { pg: TcpProxy; redis: TcpProxy }, databaseUrl: string) => Promise<void>,
 ) {
   const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis(), startFakes()]);
   const proxies = { pg: await startTcpProxy(pg.port), redis: await startTcpProxy(redis.port) };
@@ -192,7 +192,7 @@ async function withSpawnedApp(
       qdrantUrl: fakes.qdrant.url,
     };
     app = await spawnApp(appEnv(urls, { PORT: String(await freePort()), ...env }));
-    await run(app, fakes, proxies);
+    await run(app, fakes, proxies, pg.url);
   } finally {
     await app?.stop();
     await Promise.all([proxies.pg.close(), proxies.redis.close()]);
@@ -299,6 +299,34 @@ test("SIGTERM with streamed answers longer than the drain: each ends with an err
     assert.equal(code, 0);
     assert.ok(exitMs < graceMs + 2_000, `exited ${Math.round(exitMs)} ms after SIGTERM`);
     assert.doesNotMatch(app.output().stderr, /Warning/);
+  });
+});
+
+test("SIGTERM after a document write's 504 waits for the write to end before closing Postgres: nothing left held", {
+  timeout: 60_000,
+}, async () => {
+  const env = { REQUEST_TIMEOUT_MS: "3000", QDRANT_TIMEOUT_MS: "2000", SHUTDOWN_TIMEOUT_MS: "10000" };
+  await withSpawnedApp(env, async (app, fakes, _proxies, databaseUrl) => {
+    fakes.ollama.knobs.latencyMs = 2_600; // the embedding: the write reaches Qdrant just before its 504
+    fakes.qdrant.knobs.writeMs = 1_500; // and Qdrant answers after it
+    const ingest = api(app.url, USER_KEY).post("/api/v1/documents", { documents: [{ id: "held", text: "Gannets dive." }] });
+    await sleep(1_000);
+    const [{ code }, res] = await Promise.all([sigterm(app), ingest]);
+    assert.equal(res.status, 504, res.text);
+    assert.equal(code, 0);
+    // Closed at the 504, its stores were gone when the write ended: its lease stayed, and the document answered 409
+    // until it expired (probe CL).
+    const sql = postgres(databaseUrl, { onnotice: () => {}, max: 1 });
+    try {
+      const held = await sql`SELECT id FROM documents WHERE writing_until > now()`;
+      assert.deepEqual(
+        held.map((r) => r.id),
+        [],
+        "no document left held",
+      );
+    } finally {
+      await sql.end();
+    }
   });
 });
 

@@ -223,10 +223,38 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     if (over === "replica") throw ingestBusy(ingesting.total, max);
     ingesting.add(owner, bodyBytes);
     try {
-      return await write(docs, owner, stopAt);
+      return await running.track(write(docs, owner, stopAt));
     } finally {
       ingesting.add(owner, -bodyBytes);
     }
+  }
+
+  /**
+   * Writes and deletes under way, answered or not: one answered 504 goes on to its end, its documents held meanwhile.
+   * Closed before it ended (SIGTERM after the 504), a write left its lease and pending chunks, and its documents
+   * answered 409 for up to two minutes after a rollout (probe CL): `idle` lets shutdown wait for them.
+   */
+  const running = {
+    writes: new Set<Promise<unknown>>(),
+    track<T>(write: Promise<T>): Promise<T> {
+      this.writes.add(write);
+      write.then(
+        () => this.writes.delete(write),
+        () => this.writes.delete(write),
+      );
+      return write;
+    },
+  };
+
+  /** Resolves once every write under way has ended, or after `ms`, whichever comes first. */
+  async function idle(ms: number): Promise<void> {
+    if (running.writes.size === 0 || ms <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+    await Promise.race([Promise.allSettled([...running.writes]), waited]);
+    clearTimeout(timer);
   }
 
   /**
@@ -405,7 +433,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    * record goes in the statement that bumps the corpus version: a removal committing after its request gave up (a 503,
    * then a 404 on retry) still invalidates the answers cached from the document.
    */
-  async function remove(id: string, stopAt = performance.now() + config.REQUEST_TIMEOUT_MS): Promise<boolean> {
+  const remove = (id: string, stopAt = performance.now() + config.REQUEST_TIMEOUT_MS): Promise<boolean> =>
+    running.track(removeDocument(id, stopAt));
+
+  async function removeDocument(id: string, stopAt: number): Promise<boolean> {
     const lease = newLease();
     const leased = await store.leaseDocument(id, lease).catch(unknownOutcome([id], lease));
     if (leased === "missing") return false;
@@ -427,7 +458,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     return version !== undefined;
   }
 
-  return { ingest, remove };
+  return { ingest, remove, idle };
 }
 
 export type Documents = ReturnType<typeof createDocuments>;
