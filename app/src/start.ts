@@ -68,9 +68,15 @@ const curedByWaiting = (err: unknown) =>
 
 /**
  * How long before the grace period ends the shutdown notice is given (at most half the period): queries still waiting
- * for their answer end with it, and requests arriving after it are refused with it (server.ts, query.ts).
+ * for their answer end with it, and requests arriving after it are refused with it (server.ts, query.ts). At least a
+ * statement's deadline (DB_QUERY_TIMEOUT_MS) and this margin more: a turn already sent to a Postgres that hangs is
+ * answered at that deadline, and with 1 s for both it was answered as the drain ended and its connection was cut, a
+ * reset after acceptance (probe CM: 3-4 of 16 requests).
  */
 const SHUTDOWN_NOTICE_MS = 1_000;
+const SHUTDOWN_NOTICE_MARGIN_MS = 500;
+export const noticeLeadMs = (graceMs: number, statementMs: number) =>
+  Math.min(Math.max(SHUTDOWN_NOTICE_MS, statementMs + SHUTDOWN_NOTICE_MARGIN_MS), graceMs / 2);
 
 /** Connects the dependencies, runs migrations and listens; the one composition root for main.ts, tests and bench. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -284,7 +290,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
             shutdownNotice.abort(
               new AppError("shutting_down", "server shutting down: ask again", undefined, { "Retry-After": "0" }),
             ),
-          graceMs - Math.min(SHUTDOWN_NOTICE_MS, graceMs / 2),
+          graceMs - noticeLeadMs(graceMs, config.DB_QUERY_TIMEOUT_MS),
         );
         const drainStarted = performance.now();
         if (await main.close(graceMs))
