@@ -555,6 +555,29 @@ test("a stream waiting for a slot when a JSON request of its question takes one 
   });
 });
 
+test("questions told 503 by the shutdown notice while they wait for an answer slot leave the queue: no answer is generated for them", async () => {
+  const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "10000", OLLAMA_TIMEOUT_MS: "5000" };
+  await withAnswerSlots(env, { parallel: 1, generationMs: 1_500 }, async (client, replica) => {
+    const { load } = stack.fakes.ollama;
+    const first = client.post("/api/v1/query", { query: "Which question holds the slot through the drain?" });
+    await waitFor("the first answer generating", async () => load.generated === 1);
+    const waiting = [1, 2].map((i) => client.post("/api/v1/query", { query: `Which question ${i} waits through the drain?` }));
+    await setTimeout(100); // waiting for the slot
+    // The notice a second before the end of a 2 s drain tells all three; the first answer ends at about 1.6 s, and
+    // its slot went to a waiter already told.
+    const closing = replica.server.close(2_000);
+    const answers = await Promise.all([first, ...waiting]);
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body.code]),
+      Array(3).fill([503, "shutting_down"]),
+    );
+    await closing;
+    // The drain ended with the notice's answers; the first answer, 1.5 s long, ends after it and frees its slot.
+    await setTimeout(1_800);
+    assert.equal(load.generated, 1, "no model call for the questions already answered");
+  });
+});
+
 test("a question following another request's answer by its cache key caches it only if it was asked with the same sources", async () => {
   const env = { OLLAMA_MAX_ANSWERS: "1", OLLAMA_SLOT_WAIT_MS: "5000", OLLAMA_TIMEOUT_MS: "4000" };
   await withAnswerSlots(env, { parallel: 1, generationMs: 900 }, async (client) => {

@@ -51,7 +51,10 @@ const JSON_TYPE = { "content-type": "application/json" };
 export function registerQueryRoutes(app: OpenAPIHono<AppEnv>, rag: Rag, log: Logger, shutdownNotice: AbortSignal) {
   app.openapi(route, async (c) => {
     const input = c.req.valid("json");
-    const preparing = rag.prepare(input, c.get("principal").id, c.get("requestId"), () => c.req.raw.signal, c.get("deadlineAt"));
+    // The shutdown notice too: a question told 503 by it while it waited for an answer slot stayed in the queue, and
+    // took a slot later for a model call no one read (probe CM).
+    const waitSignal = () => AbortSignal.any([c.req.raw.signal, shutdownNotice]);
+    const preparing = rag.prepare(input, c.get("principal").id, c.get("requestId"), waitSignal, c.get("deadlineAt"));
     // Its retrieval and any wait for an answer slot are not cut (an embedding is shared by the questions asking for
     // it): the request is answered, and the prepared query let go once it comes.
     const prepared = await beforeAbort(preparing, shutdownNotice, () => {

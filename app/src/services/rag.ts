@@ -251,9 +251,9 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
 
   /**
    * Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed.
-   * `clientSignal` aborts when the client leaves. A getter, read only if the question has to wait for an answer slot:
-   * @hono/node-server creates the request's AbortController on first read, about 7 us in Node 20, which a cache hit
-   * need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
+   * `clientSignal` aborts when the client leaves, or the request was answered otherwise (the shutdown notice). A
+   * getter, read only if the question has to wait for an answer slot: @hono/node-server creates the request's
+   * AbortController on first read, about 7 us in Node 20, which a cache hit need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
    */
   async function prepare(
     input: QueryInput,
