@@ -108,6 +108,26 @@ test("Postgres partitioned: JSON 503 within about a second, nothing over 5 s, no
   assert.equal((await user.post("/api/v1/query", { query: "What causes the tides after the partition?" })).status, 200);
 });
 
+test("Postgres partitioned: a question asked after a statement failed is a 503 before its model call, not after its answer", async () => {
+  pgProxy.blackhole();
+  try {
+    const first = await user.post("/api/v1/query", { query: "Which question finds Postgres gone first?" });
+    assert.equal(first.status, 503, first.text);
+    fakes.ollama.knobs.generationMs = 3_000; // a model answer as long as a real one, or more
+    const chats = fakes.ollama.calls["/api/chat"] ?? 0;
+    const { result, ms } = await timed(() => user.post("/api/v1/query", { query: "Which question follows it into the outage?" }));
+    assert.equal(result.status, 503, result.text);
+    assert.match(result.body.error, /^postgres unavailable: /);
+    // It ran its whole answer first: its 503 came after the model's time (probe CM).
+    assert.ok(ms < 2_500, `answered in ${Math.round(ms)} ms`);
+    assert.equal(fakes.ollama.calls["/api/chat"] ?? 0, chats, "no model call for a turn that cannot be stored");
+  } finally {
+    fakes.ollama.knobs.generationMs = 0;
+    pgProxy.restore();
+  }
+  await waitFor("ready again", async () => (await publicReady()).status === 200, 10_000);
+});
+
 test("Postgres killed: 503 at its statements' deadline (1 s), readiness false, and back within seconds of the restart", async () => {
   await pg.halt();
   try {

@@ -45,7 +45,7 @@ export function ragOverRedis(answerFor: (key: string) => string | null, gate: Pr
   const rag = createRag({
     config: loadConfig(appEnv(UNUSED_URLS)),
     cache: cacheOver(client, counted),
-    store: {} as never,
+    store: { confirmReachable: async () => {} } as never,
     corpus: { current: () => 1 } as never,
     ollama: { embed: async () => [[0.1, 0.2]] } as never,
     qdrant: { search: async () => [] } as never,

@@ -56,8 +56,13 @@ interface PoolWatch {
   readOnly(): void;
   /** What the pool was created with (watchUnanswered reads its timeouts and log). */
   opts: DbOptions;
+  /** The pool's last statement to end failed for want of Postgres (a 503): `reachable` says so until one is answered. */
+  unreachable: boolean;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
+
+/** False while the pool's last statement to end was a 503 (no answer by its deadline, or no connection). */
+export const reachable = (sql: Sql): boolean => !pools.get(sql)?.unreachable;
 
 /** The client's newest connection still open, if any: the one a single-connection client (a listener) is using. */
 export function openConnection(sql: Sql): Socket | undefined {
@@ -153,6 +158,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
       opts.onTrouble?.("missed");
     },
     opts,
+    unreachable: false,
   });
   return sql;
 }
@@ -288,15 +294,20 @@ export function withDeadline<T>(
   onLate?: (rows: T) => void,
 ): Promise<T> {
   let late = false;
+  const pool = pools.get(sql);
   const answered = query.then((rows) => {
-    pools.get(sql)?.silence.answered();
+    if (pool) {
+      pool.silence.answered();
+      pool.unreachable = false;
+    }
     const exact = exactRows(rows);
     if (late) onLate?.(exact);
     return exact;
   });
   return beforeDeadline(answered, timeoutMs, () => {
     // Unsent ones count too: a pool whose connections all hang (connecting into a partition) sends nothing at all.
-    pools.get(sql)?.missed();
+    if (pool) pool.unreachable = true;
+    pool?.missed();
     // Only one no connection took is withdrawn. One already sent behind another on its connection (postgres.js
     // pipelines when every connection is busy) is not: postgres.js 3.4.9 drops a cancelled one from the statements
     // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another
@@ -305,8 +316,11 @@ export function withDeadline<T>(
     else late = true;
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
-    if ((err as { code?: unknown } | null)?.code === "25006") pools.get(sql)?.readOnly();
-    if (isUnavailable(err)) throw dependencyUnavailable("postgres", (err as { code: string }).code);
+    if ((err as { code?: unknown } | null)?.code === "25006") pool?.readOnly();
+    if (isUnavailable(err)) {
+      if (pool) pool.unreachable = true;
+      throw dependencyUnavailable("postgres", (err as { code: string }).code);
+    }
     throw err;
   });
 }

@@ -319,6 +319,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       ]);
       answered = found.result;
       if (found.value) return ready(found.value.sources, cachedAnswer(found.value));
+      await store.confirmReachable();
       const cached = cachedVector.value === undefined ? undefined : parseEntry(VectorSchema, cachedVector.value);
       cache.count("embedding", cachedVector.value !== undefined && !cached ? "error" : cachedVector.result);
       const retrieved = await retrieve(question, vectorKey, cached, input.filter, topK);

@@ -2,7 +2,7 @@ import type { Deadline } from "../deadline.ts";
 import { dependencyUnavailable } from "../errors.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { withDeadline, type Sql } from "./db.ts";
+import { reachable, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, TURN_WRITE, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -140,6 +140,15 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
 
   return {
     ping,
+
+    /**
+     * Before a question's embedding and model call: while the pool's last statement failed for want of Postgres, a
+     * statement of its own first. A question that cannot store its turn is then a 503 at DB_QUERY_TIMEOUT_MS, not after
+     * its whole answer (probe CM: 4.5 s over fakes; the model's 10-30 s in use), with no answer slot taken.
+     */
+    confirmReachable: async (): Promise<void> => {
+      if (!reachable(sql)) await ping();
+    },
 
     /** Stores a turn (group commit), creating its session for `owner` on first use; another key's session is refused. */
     recordTurn: (owner: string, turn: Turn, deadline?: Deadline) => turns.record(owner, turn, deadline),

@@ -96,7 +96,10 @@ test("a generation runs at the model's pace: a client that stops reading holds u
     },
   };
   const recorded: string[] = [];
-  const store = { recordTurn: async (_owner: string, turn: { request_id: string }) => void recorded.push(turn.request_id) };
+  const store = {
+    confirmReachable: async () => {},
+    recordTurn: async (_owner: string, turn: { request_id: string }) => void recorded.push(turn.request_id),
+  };
   const { rag } = ragOverRedis(() => null, Promise.resolve(), { ollama: ollama as never, store: store as never });
   const question = { query: "Why do tides rise?", stream: true };
   const leader = await rag.prepare(question, "key:a", "leader");
@@ -139,6 +142,7 @@ test("a stream the server ends stops waiting for its answer and stores no turn; 
   const [writing, recorded]: [string[], string[]] = [[], []];
   let written: Promise<void> = Promise.resolve();
   const store = {
+    confirmReachable: async () => {},
     recordTurn: async (_owner: string, turn: { request_id: string }) => {
       writing.push(turn.request_id);
       await written;
