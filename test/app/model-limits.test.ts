@@ -298,9 +298,14 @@ test("a question longer than the embedding model's window is a 400 naming the qu
   }
 });
 
-test("a chunk too long for the embedding window costs its own batch a few calls, not every chunk of the ingest one each", async () => {
-  // A 4,000-character chunk first, then 40 one-line documents: two batches of EMBED_BATCH_SIZE (32). The window is 256
-  // tokens (1,024 characters at the fake's count): the long chunk is refused, then its halves, and its quarters fit.
+/**
+ * `documents` ingested on a replica with chunks of up to 4,000 characters and an embedding window of 256 tokens (1,024
+ * characters at the fake's count), then `check` with its client and how many embed calls the ingest made; deleted after.
+ */
+async function withLongChunks(
+  documents: Array<{ id: string; text: string; metadata: Record<string, string> }>,
+  check: (client: ReturnType<typeof api>, ingested: ApiResponse, embedCalls: number) => Promise<void>,
+): Promise<void> {
   const replica = await startApp({
     ...stack.env,
     CHUNK_SIZE_CHARS: "4000",
@@ -310,23 +315,36 @@ test("a chunk too long for the embedding window costs its own batch a few calls,
   const { ollama } = stack.fakes;
   ollama.knobs.embedContextLength = 256;
   const client = api(replica.url, USER_KEY);
-  const long = Array.from({ length: 70 }, (_, i) => `Tide table ${i} lists high and low water for the harbour.`).join(" ");
+  const embeds = () => ollama.calls["/api/embed"] ?? 0;
+  try {
+    const before = embeds();
+    const ingested = await client.post("/api/v1/documents", { documents });
+    assert.equal(ingested.status, 201, ingested.text);
+    await check(client, ingested, embeds() - before);
+  } finally {
+    ollama.knobs.embedContextLength = 2048;
+    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
+    await replica.stop();
+  }
+}
+
+const tideTable = (lines: number) =>
+  Array.from({ length: lines }, (_, i) => `Tide table ${i} lists high and low water for the harbour.`).join(" ");
+
+test("a chunk too long for the embedding window costs its own batch a few calls, not every chunk of the ingest one each", async () => {
+  // A 4,000-character chunk first, then 40 one-line documents: two batches of EMBED_BATCH_SIZE (32). The long chunk is
+  // refused, then its halves, and its quarters fit.
   const documents = [
-    { id: "batch-long", text: long.slice(0, 4_000), metadata: { team: "batch" } },
+    { id: "batch-long", text: tideTable(70).slice(0, 4_000), metadata: { team: "batch" } },
     ...Array.from({ length: 40 }, (_, i) => ({
       id: `batch-${i}`,
       text: `Harbour note ${i}: the gulls came back.`,
       metadata: { team: "batch" },
     })),
   ];
-  const embeds = () => ollama.calls["/api/embed"] ?? 0;
-  const before = embeds();
-  try {
-    const ingested = await client.post("/api/v1/documents", { documents });
-    assert.equal(ingested.status, 201, ingested.text);
+  await withLongChunks(documents, async (client, _ingested, calls) => {
     // Halving the refused batch of 32 down to the long chunk: 6 refused and 5 accepted calls; the long chunk's halves
     // refused and quarters accepted: 6; the second batch: 1. One call per chunk after the refusal was 48.
-    const calls = embeds() - before;
     assert.ok(calls <= 20, `${calls} embed calls`);
     const res = await client.post("/api/v1/query", {
       query: "Harbour note 37: the gulls came back.",
@@ -334,32 +352,15 @@ test("a chunk too long for the embedding window costs its own batch a few calls,
       filter: { team: "batch" },
     });
     assert.equal(res.body.sources[0].id, "batch-37", "each chunk kept its own vector");
-  } finally {
-    ollama.knobs.embedContextLength = 2048;
-    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
-    await replica.stop();
-  }
+  });
 });
 
 test("a chunk longer than the embedding model's window is split and embedded whole, so its end can be found", async () => {
-  // Chunks of up to 4,000 characters, an embedding window of 256 tokens (1,024 characters at the fake's count).
-  const replica = await startApp({
-    ...stack.env,
-    CHUNK_SIZE_CHARS: "4000",
-    CHUNK_OVERLAP_CHARS: "0",
-    CONTEXT_TOKEN_BUDGET: "4200",
-  });
-  const { ollama } = stack.fakes;
-  ollama.knobs.embedContextLength = 256;
-  const client = api(replica.url, USER_KEY);
-  const filler = Array.from({ length: 60 }, (_, i) => `Tide table ${i} lists high and low water for the harbour.`);
   const documents = [
-    { id: "long-log", text: `${filler.join(" ")} The lighthouse keeper logs every zephyr.`, metadata: { team: "embed" } },
+    { id: "long-log", text: `${tideTable(60)} The lighthouse keeper logs every zephyr.`, metadata: { team: "embed" } },
     { id: "lighthouses", text: "The lighthouse keeper of the north tower.", metadata: { team: "embed" } },
   ];
-  try {
-    const ingested = await client.post("/api/v1/documents", { documents });
-    assert.equal(ingested.status, 201, ingested.text);
+  await withLongChunks(documents, async (client, ingested) => {
     assert.ok(ingested.body.documents[0].chunks > 1, `the long text in ${ingested.body.documents[0].chunks} chunk(s)`);
     const res = await client.post("/api/v1/query", {
       query: "Which lighthouse keeper logs every zephyr?",
@@ -370,9 +371,5 @@ test("a chunk longer than the embedding model's window is split and embedded who
     // Embedded by its first 1,024 characters, the long text's last sentence could not be found.
     assert.equal(res.body.sources[0].id, "long-log");
     assert.match(res.body.sources[0].text, /zephyr/);
-  } finally {
-    ollama.knobs.embedContextLength = 2048;
-    for (const { id } of documents) await client.del(`/api/v1/documents/${id}`);
-    await replica.stop();
-  }
+  });
 });
