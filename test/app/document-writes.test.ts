@@ -64,6 +64,7 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
   return createDocuments({
     config: loadConfig(appEnv(UNUSED_URLS, env)),
     store: {
+      busyDocuments: async () => undefined,
       upsertDocuments: async () => ({ generation: ++generation }),
       releaseDocuments: async () => {},
       releaseDocumentsAndBump: async () => {

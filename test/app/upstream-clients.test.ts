@@ -408,7 +408,7 @@ test("an ingest answered 504 stops embedding: no Ollama batch starts past its de
     const urls = { ...UNUSED_URLS, ollamaUrl: server.url };
     const documents = createDocuments({
       config: loadConfig(appEnv(urls, { REQUEST_TIMEOUT_MS: "150", QDRANT_TIMEOUT_MS: "50" })),
-      store: { upsertDocuments: async () => {}, releaseDocuments: async () => {} } as never,
+      store: { busyDocuments: async () => undefined, upsertDocuments: async () => {}, releaseDocuments: async () => {} } as never,
       corpus: { bump: async () => {} } as never,
       ollama: createOllama({
         url: server.url,

@@ -56,12 +56,15 @@ interface PoolWatch {
   readOnly(): void;
   /** What the pool was created with (watchUnanswered reads its timeouts and log). */
   opts: DbOptions;
-  /** The pool's last statement to end failed for want of Postgres (a 503): `reachable` says so until one is answered. */
+  /**
+   * The pool's last statement to end was a 503 (no answer by its deadline, no connection, or a refusal such as a lock
+   * or statement timeout): `reachable` is false until one is answered.
+   */
   unreachable: boolean;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
 
-/** False while the pool's last statement to end was a 503 (no answer by its deadline, or no connection). */
+/** False while the pool's last statement to end was a 503 (`PoolWatch.unreachable`). */
 export const reachable = (sql: Sql): boolean => !pools.get(sql)?.unreachable;
 
 /** The client's newest connection still open, if any: the one a single-connection client (a listener) is using. */

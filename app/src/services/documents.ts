@@ -246,14 +246,20 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     },
   };
 
-  /** Resolves once every write under way has ended, or after `ms`, whichever comes first. */
+  /** Resolves once no write is under way, those started meanwhile included, or after `ms`, whichever comes first. */
   async function idle(ms: number): Promise<void> {
-    if (running.writes.size === 0 || ms <= 0) return;
     let timer: NodeJS.Timeout | undefined;
+    let over = false;
     const waited = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
+      timer = setTimeout(
+        () => {
+          over = true;
+          resolve();
+        },
+        Math.max(ms, 0),
+      );
     });
-    await Promise.race([Promise.allSettled([...running.writes]), waited]);
+    while (running.writes.size > 0 && !over) await Promise.race([Promise.allSettled([...running.writes]), waited]);
     clearTimeout(timer);
   }
 

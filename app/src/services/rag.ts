@@ -251,15 +251,16 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
 
   /**
    * Cache lookup, then embedding, vector search and context trimming. Throws before anything is streamed.
-   * `clientSignal` aborts when the client leaves, or the request was answered otherwise (the shutdown notice). A
-   * getter, read only if the question has to wait for an answer slot: @hono/node-server creates the request's
-   * AbortController on first read, about 7 us in Node 20, which a cache hit need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
+   * `requestEnded` aborts once the request was answered without this question: its client left, or the shutdown
+   * notice answered it (an error after that is no agent error). A getter, read only if the question has to wait for an
+   * answer slot: @hono/node-server creates the request's AbortController on first read, about 7 us in Node 20, which a
+   * cache hit need not pay. `deadlineAt`: the request's 504 (performance.now() ms), which no wait for a slot outlasts.
    */
   async function prepare(
     input: QueryInput,
     owner: string,
     requestId: string,
-    clientSignal?: () => AbortSignal,
+    requestEnded?: () => AbortSignal,
     deadlineAt?: number,
   ): Promise<PreparedQuery> {
     const startedAt = performance.now();
@@ -344,7 +345,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         answered = "hit";
         return ready(sources, { generation: same, leader: false }, prompt, cacheable);
       }
-      const slot = await acquireOrFollow(model, owner, [cacheKey, prompt], streamed, clientSignal, deadlineAt);
+      const slot = await acquireOrFollow(model, owner, [cacheKey, prompt], streamed, requestEnded, deadlineAt);
       if ("generation" in slot) {
         answered = "hit";
         return ready(sources, { generation: slot.generation, leader: false }, prompt, cacheable);
@@ -378,7 +379,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
       });
       return ready(sources, { generation, leader: true }, prompt, cacheable);
     } catch (err) {
-      if (!clientSignal?.().aborted) countError(err); // a client that left is no error of ours (a 499)
+      if (!requestEnded?.().aborted) countError(err); // a client that left is no error of ours (a 499), nor a 503 told
       if (!refused(err)) stopTimer();
       metrics.activeQueries.dec();
       throw err;
@@ -397,7 +398,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
     owner: string,
     keys: string[],
     streamed: boolean,
-    clientSignal?: () => AbortSignal,
+    requestEnded?: () => AbortSignal,
     deadlineAt?: number,
   ): Promise<Slot | { generation: Generation }> {
     let started: Generation | undefined;
@@ -409,7 +410,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         started ??= generation;
         follow.abort();
       });
-      const client = clientSignal?.();
+      const client = requestEnded?.();
       return client ? AbortSignal.any([client, follow.signal]) : follow.signal;
     };
     try {

@@ -79,6 +79,9 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
     withDeadline(sql, query, ms, onLate);
   const turns = createTurnWriter(sql, timeoutMs, log);
   const until = (lease: Lease) => sql`now() + ${lease.ms} * interval '1 millisecond'`;
+  /** The documents of `ids` another write holds (migration 005), as a FROM clause. */
+  const heldAmong = (ids: string[]) =>
+    sql`documents WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()`;
   // Whole seconds, at least 1, until a lease ends.
   const secondsLeft = (writingUntil: ReturnType<typeof sql>) =>
     sql`greatest(1, ceil(extract(epoch FROM ${writingUntil} - now())))::int`;
@@ -244,8 +247,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       const [row] = await run(
         sql<{ busy: string[] | null; busy_seconds: number | null }[]>`
           SELECT jsonb_agg(id ORDER BY id) AS busy, ${secondsLeft(sql`max(writing_until)`)} AS busy_seconds
-          FROM documents
-          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()`,
+          FROM ${heldAmong(ids)}`,
       );
       return row?.busy ? { ids: row.busy, leftSeconds: row.busy_seconds! } : undefined;
     },
@@ -266,8 +268,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       const [result] = await run(
         sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null; generation: number }[]>`
           WITH busy AS (
-            SELECT id, writing_until FROM documents
-            WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(${sql.json(ids)}))) AND writing_until > now()
+            SELECT id, writing_until FROM ${heldAmong(ids)}
           ), written AS (
             INSERT INTO documents (id, title, metadata, chunk_count, created_by, writer, writing_until)
             SELECT id, title, metadata, chunk_count, created_by, ${lease.writer}::uuid, ${until(lease)}
