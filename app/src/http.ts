@@ -124,14 +124,17 @@ export async function listenHttp(
   const listener = getRequestListener(fetch, {
     hostname: opts.host,
     errorHandler: (err) => {
+      // Counted by its status, as the app's own answers are: a 500 is seen by the 5xx alert.
+      const counted = (res: Response) => {
+        countUnmatched(opts.metrics, undefined, res.status);
+        return res;
+      };
       if (err instanceof RequestError) {
-        countUnmatched(opts.metrics, undefined, 400);
         adapterRefused = true;
-        return jsonError("malformed_http", `malformed request: ${err.message}`, { connection: "close" });
+        return counted(jsonError("malformed_http", `malformed request: ${err.message}`, { connection: "close" }));
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
-      countUnmatched(opts.metrics, undefined, 500); // seen by the 5xx alert like the app's own
-      return jsonError("internal_error", "internal error");
+      return counted(jsonError("internal_error", "internal error"));
     },
   });
   // A request's head and body must arrive within requestTimeout of its first byte (headersTimeout, Node's default,

@@ -223,7 +223,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     if (over === "replica") throw ingestBusy(ingesting.total, max);
     ingesting.add(owner, bodyBytes);
     try {
-      return await running.track(write(docs, owner, stopAt));
+      return await tracked(write(docs, owner, stopAt));
     } finally {
       ingesting.add(owner, -bodyBytes);
     }
@@ -234,33 +234,19 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    * Closed before it ended (SIGTERM after the 504), a write left its lease and pending chunks, and its documents
    * answered 409 for up to two minutes after a rollout (probe CL): `idle` lets shutdown wait for them.
    */
-  const running = {
-    writes: new Set<Promise<unknown>>(),
-    track<T>(write: Promise<T>): Promise<T> {
-      this.writes.add(write);
-      write.then(
-        () => this.writes.delete(write),
-        () => this.writes.delete(write),
-      );
-      return write;
-    },
+  const running = new Set<Promise<unknown>>();
+  const tracked = <T>(write: Promise<T>): Promise<T> => {
+    running.add(write);
+    const done = () => running.delete(write);
+    write.then(done, done);
+    return write;
   };
 
   /** Resolves once no write is under way, those started meanwhile included, or after `ms`, whichever comes first. */
   async function idle(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    let over = false;
-    const waited = new Promise<void>((resolve) => {
-      timer = setTimeout(
-        () => {
-          over = true;
-          resolve();
-        },
-        Math.max(ms, 0),
-      );
-    });
-    while (running.writes.size > 0 && !over) await Promise.race([Promise.allSettled([...running.writes]), waited]);
-    clearTimeout(timer);
+    const until = performance.now() + ms;
+    while (running.size > 0 && performance.now() < until)
+      await Promise.race([Promise.allSettled([...running]), sleep(until - performance.now(), undefined, { ref: false })]);
   }
 
   /**
@@ -440,7 +426,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    * then a 404 on retry) still invalidates the answers cached from the document.
    */
   const remove = (id: string, stopAt = performance.now() + config.REQUEST_TIMEOUT_MS): Promise<boolean> =>
-    running.track(removeDocument(id, stopAt));
+    tracked(removeDocument(id, stopAt));
 
   async function removeDocument(id: string, stopAt: number): Promise<boolean> {
     const lease = newLease();

@@ -485,6 +485,14 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
   ): Promise<QueryResult> {
     const unlessEnded = <T>(step: Promise<T>): Promise<T> =>
       until ? beforeAbort(step, until, () => until.reason as Error) : step;
+    /**
+     * Ends this question once its request was answered without it: its client left (no turn is stored) or its 504 was
+     * sent. A generation it follows goes on apart, and caches its answer.
+     */
+    const letGoIfAnswered = () => {
+      if (clientLeft?.()) throw clientClosed();
+      if (storeBy !== undefined && performance.now() >= storeBy) throw requestTimedOut();
+    };
     try {
       let chat: ChatResult;
       const { answer } = p;
@@ -495,10 +503,8 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         const tokens = answer.generation.follow();
         let next = await unlessEnded(tokens.next());
         while (!next.done) {
-          // Let go at the next token once its client left or its 504 was sent: followed to its end, a long answer held
-          // the query (active_queries) as long (probes CH, CK). The generation goes on apart, and caches its answer.
-          if (clientLeft?.()) throw clientClosed();
-          if (storeBy !== undefined && performance.now() >= storeBy) throw requestTimedOut();
+          // Followed to its end, a long answer held the query (active_queries) as long (probes CH, CK).
+          letGoIfAnswered();
           if (onToken) await unlessEnded(onToken(next.value));
           next = await unlessEnded(tokens.next());
         }
@@ -529,7 +535,7 @@ export function createRag({ config, store, cache, corpus, ollama, qdrant, vector
         truncated: chat.truncated,
       };
       until?.throwIfAborted();
-      if (clientLeft?.()) throw clientClosed();
+      letGoIfAnswered();
       await store.recordTurn(
         p.owner,
         {
