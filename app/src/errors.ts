@@ -46,8 +46,9 @@ export const ERROR_STATUS = {
   ollama_error: 502,
   qdrant_error: 502,
   config_error: 502,
-  // Handled in the app (a question too long for the model's window is `query_too_long`): sent only for a document
-  // chunk the embedding model refuses even one character long.
+  // Handled in the app (a question too long for the model's window is `query_too_long`, a prompt too long is asked
+  // again with fewer sources): the first is sent only for a document chunk the embedding model refuses even one
+  // character long, the second never.
   ollama_embed_too_long: 502,
   ollama_context_overflow: 502,
   ollama_timeout: 504,
