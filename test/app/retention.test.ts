@@ -357,10 +357,8 @@ test("a batch naming sessions out of id order while a sweep locks them does not 
   // It knows the batch's source list as stored, so the batch locks no list: only sessions.
   const writer = createTurnWriter(slowDetector, 1_500);
   const [low, high] = [`a-${randomUUID()}`, `b-${randomUUID()}`];
-  for (const session of [low, high]) {
-    await oldTurn(session);
-    await writer.record("owner", turn(session)); // kept: the sweep locks its session, and deletes it not
-  }
+  // Each left without a turn by the sweep, which locks it to delete it (a session that keeps turns it does not wait for).
+  for (const session of [low, high]) await oldTurn(session);
   // Another statement's foreign key check (a turn, a feedback) holding `high` for a moment lines the steps up.
   const keyShare = await quiet.reserve();
   try {
@@ -472,6 +470,45 @@ test("a turn answered 503 whose statement then commits is taken back: its client
     holdGate.release();
     holdLate.release();
   }
+});
+
+test("taking a turn back waits for no turn being written into its session while the session keeps turns", async () => {
+  const session = randomUUID();
+  const writer = createTurnWriter(quiet, 5_000);
+  const [kept, late] = [turn(session), turn(session)];
+  for (const t of [kept, late]) await writer.record("owner", t);
+  // A turn write into the session under way: its foreign key check holds the session (KEY SHARE) until it commits,
+  // and group commit holds many sessions so. The take-back locked every session of its turns, and waited for it.
+  const writing = await quiet.reserve();
+  try {
+    await writing`BEGIN`;
+    await writing`SELECT 1 FROM sessions WHERE id = ${session} FOR KEY SHARE`;
+    const takeBack = quiet`SELECT take_back_turns(${quiet.json([late.request_id])}) AS n`.then(([row]) => row!.n);
+    assert.equal(await Promise.race([takeBack, sleep(1_000).then(() => "still waiting")]), 1);
+  } finally {
+    await writing`ROLLBACK`;
+    writing.release();
+  }
+});
+
+test("two take-backs of a session's last two turns at once delete the session too", async () => {
+  const session = randomUUID();
+  const writer = createTurnWriter(quiet, 5_000);
+  const [a, b] = [turn(session), turn(session)];
+  for (const t of [a, b]) await writer.record("owner", t);
+  const first = await quiet.reserve();
+  try {
+    await first`BEGIN`;
+    await first`SELECT take_back_turns(${quiet.json([a.request_id])})`; // b is left: the session is kept
+    const second = quiet`SELECT take_back_turns(${quiet.json([b.request_id])})`.execute();
+    await waitersOnLocks(1); // for the first's lock: each sees the other's delete only once it committed
+    await first`COMMIT`;
+    await second;
+  } finally {
+    await first`ROLLBACK`.catch(() => {});
+    first.release();
+  }
+  assert.equal((await quiet`SELECT id FROM sessions WHERE id = ${session}`).length, 0, "a session left without a turn");
 });
 
 test("a batch that creates a session anew, deleted under it by retention, stores only its new owner's turns there", async () => {
