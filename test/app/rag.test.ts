@@ -612,6 +612,29 @@ test("feedback is recorded per answer, a rating replacing the one before it, and
   });
 });
 
+test("admin summaries asked together run one statement at a time: pollers cannot take the pool", async () => {
+  const summary = () => api(stack.url, ADMIN_KEY).get("/api/v1/admin/feedback/summary");
+  const sql = postgres(stack.pg.url, { onnotice: () => {}, max: 2 });
+  const lock = await sql.reserve();
+  try {
+    // A slow summary (a full scan of a million ratings is 0.5 s): its statement waits on the table.
+    await lock`BEGIN`;
+    await lock`LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE`;
+    const first = summary();
+    await waitFor("the first summary waiting on the lock", async () => (await lockWaiters(sql)) >= 1);
+    const meanwhile = Array.from({ length: 6 }, summary);
+    await setTimeout(300);
+    assert.equal(await lockWaiters(sql), 1, "a statement, and a connection of the pool, for each summary asked");
+    await lock`COMMIT`;
+    const answers = await Promise.all([first, ...meanwhile]);
+    assert.deepEqual(new Set(answers.map((r) => r.status)), new Set([200]));
+  } finally {
+    await lock`ROLLBACK`.catch(() => {});
+    lock.release();
+    await sql.end();
+  }
+});
+
 test("stream: true sends meta, token by token, then done, and stores the turn", async () => {
   stack.fakes.ollama.knobs.tokenDelayMs = 5;
   try {
