@@ -17,7 +17,8 @@ const KEY_TABLE_MISS_RELOAD_MS = 1_000;
 /**
  * Keys come from API_KEYS (scope `query`), ADMIN_API_KEYS (scopes `query` and `admin`) and the api_keys table
  * (scopes column). Only SHA-256 hashes are compared or stored. The table's live keys are held in memory, so an
- * unknown key is refused without a database round trip; while Postgres is down the last copy read is used.
+ * unknown key is refused without a database round trip; while Postgres is down the last copy read is used, and a key
+ * not in it fails its request as the read did (a 503), not as unknown.
  */
 export function createAuthenticator(
   apiKeys: string[],
@@ -41,6 +42,8 @@ export function createAuthenticator(
   /** When the table was last read, or a read of it last failed. */
   let readAt = Number.NEGATIVE_INFINITY;
   let reading: Promise<void> | undefined;
+  /** The last read's error, while the table cannot be read. */
+  let unreadable: unknown;
 
   /** One read at a time; a failed one keeps the last copy, and fails the request only when there is none. */
   function read(): Promise<void> {
@@ -49,8 +52,10 @@ export function createAuthenticator(
       .then(
         (rows) => {
           table = new Map(rows.map((r) => [r.key_hash, { id: `db:${r.id}`, scopes: new Set(r.scopes) }]));
+          unreadable = undefined;
         },
         (err: unknown) => {
+          unreadable = err;
           if (!table) throw err;
         },
       )
@@ -68,7 +73,10 @@ export function createAuthenticator(
     // No copy yet: every request tries, so an outage is a 503 rather than "unknown key".
     if (!table || now() - readAt >= KEY_TABLE_TTL_MS) await read();
     if (!table?.has(hash) && now() - readAt >= KEY_TABLE_MISS_RELOAD_MS) await read();
-    return table?.get(hash) ?? null;
+    const principal = table?.get(hash);
+    // Not in a copy that cannot be read again: a key added since may be good, and a 401 told its client it was not.
+    if (!principal && unreadable !== undefined) throw unreadable;
+    return principal ?? null;
   };
 }
 
