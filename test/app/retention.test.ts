@@ -472,19 +472,31 @@ test("a turn answered 503 whose statement then commits is taken back: its client
   }
 });
 
-test("taking a turn back waits for no turn being written into its session while the session keeps turns", async () => {
+/** A new session of two stored turns in the quiet database. */
+async function sessionOfTwoTurns(): Promise<{ session: string; turns: [Turn, Turn] }> {
   const session = randomUUID();
   const writer = createTurnWriter(quiet, 5_000);
-  const [kept, late] = [turn(session), turn(session)];
-  for (const t of [kept, late]) await writer.record("owner", t);
+  const turns: [Turn, Turn] = [turn(session), turn(session)];
+  for (const t of turns) await writer.record("owner", t);
+  return { session, turns };
+}
+
+/** The take-back of these turns (migration 014's function, as db.ts takeBackTurns calls it) on `db`. */
+const takeBack = (db: postgres.Sql, turns: Turn[]) => db`SELECT take_back_turns(${db.json(turns.map((t) => t.request_id))}) AS n`;
+
+test("taking a turn back waits for no turn being written into its session while the session keeps turns", async () => {
+  const {
+    session,
+    turns: [, late],
+  } = await sessionOfTwoTurns();
   // A turn write into the session under way: its foreign key check holds the session (KEY SHARE) until it commits,
   // and group commit holds many sessions so. The take-back locked every session of its turns, and waited for it.
   const writing = await quiet.reserve();
   try {
     await writing`BEGIN`;
     await writing`SELECT 1 FROM sessions WHERE id = ${session} FOR KEY SHARE`;
-    const takeBack = quiet`SELECT take_back_turns(${quiet.json([late.request_id])}) AS n`.then(([row]) => row!.n);
-    assert.equal(await Promise.race([takeBack, sleep(1_000).then(() => "still waiting")]), 1);
+    const takenBack = takeBack(quiet, [late]).then(([row]) => row!.n);
+    assert.equal(await Promise.race([takenBack, sleep(1_000).then(() => "still waiting")]), 1);
   } finally {
     await writing`ROLLBACK`;
     writing.release();
@@ -492,15 +504,15 @@ test("taking a turn back waits for no turn being written into its session while 
 });
 
 test("two take-backs of a session's last two turns at once delete the session too", async () => {
-  const session = randomUUID();
-  const writer = createTurnWriter(quiet, 5_000);
-  const [a, b] = [turn(session), turn(session)];
-  for (const t of [a, b]) await writer.record("owner", t);
+  const {
+    session,
+    turns: [a, b],
+  } = await sessionOfTwoTurns();
   const first = await quiet.reserve();
   try {
     await first`BEGIN`;
-    await first`SELECT take_back_turns(${quiet.json([a.request_id])})`; // b is left: the session is kept
-    const second = quiet`SELECT take_back_turns(${quiet.json([b.request_id])})`.execute();
+    await takeBack(first, [a]); // b is left: the session is kept
+    const second = takeBack(quiet, [b]).execute();
     await waitersOnLocks(1); // for the first's lock: each sees the other's delete only once it committed
     await first`COMMIT`;
     await second;
