@@ -265,6 +265,11 @@ export async function listenHttp(
       res.setHeader("Connection", "close");
     }
     socket[latestResponse] = res;
+    // Let go once sent (the drain reads a finished answer as none): an idle kept-alive connection held its last request
+    // and answer, about 6 KB, until its keep-alive timeout, 305 s in the stack (probe CN).
+    res.once("finish", () => {
+      if (socket[latestResponse] === res) socket[latestResponse] = undefined;
+    });
   };
   // Listener order: before the app writes anything.
   server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => startResponse(res));
