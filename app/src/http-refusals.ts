@@ -5,13 +5,13 @@
  */
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Metrics } from "./metrics.ts";
+import { methodLabel, type Metrics } from "./metrics.ts";
 import { clip } from "./text.ts";
 import { ERROR_STATUS, type ErrorCode, errorBody } from "./errors.ts";
 
 /** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
 export const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
-  metrics?.httpRequests.inc({ method: method ?? "unknown", route: "unmatched", status: String(status) });
+  metrics?.httpRequests.inc({ method: methodLabel(method), route: "unmatched", status: String(status) });
 
 /**
  * Requests Node's parser refused while the app was handling them (a bad chunk in the body): the parser's JSON 4xx is

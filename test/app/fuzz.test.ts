@@ -203,6 +203,20 @@ test("requests Node's HTTP parser or the adapter refuse get a JSON {error, code}
   assert.equal((await counted({ status: "499" })) - abortsBefore, 0, "no refusal counted as a client's hang-up");
 });
 
+test('a method the API does not serve is counted as method="other": a client cannot make series of its own', async () => {
+  for (const method of ["PROPFIND", "MKCALENDAR", "PATCH", "PUT"]) {
+    for (const path of ["/api/v1/query", "/nowhere"]) await (await fetch(`${stack.url}${path}`, { method })).arrayBuffer();
+  }
+  const exposition = await scrape(stack.metricsUrl);
+  const methods = new Set([...exposition.matchAll(/^http_requests_total\{[^}]*method="([^"]*)"/gm)].map((m) => m[1]));
+  assert.ok(methods.has("other"), [...methods].join(", "));
+  assert.deepEqual(
+    [...methods].filter((m) => !["GET", "HEAD", "POST", "DELETE", "other"].includes(m!)),
+    [],
+    "a series for each method a client sent",
+  );
+});
+
 test("bytes the parser refuses after whole pipelined requests: their answers first, then the refusal, each counted once", async () => {
   const port = Number(new URL(stack.url).port);
   const auth = `Authorization: Bearer ${USER_KEY}\r\nContent-Type: application/json`;

@@ -5,7 +5,7 @@ import { cutByClose } from "../http.ts";
 import { refusedByParser } from "../http-refusals.ts";
 import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import { methodLabel, type Metrics } from "../metrics.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
 
@@ -70,7 +70,7 @@ export function observe(metrics: Metrics, log: Logger) {
     const seconds = (performance.now() - started) / 1000;
     const outside = answeredOutside(c);
     const status = outside ?? c.get("streamStatus") ?? c.res.status;
-    const labels = { method: c.req.method, route: routeLabel(c), status: String(status) };
+    const labels = { method: methodLabel(c.req.method), route: routeLabel(c), status: String(status) };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
     // The path is the client's, cut as other echoed text is: a 16 kB path of `%01`s logged 32 kB (probe BJ).
