@@ -1,15 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-const LABELLED_METHODS = new Set(["GET", "HEAD", "POST", "DELETE"]);
-
-/**
- * A request's method as the `method` label: one the API serves, or `other`. Node's parser takes 35 methods, and each
- * made a series of its own for every route and status a client could reach: one pass of them all took a replica's
- * request series from 89 to 3,476 (probe CN).
- */
-export const methodLabel = (method: string | undefined): string =>
-  method !== undefined && LABELLED_METHODS.has(method) ? method : "other";
-
 /** Metric names and labels are a contract with monitoring/ (alerts and dashboards query exactly these). */
 export function createMetrics() {
   const registry = new Registry();

@@ -2,10 +2,10 @@ import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import type { Context } from "hono";
 import { cutByClose } from "../http.ts";
-import { refusedByParser } from "../http-refusals.ts";
+import { methodLabel, refusedByParser } from "../http-refusals.ts";
 import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { methodLabel, type Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics.ts";
 import { clip } from "../text.ts";
 import type { AppEnv } from "../types.ts";
 
