@@ -20,6 +20,7 @@ import { createDocuments } from "./services/documents.ts";
 import { watchAnswerShare } from "./services/answer-share.ts";
 import { createRag } from "./services/rag.ts";
 import { createRateLimiter } from "./services/ratelimit.ts";
+import { startRateLogSweeps } from "./services/ratelimit-sweep.ts";
 import { createStore, statementTimeoutMs } from "./services/store.ts";
 import { startTurnRetention } from "./services/turn-retention.ts";
 import { createVectorFit } from "./services/vector-fit.ts";
@@ -224,6 +225,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         })
       : undefined;
   const documents = createDocuments({ config, store, corpus, ollama, qdrant, vectorFit, log });
+  const rateLimiter = createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE);
+  const rateLogSweeps = startRateLogSweeps(cache, rateLimiter.windowMs, log);
   const app = buildApp({
     config,
     log,
@@ -231,7 +234,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     store,
     rag,
     documents,
-    rateLimiter: createRateLimiter(cache, config.RATE_LIMIT_PER_MINUTE),
+    rateLimiter,
     authenticate: createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS, store),
     probes: health.probes,
     isShuttingDown: health.isShuttingDown,
@@ -282,6 +285,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         shuttingDown = true;
         answerShare?.stop();
         retention.stop();
+        rateLogSweeps.stop();
         // An answer can outlast any grace period: a moment before it ends, each query still waiting is told so (a
         // stream in its stream, a JSON request by a 503), and so is each request arriving after it, so the client
         // reads an end it can retry elsewhere instead of a connection cut mid-answer.

@@ -10,6 +10,7 @@ import { createMetrics } from "../../app/src/metrics.ts";
 import { createCache, type Cache } from "../../app/src/services/cache.ts";
 import { migrate } from "../../app/src/services/migrations.ts";
 import { createRateLimiter, type RateLimiter } from "../../app/src/services/ratelimit.ts";
+import { sweepIdleRateLogs } from "../../app/src/services/ratelimit-sweep.ts";
 import { createStore } from "../../app/src/services/store.ts";
 import { createTurnWriter, type Turn, type TurnWriter } from "../../app/src/services/turns.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
@@ -657,6 +658,32 @@ test("once a key's window is full, refusals are answered without Redis until its
   } finally {
     await redis.close();
     await cache.close();
+  }
+});
+
+test("the sweep deletes idle keys' rate-limit logs and trims a busy one's to its window, and no decision changes", async () => {
+  const redis = await startRedis();
+  const admin = createClient({ url: redis.url });
+  await admin.connect();
+  const cache = await connectedCache(redis.url);
+  try {
+    const windowMs = 300;
+    const limiter = createRateLimiter(cache, 10, windowMs);
+    const idle = Array.from({ length: 30 }, (_, i) => `idle-${i}`);
+    for (const key of idle) await limiter.check(key);
+    await limiter.check("busy");
+    await setTimeout(windowMs + 100);
+    assert.equal((await limiter.check("busy")).remaining, 9, "its first admission has left the window");
+    await admin.zAdd("other", { score: 0, value: "not a rate-limit log" });
+    assert.deepEqual(await sweepIdleRateLogs(cache, windowMs), { scanned: 31, deleted: 30 });
+    assert.deepEqual(await admin.keys("ratelimit:*"), ["ratelimit:busy"]);
+    assert.equal(await admin.zCard("ratelimit:busy"), 1, "the entry in its window is kept");
+    assert.equal(await admin.zCard("other"), 1, "a sorted set of another name is not touched");
+    assert.equal((await limiter.check("busy")).remaining, 8);
+    assert.equal((await limiter.check("idle-0")).remaining, 9);
+  } finally {
+    await Promise.all([cache.close(), admin.close()]);
+    await redis.stop();
   }
 });
 

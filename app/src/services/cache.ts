@@ -5,9 +5,10 @@ import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { readOnlyNodeCheck, silentConnectionCheck } from "./connection-health.ts";
-import { slidingWindow } from "./sliding-window.ts";
+import { slidingWindow, trimIdleLogs } from "./sliding-window.ts";
 
-const connect = (options: Parameters<typeof createClient>[0]) => createClient({ ...options, scripts: { slidingWindow } });
+const connect = (options: Parameters<typeof createClient>[0]) =>
+  createClient({ ...options, scripts: { slidingWindow, trimIdleLogs } });
 
 export type RedisClient = ReturnType<typeof connect>;
 

@@ -1,4 +1,4 @@
-// The rate limiter's Redis script, registered on the client (cache.ts) and called by ratelimit.ts.
+// The rate limiter's Redis scripts, registered on the client (cache.ts) and called by ratelimit.ts and ratelimit-sweep.ts.
 import { type CommandParser, defineScript } from "redis";
 
 /**
@@ -10,8 +10,8 @@ import { type CommandParser, defineScript } from "redis";
  * replicas admitted 209 within a window of 200. Returns {granted, count, reset ms}.
  * The key has no expiry, so ElastiCache's `volatile-lru` (infra/platform/cache.ts) never evicts it, as it evicts cached
  * answers: with one, a flood of distinct questions evicted a busy key's log and each replica admitted the limit again
- * (2 replicas: 60 of 30, probe AB). Redis deletes the set when its last entry is dropped; an idle key keeps at most
- * its limit of entries until its next request.
+ * (2 replicas: 60 of 30, probe AB). Redis deletes the set when its last entry is dropped; an idle key's log is
+ * deleted by the periodic sweep (`trimIdleLogs`, ratelimit-sweep.ts).
  */
 const SLIDING_WINDOW_SCRIPT = `
 local t = redis.call('TIME')
@@ -64,4 +64,30 @@ export const slidingWindow = defineScript({
     parser.push(windowMs, limit, memberPrefix, wanted, unused.memberPrefix, unused.from, unused.to, holdMs);
   },
   transformReply: (reply: unknown) => reply as [number, number, number],
+});
+
+/**
+ * Drops the entries that left the window from each log in KEYS (ARGV[1]: the window, ms), as `slidingWindow` does
+ * first: Redis deletes a set once its last entry goes, so an idle key's log is deleted. Returns how many were.
+ * Nothing a later check decides changes.
+ */
+const TRIM_IDLE_LOGS_SCRIPT = `
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local deleted = 0
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+  if redis.call('EXISTS', key) == 0 then deleted = deleted + 1 end
+end
+return deleted`;
+
+/** Takes any number of keys: without NUMBER_OF_KEYS, node-redis leaves the count to `parseCommand`. */
+export const trimIdleLogs = defineScript({
+  SCRIPT: TRIM_IDLE_LOGS_SCRIPT,
+  parseCommand(parser: CommandParser, keys: string[], windowMs: string) {
+    parser.push(String(keys.length));
+    for (const key of keys) parser.pushKey(key);
+    parser.push(windowMs);
+  },
+  transformReply: (reply: unknown) => reply as number,
 });
