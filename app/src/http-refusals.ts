@@ -5,6 +5,7 @@
  */
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { clip } from "./text.ts";
 import { ERROR_STATUS, type ErrorCode, errorBody } from "./errors.ts";
@@ -22,9 +23,27 @@ const ALLOW = SERVED_METHODS.join(", ");
 export const methodLabel = (method: string | undefined): string =>
   method !== undefined && servedMethod.has(method) ? method : "other";
 
-/** A request answered outside the app's routes, counted in http_requests_total under the route "unmatched". */
-export const countUnmatched = (metrics: Metrics | undefined, method: string | undefined, status: number) =>
-  metrics?.httpRequests.inc({ method: methodLabel(method), route: "unmatched", status: String(status) });
+/** Where a refusal outside the app's routes goes: its count (the API port's, none on the ops port) and its log line. */
+export interface RefusalReport {
+  metrics: Metrics | undefined;
+  log: Logger;
+}
+
+/**
+ * A request answered outside the app's routes: counted in http_requests_total under the route "unmatched", and logged
+ * as the app logs each request it answers, with the reason it was told (clipped: it may quote the client's bytes).
+ * Counted alone, a client refused by the parser left no line to find it by (probe CJ).
+ */
+export function reportUnmatched(to: RefusalReport, method: string | undefined, status: number, reason: string): void {
+  to.log.info({ ...countUnmatched(to.metrics, method, status), error: clip(reason) }, "refused before the app");
+}
+
+/** Counts a request answered outside the app's routes under the route "unmatched"; returns its labels. */
+export function countUnmatched(metrics: Metrics | undefined, method: string | undefined, status: number) {
+  const labels = { method: methodLabel(method), route: "unmatched", status: String(status) };
+  metrics?.httpRequests.inc(labels);
+  return labels;
+}
 
 /**
  * Requests Node's parser refused while the app was handling them (a bad chunk in the body): the parser's JSON 4xx is
@@ -148,7 +167,7 @@ const PARSER_REFUSAL_CODES: Record<string, ErrorCode> = {
  * Node's HTTP parser refused the bytes, before the app saw the request or in the middle of its body: answer like the
  * app would, then close. The answers to whole requests pipelined before those bytes go out first.
  */
-export function onClientError(metrics: Metrics | undefined) {
+export function onClientError(report: RefusalReport) {
   return (err: NodeJS.ErrnoException, socket: ServerSocket) => {
     // A refusal decided, by the parser or for a request it read (its parser is no longer fed, but finishes the chunk):
     // nothing may follow the answer that closes the connection.
@@ -177,23 +196,24 @@ export function onClientError(metrics: Metrics | undefined) {
         return;
       }
       // A request the app is handling is counted by the app, once, under its route.
+      const error = `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`;
       if (refusedBody) refusedMidRequest.set(refusedBody, status);
-      else countUnmatched(metrics, undefined, status);
-      refuseOnSocket(socket, code, `malformed HTTP request: ${reason}${err.code ? ` (${err.code})` : ""}`);
+      else reportUnmatched(report, undefined, status, error);
+      refuseOnSocket(socket, code, error);
     });
   };
 }
 
 /** A JSON `{error, code}` for a request the app never sees, counted as `unmatched`; the connection closes after it. */
 export function refuseRequest(
-  metrics: Metrics | undefined,
+  report: RefusalReport,
   req: IncomingMessage,
   res: ServerResponse,
   code: ErrorCode,
   error: string,
 ): void {
   const status = ERROR_STATUS[code];
-  countUnmatched(metrics, req.method, status);
+  reportUnmatched(report, req.method, status, error);
   closeWith(req.socket, res);
   const body = JSON.stringify(errorBody(code, error));
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
@@ -250,7 +270,7 @@ export function framingRefusal(req: IncomingMessage): string | undefined {
  * `Expect` other than 100-continue (an empty 417), and a 100-continue (a 100 at once, whatever the app then answers).
  * Each refusal gets the app's JSON `{error, code}`; the 417 also what `startResponse` gives every response.
  */
-export function refuseUnservable(server: Server, metrics: Metrics | undefined, startResponse: (res: ServerResponse) => void) {
+export function refuseUnservable(server: Server, report: RefusalReport, startResponse: (res: ServerResponse) => void) {
   server.on("connect", (_req: IncomingMessage, socket: ServerSocket) => {
     // Node hands the socket over without its own error listener: a client resetting it would end the process.
     socket.on("error", () => socket.destroy());
@@ -259,11 +279,12 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     // Read after the answer that closes the connection: not answered either. That answer's end closes the connection
     // (closeWith's destroySoon, which Node still calls on a socket it handed over).
     if (socket[lastAnswer]) return;
-    countUnmatched(metrics, "CONNECT", 405);
+    const error = `CONNECT is not supported: ${ALLOW} only`;
+    reportUnmatched(report, "CONNECT", 405, error);
     // The answers to requests pipelined before it go out first: ended at once, the socket dropped them, and the client
     // read the 405 as its request's answer (the request carried out all the same).
     afterEarlierAnswers(socket, undefined, () => {
-      refuseOnSocket(socket, "method_not_allowed", `CONNECT is not supported: ${ALLOW} only`, `Allow: ${ALLOW}\r\n`);
+      refuseOnSocket(socket, "method_not_allowed", error, `Allow: ${ALLOW}\r\n`);
     });
   });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
@@ -272,7 +293,7 @@ export function refuseUnservable(server: Server, metrics: Metrics | undefined, s
     if ((req.socket as ServerSocket)[lastAnswer]) return;
     startResponse(res);
     refuseRequest(
-      metrics,
+      report,
       req,
       res,
       "unsupported_expectation",

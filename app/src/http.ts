@@ -4,6 +4,7 @@ import { getRequestListener, RequestError } from "@hono/node-server";
 import { describe } from "./errors.ts";
 import {
   countUnmatched,
+  reportUnmatched,
   framingRefusal,
   hostRefusal,
   jsonError,
@@ -125,16 +126,17 @@ export async function listenHttp(
     hostname: opts.host,
     errorHandler: (err) => {
       // Counted by its status, as the app's own answers are: a 500 is seen by the 5xx alert.
-      const counted = (res: Response) => {
-        countUnmatched(opts.metrics, undefined, res.status);
-        return res;
-      };
       if (err instanceof RequestError) {
         adapterRefused = true;
-        return counted(jsonError("malformed_http", `malformed request: ${err.message}`, { connection: "close" }));
+        const error = `malformed request: ${err.message}`;
+        const res = jsonError("malformed_http", error, { connection: "close" });
+        reportUnmatched(opts, undefined, res.status, error);
+        return res;
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
-      return counted(jsonError("internal_error", "internal error"));
+      const res = jsonError("internal_error", "internal error");
+      countUnmatched(opts.metrics, undefined, res.status);
+      return res;
     },
   });
   // A request's head and body must arrive within requestTimeout of its first byte (headersTimeout, Node's default,
@@ -170,11 +172,11 @@ export async function listenHttp(
       if (socket[lastAnswer] !== undefined) return;
       if (tooManyWaiting(socket, res)) {
         const error = `more than ${MAX_PIPELINED} requests waiting on one connection: send more once they are answered`;
-        return refuseRequest(opts.metrics, req, res, "pipeline_full", error);
+        return refuseRequest(opts, req, res, "pipeline_full", error);
       }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
       if (refusal === undefined) return serve(req, res);
-      refuseRequest(opts.metrics, req, res, "malformed_http", refusal);
+      refuseRequest(opts, req, res, "malformed_http", refusal);
     },
   );
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
@@ -273,8 +275,8 @@ export async function listenHttp(
   };
   // Listener order: before the app writes anything.
   server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => startResponse(res));
-  server.on("clientError", onClientError(opts.metrics));
-  refuseUnservable(server, opts.metrics, startResponse);
+  server.on("clientError", onClientError(opts));
+  refuseUnservable(server, opts, startResponse);
   await new Promise<void>((resolve, reject) => {
     // Named: both listeners' EADDRINUSE read alike but for the number, and a HOST that does not resolve fails here.
     const refused = (err: Error) =>

@@ -375,6 +375,45 @@ test("an error that escapes the app is a JSON 500, logged, and counted where the
   }
 });
 
+test("a request refused before the app is logged with its status and reason, as the app logs each request", async () => {
+  const { log, records } = capturedLog("info");
+  const http = await listenHttp(() => new Response("ok"), {
+    port: 0,
+    host: "127.0.0.1",
+    metrics: createMetrics(),
+    log,
+    keepAliveTimeoutMs: 5_000,
+  });
+  try {
+    const refusals = [
+      "NOT HTTP AT ALL\r\n\r\n",
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+      `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: ${"x".repeat(4_000)}\r\n\r\n`,
+    ];
+    const statuses = [];
+    for (const bytes of refusals) statuses.push((await rawExchange(http.port, bytes))[0]?.status);
+    assert.deepEqual(statuses, [400, 405, 417]);
+    const lines = records().filter((r) => r.msg === "refused before the app");
+    assert.deepEqual(
+      lines.map(({ method, route, status }) => ({ method, route, status })),
+      [
+        { method: "other", route: "unmatched", status: "400" },
+        { method: "other", route: "unmatched", status: "405" },
+        { method: "POST", route: "unmatched", status: "417" },
+      ],
+    );
+    assert.match(lines[0]!.error, /^malformed HTTP request: .*\(HPE_/);
+    assert.match(lines[1]!.error, /^CONNECT is not supported/);
+    assert.match(
+      lines[2]!.error,
+      /^unsupported Expect header: x+\.\.\. \(4\d\d\d characters\)$/,
+      "the client's bytes are clipped",
+    );
+  } finally {
+    await http.close(0);
+  }
+});
+
 test("a CONNECT is answered with a JSON 405, and clients resetting one at once do not end the process", async () => {
   const http = await listenHttp(() => new Response("ok"), {
     port: 0,
