@@ -66,6 +66,7 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
     store: {
       busyDocuments: async () => undefined,
       upsertDocuments: async () => ({ generation: ++generation }),
+      leaseDocument: async () => ({ generation: ++generation }),
       releaseDocuments: async () => {},
       releaseDocumentsAndBump: async () => {
         await corpusBump();
@@ -196,6 +197,29 @@ test("a publish Qdrant refuses for good (a missing collection, a bad request) is
     assert.equal(publishes, 1, "refused for good: sent once");
     // Not applied, so its pending chunk is discarded.
     assert.equal(fakes.qdrant.collections.get("refused-for-good")!.points.size, 0);
+  } finally {
+    await front.close();
+  }
+});
+
+test("a delete Qdrant refuses after applying it is followed by a bump; one refused for good (a 4xx) is not", async () => {
+  let verdict: Verdict = {};
+  const front = await qdrantProxy((method, path) => (method === "POST" && path.endsWith("/points/delete") ? verdict : {}));
+  const qdrant = qdrantAt(front.url, "deleted-then-refused");
+  /** What searches found at each bump of the corpus version. */
+  const atBumps: string[][] = [];
+  const documents = documentsOver(qdrant, async () => void atBumps.push(await searched(qdrant)));
+  try {
+    await documents.ingest([{ id: "d", text: "Doomed text." }], "key:a", 0);
+    atBumps.length = 0;
+    verdict = { forward: false, refuse: { status: 400, error: "Bad request: fake refusal" } };
+    await assert.rejects(documents.remove("d"), { status: 502 });
+    assert.deepEqual(atBumps, [], "a bad request changed nothing");
+    verdict = { refuse: serverError };
+    await assert.rejects(documents.remove("d"), { status: 502 });
+    assert.deepEqual(await searched(qdrant), [], "the delete was applied");
+    // Before, a refused delete was taken as changing nothing: answers cached from the document stayed to their TTL.
+    assert.deepEqual(atBumps, [[]]);
   } finally {
     await front.close();
   }

@@ -437,7 +437,10 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     try {
       await qdrant.deleteChunks(id, leased.generation, callsUntil(stopAt));
     } catch (err) {
-      await afterFailedWrite([id], lease, err, false);
+      // Refused after Qdrant applied it (a proxy's 502, a 500 from a shard that failed after the delete on another),
+      // the chunks may be gone: answers cached from them are dropped. Taken as changing nothing, they were served
+      // until their TTL. Only a refusal a retry meets again (a bad request, no collection) changed nothing for sure.
+      await afterFailedWrite([id], lease, err, !retryCannotHelp(err));
       throw err;
     }
     try {
