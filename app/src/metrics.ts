@@ -82,8 +82,8 @@ export function createMetrics() {
     // out of reach and questions repeated, lookups showed 1.5 % errors and ApiCacheErrors stayed silent (probe CJ).
     redisOperations: new Counter({
       name: "redis_operations_total",
-      help: "Redis operations of this replica (cache reads and writes, the rate limiter, readiness) by result: ok or error",
-      labelNames: ["result"] as const,
+      help: "Redis operations of this replica by use (cache: reads and writes of the caches; ratelimit: the rate limiter and its sweep of idle logs; readiness) and result: ok or error",
+      labelNames: ["use", "result"] as const,
       registers,
     }),
     turnRetentionLastSuccess: new Gauge({

@@ -44,10 +44,14 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
 
   const redisOperations = async () => {
     const metrics = await scrape(stack.metricsUrl);
-    return ["ok", "error"].map((result) => metricValue(metrics, "redis_operations_total", { result }));
+    const errors = (use: string) => metricValue(metrics, "redis_operations_total", { use, result: "error" });
+    return [
+      ...["ok", "error"].map((result) => metricValue(metrics, "redis_operations_total", { result })),
+      ...["cache", "ratelimit", "readiness"].map(errors),
+    ];
   };
   await stack.redis.halt();
-  const [okBefore, errorsBefore] = await redisOperations();
+  const [okBefore, errorsBefore, ...byUseBefore] = await redisOperations();
   const held = await user.post("/api/v1/query", question);
   assert.equal(held.body.cached, true, "an answer this replica holds is still served without Redis");
   // Another top_k is another cache key: not held here, and Redis cannot answer.
@@ -65,9 +69,12 @@ test("with Redis stopped, queries still succeed uncached and the rate limit fall
   assert.equal(readiness.body.checks.redis.status, "fail");
   assert.ok(metricValue(await scrape(stack.metricsUrl), "cache_requests_total", { cache: "response", result: "error" }) >= 2);
   // What ApiCacheErrors reads: every use of Redis failed, the held answer's rate limit and the readiness probe too.
-  const [okDuring, errorsDuring] = await redisOperations();
+  const [okDuring, errorsDuring, ...byUseDuring] = await redisOperations();
   assert.equal(okDuring, okBefore, "no Redis operation succeeds while it is stopped");
   assert.ok(errorsDuring - errorsBefore >= 4, `${errorsDuring - errorsBefore} Redis operations failed`);
+  // Each use apart (the `use` label), so an operator reads which part of the app a failing Redis hurts.
+  const failedByUse = byUseDuring.map((n, i) => n - byUseBefore[i]!);
+  assert.ok(failedByUse[0]! >= 2 && failedByUse[1]! >= 1 && failedByUse[2]! >= 1, `cache, ratelimit, readiness: ${failedByUse}`);
 
   const limited = api(stack.url, OTHER_KEY);
   for (let i = 0; i < LIMIT; i++) {

@@ -38,8 +38,12 @@ export interface CacheOptions {
   log: Logger;
 }
 
-const OK = { result: "ok" } as const;
-const FAILED = { result: "error" } as const;
+/** What an operation is for, the `use` label of redis_operations_total: which part of the app a failing Redis hurts. */
+export type RedisUse = "cache" | "ratelimit" | "readiness";
+
+const resultsOf = (use: RedisUse) => ({ ok: { use, result: "ok" }, error: { use, result: "error" } });
+/** Label sets built once: `run` is on every request's path. */
+const RESULTS = { cache: resultsOf("cache"), ratelimit: resultsOf("ratelimit"), readiness: resultsOf("readiness") };
 
 /** Commands waiting for Redis, at most: past it a command fails at once, so a long stall cannot grow the queue. */
 const MAX_QUEUED_COMMANDS = 10_000;
@@ -117,18 +121,19 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
    * connection open but does not answer stalled every request that touched it. A command past the deadline is
    * left to finish or fail on its own.
    */
-  async function run<T>(op: (c: RedisClient) => Promise<T>): Promise<T> {
+  async function run<T>(op: (c: RedisClient) => Promise<T>, use: RedisUse = "cache"): Promise<T> {
     const used = client;
+    const counted = RESULTS[use];
     try {
       const result = await beforeDeadline(op(used), commandTimeoutMs, () => {
         if (used === client) silence.missed();
         return new Error(`redis did not answer within ${commandTimeoutMs} ms`);
       });
       silence.answered();
-      metrics.redisOperations.inc(OK);
+      metrics.redisOperations.inc(counted.ok);
       return result;
     } catch (err) {
-      metrics.redisOperations.inc(FAILED);
+      metrics.redisOperations.inc(counted.error);
       // Reads still answer on a replica; every write (cache entries, the rate limiter's log) fails until it is replaced.
       if (err instanceof ErrorReply && err.message.startsWith("READONLY") && used === client) readOnlyNode();
       throw err;
@@ -168,7 +173,7 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
      * now requires (NOAUTH) in a log line written at most every 10 s (probe BK).
      */
     ping: () =>
-      run((c) => c.set("readiness-probe", "1", { PX: 10_000 })).catch((err: unknown) => {
+      run((c) => c.set("readiness-probe", "1", { PX: 10_000 }), "readiness").catch((err: unknown) => {
         throw lastError && !client.isReady ? new Error(`${describe(err)}: ${lastError}`) : err;
       }),
 

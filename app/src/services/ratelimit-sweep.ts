@@ -26,10 +26,10 @@ export async function sweepIdleRateLogs(cache: Pick<Cache, "run">, windowMs: num
   const result: SweepResult = { scanned: 0, deleted: 0 };
   let cursor = "0";
   do {
-    const step = await cache.run((c) => c.scan(cursor, { MATCH: "ratelimit:*", COUNT: SCAN_COUNT, TYPE: "zset" }));
+    const step = await cache.run((c) => c.scan(cursor, { MATCH: "ratelimit:*", COUNT: SCAN_COUNT, TYPE: "zset" }), "ratelimit");
     cursor = step.cursor;
     result.scanned += step.keys.length;
-    if (step.keys.length > 0) result.deleted += await cache.run((c) => c.trimIdleLogs(step.keys, window));
+    if (step.keys.length > 0) result.deleted += await cache.run((c) => c.trimIdleLogs(step.keys, window), "ratelimit");
   } while (cursor !== "0" && !stopped());
   return result;
 }
@@ -46,7 +46,7 @@ export function startRateLogSweeps(cache: Pick<Cache, "run">, windowMs: number, 
     if (running || stopped) return;
     running = true;
     try {
-      const locked = await cache.run((c) => c.set(SWEEP_LOCK, holder, { NX: true, PX: Math.floor(everyMs * 0.9) }));
+      const locked = await cache.run((c) => c.set(SWEEP_LOCK, holder, { NX: true, PX: Math.floor(everyMs * 0.9) }), "ratelimit");
       if (locked !== "OK") return;
       const result = await sweepIdleRateLogs(cache, windowMs, () => stopped);
       log.info(result, "rate-limit logs swept: idle ones deleted");

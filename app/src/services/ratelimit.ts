@@ -119,8 +119,9 @@ export function createRateLimiter(cache: Cache, limit: number, windowMs = 60_000
     // key of a small limit is told stays exact.
     const sentAt = performance.now();
     const holdMs = lease.size === 1 ? 0 : Math.max(LEASE_MS, Math.min(MAX_HOLD_MS, Math.ceil(2 * roundTripMs)));
-    const [granted, count, resetMs] = await cache.run((c) =>
-      c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, String(holdMs)),
+    const [granted, count, resetMs] = await cache.run(
+      (c) => c.slidingWindow(`ratelimit:${key}`, windowString, limitString, prefix, String(lease.size), unused, String(holdMs)),
+      "ratelimit",
     );
     const now = performance.now();
     roundTripMs = now - sentAt;
