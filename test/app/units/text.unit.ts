@@ -69,6 +69,28 @@ test("chunkText cuts a text without sentence boundaries at words, and over-long 
   );
 });
 
+test("chunkText collapses whitespace runs, and two line breaks in a row (CRLF or CR too) are a paragraph", () => {
+  // As the chunker before its linear rewrite (probe CP) cut them.
+  assert.deepEqual(chunkText("One.\r\n\r\nTwo\ttabs  and\u00a0spaces.\r\nThree!\n\n\nFour? 五。六！ 七？八", 12, 5), [
+    "One.",
+    "Two tabs and",
+    "and spaces.",
+    "Three! Four?",
+    "五。六！七？八",
+  ]);
+  assert.deepEqual(chunkText("a\n\nb\n \nc\r\rd\r\n\r\ne", 3, 0), ["a", "b c", "d e"]);
+  assert.deepEqual(chunkText("x😀yz 😀😀😀😀 w", 3, 1), ["x😀", "yz", "😀", "😀", "😀", "😀", "w"]);
+  // Many one-character sentences and paragraphs: chunks as full as the size allows.
+  assert.deepEqual(
+    chunkText("。".repeat(2_500), 1_000, 100).map((c) => c.length),
+    [999, 999, 700],
+  );
+  assert.deepEqual(
+    chunkText("a\n\n".repeat(1_000), 1_001, 0).map((c) => c.length),
+    [1_001, 997],
+  );
+});
+
 test("chunkText keeps a chunk within the size when the overlap and the next sentence together would not fit", () => {
   // A short sentence, then one near the size: the overlap carried over is cut to what fits beside it.
   const first = "Tides rise twice a day because the moon pulls on the seas.";
