@@ -85,14 +85,29 @@ const filterList = z
     error: "a list must hold only strings or only integers",
   });
 
+/**
+ * The most characters a filter's strings hold together. Each may be as long as a metadata value (1,000), but 16 keys of
+ * 100 such values each, 1.6 MB, cost a question 72 ms of the replica's CPU against 7 ms (probe CP), and went to Qdrant
+ * with every search. 100 UUIDs under one key take 3,600.
+ */
+export const MAX_FILTER_CHARS = 16_384;
+const filterChars = (filter: Record<string, unknown>) =>
+  Object.values(filter)
+    .flat()
+    .reduce<number>((n, v) => n + (typeof v === "string" ? v.length : 0), 0);
+
 export const FilterSchema = metadataRecord(
   z.union([filterValue, filterList], { error: listReasonOr(FILTER_TYPES) }),
   16,
   "filter",
-).openapi("Filter", {
-  description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
-  example: { lang: "en", team: ["search", "infra"] },
-});
+)
+  .refine((filter) => filterChars(filter) <= MAX_FILTER_CHARS, {
+    error: `a filter's strings must hold at most ${MAX_FILTER_CHARS} characters together`,
+  })
+  .openapi("Filter", {
+    description: "Metadata key to a value (must equal) or to a list (must equal any of them); all keys must match.",
+    example: { lang: "en", team: ["search", "infra"] },
+  });
 
 export const QueryRequestSchema = z
   .strictObject({

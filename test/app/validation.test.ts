@@ -189,6 +189,14 @@ const cases: Case[] = [
     /filter: .*expected record/,
   ],
   [
+    "filter strings past 16,384 characters together",
+    "POST",
+    "/api/v1/query",
+    { query: "x", filter: { a: Array(100).fill("x".repeat(100)), b: Array(64).fill("y".repeat(100)) } },
+    400,
+    /^invalid body: filter: a filter's strings must hold at most 16384 characters together$/,
+  ],
+  [
     "filter of 17 keys",
     "POST",
     "/api/v1/query",
@@ -553,6 +561,9 @@ test("the boundaries themselves are accepted: a 5000-character query, top_k 50, 
   assert.equal(query.status, 200, query.text);
   const filtered = await user.post("/api/v1/query", { query: "tides", filter: { lang: Array(100).fill("en") } });
   assert.equal(filtered.status, 200, filtered.text);
+  const longest = { a: Array(100).fill("x".repeat(100)), b: Array(63).fill("y".repeat(100)), c: "z".repeat(84) };
+  const full = await user.post("/api/v1/query", { query: "tides", filter: longest });
+  assert.equal(full.status, 200, `16,384 characters of filter strings: ${full.text}`);
   // As many objects, arrays and keys as a valid body can hold: 100 documents with every field, each with a list under
   // every metadata key.
   const lists = Object.fromEntries(Array.from({ length: MAX_METADATA_KEYS }, (_, k) => [`k${k}`, [k]]));
