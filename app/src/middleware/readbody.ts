@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
-import { bodyTooLarge, declaredLength } from "./bodylimit.ts";
+import { bodyLimitOf, bodyTooLarge, declaredLength } from "./bodylimit.ts";
 import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
@@ -50,7 +50,10 @@ export const tooManyContainersAndKeys = `more than ${MAX_BODY_CONTAINERS_AND_KEY
 const JSON_MEDIA_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 export interface BodyBudget {
-  /** BODY_LIMIT_BYTES: one body's most. A declared length over it is limitBody's 413; a chunked body is counted here. */
+  /**
+   * BODY_LIMIT_BYTES: one body's most, or its route's if lower (bodyLimitOf). A declared length over it is limitBody's
+   * 413; a chunked body is counted here.
+   */
   maxBytes: number;
   /** BODIES_MAX_BYTES_RECEIVING: bytes of bodies one replica holds at once (app/README.md says why). */
   maxReceiving: number;
@@ -74,7 +77,7 @@ const RETRY_SHORTLY = { "Retry-After": "1" };
  * `bodyCache.text`, which `c.req.json()` parses: hono (4.13, request.ts `#cachedBody`) keeps a promise there,
  * although its type says string.
  */
-export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) => {
+export const readJsonBody = ({ maxBytes: configured, maxReceiving, heldGauge }: BodyBudget) => {
   const receiving = new Counts();
   const refusal = (owner: string, n: number, held: number): Refusal | undefined => {
     const over = receiving.overBudget(owner, n, maxReceiving, held);
@@ -118,6 +121,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
       c.req.raw.headers.set("content-type", "application/json");
 
     const owner = c.get("principal").id;
+    const maxBytes = bodyLimitOf(c, configured);
     // Refused before its first byte when its declared length (or a first byte) would be now, nothing held meanwhile:
     // a client waiting for 100 Continue sends nothing then.
     const declared = declaredLength(c);
@@ -126,7 +130,7 @@ export const readJsonBody = ({ maxBytes, maxReceiving, heldGauge }: BodyBudget) 
     let held = 0;
     try {
       const most = Math.min(declared ?? maxBytes, maxBytes);
-      const read = await readBody(c, most, maxBytes, (n) => {
+      const read = await readBody(c, most, { maxBytes, configured }, (n) => {
         const refused = refusal(owner, n, held);
         if (refused) return refused;
         change(owner, n);
@@ -162,8 +166,13 @@ type Hold = (bytes: number) => Refusal | undefined;
  * length counted before its bytes came let request heads sending nothing fill the budget. A request without a Node
  * request (a test's app.request) is read whole.
  */
-function readBody(c: Context<AppEnv>, most: number, maxBytes: number, hold: Hold): Promise<Uint8Array | Refusal> {
-  const tooLarge: Refusal = { code: "body_too_large", error: bodyTooLarge(maxBytes) };
+function readBody(
+  c: Context<AppEnv>,
+  most: number,
+  { maxBytes, configured }: { maxBytes: number; configured: number },
+  hold: Hold,
+): Promise<Uint8Array | Refusal> {
+  const tooLarge: Refusal = { code: "body_too_large", error: bodyTooLarge(maxBytes, configured) };
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));

@@ -51,6 +51,31 @@ test("a route's path asked with another method is a 405 naming the methods in Al
   }
 });
 
+test("a query or feedback body past its route's limit is a 413 before it is parsed; a document ingest takes BODY_LIMIT_BYTES", async () => {
+  const app = routes();
+  const post = (path: string, bytes: number, declared: boolean) => {
+    const body = `{"x":"${"a".repeat(bytes - 8)}"}`;
+    const length: Record<string, string> = declared ? { "content-length": String(body.length) } : {};
+    return app.request(path, { method: "POST", headers: { ...withKey, "content-type": "application/json", ...length }, body });
+  };
+  for (const declared of [true, false]) {
+    for (const [path, limit] of [
+      ["/api/v1/feedback", 64 * 1024],
+      ["/api/v1/query", 256 * 1024],
+    ] as const) {
+      const over = await post(path, limit + 1, declared);
+      assert.equal(over.status, 413, `${path}, declared ${declared}`);
+      assert.deepEqual(await over.json(), {
+        error: `request body exceeds this route's limit (${limit} bytes)`,
+        code: "body_too_large",
+      });
+      // At the limit, it is read and parsed: the schema refuses the unknown field.
+      assert.equal((await post(path, limit, declared)).status, 400, `${path} at its limit, declared ${declared}`);
+    }
+    assert.equal((await post("/api/v1/documents", 1024 * 1024, declared)).status, 400, "a 1 MiB ingest body is read");
+  }
+});
+
 test("the OpenAPI document declares every status a route under /api/ can answer: the 417, the 500 and the deadline's 504 on each", () => {
   const doc = routes().getOpenAPI31Document({ openapi: "3.1.0", info: { title: "t", version: "0" } });
   for (const [path, operations] of Object.entries(doc.paths ?? {})) {
