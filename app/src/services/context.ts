@@ -48,7 +48,13 @@ const INSTRUCTION_TOKENS = estimateTokens(INSTRUCTIONS);
 
 /** A line of a source's text that starts like a source's number (`[2] `), and any break in its title. */
 const NUMBER_AT_LINE_START = /^(\s*)\[(\d+)\]/gm;
-const LINE_BREAKS = /\s*[\r\n\u2028\u2029]+\s*/g;
+const LINE_BREAK = /[\r\n\u2028\u2029]/;
+/**
+ * The title with each whitespace run that holds a line break one space. Runs are matched whole and then tested: one
+ * pattern for the spaces, the break and the spaces after it was tried again from each space of a run without a break,
+ * and a title of 500 spaces cost 0.3 ms a source, in every prompt that cites it (probe CP); now 2 us.
+ */
+const oneLine = (title: string) => title.replace(/\s+/g, (run) => (LINE_BREAK.test(run) ? " " : run));
 
 /**
  * One retrieved chunk as the system prompt gives it, numbered from 1. Its title is one line, and a line of its text
@@ -57,7 +63,7 @@ const LINE_BREAKS = /\s*[\r\n\u2028\u2029]+\s*/g;
  * document.
  */
 export const sourceEntry = (s: { title: string | null; text: string }, index: number) =>
-  `[${index + 1}] ${s.title ? `${s.title.replace(LINE_BREAKS, " ")}: ` : ""}${s.text.replace(NUMBER_AT_LINE_START, "$1($2)")}`;
+  `[${index + 1}] ${s.title ? `${oneLine(s.title)}: ` : ""}${s.text.replace(NUMBER_AT_LINE_START, "$1($2)")}`;
 
 export function systemPrompt(sources: Array<{ title: string | null; text: string }>): string {
   return INSTRUCTIONS + (sources.length ? sources.map(sourceEntry).join("\n\n") : "(no matching documents)");
