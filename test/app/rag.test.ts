@@ -444,13 +444,17 @@ async function sessionOfCopies(session_id: string, prefix: string, copies: numbe
   assert.equal(first.status, 200, first.text);
   const sql = postgres(stack.pg.url, { onnotice: () => {} });
   try {
-    if (answer !== undefined) await sql`UPDATE turns SET answer = ${answer} WHERE request_id = ${first.body.request_id}`;
+    if (answer !== undefined)
+      await sql`UPDATE turns SET answer = ${answer},
+                  json_bytes = octet_length(to_json(question)::text) + octet_length(to_json(${answer}::text)::text)
+                WHERE request_id = ${first.body.request_id}`;
     // Dated an hour back, so the copies are in the past too: a page lists no turn dated after it is read.
     await sql`UPDATE turns SET created_at = created_at - interval '1 hour' WHERE request_id = ${first.body.request_id}`;
     await sql`
-      INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, created_at)
+      INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model, latency_ms, json_bytes, created_at)
       SELECT ${prefix} || g, session_id, question, answer, sources_hash, model, latency_ms,
-             created_at + (g / ${perSecond}::int) * interval '1 second'
+             -- Every other copy without its size, as a turn stored before migration 017: measured as it is read.
+             CASE WHEN g % 2 = 0 THEN json_bytes END, created_at + (g / ${perSecond}::int) * interval '1 second'
       FROM turns, generate_series(1, ${copies}) g WHERE request_id = ${first.body.request_id}`;
   } finally {
     await sql.end();
@@ -519,6 +523,20 @@ test("a page of a session also ends at SESSION_PAGE_MAX_BYTES as JSON, however f
     ["session-pages-escaped", "\u0001".repeat(100_000)],
   ] as const)
     await readsWithinBudget(session_id, answer);
+});
+
+test("a turn is stored with its question's and answer's size as JSON, what a session page's budget counts", async () => {
+  const question = 'What are "tides"?\u0001\n\\ é 😀';
+  const res = await user.post("/api/v1/query", { query: question, session_id: "session-json-bytes" });
+  assert.equal(res.status, 200, res.text);
+  const sql = postgres(stack.pg.url, { onnotice: () => {} });
+  try {
+    const [turn] = await sql`SELECT json_bytes FROM turns WHERE request_id = ${res.body.request_id}`;
+    const asJson = (text: string) => Buffer.byteLength(JSON.stringify(text));
+    assert.equal(turn?.json_bytes, asJson(question) + asJson(res.body.answer));
+  } finally {
+    await sql.end();
+  }
 });
 
 async function readsWithinBudget(session_id: string, answer: string) {

@@ -71,6 +71,12 @@ export const sessionForbidden = () => new AppError("session_forbidden", "session
  */
 export const TURN_WRITE = "/* turn write */";
 
+/**
+ * A turn's question and answer as JSON strings, in bytes (migration 017): what a session page's byte budget counts,
+ * measured once, as the turn is stored.
+ */
+const JSON_BYTES = "octet_length(to_json(question)::text) + octet_length(to_json(answer)::text)";
+
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
 /**
@@ -177,9 +183,9 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM owners o WHERE o.id = i.session_id AND o.owner = i.owner)
         ), ${newSourceSets(batch, sql`s.hash IN (SELECT sources_hash FROM owned)`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, created_at)
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, json_bytes, created_at)
         SELECT request_id, session_id, question, answer, sources_hash, model,
-               prompt_tokens, completion_tokens, latency_ms, cached, truncated, statement_timestamp()
+               prompt_tokens, completion_tokens, latency_ms, cached, truncated, ${sql.unsafe(JSON_BYTES)}, statement_timestamp()
         FROM owned ORDER BY session_id, ord
         RETURNING request_id`,
       timeoutMs,
@@ -201,11 +207,12 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
           SELECT owner FROM new_session UNION ALL SELECT owner FROM sessions WHERE id = ${t.session_id} LIMIT 1
         ), ${newSourceSets([p], sql`EXISTS (SELECT 1 FROM session_owner WHERE owner = ${t.owner})`)}
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
-                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, created_at)
-        SELECT ${t.request_id}, ${t.session_id}, ${t.question}, ${t.answer}, ${t.sources_hash}, ${t.model},
+                           prompt_tokens, completion_tokens, latency_ms, cached, truncated, json_bytes, created_at)
+        SELECT ${t.request_id}, ${t.session_id}, question, answer, ${t.sources_hash}, ${t.model},
                ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated},
-               statement_timestamp()
-        FROM session_owner WHERE owner = ${t.owner}
+               ${sql.unsafe(JSON_BYTES)}, statement_timestamp()
+        FROM session_owner, (VALUES (${t.question}::text, ${t.answer}::text)) AS text(question, answer)
+        WHERE owner = ${t.owner}
         RETURNING request_id`,
       timeoutMs,
       takeBackLate,
