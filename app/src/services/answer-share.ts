@@ -1,6 +1,7 @@
 import { lookup } from "node:dns/promises";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { runPeriodically } from "./periodic.ts";
 
 /**
  * Addresses of the ready pods behind `name`, a headless Service, sorted: Kubernetes DNS answers one address per ready
@@ -101,16 +102,6 @@ export function watchAnswerShare(opts: AnswerShareOptions) {
 
   // One count at a time: a lookup slower than refreshMs (a resolver that does not answer) would pile them up, and an
   // older count could land after a newer one.
-  let counting = false;
-  const tick = () => {
-    if (counting) return;
-    counting = true;
-    void refresh().finally(() => {
-      counting = false;
-    });
-  };
-  tick();
-  const timer = setInterval(tick, opts.refreshMs);
-  timer.unref();
-  return { refresh, stop: () => clearInterval(timer) };
+  const timers = runPeriodically(refresh, 0, opts.refreshMs);
+  return { refresh, stop: timers.stop };
 }

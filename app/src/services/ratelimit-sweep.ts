@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Cache } from "./cache.ts";
+import { runPeriodically } from "./periodic.ts";
 
 /** How often a replica offers to sweep; the first replica to take the period's lock sweeps for all. */
 const SWEEP_EVERY_MS = 10 * 60_000;
@@ -41,30 +42,21 @@ export async function sweepIdleRateLogs(cache: Pick<Cache, "run">, windowMs: num
 export function startRateLogSweeps(cache: Pick<Cache, "run">, windowMs: number, log: Logger, everyMs = SWEEP_EVERY_MS) {
   const holder = randomUUID();
   let stopped = false;
-  let running = false;
   const sweep = async () => {
-    if (running || stopped) return;
-    running = true;
     try {
       const locked = await cache.run((c) => c.set(SWEEP_LOCK, holder, { NX: true, PX: Math.floor(everyMs * 0.9) }), "ratelimit");
-      if (locked !== "OK") return;
+      if (locked !== "OK" || stopped) return;
       const result = await sweepIdleRateLogs(cache, windowMs, () => stopped);
       log.info(result, "rate-limit logs swept: idle ones deleted");
     } catch (err) {
       log.warn({ err: describe(err) }, "rate-limit log sweep failed; trying again next period");
-    } finally {
-      running = false;
     }
   };
-  const first = setTimeout(sweep, everyMs * Math.random());
-  first.unref();
-  const timer = setInterval(sweep, everyMs);
-  timer.unref();
+  const timers = runPeriodically(sweep, everyMs * Math.random(), everyMs);
   return {
     stop: () => {
       stopped = true;
-      clearTimeout(first);
-      clearInterval(timer);
+      timers.stop();
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Gauge } from "prom-client";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Sql } from "./db.ts";
+import { runPeriodically } from "./periodic.ts";
 
 /** Turns looked at per transaction: each stays short whatever the backlog (a first sweep of a year of turns). */
 export const PRUNE_BATCH = 1_000;
@@ -67,7 +68,6 @@ export interface TurnRetentionOptions {
 export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }: TurnRetentionOptions): { stop(): void } {
   if (days === 0) return { stop: () => {} };
   let stopped = false;
-  let running = false;
   let shown = 0;
   /** Only forward: a read sent before a sweep dated the row may answer after it. */
   const show = (at: number) => {
@@ -98,28 +98,20 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
     if (ran && !stopped) show(await markSweepFinished(sql));
     else await read("after a sweep another replica held");
   };
-  const run = () => {
-    if (running) return;
-    running = true;
-    sweep()
-      .catch((err: unknown) => {
+  const timers = runPeriodically(
+    () =>
+      sweep().catch((err: unknown) => {
         log.warn({ err: describe(err) }, "turn retention sweep failed; trying again later");
         // Its date read again: a replica whose start read failed showed 0 for good while every sweep failed.
         return read("after a failed sweep");
-      })
-      .finally(() => {
-        running = false;
-      });
-  };
-  const first = setTimeout(run, Math.min(everyMs, FIRST_SWEEP_MS) * (0.5 + Math.random()));
-  first.unref();
-  const timer = setInterval(run, everyMs);
-  timer.unref();
+      }),
+    Math.min(everyMs, FIRST_SWEEP_MS) * (0.5 + Math.random()),
+    everyMs,
+  );
   return {
     stop: () => {
       stopped = true;
-      clearTimeout(first);
-      clearInterval(timer);
+      timers.stop();
     },
   };
 }
