@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { request } from "undici";
 import { startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { fuzzBody, fuzzRawJson, malformedRequests, prng, rawExchange, rawRequest } from "../support/fuzz.ts";
 import { api } from "../support/http.ts";
@@ -7,7 +8,7 @@ import { metricValue, scrape } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 import { ERROR_STATUS } from "../../app/src/errors.ts";
 
-// Issue 17's bar: 10,000 requests (about 16 s here).
+// Issue 17's bar: 10,000 requests (about 9 s here).
 const FUZZ_REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 17);
 const CONCURRENCY = 8;
@@ -148,9 +149,12 @@ test(`${FUZZ_REQUESTS} fuzzed API requests: no 5xx, every 4xx a JSON {error, cod
     let status = 0;
     let text = "";
     try {
-      const res = await fetch(`${stack.url}${path}`, { method, headers, body });
-      status = res.status;
-      text = await res.text();
+      // undici's request, not fetch, at a quarter of fetch's CPU in this process, which the app shares (the test took
+      // 16.7 s, now 9.3). The bytes are the same, but for one header: fetch gave a string body without a Content-Type
+      // text/plain (415), and a body without one now reaches the server as such.
+      const res = await request(`${stack.url}${path}`, { method: method as "POST", headers, body });
+      status = res.statusCode;
+      text = await res.body.text();
     } catch (err) {
       failures.push(`${method} ${path} ${String(body).slice(0, 120)}: client error ${(err as Error).message}`);
       return;
