@@ -273,7 +273,8 @@ const olderChunksOf = (documentId: string, generation: number) => ({
 
 export function createQdrant(opts: QdrantOptions) {
   treatAsSecret(opts.apiKey);
-  // Everything but the query (see queryPoints): the client, over Node's fetch and its own keep-alive undici Agent
+  // Everything but the query and the point writes (see requestJson): the collection, its indexes and readiness, calls
+  // a few a write at most. The client goes over Node's fetch and its own keep-alive undici Agent
   // (js-client-rest 1.19.0 dist/esm/dispatcher.js; no fetch or dispatcher option), timed out by its own
   // AbortController middleware (api-client.js). Its pinned undici 7.29.0 is lifted by `overrides` in package.json
   // (see ollama.ts for why).
@@ -293,11 +294,13 @@ export function createQdrant(opts: QdrantOptions) {
   // waiting: without it a search runs to Qdrant's 60 s default after the client left (actix-web does not cancel a
   // handler on disconnect, actix/actix-web#3462), and an overloaded Qdrant kept searching for answers no one reads.
   const queryTimeoutS = Math.max(1, Math.ceil(opts.timeoutMs / 1000));
-  const queryUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points/query?timeout=${queryTimeoutS}`;
-  const queryHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
-  // A query answers at most DEFAULT_TOP_K's limit of chunks with three fields: far below this. Undici read any size
-  // whole, and a 100 MB answer took 315 MB of a replica's memory (probe BP); past it the call is a 502.
-  const queryAgent = upstreamAgent({ maxResponseSize: 16 * 2 ** 20 });
+  const pointsUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points`;
+  const queryUrl = `${pointsUrl}/query?timeout=${queryTimeoutS}`;
+  const requestHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
+  // A query answers at most DEFAULT_TOP_K's limit of chunks with three fields, a write its operations' results: far
+  // below this. Undici read any size whole, and a 100 MB answer took 315 MB of a replica's memory (probe BP); past it
+  // the call is a 502.
+  const requestAgent = upstreamAgent({ maxResponseSize: 16 * 2 ** 20 });
   let collectionReady = false;
   const indexedFields = new Set<string>();
   /** When the collection was last found to take vectors of this size (ensureCollection); cleared with the collection. */
@@ -433,29 +436,41 @@ export function createQdrant(opts: QdrantOptions) {
   }
 
   /**
-   * The query path's one call, POST /collections/{name}/points/query (api.qdrant.tech "Query points"; the answer is
-   * `{result: {points}}`), over undici's `request` API instead of the client. The client sends it through fetch and
-   * parses the answer with a reviver called on every JSON value: 1.1-1.2 ms of CPU per search on this 2-core VM
-   * against the same fake, 0.23-0.27 ms this way. The deadline covers reading the body.
+   * `method url` with a JSON body over undici's `request`, not the client: the client sends each call through fetch
+   * and parses the answer with a reviver called on every JSON value, 1.1-1.2 ms of CPU a search on this 2-core VM
+   * against the same fake, 0.23-0.27 ms this way; an ingest of 100 short documents made 200 point writes so (probe CP).
+   * An answer other than 200 is thrown as the client's ApiError would be (toAppError reads both). The deadline covers
+   * reading the body.
    */
-  async function queryPoints(body: Schemas["QueryRequest"]): Promise<Schemas["ScoredPoint"][]> {
+  async function requestJson<T>(method: "POST" | "PUT", url: string, body: unknown): Promise<T> {
     const deadline = new RequestDeadline(opts.timeoutMs);
-    let answer: { status?: unknown; result?: { points?: Schemas["ScoredPoint"][] } };
     try {
-      const res = await request(queryUrl, {
-        method: "POST",
-        headers: queryHeaders,
+      const res = await request(url, {
+        method,
+        headers: requestHeaders,
         body: JSON.stringify(body),
         signal: deadline,
-        dispatcher: queryAgent,
+        dispatcher: requestAgent,
       });
       if (res.statusCode !== 200) {
         throw new QdrantStatusError(res.statusCode, await res.body.json().catch(() => undefined));
       }
-      answer = (await res.body.json()) as typeof answer;
+      return (await res.body.json()) as T;
     } finally {
       deadline.clear();
     }
+  }
+
+  /**
+   * The query path's one call, POST /collections/{name}/points/query (api.qdrant.tech "Query points"; the answer is
+   * `{result: {points}}`).
+   */
+  async function queryPoints(body: Schemas["QueryRequest"]): Promise<Schemas["ScoredPoint"][]> {
+    const answer = await requestJson<{ status?: unknown; result?: { points?: Schemas["ScoredPoint"][] } }>(
+      "POST",
+      queryUrl,
+      body,
+    );
     // Qdrant answers 200 with `status: "ok"`; another status beside an empty list was cached as "I do not know".
     if (answer?.status !== undefined && answer.status !== "ok")
       throw upstreamFailure("qdrant", "query answered without status ok");
@@ -465,10 +480,22 @@ export function createQdrant(opts: QdrantOptions) {
     return points;
   }
 
+  /**
+   * A points write, `method /collections/{name}/points{path}?wait=true` (api.qdrant.tech: upsert points, delete
+   * points, batch update points): its answer's `result`, as the client gives it (an UpdateResult, or one per
+   * operation), which `call` checks was applied.
+   */
+  async function pointsCall(method: "POST" | "PUT", path: string, body: unknown): Promise<unknown> {
+    const answer = await requestJson<{ result?: unknown }>(method, `${pointsUrl}${path}?wait=true`, body);
+    if (answer?.result === undefined || answer.result === null)
+      throw upstreamFailure("qdrant", "point write answered without a result");
+    return answer.result;
+  }
+
   /** Deletes the points `filter` selects (nothing when there is no collection), `beforeCall` before each call. */
   async function deleteWhere(filter: Schemas["Filter"], beforeCall?: BeforeCall): Promise<void> {
     if (!(await exists(beforeCall))) return;
-    await call("qdrant_delete", () => client.delete(name, { wait: true, filter }), beforeCall).catch(unlessMissing(undefined));
+    await call("qdrant_delete", () => pointsCall("POST", "/delete", { filter }), beforeCall).catch(unlessMissing(undefined));
   }
 
   async function writePoints(points: ChunkPoint[], generation: number, beforeCall: BeforeCall): Promise<void> {
@@ -478,8 +505,7 @@ export function createQdrant(opts: QdrantOptions) {
       await call(
         "qdrant_upsert",
         () =>
-          client.upsert(name, {
-            wait: true,
+          pointsCall("PUT", "", {
             points: batch.map((p) => ({
               id: chunkPointId(p.documentId, generation, p.chunkIndex),
               vector: p.vector,
@@ -533,8 +559,7 @@ export function createQdrant(opts: QdrantOptions) {
       await call(
         "qdrant_publish",
         () =>
-          client.batchUpdate(name, {
-            wait: true,
+          pointsCall("POST", "/batch", {
             operations: [
               {
                 set_payload: {
