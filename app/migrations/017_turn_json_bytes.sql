@@ -5,3 +5,8 @@
 -- version before it during a rolling deploy, have none and are measured the slow way when read (store.ts
 -- sessionTurns). Nullable: no rewrite of the table, no backfill under a lock.
 ALTER TABLE turns ADD COLUMN json_bytes integer;
+
+-- The one measure, for the turn writes (turns.ts) and for the pages reading turns stored without it.
+CREATE FUNCTION turn_json_bytes(question text, answer text) RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN octet_length(to_json(question)::text) + octet_length(to_json(answer)::text);

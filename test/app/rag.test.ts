@@ -446,7 +446,7 @@ async function sessionOfCopies(session_id: string, prefix: string, copies: numbe
   try {
     if (answer !== undefined)
       await sql`UPDATE turns SET answer = ${answer},
-                  json_bytes = octet_length(to_json(question)::text) + octet_length(to_json(${answer}::text)::text)
+                  json_bytes = turn_json_bytes(question, ${answer})
                 WHERE request_id = ${first.body.request_id}`;
     // Dated an hour back, so the copies are in the past too: a page lists no turn dated after it is read.
     await sql`UPDATE turns SET created_at = created_at - interval '1 hour' WHERE request_id = ${first.body.request_id}`;

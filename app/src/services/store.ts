@@ -242,15 +242,15 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       // A turn's size: its question's and answer's bytes as JSON strings (a control character is six, `\u0001`: counted
       // as one by octet_length, a page of them passed the budget sixfold, 12.6 MB, and 20 clients reading such pages
       // slowly got a 512Mi pod OOM-killed, probe BF), stored with the turn (migration 017), and its source list's JSON
-      // bytes, stored with the list (migration 008). Measured on the page's limit + 1 rows in Postgres: turns past the budget are neither sent nor parsed here,
-      // and `page_rows` says whether the budget left any out.
+      // bytes, stored with the list (migration 008). Measured on the page's limit + 1 rows in Postgres: turns past the
+      // budget are neither sent nor parsed here, and `page_rows` says whether the budget left any out.
       const rows = await run(
         sql<Array<StoredTurn & { page_rows: number; settled: boolean }>>`
           WITH page AS (
             SELECT t.request_id, t.session_id, t.question, t.answer, COALESCE(s.sources, t.sources) AS sources, t.model,
                    t.prompt_tokens, t.completion_tokens, t.latency_ms, t.cached, t.truncated, t.created_at, t.id,
                    t.created_at < ${session.horizon}::text::timestamptz AS settled,
-                   COALESCE(t.json_bytes, octet_length(to_json(t.question)::text) + octet_length(to_json(t.answer)::text))
+                   COALESCE(t.json_bytes, turn_json_bytes(t.question, t.answer))
                      + COALESCE(s.bytes, octet_length(COALESCE(s.sources, t.sources)::text), 0) AS bytes
             FROM turns t LEFT JOIN source_sets s ON s.hash = t.sources_hash
             WHERE t.session_id = ${sessionId} ${after}

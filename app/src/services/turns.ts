@@ -71,12 +71,6 @@ export const sessionForbidden = () => new AppError("session_forbidden", "session
  */
 export const TURN_WRITE = "/* turn write */";
 
-/**
- * A turn's question and answer as JSON strings, in bytes (migration 017): what a session page's byte budget counts,
- * measured once, as the turn is stored.
- */
-const JSON_BYTES = "octet_length(to_json(question)::text) + octet_length(to_json(answer)::text)";
-
 /** Turns per statement: bounds the statement size under a burst. */
 const MAX_BATCH = 200;
 /**
@@ -185,7 +179,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
         INSERT INTO turns (request_id, session_id, question, answer, sources_hash, model,
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated, json_bytes, created_at)
         SELECT request_id, session_id, question, answer, sources_hash, model,
-               prompt_tokens, completion_tokens, latency_ms, cached, truncated, ${sql.unsafe(JSON_BYTES)}, statement_timestamp()
+               prompt_tokens, completion_tokens, latency_ms, cached, truncated, turn_json_bytes(question, answer),
+               statement_timestamp()
         FROM owned ORDER BY session_id, ord
         RETURNING request_id`,
       timeoutMs,
@@ -210,8 +205,8 @@ export function createTurnWriter(sql: Sql, timeoutMs: number, log?: Logger) {
                            prompt_tokens, completion_tokens, latency_ms, cached, truncated, json_bytes, created_at)
         SELECT ${t.request_id}, ${t.session_id}, question, answer, ${t.sources_hash}, ${t.model},
                ${t.prompt_tokens}, ${t.completion_tokens}, ${t.latency_ms}, ${t.cached}, ${t.truncated},
-               ${sql.unsafe(JSON_BYTES)}, statement_timestamp()
-        FROM session_owner, (VALUES (${t.question}::text, ${t.answer}::text)) AS text(question, answer)
+               turn_json_bytes(question, answer), statement_timestamp()
+        FROM session_owner, (VALUES (${t.question}::text, ${t.answer}::text)) AS given(question, answer)
         WHERE owner = ${t.owner}
         RETURNING request_id`,
       timeoutMs,
