@@ -14,14 +14,18 @@ const ROUTE_BODY_LIMITS: Record<string, number> = {
   "/api/v1/feedback": 64 * 1024,
 };
 
-/** One body's most on this request's route: BODY_LIMIT_BYTES (`configured`), or the route's own if lower. */
-export const bodyLimitOf = (c: Context, configured: number): number =>
-  Math.min(configured, ROUTE_BODY_LIMITS[matchedRoute(c) ?? ""] ?? configured);
+export const bodyTooLarge = (maxSize: number) => `request body exceeds BODY_LIMIT_BYTES (${maxSize} bytes)`;
 
-export const bodyTooLarge = (maxSize: number, configured = maxSize) =>
-  maxSize < configured
-    ? `request body exceeds this route's limit (${maxSize} bytes)`
-    : `request body exceeds BODY_LIMIT_BYTES (${maxSize} bytes)`;
+/**
+ * One body's most on this request's route, BODY_LIMIT_BYTES (`configured`) or the route's own if lower, and what a
+ * body past it is told.
+ */
+export function bodyLimitOf(c: Context, configured: number): { bytes: number; error: string } {
+  const own = ROUTE_BODY_LIMITS[matchedRoute(c) ?? ""];
+  return own !== undefined && own < configured
+    ? { bytes: own, error: `request body exceeds this route's limit (${own} bytes)` }
+    : { bytes: configured, error: bodyTooLarge(configured) };
+}
 
 /**
  * A body whose declared length is over its route's limit (bodyLimitOf) gets its 413 from the request's headers, before anything of it is read
@@ -34,8 +38,8 @@ export const limitBody = (configured: number) =>
     if (c.req.method === "GET" || c.req.method === "HEAD") return next(); // no body (hono: raw.body is null)
     // Node's HTTP parser reads no more than Content-Length, so the header is the body's size.
     const length = declaredLength(c);
-    const maxSize = bodyLimitOf(c, configured);
-    if (length !== undefined && length > maxSize) return errorJson(c, "body_too_large", bodyTooLarge(maxSize, configured));
+    const limit = bodyLimitOf(c, configured);
+    if (length !== undefined && length > limit.bytes) return errorJson(c, "body_too_large", limit.error);
     await next();
   });
 

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
-import { bodyLimitOf, bodyTooLarge, declaredLength } from "./bodylimit.ts";
+import { bodyLimitOf, declaredLength } from "./bodylimit.ts";
 import { matchedRoute } from "./observe.ts";
 import { MAX_BODY_CONTAINERS_AND_KEYS } from "../schemas.ts";
 import { clip } from "../text.ts";
@@ -121,16 +121,16 @@ export const readJsonBody = ({ maxBytes: configured, maxReceiving, heldGauge }: 
       c.req.raw.headers.set("content-type", "application/json");
 
     const owner = c.get("principal").id;
-    const maxBytes = bodyLimitOf(c, configured);
+    const limit = bodyLimitOf(c, configured);
     // Refused before its first byte when its declared length (or a first byte) would be now, nothing held meanwhile:
     // a client waiting for 100 Continue sends nothing then.
     const declared = declaredLength(c);
-    const first = refusal(owner, Math.min(declared || 1, maxBytes), 0);
+    const first = refusal(owner, Math.min(declared || 1, limit.bytes), 0);
     if (first) return refuse(c, first);
     let held = 0;
     try {
-      const most = Math.min(declared ?? maxBytes, maxBytes);
-      const read = await readBody(c, most, { maxBytes, configured }, (n) => {
+      const most = Math.min(declared ?? limit.bytes, limit.bytes);
+      const read = await readBody(c, most, limit, (n) => {
         const refused = refusal(owner, n, held);
         if (refused) return refused;
         change(owner, n);
@@ -169,10 +169,10 @@ type Hold = (bytes: number) => Refusal | undefined;
 function readBody(
   c: Context<AppEnv>,
   most: number,
-  { maxBytes, configured }: { maxBytes: number; configured: number },
+  { bytes: maxBytes, error }: { bytes: number; error: string },
   hold: Hold,
 ): Promise<Uint8Array | Refusal> {
-  const tooLarge: Refusal = { code: "body_too_large", error: bodyTooLarge(maxBytes, configured) };
+  const tooLarge: Refusal = { code: "body_too_large", error };
   const incoming = (c.env as AppEnv["Bindings"] | undefined)?.incoming;
   if (!incoming)
     return c.req.raw.arrayBuffer().then((b) => (b.byteLength > maxBytes ? tooLarge : (hold(b.byteLength) ?? new Uint8Array(b))));

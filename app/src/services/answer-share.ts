@@ -102,6 +102,5 @@ export function watchAnswerShare(opts: AnswerShareOptions) {
 
   // One count at a time: a lookup slower than refreshMs (a resolver that does not answer) would pile them up, and an
   // older count could land after a newer one.
-  const timers = runPeriodically(refresh, 0, opts.refreshMs);
-  return { refresh, stop: timers.stop };
+  return { refresh, ...runPeriodically(refresh, 0, opts.refreshMs) };
 }

@@ -26,10 +26,8 @@ function splitAtWords(piece: string, size: number): string[] {
   return out;
 }
 
-/** Sentence ends of scripts written without spaces (Chinese, Japanese): a sentence ends there, with no space after. */
-const FULL_STOPS = /[。！？]/;
-
 const isSentenceEnd = (c: number) => c === 0x2e || c === 0x21 || c === 0x3f; // . ! ?
+/** Sentence ends of scripts written without spaces (Chinese, Japanese): a sentence ends there, with no space after. */
 const isFullStop = (c: number) => c === 0x3002 || c === 0xff01 || c === 0xff1f; // 。！？
 const SPACE = 0x20;
 const LINE_FEED = 0x0a;
@@ -97,8 +95,8 @@ function tail(chunk: string, overlap: number): string {
   const cut = chunk.slice(-overlap);
   const space = cut.indexOf(" ");
   if (space !== -1) return cut.slice(space + 1);
-  const stop = cut.search(FULL_STOPS);
-  return stop === -1 ? "" : cut.slice(stop + 1);
+  for (let i = 0; i < cut.length; i++) if (isFullStop(cut.charCodeAt(i))) return cut.slice(i + 1);
+  return "";
 }
 
 /**

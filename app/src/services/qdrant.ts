@@ -303,7 +303,10 @@ export function createQdrant(opts: QdrantOptions) {
   const requestAgent = upstreamAgent({ maxResponseSize: 16 * 2 ** 20 });
   let collectionReady = false;
   const indexedFields = new Set<string>();
-  /** When the collection was last found to take vectors of this size (ensureCollection); cleared with the collection. */
+  /**
+   * When the collection was last found to take vectors of this size (ensureCollection); cleared with the collection
+   * (forgetCollection), so it is only ever set while the collection is taken to exist.
+   */
   let fitted: { dimension: number; at: number } | undefined;
 
   const call = async <T>(tool: string, fn: () => Promise<T>, beforeCall?: BeforeCall): Promise<T> => {
@@ -406,7 +409,7 @@ export function createQdrant(opts: QdrantOptions) {
    * CP: 300 Qdrant calls and 0.6 s of the replica's CPU for a 3.8 kB body).
    */
   async function ensureCollection(dimension: number, beforeCall: BeforeCall): Promise<void> {
-    if (collectionReady && fitted?.dimension === dimension && performance.now() - fitted.at < FIT_RECHECK_MS) return;
+    if (fitted?.dimension === dimension && performance.now() - fitted.at < FIT_RECHECK_MS) return;
     if (!(await exists(beforeCall))) {
       try {
         // PUT /collections/{name} (api.qdrant.tech create-collection): both factors default to 1, minimum 1.
@@ -487,8 +490,7 @@ export function createQdrant(opts: QdrantOptions) {
    */
   async function pointsCall(method: "POST" | "PUT", path: string, body: unknown): Promise<unknown> {
     const answer = await requestJson<{ result?: unknown }>(method, `${pointsUrl}${path}?wait=true`, body);
-    if (answer?.result === undefined || answer.result === null)
-      throw upstreamFailure("qdrant", "point write answered without a result");
+    if (answer?.result == null) throw upstreamFailure("qdrant", "point write answered without a result");
     return answer.result;
   }
 

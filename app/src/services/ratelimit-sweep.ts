@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Cache } from "./cache.ts";
@@ -40,23 +39,15 @@ export async function sweepIdleRateLogs(cache: Pick<Cache, "run">, windowMs: num
  * a replica sweeps only when it takes the period's lock, so one sweep a period serves them all.
  */
 export function startRateLogSweeps(cache: Pick<Cache, "run">, windowMs: number, log: Logger, everyMs = SWEEP_EVERY_MS) {
-  const holder = randomUUID();
-  let stopped = false;
-  const sweep = async () => {
+  const sweep = async (stopped: () => boolean) => {
     try {
-      const locked = await cache.run((c) => c.set(SWEEP_LOCK, holder, { NX: true, PX: Math.floor(everyMs * 0.9) }), "ratelimit");
-      if (locked !== "OK" || stopped) return;
-      const result = await sweepIdleRateLogs(cache, windowMs, () => stopped);
+      const locked = await cache.run((c) => c.set(SWEEP_LOCK, "1", { NX: true, PX: Math.floor(everyMs * 0.9) }), "ratelimit");
+      if (locked !== "OK" || stopped()) return;
+      const result = await sweepIdleRateLogs(cache, windowMs, stopped);
       log.info(result, "rate-limit logs swept: idle ones deleted");
     } catch (err) {
       log.warn({ err: describe(err) }, "rate-limit log sweep failed; trying again next period");
     }
   };
-  const timers = runPeriodically(sweep, everyMs * Math.random(), everyMs);
-  return {
-    stop: () => {
-      stopped = true;
-      timers.stop();
-    },
-  };
+  return runPeriodically(sweep, everyMs * Math.random(), everyMs);
 }

@@ -67,7 +67,6 @@ export interface TurnRetentionOptions {
 /** Prunes every `everyMs` until stopped, a batch after another while whole batches are old enough. */
 export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }: TurnRetentionOptions): { stop(): void } {
   if (days === 0) return { stop: () => {} };
-  let stopped = false;
   let shown = 0;
   /** Only forward: a read sent before a sweep dated the row may answer after it. */
   const show = (at: number) => {
@@ -82,10 +81,10 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
       (err: unknown) => log.warn({ err: describe(err) }, `turn retention: the last sweep's date could not be read ${why}`),
     );
   void read("at start");
-  const sweep = async () => {
+  const sweep = async (stopped: () => boolean) => {
     const total = { turns: 0, sessions: 0, sourceSets: 0 };
     let ran = false;
-    for (let more = true; more && !stopped; ) {
+    for (let more = true; more && !stopped(); ) {
       const pruned = await pruneTurns(sql, days);
       ran ||= !pruned.skipped;
       total.turns += pruned.turns;
@@ -95,12 +94,12 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
     }
     if (total.turns > 0) log.info({ ...total, retention_days: days }, "turns past their retention deleted");
     // Another replica holding the sweep dates it when it finishes; this one shows the date it reads.
-    if (ran && !stopped) show(await markSweepFinished(sql));
+    if (ran && !stopped()) show(await markSweepFinished(sql));
     else await read("after a sweep another replica held");
   };
-  const timers = runPeriodically(
-    () =>
-      sweep().catch((err: unknown) => {
+  return runPeriodically(
+    (stopped) =>
+      sweep(stopped).catch((err: unknown) => {
         log.warn({ err: describe(err) }, "turn retention sweep failed; trying again later");
         // Its date read again: a replica whose start read failed showed 0 for good while every sweep failed.
         return read("after a failed sweep");
@@ -108,10 +107,4 @@ export function startTurnRetention(sql: Sql, { days, everyMs, log, lastSuccess }
     Math.min(everyMs, FIRST_SWEEP_MS) * (0.5 + Math.random()),
     everyMs,
   );
-  return {
-    stop: () => {
-      stopped = true;
-      timers.stop();
-    },
-  };
 }
