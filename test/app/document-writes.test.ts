@@ -85,6 +85,18 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
 const searched = async (qdrant: QdrantService, vector = [0.6, 0.8], limit = 10) =>
   ((await qdrant.search(vector, undefined, limit)) ?? []).map((h) => h.text).sort();
 
+/**
+ * documentsOver `qdrant` with document `d` ingested as `text`; from then on, `atBumps` gets what searches find at each
+ * bump of the corpus version.
+ */
+async function documentDOver(qdrant: QdrantService, text: string) {
+  const atBumps: string[][] = [];
+  const documents = documentsOver(qdrant, async () => void atBumps.push(await searched(qdrant)));
+  await documents.ingest([{ id: "d", text }], "key:a", 0);
+  atBumps.length = 0;
+  return { documents, atBumps };
+}
+
 test("a re-ingest refused after its first batch landed leaves the old chunks whole, and the next one replaces them all", async () => {
   let upserts = 0;
   let refuseUpsert = Number.POSITIVE_INFINITY;
@@ -132,12 +144,8 @@ test("a publish Qdrant applies in part (new chunks shown, old ones kept) is sent
       : {},
   );
   const qdrant = qdrantAt(front.url, "half-published");
-  /** What searches found at each bump of the corpus version. */
-  const atBumps: string[][] = [];
-  const documents = documentsOver(qdrant, async () => void atBumps.push(await searched(qdrant)));
   try {
-    await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
-    atBumps.length = 0;
+    const { documents, atBumps } = await documentDOver(qdrant, "Old text.");
     halfApply = 1;
     await assert.rejects(documents.ingest([{ id: "d", text: "New text." }], "key:a", 0), { status: 502 });
     // Before, the write was taken as changing nothing: no bump, and the new chunk stayed shown beside the old one.
@@ -206,12 +214,8 @@ test("a delete Qdrant refuses after applying it is followed by a bump; one refus
   let verdict: Verdict = {};
   const front = await qdrantProxy((method, path) => (method === "POST" && path.endsWith("/points/delete") ? verdict : {}));
   const qdrant = qdrantAt(front.url, "deleted-then-refused");
-  /** What searches found at each bump of the corpus version. */
-  const atBumps: string[][] = [];
-  const documents = documentsOver(qdrant, async () => void atBumps.push(await searched(qdrant)));
   try {
-    await documents.ingest([{ id: "d", text: "Doomed text." }], "key:a", 0);
-    atBumps.length = 0;
+    const { documents, atBumps } = await documentDOver(qdrant, "Doomed text.");
     verdict = { forward: false, refuse: { status: 400, error: "Bad request: fake refusal" } };
     await assert.rejects(documents.remove("d"), { status: 502 });
     assert.deepEqual(atBumps, [], "a bad request changed nothing");
