@@ -103,7 +103,7 @@ test("a re-ingest refused after its first batch landed leaves the old chunks who
   const front = await qdrantProxy((method, path) =>
     method === "PUT" && /\/points$/.test(path) && ++upserts === refuseUpsert ? { forward: false, refuse: serverError } : {},
   );
-  // Two upsert calls' worth of chunks (each call carries at most UPSERT_MAX_BYTES).
+  // Several upsert calls' worth of chunks (each call carries at most UPSERT_MAX_BYTES): the second is refused.
   const vector = Array.from({ length: 1_024 }, (_, i) => -0.012345678901234 * ((i % 7) + 1));
   const document = (text: string) =>
     Array.from({ length: 400 }, (_, chunkIndex) => ({ documentId: "d", chunkIndex, title: null, text, metadata: {}, vector }));
@@ -113,7 +113,7 @@ test("a re-ingest refused after its first batch landed leaves the old chunks who
     return [...new Set(hits)].map((text) => `${text} x${hits.filter((h) => h === text).length}`);
   };
   try {
-    assert.equal(upsertBatches(document("old")).length, 2);
+    assert.ok(upsertBatches(document("old")).length >= 2);
     await putChunks(qdrant, document("old"), 1);
     refuseUpsert = upserts + 2;
     await assert.rejects(qdrant.upsert(document("new"), 2), /qdrant request failed: HTTP 500/);

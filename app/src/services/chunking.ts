@@ -55,7 +55,7 @@ const isWhitespace = (c: number) =>
  * back as UTF-16 (little-endian, as every platform the app ships on): a regex replacing each of half a million runs,
  * or a slice around each, took 75-300 ms per million characters.
  */
-function collapse(text: string): { flat: string; spaced: string } {
+function* collapse(text: string): Generator<void, { flat: string; spaced: string }> {
   // A text of Latin-1 characters only is written and read back one byte each: V8 keeps it so, in half the memory.
   const wide = WIDE.test(text);
   const codes = wide ? new Uint16Array(text.length) : new Uint8Array(text.length);
@@ -63,7 +63,12 @@ function collapse(text: string): { flat: string; spaced: string } {
   let breaks = false;
   let i = 0;
   const end = text.length;
+  let pause = STEP_CODE_UNITS;
   while (i < end) {
+    if (i >= pause) {
+      yield;
+      pause = i + STEP_CODE_UNITS;
+    }
     const first = text.charCodeAt(i);
     if (!isWhitespace(first)) {
       codes[n++] = first;
@@ -111,6 +116,30 @@ function tail(chunk: string, overlap: number): string {
  * for 1 M characters of one-character sentences or words, against 30 ms for prose (probe CP; `npm run bench:chunking`).
  */
 export function chunkText(text: string, size: number, overlap: number): string[] {
+  const steps = chunkSteps(text, size, overlap);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * `chunkText`, letting the event loop run every STEP_CODE_UNITS of the text: a 2 MiB ingest chunked in one go held it
+ * 70-130 ms (probe CP), and every other request of the replica waited that long.
+ */
+export async function chunkTextYielding(text: string, size: number, overlap: number): Promise<string[]> {
+  const steps = chunkSteps(text, size, overlap);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Code units of the text read between two of chunkTextYielding's pauses: about a millisecond of work each. */
+const STEP_CODE_UNITS = 65_536;
+
+function* chunkSteps(text: string, size: number, overlap: number): Generator<void, string[]> {
   // One chunk, kept as written, when it is short enough once its line breaks are \n: that takes out at most one
   // character in two (the \r of \r\n), so a text twice as long is several.
   const trimmed = text.trim();
@@ -156,25 +185,39 @@ export function chunkText(text: string, size: number, overlap: number): string[]
     length += n + (spaced ? 1 : 0);
     lastCode = source.charCodeAt(end - 1);
   };
-  const { flat, spaced } = collapse(trimmed);
+  const { flat, spaced } = yield* collapse(trimmed);
   let start = 0;
-  const sentence = (end: number) => {
-    if (end - start <= size) take(spaced, start, end);
-    else for (const part of splitAtWords(spaced.slice(start, end), size)) take(part, 0, part.length);
-  };
+  let pause = STEP_CODE_UNITS;
+  /** The sentence from `start` to `end`, longer than `size`: cut at words, with a pause every STEP_CODE_UNITS of it. */
+  function* longSentence(end: number): Generator<void> {
+    let taken = 0;
+    for (const part of splitAtWords(spaced.slice(start, end), size)) {
+      take(part, 0, part.length);
+      if ((taken += part.length) < STEP_CODE_UNITS) continue;
+      yield;
+      taken = 0;
+    }
+  }
   for (let i = 0; i < flat.length; i++) {
+    if (i >= pause) {
+      yield;
+      pause = i + STEP_CODE_UNITS;
+    }
     const c = flat.charCodeAt(i);
     if (c === LINE_FEED) {
-      if (start < i) sentence(i);
+      if (i - start > size) yield* longSentence(i);
+      else if (start < i) take(spaced, start, i);
       start = i + 1;
       continue;
     }
     const beforeSpace = flat.charCodeAt(i + 1) === SPACE;
     if (!(isFullStop(c) || (beforeSpace && isSentenceEnd(c)))) continue;
-    sentence(i + 1);
+    if (i + 1 - start > size) yield* longSentence(i + 1);
+    else take(spaced, start, i + 1);
     start = beforeSpace ? i + 2 : i + 1;
   }
-  if (start < flat.length) sentence(flat.length);
+  if (flat.length - start > size) yield* longSentence(flat.length);
+  else if (start < flat.length) take(spaced, start, flat.length);
   closeRun();
   if (length > 0) chunks.push(parts.join(""));
   return chunks;

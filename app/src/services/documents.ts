@@ -5,7 +5,7 @@ import { RETRY_FIRST_MS, retryUntil } from "../deadline.ts";
 import { Counts } from "../counts.ts";
 import { AppError, describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { chunkText } from "./chunking.ts";
+import { chunkText, chunkTextYielding } from "./chunking.ts";
 import type { CorpusVersion } from "./corpus.ts";
 import { EmbedInputTooLong, notVectorsOfOneSize, type OllamaService } from "./ollama.ts";
 import { type QdrantService, retryCannotHelp, VectorSizeMismatch, writeMayLand } from "./qdrant.ts";
@@ -308,7 +308,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     const named = docs.flatMap((d) => (d.id === undefined ? [] : [d.id]));
     const busy = named.length > 0 ? await store.busyDocuments(named) : undefined;
     if (busy) throw documentsBusy(busy);
-    const chunked = docs.map((d) => chunkText(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
+    const chunked: string[][] = [];
+    for (const d of docs) chunked.push(await chunkTextYielding(d.text, config.CHUNK_SIZE_CHARS, config.CHUNK_OVERLAP_CHARS));
     const items = chunked.flatMap((chunks, doc) => chunks.map((text) => ({ doc, text })));
     const embedded = await embedWhole(items, beforeCall);
     // One size for them all, also when chunks too long for a batch were embedded one call each: the first ingest

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { chunkText } from "../../../app/src/services/chunking.ts";
+import { chunkText, chunkTextYielding } from "../../../app/src/services/chunking.ts";
 import { compressContextWindow, estimateTokens, sourceEntry, systemPrompt } from "../../../app/src/services/context.ts";
 import { chunkPointId, payloadSchemaOf, toQdrantFilter } from "../../../app/src/services/qdrant.ts";
 import { canonicalFilter, normalizeQuery, type QueryResult, resultJson } from "../../../app/src/services/rag.ts";
@@ -116,6 +116,27 @@ test("chunkText never cuts a character written as two UTF-16 units in half", () 
     const chunks = chunkText(text, size, 0);
     assert.ok(chunks.every(isStorable), `${JSON.stringify(chunks.map((c) => c.slice(-2)))} at size ${size}`);
     assert.equal(chunks.join("").replace(/\s/g, ""), text.replace(/\s/g, ""));
+  }
+});
+
+test("chunkTextYielding lets the event loop run while it chunks a long text, and cuts it as chunkText does", async () => {
+  const prose = Array.from({ length: 20_000 }, (_, i) => sentence(i)).join(" ");
+  // One sentence of a million characters: cut at words, with no sentence end to pause at.
+  const words = "x ".repeat(500_000);
+  for (const text of [prose, words]) {
+    let ticks = 0;
+    let chunking = true;
+    const tick = () => {
+      if (!chunking) return;
+      ticks++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const chunks = await chunkTextYielding(text, 1_200, 150);
+    chunking = false;
+    assert.deepEqual(chunks, chunkText(text, 1_200, 150));
+    // About a pause per 64 Ki characters read, in the whitespace pass and in the sentence pass; in one go, none.
+    assert.ok(ticks >= 20, `${text.length} characters chunked with the event loop let run ${ticks} times`);
   }
 });
 
