@@ -125,10 +125,32 @@ test("a re-ingest refused after its first batch landed leaves the old chunks who
     await putChunks(qdrant, document("newer"), 3);
     assert.deepEqual(await texts(), ["newer x400"]);
     // Calls of an earlier write (2) or delete landing late, after its lease ended, remove none of a later write's.
-    await qdrant.publish("d", 2);
+    await qdrant.publish(["d"], 2);
     await qdrant.deleteChunks("d", 2);
     assert.deepEqual(await texts(), ["newer x400"]);
     assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the old and the failed write's chunks are gone");
+  } finally {
+    await front.close();
+  }
+});
+
+test("an ingest's documents go to Qdrant in one upsert and are shown in one publish; a publish refused is sent again for all", async () => {
+  let upserts = 0;
+  let publishes = 0;
+  const front = await qdrantProxy((method, path) => {
+    if (method === "PUT" && /\/points$/.test(path)) upserts++;
+    if (!isPublish(method, path)) return {};
+    // The first publish is refused; before, each document had a publish of its own and its own upsert before it.
+    return ++publishes === 1 ? { forward: false, refuse: serverError } : {};
+  });
+  const qdrant = qdrantAt(front.url, "many-documents");
+  const documents = documentsOver(qdrant, async () => {});
+  const docs = Array.from({ length: 20 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
+  try {
+    await assert.rejects(documents.ingest(docs, "key:a", 0), /qdrant request failed: HTTP 500/);
+    assert.equal(upserts, 1);
+    assert.equal(publishes, 2, "refused, then sent again");
+    assert.deepEqual(await searched(qdrant, [0.6, 0.8], 50), docs.map((d) => d.text).sort());
   } finally {
     await front.close();
   }

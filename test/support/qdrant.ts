@@ -16,8 +16,8 @@ export const qdrantAt = (url: string, collection: string, opts: Partial<QdrantOp
     ...opts,
   });
 
-/** Writes the points as an ingest does: upserted as one write's (pending), then each document published. */
+/** Writes the points as an ingest does: upserted as one write's (pending), then their documents published. */
 export async function putChunks(qdrant: QdrantService, points: ChunkPoint[], generation = 1): Promise<void> {
   await qdrant.upsert(points, generation);
-  for (const id of new Set(points.map((p) => p.documentId))) await qdrant.publish(id, generation);
+  await qdrant.publish([...new Set(points.map((p) => p.documentId))], generation);
 }

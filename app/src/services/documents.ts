@@ -169,7 +169,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * After a failed Qdrant write (`changed`: it published a document, or sent a publish that may have been applied):
+   * After a failed Qdrant write (`changed`: it sent a publish that may have been applied):
    * gives the documents back, with a corpus bump in the same statement if the points may have changed; unless Qdrant
    * may still apply the write (writeMayLand): then they stay held until the lease expires, so a delete cannot run
    * before a late upsert lands (pending chunks without a record: unsearchable, but left in Qdrant), and the cached
@@ -252,20 +252,20 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   /**
    * Sends a failed publish again until it lands: the first try awaited, the others in the background for the lease's
    * length, unless Qdrant refused it for good (retryCannotHelp: a bad request, a missing collection). Qdrant ends a
-   * batch at its first failing operation, so a refused publish may have shown the document's new chunks beside its
+   * batch at its first failing operation, so a refused publish may have shown a document's new chunks beside its
    * old ones, and one that timed out may still land; sent again, it leaves the new ones alone either way (applied
    * already, it changes nothing, and it removes no later write's chunks). Taking the document back to its old chunks
    * instead was not safe: a refusal from a proxy may come after Qdrant applied it whole, and the old chunks are gone.
    * A try that lands in the background bumps the corpus version, since answers were cached meanwhile; so does the end
    * of the tries, once one that timed out would have landed.
    */
-  function republish(id: string, generation: number, lease: Lease): Promise<unknown> {
+  function republish(ids: string[], generation: number, lease: Lease): Promise<unknown> {
     let tries = 0;
     let mayHaveLanded = false;
     return persist(
       async () => {
         const late = tries++ > 0;
-        await qdrant.publish(id, generation).catch((err: unknown) => {
+        await qdrant.publish(ids, generation).catch((err: unknown) => {
           mayHaveLanded ||= writeMayLand(err);
           throw err;
         });
@@ -275,8 +275,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       (err) => {
         if (mayHaveLanded) setTimeout(() => void invalidate(lease, false), config.QDRANT_TIMEOUT_MS).unref();
         log.warn(
-          { err: describe(err), document: id },
-          "document publish not completed: until its next write the document may show its old chunks, its new ones or both",
+          { err: describe(err), documents: ids },
+          "document publish not completed: until their next write the documents may show their old chunks, their new ones or both",
         );
       },
       { retryable: (err) => !retryCannotHelp(err) },
@@ -336,36 +336,33 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     const { generation } = leased;
     // Searches see a document's new chunks only once they are all written, and its old ones go in the same call
     // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now (a failed publish is
-    // sent again until it lands), not half of each.
-    let published = 0;
-    /** The current document's publish passed its gate: it may have been applied, in part or whole. */
+    // sent again until it lands), not half of each. Every document's chunks are written first, in as few calls as their
+    // size allows, then all are published in one call: a call of each per document cost an ingest of 100 short
+    // documents 200 calls.
+    /** The publish passed its gate: it may have been applied, in part or whole. */
     let publishSent = false;
-    const beforePublish = () => {
-      beforeCall();
-      publishSent = true;
-    };
     try {
-      for (const doc of prepared) {
-        publishSent = false;
-        const points = doc.chunks.map(({ text, vector }, chunkIndex) => ({
+      const points = prepared.flatMap((doc) =>
+        doc.chunks.map(({ text, vector }, chunkIndex) => ({
           documentId: doc.id,
           chunkIndex,
           title: doc.title,
           text,
           metadata: doc.metadata,
           vector,
-        }));
-        await qdrant.upsert(points, generation, beforeCall);
-        await qdrant.publish(doc.id, generation, beforePublish);
-        published++;
-      }
+        })),
+      );
+      await qdrant.upsert(points, generation, beforeCall);
+      await qdrant.publish(ids, generation, () => {
+        beforeCall();
+        publishSent = true;
+      });
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
-      const failed = ids[published]!;
-      // Before the answers are invalidated (afterFailedWrite), so none is cached from the document half shown.
-      if (publishSent && !retryCannotHelp(err)) await republish(failed, generation, lease);
-      else discardPending(failed, generation, lease, writeMayLand(err));
-      await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
+      // Before the answers are invalidated (afterFailedWrite), so none is cached from a document half shown.
+      if (publishSent && !retryCannotHelp(err)) await republish(ids, generation, lease);
+      else for (const id of ids) discardPending(id, generation, lease, writeMayLand(err));
+      await afterFailedWrite(ids, lease, err, publishSent);
       throw err;
     }
     // A 201 says the documents are free to write or delete and the answers cached before are dropped, so a written

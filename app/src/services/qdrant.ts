@@ -553,18 +553,19 @@ export function createQdrant(opts: QdrantOptions) {
     },
 
     /**
-     * Makes `generation`'s chunks of the document searchable and deletes those of earlier writes (published, or a failed
-     * one's still pending), in one call: POST /collections/{name}/points/batch (api.qdrant.tech batch-update), whose
-     * operations Qdrant applies in order, ending at the first that fails (v1.15.5 src/common/update.rs
-     * do_batch_update_points). Shown before the old ones go, so a failure between the two leaves the document found
-     * twice rather than not at all, until it is sent again (documents.ts); once applied, it changes nothing.
+     * Makes `generation`'s chunks of each document searchable and deletes those of earlier writes (published, or a
+     * failed one's still pending), in one call: POST /collections/{name}/points/batch (api.qdrant.tech batch-update),
+     * whose operations Qdrant applies in order, ending at the first that fails (v1.15.5 src/common/update.rs
+     * do_batch_update_points). A document's chunks are shown before its old ones go, so a failure between the two
+     * leaves it found twice rather than not at all, until the call is sent again (documents.ts); once applied, it
+     * changes nothing.
      */
-    async publish(documentId: string, generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
+    async publish(documentIds: string[], generation: number, beforeCall: BeforeCall = () => {}): Promise<void> {
       await call(
         "qdrant_publish",
         () =>
           pointsCall("POST", "/batch", {
-            operations: [
+            operations: documentIds.flatMap((documentId) => [
               {
                 set_payload: {
                   payload: { [PENDING]: false },
@@ -572,7 +573,7 @@ export function createQdrant(opts: QdrantOptions) {
                 },
               },
               { delete: { filter: olderChunksOf(documentId, generation) } },
-            ],
+            ]),
           }),
         beforeCall,
       );
