@@ -29,6 +29,8 @@ const texts: Record<string, string> = {
   "one-word sentences": "a. ".repeat(LENGTH / 3),
   "sentences of one 。": "。".repeat(LENGTH),
   "one-word paragraphs": "a\n\n".repeat(LENGTH / 3),
+  // base64, minified JSON, scripts written without spaces: one sentence of one word, cut by size.
+  "no spaces": "QmFzZTY0IHRleHQ".repeat(LENGTH / 15),
 };
 
 /** The fastest of five runs, in milliseconds (the first compiles the code). */

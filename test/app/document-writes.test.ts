@@ -14,6 +14,7 @@ import { type QdrantService, upsertBatches } from "../../app/src/services/qdrant
 import { listen } from "../fakes/http.ts";
 import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
+import { waitFor } from "../support/process.ts";
 import { putChunks, qdrantAt } from "../support/qdrant.ts";
 
 let fakes: Fakes;
@@ -85,6 +86,10 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
 const searched = async (qdrant: QdrantService, vector = [0.6, 0.8], limit = 10) =>
   ((await qdrant.search(vector, undefined, limit)) ?? []).map((h) => h.text).sort();
 
+/** Points of the fake's `collection` still pending (written, not yet shown). */
+const pendingIn = (collection: string) =>
+  [...fakes.qdrant.collections.get(collection)!.points.values()].filter((p) => p.payload.pending === true).length;
+
 /**
  * documentsOver `qdrant` with document `d` ingested as `text`; from then on, `atBumps` gets what searches find at each
  * bump of the corpus version.
@@ -120,7 +125,7 @@ test("a re-ingest refused after its first batch landed leaves the old chunks who
     assert.ok(fakes.qdrant.collections.get("re-ingest")!.points.size > 400, "the first batch landed");
     // Before, the new chunks overwrote the old ones in place: searches found 338 new and 62 old.
     assert.deepEqual(await texts(), ["old x400"]);
-    await qdrant.discard("d", 2);
+    await qdrant.discard(["d"], 2);
     assert.equal(fakes.qdrant.collections.get("re-ingest")!.points.size, 400, "the failed write's chunks are discarded");
     await putChunks(qdrant, document("newer"), 3);
     assert.deepEqual(await texts(), ["newer x400"]);
@@ -134,23 +139,63 @@ test("a re-ingest refused after its first batch landed leaves the old chunks who
   }
 });
 
-test("an ingest's documents go to Qdrant in one upsert and are shown in one publish; a publish refused is sent again for all", async () => {
+test("an ingest's documents go to Qdrant in one upsert and are shown 20 to a publish; a publish refused is sent again for its own", async () => {
   let upserts = 0;
-  let publishes = 0;
-  const front = await qdrantProxy((method, path) => {
+  const publishes: number[] = [];
+  const front = await qdrantProxy((method, path, body) => {
     if (method === "PUT" && /\/points$/.test(path)) upserts++;
     if (!isPublish(method, path)) return {};
-    // The first publish is refused; before, each document had a publish of its own and its own upsert before it.
-    return ++publishes === 1 ? { forward: false, refuse: serverError } : {};
+    publishes.push(JSON.parse(body!).operations.length / 2);
+    // The second publish is refused; before, each document had a publish of its own and its own upsert before it.
+    return publishes.length === 2 ? { forward: false, refuse: serverError } : {};
   });
   const qdrant = qdrantAt(front.url, "many-documents");
   const documents = documentsOver(qdrant, async () => {});
-  const docs = Array.from({ length: 20 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
+  const docs = Array.from({ length: 45 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
   try {
     await assert.rejects(documents.ingest(docs, "key:a", 0), /qdrant request failed: HTTP 500/);
     assert.equal(upserts, 1);
-    assert.equal(publishes, 2, "refused, then sent again");
-    assert.deepEqual(await searched(qdrant, [0.6, 0.8], 50), docs.map((d) => d.text).sort());
+    // The documents of each publish: the second refused and sent again; the third not sent, its chunks discarded.
+    assert.deepEqual(publishes, [20, 20, 20]);
+    assert.deepEqual(
+      await searched(qdrant, [0.6, 0.8], 100),
+      docs
+        .slice(0, 40)
+        .map((d) => d.text)
+        .sort(),
+    );
+    await waitFor("the unshown documents' chunks discarded", async () => pendingIn("many-documents") === 0, 2_000);
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish applied in part whose tries all fail leaves each document as it was or as written, and no pending chunk", async () => {
+  // Qdrant applies the first publish up to the third document's set_payload, then refuses it and every try after.
+  let cut = false;
+  let publishes = 0;
+  let deletes = 0;
+  const front = await qdrantProxy((method, path, body) => {
+    if (method === "POST" && path.endsWith("/points/delete")) deletes++;
+    if (!cut || !isPublish(method, path)) return {};
+    if (++publishes > 1) return { forward: false, refuse: serverError };
+    return { body: JSON.stringify({ operations: JSON.parse(body!).operations.slice(0, 5) }), refuse: serverError };
+  });
+  const qdrant = qdrantAt(front.url, "cut-publish");
+  const documents = documentsOver(qdrant, async () => {}, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" });
+  const docs = (tag: string) => Array.from({ length: 5 }, (_, i) => ({ id: `d${i}`, text: `${tag} text of d${i}.` }));
+  try {
+    await documents.ingest(docs("OLD"), "key:a", 0);
+    cut = true;
+    await assert.rejects(documents.ingest(docs("NEW"), "key:a", 0), { status: 502 });
+    // The tries go on for the lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS: 2 s); when they give
+    // up, the chunks of d3 and d4, never shown, are discarded in one call. Before, they were left pending for good.
+    await waitFor("the unshown documents' chunks discarded", async () => pendingIn("cut-publish") === 0, 5_000);
+    assert.equal(deletes, 1);
+    assert.deepEqual(await searched(qdrant, [0.6, 0.8], 50), [
+      ...["NEW text of d0.", "NEW text of d1.", "NEW text of d2.", "OLD text of d2."],
+      ...["OLD text of d3.", "OLD text of d4."],
+    ]);
   } finally {
     await front.close();
   }

@@ -71,6 +71,13 @@ export interface DocumentsDeps {
 }
 
 /**
+ * Documents one publish call shows at most (two operations each). Qdrant applies a call's operations one after another,
+ * all within one QDRANT_TIMEOUT_MS, and a failed call is sent again whole, the operations it applied already too: at
+ * 100 documents a call, 200 of them at each try.
+ */
+const PUBLISH_MAX_DOCUMENTS = 20;
+
+/**
  * Writes to the corpus: ingest (chunk, embed, record, write the chunks to Qdrant) and delete, each bumping the corpus
  * version that keys cached answers (corpus.ts). A document is held by one write at a time (migration 005).
  */
@@ -274,6 +281,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       performance.now() + lease.ms,
       (err) => {
         if (mayHaveLanded) setTimeout(() => void invalidate(lease, false), config.QDRANT_TIMEOUT_MS).unref();
+        // The documents the call had not shown keep their old chunks: their new ones go, once no try may land.
+        discardPending(ids, generation, lease, mayHaveLanded);
         log.warn(
           { err: describe(err), documents: ids },
           "document publish not completed: until their next write the documents may show their old chunks, their new ones or both",
@@ -284,14 +293,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
   }
 
   /**
-   * Deletes a failed write's pending chunks of a document in the background: unsearchable, but they take Qdrant's
-   * space. An upsert that may still land is waited out (the lease's length); until then, or if this process dies
-   * first, the document's next write or delete does it.
+   * Deletes a failed write's pending chunks of the documents in the background: unsearchable, but they take Qdrant's
+   * space. A call that may still land is waited out (the lease's length); until then, or if this process dies first,
+   * each document's next write or delete does it.
    */
-  function discardPending(id: string, generation: number, lease: Lease, mayLand: boolean): void {
+  function discardPending(ids: string[], generation: number, lease: Lease, mayLand: boolean): void {
     const discard = () =>
       void qdrant
-        .discard(id, generation)
+        .discard(ids, generation)
         .catch((err: unknown) => log.warn({ err: describe(err) }, "pending chunks of a failed document write left in qdrant"));
     if (mayLand) setTimeout(discard, lease.ms).unref();
     else discard();
@@ -337,10 +346,18 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     // Searches see a document's new chunks only once they are all written, and its old ones go in the same call
     // (qdrant.ts publish): a write failing midway leaves each document as it was or as it is now (a failed publish is
     // sent again until it lands), not half of each. Every document's chunks are written first, in as few calls as their
-    // size allows, then all are published in one call: a call of each per document cost an ingest of 100 short
-    // documents 200 calls.
-    /** The publish passed its gate: it may have been applied, in part or whole. */
+    // size allows, then published PUBLISH_MAX_DOCUMENTS at a time: a call of each per document cost an ingest of 100
+    // short documents 200 calls.
+    const groups: string[][] = [];
+    for (let i = 0; i < ids.length; i += PUBLISH_MAX_DOCUMENTS) groups.push(ids.slice(i, i + PUBLISH_MAX_DOCUMENTS));
+    /** Publish calls that succeeded: their documents are shown. */
+    let published = 0;
+    /** The current publish call passed its gate: it may have been applied, in part or whole. */
     let publishSent = false;
+    const beforePublish = () => {
+      beforeCall();
+      publishSent = true;
+    };
     try {
       const points = prepared.flatMap((doc) =>
         doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -353,16 +370,20 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
         })),
       );
       await qdrant.upsert(points, generation, beforeCall);
-      await qdrant.publish(ids, generation, () => {
-        beforeCall();
-        publishSent = true;
-      });
+      for (const group of groups) {
+        publishSent = false;
+        await qdrant.publish(group, generation, beforePublish);
+        published++;
+      }
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
+      const resend = publishSent && !retryCannotHelp(err);
       // Before the answers are invalidated (afterFailedWrite), so none is cached from a document half shown.
-      if (publishSent && !retryCannotHelp(err)) await republish(ids, generation, lease);
-      else for (const id of ids) discardPending(id, generation, lease, writeMayLand(err));
-      await afterFailedWrite(ids, lease, err, publishSent);
+      if (resend) await republish(groups[published]!, generation, lease);
+      // The documents no call showed were written with the others: their chunks go, once no call may land.
+      const unshown = groups.slice(published + (resend ? 1 : 0)).flat();
+      if (unshown.length > 0) discardPending(unshown, generation, lease, writeMayLand(err));
+      await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
     }
     // A 201 says the documents are free to write or delete and the answers cached before are dropped, so a written

@@ -579,9 +579,9 @@ export function createQdrant(opts: QdrantOptions) {
       );
     },
 
-    /** Deletes a failed write's pending chunks of the document: no search saw them. */
-    discard: (documentId: string, generation: number): Promise<void> =>
-      deleteWhere({ must: [ofDocument(documentId), ofGeneration(generation), isPending] }),
+    /** Deletes a failed write's pending chunks of the documents, in one call: no search saw them. */
+    discard: (documentIds: string[], generation: number): Promise<void> =>
+      deleteWhere({ must: [{ key: "document_id", match: { any: documentIds } }, ofGeneration(generation), isPending] }),
 
     /** Deletes a document's chunks of writes before `generation` (the delete's own lease), pending ones included. */
     deleteChunks: (documentId: string, generation: number, beforeCall?: BeforeCall): Promise<void> =>

@@ -48,8 +48,8 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
         beforeCall();
         calls.push(`publish ${ids.join(",")}`);
       },
-      discard: async (id: string) => {
-        calls.push(`discard ${id}`);
+      discard: async (ids: string[]) => {
+        calls.push(`discard ${ids.join(",")}`);
       },
     } as never,
   });
@@ -57,7 +57,7 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   // The lease (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS) outlasts the last write started in time.
   // The upsert ended past the deadline: the publish is not sent, and the pending chunks go. Nothing was shown: the
   // documents are given back without a corpus bump.
-  assert.deepEqual(calls, ["lease 1200 ms", "upsert a,b", "discard a", "discard b", "release a,b"]);
+  assert.deepEqual(calls, ["lease 1200 ms", "upsert a,b", "discard a,b", "release a,b"]);
 });
 
 test("an ingest whose chunks were embedded in calls of their own, at different sizes, is a 502 and writes nothing", async () => {
