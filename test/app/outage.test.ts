@@ -803,12 +803,12 @@ test("two batch ingests of the same documents in other orders: one 201, one 409,
 });
 
 test("a Qdrant write that timed out keeps its documents held until it can no longer land: no chunk without its record, no acknowledged ingest undone", async () => {
-  // Lease: 2 x REQUEST_TIMEOUT_MS = 4 s. Qdrant applies each points write 1.5 s after reading it, past the app's 0.5 s.
-  const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "500", REQUEST_TIMEOUT_MS: "2000" });
+  // Lease: 2 x REQUEST_TIMEOUT_MS = 2 s. Qdrant applies each points write 0.75 s after reading it, past the app's 0.25 s.
+  const held = await appOn(pg.url, { QDRANT_TIMEOUT_MS: "250", REQUEST_TIMEOUT_MS: "1000" });
   const client = api(held.url, USER_KEY);
   const ghost = { documents: [{ id: "late-upsert", text: "Penguins huddle together through the antarctic winter." }] };
   try {
-    fakes.qdrant.knobs.writeMs = 1_500;
+    fakes.qdrant.knobs.writeMs = 750;
     assert.equal((await client.post("/api/v1/documents", ghost)).status, 504);
     // The delete used to run here (200), and the upsert landed after it: a chunk without a record, which no delete finds.
     const early = await client.del("/api/v1/documents/late-upsert");
@@ -820,13 +820,13 @@ test("a Qdrant write that timed out keeps its documents held until it can no lon
 
     const kept = { documents: [{ id: "late-delete", text: "Otters hold hands while they sleep in kelp forests." }] };
     assert.equal((await client.post("/api/v1/documents", kept)).status, 201);
-    fakes.qdrant.knobs.writeMs = 1_500;
+    fakes.qdrant.knobs.writeMs = 750;
     assert.equal((await client.del("/api/v1/documents/late-delete")).status, 504);
     fakes.qdrant.knobs.writeMs = 0;
     // A re-ingest used to get its 201 here, and the late delete then removed its chunks.
     assert.equal((await client.post("/api/v1/documents", kept)).status, 409);
     await waitFor("the lease expired", async () => (await client.post("/api/v1/documents", kept)).status === 201, 6_000);
-    await sleep(1_600); // longer than any write still queued
+    await sleep(800); // longer than any write still queued
     assert.equal(storedChunks("late-delete").length, 1, "the acknowledged ingest's chunk is still there");
   } finally {
     fakes.qdrant.knobs.writeMs = 0;
