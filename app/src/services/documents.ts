@@ -264,11 +264,14 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    * already, it changes nothing, and it removes no later write's chunks). Taking the document back to its old chunks
    * instead was not safe: a refusal from a proxy may come after Qdrant applied it whole, and the old chunks are gone.
    * A try that lands in the background bumps the corpus version, since answers were cached meanwhile; so does the end
-   * of the tries, once one that timed out would have landed.
+   * of the tries, once one that timed out would have landed. Resolves with the first try's error, if it failed.
+   * `sentMayLand`: the publish that failed may still land (it timed out). When the tries give up, the chunks the call
+   * has not shown are discarded once no call may land: discarded under a late publish, a document lost its new chunks
+   * and then, as that publish landed, its old ones (review of this wave).
    */
-  function republish(ids: string[], generation: number, lease: Lease): Promise<unknown> {
+  function republish(ids: string[], generation: number, lease: Lease, sentMayLand: boolean): Promise<unknown> {
     let tries = 0;
-    let mayHaveLanded = false;
+    let mayHaveLanded = sentMayLand;
     return persist(
       async () => {
         const late = tries++ > 0;
@@ -352,6 +355,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
     for (let i = 0; i < ids.length; i += PUBLISH_MAX_DOCUMENTS) groups.push(ids.slice(i, i + PUBLISH_MAX_DOCUMENTS));
     /** Publish calls that succeeded: their documents are shown. */
     let published = 0;
+    /** Every document's chunks were written, pending: no call of theirs is under way. */
+    let upserted = false;
     /** The current publish call passed its gate: it may have been applied, in part or whole. */
     let publishSent = false;
     const beforePublish = () => {
@@ -370,19 +375,24 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
         })),
       );
       await qdrant.upsert(points, generation, beforeCall);
+      upserted = true;
       for (const group of groups) {
         publishSent = false;
-        await qdrant.publish(group, generation, beforePublish);
+        await qdrant.publish(group, generation, beforePublish).catch(async (err: unknown) => {
+          // Sent, so perhaps applied in part: sent again at once, before the answers are invalidated (afterFailedWrite)
+          // so none is cached from a document half shown. Landed, the write goes on; its 201 then says so, where a
+          // 502 had a client send documents without ids again, and store them twice.
+          if (!publishSent || retryCannotHelp(err)) throw err;
+          if ((await republish(group, generation, lease, writeMayLand(err))) !== undefined) throw err;
+        });
         published++;
       }
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
-      const resend = publishSent && !retryCannotHelp(err);
-      // Before the answers are invalidated (afterFailedWrite), so none is cached from a document half shown.
-      if (resend) await republish(groups[published]!, generation, lease);
-      // The documents no call showed were written with the others: their chunks go, once no call may land.
-      const unshown = groups.slice(published + (resend ? 1 : 0)).flat();
-      if (unshown.length > 0) discardPending(unshown, generation, lease, writeMayLand(err));
+      // A publish sent and refused is left to its tries (republish); the documents no call showed were written with
+      // the others, and their chunks go, once no call of theirs may land.
+      const unshown = groups.slice(published + (publishSent && !retryCannotHelp(err) ? 1 : 0)).flat();
+      if (unshown.length > 0) discardPending(unshown, generation, lease, !upserted && writeMayLand(err));
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;
     }

@@ -60,6 +60,37 @@ test("an ingest starts no Qdrant write past its request's deadline (REQUEST_TIME
   assert.deepEqual(calls, ["lease 1200 ms", "upsert a,b", "discard a,b", "release a,b"]);
 });
 
+test("an ingest whose deadline passes between two publish calls discards the documents not yet shown, and bumps for those shown", async () => {
+  const calls: string[] = [];
+  const count = (ids: string[]) => `${ids[0]}..${ids.at(-1)} (${ids.length})`;
+  const documents = documentsOver({
+    config: loadConfig(appEnv(UNUSED_URLS, { REQUEST_TIMEOUT_MS: "300", QDRANT_TIMEOUT_MS: "50" })),
+    store: {
+      busyDocuments: async () => undefined,
+      upsertDocuments: async () => ({ generation: 1 }),
+      releaseDocuments: async (ids: string[]) => void calls.push(`release ${count(ids)}`),
+      releaseDocumentsAndBump: async (ids: string[]) => {
+        calls.push(`release and bump ${count(ids)}`);
+        return 2;
+      },
+    } as never,
+    ollama: { embed: async (texts: string[]) => texts.map(() => [0.1, 0.2]) } as never,
+    qdrant: {
+      upsert: async (_points: unknown, _generation: number, beforeCall: () => void) => beforeCall(),
+      // The first publish ends past the deadline: the second is not sent.
+      publish: async (ids: string[], _generation: number, beforeCall: () => void) => {
+        beforeCall();
+        calls.push(`publish ${count(ids)}`);
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      },
+      discard: async (ids: string[]) => void calls.push(`discard ${count(ids)}`),
+    } as never,
+  });
+  const docs = Array.from({ length: 25 }, (_, i) => ({ id: `m${i}`, text: `Document ${i}.` }));
+  await assert.rejects(documents.ingest(docs, "key:a", 0), { status: 504, type: "document_write_timeout" });
+  assert.deepEqual(calls, ["publish m0..m19 (20)", "discard m20..m24 (5)", "release and bump m0..m24 (25)"]);
+});
+
 test("an ingest whose chunks were embedded in calls of their own, at different sizes, is a 502 and writes nothing", async () => {
   const written: string[] = [];
   let calls = 0;
