@@ -91,9 +91,11 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
 const searched = async (qdrant: QdrantService, vector = [0.6, 0.8], limit = 10) =>
   ((await qdrant.search(vector, undefined, limit)) ?? []).map((h) => h.text).sort();
 
-/** Points of the fake's `collection` still pending (written, not yet shown). */
-const pendingIn = (collection: string) =>
-  [...fakes.qdrant.collections.get(collection)!.points.values()].filter((p) => p.payload.pending === true).length;
+/** Points of the fake's `collection` still pending (written, not yet shown), of the documents `ids` if given. */
+const pendingIn = (collection: string, ids?: string[]) =>
+  [...fakes.qdrant.collections.get(collection)!.points.values()].filter(
+    (p) => p.payload.pending === true && (!ids || ids.includes(p.payload.document_id as string)),
+  ).length;
 
 /**
  * documentsOver `qdrant` with document `d` ingested as `text`; from then on, `atBumps` gets what searches find at each
@@ -164,6 +166,38 @@ test("an ingest's documents go to Qdrant in one upsert and are shown 20 to a pub
     assert.deepEqual(publishes, [20, 20, 20, 5]);
     assert.deepEqual(await searched(qdrant, [0.6, 0.8], 100), docs.map((d) => d.text).sort());
     assert.equal(pendingIn("many-documents"), 0);
+  } finally {
+    await front.close();
+  }
+});
+
+test("a publish that times out, its tries refused: the documents of the publishes after it are discarded at once", async () => {
+  // The second publish (m20-m39) is read by Qdrant after the app gave up on it; every try after it is refused for
+  // good. The third (m40-m44) is never sent: no call of its documents is under way, so their chunks go at once, not
+  // after the lease (2 s) that the second's may-land holds its own to.
+  let publishes = 0;
+  const front = await qdrantProxy((method, path) => {
+    if (!isPublish(method, path)) return {};
+    publishes++;
+    if (publishes === 2) return { holdMs: 600 };
+    return publishes > 2 ? { forward: false, refuse: { status: 400, error: "Bad request: refused" } } : {};
+  });
+  const qdrant = qdrantAt(front.url, "later-publishes", { timeoutMs: 300 });
+  const documents = documentsOver(qdrant, async () => {}, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" });
+  const docs = Array.from({ length: 45 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
+  const last = docs.slice(40).map((d) => d.id);
+  try {
+    await assert.rejects(documents.ingest(docs, "key:a", 0));
+    await waitFor("the unsent publish's documents discarded", async () => pendingIn("later-publishes", last) === 0, 1_000);
+    // The second publish landed late: its documents are shown, and none is left pending once the tries gave up.
+    await waitFor("nothing pending", async () => pendingIn("later-publishes") === 0, 4_000);
+    assert.deepEqual(
+      await searched(qdrant, [0.6, 0.8], 100),
+      docs
+        .slice(0, 40)
+        .map((d) => d.text)
+        .sort(),
+    );
   } finally {
     await front.close();
   }

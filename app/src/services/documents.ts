@@ -389,8 +389,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       }
     } catch (err) {
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
-      // A publish sent and refused is left to its tries (republish); the documents no call showed were written with
-      // the others, and their chunks go, once no call of theirs may land.
+      // A publish sent and refused, or timed out, is left to its tries (republish); the documents no call showed were
+      // written with the others, and their chunks go, once no call of theirs may land.
       const unshown = groups.slice(published + (publishSent && !retryCannotHelp(err) ? 1 : 0)).flat();
       if (unshown.length > 0) discardPending(unshown, generation, lease, !upserted && writeMayLand(err));
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
