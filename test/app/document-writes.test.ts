@@ -60,6 +60,7 @@ async function qdrantProxy(decide: (method: string, path: string, body: string |
 
 const isPublish = (method: string, path: string) => method === "POST" && path.endsWith("/points/batch");
 const serverError = { status: 500, error: "Service internal error: shard failed" };
+const badRequest = { status: 400, error: "Bad request: refused" };
 
 /**
  * The documents service over `qdrant`, its store and corpus stood in for: each lease a new generation, and
@@ -86,6 +87,18 @@ function documentsOver(qdrant: QdrantService, corpusBump: () => Promise<void>, e
     log: createLogger("silent"),
   });
 }
+
+/**
+ * documentsOver a Qdrant service at `url` whose calls time out after 300 ms (QDRANT_TIMEOUT_MS), with a lease of 2 s
+ * (REQUEST_TIMEOUT_MS + the longer of it and QDRANT_TIMEOUT_MS).
+ */
+function shortLeaseOver(url: string, collection: string, corpusBump: () => Promise<void> = async () => {}) {
+  const qdrant = qdrantAt(url, collection, { timeoutMs: 300 });
+  return { qdrant, documents: documentsOver(qdrant, corpusBump, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" }) };
+}
+
+/** 45 short documents: three publish calls (20, 20 and 5). */
+const manyDocuments = Array.from({ length: 45 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
 
 /** The texts searches find, in order. */
 const searched = async (qdrant: QdrantService, vector = [0.6, 0.8], limit = 10) =>
@@ -158,7 +171,7 @@ test("an ingest's documents go to Qdrant in one upsert and are shown 20 to a pub
   });
   const qdrant = qdrantAt(front.url, "many-documents");
   const documents = documentsOver(qdrant, async () => {});
-  const docs = Array.from({ length: 45 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
+  const docs = manyDocuments;
   try {
     assert.equal((await documents.ingest(docs, "key:a", 0)).length, 45);
     assert.equal(upserts, 1);
@@ -180,11 +193,10 @@ test("a publish that times out, its tries refused: the documents of the publishe
     if (!isPublish(method, path)) return {};
     publishes++;
     if (publishes === 2) return { holdMs: 600 };
-    return publishes > 2 ? { forward: false, refuse: { status: 400, error: "Bad request: refused" } } : {};
+    return publishes > 2 ? { forward: false, refuse: badRequest } : {};
   });
-  const qdrant = qdrantAt(front.url, "later-publishes", { timeoutMs: 300 });
-  const documents = documentsOver(qdrant, async () => {}, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" });
-  const docs = Array.from({ length: 45 }, (_, i) => ({ id: `m${i}`, text: `Short document number ${i}.` }));
+  const { qdrant, documents } = shortLeaseOver(front.url, "later-publishes");
+  const docs = manyDocuments;
   const last = docs.slice(40).map((d) => d.id);
   try {
     await assert.rejects(documents.ingest(docs, "key:a", 0));
@@ -211,10 +223,9 @@ test("a publish that times out and lands late, every try after it refused, leave
   let publishes = 0;
   const front = await qdrantProxy((method, path) => {
     if (!cut || !isPublish(method, path)) return {};
-    return ++publishes === 1 ? { holdMs: 600 } : { forward: false, refuse: { status: 400, error: "Bad request: refused" } };
+    return ++publishes === 1 ? { holdMs: 600 } : { forward: false, refuse: badRequest };
   });
-  const qdrant = qdrantAt(front.url, "late-publish", { timeoutMs: 300 });
-  const documents = documentsOver(qdrant, async () => {}, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" });
+  const { qdrant, documents } = shortLeaseOver(front.url, "late-publish");
   try {
     await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
     cut = true;
@@ -237,8 +248,7 @@ test("a publish applied in part whose tries all fail leaves each document as it 
     if (++publishes > 1) return { forward: false, refuse: serverError };
     return { body: JSON.stringify({ operations: JSON.parse(body!).operations.slice(0, 5) }), refuse: serverError };
   });
-  const qdrant = qdrantAt(front.url, "cut-publish");
-  const documents = documentsOver(qdrant, async () => {}, { REQUEST_TIMEOUT_MS: "1000", QDRANT_TIMEOUT_MS: "300" });
+  const { qdrant, documents } = shortLeaseOver(front.url, "cut-publish");
   const docs = (tag: string) => Array.from({ length: 5 }, (_, i) => ({ id: `d${i}`, text: `${tag} text of d${i}.` }));
   try {
     await documents.ingest(docs("OLD"), "key:a", 0);
@@ -292,12 +302,12 @@ test("a publish sent again that lands after its deadline, its later tries refuse
     landedAt = performance.now();
     return { delayMs: 600 };
   });
-  const qdrant = qdrantAt(front.url, "flapping", { timeoutMs: 300 });
   const bumps: Array<{ at: number; saw: string[] }> = [];
-  const documents = documentsOver(qdrant, async () => void bumps.push({ at: performance.now(), saw: await searched(qdrant) }), {
-    REQUEST_TIMEOUT_MS: "1000",
-    QDRANT_TIMEOUT_MS: "300",
-  });
+  const { qdrant, documents } = shortLeaseOver(
+    front.url,
+    "flapping",
+    async () => void bumps.push({ at: performance.now(), saw: await searched(qdrant) }),
+  );
   try {
     await documents.ingest([{ id: "d", text: "Old text." }], "key:a", 0);
     bumps.length = 0;

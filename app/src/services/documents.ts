@@ -267,7 +267,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
    * of the tries, once one that timed out would have landed. Resolves with the first try's error, if it failed.
    * `sentMayLand`: the publish that failed may still land (it timed out). When the tries give up, the chunks the call
    * has not shown are discarded once no call may land: discarded under a late publish, a document lost its new chunks
-   * and then, as that publish landed, its old ones (review of this wave).
+   * and then, as that publish landed, its old ones.
    */
   function republish(ids: string[], generation: number, lease: Lease, sentMayLand: boolean): Promise<unknown> {
     let tries = 0;
@@ -363,6 +363,8 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       beforeCall();
       publishSent = true;
     };
+    /** The failed publish call may have been applied in part, and sending it again can help: it is left to its tries. */
+    const resending = (err: unknown) => publishSent && !retryCannotHelp(err);
     try {
       const points = prepared.flatMap((doc) =>
         doc.chunks.map(({ text, vector }, chunkIndex) => ({
@@ -382,7 +384,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
           // Sent, so perhaps applied in part: sent again at once, before the answers are invalidated (afterFailedWrite)
           // so none is cached from a document half shown. Landed, the write goes on; its 201 then says so, where a
           // 502 had a client send documents without ids again, and store them twice.
-          if (!publishSent || retryCannotHelp(err)) throw err;
+          if (!resending(err)) throw err;
           if ((await republish(group, generation, lease, writeMayLand(err))) !== undefined) throw err;
         });
         published++;
@@ -391,7 +393,7 @@ export function createDocuments({ config, store, corpus, ollama, qdrant, vectorF
       if (err instanceof VectorSizeMismatch) vectorFit.refused(err); // the vectors were embedded just now
       // A publish sent and refused, or timed out, is left to its tries (republish); the documents no call showed were
       // written with the others, and their chunks go, once no call of theirs may land.
-      const unshown = groups.slice(published + (publishSent && !retryCannotHelp(err) ? 1 : 0)).flat();
+      const unshown = groups.slice(published + (resending(err) ? 1 : 0)).flat();
       if (unshown.length > 0) discardPending(unshown, generation, lease, !upserted && writeMayLand(err));
       await afterFailedWrite(ids, lease, err, published > 0 || publishSent);
       throw err;

@@ -263,6 +263,7 @@ const PENDING = "pending";
 const GENERATION = "generation";
 const isPending = { key: PENDING, match: { value: true } };
 const ofDocument = (documentId: string) => ({ key: "document_id", match: { value: documentId } });
+const ofAnyDocument = (documentIds: string[]) => ({ key: "document_id", match: { any: documentIds } });
 const ofGeneration = (generation: number) => ({ key: GENERATION, match: { value: generation } });
 /**
  * A document's chunks of writes before `generation`, and those from before generations (none): a write's call that
@@ -581,7 +582,7 @@ export function createQdrant(opts: QdrantOptions) {
 
     /** Deletes a failed write's pending chunks of the documents, in one call: no search saw them. */
     discard: (documentIds: string[], generation: number): Promise<void> =>
-      deleteWhere({ must: [{ key: "document_id", match: { any: documentIds } }, ofGeneration(generation), isPending] }),
+      deleteWhere({ must: [ofAnyDocument(documentIds), ofGeneration(generation), isPending] }),
 
     /** Deletes a document's chunks of writes before `generation` (the delete's own lease), pending ones included. */
     deleteChunks: (documentId: string, generation: number, beforeCall?: BeforeCall): Promise<void> =>
