@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { request } from "undici";
 import { ADMIN_KEY, OTHER_KEY, startStack, USER_KEY, type Stack } from "../support/app.ts";
 import { parseResponses } from "../support/fuzz.ts";
 import { waitFor } from "../support/process.ts";
@@ -54,6 +55,16 @@ const cases: Case[] = [
     415,
     /^Unsupported Media Type: send Content-Type: application\/json \(got text\/plain\)$/,
     { "content-type": "text/plain" },
+  ],
+  // fetch sends the header empty; Node's parser gives the app "", as zod-openapi's gate reads no header at all.
+  [
+    "JSON without a Content-Type",
+    "POST",
+    "/api/v1/query",
+    '{"query":"x"}',
+    415,
+    /^Unsupported Media Type: send Content-Type: application\/json \(got none\)$/,
+    { "content-type": "" },
   ],
   [
     "long Content-Type, clipped as other echoed text is",
@@ -341,6 +352,19 @@ test("a body that is not uncompressed UTF-8 is refused with what to send instead
     assert.equal(res.body.code, "unsupported_media_type");
     assert.equal(res.headers.get("accept-encoding"), "identity");
   }
+
+  // No Content-Type at all (undici's request sends none for bytes): the same 415, and nothing stored.
+  const unlabelled = await request(`${stack.url}/api/v1/documents`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${USER_KEY}` },
+    body: Buffer.from(ingest("tides")),
+  });
+  assert.equal(unlabelled.statusCode, 415);
+  assert.deepEqual(await unlabelled.body.json(), {
+    error: "Unsupported Media Type: send Content-Type: application/json (got none)",
+    code: "unsupported_media_type",
+  });
+  assert.equal((await user.del("/api/v1/documents/encoded")).status, 404, "the unlabelled document was stored");
 
   // Accepted: UTF-8 beyond ASCII, an explicit identity coding, and a leading BOM (RFC 8259 lets a parser ignore it).
   const utf8 = await user.post("/api/v1/documents", Buffer.from(ingest("caf\u00e9 au lait"), "utf8"));

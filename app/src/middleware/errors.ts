@@ -41,7 +41,7 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
     // zod-openapi's media-type gate says only "Unsupported Media Type"; every body this API takes is JSON.
     if (err.status === 415) {
       const sent = c.req.header("content-type");
-      const got = sent === undefined ? "none" : clip(sent);
+      const got = sent ? clip(sent) : "none";
       return errorJson(c, "unsupported_media_type", `${err.message}: send Content-Type: application/json (got ${got})`);
     }
     // The request deadline's 504 (middleware/deadline.ts), or hono's own 400 (its JSON parser's "Malformed JSON in

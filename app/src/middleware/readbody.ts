@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
 import type { Gauge } from "prom-client";
 import { Counts } from "../counts.ts";
 import { bodyLimitOf, declaredLength } from "./bodylimit.ts";
@@ -69,7 +70,8 @@ const RETRY_SHORTLY = { "Retry-After": "1" };
  * Every POST under /api/ takes a JSON body, and RFC 8259 JSON is UTF-8; this app also takes it only uncompressed.
  * Without this, a gzip body was a 400 "Malformed JSON", a body labelled `br` was read as if it were plain, and bytes
  * that are not UTF-8 were decoded to U+FFFD and stored with a 201. (A Content-Type other than JSON is zod-openapi's
- * 415, after this.)
+ * 415, after this; a body with none is refused here with the same 415, since zod-openapi looks for one in the request
+ * this read has emptied, and such a body was validated as if empty: a 400 naming each field it held.)
  *
  * The body is read here once, after the key (`principal`, so requireApiKey runs first) and its rate limit were
  * checked, and held against the replica's budget (`maxReceiving`, shared by keys as Counts.overBudget shares a budget)
@@ -138,6 +140,7 @@ export const readJsonBody = ({ maxBytes: configured, maxReceiving, heldGauge }: 
         return undefined;
       });
       if (!(read instanceof Uint8Array)) return refuse(c, read);
+      if (!type && read.byteLength > 0) throw new HTTPException(415, { message: "Unsupported Media Type" });
       let text: string;
       try {
         text = utf8.decode(read);
