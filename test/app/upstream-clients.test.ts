@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, connect as connectTo, createServer, type Socket } from "node:net";
 import { createRequire } from "node:module";
 import { queryObjects } from "node:v8";
 import { Ollama } from "ollama";
@@ -17,7 +17,13 @@ import { fetchOverRequest } from "../../app/src/services/upstream-fetch.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { onError } from "../../app/src/middleware/errors.ts";
 import { observe } from "../../app/src/middleware/observe.ts";
-import { UPSERT_MAX_BYTES, upsertBatches, VectorSizeMismatch } from "../../app/src/services/qdrant.ts";
+import {
+  qdrantBase,
+  type QdrantService,
+  UPSERT_MAX_BYTES,
+  upsertBatches,
+  VectorSizeMismatch,
+} from "../../app/src/services/qdrant.ts";
 import { listen } from "../fakes/http.ts";
 import { startFakeQdrant } from "../fakes/qdrant.ts";
 import { startFakes, type Fakes } from "../support/fakes.ts";
@@ -372,6 +378,57 @@ test("only Qdrant's own 'collection doesn't exist' is a missing collection; anot
     });
   } finally {
     await server.close();
+  }
+});
+
+test("QDRANT_URL is read as the Qdrant client reads it, for every call: port 6333 when it names none, its path a prefix", async () => {
+  assert.deepEqual(qdrantBase("https://gateway.example:443/qdrant/"), {
+    host: "https://gateway.example",
+    port: 443,
+    prefix: "/qdrant",
+  });
+  const point = { documentId: "d", chunkIndex: 0, title: null, text: "Found.", metadata: {}, vector: [0.1, 0.2] };
+  const served = async (qdrant: QdrantService) => {
+    await qdrant.ready();
+    await putChunks(qdrant, [point]);
+    assert.equal((await qdrant.search([0.1, 0.2], undefined, 1))?.length, 1);
+  };
+  // Qdrant at its default port on a host of its own (another loopback address), named without a port: the query and the
+  // point writes went to port 80, refused, while the client's calls (readiness, the collection) reached it.
+  const piped = new Set<Socket>();
+  const atDefaultPort = createServer((socket) => {
+    const upstream = connectTo(fakes.qdrant.port, "127.0.0.1");
+    for (const end of [socket, upstream]) piped.add(end.on("error", () => {}));
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => atDefaultPort.listen(6333, "127.0.0.7", resolve));
+  // A gateway serving Qdrant under /qdrant and nothing else: the client's calls went without the path, 404 each.
+  const seen: string[] = [];
+  const gateway = await listen(
+    new Hono().all("*", (c) => {
+      const { pathname, search } = new URL(c.req.url);
+      seen.push(pathname);
+      if (!pathname.startsWith("/qdrant/")) return c.text("not here", 404);
+      return fetch(`${fakes.qdrant.url}${pathname.slice("/qdrant".length)}${search}`, {
+        method: c.req.method,
+        headers: c.req.raw.headers,
+        body: c.req.raw.body,
+        duplex: "half",
+      } as RequestInit);
+    }),
+  );
+  try {
+    await served(qdrantAt("http://127.0.0.7", "at-default-port"));
+    await served(qdrantAt(`${gateway.url}/qdrant/`, "behind-gateway"));
+    assert.deepEqual(
+      seen.filter((path) => !path.startsWith("/qdrant/")),
+      [],
+    );
+    assert.ok(seen.includes("/qdrant/collections/behind-gateway/points/query"), seen.join(" "));
+  } finally {
+    atDefaultPort.close();
+    for (const end of piped) end.destroy();
+    await gateway.close();
   }
 });
 

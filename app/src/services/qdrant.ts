@@ -274,6 +274,27 @@ const olderChunksOf = (documentId: string, generation: number) => ({
   must_not: [{ key: GENERATION, range: { gte: generation } }],
 });
 
+/** js-client-rest's port for a URL that names none (qdrant-client.js, 1.19.0). */
+const QDRANT_DEFAULT_PORT = 6333;
+
+/**
+ * Where QDRANT_URL points, for the client and the app's own calls (the query and the point writes) alike. js-client-rest
+ * reads a URL its own way: port 6333 when it names none, its path ignored (only `prefix` is one). Read that way for the
+ * client alone, the app's calls went elsewhere: `http://qdrant` passed readiness while every query and write was
+ * refused at port 80, and `http://gateway/qdrant` sent them under the path and the client's calls without it. Here the
+ * path is the client's `prefix`, and a port written in the URL is kept, a scheme's default too (`https://host:443`),
+ * which WHATWG URL parsing drops and the client then took for none.
+ */
+export function qdrantBase(url: string): { host: string; port: number; prefix: string } {
+  const parsed = new URL(url);
+  const written = /^[^:]+:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/.exec(url)?.[1];
+  return {
+    host: `${parsed.protocol}//${parsed.hostname}`,
+    port: written === undefined ? QDRANT_DEFAULT_PORT : Number(written),
+    prefix: parsed.pathname.replace(/\/+$/, ""),
+  };
+}
+
 export function createQdrant(opts: QdrantOptions) {
   treatAsSecret(opts.apiKey);
   // Everything but the query and the point writes (see requestJson): the collection, its indexes and readiness, calls
@@ -283,8 +304,11 @@ export function createQdrant(opts: QdrantOptions) {
   // (see ollama.ts for why).
   // The key goes as the header the client would set itself: given as `apiKey` with an http URL, the client writes a
   // plain-text warning to stderr (qdrant-client.js), the one line of the log that is not JSON. It is logged instead.
+  const { host, port, prefix } = qdrantBase(opts.url);
   const client = new QdrantClient({
-    url: opts.url,
+    url: host,
+    port,
+    ...(prefix ? { prefix } : {}),
     ...(opts.apiKey ? { headers: { "api-key": opts.apiKey } } : {}),
     timeout: opts.timeoutMs,
     checkCompatibility: false,
@@ -297,7 +321,7 @@ export function createQdrant(opts: QdrantOptions) {
   // waiting: without it a search runs to Qdrant's 60 s default after the client left (actix-web does not cancel a
   // handler on disconnect, actix/actix-web#3462), and an overloaded Qdrant kept searching for answers no one reads.
   const queryTimeoutS = Math.max(1, Math.ceil(opts.timeoutMs / 1000));
-  const pointsUrl = `${opts.url.replace(/\/+$/, "")}/collections/${encodeURIComponent(name)}/points`;
+  const pointsUrl = `${host}:${port}${prefix}/collections/${encodeURIComponent(name)}/points`;
   const queryUrl = `${pointsUrl}/query?timeout=${queryTimeoutS}`;
   const requestHeaders = { "content-type": "application/json", ...(opts.apiKey ? { "api-key": opts.apiKey } : {}) };
   // A query answers at most DEFAULT_TOP_K's limit of chunks with three fields, a write its operations' results: far
