@@ -16,7 +16,7 @@ import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, spawnAppProcess } from "../support/app.ts";
 import { capturedLog } from "../support/log.ts";
 import { type PostgresServer, startPostgres, terminationNotice } from "../support/postgres.ts";
-import { waitFor } from "../support/process.ts";
+import { freePort, waitFor } from "../support/process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 let pg: PostgresServer;
@@ -55,6 +55,23 @@ test("a busy pool whose statements queue past their deadlines keeps its connecti
     assert.deepEqual(
       lines.filter((l) => l.includes("stopped answering")),
       [],
+    );
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
+
+test("a URL naming two hosts, the first refusing connections, is served by the second, as postgres.js alone serves it", async () => {
+  const down = await freePort();
+  const sql = createDb(pg.url.replace(`:${pg.port}/`, `:${down},127.0.0.1:${pg.port}/`), { max: 2, connectTimeoutMs: 2_000 });
+  try {
+    // Three statements at once: both connections of the pool, though the first host comes first in the URL.
+    const served = await Promise.all(
+      [0, 1, 2].map(() => withDeadline(sql, sql`SELECT inet_server_port() AS port, pg_sleep(0.05)`, 5_000)),
+    );
+    assert.deepEqual(
+      served.map((rows) => rows[0]!.port),
+      [pg.port, pg.port, pg.port],
     );
   } finally {
     await sql.end({ timeout: 1 });

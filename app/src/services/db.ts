@@ -86,10 +86,16 @@ const HEALTHY_CONNECTION_MS = 1_000;
  * statement waiting to be its first is closed without an error (3.4.9 connection.js `closed`: `if (initial) return
  * reconnect()` before the delay is updated): the LISTEN connection, which always has its LISTEN waiting, reconnected
  * about 650 times a second for as long as Postgres (or a proxy in front of it) accepted and closed connections.
+ *
+ * A URL naming several hosts (`postgres://u@h1:5432,h2:5432/db`) is tried as postgres.js tries it, the first host
+ * first and the next once a connection died young (refused, or ended by its target_session_attrs check), which
+ * postgres.js does only for the sockets it opens itself (connection.js `connect`, `hostIndex`): every connection went to
+ * the first host, and with it down the app never started.
  */
 function socketOpener(open: Set<Socket>) {
   const openedAt = new WeakMap<Socket, number>();
   let failures = 0;
+  let hostIndex = 0;
   return async ({ host, port, path: socketPath }: { host: string[]; port: number[]; path?: string | false }) => {
     // Read from the sockets, not their events: postgres.js removes every listener from a socket it starts TLS on.
     const now = performance.now();
@@ -103,13 +109,16 @@ function socketOpener(open: Set<Socket>) {
         open.delete(old);
       }
     }
-    if (diedYoung) failures++;
-    else if (healthy) failures = 0;
+    if (diedYoung) {
+      failures++;
+      hostIndex = (hostIndex + 1) % host.length;
+    } else if (healthy) failures = 0;
     if (failures > 0) await sleep(reconnectBackoff(failures) * 1000);
-    const socket = socketPath ? connect(socketPath) : connect(port[0]!, host[0]);
+    const [toHost, toPort] = [host[hostIndex]!, port[hostIndex]!];
+    const socket = socketPath ? connect(socketPath) : connect(toPort, toHost);
     // As on postgres.js' own sockets: its errors print them, and its TLS handshake checks the server certificate
     // against `socket.host` (servername), so without it the host name would go unverified.
-    Object.assign(socket, { host: host[0], port: port[0] });
+    Object.assign(socket, { host: toHost, port: toPort });
     openedAt.set(socket, performance.now());
     open.add(socket);
     return socket;
