@@ -587,7 +587,7 @@ test("metadata keys get payload indexes up to QDRANT_METADATA_INDEX_LIMIT for th
 test("the Ollama transport answers as fetch would: status, headers, JSON or text read whole, ndjson streamed, 204 bodiless, the caller's abort", {
   timeout: 10_000,
 }, async () => {
-  const secondLine = gate();
+  let secondLine = gate();
   const held = gate();
   const app = new Hono()
     .post("/json", async (c) => {
@@ -600,7 +600,7 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
     .get("/ndjson-error", (c) => c.body('{"error":"model runner crashed"}\n', 500, { "Content-Type": "application/x-ndjson" }))
     .get("/empty", (c) => c.body(null, 204))
     .post("/ndjson", (c) => {
-      c.header("Content-Type", "application/x-ndjson");
+      c.header("Content-Type", c.req.query("type") ?? "application/x-ndjson");
       return stream(c, async (s) => {
         await s.write('{"n":1}\n');
         await secondLine.passed;
@@ -637,13 +637,17 @@ test("the Ollama transport answers as fetch would: status, headers, JSON or text
     assert.deepEqual([empty.status, empty.body], [204, null]);
 
     // The first line arrives while the server still holds the second: the body is streamed, not read whole (to a
-    // request that asked for a stream, as ollama-js says in its body).
-    const asStream = { method: "POST", body: '{"model":"m","stream":true}' };
-    const reader = (await fetch(`${server.url}/ndjson`, asStream)).body!.getReader();
-    assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":1}\n');
-    secondLine.open();
-    assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n');
-    assert.equal((await reader.read()).done, true);
+    // request that asked for a stream, as ollama-js says in its body and with its signal), whatever its label: a
+    // proxy in front of Ollama may call it text/plain.
+    const asStream = { method: "POST", body: '{"model":"m","stream":true}', signal: new AbortController().signal };
+    for (const type of ["application/x-ndjson", "text/plain; charset=utf-8"]) {
+      secondLine = gate();
+      const reader = (await fetch(`${server.url}/ndjson?type=${encodeURIComponent(type)}`, asStream)).body!.getReader();
+      assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":1}\n', type);
+      secondLine.open();
+      assert.equal(new TextDecoder().decode((await reader.read()).value), '{"n":2}\n', type);
+      assert.equal((await reader.read()).done, true, type);
+    }
 
     // The caller's signal (ollama-js aborts a stream through it) ends a stream mid-body, with the caller's reason.
     const caller = new AbortController();

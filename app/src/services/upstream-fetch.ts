@@ -61,8 +61,7 @@ class WholeResponse {
  * (the `ollama` library takes any fetch: README "Custom client", `fetch` option).
  * Not undici's fetch: the WHATWG fetch algorithm clones each request and tees its body, and builds web streams for
  * every body; against the same fake that was 0.6 ms more CPU per call than plain HTTP on this 2-core VM.
- * A JSON answer is read whole; a streamed one (application/x-ndjson, to a request that asked for a stream) is passed
- * on as a web stream. The deadline (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it
+ * An answer is read whole, but a 200 to a request that asked for a stream, which is passed on as a web stream. The deadline (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it
  * starts over with every whole line, so it bounds a silence, not the length of the answer: a long answer that keeps
  * coming is not cut (guide 000 gives "long-running agent queries" 300 s at the proxy). Bytes alone do not start it
  * over: an answer dripping one space at a time, or typed ndjson to a request that asked for none (an embed), held its
@@ -92,8 +91,11 @@ export function fetchOverRequest(timeoutMs: number, dispatcher: Dispatcher = ups
         signal: deadline,
         dispatcher,
       });
-      // The header first: only an ndjson answer pays for searching the request body (an embed's is tens of kB).
-      if (String(res.headers["content-type"]).includes("ndjson") && askedForStream(init?.body)) {
+      // A 200 to a request that asked for a stream is one, whatever its Content-Type says, as fetch and ollama-js read
+      // it: labelled otherwise (a proxy in front of Ollama), it was read whole, and ollama-js failed the answer
+      // ("Missing body"). The signal first: ollama-js sends one with a stream only, so an embed's body (tens of kB)
+      // is not searched.
+      if (res.statusCode === 200 && caller !== undefined && askedForStream(init?.body)) {
         const lines = jsonLines(() => deadline.refresh());
         pipeline(res.body, lines, () => {});
         res.body.once("close", done);
