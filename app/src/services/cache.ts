@@ -53,6 +53,13 @@ const MISSES_BEFORE_RECONNECT = 3;
 const CLOSE_WAIT_MS = 1_000;
 
 /**
+ * Milliseconds before the n-th reconnect: doubling to 2 s, plus 0-200 ms at random as node-redis' default strategy
+ * adds (socket.js `defaultReconnectStrategy`), so replicas cut off together (a failover) do not all come back at the
+ * same instants. Unlike that default, a socket timeout is tried again too.
+ */
+export const redisReconnectDelay = (retries: number) => Math.min(100 * 2 ** retries, 2000) + Math.floor(Math.random() * 200);
+
+/**
  * Redis as a best-effort cache: TLS and password come from a rediss:// URL (or REDIS_PASSWORD), commands fail fast
  * while disconnected (no offline queue) or past the command deadline (`run`), and every failure is reported as a miss.
  */
@@ -72,7 +79,7 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       commandOptions: { timeout: 0 },
       socket: {
         connectTimeout: Math.max(commandTimeoutMs, 1000),
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
+        reconnectStrategy: redisReconnectDelay,
       },
     });
     c.on("error", (err: unknown) => {

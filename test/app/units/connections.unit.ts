@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { noAnswer } from "../../../app/src/errors.ts";
+import { redisReconnectDelay } from "../../../app/src/services/cache.ts";
 import { isUnavailable } from "../../../app/src/services/db.ts";
 import {
   readOnlyNodeCheck,
@@ -112,4 +113,21 @@ test("a call that reached nothing (refused, no route, no connection within the c
   for (const code of ["ECONNREFUSED", "EHOSTUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
     assert.equal(noAnswer("ollama", connectError(code)).status, 503, code);
   assert.equal(noAnswer("ollama", connectError("ECONNRESET")).status, 502, "reset once connected: it may have been answering");
+});
+
+test("redisReconnectDelay: doubles to 2 s, spread by up to 200 ms so replicas cut off together come back apart", () => {
+  const delays = (retries: number) => Array.from({ length: 200 }, () => redisReconnectDelay(retries));
+  for (const [retries, base] of [
+    [0, 100],
+    [3, 800],
+    [10, 2000],
+  ] as const) {
+    const seen = delays(retries);
+    assert.ok(
+      seen.every((d) => Number.isInteger(d) && d >= base && d < base + 200),
+      `${retries}: ${seen.slice(0, 5)}`,
+    );
+    // 200 draws of 200 values give about 126 distinct ones (50 is 17 standard deviations below); without jitter, 1.
+    assert.ok(new Set(seen).size > 50, `${retries}: ${new Set(seen).size} distinct delays`);
+  }
 });
