@@ -48,6 +48,8 @@ test("a request without a key is refused with 401 and a reason", async () => {
     assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
     // The id of its access-log line, as every other answer carries it.
     assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+    // Its length told, as every other JSON answer's: sent chunked, it closed an HTTP/1.0 client's kept-alive connection.
+    assert.equal(res.headers.get("content-length"), String(Buffer.byteLength(res.text)), `${method} ${path}`);
   }
 });
 

@@ -34,9 +34,10 @@ export const onError = (log: Logger) => (err: Error, c: Context) => {
   if (err instanceof HTTPException) {
     if (err.res) {
       // bearer-auth builds its own JSON response with WWW-Authenticate; the request id set on the context is not in it.
-      const res = err.getResponse();
-      res.headers.set("X-Request-Id", c.get("requestId"));
-      return res;
+      // Sent as built, not through getResponse(), which wraps its body in a stream of unknown length: the answer went
+      // chunked, and an HTTP/1.0 client asking to keep its connection had it closed by every 401.
+      err.res.headers.set("X-Request-Id", c.get("requestId"));
+      return err.res;
     }
     // zod-openapi's media-type gate says only "Unsupported Media Type"; every body this API takes is JSON.
     if (err.status === 415) {
