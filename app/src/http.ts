@@ -122,15 +122,19 @@ export async function listenHttp(
 ): Promise<HttpServer> {
   /** Set by the adapter's refusal of the request being handed to it (`serve`). */
   let adapterRefused = false;
+  /** The request being handed to the adapter (`serve`), which its refusal is not given. */
+  let handed: IncomingMessage | undefined;
   const listener = getRequestListener(fetch, {
-    hostname: opts.host,
+    // The URL's host for a request without a Host header (HTTP/1.0): an IPv6 address unbracketed (HOST=::) made
+    // `http://:::/health`, which the adapter refused as an invalid URL, every such request a 400.
+    hostname: opts.host.includes(":") ? `[${opts.host}]` : opts.host,
     errorHandler: (err) => {
       // Counted by its status, as the app's own answers are: a 500 is seen by the 5xx alert.
       if (err instanceof RequestError) {
         adapterRefused = true;
         const error = `malformed request: ${err.message}`;
         const res = jsonError("malformed_http", error, { connection: "close" });
-        reportUnmatched(opts, undefined, res.status, error);
+        reportUnmatched(opts, handed?.method, res.status, error);
         return res;
       }
       opts.log.error({ err: describe(err) }, "request failed in the HTTP adapter");
@@ -152,7 +156,9 @@ export async function listenHttp(
    */
   const serve = (req: IncomingMessage, res: ServerResponse) => {
     adapterRefused = false;
+    handed = req;
     const served = listener(req, res);
+    handed = undefined;
     if (adapterRefused) closeWith(req.socket as Connection, res);
     return served;
   };

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { listenHttp } from "../../app/src/http.ts";
@@ -389,10 +390,12 @@ test("a request refused before the app is logged with its status and reason, as 
       "NOT HTTP AT ALL\r\n\r\n",
       "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
       `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: ${"x".repeat(4_000)}\r\n\r\n`,
+      // Refused by the adapter (@hono/node-server's RequestError), after Node's parser took it.
+      "GET /a\\b HTTP/1.1\r\nHost: a\r\n\r\n",
     ];
     const statuses = [];
     for (const bytes of refusals) statuses.push((await rawExchange(http.port, bytes))[0]?.status);
-    assert.deepEqual(statuses, [400, 405, 417]);
+    assert.deepEqual(statuses, [400, 405, 417, 400]);
     const lines = records().filter((r) => r.msg === "refused before the app");
     assert.deepEqual(
       lines.map(({ method, route, status }) => ({ method, route, status })),
@@ -400,8 +403,11 @@ test("a request refused before the app is logged with its status and reason, as 
         { method: "other", route: "unmatched", status: "400" },
         { method: "other", route: "unmatched", status: "405" },
         { method: "POST", route: "unmatched", status: "417" },
+        // Its method, though the adapter's refusal is not given the request: counted as "other" before.
+        { method: "GET", route: "unmatched", status: "400" },
       ],
     );
+    assert.match(lines[3]!.error, /^malformed request: /);
     assert.match(lines[0]!.error, /^malformed HTTP request: .*\(HPE_/);
     assert.match(lines[1]!.error, /^CONNECT is not supported/);
     assert.match(
@@ -409,6 +415,27 @@ test("a request refused before the app is logged with its status and reason, as 
       /^unsupported Expect header: x+\.\.\. \(4\d\d\d characters\)$/,
       "the client's bytes are clipped",
     );
+  } finally {
+    await http.close(0);
+  }
+});
+
+test("a request without a Host header (HTTP/1.0) is served on an IPv6 HOST too, its URL's host the address bracketed", async (t) => {
+  if (!Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === "::1")))
+    return t.skip("no IPv6 loopback on this machine");
+  const urls: string[] = [];
+  const http = await listenHttp(
+    (req) => {
+      urls.push(req.url);
+      return new Response("ok");
+    },
+    { port: 0, host: "::1", metrics: createMetrics(), log: createLogger("silent"), keepAliveTimeoutMs: 5_000 },
+  );
+  try {
+    // An HTTP/1.0 health checker (HAProxy's httpchk sends no Host): the URL `http://::1/health` was a 400.
+    const [answer] = await rawExchange(http.port, "GET /health HTTP/1.0\r\n\r\n", 5_000, "::1");
+    assert.equal(answer?.status, 200, answer?.body);
+    assert.deepEqual(urls, ["http://[::1]/health"]);
   } finally {
     await http.close(0);
   }

@@ -226,9 +226,9 @@ export function parseResponses(text: string, closed = true): RawResponse[] {
 }
 
 /** Sends raw bytes on a fresh connection and reads until the server closes it: the responses it sent. */
-export function rawExchange(port: number, bytes: string, timeoutMs = 5000): Promise<RawResponse[]> {
+export function rawExchange(port: number, bytes: string, timeoutMs = 5000, host = "127.0.0.1"): Promise<RawResponse[]> {
   return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
+    const socket = connect(port, host);
     let text = "";
     const done = () => {
       clearTimeout(timer);
