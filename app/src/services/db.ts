@@ -87,32 +87,47 @@ const HEALTHY_CONNECTION_MS = 1_000;
  * reconnect()` before the delay is updated): the LISTEN connection, which always has its LISTEN waiting, reconnected
  * about 650 times a second for as long as Postgres (or a proxy in front of it) accepted and closed connections.
  *
- * A URL naming several hosts (`postgres://u@h1:5432,h2:5432/db`) is tried as postgres.js tries it, the first host
- * first and the next once a connection died young (refused, or ended by its target_session_attrs check), which
- * postgres.js does only for the sockets it opens itself (connection.js `connect`, `hostIndex`): every connection went to
- * the first host, and with it down the app never started.
+ * A URL naming several hosts (`postgres://u@h1:5432,h2:5432/db`) has the pool's connections go to one host, the first
+ * to start with, and to the next once a connection to it ended before it could have served: refused, past its
+ * connect_timeout, or ended by its target_session_attrs check. postgres.js moves on to the next host at every connect
+ * of each connection (connection.js `connect`, `hostIndex`), but only for the sockets it opens itself: through this
+ * opener every connection went to the first host, and with it down the app never started.
  */
 function socketOpener(open: Set<Socket>) {
   const openedAt = new WeakMap<Socket, number>();
+  /** The index of the host each socket was opened to: only a failure of the current host moves the pool on. */
+  const openedTo = new WeakMap<Socket, number>();
   let failures = 0;
   let hostIndex = 0;
-  return async ({ host, port, path: socketPath }: { host: string[]; port: number[]; path?: string | false }) => {
+  return async ({
+    host,
+    port,
+    path: socketPath,
+    connect_timeout: connectTimeoutS,
+  }: {
+    host: string[];
+    port: number[];
+    path?: string | false;
+    connect_timeout: number;
+  }) => {
     // Read from the sockets, not their events: postgres.js removes every listener from a socket it starts TLS on.
     const now = performance.now();
+    const couldServeAfterMs = connectTimeoutS * 1000 + HEALTHY_CONNECTION_MS;
     let diedYoung = false;
     let healthy = false;
+    let hostFailed = false;
     for (const old of open) {
       const age = now - openedAt.get(old)!;
       if (!old.destroyed) healthy ||= age >= HEALTHY_CONNECTION_MS;
       else {
         diedYoung ||= age < HEALTHY_CONNECTION_MS;
+        hostFailed ||= openedTo.get(old) === hostIndex && age < couldServeAfterMs;
         open.delete(old);
       }
     }
-    if (diedYoung) {
-      failures++;
-      hostIndex = (hostIndex + 1) % host.length;
-    } else if (healthy) failures = 0;
+    if (hostFailed) hostIndex = (hostIndex + 1) % host.length;
+    if (diedYoung) failures++;
+    else if (healthy) failures = 0;
     if (failures > 0) await sleep(reconnectBackoff(failures) * 1000);
     const [toHost, toPort] = [host[hostIndex]!, port[hostIndex]!];
     const socket = socketPath ? connect(socketPath) : connect(toPort, toHost);
@@ -120,6 +135,7 @@ function socketOpener(open: Set<Socket>) {
     // against `socket.host` (servername), so without it the host name would go unverified.
     Object.assign(socket, { host: toHost, port: toPort });
     openedAt.set(socket, performance.now());
+    openedTo.set(socket, hostIndex);
     open.add(socket);
     return socket;
   };
