@@ -287,7 +287,8 @@ const QDRANT_DEFAULT_PORT = 6333;
  */
 export function qdrantBase(url: string): { host: string; port: number; prefix: string } {
   const parsed = new URL(url);
-  const written = /^[^:]+:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/.exec(url)?.[1];
+  // URL parsing takes `http:/h:1` and `http:\\h:1` for `http://h:1` too (config.ts accepts what it parses).
+  const written = /^[^:]+:[/\\]*[^/\\?#]*:(\d+)(?:[/\\?#]|$)/.exec(url)?.[1];
   return {
     host: `${parsed.protocol}//${parsed.hostname}`,
     port: written === undefined ? QDRANT_DEFAULT_PORT : Number(written),
