@@ -381,14 +381,14 @@ const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
  * 100-continue` when `expect`. `answered` resolves with what the server sent since the last call, once that is a 100
  * Continue or a whole answer; `send` sends bytes of the body.
  */
-function rawPost(key: string, length: number, { expect = true, chunked = false, path = "/api/v1/query" } = {}) {
+function rawPost(key: string, length: number, { expect = true, chunked = false, path = "/api/v1/query", typed = true } = {}) {
   const socket = connect(Number(new URL(stack.url).port), "127.0.0.1");
   socket.on("error", () => {});
   let seen = "";
   socket.on("data", (d) => {
     seen += d.toString("latin1");
   });
-  socket.write(rawQuery(key, "", { length, chunked, path, headers: expect ? "Expect: 100-continue\r\n" : "" }));
+  socket.write(rawQuery(key, "", { length, chunked, path, typed, headers: expect ? "Expect: 100-continue\r\n" : "" }));
   return {
     async answered(): Promise<string> {
       await waitFor("an answer", async () => seen === CONTINUE || parseResponses(seen, false).length > 0, 5_000);
@@ -401,7 +401,7 @@ function rawPost(key: string, length: number, { expect = true, chunked = false, 
   };
 }
 
-test("a 100-continue request gets its 413, 401, 404 or 405 instead of the 100, before it sends its body; a valid one, the 100", async () => {
+test("a 100-continue request gets its 413, 401, 404, 405 or 415 instead of the 100, before it sends its body; a valid one, the 100", async () => {
   const over = rawPost(USER_KEY, BODY_LIMIT + 1);
   const refused = await over.answered();
   over.close();
@@ -433,6 +433,15 @@ test("a 100-continue request gets its 413, 401, 404 or 405 instead of the 100, b
     const answer = await nowhere.answered();
     nowhere.close();
     assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${path}: ${answer.slice(0, 80)}`);
+  }
+
+  // Nor one without a Content-Type, declared by its length or sent chunked: its 415 comes instead of the 100.
+  for (const chunked of [false, true]) {
+    const untyped = rawPost(USER_KEY, body.length, { typed: false, chunked });
+    const answer = await untyped.answered();
+    untyped.close();
+    assert.match(answer, /^HTTP\/1\.1 415 /, `chunked ${chunked}: ${answer.slice(0, 80)}`);
+    assert.match(answer, /got none/);
   }
 });
 

@@ -73,7 +73,7 @@ export function parseSse(text: string): Array<{ event: string; data: any }> {
 export const rawQuery = (
   key: string,
   body: string,
-  { length = Buffer.byteLength(body), version = "1.1", headers = "", chunked = false, path = "/api/v1/query" } = {},
+  { length = Buffer.byteLength(body), version = "1.1", headers = "", chunked = false, path = "/api/v1/query", typed = true } = {},
 ) =>
   `POST ${path} HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
-  `Content-Type: application/json\r\n${headers}${chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${length}`}\r\n\r\n${body}`;
+  `${typed ? "Content-Type: application/json\r\n" : ""}${headers}${chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${length}`}\r\n\r\n${body}`;

@@ -70,8 +70,9 @@ const RETRY_SHORTLY = { "Retry-After": "1" };
  * Every POST under /api/ takes a JSON body, and RFC 8259 JSON is UTF-8; this app also takes it only uncompressed.
  * Without this, a gzip body was a 400 "Malformed JSON", a body labelled `br` was read as if it were plain, and bytes
  * that are not UTF-8 were decoded to U+FFFD and stored with a 201. (A Content-Type other than JSON is zod-openapi's
- * 415, after this; a body with none is refused here with the same 415, since zod-openapi looks for one in the request
- * this read has emptied, and such a body was validated as if empty: a 400 naming each field it held.)
+ * 415, after this; a body with none, declared by its length or sent chunked, is refused here with the same 415 before it
+ * is read: zod-openapi looks for it in the request this read empties, and such a body was validated as if empty, a 400
+ * naming each field it held.)
  *
  * The body is read here once, after the key (`principal`, so requireApiKey runs first) and its rate limit were
  * checked, and held against the replica's budget (`maxReceiving`, shared by keys as Counts.overBudget shares a budget)
@@ -127,6 +128,8 @@ export const readJsonBody = ({ maxBytes: configured, maxReceiving, heldGauge }: 
     // Refused before its first byte when its declared length (or a first byte) would be now, nothing held meanwhile:
     // a client waiting for 100 Continue sends nothing then.
     const declared = declaredLength(c);
+    if (!type && ((declared ?? 0) > 0 || c.req.header("transfer-encoding") !== undefined))
+      throw new HTTPException(415, { message: "Unsupported Media Type" });
     const first = refusal(owner, Math.min(declared || 1, limit.bytes), 0);
     if (first) return refuse(c, first);
     let held = 0;
@@ -140,7 +143,6 @@ export const readJsonBody = ({ maxBytes: configured, maxReceiving, heldGauge }: 
         return undefined;
       });
       if (!(read instanceof Uint8Array)) return refuse(c, read);
-      if (!type && read.byteLength > 0) throw new HTTPException(415, { message: "Unsupported Media Type" });
       let text: string;
       try {
         text = utf8.decode(read);

@@ -61,9 +61,9 @@ class WholeResponse {
  * (the `ollama` library takes any fetch: README "Custom client", `fetch` option).
  * Not undici's fetch: the WHATWG fetch algorithm clones each request and tees its body, and builds web streams for
  * every body; against the same fake that was 0.6 ms more CPU per call than plain HTTP on this 2-core VM.
- * An answer is read whole, but a 200 to a request that asked for a stream, which is passed on as a web stream. The deadline (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it
- * starts over with every whole line, so it bounds a silence, not the length of the answer: a long answer that keeps
- * coming is not cut (guide 000 gives "long-running agent queries" 300 s at the proxy). Bytes alone do not start it
+ * An answer is read whole, except a 200 to a request that asked for a stream: that one is passed on as a web stream.
+ * The deadline (OLLAMA_TIMEOUT_MS) runs until the headers and a whole JSON body; on a stream it starts over with every
+ * whole line, so it bounds a silence, not the length of the answer: a long answer that keeps coming is not cut (guide 000 gives "long-running agent queries" 300 s at the proxy). Bytes alone do not start it
  * over: an answer dripping one space at a time, or typed ndjson to a request that asked for none (an embed), held its
  * call, and every later ask of its question that joined it, until the upstream let go (probe BP: 24 s of 504s after
  * Ollama was well again). A streamed line that is not JSON ends the stream: ollama-js 0.6.4 (`parseJSON`) skips it
