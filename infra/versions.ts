@@ -28,9 +28,11 @@ export const CHARTS = {
   // prometheus-community/helm-charts tag kube-prometheus-stack-81.4.3 (d43b299), appVersion v0.88.1. The
   // 81.x history goes 81.4.3 -> 81.5.0; the former pin 81.4.5 was never released.
   kubePrometheusStack: { chart: "kube-prometheus-stack", version: "81.4.3", repo: PROMETHEUS_COMMUNITY },
-  // grafana/helm-charts release tag helm-loki-6.29.0, index.yaml appVersion 3.4.2.
+  // grafana/loki tag helm-loki-6.29.0, production/helm/loki (the chart's source; the grafana/helm-charts release
+  // of that name holds no chart files), index.yaml appVersion 3.4.2. Values checked there (2026-12-07).
   loki: { chart: "loki", version: "6.29.0", repo: GRAFANA },
-  // grafana/helm-charts release tag alloy-0.12.5, index.yaml appVersion v1.7.4.
+  // grafana/alloy tag helm-chart/0.12.5, operations/helm/charts/alloy (the chart's source), index.yaml appVersion
+  // v1.7.4. Values checked there (2026-12-07).
   alloy: { chart: "alloy", version: "0.12.5", repo: GRAFANA },
   // prometheus-community/helm-charts tag prometheus-postgres-exporter-7.3.0 (1b5fec4), appVersion v0.18.1.
   postgresExporter: { chart: "prometheus-postgres-exporter", version: "7.3.0", repo: PROMETHEUS_COMMUNITY },

@@ -56,7 +56,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
           name: ALB_SERVICE_ACCOUNT,
           annotations: { "eks.amazonaws.com/role-arn": alb.role.arn },
         },
-        // Only Ingresses: leave `type: LoadBalancer` Services (and their webhook) alone.
+        // No mutating webhook on Services (chart 1.14.0 webhook.yaml `mservice`): a `type: LoadBalancer` Service is left
+        // to the in-tree controller unless it opts in (annotation or loadBalancerClass); this stack creates none.
         enableServiceMutatorWebhook: false,
         // --default-tags on every ALB, target group and security group (chart templates/deployment.yaml).
         defaultTags: args.resourceTags,

@@ -395,7 +395,8 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
       storage: s3
         ? {
             type: "s3",
-            bucketNames: { chunks: s3.bucketName, ruler: s3.bucketName, admin: s3.bucketName },
+            // `admin` is read only by the enterprise templates (loki chart 6.29.0 admin-api, gateway-enterprise).
+            bucketNames: { chunks: s3.bucketName, ruler: s3.bucketName },
             s3: { region: s3.region },
           }
         : { type: "filesystem" },
