@@ -78,6 +78,36 @@ describe("Grafana dashboards", () => {
     const { code, output } = await run("promtool", ["check", "rules", file]);
     assert.equal(code, 0, output);
   });
+
+  it("Nodes ready / not ready counts the nodes not ready (promtool, on kube-state-metrics' series)", async () => {
+    const panel = allPanels(byUid("agent-infrastructure")!).find((p) => p.title === "Nodes ready / not ready")!;
+    const expr = (legend: string) => substituteGrafanaVariables(panel.targets!.find((t) => t.legendFormat === legend)!.expr!);
+    // kube-state-metrics' node collector: one series per condition status, 1 for the status the node is in.
+    const node = (name: string, status: string) =>
+      ["true", "false", "unknown"].map((s) => ({
+        series: `kube_node_status_condition{node="${name}", condition="Ready", status="${s}"}`,
+        values: s === status ? "1" : "0",
+      }));
+    const tests = {
+      rule_files: [],
+      evaluation_interval: "1m",
+      tests: [
+        {
+          interval: "1m",
+          input_series: [...node("a", "true"), ...node("b", "false"), ...node("c", "unknown")],
+          promql_expr_test: [
+            { expr: expr("ready"), eval_time: "0m", exp_samples: [{ labels: "{}", value: 1 }] },
+            // Summing the Ready=true series equal to 0 added zeros: 0 whatever the number of nodes down.
+            { expr: expr("not ready"), eval_time: "0m", exp_samples: [{ labels: "{}", value: 2 }] },
+          ],
+        },
+      ],
+    };
+    const file = join(work, "nodes-panel.test.yml");
+    writeFileSync(file, YAML.stringify(tests));
+    const { code, output } = await run("promtool", ["test", "rules", file]);
+    assert.equal(code, 0, output);
+  });
 });
 
 /**

@@ -80,6 +80,7 @@ export interface Target {
   refId: string;
   datasource?: DataSourceRef;
   expr?: string;
+  legendFormat?: string;
   namespace?: string;
   metricName?: string;
   dimensions?: Record<string, string | string[]>;
