@@ -26,7 +26,7 @@ export interface CiRolesArgs {
   oidcProvider: "create" | "lookup" | string;
 }
 
-/** Services `pulumi up` manages for this program (infra/platform, infra/workloads). */
+/** Services `pulumi up` manages for this program (infra/platform, infra/workloads); ci-roles.test.ts checks the plans'. */
 const MANAGED_SERVICES = [
   "acm",
   "autoscaling",
@@ -49,7 +49,10 @@ const MANAGED_SERVICES = [
   "sns",
   "ssm",
   "sts",
+  "wafv2",
 ];
+/** What `npm run preflight` reads beyond those services (infra/preflight/aws.ts: the vCPU quotas). */
+const PREFLIGHT_ACTIONS = ["servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"];
 /** IAM actions the program needs: roles, their policies, OIDC providers; no users, groups or access keys. */
 const IAM_ROLE_ACTIONS = [
   "iam:*Role",
@@ -252,6 +255,8 @@ function deployAllowStatements(prefix: string) {
       Resource: [`arn:aws:s3:::${prefix}-*`, `arn:aws:s3:::${prefix}-*/*`],
     },
     { Sid: "ListBuckets", Effect: "Allow", Action: ["s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock"], Resource: "*" },
+    // deploy-stack.yml runs the preflight under this role before `pulumi up`; without them every deploy stopped there.
+    { Sid: "Preflight", Effect: "Allow", Action: PREFLIGHT_ACTIONS, Resource: "*" },
   ];
 }
 

@@ -201,6 +201,8 @@ export class Network extends pulumi.ComponentResource {
                 Action: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 Resource: [arn, `${arn}:*`],
               },
+              // Also in the VPC guide's "IAM role for publishing flow logs to CloudWatch Logs"; it takes no log group.
+              { Effect: "Allow", Action: ["logs:DescribeLogGroups"], Resource: "*" },
             ],
           }),
         ),

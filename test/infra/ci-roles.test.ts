@@ -2,8 +2,11 @@
 // scoped policy under a permissions boundary, a read-only preview role, and (in the owner stack only) the
 // account-wide GitHub OIDC provider.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
@@ -81,6 +84,69 @@ test("the preview role may call every data source the program reads, as a previe
     actions.filter((a) => !granted.has(a)).map((a) => `${token}: ${a}`),
   );
   assert.deepEqual(missing, []);
+});
+
+/** Whether one of the policy's Allow statements names `action` (IAM's wildcards; resources aside). */
+const allows = (statements: Array<{ Effect: string; Action: string | string[] }>, action: string) =>
+  statements.some(
+    (s) =>
+      s.Effect === "Allow" &&
+      [s.Action]
+        .flat()
+        .some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test(action)),
+  );
+
+/** The IAM service of an AWS resource type whose Pulumi module is named otherwise. */
+const IAM_SERVICE: Record<string, string> = {
+  lb: "elasticloadbalancing",
+  costexplorer: "ce",
+  "cloudwatch/logGroup": "logs",
+  "cloudwatch/eventRule": "events",
+  "cloudwatch/eventTarget": "events",
+};
+
+test("the deploy role may manage every kind of AWS resource the stack creates (its roles: see IAM_ROLE_ACTIONS)", () => {
+  const statements = inlinePolicy("ci-deploy").Statement;
+  const services = new Set(
+    plan.resources
+      .map((r) => /^aws:([^/]+)\/([^:]+):/.exec(r.type))
+      .filter((m) => m !== null && m[1] !== "iam")
+      .map((m) => IAM_SERVICE[`${m![1]}/${m![2]}`] ?? IAM_SERVICE[m![1]!] ?? m![1]!),
+  );
+  assert.ok(services.has("wafv2") && services.has("ec2"), [...services].join(" "));
+  // Any action of the service: `wafv2:*` was missing, and the web ACL's create was refused mid `pulumi up`.
+  assert.deepEqual(
+    [...services].filter((service) => !allows(statements, `${service}:CreateSomething`)),
+    [],
+  );
+});
+
+test("the deploy role may run the preflight deploy-stack.yml runs before pulumi up: every AWS call in it", () => {
+  const statements = inlinePolicy("ci-deploy").Statement;
+  // Each SDK command of infra/preflight/aws.ts and the IAM action AWS checks for it.
+  const needs: Record<string, string> = {
+    DescribeAddonVersions: "eks:DescribeAddonVersions",
+    DescribeAvailabilityZones: "ec2:DescribeAvailabilityZones",
+    DescribeCluster: "eks:DescribeCluster",
+    DescribeDBInstances: "rds:DescribeDBInstances",
+    DescribeInstanceTypeOfferings: "ec2:DescribeInstanceTypeOfferings",
+    DescribeInstanceTypes: "ec2:DescribeInstanceTypes",
+    GetAWSDefaultServiceQuota: "servicequotas:GetAWSDefaultServiceQuota",
+    GetBucketTagging: "s3:GetBucketTagging",
+    GetCallerIdentity: "sts:GetCallerIdentity",
+    GetServiceQuota: "servicequotas:GetServiceQuota",
+    HeadBucket: "s3:ListBucket",
+    ListHostedZones: "route53:ListHostedZones",
+    ListOpenIDConnectProviderTags: "iam:ListOpenIDConnectProviderTags",
+    ListOpenIDConnectProviders: "iam:ListOpenIDConnectProviders",
+  };
+  const source = readFileSync(join(REPO_ROOT, "infra/preflight/aws.ts"), "utf8");
+  const commands = [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))].sort();
+  assert.deepEqual(commands, Object.keys(needs).sort(), "a call added to the preflight is listed here");
+  assert.deepEqual(
+    Object.values(needs).filter((action) => !allows(statements, action)),
+    [],
+  );
 });
 
 test("the preview role views the cluster (no Secrets, no exec); the deploy role administers it", () => {
