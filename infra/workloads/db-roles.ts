@@ -2,6 +2,7 @@
 // API at runtime (DML only), `monitor` for the postgres exporter (pg_monitor). Passwords come from
 // @pulumi/random and live only in Secrets; a Job runs db-roles.sql as the master user, idempotently, and the
 // API waits for it. Every client verifies the server: sslmode=verify-full against the RDS CA bundle.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -26,6 +27,7 @@ export function rdsCaBundle(): string {
 }
 
 const SQL = readFileSync(new URL("./db-roles.sql", import.meta.url), "utf8");
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 /** The `postgres` user of the Alpine postgres image. */
 const PSQL_UID = 70;
 
@@ -111,7 +113,17 @@ export class DatabaseRoles extends pulumi.ComponentResource {
       o,
     );
 
-    // A Job's pod template cannot change in place: a new SQL (or image) replaces the Job, which runs it again.
+    // A Job's pod template cannot change in place: the provider replaces the Job when it changes (pulumi-kubernetes
+    // provider/pkg/provider/diff.go, `.spec.template` forces a new Job), which runs the SQL again. The SQL and the
+    // Secret keep their names, so what they hold is named in the template: the SQL's checksum, and the Secret's
+    // resourceVersion, which each write of it (a password or the host replaced) changes. Without them a new GRANT, or
+    // a password replaced, left the completed Job as it was and the database without it (the API failing to log in).
+    // Not a hash of the Secret's values: secret, it would make the whole Job spec secret (the provider's defaults are
+    // applied to it as one output), and the preview would show none of it.
+    const versions = {
+      "checksum/sql": sha256(SQL),
+      "db-roles/secret-version": secret.metadata.resourceVersion,
+    };
     this.job = new k8s.batch.v1.Job(
       DB_ROLES_JOB,
       {
@@ -120,7 +132,7 @@ export class DatabaseRoles extends pulumi.ComponentResource {
           backoffLimit: 6,
           activeDeadlineSeconds: 900,
           template: {
-            metadata: { labels },
+            metadata: { labels, annotations: versions },
             spec: {
               restartPolicy: "OnFailure",
               automountServiceAccountToken: false,

@@ -1,7 +1,7 @@
 // Issue 14 on the prod stack: no path from a pod to node credentials, a private control plane, explicit Pod
 // Security levels, least-privileged database logins over verified TLS, docs off, metrics off the Ingress.
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
 import { containersOf } from "../../policy/lib/k8s.ts";
@@ -68,6 +68,9 @@ test("a Job creates the database roles as the master user, over verify-full TLS,
     ofType(plan, "random:index/randomPassword:RandomPassword").filter((r) => /db-roles-(owner|app|monitor)$/.test(r.name)).length,
     3,
   );
+  // The SQL's checksum in the pod template: a new SQL replaces the Job, which runs it again. (The Secret's
+  // resourceVersion beside it is the cluster's, which the mocks do not make up.)
+  assert.equal(inputs(job).spec.template.metadata.annotations["checksum/sql"], createHash("sha256").update(sql).digest("hex"));
 });
 
 test("the API and the exporter mount the RDS CA bundle; it holds the region's RSA2048 G1 root", () => {
