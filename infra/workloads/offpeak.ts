@@ -110,7 +110,7 @@ export class OffPeakScaler extends pulumi.ComponentResource {
                     restartPolicy: "OnFailure",
                     securityContext: nonRootPod(UID),
                     ...placement("general"),
-                    // Two containers, one per target: the image has no shell to chain commands.
+                    // Two containers, one per target: each runs kubectl as the image's entrypoint, no shell between.
                     containers: [
                       patch("api-hpa", "horizontalpodautoscaler", API.name, { spec: { minReplicas: sizes.apiMinReplicas } }),
                       patch("ollama", ollamaResource, args.ollama.name, { spec: { replicas: sizes.ollamaReplicas } }, "scale"),

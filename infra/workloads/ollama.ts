@@ -48,10 +48,13 @@ const OLLAMA_UID = 1000;
 const HOME_DIR = "/data";
 const GPU_RESOURCE = "nvidia.com/gpu";
 
-/** Starts a local server, pulls $REQUIRED_MODELS into the volume, stops the server. */
+/**
+ * Starts a local server, pulls $REQUIRED_MODELS into the volume, stops the server. A server that exits before it
+ * answers fails the container at once (the wait spun until the StatefulSet's 60-minute timeout).
+ */
 const PULL_MODELS = `set -e
 ollama serve & server=$!
-until ollama list >/dev/null 2>&1; do sleep 1; done
+until ollama list >/dev/null 2>&1; do kill -0 "$server" 2>/dev/null || exit 1; sleep 1; done
 for model in $REQUIRED_MODELS; do ollama pull "$model"; done
 kill "$server"; wait "$server" || true`;
 

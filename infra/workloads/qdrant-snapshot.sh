@@ -21,8 +21,14 @@ log() { printf '%s %s\n' "$(date -u +%FT%TZ)" "$*" >&2; }
 
 qdrant() { curl --fail --silent --show-error --connect-timeout 10 -H "api-key: ${QDRANT_API_KEY:-}" "$@"; }
 
-# Qdrant answers compact JSON; names are validated below, so plain matching is enough (no jq in the image).
-json_strings() { grep -o "\"$1\" *: *\"[^\"]*\"" | sed 's/^[^:]*: *"//; s/"$//'; }
+# Qdrant's answers, read with jq (the aws-cli image installs it: aws/aws-cli docker/Dockerfile at 2.27.63). An
+# answer that is not Qdrant's list (a proxy's page, another shape) is an error: matched as text, it read as no
+# collections, and the job succeeded with nothing uploaded.
+collection_names() {
+  jq -r 'if .status == "ok" and (.result.collections | type) == "array" then .result.collections[].name
+         else error("not a list of collections") end'
+}
+snapshot_field() { jq -r --arg field "$1" '.result[$field] // empty'; }
 
 safe_name() { [[ $1 =~ ^[A-Za-z0-9._-]+$ ]]; }
 
@@ -39,8 +45,8 @@ snapshot_collection() {
     log "$node/$collection: creating the snapshot failed"
     return 1
   fi
-  name=$(json_strings name <<<"$created" | head -n1)
-  checksum=$(json_strings checksum <<<"$created" | head -n1)
+  name=$(snapshot_field name <<<"$created" 2>/dev/null)
+  checksum=$(snapshot_field checksum <<<"$created" 2>/dev/null)
   if ! safe_name "$name"; then
     log "$node/$collection: unexpected answer to the snapshot request: $created"
     return 1
@@ -70,7 +76,11 @@ for entry in $QDRANT_NODES; do
     failures=$((failures + 1))
     continue
   fi
-  collections=$(json_strings name <<<"$listing")
+  if ! collections=$(collection_names <<<"$listing" 2>/dev/null); then
+    log "$node: the collection list is not Qdrant's: ${listing:0:200}"
+    failures=$((failures + 1))
+    continue
+  fi
   if [[ -z $collections ]]; then
     log "$node: no collections"
     continue

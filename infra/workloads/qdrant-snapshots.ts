@@ -55,7 +55,9 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
           Statement: [
             {
               Effect: "Allow",
-              Action: "s3:PutObject",
+              // AbortMultipartUpload: `aws s3 cp` gives back the parts of an upload that failed (else kept until the
+              // bucket's lifecycle rule removes them).
+              Action: ["s3:PutObject", "s3:AbortMultipartUpload"],
               Resource: pulumi.interpolate`${args.bucketArn}/${QDRANT_SNAPSHOT_PREFIX}*`,
             },
             {

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const SCRIPT = fileURLToPath(new URL("../../infra/workloads/qdrant-snapshot.sh", import.meta.url));
 const API_KEY = "test-key";
-const hasTools = ["bash", "curl", "sha256sum"].every((tool) => {
+const hasTools = ["bash", "curl", "sha256sum", "jq"].every((tool) => {
   try {
     execFileSync("sh", ["-c", `command -v ${tool}`]);
     return true;
@@ -22,7 +22,7 @@ const hasTools = ["bash", "curl", "sha256sum"].every((tool) => {
     return false;
   }
 });
-const skip = hasTools ? false : "needs bash, curl and sha256sum";
+const skip = hasTools ? false : "needs bash, curl, sha256sum and jq";
 
 interface FakeNode {
   url: string;
@@ -188,6 +188,31 @@ test("a failed upload, a bad checksum or an unreachable node fail the job, and t
     assert.deepEqual(run.scratchLeft, []);
   } finally {
     await Promise.all([q0.close(), q1.close()]);
+  }
+});
+
+test("a node answering its collection list with something else is a failure, not an empty backup", { skip }, async () => {
+  // A proxy's page, and a 200 of another shape: matched as text, each read as no collections and the job passed.
+  const pages = ["<html><body>Service temporarily unavailable</body></html>", '{"status":"ok","result":{}}'];
+  const servers = await Promise.all(
+    pages.map(async (page) => {
+      const server = createServer((_req, res) => res.writeHead(200).end(page));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return server;
+    }),
+  );
+  const q0 = await fakeQdrant(["documents"]);
+  try {
+    const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const run = await runScript({ "qdrant-0": q0.url, "qdrant-1": urlOf(servers[0]!), "qdrant-2": urlOf(servers[1]!) });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /qdrant-1: the collection list is not Qdrant's: <html>/);
+    assert.match(run.stderr, /qdrant-2: the collection list is not Qdrant's/);
+    assert.match(run.stderr, /FAILED: 2 .*; 1 uploaded/);
+    assert.equal(run.objects.size, 1, "the good node's collection is still backed up");
+  } finally {
+    await q0.close();
+    for (const server of servers) server.close();
   }
 });
 

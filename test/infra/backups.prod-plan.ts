@@ -157,7 +157,9 @@ test("its ServiceAccount assumes an IRSA role that may only put objects under qd
 
   const policy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
   const s3 = policy.Statement.filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("s3:")));
-  assert.deepEqual(s3, [{ Effect: "Allow", Action: "s3:PutObject", Resource: `${bucketArn}/qdrant/*` }]);
+  assert.deepEqual(s3, [
+    { Effect: "Allow", Action: ["s3:PutObject", "s3:AbortMultipartUpload"], Resource: `${bucketArn}/qdrant/*` },
+  ]);
   const kms = policy.Statement.find((s: any) => [s.Action].flat().some((a: string) => a.startsWith("kms:")));
   assert.equal(kms.Resource, dataKeyArn);
   assert.deepEqual(kms.Condition, { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } });

@@ -265,6 +265,29 @@ test("Ollama pulls every tier model before starting and is ready only when all a
   assert.match(readiness, /\$REQUIRED_MODELS/);
 });
 
+test("the pull-models container fails at once when its local Ollama server exits before it answers", () => {
+  const pull = container(ollama, "pull-models");
+  const env = Object.fromEntries(Object.entries(envOf(pull)).map(([name, v]) => [name, String(v.value)]));
+  const dir = mkdtempSync(join(tmpdir(), "fake-ollama-"));
+  // A stand-in whose `serve` dies at once (a bad volume, a driver error) and whose `list` never gets an answer.
+  writeFileSync(join(dir, "ollama"), '#!/bin/sh\n[ "$1" = serve ] && exit 1\n[ "$1" = list ] && exit 1\nexit 0\n', {
+    mode: 0o755,
+  });
+  try {
+    // The wait for the server spun until the StatefulSet's 60-minute timeout.
+    const started = performance.now();
+    const result = spawnSync((pull.command as string[])[0]!, (pull.command as string[]).slice(1), {
+      env: { ...env, PATH: `${dir}:/usr/bin:/bin` },
+      timeout: 10_000,
+    });
+    assert.equal(result.signal, null, "still waiting after 10 s");
+    assert.notEqual(result.status, 0);
+    assert.ok(performance.now() - started < 5_000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("before the Ollama pod can turn ready, its postStart hook loads every model into memory, and fails if one cannot load", () => {
   const server = container(ollama, "ollama");
   const script = (server.lifecycle as any).postStart.exec.command as string[];
