@@ -45,6 +45,11 @@ export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = 
     "(none)",
     "an address or a list: e-mail subscriptions to the stack's SNS topic, where alerts and budget warnings go; a stack needs this, Slack or PagerDuty",
   ],
+  [
+    "activateCostTag",
+    "true",
+    "activate the `stack` cost allocation tag the budget filters on; false in an AWS Organizations member account, where only the payer account can (activate `stack` there)",
+  ],
   ["budgetSnsTopicArn", "(none)", "another SNS topic the budget notifies besides the stack's own"],
   ["restore", "{}", '`{"rdsSnapshotId": "..."}` creates the database from a snapshot'],
   [

@@ -45,6 +45,11 @@ const stackSchema = z
     backupVaultLock: z.enum(["governance", "compliance", "off"]).optional(),
     /** One address or a list: each is subscribed to the stack's SNS topic (alerts and budget). */
     notifyEmail: z.union([z.email(), z.array(z.email()).min(1)]).optional(),
+    /**
+     * Activate the `stack` cost allocation tag the budget filters on. Off in an AWS Organizations member account: only
+     * the management (payer) account may activate one (a member's `pulumi up` was refused, AccessDeniedException).
+     */
+    activateCostTag: z.boolean().default(true),
     /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
     budgetSnsTopicArn: z
       .string()

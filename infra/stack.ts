@@ -182,6 +182,7 @@ export async function buildStack(): Promise<BuiltStack> {
       stack: config.stack,
       topic: { arn: notifications.topicArn, subscribers: notifications.subscribers },
       extraSnsTopicArn: config.budgetSnsTopicArn,
+      activateCostTag: config.activateCostTag,
     },
     opts,
   );

@@ -15,6 +15,8 @@ export interface BudgetArgs {
   topic: { arn: pulumi.Input<string>; subscribers: string[] };
   /** Another SNS topic to notify as well (agent-stack:budgetSnsTopicArn). */
   extraSnsTopicArn?: string;
+  /** Activate the cost allocation tag here (agent-stack:activateCostTag); a member account's payer does it. */
+  activateCostTag: boolean;
 }
 
 /** The tag the budget filters on. */
@@ -36,11 +38,14 @@ export class Budget extends pulumi.ComponentResource {
     // Account-wide: every stack in the account declares the same activation, and none may deactivate it for
     // the others on destroy. AWS only knows a tag key once tagged usage has reached billing (up to 24 h after
     // the first tagged resource): a first `pulumi up` in a fresh account may fail here; run it again a day later.
-    const tag = new aws.costexplorer.CostAllocationTag(
-      `${name}-tag`,
-      { tagKey: COST_TAG, status: "Active" },
-      { parent: this, retainOnDelete: true },
-    );
+    // Only a management (payer) account may activate one: a member account leaves it to its payer.
+    const tag = args.activateCostTag
+      ? new aws.costexplorer.CostAllocationTag(
+          `${name}-tag`,
+          { tagKey: COST_TAG, status: "Active" },
+          { parent: this, retainOnDelete: true },
+        )
+      : undefined;
 
     new aws.budgets.Budget(
       name,
@@ -59,7 +64,7 @@ export class Budget extends pulumi.ComponentResource {
           subscriberSnsTopicArns: topics,
         })),
       },
-      { parent: this, dependsOn: [tag] },
+      { parent: this, dependsOn: tag ? [tag] : [] },
     );
 
     const people = args.topic.subscribers;
@@ -70,7 +75,7 @@ export class Budget extends pulumi.ComponentResource {
       );
     this.summary = {
       monthlyUsd: args.monthlyUsd,
-      scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by this stack)`,
+      scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by ${args.activateCostTag ? "this stack" : "the payer account"})`,
       alerts: BUDGET_ALERTS.map((a) => `${a.thresholdPercent} % ${a.notificationType.toLowerCase()}`),
       notifies: [
         `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`,

@@ -18,6 +18,10 @@ test("a monthly USD cost budget of the tier's amount, for this stack's costs onl
   assert.equal(Number(budget.limitAmount), TIERS.medium.budget.monthlyUsd);
   assert.equal(budget.name, "agent-stack-prod");
   assert.deepEqual(budget.costFilters, [{ name: "TagKeyValue", values: ["user:stack$prod"] }]);
+  // Activated by the stack (activateCostTag's default), and kept for the account's other stacks on destroy.
+  const tag = one(plan, "aws:costexplorer/costAllocationTag:CostAllocationTag");
+  assert.deepEqual([inputs(tag).tagKey, inputs(tag).status], ["stack", "Active"]);
+  assert.equal(tag.options.retainOnDelete, true);
 });
 
 test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's topic (which mails the address) and the extra topic", () => {
