@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
-import { endDays, eventBridgeCron as schedulerCron, hhmmOf, minutesOf, utcOffsetMinutes, windowLength } from "../time.ts";
+import { endDays, eventBridgeCron as schedulerCron, hhmmOf, minutesOf, utcWindow, windowLength } from "../time.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
@@ -184,16 +184,15 @@ export class Backups extends pulumi.ComponentResource {
 }
 
 /**
- * RDS's own daily backup window (UTC, one hour), converted from the stack's time zone at today's offset.
- * Always on: 03:00 local, inside the off-peak window, after the Backup plan's 01:00 run. A work-hours-only
- * database is stopped at night, so its window sits mid-way through the work hours.
+ * RDS's own daily backup window (UTC, one hour), hours away from the Backup plan's run: always on, 03:00 local,
+ * inside the off-peak window, two hours after the plan's 01:00 run; a work-hours-only database, stopped at night,
+ * an hour after the work hours start (it has started by then), while the plan runs mid-way through them. Both at
+ * the midpoint put dev's AWS Backup job inside the RDS window every day (14:00 New York in winter). Printed at the
+ * zone's standard time (utcWindow), so it stays put all year and moves one local hour later with daylight saving.
  */
 export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  const localMinutes = w ? minutesOf(midpoint(w.start, w.end)) : 3 * 60;
-  const utcMinutes = (localMinutes - utcOffsetMinutes(timeZone, new Date()) + 1440) % 1440;
-  const start = Math.ceil(utcMinutes / 60) % 24; // on the next whole UTC hour, still inside the work hours
-  return `${hhmmOf(start * 60)}-${hhmmOf((start + 1) * 60)}`;
+  return utcWindow(w ? hhmmOf(minutesOf(w.start) + 60) : "03:00", 60, timeZone);
 }
 
 /**
