@@ -4,6 +4,9 @@
 import { z } from "zod";
 import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowLength, windowRanges } from "./time.ts";
 
+/** S3 Glacier Flexible Retrieval's minimum storage duration (S3 pricing: objects deleted sooner are billed for it). */
+const GLACIER_MINIMUM_DAYS = 90;
+
 export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
 export type TierName = (typeof TIER_NAMES)[number];
 
@@ -293,10 +296,11 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
       `0 leaves the ${offPeakSizes.ollamaReplicas} off-peak Ollama replica(s) without a GPU node; needs >= 1`,
     );
   }
-  if (t.backups.expireAfterDays <= t.backups.glacierAfterDays) {
+  // S3 Glacier Flexible Retrieval bills 90 days for an object deleted sooner (its minimum storage duration).
+  if (t.backups.expireAfterDays < t.backups.glacierAfterDays + GLACIER_MINIMUM_DAYS) {
     issue(
       ["backups", "expireAfterDays"],
-      `${t.backups.expireAfterDays} must be above glacierAfterDays ${t.backups.glacierAfterDays}`,
+      `${t.backups.expireAfterDays} must be at least glacierAfterDays ${t.backups.glacierAfterDays} + ${GLACIER_MINIMUM_DAYS}: Glacier bills ${GLACIER_MINIMUM_DAYS} days for each object however soon it expires`,
     );
   }
   if (!workHoursOnly) return;

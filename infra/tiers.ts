@@ -136,7 +136,7 @@ export const TIERS: Record<TierName, Tier> = {
       workHoursOnly: { days: WEEKDAYS, start: "08:00", end: "20:00" },
     },
     // G000-BACKUP "Qdrant Backup (Weekly)": Wednesday noon, while dev is up (the cluster is off at night and weekends).
-    backups: { ...RETENTION, qdrantSnapshotCron: "0 12 * * 3", glacierAfterDays: 30, expireAfterDays: 90 },
+    backups: { ...RETENTION, qdrantSnapshotCron: "0 12 * * 3", glacierAfterDays: 30, expireAfterDays: 120 },
     budget: { monthlyUsd: 250 },
     guide: { monthlyUsd: 50, reference: "000 Deployment Sizes: Development, 1 server, no GPU, $50/month" },
   },

@@ -176,6 +176,14 @@ export class Backups extends pulumi.ComponentResource {
             noncurrentVersionExpiration: { noncurrentDays: args.sizes.daily.keepDays },
             abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
           },
+          // The delete markers the expiration leaves on versioned objects, once their old versions are gone. A rule of
+          // its own: S3 takes expiredObjectDeleteMarker only without `days`.
+          {
+            id: "expired-delete-markers",
+            status: "Enabled",
+            filter: { prefix: "" },
+            expiration: { expiredObjectDeleteMarker: true },
+          },
         ],
       },
       { parent: this },

@@ -117,6 +117,10 @@ test("bucket objects move to Glacier and expire after the tier's days", () => {
   assert.deepEqual(rule.transitions, [{ days: tier.backups.glacierAfterDays, storageClass: "GLACIER" }]);
   assert.deepEqual(rule.expiration, { days: tier.backups.expireAfterDays });
   assert.ok(rule.noncurrentVersionExpiration.noncurrentDays > 0, "old versions must not pile up forever");
+  // Nor the delete markers the expiration leaves behind them (a rule of its own: S3 refuses it beside `days`).
+  const markers = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket"))
+    .rules[1];
+  assert.deepEqual([markers.status, markers.expiration], ["Enabled", { expiredObjectDeleteMarker: true }]);
 });
 
 const snapshotJob = inputs(one(plan, "kubernetes:batch/v1:CronJob", "qdrant-snapshot"));

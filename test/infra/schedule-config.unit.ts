@@ -109,11 +109,12 @@ test("a Qdrant snapshot cron that is not one, or that fires while work-hours-onl
   assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { qdrantSnapshotCron: "0 2 * * 0" } }), "prod"));
 });
 
-test("backups that expire before they reach Glacier", () => {
-  assert.equal(
-    failure(raw("medium", { backups: { expireAfterDays: 30 } })),
-    "agent-stack:overrides.backups.expireAfterDays: 30 must be above glacierAfterDays 30",
-  );
+test("backups that expire before they reach Glacier, or before Glacier's 90 billed days", () => {
+  const expected = (days: number) =>
+    `agent-stack:overrides.backups.expireAfterDays: ${days} must be at least glacierAfterDays 30 + 90: Glacier bills 90 days for each object however soon it expires`;
+  assert.equal(failure(raw("medium", { backups: { expireAfterDays: 30 } })), expected(30));
+  assert.equal(failure(raw("medium", { backups: { expireAfterDays: 119 } })), expected(119));
+  assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { expireAfterDays: 120 } }), "prod"));
 });
 
 test("budget: an override must be a positive amount; the SNS topic must be an SNS ARN", () => {
