@@ -2,10 +2,14 @@
 // within peak sizes, schedules that fit work hours, backup timing). The `Tier` type is inferred from it;
 // infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
-import { CronError, DAYS, describeWindow, firingMinutesOfWeek, windowLength, windowRanges } from "./time.ts";
+import { CronError, DAYS, describeWindow, firingMinutesOfWeek, hhmmOf, minutesOf, windowLength, windowRanges } from "./time.ts";
 
 /** S3 Glacier Flexible Retrieval's minimum storage duration (S3 pricing: objects deleted sooner are billed for it). */
 const GLACIER_MINIMUM_DAYS = 90;
+/** The database's weekly maintenance window (an hour), local: database.ts prints it at the zone's standard time. */
+export const DB_MAINTENANCE = { day: "SUN", start: "04:30" } as const;
+/** How far into a work-hours-only tier's hours RDS's daily backup window starts (backups.ts rdsBackupWindow). */
+export const RDS_BACKUP_AFTER_WORK_START = 60;
 
 export const TIER_NAMES = ["dev", "small", "medium", "large"] as const;
 export type TierName = (typeof TIER_NAMES)[number];
@@ -316,6 +320,23 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
     issue(
       ["database", "readReplicas"],
       `${t.database.readReplicas}: RDS cannot stop an instance with read replicas, and ${shown} stops it at night; needs 0`,
+    );
+  }
+  // RDS's backup window, an hour, starts RDS_BACKUP_AFTER_WORK_START into the hours at standard time and an hour
+  // later in summer (backups.ts); the AWS Backup plan runs mid-way through them, and should start an hour after it.
+  const rdsStart = minutesOf(workHoursOnly.start) + RDS_BACKUP_AFTER_WORK_START;
+  const planAt = minutesOf(workHoursOnly.start) + windowLength(workHoursOnly) / 2;
+  if (Math.floor(planAt / 60) * 60 < rdsStart + 60 + 60 + 60) {
+    issue(
+      ["schedule", "workHoursOnly"],
+      `${describeWindow(workHoursOnly)} is too short: the database's backup window (${hhmmOf(rdsStart)}, an hour later in summer) and the AWS Backup run mid-way through the hours need to be an hour apart; give it at least 8 hours`,
+    );
+  }
+  const maintenance = minutesOf(DB_MAINTENANCE.start);
+  if (rdsStart % 1440 < maintenance + 60 && maintenance < (rdsStart % 1440) + 60) {
+    issue(
+      ["schedule", "workHoursOnly", "start"],
+      `${workHoursOnly.start} puts the database's backup window (${hhmmOf(rdsStart)}) on its ${DB_MAINTENANCE.day} maintenance window (${DB_MAINTENANCE.start}, an hour), which RDS refuses; start the work hours before ${hhmmOf(maintenance - RDS_BACKUP_AFTER_WORK_START - 60)} or from ${hhmmOf(maintenance + 60 - RDS_BACKUP_AFTER_WORK_START)}`,
     );
   }
   const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);

@@ -191,6 +191,12 @@ export function windowLength(w: Pick<Window, "start" | "end">): number {
   return (minutesOf(w.end) - minutesOf(w.start) + DAY_MINUTES) % DAY_MINUTES;
 }
 
+/** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
+export function midpoint(start: string, end: string): string {
+  const middle = minutesOf(start) + windowLength({ start, end }) / 2;
+  return hhmmOf(Math.floor(middle / 60) * 60);
+}
+
 /** A window's occurrences as [start, end) minutes of the week; one ending past midnight runs into the next day. */
 export function windowRanges(w: Window): [number, number][] {
   const start = minutesOf(w.start);

@@ -9,7 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { serviceTrustPolicy } from "./iam.ts";
-import { endDays, eventBridgeCron as schedulerCron, hhmmOf, minutesOf, utcWindow, windowLength } from "../time.ts";
+import { endDays, eventBridgeCron as schedulerCron, hhmmOf, midpoint, minutesOf, utcWindow } from "../time.ts";
+import { RDS_BACKUP_AFTER_WORK_START } from "../tier-schema.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
@@ -194,13 +195,14 @@ export class Backups extends pulumi.ComponentResource {
 /**
  * RDS's own daily backup window (UTC, one hour), hours away from the Backup plan's run: always on, 03:00 local,
  * inside the off-peak window, two hours after the plan's 01:00 run; a work-hours-only database, stopped at night,
- * an hour after the work hours start (it has started by then), while the plan runs mid-way through them. Both at
- * the midpoint put dev's AWS Backup job inside the RDS window every day (14:00 New York in winter). Printed at the
- * zone's standard time (utcWindow), so it stays put all year and moves one local hour later with daylight saving.
+ * RDS_BACKUP_AFTER_WORK_START into the work hours (it has started by then), while the plan runs mid-way through them
+ * (the tier schema refuses work hours too short for both, or a window on the maintenance one). Both at the midpoint
+ * put dev's AWS Backup job inside the RDS window every day (14:00 New York in winter). Printed at the zone's standard
+ * time (utcWindow), as the maintenance window is: it stays put all year and moves one local hour later in summer.
  */
 export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  return utcWindow(w ? hhmmOf(minutesOf(w.start) + 60) : "03:00", 60, timeZone);
+  return utcWindow(w ? hhmmOf(minutesOf(w.start) + RDS_BACKUP_AFTER_WORK_START) : "03:00", 60, timeZone);
 }
 
 /**
@@ -231,10 +233,4 @@ export function backupRules(sizes: Tier["backups"], schedule: Tier["schedule"], 
     // Work-hours-only: the first <work day> of the month ("2#1" = first Monday), never a day the environment is off.
     rule("monthly", w ? `cron(${m} ${h} ? * ${EVENTBRIDGE_DAY[weeklyDay]}#1 *)` : `cron(${m} ${h} 1 * ? *)`, retention.monthly),
   ];
-}
-
-/** Half-way through a window, on the hour: "08:00"-"20:00" -> "14:00"; past midnight wraps. */
-function midpoint(start: string, end: string): string {
-  const middle = minutesOf(start) + windowLength({ start, end }) / 2;
-  return hhmmOf(Math.floor(middle / 60) * 60);
 }

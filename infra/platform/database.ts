@@ -6,6 +6,7 @@ import { utcWindow } from "../time.ts";
 import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
+import { DB_MAINTENANCE } from "../tier-schema.ts";
 import { storedSecret } from "./secrets.ts";
 
 export interface DatabaseArgs {
@@ -150,7 +151,7 @@ export class Database extends pulumi.ComponentResource {
         multiAz: s.multiAz,
         backupRetentionPeriod: s.backupRetentionDays,
         backupWindow: args.backupWindow,
-        maintenanceWindow: utcWindow("04:30", 60, args.timeZone, "SUN"),
+        maintenanceWindow: utcWindow(DB_MAINTENANCE.start, 60, args.timeZone, DB_MAINTENANCE.day),
         copyTagsToSnapshot: true,
         deletionProtection: s.deletionProtection && protect,
         skipFinalSnapshot: !protect,

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { backupRules, rdsBackupWindow } from "../../infra/platform/backups.ts";
-import { minutesOf, utcOffsetMinutes } from "../../infra/time.ts";
+import { minutesOf, utcOffsetMinutes, windowLength } from "../../infra/time.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const schedule = TIERS.dev.schedule;
@@ -15,23 +15,27 @@ test("work hours in a zone east of UTC move the UTC window earlier", () => {
   );
 });
 
-test("dev's RDS window and its AWS Backup run are hours apart, in winter and summer, while the database runs", () => {
-  const zone = "America/New_York";
-  const [from] = rdsBackupWindow(schedule, zone).split("-").map(minutesOf);
-  const work = schedule.workHoursOnly!;
-  const [rule] = backupRules(TIERS.dev.backups, schedule, zone);
-  const backupAt = minutesOf(/cron\((\d+) (\d+) /.exec(rule!.schedule)!.slice(1, 3).reverse().join(":"));
-  for (const month of [0, 6]) {
-    const local = (from! + utcOffsetMinutes(zone, new Date(Date.UTC(2026, month, 15, 12))) + 1440) % 1440;
-    // The plan's job runs within its 60-minute start window; RDS skips or delays one inside its own window.
-    assert.ok(Math.abs(local - backupAt) >= 120, `month ${month + 1}: RDS at ${local / 60} h, AWS Backup at ${backupAt / 60} h`);
-    assert.ok(local >= minutesOf(work.start) && local + 60 <= minutesOf(work.end), `month ${month + 1}: ${local / 60} h`);
+test("RDS's backup window and the AWS Backup run are an hour apart or more, winter and summer, while the database runs", () => {
+  // Work hours the tier schema takes (schedule-config.unit.ts: 8 hours or more, not on the maintenance window).
+  for (const [zone, start, end] of [
+    ["America/New_York", "08:00", "20:00"], // dev
+    ["America/New_York", "09:00", "17:00"],
+    ["Europe/Dublin", "07:30", "16:30"],
+    ["Australia/Sydney", "09:00", "18:00"], // daylight saving in January
+    ["Asia/Kolkata", "20:00", "04:00"], // past midnight
+  ] as const) {
+    const hours = { ...schedule, workHoursOnly: { days: ["MON" as const], start, end } };
+    const [from] = rdsBackupWindow(hours, zone).split("-").map(minutesOf);
+    const [rule] = backupRules(TIERS.dev.backups, hours, zone);
+    const [minute, hour] = /cron\((\d+) (\d+) /.exec(rule!.schedule)!.slice(1, 3).map(Number);
+    const planAt = hour! * 60 + minute!;
+    for (const month of [0, 6]) {
+      const local = (from! + utcOffsetMinutes(zone, new Date(Date.UTC(2026, month, 15, 12)))) % 1440;
+      const into = (local - minutesOf(start) + 1440) % 1440;
+      const where = `${zone} ${start}-${end}, month ${month + 1}: RDS at ${local / 60} h, AWS Backup at ${planAt / 60} h`;
+      // Started by then (the database starts with the hours), and ended an hour before the plan's run.
+      assert.ok(into >= 60 && into + 60 <= windowLength({ start, end }), where);
+      assert.ok((planAt - local + 1440) % 1440 >= 120, where);
+    }
   }
-});
-
-test("always-on tiers back up in the off-peak night", () => {
-  assert.equal(
-    rdsBackupWindow({ ...schedule, offPeak: { days: ["MON"], start: "00:00", end: "06:00" }, workHoursOnly: null }, "UTC"),
-    "03:00-04:00",
-  );
 });

@@ -95,6 +95,25 @@ test("work-hours-only with RDS read replicas (RDS cannot stop such an instance)"
   );
 });
 
+test("work hours too short for the database's backup window and the AWS Backup run, or putting it on maintenance", () => {
+  const hours = (start: string, end: string) => ({
+    schedule: { workHoursOnly: { days: ["MON", "TUE", "WED", "THU", "FRI"], start, end } },
+    backups: { qdrantSnapshotCron: `30 ${(Number(start.slice(0, 2)) + 1) % 24} * * 1-5` },
+  });
+  assert.match(
+    failure(raw("dev", hours("08:00", "10:00"))),
+    /^agent-stack:overrides\.schedule\.workHoursOnly: MON,TUE,WED,THU,FRI 08:00-10:00 is too short: the database's backup window \(09:00, an hour later in summer\) and the AWS Backup run/,
+  );
+  assert.match(failure(raw("dev", hours("08:30", "16:30"))), /16:30 is too short/, "the run is on the hour: 12:00");
+  assert.doesNotThrow(() => parseStackConfig(raw("dev", hours("09:00", "17:00")), "dev"));
+  assert.doesNotThrow(() => parseStackConfig(raw("dev", hours("20:00", "04:00")), "dev"), "past midnight");
+  assert.equal(
+    failure(raw("dev", hours("03:00", "12:00"))),
+    "agent-stack:overrides.schedule.workHoursOnly.start: 03:00 puts the database's backup window (04:00) on its SUN maintenance window (04:30, an hour), which RDS refuses; start the work hours before 02:30 or from 04:30",
+  );
+  assert.doesNotThrow(() => parseStackConfig(raw("dev", hours("04:30", "14:00")), "dev"));
+});
+
 test("a Qdrant snapshot cron that is not one, or that fires while work-hours-only has the cluster off", () => {
   const cron = (c: string) => failure(raw("dev", { backups: { qdrantSnapshotCron: c } }));
   assert.match(
