@@ -58,6 +58,8 @@ const COMPUTED: Record<string, Outputs> = {
   "aws:s3/bucketV2:BucketV2": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
   "aws:s3/bucket:Bucket": ({ name, inputs }) => ({ bucket: inputs.bucket ?? name }),
   "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ({ inputs }) => ({ url: inputs.url }),
+  // The API server's version of the object: db-roles.ts names the Secret's in its Job's pod template.
+  "kubernetes:core/v1:Secret": ({ inputs }) => ({ metadata: { ...inputs.metadata, resourceVersion: "1" } }),
   "docker:index/image:Image": ({ inputs }) => ({
     repoDigest: `${String(inputs.imageName).split(":")[0]}@sha256:${"0".repeat(64)}`,
   }),

@@ -68,9 +68,12 @@ test("a Job creates the database roles as the master user, over verify-full TLS,
     ofType(plan, "random:index/randomPassword:RandomPassword").filter((r) => /db-roles-(owner|app|monitor)$/.test(r.name)).length,
     3,
   );
-  // The SQL's checksum in the pod template: a new SQL replaces the Job, which runs it again. (The Secret's
-  // resourceVersion beside it is the cluster's, which the mocks do not make up.)
-  assert.equal(inputs(job).spec.template.metadata.annotations["checksum/sql"], createHash("sha256").update(sql).digest("hex"));
+  // The SQL's checksum and the Secret's resourceVersion (the mocks' API server answers "1") in the pod template: a
+  // new SQL, or a Secret written again, replaces the Job, which runs the SQL again.
+  assert.deepEqual(inputs(job).spec.template.metadata.annotations, {
+    "checksum/sql": createHash("sha256").update(sql).digest("hex"),
+    "db-roles/secret-version": "1",
+  });
 });
 
 test("the API and the exporter mount the RDS CA bundle; it holds the region's RSA2048 G1 root", () => {
