@@ -2,7 +2,7 @@
 # Debian packages the tests run for real: PostgreSQL and Redis (app tests), promtool/amtool and Prometheus
 # (monitoring tests). Idempotent; run as root (or with sudo). The tests start their own servers on free
 # loopback ports, so the services Debian starts on install are stopped again. jq: the deploy workflow's steps, run by
-# test/policy/workflows.test.ts (GitHub's runners have it).
+# test/policy/workflows.unit.ts (GitHub's runners have it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(postgresql redis-server prometheus prometheus-alertmanager jq)

@@ -1,7 +1,7 @@
 // `tsx scripts/stack-awake.ts --stack dev [--event push|schedule|workflow_dispatch]`: should CI deploy this
 // stack now? A stack with work hours only (tier dev: nodes at zero and the database stopped outside them)
 // is deployed only while it is up; a push at night is skipped, and the first scheduled run after the
-// window opens (deploy.yml, hourly on weekdays) deploys main then. Prints `deploy=true|false` and the reason,
+// window opens (deploy.yml, hourly) deploys main then. Prints `deploy=true|false` and the reason,
 // and appends them to $GITHUB_OUTPUT when set.
 import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";

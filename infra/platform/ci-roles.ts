@@ -162,7 +162,7 @@ export class CiRoles extends pulumi.ComponentResource {
         description: `pulumi up of stack ${args.stack} from GitHub Actions (environment ${args.stack})`,
         assumeRolePolicy: trust(`repo:${args.githubRepo}:environment:${args.stack}`),
         permissionsBoundary: boundary.arn,
-        // The deploy job may run 90 minutes (Ollama's create timeout alone is 60); rollback runs after it.
+        // The deploy job may run 170 minutes (deploy-stack.yml timeout-minutes), its rollback included.
         maxSessionDuration: DEPLOY_SESSION_SECONDS,
       },
       o,

@@ -163,3 +163,75 @@ test("deploy-stack: a history that cannot be read leaves no rollback target, and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("deploy-stack: the rollback target is the newest succeeded update of a clean tree whose commit is in the checkout", () => {
+  const previous = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => s.id === "previous");
+  const dir = mkdtempSync(path.join(tmpdir(), "history-"));
+  try {
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-C", dir, "-c", "user.email=ci@example.com", "-c", "user.name=ci", ...args], {
+        encoding: "utf8",
+      }).trim();
+    git("init", "-q");
+    git("commit", "-q", "--allow-empty", "-m", "older");
+    const older = git("rev-parse", "HEAD");
+    git("commit", "-q", "--allow-empty", "-m", "newer");
+    const newer = git("rev-parse", "HEAD");
+    const update = (head: string, result: string, dirty: string) => ({
+      kind: "update",
+      result,
+      environment: { "git.head": head, "git.dirty": dirty },
+    });
+    // Newest first, as `pulumi stack history` lists them.
+    const history = [
+      update(newer, "succeeded", "true"), // an administrator's `pulumi up` with changes never committed
+      update("0".repeat(40), "succeeded", "false"), // ... or from a commit never pushed
+      update(newer, "failed", "false"),
+      update(older, "succeeded", "false"),
+    ];
+    const bin = path.join(dir, "bin");
+    execFileSync("mkdir", [bin]);
+    writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\ncat <<'JSON'\n${JSON.stringify(history)}\nJSON\n`, { mode: 0o755 });
+    const output = path.join(dir, "output");
+    writeFileSync(output, "");
+    execFileSync("bash", ["-e", "-c", previous.run], {
+      cwd: dir,
+      env: { PATH: `${bin}:${process.env.PATH}`, STACK: "prod", GITHUB_OUTPUT: output },
+      stdio: "ignore",
+    });
+    assert.equal(readFileSync(output, "utf8"), `sha=${older}\n`, "the dirty update's commit was taken before");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("deploy-stack: the rollback installs the old commit's dependencies without the step's secrets or AWS credentials", () => {
+  const rollback = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => /^Roll back/.test(s.name ?? ""));
+  const install = /env ((-u \w+ |\\\n\s*)+)npm ci/.exec(rollback.run);
+  assert.ok(install, rollback.run);
+  const unset = [...install[1]!.matchAll(/-u (\w+)/g)].map((m) => m[1]).sort();
+  assert.deepEqual(unset, [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "PULUMI_ACCESS_TOKEN",
+    "PULUMI_CONFIG_PASSPHRASE",
+  ]);
+});
+
+test("the Pulumi CLI the workflows install is the version of @pulumi/pulumi in package-lock.json", () => {
+  const lock = JSON.parse(readFileSync(new URL("../../package-lock.json", import.meta.url), "utf8"));
+  const sdk = lock.packages["node_modules/@pulumi/pulumi"].version;
+  const installs = files.flatMap((f) =>
+    Object.values(workflow(f).jobs as Record<string, any>).flatMap((job) =>
+      (job.steps ?? [])
+        .filter((s: any) => s.uses?.startsWith("pulumi/actions@"))
+        .map((s: any) => `${f} ${s.with?.["pulumi-version"]}`),
+    ),
+  );
+  assert.deepEqual(
+    installs,
+    [`deploy-stack.yml ${sdk}`, `preview.yml ${sdk}`],
+    "pulumi/actions v6 without it takes the runner's CLI",
+  );
+});
