@@ -18,6 +18,15 @@ export const WORKLOAD_TYPES = Object.keys(POD_SPEC_PATHS);
 /** A Kubernetes object's metadata (name, namespace, labels, annotations). */
 export const metadataOf = (r: { props: Record<string, any> }): Record<string, any> => asRecord(r.props.metadata);
 
+/**
+ * Whether a stack policy sees a Kubernetes object's outputs yet. On a real preview where the cluster is new (its
+ * provider's kubeconfig unknown), the engine gives every Kubernetes object empty outputs: read as an object without
+ * labels, each was a violation, and a first preview of prod failed on three (probe of the pack with the engine's
+ * unknowns). Such an object is checked when the stack policy runs again at the end of `up`. Counting the keys reads
+ * no property, so it cannot meet an unknown value.
+ */
+export const outputsKnown = (r: { props: Record<string, any> }): boolean => Object.keys(r.props).length > 0;
+
 export function podSpecOf(type: string, props: Record<string, any>): Record<string, any> | undefined {
   const path = POD_SPEC_PATHS[type];
   if (!path) return undefined;

@@ -4,7 +4,7 @@
 // without administrator or edit access, and a backup vault with its own key and a Vault Lock.
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
-import { containerLabel, containersOf, metadataOf, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
+import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, refersTo } from "../lib/validate.ts";
 import { asArray, asRecord, decodeJson, isFalse, isTrue } from "../lib/values.ts";
@@ -115,7 +115,7 @@ export const namespacePodSecurity: StackValidationPolicy = {
     },
   },
   validateStack: productionStack((resources, _tier, report, config: { restrictedNamespaces: string[] }) => {
-    for (const ns of ofTypes(resources, [T.namespace])) {
+    for (const ns of ofTypes(resources, [T.namespace]).filter(outputsKnown)) {
       const name = metadataOf(ns).name ?? ns.name;
       const level = asRecord(metadataOf(ns).labels)[ENFORCE];
       if (!LEVELS.includes(level)) {
