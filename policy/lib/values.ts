@@ -1,5 +1,6 @@
 // Small readers for resource properties as policies receive them: booleans may arrive as "true" (launch
 // template EBS flags are strings), provider properties arrive JSON-encoded, lists may be absent.
+import { UnknownValueError } from "@pulumi/policy";
 
 export function isTrue(value: unknown): boolean {
   return value === true || value === "true";
@@ -32,4 +33,27 @@ export function asNumber(value: unknown): number | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return value;
   if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
   return undefined;
+}
+
+/**
+ * A plain copy of a stack policy's props in which each value a real preview cannot know yet is `unknown`. The
+ * engine's props are a proxy that throws UnknownValueError on reading such a value (@pulumi/policy proxy.js), and the
+ * pack server then turns the whole stack policy into an advisory "can't run during preview": the cost estimator read
+ * one unknown node group name and stack-within-budget, mandatory, judged nothing. Offline props are plain, copied as
+ * they are.
+ */
+export function withUnknowns(value: unknown, unknown: string): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
+  for (const key of Object.keys(value)) {
+    let field: unknown;
+    try {
+      field = (value as Record<string, unknown>)[key];
+    } catch (err) {
+      if (!(err instanceof UnknownValueError)) throw err;
+      field = unknown;
+    }
+    (copy as Record<string, unknown>)[key] = withUnknowns(field, unknown);
+  }
+  return copy;
 }
