@@ -177,10 +177,9 @@ export const s3BucketEncrypted: StackValidationPolicy = {
     const configs = ofTypes(args.resources, SSE_CONFIG_TYPES);
     for (const bucket of ofTypes(args.resources, S3_BUCKET_TYPES)) {
       const own = configs.filter((c) => referencedBy(c, "bucket").some((b) => b.urn === bucket.urn));
-      const rules = [
-        ...own.flatMap((c) => asArray(c.props.rules)),
-        ...asArray(asRecord(bucket.props.serverSideEncryptionConfiguration).rule), // legacy inline form
-      ];
+      // Not the bucket's own `serverSideEncryptionConfiguration`: an output AWS computes (unknown while the bucket is
+      // created, which made a real preview skip the whole policy), and AES256 on every existing bucket since 2023.
+      const rules = own.flatMap((c) => asArray(c.props.rules));
       const algorithms = rules.map((r: any) => r?.applyServerSideEncryptionByDefault?.sseAlgorithm).filter(Boolean);
       if (algorithms.length === 0) {
         report(

@@ -1,5 +1,6 @@
 // Encryption policies, each called with a compliant and a violating resource.
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { test } from "node:test";
 import {
   ebsEncrypted,
@@ -10,6 +11,8 @@ import {
   rdsStorageEncrypted,
   s3BucketEncrypted,
 } from "../../policy/policies/encryption.ts";
+
+const require = createRequire(import.meta.url);
 import { check, messagesFor, resource } from "./support.ts";
 
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/data";
@@ -126,4 +129,20 @@ test("s3-bucket-encrypted: each bucket needs its own default-encryption configur
   assert.match(messagesFor(violations, backups)[0], /no default encryption/);
   const kmsRequired = check(s3BucketEncrypted, [logs, sse], { config: { requireKms: true } });
   assert.match(messagesFor(kmsRequired, logs)[0], /AES256; SSE-KMS/);
+
+  // On a real preview of a new bucket its serverSideEncryptionConfiguration output is unknown, and the engine's props
+  // throw on reading it (@pulumi/policy proxy.js): the policy, read so, was skipped as "cannot run during preview".
+  const { unknownCheckingProxy, unknownObjectValue } = require("@pulumi/policy/proxy.js");
+  const reports: string[] = [];
+  s3BucketEncrypted.validateStack!(
+    {
+      resources: [
+        { ...backups, props: unknownCheckingProxy({ serverSideEncryptionConfiguration: unknownObjectValue }), opts: {} },
+      ],
+      getConfig: () => ({ requireKms: false }),
+    } as never,
+    (message: string) => reports.push(message),
+  );
+  assert.equal(reports.length, 1);
+  assert.match(reports[0]!, /bucket backups has no default encryption/);
 });
