@@ -7,7 +7,8 @@ import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, refersTo } from "../lib/validate.ts";
-import { asArray, asRecord, decodeJson, isFalse, isTrue } from "../lib/values.ts";
+import { asArray, asRecord, decodeJson, isFalse, isTrue, withUnknowns } from "../lib/values.ts";
+import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
 
 const T = {
   ingress: "kubernetes:networking.k8s.io/v1:Ingress",
@@ -259,8 +260,11 @@ export const databaseTlsVerified: StackValidationPolicy = {
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     for (const release of resources.filter((r) => r.type.startsWith("kubernetes:helm.sh/"))) {
-      for (const [path, mode] of sslModes(decodeJson(release.props.values))) {
-        if (mode !== "verify-full")
+      // Read around the values a real preview cannot know yet (a VPC id, a role's ARN): reading one threw, and the
+      // pack server skipped the whole policy, an sslmode "disable" beside it unseen. One of them unknown is no verdict.
+      const values = asRecord(withUnknowns(release.props, UNKNOWN_VALUE)).values;
+      for (const [path, mode] of sslModes(decodeJson(values))) {
+        if (mode !== "verify-full" && mode !== UNKNOWN_VALUE)
           report(
             `${release.name}: values.${path} is ${JSON.stringify(mode)}; use verify-full with the RDS CA bundle.`,
             release.urn,

@@ -1,6 +1,7 @@
 // The secure-by-default policies (policy/policies/security.ts, edge.ts), each called with a compliant and a violating
 // plan, as mandatory outside dev and skipped in dev where the issue says "production tiers".
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { test } from "node:test";
 import {
   backupVaultProtected,
@@ -12,6 +13,8 @@ import {
   restrictedNamespaceWorkloads,
 } from "../../policy/policies/security.ts";
 import { productionEdgeRateLimit, productionHttps } from "../../policy/policies/edge.ts";
+
+const require = createRequire(import.meta.url);
 import { check, resource } from "./support.ts";
 
 const ALB = "alb.ingress.kubernetes.io";
@@ -245,4 +248,23 @@ test("database-tls-verified: sslmode require (encrypted, server unverified) fail
   assert.match(check(databaseTlsVerified, [job("prefer")])[0].message, /PGSSLMODE is prefer/);
   assert.deepEqual(check(databaseTlsVerified, [job("verify-full")]), []);
   assert.deepEqual(check(databaseTlsVerified, [exporter("disable")], { tier: "dev" }), []);
+
+  // On a real preview the engine's props throw on each value not known yet (@pulumi/policy proxy.js): an unknown
+  // host beside sslmode "disable" made the pack skip the policy; an unknown sslmode itself is no verdict.
+  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
+  const onPreview = (sslmode: string) => {
+    const reports: string[] = [];
+    const release = exporter("verify-full");
+    const values = { config: { datasource: { host: unknownStringValue, sslmode } } };
+    databaseTlsVerified.validateStack!(
+      {
+        resources: [{ ...release, props: unknownCheckingProxy({ values }), opts: {} }],
+        getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"] }),
+      } as never,
+      (message: string) => reports.push(message),
+    );
+    return reports;
+  };
+  assert.match(onPreview("disable")[0] ?? "", /values\.config\.datasource\.sslmode is "disable"/);
+  assert.deepEqual(onPreview(unknownStringValue), []);
 });
