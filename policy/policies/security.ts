@@ -2,7 +2,7 @@
 // NetworkPolicies narrower than the VPC (HTTPS and the edge rate limit: edge.ts), metrics never on an Ingress-routed
 // port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
 // without administrator or edit access, and a backup vault with its own key and a Vault Lock.
-import type { StackValidationPolicy } from "@pulumi/policy";
+import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
@@ -187,24 +187,30 @@ export const ciLeastPrivilege: StackValidationPolicy = {
   enforcementLevel: "mandatory",
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
+    // Each resource read around what a real preview cannot know yet (an IRSA role's trust names its cluster's OIDC
+    // provider): reading one threw, and the pack skipped the policy, a deploy role without a boundary unseen.
+    const known = (r: PolicyResource) => asRecord(withUnknowns(r.props, UNKNOWN_VALUE));
     for (const a of ofTypes(resources, [T.rolePolicyAttachment])) {
-      if (ADMIN_POLICIES.includes(a.props.policyArn))
-        report(`${a.name} attaches ${a.props.policyArn}: give the role a scoped policy instead.`, a.urn);
+      const { policyArn } = known(a);
+      if (ADMIN_POLICIES.includes(policyArn))
+        report(`${a.name} attaches ${policyArn}: give the role a scoped policy instead.`, a.urn);
     }
     for (const a of ofTypes(resources, [T.accessPolicyAssociation])) {
-      if (EDIT_ACCESS.test(String(a.props.policyArn))) {
+      const { policyArn } = known(a);
+      if (EDIT_ACCESS.test(String(policyArn))) {
         report(
-          `${a.name} grants ${String(a.props.policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`,
+          `${a.name} grants ${String(policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`,
           a.urn,
         );
       }
     }
     for (const role of ofTypes(resources, [T.role])) {
-      const trust = String(role.props.assumeRolePolicy ?? "");
+      const props = known(role);
+      const trust = String(props.assumeRolePolicy ?? "");
       if (
         trust.includes("token.actions.githubusercontent.com") &&
         trust.includes(":environment:") &&
-        !role.props.permissionsBoundary
+        !props.permissionsBoundary
       ) {
         report(`GitHub deploy role ${role.name} has no permissions boundary: set permissionsBoundary.`, role.urn);
       }

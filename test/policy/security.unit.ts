@@ -215,6 +215,20 @@ test("ci-least-privilege: AdministratorAccess, EKS Edit for previews and an unbo
     ]),
     [],
   );
+
+  // A real preview: an IRSA role's trust names its cluster's OIDC provider, unknown until the cluster exists, and the
+  // engine's props throw on reading it (@pulumi/policy proxy.js). Read so, the pack skipped the whole policy.
+  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
+  const irsa = resource("aws:iam/role:Role", "loki", { assumeRolePolicy: unknownStringValue });
+  const reports: string[] = [];
+  ciLeastPrivilege.validateStack!(
+    {
+      resources: [irsa, githubRole()].map((r) => ({ ...r, props: unknownCheckingProxy(r.inputs), opts: {} })),
+      getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"] }),
+    } as never,
+    (message: string) => reports.push(message),
+  );
+  assert.deepEqual(reports, ["GitHub deploy role ci-deploy has no permissions boundary: set permissionsBoundary."]);
 });
 
 const dataKey = "arn:aws:kms:us-east-1:123456789012:key/data";
