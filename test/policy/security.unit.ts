@@ -55,6 +55,24 @@ test("production-https: HTTPS with a validated certificate, redirect and a TLS 1
   assert.match(messages({ [`${ALB}/ssl-redirect`]: "" })[0], /without redirecting/);
   assert.match(messages({ [`${ALB}/ssl-policy`]: "ELBSecurityPolicy-2016-08" })[0], /ssl-policy ELBSecurityPolicy-2016-08/);
   assert.match(messages({}, [certWithArn])[0], /certificate cert is not validated in this stack/);
+
+  // A real preview of the update that creates the certificate: its ARN is unknown, and the engine's props throw on
+  // reading it (@pulumi/policy proxy.js). Read so, the pack skipped the policy, an ssl-policy of TLS 1.0 unseen.
+  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
+  const onPreview = (sslPolicy: string) => {
+    const reports: string[] = [];
+    const planned = ingress({ ...https, [`${ALB}/certificate-arn`]: unknownStringValue, [`${ALB}/ssl-policy`]: sslPolicy });
+    productionHttps.validateStack!(
+      {
+        resources: [{ ...planned, props: unknownCheckingProxy(planned.inputs), opts: {} }],
+        getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"], allowedSslPolicies: [https[`${ALB}/ssl-policy`]] }),
+      } as never,
+      (message: string) => reports.push(message),
+    );
+    return reports;
+  };
+  assert.deepEqual(onPreview(https[`${ALB}/ssl-policy`]!), [], "a certificate being created is one named");
+  assert.match(onPreview("ELBSecurityPolicy-2016-08")[0] ?? "", /ssl-policy ELBSecurityPolicy-2016-08/);
 });
 
 const webAcl = (rules: unknown[]) =>
