@@ -53,6 +53,9 @@ export const productionHttps: StackValidationPolicy = {
   validateStack: productionStack((resources, tier, report, config: { allowedSslPolicies: string[] }) => {
     for (const ingress of internetFacingAlbIngresses(resources)) {
       const a = annotationsOf(ingress);
+      // Listeners, redirect or TLS policy not known yet: no verdict on them now (checked again at the end of `up`).
+      const unknown = (name: string) => a[`${ALB}/${name}`] === UNKNOWN_VALUE;
+      if (unknown("listen-ports")) continue;
       const listen = asArray<Record<string, number>>(decodeJson(a[`${ALB}/listen-ports`] ?? '[{"HTTP":80}]') as any);
       if (!listen.some((l) => "HTTPS" in l) || !a[`${ALB}/certificate-arn`]) {
         report(
@@ -63,10 +66,10 @@ export const productionHttps: StackValidationPolicy = {
         );
         continue;
       }
-      if (listen.some((l) => "HTTP" in l) && a[`${ALB}/ssl-redirect`] !== "443") {
+      if (listen.some((l) => "HTTP" in l) && a[`${ALB}/ssl-redirect`] !== "443" && !unknown("ssl-redirect")) {
         report(`Ingress ${ingress.name} listens on HTTP without redirecting it: set ${ALB}/ssl-redirect: "443".`, ingress.urn);
       }
-      if (!config.allowedSslPolicies.includes(a[`${ALB}/ssl-policy`])) {
+      if (!config.allowedSslPolicies.includes(a[`${ALB}/ssl-policy`]) && !unknown("ssl-policy")) {
         report(
           `Ingress ${ingress.name} has ssl-policy ${a[`${ALB}/ssl-policy`] ?? "(unset: ELBSecurityPolicy-2016-08, TLS 1.0+)"}; allowed: ${config.allowedSslPolicies.join(", ")}.`,
           ingress.urn,

@@ -183,7 +183,7 @@ export const s3BucketEncrypted: StackValidationPolicy = {
       const algorithms = rules.map((r: any) => r?.applyServerSideEncryptionByDefault?.sseAlgorithm).filter(Boolean);
       if (algorithms.length === 0) {
         report(
-          `bucket ${bucket.name} has no default encryption: add an aws.s3.BucketServerSideEncryptionConfiguration for it.`,
+          `bucket ${bucket.name} has no default encryption: add an aws.s3.BucketServerSideEncryptionConfiguration for it (the bucket's own deprecated serverSideEncryptionConfiguration is not read).`,
           bucket.urn,
         );
       } else if (requireKms && !algorithms.some((a: string) => KMS_ALGORITHMS.includes(a))) {

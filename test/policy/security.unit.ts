@@ -73,6 +73,7 @@ test("production-https: HTTPS with a validated certificate, redirect and a TLS 1
   };
   assert.deepEqual(onPreview(https[`${ALB}/ssl-policy`]!), [], "a certificate being created is one named");
   assert.match(onPreview("ELBSecurityPolicy-2016-08")[0] ?? "", /ssl-policy ELBSecurityPolicy-2016-08/);
+  assert.deepEqual(onPreview(unknownStringValue), [], "a TLS policy not known yet is no verdict, not a violation");
 });
 
 const webAcl = (rules: unknown[]) =>

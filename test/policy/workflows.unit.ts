@@ -159,6 +159,16 @@ test("deploy-stack: a history that cannot be read leaves no rollback target, and
     });
     assert.match(stdout, /::warning::could not read prod's update history/, "before, it said only `none`");
     assert.equal(readFileSync(output, "utf8"), "sha=\n");
+    // A history that is not JSON says so too (in a for loop's word list, jq's failure went unseen under bash -e).
+    writeFileSync(stub, "#!/bin/sh\necho 'Welcome to Pulumi!'\n", { mode: 0o755 });
+    writeFileSync(output, "");
+    const garbled = execFileSync("bash", ["-e", "-c", previous.run], {
+      env: { PATH: `${dir}:${process.env.PATH}`, STACK: "prod", GITHUB_OUTPUT: output },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    assert.match(garbled, /::warning::prod's update history is not JSON/);
+    assert.equal(readFileSync(output, "utf8"), "sha=\n");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -205,12 +215,20 @@ test("deploy-stack: the rollback target is the newest succeeded update of a clea
   }
 });
 
+test("deploy-stack: no npm ci gets the job's OIDC request token (an install script could assume the deploy role)", () => {
+  const installs = (workflow("deploy-stack.yml").jobs.deploy.steps as any[]).filter((s) => /npm ci/.test(s.run ?? ""));
+  assert.equal(installs.length, 2, "the deploy's and the rollback's");
+  for (const step of installs) assert.match(step.run, /-u ACTIONS_ID_TOKEN_REQUEST_TOKEN -u ACTIONS_ID_TOKEN_REQUEST_URL npm ci/);
+});
+
 test("deploy-stack: the rollback installs the old commit's dependencies without the step's secrets or AWS credentials", () => {
   const rollback = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => /^Roll back/.test(s.name ?? ""));
   const install = /env ((-u \w+ |\\\n\s*)+)npm ci/.exec(rollback.run);
   assert.ok(install, rollback.run);
   const unset = [...install[1]!.matchAll(/-u (\w+)/g)].map((m) => m[1]).sort();
   assert.deepEqual(unset, [
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
