@@ -1,6 +1,10 @@
 // Small readers for resource properties as policies receive them: booleans may arrive as "true" (launch
 // template EBS flags are strings), provider properties arrive JSON-encoded, lists may be absent.
 import { UnknownValueError } from "@pulumi/policy";
+import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+
+/** The engine's marker of a value a preview cannot know yet, which the cost estimator reads too. */
+export { UNKNOWN_VALUE };
 
 export function isTrue(value: unknown): boolean {
   return value === true || value === "true";
@@ -42,7 +46,7 @@ export function asNumber(value: unknown): number | undefined {
  * one unknown node group name and stack-within-budget, mandatory, judged nothing. Offline props are plain, copied as
  * they are.
  */
-export function withUnknowns(value: unknown, unknown: string): unknown {
+export function withUnknowns(value: unknown, unknown: string = UNKNOWN_VALUE): unknown {
   if (typeof value !== "object" || value === null) return value;
   const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
   for (const key of Object.keys(value)) {
@@ -57,3 +61,6 @@ export function withUnknowns(value: unknown, unknown: string): unknown {
   }
   return copy;
 }
+
+/** A resource's props as a plain record, each value not known yet the engine's marker (withUnknowns). */
+export const knownProps = (r: { props: Record<string, any> }): Record<string, any> => asRecord(withUnknowns(r.props));

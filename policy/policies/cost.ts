@@ -3,13 +3,12 @@
 // budget the stack resolved (the plan's config, else its AWS Budget).
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { estimateCost } from "../../infra/cost/index.ts";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import type { OfflineStackArgs } from "../lib/offline-args.ts";
 import { INSTANCE_TYPES } from "../lib/instance-types.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
-import { asArray, asNumber, asRecord, decodeJson, withUnknowns } from "../lib/values.ts";
+import { asArray, asNumber, asRecord, decodeJson, knownProps } from "../lib/values.ts";
 
 const TIER_NAMES = Object.keys(INSTANCE_TYPES);
 const isTierName = (tier: string | undefined): tier is string => tier !== undefined && Object.hasOwn(INSTANCE_TYPES, tier);
@@ -146,7 +145,7 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
       urn: r.urn,
       parent: r.parent?.urn,
       component: componentOf(r),
-      inputs: withUnknowns(r.props, UNKNOWN_VALUE) as Record<string, any>,
+      inputs: knownProps(r),
       custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
       options: {
         protect: r.opts?.protect || undefined,

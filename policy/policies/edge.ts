@@ -6,8 +6,7 @@ import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { metadataOf } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, referencedBy, refersTo } from "../lib/validate.ts";
-import { asArray, asRecord, decodeJson, withUnknowns } from "../lib/values.ts";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+import { asArray, asRecord, decodeJson, knownProps, UNKNOWN_VALUE } from "../lib/values.ts";
 
 const T = {
   ingress: "kubernetes:networking.k8s.io/v1:Ingress",
@@ -23,8 +22,7 @@ const ALB = "alb.ingress.kubernetes.io";
  * update) the engine's unknown: read on the engine's props it threw, and the pack skipped the policy (its ssl-policy
  * and redirect checks with it). Known or not, a certificate or web ACL named is one there.
  */
-const annotationsOf = (ingress: PolicyResource) =>
-  asRecord(metadataOf({ props: asRecord(withUnknowns(ingress.props, UNKNOWN_VALUE)) }).annotations);
+const annotationsOf = (ingress: PolicyResource) => asRecord(metadataOf({ props: knownProps(ingress) }).annotations);
 
 /** Ingresses the AWS Load Balancer Controller turns into an internet-facing ALB (its default scheme is internal). */
 const internetFacingAlbIngresses = (resources: PolicyResource[]) =>

@@ -2,13 +2,12 @@
 // NetworkPolicies narrower than the VPC (HTTPS and the edge rate limit: edge.ts), metrics never on an Ingress-routed
 // port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
 // without administrator or edit access, and a backup vault with its own key and a Vault Lock.
-import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
+import type { StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, refersTo } from "../lib/validate.ts";
-import { asArray, asRecord, decodeJson, isFalse, isTrue, withUnknowns } from "../lib/values.ts";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+import { asArray, asRecord, decodeJson, isFalse, isTrue, knownProps, UNKNOWN_VALUE } from "../lib/values.ts";
 
 const T = {
   ingress: "kubernetes:networking.k8s.io/v1:Ingress",
@@ -189,14 +188,13 @@ export const ciLeastPrivilege: StackValidationPolicy = {
   validateStack: productionStack((resources, _tier, report) => {
     // Each resource read around what a real preview cannot know yet (an IRSA role's trust names its cluster's OIDC
     // provider): reading one threw, and the pack skipped the policy, a deploy role without a boundary unseen.
-    const known = (r: PolicyResource) => asRecord(withUnknowns(r.props, UNKNOWN_VALUE));
     for (const a of ofTypes(resources, [T.rolePolicyAttachment])) {
-      const { policyArn } = known(a);
+      const { policyArn } = knownProps(a);
       if (ADMIN_POLICIES.includes(policyArn))
         report(`${a.name} attaches ${policyArn}: give the role a scoped policy instead.`, a.urn);
     }
     for (const a of ofTypes(resources, [T.accessPolicyAssociation])) {
-      const { policyArn } = known(a);
+      const { policyArn } = knownProps(a);
       if (EDIT_ACCESS.test(String(policyArn))) {
         report(
           `${a.name} grants ${String(policyArn).split("/").pop()}, which reads Secrets and execs into pods: use AmazonEKSViewPolicy for previews.`,
@@ -205,7 +203,7 @@ export const ciLeastPrivilege: StackValidationPolicy = {
       }
     }
     for (const role of ofTypes(resources, [T.role])) {
-      const props = known(role);
+      const props = knownProps(role);
       const trust = String(props.assumeRolePolicy ?? "");
       if (
         trust.includes("token.actions.githubusercontent.com") &&
@@ -268,7 +266,7 @@ export const databaseTlsVerified: StackValidationPolicy = {
     for (const release of resources.filter((r) => r.type.startsWith("kubernetes:helm.sh/"))) {
       // Read around the values a real preview cannot know yet (a VPC id, a role's ARN): reading one threw, and the
       // pack server skipped the whole policy, an sslmode "disable" beside it unseen. One of them unknown is no verdict.
-      const values = asRecord(withUnknowns(release.props, UNKNOWN_VALUE)).values;
+      const { values } = knownProps(release);
       for (const [path, mode] of sslModes(decodeJson(values))) {
         if (mode !== "verify-full" && mode !== UNKNOWN_VALUE)
           report(

@@ -1,14 +1,11 @@
 // Cost policies: instance allow-lists per tier, GPU placement, and the stack budget with the real estimator.
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import { gpuOnlyInGpuGroup, instanceTypesAllowed, stackWithinBudget, tierAllowList } from "../../policy/policies/cost.ts";
 import type { PlanConfig } from "../../infra/plan/types.ts";
 import { instanceTypeAllowList, TIER_NAMES, TIERS } from "../../infra/tiers.ts";
 import { USAGE } from "../../infra/usage.ts";
-import { check, resource } from "./support.ts";
-
-const require = createRequire(import.meta.url);
+import { check, checkOnPreview, resource, unknownStringValue } from "./support.ts";
 
 const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, unknown> = {}) =>
   resource("aws:eks/nodeGroup:NodeGroup", name, {
@@ -162,7 +159,6 @@ test("stack-within-budget on a real preview: a value not known yet is priced as 
   // The engine's props: a proxy that throws on reading a value the preview cannot know (@pulumi/policy proxy.js). A
   // scheduled scale-down names its node group's Auto Scaling group, known only once the group exists: reading it
   // aborted the policy, which the pack server reports as an advisory "can't run", and a $500 budget went unjudged.
-  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
   const schedule = resource("aws:autoscaling/schedule:Schedule", "gpu-offpeak-down", {
     autoscalingGroupName: unknownStringValue,
     recurrence: "0 0 * * *",
@@ -170,19 +166,7 @@ test("stack-within-budget on a real preview: a value not known yet is priced as 
     maxSize: 10,
     desiredCapacity: 0,
   });
-  const resources = [...expensive, schedule].map((r) => ({
-    type: r.type,
-    name: r.name,
-    urn: r.urn,
-    props: unknownCheckingProxy(r.inputs),
-    opts: {},
-    dependencies: [],
-    propertyDependencies: {},
-  }));
-  const reports: string[] = [];
-  stackWithinBudget.validateStack!({ resources, getConfig: () => ({ monthlyBudgetUsd: 500 }) } as never, (message: string) =>
-    reports.push(message),
-  );
+  const reports = checkOnPreview(stackWithinBudget, [...expensive, schedule], { monthlyBudgetUsd: 500 });
   assert.equal(reports.length, 1, reports.join("\n"));
   assert.match(reports[0]!, /exceeds the \$500 budget \(policy config monthlyBudgetUsd\); largest: gpu/);
 });

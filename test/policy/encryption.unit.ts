@@ -1,6 +1,5 @@
 // Encryption policies, each called with a compliant and a violating resource.
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import {
   ebsEncrypted,
@@ -12,8 +11,7 @@ import {
   s3BucketEncrypted,
 } from "../../policy/policies/encryption.ts";
 
-const require = createRequire(import.meta.url);
-import { check, messagesFor, resource } from "./support.ts";
+import { check, checkOnPreview, messagesFor, resource, unknownObjectValue } from "./support.ts";
 
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/data";
 
@@ -132,17 +130,8 @@ test("s3-bucket-encrypted: each bucket needs its own default-encryption configur
 
   // On a real preview of a new bucket its serverSideEncryptionConfiguration output is unknown, and the engine's props
   // throw on reading it (@pulumi/policy proxy.js): the policy, read so, was skipped as "cannot run during preview".
-  const { unknownCheckingProxy, unknownObjectValue } = require("@pulumi/policy/proxy.js");
-  const reports: string[] = [];
-  s3BucketEncrypted.validateStack!(
-    {
-      resources: [
-        { ...backups, props: unknownCheckingProxy({ serverSideEncryptionConfiguration: unknownObjectValue }), opts: {} },
-      ],
-      getConfig: () => ({ requireKms: false }),
-    } as never,
-    (message: string) => reports.push(message),
-  );
+  const unseen = resource("aws:s3/bucket:Bucket", "backups", { serverSideEncryptionConfiguration: unknownObjectValue });
+  const reports = checkOnPreview(s3BucketEncrypted, [unseen], { requireKms: false });
   assert.equal(reports.length, 1);
   assert.match(reports[0]!, /bucket backups has no default encryption/);
 });

@@ -1,7 +1,6 @@
 // The secure-by-default policies (policy/policies/security.ts, edge.ts), each called with a compliant and a violating
 // plan, as mandatory outside dev and skipped in dev where the issue says "production tiers".
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import {
   backupVaultProtected,
@@ -14,8 +13,7 @@ import {
 } from "../../policy/policies/security.ts";
 import { productionEdgeRateLimit, productionHttps } from "../../policy/policies/edge.ts";
 
-const require = createRequire(import.meta.url);
-import { check, resource } from "./support.ts";
+import { check, checkOnPreview, resource, unknownStringValue } from "./support.ts";
 
 const ALB = "alb.ingress.kubernetes.io";
 const ingress = (annotations: Record<string, string>, port: Record<string, unknown> = { name: "http" }) =>
@@ -58,19 +56,12 @@ test("production-https: HTTPS with a validated certificate, redirect and a TLS 1
 
   // A real preview of the update that creates the certificate: its ARN is unknown, and the engine's props throw on
   // reading it (@pulumi/policy proxy.js). Read so, the pack skipped the policy, an ssl-policy of TLS 1.0 unseen.
-  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
-  const onPreview = (sslPolicy: string) => {
-    const reports: string[] = [];
-    const planned = ingress({ ...https, [`${ALB}/certificate-arn`]: unknownStringValue, [`${ALB}/ssl-policy`]: sslPolicy });
-    productionHttps.validateStack!(
-      {
-        resources: [{ ...planned, props: unknownCheckingProxy(planned.inputs), opts: {} }],
-        getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"], allowedSslPolicies: [https[`${ALB}/ssl-policy`]] }),
-      } as never,
-      (message: string) => reports.push(message),
+  const onPreview = (sslPolicy: string) =>
+    checkOnPreview(
+      productionHttps,
+      [ingress({ ...https, [`${ALB}/certificate-arn`]: unknownStringValue, [`${ALB}/ssl-policy`]: sslPolicy })],
+      { tier: "medium", relaxedTiers: ["dev"], allowedSslPolicies: [https[`${ALB}/ssl-policy`]] },
     );
-    return reports;
-  };
   assert.deepEqual(onPreview(https[`${ALB}/ssl-policy`]!), [], "a certificate being created is one named");
   assert.match(onPreview("ELBSecurityPolicy-2016-08")[0] ?? "", /ssl-policy ELBSecurityPolicy-2016-08/);
   assert.deepEqual(onPreview(unknownStringValue), [], "a TLS policy not known yet is no verdict, not a violation");
@@ -237,16 +228,8 @@ test("ci-least-privilege: AdministratorAccess, EKS Edit for previews and an unbo
 
   // A real preview: an IRSA role's trust names its cluster's OIDC provider, unknown until the cluster exists, and the
   // engine's props throw on reading it (@pulumi/policy proxy.js). Read so, the pack skipped the whole policy.
-  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
   const irsa = resource("aws:iam/role:Role", "loki", { assumeRolePolicy: unknownStringValue });
-  const reports: string[] = [];
-  ciLeastPrivilege.validateStack!(
-    {
-      resources: [irsa, githubRole()].map((r) => ({ ...r, props: unknownCheckingProxy(r.inputs), opts: {} })),
-      getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"] }),
-    } as never,
-    (message: string) => reports.push(message),
-  );
+  const reports = checkOnPreview(ciLeastPrivilege, [irsa, githubRole()], { tier: "medium", relaxedTiers: ["dev"] });
   assert.deepEqual(reports, ["GitHub deploy role ci-deploy has no permissions boundary: set permissionsBoundary."]);
 });
 
@@ -284,20 +267,16 @@ test("database-tls-verified: sslmode require (encrypted, server unverified) fail
 
   // On a real preview the engine's props throw on each value not known yet (@pulumi/policy proxy.js): an unknown
   // host beside sslmode "disable" made the pack skip the policy; an unknown sslmode itself is no verdict.
-  const { unknownCheckingProxy, unknownStringValue } = require("@pulumi/policy/proxy.js");
-  const onPreview = (sslmode: string) => {
-    const reports: string[] = [];
-    const release = exporter("verify-full");
-    const values = { config: { datasource: { host: unknownStringValue, sslmode } } };
-    databaseTlsVerified.validateStack!(
-      {
-        resources: [{ ...release, props: unknownCheckingProxy({ values }), opts: {} }],
-        getConfig: () => ({ tier: "medium", relaxedTiers: ["dev"] }),
-      } as never,
-      (message: string) => reports.push(message),
+  const onPreview = (sslmode: string) =>
+    checkOnPreview(
+      databaseTlsVerified,
+      [
+        resource("kubernetes:helm.sh/v3:Release", "postgres-exporter", {
+          values: { config: { datasource: { host: unknownStringValue, sslmode } } },
+        }),
+      ],
+      { tier: "medium", relaxedTiers: ["dev"] },
     );
-    return reports;
-  };
   assert.match(onPreview("disable")[0] ?? "", /values\.config\.datasource\.sslmode is "disable"/);
   assert.deepEqual(onPreview(unknownStringValue), []);
 });

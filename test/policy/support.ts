@@ -1,10 +1,42 @@
 // Builds small plans for calling single policies through the offline runner, the way the engine would.
-import type { Policy } from "@pulumi/policy";
+import { createRequire } from "node:module";
+import type { Policy, StackValidationPolicy } from "@pulumi/policy";
 import type { CostReport, Plan, PlanConfig, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
 import { runPolicies } from "../../policy/offline.ts";
 import { linkReferences } from "../support/plan.ts";
 
 export const STACK = "test";
+
+/** The engine's props proxy and its unknown-value sentinels (@pulumi/policy proxy.js, internal): what a preview gives. */
+export const { unknownCheckingProxy, unknownStringValue, unknownNumberValue, unknownObjectValue } = createRequire(
+  import.meta.url,
+)("@pulumi/policy/proxy.js");
+
+/**
+ * A stack policy run as a real preview runs it: each resource's inputs behind the engine's proxy, which throws on
+ * reading a value not known yet (the pack server then skips the whole policy). The messages it reported; a throw
+ * fails the call, as it fails the preview.
+ */
+export function checkOnPreview(
+  policy: StackValidationPolicy,
+  resources: PlannedResource[],
+  config: Record<string, unknown>,
+): string[] {
+  const reports: string[] = [];
+  const engineResources = resources.map((r) => ({
+    type: r.type,
+    name: r.name,
+    urn: r.urn,
+    props: unknownCheckingProxy(r.inputs),
+    opts: {},
+    dependencies: [],
+    propertyDependencies: {},
+  }));
+  policy.validateStack({ resources: engineResources, getConfig: () => config } as never, (message: string) =>
+    reports.push(message),
+  );
+  return reports;
+}
 
 export function resource(
   type: string,

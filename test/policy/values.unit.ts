@@ -1,12 +1,9 @@
 // policy/lib/values.ts withUnknowns on the engine's own props proxy (@pulumi/policy proxy.js), as a real preview gives it.
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
 import { withUnknowns } from "../../policy/lib/values.ts";
-
-const require = createRequire(import.meta.url);
-const { unknownCheckingProxy, unknownStringValue, unknownNumberValue, unknownObjectValue } = require("@pulumi/policy/proxy.js");
+import { unknownCheckingProxy, unknownNumberValue, unknownObjectValue, unknownStringValue } from "./support.ts";
 
 test("withUnknowns: every value not known yet, nested or in a list, becomes the marker; the rest is copied as it is", () => {
   const props = unknownCheckingProxy({
