@@ -2,16 +2,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
-import { standardUtcOffsetMinutes } from "../../infra/time.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
-import { inputs, ofType, one } from "../support/plan.ts";
+import { inputs, ofType, one, newYorkStartHour } from "../support/plan.ts";
 
 const plan = await stackPlan("dev");
 
 /** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
-const newYorkStartHour = (window: string) =>
-  (Number(window.slice(0, 2)) + 24 + standardUtcOffsetMinutes("America/New_York") / 60) % 24;
-
 test("dev is one general node group of one Spot Graviton node, with no GPU or vector group", () => {
   assert.equal(plan.tier, "dev");
   const groups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");

@@ -2,19 +2,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
-import { standardUtcOffsetMinutes } from "../../infra/time.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER } from "../../infra/plan/types.ts";
-import { inputs, ofType, one } from "../support/plan.ts";
+import { inputs, ofType, one, newYorkStartHour } from "../support/plan.ts";
 
 const plan = await stackPlan("prod");
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
 const group = (role: string) => inputs(nodeGroups.find((g) => inputs(g).labels?.role === role)!);
 
 /** The local start hour of a UTC "HH:MM-HH:MM" window in New York today (RDS converts at today's offset). */
-const newYorkStartHour = (window: string) =>
-  (Number(window.slice(0, 2)) + 24 + standardUtcOffsetMinutes("America/New_York") / 60) % 24;
-
 test("prod is tier medium with the guide's node groups", () => {
   assert.equal(plan.tier, "medium");
   // Issue 13: the vector role is one group per zone (three of one node each).

@@ -1,5 +1,6 @@
 // Lookups over an offline plan's resource list, shared by the infra, cost and policy tests.
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import { standardUtcOffsetMinutes } from "../../infra/time.ts";
 
 export function ofType(plan: Plan, type: string): PlannedResource[] {
   return plan.resources.filter((r) => r.type === type);
@@ -66,3 +67,7 @@ function jsonStrings(text: string): string[] {
     return [];
   }
 }
+
+/** The local hour, in New York's standard time, at which a UTC window ("hh:mm-hh:mm", as the stacks print it) starts. */
+export const newYorkStartHour = (window: string) =>
+  (Number(window.slice(0, 2)) + 24 + standardUtcOffsetMinutes("America/New_York") / 60) % 24;
