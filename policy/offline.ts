@@ -1,17 +1,21 @@
 // Runs the policy pack over an offline plan (infra/plan) without the Pulumi CLI: each resource policy's
 // validateResource gets the arguments the engine would build (type, name, urn, props = inputs, opts,
 // provider, isType/asType, getConfig with schema defaults, notApplicable) and each stack policy's
-// validateStack gets every resource with parent, provider and property dependencies.
-import type {
-  Policies,
-  Policy,
-  PolicyPackConfig,
-  PolicyProviderResource,
-  PolicyResource,
-  PolicyResourceOptions,
-  ResourceValidationArgs,
-  ResourceValidationPolicy,
-  StackValidationPolicy,
+// validateStack gets every resource with parent, provider and property dependencies. A first preview's plan
+// (Plan.firstPreview) is judged as the engine judges one: props behind its proxy, which throws on a value not known
+// yet, and a policy that reads one reported as an advisory "can't run ... during preview".
+import { createRequire } from "node:module";
+import {
+  UnknownValueError,
+  type Policies,
+  type Policy,
+  type PolicyPackConfig,
+  type PolicyProviderResource,
+  type PolicyResource,
+  type PolicyResourceOptions,
+  type ResourceValidationArgs,
+  type ResourceValidationPolicy,
+  type StackValidationPolicy,
 } from "@pulumi/policy";
 import type { CostReport, Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
 import type { OfflineStackArgs } from "./lib/offline-args.ts";
@@ -32,9 +36,15 @@ export type { OfflineStackArgs };
 
 class NotApplicable extends Error {}
 
+/** The engine's props proxy (@pulumi/policy proxy.js, internal to the package: its server wraps every props in it). */
+const { unknownCheckingProxy } = createRequire(import.meta.url)("@pulumi/policy/proxy.js") as {
+  unknownCheckingProxy<T>(props: T): T;
+};
+
 export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyReport {
   const policies = opts.policies ?? packPolicies;
   const configs = resolvePackConfig(policies, opts.config);
+  const preview = plan.firstPreview === true;
   const resources = toPolicyResources(plan);
   const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(plan.resources[0]?.urn ?? "")?.[1] ?? "project";
   const stackUrn = `urn:pulumi:${plan.stack}::${project}::pulumi:pulumi:Stack::${project}-${plan.stack}`;
@@ -54,28 +64,44 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
       },
     };
 
+    // The pack server's answer to a policy that read a value a preview cannot know (server.js): an advisory.
+    const cannotRun = (urn: string, err: UnknownValueError) =>
+      violations.push({
+        policy: policy.name,
+        resource: urn,
+        level: "advisory",
+        message: `can't run policy '${policy.name}' during preview: ${err.message}`,
+      });
+
     if (isStackPolicy(policy)) {
-      const args: OfflineStackArgs = { ...common, resources, cost: opts.cost, planConfig: plan.config ?? undefined };
-      call(policy, stackUrn, () => policy.validateStack(args, reporter(stackUrn)));
+      // Under the engine a stack policy gets neither the estimate nor the resolved config.
+      const args: OfflineStackArgs = preview
+        ? { ...common, resources }
+        : { ...common, resources, cost: opts.cost, planConfig: plan.config ?? undefined };
+      call(policy, stackUrn, () => policy.validateStack(args, reporter(stackUrn)), cannotRun);
       continue;
     }
     const validations = asArray((policy as ResourceValidationPolicy).validateResource);
     const onlyType = validations.length === 1 ? pulumiTypeOf(validations[0]) : undefined;
-    for (const resource of resources) {
-      if (onlyType && onlyType !== resource.type) continue;
+    resources.forEach((resource, i) => {
+      if (onlyType && onlyType !== resource.type) return;
+      // A resource policy reads the inputs; on a first preview the stack policies' props are its outputs.
+      const props = preview ? unknownCheckingProxy(plan.resources[i]!.inputs) : resource.props;
       const args: ResourceValidationArgs = {
         ...common,
         type: resource.type,
         name: resource.name,
         urn: resource.urn,
-        props: resource.props,
+        props,
         opts: resource.opts,
         provider: resource.provider,
         isType: resource.isType,
         asType: resource.asType as ResourceValidationArgs["asType"],
       };
-      for (const validate of validations) call(policy, resource.urn, () => validate(args, reporter(resource.urn)));
-    }
+      for (const validate of validations) {
+        call(policy, resource.urn, () => validate(args, reporter(resource.urn)), cannotRun);
+      }
+    });
   }
   return { violations };
 }
@@ -89,8 +115,11 @@ function pulumiTypeOf(value: unknown): string | undefined {
   return typeof t === "string" && t !== "" ? t : undefined;
 }
 
-/** Runs one validation; "not applicable" is silent, a promise or a crash is an error naming policy and resource. */
-function call(policy: Policy, urn: string, validate: () => unknown) {
+/**
+ * Runs one validation; "not applicable" is silent, a value not known yet goes to `unknown`, a promise or a crash is
+ * an error naming policy and resource.
+ */
+function call(policy: Policy, urn: string, validate: () => unknown, unknown: (urn: string, err: UnknownValueError) => void) {
   try {
     const result = validate();
     if (result && typeof (result as Promise<unknown>).then === "function") {
@@ -98,6 +127,7 @@ function call(policy: Policy, urn: string, validate: () => unknown) {
     }
   } catch (err) {
     if (err instanceof NotApplicable) return;
+    if (err instanceof UnknownValueError) return unknown(urn, err);
     throw new Error(`policy ${policy.name} failed on ${urn}: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -119,7 +149,7 @@ export function toPolicyResources(plan: Plan): PolicyResource[] {
     if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props: r.inputs });
   }
   const resources = plan.resources.map((r): PolicyResource => {
-    const props = r.inputs as Record<string, any>;
+    const props = (plan.firstPreview ? unknownCheckingProxy(r.outputs ?? r.inputs) : r.inputs) as Record<string, any>;
     return {
       type: r.type,
       name: r.name,

@@ -1,10 +1,7 @@
 // Reading resource inputs for pricing. A value the estimator needs may be missing, still unknown (a preview's
 // computed-value sentinel) or a secret; each case stops pricing of that one resource with a reason
 // (`Unpriceable`), it never turns into $0.
-import { SECRET_PLACEHOLDER } from "../plan/types.ts";
-
-/** Pulumi's wire value for "known only after apply" (sdk/nodejs/runtime/rpc.ts `unknownValue`). */
-export const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+import { SECRET_PLACEHOLDER, UNKNOWN_VALUE } from "../plan/types.ts";
 
 /** Thrown by a pricer that cannot price its resource; the estimator lists the resource as unpriced. */
 export class Unpriceable extends Error {

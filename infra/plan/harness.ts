@@ -5,7 +5,7 @@ import type * as Pulumi from "@pulumi/pulumi";
 import { PROJECT, parseStackConfig, planConfigOf } from "../config.ts";
 import { PlanMocks } from "./mocks.ts";
 import { loadStackFile } from "./stackfile.ts";
-import { SECRET_PLACEHOLDER, type Plan, type PlannedResource } from "./types.ts";
+import { SECRET_PLACEHOLDER, type Plan, type PlannedResource, UNKNOWN_VALUE } from "./types.ts";
 
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -16,6 +16,8 @@ export interface PlanOptions {
   config?: Record<string, string>;
   /** Repo root holding Pulumi.<stack>.yaml; defaults to this repository. */
   root?: string;
+  /** The plan as the first `pulumi preview` of a new stack sees it (PlanMocks): every computed value unknown. */
+  firstPreview?: boolean;
 }
 
 /** What the engine would record of one registration, read from the RegisterResource request. */
@@ -49,8 +51,9 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
   const region = config["aws:region"] ?? "us-east-1";
   pulumi.runtime.setAllConfig(config, file.secretKeys);
 
-  const mocks = new PlanMocks(region);
-  await pulumi.runtime.setMocks(mocks, PROJECT, options.stack, false);
+  const firstPreview = options.firstPreview === true;
+  const mocks = new PlanMocks(region, firstPreview ? pulumi.unknown : undefined);
+  await pulumi.runtime.setMocks(mocks, PROJECT, options.stack, firstPreview);
   const requests = recordRequests();
   const { buildStack } = await import("../stack.ts");
 
@@ -90,6 +93,7 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
         Object.entries(req.propertyDependencies).map(([k, urns]) => [k, urns.map(realUrn)]),
       ),
       options: req.options,
+      ...(reg.outputs && { outputs: maskSecrets(reg.outputs) as Record<string, unknown> }),
     });
   });
   const stackConfig = planConfigOf(built!.config);
@@ -102,6 +106,7 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
     outputs: await resolveOutputs(built!.outputs),
     cost: null,
     policies: null,
+    ...(firstPreview && { firstPreview }),
   };
 }
 
@@ -147,9 +152,11 @@ function topComponent(req: Request, byUrn: Map<string | undefined, Request>): st
   return root.type.startsWith(`${PROJECT}:`) ? root.name : "stack";
 }
 
+/** Secrets as SECRET_PLACEHOLDER, and (in a first preview) each value not known yet as the engine's marker. */
 function maskSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(maskSecrets);
   if (typeof value !== "object" || value === null) return value;
+  if (pulumi.isUnknown(value)) return UNKNOWN_VALUE;
   const obj = value as Record<string, unknown>;
   if (obj[SECRET_SIG_KEY] === SECRET_SIG) return SECRET_PLACEHOLDER;
   return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, maskSecrets(v)]));

@@ -11,6 +11,8 @@ export interface RecordedRegistration {
   name: string;
   custom: boolean;
   inputs: Record<string, unknown>;
+  /** In a first preview (PlanMocks `unknown`): the outputs answered, as the engine holds them for this preview. */
+  outputs?: Record<string, unknown>;
 }
 
 type Outputs = (args: pulumi.runtime.MockResourceArgs, region: string) => Record<string, unknown>;
@@ -144,18 +146,43 @@ const INVOKES: Record<string, Invoke> = {
 /** The data sources the program reads (what a preview calls in AWS): a role that previews must be allowed each. */
 export const INVOKE_TOKENS = Object.keys(INVOKES);
 
-/** Records every registration and answers like the cloud would, with made-up identifiers. */
+/**
+ * Records every registration and answers like the cloud would, with made-up identifiers; or, given `unknown` (the
+ * SDK's unknown value), as a first `pulumi preview` of a new stack does: nothing exists yet, so every value the cloud
+ * computes is unknown (ids, ARNs, endpoints, generated passwords) and a Kubernetes object, on a cluster not created
+ * yet, has no outputs at all (pulumi-kubernetes previews it without a cluster to ask). Inputs, and the names the
+ * providers give in Check (autonaming), stay known.
+ */
 export class PlanMocks implements pulumi.runtime.Mocks {
   readonly registrations: RecordedRegistration[] = [];
 
-  constructor(private readonly region: string) {}
+  constructor(
+    private readonly region: string,
+    private readonly unknown?: unknown,
+  ) {}
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
-    this.registrations.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs: args.inputs });
-    const id = `${args.name}-id`;
+    const registration: RecordedRegistration = {
+      type: args.type,
+      name: args.name,
+      custom: args.custom ?? true,
+      inputs: args.inputs,
+    };
+    this.registrations.push(registration);
     const computed = COMPUTED[args.type]?.(args, this.region) ?? {};
+    const name = args.inputs.name ?? args.name;
+    if (this.unknown !== undefined) {
+      // The engine treats every output of a resource whose provider is not configured yet (its kubeconfig comes from
+      // the cluster) as unknown (pulumi/pulumi CHANGELOG 3.x, "the preview experience for unconfigured providers").
+      // An id left empty is unknown to the SDK during a preview; so is every output missing from the state.
+      const unknowns = Object.fromEntries(["arn", "id", ...Object.keys(computed)].map((key) => [key, this.unknown]));
+      const outputs = args.type.startsWith("kubernetes:") ? {} : { ...args.inputs, name, ...unknowns };
+      registration.outputs = outputs;
+      return { id: undefined, state: outputs };
+    }
+    const id = `${args.name}-id`;
     const arn = `arn:aws:mock:${this.region}:${MOCK_ACCOUNT_ID}:${args.type.split(":").pop()}/${args.name}`;
-    return { id, state: { ...args.inputs, arn, id, name: args.inputs.name ?? args.name, ...computed } };
+    return { id, state: { ...args.inputs, arn, id, name, ...computed } };
   }
 
   call(args: pulumi.runtime.MockCallArgs): Record<string, any> {

@@ -1,5 +1,5 @@
 // Renders the plan's inventory: table (terminal), markdown (PR comment). JSON is the Plan object itself.
-import type { Plan, PlannedResource } from "./types.ts";
+import { type Plan, type PlannedResource, UNKNOWN_VALUE } from "./types.ts";
 
 type Summary = (inputs: Record<string, any>) => string | undefined;
 
@@ -36,8 +36,11 @@ function containers(podSpec: any, replicas: unknown): string | undefined {
 }
 
 function summarize(r: PlannedResource): string {
-  return SUMMARIES[r.type]?.(r.inputs as Record<string, any>) ?? "";
+  return (SUMMARIES[r.type]?.(r.inputs as Record<string, any>) ?? "").replaceAll(UNKNOWN_VALUE, "[unknown]");
 }
+
+/** What the plan shows: a first preview says so, as its unknown values and unjudged policies follow from it. */
+const seenAs = (plan: Plan) => (plan.firstPreview ? " · as its first preview sees it" : "");
 
 /** Resources grouped by top-level component, components in first-seen order; component resources omitted. */
 function byComponent(plan: Plan): Map<string, PlannedResource[]> {
@@ -69,7 +72,7 @@ function capacityLines(plan: Plan): string[] {
 
 export function renderTable(plan: Plan, costSection?: string): string {
   const lines = [
-    `stack ${plan.stack} · tier ${plan.tier} · ${plan.region} · ${plan.resources.filter((r) => r.custom).length} resources`,
+    `stack ${plan.stack} · tier ${plan.tier} · ${plan.region} · ${plan.resources.filter((r) => r.custom).length} resources${seenAs(plan)}`,
     "",
   ];
   for (const [component, resources] of byComponent(plan)) {
@@ -87,7 +90,7 @@ export function renderTable(plan: Plan, costSection?: string): string {
 }
 
 export function renderMarkdown(plan: Plan, costSection?: string): string {
-  const lines = [`### Plan: \`${plan.stack}\` (tier ${plan.tier}, ${plan.region})`, ""];
+  const lines = [`### Plan: \`${plan.stack}\` (tier ${plan.tier}, ${plan.region}${seenAs(plan)})`, ""];
   lines.push("| component | resources | key sizes |", "|---|---:|---|");
   for (const [component, resources] of byComponent(plan)) {
     const sizes = resources.map(summarize).filter(Boolean);

@@ -22,9 +22,21 @@ export interface PlannedResource {
   propertyDependencies?: Record<string, string[]>;
   /** Resource options that matter for review. */
   options: { protect?: boolean; ignoreChanges?: string[]; retainOnDelete?: boolean };
+  /**
+   * In a first preview only: the outputs the engine holds for it (what a stack policy reads), each value not known yet
+   * UNKNOWN_VALUE; none at all for a Kubernetes object, whose cluster does not exist yet. Elsewhere outputs are inputs.
+   */
+  outputs?: Record<string, unknown>;
 }
 
 export const SECRET_PLACEHOLDER = "[secret]";
+
+/**
+ * Pulumi's wire value for "known only after apply" (sdk/nodejs/runtime/rpc.ts `unknownValue`): in a first preview's
+ * inputs (runPlan `firstPreview`), and as the engine hands it to the policy pack (@pulumi/policy proxy.js
+ * `unknownStringValue`).
+ */
+export const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface CostItem {
   type: string;
@@ -122,4 +134,9 @@ export interface Plan {
   outputs: Record<string, unknown>;
   cost: CostReport | null;
   policies: PolicyReport | null;
+  /**
+   * The plan as the first `pulumi preview` of a new stack sees it (runPlan `firstPreview`): every value the cloud
+   * computes unknown, and the policy pack run as the engine runs it then (policy/offline.ts).
+   */
+  firstPreview?: boolean;
 }

@@ -1,5 +1,5 @@
-// `npm run plan -- --stack <name> [--format table|json|markdown] [--config key=value ...]`: the offline review
-// of a stack. Exit codes: 0 ok, 1 mandatory policy violation, 2 bad usage / unknown stack / bad config.
+// `npm run plan -- --stack <name> [--format table|json|markdown] [--config key=value ...] [--first-preview]`: the
+// offline review of a stack; `--first-preview` reviews it as the first `pulumi preview` of a new stack sees it. Exit codes: 0 ok, 1 mandatory policy violation, 2 bad usage / unknown stack / bad config.
 import { parseArgs } from "node:util";
 import { renderCostMarkdown, renderCostTable } from "../cost/index.ts";
 import { runPlan } from "../plan/harness.ts";
@@ -9,11 +9,15 @@ import { exitAfterFlush, isUsageError } from "./exit.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: STACK_FLAGS,
+    options: { ...STACK_FLAGS, "first-preview": { type: "boolean", default: false } },
     strict: true,
   });
   const format = formatOf(values.format);
-  const planned = await runPlan({ stack: values.stack as string, config: configFlags(values.config as string[]) });
+  const planned = await runPlan({
+    stack: values.stack as string,
+    config: configFlags(values.config as string[]),
+    firstPreview: values["first-preview"],
+  });
   // The policy pack loads Pulumi's policy SDK (about 1.5 s): only once there is a plan to judge, so a bad stack name
   // or config value (runPlan) is told in 1 s.
   const { review } = await import("./review.ts");

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+import { UNKNOWN_VALUE } from "../../infra/plan/types.ts";
 import { USAGE } from "../../infra/usage.ts";
 import { asgSchedule, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
 

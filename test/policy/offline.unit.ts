@@ -5,6 +5,7 @@ import * as aws from "@pulumi/aws";
 import { validateResourceOfType, type ResourceValidationPolicy, type StackValidationPolicy } from "@pulumi/policy";
 import { PolicyConfigError } from "../../policy/lib/pack-config.ts";
 import { runPolicies, toPolicyResources } from "../../policy/offline.ts";
+import { UNKNOWN_VALUE } from "../../infra/plan/types.ts";
 import { planOf, resource } from "./support.ts";
 
 const bucket = resource("aws:s3/bucket:Bucket", "logs", { bucket: "agent-logs" });
@@ -130,4 +131,39 @@ test("a crashing or asynchronous policy is an error naming the policy and the re
   );
   const slow: ResourceValidationPolicy = { name: "slow", description: "test", validateResource: async () => {} };
   assert.throws(() => runPolicies(planOf([bucket], "dev"), { policies: [slow] }), /must be synchronous/);
+});
+
+test("a first preview is judged as the engine judges it: unknown values throw, the policy is reported as can't run", () => {
+  const namespace = resource(
+    "kubernetes:core/v1:Namespace",
+    "agent",
+    { metadata: { name: "agent", labels: { tier: "restricted" } } },
+    { outputs: {} },
+  );
+  const key = resource("aws:rds/instance:Instance", "db", { kmsKeyId: UNKNOWN_VALUE, storageEncrypted: true });
+  const plan = { ...planOf([namespace, key], "medium"), firstPreview: true };
+  const readsKey: ResourceValidationPolicy = {
+    name: "reads-key",
+    description: "test",
+    enforcementLevel: "mandatory",
+    validateResource: (args, report) => report(`key ${args.props.kmsKeyId}`),
+  };
+  const seenByStack: StackValidationPolicy = {
+    name: "seen-by-stack",
+    description: "test",
+    enforcementLevel: "mandatory",
+    // Stack policies get the outputs: none for an object on a cluster not created yet.
+    validateStack: ({ resources }, report) =>
+      report(resources.map((r) => `${r.name}: ${JSON.stringify(r.props.metadata ?? null)}`).join(", ")),
+  };
+  const { violations } = runPolicies(plan, { policies: [readsKey, seenByStack] });
+  const db = violations.find((v) => v.policy === "reads-key" && v.resource.endsWith("::db"));
+  assert.deepEqual(db && { level: db.level, message: db.message }, {
+    level: "advisory",
+    message: "can't run policy 'reads-key' during preview: string value at .kmsKeyId can't be known during preview",
+  });
+  assert.equal(violations.find((v) => v.policy === "seen-by-stack")?.message, "aws: null, agent: null, db: null");
+  // The same plan, not a first preview: the values are read as they are.
+  const full = runPolicies({ ...plan, firstPreview: undefined }, { policies: [readsKey] }).violations;
+  assert.equal(full.find((v) => v.resource.endsWith("::db"))?.message, `key ${UNKNOWN_VALUE}`);
 });

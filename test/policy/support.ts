@@ -1,6 +1,6 @@
 // Builds small plans for calling single policies through the offline runner, the way the engine would.
 import { createRequire } from "node:module";
-import type { Policy, StackValidationPolicy } from "@pulumi/policy";
+import type { Policy } from "@pulumi/policy";
 import type { CostReport, Plan, PlanConfig, PlannedResource, PolicyViolation } from "../../infra/plan/types.ts";
 import { runPolicies } from "../../policy/offline.ts";
 import { linkReferences } from "../support/plan.ts";
@@ -13,29 +13,13 @@ export const { unknownCheckingProxy, unknownStringValue, unknownNumberValue, unk
 )("@pulumi/policy/proxy.js");
 
 /**
- * A stack policy run as a real preview runs it: each resource's inputs behind the engine's proxy, which throws on
- * reading a value not known yet (the pack server then skips the whole policy). The messages it reported; a throw
- * fails the call, as it fails the preview.
+ * A policy run as a first real preview runs it (policy/offline.ts, Plan.firstPreview): the props behind the engine's
+ * proxy, which throws on reading a value not known yet (unknownStringValue, ...), and a policy that read one reported
+ * as the pack server reports it, an advisory "can't run ... during preview". The messages reported.
  */
-export function checkOnPreview(
-  policy: StackValidationPolicy,
-  resources: PlannedResource[],
-  config: Record<string, unknown>,
-): string[] {
-  const reports: string[] = [];
-  const engineResources = resources.map((r) => ({
-    type: r.type,
-    name: r.name,
-    urn: r.urn,
-    props: unknownCheckingProxy(r.inputs),
-    opts: {},
-    dependencies: [],
-    propertyDependencies: {},
-  }));
-  policy.validateStack({ resources: engineResources, getConfig: () => config } as never, (message: string) =>
-    reports.push(message),
-  );
-  return reports;
+export function checkOnPreview(policy: Policy, resources: PlannedResource[], config: Record<string, unknown>): string[] {
+  const plan: Plan = { ...planOf(resources, undefined), firstPreview: true };
+  return runPolicies(plan, { policies: [policy], config: { [policy.name]: config } }).violations.map((v) => v.message);
 }
 
 export function resource(

@@ -1,7 +1,7 @@
 // policy/lib/values.ts withUnknowns on the engine's own props proxy (@pulumi/policy proxy.js), as a real preview gives it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+import { UNKNOWN_VALUE } from "../../infra/plan/types.ts";
 import { withUnknowns } from "../../policy/lib/values.ts";
 import { unknownCheckingProxy, unknownNumberValue, unknownObjectValue, unknownStringValue } from "./support.ts";
 
