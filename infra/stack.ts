@@ -248,6 +248,7 @@ export async function buildStack(): Promise<BuiltStack> {
       sizes,
       namespace: workloads.namespaces.monitoring,
       hostNamespace: workloads.namespaces.monitoringHost,
+      agentNamespace: workloads.namespaces.agent,
       oidc: cluster.oidc,
       kmsKeyArn: dataKey.arn,
       disposable,

@@ -35,6 +35,14 @@ export function podSecurityLabels(level: PodSecurityLevel): Record<string, strin
   };
 }
 
+/**
+ * `name`, the name `resource` was given, as an Output that depends on it. Its own `metadata.name` is unknown until
+ * the cluster exists: on a stack's first preview every namespace and storage class read from it was unknown, so was
+ * every object's namespace, and the cost estimate left out the backed-up Qdrant volumes (their class unknown). The
+ * URN is known as soon as the resource is registered, and, like its outputs, only once it exists on `up`.
+ */
+const givenName = (resource: pulumi.Resource, name: string): pulumi.Output<string> => resource.urn.apply(() => name);
+
 export class ClusterBase extends pulumi.ComponentResource {
   readonly agentNamespace: pulumi.Output<string>;
   readonly monitoringNamespace: pulumi.Output<string>;
@@ -77,11 +85,11 @@ export class ClusterBase extends pulumi.ComponentResource {
     const storageClass = gp3(STORAGE_CLASS, { "storageclass.kubernetes.io/is-default-class": "true" }, {});
     const backedUp = gp3(BACKED_UP_STORAGE_CLASS, {}, { tagSpecification_1: `${args.backupTag.key}=${args.backupTag.value}` });
 
-    this.agentNamespace = agent.metadata.name;
-    this.monitoringNamespace = monitoring.metadata.name;
-    this.monitoringHostNamespace = monitoringHost.metadata.name;
-    this.storageClassName = storageClass.metadata.name;
-    this.backedUpStorageClassName = backedUp.metadata.name;
+    this.agentNamespace = givenName(agent, NAMESPACES.agent);
+    this.monitoringNamespace = givenName(monitoring, NAMESPACES.monitoring);
+    this.monitoringHostNamespace = givenName(monitoringHost, NAMESPACES.monitoringHost);
+    this.storageClassName = givenName(storageClass, STORAGE_CLASS);
+    this.backedUpStorageClassName = givenName(backedUp, BACKED_UP_STORAGE_CLASS);
     this.registerOutputs({ agentNamespace: this.agentNamespace, monitoringNamespace: this.monitoringNamespace });
   }
 }

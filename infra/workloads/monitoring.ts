@@ -13,7 +13,7 @@ import { CostMetrics } from "./cost-metrics.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
-import { API, NAME_LABEL, NAMESPACES, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
+import { API, NAME_LABEL, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
@@ -101,6 +101,11 @@ export interface MonitoringArgs {
   namespace: pulumi.Input<string>;
   /** Pod Security "privileged" namespace for the exporters that read the node (node-exporter, DCGM). */
   hostNamespace: pulumi.Input<string>;
+  /**
+   * The API's and Qdrant's namespace (the Namespace's output, so the ServiceMonitors there wait for it: they named it
+   * as a plain string and depended only on the chart's CRDs).
+   */
+  agentNamespace: pulumi.Input<string>;
   sizing: MonitoringSizing;
   /** Required with lokiMode "s3": the log bucket and the IRSA role Loki's service account assumes. */
   loki?: { bucketName: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
@@ -275,20 +280,15 @@ export class Monitoring extends pulumi.ComponentResource {
     }
 
     // In the agent namespace: the Qdrant API key Secret they read must sit beside them.
-    serviceMonitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" }, o, afterCrds);
-    serviceMonitor(
-      `${name}-${QDRANT.name}`,
-      QDRANT.name,
-      {
-        port: "http",
-        path: "/metrics",
-        authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
-        // One target per peer: the headless Service selects the same pods.
-        relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
-      },
-      o,
-      afterCrds,
-    );
+    const monitor = serviceMonitor(args.agentNamespace, o, afterCrds);
+    monitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" });
+    monitor(`${name}-${QDRANT.name}`, QDRANT.name, {
+      port: "http",
+      path: "/metrics",
+      authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
+      // One target per peer: the headless Service selects the same pods.
+      relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],
+    });
 
     const loki = release(LOKI_RELEASE, MONITORING_CHARTS.loki, lokiValues(args), afterCrds);
     release(
@@ -424,29 +424,24 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
   };
 }
 
-function serviceMonitor(
-  resourceName: string,
-  service: string,
-  endpoint: Record<string, unknown>,
-  o: pulumi.CustomResourceOptions,
-  extra: pulumi.CustomResourceOptions,
-): k8s.apiextensions.CustomResource {
-  return new k8s.apiextensions.CustomResource(
-    resourceName,
-    {
-      apiVersion: "monitoring.coreos.com/v1",
-      kind: "ServiceMonitor",
-      metadata: { name: service, namespace: NAMESPACES.agent, labels: SELECTED_BY_PROMETHEUS },
-      spec: {
-        // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
-        jobLabel: NAME_LABEL,
-        selector: selectorFor(service),
-        endpoints: [{ interval: "30s", ...endpoint }],
+const serviceMonitor =
+  (namespace: pulumi.Input<string>, o: pulumi.CustomResourceOptions, extra: pulumi.CustomResourceOptions) =>
+  (resourceName: string, service: string, endpoint: Record<string, unknown>): k8s.apiextensions.CustomResource =>
+    new k8s.apiextensions.CustomResource(
+      resourceName,
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "ServiceMonitor",
+        metadata: { name: service, namespace, labels: SELECTED_BY_PROMETHEUS },
+        spec: {
+          // job = the Service's app.kubernetes.io/name ("agent-api", "qdrant"), the job the alert rules name.
+          jobLabel: NAME_LABEL,
+          selector: selectorFor(service),
+          endpoints: [{ interval: "30s", ...endpoint }],
+        },
       },
-    },
-    { ...o, ...extra },
-  );
-}
+      { ...o, ...extra },
+    );
 
 function volumeClaim(gb: number) {
   return { volumeClaimTemplate: { spec: claimSpec(STORAGE_CLASS, gb) } };

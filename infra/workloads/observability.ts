@@ -26,6 +26,8 @@ export interface ObservabilityArgs {
   namespace: pulumi.Input<string>;
   /** Pod Security "privileged" namespace for node-exporter and the DCGM exporter. */
   hostNamespace: pulumi.Input<string>;
+  /** The API's and Qdrant's namespace, where their ServiceMonitors go. */
+  agentNamespace: pulumi.Input<string>;
   oidc: OidcProvider;
   kmsKeyArn: pulumi.Input<string>;
   disposable: boolean;
@@ -188,6 +190,7 @@ export class Observability extends pulumi.ComponentResource {
         provider: args.provider,
         namespace: args.namespace,
         hostNamespace: args.hostNamespace,
+        agentNamespace: args.agentNamespace,
         sizing,
         loki,
         postgres: {

@@ -1,7 +1,7 @@
 // Small readers for resource properties as policies receive them: booleans may arrive as "true" (launch
 // template EBS flags are strings), provider properties arrive JSON-encoded, lists may be absent.
 import { UnknownValueError } from "@pulumi/policy";
-import { UNKNOWN_VALUE } from "../../infra/cost/inputs.ts";
+import { UNKNOWN_VALUE } from "../../infra/plan/types.ts";
 
 /** The engine's marker of a value a preview cannot know yet, which the cost estimator reads too. */
 export { UNKNOWN_VALUE };
@@ -60,6 +60,19 @@ export function withUnknowns(value: unknown, unknown: string = UNKNOWN_VALUE): u
     (copy as Record<string, unknown>)[key] = withUnknowns(field, unknown);
   }
   return copy;
+}
+
+/**
+ * `read()`'s value, or UNKNOWN_VALUE where a real preview cannot know it yet (the engine's proxy throws on reading it,
+ * and the pack server then skips the whole policy for the resource): e.g. the ARN of a key created in the same update.
+ */
+export function readKnown<T>(read: () => T): T | typeof UNKNOWN_VALUE {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof UnknownValueError) return UNKNOWN_VALUE;
+    throw err;
+  }
 }
 
 /** A resource's props as a plain record, each value not known yet the engine's marker (withUnknowns). */

@@ -3,7 +3,7 @@
 import * as aws from "@pulumi/aws";
 import { validateResourceOfType, type ResourceValidationPolicy, type StackValidationPolicy } from "@pulumi/policy";
 import { ofTypes, referencedBy, validateResourceOfTypes } from "../lib/validate.ts";
-import { asArray, asNumber, asRecord, isTrue } from "../lib/values.ts";
+import { asArray, asNumber, asRecord, isTrue, readKnown } from "../lib/values.ts";
 
 export const S3_BUCKET_TYPES = ["aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"] as const;
 
@@ -28,7 +28,8 @@ export const rdsStorageEncrypted: ResourceValidationPolicy = {
       report("storage is not encrypted: set storageEncrypted: true (it cannot be turned on after creation).");
       return;
     }
-    if (requireCustomerManagedKey && !db.kmsKeyId)
+    // A key created in the same update is not known on a preview, and is one (readKnown gives the engine's marker).
+    if (requireCustomerManagedKey && !readKnown(() => db.kmsKeyId))
       report("storage is encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
   }),
 };
@@ -83,7 +84,7 @@ export const elasticacheEncryptedAtRest: ResourceValidationPolicy = {
     validateResourceOfType(aws.elasticache.ReplicationGroup, (group, args, report) => {
       const { requireCustomerManagedKey } = args.getConfig<{ requireCustomerManagedKey: boolean }>();
       if (!isTrue(group.atRestEncryptionEnabled)) report("encryption at rest is off: set atRestEncryptionEnabled: true.");
-      else if (requireCustomerManagedKey && !group.kmsKeyId)
+      else if (requireCustomerManagedKey && !readKnown(() => group.kmsKeyId))
         report("encrypted with the AWS-managed key: set kmsKeyId to a customer-managed KMS key.");
     }),
     validateResourceOfType(aws.elasticache.Cluster, (cluster, _args, report) => {
@@ -118,7 +119,7 @@ export const eksSecretsEncrypted: ResourceValidationPolicy = {
   enforcementLevel: "mandatory",
   validateResource: validateResourceOfType(aws.eks.Cluster, (cluster, _args, report) => {
     const config = cluster.encryptionConfig;
-    if (!config || !asArray(config.resources).includes("secrets") || !config.provider?.keyArn) {
+    if (!config || !asArray(config.resources).includes("secrets") || !readKnown(() => config.provider?.keyArn)) {
       report('secrets are not envelope-encrypted: set encryptionConfig { provider: { keyArn }, resources: ["secrets"] }.');
     }
   }),

@@ -12,7 +12,7 @@ import {
   type Container,
 } from "../lib/k8s.ts";
 import { validateResourceOfTypes } from "../lib/validate.ts";
-import { asArray, asNumber } from "../lib/values.ts";
+import { asArray, asNumber, readKnown, UNKNOWN_VALUE } from "../lib/values.ts";
 
 interface ExemptConfig {
   exemptWorkloads: string[];
@@ -126,20 +126,24 @@ export const k8sImagePinned: ResourceValidationPolicy = {
   },
   validateResource: eachContainer((c, _pod, args, report) => {
     const { requireDigest, movingTags } = args.getConfig<{ requireDigest: boolean; movingTags: string[] }>();
-    if (typeof c.image !== "string" || c.image === "") {
+    // An image an earlier resource of the update gives (the app's build, by its digest) is not known on a preview: no
+    // verdict for that container, and `up` judges it. Read plainly, it threw, and the pod's other containers went too.
+    const image = readKnown(() => c.image);
+    if (image === UNKNOWN_VALUE) return;
+    if (typeof image !== "string" || image === "") {
       report(`${containerLabel(c)} has no image.`);
       return;
     }
-    const { tag, digest } = parseImage(c.image);
+    const { tag, digest } = parseImage(image);
     if (digest !== undefined) {
-      if (!DIGEST_PATTERN.test(digest)) report(`${containerLabel(c)} image ${c.image} has a malformed digest.`);
+      if (!DIGEST_PATTERN.test(digest)) report(`${containerLabel(c)} image ${image} has a malformed digest.`);
       return;
     }
-    if (requireDigest) report(`${containerLabel(c)} image ${c.image} is not pinned by digest (@sha256:...).`);
+    if (requireDigest) report(`${containerLabel(c)} image ${image} is not pinned by digest (@sha256:...).`);
     else if (tag === undefined)
-      report(`${containerLabel(c)} image ${c.image} has no tag, so it means :latest: pin a version or digest.`);
+      report(`${containerLabel(c)} image ${image} has no tag, so it means :latest: pin a version or digest.`);
     else if (movingTags.includes(tag))
-      report(`${containerLabel(c)} image ${c.image} uses the moving tag "${tag}": pin a version or digest.`);
+      report(`${containerLabel(c)} image ${image} uses the moving tag "${tag}": pin a version or digest.`);
   }),
 };
 

@@ -2,11 +2,11 @@
 // NetworkPolicies narrower than the VPC (HTTPS and the edge rate limit: edge.ts), metrics never on an Ingress-routed
 // port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
 // without administrator or edit access, and a backup vault with its own key and a Vault Lock.
-import type { StackValidationPolicy } from "@pulumi/policy";
+import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
-import { ofTypes, refersTo } from "../lib/validate.ts";
+import { ofTypes, referencedBy, refersTo } from "../lib/validate.ts";
 import { asArray, asRecord, decodeJson, isFalse, isTrue, knownProps, UNKNOWN_VALUE } from "../lib/values.ts";
 
 const T = {
@@ -224,19 +224,38 @@ export const backupVaultProtected: StackValidationPolicy = {
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     const locks = ofTypes(resources, [T.vaultLock]);
+    // A value by itself where known; where a preview cannot know it yet (a key created in the same update), by the
+    // resources it comes from. Read plainly, the first unknown threw and the pack skipped the whole policy.
+    const identity = (r: PolicyResource, prop: string, value: unknown) =>
+      value === UNKNOWN_VALUE
+        ? `from ${referencedBy(r, prop)
+            .map((s) => s.urn)
+            .sort()
+            .join(" ")}`
+        : value;
     for (const vault of ofTypes(resources, [T.vault])) {
-      if (!locks.some((l) => l.props.backupVaultName === vault.props.name || refersTo(l, "backupVaultName", vault))) {
+      const props = knownProps(vault);
+      const locked = (l: PolicyResource) =>
+        refersTo(l, "backupVaultName", vault) || (props.name !== UNKNOWN_VALUE && knownProps(l).backupVaultName === props.name);
+      if (!locks.some(locked)) {
         report(
           `backup vault ${vault.name} has no Vault Lock, so whoever can deploy can delete its recovery points: add an aws.backup.VaultLockConfiguration (governance or compliance).`,
           vault.urn,
         );
       }
-      const key = vault.props.kmsKeyArn;
-      if (!key) {
+      if (!props.kmsKeyArn) {
         report(`backup vault ${vault.name} uses the AWS-managed key: give it a customer-managed key of its own.`, vault.urn);
         continue;
       }
-      const sharers = resources.filter((r) => r !== vault && r.type !== T.vault && Object.values(r.props).includes(key));
+      const key = identity(vault, "kmsKeyArn", props.kmsKeyArn);
+      // KMS's own resources (the key's alias, grants) manage the key; they do not encrypt with it.
+      const sharers = resources.filter(
+        (r) =>
+          r !== vault &&
+          r.type !== T.vault &&
+          !r.type.startsWith("aws:kms/") &&
+          Object.entries(knownProps(r)).some(([prop, value]) => identity(r, prop, value) === key),
+      );
       if (sharers.length > 0) {
         report(
           `backup vault ${vault.name} shares its KMS key with ${sharers.map((s) => s.name).join(", ")}: one key lost or disabled would take the data and its backups; give the vault its own key.`,

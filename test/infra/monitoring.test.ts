@@ -76,6 +76,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
     provider: new k8s.Provider(`${name}-k8s`, { kubeconfig: "{}" }),
     namespace: "monitoring",
     hostNamespace: "monitoring-host",
+    agentNamespace: "agent",
     sizing,
     postgres: {
       host: "agent.mock.rds.amazonaws.com",

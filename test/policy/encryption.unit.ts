@@ -11,7 +11,7 @@ import {
   s3BucketEncrypted,
 } from "../../policy/policies/encryption.ts";
 
-import { check, checkOnPreview, messagesFor, resource, unknownObjectValue } from "./support.ts";
+import { check, checkOnPreview, messagesFor, resource, unknownObjectValue, unknownStringValue } from "./support.ts";
 
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/data";
 
@@ -27,6 +27,20 @@ test("rds-storage-encrypted: encrypted with a customer key passes; unencrypted o
     check(rdsStorageEncrypted, [db({ storageEncrypted: true })], { config: { requireCustomerManagedKey: false } }),
     [],
   );
+});
+
+test("a customer key created in the same update, unknown on the first preview, is a key: RDS, ElastiCache, EKS", () => {
+  // Read plainly, the engine's props threw on it (@pulumi/policy proxy.js), and the pack reported each of these
+  // mandatory policies as an advisory "can't run during preview", judging nothing.
+  assert.deepEqual(checkOnPreview(rdsStorageEncrypted, [db({ storageEncrypted: true, kmsKeyId: unknownStringValue })], {}), []);
+  assert.match(checkOnPreview(rdsStorageEncrypted, [db({ storageEncrypted: true })], {})[0] ?? "", /AWS-managed key/);
+  const encryptedCache = cache({ atRestEncryptionEnabled: true, kmsKeyId: unknownStringValue });
+  assert.deepEqual(checkOnPreview(elasticacheEncryptedAtRest, [encryptedCache], {}), []);
+  const eks = resource("aws:eks/cluster:Cluster", "eks", {
+    name: "c",
+    encryptionConfig: { provider: { keyArn: unknownStringValue }, resources: ["secrets"] },
+  });
+  assert.deepEqual(checkOnPreview(eksSecretsEncrypted, [eks], {}), []);
 });
 
 test("rds-storage-encrypted: a same-region replica inherits its source's encryption", () => {

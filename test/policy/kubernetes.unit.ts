@@ -9,7 +9,7 @@ import {
   k8sRunAsNonRoot,
 } from "../../policy/policies/kubernetes.ts";
 import { parseImage } from "../../policy/lib/k8s.ts";
-import { check, resource } from "./support.ts";
+import { check, checkOnPreview, resource, unknownStringValue } from "./support.ts";
 
 const goodContainer = {
   name: "app",
@@ -88,6 +88,20 @@ test("k8s-image-pinned: tags and digests pin; no tag, latest and malformed diges
     check(k8sImagePinned, withImage("ollama/ollama:0.12.10"), { config: { requireDigest: true } }).length,
     Object.keys(KINDS).length,
   );
+});
+
+test("k8s-image-pinned: on a first preview, an image not known yet (the app's build) is no verdict; the others are judged", () => {
+  // Read plainly, the unknown image threw and the pack skipped the workload, its ":latest" sidecar unseen.
+  const pod = podSpec([
+    { ...goodContainer, image: unknownStringValue },
+    { ...goodContainer, name: "sidecar", image: "busybox:latest" },
+  ]);
+  const reports = checkOnPreview(
+    k8sImagePinned,
+    [resource("kubernetes:apps/v1:Deployment", "api", KINDS["kubernetes:apps/v1:Deployment"](pod))],
+    {},
+  );
+  assert.deepEqual(reports, ['container "sidecar" image busybox:latest uses the moving tag "latest": pin a version or digest.']);
 });
 
 test("parseImage splits registry ports, tags and digests", () => {

@@ -14,6 +14,7 @@ import {
 import { productionEdgeRateLimit, productionHttps } from "../../policy/policies/edge.ts";
 
 import { check, checkOnPreview, resource, unknownStringValue } from "./support.ts";
+import type { PlannedResource } from "../../infra/plan/types.ts";
 
 const ALB = "alb.ingress.kubernetes.io";
 const ingress = (annotations: Record<string, string>, port: Record<string, unknown> = { name: "http" }) =>
@@ -249,6 +250,38 @@ test("backup-vault-protected: a vault without a lock, or on the data's key, fail
   assert.match(check(backupVaultProtected, [vault(dataKey), lock, rds])[0].message, /shares its KMS key with db/);
   assert.deepEqual(check(backupVaultProtected, [vault(vaultKey), lock, rds]), []);
   assert.deepEqual(check(backupVaultProtected, [vault(dataKey), rds], { tier: "dev" }), []);
+});
+
+test("backup-vault-protected on a first preview: keys not known yet are told apart by the keys they come from", () => {
+  // Every ARN is unknown while the keys are created: compared as values, the vault shared a key with everything, and
+  // read plainly, the first unknown made the pack skip the policy.
+  const key = (name: string) => resource("aws:kms/key:Key", name, {});
+  const [vaultKeyResource, dataKeyResource] = [key("vault-key"), key("data-key")];
+  const from = (r: PlannedResource, prop: string) => ({ propertyDependencies: { [prop]: [r.urn] } });
+  const previewVault = resource(
+    "aws:backup/vault:Vault",
+    "vault",
+    { name: "agent-stack-prod", kmsKeyArn: unknownStringValue },
+    from(vaultKeyResource, "kmsKeyArn"),
+  );
+  const db = (source: PlannedResource) =>
+    resource("aws:rds/instance:Instance", "db", { kmsKeyId: unknownStringValue }, from(source, "kmsKeyId"));
+  const alias = resource(
+    "aws:kms/alias:Alias",
+    "vault-key",
+    { targetKeyId: unknownStringValue },
+    from(vaultKeyResource, "targetKeyId"),
+  );
+  const config = { tier: "medium", relaxedTiers: ["dev"] };
+  const keys = [vaultKeyResource, dataKeyResource, alias];
+  assert.deepEqual(checkOnPreview(backupVaultProtected, [...keys, previewVault, lock, db(dataKeyResource)], config), []);
+  assert.deepEqual(checkOnPreview(backupVaultProtected, [...keys, previewVault, lock, db(vaultKeyResource)], config), [
+    "backup vault vault shares its KMS key with db: one key lost or disabled would take the data and its backups; give the vault its own key.",
+  ]);
+  assert.match(
+    checkOnPreview(backupVaultProtected, [...keys, previewVault, db(dataKeyResource)], config)[0] ?? "",
+    /no Vault Lock/,
+  );
 });
 
 const exporter = (sslmode: string) =>
