@@ -55,8 +55,11 @@ test("ci runs the tests and the offline plan of dev and prod on pull requests an
   assert.ok(testRuns.includes("bash .ci/run"), "the repository's CI entry point (apt packages, npm ci, npm test)");
   assert.ok(testRuns.includes("npm run typecheck"));
   assert.deepEqual(ci.jobs.plan.strategy.matrix.stack, ["dev", "prod"]);
-  assert.match(ci.jobs.plan.steps.at(-1).run, /npm run --silent plan -- --stack "\$STACK"/);
-  assert.match(ci.jobs.plan.steps.at(-1).run, /pipefail/, "a violation fails the step through the pipe");
+  const planRuns = ci.jobs.plan.steps.map((s: any) => s.run ?? "").filter((r: string) => r.includes("npm run --silent plan"));
+  assert.equal(planRuns.length, 2);
+  assert.match(planRuns[0], /npm run --silent plan -- --stack "\$STACK" --format/);
+  assert.match(planRuns[1], /npm run --silent plan -- --stack "\$STACK" --first-preview/, "and as its first preview sees it");
+  for (const run of planRuns) assert.match(run, /pipefail/, "a violation fails the step through the pipe");
   assert.equal(ci.jobs.test.steps.find((s: any) => s.uses?.startsWith("actions/setup-node"))?.with["node-version"], 20);
 });
 
