@@ -172,9 +172,10 @@ export class PlanMocks implements pulumi.runtime.Mocks {
     const computed = COMPUTED[args.type]?.(args, this.region) ?? {};
     const name = args.inputs.name ?? args.name;
     if (this.unknown !== undefined) {
-      // The engine treats every output of a resource whose provider is not configured yet (its kubeconfig comes from
-      // the cluster) as unknown (pulumi/pulumi CHANGELOG 3.x, "the preview experience for unconfigured providers").
-      // An id left empty is unknown to the SDK during a preview; so is every output missing from the state.
+      // A provider whose config is not fully known (the kubeconfig comes from the cluster) is not configured, and on a
+      // preview the engine answers its Create with an empty property map, which the SDK reads as every output unknown
+      // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go, Create; the stack policies get that empty
+      // map). An id left empty is unknown to the SDK during a preview; so is every output missing from the state.
       const unknowns = Object.fromEntries(["arn", "id", ...Object.keys(computed)].map((key) => [key, this.unknown]));
       const outputs = args.type.startsWith("kubernetes:") ? {} : { ...args.inputs, name, ...unknowns };
       registration.outputs = outputs;
