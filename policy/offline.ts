@@ -4,7 +4,6 @@
 // validateStack gets every resource with parent, provider and property dependencies. A first preview's plan
 // (Plan.firstPreview) is judged as the engine judges one: props behind its proxy, which throws on a value not known
 // yet, and a policy that reads one reported as an advisory "can't run ... during preview".
-import { createRequire } from "node:module";
 import {
   UnknownValueError,
   type Policies,
@@ -20,6 +19,7 @@ import {
 import type { CostReport, Plan, PlannedResource, PolicyReport, PolicyViolation } from "../infra/plan/types.ts";
 import type { OfflineStackArgs } from "./lib/offline-args.ts";
 import { resolvePackConfig } from "./lib/pack-config.ts";
+import { blindReads, engineProps } from "./lib/first-preview.ts";
 import { asArray } from "./lib/values.ts";
 import { policies as packPolicies } from "./policies/index.ts";
 
@@ -36,16 +36,12 @@ export type { OfflineStackArgs };
 
 class NotApplicable extends Error {}
 
-/** The engine's props proxy (@pulumi/policy proxy.js, internal to the package: its server wraps every props in it). */
-const { unknownCheckingProxy } = createRequire(import.meta.url)("@pulumi/policy/proxy.js") as {
-  unknownCheckingProxy<T>(props: T): T;
-};
-
 export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyReport {
   const policies = opts.policies ?? packPolicies;
   const configs = resolvePackConfig(policies, opts.config);
   const preview = plan.firstPreview === true;
-  const resources = toPolicyResources(plan);
+  const watched = blindReads();
+  const resources = toPolicyResources(plan, watched.watch);
   const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(plan.resources[0]?.urn ?? "")?.[1] ?? "project";
   const stackUrn = `urn:pulumi:${plan.stack}::${project}::pulumi:pulumi:Stack::${project}-${plan.stack}`;
   const violations: PolicyViolation[] = [];
@@ -78,7 +74,7 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
       const args: OfflineStackArgs = preview
         ? { ...common, resources }
         : { ...common, resources, cost: opts.cost, planConfig: plan.config ?? undefined };
-      call(policy, stackUrn, () => policy.validateStack(args, reporter(stackUrn)), cannotRun);
+      call(policy, stackUrn, () => watched.during(policy.name, () => policy.validateStack(args, reporter(stackUrn))), cannotRun);
       continue;
     }
     const validations = asArray((policy as ResourceValidationPolicy).validateResource);
@@ -86,7 +82,7 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
     resources.forEach((resource, i) => {
       if (onlyType && onlyType !== resource.type) return;
       // A resource policy reads the inputs; on a first preview the stack policies' props are its outputs.
-      const props = preview ? unknownCheckingProxy(plan.resources[i]!.inputs) : resource.props;
+      const props = preview ? engineProps(plan.resources[i]!.inputs) : resource.props;
       const args: ResourceValidationArgs = {
         ...common,
         type: resource.type,
@@ -103,7 +99,7 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
       }
     });
   }
-  return { violations };
+  return preview ? { violations, blindOnFirstPreview: watched.blind() } : { violations };
 }
 
 function isStackPolicy(policy: Policy): policy is StackValidationPolicy {
@@ -140,8 +136,11 @@ function isTypeOf(type: string, resourceClass: unknown): boolean {
   return typeof isInstance === "function" && isInstance({ __pulumiType: type }) === true;
 }
 
-/** Every planned resource as a stack policy sees it, linked to its parent, provider and dependencies. */
-export function toPolicyResources(plan: Plan): PolicyResource[] {
+/**
+ * Every planned resource as a stack policy sees it, linked to its parent, provider and dependencies; on a first preview,
+ * `watch` is given the props of each resource without outputs.
+ */
+export function toPolicyResources(plan: Plan, watch?: (urn: string, props: object) => object): PolicyResource[] {
   const providers = new Map<string, PolicyProviderResource>();
   for (const r of plan.resources) {
     const pkg = r.type.startsWith("pulumi:providers:") ? r.type.slice("pulumi:providers:".length) : undefined;
@@ -149,7 +148,9 @@ export function toPolicyResources(plan: Plan): PolicyResource[] {
     if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props: r.inputs });
   }
   const resources = plan.resources.map((r): PolicyResource => {
-    const props = (plan.firstPreview ? unknownCheckingProxy(r.outputs ?? r.inputs) : r.inputs) as Record<string, any>;
+    const outputs = plan.firstPreview ? engineProps(r.outputs ?? r.inputs) : r.inputs;
+    const blind = watch && r.custom && r.outputs && Object.keys(r.outputs).length === 0;
+    const props = (blind ? watch(r.urn, outputs) : outputs) as Record<string, any>;
     return {
       type: r.type,
       name: r.name,

@@ -60,8 +60,12 @@ function shortType(type: string): string {
 function policyLines(plan: Plan): string[] {
   if (!plan.policies) return ["policies: not evaluated"];
   const v = plan.policies.violations;
-  if (v.length === 0) return ["policies: no violations"];
-  return [`policies: ${v.length} violation(s)`, ...v.map((x) => `  [${x.level}] ${x.policy} ${x.resource}: ${x.message}`)];
+  const blind = (plan.policies.blindOnFirstPreview ?? []).map(
+    (b) =>
+      `  [unjudged] ${b.policy}: read ${b.resources.length} Kubernetes object(s), which have no outputs before their cluster exists; what it judges of them waits for the end of \`up\``,
+  );
+  const verdict = v.length === 0 ? ["policies: no violations"] : [`policies: ${v.length} violation(s)`];
+  return [...verdict, ...v.map((x) => `  [${x.level}] ${x.policy} ${x.resource}: ${x.message}`), ...blind];
 }
 
 /** The `capacity` stack output (infra/capacity.ts): memory and GPU budgets, one line each. */

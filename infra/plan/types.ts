@@ -64,8 +64,17 @@ export interface PolicyViolation {
   message: string;
 }
 
+/** A stack policy that read resources a first preview has no outputs for: it passes there, and judges at `up`'s end. */
+export interface BlindPolicy {
+  policy: string;
+  /** URNs of the resources it read, all without outputs (Kubernetes objects of a cluster not created yet). */
+  resources: string[];
+}
+
 export interface PolicyReport {
   violations: PolicyViolation[];
+  /** On a first preview (Plan.firstPreview): the stack policies that could not see what they judge. */
+  blindOnFirstPreview?: BlindPolicy[];
   [extra: string]: unknown;
 }
 

@@ -156,6 +156,16 @@ describe("npm run plan", TWO_AT_ONCE, () => {
     // The engine reports a policy that read an unknown value as an advisory "can't run", judging nothing (five
     // mandatory ones did, on the keys and the image created in the same update); none is left so.
     assert.deepEqual(preview.policies!.violations, []);
+    // The stack policies that read Kubernetes objects see none of them (no outputs before the cluster exists): the
+    // review names them, as the engine does not. namespace-pod-security passed this way on every new stack.
+    const blind = preview.policies!.blindOnFirstPreview!;
+    assert.ok(blind.some((b) => b.policy === "namespace-pod-security"));
+    for (const b of blind)
+      assert.ok(
+        b.resources.every((urn) => urn.includes("$kubernetes:")),
+        b.policy,
+      );
+    assert.equal(full.policies.blindOnFirstPreview, undefined);
     // Kubernetes objects name their namespace as a known value that still depends on the Namespace.
     for (const r of preview.resources.filter((r) => r.type.startsWith("kubernetes:") && r.type.includes("/v1:"))) {
       const namespace = (r.inputs.metadata as { namespace?: unknown } | undefined)?.namespace;

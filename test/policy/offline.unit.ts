@@ -167,3 +167,22 @@ test("a first preview is judged as the engine judges it: unknown values throw, t
   const full = runPolicies({ ...plan, firstPreview: undefined }, { policies: [readsKey] }).violations;
   assert.equal(full.find((v) => v.resource.endsWith("::db"))?.message, `key ${UNKNOWN_VALUE}`);
 });
+
+test("a first preview names the stack policies that read resources it has no outputs for, and only those", () => {
+  const namespace = resource("kubernetes:core/v1:Namespace", "agent", { metadata: { name: "agent" } }, { outputs: {} });
+  const vpc = resource("aws:ec2/vpc:Vpc", "vpc", { cidrBlock: "10.0.0.0/16" }, { outputs: { cidrBlock: "10.0.0.0/16" } });
+  const reading = (name: string, type: string): StackValidationPolicy => ({
+    name,
+    description: "test",
+    enforcementLevel: "mandatory",
+    validateStack: ({ resources }) => {
+      for (const r of resources.filter((r) => r.type === type)) void r.props.metadata;
+    },
+  });
+  const plan = { ...planOf([namespace, vpc], "medium"), firstPreview: true };
+  const report = runPolicies(plan, {
+    policies: [reading("reads-namespaces", namespace.type), reading("reads-vpcs", vpc.type)],
+  });
+  assert.deepEqual(report.blindOnFirstPreview, [{ policy: "reads-namespaces", resources: [namespace.urn] }]);
+  assert.deepEqual(report.violations, []);
+});
