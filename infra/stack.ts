@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { capacityReport } from "./capacity.ts";
 import { ConfigError, notifyEmails, PROJECT, parseStackConfig, requireAlertReceiver, type StackConfig } from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
+import { workloadBoundary } from "./platform/boundaries.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
 import { CiRoles } from "./platform/ci-roles.ts";
@@ -57,6 +58,10 @@ export async function buildStack(): Promise<BuiltStack> {
   );
   new aws.kms.Alias("data", { name: `alias/${prefix}-data`, targetKeyId: dataKey.keyId }, { provider });
 
+  // Every role below carries it (the CI deploy role: a boundary of its own). Through the ARN output, so IAM has the
+  // policy before any role names it (platform/boundaries.ts).
+  const permissionsBoundary = workloadBoundary(prefix, { provider }).arn;
+
   const network = new Network(
     "network",
     {
@@ -66,6 +71,7 @@ export async function buildStack(): Promise<BuiltStack> {
       instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
       natGateways: sizes.network.natGateways,
       flowLogs: config.flowLogs,
+      permissionsBoundary,
     },
     opts,
   );
@@ -83,6 +89,7 @@ export async function buildStack(): Promise<BuiltStack> {
       nodeGroups: sizes.nodeGroups,
       logRetentionDays: disposable ? 7 : 90,
       resourceTags,
+      permissionsBoundary,
     },
     opts,
   );
@@ -98,6 +105,7 @@ export async function buildStack(): Promise<BuiltStack> {
           accountId,
           region: config.region,
           oidcProvider: config.ci.ownsOidcProvider ? "create" : (config.ci.oidcProviderArn ?? "lookup"),
+          workloadBoundaryArn: permissionsBoundary,
         },
         opts,
       )
@@ -158,6 +166,7 @@ export async function buildStack(): Promise<BuiltStack> {
       timeZone: config.timeZone,
       disposable,
       selectionTag: backupTag,
+      permissionsBoundary,
     },
     opts,
   );
@@ -169,6 +178,7 @@ export async function buildStack(): Promise<BuiltStack> {
       timeZone: config.timeZone,
       nodeGroups: cluster.nodeGroups,
       database: { identifier: database.instance.identifier, arn: database.instance.arn },
+      permissionsBoundary,
     },
     opts,
   );
@@ -204,6 +214,7 @@ export async function buildStack(): Promise<BuiltStack> {
       kubernetesVersion: config.kubernetesVersion,
       kubeconfig: cluster.kubeconfig,
       oidc: cluster.oidc,
+      permissionsBoundary,
       nodeGroups: cluster.nodeGroups.map((g) => g.group),
       resourceTags,
       region: config.region,
@@ -250,6 +261,7 @@ export async function buildStack(): Promise<BuiltStack> {
       hostNamespace: workloads.namespaces.monitoringHost,
       agentNamespace: workloads.namespaces.agent,
       oidc: cluster.oidc,
+      permissionsBoundary,
       kmsKeyArn: dataKey.arn,
       disposable,
       database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
@@ -276,6 +288,7 @@ export async function buildStack(): Promise<BuiltStack> {
       kmsKeyArn: dataKey.arn,
       region: config.region,
       oidc: cluster.oidc,
+      permissionsBoundary,
       scratchGb: sizes.qdrant.storageGb,
     },
     k8sOpts,

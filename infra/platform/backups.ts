@@ -33,6 +33,8 @@ export interface BackupsArgs {
   disposable: boolean;
   /** Resources tagged `key=value` are backed up by the plan. */
   selectionTag: { key: string; value: string };
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
 }
 
 /** Key prefix of the Qdrant snapshots in the bucket: qdrant/<YYYY-MM-DD>/<node>/<collection>/<snapshot>. */
@@ -134,6 +136,7 @@ export class Backups extends pulumi.ComponentResource {
       {
         description: "AWS Backup: snapshot and restore the tagged RDS instance and Qdrant volumes",
         assumeRolePolicy: serviceTrustPolicy("backup.amazonaws.com"),
+        permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );

@@ -3,11 +3,11 @@
 //   program manages, no IAM users or access keys) under a permissions boundary that also forbids changing the
 //   CI roles themselves, attaching administrator policies, and deleting backups or their lock and key;
 // - preview role (pull requests): read-only, scoped to this stack (tag `stack`), never a Secret value, and
-//   view-only Kubernetes access (AmazonEKSViewPolicy excludes Secrets);
+//   view-only Kubernetes access (AmazonEKSViewPolicy excludes Secrets); it carries the workload boundary too;
 // - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { VAULT_KEY_TAG } from "./backups.ts";
+import { BACKUP_DENIES } from "./boundaries.ts";
 import { webIdentityTrustPolicy } from "./iam.ts";
 
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
@@ -24,6 +24,8 @@ export interface CiRolesArgs {
   region: string;
   /** "create": this stack owns the account-wide provider; "lookup": find it by URL; else its ARN. */
   oidcProvider: "create" | "lookup" | string;
+  /** The workload boundary's ARN (boundaries.ts): the preview role's boundary. */
+  workloadBoundaryArn: pulumi.Input<string>;
 }
 
 /** Services `pulumi up` manages for this program (infra/platform, infra/workloads); ci-roles.test.ts checks the plans'. */
@@ -131,24 +133,7 @@ export class CiRoles extends pulumi.ComponentResource {
               Action: ["iam:*User*", "iam:*Group*", "iam:*AccessKey*", "iam:*LoginProfile", "organizations:*", "account:*"],
               Resource: "*",
             },
-            {
-              Sid: "BackupsOutliveDeploys",
-              Effect: "Deny",
-              Action: [
-                "backup:DeleteBackupVaultLockConfiguration",
-                "backup:DeleteRecoveryPoint",
-                "backup:UpdateRecoveryPointLifecycle",
-                "backup:DeleteBackupVault",
-              ],
-              Resource: "*",
-            },
-            {
-              Sid: "BackupVaultKeyStays",
-              Effect: "Deny",
-              Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
-              Resource: "*",
-              Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
-            },
+            ...BACKUP_DENIES,
           ],
         }),
       },
@@ -183,6 +168,7 @@ export class CiRoles extends pulumi.ComponentResource {
         name: names.preview,
         description: `pulumi preview of stack ${args.stack} from pull requests (read-only, no secret values)`,
         assumeRolePolicy: trust(`repo:${args.githubRepo}:pull_request`),
+        permissionsBoundary: args.workloadBoundaryArn,
       },
       o,
     );

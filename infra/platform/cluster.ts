@@ -25,6 +25,8 @@ export interface ClusterArgs {
   logRetentionDays: number;
   /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
   resourceTags: Record<string, string>;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
 }
 
 /** One managed node group: a whole role, or the role's share in one zone (`zone`: index of the private subnet). */
@@ -124,7 +126,11 @@ export class Cluster extends pulumi.ComponentResource {
     );
     this.kmsKeyArn = key.arn;
 
-    const role = new aws.iam.Role(`${name}-control-plane`, { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com") }, o);
+    const role = new aws.iam.Role(
+      `${name}-control-plane`,
+      { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com"), permissionsBoundary: args.permissionsBoundary },
+      o,
+    );
     // The provider docs require the cluster to depend on this attachment: otherwise EKS can be created before
     // the role may manage it, and on destroy the policy can go first and the cluster deletion fails.
     const clusterPolicy = new aws.iam.RolePolicyAttachment(
@@ -178,7 +184,11 @@ export class Cluster extends pulumi.ComponentResource {
     );
     this.oidc = { arn: oidcProvider.arn, url: oidcProvider.url };
 
-    const nodeRole = new aws.iam.Role(`${name}-node`, { assumeRolePolicy: serviceTrustPolicy("ec2.amazonaws.com") }, o);
+    const nodeRole = new aws.iam.Role(
+      `${name}-node`,
+      { assumeRolePolicy: serviceTrustPolicy("ec2.amazonaws.com"), permissionsBoundary: args.permissionsBoundary },
+      o,
+    );
     const attachments = NODE_POLICIES.map(
       (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-node-${i}`, { role: nodeRole.name, policyArn }, o),
     );
@@ -216,6 +226,7 @@ export class Cluster extends pulumi.ComponentResource {
         namespace: "kube-system",
         serviceAccount: "ebs-csi-controller-sa",
         managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+        permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );
@@ -228,6 +239,7 @@ export class Cluster extends pulumi.ComponentResource {
         namespace: "kube-system",
         serviceAccount: "aws-node",
         managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+        permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );

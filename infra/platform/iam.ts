@@ -1,5 +1,6 @@
 // IAM building blocks shared by every component: service trust policies and IRSA roles
-// (a Kubernetes service account assuming an AWS role through the cluster's OIDC provider).
+// (a Kubernetes service account assuming an AWS role through the cluster's OIDC provider). Every role the program
+// creates carries the workload boundary (boundaries.ts): its ARN is a required argument wherever a role is made.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -24,6 +25,8 @@ export interface IrsaRoleArgs {
   managedPolicyArns?: string[];
   /** Inline policy document (JSON). */
   inlinePolicy?: pulumi.Input<string>;
+  /** The workload boundary's ARN (boundaries.ts). */
+  permissionsBoundary: pulumi.Input<string>;
 }
 
 /**
@@ -54,7 +57,11 @@ export function webIdentityTrustPolicy(
 export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): aws.iam.Role {
   const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
   const subject = `system:serviceaccount:${args.namespace}:${args.serviceAccount}`;
-  const role = new aws.iam.Role(name, { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject) }, opts);
+  const role = new aws.iam.Role(
+    name,
+    { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject), permissionsBoundary: args.permissionsBoundary },
+    opts,
+  );
   for (const [i, policyArn] of (args.managedPolicyArns ?? []).entries()) {
     new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts);
   }

@@ -17,6 +17,8 @@ export interface NetworkArgs {
   natGateways: "single" | "perAz" | "instance";
   flowLogs: boolean;
   cidr?: string;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
 }
 
 export class Network extends pulumi.ComponentResource {
@@ -175,16 +177,22 @@ export class Network extends pulumi.ComponentResource {
       o,
     );
 
-    if (args.flowLogs) this.addFlowLogs(name, vpc, o);
+    if (args.flowLogs) this.addFlowLogs(name, vpc, args.permissionsBoundary, o);
     this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds });
   }
 
-  private addFlowLogs(name: string, vpc: aws.ec2.Vpc, o: pulumi.CustomResourceOptions) {
+  private addFlowLogs(
+    name: string,
+    vpc: aws.ec2.Vpc,
+    permissionsBoundary: pulumi.Input<string>,
+    o: pulumi.CustomResourceOptions,
+  ) {
     const logs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { retentionInDays: 30 }, o);
     const role = new aws.iam.Role(
       `${name}-flow-logs`,
       {
         assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com"),
+        permissionsBoundary,
       },
       o,
     );

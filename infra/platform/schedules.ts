@@ -19,6 +19,8 @@ export interface OffPeakSchedulesArgs {
   nodeGroups: NodeGroupInstance[];
   /** The instance work-hours-only tiers stop at night. */
   database: { identifier: pulumi.Input<string>; arn: pulumi.Input<string> };
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
 }
 
 /** An ASG scheduled action's sizes; -1 leaves a size as it is. */
@@ -72,17 +74,19 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
       }
     }
 
-    if (schedule.workHoursOnly) this.stopDatabaseOutsideWorkHours(name, schedule.workHoursOnly, args.timeZone, args.database);
+    if (schedule.workHoursOnly) this.stopDatabaseOutsideWorkHours(name, schedule.workHoursOnly, args);
     this.registerOutputs({});
   }
 
-  private stopDatabaseOutsideWorkHours(name: string, w: Window, timezone: string, db: OffPeakSchedulesArgs["database"]): void {
+  private stopDatabaseOutsideWorkHours(name: string, w: Window, args: OffPeakSchedulesArgs): void {
+    const { timeZone: timezone, database: db } = args;
     const o = { parent: this };
     const role = new aws.iam.Role(
       `${name}-rds-scheduler`,
       {
         description: "EventBridge Scheduler: stop and start the database outside work hours",
         assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
+        permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );

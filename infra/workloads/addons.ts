@@ -26,6 +26,8 @@ export interface ClusterAddonsArgs {
   region: string;
   vpcId: pulumi.Input<string>;
   oidc: OidcProvider;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
   /** Installs the NVIDIA device plugin on the gpu nodes. */
   gpu: boolean;
   /** Dev: one controller replica instead of two. */
@@ -42,7 +44,7 @@ export class ClusterAddons extends pulumi.ComponentResource {
     super("agent-stack:workloads:ClusterAddons", name, {}, opts);
     const o = { parent: this };
 
-    const alb = roleWithPolicy(`${name}-alb-controller`, args.oidc, ALB_SERVICE_ACCOUNT, ALB_CONTROLLER_POLICY, o);
+    const alb = roleWithPolicy(`${name}-alb-controller`, args, ALB_SERVICE_ACCOUNT, ALB_CONTROLLER_POLICY, o);
     this.albController = release(
       `${name}-alb-controller`,
       CHARTS.albController,
@@ -117,7 +119,7 @@ export class ClusterAddons extends pulumi.ComponentResource {
     }
     const autoscaler = roleWithPolicy(
       `${name}-cluster-autoscaler`,
-      args.oidc,
+      args,
       AUTOSCALER_SERVICE_ACCOUNT,
       pulumi.output(args.clusterName).apply((cluster) =>
         JSON.stringify({
@@ -188,12 +190,12 @@ export class ClusterAddons extends pulumi.ComponentResource {
  */
 function roleWithPolicy(
   name: string,
-  oidc: OidcProvider,
+  { oidc, permissionsBoundary }: Pick<ClusterAddonsArgs, "oidc" | "permissionsBoundary">,
   serviceAccount: string,
   policy: pulumi.Input<string>,
   opts: pulumi.CustomResourceOptions,
 ) {
-  const role = irsaRole(name, { oidc, namespace: SYSTEM_NAMESPACE, serviceAccount }, opts);
+  const role = irsaRole(name, { oidc, permissionsBoundary, namespace: SYSTEM_NAMESPACE, serviceAccount }, opts);
   return { role, policy: new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy }, opts) };
 }
 

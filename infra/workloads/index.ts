@@ -23,6 +23,8 @@ export interface WorkloadsArgs {
   kubernetesVersion: string;
   kubeconfig: pulumi.Input<string>;
   oidc: OidcProvider;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
   /** Nothing is deployed before the nodes exist. */
   nodeGroups: pulumi.Resource[];
   region: string;
@@ -84,6 +86,7 @@ export class Workloads extends pulumi.ComponentResource {
         region: args.region,
         vpcId: args.vpcId,
         oidc: args.oidc,
+        permissionsBoundary: args.permissionsBoundary,
         // The device plugin belongs wherever GPU nodes exist (as the DCGM exporter does), whatever runs there.
         gpu: sizes.gpu,
         disposable: args.disposable,

@@ -29,6 +29,8 @@ export interface ObservabilityArgs {
   /** The API's and Qdrant's namespace, where their ServiceMonitors go. */
   agentNamespace: pulumi.Input<string>;
   oidc: OidcProvider;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
   kmsKeyArn: pulumi.Input<string>;
   disposable: boolean;
   /** The exporter's login: the read-only monitor role (db-roles.ts), never the master user. */
@@ -127,6 +129,7 @@ export class Observability extends pulumi.ComponentResource {
         `${name}-loki`,
         {
           oidc: args.oidc,
+          permissionsBoundary: args.permissionsBoundary,
           namespace: NAMESPACES.monitoring,
           // The chart names Loki's service account after the release.
           serviceAccount: LOKI_RELEASE,
@@ -165,6 +168,7 @@ export class Observability extends pulumi.ComponentResource {
       `${name}-alertmanager`,
       {
         oidc: args.oidc,
+        permissionsBoundary: args.permissionsBoundary,
         namespace: NAMESPACES.monitoring,
         serviceAccount: ALERTMANAGER_SERVICE_ACCOUNT,
         inlinePolicy: args.alerting.sns.publishPolicy,
@@ -177,6 +181,7 @@ export class Observability extends pulumi.ComponentResource {
       `${name}-grafana`,
       {
         oidc: args.oidc,
+        permissionsBoundary: args.permissionsBoundary,
         namespace: NAMESPACES.monitoring,
         serviceAccount: GRAFANA_SERVICE_ACCOUNT,
         inlinePolicy: JSON.stringify(GRAFANA_CLOUDWATCH_POLICY),

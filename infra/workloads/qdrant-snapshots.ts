@@ -25,6 +25,8 @@ export interface QdrantSnapshotsArgs {
   kmsKeyArn: pulumi.Input<string>;
   region: string;
   oidc: OidcProvider;
+  /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
+  permissionsBoundary: pulumi.Input<string>;
   /** Upper bound of one downloaded snapshot (the node's Qdrant volume size). */
   scratchGb: number;
 }
@@ -48,6 +50,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
       `${name}-role`,
       {
         oidc: args.oidc,
+        permissionsBoundary: args.permissionsBoundary,
         namespace: NAMESPACES.agent,
         serviceAccount: QDRANT_SNAPSHOT_JOB,
         inlinePolicy: pulumi.jsonStringify({

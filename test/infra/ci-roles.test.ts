@@ -10,12 +10,14 @@ import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
-import { inputs, ofType, one } from "../support/plan.ts";
+import { allows, deniesOutright, type Statement } from "../support/iam.ts";
+import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
 
 const ci = (extra: Record<string, unknown> = {}) => ({
   "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ...extra }),
 });
-const plan = await runPlan({ stack: "prod", config: ci() });
+// Flow logs on: their role is one more the program makes, under the workload boundary like the others.
+const plan = await runPlan({ stack: "prod", config: { ...ci(), "agent-stack:flowLogs": "true" } });
 const role = (name: string) => inputs(one(plan, "aws:iam/role:Role", name));
 const trust = (name: string) => JSON.parse(role(name).assumeRolePolicy).Statement[0];
 const inlinePolicy = (name: string) => JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", name)).policy);
@@ -42,7 +44,7 @@ test("no role carries AdministratorAccess or ReadOnlyAccess; the deploy role has
     "arn:aws:iam::123456789012:role/agent-stack-prod-ci-*",
     "arn:aws:iam::123456789012:policy/agent-stack-prod-ci-deploy-boundary",
   ]);
-  assert.ok(denied("BackupsOutliveDeploys").Action.includes("backup:DeleteBackupVaultLockConfiguration"));
+  assert.ok(denied("RecoveryPointsStay").Action.includes("backup:DeleteBackupVaultLockConfiguration"));
 });
 
 test("pull requests get a preview role that reads only this stack's resources and no secret value", () => {
@@ -85,16 +87,6 @@ test("the preview role may call every data source the program reads, as a previe
   );
   assert.deepEqual(missing, []);
 });
-
-/** Whether one of the policy's Allow statements names `action` (IAM's wildcards; resources aside). */
-const allows = (statements: Array<{ Effect: string; Action: string | string[] }>, action: string) =>
-  statements.some(
-    (s) =>
-      s.Effect === "Allow" &&
-      [s.Action]
-        .flat()
-        .some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test(action)),
-  );
 
 /** The IAM service of an AWS resource type (`aws:<module>/<kind>:...`) whose Pulumi module is named otherwise. */
 function iamService(module: string, kind: string): string {
@@ -184,4 +176,96 @@ test("owning the provider and naming its ARN at once is a config error naming bo
     }),
     /agent-stack:ci\.ownsOidcProvider and agent-stack:ci\.oidcProviderArn/,
   );
+});
+
+const workloadBoundary = () => one(plan, "aws:iam/policy:Policy", "workload-boundary");
+const deployBoundary = (): Statement[] =>
+  JSON.parse(inputs(one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary")).policy).Statement;
+
+test("every role but the deploy role carries the workload boundary, through its ARN: the preview and flow-log roles too", () => {
+  const roles = ofType(plan, "aws:iam/role:Role").map((r) => r.name);
+  assert.ok(roles.includes("ci-preview") && roles.includes("network-flow-logs"), roles.join(" "));
+  assert.deepEqual(rolesOutsideWorkloadBoundary(plan, ["ci-deploy"]), []);
+});
+
+test("a role the deploy role makes cannot escalate: what the deploy role may give it, the workload boundary takes back", () => {
+  const boundary: Statement[] = JSON.parse(inputs(workloadBoundary()).policy).Statement;
+  const deploy = [...(inlinePolicy("ci-deploy").Statement as Statement[]), ...deployBoundary()];
+  // What a role made with a broad inline policy ("*") would try: more roles and policies, its own boundary off, acting
+  // through an unbounded role, credentials, and the backups the deploy role may not delete.
+  const escalations = [
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PassRole",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreateUser",
+    "iam:CreateAccessKey",
+    "iam:TagRole",
+    "organizations:LeaveOrganization",
+    "backup:DeleteRecoveryPoint",
+    "backup:UpdateRecoveryPointLifecycle",
+    "backup:DeleteBackupVault",
+    "backup:DeleteBackupVaultLockConfiguration",
+  ];
+  const denied = (action: string) =>
+    deniesOutright(boundary, action) || (action.startsWith("iam:Create") && isCreateDenied(boundary));
+  assert.deepEqual(
+    escalations.filter((a) => !denied(a)),
+    [],
+  );
+  // Every IAM action the deploy role has, reads and service-linked roles aside, is one the boundary denies; a wildcard
+  // of its policy ("iam:*PolicyVersion") stands for the action of each IAM verb.
+  const concrete = (p: string) => (p.includes("*") ? IAM_VERBS.map((v) => p.replace("*", v).replaceAll("*", "")) : [p]);
+  const iamWrites = [
+    ...new Set(
+      (inlinePolicy("ci-deploy").Statement as Statement[])
+        .flatMap((s) => [s.Action].flat())
+        .filter((a) => a.startsWith("iam:"))
+        .flatMap(concrete),
+    ),
+  ].filter((a) => !/^iam:(Get|List|Generate|Simulate)/.test(a) && a !== "iam:CreateServiceLinkedRole");
+  assert.ok(iamWrites.includes("iam:CreateRole") && iamWrites.includes("iam:SetPolicyVersion"), iamWrites.join(" "));
+  assert.deepEqual(
+    iamWrites.filter((a) => !denied(a)),
+    [],
+  );
+  // The vault key: disabled by no role, as the deploy role's own boundary says.
+  const key = boundary.find((s) => s.Sid === "BackupVaultKeyStays")!;
+  assert.ok(["kms:DisableKey", "kms:ScheduleKeyDeletion"].every((a) => [key.Action].flat().includes(a)));
+  assert.deepEqual(
+    key,
+    deployBoundary().find((s) => s.Sid === "BackupVaultKeyStays"),
+  );
+  assert.ok(allows(deploy, "iam:CreateRole"), "the deploy role still creates roles (under the boundary)");
+});
+
+/** The verbs of IAM's actions (Service Authorization Reference, IAM): Get, List, Generate and Simulate read; Pass is PassRole's alone. */
+const IAM_VERBS = [
+  ..."Accept Add Associate Attach Change Create Deactivate Delete Detach Disable Enable Put Reject".split(" "),
+  ..."Remove Reset Resync Send Set Tag Untag Update Upload Get List Generate Simulate".split(" "),
+];
+
+/** The workload boundary denies iam:Create* to every request without iam:AWSServiceName: all but CreateServiceLinkedRole. */
+function isCreateDenied(boundary: Statement[]): boolean {
+  const s = boundary.find((x) => x.Sid === "NoIamCreatesButServiceLinkedRoles");
+  return (
+    s?.Effect === "Deny" && s.Action === "iam:Create*" && JSON.stringify(s.Condition) === '{"Null":{"iam:AWSServiceName":"true"}}'
+  );
+}
+
+test("AWS's size limits, which the mocks do not check: boundaries 6,144 characters, a role's inline policies 10,240", () => {
+  // IAM User Guide, "IAM and AWS STS quotas": managed policies 6,144, a role's inline policies together 10,240; white
+  // space not counted. The mocks' ARNs are as long as AWS's within a few characters.
+  const size = (json: string) => json.replace(/\s/g, "").length;
+  for (const name of ["workload-boundary", "ci-deploy-boundary"]) {
+    const n = size(inputs(one(plan, "aws:iam/policy:Policy", name)).policy);
+    assert.ok(n <= 6144, `${name}: ${n}`);
+  }
+  const inline = ofType(plan, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name === "ci-deploy");
+  assert.ok(inline.reduce((n, p) => n + size(inputs(p).policy), 0) <= 10240);
 });

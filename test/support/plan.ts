@@ -1,4 +1,5 @@
 // Lookups over an offline plan's resource list, shared by the infra, cost and policy tests.
+import { MOCK_ACCOUNT_ID } from "../../infra/plan/mocks.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import { standardUtcOffsetMinutes } from "../../infra/time.ts";
 
@@ -71,3 +72,17 @@ function jsonStrings(text: string): string[] {
 /** The local hour, in New York's standard time, at which a UTC window ("hh:mm-hh:mm", as the stacks print it) starts. */
 export const newYorkStartHour = (window: string) =>
   (Number(window.slice(0, 2)) + 24 + standardUtcOffsetMinutes("America/New_York") / 60) % 24;
+
+/**
+ * The roles (by name, but those in `except`) that do not carry the workload boundary (infra/platform/boundaries.ts) as
+ * the mocks render its ARN output, or that carry it other than through that output: without the reference, Pulumi
+ * could create a role before the policy it names.
+ */
+export function rolesOutsideWorkloadBoundary(plan: Plan, except: string[] = []): string[] {
+  const boundary = one(plan, "aws:iam/policy:Policy", "workload-boundary");
+  const arn = `arn:aws:mock:${plan.region}:${MOCK_ACCOUNT_ID}:Policy/${boundary.name}`;
+  return ofType(plan, "aws:iam/role:Role")
+    .filter((r) => !except.includes(r.name))
+    .filter((r) => inputs(r).permissionsBoundary !== arn || !r.propertyDependencies?.permissionsBoundary?.includes(boundary.urn))
+    .map((r) => r.name);
+}

@@ -1,0 +1,117 @@
+// Permissions boundaries: the most a role can ever do, whatever policies it is given (IAM User Guide, "Permissions
+// boundaries for IAM entities"). A stack has two, both declared from here and ci-roles.ts:
+// - the workload boundary (this file, `<project>-<stack>-workload-boundary`): every role the program creates carries
+//   it (node, control plane, IRSA, backup, scheduler, flow-log roles, and the CI preview role);
+// - the deploy boundary (ci-roles.ts): the CI deploy role's own.
+// Service-linked roles (AWSServiceRoleFor*, made by EKS, Auto Scaling, ELB, RDS, ElastiCache, Backup on first use, or
+// by iam:CreateServiceLinkedRole) carry none: IAM refuses a boundary on them ("You cannot set the boundary for a
+// service-linked role", PutRolePermissionsBoundary), their policies are AWS's and unmodifiable, and only their
+// service can assume them. The program declares none, so the plan has none to check.
+import * as aws from "@pulumi/aws";
+import type * as pulumi from "@pulumi/pulumi";
+import { VAULT_KEY_TAG } from "./backups.ts";
+
+/** `<project>-<stack>-workload-boundary`: policy/policies/security.ts finds the boundary by this suffix. */
+export const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
+export const workloadBoundaryName = (prefix: string): string => `${prefix}${WORKLOAD_BOUNDARY_SUFFIX}`;
+
+/**
+ * Every IAM action that changes something: all of IAM but Get*, List*, Generate* (reports) and Simulate*, by the verbs
+ * of the Service Authorization Reference's IAM table (Write, Permissions management and Tagging access levels). Create*
+ * has a statement of its own (service-linked roles).
+ */
+export const IAM_CHANGES = [
+  "iam:Accept*",
+  "iam:Add*",
+  "iam:Associate*",
+  "iam:Attach*",
+  "iam:Change*",
+  "iam:Deactivate*",
+  "iam:Delete*",
+  "iam:Detach*",
+  "iam:Disable*",
+  "iam:Enable*",
+  // Passing a role hands its permissions to a service: a bounded role could pass one without a boundary. No role of
+  // this program passes one (the backup role's AWS policies pass roles only to EC2/EKS restores and GuardDuty scans,
+  // neither used here; RDS and EBS restores pass none).
+  "iam:PassRole",
+  "iam:Put*",
+  "iam:Reject*",
+  "iam:Remove*",
+  "iam:Reset*",
+  "iam:Resync*",
+  "iam:Send*",
+  "iam:Set*",
+  "iam:Tag*",
+  "iam:Untag*",
+  "iam:Update*",
+  "iam:Upload*",
+];
+
+/** Denied by both boundaries: recovery points, the vault and its lock, and the vault's key outlive any role. */
+export const BACKUP_DENIES = [
+  {
+    Sid: "RecoveryPointsStay",
+    Effect: "Deny",
+    Action: [
+      "backup:DeleteBackupVaultLockConfiguration",
+      "backup:DeleteRecoveryPoint",
+      "backup:UpdateRecoveryPointLifecycle",
+      "backup:DeleteBackupVault",
+    ],
+    Resource: "*",
+  },
+  {
+    Sid: "BackupVaultKeyStays",
+    Effect: "Deny",
+    Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
+    Resource: "*",
+    Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
+  },
+];
+
+/**
+ * The workload boundary's document: a deny-list, so it takes nothing the roles' own policies legitimately grant (a
+ * boundary grants nothing by itself; what a role may do is what both allow). It denies every change to IAM (the CI
+ * roles and both boundaries included: no role under it can make itself or another role more), but
+ * iam:CreateServiceLinkedRole, which the ALB controller's policy and AmazonEKSClusterPolicy use (for ELB's); accounts
+ * and organizations; and deleting backups or disabling their key.
+ *
+ * AWS, not the mocks, checks it: a managed policy is at most 6,144 characters, white space not counted (IAM User Guide,
+ * "IAM and AWS STS quotas"; this one is about 1,200). `Null: true` on iam:AWSServiceName matches a request without that
+ * key: every Create* but CreateServiceLinkedRole, the one IAM action that has it (Service Authorization Reference, IAM).
+ */
+export function workloadBoundaryDocument() {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "WhatTheRolesOwnPoliciesGrant", Effect: "Allow", Action: "*", Resource: "*" },
+      { Sid: "NoIamChanges", Effect: "Deny", Action: IAM_CHANGES, Resource: "*" },
+      {
+        Sid: "NoIamCreatesButServiceLinkedRoles",
+        Effect: "Deny",
+        Action: "iam:Create*",
+        Resource: "*",
+        Condition: { Null: { "iam:AWSServiceName": "true" } },
+      },
+      { Sid: "NoAccountOrOrganizationChanges", Effect: "Deny", Action: ["organizations:*", "account:*"], Resource: "*" },
+      ...BACKUP_DENIES,
+    ],
+  };
+}
+
+/**
+ * The workload boundary of the stack. Roles name it through its `arn` output, never a name-built ARN: Pulumi then
+ * creates it before them (IAM refuses a boundary that does not exist) and deletes it after them.
+ */
+export function workloadBoundary(prefix: string, opts: pulumi.CustomResourceOptions): aws.iam.Policy {
+  return new aws.iam.Policy(
+    "workload-boundary",
+    {
+      name: workloadBoundaryName(prefix),
+      description: `Ceiling of every role of ${prefix} but the CI deploy role: no IAM changes, backups stay`,
+      policy: JSON.stringify(workloadBoundaryDocument()),
+    },
+    opts,
+  );
+}
