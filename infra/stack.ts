@@ -58,8 +58,8 @@ export async function buildStack(): Promise<BuiltStack> {
   );
   new aws.kms.Alias("data", { name: `alias/${prefix}-data`, targetKeyId: dataKey.keyId }, { provider });
 
-  // Every role below carries it (the CI deploy role: a boundary of its own). Through the ARN output, so IAM has the
-  // policy before any role names it (platform/boundaries.ts).
+  // Every role below carries it (the CI deploy role: a boundary of its own, which lets it make roles only under this
+  // one). Through the ARN output, so IAM has the policy before any role names it (platform/boundaries.ts).
   const permissionsBoundary = workloadBoundary(prefix, { provider }).arn;
 
   const network = new Network(

@@ -1,7 +1,8 @@
 // Permissions boundaries: the most a role can ever do, whatever policies it is given (IAM User Guide, "Permissions
 // boundaries for IAM entities"). A stack has two, both declared from here and ci-roles.ts:
 // - the workload boundary (this file, `<project>-<stack>-workload-boundary`): every role the program creates carries
-//   it (node, control plane, IRSA, backup, scheduler, flow-log roles, and the CI preview role);
+//   it (node, control plane, IRSA, backup, scheduler, flow-log roles, and the CI preview role); the CI deploy role
+//   may create or change a role only under it (ci-roles.ts), so a role it makes cannot reach further than this;
 // - the deploy boundary (ci-roles.ts): the CI deploy role's own.
 // Service-linked roles (AWSServiceRoleFor*, made by EKS, Auto Scaling, ELB, RDS, ElastiCache, Backup on first use, or
 // by iam:CreateServiceLinkedRole) carry none: IAM refuses a boundary on them ("You cannot set the boundary for a

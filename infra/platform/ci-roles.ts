@@ -1,7 +1,8 @@
 // GitHub Actions access for the delivery pipeline (.github/workflows, README "Delivery pipeline"):
 // - deploy role: only this repository's `<stack>` environment can assume it; a scoped policy (the services the
 //   program manages, no IAM users or access keys) under a permissions boundary that also forbids changing the
-//   CI roles themselves, attaching administrator policies, and deleting backups or their lock and key;
+//   CI roles themselves, attaching administrator policies, and deleting backups or their lock and key; it creates
+//   and changes roles only under the workload boundary (boundaries.ts), and cannot change or remove that boundary;
 // - preview role (pull requests): read-only, scoped to this stack (tag `stack`), never a Secret value, and
 //   view-only Kubernetes access (AmazonEKSViewPolicy excludes Secrets); it carries the workload boundary too;
 // - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
@@ -24,7 +25,7 @@ export interface CiRolesArgs {
   region: string;
   /** "create": this stack owns the account-wide provider; "lookup": find it by URL; else its ARN. */
   oidcProvider: "create" | "lookup" | string;
-  /** The workload boundary's ARN (boundaries.ts): the preview role's boundary. */
+  /** The workload boundary's ARN (boundaries.ts): the only boundary the deploy role may give a role, and the preview role's. */
   workloadBoundaryArn: pulumi.Input<string>;
 }
 
@@ -55,25 +56,53 @@ const MANAGED_SERVICES = [
 ];
 /** What `npm run preflight` reads beyond those services (infra/preflight/aws.ts: the vCPU quotas). */
 const PREFLIGHT_ACTIONS = ["servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"];
-/** IAM actions the program needs: roles, their policies, OIDC providers; no users, groups or access keys. */
+/**
+ * IAM actions the program needs: roles, their policies, OIDC providers; no users, groups or access keys. Named one by
+ * one where a wildcard would take in one of ROLE_CHANGES_UNDER_BOUNDARY ("iam:*Role" was CreateRole, "iam:*Policy"
+ * AttachRolePolicy): those are allowed only under the workload boundary.
+ */
 const IAM_ROLE_ACTIONS = [
-  "iam:*Role",
-  "iam:*RolePolicy",
-  "iam:*RolePolicies",
-  "iam:*RoleTags",
+  "iam:GetRole",
+  "iam:ListRoles",
+  "iam:UpdateRole",
+  "iam:DeleteRole",
   "iam:TagRole",
   "iam:UntagRole",
+  "iam:*RoleTags",
   "iam:PassRole",
-  "iam:*Policy",
+  "iam:UpdateAssumeRolePolicy",
+  "iam:GetRolePolicy",
+  "iam:*RolePolicies",
+  "iam:ListInstanceProfilesForRole",
+  "iam:CreatePolicy",
+  "iam:GetPolicy",
+  "iam:DeletePolicy",
+  "iam:TagPolicy",
+  "iam:UntagPolicy",
   "iam:*PolicyVersion",
   "iam:*PolicyVersions",
   "iam:ListPolicies",
-  "iam:ListRoles",
   "iam:ListEntitiesForPolicy",
   "iam:*OpenIDConnectProvider*",
   "iam:ListOpenIDConnectProviders",
   "iam:CreateServiceLinkedRole",
+  "iam:DeleteServiceLinkedRole",
   "iam:GetInstanceProfile",
+];
+/**
+ * What gives a role permissions: allowed only when the role's boundary (in the request for CreateRole and
+ * PutRolePermissionsBoundary, the role's current one for the rest) is the workload boundary. These are the role
+ * actions for which the Service Authorization Reference (IAM) lists the condition key iam:PermissionsBoundary; the IAM
+ * User Guide's "Delegating responsibility to others using permissions boundaries" conditions the same ones for users.
+ * UpdateAssumeRolePolicy, TagRole and PassRole have no such key: see README "Deploy role" for what that leaves.
+ */
+export const ROLE_CHANGES_UNDER_BOUNDARY = [
+  "iam:CreateRole",
+  "iam:PutRolePermissionsBoundary",
+  "iam:AttachRolePolicy",
+  "iam:DetachRolePolicy",
+  "iam:PutRolePolicy",
+  "iam:DeleteRolePolicy",
 ];
 /** Managed policies nothing this role creates may carry. */
 export const FORBIDDEN_POLICY_ARNS = [
@@ -105,6 +134,13 @@ export class CiRoles extends pulumi.ComponentResource {
       cluster: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
     };
 
+    // AWS, not the mocks, checks these documents: the boundary (a managed policy) at most 6,144 characters and the
+    // deploy role's inline policies 10,240 together, white space not counted (IAM User Guide, "IAM and AWS STS quotas");
+    // ci-roles.test.ts measures both. iam:PermissionsBoundary takes string operators (IAM User Guide, "IAM and AWS STS
+    // condition context keys"); a request without the key (CreateRole without a boundary, a role that has none) matches
+    // no StringEquals, so the Allow does not apply, and matches StringNotEquals, so the Deny does ("IAM JSON policy
+    // elements: Condition operators": a negated operator on an absent key is true).
+    const underWorkloadBoundary = { StringEquals: { "iam:PermissionsBoundary": args.workloadBoundaryArn } };
     const boundary = new aws.iam.Policy(
       `${name}-deploy-boundary`,
       {
@@ -113,12 +149,29 @@ export class CiRoles extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify({
           Version: "2012-10-17",
           Statement: [
-            ...deployAllowStatements(args.prefix),
+            ...deployAllowStatements(args.prefix, underWorkloadBoundary),
             {
               Sid: "NoChangesToTheCiRolesOrThisBoundary",
               Effect: "Deny",
               Action: ["iam:*"],
               Resource: [arns.ciRoles, arns.boundary],
+            },
+            // The allow above already requires it; denied here too, so a wider allow added to the role's policy
+            // ("iam:*Role") cannot reopen a role without the workload boundary.
+            {
+              Sid: "NoRoleOutsideTheWorkloadBoundary",
+              Effect: "Deny",
+              Action: ROLE_CHANGES_UNDER_BOUNDARY,
+              Resource: "*",
+              Condition: { StringNotEquals: { "iam:PermissionsBoundary": args.workloadBoundaryArn } },
+            },
+            { Sid: "NoBoundaryRemoval", Effect: "Deny", Action: ["iam:DeleteRolePermissionsBoundary"], Resource: "*" },
+            // Its boundary changes are an administrator's `pulumi up`, as this file's are.
+            {
+              Sid: "NoChangesToTheWorkloadBoundary",
+              Effect: "Deny",
+              Action: ["iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"],
+              Resource: args.workloadBoundaryArn,
             },
             {
               Sid: "NoAdministratorPolicies",
@@ -156,7 +209,10 @@ export class CiRoles extends pulumi.ComponentResource {
       `${name}-deploy`,
       {
         role: deploy.id,
-        policy: JSON.stringify({ Version: "2012-10-17", Statement: deployAllowStatements(args.prefix) }),
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: deployAllowStatements(args.prefix, underWorkloadBoundary),
+        }),
       },
       o,
     );
@@ -229,11 +285,21 @@ export class CiRoles extends pulumi.ComponentResource {
   }
 }
 
-/** What the deploy role may do: the managed services, IAM for roles only, S3 on the stack's own buckets. */
-function deployAllowStatements(prefix: string) {
+/**
+ * What the deploy role may do: the managed services, IAM for roles only (and what gives a role permissions only under
+ * `underWorkloadBoundary`), S3 on the stack's own buckets.
+ */
+function deployAllowStatements(prefix: string, underWorkloadBoundary: object) {
   return [
     { Sid: "ManagedServices", Effect: "Allow", Action: MANAGED_SERVICES.map((s) => `${s}:*`), Resource: "*" },
     { Sid: "IamRolesAndPolicies", Effect: "Allow", Action: IAM_ROLE_ACTIONS, Resource: "*" },
+    {
+      Sid: "RolesUnderTheWorkloadBoundary",
+      Effect: "Allow",
+      Action: ROLE_CHANGES_UNDER_BOUNDARY,
+      Resource: "*",
+      Condition: underWorkloadBoundary,
+    },
     {
       Sid: "StackBuckets",
       Effect: "Allow",

@@ -1,6 +1,6 @@
 // With agent-stack:ci set, the stack creates the GitHub Actions roles the workflows assume: a deploy role with a
-// scoped policy under a permissions boundary, a read-only preview role, and (in the owner stack only) the
-// account-wide GitHub OIDC provider.
+// scoped policy under a permissions boundary, which makes roles only under the workload boundary, a read-only preview
+// role, and (in the owner stack only) the account-wide GitHub OIDC provider.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS } from "../../infra/plan/mocks.ts";
-import { FORBIDDEN_POLICY_ARNS } from "../../infra/platform/ci-roles.ts";
+import { FORBIDDEN_POLICY_ARNS, ROLE_CHANGES_UNDER_BOUNDARY } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
 import { allows, deniesOutright, type Statement } from "../support/iam.ts";
 import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
@@ -179,6 +179,7 @@ test("owning the provider and naming its ARN at once is a config error naming bo
 });
 
 const workloadBoundary = () => one(plan, "aws:iam/policy:Policy", "workload-boundary");
+const workloadBoundaryArn = () => `arn:aws:mock:us-east-1:123456789012:Policy/${workloadBoundary().name}`;
 const deployBoundary = (): Statement[] =>
   JSON.parse(inputs(one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary")).policy).Statement;
 
@@ -186,6 +187,41 @@ test("every role but the deploy role carries the workload boundary, through its 
   const roles = ofType(plan, "aws:iam/role:Role").map((r) => r.name);
   assert.ok(roles.includes("ci-preview") && roles.includes("network-flow-logs"), roles.join(" "));
   assert.deepEqual(rolesOutsideWorkloadBoundary(plan, ["ci-deploy"]), []);
+  // The deploy role's boundary names the workload boundary too, so IAM has it before the deploy role may use it.
+  assert.ok(one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary").dependsOn?.includes(workloadBoundary().urn));
+});
+
+test("the deploy role creates and changes a role's permissions only under the workload boundary", () => {
+  for (const [what, statements] of [
+    ["inline policy", inlinePolicy("ci-deploy").Statement as Statement[]],
+    ["boundary", deployBoundary()],
+  ] as const) {
+    const bounded = statements.filter((s) => s.Effect === "Allow" && [s.Action].flat().includes("iam:CreateRole"));
+    assert.equal(bounded.length, 1, `${what}: one statement allows iam:CreateRole`);
+    assert.deepEqual(bounded[0].Action, ROLE_CHANGES_UNDER_BOUNDARY, what);
+    assert.deepEqual(bounded[0].Condition, { StringEquals: { "iam:PermissionsBoundary": workloadBoundaryArn() } }, what);
+    // No other Allow (a wildcard such as "iam:*Role" or "iam:*Policy") grants them without that condition.
+    const unconditioned = statements.filter((s) => !s.Condition);
+    for (const action of [...ROLE_CHANGES_UNDER_BOUNDARY, "iam:DeleteRolePermissionsBoundary"]) {
+      assert.ok(!allows(unconditioned, action), `${what}: ${action} unconditioned`);
+    }
+  }
+  const denied = (sid: string) => deployBoundary().find((s) => s.Effect === "Deny" && s.Sid === sid)!;
+  assert.deepEqual(denied("NoRoleOutsideTheWorkloadBoundary").Action, ROLE_CHANGES_UNDER_BOUNDARY);
+  assert.deepEqual(denied("NoRoleOutsideTheWorkloadBoundary").Condition, {
+    StringNotEquals: { "iam:PermissionsBoundary": workloadBoundaryArn() },
+  });
+  assert.ok(deniesOutright(deployBoundary(), "iam:DeleteRolePermissionsBoundary"));
+  // Changing the workload boundary is an administrator's `pulumi up`, as changing ci-roles.ts is.
+  assert.equal(denied("NoChangesToTheWorkloadBoundary").Resource, workloadBoundaryArn());
+  for (const action of [
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+  ]) {
+    assert.ok(deniesOutright([denied("NoChangesToTheWorkloadBoundary")], action), action);
+  }
 });
 
 test("a role the deploy role makes cannot escalate: what the deploy role may give it, the workload boundary takes back", () => {
