@@ -1,7 +1,8 @@
 // Secure by default (issue 14), each rule readable from the plan and mandatory outside the relaxed tiers (dev):
 // NetworkPolicies narrower than the VPC (HTTPS and the edge rate limit: edge.ts), metrics never on an Ingress-routed
 // port, explicit Pod Security levels (restricted where it says so, and pods there that meet it), CI roles
-// without administrator or edit access, and a backup vault with its own key and a Vault Lock.
+// without administrator or edit access, every other role under the workload boundary, and a backup vault with its own
+// key and a Vault Lock.
 import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
@@ -17,6 +18,7 @@ const T = {
   serviceMonitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
   vpc: "aws:ec2/vpc:Vpc",
   role: "aws:iam/role:Role",
+  policy: "aws:iam/policy:Policy",
   rolePolicyAttachment: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
   accessPolicyAssociation: "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
   vault: "aws:backup/vault:Vault",
@@ -204,16 +206,50 @@ export const ciLeastPrivilege: StackValidationPolicy = {
     }
     for (const role of ofTypes(resources, [T.role])) {
       const props = knownProps(role);
-      const trust = String(props.assumeRolePolicy ?? "");
-      if (
-        trust.includes("token.actions.githubusercontent.com") &&
-        trust.includes(":environment:") &&
-        !props.permissionsBoundary
-      ) {
+      if (isGithubDeployRole(props) && !props.permissionsBoundary) {
         report(`GitHub deploy role ${role.name} has no permissions boundary: set permissionsBoundary.`, role.urn);
       }
     }
   }),
+};
+
+/** Whether a role's trust names GitHub Actions with an `environment:` subject: a deploy role, bounded by its own. */
+function isGithubDeployRole(props: Record<string, any>): boolean {
+  const trust = String(props.assumeRolePolicy ?? "");
+  return trust.includes("token.actions.githubusercontent.com") && trust.includes(":environment:");
+}
+
+/** How the program names its workload boundary (infra/platform/boundaries.ts): `<project>-<stack>-workload-boundary`. */
+export const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
+
+export const workloadRolesBounded: StackValidationPolicy = {
+  name: "workload-roles-bounded",
+  description:
+    "Every IAM role but a GitHub deploy role has the stack's workload boundary (`<project>-<stack>-workload-boundary`) as permissions boundary: the deploy role may create roles only under it, and a role without it can be given anything, backups' deletion included.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    // Every tier: a dev stack's deploy role escalating in an account it shares with prod reaches prod too.
+    const boundaries = ofTypes(args.resources, [T.policy]).filter((p) =>
+      String(knownProps(p).name ?? "").endsWith(WORKLOAD_BOUNDARY_SUFFIX),
+    );
+    const names = boundaries.map((b) => String(knownProps(b).name));
+    for (const role of ofTypes(args.resources, [T.role])) {
+      // Read around what a real preview cannot know yet: an IRSA role's trust (its cluster's OIDC provider) and, on
+      // the first `pulumi up`, the boundary's ARN itself. The engine's property dependencies still name the policy.
+      const props = knownProps(role);
+      if (isGithubDeployRole(props)) continue;
+      const boundary = props.permissionsBoundary;
+      if (boundaries.some((b) => refersTo(role, "permissionsBoundary", b))) continue;
+      if (typeof boundary === "string" && names.some((n) => boundary.endsWith(`:policy/${n}`))) continue;
+      if (boundary === UNKNOWN_VALUE) continue; // not known yet, and not from a policy of this plan: no verdict
+      report(
+        boundary
+          ? `role ${role.name} has permissions boundary ${boundary}, not the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`
+          : `role ${role.name} has no permissions boundary: give it the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`,
+        role.urn,
+      );
+    }
+  },
 };
 
 export const backupVaultProtected: StackValidationPolicy = {
@@ -311,6 +347,7 @@ export const securityPolicies = [
   namespacePodSecurity,
   restrictedNamespaceWorkloads,
   ciLeastPrivilege,
+  workloadRolesBounded,
   backupVaultProtected,
   databaseTlsVerified,
 ];

@@ -2,6 +2,7 @@
 // roles' own policies grant.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { WORKLOAD_BOUNDARY_SUFFIX } from "../../policy/policies/security.ts";
 import { namesAction, type Statement } from "../support/iam.ts";
 import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
 import { stackPlan } from "../support/stack-plan.ts";
@@ -13,6 +14,7 @@ test("prod: every role carries the workload boundary, named through the policy's
   assert.ok(ofType(plan, "aws:iam/role:Role").length >= 10);
   assert.deepEqual(rolesOutsideWorkloadBoundary(plan), []);
   assert.equal(inputs(boundary).name, "agent-stack-prod-workload-boundary");
+  assert.ok(inputs(boundary).name.endsWith(WORKLOAD_BOUNDARY_SUFFIX), "the policy pack finds it by its suffix");
 });
 
 test("the workload boundary allows all and denies nothing the roles' inline policies grant but service-linked roles", () => {
