@@ -1,7 +1,7 @@
 // `npm run bench:cost`: each tier's monthly cost beside the guide's shape of that tier (bench/guide-shapes.ts),
 // both priced by the same estimator from the offline plan of the prod stack file with the tier swapped in, and
 // their ratio on-demand (730 h at full size) and with schedules. Also the cost at every group's maximum.
-// One plan per child process (Pulumi's runtime is process-global). Not a test: it prints numbers.
+// One plan per child process, the plan CLI as a user runs it. Not a test: it prints numbers.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { exitAfterFlush } from "../infra/review/exit.ts";

@@ -1,6 +1,7 @@
 // The offline plan: runs the real program under Pulumi's mocks with a stack's config and returns every
 // registered resource (type, name, inputs, options). No cloud account and no Pulumi CLI are involved.
-// Pulumi's runtime is process-global: one runPlan per process (tests: one stack per process, test/support/stack-plan.ts).
+// A process may plan many times: each plan runs in a Pulumi state store of its own, as the Automation API runs each
+// inline program, one plan at a time (Pulumi also keeps the stack resource in a global, runtime/state.ts).
 import type * as Pulumi from "@pulumi/pulumi";
 import { PROJECT, parseStackConfig, planConfigOf } from "../config.ts";
 import { PlanMocks } from "./mocks.ts";
@@ -33,14 +34,18 @@ interface Request {
 }
 
 const STACK_TYPE = "pulumi:pulumi:Stack";
-let used = false;
 /** Loaded by runPlan once the stack file and its config are known good (see there). */
 let pulumi: typeof Pulumi;
 let settings: unknown;
+let previous: Promise<unknown> = Promise.resolve();
 
-export async function runPlan(options: PlanOptions): Promise<Plan> {
-  if (used) throw new Error("runPlan: Pulumi's runtime is process-global; run one plan per process");
-  used = true;
+export function runPlan(options: PlanOptions): Promise<Plan> {
+  const run = previous.then(() => planAlone(options));
+  previous = run.catch(() => {});
+  return run;
+}
+
+async function planAlone(options: PlanOptions): Promise<Plan> {
   const file = loadStackFile(options.stack, options.root);
   const config = { ...file.config, ...options.config };
   // Checked before Pulumi and the program load (about 2.5 s): an unknown stack or a bad value is told in 1 s. The
@@ -48,8 +53,15 @@ export async function runPlan(options: PlanOptions): Promise<Plan> {
   parseStackConfig(config, options.stack);
   pulumi = await import("@pulumi/pulumi");
   settings = await import("@pulumi/pulumi/runtime/settings.js");
+  const state = (await import("@pulumi/pulumi/runtime/state.js")) as unknown as {
+    withLocalStorage<T>(run: () => Promise<T>): Promise<T>;
+  };
+  return state.withLocalStorage(() => planInStore(options, config, file.secretKeys));
+}
+
+async function planInStore(options: PlanOptions, config: Record<string, string>, secretKeys: string[]): Promise<Plan> {
   const region = config["aws:region"] ?? "us-east-1";
-  pulumi.runtime.setAllConfig(config, file.secretKeys);
+  pulumi.runtime.setAllConfig(config, secretKeys);
 
   const firstPreview = options.firstPreview === true;
   const mocks = new PlanMocks(region, firstPreview ? pulumi.unknown : undefined);

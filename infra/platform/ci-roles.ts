@@ -29,7 +29,7 @@ export interface CiRolesArgs {
   workloadBoundaryArn: pulumi.Input<string>;
 }
 
-/** Services `pulumi up` manages for this program (infra/platform, infra/workloads); ci-roles.test.ts checks the plans'. */
+/** Services `pulumi up` manages for this program (infra/platform, infra/workloads); ci-roles.prod-plan.ts checks the plans'. */
 const MANAGED_SERVICES = [
   "acm",
   "autoscaling",

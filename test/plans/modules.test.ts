@@ -1,6 +1,7 @@
 // Check modules are found by name (test/support/check-modules.ts): a module named for no planned stack would never run,
-// a test file planning a stack's own file alone would build the plan again, and a unit module sharing the process of
-// every other would share Pulumi's process-global runtime.
+// a test file planning a stack's own file alone would build the plan again, one planning it with config of its own would
+// pay 4 s of start-up for a plan the stack's process builds in 1 s, and a unit module sharing the process of every
+// other would share Pulumi's process-global runtime.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -25,6 +26,14 @@ test("no test file plans a stack's own file by itself: it belongs in a <topic>.<
   );
   assert.deepEqual(
     alone.map((f) => path.relative(TEST_ROOT, f)),
+    [],
+  );
+});
+
+test("no test file plans a stack with config of its own either: a <topic>.<stack>-plan.ts module does", () => {
+  const planning = files.filter((f) => f.endsWith(".test.ts") && /import \{[^}]*\brunPlan\b/.test(readFileSync(f, "utf8")));
+  assert.deepEqual(
+    planning.map((f) => path.relative(TEST_ROOT, f)),
     [],
   );
 });

@@ -146,7 +146,7 @@ test("the preview role views the cluster (no Secrets, no exec); the deploy role 
   assert.equal(ofType(plan, "aws:eks/accessEntry:AccessEntry").length, 2);
 });
 
-test("a stack that does not own the GitHub OIDC provider looks it up and trusts its ARN (ci-roles-owner.test.ts: the owner)", () => {
+test("a stack that does not own the GitHub OIDC provider looks it up and trusts its ARN (ci-roles-owner.prod-plan.ts: the owner)", () => {
   assert.deepEqual(
     ofType(plan, GITHUB_PROVIDER).map((r) => r.name),
     ["cluster-oidc"],
