@@ -18,24 +18,26 @@ export function checkModules(suffix: string): string[] {
 }
 
 /**
- * Imports every check module ending with `suffix`; one that fails to load is a failing test naming it, not a lost file.
+ * Imports every check module ending with each suffix; one that fails to load is a failing test naming it, not a lost file.
  * The checks run once every module is loaded: loading one (tsx compiling it and its imports) holds the event loop for
  * hundreds of milliseconds, and the timing checks of the modules before it ran meanwhile (the rate limiter's
  * sliding-window check failed a CI run that way). Tests of a file run one at a time, in order: the first holds the rest.
  */
-export async function runCheckModules(suffix: string): Promise<void> {
+export async function runCheckModules(...suffixes: string[]): Promise<void> {
   let loaded!: () => void;
   const allLoaded = new Promise<void>((resolve) => {
     loaded = resolve;
   });
-  test(`the ${suffix} modules load before their checks run`, () => allLoaded);
-  for (const file of checkModules(suffix)) {
-    try {
-      await import(pathToFileURL(file).href);
-    } catch (err) {
-      test(`${path.relative(TEST_ROOT, file)} loads`, () => {
-        throw err;
-      });
+  for (const suffix of suffixes) {
+    test(`the ${suffix} modules load before their checks run`, () => allLoaded);
+    for (const file of checkModules(suffix)) {
+      try {
+        await import(pathToFileURL(file).href);
+      } catch (err) {
+        test(`${path.relative(TEST_ROOT, file)} loads`, () => {
+          throw err;
+        });
+      }
     }
   }
   loaded();
