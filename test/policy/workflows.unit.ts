@@ -111,7 +111,7 @@ test("deploy-stack: one concurrency group per stack, policy-gated up, readiness 
   const step = (name: RegExp) => job.steps.find((s: any) => name.test(s.name ?? ""));
   assert.match(step(/^pulumi up/).run, /pulumi up --stack "\$STACK" --yes --policy-pack policy/);
   assert.match(step(/stack outputs/).run, /pulumi stack output apiUrl/);
-  // The readiness check handles both kinds of apiUrl (scripts/wait-api-ready.sh, tested in test/infra/wait-api-ready.test.ts).
+  // The readiness check handles both kinds of apiUrl (scripts/wait-api-ready.sh, tested in test/infra/wait-api-ready.unit.ts).
   assert.match(step(/health\/ready/).run, /^scripts\/wait-api-ready\.sh "\$STACK" "\$READY_TIMEOUT"$/);
   const previous = step(/last successful update/);
   assert.match(previous.run, /pulumi stack history/);
