@@ -70,11 +70,20 @@ async function planInStore(options: PlanOptions, config: Record<string, string>,
   const { buildStack } = await import("../stack.ts");
 
   let built: Awaited<ReturnType<typeof buildStack>> | undefined;
-  await pulumi.runtime.runInPulumiStack(async () => {
-    built = await buildStack();
-    return built.outputs;
-  });
-  await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  // Pulumi reads a stack trace for every resource and promise it makes (runtime/debuggable.ts); with source maps on, as
+  // tsx turns them on, each is mapped, a quarter or more of a plan's time. Off while the program runs: an error's own
+  // trace is mapped when it is read, after.
+  const sourceMaps = process.sourceMapsEnabled;
+  process.setSourceMapsEnabled(false);
+  try {
+    await pulumi.runtime.runInPulumiStack(async () => {
+      built = await buildStack();
+      return built.outputs;
+    });
+    await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  } finally {
+    process.setSourceMapsEnabled(sourceMaps);
+  }
   if (requests.length !== mocks.registrations.length) throw new Error("offline plan: registrations and requests do not line up");
 
   // The mock monitor's URNs name only the direct parent's type; the engine's name every ancestor's but the
