@@ -145,7 +145,10 @@ export function toPolicyResources(plan: Plan, watch?: (urn: string, props: objec
   for (const r of plan.resources) {
     const pkg = r.type.startsWith("pulumi:providers:") ? r.type.slice("pulumi:providers:".length) : undefined;
     // The plan does not record which provider a resource used; each package has one in our program.
-    if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props: r.inputs });
+    // The engine proxies a provider's props too (server.js getProviderResource): the Kubernetes one's kubeconfig is
+    // not known on a first preview.
+    const props = plan.firstPreview ? engineProps(r.inputs) : r.inputs;
+    if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props });
   }
   const resources = plan.resources.map((r): PolicyResource => {
     const outputs = plan.firstPreview ? engineProps(r.outputs ?? r.inputs) : r.inputs;

@@ -146,6 +146,26 @@ const INVOKES: Record<string, Invoke> = {
 /** The data sources the program reads (what a preview calls in AWS): a role that previews must be allowed each. */
 export const INVOKE_TOKENS = Object.keys(INVOKES);
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The computed outputs a preview cannot know: those the program did not give. A value it gave (an RDS port, a bucket's
+ * name, the EKS cluster's vpcConfig subnets) a provider's preview keeps as given, and other resources read it known.
+ */
+function unknownWhereNotGiven(
+  given: Record<string, unknown>,
+  computed: Record<string, unknown>,
+  unknown: unknown,
+): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(computed).map(([key, value]) => {
+      const input = given[key];
+      if (input === undefined) return [key, unknown];
+      return [key, isRecord(value) && isRecord(input) ? { ...input, ...unknownWhereNotGiven(input, value, unknown) } : input];
+    }),
+  );
+}
+
 /**
  * Records every registration and answers like the cloud would, with made-up identifiers; or, given `unknown` (the
  * SDK's unknown value), as a first `pulumi preview` of a new stack does: nothing exists yet, so every value the cloud
@@ -176,7 +196,7 @@ export class PlanMocks implements pulumi.runtime.Mocks {
       // preview the engine answers its Create with an empty property map, which the SDK reads as every output unknown
       // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go, Create; the stack policies get that empty
       // map). An id left empty is unknown to the SDK during a preview; so is every output missing from the state.
-      const unknowns = Object.fromEntries(["arn", "id", ...Object.keys(computed)].map((key) => [key, this.unknown]));
+      const unknowns = unknownWhereNotGiven(args.inputs, { arn: null, id: null, ...computed }, this.unknown);
       const outputs = args.type.startsWith("kubernetes:") ? {} : { ...args.inputs, name, ...unknowns };
       registration.outputs = outputs;
       return { id: undefined, state: outputs };

@@ -69,6 +69,18 @@ export const BACKUP_DENIES = [
     Resource: "*",
     Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
   },
+  // The deny above finds the key by its tag: untagged, or tagged otherwise, it would be deleted like any key (review
+  // of this change). The key's other tags (the provider's default tags) may still change.
+  {
+    Sid: "BackupVaultKeyKeepsItsTag",
+    Effect: "Deny",
+    Action: ["kms:TagResource", "kms:UntagResource"],
+    Resource: "*",
+    Condition: {
+      StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value },
+      "ForAnyValue:StringEquals": { "aws:TagKeys": [VAULT_KEY_TAG.key] },
+    },
+  },
 ];
 
 /**

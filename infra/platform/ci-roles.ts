@@ -8,7 +8,8 @@
 // - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { BACKUP_DENIES } from "./boundaries.ts";
+import { PROJECT } from "../config.ts";
+import { BACKUP_DENIES, workloadBoundaryName } from "./boundaries.ts";
 import { webIdentityTrustPolicy } from "./iam.ts";
 
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
@@ -51,7 +52,6 @@ const MANAGED_SERVICES = [
   "secretsmanager",
   "sns",
   "ssm",
-  "sts",
   "wafv2",
 ];
 /** What `npm run preflight` reads beyond those services (infra/preflight/aws.ts: the vCPU quotas). */
@@ -129,14 +129,17 @@ export class CiRoles extends pulumi.ComponentResource {
       boundary: `${args.prefix}-ci-deploy-boundary`,
     };
     const arns = {
-      ciRoles: pulumi.interpolate`arn:aws:iam::${args.accountId}:role/${args.prefix}-ci-*`,
-      boundary: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${names.boundary}`,
+      // Every stack's of the project, not this one's alone: dev's deploy role shares prod's account where they share
+      // one, and could otherwise re-trust prod's deploy role or rewrite its boundaries (review of this change).
+      ciRoles: pulumi.interpolate`arn:aws:iam::${args.accountId}:role/${PROJECT}-*-ci-*`,
+      boundary: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${PROJECT}-*-ci-deploy-boundary`,
+      workloadBoundaries: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${workloadBoundaryName(`${PROJECT}-*`)}`,
       cluster: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
     };
 
     // AWS, not the mocks, checks these documents: the boundary (a managed policy) at most 6,144 characters and the
     // deploy role's inline policies 10,240 together, white space not counted (IAM User Guide, "IAM and AWS STS quotas");
-    // ci-roles.test.ts measures both. iam:PermissionsBoundary takes string operators (IAM User Guide, "IAM and AWS STS
+    // ci-roles.prod-plan.ts measures both. iam:PermissionsBoundary takes string operators (IAM User Guide, "IAM and AWS STS
     // condition context keys"); a request without the key (CreateRole without a boundary, a role that has none) matches
     // no StringEquals, so the Allow does not apply, and matches StringNotEquals, so the Deny does ("IAM JSON policy
     // elements: Condition operators": a negated operator on an absent key is true).
@@ -171,7 +174,7 @@ export class CiRoles extends pulumi.ComponentResource {
               Sid: "NoChangesToTheWorkloadBoundary",
               Effect: "Deny",
               Action: ["iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"],
-              Resource: args.workloadBoundaryArn,
+              Resource: [args.workloadBoundaryArn, arns.workloadBoundaries],
             },
             {
               Sid: "NoAdministratorPolicies",
@@ -292,6 +295,10 @@ export class CiRoles extends pulumi.ComponentResource {
 function deployAllowStatements(prefix: string, underWorkloadBoundary: object) {
   return [
     { Sid: "ManagedServices", Effect: "Allow", Action: MANAGED_SERVICES.map((s) => `${s}:*`), Resource: "*" },
+    // Not sts:*: with AssumeRole, a role it creates under the workload boundary (a deny-list) that trusts it, given a
+    // policy of its own making, was every non-IAM action in the account (review of this change). The provider and the
+    // EKS token (a presigned GetCallerIdentity) need only this.
+    { Sid: "WhoAmI", Effect: "Allow", Action: ["sts:GetCallerIdentity"], Resource: "*" },
     { Sid: "IamRolesAndPolicies", Effect: "Allow", Action: IAM_ROLE_ACTIONS, Resource: "*" },
     {
       Sid: "RolesUnderTheWorkloadBoundary",

@@ -1,15 +1,13 @@
 // A first preview as the engine hands it to the pack (Plan.firstPreview): every props behind the engine's proxy, and
 // the stack policies that read resources with no outputs at all (Kubernetes objects whose cluster does not exist).
-import { createRequire } from "node:module";
+import { unknownCheckingProxy } from "@pulumi/policy";
 import type { BlindPolicy } from "../../infra/plan/types.ts";
 
-/** The engine's props proxy (@pulumi/policy proxy.js, internal to the package: its server wraps every props in it). */
-const { unknownCheckingProxy } = createRequire(import.meta.url)("@pulumi/policy/proxy.js") as {
-  unknownCheckingProxy<T>(props: T): T;
-};
-
-/** Props as the engine gives them on a preview: reading a value not known yet throws UnknownValueError. */
-export const engineProps = <T extends object>(props: T): T => unknownCheckingProxy(props);
+/**
+ * Props as the engine gives them on a preview, behind the proxy its pack server wraps every props in (a provider's
+ * too): reading a value not known yet throws UnknownValueError.
+ */
+export const engineProps = <T extends object>(props: T): T => unknownCheckingProxy(props) as T;
 
 /**
  * Watches reads of the props of resources without outputs: on a first preview the engine has none for an object of a

@@ -221,6 +221,8 @@ function isGithubDeployRole(props: Record<string, any>): boolean {
 
 /** How the program names its workload boundary (infra/platform/boundaries.ts): `<project>-<stack>-workload-boundary`. */
 export const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
+/** `<project>-<stack>-ci-deploy-boundary` (infra/platform/ci-roles.ts): the deploy role's own boundary. */
+const DEPLOY_BOUNDARY_SUFFIX = "-ci-deploy-boundary";
 
 export const workloadRolesBounded: StackValidationPolicy = {
   name: "workload-roles-bounded",
@@ -241,16 +243,26 @@ export const workloadRolesBounded: StackValidationPolicy = {
       const boundary = props.permissionsBoundary;
       if (boundaries.some((b) => refersTo(role, "permissionsBoundary", b))) continue;
       if (typeof boundary === "string" && names.some((n) => boundary.endsWith(`:policy/${n}`))) continue;
-      if (boundary === UNKNOWN_VALUE) continue; // not known yet, and not from a policy of this plan: no verdict
+      // Not known yet: from another policy of this plan, a boundary that is not the workload one (judged now, not at
+      // the end of `up`, once the role exists), unless it is a deploy role's own (its trust, the OIDC provider's ARN,
+      // may be unknown too, on the owner stack's first preview); from none of the plan's, no verdict.
+      const from = referencedBy(role, "permissionsBoundary").filter((r) => r.type === T.policy);
+      if (boundary === UNKNOWN_VALUE && from.every((p) => String(knownProps(p).name ?? "").endsWith(DEPLOY_BOUNDARY_SUFFIX)))
+        continue;
       report(
         boundary
-          ? `role ${role.name} has permissions boundary ${boundary}, not the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`
+          ? `role ${role.name} has permissions boundary ${boundary === UNKNOWN_VALUE ? `from ${from.map((p) => p.name).join(", ")}` : boundary}, not the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`
           : `role ${role.name} has no permissions boundary: give it the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`,
         role.urn,
       );
     }
   },
 };
+
+/** A property naming an encryption key (kmsKeyId, kmsKeyArn, encryptionConfig's keyArn, ...). */
+const KEY_PROPERTY = /kms|key/i;
+/** KMS's own resources for a key: they manage it, they do not encrypt with it. */
+const KMS_OWN = ["aws:kms/key:Key", "aws:kms/alias:Alias", "aws:kms/grant:Grant", "aws:kms/keyPolicy:KeyPolicy"];
 
 export const backupVaultProtected: StackValidationPolicy = {
   name: "backup-vault-protected",
@@ -260,15 +272,15 @@ export const backupVaultProtected: StackValidationPolicy = {
   configSchema: { properties: { ...TIER_CONFIG_SCHEMA } },
   validateStack: productionStack((resources, _tier, report) => {
     const locks = ofTypes(resources, [T.vaultLock]);
-    // A value by itself where known; where a preview cannot know it yet (a key created in the same update), by the
-    // resources it comes from. Read plainly, the first unknown threw and the pack skipped the whole policy.
-    const identity = (r: PolicyResource, prop: string, value: unknown) =>
-      value === UNKNOWN_VALUE
-        ? `from ${referencedBy(r, prop)
-            .map((s) => s.urn)
-            .sort()
-            .join(" ")}`
-        : value;
+    // A value by itself where known; where a preview cannot know it yet (a key created in the same update), a key
+    // property by the resources it comes from, and anything else as nobody's: a policy document built from the key's
+    // ARN grants its use, it does not encrypt with it. Read plainly, the first unknown threw and the pack skipped the
+    // whole policy.
+    const identity = (r: PolicyResource, prop: string, value: unknown) => {
+      if (value !== UNKNOWN_VALUE) return value;
+      const sources = referencedBy(r, prop).map((s) => s.urn);
+      return KEY_PROPERTY.test(prop) && sources.length > 0 ? `from ${sources.sort().join(" ")}` : Symbol(prop);
+    };
     for (const vault of ofTypes(resources, [T.vault])) {
       const props = knownProps(vault);
       const locked = (l: PolicyResource) =>
@@ -284,12 +296,11 @@ export const backupVaultProtected: StackValidationPolicy = {
         continue;
       }
       const key = identity(vault, "kmsKeyArn", props.kmsKeyArn);
-      // KMS's own resources (the key's alias, grants) manage the key; they do not encrypt with it.
       const sharers = resources.filter(
         (r) =>
           r !== vault &&
           r.type !== T.vault &&
-          !r.type.startsWith("aws:kms/") &&
+          !KMS_OWN.includes(r.type) &&
           Object.entries(knownProps(r)).some(([prop, value]) => identity(r, prop, value) === key),
       );
       if (sharers.length > 0) {

@@ -40,10 +40,16 @@ test("no role carries AdministratorAccess or ReadOnlyAccess; the deploy role has
   const denies = JSON.parse(inputs(boundary).policy).Statement.filter((s: any) => s.Effect === "Deny");
   const denied = (sid: string) => denies.find((s: any) => s.Sid === sid);
   assert.deepEqual(denied("NoAdministratorPolicies").Condition.ArnEquals["iam:PolicyARN"], FORBIDDEN_POLICY_ARNS);
+  // Every stack's of the project: dev's deploy role, in an account it shares with prod, cannot re-trust prod's.
   assert.deepEqual(denied("NoChangesToTheCiRolesOrThisBoundary").Resource, [
-    "arn:aws:iam::123456789012:role/agent-stack-prod-ci-*",
-    "arn:aws:iam::123456789012:policy/agent-stack-prod-ci-deploy-boundary",
+    "arn:aws:iam::123456789012:role/agent-stack-*-ci-*",
+    "arn:aws:iam::123456789012:policy/agent-stack-*-ci-deploy-boundary",
   ]);
+  // No sts:* (AssumeRole of a role it made, under a deny-list boundary, was every non-IAM action): who it is, only.
+  assert.deepEqual(
+    actions.filter((a: string) => a.startsWith("sts:")),
+    ["sts:GetCallerIdentity"],
+  );
   assert.ok(denied("RecoveryPointsStay").Action.includes("backup:DeleteBackupVaultLockConfiguration"));
 });
 
@@ -213,7 +219,10 @@ test("the deploy role creates and changes a role's permissions only under the wo
   });
   assert.ok(deniesOutright(deployBoundary(), "iam:DeleteRolePermissionsBoundary"));
   // Changing the workload boundary is an administrator's `pulumi up`, as changing ci-roles.ts is.
-  assert.equal(denied("NoChangesToTheWorkloadBoundary").Resource, workloadBoundaryArn());
+  assert.deepEqual(denied("NoChangesToTheWorkloadBoundary").Resource, [
+    workloadBoundaryArn(),
+    "arn:aws:iam::123456789012:policy/agent-stack-*-workload-boundary",
+  ]);
   for (const action of [
     "iam:CreatePolicyVersion",
     "iam:DeletePolicy",
@@ -276,6 +285,13 @@ test("a role the deploy role makes cannot escalate: what the deploy role may giv
   assert.deepEqual(
     key,
     deployBoundary().find((s) => s.Sid === "BackupVaultKeyStays"),
+  );
+  // Nor stripped of the tag that deny finds it by (then deleted like any key).
+  const tag = boundary.find((s) => s.Sid === "BackupVaultKeyKeepsItsTag")!;
+  assert.deepEqual([tag.Action].flat().sort(), ["kms:TagResource", "kms:UntagResource"]);
+  assert.deepEqual(
+    tag,
+    deployBoundary().find((s) => s.Sid === "BackupVaultKeyKeepsItsTag"),
   );
   assert.ok(allows(deploy, "iam:CreateRole"), "the deploy role still creates roles (under the boundary)");
 });

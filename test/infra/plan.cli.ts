@@ -167,9 +167,12 @@ describe("npm run plan", TWO_AT_ONCE, () => {
       );
     assert.equal(full.policies.blindOnFirstPreview, undefined);
     // Kubernetes objects name their namespace as a known value that still depends on the Namespace.
-    for (const r of preview.resources.filter((r) => r.type.startsWith("kubernetes:") && r.type.includes("/v1:"))) {
-      const namespace = (r.inputs.metadata as { namespace?: unknown } | undefined)?.namespace;
-      if (namespace === undefined) continue;
+    const namespaced = preview.resources.filter(
+      (r) => r.type.startsWith("kubernetes:") && (r.inputs.metadata as { namespace?: unknown } | undefined)?.namespace,
+    );
+    assert.ok(namespaced.length > 50, `${namespaced.length} namespaced objects`);
+    for (const r of namespaced) {
+      const namespace = (r.inputs.metadata as { namespace: unknown }).namespace;
       assert.notEqual(namespace, UNKNOWN_VALUE, `${r.name}: namespace unknown`);
       assert.ok(
         r.propertyDependencies?.metadata?.some((urn) => urn.endsWith(`Namespace::${namespace}`)),

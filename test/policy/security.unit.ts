@@ -280,6 +280,25 @@ test("workload-roles-bounded: a role without the workload boundary fails, in dev
     checkOnPreview(workloadRolesBounded, [workloadBoundary, irsa("loki", unknownStringValue), irsa("grafana", undefined)], {}),
     ["role grafana has no permissions boundary: give it the workload boundary (<project>-<stack>-workload-boundary)."],
   );
+  // Unknown, but from another policy of the plan: judged on the preview, not once the role exists. A deploy role's
+  // own boundary (its trust unknown on the owner stack's first preview) is not this policy's to judge.
+  const other = resource("aws:iam/policy:Policy", "other", { name: "agent-stack-test-other", policy: "{}" });
+  const deployBoundary = resource("aws:iam/policy:Policy", "deploy-boundary", {
+    name: "agent-stack-test-ci-deploy-boundary",
+    policy: "{}",
+  });
+  const fromPolicy = (name: string, policy: PlannedResource) => ({
+    ...irsa(name, unknownStringValue),
+    propertyDependencies: { permissionsBoundary: [policy.urn] },
+  });
+  assert.deepEqual(
+    checkOnPreview(
+      workloadRolesBounded,
+      [workloadBoundary, other, deployBoundary, fromPolicy("loki", other), fromPolicy("ci-deploy", deployBoundary)],
+      {},
+    ),
+    ["role loki has permissions boundary from other, not the workload boundary (<project>-<stack>-workload-boundary)."],
+  );
 });
 
 const dataKey = "arn:aws:kms:us-east-1:123456789012:key/data";
@@ -320,8 +339,15 @@ test("backup-vault-protected on a first preview: keys not known yet are told apa
     { targetKeyId: unknownStringValue },
     from(vaultKeyResource, "targetKeyId"),
   );
+  // A policy granting the key's use is built from its ARN alone, and does not encrypt with it.
+  const grant = resource(
+    "aws:iam/rolePolicy:RolePolicy",
+    "backup-kms",
+    { policy: unknownStringValue },
+    from(vaultKeyResource, "policy"),
+  );
   const config = { tier: "medium", relaxedTiers: ["dev"] };
-  const keys = [vaultKeyResource, dataKeyResource, alias];
+  const keys = [vaultKeyResource, dataKeyResource, alias, grant];
   assert.deepEqual(checkOnPreview(backupVaultProtected, [...keys, previewVault, lock, db(dataKeyResource)], config), []);
   assert.deepEqual(checkOnPreview(backupVaultProtected, [...keys, previewVault, lock, db(vaultKeyResource)], config), [
     "backup vault vault shares its KMS key with db: one key lost or disabled would take the data and its backups; give the vault its own key.",
