@@ -42,6 +42,9 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
   const preview = plan.firstPreview === true;
   const watched = blindReads();
   const resources = toPolicyResources(plan, watched.watch);
+  // What a resource policy reads: the inputs, behind the engine's proxy on a first preview (whose stack policies read
+  // the outputs). Built once, not per policy.
+  const inputs = preview ? plan.resources.map((r) => engineProps(r.inputs)) : resources.map((r) => r.props);
   const project = /^urn:pulumi:[^:]*::([^:]+)::/.exec(plan.resources[0]?.urn ?? "")?.[1] ?? "project";
   const stackUrn = `urn:pulumi:${plan.stack}::${project}::pulumi:pulumi:Stack::${project}-${plan.stack}`;
   const violations: PolicyViolation[] = [];
@@ -81,14 +84,12 @@ export function runPolicies(plan: Plan, opts: RunPoliciesOptions = {}): PolicyRe
     const onlyType = validations.length === 1 ? pulumiTypeOf(validations[0]) : undefined;
     resources.forEach((resource, i) => {
       if (onlyType && onlyType !== resource.type) return;
-      // A resource policy reads the inputs; on a first preview the stack policies' props are its outputs.
-      const props = preview ? engineProps(plan.resources[i]!.inputs) : resource.props;
       const args: ResourceValidationArgs = {
         ...common,
         type: resource.type,
         name: resource.name,
         urn: resource.urn,
-        props,
+        props: inputs[i]!,
         opts: resource.opts,
         provider: resource.provider,
         isType: resource.isType,
@@ -145,10 +146,11 @@ export function toPolicyResources(plan: Plan, watch?: (urn: string, props: objec
   for (const r of plan.resources) {
     const pkg = r.type.startsWith("pulumi:providers:") ? r.type.slice("pulumi:providers:".length) : undefined;
     // The plan does not record which provider a resource used; each package has one in our program.
+    if (!pkg || providers.has(pkg)) continue;
     // The engine proxies a provider's props too (server.js getProviderResource): the Kubernetes one's kubeconfig is
     // not known on a first preview.
     const props = plan.firstPreview ? engineProps(r.inputs) : r.inputs;
-    if (pkg && !providers.has(pkg)) providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props });
+    providers.set(pkg, { type: r.type, name: r.name, urn: r.urn, props });
   }
   const resources = plan.resources.map((r): PolicyResource => {
     const outputs = plan.firstPreview ? engineProps(r.outputs ?? r.inputs) : r.inputs;

@@ -169,9 +169,9 @@ function unknownWhereNotGiven(
 /**
  * Records every registration and answers like the cloud would, with made-up identifiers; or, given `unknown` (the
  * SDK's unknown value), as a first `pulumi preview` of a new stack does: nothing exists yet, so every value the cloud
- * computes is unknown (ids, ARNs, endpoints, generated passwords) and a Kubernetes object, on a cluster not created
- * yet, has no outputs at all (pulumi-kubernetes previews it without a cluster to ask). Inputs, and the names the
- * providers give in Check (autonaming), stay known.
+ * computes and the program did not give is unknown (ids, ARNs, endpoints, generated passwords), and a Kubernetes
+ * object, whose provider cannot be configured before its cluster exists, has no outputs at all (see newResource).
+ * Inputs stay known.
  */
 export class PlanMocks implements pulumi.runtime.Mocks {
   readonly registrations: RecordedRegistration[] = [];

@@ -50,14 +50,8 @@ export function withUnknowns(value: unknown, unknown: string = UNKNOWN_VALUE): u
   if (typeof value !== "object" || value === null) return value;
   const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [] : {};
   for (const key of Object.keys(value)) {
-    let field: unknown;
-    try {
-      field = (value as Record<string, unknown>)[key];
-    } catch (err) {
-      if (!(err instanceof UnknownValueError)) throw err;
-      field = unknown;
-    }
-    (copy as Record<string, unknown>)[key] = withUnknowns(field, unknown);
+    const field = readKnown(() => (value as Record<string, unknown>)[key]);
+    (copy as Record<string, unknown>)[key] = field === UNKNOWN_VALUE ? unknown : withUnknowns(field, unknown);
   }
   return copy;
 }

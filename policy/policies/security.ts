@@ -8,7 +8,7 @@ import { ANY_IPV4, cidrContains } from "../lib/cidr.ts";
 import { containerLabel, containersOf, metadataOf, outputsKnown, podSpecOf, WORKLOAD_TYPES } from "../lib/k8s.ts";
 import { productionStack, TIER_CONFIG_SCHEMA } from "../lib/tier.ts";
 import { ofTypes, referencedBy, refersTo } from "../lib/validate.ts";
-import { asArray, asRecord, decodeJson, isFalse, isTrue, knownProps, UNKNOWN_VALUE } from "../lib/values.ts";
+import { asArray, asRecord, decodeJson, isFalse, isTrue, knownProps, readKnown, UNKNOWN_VALUE } from "../lib/values.ts";
 
 const T = {
   ingress: "kubernetes:networking.k8s.io/v1:Ingress",
@@ -231,10 +231,10 @@ export const workloadRolesBounded: StackValidationPolicy = {
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     // Every tier: a dev stack's deploy role escalating in an account it shares with prod reaches prod too.
-    const boundaries = ofTypes(args.resources, [T.policy]).filter((p) =>
-      String(knownProps(p).name ?? "").endsWith(WORKLOAD_BOUNDARY_SUFFIX),
-    );
-    const names = boundaries.map((b) => String(knownProps(b).name));
+    // A policy's name alone, not a copy of its whole document (knownProps).
+    const policyName = (p: PolicyResource) => String(readKnown(() => p.props.name) ?? "");
+    const boundaries = ofTypes(args.resources, [T.policy]).filter((p) => policyName(p).endsWith(WORKLOAD_BOUNDARY_SUFFIX));
+    const names = boundaries.map(policyName);
     for (const role of ofTypes(args.resources, [T.role])) {
       // Read around what a real preview cannot know yet: an IRSA role's trust (its cluster's OIDC provider) and, on
       // the first `pulumi up`, the boundary's ARN itself. The engine's property dependencies still name the policy.
@@ -247,8 +247,7 @@ export const workloadRolesBounded: StackValidationPolicy = {
       // the end of `up`, once the role exists), unless it is a deploy role's own (its trust, the OIDC provider's ARN,
       // may be unknown too, on the owner stack's first preview); from none of the plan's, no verdict.
       const from = referencedBy(role, "permissionsBoundary").filter((r) => r.type === T.policy);
-      if (boundary === UNKNOWN_VALUE && from.every((p) => String(knownProps(p).name ?? "").endsWith(DEPLOY_BOUNDARY_SUFFIX)))
-        continue;
+      if (boundary === UNKNOWN_VALUE && from.every((p) => policyName(p).endsWith(DEPLOY_BOUNDARY_SUFFIX))) continue;
       report(
         boundary
           ? `role ${role.name} has permissions boundary ${boundary === UNKNOWN_VALUE ? `from ${from.map((p) => p.name).join(", ")}` : boundary}, not the workload boundary (<project>-<stack>${WORKLOAD_BOUNDARY_SUFFIX}).`
