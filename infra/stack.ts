@@ -260,6 +260,7 @@ export async function buildStack(): Promise<BuiltStack> {
       namespace: workloads.namespaces.monitoring,
       hostNamespace: workloads.namespaces.monitoringHost,
       agentNamespace: workloads.namespaces.agent,
+      storageClassName: workloads.storageClassName,
       oidc: cluster.oidc,
       permissionsBoundary,
       kmsKeyArn: dataKey.arn,

@@ -64,7 +64,10 @@ const PREFLIGHT_ACTIONS = ["servicequotas:GetServiceQuota", "servicequotas:GetAW
 const IAM_ROLE_ACTIONS = [
   "iam:GetRole",
   "iam:ListRoles",
+  // The provider changes a role's description with UpdateRoleDescription, its session length with UpdateRole
+  // (terraform-provider-aws internal/service/iam/role.go, resourceRoleUpdate).
   "iam:UpdateRole",
+  "iam:UpdateRoleDescription",
   "iam:DeleteRole",
   "iam:TagRole",
   "iam:UntagRole",
@@ -73,7 +76,9 @@ const IAM_ROLE_ACTIONS = [
   "iam:UpdateAssumeRolePolicy",
   "iam:GetRolePolicy",
   "iam:*RolePolicies",
+  // Deleting a role, the provider first takes it out of any instance profile (role.go, deleteRoleInstanceProfiles).
   "iam:ListInstanceProfilesForRole",
+  "iam:RemoveRoleFromInstanceProfile",
   "iam:CreatePolicy",
   "iam:GetPolicy",
   "iam:DeletePolicy",

@@ -52,6 +52,8 @@ export interface WorkloadsArgs {
 export class Workloads extends pulumi.ComponentResource {
   readonly provider: k8s.Provider;
   readonly namespaces: { agent: pulumi.Output<string>; monitoring: pulumi.Output<string>; monitoringHost: pulumi.Output<string> };
+  /** The default StorageClass's name, known at registration; a claim naming it waits for the StorageClass. */
+  readonly storageClassName: pulumi.Output<string>;
   /** The exporter's login (read-only statistics), for the monitoring stack. */
   readonly databaseMonitor: RoleLogin;
   readonly apiUrl: pulumi.Output<string>;
@@ -167,6 +169,7 @@ export class Workloads extends pulumi.ComponentResource {
     new NetworkPolicies(`${name}-network-policies`, { namespace, loadBalancerCidrs: ingress ? args.loadBalancerCidrs : [] }, o);
 
     this.namespaces = { agent: namespace, monitoring: base.monitoringNamespace, monitoringHost: base.monitoringHostNamespace };
+    this.storageClassName = base.storageClassName;
     this.databaseMonitor = dbRoles.monitor;
     this.apiUrl = ingress ? ingress.apiUrl : pulumi.output(PORT_FORWARD_API_URL);
     this.imageRef = image.imageRef;

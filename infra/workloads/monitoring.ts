@@ -13,7 +13,7 @@ import { CostMetrics } from "./cost-metrics.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
-import { API, NAME_LABEL, QDRANT, SECRETS, STORAGE_CLASS } from "./names.ts";
+import { API, NAME_LABEL, QDRANT, SECRETS } from "./names.ts";
 import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
@@ -106,6 +106,11 @@ export interface MonitoringArgs {
    * as a plain string and depended only on the chart's CRDs).
    */
   agentNamespace: pulumi.Input<string>;
+  /**
+   * The default StorageClass's name as its output, so the releases' volume claims wait for it (they named it as a plain
+   * string: a claim made first stays Pending until the volume controller's next resync finds the class).
+   */
+  storageClassName: pulumi.Input<string>;
   sizing: MonitoringSizing;
   /** Required with lokiMode "s3": the log bucket and the IRSA role Loki's service account assumes. */
   loki?: { bucketName: pulumi.Input<string>; region: string; roleArn: pulumi.Input<string> };
@@ -187,7 +192,7 @@ export class Monitoring extends pulumi.ComponentResource {
             retention: `${sizing.retentionDays}d`,
             retentionSize: `${Math.floor(sizing.storageGb * 0.85)}GB`,
             resources: resources(sizing.resources),
-            storageSpec: volumeClaim(sizing.storageGb),
+            storageSpec: volumeClaim(args.storageClassName, sizing.storageGb),
             ...onNodes,
           },
         },
@@ -207,7 +212,7 @@ export class Monitoring extends pulumi.ComponentResource {
           alertmanagerSpec: {
             replicas: Math.min(sizing.prometheusReplicas, 2),
             secrets: [RECEIVER_SECRET_NAME],
-            storage: volumeClaim(2),
+            storage: volumeClaim(args.storageClassName, 2),
             resources: small("50m", "64Mi", "256Mi"),
             ...onNodes,
           },
@@ -406,7 +411,7 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
     // With s3 the volume only holds the WAL and compactor scratch; without it, every log line.
     singleBinary: {
       replicas: 1,
-      persistence: { enabled: true, size: "10Gi", storageClass: STORAGE_CLASS },
+      persistence: { enabled: true, size: "10Gi", storageClass: args.storageClassName },
       resources: small("100m", "256Mi", "1Gi"),
       ...onNodes,
     },
@@ -443,8 +448,8 @@ const serviceMonitor =
       { ...o, ...extra },
     );
 
-function volumeClaim(gb: number) {
-  return { volumeClaimTemplate: { spec: claimSpec(STORAGE_CLASS, gb) } };
+function volumeClaim(storageClassName: pulumi.Input<string>, gb: number) {
+  return { volumeClaimTemplate: { spec: claimSpec(storageClassName, gb) } };
 }
 
 function small(cpuRequest: string, memoryRequest: string, memoryLimit: string) {

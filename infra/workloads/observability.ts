@@ -28,6 +28,8 @@ export interface ObservabilityArgs {
   hostNamespace: pulumi.Input<string>;
   /** The API's and Qdrant's namespace, where their ServiceMonitors go. */
   agentNamespace: pulumi.Input<string>;
+  /** The default StorageClass (its output): Prometheus', Alertmanager's and Loki's volumes. */
+  storageClassName: pulumi.Input<string>;
   oidc: OidcProvider;
   /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
   permissionsBoundary: pulumi.Input<string>;
@@ -196,6 +198,7 @@ export class Observability extends pulumi.ComponentResource {
         namespace: args.namespace,
         hostNamespace: args.hostNamespace,
         agentNamespace: args.agentNamespace,
+        storageClassName: args.storageClassName,
         sizing,
         loki,
         postgres: {

@@ -233,6 +233,37 @@ test("the deploy role creates and changes a role's permissions only under the wo
   }
 });
 
+/**
+ * The IAM calls the provider makes for a role (terraform-provider-aws internal/service/iam/role.go: resourceRoleCreate,
+ * resourceRoleRead, resourceRoleUpdate by changed argument, deleteRole). Each one the deploy role lacks fails `pulumi up`
+ * midway, where the mocks never do: a changed description was UpdateRoleDescription, refused.
+ */
+const PROVIDER_ROLE_CALLS = {
+  create: ["iam:CreateRole", "iam:TagRole", "iam:GetRole"],
+  read: ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"],
+  assumeRolePolicy: ["iam:UpdateAssumeRolePolicy"],
+  description: ["iam:UpdateRoleDescription"],
+  maxSessionDuration: ["iam:UpdateRole"],
+  permissionsBoundary: ["iam:PutRolePermissionsBoundary"],
+  tags: ["iam:TagRole", "iam:UntagRole"],
+  policies: ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+  delete: ["iam:ListInstanceProfilesForRole", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteRole"],
+};
+
+test("the deploy role may make every call the provider makes to create, change and delete a role", () => {
+  const policy = inlinePolicy("ci-deploy").Statement as Statement[];
+  // The stack's roles are named by Pulumi (`cluster-node-1a2b3c4`): a deny of named ARNs (the CI roles') is not theirs.
+  const anyRoleDenies = deployBoundary().filter((s) => s.Resource === "*");
+  const missing = Object.entries(PROVIDER_ROLE_CALLS).flatMap(([change, actions]) =>
+    actions
+      .filter((a) => !allows(policy, a) || !allows(deployBoundary(), a) || deniesOutright(anyRoleDenies, a))
+      .map((a) => `${change}: ${a}`),
+  );
+  assert.deepEqual(missing, []);
+  // Removing a boundary (the provider's call when permissionsBoundary is unset) stays refused, by design.
+  assert.ok(deniesOutright(deployBoundary(), "iam:DeleteRolePermissionsBoundary"));
+});
+
 test("a role the deploy role makes cannot escalate: what the deploy role may give it, the workload boundary takes back", () => {
   const boundary: Statement[] = JSON.parse(inputs(workloadBoundary()).policy).Statement;
   const deploy = [...(inlinePolicy("ci-deploy").Statement as Statement[]), ...deployBoundary()];
