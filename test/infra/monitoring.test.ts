@@ -77,6 +77,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
     namespace: "monitoring",
     hostNamespace: "monitoring-host",
     agentNamespace: "agent",
+    storageClassName: "gp3",
     sizing,
     postgres: {
       host: "agent.mock.rds.amazonaws.com",

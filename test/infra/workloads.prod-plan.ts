@@ -641,3 +641,31 @@ test("the cluster autoscaler grows node groups within their max, and may resize 
   assert.deepEqual(resize.Action.sort(), ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]);
   assert.deepEqual(resize.Condition.StringEquals, { "aws:ResourceTag/k8s.io/cluster-autoscaler/agent-stack-prod": "owned" });
 });
+
+test("every object that names a StorageClass of the stack waits for it: its claims are not made before the class", () => {
+  const classes = new Map(
+    ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").map((c) => [inputs(c).metadata.name as string, c.urn]),
+  );
+  // Each place an object's inputs (a Helm release's values too) name a StorageClass, by Kubernetes' or a chart's key.
+  const named = (value: unknown, found: string[] = []): string[] => {
+    if (Array.isArray(value)) for (const v of value) named(v, found);
+    else if (value && typeof value === "object")
+      for (const [key, v] of Object.entries(value)) {
+        if ((key === "storageClassName" || key === "storageClass") && typeof v === "string") found.push(v);
+        else named(v, found);
+      }
+    return found;
+  };
+  const uses = plan.resources
+    .filter((r) => r.type.startsWith("kubernetes:"))
+    .flatMap((r) => named(r.inputs).map((name) => ({ r, name })));
+  assert.ok(uses.length >= 5, uses.map((u) => `${u.r.name} ${u.name}`).join(", "));
+  const waitsFor = (r: PlannedResource, urn: string) =>
+    (r.dependsOn ?? []).includes(urn) || Object.values(r.propertyDependencies ?? {}).some((urns) => urns.includes(urn));
+  assert.deepEqual(
+    uses
+      .filter(({ r, name }) => !classes.has(name) || !waitsFor(r, classes.get(name)!))
+      .map(({ r, name }) => `${r.name}: ${name}`),
+    [],
+  );
+});
