@@ -825,12 +825,14 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
   const socket = connect(Number(new URL(draining.url).port), "127.0.0.1");
   const ask = (query: string) => rawQuery(USER_KEY, JSON.stringify({ query, stream: true }));
   try {
-    // A: a 3.3 MB answer, cached. B, pipelined behind A's stream, a new answer of some 2,000 words: with the client not
+    // A: a 3.3 MB answer, cached. B, pipelined behind A's stream, a new answer of some 20,000 words: with the client not
     // reading, B's writes wait behind A's unread bytes when the drain's notice comes, though its model is done (probe BX).
+    // B's answer must outgrow its response's buffer (Node 22's default highWaterMark is 64 KiB, Node 20's 16 KiB): at
+    // 2,000 words it fitted on Node 22, and B was answered whole before the drain.
     Object.assign(ollama.knobs, { runawayWords: 1_000_000, contextLength: 1_300_000 });
     const a = "What do tides follow, at length?";
     assert.equal((await api(draining.url, USER_KEY).post("/api/v1/query", { query: a })).status, 200);
-    ollama.knobs.runawayWords = 2_000;
+    ollama.knobs.runawayWords = 20_000;
     const chats = ollama.calls["/api/chat"] ?? 0;
     socket.write(ask(a) + ask("What do tides follow, in brief?"));
     socket.pause();
