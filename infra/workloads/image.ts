@@ -3,6 +3,11 @@
 // that changes the image rolls the pods. @pulumi/docker's Image builds one platform only; @pulumi/docker-build's
 // Image takes `platforms` (buildx --platform) and pushes with `push: true` (node_modules/@pulumi/docker-build
 // image.d.ts, v0.0.22: "Multi-platform image", "Registry export").
+// No builder is named, and none needs setting up where `pulumi up` runs (a CI runner, a laptop): when buildx's current
+// builder uses the `docker` driver, which builds one platform unless Docker's containerd image store is on, docker-build
+// takes or creates a `docker-container` one (pulumi-docker-build v0.0.22 provider/internal/host.go, builderFor). Its
+// BuildKit runs the other architecture's RUN steps under the QEMU it ships (moby/buildkit exec_binfmt.go, the
+// buildkit-qemu-* of tonistiigi/binfmt, patched so the processes a step starts run emulated too): no binfmt_misc setup.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";

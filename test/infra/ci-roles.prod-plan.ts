@@ -247,6 +247,7 @@ const PROVIDER_ROLE_CALLS = {
   permissionsBoundary: ["iam:PutRolePermissionsBoundary"],
   tags: ["iam:TagRole", "iam:UntagRole"],
   policies: ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+  // Its policies go first too (ListAttachedRolePolicies, DetachRolePolicy, ...): the rows above have them.
   delete: ["iam:ListInstanceProfilesForRole", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteRole"],
 };
 

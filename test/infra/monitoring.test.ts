@@ -10,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings.js";
 import YAML from "yaml";
 import { Monitoring, type MonitoringArgs, type MonitoringSizing } from "../../infra/workloads/monitoring.ts";
+import { STORAGE_CLASS } from "../../infra/workloads/names.ts";
 import { run } from "../monitoring/lib.ts";
 
 interface Recorded {
@@ -77,7 +78,7 @@ function args(name: string, sizing: MonitoringSizing, extra: Partial<MonitoringA
     namespace: "monitoring",
     hostNamespace: "monitoring-host",
     agentNamespace: "agent",
-    storageClassName: "gp3",
+    storageClassName: STORAGE_CLASS,
     sizing,
     postgres: {
       host: "agent.mock.rds.amazonaws.com",
@@ -173,7 +174,7 @@ describe("Monitoring component", () => {
     assert.equal(spec("dev").storageSpec.volumeClaimTemplate.spec.resources.requests.storage, "20Gi");
     assert.equal(spec("prod").storageSpec.volumeClaimTemplate.spec.resources.requests.storage, "100Gi");
     assert.equal(spec("prod").retentionSize, "85GB");
-    assert.match(spec("prod").storageSpec.volumeClaimTemplate.spec.storageClassName, /gp3/);
+    assert.equal(spec("prod").storageSpec.volumeClaimTemplate.spec.storageClassName, STORAGE_CLASS);
     assert.equal(spec("dev").replicas, 1);
     assert.equal(spec("prod").replicas, 2);
     assert.deepEqual(spec("dev").nodeSelector, {});

@@ -56,18 +56,18 @@ test("every third-party action is pinned to a full commit SHA with its exact ver
 });
 
 // The releases reviewed, each taken from the action's repository: the commit its tag points to (`git rev-parse
-// <tag>^{commit}`) and `runs.using` of its action.yml at that tag. GitHub's runners run JavaScript actions on Node 24
+// <tag>^{commit}`), and its action.yml at that tag read for `runs.using: node24` and the inputs the workflows pass. GitHub's runners run JavaScript actions on Node 24
 // and removed Node 20 in 2026: a Node 20 release (checkout v4, setup-node v4, configure-aws-credentials v4/v5,
 // github-script v7, pulumi/actions v6) must not come back. Moving a pin means reviewing the release and changing it here.
-const REVIEWED: Record<string, { sha: string; version: string; runs: "node24" }> = {
-  "actions/checkout": { sha: "3d3c42e5aac5ba805825da76410c181273ba90b1", version: "v7.0.1", runs: "node24" },
-  "actions/setup-node": { sha: "820762786026740c76f36085b0efc47a31fe5020", version: "v7.0.0", runs: "node24" },
-  "aws-actions/configure-aws-credentials": { sha: "e6de054238d6b7531b4efff3b6587d9aade6a06c", version: "v6.2.3", runs: "node24" },
-  "actions/github-script": { sha: "ed597411d8f924073f98dfc5c65a23a2325f34cd", version: "v8.0.0", runs: "node24" },
-  "pulumi/actions": { sha: "8e5e406f4007fca908480587cb9893c07090f58d", version: "v7.0.0", runs: "node24" },
+const REVIEWED: Record<string, { sha: string; version: string }> = {
+  "actions/checkout": { sha: "3d3c42e5aac5ba805825da76410c181273ba90b1", version: "v7.0.1" },
+  "actions/setup-node": { sha: "820762786026740c76f36085b0efc47a31fe5020", version: "v7.0.0" },
+  "aws-actions/configure-aws-credentials": { sha: "e6de054238d6b7531b4efff3b6587d9aade6a06c", version: "v6.2.3" },
+  "actions/github-script": { sha: "ed597411d8f924073f98dfc5c65a23a2325f34cd", version: "v8.0.0" },
+  "pulumi/actions": { sha: "8e5e406f4007fca908480587cb9893c07090f58d", version: "v7.0.0" },
 };
 
-test("every action is the reviewed Node 24 release, one pin per action across the workflows", () => {
+test("every action is a reviewed release (each runs on Node 24), one pin per action across the workflows", () => {
   const off = remoteUses
     .filter((u) => {
       const reviewed = REVIEWED[u.action];
