@@ -144,7 +144,8 @@ export function planConfigOf(config: StackConfig): PlanConfig {
     region: config.region,
     timeZone: config.timeZone,
     budget: { ...config.sizes.budget },
-    usage: structuredClone(USAGE[config.tier]),
+    // By the tier's name, as its tag carries it (usageOfTier): the budget policy under the engine reads the same.
+    usage: structuredClone(USAGE[config.sizes.name]),
     guide: { ...config.sizes.guide },
   };
 }

@@ -4,6 +4,7 @@
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { estimateCost } from "../../infra/cost/index.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import { usageOfTier } from "../../infra/usage.ts";
 import type { OfflineStackArgs } from "../lib/offline-args.ts";
 import { INSTANCE_TYPES } from "../lib/instance-types.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
@@ -146,6 +147,12 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
       parent: r.parent?.urn,
       component: componentOf(r),
       inputs: knownProps(r),
+      // A stack policy's props are the resource's outputs: a node group's Auto Scaling group names, once it exists.
+      outputs: knownProps(r),
+      // How the estimator finds the node group or database a schedule acts on while its name is not known yet.
+      propertyDependencies: Object.fromEntries(
+        Object.entries(r.propertyDependencies ?? {}).map(([key, sources]) => [key, sources.map((s) => s.urn)]),
+      ),
       custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
       options: {
         protect: r.opts?.protect || undefined,
@@ -204,8 +211,9 @@ export const stackWithinBudget: StackValidationPolicy = {
       );
       return;
     }
-    // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here.
-    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier));
+    // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here,
+    // with the usage assumptions of the stack's tier: without them, prod's came to $3,786 against the plan's $5,464.
+    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier), { usage: usageOfTier(tier) });
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(

@@ -2,6 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import type { PolicyReport } from "../../infra/plan/types.ts";
+import { review } from "../../infra/review/review.ts";
+import { runPolicies } from "../../policy/offline.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, one } from "../support/plan.ts";
 
@@ -39,4 +42,26 @@ test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's top
   }
   assert.equal(inputs(one(plan, "aws:sns/topicSubscription:TopicSubscription")).endpoint, EMAIL);
   assert.equal((plan.outputs.budget as any).notifies, `the stack's SNS topic (${EMAIL}), ${TOPIC}`);
+});
+
+test("under the engine the budget policy prices the stack as the plan does: its tier's usage, its off-peak schedules", async () => {
+  // A budget between the plan's estimate ($5,464) and what the policy priced under the engine, where it sees the
+  // resources but not the stack's config: $3,786 without the tier's usage assumptions, and with the GPU group's
+  // off-peak schedules unlinked from it (the source of their Auto Scaling group names not read). It passed there.
+  const config = { "agent-stack:overrides": JSON.stringify({ budget: { monthlyUsd: 5_000 } }) };
+  const planned = await runPlan({ stack: "prod", config });
+  const estimateIn = (policies: PolicyReport) => {
+    const over = policies.violations.filter((v) => v.policy === "stack-within-budget");
+    assert.equal(over.length, 1, over.map((v) => v.message).join("; "));
+    return /estimated (\$[\d,]+)\/month exceeds the \$5,000 budget/.exec(over[0]!.message)![1]!;
+  };
+  const reviewed = review(planned);
+  const offline = estimateIn(reviewed.policies!);
+  assert.equal(offline, `$${Math.round(reviewed.cost!.monthlyUsd).toLocaleString("en-US")}`);
+  // A later preview: every value known, and no estimate or resolved config handed to the policy.
+  assert.equal(estimateIn(runPolicies({ ...planned, config: null })), offline);
+  // The first one: still over the budget; only its Kubernetes volumes go unpriced (the review lists it as unjudged).
+  const first = review(await runPlan({ stack: "prod", config, firstPreview: true }));
+  assert.ok(Number(estimateIn(first.policies!).replace(/[$,]/g, "")) > 5_000);
+  assert.ok(first.policies!.blindOnFirstPreview!.some((b) => b.policy === "stack-within-budget"));
 });
