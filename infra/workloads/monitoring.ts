@@ -35,8 +35,13 @@ export const MONITORING_CHARTS = {
 export const KPS_RELEASE = "kube-prometheus-stack";
 const SELECTED_BY_PROMETHEUS = { release: KPS_RELEASE };
 
-/** Helm release name of Loki; the chart names Loki's service account (the IRSA subject in S3 mode) after it. */
+/** Helm release name of Loki. */
 export const LOKI_RELEASE = "loki";
+/**
+ * Loki's service account, the IRSA subject in S3 mode, named in the values: the chart (6.29.0 _helpers.tpl
+ * loki.serviceAccountName) names it `serviceAccount.name`, else the chart's name, not the release's (IRSA audit).
+ */
+export const LOKI_SERVICE_ACCOUNT = "loki";
 
 /** Alertmanager's service account (kube-prometheus-stack values alertmanager.serviceAccount.name). */
 export const ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager";
@@ -425,7 +430,10 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
     lokiCanary: { enabled: false },
     test: { enabled: false },
     minio: { enabled: false },
-    serviceAccount: s3 ? { annotations: { "eks.amazonaws.com/role-arn": s3.roleArn } } : {},
+    serviceAccount: {
+      name: LOKI_SERVICE_ACCOUNT,
+      ...(s3 && { annotations: { "eks.amazonaws.com/role-arn": s3.roleArn } }),
+    },
   };
 }
 

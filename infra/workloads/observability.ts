@@ -9,7 +9,7 @@ import {
   ALERTMANAGER_SERVICE_ACCOUNT,
   EXPORTER_SECRET_KEY,
   GRAFANA_SERVICE_ACCOUNT,
-  LOKI_RELEASE,
+  LOKI_SERVICE_ACCOUNT,
   Monitoring,
   type MonitoringSizing,
 } from "./monitoring.ts";
@@ -134,7 +134,7 @@ export class Observability extends pulumi.ComponentResource {
           permissionsBoundary: args.permissionsBoundary,
           namespace: NAMESPACES.monitoring,
           // The chart names Loki's service account after the release.
-          serviceAccount: LOKI_RELEASE,
+          serviceAccount: LOKI_SERVICE_ACCOUNT,
           inlinePolicy: pulumi.jsonStringify({
             Version: "2012-10-17",
             Statement: [

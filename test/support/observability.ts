@@ -30,17 +30,17 @@ export function assertMonitoringDeployed(
 
   // Grafana reads CloudWatch (the Edge dashboard) through an IRSA role of its own that can only read.
   const grafana = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-kube-prometheus-stack")).values.grafana;
-  const roleName = (grafana.serviceAccount.annotations["eks.amazonaws.com/role-arn"] as string).split("/").pop()!;
-  const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement[0];
-  const subject = Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1];
-  assert.equal(subject, `system:serviceaccount:monitoring:${grafana.serviceAccount.name}`);
+  const roleName = irsaRoleOf(plan, grafana.serviceAccount);
   const policy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
   const actions: string[] = policy.Statement.flatMap((st: { Action: string | string[] }) => [st.Action].flat());
   assert.ok(actions.includes("cloudwatch:GetMetricData"), actions.join(", "));
   for (const action of actions) assert.match(action, /^(cloudwatch|ec2|tag):(Get|List|Describe)/, "read-only");
 
-  const lokiStorage = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values.loki.storage.type;
-  assert.equal(lokiStorage, expect.loki);
+  const loki = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values;
+  assert.equal(loki.loki.storage.type, expect.loki);
+  // In S3 mode Loki's account carries its role; the chart names the account by serviceAccount.name, else by the chart.
+  if (expect.loki === "s3") irsaRoleOf(plan, loki.serviceAccount);
+  else assert.equal(loki.serviceAccount.annotations, undefined);
 
   // One PrometheusRule per rule file, plus the stack's own cost estimate (monitoring/cost/<stack>.json).
   const rules = ofType(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule").map((r) => inputs(r).metadata.name);
@@ -54,4 +54,17 @@ export function assertMonitoringDeployed(
     .map((m) => inputs(m).metadata.name)
     .sort();
   assert.deepEqual(monitors, ["agent-api", "qdrant"]);
+}
+
+/**
+ * The IRSA role a chart's service account values (`name`, `annotations`) give it, once its trust names exactly that
+ * account in the monitoring namespace: a name the chart renders otherwise leaves the pod without AWS credentials.
+ */
+function irsaRoleOf(plan: Plan, serviceAccount: { name?: string; annotations?: Record<string, string> }): string {
+  assert.ok(serviceAccount.name, "the account is named in the values, not left to the chart");
+  const roleName = serviceAccount.annotations!["eks.amazonaws.com/role-arn"]!.split("/").pop()!;
+  const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement[0];
+  const subject = Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1];
+  assert.equal(subject, `system:serviceaccount:monitoring:${serviceAccount.name}`);
+  return roleName;
 }
