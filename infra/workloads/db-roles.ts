@@ -68,7 +68,7 @@ export class DatabaseRoles extends pulumi.ComponentResource {
     });
     this.owner = login("owner");
     this.app = login("app");
-    this.monitor = login("monitor");
+    const monitor = login("monitor");
 
     const caBundles = [args.namespace, ...args.caNamespaces].map(
       (namespace, i) =>
@@ -98,8 +98,8 @@ export class DatabaseRoles extends pulumi.ComponentResource {
           OWNER_PASSWORD: this.owner.password,
           APP_USER: this.app.user,
           APP_PASSWORD: this.app.password,
-          MONITOR_USER: this.monitor.user,
-          MONITOR_PASSWORD: this.monitor.password,
+          MONITOR_USER: monitor.user,
+          MONITOR_PASSWORD: monitor.password,
         }),
       },
       o,
@@ -169,6 +169,10 @@ export class DatabaseRoles extends pulumi.ComponentResource {
       },
       { ...o, dependsOn: caBundles },
     );
+    // The exporter's login is handed on once the Job has made its role (the Job's outputs resolve when it completes),
+    // so what logs in with it waits for the role, and for the CA bundles the Job waited for: the exporter started
+    // first and PostgresDown could fire on a first up (references audit). The API waits for the Job itself.
+    this.monitor = { user: monitor.user, password: pulumi.all([monitor.password, this.job.metadata]).apply(([p]) => p) };
     this.registerOutputs({});
   }
 }

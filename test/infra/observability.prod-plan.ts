@@ -27,3 +27,11 @@ test("exporter credentials and the Slack webhook reach Kubernetes only as secret
   assert.ok(!text.includes("hooks.slack.test"), "the Slack webhook appears in plain text");
   assert.equal(inputs(one(plan, "kubernetes:core/v1:Secret", "observability-postgres-exporter")).stringData, "[secret]");
 });
+
+test("the Postgres exporter logs in once its role exists: its Secret waits for the roles' Job, its release for the Secret", () => {
+  const job = one(plan, "kubernetes:batch/v1:Job", "db-roles").urn;
+  const secret = one(plan, "kubernetes:core/v1:Secret", "observability-postgres-exporter");
+  assert.ok(secret.propertyDependencies?.stringData?.includes(job), "the login waits for the Job that makes the role");
+  const release = one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-postgres-exporter");
+  assert.ok(Object.values(release.propertyDependencies ?? {}).some((urns) => urns.includes(secret.urn)));
+});
