@@ -215,7 +215,7 @@ export async function buildStack(): Promise<BuiltStack> {
       kubeconfig: cluster.kubeconfig,
       oidc: cluster.oidc,
       permissionsBoundary,
-      nodeGroups: cluster.nodeGroups.map((g) => g.group),
+      clusterReady: [...cluster.nodeGroups.map((g) => g.group), ...cluster.addons],
       resourceTags,
       region: config.region,
       vpcId: network.vpcId,

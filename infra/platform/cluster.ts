@@ -109,6 +109,8 @@ export class Cluster extends pulumi.ComponentResource {
   /** Security group EKS puts on every managed node; databases admit traffic from it. */
   readonly nodeSecurityGroupId: pulumi.Output<string>;
   readonly nodeGroups: NodeGroupInstance[];
+  /** The managed add-ons (EKS_ADDONS): the CNI, CoreDNS, kube-proxy and the EBS CSI driver. */
+  readonly addons: aws.eks.Addon[];
   readonly kmsKeyArn: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -245,30 +247,31 @@ export class Cluster extends pulumi.ComponentResource {
     );
     const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
     const firstGroup = this.nodeGroups.map((g) => g.group);
-    for (const [addon, version] of Object.entries(EKS_ADDONS)) {
-      new aws.eks.Addon(
-        `${name}-${addon}`,
-        {
-          clusterName: cluster.name,
-          addonName: addon,
-          addonVersion: version ?? undefined,
-          // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
-          resolveConflictsOnCreate: "OVERWRITE",
-          resolveConflictsOnUpdate: "OVERWRITE",
-          serviceAccountRoleArn: addonRoles[addon],
-          // The VPC CNI enforces NetworkPolicies only when asked to.
-          configurationValues:
-            addon === "vpc-cni"
-              ? JSON.stringify({ enableNetworkPolicy: "true" })
-              : // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
-                // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
-                addon === "aws-ebs-csi-driver"
-                ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
-                : undefined,
-        },
-        { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] },
-      );
-    }
+    this.addons = Object.entries(EKS_ADDONS).map(
+      ([addon, version]) =>
+        new aws.eks.Addon(
+          `${name}-${addon}`,
+          {
+            clusterName: cluster.name,
+            addonName: addon,
+            addonVersion: version ?? undefined,
+            // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
+            resolveConflictsOnCreate: "OVERWRITE",
+            resolveConflictsOnUpdate: "OVERWRITE",
+            serviceAccountRoleArn: addonRoles[addon],
+            // The VPC CNI enforces NetworkPolicies only when asked to.
+            configurationValues:
+              addon === "vpc-cni"
+                ? JSON.stringify({ enableNetworkPolicy: "true" })
+                : // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
+                  // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
+                  addon === "aws-ebs-csi-driver"
+                  ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
+                  : undefined,
+          },
+          { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] },
+        ),
+    );
 
     this.kubeconfig = pulumi.secret(
       pulumi

@@ -25,8 +25,11 @@ export interface WorkloadsArgs {
   oidc: OidcProvider;
   /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
   permissionsBoundary: pulumi.Input<string>;
-  /** Nothing is deployed before the nodes exist. */
-  nodeGroups: pulumi.Resource[];
+  /**
+   * Nothing is deployed before the nodes and the cluster's add-ons exist: a volume claim made before the EBS CSI
+   * driver runs stays Pending, and a Helm release waiting on it may time out (references audit).
+   */
+  clusterReady: pulumi.Resource[];
   region: string;
   vpcId: pulumi.Input<string>;
   /** The public subnets' CIDRs: the only addresses (the ALB's) admitted to the API's serving port, when there is an ALB. */
@@ -74,7 +77,7 @@ export class Workloads extends pulumi.ComponentResource {
         kubeconfig: args.kubeconfig,
         enableServerSideApply: true,
       },
-      { parent: this, dependsOn: args.nodeGroups },
+      { parent: this, dependsOn: args.clusterReady },
     );
     const o = { parent: this, providers: { kubernetes: this.provider } };
 

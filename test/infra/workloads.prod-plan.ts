@@ -668,4 +668,8 @@ test("every object that names a StorageClass of the stack waits for it: its clai
       .map(({ r, name }) => `${r.name}: ${name}`),
     [],
   );
+  // Nor used before its driver runs: every Kubernetes object's provider waits for the EBS CSI add-on.
+  const driver = one(plan, "aws:eks/addon:Addon", "cluster-aws-ebs-csi-driver").urn;
+  const providers = ofType(plan, "pulumi:providers:kubernetes");
+  assert.ok(providers.length > 0 && providers.every((p) => p.dependsOn?.includes(driver)), "the provider waits for the driver");
 });
