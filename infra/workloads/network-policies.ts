@@ -3,9 +3,10 @@
 // without an ALB admits nothing there: `kubectl port-forward` needs no rule, as the container runtime dials the
 // port on the pod's own loopback, containerd internal/cri/server/sandbox_portforward_linux.go, and loopback never
 // crosses the pod's veth where the VPC CNI's eBPF policy programs sit), and
-// only the monitoring namespace reaches its metrics port; only the API reaches Ollama and Qdrant (plus pods labelled as Qdrant clients,
-// e.g. the snapshot job); Qdrant peers reach each other on the p2p port; only the monitoring namespace
-// scrapes metrics ports. Kubelet probes come from the node and are always allowed.
+// only Prometheus reaches its metrics port; only the API reaches Ollama and Qdrant's REST port (plus pods labelled as
+// Qdrant clients, e.g. the snapshot job; nothing speaks Qdrant's gRPC); Qdrant peers reach each other; only Prometheus
+// scrapes metrics ports. Kubelet probes come from the node and are always allowed (aws-network-policy-agent allows
+// the node's own address). Egress stays open: the policies select no egress.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { API, NAME_LABEL, NAMESPACES, OLLAMA, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
@@ -37,7 +38,13 @@ export class NetworkPolicies extends pulumi.ComponentResource {
     const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
     const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
     const fromApi = pods({ [NAME_LABEL]: API.name });
-    const fromMonitoring = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring } } };
+    // Prometheus alone, not every pod of its namespace (Grafana, Loki, Alloy, the exporters): the operator labels its pods
+    // app.kubernetes.io/name=prometheus (prometheus-operator v0.88.1, kube-prometheus-stack 81.4.3's appVersion:
+    // pkg/prometheus/server/operator.go makeSelectorLabels).
+    const fromPrometheus = {
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring } },
+      podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+    };
 
     policy("default-deny-ingress", {}, []);
     // Never a rule with an empty `from`: Kubernetes reads that as "from everywhere".
@@ -47,13 +54,15 @@ export class NetworkPolicies extends pulumi.ComponentResource {
         : [];
     policy(`${API.name}-ingress`, selectorFor(API.name), [
       ...fromLoadBalancer,
-      { from: [fromMonitoring], ports: tcp(API.metricsPort) },
+      { from: [fromPrometheus], ports: tcp(API.metricsPort) },
     ]);
     policy(`${OLLAMA.name}-ingress`, selectorFor(OLLAMA.name), [{ from: [fromApi], ports: tcp(OLLAMA.port) }]);
     policy(`${QDRANT.name}-ingress`, selectorFor(QDRANT.name), [
-      { from: [fromApi, pods(QDRANT_CLIENT_LABEL)], ports: tcp(QDRANT.ports.http, QDRANT.ports.grpc) },
-      { from: [pods({ [NAME_LABEL]: QDRANT.name })], ports: tcp(QDRANT.ports.p2p) },
-      { from: [fromMonitoring], ports: tcp(QDRANT.ports.http) },
+      { from: [fromApi, pods(QDRANT_CLIENT_LABEL)], ports: tcp(QDRANT.ports.http) },
+      // Peers: consensus and streamed shard transfers on p2p; a snapshot shard transfer has the receiving peer download
+      // the snapshot from the sender's REST port (qdrant v1.15.5 lib/collection/src/shards/transfer/snapshot.rs).
+      { from: [pods({ [NAME_LABEL]: QDRANT.name })], ports: tcp(QDRANT.ports.p2p, QDRANT.ports.http) },
+      { from: [fromPrometheus], ports: tcp(QDRANT.ports.http) },
     ]);
     this.registerOutputs({});
   }

@@ -141,11 +141,16 @@ test("dev has no public entry: no Ingress, apiUrl says how to port-forward, noth
   assert.deepEqual(ofType(plan, "kubernetes:networking.k8s.io/v1:Ingress"), []);
   assert.deepEqual(ofType(plan, "aws:wafv2/webAcl:WebAcl"), [], "no ALB, so no web ACL to pay for");
   assert.equal(plan.outputs.apiUrl, "port-forward: kubectl -n agent port-forward svc/agent-api 8080:8080");
-  // Only monitoring, on the metrics port; no rule with an empty `from` (that would admit every source).
+  // Only Prometheus, on the metrics port; no rule with an empty `from` (that would admit every source).
   const toApi = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "agent-api-ingress")).spec.ingress;
   assert.deepEqual(toApi, [
     {
-      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+      from: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+        },
+      ],
       ports: [{ protocol: "TCP", port: 9464 }],
     },
   ]);

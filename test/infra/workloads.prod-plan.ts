@@ -447,7 +447,7 @@ test("Qdrant Services: qdrant (http 6333, grpc 6334) and a headless one publishi
   assert.deepEqual(headless.selector, { "app.kubernetes.io/name": "qdrant" });
 });
 
-test("network policies: deny by default; only the API reaches Ollama and Qdrant; ALB and monitoring reach the API", () => {
+test("network policies: deny by default; only the API reaches Ollama and Qdrant; the ALB and Prometheus reach the API", () => {
   assert.deepEqual(policy("default-deny-ingress"), { podSelector: {}, policyTypes: ["Ingress"], ingress: [] });
   const fromApi = { podSelector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } } };
   const ports = (rule: any) => rule.ports.map((p: any) => p.port);
@@ -462,10 +462,18 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
     clients.from.every((f: any) => !f.ipBlock && !f.namespaceSelector),
     "Qdrant must not be open beyond its clients",
   );
+  assert.deepEqual(ports(clients), [6333], "REST only: nothing speaks Qdrant's gRPC");
+  // Peers: p2p, and REST, from which a snapshot shard transfer downloads.
   const peers = toQdrant.find((r: any) => ports(r).includes(6335));
   assert.deepEqual(peers.from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "qdrant" } } }]);
+  assert.deepEqual(ports(peers).sort(), [6333, 6335]);
+  // Prometheus alone of the monitoring namespace: one peer with both selectors (two peers would admit either).
+  const prometheus = {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+    podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+  };
   const scrape = toQdrant.find((r: any) => r.from.some((f: any) => f.namespaceSelector));
-  assert.deepEqual(scrape.from, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
+  assert.deepEqual(scrape.from, [prometheus]);
   assert.deepEqual(ports(scrape), [6333]);
 
   // The ALB's subnets (public, one per zone) reach the serving port; monitoring reaches only the metrics port.
@@ -475,10 +483,7 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
       from: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"].map((cidr) => ({ ipBlock: { cidr } })),
       ports: [{ protocol: "TCP", port: 8080 }],
     },
-    {
-      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
-      ports: [{ protocol: "TCP", port: 9464 }],
-    },
+    { from: [prometheus], ports: [{ protocol: "TCP", port: 9464 }] },
   ]);
 });
 
