@@ -190,6 +190,11 @@ export class Monitoring extends pulumi.ComponentResource {
           disabled: { KubePodCrashLooping: true, KubePodNotReady: true, KubeNodeNotReady: true },
           rules: EKS_HIDDEN_RULES,
         },
+        // Two of the chart's alerts fire on a morning start (alerts audit): the large tier's Ollama scale-up keeps its
+        // PodDisruptionBudget short of healthy pods while models pull (OFF_PEAK_WARM_UP_MINUTES, up to 20), and dev's
+        // Prometheus starts with an empty window while metrics-server is not up yet. `customRules.<alert>.for` is read
+        // by the rule templates (chart 81.4.3 templates/prometheus/rules-1.14: `dig "<alert>" "for" ...`).
+        customRules: { KubePdbNotEnoughHealthyPods: { for: "30m" }, KubeAggregatedAPIDown: { for: "10m" } },
         ...EKS_HIDDEN_TARGETS,
         prometheus: {
           prometheusSpec: {
