@@ -144,7 +144,7 @@ export function planConfigOf(config: StackConfig): PlanConfig {
     region: config.region,
     timeZone: config.timeZone,
     budget: { ...config.sizes.budget },
-    // By the tier's name, as its tag carries it (usageOfTier): the budget policy under the engine reads the same.
+    // By the tier's name, as its tag carries it: the budget policy under the engine reads the same (policy/lib/tier-usage.ts).
     usage: structuredClone(USAGE[config.sizes.name]),
     guide: { ...config.sizes.guide },
   };

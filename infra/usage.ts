@@ -64,11 +64,3 @@ export const USAGE: Record<TierName, Usage> = {
     ecrGb: 40,
   },
 };
-
-/**
- * A tier's usage assumptions by its name, the `tier` tag every resource of the stack carries (infra/stack.ts), so a
- * stack policy under the engine, which sees resources but not the stack's config, prices usage as the plan does.
- */
-export function usageOfTier(name: string | undefined): Usage | undefined {
-  return name !== undefined && Object.hasOwn(USAGE, name) ? structuredClone(USAGE[name as TierName]) : undefined;
-}

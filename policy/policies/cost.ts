@@ -4,9 +4,9 @@
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { estimateCost } from "../../infra/cost/index.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
-import { usageOfTier } from "../../infra/usage.ts";
 import type { OfflineStackArgs } from "../lib/offline-args.ts";
 import { INSTANCE_TYPES } from "../lib/instance-types.ts";
+import { TIER_USAGE } from "../lib/tier-usage.ts";
 import { AWS_PROVIDER_TYPE, stackTierOf, tierOf } from "../lib/tier.ts";
 import { ofTypes, validateResourceOfTypes } from "../lib/validate.ts";
 import { asArray, asNumber, asRecord, decodeJson, knownProps } from "../lib/values.ts";
@@ -213,7 +213,8 @@ export const stackWithinBudget: StackValidationPolicy = {
     }
     // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here,
     // with the usage assumptions of the stack's tier: without them, prod's came to $3,786 against the plan's $5,464.
-    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier), { usage: usageOfTier(tier) });
+    const usage = tier !== undefined && Object.hasOwn(TIER_USAGE, tier) ? structuredClone(TIER_USAGE[tier]) : undefined;
+    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier), { usage });
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(

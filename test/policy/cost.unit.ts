@@ -53,6 +53,12 @@ test("the pack's generated allow-lists (policy/lib/instance-types.ts) match the 
   for (const tier of TIER_NAMES) assert.deepEqual(tierAllowList(tier), instanceTypeAllowList(tier), tier);
 });
 
+test("the pack's generated usage assumptions (policy/lib/tier-usage.ts) match infra/usage.ts: run npm run docs:config when stale", async () => {
+  const { TIER_USAGE_FILE, renderTierUsage } = await import("../../infra/config-table.ts");
+  const { readFileSync } = await import("node:fs");
+  assert.equal(readFileSync(TIER_USAGE_FILE, "utf8"), renderTierUsage());
+});
+
 test("instance-types-allowed: types outside the tier's list fail, with additionalTypes as the reviewed escape hatch", () => {
   assert.deepEqual(check(instanceTypesAllowed, [nodeGroup("general", ["m7g.xlarge"])], { tier: "dev" }), []);
   const [v] = check(instanceTypesAllowed, [nodeGroup("general", ["c6i.2xlarge"])], { tier: "dev" });
