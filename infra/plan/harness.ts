@@ -155,6 +155,7 @@ function recordRequests(): Request[] {
         protect: req.getProtect() || undefined,
         ignoreChanges: req.getIgnorechangesList().length ? req.getIgnorechangesList() : undefined,
         retainOnDelete: req.getRetainondelete() || undefined,
+        customTimeouts: customTimeoutsOf(req.getCustomtimeouts()),
       },
     };
     requests.push(request);
@@ -196,4 +197,10 @@ async function resolveOutputs(outputs: Record<string, unknown>): Promise<Record<
     resolved[key] = settled.secret ? SECRET_PLACEHOLDER : maskSecrets(settled.value);
   }
   return resolved;
+}
+
+/** The create, update and delete timeouts a registration set ("16m"), or undefined. */
+function customTimeoutsOf(t: { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined) {
+  const set = Object.entries({ create: t?.getCreate(), update: t?.getUpdate(), delete: t?.getDelete() }).filter(([, v]) => v);
+  return set.length > 0 ? (Object.fromEntries(set) as { create?: string; update?: string; delete?: string }) : undefined;
 }

@@ -21,7 +21,13 @@ export interface PlannedResource {
   /** Input property -> URNs of the resources its value comes from (as in `pulumi preview --json` states). */
   propertyDependencies?: Record<string, string[]>;
   /** Resource options that matter for review. */
-  options: { protect?: boolean; ignoreChanges?: string[]; retainOnDelete?: boolean };
+  options: {
+    protect?: boolean;
+    ignoreChanges?: string[];
+    retainOnDelete?: boolean;
+    /** How long the engine waits for a create, update or delete ("16m"); the provider's default when absent. */
+    customTimeouts?: { create?: string; update?: string; delete?: string };
+  };
   /**
    * In a first preview only: the outputs the engine holds for it (what a stack policy reads), each value not known yet
    * UNKNOWN_VALUE; none at all for a Kubernetes object, whose cluster does not exist yet. Elsewhere outputs are inputs.

@@ -167,7 +167,9 @@ export class DatabaseRoles extends pulumi.ComponentResource {
           },
         },
       },
-      { ...o, dependsOn: caBundles },
+      // pulumi-kubernetes waits 10 minutes for a Job by default (provider/pkg/await job.go DefaultJobTimeoutMins);
+      // this one may run its 15 (activeDeadlineSeconds), and the exporter's login waits for it.
+      { ...o, dependsOn: caBundles, customTimeouts: { create: "16m", update: "16m" } },
     );
     // The exporter's login is handed on once the Job has made its role (the Job's outputs resolve when it completes),
     // so what logs in with it waits for the role, and for the CA bundles the Job waited for: the exporter started

@@ -133,7 +133,7 @@ export class Observability extends pulumi.ComponentResource {
           oidc: args.oidc,
           permissionsBoundary: args.permissionsBoundary,
           namespace: NAMESPACES.monitoring,
-          // The chart names Loki's service account after the release.
+          // Named in Loki's values (monitoring.ts LOKI_SERVICE_ACCOUNT): the chart would name it after itself.
           serviceAccount: LOKI_SERVICE_ACCOUNT,
           inlinePolicy: pulumi.jsonStringify({
             Version: "2012-10-17",

@@ -10,7 +10,8 @@
 #   QDRANT_API_KEY  sent as the api-key header (may be empty)
 #   S3_URI          s3://<bucket>/<prefix>, no trailing slash
 #   SCRATCH_DIR     where one snapshot at a time is downloaded
-#   LIST_RETRIES, LIST_RETRY_DELAY  retries of a node's first call, and seconds between them (default 6 and 5)
+#   LIST_RETRIES, LIST_RETRY_DELAY, LIST_RETRY_SECONDS  a node's first call: retries, seconds between them and in
+#                   all (default 30, 5 and 300)
 set -uo pipefail
 
 : "${QDRANT_NODES:?}" "${S3_URI:?}" "${SCRATCH_DIR:?}"
@@ -72,11 +73,12 @@ snapshot_collection() {
 for entry in $QDRANT_NODES; do
   node=${entry%%=*}
   url=${entry#*=}
-  # A node's first call is retried: a new pod's address reaches the Qdrant nodes' network policy seconds to minutes
-  # after the pod starts (aws-network-policy-agent issue #487), and each retry of the Job is a new pod. Only this GET:
-  # a snapshot request is not idempotent.
-  if ! listing=$(qdrant --max-time 60 --retry "${LIST_RETRIES:-6}" --retry-delay "${LIST_RETRY_DELAY:-5}" \
-    --retry-connrefused "$url/collections"); then
+  # A node's first call is retried for up to five minutes: a new pod's address reaches the Qdrant nodes' network
+  # policy seconds to minutes after the pod starts (aws-network-policy-agent issue #487; until then its packets are
+  # dropped, and curl retries the connect timeout), and each retry of the Job is a new pod. Only this GET: a snapshot
+  # request is not idempotent.
+  if ! listing=$(qdrant --max-time 60 --retry "${LIST_RETRIES:-30}" --retry-delay "${LIST_RETRY_DELAY:-5}" \
+    --retry-max-time "${LIST_RETRY_SECONDS:-300}" --retry-connrefused "$url/collections"); then
     log "$node: listing collections failed"
     failures=$((failures + 1))
     continue

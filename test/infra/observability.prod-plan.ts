@@ -34,4 +34,9 @@ test("the Postgres exporter logs in once its role exists: its Secret waits for t
   assert.ok(secret.propertyDependencies?.stringData?.includes(job), "the login waits for the Job that makes the role");
   const release = one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-postgres-exporter");
   assert.ok(Object.values(release.propertyDependencies ?? {}).some((urns) => urns.includes(secret.urn)));
+  // The engine waits for the Job as long as it may run: pulumi-kubernetes' default is 10 minutes (await/job.go).
+  const roles = one(plan, "kubernetes:batch/v1:Job", "db-roles");
+  const minutes = (t: string | undefined) => Number(/^(\d+)m$/.exec(t ?? "")?.[1] ?? 10);
+  const deadline = inputs(roles).spec.activeDeadlineSeconds / 60;
+  assert.ok(minutes(roles.options.customTimeouts?.create) > deadline && minutes(roles.options.customTimeouts?.update) > deadline);
 });
