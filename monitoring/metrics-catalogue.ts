@@ -44,10 +44,11 @@ export const METRICS: Record<string, MetricEntry> = {
   up: m("prometheus", "gauge"),
 
   kube_node_status_condition: m("kube-state-metrics", "gauge"),
-  // These three: kube-state-metrics v2.18.0 internal/store/node.go and pod.go.
+  // These four: kube-state-metrics v2.18.0 internal/store/node.go and pod.go.
   kube_node_created: m("kube-state-metrics", "gauge"),
   kube_pod_start_time: m("kube-state-metrics", "gauge"),
   kube_pod_init_container_status_running: m("kube-state-metrics", "gauge"),
+  kube_pod_init_container_status_restarts_total: m("kube-state-metrics", "counter"),
   kube_pod_status_phase: m("kube-state-metrics", "gauge"),
   kube_pod_owner: m("kube-state-metrics", "gauge"),
   kube_pod_container_status_waiting_reason: m("kube-state-metrics", "gauge"),
