@@ -4,6 +4,10 @@
 import type * as pulumi from "@pulumi/pulumi";
 
 export const MOCK_ACCOUNT_ID = "123456789012";
+
+/** The ARN the mocks give a resource: what another resource (or a test) reads as its `arn` output. */
+export const mockArn = (region: string, type: string, name: string): string =>
+  `arn:aws:mock:${region}:${MOCK_ACCOUNT_ID}:${type.split(":").pop()}/${name}`;
 export const MOCK_SECRET_PREFIX = "mock-secret-";
 
 export interface RecordedRegistration {
@@ -202,7 +206,7 @@ export class PlanMocks implements pulumi.runtime.Mocks {
       return { id: undefined, state: outputs };
     }
     const id = `${args.name}-id`;
-    const arn = `arn:aws:mock:${this.region}:${MOCK_ACCOUNT_ID}:${args.type.split(":").pop()}/${args.name}`;
+    const arn = mockArn(this.region, args.type, args.name);
     return { id, state: { ...args.inputs, arn, id, name, ...computed } };
   }
 

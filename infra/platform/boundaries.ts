@@ -13,7 +13,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { VAULT_KEY_TAG } from "./backups.ts";
 
 /** `<project>-<stack>-workload-boundary`: policy/policies/security.ts finds the boundary by this suffix. */
-export const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
+const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
 export const workloadBoundaryName = (prefix: string): string => `${prefix}${WORKLOAD_BOUNDARY_SUFFIX}`;
 
 /**

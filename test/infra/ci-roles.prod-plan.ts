@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
 import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
-import { INVOKE_TOKENS } from "../../infra/plan/mocks.ts";
+import { INVOKE_TOKENS, mockArn } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS, ROLE_CHANGES_UNDER_BOUNDARY } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
 import { allows, deniesOutright, type Statement } from "../support/iam.ts";
@@ -34,7 +34,7 @@ test("no role carries AdministratorAccess or ReadOnlyAccess; the deploy role has
   const attached = ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => inputs(a).policyArn);
   for (const arn of [...FORBIDDEN_POLICY_ARNS, "arn:aws:iam::aws:policy/ReadOnlyAccess"]) assert.ok(!attached.includes(arn), arn);
   const boundary = one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary");
-  assert.equal(role("ci-deploy").permissionsBoundary, `arn:aws:mock:us-east-1:123456789012:Policy/${boundary.name}`);
+  assert.equal(role("ci-deploy").permissionsBoundary, mockArn(plan.region, boundary.type, boundary.name));
   const actions = inlinePolicy("ci-deploy").Statement.flatMap((s: any) => s.Action);
   assert.ok(!actions.includes("*") && !actions.includes("iam:*"), "no wildcard over everything or all of IAM");
   const denies = JSON.parse(inputs(boundary).policy).Statement.filter((s: any) => s.Effect === "Deny");
@@ -185,7 +185,7 @@ test("owning the provider and naming its ARN at once is a config error naming bo
 });
 
 const workloadBoundary = () => one(plan, "aws:iam/policy:Policy", "workload-boundary");
-const workloadBoundaryArn = () => `arn:aws:mock:us-east-1:123456789012:Policy/${workloadBoundary().name}`;
+const workloadBoundaryArn = () => mockArn(plan.region, workloadBoundary().type, workloadBoundary().name);
 const deployBoundary = (): Statement[] =>
   JSON.parse(inputs(one(plan, "aws:iam/policy:Policy", "ci-deploy-boundary")).policy).Statement;
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import type { Plan } from "../../infra/plan/types.ts";
-import { inputs, ofType, one } from "./plan.ts";
+import { inputs, irsaSubject, ofType, one } from "./plan.ts";
 
 const files = (dir: string) => readdirSync(new URL(`../../monitoring/${dir}`, import.meta.url));
 
@@ -63,8 +63,6 @@ export function assertMonitoringDeployed(
 function irsaRoleOf(plan: Plan, serviceAccount: { name?: string; annotations?: Record<string, string> }): string {
   assert.ok(serviceAccount.name, "the account is named in the values, not left to the chart");
   const roleName = serviceAccount.annotations!["eks.amazonaws.com/role-arn"]!.split("/").pop()!;
-  const trust = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement[0];
-  const subject = Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))![1];
-  assert.equal(subject, `system:serviceaccount:monitoring:${serviceAccount.name}`);
+  assert.equal(irsaSubject(one(plan, "aws:iam/role:Role", roleName)), `system:serviceaccount:monitoring:${serviceAccount.name}`);
   return roleName;
 }

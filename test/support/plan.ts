@@ -1,5 +1,5 @@
 // Lookups over an offline plan's resource list, shared by the infra, cost and policy tests.
-import { MOCK_ACCOUNT_ID } from "../../infra/plan/mocks.ts";
+import { mockArn } from "../../infra/plan/mocks.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import { standardUtcOffsetMinutes } from "../../infra/time.ts";
 
@@ -80,9 +80,15 @@ export const newYorkStartHour = (window: string) =>
  */
 export function rolesOutsideWorkloadBoundary(plan: Plan, except: string[] = []): string[] {
   const boundary = one(plan, "aws:iam/policy:Policy", "workload-boundary");
-  const arn = `arn:aws:mock:${plan.region}:${MOCK_ACCOUNT_ID}:Policy/${boundary.name}`;
+  const arn = mockArn(plan.region, boundary.type, boundary.name);
   return ofType(plan, "aws:iam/role:Role")
     .filter((r) => !except.includes(r.name))
     .filter((r) => inputs(r).permissionsBoundary !== arn || !r.propertyDependencies?.permissionsBoundary?.includes(boundary.urn))
     .map((r) => r.name);
+}
+
+/** The `system:serviceaccount:<namespace>:<name>` an IRSA role's trust admits (its `<issuer>:sub` condition). */
+export function irsaSubject(role: PlannedResource): unknown {
+  const trust = JSON.parse(inputs(role).assumeRolePolicy).Statement[0];
+  return Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))?.[1];
 }
