@@ -140,25 +140,29 @@ function planFromResources(resources: PolicyResource[], tier: string | undefined
   const stack = /^urn:pulumi:([^:]+)::/.exec(resources[0]?.urn ?? "")?.[1] ?? "";
   const planned: PlannedResource[] = resources
     .filter((r) => r.type !== "pulumi:pulumi:Stack")
-    .map((r) => ({
-      type: r.type,
-      name: r.name,
-      urn: r.urn,
-      parent: r.parent?.urn,
-      component: componentOf(r),
-      inputs: knownProps(r),
-      // A stack policy's props are the resource's outputs: a node group's Auto Scaling group names, once it exists.
-      outputs: knownProps(r),
-      // How the estimator finds the node group or database a schedule acts on while its name is not known yet.
-      propertyDependencies: Object.fromEntries(
-        Object.entries(r.propertyDependencies ?? {}).map(([key, sources]) => [key, sources.map((s) => s.urn)]),
-      ),
-      custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
-      options: {
-        protect: r.opts?.protect || undefined,
-        ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined,
-      },
-    }));
+    .map((r) => {
+      // A stack policy's props are the resource's outputs, read once: they stand for its inputs, and are its outputs
+      // too (a node group's Auto Scaling group names, once it exists).
+      const props = knownProps(r);
+      return {
+        type: r.type,
+        name: r.name,
+        urn: r.urn,
+        parent: r.parent?.urn,
+        component: componentOf(r),
+        inputs: props,
+        outputs: props,
+        // How the estimator finds the node group or database a schedule acts on while its name is not known yet.
+        propertyDependencies: Object.fromEntries(
+          Object.entries(r.propertyDependencies ?? {}).map(([key, sources]) => [key, sources.map((s) => s.urn)]),
+        ),
+        custom: !r.type.startsWith(`${projectOf(r.urn)}:`),
+        options: {
+          protect: r.opts?.protect || undefined,
+          ignoreChanges: r.opts?.ignoreChanges?.length ? r.opts.ignoreChanges : undefined,
+        },
+      };
+    });
   return {
     stack,
     tier: tier ?? "",
@@ -213,8 +217,9 @@ export const stackWithinBudget: StackValidationPolicy = {
     }
     // Offline, review() has priced this plan already; the engine (or another tier in config) needs an estimate here,
     // with the usage assumptions of the stack's tier: without them, prod's came to $3,786 against the plan's $5,464.
-    const usage = tier !== undefined && Object.hasOwn(TIER_USAGE, tier) ? structuredClone(TIER_USAGE[tier]) : undefined;
-    const cost = args.cost ?? estimateCost(planFromResources(args.resources, tier), { usage });
+    const cost =
+      args.cost ??
+      estimateCost(planFromResources(args.resources, tier), { usage: isTierName(tier) ? TIER_USAGE[tier] : undefined });
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(
