@@ -322,7 +322,7 @@ export class Cluster extends pulumi.ComponentResource {
   private nodeGroup(
     resourceName: string,
     role: NodeRole,
-    nodeGroupName: string,
+    key: string,
     spec: NodeGroupSpec,
     subnetIds: pulumi.Input<string>[],
     c: { cluster: aws.eks.Cluster; nodeRole: aws.iam.Role; template: aws.ec2.LaunchTemplate; dependsOn: pulumi.Resource[] },
@@ -332,7 +332,12 @@ export class Cluster extends pulumi.ComponentResource {
       resourceName,
       {
         clusterName: c.cluster.name,
-        nodeGroupName,
+        // A prefix, not a name: instance types, capacity type, AMI type and subnets cannot change in place (ForceNew in
+        // terraform-provider-aws internal/service/eks/node_group.go), and Pulumi creates the new group before it deletes
+        // the old one, which a fixed name refuses (EKS: the node group already exists). terraform-aws-eks names its
+        // managed groups the same way (modules/eks-managed-node-group: node_group_name_prefix = "${var.name}-"). The
+        // provider adds a 26-character suffix; a name may have 63.
+        nodeGroupNamePrefix: `${key}-`,
         nodeRoleArn: c.nodeRole.arn,
         subnetIds,
         instanceTypes: spec.instanceTypes,

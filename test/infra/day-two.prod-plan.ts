@@ -80,6 +80,20 @@ test("per-zone groups of a role share one launch template (same node labels for 
   assert.equal(autoscaler.values.extraArgs["balance-similar-node-groups"], true);
 });
 
+test("a node group is replaced new before old: it is named by a prefix, so the new group's name is free", () => {
+  // Instance types, capacity type, AMI type and subnets force a new group (a tier change, an override); with a fixed
+  // name, creating it before the old one is deleted fails.
+  const prefixes = nodeGroups.map((g) => {
+    const { nodeGroupName, nodeGroupNamePrefix } = inputs(g);
+    assert.equal(nodeGroupName, undefined, `${g.name} has a fixed name`);
+    assert.match(nodeGroupNamePrefix, /^[a-z][a-z0-9-]*-$/, g.name);
+    assert.ok(nodeGroupNamePrefix.length <= 63 - 26, `${g.name}: ${nodeGroupNamePrefix} leaves no room for the suffix`);
+    return nodeGroupNamePrefix;
+  });
+  assert.equal(new Set(prefixes).size, nodeGroups.length);
+  assert.ok(prefixes.includes("vector-0-") && prefixes.includes("gpu-"), prefixes.join(", "));
+});
+
 test("Qdrant: replication factor >= 2 reaches the API, peers spread over zones, vector nodes tainted and tolerated", () => {
   const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
   const env = Object.fromEntries(api.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
