@@ -8,6 +8,7 @@ import { stackPlan } from "../support/stack-plan.ts";
 import type { PlannedResource } from "../../infra/plan/types.ts";
 import { OFF_PEAK_WARM_UP_MINUTES } from "../../infra/tier-schema.ts";
 import { TIERS } from "../../infra/tiers.ts";
+import { RELEASE_HISTORY } from "../../infra/workloads/helm.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await stackPlan("prod");
@@ -92,6 +93,13 @@ test("a node group is replaced new before old: it is named by a prefix, so the n
   });
   assert.equal(new Set(prefixes).size, nodeGroups.length);
   assert.ok(prefixes.includes("vector-0-") && prefixes.includes("gpu-"), prefixes.join(", "));
+});
+
+test("every Helm release keeps a bounded history, as the helm CLI does (pulumi-kubernetes keeps every revision)", () => {
+  const releases = ofType(plan, "kubernetes:helm.sh/v3:Release");
+  assert.ok(releases.length >= 10);
+  for (const r of releases) assert.equal(inputs(r).maxHistory, RELEASE_HISTORY, r.name);
+  assert.ok(RELEASE_HISTORY > 0, "0 means no limit");
 });
 
 test("Qdrant: replication factor >= 2 reaches the API, peers spread over zones, vector nodes tainted and tolerated", () => {
