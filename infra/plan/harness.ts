@@ -155,6 +155,8 @@ function recordRequests(): Request[] {
         protect: req.getProtect() || undefined,
         ignoreChanges: req.getIgnorechangesList().length ? req.getIgnorechangesList() : undefined,
         retainOnDelete: req.getRetainondelete() || undefined,
+        replaceOnChanges: req.getReplaceonchangesList().length ? req.getReplaceonchangesList() : undefined,
+        deleteBeforeReplace: req.getDeletebeforereplace() || undefined,
         customTimeouts: customTimeoutsOf(req.getCustomtimeouts()),
       },
     };

@@ -25,6 +25,10 @@ export interface PlannedResource {
     protect?: boolean;
     ignoreChanges?: string[];
     retainOnDelete?: boolean;
+    /** Inputs whose change makes the engine replace the resource rather than update it (for fields the API refuses to update). */
+    replaceOnChanges?: string[];
+    /** A replacement deletes the old resource first (a fixed name cannot exist twice). */
+    deleteBeforeReplace?: boolean;
     /** How long the engine waits for a create, update or delete ("16m"); the provider's default when absent. */
     customTimeouts?: { create?: string; update?: string; delete?: string };
   };

@@ -43,6 +43,18 @@ export function podSecurityLabels(level: PodSecurityLevel): Record<string, strin
  */
 const givenName = (resource: pulumi.Resource, name: string): pulumi.Output<string> => resource.urn.apply(() => name);
 
+/**
+ * Options of every StorageClass. The API server refuses to update a class's reclaimPolicy and volumeBindingMode
+ * (pkg/apis/storage/validation ValidateStorageClassUpdate), and pulumi-kubernetes replaces a class only when its
+ * parameters or provisioner change (provider/pkg/provider/diff.go): a stack moved to or from the dev tier (reclaimPolicy
+ * Delete, elsewhere Retain) failed on the update. Replaced instead, first deleted (its name is fixed); volumes already
+ * provisioned keep the reclaim policy they were given (`kubectl patch pv`, docs/operations-runbook.md).
+ */
+export const STORAGE_CLASS_OPTIONS = {
+  replaceOnChanges: ["reclaimPolicy", "volumeBindingMode"],
+  deleteBeforeReplace: true,
+} satisfies pulumi.CustomResourceOptions;
+
 export class ClusterBase extends pulumi.ComponentResource {
   readonly agentNamespace: pulumi.Output<string>;
   readonly monitoringNamespace: pulumi.Output<string>;
@@ -80,7 +92,7 @@ export class ClusterBase extends pulumi.ComponentResource {
           allowVolumeExpansion: true,
           reclaimPolicy: args.disposable ? "Delete" : "Retain",
         },
-        o,
+        { ...o, ...STORAGE_CLASS_OPTIONS },
       );
     const storageClass = gp3(STORAGE_CLASS, { "storageclass.kubernetes.io/is-default-class": "true" }, {});
     const backedUp = gp3(BACKED_UP_STORAGE_CLASS, {}, { tagSpecification_1: `${args.backupTag.key}=${args.backupTag.value}` });

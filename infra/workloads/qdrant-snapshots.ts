@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { IMAGES } from "../versions.ts";
+import { STORAGE_CLASS_OPTIONS } from "./base.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
 import { claimSpec, cronTiming, labelsFor, lockedDown, nonRootPod, placement, resources, TMP } from "./pod.ts";
 
@@ -107,7 +108,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
         volumeBindingMode: "WaitForFirstConsumer",
         reclaimPolicy: "Delete",
       },
-      o,
+      { ...o, ...STORAGE_CLASS_OPTIONS },
     );
 
     const nodes = Array.from({ length: args.replicas }, (_, i) => `${QDRANT.name}-${i}`);
