@@ -86,7 +86,17 @@ export class Qdrant extends pulumi.ComponentResource {
     new k8s.apps.v1.StatefulSet(
       QDRANT.name,
       {
-        metadata: { name: QDRANT.name, namespace: args.namespace, labels },
+        metadata: {
+          name: QDRANT.name,
+          namespace: args.namespace,
+          labels,
+          // A new volume size (the tier's storageGb) cannot be applied to a StatefulSet (pkg/apis/apps/validation
+          // ValidateStatefulSetUpdate), so pulumi-kubernetes replaces it (provider/pkg/provider/diff.go), deleting it first
+          // with foreground propagation: every peer went down at once. Orphaned, the pods keep serving and the new
+          // StatefulSet adopts them (kubectl delete --cascade=orphan). The claims keep their size: grow them
+          // (docs/operations-runbook.md).
+          annotations: { "pulumi.com/deletionPropagationPolicy": "orphan" },
+        },
         spec: {
           replicas: s.replicas,
           serviceName: headless.metadata.name,

@@ -11,6 +11,7 @@ import { stackPlan } from "../support/stack-plan.ts";
 
 const plans = { dev: await stackPlan("dev"), prod: await stackPlan("prod") };
 const STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass";
+const STATEFUL_SET = "kubernetes:apps/v1:StatefulSet";
 
 test("a StorageClass is replaced when its reclaim policy changes with the tier, not updated (which the API refuses)", () => {
   // kubernetes pkg/apis/storage/validation ValidateStorageClassUpdate: "updates to reclaimPolicy are forbidden", and
@@ -25,5 +26,19 @@ test("a StorageClass is replaced when its reclaim policy changes with the tier, 
         `${stack} ${c.name}`,
       );
       assert.equal(c.options.deleteBeforeReplace, true, `${stack} ${c.name}: its name is fixed`);
+    }
+});
+
+test("a StatefulSet replaced for its volume claims (size from the tier) orphans its pods, which the new one adopts", () => {
+  // pkg/apis/apps/validation ValidateStatefulSetUpdate forbids changing volumeClaimTemplates; diff.go replaces the
+  // StatefulSet for it, and the provider deletes with foreground propagation unless the object says otherwise
+  // (pulumi-kubernetes metadata/overrides.go DeletionPropagation): every Qdrant peer went down at once.
+  const claims = (stack: keyof typeof plans) =>
+    ofType(plans[stack], STATEFUL_SET).flatMap((s) => inputs(s).spec.volumeClaimTemplates ?? []);
+  assert.notDeepEqual(claims("dev"), claims("prod"), "the claim size follows the tier");
+  for (const [stack, plan] of Object.entries(plans))
+    for (const s of ofType(plan, STATEFUL_SET).filter((s) => inputs(s).spec.volumeClaimTemplates)) {
+      const annotations = inputs(s).metadata.annotations ?? {};
+      assert.equal(annotations["pulumi.com/deletionPropagationPolicy"], "orphan", `${stack} ${s.name}`);
     }
 });
