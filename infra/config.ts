@@ -30,9 +30,10 @@ const stackSchema = z
       .string()
       .refine(isIanaTimeZone, "an IANA time zone with its exact spelling, like America/New_York, Europe/Berlin or UTC")
       .optional(),
+    /** The Ingress's host: a DNS-1123 subdomain (labels of a-z, 0-9 and inner '-', at most 63; 253 in all). */
     domain: z
       .string()
-      .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "a DNS name like agents.example.com")
+      .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, "a DNS name like agents.example.com")
       .optional(),
     /** Route 53 hosted zone of `domain`: the certificate's validation records go there, in the same `pulumi up`. */
     hostedZoneId: z

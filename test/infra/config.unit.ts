@@ -151,3 +151,19 @@ test("network.perIpRequestsPerMinute: AWS WAF's lowest limit is 10, and a web AC
     null,
   );
 });
+
+test("domain: a DNS name the Ingress takes as its host (a DNS-1123 subdomain), else refused here, naming the key", () => {
+  // kubernetes pkg/apis/networking/validation: spec.rules[].host must pass IsDNS1123Subdomain (apimachinery v0.35.0
+  // pkg/util/validation/validation.go: labels of [a-z0-9-], at most 63, not starting or ending with '-').
+  const https = { ...base, "agent-stack:hostedZoneId": "Z0123456789ABCDEFGHIJ" };
+  for (const domain of ["-agents.example.com", "agents-.example.com", `${"a".repeat(64)}.example.com`])
+    assert.match(
+      failure({ ...https, "agent-stack:domain": domain }),
+      /^agent-stack:domain: .*a DNS name like agents\.example\.com/,
+      domain,
+    );
+  assert.equal(
+    parseStackConfig({ ...https, "agent-stack:domain": "api-1.agents.example.co.uk" }, "prod").domain,
+    "api-1.agents.example.co.uk",
+  );
+});
