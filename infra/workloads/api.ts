@@ -16,6 +16,7 @@ import {
   OLLAMA,
   serviceHost,
 } from "./names.ts";
+import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
@@ -45,12 +46,12 @@ export interface ApiArgs {
   /** Collections are created with these (the app reads QDRANT_REPLICATION_FACTOR / QDRANT_WRITE_CONSISTENCY). */
   qdrantReplication: { factor: number; writeConsistency: number };
   /** Secret with DATABASE_URL, DATABASE_MIGRATE_URL, REDIS_URL and API_KEYS. */
-  envSecretName: pulumi.Input<string>;
+  envSecret: SecretRef;
   /** Serve /docs and /openapi.json (config `docsEnabled`). */
   docsEnabled: boolean;
   /** Where clients reach the API (config `domain`): the agent card names it. */
   publicUrl?: string;
-  qdrantApiKey: { name: pulumi.Input<string>; key: string };
+  qdrantApiKey: SecretRef & { key: string };
   qdrantUrl: string;
   ollamaUrl: string;
 }
@@ -87,7 +88,10 @@ export class Api extends pulumi.ComponentResource {
           revisionHistoryLimit: 5,
           strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: `${API_ROLLING_SURGE_PERCENT}%`, maxUnavailable: 0 } },
           template: {
-            metadata: { labels },
+            metadata: {
+              labels,
+              annotations: secretVersionAnnotations({ env: args.envSecret, "qdrant-api-key": args.qdrantApiKey }),
+            },
             spec: {
               serviceAccountName: serviceAccount.metadata.name,
               automountServiceAccountToken: false,
@@ -106,7 +110,7 @@ export class Api extends pulumi.ComponentResource {
                   image: args.imageRef,
                   imagePullPolicy: "IfNotPresent",
                   ports: [port, metricsPort],
-                  envFrom: [{ secretRef: { name: args.envSecretName } }],
+                  envFrom: [{ secretRef: { name: args.envSecret.name } }],
                   env: [
                     { name: "PORT", value: String(API.port) },
                     { name: "METRICS_PORT", value: String(API.metricsPort) },

@@ -144,7 +144,7 @@ export class Workloads extends pulumi.ComponentResource {
         sizes: sizes.api,
         ollama: sizes.ollama,
         qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
-        envSecretName: secrets.apiSecretName,
+        envSecret: secrets.apiSecret,
         docsEnabled: args.docsEnabled,
         publicUrl: args.domain ? domainUrl(args.domain) : undefined,
         qdrantApiKey: secrets.qdrantApiKey,

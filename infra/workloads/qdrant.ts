@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeRole } from "../platform/cluster.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, QDRANT } from "./names.ts";
+import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
 import {
   claimSpec,
   disruptionBudget,
@@ -34,7 +35,7 @@ export interface QdrantArgs {
   sizes: Tier["qdrant"];
   nodeRole: NodeRole;
   storageClassName: pulumi.Input<string>;
-  apiKey: { name: pulumi.Input<string>; key: string };
+  apiKey: SecretRef & { key: string };
 }
 
 export class Qdrant extends pulumi.ComponentResource {
@@ -103,7 +104,7 @@ export class Qdrant extends pulumi.ComponentResource {
           podManagementPolicy: "Parallel",
           selector: selectorFor(QDRANT.name),
           template: {
-            metadata: { labels },
+            metadata: { labels, annotations: secretVersionAnnotations({ "qdrant-api-key": args.apiKey }) },
             spec: {
               automountServiceAccountToken: false,
               securityContext: nonRootPod(QDRANT_UID),

@@ -15,9 +15,28 @@ export interface AppSecretsArgs {
   cache: { address: pulumi.Input<string>; port: pulumi.Input<number>; authToken: pulumi.Input<string> };
 }
 
+/**
+ * A Secret a pod reads by name, and its resourceVersion, which each write of it changes. Pods read a Secret's values
+ * when they start: put in a pod template (`secretVersionAnnotations`), the version rolls the pods onto new values.
+ */
+export interface SecretRef {
+  name: pulumi.Output<string>;
+  version: pulumi.Output<string>;
+}
+
+/**
+ * Pod template annotations naming the versions of the Secrets its containers read at start. Without them a password,
+ * token or endpoint written to a Secret reached no running pod until it happened to restart, and a credential retired
+ * meanwhile (a rotated ElastiCache token, a restored database's host) failed every call from the pods still holding
+ * the old one. The version, not a hash of the values: secret, a hash would make the whole template secret and the
+ * preview would show none of it (db-roles.ts does the same for its Job).
+ */
+export const secretVersionAnnotations = (secrets: Record<string, SecretRef>): Record<string, pulumi.Output<string>> =>
+  Object.fromEntries(Object.entries(secrets).map(([key, s]) => [`secret-version/${key}`, s.version]));
+
 export class AppSecrets extends pulumi.ComponentResource {
-  readonly apiSecretName: pulumi.Output<string>;
-  readonly qdrantApiKey: { name: pulumi.Output<string>; key: string };
+  readonly apiSecret: SecretRef;
+  readonly qdrantApiKey: SecretRef & { key: string };
 
   constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:AppSecrets", name, {}, opts);
@@ -54,8 +73,12 @@ export class AppSecrets extends pulumi.ComponentResource {
       o,
     );
 
-    this.apiSecretName = apiSecret.metadata.name;
-    this.qdrantApiKey = { name: qdrantSecret.metadata.name, key: SECRETS.qdrantApiKey.key };
-    this.registerOutputs({ apiSecretName: this.apiSecretName, qdrantApiKeySecretName: this.qdrantApiKey.name });
+    this.apiSecret = { name: apiSecret.metadata.name, version: apiSecret.metadata.resourceVersion };
+    this.qdrantApiKey = {
+      name: qdrantSecret.metadata.name,
+      version: qdrantSecret.metadata.resourceVersion,
+      key: SECRETS.qdrantApiKey.key,
+    };
+    this.registerOutputs({ apiSecretName: this.apiSecret.name, qdrantApiKeySecretName: this.qdrantApiKey.name });
   }
 }

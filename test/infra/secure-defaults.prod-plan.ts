@@ -76,6 +76,26 @@ test("a Job creates the database roles as the master user, over verify-full TLS,
   });
 });
 
+test("long-running pods name the version of every Secret they read at start, so a Secret written again rolls them", () => {
+  // A rotated token or a restored database's host reached no running pod until it restarted. Jobs and CronJobs start a
+  // new pod each run (the roles Job has its own versions, above).
+  const workloads = [...ofType(plan, "kubernetes:apps/v1:Deployment"), ...ofType(plan, "kubernetes:apps/v1:StatefulSet")];
+  const reading = workloads.filter((w) => {
+    const template = inputs(w).spec.template;
+    const read = containersOf(template.spec).flatMap((c: any) => [
+      ...(c.envFrom ?? []).map((e: any) => e.secretRef?.name),
+      ...(c.env ?? []).map((e: any) => e.valueFrom?.secretKeyRef?.name),
+    ]);
+    const secrets = new Set(read.filter(Boolean));
+    const versions = Object.entries(template.metadata.annotations ?? {}).filter(([k]) => k.startsWith("secret-version/"));
+    // The mocks' API server answers each Secret with resourceVersion "1".
+    assert.equal(versions.length, secrets.size, `${w.name} reads ${[...secrets].join(", ")}`);
+    for (const [key, version] of versions) assert.equal(version, "1", `${w.name} ${key}`);
+    return secrets.size > 0;
+  });
+  assert.deepEqual(reading.map((w) => inputs(w).metadata.name).sort(), ["agent-api", "qdrant"]);
+});
+
 test("the API and the exporter mount the RDS CA bundle; it holds the region's RSA2048 G1 root", () => {
   const bundles = ofType(plan, "kubernetes:core/v1:ConfigMap").filter((c) => inputs(c).metadata.name === "rds-ca-bundle");
   assert.deepEqual(bundles.map((b) => inputs(b).metadata.namespace).sort(), ["agent", "monitoring"]);
