@@ -27,7 +27,10 @@ export interface PlannedResource {
     retainOnDelete?: boolean;
     /** Inputs whose change makes the engine replace the resource rather than update it (for fields the API refuses to update). */
     replaceOnChanges?: string[];
-    /** A replacement deletes the old resource first (a fixed name cannot exist twice). */
+    /**
+     * Replaced delete-first: the engine deletes the old resource before it creates the new one (by default it creates
+     * the new one first, which a fixed physical name or a resource AWS keys by its parent refuses).
+     */
     deleteBeforeReplace?: boolean;
     /** How long the engine waits for a create, update or delete ("16m"); the provider's default when absent. */
     customTimeouts?: { create?: string; update?: string; delete?: string };

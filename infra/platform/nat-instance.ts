@@ -3,7 +3,7 @@
 // It trades the gateway's availability and bandwidth for cost: one instance in one AZ, no automatic replacement
 // (an interruption stops egress: image pulls and model downloads, not traffic already inside the VPC), up to
 // 5 Gbit/s bursts, and its OS is ours to patch (AL2023 from the public SSM parameter, replaced on the next `up`
-// after a new AMI). Production tiers keep NAT gateways.
+// after a new AMI, delete-first: see the instance). Production tiers keep NAT gateways.
 // The address is an Elastic IP on the instance's own network interface (created here, so the private route
 // tables can point at it); source/destination checking is off on that interface so it may forward.
 import * as aws from "@pulumi/aws";
@@ -80,7 +80,15 @@ export class NatInstance extends pulumi.ComponentResource {
         userDataReplaceOnChange: true,
         tags: { Name: `${name}-nat` },
       },
-      o,
+      {
+        ...o,
+        // Replaced delete-first: a new AMI (`ami`, ForceNew in terraform-provider-aws internal/service/ec2/ec2_instance.go)
+        // or new user data replaces the instance, and the new one boots on the same network interface as its primary
+        // (device index 0), which EC2 gives only to an instance once the old one has let it go: created first, the new one
+        // would fail (EC2: InvalidNetworkInterface.InUse) on the first `up` after every AL2023 release. Egress stops for the swap, a few
+        // minutes, as it would for any replacement of the one NAT instance.
+        deleteBeforeReplace: true,
+      },
     );
     new aws.ec2.Eip(`${name}-eip`, { domain: "vpc", networkInterface: eni.id }, { ...o, dependsOn: [instance] });
     this.networkInterfaceId = eni.id;
