@@ -107,7 +107,14 @@ export class Backups extends pulumi.ComponentResource {
           // Omitted: governance mode; set: compliance mode once the cooling-off days have passed.
           changeableForDays: args.vaultLock === "compliance" ? VAULT_LOCK_COOLING_OFF_DAYS : undefined,
         },
-        keep,
+        // Every argument is ForceNew and the lock is the vault's, not a resource of its own (terraform-provider-aws
+        // internal/service/backup/vault_lock_configuration.go: no Update; Create is PutBackupVaultLockConfiguration, Delete
+        // DeleteBackupVaultLockConfiguration, both by vault name). A new mode (backupVaultLock) or retention
+        // (overrides.backups.*) replaces it; created first, the new lock would overwrite the old one and the old one's
+        // delete would then remove it: no lock left, while the state holds one. Delete-first puts the new lock last. Protected
+        // outside dev, so there `pulumi up` refuses the replacement until the lock is unprotected (README, "Backup
+        // Vault Lock"); the deploy role may not delete a lock at all (boundaries.ts), an administrator does.
+        { ...keep, deleteBeforeReplace: true },
       );
     }
 
