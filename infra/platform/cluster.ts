@@ -170,7 +170,17 @@ export class Cluster extends pulumi.ComponentResource {
         enabledClusterLogTypes: ["api", "audit", "authenticator", "controllerManager", "scheduler"],
         accessConfig: { authenticationMode: "API_AND_CONFIG_MAP", bootstrapClusterCreatorAdminPermissions: true },
       },
-      { ...o, dependsOn: [logs, clusterPolicy] },
+      {
+        ...o,
+        dependsOn: [logs, clusterPolicy],
+        // The control plane keeps the subnets it was created with. EKS takes new cluster subnets only in the zones the
+        // cluster was created in (EKS User Guide, "View Amazon EKS networking requirements for VPC and subnets": the
+        // subnets you add must be in the set of AZs given at creation; aws/containers-roadmap#2330 asks for more), so
+        // the subnets of a zone added later (dev's two zones -> small's three, overrides.network.azCount) would fail the
+        // update (UpdateClusterConfig). Node groups, load balancers and pods use the new zone's subnets without them
+        // being the cluster's.
+        ignoreChanges: ["vpcConfig.subnetIds"],
+      },
     );
     this.name = cluster.name;
     this.endpoint = cluster.endpoint;

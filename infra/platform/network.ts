@@ -6,7 +6,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { serviceTrustPolicy } from "./iam.ts";
 import { NatInstance } from "./nat-instance.ts";
-import { chooseZones, EKS_UNSUPPORTED_ZONE_IDS } from "./zones.ts";
+import { EKS_UNSUPPORTED_ZONE_IDS, nextZone, qualifyingZones, zonesLacking } from "./zones.ts";
 
 export interface NetworkArgs {
   clusterName: string;
@@ -29,7 +29,7 @@ export class Network extends pulumi.ComponentResource {
   readonly publicSubnetCidrs: pulumi.Output<string>[] = [];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
-  /** The zone IDs the subnets are in, in subnet order. */
+  /** The zone IDs the subnets are in (as AWS has them, not as today's choice would put them), in subnet order. */
   readonly zoneIds: pulumi.Output<string[]>;
   /**
    * What an internet-facing load balancer needs (internet gateway, public subnets and their routes). Whatever
@@ -73,12 +73,24 @@ export class Network extends pulumi.ComponentResource {
       },
       o,
     );
-    const zones = pulumi
+    const qualifying = pulumi
       .all([available, offerings])
       .apply(([az, off]) =>
-        chooseZones({ names: az.names, zoneIds: az.zoneIds, offerings: off }, args.instanceTypes, args.azCount, args.region),
+        qualifyingZones(
+          { names: az.names, zoneIds: az.zoneIds, offerings: off },
+          args.instanceTypes,
+          args.azCount,
+          args.region,
+        ).map((z) => z.zoneId),
       );
-    this.zoneIds = zones.apply((z) => z.map((zone) => zone.zoneId));
+    // A subnet's zone is ForceNew (terraform-provider-aws internal/service/ec2/vpc_subnet.go: availability_zone_id) and
+    // its CIDR block is fixed by its index: a subnet "moved" to another zone would be a new subnet created beside the old
+    // one with the same CIDR block (EC2: InvalidSubnet.Conflict), and would take the NAT gateway, the node groups and the
+    // database's and cache's subnet groups with it. The choice above moves with the tier's instance types and with AWS's
+    // offerings, so each subnet ignores a new one and keeps its zone; the next pair takes the first qualifying zone no
+    // earlier subnet is in (`taken`: where they are, from their outputs).
+    const keepZone: pulumi.CustomResourceOptions = { ...o, ignoreChanges: ["availabilityZoneId"] };
+    let taken: pulumi.Output<string[]> = pulumi.output([]);
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, o);
     const publicRt = new aws.ec2.RouteTable(
       `${name}-public-rt`,
@@ -95,7 +107,7 @@ export class Network extends pulumi.ComponentResource {
     this.privateSubnetIds = [];
     this.privateRouteTableIds = [];
     for (let i = 0; i < args.azCount; i++) {
-      const az = zones.apply((z) => z[i].zoneId);
+      const az = pulumi.all([qualifying, taken]).apply(([q, t]) => nextZone(q, t, args.region));
       // /20 public subnets at the bottom, /18 private subnets above them (room for many pod IPs).
       const pub = new aws.ec2.Subnet(
         `${name}-public-${i}`,
@@ -106,7 +118,7 @@ export class Network extends pulumi.ComponentResource {
           mapPublicIpOnLaunch: false,
           tags: { ...clusterTag, "kubernetes.io/role/elb": "1", Name: `${args.clusterName}-public-${i}` },
         },
-        o,
+        keepZone,
       );
       const pubAssoc = new aws.ec2.RouteTableAssociation(
         `${name}-public-${i}`,
@@ -141,8 +153,10 @@ export class Network extends pulumi.ComponentResource {
           mapPublicIpOnLaunch: false,
           tags: { ...clusterTag, "kubernetes.io/role/internal-elb": "1", Name: `${args.clusterName}-private-${i}` },
         },
-        o,
+        keepZone,
       );
+      const zone = priv.availabilityZoneId;
+      taken = pulumi.all([taken, zone]).apply(([t, z]) => [...t, z]);
       const rt = new aws.ec2.RouteTable(
         `${name}-private-rt-${i}`,
         {
@@ -162,6 +176,19 @@ export class Network extends pulumi.ComponentResource {
       this.privateSubnetIds.push(priv.id);
       this.privateRouteTableIds.push(rt.id);
     }
+    // A kept zone that lacks a type the node groups now use (a new tier or override) would leave its groups without
+    // nodes: said by the preview, before `pulumi up` changes anything, rather than by EKS after the update.
+    this.zoneIds = pulumi.all([taken, offerings]).apply(([zoneIds, off]) => {
+      const lacking = zonesLacking(zoneIds, off, args.instanceTypes);
+      if (lacking.length > 0) {
+        throw new Error(
+          `${args.region}: the stack's subnets are in ${zoneIds.join(", ")} and stay there (a subnet cannot change zones), ` +
+            `and not every one offers what the node groups now use (missing: ${lacking.join("; ")}). Choose instance ` +
+            `types each of these zones offers (overrides.nodeGroups.<group>.instanceTypes).`,
+        );
+      }
+      return zoneIds;
+    });
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.internetEdge = [vpc, igw, publicRt, ...publicSubnets, ...publicAssociations];
 
@@ -178,7 +205,12 @@ export class Network extends pulumi.ComponentResource {
     );
 
     if (args.flowLogs) this.addFlowLogs(name, vpc, args.permissionsBoundary, o);
-    this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds });
+    this.registerOutputs({
+      vpcId: this.vpcId,
+      privateSubnetIds: this.privateSubnetIds,
+      publicSubnetIds: this.publicSubnetIds,
+      zoneIds: this.zoneIds,
+    });
   }
 
   private addFlowLogs(

@@ -1,5 +1,7 @@
 // Which availability zones the VPC spans: chosen by zone ID (names are shuffled per account, IDs are not),
-// never one EKS refuses, and only zones that offer every instance type the tier's node groups use.
+// never one EKS refuses, and only zones that offer every instance type the tier's node groups use. Chosen when a
+// subnet is created, then kept: the choice moves with the instance types (a tier, an override, the GPU group) and with
+// what AWS offers, but a subnet cannot (network.ts).
 
 /**
  * Zone IDs where EKS does not create clusters ("View Amazon EKS networking requirements for VPC and subnets",
@@ -25,10 +27,24 @@ export interface ZoneFacts {
  * offer every one of `instanceTypes`. Throws, naming the types and zones, when fewer qualify.
  */
 export function chooseZones(facts: ZoneFacts, instanceTypes: string[], count: number, region: string): Zone[] {
+  return qualifyingZones(facts, instanceTypes, count, region).slice(0, count);
+}
+
+/** Zone ID -> the instance types it offers, from getInstanceTypeOfferings (location type availability-zone-id). */
+function offeredTypes(offerings: ZoneFacts["offerings"]): Map<string, Set<string>> {
   const offered = new Map<string, Set<string>>();
-  facts.offerings.locations.forEach((zoneId, i) => {
-    offered.set(zoneId, (offered.get(zoneId) ?? new Set()).add(facts.offerings.instanceTypes[i]));
+  offerings.locations.forEach((zoneId, i) => {
+    offered.set(zoneId, (offered.get(zoneId) ?? new Set()).add(offerings.instanceTypes[i]));
   });
+  return offered;
+}
+
+/**
+ * Every zone EKS accepts that offers every one of `instanceTypes`, in zone-ID order (chooseZones takes the first
+ * `count`). Throws, naming the types and zones, when fewer than `count` qualify.
+ */
+export function qualifyingZones(facts: ZoneFacts, instanceTypes: string[], count: number, region: string): Zone[] {
+  const offered = offeredTypes(facts.offerings);
   const zones = facts.zoneIds
     .map((zoneId, i) => ({ name: facts.names[i], zoneId }))
     .filter((z) => !EKS_UNSUPPORTED_ZONE_IDS.includes(z.zoneId))
@@ -43,5 +59,35 @@ export function chooseZones(facts: ZoneFacts, instanceTypes: string[], count: nu
         `found ${fit.length} (${missing}). Choose other instance types (overrides.nodeGroups.<group>.instanceTypes) or another region.`,
     );
   }
-  return fit.slice(0, count);
+  return fit;
+}
+
+/**
+ * The zone of the next pair of subnets: the first qualifying zone (qualifyingZones, in order) that no subnet before it
+ * holds. A subnet never moves (`availabilityZoneId` is ForceNew, and a new subnet with the same CIDR block cannot be
+ * created before the old one is gone), so `taken` is where the earlier subnets actually are, which on a stack deployed
+ * under another choice (other instance types, another tier) need not be the first zones of today's choice.
+ */
+export function nextZone(qualifying: string[], taken: string[], region: string): string {
+  const zone = qualifying.find((z) => !taken.includes(z));
+  if (!zone) {
+    throw new Error(
+      `${region}: no zone left for another pair of subnets: the qualifying zones ${qualifying.join(", ")} are all taken ` +
+        `(${taken.join(", ")}). Lower network.azCount or choose other instance types (overrides.nodeGroups.<group>.instanceTypes).`,
+    );
+  }
+  return zone;
+}
+
+/**
+ * The kept zones (where the subnets are) that miss one of `instanceTypes`, as "zone: types"; empty when each offers all.
+ * A tier or an override can bring a type one of a stack's zones does not offer: its subnets stay (see nextZone), so the
+ * node groups there could never launch it.
+ */
+export function zonesLacking(zoneIds: string[], offerings: ZoneFacts["offerings"], instanceTypes: string[]): string[] {
+  const offered = offeredTypes(offerings);
+  return zoneIds.flatMap((z) => {
+    const missing = instanceTypes.filter((t) => !offered.get(z)?.has(t));
+    return missing.length > 0 ? [`${z}: ${missing.join(", ")}`] : [];
+  });
 }

@@ -4,11 +4,69 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { mockZones } from "../../infra/plan/mocks.ts";
+import { chooseZones, nextZone, qualifyingZones, zonesLacking } from "../../infra/platform/zones.ts";
 import { stackPlan } from "../support/stack-plan.ts";
-import { inputs, one } from "../support/plan.ts";
+import { inputs, ofType, one } from "../support/plan.ts";
 
 const plan = await stackPlan("prod");
+const urnOf = new Map(plan.resources.map((r) => [`${r.type}::${r.name}`, r.urn]));
+const SUBNET = "aws:ec2/subnet:Subnet";
 const LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration";
+
+/** us-east-1 as the mocks have it, with `lacking` zone IDs offering none of the given types. */
+function facts(types: string[], lacking: Record<string, string[]>) {
+  const zones = mockZones("us-east-1");
+  const pairs = zones.flatMap((z) => types.filter((t) => !lacking[z.zoneId]?.includes(t)).map((t) => [t, z.zoneId]));
+  return {
+    names: zones.map((z) => z.name),
+    zoneIds: zones.map((z) => z.zoneId),
+    offerings: { instanceTypes: pairs.map((p) => p[0]), locations: pairs.map((p) => p[1]) },
+  };
+}
+
+test("the zone choice moves with the tier's instance types, so a subnet does not follow it: it keeps its zone", () => {
+  // A dev stack (m7g only) in an account whose use1-az2 has no g5: small brings g5, and today's choice skips use1-az2.
+  const lacking = { "use1-az2": ["g5.2xlarge"] };
+  const ids = (zones: { zoneId: string }[]) => zones.map((z) => z.zoneId);
+  assert.deepEqual(ids(chooseZones(facts(["m7g.xlarge"], lacking), ["m7g.xlarge"], 2, "us-east-1")), ["use1-az1", "use1-az2"]);
+  const small = ["m7g.xlarge", "g5.2xlarge"];
+  assert.deepEqual(ids(chooseZones(facts(small, lacking), small, 3, "us-east-1")), ["use1-az1", "use1-az4", "use1-az5"]);
+  // availability_zone_id is ForceNew (internal/service/ec2/vpc_subnet.go) and the CIDR block is the index's: following
+  // the choice, network-*-1 would be created anew beside itself (InvalidSubnet.Conflict). Every subnet ignores it.
+  const subnets = ofType(plan, SUBNET);
+  assert.equal(subnets.length, 6);
+  for (const s of subnets) assert.deepEqual(s.options.ignoreChanges, ["availabilityZoneId"], s.name);
+});
+
+test("a new pair of subnets takes the first qualifying zone the earlier subnets are not in (where they are, not today's pick)", () => {
+  // That stack going to three zones: its subnets 0 and 1 stay in az1 and az2; the third pair goes to az4, not az2 again.
+  assert.equal(nextZone(["use1-az1", "use1-az4", "use1-az5"], ["use1-az1", "use1-az2"], "us-east-1"), "use1-az4");
+  assert.equal(nextZone(["use1-az1", "use1-az2", "use1-az4"], ["use1-az1", "use1-az4"], "us-east-1"), "use1-az2");
+  assert.throws(() => nextZone(["use1-az1", "use1-az2"], ["use1-az1", "use1-az2"], "us-east-1"), /no zone left/);
+  // The plan: each subnet's zone is read from the private subnets before it (their outputs), in order.
+  for (const i of [1, 2]) {
+    for (const kind of ["public", "private"]) {
+      const deps = one(plan, SUBNET, `network-${kind}-${i}`).propertyDependencies?.availabilityZoneId ?? [];
+      for (let j = 0; j < i; j++)
+        assert.ok(deps.includes(urnOf.get(`${SUBNET}::network-private-${j}`)!), `${kind}-${i} <- private-${j}`);
+    }
+  }
+  const zones = ofType(plan, SUBNET).map((s) => inputs(s).availabilityZoneId);
+  assert.deepEqual([...new Set(zones)], ["use1-az1", "use1-az2", "use1-az4"], "a new stack's choice is unchanged");
+});
+
+test("zonesLacking names a kept zone that lacks a type the node groups now use (network.ts refuses the plan with it)", () => {
+  const types = ["c7g.2xlarge", "g5.2xlarge"];
+  const { offerings } = facts(types, { "use1-az2": ["g5.2xlarge"] });
+  assert.deepEqual(zonesLacking(["use1-az1", "use1-az2"], offerings, types), ["use1-az2: g5.2xlarge"]);
+  assert.deepEqual(zonesLacking(["use1-az1", "use1-az4"], offerings, types), []);
+  // qualifyingZones is chooseZones' whole list: the next pair may need a zone past the first `count`.
+  assert.deepEqual(
+    qualifyingZones(facts(types, {}), types, 2, "us-east-1").map((z) => z.zoneId),
+    ["use1-az1", "use1-az2", "use1-az4", "use1-az5", "use1-az6"],
+  );
+});
 
 test("the Backup Vault Lock is replaced delete-first: created first, the old lock's delete would remove the new one", async () => {
   // internal/service/backup/vault_lock_configuration.go: no Update, every argument ForceNew, id = the vault's name;
@@ -28,4 +86,8 @@ test("the Backup Vault Lock is replaced delete-first: created first, the old loc
     assert.equal(options.deleteBeforeReplace, true);
     assert.equal(options.protect, true, "outside dev: pulumi up refuses the replacement until the lock is unprotected");
   }
+});
+
+test("the EKS control plane keeps the subnets it was created with (EKS takes none in a zone it was not created in)", () => {
+  assert.deepEqual(one(plan, "aws:eks/cluster:Cluster").options.ignoreChanges, ["vpcConfig.subnetIds"]);
 });
