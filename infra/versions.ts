@@ -73,6 +73,9 @@ export const MANAGED_ENGINES = {
   // RDS User Guide "Working with parameter groups": family postgres16.
   postgres: { engine: "postgres", version: "16", family: "postgres16" },
   // ElastiCache User Guide "Engine specific parameters": Valkey 8.0, 8.1 and 8.2, parameter group family valkey8.
+  // Never below the running minor: the provider replaces a group to downgrade it (terraform-provider-aws
+  // internal/service/elasticache/engine_version.go), and the replacement fails on the fixed replication group id (README,
+  // "The cache's Valkey minor").
   cache: { engine: "valkey", version: "8.0", family: "valkey8" },
 } as const;
 
