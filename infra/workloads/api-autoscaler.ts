@@ -19,6 +19,8 @@ export interface ApiAutoscalerArgs {
   sizes: Pick<Tier["api"], "minReplicas" | "maxReplicas">;
   /** The Deployment it scales; named so the HPA is created after it. */
   deployment: k8s.apps.v1.Deployment;
+  /** The tier scales down off-peak (offpeak.ts): its CronJobs own minReplicas once the HPA exists. */
+  scaledOffPeak: boolean;
 }
 
 export class ApiAutoscaler extends pulumi.ComponentResource {
@@ -45,11 +47,9 @@ export class ApiAutoscaler extends pulumi.ComponentResource {
           behavior: { scaleUp: rule(HPA_RULES.scaleUp), scaleDown: rule(HPA_RULES.scaleDown) },
         },
       },
-      {
-        parent: this,
-        // The off-peak CronJob lowers minReplicas at night; `pulumi up` must not undo it.
-        ignoreChanges: ["spec.minReplicas"],
-      },
+      // The off-peak CronJob lowers minReplicas at night; `pulumi up` must not undo it. A tier without the CronJobs
+      // (dev) has Pulumi set it: ignored there too, a new minReplicas (an override, a new tier) never reached the HPA.
+      { parent: this, ignoreChanges: args.scaledOffPeak ? ["spec.minReplicas"] : [] },
     );
     this.registerOutputs({});
   }

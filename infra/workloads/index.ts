@@ -134,7 +134,8 @@ export class Workloads extends pulumi.ComponentResource {
       },
       afterAlbController,
     );
-    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu }, afterAlbController);
+    const scaledOffPeak = sizes.schedule.offPeak !== null;
+    new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu, scaledOffPeak }, afterAlbController);
 
     const api = new Api(
       `${name}-api`,
@@ -153,7 +154,7 @@ export class Workloads extends pulumi.ComponentResource {
       },
       { ...afterAlbController, dependsOn: [addons.albController, dbRoles.job] },
     );
-    new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment }, o);
+    new ApiAutoscaler(`${name}-api-autoscaler`, { namespace, sizes: sizes.api, deployment: api.deployment, scaledOffPeak }, o);
     // Without a public entry (dev) there is no Ingress, so no ALB, and nothing from the VPC reaches the serving port.
     const ingress = sizes.network.publicIngress
       ? new ApiIngress(

@@ -1,8 +1,8 @@
 // Off-peak scale-down of the workloads (guide 000 scale_down_during_low_traffic: 00:00-06:00, API 5->2,
 // Ollama 3->1): two CronJobs patch the API HPA's minReplicas and Ollama's replica count at the window's
 // start and back at its end. Their ServiceAccount may only get and patch that one HPA and that one scale
-// subresource. Pulumi ignores both fields (api-autoscaler.ts, ollama.ts), so `pulumi up` keeps the CronJobs'
-// values. The node groups follow the same window in platform/schedules.ts.
+// subresource. Where they run, Pulumi ignores both fields (api-autoscaler.ts, ollama.ts), so `pulumi up` keeps the
+// CronJobs' values, and new peak sizes arrive with the next scale-up. The node groups follow the same window in platform/schedules.ts.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Tier } from "../tiers.ts";

@@ -104,6 +104,8 @@ export interface OllamaArgs {
   sizes: Tier["ollama"];
   /** The tier's `gpu`: on the gpu nodes with one GPU each, else CPU-only on the general nodes. */
   gpu: boolean;
+  /** The tier scales down off-peak (offpeak.ts): its CronJobs own the replica count once the StatefulSet exists. */
+  scaledOffPeak: boolean;
 }
 
 export class Ollama extends pulumi.ComponentResource {
@@ -216,8 +218,9 @@ export class Ollama extends pulumi.ComponentResource {
       },
       {
         ...o,
-        // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it.
-        ignoreChanges: ["spec.replicas"],
+        // The off-peak CronJob scales Ollama down at night; `pulumi up` must not undo it. Without the CronJobs (dev)
+        // Pulumi sets it, or a new replica count never reached the StatefulSet.
+        ignoreChanges: args.scaledOffPeak ? ["spec.replicas"] : [],
         // Every start pulls the models (about 16 GB on a GPU tier) before the pods turn ready.
         customTimeouts: { create: "60m", update: "60m" },
       },
