@@ -157,6 +157,7 @@ function recordRequests(): Request[] {
         retainOnDelete: req.getRetainondelete() || undefined,
         replaceOnChanges: req.getReplaceonchangesList().length ? req.getReplaceonchangesList() : undefined,
         deleteBeforeReplace: req.getDeletebeforereplace() || undefined,
+        aliases: aliasesOf(req),
         customTimeouts: customTimeoutsOf(req.getCustomtimeouts()),
       },
     };
@@ -205,4 +206,11 @@ async function resolveOutputs(outputs: Record<string, unknown>): Promise<Record<
 function customTimeoutsOf(t: { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined) {
   const set = Object.entries({ create: t?.getCreate(), update: t?.getUpdate(), delete: t?.getDelete() }).filter(([, v]) => v);
   return set.length > 0 ? (Object.fromEntries(set) as { create?: string; update?: string; delete?: string }) : undefined;
+}
+
+/** A registration's aliases: each structured alias by its name (or its URN), and plain alias URNs; undefined if none. */
+function aliasesOf(req: any): string[] | undefined {
+  const structured = (req.getAliasesList() as any[]).map((a) => a.getSpec()?.getName() || a.getUrn());
+  const all = [...structured, ...(req.getAliasurnsList() as string[])];
+  return all.length > 0 ? all : undefined;
 }

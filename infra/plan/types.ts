@@ -32,6 +32,8 @@ export interface PlannedResource {
      * the new one first, which a fixed physical name or a resource AWS keys by its parent refuses).
      */
     deleteBeforeReplace?: boolean;
+    /** Earlier names (or URNs) the engine takes as this resource, so a rename keeps what a stack already has. */
+    aliases?: string[];
     /** How long the engine waits for a create, update or delete ("16m"); the provider's default when absent. */
     customTimeouts?: { create?: string; update?: string; delete?: string };
   };

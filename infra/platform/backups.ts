@@ -8,7 +8,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
-import { serviceTrustPolicy } from "./iam.ts";
+import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
 import { endDays, eventBridgeCron as schedulerCron, hhmmOf, midpoint, minutesOf, utcWindow } from "../time.ts";
 import { RDS_BACKUP_AFTER_WORK_START } from "../tier-schema.ts";
 
@@ -147,9 +147,7 @@ export class Backups extends pulumi.ComponentResource {
       },
       o,
     );
-    const attachments = BACKUP_ROLE_POLICIES.map(
-      (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-backup-${i}`, { role: role.name, policyArn }, o),
-    );
+    const attachments = attachManagedPolicies(`${name}-backup`, role, BACKUP_ROLE_POLICIES, o);
     new aws.backup.Selection(
       `${name}-selection`,
       {

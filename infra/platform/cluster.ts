@@ -9,7 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
-import { irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
+import { attachManagedPolicies, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
 
@@ -201,9 +201,7 @@ export class Cluster extends pulumi.ComponentResource {
       { assumeRolePolicy: serviceTrustPolicy("ec2.amazonaws.com"), permissionsBoundary: args.permissionsBoundary },
       o,
     );
-    const attachments = NODE_POLICIES.map(
-      (policyArn, i) => new aws.iam.RolePolicyAttachment(`${name}-node-${i}`, { role: nodeRole.name, policyArn }, o),
-    );
+    const attachments = attachManagedPolicies(`${name}-node`, nodeRole, NODE_POLICIES, o);
 
     this.nodeGroups = [];
     const zonal = zonalRoles(args.nodeGroups);

@@ -53,6 +53,31 @@ export function webIdentityTrustPolicy(
   );
 }
 
+/**
+ * Attaches AWS managed policies to the role made as `roleName`, one attachment each, named after its policy
+ * (`<roleName>-AmazonEKS_CNI_Policy`). Named by position, as they were, a policy taken out of the middle of a list moved
+ * the next one into its attachment: a policy_arn change replaces an attachment (ForceNew), whose new attach was a no-op
+ * beside the attachment already holding that policy, while the last attachment's delete then detached it, and the role
+ * lost a policy that the state still showed attached. Each alias is the name the attachment had by its position in
+ * the list as it stood then, so a stack deployed before keeps its attachments (aliases must not be recomputed from a
+ * reordered list).
+ */
+export function attachManagedPolicies(
+  roleName: string,
+  role: aws.iam.Role,
+  policyArns: readonly string[],
+  opts: pulumi.CustomResourceOptions,
+): aws.iam.RolePolicyAttachment[] {
+  return policyArns.map(
+    (policyArn, i) =>
+      new aws.iam.RolePolicyAttachment(
+        `${roleName}-${policyArn.split("/").at(-1)}`,
+        { role: role.name, policyArn },
+        { ...opts, aliases: [{ name: `${roleName}-${i}` }] },
+      ),
+  );
+}
+
 /** An IAM role only the given service account of the given namespace can assume. */
 export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): aws.iam.Role {
   const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
@@ -62,9 +87,7 @@ export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.Componen
     { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject), permissionsBoundary: args.permissionsBoundary },
     opts,
   );
-  for (const [i, policyArn] of (args.managedPolicyArns ?? []).entries()) {
-    new aws.iam.RolePolicyAttachment(`${name}-${i}`, { role: role.name, policyArn }, opts);
-  }
+  attachManagedPolicies(name, role, args.managedPolicyArns ?? [], opts);
   if (args.inlinePolicy) new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy: args.inlinePolicy }, opts);
   return role;
 }

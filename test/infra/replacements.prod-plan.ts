@@ -91,3 +91,25 @@ test("the Backup Vault Lock is replaced delete-first: created first, the old loc
 test("the EKS control plane keeps the subnets it was created with (EKS takes none in a zone it was not created in)", () => {
   assert.deepEqual(one(plan, "aws:eks/cluster:Cluster").options.ignoreChanges, ["vpcConfig.subnetIds"]);
 });
+
+test("a role's managed-policy attachments are named by policy, and keep the names they had by position as aliases", () => {
+  // policy_arn is ForceNew: named by position, a policy taken out of the middle of a list replaced the attachments
+  // after it, and the last one's delete detached a policy another attachment had just claimed (a no-op attach).
+  const byRole = new Map<string, string[]>();
+  for (const a of ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")) {
+    const policy = (inputs(a).policyArn as string).split("/").at(-1)!;
+    if (!(inputs(a).policyArn as string).startsWith("arn:aws:iam::aws:policy/") || a.name === "cluster-control-plane") continue;
+    assert.ok(a.name.endsWith(`-${policy}`), `${a.name} is not named after ${policy}`);
+    const role = a.name.slice(0, -policy.length - 1);
+    byRole.set(role, [...(byRole.get(role) ?? []), ...(a.options.aliases ?? [])]);
+  }
+  // The positions the attachments had, in the order each list declares its policies.
+  for (const [role, aliases] of byRole)
+    assert.deepEqual(
+      aliases,
+      aliases.map((_, i) => `${role}-${i}`),
+      role,
+    );
+  assert.deepEqual(byRole.get("cluster-node"), ["cluster-node-0", "cluster-node-1", "cluster-node-2", "cluster-node-3"]);
+  assert.ok(byRole.has("backups-backup") && byRole.has("cluster-ebs-csi"), [...byRole.keys()].join(", "));
+});
