@@ -82,11 +82,12 @@ export class NatInstance extends pulumi.ComponentResource {
       },
       {
         ...o,
-        // Replaced delete-first: a new AMI (`ami`, ForceNew in terraform-provider-aws internal/service/ec2/ec2_instance.go)
-        // or new user data replaces the instance, and the new one boots on the same network interface as its primary
-        // (device index 0), which EC2 gives only to an instance once the old one has let it go: created first, the new one
-        // would fail (EC2: InvalidNetworkInterface.InUse) on the first `up` after every AL2023 release. Egress stops for the swap, a few
-        // minutes, as it would for any replacement of the one NAT instance.
+        // Replaced delete-first: a new AMI (`ami`, ForceNew in terraform-provider-aws
+        // internal/service/ec2/ec2_instance.go) or new user data replaces the instance, and the new one boots on the
+        // same network interface as its primary (device index 0), which EC2 gives an instance only once the old one
+        // has let it go: created first, the new one would fail (EC2: InvalidNetworkInterface.InUse) on the first `up`
+        // after every AL2023 release. Egress stops for the swap, a few minutes, as for any replacement of the one NAT
+        // instance.
         deleteBeforeReplace: true,
       },
     );

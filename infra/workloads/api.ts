@@ -14,6 +14,7 @@ import {
   API_STOP,
   NAME_LABEL,
   OLLAMA,
+  SECRETS,
   serviceHost,
 } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
@@ -90,7 +91,10 @@ export class Api extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels,
-              annotations: secretVersionAnnotations({ env: args.envSecret, "qdrant-api-key": args.qdrantApiKey }),
+              annotations: secretVersionAnnotations({
+                [SECRETS.api]: args.envSecret,
+                [SECRETS.qdrantApiKey.name]: args.qdrantApiKey,
+              }),
             },
             spec: {
               serviceAccountName: serviceAccount.metadata.name,

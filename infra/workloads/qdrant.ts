@@ -5,7 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeRole } from "../platform/cluster.ts";
 import type { Tier } from "../tiers.ts";
-import { IMAGES, NAME_LABEL, QDRANT } from "./names.ts";
+import { IMAGES, NAME_LABEL, QDRANT, SECRETS } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
 import {
   claimSpec,
@@ -104,7 +104,7 @@ export class Qdrant extends pulumi.ComponentResource {
           podManagementPolicy: "Parallel",
           selector: selectorFor(QDRANT.name),
           template: {
-            metadata: { labels, annotations: secretVersionAnnotations({ "qdrant-api-key": args.apiKey }) },
+            metadata: { labels, annotations: secretVersionAnnotations({ [SECRETS.qdrantApiKey.name]: args.apiKey }) },
             spec: {
               automountServiceAccountToken: false,
               securityContext: nonRootPod(QDRANT_UID),

@@ -25,7 +25,8 @@ export interface SecretRef {
 }
 
 /**
- * Pod template annotations naming the versions of the Secrets its containers read at start. Without them a password,
+ * Pod template annotations naming the versions of the Secrets its containers read at start, keyed by each Secret's
+ * name (`secret-version/agent-api-env`). Without them a password,
  * token or endpoint written to a Secret reached no running pod until it happened to restart, and a credential retired
  * meanwhile (a rotated ElastiCache token, a restored database's host) failed every call from the pods still holding
  * the old one. The version, not a hash of the values: secret, a hash would make the whole template secret and the

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import { containersOf } from "../../policy/lib/k8s.ts";
 import { inputs } from "../support/plan.ts";
 import { stackPlan } from "../support/stack-plan.ts";
 
@@ -49,7 +50,6 @@ function templateOf(r: PlannedResource): PodTemplate | undefined {
       ? spec.template
       : undefined;
 }
-const containersOf = (t: PodTemplate): any[] => [...(t.spec.initContainers ?? []), ...t.spec.containers];
 
 /** "500m" -> 0.5, "2Gi" -> 2^31: enough of resource.Quantity for comparing a request with its limit. */
 function quantity(q: string | number): number {
@@ -68,7 +68,7 @@ function metadataViolations(r: PlannedResource): string[] {
   for (const labels of labelSets.filter(Boolean) as Labels[])
     for (const [k, v] of Object.entries(labels)) if (!qualifiedName(k) || !labelValue(v)) out.push(`label ${k}=${v}`);
   for (const annotations of [m.annotations, template?.metadata.annotations].filter(Boolean) as Labels[])
-    for (const k of Object.keys(annotations)) if (!qualifiedName(k.toLowerCase())) out.push(`annotation ${k}`);
+    for (const k of Object.keys(annotations)) if (!qualifiedName(k)) out.push(`annotation ${k}`);
   return out;
 }
 
@@ -78,7 +78,7 @@ function podViolations(r: PlannedResource, t: PodTemplate): string[] {
     ...(t.spec.volumes ?? []).map((v: any) => v.name),
     ...(inputs(r).spec.volumeClaimTemplates ?? []).map((c: any) => c.metadata.name),
   ];
-  const containers = containersOf(t);
+  const containers: any[] = containersOf(t.spec);
   for (const [what, names] of [
     ["container", containers.map((c) => c.name)],
     ["volume", volumes],
@@ -118,7 +118,7 @@ function referenceViolations(plan: Plan): string[] {
     if (!selector) continue; // its endpoints are someone else's
     const pods = podsIn(namespace(s), selector);
     if (pods.length === 0) out.push(`Service ${s.name} selects no pod`);
-    const declared = pods.flatMap((t) => containersOf(t).flatMap((c) => (c.ports ?? []).map((p: any) => p.name)));
+    const declared = pods.flatMap((t) => (containersOf(t.spec) as any[]).flatMap((c) => (c.ports ?? []).map((p: any) => p.name)));
     for (const p of ports) {
       if ((ports.length > 1 || p.name) && !dnsLabel(p.name ?? "")) out.push(`Service ${s.name}: port name ${p.name}`);
       if (typeof p.targetPort === "string" && !declared.includes(p.targetPort))
