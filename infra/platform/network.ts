@@ -6,7 +6,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { serviceTrustPolicy } from "./iam.ts";
 import { NatInstance } from "./nat-instance.ts";
-import { EKS_UNSUPPORTED_ZONE_IDS, nextZone, qualifyingZones, zonesLacking } from "./zones.ts";
+import { EKS_UNSUPPORTED_ZONE_IDS, keptZones, nextZone, qualifyingZones } from "./zones.ts";
 
 export interface NetworkArgs {
   clusterName: string;
@@ -178,17 +178,9 @@ export class Network extends pulumi.ComponentResource {
     }
     // A kept zone that lacks a type the node groups now use (a new tier or override) would leave its groups without
     // nodes: said by the preview, before `pulumi up` changes anything, rather than by EKS after the update.
-    this.zoneIds = pulumi.all([taken, offerings]).apply(([zoneIds, off]) => {
-      const lacking = zonesLacking(zoneIds, off, args.instanceTypes);
-      if (lacking.length > 0) {
-        throw new Error(
-          `${args.region}: the stack's subnets are in ${zoneIds.join(", ")} and stay there (a subnet cannot change zones), ` +
-            `and not every one offers what the node groups now use (missing: ${lacking.join("; ")}). Choose instance ` +
-            `types each of these zones offers (overrides.nodeGroups.<group>.instanceTypes).`,
-        );
-      }
-      return zoneIds;
-    });
+    this.zoneIds = pulumi
+      .all([taken, offerings])
+      .apply(([zoneIds, off]) => keptZones(zoneIds, off, args.instanceTypes, args.region));
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.internetEdge = [vpc, igw, publicRt, ...publicSubnets, ...publicAssociations];
 

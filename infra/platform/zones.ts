@@ -80,9 +80,30 @@ export function nextZone(qualifying: string[], taken: string[], region: string):
 }
 
 /**
+ * `zoneIds`, where a stack's subnets are, when each offers every one of `instanceTypes`; else throws, naming the zones
+ * and the types they miss. A tier or an override can bring a type one of a stack's zones does not offer: its subnets
+ * stay (see nextZone), so the node groups there could never launch it. The program (network.ts) and the preflight ask
+ * the same.
+ */
+export function keptZones(
+  zoneIds: string[],
+  offerings: ZoneFacts["offerings"],
+  instanceTypes: string[],
+  region: string,
+): string[] {
+  const lacking = zonesLacking(zoneIds, offerings, instanceTypes);
+  if (lacking.length > 0) {
+    throw new Error(
+      `${region}: the stack's subnets are in ${zoneIds.join(", ")} and stay there (a subnet cannot change zones), ` +
+        `and not every one offers what the node groups now use (missing: ${lacking.join("; ")}). Choose instance ` +
+        `types each of these zones offers (overrides.nodeGroups.<group>.instanceTypes).`,
+    );
+  }
+  return zoneIds;
+}
+
+/**
  * The kept zones (where the subnets are) that miss one of `instanceTypes`, as "zone: types"; empty when each offers all.
- * A tier or an override can bring a type one of a stack's zones does not offer: its subnets stay (see nextZone), so the
- * node groups there could never launch it.
  */
 export function zonesLacking(zoneIds: string[], offerings: ZoneFacts["offerings"], instanceTypes: string[]): string[] {
   const offered = offeredTypes(offerings);

@@ -5,6 +5,7 @@ import {
   DescribeAvailabilityZonesCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { IAMClient, ListOpenIDConnectProvidersCommand, ListOpenIDConnectProviderTagsCommand } from "@aws-sdk/client-iam";
@@ -14,7 +15,7 @@ import { GetBucketTaggingCommand, HeadBucketCommand, S3Client } from "@aws-sdk/c
 import { GetAWSDefaultServiceQuotaCommand, GetServiceQuotaCommand, ServiceQuotasClient } from "@aws-sdk/client-service-quotas";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { PROJECT } from "../config.ts";
-import { chooseZones } from "../platform/zones.ts";
+import { chooseZones, keptZones, nextZone, qualifyingZones } from "../platform/zones.ts";
 import { message } from "./artifacts.ts";
 import type { StackNeeds } from "./needs.ts";
 import { quotaFor, requestCommand } from "./quotas.ts";
@@ -93,7 +94,11 @@ async function quotaValue(sq: ServiceQuotasClient, code: string): Promise<number
   }
 }
 
-/** The zones the network will choose (same rule as the program: platform/zones.ts) exist in this account. */
+/**
+ * The stack's zones exist in this account and offer its instance types, by the program's rule (platform/zones.ts): a
+ * new stack's are chosen; an existing stack's subnets stay in their zones (found by the stack's tags), and an added
+ * zone is the first qualifying one they are not in.
+ */
 export async function checkZones(needs: StackNeeds): Promise<CheckResult> {
   const ec2 = new EC2Client({ region: needs.region });
   const check = `zones: ${needs.azCount} offering ${needs.instanceTypes.join(", ")}`;
@@ -122,17 +127,43 @@ export async function checkZones(needs: StackNeeds): Promise<CheckResult> {
     token = page.NextToken;
   } while (token);
   const list = zones.AvailabilityZones ?? [];
+  const facts = { names: list.map((z) => z.ZoneName!), zoneIds: list.map((z) => z.ZoneId!), offerings };
+  const nameOf = (zoneId: string) => facts.names[facts.zoneIds.indexOf(zoneId)] ?? "?";
   try {
-    const chosen = chooseZones(
-      { names: list.map((z) => z.ZoneName!), zoneIds: list.map((z) => z.ZoneId!), offerings },
-      needs.instanceTypes,
-      needs.azCount,
-      needs.region,
-    );
-    return { check, status: "ok", detail: chosen.map((z) => `${z.zoneId} (${z.name})`).join(", ") };
+    const kept = await stackSubnetZones(ec2, needs.stack);
+    if (kept.length === 0) {
+      const chosen = chooseZones(facts, needs.instanceTypes, needs.azCount, needs.region);
+      return { check, status: "ok", detail: chosen.map((z) => `${z.zoneId} (${z.name})`).join(", ") };
+    }
+    const zoneIds = [...keptZones(kept, offerings, needs.instanceTypes, needs.region)];
+    if (zoneIds.length < needs.azCount) {
+      const qualifying = qualifyingZones(facts, needs.instanceTypes, needs.azCount, needs.region).map((z) => z.zoneId);
+      while (zoneIds.length < needs.azCount) zoneIds.push(nextZone(qualifying, zoneIds, needs.region));
+    }
+    const label = (z: string) => `${z} (${nameOf(z)}${kept.includes(z) ? ", the stack's subnets" : ", added"})`;
+    return { check, status: "ok", detail: zoneIds.map(label).join(", ") };
   } catch (err) {
     return { check, status: "fail", detail: message(err) };
   }
+}
+
+/** Zone IDs of the stack's private subnets (tagged project and stack by the provider's default tags), in index order. */
+async function stackSubnetZones(ec2: EC2Client, stack: string): Promise<string[]> {
+  const found = await ec2.send(
+    new DescribeSubnetsCommand({
+      Filters: [
+        { Name: "tag:project", Values: [PROJECT] },
+        { Name: "tag:stack", Values: [stack] },
+        { Name: "tag:kubernetes.io/role/internal-elb", Values: ["1"] },
+      ],
+    }),
+  );
+  const subnets = (found?.Subnets ?? []).map((s) => ({
+    zoneId: s.AvailabilityZoneId!,
+    name: s.Tags?.find((t) => t.Key === "Name")?.Value ?? "",
+  }));
+  const index = (name: string) => Number(/-(\d+)$/.exec(name)?.[1] ?? 0);
+  return [...new Set(subnets.sort((a, b) => index(a.name) - index(b.name)).map((s) => s.zoneId))];
 }
 
 const ownedBy = (tags: { key?: string; value?: string }[], stack: string) =>

@@ -127,6 +127,7 @@ test("the deploy role may run the preflight deploy-stack.yml runs before pulumi 
     DescribeDBInstances: "rds:DescribeDBInstances",
     DescribeInstanceTypeOfferings: "ec2:DescribeInstanceTypeOfferings",
     DescribeInstanceTypes: "ec2:DescribeInstanceTypes",
+    DescribeSubnets: "ec2:DescribeSubnets",
     GetAWSDefaultServiceQuota: "servicequotas:GetAWSDefaultServiceQuota",
     GetBucketTagging: "s3:GetBucketTagging",
     GetCallerIdentity: "sts:GetCallerIdentity",

@@ -7,6 +7,7 @@ import {
   DescribeAvailabilityZonesCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { IAMClient, ListOpenIDConnectProvidersCommand, ListOpenIDConnectProviderTagsCommand } from "@aws-sdk/client-iam";
@@ -67,6 +68,7 @@ function freshAccount(options: { zonesWithoutGpu?: string[] } = {}) {
   ec2
     .on(DescribeAvailabilityZonesCommand)
     .resolves({ AvailabilityZones: zones.map((z) => ({ ZoneName: z.name, ZoneId: z.zoneId, State: "available" })) });
+  ec2.on(DescribeSubnetsCommand).resolves({ Subnets: [] });
   ec2.on(DescribeInstanceTypeOfferingsCommand).callsFake((input: { Filters: { Values: string[] }[] }) => ({
     InstanceTypeOfferings: zones.flatMap((z) =>
       input.Filters[0].Values.filter((t) => !(/^g/.test(t) && (options.zonesWithoutGpu ?? ["use1-az6"]).includes(z.zoneId))).map(
@@ -162,6 +164,31 @@ test("zones: EKS's refused zone and the zone without g5 are skipped; too few lef
   const short = byCheck(await runPreflight(needs, http), "zones:")[0];
   assert.equal(short.status, "fail");
   assert.match(short.detail, /found 2 .*use1-az1: g5/);
+});
+
+test("zones of a deployed stack: its subnets' zones are kept (a subnet cannot move), an added one is the next that qualifies", async () => {
+  const needs = prodNeeds();
+  publishAll(needs);
+  const deployed = (zoneIds: string[]) =>
+    ec2.on(DescribeSubnetsCommand).resolves({
+      Subnets: zoneIds.map((z, i) => ({
+        AvailabilityZoneId: z,
+        Tags: [{ Key: "Name", Value: `agent-stack-prod-private-${i}` }],
+      })),
+    });
+  // Deployed under another pick (two zones, say dev's), in an order that is not today's choice (use1-az1, az2, az4).
+  deployed(["use1-az5", "use1-az2"]);
+  const kept = byCheck(await runPreflight(needs, http), "zones:")[0];
+  assert.equal(kept.status, "ok", kept.detail);
+  assert.match(
+    kept.detail,
+    /^use1-az5 \(us-east-1f, the stack's subnets\), use1-az2 \(us-east-1d, the stack's subnets\), use1-az1 \(us-east-1c, added\)$/,
+  );
+  // A kept zone without the GPU type: the preview would stop on it, so the preflight does.
+  deployed(["use1-az6", "use1-az1", "use1-az2"]);
+  const lacking = byCheck(await runPreflight(needs, http), "zones:")[0];
+  assert.equal(lacking.status, "fail");
+  assert.match(lacking.detail, /subnets are in use1-az6, use1-az1, use1-az2 and stay there .*use1-az6: g5/);
 });
 
 test("names: a foreign RDS instance, a bucket name taken elsewhere and an untagged GitHub OIDC provider fail; our own cluster passes", async () => {
