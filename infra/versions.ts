@@ -92,7 +92,8 @@ export function kubectlImage(kubernetesVersion: string): string {
 }
 
 /**
- * Managed EKS add-ons. `null` = the default version EKS picks for the cluster's Kubernetes version: the
+ * Managed EKS add-ons. `null` = the default version EKS gives the stack's Kubernetes version, read at every preview
+ * (cluster.ts, getAddonVersion), so a kubernetesVersion bump upgrades them after the control plane: the
  * valid `-eksbuild.N` versions for 1.35 could not be checked from here (only `aws eks describe-addon-versions`
  * lists them), so none is invented. `npm run preflight` calls DescribeAddonVersions and fails when an add-on
  * has no version for the cluster's Kubernetes version or a pinned one is not listed.

@@ -140,6 +140,13 @@ const INVOKES: Record<string, Invoke> = {
       id: host,
     };
   },
+  // EKS's default version of an add-on for a Kubernetes version (DescribeAddonVersions); made up, and per version.
+  "aws:eks/getAddonVersion:getAddonVersion": (inputs) => ({
+    addonName: inputs.addonName,
+    kubernetesVersion: inputs.kubernetesVersion,
+    version: `v${inputs.kubernetesVersion}.0-eksbuild.1`,
+    id: inputs.addonName,
+  }),
   "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ json: JSON.stringify(inputs), id: "policy" }),
   "tls:index/getCertificate:getCertificate": () => ({
     certificates: [{ sha1Fingerprint: "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" }],

@@ -344,6 +344,8 @@ function previewStatements(
         "sts:GetCallerIdentity",
         "ec2:DescribeAvailabilityZones",
         "ec2:DescribeInstanceTypeOfferings",
+        // The add-ons' default versions for the stack's Kubernetes version (cluster.ts, getAddonVersion).
+        "eks:DescribeAddonVersions",
         "iam:ListOpenIDConnectProviders",
         // The image's registry login (workloads/image.ts), read in a preview too, though nothing is built: every PR's
         // preview failed without it (probe W). The token carries only this role's ECR rights, which pull nothing.

@@ -262,7 +262,13 @@ export class Cluster extends pulumi.ComponentResource {
           {
             clusterName: cluster.name,
             addonName: addon,
-            addonVersion: version ?? undefined,
+            // Unpinned: the version EKS gives this Kubernetes version by default, read at every preview. Left out,
+            // an add-on kept the version it was created with: a kubernetesVersion bump upgraded the control plane
+            // and left kube-proxy, CoreDNS, the CNI and the CSI driver behind (the provider only compares an
+            // addon_version given). terraform-aws-eks reads the same data source (aws_eks_addon_version).
+            addonVersion:
+              version ??
+              aws.eks.getAddonVersionOutput({ addonName: addon, kubernetesVersion: args.kubernetesVersion }, o).version,
             // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
             resolveConflictsOnCreate: "OVERWRITE",
             resolveConflictsOnUpdate: "OVERWRITE",
@@ -348,6 +354,10 @@ export class Cluster extends pulumi.ComponentResource {
         nodeGroupNamePrefix: `${key}-`,
         nodeRoleArn: c.nodeRole.arn,
         subnetIds,
+        // The cluster's, after it: left out, a group kept the version it was created with and a kubernetesVersion bump
+        // upgraded the control plane alone (terraform-provider-aws node_group.go: `version` is compared only when
+        // given; a change is an in-place UpdateNodegroupVersion, rolling one node at a time, updateConfig).
+        version: c.cluster.version,
         instanceTypes: spec.instanceTypes,
         capacityType: spec.capacityType,
         amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(resourceName, spec.instanceTypes),

@@ -81,6 +81,7 @@ test("the preview role may call every data source the program reads, as a previe
     "aws:index/getRegion:getRegion": [],
     "aws:index/getPartition:getPartition": [],
     "aws:ssm/getParameter:getParameter": ["ssm:GetParameter"],
+    "aws:eks/getAddonVersion:getAddonVersion": ["eks:DescribeAddonVersions"],
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": ["ecr:GetAuthorizationToken"],
     "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": ["iam:GetOpenIDConnectProvider"],
     "aws:iam/getPolicyDocument:getPolicyDocument": [],

@@ -216,3 +216,18 @@ test("the plan shows the memory and GPU budgets, and every resident model fits t
   assert.equal(ollama.OLLAMA_KV_CACHE_TYPE, "q8_0");
   assert.equal(ollama.OLLAMA_FLASH_ATTENTION, "1");
 });
+
+test("a kubernetesVersion bump upgrades the add-ons and node groups too, not the control plane alone", () => {
+  // Each add-on takes EKS's default version for the stack's Kubernetes version (the mocks answer getAddonVersion with
+  // one per version), and each node group the cluster's version, read from the cluster: both change in place, after it.
+  // (A plan at another version needs the cluster autoscaler's pin bumped with it: addons.ts refuses otherwise.)
+  const cluster = one(plan, "aws:eks/cluster:Cluster");
+  const version = inputs(cluster).version;
+  const addons = ofType(plan, "aws:eks/addon:Addon");
+  assert.equal(addons.length, 4);
+  for (const a of addons) assert.equal(inputs(a).addonVersion, `v${version}.0-eksbuild.1`, a.name);
+  for (const g of nodeGroups) {
+    assert.equal(inputs(g).version, version, g.name);
+    assert.deepEqual(g.propertyDependencies?.version, [cluster.urn], `${g.name} takes the cluster's version`);
+  }
+});
