@@ -114,7 +114,7 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
   for (const [fullKey, value] of Object.entries(raw)) {
     const [ns, key] = splitKey(fullKey);
     if (ns !== PROJECT || (SECRET_KEYS as readonly string[]).includes(key)) continue;
-    ours[key] = decode(value);
+    ours[key] = expectsString(key) ? value : decode(value);
   }
   const region = raw["aws:region"];
   const problems: string[] = [];
@@ -193,6 +193,16 @@ export function requireAlertReceiver(config: StackConfig, raw: Record<string, st
 function splitKey(fullKey: string): [string, string] {
   const i = fullKey.indexOf(":");
   return i < 0 ? ["", fullKey] : [fullKey.slice(0, i), fullKey.slice(i + 1)];
+}
+
+/**
+ * Whether the schema takes `key` as a string: its value is kept as typed. Decoded, `pulumi config set
+ * agent-stack:kubernetesVersion 1.36` was the number 1.36 and refused ("allowed: string"), and 1.30 would be 1.3.
+ */
+function expectsString(key: string): boolean {
+  let t = (stackSchema.shape as Record<string, z.ZodType | undefined>)[key];
+  while (t && (t instanceof z.ZodOptional || t instanceof z.ZodDefault)) t = t.unwrap() as z.ZodType;
+  return t instanceof z.ZodString;
 }
 
 /** Pulumi stores structured values as JSON strings; plain strings stay strings. */

@@ -167,3 +167,10 @@ test("domain: a DNS name the Ingress takes as its host (a DNS-1123 subdomain), e
     "api-1.agents.example.co.uk",
   );
 });
+
+test("kubernetesVersion is read as typed: `pulumi config set agent-stack:kubernetesVersion 1.30` is 1.30, not the number 1.3", () => {
+  // Pulumi hands every value over as a string; numbers-looking values of other keys are decoded (overrides, booleans).
+  for (const version of ["1.36", "1.30"])
+    assert.equal(parseStackConfig({ ...base, "agent-stack:kubernetesVersion": version }, "dev").kubernetesVersion, version);
+  assert.match(failure({ ...base, "agent-stack:kubernetesVersion": "1.3" }), /^agent-stack:kubernetesVersion: .*1\.35/);
+});
