@@ -224,8 +224,12 @@ function deepMerge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-/** `pulumi config set --path` may store 8 or true as strings; read them as the type the tier has there. */
+/**
+ * `pulumi config set --path` may store 8 or true as strings, and stores integers as numbers ("integers are treated as
+ * numbers": Pulumi CLI docs, `pulumi config set`); read each as the type the tier has there. A CPU quantity of 2 is the string "2".
+ */
 function likeBase(base: unknown, over: unknown): unknown {
+  if (typeof base === "string" && (typeof over === "number" || typeof over === "boolean")) return String(over);
   if (typeof over !== "string") return over;
   if (typeof base === "number" && /^-?\d+(\.\d+)?$/.test(over)) return Number(over);
   if (typeof base === "boolean" && (over === "true" || over === "false")) return over === "true";

@@ -59,8 +59,9 @@ export function webIdentityTrustPolicy(
  * the next one into its attachment: a policy_arn change replaces an attachment (ForceNew), whose new attach was a no-op
  * beside the attachment already holding that policy, while the last attachment's delete then detached it, and the role
  * lost a policy that the state still showed attached. Each alias is the name the attachment had by its position in
- * the list as it stood then, so a stack deployed before keeps its attachments (aliases must not be recomputed from a
- * reordered list).
+ * the list, so a stack deployed before keeps its attachments: keep the lists' entries where they are (append new ones),
+ * as test/infra/replacements.prod-plan.ts holds them. Once a stack has run this, do not deploy an older commit to it:
+ * without the aliases, its attachments would be created again by position and the named ones deleted (detached).
  */
 export function attachManagedPolicies(
   roleName: string,

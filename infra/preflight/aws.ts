@@ -292,7 +292,10 @@ async function checkGithubOidc(needs: StackNeeds): Promise<CheckResult> {
   );
 }
 
-/** Each managed add-on has a version for the cluster's Kubernetes version (and the pinned one, if pinned). */
+/**
+ * Each managed add-on has a version for the cluster's Kubernetes version: the pinned one, or else a default, which the
+ * program takes (cluster.ts, getAddonVersion: the provider finds the version marked default and fails without one).
+ */
 export async function checkAddons(needs: StackNeeds): Promise<CheckResult[]> {
   const eks = new EKSClient({ region: needs.region });
   return Promise.all(
@@ -304,13 +307,21 @@ export async function checkAddons(needs: StackNeeds): Promise<CheckResult[]> {
       const versions = addons?.[0]?.addonVersions ?? [];
       const isDefault = (v: (typeof versions)[number]) =>
         v.compatibilities?.some((c) => c.clusterVersion === needs.kubernetesVersion && c.defaultVersion);
-      const fallback = versions.find(isDefault)?.addonVersion ?? versions[0]?.addonVersion;
+      const byDefault = versions.find(isDefault)?.addonVersion;
+      const fallback = byDefault ?? versions[0]?.addonVersion;
       if (!fallback)
         return {
           check,
           status: "fail",
           detail: `no version for Kubernetes ${needs.kubernetesVersion}`,
           fix: "Use a Kubernetes version EKS supports (agent-stack:kubernetesVersion)",
+        };
+      if (!pinned && !byDefault)
+        return {
+          check,
+          status: "fail",
+          detail: `no default version for Kubernetes ${needs.kubernetesVersion}, which the program takes when none is pinned`,
+          fix: `Pin one (${fallback} is offered) in infra/versions.ts (EKS_ADDONS)`,
         };
       if (pinned && !versions.some((v) => v.addonVersion === pinned)) {
         return {

@@ -134,6 +134,7 @@ export class Workloads extends pulumi.ComponentResource {
       },
       afterAlbController,
     );
+    // The off-peak CronJobs exist where the tier has an off-peak window (stack.ts OffPeakScaler).
     const scaledOffPeak = sizes.schedule.offPeak !== null;
     new Ollama(`${name}-ollama`, { namespace, sizes: sizes.ollama, gpu: sizes.gpu, scaledOffPeak }, afterAlbController);
 

@@ -174,3 +174,9 @@ test("kubernetesVersion is read as typed: `pulumi config set agent-stack:kuberne
     assert.equal(parseStackConfig({ ...base, "agent-stack:kubernetesVersion": version }, "dev").kubernetesVersion, version);
   assert.match(failure({ ...base, "agent-stack:kubernetesVersion": "1.3" }), /^agent-stack:kubernetesVersion: .*1\.35/);
 });
+
+test('overrides: a quantity set as a bare integer (`--path ...api.cpuLimit 2`, stored as the number 2) is the quantity "2"', () => {
+  // `pulumi config set --path` stores integers as numbers; the tier's quantities are strings ("500m", "2", "512Mi").
+  assert.equal(parseStackConfig(withOverrides({ api: { cpuLimit: 2 } }), "prod").sizes.api.cpuLimit, "2");
+  assert.equal(parseStackConfig(withOverrides({ api: { maxReplicas: "12" } }), "prod").sizes.api.maxReplicas, 12);
+});

@@ -225,6 +225,14 @@ test("EKS add-ons: EKS's default for the cluster version is reported; an add-on 
   assert.equal(results.length, 4);
   assert.equal(results.find((r) => r.check === "EKS add-on: vpc-cni")?.detail, "EKS default v1.0.0-eksbuild.2");
   assert.equal(results.find((r) => r.check === "EKS add-on: coredns")?.status, "fail");
+  // Offered, but none marked default: the program's getAddonVersion would fail the preview, so this does.
+  eks.on(DescribeAddonVersionsCommand, { addonName: "kube-proxy" }).resolves({
+    addons: [{ addonName: "kube-proxy", addonVersions: [{ addonVersion: "v1.35.0-eksbuild.3", compatibilities: [] }] }],
+  });
+  const noDefault = byCheck(await runPreflight(needs, http), "EKS add-on: kube-proxy")[0]!;
+  assert.equal(noDefault.status, "fail");
+  assert.match(noDefault.detail, /no default version for Kubernetes 1\.35/);
+  assert.match(noDefault.fix!, /v1\.35\.0-eksbuild\.3 is offered/);
 });
 
 test("database engines: the pinned majors pass; a version the region no longer offers or a wrong family fails", async () => {
