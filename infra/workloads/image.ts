@@ -10,7 +10,7 @@
 // buildkit-qemu-* of tonistiigi/binfmt, patched so the processes a step starts run emulated too): no binfmt_misc setup.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as aws from "@pulumi/aws";
 import * as dockerBuild from "@pulumi/docker-build";
@@ -60,19 +60,81 @@ export class AppImage extends pulumi.ComponentResource {
 }
 
 const SKIPPED = new Set(["node_modules", ".git", "dist", "coverage"]);
+/** Left out of the context by .dockerignore, yet they make the image: APP_BUILD.dockerfile is app/Dockerfile. */
+const ALWAYS_HASHED = new Set(["Dockerfile", ".dockerignore"]);
 
-/** First 12 hex digits of a SHA-256 over every file's path and content under `dir` (repo-relative). */
+/**
+ * First 12 hex digits of a SHA-256 over the build context's files, each by its context-relative path and content.
+ *
+ * The tag must not change unless the context Docker is sent does, on any machine: otherwise every preview from a
+ * working copy with a stray file shows `tags` changed, and an `up` from it rebuilds, pushes a new tag and rolls the
+ * API (docker-build itself hashes the context after .dockerignore: pulumi-docker-build v0.0.22
+ * provider/internal/image.go Diff, `contextHash`). So: files `.dockerignore` leaves out (`*.log`, `.env`, ...) are not
+ * hashed; the Dockerfile and .dockerignore always are (they change the image though ignored, and an ECR tag is
+ * immutable); names are sorted by UTF-16 code unit, not `localeCompare` (which sorts by the machine's locale: `sv`
+ * puts `ä` last, `en` next to `a`); paths are hashed with `/` whatever the OS.
+ */
 function sourceHash(dir: string): string {
-  const root = join(REPO_ROOT, dir);
+  return contextHash(join(REPO_ROOT, dir));
+}
+
+export function contextHash(root: string): string {
+  const ignore = dockerignore(root);
   const hash = createHash("sha256");
   const walk = (current: string): void => {
-    for (const entry of readdirSync(current, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const entries = readdirSync(current, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
+    for (const entry of entries) {
       if (SKIPPED.has(entry.name)) continue;
       const path = join(current, entry.name);
+      const rel = relative(root, path).split(sep).join("/");
       if (entry.isDirectory()) walk(path);
-      else if (entry.isFile()) hash.update(relative(root, path)).update("\0").update(readFileSync(path)).update("\0");
+      else if (entry.isFile() && (ALWAYS_HASHED.has(rel) || !ignore(rel)))
+        hash.update(rel).update("\0").update(readFileSync(path)).update("\0");
     }
   };
   walk(root);
   return hash.digest("hex").slice(0, 12);
+}
+
+/**
+ * Whether .dockerignore leaves a file (context-relative, `/`-separated) out of the context, as Docker's patternmatcher
+ * reads it: each pattern anchored at the context root, `*` and `?` within one path segment, `**` across segments, a
+ * pattern matching a directory takes everything under it, `!` takes a path back, the last matching pattern wins.
+ */
+function dockerignore(root: string): (rel: string) => boolean {
+  let text: string;
+  try {
+    text = readFileSync(join(root, ".dockerignore"), "utf8");
+  } catch {
+    return () => false;
+  }
+  const rules = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const exclude = !line.startsWith("!");
+      const pattern = (exclude ? line : line.slice(1).trim()).replace(/^\/+|\/+$/g, "");
+      let source = "";
+      for (let i = 0; i < pattern.length; i++) {
+        const ch = pattern[i];
+        if (ch === "*" && pattern[i + 1] === "*") {
+          i++;
+          if (pattern[i + 1] === "/") {
+            i++;
+            source += "(?:.*/)?";
+          } else source += ".*";
+        } else if (ch === "*") source += "[^/]*";
+        else if (ch === "?") source += "[^/]";
+        else source += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+      }
+      return { exclude, re: new RegExp(`^${source}(?:/.*)?$`) };
+    });
+  return (rel) => {
+    let excluded = false;
+    for (const rule of rules) if (rule.re.test(rel)) excluded = rule.exclude;
+    return excluded;
+  };
 }
