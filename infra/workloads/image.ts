@@ -59,6 +59,11 @@ export class AppImage extends pulumi.ComponentResource {
   }
 }
 
+/**
+ * One collation on every machine: `localeCompare` without a locale sorts by the machine's (`sv` puts `ä` after `z`,
+ * `en` next to `a`). English, which is what the CI runners (LANG C.UTF-8, ICU "en-US") sorted by, so their tags stay.
+ */
+const BY_NAME = new Intl.Collator("en").compare;
 const SKIPPED = new Set(["node_modules", ".git", "dist", "coverage"]);
 /** Left out of the context by .dockerignore, yet they make the image: APP_BUILD.dockerfile is app/Dockerfile. */
 const ALWAYS_HASHED = new Set(["Dockerfile", ".dockerignore"]);
@@ -71,8 +76,8 @@ const ALWAYS_HASHED = new Set(["Dockerfile", ".dockerignore"]);
  * API (docker-build itself hashes the context after .dockerignore: pulumi-docker-build v0.0.22
  * provider/internal/image.go Diff, `contextHash`). So: files `.dockerignore` leaves out (`*.log`, `.env`, ...) are not
  * hashed; the Dockerfile and .dockerignore always are (they change the image though ignored, and an ECR tag is
- * immutable); names are sorted by UTF-16 code unit, not `localeCompare` (which sorts by the machine's locale: `sv`
- * puts `ä` last, `en` next to `a`); paths are hashed with `/` whatever the OS.
+ * immutable); names are sorted by one collation (BY_NAME), not by the machine's locale; paths are hashed with `/`
+ * whatever the OS.
  */
 function sourceHash(dir: string): string {
   return contextHash(join(REPO_ROOT, dir));
@@ -82,9 +87,7 @@ export function contextHash(root: string): string {
   const ignore = dockerignore(root);
   const hash = createHash("sha256");
   const walk = (current: string): void => {
-    const entries = readdirSync(current, { withFileTypes: true }).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    );
+    const entries = readdirSync(current, { withFileTypes: true }).sort((a, b) => BY_NAME(a.name, b.name));
     for (const entry of entries) {
       if (SKIPPED.has(entry.name)) continue;
       const path = join(current, entry.name);
