@@ -14,6 +14,7 @@ import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as aws from "@pulumi/aws";
 import * as dockerBuild from "@pulumi/docker-build";
+import dockerignoreFactory from "@balena/dockerignore";
 import * as pulumi from "@pulumi/pulumi";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -102,9 +103,9 @@ export function contextHash(root: string): string {
 }
 
 /**
- * Whether .dockerignore leaves a file (context-relative, `/`-separated) out of the context, as Docker's patternmatcher
- * reads it: each pattern anchored at the context root, `*` and `?` within one path segment, `**` across segments, a
- * pattern matching a directory takes everything under it, `!` takes a path back, the last matching pattern wins.
+ * Whether .dockerignore leaves a file (context-relative, `/`-separated) out of the context, read by
+ * @balena/dockerignore, which follows Docker's own matcher (moby patternmatcher: patterns anchored at the root, `**`,
+ * `!` exceptions, the last match wins).
  */
 function dockerignore(root: string): (rel: string) => boolean {
   let text: string;
@@ -113,31 +114,8 @@ function dockerignore(root: string): (rel: string) => boolean {
   } catch {
     return () => false;
   }
-  const rules = text
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"))
-    .map((line) => {
-      const exclude = !line.startsWith("!");
-      const pattern = (exclude ? line : line.slice(1).trim()).replace(/^\/+|\/+$/g, "");
-      let source = "";
-      for (let i = 0; i < pattern.length; i++) {
-        const ch = pattern[i];
-        if (ch === "*" && pattern[i + 1] === "*") {
-          i++;
-          if (pattern[i + 1] === "/") {
-            i++;
-            source += "(?:.*/)?";
-          } else source += ".*";
-        } else if (ch === "*") source += "[^/]*";
-        else if (ch === "?") source += "[^/]";
-        else source += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-      }
-      return { exclude, re: new RegExp(`^${source}(?:/.*)?$`) };
-    });
-  return (rel) => {
-    let excluded = false;
-    for (const rule of rules) if (rule.re.test(rel)) excluded = rule.exclude;
-    return excluded;
-  };
+  // The package is CommonJS (module.exports = the factory) while its types declare a default export.
+  const factory = dockerignoreFactory as unknown as typeof dockerignoreFactory.default;
+  const rules = factory().add(text.split(/\r?\n/));
+  return (rel) => rules.ignores(rel);
 }
