@@ -27,12 +27,21 @@ export const metadataOf = (r: { props: Record<string, any> }): Record<string, an
  */
 export const outputsKnown = (r: { props: Record<string, any> }): boolean => Object.keys(r.props).length > 0;
 
-export function podSpecOf(type: string, props: Record<string, any>): Record<string, any> | undefined {
-  const path = POD_SPEC_PATHS[type];
-  if (!path) return undefined;
+function objectAt(props: Record<string, any>, path: string[]): Record<string, any> | undefined {
   let v: any = props;
   for (const key of path) v = v?.[key];
   return typeof v === "object" && v !== null ? v : undefined;
+}
+
+export function podSpecOf(type: string, props: Record<string, any>): Record<string, any> | undefined {
+  const path = POD_SPEC_PATHS[type];
+  return path ? objectAt(props, path) : undefined;
+}
+
+/** A workload's pod template, its metadata (labels, annotations) and spec; a bare Pod has none. */
+export function podTemplateOf(type: string, props: Record<string, any>): Record<string, any> | undefined {
+  const path = POD_SPEC_PATHS[type];
+  return path && path.length > 1 ? objectAt(props, path.slice(0, -1)) : undefined;
 }
 
 export interface Container {

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
-import { containersOf } from "../../policy/lib/k8s.ts";
+import { containersOf, podTemplateOf } from "../../policy/lib/k8s.ts";
 import { inputs } from "../support/plan.ts";
 import { stackPlan } from "../support/stack-plan.ts";
 
@@ -42,14 +42,7 @@ interface PodTemplate {
   metadata: { labels?: Labels; annotations?: Labels };
   spec: Record<string, any>;
 }
-function templateOf(r: PlannedResource): PodTemplate | undefined {
-  const spec = inputs(r).spec;
-  return kindOf(r) === "CronJob"
-    ? spec.jobTemplate.spec.template
-    : ["Deployment", "StatefulSet", "Job"].includes(kindOf(r))
-      ? spec.template
-      : undefined;
-}
+const templateOf = (r: PlannedResource) => podTemplateOf(r.type, inputs(r)) as PodTemplate | undefined;
 
 /** "500m" -> 0.5, "2Gi" -> 2^31: enough of resource.Quantity for comparing a request with its limit. */
 function quantity(q: string | number): number {
