@@ -185,6 +185,11 @@ export async function listenHttp(
       refuseRequest(opts, req, res, "malformed_http", refusal);
     },
   );
+  // Every header line reaches req.headers, which hostRefusal, framingRefusal and the app read. Node's default (2,000)
+  // left later lines out of them while its parser still framed the body by them: a second Host, chunks over gzip or an
+  // unknown Expect after 2,000 lines was served (fuzz, wave 62). 0 is no limit (Node's http docs); the head's size
+  // stays bounded by maxHeaderSize (16 KiB).
+  server.maxHeadersCount = 0;
   // Longer than the load balancer's idle timeout (HTTP_KEEP_ALIVE_TIMEOUT_MS): a target closing an idle connection
   // first is a 502 at the load balancer.
   server.keepAliveTimeout = opts.keepAliveTimeoutMs;

@@ -64,6 +64,30 @@ test("NUL and unpaired surrogates are refused at the edge with a 400 naming the 
   assert.equal(pair.status, 200, `a valid surrogate pair is fine: ${pair.text}`);
 });
 
+test("a value whose `length` member cannot be compared is a 400 naming its field, not a 500", async () => {
+  // zod compares the `length` of a value of the wrong type too (schemas.ts lengthChecksOnTheirType).
+  for (const poison of [{ length: { toString: 1 } }, { length: { valueOf: 1, toString: [] } }]) {
+    const cases: Array<[string, unknown, RegExp]> = [
+      ["/api/v1/query", { query: poison }, /^invalid body: query: /],
+      ["/api/v1/query", { query: "tides", filter: { lang: poison } }, /^invalid body: filter\.lang: /],
+      ["/api/v1/query", { query: "tides", filter: { tag: ["a", poison] } }, /^invalid body: filter\.tag: item 1: /],
+      ["/api/v1/documents", { documents: poison }, /^invalid body: documents: /],
+      ["/api/v1/documents", { documents: [{ text: poison }] }, /^invalid body: documents\.0\.text: /],
+      ["/api/v1/documents", { documents: [{ text: "ok", title: poison }] }, /^invalid body: documents\.0\.title: /],
+      ["/api/v1/documents", { documents: [{ text: "ok", metadata: { lang: poison } }] }, /documents\.0\.metadata\.lang: /],
+      ["/api/v1/documents", { documents: [{ text: "ok", metadata: { t: [poison] } }] }, /documents\.0\.metadata\.t: item 0: /],
+      ["/api/v1/feedback", { request_id: poison, quality_score: 3 }, /^invalid body: request_id: /],
+      ["/api/v1/feedback", { request_id: "r", quality_score: 3, comment: poison }, /^invalid body: comment: /],
+    ];
+    for (const [path, body, reason] of cases) {
+      const res = await user.post(path, body);
+      assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}: ${res.text}`);
+      assert.equal(res.body.code, "invalid_request", res.text);
+      assert.match(res.body.error, reason);
+    }
+  }
+});
+
 test("a stored chunk with characters Postgres refuses cannot break retrieval", async () => {
   // Data written before the edge rule (or by another writer) straight into Qdrant.
   const points = stack.fakes.qdrant.collections.get("documents")!.points;
