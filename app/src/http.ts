@@ -98,6 +98,15 @@ export interface HttpServer {
 }
 
 /**
+ * A request asking to switch protocols (`Connection: upgrade` and an `Upgrade`, as `curl --http2` asks for h2c). This
+ * server switches to none and answers it as HTTP/1.1, but Node's parser stops at it all the same (llhttp's upgrade
+ * pause; _http_server.js goes on only for an `upgrade` listener): what the client sent after it was never read, and
+ * waited unanswered for the keep-alive timeout, 66 s (fuzz, wave 62). Its answer closes the connection instead.
+ */
+const asksUpgrade = (req: IncomingMessage): boolean =>
+  req.headers.upgrade !== undefined && /(?:^|,)[ \t]*upgrade[ \t]*(?:,|$)/i.test(req.headers.connection ?? "");
+
+/**
  * Serves a fetch handler on Node's HTTP server with every refusal as JSON: parser errors (`clientError`) and the
  * adapter's own (bad Host header, bad URL: @hono/node-server's errorHandler) are 4xx `{error, code}` instead of an empty body.
  */
@@ -181,8 +190,12 @@ export async function listenHttp(
         return refuseRequest(opts, req, res, "pipeline_full", error);
       }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
-      if (refusal === undefined) return serve(req, res);
-      refuseRequest(opts, req, res, "malformed_http", refusal);
+      if (refusal !== undefined) return refuseRequest(opts, req, res, "malformed_http", refusal);
+      if (asksUpgrade(req)) {
+        res.setHeader("Connection", "close");
+        socket[lastAnswer] = res;
+      }
+      return serve(req, res);
     },
   );
   // Every header line reaches req.headers, which hostRefusal, framingRefusal and the app read. Node's default (2,000)

@@ -190,6 +190,32 @@ test("a request pipelined behind one refused before the app (its Host, its frami
   }
 });
 
+test("a request asking to upgrade is answered and closes its connection: what was sent after it is not left waiting", async () => {
+  const server = await heldServer({ open: true });
+  const asks = {
+    websocket: "Connection: Upgrade\r\nUpgrade: websocket",
+    h2c: "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA",
+  };
+  try {
+    for (const [what, headers] of Object.entries(asks)) {
+      server.state.ran.length = 0;
+      const started = performance.now();
+      // Before, the first was answered keep-alive and the second never read: the connection idled to its timeout.
+      const answers = await rawExchange(server.http.port, `GET /upgrade HTTP/1.1\r\nHost: app\r\n${headers}\r\n\r\n${GET}`);
+      const ms = performance.now() - started;
+      assert.deepEqual(
+        answers.map((a) => [a.status, a.headers.connection]),
+        [[200, "close"]],
+        what,
+      );
+      assert.deepEqual(server.state.ran, ["GET /upgrade"], what);
+      assert.ok(ms < 4_000, `${what}: closed after ${Math.round(ms)} ms`);
+    }
+  } finally {
+    await server.http.close(0);
+  }
+});
+
 test("quick answers to pipelined requests all go out before the refusal of what follows them", async () => {
   const server = await heldServer({ open: true });
   const tails = {
