@@ -33,7 +33,10 @@ const stackSchema = z
     /** The Ingress's host: a DNS-1123 subdomain (labels of a-z, 0-9 and inner '-', at most 63; 253 in all). */
     domain: z
       .string()
-      .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, "a DNS name like agents.example.com")
+      .regex(
+        /^(?=.{1,64}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
+        "a DNS name like agents.example.com, at most 64 characters (ACM's limit for a certificate's domain name)",
+      )
       .optional(),
     /** Route 53 hosted zone of `domain`: the certificate's validation records go there, in the same `pulumi up`. */
     hostedZoneId: z
@@ -181,7 +184,8 @@ export function notifyEmails(config: Pick<StackSettings, "notifyEmail">): string
  * stack is built (the plan fails with this message), not by parseStackConfig, which also serves partial configs.
  */
 export function requireAlertReceiver(config: StackConfig, raw: Record<string, string>): void {
-  const secrets = SECRET_KEYS.filter((k) => raw[`${PROJECT}:${k}`] !== undefined);
+  // An empty secret configures no receiver (Alertmanager would get an empty URL or key).
+  const secrets = SECRET_KEYS.filter((k) => raw[`${PROJECT}:${k}`] !== undefined && raw[`${PROJECT}:${k}`] !== "");
   if (notifyEmails(config).length > 0 || secrets.length > 0) return;
   throw new ConfigError(
     `stack ${config.stack} has no alert receiver, so alerts and budget warnings would reach nobody; set ${PROJECT}:notifyEmail ` +

@@ -23,6 +23,27 @@ export const MIN_CONTEXT_LENGTH = 4096;
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "a Kubernetes quantity like 500m, 2 or 512Mi");
+/** Memory: bytes or a binary suffix (capacity.ts reads it); "m" would be millibytes. */
+const memory = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)?$/, "a memory quantity like 512Mi or 4Gi");
+/** A quantity in base units (cores or bytes), for request <= limit checks. */
+function quantityValue(q: string): number {
+  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$/.exec(q)!;
+  const factor: Record<string, number> = { "": 1, m: 1e-3, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+  return Number(m[1]) * factor[m[2] ?? ""];
+}
+/** Kubernetes refuses a container whose request exceeds its limit (core/v1 validation, ValidateResourceRequirements). */
+function requestWithinLimit(ctx: z.RefinementCtx, request: [string, string], limit: [string, string]): void {
+  if (quantityValue(request[1]) > quantityValue(limit[1]))
+    ctx.addIssue({
+      code: "custom",
+      path: [request[0]],
+      message: `${request[1]} is above ${limit[0]} ${limit[1]}; Kubernetes needs request <= limit`,
+    });
+}
+/** RDS for PostgreSQL gp3 storage: 20-65,536 GiB (RDS User Guide, "Amazon RDS DB instance storage"). */
+const RDS_GP3_MAX_GB = 65_536;
+/** EBS gp3 volumes: 1-16,384 GiB (EBS User Guide, "Amazon EBS volume types"). */
+const EBS_GP3_MAX_GB = 16_384;
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time HH:MM (00:00-23:59)");
 
 const nodeGroup = z
@@ -32,7 +53,7 @@ const nodeGroup = z
     min: count,
     desired: count,
     max: positive,
-    diskGb: z.number().int().min(20),
+    diskGb: z.number().int().min(20).max(EBS_GP3_MAX_GB),
   })
   .strict()
   .superRefine((g, ctx) => {
@@ -83,23 +104,25 @@ export const tierSchema = z
     database: z
       .object({
         instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.2xlarge"),
-        allocatedStorageGb: z.number().int().min(20),
-        maxAllocatedStorageGb: z.number().int().min(20),
+        allocatedStorageGb: z.number().int().min(20).max(RDS_GP3_MAX_GB),
+        maxAllocatedStorageGb: z.number().int().min(20).max(RDS_GP3_MAX_GB),
         multiAz: z.boolean(),
         readReplicas: count.max(5),
         replicaInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.xlarge"),
         backupRetentionDays: z.number().int().min(1).max(35),
         performanceInsights: z.boolean(),
         deletionProtection: z.boolean(),
-        maxConnections: z.number().int().min(20),
+        // PostgreSQL's MAX_BACKENDS (2^18 - 1); database.ts also needs work_mem >= 64 kB per connection.
+        maxConnections: z.number().int().min(20).max(262_143),
       })
       .strict()
       .superRefine((d, ctx) => {
-        if (d.allocatedStorageGb > d.maxAllocatedStorageGb) {
+        // RDS: "The maximum allocated storage must be increased by at least 10 percent" (InvalidParameterCombination).
+        if (d.maxAllocatedStorageGb < Math.ceil((d.allocatedStorageGb * 11) / 10)) {
           ctx.addIssue({
             code: "custom",
-            path: ["allocatedStorageGb"],
-            message: `${d.allocatedStorageGb} is above maxAllocatedStorageGb ${d.maxAllocatedStorageGb}`,
+            path: ["maxAllocatedStorageGb"],
+            message: `${d.maxAllocatedStorageGb} is less than 10 % above allocatedStorageGb ${d.allocatedStorageGb}; RDS needs at least ${Math.ceil((d.allocatedStorageGb * 11) / 10)}`,
           });
         }
       }),
@@ -116,9 +139,9 @@ export const tierSchema = z
         minReplicas: positive,
         maxReplicas: positive,
         cpuRequest: quantity,
-        memoryRequest: quantity,
+        memoryRequest: memory,
         cpuLimit: quantity,
-        memoryLimit: quantity,
+        memoryLimit: memory,
         /** Postgres connections each API pod's pool may open (the app's DB_POOL_MAX); infra/capacity.ts sums them. */
         dbPoolMax: z.number().int().min(1).max(1000),
         /** Days a turn (question, answer, feedback) is kept: the app's TURN_RETENTION_DAYS; 0 keeps every turn. */
@@ -133,6 +156,8 @@ export const tierSchema = z
             message: `${a.minReplicas} is above maxReplicas ${a.maxReplicas}`,
           });
         }
+        requestWithinLimit(ctx, ["cpuRequest", a.cpuRequest], ["cpuLimit", a.cpuLimit]);
+        requestWithinLimit(ctx, ["memoryRequest", a.memoryRequest], ["memoryLimit", a.memoryLimit]);
       }),
     ollama: z
       .object({
@@ -143,8 +168,8 @@ export const tierSchema = z
         kvCacheType: z.enum(["f16", "q8_0"]),
         storageGb: positive,
         cpuRequest: quantity,
-        memoryRequest: quantity,
-        memoryLimit: quantity,
+        memoryRequest: memory,
+        memoryLimit: memory,
       })
       .strict()
       .superRefine((o, ctx) => {
@@ -161,10 +186,10 @@ export const tierSchema = z
         replicas: positive,
         replicationFactor: positive,
         writeConsistency: positive,
-        storageGb: positive,
+        storageGb: positive.max(EBS_GP3_MAX_GB),
         cpuRequest: quantity,
-        memoryRequest: quantity,
-        memoryLimit: quantity,
+        memoryRequest: memory,
+        memoryLimit: memory,
       })
       .strict()
       .superRefine((q, ctx) => {
@@ -193,15 +218,22 @@ export const tierSchema = z
     monitoring: z
       .object({
         retentionDays: positive,
-        prometheusStorageGb: positive,
+        prometheusStorageGb: positive.max(EBS_GP3_MAX_GB),
         prometheusReplicas: z.number().int().min(1).max(3),
         prometheusCpuRequest: quantity,
-        prometheusMemoryRequest: quantity,
-        prometheusMemoryLimit: quantity,
+        prometheusMemoryRequest: memory,
+        prometheusMemoryLimit: memory,
         lokiMode: z.enum(["singleBinary", "s3"]),
         lokiRetentionDays: positive,
       })
-      .strict(),
+      .strict()
+      .superRefine((m, ctx) =>
+        requestWithinLimit(
+          ctx,
+          ["prometheusMemoryRequest", m.prometheusMemoryRequest],
+          ["prometheusMemoryLimit", m.prometheusMemoryLimit],
+        ),
+      ),
     schedule: z
       .object({
         offPeak: window.nullable(),
@@ -350,8 +382,14 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
 
 /** The minutes of the week a five-field cron fires at (time.ts, croner), or why it is not one. */
 function cronFiringMinutes(expr: string): number[] | string {
+  // The CronJob's schedule is parsed by Kubernetes with robfig/cron's standard parser: numbers, names, * ? , - /
+  // only. croner also takes L, W and # (Quartz), which the API server refuses.
+  if (/[LW#]/i.test(expr.replace(/\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN)\b/gi, "")))
+    return `"${expr}" uses L, W or #, which Kubernetes CronJobs do not take; use numbers, names, *, ',', '-' and '/'`;
   try {
-    return firingMinutesOfWeek(expr);
+    const minutes = firingMinutesOfWeek(expr);
+    if (minutes.length === 0) return `"${expr}" never fires (no such date); the snapshot would never run`;
+    return minutes;
   } catch (err) {
     if (err instanceof CronError) return err.message;
     throw err;

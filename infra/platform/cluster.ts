@@ -7,6 +7,7 @@
 // spans every zone: Ollama keeps its models on the instance store, not on EBS.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
 import { attachManagedPolicies, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
@@ -386,8 +387,8 @@ export function isGraviton(instanceType: string): boolean {
 function amiTypeFor(name: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
   const arm = instanceTypes.filter(isGraviton);
   if (arm.length > 0 && arm.length < instanceTypes.length) {
-    throw new Error(
-      `${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
+    throw new ConfigError(
+      `agent-stack:overrides.nodeGroups.${name.replace(/^cluster-/, "")}.instanceTypes: ${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
     );
   }
   return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";

@@ -2,6 +2,7 @@
 // gp3, Multi-AZ and read replicas per tier, master password generated and kept in Secrets Manager.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "../config.ts";
 import { utcWindow } from "../time.ts";
 import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
@@ -66,11 +67,17 @@ const DB_MEMORY_GIB: Record<string, number> = {
 export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
   const gib = DB_MEMORY_GIB[instanceClass];
   if (!gib) {
-    throw new Error(
-      `database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`,
+    throw new ConfigError(
+      `agent-stack:overrides.database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`,
     );
   }
   const kib = gib * 1024 * 1024;
+  // PostgreSQL's work_mem takes 64 kB at least (guc_tables.c); RDS refuses the parameter group below it.
+  if (Math.floor((kib * 0.4) / maxConnections / 4) < 64) {
+    throw new ConfigError(
+      `agent-stack:overrides.database.maxConnections: ${maxConnections} leaves work_mem below PostgreSQL's 64 kB on ${instanceClass} (${gib} GiB); at most ${Math.floor((kib * 0.4) / 4 / 64)}, or a larger database.instanceClass`,
+    );
+  }
   return {
     max_connections: maxConnections,
     shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages

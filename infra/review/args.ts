@@ -19,13 +19,24 @@ export function formatOf(value: string | undefined): Format {
   return value as Format;
 }
 
+/** The namespaces the program reads config from. */
+const CONFIG_NAMESPACES = ["agent-stack", "aws"];
+
 /** `--config key=value` pairs (repeatable), as `pulumi config set` would store them: what-if without editing a file. */
 export function configFlags(pairs: string[]): Record<string, string> {
   const config: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf("=");
     if (eq < 1) throw new UsageError(`--config: "${pair}" is not key=value (e.g. agent-stack:tier=small)`);
-    config[pair.slice(0, eq)] = pair.slice(eq + 1);
+    let key = pair.slice(0, eq);
+    // As `pulumi config set`: a key without a namespace is the project's.
+    if (!key.includes(":")) key = `agent-stack:${key}`;
+    const ns = key.slice(0, key.indexOf(":"));
+    if (!CONFIG_NAMESPACES.includes(ns))
+      throw new UsageError(
+        `--config: "${key}": namespace "${ns}" is not read by this program; allowed: ${CONFIG_NAMESPACES.join(", ")}`,
+      );
+    config[key] = pair.slice(eq + 1);
   }
   return config;
 }

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import * as aws from "@pulumi/aws";
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "../config.ts";
 import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, parseImageRef } from "../versions.ts";
@@ -111,8 +112,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
   private clusterAutoscaler(name: string, args: ClusterAddonsArgs) {
     const o = { parent: this };
     if (args.kubernetesVersion !== CLUSTER_AUTOSCALER.kubernetesMinor) {
-      throw new Error(
-        `kubernetesVersion ${args.kubernetesVersion}: the pinned cluster autoscaler (${CLUSTER_AUTOSCALER.image}) serves ` +
+      throw new ConfigError(
+        `agent-stack:kubernetesVersion ${args.kubernetesVersion}: the pinned cluster autoscaler (${CLUSTER_AUTOSCALER.image}) serves ` +
           `Kubernetes ${CLUSTER_AUTOSCALER.kubernetesMinor} only. Set agent-stack:kubernetesVersion to ` +
           `${CLUSTER_AUTOSCALER.kubernetesMinor}, or bump CLUSTER_AUTOSCALER and CHARTS.clusterAutoscaler together in infra/versions.ts.`,
       );

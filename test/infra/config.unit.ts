@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
-import { parseStackConfig } from "../../infra/config.ts";
+import { ConfigError, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
+import { postgresTuning } from "../../infra/platform/database.ts";
+import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
 const base = { "aws:region": "us-east-1", "agent-stack:tier": "medium" };
@@ -179,4 +181,85 @@ test('overrides: a quantity set as a bare integer (`--path ...api.cpuLimit 2`, s
   // `pulumi config set --path` stores integers as numbers; the tier's quantities are strings ("500m", "2", "512Mi").
   assert.equal(parseStackConfig(withOverrides({ api: { cpuLimit: 2 } }), "prod").sizes.api.cpuLimit, "2");
   assert.equal(parseStackConfig(withOverrides({ api: { maxReplicas: "12" } }), "prod").sizes.api.maxReplicas, 12);
+});
+
+test("a container's request above its limit is refused, naming both: Kubernetes refuses such a container", () => {
+  // core/v1 validation ValidateResourceRequirements: "must be less than or equal to cpu limit"; the operator's
+  // Prometheus StatefulSet would be refused while its Helm release reported success.
+  assert.match(failure(withOverrides({ api: { cpuRequest: "2", cpuLimit: "1" } })), /api\.cpuRequest: 2 is above cpuLimit 1/);
+  assert.match(
+    failure(withOverrides({ api: { memoryRequest: "2Gi", memoryLimit: "1536Mi" } })),
+    /api\.memoryRequest: 2Gi is above memoryLimit 1536Mi/,
+  );
+  assert.match(
+    failure(withOverrides({ monitoring: { prometheusMemoryRequest: "2Gi", prometheusMemoryLimit: "1Gi" } })),
+    /monitoring\.prometheusMemoryRequest: 2Gi is above prometheusMemoryLimit 1Gi/,
+  );
+  const config = parseStackConfig(withOverrides({ api: { cpuRequest: "1500m", cpuLimit: "2" } }), "prod");
+  assert.equal(config.sizes.api.cpuRequest, "1500m");
+});
+
+test("memory is bytes or a binary suffix: 1000m (millibytes) is refused here, naming the key", () => {
+  assert.match(failure(withOverrides({ qdrant: { memoryRequest: "1000m" } })), /qdrant\.memoryRequest: .*a memory quantity/);
+});
+
+test("sizes AWS refuses are refused here: EBS and RDS gp3 sizes, PostgreSQL's connection cap", () => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ nodeGroups: { general: { diskGb: 16_385 } } }, /nodeGroups\.general\.diskGb: got 16385; allowed: <= 16384/],
+    [{ qdrant: { storageGb: 20_000 } }, /qdrant\.storageGb: got 20000; allowed: <= 16384/],
+    [{ monitoring: { prometheusStorageGb: 20_000 } }, /monitoring\.prometheusStorageGb: got 20000; allowed: <= 16384/],
+    [{ database: { maxAllocatedStorageGb: 100_000 } }, /database\.maxAllocatedStorageGb: got 100000; allowed: <= 65536/],
+    [{ database: { maxConnections: 300_000 } }, /database\.maxConnections: got 300000; allowed: <= 262143/],
+    // RDS: the maximum storage threshold at least 10 % above the allocated storage (InvalidParameterCombination).
+    [
+      { database: { allocatedStorageGb: 100, maxAllocatedStorageGb: 105 } },
+      /database\.maxAllocatedStorageGb: 105 is less than 10 % above allocatedStorageGb 100; RDS needs at least 110/,
+    ],
+  ];
+  for (const [overrides, message] of cases) assert.match(failure(withOverrides(overrides)), message);
+  const config = parseStackConfig(withOverrides({ database: { allocatedStorageGb: 100, maxAllocatedStorageGb: 110 } }), "prod");
+  assert.equal(config.sizes.database.maxAllocatedStorageGb, 110);
+});
+
+test("domain: at most 64 characters, ACM's limit for a certificate's domain name", () => {
+  const https = { ...base, "agent-stack:hostedZoneId": "Z0123456789ABCDEFGHIJ" };
+  const long = `${"a".repeat(41)}.${"b".repeat(11)}.example.com`; // 65
+  assert.match(failure({ ...https, "agent-stack:domain": long }), /^agent-stack:domain: .*at most 64 characters/);
+  assert.equal(parseStackConfig({ ...https, "agent-stack:domain": long.slice(1) }, "prod").domain, long.slice(1));
+});
+
+test("more connections than leave PostgreSQL its 64 kB of work_mem each are refused, naming the most the class takes", () => {
+  // guc_tables.c: work_mem's minimum is 64 (kB); RDS refuses a parameter group below it.
+  assert.equal(postgresTuning("db.t4g.micro", 100).work_mem, 1048);
+  assert.throws(
+    () => postgresTuning("db.t4g.micro", 2_000),
+    (err) =>
+      err instanceof ConfigError &&
+      /^agent-stack:overrides\.database\.maxConnections: 2000 leaves work_mem below PostgreSQL's 64 kB on db\.t4g\.micro \(1 GiB\); at most 1638/.test(
+        err.message,
+      ),
+  );
+});
+
+test("an empty alert secret is no receiver", () => {
+  const config = parseStackConfig(base, "prod");
+  const raw = { ...base, "agent-stack:alertSlackWebhookUrl": "" };
+  assert.throws(
+    () => requireAlertReceiver(config, raw),
+    (err) => err instanceof ConfigError && /no alert receiver/.test(err.message),
+  );
+  assert.doesNotThrow(() =>
+    requireAlertReceiver(config, { ...raw, "agent-stack:alertSlackWebhookUrl": "https://hooks.example/x" }),
+  );
+});
+
+test("--config: a key without a namespace is the project's, as `pulumi config set` stores it; another namespace is refused", () => {
+  assert.deepEqual(configFlags(["tier=large", "aws:region=eu-west-1"]), {
+    "agent-stack:tier": "large",
+    "aws:region": "eu-west-1",
+  });
+  assert.throws(
+    () => configFlags(["agent-stak:tier=large"]),
+    /"agent-stak:tier": namespace "agent-stak" is not read by this program/,
+  );
 });

@@ -128,6 +128,16 @@ test("a Qdrant snapshot cron that is not one, or that fires while work-hours-onl
   assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { qdrantSnapshotCron: "0 2 * * 0" } }), "prod"));
 });
 
+test("a Qdrant snapshot cron the CronJob cannot take (L, W, #), or one that never fires", () => {
+  // Kubernetes parses a CronJob's schedule with robfig/cron's standard parser (numbers, names, * ? , - /); croner,
+  // which reads it here, also takes Quartz's L, W and #.
+  const cron = (c: string) => failure(raw("medium", { backups: { qdrantSnapshotCron: c } }));
+  for (const c of ["0 3 L * *", "0 3 15W * *", "0 3 * * MON#1", "0 3 * * 5L"])
+    assert.match(cron(c), /backups\.qdrantSnapshotCron: ".*" uses L, W or #, which Kubernetes CronJobs do not take/, c);
+  assert.match(cron("0 0 31 2 *"), /backups\.qdrantSnapshotCron: "0 0 31 2 \*" never fires/);
+  assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { qdrantSnapshotCron: "0 2 * jul sun" } }), "prod"));
+});
+
 test("backups that expire before they reach Glacier, or before Glacier's 90 billed days", () => {
   const expected = (days: number) =>
     `agent-stack:overrides.backups.expireAfterDays: ${days} must be at least glacierAfterDays 30 + 90: Glacier bills 90 days for each object however soon it expires`;
