@@ -1,5 +1,6 @@
 // Typed, validated stack configuration. `parseStackConfig` is pure (raw key/value map in, typed config
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
+import { Region } from "@pulumi/aws/types/enums/index.js";
 import { z } from "zod";
 import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
@@ -10,6 +11,9 @@ import { USAGE } from "./usage.ts";
 export const PROJECT = "agent-stack";
 /** EKS version: in standard support until 2027-03 (extended support costs $0.60/h instead of $0.10/h). */
 export const KUBERNETES_VERSION = "1.35";
+
+/** The regions the pinned AWS provider knows: it refuses any other at `pulumi up` (its region validation). */
+const AWS_REGIONS: readonly string[] = Object.values(Region);
 
 const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "an IPv4 CIDR like 203.0.113.0/24");
 
@@ -122,6 +126,8 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
   const region = raw["aws:region"];
   const problems: string[] = [];
   if (!region) problems.push(`aws:region is not set; set it with \`pulumi config set aws:region us-east-1\``);
+  else if (!AWS_REGIONS.includes(region))
+    problems.push(`aws:region: "${region}" is not an AWS region; allowed: ${AWS_REGIONS.join(", ")}`);
 
   const settings = stackSchema.safeParse(ours);
   if (!settings.success) {

@@ -263,3 +263,11 @@ test("--config: a key without a namespace is the project's, as `pulumi config se
     /"agent-stak:tier": namespace "agent-stak" is not read by this program/,
   );
 });
+
+test("aws:region must be a region the AWS provider knows: a misspelled one planned every resource unpriced", () => {
+  assert.match(
+    failure({ ...base, "aws:region": "us-esat-1" }),
+    /^aws:region: "us-esat-1" is not an AWS region; allowed: .*us-east-1/,
+  );
+  assert.equal(parseStackConfig({ ...base, "aws:region": "eu-central-1" }, "prod").region, "eu-central-1");
+});
