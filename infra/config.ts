@@ -15,7 +15,9 @@ export const KUBERNETES_VERSION = "1.35";
 /** The regions the pinned AWS provider knows: it refuses any other at `pulumi up` (its region validation). */
 const AWS_REGIONS: readonly string[] = Object.values(Region);
 
-const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "an IPv4 CIDR like 203.0.113.0/24");
+const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+/** Octets of 0-255 and a prefix of 0-32: `999.1.1.1/99` passed a digits-only pattern (a policy then called it outside 0.0.0.0/0). */
+const cidr = z.string().regex(new RegExp(`^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?\\d)$`), "an IPv4 CIDR like 203.0.113.0/24");
 
 const stackSchema = z
   .object({
@@ -182,7 +184,8 @@ function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
 /** The addresses of `notifyEmail`, one or many. */
 export function notifyEmails(config: Pick<StackSettings, "notifyEmail">): string[] {
   const v = config.notifyEmail;
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+  // Once each: one address listed twice made two Pulumi resources of one SNS subscription.
+  return v === undefined ? [] : Array.isArray(v) ? [...new Set(v)] : [v];
 }
 
 /**

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
-import { ConfigError, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
+import { ConfigError, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
 import { postgresTuning } from "../../infra/platform/database.ts";
 import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
@@ -270,4 +270,20 @@ test("aws:region must be a region the AWS provider knows: a misspelled one plann
     /^aws:region: "us-esat-1" is not an AWS region; allowed: .*us-east-1/,
   );
   assert.equal(parseStackConfig({ ...base, "aws:region": "eu-central-1" }, "prod").region, "eu-central-1");
+});
+
+test("endpointPublicAccessCidrs: octets of 0-255 and a prefix of 0-32; notifyEmail: each address once", () => {
+  for (const bad of ["999.1.1.1/99", "10.0.0.0/33", "10.0.0.256/8"])
+    assert.match(
+      failure({ ...base, "agent-stack:endpointPublicAccessCidrs": JSON.stringify([bad]) }),
+      /^agent-stack:endpointPublicAccessCidrs\.0: .*an IPv4 CIDR like 203\.0\.113\.0\/24/,
+      bad,
+    );
+  const cidrs = ["203.0.113.0/24", "0.0.0.0/0", "198.51.100.7/32"];
+  const config = parseStackConfig({ ...base, "agent-stack:endpointPublicAccessCidrs": JSON.stringify(cidrs) }, "prod");
+  assert.deepEqual(config.endpointPublicAccessCidrs, cidrs);
+  assert.deepEqual(notifyEmails({ notifyEmail: ["ops@example.com", "ops@example.com", "sre@example.com"] }), [
+    "ops@example.com",
+    "sre@example.com",
+  ]);
 });
