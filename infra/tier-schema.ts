@@ -298,6 +298,16 @@ export const tierSchema = z
       });
     }
     checkScheduleFits(t, ctx);
+    // Each Qdrant peer needs a node of its own (required anti-affinity, workloads/qdrant.ts): more peers than its
+    // role's nodes left the rest Pending, and `pulumi up` waited for the StatefulSet until it timed out.
+    const role = t.nodeGroups.vector ? "vector" : "general";
+    const nodes = (t.nodeGroups.vector ?? t.nodeGroups.general).max;
+    if (t.qdrant.replicas > nodes)
+      ctx.addIssue({
+        code: "custom",
+        path: ["qdrant", "replicas"],
+        message: `${t.qdrant.replicas} peers need a node each (required anti-affinity), but nodeGroups.${role}.max is ${nodes}`,
+      });
   });
 
 export type Tier = z.infer<typeof tierSchema>;

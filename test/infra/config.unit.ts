@@ -287,3 +287,15 @@ test("endpointPublicAccessCidrs: octets of 0-255 and a prefix of 0-32; notifyEma
     "sre@example.com",
   ]);
 });
+
+test("more Qdrant peers than their role's nodes are refused: each needs a node of its own", () => {
+  assert.match(
+    failure(withOverrides({ qdrant: { replicas: 5, replicationFactor: 2 } })),
+    /agent-stack:overrides\.qdrant\.replicas: 5 peers need a node each \(required anti-affinity\), but nodeGroups\.vector\.max is 3/,
+  );
+  const dev = { "aws:region": "us-east-1", "agent-stack:tier": "dev" };
+  assert.match(
+    failure({ ...dev, "agent-stack:overrides": JSON.stringify({ qdrant: { replicas: 3, replicationFactor: 2 } }) }),
+    /qdrant\.replicas: 3 peers need a node each \(required anti-affinity\), but nodeGroups\.general\.max is 2/,
+  );
+});
