@@ -100,11 +100,25 @@ export interface HttpServer {
 /**
  * A request asking to switch protocols (`Connection: upgrade` and an `Upgrade`, as `curl --http2` asks for h2c). This
  * server switches to none and answers it as HTTP/1.1, but Node's parser stops at it all the same (llhttp's upgrade
- * pause; _http_server.js goes on only for an `upgrade` listener): what the client sent after it was never read, and
- * waited unanswered for the keep-alive timeout, 66 s (fuzz, wave 62). Its answer closes the connection instead.
+ * pause; _http_server.js goes on only for an `upgrade` listener): what the client sent after it in the same chunk was
+ * never read, and waited unanswered for the keep-alive timeout, 66 s (fuzz, wave 62). Its answer closes the connection.
  */
 const asksUpgrade = (req: IncomingMessage): boolean =>
   req.headers.upgrade !== undefined && /(?:^|,)[ \t]*upgrade[ \t]*(?:,|$)/i.test(req.headers.connection ?? "");
+
+/**
+ * Makes `res` its connection's last answer (closeWith), as soon as the parser has all of `req`: at once for a request
+ * without a body, else once its body is read. Node resumes parsing after the upgrade pause with the next chunk, and the
+ * requests it then read were held unanswered, past the pipelining cap, for as long as the answer took (review).
+ */
+function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as Connection;
+  res.setHeader("Connection", "close");
+  socket[lastAnswer] = res;
+  const bodiless = req.headers["transfer-encoding"] === undefined && Number(req.headers["content-length"] ?? 0) === 0;
+  if (bodiless) closeWith(socket, res);
+  else req.once("end", () => socket.destroyed || closeWith(socket, res));
+}
 
 /**
  * Serves a fetch handler on Node's HTTP server with every refusal as JSON: parser errors (`clientError`) and the
@@ -191,10 +205,7 @@ export async function listenHttp(
       }
       const refusal = hostRefusal(req, knownHost) ?? framingRefusal(req);
       if (refusal !== undefined) return refuseRequest(opts, req, res, "malformed_http", refusal);
-      if (asksUpgrade(req)) {
-        res.setHeader("Connection", "close");
-        socket[lastAnswer] = res;
-      }
+      if (asksUpgrade(req)) closeAfter(req, res);
       return serve(req, res);
     },
   );

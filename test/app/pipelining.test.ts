@@ -27,6 +27,7 @@ async function heldServer(opts: { metrics?: Metrics; answer?: string; open?: boo
   const http = await listenHttp(
     async (req) => {
       state.ran.push(`${req.method} ${new URL(req.url).pathname}`);
+      await req.arrayBuffer(); // as the app reads every body (readJsonBody)
       state.most = Math.max(state.most, ++state.running);
       if (!state.open) await new Promise<void>((resolve) => gates.push(resolve));
       state.running--;
@@ -210,6 +211,37 @@ test("a request asking to upgrade is answered and closes its connection: what wa
       );
       assert.deepEqual(server.state.ran, ["GET /upgrade"], what);
       assert.ok(ms < 4_000, `${what}: closed after ${Math.round(ms)} ms`);
+    }
+  } finally {
+    await server.http.close(0);
+  }
+});
+
+test("after a request asking to upgrade, what comes in later chunks is not parsed, with a body or without", async () => {
+  const server = await heldServer();
+  const upgrade = "Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA";
+  const asks = {
+    "without a body": `GET /upgrade HTTP/1.1\r\nHost: app\r\n${upgrade}\r\n\r\n`,
+    "with a body": `POST /upgrade HTTP/1.1\r\nHost: app\r\n${upgrade}\r\nContent-Length: 5\r\n\r\nhello`,
+  };
+  try {
+    for (const [what, ask] of Object.entries(asks)) {
+      Object.assign(server.state, { ran: [], parsed: 0 });
+      const client = await rawConnection(server.http.port);
+      client.socket.write(ask);
+      await waitFor(`${what}: the ask runs`, async () => server.state.ran.length === 1, 2_000);
+      // Its answer held: before, Node parsed these (it resumes after the upgrade pause with the next chunk), and held
+      // them unanswered past the pipelining cap for as long as the answer took.
+      client.socket.write(GET.repeat(DEEPEST + 5));
+      await sleep(200);
+      assert.equal(server.state.parsed, 1, `${what}: requests parsed after the ask`);
+      server.release(1);
+      await client.closed;
+      assert.deepEqual(
+        client.answers().map((a) => [a.status, a.headers.connection]),
+        [[200, "close"]],
+        what,
+      );
     }
   } finally {
     await server.http.close(0);
