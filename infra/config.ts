@@ -12,7 +12,11 @@ export const PROJECT = "agent-stack";
 /** EKS version: in standard support until 2027-03 (extended support costs $0.60/h instead of $0.10/h). */
 export const KUBERNETES_VERSION = "1.35";
 
-/** The regions the pinned AWS provider knows: it refuses any other at `pulumi up` (its region validation). */
+/**
+ * The regions the pinned AWS provider knows (its Region enum). Any other name reaches no AWS endpoint, so every call of
+ * `pulumi up` fails (the provider's own region check is off by default). A region newer than the pin needs a newer
+ * @pulumi/aws.
+ */
 const AWS_REGIONS: readonly string[] = Object.values(Region);
 
 const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
@@ -188,14 +192,16 @@ export function notifyEmails(config: Pick<StackSettings, "notifyEmail">): string
   return v === undefined ? [] : Array.isArray(v) ? [...new Set(v)] : [v];
 }
 
+/** The alert secrets set to a value: an empty one is no receiver (Alertmanager would get an empty URL or key). */
+export const configuredSecrets = (raw: Record<string, string>): Array<(typeof SECRET_KEYS)[number]> =>
+  SECRET_KEYS.filter((k) => (raw[`${PROJECT}:${k}`] ?? "") !== "");
+
 /**
  * A stack must reach a person: an e-mail for the SNS topic, or a Slack or PagerDuty secret. Checked when the
  * stack is built (the plan fails with this message), not by parseStackConfig, which also serves partial configs.
  */
 export function requireAlertReceiver(config: StackConfig, raw: Record<string, string>): void {
-  // An empty secret configures no receiver (Alertmanager would get an empty URL or key).
-  const secrets = SECRET_KEYS.filter((k) => raw[`${PROJECT}:${k}`] !== undefined && raw[`${PROJECT}:${k}`] !== "");
-  if (notifyEmails(config).length > 0 || secrets.length > 0) return;
+  if (notifyEmails(config).length > 0 || configuredSecrets(raw).length > 0) return;
   throw new ConfigError(
     `stack ${config.stack} has no alert receiver, so alerts and budget warnings would reach nobody; set ${PROJECT}:notifyEmail ` +
       `(an address or a list, subscribed to the stack's SNS topic: \`pulumi config set ${PROJECT}:notifyEmail oncall@example.com\`), ` +

@@ -2,7 +2,15 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { capacityReport } from "./capacity.ts";
-import { ConfigError, notifyEmails, PROJECT, parseStackConfig, requireAlertReceiver, type StackConfig } from "./config.ts";
+import {
+  ConfigError,
+  configuredSecrets,
+  notifyEmails,
+  PROJECT,
+  parseStackConfig,
+  requireAlertReceiver,
+  type StackConfig,
+} from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
 import { workloadBoundary } from "./platform/boundaries.ts";
 import { Budget } from "./platform/budget.ts";
@@ -29,6 +37,7 @@ export async function buildStack(): Promise<BuiltStack> {
   const rawConfig = pulumi.runtime.allConfig();
   const config = parseStackConfig(rawConfig, pulumi.getStack());
   requireAlertReceiver(config, rawConfig);
+  const alertSecrets = configuredSecrets(rawConfig);
   // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS).
   const secretConfig = new pulumi.Config(PROJECT);
   const { sizes } = config;
@@ -268,8 +277,11 @@ export async function buildStack(): Promise<BuiltStack> {
       database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
       cache: cacheConnection,
       alerting: {
-        slackWebhookUrl: secretConfig.getSecret("alertSlackWebhookUrl"),
-        pagerdutyKey: secretConfig.getSecret("alertPagerdutyKey"),
+        // Only those set to a value: getSecret("") is an Output, which counted as a receiver with an empty URL or key.
+        slackWebhookUrl: alertSecrets.includes("alertSlackWebhookUrl")
+          ? secretConfig.getSecret("alertSlackWebhookUrl")
+          : undefined,
+        pagerdutyKey: alertSecrets.includes("alertPagerdutyKey") ? secretConfig.getSecret("alertPagerdutyKey") : undefined,
         sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
       },
     },

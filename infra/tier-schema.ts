@@ -25,15 +25,27 @@ const positive = z.number().int().min(1);
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "a Kubernetes quantity like 500m, 2 or 512Mi");
 /** Memory: bytes or a binary suffix (capacity.ts reads it); "m" would be millibytes. */
 const memory = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)?$/, "a memory quantity like 512Mi or 4Gi");
-/** A quantity in base units (cores or bytes), for request <= limit checks. */
-function quantityValue(q: string): number {
-  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$/.exec(q)!;
-  const factor: Record<string, number> = { "": 1, m: 1e-3, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
-  return Number(m[1]) * factor[m[2] ?? ""];
+/**
+ * A quantity in whole thousandths of its base unit (millicores, millibytes), so 700m and 0.7 compare equal; undefined
+ * for one its field's own pattern refuses (zod runs the refinements below after a failed pattern too).
+ */
+function milliUnits(q: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$/.exec(q);
+  if (!m) return undefined;
+  const factor: Record<string, number> = {
+    "": 1e3,
+    m: 1,
+    Ki: 1e3 * 2 ** 10,
+    Mi: 1e3 * 2 ** 20,
+    Gi: 1e3 * 2 ** 30,
+    Ti: 1e3 * 2 ** 40,
+  };
+  return Math.round(Number(m[1]) * factor[m[2] ?? ""]!);
 }
 /** Kubernetes refuses a container whose request exceeds its limit (core/v1 validation, ValidateResourceRequirements). */
 function requestWithinLimit(ctx: z.RefinementCtx, request: [string, string], limit: [string, string]): void {
-  if (quantityValue(request[1]) > quantityValue(limit[1]))
+  const [asked, most] = [milliUnits(request[1]), milliUnits(limit[1])];
+  if (asked !== undefined && most !== undefined && asked > most)
     ctx.addIssue({
       code: "custom",
       path: [request[0]],
@@ -394,7 +406,11 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
 function cronFiringMinutes(expr: string): number[] | string {
   // The CronJob's schedule is parsed by Kubernetes with robfig/cron's standard parser: numbers, names, * ? , - /
   // only. croner also takes L, W and # (Quartz), which the API server refuses.
-  if (/[LW#]/i.test(expr.replace(/\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN)\b/gi, "")))
+  // A descriptor (@daily) is left to croner, which names what it does not take.
+  if (
+    !expr.startsWith("@") &&
+    /[LW#]/i.test(expr.replace(/\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN)\b/gi, ""))
+  )
     return `"${expr}" uses L, W or #, which Kubernetes CronJobs do not take; use numbers, names, *, ',', '-' and '/'`;
   try {
     const minutes = firingMinutesOfWeek(expr);

@@ -388,7 +388,7 @@ function amiTypeFor(name: string, instanceTypes: string[]): "AL2023_ARM_64_STAND
   const arm = instanceTypes.filter(isGraviton);
   if (arm.length > 0 && arm.length < instanceTypes.length) {
     throw new ConfigError(
-      `agent-stack:overrides.nodeGroups.${name.replace(/^cluster-/, "")}.instanceTypes: ${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
+      `agent-stack:overrides.nodeGroups.${name.replace(/^cluster-/, "").replace(/-\d+$/, "")}.instanceTypes: ${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
     );
   }
   return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
-import { ConfigError, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
+import { ConfigError, configuredSecrets, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
 import { postgresTuning } from "../../infra/platform/database.ts";
 import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
@@ -197,6 +197,16 @@ test("a container's request above its limit is refused, naming both: Kubernetes 
   );
   const config = parseStackConfig(withOverrides({ api: { cpuRequest: "1500m", cpuLimit: "2" } }), "prod");
   assert.equal(config.sizes.api.cpuRequest, "1500m");
+  // Equal in whole millicores: 700 * 1e-3 is 0.7000000000000001, which was above 0.7.
+  assert.equal(
+    parseStackConfig(withOverrides({ api: { cpuRequest: "700m", cpuLimit: "0.7" } }), "prod").sizes.api.cpuLimit,
+    "0.7",
+  );
+  // A quantity its pattern refuses is named by it: the request <= limit check, run after the pattern too, threw.
+  assert.match(
+    failure(withOverrides({ api: { memoryLimit: "1G" } })),
+    /^agent-stack:overrides\.api\.memoryLimit: .*a memory quantity/,
+  );
 });
 
 test("memory is bytes or a binary suffix: 1000m (millibytes) is refused here, naming the key", () => {
@@ -244,6 +254,8 @@ test("more connections than leave PostgreSQL its 64 kB of work_mem each are refu
 test("an empty alert secret is no receiver", () => {
   const config = parseStackConfig(base, "prod");
   const raw = { ...base, "agent-stack:alertSlackWebhookUrl": "" };
+  // stack.ts passes the Alertmanager only these.
+  assert.deepEqual(configuredSecrets({ ...raw, "agent-stack:alertPagerdutyKey": "k" }), ["alertPagerdutyKey"]);
   assert.throws(
     () => requireAlertReceiver(config, raw),
     (err) => err instanceof ConfigError && /no alert receiver/.test(err.message),
