@@ -7,6 +7,7 @@
 //    draining, plus the surge), each pod with its pool and its LISTEN connection, plus the other clients, must fit
 //    max_connections, or pods cannot connect just when the API is busiest.
 // Pure: a tier in, lines and problems out.
+import { MEMORY_QUANTITY } from "./tier-schema.ts";
 import type { NodeGroupSpec, Tier } from "./tiers.ts";
 import { API_ROLLING_SURGE_PERCENT } from "./workloads/names.ts";
 
@@ -99,7 +100,7 @@ export function podMemoryBudget(shape: InstanceShape): { budgetMib: number; step
 
 /** A Kubernetes memory quantity in MiB (Ki/Mi/Gi/Ti, or plain bytes). */
 export function quantityMib(q: string): number {
-  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti)?$/.exec(q);
+  const m = MEMORY_QUANTITY.exec(q);
   if (!m) throw new Error(`"${q}" is not a memory quantity like 512Mi or 4Gi`);
   const factor = { Ki: 1 / 1024, Mi: 1, Gi: 1024, Ti: 1024 * 1024 }[m[2] ?? ""] ?? 1 / (1024 * 1024);
   return Number(m[1]) * factor;

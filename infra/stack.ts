@@ -37,9 +37,11 @@ export async function buildStack(): Promise<BuiltStack> {
   const rawConfig = pulumi.runtime.allConfig();
   const config = parseStackConfig(rawConfig, pulumi.getStack());
   requireAlertReceiver(config, rawConfig);
-  const alertSecrets = configuredSecrets(rawConfig);
-  // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS).
+  // Receivers' credentials: set with `pulumi config set --secret`, read only as secrets (SECRET_KEYS), and only those
+  // set to a value: getSecret("") is an Output, which counted as a receiver with an empty URL or key.
   const secretConfig = new pulumi.Config(PROJECT);
+  const configured = configuredSecrets(rawConfig);
+  const alertSecret = (key: (typeof configured)[number]) => (configured.includes(key) ? secretConfig.getSecret(key) : undefined);
   const { sizes } = config;
   const capacity = capacityReport(sizes);
   if (capacity.problems.length > 0) throw new ConfigError(capacity.problems.map((p) => `${PROJECT}:overrides.${p}`).join("\n"));
@@ -277,11 +279,8 @@ export async function buildStack(): Promise<BuiltStack> {
       database: { address: database.address, port: database.port, name: DB_NAME, ...workloads.databaseMonitor },
       cache: cacheConnection,
       alerting: {
-        // Only those set to a value: getSecret("") is an Output, which counted as a receiver with an empty URL or key.
-        slackWebhookUrl: alertSecrets.includes("alertSlackWebhookUrl")
-          ? secretConfig.getSecret("alertSlackWebhookUrl")
-          : undefined,
-        pagerdutyKey: alertSecrets.includes("alertPagerdutyKey") ? secretConfig.getSecret("alertPagerdutyKey") : undefined,
+        slackWebhookUrl: alertSecret("alertSlackWebhookUrl"),
+        pagerdutyKey: alertSecret("alertPagerdutyKey"),
         sns: { topicArn: notifications.topicArn, publishPolicy: notifications.publishPolicy() },
       },
     },

@@ -22,15 +22,18 @@ export const MIN_CONTEXT_LENGTH = 4096;
 
 const count = z.number().int().min(0);
 const positive = z.number().int().min(1);
-const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$/, "a Kubernetes quantity like 500m, 2 or 512Mi");
-/** Memory: bytes or a binary suffix (capacity.ts reads it); "m" would be millibytes. */
-const memory = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)?$/, "a memory quantity like 512Mi or 4Gi");
+/** A Kubernetes quantity as the tiers write one: a number, then millis or a binary suffix. */
+const QUANTITY = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$/;
+/** Memory: bytes or a binary suffix (capacity.ts quantityMib reads it); "m" would be millibytes. */
+export const MEMORY_QUANTITY = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti)?$/;
+const quantity = z.string().regex(QUANTITY, "a Kubernetes quantity like 500m, 2 or 512Mi");
+const memory = z.string().regex(MEMORY_QUANTITY, "a memory quantity like 512Mi or 4Gi");
 /**
  * A quantity in whole thousandths of its base unit (millicores, millibytes), so 700m and 0.7 compare equal; undefined
  * for one its field's own pattern refuses (zod runs the refinements below after a failed pattern too).
  */
 function milliUnits(q: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$/.exec(q);
+  const m = QUANTITY.exec(q);
   if (!m) return undefined;
   const factor: Record<string, number> = {
     "": 1e3,
@@ -130,11 +133,12 @@ export const tierSchema = z
       .strict()
       .superRefine((d, ctx) => {
         // RDS: "The maximum allocated storage must be increased by at least 10 percent" (InvalidParameterCombination).
-        if (d.maxAllocatedStorageGb < Math.ceil((d.allocatedStorageGb * 11) / 10)) {
+        const leastMax = Math.ceil((d.allocatedStorageGb * 11) / 10);
+        if (d.maxAllocatedStorageGb < leastMax) {
           ctx.addIssue({
             code: "custom",
             path: ["maxAllocatedStorageGb"],
-            message: `${d.maxAllocatedStorageGb} is less than 10 % above allocatedStorageGb ${d.allocatedStorageGb}; RDS needs at least ${Math.ceil((d.allocatedStorageGb * 11) / 10)}`,
+            message: `${d.maxAllocatedStorageGb} is less than 10 % above allocatedStorageGb ${d.allocatedStorageGb}; RDS needs at least ${leastMax}`,
           });
         }
       }),

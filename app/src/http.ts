@@ -114,10 +114,13 @@ const asksUpgrade = (req: IncomingMessage): boolean =>
 function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as Connection;
   res.setHeader("Connection", "close");
-  socket[lastAnswer] = res;
   const bodiless = req.headers["transfer-encoding"] === undefined && Number(req.headers["content-length"] ?? 0) === 0;
   if (bodiless) closeWith(socket, res);
-  else req.once("end", () => socket.destroyed || closeWith(socket, res));
+  else {
+    // Until then nothing read after it is served (the request listener), though the parser still runs for the body.
+    socket[lastAnswer] = res;
+    req.once("end", () => socket.destroyed || closeWith(socket, res));
+  }
 }
 
 /**

@@ -140,7 +140,9 @@ const INVOKES: Record<string, Invoke> = {
       id: host,
     };
   },
-  // EKS's default version of an add-on for a Kubernetes version (DescribeAddonVersions); made up, and per version.
+  // EKS's default version of an add-on for a Kubernetes version. Made up, per version, in the shape of a real one
+  // (v<major.minor.patch>-eksbuild.<n>), and never sent to AWS: the real answer is the version DescribeAddonVersions
+  // marks default (terraform-provider-aws internal/service/eks/addon_version_data_source.go, findAddonVersionByTwoPartKey).
   "aws:eks/getAddonVersion:getAddonVersion": (inputs) => ({
     addonName: inputs.addonName,
     kubernetesVersion: inputs.kubernetesVersion,

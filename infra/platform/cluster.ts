@@ -266,7 +266,9 @@ export class Cluster extends pulumi.ComponentResource {
             // Unpinned: the version EKS gives this Kubernetes version by default, read at every preview. Left out,
             // an add-on kept the version it was created with: a kubernetesVersion bump upgraded the control plane
             // and left kube-proxy, CoreDNS, the CNI and the CSI driver behind (the provider only compares an
-            // addon_version given). terraform-aws-eks reads the same data source (aws_eks_addon_version).
+            // addon_version given). terraform-aws-eks reads the same data source (aws_eks_addon_version). Checked at
+            // terraform-provider-aws addon_version_data_source.go: addon_name and kubernetes_version ("1.35", no
+            // pattern), most_recent unset picks the version whose compatibility is marked default.
             addonVersion:
               version ??
               aws.eks.getAddonVersionOutput({ addonName: addon, kubernetesVersion: args.kubernetesVersion }, o).version,
@@ -361,7 +363,7 @@ export class Cluster extends pulumi.ComponentResource {
         version: c.cluster.version,
         instanceTypes: spec.instanceTypes,
         capacityType: spec.capacityType,
-        amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(resourceName, spec.instanceTypes),
+        amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(role, resourceName, spec.instanceTypes),
         scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
         launchTemplate: { id: c.template.id, version: c.template.latestVersion.apply(String) },
         labels: { [NODE_ROLE_LABEL]: role },
@@ -384,11 +386,11 @@ export function isGraviton(instanceType: string): boolean {
 }
 
 /** The EKS AMI for a CPU group: ARM for Graviton types, x86 otherwise; one group cannot mix the two. */
-function amiTypeFor(name: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
+function amiTypeFor(role: NodeRole, name: string, instanceTypes: string[]): "AL2023_ARM_64_STANDARD" | "AL2023_x86_64_STANDARD" {
   const arm = instanceTypes.filter(isGraviton);
   if (arm.length > 0 && arm.length < instanceTypes.length) {
     throw new ConfigError(
-      `agent-stack:overrides.nodeGroups.${name.replace(/^cluster-/, "").replace(/-\d+$/, "")}.instanceTypes: ${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
+      `agent-stack:overrides.nodeGroups.${role}.instanceTypes: ${name}: instance types ${instanceTypes.join(", ")} mix arm64 (${arm.join(", ")}) and x86_64; a node group has one AMI type`,
     );
   }
   return arm.length > 0 ? "AL2023_ARM_64_STANDARD" : "AL2023_x86_64_STANDARD";

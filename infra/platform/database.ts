@@ -59,6 +59,9 @@ const DB_MEMORY_GIB: Record<string, number> = {
   "db.r6g.4xlarge": 128,
 };
 
+/** PostgreSQL's least work_mem, in kB (guc_tables.c); RDS refuses a parameter group below it. */
+const MIN_WORK_MEM_KB = 64;
+
 /**
  * Guide 000 runs postgres with max_connections=200, shared_buffers=2GB, effective_cache_size=6GB,
  * work_mem=16MB, maintenance_work_mem=512MB on an 8 GB host: 25 % / 75 % of RAM, RAM/16, and
@@ -72,17 +75,19 @@ export function postgresTuning(instanceClass: string, maxConnections: number): R
     );
   }
   const kib = gib * 1024 * 1024;
-  // PostgreSQL's work_mem takes 64 kB at least (guc_tables.c); RDS refuses the parameter group below it.
-  if (Math.floor((kib * 0.4) / maxConnections / 4) < 64) {
+  // kB; a query may use several work_mem buffers.
+  const workMem = (connections: number) => Math.floor((kib * 0.4) / connections / 4);
+  if (workMem(maxConnections) < MIN_WORK_MEM_KB) {
+    const most = Math.floor((kib * 0.4) / 4 / MIN_WORK_MEM_KB);
     throw new ConfigError(
-      `agent-stack:overrides.database.maxConnections: ${maxConnections} leaves work_mem below PostgreSQL's 64 kB on ${instanceClass} (${gib} GiB); at most ${Math.floor((kib * 0.4) / 4 / 64)}, or a larger database.instanceClass`,
+      `agent-stack:overrides.database.maxConnections: ${maxConnections} leaves work_mem below PostgreSQL's 64 kB on ${instanceClass} (${gib} GiB); at most ${most}, or a larger database.instanceClass`,
     );
   }
   return {
     max_connections: maxConnections,
     shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages
     effective_cache_size: Math.floor((kib * 0.75) / 8), // 8 kB pages
-    work_mem: Math.floor((kib * 0.4) / maxConnections / 4), // kB; a query may use several work_mem buffers
+    work_mem: workMem(maxConnections),
     maintenance_work_mem: Math.min(Math.floor(kib / 16), 2 * 1024 * 1024), // kB, capped at 2 GB
   };
 }

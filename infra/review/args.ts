@@ -1,4 +1,5 @@
 // Flags shared by the review CLIs (`npm run plan`, `npm run cost`).
+import { PROJECT } from "../config.ts";
 export const FORMATS = ["table", "json", "markdown"] as const;
 export type Format = (typeof FORMATS)[number];
 
@@ -20,7 +21,7 @@ export function formatOf(value: string | undefined): Format {
 }
 
 /** The namespaces the program reads config from. */
-const CONFIG_NAMESPACES = ["agent-stack", "aws"];
+const CONFIG_NAMESPACES = [PROJECT, "aws"];
 
 /** `--config key=value` pairs (repeatable), as `pulumi config set` would store them: what-if without editing a file. */
 export function configFlags(pairs: string[]): Record<string, string> {
@@ -30,7 +31,7 @@ export function configFlags(pairs: string[]): Record<string, string> {
     if (eq < 1) throw new UsageError(`--config: "${pair}" is not key=value (e.g. agent-stack:tier=small)`);
     let key = pair.slice(0, eq);
     // As `pulumi config set`: a key without a namespace is the project's.
-    if (!key.includes(":")) key = `agent-stack:${key}`;
+    if (!key.includes(":")) key = `${PROJECT}:${key}`;
     const ns = key.slice(0, key.indexOf(":"));
     if (!CONFIG_NAMESPACES.includes(ns))
       throw new UsageError(
