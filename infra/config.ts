@@ -19,6 +19,36 @@ export const KUBERNETES_VERSION = "1.35";
  */
 const AWS_REGIONS: readonly string[] = Object.values(Region);
 
+/**
+ * `<project>-<stack>` names the stack's RDS and ElastiCache identifiers, EKS cluster, S3 buckets, ECR repository,
+ * backup vault and IAM roles (stack.ts `prefix`). Their common ground: lowercase letters and digits with single
+ * hyphens between them (RDS and ElastiCache identifiers: no "--", no hyphen at the end; S3 and ECR: lowercase; EKS,
+ * KMS aliases, SNS and backup vaults: no "."), and ElastiCache's replication group id, at most 40 characters
+ * (terraform-provider-aws elasticache/replication_group.go validateReplicationGroupID), is the shortest limit. The
+ * mocks take any name; AWS takes these only.
+ */
+const STACK_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const STACK_NAME_MAX = 40 - `${PROJECT}-`.length;
+
+/** `<project>-<stack>`: the start of the stack's AWS names. */
+export const stackPrefix = (stack: string) => `${PROJECT}-${stack}`;
+
+/** The stack's S3 buckets, by purpose: the Qdrant snapshots and exports, and Loki's chunks. */
+export type StackBucket = "backups" | "logs";
+export const STACK_BUCKETS: readonly StackBucket[] = ["backups", "logs"];
+/** `<prefix>-<purpose>-<account>`: S3 names are global, and the account id keeps two accounts' stacks of a name apart. */
+export const stackBucketName = (prefix: string, purpose: StackBucket, accountId: string) => `${prefix}-${purpose}-${accountId}`;
+
+/** Why a stack of this name cannot name its AWS resources, or undefined when it can. */
+export function stackNameProblem(stack: string): string | undefined {
+  const names = `the stack's AWS names are ${PROJECT}-<stack> (RDS, ElastiCache, EKS, S3, ECR, backup vault, IAM)`;
+  if (!STACK_NAME.test(stack))
+    return `stack "${stack}": use lowercase letters and digits, with single hyphens between them; ${names}`;
+  if (stack.length > STACK_NAME_MAX)
+    return `stack "${stack}": ${stack.length} characters, at most ${STACK_NAME_MAX}: ElastiCache's replication group id ${PROJECT}-${stack} takes 40; ${names}`;
+  return undefined;
+}
+
 const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
 /** Octets of 0-255 and a prefix of 0-32: `999.1.1.1/99` passed a digits-only pattern (a policy then called it outside 0.0.0.0/0). */
 const cidr = z.string().regex(new RegExp(`^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?\\d)$`), "an IPv4 CIDR like 203.0.113.0/24");
@@ -131,6 +161,8 @@ export function parseStackConfig(raw: Record<string, string>, stack: string): St
   }
   const region = raw["aws:region"];
   const problems: string[] = [];
+  const badName = stackNameProblem(stack);
+  if (badName) problems.push(badName);
   if (!region) problems.push(`aws:region is not set; set it with \`pulumi config set aws:region us-east-1\``);
   else if (!AWS_REGIONS.includes(region))
     problems.push(`aws:region: "${region}" is not an AWS region; allowed: ${AWS_REGIONS.join(", ")}`);

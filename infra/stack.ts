@@ -10,6 +10,7 @@ import {
   parseStackConfig,
   requireAlertReceiver,
   type StackConfig,
+  stackPrefix,
 } from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
 import { workloadBoundary } from "./platform/boundaries.ts";
@@ -45,7 +46,7 @@ export async function buildStack(): Promise<BuiltStack> {
   const { sizes } = config;
   const capacity = capacityReport(sizes);
   if (capacity.problems.length > 0) throw new ConfigError(capacity.problems.map((p) => `${PROJECT}:overrides.${p}`).join("\n"));
-  const prefix = `${PROJECT}-${config.stack}`;
+  const prefix = stackPrefix(config.stack);
   const disposable = sizes.name === "dev";
   // AWS Backup takes everything carrying this tag: the RDS instance and the Qdrant EBS volumes.
   const backupTag = { key: "backup", value: prefix };

@@ -6,6 +6,7 @@
 // data and its backups) and, outside dev, a Backup Vault Lock so no deployer can delete recovery points early.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { stackBucketName } from "../config.ts";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
@@ -170,7 +171,7 @@ export class Backups extends pulumi.ComponentResource {
     return privateBucket(
       `${name}-bucket`,
       {
-        bucketName: pulumi.interpolate`${args.prefix}-backups-${args.accountId}`,
+        bucketName: pulumi.output(args.accountId).apply((account) => stackBucketName(args.prefix, "backups", account)),
         kmsKeyArn: args.kmsKeyArn,
         versioned: true,
         disposable: args.disposable,

@@ -8,7 +8,7 @@
 // - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT } from "../config.ts";
+import { PROJECT, STACK_BUCKETS, stackBucketName } from "../config.ts";
 import { BACKUP_DENIES, workloadBoundaryName } from "./boundaries.ts";
 import { webIdentityTrustPolicy } from "./iam.ts";
 
@@ -157,7 +157,7 @@ export class CiRoles extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify({
           Version: "2012-10-17",
           Statement: [
-            ...deployAllowStatements(args.prefix, underWorkloadBoundary),
+            ...deployAllowStatements(args.prefix, args.accountId, underWorkloadBoundary),
             {
               Sid: "NoChangesToTheCiRolesOrThisBoundary",
               Effect: "Deny",
@@ -219,7 +219,7 @@ export class CiRoles extends pulumi.ComponentResource {
         role: deploy.id,
         policy: pulumi.jsonStringify({
           Version: "2012-10-17",
-          Statement: deployAllowStatements(args.prefix, underWorkloadBoundary),
+          Statement: deployAllowStatements(args.prefix, args.accountId, underWorkloadBoundary),
         }),
       },
       o,
@@ -297,7 +297,12 @@ export class CiRoles extends pulumi.ComponentResource {
  * What the deploy role may do: the managed services, IAM for roles only (and what gives a role permissions only under
  * `underWorkloadBoundary`), S3 on the stack's own buckets.
  */
-function deployAllowStatements(prefix: string, underWorkloadBoundary: object) {
+function deployAllowStatements(prefix: string, accountId: pulumi.Input<string>, underWorkloadBoundary: object) {
+  // By their whole names: `<prefix>-*` also matched the buckets of a stack whose name starts with this one's and a
+  // hyphen (dev's role reached dev-eu's).
+  const buckets = STACK_BUCKETS.map((purpose) =>
+    pulumi.output(accountId).apply((account) => `arn:aws:s3:::${stackBucketName(prefix, purpose, account)}`),
+  );
   return [
     { Sid: "ManagedServices", Effect: "Allow", Action: MANAGED_SERVICES.map((s) => `${s}:*`), Resource: "*" },
     // Not sts:*: with AssumeRole, a role it creates under the workload boundary (a deny-list) that trusts it, given a
@@ -316,7 +321,7 @@ function deployAllowStatements(prefix: string, underWorkloadBoundary: object) {
       Sid: "StackBuckets",
       Effect: "Allow",
       Action: ["s3:*"],
-      Resource: [`arn:aws:s3:::${prefix}-*`, `arn:aws:s3:::${prefix}-*/*`],
+      Resource: [...buckets, ...buckets.map((arn) => pulumi.interpolate`${arn}/*`)],
     },
     { Sid: "ListBuckets", Effect: "Allow", Action: ["s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock"], Resource: "*" },
     // deploy-stack.yml runs the preflight under this role before `pulumi up`; without them every deploy stopped there.

@@ -1,7 +1,7 @@
 // What a stack asks of the AWS account, read from its resolved config: instance types and how many vCPUs
 // of each EC2 quota family its node groups may reach, the names it will create, the pins it will pull.
 import type { StackConfig } from "../config.ts";
-import { PROJECT } from "../config.ts";
+import { stackBucketName, stackPrefix } from "../config.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, EKS_ADDONS, IMAGES, kubectlImage, type ChartPin } from "../versions.ts";
 
 export interface GroupNeed {
@@ -30,7 +30,7 @@ export interface StackNeeds {
 }
 
 export function needsOf(config: StackConfig): StackNeeds {
-  const prefix = `${PROJECT}-${config.stack}`;
+  const prefix = stackPrefix(config.stack);
   const { sizes } = config;
   const groups = Object.entries(sizes.nodeGroups)
     .filter(([, g]) => g)
@@ -49,8 +49,8 @@ export function needsOf(config: StackConfig): StackNeeds {
     clusterName: prefix,
     dbIdentifiers: [prefix, ...Array.from({ length: sizes.database.readReplicas }, (_, i) => `${prefix}-replica-${i}`)],
     bucketNames: (accountId) => [
-      `${prefix}-backups-${accountId}`,
-      ...(sizes.monitoring.lokiMode === "s3" ? [`${prefix}-logs-${accountId}`] : []),
+      stackBucketName(prefix, "backups", accountId),
+      ...(sizes.monitoring.lokiMode === "s3" ? [stackBucketName(prefix, "logs", accountId)] : []),
     ],
     githubOidc: !config.ci.githubRepo ? "none" : config.ci.oidcProviderArn ? "existing" : "create",
     domain: config.domain,

@@ -2,6 +2,7 @@
 // bucket and IRSA role in prod tiers, the exporters' credentials as Secrets, alert receivers from secret config.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { stackBucketName } from "../config.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { privateBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
@@ -110,7 +111,7 @@ export class Observability extends pulumi.ComponentResource {
       const bucket = privateBucket(
         `${name}-logs`,
         {
-          bucketName: pulumi.interpolate`${args.prefix}-logs-${args.accountId}`,
+          bucketName: pulumi.output(args.accountId).apply((account) => stackBucketName(args.prefix, "logs", account)),
           kmsKeyArn: args.kmsKeyArn,
           versioned: false,
           disposable: args.disposable,

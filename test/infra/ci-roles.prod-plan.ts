@@ -10,7 +10,7 @@ import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS, mockArn } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS, ROLE_CHANGES_UNDER_BOUNDARY } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
-import { allows, deniesOutright, type Statement } from "../support/iam.ts";
+import { allows, deniesOutright, matchesPattern, namesAction, type Statement } from "../support/iam.ts";
 import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
 
 const ci = (extra: Record<string, unknown> = {}) => ({
@@ -116,6 +116,21 @@ test("the deploy role may manage every kind of AWS resource the stack creates (i
     [...services].filter((service) => !allows(statements, `${service}:CreateSomething`)),
     [],
   );
+});
+
+test("the deploy role's S3 is the stack's own buckets, not those of a stack whose name starts with this one's", () => {
+  const resources = (inlinePolicy("ci-deploy").Statement as Statement[])
+    .filter((s) => s.Effect === "Allow" && namesAction(s, "s3:PutObject"))
+    .flatMap((s) => [s.Resource].flat() as string[]);
+  const reaches = (arn: string) => resources.some((pattern) => matchesPattern(pattern, arn));
+  const buckets: string[] = ofType(plan, "aws:s3/bucket:Bucket").map((b) => inputs(b).bucket);
+  assert.equal(buckets.length, 2, buckets.join(" ")); // backups, and Loki's chunks in prod
+  for (const bucket of buckets) {
+    assert.ok(reaches(`arn:aws:s3:::${bucket}`) && reaches(`arn:aws:s3:::${bucket}/qdrant/x`), bucket);
+    // `agent-stack-prod-*` reached stack prod-eu's buckets too.
+    const neighbour = bucket.replace(/^agent-stack-prod-/, "agent-stack-prod-eu-");
+    assert.ok(!reaches(`arn:aws:s3:::${neighbour}`) && !reaches(`arn:aws:s3:::${neighbour}/x`), neighbour);
+  }
 });
 
 test("the deploy role may run the preflight deploy-stack.yml runs before pulumi up: every AWS call in it", () => {

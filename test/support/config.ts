@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseStackConfig } from "../../infra/config.ts";
 
-export function configFailure(raw: Record<string, string>): string {
+export function configFailure(raw: Record<string, string>, stack = "test"): string {
   try {
-    parseStackConfig(raw, "test");
+    parseStackConfig(raw, stack);
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
     return err.message;

@@ -1,6 +1,6 @@
 // The least reading of IAM policy statements the tests need, not an evaluator: whether a statement's Action names an
-// action, by IAM's wildcards (case-insensitive). Resources are not matched and conditions not evaluated: a test that
-// relies on one says what it expects of it.
+// action, by IAM's wildcards (case-insensitive). Resources are matched only where a test asks (matchesPattern) and
+// conditions not evaluated: a test that relies on one says what it expects of it.
 export interface Statement {
   Sid?: string;
   Effect: string;
@@ -9,11 +9,13 @@ export interface Statement {
   Condition?: Record<string, Record<string, unknown>>;
 }
 
+/** Whether an IAM pattern matches `value`: `*` matches any run of characters (actions: case-insensitive, `flags` "i"). */
+export const matchesPattern = (pattern: string, value: string, flags = ""): boolean =>
+  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, flags).test(value);
+
 /** Whether the statement's Action names `action` (`*` matches any run of characters, as in IAM). */
 export const namesAction = (s: Pick<Statement, "Action">, action: string): boolean =>
-  [s.Action]
-    .flat()
-    .some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "i").test(action));
+  [s.Action].flat().some((p) => matchesPattern(p, action, "i"));
 
 /** Whether one of the Allow statements names `action` (resources and conditions aside). */
 export const allows = (statements: Statement[], action: string): boolean =>
