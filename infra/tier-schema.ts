@@ -2,6 +2,7 @@
 // within peak sizes, schedules that fit work hours, backup timing). The `Tier` type is inferred from it;
 // infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
+import { tuningProblem } from "./postgres-tuning.ts";
 import { CronError, DAYS, describeWindow, firingMinutesOfWeek, hhmmOf, minutesOf, windowLength, windowRanges } from "./time.ts";
 
 /** S3 Glacier Flexible Retrieval's minimum storage duration (S3 pricing: objects deleted sooner are billed for it). */
@@ -57,6 +58,18 @@ function requestWithinLimit(ctx: z.RefinementCtx, request: [string, string], lim
 }
 /** RDS for PostgreSQL gp3 storage: 20-65,536 GiB (RDS User Guide, "Amazon RDS DB instance storage"). */
 const RDS_GP3_MAX_GB = 65_536;
+const RDS_CLASS = /^db\.[a-z0-9]+\.[a-z0-9]+$/;
+/**
+ * A name `ollama pull` takes: [host/][namespace/]model[:tag], each part of letters, digits, '_', '-' and '.' (none in a
+ * namespace), no "..", at most 128 characters (ollama/ollama types/model/name.go ParseName, isValidByteFor).
+ */
+const ollamaModel = z
+  .string()
+  .max(128)
+  .regex(
+    /^(?!.*\.\.)(?:(?:[\w.-]+\/)?[\w-]+\/)?[\w.-]+(?::[\w.-]+)?$/,
+    "an Ollama model name like llama3.1:8b ([host/][namespace/]model[:tag])",
+  );
 /** EBS gp3 volumes: 1-16,384 GiB (EBS User Guide, "Amazon EBS volume types"). */
 const EBS_GP3_MAX_GB = 16_384;
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time HH:MM (00:00-23:59)");
@@ -118,20 +131,30 @@ export const tierSchema = z
       .strict(),
     database: z
       .object({
-        instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.2xlarge"),
+        instanceClass: z.string().regex(RDS_CLASS, "an RDS class like db.r6i.2xlarge"),
         allocatedStorageGb: z.number().int().min(20).max(RDS_GP3_MAX_GB),
         maxAllocatedStorageGb: z.number().int().min(20).max(RDS_GP3_MAX_GB),
         multiAz: z.boolean(),
         readReplicas: count.max(5),
-        replicaInstanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, "an RDS class like db.r6i.xlarge"),
+        replicaInstanceClass: z.string().regex(RDS_CLASS, "an RDS class like db.r6i.xlarge"),
         backupRetentionDays: z.number().int().min(1).max(35),
         performanceInsights: z.boolean(),
         deletionProtection: z.boolean(),
-        // PostgreSQL's MAX_BACKENDS (2^18 - 1); database.ts also needs work_mem >= 64 kB per connection.
+        // PostgreSQL's MAX_BACKENDS (2^18 - 1); each class tuned must also leave work_mem its 64 kB (postgres-tuning.ts).
         maxConnections: z.number().int().min(20).max(262_143),
       })
       .strict()
       .superRefine((d, ctx) => {
+        // Each class gets a parameter group of its own tuning; the replica's only when it has one of its own.
+        const tuned = d.readReplicas > 0 ? (["instanceClass", "replicaInstanceClass"] as const) : (["instanceClass"] as const);
+        // zod runs this after a class's failed pattern too: that class is already refused.
+        for (const key of tuned.filter((k) => RDS_CLASS.test(d[k]))) {
+          const problem = tuningProblem(d[key], d.maxConnections);
+          if (!problem) continue;
+          const [path, message] =
+            problem.on === "class" ? [key, problem.message] : ["maxConnections", `${problem.message}, or a larger ${key}`];
+          ctx.addIssue({ code: "custom", path: [path], message });
+        }
         // RDS: "The maximum allocated storage must be increased by at least 10 percent" (InvalidParameterCombination).
         const leastMax = Math.ceil((d.allocatedStorageGb * 11) / 10);
         if (d.maxAllocatedStorageGb < leastMax) {
@@ -178,7 +201,7 @@ export const tierSchema = z
     ollama: z
       .object({
         replicas: count,
-        models: z.object({ small: z.string(), default: z.string(), large: z.string(), embed: z.string() }).strict(),
+        models: z.object({ small: ollamaModel, default: ollamaModel, large: ollamaModel, embed: ollamaModel }).strict(),
         numParallel: positive.max(16),
         contextLength: z.number().int().min(MIN_CONTEXT_LENGTH).max(131072),
         kvCacheType: z.enum(["f16", "q8_0"]),
@@ -406,16 +429,24 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   }
 }
 
+const CRON_NAMES = /^(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT)$/i;
+/** Quartz's last-day, weekday and nth-weekday forms: L, 5L, FRIL, LW, 15W, 6#3, MON#1. */
+const QUARTZ_ATOM = /^((\d+|[A-Z]{3})?L|LW|\d+W|(\d+|[A-Z]{3})#\d+)$/i;
+
 /** The minutes of the week a five-field cron fires at (time.ts, croner), or why it is not one. */
 function cronFiringMinutes(expr: string): number[] | string {
-  // The CronJob's schedule is parsed by Kubernetes with robfig/cron's standard parser: numbers, names, * ? , - /
-  // only. croner also takes L, W and # (Quartz), which the API server refuses.
+  // The CronJob's schedule is parsed by Kubernetes with robfig/cron's standard parser: numbers, the three-letter
+  // names, * ? , - / only. croner also takes L, W and # (Quartz), which the API server refuses.
   // A descriptor (@daily) is left to croner, which names what it does not take.
-  if (
-    !expr.startsWith("@") &&
-    /[LW#]/i.test(expr.replace(/\b(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|MON|TUE|WED|THU|FRI|SAT|SUN)\b/gi, ""))
-  )
-    return `"${expr}" uses L, W or #, which Kubernetes CronJobs do not take; use numbers, names, *, ',', '-' and '/'`;
+  if (!expr.startsWith("@")) {
+    const odd = expr
+      .trim()
+      .split(/[\s,/-]+/)
+      .find((atom) => /[A-Z#]/i.test(atom) && !CRON_NAMES.test(atom));
+    if (odd && QUARTZ_ATOM.test(odd))
+      return `"${expr}" uses L, W or # (${odd}), which Kubernetes CronJobs do not take; use numbers, names, *, ',', '-' and '/'`;
+    if (odd) return `"${expr}": "${odd}" is neither a number nor a name Kubernetes CronJobs take (JAN-DEC, SUN-SAT)`;
+  }
   try {
     const minutes = firingMinutesOfWeek(expr);
     if (minutes.length === 0) return `"${expr}" never fires (no such date); the snapshot would never run`;

@@ -2,12 +2,12 @@
 // gp3, Multi-AZ and read replicas per tier, master password generated and kept in Secrets Manager.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "../config.ts";
 import { utcWindow } from "../time.ts";
 import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { DB_MAINTENANCE } from "../tier-schema.ts";
+import { postgresTuning } from "../postgres-tuning.ts";
 import { storedSecret } from "./secrets.ts";
 
 export interface DatabaseArgs {
@@ -33,64 +33,6 @@ export interface DatabaseArgs {
 export const DB_NAME = "agent";
 export const DB_USER = "agent";
 export const DB_PORT = 5432;
-
-// Memory of the classes our tiers use (GiB), for the guide's tuning. Unknown class: a clear error.
-const DB_MEMORY_GIB: Record<string, number> = {
-  "db.t4g.micro": 1,
-  "db.t4g.small": 2,
-  "db.t4g.medium": 4,
-  "db.t4g.large": 8,
-  "db.m6i.large": 8,
-  "db.m6i.xlarge": 16,
-  "db.m6i.2xlarge": 32,
-  "db.m6g.large": 8,
-  "db.m6g.xlarge": 16,
-  "db.m7g.large": 8,
-  "db.m7g.xlarge": 16,
-  "db.m7g.2xlarge": 32,
-  "db.r6i.large": 16,
-  "db.r6i.xlarge": 32,
-  "db.r6i.2xlarge": 64,
-  "db.r6i.4xlarge": 128,
-  "db.r6i.8xlarge": 256,
-  "db.r6g.large": 16,
-  "db.r6g.xlarge": 32,
-  "db.r6g.2xlarge": 64,
-  "db.r6g.4xlarge": 128,
-};
-
-/** PostgreSQL's least work_mem, in kB (guc_tables.c); RDS refuses a parameter group below it. */
-const MIN_WORK_MEM_KB = 64;
-
-/**
- * Guide 000 runs postgres with max_connections=200, shared_buffers=2GB, effective_cache_size=6GB,
- * work_mem=16MB, maintenance_work_mem=512MB on an 8 GB host: 25 % / 75 % of RAM, RAM/16, and
- * 40 % of RAM spread over the connections. The same ratios scale to any instance.
- */
-export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
-  const gib = DB_MEMORY_GIB[instanceClass];
-  if (!gib) {
-    throw new ConfigError(
-      `agent-stack:overrides.database.instanceClass: no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}`,
-    );
-  }
-  const kib = gib * 1024 * 1024;
-  // kB; a query may use several work_mem buffers.
-  const workMem = (connections: number) => Math.floor((kib * 0.4) / connections / 4);
-  if (workMem(maxConnections) < MIN_WORK_MEM_KB) {
-    const most = Math.floor((kib * 0.4) / 4 / MIN_WORK_MEM_KB);
-    throw new ConfigError(
-      `agent-stack:overrides.database.maxConnections: ${maxConnections} leaves work_mem below PostgreSQL's 64 kB on ${instanceClass} (${gib} GiB); at most ${most}, or a larger database.instanceClass`,
-    );
-  }
-  return {
-    max_connections: maxConnections,
-    shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages
-    effective_cache_size: Math.floor((kib * 0.75) / 8), // 8 kB pages
-    work_mem: workMem(maxConnections),
-    maintenance_work_mem: Math.min(Math.floor(kib / 16), 2 * 1024 * 1024), // kB, capped at 2 GB
-  };
-}
 
 export class Database extends pulumi.ComponentResource {
   readonly address: pulumi.Output<string>;

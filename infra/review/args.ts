@@ -33,6 +33,7 @@ export function configFlags(pairs: string[]): Record<string, string> {
     // As `pulumi config set`: a key without a namespace is the project's.
     if (!key.includes(":")) key = `${PROJECT}:${key}`;
     const ns = key.slice(0, key.indexOf(":"));
+    if (key.length === ns.length + 1) throw new UsageError(`--config: "${pair}" names no key after "${ns}:"`);
     if (!CONFIG_NAMESPACES.includes(ns))
       throw new UsageError(
         `--config: "${key}": namespace "${ns}" is not read by this program; allowed: ${CONFIG_NAMESPACES.join(", ")}`,

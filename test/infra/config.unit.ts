@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
 import { ConfigError, configuredSecrets, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
-import { postgresTuning } from "../../infra/platform/database.ts";
+import { postgresTuning } from "../../infra/postgres-tuning.ts";
 import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
@@ -238,17 +238,66 @@ test("domain: at most 64 characters, ACM's limit for a certificate's domain name
   assert.equal(parseStackConfig({ ...https, "agent-stack:domain": long.slice(1) }, "prod").domain, long.slice(1));
 });
 
-test("more connections than leave PostgreSQL its 64 kB of work_mem each are refused, naming the most the class takes", () => {
+test("a class tuned with more connections than leave PostgreSQL 64 kB of work_mem each, or of unknown memory, is refused by its key", () => {
   // guc_tables.c: work_mem's minimum is 64 (kB); RDS refuses a parameter group below it.
   assert.equal(postgresTuning("db.t4g.micro", 100).work_mem, 1048);
-  assert.throws(
-    () => postgresTuning("db.t4g.micro", 2_000),
-    (err) =>
-      err instanceof ConfigError &&
-      /^agent-stack:overrides\.database\.maxConnections: 2000 leaves work_mem below PostgreSQL's 64 kB on db\.t4g\.micro \(1 GiB\); at most 1638/.test(
-        err.message,
-      ),
+  const database = (d: object) => failure(withOverrides({ database: d }));
+  assert.match(
+    database({ instanceClass: "db.t4g.micro", maxConnections: 2_000 }),
+    /^agent-stack:overrides\.database\.maxConnections: 2000 leaves work_mem below PostgreSQL's 64 kB on db\.t4g\.micro \(1 GiB\); at most 1638, or a larger instanceClass$/m,
   );
+  // medium's replica (db.r6g.xlarge) gets a parameter group of its own, so its class is checked and named too.
+  assert.match(
+    database({ replicaInstanceClass: "db.t4g.micro", maxConnections: 2_000 }),
+    /^agent-stack:overrides\.database\.maxConnections: .* on db\.t4g\.micro .*, or a larger replicaInstanceClass$/m,
+  );
+  assert.match(
+    database({ replicaInstanceClass: "db.x9.huge" }),
+    /^agent-stack:overrides\.database\.replicaInstanceClass: .*no memory size known for db\.x9\.huge/m,
+  );
+  // Without replicas the replica's class is tuned nowhere.
+  assert.equal(
+    parseStackConfig(withOverrides({ database: { readReplicas: 0, replicaInstanceClass: "db.x9.huge" } }), "prod").sizes.database
+      .replicaInstanceClass,
+    "db.x9.huge",
+  );
+  // A class its pattern refuses is told so once.
+  assert.doesNotMatch(database({ instanceClass: "DB.X" }), /no memory size known/);
+});
+
+test("an Ollama model is a name `ollama pull` takes", () => {
+  const model = (name: string) => failure(withOverrides({ ollama: { models: { small: name } } }));
+  for (const bad of ["", "llama3.1 8b", "a..b:1", "ns.x/model", "model:", `${"m".repeat(129)}`])
+    assert.match(
+      model(bad),
+      /^agent-stack:overrides\.ollama\.models\.small: got .*; allowed: (an Ollama model name like llama3\.1:8b|<= 128)/m,
+      bad,
+    );
+  const ok = parseStackConfig(
+    withOverrides({ ollama: { models: { small: "registry.example.com/team/qwen_2.5:7b-q4" } } }),
+    "prod",
+  );
+  assert.equal(ok.sizes.ollama.models.small, "registry.example.com/team/qwen_2.5:7b-q4");
+});
+
+test("a stack name AWS cannot take in the resources' names is refused, naming the rule", () => {
+  // Each passed the plan and would fail at pulumi up (RDS and ElastiCache identifiers, S3, ECR, EKS, KMS, SNS names).
+  for (const stack of ["Feature_Branch.x", "prod.eu", "PROD", "dev--x", "x-", "_x", "-x"])
+    assert.match(
+      failure(base, stack),
+      new RegExp(
+        `^stack "${stack.replace(/\./g, "\\.")}": use lowercase letters and digits, with single hyphens between them`,
+        "m",
+      ),
+      stack,
+    );
+  const longest = "abcdefghijklmnopqrstuvwxyz12"; // agent-stack-<28> is 40, ElastiCache's limit
+  assert.equal(parseStackConfig(base, longest).stack, longest);
+  assert.match(
+    failure(base, `${longest}3`),
+    /^stack "abcdefghijklmnopqrstuvwxyz123": 29 characters, at most 28: ElastiCache's replication group id agent-stack-\S+ takes 40/m,
+  );
+  assert.equal(parseStackConfig(base, "prod-eu-2").stack, "prod-eu-2");
 });
 
 test("an empty alert secret is no receiver", () => {
@@ -274,6 +323,7 @@ test("--config: a key without a namespace is the project's, as `pulumi config se
     () => configFlags(["agent-stak:tier=large"]),
     /"agent-stak:tier": namespace "agent-stak" is not read by this program/,
   );
+  assert.throws(() => configFlags(["agent-stack:=x"]), /"agent-stack:=x" names no key after "agent-stack:"/);
 });
 
 test("aws:region must be a region the AWS provider knows: a misspelled one planned every resource unpriced", () => {

@@ -133,7 +133,10 @@ test("a Qdrant snapshot cron the CronJob cannot take (L, W, #), or one that neve
   // which reads it here, also takes Quartz's L, W and #.
   const cron = (c: string) => failure(raw("medium", { backups: { qdrantSnapshotCron: c } }));
   for (const c of ["0 3 L * *", "0 3 15W * *", "0 3 * * MON#1", "0 3 * * 5L"])
-    assert.match(cron(c), /backups\.qdrantSnapshotCron: ".*" uses L, W or #, which Kubernetes CronJobs do not take/, c);
+    assert.match(cron(c), /backups\.qdrantSnapshotCron: ".*" uses L, W or # \(\S+\), which Kubernetes CronJobs do not take/, c);
+  // A word that is no name is told so, not taken for L, W or #.
+  assert.match(cron("0 3 * JULY *"), /"0 3 \* JULY \*": "JULY" is neither a number nor a name Kubernetes CronJobs take/);
+  assert.match(cron("0 3 * * LUNDI"), /"LUNDI" is neither a number nor a name/);
   assert.match(cron("0 0 31 2 *"), /backups\.qdrantSnapshotCron: "0 0 31 2 \*" never fires/);
   assert.doesNotThrow(() => parseStackConfig(raw("medium", { backups: { qdrantSnapshotCron: "0 2 * jul sun" } }), "prod"));
 });

@@ -1,0 +1,70 @@
+// PostgreSQL's tuning for an RDS class (guide 000's ratios scaled to the class's memory), and why a class or a
+// connection count cannot be tuned: read by the tier schema, which refuses such a config naming its key, and by the
+// database's parameter groups.
+
+/** Memory of the RDS classes a tier may name (GiB). */
+const DB_MEMORY_GIB: Record<string, number> = {
+  "db.t4g.micro": 1,
+  "db.t4g.small": 2,
+  "db.t4g.medium": 4,
+  "db.t4g.large": 8,
+  "db.m6i.large": 8,
+  "db.m6i.xlarge": 16,
+  "db.m6i.2xlarge": 32,
+  "db.m6g.large": 8,
+  "db.m6g.xlarge": 16,
+  "db.m7g.large": 8,
+  "db.m7g.xlarge": 16,
+  "db.m7g.2xlarge": 32,
+  "db.r6i.large": 16,
+  "db.r6i.xlarge": 32,
+  "db.r6i.2xlarge": 64,
+  "db.r6i.4xlarge": 128,
+  "db.r6i.8xlarge": 256,
+  "db.r6g.large": 16,
+  "db.r6g.xlarge": 32,
+  "db.r6g.2xlarge": 64,
+  "db.r6g.4xlarge": 128,
+};
+
+/** PostgreSQL's least work_mem, in kB (guc_tables.c); RDS refuses a parameter group below it. */
+const MIN_WORK_MEM_KB = 64;
+
+const kibOf = (gib: number) => gib * 1024 * 1024;
+/** kB per connection: 40 % of memory over the connections, four buffers each (a query may use several). */
+const workMem = (kib: number, connections: number) => Math.floor((kib * 0.4) / connections / 4);
+
+/** Why `instanceClass` cannot be tuned for `maxConnections`, or undefined when it can. */
+export function tuningProblem(
+  instanceClass: string,
+  maxConnections: number,
+): { on: "class" | "connections"; message: string } | undefined {
+  const gib = DB_MEMORY_GIB[instanceClass];
+  if (!gib)
+    return { on: "class", message: `no memory size known for ${instanceClass}; known: ${Object.keys(DB_MEMORY_GIB).join(", ")}` };
+  if (workMem(kibOf(gib), maxConnections) >= MIN_WORK_MEM_KB) return undefined;
+  const most = Math.floor((kibOf(gib) * 0.4) / 4 / MIN_WORK_MEM_KB);
+  return {
+    on: "connections",
+    message: `${maxConnections} leaves work_mem below PostgreSQL's 64 kB on ${instanceClass} (${gib} GiB); at most ${most}`,
+  };
+}
+
+/**
+ * Guide 000 runs postgres with max_connections=200, shared_buffers=2GB, effective_cache_size=6GB,
+ * work_mem=16MB, maintenance_work_mem=512MB on an 8 GB host: 25 % / 75 % of RAM, RAM/16, and
+ * 40 % of RAM spread over the connections. The same ratios scale to any instance. The config has been checked
+ * with tuningProblem (tier-schema.ts).
+ */
+export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
+  const problem = tuningProblem(instanceClass, maxConnections);
+  if (problem) throw new Error(problem.message);
+  const kib = kibOf(DB_MEMORY_GIB[instanceClass]);
+  return {
+    max_connections: maxConnections,
+    shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages
+    effective_cache_size: Math.floor((kib * 0.75) / 8), // 8 kB pages
+    work_mem: workMem(kib, maxConnections),
+    maintenance_work_mem: Math.min(Math.floor(kib / 16), 2 * 1024 * 1024), // kB, capped at 2 GB
+  };
+}
