@@ -3,5 +3,5 @@ export { estimateCost, type CostEstimate, type EstimateOptions, type UnpricedRes
 export { renderCostMarkdown, renderCostTable } from "./render.ts";
 export { diffCosts, renderDiffMarkdown, renderDiffTable, type CostDiff } from "./diff.ts";
 export { plansFromPreview, type PreviewDigest } from "./preview.ts";
-export { budgetCheck, type BudgetCheck } from "./budget.ts";
+export { budgetCheck, type BudgetCheck, unpricedRegion } from "./budget.ts";
 export { CATALOG } from "./catalog.ts";

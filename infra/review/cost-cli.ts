@@ -6,7 +6,8 @@
 //   npm run cost -- --preview-json <preview.json>         price `pulumi preview --json` (create/update/delete/replace)
 //   common: [--format table|markdown|json] [--max-monthly <usd>]
 //
-// Exit codes: 0 within budget, 1 over budget (--max-monthly, default the budget the plan carries), 2 bad usage or input.
+// Exit codes: 0 within budget, 1 over budget (--max-monthly, default the budget the plan carries) or no price table for
+// the stack's region to check it with, 2 bad usage or input.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { PROJECT } from "../config.ts";
@@ -70,7 +71,7 @@ function warningsOf(cost: CostReport): string[] {
 function guard(cost: CostReport, maxMonthly: number | undefined): number {
   const check = budgetCheck(cost as CostEstimate, maxMonthly);
   console.error(`cost: ${check.message}`);
-  return check.over ? 1 : 0;
+  return check.fails ? 1 : 0;
 }
 
 async function main(argv: string[]): Promise<number> {

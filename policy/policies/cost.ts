@@ -2,7 +2,7 @@
 // GPU types only in the tainted gpu node group, and the stack's estimated monthly cost (infra/cost) within the
 // budget the stack resolved (the plan's config, else its AWS Budget).
 import type { PolicyResource, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { estimateCost } from "../../infra/cost/index.ts";
+import { estimateCost, unpricedRegion } from "../../infra/cost/index.ts";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import type { OfflineStackArgs } from "../lib/offline-args.ts";
 import { INSTANCE_TYPES } from "../lib/instance-types.ts";
@@ -220,6 +220,11 @@ export const stackWithinBudget: StackValidationPolicy = {
     const cost =
       args.cost ??
       estimateCost(planFromResources(args.resources, tier), { usage: isTierName(tier) ? TIER_USAGE[tier] : undefined });
+    const unchecked = unpricedRegion(cost);
+    if (unchecked) {
+      report(`cannot check the ${dollars(budget.usd)} budget (${budget.source}): ${unchecked}.`);
+      return;
+    }
     if (cost.monthlyUsd > budget.usd) {
       const top = [...cost.items].sort((a, b) => b.monthlyUsd - a.monthlyUsd).slice(0, 3);
       report(

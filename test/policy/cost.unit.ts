@@ -2,10 +2,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gpuOnlyInGpuGroup, instanceTypesAllowed, stackWithinBudget, tierAllowList } from "../../policy/policies/cost.ts";
+import { budgetCheck, estimateCost } from "../../infra/cost/index.ts";
 import type { PlanConfig } from "../../infra/plan/types.ts";
 import { instanceTypeAllowList, TIER_NAMES, TIERS } from "../../infra/tiers.ts";
 import { USAGE } from "../../infra/usage.ts";
-import { check, checkOnPreview, resource, unknownStringValue } from "./support.ts";
+import { check, checkOnPreview, planOf, resource, unknownStringValue } from "./support.ts";
 
 const nodeGroup = (name: string, instanceTypes: string[], extra: Record<string, unknown> = {}) =>
   resource("aws:eks/nodeGroup:NodeGroup", name, {
@@ -159,6 +160,22 @@ test("stack-within-budget: the estimate is compared with the budget the plan car
     check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small", planConfig: resolved(2750) }),
     [],
   );
+});
+
+test("stack-within-budget: a region without a price table fails it, saying so, instead of passing at $0", () => {
+  // eu-central-1 has no table (infra/cost/prices/): every priced resource was UNPRICED, the total $0, and any budget met.
+  const expected =
+    /^cannot check the \$100 budget \(policy config monthlyBudgetUsd\): no price table for region eu-central-1, .*add infra\/cost\/prices\/eu-central-1\.json/;
+  for (const cost of [undefined, estimateCost(planOf(expensive, "small", null, "eu-central-1"))]) {
+    const violations = check(stackWithinBudget, expensive, { region: "eu-central-1", config: { monthlyBudgetUsd: 100 }, cost });
+    assert.equal(violations.length, 1, cost ? "offline, with review()'s estimate" : "under the engine");
+    assert.match(violations[0]!.message, expected);
+  }
+  // The cost CLI's guard says the same and exits 1.
+  const guard = budgetCheck(estimateCost(planOf(expensive, "small", resolved(100), "eu-central-1")));
+  assert.equal(guard.fails, true);
+  assert.match(guard.message, /^cannot check the budget of stack test .*: no price table for region eu-central-1/);
+  assert.deepEqual(check(stackWithinBudget, expensive, { config: { monthlyBudgetUsd: 1_000_000 } }), [], "us-east-1 has one");
 });
 
 test("stack-within-budget on a real preview: a value not known yet is priced as unknown, and the budget still judged", () => {

@@ -41,17 +41,22 @@ export function resource(
 }
 
 /** The AWS provider as infra/stack.ts declares it: defaultTags (JSON-encoded, as providers receive them) carry the tier. */
-export function awsProvider(tier: string | undefined): PlannedResource {
+export function awsProvider(tier: string | undefined, region = "us-east-1"): PlannedResource {
   const tags = { project: "agent-stack", stack: STACK, ...(tier ? { tier } : {}) };
-  return resource("pulumi:providers:aws", "aws", { region: "us-east-1", defaultTags: JSON.stringify({ tags }) });
+  return resource("pulumi:providers:aws", "aws", { region, defaultTags: JSON.stringify({ tags }) });
 }
 
-export function planOf(resources: PlannedResource[], tier: string | undefined, config: PlanConfig | null = null): Plan {
-  const linked = linkReferences([awsProvider(tier), ...resources]);
+export function planOf(
+  resources: PlannedResource[],
+  tier: string | undefined,
+  config: PlanConfig | null = null,
+  region = "us-east-1",
+): Plan {
+  const linked = linkReferences([awsProvider(tier, region), ...resources]);
   return {
     stack: STACK,
     tier: tier ?? "",
-    region: "us-east-1",
+    region,
     config,
     resources: linked,
     outputs: {},
@@ -69,13 +74,16 @@ export interface CheckOptions {
   cost?: CostReport;
   /** The stack's resolved config the plan carries (budget, ...). */
   planConfig?: PlanConfig;
+  /** The AWS provider's region (default us-east-1). */
+  region?: string;
 }
 
 /** Runs one policy over the resources (plus an AWS provider) and returns its violations. */
 export function check(policy: Policy, resources: PlannedResource[], options: CheckOptions = {}): PolicyViolation[] {
   const tier = "tier" in options ? options.tier : "medium";
   const config = options.config ? { [policy.name]: options.config } : undefined;
-  return runPolicies(planOf(resources, tier, options.planConfig), { policies: [policy], config, cost: options.cost }).violations;
+  const plan = planOf(resources, tier, options.planConfig, options.region);
+  return runPolicies(plan, { policies: [policy], config, cost: options.cost }).violations;
 }
 
 /** The messages reported against one resource. */
