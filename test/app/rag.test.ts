@@ -818,7 +818,16 @@ test("replicas with another MAX_ANSWER_TOKENS (a rolling deploy changing it) do 
 
 test("a stream the drain ends while it waits on its client's reads is counted 499; one waiting on the model, 503", async () => {
   const { log, records } = capturedLog("info");
-  const env = { ...stack.env, SHUTDOWN_TIMEOUT_MS: "2000", MODEL_CONTEXT_TOKENS: "1300000", MAX_ANSWER_TOKENS: "1100000" };
+  // The notice comes 3 s before the grace period's end (start.ts noticeLeadMs: a statement's deadline and 0.5 s): the
+  // time the client has to read B's connection. With 1 s (a 2 s grace), a loaded machine read part of A's 3.3 MB before
+  // the server reset the connection at its deadline (3 runs of 3 beside other test files).
+  const env = {
+    ...stack.env,
+    SHUTDOWN_TIMEOUT_MS: "6000",
+    DB_QUERY_TIMEOUT_MS: "2500",
+    MODEL_CONTEXT_TOKENS: "1300000",
+    MAX_ANSWER_TOKENS: "1100000",
+  };
   const draining = await startServer(loadConfig(env), log);
   const { ollama } = stack.fakes;
   const { connect } = await import("node:net");
@@ -836,14 +845,15 @@ test("a stream the drain ends while it waits on its client's reads is counted 49
     const chats = ollama.calls["/api/chat"] ?? 0;
     socket.write(ask(a) + ask("What do tides follow, in brief?"));
     socket.pause();
-    await waitFor("B's model call", async () => ollama.calls["/api/chat"] === chats + 1, 2_000);
+    // B comes after A's 3.3 MB: a loaded machine took over 2 s to get there.
+    await waitFor("B's model call", async () => ollama.calls["/api/chat"] === chats + 1, 10_000);
     await setTimeout(300);
     // C, on a connection of its own read as it comes: its model has yet to send a token when the notice comes.
     ollama.knobs.tokenDelayMs = 5_000;
     const c = api(draining.url, USER_KEY).post("/api/v1/query", { query: "What do tides follow, slowly?", stream: true });
-    await waitFor("C's model call", async () => ollama.calls["/api/chat"] === chats + 2, 2_000);
-    const closing = draining.close(2_000);
-    // C ends with the notice (a second before the grace period's end): the client reads B's connection from then on,
+    await waitFor("C's model call", async () => ollama.calls["/api/chat"] === chats + 2, 10_000);
+    const closing = draining.close(6_000);
+    // C ends with the notice (3 s before the grace period's end): the client reads B's connection from then on,
     // within the grace period. A fixed 1.3 s wait instead overran the grace period on a loaded machine, the server
     // reset the connection at its deadline, and the bytes the paused client had not read were lost (raw '').
     const cAnswer = await c;
