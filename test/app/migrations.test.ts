@@ -48,6 +48,7 @@ test("replicas starting at once apply each migration exactly once (advisory lock
         "015_turn_retention_sweeps.sql",
         "016_drop_unused_locks_only_the_unused.sql",
         "017_turn_json_bytes.sql",
+        "018_documents_all_or_none.sql",
       ],
     );
     const tables = await sql`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`;

@@ -75,6 +75,9 @@ export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * S
  * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
  * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
  */
+/** SQLSTATE of refuse_partial_write (migration 018): an ingest's statement undone, as some documents were leased meanwhile. */
+const PARTIAL_WRITE = "AS409";
+
 export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs, onLate?: (rows: T) => void) =>
     withDeadline(sql, query, ms, onLate);
@@ -132,6 +135,20 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const release = async (ids: string[], writer: string) => {
     if (ids.length === 0) return;
     await run(sql`WITH ${released(ids, writer)} SELECT count(*) FROM released`);
+  };
+
+  /**
+   * The documents of `ids` another write holds, if any: a check before an ingest embeds (upsertDocuments' lease is
+   * the authority). Each retry of an ingest whose documents were held embedded the whole body again only to be told
+   * 409: a 177-chunk document retried by Retry-After cost 66 embed calls against 6 (probe CL).
+   */
+  const busyDocuments = async (ids: string[]): Promise<Busy | undefined> => {
+    const [row] = await run(
+      sql<{ busy: string[] | null; busy_seconds: number | null }[]>`
+        SELECT jsonb_agg(id ORDER BY id) AS busy, ${secondsLeft(sql`max(writing_until)`)} AS busy_seconds
+        FROM ${heldAmong(ids)}`,
+    );
+    return row?.busy ? { ids: row.busy, leftSeconds: row.busy_seconds! } : undefined;
   };
 
   // A node that refuses writes (a standby, a switchover's old primary) still answers reads: readiness asks for writes.
@@ -278,19 +295,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       };
     },
 
-    /**
-     * The documents of `ids` another write holds, if any: a check before an ingest embeds (upsertDocuments' lease is
-     * the authority). Each retry of an ingest whose documents were held embedded the whole body again only to be told
-     * 409: a 177-chunk document retried by Retry-After cost 66 embed calls against 6 (probe CL).
-     */
-    busyDocuments: async (ids: string[]): Promise<Busy | undefined> => {
-      const [row] = await run(
-        sql<{ busy: string[] | null; busy_seconds: number | null }[]>`
-          SELECT jsonb_agg(id ORDER BY id) AS busy, ${secondsLeft(sql`max(writing_until)`)} AS busy_seconds
-          FROM ${heldAmong(ids)}`,
-      );
-      return row?.busy ? { ids: row.busy, leftSeconds: row.busy_seconds! } : undefined;
-    },
+    busyDocuments,
 
     /**
      * Records documents, leased to `lease.writer` for `lease.ms` (migration 005), before their chunks go to Qdrant: every
@@ -324,17 +329,22 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
             WHERE documents.writing_until IS NULL OR documents.writing_until <= now()
             RETURNING id
           ), ${bumped(allLocked("written"))}
-          SELECT (SELECT jsonb_agg(id) FROM written) AS written, (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
+          SELECT (SELECT jsonb_agg(id ORDER BY id) FROM busy) AS busy,
                  ${secondsLeft(sql`(SELECT max(writing_until) FROM busy)`)} AS busy_seconds, ${generation},
+                 refuse_partial_write((SELECT count(*) FROM written),
+                                      CASE WHEN EXISTS (SELECT 1 FROM busy) THEN 0 ELSE ${ids.length}::int END),
                  ${notifyIfBumped}`,
-      );
-      const written = result!.written ?? [];
-      if (written.length === ids.length) return { generation: result!.generation };
-      if (result!.busy) return { ids: result!.busy, leftSeconds: result!.busy_seconds! };
-      // Another write leased some of them after this statement's snapshot was taken: give back the ones this one got
-      // (their records keep the new title and metadata, which nothing reads back; the retry writes them again).
-      await release(written, lease.writer);
-      return { ids: ids.filter((id) => !written.includes(id)), leftSeconds: Math.ceil(lease.ms / 1000) };
+      ).catch((err: unknown) => {
+        if ((err as { code?: unknown }).code !== PARTIAL_WRITE) throw err;
+        return [undefined];
+      });
+      if (!result) {
+        // Another write leased some of them after this statement's snapshot was taken: the statement was undone whole
+        // (migration 018), and the documents held now are those to wait for.
+        return (await busyDocuments(ids)) ?? { ids, leftSeconds: 1 };
+      }
+      if (result.busy) return { ids: result.busy, leftSeconds: result.busy_seconds! };
+      return { generation: result.generation };
     },
 
     /**
