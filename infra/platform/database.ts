@@ -110,6 +110,10 @@ export class Database extends pulumi.ComponentResource {
         deletionProtection: s.deletionProtection && protect,
         skipFinalSnapshot: !protect,
         finalSnapshotIdentifier: protect ? `${args.identifier}-final` : undefined,
+        // The provider's default (true; @pulumi/aws 7.48 rds/instance.d.ts) drops the point-in-time history with the
+        // instance: a replacement (the restore runbook's, a forced one) or a destroy lost its whole retention window.
+        // Kept, RDS holds them for the retention period after the delete ("retained automated backups").
+        deleteAutomatedBackups: !protect,
         performanceInsightsEnabled: s.performanceInsights,
         performanceInsightsKmsKeyId: s.performanceInsights ? args.kmsKeyArn : undefined,
         enabledCloudwatchLogsExports: ["postgresql"],

@@ -85,6 +85,8 @@ test("RDS keeps point-in-time recovery on its own; ElastiCache keeps daily snaps
   const db = inputs(one(plan, "aws:rds/instance:Instance", "database"));
   assert.equal(db.backupRetentionPeriod, tier.database.backupRetentionDays);
   assert.equal(db.copyTagsToSnapshot, true);
+  // Its point-in-time history outlives the instance (the provider's default deletes it with it).
+  assert.equal(db.deleteAutomatedBackups, false);
   const cache = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
   assert.equal(cache.snapshotRetentionLimit, tier.cache.snapshotRetentionDays);
   // 02:00-03:00 and Sunday 05:00 in New York (standard time, UTC-5), printed in UTC as AWS reads them.
