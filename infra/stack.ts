@@ -99,6 +99,7 @@ export async function buildStack(): Promise<BuiltStack> {
       // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
       endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
       nodeGroups: sizes.nodeGroups,
+      schedule: sizes.schedule,
       logRetentionDays: disposable ? 7 : 90,
       resourceTags,
       permissionsBoundary,

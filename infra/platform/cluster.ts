@@ -11,6 +11,7 @@ import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
 import { attachManagedPolicies, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
+import { scheduledSizes } from "./schedules.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
 
@@ -23,6 +24,8 @@ export interface ClusterArgs {
   /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
+  /** The tier's schedules: the sizes they move are left to them (schedules.ts scheduledSizes). */
+  schedule: Tier["schedule"];
   logRetentionDays: number;
   /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
   resourceTags: Record<string, string>;
@@ -211,7 +214,8 @@ export class Cluster extends pulumi.ComponentResource {
       // One launch template per role: per-zone groups then carry the same node labels (the autoscaler's
       // similarity check compares them), and one edit rolls every zone.
       const template = this.launchTemplate(name, role, spec, cluster, args.resourceTags);
-      const common = { cluster, nodeRole, template, dependsOn: attachments };
+      const scheduled = scheduledSizes(args.schedule, role, spec);
+      const common = { cluster, nodeRole, template, dependsOn: attachments, scheduled };
       if (!zonal.includes(role)) {
         this.nodeGroups.push({
           role,
@@ -342,7 +346,13 @@ export class Cluster extends pulumi.ComponentResource {
     key: string,
     spec: NodeGroupSpec,
     subnetIds: pulumi.Input<string>[],
-    c: { cluster: aws.eks.Cluster; nodeRole: aws.iam.Role; template: aws.ec2.LaunchTemplate; dependsOn: pulumi.Resource[] },
+    c: {
+      cluster: aws.eks.Cluster;
+      nodeRole: aws.iam.Role;
+      template: aws.ec2.LaunchTemplate;
+      dependsOn: pulumi.Resource[];
+      scheduled: ("minSize" | "maxSize")[];
+    },
   ): aws.eks.NodeGroup {
     const taint = TAINTS[role];
     return new aws.eks.NodeGroup(
@@ -373,8 +383,8 @@ export class Cluster extends pulumi.ComponentResource {
       {
         parent: this,
         dependsOn: c.dependsOn,
-        // Schedules and autoscalers own the live size; `pulumi up` must not reset it.
-        ignoreChanges: ["scalingConfig.desiredSize"],
+        // Schedules and autoscalers own the live size, and schedules the sizes they move; `pulumi up` must not reset them.
+        ignoreChanges: ["scalingConfig.desiredSize", ...c.scheduled.map((size) => `scalingConfig.${size}`)],
       },
     );
   }

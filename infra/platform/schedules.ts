@@ -149,6 +149,19 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
 }
 
 /**
+ * The sizes of a group, besides its desired size, that its scheduled actions move: `pulumi up` must leave them as they
+ * are live (cluster.ts ignoreChanges). Managed, a refresh inside the window read the lowered minimum back, and the next
+ * update sent the spec's minimum above the live desired size, which EKS refuses ("Minimum capacity can't be greater
+ * than desired size"), or without a refresh raised the group back mid-window. A change of these sizes reaches the group
+ * with its next `up` or `on` action, which carries the new sizes.
+ */
+export function scheduledSizes(schedule: Schedule, role: NodeRole, spec: NodeGroupSpec): ("minSize" | "maxSize")[] {
+  if (schedule.workHoursOnly) return ["minSize", "maxSize"];
+  const offPeakKey = OFF_PEAK_SIZE[role];
+  return schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down ? ["minSize"] : [];
+}
+
+/**
  * Outside work hours the group is off: max 0 too, so nothing (the cluster autoscaler, a manual scale)
  * can bring a node back before the "on" action restores the group's own sizes.
  */

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER } from "../../infra/plan/types.ts";
-import { inputs, ofType, one, newYorkStartHour } from "../support/plan.ts";
+import { inputs, nodeGroupsIgnoringScheduledSizes, ofType, one, newYorkStartHour } from "../support/plan.ts";
 
 const plan = await stackPlan("prod");
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
@@ -57,8 +57,14 @@ test("the GPU group is g5 on the NVIDIA AMI and tainted so only GPU pods land th
   assert.equal(gpu.scalingConfig.desiredSize, 2);
 });
 
-test("node groups leave the desired size to schedules and autoscalers", () => {
-  for (const g of nodeGroups) assert.deepEqual(g.options.ignoreChanges, ["scalingConfig.desiredSize"], g.name);
+test("node groups leave the desired size to schedules and autoscalers, and the sizes schedules move to them", () => {
+  const groups = nodeGroupsIgnoringScheduledSizes(plan);
+  for (const { group, ignored, scheduled } of groups) assert.deepEqual(ignored, scheduled, group);
+  // general's off-peak lowers its minimum (3 -> 2): a refresh at night read it back, and the next update sent 3 above the
+  // live desired 2, which EKS refuses. The others' minimum and maximum stay pulumi up's.
+  const general = groups.find((g) => g.group === "cluster-general")!;
+  assert.deepEqual(general.ignored, ["scalingConfig.desiredSize", "scalingConfig.minSize"]);
+  assert.ok(groups.filter((g) => g.ignored.length === 1).length >= 2, JSON.stringify(groups));
 });
 
 test("every launch template requires IMDSv2 and encrypts a gp3 root volume, and every group uses one", () => {

@@ -3,10 +3,18 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
-import { inputs, ofType, one } from "../support/plan.ts";
+import { inputs, nodeGroupsIgnoringScheduledSizes, ofType, one } from "../support/plan.ts";
 
 const plan = await stackPlan("dev");
 const tier = TIERS.dev;
+
+test("a group switched off outside work hours leaves its minimum and maximum to its actions, as its desired size", () => {
+  // A refresh at night read 0/0/0 back, and the next update sent the spec's minimum above the live desired 0.
+  for (const { group, ignored, scheduled } of nodeGroupsIgnoringScheduledSizes(plan)) {
+    assert.deepEqual(ignored, scheduled, group);
+    assert.deepEqual(ignored, ["scalingConfig.desiredSize", "scalingConfig.maxSize", "scalingConfig.minSize"], group);
+  }
+});
 
 test("the general node group goes to zero at 20:00 and back at 08:00, Monday to Friday", () => {
   const actions = Object.fromEntries(

@@ -92,3 +92,21 @@ export function irsaSubject(role: PlannedResource): unknown {
   const trust = JSON.parse(inputs(role).assumeRolePolicy).Statement[0];
   return Object.entries(trust.Condition.StringEquals).find(([k]) => k.endsWith(":sub"))?.[1];
 }
+
+/**
+ * Each node group's ignoreChanges against the sizes the plan's scheduled actions set on its ASG (those the plan records
+ * as coming from the group): the desired size, and every size an action sets, as `pulumi up` must leave them to them.
+ */
+export function nodeGroupsIgnoringScheduledSizes(plan: Plan): { group: string; ignored: string[]; scheduled: string[] }[] {
+  return ofType(plan, "aws:eks/nodeGroup:NodeGroup").map((group) => {
+    const actions = ofType(plan, "aws:autoscaling/schedule:Schedule").filter((a) =>
+      a.propertyDependencies?.autoscalingGroupName?.includes(group.urn),
+    );
+    const moved = (["minSize", "maxSize"] as const).filter((size) => actions.some((a) => inputs(a)[size] !== -1));
+    return {
+      group: group.name,
+      ignored: [...(group.options.ignoreChanges ?? [])].sort(),
+      scheduled: ["scalingConfig.desiredSize", ...moved.map((size) => `scalingConfig.${size}`)].sort(),
+    };
+  });
+}
