@@ -18,7 +18,7 @@ import {
   serviceHost,
 } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
-import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
+import { disruptionBudget, EVICTABLE, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;
@@ -91,10 +91,13 @@ export class Api extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels,
-              annotations: secretVersionAnnotations({
-                [SECRETS.api]: args.envSecret,
-                [SECRETS.qdrantApiKey.name]: args.qdrantApiKey,
-              }),
+              annotations: {
+                ...EVICTABLE,
+                ...secretVersionAnnotations({
+                  [SECRETS.api]: args.envSecret,
+                  [SECRETS.qdrantApiKey.name]: args.qdrantApiKey,
+                }),
+              },
             },
             spec: {
               serviceAccountName: serviceAccount.metadata.name,

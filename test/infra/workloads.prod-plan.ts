@@ -647,6 +647,20 @@ test("the cluster autoscaler grows node groups within their max, and may resize 
   assert.deepEqual(resize.Condition.StringEquals, { "aws:ResourceTag/k8s.io/cluster-autoscaler/agent-stack-prod": "owned" });
 });
 
+test("a Deployment on the general group whose pods mount an emptyDir lets the cluster autoscaler evict them", () => {
+  // skip-nodes-with-local-storage (default true) kept every general node holding an API pod (its /tmp emptyDir).
+  const onGeneral = ofType(plan, "kubernetes:apps/v1:Deployment").filter(
+    (d) => inputs(d).spec.template.spec.nodeSelector?.role === "general",
+  );
+  const names = onGeneral.map((d) => inputs(d).metadata.name);
+  assert.ok(names.includes("agent-api"), names.join(" "));
+  for (const d of onGeneral) {
+    const { metadata, spec } = inputs(d).spec.template;
+    if (!spec.volumes?.some((v: { emptyDir?: unknown }) => v.emptyDir)) continue;
+    assert.equal(metadata.annotations?.["cluster-autoscaler.kubernetes.io/safe-to-evict"], "true", d.name);
+  }
+});
+
 test("every object that names a StorageClass of the stack waits for it: its claims are not made before the class", () => {
   const classes = new Map(
     ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").map((c) => [inputs(c).metadata.name as string, c.urn]),
