@@ -361,6 +361,14 @@ export const OFF_PEAK_SETTLE_MINUTES = 20;
  * before it serves, and at the end itself the second Ollama pod was still Pending while the peak began (probe U).
  */
 export const OFF_PEAK_WARM_UP_MINUTES = 20;
+/**
+ * The deploy job's longest run: deploy-stack.yml's `timeout-minutes` (pulumi up, the readiness wait, then a rollback's
+ * pulumi up and wait again); deploy-window.unit.ts asserts they agree. CI deploys a work-hours-only stack only when the
+ * job can end before the hours do (scripts/stack-awake.ts).
+ */
+export const DEPLOY_JOB_TIMEOUT_MINUTES = 170;
+/** The first minutes of the deploy span in which the hourly scheduled run deploys main (deploy.yml, stack-awake.ts). */
+export const DEPLOY_CATCH_UP_MINUTES = 60;
 
 /** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
 function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
@@ -418,6 +426,15 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
     issue(
       ["schedule", "workHoursOnly", "start"],
       `${workHoursOnly.start} puts the database's backup window (${hhmmOf(rdsStart)}) on its ${DB_MAINTENANCE.day} maintenance window (${DB_MAINTENANCE.start}, an hour), which RDS refuses; start the work hours before ${hhmmOf(maintenance - RDS_BACKUP_AFTER_WORK_START - 60)} or from ${hhmmOf(maintenance + 60 - RDS_BACKUP_AFTER_WORK_START)}`,
+    );
+  }
+  // CI deploys from the start plus the warm-up (the database starts, a node joins from zero) to the end less the deploy
+  // job's longest run, and the hourly scheduled run catches up in that span's first hour (scripts/stack-awake.ts).
+  const deployNeeds = OFF_PEAK_WARM_UP_MINUTES + DEPLOY_CATCH_UP_MINUTES + DEPLOY_JOB_TIMEOUT_MINUTES;
+  if (windowLength(workHoursOnly) < deployNeeds) {
+    issue(
+      ["schedule", "workHoursOnly"],
+      `${describeWindow(workHoursOnly)} leaves no time to deploy: the stack is ready ${OFF_PEAK_WARM_UP_MINUTES} minutes after the start (OFF_PEAK_WARM_UP_MINUTES), the deploy job may run ${DEPLOY_JOB_TIMEOUT_MINUTES} minutes (deploy-stack.yml timeout-minutes) and must end by the end, and the hourly scheduled deploy needs an hour between; give it at least ${deployNeeds} minutes`,
     );
   }
   const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);

@@ -1,48 +1,100 @@
 // `tsx scripts/stack-awake.ts --stack dev [--event push|schedule|workflow_dispatch]`: should CI deploy this
 // stack now? A stack with work hours only (tier dev: nodes at zero and the database stopped outside them)
-// is deployed only while it is up; a push at night is skipped, and the first scheduled run after the
-// window opens (deploy.yml, hourly) deploys main then. Prints `deploy=true|false` and the reason,
-// and appends them to $GITHUB_OUTPUT when set.
+// is deployed only when the job can run start to end while it is up: from the window's start plus the warm-up
+// (the database starting, a node joining from zero: OFF_PEAK_WARM_UP_MINUTES) to its end less the deploy job's
+// longest run (deploy-stack.yml timeout-minutes, DEPLOY_JOB_TIMEOUT_MINUTES). A push outside that span is skipped
+// with the reason and the next chance; the first scheduled run in it (deploy.yml, hourly) deploys main then.
+// Prints `deploy=true|false` and the reason, and appends them to $GITHUB_OUTPUT when set.
 import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseStackConfig } from "../infra/config.ts";
 import { loadStackFile } from "../infra/plan/stackfile.ts";
-import { DAYS, hhmmOf, localTime, minutesOf, type Window, windowLength, windowRanges } from "../infra/time.ts";
+import { DEPLOY_CATCH_UP_MINUTES, DEPLOY_JOB_TIMEOUT_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../infra/tier-schema.ts";
+import { DAYS, hhmmOf, localTime, minutesOf, type Window, windowLength } from "../infra/time.ts";
 
-/** Minutes after the window opens during which a scheduled run still counts as "the morning run". */
-export const OPENING_MINUTES = 60;
+/** Minutes after the deploy span opens during which a scheduled run still counts as "the morning run". */
+export const OPENING_MINUTES = DEPLOY_CATCH_UP_MINUTES;
+/** Minutes after the window opens before the stack is ready: the database starts and a node joins from zero. */
+export const WARM_UP_MINUTES = OFF_PEAK_WARM_UP_MINUTES;
+/** Minutes before the window ends by which a deploy job started now is sure to have ended (its timeout). */
+export const JOB_MINUTES = DEPLOY_JOB_TIMEOUT_MINUTES;
+
+const WEEK = 7 * 24 * 60;
 
 export interface Awake {
+  /** Inside the work hours. */
   awake: boolean;
-  /** Within OPENING_MINUTES after a start of the window. */
+  /** Inside the deploy span: warmed up, and a deploy job started now ends before the hours do. */
+  deployable: boolean;
+  /** In the first WARM_UP_MINUTES of the work hours, while the database and nodes come up. */
+  warming: boolean;
+  /** Within OPENING_MINUTES after a start of the deploy span. */
   opening: boolean;
   local: string;
+  /** The deploy span, "08:20-17:10", or null without work hours (or a window too short for any). */
+  span: string | null;
+  /** The next start of the deploy span, "Wed 08:20 UTC"; null without one. */
+  next: string | null;
+  /** The window's start and end, for the reason. */
+  window: Window | null;
 }
 
-/** Whether `now` falls inside the window, read in `timeZone` (a window may run past midnight). */
+/** Whether `now` falls inside the window and its deploy span, read in `timeZone` (a window may run past midnight). */
 export function windowState(w: Window | null, timeZone: string, now: Date): Awake {
   const { hour, minute, dayOfWeek } = localTime(timeZone, now);
   const day = DAYS[(dayOfWeek + 6) % 7]; // localTime counts from Sunday, DAYS from Monday
-  const local = `${day[0]}${day.slice(1).toLowerCase()} ${hhmmOf(hour * 60 + minute)} ${timeZone}`;
-  if (!w) return { awake: true, opening: false, local };
-  const at = DAYS.indexOf(day) * 24 * 60 + hour * 60 + minute; // minutes of the week, as windowRanges counts them
-  const within = (x: Window) => windowRanges(x).some(([s, e]) => at >= s && at < e);
-  const opening = { ...w, end: hhmmOf(minutesOf(w.start) + Math.min(OPENING_MINUTES, windowLength(w))) };
-  return { awake: within(w), opening: within(opening), local };
+  const label = (m: number) => {
+    const d = DAYS[Math.floor((((m % WEEK) + WEEK) % WEEK) / 1440)];
+    return `${d[0]}${d.slice(1).toLowerCase()} ${hhmmOf(m)} ${timeZone}`;
+  };
+  const at = DAYS.indexOf(day) * 24 * 60 + hour * 60 + minute; // minutes of the week, Monday 00:00 = 0
+  const local = label(at);
+  if (!w) return { awake: true, deployable: true, warming: false, opening: false, local, span: null, next: null, window: null };
+  // [from, from + length) minutes of the week, wrapping past Sunday midnight.
+  const inside = (from: number, length: number) => (((at - from) % WEEK) + WEEK) % WEEK < length;
+  const length = windowLength(w);
+  const spanLength = Math.max(0, length - WARM_UP_MINUTES - JOB_MINUTES);
+  const starts = w.days.map((d) => DAYS.indexOf(d) * 24 * 60 + minutesOf(w.start));
+  const spanStarts = starts.map((s) => s + WARM_UP_MINUTES);
+  const deployable = spanStarts.some((s) => inside(s, spanLength));
+  const waits = spanLength > 0 ? spanStarts.map((s) => (((s - at) % WEEK) + WEEK) % WEEK) : [];
+  return {
+    awake: starts.some((s) => inside(s, length)),
+    deployable,
+    warming: starts.some((s) => inside(s, Math.min(WARM_UP_MINUTES, length))),
+    opening: spanStarts.some((s) => inside(s, Math.min(OPENING_MINUTES, spanLength))),
+    local,
+    span: spanLength > 0 ? `${hhmmOf(minutesOf(w.start) + WARM_UP_MINUTES)}-${hhmmOf(minutesOf(w.end) - JOB_MINUTES)}` : null,
+    next: waits.length > 0 ? label(at + Math.min(...waits)) : null,
+    window: w,
+  };
 }
 
 export function shouldDeploy(state: Awake, event: string): { deploy: boolean; reason: string } {
+  const w = state.window;
+  const next = state.next
+    ? `the first scheduled run from ${state.next} deploys main`
+    : `no deploy ever fits in ${w?.start}-${w?.end} (${WARM_UP_MINUTES} min warm-up + ${JOB_MINUTES} min job)`;
   if (!state.awake)
     return {
       deploy: false,
-      reason: `outside its work hours (${state.local}): nodes are at zero and the database is stopped; the first scheduled run after they open deploys main`,
+      reason: `outside its work hours (${state.local}): nodes are at zero and the database is stopped; ${next}`,
     };
+  if (!state.deployable) {
+    const why = state.warming
+      ? `still warming up (${state.local}): the database and nodes start at ${w!.start} and get ${WARM_UP_MINUTES} min to be ready`
+      : `too close to the end of its work hours (${state.local}): the deploy job may run ${JOB_MINUTES} min (its timeout, a rollback included) and the stack stops at ${w!.end}`;
+    return { deploy: false, reason: `${why}; deploys run ${state.span ?? "never"}; ${next}` };
+  }
   if (event === "schedule" && !state.opening)
     return {
       deploy: false,
-      reason: `scheduled catch-up runs only in the first ${OPENING_MINUTES} min of work hours (${state.local})`,
+      reason: `scheduled catch-up runs only in the first ${OPENING_MINUTES} min of its deploy span${state.span ? ` ${state.span}` : ""} (${state.local})`,
     };
-  return { deploy: true, reason: `inside its work hours (${state.local})` };
+  return {
+    deploy: true,
+    reason: state.span ? `inside its deploy span ${state.span} (${state.local})` : `inside its work hours (${state.local})`,
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

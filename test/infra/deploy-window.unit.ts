@@ -4,8 +4,9 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import YAML from "yaml";
 import { DEPLOY_SESSION_SECONDS } from "../../infra/platform/ci-roles.ts";
+import { DEPLOY_JOB_TIMEOUT_MINUTES } from "../../infra/tier-schema.ts";
 import { TIERS } from "../../infra/tiers.ts";
-import { parseCron } from "../../infra/time.ts";
+import { localTime, parseCron } from "../../infra/time.ts";
 import { shouldDeploy, windowState } from "../../scripts/stack-awake.ts";
 
 const workflow = (name: string) => YAML.parse(readFileSync(new URL(`../../.github/workflows/${name}`, import.meta.url), "utf8"));
@@ -44,7 +45,7 @@ test("dev is up on weekdays 08:00-20:00 in its time zone, and a push outside is 
   assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T10:00:00Z")), "push").deploy, true);
 });
 
-test("the hourly schedule deploys once, in the first hour of work hours", () => {
+test("the hourly schedule deploys once, in the first hour of the deploy span", () => {
   assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T08:20:00Z")), "schedule").deploy, true);
   assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-01T09:20:00Z")), "schedule").deploy, false);
   assert.equal(shouldDeploy(windowState(dev, "UTC", at("2026-12-05T08:20:00Z")), "schedule").deploy, false);
@@ -81,5 +82,46 @@ test("the hourly schedule reaches the first hour of every work day, in any time 
       [],
       `${zone}: work days without a scheduled deploy`,
     );
+  }
+});
+
+test("the gate's deploy job time is the deploy job's timeout", () => {
+  assert.equal(workflow("deploy-stack.yml").jobs.deploy["timeout-minutes"], DEPLOY_JOB_TIMEOUT_MINUTES);
+});
+
+test("a push deploys dev only after the warm-up and early enough for the job to end inside work hours", () => {
+  const push = (iso: string) => shouldDeploy(windowState(dev, "UTC", at(iso)), "push");
+  // 08:00-20:00 with a 20 min warm-up and a 170 min job: 08:20-17:10.
+  const late = push("2026-12-01T19:50:00Z"); // Tuesday, 10 min before the end
+  assert.equal(late.deploy, false);
+  assert.match(late.reason, /^too close to the end of its work hours \(Tue 19:50 UTC\): the deploy job may run 170 min/);
+  assert.match(late.reason, /deploys run 08:20-17:10; the first scheduled run from Wed 08:20 UTC deploys main$/);
+  const early = push("2026-12-01T08:05:00Z"); // 5 min after the start
+  assert.equal(early.deploy, false);
+  assert.match(early.reason, /^still warming up \(Tue 08:05 UTC\): the database and nodes start at 08:00 and get 20 min/);
+  assert.match(early.reason, /the first scheduled run from Tue 08:20 UTC deploys main$/);
+  assert.match(push("2026-12-04T19:50:00Z").reason, /from Mon 08:20 UTC/, "Friday evening: next chance Monday");
+  assert.equal(push("2026-12-01T13:00:00Z").deploy, true);
+  assert.equal(push("2026-12-01T08:20:00Z").deploy, true);
+  assert.equal(push("2026-12-01T17:09:00Z").deploy, true);
+  assert.equal(push("2026-12-01T17:10:00Z").deploy, false);
+});
+
+test("the hourly catch-up run lands in the deploy span on every work day, whatever the zone's offset", () => {
+  const cron = workflow("deploy.yml").on.schedule[0].cron;
+  const firings = parseCron(cron, "unix", "UTC").firings(at("2026-11-29T00:00:00Z"), at("2026-12-07T00:00:00Z"));
+  // Half- and quarter-hour zones: the :20 UTC run is :50 or :05 local there.
+  for (const zone of ["UTC", "America/St_Johns", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Adelaide", "Pacific/Chatham"]) {
+    const runs = firings.filter((t) => shouldDeploy(windowState(dev, zone, t), "schedule").deploy);
+    for (const t of runs) {
+      const { hour, minute } = localTime(zone, t);
+      const m = hour * 60 + minute;
+      assert.ok(m >= 8 * 60 + 20 && m < 17 * 60 + 10, `${zone}: a scheduled deploy at ${hour}:${minute}, outside 08:20-17:10`);
+    }
+    // Sunday 00:00 to Monday 00:00 UTC: a zone east of UTC also gets the Monday after; each work day once.
+    const days = runs.map((t) => t.toLocaleDateString("en-CA", { timeZone: zone }));
+    for (const d of ["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04"]) {
+      assert.equal(days.filter((x) => x === d).length, 1, `${zone}: scheduled deploys on ${d}`);
+    }
   }
 });

@@ -157,3 +157,11 @@ test("budget: an override must be a positive amount; the SNS topic must be an SN
     /^agent-stack:budgetSnsTopicArn: got "budget-alerts"; allowed: an SNS topic ARN/,
   );
 });
+
+test("work hours too short for a deploy to warm up, catch up and end inside them", () => {
+  const hours = { schedule: { workHoursOnly: { days: ["MON", "TUE", "WED", "THU", "FRI"], start: "08:00", end: "12:00" } } };
+  assert.match(
+    failure(raw("dev", hours)),
+    /^agent-stack:overrides\.schedule\.workHoursOnly: MON,TUE,WED,THU,FRI 08:00-12:00 leaves no time to deploy: the stack is ready 20 minutes after the start .* the deploy job may run 170 minutes \(deploy-stack\.yml timeout-minutes\).*give it at least 250 minutes$/m,
+  );
+});
