@@ -196,7 +196,11 @@ export async function buildStack(): Promise<BuiltStack> {
     opts,
   );
 
-  const notifications = new Notifications("notifications", { prefix, accountId, emails: notifyEmails(config) }, opts);
+  const notifications = new Notifications(
+    "notifications",
+    { prefix, accountId, emails: notifyEmails(config), eventAlerts: { "backup-jobs": backups.jobFailures } },
+    opts,
+  );
   const budget = new Budget(
     "budget",
     {

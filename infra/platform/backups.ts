@@ -4,12 +4,15 @@
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
 // The vault has its own protected KMS key (not the data key: losing or disabling one must not take both the
 // data and its backups) and, outside dev, a Backup Vault Lock so no deployer can delete recovery points early.
+// A backup job of the vault that fails, is aborted or expires is sent to the stack's SNS topic
+// (jobFailures, wired in notifications.ts): nothing else watches AWS Backup.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { stackBucketName } from "../config.ts";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
+import type { EventAlert } from "./notifications.ts";
 import { endDays, eventBridgeCron as schedulerCron, hhmmOf, midpoint, minutesOf, utcWindow } from "../time.ts";
 import { RDS_BACKUP_AFTER_WORK_START } from "../tier-schema.ts";
 
@@ -57,6 +60,9 @@ export const VAULT_KEY_TAG = { key: "purpose", value: "backup-vault" } as const;
 /** Compliance mode: days to undo the lock before it becomes immutable (AWS minimum: 3). */
 export const VAULT_LOCK_COOLING_OFF_DAYS = 3;
 
+/** The backup job states the vault's alert fires on. */
+const FAILED_JOB_STATES = ["FAILED", "ABORTED", "EXPIRED"] as const;
+
 export interface BackupRule {
   ruleName: "daily" | "weekly" | "monthly";
   schedule: string;
@@ -69,6 +75,8 @@ export class Backups extends pulumi.ComponentResource {
   readonly bucketArn: pulumi.Output<string>;
   readonly vaultName: pulumi.Output<string>;
   readonly planId: pulumi.Output<string>;
+  /** The EventBridge rule of this vault's failed, aborted and expired backup jobs, and the text the topic sends. */
+  readonly jobFailures: EventAlert;
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:Backups", name, {}, opts);
@@ -160,10 +168,53 @@ export class Backups extends pulumi.ComponentResource {
       { ...o, dependsOn: attachments },
     );
 
+    this.jobFailures = this.jobFailureAlert(name, args.prefix, vault.name);
+
     const bucket = this.bucket(name, args);
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;
     this.registerOutputs({ bucketName: this.bucketName, vaultName: this.vaultName, planId: this.planId });
+  }
+
+  private jobFailureAlert(name: string, prefix: string, vaultName: pulumi.Output<string>): EventAlert {
+    // Event shape: AWS Backup Developer Guide, "Monitoring AWS Backup events using Amazon EventBridge"
+    // (https://docs.aws.amazon.com/aws-backup/latest/devguide/eventbridge.html, its example events). Backup jobs carry
+    // `state` and the vault's name. Copy jobs name only vault ARNs, and the plan has no copy rule; restore jobs report
+    // `status` and no vault, and are run by hand: neither is matched.
+    const rule = new aws.cloudwatch.EventRule(
+      `${name}-job-failures`,
+      {
+        name: `${prefix}-backup-job-failures`,
+        description: `AWS Backup jobs of vault ${prefix} that failed, were aborted or expired`,
+        eventPattern: pulumi.jsonStringify({
+          source: ["aws.backup"],
+          "detail-type": ["Backup Job State Change"],
+          detail: { state: [...FAILED_JOB_STATES], backupVaultName: [vaultName] },
+        }),
+      },
+      { parent: this },
+    );
+    return {
+      ruleName: rule.name,
+      ruleArn: rule.arn,
+      message: {
+        inputPaths: {
+          state: "$.detail.state",
+          type: "$.detail.resourceType",
+          resource: "$.detail.resourceArn",
+          vault: "$.detail.backupVaultName",
+          job: "$.detail.backupJobId",
+          time: "$.time",
+          region: "$.region",
+        },
+        // Not the job's statusMessage: EventBridge puts extracted values into the template unescaped, and AWS Backup's
+        // messages carry quotes (EventBridge User Guide, "Amazon EventBridge input transformation", common issues).
+        inputTemplate: JSON.stringify(
+          "AWS Backup job <state>: <type> <resource>, vault <vault>, at <time>. " +
+            "Reason: aws backup describe-backup-job --region <region> --backup-job-id <job> (StatusMessage).",
+        ),
+      },
+    };
   }
 
   /** Versioned, KMS-encrypted, private, TLS-only; objects go to Glacier, then expire. */

@@ -1,6 +1,7 @@
 // The stack's default path to a person, with no third-party account: one SNS topic with an e-mail
 // subscription per configured address. AWS Budgets and Alertmanager (SNS receiver, SigV4 through its own
-// IRSA role) publish to it; Slack and PagerDuty stay optional extras on the Alertmanager side.
+// IRSA role) publish to it, and EventBridge rules of AWS service events (failed AWS Backup jobs: backups.ts); Slack and
+// PagerDuty stay optional extras on the Alertmanager side.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -10,6 +11,15 @@ export interface NotificationsArgs {
   accountId: pulumi.Input<string>;
   /** Each gets an e-mail subscription (AWS mails a confirmation link first). */
   emails: string[];
+  /** EventBridge rules whose matches the topic sends on, by a short name (the target's). */
+  eventAlerts: Record<string, EventAlert>;
+}
+
+/** An EventBridge rule on the default bus and the text its input transformer makes of each matched event. */
+export interface EventAlert {
+  ruleName: pulumi.Input<string>;
+  ruleArn: pulumi.Input<string>;
+  message: aws.types.input.cloudwatch.EventTargetInputTransformer;
 }
 
 export class Notifications extends pulumi.ComponentResource {
@@ -24,7 +34,8 @@ export class Notifications extends pulumi.ComponentResource {
     // Not encrypted with a KMS key: AWS Budgets cannot publish to a topic under the AWS-managed SNS key, and
     // alert texts carry no data beyond alert names and runbook links. TLS protects them in transit.
     const topic = new aws.sns.Topic(name, { name: `${args.prefix}-notifications` }, o);
-    new aws.sns.TopicPolicy(
+    const alerts = Object.entries(args.eventAlerts);
+    const policy = new aws.sns.TopicPolicy(
       name,
       {
         arn: topic.arn,
@@ -39,6 +50,18 @@ export class Notifications extends pulumi.ComponentResource {
               Resource: topic.arn,
               Condition: { StringEquals: { "aws:SourceAccount": args.accountId } },
             },
+            ...(alerts.length > 0
+              ? [
+                  {
+                    Sid: "EventRulesPublish",
+                    Effect: "Allow",
+                    Principal: { Service: "events.amazonaws.com" },
+                    Action: "SNS:Publish",
+                    Resource: topic.arn,
+                    Condition: { ArnEquals: { "aws:SourceArn": alerts.map(([, a]) => a.ruleArn) } },
+                  },
+                ]
+              : []),
             {
               Sid: "AccountManages",
               Effect: "Allow",
@@ -57,6 +80,14 @@ export class Notifications extends pulumi.ComponentResource {
       },
       o,
     );
+    for (const [key, alert] of alerts) {
+      // After the policy: it is EventBridge's only right to publish.
+      new aws.cloudwatch.EventTarget(
+        `${name}-${key}`,
+        { rule: alert.ruleName, arn: topic.arn, inputTransformer: alert.message },
+        { ...o, dependsOn: [policy] },
+      );
+    }
     for (const [i, endpoint] of args.emails.entries()) {
       new aws.sns.TopicSubscription(`${name}-email-${i}`, { topic: topic.arn, protocol: "email", endpoint }, o);
     }
