@@ -11,7 +11,6 @@ import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
 import { attachManagedPolicies, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
-import { scheduledSizes } from "./schedules.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
 
@@ -24,14 +23,17 @@ export interface ClusterArgs {
   /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
-  /** The tier's schedules: the sizes they move are left to them (schedules.ts scheduledSizes). */
-  schedule: Tier["schedule"];
+  /** The sizes of each role's groups that its scheduled actions move (schedules.ts scheduledSizes): left to them. */
+  scheduledSizes: ScheduledSizes;
   logRetentionDays: number;
   /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
   resourceTags: Record<string, string>;
   /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
   permissionsBoundary: pulumi.Input<string>;
 }
+
+/** Per role, the sizes besides the desired size that scheduled actions own. */
+export type ScheduledSizes = Partial<Record<NodeRole, ("minSize" | "maxSize")[]>>;
 
 /** One managed node group: a whole role, or the role's share in one zone (`zone`: index of the private subnet). */
 export interface NodeGroupInstance {
@@ -214,7 +216,7 @@ export class Cluster extends pulumi.ComponentResource {
       // One launch template per role: per-zone groups then carry the same node labels (the autoscaler's
       // similarity check compares them), and one edit rolls every zone.
       const template = this.launchTemplate(name, role, spec, cluster, args.resourceTags);
-      const scheduled = scheduledSizes(args.schedule, role, spec);
+      const scheduled = args.scheduledSizes[role] ?? [];
       const common = { cluster, nodeRole, template, dependsOn: attachments, scheduled };
       if (!zonal.includes(role)) {
         this.nodeGroups.push({

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { OFF_PEAK_SETTLE_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../tier-schema.ts";
 import { type Day, describeDays, endDays, eventBridgeCron, shifted, unixCron, type Window } from "../time.ts";
-import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
+import type { NodeGroupInstance, NodeRole, ScheduledSizes } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
 type Schedule = Tier["schedule"];
@@ -155,10 +155,18 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
  * than desired size"), or without a refresh raised the group back mid-window. A change of these sizes reaches the group
  * with its next `up` or `on` action, which carries the new sizes.
  */
-export function scheduledSizes(schedule: Schedule, role: NodeRole, spec: NodeGroupSpec): ("minSize" | "maxSize")[] {
-  if (schedule.workHoursOnly) return ["minSize", "maxSize"];
-  const offPeakKey = OFF_PEAK_SIZE[role];
-  return schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down ? ["minSize"] : [];
+export function scheduledSizes(t: Pick<Tier, "schedule" | "nodeGroups">): ScheduledSizes {
+  const { schedule } = t;
+  const moved = (role: NodeRole, spec: NodeGroupSpec): ("minSize" | "maxSize")[] => {
+    if (schedule.workHoursOnly) return ["minSize", "maxSize"];
+    const offPeakKey = OFF_PEAK_SIZE[role];
+    return schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down ? ["minSize"] : [];
+  };
+  return Object.fromEntries(
+    (Object.entries(t.nodeGroups) as [NodeRole, NodeGroupSpec | null][]).flatMap(([role, spec]) =>
+      spec ? [[role, moved(role, spec)]] : [],
+    ),
+  );
 }
 
 /**
