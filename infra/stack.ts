@@ -13,7 +13,7 @@ import {
   stackPrefix,
 } from "./config.ts";
 import { Backups, rdsBackupWindow } from "./platform/backups.ts";
-import { workloadBoundary } from "./platform/boundaries.ts";
+import { KEPT_KEY_TAG, KEPT_KEYS, workloadBoundary } from "./platform/boundaries.ts";
 import { Budget } from "./platform/budget.ts";
 import { Cache } from "./platform/cache.ts";
 import { CiRoles } from "./platform/ci-roles.ts";
@@ -59,14 +59,17 @@ export async function buildStack(): Promise<BuiltStack> {
   const accountId = aws.getCallerIdentityOutput({}, { provider }).accountId;
 
   // One customer-managed key for data at rest (RDS, ElastiCache, Secrets Manager, ECR, S3); the backup vault has its own.
+  // RDS recovery points and the Qdrant snapshots stay under this one, so it is kept as the vault's is: protected
+  // outside dev, and no role may disable or delete it (boundaries.ts KEPT_KEYS).
   const dataKey = new aws.kms.Key(
     "data",
     {
       description: `${prefix} data at rest`,
       enableKeyRotation: true,
       deletionWindowInDays: disposable ? 7 : 30,
+      tags: { [KEPT_KEY_TAG]: KEPT_KEYS.data },
     },
-    { provider },
+    { provider, protect: !disposable },
   );
   new aws.kms.Alias("data", { name: `alias/${prefix}-data`, targetKeyId: dataKey.keyId }, { provider });
 

@@ -7,8 +7,14 @@ import { CronError, DAYS, describeWindow, firingMinutesOfWeek, hhmmOf, minutesOf
 
 /** S3 Glacier Flexible Retrieval's minimum storage duration (S3 pricing: objects deleted sooner are billed for it). */
 const GLACIER_MINIMUM_DAYS = 90;
-/** The database's weekly maintenance window (an hour), local: database.ts prints it at the zone's standard time. */
-export const DB_MAINTENANCE = { day: "SUN", start: "04:30" } as const;
+/**
+ * The weekly maintenance windows (an hour each), local: database.ts and cache.ts print them at the zone's standard
+ * time, so in summer they come an hour later. From 04:00 they end by 06:00, when off-peak ends, in summer too: from
+ * 04:30 and 05:00 they ran into the first peak hour for the eight months of daylight time (an RDS Multi-AZ failover, an
+ * ElastiCache node replaced). The database's starts as its backup window (03:00) ends: RDS refuses an overlap only.
+ */
+export const DB_MAINTENANCE = { day: "SUN", start: "04:00" } as const;
+export const CACHE_MAINTENANCE = { day: "SUN", start: "04:00" } as const;
 /** How far into a work-hours-only tier's hours RDS's daily backup window starts (backups.ts rdsBackupWindow). */
 export const RDS_BACKUP_AFTER_WORK_START = 60;
 
@@ -425,7 +431,7 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   if (rdsStart % 1440 < maintenance + 60 && maintenance < (rdsStart % 1440) + 60) {
     issue(
       ["schedule", "workHoursOnly", "start"],
-      `${workHoursOnly.start} puts the database's backup window (${hhmmOf(rdsStart)}) on its ${DB_MAINTENANCE.day} maintenance window (${DB_MAINTENANCE.start}, an hour), which RDS refuses; start the work hours before ${hhmmOf(maintenance - RDS_BACKUP_AFTER_WORK_START - 60)} or from ${hhmmOf(maintenance + 60 - RDS_BACKUP_AFTER_WORK_START)}`,
+      `${workHoursOnly.start} puts the database's backup window (${hhmmOf(rdsStart)}) on its ${DB_MAINTENANCE.day} maintenance window (${DB_MAINTENANCE.start}, an hour), which RDS refuses; start the work hours by ${hhmmOf(maintenance - RDS_BACKUP_AFTER_WORK_START - 60)} or from ${hhmmOf(maintenance + 60 - RDS_BACKUP_AFTER_WORK_START)}`,
     );
   }
   // CI deploys from the start plus the warm-up (the database starts, a node joins from zero) to the end less the deploy

@@ -2,8 +2,9 @@
 // an AWS Backup vault and plan over everything carrying the backup tag (the RDS instance, the Qdrant EBS
 // volumes), and the S3 bucket the Qdrant snapshot CronJob uploads to. RDS point-in-time recovery is the
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
-// The vault has its own protected KMS key (not the data key: losing or disabling one must not take both the
-// data and its backups) and, outside dev, a Backup Vault Lock so no deployer can delete recovery points early.
+// The vault has its own protected KMS key and, outside dev, a Backup Vault Lock so no deployer can delete recovery
+// points early. Its own key covers the EBS recovery points; RDS's stay under the data key (a type AWS Backup does not
+// fully manage keeps its source's key), which is why both keys are kept from every role (boundaries.ts KEPT_KEYS).
 // A backup job of the vault that fails, is aborted or expires is sent to the stack's SNS topic
 // (jobFailures, wired in notifications.ts): nothing else watches AWS Backup.
 import * as aws from "@pulumi/aws";
@@ -11,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { stackBucketName } from "../config.ts";
 import { privateBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
+import { KEPT_KEY_TAG, KEPT_KEYS } from "./boundaries.ts";
 import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
 import type { EventAlert } from "./notifications.ts";
 import { endDays, eventBridgeCron as schedulerCron, hhmmOf, midpoint, minutesOf, utcWindow } from "../time.ts";
@@ -55,8 +57,6 @@ const EVENTBRIDGE_DAY: Record<Day, number> = { SUN: 1, MON: 2, TUE: 3, WED: 4, T
 /** Off-peak start of every rule for always-on tiers: inside the guide's 00:00-06:00, before RDS's 03:00 window. */
 const OFF_PEAK_BACKUP = "01:00";
 
-/** Tag of the vault's key; the deploy role's permissions boundary refuses to disable or delete such keys. */
-export const VAULT_KEY_TAG = { key: "purpose", value: "backup-vault" } as const;
 /** Compliance mode: days to undo the lock before it becomes immutable (AWS minimum: 3). */
 export const VAULT_LOCK_COOLING_OFF_DAYS = 3;
 
@@ -89,7 +89,7 @@ export class Backups extends pulumi.ComponentResource {
         description: `${args.prefix} AWS Backup vault`,
         enableKeyRotation: true,
         deletionWindowInDays: args.disposable ? 7 : 30,
-        tags: { [VAULT_KEY_TAG.key]: VAULT_KEY_TAG.value },
+        tags: { [KEPT_KEY_TAG]: KEPT_KEYS.vault },
       },
       keep,
     );

@@ -10,7 +10,16 @@
 // service can assume them. The program declares none, so the plan has none to check.
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { VAULT_KEY_TAG } from "./backups.ts";
+import { PROJECT, stackBucketName } from "../config.ts";
+
+/**
+ * KMS keys no role may disable, delete or re-police, found by this tag: the vault's key, and the data key, which RDS
+ * recovery points and the Qdrant snapshots in S3 are also encrypted with (AWS Backup Developer Guide, "Encryption for
+ * backups in AWS Backup": a resource type AWS Backup does not fully manage, as RDS, keeps its source's key). Disabled,
+ * either made every backup of it unrestorable, under a vault lock too.
+ */
+export const KEPT_KEY_TAG = "purpose";
+export const KEPT_KEYS = { vault: "backup-vault", data: "data" } as const;
 
 /** `<project>-<stack>-workload-boundary`: policy/policies/security.ts finds the boundary by this suffix. */
 const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
@@ -49,7 +58,16 @@ export const IAM_CHANGES = [
   "iam:Upload*",
 ];
 
-/** Denied by both boundaries: recovery points, the vault and its lock, and the vault's key outlive any role. */
+/**
+ * Every stack's backups bucket of the project (config.ts stackBucketName). The account id as twelve `?` (one character
+ * each): with `*`, the logs bucket of a stack named like `x-backups-y` matched too.
+ */
+const BACKUP_BUCKETS = [`arn:aws:s3:::${stackBucketName(`${PROJECT}-*`, "backups", "?".repeat(12))}`];
+
+/**
+ * Denied by both boundaries: recovery points, the vault and its lock, the Qdrant snapshots in the backups bucket, and
+ * the keys of the data and its backups outlive any role.
+ */
 export const BACKUP_DENIES = [
   {
     Sid: "RecoveryPointsStay",
@@ -62,23 +80,32 @@ export const BACKUP_DENIES = [
     ],
     Resource: "*",
   },
+  // The snapshots leave only by the bucket's lifecycle, which S3 applies itself: a delete by a role (a delete marker
+  // too: the version behind it expires after the daily rule's days) or versioning suspended would take them early.
+  // The snapshot job only puts; a bucket's deletion is an administrator's `pulumi destroy`.
   {
-    Sid: "BackupVaultKeyStays",
+    Sid: "BackupObjectsStay",
+    Effect: "Deny",
+    Action: ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket", "s3:PutBucketVersioning"],
+    Resource: [...BACKUP_BUCKETS, ...BACKUP_BUCKETS.map((arn) => `${arn}/*`)],
+  },
+  {
+    Sid: "KeptKeysStay",
     Effect: "Deny",
     Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
     Resource: "*",
-    Condition: { StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value } },
+    Condition: { StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: Object.values(KEPT_KEYS) } },
   },
-  // The deny above finds the key by its tag: untagged, or tagged otherwise, it would be deleted like any key (review
-  // of this change). The key's other tags (the provider's default tags) may still change.
+  // The deny above finds a key by its tag: untagged, or tagged otherwise, it would be deleted like any key (review
+  // of this change). A key's other tags (the provider's default tags) may still change.
   {
-    Sid: "BackupVaultKeyKeepsItsTag",
+    Sid: "KeptKeysKeepTheirTag",
     Effect: "Deny",
     Action: ["kms:TagResource", "kms:UntagResource"],
     Resource: "*",
     Condition: {
-      StringEquals: { [`aws:ResourceTag/${VAULT_KEY_TAG.key}`]: VAULT_KEY_TAG.value },
-      "ForAnyValue:StringEquals": { "aws:TagKeys": [VAULT_KEY_TAG.key] },
+      StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: Object.values(KEPT_KEYS) },
+      "ForAnyValue:StringEquals": { "aws:TagKeys": [KEPT_KEY_TAG] },
     },
   },
 ];

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { stackPlan } from "../support/stack-plan.ts";
 import { TIERS } from "../../infra/tiers.ts";
+import { hhmmOf, localTime, minutesOf } from "../../infra/time.ts";
+import { matchesPattern, namesAction, type Statement } from "../support/iam.ts";
 import { inputs, irsaSubject, ofType, one } from "../support/plan.ts";
 
 const plan = await stackPlan("prod");
@@ -20,6 +22,37 @@ test("the vault has its own protected, rotated KMS key, not the data key, and is
   assert.equal(inputs(key).tags.purpose, "backup-vault");
   assert.equal(inputs(vault).forceDestroy, false);
   assert.equal(vault.options.protect, true);
+});
+
+test("the data key, which RDS recovery points and the Qdrant snapshots keep, is protected and kept from every role", () => {
+  // AWS Backup keeps an RDS recovery point under its source's key: the vault's own key does not cover it.
+  const key = one(plan, "aws:kms/key:Key", "data");
+  assert.equal(inputs(one(plan, "aws:rds/instance:Instance", "database")).kmsKeyId, dataKeyArn);
+  assert.equal(key.options.protect, true);
+  const stays = (policy: string) =>
+    (JSON.parse(policy).Statement as { Sid: string; Condition?: any }[]).find((st) => st.Sid === "KeptKeysStay");
+  for (const name of ["workload-boundary", "ci-deploy-boundary"]) {
+    const boundary = ofType(plan, "aws:iam/policy:Policy").find((p) => p.name.endsWith(name));
+    if (!boundary) continue; // the CI roles are made only with agent-stack:ci (ci-roles.prod-plan.ts)
+    const kept = [stays(inputs(boundary).policy)?.Condition.StringEquals["aws:ResourceTag/purpose"]].flat();
+    assert.ok(kept.includes(inputs(key).tags.purpose) && kept.includes("backup-vault"), `${name}: ${kept}`);
+  }
+});
+
+test("no role may delete the Qdrant snapshots, nor suspend the bucket's versioning: they leave by its lifecycle alone", () => {
+  const boundary = JSON.parse(inputs(one(plan, "aws:iam/policy:Policy", "workload-boundary")).policy).Statement as Statement[];
+  const denied = (action: string, arn: string) =>
+    boundary.some(
+      (st) => st.Effect === "Deny" && namesAction(st, action) && [st.Resource].flat().some((r) => matchesPattern(String(r), arn)),
+    );
+  const bucket = `arn:aws:s3:::${inputs(one(plan, "aws:s3/bucket:Bucket", "backups-bucket")).bucket}`;
+  for (const action of ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:DeleteBucket"])
+    assert.ok(denied(action, action.includes("Object") ? `${bucket}/qdrant/2026-01-01/x` : bucket), action);
+  assert.ok(!denied("s3:PutObject", `${bucket}/qdrant/2026-01-01/x`), "the snapshot job still puts");
+  // Not Loki's bucket, whose compactor deletes: here, nor a stack named x-backups-y's.
+  const logs = `arn:aws:s3:::${inputs(one(plan, "aws:s3/bucket:Bucket", "observability-logs")).bucket}`;
+  assert.ok(!denied("s3:DeleteObject", `${logs}/chunks/x`), logs);
+  assert.ok(!denied("s3:DeleteObject", "arn:aws:s3:::agent-stack-x-backups-y-logs-123456789012/chunks/x"));
 });
 
 test("Backup Vault Lock in governance mode keeps recovery points for the shortest rule's retention", () => {
@@ -89,10 +122,20 @@ test("RDS keeps point-in-time recovery on its own; ElastiCache keeps daily snaps
   assert.equal(db.deleteAutomatedBackups, false);
   const cache = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
   assert.equal(cache.snapshotRetentionLimit, tier.cache.snapshotRetentionDays);
-  // 02:00-03:00 and Sunday 05:00 in New York (standard time, UTC-5), printed in UTC as AWS reads them.
+  // 02:00-03:00 and Sunday 04:00-05:00 in New York (standard time, UTC-5), printed in UTC as AWS reads them.
   assert.equal(cache.snapshotWindow, "07:00-08:00");
-  assert.equal(cache.maintenanceWindow, "sun:10:00-sun:11:00");
-  assert.equal(db.maintenanceWindow, "sun:09:30-sun:10:30");
+  assert.equal(cache.maintenanceWindow, "sun:09:00-sun:10:00");
+  assert.equal(db.maintenanceWindow, "sun:09:00-sun:10:00");
+  // In winter and in summer (daylight time, an hour later), each maintenance ends by off-peak's end: from 04:30 and
+  // 05:00 they ran into the first peak hour from March to November.
+  const offPeakEnd = minutesOf(tier.schedule.offPeak!.end);
+  for (const sunday of ["2026-01-04", "2026-07-05"]) {
+    for (const window of [cache.maintenanceWindow, db.maintenanceWindow]) {
+      const end = /-sun:(\d\d:\d\d)$/.exec(window)![1];
+      const { hour, minute } = localTime("America/New_York", new Date(`${sunday}T${end}:00Z`));
+      assert.ok(hour * 60 + minute <= offPeakEnd, `${window} ends at ${hhmmOf(hour * 60 + minute)} New York time on ${sunday}`);
+    }
+  }
 });
 
 test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", () => {

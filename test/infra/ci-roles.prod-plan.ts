@@ -328,19 +328,19 @@ test("a role the deploy role makes cannot escalate: what the deploy role may giv
     iamWrites.filter((a) => !denied(a)),
     [],
   );
-  // The vault key: disabled by no role, as the deploy role's own boundary says.
-  const key = boundary.find((s) => s.Sid === "BackupVaultKeyStays")!;
+  // The vault's key and the data key: disabled by no role, as the deploy role's own boundary says.
+  const key = boundary.find((s) => s.Sid === "KeptKeysStay")!;
   assert.ok(["kms:DisableKey", "kms:ScheduleKeyDeletion"].every((a) => [key.Action].flat().includes(a)));
   assert.deepEqual(
     key,
-    deployBoundary().find((s) => s.Sid === "BackupVaultKeyStays"),
+    deployBoundary().find((s) => s.Sid === "KeptKeysStay"),
   );
   // Nor stripped of the tag that deny finds it by (then deleted like any key).
-  const tag = boundary.find((s) => s.Sid === "BackupVaultKeyKeepsItsTag")!;
+  const tag = boundary.find((s) => s.Sid === "KeptKeysKeepTheirTag")!;
   assert.deepEqual([tag.Action].flat().sort(), ["kms:TagResource", "kms:UntagResource"]);
   assert.deepEqual(
     tag,
-    deployBoundary().find((s) => s.Sid === "BackupVaultKeyKeepsItsTag"),
+    deployBoundary().find((s) => s.Sid === "KeptKeysKeepTheirTag"),
   );
   assert.ok(allows(deploy, "iam:CreateRole"), "the deploy role still creates roles (under the boundary)");
 });

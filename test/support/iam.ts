@@ -9,9 +9,18 @@ export interface Statement {
   Condition?: Record<string, Record<string, unknown>>;
 }
 
-/** Whether an IAM pattern matches `value`: `*` matches any run of characters (actions: case-insensitive, `flags` "i"). */
+/**
+ * Whether an IAM pattern matches `value`: `*` any run of characters, `?` any one (IAM User Guide, "IAM JSON policy
+ * elements: Resource"); actions are case-insensitive (`flags` "i").
+ */
 export const matchesPattern = (pattern: string, value: string, flags = ""): boolean =>
-  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, flags).test(value);
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    flags,
+  ).test(value);
 
 /** Whether the statement's Action names `action` (`*` matches any run of characters, as in IAM). */
 export const namesAction = (s: Pick<Statement, "Action">, action: string): boolean =>
