@@ -9,12 +9,14 @@ import { CronError, DAYS, describeWindow, firingMinutesOfWeek, hhmmOf, minutesOf
 const GLACIER_MINIMUM_DAYS = 90;
 /**
  * The weekly maintenance windows (an hour each), local: database.ts and cache.ts print them at the zone's standard
- * time, so in summer they come an hour later. From 04:00 they end by 06:00, when off-peak ends, in summer too: from
+ * time, so in summer they come an hour later. They end by 06:00, when the tiers' off-peak ends, in summer too: from
  * 04:30 and 05:00 they ran into the first peak hour for the eight months of daylight time (an RDS Multi-AZ failover, an
- * ElastiCache node replaced). The database's starts as its backup window (03:00) ends: RDS refuses an overlap only.
+ * ElastiCache node replaced). The database's starts as its backup window (03:00-04:00) ends, which RDS takes (it
+ * refuses an overlap only; terraform-aws-modules/rds's examples do the same); ElastiCache's, before its 02:00 snapshot
+ * window, hours away from the database's.
  */
 export const DB_MAINTENANCE = { day: "SUN", start: "04:00" } as const;
-export const CACHE_MAINTENANCE = { day: "SUN", start: "04:00" } as const;
+export const CACHE_MAINTENANCE = { day: "SUN", start: "00:30" } as const;
 /** How far into a work-hours-only tier's hours RDS's daily backup window starts (backups.ts rdsBackupWindow). */
 export const RDS_BACKUP_AFTER_WORK_START = 60;
 
@@ -66,16 +68,19 @@ function requestWithinLimit(ctx: z.RefinementCtx, request: [string, string], lim
 const RDS_GP3_MAX_GB = 65_536;
 const RDS_CLASS = /^db\.[a-z0-9]+\.[a-z0-9]+$/;
 /**
- * A name `ollama pull` takes: [host/][namespace/]model[:tag], each part of letters, digits, '_', '-' and '.' (none in a
- * namespace), no "..", at most 128 characters (ollama/ollama types/model/name.go ParseName, isValidByteFor).
+ * A name `ollama pull` takes: [host/][namespace/]model[:tag], of letters, digits, '_', '-' and '.' (none in a
+ * namespace; a host's port after ':'), no "..", at most 128 characters in all (ollama/ollama types/model/name.go
+ * ParseName, isValidByteFor). Each part starts with a letter, digit or '_': the models are pulled by `ollama pull
+ * <name>` in the pod's shell, where a leading '-' is a flag.
  */
 const ollamaModel = z
   .string()
   .max(128)
   .regex(
-    /^(?!.*\.\.)(?:(?:[\w.-]+\/)?[\w-]+\/)?[\w.-]+(?::[\w.-]+)?$/,
+    /^(?!.*\.\.)(?:(?:\w[\w.:-]*\/)?\w[\w-]*\/)?\w[\w.-]*(?::\w[\w.-]*)?$/,
     "an Ollama model name like llama3.1:8b ([host/][namespace/]model[:tag])",
   );
+
 /** EBS gp3 volumes: 1-16,384 GiB (EBS User Guide, "Amazon EBS volume types"). */
 const EBS_GP3_MAX_GB = 16_384;
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time HH:MM (00:00-23:59)");

@@ -3,8 +3,9 @@
 // volumes), and the S3 bucket the Qdrant snapshot CronJob uploads to. RDS point-in-time recovery is the
 // instance's own automated backups (database.ts); ElastiCache keeps its own snapshots (cache.ts).
 // The vault has its own protected KMS key and, outside dev, a Backup Vault Lock so no deployer can delete recovery
-// points early. Its own key covers the EBS recovery points; RDS's stay under the data key (a type AWS Backup does not
-// fully manage keeps its source's key), which is why both keys are kept from every role (boundaries.ts KEPT_KEYS).
+// points early. A recovery point of a type AWS Backup does not fully manage keeps its source's key (AWS Backup Developer
+// Guide, "Encryption for backups in AWS Backup"): RDS's stay under the data key, which is why it is kept from every
+// role as the vault's is (boundaries.ts KEPT_KEYS), and the Qdrant volumes' under the AWS-managed EBS key.
 // A backup job of the vault that fails, is aborted or expires is sent to the stack's SNS topic
 // (jobFailures, wired in notifications.ts): nothing else watches AWS Backup.
 import * as aws from "@pulumi/aws";

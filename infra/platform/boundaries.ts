@@ -77,16 +77,27 @@ export const BACKUP_DENIES = [
       "backup:DeleteRecoveryPoint",
       "backup:UpdateRecoveryPointLifecycle",
       "backup:DeleteBackupVault",
+      // The point-in-time history RDS keeps after its instance is deleted (database.ts deleteAutomatedBackups).
+      "rds:DeleteDBInstanceAutomatedBackup",
     ],
     Resource: "*",
   },
   // The snapshots leave only by the bucket's lifecycle, which S3 applies itself: a delete by a role (a delete marker
-  // too: the version behind it expires after the daily rule's days) or versioning suspended would take them early.
-  // The snapshot job only puts; a bucket's deletion is an administrator's `pulumi destroy`.
+  // too: the version behind it expires after the daily rule's days), versioning suspended, a lifecycle rewritten to
+  // expire them (DeleteBucketLifecycle is PutLifecycleConfiguration's too) or a policy granting another account the
+  // deletes would take them early. The snapshot job only puts; changing the bucket's versioning, lifecycle or policy,
+  // or deleting it, is an administrator's `pulumi up` (README): IAM has no condition key for what they are set to.
   {
     Sid: "BackupObjectsStay",
     Effect: "Deny",
-    Action: ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket", "s3:PutBucketVersioning"],
+    Action: [
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:DeleteBucket",
+      "s3:PutBucketVersioning",
+      "s3:PutLifecycleConfiguration",
+      "s3:PutBucketPolicy",
+    ],
     Resource: [...BACKUP_BUCKETS, ...BACKUP_BUCKETS.map((arn) => `${arn}/*`)],
   },
   {

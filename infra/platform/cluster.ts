@@ -33,7 +33,7 @@ export interface ClusterArgs {
 }
 
 /** Per role, the sizes besides the desired size that scheduled actions own. */
-export type ScheduledSizes = Partial<Record<NodeRole, ("minSize" | "maxSize")[]>>;
+export type ScheduledSizes = Partial<Record<NodeRole, "minSize"[]>>;
 
 /** One managed node group: a whole role, or the role's share in one zone (`zone`: index of the private subnet). */
 export interface NodeGroupInstance {
@@ -353,7 +353,7 @@ export class Cluster extends pulumi.ComponentResource {
       nodeRole: aws.iam.Role;
       template: aws.ec2.LaunchTemplate;
       dependsOn: pulumi.Resource[];
-      scheduled: ("minSize" | "maxSize")[];
+      scheduled: "minSize"[];
     },
   ): aws.eks.NodeGroup {
     const taint = TAINTS[role];

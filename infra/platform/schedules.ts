@@ -149,16 +149,19 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
 }
 
 /**
- * The sizes of a group, besides its desired size, that its scheduled actions move: `pulumi up` must leave them as they
- * are live (cluster.ts ignoreChanges). Managed, a refresh inside the window read the lowered minimum back, and the next
- * update sent the spec's minimum above the live desired size, which EKS refuses ("Minimum capacity can't be greater
- * than desired size"), or without a refresh raised the group back mid-window. A change of these sizes reaches the group
- * with its next `up` or `on` action, which carries the new sizes.
+ * The sizes of a group, besides its desired size, that its scheduled actions move and `pulumi up` must leave as they
+ * are live (cluster.ts ignoreChanges): the minimum, where off-peak lowers it or work hours set it to 0. Managed, a
+ * refresh inside the window read the lowered minimum back, and the next update sent the spec's minimum above the live
+ * desired size, which EKS refuses ("Minimum capacity can't be greater than desired size"), or raised the group back
+ * mid-window. A change of the minimum reaches the group with its next `up` or `on` action, which carries it. Not the
+ * maximum, though work hours set it to 0: the provider refuses a maximum under 1 (terraform-provider-aws
+ * eks/node_group.go `max_size` IntAtLeast(1)), so a 0 refreshed into the state and kept would fail every later update;
+ * an update at night then sends the spec's maximum, and the group stays at 0 until a pod waits for a node.
  */
 export function scheduledSizes(t: Pick<Tier, "schedule" | "nodeGroups">): ScheduledSizes {
   const { schedule } = t;
-  const moved = (role: NodeRole, spec: NodeGroupSpec): ("minSize" | "maxSize")[] => {
-    if (schedule.workHoursOnly) return ["minSize", "maxSize"];
+  const moved = (role: NodeRole, spec: NodeGroupSpec): "minSize"[] => {
+    if (schedule.workHoursOnly) return ["minSize"];
     const offPeakKey = OFF_PEAK_SIZE[role];
     return schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down ? ["minSize"] : [];
   };

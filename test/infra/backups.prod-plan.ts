@@ -39,15 +39,19 @@ test("the data key, which RDS recovery points and the Qdrant snapshots keep, is 
   }
 });
 
-test("no role may delete the Qdrant snapshots, nor suspend the bucket's versioning: they leave by its lifecycle alone", () => {
+test("no role may delete the Qdrant snapshots or RDS's retained backups; the snapshots leave by the bucket's lifecycle alone", () => {
   const boundary = JSON.parse(inputs(one(plan, "aws:iam/policy:Policy", "workload-boundary")).policy).Statement as Statement[];
   const denied = (action: string, arn: string) =>
     boundary.some(
       (st) => st.Effect === "Deny" && namesAction(st, action) && [st.Resource].flat().some((r) => matchesPattern(String(r), arn)),
     );
   const bucket = `arn:aws:s3:::${inputs(one(plan, "aws:s3/bucket:Bucket", "backups-bucket")).bucket}`;
-  for (const action of ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:DeleteBucket"])
-    assert.ok(denied(action, action.includes("Object") ? `${bucket}/qdrant/2026-01-01/x` : bucket), action);
+  // Nor through the bucket: a lifecycle rewritten to expire them, or a policy granting another account the deletes.
+  const bucketActions = ["s3:PutBucketVersioning", "s3:DeleteBucket", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy"];
+  for (const action of bucketActions) assert.ok(denied(action, bucket), action);
+  for (const action of ["s3:DeleteObject", "s3:DeleteObjectVersion"]) assert.ok(denied(action, `${bucket}/qdrant/x`), action);
+  // The point-in-time history RDS keeps after the instance (deleteAutomatedBackups: false) stays too.
+  assert.ok(denied("rds:DeleteDBInstanceAutomatedBackup", "arn:aws:rds:us-east-1:123456789012:auto-backup:ab-x"));
   assert.ok(!denied("s3:PutObject", `${bucket}/qdrant/2026-01-01/x`), "the snapshot job still puts");
   // Not Loki's bucket, whose compactor deletes: here, nor a stack named x-backups-y's.
   const logs = `arn:aws:s3:::${inputs(one(plan, "aws:s3/bucket:Bucket", "observability-logs")).bucket}`;
@@ -122,9 +126,10 @@ test("RDS keeps point-in-time recovery on its own; ElastiCache keeps daily snaps
   assert.equal(db.deleteAutomatedBackups, false);
   const cache = inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup"));
   assert.equal(cache.snapshotRetentionLimit, tier.cache.snapshotRetentionDays);
-  // 02:00-03:00 and Sunday 04:00-05:00 in New York (standard time, UTC-5), printed in UTC as AWS reads them.
+  // 02:00-03:00 and Sunday 00:30-01:30 (the database: 04:00-05:00) in New York (standard time, UTC-5), printed in UTC
+  // as AWS reads them.
   assert.equal(cache.snapshotWindow, "07:00-08:00");
-  assert.equal(cache.maintenanceWindow, "sun:09:00-sun:10:00");
+  assert.equal(cache.maintenanceWindow, "sun:05:30-sun:06:30");
   assert.equal(db.maintenanceWindow, "sun:09:00-sun:10:00");
   // In winter and in summer (daylight time, an hour later), each maintenance ends by off-peak's end: from 04:30 and
   // 05:00 they ran into the first peak hour from March to November.

@@ -267,17 +267,17 @@ test("a class tuned with more connections than leave PostgreSQL 64 kB of work_me
 
 test("an Ollama model is a name `ollama pull` takes", () => {
   const model = (name: string) => failure(withOverrides({ ollama: { models: { small: name } } }));
-  for (const bad of ["", "llama3.1 8b", "a..b:1", "ns.x/model", "model:", `${"m".repeat(129)}`])
+  for (const bad of ["", "llama3.1 8b", "a..b:1", "ns.x/model", "model:", "-x", "m:-q", `${"m".repeat(129)}`])
     assert.match(
       model(bad),
       /^agent-stack:overrides\.ollama\.models\.small: got .*; allowed: (an Ollama model name like llama3\.1:8b|<= 128)/m,
       bad,
     );
-  const ok = parseStackConfig(
-    withOverrides({ ollama: { models: { small: "registry.example.com/team/qwen_2.5:7b-q4" } } }),
-    "prod",
-  );
-  assert.equal(ok.sizes.ollama.models.small, "registry.example.com/team/qwen_2.5:7b-q4");
+  // A leading '-' reached `ollama pull` in the pod's shell as a flag; a registry's port is allowed.
+  for (const name of ["registry.example.com/team/qwen_2.5:7b-q4", "localhost:5000/team/m:1", "_x"]) {
+    const ok = parseStackConfig(withOverrides({ ollama: { models: { small: name } } }), "prod");
+    assert.equal(ok.sizes.ollama.models.small, name);
+  }
 });
 
 test("a stack name AWS cannot take in the resources' names is refused, naming the rule", () => {

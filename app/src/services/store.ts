@@ -311,7 +311,7 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       // while the table was small (a new stack's first ingests) scans it instead, about 8 ms a statement at 100,000
       // documents, until autovacuum's next ANALYZE of it: kept on this cold path (turns.ts probes by id instead).
       const [result] = await run(
-        sql<{ written: string[] | null; busy: string[] | null; busy_seconds: number | null; generation: number }[]>`
+        sql<{ busy: string[] | null; busy_seconds: number | null; generation: number }[]>`
           WITH busy AS (
             SELECT id, writing_until FROM ${heldAmong(ids)}
           ), written AS (
@@ -340,7 +340,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
       });
       if (!result) {
         // Another write leased some of them after this statement's snapshot was taken: the statement was undone whole
-        // (migration 018), and the documents held now are those to wait for.
+        // (migration 018; Postgres logs it as an ERROR with the statement, one per such race). The documents held now
+        // are those to wait for; if that write has ended already, a retry at once is right.
         return (await busyDocuments(ids)) ?? { ids, leftSeconds: 1 };
       }
       if (result.busy) return { ids: result.busy, leftSeconds: result.busy_seconds! };
