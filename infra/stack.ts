@@ -22,7 +22,7 @@ import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
 import { Notifications } from "./platform/notifications.ts";
 import { Registry } from "./platform/registry.ts";
-import { describeSchedule, OffPeakSchedules, scheduledSizes } from "./platform/schedules.ts";
+import { describeSchedule, OffPeakSchedules, rolesWithScheduledMinimum } from "./platform/schedules.ts";
 import { Workloads } from "./workloads/index.ts";
 import { Observability } from "./workloads/observability.ts";
 import { OffPeakScaler } from "./workloads/offpeak.ts";
@@ -102,7 +102,7 @@ export async function buildStack(): Promise<BuiltStack> {
       // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
       endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
       nodeGroups: sizes.nodeGroups,
-      scheduledSizes: scheduledSizes(sizes),
+      scheduledMinimum: rolesWithScheduledMinimum(sizes),
       logRetentionDays: disposable ? 7 : 90,
       resourceTags,
       permissionsBoundary,

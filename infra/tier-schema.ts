@@ -11,12 +11,15 @@ const GLACIER_MINIMUM_DAYS = 90;
  * The weekly maintenance windows (an hour each), local: database.ts and cache.ts print them at the zone's standard
  * time, so in summer they come an hour later. They end by 06:00, when the tiers' off-peak ends, in summer too: from
  * 04:30 and 05:00 they ran into the first peak hour for the eight months of daylight time (an RDS Multi-AZ failover, an
- * ElastiCache node replaced). The database's starts as its backup window (03:00-04:00) ends, which RDS takes (it
- * refuses an overlap only; terraform-aws-modules/rds's examples do the same); ElastiCache's, before its 02:00 snapshot
- * window, hours away from the database's.
+ * ElastiCache node replaced). The database's starts as its backup window (RDS_BACKUP_START) ends, which RDS takes (it
+ * refuses an overlap only; terraform-aws-modules/rds's examples do the same); ElastiCache's, before its snapshot window
+ * (CACHE_SNAPSHOT_START), hours away from the database's.
  */
 export const DB_MAINTENANCE = { day: "SUN", start: "04:00" } as const;
 export const CACHE_MAINTENANCE = { day: "SUN", start: "00:30" } as const;
+/** The daily backup windows (an hour each, local, at standard time): RDS's of an always-on tier, ElastiCache's. */
+export const RDS_BACKUP_START = "03:00";
+export const CACHE_SNAPSHOT_START = "02:00";
 /** How far into a work-hours-only tier's hours RDS's daily backup window starts (backups.ts rdsBackupWindow). */
 export const RDS_BACKUP_AFTER_WORK_START = 60;
 

@@ -10,25 +10,24 @@ import { parseArgs } from "node:util";
 import { parseStackConfig } from "../infra/config.ts";
 import { loadStackFile } from "../infra/plan/stackfile.ts";
 import { DEPLOY_CATCH_UP_MINUTES, DEPLOY_JOB_TIMEOUT_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../infra/tier-schema.ts";
-import { DAYS, hhmmOf, localTime, minutesOf, type Window, windowLength } from "../infra/time.ts";
-
-/** Minutes after the deploy span opens during which a scheduled run still counts as "the morning run". */
-export const OPENING_MINUTES = DEPLOY_CATCH_UP_MINUTES;
-/** Minutes after the window opens before the stack is ready: the database starts and a node joins from zero. */
-export const WARM_UP_MINUTES = OFF_PEAK_WARM_UP_MINUTES;
-/** Minutes before the window ends by which a deploy job started now is sure to have ended (its timeout). */
-export const JOB_MINUTES = DEPLOY_JOB_TIMEOUT_MINUTES;
+import { DAYS, hhmmOf, localTime, minutesOf, shifted, type Window, windowLength, windowRanges } from "../infra/time.ts";
 
 const WEEK = 7 * 24 * 60;
+
+/** The part of `w` from `offset` minutes after its start, `length` minutes long, on the days that part starts. */
+function partOf(w: Window, offset: number, length: number): Window {
+  const { hhmm, days } = shifted(w.start, w.days, offset);
+  return { days, start: hhmm, end: hhmmOf(minutesOf(hhmm) + length) };
+}
 
 export interface Awake {
   /** Inside the work hours. */
   awake: boolean;
   /** Inside the deploy span: warmed up, and a deploy job started now ends before the hours do. */
   deployable: boolean;
-  /** In the first WARM_UP_MINUTES of the work hours, while the database and nodes come up. */
+  /** In the first OFF_PEAK_WARM_UP_MINUTES of the work hours, while the database and nodes come up. */
   warming: boolean;
-  /** Within OPENING_MINUTES after a start of the deploy span. */
+  /** Within DEPLOY_CATCH_UP_MINUTES after a start of the deploy span. */
   opening: boolean;
   local: string;
   /** The deploy span, "08:20-17:10", or null without work hours (or a window too short for any). */
@@ -50,21 +49,19 @@ export function windowState(w: Window | null, timeZone: string, now: Date): Awak
   const at = DAYS.indexOf(day) * 24 * 60 + hour * 60 + minute; // minutes of the week, Monday 00:00 = 0
   const local = label(at);
   if (!w) return { awake: true, deployable: true, warming: false, opening: false, local, span: null, next: null, window: null };
-  // [from, from + length) minutes of the week, wrapping past Sunday midnight.
-  const inside = (from: number, length: number) => (((at - from) % WEEK) + WEEK) % WEEK < length;
+  const within = (x: Window) => windowRanges(x).some(([s, e]) => at >= s && at < e);
   const length = windowLength(w);
-  const spanLength = Math.max(0, length - WARM_UP_MINUTES - JOB_MINUTES);
-  const starts = w.days.map((d) => DAYS.indexOf(d) * 24 * 60 + minutesOf(w.start));
-  const spanStarts = starts.map((s) => s + WARM_UP_MINUTES);
-  const deployable = spanStarts.some((s) => inside(s, spanLength));
-  const waits = spanLength > 0 ? spanStarts.map((s) => (((s - at) % WEEK) + WEEK) % WEEK) : [];
+  const spanLength = Math.max(0, length - OFF_PEAK_WARM_UP_MINUTES - DEPLOY_JOB_TIMEOUT_MINUTES);
+  const span = partOf(w, OFF_PEAK_WARM_UP_MINUTES, spanLength);
+  const waits =
+    spanLength > 0 ? span.days.map((d) => (DAYS.indexOf(d) * 24 * 60 + minutesOf(span.start) - at + WEEK) % WEEK) : [];
   return {
-    awake: starts.some((s) => inside(s, length)),
-    deployable,
-    warming: starts.some((s) => inside(s, Math.min(WARM_UP_MINUTES, length))),
-    opening: spanStarts.some((s) => inside(s, Math.min(OPENING_MINUTES, spanLength))),
+    awake: within(w),
+    deployable: within(span),
+    warming: within(partOf(w, 0, Math.min(OFF_PEAK_WARM_UP_MINUTES, length))),
+    opening: within(partOf(w, OFF_PEAK_WARM_UP_MINUTES, Math.min(DEPLOY_CATCH_UP_MINUTES, spanLength))),
     local,
-    span: spanLength > 0 ? `${hhmmOf(minutesOf(w.start) + WARM_UP_MINUTES)}-${hhmmOf(minutesOf(w.end) - JOB_MINUTES)}` : null,
+    span: spanLength > 0 ? `${span.start}-${span.end}` : null,
     next: waits.length > 0 ? label(at + Math.min(...waits)) : null,
     window: w,
   };
@@ -74,7 +71,7 @@ export function shouldDeploy(state: Awake, event: string): { deploy: boolean; re
   const w = state.window;
   const next = state.next
     ? `the first scheduled run from ${state.next} deploys main`
-    : `no deploy ever fits in ${w?.start}-${w?.end} (${WARM_UP_MINUTES} min warm-up + ${JOB_MINUTES} min job)`;
+    : `no deploy ever fits in ${w?.start}-${w?.end} (${OFF_PEAK_WARM_UP_MINUTES} min warm-up + ${DEPLOY_JOB_TIMEOUT_MINUTES} min job)`;
   if (!state.awake)
     return {
       deploy: false,
@@ -82,14 +79,14 @@ export function shouldDeploy(state: Awake, event: string): { deploy: boolean; re
     };
   if (!state.deployable) {
     const why = state.warming
-      ? `still warming up (${state.local}): the database and nodes start at ${w!.start} and get ${WARM_UP_MINUTES} min to be ready`
-      : `too close to the end of its work hours (${state.local}): the deploy job may run ${JOB_MINUTES} min (its timeout, a rollback included) and the stack stops at ${w!.end}`;
+      ? `still warming up (${state.local}): the database and nodes start at ${w!.start} and get ${OFF_PEAK_WARM_UP_MINUTES} min to be ready`
+      : `too close to the end of its work hours (${state.local}): the deploy job may run ${DEPLOY_JOB_TIMEOUT_MINUTES} min (its timeout, a rollback included) and the stack stops at ${w!.end}`;
     return { deploy: false, reason: `${why}; deploys run ${state.span ?? "never"}; ${next}` };
   }
   if (event === "schedule" && !state.opening)
     return {
       deploy: false,
-      reason: `scheduled catch-up runs only in the first ${OPENING_MINUTES} min of its deploy span${state.span ? ` ${state.span}` : ""} (${state.local})`,
+      reason: `scheduled catch-up runs only in the first ${DEPLOY_CATCH_UP_MINUTES} min of its deploy span${state.span ? ` ${state.span}` : ""} (${state.local})`,
     };
   return {
     deploy: true,

@@ -17,7 +17,7 @@ import { KEPT_KEY_TAG, KEPT_KEYS } from "./boundaries.ts";
 import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
 import type { EventAlert } from "./notifications.ts";
 import { endDays, eventBridgeCron as schedulerCron, hhmmOf, midpoint, minutesOf, utcWindow } from "../time.ts";
-import { RDS_BACKUP_AFTER_WORK_START } from "../tier-schema.ts";
+import { RDS_BACKUP_AFTER_WORK_START, RDS_BACKUP_START } from "../tier-schema.ts";
 
 export interface BackupsArgs {
   /** Names the vault, plan and bucket (`<prefix>-backups-<account>`). */
@@ -196,8 +196,7 @@ export class Backups extends pulumi.ComponentResource {
       { parent: this },
     );
     return {
-      ruleName: rule.name,
-      ruleArn: rule.arn,
+      rule,
       message: {
         inputPaths: {
           state: "$.detail.state",
@@ -263,7 +262,7 @@ export class Backups extends pulumi.ComponentResource {
  */
 export function rdsBackupWindow(schedule: Tier["schedule"], timeZone: string): string {
   const w = schedule.workHoursOnly;
-  return utcWindow(w ? hhmmOf(minutesOf(w.start) + RDS_BACKUP_AFTER_WORK_START) : "03:00", 60, timeZone);
+  return utcWindow(w ? hhmmOf(minutesOf(w.start) + RDS_BACKUP_AFTER_WORK_START) : RDS_BACKUP_START, 60, timeZone);
 }
 
 /**

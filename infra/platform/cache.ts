@@ -2,7 +2,7 @@
 // auth token, at-rest encryption, failover + Multi-AZ from two nodes up, volatile-lru (see the parameter group).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { CACHE_MAINTENANCE } from "../tier-schema.ts";
+import { CACHE_MAINTENANCE, CACHE_SNAPSHOT_START } from "../tier-schema.ts";
 import { utcWindow } from "../time.ts";
 import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
@@ -92,7 +92,7 @@ export class Cache extends pulumi.ComponentResource {
         authToken: token.result,
         snapshotRetentionLimit: s.snapshotRetentionDays,
         // Off-peak in the stack's zone (AWS reads both in UTC; they must not overlap).
-        snapshotWindow: utcWindow("02:00", 60, args.timeZone),
+        snapshotWindow: utcWindow(CACHE_SNAPSHOT_START, 60, args.timeZone),
         maintenanceWindow: utcWindow(CACHE_MAINTENANCE.start, 60, args.timeZone, CACHE_MAINTENANCE.day),
         autoMinorVersionUpgrade: true,
         applyImmediately: false,

@@ -23,17 +23,14 @@ export interface ClusterArgs {
   /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
-  /** The sizes of each role's groups that its scheduled actions move (schedules.ts scheduledSizes): left to them. */
-  scheduledSizes: ScheduledSizes;
+  /** The roles whose minimum size scheduled actions move (schedules.ts rolesWithScheduledMinimum): left to them. */
+  scheduledMinimum: NodeRole[];
   logRetentionDays: number;
   /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
   resourceTags: Record<string, string>;
   /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
   permissionsBoundary: pulumi.Input<string>;
 }
-
-/** Per role, the sizes besides the desired size that scheduled actions own. */
-export type ScheduledSizes = Partial<Record<NodeRole, "minSize"[]>>;
 
 /** One managed node group: a whole role, or the role's share in one zone (`zone`: index of the private subnet). */
 export interface NodeGroupInstance {
@@ -216,8 +213,13 @@ export class Cluster extends pulumi.ComponentResource {
       // One launch template per role: per-zone groups then carry the same node labels (the autoscaler's
       // similarity check compares them), and one edit rolls every zone.
       const template = this.launchTemplate(name, role, spec, cluster, args.resourceTags);
-      const scheduled = args.scheduledSizes[role] ?? [];
-      const common = { cluster, nodeRole, template, dependsOn: attachments, scheduled };
+      const common = {
+        cluster,
+        nodeRole,
+        template,
+        dependsOn: attachments,
+        scheduledMinimum: args.scheduledMinimum.includes(role),
+      };
       if (!zonal.includes(role)) {
         this.nodeGroups.push({
           role,
@@ -353,7 +355,7 @@ export class Cluster extends pulumi.ComponentResource {
       nodeRole: aws.iam.Role;
       template: aws.ec2.LaunchTemplate;
       dependsOn: pulumi.Resource[];
-      scheduled: "minSize"[];
+      scheduledMinimum: boolean;
     },
   ): aws.eks.NodeGroup {
     const taint = TAINTS[role];
@@ -385,8 +387,8 @@ export class Cluster extends pulumi.ComponentResource {
       {
         parent: this,
         dependsOn: c.dependsOn,
-        // Schedules and autoscalers own the live size, and schedules the sizes they move; `pulumi up` must not reset them.
-        ignoreChanges: ["scalingConfig.desiredSize", ...c.scheduled.map((size) => `scalingConfig.${size}`)],
+        // Schedules and autoscalers own the live size, and schedules the minimum they move; `pulumi up` must not reset them.
+        ignoreChanges: ["scalingConfig.desiredSize", ...(c.scheduledMinimum ? ["scalingConfig.minSize"] : [])],
       },
     );
   }

@@ -17,8 +17,7 @@ export interface NotificationsArgs {
 
 /** An EventBridge rule on the default bus and the text its input transformer makes of each matched event. */
 export interface EventAlert {
-  ruleName: pulumi.Input<string>;
-  ruleArn: pulumi.Input<string>;
+  rule: aws.cloudwatch.EventRule;
   message: aws.types.input.cloudwatch.EventTargetInputTransformer;
 }
 
@@ -58,7 +57,7 @@ export class Notifications extends pulumi.ComponentResource {
                     Principal: { Service: "events.amazonaws.com" },
                     Action: "SNS:Publish",
                     Resource: topic.arn,
-                    Condition: { ArnEquals: { "aws:SourceArn": alerts.map(([, a]) => a.ruleArn) } },
+                    Condition: { ArnEquals: { "aws:SourceArn": alerts.map(([, a]) => a.rule.arn) } },
                   },
                 ]
               : []),
@@ -84,7 +83,7 @@ export class Notifications extends pulumi.ComponentResource {
       // After the policy: it is EventBridge's only right to publish.
       new aws.cloudwatch.EventTarget(
         `${name}-${key}`,
-        { rule: alert.ruleName, arn: topic.arn, inputTransformer: alert.message },
+        { rule: alert.rule.name, arn: topic.arn, inputTransformer: alert.message },
         { ...o, dependsOn: [policy] },
       );
     }

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { OFF_PEAK_SETTLE_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../tier-schema.ts";
 import { type Day, describeDays, endDays, eventBridgeCron, shifted, unixCron, type Window } from "../time.ts";
-import type { NodeGroupInstance, NodeRole, ScheduledSizes } from "./cluster.ts";
+import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
 type Schedule = Tier["schedule"];
@@ -149,27 +149,25 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
 }
 
 /**
- * The sizes of a group, besides its desired size, that its scheduled actions move and `pulumi up` must leave as they
- * are live (cluster.ts ignoreChanges): the minimum, where off-peak lowers it or work hours set it to 0. Managed, a
- * refresh inside the window read the lowered minimum back, and the next update sent the spec's minimum above the live
- * desired size, which EKS refuses ("Minimum capacity can't be greater than desired size"), or raised the group back
- * mid-window. A change of the minimum reaches the group with its next `up` or `on` action, which carries it. Not the
- * maximum, though work hours set it to 0: the provider refuses a maximum under 1 (terraform-provider-aws
- * eks/node_group.go `max_size` IntAtLeast(1)), so a 0 refreshed into the state and kept would fail every later update;
- * an update at night then sends the spec's maximum, and the group stays at 0 until a pod waits for a node.
+ * The roles whose minimum size their scheduled actions move (off-peak lowers it, work hours set it to 0): `pulumi up`
+ * leaves it as it is live (cluster.ts ignoreChanges), as it does the desired size. Managed, a refresh inside the window
+ * read the lowered minimum back, and the next update sent the spec's minimum above the live desired size, which EKS
+ * refuses ("Minimum capacity can't be greater than desired size"), or raised the group back mid-window. A change of
+ * the minimum reaches the group with its next `up` or `on` action, which carries it. Not the maximum, though work hours
+ * set it to 0: the provider refuses a maximum under 1 (terraform-provider-aws eks/node_group.go `max_size`
+ * IntAtLeast(1)), so a 0 refreshed into the state and kept would fail every later update; an update at night then
+ * sends the spec's maximum, and the group stays at 0 until a pod waits for a node.
  */
-export function scheduledSizes(t: Pick<Tier, "schedule" | "nodeGroups">): ScheduledSizes {
+export function rolesWithScheduledMinimum(t: Pick<Tier, "schedule" | "nodeGroups">): NodeRole[] {
   const { schedule } = t;
-  const moved = (role: NodeRole, spec: NodeGroupSpec): "minSize"[] => {
-    if (schedule.workHoursOnly) return ["minSize"];
-    const offPeakKey = OFF_PEAK_SIZE[role];
-    return schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down ? ["minSize"] : [];
-  };
-  return Object.fromEntries(
-    (Object.entries(t.nodeGroups) as [NodeRole, NodeGroupSpec | null][]).flatMap(([role, spec]) =>
-      spec ? [[role, moved(role, spec)]] : [],
-    ),
-  );
+  return (Object.entries(t.nodeGroups) as [NodeRole, NodeGroupSpec | null][])
+    .filter(([role, spec]) => {
+      if (!spec) return false;
+      if (schedule.workHoursOnly) return true;
+      const offPeakKey = OFF_PEAK_SIZE[role];
+      return !!(schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down);
+    })
+    .map(([role]) => role);
 }
 
 /**

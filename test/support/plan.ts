@@ -96,18 +96,18 @@ export function irsaSubject(role: PlannedResource): unknown {
 /**
  * Each node group's ignoreChanges against the sizes the plan's scheduled actions set on its ASG (those the plan records
  * as coming from the group): the desired size, and the minimum where an action sets it, as `pulumi up` must leave them
- * to them. Not the maximum (schedules.ts scheduledSizes: the provider refuses a kept 0).
+ * to them. Not the maximum (schedules.ts rolesWithScheduledMinimum: the provider refuses a kept 0).
  */
 export function nodeGroupsIgnoringScheduledSizes(plan: Plan): { group: string; ignored: string[]; scheduled: string[] }[] {
   return ofType(plan, "aws:eks/nodeGroup:NodeGroup").map((group) => {
     const actions = ofType(plan, "aws:autoscaling/schedule:Schedule").filter((a) =>
       a.propertyDependencies?.autoscalingGroupName?.includes(group.urn),
     );
-    const moved = (["minSize"] as const).filter((size) => actions.some((a) => inputs(a)[size] !== -1));
+    const movesMinimum = actions.some((a) => inputs(a).minSize !== -1);
     return {
       group: group.name,
       ignored: [...(group.options.ignoreChanges ?? [])].sort(),
-      scheduled: ["scalingConfig.desiredSize", ...moved.map((size) => `scalingConfig.${size}`)].sort(),
+      scheduled: ["scalingConfig.desiredSize", ...(movesMinimum ? ["scalingConfig.minSize"] : [])],
     };
   });
 }
