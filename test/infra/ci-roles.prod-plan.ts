@@ -5,19 +5,20 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
 import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS, mockArn } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS, ROLE_CHANGES_UNDER_BOUNDARY } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
 import { allows, deniesOutright, matchesPattern, namesAction, type Statement } from "../support/iam.ts";
+import { actionsNamed } from "../support/iam-reference.ts";
 import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
+import { stackPlan, WITH_CI_AND_FLOW_LOGS } from "../support/stack-plan.ts";
 
 const ci = (extra: Record<string, unknown> = {}) => ({
   "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents", ...extra }),
 });
 // Flow logs on: their role is one more the program makes, under the workload boundary like the others.
-const plan = await runPlan({ stack: "prod", config: { ...ci(), "agent-stack:flowLogs": "true" } });
+const plan = await stackPlan("prod", WITH_CI_AND_FLOW_LOGS);
 const role = (name: string) => inputs(one(plan, "aws:iam/role:Role", name));
 const trust = (name: string) => JSON.parse(role(name).assumeRolePolicy).Statement[0];
 const inlinePolicy = (name: string) => JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", name)).policy);
@@ -282,7 +283,7 @@ test("the deploy role may make every call the provider makes to create, change a
   assert.ok(deniesOutright(deployBoundary(), "iam:DeleteRolePermissionsBoundary"));
 });
 
-test("a role the deploy role makes cannot escalate: what the deploy role may give it, the workload boundary takes back", () => {
+test("a role the deploy role makes cannot escalate: what the deploy role may give it, the workload boundary takes back", async () => {
   const boundary: Statement[] = JSON.parse(inputs(workloadBoundary()).policy).Statement;
   const deploy = [...(inlinePolicy("ci-deploy").Statement as Statement[]), ...deployBoundary()];
   // What a role made with a broad inline policy ("*") would try: more roles and policies, its own boundary off, acting
@@ -313,17 +314,14 @@ test("a role the deploy role makes cannot escalate: what the deploy role may giv
     [],
   );
   // Every IAM action the deploy role has, reads and service-linked roles aside, is one the boundary denies; a wildcard
-  // of its policy ("iam:*PolicyVersion") stands for the action of each IAM verb.
-  const concrete = (p: string) => (p.includes("*") ? IAM_VERBS.map((v) => p.replace("*", v).replaceAll("*", "")) : [p]);
-  const iamWrites = [
-    ...new Set(
-      (inlinePolicy("ci-deploy").Statement as Statement[])
-        .flatMap((s) => [s.Action].flat())
-        .filter((a) => a.startsWith("iam:"))
-        .flatMap(concrete),
-    ),
-  ].filter((a) => !/^iam:(Get|List|Generate|Simulate)/.test(a) && a !== "iam:CreateServiceLinkedRole");
-  assert.ok(iamWrites.includes("iam:CreateRole") && iamWrites.includes("iam:SetPolicyVersion"), iamWrites.join(" "));
+  // of its policy ("iam:*PolicyVersion") stands for each action of IAM's it matches.
+  const iamActions = (inlinePolicy("ci-deploy").Statement as Statement[])
+    .flatMap((s) => [s.Action].flat())
+    .filter((a) => a.startsWith("iam:"));
+  const iamWrites = [...new Set((await Promise.all(iamActions.map(actionsNamed))).flat())].filter(
+    (a) => !/^iam:(Get|List|Generate|Simulate)/.test(a) && a !== "iam:CreateServiceLinkedRole",
+  );
+  assert.ok(iamWrites.includes("iam:CreateRole") && iamWrites.includes("iam:SetDefaultPolicyVersion"), iamWrites.join(" "));
   assert.deepEqual(
     iamWrites.filter((a) => !denied(a)),
     [],
@@ -344,12 +342,6 @@ test("a role the deploy role makes cannot escalate: what the deploy role may giv
   );
   assert.ok(allows(deploy, "iam:CreateRole"), "the deploy role still creates roles (under the boundary)");
 });
-
-/** The verbs of IAM's actions (Service Authorization Reference, IAM): Get, List, Generate and Simulate read; Pass is PassRole's alone. */
-const IAM_VERBS = [
-  ..."Accept Add Associate Attach Change Create Deactivate Delete Detach Disable Enable Put Reject".split(" "),
-  ..."Remove Reset Resync Send Set Tag Untag Update Upload Get List Generate Simulate".split(" "),
-];
 
 /** The workload boundary denies iam:Create* to every request without iam:AWSServiceName: all but CreateServiceLinkedRole. */
 function isCreateDenied(boundary: Statement[]): boolean {

@@ -2,12 +2,10 @@
 // those of its plan, and with agent-stack:ci and flowLogs set, those of the CI roles and the flow logs' role too.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runPlan } from "../../infra/plan/harness.ts";
 import { iamNamesOf } from "../support/iam-reference.ts";
-import { stackPlan } from "../support/stack-plan.ts";
+import { stackPlan, WITH_CI_AND_FLOW_LOGS } from "../support/stack-plan.ts";
 
-const withCi = { "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents" }), "agent-stack:flowLogs": "true" };
-const plans = [await stackPlan("prod"), await runPlan({ stack: "prod", config: withCi })];
+const plans = [await stackPlan("prod"), await stackPlan("prod", WITH_CI_AND_FLOW_LOGS)];
 
 test("prod: every IAM action and condition key of every policy document is in the Service Authorization Reference", async (t) => {
   const names = await iamNamesOf(plans);

