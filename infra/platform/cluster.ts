@@ -7,6 +7,7 @@
 // spans every zone: Ollama keeps its models on the instance store, not on EBS.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { instanceShape } from "../capacity.ts";
 import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
@@ -44,6 +45,7 @@ export interface NodeGroupInstance {
 
 /** Label every node group carries (`role: <name>`); workloads select on it. */
 export const NODE_ROLE_LABEL = "role";
+export const GPU_LABEL = "k8s.amazonaws.com/accelerator";
 export const GPU_TAINT = { key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" } as const;
 /** Qdrant's nodes take only pods that tolerate this (Qdrant and DaemonSets). */
 export const VECTOR_TAINT = { key: "dedicated", value: "vector", effect: "NO_SCHEDULE" } as const;
@@ -380,7 +382,7 @@ export class Cluster extends pulumi.ComponentResource {
         amiType: role === "gpu" ? "AL2023_x86_64_NVIDIA" : amiTypeFor(role, resourceName, spec.instanceTypes),
         scalingConfig: { minSize: spec.min, desiredSize: spec.desired, maxSize: spec.max },
         launchTemplate: { id: c.template.id, version: c.template.latestVersion.apply(String) },
-        labels: { [NODE_ROLE_LABEL]: role },
+        labels: { [NODE_ROLE_LABEL]: role, ...acceleratorLabel(spec.instanceTypes) },
         taints: taint ? [taint] : undefined,
         updateConfig: { maxUnavailable: 1 },
       },
@@ -392,6 +394,20 @@ export class Cluster extends pulumi.ComponentResource {
       },
     );
   }
+}
+
+/**
+ * The cluster autoscaler's GPU label (kubernetes/autoscaler cluster-autoscaler-1.35.0 cloudprovider/aws
+ * aws_cloud_provider.go GPULabel; README "Special note on GPU instances"). A new GPU node is Ready before its device
+ * plugin advertises nvidia.com/gpu; only a node with this label counts as a GPU node still starting
+ * (processors/customresources/gpu_processor.go), so without it the pending Ollama pod made the autoscaler add another
+ * g5 at each scale-up, up to the group's max. The value names the GPU (read only by --gpu-total, which this stack does
+ * not set), from the group's first instance type as infra/capacity.ts sizes the models for it.
+ */
+export function acceleratorLabel(instanceTypes: string[]): Record<string, string> {
+  const shape = instanceShape(instanceTypes[0]!);
+  if (typeof shape === "string" || !shape.gpu) return {};
+  return { [GPU_LABEL]: shape.gpu.name.toLowerCase().replace(/ /g, "-") };
 }
 
 /** Graviton families carry a "g" after the generation digit: c7g, r7g, m6gd, t4g (not the GPU family g5). */

@@ -10,7 +10,7 @@ import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, parseImageRef } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
-import { GPU_TOLERATION, placement, resources } from "./pod.ts";
+import { EVICTABLE, GPU_TOLERATION, placement, resources } from "./pod.ts";
 
 /** docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller v2.14. */
 const ALB_CONTROLLER_POLICY = JSON.stringify(
@@ -77,6 +77,8 @@ export class ClusterAddons extends pulumi.ComponentResource {
       CHARTS.metricsServer,
       {
         ...placement("general"),
+        // Its `tmp` emptyDir (chart 3.12.2 templates/deployment.yaml) would keep its node from every scale-down.
+        podAnnotations: EVICTABLE,
         resources: resources({ cpuRequest: "100m", memoryRequest: "200Mi", cpuLimit: "500m", memoryLimit: "400Mi" }),
       },
       o,

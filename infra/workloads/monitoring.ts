@@ -14,7 +14,7 @@ import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import { API, NAME_LABEL, QDRANT, SECRETS } from "./names.ts";
-import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
+import { claimSpec, EVICTABLE, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
 
@@ -247,6 +247,9 @@ export class Monitoring extends pulumi.ComponentResource {
             },
           ],
           resources: small("100m", "256Mi", "512Mi"),
+          // Its database and sidecar folders are emptyDirs (grafana chart 10.5.15 templates/_pod.tpl), rebuilt from the
+          // provisioned dashboards and data sources: on dev's general group it kept a node from every scale-down.
+          podAnnotations: EVICTABLE,
           ...onNodes,
         },
         prometheusOperator: { resources: small("100m", "128Mi", "512Mi"), ...onNodes },

@@ -73,7 +73,7 @@ export const TMP = {
 } as const;
 
 /**
- * For a pod whose emptyDir holds nothing worth keeping (TMP): the cluster autoscaler never removes a node with a pod
+ * For a pod whose emptyDirs hold nothing worth keeping (TMP; a chart's scratch folders): the cluster autoscaler never removes a node with a pod
  * that mounts an emptyDir (skip-nodes-with-local-storage, default true: kubernetes/autoscaler
  * cluster-autoscaler/config/flags/flags.go) unless the pod says it may be evicted, so a general node holding an API pod
  * stayed through off-peak until the settle action let the Auto Scaling group pick one to terminate.

@@ -36,6 +36,16 @@ test("prod is tier medium with the guide's node groups", () => {
   assert.equal(group("monitoring").amiType, "AL2023_ARM_64_STANDARD");
 });
 
+test("the GPU nodes carry the cluster autoscaler's GPU label, naming their GPU; no other group does", () => {
+  // Without it a GPU node counted as ready before its device plugin advertised nvidia.com/gpu, and the autoscaler added
+  // another for the still-pending Ollama pod (kubernetes/autoscaler cluster-autoscaler-1.35.0, aws README "Special
+  // note on GPU instances").
+  assert.equal(group("gpu").labels["k8s.amazonaws.com/accelerator"], "nvidia-a10g");
+  for (const g of nodeGroups.filter((n) => inputs(n).labels.role !== "gpu")) {
+    assert.equal(inputs(g).labels["k8s.amazonaws.com/accelerator"], undefined, g.name);
+  }
+});
+
 test("burstable groups launch with standard CPU credits (never billed beyond the hour); others set none", () => {
   const templates = ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate");
   const credits = Object.fromEntries(templates.map((t) => [t.name, inputs(t).creditSpecification?.cpuCredits]));
