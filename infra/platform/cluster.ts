@@ -46,6 +46,13 @@ export interface NodeGroupInstance {
 /** Label every node group carries (`role: <name>`); workloads select on it. */
 export const NODE_ROLE_LABEL = "role";
 export const GPU_LABEL = "k8s.amazonaws.com/accelerator";
+/**
+ * For a pod whose emptyDirs hold nothing worth keeping (scratch space, a socket, a cache): the cluster autoscaler never
+ * removes a node with a pod that mounts an emptyDir (skip-nodes-with-local-storage, default true: kubernetes/autoscaler
+ * cluster-autoscaler/config/flags/flags.go) unless the pod says it may be evicted, so a general node holding an API pod
+ * stayed through off-peak until the settle action let the Auto Scaling group pick one to terminate.
+ */
+export const EVICTABLE = { "cluster-autoscaler.kubernetes.io/safe-to-evict": "true" } as const;
 export const GPU_TAINT = { key: "nvidia.com/gpu", value: "true", effect: "NO_SCHEDULE" } as const;
 /** Qdrant's nodes take only pods that tolerate this (Qdrant and DaemonSets). */
 export const VECTOR_TAINT = { key: "dedicated", value: "vector", effect: "NO_SCHEDULE" } as const;
@@ -293,7 +300,9 @@ export class Cluster extends pulumi.ComponentResource {
                 : // The driver's own chart values (kubernetes-sigs/aws-ebs-csi-driver charts/.../values.yaml,
                   // controller.extraVolumeTags -> --extra-tags): every volume it creates carries the stack's tags.
                   addon === "aws-ebs-csi-driver"
-                  ? JSON.stringify({ controller: { extraVolumeTags: args.resourceTags } })
+                  ? // controller.podAnnotations: the add-on's configuration schema (DescribeAddonConfiguration, as quoted in
+                    // aws/containers-roadmap#2582); the controller's socket-dir emptyDir held its node like any other.
+                    JSON.stringify({ controller: { extraVolumeTags: args.resourceTags, podAnnotations: EVICTABLE } })
                   : undefined,
           },
           { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] },

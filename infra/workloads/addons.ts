@@ -6,11 +6,11 @@ import * as aws from "@pulumi/aws";
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../config.ts";
-import { NODE_ROLE_LABEL } from "../platform/cluster.ts";
+import { EVICTABLE, NODE_ROLE_LABEL } from "../platform/cluster.ts";
 import { irsaRole, type OidcProvider } from "../platform/iam.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, parseImageRef } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
-import { EVICTABLE, GPU_TOLERATION, placement, resources } from "./pod.ts";
+import { GPU_TOLERATION, placement, resources } from "./pod.ts";
 
 /** docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller v2.14. */
 const ALB_CONTROLLER_POLICY = JSON.stringify(

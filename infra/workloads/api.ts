@@ -18,7 +18,8 @@ import {
   serviceHost,
 } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
-import { disruptionBudget, EVICTABLE, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
+import { EVICTABLE } from "../platform/cluster.ts";
+import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;

@@ -9,12 +9,13 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import YAML from "yaml";
 import { RECEIVER_SECRET_KEYS, RECEIVER_SECRET_NAME, renderAlertmanagerConfig } from "../../monitoring/alertmanager/render.ts";
+import { EVICTABLE } from "../platform/cluster.ts";
 import { CostMetrics } from "./cost-metrics.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
 import { API, NAME_LABEL, QDRANT, SECRETS } from "./names.ts";
-import { claimSpec, EVICTABLE, placement, resources, selectorFor, type Sizes } from "./pod.ts";
+import { claimSpec, placement, resources, selectorFor, type Sizes } from "./pod.ts";
 
 const monitoringFile = (path: string) => new URL(`../../monitoring/${path}`, import.meta.url);
 

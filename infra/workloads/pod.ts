@@ -72,14 +72,6 @@ export const TMP = {
   mount: { name: "tmp", mountPath: "/tmp" },
 } as const;
 
-/**
- * For a pod whose emptyDirs hold nothing worth keeping (TMP; a chart's scratch folders): the cluster autoscaler never removes a node with a pod
- * that mounts an emptyDir (skip-nodes-with-local-storage, default true: kubernetes/autoscaler
- * cluster-autoscaler/config/flags/flags.go) unless the pod says it may be evicted, so a general node holding an API pod
- * stayed through off-peak until the settle action let the Auto Scaling group pick one to terminate.
- */
-export const EVICTABLE = { "cluster-autoscaler.kubernetes.io/safe-to-evict": "true" } as const;
-
 /** One replica per node: a node failure takes at most one. "preferred" still schedules when nodes run out. */
 export function spreadOverNodes(name: string, mode: "required" | "preferred"): k8s.types.input.core.v1.Affinity {
   const term = { topologyKey: "kubernetes.io/hostname", labelSelector: selectorFor(name) };
