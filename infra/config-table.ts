@@ -24,6 +24,11 @@ export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = 
     "dev: 0.0.0.0/0; else [] (public endpoint off)",
     'CIDRs allowed to reach the public EKS API endpoint (private access is always on); see "Reaching a private endpoint"',
   ],
+  [
+    "endpointPrivateAccessCidrs",
+    "[]",
+    "CIDRs allowed to reach the private EKS API endpoint on 443 besides the cluster's own nodes, e.g. a deploy runner's subnet; see \"Reaching a private endpoint\"",
+  ],
   ["flowLogs", "false", "VPC flow logs (rejected traffic) to CloudWatch"],
   [
     "timeZone",

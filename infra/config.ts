@@ -64,6 +64,11 @@ const stackSchema = z
       .default(KUBERNETES_VERSION),
     /** CIDRs the public EKS endpoint admits; [] turns it off. Default: open in dev, off in production tiers. */
     endpointPublicAccessCidrs: z.array(cidr).optional(),
+    /**
+     * CIDRs inside the VPC (or reaching it by peering or VPN) that may call the private EKS endpoint, such as a deploy
+     * runner's subnet; the cluster security group admits only its own members otherwise.
+     */
+    endpointPrivateAccessCidrs: z.array(cidr).default([]),
     flowLogs: z.boolean().default(false),
     /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */
     timeZone: z

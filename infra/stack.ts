@@ -101,6 +101,7 @@ export async function buildStack(): Promise<BuiltStack> {
       privateSubnetIds: network.privateSubnetIds,
       // Production tiers: private endpoint only unless CIDRs are configured (README "Reaching a private endpoint").
       endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
+      endpointPrivateAccessCidrs: config.endpointPrivateAccessCidrs,
       nodeGroups: sizes.nodeGroups,
       scheduledMinimum: rolesWithScheduledMinimum(sizes),
       logRetentionDays: disposable ? 7 : 90,

@@ -23,6 +23,8 @@ export interface ClusterArgs {
   privateSubnetIds: pulumi.Input<string>[];
   /** Public API endpoint admits only these; empty: public endpoint off (private access is always on). */
   endpointPublicAccessCidrs: string[];
+  /** CIDRs the cluster security group admits on 443, for the private endpoint (README "Reaching a private endpoint"). */
+  endpointPrivateAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
   /** The roles whose minimum size scheduled actions move (schedules.ts rolesWithScheduledMinimum): left to them. */
   scheduledMinimum: NodeRole[];
@@ -197,6 +199,24 @@ export class Cluster extends pulumi.ComponentResource {
     this.name = cluster.name;
     this.endpoint = cluster.endpoint;
     this.nodeSecurityGroupId = cluster.vpcConfig.apply((v) => v.clusterSecurityGroupId!);
+    // The private endpoint's network interfaces carry the security group EKS creates, which admits its own members
+    // alone (EKS User Guide, "Cluster API server endpoint": the control plane security group must allow 443 from the
+    // network that calls a private endpoint), so the rule goes on that group. Nodes carry it too; nothing on them serves
+    // 443. The policy pack's no-world-ingress reads these rules as it reads inline ones.
+    for (const [i, cidr] of args.endpointPrivateAccessCidrs.entries()) {
+      new aws.vpc.SecurityGroupIngressRule(
+        `${name}-endpoint-access-${i}`,
+        {
+          securityGroupId: this.nodeSecurityGroupId,
+          description: "Kubernetes API (private endpoint)",
+          ipProtocol: "tcp",
+          fromPort: 443,
+          toPort: 443,
+          cidrIpv4: cidr,
+        },
+        o,
+      );
+    }
 
     const oidcProvider = new aws.iam.OpenIdConnectProvider(
       `${name}-oidc`,

@@ -188,6 +188,22 @@ test("no security group opens PostgreSQL or Redis beyond the VPC", () => {
   }
 });
 
+test("endpointPrivateAccessCidrs admits those networks to the private endpoint on 443, through the cluster's group", async () => {
+  const withRunner = await stackPlan("prod", { "agent-stack:endpointPrivateAccessCidrs": '["10.0.128.0/24","192.168.4.0/22"]' });
+  const rules = ofType(withRunner, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map(inputs);
+  const cluster = inputs(one(withRunner, "aws:eks/cluster:Cluster"));
+  assert.deepEqual(
+    rules.map((r) => [r.cidrIpv4, r.ipProtocol, r.fromPort, r.toPort]),
+    [
+      ["10.0.128.0/24", "tcp", 443, 443],
+      ["192.168.4.0/22", "tcp", 443, 443],
+    ],
+  );
+  // The group EKS made for the cluster, as the mocks name it (infra/plan/mocks.ts).
+  for (const r of rules) assert.equal(r.securityGroupId, `sg-${cluster.name}-cluster`);
+  assert.equal(cluster.vpcConfig.endpointPublicAccess, false, "the public endpoint stays off");
+});
+
 test("generated passwords reach resources only as secrets, never as plain text", () => {
   assert.ok(!JSON.stringify(plan.resources).includes(MOCK_SECRET_PREFIX), "a generated secret appears in plain text");
   assert.equal(
