@@ -11,6 +11,18 @@ export function serviceTrustPolicy(service: string): string {
   });
 }
 
+/**
+ * The KMS calls S3 makes for a role reading and writing SSE-KMS objects under `keyArn` (GenerateDataKey to write,
+ * Decrypt to read and for multipart uploads), through S3 only: the data key also encrypts RDS, ElastiCache, Secrets
+ * Manager and ECR, which a role holding it directly could decrypt with any ciphertext of theirs it came by.
+ */
+export const kmsThroughS3 = (keyArn: pulumi.Input<string>, region: string) => ({
+  Effect: "Allow",
+  Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+  Resource: keyArn,
+  Condition: { StringEquals: { "kms:ViaService": `s3.${region}.amazonaws.com` } },
+});
+
 export interface OidcProvider {
   arn: pulumi.Input<string>;
   /** Issuer URL with or without https://. */

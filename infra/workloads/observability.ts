@@ -3,7 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { stackBucketName } from "../config.ts";
-import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { irsaRole, kmsThroughS3, type OidcProvider } from "../platform/iam.ts";
 import { privateBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
 import {
@@ -55,7 +55,7 @@ export interface ObservabilityArgs {
 
 /**
  * Read-only: the metrics statements of Grafana's documented CloudWatch policy ("Configure the CloudWatch data
- * source", IAM policy examples, metrics-only), less what only EC2 variables and Performance Insights use
+ * source", IAM policy examples, metrics-only) and the one logs call its health check makes, less what only EC2 variables and Performance Insights use
  * (ec2:DescribeInstances, ec2:DescribeTags, pi:GetResourceMetrics). GetMetricData costs $0.01 per 1,000 metrics
  * requested: cents a month for a dashboard that is looked at.
  */
@@ -73,6 +73,9 @@ export const GRAFANA_CLOUDWATCH_POLICY = {
         "cloudwatch:GetInsightRuleReport",
         "ec2:DescribeRegions",
         "tag:GetResources",
+        // The data source's health check ("Save & test") lists one log group after its metrics and reports an error
+        // when either fails (grafana pkg/tsdb/cloudwatch checkHealthLogs: DescribeLogGroups, Limit 1).
+        "logs:DescribeLogGroups",
       ],
       Resource: "*",
     },
@@ -145,7 +148,7 @@ export class Observability extends pulumi.ComponentResource {
                 Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 Resource: pulumi.interpolate`${bucket.arn}/*`,
               },
-              { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: args.kmsKeyArn },
+              kmsThroughS3(args.kmsKeyArn, args.region),
             ],
           }),
         },

@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import { QDRANT_SNAPSHOT_PREFIX } from "../platform/backups.ts";
-import { irsaRole, type OidcProvider } from "../platform/iam.ts";
+import { irsaRole, kmsThroughS3, type OidcProvider } from "../platform/iam.ts";
 import { IMAGES } from "../versions.ts";
 import { STORAGE_CLASS_OPTIONS } from "./base.ts";
 import { NAMESPACES, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
@@ -64,12 +64,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
               Action: ["s3:PutObject", "s3:AbortMultipartUpload"],
               Resource: pulumi.interpolate`${args.bucketArn}/${QDRANT_SNAPSHOT_PREFIX}*`,
             },
-            {
-              Effect: "Allow",
-              Action: ["kms:GenerateDataKey", "kms:Decrypt"], // Decrypt: multipart uploads of SSE-KMS objects
-              Resource: args.kmsKeyArn,
-              Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
-            },
+            kmsThroughS3(args.kmsKeyArn, args.region),
           ],
         }),
       },

@@ -235,4 +235,12 @@ test("Loki's log bucket in prod is private, KMS-encrypted and expires what Loki 
   assert.equal(of("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").rules[0].expiration.days, 30 + 7);
   const role = inputs(one(plan, "aws:iam/role:Role", "observability-loki"));
   assert.match(role.assumeRolePolicy, /system:serviceaccount:monitoring:loki/);
+  // The data key, which also encrypts the database, the cache and the secrets, only through S3.
+  const kms = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", "observability-loki-inline")).policy).Statement.filter(
+    (s: { Action: string[] }) => s.Action.some((a) => a.startsWith("kms:")),
+  );
+  assert.deepEqual(
+    kms.map((s: any) => s.Condition),
+    [{ StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } }],
+  );
 });

@@ -33,8 +33,11 @@ export function assertMonitoringDeployed(
   const roleName = irsaRoleOf(plan, grafana.serviceAccount);
   const policy = JSON.parse(inputs(one(plan, "aws:iam/rolePolicy:RolePolicy", `${roleName}-inline`)).policy);
   const actions: string[] = policy.Statement.flatMap((st: { Action: string | string[] }) => [st.Action].flat());
-  assert.ok(actions.includes("cloudwatch:GetMetricData"), actions.join(", "));
-  for (const action of actions) assert.match(action, /^(cloudwatch|ec2|tag):(Get|List|Describe)/, "read-only");
+  // Its queries, and the logs half of the data source's health check (grafana pkg/tsdb/cloudwatch checkHealthLogs).
+  for (const needed of ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics", "logs:DescribeLogGroups"]) {
+    assert.ok(actions.includes(needed), `${needed} in ${actions.join(", ")}`);
+  }
+  for (const action of actions) assert.match(action, /^(cloudwatch|ec2|tag|logs):(Get|List|Describe)/, "read-only");
 
   const loki = inputs(one(plan, "kubernetes:helm.sh/v3:Release", "observability-stack-loki")).values;
   assert.equal(loki.loki.storage.type, expect.loki);
