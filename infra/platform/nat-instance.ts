@@ -20,12 +20,17 @@ export interface NatInstanceArgs {
   subnetId: pulumi.Input<string>;
 }
 
+/** Tries of the package install, 10 s apart: the instance boots before its Elastic IP is associated (below). */
+export const NAT_INSTALL_TRIES = 60;
+
 /** Boot script: forward IPv4 and masquerade the VPC's traffic behind the instance's address, kept across reboots. */
 export function natUserData(vpcCidr: string): string {
   return [
     "#!/bin/bash",
     "set -euo pipefail",
-    "dnf install -y iptables-services",
+    // On a first `up` cloud-init may run before the address reaches the interface, with no way out to the package
+    // repositories yet: one failed install ended the script under `set -e`, and the private subnets had no egress.
+    `for try in $(seq ${NAT_INSTALL_TRIES}); do dnf install -y iptables-services && break; [ "$try" -lt ${NAT_INSTALL_TRIES} ] || exit 1; sleep 10; done`,
     "echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf",
     "sysctl --system",
     "iface=$(ip -o -4 route show to default | awk '{print $5}')",
