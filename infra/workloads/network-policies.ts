@@ -6,13 +6,27 @@
 // only Prometheus reaches its metrics port; only the API reaches Ollama and Qdrant's REST port (plus pods labelled as
 // Qdrant clients, e.g. the snapshot job; nothing speaks Qdrant's gRPC); Qdrant peers reach each other; only Prometheus
 // scrapes metrics ports. Kubelet probes come from the node and are always allowed (aws-network-policy-agent allows
-// the node's own address). Egress stays open: the policies select no egress.
+// the node's own address). Egress stays open: the policies select no egress. In the monitoring namespace, Alertmanager
+// alone has a policy (alertmanagerIngress).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { API, NAME_LABEL, NAMESPACES, OLLAMA, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
 import { labelsFor, selectorFor } from "./pod.ts";
 
 type Rule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
+
+const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
+const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
+/**
+ * The monitoring stack's pods by the label their operator or chart gives them: prometheus-operator v0.88.1
+ * (kube-prometheus-stack 81.4.3's appVersion) pkg/prometheus/server/operator.go and pkg/alertmanager/operator.go
+ * makeSelectorLabels; grafana chart 10.5.15 templates/_helpers.tpl grafana.selectorLabels.
+ */
+const MONITORING_PODS = {
+  prometheus: { "app.kubernetes.io/name": "prometheus" },
+  alertmanager: { "app.kubernetes.io/name": "alertmanager" },
+  grafana: { "app.kubernetes.io/name": "grafana" },
+};
 
 export interface NetworkPoliciesArgs {
   namespace: pulumi.Input<string>;
@@ -35,15 +49,11 @@ export class NetworkPolicies extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-    const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
-    const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
     const fromApi = pods({ [NAME_LABEL]: API.name });
-    // Prometheus alone, not every pod of its namespace (Grafana, Loki, Alloy, the exporters): the operator labels its pods
-    // app.kubernetes.io/name=prometheus (prometheus-operator v0.88.1, kube-prometheus-stack 81.4.3's appVersion:
-    // pkg/prometheus/server/operator.go makeSelectorLabels).
+    // Prometheus alone, not every pod of its namespace (Grafana, Loki, Alloy, the exporters).
     const fromPrometheus = {
       namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACES.monitoring } },
-      podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+      ...pods(MONITORING_PODS.prometheus),
     };
 
     policy("default-deny-ingress", {}, []);
@@ -66,4 +76,32 @@ export class NetworkPolicies extends pulumi.ComponentResource {
     ]);
     this.registerOutputs({});
   }
+}
+
+/**
+ * Alertmanager's ingress in the monitoring namespace, which has no policy of its own otherwise: its API takes no
+ * credentials, so any pod of the cluster (Ollama pulling third-party models, say) could silence every alert. Prometheus
+ * sends alerts to the web port and scrapes it and the config reloader's (kube-prometheus-stack 81.4.3
+ * templates/alertmanager/servicemonitor.yaml: the web port and reloader-web); Grafana reads it as a data source (the
+ * chart's sidecar.datasources.alertmanager, on by default); replicas gossip on the mesh port, TCP and UDP
+ * (prometheus-operator v0.88.1 pkg/alertmanager/statefulset.go: web 9093, mesh 9094). Kubelet probes are always allowed.
+ */
+export function alertmanagerIngress(name: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
+  const [web, reloader, mesh] = [9093, 8080, 9094];
+  return new k8s.networking.v1.NetworkPolicy(
+    name,
+    {
+      metadata: { name: "alertmanager-ingress", namespace, labels: labelsFor("alertmanager-ingress") },
+      spec: {
+        podSelector: { matchLabels: MONITORING_PODS.alertmanager },
+        policyTypes: ["Ingress"],
+        ingress: [
+          { from: [pods(MONITORING_PODS.prometheus)], ports: tcp(web, reloader) },
+          { from: [pods(MONITORING_PODS.grafana)], ports: tcp(web) },
+          { from: [pods(MONITORING_PODS.alertmanager)], ports: [...tcp(mesh), { protocol: "UDP", port: mesh }] },
+        ],
+      },
+    },
+    opts,
+  );
 }

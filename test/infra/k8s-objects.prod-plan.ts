@@ -126,9 +126,15 @@ function referenceViolations(plan: Plan): string[] {
       if (!ports.some((p) => p.name === port.name || p.port === port.number))
         out.push(`Ingress ${i.name}: backend ${name}:${port.name ?? port.number} is no Service port`);
     }
+  // A chart's pods are not in the plan (Helm renders them at up): in a namespace with a release, a selector of the
+  // chart's pods is checked where it is made, against the chart's labels at its pinned version.
+  const chartNamespaces = new Set(
+    plan.resources.filter((r) => r.type === "kubernetes:helm.sh/v3:Release").map((r) => inputs(r).namespace),
+  );
   for (const r of objects(plan).filter((r) => ["PodDisruptionBudget", "NetworkPolicy"].includes(kindOf(r)))) {
     const selector = (inputs(r).spec.selector ?? inputs(r).spec.podSelector).matchLabels;
-    if (selector && podsIn(namespace(r), selector).length === 0) out.push(`${kindOf(r)} ${r.name} selects no pod`);
+    if (!selector || podsIn(namespace(r), selector).length > 0) continue;
+    if (!chartNamespaces.has(namespace(r))) out.push(`${kindOf(r)} ${r.name} selects no pod`);
   }
   return out;
 }

@@ -118,7 +118,13 @@ test("dev has the same network policies as prod", () => {
   const names = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
     .map((r) => r.name)
     .sort();
-  assert.deepEqual(names, ["agent-api-ingress", "default-deny-ingress", "ollama-ingress", "qdrant-ingress"]);
+  assert.deepEqual(names, [
+    "agent-api-ingress",
+    "default-deny-ingress",
+    "observability-stack-alertmanager-ingress",
+    "ollama-ingress",
+    "qdrant-ingress",
+  ]);
   const toOllama = inputs(one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "ollama-ingress")).spec.ingress;
   assert.deepEqual(toOllama[0].from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "agent-api" } } }]);
 });

@@ -487,6 +487,26 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
   ]);
 });
 
+test("Alertmanager, whose API takes no credentials, admits Prometheus, Grafana and its peers, on their ports alone", () => {
+  const [am] = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    .map(inputs)
+    .filter((p) => p.metadata.name === "alertmanager-ingress");
+  assert.equal(am.metadata.namespace, "monitoring");
+  assert.deepEqual(am.spec.podSelector, { matchLabels: { "app.kubernetes.io/name": "alertmanager" } });
+  assert.deepEqual(am.spec.policyTypes, ["Ingress"]);
+  const admitted = am.spec.ingress.map((r: any) => [
+    r.from.map((f: any) => f.podSelector.matchLabels["app.kubernetes.io/name"]).join(),
+    r.ports.map((p: any) => `${p.protocol}/${p.port}`).join(),
+  ]);
+  assert.deepEqual(admitted, [
+    ["prometheus", "TCP/9093,TCP/8080"],
+    ["grafana", "TCP/9093"],
+    ["alertmanager", "TCP/9094,UDP/9094"],
+  ]);
+  for (const r of am.spec.ingress)
+    for (const f of r.from) assert.deepEqual(Object.keys(f), ["podSelector"], "this namespace only");
+});
+
 test("every workload container has CPU and memory requests and a memory limit", () => {
   assert.deepEqual(k8sWorkloads.map((r) => r.name).sort(), ["agent-api", "db-roles", "ollama", "qdrant"]);
   for (const r of k8sWorkloads) {
