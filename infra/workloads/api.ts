@@ -1,5 +1,6 @@
 // The Hono agent API: Deployment (no replica count: the HPA in api-autoscaler.ts owns it), Service,
 // PodDisruptionBudget and a token-less ServiceAccount. Credentials come from Secrets only.
+import { readFileSync } from "node:fs";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { answerShare } from "../../app/src/services/answer-share.ts";
@@ -14,12 +15,17 @@ import {
   API_STOP,
   NAME_LABEL,
   OLLAMA,
+  QDRANT,
   SECRETS,
   serviceHost,
 } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
 import { EVICTABLE } from "../platform/cluster.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
+
+/** The init container's script (wait-for-paths.cjs says why) and how long it may hold a new pod back. */
+const WAIT_FOR_PATHS = readFileSync(new URL("./wait-for-paths.cjs", import.meta.url), "utf8");
+export const WAIT_FOR_PATHS_SECONDS = 180;
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;
@@ -112,6 +118,24 @@ export class Api extends pulumi.ComponentResource {
                 labelSelector: selectorFor(API.name),
               })),
               terminationGracePeriodSeconds: API_STOP.preStopSeconds + API_DRAIN_SECONDS + API_STOP.killMarginSeconds,
+              // Every Qdrant and Ollama pod by its headless name (Qdrant's lists the not-ready ones too, which refuse).
+              initContainers: [
+                {
+                  name: "wait-for-paths",
+                  image: args.imageRef,
+                  imagePullPolicy: "IfNotPresent",
+                  command: [
+                    "node",
+                    "-e",
+                    WAIT_FOR_PATHS,
+                    String(WAIT_FOR_PATHS_SECONDS),
+                    `${serviceHost(QDRANT.headless)}:${QDRANT.ports.http}`,
+                    `${serviceHost(OLLAMA.headless)}:${OLLAMA.port}`,
+                  ],
+                  resources: resources({ cpuRequest: "10m", memoryRequest: "32Mi", memoryLimit: "128Mi" }),
+                  securityContext: lockedDown(),
+                },
+              ],
               containers: [
                 {
                   name: "api",
