@@ -51,15 +51,20 @@ const BURSTABLE: Record<string, { memoryGib: number; maxPods: number }> = {
   xlarge: { memoryGib: 16, maxPods: 58 },
   "2xlarge": { memoryGib: 32, maxPods: 58 },
 };
-/** GPU families: memory per vCPU (g5/g6: 4 GiB) and the GPU (nvidia-smi's total, the usable figure). */
+/**
+ * GPU families: memory per vCPU (g5/g6: 4 GiB) and the GPU (nvidia-smi's total, the usable figure; its accelerator
+ * name as the cluster autoscaler lists it: cluster-autoscaler-1.35.0 cloudprovider/aws/aws_cloud_provider.go
+ * availableGPUTypes).
+ */
 const GPU_FAMILIES: Record<string, { gibPerVcpu: number; gpu: Gpu }> = {
-  g5: { gibPerVcpu: 4, gpu: { name: "NVIDIA A10G", memoryMib: 23028 } },
-  g6: { gibPerVcpu: 4, gpu: { name: "NVIDIA L4", memoryMib: 23034 } },
-  g4dn: { gibPerVcpu: 4, gpu: { name: "NVIDIA T4", memoryMib: 15360 } },
+  g5: { gibPerVcpu: 4, gpu: { name: "NVIDIA A10G", accelerator: "nvidia-a10g", memoryMib: 23028 } },
+  g6: { gibPerVcpu: 4, gpu: { name: "NVIDIA L4", accelerator: "nvidia-l4", memoryMib: 23034 } },
+  g4dn: { gibPerVcpu: 4, gpu: { name: "NVIDIA T4", accelerator: "nvidia-tesla-t4", memoryMib: 15360 } },
 };
 
 export interface Gpu {
   name: string;
+  accelerator: string;
   memoryMib: number;
 }
 

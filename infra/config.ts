@@ -51,7 +51,28 @@ export function stackNameProblem(stack: string): string | undefined {
 
 const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
 /** Octets of 0-255 and a prefix of 0-32: `999.1.1.1/99` passed a digits-only pattern (a policy then called it outside 0.0.0.0/0). */
-const cidr = z.string().regex(new RegExp(`^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?\\d)$`), "an IPv4 CIDR like 203.0.113.0/24");
+const CIDR = new RegExp(`^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?\\d)$`);
+
+/** The network a CIDR names, as AWS writes it: `10.0.128.5/24` -> `10.0.128.0/24`. */
+function networkOf(cidr: string): string {
+  const [ip, bits] = cidr.split("/");
+  const value = ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+  const network = value - (value % 2 ** (32 - Number(bits)));
+  return `${[24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join(".")}/${bits}`;
+}
+
+/**
+ * With its host bits zero: EKS's public access CIDRs and a security group rule's cidr_ipv4 take only a network
+ * address (terraform-provider-aws: verify.ValidCIDRNetworkAddress on public_access_cidrs in eks/cluster.go), so
+ * `10.0.128.5/24` passed the plan and failed at up.
+ */
+const cidr = z
+  .string()
+  .regex(CIDR, "an IPv4 CIDR like 203.0.113.0/24")
+  .refine((c) => !CIDR.test(c) || networkOf(c) === c, {
+    error: (issue) => `a network address: ${issue.input} has host bits set; its network is ${networkOf(String(issue.input))}`,
+  });
+const cidrList = z.array(cidr).refine((list) => new Set(list).size === list.length, "each CIDR once");
 
 const stackSchema = z
   .object({
@@ -63,12 +84,14 @@ const stackSchema = z
       .regex(/^1\.\d{2}$/, "a Kubernetes minor version like 1.35")
       .default(KUBERNETES_VERSION),
     /** CIDRs the public EKS endpoint admits; [] turns it off. Default: open in dev, off in production tiers. */
-    endpointPublicAccessCidrs: z.array(cidr).optional(),
+    endpointPublicAccessCidrs: cidrList.optional(),
     /**
      * CIDRs inside the VPC (or reaching it by peering or VPN) that may call the private EKS endpoint, such as a deploy
      * runner's subnet; the cluster security group admits only its own members otherwise.
      */
-    endpointPrivateAccessCidrs: z.array(cidr).default([]),
+    endpointPrivateAccessCidrs: cidrList
+      .refine((list) => !list.includes("0.0.0.0/0"), "the networks that call the endpoint, not 0.0.0.0/0")
+      .default([]),
     flowLogs: z.boolean().default(false),
     /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */
     timeZone: z

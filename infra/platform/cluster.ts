@@ -203,9 +203,10 @@ export class Cluster extends pulumi.ComponentResource {
     // alone (EKS User Guide, "Cluster API server endpoint": the control plane security group must allow 443 from the
     // network that calls a private endpoint), so the rule goes on that group. Nodes carry it too; nothing on them serves
     // 443. The policy pack's no-world-ingress reads these rules as it reads inline ones.
-    for (const [i, cidr] of args.endpointPrivateAccessCidrs.entries()) {
+    // Named by its CIDR: by its place in the list, removing one entry rewrote the rules after it.
+    for (const cidr of args.endpointPrivateAccessCidrs) {
       new aws.vpc.SecurityGroupIngressRule(
-        `${name}-endpoint-access-${i}`,
+        `${name}-endpoint-access-${cidr.replace(/[./]/g, "-")}`,
         {
           securityGroupId: this.nodeSecurityGroupId,
           description: "Kubernetes API (private endpoint)",
@@ -429,14 +430,14 @@ export class Cluster extends pulumi.ComponentResource {
  * The cluster autoscaler's GPU label (kubernetes/autoscaler cluster-autoscaler-1.35.0 cloudprovider/aws
  * aws_cloud_provider.go GPULabel; README "Special note on GPU instances"). A new GPU node is Ready before its device
  * plugin advertises nvidia.com/gpu; only a node with this label counts as a GPU node still starting
- * (processors/customresources/gpu_processor.go), so without it the pending Ollama pod made the autoscaler add another
- * g5 at each scale-up, up to the group's max. The value names the GPU (read only by --gpu-total, which this stack does
- * not set), from the group's first instance type as infra/capacity.ts sizes the models for it.
+ * (processors/customresources/gpu_processor.go), so without it the pending Ollama pod could have the autoscaler add a
+ * node it did not need. The value names the group's GPU (its metrics and --gpu-total read it), from its first instance
+ * type, as infra/capacity.ts sizes the models for it.
  */
 export function acceleratorLabel(instanceTypes: string[]): Record<string, string> {
   const shape = instanceShape(instanceTypes[0]!);
   if (typeof shape === "string" || !shape.gpu) return {};
-  return { [GPU_LABEL]: shape.gpu.name.toLowerCase().replace(/ /g, "-") };
+  return { [GPU_LABEL]: shape.gpu.accelerator };
 }
 
 /** Graviton families carry a "g" after the generation digit: c7g, r7g, m6gd, t4g (not the GPU family g5). */

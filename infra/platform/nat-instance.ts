@@ -28,7 +28,7 @@ export function natUserData(vpcCidr: string): string {
   return [
     "#!/bin/bash",
     "set -euo pipefail",
-    // On a first `up` cloud-init may run before the address reaches the interface, with no way out to the package
+    // On a first `up` cloud-init may run before its Elastic IP is associated, with no way out to the package
     // repositories yet: one failed install ended the script under `set -e`, and the private subnets had no egress.
     `for try in $(seq ${NAT_INSTALL_TRIES}); do dnf install -y iptables-services && break; [ "$try" -lt ${NAT_INSTALL_TRIES} ] || exit 1; sleep 10; done`,
     "echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf",

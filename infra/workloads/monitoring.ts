@@ -251,8 +251,9 @@ export class Monitoring extends pulumi.ComponentResource {
             },
           ],
           resources: small("100m", "256Mi", "512Mi"),
-          // Its database and sidecar folders are emptyDirs (grafana chart 10.5.15 templates/_pod.tpl), rebuilt from the
-          // provisioned dashboards and data sources: on dev's general group it kept a node from every scale-down.
+          // Its database and sidecar folders are emptyDirs (grafana chart 10.5.15 templates/_pod.tpl): on dev's general
+          // group it kept a node from every scale-down. What is provisioned comes back at start; what is saved in its UI
+          // (dashboards, users) is lost at any move of the pod, a scale-down now too (README, "Dashboards:").
           podAnnotations: EVICTABLE,
           ...onNodes,
         },
@@ -401,6 +402,10 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
   return {
     deploymentMode: "SingleBinary",
     loki: {
+      // Every Loki pod's (loki chart 6.29.0 templates: single-binary/statefulset.yaml and
+      // gateway/deployment-gateway-nginx.yaml read it beside their own): their tmp, rules-sidecar and nginx scratch
+      // emptyDirs kept a dev general node from every scale-down. The logs themselves are on the volume or in S3.
+      podAnnotations: EVICTABLE,
       auth_enabled: false,
       commonConfig: { replication_factor: 1 },
       schemaConfig: {

@@ -55,9 +55,9 @@ export interface ObservabilityArgs {
 
 /**
  * Read-only: the metrics statements of Grafana's documented CloudWatch policy ("Configure the CloudWatch data
- * source", IAM policy examples, metrics-only) and the one logs call its health check makes, less what only EC2 variables and Performance Insights use
- * (ec2:DescribeInstances, ec2:DescribeTags, pi:GetResourceMetrics). GetMetricData costs $0.01 per 1,000 metrics
- * requested: cents a month for a dashboard that is looked at.
+ * source", IAM policy examples, metrics-only) and the one logs call of its health check, less what only EC2
+ * variables and Performance Insights use (ec2:DescribeInstances, ec2:DescribeTags, pi:GetResourceMetrics).
+ * GetMetricData costs $0.01 per 1,000 metrics requested: cents a month for a dashboard that is looked at.
  */
 export const GRAFANA_CLOUDWATCH_POLICY = {
   Version: "2012-10-17",

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { capacityReport, instanceShape, podMemoryBudget, residentModels } from "../../infra/capacity.ts";
-import { splitOverZones, zonalRoles } from "../../infra/platform/cluster.ts";
+import { acceleratorLabel, GPU_LABEL, splitOverZones, zonalRoles } from "../../infra/platform/cluster.ts";
 import { TIERS, type Tier } from "../../infra/tiers.ts";
 import { configFailure } from "../support/config.ts";
 
@@ -102,4 +102,14 @@ test("zonal roles and their split: one group per zone, totals kept; one zone for
     splitOverZones(TIERS.dev.nodeGroups.general, 2).map((g) => [g.min, g.desired, g.max]),
     [[1, 1, 2]],
   );
+});
+
+test("each GPU family's accelerator label is a GPU type the cluster autoscaler lists, and only GPU nodes carry one", () => {
+  // cluster-autoscaler-1.35.0 cloudprovider/aws/aws_cloud_provider.go availableGPUTypes (an unlisted one is "not-listed").
+  const listed = ["nvidia-tesla-t4", "nvidia-a10g", "nvidia-l4", "nvidia-l40s", "nvidia-tesla-a100"];
+  for (const type of ["g4dn.xlarge", "g5.2xlarge", "g6.xlarge"]) {
+    const label = acceleratorLabel([type])[GPU_LABEL];
+    assert.ok(listed.includes(label), `${type}: ${label}`);
+  }
+  assert.deepEqual(acceleratorLabel(["c7g.2xlarge", "g5.2xlarge"]), {});
 });

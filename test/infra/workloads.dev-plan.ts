@@ -172,14 +172,16 @@ test("dev has no public entry: no Ingress, apiUrl says how to port-forward, noth
 test("the chart pods on the general group that mount an emptyDir let the cluster autoscaler evict them", () => {
   // Each kept the dev general node it ran on from every scale-down (skip-nodes-with-local-storage, default true):
   // metrics-server's tmp (metrics-server chart 3.12.2 templates/deployment.yaml), Grafana's database and sidecar
-  // folders (grafana chart 10.5.15 templates/_pod.tpl; dev has no monitoring group), the EBS CSI controller's socket-dir
-  // (aws-ebs-csi-driver chart templates/controller.yaml), through the add-on's configuration.
+  // folders (grafana chart 10.5.15 templates/_pod.tpl; dev has no monitoring group), Loki's scratch and rules folders
+  // (loki chart 6.29.0 single-binary and gateway templates), the EBS CSI controller's socket-dir (aws-ebs-csi-driver
+  // chart templates/controller.yaml), through the add-on's configuration.
   const values = (name: string) => inputs(one(plan, "kubernetes:helm.sh/v3:Release", name)).values;
   const evictable = { "cluster-autoscaler.kubernetes.io/safe-to-evict": "true" };
   assert.deepEqual(values("workloads-addons-metrics-server").podAnnotations, evictable);
   const grafana = values("observability-stack-kube-prometheus-stack").grafana;
   assert.equal(grafana.nodeSelector?.role, undefined, "Grafana runs where the general group's pods run");
   assert.deepEqual(grafana.podAnnotations, evictable);
+  assert.deepEqual(values("observability-stack-loki").loki.podAnnotations, evictable);
   const ebs = inputs(ofType(plan, "aws:eks/addon:Addon").find((a) => inputs(a).addonName === "aws-ebs-csi-driver")!);
   assert.deepEqual(JSON.parse(ebs.configurationValues).controller.podAnnotations, evictable);
 });
