@@ -24,8 +24,12 @@ import {
   TMP,
 } from "./pod.ts";
 
-/** Guide 000 "Issue 4: Slow first response" (keep models loaded). */
-export const OLLAMA_ENV = { OLLAMA_KEEP_ALIVE: "24h" } as const;
+/**
+ * Guide 000 "Issue 4: Slow first response": "Don't unload models". Its 24h unloaded a model idle for a day (the large
+ * one over a quiet weekend), and the next question to it waited for the load; a negative value is never (ollama
+ * v0.13.5 envconfig/config.go KeepAlive). The app sends no keep_alive of its own.
+ */
+export const OLLAMA_ENV = { OLLAMA_KEEP_ALIVE: "-1" } as const;
 
 /**
  * Serving settings from the tier: every distinct model stays resident (infra/capacity.ts checks that they fit

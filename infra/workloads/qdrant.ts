@@ -130,7 +130,10 @@ export class Qdrant extends pulumi.ComponentResource {
                   })),
                   env,
                   resources: resources(s),
-                  startupProbe: { ...probe("/livez"), periodSeconds: 5, failureThreshold: 60 },
+                  // Qdrant loads every collection before it starts its HTTP server (qdrant v1.15.5 src/main.rs:
+                  // TableOfContent::new, then the actix server), so /livez waits for the whole volume: 5 minutes
+                  // restarted a large node (500 GiB in prod) in a loop while it loaded. 30 minutes.
+                  startupProbe: { ...probe("/livez"), periodSeconds: 10, failureThreshold: 180 },
                   livenessProbe: { ...probe("/livez"), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
                   readinessProbe: { ...probe("/readyz"), periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
                   securityContext: lockedDown(),

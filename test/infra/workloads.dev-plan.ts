@@ -91,7 +91,7 @@ test("dev Ollama pulls only the small CPU models into a 20 GiB emptyDir (no zona
   const env = envOf(container(ollama, "ollama"));
   assert.deepEqual(
     [env.OLLAMA_NUM_PARALLEL.value, env.OLLAMA_MAX_LOADED_MODELS.value, env.OLLAMA_KEEP_ALIVE.value],
-    ["2", "3", "24h"],
+    ["2", "3", "-1"],
   );
 });
 

@@ -256,7 +256,7 @@ test("Ollama keeps every model loaded (guide: 4 parallel) in a 100 GiB emptyDir 
   const env = envOf(container(ollama, "ollama"));
   assert.equal(env.OLLAMA_NUM_PARALLEL.value, "4");
   assert.equal(env.OLLAMA_MAX_LOADED_MODELS.value, "4");
-  assert.equal(env.OLLAMA_KEEP_ALIVE.value, "24h");
+  assert.equal(env.OLLAMA_KEEP_ALIVE.value, "-1", "never unloaded");
   assert.equal(inputs(ollama).spec.volumeClaimTemplates, undefined);
   const models = pod(ollama).volumes.find((v: any) => v.name === "models");
   assert.deepEqual(models.emptyDir, { sizeLimit: "100Gi" });
@@ -439,6 +439,9 @@ test("Qdrant: three clustered replicas on the vector nodes, one per node, 500 Gi
   assert.deepEqual(env.QDRANT__SERVICE__API_KEY.valueFrom, { secretKeyRef: { name: "qdrant-api-key", key: "api-key" } });
   assert.equal((server.readinessProbe as any).httpGet.path, "/readyz");
   assert.equal((server.livenessProbe as any).httpGet.path, "/livez");
+  // It answers only once every collection is loaded: start-up has 30 minutes for the volume.
+  const startup = server.startupProbe as { periodSeconds: number; failureThreshold: number };
+  assert.ok(startup.periodSeconds * startup.failureThreshold >= 30 * 60, JSON.stringify(startup));
   assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "qdrant")).spec.maxUnavailable, 1);
 });
 
