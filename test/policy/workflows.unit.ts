@@ -88,7 +88,10 @@ test("ci runs the tests and the offline plan of dev and prod on pull requests an
   assert.ok("pull_request" in ci.on && "push" in ci.on);
   const testRuns = ci.jobs.test.steps.map((s: any) => s.run ?? "");
   assert.ok(testRuns.includes("bash .ci/run"), "the repository's CI entry point (apt packages, npm ci, npm test)");
-  assert.ok(testRuns.includes("npm run typecheck"));
+  // Which type-checks and lints before the tests: not again in the workflow.
+  const entry = readFileSync(new URL("../../.ci/run", import.meta.url), "utf8");
+  for (const command of ["npm run typecheck", "npm run lint", "npm test"]) assert.ok(entry.includes(command), command);
+  assert.ok(!testRuns.includes("npm run typecheck"));
   assert.deepEqual(ci.jobs.plan.strategy.matrix.stack, ["dev", "prod"]);
   const planRuns = ci.jobs.plan.steps.map((s: any) => s.run ?? "").filter((r: string) => r.includes("npm run --silent plan"));
   assert.equal(planRuns.length, 2);
@@ -128,10 +131,11 @@ test("preview runs pulumi preview with the policy pack per stack, through OIDC, 
   assert.equal(job.permissions["id-token"], "write");
   assert.deepEqual(job.strategy.matrix.stack, ["dev", "prod"]);
   const aws = job.steps.find((s: any) => s.uses?.startsWith("aws-actions/configure-aws-credentials"));
-  // One preview role per stack (each stack creates its own), never one variable for both.
+  // One preview role per stack (each stack creates its own), each by its own variable's name: `stack == 'prod' &&
+  // vars.X_PROD || vars.X_DEV` gave prod dev's role while X_PROD was unset ('' is falsy; the literal 'PROD' is not).
   assert.equal(
     aws.with["role-to-assume"],
-    "${{ matrix.stack == 'prod' && vars.AWS_PREVIEW_ROLE_ARN_PROD || vars.AWS_PREVIEW_ROLE_ARN_DEV }}",
+    "${{ vars[format('AWS_PREVIEW_ROLE_ARN_{0}', matrix.stack == 'prod' && 'PROD' || 'DEV')] }}",
   );
   const pulumi = job.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
   assert.equal(pulumi.with.command, "preview");
@@ -297,6 +301,32 @@ test("deploy-stack: the rollback installs the old commit's dependencies without 
     "PULUMI_ACCESS_TOKEN",
     "PULUMI_CONFIG_PASSPHRASE",
   ]);
+});
+
+test("deploy-stack: the rollback's install cannot read the Pulumi login saved before it", () => {
+  const { run } = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => /^Roll back/.test(s.name ?? ""));
+  const removed = run.indexOf("rm -f ~/.pulumi/credentials.json");
+  assert.ok(removed >= 0 && removed < run.indexOf("npm ci"), run);
+});
+
+test("only the jobs that deploy get an OIDC request token, and no checkout leaves its token to later steps", () => {
+  const deploy = workflow("deploy.yml");
+  assert.equal(deploy.permissions["id-token"], undefined, "the gate runs npm ci");
+  for (const job of ["dev", "prod"]) assert.equal(deploy.jobs[job].permissions["id-token"], "write", job);
+  for (const file of files) {
+    for (const [name, job] of Object.entries<any>(workflow(file).jobs)) {
+      for (const step of (job.steps ?? []).filter((s: any) => s.uses?.startsWith("actions/checkout@"))) {
+        assert.equal(step.with?.["persist-credentials"], false, `${file} ${name}`);
+      }
+    }
+  }
+});
+
+test("the cost diff's base is the commit GitHub merged the pull request into (the merge's first parent)", () => {
+  const steps = workflow("preview.yml").jobs.cost.steps as any[];
+  const base = steps.find((s) => /^Offline plans of base/.test(s.name ?? ""));
+  assert.match(base.run, /git worktree add "\$RUNNER_TEMP\/base" HEAD\^1/);
+  assert.equal(steps.find((s) => s.uses?.startsWith("actions/checkout@")).with["fetch-depth"], 0, "HEAD^1 is fetched");
 });
 
 test("the Pulumi CLI the workflows install is the version of @pulumi/pulumi in package-lock.json", () => {
