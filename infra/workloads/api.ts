@@ -23,9 +23,12 @@ import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";
 import { EVICTABLE } from "../platform/cluster.ts";
 import { disruptionBudget, labelsFor, lockedDown, nonRootPod, placement, resources, selectorFor, TMP } from "./pod.ts";
 
-/** The init container's script (wait-for-paths.cjs says why) and how long it may hold a new pod back. */
+/**
+ * The init container's script (wait-for-paths.cjs says why) and how long it may hold a new pod back: a rollout of the
+ * large tier's 10 replicas at 25 % surge is four rounds, which must fit Pulumi's 10-minute wait for a Deployment.
+ */
 const WAIT_FOR_PATHS = readFileSync(new URL("./wait-for-paths.cjs", import.meta.url), "utf8");
-export const WAIT_FOR_PATHS_SECONDS = 180;
+export const WAIT_FOR_PATHS_SECONDS = 90;
 
 /** uid/gid the API runs as (the `node` user of the official Node.js images). */
 const API_UID = 1000;

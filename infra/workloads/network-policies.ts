@@ -22,7 +22,7 @@ const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: 
  * (kube-prometheus-stack 81.4.3's appVersion) pkg/prometheus/server/operator.go and pkg/alertmanager/operator.go
  * makeSelectorLabels; grafana chart 10.5.15 templates/_helpers.tpl grafana.selectorLabels.
  */
-const MONITORING_PODS = {
+export const MONITORING_PODS = {
   prometheus: { "app.kubernetes.io/name": "prometheus" },
   alertmanager: { "app.kubernetes.io/name": "alertmanager" },
   grafana: { "app.kubernetes.io/name": "grafana" },

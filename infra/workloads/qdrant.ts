@@ -151,7 +151,10 @@ export class Qdrant extends pulumi.ComponentResource {
           volumeClaimTemplates: [{ metadata: { name: "data", labels }, spec: claimSpec(args.storageClassName, s.storageGb) }],
         },
       },
-      o,
+      // Pulumi waits 10 minutes for a StatefulSet by default (pulumi-kubernetes DefaultStatefulSetTimeoutMins), less
+      // than one large peer's load may take (the start-up probe's 30); under Ollama's 60, the longest a deploy allows
+      // for (deploy-stack.yml's timeout).
+      { ...o, customTimeouts: { create: "45m", update: "45m" } },
     );
 
     if (clustered) disruptionBudget(QDRANT.name, args.namespace, o);

@@ -3,9 +3,10 @@
 // <seconds>, then exits 0 either way. The VPC CNI's network policy agent admits a new client pod to Qdrant and Ollama
 // (their NetworkPolicies select the API by label) only once the agent on each receiving node has learned the pod's
 // address, seconds to minutes after it starts (aws/aws-network-policy-agent#487); until then its connects are dropped
-// and time out, while the pod was already Ready and taking requests. A refused connect (no endpoint, or a peer not
-// listening yet) is no dropped path, and ends that address's wait too: an Ollama or Qdrant outage must not keep the API
-// from starting, and its cached answers from being served.
+// and time out, while the pod was already Ready and taking requests. A refused connect (a peer not listening yet) or a
+// name with no address (no ready endpoint) is no dropped path, and ends the wait too (the agent drops what a policy
+// denies, never refuses it): an Ollama or Qdrant outage must not keep the API from starting, and its cached answers
+// from being served.
 const net = require("node:net");
 const dns = require("node:dns").promises;
 
@@ -32,11 +33,17 @@ const knock = (host, port) =>
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The addresses the name has now. A headless Service with no ready pod has no records (CoreDNS answers NXDOMAIN:
+ * ENOTFOUND), as Ollama's has while its only pod starts: no endpoint, like a refused connect, and no wait. Only a
+ * resolver not answering yet (EAI_AGAIN, SERVFAIL) is tried again.
+ */
 async function addressesOf(host) {
   while (Date.now() < deadline) {
     try {
       return (await dns.lookup(host, { all: true })).map((a) => a.address);
-    } catch {
+    } catch (err) {
+      if (err.code === "ENOTFOUND") return [];
       await pause(1000);
     }
   }
@@ -57,7 +64,7 @@ async function waitFor(target) {
       }
     }),
   );
-  if (addresses.length === 0) console.log(`${target}: not resolved by the deadline; starting anyway`);
+  if (addresses.length === 0) console.log(`${target}: no address (no ready endpoint, or no answer by the deadline)`);
 }
 
 Promise.all(targets.map(waitFor)).then(() => process.exit(0));

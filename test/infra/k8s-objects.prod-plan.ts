@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
+import { MONITORING_PODS } from "../../infra/workloads/network-policies.ts";
 import { containersOf, podTemplateOf } from "../../policy/lib/k8s.ts";
 import { inputs } from "../support/plan.ts";
 import { stackPlan } from "../support/stack-plan.ts";
@@ -126,15 +127,13 @@ function referenceViolations(plan: Plan): string[] {
       if (!ports.some((p) => p.name === port.name || p.port === port.number))
         out.push(`Ingress ${i.name}: backend ${name}:${port.name ?? port.number} is no Service port`);
     }
-  // A chart's pods are not in the plan (Helm renders them at up): in a namespace with a release, a selector of the
-  // chart's pods is checked where it is made, against the chart's labels at its pinned version.
-  const chartNamespaces = new Set(
-    plan.resources.filter((r) => r.type === "kubernetes:helm.sh/v3:Release").map((r) => inputs(r).namespace),
-  );
+  // The monitoring charts' pods are not in the plan (Helm renders them at up): a selector of theirs is checked where
+  // it is made (network-policies.ts MONITORING_PODS), against the labels their charts give them at the pinned versions.
+  const chartPods = Object.values(MONITORING_PODS).map((labels) => JSON.stringify(labels));
   for (const r of objects(plan).filter((r) => ["PodDisruptionBudget", "NetworkPolicy"].includes(kindOf(r)))) {
     const selector = (inputs(r).spec.selector ?? inputs(r).spec.podSelector).matchLabels;
-    if (!selector || podsIn(namespace(r), selector).length > 0) continue;
-    if (!chartNamespaces.has(namespace(r))) out.push(`${kindOf(r)} ${r.name} selects no pod`);
+    if (!selector || podsIn(namespace(r), selector).length > 0 || chartPods.includes(JSON.stringify(selector))) continue;
+    out.push(`${kindOf(r)} ${r.name} selects no pod`);
   }
   return out;
 }

@@ -27,8 +27,11 @@ const listen = (port = 0) =>
   });
 const portOf = (server: net.Server) => (server.address() as net.AddressInfo).port;
 
-/** A port whose connects time out: a process that listens with a backlog of one and then never accepts. */
-async function droppingPort(): Promise<{ port: number; child: ChildProcess; fillers: net.Socket[] }> {
+/**
+ * A port whose connects time out: a process that listens with a backlog of one and then accepts nothing for
+ * `blockMs`, after which the same listener accepts (no moment where the port is closed and a connect is refused).
+ */
+async function droppingPort(blockMs: number): Promise<{ port: number; child: ChildProcess; fillers: net.Socket[] }> {
   const child = spawn(
     process.execPath,
     [
@@ -36,7 +39,7 @@ async function droppingPort(): Promise<{ port: number; child: ChildProcess; fill
       `const s = require("net").createServer();
        s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
          console.log(s.address().port); // synchronous to a pipe on Linux: out before the loop stops
-         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${blockMs});
        });`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
@@ -71,29 +74,31 @@ describe("the API's init container waits for its paths to Qdrant and Ollama", { 
   });
 
   test("a dropped path is waited for until it answers", async () => {
-    const dropping = await droppingPort();
-    const run = waitForPaths("30", `127.0.0.1:${dropping.port}`);
-    // The path opens 2.5 s later: the same port, now served.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // The path opens 2.5 s after it is first tried.
+    const dropping = await droppingPort(2500);
+    const { code, out, seconds } = await waitForPaths("30", `127.0.0.1:${dropping.port}`);
     dropping.child.kill("SIGKILL");
-    await new Promise((resolve) => dropping.child.once("exit", resolve));
     for (const s of dropping.fillers) s.destroy();
-    const server = await listen(dropping.port);
-    const { code, out, seconds } = await run;
-    server.close();
     assert.equal(code, 0, out);
     assert.match(out, /127\.0\.0\.1: open/);
     assert.ok(seconds > 2.5 && seconds < 10, `${seconds} s`);
   });
 
   test("a path still dropped at the deadline lets the pod start anyway", async () => {
-    const dropping = await droppingPort();
+    const dropping = await droppingPort(60_000);
     const { code, out, seconds } = await waitForPaths("3", `127.0.0.1:${dropping.port}`);
     dropping.child.kill("SIGKILL");
     for (const s of dropping.fillers) s.destroy();
     assert.equal(code, 0, out);
     assert.match(out, /no answer by the deadline; starting anyway/);
     assert.ok(seconds >= 3 && seconds < 8, `${seconds} s`);
+  });
+
+  test("a name with no address (a headless Service with no ready pod) ends the wait at once", async () => {
+    const { code, out, seconds } = await waitForPaths("30", "no-ready-pod.invalid:11434");
+    assert.equal(code, 0, out);
+    assert.match(out, /no-ready-pod\.invalid:11434: no address/);
+    assert.ok(seconds < 5, `${seconds} s`);
   });
 
   test("arguments it cannot read are refused", async () => {

@@ -169,12 +169,12 @@ test("the API reaches Qdrant and Ollama through their Services and gets the tier
   );
 });
 
-test("a new API pod waits, in its own image and at most 3 minutes, until every Qdrant and Ollama pod takes its connects", () => {
+test("a new API pod waits, in its own image and at most 90 s, until every Qdrant and Ollama pod takes its connects", () => {
   // Their NetworkPolicies admit it only once each node's policy agent knows its address (wait-for-paths.cjs).
   const [init] = pod(deployment).initContainers;
   assert.equal(init.image, api.image);
   const [node, flag, script, seconds, ...targets] = init.command;
-  assert.deepEqual([node, flag, seconds], ["node", "-e", "180"]);
+  assert.deepEqual([node, flag, seconds], ["node", "-e", "90"]);
   assert.match(script, /aws-network-policy-agent#487/);
   assert.deepEqual(targets, ["qdrant-headless.agent.svc.cluster.local:6333", "ollama-headless.agent.svc.cluster.local:11434"]);
   assert.deepEqual(init.securityContext, api.securityContext);
