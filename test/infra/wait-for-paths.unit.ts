@@ -58,6 +58,17 @@ async function droppingPort(blockMs: number): Promise<{ port: number; child: Chi
   return { port, child, fillers };
 }
 
+/** The script's run against a path dropped for `blockMs`, with `seconds` to wait. */
+async function waitThroughDroppedPath(blockMs: number, seconds: string) {
+  const dropping = await droppingPort(blockMs);
+  try {
+    return await waitForPaths(seconds, `127.0.0.1:${dropping.port}`);
+  } finally {
+    dropping.child.kill("SIGKILL");
+    for (const s of dropping.fillers) s.destroy();
+  }
+}
+
 describe("the API's init container waits for its paths to Qdrant and Ollama", { concurrency: true }, () => {
   test("an answering and a refusing port end the wait at once", async () => {
     const open = await listen();
@@ -75,20 +86,14 @@ describe("the API's init container waits for its paths to Qdrant and Ollama", { 
 
   test("a dropped path is waited for until it answers", async () => {
     // The path opens 2.5 s after it is first tried.
-    const dropping = await droppingPort(2500);
-    const { code, out, seconds } = await waitForPaths("30", `127.0.0.1:${dropping.port}`);
-    dropping.child.kill("SIGKILL");
-    for (const s of dropping.fillers) s.destroy();
+    const { code, out, seconds } = await waitThroughDroppedPath(2500, "30");
     assert.equal(code, 0, out);
     assert.match(out, /127\.0\.0\.1: open/);
     assert.ok(seconds > 2.5 && seconds < 10, `${seconds} s`);
   });
 
   test("a path still dropped at the deadline lets the pod start anyway", async () => {
-    const dropping = await droppingPort(60_000);
-    const { code, out, seconds } = await waitForPaths("3", `127.0.0.1:${dropping.port}`);
-    dropping.child.kill("SIGKILL");
-    for (const s of dropping.fillers) s.destroy();
+    const { code, out, seconds } = await waitThroughDroppedPath(60_000, "3");
     assert.equal(code, 0, out);
     assert.match(out, /no answer by the deadline; starting anyway/);
     assert.ok(seconds >= 3 && seconds < 8, `${seconds} s`);
