@@ -303,6 +303,17 @@ test("deploy-stack: the rollback installs the old commit's dependencies without 
   ]);
 });
 
+test("deploy-stack: the deploy span is checked again when the job starts, before credentials or any change", () => {
+  // A deploy queued behind another in the stack's concurrency group may start after the gate's span closed.
+  const steps = workflow("deploy-stack.yml").jobs.deploy.steps as any[];
+  const check = steps.findIndex((s) => /scripts\/stack-awake\.ts --stack "\$STACK" --event push/.test(s.run ?? ""));
+  assert.ok(check >= 0, "no check");
+  assert.match(steps[check].run, /\[\[ "\$verdict" == deploy=true\* \]\] \|\| \{ echo "::error::\$verdict"; exit 1; \}/);
+  assert.equal(steps[check].if, undefined, "every stack: one without work hours always passes");
+  const first = (pattern: RegExp) => steps.findIndex((s) => pattern.test(`${s.uses ?? ""} ${s.run ?? ""}`));
+  assert.ok(check < first(/configure-aws-credentials/) && check < first(/pulumi up/), "before credentials and changes");
+});
+
 test("deploy-stack: the rollback's install cannot read the Pulumi login saved before it", () => {
   const { run } = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => /^Roll back/.test(s.name ?? ""));
   const removed = run.indexOf("rm -f ~/.pulumi/credentials.json");
