@@ -90,7 +90,10 @@ const stackSchema = z
      * runner's subnet; the cluster security group admits only its own members otherwise.
      */
     endpointPrivateAccessCidrs: cidrList
-      .refine((list) => !list.includes("0.0.0.0/0"), "the networks that call the endpoint, not 0.0.0.0/0")
+      .refine(
+        (list) => list.every((c) => !CIDR.test(c) || Number(c.split("/")[1]) >= 8),
+        "the networks that call the endpoint, each /8 or narrower (10.0.0.0/8 is the widest private range): not the whole address space in parts",
+      )
       .default([]),
     flowLogs: z.boolean().default(false),
     /** IANA zone every schedule (off-peak, work hours, backups) is read in; default: the region's (time.ts). */

@@ -350,7 +350,7 @@ test("endpointPublicAccessCidrs: octets of 0-255 and a prefix of 0-32; notifyEma
   ]);
 });
 
-test("the endpoint CIDRs are network addresses, each listed once; the private endpoint's are not 0.0.0.0/0", () => {
+test("the endpoint CIDRs are network addresses, each listed once; the private endpoint's are /8 or narrower", () => {
   const set = (key: string, cidrs: string[]) => failure({ ...base, [`agent-stack:${key}`]: JSON.stringify(cidrs) });
   for (const key of ["endpointPublicAccessCidrs", "endpointPrivateAccessCidrs"]) {
     assert.match(
@@ -362,10 +362,9 @@ test("the endpoint CIDRs are network addresses, each listed once; the private en
     assert.match(set(key, ["203.0.113.7/0"]), /its network is 0\.0\.0\.0\/0/);
     assert.match(set(key, ["10.1.0.0/16", "10.1.0.0/16"]), new RegExp(`^agent-stack:${key}: each CIDR once`));
   }
-  assert.match(
-    set("endpointPrivateAccessCidrs", ["0.0.0.0/0"]),
-    /endpointPrivateAccessCidrs: the networks that call the endpoint/,
-  );
+  for (const wide of [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["10.0.0.0/7"]]) {
+    assert.match(set("endpointPrivateAccessCidrs", wide), /endpointPrivateAccessCidrs: the networks that call the endpoint/);
+  }
   const cidrs = ["10.0.128.0/24", "192.168.4.0/22", "10.9.8.7/32"];
   const config = parseStackConfig({ ...base, "agent-stack:endpointPrivateAccessCidrs": JSON.stringify(cidrs) }, "prod");
   assert.deepEqual(config.endpointPrivateAccessCidrs, cidrs);
