@@ -22,7 +22,7 @@ import { Database, DB_NAME, DB_USER } from "./platform/database.ts";
 import { Network } from "./platform/network.ts";
 import { Notifications } from "./platform/notifications.ts";
 import { Registry } from "./platform/registry.ts";
-import { describeSchedule, OffPeakSchedules, rolesWithScheduledMinimum } from "./platform/schedules.ts";
+import { describeSchedule, movesMinimum, OffPeakSchedules } from "./platform/schedules.ts";
 import { Workloads } from "./workloads/index.ts";
 import { Observability } from "./workloads/observability.ts";
 import { OffPeakScaler } from "./workloads/offpeak.ts";
@@ -103,7 +103,7 @@ export async function buildStack(): Promise<BuiltStack> {
       endpointPublicAccessCidrs: config.endpointPublicAccessCidrs ?? (disposable ? ["0.0.0.0/0"] : []),
       endpointPrivateAccessCidrs: config.endpointPrivateAccessCidrs,
       nodeGroups: sizes.nodeGroups,
-      scheduledMinimum: rolesWithScheduledMinimum(sizes),
+      movesMinimum: movesMinimum(sizes.schedule),
       logRetentionDays: disposable ? 7 : 90,
       resourceTags,
       permissionsBoundary,

@@ -26,8 +26,8 @@ export interface ClusterArgs {
   /** CIDRs the cluster security group admits on 443, for the private endpoint (README "Reaching a private endpoint"). */
   endpointPrivateAccessCidrs: string[];
   nodeGroups: Tier["nodeGroups"];
-  /** The roles whose minimum size scheduled actions move (schedules.ts rolesWithScheduledMinimum): left to them. */
-  scheduledMinimum: NodeRole[];
+  /** Whether a group's scheduled actions move its minimum size (schedules.ts movesMinimum): then left to them. */
+  movesMinimum: (role: NodeRole, spec: NodeGroupSpec) => boolean;
   logRetentionDays: number;
   /** The provider's default tags: launch templates put them on instances, volumes and ENIs (cost allocation). */
   resourceTags: Record<string, string>;
@@ -248,7 +248,7 @@ export class Cluster extends pulumi.ComponentResource {
         nodeRole,
         template,
         dependsOn: attachments,
-        scheduledMinimum: args.scheduledMinimum.includes(role),
+        movesMinimum: args.movesMinimum,
       };
       if (!zonal.includes(role)) {
         this.nodeGroups.push({
@@ -387,7 +387,7 @@ export class Cluster extends pulumi.ComponentResource {
       nodeRole: aws.iam.Role;
       template: aws.ec2.LaunchTemplate;
       dependsOn: pulumi.Resource[];
-      scheduledMinimum: boolean;
+      movesMinimum: ClusterArgs["movesMinimum"];
     },
   ): aws.eks.NodeGroup {
     const taint = TAINTS[role];
@@ -420,7 +420,7 @@ export class Cluster extends pulumi.ComponentResource {
         parent: this,
         dependsOn: c.dependsOn,
         // Schedules and autoscalers own the live size, and schedules the minimum they move; `pulumi up` must not reset them.
-        ignoreChanges: ["scalingConfig.desiredSize", ...(c.scheduledMinimum ? ["scalingConfig.minSize"] : [])],
+        ignoreChanges: ["scalingConfig.desiredSize", ...(c.movesMinimum(role, spec) ? ["scalingConfig.minSize"] : [])],
       },
     );
   }

@@ -42,7 +42,7 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
 
     for (const { role, key, spec, group } of args.nodeGroups) {
       const asgName = group.resources.apply((r) => r[0].autoscalingGroups![0].name!);
-      const action = (suffix: string, hhmm: string, days: Day[], sizes: AsgSizes) =>
+      for (const { suffix, hhmm, days, sizes } of groupActions(schedule, role, spec)) {
         new aws.autoscaling.Schedule(
           `${name}-${key}-${suffix}`,
           {
@@ -55,22 +55,6 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
           },
           o,
         );
-
-      const offPeakKey = OFF_PEAK_SIZE[role];
-      if (schedule.offPeak && offPeakKey) {
-        const w = schedule.offPeak;
-        const { down, settle, up } = scaleTo(spec, schedule.offPeakSizes[offPeakKey]);
-        if (down) action("offpeak-down", w.start, w.days, down);
-        const settleAt = shifted(w.start, w.days, OFF_PEAK_SETTLE_MINUTES);
-        action("offpeak-settle", settleAt.hhmm, settleAt.days, settle);
-        const upAt = offPeakUp(w);
-        action("offpeak-up", upAt.hhmm, upAt.days, up);
-      }
-      if (schedule.workHoursOnly) {
-        const w = schedule.workHoursOnly;
-        const [off, on] = switchOff(spec);
-        action("workhours-off", w.end, endDays(w), off);
-        action("workhours-on", w.start, w.days, on);
       }
     }
 
@@ -148,27 +132,49 @@ export function scaleTo(spec: NodeGroupSpec, size: number): { down?: AsgSizes; s
   };
 }
 
-/**
- * The roles whose minimum size their scheduled actions move (off-peak lowers it, work hours set it to 0): `pulumi up`
- * leaves it as it is live (cluster.ts ignoreChanges), as it does the desired size. Managed, a refresh inside the window
- * read the lowered minimum back, and the next update sent the spec's minimum above the live desired size, which EKS
- * refuses ("Minimum capacity can't be greater than desired size"), or raised the group back mid-window. A change of
- * the minimum reaches the group with its next `up` or `on` action, which carries it. Not the maximum, though work hours
- * set it to 0: the provider refuses a maximum under 1 (terraform-provider-aws eks/node_group.go `max_size`
- * IntAtLeast(1)), so a 0 refreshed into the state and kept would fail every later update; an update at night then
- * sends the spec's maximum, and the group stays at 0 until a pod waits for a node.
- */
-export function rolesWithScheduledMinimum(t: Pick<Tier, "schedule" | "nodeGroups">): NodeRole[] {
-  const { schedule } = t;
-  return (Object.entries(t.nodeGroups) as [NodeRole, NodeGroupSpec | null][])
-    .filter(([role, spec]) => {
-      if (!spec) return false;
-      if (schedule.workHoursOnly) return true;
-      const offPeakKey = OFF_PEAK_SIZE[role];
-      return !!(schedule.offPeak && offPeakKey && scaleTo(spec, schedule.offPeakSizes[offPeakKey]).down);
-    })
-    .map(([role]) => role);
+/** One scheduled action of a node group: its name, when it runs, and the sizes it sets. */
+interface GroupAction {
+  suffix: string;
+  hhmm: string;
+  days: Day[];
+  sizes: AsgSizes;
 }
+
+/** The scheduled actions of one node group, from its own sizes (a zonal role's group: its zone's share). */
+function groupActions(schedule: Schedule, role: NodeRole, spec: NodeGroupSpec): GroupAction[] {
+  const actions: GroupAction[] = [];
+  const offPeakKey = OFF_PEAK_SIZE[role];
+  if (schedule.offPeak && offPeakKey) {
+    const w = schedule.offPeak;
+    const { down, settle, up } = scaleTo(spec, schedule.offPeakSizes[offPeakKey]);
+    if (down) actions.push({ suffix: "offpeak-down", hhmm: w.start, days: w.days, sizes: down });
+    actions.push({ suffix: "offpeak-settle", ...shifted(w.start, w.days, OFF_PEAK_SETTLE_MINUTES), sizes: settle });
+    actions.push({ suffix: "offpeak-up", ...offPeakUp(w), sizes: up });
+  }
+  if (schedule.workHoursOnly) {
+    const w = schedule.workHoursOnly;
+    const [off, on] = switchOff(spec);
+    actions.push({ suffix: "workhours-off", hhmm: w.end, days: endDays(w), sizes: off });
+    actions.push({ suffix: "workhours-on", hhmm: w.start, days: w.days, sizes: on });
+  }
+  return actions;
+}
+
+/**
+ * Whether a node group's scheduled actions move its minimum size (off-peak lowers it, work hours set it to 0): `pulumi
+ * up` then leaves it as it is live (cluster.ts ignoreChanges), as it does the desired size. Managed, a refresh inside
+ * the window read the lowered minimum back, and the next update sent the spec's minimum above the live desired size,
+ * which EKS refuses ("Minimum capacity can't be greater than desired size"), or raised the group back mid-window. A
+ * change of the minimum reaches the group with its next `up` or `on` action, which carries it. Not the maximum, though
+ * work hours set it to 0: the provider refuses a maximum under 1 (terraform-provider-aws eks/node_group.go `max_size`
+ * IntAtLeast(1)), so a 0 refreshed into the state and kept would fail every later update; an update at night then
+ * sends the spec's maximum, and the group stays at 0 until a pod waits for a node. Read from the group's own actions:
+ * a role split over zones moves the minimum of a zone's group only where that zone's share is lowered.
+ */
+export const movesMinimum =
+  (schedule: Schedule) =>
+  (role: NodeRole, spec: NodeGroupSpec): boolean =>
+    groupActions(schedule, role, spec).some((a) => a.sizes.minSize !== UNCHANGED);
 
 /**
  * Outside work hours the group is off: max 0 too, so nothing (the cluster autoscaler, a manual scale)

