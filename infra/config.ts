@@ -28,24 +28,25 @@ const AWS_REGIONS: readonly string[] = Object.values(Region);
  * mocks take any name; AWS takes these only.
  */
 const STACK_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-const STACK_NAME_MAX = 40 - `${PROJECT}-`.length;
 
 /** `<project>-<stack>`: the start of the stack's AWS names. */
 export const stackPrefix = (stack: string) => `${PROJECT}-${stack}`;
 
+const STACK_NAME_MAX = 40 - stackPrefix("").length;
+
 /** The stack's S3 buckets, by purpose: the Qdrant snapshots and exports, and Loki's chunks. */
-export type StackBucket = "backups" | "logs";
-export const STACK_BUCKETS: readonly StackBucket[] = ["backups", "logs"];
+export const STACK_BUCKETS = ["backups", "logs"] as const;
+export type StackBucket = (typeof STACK_BUCKETS)[number];
 /** `<prefix>-<purpose>-<account>`: S3 names are global, and the account id keeps two accounts' stacks of a name apart. */
 export const stackBucketName = (prefix: string, purpose: StackBucket, accountId: string) => `${prefix}-${purpose}-${accountId}`;
 
 /** Why a stack of this name cannot name its AWS resources, or undefined when it can. */
-export function stackNameProblem(stack: string): string | undefined {
+function stackNameProblem(stack: string): string | undefined {
   const names = `the stack's AWS names are ${PROJECT}-<stack> (RDS, ElastiCache, EKS, S3, ECR, backup vault, IAM)`;
   if (!STACK_NAME.test(stack))
     return `stack "${stack}": use lowercase letters and digits, with single hyphens between them; ${names}`;
   if (stack.length > STACK_NAME_MAX)
-    return `stack "${stack}": ${stack.length} characters, at most ${STACK_NAME_MAX}: ElastiCache's replication group id ${PROJECT}-${stack} takes 40; ${names}`;
+    return `stack "${stack}": ${stack.length} characters, at most ${STACK_NAME_MAX}: ElastiCache's replication group id ${stackPrefix(stack)} takes 40; ${names}`;
   return undefined;
 }
 

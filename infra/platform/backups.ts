@@ -10,8 +10,7 @@
 // (jobFailures, wired in notifications.ts): nothing else watches AWS Backup.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { stackBucketName } from "../config.ts";
-import { privateBucket } from "./private-bucket.ts";
+import { privateBucket, stackBucket } from "./private-bucket.ts";
 import { DAYS, type Day, type Tier } from "../tiers.ts";
 import { KEPT_KEY_TAG, KEPT_KEYS } from "./boundaries.ts";
 import { attachManagedPolicies, serviceTrustPolicy } from "./iam.ts";
@@ -222,7 +221,7 @@ export class Backups extends pulumi.ComponentResource {
     return privateBucket(
       `${name}-bucket`,
       {
-        bucketName: pulumi.output(args.accountId).apply((account) => stackBucketName(args.prefix, "backups", account)),
+        bucketName: stackBucket(args.prefix, "backups", args.accountId),
         kmsKeyArn: args.kmsKeyArn,
         versioned: true,
         disposable: args.disposable,

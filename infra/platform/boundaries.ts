@@ -10,7 +10,7 @@
 // service can assume them. The program declares none, so the plan has none to check.
 import * as aws from "@pulumi/aws";
 import type * as pulumi from "@pulumi/pulumi";
-import { PROJECT, stackBucketName } from "../config.ts";
+import { stackBucketName, stackPrefix } from "../config.ts";
 
 /**
  * KMS keys no role may disable, delete or re-police, found by this tag: the vault's key, and the data key, which RDS
@@ -20,6 +20,7 @@ import { PROJECT, stackBucketName } from "../config.ts";
  */
 export const KEPT_KEY_TAG = "purpose";
 export const KEPT_KEYS = { vault: "backup-vault", data: "data" } as const;
+const KEPT_KEY_VALUES = Object.values(KEPT_KEYS);
 
 /** `<project>-<stack>-workload-boundary`: policy/policies/security.ts finds the boundary by this suffix. */
 const WORKLOAD_BOUNDARY_SUFFIX = "-workload-boundary";
@@ -62,7 +63,7 @@ export const IAM_CHANGES = [
  * Every stack's backups bucket of the project (config.ts stackBucketName). The account id as twelve `?` (one character
  * each): with `*`, the logs bucket of a stack named like `x-backups-y` matched too.
  */
-const BACKUP_BUCKETS = [`arn:aws:s3:::${stackBucketName(`${PROJECT}-*`, "backups", "?".repeat(12))}`];
+const BACKUP_BUCKET = `arn:aws:s3:::${stackBucketName(stackPrefix("*"), "backups", "?".repeat(12))}`;
 
 /**
  * Denied by both boundaries: recovery points, the vault and its lock, the Qdrant snapshots in the backups bucket, and
@@ -98,14 +99,14 @@ export const BACKUP_DENIES = [
       "s3:PutLifecycleConfiguration",
       "s3:PutBucketPolicy",
     ],
-    Resource: [...BACKUP_BUCKETS, ...BACKUP_BUCKETS.map((arn) => `${arn}/*`)],
+    Resource: [BACKUP_BUCKET, `${BACKUP_BUCKET}/*`],
   },
   {
     Sid: "KeptKeysStay",
     Effect: "Deny",
     Action: ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
     Resource: "*",
-    Condition: { StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: Object.values(KEPT_KEYS) } },
+    Condition: { StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: KEPT_KEY_VALUES } },
   },
   // The deny above finds a key by its tag: untagged, or tagged otherwise, it would be deleted like any key (review
   // of this change). A key's other tags (the provider's default tags) may still change.
@@ -115,7 +116,7 @@ export const BACKUP_DENIES = [
     Action: ["kms:TagResource", "kms:UntagResource"],
     Resource: "*",
     Condition: {
-      StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: Object.values(KEPT_KEYS) },
+      StringEquals: { [`aws:ResourceTag/${KEPT_KEY_TAG}`]: KEPT_KEY_VALUES },
       "ForAnyValue:StringEquals": { "aws:TagKeys": [KEPT_KEY_TAG] },
     },
   },

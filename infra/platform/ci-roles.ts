@@ -8,9 +8,10 @@
 // - the account's GitHub OIDC provider: created by exactly one owner stack, looked up (or named) by the others.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, STACK_BUCKETS, stackBucketName } from "../config.ts";
+import { PROJECT, STACK_BUCKETS } from "../config.ts";
 import { BACKUP_DENIES, workloadBoundaryName } from "./boundaries.ts";
 import { webIdentityTrustPolicy } from "./iam.ts";
+import { stackBucket } from "./private-bucket.ts";
 
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
 export const GITHUB_OIDC_URL = `https://${GITHUB_OIDC_HOST}`;
@@ -300,9 +301,7 @@ export class CiRoles extends pulumi.ComponentResource {
 function deployAllowStatements(prefix: string, accountId: pulumi.Input<string>, underWorkloadBoundary: object) {
   // By their whole names: `<prefix>-*` also matched the buckets of a stack whose name starts with this one's and a
   // hyphen (dev's role reached dev-eu's).
-  const buckets = STACK_BUCKETS.map((purpose) =>
-    pulumi.output(accountId).apply((account) => `arn:aws:s3:::${stackBucketName(prefix, purpose, account)}`),
-  );
+  const buckets = STACK_BUCKETS.map((purpose) => pulumi.interpolate`arn:aws:s3:::${stackBucket(prefix, purpose, accountId)}`);
   return [
     { Sid: "ManagedServices", Effect: "Allow", Action: MANAGED_SERVICES.map((s) => `${s}:*`), Resource: "*" },
     // Not sts:*: with AssumeRole, a role it creates under the workload boundary (a deny-list) that trusts it, given a

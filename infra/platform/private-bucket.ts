@@ -2,6 +2,11 @@
 // SSE-KMS with a bucket key, TLS-only, with the caller's lifecycle rules; versioned where asked.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { type StackBucket, stackBucketName } from "../config.ts";
+
+/** The name of the stack's bucket for `purpose` (config.ts stackBucketName), once the account id is known. */
+export const stackBucket = (prefix: string, purpose: StackBucket, accountId: pulumi.Input<string>): pulumi.Output<string> =>
+  pulumi.output(accountId).apply((account) => stackBucketName(prefix, purpose, account));
 
 export interface PrivateBucketArgs {
   bucketName: pulumi.Input<string>;

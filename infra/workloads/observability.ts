@@ -2,9 +2,8 @@
 // bucket and IRSA role in prod tiers, the exporters' credentials as Secrets, alert receivers from secret config.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { stackBucketName } from "../config.ts";
 import { irsaRole, kmsThroughS3, type OidcProvider } from "../platform/iam.ts";
-import { privateBucket } from "../platform/private-bucket.ts";
+import { privateBucket, stackBucket } from "../platform/private-bucket.ts";
 import type { Tier } from "../tiers.ts";
 import {
   ALERTMANAGER_SERVICE_ACCOUNT,
@@ -114,7 +113,7 @@ export class Observability extends pulumi.ComponentResource {
       const bucket = privateBucket(
         `${name}-logs`,
         {
-          bucketName: pulumi.output(args.accountId).apply((account) => stackBucketName(args.prefix, "logs", account)),
+          bucketName: stackBucket(args.prefix, "logs", args.accountId),
           kmsKeyArn: args.kmsKeyArn,
           versioned: false,
           disposable: args.disposable,

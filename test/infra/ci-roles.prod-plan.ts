@@ -9,7 +9,7 @@ import { REPO_ROOT } from "../../infra/plan/stackfile.ts";
 import { INVOKE_TOKENS, mockArn } from "../../infra/plan/mocks.ts";
 import { FORBIDDEN_POLICY_ARNS, ROLE_CHANGES_UNDER_BOUNDARY } from "../../infra/platform/ci-roles.ts";
 import { configFailure } from "../support/config.ts";
-import { allows, deniesOutright, matchesPattern, namesAction, type Statement } from "../support/iam.ts";
+import { allows, deniesOutright, namesAction, namesResource, type Statement } from "../support/iam.ts";
 import { actionsNamed } from "../support/iam-reference.ts";
 import { inputs, ofType, one, rolesOutsideWorkloadBoundary } from "../support/plan.ts";
 import { stackPlan, WITH_CI_AND_FLOW_LOGS } from "../support/stack-plan.ts";
@@ -120,10 +120,10 @@ test("the deploy role may manage every kind of AWS resource the stack creates (i
 });
 
 test("the deploy role's S3 is the stack's own buckets, not those of a stack whose name starts with this one's", () => {
-  const resources = (inlinePolicy("ci-deploy").Statement as Statement[])
-    .filter((s) => s.Effect === "Allow" && namesAction(s, "s3:PutObject"))
-    .flatMap((s) => [s.Resource].flat() as string[]);
-  const reaches = (arn: string) => resources.some((pattern) => matchesPattern(pattern, arn));
+  const puts = (inlinePolicy("ci-deploy").Statement as Statement[]).filter(
+    (s) => s.Effect === "Allow" && namesAction(s, "s3:PutObject"),
+  );
+  const reaches = (arn: string) => puts.some((s) => namesResource(s, arn));
   const buckets: string[] = ofType(plan, "aws:s3/bucket:Bucket").map((b) => inputs(b).bucket);
   assert.equal(buckets.length, 2, buckets.join(" ")); // backups, and Loki's chunks in prod
   for (const bucket of buckets) {

@@ -26,6 +26,10 @@ export const matchesPattern = (pattern: string, value: string, flags = ""): bool
 export const namesAction = (s: Pick<Statement, "Action">, action: string): boolean =>
   [s.Action].flat().some((p) => matchesPattern(p, action, "i"));
 
+/** Whether the statement's Resource names `arn`, by IAM's wildcards (conditions aside). */
+export const namesResource = (s: Pick<Statement, "Resource">, arn: string): boolean =>
+  [s.Resource].flat().some((r) => matchesPattern(String(r), arn));
+
 /** Whether one of the Allow statements names `action` (resources and conditions aside). */
 export const allows = (statements: Statement[], action: string): boolean =>
   statements.some((s) => s.Effect === "Allow" && namesAction(s, action));

@@ -246,6 +246,12 @@ const UNAVAILABLE_CODES =
 export const isForeignKeyViolation = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === "23503";
 
 /**
+ * True when refuse_partial_write (migration 018, SQLSTATE AS409) undid an ingest's statement: another write leased some
+ * of its documents after the statement's snapshot was taken.
+ */
+export const isPartialWrite = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === "AS409";
+
+/**
  * True when the error says Postgres could not serve the statement, as opposed to a bad statement: a 503, not a 500.
  * A FATAL or PANIC error ends the backend, so it is one too: at a connection's start that is a refusal such as
  * 53300 (max_connections or the role's limit reached), 28P01 (the password was rotated) or 3D000 (no such database).

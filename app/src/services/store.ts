@@ -3,7 +3,7 @@ import { dependencyUnavailable } from "../errors.ts";
 import { coalesce } from "../coalesce.ts";
 import { storableJson } from "../text.ts";
 import type { Logger } from "../log.ts";
-import { reachable, withDeadline, type Sql } from "./db.ts";
+import { isPartialWrite, reachable, withDeadline, type Sql } from "./db.ts";
 import { createTurnWriter, TURN_WRITE, type Turn } from "./turns.ts";
 
 export type { Source, Turn } from "./turns.ts";
@@ -75,9 +75,6 @@ export const statementTimeoutMs = (queryTimeoutMs: number) => queryTimeoutMs * S
  * All SQL the app runs, in one place. Every statement has a deadline (`timeoutMs`); a lost connection or a missed
  * deadline is a 503. Text headed for Postgres goes through `storableJson` (see text.ts).
  */
-/** SQLSTATE of refuse_partial_write (migration 018): an ingest's statement undone, as some documents were leased meanwhile. */
-const PARTIAL_WRITE = "AS409";
-
 export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
   const run = <T>(query: Promise<T> & { cancel(): void }, ms = timeoutMs, onLate?: (rows: T) => void) =>
     withDeadline(sql, query, ms, onLate);
@@ -335,8 +332,8 @@ export function createStore(sql: Sql, timeoutMs: number, log?: Logger) {
                                       CASE WHEN EXISTS (SELECT 1 FROM busy) THEN 0 ELSE ${ids.length}::int END),
                  ${notifyIfBumped}`,
       ).catch((err: unknown) => {
-        if ((err as { code?: unknown }).code !== PARTIAL_WRITE) throw err;
-        return [undefined];
+        if (isPartialWrite(err)) return [undefined];
+        throw err;
       });
       if (!result) {
         // Another write leased some of them after this statement's snapshot was taken: the statement was undone whole
