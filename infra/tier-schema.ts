@@ -3,7 +3,17 @@
 // infra/tiers.ts holds the values, infra/config.ts merges overrides over a tier and validates the result.
 import { z } from "zod";
 import { tuningProblem } from "./postgres-tuning.ts";
-import { CronError, DAYS, describeWindow, firingMinutesOfWeek, hhmmOf, minutesOf, windowLength, windowRanges } from "./time.ts";
+import {
+  CronError,
+  DAYS,
+  describeWindow,
+  firingMinutesOfWeek,
+  hhmmOf,
+  minutesOf,
+  type Window,
+  windowLength,
+  windowRanges,
+} from "./time.ts";
 
 /** S3 Glacier Flexible Retrieval's minimum storage duration (S3 pricing: objects deleted sooner are billed for it). */
 const GLACIER_MINIMUM_DAYS = 90;
@@ -384,6 +394,12 @@ export const DEPLOY_JOB_TIMEOUT_MINUTES = 170;
 /** The first minutes of the deploy span in which the hourly scheduled run deploys main (deploy.yml, stack-awake.ts). */
 export const DEPLOY_CATCH_UP_MINUTES = 60;
 
+/**
+ * Minutes of the work hours in which a deploy may start: from the start plus the warm-up (the database starts, a node
+ * joins from zero) to the end less the deploy job's longest run. The schema keeps it at least DEPLOY_CATCH_UP_MINUTES.
+ */
+export const deploySpanMinutes = (w: Window): number => windowLength(w) - OFF_PEAK_WARM_UP_MINUTES - DEPLOY_JOB_TIMEOUT_MINUTES;
+
 /** Schedule rules that span sections: off-peak vs work hours, what must keep running, backup timing. */
 function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   const { offPeak, offPeakSizes, workHoursOnly } = t.schedule;
@@ -444,11 +460,11 @@ function checkScheduleFits(t: Tier, ctx: z.RefinementCtx): void {
   }
   // CI deploys from the start plus the warm-up (the database starts, a node joins from zero) to the end less the deploy
   // job's longest run, and the hourly scheduled run catches up in that span's first hour (scripts/stack-awake.ts).
-  const deployNeeds = OFF_PEAK_WARM_UP_MINUTES + DEPLOY_CATCH_UP_MINUTES + DEPLOY_JOB_TIMEOUT_MINUTES;
-  if (windowLength(workHoursOnly) < deployNeeds) {
+  const short = DEPLOY_CATCH_UP_MINUTES - deploySpanMinutes(workHoursOnly);
+  if (short > 0) {
     issue(
       ["schedule", "workHoursOnly"],
-      `${describeWindow(workHoursOnly)} leaves no time to deploy: the stack is ready ${OFF_PEAK_WARM_UP_MINUTES} minutes after the start (OFF_PEAK_WARM_UP_MINUTES), the deploy job may run ${DEPLOY_JOB_TIMEOUT_MINUTES} minutes (deploy-stack.yml timeout-minutes) and must end by the end, and the hourly scheduled deploy needs an hour between; give it at least ${deployNeeds} minutes`,
+      `${describeWindow(workHoursOnly)} leaves no time to deploy: the stack is ready ${OFF_PEAK_WARM_UP_MINUTES} minutes after the start (OFF_PEAK_WARM_UP_MINUTES), the deploy job may run ${DEPLOY_JOB_TIMEOUT_MINUTES} minutes (deploy-stack.yml timeout-minutes) and must end by the end, and the hourly scheduled deploy needs an hour between; give it at least ${windowLength(workHoursOnly) + short} minutes`,
     );
   }
   const firings = cronFiringMinutes(t.backups.qdrantSnapshotCron);

@@ -172,8 +172,8 @@ export function describeWindow(w: Window): string {
 
 // ---- minutes of the week (Monday 00:00 = 0), wall clock ----
 
-const DAY_MINUTES = 24 * 60;
-const WEEK_MINUTES = 7 * DAY_MINUTES;
+export const DAY_MINUTES = 24 * 60;
+export const WEEK_MINUTES = 7 * DAY_MINUTES;
 
 /** "14:30" -> 870 (minutes after midnight). */
 export function minutesOf(hhmm: string): number {

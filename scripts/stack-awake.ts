@@ -9,10 +9,23 @@ import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseStackConfig } from "../infra/config.ts";
 import { loadStackFile } from "../infra/plan/stackfile.ts";
-import { DEPLOY_CATCH_UP_MINUTES, DEPLOY_JOB_TIMEOUT_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../infra/tier-schema.ts";
-import { DAYS, hhmmOf, localTime, minutesOf, shifted, type Window, windowLength, windowRanges } from "../infra/time.ts";
-
-const WEEK = 7 * 24 * 60;
+import {
+  DEPLOY_CATCH_UP_MINUTES,
+  DEPLOY_JOB_TIMEOUT_MINUTES,
+  deploySpanMinutes,
+  OFF_PEAK_WARM_UP_MINUTES,
+} from "../infra/tier-schema.ts";
+import {
+  DAY_MINUTES,
+  DAYS,
+  hhmmOf,
+  localTime,
+  minutesOf,
+  shifted,
+  WEEK_MINUTES,
+  type Window,
+  windowRanges,
+} from "../infra/time.ts";
 
 /** The part of `w` from `offset` minutes after its start, `length` minutes long, on the days that part starts. */
 function partOf(w: Window, offset: number, length: number): Window {
@@ -30,7 +43,7 @@ export interface Awake {
   /** Within DEPLOY_CATCH_UP_MINUTES after a start of the deploy span. */
   opening: boolean;
   local: string;
-  /** The deploy span, "08:20-17:10", or null without work hours (or a window too short for any). */
+  /** The deploy span, "08:20-17:10", or null without work hours. */
   span: string | null;
   /** The next start of the deploy span, "Wed 08:20 UTC"; null without one. */
   next: string | null;
@@ -41,37 +54,33 @@ export interface Awake {
 /** Whether `now` falls inside the window and its deploy span, read in `timeZone` (a window may run past midnight). */
 export function windowState(w: Window | null, timeZone: string, now: Date): Awake {
   const { hour, minute, dayOfWeek } = localTime(timeZone, now);
-  const day = DAYS[(dayOfWeek + 6) % 7]; // localTime counts from Sunday, DAYS from Monday
   const label = (m: number) => {
-    const d = DAYS[Math.floor((((m % WEEK) + WEEK) % WEEK) / 1440)];
+    const d = DAYS[Math.floor((((m % WEEK_MINUTES) + WEEK_MINUTES) % WEEK_MINUTES) / DAY_MINUTES)];
     return `${d[0]}${d.slice(1).toLowerCase()} ${hhmmOf(m)} ${timeZone}`;
   };
-  const at = DAYS.indexOf(day) * 24 * 60 + hour * 60 + minute; // minutes of the week, Monday 00:00 = 0
+  // Minutes of the week, Monday 00:00 = 0 (localTime counts days from Sunday).
+  const at = ((dayOfWeek + 6) % 7) * DAY_MINUTES + hour * 60 + minute;
   const local = label(at);
   if (!w) return { awake: true, deployable: true, warming: false, opening: false, local, span: null, next: null, window: null };
   const within = (x: Window) => windowRanges(x).some(([s, e]) => at >= s && at < e);
-  const length = windowLength(w);
-  const spanLength = Math.max(0, length - OFF_PEAK_WARM_UP_MINUTES - DEPLOY_JOB_TIMEOUT_MINUTES);
-  const span = partOf(w, OFF_PEAK_WARM_UP_MINUTES, spanLength);
-  const waits =
-    spanLength > 0 ? span.days.map((d) => (DAYS.indexOf(d) * 24 * 60 + minutesOf(span.start) - at + WEEK) % WEEK) : [];
+  // The schema keeps the span at least DEPLOY_CATCH_UP_MINUTES long (tier-schema.ts deploySpanMinutes).
+  const span = partOf(w, OFF_PEAK_WARM_UP_MINUTES, deploySpanMinutes(w));
+  const waits = span.days.map((d) => (DAYS.indexOf(d) * DAY_MINUTES + minutesOf(span.start) - at + WEEK_MINUTES) % WEEK_MINUTES);
   return {
     awake: within(w),
     deployable: within(span),
-    warming: within(partOf(w, 0, Math.min(OFF_PEAK_WARM_UP_MINUTES, length))),
-    opening: within(partOf(w, OFF_PEAK_WARM_UP_MINUTES, Math.min(DEPLOY_CATCH_UP_MINUTES, spanLength))),
+    warming: within(partOf(w, 0, OFF_PEAK_WARM_UP_MINUTES)),
+    opening: within(partOf(w, OFF_PEAK_WARM_UP_MINUTES, DEPLOY_CATCH_UP_MINUTES)),
     local,
-    span: spanLength > 0 ? `${span.start}-${span.end}` : null,
-    next: waits.length > 0 ? label(at + Math.min(...waits)) : null,
+    span: `${span.start}-${span.end}`,
+    next: label(at + Math.min(...waits)),
     window: w,
   };
 }
 
 export function shouldDeploy(state: Awake, event: string): { deploy: boolean; reason: string } {
   const w = state.window;
-  const next = state.next
-    ? `the first scheduled run from ${state.next} deploys main`
-    : `no deploy ever fits in ${w?.start}-${w?.end} (${OFF_PEAK_WARM_UP_MINUTES} min warm-up + ${DEPLOY_JOB_TIMEOUT_MINUTES} min job)`;
+  const next = `the first scheduled run from ${state.next} deploys main`;
   if (!state.awake)
     return {
       deploy: false,
@@ -81,7 +90,7 @@ export function shouldDeploy(state: Awake, event: string): { deploy: boolean; re
     const why = state.warming
       ? `still warming up (${state.local}): the database and nodes start at ${w!.start} and get ${OFF_PEAK_WARM_UP_MINUTES} min to be ready`
       : `too close to the end of its work hours (${state.local}): the deploy job may run ${DEPLOY_JOB_TIMEOUT_MINUTES} min (its timeout, a rollback included) and the stack stops at ${w!.end}`;
-    return { deploy: false, reason: `${why}; deploys run ${state.span ?? "never"}; ${next}` };
+    return { deploy: false, reason: `${why}; deploys run ${state.span}; ${next}` };
   }
   if (event === "schedule" && !state.opening)
     return {
