@@ -15,8 +15,9 @@ function waitForPaths(...args: string[]): Promise<{ code: number | null; out: st
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
+  // "close", not "exit": the output may still be in the pipes when the process has exited.
   return new Promise((resolve) =>
-    child.once("exit", (code) => resolve({ code, out, seconds: (performance.now() - started) / 1000 })),
+    child.once("close", (code) => resolve({ code, out, seconds: (performance.now() - started) / 1000 })),
   );
 }
 

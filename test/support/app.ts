@@ -86,8 +86,9 @@ export function spawnAppProcess(env: Record<string, string>, args: string[] = []
   let stderr = "";
   child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  // "close", not "exit": its output may still be in the pipes when the process has exited, and callers read it then.
   const exited = new Promise<Awaited<SpawnedApp["exited"]>>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
+    child.once("close", (code, signal) => resolve({ code, signal })),
   );
   return { child, output: () => ({ stdout, stderr }), exited };
 }

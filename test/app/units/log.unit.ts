@@ -128,7 +128,7 @@ test("lines stdout has not taken are held up to the buffer's bound, then dropped
     .setEncoding("utf8")
     .on("data", (chunk: string) => (out += chunk))
     .resume();
-  const [code] = await once(child, "exit");
+  const [code] = await once(child, "close"); // "exit" can come before the last of stdout
   assert.equal(code, 0);
   const logged = out
     .trim()
