@@ -11,7 +11,7 @@ import YAML from "yaml";
 import { RECEIVER_SECRET_KEYS, RECEIVER_SECRET_NAME, renderAlertmanagerConfig } from "../../monitoring/alertmanager/render.ts";
 import { EVICTABLE } from "../platform/cluster.ts";
 import { CostMetrics } from "./cost-metrics.ts";
-import { alertmanagerIngress } from "./network-policies.ts";
+import { monitoringIngress } from "./network-policies.ts";
 import { CHARTS } from "../versions.ts";
 import { type Chart, helmRelease } from "./helm.ts";
 import { RDS_CA, RDS_CA_FILE } from "./db-roles.ts";
@@ -181,7 +181,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const release = (id: string, chart: Chart, values: pulumi.Inputs, extra: pulumi.CustomResourceOptions = {}, ns = namespace) =>
       helmRelease(`${name}-${id}`, { name: id, namespace: ns, chart, values, timeoutSeconds: 900 }, { ...o, ...extra });
 
-    alertmanagerIngress(`${name}-alertmanager-ingress`, namespace, o);
+    monitoringIngress(name, namespace, o);
 
     const kps = release(
       KPS_RELEASE,

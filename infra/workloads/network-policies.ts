@@ -6,8 +6,9 @@
 // only Prometheus reaches its metrics port; only the API reaches Ollama and Qdrant's REST port (plus pods labelled as
 // Qdrant clients, e.g. the snapshot job; nothing speaks Qdrant's gRPC); Qdrant peers reach each other; only Prometheus
 // scrapes metrics ports. Kubelet probes come from the node and are always allowed (aws-network-policy-agent allows
-// the node's own address). Egress stays open: the policies select no egress. In the monitoring namespace, Alertmanager
-// alone has a policy (alertmanagerIngress).
+// the node's own address). Egress stays open: the policies select no egress. In the monitoring namespace, the pods that
+// serve an API (Prometheus, Alertmanager, Grafana, Loki and its gateway) have a policy each (monitoringIngress); the
+// exporters and Alloy, which serve only their metrics, have none.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { API, NAME_LABEL, NAMESPACES, OLLAMA, QDRANT, QDRANT_CLIENT_LABEL } from "./names.ts";
@@ -34,12 +35,18 @@ const pods = (labels: Record<string, string>) => ({ podSelector: { matchLabels: 
 /**
  * The monitoring stack's pods by the label their operator or chart gives them: prometheus-operator v0.88.1
  * (kube-prometheus-stack 81.4.3's appVersion) pkg/prometheus/server/operator.go and pkg/alertmanager/operator.go
- * makeSelectorLabels; grafana chart 10.5.15 templates/_helpers.tpl grafana.selectorLabels.
+ * makeSelectorLabels; grafana chart 10.5.15 templates/_helpers.tpl grafana.selectorLabels; loki chart 6.29.0
+ * templates/_helpers.tpl loki.selectorLabels (loki.name: the chart's name, nameOverride unset) with the component of
+ * single-binary/_helpers-single-binary.tpl and gateway/_helpers-gateway.tpl; alloy chart 0.12.5 templates/_helpers.tpl
+ * alloy.selectorLabels, on the pod by controllers/_pod.yaml.
  */
 export const MONITORING_PODS = {
   prometheus: { "app.kubernetes.io/name": "prometheus" },
   alertmanager: { "app.kubernetes.io/name": "alertmanager" },
   grafana: { "app.kubernetes.io/name": "grafana" },
+  loki: { "app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "single-binary" },
+  lokiGateway: { "app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "gateway" },
+  alloy: { "app.kubernetes.io/name": "alloy" },
 };
 
 export interface NetworkPoliciesArgs {
@@ -86,27 +93,59 @@ export class NetworkPolicies extends pulumi.ComponentResource {
 }
 
 /**
- * Alertmanager's ingress in the monitoring namespace, which has no policy of its own otherwise: its API takes no
- * credentials, so any pod of the cluster (Ollama pulling third-party models, say) could silence every alert. Prometheus
- * sends alerts to the web port and scrapes it and the config reloader's (kube-prometheus-stack 81.4.3
- * templates/alertmanager/servicemonitor.yaml: the web port and reloader-web); Grafana reads it as a data source (the
- * chart's sidecar.datasources.alertmanager, on by default); replicas gossip on the mesh port, TCP and UDP
- * (prometheus-operator v0.88.1 pkg/alertmanager/statefulset.go: web 9093, mesh 9094). Kubelet probes are always allowed.
+ * Ingress of the monitoring namespace's pods that serve an API, none of which takes credentials (Grafana's login aside):
+ * without these any pod of the cluster (Ollama pulling third-party models, say) could read every metric and log line,
+ * push forged logs or delete them through Loki's API, or silence every alert. Each admits its clients in this namespace
+ * only (a `from` without a namespaceSelector), on the ports they use. Kubelet probes are always allowed, and
+ * `kubectl port-forward` (Grafana's way in, README "Dashboards") dials the pod's loopback, which no policy sees.
+ * - Prometheus, web 9090 and the config reloader's 8080 (prometheus-operator v0.88.1 pkg/prometheus/common.go
+ *   MakeContainerPorts, pkg/operator/config_reloader.go configReloaderPort; the reloader reloads it on localhost):
+ *   Prometheus scrapes both on every replica (kube-prometheus-stack 81.4.3 templates/prometheus/servicemonitor.yaml:
+ *   http-web and reloader-web); Grafana queries 9090 (templates/grafana/configmaps-datasources.yaml, the Service's
+ *   port and targetPort 9090). Nothing else queries it: no adapter or KEDA (the HPA reads metrics-server's resource
+ *   metrics), no Thanos, no job.
+ * - Alertmanager, web 9093, reloader 8080, mesh 9094 TCP and UDP (prometheus-operator v0.88.1
+ *   pkg/alertmanager/statefulset.go): Prometheus sends alerts to the web port and scrapes it and the reloader's
+ *   (templates/alertmanager/servicemonitor.yaml); Grafana reads it as a data source (the chart's
+ *   sidecar.datasources.alertmanager, on by default); replicas gossip on the mesh port.
+ * - Grafana, 3000 (grafana chart 10.5.15 values service.targetPort, templates/_pod.tpl): Prometheus scrapes it
+ *   (kube-prometheus-stack values grafana.serviceMonitor.enabled, true by default); its sidecars reload it on
+ *   localhost, and its gossip port serves only HA alerting, which one replica does not run.
+ * - Loki's gateway, 8080 (loki chart 6.29.0 values gateway.containerPort; Service port 80): Grafana's Loki data source
+ *   and Alloy's push (monitoring/logs/config.alloy) go to http://loki-gateway.
+ * - Loki, HTTP 3100, gRPC 9095, memberlist 7946 (single-binary/statefulset.yaml; dskit's memberlist speaks TCP only):
+ *   the gateway proxies every path to 3100 (_helpers.tpl loki.nginxFile, singleBinaryUrl). Loki pods reach each other
+ *   on all three: the ring (memberlist, then gRPC to the ingesters by pod address) and compactor_address, which is the
+ *   Service http://loki:3100 (_helpers.tpl loki.compactorAddress), so even one replica reaches itself through its
+ *   Service. Nothing scrapes it (values monitoring.serviceMonitor.enabled false); the canary and tests are off.
  */
-export function alertmanagerIngress(name: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
-  const [web, reloader, mesh] = [9093, 8080, 9094];
-  return ingressPolicy(
-    name,
-    {
-      name: "alertmanager-ingress",
-      namespace,
-      podSelector: { matchLabels: MONITORING_PODS.alertmanager },
-      ingress: [
-        { from: [pods(MONITORING_PODS.prometheus)], ports: tcp(web, reloader) },
-        { from: [pods(MONITORING_PODS.grafana)], ports: tcp(web) },
-        { from: [pods(MONITORING_PODS.alertmanager)], ports: [...tcp(mesh), { protocol: "UDP", port: mesh }] },
-      ],
-    },
-    opts,
-  );
+export function monitoringIngress(name: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
+  const from = (...labels: Record<string, string>[]) => labels.map(pods);
+  const policy = (policyName: string, selected: Record<string, string>, ingress: Rule[]) =>
+    ingressPolicy(
+      `${name}-${policyName}`,
+      { name: policyName, namespace, podSelector: { matchLabels: selected }, ingress },
+      opts,
+    );
+  const { prometheus, alertmanager, grafana, loki, lokiGateway, alloy } = MONITORING_PODS;
+  const prom = { web: 9090, reloader: 8080 };
+  const am = { web: 9093, reloader: 8080, mesh: 9094 };
+  const lokiPorts = { http: 3100, grpc: 9095, memberlist: 7946 };
+  return [
+    policy("prometheus-ingress", prometheus, [
+      { from: from(prometheus), ports: tcp(prom.web, prom.reloader) },
+      { from: from(grafana), ports: tcp(prom.web) },
+    ]),
+    policy("alertmanager-ingress", alertmanager, [
+      { from: from(prometheus), ports: tcp(am.web, am.reloader) },
+      { from: from(grafana), ports: tcp(am.web) },
+      { from: from(alertmanager), ports: [...tcp(am.mesh), { protocol: "UDP", port: am.mesh }] },
+    ]),
+    policy("grafana-ingress", grafana, [{ from: from(prometheus), ports: tcp(3000) }]),
+    policy("loki-gateway-ingress", lokiGateway, [{ from: from(grafana, alloy), ports: tcp(8080) }]),
+    policy("loki-ingress", loki, [
+      { from: from(lokiGateway), ports: tcp(lokiPorts.http) },
+      { from: from(loki), ports: tcp(lokiPorts.http, lokiPorts.grpc, lokiPorts.memberlist) },
+    ]),
+  ];
 }

@@ -8,6 +8,7 @@
 // backend naming a port nothing declares, and a selector that selects no pod, are accepted and fail only later.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import type { Plan, PlannedResource } from "../../infra/plan/types.ts";
 import { MONITORING_PODS } from "../../infra/workloads/network-policies.ts";
 import { containersOf, podTemplateOf } from "../../policy/lib/k8s.ts";
@@ -97,7 +98,10 @@ function podViolations(r: PlannedResource, t: PodTemplate): string[] {
   return out.map((v) => `${r.type} ${r.name}: ${v}`);
 }
 
-/** Services, Ingresses, PodDisruptionBudgets and NetworkPolicies that select no pod, or name a port no one declares. */
+/**
+ * Services, Ingresses, PodDisruptionBudgets and NetworkPolicies that select no pod, or name a port no one declares, and
+ * NetworkPolicy peers that select no pod.
+ */
 function referenceViolations(plan: Plan): string[] {
   const out: string[] = [];
   const namespace = (r: PlannedResource) => inputs(r).metadata.namespace;
@@ -129,12 +133,22 @@ function referenceViolations(plan: Plan): string[] {
     }
   // The monitoring charts' pods are not in the plan (Helm renders them at up): a selector of theirs is checked where
   // it is made (network-policies.ts MONITORING_PODS), against the labels their charts give them at the pinned versions.
-  const chartPods = Object.values(MONITORING_PODS).map((labels) => JSON.stringify(labels));
+  // Compared whole, whatever their keys' order (the plan's inputs come back with their keys sorted).
+  const chartPod = (selector: Labels) => Object.values(MONITORING_PODS).some((labels) => isDeepStrictEqual(labels, selector));
   for (const r of objects(plan).filter((r) => ["PodDisruptionBudget", "NetworkPolicy"].includes(kindOf(r)))) {
     const selector = (inputs(r).spec.selector ?? inputs(r).spec.podSelector).matchLabels;
-    if (!selector || podsIn(namespace(r), selector).length > 0 || chartPods.includes(JSON.stringify(selector))) continue;
+    if (!selector || podsIn(namespace(r), selector).length > 0 || chartPod(selector)) continue;
     out.push(`${kindOf(r)} ${r.name} selects no pod`);
   }
+  // A NetworkPolicy's peer that selects no pod admits nothing: its client is cut off, silently.
+  for (const r of objects(plan).filter((r) => kindOf(r) === "NetworkPolicy"))
+    for (const peer of inputs(r).spec.ingress.flatMap((rule: any) => rule.from ?? [])) {
+      const selector = peer.podSelector?.matchLabels;
+      if (!selector) continue;
+      const ns = peer.namespaceSelector ? peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"] : namespace(r);
+      if (podsIn(ns, selector).length > 0 || chartPod(selector)) continue;
+      out.push(`NetworkPolicy ${r.name} admits ${JSON.stringify(selector)} in ${ns}, no pod`);
+    }
   return out;
 }
 
@@ -158,7 +172,7 @@ for (const stack of ["dev", "prod"] as const) {
     );
   });
 
-  test(`${stack}: Services, the Ingress, PodDisruptionBudgets and NetworkPolicies select pods and ports that exist`, () => {
+  test(`${stack}: Services, the Ingress, PodDisruptionBudgets and NetworkPolicies (and their peers) select pods and ports that exist`, () => {
     assert.deepEqual(referenceViolations(plan), []);
   });
 }

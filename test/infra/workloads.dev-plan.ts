@@ -122,6 +122,10 @@ test("dev has the same network policies as prod", () => {
     "agent-api-ingress",
     "default-deny-ingress",
     "observability-stack-alertmanager-ingress",
+    "observability-stack-grafana-ingress",
+    "observability-stack-loki-gateway-ingress",
+    "observability-stack-loki-ingress",
+    "observability-stack-prometheus-ingress",
     "ollama-ingress",
     "qdrant-ingress",
   ]);

@@ -501,24 +501,41 @@ test("network policies: deny by default; only the API reaches Ollama and Qdrant;
   ]);
 });
 
-test("Alertmanager, whose API takes no credentials, admits Prometheus, Grafana and its peers, on their ports alone", () => {
-  const [am] = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+test("the monitoring namespace's APIs (Prometheus, Alertmanager, Grafana, Loki and its gateway) admit only their clients, on their ports", () => {
+  const policies = ofType(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
     .map(inputs)
-    .filter((p) => p.metadata.name === "alertmanager-ingress");
-  assert.equal(am.metadata.namespace, "monitoring");
-  assert.deepEqual(am.spec.podSelector, { matchLabels: { "app.kubernetes.io/name": "alertmanager" } });
-  assert.deepEqual(am.spec.policyTypes, ["Ingress"]);
-  const admitted = am.spec.ingress.map((r: any) => [
-    r.from.map((f: any) => f.podSelector.matchLabels["app.kubernetes.io/name"]).join(),
-    r.ports.map((p: any) => `${p.protocol}/${p.port}`).join(),
-  ]);
-  assert.deepEqual(admitted, [
-    ["prometheus", "TCP/9093,TCP/8080"],
-    ["grafana", "TCP/9093"],
-    ["alertmanager", "TCP/9094,UDP/9094"],
-  ]);
-  for (const r of am.spec.ingress)
-    for (const f of r.from) assert.deepEqual(Object.keys(f), ["podSelector"], "this namespace only");
+    .filter((p) => p.metadata.namespace === "monitoring");
+  const name = (labels: Record<string, string>) =>
+    [labels["app.kubernetes.io/name"], labels["app.kubernetes.io/component"]].filter(Boolean).join("/");
+  const admitted = Object.fromEntries(
+    policies.map((p) => {
+      assert.deepEqual(p.spec.policyTypes, ["Ingress"], p.metadata.name);
+      for (const r of p.spec.ingress)
+        for (const f of r.from) assert.deepEqual(Object.keys(f), ["podSelector"], `${p.metadata.name}: this namespace only`);
+      const rules = p.spec.ingress.map((r: any) => [
+        r.from.map((f: any) => name(f.podSelector.matchLabels)).join(),
+        r.ports.map((p: any) => `${p.protocol}/${p.port}`).join(),
+      ]);
+      return [`${p.metadata.name} ${name(p.spec.podSelector.matchLabels)}`, rules];
+    }),
+  );
+  assert.deepEqual(admitted, {
+    "prometheus-ingress prometheus": [
+      ["prometheus", "TCP/9090,TCP/8080"],
+      ["grafana", "TCP/9090"],
+    ],
+    "alertmanager-ingress alertmanager": [
+      ["prometheus", "TCP/9093,TCP/8080"],
+      ["grafana", "TCP/9093"],
+      ["alertmanager", "TCP/9094,UDP/9094"],
+    ],
+    "grafana-ingress grafana": [["prometheus", "TCP/3000"]],
+    "loki-gateway-ingress loki/gateway": [["grafana,alloy", "TCP/8080"]],
+    "loki-ingress loki/single-binary": [
+      ["loki/gateway", "TCP/3100"],
+      ["loki/single-binary", "TCP/3100,TCP/9095,TCP/7946"],
+    ],
+  });
 });
 
 test("every workload container has CPU and memory requests and a memory limit", () => {
