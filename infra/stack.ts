@@ -82,6 +82,7 @@ export async function buildStack(): Promise<BuiltStack> {
     {
       clusterName: prefix,
       region: config.region,
+      accountId,
       azCount: sizes.network.azCount,
       instanceTypes: [...new Set(Object.values(sizes.nodeGroups).flatMap((g) => g?.instanceTypes ?? []))],
       natGateways: sizes.network.natGateways,
@@ -95,6 +96,8 @@ export async function buildStack(): Promise<BuiltStack> {
     "cluster",
     {
       clusterName: prefix,
+      region: config.region,
+      accountId,
       kubernetesVersion: config.kubernetesVersion,
       vpcId: network.vpcId,
       publicSubnetIds: network.publicSubnetIds,
@@ -195,6 +198,8 @@ export async function buildStack(): Promise<BuiltStack> {
       timeZone: config.timeZone,
       nodeGroups: cluster.nodeGroups,
       database: { identifier: database.instance.identifier, arn: database.instance.arn },
+      region: config.region,
+      accountId,
       permissionsBoundary,
     },
     opts,

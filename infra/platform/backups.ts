@@ -151,6 +151,8 @@ export class Backups extends pulumi.ComponentResource {
       `${name}-backup`,
       {
         description: "AWS Backup: snapshot and restore the tagged RDS instance and Qdrant volumes",
+        // No source condition: the AWS Backup guide's "IAM service roles" trusts backup.amazonaws.com without one, and its
+        // "Cross-service confused deputy prevention" names the keys for SNS topic and KMS key policies only.
         assumeRolePolicy: serviceTrustPolicy("backup.amazonaws.com"),
         permissionsBoundary: args.permissionsBoundary,
       },

@@ -17,6 +17,9 @@ export type NodeRole = keyof Tier["nodeGroups"];
 
 export interface ClusterArgs {
   clusterName: string;
+  /** The cluster's region and account: its role trusts EKS for this cluster only. */
+  region: string;
+  accountId: pulumi.Input<string>;
   kubernetesVersion: string;
   vpcId: pulumi.Input<string>;
   publicSubnetIds: pulumi.Input<string>[];
@@ -142,9 +145,17 @@ export class Cluster extends pulumi.ComponentResource {
     );
     this.kmsKeyArn = key.arn;
 
+    // The EKS guide's "Cross-service confused deputy prevention in Amazon EKS" (cluster role): source account and the
+    // cluster's ARN, known before the cluster from its name.
     const role = new aws.iam.Role(
       `${name}-control-plane`,
-      { assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com"), permissionsBoundary: args.permissionsBoundary },
+      {
+        assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com", {
+          account: args.accountId,
+          arn: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
+        }),
+        permissionsBoundary: args.permissionsBoundary,
+      },
       o,
     );
     // The provider docs require the cluster to depend on this attachment: otherwise EKS can be created before
@@ -229,6 +240,8 @@ export class Cluster extends pulumi.ComponentResource {
     );
     this.oidc = { arn: oidcProvider.arn, url: oidcProvider.url };
 
+    // No source condition: the EKS guide's node role ("Amazon EKS node IAM role") trusts EC2 without one, and no guide
+    // documents EC2 sending aws:SourceAccount or aws:SourceArn when an instance profile's role is assumed.
     const nodeRole = new aws.iam.Role(
       `${name}-node`,
       { assumeRolePolicy: serviceTrustPolicy("ec2.amazonaws.com"), permissionsBoundary: args.permissionsBoundary },

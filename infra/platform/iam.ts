@@ -4,10 +4,40 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
-export function serviceTrustPolicy(service: string): string {
-  return JSON.stringify({
+/**
+ * Where a service's request on this account's behalf must come from (confused deputy): a resource of `account`
+ * (aws:SourceAccount) and, where given, `arn` (aws:SourceArn under ArnLike: one ARN, or a pattern with `*`). Only for a
+ * service whose guide documents these keys for that use: a request that lacks them is refused.
+ */
+export interface ServiceSource {
+  account: pulumi.Input<string>;
+  arn?: pulumi.Input<string>;
+}
+
+/** A policy statement's Condition for `source`. */
+export const sourceCondition = (source: ServiceSource) => ({
+  StringEquals: { "aws:SourceAccount": source.account },
+  ...(source.arn === undefined ? {} : { ArnLike: { "aws:SourceArn": source.arn } }),
+});
+
+/**
+ * Trust policy letting `service` assume the role; with `source`, only for requests from that account and resource.
+ * The guides that document the keys in a role's trust: VPC "IAM role for publishing flow logs to CloudWatch Logs", EKS
+ * "Cross-service confused deputy prevention in Amazon EKS" (the cluster role), EventBridge Scheduler "Confused deputy
+ * prevention" (the execution role: a schedule group's ARN). AWS Backup's service roles and EC2's instance roles have
+ * none: their guides show the trust without a condition (Backup's confused deputy page covers SNS and KMS policies only).
+ */
+export function serviceTrustPolicy(service: string, source?: ServiceSource): pulumi.Output<string> {
+  return pulumi.jsonStringify({
     Version: "2012-10-17",
-    Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }],
+    Statement: [
+      {
+        Effect: "Allow",
+        Principal: { Service: service },
+        Action: "sts:AssumeRole",
+        ...(source ? { Condition: sourceCondition(source) } : {}),
+      },
+    ],
   });
 }
 

@@ -11,6 +11,8 @@ import { EKS_UNSUPPORTED_ZONE_IDS, keptZones, nextZone, qualifyingZones } from "
 export interface NetworkArgs {
   clusterName: string;
   region: string;
+  /** The stack's account: only its flow logs may use the flow-log role. */
+  accountId: pulumi.Input<string>;
   azCount: number;
   /** Every instance type the node groups use: each chosen zone must offer all of them. */
   instanceTypes: string[];
@@ -196,7 +198,7 @@ export class Network extends pulumi.ComponentResource {
       o,
     );
 
-    if (args.flowLogs) this.addFlowLogs(name, vpc, args.permissionsBoundary, o);
+    if (args.flowLogs) this.addFlowLogs(name, vpc, args, o);
     this.registerOutputs({
       vpcId: this.vpcId,
       privateSubnetIds: this.privateSubnetIds,
@@ -205,18 +207,18 @@ export class Network extends pulumi.ComponentResource {
     });
   }
 
-  private addFlowLogs(
-    name: string,
-    vpc: aws.ec2.Vpc,
-    permissionsBoundary: pulumi.Input<string>,
-    o: pulumi.CustomResourceOptions,
-  ) {
+  private addFlowLogs(name: string, vpc: aws.ec2.Vpc, args: NetworkArgs, o: pulumi.CustomResourceOptions) {
     const logs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { retentionInDays: 30 }, o);
     const role = new aws.iam.Role(
       `${name}-flow-logs`,
       {
-        assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com"),
-        permissionsBoundary,
+        // The VPC guide's "IAM role for publishing flow logs to CloudWatch Logs": source account and the flow log's ARN,
+        // its ID a wildcard where the flow log is made after the role (as here: it takes the role's ARN).
+        assumeRolePolicy: serviceTrustPolicy("vpc-flow-logs.amazonaws.com", {
+          account: args.accountId,
+          arn: pulumi.interpolate`arn:aws:ec2:${args.region}:${args.accountId}:vpc-flow-log/*`,
+        }),
+        permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );

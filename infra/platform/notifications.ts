@@ -4,6 +4,7 @@
 // PagerDuty stay optional extras on the Alertmanager side.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { sourceCondition } from "./iam.ts";
 
 export interface NotificationsArgs {
   /** Topic name: `<project>-<stack>-notifications`. */
@@ -47,7 +48,12 @@ export class Notifications extends pulumi.ComponentResource {
               Principal: { Service: "budgets.amazonaws.com" },
               Action: "SNS:Publish",
               Resource: topic.arn,
-              Condition: { StringEquals: { "aws:SourceAccount": args.accountId } },
+              // AWS Cost Management guide, "Creating an Amazon SNS topic for budget notifications" and "Cross-service
+              // confused deputy prevention" (for Budgets, aws:SourceArn "must be arn:aws:budgets::<account>:budget/*").
+              Condition: sourceCondition({
+                account: args.accountId,
+                arn: pulumi.interpolate`arn:aws:budgets::${args.accountId}:budget/*`,
+              }),
             },
             ...(alerts.length > 0
               ? [
@@ -57,6 +63,8 @@ export class Notifications extends pulumi.ComponentResource {
                     Principal: { Service: "events.amazonaws.com" },
                     Action: "SNS:Publish",
                     Resource: topic.arn,
+                    // EventBridge guide, "Cross-service confused deputy prevention": for event bus rule targets,
+                    // aws:SourceArn "must be the rule ARN" (which names the account).
                     Condition: { ArnEquals: { "aws:SourceArn": alerts.map(([, a]) => a.rule.arn) } },
                   },
                 ]

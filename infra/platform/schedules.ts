@@ -19,6 +19,9 @@ export interface OffPeakSchedulesArgs {
   nodeGroups: NodeGroupInstance[];
   /** The instance work-hours-only tiers stop at night. */
   database: { identifier: pulumi.Input<string>; arn: pulumi.Input<string> };
+  /** The schedules' region and account: the scheduler's role trusts EventBridge Scheduler for their group only. */
+  region: string;
+  accountId: pulumi.Input<string>;
   /** The workload boundary's ARN (platform/boundaries.ts): every role this creates carries it. */
   permissionsBoundary: pulumi.Input<string>;
 }
@@ -31,6 +34,8 @@ export interface AsgSizes {
 }
 
 const UNCHANGED = -1;
+/** The database's schedules' group: EventBridge Scheduler's `default`, which every account has in every region. */
+export const SCHEDULE_GROUP = "default";
 /** Off-peak applies to these groups; vector (Qdrant) and monitoring keep their size around the clock. */
 const OFF_PEAK_SIZE: Partial<Record<NodeRole, "generalNodes" | "gpuNodes">> = { general: "generalNodes", gpu: "gpuNodes" };
 
@@ -69,7 +74,12 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
       `${name}-rds-scheduler`,
       {
         description: "EventBridge Scheduler: stop and start the database outside work hours",
-        assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com"),
+        // The EventBridge Scheduler guide's "Confused deputy prevention": source account and the schedule group's ARN
+        // (it says a group's, never a schedule's).
+        assumeRolePolicy: serviceTrustPolicy("scheduler.amazonaws.com", {
+          account: args.accountId,
+          arn: pulumi.interpolate`arn:aws:scheduler:${args.region}:${args.accountId}:schedule-group/${SCHEDULE_GROUP}`,
+        }),
         permissionsBoundary: args.permissionsBoundary,
       },
       o,
@@ -90,6 +100,7 @@ export class OffPeakSchedules extends pulumi.ComponentResource {
         `${name}-rds-${suffix}`,
         {
           description: `${api} for the database (workHoursOnly)`,
+          groupName: SCHEDULE_GROUP,
           scheduleExpression: eventBridgeCron(hhmm, days),
           // @pulumi/aws scheduler.Schedule `scheduleExpressionTimezone`: the zone the cron is evaluated in (default UTC).
           scheduleExpressionTimezone: timezone,

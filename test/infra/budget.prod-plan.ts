@@ -44,6 +44,22 @@ test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's top
   assert.equal((plan.outputs.budget as any).notifies, `the stack's SNS topic (${EMAIL}), ${TOPIC}`);
 });
 
+test("AWS Budgets may publish to the stack's topic only for this account's budgets", () => {
+  // AWS Cost Management guide, "Cross-service confused deputy prevention": for Budgets, aws:SourceArn
+  // "must be arn:aws:budgets::123456789012:budget/*".
+  const policy = JSON.parse(inputs(one(plan, "aws:sns/topicPolicy:TopicPolicy")).policy);
+  const budgets = policy.Statement.filter((s: any) => s.Principal.Service === "budgets.amazonaws.com");
+  assert.deepEqual(
+    budgets.map((s: any) => s.Condition),
+    [
+      {
+        StringEquals: { "aws:SourceAccount": "123456789012" },
+        ArnLike: { "aws:SourceArn": "arn:aws:budgets::123456789012:budget/*" },
+      },
+    ],
+  );
+});
+
 test("under the engine the budget policy prices the stack as the plan does: its tier's usage, its off-peak schedules", async () => {
   // A budget between the plan's estimate ($5,464) and what the policy priced under the engine, where it sees the
   // resources but not the stack's config: $3,786 without the tier's usage assumptions, and with the GPU group's

@@ -71,6 +71,18 @@ test("the scheduler's role is trusted by scheduler.amazonaws.com and may only st
   assert.deepEqual(statements, [{ Effect: "Allow", Action: ["rds:StopDBInstance", "rds:StartDBInstance"], Resource: dbArn }]);
 });
 
+test("the scheduler's role trusts EventBridge Scheduler for this account's group of the database's schedules only", () => {
+  // EventBridge Scheduler guide, "Confused deputy prevention": aws:SourceAccount, and aws:SourceArn a schedule group's.
+  const schedules = ofType(plan, "aws:scheduler/schedule:Schedule").map(inputs);
+  const roleName = (schedules[0].target.roleArn as string).split("/").pop()!;
+  const [trust] = JSON.parse(inputs(one(plan, "aws:iam/role:Role", roleName)).assumeRolePolicy).Statement;
+  assert.deepEqual(trust.Condition, {
+    StringEquals: { "aws:SourceAccount": "123456789012" },
+    ArnLike: { "aws:SourceArn": "arn:aws:scheduler:us-east-1:123456789012:schedule-group/default" },
+  });
+  for (const s of schedules) assert.equal(s.groupName, "default", "each schedule is in the group the trust names");
+});
+
 test("no off-peak CronJobs in dev: outside work hours nothing runs at all", () => {
   const names = ofType(plan, "kubernetes:batch/v1:CronJob").map((c) => c.name);
   assert.ok(!names.some((n) => n.startsWith("offpeak")), names.join(", "));

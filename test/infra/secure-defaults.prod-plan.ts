@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
 import { test } from "node:test";
-import { stackPlan } from "../support/stack-plan.ts";
+import { stackPlan, WITH_CI_AND_FLOW_LOGS } from "../support/stack-plan.ts";
 import { containersOf } from "../../policy/lib/k8s.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 import { workloadView } from "../support/workloads.ts";
@@ -35,6 +35,34 @@ test("every add-on and job that calls AWS has its own IRSA role (no node credent
   assert.ok(inputs(snapshotAccount).metadata.annotations[ROLE_ARN]);
   // Alloy tails pods through the Kubernetes API and calls no AWS API: no role, no host mounts.
   assert.equal(release("observability-stack-alloy").serviceAccount, undefined);
+});
+
+test("the cluster role trusts EKS for this cluster only, the flow-log role VPC Flow Logs for this account's flow logs", async () => {
+  // EKS guide, "Cross-service confused deputy prevention in Amazon EKS" (cluster role); VPC guide, "IAM role for
+  // publishing flow logs to CloudWatch Logs" (the flow log's ID a wildcard where it is unknown).
+  const withFlowLogs = await stackPlan("prod", WITH_CI_AND_FLOW_LOGS);
+  const condition = (role: string) =>
+    JSON.parse(inputs(one(withFlowLogs, "aws:iam/role:Role", role)).assumeRolePolicy).Statement[0].Condition;
+  const cluster = inputs(one(withFlowLogs, "aws:eks/cluster:Cluster")).name;
+  assert.deepEqual(condition("cluster-control-plane"), {
+    StringEquals: { "aws:SourceAccount": "123456789012" },
+    ArnLike: { "aws:SourceArn": `arn:aws:eks:us-east-1:123456789012:cluster/${cluster}` },
+  });
+  assert.deepEqual(condition("network-flow-logs"), {
+    StringEquals: { "aws:SourceAccount": "123456789012" },
+    ArnLike: { "aws:SourceArn": "arn:aws:ec2:us-east-1:123456789012:vpc-flow-log/*" },
+  });
+});
+
+test("every role an AWS service assumes names the source account, but EC2's and AWS Backup's, whose guides document none", async () => {
+  // A service that sends no aws:SourceAccount is refused under it: the node role would join no node, the backup role
+  // would back nothing up. Their guides ("Amazon EKS node IAM role", AWS Backup "IAM service roles") trust them bare.
+  const withFlowLogs = await stackPlan("prod", WITH_CI_AND_FLOW_LOGS);
+  const trusts = ofType(withFlowLogs, "aws:iam/role:Role").flatMap((r) => JSON.parse(inputs(r).assumeRolePolicy).Statement);
+  const services = trusts.filter((s: any) => s.Principal.Service);
+  assert.ok(services.length >= 4, "the cluster, node, flow-log and backup roles");
+  const bare = services.filter((s: any) => s.Condition?.StringEquals?.["aws:SourceAccount"] !== "123456789012");
+  assert.deepEqual(bare.map((s: any) => s.Principal.Service).sort(), ["backup.amazonaws.com", "ec2.amazonaws.com"]);
 });
 
 test("prod's EKS endpoint is private only: private access on, public access off", () => {
