@@ -10,7 +10,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, STACK_BUCKETS } from "../config.ts";
 import { BACKUP_DENIES, workloadBoundaryName } from "./boundaries.ts";
-import { webIdentityTrustPolicy } from "./iam.ts";
+import { eksClusterArn, webIdentityTrustPolicy } from "./iam.ts";
 import { stackBucket } from "./private-bucket.ts";
 
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
@@ -140,7 +140,7 @@ export class CiRoles extends pulumi.ComponentResource {
       ciRoles: pulumi.interpolate`arn:aws:iam::${args.accountId}:role/${PROJECT}-*-ci-*`,
       boundary: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${PROJECT}-*-ci-deploy-boundary`,
       workloadBoundaries: pulumi.interpolate`arn:aws:iam::${args.accountId}:policy/${workloadBoundaryName(`${PROJECT}-*`)}`,
-      cluster: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
+      cluster: eksClusterArn(args.region, args.accountId, args.clusterName),
     };
 
     // AWS, not the mocks, checks these documents: the boundary (a managed policy) at most 6,144 characters and the

@@ -11,7 +11,7 @@ import { instanceShape } from "../capacity.ts";
 import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
-import { attachManagedPolicies, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
+import { attachManagedPolicies, eksClusterArn, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
 
 export type NodeRole = keyof Tier["nodeGroups"];
 
@@ -152,7 +152,7 @@ export class Cluster extends pulumi.ComponentResource {
       {
         assumeRolePolicy: serviceTrustPolicy("eks.amazonaws.com", {
           account: args.accountId,
-          arn: pulumi.interpolate`arn:aws:eks:${args.region}:${args.accountId}:cluster/${args.clusterName}`,
+          arn: eksClusterArn(args.region, args.accountId, args.clusterName),
         }),
         permissionsBoundary: args.permissionsBoundary,
       },

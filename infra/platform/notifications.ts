@@ -48,8 +48,9 @@ export class Notifications extends pulumi.ComponentResource {
               Principal: { Service: "budgets.amazonaws.com" },
               Action: "SNS:Publish",
               Resource: topic.arn,
-              // AWS Cost Management guide, "Creating an Amazon SNS topic for budget notifications" and "Cross-service
-              // confused deputy prevention" (for Budgets, aws:SourceArn "must be arn:aws:budgets::<account>:budget/*").
+              // AWS Cost Management guide, "Cross-service confused deputy prevention": for Budgets, aws:SourceArn "must be
+              // arn:aws:budgets::<account>:budget/*" (its page "Creating an Amazon SNS topic for budget notifications"
+              // shows the wider arn:aws:budgets::<account>:*; every budget notification comes from a budget).
               Condition: sourceCondition({
                 account: args.accountId,
                 arn: pulumi.interpolate`arn:aws:budgets::${args.accountId}:budget/*`,

@@ -400,6 +400,7 @@ function lokiValues(args: MonitoringArgs): pulumi.Inputs {
   const store = s3 ? "s3" : "filesystem";
   const onNodes = { nodeSelector: sizing.nodeSelector };
   return {
+    // Its pods' component label is single-binary: Loki's NetworkPolicy selects them by it (MONITORING_PODS.loki).
     deploymentMode: "SingleBinary",
     loki: {
       // Every Loki pod's (loki chart 6.29.0 templates: single-binary/statefulset.yaml and

@@ -130,6 +130,8 @@ export function monitoringIngress(name: string, namespace: pulumi.Input<string>,
   const { prometheus, alertmanager, grafana, loki, lokiGateway, alloy } = MONITORING_PODS;
   const prom = { web: 9090, reloader: 8080 };
   const am = { web: 9093, reloader: 8080, mesh: 9094 };
+  const grafanaWeb = 3000;
+  const lokiGatewayWeb = 8080;
   const lokiPorts = { http: 3100, grpc: 9095, memberlist: 7946 };
   return [
     policy("prometheus-ingress", prometheus, [
@@ -141,8 +143,8 @@ export function monitoringIngress(name: string, namespace: pulumi.Input<string>,
       { from: from(grafana), ports: tcp(am.web) },
       { from: from(alertmanager), ports: [...tcp(am.mesh), { protocol: "UDP", port: am.mesh }] },
     ]),
-    policy("grafana-ingress", grafana, [{ from: from(prometheus), ports: tcp(3000) }]),
-    policy("loki-gateway-ingress", lokiGateway, [{ from: from(grafana, alloy), ports: tcp(8080) }]),
+    policy("grafana-ingress", grafana, [{ from: from(prometheus), ports: tcp(grafanaWeb) }]),
+    policy("loki-gateway-ingress", lokiGateway, [{ from: from(grafana, alloy), ports: tcp(lokiGatewayWeb) }]),
     policy("loki-ingress", loki, [
       { from: from(lokiGateway), ports: tcp(lokiPorts.http) },
       { from: from(loki), ports: tcp(lokiPorts.http, lokiPorts.grpc, lokiPorts.memberlist) },

@@ -536,6 +536,9 @@ test("the monitoring namespace's APIs (Prometheus, Alertmanager, Grafana, Loki a
       ["loki/single-binary", "TCP/3100,TCP/9095,TCP/7946"],
     ],
   });
+  // Only this mode's pods carry the component the Loki policy selects: in another, it would select none and leave them open.
+  const loki = ofType(plan, "kubernetes:helm.sh/v3:Release").find((r) => inputs(r).chart === "loki")!;
+  assert.equal(inputs(loki).values.deploymentMode, "SingleBinary");
 });
 
 test("every workload container has CPU and memory requests and a memory limit", () => {
