@@ -1,7 +1,7 @@
 // Deadlines against Node's event loop: a request's 504 (middleware/deadline.ts) and a call's (deadline.ts).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { type Context, Hono } from "hono";
 import { beforeDeadline } from "../../app/src/deadline.ts";
@@ -32,11 +32,16 @@ test("deadlineAt is never later than the 504: a handler that checks it after the
 });
 
 test("a call's deadline passed while the event loop was held is decided after the answers already in: one in time wins", async () => {
-  const echo = spawn("cat"); // another process: it answers while this one's loop is held
+  // A loopback connection: a write is in the peer's receive buffer when the write call returns (libuv writes at once
+  // to an idle socket), so the answer is in while this loop is held, with no other process to wait for.
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const client = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  const [peer] = (await Promise.all([once(server, "connection"), once(client, "connect")]))[0] as [Socket];
   try {
-    await once(echo, "spawn");
     let missed = 0;
-    const answer = once(echo.stdout, "data").then(([data]) => String(data));
+    const answer = once(peer, "data").then(([data]) => String(data));
     const result = beforeDeadline(answer, 20, () => {
       missed++;
       return new Error("no answer within 20 ms");
@@ -46,7 +51,7 @@ test("a call's deadline passed while the event loop was held is decided after th
     // call was refused (a Postgres statement answered in time was a 503: probe AU).
     await new Promise<void>((resolve) =>
       setImmediate(() => {
-        echo.stdin.write("pong");
+        client.write("pong");
         const heldUntil = performance.now() + 150;
         while (performance.now() < heldUntil);
         resolve();
@@ -55,6 +60,8 @@ test("a call's deadline passed while the event loop was held is decided after th
     assert.equal(await result, "pong");
     assert.equal(missed, 0, "the miss was counted");
   } finally {
-    echo.kill();
+    client.destroy();
+    peer.destroy();
+    server.close();
   }
 });

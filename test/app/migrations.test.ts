@@ -212,7 +212,9 @@ test("migrations leave a serving replica's writes alone: one transaction each, a
     migrating = false;
     await writer;
     assert.deepEqual(failures, []);
-    assert.ok(writes > 20, `${writes} writes during the migrations`);
+    // No write failed on lock_timeout (300 ms): none queued behind the migrations. The count only shows the writes went
+    // on throughout (28-30 here, loaded or not): loose, as a slower Postgres takes longer for each.
+    assert.ok(writes > 12, `${writes} writes during the migrations`);
     const [index] = await admin`SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x_key'::regclass`;
     assert.equal(index!.indisvalid, true);
   });
@@ -246,7 +248,8 @@ test("a migration waiting behind a long reader gives way to a serving replica's 
     await reading;
     assert.deepEqual(await migrating, ["001_add.sql"]);
     assert.deepEqual(failures, []);
-    assert.ok(writes > 15, `${writes} writes`);
+    // As above: no write failed on lock_timeout; the count (19-22 here) shows they went on throughout, loosely.
+    assert.ok(writes > 10, `${writes} writes`);
   });
 });
 
