@@ -10,6 +10,7 @@ import { listenHttp, MAX_PIPELINED } from "../../app/src/http.ts";
 import { createLogger } from "../../app/src/log.ts";
 import { createMetrics, type Metrics } from "../../app/src/metrics.ts";
 import { parseResponses, rawExchange } from "../support/fuzz.ts";
+import { beyondLoopbackBuffers } from "../support/http.ts";
 import { metricValue } from "../support/metrics.ts";
 import { waitFor } from "../support/process.ts";
 
@@ -270,7 +271,7 @@ test("quick answers to pipelined requests all go out before the refusal of what 
 });
 
 test("a connection Node stopped reading for an answer backing up is read again once refused, and not reset", async () => {
-  const answer = "x".repeat(4 * 1024 * 1024); // more than the loopback connection's buffers hold
+  const answer = "x".repeat(beyondLoopbackBuffers());
   const http = await listenHttp(() => new Response(answer), {
     port: 0,
     host: "127.0.0.1",

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 export interface ApiResponse<T = any> {
   status: number;
   headers: Headers;
@@ -77,3 +79,21 @@ export const rawQuery = (
 ) =>
   `POST ${path} HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
   `${typed ? "Content-Type: application/json\r\n" : ""}${headers}${chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${length}`}\r\n\r\n${body}`;
+
+/** The value of a kernel setting of three numbers (min, initial, max) at `index`, or Linux's default where unreadable. */
+function tcpBuffer(name: "tcp_wmem" | "tcp_rmem", index: number, linuxDefault: number): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[index]) || linuxDefault;
+  } catch {
+    return linuxDefault;
+  }
+}
+
+/**
+ * An answer size that a loopback connection cannot hold for a client that reads nothing, on whatever machine runs the
+ * tests: four times the sender's socket buffer at its maximum (tcp_wmem's third number: autotuning grows it there)
+ * plus the receiver's at its start (tcp_rmem's second: it grows only as its reader reads). About 16.5 MiB with Linux's
+ * defaults, as here; a fixed size (4 MiB) held all but 270 KB of itself here, and a machine with larger buffers would
+ * hold it whole, and the test would pass without staging what it tests.
+ */
+export const beyondLoopbackBuffers = () => 4 * (tcpBuffer("tcp_wmem", 2, 4 * 1024 * 1024) + tcpBuffer("tcp_rmem", 1, 128 * 1024));
