@@ -208,3 +208,27 @@ test("every URN a document's `grep -o` picks from `pulumi stack --show-urns` mat
     assert.equal(matched.length, 1, `${pattern} picks ${matched.length}: ${matched.join(", ")}`);
   }
 });
+
+test("the restore runbook's EBS path: the backup plan, the selection's tag and the database share $DB's name, and the PersistentVolume it writes is of Qdrant's class", () => {
+  const doc = read("docs/restore-runbook.md");
+  assert.match(doc, /BackupPlanName=='\$DB'/);
+  assert.match(doc, /Key=backup,Value="\$DB"/);
+  const db = plan.outputs.dbInstanceId;
+  assert.deepEqual(
+    ofType(plan, "aws:backup/plan:Plan").map((p) => inputs(p).name),
+    [db],
+  );
+  assert.deepEqual(
+    ofType(plan, "aws:backup/selection:Selection").flatMap((s) => inputs(s).selectionTags),
+    [{ type: "STRINGEQUALS", key: "backup", value: db }],
+  );
+  // Its class and file system are the ones the claim template asks for and the class formats with.
+  const qdrant = ofType(plan, "kubernetes:apps/v1:StatefulSet").find((s) => inputs(s).metadata.name === "qdrant")!;
+  const className = inputs(qdrant).spec.volumeClaimTemplates[0].spec.storageClassName;
+  const storageClass = ofType(plan, "kubernetes:storage.k8s.io/v1:StorageClass").find(
+    (c) => inputs(c).metadata.name === className,
+  )!;
+  assert.match(doc, new RegExp(`storageClassName: ${className}\\n`));
+  assert.match(doc, new RegExp(`fsType: ${inputs(storageClass).parameters["csi.storage.k8s.io/fstype"]},`));
+  assert.equal(inputs(storageClass).parameters.tagSpecification_1, `backup=${db}`);
+});
