@@ -14,6 +14,10 @@ export interface ServiceSource {
   arn?: pulumi.Input<string>;
 }
 
+/** An EKS cluster's ARN, known from its name before the cluster exists. */
+export const eksClusterArn = (region: string, accountId: pulumi.Input<string>, clusterName: pulumi.Input<string>) =>
+  pulumi.interpolate`arn:aws:eks:${region}:${accountId}:cluster/${clusterName}`;
+
 /** A policy statement's Condition for `source`. */
 export const sourceCondition = (source: ServiceSource) => ({
   StringEquals: { "aws:SourceAccount": source.account },
@@ -27,10 +31,6 @@ export const sourceCondition = (source: ServiceSource) => ({
  * prevention" (the execution role: a schedule group's ARN). AWS Backup's service roles and EC2's instance roles have
  * none: their guides show the trust without a condition (Backup's confused deputy page covers SNS and KMS policies only).
  */
-/** An EKS cluster's ARN, known from its name before the cluster exists. */
-export const eksClusterArn = (region: string, accountId: pulumi.Input<string>, clusterName: pulumi.Input<string>) =>
-  pulumi.interpolate`arn:aws:eks:${region}:${accountId}:cluster/${clusterName}`;
-
 export function serviceTrustPolicy(service: string, source?: ServiceSource): pulumi.Output<string> {
   return pulumi.jsonStringify({
     Version: "2012-10-17",
