@@ -1,4 +1,5 @@
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type Config } from "../../app/src/config.ts";
@@ -76,9 +77,34 @@ export interface SpawnedApp {
   stop(): Promise<void>;
 }
 
-/** Runs app/src/main.ts as its own process (what `npm run app` runs), e.g. to send it signals. */
+let bundled: string | undefined;
+
+/**
+ * The API as its image runs it (app/Dockerfile: `npm run build`, then `node dist/main.js`), built once per process by
+ * app/package.json's own build script into app/dist (ignored by git), one file per process: node finds the
+ * dependencies from there, and the bundle its migrations one level up (start.ts MIGRATIONS_DIR), as in the image.
+ */
+function appBundle(): string {
+  if (bundled) return bundled;
+  const appDir = path.join(REPO_ROOT, "app");
+  const build: string = JSON.parse(readFileSync(path.join(appDir, "package.json"), "utf8")).scripts.build;
+  const [command, ...args] = build.split(" ");
+  if (command !== "esbuild") throw new Error(`app/package.json's build script is no longer esbuild: ${build}`);
+  const outfile = `dist/main.test-${process.pid}.js`;
+  const flags = [...args.filter((a) => !a.startsWith("--outfile=")), `--outfile=${outfile}`, "--log-level=warning"];
+  execFileSync(path.join(REPO_ROOT, "node_modules/.bin/esbuild"), flags, { cwd: appDir, stdio: "inherit" });
+  bundled = path.join(appDir, outfile);
+  const built = bundled;
+  process.once("exit", () => rmSync(built, { force: true }));
+  return built;
+}
+
+/**
+ * Runs the API's bundle (appBundle: what its container runs, not the sources through tsx) as its own process, e.g. to
+ * send it signals.
+ */
 export function spawnAppProcess(env: Record<string, string>, args: string[] = []): Omit<SpawnedApp, "url" | "stop"> {
-  const child = spawnTracked(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "app/src/main.ts"), ...args], {
+  const child = spawnTracked(process.execPath, [appBundle(), ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? "", ...env },
   });
