@@ -79,6 +79,18 @@ export const EKS_HIDDEN_RULES = {
   kubeProxy: false,
 } as const;
 
+/**
+ * Qdrant's scrape endpoint. honorLabels: Qdrant names the route of its REST series `endpoint` (v1.15.5
+ * src/common/metrics.rs WebApiTelemetry: `("method", method), ("endpoint", endpoint), ("status", ...)`), and so does
+ * prometheus-operator the port of every ServiceMonitor target (v0.88.1 pkg/prometheus/promcfg.go: `target_label:
+ * endpoint`, `replacement: <port>`). Without it Prometheus keeps the target's, "http", and renames Qdrant's to
+ * exported_endpoint (honor_labels false, Prometheus scrape.go mutateSampleLabels), so QdrantHighLatency and the
+ * Infrastructure dashboard's Qdrant latency and per-endpoint panels matched nothing. Qdrant's other labels (name,
+ * version, peer_id, id, method, status) are none of those Prometheus sets (job, instance, namespace, service, pod,
+ * container, endpoint).
+ */
+export const QDRANT_SCRAPE = { port: "http", path: "/metrics", honorLabels: true } as const;
+
 /** Label the Grafana sidecar loads dashboards from. */
 export const DASHBOARD_LABEL = { key: "grafana_dashboard", value: "1" } as const;
 
@@ -306,8 +318,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const monitor = serviceMonitor(args.agentNamespace, o, afterCrds);
     monitor(`${name}-${API.name}`, API.name, { port: API.metricsPortName, path: "/metrics" });
     monitor(`${name}-${QDRANT.name}`, QDRANT.name, {
-      port: "http",
-      path: "/metrics",
+      ...QDRANT_SCRAPE,
       authorization: { type: "Bearer", credentials: { name: SECRETS.qdrantApiKey.name, key: SECRETS.qdrantApiKey.key } },
       // One target per peer: the headless Service selects the same pods.
       relabelings: [{ sourceLabels: ["__meta_kubernetes_service_name"], regex: QDRANT.headless, action: "drop" }],

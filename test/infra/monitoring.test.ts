@@ -218,6 +218,8 @@ describe("Monitoring component", () => {
     );
     const qdrant = monitors.find((m) => m.inputs.metadata.name === "qdrant")!.inputs.spec.endpoints[0];
     assert.deepEqual([qdrant.port, qdrant.path, qdrant.authorization.type], ["http", "/metrics", "Bearer"]);
+    // Qdrant's route label is `endpoint`, as is the operator's target label (monitoring.ts QDRANT_SCRAPE).
+    assert.equal(qdrant.honorLabels, true, "Qdrant's endpoint label would be exported_endpoint");
   });
 
   it("generates the Grafana admin password into a Secret, never into Helm values", () => {
