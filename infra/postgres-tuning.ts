@@ -3,7 +3,7 @@
 // database's parameter groups.
 
 /** Memory of the RDS classes a tier may name (GiB). */
-const DB_MEMORY_GIB: Record<string, number> = {
+export const DB_MEMORY_GIB: Record<string, number> = {
   "db.t4g.micro": 1,
   "db.t4g.small": 2,
   "db.t4g.medium": 4,
@@ -26,6 +26,44 @@ const DB_MEMORY_GIB: Record<string, number> = {
   "db.r6g.2xlarge": 64,
   "db.r6g.4xlarge": 128,
 };
+
+/** vCPUs of the same classes (RDS User Guide, "Hardware specifications for DB instance classes"). */
+export const DB_VCPUS: Record<string, number> = {
+  "db.t4g.micro": 2,
+  "db.t4g.small": 2,
+  "db.t4g.medium": 2,
+  "db.t4g.large": 2,
+  "db.m6i.large": 2,
+  "db.m6i.xlarge": 4,
+  "db.m6i.2xlarge": 8,
+  "db.m6g.large": 2,
+  "db.m6g.xlarge": 4,
+  "db.m7g.large": 2,
+  "db.m7g.xlarge": 4,
+  "db.m7g.2xlarge": 8,
+  "db.r6i.large": 2,
+  "db.r6i.xlarge": 4,
+  "db.r6i.2xlarge": 8,
+  "db.r6i.4xlarge": 16,
+  "db.r6i.8xlarge": 32,
+  "db.r6g.large": 2,
+  "db.r6g.xlarge": 4,
+  "db.r6g.2xlarge": 8,
+  "db.r6g.4xlarge": 16,
+};
+
+/**
+ * max_worker_processes a read replica needs: at least its source's (PostgreSQL "Hot Standby", administrator's
+ * overview: max_connections, max_prepared_transactions, max_locks_per_transaction, max_wal_senders and
+ * max_worker_processes must be no smaller on a standby than on the primary, or it allows no queries; a standby that
+ * starts below them aborts recovery). RDS's default is per class, GREATEST(${DBInstanceVCPU*2},8) (the postgres16
+ * default parameter group), so a replica of fewer vCPUs than its source (medium: db.m7g.2xlarge's 16, db.r6g.xlarge's
+ * 8) got less. The other four are the same on both: max_connections is the tier's, the rest RDS's fixed defaults.
+ */
+export function replicaWorkerProcesses(sourceClass: string, replicaClass: string): number {
+  const workers = (instanceClass: string) => Math.max(DB_VCPUS[instanceClass]! * 2, 8);
+  return Math.max(workers(sourceClass), workers(replicaClass));
+}
 
 /** PostgreSQL's least work_mem, in kB (guc_tables.c); RDS refuses a parameter group below it. */
 const MIN_WORK_MEM_KB = 64;

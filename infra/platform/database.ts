@@ -7,7 +7,7 @@ import { MANAGED_ENGINES } from "../versions.ts";
 import * as random from "@pulumi/random";
 import type { Tier } from "../tiers.ts";
 import { DB_MAINTENANCE } from "../tier-schema.ts";
-import { postgresTuning } from "../postgres-tuning.ts";
+import { postgresTuning, replicaWorkerProcesses } from "../postgres-tuning.ts";
 import { storedSecret } from "./secrets.ts";
 
 export interface DatabaseArgs {
@@ -77,7 +77,10 @@ export class Database extends pulumi.ComponentResource {
     const params = this.parameterGroup(`${name}-params`, s.instanceClass, s.maxConnections);
     const replicaParams =
       s.readReplicas > 0 && s.replicaInstanceClass !== s.instanceClass
-        ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections)
+        ? this.parameterGroup(`${name}-replica-params`, s.replicaInstanceClass, s.maxConnections, {
+            // RDS's per-class default gave a replica of fewer vCPUs fewer than its source, which a standby refuses.
+            max_worker_processes: replicaWorkerProcesses(s.instanceClass, s.replicaInstanceClass),
+          })
         : params;
 
     const protect = !args.disposable;
@@ -172,7 +175,12 @@ export class Database extends pulumi.ComponentResource {
     this.registerOutputs({ address: this.address, secretArn: this.secretArn });
   }
 
-  private parameterGroup(name: string, instanceClass: string, maxConnections: number): aws.rds.ParameterGroup {
+  private parameterGroup(
+    name: string,
+    instanceClass: string,
+    maxConnections: number,
+    standby: Record<string, number> = {},
+  ): aws.rds.ParameterGroup {
     return new aws.rds.ParameterGroup(
       name,
       {
@@ -180,7 +188,7 @@ export class Database extends pulumi.ComponentResource {
         // A parameter group's description cannot change in place: keep it fixed, or a new class replaces the group.
         description: "agent-stack tuning (guide 000, scaled to the instance)",
         parameters: [
-          ...Object.entries(postgresTuning(instanceClass, maxConnections)).map(([pname, value]) => ({
+          ...Object.entries({ ...postgresTuning(instanceClass, maxConnections), ...standby }).map(([pname, value]) => ({
             name: pname,
             value: String(value),
             applyMethod: "pending-reboot",

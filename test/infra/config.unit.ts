@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
 import { ConfigError, configuredSecrets, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
-import { postgresTuning } from "../../infra/postgres-tuning.ts";
+import { DB_MEMORY_GIB, DB_VCPUS, postgresTuning, replicaWorkerProcesses } from "../../infra/postgres-tuning.ts";
 import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
@@ -380,4 +380,13 @@ test("more Qdrant peers than their role's nodes are refused: each needs a node o
     failure({ ...dev, "agent-stack:overrides": JSON.stringify({ qdrant: { replicas: 3, replicationFactor: 2 } }) }),
     /qdrant\.replicas: 3 peers need a node each \(required anti-affinity\), but nodeGroups\.general\.max is 2/,
   );
+});
+
+test("every RDS class a tier may name has a vCPU count, and a replica gets its source's worker processes at least", () => {
+  assert.deepEqual(Object.keys(DB_VCPUS).sort(), Object.keys(DB_MEMORY_GIB).sort());
+  // RDS's default GREATEST(${DBInstanceVCPU*2},8), the larger of the two classes'.
+  assert.equal(replicaWorkerProcesses("db.m7g.2xlarge", "db.r6g.xlarge"), 16);
+  assert.equal(replicaWorkerProcesses("db.r6g.4xlarge", "db.r6g.2xlarge"), 32);
+  assert.equal(replicaWorkerProcesses("db.m7g.large", "db.r6g.4xlarge"), 32);
+  assert.equal(replicaWorkerProcesses("db.t4g.micro", "db.t4g.micro"), 8);
 });

@@ -282,6 +282,22 @@ test("the replica gets tuning for its own memory (db.r6g.xlarge, 32 GiB) in its 
   assert.equal(inputs(replica).parameterGroupName, "database-replica-params");
 });
 
+test("the replica's max_worker_processes is at least its source's, which a standby needs to take queries", () => {
+  // PostgreSQL "Hot Standby" (administrator's overview): max_worker_processes no smaller on a standby than on the
+  // primary. RDS's default, GREATEST(${DBInstanceVCPU*2},8), gave db.r6g.xlarge (4 vCPU) 8 under db.m7g.2xlarge's 16.
+  const workers = (name: string) =>
+    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find(
+      (p: any) => p.name === "max_worker_processes",
+    );
+  assert.deepEqual(workers("database-replica-params"), {
+    name: "max_worker_processes",
+    value: "16",
+    applyMethod: "pending-reboot",
+  });
+  // The primary keeps RDS's default for its class (16).
+  assert.equal(workers("database-params"), undefined);
+});
+
 test("the VPC CNI enforces NetworkPolicies", () => {
   const cni = inputs(one(plan, "aws:eks/addon:Addon", "cluster-vpc-cni"));
   assert.equal(JSON.parse(cni.configurationValues).enableNetworkPolicy, "true");
