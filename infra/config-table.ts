@@ -57,7 +57,11 @@ export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = 
     "true",
     "activate the `stack` cost allocation tag the budget filters on; false in an AWS Organizations member account, where only the payer account can (activate `stack` there)",
   ],
-  ["budgetSnsTopicArn", "(none)", "another SNS topic the budget notifies besides the stack's own"],
+  [
+    "budgetSnsTopicArn",
+    "(none)",
+    "an SNS topic the budget notifies instead of the stack's (AWS Budgets takes one topic per alert); the notifyEmail addresses are then mailed by the budget itself (at most 10)",
+  ],
   ["restore", "{}", '`{"rdsSnapshotId": "..."}` creates the database from a snapshot'],
   [
     "ci",

@@ -126,7 +126,10 @@ const stackSchema = z
      * the management (payer) account may activate one (a member's `pulumi up` was refused, AccessDeniedException).
      */
     activateCostTag: z.boolean().default(true),
-    /** SNS topic for budget alerts, besides or instead of notifyEmail; its policy must let budgets.amazonaws.com publish. */
+    /**
+     * SNS topic for budget alerts in place of the stack's (AWS Budgets: one SNS subscriber per notification); the budget
+     * then mails the notifyEmail addresses itself. Its policy must let budgets.amazonaws.com publish.
+     */
     budgetSnsTopicArn: z
       .string()
       .regex(
@@ -159,6 +162,9 @@ const stackSchema = z
       .default({ ownsOidcProvider: false }),
   })
   .strict();
+
+/** E-mail subscribers AWS Budgets takes per notification (with one SNS topic). */
+export const MAX_BUDGET_EMAILS = 10;
 
 /** Every plain key the program reads under our namespace. */
 export const STACK_KEYS = Object.keys(stackSchema.shape);
@@ -241,6 +247,14 @@ function crossKeyProblems(s: z.infer<typeof stackSchema>): string[] {
   }
   if (s.hostedZoneId && !s.domain)
     problems.push(`${PROJECT}:hostedZoneId is set without ${PROJECT}:domain; set the DNS name the API is served on`);
+  // AWS Budgets: "each notification can have one SNS subscriber and up to 10 email subscribers" (Budgets API Reference,
+  // CreateBudget NotificationsWithSubscribers); with this topic in the stack's place, the budget mails the addresses.
+  const emails = notifyEmails(s).length;
+  if (s.budgetSnsTopicArn && emails > MAX_BUDGET_EMAILS) {
+    problems.push(
+      `${PROJECT}:budgetSnsTopicArn: with it the budget mails each ${PROJECT}:notifyEmail address itself, and AWS Budgets takes at most ${MAX_BUDGET_EMAILS} per notification (got ${emails}); list at most ${MAX_BUDGET_EMAILS}, or subscribe them to that topic and unset notifyEmail`,
+    );
+  }
   if (s.ci.ownsOidcProvider && s.ci.oidcProviderArn) {
     problems.push(
       `${PROJECT}:ci.ownsOidcProvider and ${PROJECT}:ci.oidcProviderArn: the owner creates the provider, the others name it; set one`,

@@ -1,5 +1,6 @@
 // Monthly cost budget per stack: alerts at 80 % of actual and 100 % of forecast spend (tiers.ts `budget`,
-// overridable with `agent-stack:overrides {"budget": {"monthlyUsd": N}}`), sent to the stack's SNS topic.
+// overridable with `agent-stack:overrides {"budget": {"monthlyUsd": N}}`), sent to the stack's SNS topic, or to
+// agent-stack:budgetSnsTopicArn and the stack's e-mail addresses.
 // It counts costs tagged stack=<stack>: the tag is activated for cost allocation here, and it reaches the
 // EC2 instances and volumes (launch templates), the ALB (controller default tags) and the EBS volumes of
 // volume claims (EBS CSI extra tags) besides everything Pulumi creates (provider default tags).
@@ -13,7 +14,7 @@ export interface BudgetArgs {
   stack: string;
   /** The stack's notifications topic (platform/notifications.ts) and who is subscribed to it. */
   topic: { arn: pulumi.Input<string>; subscribers: string[] };
-  /** Another SNS topic to notify as well (agent-stack:budgetSnsTopicArn). */
+  /** Another SNS topic to notify (agent-stack:budgetSnsTopicArn): in the stack's topic's place, its addresses mailed directly. */
   extraSnsTopicArn?: string;
   /** Activate the cost allocation tag here (agent-stack:activateCostTag); a member account's payer does it. */
   activateCostTag: boolean;
@@ -33,7 +34,12 @@ export class Budget extends pulumi.ComponentResource {
 
   constructor(name: string, args: BudgetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-stack:platform:Budget", name, {}, opts);
-    const topics = [args.topic.arn, ...(args.extraSnsTopicArn ? [args.extraSnsTopicArn] : [])];
+    // AWS Budgets takes one SNS topic per notification ("Each notification can have one SNS subscriber and up to 10 email
+    // subscribers": CreateBudget NotificationsWithSubscribers, Budgets API Reference); both topics were refused. With
+    // another topic the budget notifies it, and the addresses the stack's topic mails directly instead.
+    // At most MAX_BUDGET_EMAILS of them (config.ts refuses more).
+    const viaTopic = !args.extraSnsTopicArn;
+    const emails = viaTopic ? [] : args.topic.subscribers;
 
     // Account-wide: every stack in the account declares the same activation, and none may deactivate it for
     // the others on destroy. AWS only knows a tag key once tagged usage has reached billing (up to 24 h after
@@ -61,7 +67,8 @@ export class Budget extends pulumi.ComponentResource {
           threshold: a.thresholdPercent,
           thresholdType: "PERCENTAGE",
           notificationType: a.notificationType,
-          subscriberSnsTopicArns: topics,
+          subscriberSnsTopicArns: [viaTopic ? args.topic.arn : args.extraSnsTopicArn!],
+          subscriberEmailAddresses: emails.length > 0 ? emails : undefined,
         })),
       },
       { parent: this, dependsOn: tag ? [tag] : [] },
@@ -77,10 +84,9 @@ export class Budget extends pulumi.ComponentResource {
       monthlyUsd: args.monthlyUsd,
       scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by ${args.activateCostTag ? "this stack" : "the payer account"})`,
       alerts: BUDGET_ALERTS.map((a) => `${a.thresholdPercent} % ${a.notificationType.toLowerCase()}`),
-      notifies: [
-        `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`,
-        ...(args.extraSnsTopicArn ? [args.extraSnsTopicArn] : []),
-      ].join(", "),
+      notifies: viaTopic
+        ? `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`
+        : [args.extraSnsTopicArn!, ...emails].join(", "),
     };
     this.registerOutputs({ summary: this.summary });
   }

@@ -7,6 +7,7 @@ import { review } from "../../infra/review/review.ts";
 import { runPolicies } from "../../policy/offline.ts";
 import { TIERS } from "../../infra/tiers.ts";
 import { inputs, one } from "../support/plan.ts";
+import { stackPlan } from "../support/stack-plan.ts";
 
 const EMAIL = "oncall@example.com";
 const TOPIC = "arn:aws:sns:us-east-1:123456789012:budget-alerts";
@@ -27,7 +28,7 @@ test("a monthly USD cost budget of the tier's amount, for this stack's costs onl
   assert.equal(tag.options.retainOnDelete, true);
 });
 
-test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's topic (which mails the address) and the extra topic", () => {
+test("alerts at 80 % of actual and 100 % of forecast spend go to the extra topic, and to the address the stack's topic mails", () => {
   assert.deepEqual(
     budget.notifications.map((n: any) => [n.notificationType, n.comparisonOperator, n.threshold, n.thresholdType]),
     [
@@ -35,13 +36,25 @@ test("alerts at 80 % of actual and 100 % of forecast spend go to the stack's top
       ["FORECASTED", "GREATER_THAN", 100, "PERCENTAGE"],
     ],
   );
-  const own = `arn:aws:mock:us-east-1:123456789012:Topic/${one(plan, "aws:sns/topic:Topic").name}`;
+  // Budgets API Reference, CreateBudget NotificationsWithSubscribers: "each notification can have one SNS subscriber and
+  // up to 10 email subscribers"; the stack's topic and the extra one together were refused.
   for (const n of budget.notifications) {
-    assert.equal(n.subscriberEmailAddresses, undefined, "e-mail goes through the topic, not twice");
-    assert.deepEqual(n.subscriberSnsTopicArns, [own, TOPIC]);
+    assert.deepEqual(n.subscriberSnsTopicArns, [TOPIC]);
+    assert.deepEqual(n.subscriberEmailAddresses, [EMAIL], "the address the stack's topic would have mailed, once");
   }
   assert.equal(inputs(one(plan, "aws:sns/topicSubscription:TopicSubscription")).endpoint, EMAIL);
-  assert.equal((plan.outputs.budget as any).notifies, `the stack's SNS topic (${EMAIL}), ${TOPIC}`);
+  assert.equal((plan.outputs.budget as any).notifies, `${TOPIC}, ${EMAIL}`);
+});
+
+test("without an extra topic the alerts go to the stack's topic alone, which mails the address", async () => {
+  // The stack file's plan: its notifyEmail is EMAIL, and it names no other topic.
+  const own = await stackPlan("prod");
+  const topic = `arn:aws:mock:us-east-1:123456789012:Topic/${one(own, "aws:sns/topic:Topic").name}`;
+  for (const n of inputs(one(own, "aws:budgets/budget:Budget")).notifications) {
+    assert.deepEqual(n.subscriberSnsTopicArns, [topic]);
+    assert.equal(n.subscriberEmailAddresses, undefined, "e-mail goes through the topic, not twice");
+  }
+  assert.equal((own.outputs.budget as any).notifies, `the stack's SNS topic (${EMAIL})`);
 });
 
 test("AWS Budgets may publish to the stack's topic only for this account's budgets", () => {

@@ -390,3 +390,16 @@ test("every RDS class a tier may name has a vCPU count, and a replica gets its s
   assert.equal(replicaWorkerProcesses("db.m7g.large", "db.r6g.4xlarge"), 32);
   assert.equal(replicaWorkerProcesses("db.t4g.micro", "db.t4g.micro"), 8);
 });
+
+test("budgetSnsTopicArn: with it the budget mails the notifyEmail addresses itself, at most 10 (AWS Budgets per alert)", () => {
+  // Budgets API Reference, CreateBudget NotificationsWithSubscribers: one SNS subscriber and up to 10 email subscribers.
+  const topic = { ...base, "agent-stack:budgetSnsTopicArn": "arn:aws:sns:us-east-1:123456789012:budget-alerts" };
+  const emails = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => `oncall${i}@example.com`));
+  assert.match(
+    failure({ ...topic, "agent-stack:notifyEmail": emails(11) }),
+    /^agent-stack:budgetSnsTopicArn: .*AWS Budgets takes at most 10 per notification \(got 11\)/m,
+  );
+  assert.equal(notifyEmails(parseStackConfig({ ...topic, "agent-stack:notifyEmail": emails(10) }, "prod")).length, 10);
+  // Without the topic the addresses are the stack topic's subscriptions, as many as SNS takes.
+  assert.equal(notifyEmails(parseStackConfig({ ...base, "agent-stack:notifyEmail": emails(11) }, "prod")).length, 11);
+});
