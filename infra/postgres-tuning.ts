@@ -93,16 +93,27 @@ export function tuningProblem(
  * work_mem=16MB, maintenance_work_mem=512MB on an 8 GB host: 25 % / 75 % of RAM, RAM/16, and
  * 40 % of RAM spread over the connections. The same ratios scale to any instance. The config has been checked
  * with tuningProblem (tier-schema.ts).
+ *
+ * The memory settings are RDS formulas of the instance's own memory (DBInstanceClassMemory, bytes: RDS User Guide,
+ * "Specifying DB parameters", DB parameter formulas `{Variable/Integer}`, `{Variable*Integer/Integer}` and the
+ * functions GREATEST and LEAST), as RDS's default group states shared_buffers, not numbers of the class planned: a
+ * group is changed at once (pending-reboot) while a new instanceClass waits for the maintenance window, and any
+ * restart between the two (a Multi-AZ failover, dev's nightly stop and start) ran the old class with the new class's
+ * numbers: a db.t4g.micro (1 GiB) moving to db.t4g.medium would have started with 1 GiB of shared_buffers.
+ * RDS reserves some memory for itself, so each setting comes out a little below the same share of the class's size.
  */
-export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number> {
+export function postgresTuning(instanceClass: string, maxConnections: number): Record<string, number | string> {
   const problem = tuningProblem(instanceClass, maxConnections);
   if (problem) throw new Error(problem.message);
-  const kib = kibOf(DB_MEMORY_GIB[instanceClass]);
+  // Bytes of memory per unit: 8 kB pages for the buffers, kB for the working memory.
+  const pages = 8 * 1024;
   return {
     max_connections: maxConnections,
-    shared_buffers: Math.floor((kib * 0.25) / 8), // 8 kB pages
-    effective_cache_size: Math.floor((kib * 0.75) / 8), // 8 kB pages
-    work_mem: workMem(kib, maxConnections),
-    maintenance_work_mem: Math.min(Math.floor(kib / 16), 2 * 1024 * 1024), // kB, capped at 2 GB
+    shared_buffers: `{DBInstanceClassMemory/${4 * pages}}`,
+    effective_cache_size: `{DBInstanceClassMemory*3/${4 * pages}}`,
+    // 40 % over the connections, four buffers each (workMem): bytes / (connections x 4 x 1024 / 0.4) kB, never below
+    // PostgreSQL's least.
+    work_mem: `GREATEST({DBInstanceClassMemory/${maxConnections * 10_240}},${MIN_WORK_MEM_KB})`,
+    maintenance_work_mem: `LEAST({DBInstanceClassMemory/${16 * 1024}},${2 * 1024 * 1024})`, // kB, capped at 2 GB
   };
 }

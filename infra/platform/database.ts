@@ -73,7 +73,8 @@ export class Database extends pulumi.ComponentResource {
       o,
     );
 
-    // Each instance gets the guide's tuning for its own memory size.
+    // Each instance gets the guide's tuning for its own memory size (RDS formulas: postgres-tuning.ts). A replica of
+    // another class has a group of its own, for its worker processes.
     const params = this.parameterGroup(`${name}-params`, s.instanceClass, s.maxConnections);
     const replicaParams =
       s.readReplicas > 0 && s.replicaInstanceClass !== s.instanceClass

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { configFailure as failure } from "../support/config.ts";
 import { ConfigError, configuredSecrets, notifyEmails, parseStackConfig, requireAlertReceiver } from "../../infra/config.ts";
 import { DB_MEMORY_GIB, DB_VCPUS, postgresTuning, replicaWorkerProcesses } from "../../infra/postgres-tuning.ts";
+import { instanceOf, rdsParameterValue } from "../support/rds-formula.ts";
 import { configFlags } from "../../infra/review/args.ts";
 import { TIERS } from "../../infra/tiers.ts";
 
@@ -240,7 +241,7 @@ test("domain: at most 64 characters, ACM's limit for a certificate's domain name
 
 test("a class tuned with more connections than leave PostgreSQL 64 kB of work_mem each, or of unknown memory, is refused by its key", () => {
   // guc_tables.c: work_mem's minimum is 64 (kB); RDS refuses a parameter group below it.
-  assert.equal(postgresTuning("db.t4g.micro", 100).work_mem, 1048);
+  assert.equal(rdsParameterValue(String(postgresTuning("db.t4g.micro", 100).work_mem), instanceOf(1)), 1048);
   const database = (d: object) => failure(withOverrides({ database: d }));
   assert.match(
     database({ instanceClass: "db.t4g.micro", maxConnections: 2_000 }),
@@ -402,4 +403,33 @@ test("budgetSnsTopicArn: with it the budget mails the notifyEmail addresses itse
   assert.equal(notifyEmails(parseStackConfig({ ...topic, "agent-stack:notifyEmail": emails(10) }, "prod")).length, 10);
   // Without the topic the addresses are the stack topic's subscriptions, as many as SNS takes.
   assert.equal(notifyEmails(parseStackConfig({ ...base, "agent-stack:notifyEmail": emails(11) }, "prod")).length, 11);
+});
+
+test("the memory settings are RDS formulas of the instance's own memory: a restart before a new class lands keeps them in it", () => {
+  // A group changes at once (pending-reboot), a new instanceClass in the maintenance window: a failover or dev's
+  // nightly start between the two ran the old class with the settings of the new one.
+  const micro = postgresTuning("db.t4g.micro", 100);
+  assert.deepEqual(postgresTuning("db.t4g.medium", 100), micro, "the same group for either class");
+  for (const [instanceClass, gib] of Object.entries(DB_MEMORY_GIB)) {
+    const tuned = Object.fromEntries(
+      Object.entries(postgresTuning(instanceClass, 100)).map(([name, v]) => [
+        name,
+        rdsParameterValue(String(v), instanceOf(gib)),
+      ]),
+    );
+    const kib = gib * 1024 * 1024;
+    assert.deepEqual(
+      tuned,
+      {
+        max_connections: 100,
+        shared_buffers: kib / 4 / 8,
+        effective_cache_size: (kib * 3) / 4 / 8,
+        work_mem: Math.floor((kib * 0.4) / 100 / 4),
+        maintenance_work_mem: Math.min(kib / 16, 2 * 1024 * 1024),
+      },
+      instanceClass,
+    );
+  }
+  // RDS keeps some of the memory for itself: work_mem never falls below PostgreSQL's 64 kB for it.
+  assert.equal(rdsParameterValue(String(postgresTuning("db.t4g.micro", 1_638).work_mem), instanceOf(0.5)), 64);
 });

@@ -5,6 +5,7 @@ import { stackPlan } from "../support/stack-plan.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER } from "../../infra/plan/types.ts";
 import { inputs, nodeGroupsIgnoringScheduledSizes, ofType, one, newYorkStartHour } from "../support/plan.ts";
+import { instanceOf, rdsParameterValue } from "../support/rds-formula.ts";
 
 const plan = await stackPlan("prod");
 const nodeGroups = ofType(plan, "aws:eks/nodeGroup:NodeGroup");
@@ -133,13 +134,17 @@ test("the same-region read replica names no KMS key: RDS refuses one and encrypt
   assert.equal(replica.storageEncrypted, undefined);
 });
 
-test("the parameter group carries the guide's tuning scaled to a 32 GiB instance (db.m7g.2xlarge)", () => {
-  const params = Object.fromEntries(
-    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", "database-params")).parameters.map((p: any) => [
+/** A parameter group's values as RDS computes them on an instance of `gib` GiB. */
+const parametersOn = (group: string, gib: number) =>
+  Object.fromEntries(
+    inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", group)).parameters.map((p: any) => [
       p.name,
-      Number(p.value),
+      rdsParameterValue(p.value, instanceOf(gib)),
     ]),
   );
+
+test("the parameter group carries the guide's tuning scaled to a 32 GiB instance (db.m7g.2xlarge)", () => {
+  const params = parametersOn("database-params", 32);
   assert.equal(params.shared_buffers, (32 * 1024 * 1024 * 0.25) / 8); // 8 GiB in 8 kB pages
   assert.equal(params.effective_cache_size, (32 * 1024 * 1024 * 0.75) / 8);
   assert.equal(params.maintenance_work_mem, 2 * 1024 * 1024); // RAM/16 capped at 2 GB
@@ -272,12 +277,7 @@ test("stack outputs: endpoints and ARNs in the clear, kubeconfig as a secret", (
 });
 
 test("the replica gets tuning for its own memory (db.r6g.xlarge, 32 GiB) in its own parameter group", () => {
-  const shared = (name: string) =>
-    Number(
-      inputs(one(plan, "aws:rds/parameterGroup:ParameterGroup", name)).parameters.find((p: any) => p.name === "shared_buffers")
-        .value,
-    );
-  assert.equal(shared("database-replica-params"), (32 * 1024 * 1024 * 0.25) / 8);
+  assert.equal(parametersOn("database-replica-params", 32).shared_buffers, (32 * 1024 * 1024 * 0.25) / 8);
   const replica = ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!;
   assert.equal(inputs(replica).parameterGroupName, "database-replica-params");
 });
