@@ -140,6 +140,10 @@ export class Database extends pulumi.ComponentResource {
           replicateSourceDb: this.instance.identifier,
           instanceClass: s.replicaInstanceClass,
           storageType: "gp3",
+          // A replica's storage autoscaling is its own (CreateDBInstanceReadReplica MaxAllocatedStorage): left unset,
+          // it kept the size it was created at while the primary grew past it, until it was full and stopped
+          // replicating. It holds the same data, so it may grow as far.
+          maxAllocatedStorage: s.maxAllocatedStorageGb,
           // Neither kmsKeyId nor storageEncrypted: a same-region replica is always encrypted with its source's
           // key. The RDS API (CreateDBInstanceReadReplica, KmsKeyId) says not to specify a key in the same
           // region (RDS answers InvalidParameterCombination), and it has no StorageEncrypted parameter at all.

@@ -128,6 +128,14 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
 });
 
+test("the read replica's storage may grow as far as the primary's (its autoscaling is its own)", () => {
+  const [primary, replica] = [false, true].map((r) =>
+    inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => Boolean(inputs(d).replicateSourceDb) === r)!),
+  );
+  assert.equal(primary.maxAllocatedStorage, 1000);
+  assert.equal(replica.maxAllocatedStorage, primary.maxAllocatedStorage);
+});
+
 test("the same-region read replica names no KMS key: RDS refuses one and encrypts it with the primary's", () => {
   const replica = inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => inputs(d).replicateSourceDb)!);
   assert.equal(replica.kmsKeyId, undefined);
