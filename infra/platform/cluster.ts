@@ -273,10 +273,17 @@ export class Cluster extends pulumi.ComponentResource {
         continue;
       }
       const shares = splitOverZones(spec, args.privateSubnetIds.length);
+      // One zone's group after the other: a template or version change updates them all, and EKS drains each through the
+      // eviction API, failing the update with PodEvictionFailure when a pod has not left within 15 minutes (EKS User
+      // Guide, "Understand each phase of node updates", upgrade phase). Qdrant's budget lets one peer go at a time and a
+      // large peer loads for minutes (qdrant.ts startupProbe): updated at once, the last zone waited for two reloads.
+      let previous: aws.eks.NodeGroup | undefined;
       shares.forEach((zoneSpec, zone) => {
         const key = shares.length === 1 ? role : `${role}-${zone}`;
-        const group = this.nodeGroup(`${name}-${key}`, role, key, zoneSpec, [args.privateSubnetIds[zone]], common);
+        const after = { ...common, dependsOn: previous ? [...common.dependsOn, previous] : common.dependsOn };
+        const group = this.nodeGroup(`${name}-${key}`, role, key, zoneSpec, [args.privateSubnetIds[zone]], after);
         this.nodeGroups.push({ role, key, zone, spec: zoneSpec, group });
+        previous = group;
       });
     }
 

@@ -81,6 +81,22 @@ test("per-zone groups of a role share one launch template (same node labels for 
   assert.equal(autoscaler.values.extraArgs["balance-similar-node-groups"], true);
 });
 
+test("a role's per-zone groups update one zone at a time: their drains never wait on Qdrant's one budget together", () => {
+  // A launch template or version change updates every vector group. EKS drains a node through the eviction API and
+  // fails the update with PodEvictionFailure when its pods have not left within 15 minutes (EKS User Guide, "Understand
+  // each phase of node updates", upgrade phase). Qdrant's budget lets one peer go at a time, and a 500 GiB peer loads
+  // for more than 5 minutes (qdrant.ts startupProbe): updated at once, the third zone waited for two reloads.
+  const vector = groupsOf("vector").sort((a, b) => a.name.localeCompare(b.name));
+  assert.deepEqual(
+    vector.map((g) => g.name),
+    ["cluster-vector-0", "cluster-vector-1", "cluster-vector-2"],
+  );
+  vector.forEach((g, i) => {
+    const others = vector.filter((o) => o !== g && g.dependsOn?.includes(o.urn)).map((o) => o.name);
+    assert.deepEqual(others, i === 0 ? [] : [vector[i - 1].name], `${g.name} waits for the zone before it only`);
+  });
+});
+
 test("a node group is replaced new before old: it is named by a prefix, so the new group's name is free", () => {
   // Instance types, capacity type, AMI type and subnets force a new group (a tier change, an override); with a fixed
   // name, creating it before the old one is deleted fails.
