@@ -54,6 +54,10 @@ export class ClusterAddons extends pulumi.ComponentResource {
         region: args.region,
         vpcId: args.vpcId,
         replicaCount: args.disposable ? 1 : 2,
+        // The chart renders no budget unless given one (1.14.0 templates/pdb.yaml, default `{}`, and only above one
+        // replica): a node drain or a scale-in of several nodes could evict both replicas at once, and the pod
+        // webhook, failurePolicy Ignore, then gave the API's new pods no readiness gate.
+        podDisruptionBudget: { maxUnavailable: 1 },
         serviceAccount: {
           create: true,
           name: ALB_SERVICE_ACCOUNT,

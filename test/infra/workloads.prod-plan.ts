@@ -627,6 +627,8 @@ test("the ALB controller is a pinned chart whose service account assumes an IRSA
   assert.match(release.version, /^\d+\.\d+\.\d+$/);
   assert.equal(release.namespace, "kube-system");
   assert.equal(release.values.clusterName, "agent-stack-prod");
+  // Its two replicas keep one through a drain (chart 1.14.0 pdb.yaml renders only when given a budget).
+  assert.deepEqual([release.values.replicaCount, release.values.podDisruptionBudget], [2, { maxUnavailable: 1 }]);
   const role = one(plan, "aws:iam/role:Role", "workloads-addons-alb-controller");
   assert.equal(
     release.values.serviceAccount.annotations["eks.amazonaws.com/role-arn"],
