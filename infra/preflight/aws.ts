@@ -52,7 +52,7 @@ export async function checkQuotas(needs: StackNeeds): Promise<CheckResult[]> {
   const vcpus = new Map<string, number>(
     (described.InstanceTypes ?? []).map((t) => [t.InstanceType!, t.VCpuInfo?.DefaultVCpus ?? 0]),
   );
-  const needed = new Map<string, { name: string; vcpus: number; groups: string[] }>();
+  const needed = new Map<string, { name: string; vcpus: number; inUpdate: number; groups: string[] }>();
   const results: CheckResult[] = [];
   for (const g of needs.groups) {
     const quota = quotaFor(g.instanceTypes[0], g.spot);
@@ -66,8 +66,9 @@ export async function checkQuotas(needs: StackNeeds): Promise<CheckResult[]> {
       continue;
     }
     const per = Math.max(...g.instanceTypes.map((t) => vcpus.get(t) ?? 0));
-    const entry = needed.get(quota.code) ?? { name: quota.name, vcpus: 0, groups: [] };
+    const entry = needed.get(quota.code) ?? { name: quota.name, vcpus: 0, inUpdate: 0, groups: [] };
     entry.vcpus += per * g.max;
+    entry.inUpdate += per * (g.max + g.updateSurge);
     entry.groups.push(`${g.role} ${g.max}x${per}`);
     needed.set(quota.code, entry);
   }
@@ -75,11 +76,19 @@ export async function checkQuotas(needs: StackNeeds): Promise<CheckResult[]> {
   for (const [code, need] of needed) {
     const value = await quotaValue(sq, code);
     const check = `quota: ${need.name.replace(/^Running /, "").replace(/ instances$/, "")} vCPUs (${code})`;
-    const detail = `needs ${need.vcpus} at max size (${need.groups.join(", ")}), quota ${value}`;
+    const detail = `needs ${need.vcpus} at max size (${need.groups.join(", ")}), ${need.inUpdate} while a node update's new nodes start, quota ${value}`;
+    const request = `Request an increase: ${requestCommand(code, need.inUpdate, needs.region)}`;
     results.push(
-      value >= need.vcpus
+      value >= need.inUpdate
         ? { check, status: "ok", detail: `${detail}; instances already running elsewhere in the account count too` }
-        : { check, status: "fail", detail, fix: `Request an increase: ${requestCommand(code, need.vcpus, needs.region)}` },
+        : value >= need.vcpus
+          ? {
+              check,
+              status: "warn",
+              detail: `${detail}: a node update (launch template, Kubernetes version) fails with NodeCreationFailure`,
+              fix: request,
+            }
+          : { check, status: "fail", detail, fix: request },
     );
   }
   return results;

@@ -2,6 +2,7 @@
 // of each EC2 quota family its node groups may reach, the names it will create, the pins it will pull.
 import type { StackConfig } from "../config.ts";
 import { stackBucketName, stackPrefix } from "../config.ts";
+import { zonalRoles } from "../platform/cluster.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, EKS_ADDONS, IMAGES, kubectlImage, type ChartPin } from "../versions.ts";
 
 export interface GroupNeed {
@@ -9,6 +10,13 @@ export interface GroupNeed {
   instanceTypes: string[];
   max: number;
   spot: boolean;
+  /**
+   * Nodes a node update (a new launch template or Kubernetes version) launches beyond the role's max: EKS raises a
+   * group's max and desired by twice the zones it spans before it drains the old nodes (EKS User Guide, "Understand
+   * each phase of node updates", scale up phase). A zonal role's per-zone groups update one after the other
+   * (platform/cluster.ts), one zone at a time.
+   */
+  updateSurge: number;
 }
 
 export interface StackNeeds {
@@ -32,9 +40,16 @@ export interface StackNeeds {
 export function needsOf(config: StackConfig): StackNeeds {
   const prefix = stackPrefix(config.stack);
   const { sizes } = config;
+  const zonal: string[] = zonalRoles(sizes.nodeGroups);
   const groups = Object.entries(sizes.nodeGroups)
     .filter(([, g]) => g)
-    .map(([role, g]) => ({ role, instanceTypes: g!.instanceTypes, max: g!.max, spot: g!.capacityType === "SPOT" }));
+    .map(([role, g]) => ({
+      role,
+      instanceTypes: g!.instanceTypes,
+      max: g!.max,
+      spot: g!.capacityType === "SPOT",
+      updateSurge: 2 * (zonal.includes(role) ? 1 : sizes.network.azCount),
+    }));
   const gpu = sizes.nodeGroups.gpu !== null;
   const charts = Object.entries(CHARTS)
     .filter(([key]) => gpu || !["nvidiaDevicePlugin", "dcgmExporter"].includes(key))

@@ -40,10 +40,11 @@ const prodNeeds = (extra: Record<string, string> = {}): StackNeeds => {
 };
 /** vCPUs by size, as DescribeInstanceTypes reports them for the c/r/t/g families. */
 const vcpusOf = (type: string) => ({ large: 2, xlarge: 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32 })[type.split(".")[1]] ?? 1;
-const maxVcpus = (needs: StackNeeds, family: RegExp) =>
+/** vCPUs of a family's groups at their max, and with a node update's extra nodes (`surge`). */
+const maxVcpus = (needs: StackNeeds, family: RegExp, surge = false) =>
   needs.groups
     .filter((g) => family.test(g.instanceTypes[0]))
-    .reduce((sum, g) => sum + g.max * Math.max(...g.instanceTypes.map(vcpusOf)), 0);
+    .reduce((sum, g) => sum + (g.max + (surge ? g.updateSurge : 0)) * Math.max(...g.instanceTypes.map(vcpusOf)), 0);
 
 const sts = mockClient(STSClient);
 const ec2 = mockClient(EC2Client);
@@ -142,16 +143,35 @@ test("a fresh account: the G-family quota of 0 fails with its code and the reque
     renderTable(results),
   );
   const gpu = maxVcpus(needs, /^g/);
+  const gpuInUpdate = maxVcpus(needs, /^g/, true);
   assert.ok(gpu > 0);
-  assert.match(failed[0].detail, new RegExp(`needs ${gpu} at max size .*quota 0`));
+  assert.match(
+    failed[0].detail,
+    new RegExp(`needs ${gpu} at max size .*, ${gpuInUpdate} while a node update's new nodes start, quota 0`),
+  );
   assert.equal(
     failed[0].fix,
-    `Request an increase: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value ${gpu} --region us-east-1`,
+    `Request an increase: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value ${gpuInUpdate} --region us-east-1`,
   );
   const standard = byCheck(results, "quota: On-Demand Standard")[0];
   assert.equal(standard.status, "ok");
   assert.match(standard.detail, new RegExp(`needs ${maxVcpus(needs, /^[acdhimrtz]/)} at max size`));
   assert.equal(results[0].detail.startsWith(`account ${ACCOUNT}`), true);
+});
+
+test("a quota that holds the groups at max but not a node update's extra nodes warns, asking for the update's figure", async () => {
+  // EKS User Guide, "Understand each phase of node updates": a group's max and desired rise by twice the zones it spans.
+  const needs = prodNeeds();
+  const gpu = needs.groups.find((g) => g.role === "gpu")!;
+  assert.equal(gpu.updateSurge, 2 * needs.azCount, "the GPU group spans every zone");
+  assert.equal(needs.groups.find((g) => g.role === "vector")!.updateSurge, 2, "per-zone groups, one zone at a time");
+  publishAll(needs);
+  const atMax = maxVcpus(needs, /^g/);
+  quotas.on(GetServiceQuotaCommand, { QuotaCode: "L-DB2E81BA" }).resolves({ Quota: { QuotaCode: "L-DB2E81BA", Value: atMax } });
+  const [check] = byCheck(await runPreflight(needs, http), "quota: On-Demand G");
+  assert.equal(check.status, "warn", check.detail);
+  assert.match(check.detail, /a node update .* fails with NodeCreationFailure/);
+  assert.match(check.fix!, new RegExp(`--desired-value ${maxVcpus(needs, /^g/, true)} `));
 });
 
 test("zones: EKS's refused zone and the zone without g5 are skipped; too few left fails naming what is missing", async () => {
