@@ -91,7 +91,12 @@ export function spreadOverZones(
   return { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable, labelSelector: selectorFor(name) };
 }
 
-/** Keeps all but one replica up through node drains and upgrades. */
+/**
+ * Keeps all but one replica up through node drains and upgrades. A pod that is not Ready may always be evicted
+ * (Kubernetes "Specifying a Disruption Budget", unhealthy pod eviction policy, GA in 1.31): it serves nothing, and
+ * with the default (IfHealthyBudget) two Qdrant peers stuck unready held every drain of their nodes, failing an EKS
+ * node update with PodEvictionFailure after 15 minutes.
+ */
 export function disruptionBudget(
   name: string,
   namespace: pulumi.Input<string>,
@@ -101,7 +106,7 @@ export function disruptionBudget(
     name,
     {
       metadata: { name, namespace, labels: labelsFor(name) },
-      spec: { maxUnavailable: 1, selector: selectorFor(name) },
+      spec: { maxUnavailable: 1, selector: selectorFor(name), unhealthyPodEvictionPolicy: "AlwaysAllow" },
     },
     opts,
   );

@@ -443,6 +443,9 @@ test("Qdrant: three clustered replicas on the vector nodes, one per node, 500 Gi
   const startup = server.startupProbe as { periodSeconds: number; failureThreshold: number };
   assert.ok(startup.periodSeconds * startup.failureThreshold >= 30 * 60, JSON.stringify(startup));
   assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "qdrant")).spec.maxUnavailable, 1);
+  // An unready peer serves nothing: draining its node is not held up by it (Kubernetes 1.31 GA).
+  for (const budget of ofType(plan, "kubernetes:policy/v1:PodDisruptionBudget"))
+    assert.equal(inputs(budget).spec.unhealthyPodEvictionPolicy, "AlwaysAllow", budget.name);
 });
 
 test("Qdrant Services: qdrant (http 6333, grpc 6334) and a headless one publishing peers before they are ready", () => {
