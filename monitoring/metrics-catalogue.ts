@@ -14,6 +14,7 @@ export const SOURCES = {
   "redis-exporter": "prometheus-redis-exporter chart (oliver006/redis_exporter)",
   qdrant: "Qdrant /metrics on port 6333 (qdrant.tech/documentation/guides/monitoring)",
   "dcgm-exporter": "NVIDIA dcgm-exporter chart, default counters (GPU tiers only)",
+  alloy: "Grafana Alloy (alloy chart 0.12.5, v1.7.4) /metrics: loki.write's counters (internal/component/common/loki/client)",
   stack: "the stack's own cost-estimate PrometheusRule (monitoring/cost-estimate.ts), constants from the plan's estimate",
 } as const;
 
@@ -93,6 +94,8 @@ export const METRICS: Record<string, MetricEntry> = {
   DCGM_FI_DEV_FB_FREE: m("dcgm-exporter", "gauge"),
   DCGM_FI_DEV_GPU_TEMP: m("dcgm-exporter", "gauge"),
   DCGM_FI_DEV_POWER_USAGE: m("dcgm-exporter", "gauge"),
+
+  loki_write_sent_entries_total: m("alloy", "counter"),
 
   "component:estimated_cost_usd_per_hour:plan": m("stack", "gauge"),
 };

@@ -331,6 +331,8 @@ export class Monitoring extends pulumi.ComponentResource {
       {
         // One replica tails every pod through the Kubernetes API: no host mounts, no per-node agent.
         controller: { type: "deployment", replicas: 1, ...onNodes },
+        // Scraped (chart 0.12.5 templates/servicemonitor.yaml, port http-metrics) for LogsNotShipped: its pushes to Loki.
+        serviceMonitor: { enabled: true, additionalLabels: SELECTED_BY_PROMETHEUS },
         alloy: {
           configMap: { create: true, content: readFileSync(monitoringFile("logs/config.alloy"), "utf8") },
           resources: small("50m", "128Mi", "512Mi"),

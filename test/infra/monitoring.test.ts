@@ -279,6 +279,8 @@ describe("Monitoring component", () => {
     const alloy = release("prod", "alloy").values;
     assert.match(alloy.alloy.configMap.content, /loki\.write "default"/);
     assert.deepEqual(alloy.controller.nodeSelector, { role: "monitoring" });
+    // Scraped by the stack's Prometheus (its release label), for LogsNotShipped.
+    assert.deepEqual(alloy.serviceMonitor, { enabled: true, additionalLabels: { release: "kube-prometheus-stack" } });
   });
 
   it("gives Grafana a CloudWatch data source through IRSA on its named service account", () => {

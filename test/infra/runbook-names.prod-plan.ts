@@ -109,6 +109,8 @@ function clusterNames(): { names: Set<string>; patterns: RegExp[]; namespaces: S
       (release.includes(chartName) ? release : `${release}-${chartName}`).slice(0, max).replace(/-$/, "");
     // prometheus-postgres-exporter 7.3.0 and prometheus-redis-exporter 6.20.0 selectorLabels: the chart's name.
     names.add(`${ns} label app.kubernetes.io/name=${values?.nameOverride ?? chart}`);
+    // alloy 0.12.5 templates/controllers/deployment.yaml: a Deployment named alloy.fullname for controller.type deployment.
+    if (chart === "alloy" && values.controller?.type === "deployment") names.add(`${ns} Deployment ${fullname(chart)}`);
     if (release !== KPS_RELEASE) continue;
     // kube-prometheus-stack 81.4.3: fullname cut to 26, templates/alertmanager/service.yaml `<fullname>-alertmanager` on
     // values alertmanager.service.port 9093; its grafana 10.5.15 subchart's grafana.fullname `<release>-grafana` on
