@@ -96,8 +96,19 @@ export class Notifications extends pulumi.ComponentResource {
         { ...o, dependsOn: [policy] },
       );
     }
+    // Named by address, not by position. endpoint is ForceNew (terraform-provider-aws internal/service/sns/topic_subscription.go)
+    // and SNS keeps one subscription per topic, protocol and endpoint (Subscribe answers the existing one's ARN): by
+    // position, an address taken out of the middle of the list (or two swapped) replaced the subscriptions after it, each
+    // new Subscribe handing back the subscription another resource held, whose delete (the list's last, or the swapped
+    // one's) then unsubscribed it, while the state still showed it subscribed. Each alias is the name the subscription had
+    // by its position, so a stack deployed before keeps its subscriptions: change notifyEmail in a later `pulumi up`, not
+    // in the one that first runs this (an alias then follows the new list's order, not the deployed one's).
     for (const [i, endpoint] of args.emails.entries()) {
-      new aws.sns.TopicSubscription(`${name}-email-${i}`, { topic: topic.arn, protocol: "email", endpoint }, o);
+      new aws.sns.TopicSubscription(
+        `${name}-email-${endpoint}`,
+        { topic: topic.arn, protocol: "email", endpoint },
+        { ...o, aliases: [{ name: `${name}-email-${i}` }] },
+      );
     }
 
     this.topicArn = topic.arn;

@@ -119,3 +119,31 @@ test("a role's managed-policy attachments are named by policy, and keep the name
   );
   assert.deepEqual(aliased, DEPLOYED_BEFORE);
 });
+
+test("each e-mail subscription is named by its address: an address taken out unsubscribes that one, no other", async () => {
+  // endpoint is ForceNew (internal/service/sns/topic_subscription.go: Create is Subscribe, Delete Unsubscribe of the
+  // ARN), and SNS keeps one subscription per topic, protocol and endpoint: Subscribe of an address already subscribed
+  // answers its subscription's ARN. Named by position, [a, b, c] -> [a, c] replaced email-1 (b -> c), whose Subscribe
+  // took c's subscription, and email-2's delete then unsubscribed c: c heard nothing while the state held it.
+  const SUB = "aws:sns/topicSubscription:TopicSubscription";
+  const listed = async (emails: string[]) => {
+    const p = await runPlan({ stack: "prod", config: { "agent-stack:notifyEmail": JSON.stringify(emails) } });
+    return new Map(ofType(p, SUB).map((s) => [s.name, [inputs(s).endpoint, s.options.aliases]]));
+  };
+  const before = await listed(["a@example.com", "b@example.com", "c@example.com"]);
+  const after = await listed(["a@example.com", "c@example.com"]);
+  for (const [name, [endpoint]] of after) assert.equal(before.get(name)?.[0], endpoint, `${name} would be replaced`);
+  assert.deepEqual(
+    [...before.keys()].filter((name) => !after.has(name)),
+    ["notifications-email-b@example.com"],
+  );
+  // A stack deployed before keeps its subscriptions: each takes over the one its position named.
+  assert.deepEqual(
+    [...before.values()].map(([endpoint, aliases]) => [endpoint, aliases]),
+    [
+      ["a@example.com", ["notifications-email-0"]],
+      ["b@example.com", ["notifications-email-1"]],
+      ["c@example.com", ["notifications-email-2"]],
+    ],
+  );
+});
