@@ -115,9 +115,10 @@ export class NetworkPolicies extends pulumi.ComponentResource {
  *   and Alloy's push (monitoring/logs/config.alloy) go to http://loki-gateway.
  * - Loki, HTTP 3100, gRPC 9095, memberlist 7946 (single-binary/statefulset.yaml; dskit's memberlist speaks TCP only):
  *   the gateway proxies every path to 3100 (_helpers.tpl loki.nginxFile, singleBinaryUrl). Loki pods reach each other
- *   on all three: the ring (memberlist, then gRPC to the ingesters by pod address) and compactor_address, which is the
- *   Service http://loki:3100 (_helpers.tpl loki.compactorAddress), so even one replica reaches itself through its
- *   Service. Nothing scrapes it (values monitoring.serviceMonitor.enabled false); the canary and tests are off.
+ *   on all three: the ring (memberlist, then gRPC to the ingesters by pod address) and compactor_address, the Service
+ *   http://loki:3100 (_helpers.tpl loki.compactorAddress), which a single binary does not use (Loki v3.4.2
+ *   pkg/loki/modules.go compactorAddress: its own gRPC port when the target is all) but more replicas would. Nothing
+ *   scrapes Loki (values monitoring.serviceMonitor.enabled false); the canary and tests are off.
  */
 export function monitoringIngress(name: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions) {
   const from = (...labels: Record<string, string>[]) => labels.map(pods);
