@@ -294,7 +294,6 @@ export class Cluster extends pulumi.ComponentResource {
         oidc: this.oidc,
         namespace: "kube-system",
         serviceAccount: "ebs-csi-controller-sa",
-        managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
         permissionsBoundary: args.permissionsBoundary,
       },
       o,
@@ -303,16 +302,23 @@ export class Cluster extends pulumi.ComponentResource {
     // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
     const cniRole = irsaRole(
       `${name}-vpc-cni`,
-      {
-        oidc: this.oidc,
-        namespace: "kube-system",
-        serviceAccount: "aws-node",
-        managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
-        permissionsBoundary: args.permissionsBoundary,
-      },
+      { oidc: this.oidc, namespace: "kube-system", serviceAccount: "aws-node", permissionsBoundary: args.permissionsBoundary },
       o,
     );
     const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
+    // Attached here (irsaRole would attach them too, under the same names) so that each add-on depends on its policy:
+    // otherwise `pulumi destroy` detaches the policy in the same step as it deletes the add-on (nothing orders the two),
+    // and the CSI controller, still deleting the volumes of the claims just released with the namespaces, lost
+    // ec2:DeleteVolume before it was gone; on create the add-on's first AWS calls raced the attachment.
+    const addonPolicies: Record<string, aws.iam.RolePolicyAttachment[]> = {
+      "aws-ebs-csi-driver": attachManagedPolicies(
+        `${name}-ebs-csi`,
+        ebsRole,
+        ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+        o,
+      ),
+      "vpc-cni": attachManagedPolicies(`${name}-vpc-cni`, cniRole, ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"], o),
+    };
     const firstGroup = this.nodeGroups.map((g) => g.group);
     this.addons = Object.entries(EKS_ADDONS).map(
       ([addon, version]) =>
@@ -346,7 +352,13 @@ export class Cluster extends pulumi.ComponentResource {
                     JSON.stringify({ controller: { extraVolumeTags: args.resourceTags, podAnnotations: EVICTABLE } })
                   : undefined,
           },
-          { ...o, dependsOn: addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : [] },
+          {
+            ...o,
+            dependsOn: [
+              ...(addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : []),
+              ...(addonPolicies[addon] ?? []),
+            ],
+          },
         ),
     );
 
