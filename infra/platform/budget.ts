@@ -75,7 +75,8 @@ export class Budget extends pulumi.ComponentResource {
     );
 
     const people = args.topic.subscribers;
-    if (people.length === 0)
+    // With another topic the budget reaches it whoever is subscribed to the stack's.
+    if (viaTopic && people.length === 0)
       pulumi.log.warn(
         `budget ${args.name}: the SNS topic has no e-mail subscriber; set agent-stack:notifyEmail to hear about it`,
         this,
