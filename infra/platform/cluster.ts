@@ -8,12 +8,11 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { instanceShape } from "../capacity.ts";
+import { type NodeRole, splitOverZones, zonalRoles } from "../node-zones.ts";
 import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
 import { attachManagedPolicies, eksClusterArn, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
-
-export type NodeRole = keyof Tier["nodeGroups"];
 
 export interface ClusterArgs {
   clusterName: string;
@@ -65,30 +64,6 @@ const TAINTS: Partial<Record<NodeRole, { key: string; value: string; effect: "NO
   gpu: GPU_TAINT,
   vector: VECTOR_TAINT,
 };
-
-/**
- * Roles whose pods keep EBS volumes: Qdrant's role (vector, or general without one) and the monitoring stack's
- * (monitoring, or general without one).
- */
-export function zonalRoles(groups: Tier["nodeGroups"]): NodeRole[] {
-  const roles = new Set<NodeRole>([groups.vector ? "vector" : "general", groups.monitoring ? "monitoring" : "general"]);
-  return [...roles];
-}
-
-/**
- * A zonal role's groups: one group in the first zone when the role has one node at peak, else one group per
- * zone (up to the role's peak size) with min/desired/max dealt out so the totals stay the tier's.
- */
-export function splitOverZones(spec: NodeGroupSpec, zoneCount: number): NodeGroupSpec[] {
-  const zones = spec.desired <= 1 ? 1 : Math.min(zoneCount, spec.desired);
-  const share = (total: number, i: number) => Math.floor(total / zones) + (i < total % zones ? 1 : 0);
-  return Array.from({ length: zones }, (_, i) => ({
-    ...spec,
-    min: share(spec.min, i),
-    desired: share(spec.desired, i),
-    max: Math.max(1, share(spec.max, i)),
-  }));
-}
 
 /**
  * nodeadm NodeConfig (amazon-eks-ami nodeadm/doc/api.md, LocalStorageOptions): RAID0 over the instance-store

@@ -6,7 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { OFF_PEAK_SETTLE_MINUTES, OFF_PEAK_WARM_UP_MINUTES } from "../tier-schema.ts";
 import { type Day, describeDays, endDays, eventBridgeCron, shifted, unixCron, type Window } from "../time.ts";
-import type { NodeGroupInstance, NodeRole } from "./cluster.ts";
+import type { NodeRole } from "../node-zones.ts";
+import type { NodeGroupInstance } from "./cluster.ts";
 import { serviceTrustPolicy } from "./iam.ts";
 
 type Schedule = Tier["schedule"];

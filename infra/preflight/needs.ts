@@ -2,7 +2,7 @@
 // of each EC2 quota family its node groups may reach, the names it will create, the pins it will pull.
 import type { StackConfig } from "../config.ts";
 import { stackBucketName, stackPrefix } from "../config.ts";
-import { zonalRoles } from "../platform/cluster.ts";
+import { zonalRoles } from "../node-zones.ts";
 import { CHARTS, CLUSTER_AUTOSCALER, EKS_ADDONS, IMAGES, kubectlImage, type ChartPin } from "../versions.ts";
 
 export interface GroupNeed {

@@ -1,7 +1,8 @@
 // Pod building blocks shared by the workloads: labels, placement on node groups, hardening, resources.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { GPU_TAINT, NODE_ROLE_LABEL, type NodeRole, VECTOR_TAINT } from "../platform/cluster.ts";
+import type { NodeRole } from "../node-zones.ts";
+import { GPU_TAINT, NODE_ROLE_LABEL, VECTOR_TAINT } from "../platform/cluster.ts";
 import { NAME_LABEL } from "./names.ts";
 
 type Toleration = k8s.types.input.core.v1.Toleration;

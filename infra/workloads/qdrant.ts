@@ -3,7 +3,7 @@
 // cluster and the others join it through the headless Service (peer-to-peer port 6335), one per node.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { NodeRole } from "../platform/cluster.ts";
+import type { NodeRole } from "../node-zones.ts";
 import type { Tier } from "../tiers.ts";
 import { IMAGES, NAME_LABEL, QDRANT, SECRETS } from "./names.ts";
 import { type SecretRef, secretVersionAnnotations } from "./secrets.ts";

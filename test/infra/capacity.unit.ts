@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { capacityReport, instanceShape, podMemoryBudget, residentModels } from "../../infra/capacity.ts";
-import { acceleratorLabel, GPU_LABEL, splitOverZones, zonalRoles } from "../../infra/platform/cluster.ts";
+import { splitOverZones, zonalRoles } from "../../infra/node-zones.ts";
+import { acceleratorLabel, GPU_LABEL } from "../../infra/platform/cluster.ts";
 import { TIERS, type Tier } from "../../infra/tiers.ts";
 import { configFailure } from "../support/config.ts";
 
