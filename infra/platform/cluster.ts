@@ -12,7 +12,7 @@ import { type NodeRole, splitOverZones, zonalRoles } from "../node-zones.ts";
 import { ConfigError } from "../config.ts";
 import type { NodeGroupSpec, Tier } from "../tiers.ts";
 import { EKS_ADDONS } from "../versions.ts";
-import { attachManagedPolicies, eksClusterArn, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
+import { attachManagedPolicies, eksClusterArn, type IrsaRole, irsaRole, serviceTrustPolicy, type OidcProvider } from "./iam.ts";
 
 export interface ClusterArgs {
   clusterName: string;
@@ -263,37 +263,31 @@ export class Cluster extends pulumi.ComponentResource {
     }
 
     // Add-ons: EBS CSI (gp3 volumes for Qdrant, Ollama models, Prometheus) needs its own IRSA role.
-    const ebsRole = irsaRole(
+    const ebs = irsaRole(
       `${name}-ebs-csi`,
       {
         oidc: this.oidc,
         namespace: "kube-system",
         serviceAccount: "ebs-csi-controller-sa",
+        managedPolicyArns: ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
         permissionsBoundary: args.permissionsBoundary,
       },
       o,
     );
     // The VPC CNI (aws-node) calls EC2 through its own role too. The node role keeps the CNI policy: a new
     // cluster's self-managed aws-node uses it until this add-on takes over (hop limit 1: no pod reaches it).
-    const cniRole = irsaRole(
+    const cni = irsaRole(
       `${name}-vpc-cni`,
-      { oidc: this.oidc, namespace: "kube-system", serviceAccount: "aws-node", permissionsBoundary: args.permissionsBoundary },
+      {
+        oidc: this.oidc,
+        namespace: "kube-system",
+        serviceAccount: "aws-node",
+        managedPolicyArns: ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
+        permissionsBoundary: args.permissionsBoundary,
+      },
       o,
     );
-    const addonRoles: Record<string, pulumi.Output<string>> = { "aws-ebs-csi-driver": ebsRole.arn, "vpc-cni": cniRole.arn };
-    // Attached here (irsaRole would attach them too, under the same names) so that each add-on depends on its policy:
-    // otherwise `pulumi destroy` detaches the policy in the same step as it deletes the add-on (nothing orders the two),
-    // and the CSI controller, still deleting the volumes of the claims just released with the namespaces, lost
-    // ec2:DeleteVolume before it was gone; on create the add-on's first AWS calls raced the attachment.
-    const addonPolicies: Record<string, aws.iam.RolePolicyAttachment[]> = {
-      "aws-ebs-csi-driver": attachManagedPolicies(
-        `${name}-ebs-csi`,
-        ebsRole,
-        ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
-        o,
-      ),
-      "vpc-cni": attachManagedPolicies(`${name}-vpc-cni`, cniRole, ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"], o),
-    };
+    const addonRoles: Record<string, IrsaRole> = { "aws-ebs-csi-driver": ebs, "vpc-cni": cni };
     const firstGroup = this.nodeGroups.map((g) => g.group);
     this.addons = Object.entries(EKS_ADDONS).map(
       ([addon, version]) =>
@@ -314,7 +308,7 @@ export class Cluster extends pulumi.ComponentResource {
             // A new cluster already runs vpc-cni, kube-proxy and coredns as self-managed objects: take them over.
             resolveConflictsOnCreate: "OVERWRITE",
             resolveConflictsOnUpdate: "OVERWRITE",
-            serviceAccountRoleArn: addonRoles[addon],
+            serviceAccountRoleArn: addonRoles[addon]?.role.arn,
             // The VPC CNI enforces NetworkPolicies only when asked to.
             configurationValues:
               addon === "vpc-cni"
@@ -331,7 +325,7 @@ export class Cluster extends pulumi.ComponentResource {
             ...o,
             dependsOn: [
               ...(addon === "coredns" || addon === "aws-ebs-csi-driver" ? firstGroup : []),
-              ...(addonPolicies[addon] ?? []),
+              ...(addonRoles[addon]?.policies ?? []),
             ],
           },
         ),

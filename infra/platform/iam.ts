@@ -125,8 +125,18 @@ export function attachManagedPolicies(
   );
 }
 
-/** An IAM role only the given service account of the given namespace can assume. */
-export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): aws.iam.Role {
+/** An IRSA role and its policies, which whatever runs as the role depends on (irsaRole). */
+export interface IrsaRole {
+  role: aws.iam.Role;
+  policies: (aws.iam.RolePolicyAttachment | aws.iam.RolePolicy)[];
+}
+
+/**
+ * An IAM role only the given service account of the given namespace can assume, with its policies: what runs as it
+ * depends on them, or its first AWS calls race their creation, and `pulumi destroy` detaches them in the same step as
+ * it deletes it (the EBS CSI controller, still deleting released volumes, lost ec2:DeleteVolume).
+ */
+export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.ComponentResourceOptions): IrsaRole {
   const issuer = pulumi.output(args.oidc.url).apply((u) => u.replace(/^https:\/\//, ""));
   const subject = `system:serviceaccount:${args.namespace}:${args.serviceAccount}`;
   const role = new aws.iam.Role(
@@ -134,7 +144,8 @@ export function irsaRole(name: string, args: IrsaRoleArgs, opts: pulumi.Componen
     { assumeRolePolicy: webIdentityTrustPolicy(args.oidc.arn, issuer, subject), permissionsBoundary: args.permissionsBoundary },
     opts,
   );
-  attachManagedPolicies(name, role, args.managedPolicyArns ?? [], opts);
-  if (args.inlinePolicy) new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy: args.inlinePolicy }, opts);
-  return role;
+  const policies: IrsaRole["policies"] = attachManagedPolicies(name, role, args.managedPolicyArns ?? [], opts);
+  if (args.inlinePolicy)
+    policies.push(new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy: args.inlinePolicy }, opts));
+  return { role, policies };
 }

@@ -2,7 +2,6 @@
 // Controller (turns the API's Ingress into an ALB; IRSA role with the upstream IAM policy), metrics-server
 // (CPU/memory metrics for the API's HPA) and, in tiers with GPUs, NVIDIA's device plugin.
 import { readFileSync } from "node:fs";
-import * as aws from "@pulumi/aws";
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../config.ts";
@@ -71,7 +70,7 @@ export class ClusterAddons extends pulumi.ComponentResource {
         ...placement("general"),
         resources: resources({ cpuRequest: "100m", memoryRequest: "128Mi", cpuLimit: "500m", memoryLimit: "256Mi" }),
       },
-      { ...o, dependsOn: [alb.policy] },
+      { ...o, dependsOn: alb.policies },
     );
 
     this.clusterAutoscaler(name, args);
@@ -186,24 +185,20 @@ export class ClusterAddons extends pulumi.ComponentResource {
         ...placement("general"),
         resources: resources({ cpuRequest: "100m", memoryRequest: "300Mi", cpuLimit: "500m", memoryLimit: "600Mi" }),
       },
-      { ...o, dependsOn: [autoscaler.policy] },
+      { ...o, dependsOn: autoscaler.policies },
     );
   }
 }
 
-/**
- * An IRSA role for a kube-system service account with its inline policy, returned too: the controller's release
- * depends on the policy, or its first AWS calls race the policy's creation (and its destroy outlives it).
- */
+/** An IRSA role for a kube-system service account with its inline policy; the controller's release depends on `policies`. */
 function roleWithPolicy(
   name: string,
   { oidc, permissionsBoundary }: Pick<ClusterAddonsArgs, "oidc" | "permissionsBoundary">,
   serviceAccount: string,
-  policy: pulumi.Input<string>,
+  inlinePolicy: pulumi.Input<string>,
   opts: pulumi.CustomResourceOptions,
 ) {
-  const role = irsaRole(name, { oidc, permissionsBoundary, namespace: SYSTEM_NAMESPACE, serviceAccount }, opts);
-  return { role, policy: new aws.iam.RolePolicy(`${name}-inline`, { role: role.id, policy }, opts) };
+  return irsaRole(name, { oidc, permissionsBoundary, namespace: SYSTEM_NAMESPACE, serviceAccount, inlinePolicy }, opts);
 }
 
 /** Charts of this file go into kube-system under their chart's name. */

@@ -130,7 +130,7 @@ export class Observability extends pulumi.ComponentResource {
         },
         o,
       );
-      const role = irsaRole(
+      const { role } = irsaRole(
         `${name}-loki`,
         {
           oidc: args.oidc,
@@ -169,7 +169,7 @@ export class Observability extends pulumi.ComponentResource {
       ).metadata.name;
 
     // Alertmanager publishes to the SNS topic with SigV4 signed by this role's web-identity credentials.
-    const alertmanagerRole = irsaRole(
+    const { role: alertmanagerRole } = irsaRole(
       `${name}-alertmanager`,
       {
         oidc: args.oidc,
@@ -182,7 +182,7 @@ export class Observability extends pulumi.ComponentResource {
     );
 
     // Grafana reads CloudWatch (the Edge dashboard: ALB and WAF metrics) with this role's web-identity credentials.
-    const grafanaRole = irsaRole(
+    const { role: grafanaRole } = irsaRole(
       `${name}-grafana`,
       {
         oidc: args.oidc,

@@ -47,7 +47,7 @@ export class QdrantSnapshots extends pulumi.ComponentResource {
     const o = { parent: this };
     const labels = labelsFor(QDRANT_SNAPSHOT_JOB);
 
-    const role = irsaRole(
+    const { role } = irsaRole(
       `${name}-role`,
       {
         oidc: args.oidc,
