@@ -38,8 +38,8 @@ export class Budget extends pulumi.ComponentResource {
     // subscribers": CreateBudget NotificationsWithSubscribers, Budgets API Reference); both topics were refused. With
     // another topic the budget notifies it, and the addresses the stack's topic mails directly instead.
     // At most MAX_BUDGET_EMAILS of them (config.ts refuses more).
-    const viaTopic = !args.extraSnsTopicArn;
-    const emails = viaTopic ? [] : args.topic.subscribers;
+    const people = args.topic.subscribers;
+    const other = args.extraSnsTopicArn;
 
     // Account-wide: every stack in the account declares the same activation, and none may deactivate it for
     // the others on destroy. AWS only knows a tag key once tagged usage has reached billing (up to 24 h after
@@ -67,16 +67,15 @@ export class Budget extends pulumi.ComponentResource {
           threshold: a.thresholdPercent,
           thresholdType: "PERCENTAGE",
           notificationType: a.notificationType,
-          subscriberSnsTopicArns: [viaTopic ? args.topic.arn : args.extraSnsTopicArn!],
-          subscriberEmailAddresses: emails.length > 0 ? emails : undefined,
+          subscriberSnsTopicArns: [other ?? args.topic.arn],
+          subscriberEmailAddresses: other && people.length > 0 ? people : undefined,
         })),
       },
       { parent: this, dependsOn: tag ? [tag] : [] },
     );
 
-    const people = args.topic.subscribers;
     // With another topic the budget reaches it whoever is subscribed to the stack's.
-    if (viaTopic && people.length === 0)
+    if (!other && people.length === 0)
       pulumi.log.warn(
         `budget ${args.name}: the SNS topic has no e-mail subscriber; set agent-stack:notifyEmail to hear about it`,
         this,
@@ -85,9 +84,9 @@ export class Budget extends pulumi.ComponentResource {
       monthlyUsd: args.monthlyUsd,
       scope: `costs tagged ${COST_TAG}=${args.stack} (cost allocation tag "${COST_TAG}" activated by ${args.activateCostTag ? "this stack" : "the payer account"})`,
       alerts: BUDGET_ALERTS.map((a) => `${a.thresholdPercent} % ${a.notificationType.toLowerCase()}`),
-      notifies: viaTopic
-        ? `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`
-        : [args.extraSnsTopicArn!, ...emails].join(", "),
+      notifies: other
+        ? [other, ...people].join(", ")
+        : `the stack's SNS topic (${people.length ? people.join(", ") : "no e-mail subscriber"})`,
     };
     this.registerOutputs({ summary: this.summary });
   }
