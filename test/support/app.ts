@@ -90,13 +90,12 @@ function appBundle(): string {
   const build: string = JSON.parse(readFileSync(path.join(appDir, "package.json"), "utf8")).scripts.build;
   const [command, ...args] = build.split(" ");
   if (command !== "esbuild") throw new Error(`app/package.json's build script is no longer esbuild: ${build}`);
-  const outfile = `dist/main.test-${process.pid}.js`;
+  const outfile = path.join(appDir, `dist/main.test-${process.pid}.js`);
   const flags = [...args.filter((a) => !a.startsWith("--outfile=")), `--outfile=${outfile}`, "--log-level=warning"];
   execFileSync(path.join(REPO_ROOT, "node_modules/.bin/esbuild"), flags, { cwd: appDir, stdio: "inherit" });
-  bundled = path.join(appDir, outfile);
-  const built = bundled;
-  process.once("exit", () => rmSync(built, { force: true }));
-  return built;
+  process.once("exit", () => rmSync(outfile, { force: true }));
+  bundled = outfile;
+  return outfile;
 }
 
 /**
