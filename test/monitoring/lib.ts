@@ -108,12 +108,12 @@ export const allPanels = (d: Dashboard): Panel[] => d.panels.flatMap((p) => [p, 
 
 const isPrometheus = (ds: DataSourceRef | undefined) => ds?.type === "prometheus";
 
-/** Every PromQL expression of a dashboard: Prometheus panel targets and query variables. */
-export function dashboardExprs(d: Dashboard): Array<{ where: string; expr: string }> {
+/** Every PromQL expression of a dashboard: Prometheus panel targets (with their legends) and query variables. */
+export function dashboardExprs(d: Dashboard): Array<{ where: string; expr: string; legend?: string }> {
   const targets = allPanels(d).flatMap((p) =>
     (p.targets ?? [])
       .filter((t) => isPrometheus(t.datasource ?? p.datasource))
-      .map((t) => ({ where: `panel "${p.title}"`, expr: t.expr! })),
+      .map((t) => ({ where: `panel "${p.title}"`, expr: t.expr!, legend: t.legendFormat })),
   );
   const variables = d.templating.list
     .filter((v) => v.type === "query" && isPrometheus(v.datasource))
@@ -144,20 +144,23 @@ export function substituteGrafanaVariables(expr: string): string {
 /** label_values(metric{...}, label) is Grafana's, not PromQL: check its selector. */
 export const grafanaQueryToPromQL = (q: string) => q.replace(/^label_values\((.+),\s*\w+\)$/, "$1");
 
-/** Metric names selected by a PromQL expression (throws if it does not parse). */
-export function metricNames(expr: string): string[] {
-  const tree = parser.parse(expr);
-  const names = new Set<string>();
+/** Each metric selector of a PromQL expression: its name and where it stands (throws if it does not parse). */
+export function metricSelectors(expr: string): Array<{ name: string; from: number; to: number }> {
+  const selectors: Array<{ name: string; from: number; to: number }> = [];
   let error: number | undefined;
-  tree.iterate({
+  parser.parse(expr).iterate({
     enter(node) {
       if (node.type.isError) error = node.from;
-      if (node.name === "Identifier" && node.node.parent?.name === "VectorSelector") names.add(expr.slice(node.from, node.to));
+      if (node.name === "Identifier" && node.node.parent?.name === "VectorSelector")
+        selectors.push({ name: expr.slice(node.from, node.to), from: node.from, to: node.to });
     },
   });
   if (error !== undefined) throw new Error(`PromQL does not parse at ${error}: ${expr}`);
-  return [...names];
+  return selectors;
 }
+
+/** Metric names selected by a PromQL expression (throws if it does not parse). */
+export const metricNames = (expr: string): string[] => [...new Set(metricSelectors(expr).map((s) => s.name))];
 
 /** Starts a long-running binary (killed if the test process dies first); output is kept for failure messages. */
 export function startDaemon(file: string, args: string[]) {

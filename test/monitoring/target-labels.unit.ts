@@ -9,7 +9,15 @@ import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode } from "@lezer/common";
 import { QDRANT_SCRAPE } from "../../infra/workloads/monitoring.ts";
 import { catalogueEntry, type MetricSource } from "../../monitoring/metrics-catalogue.ts";
-import { allPanels, allRules, dashboards, metricNames, substituteGrafanaVariables } from "./lib.ts";
+import {
+  allRules,
+  dashboardExprs,
+  dashboards,
+  grafanaQueryToPromQL,
+  metricNames,
+  metricSelectors,
+  substituteGrafanaVariables,
+} from "./lib.ts";
 
 /**
  * What a ServiceMonitor target carries: prometheus-operator v0.88.1 pkg/prometheus/promcfg.go
@@ -48,17 +56,10 @@ const sourceOf = (name: string) => catalogueEntry(name)?.entry.source;
 
 /** Each label an expression selects on, groups by or matches on, with the metrics it applies to. */
 function labelUses(expr: string): Array<{ label: string; metrics: string[] }> {
-  const tree = parser.parse(expr);
-  const selectors: Array<{ name: string; from: number; to: number }> = [];
-  tree.iterate({
-    enter(ref) {
-      if (ref.name === "Identifier" && ref.node.parent?.name === "VectorSelector")
-        selectors.push({ name: expr.slice(ref.from, ref.to), from: ref.from, to: ref.to });
-    },
-  });
+  const selectors = metricSelectors(expr);
   const within = (node: SyntaxNode) => selectors.filter((s) => s.from >= node.from && s.to <= node.to).map((s) => s.name);
   const uses: Array<{ label: string; metrics: string[] }> = [];
-  tree.iterate({
+  parser.parse(expr).iterate({
     enter(ref) {
       if (ref.name !== "LabelName") return;
       const label = expr.slice(ref.from, ref.to);
@@ -78,11 +79,11 @@ const expressions = [
     legend: undefined,
   })),
   ...dashboards().flatMap(({ file, dashboard }) =>
-    allPanels(dashboard).flatMap((p) =>
-      (p.targets ?? [])
-        .filter((t) => t.expr)
-        .map((t) => ({ where: `${file} "${p.title}"`, expr: substituteGrafanaVariables(t.expr!), legend: t.legendFormat })),
-    ),
+    dashboardExprs(dashboard).map(({ where, expr, legend }) => ({
+      where: `${file} ${where}`,
+      expr: substituteGrafanaVariables(grafanaQueryToPromQL(expr)),
+      legend,
+    })),
   ),
 ];
 
