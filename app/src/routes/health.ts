@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { coalesce } from "../coalesce.ts";
 import { beforeDeadline } from "../deadline.ts";
 import { describe } from "../errors.ts";
 import { jsonResponse, ReadySchema, ServingSchema } from "../schemas.ts";
@@ -100,7 +101,9 @@ export async function serving(deps: HealthDeps): Promise<{ code: 200 | 503; body
 
 /**
  * Liveness, readiness and the agent card on the public port. Readiness keeps its status code there but shows no
- * per-dependency detail (error strings name hosts and ports); the detail is on METRICS_PORT (see ops.ts).
+ * per-dependency detail (error strings name hosts and ports); the detail is on METRICS_PORT (see ops.ts). Anyone may
+ * ask it, without a key: its runs are coalesced, so a crowd of requests costs each dependency two probes, not one each
+ * (a Postgres statement from the API's own pool, a Redis write, a Qdrant and an Ollama call per request before).
  */
 export function registerHealthRoutes(
   app: OpenAPIHono<AppEnv>,
@@ -108,8 +111,9 @@ export function registerHealthRoutes(
 ) {
   app.openapi(liveRoute, (c) => c.json({ status: "ok" as const }, 200));
 
+  const publicReadiness = coalesce(() => readiness(deps));
   app.openapi(readyRoute, async (c) => {
-    const { code, body } = await readiness(deps);
+    const { code, body } = await publicReadiness();
     return c.json({ status: body.status }, code);
   });
 
