@@ -7,7 +7,7 @@ import { CLIENT_CLOSED, describeChain } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { clip } from "../text.ts";
-import type { AppEnv } from "../types.ts";
+import type { AppEnv, Principal } from "../types.ts";
 
 /**
  * The status a request was answered with outside the app, when it was: 499 when the client closed the connection
@@ -74,7 +74,16 @@ export function observe(metrics: Metrics, log: Logger) {
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, seconds);
     // The path is the client's, cut as other echoed text is: a 16 kB path of `%01`s logged 32 kB (probe BJ).
-    const line = { req_id: c.get("requestId"), ...labels, path: clip(c.req.path), ms: Math.round(seconds * 10_000) / 10 };
+    // `principal` is the API key's id (a hash prefix or its row, never the key; log.ts redacts a field named `key`):
+    // any key may delete or replace a shared document, and this line is where the operator learns which did.
+    const principal = (c.get("principal") as Principal | undefined)?.id;
+    const line = {
+      req_id: c.get("requestId"),
+      ...labels,
+      path: clip(c.req.path),
+      ...(principal && { principal }),
+      ms: Math.round(seconds * 10_000) / 10,
+    };
     if (QUIET_ROUTES.has(labels.route)) log.debug(line, "request");
     else if (outside === CLIENT_CLOSED) log.info(line, "client closed request");
     else if (outside !== undefined) log.info(line, "refused by the HTTP parser");

@@ -8,9 +8,10 @@ import { createLogger } from "../../../app/src/log.ts";
 import { createMetrics } from "../../../app/src/metrics.ts";
 import { buildApp } from "../../../app/src/server.ts";
 import { appEnv, UNUSED_URLS, USER_KEY } from "../../support/app.ts";
+import { capturedLog } from "../../support/log.ts";
 
-/** The app as server.ts builds it, every key admitted, over stand-ins no request here reaches. */
-function routes() {
+/** The app as server.ts builds it, every key admitted, over stand-ins no request here reaches (unless given). */
+function routes(given: Partial<Pick<Parameters<typeof buildApp>[0], "log" | "documents">> = {}) {
   const unused = {} as never;
   const admitted = { allowed: true, limit: 60, remaining: 59, resetSeconds: 60, store: "memory" as const };
   return buildApp({
@@ -25,6 +26,7 @@ function routes() {
     probes: {},
     isShuttingDown: () => false,
     shutdownNotice: new AbortController().signal,
+    ...given,
   });
 }
 const withKey = { authorization: `Bearer ${USER_KEY}` };
@@ -111,4 +113,24 @@ test("the OpenAPI document's Error schema requires a code, and lists every code 
     explained.push(...codes);
   }
   assert.deepEqual(explained.sort(), [...ERROR_CODES].sort());
+});
+
+test("the access log names the API key's id (never the key) of a request it authenticated: who deleted a document", async () => {
+  // The corpus is shared: any key may delete or replace any document, and the line held no principal.
+  const { log, records } = capturedLog("info");
+  const removed: string[] = [];
+  const documents = { remove: async (id: string) => removed.push(id) > 0 } as never;
+  const app = routes({ log, documents });
+  assert.equal((await app.request("/api/v1/documents/doc-1", { method: "DELETE", headers: withKey })).status, 200);
+  assert.equal((await app.request("/api/v1/documents/doc-2", { method: "DELETE" })).status, 401);
+  assert.deepEqual(removed, ["doc-1"]);
+  const lines = records().filter((l) => l.msg === "request");
+  assert.deepEqual(
+    lines.map((l) => [l.path, l.status, l.principal]),
+    [
+      ["/api/v1/documents/doc-1", "200", "key:test"],
+      ["/api/v1/documents/doc-2", "401", undefined],
+    ],
+  );
+  assert.ok(!JSON.stringify(records()).includes(USER_KEY), "the key itself is never logged");
 });
