@@ -83,7 +83,13 @@ export class ApiIngress extends pulumi.ComponentResource {
             // and a request may run REQUEST_TIMEOUT_MS (60 s), so every rollout, scale-in and off-peak scale-down cut
             // the answers still running (the pod went on and sent them to no one). With no request in flight the ALB
             // ends the deregistration at once (AWS ELB docs, "Deregistration delay"). As long as the pod's stop, then.
-            "alb.ingress.kubernetes.io/target-group-attributes": `deregistration_delay.timeout_seconds=${API_DEREGISTRATION_SECONDS}`,
+            // Least outstanding requests, the guides' nginx `least_conn`: an answer runs from milliseconds (a cache
+            // hit) to a minute (a generation), and round robin, the default, kept sending a pod its share while its
+            // slots were full of long ones (controller v2.14.0 docs/guide/ingress/annotations.md names this value).
+            "alb.ingress.kubernetes.io/target-group-attributes": [
+              `deregistration_delay.timeout_seconds=${API_DEREGISTRATION_SECONDS}`,
+              "load_balancing.algorithm.type=least_outstanding_requests",
+            ].join(","),
             ...tls,
             ...firewall,
           },

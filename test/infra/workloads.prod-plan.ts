@@ -592,6 +592,11 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
   const stopMs = 1000 * (api.lifecycle as any).preStop.sleep.seconds + Number(envOf(api).SHUTDOWN_TIMEOUT_MS.value);
   assert.ok(Number(delay?.[1]) * 1000 >= stopMs, `deregistration delay ${delay?.[1]} s against the pod's stop, ${stopMs} ms`);
   assert.ok(stopMs >= Number(envOf(api).REQUEST_TIMEOUT_MS.value));
+  // The guides' least_conn: answers run from milliseconds to a minute, and round robin (the default) ignores that.
+  assert.match(
+    a["alb.ingress.kubernetes.io/target-group-attributes"],
+    /(^|,)load_balancing\.algorithm\.type=least_outstanding_requests(,|$)/,
+  );
   assert.deepEqual(JSON.parse(a["alb.ingress.kubernetes.io/listen-ports"]), [{ HTTP: 80 }, { HTTPS: 443 }]);
   assert.equal(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
   assert.ok(a["alb.ingress.kubernetes.io/certificate-arn"]);
