@@ -101,7 +101,7 @@ export const TIERS: Record<TierName, Tier> = {
       dbPoolMax: DB_POOL_MAX,
       turnRetentionDays: DEV_TURN_RETENTION_DAYS,
     },
-    // Requests == limits (infra/capacity.ts shows they fit the one t3.xlarge beside everything else).
+    // Requests == limits (infra/capacity.ts shows they fit the one m7g.xlarge beside everything else).
     ollama: {
       replicas: 1,
       models: CPU_MODELS,
@@ -201,7 +201,7 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusStorageGb: 50,
       lokiMode: "s3",
       lokiRetentionDays: 14,
-      // One t3.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
+      // One t4g.large (8 GiB) holds Prometheus, Alertmanager, Grafana and Loki.
       prometheusReplicas: 1,
       prometheusCpuRequest: "500m",
       prometheusMemoryRequest: "2Gi",
@@ -268,7 +268,7 @@ export const TIERS: Record<TierName, Tier> = {
     ollama: { replicas: 2, ...GPU_OLLAMA, cpuRequest: "4" },
     // G000-HW-MED "Qdrant (cluster): 3 nodes: 8 cores, 32GB RAM, 500GB SSD each".
     // Two copies of every shard: a drain or a zone outage leaves one; one acknowledgement keeps writes
-    // available while a peer is down. Requests == limits on the 64 GiB r6i.2xlarge (infra/capacity.ts).
+    // available while a peer is down. Requests == limits on the 64 GiB r7g.2xlarge (infra/capacity.ts).
     qdrant: {
       replicas: 3,
       replicationFactor: 2,
@@ -351,7 +351,7 @@ export const TIERS: Record<TierName, Tier> = {
       prometheusStorageGb: 250,
       lokiMode: "s3",
       lokiRetentionDays: 30,
-      // Two t3.xlarge monitoring nodes: one Prometheus replica on each.
+      // Two t4g.xlarge monitoring nodes: one Prometheus replica on each.
       prometheusReplicas: 2,
       prometheusCpuRequest: "1",
       prometheusMemoryRequest: "6Gi",
