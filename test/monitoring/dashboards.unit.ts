@@ -32,10 +32,22 @@ describe("Grafana dashboards", () => {
     ]);
   });
 
-  it("System Overview shows request rate, success rate, p95 latency, active queries and errors", () => {
-    for (const t of ["Request rate", "Success rate", "P95 latency", "Active queries", "Errors by type"]) {
+  it("System Overview shows request rate, success rate, latency, active queries and errors", () => {
+    for (const t of ["Request rate", "Success rate", "Latency: p50, p95, p99", "Active queries", "Errors by type"]) {
       assert.ok(titles("agent-system-overview").includes(t), t);
     }
+  });
+
+  it("its latency panel shows the agent's p50, p95 and p99 and each route's p95 and p99 (guides 000 and 004)", () => {
+    const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === "Latency: p50, p95, p99")!;
+    const exprs: string[] = panel.targets.map((t: any) => t.expr);
+    const quantile = (q: string, metric: string) =>
+      exprs.some((e) => e.includes(`histogram_quantile(${q}, `) && e.includes(`${metric}_bucket`));
+    assert.ok(quantile("0.5", "agent_execution_duration_seconds"), "agent p50");
+    assert.ok(exprs.includes('job:agent_execution_duration_seconds:p95_5m{job="$job"}'), "agent p95");
+    assert.ok(quantile("0.99", "agent_execution_duration_seconds"), "agent p99");
+    assert.ok(exprs.includes('job_route:http_request_duration_seconds:p95_5m{job="$job"}'), "route p95");
+    assert.ok(quantile("0.99", "http_request_duration_seconds"), "route p99");
   });
 
   it("Cost and Token Usage shows tokens/min, cost/hour, tokens by model and tokens per query", () => {
