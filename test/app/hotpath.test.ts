@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { type AddressInfo, connect as connectTcp, createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
@@ -405,6 +406,33 @@ const commandCalls = async (redis: { sendCommand(args: string[]): Promise<unknow
   const stats = (await redis.sendCommand(["INFO", "commandstats"])) as string;
   return Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
 };
+
+test("a Redis connection's handshake sends no CLIENT MAINT_NOTIFICATIONS, a Redis Enterprise command Valkey refuses", async () => {
+  // What the client writes, through a proxy of the test's own: Redis 7 refuses the command before MONITOR or
+  // commandstats would show it.
+  const sent: Buffer[] = [];
+  const proxy = createServer((client) => {
+    const server = connectTcp(Number(new URL(stack.redis.url).port), "127.0.0.1");
+    client.on("data", (d) => sent.push(d));
+    client.pipe(server).pipe(client);
+    const close = () => {
+      client.destroy();
+      server.destroy();
+    };
+    client.on("close", close).on("error", close);
+    server.on("close", close).on("error", close);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const cache = await connectedCache(`redis://localhost:${(proxy.address() as AddressInfo).port}`);
+  try {
+    const handshake = Buffer.concat(sent).toString("latin1");
+    assert.match(handshake, /HELLO/, "the handshake went through the proxy");
+    assert.doesNotMatch(handshake, /MAINT_NOTIFICATIONS/);
+  } finally {
+    await cache.close();
+    proxy.close();
+  }
+});
 
 test("the rate-limit script is sent once and then run by its SHA1 (EVALSHA)", async () => {
   const redis = createClient({ url: stack.redis.url });

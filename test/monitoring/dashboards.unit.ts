@@ -40,7 +40,7 @@ describe("Grafana dashboards", () => {
 
   it("its latency panel shows the agent's p50, p95 and p99 and each route's p95 and p99 (guides 000 and 004)", () => {
     const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === "Latency: p50, p95, p99")!;
-    const exprs: string[] = panel.targets.map((t: any) => t.expr);
+    const exprs: string[] = (panel.targets ?? []).map((t: any) => t.expr);
     const quantile = (q: string, metric: string) =>
       exprs.some((e) => e.includes(`histogram_quantile(${q}, `) && e.includes(`${metric}_bucket`));
     assert.ok(quantile("0.5", "agent_execution_duration_seconds"), "agent p50");

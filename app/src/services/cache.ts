@@ -77,6 +77,11 @@ export function createCache({ url, password, commandTimeoutMs, metrics, log }: C
       // (redis/node-redis#3008: "Once a command is sent over the wire, the timeout is deleted"), and it arms an
       // AbortSignal.timeout per command. `run` bounds each operation instead.
       commandOptions: { timeout: 0 },
+      // Off (with RESP3, node-redis 6's default, it is "auto"): each connect sent `CLIENT MAINT_NOTIFICATIONS ON`, a
+      // Redis Enterprise command open-source servers refuse ("ERR unknown subcommand", redis/go-redis#3536 on Redis
+      // 8.2.2), after a DNS lookup of its own that failed the whole handshake when it failed (@redis/client 6.3.1
+      // enterprise-maintenance-manager.js, getHandshakeCommand and determineEndpoint).
+      maintNotifications: "disabled",
       socket: {
         connectTimeout: Math.max(commandTimeoutMs, 1000),
         reconnectStrategy: redisReconnectDelay,
