@@ -65,6 +65,9 @@ export const METRICS: Record<string, MetricEntry> = {
   node_memory_MemTotal_bytes: m("node-exporter", "gauge"),
   node_filesystem_avail_bytes: m("node-exporter", "gauge"),
   node_filesystem_size_bytes: m("node-exporter", "gauge"),
+  node_disk_read_bytes_total: m("node-exporter", "counter"),
+  node_disk_written_bytes_total: m("node-exporter", "counter"),
+  node_disk_io_time_seconds_total: m("node-exporter", "counter"),
 
   pg_up: m("postgres-exporter", "gauge"),
   pg_stat_database_numbackends: m("postgres-exporter", "gauge"),

@@ -63,6 +63,19 @@ describe("Grafana dashboards", () => {
     assert.deepEqual(rows, ["Nodes and pods", "PostgreSQL", "Redis", "Qdrant", "GPU"]);
   });
 
+  it("Infrastructure's node row shows each node's disk I/O: throughput and busy time by device (guide 002: Disk I/O)", () => {
+    const panels = allPanels(byUid("agent-infrastructure")!);
+    const rowOf = (title: string) => {
+      const at = panels.findIndex((p) => p.title === title);
+      return panels.slice(0, at).findLast((p) => p.type === "row")?.title;
+    };
+    const exprs = (title: string) => (panels.find((p) => p.title === title)?.targets ?? []).map((t: any) => t.expr);
+    assert.equal(rowOf("Disk throughput by node"), "Nodes and pods");
+    assert.ok(exprs("Disk throughput by node").some((e) => e.includes("node_disk_read_bytes_total")));
+    assert.ok(exprs("Disk throughput by node").some((e) => e.includes("node_disk_written_bytes_total")));
+    assert.ok(exprs("Disk busy by node").some((e) => e.includes("node_disk_io_time_seconds_total")));
+  });
+
   it("query through their data source variable, so they work with any data source uid", () => {
     for (const { file, dashboard } of all) {
       const sources = dashboard.templating.list.filter((v) => v.type === "datasource");
