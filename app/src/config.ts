@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { ORIGIN_FORM, originListProblem } from "./origins.ts";
 import { MAX_QUERY_CHARS, MAX_TITLE_CHARS } from "./schemas.ts";
 import { estimateTokens, sourceEntry, sourceTokenBudget } from "./services/context.ts";
 import { SLOW_READ_FACTOR } from "./services/store.ts";
@@ -110,6 +111,28 @@ const keyList = z
     error: "every key may hold only letters, digits and - . _ ~ + /, and = only at its end (RFC 6750 Bearer)",
   });
 
+/**
+ * Comma-separated origins whose pages may call the API (CORS, middleware/cors.ts), or `*` alone for any; empty (the
+ * default) sends no CORS header at all. Each entry exactly as a browser sends Origin (origins.ts).
+ */
+const originList = z
+  .string()
+  .default("")
+  .transform((raw) =>
+    raw
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
+  )
+  .superRefine((origins, ctx) => {
+    const problem = originListProblem(origins);
+    if (problem === undefined) return;
+    ctx.addIssue({
+      code: "custom",
+      message: `must list origins as ${ORIGIN_FORM}, comma-separated, or be * alone; ${problem}`,
+    });
+  });
+
 /** Every environment variable the app reads. Defaults are for tunables only; connection strings and models are required. */
 export const envSchema = z.object({
   DATABASE_URL: urlWithProtocol("postgres:", "postgresql:"),
@@ -149,6 +172,8 @@ export const envSchema = z.object({
     .refine((url) => !/[?#]/.test(url), { error: "must have no query or fragment (the agent card appends paths to it)" })
     .transform((url) => url.replace(/\/+$/, ""))
     .optional(),
+  /** Origins of browser front ends that may call the API: CORS headers for them only; none by default. */
+  CORS_ORIGINS: originList,
   /** The address both listeners bind: an IPv4 or IPv6 address, or a name that resolves to one of this host's. */
   HOST: z
     .union([z.ipv4(), z.ipv6(), z.hostname()], { error: "must be an IP address or a host name (e.g. 0.0.0.0, ::)" })

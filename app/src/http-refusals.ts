@@ -10,8 +10,8 @@ import type { Metrics } from "./metrics.ts";
 import { clip } from "./text.ts";
 import { ERROR_STATUS, type ErrorCode, errorBody } from "./errors.ts";
 
-/** The methods the API's routes use: the Allow header of a refused CONNECT, and the values of the `method` label. */
-const SERVED_METHODS = ["GET", "HEAD", "POST", "DELETE"];
+/** The methods the API's routes use: a refused CONNECT's Allow, the `method` label's values, CORS' allowed methods. */
+export const SERVED_METHODS = ["GET", "HEAD", "POST", "DELETE"];
 const servedMethod = new Set(SERVED_METHODS);
 const ALLOW = SERVED_METHODS.join(", ");
 

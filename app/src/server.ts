@@ -8,6 +8,7 @@ import { timeOrderedId } from "./ids.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { requireApiKey, requireScope, type Authenticate } from "./middleware/auth.ts";
+import { corsFor } from "./middleware/cors.ts";
 import { limitBody } from "./middleware/bodylimit.ts";
 import { requestDeadline } from "./middleware/deadline.ts";
 import { readJsonBody } from "./middleware/readbody.ts";
@@ -63,6 +64,9 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Ids are always ours: a client-chosen X-Request-Id could collide with another turn's request_id.
   app.use(requestId({ headerName: "", generator: timeOrderedId }));
   app.use(observe(metrics, log));
+  // Before the /api/* chain: a preflight carries no key, and is answered before it is asked for one. Unset, no
+  // middleware at all: no CORS header, and an OPTIONS is a 401 under /api/, a 405 or 404 elsewhere.
+  if (config.CORS_ORIGINS.length > 0) app.use(corsFor(config.CORS_ORIGINS));
 
   app.use(
     "/api/*",

@@ -28,6 +28,13 @@ test("loadConfig applies defaults and parses key lists", () => {
   assert.equal(config.QDRANT_REPLICATION_FACTOR, 1);
   assert.equal(config.QDRANT_WRITE_CONSISTENCY, 1);
   assert.equal(config.DATABASE_MIGRATE_URL, undefined);
+  assert.deepEqual(config.CORS_ORIGINS, [], "no CORS header unless origins are listed");
+  assert.deepEqual(loadConfig({ ...base, CORS_ORIGINS: "" }).CORS_ORIGINS, []);
+  assert.deepEqual(
+    loadConfig({ ...base, CORS_ORIGINS: " https://app.example.com , http://localhost:5173,http://[::1]:8080," }).CORS_ORIGINS,
+    ["https://app.example.com", "http://localhost:5173", "http://[::1]:8080"],
+  );
+  assert.deepEqual(loadConfig({ ...base, CORS_ORIGINS: "*" }).CORS_ORIGINS, ["*"]);
   assert.equal(loadConfig({ ...base, DOCS_ENABLED: "true" }).DOCS_ENABLED, true);
   const withCa = loadConfig({ ...base, DATABASE_CA_FILE: new URL(import.meta.url).pathname });
   assert.match(withCa.DATABASE_CA_FILE!.contents, /^import assert/, "the file is read at start-up");
@@ -113,6 +120,26 @@ test("loadConfig names every bad variable on one line", () => {
     [{ ...base, REDIS_URL: "redis://cache:6379/cache" }, /REDIS_URL must name its database by number/],
     [{ ...base, QDRANT_METADATA_INDEX_LIMIT: "1001" }, /QDRANT_METADATA_INDEX_LIMIT must be <= 1000/],
     [{ ...base, PUBLIC_URL: "https://agents.example.com/?x" }, /PUBLIC_URL must have no query or fragment/],
+    // Browsers send Origin serialized and hono's cors compares strings: each of these would have matched no page.
+    [
+      { ...base, CORS_ORIGINS: "https://app.example.com/" },
+      /^invalid environment: CORS_ORIGINS must list origins as scheme:\/\/host\[:port\] \(http or https, no path or trailing slash\), comma-separated, or be \* alone; entry 1 is not written as a browser sends it \(https:\/\/app\.example\.com\)$/,
+    ],
+    [
+      { ...base, CORS_ORIGINS: "https://a.example,https://App.example.com:443" },
+      /CORS_ORIGINS .*; entry 2 is not written as a browser sends it \(https:\/\/app\.example\.com\)/,
+    ],
+    [
+      { ...base, CORS_ORIGINS: "https://app.example.com/ui" },
+      /CORS_ORIGINS .*; entry 1 is not written as a browser sends it \(https:\/\/app\.example\.com\)/,
+    ],
+    [{ ...base, CORS_ORIGINS: "https://bücher.example" }, /CORS_ORIGINS .*\(https:\/\/xn--bcher-kva\.example\)/],
+    [{ ...base, CORS_ORIGINS: "https://u:p@app.example.com" }, /CORS_ORIGINS .*; entry 1 is not written as a browser sends it/],
+    [{ ...base, CORS_ORIGINS: "app.example.com" }, /CORS_ORIGINS .*; entry 1 is not an http:\/\/ or https:\/\/ URL/],
+    // Sandboxed frames and file: pages send Origin: null, which any page can make.
+    [{ ...base, CORS_ORIGINS: "null" }, /CORS_ORIGINS .*; entry 1 is not an http:\/\/ or https:\/\/ URL/],
+    [{ ...base, CORS_ORIGINS: "chrome-extension://abc" }, /CORS_ORIGINS .*; entry 1 is not an http:\/\/ or https:\/\/ URL/],
+    [{ ...base, CORS_ORIGINS: "https://app.example.com,*" }, /CORS_ORIGINS .*; \* admits every origin, so it stands alone/],
     [{ ...base, MAX_ANSWER_TOKENS: "2097" }, /MAX_ANSWER_TOKENS 2097 leaves 299 of MODEL_CONTEXT_TOKENS/],
     [{ ...base, CONTEXT_TOKEN_BUDGET: "1327" }, /CONTEXT_TOKEN_BUDGET must be at least 1328/],
   ];
