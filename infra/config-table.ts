@@ -46,6 +46,11 @@ export const DOCUMENTED_KEYS: [key: string, fallback: string, what: string][] = 
     "Route 53 hosted zone of `domain` (required with it): the certificate is validated there in the same `pulumi up`",
   ],
   ["docsEnabled", "false", "serve the API's `/docs` and `/openapi.json` (the app's DOCS_ENABLED)"],
+  [
+    "corsOrigins",
+    "[] (no CORS header)",
+    'origins whose browser pages may call the API (the app\'s CORS_ORIGINS): `https://app.example.com`, a list `["https://app.example.com","http://localhost:5173"]`, or `*` alone; each `scheme://host[:port]` with no path or trailing slash, checked at plan time',
+  ],
   ["backupVaultLock", "dev: off; else governance", "Backup Vault Lock: governance, compliance (immutable after 3 days), off"],
   [
     "notifyEmail",

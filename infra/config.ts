@@ -2,6 +2,7 @@
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { Region } from "@pulumi/aws/types/enums/index.js";
 import { z } from "zod";
+import { ANY_ORIGIN, ORIGIN_FORM, originProblem } from "../app/src/origins.ts";
 import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
 import { TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
@@ -117,6 +118,32 @@ const stackSchema = z
       .optional(),
     /** Serve the API's /docs and /openapi.json (the app's DOCS_ENABLED); off by default. */
     docsEnabled: z.boolean().default(false),
+    /**
+     * Origins whose pages may call the API from a browser (the app's CORS_ORIGINS): one, a list, or "*" alone; none by
+     * default (no CORS header). Checked by the app's own rule (app/src/origins.ts): a value it refuses stopped every
+     * pod of the rollout instead of the plan.
+     */
+    corsOrigins: z
+      .union([z.string(), z.array(z.string())], {
+        error: `an origin ${ORIGIN_FORM}, a list of them, or "${ANY_ORIGIN}"`,
+      })
+      // A string is read as the variable is, comma-separated.
+      .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((o) => o.trim()).filter(Boolean))
+      .superRefine((origins, ctx) => {
+        if (origins.includes(ANY_ORIGIN) && origins.length > 1) {
+          ctx.addIssue({ code: "custom", message: `"${ANY_ORIGIN}" admits every origin, so it stands alone` });
+        }
+        for (const origin of origins) {
+          if (origin === ANY_ORIGIN) continue;
+          const problem = originProblem(origin);
+          if (problem === undefined) continue;
+          ctx.addIssue({
+            code: "custom",
+            message: `${JSON.stringify(origin)} ${problem}; allowed: origins ${ORIGIN_FORM}, or "${ANY_ORIGIN}" alone`,
+          });
+        }
+      })
+      .default([]),
     /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
     backupVaultLock: z.enum(["governance", "compliance", "off"]).optional(),
     /** One address or a list: each is subscribed to the stack's SNS topic (alerts and budget). */

@@ -249,6 +249,7 @@ export async function buildStack(): Promise<BuiltStack> {
       sizes,
       domain: config.domain && config.hostedZoneId ? { name: config.domain, hostedZoneId: config.hostedZoneId } : undefined,
       docsEnabled: config.docsEnabled,
+      corsOrigins: config.corsOrigins,
       disposable,
       backupTag,
       database: dbMaster,

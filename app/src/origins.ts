@@ -1,4 +1,7 @@
-/** The rule for the origins allowed to call the API from a browser (CORS_ORIGINS), in a module of its own. */
+/**
+ * The rule for the origins allowed to call the API from a browser (CORS_ORIGINS, and the stack's `corsOrigins`, which
+ * infra/config.ts checks with it before the plan): one place, so a value the plan accepts never stops the pods.
+ */
 
 /** Every origin: `Access-Control-Allow-Origin: *`, never with credentials (the API takes a Bearer key, no cookie). */
 export const ANY_ORIGIN = "*";

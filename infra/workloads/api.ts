@@ -60,6 +60,8 @@ export interface ApiArgs {
   envSecret: SecretRef;
   /** Serve /docs and /openapi.json (config `docsEnabled`). */
   docsEnabled: boolean;
+  /** Origins whose pages may call the API (config `corsOrigins`); none: no CORS_ORIGINS, so no CORS header. */
+  corsOrigins: string[];
   /** Where clients reach the API (config `domain`): the agent card names it. */
   publicUrl?: string;
   qdrantApiKey: SecretRef & { key: string };
@@ -151,6 +153,8 @@ export class Api extends pulumi.ComponentResource {
                     { name: "METRICS_PORT", value: String(API.metricsPort) },
                     { name: "DOCS_ENABLED", value: String(args.docsEnabled) },
                     ...(args.publicUrl ? [{ name: "PUBLIC_URL", value: args.publicUrl }] : []),
+                    // Only when set: a stack without it keeps its pod template, so no rollout.
+                    ...(args.corsOrigins.length > 0 ? [{ name: "CORS_ORIGINS", value: args.corsOrigins.join(",") }] : []),
                     { name: "DATABASE_CA_FILE", value: RDS_CA_FILE },
                     { name: "NODE_ENV", value: "production" },
                     { name: "DB_POOL_MAX", value: String(args.sizes.dbPoolMax) },

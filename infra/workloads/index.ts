@@ -39,6 +39,8 @@ export interface WorkloadsArgs {
   domain?: { name: string; hostedZoneId: string };
   /** Config `docsEnabled`: the API serves /docs and /openapi.json. */
   docsEnabled: boolean;
+  /** Config `corsOrigins`: the origins whose pages may call the API (the app's CORS_ORIGINS); [] for none. */
+  corsOrigins: string[];
   disposable: boolean;
   /** AWS Backup's selection tag; Qdrant's volumes carry it. */
   backupTag: { key: string; value: string };
@@ -148,6 +150,7 @@ export class Workloads extends pulumi.ComponentResource {
         qdrantReplication: { factor: sizes.qdrant.replicationFactor, writeConsistency: sizes.qdrant.writeConsistency },
         envSecret: secrets.apiSecret,
         docsEnabled: args.docsEnabled,
+        corsOrigins: args.corsOrigins,
         publicUrl: args.domain ? domainUrl(args.domain) : undefined,
         qdrantApiKey: secrets.qdrantApiKey,
         qdrantUrl: serviceUrl(QDRANT.name, QDRANT.ports.http),

@@ -88,6 +88,52 @@ test("all problems are reported at once", () => {
   assert.equal(message.split("\n").length, 2);
 });
 
+test("corsOrigins: one origin, a comma-separated string or a list (the app's CORS_ORIGINS), or * alone; none by default", () => {
+  const origins = (value?: string) =>
+    parseStackConfig(value === undefined ? base : { ...base, "agent-stack:corsOrigins": value }, "prod").corsOrigins;
+  assert.deepEqual(origins(), []);
+  assert.deepEqual(origins("https://app.example.com"), ["https://app.example.com"]);
+  assert.deepEqual(origins("https://app.example.com, http://localhost:5173"), [
+    "https://app.example.com",
+    "http://localhost:5173",
+  ]);
+  assert.deepEqual(origins('["https://app.example.com","http://[::1]:8080"]'), ["https://app.example.com", "http://[::1]:8080"]);
+  assert.deepEqual(origins("*"), ["*"]);
+  assert.deepEqual(origins("[]"), []);
+});
+
+test("a corsOrigins entry the app would refuse fails the plan, naming the key, the entry and the form to write", () => {
+  const allowed = 'allowed: origins scheme://host\\[:port\\] \\(http or https, no path or trailing slash\\), or "\\*" alone$';
+  const cases: Array<[string, string]> = [
+    // Origins are compared exactly: each of these would have matched no page, and the pods would not have started.
+    [
+      "https://App.example.com/",
+      '"https://App.example.com/" is not written as a browser sends it \\(https://app\\.example\\.com\\)',
+    ],
+    [
+      '["https://app.example.com:443"]',
+      '"https://app.example.com:443" is not written as a browser sends it \\(https://app\\.example\\.com\\)',
+    ],
+    ['["app.example.com"]', '"app.example.com" is not an http:// or https:// URL'],
+    ['["null"]', '"null" is not an http:// or https:// URL'],
+  ];
+  for (const [value, problem] of cases) {
+    assert.match(
+      failure({ ...base, "agent-stack:corsOrigins": value }),
+      new RegExp(`^agent-stack:corsOrigins: ${problem}; ${allowed}`),
+      value,
+    );
+  }
+  assert.equal(
+    failure({ ...base, "agent-stack:corsOrigins": '["*","https://app.example.com"]' }),
+    'agent-stack:corsOrigins: "*" admits every origin, so it stands alone',
+  );
+  assert.match(
+    failure({ ...base, "agent-stack:corsOrigins": "true" }),
+    /^agent-stack:corsOrigins: got true; allowed: an origin scheme/,
+  );
+});
+
 test("the README's config table matches the schema and the tiers (npm run docs:config)", async () => {
   const { readFileSync } = await import("node:fs");
   const { withConfigTable } = await import("../../infra/config-table.ts");

@@ -1,21 +1,26 @@
 // The prod stack with config `domain` and `hostedZoneId` set: an ACM certificate validated in the same
 // `pulumi up` (Route 53 record + CertificateValidation) on the ALB, HTTPS with HTTP redirected to it, the host
 // rule, and apiUrl on the domain. A domain without a zone is refused at config time. The same plan turns the
-// web ACL off (network.perIpRequestsPerMinute: null), to see what the Ingress then says.
+// web ACL off (network.perIpRequestsPerMinute: null), to see what the Ingress then says, and lists the origins of
+// the browser front ends that may call the API (corsOrigins).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { loadConfig } from "../../app/src/config.ts";
 import { runPlan } from "../../infra/plan/harness.ts";
+import { appEnv, UNUSED_URLS } from "../support/app.ts";
 import { configFailure } from "../support/config.ts";
 import { inputs, ofType, one } from "../support/plan.ts";
 
 const DOMAIN = "api.acme.test";
 const ZONE = "Z0ACMETEST";
+const FRONT_ENDS = ["https://app.acme.test", "http://localhost:5173"];
 const plan = await runPlan({
   stack: "prod",
   config: {
     "agent-stack:domain": DOMAIN,
     "agent-stack:hostedZoneId": ZONE,
     "agent-stack:overrides": JSON.stringify({ network: { perIpRequestsPerMinute: null } }),
+    "agent-stack:corsOrigins": JSON.stringify(FRONT_ENDS),
   },
 });
 const certificate = one(plan, "aws:acm/certificate:Certificate");
@@ -72,4 +77,12 @@ test("the API is told where clients reach it: the agent card names the domain, n
   const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
   const env = api.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
   assert.equal(env.find((e) => e.name === "PUBLIC_URL")?.value, `https://${DOMAIN}`);
+});
+
+test("the API is told the origins whose pages may call it (corsOrigins), as a CORS_ORIGINS the app accepts", () => {
+  const api = inputs(ofType(plan, "kubernetes:apps/v1:Deployment").find((d) => inputs(d).metadata.name === "agent-api")!);
+  const env = api.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+  const value = env.find((e) => e.name === "CORS_ORIGINS")?.value;
+  assert.equal(value, FRONT_ENDS.join(","));
+  assert.deepEqual(loadConfig({ ...appEnv(UNUSED_URLS), CORS_ORIGINS: value! }).CORS_ORIGINS, FRONT_ENDS);
 });

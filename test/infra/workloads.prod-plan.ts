@@ -48,6 +48,7 @@ test("API probes: startup and liveness on /health, readiness on /health/serving,
   assert.equal(envOf(api).PORT.value, "8080");
   assert.equal(envOf(api).METRICS_PORT.value, "9464");
   assert.equal(envOf(api).DOCS_ENABLED.value, "false", "docs only when agent-stack:docsEnabled turns them on");
+  assert.equal(envOf(api).CORS_ORIGINS, undefined, "no CORS header unless agent-stack:corsOrigins lists origins");
   assert.equal((api.startupProbe as any).httpGet.path, "/health");
   assert.equal((api.livenessProbe as any).httpGet.path, "/health");
   assert.equal((api.readinessProbe as any).httpGet.path, "/health/serving");
