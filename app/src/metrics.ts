@@ -1,10 +1,22 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { PoolUse } from "./services/db.ts";
 
 /** Metric names and labels are a contract with monitoring/ (alerts and dashboards query exactly these). */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  /** The app's pool, read at each scrape (`watchDbPool`); the gauges stay 0 until it is set. */
+  let dbPool: (() => PoolUse) | undefined;
+  const dbPoolGauge = (name: string, help: string, value: (use: PoolUse) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        if (dbPool) this.set(value(dbPool()));
+      },
+    });
 
   return {
     registry,
@@ -86,6 +98,32 @@ export function createMetrics() {
       labelNames: ["use", "result"] as const,
       registers,
     }),
+    // Guide 002's health_agent_db_pool_size and _active, without the prefix no metric here carries. The pool's own view:
+    // its DB_POOL_MAX connections can all be taken (requests queue in it, then 503 at DB_QUERY_TIMEOUT_MS) while the
+    // server, which DatabaseConnectionPoolExhausted watches, is mostly idle. Read at each scrape (db.ts poolUse).
+    dbPoolSize: dbPoolGauge("db_pool_size", "Connections this replica's Postgres pool may open (DB_POOL_MAX)", (u) => u.size),
+    dbPoolActive: dbPoolGauge(
+      "db_pool_active",
+      "Connections of this replica's Postgres pool a statement holds: its statements in flight, at most db_pool_size",
+      (u) => u.active,
+    ),
+    dbPoolWaiting: dbPoolGauge(
+      "db_pool_waiting",
+      "Statements of this replica's Postgres pool waiting for a connection: those in flight past db_pool_size",
+      (u) => u.waiting,
+    ),
+    dbStatementDuration: new Histogram({
+      name: "db_statement_duration_seconds",
+      help: "Statements of this replica's Postgres pool, from their hand-over to the pool (the wait for a connection included) to their answer or failure",
+      // 0.05: guide 002's "Query latency (P95 < 50ms)", an edge so the p95 is not interpolated across it; 1 and 10:
+      // a statement's deadline and its statement_timeout at the defaults (DB_QUERY_TIMEOUT_MS, 10x for reports).
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    /** Shows `read()`'s pool in db_pool_* at each scrape: the app's one pool (start.ts). */
+    watchDbPool(read: () => PoolUse): void {
+      dbPool = read;
+    },
     turnRetentionLastSuccess: new Gauge({
       name: "turn_retention_last_success_timestamp_seconds",
       help: "When a turn retention sweep last finished on the database, whichever replica ran it, as this replica last read it (0: retention off, or not read yet)",

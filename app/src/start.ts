@@ -11,7 +11,7 @@ import { buildOpsApp } from "./ops.ts";
 import { buildApp, securityHeaders } from "./server.ts";
 import { createCache } from "./services/cache.ts";
 import { createCorpusVersion } from "./services/corpus.ts";
-import { createDb, isUnavailable, type Sql, watchUnanswered } from "./services/db.ts";
+import { createDb, isUnavailable, poolUse, type Sql, watchUnanswered } from "./services/db.ts";
 import { migrate } from "./services/migrations.ts";
 import { createOllama } from "./services/ollama.ts";
 import { createPodRouter } from "./services/ollama-pods.ts";
@@ -112,7 +112,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     statementTimeoutMs: statementTimeoutMs(config.DB_QUERY_TIMEOUT_MS),
     // A statement unanswered, connections dropped: the corpus listener's connection to the same Postgres may be cut off.
     onTrouble: (kind) => corpus?.probeListener(kind === "dropped"),
+    statementDuration: metrics.dbStatementDuration,
   });
+  // The serving pool only. Not the corpus listener's client, whose one connection holds its LISTEN for good, nor the
+  // migrations' (DATABASE_MIGRATE_URL's, or this pool's own before /metrics listens: start-up).
+  metrics.watchDbPool(() => poolUse(sql));
   const cache = createCache({
     url: config.REDIS_URL,
     password: config.REDIS_PASSWORD,

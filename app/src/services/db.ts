@@ -32,6 +32,18 @@ export interface DbOptions {
    * silent or on a read-only node (`dropped`): another client's connection to the same server may be cut off too.
    */
   onTrouble?: ((kind: "missed" | "dropped") => void) | undefined;
+  /** Where each statement's time is observed, in seconds, from its hand-over to the pool to its answer or failure. */
+  statementDuration?: { observe(seconds: number): void } | undefined;
+}
+
+/** The pool's connections and the app's statements on them, as db_pool_* shows them (metrics.ts). */
+export interface PoolUse {
+  /** Connections the pool may open: its `max` (DB_POOL_MAX). */
+  size: number;
+  /** Connections a statement holds. */
+  active: number;
+  /** Statements waiting for a connection. */
+  waiting: number;
 }
 
 /**
@@ -61,8 +73,48 @@ interface PoolWatch {
    * or statement timeout): `reachable` is false until one is answered.
    */
   unreachable: boolean;
+  /** Statements handed to the pool and not yet settled (`poolUse`): one past its deadline still runs, and counts. */
+  inFlight: number;
 }
 const pools = new WeakMap<Sql, PoolWatch>();
+
+/** Counts a statement handed to the pool; returns when, for `statementEnded`. */
+function statementStarted(pool: PoolWatch): number {
+  pool.inFlight++;
+  return performance.now();
+}
+
+/** The statement counted at `startedAt` settled: it holds no connection, and waits for none, any more. */
+function statementEnded(pool: PoolWatch, startedAt: number): void {
+  pool.inFlight--;
+  pool.opts.statementDuration?.observe((performance.now() - startedAt) / 1000);
+}
+
+/**
+ * How busy the pool is, from the statements the app has in flight on it (`withDeadline`, `counted`): postgres.js keeps
+ * its connections' queues to itself (3.4.9 index.js: open, busy, full, connecting are the closure's). It hands a
+ * statement to an idle connection, else opens one (a closed connection of its `max`), and only once none is left
+ * pipelines it behind the statements of a busy one, or queues it: so up to `max` statements in flight hold as many
+ * connections, and those past `max` wait for one. (A connection that ends its statements while another still has some
+ * pipelined sits idle until the next statement comes: for that moment the count says busy.)
+ */
+export function poolUse(sql: Sql): PoolUse {
+  const pool = pools.get(sql);
+  if (!pool) throw new Error("poolUse: a pool created by createDb");
+  const { max: size } = pool.opts;
+  return { size, active: Math.min(pool.inFlight, size), waiting: Math.max(0, pool.inFlight - size) };
+}
+
+/**
+ * A statement of the pool with no deadline of its own (turn retention's, bounded by Postgres' statement_timeout),
+ * counted in `poolUse` as `withDeadline` counts its statements: it holds one of the pool's connections all the same.
+ */
+export function counted<T>(sql: Sql, query: Promise<T>): Promise<T> {
+  const pool = pools.get(sql);
+  if (!pool) return query;
+  const startedAt = statementStarted(pool);
+  return query.finally(() => statementEnded(pool, startedAt));
+}
 
 /** False while the pool's last statement to end was a 503 (`PoolWatch.unreachable`). */
 export const reachable = (sql: Sql): boolean => !pools.get(sql)?.unreachable;
@@ -187,6 +239,7 @@ export function createDb(url: string, opts: DbOptions): Sql {
     },
     opts,
     unreachable: false,
+    inFlight: 0,
   });
   return sql;
 }
@@ -329,8 +382,14 @@ export function withDeadline<T>(
 ): Promise<T> {
   let late = false;
   const pool = pools.get(sql);
+  // Counted in the pool's use until the statement settles, which is where each path below ends it: no closure of its
+  // own per statement (the cache hit's turn write takes this path: `npm run bench:app`).
+  const startedAt = pool ? statementStarted(pool) : 0;
+  let settled = !pool;
   const answered = query.then((rows) => {
     if (pool) {
+      settled = true;
+      statementEnded(pool, startedAt);
       pool.silence.answered();
       pool.unreachable = false;
     }
@@ -347,9 +406,18 @@ export function withDeadline<T>(
     // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another
     // request's, and every answer on that connection after them came one statement late.
     if (!query.state) withdraw(query);
-    else late = true;
+    else {
+      late = true;
+      // It holds its connection until Postgres ends it: an answer ends its count above, a failure here.
+      if (pool) query.catch(() => statementEnded(pool, startedAt));
+    }
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
+    // Here the statement failed, or was withdrawn (its cancel rejected it): either way it settled, unless it is late.
+    if (!settled && !late) {
+      settled = true;
+      statementEnded(pool!, startedAt);
+    }
     if ((err as { code?: unknown } | null)?.code === "25006") pool?.readOnly();
     if (isUnavailable(err)) {
       if (pool) pool.unreachable = true;

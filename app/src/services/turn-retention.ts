@@ -1,7 +1,7 @@
 import type { Gauge } from "prom-client";
 import { describe } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Sql } from "./db.ts";
+import { counted, type Sql } from "./db.ts";
 import { runPeriodically } from "./periodic.ts";
 
 /** Turns looked at per transaction: each stays short whatever the backlog (a first sweep of a year of turns). */
@@ -24,23 +24,31 @@ export interface Pruned {
  * (postgres.js sql.begin), a connection reset in its middle ended the process (porsager/postgres#1208).
  */
 export async function pruneTurns(sql: Sql, days: number, batch = PRUNE_BATCH): Promise<Pruned> {
-  const [row] = await sql<
-    { locked: boolean; turns_deleted: number; sessions_deleted: number; source_sets_deleted: number }[]
-  >`SELECT * FROM prune_turns(${PRUNE_LOCK}::bigint, ${days}::integer, ${batch}::integer)`;
+  const [row] = await counted(
+    sql,
+    sql<{ locked: boolean; turns_deleted: number; sessions_deleted: number; source_sets_deleted: number }[]>`
+      SELECT * FROM prune_turns(${PRUNE_LOCK}::bigint, ${days}::integer, ${batch}::integer)`,
+  );
   const { locked, turns_deleted, sessions_deleted, source_sets_deleted } = row!;
   return { turns: turns_deleted, sessions: sessions_deleted, sourceSets: source_sets_deleted, skipped: !locked };
 }
 
 /** When a sweep last finished on this database (migration 015), in seconds since the epoch. */
 async function readLastSweep(sql: Sql): Promise<number> {
-  const [row] = await sql<{ at: number }[]>`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`;
+  const [row] = await counted(
+    sql,
+    sql<{ at: number }[]>`SELECT extract(epoch FROM last_finished)::float8 AS at FROM turn_retention_sweeps`,
+  );
   return row!.at;
 }
 
 /** Dates the database's last finished sweep now; returns that date as `readLastSweep` does. */
 async function markSweepFinished(sql: Sql): Promise<number> {
-  const [row] = await sql<{ at: number }[]>`
-    UPDATE turn_retention_sweeps SET last_finished = now() RETURNING extract(epoch FROM last_finished)::float8 AS at`;
+  const [row] = await counted(
+    sql,
+    sql<{ at: number }[]>`
+      UPDATE turn_retention_sweeps SET last_finished = now() RETURNING extract(epoch FROM last_finished)::float8 AS at`,
+  );
   return row!.at;
 }
 
