@@ -41,6 +41,10 @@ export const METRICS: Record<string, MetricEntry> = {
   cache_requests_total: m("app", "counter"),
   redis_operations_total: m("app", "counter"),
   turn_retention_last_success_timestamp_seconds: m("app", "gauge"),
+  db_pool_size: m("app", "gauge"),
+  db_pool_active: m("app", "gauge"),
+  db_pool_waiting: m("app", "gauge"),
+  db_statement_duration_seconds: m("app", "histogram"),
 
   up: m("prometheus", "gauge"),
 

@@ -180,4 +180,34 @@ describe("a real Alertmanager with this config", () => {
     assert.equal(state(alerts, "HighCPU", "agent-api"), "active");
     assert.equal(state(alerts, "ServiceDown", "agent-api"), "active");
   });
+
+  it("lets DatabasePoolExhausted inhibit the same pod's DatabasePoolHighUtilization only", async () => {
+    const alert = (labels: Record<string, string>) => ({ labels, annotations: {}, startsAt: new Date().toISOString() });
+    const res = await fetch(`${url}/api/v2/alerts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        alert({ alertname: "DatabasePoolExhausted", severity: "critical", job: "agent-api", pod: "agent-api-a" }),
+        alert({ alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-a" }),
+        alert({ alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-b" }),
+      ]),
+    });
+    assert.equal(res.status, 200);
+
+    type Listed = { labels: Record<string, string>; status: { state: string } };
+    const state = (alerts: Listed[], name: string, pod: string) =>
+      alerts.find((a) => a.labels.alertname === name && a.labels.pod === pod)?.status.state;
+    let alerts: Listed[] = [];
+    await waitFor(
+      "DatabasePoolHighUtilization to be inhibited",
+      async () => {
+        alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
+        return state(alerts, "DatabasePoolHighUtilization", "agent-api-a") === "suppressed";
+      },
+      10_000,
+    );
+
+    assert.equal(state(alerts, "DatabasePoolHighUtilization", "agent-api-b"), "active");
+    assert.equal(state(alerts, "DatabasePoolExhausted", "agent-api-a"), "active");
+  });
 });

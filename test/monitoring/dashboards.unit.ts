@@ -50,6 +50,29 @@ describe("Grafana dashboards", () => {
     assert.ok(quantile("0.99", "http_request_duration_seconds"), "route p99");
   });
 
+  it("System Overview shows each pod's database pool use and the statements' p95 (guides 000 and 002)", () => {
+    const exprsOf = (title: string) => {
+      const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === title);
+      assert.ok(panel, title);
+      return (panel.targets ?? []).map((t: any) => t.expr as string);
+    };
+    const pool = exprsOf("Database pool by pod");
+    // Busy over size, per pod: what DatabasePoolExhausted and DatabasePoolHighUtilization read.
+    assert.ok(
+      pool.some((e) => /by \(pod\)/.test(e) && /db_pool_active\{[^}]*\} \/ db_pool_size\{/.test(e)),
+      `busy / size by pod: ${pool}`,
+    );
+    assert.ok(
+      pool.some((e) => /by \(pod\)/.test(e) && e.includes("db_pool_waiting{")),
+      `waiting by pod: ${pool}`,
+    );
+    const latency = exprsOf("Database statement p95 duration");
+    assert.ok(
+      latency.some((e) => e.startsWith("histogram_quantile(0.95, ") && e.includes("db_statement_duration_seconds_bucket{")),
+      `p95: ${latency}`,
+    );
+  });
+
   it("Cost and Token Usage shows tokens/min, cost/hour, tokens by model and tokens per query", () => {
     for (const t of ["Tokens per minute", "Estimated cost per hour", "Tokens per minute by model", "Average tokens per query"]) {
       assert.ok(titles("agent-cost-tokens").includes(t), t);

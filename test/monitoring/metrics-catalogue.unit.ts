@@ -52,8 +52,16 @@ describe("metric catalogue", () => {
       "tool_calls_total",
       "tool_duration_seconds",
     ];
-    // Not in the contract: what our own rules watch (ApiCacheErrors, TurnRetentionStalled).
-    const operational = ["redis_operations_total", "turn_retention_last_success_timestamp_seconds"];
+    // Not in the contract: what our own rules and panels watch (ApiCacheErrors, TurnRetentionStalled, the
+    // DatabasePool alerts and the System Overview's database panels).
+    const operational = [
+      "db_pool_active",
+      "db_pool_size",
+      "db_pool_waiting",
+      "db_statement_duration_seconds",
+      "redis_operations_total",
+      "turn_retention_last_success_timestamp_seconds",
+    ];
     assert.deepEqual(app, [...contract, ...operational].sort());
   });
 });
