@@ -389,10 +389,11 @@ test("a stopping Ollama pod waits for the API's next pod count, then for the cal
     const [leave, ...idle] = await run(port, async () => {});
     assert.ok(leave! * 1000 >= config.ANSWER_SHARE_REFRESH_MS + 5_000, `waits ${leave} s`);
     assert.deepEqual(idle, [], "no connection: nothing more to wait for");
-    // A call in flight: waited for until its connection ends.
+    // A call in flight: waited for until its connection ends. Opened before the hook starts, as a call in flight is:
+    // opened after, a loaded machine ran the hook's first look before the connection was there (it ended at once).
     for (const listener of listeners) {
+      const socket = await connection(listener.port);
       const [, ...whileOpen] = await run(listener.port, async (done) => {
-        const socket = await connection(listener.port);
         const early = await Promise.race([done.then(() => "ended"), sleep(200).then(() => "waiting")]);
         socket.destroy();
         assert.equal(early, "waiting", `on ${JSON.stringify(listener.server.address())}`);
