@@ -15,7 +15,7 @@ import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, spawnAppProcess } from "../support/app.ts";
 import { capturedLog } from "../support/log.ts";
-import { type PostgresServer, startPostgres, terminationNotice } from "../support/postgres.ts";
+import { type PostgresServer, selfSignedCert, startPostgres, terminationNotice } from "../support/postgres.ts";
 import { freePort, waitFor } from "../support/process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
@@ -39,6 +39,34 @@ async function proxiedPool(max: number): Promise<{ sql: Sql; proxy: TcpProxy; cl
   };
   return { sql, proxy, close };
 }
+
+test("the production path: TLS verified against DATABASE_CA_FILE's CA by host name, and a SCRAM password (RDS, rds.force_ssl)", async () => {
+  // Every other test reaches a trust-auth Postgres without TLS: the app's own sockets (socketOpener) under postgres.js'
+  // TLS upgrade, its CA option and a SCRAM login ran nowhere before production.
+  const server = selfSignedCert("localhost");
+  const tlsPg = await startPostgres({ tls: server });
+  const pools: Sql[] = [];
+  const pool = (url: string, ca?: string) => {
+    const sql = createDb(url, { max: 1, connectTimeoutMs: 2_000, ca });
+    pools.push(sql);
+    return sql;
+  };
+  try {
+    const password = `pw-${randomUUID()}`;
+    const admin = postgres(tlsPg.url, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE ROLE agent LOGIN PASSWORD '${password}'`);
+    await admin.end();
+    const url = `postgres://agent:${password}@localhost:${tlsPg.port}/postgres?sslmode=verify-full`;
+    const [row] = await pool(url, server.cert)`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`;
+    assert.equal(row?.ssl, true, "the session runs over TLS");
+    // Another CA's certificate, or no TLS at all (refused by the server, as rds.force_ssl does): no session.
+    await assert.rejects(pool(url, selfSignedCert("localhost").cert)`SELECT 1`, /self.signed|certificate/i);
+    await assert.rejects(pool(url.replace("?sslmode=verify-full", ""))`SELECT 1`, /pg_hba\.conf rejects connection .* no encryption/);
+  } finally {
+    await Promise.all(pools.map((sql) => sql.end({ timeout: 1 })));
+    await tlsPg.stop();
+  }
+});
 
 test("a busy pool whose statements queue past their deadlines keeps its connections: it is still answering", async () => {
   const { log, lines } = capturedLog("warn");

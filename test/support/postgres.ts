@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { chmod, chown, mkdtemp, rename, rm } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmod, chown, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import postgres from "postgres";
@@ -63,17 +63,68 @@ async function template(user: { uid: number; gid: number } | undefined): Promise
   return made;
 }
 
+/** A self-signed certificate for `host` (its own CA) and its key, PEM: a server's TLS in a test. */
+export function selfSignedCert(host: string): { cert: string; key: string } {
+  const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
+  try {
+    const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"].concat([
+        "-subj",
+        `/CN=${host}`,
+        "-addext",
+        `subjectAltName=DNS:${host}`,
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ]),
+      { stdio: "ignore" },
+    );
+    return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
+  } finally {
+    execFileSync("rm", ["-rf", dir]);
+  }
+}
+
+/**
+ * With `tls`, the cluster serves TLS with that certificate and, as RDS with rds.force_ssl does, admits roles other
+ * than `postgres` only over TLS and with a SCRAM password (`postgres` keeps trust, to set the test up).
+ */
+const TLS_HBA = [
+  "local all all trust",
+  "host all postgres 127.0.0.1/32 trust",
+  "hostssl all all 127.0.0.1/32 scram-sha-256",
+  "hostnossl all all 127.0.0.1/32 reject",
+].join("\n");
+
 /**
  * A throwaway PostgreSQL cluster on a free loopback port (trust auth). Tests run it with fsync, synchronous_commit and
  * full_page_writes off; `durable` keeps Postgres' defaults, as RDS runs it: each commit waits for its WAL flush.
  */
-export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
+export async function startPostgres(
+  opts: { durable?: boolean; tls?: { cert: string; key: string } } = {},
+): Promise<PostgresServer> {
   if (!existsSync(bin("postgres"))) throw new Error(`PostgreSQL binaries not found at ${bin("postgres")} (set PG_BIN)`);
   const user = serverUser();
   const dir = await serverDir("agent-pg-", user);
   const data = path.join(dir, "data");
   // -a keeps the owner (the server's user) and the mode (0700) Postgres insists on.
   execFileSync("cp", ["-a", await template(user), data]);
+  const tlsArgs: string[] = [];
+  if (opts.tls) {
+    // The key must be the server user's and 0600, or Postgres refuses to start.
+    for (const [file, pem, mode] of [
+      ["server.crt", opts.tls.cert, 0o644],
+      ["server.key", opts.tls.key, 0o600],
+      ["pg_hba.conf", `${TLS_HBA}\n`, 0o600],
+    ] as const) {
+      await writeFile(path.join(data, file), pem, { mode });
+      if (user) await chown(path.join(data, file), user.uid, user.gid);
+    }
+    tlsArgs.push("-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key");
+  }
   const port = await freePort();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let child: ChildProcess | undefined;
@@ -91,6 +142,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
         "-c",
         "listen_addresses=127.0.0.1",
         ...(opts.durable ? [] : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
+        ...tlsArgs,
       ],
       { ...user },
     );
