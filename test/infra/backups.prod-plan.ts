@@ -103,6 +103,10 @@ test("the selection takes every resource carrying the database's backup tag, wit
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
   ]);
+  // Made before the role's policies are attached, AWS Backup could start a job with a role that may not back up yet.
+  const waitsFor = one(plan, "aws:backup/selection:Selection").dependsOn ?? [];
+  for (const a of ofType(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").filter((x) => inputs(x).role === roleName))
+    assert.ok(waitsFor.includes(a.urn), `the selection waits for ${a.name}`);
 });
 
 test("the Qdrant volumes carry the backup tag too", () => {
@@ -150,6 +154,7 @@ test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", 
   assert.equal(forBucket("aws:s3/bucketVersioning:BucketVersioning").versioningConfiguration.status, "Enabled");
   const sse = forBucket("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").rules[0];
   assert.deepEqual(sse.applyServerSideEncryptionByDefault, { sseAlgorithm: "aws:kms", kmsMasterKeyId: dataKeyArn });
+  assert.equal(sse.bucketKeyEnabled, true, "one KMS data key per bucket, not a KMS request per object");
   const block = forBucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock");
   for (const key of ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"])
     assert.equal(block[key], true, key);
@@ -157,6 +162,10 @@ test("the bucket is protected, versioned, KMS-encrypted, private and TLS-only", 
   const [deny] = JSON.parse(forBucket("aws:s3/bucketPolicy:BucketPolicy").policy).Statement;
   assert.deepEqual([deny.Effect, deny.Action, deny.Condition], ["Deny", "s3:*", { Bool: { "aws:SecureTransport": "false" } }]);
   assert.deepEqual(deny.Resource, [bucketArn, `${bucketArn}/*`]);
+  // One after the other: S3 may answer a policy put while the bucket's public access block is changing with 409
+  // OperationAborted (a conflicting conditional operation).
+  const policy = one(plan, "aws:s3/bucketPolicy:BucketPolicy", bucket.name);
+  assert.ok(policy.dependsOn?.includes(one(plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket.name).urn));
 });
 
 test("bucket objects move to Glacier and expire after the tier's days", () => {
@@ -164,7 +173,10 @@ test("bucket objects move to Glacier and expire after the tier's days", () => {
   assert.equal(rule.status, "Enabled");
   assert.deepEqual(rule.transitions, [{ days: tier.backups.glacierAfterDays, storageClass: "GLACIER" }]);
   assert.deepEqual(rule.expiration, { days: tier.backups.expireAfterDays });
-  assert.ok(rule.noncurrentVersionExpiration.noncurrentDays > 0, "old versions must not pile up forever");
+  // Overwritten and deleted objects go after the shortest retention the plan promises (7 daily points), not later.
+  assert.equal(rule.noncurrentVersionExpiration.noncurrentDays, tier.backups.daily.keepDays);
+  // The parts of an upload cut off are billed until aborted: within the daily retention.
+  assert.ok(rule.abortIncompleteMultipartUpload.daysAfterInitiation <= tier.backups.daily.keepDays);
   // Nor the delete markers the expiration leaves behind them (a rule of its own: S3 refuses it beside `days`).
   const markers = inputs(one(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-bucket"))
     .rules[1];

@@ -47,6 +47,14 @@ test("the guide's qwen2.5:32b beside llama3.1:8b with 4 parallel 4096-token f16 
   assert.deepEqual([big.weightsMib, big.kvMib], [19073, 4096]);
 });
 
+test("a model's KV cache is sized at the shorter of the tier's context and its own longest (Ollama caps it there)", () => {
+  // nomic-embed-text takes 2048 tokens: a tier's 8192 does not grow its cache, while a chat model's grows.
+  const kv = (contextLength: number, model: string) =>
+    (residentModels(withOllama(TIERS.medium, { contextLength }).ollama) as any[]).find((m) => m.model === model).kvMib;
+  assert.equal(kv(8192, "nomic-embed-text:latest"), kv(2048, "nomic-embed-text:latest"));
+  assert.ok(kv(1024, "nomic-embed-text:latest") < kv(2048, "nomic-embed-text:latest"));
+});
+
 test("an unknown model or instance type names the table to extend", () => {
   assert.match(
     capacityReport(withOllama(TIERS.small, { models: { ...TIERS.small.ollama.models, large: "mystery:70b" } })).problems[0],

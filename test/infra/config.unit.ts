@@ -272,6 +272,8 @@ test("sizes AWS refuses are refused here: EBS and RDS gp3 sizes, PostgreSQL's co
       { database: { allocatedStorageGb: 100, maxAllocatedStorageGb: 105 } },
       /database\.maxAllocatedStorageGb: 105 is less than 10 % above allocatedStorageGb 100; RDS needs at least 110/,
     ],
+    // 115 is 9.5 % above 105: the least is rounded up, not down.
+    [{ database: { allocatedStorageGb: 105, maxAllocatedStorageGb: 115 } }, /RDS needs at least 116/],
   ];
   for (const [overrides, message] of cases) assert.match(failure(withOverrides(overrides)), message);
   const config = parseStackConfig(withOverrides({ database: { allocatedStorageGb: 100, maxAllocatedStorageGb: 110 } }), "prod");
@@ -415,6 +417,13 @@ test("the endpoint CIDRs are network addresses, each listed once; the private en
   const cidrs = ["10.0.128.0/24", "192.168.4.0/22", "10.9.8.7/32"];
   const config = parseStackConfig({ ...base, "agent-stack:endpointPrivateAccessCidrs": JSON.stringify(cidrs) }, "prod");
   assert.deepEqual(config.endpointPrivateAccessCidrs, cidrs);
+});
+
+test("two or more Qdrant peers keep two copies of each shard: one copy takes data offline while a peer drains", () => {
+  assert.match(
+    failure(withOverrides({ qdrant: { replicas: 2, replicationFactor: 1, writeConsistency: 1 } })),
+    /qdrant\.replicationFactor: 1 keeps one copy of each shard on 2 peers/,
+  );
 });
 
 test("more Qdrant peers than their role's nodes are refused: each needs a node of its own", () => {

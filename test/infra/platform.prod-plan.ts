@@ -128,6 +128,15 @@ test("RDS: PostgreSQL 16, Multi-AZ, encrypted gp3, protected, with a read replic
   assert.equal(inputs(replicas[0]).replicateSourceDb, p.identifier);
 });
 
+test("RDS ships its PostgreSQL log (statements slower than 1 s) to CloudWatch; Performance Insights keeps its data under the data key", () => {
+  const dbs = ofType(plan, "aws:rds/instance:Instance").map(inputs);
+  const primary = dbs.find((d) => !d.replicateSourceDb)!;
+  // Without the export log_min_duration_statement writes to the instance's own log files alone, which no alert reads.
+  assert.deepEqual(primary.enabledCloudwatchLogsExports, ["postgresql"]);
+  // Left out, RDS encrypts Performance Insights with the AWS-managed aws/rds key, outside the data key's policy.
+  for (const d of dbs) assert.equal(d.performanceInsightsKmsKeyId, primary.kmsKeyId, d.identifier);
+});
+
 test("the read replica's storage may grow as far as the primary's (its autoscaling is its own)", () => {
   const [primary, replica] = [false, true].map((r) =>
     inputs(ofType(plan, "aws:rds/instance:Instance").find((d) => Boolean(inputs(d).replicateSourceDb) === r)!),
@@ -173,6 +182,34 @@ test("ElastiCache: TLS with a secret auth token, encrypted at rest, failover acr
   const params = inputs(one(plan, "aws:elasticache/parameterGroup:ParameterGroup")).parameters;
   // Evicts keys with an expiry alone: the rate limit's logs have none (test/app/hotpath.test.ts, "a full Redis").
   assert.deepEqual(params, [{ name: "maxmemory-policy", value: "volatile-lru" }]);
+});
+
+test("ElastiCache changes wait for its maintenance window: applied at once, a node type change replaces nodes at peak", () => {
+  // ModifyReplicationGroup ApplyImmediately (default false): the change waits for the next maintenance window.
+  assert.equal(inputs(one(plan, "aws:elasticache/replicationGroup:ReplicationGroup")).applyImmediately, false);
+});
+
+test("node groups update one node at a time: the disruption budgets let one pod of each workload leave at a time", () => {
+  // EKS drains maxUnavailable nodes at once and fails the update (PodEvictionFailure) when a pod has not left within
+  // 15 minutes (EKS User Guide, "Understand each phase of node updates"): two at once, the second node's evictions
+  // wait on the same budgets as the first's, toward that limit.
+  for (const g of nodeGroups) assert.deepEqual(inputs(g).updateConfig, { maxUnavailable: 1 }, g.name);
+});
+
+test("CoreDNS and the EBS CSI driver are created after the node groups: their pods need a node to become ACTIVE", () => {
+  // EKS waits for an add-on's pods; with no node yet CoreDNS and the CSI controller stay pending and the add-on
+  // goes DEGRADED, failing the first `pulumi up`.
+  const addons = ofType(plan, "aws:eks/addon:Addon");
+  for (const name of ["coredns", "aws-ebs-csi-driver"]) {
+    const addon = addons.find((a) => inputs(a).addonName === name)!;
+    for (const g of nodeGroups) assert.ok(addon.dependsOn?.includes(g.urn), `${name} waits for ${g.name}`);
+  }
+});
+
+test("the cluster's OIDC provider admits the STS audience alone, the one IRSA's tokens carry", () => {
+  // EKS User Guide, "Create an IAM OIDC provider for your cluster": audience sts.amazonaws.com.
+  const [oidc] = ofType(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider");
+  assert.deepEqual(inputs(oidc!).clientIdLists, ["sts.amazonaws.com"]);
 });
 
 test("secrets live in Secrets Manager under a customer key, EKS secrets are envelope-encrypted, keys rotate", () => {

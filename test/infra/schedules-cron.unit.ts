@@ -82,6 +82,15 @@ test("a work-hours-only tier backs up mid-way through work hours on work days, i
   );
 });
 
+test("work hours past midnight back up on the days they end: mid-way through them is past midnight", () => {
+  // FRI 20:00-04:00: the database runs from Friday evening to Saturday 04:00, so 00:00 falls on Saturday.
+  const overnight = { ...TIERS.dev.schedule, workHoursOnly: { days: ["FRI" as const], start: "20:00", end: "04:00" } };
+  assert.deepEqual(
+    backupRules(TIERS.dev.backups, overnight, "UTC").map((r) => r.schedule),
+    ["cron(0 0 ? * SAT *)", "cron(0 0 ? * SAT *)", "cron(0 0 ? * 7#1 *)"],
+  );
+});
+
 test("AWS windows: local off-peak hours in UTC at the zone's standard offset, across midnight and the week", () => {
   assert.equal(utcWindow("02:00", 60, "America/New_York"), "07:00-08:00");
   assert.equal(utcWindow("02:00", 60, "UTC"), "02:00-03:00");

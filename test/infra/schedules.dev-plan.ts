@@ -94,3 +94,18 @@ test("the schedule stack output says when dev is on and off", () => {
     "off outside those hours (nights and weekends): every node group at 0, database stopped",
   ]);
 });
+
+test("work hours past midnight stop the database on the mornings they end, the day after each evening they start", async () => {
+  const overnight = await stackPlan("dev", {
+    "agent-stack:overrides": JSON.stringify({
+      schedule: { workHoursOnly: { days: ["MON", "TUE", "WED", "THU", "FRI"], start: "20:00", end: "04:00" } },
+      backups: { qdrantSnapshotCron: "30 21 * * 1-5" },
+    }),
+  });
+  const byArn = Object.fromEntries(
+    ofType(overnight, "aws:scheduler/schedule:Schedule").map((r) => [inputs(r).target.arn, inputs(r).scheduleExpression]),
+  );
+  // Stopped on the work days instead, Monday 04:00 came before any start and Saturday's stop never came.
+  assert.equal(byArn["arn:aws:scheduler:::aws-sdk:rds:stopDBInstance"], "cron(0 4 ? * TUE-SAT *)");
+  assert.equal(byArn["arn:aws:scheduler:::aws-sdk:rds:startDBInstance"], "cron(0 20 ? * MON-FRI *)");
+});

@@ -65,6 +65,16 @@ test("every role an AWS service assumes names the source account, but EC2's and 
   assert.deepEqual(bare.map((s: any) => s.Principal.Service).sort(), ["backup.amazonaws.com", "ec2.amazonaws.com"]);
 });
 
+test("every CloudWatch log group expires its events, the flow logs' too (0 or none is never)", async () => {
+  const withFlowLogs = await stackPlan("prod", WITH_CI_AND_FLOW_LOGS);
+  const groups = ofType(withFlowLogs, "aws:cloudwatch/logGroup:LogGroup");
+  assert.ok(
+    groups.some((g) => g.name === "network-flow-logs"),
+    "the flow logs' group is planned",
+  );
+  for (const g of groups) assert.ok(inputs(g).retentionInDays > 0, g.name);
+});
+
 test("prod's EKS endpoint is private only: private access on, public access off", () => {
   const vpc = inputs(one(plan, "aws:eks/cluster:Cluster")).vpcConfig;
   assert.equal(vpc.endpointPrivateAccess, true);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stackPlan } from "../support/stack-plan.ts";
+import { TIERS } from "../../infra/tiers.ts";
 import { MOCK_SECRET_PREFIX } from "../../infra/plan/mocks.ts";
 import { SECRET_PLACEHOLDER, type PlannedResource } from "../../infra/plan/types.ts";
 import { containersOf, parseImage, type Container } from "../../policy/lib/k8s.ts";
@@ -200,6 +201,11 @@ test("API placement: general nodes, spread over zones, sized per tier, with a di
   assert.deepEqual(zones.labelSelector, { matchLabels: { "app.kubernetes.io/name": "agent-api" } });
   assert.deepEqual(api.resources, { requests: { cpu: "1", memory: "1Gi" }, limits: { cpu: "2", memory: "2Gi" } });
   assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "agent-api")).spec.maxUnavailable, 1);
+});
+
+test("Ollama's replicas (two in medium) have a disruption budget: a node drain takes one at a time", () => {
+  assert.ok(TIERS.medium.ollama.replicas > 1);
+  assert.equal(inputs(one(plan, "kubernetes:policy/v1:PodDisruptionBudget", "ollama")).spec.maxUnavailable, 1);
 });
 
 test("the API Service is agent-api:8080 named http plus 9464 named metrics, which the Ingress never routes", () => {

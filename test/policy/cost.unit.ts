@@ -94,6 +94,11 @@ test("gpu-only-in-gpu-group: GPU types only in the tainted gpu group, and only G
     /GPU type g5\.xlarge in a node group labelled role=general/,
   );
   assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"])])[0].message, /no NO_SCHEDULE taint/);
+  // PREFER_NO_SCHEDULE only asks: the scheduler still puts any pod on a GPU node when nothing else fits.
+  const preferred = { taints: [{ key: "nvidia.com/gpu", value: "true", effect: "PREFER_NO_SCHEDULE" }] };
+  assert.match(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"], preferred)])[0].message, /no NO_SCHEDULE taint/);
+  const evicting = { taints: [{ key: "nvidia.com/gpu", value: "true", effect: "NO_EXECUTE" }] };
+  assert.deepEqual(check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge"], evicting)]), []);
   assert.match(
     check(gpuOnlyInGpuGroup, [nodeGroup("gpu", ["g5.4xlarge", "c6i.large"], tainted)])[0].message,
     /non-GPU types c6i\.large/,
@@ -160,6 +165,14 @@ test("stack-within-budget: the estimate is compared with the budget the plan car
     check(stackWithinBudget, [nodeGroup("general", ["t3.large"])], { tier: "small", planConfig: resolved(2750) }),
     [],
   );
+});
+
+test("stack-within-budget: an estimate a dollar over the budget fails it, one at the budget passes (no slack)", () => {
+  const cost = estimateCost(planOf(expensive, "small", resolved(2750)));
+  const judged = (monthlyBudgetUsd: number) =>
+    check(stackWithinBudget, expensive, { tier: "small", config: { monthlyBudgetUsd }, cost }).length;
+  assert.equal(judged(cost.monthlyUsd - 1), 1);
+  assert.equal(judged(cost.monthlyUsd), 0);
 });
 
 test("stack-within-budget: a region without a price table fails it, saying so, instead of passing at $0", () => {

@@ -20,6 +20,9 @@ test("rds-backup-retention: at least 7 days by default, configurable; replicas a
   assert.match(check(rdsBackupRetention, [db({})])[0].message, /not set/);
   assert.equal(check(rdsBackupRetention, [db({ backupRetentionPeriod: 7 })], { config: { minRetentionDays: 14 } }).length, 1);
   assert.deepEqual(check(rdsBackupRetention, [db({ replicateSourceDb: "agent-db" })]), []);
+  // The minimum is a floor: a day short of it fails (6 of 7 passed when the comparison was off by one).
+  assert.match(check(rdsBackupRetention, [db({ backupRetentionPeriod: 6 })])[0].message, /6 days; at least 7/);
+  assert.equal(check(rdsBackupRetention, [db({ backupRetentionPeriod: 13 })], { config: { minRetentionDays: 14 } }).length, 1);
 });
 
 test("rds-deletion-protection: required outside dev, read from the provider's tier tag", () => {
@@ -78,6 +81,18 @@ test("rds-in-backup-plan: a selection by tag (provider default tags included), c
   });
   assert.equal(check(rdsInBackupPlan, [primary, failedCondition]).length, 1);
   assert.equal(check(rdsInBackupPlan, [primary]).length, 1, "no selection at all");
+});
+
+test("rds-in-backup-plan: a selection's exclusions (notResources, StringNotLike conditions) leave the database out", () => {
+  // AWS Backup assigns what resources/selectionTags pick, minus notResources, and only where every condition holds
+  // (AWS Backup API, BackupSelection: NotResources, Conditions.StringNotLike).
+  const primary = db({ tags: { backup: "agent-stack-prod", env: "prod" } });
+  const selection = (inputs: Record<string, unknown>) =>
+    resource("aws:backup/selection:Selection", "sel", { planId: "plan-id", iamRoleArn: "role", resources: ["*"], ...inputs });
+  assert.equal(check(rdsInBackupPlan, [primary, selection({ notResources: ["agent-db"] })]).length, 1, "excluded by name");
+  const notLike = (value: string) => selection({ conditions: [{ stringNotLikes: [{ key: "aws:ResourceTag/env", value }] }] });
+  assert.equal(check(rdsInBackupPlan, [primary, notLike("pro*")]).length, 1, "its env tag is excluded");
+  assert.deepEqual(check(rdsInBackupPlan, [primary, notLike("dev*")]), [], "another env is excluded, not this one");
 });
 
 test("elasticache-snapshot-retention: snapshots kept at least a day", () => {
