@@ -1,7 +1,8 @@
 // The names the operators' documents hand to commands (README.md, docs/operations-runbook.md, docs/restore-runbook.md,
-// scripts/wait-api-ready.sh): every stack output `pulumi stack output` reads, every namespace, object, pod label,
-// container and port-forwarded port `kubectl` names, every `<project>-<stack>-...` AWS name and every URN a `grep -o`
-// picks for `pulumi state unprotect` are ones the prod plan makes (Helm's generated names by the pinned charts' rules).
+// scripts/wait-api-ready.sh, scripts/watch-after-deploy.sh): every stack output `pulumi stack output` reads, every
+// namespace, object, pod label, container and port-forwarded port `kubectl` names, every `<project>-<stack>-...` AWS
+// name and every URN a `grep -o` picks for `pulumi state unprotect` are ones the prod plan makes (Helm's generated names
+// by the pinned charts' rules).
 // The mocks accept any name, so a command naming what the program does not create, or spells otherwise, fails only when
 // an operator runs it in an incident.
 import assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import { stackPlan, WITH_CI_AND_FLOW_LOGS } from "../support/stack-plan.ts";
 
 const DOCS = ["README.md", "docs/operations-runbook.md", "docs/restore-runbook.md"];
 /** Scripts an operator or the deploy job runs: every line is a command. */
-const SCRIPTS = ["scripts/wait-api-ready.sh"];
+const SCRIPTS = ["scripts/wait-api-ready.sh", "scripts/watch-after-deploy.sh"];
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), "utf8");
 const plan = await stackPlan("prod", WITH_CI_AND_FLOW_LOGS);
 
@@ -117,6 +118,9 @@ function clusterNames(): { names: Set<string>; patterns: RegExp[]; namespaces: S
     // values service.port 80; the service accounts named in the values.
     const alertmanager = `${fullname("kube-prometheus-stack", 26)}-alertmanager`;
     names.add(`${ns} Service ${alertmanager}`).add(`${ns} port Service ${alertmanager} 9093`);
+    // templates/prometheus/service.yaml `<fullname>-prometheus` on values prometheus.service.port 9090.
+    const prometheus = `${fullname("kube-prometheus-stack", 26)}-prometheus`;
+    names.add(`${ns} Service ${prometheus}`).add(`${ns} port Service ${prometheus} 9090`);
     names.add(`${ns} Service ${fullname("grafana")}`).add(`${ns} port Service ${fullname("grafana")} 80`);
     for (const sa of [values.alertmanager?.serviceAccount?.name, values.grafana?.serviceAccount?.name])
       if (sa) names.add(`${ns} ServiceAccount ${sa}`);
@@ -178,6 +182,7 @@ test("every namespace, object, pod label and container a kubectl command of the 
     "agent CronJob qdrant-snapshot",
     "monitoring Service kube-prometheus-stack-grafana",
     "monitoring port Service kube-prometheus-stack-grafana 80",
+    "monitoring port Service kube-prometheus-stack-prometheus 9090",
     "agent port Deployment agent-api 9464",
   ])
     assert.ok(checked.includes(expected), `the parse found no ${expected} (checked: ${[...new Set(checked)].join(", ")})`);
