@@ -186,6 +186,64 @@ test("deploy-stack: one concurrency group per stack, policy-gated up, readiness 
   );
 });
 
+test("deploy-stack: the post-deploy watch (guide 002's rollback triggers) runs after readiness, and its failure rolls back", () => {
+  const stackWorkflow = workflow("deploy-stack.yml");
+  const job = stackWorkflow.jobs.deploy;
+  const steps = job.steps as any[];
+  const at = (name: RegExp) => steps.findIndex((s) => name.test(s.name ?? ""));
+  const [ready, watch, rollback] = [at(/^Wait for \/health\/ready$/), at(/rollback triggers/), at(/^Roll back/)];
+  assert.ok(ready >= 0 && watch === ready + 1 && rollback === watch + 1, `steps ${ready}, ${watch}, ${rollback}`);
+  const step = steps[watch];
+  assert.match(step.run, /scripts\/watch-after-deploy\.sh "\$STACK" "\$minutes"/);
+  assert.equal(step.env.WATCH_MINUTES, "${{ inputs.watch-minutes }}");
+  assert.equal(step.if, "inputs.watch-minutes > 0", "0 skips it");
+  assert.equal(step["continue-on-error"], undefined, "its failure must fail the job");
+  // failure() is true once any earlier step failed, the watch included; a condition on one step's outcome would not be.
+  assert.match(steps[rollback].if, /^failure\(\) && /);
+  assert.doesNotMatch(steps[rollback].if, /steps\.[\w-]+\.(outcome|conclusion)/);
+  // The window defaults to guide 002's hour, which prod is given; dev, almost without traffic, a few minutes.
+  assert.equal(stackWorkflow.on.workflow_call.inputs["watch-minutes"].default, 60);
+  const deploy = workflow("deploy.yml");
+  assert.equal(deploy.jobs.prod.with["watch-minutes"], 60);
+  assert.ok(deploy.jobs.dev.with["watch-minutes"] < 15, String(deploy.jobs.dev.with["watch-minutes"]));
+  assert.equal(step.env.JOB_TIMEOUT_MINUTES, job["timeout-minutes"]);
+  assert.equal(steps[0].run, 'echo "JOB_STARTED=$(date +%s)" >> "$GITHUB_ENV"', "the job's start, first");
+});
+
+test("deploy-stack: the watch is cut to what the job's timeout leaves after a rollback's worst case", () => {
+  const step = workflow("deploy-stack.yml").jobs.deploy.steps.find((s: any) => /rollback triggers/.test(s.name ?? ""));
+  const dir = mkdtempSync(path.join(tmpdir(), "watch-window-"));
+  try {
+    execFileSync("mkdir", [path.join(dir, "scripts")]);
+    const stub = path.join(dir, "scripts", "watch-after-deploy.sh");
+    writeFileSync(stub, `#!/bin/sh\necho "watch $*"\n`, { mode: 0o755 });
+    /** The step started `elapsed` minutes into the job (half a minute in: a second passing does not move a minute). */
+    const watch = (elapsed: number) =>
+      execFileSync("bash", ["-e", "-c", step.run], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH,
+          STACK: "prod",
+          READY_TIMEOUT: "900",
+          WATCH_MINUTES: "60",
+          JOB_STARTED: String(Math.floor(Date.now() / 1000 - elapsed * 60)),
+          JOB_TIMEOUT_MINUTES: String(step.env.JOB_TIMEOUT_MINUTES),
+          ROLLBACK_UP_MINUTES: String(step.env.ROLLBACK_UP_MINUTES),
+        },
+        encoding: "utf8",
+      }).trim();
+    // 170 min: 65 for the rollback's pulumi up and 15 for its wait leave 90 less what the job has taken.
+    assert.equal(watch(9.5), "watch prod 60");
+    assert.equal(
+      watch(49.5),
+      "::warning::watching prod 40 of its 60 minutes: the rest of the job's 170 is a rollback's\nwatch prod 40",
+    );
+    assert.match(watch(94.5), /^::warning::no post-deploy watch of prod: .*a rollback's$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a matrix job has no job-level if: GitHub evaluates it before the matrix, and a skip reports one check under the job's bare name", () => {
   const offending = files.flatMap((f) =>
     Object.entries(workflow(f).jobs as Record<string, any>)
@@ -204,7 +262,10 @@ test("the Pulumi secrets reach only the steps that run pulumi, never `npm ci` (e
       assert.ok(!secret.test(JSON.stringify(job.env ?? {})), `${f} ${name}: job-level env`);
       for (const step of job.steps ?? []) {
         if (!secret.test(JSON.stringify(step.env ?? {}))) continue;
-        assert.ok(/pulumi|wait-api-ready/.test(`${step.uses ?? ""} ${step.run ?? ""}`), `${f} ${name}: ${step.name ?? step.run}`);
+        assert.ok(
+          /pulumi|wait-api-ready|watch-after-deploy/.test(`${step.uses ?? ""} ${step.run ?? ""}`),
+          `${f} ${name}: ${step.name ?? step.run}`,
+        );
       }
     }
   }
