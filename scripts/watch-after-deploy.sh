@@ -69,23 +69,36 @@ forward() {
   forward_pid=$!
 }
 
-# ask <signal> <promql>: sets series[<signal>] (how many), high[<signal>] and low[<signal>] (the highest and lowest
-# value, "NaN" when there is none but NaN) and text[<signal>] (each value with the label that tells it apart: "12.5 on
-# /api/v1/sessions"). Fails when Prometheus cannot be asked or does not answer success.
-# --retry-connrefused: a forward just started is not listening yet.
-declare -A series=() high=() low=() text=()
+# ask <signal> <promql>: keeps Prometheus' answer in body[<signal>] for `read_answers`. Fails when Prometheus cannot
+# be asked. --retry-connrefused: a forward just started is not listening yet.
+declare -A body=() series=() high=() low=() text=()
+SIGNALS=(traffic ratio p95 pg redis redis_api)
 ask() {
-  local body line
-  body=$(curl -fsS --max-time 10 --retry 3 --retry-connrefused --retry-delay 2 -G --data-urlencode "query=$2" \
+  body[$1]=$(curl -fsS --max-time 10 --retry 3 --retry-connrefused --retry-delay 2 -G --data-urlencode "query=$2" \
     "$PROM/api/v1/query") || return 1
-  line=$(jq -er 'def num: if . == "+Inf" then infinite elif . == "-Inf" then -infinite else tonumber end;
-    select(.status == "success") | .data.result
+}
+
+# read_answers: from each signal's answer, series[<signal>] (how many), high[<signal>] and low[<signal>] (the highest
+# and lowest value, "NaN" when there is none but NaN) and text[<signal>] (each value with the label that tells it
+# apart: "12.5 on /api/v1/sessions"). One jq for the check's answers, in SIGNALS' order (a jq per answer was most of a
+# check's time). Fails when an answer is not Prometheus' success.
+read_answers() {
+  local lines signal count hi lo txt
+  lines=$(for signal in "${SIGNALS[@]}"; do printf '%s\n' "${body[$signal]}"; done | jq -er '
+    def num: if . == "+Inf" then infinite elif . == "-Inf" then -infinite else tonumber end;
+    if .status != "success" then error("not success") else . end | .data.result
     | ([.[] | .value[1] | select(. != "NaN")] | sort_by(num)) as $sorted
     | [length, ($sorted | last // "NaN"), ($sorted | first // "NaN"),
        (map("\(.value[1])\(if .metric.route then " on \(.metric.route)"
          elif .metric.instance then " at \(.metric.instance)" else "" end)") | join(", "))]
-    | @tsv' <<< "$body" 2> /dev/null) || return 1
-  IFS=$'\t' read -r "series[$1]" "high[$1]" "low[$1]" "text[$1]" <<< "$line"
+    | @tsv' 2> /dev/null) || return 1
+  [ "$(wc -l <<< "$lines")" -eq "${#SIGNALS[@]}" ] || return 1
+  local i=0
+  while IFS=$'\t' read -r count hi lo txt; do
+    signal=${SIGNALS[i]}
+    series[$signal]=$count high[$signal]=$hi low[$signal]=$lo text[$signal]=$txt
+    i=$((i + 1))
+  done <<< "$lines"
 }
 
 # holds <value> <op> <bound>, op one of > >= <: on Prometheus' value strings ("NaN" holds nothing, "+Inf" is above all).
@@ -124,6 +137,7 @@ check() {
       or sum by (job) (rate(redis_operations_total{$API}[5m])) * 0)
     / sum by (job) (rate(redis_operations_total{$API}[5m]))
     and on (job) sum by (job) (rate(redis_operations_total{$API}[5m])) >= $MIN_RATE" || return 1
+  read_answers || return 1
 
   local rate=${high[traffic]/NaN/0}
   if [ "${series[ratio]}" -eq 0 ] || ! holds "$rate" ">=" "$MIN_RATE"; then
