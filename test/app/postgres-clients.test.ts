@@ -61,7 +61,10 @@ test("the production path: TLS verified against DATABASE_CA_FILE's CA by host na
     assert.equal(row?.ssl, true, "the session runs over TLS");
     // Another CA's certificate, or no TLS at all (refused by the server, as rds.force_ssl does): no session.
     await assert.rejects(pool(url, selfSignedCert("localhost").cert)`SELECT 1`, /self.signed|certificate/i);
-    await assert.rejects(pool(url.replace("?sslmode=verify-full", ""))`SELECT 1`, /pg_hba\.conf rejects connection .* no encryption/);
+    await assert.rejects(
+      pool(url.replace("?sslmode=verify-full", ""))`SELECT 1`,
+      /pg_hba\.conf rejects connection .* no encryption/,
+    );
   } finally {
     await Promise.all(pools.map((sql) => sql.end({ timeout: 1 })));
     await tlsPg.stop();
