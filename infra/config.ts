@@ -2,7 +2,7 @@
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { Region } from "@pulumi/aws/types/enums/index.js";
 import { z } from "zod";
-import { ANY_ORIGIN, ORIGIN_FORM, originProblem } from "../app/src/origins.ts";
+import { ANY_ORIGIN, ORIGIN_FORM, originListProblem } from "../app/src/origins.ts";
 import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
 import { TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
@@ -130,18 +130,9 @@ const stackSchema = z
       // A string is read as the variable is, comma-separated.
       .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((o) => o.trim()).filter(Boolean))
       .superRefine((origins, ctx) => {
-        if (origins.includes(ANY_ORIGIN) && origins.length > 1) {
-          ctx.addIssue({ code: "custom", message: `"${ANY_ORIGIN}" admits every origin, so it stands alone` });
-        }
-        for (const origin of origins) {
-          if (origin === ANY_ORIGIN) continue;
-          const problem = originProblem(origin);
-          if (problem === undefined) continue;
-          ctx.addIssue({
-            code: "custom",
-            message: `${JSON.stringify(origin)} ${problem}; allowed: origins ${ORIGIN_FORM}, or "${ANY_ORIGIN}" alone`,
-          });
-        }
+        const problem = originListProblem(origins);
+        if (problem === undefined) return;
+        ctx.addIssue({ code: "custom", message: `${problem}; allowed: origins ${ORIGIN_FORM}, or "${ANY_ORIGIN}" alone` });
       })
       .default([]),
     /** Backup Vault Lock: governance (default outside dev), compliance (cannot be undone after 3 days), off (dev default). */
