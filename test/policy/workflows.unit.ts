@@ -229,16 +229,20 @@ test("deploy-stack: the watch is cut to what the job's timeout leaves after a ro
           JOB_STARTED: String(Math.floor(Date.now() / 1000 - elapsed * 60)),
           JOB_TIMEOUT_MINUTES: String(step.env.JOB_TIMEOUT_MINUTES),
           ROLLBACK_UP_MINUTES: String(step.env.ROLLBACK_UP_MINUTES),
+          WATCH_MARGIN_MINUTES: String(step.env.WATCH_MARGIN_MINUTES),
         },
         encoding: "utf8",
       }).trim();
-    // 170 min: 65 for the rollback's pulumi up and 15 for its wait leave 90 less what the job has taken.
+    // 170 min: 65 for the rollback's pulumi up, 15 for its wait and 3 of margin leave 87 less what the job has taken.
     assert.equal(watch(9.5), "watch prod 60");
     assert.equal(
       watch(49.5),
-      "::warning::watching prod 40 of its 60 minutes: the rest of the job's 170 is a rollback's\nwatch prod 40",
+      "::warning::watching prod 37 of its 60 minutes: the rest of the job's 170 is a rollback's\nwatch prod 37",
     );
     assert.match(watch(94.5), /^::warning::no post-deploy watch of prod: .*a rollback's$/);
+    // Bounded: a hung kubectl must fail the step (and roll back), not run into the job's timeout, which skips the
+    // rollback.
+    assert.match(step.run, /\btimeout "\$\(\(minutes \+ WATCH_MARGIN_MINUTES\)\)m" scripts\/watch-after-deploy\.sh /);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
