@@ -166,7 +166,9 @@ const TRIGGERS: [string, Partial<Check>, RegExp][] = [
   ["cache completely unavailable", { redisApi: "1" }, /API Redis operations failing: 1/],
 ];
 
-for (const [label, bad, value] of TRIGGERS) {
+// Each of the guide's four on two checks in a row (the +Inf p95 and the API's own failing Redis operations are read as
+// holds in the single-check test below, and held twice they fail as these do).
+for (const [label, bad, value] of [TRIGGERS[0]!, TRIGGERS[1]!, TRIGGERS[3]!, TRIGGERS[4]!]) {
   test(`${label} (${JSON.stringify(bad)}) on two checks in a row fails the watch, naming it and the value`, () => {
     const r = run(twice(bad), 10);
     assert.equal(r.status, 1, r.stdout);
