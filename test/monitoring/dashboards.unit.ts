@@ -86,6 +86,15 @@ describe("Grafana dashboards", () => {
     assert.deepEqual(rows, ["Nodes and pods", "PostgreSQL", "Redis", "Qdrant", "GPU"]);
   });
 
+  it("System Overview shows the feedback submission rate: ratings recorded per minute (guide 004)", () => {
+    const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === "Feedback per minute");
+    const exprs: string[] = (panel?.targets ?? []).map((t: any) => t.expr);
+    assert.ok(
+      exprs.some((e) => /http_requests_total\{[^}]*route="\/api\/v1\/feedback"[^}]*status="201"/.test(e) && e.endsWith("* 60")),
+      exprs.join("\n"),
+    );
+  });
+
   it("Infrastructure's node row shows each node's disk I/O: throughput and busy time by device (guide 002: Disk I/O)", () => {
     const panels = allPanels(byUid("agent-infrastructure")!);
     const rowOf = (title: string) => {
