@@ -382,21 +382,26 @@ export function withDeadline<T>(
 ): Promise<T> {
   let late = false;
   const pool = pools.get(sql);
-  // Counted in the pool's use until the statement settles, which is where each path below ends it: no closure of its
-  // own per statement (the cache hit's turn write takes this path: `npm run bench:app`).
+  // Counted in the pool's use until the statement settles, whichever way and whenever: answered, failed, withdrawn
+  // (its cancel rejects it) or late (it holds its connection until Postgres ends it). Both ends in this one `then`: no
+  // promise of its own per statement (the cache hit's turn write takes this path: `npm run bench:app`).
   const startedAt = pool ? statementStarted(pool) : 0;
-  let settled = !pool;
-  const answered = query.then((rows) => {
-    if (pool) {
-      settled = true;
-      statementEnded(pool, startedAt);
-      pool.silence.answered();
-      pool.unreachable = false;
-    }
-    const exact = exactRows(rows);
-    if (late) onLate?.(exact);
-    return exact;
-  });
+  const answered = query.then(
+    (rows) => {
+      if (pool) {
+        statementEnded(pool, startedAt);
+        pool.silence.answered();
+        pool.unreachable = false;
+      }
+      const exact = exactRows(rows);
+      if (late) onLate?.(exact);
+      return exact;
+    },
+    (err: unknown) => {
+      if (pool) statementEnded(pool, startedAt);
+      throw err;
+    },
+  );
   return beforeDeadline(answered, timeoutMs, () => {
     // Unsent ones count too: a pool whose connections all hang (connecting into a partition) sends nothing at all.
     if (pool) pool.unreachable = true;
@@ -406,18 +411,9 @@ export function withDeadline<T>(
     // awaiting an answer (connection.js ReadyForQuery), so its rows went to the statement after it, another
     // request's, and every answer on that connection after them came one statement late.
     if (!query.state) withdraw(query);
-    else {
-      late = true;
-      // It holds its connection until Postgres ends it: an answer ends its count above, a failure here.
-      if (pool) query.catch(() => statementEnded(pool, startedAt));
-    }
+    else late = true;
     return dependencyUnavailable("postgres", `no answer within ${timeoutMs} ms`);
   }).catch((err: unknown) => {
-    // Here the statement failed, or was withdrawn (its cancel rejected it): either way it settled, unless it is late.
-    if (!settled && !late) {
-      settled = true;
-      statementEnded(pool!, startedAt);
-    }
     if ((err as { code?: unknown } | null)?.code === "25006") pool?.readOnly();
     if (isUnavailable(err)) {
       if (pool) pool.unreachable = true;
