@@ -2,7 +2,7 @@
 // out) so tests and the offline plan can check every bad-config case without running Pulumi.
 import { Region } from "@pulumi/aws/types/enums/index.js";
 import { z } from "zod";
-import { ANY_ORIGIN, ORIGIN_FORM, originListProblem } from "../app/src/origins.ts";
+import { ANY_ORIGIN, ORIGIN_FORM, originListProblem, originsOf } from "../app/src/origins.ts";
 import type { PlanConfig } from "./plan/types.ts";
 import { tierSchema } from "./tier-schema.ts";
 import { TIER_NAMES, TIERS, type Tier, type TierName } from "./tiers.ts";
@@ -128,7 +128,7 @@ const stackSchema = z
         error: `an origin ${ORIGIN_FORM}, a list of them, or "${ANY_ORIGIN}"`,
       })
       // A string is read as the variable is, comma-separated.
-      .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((o) => o.trim()).filter(Boolean))
+      .transform(originsOf)
       .superRefine((origins, ctx) => {
         const problem = originListProblem(origins);
         if (problem === undefined) return;

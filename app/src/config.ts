@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ORIGIN_FORM, originListProblem } from "./origins.ts";
+import { ORIGIN_FORM, originListProblem, originsOf } from "./origins.ts";
 import { MAX_QUERY_CHARS, MAX_TITLE_CHARS } from "./schemas.ts";
 import { estimateTokens, sourceEntry, sourceTokenBudget } from "./services/context.ts";
 import { SLOW_READ_FACTOR } from "./services/store.ts";
@@ -118,12 +118,7 @@ const keyList = z
 const originList = z
   .string()
   .default("")
-  .transform((raw) =>
-    raw
-      .split(",")
-      .map((o) => o.trim())
-      .filter(Boolean),
-  )
+  .transform(originsOf)
   .superRefine((origins, ctx) => {
     const problem = originListProblem(origins);
     if (problem === undefined) return;

@@ -30,6 +30,10 @@ export function originProblem(entry: string): string | undefined {
   return undefined;
 }
 
+/** The origins of CORS_ORIGINS' comma-separated value, or of a list (the stack's `corsOrigins`), trimmed, none empty. */
+export const originsOf = (value: string | readonly string[]): string[] =>
+  (typeof value === "string" ? value.split(",") : value).map((o) => o.trim()).filter(Boolean);
+
 /** What is wrong with a list of origins, if anything: the first bad entry, by its place, or a `*` among others. */
 export function originListProblem(origins: readonly string[]): string | undefined {
   if (origins.includes(ANY_ORIGIN)) {
