@@ -69,22 +69,23 @@ forward() {
   forward_pid=$!
 }
 
-# ask <signal> <promql>: keeps Prometheus' answer in body[<signal>] for `read_answers`. Fails when Prometheus cannot
-# be asked. --retry-connrefused: a forward just started is not listening yet.
+# ask <signal> <promql>: keeps Prometheus' answer in body[<signal>], and the signal in `asked`, for `read_answers`.
+# Fails when Prometheus cannot be asked. --retry-connrefused: a forward just started is not listening yet.
 declare -A body=() series=() high=() low=() text=()
-SIGNALS=(traffic ratio p95 pg redis redis_api)
+asked=()
 ask() {
+  asked+=("$1")
   body[$1]=$(curl -fsS --max-time 10 --retry 3 --retry-connrefused --retry-delay 2 -G --data-urlencode "query=$2" \
     "$PROM/api/v1/query") || return 1
 }
 
 # read_answers: from each signal's answer, series[<signal>] (how many), high[<signal>] and low[<signal>] (the highest
 # and lowest value, "NaN" when there is none but NaN) and text[<signal>] (each value with the label that tells it
-# apart: "12.5 on /api/v1/sessions"). One jq for the check's answers, in SIGNALS' order (a jq per answer was most of a
-# check's time). Fails when an answer is not Prometheus' success.
+# apart: "12.5 on /api/v1/sessions"). One jq for the check's answers, in the order they were asked (a jq per answer
+# was most of a check's time). Fails when an answer is not Prometheus' success.
 read_answers() {
-  local lines signal count hi lo txt
-  lines=$(for signal in "${SIGNALS[@]}"; do printf '%s\n' "${body[$signal]}"; done | jq -er '
+  local lines rows i
+  lines=$(for i in "${asked[@]}"; do printf '%s\n' "${body[$i]}"; done | jq -er '
     def num: if . == "+Inf" then infinite elif . == "-Inf" then -infinite else tonumber end;
     if .status != "success" then error("not success") else . end | .data.result
     | ([.[] | .value[1] | select(. != "NaN")] | sort_by(num)) as $sorted
@@ -92,13 +93,11 @@ read_answers() {
        (map("\(.value[1])\(if .metric.route then " on \(.metric.route)"
          elif .metric.instance then " at \(.metric.instance)" else "" end)") | join(", "))]
     | @tsv' 2> /dev/null) || return 1
-  [ "$(wc -l <<< "$lines")" -eq "${#SIGNALS[@]}" ] || return 1
-  local i=0
-  while IFS=$'\t' read -r count hi lo txt; do
-    signal=${SIGNALS[i]}
-    series[$signal]=$count high[$signal]=$hi low[$signal]=$lo text[$signal]=$txt
-    i=$((i + 1))
-  done <<< "$lines"
+  mapfile -t rows <<< "$lines"
+  [ "${#rows[@]}" -eq "${#asked[@]}" ] || return 1
+  for i in "${!asked[@]}"; do
+    IFS=$'\t' read -r "series[${asked[i]}]" "high[${asked[i]}]" "low[${asked[i]}]" "text[${asked[i]}]" <<< "${rows[i]}"
+  done
 }
 
 # holds <value> <op> <bound>, op one of > >= <: on Prometheus' value strings ("NaN" holds nothing, "+Inf" is above all).
@@ -127,6 +126,7 @@ done
 
 # One check: each trigger's verdict (hold, clear or none) and what it read. Fails when a query fails.
 check() {
+  asked=()
   ask traffic "sum(job:http_requests:rate5m{$API})" || return 1
   ask ratio "job:http_requests:server_error_ratio_rate5m{$API}" || return 1
   ask p95 "job_route:http_request_duration_seconds:p95_5m{$API, route!~\"/api/v1/(query|documents)\"}
