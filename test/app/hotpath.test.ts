@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { type AddressInfo, connect as connectTcp, createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import postgres from "postgres";
@@ -21,6 +20,7 @@ import { capturedLog } from "../support/log.ts";
 import { createDatabase, lockWaiters } from "../support/postgres.ts";
 import { waitFor } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 let stack: Stack;
 
@@ -408,29 +408,17 @@ const commandCalls = async (redis: { sendCommand(args: string[]): Promise<unknow
 };
 
 test("a Redis connection's handshake sends no CLIENT MAINT_NOTIFICATIONS, a Redis Enterprise command Valkey refuses", async () => {
-  // What the client writes, through a proxy of the test's own: Redis 7 refuses the command before MONITOR or
-  // commandstats would show it.
-  const sent: Buffer[] = [];
-  const proxy = createServer((client) => {
-    const server = connectTcp(Number(new URL(stack.redis.url).port), "127.0.0.1");
-    client.on("data", (d) => sent.push(d));
-    client.pipe(server).pipe(client);
-    const close = () => {
-      client.destroy();
-      server.destroy();
-    };
-    client.on("close", close).on("error", close);
-    server.on("close", close).on("error", close);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const cache = await connectedCache(`redis://localhost:${(proxy.address() as AddressInfo).port}`);
+  // What the client writes, through a recording proxy: Redis 7 refuses the command before MONITOR or commandstats
+  // would show it.
+  const proxy = await startTcpProxy(stack.redis.port, { record: true });
+  const cache = await connectedCache(`redis://localhost:${proxy.port}`);
   try {
-    const handshake = Buffer.concat(sent).toString("latin1");
+    const handshake = proxy.sent().toString("latin1");
     assert.match(handshake, /HELLO/, "the handshake went through the proxy");
     assert.doesNotMatch(handshake, /MAINT_NOTIFICATIONS/);
   } finally {
     await cache.close();
-    proxy.close();
+    await proxy.close();
   }
 });
 

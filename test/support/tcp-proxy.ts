@@ -11,6 +11,8 @@ export interface TcpProxy {
   url: string;
   /** Client connections accepted so far (in any mode). */
   connections(): number;
+  /** What clients have sent through it so far, all connections in order of arrival (with `record` only). */
+  sent(): Buffer;
   /** Refuses new connections and resets the open ones. */
   cut(): void;
   /** Accepts connections but forwards nothing, and stalls the open ones: calls hang until their own timeouts. */
@@ -36,16 +38,19 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+/** `record`: keep what clients send (`sent()`), to see what a client library writes that the server does not show. */
+export async function startTcpProxy(targetPort: number, opts: { record?: boolean } = {}): Promise<TcpProxy> {
   let target = targetPort;
   let mode: "pass" | "cut" | "blackhole" | "cutAtFirstRequest" = "pass";
   let farewell: Buffer | undefined;
   let accepted = 0;
   const pairs = new Set<{ client: Socket; upstream?: Socket }>();
+  const recorded: Buffer[] = [];
 
   const server = createServer((client) => {
     accepted++;
     client.on("error", () => {});
+    if (opts.record) client.on("data", (d: Buffer) => recorded.push(d));
     const pair: { client: Socket; upstream?: Socket } = { client };
     pairs.add(pair);
     client.once("close", () => {
@@ -92,6 +97,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     port,
     url: `http://127.0.0.1:${port}`,
     connections: () => accepted,
+    sent: () => Buffer.concat(recorded),
     open: () => pairs.size,
     cut() {
       mode = "cut";
