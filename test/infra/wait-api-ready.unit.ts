@@ -1,41 +1,23 @@
 // scripts/wait-api-ready.sh (the deploy workflow's readiness check) against stub pulumi, kubectl and curl on PATH:
 // a public apiUrl is polled directly; dev's "port-forward: kubectl ..." apiUrl goes through the cluster instead.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { PORT_FORWARD_API_URL } from "../../infra/workloads/names.ts";
+import { withScriptStubs } from "../support/script-stubs.ts";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/wait-api-ready.sh", import.meta.url));
 
 /** Runs the script with stubs that log their arguments; curl fails `curlFailures` times, then answers. */
 function run(apiUrl: string, curlFailures = 0): { status: number | null; calls: string[] } {
-  const dir = mkdtempSync(join(tmpdir(), "wait-ready-"));
-  try {
-    const log = join(dir, "calls.log");
-    const stub = (name: string, body: string) => {
-      writeFileSync(join(dir, name), `#!/usr/bin/env bash\necho "${name} $*" >> "${log}"\n${body}\n`);
-      chmodSync(join(dir, name), 0o755);
-    };
-    stub("pulumi", `case "$*" in *apiUrl*) echo '${apiUrl}';; *kubeconfig*) echo '{"kind":"Config"}';; esac`);
-    // The port-forward stays up until the script kills it (exec: the same pid, so nothing outlives the script).
-    stub("kubectl", `case "$*" in *port-forward*) exec /bin/sleep 30;; esac`);
+  return withScriptStubs("wait-ready-", { apiUrl }, ({ dir, stub, run: runScript, lines }) => {
     const count = join(dir, "curl.count");
     stub("curl", `n=$(cat "${count}" 2>/dev/null || echo 0); echo $((n + 1)) > "${count}"; [ "$n" -ge ${curlFailures} ]`);
     stub("sleep", "true"); // the script's 15 s pauses between polls
-    const result = spawnSync("bash", [SCRIPT, "dev", "60"], {
-      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
-      encoding: "utf8",
-      timeout: 20_000,
-    });
-    const calls = readFileSync(log, "utf8").trim().split("\n");
-    return { status: result.status, calls };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    const result = runScript(SCRIPT, ["dev", "60"], 20_000);
+    return { status: result.status, calls: lines("calls.log") };
+  });
 }
 
 test("a public apiUrl is polled at /health/ready until it answers; kubectl is never needed", () => {

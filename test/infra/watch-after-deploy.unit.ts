@@ -2,14 +2,13 @@
 // kubectl, curl and sleep on PATH: the stub curl answers each of the script's Prometheus queries from a scenario of
 // checks, a minute apart, and fails the checks where Prometheus is down. jq and awk are the real ones.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import { METRICS } from "../../monitoring/metrics-catalogue.ts";
+import { withScriptStubs } from "../support/script-stubs.ts";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/watch-after-deploy.sh", import.meta.url));
 
@@ -35,15 +34,7 @@ const LABELS: Partial<Record<keyof Check, Record<string, string>>> = {
 
 /** Runs the script on `steps` (the last one repeats), for `minutes`. */
 function run(steps: Step[], minutes: number) {
-  const dir = mkdtempSync(join(tmpdir(), "watch-deploy-"));
-  try {
-    const log = join(dir, "calls.log");
-    // Each call on one line of calls.log (a query's newlines as spaces), with bash's builtins only: the stubs run
-    // six times a check.
-    const stub = (name: string, body: string) => {
-      writeFileSync(join(dir, name), `#!/usr/bin/env bash\nargs="$*"; echo "${name} \${args//$'\\n'/ }" >> "${log}"\n${body}\n`);
-      chmodSync(join(dir, name), 0o755);
-    };
+  return withScriptStubs("watch-deploy-", {}, ({ dir, stub, run: runScript, lines }) => {
     // The answers, one directory per check: <n>/<signal>, or <n>/down.
     const answers = join(dir, "answers");
     steps.forEach((step, i) => {
@@ -58,9 +49,6 @@ function run(steps: Step[], minutes: number) {
         writeFileSync(join(at, signal), JSON.stringify({ status: "success", data: { resultType: "vector", result } }));
       }
     });
-    stub("pulumi", `case "$*" in *kubeconfig*) echo '{"kind":"Config"}';; esac`);
-    // The port-forward stays up until the script kills it (exec: the same pid, so nothing outlives the script).
-    stub("kubectl", `case "$*" in *port-forward*) exec /bin/sleep 30;; esac`);
     stub("sleep", "true"); // the minute between checks
     // Each check starts with the traffic query: it moves the stub to the next check's answers (the last one repeats).
     const count = join(dir, "check.count");
@@ -82,31 +70,15 @@ function run(steps: Step[], minutes: number) {
       [ -e "${answers}/$n/down" ] && { echo "curl: (7) Failed to connect to 127.0.0.1 port 19090" >&2; exit 7; }
       read -r answer < "${answers}/$n/$s"; echo "$answer"`,
     );
-    const result = spawnSync("bash", [SCRIPT, "prod", String(minutes)], {
-      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    const read = (file: string) => {
-      try {
-        return readFileSync(join(dir, file), "utf8")
-          .split("\n")
-          .map((l) => l.trim())
-          .filter(Boolean);
-      } catch {
-        return [];
-      }
-    };
+    const result = runScript(SCRIPT, ["prod", String(minutes)], 60_000);
     return {
       status: result.status,
       stdout: result.stdout,
       stderr: result.stderr,
-      calls: read("calls.log"),
-      queries: read("queries.log"),
+      calls: lines("calls.log"),
+      queries: lines("queries.log"),
     };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const errors = (stdout: string) => stdout.split("\n").filter((l) => l.startsWith("::error::"));
