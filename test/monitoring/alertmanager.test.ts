@@ -147,67 +147,59 @@ describe("a real Alertmanager with this config", () => {
   });
   after(() => am?.stop());
 
-  it("lets ServiceDown inhibit the same job's latency and error alerts only", async () => {
-    const alert = (labels: Record<string, string>) => ({ labels, annotations: {}, startsAt: new Date().toISOString() });
+  /**
+   * Fires `alerts` (their labels) at the Alertmanager, waits until the one matching `inhibited` is suppressed, and
+   * returns the state of the alert matching given labels (every label given must match).
+   */
+  async function fireUntilInhibited(alerts: Record<string, string>[], inhibited: Record<string, string>) {
     const res = await fetch(`${url}/api/v2/alerts`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify([
-        alert({ alertname: "ServiceDown", severity: "critical", job: "agent-api", instance: "10.0.1.10:3000" }),
-        alert({ alertname: "HighLatency", severity: "warning", job: "agent-api" }),
-        alert({ alertname: "HighErrorRate", severity: "warning", job: "agent-api" }),
-        alert({ alertname: "HighLatency", severity: "warning", job: "agent-api-canary" }),
-        alert({ alertname: "HighCPU", severity: "warning", job: "agent-api", instance: "ip-10-0-1-5" }),
-      ]),
+      body: JSON.stringify(alerts.map((labels) => ({ labels, annotations: {}, startsAt: new Date().toISOString() }))),
     });
     assert.equal(res.status, 200);
-
-    type Listed = { labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } };
-    const state = (alerts: Listed[], name: string, job: string) =>
-      alerts.find((a) => a.labels.alertname === name && a.labels.job === job)?.status.state;
-    let alerts: Listed[] = [];
+    type Listed = { labels: Record<string, string>; status: { state: string } };
+    let listed: Listed[] = [];
+    const state = (labels: Record<string, string>) =>
+      listed.find((a) => Object.entries(labels).every(([k, v]) => a.labels[k] === v))?.status.state;
     await waitFor(
-      "HighLatency to be inhibited",
+      `${inhibited.alertname} to be inhibited`,
       async () => {
-        alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
-        return state(alerts, "HighLatency", "agent-api") === "suppressed";
+        listed = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
+        return state(inhibited) === "suppressed";
       },
       10_000,
     );
+    return state;
+  }
 
-    assert.equal(state(alerts, "HighErrorRate", "agent-api"), "suppressed");
-    assert.equal(state(alerts, "HighLatency", "agent-api-canary"), "active");
-    assert.equal(state(alerts, "HighCPU", "agent-api"), "active");
-    assert.equal(state(alerts, "ServiceDown", "agent-api"), "active");
+  it("lets ServiceDown inhibit the same job's latency and error alerts only", async () => {
+    const state = await fireUntilInhibited(
+      [
+        { alertname: "ServiceDown", severity: "critical", job: "agent-api", instance: "10.0.1.10:3000" },
+        { alertname: "HighLatency", severity: "warning", job: "agent-api" },
+        { alertname: "HighErrorRate", severity: "warning", job: "agent-api" },
+        { alertname: "HighLatency", severity: "warning", job: "agent-api-canary" },
+        { alertname: "HighCPU", severity: "warning", job: "agent-api", instance: "ip-10-0-1-5" },
+      ],
+      { alertname: "HighLatency", job: "agent-api" },
+    );
+    assert.equal(state({ alertname: "HighErrorRate", job: "agent-api" }), "suppressed");
+    assert.equal(state({ alertname: "HighLatency", job: "agent-api-canary" }), "active");
+    assert.equal(state({ alertname: "HighCPU", job: "agent-api" }), "active");
+    assert.equal(state({ alertname: "ServiceDown", job: "agent-api" }), "active");
   });
 
   it("lets DatabasePoolExhausted inhibit the same pod's DatabasePoolHighUtilization only", async () => {
-    const alert = (labels: Record<string, string>) => ({ labels, annotations: {}, startsAt: new Date().toISOString() });
-    const res = await fetch(`${url}/api/v2/alerts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify([
-        alert({ alertname: "DatabasePoolExhausted", severity: "critical", job: "agent-api", pod: "agent-api-a" }),
-        alert({ alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-a" }),
-        alert({ alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-b" }),
-      ]),
-    });
-    assert.equal(res.status, 200);
-
-    type Listed = { labels: Record<string, string>; status: { state: string } };
-    const state = (alerts: Listed[], name: string, pod: string) =>
-      alerts.find((a) => a.labels.alertname === name && a.labels.pod === pod)?.status.state;
-    let alerts: Listed[] = [];
-    await waitFor(
-      "DatabasePoolHighUtilization to be inhibited",
-      async () => {
-        alerts = (await (await fetch(`${url}/api/v2/alerts`)).json()) as Listed[];
-        return state(alerts, "DatabasePoolHighUtilization", "agent-api-a") === "suppressed";
-      },
-      10_000,
+    const state = await fireUntilInhibited(
+      [
+        { alertname: "DatabasePoolExhausted", severity: "critical", job: "agent-api", pod: "agent-api-a" },
+        { alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-a" },
+        { alertname: "DatabasePoolHighUtilization", severity: "warning", job: "agent-api", pod: "agent-api-b" },
+      ],
+      { alertname: "DatabasePoolHighUtilization", pod: "agent-api-a" },
     );
-
-    assert.equal(state(alerts, "DatabasePoolHighUtilization", "agent-api-b"), "active");
-    assert.equal(state(alerts, "DatabasePoolExhausted", "agent-api-a"), "active");
+    assert.equal(state({ alertname: "DatabasePoolHighUtilization", pod: "agent-api-b" }), "active");
+    assert.equal(state({ alertname: "DatabasePoolExhausted", pod: "agent-api-a" }), "active");
   });
 });
