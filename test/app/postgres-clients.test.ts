@@ -15,7 +15,8 @@ import { CORPUS_CHANNEL, createStore } from "../../app/src/services/store.ts";
 import { MIGRATIONS_DIR } from "../../app/src/start.ts";
 import { appEnv, spawnAppProcess } from "../support/app.ts";
 import { capturedLog } from "../support/log.ts";
-import { type PostgresServer, selfSignedCert, startPostgres, terminationNotice } from "../support/postgres.ts";
+import { type PostgresServer, startPostgres, terminationNotice } from "../support/postgres.ts";
+import { selfSignedCert } from "../support/tls.ts";
 import { freePort, waitFor } from "../support/process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
@@ -7,9 +10,10 @@ import { appEnv, spawnApp, spawnAppProcess, USER_KEY, type SpawnedApp } from "..
 import { startFakes, type Fakes } from "../support/fakes.ts";
 import { api, parseSse } from "../support/http.ts";
 import { startPostgres } from "../support/postgres.ts";
-import { freePort } from "../support/process.ts";
+import { freePort, waitFor } from "../support/process.ts";
 import { startRedis } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+import { selfSignedCert } from "../support/tls.ts";
 
 const urls = {
   databaseUrl: "postgres://postgres@127.0.0.1:1/postgres",
@@ -53,6 +57,54 @@ test("a bad or missing environment variable stops start-up with one line naming 
     assert.equal(proc.output().stderr.trim(), "invalid environment: MODEL_LARGE is required");
   })();
   await Promise.all([...runs, missing]);
+});
+
+test("the production path to the cache: rediss:// with the AUTH token, the server's certificate checked by host name", {
+  timeout: 60_000,
+}, async () => {
+  // ElastiCache with in-transit encryption and an AUTH token (infra/workloads/secrets.ts writes the rediss:// URL). Its
+  // certificate chains to Amazon's roots, which Node carries: the app has no CA setting for Redis. This server's CA is
+  // given the way Node adds one to those roots (NODE_EXTRA_CA_CERTS); an app without it must refuse the server.
+  const server = selfSignedCert("localhost");
+  const token = "cache-auth-token-0123456789";
+  const [pg, redis, fakes] = await Promise.all([startPostgres(), startRedis({ password: token, tls: server }), startFakes()]);
+  const dir = await mkdtemp(path.join(tmpdir(), "agent-ca-"));
+  const caFile = path.join(dir, "ca.pem");
+  await writeFile(caFile, server.cert);
+  const apps: SpawnedApp[] = [];
+  const spawnOn = async (extra: Record<string, string>) => {
+    const ports = { PORT: String(await freePort()), METRICS_PORT: String(await freePort()) };
+    const urls = { databaseUrl: pg.url, redisUrl: redis.url, ollamaUrl: fakes.ollama.url, qdrantUrl: fakes.qdrant.url };
+    // No copy of answers in the process: a cached answer can only have come from Redis.
+    const app = await spawnApp(appEnv(urls, { ...ports, RESPONSE_LOCAL_CACHE_ENTRIES: "0", ...extra }));
+    apps.push(app);
+    return { user: api(app.url, USER_KEY), ready: () => api(`http://127.0.0.1:${ports.METRICS_PORT}`).get("/health/ready") };
+  };
+  try {
+    assert.match(redis.url, /^rediss:\/\/:[^@]+@localhost:\d+$/);
+    const [trusting, refusing] = await Promise.all([spawnOn({ NODE_EXTRA_CA_CERTS: caFile }), spawnOn({})]);
+    const doc = { documents: [{ id: "tls-cache", text: "Sea otters keep a favourite rock in a pouch of skin." }] };
+    assert.equal((await trusting.user.post("/api/v1/documents", doc)).status, 201);
+    const question = { query: "Where do sea otters keep their favourite rock?" };
+    assert.equal((await trusting.user.post("/api/v1/query", question)).body.cached, false);
+    const again = await trusting.user.post("/api/v1/query", question);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.cached, true, "the answer was cached in Redis over TLS and read back");
+    assert.equal((await trusting.ready()).body.checks.redis.status, "ok");
+
+    // Another CA's certificate: no session, readiness says why, and questions are answered without the cache.
+    await waitFor("the refused handshake named", async () =>
+      /certificate/i.test((await refusing.ready()).body.checks.redis.error ?? ""),
+    );
+    for (const _ of [1, 2]) {
+      const res = await refusing.user.post("/api/v1/query", question);
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.cached, false);
+    }
+  } finally {
+    await Promise.all(apps.map((app) => app.stop()));
+    await Promise.all([pg.stop(), redis.stop(), fakes.stop(), rm(dir, { recursive: true, force: true })]);
+  }
 });
 
 test("SIGTERM lets an in-flight request finish, refuses new ones, closes connections and exits 0; logs hold no secrets", {
