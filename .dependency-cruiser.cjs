@@ -14,7 +14,7 @@ module.exports = {
       name: "app-not-infra",
       severity: "error",
       comment:
-        "app/ never imports infra/. infra builds app/ as a Docker context and imports two of its modules, so the two cannot drift: the answer-share sizing (services/answer-share.ts) and the error body (errors.ts, for the WAF's 429).",
+        "app/ never imports infra/. infra builds app/ as a Docker context and imports three of its modules, so the two cannot drift: the answer-share sizing (services/answer-share.ts), the error body (errors.ts, for the WAF's 429) and the rule for CORS origins (origins.ts, for corsOrigins and the WAF's 429).",
       from: { path: "^app/" },
       to: { path: "^(infra|policy|monitoring|test|bench)/" },
     },

@@ -4,10 +4,12 @@
 // over its limit gets WAF's own 429 with a JSON {error, code} body, like the API's other 4xx, and its requests never
 // reach a pod. Rate-based rule settings (AWS WAF developer guide, "Rate-based rule high-level settings"): limits
 // of at least 10, evaluation windows of 60, 120, 300 or 600 s. Requests the ALB answers itself (health checks)
-// are not inspected.
+// are not inspected. A custom response's headers are sent as named (any name but content-type; only headers WAF
+// inserts into requests get the x-amzn-waf- prefix): AWS WAF developer guide, "Custom responses for Block actions".
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { errorBody } from "../../app/src/errors.ts";
+import { ANY_ORIGIN } from "../../app/src/origins.ts";
 
 /** The window the per-IP limit counts over: the shortest WAF has, so a limit per minute means what it says. */
 const EVALUATION_WINDOW_SECONDS = 60;
@@ -23,6 +25,25 @@ export const FIREWALL_METRICS = { webAclPrefix: "agent-api", rateLimitRule: "per
 export interface ApiFirewallArgs {
   /** Requests per minute one client IP may send (tier network.perIpRequestsPerMinute). */
   perIpRequestsPerMinute: number;
+  /** Config `corsOrigins`, the API's CORS_ORIGINS: the pages that may read its answers, this 429 included. */
+  corsOrigins: readonly string[];
+}
+
+/**
+ * The 429's headers, as the API's own 429 has them. Retry-After: the window, so an address that waits it out has
+ * nothing left counted against it. CORS: WAF answers before the API does, so without them a page of an allowed origin
+ * saw a network error, not the 429. A custom response's headers are fixed: one origin (or `*`) is named; with several,
+ * WAF cannot echo the request's Origin, and none is (README, "Configuration": corsOrigins).
+ */
+export function rateLimitedHeaders(corsOrigins: readonly string[]): Array<{ name: string; value: string }> {
+  const headers = [{ name: "Retry-After", value: String(EVALUATION_WINDOW_SECONDS) }];
+  if (corsOrigins.length !== 1) return headers;
+  const origin = corsOrigins[0]!;
+  headers.push({ name: "Access-Control-Allow-Origin", value: origin });
+  headers.push({ name: "Access-Control-Expose-Headers", value: "Retry-After" });
+  // As the app's: an answer that names one origin differs by Origin, so a cache must not give it to another.
+  if (origin !== ANY_ORIGIN) headers.push({ name: "Vary", value: "Origin" });
+  return headers;
 }
 
 export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.CustomResourceOptions): aws.wafv2.WebAcl {
@@ -46,7 +67,15 @@ export function apiWebAcl(name: string, args: ApiFirewallArgs, opts: pulumi.Cust
         {
           name: FIREWALL_METRICS.rateLimitRule,
           priority: 0,
-          action: { block: { customResponse: { responseCode: 429, customResponseBodyKey: RATE_LIMITED_BODY } } },
+          action: {
+            block: {
+              customResponse: {
+                responseCode: 429,
+                customResponseBodyKey: RATE_LIMITED_BODY,
+                responseHeaders: rateLimitedHeaders(args.corsOrigins),
+              },
+            },
+          },
           statement: {
             rateBasedStatement: {
               aggregateKeyType: "IP",

@@ -36,6 +36,8 @@ export interface ApiIngressArgs {
   deleteBefore?: pulumi.Resource[];
   /** Requests per minute per client IP at the AWS WAF web ACL (tier network.perIpRequestsPerMinute); null: no web ACL. */
   perIpRequestsPerMinute: number | null;
+  /** Config `corsOrigins`: the web ACL's 429 names the one allowed origin (api-firewall.ts rateLimitedHeaders). */
+  corsOrigins: readonly string[];
 }
 
 export class ApiIngress extends pulumi.ComponentResource {
@@ -62,7 +64,7 @@ export class ApiIngress extends pulumi.ComponentResource {
     const webAcl =
       args.perIpRequestsPerMinute === null
         ? undefined
-        : apiWebAcl(`${name}-waf`, { perIpRequestsPerMinute: args.perIpRequestsPerMinute }, o);
+        : apiWebAcl(`${name}-waf`, { perIpRequestsPerMinute: args.perIpRequestsPerMinute, corsOrigins: args.corsOrigins }, o);
     const firewall = { "alb.ingress.kubernetes.io/wafv2-acl-arn": webAcl ? webAcl.arn : "none" };
 
     const ingress = new k8s.networking.v1.Ingress(

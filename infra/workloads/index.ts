@@ -169,6 +169,7 @@ export class Workloads extends pulumi.ComponentResource {
             domain: args.domain,
             deleteBefore: [addons.albController, ...(args.internetEdge ?? [])],
             perIpRequestsPerMinute: sizes.network.perIpRequestsPerMinute,
+            corsOrigins: args.corsOrigins,
           },
           afterAlbController,
         )

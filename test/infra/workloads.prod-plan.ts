@@ -613,7 +613,7 @@ test("ALB Ingress: internet-facing, IP targets, /health checks, 300 s idle timeo
   assert.equal(plan.outputs.apiUrl, "https://agents.example.com");
 });
 
-test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (guide 000's nginx 10r/s), then WAF's own JSON 429", () => {
+test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (guide 000's nginx 10r/s), then WAF's own JSON 429 with Retry-After", () => {
   const acl = one(plan, "aws:wafv2/webAcl:WebAcl");
   const ingress = one(plan, "kubernetes:networking.k8s.io/v1:Ingress", "agent-api");
   const arn = inputs(ingress).metadata.annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"];
@@ -630,6 +630,8 @@ test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (gu
   });
   const block = rules[0].action.block.customResponse;
   assert.equal(block.responseCode, 429);
+  // The window: an address that waits it out has nothing left counted. No CORS header: prod lists no corsOrigins.
+  assert.deepEqual(block.responseHeaders, [{ name: "Retry-After", value: "60" }]);
   const body = customResponseBodies.find((b: { key: string }) => b.key === block.customResponseBodyKey);
   assert.equal(body.contentType, "APPLICATION_JSON");
   assert.match(JSON.parse(body.content).error, /at most 600 per minute/);
