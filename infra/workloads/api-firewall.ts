@@ -14,6 +14,8 @@ import { ANY_ORIGIN } from "../../app/src/origins.ts";
 /** The window the per-IP limit counts over: the shortest WAF has, so a limit per minute means what it says. */
 const EVALUATION_WINDOW_SECONDS = 60;
 const RATE_LIMITED_BODY = "rate-limited";
+/** How long WAF usually takes to stop limiting an address whose rate fell under the limit (rateLimitedHeaders). */
+const RATE_DROP_NOTICED_SECONDS = 30;
 
 /**
  * CloudWatch metric names (AWS/WAFV2 dimensions WebACL and Rule: the visibility configs' metric names). The web ACL's
@@ -31,12 +33,13 @@ export interface ApiFirewallArgs {
 
 /**
  * The 429's headers, as the API's own 429 has them. Retry-After: the window, so an address that waits it out has
- * nothing left counted against it. CORS: WAF answers before the API does, so without them a page of an allowed origin
+ * nothing left counted against it, and the delay before WAF sees its rate fall ("usually below 30 seconds": AWS WAF
+ * developer guide, Rate-based rule caveats). CORS: WAF answers before the API does, so without them a page of an allowed origin
  * saw a network error, not the 429. A custom response's headers are fixed: one origin (or `*`) is named; with several,
  * WAF cannot echo the request's Origin, and none is (README, "Configuration": corsOrigins).
  */
 export function rateLimitedHeaders(corsOrigins: readonly string[]): Array<{ name: string; value: string }> {
-  const headers = [{ name: "Retry-After", value: String(EVALUATION_WINDOW_SECONDS) }];
+  const headers = [{ name: "Retry-After", value: String(EVALUATION_WINDOW_SECONDS + RATE_DROP_NOTICED_SECONDS) }];
   if (corsOrigins.length !== 1) return headers;
   const origin = corsOrigins[0]!;
   headers.push({ name: "Access-Control-Allow-Origin", value: origin });

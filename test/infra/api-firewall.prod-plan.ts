@@ -13,7 +13,7 @@ const headersOf = (list: Array<{ name: string; value: string }>) => Object.fromE
 test("with one origin in corsOrigins, WAF's 429 names it, lets the page read Retry-After, and varies by Origin", () => {
   const { rules } = inputs(one(plan, "aws:wafv2/webAcl:WebAcl"));
   assert.deepEqual(headersOf(rules[0].action.block.customResponse.responseHeaders), {
-    "Retry-After": "60",
+    "Retry-After": "90",
     "Access-Control-Allow-Origin": FRONT_END,
     "Access-Control-Expose-Headers": "Retry-After",
     Vary: "Origin",
@@ -22,10 +22,10 @@ test("with one origin in corsOrigins, WAF's 429 names it, lets the page read Ret
 
 test("with *, WAF's 429 allows every origin; with several origins it names none (it cannot echo the request's)", () => {
   assert.deepEqual(headersOf(rateLimitedHeaders(["*"])), {
-    "Retry-After": "60",
+    "Retry-After": "90",
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Retry-After",
   });
-  assert.deepEqual(headersOf(rateLimitedHeaders([FRONT_END, "http://localhost:5173"])), { "Retry-After": "60" });
-  assert.deepEqual(headersOf(rateLimitedHeaders([])), { "Retry-After": "60" });
+  assert.deepEqual(headersOf(rateLimitedHeaders([FRONT_END, "http://localhost:5173"])), { "Retry-After": "90" });
+  assert.deepEqual(headersOf(rateLimitedHeaders([])), { "Retry-After": "90" });
 });

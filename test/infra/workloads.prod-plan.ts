@@ -630,8 +630,8 @@ test("an AWS WAF web ACL fronts the ALB: 600 requests a minute per client IP (gu
   });
   const block = rules[0].action.block.customResponse;
   assert.equal(block.responseCode, 429);
-  // The window: an address that waits it out has nothing left counted. No CORS header: prod lists no corsOrigins.
-  assert.deepEqual(block.responseHeaders, [{ name: "Retry-After", value: "60" }]);
+  // The window and WAF's usual 30 s to notice a rate fall. No CORS header: prod lists no corsOrigins.
+  assert.deepEqual(block.responseHeaders, [{ name: "Retry-After", value: "90" }]);
   const body = customResponseBodies.find((b: { key: string }) => b.key === block.customResponseBodyKey);
   assert.equal(body.contentType, "APPLICATION_JSON");
   assert.match(JSON.parse(body.content).error, /at most 600 per minute/);
