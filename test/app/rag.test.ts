@@ -167,6 +167,12 @@ test("ingesting or deleting a document invalidates cached answers", async () => 
   const fresh = await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
   assert.equal(fresh.body.cached, false);
   assert.equal(fresh.body.sources[0].id, "lighthouse");
+
+  assert.equal((await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" })).body.cached, true);
+  assert.equal((await user.del("/api/v1/documents/lighthouse")).status, 200);
+  const afterDelete = await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
+  assert.equal(afterDelete.body.cached, false, "the answer cached from the deleted document is not served");
+  assert.ok(!afterDelete.body.sources.some((s: { id: string }) => s.id === "lighthouse"), JSON.stringify(afterDelete.body.sources));
 });
 
 test("an answer cached while a re-ingest writes its chunks is not served once the ingest is answered", async () => {
