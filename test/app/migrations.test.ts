@@ -356,12 +356,34 @@ test("on a pool of one connection, a long index build keeps its session, its loc
 });
 
 test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
+  // A name as SQL may write it: schema-qualified, or after ONLY / IF NOT EXISTS.
+  const name = String.raw`(?:ONLY\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:\w+\.)?(\w+)`;
   const created = new Set<string>();
+  const concurrentBuilds: string[] = [];
   for (const file of (await readdir(MIGRATIONS_DIR)).sort()) {
     const text = (await readFile(path.join(MIGRATIONS_DIR, file), "utf8")).replace(/--.*$/gm, "");
-    for (const [, concurrently, table] of text.matchAll(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?.*?\bON\s+(\w+)/gis))
-      if (created.has(table!)) assert.ok(concurrently, `${file}: an index on ${table}, which has rows by then`);
-    for (const [, table] of text.matchAll(/CREATE\s+TABLE\s+(\w+)/gi)) created.add(table!);
+    const indexes = new RegExp(
+      String.raw`CREATE\s+(?:UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(\w*).*?\bON\s+${name}`,
+      "gis",
+    );
+    for (const [, concurrently, index, table] of text.matchAll(indexes)) {
+      if (!created.has(table!)) continue;
+      assert.ok(concurrently, `${file}: an index on ${table}, which has rows by then`);
+      concurrentBuilds.push(index!);
+    }
+    // A UNIQUE, PRIMARY KEY or EXCLUDE constraint added to such a table builds its index under a lock that stops
+    // writes, unless it adopts one built CONCURRENTLY before (USING INDEX).
+    for (const [, table, actions] of text.matchAll(new RegExp(String.raw`ALTER\s+TABLE\s+${name}\s+([^;]*)`, "gi")))
+      if (created.has(table!))
+        assert.doesNotMatch(
+          actions!,
+          /ADD\s+(?:CONSTRAINT\s+\w+\s+)?(?:UNIQUE|PRIMARY\s+KEY|EXCLUDE)\b(?![^,]*USING\s+INDEX)/i,
+          `${file}: a constraint that indexes ${table} while it blocks its writes`,
+        );
+    for (const [, table] of text.matchAll(new RegExp(String.raw`CREATE\s+TABLE\s+${name}`, "gi"))) created.add(table!);
   }
   assert.ok(created.has("turns"));
+  // The scan reads the migrations' indexes at all: the two built on tables with rows are found, and built CONCURRENTLY.
+  for (const index of ["turns_sources_hash_idx", "documents_writing_until_idx"])
+    assert.ok(concurrentBuilds.includes(index), index);
 });
