@@ -13,6 +13,8 @@ export interface TcpProxy {
   connections(): number;
   /** What clients have sent through it so far, all connections in order of arrival (with `record` only). */
   sent(): Buffer;
+  /** What each client connection has sent through it so far, in the order they were accepted (with `record` only). */
+  sentByConnection(): Buffer[];
   /** Refuses new connections and resets the open ones. */
   cut(): void;
   /** Accepts connections but forwards nothing, and stalls the open ones: calls hang until their own timeouts. */
@@ -46,11 +48,19 @@ export async function startTcpProxy(targetPort: number, opts: { record?: boolean
   let accepted = 0;
   const pairs = new Set<{ client: Socket; upstream?: Socket }>();
   const recorded: Buffer[] = [];
+  const recordedByConnection: Buffer[][] = [];
 
   const server = createServer((client) => {
     accepted++;
     client.on("error", () => {});
-    if (opts.record) client.on("data", (d: Buffer) => recorded.push(d));
+    if (opts.record) {
+      const own: Buffer[] = [];
+      recordedByConnection.push(own);
+      client.on("data", (d: Buffer) => {
+        recorded.push(d);
+        own.push(d);
+      });
+    }
     const pair: { client: Socket; upstream?: Socket } = { client };
     pairs.add(pair);
     client.once("close", () => {
@@ -98,6 +108,7 @@ export async function startTcpProxy(targetPort: number, opts: { record?: boolean
     url: `http://127.0.0.1:${port}`,
     connections: () => accepted,
     sent: () => Buffer.concat(recorded),
+    sentByConnection: () => recordedByConnection.map((own) => Buffer.concat(own)),
     open: () => pairs.size,
     cut() {
       mode = "cut";
