@@ -346,10 +346,29 @@ test("deploy-stack: the rollback target is the newest succeeded update of a clea
   }
 });
 
-test("deploy-stack: no npm ci gets the job's OIDC request token (an install script could assume the deploy role)", () => {
-  const installs = (workflow("deploy-stack.yml").jobs.deploy.steps as any[]).filter((s) => /npm ci/.test(s.run ?? ""));
-  assert.equal(installs.length, 2, "the deploy's and the rollback's");
-  for (const step of installs) assert.match(step.run, /-u ACTIONS_ID_TOKEN_REQUEST_TOKEN -u ACTIONS_ID_TOKEN_REQUEST_URL npm ci/);
+/** The jobs that may request an OIDC token (id-token: write, their own or their workflow's), as "file job". */
+const jobsWithIdToken = () =>
+  files.flatMap((file) => {
+    const wf = workflow(file);
+    return Object.entries<any>(wf.jobs)
+      .filter(([, job]) => (job.permissions ?? wf.permissions)?.["id-token"] === "write")
+      .map(([name, job]) => ({ at: `${file} ${name}`, job }));
+  });
+
+test("no npm ci gets an OIDC request token: in a job that may request one, each install unsets it (an install script could assume the job's role)", () => {
+  const installs = jobsWithIdToken().flatMap(({ at, job }) =>
+    (job.steps ?? []).filter((s: any) => /\bnpm ci\b/.test(s.run ?? "")).map((s: any) => ({ at, run: s.run as string })),
+  );
+  assert.deepEqual(
+    installs.map((i) => i.at),
+    ["deploy-stack.yml deploy", "deploy-stack.yml deploy", "preview.yml preview"],
+    "the deploy's and the rollback's, the preview's",
+  );
+  for (const { at, run } of installs) {
+    const unset = [...(/env ((?:-u \w+ |\\\n\s*)+)npm ci/.exec(run)?.[1] ?? "").matchAll(/-u (\w+)/g)].map((m) => m[1]);
+    for (const name of ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"])
+      assert.ok(unset.includes(name), `${at}: ${run}`);
+  }
 });
 
 test("deploy-stack: the rollback installs the old commit's dependencies without the step's secrets or AWS credentials", () => {
@@ -385,10 +404,13 @@ test("deploy-stack: the rollback's install cannot read the Pulumi login saved be
   assert.ok(removed >= 0 && removed < run.indexOf("npm ci"), run);
 });
 
-test("only the jobs that deploy get an OIDC request token, and no checkout leaves its token to later steps", () => {
+test("only the jobs that deploy or preview get an OIDC request token, and no checkout leaves its token to later steps", () => {
   const deploy = workflow("deploy.yml");
   assert.equal(deploy.permissions["id-token"], undefined, "the gate runs npm ci");
-  for (const job of ["dev", "prod"]) assert.equal(deploy.jobs[job].permissions["id-token"], "write", job);
+  assert.deepEqual(
+    jobsWithIdToken().map((j) => j.at),
+    ["deploy-stack.yml deploy", "deploy.yml dev", "deploy.yml prod", "preview.yml preview"],
+  );
   for (const file of files) {
     for (const [name, job] of Object.entries<any>(workflow(file).jobs)) {
       for (const step of (job.steps ?? []).filter((s: any) => s.uses?.startsWith("actions/checkout@"))) {
