@@ -133,8 +133,11 @@ test("a statement past its deadline holds its connection until Postgres ends it;
     assert.deepEqual({ ...(await read()), statements: 0, quick: 0 }, { size: 2, active: 2, waiting: 1, statements: 0, quick: 0 });
     await assert.rejects(third, /no answer within 100 ms/);
     await Promise.all(holding);
-    // A statement Postgres refuses, and one without a deadline (turn retention's), end where they settle.
+    // A statement Postgres refuses, and one without a deadline (turn retention's), end where they settle: the
+    // refused one is out of the count by the time its caller hears of the failure.
+    await waitFor("the third to end", async () => (await read()).active === 0, 5_000);
     await assert.rejects(withDeadline(sql, sql`SELECT 1 / 0`, 5_000), /division by zero/);
+    assert.equal((await read()).active, 0, "the refused statement still counted");
     await counted(sql, sql`SELECT pg_sleep(0.05)`);
     await waitFor("every statement to end", async () => (await read()).active === 0, 5_000);
     const end = await read();
