@@ -449,6 +449,15 @@ test("a turn answered 503 whose statement then commits is taken back: its client
     assert.equal(await pastBothOutcome, unavailable);
     await sleep(300); // its commit, and the delete after it
     assert.equal(await stored(pastBoth), 0, "committed after its 503, and left stored");
+    // The client asks again (a new request of the same session, here through another replica's writer, as the
+    // sources this one has sent would change what the steps below lock): its session holds the turn once.
+    const retry = { ...pastBoth, request_id: randomUUID() };
+    assert.equal(await outcomeOf(setup.record("owner", retry)), "stored");
+    const inSession = await quiet`SELECT request_id FROM turns WHERE session_id = ${pastBoth.session_id}`;
+    assert.deepEqual(
+      inSession.map((t) => t.request_id),
+      [retry.request_id],
+    );
 
     // 2. The statement answers within its own deadline, but the turn queued behind another one for part of its own.
     await lock(holdGate, gate);
