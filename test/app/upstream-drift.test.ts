@@ -140,20 +140,33 @@ test("chunks without content count toward MAX_ANSWER_TOKENS: an upstream sending
 });
 
 test("an Ollama or Qdrant answer past the size the app reads is a 502, not read whole into memory", async () => {
-  // 17 MiB of one vector: past the 16 MiB an embed batch of 32 may take. A Qdrant query past its 16 MiB too.
-  const big = `{"embeddings":[[${"0.5,".repeat(4_456_448)}0.5]]}`;
+  // Answers of 256 MiB, made as they are read: past the 16 MiB an embed batch of 32 may take, and a Qdrant query's
+  // 16 MiB. What each client read before it gave up is counted.
+  const TOTAL = 256 * 2 ** 20;
+  const served: Record<string, number> = {};
+  const endless = (name: string, head: string, filler: string) => {
+    served[name] = 0;
+    const chunk = new TextEncoder().encode(filler.repeat(Math.floor(2 ** 20 / filler.length)));
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode(head)),
+      pull(c) {
+        if (served[name]! >= TOTAL) return c.close();
+        served[name]! += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "application/json" } });
+  };
   const upstream = new Hono()
-    .post("/api/embed", (c) => c.body(big, 200, { "Content-Type": "application/json" }))
+    .post("/api/embed", () => endless("ollama", '{"embeddings":[[', "0.5,"))
     .get("/collections/:name/exists", (c) => c.json({ result: { exists: true }, status: "ok", time: 0 }))
-    .post("/collections/:name/points/query", (c) =>
-      c.body(`{"result":{"points":[]},"pad":"${"x".repeat(17 * 2 ** 20)}","status":"ok"}`, 200, {
-        "Content-Type": "application/json",
-      }),
-    );
+    .post("/collections/:name/points/query", () => endless("qdrant", '{"result":{"points":[]},"pad":"', "x"));
   const server = await listen(upstream);
   try {
     await assert.rejects(ollamaAt(server.url).embed(["hello"]), failsWith("ollama_error", 502));
     await assert.rejects(qdrantAt(server.url, "docs").search([1, 0, 0], undefined, 3), failsWith("qdrant_error", 502));
+    // The limit and what the sockets held on the way: far from the whole answer.
+    for (const [name, bytes] of Object.entries(served)) assert.ok(bytes < 48 * 2 ** 20, `${name}: ${bytes} bytes read`);
   } finally {
     await server.close();
   }
