@@ -486,7 +486,11 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
   await withAnswerSlots(env, { parallel: 2, generationMs: 300 }, async (client) => {
     const burst = (round: number) =>
       Promise.all(
-        Array.from({ length: 24 }, (_, i) => client.post("/api/v1/query", { query: `Burst ${round} question ${i} on tides` })),
+        Array.from({ length: 24 }, async (_, i) => {
+          const sentAt = performance.now();
+          const answer = await client.post("/api/v1/query", { query: `Burst ${round} question ${i} on tides` });
+          return Object.assign(answer, { ms: performance.now() - sentAt });
+        }),
       );
     for (const round of [1, 2]) {
       const answers = await burst(round);
@@ -495,6 +499,8 @@ test("a burst past Ollama's slots: each question answered or a quick 503 with Re
       for (const busy of answers.filter((a) => a.status === 503)) {
         assert.match(busy.body.error, /^ollama unavailable: every answer slot of \S+ is busy/);
         assert.equal(busy.headers.get("retry-after"), "1");
+        // Quick: at most its wait for a slot, never as late as the model's deadline (a 504's time).
+        assert.ok(busy.ms < Number(env.OLLAMA_TIMEOUT_MS), `a 503 after ${Math.round(busy.ms)} ms`);
       }
       if (round === 2) {
         // Answers have been timed: a question that would wait past OLLAMA_SLOT_WAIT_MS is refused without waiting.
