@@ -84,6 +84,13 @@ test("an answer Ollama stops for looping comes back cut, streamed to its end and
     assert.equal(done.event, "done", streamed.text.slice(-300));
     const tokens = events.filter((e) => e.event === "token").map((e) => e.data.content as string);
     assert.deepEqual([bars(tokens.join("")), done.data.truncated], [31, true]);
+    const chatsBefore = ollama.calls["/api/chat"] ?? 0;
+    const streamedAgain = parseSse((await user.post("/api/v1/query", { query: "Describe Redis in a line", stream: true })).text);
+    assert.deepEqual(
+      [streamedAgain.at(-1)!.data.cached, ollama.calls["/api/chat"]],
+      [false, chatsBefore + 1],
+      "the streamed one was not cached either: asked again, asked anew",
+    );
   } finally {
     ollama.knobs.repeatToken = null;
   }
