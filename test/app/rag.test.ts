@@ -172,7 +172,10 @@ test("ingesting or deleting a document invalidates cached answers", async () => 
   assert.equal((await user.del("/api/v1/documents/lighthouse")).status, 200);
   const afterDelete = await user.post("/api/v1/query", { query: "How do lighthouses guide ships?" });
   assert.equal(afterDelete.body.cached, false, "the answer cached from the deleted document is not served");
-  assert.ok(!afterDelete.body.sources.some((s: { id: string }) => s.id === "lighthouse"), JSON.stringify(afterDelete.body.sources));
+  assert.ok(
+    !afterDelete.body.sources.some((s: { id: string }) => s.id === "lighthouse"),
+    JSON.stringify(afterDelete.body.sources),
+  );
 });
 
 test("an answer cached while a re-ingest writes its chunks is not served once the ingest is answered", async () => {
@@ -1207,7 +1210,7 @@ test("OpenAPI document, Swagger UI and agent card describe the API", async () =>
   }
 });
 
-test("health is dependency-free, readiness reports each dependency on the metrics port only", async () => {
+test("health answers ok, readiness reports each dependency on the metrics port only (health without its dependencies: resilience.test.ts)", async () => {
   const live = await api(stack.url).get("/health");
   assert.deepEqual([live.status, live.body], [200, { status: "ok" }]);
   const publicReady = await api(stack.url).get("/health/ready");
