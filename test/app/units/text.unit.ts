@@ -339,6 +339,8 @@ test("source lists remembered as committed are at most 10,000: past them the mem
   const first = sourceSetOf([{ id: "d0", score: 1, title: null, text: "t" }]);
   sets.committed([first]);
   assert.equal(sets.unsent([first]), "[]");
-  sets.committed(Array.from({ length: 10_000 }, (_, i) => ({ hash: `h${i}`, json: "[]" })));
+  sets.committed(Array.from({ length: 9_999 }, (_, i) => ({ hash: `h${i}`, json: "[]" })));
+  assert.equal(sets.unsent([first]), "[]", "10,000 remembered");
+  sets.committed([{ hash: "h-one-more", json: "[]" }]);
   assert.equal(JSON.parse(sets.unsent([first])).length, 1, "forgotten: sent again, with its sources");
 });
