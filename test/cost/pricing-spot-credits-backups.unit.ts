@@ -8,7 +8,7 @@ import { PriceTable } from "../../infra/cost/prices.ts";
 import type { Usage } from "../../infra/plan/types.ts";
 import { USAGE } from "../../infra/usage.ts";
 import { renderCostMarkdown, renderCostTable } from "../../infra/cost/render.ts";
-import { close, nodeGroupWithTemplate, plan, resource, TEST_PRICES } from "./helpers.ts";
+import { close, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
 
 const usage = (over: Partial<Usage> = {}): Usage => ({ ...USAGE.medium, backupGb: 0, ...over });
 const estimate = (resources: Parameters<typeof plan>[0], over: Partial<Usage> = {}, prices = TEST_PRICES) =>
@@ -91,6 +91,16 @@ describe("T-family CPU credits", () => {
     // db.t4g.micro: 2 vCPU, 10 % baseline: (0.02 + 2 × 0.2 × 0.1) × 730 + 20 GB × $0.1.
     assert.ok(close(item(r, "db").onDemandMonthlyUsd, 0.06 * 730 + 2), String(item(r, "db").onDemandMonthlyUsd));
     assert.ok(close(item(r, "db").maxMonthlyUsd, (0.02 + 2 * 0.9 * 0.1) * 730 + 2));
+    // Stopped outside weekdays 08:00-20:00 (60 of 168 hours): no instance hours and no credits while stopped.
+    const scheduled = estimate(
+      [
+        db,
+        rdsSchedule("db-stop", "db", "stop", "cron(0 20 ? * MON-FRI *)"),
+        rdsSchedule("db-start", "db", "start", "cron(0 8 ? * MON-FRI *)"),
+      ],
+      { burstableCpuUtilization: 0.3 },
+    );
+    assert.ok(close(item(scheduled, "db").monthlyUsd, (0.06 * 730 * 60) / 168 + 2), String(item(scheduled, "db").monthlyUsd));
   });
 });
 

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { estimateCost } from "../../infra/cost/estimate.ts";
 import { UNKNOWN_VALUE } from "../../infra/plan/types.ts";
 import { USAGE } from "../../infra/usage.ts";
-import { asgSchedule, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
+import { asgSchedule, close, nodeGroupWithTemplate, plan, rdsSchedule, resource, TEST_PRICES } from "./helpers.ts";
 
 const estimate = (resources: Parameters<typeof plan>[0], tier = "medium") =>
   estimateCost(plan(resources, tier), { prices: TEST_PRICES });
@@ -57,6 +57,16 @@ describe("node groups", () => {
       asgSchedule("monday", "general", "0 8 * * MON", { desired: 2 }, "Europe/Berlin"),
     ]);
     assert.ok(Math.abs(item(r, "general").monthlyUsd - (2 * 375 * 108) / 168) < 0.01);
+  });
+
+  it("each action is read in its own time zone: down at midnight UTC, up at midnight in Tokyo (15:00 UTC)", () => {
+    const r = estimate([
+      ...nodeGroupWithTemplate("general", "m.x", 3, 100),
+      asgSchedule("down", "general", "0 0 * * *", { desired: 2 }, "UTC"),
+      asgSchedule("up", "general", "0 0 * * *", { desired: 3 }, "Asia/Tokyo"),
+    ]);
+    // 2 nodes from 00:00 to 15:00 UTC, 3 for the other 9 hours (Tokyo keeps no daylight saving).
+    assert.ok(close(item(r, "general").monthlyUsd, ((2 * 15 + 3 * 9) / 24) * 375), String(item(r, "general").monthlyUsd));
   });
 
   it("full size is the largest size a schedule sets (peak scale-up above the declared size)", () => {
@@ -138,6 +148,16 @@ describe("RDS", () => {
     const it_ = item(r, "db");
     assert.ok(Math.abs(it_.monthlyUsd - (0.1 * 730 * 60) / 168 - 2) < 0.01, String(it_.monthlyUsd));
     assert.equal(it_.onDemandMonthlyUsd, 73 + 2);
+    // Stopped at midnight UTC, started at midnight in Tokyo (15:00 UTC): each in its own zone, 9 of 24 hours running.
+    const zoned = estimate(
+      [
+        db,
+        rdsSchedule("db-stop", "agent-dev", "stop", "cron(0 0 * * ? *)", "UTC"),
+        rdsSchedule("db-start", "agent-dev", "start", "cron(0 0 * * ? *)", "Asia/Tokyo"),
+      ],
+      "dev",
+    );
+    assert.ok(close(item(zoned, "db").monthlyUsd, (0.1 * 730 * 9) / 24 + 2), String(item(zoned, "db").monthlyUsd));
     assert.equal(r.schedules[0].effect, "runs 35.7 % of hours");
   });
 
