@@ -121,6 +121,9 @@ describe("renderAlertmanagerConfig", () => {
       ["oncall@corp.test"],
     );
     assert.equal(rendered.global!.smtp_smarthost, "smtp.corp.test:587");
+    // The password is sent only over TLS, with the stack's user: without it the server refuses the login.
+    assert.equal(rendered.global!.smtp_require_tls, true);
+    assert.equal(rendered.global!.smtp_auth_username, "am");
     assert.equal(rendered.global!.smtp_auth_password_file, `${RECEIVER_SECRET_DIR}/${RECEIVER_SECRET_KEYS.smtpPassword}`);
     assert.doesNotMatch(YAML.stringify(rendered), /example\.com/);
   });
@@ -179,15 +182,41 @@ describe("a real Alertmanager with this config", () => {
         { alertname: "ServiceDown", severity: "critical", job: "agent-api", instance: "10.0.1.10:3000" },
         { alertname: "HighLatency", severity: "warning", job: "agent-api" },
         { alertname: "HighErrorRate", severity: "warning", job: "agent-api" },
+        { alertname: "HighServerErrorRate", severity: "warning", job: "agent-api" },
         { alertname: "HighLatency", severity: "warning", job: "agent-api-canary" },
         { alertname: "HighCPU", severity: "warning", job: "agent-api", instance: "ip-10-0-1-5" },
       ],
       { alertname: "HighLatency", job: "agent-api" },
     );
     assert.equal(state({ alertname: "HighErrorRate", job: "agent-api" }), "suppressed");
+    assert.equal(state({ alertname: "HighServerErrorRate", job: "agent-api" }), "suppressed");
     assert.equal(state({ alertname: "HighLatency", job: "agent-api-canary" }), "active");
     assert.equal(state({ alertname: "HighCPU", job: "agent-api" }), "active");
     assert.equal(state({ alertname: "ServiceDown", job: "agent-api" }), "active");
+  });
+
+  it("lets PostgresDown and QdrantDown inhibit their own job's connection and latency alerts", async () => {
+    // The down alerts carry their target's labels (namespace, instance); the others are sums by job.
+    const state = await fireUntilInhibited(
+      [
+        {
+          alertname: "PostgresDown",
+          severity: "critical",
+          job: "prometheus-postgres-exporter",
+          namespace: "monitoring",
+          instance: "10.0.3.5:9187",
+        },
+        { alertname: "DatabaseConnectionPoolExhausted", severity: "critical", job: "prometheus-postgres-exporter" },
+        { alertname: "QdrantDown", severity: "critical", job: "qdrant", namespace: "agent", instance: "10.0.2.8:6333" },
+        { alertname: "QdrantHighLatency", severity: "warning", job: "qdrant" },
+        { alertname: "QdrantHighLatency", severity: "warning", job: "qdrant-staging" },
+      ],
+      { alertname: "DatabaseConnectionPoolExhausted" },
+    );
+    assert.equal(state({ alertname: "QdrantHighLatency", job: "qdrant" }), "suppressed");
+    assert.equal(state({ alertname: "QdrantHighLatency", job: "qdrant-staging" }), "active");
+    assert.equal(state({ alertname: "PostgresDown" }), "active");
+    assert.equal(state({ alertname: "QdrantDown" }), "active");
   });
 
   it("lets DatabasePoolExhausted inhibit the same pod's DatabasePoolHighUtilization only", async () => {
