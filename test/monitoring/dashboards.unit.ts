@@ -6,6 +6,7 @@ import YAML from "yaml";
 import { FIREWALL_METRICS } from "../../infra/workloads/api-firewall.ts";
 import {
   allPanels,
+  allRules,
   dashboardExprs,
   dashboards,
   grafanaQueryToPromQL,
@@ -117,6 +118,62 @@ describe("Grafana dashboards", () => {
       for (const p of allPanels(dashboard).filter((p) => p.type !== "row")) {
         assert.deepEqual(p.datasource, source, `${file}: ${p.title}`);
         assert.ok((p.targets ?? []).length > 0, `${file}: ${p.title} has no query`);
+      }
+    }
+  });
+
+  // A panel drawn for an alert's quantity reads the alert's expression and marks the alert's threshold: one that drifted
+  // from its alert showed a node at 70 % CPU as 87.5 % busy (every CPU mode averaged), or a red line where nothing pages.
+  it("draw each alerted quantity with its alert's expression, its threshold as the last step", () => {
+    const alerts = new Map(allRules().flatMap(({ rule }) => (rule.alert ? [[rule.alert, rule.expr] as const] : [])));
+    // The panel's PromQL as the alert reads it: one job (the alerts keep the job label), 5-minute rates.
+    const normal = (expr: string) =>
+      expr
+        .replace(/\{job="\$job"\}|job="\$job",\s*/g, "")
+        .replaceAll("$__rate_interval", "5m")
+        .replace(/\s+/g, " ")
+        .trim();
+    // [dashboard uid, panel, alert, whether the panel draws the alert's own expression]
+    const ALERTED: Array<[string, string, string, boolean]> = [
+      ["agent-infrastructure", "CPU busy by node", "HighCPU", true],
+      ["agent-infrastructure", "Memory used by node", "HighMemory", true],
+      ["agent-infrastructure", "Connections used", "DatabaseConnectionPoolExhausted", true],
+      // The raw gauges: the alerts average utilisation over 5 minutes and take each GPU's highest memory use.
+      ["agent-infrastructure", "GPU utilisation", "GpuHighUtilization", false],
+      ["agent-infrastructure", "GPU memory used", "GpuMemoryHigh", false],
+      ["agent-system-overview", "Agent error rate", "HighErrorRate", true],
+      ["agent-cost-tokens", "Tokens in the last hour", "HighTokenUsage", true],
+    ];
+    for (const [uid, title, alert, sameExpr] of ALERTED) {
+      const panel = allPanels(byUid(uid)!).find((p) => p.title === title) as any;
+      assert.ok(panel, `${uid}: no panel "${title}"`);
+      const [, lhs, threshold] = /^(.*?)\s*[<>]=?\s*([\d.e+]+)$/.exec(normal(alerts.get(alert)!))!;
+      const steps = (panel.fieldConfig?.defaults?.thresholds?.steps ?? []) as Array<{ value: number | null }>;
+      assert.equal(steps.at(-1)?.value, Number(threshold), `${title}: ${alert}'s threshold`);
+      if (sameExpr) {
+        const exprs = (panel.targets as Array<{ expr: string }>).map((t) => normal(t.expr));
+        assert.ok(exprs.includes(lhs!), `${title}: ${exprs.join(" | ")}\n is not ${alert}'s ${lhs}`);
+      }
+    }
+  });
+
+  it("keep a panel's thresholds in its unit: 0-1 for percentunit, 0-100 for percent", () => {
+    for (const { file, dashboard } of all) {
+      for (const panel of allPanels(dashboard) as any[]) {
+        const unit = panel.fieldConfig?.defaults?.unit;
+        const values = ((panel.fieldConfig?.defaults?.thresholds?.steps ?? []) as Array<{ value: number | null }>)
+          .map((s) => s.value)
+          .filter((v): v is number => v !== null);
+        if (unit === "percentunit")
+          assert.ok(
+            values.every((v) => v >= 0 && v <= 1),
+            `${file} "${panel.title}": ${values}`,
+          );
+        if (unit === "percent")
+          assert.ok(
+            values.every((v) => v > 1 && v <= 100),
+            `${file} "${panel.title}": ${values}`,
+          );
       }
     }
   });
