@@ -32,9 +32,11 @@ const LABELS: Partial<Record<keyof Check, Record<string, string>>> = {
   redis: { instance: "10.0.1.8:9121" },
 };
 
-/** Runs the script on `steps` (the last one repeats), for `minutes`. */
-function run(steps: Step[], minutes: number) {
+/** Runs the script on `steps` (the last one repeats), for `minutes`; `forwardEnds`: each port-forward exits at once. */
+function run(steps: Step[], minutes: number, { forwardEnds = false } = {}) {
   return withScriptStubs("watch-deploy-", {}, ({ dir, stub, run: runScript, lines }) => {
+    // As when the Prometheus pod it reached is replaced: kubectl's forward ends with it.
+    if (forwardEnds) stub("kubectl", "exit 1");
     // The answers, one directory per check: <n>/<signal>, or <n>/down.
     const answers = join(dir, "answers");
     steps.forEach((step, i) => {
@@ -214,6 +216,22 @@ test("a Prometheus unreachable on 10 checks in a row fails the watch then; fewer
   assert.doesNotMatch(long.stdout, /check 12\/30/);
   const blip = run([HEALTHY, DOWN, DOWN, DOWN, HEALTHY], 6);
   assert.equal(blip.status, 0, blip.stdout);
+  // Ten misses in the window, each between two answers: never two in a row.
+  const scattered = run(
+    Array.from({ length: 21 }, (_, i): Step => (i % 2 ? DOWN : HEALTHY)),
+    21,
+  );
+  assert.equal(scattered.status, 0, scattered.stdout);
+  assert.match(scattered.stdout, /\(11 checks reached Prometheus\)/);
+});
+
+test("a port-forward that ended (its Prometheus pod replaced) is started again for the next check", () => {
+  const r = run([HEALTHY], 3, { forwardEnds: true });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(
+    r.calls.filter((c) => c.startsWith("kubectl")),
+    Array(3).fill("kubectl -n monitoring port-forward svc/kube-prometheus-stack-prometheus 19090:9090"),
+  );
 });
 
 test("0 minutes: no watch, nothing asked", () => {
