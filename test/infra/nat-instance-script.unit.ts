@@ -8,8 +8,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { NAT_INSTALL_TRIES, natUserData } from "../../infra/platform/nat-instance.ts";
 
-/** Runs the script with `dnf` failing its first `failures` calls; returns the exit code and the stubs' log. */
-function boot(failures: number) {
+/**
+ * Runs the script with `dnf` failing its first `failures` calls, and the commands `failing` failing every call; returns
+ * the exit code and the stubs' log.
+ */
+function boot(failures: number, failing: string[] = []) {
   const dir = mkdtempSync(join(tmpdir(), "nat-boot-"));
   const log = join(dir, "calls.log");
   const stub = (name: string, body = "") =>
@@ -17,7 +20,7 @@ function boot(failures: number) {
   const counter = join(dir, "dnf.count");
   writeFileSync(counter, "0");
   stub("dnf", `n=$(( $(cat ${counter}) + 1 )); echo $n > ${counter}; [ $n -gt ${failures} ]`);
-  for (const name of ["sysctl", "iptables", "service", "systemctl", "sleep"]) stub(name);
+  for (const name of ["sysctl", "iptables", "service", "systemctl", "sleep"]) stub(name, failing.includes(name) ? "exit 1" : "");
   stub("ip", 'echo "default via 10.0.0.1 dev ens5 proto dhcp"');
   const script = join(dir, "user-data.sh");
   // The script writes /etc/sysctl.d; here the same line writes into the scratch directory.
@@ -35,6 +38,15 @@ test("the NAT instance retries its package install until it has a way out, then 
     Array(4).fill("dnf install -y iptables-services"),
   );
   assert.ok(calls.includes("iptables -t nat -A POSTROUTING -o ens5 -s 10.0.0.0/16 -j MASQUERADE"), calls.join("\n"));
+  // The forwarding setting is applied now, not at the next boot: the file alone leaves the instance dropping the traffic.
+  assert.ok(calls.includes("sysctl --system"), calls.join("\n"));
+  assert.ok(calls.indexOf("sysctl --system") < calls.findIndex((c) => c.startsWith("iptables")));
+});
+
+test("the NAT instance's boot fails when the masquerade cannot be set up, instead of reporting success", () => {
+  const { status, calls } = boot(0, ["iptables"]);
+  assert.notEqual(status, 0);
+  assert.ok(!calls.some((c) => c.startsWith("systemctl")), calls.join("\n"));
 });
 
 test("the NAT instance's boot fails, setting up nothing, once every try of the install failed", () => {
