@@ -240,6 +240,22 @@ test("a node answering its collection list with something else is a failure, not
   }
 });
 
+test("a collection whose name the job cannot handle is a failure, not a silent gap in the backup", { skip }, async () => {
+  const q0 = await fakeQdrant(["documents", "team docs"]);
+  try {
+    const run = await runScript({ "qdrant-0": q0.url });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /qdrant-0: collection name 'team docs' has characters this job does not handle/);
+    assert.match(run.stderr, /FAILED: 1 .*; 1 uploaded/);
+    assert.deepEqual(
+      [...run.objects.keys()].map((k) => k.split("/").slice(2, 4).join("/")),
+      ["qdrant-0/documents"],
+    );
+  } finally {
+    await q0.close();
+  }
+});
+
 test("a wrong API key is a failure, not an empty backup", { skip }, async () => {
   const q0 = await fakeQdrant(["documents"]);
   try {
