@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings.js";
 import YAML from "yaml";
 import { Monitoring, type MonitoringArgs, type MonitoringSizing } from "../../infra/workloads/monitoring.ts";
-import { STORAGE_CLASS } from "../../infra/workloads/names.ts";
+import { NAME_LABEL, STORAGE_CLASS } from "../../infra/workloads/names.ts";
 import { run } from "../monitoring/lib.ts";
 
 interface Recorded {
@@ -281,6 +281,40 @@ describe("Monitoring component", () => {
     assert.deepEqual(alloy.controller.nodeSelector, { role: "monitoring" });
     // Scraped by the stack's Prometheus (its release label), for LogsNotShipped.
     assert.deepEqual(alloy.serviceMonitor, { enabled: true, additionalLabels: { release: "kube-prometheus-stack" } });
+  });
+
+  it("ships every pod's logs and the cluster's events to Loki's gateway, labelled as the runbook's LogQL reads them", () => {
+    const alloy = release("prod", "alloy");
+    const loki = release("prod", "loki");
+    // Top-level blocks of the Alloy config: `<component> "<label>" { ... }`, each closed at the start of a line.
+    const blocks = new Map(
+      [...(alloy.values.alloy.configMap.content as string).matchAll(/^([\w.]+) "(\w+)" \{\n([\s\S]*?)^\}/gm)].map((m) => [
+        `${m[1]}.${m[2]}`,
+        m[3]!,
+      ]),
+    );
+    const attr = (block: string, name: string) => {
+      assert.ok(blocks.has(block), `no ${block} in ${[...blocks.keys()]}`);
+      return new RegExp(`^\\s*${name}\\s*=\\s*(.+)$`, "m").exec(blocks.get(block)!)?.[1];
+    };
+    // The loki chart's gateway Service is <release>-gateway, in the release's namespace: Alloy's own.
+    assert.equal(alloy.namespace, loki.namespace);
+    assert.equal(attr("loki.write.default", "url"), `"http://${loki.name}-gateway/loki/api/v1/push"`);
+    assert.equal(attr("loki.source.kubernetes.pods", "targets"), "discovery.relabel.pods.output");
+    assert.equal(attr("discovery.relabel.pods", "targets"), "discovery.kubernetes.pods.targets");
+    for (const source of ["loki.source.kubernetes.pods", "loki.source.kubernetes_events.events"]) {
+      assert.equal(attr(source, "forward_to"), "[loki.write.default.receiver]", source);
+    }
+    // README's queries select {namespace="agent", app="agent-api"}: app is the pods' NAME_LABEL, as Kubernetes
+    // discovery names a pod label (every character outside [a-zA-Z0-9_] an underscore).
+    const rules = [...blocks.get("discovery.relabel.pods")!.matchAll(/source_labels = \["(\w+)"\]\s*target_label\s*= "(\w+)"/g)];
+    assert.deepEqual(Object.fromEntries(rules.map((m) => [m[2], m[1]])), {
+      namespace: "__meta_kubernetes_namespace",
+      pod: "__meta_kubernetes_pod_name",
+      container: "__meta_kubernetes_pod_container_name",
+      app: `__meta_kubernetes_pod_label_${NAME_LABEL.replace(/[^a-zA-Z0-9_]/g, "_")}`,
+      node: "__meta_kubernetes_pod_node_name",
+    });
   });
 
   it("gives Grafana a CloudWatch data source through IRSA on its named service account", () => {
