@@ -29,6 +29,25 @@ describe("metric catalogue", () => {
     );
   });
 
+  it("takes rate() and increase() of counters only (a histogram's series are counters), as the catalogue types them", () => {
+    // A gauge's rate reads each fall as a counter reset: a dip in a restart count doubled its increase.
+    const exprs = [
+      ...allRules().map(({ file, rule }) => ({ where: `${file} ${rule.alert ?? rule.record}`, expr: rule.expr })),
+      ...dashboards().flatMap(({ file, dashboard }) =>
+        dashboardExprs(dashboard).map(({ where, expr }) => ({ where: `${file} ${where}`, expr })),
+      ),
+    ];
+    const rated = exprs.flatMap(({ where, expr }) =>
+      [...expr.matchAll(/\b(?:rate|irate|increase)\(\s*([a-zA-Z_:][\w:]*)/g)].map((m) => ({ where, name: m[1]! })),
+    );
+    assert.ok(rated.length > 30, `only ${rated.length} rates found`);
+    const notCounters = rated.filter(({ name }) => {
+      const found = catalogueEntry(name);
+      return found?.entry.type !== "counter" && !(found?.entry.type === "histogram" && name !== found.family);
+    });
+    assert.deepEqual(notCounters, []);
+  });
+
   it("resolves histogram series only for histograms", () => {
     assert.equal(catalogueEntry("agent_token_usage_sum")?.family, "agent_token_usage");
     assert.equal(catalogueEntry("http_requests_total_count"), undefined);
