@@ -1,7 +1,11 @@
 // Issue 13 item 8: deploy credentials outlast the job, and dev is deployed only while it is up.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import { DEPLOY_SESSION_SECONDS } from "../../infra/platform/ci-roles.ts";
 import { DEPLOY_JOB_TIMEOUT_MINUTES } from "../../infra/tier-schema.ts";
@@ -27,6 +31,26 @@ test("dev deploys go through the gate; prod does not", () => {
   assert.match(jobs.dev.if, /needs\.dev-gate\.outputs\.deploy == 'true'/);
   assert.ok(jobs["dev-gate"].steps.some((s: any) => String(s.run).includes("scripts/stack-awake.ts --stack dev")));
   assert.equal(jobs.prod.needs, undefined);
+});
+
+test("the gate hands its verdict to the workflow: deploy= and reason= in $GITHUB_OUTPUT, as deploy.yml's dev job reads it", () => {
+  // prod has no work hours: deploy=true at any hour. Without the outputs, `needs.dev-gate.outputs.deploy` is empty and
+  // dev is never deployed, with no reason given.
+  const dir = mkdtempSync(join(tmpdir(), "stack-awake-"));
+  try {
+    const output = join(dir, "github-output");
+    const script = fileURLToPath(new URL("../../scripts/stack-awake.ts", import.meta.url));
+    const result = spawnSync(process.execPath, ["--import", "tsx/esm", script, "--stack", "prod", "--event", "push"], {
+      env: { ...process.env, GITHUB_OUTPUT: output },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^deploy=true: prod is inside its work hours \(/);
+    assert.match(readFileSync(output, "utf8"), /^deploy=true\nreason=inside its work hours \(.+\)\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const dev = TIERS.dev.schedule.workHoursOnly!;
