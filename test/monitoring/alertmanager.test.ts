@@ -79,6 +79,20 @@ describe("alertmanager.yml", () => {
     assert.ok(none.receivers!.every((r) => r.sns_configs === undefined));
   });
 
+  it("tells every integration when its alert resolves (a PagerDuty incident closes itself, the channel sees the end)", () => {
+    const config = YAML.parse(source) as { receivers: Array<Record<string, unknown> & { name: string }> };
+    const integrations = config.receivers.flatMap((r) =>
+      Object.entries(r)
+        .filter(([key]) => key.endsWith("_configs"))
+        .flatMap(([key, list]) => (list as Array<{ send_resolved?: boolean }>).map((c) => [`${r.name} ${key}`, c.send_resolved])),
+    );
+    assert.ok(integrations.length >= 6, `${integrations}`);
+    assert.deepEqual(
+      integrations.filter(([, resolved]) => resolved !== true),
+      [],
+    );
+  });
+
   it("reads every secret from the mounted receivers Secret", () => {
     const files = [...source.matchAll(/\w+_file:\s*(\S+)/g)].map((m) => m[1]);
     const expected = Object.values(RECEIVER_SECRET_KEYS).map((k) => `${RECEIVER_SECRET_DIR}/${k}`);
