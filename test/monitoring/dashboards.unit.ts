@@ -157,6 +157,22 @@ describe("Grafana dashboards", () => {
     }
   });
 
+  it("count as not running the phases PodNotReady fires on, and price tokens per 1,000", () => {
+    const phases = (expr: string) => /phase=~"([^"]+)"/.exec(expr)?.[1];
+    const podNotReady = allRules().find(({ rule }) => rule.alert === "PodNotReady")!.rule.expr;
+    const panel = allPanels(byUid("agent-infrastructure")!).find((p) => p.title === "Pods not running")!;
+    assert.deepEqual(
+      panel.targets!.map((t) => phases(t.expr!)),
+      [phases(podNotReady)],
+    );
+    // $price_per_1k_tokens is dollars per 1,000 tokens: every cost panel divides its tokens by 1000.
+    const priced = all.flatMap(({ dashboard }) =>
+      dashboardExprs(dashboard).filter(({ expr }) => expr.includes("$price_per_1k_tokens")),
+    );
+    assert.ok(priced.length >= 2, `${priced.length} priced panels`);
+    for (const { where, expr } of priced) assert.match(expr, /\* \$price_per_1k_tokens \/ 1000$/, where);
+  });
+
   it("keep a panel's thresholds in its unit: 0-1 for percentunit, 0-100 for percent", () => {
     for (const { file, dashboard } of all) {
       for (const panel of allPanels(dashboard) as any[]) {
