@@ -126,6 +126,16 @@ test("the queries name the project's recording rules and catalogued metrics, wit
     queries.some((q) => q.includes('route!~"/api/v1/(query|documents)"')),
     "HighApiLatency's routes",
   );
+  // The traffic floors: a route's p95 and the share of failing Redis operations are read only where the API does at
+  // least 0.1 of them per second (one slow request is a quiet route's p95; one failed operation, all of them).
+  for (const metric of ["http_requests_total", "redis_operations_total"]) {
+    const q = queries.find((x) => x.includes(metric));
+    assert.match(
+      q ?? "",
+      new RegExp(`and on \\([a-z, ]+\\) sum by \\([a-z, ]+\\) \\(rate\\(${metric}\\{[^}]*\\}\\[5m\\]\\)\\) >= 0\\.1$`),
+      metric,
+    );
+  }
 });
 
 /** A trigger held on the first two checks of a window that is healthy after them (each check costs the test time). */
