@@ -33,10 +33,23 @@ describe("Grafana dashboards", () => {
     ]);
   });
 
+  /** Every query of the panels titled `title` on dashboard `uid` (a stat and a graph may share a title); none: fails. */
+  const queriesOf = (uid: string, title: string): string[] => {
+    const panels = allPanels(byUid(uid)!).filter((p) => p.title === title);
+    assert.ok(panels.length > 0, `${uid}: no panel "${title}"`);
+    return panels.flatMap((p) => (p.targets ?? []).map((t: any) => t.expr as string));
+  };
+  /** Each query of those panels matches `pattern`. */
+  const eachQuery = (uid: string, title: string, pattern: RegExp) => {
+    for (const expr of queriesOf(uid, title)) assert.match(expr, pattern, `${uid} "${title}"`);
+  };
+
   it("System Overview shows request rate, success rate, latency, active queries and errors", () => {
-    for (const t of ["Request rate", "Success rate", "Latency: p50, p95, p99", "Active queries", "Errors by type"]) {
-      assert.ok(titles("agent-system-overview").includes(t), t);
-    }
+    assert.ok(titles("agent-system-overview").includes("Latency: p50, p95, p99"));
+    eachQuery("agent-system-overview", "Request rate", /^job:http_requests:rate5m\{job="\$job"\}$/);
+    eachQuery("agent-system-overview", "Success rate", /^job:http_requests:success_ratio_rate5m\{job="\$job"\}$/);
+    eachQuery("agent-system-overview", "Active queries", /^sum(?: by \(instance\) )?\(active_queries\{job="\$job"\}\)$/);
+    eachQuery("agent-system-overview", "Errors by type", /^sum by \(agent_name, error_type\) \(rate\(agent_errors_total\{/);
   });
 
   it("its latency panel shows the agent's p50, p95 and p99 and each route's p95 and p99 (guides 000 and 004)", () => {
@@ -75,9 +88,25 @@ describe("Grafana dashboards", () => {
   });
 
   it("Cost and Token Usage shows tokens/min, cost/hour, tokens by model and tokens per query", () => {
-    for (const t of ["Tokens per minute", "Estimated cost per hour", "Tokens per minute by model", "Average tokens per query"]) {
-      assert.ok(titles("agent-cost-tokens").includes(t), t);
-    }
+    const tokens = String.raw`rate\(agent_token_usage_sum\{job="\$job", model=~"\$model"\}`;
+    eachQuery("agent-cost-tokens", "Tokens per minute", new RegExp(String.raw`^sum\(${tokens}\[\$__rate_interval\]\)\) \* 60$`));
+    // The last hour's tokens at the configured price per 1,000.
+    eachQuery(
+      "agent-cost-tokens",
+      "Estimated cost per hour",
+      new RegExp(String.raw`^sum\(${tokens}\[1h\]\)\) \* 3600 \* \$price_per_1k_tokens / 1000$`),
+    );
+    eachQuery(
+      "agent-cost-tokens",
+      "Tokens per minute by model",
+      /^sum by \(model\) \(job_model:agent_token_usage:rate5m\{.*\}\) \* 60$/,
+    );
+    // Tokens over answers: the histogram's sum over its count.
+    eachQuery(
+      "agent-cost-tokens",
+      "Average tokens per query",
+      /agent_token_usage_sum\{.*\/ sum\(rate\(agent_token_usage_count\{/,
+    );
   });
 
   it("Infrastructure has a row each for nodes, PostgreSQL, Redis, Qdrant and GPU", () => {
@@ -267,9 +296,14 @@ describe("Edge dashboard (CloudWatch)", () => {
   const variables = new Set(edge.templating.list.map((v) => v.name));
 
   it("shows what never reaches the API: the load balancer's own 5xx and the firewall's blocks", () => {
-    for (const t of ["5xx the load balancer sent itself", "5xx by origin", "Firewall: allowed and blocked requests"]) {
-      assert.ok(titles("agent-edge").includes(t), t);
-    }
+    const metricsOf = (title: string) => targets.filter((t) => t.panel === title).map((t) => t.metricName);
+    assert.deepEqual(metricsOf("5xx the load balancer sent itself"), [
+      "HTTPCode_ELB_502_Count",
+      "HTTPCode_ELB_503_Count",
+      "HTTPCode_ELB_504_Count",
+    ]);
+    assert.deepEqual(metricsOf("5xx by origin"), ["HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count"]);
+    assert.deepEqual(metricsOf("Firewall: allowed and blocked requests"), ["AllowedRequests", "BlockedRequests"]);
   });
 
   it("queries only metrics, dimensions and statistics CloudWatch publishes", () => {
