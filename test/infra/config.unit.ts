@@ -85,7 +85,9 @@ test("the tier's one GPU flag and its gpu node group must agree, either way", ()
 
 test("all problems are reported at once", () => {
   const message = failure(withOverrides({ nodeGroups: { gpu: { min: -1 } }, cache: { nodes: 0 } }));
-  assert.equal(message.split("\n").length, 2);
+  assert.equal(message.split("\n").length, 2, message);
+  assert.match(message, /nodeGroups\.gpu\.min/);
+  assert.match(message, /cache\.nodes/);
 });
 
 test("corsOrigins: one origin, a comma-separated string or a list (the app's CORS_ORIGINS), or * alone; none by default", () => {
