@@ -346,12 +346,16 @@ test("deploy-stack: the rollback target is the newest succeeded update of a clea
   }
 });
 
-/** The jobs that may request an OIDC token (id-token: write, their own or their workflow's), as "file job". */
+/** Permissions that let a job request an OIDC token: id-token: write, or write-all. */
+const mayRequestIdToken = (permissions: unknown) =>
+  permissions === "write-all" || (permissions as Record<string, string> | undefined)?.["id-token"] === "write";
+
+/** The jobs that may request an OIDC token (their own permissions, or their workflow's), as "file job". */
 const jobsWithIdToken = () =>
   files.flatMap((file) => {
     const wf = workflow(file);
     return Object.entries<any>(wf.jobs)
-      .filter(([, job]) => (job.permissions ?? wf.permissions)?.["id-token"] === "write")
+      .filter(([, job]) => mayRequestIdToken(job.permissions ?? wf.permissions))
       .map(([name, job]) => ({ at: `${file} ${name}`, job }));
   });
 
