@@ -22,6 +22,17 @@ function answers(port: number, tls: boolean): Promise<boolean> {
   });
 }
 
+/** redis-server's arguments to listen on `port`: plain, or with `tls` TLS only, its files written to `dir`. */
+async function listenArgs(port: number, dir: string, tls?: { cert: string; key: string }): Promise<string[]> {
+  if (!tls) return ["--port", String(port), "--bind", "127.0.0.1"];
+  const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
+  await Promise.all([writeFile(cert, tls.cert), writeFile(key, tls.key, { mode: 0o600 })]);
+  // Clients authenticate with the password (ElastiCache's AUTH token), not certificates. The URL names localhost, the
+  // certificate's name, which may resolve to ::1: `-::1` is skipped where IPv6 is off.
+  const files = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-auth-clients", "no"];
+  return ["--port", "0", "--tls-port", String(port), ...files, "--bind", "127.0.0.1", "-::1"];
+}
+
 /**
  * A throwaway redis-server on a free loopback port, without persistence. It still gets a directory of its own: a
  * replica (REPLICAOF) writes the primary's data there as it syncs. With `tls` it serves TLS only, with that
@@ -30,15 +41,7 @@ function answers(port: number, tls: boolean): Promise<boolean> {
 export async function startRedis(opts: { password?: string; tls?: { cert: string; key: string } } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(tmpdir(), "agent-redis-"));
-  let listen = ["--port", String(port), "--bind", "127.0.0.1"];
-  if (opts.tls) {
-    const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
-    await Promise.all([writeFile(cert, opts.tls.cert), writeFile(key, opts.tls.key, { mode: 0o600 })]);
-    // Clients authenticate with the password (ElastiCache's AUTH token), not certificates. The URL names localhost,
-    // the certificate's name, which may resolve to ::1: `-::1` is skipped where IPv6 is off.
-    listen = ["--port", "0", "--tls-port", String(port), "--tls-cert-file", cert, "--tls-key-file", key];
-    listen.push("--tls-auth-clients", "no", "--bind", "127.0.0.1", "-::1");
-  }
+  const listen = await listenArgs(port, dir, opts.tls);
   let child: ChildProcess | undefined;
   const start = async () => {
     const args = [...listen, "--dir", dir, "--save", "", "--appendonly", "no"];

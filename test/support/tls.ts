@@ -1,4 +1,4 @@
-// TLS for a test's own servers (Postgres, Redis): as RDS and ElastiCache serve it, verified by host name.
+// TLS for a test's own servers (Postgres, Redis), as RDS and ElastiCache serve it: a certificate for one host name.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
