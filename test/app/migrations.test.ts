@@ -357,7 +357,7 @@ test("on a pool of one connection, a long index build keeps its session, its loc
 
 test("an index on a table an earlier migration created is built CONCURRENTLY, so serving replicas go on writing", async () => {
   // A name as SQL may write it: schema-qualified, or after ONLY / IF NOT EXISTS.
-  const name = String.raw`(?:ONLY\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:\w+\.)?(\w+)`;
+  const name = String.raw`(?:(?:ONLY|IF\s+(?:NOT\s+)?EXISTS)\s+)*(?:\w+\.)?(\w+)`;
   const created = new Set<string>();
   const concurrentBuilds: string[] = [];
   for (const file of (await readdir(MIGRATIONS_DIR)).sort()) {
@@ -371,13 +371,16 @@ test("an index on a table an earlier migration created is built CONCURRENTLY, so
       assert.ok(concurrently, `${file}: an index on ${table}, which has rows by then`);
       concurrentBuilds.push(index!);
     }
-    // A UNIQUE, PRIMARY KEY or EXCLUDE constraint added to such a table builds its index under a lock that stops
-    // writes, unless it adopts one built CONCURRENTLY before (USING INDEX).
+    // A UNIQUE, PRIMARY KEY or EXCLUDE constraint added to such a table, or a column added with one, builds its index
+    // under a lock that stops writes, unless it adopts an index built CONCURRENTLY before (USING INDEX <name>; USING
+    // INDEX TABLESPACE only places the one it builds).
+    const indexingConstraint =
+      /ADD\s+(?:CONSTRAINT\s+\w+\s+)?(?:UNIQUE|PRIMARY\s+KEY|EXCLUDE)\b(?!\s+USING\s+INDEX\s+(?!TABLESPACE\b)\w)|ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?!(?:CONSTRAINT|UNIQUE|PRIMARY|EXCLUDE|CHECK|FOREIGN)\b)\w+\s[^,;]*\b(?:UNIQUE|PRIMARY\s+KEY)\b/i;
     for (const [, table, actions] of text.matchAll(new RegExp(String.raw`ALTER\s+TABLE\s+${name}\s+([^;]*)`, "gi")))
       if (created.has(table!))
         assert.doesNotMatch(
           actions!,
-          /ADD\s+(?:CONSTRAINT\s+\w+\s+)?(?:UNIQUE|PRIMARY\s+KEY|EXCLUDE)\b(?![^,]*USING\s+INDEX)/i,
+          indexingConstraint,
           `${file}: a constraint that indexes ${table} while it blocks its writes`,
         );
     for (const [, table] of text.matchAll(new RegExp(String.raw`CREATE\s+TABLE\s+${name}`, "gi"))) created.add(table!);
