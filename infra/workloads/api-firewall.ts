@@ -36,7 +36,9 @@ export interface ApiFirewallArgs {
  * nothing left counted against it, and the delay before WAF sees its rate fall ("usually below 30 seconds": AWS WAF
  * developer guide, Rate-based rule caveats). CORS: WAF answers before the API does, so without them a page of an allowed origin
  * saw a network error, not the 429. A custom response's headers are fixed: one origin (or `*`) is named; with several,
- * WAF cannot echo the request's Origin, and none is (README, "Configuration": corsOrigins).
+ * WAF cannot echo the request's Origin, and none is (README, "Security defaults"). The rule counts and
+ * blocks preflights (OPTIONS) too, and a browser takes only a 2xx for one: a page reads this 429 only for a URL whose
+ * preflight it still has cached (up to 2 hours, the app's PREFLIGHT_MAX_AGE_SECONDS).
  */
 export function rateLimitedHeaders(corsOrigins: readonly string[]): Array<{ name: string; value: string }> {
   const headers = [{ name: "Retry-After", value: String(EVALUATION_WINDOW_SECONDS + RATE_DROP_NOTICED_SECONDS) }];
@@ -44,7 +46,7 @@ export function rateLimitedHeaders(corsOrigins: readonly string[]): Array<{ name
   const origin = corsOrigins[0]!;
   headers.push({ name: "Access-Control-Allow-Origin", value: origin });
   headers.push({ name: "Access-Control-Expose-Headers", value: "Retry-After" });
-  // As the app's: an answer that names one origin differs by Origin, so a cache must not give it to another.
+  // As the app's answers, which differ by Origin: a cache must not give one to another origin.
   if (origin !== ANY_ORIGIN) headers.push({ name: "Vary", value: "Origin" });
   return headers;
 }
