@@ -19,6 +19,21 @@ import {
 const all = dashboards();
 const byUid = (uid: string) => all.find((d) => d.dashboard.uid === uid)?.dashboard;
 const titles = (uid: string) => allPanels(byUid(uid)!).map((p) => p.title);
+/** The panels titled `title` on dashboard `uid` (a stat and a graph may share a title); none fails the test. */
+const panelsOf = (uid: string, title: string) => {
+  const panels = allPanels(byUid(uid)!).filter((p) => p.title === title);
+  assert.ok(panels.length > 0, `${uid}: no panel "${title}"`);
+  return panels;
+};
+const panelOf = (uid: string, title: string) => panelsOf(uid, title)[0]!;
+/** A panel's threshold values, lowest first (Grafana's base step, `null`, left out). */
+const thresholdValues = (panel: any): number[] =>
+  ((panel.fieldConfig?.defaults?.thresholds?.steps ?? []) as Array<{ value: number | null }>)
+    .map((step) => step.value)
+    .filter((v): v is number => v !== null);
+/** Every query of the panels titled `title` on dashboard `uid`. */
+const queriesOf = (uid: string, title: string): string[] =>
+  panelsOf(uid, title).flatMap((p) => (p.targets ?? []).map((t: any) => t.expr as string));
 
 describe("Grafana dashboards", () => {
   const work = tempDir("dashboards-test");
@@ -33,12 +48,6 @@ describe("Grafana dashboards", () => {
     ]);
   });
 
-  /** Every query of the panels titled `title` on dashboard `uid` (a stat and a graph may share a title); none: fails. */
-  const queriesOf = (uid: string, title: string): string[] => {
-    const panels = allPanels(byUid(uid)!).filter((p) => p.title === title);
-    assert.ok(panels.length > 0, `${uid}: no panel "${title}"`);
-    return panels.flatMap((p) => (p.targets ?? []).map((t: any) => t.expr as string));
-  };
   /** Each query of those panels matches `pattern`. */
   const eachQuery = (uid: string, title: string, pattern: RegExp) => {
     for (const expr of queriesOf(uid, title)) assert.match(expr, pattern, `${uid} "${title}"`);
@@ -53,8 +62,7 @@ describe("Grafana dashboards", () => {
   });
 
   it("its latency panel shows the agent's p50, p95 and p99 and each route's p95 and p99 (guides 000 and 004)", () => {
-    const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === "Latency: p50, p95, p99")!;
-    const exprs: string[] = (panel.targets ?? []).map((t: any) => t.expr);
+    const exprs = queriesOf("agent-system-overview", "Latency: p50, p95, p99");
     const quantile = (q: string, metric: string) =>
       exprs.some((e) => e.includes(`histogram_quantile(${q}, `) && e.includes(`${metric}_bucket`));
     assert.ok(quantile("0.5", "agent_execution_duration_seconds"), "agent p50");
@@ -65,11 +73,7 @@ describe("Grafana dashboards", () => {
   });
 
   it("System Overview shows each pod's database pool use and the statements' p95 (guides 000 and 002)", () => {
-    const exprsOf = (title: string) => {
-      const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === title);
-      assert.ok(panel, title);
-      return (panel.targets ?? []).map((t: any) => t.expr as string);
-    };
+    const exprsOf = (title: string) => queriesOf("agent-system-overview", title);
     const pool = exprsOf("Database pool by pod");
     // Busy over size, per pod: what DatabasePoolExhausted and DatabasePoolHighUtilization read.
     assert.ok(
@@ -117,8 +121,7 @@ describe("Grafana dashboards", () => {
   });
 
   it("System Overview shows the feedback submission rate: ratings recorded per minute (guide 004)", () => {
-    const panel = allPanels(byUid("agent-system-overview")!).find((p) => p.title === "Feedback per minute");
-    const exprs: string[] = (panel?.targets ?? []).map((t: any) => t.expr);
+    const exprs = queriesOf("agent-system-overview", "Feedback per minute");
     assert.ok(
       exprs.some((e) => /http_requests_total\{[^}]*route="\/api\/v1\/feedback"[^}]*status="201"/.test(e) && e.endsWith("* 60")),
       exprs.join("\n"),
@@ -174,11 +177,9 @@ describe("Grafana dashboards", () => {
       ["agent-cost-tokens", "Tokens in the last hour", "HighTokenUsage", true],
     ];
     for (const [uid, title, alert, sameExpr] of ALERTED) {
-      const panel = allPanels(byUid(uid)!).find((p) => p.title === title) as any;
-      assert.ok(panel, `${uid}: no panel "${title}"`);
+      const panel = panelOf(uid, title) as any;
       const [, lhs, threshold] = /^(.*?)\s*[<>]=?\s*([\d.e+]+)$/.exec(normal(alerts.get(alert)!))!;
-      const steps = (panel.fieldConfig?.defaults?.thresholds?.steps ?? []) as Array<{ value: number | null }>;
-      assert.equal(steps.at(-1)?.value, Number(threshold), `${title}: ${alert}'s threshold`);
+      assert.equal(thresholdValues(panel).at(-1), Number(threshold), `${title}: ${alert}'s threshold`);
       if (sameExpr) {
         const exprs = (panel.targets as Array<{ expr: string }>).map((t) => normal(t.expr));
         assert.ok(exprs.includes(lhs!), `${title}: ${exprs.join(" | ")}\n is not ${alert}'s ${lhs}`);
@@ -189,7 +190,7 @@ describe("Grafana dashboards", () => {
   it("count as not running the phases PodNotReady fires on, and price tokens per 1,000", () => {
     const phases = (expr: string) => /phase=~"([^"]+)"/.exec(expr)?.[1];
     const podNotReady = allRules().find(({ rule }) => rule.alert === "PodNotReady")!.rule.expr;
-    const panel = allPanels(byUid("agent-infrastructure")!).find((p) => p.title === "Pods not running")!;
+    const panel = panelOf("agent-infrastructure", "Pods not running");
     assert.deepEqual(
       panel.targets!.map((t) => phases(t.expr!)),
       [phases(podNotReady)],
@@ -206,9 +207,7 @@ describe("Grafana dashboards", () => {
     for (const { file, dashboard } of all) {
       for (const panel of allPanels(dashboard) as any[]) {
         const unit = panel.fieldConfig?.defaults?.unit;
-        const values = ((panel.fieldConfig?.defaults?.thresholds?.steps ?? []) as Array<{ value: number | null }>)
-          .map((s) => s.value)
-          .filter((v): v is number => v !== null);
+        const values = thresholdValues(panel);
         if (unit === "percentunit")
           assert.ok(
             values.every((v) => v >= 0 && v <= 1),
@@ -239,7 +238,7 @@ describe("Grafana dashboards", () => {
   });
 
   it("Nodes ready / not ready counts the nodes not ready (promtool, on kube-state-metrics' series)", async () => {
-    const panel = allPanels(byUid("agent-infrastructure")!).find((p) => p.title === "Nodes ready / not ready")!;
+    const panel = panelOf("agent-infrastructure", "Nodes ready / not ready");
     const expr = (legend: string) => substituteGrafanaVariables(panel.targets!.find((t) => t.legendFormat === legend)!.expr!);
     // kube-state-metrics' node collector: one series per condition status, 1 for the status the node is in.
     const node = (name: string, status: string) =>
