@@ -283,6 +283,30 @@ test("Ollama pulls every tier model before starting and is ready only when all a
   assert.match(readiness, /\$REQUIRED_MODELS/);
 });
 
+test("Ollama's readiness probe passes only when `ollama list` names every required model exactly, tag included", () => {
+  const server = container(ollama, "ollama");
+  const probe = (server.readinessProbe as any).exec.command as string[];
+  const required = String(envOf(server).REQUIRED_MODELS.value).split(" ");
+  const dir = mkdtempSync(join(tmpdir(), "fake-ollama-"));
+  // A stand-in whose `list` prints $LIST under the CLI's header line (NAME ID SIZE MODIFIED).
+  writeFileSync(join(dir, "ollama"), '#!/bin/sh\necho "NAME ID SIZE MODIFIED"\nprintf "%s\\n" $LIST\n', { mode: 0o755 });
+  const ready = (listed: string[]) =>
+    spawnSync(probe[0]!, probe.slice(1), {
+      env: { REQUIRED_MODELS: required.join(" "), LIST: listed.join(" "), PATH: `${dir}:/usr/bin:/bin` },
+      timeout: 5_000,
+    }).status;
+  try {
+    assert.equal(ready(required), 0, "every model listed");
+    assert.equal(ready(required.slice(1)), 1, "one missing");
+    // Listed under another tag, or a longer name that starts with the required one: not the model the app asks for.
+    const [first, ...rest] = required;
+    assert.equal(ready([`${first!.split(":")[0]}:other-tag`, ...rest]), 1, "another tag");
+    assert.equal(ready([`${first}-instruct-q4_K_M`, ...rest]), 1, "a longer name");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("the pull-models container fails at once when its local Ollama server exits before it answers", () => {
   const pull = container(ollama, "pull-models");
   const env = Object.fromEntries(Object.entries(envOf(pull)).map(([name, v]) => [name, String(v.value)]));
