@@ -109,6 +109,18 @@ holds() {
   }'
 }
 
+# judge <trigger> <what it read> <value> <op> <bound>: the trigger holds when the value does (`holds`), else is clear.
+judge() {
+  detail[$1]=$2
+  if holds "$3" "$4" "$5"; then verdict[$1]=hold; else verdict[$1]=clear; fi
+}
+
+# no_verdict <trigger> <why>: nothing to judge it on in this check.
+no_verdict() {
+  verdict[$1]=none
+  detail[$1]="no verdict: $2"
+}
+
 API='job="agent-api"'
 KEYS=(errors latency database cache)
 declare -A LABEL=(
@@ -141,44 +153,33 @@ check() {
 
   local rate=${high[traffic]/NaN/0}
   if [ "${series[ratio]}" -eq 0 ] || ! holds "$rate" ">=" "$MIN_RATE"; then
-    verdict[errors]=none
-    detail[errors]="no verdict: $rate API requests/s, under $MIN_RATE"
+    no_verdict errors "$rate API requests/s, under $MIN_RATE"
   else
-    detail[errors]="5xx ratio ${high[ratio]} at $rate API requests/s"
-    if holds "${high[ratio]}" ">" 0.05; then verdict[errors]=hold; else verdict[errors]=clear; fi
+    judge errors "5xx ratio ${high[ratio]} at $rate API requests/s" "${high[ratio]}" ">" 0.05
   fi
 
   if [ "${series[p95]}" -eq 0 ]; then
-    verdict[latency]=none
-    detail[latency]="no verdict: no route but /api/v1/query and /api/v1/documents at $MIN_RATE requests/s"
+    no_verdict latency "no route but /api/v1/query and /api/v1/documents at $MIN_RATE requests/s"
   else
-    detail[latency]="p95 seconds ${text[p95]}"
-    if holds "${high[p95]}" ">" 10; then verdict[latency]=hold; else verdict[latency]=clear; fi
+    judge latency "p95 seconds ${text[p95]}" "${high[p95]}" ">" 10
   fi
 
   if [ "${series[pg]}" -eq 0 ]; then
-    verdict[database]=none
-    detail[database]="no verdict: no pg_up series (postgres-exporter not scraped)"
+    no_verdict database "no pg_up series (postgres-exporter not scraped)"
   else
-    detail[database]="pg_up ${text[pg]}"
-    if holds "${low[pg]}" "<" 1; then verdict[database]=hold; else verdict[database]=clear; fi
+    judge database "pg_up ${text[pg]}" "${low[pg]}" "<" 1
   fi
 
-  verdict[cache]=none
-  detail[cache]="no verdict: no redis_up series, and under $MIN_RATE API Redis operations/s"
-  if [ "${series[redis]}" -gt 0 ]; then
-    verdict[cache]=clear
-    detail[cache]="redis_up ${text[redis]}"
-    if holds "${low[redis]}" "<" 1; then verdict[cache]=hold; fi
-  fi
-  if [ "${series[redis_api]}" -gt 0 ]; then
-    if [ "${verdict[cache]}" = none ]; then
-      verdict[cache]=clear
-      detail[cache]="API Redis operations failing: ${high[redis_api]}"
-    else
-      detail[cache]+="; API Redis operations failing: ${high[redis_api]}"
-    fi
+  # Either of its two signals: the exporter's view, or the API's own operations.
+  if [ "${series[redis]}" -gt 0 ] && [ "${series[redis_api]}" -gt 0 ]; then
+    judge cache "redis_up ${text[redis]}; API Redis operations failing: ${high[redis_api]}" "${low[redis]}" "<" 1
     if holds "${high[redis_api]}" ">=" 1; then verdict[cache]=hold; fi
+  elif [ "${series[redis]}" -gt 0 ]; then
+    judge cache "redis_up ${text[redis]}" "${low[redis]}" "<" 1
+  elif [ "${series[redis_api]}" -gt 0 ]; then
+    judge cache "API Redis operations failing: ${high[redis_api]}" "${high[redis_api]}" ">=" 1
+  else
+    no_verdict cache "no redis_up series, and under $MIN_RATE API Redis operations/s"
   fi
 }
 
