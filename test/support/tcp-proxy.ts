@@ -11,7 +11,7 @@ export interface TcpProxy {
   url: string;
   /** Client connections accepted so far (in any mode). */
   connections(): number;
-  /** What clients have sent through it so far, all connections in order of arrival (with `record` only). */
+  /** What clients have sent through it so far, connection after connection (with `record` only). */
   sent(): Buffer;
   /** What each client connection has sent through it so far, in the order they were accepted (with `record` only). */
   sentByConnection(): Buffer[];
@@ -47,19 +47,16 @@ export async function startTcpProxy(targetPort: number, opts: { record?: boolean
   let farewell: Buffer | undefined;
   let accepted = 0;
   const pairs = new Set<{ client: Socket; upstream?: Socket }>();
-  const recorded: Buffer[] = [];
-  const recordedByConnection: Buffer[][] = [];
+  /** Each client connection's writes, in the order they were accepted (`record`). */
+  const recorded: Buffer[][] = [];
 
   const server = createServer((client) => {
     accepted++;
     client.on("error", () => {});
     if (opts.record) {
       const own: Buffer[] = [];
-      recordedByConnection.push(own);
-      client.on("data", (d: Buffer) => {
-        recorded.push(d);
-        own.push(d);
-      });
+      recorded.push(own);
+      client.on("data", (d: Buffer) => own.push(d));
     }
     const pair: { client: Socket; upstream?: Socket } = { client };
     pairs.add(pair);
@@ -107,8 +104,8 @@ export async function startTcpProxy(targetPort: number, opts: { record?: boolean
     port,
     url: `http://127.0.0.1:${port}`,
     connections: () => accepted,
-    sent: () => Buffer.concat(recorded),
-    sentByConnection: () => recordedByConnection.map((own) => Buffer.concat(own)),
+    sent: () => Buffer.concat(recorded.flat()),
+    sentByConnection: () => recorded.map((own) => Buffer.concat(own)),
     open: () => pairs.size,
     cut() {
       mode = "cut";
