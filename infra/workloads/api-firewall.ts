@@ -34,9 +34,9 @@ export interface ApiFirewallArgs {
 /**
  * The 429's headers, as the API's own 429 has them. Retry-After: the window, so an address that waits it out has
  * nothing left counted against it, and the delay before WAF sees its rate fall ("usually below 30 seconds": AWS WAF
- * developer guide, Rate-based rule caveats). CORS: WAF answers before the API does, so without them a page of an allowed origin
- * saw a network error, not the 429. A custom response's headers are fixed: one origin (or `*`) is named; with several,
- * WAF cannot echo the request's Origin, and none is (README, "Security defaults"). The rule counts and
+ * developer guide, Rate-based rule caveats). CORS: WAF answers before the API does, so without them a page of an
+ * allowed origin saw a network error, not the 429. A custom response's headers are fixed: one origin (or `*`) is named;
+ * with several, WAF cannot echo the request's Origin, and none is (README, "Security defaults"). The rule counts and
  * blocks preflights (OPTIONS) too, and a browser takes only a 2xx for one: a page reads this 429 only for a URL whose
  * preflight it still has cached (up to 2 hours, the app's PREFLIGHT_MAX_AGE_SECONDS).
  */
